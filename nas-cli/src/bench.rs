@@ -1,0 +1,99 @@
+//! `nas bench`: prints GEMM, convolution and training-step timings beside PyTorch's.
+
+use anyhow::Result;
+use clap::Args;
+use nas_core::models::seed::{SeedArch, SeedNet};
+use nas_core::nn::Module;
+use nas_core::optim::Optimizer;
+use nas_core::train::{sgd_for, TrainConfig};
+use nas_core::{ConvOpts, Rng, Tensor};
+use nas_kernels::cpu::gemm::sgemm;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Seconds to spend measuring each row (after warm-up).
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+}
+
+/// Median milliseconds per call of `f`, run for about `secs` after two warm-up calls.
+fn time_ms(secs: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut samples = vec![];
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < secs || samples.len() < 5 {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[samples.len() / 2]
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let threads = rayon::current_num_threads();
+    println!("nas bench, {threads} threads (PyTorch 2.15 figures: same machine, 2 threads)\n");
+    println!("{:<44} {:>12} {:>16}", "benchmark", "nas", "PyTorch");
+    let mut rng = Rng::new(0);
+    for n in [512usize, 1024, 2048] {
+        let a_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
+        let b_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
+        let mut c = vec![0.0f32; n * n];
+        let ms = time_ms(a.seconds, || {
+            sgemm(n, n, n, &a_, false, &b_, false, &mut c, false, true)
+        });
+        let gflops = 2.0 * (n as f64).powi(3) / (ms * 1e6);
+        let torch = if n == 1024 { "110-125 GFLOP/s" } else { "" };
+        println!(
+            "{:<44} {:>7.1} GFLOP/s {:>16}",
+            format!("sgemm {n}^3"),
+            gflops,
+            torch
+        );
+    }
+    for (cin, cout, hw, k, torch) in [
+        (16, 16, 32, 3, "11.9 ms"),
+        (16, 16, 32, 5, "24.5 ms"),
+        (64, 64, 16, 3, "29.3 ms"),
+    ] {
+        let x = Tensor::parameter(
+            Tensor::randn(&[64, cin, hw, hw], 1.0, &mut rng).to_vec(),
+            &[64, cin, hw, hw],
+        );
+        let w = Tensor::parameter(
+            Tensor::randn(&[cout, cin, k, k], 0.1, &mut rng).to_vec(),
+            &[cout, cin, k, k],
+        );
+        let b = Tensor::parameter(vec![0.0; cout], &[cout]);
+        let o = ConvOpts {
+            padding: k / 2,
+            ..Default::default()
+        };
+        let ms = time_ms(a.seconds, || {
+            x.zero_grad();
+            w.zero_grad();
+            b.zero_grad();
+            x.conv2d(&w, Some(&b), o).sum().backward();
+        });
+        let name = format!("conv2d fwd+bwd b64 C{cin}->{cout} {hw}x{hw} k{k}");
+        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch);
+    }
+    let model = SeedNet::new(3, 10, SeedArch::default(), &mut rng);
+    let cfg = TrainConfig::default();
+    let mut opt = sgd_for(&model, &cfg);
+    let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
+    let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
+    let ms = time_ms(a.seconds, || {
+        let loss = model.forward(&x).cross_entropy(&y);
+        opt.zero_grad();
+        loss.backward();
+        opt.step(0.01);
+    });
+    println!(
+        "{:<44} {:>9.2} ms {:>16}",
+        "seed net train step b64 3x32x32", ms, "12.7-13.5 ms"
+    );
+    Ok(())
+}

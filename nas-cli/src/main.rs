@@ -1,0 +1,54 @@
+//! `nas`: the command-line host. Trains networks, and (as the other parts land) runs
+//! searches, exports, retrains and profiles.
+
+mod bench;
+mod train_cmd;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "nas", version, about = "Neural architecture search toolkit")]
+struct Cli {
+    /// Worker threads for the CPU kernels (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train a fixed architecture of the seed network and report test accuracy.
+    Train(train_cmd::TrainArgs),
+    /// Benchmark the CPU kernels and the seed network's training step.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NAS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(t) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("--threads {t}: {e}"))?;
+    }
+    match cli.cmd {
+        Cmd::Train(a) => train_cmd::run(a),
+        Cmd::Bench(a) => bench::run(a),
+    }
+}

@@ -1,0 +1,187 @@
+//! `nas train`: train the seed network on an IDX or CIFAR-10 directory.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nas_core::data::{load_dir, Augment};
+use nas_core::models::seed::{SeedArch, SeedNet};
+use nas_core::nn::num_parameters;
+use nas_core::optim::LrSchedule;
+use nas_core::train::{evaluate, sgd_for, train_epoch, TrainConfig};
+use nas_core::Rng;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches.
+    #[arg(long, default_value = "data/fashion-mnist")]
+    pub data: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f32,
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Learning-rate schedule over epochs: constant, cosine or step (x0.1 every third).
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    /// Kernel size of conv1 (3 or 5).
+    #[arg(long, default_value_t = 3)]
+    pub conv1: usize,
+    /// Kernel size of conv2 (3 or 5).
+    #[arg(long, default_value_t = 5)]
+    pub conv2: usize,
+    /// Drop the x1 + x0 skip connection.
+    #[arg(long)]
+    pub no_skip: bool,
+    /// Hold out this many training images for validation each epoch (0 = none).
+    #[arg(long, default_value_t = 0)]
+    pub val: usize,
+    /// Train on only the first N training images (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Save the trained weights (safetensors).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    for (flag, k) in [("--conv1", a.conv1), ("--conv2", a.conv2)] {
+        if k != 3 && k != 5 {
+            bail!("{flag} {k}: the seed network's kernel choices are 3 and 5");
+        }
+    }
+    if a.batch_size == 0 || a.epochs == 0 {
+        bail!("--batch-size and --epochs must be at least 1");
+    }
+    let schedule = match a.schedule.as_str() {
+        "constant" => LrSchedule::Constant,
+        "cosine" => LrSchedule::Cosine {
+            total: a.epochs,
+            min_lr: 0.0,
+        },
+        "step" => LrSchedule::Step {
+            step_size: 3,
+            gamma: 0.1,
+        },
+        s => bail!("--schedule {s}: expected constant, cosine or step"),
+    };
+    let splits = load_dir(&a.data)?;
+    let mut rng = Rng::new(a.seed);
+    let mut train = splits.train;
+    let mut test = splits.test;
+    if let Some(n) = a.limit {
+        train = train.take(n.min(train.len()));
+    }
+    let (mean, std) = train.channel_stats();
+    train.normalise(&mean, &std);
+    test.normalise(&mean, &std);
+    let val = if a.val > 0 {
+        if a.val >= train.len() {
+            bail!(
+                "--val {} leaves no training images (have {})",
+                a.val,
+                train.len()
+            );
+        }
+        let (t, v) = train.split(a.val, &mut rng);
+        train = t;
+        Some(v)
+    } else {
+        None
+    };
+    let augment = if train.c == 3 && train.h == 32 {
+        Augment {
+            random_crop_pad: 4,
+            hflip: true,
+        }
+    } else {
+        Augment::default()
+    };
+    let cfg = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        momentum: a.momentum,
+        nesterov: a.nesterov,
+        weight_decay: a.weight_decay,
+        schedule,
+        grad_clip: None,
+        augment,
+        seed: a.seed,
+    };
+    let arch = SeedArch {
+        conv1_kernel: a.conv1,
+        conv2_kernel: a.conv2,
+        skip: !a.no_skip,
+    };
+    let model = SeedNet::new(train.c, train.classes, arch, &mut rng);
+    let mut opt = sgd_for(&model, &cfg);
+    println!(
+        "seed network {:?} ({} parameters) on {} ({} train, {} test, {}x{}x{}), {} threads",
+        arch,
+        num_parameters(&model),
+        splits.name,
+        train.len(),
+        test.len(),
+        train.c,
+        train.h,
+        train.w,
+        rayon::current_num_threads()
+    );
+    for epoch in 0..cfg.epochs {
+        let bar = ProgressBar::new(train.len().div_ceil(cfg.batch_size) as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} loss {msg} eta {eta}",
+            )
+            .context("progress template")?
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+        let stats = train_epoch(
+            &model,
+            &mut opt,
+            &train,
+            &cfg,
+            epoch,
+            &mut rng,
+            &mut |d, _, l| {
+                bar.set_position(d as u64);
+                if d % 20 == 0 {
+                    bar.set_message(format!("{l:.4}"));
+                }
+            },
+        );
+        bar.finish_and_clear();
+        let mut line = format!(
+            "epoch {}/{}  lr {:.4}  loss {:.4}  train acc {:.2}%  {:.1}s",
+            epoch + 1,
+            cfg.epochs,
+            stats.lr,
+            stats.loss,
+            stats.accuracy * 100.0,
+            stats.seconds
+        );
+        if let Some(v) = &val {
+            let (vl, va) = evaluate(&model, v, 256);
+            line += &format!("  val loss {vl:.4}  val acc {:.2}%", va * 100.0);
+        }
+        println!("{line}");
+    }
+    let (tl, ta) = evaluate(&model, &test, 256);
+    println!("test loss {tl:.4}  test accuracy {:.2}%", ta * 100.0);
+    if let Some(p) = &a.save {
+        nas_core::io::save_module(p, &model)?;
+        println!("saved weights to {}", p.display());
+    }
+    Ok(())
+}

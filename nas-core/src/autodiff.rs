@@ -1,0 +1,371 @@
+//! Reverse-mode autodiff: the primitive ops a graph records, and one gradient rule per
+//! primitive, top to bottom in `Op::backward`. Everything else is composed from these.
+
+use crate::buffer;
+use crate::tensor::Tensor;
+use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
+use std::collections::HashSet;
+
+/// A recorded primitive: its inputs and what its gradient rule needs from the forward.
+pub(crate) enum Op {
+    Add(Tensor, Tensor),
+    Sub(Tensor, Tensor),
+    Mul(Tensor, Tensor),
+    Div(Tensor, Tensor),
+    AddScalar(Tensor),
+    MulScalar(Tensor, f32),
+    Exp(Tensor),
+    Log(Tensor),
+    Relu(Tensor),
+    Sigmoid(Tensor),
+    Tanh(Tensor),
+    /// Sum over axes; `kept` is the output shape with reduced axes as 1.
+    Sum(Tensor, Vec<usize>),
+    /// `[.., m, k] x [.., k, n]`, or a 2-D right operand shared by every batch.
+    MatMul(Tensor, Tensor),
+    /// `x W^T + b` with `W` as `[out, in]`.
+    Linear(Tensor, Tensor, Option<Tensor>),
+    Reshape(Tensor),
+    Permute(Tensor, Vec<usize>),
+    Concat(Vec<Tensor>, usize),
+    Slice(Tensor, usize, usize),
+    Conv2d(Tensor, Tensor, Option<Tensor>, conv::Conv2d),
+    MaxPool2d(Tensor, pool::Pool2d, Vec<u32>),
+    AvgPool2d(Tensor, pool::Pool2d, bool),
+    AdaptiveAvgPool2d(Tensor),
+    /// Training-mode batch norm: input, gamma, beta, and the batch mean and 1/std.
+    BatchNorm(Tensor, Tensor, Tensor, Vec<f32>, Vec<f32>),
+    LogSoftmax(Tensor),
+    Nll(Tensor, Vec<u32>),
+}
+
+impl Op {
+    pub(crate) fn inputs(&self) -> Vec<&Tensor> {
+        use Op::*;
+        match self {
+            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) => vec![a, b],
+            AddScalar(a) | MulScalar(a, _) | Exp(a) | Log(a) | Relu(a) | Sigmoid(a) | Tanh(a) => {
+                vec![a]
+            }
+            Sum(a, _) | Reshape(a) | Permute(a, _) | Slice(a, _, _) => vec![a],
+            Linear(x, w, b) | Conv2d(x, w, b, _) => {
+                let mut v = vec![x, w];
+                v.extend(b.as_ref());
+                v
+            }
+            Concat(xs, _) => xs.iter().collect(),
+            MaxPool2d(x, ..) | AvgPool2d(x, ..) | AdaptiveAvgPool2d(x) => vec![x],
+            BatchNorm(x, g, b, ..) => vec![x, g, b],
+            LogSoftmax(x) | Nll(x, _) => vec![x],
+        }
+    }
+
+    /// Adds this op's contribution to its inputs' gradients, given the output `out` and the
+    /// gradient `g` of the loss with respect to it.
+    fn backward(&self, out: &Tensor, g: &[f32]) {
+        use Op::*;
+        let os = out.shape();
+        match self {
+            Add(a, b) => {
+                acc_reduced(a, g, os, 1.0);
+                acc_reduced(b, g, os, 1.0);
+            }
+            Sub(a, b) => {
+                acc_reduced(a, g, os, 1.0);
+                acc_reduced(b, g, os, -1.0);
+            }
+            Mul(a, b) => {
+                let (ad, bd) = (a.data(), b.data());
+                if a.requires_grad() {
+                    with_tmp(g.len(), |t| {
+                        ew::binary(g, os, &bd, b.shape(), t, |x, y| x * y);
+                        acc_reduced(a, t, os, 1.0);
+                    });
+                }
+                if b.requires_grad() {
+                    with_tmp(g.len(), |t| {
+                        ew::binary(g, os, &ad, a.shape(), t, |x, y| x * y);
+                        acc_reduced(b, t, os, 1.0);
+                    });
+                }
+            }
+            Div(a, b) => {
+                let bd = b.data();
+                if a.requires_grad() {
+                    with_tmp(g.len(), |t| {
+                        ew::binary(g, os, &bd, b.shape(), t, |x, y| x / y);
+                        acc_reduced(a, t, os, 1.0);
+                    });
+                }
+                if b.requires_grad() {
+                    // d(a/b)/db = -out / b
+                    let od = out.data();
+                    with_tmp(g.len(), |t| {
+                        ew::zip_map(g, &od, t, |x, y| x * y);
+                        let t2 = t.to_vec();
+                        ew::binary(&t2, os, &bd, b.shape(), t, |x, y| x / y);
+                        acc_reduced(b, t, os, -1.0);
+                    });
+                }
+            }
+            AddScalar(a) => acc(a, |ga| ew::acc_map(g, ga, |x| x)),
+            MulScalar(a, s) => acc(a, |ga| ew::acc_map(g, ga, |x| x * s)),
+            Exp(a) => acc(a, |ga| ew::acc_zip_map(g, &out.data(), ga, |g, y| g * y)),
+            Log(a) => acc(a, |ga| ew::acc_zip_map(g, &a.data(), ga, |g, x| g / x)),
+            Relu(a) => acc(a, |ga| {
+                ew::acc_zip_map(g, &out.data(), ga, |g, y| if y > 0.0 { g } else { 0.0 })
+            }),
+            Sigmoid(a) => acc(a, |ga| {
+                ew::acc_zip_map(g, &out.data(), ga, |g, y| g * y * (1.0 - y))
+            }),
+            Tanh(a) => acc(a, |ga| {
+                ew::acc_zip_map(g, &out.data(), ga, |g, y| g * (1.0 - y * y))
+            }),
+            Sum(a, kept) => acc(a, |ga| ew::acc_broadcast(g, kept, ga, a.shape())),
+            MatMul(a, b) => {
+                let (m, k) = (a.dim(a.rank() - 2), a.dim(a.rank() - 1));
+                let n = b.dim(b.rank() - 1);
+                let batch = a.numel() / (m * k);
+                let shared = b.rank() == 2;
+                if a.requires_grad() {
+                    let bd = b.data();
+                    acc(a, |ga| {
+                        if shared {
+                            gemm::sgemm(batch * m, k, n, g, false, &bd, true, ga, true, true)
+                        } else {
+                            gemm::sgemm_batched(batch, m, k, n, g, false, &bd, true, ga, true)
+                        }
+                    });
+                }
+                if b.requires_grad() {
+                    let ad = a.data();
+                    acc(b, |gb| {
+                        if shared {
+                            gemm::sgemm(k, n, batch * m, &ad, true, g, false, gb, true, true)
+                        } else {
+                            gemm::sgemm_batched(batch, k, n, m, &ad, true, g, false, gb, true)
+                        }
+                    });
+                }
+            }
+            Linear(x, w, b) => {
+                let (nout, nin) = (w.dim(0), w.dim(1));
+                let rows = x.numel() / nin;
+                if x.requires_grad() {
+                    let wd = w.data();
+                    acc(x, |gx| {
+                        gemm::sgemm(rows, nin, nout, g, false, &wd, false, gx, true, true)
+                    });
+                }
+                if w.requires_grad() {
+                    let xd = x.data();
+                    acc(w, |gw| {
+                        gemm::sgemm(nout, nin, rows, g, true, &xd, false, gw, true, true)
+                    });
+                }
+                if let Some(b) = b {
+                    acc(b, |gb| {
+                        for r in g.chunks(nout) {
+                            gb.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+                        }
+                    });
+                }
+            }
+            Reshape(a) => acc(a, |ga| ew::acc_map(g, ga, |x| x)),
+            Permute(a, perm) => {
+                let mut inv = vec![0; perm.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    inv[p] = i;
+                }
+                put(a, |ga| mv::permute(g, os, &inv, ga));
+            }
+            Concat(xs, axis) => {
+                let (outer, total, inner) = mv::around(os, *axis);
+                let mut at = 0;
+                for x in xs {
+                    let len = x.dim(*axis);
+                    put(x, |gx| mv::slice_axis(g, outer, total, inner, at, len, gx));
+                    at += len;
+                }
+            }
+            Slice(a, axis, start) => {
+                let (outer, len, inner) = mv::around(os, *axis);
+                let src_len = a.dim(*axis);
+                acc(a, |ga| {
+                    mv::copy_axis_block(g, outer, len, inner, ga, src_len, *start, true)
+                });
+            }
+            Conv2d(x, w, b, p) => {
+                if x.requires_grad() {
+                    let wd = w.data();
+                    put(x, |gx| conv::conv2d_backward_input(p, g, &wd, gx));
+                }
+                if w.requires_grad() || b.as_ref().is_some_and(|b| b.requires_grad()) {
+                    let xd = x.data();
+                    let mut gw = buffer::take(w.numel());
+                    let mut gb = buffer::take(p.cout);
+                    let want_b = b.is_some();
+                    conv::conv2d_backward_weight(p, &xd, g, &mut gw, want_b.then_some(&mut gb[..]));
+                    acc(w, |a| ew::acc_map(&gw, a, |v| v));
+                    if let Some(b) = b {
+                        acc(b, |a| ew::acc_map(&gb, a, |v| v));
+                    }
+                    buffer::give(gw);
+                    buffer::give(gb);
+                }
+            }
+            MaxPool2d(x, p, arg) => put(x, |gx| pool::max_pool2d_backward(p, g, arg, gx)),
+            AvgPool2d(x, p, inc) => put(x, |gx| pool::avg_pool2d_backward(p, *inc, g, gx)),
+            AdaptiveAvgPool2d(x) => {
+                let s = x.shape();
+                put(x, |gx| {
+                    pool::adaptive_avg_pool2d_backward(s[0], s[1], s[2], s[3], os[2], os[3], g, gx)
+                })
+            }
+            BatchNorm(x, gamma, beta, mean, invstd) => {
+                let s = x.shape();
+                let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
+                let (xd, gd) = (x.data(), gamma.data());
+                let mut gx = buffer::take(x.numel());
+                let mut gg = buffer::take(c);
+                let mut gbeta = buffer::take(c);
+                norm::batch_norm_backward(
+                    n, c, hw, &xd, g, &gd, mean, invstd, &mut gx, &mut gg, &mut gbeta,
+                );
+                acc(x, |a| ew::acc_map(&gx, a, |v| v));
+                acc(gamma, |a| ew::acc_map(&gg, a, |v| v));
+                acc(beta, |a| ew::acc_map(&gbeta, a, |v| v));
+                for b in [gx, gg, gbeta] {
+                    buffer::give(b);
+                }
+            }
+            LogSoftmax(x) => {
+                let cols = *os.last().unwrap();
+                let rows = out.numel() / cols;
+                put(x, |gx| {
+                    softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
+                });
+            }
+            Nll(x, targets) => {
+                let cols = *x.shape().last().unwrap();
+                let rows = x.numel() / cols;
+                put(x, |gx| {
+                    softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
+                });
+            }
+        }
+    }
+}
+
+/// Runs `f` with a scratch buffer from the pool.
+fn with_tmp<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut t = buffer::take(len);
+    let r = f(&mut t);
+    buffer::give(t);
+    r
+}
+
+/// Adds into `t`'s gradient (created as zeros on first use); `f` must accumulate.
+fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
+    if !t.requires_grad() {
+        return;
+    }
+    let mut gl = t.grad_lock();
+    let buf = gl.get_or_insert_with(|| buffer::take_zeroed(t.numel()));
+    f(buf);
+}
+
+/// Like `acc`, for kernels that overwrite their output: writes straight into a fresh
+/// gradient, or into scratch that is then added.
+fn put(t: &Tensor, f: impl FnOnce(&mut [f32])) {
+    if !t.requires_grad() {
+        return;
+    }
+    let mut gl = t.grad_lock();
+    match gl.as_mut() {
+        None => {
+            let mut b = buffer::take(t.numel());
+            f(&mut b);
+            *gl = Some(b);
+        }
+        Some(existing) => {
+            let mut b = buffer::take(t.numel());
+            f(&mut b);
+            ew::acc_map(&b, existing, |v| v);
+            buffer::give(b);
+        }
+    }
+}
+
+/// Adds `scale * g`, summed down from the broadcast shape `gs` to `t`'s shape.
+fn acc_reduced(t: &Tensor, g: &[f32], gs: &[usize], scale: f32) {
+    if !t.requires_grad() {
+        return;
+    }
+    if t.shape() == gs {
+        return acc(t, |a| ew::acc_map(g, a, |v| v * scale));
+    }
+    let mut tmp = buffer::take_zeroed(t.numel());
+    ew::acc_sum_to(g, gs, &mut tmp, t.shape());
+    acc(t, |a| ew::acc_map(&tmp, a, |v| v * scale));
+    buffer::give(tmp);
+}
+
+impl Tensor {
+    /// Back-propagates from this one-element tensor (the loss) into every tensor that
+    /// requires a gradient. Gradients of leaves accumulate until `zero_grad`; those of
+    /// intermediate results are freed as soon as they have been used.
+    pub fn backward(&self) {
+        assert_eq!(
+            self.numel(),
+            1,
+            "backward() needs a one-element loss, got {:?}",
+            self.shape()
+        );
+        if !self.requires_grad() {
+            return;
+        }
+        let order = self.topo_order();
+        {
+            let mut gl = self.grad_lock();
+            match gl.as_mut() {
+                Some(g) => g[0] += 1.0,
+                None => *gl = Some(vec![1.0]),
+            }
+        }
+        for t in order.iter().rev() {
+            let Some(op) = t.op() else { continue };
+            let Some(g) = t.grad_lock().take() else {
+                continue;
+            };
+            op.backward(t, &g);
+            buffer::give(g);
+        }
+    }
+
+    /// Nodes that require a gradient, each after all of its inputs.
+    fn topo_order(&self) -> Vec<Tensor> {
+        let mut seen = HashSet::new();
+        let mut order = vec![];
+        // Iterative DFS: (node, children pushed yet?)
+        let mut stack = vec![(self.clone(), false)];
+        while let Some((t, expanded)) = stack.pop() {
+            if expanded {
+                order.push(t);
+                continue;
+            }
+            if !seen.insert(t.id()) {
+                continue;
+            }
+            stack.push((t.clone(), true));
+            if let Some(op) = t.op() {
+                for i in op.inputs() {
+                    if i.requires_grad() && !seen.contains(&i.id()) {
+                        stack.push((i.clone(), false));
+                    }
+                }
+            }
+        }
+        order
+    }
+}

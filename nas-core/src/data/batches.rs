@@ -1,0 +1,393 @@
+//! Mini-batch iteration over a `Dataset`: per-epoch shuffling, optional random-crop and
+//! horizontal-flip augmentation, written into caller-owned buffers.
+
+use super::Dataset;
+use crate::rng::Rng;
+
+/// Options for batching.
+#[derive(Clone, Debug, Default)]
+pub struct Augment {
+    /// Random crop: pad each image with `random_crop_pad` zeros on every side and crop a
+    /// random `h x w` window back out. 0 turns it off; CIFAR recipes use 4. Values larger
+    /// than the image's larger side are treated as that side.
+    pub random_crop_pad: usize,
+    /// Mirror each image left-right with probability 1/2.
+    pub hflip: bool,
+}
+
+impl Augment {
+    fn is_off(&self) -> bool {
+        self.random_crop_pad == 0 && !self.hflip
+    }
+}
+
+/// Iterates one epoch of mini-batches, shuffled with the given rng (or in order when
+/// shuffle is false), filling caller-owned buffers so steady state allocates nothing.
+/// The last partial batch is included unless `drop_last` is set.
+pub struct Batches<'a> {
+    data: &'a Dataset,
+    order: Vec<usize>,
+    pos: usize,
+    batch_size: usize,
+    drop_last: bool,
+    augment: Augment,
+    rng: Rng,
+}
+
+impl<'a> Batches<'a> {
+    /// Prepares an epoch over `data`. Draws exactly one value from `rng` (it forks a private
+    /// generator for the shuffle and augmentation), so successive epochs made from the same
+    /// rng differ and a run is reproducible from its seed.
+    ///
+    /// Panics if `batch_size` is 0 or `data`'s buffers disagree with its shape fields.
+    pub fn new(
+        data: &'a Dataset,
+        batch_size: usize,
+        shuffle: bool,
+        drop_last: bool,
+        augment: Augment,
+        rng: &mut Rng,
+    ) -> Self {
+        assert!(batch_size > 0, "Batches::new: batch_size must be positive");
+        assert!(
+            data.images.len() == data.n * data.image_len() && data.labels.len() == data.n,
+            "Batches::new: dataset holds {} pixel values and {} labels for n={} of {}x{}x{}",
+            data.images.len(),
+            data.labels.len(),
+            data.n,
+            data.c,
+            data.h,
+            data.w
+        );
+        let mut rng = rng.fork();
+        let mut order: Vec<usize> = (0..data.n).collect();
+        if shuffle {
+            rng.shuffle(&mut order);
+        }
+        Batches {
+            data,
+            order,
+            pos: 0,
+            batch_size,
+            drop_last,
+            augment,
+            rng,
+        }
+    }
+
+    /// Number of batches in the epoch.
+    pub fn num_batches(&self) -> usize {
+        let n = self.order.len();
+        if self.drop_last {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
+    }
+
+    /// Writes the next batch's images (NCHW, `x` resized to `b*c*h*w`) and labels (`y`
+    /// resized to `b`) into the buffers; returns the batch size `b`, or None at the end of
+    /// the epoch. Buffers that have held a full batch are never reallocated.
+    pub fn next_into(&mut self, x: &mut Vec<f32>, y: &mut Vec<u32>) -> Option<usize> {
+        let n = self.order.len();
+        let b = self.batch_size.min(n - self.pos);
+        if b == 0 || (self.drop_last && b < self.batch_size) {
+            self.pos = n;
+            return None;
+        }
+        let d = self.data;
+        let il = d.image_len();
+        x.resize(b * il, 0.0);
+        y.clear();
+        let idx = &self.order[self.pos..self.pos + b];
+        for (dst, &i) in x.chunks_exact_mut(il.max(1)).zip(idx) {
+            let src = &d.images[i * il..(i + 1) * il];
+            if self.augment.is_off() {
+                dst.copy_from_slice(src);
+            } else {
+                augment_into(src, dst, d.c, d.h, d.w, &self.augment, &mut self.rng);
+            }
+        }
+        y.extend(idx.iter().map(|&i| d.labels[i]));
+        self.pos += b;
+        Some(b)
+    }
+}
+
+/// Writes an augmented copy of one CHW image `src` into `dst`: the window of the zero-padded
+/// image at a random offset (if cropping), mirrored left-right half the time (if flipping).
+fn augment_into(
+    src: &[f32],
+    dst: &mut [f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    aug: &Augment,
+    rng: &mut Rng,
+) {
+    let flip = aug.hflip && rng.bernoulli(0.5);
+    let pad = aug.random_crop_pad.min(h.max(w));
+    // Output pixel (i, j) comes from source pixel (i + dy, j + dx); outside the source is 0.
+    let (dy, dx) = if pad > 0 {
+        let span = 2 * pad + 1;
+        (
+            rng.below(span) as isize - pad as isize,
+            rng.below(span) as isize - pad as isize,
+        )
+    } else {
+        (0, 0)
+    };
+    let (hi, wi) = (h as isize, w as isize);
+    // Columns j with 0 <= j + dx < w.
+    let j_lo = (-dx).clamp(0, wi) as usize;
+    let j_hi = (wi - dx).clamp(0, wi) as usize;
+    for ch in 0..c {
+        let plane_src = &src[ch * h * w..(ch + 1) * h * w];
+        let plane_dst = &mut dst[ch * h * w..(ch + 1) * h * w];
+        for (i, row) in plane_dst.chunks_exact_mut(w).enumerate() {
+            let sy = i as isize + dy;
+            if sy < 0 || sy >= hi || j_lo >= j_hi {
+                row.fill(0.0);
+                continue;
+            }
+            let src_row = &plane_src[sy as usize * w..(sy as usize + 1) * w];
+            row[..j_lo].fill(0.0);
+            row[j_hi..].fill(0.0);
+            let s0 = (j_lo as isize + dx) as usize;
+            row[j_lo..j_hi].copy_from_slice(&src_row[s0..s0 + (j_hi - j_lo)]);
+            if flip {
+                row.reverse();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// n images of 1x2x3 whose pixels are 100*i + position + 1 (so none is 0), label i.
+    fn tiny(n: usize) -> Dataset {
+        let images = (0..n)
+            .flat_map(|i| (0..6).map(move |p| (100 * i + p + 1) as f32))
+            .collect();
+        Dataset {
+            images,
+            labels: (0..n as u32).collect(),
+            n,
+            c: 1,
+            h: 2,
+            w: 3,
+            classes: n,
+        }
+    }
+
+    fn epoch(
+        d: &Dataset,
+        bs: usize,
+        shuffle: bool,
+        drop: bool,
+        aug: Augment,
+        seed: u64,
+    ) -> Vec<Vec<u32>> {
+        let mut rng = Rng::new(seed);
+        let mut it = Batches::new(d, bs, shuffle, drop, aug, &mut rng);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        let nb = it.num_batches();
+        while let Some(b) = it.next_into(&mut x, &mut y) {
+            assert_eq!((x.len(), y.len()), (b * d.image_len(), b));
+            out.push(y.clone());
+        }
+        assert_eq!(out.len(), nb);
+        assert_eq!(it.next_into(&mut x, &mut y), None);
+        out
+    }
+
+    #[test]
+    fn shuffled_epoch_covers_each_example_once_with_partial_last_batch() {
+        let d = tiny(23);
+        let batches = epoch(&d, 5, true, false, Augment::default(), 1);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![5, 5, 5, 5, 3]
+        );
+        let mut all: Vec<u32> = batches.concat();
+        assert_ne!(all, (0..23).collect::<Vec<u32>>(), "not shuffled");
+        all.sort_unstable();
+        assert_eq!(all, (0..23).collect::<Vec<u32>>());
+
+        let dropped = epoch(&d, 5, true, true, Augment::default(), 1);
+        assert_eq!(dropped.len(), 4);
+        assert!(dropped.iter().all(|b| b.len() == 5));
+        let exact = epoch(&d, 23, true, true, Augment::default(), 1);
+        assert_eq!(exact.len(), 1);
+        assert_eq!(epoch(&d, 30, true, true, Augment::default(), 1).len(), 0);
+        assert_eq!(
+            epoch(&d.take(0), 4, true, false, Augment::default(), 1).len(),
+            0
+        );
+    }
+
+    #[test]
+    fn in_order_without_shuffle_and_pixels_follow_labels() {
+        let d = tiny(7);
+        let mut rng = Rng::new(0);
+        let mut it = Batches::new(&d, 3, false, false, Augment::default(), &mut rng);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut seen = Vec::new();
+        while let Some(b) = it.next_into(&mut x, &mut y) {
+            for k in 0..b {
+                assert_eq!(&x[k * 6..(k + 1) * 6], &d.images[y[k] as usize * 6..][..6]);
+            }
+            seen.extend_from_slice(&y);
+        }
+        assert_eq!(seen, (0..7).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn reproducible_for_same_seed_and_epochs_differ() {
+        let d = tiny(50);
+        let aug = Augment {
+            random_crop_pad: 1,
+            hflip: true,
+        };
+        let run = |seed| {
+            let mut rng = Rng::new(seed);
+            let mut xs = Vec::new();
+            for _ in 0..2 {
+                let mut it = Batches::new(&d, 8, true, false, aug.clone(), &mut rng);
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                while it.next_into(&mut x, &mut y).is_some() {
+                    xs.push((x.clone(), y.clone()));
+                }
+            }
+            xs
+        };
+        let (a, b, c) = (run(9), run(9), run(10));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let labels = |r: &[(Vec<f32>, Vec<u32>)], e: usize| -> Vec<u32> {
+            r[e * 7..(e + 1) * 7]
+                .iter()
+                .flat_map(|(_, y)| y.clone())
+                .collect()
+        };
+        assert_ne!(labels(&a, 0), labels(&a, 1), "two epochs shuffled alike");
+    }
+
+    #[test]
+    fn steady_state_does_not_reallocate() {
+        let d = tiny(40);
+        let mut rng = Rng::new(2);
+        let aug = Augment {
+            random_crop_pad: 2,
+            hflip: true,
+        };
+        let mut it = Batches::new(&d, 16, true, false, aug, &mut rng);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        it.next_into(&mut x, &mut y).unwrap();
+        let (px, py) = (x.as_ptr(), y.as_ptr());
+        while it.next_into(&mut x, &mut y).is_some() {
+            assert_eq!((x.as_ptr(), y.as_ptr()), (px, py));
+        }
+    }
+
+    #[test]
+    fn hflip_mirrors_rows() {
+        let d = tiny(1);
+        let src = d.images.clone();
+        let mirrored: Vec<f32> = src
+            .chunks(3)
+            .flat_map(|r| r.iter().rev().copied())
+            .collect();
+        let aug = Augment {
+            random_crop_pad: 0,
+            hflip: true,
+        };
+        let mut rng = Rng::new(5);
+        let (mut flips, mut keeps) = (0, 0);
+        for _ in 0..200 {
+            let mut it = Batches::new(&d, 1, true, false, aug.clone(), &mut rng);
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            it.next_into(&mut x, &mut y).unwrap();
+            if x == mirrored {
+                flips += 1;
+            } else {
+                assert_eq!(x, src);
+                keeps += 1;
+            }
+        }
+        assert!(flips > 60 && keeps > 60, "{flips} flips, {keeps} keeps");
+        assert_eq!(mirrored, vec![3.0, 2.0, 1.0, 6.0, 5.0, 4.0]);
+    }
+
+    /// The image shifted so output (i, j) = src(i + dy, j + dx), zero outside.
+    fn shifted(src: &[f32], c: usize, h: usize, w: usize, dy: isize, dx: isize) -> Vec<f32> {
+        let mut out = vec![0.0; c * h * w];
+        for ch in 0..c {
+            for i in 0..h as isize {
+                for j in 0..w as isize {
+                    let (sy, sx) = (i + dy, j + dx);
+                    if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
+                        out[ch * h * w + (i as usize) * w + j as usize] =
+                            src[ch * h * w + sy as usize * w + sx as usize];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn crop_keeps_shape_and_is_a_padded_shift() {
+        let (c, h, w) = (2, 4, 5);
+        let images: Vec<f32> = (0..c * h * w).map(|p| p as f32 + 1.0).collect();
+        let d = Dataset {
+            images: images.clone(),
+            labels: vec![0],
+            n: 1,
+            c,
+            h,
+            w,
+            classes: 1,
+        };
+        for hflip in [false, true] {
+            let aug = Augment {
+                random_crop_pad: 2,
+                hflip,
+            };
+            let mut rng = Rng::new(11);
+            let mut shifts = std::collections::HashSet::new();
+            for _ in 0..300 {
+                let mut it = Batches::new(&d, 4, true, false, aug.clone(), &mut rng);
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                assert_eq!(it.next_into(&mut x, &mut y), Some(1));
+                assert_eq!(x.len(), c * h * w);
+                let mut found = None;
+                'search: for dy in -2..=2isize {
+                    for dx in -2..=2isize {
+                        let s = shifted(&images, c, h, w, dy, dx);
+                        let m: Vec<f32> =
+                            s.chunks(w).flat_map(|r| r.iter().rev().copied()).collect();
+                        if x == s || (hflip && x == m) {
+                            found = Some((dy, dx));
+                            break 'search;
+                        }
+                    }
+                }
+                shifts.insert(found.expect("output is not a padded crop"));
+            }
+            assert_eq!(shifts.len(), 25, "not every offset drawn: {shifts:?}");
+        }
+        // A pad larger than the image is clamped and still keeps the shape.
+        let aug = Augment {
+            random_crop_pad: 100,
+            hflip: true,
+        };
+        let mut it = Batches::new(&d, 1, false, false, aug, &mut Rng::new(1));
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        assert_eq!(it.next_into(&mut x, &mut y), Some(1));
+        assert_eq!(x.len(), c * h * w);
+    }
+}

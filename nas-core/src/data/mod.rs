@@ -1,0 +1,639 @@
+//! Image classification data: loading IDX (MNIST / Fashion-MNIST) and CIFAR-10 files into
+//! an in-memory `Dataset`, normalising, splitting, and iterating shuffled mini-batches.
+//!
+//! Every loader checks the sizes a file's header claims against the bytes the file really
+//! holds before allocating for them, and reports problems as a [`DataError`] whose message
+//! names the offending file.
+
+mod batches;
+mod cifar;
+mod idx;
+mod source;
+
+#[cfg(test)]
+mod testutil;
+
+pub use batches::{Augment, Batches};
+pub use cifar::{load_cifar10, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
+pub use idx::{load_idx, load_idx_with_classes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+pub use source::MAX_FILE_BYTES;
+
+use crate::rng::Rng;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong while loading data. Each message starts with the path of
+/// the file (or directory) concerned and then says what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{}: cannot read: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A gzip file ends before its compressed stream (or its trailer) does.
+    #[error("{}: truncated gzip stream", .path.display())]
+    TruncatedGzip {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A gzip file is damaged (bad header, bad deflate data or checksum mismatch).
+    #[error("{}: corrupt gzip stream: {reason}", .path.display())]
+    BadGzip {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// An IDX file starts with the wrong magic number.
+    #[error("{}: bad magic number {found:#010x}, expected {expected:#010x} ({what}){hint}", .path.display())]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The magic number found.
+        found: u32,
+        /// The magic number wanted.
+        expected: u32,
+        /// What kind of file was wanted ("images" or "labels").
+        what: &'static str,
+        /// Extra explanation (empty, or starting with "; ").
+        hint: String,
+    },
+    /// The file's structure is wrong: too short, sizes that disagree with its header, etc.
+    #[error("{}: {reason}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A label is not below the number of classes.
+    #[error("{}: label {label} at index {index} is out of range for {classes} classes", .path.display())]
+    LabelOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The label found.
+        label: u32,
+        /// Its index within the file.
+        index: usize,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// An images file and its labels file disagree on the number of examples.
+    #[error("{}: holds {n_images} images but {} holds {n_labels} labels", .images.display(), .labels.display())]
+    CountMismatch {
+        /// The images file.
+        images: PathBuf,
+        /// The labels file.
+        labels: PathBuf,
+        /// Number of images.
+        n_images: usize,
+        /// Number of labels.
+        n_labels: usize,
+    },
+    /// A directory holds no recognisable dataset (or does not exist).
+    #[error("{}: {reason}", .dir.display())]
+    NoDataset {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing, naming the files looked for.
+        reason: String,
+    },
+    /// `load_cifar10` was given an empty list of files.
+    #[error("no CIFAR-10 batch files given")]
+    NoFiles,
+}
+
+/// An in-memory image classification set: pixels as f32 in NCHW order.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// `n * c * h * w` pixel values, image after image, each image channel after channel.
+    pub images: Vec<f32>,
+    /// `n` labels, each below `classes`.
+    pub labels: Vec<u32>,
+    /// Number of examples.
+    pub n: usize,
+    /// Channels per image.
+    pub c: usize,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+/// Images per parallel work item when computing statistics (fixed so results are
+/// bit-for-bit reproducible whatever the thread count).
+const STATS_CHUNK: usize = 256;
+
+impl Dataset {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// True when the set holds no examples.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Values per image: `c * h * w`.
+    pub fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Per-channel mean and (population) standard deviation of the pixels, accumulated in
+    /// f64. An empty set gives mean 0 and std 1 for every channel.
+    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+        let (c, plane, il) = (self.c, self.h * self.w, self.image_len());
+        let count = (self.n * plane) as f64;
+        if self.n == 0 || plane == 0 {
+            return (vec![0.0; c], vec![1.0; c]);
+        }
+        let images = &self.images[..self.n * il];
+        let sum_chunks = |f: &(dyn Fn(usize, f32) -> f64 + Sync)| -> Vec<f64> {
+            let partials: Vec<Vec<f64>> = images
+                .par_chunks(STATS_CHUNK * il)
+                .map(|chunk| {
+                    let mut acc = vec![0.0f64; c];
+                    for img in chunk.chunks_exact(il) {
+                        for (ch, px) in img.chunks_exact(plane).enumerate() {
+                            acc[ch] += px.iter().map(|&v| f(ch, v)).sum::<f64>();
+                        }
+                    }
+                    acc
+                })
+                .collect();
+            let mut total = vec![0.0f64; c];
+            for p in partials {
+                for (t, v) in total.iter_mut().zip(p) {
+                    *t += v;
+                }
+            }
+            total
+        };
+        let mean: Vec<f64> = sum_chunks(&|_, v| v as f64)
+            .into_iter()
+            .map(|s| s / count)
+            .collect();
+        let var = sum_chunks(&|ch, v| {
+            let d = v as f64 - mean[ch];
+            d * d
+        });
+        let std = var.into_iter().map(|s| (s / count).sqrt() as f32).collect();
+        (mean.into_iter().map(|m| m as f32).collect(), std)
+    }
+
+    /// In-place `(x - mean[c]) / std[c]` for every pixel of channel `c`. A std that is zero
+    /// or not finite is treated as 1, so a constant channel becomes 0 rather than NaN.
+    ///
+    /// Panics if `mean` or `std` does not have one entry per channel.
+    pub fn normalise(&mut self, mean: &[f32], std: &[f32]) {
+        assert!(
+            mean.len() == self.c && std.len() == self.c,
+            "normalise: {} channels but {} means and {} stds",
+            self.c,
+            mean.len(),
+            std.len()
+        );
+        let plane = self.h * self.w;
+        let il = self.image_len();
+        if il == 0 {
+            return;
+        }
+        let inv: Vec<f32> = std
+            .iter()
+            .map(|&s| {
+                if s.is_finite() && s != 0.0 {
+                    1.0 / s
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        self.images.par_chunks_mut(il).for_each(|img| {
+            for (ch, px) in img.chunks_mut(plane).enumerate() {
+                let (m, k) = (mean[ch], inv[ch]);
+                for v in px {
+                    *v = (*v - m) * k;
+                }
+            }
+        });
+    }
+
+    /// A new set holding the examples at `indices`, in that order.
+    ///
+    /// Panics if an index is not below `len()`.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let il = self.image_len();
+        let mut images = Vec::with_capacity(indices.len() * il);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            assert!(
+                i < self.n,
+                "Dataset::select: index {i} out of range for {} examples",
+                self.n
+            );
+            images.extend_from_slice(&self.images[i * il..(i + 1) * il]);
+            labels.push(self.labels[i]);
+        }
+        Dataset {
+            images,
+            labels,
+            n: indices.len(),
+            ..self.shape_only()
+        }
+    }
+
+    /// Shuffle the indices with the rng, take `count` examples as the second (validation)
+    /// set and the rest as the first. Order within each output follows the shuffle.
+    /// A `count` larger than the set is clamped to its size.
+    pub fn split(&self, count: usize, rng: &mut Rng) -> (Dataset, Dataset) {
+        let count = count.min(self.n);
+        let mut order: Vec<usize> = (0..self.n).collect();
+        rng.shuffle(&mut order);
+        let (val, train) = order.split_at(count);
+        (self.select(train), self.select(val))
+    }
+
+    /// The first `count` examples (all of them if there are fewer), for quick runs and tests.
+    pub fn take(&self, count: usize) -> Dataset {
+        let count = count.min(self.n);
+        let il = self.image_len();
+        Dataset {
+            images: self.images[..count * il].to_vec(),
+            labels: self.labels[..count].to_vec(),
+            n: count,
+            ..self.shape_only()
+        }
+    }
+
+    /// An empty set with this set's image shape and class count.
+    fn shape_only(&self) -> Dataset {
+        Dataset {
+            images: Vec::new(),
+            labels: Vec::new(),
+            n: 0,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            classes: self.classes,
+        }
+    }
+}
+
+/// The train and test sets of a dataset directory.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    /// The training set.
+    pub train: Dataset,
+    /// The test set.
+    pub test: Dataset,
+    /// A name for the dataset: the directory's last component (e.g. "fashion-mnist").
+    pub name: String,
+}
+
+/// The IDX files `load_dir` looks for, as (train images, train labels, test images, test labels).
+const IDX_STEMS: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// The CIFAR-10 sub-folder name used by the official archive.
+const CIFAR_SUBDIR: &str = "cifar-10-batches-bin";
+
+/// Detect the format of a directory and load its train and test sets.
+///
+/// * IDX: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
+///   `t10k-labels-idx1-ubyte`, each raw or with a `.gz` suffix. The class count is the
+///   larger of the two sets' inferred counts, so train and test agree.
+/// * CIFAR-10: whichever of `data_batch_1.bin` .. `data_batch_5.bin` exist (at least one)
+///   and `test_batch.bin`, in the directory itself or in its `cifar-10-batches-bin` folder.
+///
+/// Errors name the directory and the files looked for when neither format is found.
+pub fn load_dir(dir: &Path) -> Result<Splits, DataError> {
+    let no_dataset = |reason: String| DataError::NoDataset {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    if !dir.exists() {
+        return Err(no_dataset("no such directory".into()));
+    }
+    if !dir.is_dir() {
+        return Err(no_dataset("not a directory".into()));
+    }
+    let name = dataset_name(dir);
+
+    // IDX.
+    let idx: Vec<Option<PathBuf>> = IDX_STEMS.iter().map(|s| find_idx(dir, s)).collect();
+    if idx.iter().all(Option::is_some) {
+        let p: Vec<PathBuf> = idx.into_iter().flatten().collect();
+        let (train, test) = rayon::join(|| load_idx(&p[0], &p[1]), || load_idx(&p[2], &p[3]));
+        let (mut train, mut test) = (train?, test?);
+        if (train.c, train.h, train.w) != (test.c, test.h, test.w) {
+            return Err(DataError::Invalid {
+                path: p[2].clone(),
+                reason: format!(
+                    "test images are {}x{} but the train images ({}) are {}x{}",
+                    test.h,
+                    test.w,
+                    p[0].display(),
+                    train.h,
+                    train.w
+                ),
+            });
+        }
+        let classes = train.classes.max(test.classes);
+        train.classes = classes;
+        test.classes = classes;
+        return Ok(Splits { train, test, name });
+    }
+    if idx.iter().any(Option::is_some) {
+        let found: Vec<String> = idx.iter().flatten().map(|p| file_name(p)).collect();
+        let missing: Vec<String> = IDX_STEMS
+            .iter()
+            .zip(&idx)
+            .filter(|(_, p)| p.is_none())
+            .map(|(s, _)| format!("{s}[.gz]"))
+            .collect();
+        return Err(no_dataset(format!(
+            "incomplete IDX dataset: found {} but not {}",
+            found.join(", "),
+            missing.join(", ")
+        )));
+    }
+
+    // CIFAR-10.
+    for base in [dir.to_path_buf(), dir.join(CIFAR_SUBDIR)] {
+        let train: Vec<PathBuf> = (1..=5)
+            .map(|i| base.join(format!("data_batch_{i}.bin")))
+            .filter(|p| p.is_file())
+            .collect();
+        let test = base.join("test_batch.bin");
+        let has_test = test.is_file();
+        if train.is_empty() && !has_test {
+            continue;
+        }
+        if train.is_empty() {
+            return Err(no_dataset(format!(
+                "found {} but none of data_batch_1.bin..data_batch_5.bin",
+                test.display()
+            )));
+        }
+        if !has_test {
+            return Err(no_dataset(format!(
+                "found {} but not {}",
+                train
+                    .iter()
+                    .map(|p| file_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                test.display()
+            )));
+        }
+        let (train, test) = rayon::join(|| load_cifar10(&train), || load_cifar10(&[test]));
+        return Ok(Splits {
+            train: train?,
+            test: test?,
+            name,
+        });
+    }
+
+    Err(no_dataset(format!(
+        "no dataset found; looked for IDX files {} (each optionally .gz) and for CIFAR-10 \
+         files data_batch_1.bin..data_batch_5.bin with test_batch.bin (also in {CIFAR_SUBDIR}/)",
+        IDX_STEMS.join(", ")
+    )))
+}
+
+/// `dir/stem` if it is a file, else `dir/stem.gz` if that is, else None.
+fn find_idx(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [dir.join(stem), dir.join(format!("{stem}.gz"))]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// The last component of a path as a string (or the whole path if it has none).
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// A dataset name for a directory: its last component, resolving "." and the like.
+fn dataset_name(dir: &Path) -> String {
+    if let Some(n) = dir.file_name() {
+        return n.to_string_lossy().into_owned();
+    }
+    dir.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{data_dir, TempDir};
+    use super::*;
+
+    #[test]
+    fn fashion_mnist_loads_via_load_dir() {
+        let dir = data_dir().join("fashion-mnist");
+        let s = load_dir(&dir).unwrap();
+        assert_eq!(s.name, "fashion-mnist");
+        let t = &s.test;
+        assert_eq!((t.n, t.c, t.h, t.w, t.classes), (10_000, 1, 28, 28, 10));
+        assert_eq!(t.images.len(), 10_000 * 784);
+        assert_eq!(t.labels.len(), 10_000);
+        let mut hist = [0usize; 10];
+        for &l in &t.labels {
+            hist[l as usize] += 1;
+        }
+        assert_eq!(hist, [1000; 10]);
+        let (mean, std) = t.channel_stats();
+        assert!((mean[0] - 0.286).abs() < 0.005, "mean {mean:?}");
+        assert!((std[0] - 0.353).abs() < 0.01, "std {std:?}");
+        assert!(t.images.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        let tr = &s.train;
+        assert_eq!(
+            (tr.n, tr.c, tr.h, tr.w, tr.classes),
+            (60_000, 1, 28, 28, 10)
+        );
+        let mut hist = [0usize; 10];
+        for &l in &tr.labels {
+            hist[l as usize] += 1;
+        }
+        assert_eq!(hist, [6000; 10]);
+    }
+
+    #[test]
+    fn normalise_gives_zero_mean_unit_std() {
+        let dir = data_dir().join("fashion-mnist");
+        let mut t = load_idx(
+            &dir.join("t10k-images-idx3-ubyte.gz"),
+            &dir.join("t10k-labels-idx1-ubyte.gz"),
+        )
+        .unwrap()
+        .take(2000);
+        let (m, s) = t.channel_stats();
+        t.normalise(&m, &s);
+        let (m2, s2) = t.channel_stats();
+        assert!(
+            m2[0].abs() < 1e-4 && (s2[0] - 1.0).abs() < 1e-4,
+            "{m2:?} {s2:?}"
+        );
+    }
+
+    #[test]
+    fn channel_stats_per_channel_and_constant_channel() {
+        // 2 images, 2 channels of 1x2: channel 0 = {0,1,2,3}, channel 1 constant 5.
+        let mut d = Dataset {
+            images: vec![0.0, 1.0, 5.0, 5.0, 2.0, 3.0, 5.0, 5.0],
+            labels: vec![0, 1],
+            n: 2,
+            c: 2,
+            h: 1,
+            w: 2,
+            classes: 2,
+        };
+        let (m, s) = d.channel_stats();
+        assert_eq!(m, vec![1.5, 5.0]);
+        assert!((s[0] - 1.25f32.sqrt()).abs() < 1e-6 && s[1] == 0.0, "{s:?}");
+        d.normalise(&m, &s);
+        assert!(d.images.iter().all(|v| v.is_finite()));
+        assert_eq!(d.images[2], 0.0);
+        let empty = d.take(0);
+        assert_eq!(empty.channel_stats(), (vec![0.0, 0.0], vec![1.0, 1.0]));
+    }
+
+    #[test]
+    fn cifar_sample_loads() {
+        let d = load_cifar10(&[data_dir().join("cifar10-sample/test_batch_first20.bin")]).unwrap();
+        assert_eq!((d.n, d.c, d.h, d.w, d.classes), (20, 3, 32, 32, 10));
+        assert_eq!(d.images.len(), 20 * 3072);
+        assert_eq!(&d.labels[..5], &[3, 8, 8, 0, 6]);
+        assert!(d.images.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        let (m, _) = d.channel_stats();
+        assert!(m.iter().all(|&x| x > 0.2 && x < 0.8), "{m:?}");
+    }
+
+    #[test]
+    fn load_dir_finds_cifar_in_subfolder() {
+        let sample =
+            std::fs::read(data_dir().join("cifar10-sample/test_batch_first20.bin")).unwrap();
+        let tmp = TempDir::new("cifar-dir");
+        let sub = tmp.path().join(CIFAR_SUBDIR);
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("data_batch_1.bin"), &sample).unwrap();
+        std::fs::write(sub.join("data_batch_3.bin"), &sample[..5 * 3073]).unwrap();
+        std::fs::write(sub.join("test_batch.bin"), &sample[..10 * 3073]).unwrap();
+        let s = load_dir(tmp.path()).unwrap();
+        assert_eq!((s.train.n, s.test.n), (25, 10));
+        assert_eq!(
+            (s.train.c, s.train.h, s.train.w, s.train.classes),
+            (3, 32, 32, 10)
+        );
+        assert_eq!(&s.train.labels[20..25], &s.test.labels[..5]);
+        assert!(s.name.starts_with("nas-data-"), "{}", s.name);
+
+        // Only the test batch: the error names what is missing.
+        std::fs::remove_file(sub.join("data_batch_1.bin")).unwrap();
+        std::fs::remove_file(sub.join("data_batch_3.bin")).unwrap();
+        let e = load_dir(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("test_batch.bin") && e.contains("data_batch_1.bin"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn load_dir_errors_name_the_directory() {
+        let missing = std::env::temp_dir().join("nas-data-surely-missing-dir-4711");
+        let e = load_dir(&missing).unwrap_err().to_string();
+        assert!(
+            e.contains("nas-data-surely-missing-dir-4711") && e.contains("no such"),
+            "{e}"
+        );
+
+        let tmp = TempDir::new("empty-dir");
+        let e = load_dir(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains(&tmp.path().display().to_string()), "{e}");
+        assert!(
+            e.contains("train-images-idx3-ubyte") && e.contains("test_batch.bin"),
+            "{e}"
+        );
+
+        // A partial IDX directory says which files are missing.
+        std::fs::write(tmp.path().join("train-images-idx3-ubyte.gz"), b"x").unwrap();
+        let e = load_dir(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("incomplete") && e.contains("t10k-labels-idx1-ubyte"),
+            "{e}"
+        );
+
+        // A file instead of a directory.
+        let f = tmp.path().join("train-images-idx3-ubyte.gz");
+        let e = load_dir(&f).unwrap_err().to_string();
+        assert!(e.contains("not a directory"), "{e}");
+    }
+
+    fn indexed(n: usize) -> Dataset {
+        // Each image's pixels equal its index, labels are the index too.
+        let (c, h, w) = (2, 2, 3);
+        let images = (0..n)
+            .flat_map(|i| std::iter::repeat(i as f32).take(c * h * w))
+            .collect();
+        Dataset {
+            images,
+            labels: (0..n as u32).collect(),
+            n,
+            c,
+            h,
+            w,
+            classes: n,
+        }
+    }
+
+    #[test]
+    fn split_sizes_disjoint_and_reproducible() {
+        let d = indexed(103);
+        let (a, b) = d.split(20, &mut Rng::new(3));
+        assert_eq!((a.n, b.n), (83, 20));
+        assert_eq!((a.labels.len(), b.labels.len()), (83, 20));
+        assert_eq!((a.images.len(), b.images.len()), (83 * 12, 20 * 12));
+        let mut all: Vec<u32> = a.labels.iter().chain(&b.labels).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..103).collect::<Vec<u32>>());
+        for part in [&a, &b] {
+            assert_eq!((part.c, part.h, part.w, part.classes), (2, 2, 3, 103));
+            for (i, &l) in part.labels.iter().enumerate() {
+                assert!(part.images[i * 12..(i + 1) * 12]
+                    .iter()
+                    .all(|&v| v == l as f32));
+            }
+        }
+        // Shuffled, not just the tail.
+        assert_ne!(b.labels, (83..103).collect::<Vec<u32>>());
+        let (a2, b2) = d.split(20, &mut Rng::new(3));
+        assert_eq!((a2.labels, b2.labels), (a.labels, b.labels));
+        let (a3, b3) = d.split(500, &mut Rng::new(3));
+        assert_eq!((a3.n, b3.n), (0, 103));
+    }
+
+    #[test]
+    fn take_first_examples() {
+        let d = indexed(10);
+        let t = d.take(4);
+        assert_eq!((t.n, t.len(), t.is_empty()), (4, 4, false));
+        assert_eq!(t.labels, vec![0, 1, 2, 3]);
+        assert_eq!(t.images, d.images[..48].to_vec());
+        assert_eq!(d.take(99).n, 10);
+        assert!(d.take(0).is_empty());
+    }
+}

@@ -1,0 +1,169 @@
+//! Opening a data file that may be raw or gzip-compressed (detected by its magic bytes),
+//! with bounded reads so that no header can make us allocate more than the file holds.
+
+use super::DataError;
+use flate2::bufread::MultiGzDecoder;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// The most bytes one data file may hold (after decompression): 1 GiB. Headers that claim
+/// more are rejected before anything is read or allocated.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// The two bytes every gzip stream starts with.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// An open data file: a reader over its (decompressed) bytes.
+pub(crate) struct Source {
+    path: PathBuf,
+    reader: Box<dyn Read>,
+    /// The file length when it is raw; None when it is gzip (length unknown until read).
+    raw_len: Option<u64>,
+}
+
+impl Source {
+    /// Opens `path`, detecting gzip by the file's first two bytes (not its extension).
+    pub(crate) fn open(path: &Path) -> Result<Source, DataError> {
+        let io_err = |source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let mut buf = BufReader::with_capacity(1 << 16, file);
+        let head = buf.fill_buf().map_err(io_err)?;
+        let is_gzip = head.len() >= 2 && head[..2] == GZIP_MAGIC;
+        let (reader, raw_len): (Box<dyn Read>, _) = if is_gzip {
+            (Box::new(MultiGzDecoder::new(buf)), None)
+        } else {
+            (Box::new(buf), Some(len))
+        };
+        Ok(Source {
+            path: path.to_path_buf(),
+            reader,
+            raw_len,
+        })
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw file length, or None for a gzip file.
+    pub(crate) fn raw_len(&self) -> Option<u64> {
+        self.raw_len
+    }
+
+    /// "file" or "decompressed file", for messages about sizes.
+    pub(crate) fn what(&self) -> &'static str {
+        if self.raw_len.is_some() {
+            "file"
+        } else {
+            "decompressed file"
+        }
+    }
+
+    /// An `Invalid` error for this file.
+    pub(crate) fn invalid(&self, reason: String) -> DataError {
+        DataError::Invalid {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Turns a read error into a `DataError` naming this file; for gzip files an early end
+    /// of input is reported as a truncated stream and other failures as corruption.
+    fn read_error(&self, e: io::Error) -> DataError {
+        let path = self.path.clone();
+        match (self.raw_len, e.kind()) {
+            (Some(_), _) => DataError::Io { path, source: e },
+            (None, io::ErrorKind::UnexpectedEof) => DataError::TruncatedGzip { path },
+            (None, _) => DataError::BadGzip {
+                path,
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// Fills as much of `buf` as the file allows; returns the number of bytes read (less
+    /// than `buf.len()` only at the end of the data).
+    pub(crate) fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, DataError> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.reader.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.read_error(e)),
+            }
+        }
+        Ok(got)
+    }
+
+    /// Reads the rest of the data, but at most `limit + 1` bytes, so a caller expecting
+    /// exactly `limit` bytes can tell "too short", "exact" and "too long" apart. The buffer
+    /// grows with the data actually read; for raw files it is sized up front from the real
+    /// file length. For gzip files the whole stream (trailer included) is verified when the
+    /// data ends within the limit.
+    pub(crate) fn read_rest(&mut self, limit: u64) -> Result<Vec<u8>, DataError> {
+        let cap = limit.saturating_add(1);
+        let mut out = Vec::new();
+        if let Some(len) = self.raw_len {
+            // The file length is real, so reserving up to it is safe.
+            out.reserve_exact(len.min(cap).min(MAX_FILE_BYTES + 1) as usize);
+        }
+        match (&mut self.reader).take(cap).read_to_end(&mut out) {
+            Ok(_) => Ok(out),
+            Err(e) => Err(self.read_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{gzip, TempFile};
+    use super::*;
+
+    #[test]
+    fn detects_gzip_by_content_not_extension() {
+        let payload: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let gz = TempFile::new("plain-name.bin", &gzip(&payload));
+        let raw = TempFile::new("fake.gz", &payload);
+        for (f, gz_expected) in [(&gz, true), (&raw, false)] {
+            let mut s = Source::open(f.path()).unwrap();
+            assert_eq!(s.raw_len().is_none(), gz_expected);
+            let mut head = [0u8; 10];
+            assert_eq!(s.read_up_to(&mut head).unwrap(), 10);
+            assert_eq!(&head, &payload[..10]);
+            let rest = s.read_rest(4990).unwrap();
+            assert_eq!(rest, &payload[10..]);
+        }
+        // A limit below the data length stops after limit + 1 bytes.
+        let mut s = Source::open(gz.path()).unwrap();
+        assert_eq!(s.read_rest(100).unwrap().len(), 101);
+    }
+
+    #[test]
+    fn missing_file_error_names_it() {
+        let p = std::env::temp_dir().join("nas-data-no-such-file-0815.bin");
+        let e = Source::open(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("nas-data-no-such-file-0815.bin") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn corrupt_gzip_is_reported() {
+        let payload = vec![7u8; 100_000];
+        let mut bytes = gzip(&payload);
+        let n = bytes.len();
+        bytes[n - 6] ^= 0xff; // damage the CRC / size trailer
+        let f = TempFile::new("badcrc.gz", &bytes);
+        let mut s = Source::open(f.path()).unwrap();
+        let e = s.read_rest(200_000).unwrap_err().to_string();
+        assert!(e.contains("badcrc.gz") && e.contains("corrupt gzip"), "{e}");
+    }
+}

@@ -1,0 +1,17 @@
+//! `nas-core`: tensors, reverse-mode autodiff, layers, optimisers, data and training.
+
+pub mod autodiff;
+pub mod buffer;
+pub mod data;
+pub mod io;
+pub mod models;
+pub mod nn;
+pub mod ops;
+pub mod optim;
+pub mod rng;
+pub mod tensor;
+pub mod train;
+
+pub use ops::ConvOpts;
+pub use rng::Rng;
+pub use tensor::{no_grad, Tensor};

@@ -1,0 +1,3 @@
+//! Fixed networks built into `nas`.
+
+pub mod seed;

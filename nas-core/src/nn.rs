@@ -1,0 +1,518 @@
+//! Layers: the building blocks of networks, each a `Module` that owns its parameters.
+
+use crate::ops::ConvOpts;
+use crate::rng::Rng;
+use crate::tensor::{no_grad, Tensor};
+use std::cell::{Cell, RefCell};
+
+/// Whether a tensor a module holds is trained or is state (running statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Parameter,
+    Buffer,
+}
+
+/// A network or a piece of one.
+pub trait Module {
+    fn forward(&self, x: &Tensor) -> Tensor;
+    /// Visits every named tensor this module holds (parameters and buffers), with names
+    /// like `conv1.weight`.
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor, Kind));
+    /// Switches training behaviour (batch statistics, dropout) on or off.
+    fn set_training(&self, _training: bool) {}
+}
+
+/// Joins a prefix and a name with a dot.
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// All trainable parameters of a module, with their names.
+pub fn parameters(m: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut v = vec![];
+    m.visit("", &mut |n, t, k| {
+        if k == Kind::Parameter {
+            v.push((n, t.clone()))
+        }
+    });
+    v
+}
+
+/// Every named tensor (parameters and buffers).
+pub fn state(m: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut v = vec![];
+    m.visit("", &mut |n, t, _| v.push((n, t.clone())));
+    v
+}
+
+pub fn num_parameters(m: &dyn Module) -> usize {
+    parameters(m).iter().map(|(_, t)| t.numel()).sum()
+}
+
+/// PyTorch's default initialisation (Kaiming-uniform with a = sqrt(5)): uniform in
+/// +-1/sqrt(fan_in), for weights and biases alike.
+fn default_init(shape: &[usize], fan_in: usize, rng: &mut Rng) -> Tensor {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let t = Tensor::uniform(shape, -bound, bound, rng);
+    Tensor::parameter(t.to_vec(), shape)
+}
+
+/// Kaiming-normal initialisation for ReLU networks: N(0, 2/fan_in).
+pub fn kaiming_normal(shape: &[usize], fan_in: usize, rng: &mut Rng) -> Tensor {
+    let t = Tensor::randn(shape, (2.0 / fan_in as f32).sqrt(), rng);
+    Tensor::parameter(t.to_vec(), shape)
+}
+
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub opts: ConvOpts,
+}
+
+impl Conv2d {
+    /// A convolution with bias (PyTorch's default).
+    pub fn new(cin: usize, cout: usize, k: usize, opts: ConvOpts, rng: &mut Rng) -> Conv2d {
+        Conv2d::build(cin, cout, k, opts, true, rng)
+    }
+    pub fn no_bias(cin: usize, cout: usize, k: usize, opts: ConvOpts, rng: &mut Rng) -> Conv2d {
+        Conv2d::build(cin, cout, k, opts, false, rng)
+    }
+    fn build(cin: usize, cout: usize, k: usize, o: ConvOpts, bias: bool, rng: &mut Rng) -> Conv2d {
+        assert!(
+            o.groups > 0 && cin % o.groups == 0 && cout % o.groups == 0,
+            "conv {cin}->{cout} with {} groups",
+            o.groups
+        );
+        let fan_in = cin / o.groups * k * k;
+        let weight = default_init(&[cout, cin / o.groups, k, k], fan_in, rng);
+        let bias = bias.then(|| default_init(&[cout], fan_in, rng));
+        Conv2d {
+            weight,
+            bias,
+            opts: o,
+        }
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(&self.weight, self.bias.as_ref(), self.opts)
+    }
+    fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+        f(join(p, "weight"), &self.weight, Kind::Parameter);
+        if let Some(b) = &self.bias {
+            f(join(p, "bias"), b, Kind::Parameter);
+        }
+    }
+}
+
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(nin: usize, nout: usize, rng: &mut Rng) -> Linear {
+        let weight = default_init(&[nout, nin], nin, rng);
+        let bias = Some(default_init(&[nout], nin, rng));
+        Linear { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+    fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+        f(join(p, "weight"), &self.weight, Kind::Parameter);
+        if let Some(b) = &self.bias {
+            f(join(p, "bias"), b, Kind::Parameter);
+        }
+    }
+}
+
+/// Batch normalisation over the channels of NCHW input, with running statistics for eval.
+pub struct BatchNorm2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+    pub affine: bool,
+    training: Cell<bool>,
+}
+
+impl BatchNorm2d {
+    pub fn new(c: usize) -> BatchNorm2d {
+        BatchNorm2d::with_affine(c, true)
+    }
+    /// `affine = false` fixes gamma = 1 and beta = 0 (as DARTS search cells do).
+    pub fn with_affine(c: usize, affine: bool) -> BatchNorm2d {
+        let mk = |v: f32| {
+            if affine {
+                Tensor::parameter(vec![v; c], &[c])
+            } else {
+                Tensor::full(&[c], v)
+            }
+        };
+        BatchNorm2d {
+            weight: mk(1.0),
+            bias: mk(0.0),
+            running_mean: Tensor::zeros(&[c]),
+            running_var: Tensor::full(&[c], 1.0),
+            momentum: 0.1,
+            eps: 1e-5,
+            affine,
+            training: Cell::new(true),
+        }
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        if self.training.get() {
+            let (y, mean, invstd) = x.batch_norm_train(&self.weight, &self.bias, self.eps);
+            let s = x.shape();
+            nas_kernels::cpu::norm::batch_norm_update_running(
+                s[0] * s[2] * s[3],
+                self.momentum,
+                &mean,
+                &invstd,
+                self.eps,
+                &mut self.running_mean.data_mut(),
+                &mut self.running_var.data_mut(),
+            );
+            y
+        } else {
+            // Eval mode is an affine map per channel: y = x * scale + shift.
+            let c = x.dim(1);
+            let (rm, rv) = (self.running_mean.data(), self.running_var.data());
+            let (g, b) = (self.weight.data(), self.bias.data());
+            let scale: Vec<f32> = (0..c).map(|i| g[i] / (rv[i] + self.eps).sqrt()).collect();
+            let shift: Vec<f32> = (0..c).map(|i| b[i] - rm[i] * scale[i]).collect();
+            drop((rm, rv, g, b));
+            let st = Tensor::from_vec(scale, &[1, c, 1, 1]);
+            let sh = Tensor::from_vec(shift, &[1, c, 1, 1]);
+            if self.affine && crate::tensor::grad_enabled() {
+                // Keep the graph to gamma/beta when someone differentiates through eval.
+                let inv: Vec<f32> = {
+                    let rv = self.running_var.data();
+                    rv.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect()
+                };
+                let mean = Tensor::from_vec(self.running_mean.to_vec(), &[1, c, 1, 1]);
+                let inv = Tensor::from_vec(inv, &[1, c, 1, 1]);
+                let g = self.weight.reshape(&[1, c, 1, 1]);
+                let b = self.bias.reshape(&[1, c, 1, 1]);
+                return x.sub(&mean).mul(&inv).mul(&g).add(&b);
+            }
+            x.mul(&st).add(&sh)
+        }
+    }
+    fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+        if self.affine {
+            f(join(p, "weight"), &self.weight, Kind::Parameter);
+            f(join(p, "bias"), &self.bias, Kind::Parameter);
+        }
+        f(join(p, "running_mean"), &self.running_mean, Kind::Buffer);
+        f(join(p, "running_var"), &self.running_var, Kind::Buffer);
+    }
+    fn set_training(&self, t: bool) {
+        self.training.set(t);
+    }
+}
+
+pub struct ReLU;
+impl Module for ReLU {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.relu()
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+}
+
+pub struct Identity;
+impl Module for Identity {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.clone()
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+}
+
+/// The `none` op of cell spaces: zeros, spatially strided like the op it replaces.
+pub struct Zero {
+    pub stride: usize,
+}
+impl Module for Zero {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let s = x.shape();
+        let (h, w) = (s[2].div_ceil(self.stride), s[3].div_ceil(self.stride));
+        // A constant: its gradient with respect to x is zero, so nothing flows back.
+        Tensor::zeros(&[s[0], s[1], h, w])
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+}
+
+pub struct MaxPool2d {
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+impl Module for MaxPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.max_pool2d(self.k, self.stride, self.padding)
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+}
+
+pub struct AvgPool2d {
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub count_include_pad: bool,
+}
+impl Module for AvgPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.avg_pool2d(self.k, self.stride, self.padding, self.count_include_pad)
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+}
+
+pub struct AdaptiveAvgPool2d {
+    pub out: (usize, usize),
+}
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.adaptive_avg_pool2d(self.out.0, self.out.1)
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+}
+
+pub struct Dropout {
+    pub p: f32,
+    rng: RefCell<Rng>,
+    training: Cell<bool>,
+}
+impl Dropout {
+    pub fn new(p: f32, rng: &mut Rng) -> Dropout {
+        Dropout {
+            p,
+            rng: RefCell::new(rng.fork()),
+            training: Cell::new(true),
+        }
+    }
+}
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        if self.training.get() {
+            x.dropout(self.p, &mut self.rng.borrow_mut())
+        } else {
+            x.clone()
+        }
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+    fn set_training(&self, t: bool) {
+        self.training.set(t);
+    }
+}
+
+/// Modules applied one after another; children are named by their index.
+#[derive(Default)]
+pub struct Sequential {
+    pub layers: Vec<Box<dyn Module>>,
+}
+impl Sequential {
+    pub fn new(layers: Vec<Box<dyn Module>>) -> Sequential {
+        Sequential { layers }
+    }
+}
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = x.clone();
+        for l in &self.layers {
+            y = l.forward(&y);
+        }
+        y
+    }
+    fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+        for (i, l) in self.layers.iter().enumerate() {
+            l.visit(&join(p, &i.to_string()), f);
+        }
+    }
+    fn set_training(&self, t: bool) {
+        self.layers.iter().for_each(|l| l.set_training(t));
+    }
+}
+
+/// ReLU, then a convolution, then batch norm: the workhorse of DARTS cells.
+pub struct ReLUConvBN {
+    pub op: Sequential,
+}
+impl ReLUConvBN {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        affine: bool,
+        rng: &mut Rng,
+    ) -> Self {
+        let o = ConvOpts {
+            stride,
+            padding,
+            ..Default::default()
+        };
+        ReLUConvBN {
+            op: Sequential::new(vec![
+                Box::new(ReLU),
+                Box::new(Conv2d::no_bias(cin, cout, k, o, rng)),
+                Box::new(BatchNorm2d::with_affine(cout, affine)),
+            ]),
+        }
+    }
+}
+
+/// Dilated depthwise-separable convolution: ReLU, depthwise dilated conv, 1x1 conv, BN.
+pub struct DilConv {
+    pub op: Sequential,
+}
+impl DilConv {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        affine: bool,
+        rng: &mut Rng,
+    ) -> Self {
+        let dw = ConvOpts {
+            stride,
+            padding,
+            dilation,
+            groups: cin,
+        };
+        DilConv {
+            op: Sequential::new(vec![
+                Box::new(ReLU),
+                Box::new(Conv2d::no_bias(cin, cin, k, dw, rng)),
+                Box::new(Conv2d::no_bias(cin, cout, 1, ConvOpts::default(), rng)),
+                Box::new(BatchNorm2d::with_affine(cout, affine)),
+            ]),
+        }
+    }
+}
+
+/// Separable convolution as in DARTS: two DilConvs of dilation 1, the first strided.
+pub struct SepConv {
+    pub op: Sequential,
+}
+impl SepConv {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        affine: bool,
+        rng: &mut Rng,
+    ) -> Self {
+        SepConv {
+            op: Sequential::new(vec![
+                Box::new(DilConv::new(cin, cin, k, stride, padding, 1, affine, rng)),
+                Box::new(DilConv::new(cin, cout, k, 1, padding, 1, affine, rng)),
+            ]),
+        }
+    }
+}
+
+/// Halves the spatial size with two offset 1x1 stride-2 convolutions whose outputs are
+/// concatenated, so no input pixel is skipped.
+pub struct FactorizedReduce {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub bn: BatchNorm2d,
+}
+impl FactorizedReduce {
+    pub fn new(cin: usize, cout: usize, affine: bool, rng: &mut Rng) -> Self {
+        assert!(
+            cout % 2 == 0,
+            "FactorizedReduce needs an even number of output channels"
+        );
+        let o = ConvOpts {
+            stride: 2,
+            ..Default::default()
+        };
+        FactorizedReduce {
+            conv1: Conv2d::no_bias(cin, cout / 2, 1, o, rng),
+            conv2: Conv2d::no_bias(cin, cout / 2, 1, o, rng),
+            bn: BatchNorm2d::with_affine(cout, affine),
+        }
+    }
+}
+
+macro_rules! delegate_module {
+    ($t:ty) => {
+        impl Module for $t {
+            fn forward(&self, x: &Tensor) -> Tensor {
+                self.op.forward(x)
+            }
+            fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+                self.op.visit(&join(p, "op"), f)
+            }
+            fn set_training(&self, t: bool) {
+                self.op.set_training(t)
+            }
+        }
+    };
+}
+delegate_module!(ReLUConvBN);
+delegate_module!(DilConv);
+delegate_module!(SepConv);
+
+impl Module for FactorizedReduce {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let x = x.relu();
+        let (h, w) = (x.dim(2), x.dim(3));
+        let shifted = x.slice(2, 1, h - 1).slice(3, 1, w - 1);
+        let a = self.conv1.forward(&x);
+        let b = self.conv2.forward(&shifted);
+        assert_eq!(
+            a.shape(),
+            b.shape(),
+            "FactorizedReduce needs an even input size, got {h}x{w}"
+        );
+        self.bn.forward(&Tensor::concat(&[a, b], 1))
+    }
+    fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+        self.conv1.visit(&join(p, "conv_1"), f);
+        self.conv2.visit(&join(p, "conv_2"), f);
+        self.bn.visit(&join(p, "bn"), f);
+    }
+    fn set_training(&self, t: bool) {
+        self.bn.set_training(t)
+    }
+}
+
+/// Copies data from `src` into same-named tensors of `dst` (weight inheritance).
+pub fn copy_state(dst: &dyn Module, src: &[(String, Tensor)]) -> usize {
+    let mut copied = 0;
+    no_grad(|| {
+        dst.visit("", &mut |n, t, _| {
+            if let Some((_, s)) = src.iter().find(|(sn, _)| *sn == n) {
+                if s.shape() == t.shape() {
+                    t.data_mut().copy_from_slice(&s.data());
+                    copied += 1;
+                }
+            }
+        })
+    });
+    copied
+}

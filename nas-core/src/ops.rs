@@ -1,0 +1,487 @@
+//! The forward side of every primitive and the compositions built from them.
+
+use crate::autodiff::Op;
+use crate::buffer;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
+
+/// Geometry of a convolution, in the order users write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvOpts {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl Default for ConvOpts {
+    fn default() -> Self {
+        ConvOpts {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+impl Tensor {
+    fn unary(&self, f: impl Fn(f32) -> f32 + Sync, op: impl FnOnce(Tensor) -> Op) -> Tensor {
+        let mut out = buffer::take(self.numel());
+        ew::map(&self.data(), &mut out, f);
+        Tensor::from_op(self.shape().to_vec(), out, op(self.clone()))
+    }
+
+    fn binary(
+        &self,
+        other: &Tensor,
+        f: impl Fn(f32, f32) -> f32 + Sync,
+        op: fn(Tensor, Tensor) -> Op,
+    ) -> Tensor {
+        let shape = ew::broadcast_shape(self.shape(), other.shape()).unwrap_or_else(|| {
+            panic!(
+                "shapes {:?} and {:?} do not broadcast",
+                self.shape(),
+                other.shape()
+            )
+        });
+        let mut out = buffer::take(shape.iter().product());
+        ew::binary(
+            &self.data(),
+            self.shape(),
+            &other.data(),
+            other.shape(),
+            &mut out,
+            f,
+        );
+        Tensor::from_op(shape, out, op(self.clone(), other.clone()))
+    }
+
+    pub fn add(&self, o: &Tensor) -> Tensor {
+        self.binary(o, |a, b| a + b, Op::Add)
+    }
+    pub fn sub(&self, o: &Tensor) -> Tensor {
+        self.binary(o, |a, b| a - b, Op::Sub)
+    }
+    pub fn mul(&self, o: &Tensor) -> Tensor {
+        self.binary(o, |a, b| a * b, Op::Mul)
+    }
+    pub fn div(&self, o: &Tensor) -> Tensor {
+        self.binary(o, |a, b| a / b, Op::Div)
+    }
+    pub fn add_scalar(&self, s: f32) -> Tensor {
+        self.unary(move |x| x + s, Op::AddScalar)
+    }
+    pub fn mul_scalar(&self, s: f32) -> Tensor {
+        self.unary(move |x| x * s, move |t| Op::MulScalar(t, s))
+    }
+    pub fn neg(&self) -> Tensor {
+        self.mul_scalar(-1.0)
+    }
+    pub fn exp(&self) -> Tensor {
+        self.unary(f32::exp, Op::Exp)
+    }
+    pub fn log(&self) -> Tensor {
+        self.unary(f32::ln, Op::Log)
+    }
+    pub fn relu(&self) -> Tensor {
+        self.unary(|x| x.max(0.0), Op::Relu)
+    }
+    pub fn sigmoid(&self) -> Tensor {
+        self.unary(|x| 1.0 / (1.0 + (-x).exp()), Op::Sigmoid)
+    }
+    pub fn tanh(&self) -> Tensor {
+        self.unary(f32::tanh, Op::Tanh)
+    }
+
+    /// Sum over `axes`; reduced axes are kept as size 1 when `keepdim`.
+    pub fn sum_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
+        let mut kept = self.shape().to_vec();
+        for &a in axes {
+            assert!(
+                a < kept.len(),
+                "sum over axis {a} of a rank-{} tensor",
+                kept.len()
+            );
+            kept[a] = 1;
+        }
+        let mut out = buffer::take_zeroed(kept.iter().product());
+        ew::acc_sum_to(&self.data(), self.shape(), &mut out, &kept);
+        let shape = if keepdim {
+            kept.clone()
+        } else {
+            let s: Vec<usize> = (0..kept.len())
+                .filter(|i| !axes.contains(i))
+                .map(|i| kept[i])
+                .collect();
+            if s.is_empty() {
+                vec![1]
+            } else {
+                s
+            }
+        };
+        Tensor::from_op(shape, out, Op::Sum(self.clone(), kept))
+    }
+    pub fn sum(&self) -> Tensor {
+        let axes: Vec<usize> = (0..self.rank()).collect();
+        self.sum_axes(&axes, false)
+    }
+    pub fn mean(&self) -> Tensor {
+        self.sum().mul_scalar(1.0 / self.numel() as f32)
+    }
+    pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Tensor {
+        let n: usize = axes.iter().map(|&a| self.dim(a)).product();
+        self.sum_axes(axes, keepdim).mul_scalar(1.0 / n as f32)
+    }
+
+    /// Batched matrix product `[.., m, k] x [.., k, n]`; a 2-D `b` is shared by every batch.
+    pub fn matmul(&self, b: &Tensor) -> Tensor {
+        let (ar, br) = (self.rank(), b.rank());
+        assert!(
+            ar >= 2 && br >= 2,
+            "matmul needs matrices, got {:?} and {:?}",
+            self.shape(),
+            b.shape()
+        );
+        let (m, k) = (self.dim(ar - 2), self.dim(ar - 1));
+        let (k2, n) = (b.dim(br - 2), b.dim(br - 1));
+        assert_eq!(
+            k,
+            k2,
+            "matmul inner dims differ: {:?} x {:?}",
+            self.shape(),
+            b.shape()
+        );
+        let batch = self.numel() / (m * k);
+        let shared = br == 2;
+        assert!(
+            shared || b.shape()[..br - 2] == self.shape()[..ar - 2],
+            "matmul batch dims differ: {:?} x {:?}",
+            self.shape(),
+            b.shape()
+        );
+        let mut shape = self.shape().to_vec();
+        shape[ar - 1] = n;
+        let mut out = buffer::take(batch * m * n);
+        let (ad, bd) = (self.data(), b.data());
+        if shared {
+            gemm::sgemm(
+                batch * m,
+                n,
+                k,
+                &ad,
+                false,
+                &bd,
+                false,
+                &mut out,
+                false,
+                true,
+            );
+        } else {
+            gemm::sgemm_batched(batch, m, n, k, &ad, false, &bd, false, &mut out, false);
+        }
+        drop((ad, bd));
+        Tensor::from_op(shape, out, Op::MatMul(self.clone(), b.clone()))
+    }
+
+    /// `self W^T + b` over the last axis, with `W` as `[out, in]` (PyTorch's layout).
+    pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+        let (nout, nin) = (w.dim(0), w.dim(1));
+        assert_eq!(
+            *self.shape().last().unwrap(),
+            nin,
+            "linear: input {:?} does not end in {nin}",
+            self.shape()
+        );
+        let rows = self.numel() / nin;
+        let mut out = buffer::take(rows * nout);
+        gemm::sgemm(
+            rows,
+            nout,
+            nin,
+            &self.data(),
+            false,
+            &w.data(),
+            true,
+            &mut out,
+            false,
+            true,
+        );
+        if let Some(b) = b {
+            let bd = b.data();
+            for r in out.chunks_mut(nout) {
+                r.iter_mut().zip(bd.iter()).for_each(|(a, v)| *a += v);
+            }
+        }
+        let mut shape = self.shape().to_vec();
+        *shape.last_mut().unwrap() = nout;
+        Tensor::from_op(shape, out, Op::Linear(self.clone(), w.clone(), b.cloned()))
+    }
+
+    pub fn reshape(&self, shape: &[usize]) -> Tensor {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            self.numel(),
+            "cannot reshape {:?} to {shape:?}",
+            self.shape()
+        );
+        let mut out = buffer::take(self.numel());
+        out.copy_from_slice(&self.data());
+        Tensor::from_op(shape.to_vec(), out, Op::Reshape(self.clone()))
+    }
+    /// Flattens every axis from `from` on into one.
+    pub fn flatten(&self, from: usize) -> Tensor {
+        let mut s = self.shape()[..from].to_vec();
+        s.push(self.shape()[from..].iter().product());
+        self.reshape(&s)
+    }
+    pub fn permute(&self, perm: &[usize]) -> Tensor {
+        assert_eq!(
+            perm.len(),
+            self.rank(),
+            "permute {perm:?} of shape {:?}",
+            self.shape()
+        );
+        let shape: Vec<usize> = perm.iter().map(|&p| self.dim(p)).collect();
+        let mut out = buffer::take(self.numel());
+        mv::permute(&self.data(), self.shape(), perm, &mut out);
+        Tensor::from_op(shape, out, Op::Permute(self.clone(), perm.to_vec()))
+    }
+    pub fn transpose(&self, a: usize, b: usize) -> Tensor {
+        let mut perm: Vec<usize> = (0..self.rank()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Concatenation along `axis`; all other axes must agree.
+    pub fn concat(xs: &[Tensor], axis: usize) -> Tensor {
+        assert!(!xs.is_empty(), "concat of nothing");
+        let mut shape = xs[0].shape().to_vec();
+        shape[axis] = 0;
+        for x in xs {
+            let mut s = x.shape().to_vec();
+            shape[axis] += s[axis];
+            s[axis] = 0;
+            let mut want = xs[0].shape().to_vec();
+            want[axis] = 0;
+            assert_eq!(s, want, "concat along {axis}: shapes differ off-axis");
+        }
+        let (outer, total, inner) = mv::around(&shape, axis);
+        let mut out = buffer::take(shape.iter().product());
+        let mut at = 0;
+        for x in xs {
+            let len = x.dim(axis);
+            mv::copy_axis_block(&x.data(), outer, len, inner, &mut out, total, at, false);
+            at += len;
+        }
+        Tensor::from_op(shape, out, Op::Concat(xs.to_vec(), axis))
+    }
+
+    /// `len` entries along `axis` starting at `start`.
+    pub fn slice(&self, axis: usize, start: usize, len: usize) -> Tensor {
+        assert!(
+            start + len <= self.dim(axis),
+            "slice {start}..{} of axis {axis} with size {}",
+            start + len,
+            self.dim(axis)
+        );
+        let (outer, src_len, inner) = mv::around(self.shape(), axis);
+        let mut shape = self.shape().to_vec();
+        shape[axis] = len;
+        let mut out = buffer::take(shape.iter().product());
+        mv::slice_axis(&self.data(), outer, src_len, inner, start, len, &mut out);
+        Tensor::from_op(shape, out, Op::Slice(self.clone(), axis, start))
+    }
+
+    /// 2-D convolution of an NCHW input with an `[out, in/groups, kh, kw]` weight.
+    pub fn conv2d(&self, w: &Tensor, b: Option<&Tensor>, o: ConvOpts) -> Tensor {
+        assert_eq!(
+            self.rank(),
+            4,
+            "conv2d input must be NCHW, got {:?}",
+            self.shape()
+        );
+        assert_eq!(
+            w.rank(),
+            4,
+            "conv2d weight must be 4-D, got {:?}",
+            w.shape()
+        );
+        let s = self.shape();
+        let p = conv::Conv2d {
+            n: s[0],
+            cin: s[1],
+            h: s[2],
+            w: s[3],
+            cout: w.dim(0),
+            kh: w.dim(2),
+            kw: w.dim(3),
+            sh: o.stride,
+            sw: o.stride,
+            ph: o.padding,
+            pw: o.padding,
+            dh: o.dilation,
+            dw: o.dilation,
+            groups: o.groups,
+        };
+        if let Err(e) = p.validate() {
+            panic!("conv2d on input {s:?} with weight {:?}: {e}", w.shape());
+        }
+        assert_eq!(
+            w.dim(1),
+            p.cin_g(),
+            "conv2d weight {:?} for {} input channels",
+            w.shape(),
+            p.cin
+        );
+        let mut out = buffer::take(p.out_len());
+        let bd = b.map(|b| b.data());
+        conv::conv2d_forward(
+            &p,
+            &self.data(),
+            &w.data(),
+            bd.as_deref().map(|v| &v[..]),
+            &mut out,
+        );
+        drop(bd);
+        let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];
+        Tensor::from_op(
+            shape,
+            out,
+            Op::Conv2d(self.clone(), w.clone(), b.cloned(), p),
+        )
+    }
+
+    fn pool_geom(&self, k: usize, stride: usize, pad: usize) -> pool::Pool2d {
+        assert_eq!(self.rank(), 4, "pooling needs NCHW, got {:?}", self.shape());
+        let s = self.shape();
+        pool::Pool2d {
+            n: s[0],
+            c: s[1],
+            h: s[2],
+            w: s[3],
+            kh: k,
+            kw: k,
+            sh: stride,
+            sw: stride,
+            ph: pad,
+            pw: pad,
+        }
+    }
+
+    pub fn max_pool2d(&self, k: usize, stride: usize, pad: usize) -> Tensor {
+        let p = self.pool_geom(k, stride, pad);
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        let mut out = buffer::take(len);
+        let mut arg = vec![0u32; len];
+        pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg);
+        let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
+        Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, arg))
+    }
+
+    pub fn avg_pool2d(
+        &self,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        count_include_pad: bool,
+    ) -> Tensor {
+        let p = self.pool_geom(k, stride, pad);
+        let mut out = buffer::take(p.n * p.c * p.out_h() * p.out_w());
+        pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out);
+        let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
+        Tensor::from_op(
+            shape,
+            out,
+            Op::AvgPool2d(self.clone(), p, count_include_pad),
+        )
+    }
+
+    pub fn adaptive_avg_pool2d(&self, oh: usize, ow: usize) -> Tensor {
+        let s = self.shape();
+        assert_eq!(s.len(), 4, "adaptive pooling needs NCHW, got {s:?}");
+        let mut out = buffer::take(s[0] * s[1] * oh * ow);
+        pool::adaptive_avg_pool2d_forward(s[0], s[1], s[2], s[3], oh, ow, &self.data(), &mut out);
+        Tensor::from_op(
+            vec![s[0], s[1], oh, ow],
+            out,
+            Op::AdaptiveAvgPool2d(self.clone()),
+        )
+    }
+
+    /// Training-mode batch norm over NCHW; returns the output and the batch mean and
+    /// 1/std per channel (for the running statistics).
+    pub fn batch_norm_train(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+    ) -> (Tensor, Vec<f32>, Vec<f32>) {
+        let s = self.shape();
+        assert_eq!(s.len(), 4, "batch norm needs NCHW, got {s:?}");
+        let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
+        let mut out = buffer::take(self.numel());
+        let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
+        norm::batch_norm_forward_train(
+            n,
+            c,
+            hw,
+            &self.data(),
+            &gamma.data(),
+            &beta.data(),
+            eps,
+            &mut out,
+            &mut mean,
+            &mut invstd,
+        );
+        let op = Op::BatchNorm(
+            self.clone(),
+            gamma.clone(),
+            beta.clone(),
+            mean.clone(),
+            invstd.clone(),
+        );
+        (Tensor::from_op(s.to_vec(), out, op), mean, invstd)
+    }
+
+    /// Log-softmax over the last axis.
+    pub fn log_softmax(&self) -> Tensor {
+        let cols = *self.shape().last().unwrap();
+        let mut out = buffer::take(self.numel());
+        softmax::log_softmax_forward(self.numel() / cols, cols, &self.data(), &mut out);
+        Tensor::from_op(self.shape().to_vec(), out, Op::LogSoftmax(self.clone()))
+    }
+    pub fn softmax(&self) -> Tensor {
+        self.log_softmax().exp()
+    }
+
+    /// Mean negative log-likelihood of `targets` under log-probabilities `self` (`[rows, classes]`).
+    pub fn nll_loss(&self, targets: &[u32]) -> Tensor {
+        let cols = *self.shape().last().unwrap();
+        let rows = self.numel() / cols;
+        assert_eq!(
+            rows,
+            targets.len(),
+            "nll_loss: {rows} rows but {} targets",
+            targets.len()
+        );
+        let loss = softmax::nll_loss_forward(rows, cols, &self.data(), targets);
+        Tensor::from_op(vec![1], vec![loss], Op::Nll(self.clone(), targets.to_vec()))
+    }
+    pub fn cross_entropy(&self, targets: &[u32]) -> Tensor {
+        self.log_softmax().nll_loss(targets)
+    }
+
+    /// Inverted dropout: zeroes each entry with probability `p` and scales the rest by 1/(1-p).
+    pub fn dropout(&self, p: f32, rng: &mut Rng) -> Tensor {
+        if p <= 0.0 {
+            return self.clone();
+        }
+        let keep = 1.0 / (1.0 - p);
+        let mut mask = buffer::take(self.numel());
+        mask.iter_mut()
+            .for_each(|m| *m = if rng.bernoulli(p) { 0.0 } else { keep });
+        self.mul(&Tensor::from_vec(mask, self.shape()))
+    }
+}

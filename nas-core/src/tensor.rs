@@ -1,0 +1,196 @@
+//! Tensors: an n-d array of `f32` with an optional record of the op that made it, which is
+//! all reverse-mode autodiff needs (see `autodiff.rs` for the gradient rules).
+
+use crate::autodiff::Op;
+use crate::buffer;
+use crate::rng::Rng;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops on this thread record a graph for backward.
+pub fn grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Runs `f` without recording a graph (evaluation, optimiser updates).
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    let prev = GRAD_ENABLED.with(|g| g.replace(false));
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GRAD_ENABLED.with(|g| g.set(self.0));
+        }
+    }
+    let _r = Restore(prev);
+    f()
+}
+
+pub(crate) struct Node {
+    pub(crate) id: u64,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: RwLock<Vec<f32>>,
+    pub(crate) grad: Mutex<Option<Vec<f32>>>,
+    pub(crate) requires_grad: bool,
+    pub(crate) op: Option<Op>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        buffer::give(std::mem::take(self.data.get_mut().unwrap()));
+        if let Some(g) = self.grad.get_mut().unwrap().take() {
+            buffer::give(g);
+        }
+    }
+}
+
+/// A shared handle to an n-d `f32` array on the CPU. Cloning shares the data.
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<Node>);
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.data();
+        let head: Vec<f32> = d.iter().take(8).copied().collect();
+        write!(
+            f,
+            "Tensor{:?}{:?}{}",
+            self.shape(),
+            head,
+            if d.len() > 8 { "…" } else { "" }
+        )
+    }
+}
+
+impl Tensor {
+    fn make(shape: Vec<usize>, data: Vec<f32>, requires_grad: bool, op: Option<Op>) -> Tensor {
+        assert_eq!(
+            data.len(),
+            shape.iter().product::<usize>(),
+            "tensor data length does not match shape {shape:?}"
+        );
+        Tensor(Arc::new(Node {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shape,
+            data: RwLock::new(data),
+            grad: Mutex::new(None),
+            requires_grad,
+            op,
+        }))
+    }
+
+    /// A constant (no gradient) tensor from data.
+    pub fn from_vec(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        Tensor::make(shape.to_vec(), data, false, None)
+    }
+
+    /// A trainable leaf: gradients accumulate into it on backward.
+    pub fn parameter(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        Tensor::make(shape.to_vec(), data, true, None)
+    }
+
+    pub fn zeros(shape: &[usize]) -> Tensor {
+        Tensor::from_vec(buffer::take_zeroed(shape.iter().product()), shape)
+    }
+
+    pub fn full(shape: &[usize], v: f32) -> Tensor {
+        let mut d = buffer::take(shape.iter().product());
+        d.fill(v);
+        Tensor::from_vec(d, shape)
+    }
+
+    pub fn scalar(v: f32) -> Tensor {
+        Tensor::from_vec(vec![v], &[1])
+    }
+
+    /// Standard normal entries times `std`.
+    pub fn randn(shape: &[usize], std: f32, rng: &mut Rng) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec((0..n).map(|_| rng.normal() * std).collect(), shape)
+    }
+
+    /// Uniform entries in `[lo, hi)`.
+    pub fn uniform(shape: &[usize], lo: f32, hi: f32, rng: &mut Rng) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec((0..n).map(|_| rng.uniform_range(lo, hi)).collect(), shape)
+    }
+
+    /// The result of an op: records `op` for backward when any input needs a gradient.
+    pub(crate) fn from_op(shape: Vec<usize>, data: Vec<f32>, op: Op) -> Tensor {
+        let rg = grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
+        Tensor::make(shape, data, rg, if rg { Some(op) } else { None })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    pub fn dim(&self, i: usize) -> usize {
+        self.0.shape[i]
+    }
+    pub fn rank(&self) -> usize {
+        self.0.shape.len()
+    }
+    pub fn numel(&self) -> usize {
+        self.0.shape.iter().product()
+    }
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+    pub fn is_leaf(&self) -> bool {
+        self.0.op.is_none()
+    }
+    pub fn data(&self) -> RwLockReadGuard<'_, Vec<f32>> {
+        self.0.data.read().unwrap()
+    }
+    /// Mutable data, for optimisers and loaders; never change a tensor a graph still uses.
+    pub fn data_mut(&self) -> RwLockWriteGuard<'_, Vec<f32>> {
+        self.0.data.write().unwrap()
+    }
+    pub fn to_vec(&self) -> Vec<f32> {
+        self.data().clone()
+    }
+    /// The single value of a one-element tensor.
+    pub fn item(&self) -> f32 {
+        assert_eq!(
+            self.numel(),
+            1,
+            "item() on a tensor of shape {:?}",
+            self.shape()
+        );
+        self.data()[0]
+    }
+    /// The accumulated gradient, if backward reached this tensor.
+    pub fn grad(&self) -> Option<Vec<f32>> {
+        self.0.grad.lock().unwrap().clone()
+    }
+    pub(crate) fn grad_lock(&self) -> MutexGuard<'_, Option<Vec<f32>>> {
+        self.0.grad.lock().unwrap()
+    }
+    pub fn zero_grad(&self) {
+        if let Some(g) = self.grad_lock().take() {
+            buffer::give(g);
+        }
+    }
+    /// A copy that shares nothing and records no graph.
+    pub fn detach(&self) -> Tensor {
+        let mut d = buffer::take(self.numel());
+        d.copy_from_slice(&self.data());
+        Tensor::from_vec(d, self.shape())
+    }
+    pub(crate) fn op(&self) -> Option<&Op> {
+        self.0.op.as_ref()
+    }
+    pub fn same(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}

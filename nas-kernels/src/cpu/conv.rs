@@ -1,0 +1,594 @@
+//! 2-D convolution (stride, padding, dilation, groups) forward, input gradient and weight
+//! gradient: im2col + GEMM per image, a direct kernel for depthwise, none for 1x1.
+
+use super::gemm::sgemm;
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::Mutex;
+
+/// Geometry of a convolution over an NCHW input with an `[cout, cin/groups, kh, kw]` weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2d {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub groups: usize,
+}
+
+impl Conv2d {
+    /// Checks that the geometry describes a real convolution; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.groups == 0 || self.cin % self.groups != 0 || self.cout % self.groups != 0 {
+            return Err(format!(
+                "groups={} must divide in_channels={} and out_channels={}",
+                self.groups, self.cin, self.cout
+            ));
+        }
+        if self.sh == 0 || self.sw == 0 || self.dh == 0 || self.dw == 0 {
+            return Err("stride and dilation must be at least 1".into());
+        }
+        if self.kh == 0 || self.kw == 0 {
+            return Err("kernel size must be at least 1".into());
+        }
+        let eh = self.dh * (self.kh - 1) + 1;
+        let ew = self.dw * (self.kw - 1) + 1;
+        if self.h + 2 * self.ph < eh || self.w + 2 * self.pw < ew {
+            return Err(format!(
+                "kernel {}x{} (dilation {}x{}) is larger than the padded input {}x{}",
+                self.kh,
+                self.kw,
+                self.dh,
+                self.dw,
+                self.h + 2 * self.ph,
+                self.w + 2 * self.pw
+            ));
+        }
+        Ok(())
+    }
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.ph - self.dh * (self.kh - 1) - 1) / self.sh + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pw - self.dw * (self.kw - 1) - 1) / self.sw + 1
+    }
+    pub fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+    pub fn cout_g(&self) -> usize {
+        self.cout / self.groups
+    }
+    /// Rows of the im2col matrix of one group.
+    pub fn col_rows(&self) -> usize {
+        self.cin_g() * self.kh * self.kw
+    }
+    pub fn weight_len(&self) -> usize {
+        self.cout * self.col_rows()
+    }
+    pub fn out_len(&self) -> usize {
+        self.n * self.cout * self.out_h() * self.out_w()
+    }
+    /// Multiply-adds of the forward pass.
+    pub fn macs(&self) -> usize {
+        self.out_len() * self.col_rows()
+    }
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
+    fn depthwise(&self) -> bool {
+        self.groups == self.cin && self.groups == self.cout
+    }
+}
+
+thread_local! {
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PARTIAL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's reusable buffer of at least `len` floats (contents unspecified).
+fn with_buf<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| {
+        let mut v = cell.borrow_mut();
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        f(&mut v[..len])
+    })
+}
+
+/// For output row `o` of kernel tap `k`: the input coordinate, or None in the padding.
+#[inline]
+fn src(o: usize, k: usize, stride: usize, pad: usize, dil: usize, size: usize) -> Option<usize> {
+    let i = (o * stride + k * dil) as isize - pad as isize;
+    (i >= 0 && (i as usize) < size).then_some(i as usize)
+}
+
+/// Range of output columns whose input column `ox*sw + off` lies in `[0, w)`.
+#[inline]
+fn valid_cols(ow: usize, sw: usize, off: isize, w: usize) -> (usize, usize) {
+    // ox*sw + off >= 0  and  ox*sw + off < w
+    let lo = if off >= 0 {
+        0
+    } else {
+        ((-off) as usize).div_ceil(sw)
+    };
+    let hi = if (w as isize) <= off {
+        0
+    } else {
+        ((w as isize - off) as usize).div_ceil(sw).min(ow)
+    };
+    (lo.min(hi), hi)
+}
+
+/// Unfolds one group of one image (`cin_g` planes) into `[cin_g*kh*kw, oh*ow]`.
+fn im2col(p: &Conv2d, x: &[f32], col: &mut [f32]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let ohw = oh * ow;
+    for c in 0..p.cin_g() {
+        let plane = &x[c * p.h * p.w..(c + 1) * p.h * p.w];
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let row = (c * p.kh + ki) * p.kw + kj;
+                let dst = &mut col[row * ohw..(row + 1) * ohw];
+                let off = (kj * p.dw) as isize - p.pw as isize;
+                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
+                for oy in 0..oh {
+                    let d = &mut dst[oy * ow..(oy + 1) * ow];
+                    match src(oy, ki, p.sh, p.ph, p.dh, p.h) {
+                        None => d.fill(0.0),
+                        Some(iy) => {
+                            let srow = &plane[iy * p.w..(iy + 1) * p.w];
+                            d[..lo].fill(0.0);
+                            d[hi..].fill(0.0);
+                            if p.sw == 1 {
+                                let s0 = (lo as isize + off) as usize;
+                                d[lo..hi].copy_from_slice(&srow[s0..s0 + (hi - lo)]);
+                            } else {
+                                for (ox, v) in d.iter_mut().enumerate().take(hi).skip(lo) {
+                                    *v = srow[(ox as isize * p.sw as isize + off) as usize];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `[cin_g*kh*kw, oh*ow]` back onto one group of one image, adding into `x`.
+fn col2im(p: &Conv2d, col: &[f32], x: &mut [f32]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let ohw = oh * ow;
+    for c in 0..p.cin_g() {
+        let plane = &mut x[c * p.h * p.w..(c + 1) * p.h * p.w];
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let row = (c * p.kh + ki) * p.kw + kj;
+                let s = &col[row * ohw..(row + 1) * ohw];
+                let off = (kj * p.dw) as isize - p.pw as isize;
+                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
+                for oy in 0..oh {
+                    if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
+                        let srow = &s[oy * ow..(oy + 1) * ow];
+                        let drow = &mut plane[iy * p.w..(iy + 1) * p.w];
+                        if p.sw == 1 {
+                            let d0 = (lo as isize + off) as usize;
+                            for (d, v) in drow[d0..d0 + (hi - lo)].iter_mut().zip(&srow[lo..hi]) {
+                                *d += v;
+                            }
+                        } else {
+                            for (ox, v) in srow.iter().enumerate().take(hi).skip(lo) {
+                                drow[(ox as isize * p.sw as isize + off) as usize] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = conv(x, w) + bias`. `y` has `p.out_len()` elements and is overwritten.
+pub fn conv2d_forward(p: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    check(p, x, w, y);
+    let ohw = p.out_h() * p.out_w();
+    let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.col_rows());
+    let img_in = p.cin * p.h * p.w;
+    y.par_chunks_mut(p.cout * ohw)
+        .enumerate()
+        .for_each(|(i, yi)| {
+            let xi = &x[i * img_in..(i + 1) * img_in];
+            if p.depthwise() && p.cin > 1 {
+                depthwise_forward(p, xi, w, yi);
+            } else {
+                for g in 0..p.groups {
+                    let xg = &xi[g * cin_g * p.h * p.w..(g + 1) * cin_g * p.h * p.w];
+                    let wg = &w[g * cout_g * k..(g + 1) * cout_g * k];
+                    let yg = &mut yi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
+                    if p.pointwise() {
+                        sgemm(cout_g, ohw, k, wg, false, xg, false, yg, false, false);
+                    } else {
+                        with_buf(&COL, k * ohw, |col| {
+                            im2col(p, xg, col);
+                            sgemm(cout_g, ohw, k, wg, false, col, false, yg, false, false);
+                        });
+                    }
+                }
+            }
+            if let Some(b) = bias {
+                for (c, plane) in yi.chunks_mut(ohw).enumerate() {
+                    let bc = b[c];
+                    plane.iter_mut().for_each(|v| *v += bc);
+                }
+            }
+        });
+}
+
+/// `gx = d(loss)/dx` given `gy`; `gx` is overwritten.
+pub fn conv2d_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    check(p, gx, w, gy);
+    let ohw = p.out_h() * p.out_w();
+    let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.col_rows());
+    let img_in = p.cin * p.h * p.w;
+    gx.par_chunks_mut(img_in).enumerate().for_each(|(i, gxi)| {
+        let gyi = &gy[i * p.cout * ohw..(i + 1) * p.cout * ohw];
+        if p.depthwise() && p.cin > 1 {
+            gxi.fill(0.0);
+            depthwise_backward_input(p, gyi, w, gxi);
+            return;
+        }
+        for g in 0..p.groups {
+            let gxg = &mut gxi[g * cin_g * p.h * p.w..(g + 1) * cin_g * p.h * p.w];
+            let wg = &w[g * cout_g * k..(g + 1) * cout_g * k];
+            let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
+            if p.pointwise() {
+                sgemm(cin_g, ohw, cout_g, wg, true, gyg, false, gxg, false, false);
+            } else {
+                gxg.fill(0.0);
+                with_buf(&COL, k * ohw, |col| {
+                    sgemm(k, ohw, cout_g, wg, true, gyg, false, col, false, false);
+                    col2im(p, col, gxg);
+                });
+            }
+        }
+    });
+}
+
+/// `gw = d(loss)/dw` and, if given, `gb = d(loss)/dbias`; both are overwritten.
+pub fn conv2d_backward_weight(
+    p: &Conv2d,
+    x: &[f32],
+    gy: &[f32],
+    gw: &mut [f32],
+    gb: Option<&mut [f32]>,
+) {
+    check(p, x, gw, gy);
+    let ohw = p.out_h() * p.out_w();
+    let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.col_rows());
+    let img_in = p.cin * p.h * p.w;
+    let wlen = p.weight_len();
+    let tasks = super::threads().min(p.n).max(1);
+    let per = p.n.div_ceil(tasks);
+    let total = Mutex::new(gw);
+    total.lock().unwrap().fill(0.0);
+    (0..tasks).into_par_iter().for_each(|t| {
+        let (lo, hi) = (t * per, ((t + 1) * per).min(p.n));
+        if lo >= hi {
+            return;
+        }
+        with_buf(&PARTIAL, wlen, |part| {
+            part.fill(0.0);
+            for i in lo..hi {
+                let xi = &x[i * img_in..(i + 1) * img_in];
+                let gyi = &gy[i * p.cout * ohw..(i + 1) * p.cout * ohw];
+                if p.depthwise() && p.cin > 1 {
+                    depthwise_backward_weight(p, xi, gyi, part);
+                    continue;
+                }
+                for g in 0..p.groups {
+                    let xg = &xi[g * cin_g * p.h * p.w..(g + 1) * cin_g * p.h * p.w];
+                    let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
+                    let pg = &mut part[g * cout_g * k..(g + 1) * cout_g * k];
+                    if p.pointwise() {
+                        sgemm(cout_g, k, ohw, gyg, false, xg, true, pg, true, false);
+                    } else {
+                        with_buf(&COL, k * ohw, |col| {
+                            im2col(p, xg, col);
+                            sgemm(cout_g, k, ohw, gyg, false, col, true, pg, true, false);
+                        });
+                    }
+                }
+            }
+            let mut tot = total.lock().unwrap();
+            for (a, b) in tot.iter_mut().zip(part.iter()) {
+                *a += b;
+            }
+        });
+    });
+    if let Some(gb) = gb {
+        gb.par_iter_mut().enumerate().for_each(|(c, v)| {
+            let mut s = 0.0f32;
+            for i in 0..p.n {
+                let o = (i * p.cout + c) * ohw;
+                s += gy[o..o + ohw].iter().sum::<f32>();
+            }
+            *v = s;
+        });
+    }
+}
+
+fn check(p: &Conv2d, x: &[f32], w: &[f32], y: &[f32]) {
+    if let Err(e) = p.validate() {
+        panic!("conv2d: {e}");
+    }
+    assert_eq!(x.len(), p.n * p.cin * p.h * p.w, "conv2d: input length");
+    assert_eq!(w.len(), p.weight_len(), "conv2d: weight length");
+    assert_eq!(y.len(), p.out_len(), "conv2d: output length");
+}
+
+/// Depthwise (one input and one output channel per group) forward for one image.
+fn depthwise_forward(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    for c in 0..p.cin {
+        let plane = &x[c * p.h * p.w..(c + 1) * p.h * p.w];
+        let wc = &w[c * p.kh * p.kw..(c + 1) * p.kh * p.kw];
+        let out = &mut y[c * oh * ow..(c + 1) * oh * ow];
+        out.fill(0.0);
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let wv = wc[ki * p.kw + kj];
+                let off = (kj * p.dw) as isize - p.pw as isize;
+                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
+                for oy in 0..oh {
+                    if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
+                        let srow = &plane[iy * p.w..(iy + 1) * p.w];
+                        let drow = &mut out[oy * ow..(oy + 1) * ow];
+                        if p.sw == 1 {
+                            let s0 = (lo as isize + off) as usize;
+                            for (d, s) in drow[lo..hi].iter_mut().zip(&srow[s0..s0 + hi - lo]) {
+                                *d += wv * s;
+                            }
+                        } else {
+                            for (ox, d) in drow.iter_mut().enumerate().take(hi).skip(lo) {
+                                *d += wv * srow[(ox as isize * p.sw as isize + off) as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise input gradient for one image, added into `gx`.
+fn depthwise_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    for c in 0..p.cin {
+        let plane = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
+        let wc = &w[c * p.kh * p.kw..(c + 1) * p.kh * p.kw];
+        let g = &gy[c * oh * ow..(c + 1) * oh * ow];
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let wv = wc[ki * p.kw + kj];
+                let off = (kj * p.dw) as isize - p.pw as isize;
+                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
+                for oy in 0..oh {
+                    if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
+                        let grow = &g[oy * ow..(oy + 1) * ow];
+                        let drow = &mut plane[iy * p.w..(iy + 1) * p.w];
+                        if p.sw == 1 {
+                            let d0 = (lo as isize + off) as usize;
+                            for (d, s) in drow[d0..d0 + hi - lo].iter_mut().zip(&grow[lo..hi]) {
+                                *d += wv * s;
+                            }
+                        } else {
+                            for (ox, s) in grow.iter().enumerate().take(hi).skip(lo) {
+                                drow[(ox as isize * p.sw as isize + off) as usize] += wv * s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise weight gradient for one image, added into `gw`.
+fn depthwise_backward_weight(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    for c in 0..p.cin {
+        let plane = &x[c * p.h * p.w..(c + 1) * p.h * p.w];
+        let g = &gy[c * oh * ow..(c + 1) * oh * ow];
+        for ki in 0..p.kh {
+            for kj in 0..p.kw {
+                let off = (kj * p.dw) as isize - p.pw as isize;
+                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
+                let mut acc = 0.0f32;
+                for oy in 0..oh {
+                    if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
+                        let grow = &g[oy * ow..(oy + 1) * ow];
+                        let srow = &plane[iy * p.w..(iy + 1) * p.w];
+                        if p.sw == 1 {
+                            let s0 = (lo as isize + off) as usize;
+                            acc += grow[lo..hi]
+                                .iter()
+                                .zip(&srow[s0..s0 + hi - lo])
+                                .map(|(a, b)| a * b)
+                                .sum::<f32>();
+                        } else {
+                            for (ox, gv) in grow.iter().enumerate().take(hi).skip(lo) {
+                                acc += gv * srow[(ox as isize * p.sw as isize + off) as usize];
+                            }
+                        }
+                    }
+                }
+                gw[(c * p.kh + ki) * p.kw + kj] += acc;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rand_vec(n: usize, seed: &mut u64) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    /// Direct seven-loop convolution in f64: the reference.
+    fn naive(p: &Conv2d, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let (oh, ow) = (p.out_h(), p.out_w());
+        let mut y = vec![0.0f64; p.out_len()];
+        for n in 0..p.n {
+            for co in 0..p.cout {
+                let g = co / p.cout_g();
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = 0.0f64;
+                        for ci in 0..p.cin_g() {
+                            let cin = g * p.cin_g() + ci;
+                            for ki in 0..p.kh {
+                                for kj in 0..p.kw {
+                                    let iy = (oy * p.sh + ki * p.dh) as isize - p.ph as isize;
+                                    let ix = (ox * p.sw + kj * p.dw) as isize - p.pw as isize;
+                                    if iy < 0 || ix < 0 || iy >= p.h as isize || ix >= p.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((n * p.cin + cin) * p.h + iy as usize) * p.w
+                                        + ix as usize];
+                                    let wv = w[((co * p.cin_g() + ci) * p.kh + ki) * p.kw + kj];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((n * p.cout + co) * oh + oy) * ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn cases() -> Vec<Conv2d> {
+        let c = |n, cin, h, w, cout, k, s, pad, d, g| Conv2d {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            ph: pad,
+            pw: pad,
+            dh: d,
+            dw: d,
+            groups: g,
+        };
+        vec![
+            c(2, 3, 7, 9, 4, 3, 1, 1, 1, 1),
+            c(3, 4, 8, 8, 6, 3, 2, 1, 1, 2),
+            c(2, 4, 9, 7, 4, 3, 1, 2, 2, 1),
+            c(2, 6, 7, 7, 6, 3, 2, 1, 1, 6),
+            c(2, 5, 9, 9, 5, 5, 1, 4, 2, 5),
+            c(2, 5, 5, 6, 3, 1, 1, 0, 1, 1),
+            c(2, 4, 6, 6, 8, 1, 2, 0, 1, 1),
+            c(1, 2, 5, 5, 3, 5, 1, 2, 1, 1),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_direct_convolution() {
+        let mut seed = 3;
+        for p in cases() {
+            let x = rand_vec(p.n * p.cin * p.h * p.w, &mut seed);
+            let w = rand_vec(p.weight_len(), &mut seed);
+            let b = rand_vec(p.cout, &mut seed);
+            let mut y = vec![0.0; p.out_len()];
+            conv2d_forward(&p, &x, &w, Some(&b), &mut y);
+            let want = naive(&p, &x, &w);
+            let ohw = p.out_h() * p.out_w();
+            for (i, (a, r)) in y.iter().zip(&want).enumerate() {
+                let r = r + b[(i / ohw) % p.cout] as f64;
+                assert!((*a as f64 - r).abs() < 1e-4, "{p:?} at {i}: {a} vs {r}");
+            }
+        }
+    }
+
+    /// Both gradients against the adjoint identity <gy, conv(x,w)> using the reference:
+    /// d/dx and d/dw of sum(gy * naive(x, w)) computed by finite differences in f64.
+    #[test]
+    fn gradients_match_finite_differences_of_reference() {
+        let mut seed = 11;
+        for p in cases() {
+            let x = rand_vec(p.n * p.cin * p.h * p.w, &mut seed);
+            let w = rand_vec(p.weight_len(), &mut seed);
+            let gy = rand_vec(p.out_len(), &mut seed);
+            let f = |x: &[f32], w: &[f32]| -> f64 {
+                naive(&p, x, w)
+                    .iter()
+                    .zip(&gy)
+                    .map(|(a, b)| a * *b as f64)
+                    .sum()
+            };
+            let mut gx = vec![0.0; x.len()];
+            let mut gw = vec![0.0; w.len()];
+            let mut gb = vec![0.0; p.cout];
+            conv2d_backward_input(&p, &gy, &w, &mut gx);
+            conv2d_backward_weight(&p, &x, &gy, &mut gw, Some(&mut gb));
+            // The reference is linear in each argument, so a unit step is exact.
+            for i in (0..x.len()).step_by(7) {
+                let mut xp = x.clone();
+                xp[i] += 1.0;
+                let num = f(&xp, &w) - f(&x, &w);
+                assert!(
+                    (num - gx[i] as f64).abs() < 1e-3,
+                    "{p:?} gx[{i}] {} vs {num}",
+                    gx[i]
+                );
+            }
+            for i in 0..w.len() {
+                let mut wp = w.clone();
+                wp[i] += 1.0;
+                let num = f(&x, &wp) - f(&x, &w);
+                assert!(
+                    (num - gw[i] as f64).abs() < 1e-3,
+                    "{p:?} gw[{i}] {} vs {num}",
+                    gw[i]
+                );
+            }
+            let ohw = p.out_h() * p.out_w();
+            for (c, g) in gb.iter().enumerate() {
+                let s: f64 = (0..p.n)
+                    .flat_map(|n| gy[(n * p.cout + c) * ohw..(n * p.cout + c + 1) * ohw].iter())
+                    .map(|v| *v as f64)
+                    .sum();
+                assert!((s - *g as f64).abs() < 1e-4);
+            }
+        }
+    }
+}
