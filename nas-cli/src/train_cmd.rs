@@ -28,8 +28,9 @@ pub struct TrainArgs {
     pub weight_decay: f32,
     #[arg(long)]
     pub nesterov: bool,
-    /// Learning-rate schedule over epochs: constant, cosine or step (x0.1 every third).
-    #[arg(long, default_value = "constant")]
+    /// Learning-rate schedule: cosine (annealed to 0 over the run, per batch), constant,
+    /// or step (x0.1 every third epoch).
+    #[arg(long, default_value = "cosine")]
     pub schedule: String,
     /// Kernel size of conv1 (3 or 5).
     #[arg(long, default_value_t = 3)]
@@ -48,6 +49,9 @@ pub struct TrainArgs {
     pub limit: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also report test accuracy after every epoch (not only at the end).
+    #[arg(long)]
+    pub test_every_epoch: bool,
     /// Save the trained weights (safetensors).
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -65,7 +69,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let schedule = match a.schedule.as_str() {
         "constant" => LrSchedule::Constant,
         "cosine" => LrSchedule::Cosine {
-            total: a.epochs,
+            total: a.epochs as f32,
             min_lr: 0.0,
         },
         "step" => LrSchedule::Step {
@@ -171,6 +175,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
             stats.accuracy * 100.0,
             stats.seconds
         );
+        if a.test_every_epoch {
+            let (_, ta) = evaluate(&model, &test, 256);
+            line += &format!("  test acc {:.2}%", ta * 100.0);
+        }
         if let Some(v) = &val {
             let (vl, va) = evaluate(&model, v, 256);
             line += &format!("  val loss {vl:.4}  val acc {:.2}%", va * 100.0);

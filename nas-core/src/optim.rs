@@ -130,16 +130,17 @@ impl Optimizer for Adam {
     }
 }
 
-/// Learning rate as a function of progress.
+/// Learning rate as a function of training progress, counted in (fractional) epochs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LrSchedule {
     Constant,
-    /// Cosine annealing from the base rate to `min_lr` over `total` steps.
+    /// Cosine annealing from the base rate to `min_lr` over `total` epochs, updated
+    /// every batch.
     Cosine {
-        total: usize,
+        total: f32,
         min_lr: f32,
     },
-    /// Multiply by `gamma` every `step_size` steps.
+    /// Multiply by `gamma` every `step_size` whole epochs.
     Step {
         step_size: usize,
         gamma: f32,
@@ -147,16 +148,16 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
-    /// The rate at step `t` (steps are whatever unit the caller counts: epochs or batches).
-    pub fn lr(&self, base: f32, t: usize) -> f32 {
+    /// The rate after `epochs` epochs of training (2.5 = halfway through the third).
+    pub fn lr(&self, base: f32, epochs: f32) -> f32 {
         match *self {
             LrSchedule::Constant => base,
             LrSchedule::Cosine { total, min_lr } => {
-                let p = (t.min(total) as f32) / total.max(1) as f32;
+                let p = (epochs / total.max(f32::EPSILON)).clamp(0.0, 1.0);
                 min_lr + (base - min_lr) * 0.5 * (1.0 + (std::f32::consts::PI * p).cos())
             }
             LrSchedule::Step { step_size, gamma } => {
-                base * gamma.powi((t / step_size.max(1)) as i32)
+                base * gamma.powi((epochs as usize / step_size.max(1)) as i32)
             }
         }
     }
@@ -236,17 +237,18 @@ mod tests {
     #[test]
     fn schedules_and_clipping() {
         let c = LrSchedule::Cosine {
-            total: 10,
+            total: 10.0,
             min_lr: 0.0,
         };
-        assert!((c.lr(1.0, 0) - 1.0).abs() < 1e-6);
-        assert!((c.lr(1.0, 5) - 0.5).abs() < 1e-6);
-        assert!(c.lr(1.0, 10).abs() < 1e-6);
+        assert!((c.lr(1.0, 0.0) - 1.0).abs() < 1e-6);
+        assert!((c.lr(1.0, 5.0) - 0.5).abs() < 1e-6);
+        assert!((c.lr(1.0, 2.5) - 0.853_553).abs() < 1e-5);
+        assert!(c.lr(1.0, 10.0).abs() < 1e-6);
         let s = LrSchedule::Step {
             step_size: 3,
             gamma: 0.1,
         };
-        assert!((s.lr(1.0, 7) - 0.01).abs() < 1e-7);
+        assert!((s.lr(1.0, 7.5) - 0.01).abs() < 1e-7);
         let p = Tensor::parameter(vec![0.0, 0.0], &[2]);
         let l = p.mul(&Tensor::from_vec(vec![3.0, 4.0], &[2])).sum();
         l.backward();

@@ -44,6 +44,7 @@ impl Default for TrainConfig {
 #[derive(Clone, Debug)]
 pub struct EpochStats {
     pub epoch: usize,
+    /// The learning rate at the epoch's first batch.
     pub lr: f32,
     pub loss: f32,
     pub accuracy: f32,
@@ -84,13 +85,16 @@ pub fn train_epoch(
     on_batch: &mut dyn FnMut(usize, usize, f32),
 ) -> EpochStats {
     let start = Instant::now();
-    let lr = cfg.schedule.lr(cfg.lr, epoch);
     model.set_training(true);
     let mut batches = Batches::new(data, cfg.batch_size, true, false, cfg.augment.clone(), rng);
     let total = batches.num_batches();
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let (mut loss_sum, mut right, mut seen, mut done) = (0.0f64, 0usize, 0usize, 0usize);
+    let first_lr = cfg.schedule.lr(cfg.lr, epoch as f32);
     while let Some(b) = batches.next_into(&mut x, &mut y) {
+        let lr = cfg
+            .schedule
+            .lr(cfg.lr, epoch as f32 + done as f32 / total as f32);
         let input = Tensor::from_vec(std::mem::take(&mut x), &batch_shape(data, b));
         let logits = model.forward(&input);
         let loss = logits.cross_entropy(&y);
@@ -112,7 +116,7 @@ pub fn train_epoch(
     }
     EpochStats {
         epoch,
-        lr,
+        lr: first_lr,
         loss: (loss_sum / seen.max(1) as f64) as f32,
         accuracy: right as f32 / seen.max(1) as f32,
         seconds: start.elapsed().as_secs_f64(),

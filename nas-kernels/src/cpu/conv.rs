@@ -4,7 +4,6 @@
 use super::gemm::sgemm;
 use rayon::prelude::*;
 use std::cell::RefCell;
-use std::sync::Mutex;
 
 /// Geometry of a convolution over an NCHW input with an `[cout, cin/groups, kh, kw]` weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,6 +87,9 @@ impl Conv2d {
         self.groups == self.cin && self.groups == self.cout
     }
 }
+
+/// Batch chunks of the weight gradient (see `conv2d_backward_weight`).
+const WEIGHT_GRAD_CHUNKS: usize = 8;
 
 thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -281,43 +283,42 @@ pub fn conv2d_backward_weight(
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.col_rows());
     let img_in = p.cin * p.h * p.w;
     let wlen = p.weight_len();
-    let tasks = super::threads().min(p.n).max(1);
+    // A fixed number of batch chunks, whatever the thread count, each summed into its own
+    // slot and the slots added in order: the result is the same bits on any machine.
+    let tasks = WEIGHT_GRAD_CHUNKS.min(p.n).max(1);
     let per = p.n.div_ceil(tasks);
-    let total = Mutex::new(gw);
-    total.lock().unwrap().fill(0.0);
-    (0..tasks).into_par_iter().for_each(|t| {
-        let (lo, hi) = (t * per, ((t + 1) * per).min(p.n));
-        if lo >= hi {
-            return;
-        }
-        with_buf(&PARTIAL, wlen, |part| {
-            part.fill(0.0);
-            for i in lo..hi {
-                let xi = &x[i * img_in..(i + 1) * img_in];
-                let gyi = &gy[i * p.cout * ohw..(i + 1) * p.cout * ohw];
-                if p.depthwise() && p.cin > 1 {
-                    depthwise_backward_weight(p, xi, gyi, part);
-                    continue;
-                }
-                for g in 0..p.groups {
-                    let xg = &xi[g * cin_g * p.h * p.w..(g + 1) * cin_g * p.h * p.w];
-                    let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
-                    let pg = &mut part[g * cout_g * k..(g + 1) * cout_g * k];
-                    if p.pointwise() {
-                        sgemm(cout_g, k, ohw, gyg, false, xg, true, pg, true, false);
-                    } else {
-                        with_buf(&COL, k * ohw, |col| {
-                            im2col(p, xg, col);
-                            sgemm(cout_g, k, ohw, gyg, false, col, true, pg, true, false);
-                        });
+    with_buf(&PARTIAL, tasks * wlen, |slots| {
+        slots
+            .par_chunks_mut(wlen)
+            .enumerate()
+            .for_each(|(t, part)| {
+                part.fill(0.0);
+                for i in (t * per)..((t + 1) * per).min(p.n) {
+                    let xi = &x[i * img_in..(i + 1) * img_in];
+                    let gyi = &gy[i * p.cout * ohw..(i + 1) * p.cout * ohw];
+                    if p.depthwise() && p.cin > 1 {
+                        depthwise_backward_weight(p, xi, gyi, part);
+                        continue;
+                    }
+                    for g in 0..p.groups {
+                        let xg = &xi[g * cin_g * p.h * p.w..(g + 1) * cin_g * p.h * p.w];
+                        let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
+                        let pg = &mut part[g * cout_g * k..(g + 1) * cout_g * k];
+                        if p.pointwise() {
+                            sgemm(cout_g, k, ohw, gyg, false, xg, true, pg, true, false);
+                        } else {
+                            with_buf(&COL, k * ohw, |col| {
+                                im2col(p, xg, col);
+                                sgemm(cout_g, k, ohw, gyg, false, col, true, pg, true, false);
+                            });
+                        }
                     }
                 }
-            }
-            let mut tot = total.lock().unwrap();
-            for (a, b) in tot.iter_mut().zip(part.iter()) {
-                *a += b;
-            }
-        });
+            });
+        gw.copy_from_slice(&slots[..wlen]);
+        for part in slots[wlen..].chunks(wlen) {
+            gw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
     });
     if let Some(gb) = gb {
         gb.par_iter_mut().enumerate().for_each(|(c, v)| {
