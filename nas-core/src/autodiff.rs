@@ -37,6 +37,24 @@ pub(crate) enum Op {
     BatchNorm(Tensor, Tensor, Tensor, Vec<f32>, Vec<f32>),
     LogSoftmax(Tensor),
     Nll(Tensor, Vec<u32>),
+    /// A `[o, i, k, k]` kernel placed, with dilation, into a larger `[o, i, K, K]` one.
+    EmbedKernel(Tensor, EmbedGeom),
+}
+
+/// Where `EmbedKernel` puts tap `(a, b)`: at `(off + a*dil, off + b*dil)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EmbedGeom {
+    pub k: usize,
+    pub size: usize,
+    pub dil: usize,
+    pub off: usize,
+}
+
+impl EmbedGeom {
+    /// Index in the large kernel plane of tap `(a, b)` of the small one.
+    pub(crate) fn at(&self, a: usize, b: usize) -> usize {
+        (self.off + a * self.dil) * self.size + self.off + b * self.dil
+    }
 }
 
 impl Op {
@@ -56,7 +74,7 @@ impl Op {
             Concat(xs, _) => xs.iter().collect(),
             MaxPool2d(x, ..) | AvgPool2d(x, ..) | AdaptiveAvgPool2d(x) => vec![x],
             BatchNorm(x, g, b, ..) => vec![x, g, b],
-            LogSoftmax(x) | Nll(x, _) => vec![x],
+            LogSoftmax(x) | Nll(x, _) | EmbedKernel(x, _) => vec![x],
         }
     }
 
@@ -253,6 +271,16 @@ impl Op {
                     softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
                 });
             }
+            EmbedKernel(x, e) => acc(x, |gx| {
+                let big = e.size * e.size;
+                for (plane, gp) in gx.chunks_mut(e.k * e.k).enumerate() {
+                    for a in 0..e.k {
+                        for b in 0..e.k {
+                            gp[a * e.k + b] += g[plane * big + e.at(a, b)];
+                        }
+                    }
+                }
+            }),
         }
     }
 }

@@ -4,11 +4,11 @@ pub mod autodiff;
 pub mod buffer;
 pub mod data;
 pub mod io;
-pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod space;
 pub mod tensor;
 pub mod train;
 

@@ -20,6 +20,24 @@ pub trait Module {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor, Kind));
     /// Switches training behaviour (batch statistics, dropout) on or off.
     fn set_training(&self, _training: bool) {}
+    /// The op as a linear map of its input, if it is one: what lets a mixed op fold its
+    /// candidates into a single convolution.
+    fn linear_form(&self) -> Option<LinearForm> {
+        None
+    }
+}
+
+/// A module that is linear in its input.
+#[derive(Clone)]
+pub enum LinearForm {
+    Conv {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        opts: ConvOpts,
+    },
+    Identity,
+    /// Zeros, spatially strided.
+    Zero { stride: usize },
 }
 
 /// Joins a prefix and a name with a dot.
@@ -101,6 +119,13 @@ impl Conv2d {
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.conv2d(&self.weight, self.bias.as_ref(), self.opts)
+    }
+    fn linear_form(&self) -> Option<LinearForm> {
+        Some(LinearForm::Conv {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            opts: self.opts,
+        })
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
         f(join(p, "weight"), &self.weight, Kind::Parameter);
@@ -239,6 +264,9 @@ impl Module for Identity {
     fn forward(&self, x: &Tensor) -> Tensor {
         x.clone()
     }
+    fn linear_form(&self) -> Option<LinearForm> {
+        Some(LinearForm::Identity)
+    }
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
 }
 
@@ -252,6 +280,11 @@ impl Module for Zero {
         let (h, w) = (s[2].div_ceil(self.stride), s[3].div_ceil(self.stride));
         // A constant: its gradient with respect to x is zero, so nothing flows back.
         Tensor::zeros(&[s[0], s[1], h, w])
+    }
+    fn linear_form(&self) -> Option<LinearForm> {
+        Some(LinearForm::Zero {
+            stride: self.stride,
+        })
     }
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
 }

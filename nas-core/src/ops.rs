@@ -1,6 +1,6 @@
 //! The forward side of every primitive and the compositions built from them.
 
-use crate::autodiff::Op;
+use crate::autodiff::{EmbedGeom, Op};
 use crate::buffer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -471,6 +471,37 @@ impl Tensor {
     }
     pub fn cross_entropy(&self, targets: &[u32]) -> Tensor {
         self.log_softmax().nll_loss(targets)
+    }
+
+    /// Places this `[o, i, k, k]` kernel, dilated by `dil`, in the centre of a zero
+    /// `[o, i, size, size]` kernel: the same convolution, written at a larger size.
+    pub fn embed_kernel(&self, size: usize, dil: usize) -> Tensor {
+        let k = self.dim(3);
+        let span = dil * (k - 1) + 1;
+        assert!(
+            self.rank() == 4 && self.dim(2) == k && span <= size && (size - span) % 2 == 0,
+            "cannot embed a {:?} kernel (dilation {dil}) in {size}x{size}",
+            self.shape()
+        );
+        let e = EmbedGeom {
+            k,
+            size,
+            dil,
+            off: (size - span) / 2,
+        };
+        let planes = self.dim(0) * self.dim(1);
+        let mut out = buffer::take_zeroed(planes * size * size);
+        let d = self.data();
+        for p in 0..planes {
+            for a in 0..k {
+                for b in 0..k {
+                    out[p * size * size + e.at(a, b)] = d[(p * k + a) * k + b];
+                }
+            }
+        }
+        drop(d);
+        let shape = vec![self.dim(0), self.dim(1), size, size];
+        Tensor::from_op(shape, out, Op::EmbedKernel(self.clone(), e))
     }
 
     /// Inverted dropout: zeroes each entry with probability `p` and scales the rest by 1/(1-p).

@@ -1,3 +1,0 @@
-//! Fixed networks built into `nas`.
-
-pub mod seed;

@@ -1,0 +1,239 @@
+//! The modules a choice point becomes: one chosen op (fixed network) or a mixed op over
+//! every candidate (supernet), including the fused form for candidates that are linear
+//! in the input.
+
+use super::Reduce;
+use crate::nn::{join, Kind, LinearForm, Module};
+use crate::ops::ConvOpts;
+use crate::tensor::Tensor;
+
+/// A `LayerChoice` in a network: its candidates (one in a fixed network, all in a
+/// supernet) and, in a supernet, the mixing weights given from outside.
+pub struct LayerChoice {
+    pub label: String,
+    pub ops: Vec<(String, Box<dyn Module>)>,
+    alpha: Option<Tensor>,
+    fused: bool,
+}
+
+impl LayerChoice {
+    pub(crate) fn fixed(label: &str, name: String, op: Box<dyn Module>) -> LayerChoice {
+        LayerChoice {
+            label: label.to_string(),
+            ops: vec![(name, op)],
+            alpha: None,
+            fused: false,
+        }
+    }
+
+    pub(crate) fn mixed(
+        label: &str,
+        ops: Vec<(String, Box<dyn Module>)>,
+        alpha: Tensor,
+        fused: bool,
+    ) -> LayerChoice {
+        LayerChoice {
+            label: label.to_string(),
+            ops,
+            alpha: Some(alpha),
+            fused,
+        }
+    }
+
+    /// Whether every active candidate has a linear form the fused kernel can fold.
+    fn fusable(&self, active: &[usize]) -> Option<Vec<LinearForm>> {
+        let forms: Option<Vec<LinearForm>> =
+            active.iter().map(|&i| self.ops[i].1.linear_form()).collect();
+        let forms = forms?;
+        let convs: Vec<&ConvOpts> = forms
+            .iter()
+            .filter_map(|f| match f {
+                LinearForm::Conv { opts, .. } => Some(opts),
+                _ => None,
+            })
+            .collect();
+        let first = *convs.first()?;
+        let same = convs.iter().all(|o| o.stride == first.stride && o.groups == 1);
+        let aligned = forms.iter().all(|f| match f {
+            LinearForm::Conv { weight, opts, .. } => {
+                let span = opts.dilation * (weight.dim(2) - 1) + 1;
+                weight.dim(2) == weight.dim(3) && span % 2 == 1 && opts.padding == span / 2
+            }
+            LinearForm::Identity => first.stride == 1,
+            LinearForm::Zero { stride } => *stride == first.stride,
+        });
+        (same && aligned).then_some(forms)
+    }
+
+    /// The mixed op as one convolution: `conv(x, sum_i a_i W_i) + sum_i a_i b_i`, with each
+    /// kernel embedded at the largest span. Autodiff through the mixing gives the weight
+    /// and mixing-weight gradients.
+    fn fused_forward(&self, x: &Tensor, alpha: &Tensor, active: &[usize], forms: &[LinearForm]) -> Tensor {
+        let mut size = 1;
+        let (mut cout, mut cin, mut stride) = (0, x.dim(1), 1);
+        for f in forms {
+            if let LinearForm::Conv { weight, opts, .. } = f {
+                size = size.max(opts.dilation * (weight.dim(2) - 1) + 1);
+                cout = weight.dim(0);
+                cin = weight.dim(1);
+                stride = opts.stride;
+            }
+        }
+        let mut w: Option<Tensor> = None;
+        let mut b: Option<Tensor> = None;
+        let add = |acc: &mut Option<Tensor>, t: Tensor| {
+            *acc = Some(match acc.take() {
+                None => t,
+                Some(a) => a.add(&t),
+            })
+        };
+        for (&i, f) in active.iter().zip(forms) {
+            let a = alpha.slice(0, i, 1);
+            match f {
+                LinearForm::Conv { weight, bias, opts } => {
+                    add(&mut w, weight.embed_kernel(size, opts.dilation).mul(&a));
+                    if let Some(bias) = bias {
+                        add(&mut b, bias.mul(&a));
+                    }
+                }
+                LinearForm::Identity => {
+                    assert_eq!(cin, cout, "`{}`: identity candidate needs cin == cout", self.label);
+                    let mut d = vec![0.0; cout * cin * size * size];
+                    for c in 0..cout {
+                        d[(c * cin + c) * size * size + (size / 2) * size + size / 2] = 1.0;
+                    }
+                    add(&mut w, Tensor::from_vec(d, &[cout, cin, size, size]).mul(&a));
+                }
+                LinearForm::Zero { .. } => {}
+            }
+        }
+        let opts = ConvOpts {
+            stride,
+            padding: size / 2,
+            ..Default::default()
+        };
+        x.conv2d(&w.expect("fused op has a conv candidate"), b.as_ref(), opts)
+    }
+}
+
+impl Module for LayerChoice {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let Some(alpha) = &self.alpha else {
+            return self.ops[0].1.forward(x);
+        };
+        let active: Vec<usize> = alpha
+            .data()
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0.0)
+            .map(|(i, _)| i)
+            .collect();
+        assert!(!active.is_empty(), "`{}`: every mixing weight is zero", self.label);
+        if self.fused && active.len() > 1 {
+            if let Some(forms) = self.fusable(&active) {
+                return self.fused_forward(x, alpha, &active, &forms);
+            }
+        }
+        let mut out: Option<Tensor> = None;
+        for &i in &active {
+            let y = self.ops[i].1.forward(x).mul(&alpha.slice(0, i, 1));
+            out = Some(match out {
+                None => y,
+                Some(o) => {
+                    assert_eq!(
+                        o.shape(),
+                        y.shape(),
+                        "`{}`: candidate `{}` gives a different shape",
+                        self.label,
+                        self.ops[i].0
+                    );
+                    o.add(&y)
+                }
+            });
+        }
+        out.unwrap()
+    }
+    fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+        for (n, op) in &self.ops {
+            op.visit(&join(p, n), f);
+        }
+    }
+    fn set_training(&self, t: bool) {
+        self.ops.iter().for_each(|(_, o)| o.set_training(t));
+    }
+    fn linear_form(&self) -> Option<LinearForm> {
+        if self.alpha.is_none() {
+            self.ops[0].1.linear_form()
+        } else {
+            None
+        }
+    }
+}
+
+/// An `InputChoice` in a network: the chosen inputs (fixed) or all inputs weighted by the
+/// mixing weights (supernet), combined by `reduce`.
+pub struct InputChoice {
+    pub label: String,
+    pub chosen: Vec<usize>,
+    pub reduce: Reduce,
+    alpha: Option<Tensor>,
+    n_candidates: usize,
+}
+
+impl InputChoice {
+    pub(crate) fn fixed(label: &str, chosen: Vec<usize>, reduce: Reduce) -> InputChoice {
+        let n = chosen.iter().max().map_or(0, |m| m + 1);
+        InputChoice {
+            label: label.to_string(),
+            chosen,
+            reduce,
+            alpha: None,
+            n_candidates: n,
+        }
+    }
+    pub(crate) fn mixed(label: &str, n: usize, reduce: Reduce, alpha: Tensor) -> InputChoice {
+        InputChoice {
+            label: label.to_string(),
+            chosen: (0..n).collect(),
+            reduce,
+            alpha: Some(alpha),
+            n_candidates: n,
+        }
+    }
+
+    /// Combines the chosen inputs among `xs` (all candidates, in order).
+    pub fn forward(&self, xs: &[Tensor]) -> Tensor {
+        assert!(
+            xs.len() >= self.n_candidates,
+            "`{}`: {} inputs given, {} candidates",
+            self.label,
+            xs.len(),
+            self.n_candidates
+        );
+        let picked: Vec<Tensor> = match &self.alpha {
+            None => self.chosen.iter().map(|&i| xs[i].clone()).collect(),
+            Some(a) => {
+                let w = a.to_vec();
+                (0..self.n_candidates)
+                    .filter(|&i| w[i] != 0.0)
+                    .map(|i| xs[i].mul(&a.slice(0, i, 1)))
+                    .collect()
+            }
+        };
+        assert!(!picked.is_empty(), "`{}`: no input chosen", self.label);
+        match self.reduce {
+            Reduce::Concat => Tensor::concat(&picked, 1),
+            Reduce::Sum | Reduce::Mean => {
+                let n = picked.len();
+                let mut it = picked.into_iter();
+                let first = it.next().unwrap();
+                let s = it.fold(first, |acc, t| acc.add(&t));
+                if self.reduce == Reduce::Mean && n > 1 {
+                    s.mul_scalar(1.0 / n as f32)
+                } else {
+                    s
+                }
+            }
+        }
+    }
+}

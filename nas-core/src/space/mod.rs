@@ -1,0 +1,358 @@
+//! Search spaces: networks with choice points (`LayerChoice`, `InputChoice`,
+//! `ValueChoice`, `Repeat`). One builder function per space serves three purposes: it
+//! describes the space's choices, builds the fixed network of an architecture, and
+//! builds the weight-sharing supernet.
+
+pub mod arch;
+pub mod builtin;
+pub mod mixed;
+
+pub use arch::{Architecture, ArchError};
+pub use mixed::{InputChoice, LayerChoice};
+
+use crate::nn::Module;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// How an input choice combines the inputs it picks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reduce {
+    Sum,
+    Mean,
+    Concat,
+}
+
+/// What kind of decision a choice point is, with its candidates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChoiceKind {
+    /// Pick one op among named candidates; the architecture holds the name.
+    Layer { candidates: Vec<String> },
+    /// Pick `n_chosen` of `n_candidates` inputs; the architecture holds a list of indices.
+    Input {
+        n_candidates: usize,
+        n_chosen: usize,
+        reduce: Reduce,
+    },
+    /// Pick one value (channels, kernel size, ratio, ...); the architecture holds it.
+    Value { values: Vec<Value> },
+    /// Pick a depth; the architecture holds it.
+    Repeat { depths: Vec<usize> },
+}
+
+/// A labelled choice point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    pub label: String,
+    #[serde(flatten)]
+    pub kind: ChoiceKind,
+    /// Set for choices inside a `Repeat` block: (repeat label, block index). The choice
+    /// exists only when that repeat's depth exceeds the index.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inside: Option<(String, usize)>,
+}
+
+impl Choice {
+    /// How many distinct decisions this choice has.
+    pub fn size(&self) -> usize {
+        match &self.kind {
+            ChoiceKind::Layer { candidates } => candidates.len(),
+            ChoiceKind::Input {
+                n_candidates,
+                n_chosen,
+                ..
+            } => binomial(*n_candidates, *n_chosen),
+            ChoiceKind::Value { values } => values.len(),
+            ChoiceKind::Repeat { depths } => depths.len(),
+        }
+    }
+}
+
+fn binomial(n: usize, k: usize) -> usize {
+    if k > n {
+        return 0;
+    }
+    (0..k).fold(1usize, |acc, i| acc * (n - i) / (i + 1))
+}
+
+/// What a `Builder` is building.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// Record the choices (builds the first candidate of each to keep shapes flowing).
+    Describe,
+    /// Build the plain network of one (validated) architecture.
+    Fixed(Architecture),
+    /// Build every candidate, mixed by weights given from outside.
+    Supernet { fused: bool },
+}
+
+/// The context a space's builder function runs in.
+pub struct Builder {
+    pub mode: Mode,
+    pub rng: Rng,
+    choices: Vec<Choice>,
+    /// Mixing weights of each choice in supernet mode (trainable leaves, set each step).
+    alphas: BTreeMap<String, Tensor>,
+    scope: Vec<(String, usize)>,
+    /// Set when the space cannot be built in this mode (e.g. a shape-changing value
+    /// choice in a supernet).
+    error: Option<String>,
+}
+
+impl Builder {
+    pub fn new(mode: Mode, seed: u64) -> Builder {
+        Builder {
+            mode,
+            rng: Rng::new(seed),
+            choices: vec![],
+            alphas: BTreeMap::new(),
+            scope: vec![],
+            error: None,
+        }
+    }
+
+    fn record(&mut self, label: &str, kind: ChoiceKind) {
+        assert!(
+            !self.choices.iter().any(|c| c.label == label),
+            "space bug: duplicate choice label `{label}`"
+        );
+        self.choices.push(Choice {
+            label: label.to_string(),
+            kind,
+            inside: self.scope.last().cloned(),
+        });
+    }
+
+    fn fixed_value(&self, label: &str) -> Option<&Value> {
+        match &self.mode {
+            Mode::Fixed(a) => a.get(label),
+            _ => None,
+        }
+    }
+
+    fn alpha(&mut self, label: &str, n: usize) -> Tensor {
+        let t = Tensor::parameter(vec![1.0 / n as f32; n], &[n]);
+        self.alphas.insert(label.to_string(), t.clone());
+        t
+    }
+
+    /// A `LayerChoice`: one op among named candidates, each made by its closure.
+    pub fn layer_choice(
+        &mut self,
+        label: &str,
+        candidates: Vec<(String, Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + '_>)>,
+    ) -> LayerChoice {
+        assert!(!candidates.is_empty(), "space bug: layer choice `{label}` has no candidates");
+        let names: Vec<String> = candidates.iter().map(|(n, _)| n.clone()).collect();
+        self.record(label, ChoiceKind::Layer { candidates: names.clone() });
+        match self.mode.clone() {
+            Mode::Describe => {
+                let (n, f) = candidates.into_iter().next().unwrap();
+                LayerChoice::fixed(label, n, f(&mut self.rng))
+            }
+            Mode::Fixed(_) => {
+                let chosen = self
+                    .fixed_value(label)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .expect("architecture was validated");
+                let (n, f) = candidates
+                    .into_iter()
+                    .find(|(n, _)| *n == chosen)
+                    .expect("architecture was validated");
+                LayerChoice::fixed(label, n, f(&mut self.rng))
+            }
+            Mode::Supernet { fused } => {
+                let alpha = self.alpha(label, names.len());
+                let ops = candidates
+                    .into_iter()
+                    .map(|(n, f)| (n, f(&mut self.rng)))
+                    .collect();
+                LayerChoice::mixed(label, ops, alpha, fused)
+            }
+        }
+    }
+
+    /// An `InputChoice`: `n_chosen` of `n_candidates` inputs, combined by `reduce`.
+    pub fn input_choice(
+        &mut self,
+        label: &str,
+        n_candidates: usize,
+        n_chosen: usize,
+        reduce: Reduce,
+    ) -> InputChoice {
+        assert!(
+            n_chosen >= 1 && n_chosen <= n_candidates,
+            "space bug: input choice `{label}` picks {n_chosen} of {n_candidates}"
+        );
+        self.record(
+            label,
+            ChoiceKind::Input {
+                n_candidates,
+                n_chosen,
+                reduce,
+            },
+        );
+        match self.mode.clone() {
+            Mode::Describe => InputChoice::fixed(label, (0..n_chosen).collect(), reduce),
+            Mode::Fixed(_) => {
+                let idx = arch::as_indices(self.fixed_value(label).unwrap()).unwrap();
+                InputChoice::fixed(label, idx, reduce)
+            }
+            Mode::Supernet { .. } => {
+                if reduce == Reduce::Concat && n_chosen != n_candidates {
+                    self.error.get_or_insert(format!(
+                        "input choice `{label}` concatenates a subset of its inputs, which \
+                         changes tensor shapes"
+                    ));
+                }
+                let alpha = self.alpha(label, n_candidates);
+                InputChoice::mixed(label, n_candidates, reduce, alpha)
+            }
+        }
+    }
+
+    /// A `ValueChoice`. In a supernet, a value that changes tensor shapes cannot be mixed;
+    /// wrap value-dependent ops in a `layer_choice` instead (as the built-in spaces do).
+    pub fn value_choice<T: Clone + Serialize>(&mut self, label: &str, values: &[T]) -> T {
+        assert!(!values.is_empty(), "space bug: value choice `{label}` has no values");
+        let vals: Vec<Value> = values.iter().map(|v| serde_json::to_value(v).unwrap()).collect();
+        self.record(label, ChoiceKind::Value { values: vals.clone() });
+        match &self.mode {
+            Mode::Fixed(_) => {
+                let v = self.fixed_value(label).unwrap();
+                let i = vals.iter().position(|x| arch::same_value(x, v)).unwrap();
+                values[i].clone()
+            }
+            Mode::Supernet { .. } => {
+                if values.len() > 1 {
+                    self.error.get_or_insert(format!(
+                        "value choice `{label}` changes the network's shapes and has no \
+                         weight-sharing form"
+                    ));
+                }
+                values[0].clone()
+            }
+            Mode::Describe => values[0].clone(),
+        }
+    }
+
+    /// A `Repeat`: `f(builder, i)` builds block `i`; the chosen depth keeps the first
+    /// `depth` blocks. Choices made inside block `i` exist only when depth > i.
+    pub fn repeat<M>(
+        &mut self,
+        label: &str,
+        depths: &[usize],
+        mut f: impl FnMut(&mut Builder, usize) -> M,
+    ) -> Vec<M> {
+        assert!(!depths.is_empty(), "space bug: repeat `{label}` has no depths");
+        self.record(label, ChoiceKind::Repeat { depths: depths.to_vec() });
+        let max = *depths.iter().max().unwrap();
+        let depth = match &self.mode {
+            Mode::Fixed(_) => self.fixed_value(label).unwrap().as_u64().unwrap() as usize,
+            Mode::Describe => max,
+            Mode::Supernet { .. } => {
+                if depths.len() > 1 {
+                    self.error.get_or_insert(format!(
+                        "repeat `{label}` has a variable depth; supernets here have fixed depth"
+                    ));
+                }
+                max
+            }
+        };
+        (0..depth)
+            .map(|i| {
+                self.scope.push((label.to_string(), i));
+                let m = f(self, i);
+                self.scope.pop();
+                m
+            })
+            .collect()
+    }
+
+    /// A prefix for labels inside a sub-structure (`"cell3/"` + `"op1"`).
+    pub fn choices(&self) -> &[Choice] {
+        &self.choices
+    }
+}
+
+/// A space: a builder function plus the input it expects.
+pub trait Space {
+    fn name(&self) -> &str;
+    /// Builds the network in the builder's mode.
+    fn build(&self, b: &mut Builder) -> Box<dyn Module>;
+}
+
+/// The choices of a space, in definition order.
+pub fn describe(space: &dyn Space) -> Vec<Choice> {
+    let mut b = Builder::new(Mode::Describe, 0);
+    let _ = space.build(&mut b);
+    b.choices
+}
+
+/// The plain network of `arch`, which is validated against the space first.
+pub fn fixed(space: &dyn Space, arch: &Architecture, seed: u64) -> Result<Box<dyn Module>, ArchError> {
+    let choices = describe(space);
+    arch::validate(&choices, arch)?;
+    let mut b = Builder::new(Mode::Fixed(arch.clone()), seed);
+    Ok(space.build(&mut b))
+}
+
+/// A weight-sharing supernet: the network with every candidate, and the mixing weights
+/// of each choice point, which the strategy sets before each step.
+pub struct Supernet {
+    pub net: Box<dyn Module>,
+    pub choices: Vec<Choice>,
+    pub alphas: BTreeMap<String, Tensor>,
+}
+
+impl Supernet {
+    pub fn build(space: &dyn Space, fused: bool, seed: u64) -> Result<Supernet, String> {
+        let mut b = Builder::new(Mode::Supernet { fused }, seed);
+        let net = space.build(&mut b);
+        if let Some(e) = b.error {
+            return Err(format!("space `{}` has no supernet: {e}", space.name()));
+        }
+        Ok(Supernet {
+            net,
+            choices: b.choices,
+            alphas: b.alphas,
+        })
+    }
+
+    /// Sets the mixing weights of one choice. A zero weight switches its candidate off:
+    /// it is not computed (one-hot and sparse modes).
+    pub fn set_weights(&self, label: &str, w: &[f32]) -> Result<(), String> {
+        let t = self
+            .alphas
+            .get(label)
+            .ok_or_else(|| format!("no mixed choice labelled `{label}`"))?;
+        if t.numel() != w.len() {
+            return Err(format!("`{label}` has {} candidates, got {} weights", t.numel(), w.len()));
+        }
+        t.data_mut().copy_from_slice(w);
+        Ok(())
+    }
+
+    /// The loss gradient with respect to one choice's mixing weights, after `backward`
+    /// (zeros for candidates that were switched off).
+    pub fn weight_grad(&self, label: &str) -> Option<Vec<f32>> {
+        let t = self.alphas.get(label)?;
+        Some(t.grad().unwrap_or_else(|| vec![0.0; t.numel()]))
+    }
+
+    pub fn zero_weight_grads(&self) {
+        self.alphas.values().for_each(|t| t.zero_grad());
+    }
+
+    /// The fixed network of `arch`, inheriting this supernet's trained weights.
+    pub fn derive(&self, space: &dyn Space, arch: &Architecture) -> Result<Box<dyn Module>, ArchError> {
+        let net = fixed(space, arch, 0)?;
+        crate::nn::copy_state(net.as_ref(), &crate::nn::state(self.net.as_ref()));
+        Ok(net)
+    }
+}
