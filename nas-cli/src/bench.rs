@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 use clap::Args;
-use nas_core::models::seed::{SeedArch, SeedNet};
-use nas_core::nn::Module;
 use nas_core::optim::Optimizer;
+use nas_core::space::builtin::seed::SeedSpace;
+use nas_core::space::{fixed, Architecture, Supernet};
 use nas_core::train::{sgd_for, TrainConfig};
 use nas_core::{ConvOpts, Rng, Tensor};
 use nas_kernels::cpu::gemm::sgemm;
@@ -80,9 +80,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let name = format!("conv2d fwd+bwd b64 C{cin}->{cout} {hw}x{hw} k{k}");
         println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch);
     }
-    let model = SeedNet::new(3, 10, SeedArch::default(), &mut rng);
+    let space = SeedSpace {
+        in_channels: 3,
+        classes: 10,
+    };
+    let arch: Architecture =
+        serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#)?;
+    let model = fixed(&space, &arch, 0)?;
     let cfg = TrainConfig::default();
-    let mut opt = sgd_for(&model, &cfg);
+    let mut opt = sgd_for(model.as_ref(), &cfg);
     let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
     let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
     let ms = time_ms(a.seconds, || {
@@ -95,5 +101,59 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "{:<44} {:>9.2} ms {:>16}",
         "seed net train step b64 3x32x32", ms, "12.7-13.5 ms"
     );
+    drop(opt);
+    for fused in [false, true] {
+        let ms = darts_iteration(&space, fused, a.seconds, &mut rng)?;
+        let kind = if fused { "fused" } else { "unfused" };
+        let name = format!("seed DARTS 1st-order iteration b64 ({kind})");
+        println!("{:<44} {:>9.2} ms {:>16}", name, ms, "41-52 ms");
+    }
     Ok(())
+}
+
+/// One first-order DARTS iteration on the seed-net supernet: an architecture step (loss
+/// gradient w.r.t. the mixing weights on a validation batch, through the softmax, Adam on
+/// the logits) then a weight step (SGD on a training batch).
+fn darts_iteration(space: &SeedSpace, fused: bool, secs: f64, rng: &mut Rng) -> Result<f64> {
+    let s = Supernet::build(space, fused, 1).map_err(anyhow::Error::msg)?;
+    let cfg = TrainConfig::default();
+    let mut wopt = sgd_for(s.net.as_ref(), &cfg);
+    let labels: Vec<String> = s.alphas.keys().cloned().collect();
+    let logits: Vec<Tensor> = labels
+        .iter()
+        .map(|l| Tensor::parameter(vec![0.0; s.alphas[l].numel()], &[s.alphas[l].numel()]))
+        .collect();
+    let mut aopt = nas_core::optim::Adam::new(logits.clone(), 1e-3, false).with_betas(0.5, 0.999);
+    let xt = Tensor::randn(&[64, 3, 32, 32], 1.0, rng);
+    let xv = Tensor::randn(&[64, 3, 32, 32], 1.0, rng);
+    let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
+    let set = |s: &Supernet| {
+        for (l, t) in labels.iter().zip(&logits) {
+            let w = t.softmax().to_vec();
+            s.set_weights(l, &w).unwrap();
+        }
+    };
+    Ok(time_ms(secs, || {
+        // Architecture step.
+        set(&s);
+        s.zero_weight_grads();
+        s.net.forward(&xv).cross_entropy(&y).backward();
+        aopt.zero_grad();
+        for (l, t) in labels.iter().zip(&logits) {
+            // Chain the mixing-weight gradient through the softmax on the host side.
+            let p = t.softmax().to_vec();
+            let g = s.weight_grad(l).unwrap();
+            let dot: f32 = p.iter().zip(&g).map(|(a, b)| a * b).sum();
+            let gl: Vec<f32> = p.iter().zip(&g).map(|(pi, gi)| pi * (gi - dot)).collect();
+            t.zero_grad();
+            let probe = t.mul(&Tensor::from_vec(gl, t.shape())).sum();
+            probe.backward();
+        }
+        aopt.step(3e-4);
+        // Weight step.
+        set(&s);
+        wopt.zero_grad();
+        s.net.forward(&xt).cross_entropy(&y).backward();
+        wopt.step(0.025);
+    }))
 }

@@ -4,9 +4,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_core::data::{load_dir, Augment};
-use nas_core::models::seed::{SeedArch, SeedNet};
 use nas_core::nn::num_parameters;
 use nas_core::optim::LrSchedule;
+use nas_core::space::{self, builtin, Architecture};
 use nas_core::train::{evaluate, sgd_for, train_epoch, TrainConfig};
 use nas_core::Rng;
 use std::path::PathBuf;
@@ -32,15 +32,13 @@ pub struct TrainArgs {
     /// or step (x0.1 every third epoch).
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
-    /// Kernel size of conv1 (3 or 5).
-    #[arg(long, default_value_t = 3)]
-    pub conv1: usize,
-    /// Kernel size of conv2 (3 or 5).
-    #[arg(long, default_value_t = 5)]
-    pub conv2: usize,
-    /// Drop the x1 + x0 skip connection.
+    /// Search space the architecture belongs to (see `nas spaces`).
+    #[arg(long, default_value = "seed-net")]
+    pub space: String,
+    /// Architecture to train: a `{label: choice}` JSON file, or `random` (drawn with
+    /// --seed). Default for seed-net: conv1 3x3, conv2 5x5, skip = x1 + x0.
     #[arg(long)]
-    pub no_skip: bool,
+    pub arch: Option<String>,
     /// Hold out this many training images for validation each epoch (0 = none).
     #[arg(long, default_value_t = 0)]
     pub val: usize,
@@ -58,11 +56,6 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    for (flag, k) in [("--conv1", a.conv1), ("--conv2", a.conv2)] {
-        if k != 3 && k != 5 {
-            bail!("{flag} {k}: the seed network's kernel choices are 3 and 5");
-        }
-    }
     if a.batch_size == 0 || a.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
@@ -122,17 +115,29 @@ pub fn run(a: TrainArgs) -> Result<()> {
         augment,
         seed: a.seed,
     };
-    let arch = SeedArch {
-        conv1_kernel: a.conv1,
-        conv2_kernel: a.conv2,
-        skip: !a.no_skip,
+    let input = builtin::InputSpec {
+        channels: train.c,
+        size: train.h,
+        classes: train.classes,
     };
-    let model = SeedNet::new(train.c, train.classes, arch, &mut rng);
-    let mut opt = sgd_for(&model, &cfg);
+    let sp = builtin::by_name(&a.space, input).map_err(anyhow::Error::msg)?;
+    let arch: Architecture = match a.arch.as_deref() {
+        Some("random") => space::arch::random(&space::describe(sp.as_ref()), &mut rng),
+        Some(path) => space::arch::load(std::path::Path::new(path))?,
+        None if a.space == "seed-net" => {
+            serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#)?
+        }
+        None => bail!("--space {} needs --arch FILE (or --arch random)", a.space),
+    };
+    let model = space::fixed(sp.as_ref(), &arch, rng.next_u64())
+        .map_err(|e| anyhow::anyhow!("--arch {}: {e}", a.arch.as_deref().unwrap_or("(default)")))?;
+    let model = model.as_ref();
+    let mut opt = sgd_for(model, &cfg);
     println!(
-        "seed network {:?} ({} parameters) on {} ({} train, {} test, {}x{}x{}), {} threads",
-        arch,
-        num_parameters(&model),
+        "{} {} ({} parameters) on {} ({} train, {} test, {}x{}x{}), {} threads",
+        a.space,
+        serde_json::to_string(&arch)?,
+        num_parameters(model),
         splits.name,
         train.len(),
         test.len(),
@@ -152,7 +157,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
         let stats = train_epoch(
-            &model,
+            model,
             &mut opt,
             &train,
             &cfg,
@@ -176,19 +181,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
             stats.seconds
         );
         if a.test_every_epoch {
-            let (_, ta) = evaluate(&model, &test, 256);
+            let (_, ta) = evaluate(model, &test, 256);
             line += &format!("  test acc {:.2}%", ta * 100.0);
         }
         if let Some(v) = &val {
-            let (vl, va) = evaluate(&model, v, 256);
+            let (vl, va) = evaluate(model, v, 256);
             line += &format!("  val loss {vl:.4}  val acc {:.2}%", va * 100.0);
         }
         println!("{line}");
     }
-    let (tl, ta) = evaluate(&model, &test, 256);
+    let (tl, ta) = evaluate(model, &test, 256);
     println!("test loss {tl:.4}  test accuracy {:.2}%", ta * 100.0);
     if let Some(p) = &a.save {
-        nas_core::io::save_module(p, &model)?;
+        nas_core::io::save_module(p, model)?;
         println!("saved weights to {}", p.display());
     }
     Ok(())

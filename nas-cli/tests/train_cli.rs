@@ -85,7 +85,15 @@ fn bad_inputs_give_errors_that_name_them() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
 
-    let out = nas().args(["train", "--conv1", "7"]).output().unwrap();
+    let arch = std::env::temp_dir().join(format!("nas-cli-arch-{}.json", std::process::id()));
+    std::fs::write(
+        &arch,
+        r#"{"conv1": "conv7x7", "conv2": "conv5x5", "skip": [1]}"#,
+    )
+    .unwrap();
+    let out = nas().args(["train", "--arch"]).arg(&arch).output().unwrap();
+    std::fs::remove_file(&arch).ok();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--conv1 7"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`conv1`") && err.contains("conv7x7"), "{err}");
 }

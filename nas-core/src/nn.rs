@@ -37,7 +37,9 @@ pub enum LinearForm {
     },
     Identity,
     /// Zeros, spatially strided.
-    Zero { stride: usize },
+    Zero {
+        stride: usize,
+    },
 }
 
 /// Joins a prefix and a name with a dot.

@@ -273,3 +273,58 @@ fn gradients_accumulate_through_shared_use() {
         assert!((g - (2.0 * v + 1.0)).abs() < 1e-5);
     }
 }
+
+#[test]
+fn kernel_embedding() {
+    let mut rng = Rng::new(9);
+    let w = param(&[3, 2, 3, 3], &mut rng);
+    check("embed 3x3 in 5x5", &[w.clone()], 1e-2, |t| {
+        t[0].embed_kernel(5, 1)
+    });
+    check("embed 3x3 dil 2 in 7x7", &[w.clone()], 1e-2, |t| {
+        t[0].embed_kernel(7, 2)
+    });
+    // A 3x3 kernel embedded in 5x5 (padding 2) is the same convolution (padding 1).
+    let x = Tensor::randn(&[2, 2, 7, 6], 1.0, &mut rng);
+    let a = x.conv2d(
+        &w,
+        None,
+        ConvOpts {
+            padding: 1,
+            ..Default::default()
+        },
+    );
+    let b = x.conv2d(
+        &w.embed_kernel(5, 1),
+        None,
+        ConvOpts {
+            padding: 2,
+            ..Default::default()
+        },
+    );
+    let c = x.conv2d(
+        &w,
+        None,
+        ConvOpts {
+            padding: 2,
+            dilation: 2,
+            ..Default::default()
+        },
+    );
+    let d = x.conv2d(
+        &w.embed_kernel(5, 2),
+        None,
+        ConvOpts {
+            padding: 2,
+            ..Default::default()
+        },
+    );
+    for (p, q) in a
+        .to_vec()
+        .iter()
+        .zip(b.to_vec())
+        .chain(c.to_vec().iter().zip(d.to_vec()))
+    {
+        assert!((p - q).abs() < 1e-5);
+    }
+}

@@ -3,9 +3,10 @@
 //! Fixtures come from `scripts/make_torch_fixtures.py` (PyTorch only to regenerate them).
 
 use nas_core::io::load_tensors;
-use nas_core::models::seed::{SeedArch, SeedNet};
-use nas_core::nn::{parameters, Module};
-use nas_core::{no_grad, Rng, Tensor};
+use nas_core::nn::{parameters, state};
+use nas_core::space::builtin::seed::SeedSpace;
+use nas_core::space::{fixed, Architecture};
+use nas_core::{no_grad, Tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -30,11 +31,18 @@ fn run(name: &str) {
     let f = fixture(name);
     let input = f["input"].clone();
     let labels: Vec<u32> = f["labels"].to_vec().iter().map(|v| *v as u32).collect();
-    let mut rng = Rng::new(0);
-    let net = SeedNet::new(input.dim(1), 10, SeedArch::default(), &mut rng);
+    let space = SeedSpace {
+        in_channels: input.dim(1),
+        classes: 10,
+    };
+    let arch: Architecture =
+        serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#).unwrap();
+    let net = fixed(&space, &arch, 0).unwrap();
+    // Our names carry the chosen candidate (`conv1.conv3x3.weight`); PyTorch's do not.
+    let torch_name = |n: &str| n.replace(".conv3x3", "").replace(".conv5x5", "");
     no_grad(|| {
-        for (n, t) in parameters(&net) {
-            let src = &f[&format!("param.{n}")];
+        for (n, t) in parameters(net.as_ref()) {
+            let src = &f[&format!("param.{}", torch_name(&n))];
             assert_eq!(src.shape(), t.shape(), "{n}");
             t.data_mut().copy_from_slice(&src.data());
         }
@@ -48,21 +56,24 @@ fn run(name: &str) {
     assert!(e < tol, "{name}: logits rel err {e}");
     let e = rel_err(&loss.to_vec(), &f["loss"].to_vec());
     assert!(e < tol, "{name}: loss rel err {e}");
-    for (n, t) in parameters(&net) {
-        let e = rel_err(&t.grad().unwrap(), &f[&format!("grad.{n}")].to_vec());
+    for (n, t) in parameters(net.as_ref()) {
+        let e = rel_err(
+            &t.grad().unwrap(),
+            &f[&format!("grad.{}", torch_name(&n))].to_vec(),
+        );
         assert!(e < tol, "{name}: grad of {n} rel err {e}");
     }
     let e = rel_err(&x.grad().unwrap(), &f["grad.input"].to_vec());
     assert!(e < tol, "{name}: input grad rel err {e}");
-    for s in ["running_mean", "running_var"] {
-        let t = if s == "running_mean" {
-            &net.bn.running_mean
-        } else {
-            &net.bn.running_var
-        };
-        let e = rel_err(&t.to_vec(), &f[&format!("bn.{s}")].to_vec());
-        assert!(e < tol, "{name}: bn.{s} rel err {e}");
+    let mut stats = 0;
+    for (n, t) in state(net.as_ref()) {
+        if n.starts_with("bn.running") {
+            let e = rel_err(&t.to_vec(), &f[&n].to_vec());
+            assert!(e < tol, "{name}: {n} rel err {e}");
+            stats += 1;
+        }
     }
+    assert_eq!(stats, 2, "{name}: the network's BN running statistics");
     net.set_training(false);
     let ev = no_grad(|| net.forward(&input));
     let e = rel_err(&ev.to_vec(), &f["eval_logits"].to_vec());

@@ -42,8 +42,10 @@ impl LayerChoice {
 
     /// Whether every active candidate has a linear form the fused kernel can fold.
     fn fusable(&self, active: &[usize]) -> Option<Vec<LinearForm>> {
-        let forms: Option<Vec<LinearForm>> =
-            active.iter().map(|&i| self.ops[i].1.linear_form()).collect();
+        let forms: Option<Vec<LinearForm>> = active
+            .iter()
+            .map(|&i| self.ops[i].1.linear_form())
+            .collect();
         let forms = forms?;
         let convs: Vec<&ConvOpts> = forms
             .iter()
@@ -53,7 +55,9 @@ impl LayerChoice {
             })
             .collect();
         let first = *convs.first()?;
-        let same = convs.iter().all(|o| o.stride == first.stride && o.groups == 1);
+        let same = convs
+            .iter()
+            .all(|o| o.stride == first.stride && o.groups == 1);
         let aligned = forms.iter().all(|f| match f {
             LinearForm::Conv { weight, opts, .. } => {
                 let span = opts.dilation * (weight.dim(2) - 1) + 1;
@@ -68,7 +72,13 @@ impl LayerChoice {
     /// The mixed op as one convolution: `conv(x, sum_i a_i W_i) + sum_i a_i b_i`, with each
     /// kernel embedded at the largest span. Autodiff through the mixing gives the weight
     /// and mixing-weight gradients.
-    fn fused_forward(&self, x: &Tensor, alpha: &Tensor, active: &[usize], forms: &[LinearForm]) -> Tensor {
+    fn fused_forward(
+        &self,
+        x: &Tensor,
+        alpha: &Tensor,
+        active: &[usize],
+        forms: &[LinearForm],
+    ) -> Tensor {
         let mut size = 1;
         let (mut cout, mut cin, mut stride) = (0, x.dim(1), 1);
         for f in forms {
@@ -97,12 +107,19 @@ impl LayerChoice {
                     }
                 }
                 LinearForm::Identity => {
-                    assert_eq!(cin, cout, "`{}`: identity candidate needs cin == cout", self.label);
+                    assert_eq!(
+                        cin, cout,
+                        "`{}`: identity candidate needs cin == cout",
+                        self.label
+                    );
                     let mut d = vec![0.0; cout * cin * size * size];
                     for c in 0..cout {
                         d[(c * cin + c) * size * size + (size / 2) * size + size / 2] = 1.0;
                     }
-                    add(&mut w, Tensor::from_vec(d, &[cout, cin, size, size]).mul(&a));
+                    add(
+                        &mut w,
+                        Tensor::from_vec(d, &[cout, cin, size, size]).mul(&a),
+                    );
                 }
                 LinearForm::Zero { .. } => {}
             }
@@ -128,7 +145,11 @@ impl Module for LayerChoice {
             .filter(|(_, w)| **w != 0.0)
             .map(|(i, _)| i)
             .collect();
-        assert!(!active.is_empty(), "`{}`: every mixing weight is zero", self.label);
+        assert!(
+            !active.is_empty(),
+            "`{}`: every mixing weight is zero",
+            self.label
+        );
         if self.fused && active.len() > 1 {
             if let Some(forms) = self.fusable(&active) {
                 return self.fused_forward(x, alpha, &active, &forms);
