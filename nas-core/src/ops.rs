@@ -6,6 +6,31 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 
+thread_local! {
+    /// Multiply-adds of conv/linear/matmul ops since `count_macs` started (None = off).
+    static MACS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+fn add_macs(n: usize) {
+    MACS.with(|m| {
+        if let Some(v) = m.get() {
+            m.set(Some(v + n as u64))
+        }
+    });
+}
+
+/// Runs `f` and returns its result with the multiply-adds of every convolution, linear
+/// layer and matrix product it ran (the "FLOPs" NAS papers report).
+pub fn count_macs<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let prev = MACS.with(|m| m.replace(Some(0)));
+    let r = f();
+    let n = MACS.with(|m| m.replace(prev)).unwrap_or(0);
+    if let Some(p) = prev {
+        MACS.with(|m| m.set(Some(p + n)));
+    }
+    (r, n)
+}
+
 /// Geometry of a convolution, in the order users write it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvOpts {
@@ -163,6 +188,7 @@ impl Tensor {
         );
         let mut shape = self.shape().to_vec();
         shape[ar - 1] = n;
+        add_macs(batch * m * n * k);
         let mut out = buffer::take(batch * m * n);
         let (ad, bd) = (self.data(), b.data());
         if shared {
@@ -195,6 +221,7 @@ impl Tensor {
             self.shape()
         );
         let rows = self.numel() / nin;
+        add_macs(rows * nin * nout);
         let mut out = buffer::take(rows * nout);
         gemm::sgemm(
             rows,
@@ -345,6 +372,7 @@ impl Tensor {
             &mut out,
         );
         drop(bd);
+        add_macs(p.macs());
         let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];
         Tensor::from_op(
             shape,

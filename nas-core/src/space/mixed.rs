@@ -150,6 +150,7 @@ impl Module for LayerChoice {
             "`{}`: every mixing weight is zero",
             self.label
         );
+        super::cost::profile_candidates(&self.label, &self.ops, x);
         if self.fused && active.len() > 1 {
             if let Some(forms) = self.fusable(&active) {
                 return self.fused_forward(x, alpha, &active, &forms);
