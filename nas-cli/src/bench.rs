@@ -15,6 +15,10 @@ pub struct BenchArgs {
     /// Seconds to spend measuring each row (after warm-up).
     #[arg(long, default_value_t = 1.0)]
     pub seconds: f64,
+    /// Also time a DARTS supernet weight step (C=16, 5 cells, 8 ops, batch 32, 3x32x32);
+    /// several seconds per step.
+    #[arg(long)]
+    pub darts: bool,
 }
 
 /// Median milliseconds per call of `f`, run for about `secs` after two warm-up calls.
@@ -107,6 +111,21 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let kind = if fused { "fused" } else { "unfused" };
         let name = format!("seed DARTS 1st-order iteration b64 ({kind})");
         println!("{:<44} {:>9.2} ms {:>16}", name, ms, "41-52 ms");
+    }
+    if a.darts {
+        let mut space = nas_core::space::builtin::darts::DartsSpace::new(3, 10);
+        space.layers = 5;
+        let s = Supernet::build(&space, false, 0).map_err(anyhow::Error::msg)?;
+        let mut opt = sgd_for(s.net.as_ref(), &cfg);
+        let x = Tensor::randn(&[32, 3, 32, 32], 1.0, &mut rng);
+        let y: Vec<u32> = (0..32).map(|_| rng.below(10) as u32).collect();
+        let ms = time_ms(a.seconds, || {
+            opt.zero_grad();
+            s.net.forward(&x).cross_entropy(&y).backward();
+            opt.step(0.025);
+        });
+        let name = "DARTS supernet weight step C16 5 cells b32";
+        println!("{:<44} {:>9.0} ms {:>16}", name, ms, "6200 ms");
     }
     Ok(())
 }

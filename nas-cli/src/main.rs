@@ -2,6 +2,8 @@
 //! searches, exports, retrains and profiles.
 
 mod bench;
+mod space_args;
+mod spaces_cmd;
 mod train_cmd;
 
 use anyhow::Result;
@@ -23,6 +25,8 @@ enum Cmd {
     Train(train_cmd::TrainArgs),
     /// Benchmark the CPU kernels and the seed network's training step.
     Bench(bench::BenchArgs),
+    /// List the built-in search spaces, or the choices of one space.
+    Spaces(spaces_cmd::SpacesArgs),
 }
 
 fn main() {
@@ -50,5 +54,6 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Train(a) => train_cmd::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Spaces(a) => spaces_cmd::run(a),
     }
 }

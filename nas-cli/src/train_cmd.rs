@@ -32,9 +32,8 @@ pub struct TrainArgs {
     /// or step (x0.1 every third epoch).
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
-    /// Search space the architecture belongs to (see `nas spaces`).
-    #[arg(long, default_value = "seed-net")]
-    pub space: String,
+    #[command(flatten)]
+    pub space: crate::space_args::SpaceArgs,
     /// Architecture to train: a `{label: choice}` JSON file, or `random` (drawn with
     /// --seed). Default for seed-net: conv1 3x3, conv2 5x5, skip = x1 + x0.
     #[arg(long)]
@@ -120,14 +119,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         size: train.h,
         classes: train.classes,
     };
-    let sp = builtin::by_name(&a.space, input).map_err(anyhow::Error::msg)?;
+    let sp = a.space.resolve(input)?;
     let arch: Architecture = match a.arch.as_deref() {
         Some("random") => space::arch::random(&space::describe(sp.as_ref()), &mut rng),
         Some(path) => space::arch::load(std::path::Path::new(path))?,
-        None if a.space == "seed-net" => {
+        None if a.space.space == "seed-net" && a.space.space_file.is_none() => {
             serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#)?
         }
-        None => bail!("--space {} needs --arch FILE (or --arch random)", a.space),
+        None => bail!("space {} needs --arch FILE (or --arch random)", a.space.display()),
     };
     let model = space::fixed(sp.as_ref(), &arch, rng.next_u64())
         .map_err(|e| anyhow::anyhow!("--arch {}: {e}", a.arch.as_deref().unwrap_or("(default)")))?;
@@ -135,7 +134,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let mut opt = sgd_for(model, &cfg);
     println!(
         "{} {} ({} parameters) on {} ({} train, {} test, {}x{}x{}), {} threads",
-        a.space,
+        a.space.display(),
         serde_json::to_string(&arch)?,
         num_parameters(model),
         splits.name,

@@ -1,0 +1,62 @@
+//! The options every command uses to pick a search space.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use nas_core::space::builtin::{self, darts::DartsSpace, InputSpec};
+use nas_core::space::file::FileSpace;
+use nas_core::space::Space;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct SpaceArgs {
+    /// Built-in search space: seed-net, nb201, darts, chain or mobilenet.
+    #[arg(long, default_value = "seed-net")]
+    pub space: String,
+    /// A space file (JSON, see docs/space-files.md) instead of a built-in space.
+    #[arg(long)]
+    pub space_file: Option<PathBuf>,
+    /// Channels of the first stage (nb201: C, default 16; darts: C, default 16).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// nb201: cells per stage N (default 5); darts: number of cells (default 8).
+    #[arg(long)]
+    pub cells: Option<usize>,
+}
+
+impl SpaceArgs {
+    /// The space these options name, built for data of the given shape.
+    pub fn resolve(&self, input: InputSpec) -> Result<Box<dyn Space>> {
+        if let Some(f) = &self.space_file {
+            let s = FileSpace::load(f, [input.channels, input.size, input.size], input.classes)
+                .map_err(anyhow::Error::msg)?;
+            return Ok(Box::new(s));
+        }
+        let sized = matches!(self.space.as_str(), "nb201" | "darts");
+        if !sized && (self.channels.is_some() || self.cells.is_some()) {
+            bail!("--channels/--cells apply to the nb201 and darts spaces, not `{}`", self.space);
+        }
+        for (flag, v) in [("--channels", self.channels), ("--cells", self.cells)] {
+            if v == Some(0) {
+                bail!("{flag} 0: must be at least 1");
+            }
+        }
+        Ok(match self.space.as_str() {
+            "nb201" => builtin::nb201(self.channels.unwrap_or(16), self.cells.unwrap_or(5), input),
+            "darts" => {
+                let mut d = DartsSpace::new(input.channels, input.classes);
+                d.c = self.channels.unwrap_or(d.c);
+                d.layers = self.cells.unwrap_or(d.layers);
+                Box::new(d)
+            }
+            name => builtin::by_name(name, input).map_err(anyhow::Error::msg)?,
+        })
+    }
+
+    /// The name to show for the space.
+    pub fn display(&self) -> String {
+        match &self.space_file {
+            Some(f) => f.display().to_string(),
+            None => self.space.clone(),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `nas spaces`: what spaces there are and what each lets a search choose.
+
+use crate::space_args::SpaceArgs;
+use anyhow::Result;
+use clap::Args;
+use nas_core::space::builtin::{InputSpec, NAMES};
+use nas_core::space::cost::cost;
+use nas_core::space::{arch, describe, fixed, ChoiceKind, Supernet};
+use nas_core::Rng;
+
+#[derive(Args, Debug)]
+pub struct SpacesArgs {
+    /// Show one space's choices (as JSON with --json).
+    #[arg(long)]
+    pub show: bool,
+    #[command(flatten)]
+    pub space: SpaceArgs,
+    /// Input channels, size and classes to build for (default: Fashion-MNIST's 1x28x28, 10).
+    #[arg(long, num_args = 3, value_names = ["C", "SIZE", "CLASSES"])]
+    pub input: Option<Vec<usize>>,
+    /// Print the choices as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: SpacesArgs) -> Result<()> {
+    let input = match &a.input {
+        Some(v) => InputSpec {
+            channels: v[0],
+            size: v[1],
+            classes: v[2],
+        },
+        None => InputSpec {
+            channels: 1,
+            size: 28,
+            classes: 10,
+        },
+    };
+    let names: Vec<String> = if a.show || a.space.space_file.is_some() {
+        vec![a.space.display()]
+    } else {
+        NAMES.iter().map(|s| s.to_string()).collect()
+    };
+    for name in names {
+        let mut sa = a.space.clone();
+        if sa.space_file.is_none() {
+            sa.space = name.clone();
+        }
+        let space = sa.resolve(input)?;
+        let choices = describe(space.as_ref());
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&choices)?);
+            continue;
+        }
+        let log10: f64 = choices.iter().map(|c| (c.size() as f64).log10()).sum();
+        let supernet = Supernet::build(space.as_ref(), false, 0).is_ok();
+        let sample = arch::random(&choices, &mut Rng::new(0));
+        let c = cost(fixed(space.as_ref(), &sample, 0)?.as_ref(), [input.channels, input.size, input.size]);
+        println!(
+            "{name}: {} choices, about 10^{log10:.1} architectures, supernet: {}, e.g. {} params, {:.1} MMACs",
+            choices.len(),
+            if supernet { "yes" } else { "no" },
+            c.params,
+            c.macs as f64 / 1e6
+        );
+        if a.show {
+            for ch in &choices {
+                let what = match &ch.kind {
+                    ChoiceKind::Layer { candidates } => format!("LayerChoice {}", candidates.join(" | ")),
+                    ChoiceKind::Input {
+                        n_candidates,
+                        n_chosen,
+                        reduce,
+                    } => format!("InputChoice {n_chosen} of {n_candidates}, {reduce:?}"),
+                    ChoiceKind::Value { values } => format!(
+                        "ValueChoice {}",
+                        values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" | ")
+                    ),
+                    ChoiceKind::Repeat { depths } => format!("Repeat depth {depths:?}"),
+                };
+                println!("  {:<24} {what}", ch.label);
+            }
+        }
+    }
+    Ok(())
+}
