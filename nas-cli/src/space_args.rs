@@ -33,7 +33,10 @@ impl SpaceArgs {
         }
         let sized = matches!(self.space.as_str(), "nb201" | "darts");
         if !sized && (self.channels.is_some() || self.cells.is_some()) {
-            bail!("--channels/--cells apply to the nb201 and darts spaces, not `{}`", self.space);
+            bail!(
+                "--channels/--cells apply to the nb201 and darts spaces, not `{}`",
+                self.space
+            );
         }
         for (flag, v) in [("--channels", self.channels), ("--cells", self.cells)] {
             if v == Some(0) {

@@ -55,7 +55,10 @@ pub fn run(a: SpacesArgs) -> Result<()> {
         let log10: f64 = choices.iter().map(|c| (c.size() as f64).log10()).sum();
         let supernet = Supernet::build(space.as_ref(), false, 0).is_ok();
         let sample = arch::random(&choices, &mut Rng::new(0));
-        let c = cost(fixed(space.as_ref(), &sample, 0)?.as_ref(), [input.channels, input.size, input.size]);
+        let c = cost(
+            fixed(space.as_ref(), &sample, 0)?.as_ref(),
+            [input.channels, input.size, input.size],
+        );
         println!(
             "{name}: {} choices, about 10^{log10:.1} architectures, supernet: {}, e.g. {} params, {:.1} MMACs",
             choices.len(),
@@ -66,7 +69,9 @@ pub fn run(a: SpacesArgs) -> Result<()> {
         if a.show {
             for ch in &choices {
                 let what = match &ch.kind {
-                    ChoiceKind::Layer { candidates } => format!("LayerChoice {}", candidates.join(" | ")),
+                    ChoiceKind::Layer { candidates } => {
+                        format!("LayerChoice {}", candidates.join(" | "))
+                    }
                     ChoiceKind::Input {
                         n_candidates,
                         n_chosen,
@@ -74,7 +79,11 @@ pub fn run(a: SpacesArgs) -> Result<()> {
                     } => format!("InputChoice {n_chosen} of {n_candidates}, {reduce:?}"),
                     ChoiceKind::Value { values } => format!(
                         "ValueChoice {}",
-                        values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" | ")
+                        values
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" | ")
                     ),
                     ChoiceKind::Repeat { depths } => format!("Repeat depth {depths:?}"),
                 };

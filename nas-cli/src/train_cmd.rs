@@ -126,7 +126,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         None if a.space.space == "seed-net" && a.space.space_file.is_none() => {
             serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#)?
         }
-        None => bail!("space {} needs --arch FILE (or --arch random)", a.space.display()),
+        None => bail!(
+            "space {} needs --arch FILE (or --arch random)",
+            a.space.display()
+        ),
     };
     let model = space::fixed(sp.as_ref(), &arch, rng.next_u64())
         .map_err(|e| anyhow::anyhow!("--arch {}: {e}", a.arch.as_deref().unwrap_or("(default)")))?;

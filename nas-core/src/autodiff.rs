@@ -39,6 +39,8 @@ pub(crate) enum Op {
     Nll(Tensor, Vec<u32>),
     /// A `[o, i, k, k]` kernel placed, with dilation, into a larger `[o, i, K, K]` one.
     EmbedKernel(Tensor, EmbedGeom),
+    /// `sum_k w[idx[k]] * xs[k]`: a mixed op's combination of its candidates' outputs.
+    WeightedSum(Vec<Tensor>, Tensor, Vec<usize>),
 }
 
 /// Where `EmbedKernel` puts tap `(a, b)`: at `(off + a*dil, off + b*dil)`.
@@ -72,6 +74,7 @@ impl Op {
                 v
             }
             Concat(xs, _) => xs.iter().collect(),
+            WeightedSum(xs, w, _) => xs.iter().chain(std::iter::once(w)).collect(),
             MaxPool2d(x, ..) | AvgPool2d(x, ..) | AdaptiveAvgPool2d(x) => vec![x],
             BatchNorm(x, g, b, ..) => vec![x, g, b],
             LogSoftmax(x) | Nll(x, _) | EmbedKernel(x, _) => vec![x],
@@ -270,6 +273,18 @@ impl Op {
                 put(x, |gx| {
                     softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
                 });
+            }
+            WeightedSum(xs, w, idx) => {
+                let wd = w.to_vec();
+                let mut gw = vec![0.0f32; w.numel()];
+                for (x, &i) in xs.iter().zip(idx) {
+                    let wi = wd[i];
+                    acc(x, |gx| ew::acc_map(g, gx, |v| v * wi));
+                    if w.requires_grad() {
+                        gw[i] += ew::dot(g, &x.data());
+                    }
+                }
+                acc(w, |a| a.iter_mut().zip(&gw).for_each(|(a, b)| *a += b));
             }
             EmbedKernel(x, e) => acc(x, |gx| {
                 let big = e.size * e.size;

@@ -501,6 +501,28 @@ impl Tensor {
         self.log_softmax().nll_loss(targets)
     }
 
+    /// `sum_k w[idx[k]] * xs[k]` for same-shaped `xs`: one pass, and one gradient rule
+    /// that gives both the inputs' and the weights' gradients.
+    pub fn weighted_sum(xs: &[Tensor], w: &Tensor, idx: &[usize]) -> Tensor {
+        assert!(
+            !xs.is_empty() && xs.len() == idx.len(),
+            "weighted_sum: inputs and indices"
+        );
+        for x in xs {
+            assert_eq!(x.shape(), xs[0].shape(), "weighted_sum: shapes differ");
+        }
+        let wd = w.to_vec();
+        let ws: Vec<f32> = idx.iter().map(|&i| wd[i]).collect();
+        let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
+        let slices: Vec<&[f32]> = guards.iter().map(|g| &g[..]).collect();
+        let mut out = buffer::take(xs[0].numel());
+        ew::weighted_sum(&slices, &ws, &mut out);
+        drop(slices);
+        drop(guards);
+        let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());
+        Tensor::from_op(xs[0].shape().to_vec(), out, op)
+    }
+
     /// Places this `[o, i, k, k]` kernel, dilated by `dil`, in the centre of a zero
     /// `[o, i, size, size]` kernel: the same convolution, written at a larger size.
     pub fn embed_kernel(&self, size: usize, dil: usize) -> Tensor {

@@ -328,3 +328,14 @@ fn kernel_embedding() {
         assert!((p - q).abs() < 1e-5);
     }
 }
+
+#[test]
+fn weighted_sum_of_candidates() {
+    let mut rng = Rng::new(10);
+    let a = param(&[2, 3, 4], &mut rng);
+    let b = param(&[2, 3, 4], &mut rng);
+    let w = param(&[3], &mut rng);
+    check("weighted_sum", &[a, b, w], 1e-2, |t| {
+        Tensor::weighted_sum(&[t[0].clone(), t[1].clone()], &t[2], &[2, 0])
+    });
+}

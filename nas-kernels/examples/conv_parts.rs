@@ -3,14 +3,36 @@ use nas_kernels::cpu::conv::*;
 use std::time::Instant;
 fn main() {
     for (cin, cout, hw, k) in [(16, 16, 32, 3), (16, 16, 32, 5), (64, 64, 16, 3)] {
-        let p = Conv2d { n: 64, cin, h: hw, w: hw, cout, kh: k, kw: k, sh: 1, sw: 1, ph: k / 2, pw: k / 2, dh: 1, dw: 1, groups: 1 };
+        let p = Conv2d {
+            n: 64,
+            cin,
+            h: hw,
+            w: hw,
+            cout,
+            kh: k,
+            kw: k,
+            sh: 1,
+            sw: 1,
+            ph: k / 2,
+            pw: k / 2,
+            dh: 1,
+            dw: 1,
+            groups: 1,
+        };
         let x = vec![0.5f32; 64 * cin * hw * hw];
         let w = vec![0.1f32; p.weight_len()];
         let mut y = vec![0.0; p.out_len()];
         let mut gx = vec![0.0; x.len()];
         let mut gw = vec![0.0; w.len()];
         let mut gb = vec![0.0; cout];
-        let t = |f: &mut dyn FnMut()| { f(); let s = Instant::now(); for _ in 0..10 { f(); } s.elapsed().as_secs_f64() * 100.0 };
+        let t = |f: &mut dyn FnMut()| {
+            f();
+            let s = Instant::now();
+            for _ in 0..10 {
+                f();
+            }
+            s.elapsed().as_secs_f64() * 100.0
+        };
         let a = t(&mut || conv2d_forward(&p, &x, &w, None, &mut y));
         let b = t(&mut || conv2d_backward_input(&p, &y, &w, &mut gx));
         let c = t(&mut || conv2d_backward_weight(&p, &x, &y, &mut gw, Some(&mut gb)));

@@ -37,7 +37,11 @@ fn expected(c: &Choice) -> String {
         } => format!("a list of {n_chosen} distinct indices below {n_candidates}"),
         ChoiceKind::Value { values } => format!(
             "one of {}",
-            values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+            values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         ChoiceKind::Repeat { depths } => format!("a depth in {depths:?}"),
     }
@@ -63,7 +67,10 @@ pub(crate) fn as_indices(v: &Value) -> Option<Vec<usize>> {
 fn active(c: &Choice, arch: &Architecture) -> bool {
     match &c.inside {
         None => true,
-        Some((rep, i)) => arch.get(rep).and_then(|v| v.as_u64()).is_some_and(|d| d as usize > *i),
+        Some((rep, i)) => arch
+            .get(rep)
+            .and_then(|v| v.as_u64())
+            .is_some_and(|d| d as usize > *i),
     }
 }
 
@@ -88,9 +95,9 @@ pub fn validate(choices: &[Choice], arch: &Architecture) -> Result<(), ArchError
             });
         };
         let ok = match &c.kind {
-            ChoiceKind::Layer { candidates } => {
-                v.as_str().is_some_and(|s| candidates.iter().any(|n| n == s))
-            }
+            ChoiceKind::Layer { candidates } => v
+                .as_str()
+                .is_some_and(|s| candidates.iter().any(|n| n == s)),
             ChoiceKind::Input {
                 n_candidates,
                 n_chosen,
@@ -99,7 +106,9 @@ pub fn validate(choices: &[Choice], arch: &Architecture) -> Result<(), ArchError
                 let mut s = idx.clone();
                 s.sort();
                 s.dedup();
-                idx.len() == *n_chosen && s.len() == idx.len() && idx.iter().all(|i| i < n_candidates)
+                idx.len() == *n_chosen
+                    && s.len() == idx.len()
+                    && idx.iter().all(|i| i < n_candidates)
             }),
             ChoiceKind::Value { values } => values.iter().any(|x| same_value(x, v)),
             ChoiceKind::Repeat { depths } => {
@@ -125,7 +134,9 @@ pub fn random(choices: &[Choice], rng: &mut Rng) -> Architecture {
             continue;
         }
         let v = match &c.kind {
-            ChoiceKind::Layer { candidates } => Value::from(candidates[rng.below(candidates.len())].clone()),
+            ChoiceKind::Layer { candidates } => {
+                Value::from(candidates[rng.below(candidates.len())].clone())
+            }
             ChoiceKind::Input {
                 n_candidates,
                 n_chosen,
@@ -205,19 +216,31 @@ mod tests {
     #[test]
     fn validation_names_the_label_and_value() {
         let c = choices();
-        assert_eq!(validate(&c, &arch(r#"{"conv":"a","skip":[0,2],"depth":1}"#)), Ok(()));
         assert_eq!(
-            validate(&c, &arch(r#"{"conv":"a","skip":[0,2],"depth":2,"width1":16.0}"#)),
+            validate(&c, &arch(r#"{"conv":"a","skip":[0,2],"depth":1}"#)),
+            Ok(())
+        );
+        assert_eq!(
+            validate(
+                &c,
+                &arch(r#"{"conv":"a","skip":[0,2],"depth":2,"width1":16.0}"#)
+            ),
             Ok(())
         );
         let e = validate(&c, &arch(r#"{"conv":"c","skip":[0,2],"depth":1}"#)).unwrap_err();
-        assert!(e.to_string().contains("`conv`") && e.to_string().contains("\"c\""), "{e}");
+        assert!(
+            e.to_string().contains("`conv`") && e.to_string().contains("\"c\""),
+            "{e}"
+        );
         let e = validate(&c, &arch(r#"{"conv":"a","skip":[0,0],"depth":1}"#)).unwrap_err();
         assert!(e.to_string().contains("`skip`"), "{e}");
         let e = validate(&c, &arch(r#"{"conv":"a","skip":[0,3],"depth":1}"#)).unwrap_err();
         assert!(e.to_string().contains("[0,3]"), "{e}");
         let e = validate(&c, &arch(r#"{"conv":"a","skip":[0,1],"depth":2}"#)).unwrap_err();
-        assert!(matches!(e, ArchError::Missing { ref label, .. } if label == "width1"), "{e}");
+        assert!(
+            matches!(e, ArchError::Missing { ref label, .. } if label == "width1"),
+            "{e}"
+        );
         let e = validate(&c, &arch(r#"{"conv":"a","skip":[0,1],"depth":1,"zz":1}"#)).unwrap_err();
         assert!(e.to_string().contains("`zz`"), "{e}");
         let e = validate(&c, &arch(r#"{"conv":"a","skip":[0,1],"depth":3}"#)).unwrap_err();

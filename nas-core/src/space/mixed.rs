@@ -156,24 +156,17 @@ impl Module for LayerChoice {
                 return self.fused_forward(x, alpha, &active, &forms);
             }
         }
-        let mut out: Option<Tensor> = None;
-        for &i in &active {
-            let y = self.ops[i].1.forward(x).mul(&alpha.slice(0, i, 1));
-            out = Some(match out {
-                None => y,
-                Some(o) => {
-                    assert_eq!(
-                        o.shape(),
-                        y.shape(),
-                        "`{}`: candidate `{}` gives a different shape",
-                        self.label,
-                        self.ops[i].0
-                    );
-                    o.add(&y)
-                }
-            });
+        let ys: Vec<Tensor> = active.iter().map(|&i| self.ops[i].1.forward(x)).collect();
+        for (y, &i) in ys.iter().zip(&active) {
+            assert_eq!(
+                y.shape(),
+                ys[0].shape(),
+                "`{}`: candidate `{}` gives a different shape",
+                self.label,
+                self.ops[i].0
+            );
         }
-        out.unwrap()
+        Tensor::weighted_sum(&ys, alpha, &active)
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
         for (n, op) in &self.ops {
@@ -223,6 +216,19 @@ impl InputChoice {
         }
     }
 
+    /// The candidates the next `forward` reads: the chosen ones in a fixed network, those
+    /// with a non-zero mixing weight in a supernet. A space need not compute the others
+    /// (any tensor can stand in for them).
+    pub fn active(&self) -> Vec<usize> {
+        match &self.alpha {
+            None => self.chosen.clone(),
+            Some(a) => {
+                let w = a.data();
+                (0..self.n_candidates).filter(|&i| w[i] != 0.0).collect()
+            }
+        }
+    }
+
     /// Combines the chosen inputs among `xs` (all candidates, in order).
     pub fn forward(&self, xs: &[Tensor]) -> Tensor {
         assert!(
@@ -232,6 +238,22 @@ impl InputChoice {
             xs.len(),
             self.n_candidates
         );
+        if let (Some(a), Reduce::Sum | Reduce::Mean) = (&self.alpha, self.reduce) {
+            let w = a.to_vec();
+            let idx: Vec<usize> = (0..self.n_candidates).filter(|&i| w[i] != 0.0).collect();
+            assert!(
+                !idx.is_empty(),
+                "`{}`: every mixing weight is zero",
+                self.label
+            );
+            let picked: Vec<Tensor> = idx.iter().map(|&i| xs[i].clone()).collect();
+            let s = Tensor::weighted_sum(&picked, a, &idx);
+            return if self.reduce == Reduce::Mean && idx.len() > 1 {
+                s.mul_scalar(1.0 / idx.len() as f32)
+            } else {
+                s
+            };
+        }
         let picked: Vec<Tensor> = match &self.alpha {
             None => self.chosen.iter().map(|&i| xs[i].clone()).collect(),
             Some(a) => {

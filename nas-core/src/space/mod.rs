@@ -5,9 +5,11 @@
 
 pub mod arch;
 pub mod builtin;
+pub mod cost;
+pub mod file;
 pub mod mixed;
 
-pub use arch::{Architecture, ArchError};
+pub use arch::{ArchError, Architecture};
 pub use mixed::{InputChoice, LayerChoice};
 
 use crate::nn::Module;
@@ -146,9 +148,17 @@ impl Builder {
         label: &str,
         candidates: Vec<(String, Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + '_>)>,
     ) -> LayerChoice {
-        assert!(!candidates.is_empty(), "space bug: layer choice `{label}` has no candidates");
+        assert!(
+            !candidates.is_empty(),
+            "space bug: layer choice `{label}` has no candidates"
+        );
         let names: Vec<String> = candidates.iter().map(|(n, _)| n.clone()).collect();
-        self.record(label, ChoiceKind::Layer { candidates: names.clone() });
+        self.record(
+            label,
+            ChoiceKind::Layer {
+                candidates: names.clone(),
+            },
+        );
         match self.mode.clone() {
             Mode::Describe => {
                 let (n, f) = candidates.into_iter().next().unwrap();
@@ -168,6 +178,50 @@ impl Builder {
             }
             Mode::Supernet { fused } => {
                 let alpha = self.alpha(label, names.len());
+                let ops = candidates
+                    .into_iter()
+                    .map(|(n, f)| (n, f(&mut self.rng)))
+                    .collect();
+                LayerChoice::mixed(label, ops, alpha, fused)
+            }
+        }
+    }
+
+    /// Another `LayerChoice` for a label already made by `layer_choice`, with the same
+    /// candidate names: a choice shared by several places of the network (the cell of
+    /// NAS-Bench-201, repeated through the network). It is not recorded again; it makes
+    /// the same decision (the same chosen candidate in a fixed network, the same mixing
+    /// weights in a supernet) but builds fresh modules, so each place has its own weights.
+    pub fn layer_choice_shared(
+        &mut self,
+        label: &str,
+        candidates: Vec<(String, Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + '_>)>,
+    ) -> LayerChoice {
+        let names: Vec<String> = candidates.iter().map(|(n, _)| n.clone()).collect();
+        let recorded = self
+            .choices
+            .iter()
+            .find(|c| c.label == label)
+            .map(|c| &c.kind);
+        assert!(
+            matches!(recorded, Some(ChoiceKind::Layer { candidates }) if *candidates == names),
+            "space bug: shared layer choice `{label}` was not made by `layer_choice` with \
+             candidates {names:?}"
+        );
+        match self.mode.clone() {
+            Mode::Describe | Mode::Fixed(_) => {
+                let chosen = match self.fixed_value(label) {
+                    Some(v) => v.as_str().expect("architecture was validated").to_string(),
+                    None => names[0].clone(),
+                };
+                let (n, f) = candidates
+                    .into_iter()
+                    .find(|(n, _)| *n == chosen)
+                    .expect("architecture was validated");
+                LayerChoice::fixed(label, n, f(&mut self.rng))
+            }
+            Mode::Supernet { fused } => {
+                let alpha = self.alphas[label].clone();
                 let ops = candidates
                     .into_iter()
                     .map(|(n, f)| (n, f(&mut self.rng)))
@@ -216,12 +270,60 @@ impl Builder {
         }
     }
 
+    /// Another `InputChoice` for a label already made by `input_choice`, with the same
+    /// candidates, count and reduction: a choice shared by several places of the network
+    /// (the cells of one type in the DARTS space). It is not recorded again; it makes the
+    /// same decision (the same chosen inputs in a fixed network, the same mixing weights
+    /// in a supernet).
+    pub fn input_choice_shared(
+        &mut self,
+        label: &str,
+        n_candidates: usize,
+        n_chosen: usize,
+        reduce: Reduce,
+    ) -> InputChoice {
+        let kind = ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            reduce,
+        };
+        assert!(
+            self.choices
+                .iter()
+                .any(|c| c.label == label && c.kind == kind),
+            "space bug: shared input choice `{label}` was not made by `input_choice` \
+             picking {n_chosen} of {n_candidates} ({reduce:?})"
+        );
+        match self.mode.clone() {
+            Mode::Describe => InputChoice::fixed(label, (0..n_chosen).collect(), reduce),
+            Mode::Fixed(_) => {
+                let idx = arch::as_indices(self.fixed_value(label).unwrap()).unwrap();
+                InputChoice::fixed(label, idx, reduce)
+            }
+            Mode::Supernet { .. } => {
+                let alpha = self.alphas[label].clone();
+                InputChoice::mixed(label, n_candidates, reduce, alpha)
+            }
+        }
+    }
+
     /// A `ValueChoice`. In a supernet, a value that changes tensor shapes cannot be mixed;
     /// wrap value-dependent ops in a `layer_choice` instead (as the built-in spaces do).
     pub fn value_choice<T: Clone + Serialize>(&mut self, label: &str, values: &[T]) -> T {
-        assert!(!values.is_empty(), "space bug: value choice `{label}` has no values");
-        let vals: Vec<Value> = values.iter().map(|v| serde_json::to_value(v).unwrap()).collect();
-        self.record(label, ChoiceKind::Value { values: vals.clone() });
+        assert!(
+            !values.is_empty(),
+            "space bug: value choice `{label}` has no values"
+        );
+        let vals: Vec<Value> = values
+            .iter()
+            .map(|v| serde_json::to_value(v).unwrap())
+            .collect();
+        self.record(
+            label,
+            ChoiceKind::Value {
+                values: vals.clone(),
+            },
+        );
         match &self.mode {
             Mode::Fixed(_) => {
                 let v = self.fixed_value(label).unwrap();
@@ -249,8 +351,16 @@ impl Builder {
         depths: &[usize],
         mut f: impl FnMut(&mut Builder, usize) -> M,
     ) -> Vec<M> {
-        assert!(!depths.is_empty(), "space bug: repeat `{label}` has no depths");
-        self.record(label, ChoiceKind::Repeat { depths: depths.to_vec() });
+        assert!(
+            !depths.is_empty(),
+            "space bug: repeat `{label}` has no depths"
+        );
+        self.record(
+            label,
+            ChoiceKind::Repeat {
+                depths: depths.to_vec(),
+            },
+        );
         let max = *depths.iter().max().unwrap();
         let depth = match &self.mode {
             Mode::Fixed(_) => self.fixed_value(label).unwrap().as_u64().unwrap() as usize,
@@ -295,7 +405,11 @@ pub fn describe(space: &dyn Space) -> Vec<Choice> {
 }
 
 /// The plain network of `arch`, which is validated against the space first.
-pub fn fixed(space: &dyn Space, arch: &Architecture, seed: u64) -> Result<Box<dyn Module>, ArchError> {
+pub fn fixed(
+    space: &dyn Space,
+    arch: &Architecture,
+    seed: u64,
+) -> Result<Box<dyn Module>, ArchError> {
     let choices = describe(space);
     arch::validate(&choices, arch)?;
     let mut b = Builder::new(Mode::Fixed(arch.clone()), seed);
@@ -332,7 +446,11 @@ impl Supernet {
             .get(label)
             .ok_or_else(|| format!("no mixed choice labelled `{label}`"))?;
         if t.numel() != w.len() {
-            return Err(format!("`{label}` has {} candidates, got {} weights", t.numel(), w.len()));
+            return Err(format!(
+                "`{label}` has {} candidates, got {} weights",
+                t.numel(),
+                w.len()
+            ));
         }
         t.data_mut().copy_from_slice(w);
         Ok(())
@@ -350,7 +468,11 @@ impl Supernet {
     }
 
     /// The fixed network of `arch`, inheriting this supernet's trained weights.
-    pub fn derive(&self, space: &dyn Space, arch: &Architecture) -> Result<Box<dyn Module>, ArchError> {
+    pub fn derive(
+        &self,
+        space: &dyn Space,
+        arch: &Architecture,
+    ) -> Result<Box<dyn Module>, ArchError> {
         let net = fixed(space, arch, 0)?;
         crate::nn::copy_state(net.as_ref(), &crate::nn::state(self.net.as_ref()));
         Ok(net)

@@ -281,6 +281,55 @@ pub fn acc_broadcast(x: &[f32], x_shape: &[usize], out: &mut [f32], out_shape: &
     }
 }
 
+/// `out = sum_k w[k] * xs[k]` over same-length slices (a mixed op's weighted sum).
+pub fn weighted_sum(xs: &[&[f32]], w: &[f32], out: &mut [f32]) {
+    assert_eq!(
+        xs.len(),
+        w.len(),
+        "weighted_sum: {} inputs, {} weights",
+        xs.len(),
+        w.len()
+    );
+    assert!(
+        xs.iter().all(|x| x.len() == out.len()),
+        "weighted_sum: lengths differ"
+    );
+    let chunk = 4096;
+    let body = |(c, o): (usize, &mut [f32])| {
+        let lo = c * chunk;
+        o.iter_mut()
+            .zip(&xs[0][lo..])
+            .for_each(|(a, b)| *a = w[0] * b);
+        for (x, wk) in xs.iter().zip(w).skip(1) {
+            o.iter_mut().zip(&x[lo..]).for_each(|(a, b)| *a += wk * b);
+        }
+    };
+    if out.len() >= super::PAR_MIN {
+        out.par_chunks_mut(chunk).enumerate().for_each(body);
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(body);
+    }
+}
+
+/// Dot product, summed in f64 over fixed chunks in a fixed order (deterministic).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot: lengths differ");
+    let part = |(x, y): (&[f32], &[f32])| -> f64 {
+        x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>() as f64
+    };
+    let chunk = 4096;
+    if a.len() >= super::PAR_MIN {
+        let parts: Vec<f64> = a
+            .par_chunks(chunk)
+            .zip(b.par_chunks(chunk))
+            .map(part)
+            .collect();
+        parts.iter().sum::<f64>() as f32
+    } else {
+        a.chunks(chunk).zip(b.chunks(chunk)).map(part).sum::<f64>() as f32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,194 @@
+//! `chain`: a chain-structured space with skip connections, in the style of the first
+//! reinforcement-learning NAS work (Zoph and Le, 2017).
+//!
+//! A `Repeat` labelled `depth` picks the number of layers. Layer `i` has:
+//! - `layer{i}/filters`: its output channels (a value choice);
+//! - `layer{i}/skip{k}` for each layer `k < i - 1`: 1 to also read layer `k`'s output,
+//!   0 not to (the previous layer, or the image for layer 0, is always read); the inputs
+//!   read are concatenated along channels;
+//! - `layer{i}/op`: its op, one of [`OPS`]. Convolutions are followed by BN and ReLU;
+//!   pools keep the channels, so a 1x1 convolution, BN and ReLU follow them when the
+//!   input's channels differ from the layer's filters.
+//!
+//! Every layer keeps the spatial size (stride 1), so any layer can feed any later one;
+//! global average pooling and a linear classifier end the network.
+//!
+//! The filters change tensor shapes and the depth varies, so the space has no
+//! weight-sharing supernet: `Supernet::build` returns an error.
+
+use crate::nn::{
+    join, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Kind, Linear, MaxPool2d, Module, ReLU,
+    Sequential,
+};
+use crate::ops::ConvOpts;
+use crate::rng::Rng;
+use crate::space::{Builder, LayerChoice, Space};
+use crate::tensor::Tensor;
+
+/// The candidate ops of every layer.
+pub const OPS: [&str; 7] = [
+    "conv3x3",
+    "conv5x5",
+    "conv7x7",
+    "sep_conv3x3",
+    "sep_conv5x5",
+    "max_pool3x3",
+    "avg_pool3x3",
+];
+
+#[derive(Clone, Debug)]
+pub struct ChainSpace {
+    pub in_channels: usize,
+    pub classes: usize,
+    /// The depths `depth` may take.
+    pub depths: Vec<usize>,
+    /// The filters each layer may have.
+    pub filters: Vec<usize>,
+}
+
+impl ChainSpace {
+    /// Depths 2 to 6 and filters 16, 32 or 64.
+    pub fn new(in_channels: usize, classes: usize) -> ChainSpace {
+        ChainSpace {
+            in_channels,
+            classes,
+            depths: vec![2, 3, 4, 5, 6],
+            filters: vec![16, 32, 64],
+        }
+    }
+}
+
+fn conv_bn_relu(cin: usize, cout: usize, k: usize, rng: &mut Rng) -> Vec<Box<dyn Module>> {
+    let o = ConvOpts {
+        padding: k / 2,
+        ..Default::default()
+    };
+    vec![
+        Box::new(Conv2d::no_bias(cin, cout, k, o, rng)),
+        Box::new(BatchNorm2d::new(cout)),
+        Box::new(ReLU),
+    ]
+}
+
+/// One op of the chain space from `cin` to `cout` channels, keeping the spatial size.
+pub fn op(name: &str, cin: usize, cout: usize, rng: &mut Rng) -> Box<dyn Module> {
+    let layers: Vec<Box<dyn Module>> = match name {
+        "conv3x3" => conv_bn_relu(cin, cout, 3, rng),
+        "conv5x5" => conv_bn_relu(cin, cout, 5, rng),
+        "conv7x7" => conv_bn_relu(cin, cout, 7, rng),
+        "sep_conv3x3" | "sep_conv5x5" => {
+            let k = if name == "sep_conv3x3" { 3 } else { 5 };
+            let dw = ConvOpts {
+                padding: k / 2,
+                groups: cin,
+                ..Default::default()
+            };
+            let mut v: Vec<Box<dyn Module>> = vec![Box::new(Conv2d::no_bias(cin, cin, k, dw, rng))];
+            v.extend(conv_bn_relu(cin, cout, 1, rng));
+            v
+        }
+        "max_pool3x3" | "avg_pool3x3" => {
+            let pool: Box<dyn Module> = if name == "max_pool3x3" {
+                Box::new(MaxPool2d {
+                    k: 3,
+                    stride: 1,
+                    padding: 1,
+                })
+            } else {
+                Box::new(AvgPool2d {
+                    k: 3,
+                    stride: 1,
+                    padding: 1,
+                    count_include_pad: false,
+                })
+            };
+            let mut v = vec![pool];
+            if cin != cout {
+                v.extend(conv_bn_relu(cin, cout, 1, rng));
+            }
+            v
+        }
+        _ => panic!("unknown chain op `{name}`"),
+    };
+    Box::new(Sequential::new(layers))
+}
+
+/// A layer: the earlier layers it also reads, and its op.
+pub struct ChainLayer {
+    pub skips: Vec<usize>,
+    pub op: LayerChoice,
+}
+
+pub struct ChainNet {
+    pub layers: Vec<ChainLayer>,
+    pub gap: AdaptiveAvgPool2d,
+    pub classifier: Linear,
+}
+
+impl Module for ChainNet {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut outs: Vec<Tensor> = vec![];
+        for layer in &self.layers {
+            let prev = outs.last().unwrap_or(x).clone();
+            let input = if layer.skips.is_empty() {
+                prev
+            } else {
+                let mut xs = vec![prev];
+                xs.extend(layer.skips.iter().map(|&k| outs[k].clone()));
+                Tensor::concat(&xs, 1)
+            };
+            outs.push(layer.op.forward(&input));
+        }
+        let y = self.gap.forward(outs.last().unwrap_or(x)).flatten(1);
+        self.classifier.forward(&y)
+    }
+    fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
+        for (i, l) in self.layers.iter().enumerate() {
+            l.op.visit(&join(p, &format!("layers.{i}")), f);
+        }
+        self.classifier.visit(&join(p, "classifier"), f);
+    }
+    fn set_training(&self, t: bool) {
+        self.layers.iter().for_each(|l| l.op.set_training(t));
+    }
+}
+
+impl Space for ChainSpace {
+    fn name(&self) -> &str {
+        "chain"
+    }
+
+    fn build(&self, b: &mut Builder) -> Box<dyn Module> {
+        assert!(
+            self.depths.iter().all(|&d| d >= 1),
+            "the chain space needs at least one layer"
+        );
+        // Output channels of the layers built so far.
+        let mut outs: Vec<usize> = vec![];
+        let layers = b.repeat("depth", &self.depths, |b, i| {
+            let filters = b.value_choice(&format!("layer{i}/filters"), &self.filters);
+            let skips: Vec<usize> = (0..i.saturating_sub(1))
+                .filter(|k| b.value_choice(&format!("layer{i}/skip{k}"), &[0u8, 1]) == 1)
+                .collect();
+            let cin = outs.last().copied().unwrap_or(self.in_channels)
+                + skips.iter().map(|&k| outs[k]).sum::<usize>();
+            let candidates = OPS
+                .iter()
+                .map(|&name| {
+                    let make: Box<dyn FnOnce(&mut Rng) -> Box<dyn Module>> =
+                        Box::new(move |rng: &mut Rng| op(name, cin, filters, rng));
+                    (name.to_string(), make)
+                })
+                .collect();
+            let op = b.layer_choice(&format!("layer{i}/op"), candidates);
+            outs.push(filters);
+            ChainLayer { skips, op }
+        });
+        let c = outs.last().copied().unwrap_or(self.in_channels);
+        Box::new(ChainNet {
+            layers,
+            gap: AdaptiveAvgPool2d { out: (1, 1) },
+            classifier: Linear::new(c, self.classes, &mut b.rng),
+        })
+    }
+}
