@@ -19,6 +19,15 @@ pub struct BenchArgs {
     /// several seconds per step.
     #[arg(long)]
     pub darts: bool,
+    /// Run only the groups named (comma-separated): gemm, conv, seed, darts-iter.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+impl BenchArgs {
+    fn wants(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
 }
 
 /// Median milliseconds per call of `f`, run for about `secs` after two warm-up calls.
@@ -41,7 +50,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     println!("nas bench, {threads} threads (PyTorch 2.15 figures: same machine, 2 threads)\n");
     println!("{:<44} {:>12} {:>16}", "benchmark", "nas", "PyTorch");
     let mut rng = Rng::new(0);
-    for n in [512usize, 1024, 2048] {
+    for n in [512usize, 1024, 2048]
+        .into_iter()
+        .filter(|_| a.wants("gemm"))
+    {
         let a_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
         let b_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
         let mut c = vec![0.0f32; n * n];
@@ -61,7 +73,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
         (16, 16, 32, 3, "11.9 ms"),
         (16, 16, 32, 5, "24.5 ms"),
         (64, 64, 16, 3, "29.3 ms"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| a.wants("conv"))
+    {
         let x = Tensor::parameter(
             Tensor::randn(&[64, cin, hw, hw], 1.0, &mut rng).to_vec(),
             &[64, cin, hw, hw],
@@ -90,23 +105,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     let arch: Architecture =
         serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#)?;
-    let model = fixed(&space, &arch, 0)?;
     let cfg = TrainConfig::default();
-    let mut opt = sgd_for(model.as_ref(), &cfg);
-    let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
-    let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
-    let ms = time_ms(a.seconds, || {
-        let loss = model.forward(&x).cross_entropy(&y);
-        opt.zero_grad();
-        loss.backward();
-        opt.step(0.01);
-    });
-    println!(
-        "{:<44} {:>9.2} ms {:>16}",
-        "seed net train step b64 3x32x32", ms, "12.7-13.5 ms"
-    );
-    drop(opt);
-    for fused in [false, true] {
+    if a.wants("seed") {
+        let model = fixed(&space, &arch, 0)?;
+        let mut opt = sgd_for(model.as_ref(), &cfg);
+        let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
+        let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
+        let ms = time_ms(a.seconds, || {
+            let loss = model.forward(&x).cross_entropy(&y);
+            opt.zero_grad();
+            loss.backward();
+            opt.step(0.01);
+        });
+        let name = "seed net train step b64 3x32x32";
+        println!("{:<44} {:>9.2} ms {:>16}", name, ms, "12.7-13.5 ms");
+    }
+    for fused in [false, true].into_iter().filter(|_| a.wants("darts-iter")) {
         let ms = darts_iteration(&space, fused, a.seconds, &mut rng)?;
         let kind = if fused { "fused" } else { "unfused" };
         let name = format!("seed DARTS 1st-order iteration b64 ({kind})");
