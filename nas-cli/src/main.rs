@@ -2,6 +2,8 @@
 //! searches, exports, retrains and profiles.
 
 mod bench;
+mod run_cmds;
+mod search_cmd;
 mod space_args;
 mod spaces_cmd;
 mod train_cmd;
@@ -27,6 +29,21 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// List the built-in search spaces, or the choices of one space.
     Spaces(spaces_cmd::SpacesArgs),
+    /// List the strategy plugins found (name, version, kind, ABI).
+    Plugins(run_cmds::PluginsArgs),
+    /// Run a search: a strategy plugin proposes, an evaluator scores, a run directory
+    /// records every trial.
+    Search(search_cmd::SearchArgs),
+    /// Continue a search that stopped or was killed.
+    Resume { dir: std::path::PathBuf },
+    /// Write a run's best architecture (or its Pareto set).
+    Export(run_cmds::ExportArgs),
+    /// Train a run's best architecture from scratch and report test accuracy.
+    Retrain(run_cmds::RetrainArgs),
+    /// Print a run's table and write its plots (best so far, Pareto front).
+    Report(run_cmds::ReportArgs),
+    /// Every strategy plugin on the NAS-Bench-201 table, many runs each.
+    BenchStrategies(run_cmds::BenchStrategiesArgs),
 }
 
 fn main() {
@@ -55,5 +72,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Train(a) => train_cmd::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Spaces(a) => spaces_cmd::run(a),
+        Cmd::Plugins(a) => run_cmds::plugins(a),
+        Cmd::Search(a) => search_cmd::run(a),
+        Cmd::Resume { dir } => search_cmd::resume(&dir),
+        Cmd::Export(a) => run_cmds::export(a),
+        Cmd::Retrain(a) => run_cmds::retrain(a),
+        Cmd::Report(a) => run_cmds::report(a),
+        Cmd::BenchStrategies(a) => run_cmds::bench_strategies(a),
     }
 }

@@ -7,7 +7,7 @@ use nas_core::space::file::FileSpace;
 use nas_core::space::Space;
 use std::path::PathBuf;
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SpaceArgs {
     /// Built-in search space: seed-net, nb201, darts, chain or mobilenet.
     #[arg(long, default_value = "seed-net")]

@@ -3,6 +3,8 @@
 pub mod autodiff;
 pub mod buffer;
 pub mod data;
+pub mod evaluate;
+pub mod experiment;
 pub mod io;
 pub mod nn;
 pub mod ops;

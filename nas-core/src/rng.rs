@@ -21,6 +21,16 @@ impl Rng {
         }
     }
 
+    /// The generator's whole state (to save a strategy and resume it).
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator continuing from a saved `state`.
+    pub fn from_state(s: [u64; 4]) -> Rng {
+        Rng { s }
+    }
+
     /// A new generator whose stream is independent of this one's (for a sub-task).
     pub fn fork(&mut self) -> Rng {
         Rng::new(self.next_u64())

@@ -391,7 +391,7 @@ impl Builder {
 }
 
 /// A space: a builder function plus the input it expects.
-pub trait Space {
+pub trait Space: Sync {
     fn name(&self) -> &str;
     /// Builds the network in the builder's mode.
     fn build(&self, b: &mut Builder) -> Box<dyn Module>;

@@ -1,0 +1,376 @@
+//! `nas search` and `nas resume`: the host's experiment loop. A strategy plugin proposes
+//! architectures, an evaluator scores them (several in flight at once), and every trial
+//! is journaled before the strategy hears of it, so a killed run resumes exactly.
+
+use crate::space_args::SpaceArgs;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nas_core::data::{load_dir, Dataset};
+use nas_core::evaluate::{Evaluator, Nb201Table, TrainEvaluator};
+use nas_core::experiment::{write_atomic, RunDir, TrialRecord};
+use nas_core::space::builtin::InputSpec;
+use nas_core::space::{arch, describe, Architecture};
+use nas_core::Rng;
+use nas_strategies::host::{discover, search_dirs, LoadedStrategy};
+use nas_strategies::{Setup, Value};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub space: SpaceArgs,
+    /// Strategy plugin to run (see `nas plugins`).
+    #[arg(long)]
+    pub strategy: String,
+    /// Number of trials.
+    #[arg(long, default_value_t = 100)]
+    pub budget: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run directory (default runs/<space>-<strategy>-<seed>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How trials are scored: `table` (NAS-Bench-201 lookup), `train` (train from
+    /// scratch, score on a validation split), or `auto` (table for nb201, else train).
+    #[arg(long, default_value = "auto")]
+    pub evaluator: String,
+    /// NAS-Bench-201 table for the `table` evaluator.
+    #[arg(long, default_value = "data/nasbench201/nb201_cifar10.csv")]
+    pub table: PathBuf,
+    /// Dataset directory for the `train` evaluator (and for retraining).
+    #[arg(long, default_value = "data/fashion-mnist")]
+    pub data: PathBuf,
+    /// Epochs each trial trains (`train` evaluator).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Training images held out to score trials on (`train` evaluator).
+    #[arg(long, default_value_t = 10_000)]
+    pub val: usize,
+    /// Train trials on only this many images (quick searches).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Trials evaluated at once.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Strategy options as JSON, inline or `@file.json`.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Extra directories to look for plugins in (before NAS_PLUGIN_PATH and the binary's).
+    #[arg(long)]
+    #[serde(default)]
+    pub plugin_dir: Vec<PathBuf>,
+}
+
+impl SearchArgs {
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!(
+                "{}-{}-{}",
+                self.space.space, self.strategy, self.seed
+            ))
+        })
+    }
+
+    pub fn strategy_config(&self) -> Result<Value> {
+        match self.config.as_deref() {
+            None => Ok(Value::Object(Default::default())),
+            Some(s) if s.starts_with('@') => {
+                let t =
+                    std::fs::read_to_string(&s[1..]).with_context(|| format!("--config {s}"))?;
+                serde_json::from_str(&t).with_context(|| format!("--config {s}: not JSON"))
+            }
+            Some(s) => serde_json::from_str(s).with_context(|| format!("--config {s}: not JSON")),
+        }
+    }
+
+    fn uses_table(&self) -> Result<bool> {
+        match self.evaluator.as_str() {
+            "table" => {
+                if self.space.space != "nb201" || self.space.space_file.is_some() {
+                    bail!("--evaluator table looks architectures up in NAS-Bench-201; use --space nb201");
+                }
+                Ok(true)
+            }
+            "train" => Ok(false),
+            "auto" => Ok(self.space.space == "nb201" && self.space.space_file.is_none()),
+            e => bail!("--evaluator {e}: expected table, train or auto"),
+        }
+    }
+}
+
+/// The data a `train` evaluator uses: the training set split into train and validation.
+pub struct TrainData {
+    pub train: Dataset,
+    pub val: Dataset,
+    pub input: InputSpec,
+}
+
+pub fn load_train_data(a: &SearchArgs) -> Result<TrainData> {
+    let splits = load_dir(&a.data)?;
+    let mut train = splits.train;
+    let (mean, std) = train.channel_stats();
+    train.normalise(&mean, &std);
+    if a.val == 0 || a.val >= train.len() {
+        bail!(
+            "--val {}: must be between 1 and the {} training images",
+            a.val,
+            train.len()
+        );
+    }
+    let (mut train, val) = train.split(a.val, &mut Rng::new(a.seed));
+    if let Some(n) = a.limit {
+        train = train.take(n);
+    }
+    let input = InputSpec {
+        channels: train.c,
+        size: train.h,
+        classes: train.classes,
+    };
+    Ok(TrainData { train, val, input })
+}
+
+/// The input shape a search's space is built for.
+pub fn search_input(table: bool, data: Option<&TrainData>) -> InputSpec {
+    match data {
+        Some(d) => d.input,
+        None if table => InputSpec {
+            channels: 3,
+            size: 32,
+            classes: 10,
+        },
+        None => InputSpec {
+            channels: 1,
+            size: 28,
+            classes: 10,
+        },
+    }
+}
+
+pub fn run(a: SearchArgs) -> Result<()> {
+    let dir = a.out_dir();
+    let config = serde_json::to_value(&a)?;
+    let run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
+    println!("run directory: {}", dir.display());
+    drive(&a, &run)
+}
+
+pub fn resume(dir: &Path) -> Result<()> {
+    let run = RunDir::open(dir).map_err(|e| anyhow!(e))?;
+    let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
+        .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
+    drive(&a, &run)
+}
+
+fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
+    if a.budget == 0 || a.parallel == 0 {
+        bail!("--budget and --parallel must be at least 1");
+    }
+    let table_eval = a.uses_table()?;
+    let data = if table_eval {
+        None
+    } else {
+        Some(load_train_data(a)?)
+    };
+    let input = search_input(table_eval, data.as_ref());
+    let space = a.space.resolve(input)?;
+    let table = if table_eval {
+        Some(Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?)
+    } else {
+        None
+    };
+    let train_eval = data.as_ref().map(|d| TrainEvaluator {
+        space: space.as_ref(),
+        train: &d.train,
+        val: &d.val,
+        epochs: a.epochs,
+        batch_size: 64,
+        lr: 0.05,
+    });
+    let evaluator: &dyn Evaluator = match (&table, &train_eval) {
+        (Some(t), _) => t,
+        (None, Some(t)) => t,
+        _ => unreachable!(),
+    };
+    let found = discover(&search_dirs(&a.plugin_dir));
+    let plugin = found.get(&a.strategy).map_err(|e| {
+        anyhow!(
+            "{e}\n(plugins are built by `cargo build --release --workspace`; see `nas plugins`)"
+        )
+    })?;
+    let choices = describe(space.as_ref());
+    let setup = Setup {
+        space: choices.clone(),
+        config: a.strategy_config()?,
+        seed: a.seed,
+        budget: a.budget,
+    };
+    let mut strategy = plugin.create(&setup).map_err(|e| anyhow!(e))?;
+    let mut journal = run.journal().map_err(|e| anyhow!(e))?;
+    if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
+        restore(&mut strategy, run, &journal)?;
+        println!("resumed: {} trials already journaled", journal.len());
+    }
+    let bar = ProgressBar::new(a.budget as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials, {msg} eta {eta}")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} on {}", a.strategy, space.name()));
+    bar.set_position(journal.len() as u64);
+    let best_msg = |j: &[TrialRecord]| match best(j) {
+        Some(b) => format!("best {:.2}%", b.metrics.accuracy * 100.0),
+        None => "no trial yet".into(),
+    };
+    bar.set_message(best_msg(&journal));
+    while journal.len() < a.budget {
+        let want = a.parallel.min(a.budget - journal.len());
+        let mut asked = vec![];
+        for _ in 0..want {
+            match strategy.ask().map_err(|e| anyhow!(e))? {
+                Some(arch) => {
+                    arch::validate(&choices, &arch).map_err(|e| {
+                        anyhow!(
+                            "strategy `{}` proposed an invalid architecture: {e}",
+                            a.strategy
+                        )
+                    })?;
+                    asked.push(arch);
+                }
+                None => break,
+            }
+        }
+        if asked.is_empty() {
+            bar.println("the strategy has nothing more to propose");
+            break;
+        }
+        let first = journal.len();
+        let results = evaluate_all(evaluator, &asked, a.seed, first);
+        for (k, (arch, res)) in asked.into_iter().zip(results).enumerate() {
+            let (metrics, seconds) = res.map_err(|e| anyhow!("trial {}: {e}", first + k))?;
+            let rec = TrialRecord {
+                trial: journal.len(),
+                arch,
+                metrics,
+                seconds,
+            };
+            // Journal first: a trial is never lost once evaluated, and never re-run.
+            run.append(&rec).map_err(|e| anyhow!(e))?;
+            strategy
+                .tell(&rec.arch, &rec.metrics)
+                .map_err(|e| anyhow!(e))?;
+            journal.push(rec);
+        }
+        let state = strategy.save().map_err(|e| anyhow!(e))?;
+        run.save_state(journal.len(), &state)
+            .map_err(|e| anyhow!(e))?;
+        write_best(run, &journal, evaluator)?;
+        bar.set_position(journal.len() as u64);
+        bar.set_message(best_msg(&journal));
+    }
+    bar.finish_and_clear();
+    write_best(run, &journal, evaluator)?;
+    summarize(&journal, evaluator, run);
+    Ok(())
+}
+
+/// Brings a fresh strategy to where the journal ends: its saved state, then the trials
+/// journaled after that state was saved.
+fn restore(s: &mut LoadedStrategy, run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
+    let told = match run.load_state().map_err(|e| anyhow!(e))? {
+        Some((told, state)) => {
+            s.load(&state).map_err(|e| anyhow!(e))?;
+            told
+        }
+        None => 0,
+    };
+    if told > journal.len() {
+        bail!(
+            "{}: state says {told} trials, the journal has {}",
+            run.path.display(),
+            journal.len()
+        );
+    }
+    for r in &journal[told..] {
+        s.tell(&r.arch, &r.metrics).map_err(|e| anyhow!(e))?;
+    }
+    Ok(())
+}
+
+/// Each trial's seed: a function of the run seed and the trial number only.
+pub fn trial_seed(run_seed: u64, trial: usize) -> u64 {
+    let mut r = Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    r.next_u64()
+}
+
+/// Evaluates architectures concurrently, one thread each.
+fn evaluate_all(
+    ev: &dyn Evaluator,
+    archs: &[Architecture],
+    seed: u64,
+    first: usize,
+) -> Vec<Result<(nas_core::evaluate::Metrics, f64), String>> {
+    let one = |k: usize| {
+        let t = Instant::now();
+        ev.evaluate(&archs[k], trial_seed(seed, first + k))
+            .map(|m| (m, t.elapsed().as_secs_f64()))
+    };
+    if archs.len() == 1 {
+        return vec![one(0)];
+    }
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..archs.len()).map(|k| s.spawn(move || one(k))).collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("evaluation panicked".into()))
+            })
+            .collect()
+    })
+}
+
+/// The trial with the highest observed accuracy.
+pub fn best(j: &[TrialRecord]) -> Option<&TrialRecord> {
+    j.iter()
+        .max_by(|a, b| a.metrics.accuracy.partial_cmp(&b.metrics.accuracy).unwrap())
+}
+
+fn write_best(run: &RunDir, j: &[TrialRecord], ev: &dyn Evaluator) -> Result<()> {
+    if let Some(b) = best(j) {
+        let v = serde_json::json!({
+            "trial": b.trial,
+            "arch": b.arch,
+            "metrics": b.metrics,
+            "final_accuracy": ev.final_accuracy(&b.arch),
+        });
+        write_atomic(&run.best_path(), &serde_json::to_vec_pretty(&v)?).map_err(|e| anyhow!(e))?;
+    }
+    Ok(())
+}
+
+fn summarize(j: &[TrialRecord], ev: &dyn Evaluator, run: &RunDir) {
+    let Some(b) = best(j) else {
+        println!("no trials");
+        return;
+    };
+    println!(
+        "{} trials; best is trial {}: observed accuracy {:.2}%",
+        j.len(),
+        b.trial,
+        b.metrics.accuracy * 100.0
+    );
+    if let Some(f) = ev.final_accuracy(&b.arch) {
+        println!(
+            "its benchmark accuracy (mean over seeds): {:.2}%",
+            f * 100.0
+        );
+    }
+    println!(
+        "architecture: {}",
+        serde_json::to_string(&b.arch).unwrap_or_default()
+    );
+    println!("written to {}", run.best_path().display());
+}

@@ -1,0 +1,241 @@
+//! The plugin boundary and the experiment loop, as users meet them: real plugins built
+//! as separate cargo projects (outside the workspace, depending on nas-strategies only),
+//! broken plugins, a search killed with SIGKILL and resumed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn nas() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
+    c.current_dir(root());
+    c
+}
+
+/// Builds the plugins of examples/plugins (an example strategy, a wrong-ABI library, a
+/// panicking strategy, one that proposes invalid architectures) as their own cargo
+/// workspace, once, and returns the directory holding the libraries.
+fn test_plugins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let src = root().join("examples/plugins");
+        let target = root().join("target/test-plugins");
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--manifest-path"])
+            .arg(src.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "building test plugins:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = target.join("release");
+        // A file that is not a plugin at all.
+        std::fs::write(
+            dir.join("libnot_a_plugin.so"),
+            b"this is not a shared library",
+        )
+        .unwrap();
+        dir
+    })
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nas-search-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let o = cmd.output().unwrap();
+    // Exit code 1 is the host's own error path; a host panic would exit with 101.
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "host crashed: {:?}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn plugins_lists_good_ones_and_explains_broken_ones() {
+    let dir = test_plugins();
+    let (ok, out, err) = run(nas().args(["plugins", "--plugin-dir"]).arg(dir));
+    assert!(ok, "{err}");
+    assert!(out.contains("example") && out.contains("ask/tell"), "{out}");
+    assert!(
+        out.contains("ABI version 999"),
+        "wrong ABI not explained: {out}"
+    );
+    assert!(
+        out.contains("libnot_a_plugin.so") && out.contains("cannot load"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_external_plugin_runs_a_search() {
+    let d = out_dir("example");
+    let (ok, out, err) = run(nas()
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "example",
+            "--budget",
+            "20",
+            "--plugin-dir",
+        ])
+        .arg(test_plugins())
+        .arg("--out")
+        .arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("20 trials"), "{out}");
+    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 20);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn panics_and_invalid_architectures_are_clear_errors() {
+    for (strategy, want) in [
+        ("panicky", "panicked: the panicky strategy always panics"),
+        ("invalid", "invalid architecture"),
+    ] {
+        let d = out_dir(strategy);
+        let (ok, out, err) = run(nas()
+            .args([
+                "search",
+                "--space",
+                "nb201",
+                "--strategy",
+                strategy,
+                "--budget",
+                "5",
+                "--plugin-dir",
+            ])
+            .arg(test_plugins())
+            .arg("--out")
+            .arg(&d));
+        assert!(!ok, "{strategy} should fail: {out}");
+        assert!(
+            err.contains(want) && err.contains(strategy),
+            "{strategy}: {err}"
+        );
+        assert!(
+            !err.contains("stack backtrace"),
+            "panics are reported, not printed: {err}"
+        );
+        std::fs::remove_dir_all(&d).ok();
+    }
+    let (ok, _, err) = run(nas()
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "no-such",
+            "--plugin-dir",
+        ])
+        .arg(test_plugins()));
+    assert!(
+        !ok && err.contains("no strategy plugin named `no-such`"),
+        "{err}"
+    );
+}
+
+/// Kills a training search with SIGKILL, resumes it, and checks the journal: every trial
+/// exactly once, the prefix from before the kill untouched, the budget reached.
+#[test]
+fn a_killed_search_resumes_without_losing_or_repeating_trials() {
+    let d = out_dir("kill");
+    let budget = 10;
+    let mut child = nas()
+        .args([
+            "--threads",
+            "1",
+            "search",
+            "--space",
+            "seed-net",
+            "--strategy",
+            "example",
+            "--evaluator",
+            "train",
+        ])
+        .args([
+            "--limit",
+            "512",
+            "--val",
+            "256",
+            "--epochs",
+            "1",
+            "--budget",
+            &budget.to_string(),
+            "--plugin-dir",
+        ])
+        .arg(test_plugins())
+        .arg("--out")
+        .arg(&d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = d.join("journal.jsonl");
+    let start = Instant::now();
+    loop {
+        let n = std::fs::read_to_string(&journal)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "search made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "search ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(&journal).unwrap();
+    let complete: Vec<&str> = before.lines().filter(|l| l.ends_with('}')).collect();
+    assert!(complete.len() < budget, "killed too late to test resuming");
+    let (ok, out, err) = run(nas()
+        .arg("--threads")
+        .arg("1")
+        .arg("resume")
+        .arg(&d)
+        .env("NAS_PLUGIN_PATH", test_plugins()));
+    assert!(ok, "{out}\n{err}");
+    let after = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = after.lines().collect();
+    assert_eq!(lines.len(), budget, "{after}");
+    for (i, l) in complete.iter().enumerate() {
+        assert_eq!(lines[i], *l, "journaled trial {i} changed on resume");
+    }
+    for (i, l) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(
+            v["trial"], i,
+            "trial numbers must run 0..budget exactly once"
+        );
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -1,0 +1,68 @@
+//! Random search: each architecture drawn uniformly from the space, without repeats
+//! while the space has unseen architectures left to draw.
+
+use nas_strategies::{
+    export_strategy, json, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
+};
+use std::collections::HashSet;
+
+pub struct RandomSearch {
+    space: Vec<Choice>,
+    rng: Rng,
+    seen: HashSet<String>,
+}
+
+impl Strategy for RandomSearch {
+    fn new(setup: &Setup) -> Result<Self, String> {
+        Ok(RandomSearch {
+            space: setup.space.clone(),
+            rng: Rng::new(setup.seed),
+            seen: HashSet::new(),
+        })
+    }
+
+    fn ask(&mut self) -> Result<Option<Architecture>, String> {
+        // A few redraws avoid repeats cheaply; a space smaller than the budget repeats.
+        let mut a = nas_strategies::random_architecture(&self.space, &mut self.rng);
+        for _ in 0..100 {
+            if !self.seen.contains(&key(&a)) {
+                break;
+            }
+            a = nas_strategies::random_architecture(&self.space, &mut self.rng);
+        }
+        self.seen.insert(key(&a));
+        Ok(Some(a))
+    }
+
+    fn tell(&mut self, _: &Architecture, _: &Metrics) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        let mut seen: Vec<&String> = self.seen.iter().collect();
+        seen.sort();
+        Ok(json!({ "rng": self.rng.state(), "seen": seen }))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        self.rng = Rng::from_state(nas_strategies::config_field(
+            &state,
+            "rng",
+            self.rng.state(),
+        )?);
+        self.seen = nas_strategies::config_field(&state, "seen", Vec::<String>::new())?
+            .into_iter()
+            .collect();
+        Ok(())
+    }
+}
+
+fn key(a: &Architecture) -> String {
+    serde_json_string(a)
+}
+
+fn serde_json_string(a: &Architecture) -> String {
+    nas_strategies::serde_json::to_string(a).unwrap_or_default()
+}
+
+export_strategy!(RandomSearch, "random", "0.1.0");

@@ -1,0 +1,256 @@
+//! The C ABI between the host and a strategy plugin, and the plugin-side glue that turns
+//! a [`Strategy`] into it. Every entry point catches panics and reports them as errors.
+
+use crate::Architecture;
+use crate::{Metrics, Setup, Strategy};
+use std::os::raw::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Bumped whenever the table or the meaning of a field changes.
+pub const ABI_VERSION: u32 = 1;
+
+/// A strategy driven by ask/tell.
+pub const KIND_ASK_TELL: u32 = 0;
+/// A one-shot strategy that drives a supernet through host services (reserved).
+pub const KIND_ONE_SHOT: u32 = 1;
+
+/// Status codes of every entry point.
+pub const OK: i32 = 0;
+/// The call failed; the error buffer holds the message.
+pub const ERROR: i32 = 1;
+/// The plugin panicked; the error buffer holds the panic message.
+pub const PANIC: i32 = 2;
+/// `ask` has nothing more to propose.
+pub const EXHAUSTED: i32 = 3;
+
+/// Bytes allocated by the plugin and handed to the host, which gives them back through
+/// `free_buf` (the plugin frees only what it allocated).
+#[repr(C)]
+pub struct PluginBuf {
+    pub ptr: *mut u8,
+    pub len: usize,
+    pub cap: usize,
+}
+
+impl PluginBuf {
+    pub const fn empty() -> PluginBuf {
+        PluginBuf {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            cap: 0,
+        }
+    }
+    fn from_vec(v: Vec<u8>) -> PluginBuf {
+        let mut v = std::mem::ManuallyDrop::new(v);
+        PluginBuf {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+            cap: v.capacity(),
+        }
+    }
+}
+
+/// The table a plugin exports. Input byte slices are owned by the host and only
+/// borrowed for the call.
+#[repr(C)]
+pub struct PluginTable {
+    pub name: *const c_char,
+    pub version: *const c_char,
+    pub kind: u32,
+    /// `setup` is the JSON of [`Setup`]; writes an opaque handle.
+    pub create: extern "C" fn(
+        setup: *const u8,
+        len: usize,
+        handle: *mut *mut c_void,
+        err: *mut PluginBuf,
+    ) -> i32,
+    pub destroy: extern "C" fn(handle: *mut c_void),
+    /// Writes the JSON of the next architecture to `out`, or returns `EXHAUSTED`.
+    pub ask: extern "C" fn(handle: *mut c_void, out: *mut PluginBuf, err: *mut PluginBuf) -> i32,
+    /// `trial` is JSON `{"arch": {...}, "metrics": {...}}`.
+    pub tell: extern "C" fn(
+        handle: *mut c_void,
+        trial: *const u8,
+        len: usize,
+        err: *mut PluginBuf,
+    ) -> i32,
+    pub save: extern "C" fn(handle: *mut c_void, out: *mut PluginBuf, err: *mut PluginBuf) -> i32,
+    pub load: extern "C" fn(
+        handle: *mut c_void,
+        state: *const u8,
+        len: usize,
+        err: *mut PluginBuf,
+    ) -> i32,
+    pub free_buf: extern "C" fn(buf: PluginBuf),
+}
+
+// SAFETY: the table holds only function pointers and pointers to static strings.
+unsafe impl Sync for PluginTable {}
+
+/// Frees a buffer this plugin allocated.
+pub extern "C" fn free_buf(buf: PluginBuf) {
+    if !buf.ptr.is_null() {
+        // SAFETY: the buffer came from `PluginBuf::from_vec` in this same library, so the
+        // pointer, length and capacity describe a live Vec<u8> of this allocator.
+        unsafe { drop(Vec::from_raw_parts(buf.ptr, buf.len, buf.cap)) };
+    }
+}
+
+thread_local! {
+    /// Where the last panic in this plugin happened, recorded by its panic hook.
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replaces the plugin's panic hook (its own copy of std's) with one that records the
+/// location instead of printing: the host reports the panic as an error.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_AT.with(|p| *p.borrow_mut() = at);
+        }))
+    });
+}
+
+/// Runs `f`, turning an `Err` or a panic into a status code and a message in `err`.
+fn guard(err: *mut PluginBuf, f: impl FnOnce() -> Result<i32, String>) -> i32 {
+    quiet_panics();
+    let (code, msg) = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(code)) => return code,
+        Ok(Err(m)) => (ERROR, m),
+        Err(p) => {
+            let m = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let at = PANIC_AT.with(|p| p.borrow_mut().take());
+            let at = at.map(|a| format!(" (at {a})")).unwrap_or_default();
+            (PANIC, format!("panicked: {m}{at}"))
+        }
+    };
+    if !err.is_null() {
+        // SAFETY: the host passes a valid, writable PluginBuf for errors.
+        unsafe { *err = PluginBuf::from_vec(msg.into_bytes()) };
+    }
+    code
+}
+
+/// The host's borrowed bytes as a slice.
+fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: the host guarantees `ptr` points at `len` readable bytes for the call.
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
+fn handle<'a, S>(h: *mut c_void) -> Result<&'a mut S, String> {
+    if h.is_null() {
+        return Err("null strategy handle".into());
+    }
+    // SAFETY: non-null handles are the Box<S> made by `create::<S>` of this library.
+    Ok(unsafe { &mut *(h as *mut S) })
+}
+
+fn write(out: *mut PluginBuf, v: Vec<u8>) -> Result<(), String> {
+    if out.is_null() {
+        return Err("null output buffer".into());
+    }
+    // SAFETY: checked non-null; the host passes a writable PluginBuf.
+    unsafe { *out = PluginBuf::from_vec(v) };
+    Ok(())
+}
+
+pub extern "C" fn create<S: Strategy>(
+    setup: *const u8,
+    len: usize,
+    out: *mut *mut c_void,
+    err: *mut PluginBuf,
+) -> i32 {
+    guard(err, || {
+        let setup: Setup = serde_json::from_slice(bytes(setup, len))
+            .map_err(|e| format!("bad setup JSON from the host: {e}"))?;
+        let s = S::new(&setup)?;
+        if out.is_null() {
+            return Err("null handle pointer".into());
+        }
+        // SAFETY: checked non-null; the host passes a writable pointer slot.
+        unsafe { *out = Box::into_raw(Box::new(s)) as *mut c_void };
+        Ok(OK)
+    })
+}
+
+pub extern "C" fn destroy<S: Strategy>(h: *mut c_void) {
+    if !h.is_null() {
+        let _ = catch_unwind(|| {
+            // SAFETY: the handle is the Box<S> made by `create::<S>`; the host destroys
+            // each handle once.
+            drop(unsafe { Box::from_raw(h as *mut S) })
+        });
+    }
+}
+
+pub extern "C" fn ask<S: Strategy>(
+    h: *mut c_void,
+    out: *mut PluginBuf,
+    err: *mut PluginBuf,
+) -> i32 {
+    guard(err, || match handle::<S>(h)?.ask()? {
+        None => Ok(EXHAUSTED),
+        Some(a) => {
+            write(out, serde_json::to_vec(&a).map_err(|e| e.to_string())?)?;
+            Ok(OK)
+        }
+    })
+}
+
+/// A finished trial as it crosses the boundary.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Trial {
+    pub arch: Architecture,
+    pub metrics: Metrics,
+}
+
+pub extern "C" fn tell<S: Strategy>(
+    h: *mut c_void,
+    trial: *const u8,
+    len: usize,
+    err: *mut PluginBuf,
+) -> i32 {
+    guard(err, || {
+        let t: Trial = serde_json::from_slice(bytes(trial, len))
+            .map_err(|e| format!("bad trial JSON from the host: {e}"))?;
+        handle::<S>(h)?.tell(&t.arch, &t.metrics)?;
+        Ok(OK)
+    })
+}
+
+pub extern "C" fn save<S: Strategy>(
+    h: *mut c_void,
+    out: *mut PluginBuf,
+    err: *mut PluginBuf,
+) -> i32 {
+    guard(err, || {
+        let v = handle::<S>(h)?.save()?;
+        write(out, serde_json::to_vec(&v).map_err(|e| e.to_string())?)?;
+        Ok(OK)
+    })
+}
+
+pub extern "C" fn load<S: Strategy>(
+    h: *mut c_void,
+    state: *const u8,
+    len: usize,
+    err: *mut PluginBuf,
+) -> i32 {
+    guard(err, || {
+        let v = serde_json::from_slice(bytes(state, len))
+            .map_err(|e| format!("bad saved state: {e}"))?;
+        handle::<S>(h)?.load(v)?;
+        Ok(OK)
+    })
+}

@@ -1,0 +1,96 @@
+//! The strategy SDK. A strategy is a shared library exporting two C symbols:
+//! `nas_plugin_abi_version` (checked first) and `nas_plugin_table` (a `#[repr(C)]` table
+//! of entry points). Only plain data crosses the boundary: JSON bytes and status codes.
+//! Plugin authors implement the safe [`Strategy`] trait and call [`export_strategy!`];
+//! the host loads libraries with [`host::discover`] and drives them through
+//! [`host::LoadedStrategy`].
+
+pub mod abi;
+pub mod host;
+
+pub use nas_core::rng::Rng;
+pub use nas_core::space::{Architecture, Choice, ChoiceKind, Reduce};
+pub use serde_json::{self, json, Value};
+
+use serde::{Deserialize, Serialize};
+
+pub use nas_core::evaluate::Metrics;
+
+/// What a strategy is created with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Setup {
+    /// The space's choices, in definition order.
+    pub space: Vec<Choice>,
+    /// The strategy's own options (`--config` JSON); `{}` when none.
+    pub config: Value,
+    pub seed: u64,
+    /// The number of trials the search will run.
+    pub budget: usize,
+}
+
+/// A multi-trial search strategy (ask/tell). Several asks may be in flight before their
+/// tells arrive, and tells may come in any order.
+pub trait Strategy: Send {
+    /// Builds the strategy; a bad `setup.config` is an error naming the field.
+    fn new(setup: &Setup) -> Result<Self, String>
+    where
+        Self: Sized;
+    /// Proposes the next architecture, or `None` when the strategy has nothing left
+    /// (a grid that is exhausted).
+    fn ask(&mut self) -> Result<Option<Architecture>, String>;
+    /// Reports the metrics of an architecture this strategy proposed.
+    fn tell(&mut self, arch: &Architecture, metrics: &Metrics) -> Result<(), String>;
+    /// The strategy's whole state, so a search resumes where it stopped.
+    fn save(&self) -> Result<Value, String>;
+    /// Restores what `save` returned (on a strategy freshly made with the same setup).
+    fn load(&mut self, state: Value) -> Result<(), String>;
+}
+
+/// A uniformly random architecture of the space.
+pub fn random_architecture(space: &[Choice], rng: &mut Rng) -> Architecture {
+    nas_core::space::arch::random(space, rng)
+}
+
+/// A config field with a default, or an error naming the field and the bad value.
+pub fn config_field<T: serde::de::DeserializeOwned>(
+    config: &Value,
+    field: &str,
+    default: T,
+) -> Result<T, String> {
+    match config.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| format!("config field `{field}`: {v} is not valid ({e})")),
+    }
+}
+
+/// Exports a [`Strategy`] as a plugin: `export_strategy!(MyStrategy, "name", "0.1.0");`
+/// in a crate built as a `cdylib`.
+#[macro_export]
+macro_rules! export_strategy {
+    ($ty:ty, $name:expr, $version:expr) => {
+        #[no_mangle]
+        pub extern "C" fn nas_plugin_abi_version() -> u32 {
+            $crate::abi::ABI_VERSION
+        }
+
+        #[no_mangle]
+        pub extern "C" fn nas_plugin_table() -> *const $crate::abi::PluginTable {
+            static NAME: &str = concat!($name, "\0");
+            static VERSION: &str = concat!($version, "\0");
+            static TABLE: $crate::abi::PluginTable = $crate::abi::PluginTable {
+                name: NAME.as_ptr() as *const ::std::os::raw::c_char,
+                version: VERSION.as_ptr() as *const ::std::os::raw::c_char,
+                kind: $crate::abi::KIND_ASK_TELL,
+                create: $crate::abi::create::<$ty>,
+                destroy: $crate::abi::destroy::<$ty>,
+                ask: $crate::abi::ask::<$ty>,
+                tell: $crate::abi::tell::<$ty>,
+                save: $crate::abi::save::<$ty>,
+                load: $crate::abi::load::<$ty>,
+                free_buf: $crate::abi::free_buf,
+            };
+            &TABLE
+        }
+    };
+}
