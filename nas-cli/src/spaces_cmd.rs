@@ -68,25 +68,17 @@ pub fn run(a: SpacesArgs) -> Result<()> {
         );
         if a.show {
             for ch in &choices {
-                let what = match &ch.kind {
-                    ChoiceKind::Layer { candidates } => {
-                        format!("LayerChoice {}", candidates.join(" | "))
-                    }
-                    ChoiceKind::Input {
-                        n_candidates,
-                        n_chosen,
-                        reduce,
-                    } => format!("InputChoice {n_chosen} of {n_candidates}, {reduce:?}"),
-                    ChoiceKind::Value { values } => format!(
-                        "ValueChoice {}",
-                        values
-                            .iter()
-                            .map(|v| v.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" | ")
-                    ),
-                    ChoiceKind::Repeat { depths } => format!("Repeat depth {depths:?}"),
+                let kind = match &ch.kind {
+                    ChoiceKind::Layer { .. } => "LayerChoice",
+                    ChoiceKind::Input { reduce, .. } => match reduce {
+                        nas_core::space::Reduce::Sum => "InputChoice (sum)",
+                        nas_core::space::Reduce::Mean => "InputChoice (mean)",
+                        nas_core::space::Reduce::Concat => "InputChoice (concat)",
+                    },
+                    ChoiceKind::Value { .. } => "ValueChoice",
+                    ChoiceKind::Repeat { .. } => "Repeat",
                 };
+                let what = format!("{kind}: {}", arch::expected(ch));
                 println!("  {:<24} {what}", ch.label);
             }
         }

@@ -27,7 +27,8 @@ pub enum ArchError {
     File { path: String, reason: String },
 }
 
-fn expected(c: &Choice) -> String {
+/// What a choice accepts, in words (error messages, `nas spaces --show`).
+pub fn expected(c: &Choice) -> String {
     match &c.kind {
         ChoiceKind::Layer { candidates } => format!("one of {}", candidates.join(", ")),
         ChoiceKind::Input {

@@ -345,8 +345,7 @@ fn build_layers(
             Layer::Op(o) => build_op(b, o, s, classes, prefix),
             Layer::Choice { choice, candidates } => {
                 let mut out = s;
-                let mut cands: Vec<(String, Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + '_>)> =
-                    vec![];
+                let mut cands: Vec<(String, super::Make<'_>)> = vec![];
                 // Candidates are plain op lists (no nested choices inside a layer choice).
                 for (name, body) in candidates {
                     let body = body.clone();

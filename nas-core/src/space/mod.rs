@@ -81,6 +81,9 @@ fn binomial(n: usize, k: usize) -> usize {
     (0..k).fold(1usize, |acc, i| acc * (n - i) / (i + 1))
 }
 
+/// Makes one candidate op of a layer choice.
+pub type Make<'a> = Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + 'a>;
+
 /// What a `Builder` is building.
 #[derive(Clone, Debug)]
 pub enum Mode {
@@ -136,17 +139,17 @@ impl Builder {
         }
     }
 
-    fn alpha(&mut self, label: &str, n: usize) -> Tensor {
+    /// Creates the mixing weights of a supernet choice (uniform until the strategy sets them).
+    fn alpha(&mut self, label: &str, n: usize) {
         let t = Tensor::parameter(vec![1.0 / n as f32; n], &[n]);
-        self.alphas.insert(label.to_string(), t.clone());
-        t
+        self.alphas.insert(label.to_string(), t);
     }
 
     /// A `LayerChoice`: one op among named candidates, each made by its closure.
     pub fn layer_choice(
         &mut self,
         label: &str,
-        candidates: Vec<(String, Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + '_>)>,
+        candidates: Vec<(String, Make<'_>)>,
     ) -> LayerChoice {
         assert!(
             !candidates.is_empty(),
@@ -159,32 +162,10 @@ impl Builder {
                 candidates: names.clone(),
             },
         );
-        match self.mode.clone() {
-            Mode::Describe => {
-                let (n, f) = candidates.into_iter().next().unwrap();
-                LayerChoice::fixed(label, n, f(&mut self.rng))
-            }
-            Mode::Fixed(_) => {
-                let chosen = self
-                    .fixed_value(label)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-                    .expect("architecture was validated");
-                let (n, f) = candidates
-                    .into_iter()
-                    .find(|(n, _)| *n == chosen)
-                    .expect("architecture was validated");
-                LayerChoice::fixed(label, n, f(&mut self.rng))
-            }
-            Mode::Supernet { fused } => {
-                let alpha = self.alpha(label, names.len());
-                let ops = candidates
-                    .into_iter()
-                    .map(|(n, f)| (n, f(&mut self.rng)))
-                    .collect();
-                LayerChoice::mixed(label, ops, alpha, fused)
-            }
+        if matches!(self.mode, Mode::Supernet { .. }) {
+            self.alpha(label, names.len());
         }
+        self.make_layer_choice(label, candidates)
     }
 
     /// Another `LayerChoice` for a label already made by `layer_choice`, with the same
@@ -195,7 +176,7 @@ impl Builder {
     pub fn layer_choice_shared(
         &mut self,
         label: &str,
-        candidates: Vec<(String, Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + '_>)>,
+        candidates: Vec<(String, Make<'_>)>,
     ) -> LayerChoice {
         let names: Vec<String> = candidates.iter().map(|(n, _)| n.clone()).collect();
         let recorded = self
@@ -208,11 +189,20 @@ impl Builder {
             "space bug: shared layer choice `{label}` was not made by `layer_choice` with \
              candidates {names:?}"
         );
+        self.make_layer_choice(label, candidates)
+    }
+
+    /// The module of a recorded layer choice in this builder's mode.
+    fn make_layer_choice(
+        &mut self,
+        label: &str,
+        candidates: Vec<(String, Make<'_>)>,
+    ) -> LayerChoice {
         match self.mode.clone() {
             Mode::Describe | Mode::Fixed(_) => {
                 let chosen = match self.fixed_value(label) {
                     Some(v) => v.as_str().expect("architecture was validated").to_string(),
-                    None => names[0].clone(),
+                    None => candidates[0].0.clone(),
                 };
                 let (n, f) = candidates
                     .into_iter()
@@ -251,23 +241,16 @@ impl Builder {
                 reduce,
             },
         );
-        match self.mode.clone() {
-            Mode::Describe => InputChoice::fixed(label, (0..n_chosen).collect(), reduce),
-            Mode::Fixed(_) => {
-                let idx = arch::as_indices(self.fixed_value(label).unwrap()).unwrap();
-                InputChoice::fixed(label, idx, reduce)
+        if matches!(self.mode, Mode::Supernet { .. }) {
+            if reduce == Reduce::Concat && n_chosen != n_candidates {
+                self.error.get_or_insert(format!(
+                    "input choice `{label}` concatenates a subset of its inputs, which \
+                     changes tensor shapes"
+                ));
             }
-            Mode::Supernet { .. } => {
-                if reduce == Reduce::Concat && n_chosen != n_candidates {
-                    self.error.get_or_insert(format!(
-                        "input choice `{label}` concatenates a subset of its inputs, which \
-                         changes tensor shapes"
-                    ));
-                }
-                let alpha = self.alpha(label, n_candidates);
-                InputChoice::mixed(label, n_candidates, reduce, alpha)
-            }
+            self.alpha(label, n_candidates);
         }
+        self.make_input_choice(label, n_candidates, n_chosen, reduce)
     }
 
     /// Another `InputChoice` for a label already made by `input_choice`, with the same
@@ -294,15 +277,25 @@ impl Builder {
             "space bug: shared input choice `{label}` was not made by `input_choice` \
              picking {n_chosen} of {n_candidates} ({reduce:?})"
         );
-        match self.mode.clone() {
+        self.make_input_choice(label, n_candidates, n_chosen, reduce)
+    }
+
+    /// The module of a recorded input choice in this builder's mode.
+    fn make_input_choice(
+        &mut self,
+        label: &str,
+        n_candidates: usize,
+        n_chosen: usize,
+        reduce: Reduce,
+    ) -> InputChoice {
+        match &self.mode {
             Mode::Describe => InputChoice::fixed(label, (0..n_chosen).collect(), reduce),
             Mode::Fixed(_) => {
                 let idx = arch::as_indices(self.fixed_value(label).unwrap()).unwrap();
                 InputChoice::fixed(label, idx, reduce)
             }
             Mode::Supernet { .. } => {
-                let alpha = self.alphas[label].clone();
-                InputChoice::mixed(label, n_candidates, reduce, alpha)
+                InputChoice::mixed(label, n_candidates, reduce, self.alphas[label].clone())
             }
         }
     }

@@ -113,7 +113,7 @@ pub fn op(name: &str, c: usize, stride: usize, rng: &mut Rng) -> Box<dyn Module>
     }
 }
 
-type Make<'a> = Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + 'a>;
+use crate::space::Make;
 
 fn candidates(c: usize, stride: usize) -> Vec<(String, Make<'static>)> {
     OPS.iter()

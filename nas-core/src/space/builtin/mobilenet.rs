@@ -172,7 +172,7 @@ impl Module for MobileNet {
     }
 }
 
-type Make = Box<dyn FnOnce(&mut Rng) -> Box<dyn Module>>;
+type Make = crate::space::Make<'static>;
 
 impl Space for MobileNetSpace {
     fn name(&self) -> &str {

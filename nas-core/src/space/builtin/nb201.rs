@@ -71,7 +71,7 @@ impl Nb201Space {
     }
 }
 
-type Make<'a> = Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + 'a>;
+use crate::space::Make;
 
 /// The five candidates of an edge at `c` channels, in the order of [`OPS`].
 fn edge_candidates(c: usize) -> Vec<(String, Make<'static>)> {

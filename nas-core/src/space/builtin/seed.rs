@@ -25,7 +25,7 @@ pub struct SeedNet {
     pub fc3: Linear,
 }
 
-type Make<'a> = Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + 'a>;
+use crate::space::Make;
 
 fn conv_candidates(cin: usize, cout: usize) -> Vec<(String, Make<'static>)> {
     [3usize, 5]
