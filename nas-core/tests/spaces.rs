@@ -383,18 +383,39 @@ fn chain_with_every_skip_trains() {
 }
 
 #[test]
-fn chain_has_no_supernet() {
-    let e = Supernet::build(&ChainSpace::new(3, 10), false, 0)
-        .err()
-        .unwrap();
-    assert!(e.contains("`chain`") && e.contains("`depth`"), "{e}");
-    // With a fixed depth, the filters are what stops it.
-    let fixed_depth = ChainSpace {
-        depths: vec![3],
-        ..ChainSpace::new(3, 10)
-    };
-    let e = Supernet::build(&fixed_depth, false, 0).err().unwrap();
-    assert!(e.contains("value choice `layer0/filters`"), "{e}");
+fn chain_supernet_mixes_filters_skips_and_depth() {
+    let space = ChainSpace::new(3, 10);
+    check_supernet(&space, 3, 16);
+    // One-hot: depth 2, so layers 2.. are not run and get no gradient; width 16.
+    let s = Supernet::build(&space, false, 3).unwrap();
+    for c in describe(&space) {
+        let n = s.alphas[&c.label].numel();
+        let pick = if c.label == "depth" {
+            0
+        } else if c.label.contains("/skip") {
+            1
+        } else {
+            0
+        };
+        s.set_weights(&c.label, &one_hot(n, pick)).unwrap();
+    }
+    step(s.net.as_ref(), 3, 16);
+    for (n, t) in nas_core::nn::parameters(s.net.as_ref()) {
+        let deep = n.starts_with("layers.")
+            && n["layers.".len()..]
+                .split('.')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                >= 2;
+        if deep {
+            assert!(
+                t.grad().is_none(),
+                "{n} is past the chosen depth but got a gradient"
+            );
+        }
+    }
 }
 
 #[test]

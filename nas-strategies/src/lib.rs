@@ -6,6 +6,7 @@
 //! [`host::LoadedStrategy`].
 
 pub mod abi;
+pub mod choices;
 pub mod host;
 
 pub use nas_core::rng::Rng;

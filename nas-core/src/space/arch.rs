@@ -49,7 +49,7 @@ pub fn expected(c: &Choice) -> String {
 }
 
 /// Values equal as JSON numbers (1 == 1.0) or exactly otherwise.
-pub(crate) fn same_value(a: &Value, b: &Value) -> bool {
+pub fn same_value(a: &Value, b: &Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,

@@ -84,6 +84,13 @@ fn binomial(n: usize, k: usize) -> usize {
 /// Makes one candidate op of a layer choice.
 pub type Make<'a> = Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + 'a>;
 
+/// A decision as a space sees it while building: fixed, or mixed by weights.
+#[derive(Clone, Debug)]
+pub enum Decision<T> {
+    Fixed(T),
+    Mixed(Tensor),
+}
+
 /// What a `Builder` is building.
 #[derive(Clone, Debug)]
 pub enum Mode {
@@ -342,7 +349,19 @@ impl Builder {
         &mut self,
         label: &str,
         depths: &[usize],
+        f: impl FnMut(&mut Builder, usize) -> M,
+    ) -> Vec<M> {
+        self.repeat_blocks(label, depths, f, false)
+    }
+
+    /// Records a repeat and builds its blocks; `mixed` says the caller mixes the depth
+    /// in a supernet (so a variable depth is no reason to refuse one).
+    fn repeat_blocks<M>(
+        &mut self,
+        label: &str,
+        depths: &[usize],
         mut f: impl FnMut(&mut Builder, usize) -> M,
+        mixed: bool,
     ) -> Vec<M> {
         assert!(
             !depths.is_empty(),
@@ -359,7 +378,7 @@ impl Builder {
             Mode::Fixed(_) => self.fixed_value(label).unwrap().as_u64().unwrap() as usize,
             Mode::Describe => max,
             Mode::Supernet { .. } => {
-                if depths.len() > 1 {
+                if depths.len() > 1 && !mixed {
                     self.error.get_or_insert(format!(
                         "repeat `{label}` has a variable depth; supernets here have fixed depth"
                     ));
@@ -375,6 +394,45 @@ impl Builder {
                 m
             })
             .collect()
+    }
+
+    /// A `ValueChoice` whose values a supernet can mix (as channel masks do, FBNetV2
+    /// style): in a fixed network the chosen value, in a supernet the mixing weights,
+    /// one per value, that the space applies itself. Describe mode gives the first value.
+    pub fn value_choice_mixed<T: Clone + Serialize>(
+        &mut self,
+        label: &str,
+        values: &[T],
+    ) -> Decision<T> {
+        match self.mode {
+            Mode::Supernet { .. } => {
+                let vals = values
+                    .iter()
+                    .map(|v| serde_json::to_value(v).unwrap())
+                    .collect();
+                self.record(label, ChoiceKind::Value { values: vals });
+                self.alpha(label, values.len());
+                Decision::Mixed(self.alphas[label].clone())
+            }
+            _ => Decision::Fixed(self.value_choice(label, values)),
+        }
+    }
+
+    /// A `Repeat` whose depth a supernet can mix: the supernet builds the deepest
+    /// network and returns mixing weights over `depths` for the space to combine the
+    /// outputs at each depth; a fixed network builds the chosen depth.
+    pub fn repeat_mixed<M>(
+        &mut self,
+        label: &str,
+        depths: &[usize],
+        f: impl FnMut(&mut Builder, usize) -> M,
+    ) -> (Vec<M>, Option<Tensor>) {
+        let blocks = self.repeat_blocks(label, depths, f, true);
+        if matches!(self.mode, Mode::Supernet { .. }) {
+            self.alpha(label, depths.len());
+            return (blocks, Some(self.alphas[label].clone()));
+        }
+        (blocks, None)
     }
 
     /// A prefix for labels inside a sub-structure (`"cell3/"` + `"op1"`).

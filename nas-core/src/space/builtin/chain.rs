@@ -13,8 +13,12 @@
 //! Every layer keeps the spatial size (stride 1), so any layer can feed any later one;
 //! global average pooling and a linear classifier end the network.
 //!
-//! The filters change tensor shapes and the depth varies, so the space has no
-//! weight-sharing supernet: `Supernet::build` returns an error.
+//! The supernet mixes what changes shapes the way FBNetV2 does: every layer has the
+//! largest filter count and its output is multiplied by a channel mask, the mixing
+//! weights times one mask per filter value (ones on the first `filters` channels); every
+//! skip is read, scaled by its weight for 1; and the classifier reads the mixing-weighted
+//! sum of the pooled outputs at each candidate depth. One-hot weights give exactly the
+//! fixed network's shapes of computation (zero channels past the chosen width).
 
 use crate::nn::{
     join, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Kind, Linear, MaxPool2d, Module, ReLU,
@@ -22,7 +26,7 @@ use crate::nn::{
 };
 use crate::ops::ConvOpts;
 use crate::rng::Rng;
-use crate::space::{Builder, LayerChoice, Space};
+use crate::space::{Builder, Decision, LayerChoice, Space};
 use crate::tensor::Tensor;
 
 /// The candidate ops of every layer.
@@ -113,33 +117,72 @@ pub fn op(name: &str, cin: usize, cout: usize, rng: &mut Rng) -> Box<dyn Module>
     Box::new(Sequential::new(layers))
 }
 
-/// A layer: the earlier layers it also reads, and its op.
+/// A layer: the earlier layers it also reads (with their mixing weights in a
+/// supernet), its op, and in a supernet its filter mixing weights and masks.
 pub struct ChainLayer {
-    pub skips: Vec<usize>,
+    pub skips: Vec<(usize, Option<Tensor>)>,
     pub op: LayerChoice,
+    /// Supernet only: (mixing weights over filter values, `[values, max]` masks).
+    pub width: Option<(Tensor, Tensor)>,
 }
 
 pub struct ChainNet {
     pub layers: Vec<ChainLayer>,
     pub gap: AdaptiveAvgPool2d,
     pub classifier: Linear,
+    /// Supernet only: mixing weights over the candidate depths, and those depths.
+    pub depth: Option<(Tensor, Vec<usize>)>,
 }
 
 impl Module for ChainNet {
     fn forward(&self, x: &Tensor) -> Tensor {
+        // In a supernet, only layers up to the deepest depth with a non-zero weight run.
+        let (run, active_depths) = match &self.depth {
+            None => (self.layers.len(), vec![]),
+            Some((a, depths)) => {
+                let w = a.to_vec();
+                let act: Vec<usize> = (0..depths.len()).filter(|&i| w[i] != 0.0).collect();
+                assert!(!act.is_empty(), "chain: every depth weight is zero");
+                (act.iter().map(|&i| depths[i]).max().unwrap(), act)
+            }
+        };
         let mut outs: Vec<Tensor> = vec![];
-        for layer in &self.layers {
+        for layer in &self.layers[..run] {
             let prev = outs.last().unwrap_or(x).clone();
             let input = if layer.skips.is_empty() {
                 prev
             } else {
                 let mut xs = vec![prev];
-                xs.extend(layer.skips.iter().map(|&k| outs[k].clone()));
+                for (k, w) in &layer.skips {
+                    xs.push(match w {
+                        None => outs[*k].clone(),
+                        // The weight of "1" scales the skip; "0" contributes nothing.
+                        Some(a) => outs[*k].mul(&a.slice(0, 1, 1)),
+                    });
+                }
                 Tensor::concat(&xs, 1)
             };
-            outs.push(layer.op.forward(&input));
+            let mut y = layer.op.forward(&input);
+            if let Some((a, masks)) = &layer.width {
+                let c = masks.dim(1);
+                let mask = a
+                    .reshape(&[1, a.numel()])
+                    .matmul(masks)
+                    .reshape(&[1, c, 1, 1]);
+                y = y.mul(&mask);
+            }
+            outs.push(y);
         }
-        let y = self.gap.forward(outs.last().unwrap_or(x)).flatten(1);
+        let y = match &self.depth {
+            None => self.gap.forward(outs.last().unwrap_or(x)).flatten(1),
+            Some((a, depths)) => {
+                let pooled: Vec<Tensor> = active_depths
+                    .iter()
+                    .map(|&i| self.gap.forward(&outs[depths[i] - 1]).flatten(1))
+                    .collect();
+                Tensor::weighted_sum(&pooled, a, &active_depths)
+            }
+        };
         self.classifier.forward(&y)
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
@@ -165,30 +208,51 @@ impl Space for ChainSpace {
         );
         // Output channels of the layers built so far.
         let mut outs: Vec<usize> = vec![];
-        let layers = b.repeat("depth", &self.depths, |b, i| {
-            let filters = b.value_choice(&format!("layer{i}/filters"), &self.filters);
-            let skips: Vec<usize> = (0..i.saturating_sub(1))
-                .filter(|k| b.value_choice(&format!("layer{i}/skip{k}"), &[0u8, 1]) == 1)
+        let max_f = *self.filters.iter().max().unwrap();
+        let (layers, depth) = b.repeat_mixed("depth", &self.depths, |b, i| {
+            let (filters, width) =
+                match b.value_choice_mixed(&format!("layer{i}/filters"), &self.filters) {
+                    Decision::Fixed(f) => (f, None),
+                    Decision::Mixed(a) => {
+                        let mut m = vec![0.0; self.filters.len() * max_f];
+                        for (j, &f) in self.filters.iter().enumerate() {
+                            m[j * max_f..j * max_f + f].fill(1.0);
+                        }
+                        (
+                            max_f,
+                            Some((a, Tensor::from_vec(m, &[self.filters.len(), max_f]))),
+                        )
+                    }
+                };
+            let skips: Vec<(usize, Option<Tensor>)> = (0..i.saturating_sub(1))
+                .filter_map(|k| {
+                    match b.value_choice_mixed(&format!("layer{i}/skip{k}"), &[0u8, 1]) {
+                        Decision::Fixed(1) => Some((k, None)),
+                        Decision::Fixed(_) => None,
+                        Decision::Mixed(a) => Some((k, Some(a))),
+                    }
+                })
                 .collect();
             let cin = outs.last().copied().unwrap_or(self.in_channels)
-                + skips.iter().map(|&k| outs[k]).sum::<usize>();
+                + skips.iter().map(|(k, _)| outs[*k]).sum::<usize>();
             let candidates = OPS
                 .iter()
                 .map(|&name| {
-                    let make: Box<dyn FnOnce(&mut Rng) -> Box<dyn Module>> =
+                    let make: crate::space::Make<'static> =
                         Box::new(move |rng: &mut Rng| op(name, cin, filters, rng));
                     (name.to_string(), make)
                 })
                 .collect();
             let op = b.layer_choice(&format!("layer{i}/op"), candidates);
             outs.push(filters);
-            ChainLayer { skips, op }
+            ChainLayer { skips, op, width }
         });
         let c = outs.last().copied().unwrap_or(self.in_channels);
         Box::new(ChainNet {
             layers,
             gap: AdaptiveAvgPool2d { out: (1, 1) },
             classifier: Linear::new(c, self.classes, &mut b.rng),
+            depth: depth.map(|a| (a, self.depths.clone())),
         })
     }
 }

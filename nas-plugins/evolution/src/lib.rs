@@ -1,0 +1,961 @@
+//! Regularized (aging) evolution, after Real et al., "Regularized Evolution for Image
+//! Classifier Architecture Search" (AmoebaNet, 2019).
+//!
+//! The first `population` asks are random architectures. Once that many trials have been
+//! told, each ask runs a tournament: `sample` distinct members of the population are
+//! drawn and the best one is mutated (one random active choice changes to another of its
+//! options; an input choice swaps one chosen index for an unused one; after a repeat
+//! changes depth, the choices of blocks it no longer builds are dropped and those of new
+//! blocks drawn at random). Each tell adds the trial to the population and, once the
+//! population is full, removes its oldest member. Asks may run ahead of tells, and tells
+//! may come in any order: a child simply joins the population when it is told.
+//!
+//! With several objectives (`"objectives": ["accuracy", "params"]`, any of `accuracy`,
+//! `params`, `macs`, `latency_ms`; accuracy is maximised, costs minimised) the tournament
+//! compares members NSGA-II style: by non-dominated rank, then by crowding distance.
+//! With `"limits": {"params": 1e6, "macs": ..., "latency_ms": ...}` a trial whose metrics
+//! exceed a limit is infeasible: it stays in the population (and ages out), but it is
+//! ranked after every feasible member and is never a parent. While no member is feasible,
+//! asks are random.
+//!
+//! Config: `population` (default 50), `sample` (tournament size, default 10, at most the
+//! population), `objectives` (default `["accuracy"]`), `limits` (default none).
+//!
+//! A trial's accuracy that is not a finite number counts as 0; a cost that is not finite
+//! counts as the largest float. An objective or limit on a metric the trial lacks is an
+//! error at tell.
+
+use nas_strategies::choices;
+
+use choices::{active, canonical, input_indices, option, random_option, repair, same_value, size};
+use nas_strategies::{
+    config_field, export_strategy, json, serde_json, Architecture, Choice, ChoiceKind, Metrics,
+    Rng, Setup, Strategy, Value,
+};
+
+/// A quantity a trial reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Objective {
+    Accuracy,
+    Params,
+    Macs,
+    Latency,
+}
+
+impl Objective {
+    const ALL: [Objective; 4] = [
+        Objective::Accuracy,
+        Objective::Params,
+        Objective::Macs,
+        Objective::Latency,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Objective::Accuracy => "accuracy",
+            Objective::Params => "params",
+            Objective::Macs => "macs",
+            Objective::Latency => "latency_ms",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Objective> {
+        Objective::ALL.into_iter().find(|o| o.name() == s)
+    }
+
+    fn raw(self, m: &Metrics) -> Option<f64> {
+        match self {
+            Objective::Accuracy => Some(m.accuracy),
+            Objective::Params => m.params,
+            Objective::Macs => m.macs,
+            Objective::Latency => m.latency_ms,
+        }
+    }
+
+    /// The value to minimise (accuracy negated).
+    fn minimised(self, m: &Metrics) -> Result<f64, String> {
+        let v = self.raw(m).ok_or_else(|| {
+            format!(
+                "objective `{}` needs the trial's `{}` metric, which the evaluator did not \
+                 report",
+                self.name(),
+                self.name()
+            )
+        })?;
+        Ok(if self == Objective::Accuracy { -v } else { v })
+    }
+}
+
+/// Non-finite numbers made serialisable and ordered: accuracy counts as 0, costs as the
+/// largest float.
+fn clean(m: &Metrics) -> Metrics {
+    let mut m = m.clone();
+    if !m.accuracy.is_finite() {
+        m.accuracy = 0.0;
+    }
+    for x in [&mut m.params, &mut m.macs, &mut m.latency_ms]
+        .into_iter()
+        .flatten()
+    {
+        if !x.is_finite() {
+            *x = f64::MAX;
+        }
+    }
+    m
+}
+
+struct Member {
+    arch: Architecture,
+    metrics: Metrics,
+    /// The order it was told in: the smallest is the oldest.
+    born: u64,
+    /// Its objectives, all to minimise.
+    objectives: Vec<f64>,
+    feasible: bool,
+}
+
+pub struct Evolution {
+    space: Vec<Choice>,
+    population_size: usize,
+    sample: usize,
+    objectives: Vec<Objective>,
+    limits: Vec<(Objective, f64)>,
+    rng: Rng,
+    /// Oldest first.
+    population: Vec<Member>,
+    born: u64,
+    /// Asks not yet told.
+    pending: usize,
+}
+
+fn check_fields(config: &Value, known: &[&str]) -> Result<(), String> {
+    match config {
+        Value::Null => Ok(()),
+        Value::Object(m) => match m.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(format!(
+                "config field `{k}` is not an option of this strategy (options: {})",
+                known.join(", ")
+            )),
+            None => Ok(()),
+        },
+        v => Err(format!("config must be a JSON object, got {v}")),
+    }
+}
+
+/// Whether `a` Pareto-dominates `b` (all objectives minimised).
+fn dominates(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+}
+
+/// Non-dominated sorting (Deb et al., NSGA-II): the front index of each point, 0 for the
+/// Pareto front; all objectives minimised.
+fn nondominated_ranks(points: &[Vec<f64>]) -> Vec<usize> {
+    let n = points.len();
+    let mut dominated_by = vec![0usize; n];
+    let mut dominating: Vec<Vec<usize>> = vec![vec![]; n];
+    for i in 0..n {
+        for j in 0..n {
+            if i != j && dominates(&points[i], &points[j]) {
+                dominating[i].push(j);
+                dominated_by[j] += 1;
+            }
+        }
+    }
+    let mut rank = vec![usize::MAX; n];
+    let mut front: Vec<usize> = (0..n).filter(|&i| dominated_by[i] == 0).collect();
+    let mut r = 0;
+    while !front.is_empty() {
+        let mut next = vec![];
+        for &i in &front {
+            rank[i] = r;
+            for &j in &dominating[i] {
+                dominated_by[j] -= 1;
+                if dominated_by[j] == 0 {
+                    next.push(j);
+                }
+            }
+        }
+        front = next;
+        r += 1;
+    }
+    rank
+}
+
+/// Crowding distance of each point within its front (infinite at a front's extremes).
+#[allow(clippy::needless_range_loop)] // `k` indexes each point's objectives
+fn crowding(points: &[Vec<f64>], ranks: &[usize]) -> Vec<f64> {
+    let n = points.len();
+    let mut dist = vec![0.0; n];
+    let m = points.first().map_or(0, |p| p.len());
+    let max_rank = ranks.iter().copied().max().unwrap_or(0);
+    for r in 0..=max_rank {
+        let front: Vec<usize> = (0..n).filter(|&i| ranks[i] == r).collect();
+        if front.is_empty() {
+            continue;
+        }
+        for k in 0..m {
+            let mut f = front.clone();
+            f.sort_by(|&a, &b| points[a][k].total_cmp(&points[b][k]));
+            let (lo, hi) = (points[f[0]][k], points[f[f.len() - 1]][k]);
+            dist[f[0]] = f64::INFINITY;
+            dist[f[f.len() - 1]] = f64::INFINITY;
+            if hi > lo {
+                for w in 1..f.len().saturating_sub(1) {
+                    dist[f[w]] += (points[f[w + 1]][k] - points[f[w - 1]][k]) / (hi - lo);
+                }
+            }
+        }
+    }
+    dist
+}
+
+/// The indices of the non-dominated points of `(accuracy, cost)` pairs: accuracy
+/// maximised, cost minimised. Equal points do not dominate each other.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
+    let p: Vec<Vec<f64>> = points.iter().map(|&(a, c)| vec![-a, c]).collect();
+    let ranks = nondominated_ranks(&p);
+    (0..p.len()).filter(|&i| ranks[i] == 0).collect()
+}
+
+impl Evolution {
+    fn member(&self, arch: Architecture, metrics: &Metrics, born: u64) -> Result<Member, String> {
+        let metrics = clean(metrics);
+        let objectives = self
+            .objectives
+            .iter()
+            .map(|o| o.minimised(&metrics))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut feasible = true;
+        for &(o, limit) in &self.limits {
+            let v = o.raw(&metrics).ok_or_else(|| {
+                format!(
+                    "limit on `{}` needs the trial's `{}` metric, which the evaluator did not \
+                     report",
+                    o.name(),
+                    o.name()
+                )
+            })?;
+            feasible &= v <= limit;
+        }
+        Ok(Member {
+            arch,
+            metrics,
+            born,
+            objectives,
+            feasible,
+        })
+    }
+
+    /// Rank and crowding distance of the feasible members (by population index);
+    /// infeasible members rank after all of them.
+    fn ranking(&self) -> (Vec<usize>, Vec<f64>) {
+        let feasible: Vec<usize> = (0..self.population.len())
+            .filter(|&i| self.population[i].feasible)
+            .collect();
+        let points: Vec<Vec<f64>> = feasible
+            .iter()
+            .map(|&i| self.population[i].objectives.clone())
+            .collect();
+        let r = nondominated_ranks(&points);
+        let c = crowding(&points, &r);
+        let mut rank = vec![usize::MAX; self.population.len()];
+        let mut crowd = vec![0.0; self.population.len()];
+        for (k, &i) in feasible.iter().enumerate() {
+            rank[i] = r[k];
+            crowd[i] = c[k];
+        }
+        (rank, crowd)
+    }
+
+    /// The parent: the best of `sample` distinct feasible members drawn at random.
+    fn tournament(&mut self, feasible: &[usize]) -> usize {
+        let mut pool = feasible.to_vec();
+        let s = self.sample.min(pool.len());
+        for i in 0..s {
+            let j = i + self.rng.below(pool.len() - i);
+            pool.swap(i, j);
+        }
+        let drawn = &pool[..s];
+        if self.objectives.len() == 1 {
+            let v = |i: usize| self.population[i].objectives[0];
+            let mut best = drawn[0];
+            for &i in &drawn[1..] {
+                if v(i) < v(best) {
+                    best = i;
+                }
+            }
+            best
+        } else {
+            let (rank, crowd) = self.ranking();
+            let mut best = drawn[0];
+            for &i in &drawn[1..] {
+                if rank[i] < rank[best] || (rank[i] == rank[best] && crowd[i] > crowd[best]) {
+                    best = i;
+                }
+            }
+            best
+        }
+    }
+
+    /// `parent` with one random active choice changed, then repaired.
+    pub fn mutate(&mut self, parent: &Architecture) -> Architecture {
+        let mut child = parent.clone();
+        repair(&self.space, &mut child, &mut self.rng);
+        let mutable: Vec<usize> = (0..self.space.len())
+            .filter(|&i| {
+                let c = &self.space[i];
+                if !active(c, &child) {
+                    return false;
+                }
+                let cur = &child[&c.label];
+                match &c.kind {
+                    ChoiceKind::Input {
+                        n_candidates,
+                        n_chosen,
+                        ..
+                    } => n_chosen < n_candidates,
+                    _ => (0..size(c)).any(|k| !same_value(&option(c, k), cur)),
+                }
+            })
+            .collect();
+        if mutable.is_empty() {
+            return child;
+        }
+        let c = &self.space[mutable[self.rng.below(mutable.len())]];
+        let cur = child[&c.label].clone();
+        let new = match &c.kind {
+            ChoiceKind::Input {
+                n_candidates,
+                n_chosen,
+                ..
+            } => match input_indices(&cur, *n_candidates, *n_chosen) {
+                Some(mut idx) => {
+                    let unused: Vec<usize> =
+                        (0..*n_candidates).filter(|i| !idx.contains(i)).collect();
+                    let at = self.rng.below(idx.len());
+                    idx[at] = unused[self.rng.below(unused.len())];
+                    idx.sort_unstable();
+                    Value::from(idx)
+                }
+                None => random_option(c, &mut self.rng),
+            },
+            _ => {
+                let others: Vec<u128> = (0..size(c))
+                    .filter(|&k| !same_value(&option(c, k), &cur))
+                    .collect();
+                option(c, others[self.rng.below(others.len())])
+            }
+        };
+        child.insert(c.label.clone(), new);
+        repair(&self.space, &mut child, &mut self.rng);
+        child
+    }
+
+    /// The population, oldest first, as (architecture, metrics, feasible).
+    pub fn population(&self) -> Vec<(Architecture, Metrics, bool)> {
+        self.population
+            .iter()
+            .map(|m| (m.arch.clone(), m.metrics.clone(), m.feasible))
+            .collect()
+    }
+
+    /// The feasible members no other feasible member dominates (the best-accuracy ones
+    /// with a single objective).
+    pub fn front(&self) -> Vec<(Architecture, Metrics)> {
+        let (rank, _) = self.ranking();
+        (0..self.population.len())
+            .filter(|&i| rank[i] == 0)
+            .map(|i| {
+                (
+                    self.population[i].arch.clone(),
+                    self.population[i].metrics.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Asks not yet told.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+}
+
+impl Strategy for Evolution {
+    fn new(setup: &Setup) -> Result<Self, String> {
+        let c = &setup.config;
+        check_fields(c, &["population", "sample", "objectives", "limits"])?;
+        let population_size: usize = config_field(c, "population", 50)?;
+        if population_size == 0 {
+            return Err("config field `population`: must be at least 1".into());
+        }
+        let sample: usize = config_field(c, "sample", 10.min(population_size))?;
+        if sample == 0 || sample > population_size {
+            return Err(format!(
+                "config field `sample`: {sample} must be between 1 and the population \
+                 ({population_size})"
+            ));
+        }
+        let names: Vec<String> = config_field(c, "objectives", vec!["accuracy".to_string()])?;
+        if names.is_empty() {
+            return Err("config field `objectives`: needs at least one objective".into());
+        }
+        let mut objectives = vec![];
+        for n in &names {
+            let o = Objective::parse(n).ok_or_else(|| {
+                format!(
+                    "config field `objectives`: unknown objective `{n}` (use accuracy, params, \
+                     macs, latency_ms)"
+                )
+            })?;
+            if objectives.contains(&o) {
+                return Err(format!("config field `objectives`: `{n}` is listed twice"));
+            }
+            objectives.push(o);
+        }
+        let raw_limits: serde_json::Map<String, Value> =
+            config_field(c, "limits", serde_json::Map::new())?;
+        let mut limits = vec![];
+        for (k, v) in &raw_limits {
+            let o = Objective::parse(k)
+                .filter(|o| *o != Objective::Accuracy)
+                .ok_or_else(|| {
+                    format!(
+                        "config field `limits`: unknown cost `{k}` (use params, macs, latency_ms)"
+                    )
+                })?;
+            let x = v
+                .as_f64()
+                .ok_or_else(|| format!("config field `limits`: `{k}`: {v} is not a number"))?;
+            limits.push((o, x));
+        }
+        Ok(Evolution {
+            space: setup.space.clone(),
+            population_size,
+            sample,
+            objectives,
+            limits,
+            rng: Rng::new(setup.seed),
+            population: vec![],
+            born: 0,
+            pending: 0,
+        })
+    }
+
+    fn ask(&mut self) -> Result<Option<Architecture>, String> {
+        self.pending += 1;
+        let feasible: Vec<usize> = (0..self.population.len())
+            .filter(|&i| self.population[i].feasible)
+            .collect();
+        if self.population.len() < self.population_size || feasible.is_empty() {
+            return Ok(Some(nas_strategies::random_architecture(
+                &self.space,
+                &mut self.rng,
+            )));
+        }
+        let parent = self.tournament(&feasible);
+        let arch = self.population[parent].arch.clone();
+        Ok(Some(self.mutate(&arch)))
+    }
+
+    fn tell(&mut self, arch: &Architecture, metrics: &Metrics) -> Result<(), String> {
+        canonical(&self.space, arch)
+            .map_err(|e| format!("tell: the architecture does not fit the space: {e}"))?;
+        let m = self.member(arch.clone(), metrics, self.born)?;
+        self.population.push(m);
+        self.born += 1;
+        while self.population.len() > self.population_size {
+            self.population.remove(0);
+        }
+        self.pending = self.pending.saturating_sub(1);
+        Ok(())
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        let population: Vec<Value> = self
+            .population
+            .iter()
+            .map(|m| json!({ "arch": m.arch, "metrics": m.metrics, "born": m.born }))
+            .collect();
+        Ok(json!({
+            "rng": self.rng.state(),
+            "born": self.born,
+            "pending": self.pending,
+            "population": population,
+        }))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        let rng: [u64; 4] = config_field(&state, "rng", self.rng.state())?;
+        let born: u64 = config_field(&state, "born", 0)?;
+        let pending: usize = config_field(&state, "pending", 0)?;
+        let raw: Vec<Value> = config_field(&state, "population", vec![])?;
+        let mut population = vec![];
+        for (i, v) in raw.iter().enumerate() {
+            let at = |e: String| format!("saved population member {i}: {e}");
+            let arch: Architecture = config_field(v, "arch", Architecture::new()).map_err(at)?;
+            let metrics: Metrics =
+                serde_json::from_value(v.get("metrics").cloned().unwrap_or_default())
+                    .map_err(|e| at(format!("bad metrics: {e}")))?;
+            let b: u64 = config_field(v, "born", 0).map_err(at)?;
+            population.push(self.member(arch, &metrics, b).map_err(at)?);
+        }
+        population.sort_by_key(|m| m.born);
+        let excess = population.len().saturating_sub(self.population_size);
+        population.drain(..excess);
+        self.rng = Rng::from_state(rng);
+        self.born = born.max(population.last().map_or(0, |m| m.born + 1));
+        self.pending = pending;
+        self.population = population;
+        Ok(())
+    }
+}
+
+export_strategy!(Evolution, "evolution", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_core::space::arch::validate;
+    use nas_strategies::Reduce;
+
+    fn layer(label: &str, n: usize, inside: Option<(&str, usize)>) -> Choice {
+        Choice {
+            label: label.into(),
+            kind: ChoiceKind::Layer {
+                candidates: (0..n).map(|i| format!("op{i}")).collect(),
+            },
+            inside: inside.map(|(r, i)| (r.to_string(), i)),
+        }
+    }
+
+    fn choice(label: &str, kind: ChoiceKind, inside: Option<(&str, usize)>) -> Choice {
+        Choice {
+            label: label.into(),
+            kind,
+            inside: inside.map(|(r, i)| (r.to_string(), i)),
+        }
+    }
+
+    /// `n_layers` layer choices of `width` candidates, a 2-of-4 input choice, and a repeat
+    /// of depth 1..3 with a choice in each block and a nested repeat in block 1.
+    fn space(n_layers: usize, width: usize) -> Vec<Choice> {
+        let mut s: Vec<Choice> = (0..n_layers)
+            .map(|i| layer(&format!("l{i}"), width, None))
+            .collect();
+        s.extend([
+            choice(
+                "skip",
+                ChoiceKind::Input {
+                    n_candidates: 4,
+                    n_chosen: 2,
+                    reduce: Reduce::Sum,
+                },
+                None,
+            ),
+            choice(
+                "depth",
+                ChoiceKind::Repeat {
+                    depths: vec![1, 2, 3],
+                },
+                None,
+            ),
+            layer("blk0/op", 4, Some(("depth", 0))),
+            choice(
+                "blk1/width",
+                ChoiceKind::Value {
+                    values: vec![json!(8), json!(16), json!(16.0)],
+                },
+                Some(("depth", 1)),
+            ),
+            choice(
+                "blk1/inner",
+                ChoiceKind::Repeat { depths: vec![0, 1] },
+                Some(("depth", 1)),
+            ),
+            layer("blk1/inner0/op", 3, Some(("blk1/inner", 0))),
+            layer("blk2/op", 4, Some(("depth", 2))),
+        ]);
+        s
+    }
+
+    fn setup(space: Vec<Choice>, config: Value, seed: u64) -> Setup {
+        Setup {
+            space,
+            config,
+            seed,
+            budget: 300,
+        }
+    }
+
+    /// The fraction of choices (of either architecture) on which `a` agrees with `target`.
+    fn agreement(a: &Architecture, target: &Architecture) -> f64 {
+        let mut labels: Vec<&String> = a.keys().chain(target.keys()).collect();
+        labels.sort();
+        labels.dedup();
+        let hits = labels
+            .iter()
+            .filter(|l| match (a.get(**l), target.get(**l)) {
+                (Some(x), Some(y)) => same_value(x, y),
+                _ => false,
+            })
+            .count();
+        hits as f64 / labels.len() as f64
+    }
+
+    fn metrics(accuracy: f64) -> Metrics {
+        Metrics {
+            accuracy,
+            ..Default::default()
+        }
+    }
+
+    /// Runs `budget` trials, `batch` asks in flight at a time, told in reverse order;
+    /// returns the best accuracy and checks every ask against the space.
+    fn run(
+        s: &mut Evolution,
+        space: &[Choice],
+        budget: usize,
+        batch: usize,
+        f: impl Fn(&Architecture) -> f64,
+    ) -> f64 {
+        let mut best: f64 = 0.0;
+        let mut done = 0;
+        while done < budget {
+            let n = batch.min(budget - done);
+            let asked: Vec<Architecture> = (0..n).map(|_| s.ask().unwrap().unwrap()).collect();
+            for a in asked.iter().rev() {
+                validate(space, a).unwrap_or_else(|e| panic!("{e}: {a:?}"));
+                let acc = f(a);
+                best = best.max(acc);
+                s.tell(a, &metrics(acc)).unwrap();
+            }
+            done += n;
+        }
+        best
+    }
+
+    #[test]
+    fn every_ask_is_valid_with_asks_in_flight() {
+        let space = space(3, 4);
+        let target = nas_strategies::random_architecture(&space, &mut Rng::new(99));
+        for batch in [1, 7] {
+            let mut s = Evolution::new(&setup(
+                space.clone(),
+                json!({"population": 20, "sample": 5}),
+                1,
+            ))
+            .unwrap();
+            run(&mut s, &space, 400, batch, |a| agreement(a, &target));
+            assert_eq!(s.population().len(), 20);
+            assert_eq!(s.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn mutation_changes_one_active_choice() {
+        let space = space(3, 4);
+        let mut s = Evolution::new(&setup(space.clone(), json!({}), 4)).unwrap();
+        let mut rng = Rng::new(5);
+        let mut depth_changes = 0;
+        for _ in 0..2000 {
+            let p = nas_strategies::random_architecture(&space, &mut rng);
+            let c = s.mutate(&p);
+            validate(&space, &c).unwrap();
+            assert_ne!(c, p);
+            let changed: Vec<&String> = p
+                .keys()
+                .chain(c.keys().filter(|k| !p.contains_key(*k)))
+                .filter(|k| c.get(*k) != p.get(*k))
+                .collect();
+            if p["depth"] != c["depth"] {
+                depth_changes += 1;
+            } else if p.get("blk1/inner") != c.get("blk1/inner") {
+                // The nested repeat changed: its scoped choice appears or goes.
+                assert_eq!(changed.len(), 2, "{p:?} -> {c:?}");
+            } else {
+                assert_eq!(changed.len(), 1, "{p:?} -> {c:?}");
+                if changed[0] == "skip" {
+                    let (x, y) = (p["skip"].as_array().unwrap(), c["skip"].as_array().unwrap());
+                    assert_eq!(
+                        x.iter().filter(|i| y.contains(i)).count(),
+                        1,
+                        "one index swapped"
+                    );
+                }
+            }
+        }
+        assert!(depth_changes > 50);
+    }
+
+    #[test]
+    fn save_new_load_gives_the_same_asks() {
+        let space = space(3, 4);
+        let target = nas_strategies::random_architecture(&space, &mut Rng::new(7));
+        let st = setup(space.clone(), json!({"population": 15, "sample": 4}), 11);
+        let mut a = Evolution::new(&st).unwrap();
+        run(&mut a, &space, 40, 3, |x| agreement(x, &target));
+        // Two asks in flight at save time.
+        let inflight: Vec<Architecture> = (0..2).map(|_| a.ask().unwrap().unwrap()).collect();
+        let saved: Value = serde_json::from_str(&a.save().unwrap().to_string()).unwrap();
+        let mut b = Evolution::new(&st).unwrap();
+        b.load(saved).unwrap();
+        assert_eq!(b.pending(), 2);
+        assert_eq!(
+            a.population()
+                .iter()
+                .map(|m| (m.0.clone(), m.1.accuracy))
+                .collect::<Vec<_>>(),
+            b.population()
+                .iter()
+                .map(|m| (m.0.clone(), m.1.accuracy))
+                .collect::<Vec<_>>()
+        );
+        for x in &inflight {
+            a.tell(x, &metrics(agreement(x, &target))).unwrap();
+            b.tell(x, &metrics(agreement(x, &target))).unwrap();
+        }
+        for _ in 0..100 {
+            let (x, y) = (a.ask().unwrap().unwrap(), b.ask().unwrap().unwrap());
+            assert_eq!(x, y);
+            a.tell(&x, &metrics(agreement(&x, &target))).unwrap();
+            b.tell(&y, &metrics(agreement(&y, &target))).unwrap();
+        }
+    }
+
+    #[test]
+    fn beats_random_search_on_a_synthetic_objective() {
+        let space = space(12, 5);
+        let (budget, seeds) = (300, 20);
+        let (mut evo, mut rnd) = (0.0, 0.0);
+        for seed in 0..seeds {
+            let target = nas_strategies::random_architecture(&space, &mut Rng::new(1000 + seed));
+            let mut s = Evolution::new(&setup(space.clone(), json!({}), seed)).unwrap();
+            evo += run(&mut s, &space, budget, 4, |a| agreement(a, &target));
+            let mut rng = Rng::new(seed);
+            rnd += (0..budget)
+                .map(|_| {
+                    agreement(
+                        &nas_strategies::random_architecture(&space, &mut rng),
+                        &target,
+                    )
+                })
+                .fold(0.0, f64::max);
+        }
+        let (evo, rnd) = (evo / seeds as f64, rnd / seeds as f64);
+        eprintln!("evolution {evo:.3}, random {rnd:.3}");
+        assert!(evo > rnd + 0.15, "evolution {evo:.3} vs random {rnd:.3}");
+    }
+
+    #[test]
+    fn pareto_front_of_a_hand_made_example() {
+        let pts = [
+            (0.90, 100.0), // front
+            (0.80, 50.0),  // front
+            (0.85, 120.0), // dominated by 0
+            (0.70, 50.0),  // dominated by 1
+            (0.95, 200.0), // front
+            (0.80, 50.0),  // equal to 1: front too
+            (0.60, 10.0),  // front
+            (0.60, 20.0),  // dominated by 6
+        ];
+        assert_eq!(pareto_front(&pts), vec![0, 1, 4, 5, 6]);
+        assert_eq!(pareto_front(&[]), Vec::<usize>::new());
+        let ranks = nondominated_ranks(&pts.iter().map(|&(a, c)| vec![-a, c]).collect::<Vec<_>>());
+        assert_eq!(ranks, vec![0, 0, 1, 1, 0, 0, 0, 1]);
+    }
+
+    /// Distinct architectures of a flat space that differ pairwise in at least 3 choices.
+    fn far_apart(space: &[Choice], n: usize, seed: u64) -> Vec<Architecture> {
+        let mut rng = Rng::new(seed);
+        let mut out: Vec<Architecture> = vec![];
+        while out.len() < n {
+            let a = nas_strategies::random_architecture(space, &mut rng);
+            if out.iter().all(|b| distance(&a, b) >= 3) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    fn distance(a: &Architecture, b: &Architecture) -> usize {
+        a.keys().filter(|k| a.get(*k) != b.get(*k)).count()
+    }
+
+    #[test]
+    fn multi_objective_population_front_is_the_pareto_front() {
+        let flat: Vec<Choice> = (0..8).map(|i| layer(&format!("l{i}"), 6, None)).collect();
+        let pts = [
+            (0.90, 100.0),
+            (0.80, 50.0),
+            (0.85, 120.0),
+            (0.70, 50.0),
+            (0.95, 200.0),
+            (0.60, 10.0),
+            (0.60, 20.0),
+            (0.50, 300.0),
+        ];
+        let archs = far_apart(&flat, pts.len(), 3);
+        let mut s = Evolution::new(&setup(
+            flat.clone(),
+            json!({"population": 8, "sample": 3, "objectives": ["accuracy", "params"]}),
+            2,
+        ))
+        .unwrap();
+        for (a, &(acc, params)) in archs.iter().zip(&pts) {
+            let m = Metrics {
+                accuracy: acc,
+                params: Some(params),
+                ..Default::default()
+            };
+            s.tell(a, &m).unwrap();
+        }
+        let front: Vec<usize> = s
+            .front()
+            .iter()
+            .map(|(a, _)| archs.iter().position(|x| x == a).unwrap())
+            .collect();
+        assert_eq!(front, pareto_front(&pts));
+        // With the whole population in every tournament, the winner has rank 0 and the
+        // largest crowding distance: one of the front's two extremes.
+        let mut s2 = Evolution::new(&setup(
+            flat.clone(),
+            json!({"population": 8, "sample": 8, "objectives": ["accuracy", "params"]}),
+            2,
+        ))
+        .unwrap();
+        for (a, &(acc, params)) in archs.iter().zip(&pts) {
+            let m = Metrics {
+                accuracy: acc,
+                params: Some(params),
+                ..Default::default()
+            };
+            s2.tell(a, &m).unwrap();
+        }
+        for _ in 0..200 {
+            let c = s2.ask().unwrap().unwrap();
+            let parent = archs.iter().position(|a| distance(a, &c) == 1).unwrap();
+            // The front's extremes (infinite crowding distance): 0.95/200 and 0.60/10.
+            assert!(parent == 4 || parent == 5, "parent {parent}");
+        }
+        // A missing objective metric is an error naming it.
+        let e = s.tell(&archs[0], &metrics(0.5)).unwrap_err();
+        assert!(e.contains("params"), "{e}");
+    }
+
+    #[test]
+    fn limits_exclude_infeasible_parents() {
+        let flat: Vec<Choice> = (0..8).map(|i| layer(&format!("l{i}"), 6, None)).collect();
+        for objectives in [json!(["accuracy"]), json!(["accuracy", "params"])] {
+            let mut s = Evolution::new(&setup(
+                flat.clone(),
+                json!({"population": 10, "sample": 10, "objectives": objectives,
+                       "limits": {"params": 100.0}}),
+                6,
+            ))
+            .unwrap();
+            let archs = far_apart(&flat, 10, 8);
+            // Even members are infeasible (too many params) and far more accurate.
+            for (i, a) in archs.iter().enumerate() {
+                let (acc, params) = if i % 2 == 0 {
+                    (0.99, 1000.0)
+                } else {
+                    (0.1 + 0.01 * i as f64, 50.0)
+                };
+                s.tell(
+                    a,
+                    &Metrics {
+                        accuracy: acc,
+                        params: Some(params),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            }
+            assert!(s.front().iter().all(|(_, m)| m.params.unwrap() <= 100.0));
+            for _ in 0..200 {
+                let c = s.ask().unwrap().unwrap();
+                let parent = archs.iter().position(|a| distance(a, &c) == 1).unwrap();
+                assert!(parent % 2 == 1, "infeasible parent {parent}");
+            }
+            if objectives == json!(["accuracy"]) {
+                // With the whole population in the tournament, the best feasible one wins.
+                let c = s.ask().unwrap().unwrap();
+                assert_eq!(distance(&archs[9], &c), 1);
+            }
+        }
+        // With no feasible member, asks are random (and valid).
+        let mut s = Evolution::new(&setup(
+            flat.clone(),
+            json!({"population": 3, "limits": {"macs": 1}}),
+            1,
+        ))
+        .unwrap();
+        for a in far_apart(&flat, 3, 2) {
+            s.tell(
+                &a,
+                &Metrics {
+                    accuracy: 0.9,
+                    macs: Some(5.0),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        for _ in 0..20 {
+            validate(&flat, &s.ask().unwrap().unwrap()).unwrap();
+        }
+        let e = s
+            .tell(&far_apart(&flat, 1, 3)[0], &metrics(0.3))
+            .unwrap_err();
+        assert!(e.contains("macs"), "{e}");
+    }
+
+    #[test]
+    fn aging_removes_the_oldest() {
+        let flat: Vec<Choice> = (0..4).map(|i| layer(&format!("l{i}"), 6, None)).collect();
+        let mut s = Evolution::new(&setup(
+            flat.clone(),
+            json!({"population": 3, "sample": 2}),
+            0,
+        ))
+        .unwrap();
+        let archs = far_apart(&flat, 5, 1);
+        for (i, a) in archs.iter().enumerate() {
+            s.tell(a, &metrics(1.0 - 0.1 * i as f64)).unwrap();
+        }
+        // The best (the first told) aged out even though it is the best.
+        let pop: Vec<Architecture> = s.population().into_iter().map(|m| m.0).collect();
+        assert_eq!(pop, archs[2..].to_vec());
+    }
+
+    #[test]
+    fn bad_config_names_the_field() {
+        let sp = space(2, 3);
+        for (config, field) in [
+            (json!({"population": 0}), "population"),
+            (json!({"population": 5, "sample": 6}), "sample"),
+            (json!({"sample": "x"}), "sample"),
+            (json!({"objectives": ["accuracy", "flops"]}), "objectives"),
+            (json!({"objectives": []}), "objectives"),
+            (json!({"limits": {"accuracy": 0.5}}), "limits"),
+            (json!({"limits": {"params": "big"}}), "limits"),
+            (json!({"popultion": 5}), "popultion"),
+        ] {
+            let e = Evolution::new(&setup(sp.clone(), config.clone(), 0))
+                .err()
+                .unwrap();
+            assert!(e.contains(&format!("`{field}`")), "{config}: {e}");
+        }
+        let mut s = Evolution::new(&setup(sp.clone(), json!({}), 0)).unwrap();
+        let mut bad = nas_strategies::random_architecture(&sp, &mut Rng::new(0));
+        bad.insert("nope".into(), json!(1));
+        assert!(s.tell(&bad, &metrics(0.5)).unwrap_err().contains("nope"));
+        // Non-finite metrics are stored as serialisable numbers.
+        let a = nas_strategies::random_architecture(&sp, &mut Rng::new(0));
+        s.tell(&a, &metrics(f64::NAN)).unwrap();
+        let saved: Value = serde_json::from_str(&s.save().unwrap().to_string()).unwrap();
+        let mut t = Evolution::new(&setup(sp.clone(), json!({}), 0)).unwrap();
+        t.load(saved).unwrap();
+        assert_eq!(t.population()[0].1.accuracy, 0.0);
+    }
+}

@@ -1,0 +1,701 @@
+//! Grid search: enumerates every architecture of the space exactly once, as a mixed-radix
+//! number over the choices (the first choice varies slowest). Input choices count their
+//! index combinations in lexicographic order; choices inside a `Repeat` are digits only
+//! while that repeat builds their block, so no architecture comes twice; a value a space
+//! lists twice (`16` and `16.0`) is enumerated once. `ask` returns `None` once every
+//! architecture has been proposed. The saved state is the position; a tell of the
+//! architecture at the position (a host replaying trials journaled after the last save)
+//! moves past it.
+//!
+//! Config:
+//! - `shuffle` (bool, default `false`): visit the architectures in a seeded random order
+//!   (a keyed permutation of the positions, so nothing is materialised).
+//!
+//! Spaces with more than 10^7 architectures are refused.
+
+use nas_strategies::choices;
+
+use choices::{combination, same_value};
+use nas_strategies::{
+    config_field, export_strategy, json, Architecture, Choice, ChoiceKind, Metrics, Rng, Setup,
+    Strategy, Value,
+};
+use std::collections::HashMap;
+
+/// The most architectures a grid enumerates.
+pub const MAX_ARCHITECTURES: u64 = 10_000_000;
+
+/// Counting states kept before giving up on a pathological space.
+const MEMO_CAP: usize = 4_000_000;
+
+/// The distinct decisions of one choice, in the space's order.
+enum Digits {
+    /// Layer, value and repeat choices: their distinct options.
+    List(Vec<Value>),
+    /// Input choices: every `k`-subset of `n` inputs.
+    Comb { n: usize, k: usize, count: u128 },
+}
+
+impl Digits {
+    fn len(&self) -> u128 {
+        match self {
+            Digits::List(v) => v.len() as u128,
+            Digits::Comb { count, .. } => *count,
+        }
+    }
+
+    fn value(&self, k: u128) -> Value {
+        match self {
+            Digits::List(v) => v[k as usize].clone(),
+            Digits::Comb { n, k: m, .. } => Value::from(combination(*n, *m, k)),
+        }
+    }
+}
+
+/// Which repeats are at which depth while counting or decoding (`None`: not decided, or
+/// the repeat itself is inactive).
+type Depths = Vec<Option<usize>>;
+
+pub struct Grid {
+    space: Vec<Choice>,
+    digits: Vec<Digits>,
+    /// For a repeat-scoped choice: (the repeat's id, the block index).
+    parent: Vec<Option<(usize, usize)>>,
+    /// For a repeat choice: its id (an index into `Depths`).
+    repeat_id: Vec<Option<usize>>,
+    /// For each position, the repeats that choices at or after it depend on.
+    relevant: Vec<Vec<usize>>,
+    /// Architectures of the choices from a position on, given the relevant depths.
+    memo: HashMap<(usize, Depths), (u128, f64)>,
+    n_repeats: usize,
+    total: u64,
+    position: u64,
+    shuffle: bool,
+    key: u64,
+}
+
+impl Grid {
+    /// How many architectures the space has.
+    pub fn size(&self) -> u64 {
+        self.total
+    }
+
+    /// How many architectures have been proposed.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    fn is_active(&self, i: usize, depths: &Depths) -> bool {
+        match self.parent[i] {
+            None => true,
+            Some((r, block)) => depths[r].is_some_and(|d| d > block),
+        }
+    }
+
+    fn depth(&self, i: usize, k: u128) -> usize {
+        self.digits[i].value(k).as_u64().unwrap_or(0) as usize
+    }
+
+    /// The number of architectures of the choices from `i` on (saturating, and as an
+    /// approximate float for spaces too large to count exactly).
+    fn count(&mut self, i: usize, depths: &mut Depths) -> Result<(u128, f64), String> {
+        if i == self.space.len() {
+            return Ok((1, 1.0));
+        }
+        let key = (
+            i,
+            self.relevant[i]
+                .iter()
+                .map(|&r| depths[r])
+                .collect::<Vec<_>>(),
+        );
+        if let Some(&v) = self.memo.get(&key) {
+            return Ok(v);
+        }
+        let v = if !self.is_active(i, depths) {
+            self.count(i + 1, depths)?
+        } else if let Some(r) = self.repeat_id[i] {
+            let mut total = (0u128, 0f64);
+            for k in 0..self.digits[i].len() {
+                depths[r] = Some(self.depth(i, k));
+                let (a, b) = self.count(i + 1, depths)?;
+                total = (total.0.saturating_add(a), total.1 + b);
+            }
+            depths[r] = None;
+            total
+        } else {
+            let m = self.digits[i].len();
+            let (a, b) = self.count(i + 1, depths)?;
+            (a.saturating_mul(m), b * m as f64)
+        };
+        if self.memo.len() >= MEMO_CAP {
+            return Err(format!(
+                "grid: the space's repeats combine in more than {MEMO_CAP} ways, far more \
+                 architectures than the {MAX_ARCHITECTURES} a grid can enumerate"
+            ));
+        }
+        self.memo.insert(key, v);
+        Ok(v)
+    }
+
+    /// The architecture at position `rank` of the enumeration (`rank < size`).
+    fn unrank(&mut self, mut rank: u128) -> Result<Architecture, String> {
+        let mut depths: Depths = vec![None; self.n_repeats];
+        let mut arch = Architecture::new();
+        for i in 0..self.space.len() {
+            if !self.is_active(i, &depths) {
+                continue;
+            }
+            let k = match self.repeat_id[i] {
+                Some(r) => {
+                    let mut k = 0;
+                    loop {
+                        depths[r] = Some(self.depth(i, k));
+                        let (c, _) = self.count(i + 1, &mut depths)?;
+                        if rank < c || k + 1 == self.digits[i].len() {
+                            break k;
+                        }
+                        rank -= c;
+                        k += 1;
+                    }
+                }
+                None => {
+                    let (c, _) = self.count(i + 1, &mut depths)?;
+                    let k = rank / c.max(1);
+                    rank %= c.max(1);
+                    k
+                }
+            };
+            arch.insert(self.space[i].label.clone(), self.digits[i].value(k));
+        }
+        Ok(arch)
+    }
+
+    /// A keyed bijection of `0..total` (a Feistel network over the next power of four,
+    /// cycle-walking back into range).
+    fn permute(&self, mut x: u64) -> u64 {
+        let n = self.total;
+        if n <= 2 {
+            return if n == 2 && self.key & 1 == 1 {
+                1 - x
+            } else {
+                x
+            };
+        }
+        let bits = 64 - (n - 1).leading_zeros();
+        let half = bits.div_ceil(2);
+        let mask = (1u64 << half) - 1;
+        loop {
+            let (mut l, mut r) = (x >> half, x & mask);
+            for round in 0..4u64 {
+                let f = mix(self.key ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ r) & mask;
+                (l, r) = (r, l ^ f);
+            }
+            x = (l << half) | r;
+            if x < n {
+                return x;
+            }
+        }
+    }
+}
+
+/// SplitMix64's finaliser.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn check_fields(config: &Value, known: &[&str]) -> Result<(), String> {
+    match config {
+        Value::Null => Ok(()),
+        Value::Object(m) => match m.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(format!(
+                "config field `{k}` is not an option of this strategy (options: {})",
+                known.join(", ")
+            )),
+            None => Ok(()),
+        },
+        v => Err(format!("config must be a JSON object, got {v}")),
+    }
+}
+
+fn digits(c: &Choice) -> Digits {
+    let distinct = |vals: Vec<Value>| {
+        let mut out: Vec<Value> = vec![];
+        for v in vals {
+            if !out.iter().any(|x| same_value(x, &v)) {
+                out.push(v);
+            }
+        }
+        Digits::List(out)
+    };
+    match &c.kind {
+        ChoiceKind::Layer { candidates } => {
+            distinct(candidates.iter().map(|s| Value::from(s.clone())).collect())
+        }
+        ChoiceKind::Value { values } => distinct(values.clone()),
+        ChoiceKind::Repeat { depths } => distinct(depths.iter().map(|&d| Value::from(d)).collect()),
+        ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            ..
+        } => Digits::Comb {
+            n: *n_candidates,
+            k: *n_chosen,
+            count: choices::binomial(*n_candidates, *n_chosen),
+        },
+    }
+}
+
+impl Strategy for Grid {
+    fn new(setup: &Setup) -> Result<Self, String> {
+        check_fields(&setup.config, &["shuffle"])?;
+        let shuffle: bool = config_field(&setup.config, "shuffle", false)?;
+        let space = setup.space.clone();
+        let mut repeat_id = vec![None; space.len()];
+        let mut n_repeats = 0;
+        for (i, c) in space.iter().enumerate() {
+            if matches!(c.kind, ChoiceKind::Repeat { .. }) {
+                repeat_id[i] = Some(n_repeats);
+                n_repeats += 1;
+            }
+        }
+        let mut parent = vec![None; space.len()];
+        for (i, c) in space.iter().enumerate() {
+            if let Some((rep, block)) = &c.inside {
+                let r = space[..i]
+                    .iter()
+                    .position(|p| p.label == *rep && matches!(p.kind, ChoiceKind::Repeat { .. }))
+                    .ok_or_else(|| {
+                        format!(
+                            "choice `{}` is inside `{rep}`, which is not a repeat defined \
+                             before it",
+                            c.label
+                        )
+                    })?;
+                parent[i] = Some((repeat_id[r].unwrap(), *block));
+            }
+        }
+        let mut relevant = vec![vec![]; space.len() + 1];
+        for i in (0..space.len()).rev() {
+            let mut r = relevant[i + 1].clone();
+            if let Some((p, _)) = parent[i] {
+                if !r.contains(&p) {
+                    r.push(p);
+                    r.sort_unstable();
+                }
+            }
+            relevant[i] = r;
+        }
+        let mut g = Grid {
+            digits: space.iter().map(digits).collect(),
+            space,
+            parent,
+            repeat_id,
+            relevant,
+            memo: HashMap::new(),
+            n_repeats,
+            total: 0,
+            position: 0,
+            shuffle,
+            key: Rng::new(setup.seed).next_u64(),
+        };
+        let (exact, approx) = g.count(0, &mut vec![None; n_repeats])?;
+        if exact > MAX_ARCHITECTURES as u128 {
+            let size = if exact == u128::MAX {
+                format!("about {approx:.3e}")
+            } else {
+                exact.to_string()
+            };
+            return Err(format!(
+                "grid: the space has {size} architectures, more than the {MAX_ARCHITECTURES} \
+                 (10^7) a grid enumerates; use a sampling strategy or a smaller space"
+            ));
+        }
+        g.total = exact as u64;
+        Ok(g)
+    }
+
+    fn ask(&mut self) -> Result<Option<Architecture>, String> {
+        if self.position >= self.total {
+            return Ok(None);
+        }
+        let at = if self.shuffle {
+            self.permute(self.position)
+        } else {
+            self.position
+        };
+        self.position += 1;
+        self.unrank(at as u128).map(Some)
+    }
+
+    /// Tells are only looked at for one thing: a tell of the architecture the grid would
+    /// propose next moves past it. That is what a host replaying trials journaled after
+    /// the last saved state does, and it keeps them from being proposed twice. (A trial
+    /// told after its ask is never the next one: every position is a different
+    /// architecture.)
+    fn tell(&mut self, arch: &Architecture, _: &Metrics) -> Result<(), String> {
+        if self.position >= self.total {
+            return Ok(());
+        }
+        let at = if self.shuffle {
+            self.permute(self.position)
+        } else {
+            self.position
+        };
+        let next = self.unrank(at as u128)?;
+        if choices::canonical(&self.space, &next).ok() == choices::canonical(&self.space, arch).ok()
+        {
+            self.position += 1;
+        }
+        Ok(())
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        Ok(json!({
+            "position": self.position,
+            "size": self.total,
+            "shuffle": self.shuffle,
+        }))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        let size: u64 = config_field(&state, "size", self.total)?;
+        if size != self.total {
+            return Err(format!(
+                "saved grid state is for a space of {size} architectures; this space has {}",
+                self.total
+            ));
+        }
+        let shuffle: bool = config_field(&state, "shuffle", self.shuffle)?;
+        if shuffle != self.shuffle {
+            return Err(format!(
+                "saved grid state has shuffle = {shuffle}; this grid has shuffle = {}",
+                self.shuffle
+            ));
+        }
+        let position: u64 = config_field(&state, "position", 0)?;
+        if position > self.total {
+            return Err(format!(
+                "saved grid position {position} is past the space's {} architectures",
+                self.total
+            ));
+        }
+        self.position = position;
+        Ok(())
+    }
+}
+
+export_strategy!(Grid, "grid", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_core::space::arch::validate;
+    use nas_strategies::Reduce;
+    use std::collections::HashSet;
+
+    fn layer(label: &str, n: usize, inside: Option<(&str, usize)>) -> Choice {
+        Choice {
+            label: label.into(),
+            kind: ChoiceKind::Layer {
+                candidates: (0..n).map(|i| format!("op{i}")).collect(),
+            },
+            inside: inside.map(|(r, i)| (r.to_string(), i)),
+        }
+    }
+
+    fn choice(label: &str, kind: ChoiceKind, inside: Option<(&str, usize)>) -> Choice {
+        Choice {
+            label: label.into(),
+            kind,
+            inside: inside.map(|(r, i)| (r.to_string(), i)),
+        }
+    }
+
+    /// Three 4-way layer choices, a 2-of-4 input choice, a repeat of depth 1..3 with a
+    /// choice in each block (one listing a value twice), and a nested repeat.
+    fn space() -> Vec<Choice> {
+        vec![
+            layer("a", 4, None),
+            layer("b", 4, None),
+            layer("c", 4, None),
+            choice(
+                "skip",
+                ChoiceKind::Input {
+                    n_candidates: 4,
+                    n_chosen: 2,
+                    reduce: Reduce::Sum,
+                },
+                None,
+            ),
+            choice(
+                "depth",
+                ChoiceKind::Repeat {
+                    depths: vec![1, 2, 3],
+                },
+                None,
+            ),
+            layer("blk0/op", 2, Some(("depth", 0))),
+            choice(
+                "blk1/width",
+                ChoiceKind::Value {
+                    values: vec![json!(8), json!(16)],
+                },
+                Some(("depth", 1)),
+            ),
+            choice(
+                "blk1/inner",
+                ChoiceKind::Repeat { depths: vec![0, 1] },
+                Some(("depth", 1)),
+            ),
+            layer("blk1/inner0/op", 3, Some(("blk1/inner", 0))),
+            choice(
+                "blk2/width",
+                ChoiceKind::Value {
+                    values: vec![json!(8), json!(16), json!(16.0)],
+                },
+                Some(("depth", 2)),
+            ),
+        ]
+    }
+
+    fn setup(space: Vec<Choice>, config: Value, seed: u64) -> Setup {
+        Setup {
+            space,
+            config,
+            seed,
+            budget: 100,
+        }
+    }
+
+    /// A key equal for architectures the space treats as equal (16 == 16.0).
+    fn norm(a: &Architecture) -> String {
+        a.iter()
+            .map(|(k, v)| match v.as_f64() {
+                Some(x) => format!("{k}={x};"),
+                None => format!("{k}={v};"),
+            })
+            .collect()
+    }
+
+    /// Every architecture, found by brute force over the full product of all options
+    /// (including inactive ones), deduplicated.
+    fn brute_force(space: &[Choice]) -> HashSet<String> {
+        let opts: Vec<Vec<Value>> = space
+            .iter()
+            .map(|c| match &c.kind {
+                ChoiceKind::Layer { candidates } => candidates.iter().map(|s| json!(s)).collect(),
+                ChoiceKind::Value { values } => values.clone(),
+                ChoiceKind::Repeat { depths } => depths.iter().map(|d| json!(d)).collect(),
+                ChoiceKind::Input {
+                    n_candidates,
+                    n_chosen,
+                    ..
+                } => {
+                    assert_eq!(*n_chosen, 2);
+                    let mut v = vec![];
+                    for i in 0..*n_candidates {
+                        for j in i + 1..*n_candidates {
+                            v.push(json!([i, j]));
+                        }
+                    }
+                    v
+                }
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut digit = vec![0usize; space.len()];
+        loop {
+            let mut a = Architecture::new();
+            for (i, c) in space.iter().enumerate() {
+                let on = match &c.inside {
+                    None => true,
+                    Some((r, b)) => a
+                        .get(r)
+                        .and_then(|v| v.as_u64())
+                        .is_some_and(|d| d as usize > *b),
+                };
+                if on {
+                    a.insert(c.label.clone(), opts[i][digit[i]].clone());
+                }
+            }
+            validate(space, &a).unwrap();
+            seen.insert(norm(&a));
+            let mut i = space.len();
+            loop {
+                if i == 0 {
+                    return seen;
+                }
+                i -= 1;
+                digit[i] += 1;
+                if digit[i] < opts[i].len() {
+                    break;
+                }
+                digit[i] = 0;
+            }
+        }
+    }
+
+    fn all(g: &mut Grid) -> Vec<Architecture> {
+        let mut out = vec![];
+        while let Some(a) = g.ask().unwrap() {
+            out.push(a);
+        }
+        out
+    }
+
+    #[test]
+    fn enumerates_every_architecture_once() {
+        let space = space();
+        let expected = brute_force(&space);
+        // 4^3 * 6 * 2 * (1 + 2 * (1 + 3) + 2 * (1 + 3) * 2)
+        assert_eq!(expected.len(), 384 * 2 * 25);
+        for shuffle in [false, true] {
+            let mut g = Grid::new(&setup(space.clone(), json!({ "shuffle": shuffle }), 5)).unwrap();
+            assert_eq!(g.size(), expected.len() as u64);
+            let archs = all(&mut g);
+            assert_eq!(archs.len(), expected.len());
+            let mut got = HashSet::new();
+            for a in &archs {
+                validate(&space, a).unwrap();
+                assert!(got.insert(norm(a)), "duplicate {a:?}");
+            }
+            assert_eq!(got, expected);
+            assert_eq!(g.ask().unwrap(), None);
+            assert_eq!(g.ask().unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn fixed_order_is_mixed_radix_and_shuffle_is_seeded() {
+        let small = vec![layer("x", 2, None), layer("y", 3, None)];
+        let mut g = Grid::new(&setup(small, json!({}), 1)).unwrap();
+        let order: Vec<(String, String)> = all(&mut g)
+            .iter()
+            .map(|a| {
+                (
+                    a["x"].as_str().unwrap().into(),
+                    a["y"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = (0..2)
+            .flat_map(|x| (0..3).map(move |y| (format!("op{x}"), format!("op{y}"))))
+            .collect();
+        assert_eq!(order, want);
+
+        let big = space();
+        let run = |seed| {
+            let mut g = Grid::new(&setup(big.clone(), json!({"shuffle": true}), seed)).unwrap();
+            (0..50)
+                .map(|_| g.ask().unwrap().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
+        let mut plain = Grid::new(&setup(big.clone(), json!({}), 3)).unwrap();
+        let plain: Vec<_> = (0..50).map(|_| plain.ask().unwrap().unwrap()).collect();
+        assert_ne!(run(3), plain);
+    }
+
+    #[test]
+    fn save_new_load_resumes() {
+        for shuffle in [false, true] {
+            let s = setup(space(), json!({ "shuffle": shuffle }), 9);
+            let mut g = Grid::new(&s).unwrap();
+            for _ in 0..123 {
+                g.ask().unwrap().unwrap();
+            }
+            let state: Value = serde_json_roundtrip(&g.save().unwrap());
+            let mut h = Grid::new(&s).unwrap();
+            h.load(state).unwrap();
+            assert_eq!(h.position(), 123);
+            for _ in 0..500 {
+                assert_eq!(g.ask().unwrap(), h.ask().unwrap());
+            }
+        }
+        // A host resumes from the last saved state and replays the trials journaled
+        // after it: those are not proposed again.
+        for shuffle in [false, true] {
+            let s = setup(space(), json!({ "shuffle": shuffle }), 4);
+            let mut g = Grid::new(&s).unwrap();
+            let first: Vec<Architecture> = (0..20).map(|_| g.ask().unwrap().unwrap()).collect();
+            for a in &first {
+                g.tell(a, &Metrics::default()).unwrap();
+            }
+            let state = g.save().unwrap();
+            let journal: Vec<Architecture> = (0..7).map(|_| g.ask().unwrap().unwrap()).collect();
+            for a in journal.iter().take(5) {
+                g.tell(a, &Metrics::default()).unwrap();
+            }
+            let mut h = Grid::new(&s).unwrap();
+            h.load(state).unwrap();
+            for a in journal.iter().take(5) {
+                h.tell(a, &Metrics::default()).unwrap();
+            }
+            // Old tells change nothing.
+            h.tell(&first[3], &Metrics::default()).unwrap();
+            assert_eq!(h.position(), 25);
+            assert_eq!(h.ask().unwrap().as_ref(), Some(&journal[5]));
+        }
+        let mut g = Grid::new(&setup(space(), json!({}), 9)).unwrap();
+        let e = g
+            .load(json!({"position": 1, "size": 7, "shuffle": false}))
+            .unwrap_err();
+        assert!(e.contains('7'), "{e}");
+    }
+
+    fn serde_json_roundtrip(v: &Value) -> Value {
+        nas_strategies::serde_json::from_str(&v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn refuses_large_spaces_and_bad_config() {
+        // 10^7 exactly is fine; one more choice makes it too big, and the size is named.
+        let ok: Vec<Choice> = (0..7).map(|i| layer(&format!("l{i}"), 10, None)).collect();
+        assert_eq!(
+            Grid::new(&setup(ok.clone(), json!({}), 0)).unwrap().size(),
+            10_000_000
+        );
+        let mut big = ok;
+        big.push(layer("l7", 3, None));
+        let e = Grid::new(&setup(big.clone(), json!({}), 0)).err().unwrap();
+        assert!(e.contains("30000000"), "{e}");
+        let huge: Vec<Choice> = (0..60).map(|i| layer(&format!("l{i}"), 10, None)).collect();
+        let e = Grid::new(&setup(huge, json!({}), 0)).err().unwrap();
+        assert!(e.contains("1.000e60"), "{e}");
+
+        let e = Grid::new(&setup(space(), json!({"shuffle": 3}), 0))
+            .err()
+            .unwrap();
+        assert!(e.contains("`shuffle`"), "{e}");
+        let e = Grid::new(&setup(space(), json!({"shufle": true}), 0))
+            .err()
+            .unwrap();
+        assert!(e.contains("`shufle`"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_trivial_spaces() {
+        let mut g = Grid::new(&setup(vec![], json!({}), 0)).unwrap();
+        assert_eq!(g.size(), 1);
+        assert_eq!(g.ask().unwrap(), Some(Architecture::new()));
+        assert_eq!(g.ask().unwrap(), None);
+        let mut g = Grid::new(&setup(vec![layer("x", 0, None)], json!({}), 0)).unwrap();
+        assert_eq!(g.size(), 0);
+        assert_eq!(g.ask().unwrap(), None);
+        for seed in 0..4 {
+            let mut g = Grid::new(&setup(
+                vec![layer("x", 2, None)],
+                json!({"shuffle": true}),
+                seed,
+            ))
+            .unwrap();
+            let mut got: Vec<_> = all(&mut g).iter().map(|a| a["x"].clone()).collect();
+            got.sort_by_key(|v| v.to_string());
+            assert_eq!(got, vec![json!("op0"), json!("op1")]);
+        }
+    }
+}
