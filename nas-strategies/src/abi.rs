@@ -58,37 +58,42 @@ pub struct PluginTable {
     pub version: *const c_char,
     pub kind: u32,
     /// `setup` is the JSON of [`Setup`]; writes an opaque handle.
-    pub create: extern "C" fn(
+    pub create: unsafe extern "C" fn(
         setup: *const u8,
         len: usize,
         handle: *mut *mut c_void,
         err: *mut PluginBuf,
     ) -> i32,
-    pub destroy: extern "C" fn(handle: *mut c_void),
+    pub destroy: unsafe extern "C" fn(handle: *mut c_void),
     /// Writes the JSON of the next architecture to `out`, or returns `EXHAUSTED`.
-    pub ask: extern "C" fn(handle: *mut c_void, out: *mut PluginBuf, err: *mut PluginBuf) -> i32,
+    pub ask:
+        unsafe extern "C" fn(handle: *mut c_void, out: *mut PluginBuf, err: *mut PluginBuf) -> i32,
     /// `trial` is JSON `{"arch": {...}, "metrics": {...}}`.
-    pub tell: extern "C" fn(
+    pub tell: unsafe extern "C" fn(
         handle: *mut c_void,
         trial: *const u8,
         len: usize,
         err: *mut PluginBuf,
     ) -> i32,
-    pub save: extern "C" fn(handle: *mut c_void, out: *mut PluginBuf, err: *mut PluginBuf) -> i32,
-    pub load: extern "C" fn(
+    pub save:
+        unsafe extern "C" fn(handle: *mut c_void, out: *mut PluginBuf, err: *mut PluginBuf) -> i32,
+    pub load: unsafe extern "C" fn(
         handle: *mut c_void,
         state: *const u8,
         len: usize,
         err: *mut PluginBuf,
     ) -> i32,
-    pub free_buf: extern "C" fn(buf: PluginBuf),
+    pub free_buf: unsafe extern "C" fn(buf: PluginBuf),
 }
 
 // SAFETY: the table holds only function pointers and pointers to static strings.
 unsafe impl Sync for PluginTable {}
 
 /// Frees a buffer this plugin allocated.
-pub extern "C" fn free_buf(buf: PluginBuf) {
+///
+/// # Safety
+/// `buf` must have been returned by this plugin and not freed before.
+pub unsafe extern "C" fn free_buf(buf: PluginBuf) {
     if !buf.ptr.is_null() {
         // SAFETY: the buffer came from `PluginBuf::from_vec` in this same library, so the
         // pointer, length and capacity describe a live Vec<u8> of this allocator.
@@ -165,7 +170,9 @@ fn write(out: *mut PluginBuf, v: Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-pub extern "C" fn create<S: Strategy>(
+/// # Safety
+/// Called by the host through the plugin table with the pointers the ABI describes.
+pub unsafe extern "C" fn create<S: Strategy>(
     setup: *const u8,
     len: usize,
     out: *mut *mut c_void,
@@ -184,7 +191,9 @@ pub extern "C" fn create<S: Strategy>(
     })
 }
 
-pub extern "C" fn destroy<S: Strategy>(h: *mut c_void) {
+/// # Safety
+/// Called by the host through the plugin table with the pointers the ABI describes.
+pub unsafe extern "C" fn destroy<S: Strategy>(h: *mut c_void) {
     if !h.is_null() {
         let _ = catch_unwind(|| {
             // SAFETY: the handle is the Box<S> made by `create::<S>`; the host destroys
@@ -194,7 +203,9 @@ pub extern "C" fn destroy<S: Strategy>(h: *mut c_void) {
     }
 }
 
-pub extern "C" fn ask<S: Strategy>(
+/// # Safety
+/// Called by the host through the plugin table with the pointers the ABI describes.
+pub unsafe extern "C" fn ask<S: Strategy>(
     h: *mut c_void,
     out: *mut PluginBuf,
     err: *mut PluginBuf,
@@ -215,7 +226,9 @@ pub struct Trial {
     pub metrics: Metrics,
 }
 
-pub extern "C" fn tell<S: Strategy>(
+/// # Safety
+/// Called by the host through the plugin table with the pointers the ABI describes.
+pub unsafe extern "C" fn tell<S: Strategy>(
     h: *mut c_void,
     trial: *const u8,
     len: usize,
@@ -229,7 +242,9 @@ pub extern "C" fn tell<S: Strategy>(
     })
 }
 
-pub extern "C" fn save<S: Strategy>(
+/// # Safety
+/// Called by the host through the plugin table with the pointers the ABI describes.
+pub unsafe extern "C" fn save<S: Strategy>(
     h: *mut c_void,
     out: *mut PluginBuf,
     err: *mut PluginBuf,
@@ -241,7 +256,9 @@ pub extern "C" fn save<S: Strategy>(
     })
 }
 
-pub extern "C" fn load<S: Strategy>(
+/// # Safety
+/// Called by the host through the plugin table with the pointers the ABI describes.
+pub unsafe extern "C" fn load<S: Strategy>(
     h: *mut c_void,
     state: *const u8,
     len: usize,

@@ -91,7 +91,9 @@ impl Plugin {
         let json = serde_json::to_vec(setup).map_err(|e| e.to_string())?;
         let mut h: *mut c_void = std::ptr::null_mut();
         let mut err = PluginBuf::empty();
-        let code = (self.table.create)(json.as_ptr(), json.len(), &mut h, &mut err);
+        // SAFETY: the table came from a library whose ABI version matched; the pointers
+        // are valid for the call (JSON bytes we own, out slots on our stack).
+        let code = unsafe { (self.table.create)(json.as_ptr(), json.len(), &mut h, &mut err) };
         self.check(code, err, "create")?;
         if h.is_null() {
             return Err(format!("plugin `{}`: create returned no handle", self.name));
@@ -128,7 +130,8 @@ impl Plugin {
         // SAFETY: the plugin filled `buf` with `len` initialised bytes it owns.
         let s = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) })
             .into_owned();
-        (self.table.free_buf)(buf);
+        // SAFETY: `buf` came from this plugin and is given back exactly once.
+        unsafe { (self.table.free_buf)(buf) };
         s
     }
 }
@@ -147,7 +150,8 @@ impl LoadedStrategy {
     /// The next architecture, or None when the strategy has nothing left.
     pub fn ask(&mut self) -> Result<Option<Architecture>, String> {
         let (mut out, mut err) = (PluginBuf::empty(), PluginBuf::empty());
-        let code = (self.plugin.table.ask)(self.handle, &mut out, &mut err);
+        // SAFETY: a live handle from `create`, and out slots on our stack.
+        let code = unsafe { (self.plugin.table.ask)(self.handle, &mut out, &mut err) };
         if self.plugin.check(code, err, "ask")? == abi::EXHAUSTED {
             return Ok(None);
         }
@@ -167,13 +171,16 @@ impl LoadedStrategy {
         })
         .map_err(|e| e.to_string())?;
         let mut err = PluginBuf::empty();
-        let code = (self.plugin.table.tell)(self.handle, json.as_ptr(), json.len(), &mut err);
+        // SAFETY: a live handle; JSON bytes we own for the call.
+        let code =
+            unsafe { (self.plugin.table.tell)(self.handle, json.as_ptr(), json.len(), &mut err) };
         self.plugin.check(code, err, "tell").map(|_| ())
     }
 
     pub fn save(&mut self) -> Result<serde_json::Value, String> {
         let (mut out, mut err) = (PluginBuf::empty(), PluginBuf::empty());
-        let code = (self.plugin.table.save)(self.handle, &mut out, &mut err);
+        // SAFETY: a live handle, and out slots on our stack.
+        let code = unsafe { (self.plugin.table.save)(self.handle, &mut out, &mut err) };
         self.plugin.check(code, err, "save")?;
         let text = self.plugin.take(out);
         serde_json::from_str(&text).map_err(|e| format!("plugin `{}` save: {e}", self.plugin.name))
@@ -182,14 +189,17 @@ impl LoadedStrategy {
     pub fn load(&mut self, state: &serde_json::Value) -> Result<(), String> {
         let json = serde_json::to_vec(state).map_err(|e| e.to_string())?;
         let mut err = PluginBuf::empty();
-        let code = (self.plugin.table.load)(self.handle, json.as_ptr(), json.len(), &mut err);
+        // SAFETY: a live handle; JSON bytes we own for the call.
+        let code =
+            unsafe { (self.plugin.table.load)(self.handle, json.as_ptr(), json.len(), &mut err) };
         self.plugin.check(code, err, "load").map(|_| ())
     }
 }
 
 impl Drop for LoadedStrategy {
     fn drop(&mut self) {
-        (self.plugin.table.destroy)(self.handle);
+        // SAFETY: the handle is live and dropped once; nothing uses it afterwards.
+        unsafe { (self.plugin.table.destroy)(self.handle) };
     }
 }
 

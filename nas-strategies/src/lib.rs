@@ -7,7 +7,9 @@
 
 pub mod abi;
 pub mod choices;
+pub mod decisions;
 pub mod host;
+pub mod testing;
 
 pub use nas_core::rng::Rng;
 pub use nas_core::space::{Architecture, Choice, ChoiceKind, Reduce};

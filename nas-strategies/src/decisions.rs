@@ -1,0 +1,212 @@
+//! Every choice of a space seen as one categorical decision with `size()` options, and
+//! the conversions between decision vectors and architectures (for strategies that
+//! learn a distribution over decisions: RL controllers, Q-learning, surrogates).
+//!
+//! A *decision vector* holds one option index per choice of the space, in definition
+//! order, inactive (repeat-scoped) choices included; [`to_arch`] drops the inactive
+//! ones. Options are: the candidate index of a layer choice, the value index of a value
+//! choice, the depth index of a repeat, and for an input choice picking `k` of `n` the
+//! rank of the sorted index list among the C(n, k) combinations in lexicographic order.
+
+use crate::{Architecture, Choice, ChoiceKind, Value};
+
+/// C(n, k); 0 when k > n.
+pub fn binomial(n: usize, k: usize) -> usize {
+    if k > n {
+        return 0;
+    }
+    (0..k).fold(1usize, |acc, i| acc * (n - i) / (i + 1))
+}
+
+/// The `rank`-th sorted `k`-subset of `0..n` in lexicographic order
+/// (`rank < C(n, k)`; rank 0 is `[0, 1, .., k-1]`).
+pub fn unrank_combination(n: usize, k: usize, mut rank: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(k);
+    let mut next = 0;
+    for slot in 0..k {
+        // Try each smallest element in turn, skipping the subsets that start lower.
+        loop {
+            let rest = binomial(n - next - 1, k - slot - 1);
+            if rank < rest {
+                break;
+            }
+            rank -= rest;
+            next += 1;
+        }
+        out.push(next);
+        next += 1;
+    }
+    out
+}
+
+/// The lexicographic rank of a sorted, distinct `k`-subset of `0..n` (inverse of
+/// [`unrank_combination`]).
+pub fn rank_combination(n: usize, idx: &[usize]) -> usize {
+    let k = idx.len();
+    let mut rank = 0;
+    let mut next = 0;
+    for (slot, &v) in idx.iter().enumerate() {
+        while next < v {
+            rank += binomial(n - next - 1, k - slot - 1);
+            next += 1;
+        }
+        next = v + 1;
+    }
+    rank
+}
+
+/// Number of options of every choice.
+pub fn sizes(space: &[Choice]) -> Vec<usize> {
+    space.iter().map(|c| c.size()).collect()
+}
+
+/// Checks that every choice has at least one option.
+pub fn check_space(space: &[Choice]) -> Result<(), String> {
+    for c in space {
+        if c.size() == 0 {
+            return Err(format!("choice `{}` has no options", c.label));
+        }
+    }
+    Ok(())
+}
+
+/// The architecture value of option `option` of `choice`.
+pub fn option_value(choice: &Choice, option: usize) -> Value {
+    match &choice.kind {
+        ChoiceKind::Layer { candidates } => Value::from(candidates[option].clone()),
+        ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            ..
+        } => Value::from(unrank_combination(*n_candidates, *n_chosen, option)),
+        ChoiceKind::Value { values } => values[option].clone(),
+        ChoiceKind::Repeat { depths } => Value::from(depths[option]),
+    }
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The option index of an architecture value, if it is one of the choice's options.
+pub fn option_index(choice: &Choice, v: &Value) -> Option<usize> {
+    match &choice.kind {
+        ChoiceKind::Layer { candidates } => {
+            let s = v.as_str()?;
+            candidates.iter().position(|c| c == s)
+        }
+        ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            ..
+        } => {
+            let mut idx: Vec<usize> = match v {
+                Value::Array(xs) => xs
+                    .iter()
+                    .map(|x| x.as_u64().map(|u| u as usize))
+                    .collect::<Option<_>>()?,
+                Value::Number(n) => vec![n.as_u64()? as usize],
+                _ => return None,
+            };
+            idx.sort_unstable();
+            idx.dedup();
+            if idx.len() != *n_chosen || idx.iter().any(|i| i >= n_candidates) {
+                return None;
+            }
+            Some(rank_combination(*n_candidates, &idx))
+        }
+        ChoiceKind::Value { values } => values.iter().position(|x| same_value(x, v)),
+        ChoiceKind::Repeat { depths } => {
+            let d = v.as_u64()? as usize;
+            depths.iter().position(|x| *x == d)
+        }
+    }
+}
+
+/// Which choices are active under `decisions`: a repeat-scoped choice is active when its
+/// repeat is active and the repeat's chosen depth exceeds the block index.
+pub fn active_mask(space: &[Choice], decisions: &[usize]) -> Vec<bool> {
+    let mut active = vec![true; space.len()];
+    for (i, c) in space.iter().enumerate() {
+        if let Some((rep, block)) = &c.inside {
+            active[i] = match space[..i].iter().position(|r| r.label == *rep) {
+                Some(j) => {
+                    active[j]
+                        && match &space[j].kind {
+                            ChoiceKind::Repeat { depths } => depths[decisions[j]] > *block,
+                            _ => false,
+                        }
+                }
+                None => false,
+            };
+        }
+    }
+    active
+}
+
+/// The architecture of a decision vector (inactive choices dropped).
+pub fn to_arch(space: &[Choice], decisions: &[usize]) -> Architecture {
+    let active = active_mask(space, decisions);
+    let mut a = Architecture::new();
+    for (i, c) in space.iter().enumerate() {
+        if active[i] {
+            a.insert(c.label.clone(), option_value(c, decisions[i]));
+        }
+    }
+    a
+}
+
+/// The decision vector of an architecture; choices it lacks (inactive ones) get option
+/// 0. An error names a value that is not one of its choice's options.
+pub fn from_arch(space: &[Choice], arch: &Architecture) -> Result<Vec<usize>, String> {
+    space
+        .iter()
+        .map(|c| match arch.get(&c.label) {
+            None => Ok(0),
+            Some(v) => option_index(c, v)
+                .ok_or_else(|| format!("`{}`: {v} is not one of its options", c.label)),
+        })
+        .collect()
+}
+
+/// A key that identifies an architecture (its active decisions), for matching tells to
+/// asks and spotting repeats.
+pub fn key(space: &[Choice], decisions: &[usize]) -> String {
+    let active = active_mask(space, decisions);
+    decisions
+        .iter()
+        .zip(&active)
+        .map(|(d, a)| if *a { d.to_string() } else { "-".into() })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_rank_and_unrank_are_inverse_and_ordered() {
+        for n in 1..7 {
+            for k in 1..=n {
+                let total = binomial(n, k);
+                let mut prev: Option<Vec<usize>> = None;
+                for r in 0..total {
+                    let c = unrank_combination(n, k, r);
+                    assert_eq!(c.len(), k);
+                    assert!(c.windows(2).all(|w| w[0] < w[1]) && c[k - 1] < n);
+                    assert_eq!(rank_combination(n, &c), r);
+                    if let Some(p) = prev {
+                        assert!(p < c, "lexicographic order");
+                    }
+                    prev = Some(c);
+                }
+            }
+        }
+        assert_eq!(unrank_combination(4, 2, 0), vec![0, 1]);
+        assert_eq!(unrank_combination(4, 2, 5), vec![2, 3]);
+    }
+}
