@@ -92,6 +92,8 @@ impl Conv2d {
 const WEIGHT_GRAD_CHUNKS: usize = 8;
 
 thread_local! {
+    static PAD_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PAD_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static PARTIAL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -341,8 +343,129 @@ fn check(p: &Conv2d, x: &[f32], w: &[f32], y: &[f32]) {
     assert_eq!(y.len(), p.out_len(), "conv2d: output length");
 }
 
+
+/// Stride-1 depthwise convolution on "wide" planes. With the input plane zero-padded to
+/// `hp x wp`, output pixel `(oy, ox)` lives at `oy * wp + ox` of a wide output plane
+/// (columns `ow..wp` are scratch), and kernel tap `(ki, kj)` reads the padded plane at
+/// that index plus `ki * dh * wp + kj * dw`. So every tap is one long contiguous
+/// multiply-add over the whole plane instead of many short rows.
+struct Wide {
+    wp: usize,
+    /// Padded plane length, with slack so the last tap's read stays in bounds.
+    padded: usize,
+    /// Wide output plane length (`oh * wp`).
+    len: usize,
+}
+
+impl Wide {
+    fn new(p: &Conv2d) -> Wide {
+        let wp = p.w + 2 * p.pw;
+        let hp = p.h + 2 * p.ph;
+        Wide {
+            wp,
+            padded: hp * wp + (p.kw - 1) * p.dw,
+            len: p.out_h() * wp,
+        }
+    }
+    fn tap(&self, p: &Conv2d, ki: usize, kj: usize) -> usize {
+        ki * p.dh * self.wp + kj * p.dw
+    }
+    /// Copies an `h x w` plane into the zeroed padded buffer.
+    fn pad(&self, p: &Conv2d, plane: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        for (iy, row) in plane.chunks(p.w).enumerate() {
+            let o = (iy + p.ph) * self.wp + p.pw;
+            out[o..o + p.w].copy_from_slice(row);
+        }
+    }
+    /// Spreads an `oh x ow` plane over a wide plane with zero scratch columns.
+    fn widen(&self, p: &Conv2d, plane: &[f32], out: &mut [f32]) {
+        let ow = p.out_w();
+        for (oy, row) in plane.chunks(ow).enumerate() {
+            out[oy * self.wp..oy * self.wp + ow].copy_from_slice(row);
+            out[oy * self.wp + ow..(oy + 1) * self.wp].fill(0.0);
+        }
+    }
+}
+
+fn wide_ok(p: &Conv2d) -> bool {
+    p.sh == 1 && p.sw == 1
+}
+
+fn depthwise_forward_wide(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let wd = Wide::new(p);
+    let (oh, ow) = (p.out_h(), p.out_w());
+    with_buf(&PAD_A, wd.padded, |pad| {
+        with_buf(&PAD_B, wd.len, |out| {
+            for c in 0..p.cin {
+                wd.pad(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
+                out.fill(0.0);
+                for ki in 0..p.kh {
+                    for kj in 0..p.kw {
+                        let wv = w[(c * p.kh + ki) * p.kw + kj];
+                        let src = &pad[wd.tap(p, ki, kj)..][..wd.len];
+                        out.iter_mut().zip(src).for_each(|(o, v)| *o += wv * v);
+                    }
+                }
+                let yc = &mut y[c * oh * ow..(c + 1) * oh * ow];
+                for (oy, row) in yc.chunks_mut(ow).enumerate() {
+                    row.copy_from_slice(&out[oy * wd.wp..oy * wd.wp + ow]);
+                }
+            }
+        })
+    });
+}
+
+fn depthwise_backward_input_wide(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    let wd = Wide::new(p);
+    let (oh, ow) = (p.out_h(), p.out_w());
+    with_buf(&PAD_A, wd.padded, |gpad| {
+        with_buf(&PAD_B, wd.len, |g| {
+            for c in 0..p.cin {
+                wd.widen(p, &gy[c * oh * ow..(c + 1) * oh * ow], g);
+                gpad.fill(0.0);
+                for ki in 0..p.kh {
+                    for kj in 0..p.kw {
+                        let wv = w[(c * p.kh + ki) * p.kw + kj];
+                        let dst = &mut gpad[wd.tap(p, ki, kj)..][..wd.len];
+                        dst.iter_mut().zip(g.iter()).for_each(|(d, v)| *d += wv * v);
+                    }
+                }
+                let gc = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
+                for (iy, row) in gc.chunks_mut(p.w).enumerate() {
+                    let o = (iy + p.ph) * wd.wp + p.pw;
+                    row.iter_mut().zip(&gpad[o..o + p.w]).for_each(|(a, b)| *a += b);
+                }
+            }
+        })
+    });
+}
+
+fn depthwise_backward_weight_wide(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    let wd = Wide::new(p);
+    let (oh, ow) = (p.out_h(), p.out_w());
+    with_buf(&PAD_A, wd.padded, |pad| {
+        with_buf(&PAD_B, wd.len, |g| {
+            for c in 0..p.cin {
+                wd.pad(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
+                wd.widen(p, &gy[c * oh * ow..(c + 1) * oh * ow], g);
+                for ki in 0..p.kh {
+                    for kj in 0..p.kw {
+                        let src = &pad[wd.tap(p, ki, kj)..][..wd.len];
+                        let dot: f32 = src.iter().zip(g.iter()).map(|(a, b)| a * b).sum();
+                        gw[(c * p.kh + ki) * p.kw + kj] += dot;
+                    }
+                }
+            }
+        })
+    });
+}
+
 /// Depthwise (one input and one output channel per group) forward for one image.
 fn depthwise_forward(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
+    if wide_ok(p) {
+        return depthwise_forward_wide(p, x, w, y);
+    }
     let (oh, ow) = (p.out_h(), p.out_w());
     for c in 0..p.cin {
         let plane = &x[c * p.h * p.w..(c + 1) * p.h * p.w];
@@ -377,6 +500,9 @@ fn depthwise_forward(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
 
 /// Depthwise input gradient for one image, added into `gx`.
 fn depthwise_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    if wide_ok(p) {
+        return depthwise_backward_input_wide(p, gy, w, gx);
+    }
     let (oh, ow) = (p.out_h(), p.out_w());
     for c in 0..p.cin {
         let plane = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
@@ -410,6 +536,9 @@ fn depthwise_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
 
 /// Depthwise weight gradient for one image, added into `gw`.
 fn depthwise_backward_weight(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    if wide_ok(p) {
+        return depthwise_backward_weight_wide(p, x, gy, gw);
+    }
     let (oh, ow) = (p.out_h(), p.out_w());
     for c in 0..p.cin {
         let plane = &x[c * p.h * p.w..(c + 1) * p.h * p.w];
@@ -519,6 +648,9 @@ mod tests {
             c(2, 5, 5, 6, 3, 1, 1, 0, 1, 1),
             c(2, 4, 6, 6, 8, 1, 2, 0, 1, 1),
             c(1, 2, 5, 5, 3, 5, 1, 2, 1, 1),
+            c(2, 4, 7, 6, 4, 3, 1, 1, 1, 4),
+            c(2, 3, 8, 7, 3, 3, 1, 0, 1, 3),
+            c(1, 3, 9, 8, 3, 5, 1, 2, 1, 3),
         ]
     }
 
