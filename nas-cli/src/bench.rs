@@ -170,7 +170,7 @@ fn darts_iteration(space: &SeedSpace, fused: bool, secs: f64, rng: &mut Rng) -> 
         // Architecture step.
         set(&s);
         s.zero_weight_grads();
-        s.net.forward(&xv).cross_entropy(&y).backward();
+        s.backward_mixing(&s.net.forward(&xv).cross_entropy(&y));
         aopt.zero_grad();
         for (l, t) in labels.iter().zip(&logits) {
             // Chain the mixing-weight gradient through the softmax on the host side.

@@ -178,7 +178,9 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
     let input = search_input(table_eval, data.as_ref());
     let space = a.space.resolve(input)?;
     let table = if table_eval {
-        Some(Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?)
+        let mut t = Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?;
+        t.count_macs = true;
+        Some(t)
     } else {
         None
     };

@@ -97,13 +97,13 @@ impl Op {
             }
             Mul(a, b) => {
                 let (ad, bd) = (a.data(), b.data());
-                if a.requires_grad() {
+                if needs(a) {
                     with_tmp(g.len(), |t| {
                         ew::binary(g, os, &bd, b.shape(), t, |x, y| x * y);
                         acc_reduced(a, t, os, 1.0);
                     });
                 }
-                if b.requires_grad() {
+                if needs(b) {
                     with_tmp(g.len(), |t| {
                         ew::binary(g, os, &ad, a.shape(), t, |x, y| x * y);
                         acc_reduced(b, t, os, 1.0);
@@ -112,13 +112,13 @@ impl Op {
             }
             Div(a, b) => {
                 let bd = b.data();
-                if a.requires_grad() {
+                if needs(a) {
                     with_tmp(g.len(), |t| {
                         ew::binary(g, os, &bd, b.shape(), t, |x, y| x / y);
                         acc_reduced(a, t, os, 1.0);
                     });
                 }
-                if b.requires_grad() {
+                if needs(b) {
                     // d(a/b)/db = -out / b
                     let od = out.data();
                     with_tmp(g.len(), |t| {
@@ -148,7 +148,7 @@ impl Op {
                 let n = b.dim(b.rank() - 1);
                 let batch = a.numel() / (m * k);
                 let shared = b.rank() == 2;
-                if a.requires_grad() {
+                if needs(a) {
                     let bd = b.data();
                     acc(a, |ga| {
                         if shared {
@@ -158,7 +158,7 @@ impl Op {
                         }
                     });
                 }
-                if b.requires_grad() {
+                if needs(b) {
                     let ad = a.data();
                     acc(b, |gb| {
                         if shared {
@@ -172,13 +172,13 @@ impl Op {
             Linear(x, w, b) => {
                 let (nout, nin) = (w.dim(0), w.dim(1));
                 let rows = x.numel() / nin;
-                if x.requires_grad() {
+                if needs(x) {
                     let wd = w.data();
                     acc(x, |gx| {
                         gemm::sgemm(rows, nin, nout, g, false, &wd, false, gx, true, true)
                     });
                 }
-                if w.requires_grad() {
+                if needs(w) {
                     let xd = x.data();
                     acc(w, |gw| {
                         gemm::sgemm(nout, nin, rows, g, true, &xd, false, gw, true, true)
@@ -217,11 +217,11 @@ impl Op {
                 });
             }
             Conv2d(x, w, b, p) => {
-                if x.requires_grad() {
+                if needs(x) {
                     let wd = w.data();
                     put(x, |gx| conv::conv2d_backward_input(p, g, &wd, gx));
                 }
-                if w.requires_grad() || b.as_ref().is_some_and(|b| b.requires_grad()) {
+                if needs(w) || b.as_ref().is_some_and(|b| needs(b)) {
                     let xd = x.data();
                     let mut gw = buffer::take(w.numel());
                     let mut gb = buffer::take(p.cout);
@@ -280,7 +280,7 @@ impl Op {
                 for (x, &i) in xs.iter().zip(idx) {
                     let wi = wd[i];
                     acc(x, |gx| ew::acc_map(g, gx, |v| v * wi));
-                    if w.requires_grad() {
+                    if needs(w) {
                         gw[i] += ew::dot(g, &x.data());
                     }
                 }
@@ -300,6 +300,34 @@ impl Op {
     }
 }
 
+thread_local! {
+    /// While set, backward fills the gradients of these leaves only (see `grad_only`).
+    static ONLY: std::cell::RefCell<Option<HashSet<u64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (which calls `backward`) so that only `leaves` receive gradients: rules skip
+/// work whose result would only reach other leaves (e.g. a supernet's weight gradients
+/// during an architecture step, which needs only the mixing weights' gradients).
+pub fn grad_only<R>(leaves: &[Tensor], f: impl FnOnce() -> R) -> R {
+    let set: HashSet<u64> = leaves.iter().map(|t| t.id()).collect();
+    let prev = ONLY.with(|o| o.replace(Some(set)));
+    struct Restore(Option<HashSet<u64>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let p = self.0.take();
+            ONLY.with(|o| *o.borrow_mut() = p);
+        }
+    }
+    let _r = Restore(prev);
+    f()
+}
+
+/// Whether backward must produce a gradient for `t`.
+fn needs(t: &Tensor) -> bool {
+    t.requires_grad()
+        && (!t.is_leaf() || ONLY.with(|o| o.borrow().as_ref().is_none_or(|s| s.contains(&t.id()))))
+}
+
 /// Runs `f` with a scratch buffer from the pool.
 fn with_tmp<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut t = buffer::take(len);
@@ -310,7 +338,7 @@ fn with_tmp<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// Adds into `t`'s gradient (created as zeros on first use); `f` must accumulate.
 fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
-    if !t.requires_grad() {
+    if !needs(t) {
         return;
     }
     let mut gl = t.grad_lock();
@@ -321,7 +349,7 @@ fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
 /// Like `acc`, for kernels that overwrite their output: writes straight into a fresh
 /// gradient, or into scratch that is then added.
 fn put(t: &Tensor, f: impl FnOnce(&mut [f32])) {
-    if !t.requires_grad() {
+    if !needs(t) {
         return;
     }
     let mut gl = t.grad_lock();
@@ -342,7 +370,7 @@ fn put(t: &Tensor, f: impl FnOnce(&mut [f32])) {
 
 /// Adds `scale * g`, summed down from the broadcast shape `gs` to `t`'s shape.
 fn acc_reduced(t: &Tensor, g: &[f32], gs: &[usize], scale: f32) {
-    if !t.requires_grad() {
+    if !needs(t) {
         return;
     }
     if t.shape() == gs {

@@ -55,6 +55,10 @@ pub struct Nb201Row {
 /// The NAS-Bench-201 table (CIFAR-10 validation accuracies), keyed by the six-digit key.
 pub struct Nb201Table {
     pub rows: HashMap<String, Nb201Row>,
+    /// When set, each query also counts the multiply-adds of the benchmark's network
+    /// (C=16, N=5, 3x32x32) with the cost model, once per architecture.
+    pub count_macs: bool,
+    macs: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl Nb201Table {
@@ -135,7 +139,29 @@ impl Nb201Table {
                 },
             );
         }
-        Ok(Nb201Table { rows })
+        Ok(Nb201Table {
+            rows,
+            count_macs: false,
+            macs: Default::default(),
+        })
+    }
+
+    /// Multiply-adds of the benchmark's network for `arch` (cached).
+    pub fn macs(&self, arch: &Architecture) -> Result<u64, String> {
+        let key = nb201::arch_key(arch)?;
+        if let Some(m) = self.macs.lock().unwrap().get(&key) {
+            return Ok(*m);
+        }
+        let input = crate::space::builtin::InputSpec {
+            channels: 3,
+            size: 32,
+            classes: 10,
+        };
+        let space = crate::space::builtin::nb201(16, 5, input);
+        let net = fixed(space.as_ref(), arch, 0).map_err(|e| e.to_string())?;
+        let m = cost(net.as_ref(), [3, 32, 32]).macs;
+        self.macs.lock().unwrap().insert(key, m);
+        Ok(m)
     }
 
     pub fn row(&self, arch: &Architecture) -> Result<&Nb201Row, String> {
@@ -163,7 +189,11 @@ impl Evaluator for Nb201Table {
         Ok(Metrics {
             accuracy: acc / 100.0,
             params: Some(row.params_mb * 1e6),
-            macs: None,
+            macs: if self.count_macs {
+                Some(self.macs(arch)? as f64)
+            } else {
+                None
+            },
             latency_ms: Some(row.latency_s * 1e3),
             extra,
         })
@@ -223,5 +253,64 @@ impl Evaluator for TrainEvaluator<'_> {
             latency_ms: Some(measure_latency(net.as_ref(), input, 1, 5)),
             extra,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Nb201Table {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/nasbench201/nb201_cifar10.csv");
+        Nb201Table::load(&p).unwrap()
+    }
+
+    #[test]
+    fn queries_are_single_seeds_and_the_final_answer_is_the_mean() {
+        let mut t = table();
+        t.count_macs = true;
+        let best = t
+            .rows
+            .iter()
+            .max_by(|a, b| a.1.mean.partial_cmp(&b.1.mean).unwrap())
+            .unwrap();
+        let arch = nb201::arch_from_key(best.0).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for s in 0..50 {
+            let m = t.evaluate(&arch, s).unwrap();
+            assert!(best
+                .1
+                .seeds
+                .iter()
+                .any(|v| (v / 100.0 - m.accuracy).abs() < 1e-12));
+            seen.insert((m.accuracy * 1e6) as i64);
+            assert!((m.params.unwrap() - best.1.params_mb * 1e6).abs() < 1.0);
+        }
+        assert!(seen.len() > 1, "queries should differ by seed");
+        assert!((t.final_accuracy(&arch).unwrap() - best.1.mean / 100.0).abs() < 1e-12);
+        assert!((t.optimum() - 91.6067).abs() < 1e-3);
+        // Multiply-adds grow with the convolutions in the cell.
+        let none = t.macs(&nb201::arch_from_key("000000").unwrap()).unwrap();
+        let c1 = t.macs(&nb201::arch_from_key("222222").unwrap()).unwrap();
+        let c3 = t.macs(&nb201::arch_from_key("333333").unwrap()).unwrap();
+        assert!(none < c1 && c1 < c3, "{none} {c1} {c3}");
+    }
+
+    #[test]
+    fn a_bad_table_names_the_line_and_field() {
+        let p = std::env::temp_dir().join(format!("nas-bad-table-{}.csv", std::process::id()));
+        std::fs::write(
+            &p,
+            "key,arch_str,val_acc_s777,val_acc_mean,params_mb,latency_s,train_time_s\n\
+             000000,x,9.7,9.7,0.07,0.01,700\n\
+             000001,x,9.7,oops,0.07,0.01,700\n",
+        )
+        .unwrap();
+        let e = Nb201Table::load(&p).err().unwrap();
+        std::fs::remove_file(&p).ok();
+        assert!(
+            e.contains("line 3") && e.contains("val_acc_mean") && e.contains("oops"),
+            "{e}"
+        );
     }
 }

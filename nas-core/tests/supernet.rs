@@ -1,7 +1,7 @@
 //! Supernets of the seed-net space: fused against unfused mixed ops, one-hot paths,
 //! mixing-weight gradients against finite differences, and weight inheritance.
 
-use nas_core::nn::{parameters, Module};
+use nas_core::nn::parameters;
 use nas_core::space::builtin::seed::SeedSpace;
 use nas_core::space::{fixed, Architecture, Supernet};
 use nas_core::{no_grad, Rng, Tensor};
@@ -117,6 +117,18 @@ fn mixing_weight_gradients_agree_with_parameter_gradients() {
                 );
             }
         }
+        // An architecture step alone gives the same mixing-weight gradients and touches
+        // no parameter.
+        let again = Supernet::build(&SPACE, fused, 9).unwrap();
+        set_all(&again, w);
+        again.backward_mixing(&again.net.forward(&x).cross_entropy(&y));
+        for l in ["conv1", "conv2", "skip"] {
+            let (a, b) = (again.weight_grad(l).unwrap(), s.weight_grad(l).unwrap());
+            assert!(rel(&a, &b) < 1e-5, "fused={fused} {l}: {a:?} vs {b:?}");
+        }
+        assert!(parameters(again.net.as_ref())
+            .iter()
+            .all(|(_, t)| t.grad().is_none()));
         // The skip choice mixes [x1, x1 + x0]; the loss moves with it.
         let gs = s.weight_grad("skip").unwrap();
         assert!(

@@ -514,6 +514,14 @@ impl Supernet {
         Some(t.grad().unwrap_or_else(|| vec![0.0; t.numel()]))
     }
 
+    /// Back-propagates `loss` into the mixing weights only (an architecture step): the
+    /// network's parameters get no gradient, and the work that would only produce theirs
+    /// is skipped.
+    pub fn backward_mixing(&self, loss: &Tensor) {
+        let leaves: Vec<Tensor> = self.alphas.values().cloned().collect();
+        crate::autodiff::grad_only(&leaves, || loss.backward());
+    }
+
     pub fn zero_weight_grads(&self) {
         self.alphas.values().for_each(|t| t.zero_grad());
     }
