@@ -19,7 +19,7 @@ pub struct BenchArgs {
     /// several seconds per step.
     #[arg(long)]
     pub darts: bool,
-    /// Run only the groups named (comma-separated): gemm, conv, seed, darts-iter.
+    /// Run only the groups named (comma-separated): gemm, conv, seed, mixed, darts-iter.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -119,6 +119,26 @@ pub fn run(a: BenchArgs) -> Result<()> {
         });
         let name = "seed net train step b64 3x32x32";
         println!("{:<44} {:>9.2} ms {:>16}", name, ms, "12.7-13.5 ms");
+    }
+    for fused in [false, true].into_iter().filter(|_| a.wants("mixed")) {
+        // The supernet's weight step alone: where the fused mixed op replaces two
+        // convolutions (3x3 and 5x5) by one.
+        let s = Supernet::build(&space, fused, 1).map_err(anyhow::Error::msg)?;
+        let mut opt = sgd_for(s.net.as_ref(), &cfg);
+        let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
+        let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
+        let ms = time_ms(a.seconds, || {
+            opt.zero_grad();
+            s.net.forward(&x).cross_entropy(&y).backward();
+            opt.step(0.025);
+        });
+        let kind = if fused { "fused" } else { "unfused" };
+        println!(
+            "{:<44} {:>9.2} ms {:>16}",
+            format!("seed supernet weight step b64 ({kind})"),
+            ms,
+            ""
+        );
     }
     for fused in [false, true].into_iter().filter(|_| a.wants("darts-iter")) {
         let ms = darts_iteration(&space, fused, a.seconds, &mut rng)?;

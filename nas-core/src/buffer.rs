@@ -4,10 +4,10 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// Most floats the pool of one thread holds (1 GiB); buffers beyond it are freed. A
+/// Most floats the pool of one thread holds (4 GiB); buffers beyond it are freed. A
 /// supernet step frees and reallocates hundreds of same-sized activations, so the pool
 /// must be large enough to hold a whole step's worth or the kernel zeroes fresh pages.
-const KEEP_FLOATS: usize = 1 << 28;
+const KEEP_FLOATS: usize = 1 << 30;
 
 struct Pool {
     free: HashMap<usize, Vec<Vec<f32>>>,

@@ -343,7 +343,6 @@ fn check(p: &Conv2d, x: &[f32], w: &[f32], y: &[f32]) {
     assert_eq!(y.len(), p.out_len(), "conv2d: output length");
 }
 
-
 /// Stride-1 depthwise convolution on "wide" planes. With the input plane zero-padded to
 /// `hp x wp`, output pixel `(oy, ox)` lives at `oy * wp + ox` of a wide output plane
 /// (columns `ow..wp` are scratch), and kernel tap `(ki, kj)` reads the padded plane at
@@ -434,7 +433,9 @@ fn depthwise_backward_input_wide(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f3
                 let gc = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
                 for (iy, row) in gc.chunks_mut(p.w).enumerate() {
                     let o = (iy + p.ph) * wd.wp + p.pw;
-                    row.iter_mut().zip(&gpad[o..o + p.w]).for_each(|(a, b)| *a += b);
+                    row.iter_mut()
+                        .zip(&gpad[o..o + p.w])
+                        .for_each(|(a, b)| *a += b);
                 }
             }
         })
