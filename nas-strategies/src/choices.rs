@@ -140,22 +140,7 @@ pub fn size(c: &Choice) -> u128 {
 }
 
 /// A uniformly random decision of a choice.
-pub fn random_option(c: &Choice, rng: &mut Rng) -> Value {
-    match &c.kind {
-        ChoiceKind::Input {
-            n_candidates,
-            n_chosen,
-            ..
-        } => {
-            let mut idx: Vec<usize> = (0..*n_candidates).collect();
-            rng.shuffle(&mut idx);
-            idx.truncate(*n_chosen);
-            idx.sort_unstable();
-            Value::from(idx)
-        }
-        _ => option(c, rng.below(size(c) as usize) as u128),
-    }
-}
+pub use nas_core::space::arch::random_decision as random_option;
 
 /// The canonical form of an architecture: each choice's option index, `None` where the
 /// choice is inactive. An error names the first choice that does not fit.

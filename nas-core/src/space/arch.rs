@@ -127,32 +127,35 @@ pub fn validate(choices: &[Choice], arch: &Architecture) -> Result<(), ArchError
     Ok(())
 }
 
+/// A uniformly random decision of one choice.
+pub fn random_decision(c: &Choice, rng: &mut Rng) -> Value {
+    match &c.kind {
+        ChoiceKind::Layer { candidates } => {
+            Value::from(candidates[rng.below(candidates.len())].clone())
+        }
+        ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            ..
+        } => {
+            let mut idx: Vec<usize> = (0..*n_candidates).collect();
+            rng.shuffle(&mut idx);
+            idx.truncate(*n_chosen);
+            idx.sort();
+            Value::from(idx)
+        }
+        ChoiceKind::Value { values } => values[rng.below(values.len())].clone(),
+        ChoiceKind::Repeat { depths } => Value::from(depths[rng.below(depths.len())]),
+    }
+}
+
 /// A uniformly random architecture of the space.
 pub fn random(choices: &[Choice], rng: &mut Rng) -> Architecture {
     let mut a = Architecture::new();
     for c in choices {
-        if !active(c, &a) {
-            continue;
+        if active(c, &a) {
+            a.insert(c.label.clone(), random_decision(c, rng));
         }
-        let v = match &c.kind {
-            ChoiceKind::Layer { candidates } => {
-                Value::from(candidates[rng.below(candidates.len())].clone())
-            }
-            ChoiceKind::Input {
-                n_candidates,
-                n_chosen,
-                ..
-            } => {
-                let mut idx: Vec<usize> = (0..*n_candidates).collect();
-                rng.shuffle(&mut idx);
-                idx.truncate(*n_chosen);
-                idx.sort();
-                Value::from(idx)
-            }
-            ChoiceKind::Value { values } => values[rng.below(values.len())].clone(),
-            ChoiceKind::Repeat { depths } => Value::from(depths[rng.below(depths.len())]),
-        };
-        a.insert(c.label.clone(), v);
     }
     a
 }
