@@ -66,13 +66,20 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
+    /// `--out`, or the first of runs/<space>-<strategy>-<seed>, ...-2, ...-3 that does
+    /// not exist yet (so running the same command twice starts a second run).
     pub fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| {
-            PathBuf::from("runs").join(format!(
-                "{}-{}-{}",
-                self.space.space, self.strategy, self.seed
-            ))
-        })
+        if let Some(o) = &self.out {
+            return o.clone();
+        }
+        let base = format!("{}-{}-{}", self.space.space, self.strategy, self.seed);
+        (1..)
+            .map(|i| match i {
+                1 => PathBuf::from("runs").join(&base),
+                _ => PathBuf::from("runs").join(format!("{base}-{i}")),
+            })
+            .find(|p| !p.exists())
+            .unwrap()
     }
 
     pub fn strategy_config(&self) -> Result<Value> {
@@ -152,6 +159,9 @@ pub fn search_input(table: bool, data: Option<&TrainData>) -> InputSpec {
 
 pub fn run(a: SearchArgs) -> Result<()> {
     let dir = a.out_dir();
+    let mut a = a;
+    // Pin the directory in the config, so `nas resume` and the run agree on it.
+    a.out = Some(dir.clone());
     let config = serde_json::to_value(&a)?;
     let run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
     println!("run directory: {}", dir.display());
