@@ -32,21 +32,20 @@ pub fn cost(net: &dyn Module, input: [usize; 3]) -> Cost {
     }
 }
 
-/// Median milliseconds of `reps` calls of `f` after one warm-up call.
-fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+/// The fastest of `reps` calls of `f` after one warm-up call, in milliseconds: on a
+/// shared machine the minimum is the least disturbed estimate of what the op costs.
+fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
-    let mut t: Vec<f64> = (0..reps.max(1))
+    (0..reps.max(1))
         .map(|_| {
             let s = Instant::now();
             f();
             s.elapsed().as_secs_f64() * 1e3
         })
-        .collect();
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    t[t.len() / 2]
+        .fold(f64::MAX, f64::min)
 }
 
-/// Measured eval-mode forward latency of `net` on a batch, in milliseconds.
+/// Measured eval-mode forward latency of `net` on a batch (fastest of `reps`), in ms.
 pub fn measure_latency(net: &dyn Module, input: [usize; 3], batch: usize, reps: usize) -> f64 {
     net.set_training(false);
     let x = Tensor::randn(
@@ -54,7 +53,7 @@ pub fn measure_latency(net: &dyn Module, input: [usize; 3], batch: usize, reps: 
         1.0,
         &mut Rng::new(0),
     );
-    let ms = no_grad(|| median_ms(reps, || drop(net.forward(&x))));
+    let ms = no_grad(|| best_ms(reps, || drop(net.forward(&x))));
     net.set_training(true);
     ms
 }
@@ -72,12 +71,7 @@ pub(crate) fn profile_candidates(label: &str, ops: &[(String, Box<dyn Module>)],
     let Some(reps) = reps else { return };
     let times: Vec<(String, f64)> = ops
         .iter()
-        .map(|(n, op)| {
-            (
-                n.clone(),
-                no_grad(|| median_ms(reps, || drop(op.forward(x)))),
-            )
-        })
+        .map(|(n, op)| (n.clone(), no_grad(|| best_ms(reps, || drop(op.forward(x))))))
         .collect();
     PROFILE.with(|p| {
         let mut p = p.borrow_mut();
