@@ -4,6 +4,7 @@
 
 use crate::decisions;
 use crate::{json, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng, Setup, Strategy, Value};
+use nas_core::space::arch::{same_value, validate};
 
 /// `n` layer choices with `k` candidates each.
 pub fn layer_space(n: usize, k: usize) -> Vec<Choice> {
@@ -143,4 +144,114 @@ pub fn best(xs: &[f64]) -> f64 {
 
 pub fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// A layer choice with candidates `op0..`, inside a repeat block when `inside` is set.
+pub fn layer(label: &str, n: usize, inside: Option<(&str, usize)>) -> Choice {
+    Choice {
+        label: label.into(),
+        kind: ChoiceKind::Layer {
+            candidates: (0..n).map(|i| format!("op{i}")).collect(),
+        },
+        inside: inside.map(|(r, i)| (r.to_string(), i)),
+    }
+}
+
+/// A choice of any kind, inside a repeat block when `inside` is set.
+pub fn choice(label: &str, kind: ChoiceKind, inside: Option<(&str, usize)>) -> Choice {
+    Choice {
+        label: label.into(),
+        kind,
+        inside: inside.map(|(r, i)| (r.to_string(), i)),
+    }
+}
+
+/// `n_layers` layer choices of `width` candidates, a 2-of-4 input choice, and a repeat
+/// of depth 1..3 with a choice in each block and a nested repeat in block 1.
+pub fn nested_space(n_layers: usize, width: usize) -> Vec<Choice> {
+    let mut s: Vec<Choice> = (0..n_layers)
+        .map(|i| layer(&format!("l{i}"), width, None))
+        .collect();
+    s.extend([
+        choice(
+            "skip",
+            ChoiceKind::Input {
+                n_candidates: 4,
+                n_chosen: 2,
+                reduce: Reduce::Sum,
+            },
+            None,
+        ),
+        choice(
+            "depth",
+            ChoiceKind::Repeat {
+                depths: vec![1, 2, 3],
+            },
+            None,
+        ),
+        layer("blk0/op", 4, Some(("depth", 0))),
+        choice(
+            "blk1/width",
+            ChoiceKind::Value {
+                values: vec![json!(8), json!(16), json!(16.0)],
+            },
+            Some(("depth", 1)),
+        ),
+        choice(
+            "blk1/inner",
+            ChoiceKind::Repeat { depths: vec![0, 1] },
+            Some(("depth", 1)),
+        ),
+        layer("blk1/inner0/op", 3, Some(("blk1/inner", 0))),
+        layer("blk2/op", 4, Some(("depth", 2))),
+    ]);
+    s
+}
+
+/// The fraction of choices (of either architecture) on which `a` agrees with `target`.
+pub fn agreement(a: &Architecture, target: &Architecture) -> f64 {
+    let mut labels: Vec<&String> = a.keys().chain(target.keys()).collect();
+    labels.sort();
+    labels.dedup();
+    let hits = labels
+        .iter()
+        .filter(|l| match (a.get(**l), target.get(**l)) {
+            (Some(x), Some(y)) => same_value(x, y),
+            _ => false,
+        })
+        .count();
+    hits as f64 / labels.len() as f64
+}
+
+/// Metrics with only an accuracy.
+pub fn metrics(accuracy: f64) -> Metrics {
+    Metrics {
+        accuracy,
+        ..Default::default()
+    }
+}
+
+/// Runs `budget` trials, `batch` asks in flight at a time, told in reverse order;
+/// returns the best accuracy and checks every ask against the space.
+pub fn run_validating<S: Strategy>(
+    s: &mut S,
+    space: &[Choice],
+    budget: usize,
+    batch: usize,
+    f: impl Fn(&Architecture) -> f64,
+) -> f64 {
+    let mut best: f64 = 0.0;
+    let mut done = 0;
+    while done < budget {
+        let n = batch.min(budget - done);
+        let asked: Vec<Architecture> = (0..n).map(|_| s.ask().unwrap().unwrap()).collect();
+        for a in asked.iter().rev() {
+            validate(space, a).unwrap_or_else(|e| panic!("{e}: {a:?}"));
+            let acc = f(a);
+            best = best.max(acc);
+            s.tell(a, &metrics(acc)).unwrap();
+        }
+        done += n;
+    }
+    best
 }

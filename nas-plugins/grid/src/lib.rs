@@ -393,26 +393,9 @@ export_strategy!(Grid, "grid", "0.1.0");
 mod tests {
     use super::*;
     use nas_core::space::arch::validate;
+    use nas_strategies::testing::{choice, layer};
     use nas_strategies::Reduce;
     use std::collections::HashSet;
-
-    fn layer(label: &str, n: usize, inside: Option<(&str, usize)>) -> Choice {
-        Choice {
-            label: label.into(),
-            kind: ChoiceKind::Layer {
-                candidates: (0..n).map(|i| format!("op{i}")).collect(),
-            },
-            inside: inside.map(|(r, i)| (r.to_string(), i)),
-        }
-    }
-
-    fn choice(label: &str, kind: ChoiceKind, inside: Option<(&str, usize)>) -> Choice {
-        Choice {
-            label: label.into(),
-            kind,
-            inside: inside.map(|(r, i)| (r.to_string(), i)),
-        }
-    }
 
     /// Three 4-way layer choices, a 2-of-4 input choice, a repeat of depth 1..3 with a
     /// choice in each block (one listing a value twice), and a nested repeat.
