@@ -54,6 +54,22 @@ pub fn random_architecture(space: &[Choice], rng: &mut Rng) -> Architecture {
     nas_core::space::arch::random(space, rng)
 }
 
+/// Checks that a strategy's config is a JSON object (or absent) holding only the
+/// fields `known`; the error names the stray field and the strategy's options.
+pub fn check_config_fields(config: &Value, strategy: &str, known: &[&str]) -> Result<(), String> {
+    match config {
+        Value::Null => Ok(()),
+        Value::Object(m) => match m.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(format!(
+                "config field `{k}` is not an option of {strategy} (options: {})",
+                known.join(", ")
+            )),
+            None => Ok(()),
+        },
+        v => Err(format!("config must be a JSON object, got {v}")),
+    }
+}
+
 /// A config field with a default, or an error naming the field and the bad value.
 pub fn config_field<T: serde::de::DeserializeOwned>(
     config: &Value,

@@ -128,20 +128,6 @@ pub struct Evolution {
     pending: usize,
 }
 
-fn check_fields(config: &Value, known: &[&str]) -> Result<(), String> {
-    match config {
-        Value::Null => Ok(()),
-        Value::Object(m) => match m.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(format!(
-                "config field `{k}` is not an option of this strategy (options: {})",
-                known.join(", ")
-            )),
-            None => Ok(()),
-        },
-        v => Err(format!("config must be a JSON object, got {v}")),
-    }
-}
-
 /// Whether `a` Pareto-dominates `b` (all objectives minimised).
 fn dominates(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
@@ -383,7 +369,11 @@ impl Evolution {
 impl Strategy for Evolution {
     fn new(setup: &Setup) -> Result<Self, String> {
         let c = &setup.config;
-        check_fields(c, &["population", "sample", "objectives", "limits"])?;
+        nas_strategies::check_config_fields(
+            c,
+            "evolution",
+            &["population", "sample", "objectives", "limits"],
+        )?;
         let population_size: usize = config_field(c, "population", 50)?;
         if population_size == 0 {
             return Err("config field `population`: must be at least 1".into());

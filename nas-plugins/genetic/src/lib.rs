@@ -127,20 +127,6 @@ pub struct Genetic {
     extras: usize,
 }
 
-fn check_fields(config: &Value, known: &[&str]) -> Result<(), String> {
-    match config {
-        Value::Null => Ok(()),
-        Value::Object(m) => match m.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(format!(
-                "config field `{k}` is not an option of this strategy (options: {})",
-                known.join(", ")
-            )),
-            None => Ok(()),
-        },
-        v => Err(format!("config must be a JSON object, got {v}")),
-    }
-}
-
 fn probability(config: &Value, field: &str, default: f32) -> Result<f32, String> {
     let p: f32 = config_field(config, field, default)?;
     if !(0.0..=1.0).contains(&p) {
@@ -251,8 +237,9 @@ impl Genetic {
 impl Strategy for Genetic {
     fn new(setup: &Setup) -> Result<Self, String> {
         let c = &setup.config;
-        check_fields(
+        nas_strategies::check_config_fields(
             c,
+            "genetic",
             &[
                 "population",
                 "crossover",

@@ -206,20 +206,6 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn check_fields(config: &Value, known: &[&str]) -> Result<(), String> {
-    match config {
-        Value::Null => Ok(()),
-        Value::Object(m) => match m.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(format!(
-                "config field `{k}` is not an option of this strategy (options: {})",
-                known.join(", ")
-            )),
-            None => Ok(()),
-        },
-        v => Err(format!("config must be a JSON object, got {v}")),
-    }
-}
-
 fn digits(c: &Choice) -> Digits {
     let distinct = |vals: Vec<Value>| {
         let mut out: Vec<Value> = vec![];
@@ -250,7 +236,7 @@ fn digits(c: &Choice) -> Digits {
 
 impl Strategy for Grid {
     fn new(setup: &Setup) -> Result<Self, String> {
-        check_fields(&setup.config, &["shuffle"])?;
+        nas_strategies::check_config_fields(&setup.config, "grid", &["shuffle"])?;
         let shuffle: bool = config_field(&setup.config, "shuffle", false)?;
         let space = setup.space.clone();
         let mut repeat_id = vec![None; space.len()];

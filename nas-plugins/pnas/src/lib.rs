@@ -70,16 +70,7 @@ struct Config {
 
 impl Config {
     fn parse(c: &Value, n_choices: usize, budget: usize) -> Result<Config, String> {
-        if let Some(obj) = c.as_object() {
-            if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-                return Err(format!(
-                    "config field `{k}` is not an option of pnas (options: {})",
-                    FIELDS.join(", ")
-                ));
-            }
-        } else if !c.is_null() {
-            return Err(format!("config must be a JSON object, got {c}"));
-        }
+        nas_strategies::check_config_fields(c, "pnas", FIELDS)?;
         let k0: usize = config_field(c, "k0", 1)?;
         let levels = n_choices.saturating_sub(k0.max(1)) + 1;
         let auto_beam = if budget == 0 {

@@ -118,16 +118,7 @@ fn parse_schedule(v: &Value, budget: usize) -> Result<Vec<(f64, usize)>, String>
 
 impl Config {
     fn parse(c: &Value, budget: usize) -> Result<Config, String> {
-        if let Some(obj) = c.as_object() {
-            if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-                return Err(format!(
-                    "config field `{k}` is not an option of qlearning (options: {})",
-                    FIELDS.join(", ")
-                ));
-            }
-        } else if !c.is_null() {
-            return Err(format!("config must be a JSON object, got {c}"));
-        }
+        nas_strategies::check_config_fields(c, "qlearning", FIELDS)?;
         let cfg = Config {
             alpha: config_field(c, "alpha", 0.01)?,
             discount: config_field(c, "discount", 1.0)?,

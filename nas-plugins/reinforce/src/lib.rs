@@ -65,16 +65,7 @@ struct Config {
 
 impl Config {
     fn parse(c: &Value) -> Result<Config, String> {
-        if let Some(obj) = c.as_object() {
-            if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-                return Err(format!(
-                    "config field `{k}` is not an option of reinforce (options: {})",
-                    FIELDS.join(", ")
-                ));
-            }
-        } else if !c.is_null() {
-            return Err(format!("config must be a JSON object, got {c}"));
-        }
+        nas_strategies::check_config_fields(c, "reinforce", FIELDS)?;
         let cfg = Config {
             hidden: config_field(c, "hidden", 32)?,
             lr: config_field(c, "lr", 0.003)?,
