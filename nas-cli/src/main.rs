@@ -2,6 +2,7 @@
 //! searches, exports, retrains and profiles.
 
 mod bench;
+mod oneshot_cmd;
 mod run_cmds;
 mod search_cmd;
 mod space_args;

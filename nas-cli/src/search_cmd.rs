@@ -44,9 +44,14 @@ pub struct SearchArgs {
     /// Dataset directory for the `train` evaluator (and for retraining).
     #[arg(long, default_value = "data/fashion-mnist")]
     pub data: PathBuf,
-    /// Epochs each trial trains (`train` evaluator).
+    /// Epochs each trial trains (`train` evaluator); for one-shot strategies, epochs of
+    /// supernet training in the search.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
+    /// Batch size of trial training and of one-shot supernet training.
+    #[arg(long, default_value_t = 64)]
+    #[serde(default = "default_batch")]
+    pub batch: usize,
     /// Training images held out to score trials on (`train` evaluator).
     #[arg(long, default_value_t = 10_000)]
     pub val: usize,
@@ -63,6 +68,10 @@ pub struct SearchArgs {
     #[arg(long)]
     #[serde(default)]
     pub plugin_dir: Vec<PathBuf>,
+}
+
+fn default_batch() -> usize {
+    64
 }
 
 impl SearchArgs {
@@ -176,8 +185,17 @@ pub fn resume(dir: &Path) -> Result<()> {
 }
 
 fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
-    if a.budget == 0 || a.parallel == 0 {
-        bail!("--budget and --parallel must be at least 1");
+    if a.budget == 0 || a.parallel == 0 || a.batch == 0 || a.epochs == 0 {
+        bail!("--budget, --parallel, --batch and --epochs must be at least 1");
+    }
+    let found = discover(&search_dirs(&a.plugin_dir));
+    let plugin = found.get(&a.strategy).map_err(|e| {
+        anyhow!(
+            "{e}\n(plugins are built by `cargo build --release --workspace`; see `nas plugins`)"
+        )
+    })?;
+    if plugin.kind == nas_strategies::abi::KIND_ONE_SHOT {
+        return crate::oneshot_cmd::drive(a, run, plugin);
     }
     let table_eval = a.uses_table()?;
     let data = if table_eval {
@@ -199,7 +217,7 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
         train: &d.train,
         val: &d.val,
         epochs: a.epochs,
-        batch_size: 64,
+        batch_size: a.batch,
         lr: 0.05,
     });
     let evaluator: &dyn Evaluator = match (&table, &train_eval) {
@@ -207,12 +225,6 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
         (None, Some(t)) => t,
         _ => unreachable!(),
     };
-    let found = discover(&search_dirs(&a.plugin_dir));
-    let plugin = found.get(&a.strategy).map_err(|e| {
-        anyhow!(
-            "{e}\n(plugins are built by `cargo build --release --workspace`; see `nas plugins`)"
-        )
-    })?;
     let choices = describe(space.as_ref());
     let setup = Setup {
         space: choices.clone(),

@@ -200,6 +200,20 @@ impl BatchNorm2d {
     }
 }
 
+thread_local! {
+    static BN_MOMENTUM: Cell<Option<f32>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with every batch norm of this thread updating its running statistics with
+/// momentum `m` instead of its own (`1/k` on the k-th batch gives the plain average of
+/// the batches' statistics, as when recalibrating a supernet path).
+pub fn with_bn_momentum<R>(m: f32, f: impl FnOnce() -> R) -> R {
+    let old = BN_MOMENTUM.with(|c| c.replace(Some(m)));
+    let r = f();
+    BN_MOMENTUM.with(|c| c.set(old));
+    r
+}
+
 impl Module for BatchNorm2d {
     fn forward(&self, x: &Tensor) -> Tensor {
         if self.training.get() {
@@ -207,7 +221,7 @@ impl Module for BatchNorm2d {
             let s = x.shape();
             nas_kernels::cpu::norm::batch_norm_update_running(
                 s[0] * s[2] * s[3],
-                self.momentum,
+                BN_MOMENTUM.with(|m| m.get()).unwrap_or(self.momentum),
                 &mean,
                 &invstd,
                 self.eps,

@@ -34,6 +34,34 @@ impl Sgd {
             velocity,
         }
     }
+
+    /// The momentum buffers, one per parameter (empty before its first step).
+    pub fn velocity(&self) -> &[Vec<f32>] {
+        &self.velocity
+    }
+
+    /// Restores momentum buffers saved by [`Sgd::velocity`]; each must be empty or the
+    /// size of its parameter.
+    pub fn set_velocity(&mut self, v: Vec<Vec<f32>>) -> Result<(), String> {
+        if v.len() != self.params.len() {
+            return Err(format!(
+                "{} momentum buffers for {} parameters",
+                v.len(),
+                self.params.len()
+            ));
+        }
+        for (i, (b, p)) in v.iter().zip(&self.params).enumerate() {
+            if !b.is_empty() && b.len() != p.numel() {
+                return Err(format!(
+                    "momentum buffer {i} has {} values, its parameter {}",
+                    b.len(),
+                    p.numel()
+                ));
+            }
+        }
+        self.velocity = v;
+        Ok(())
+    }
 }
 
 impl Optimizer for Sgd {

@@ -11,7 +11,8 @@ pub const ABI_VERSION: u32 = 1;
 
 /// A strategy driven by ask/tell.
 pub const KIND_ASK_TELL: u32 = 0;
-/// A one-shot strategy that drives a supernet through host services (reserved).
+/// A one-shot strategy that drives a supernet through host services
+/// (see [`crate::oneshot_abi`]).
 pub const KIND_ONE_SHOT: u32 = 1;
 
 /// Status codes of every entry point.
@@ -121,7 +122,7 @@ fn quiet_panics() {
 }
 
 /// Runs `f`, turning an `Err` or a panic into a status code and a message in `err`.
-fn guard(err: *mut PluginBuf, f: impl FnOnce() -> Result<i32, String>) -> i32 {
+pub(crate) fn guard(err: *mut PluginBuf, f: impl FnOnce() -> Result<i32, String>) -> i32 {
     quiet_panics();
     let (code, msg) = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(code)) => return code,
@@ -161,7 +162,7 @@ fn handle<'a, S>(h: *mut c_void) -> Result<&'a mut S, String> {
     Ok(unsafe { &mut *(h as *mut S) })
 }
 
-fn write(out: *mut PluginBuf, v: Vec<u8>) -> Result<(), String> {
+pub(crate) fn write(out: *mut PluginBuf, v: Vec<u8>) -> Result<(), String> {
     if out.is_null() {
         return Err("null output buffer".into());
     }

@@ -2,6 +2,8 @@
 //! loaded strategy in a safe handle. Libraries are loaded once and never unloaded.
 
 use crate::abi::{self, PluginBuf, PluginTable};
+use crate::oneshot::{OneShotSetup, SupernetHost};
+use crate::oneshot_abi::OneShotTable;
 use crate::{Architecture, Metrics, Setup};
 use libloading::Library;
 use std::ffi::CStr;
@@ -15,7 +17,14 @@ pub struct Plugin {
     pub version: String,
     pub kind: u32,
     pub path: PathBuf,
-    table: &'static PluginTable,
+    table: Table,
+}
+
+/// The entry points of the plugin's kind.
+#[derive(Clone, Copy)]
+enum Table {
+    AskTell(&'static PluginTable),
+    OneShot(&'static OneShotTable),
 }
 
 impl std::fmt::Debug for Plugin {
@@ -60,16 +69,6 @@ impl Plugin {
                 abi::ABI_VERSION
             ));
         }
-        // SAFETY: as above; the ABI version matched, so the table has this layout.
-        let table: libloading::Symbol<extern "C" fn() -> *const PluginTable> =
-            unsafe { lib.get(b"nas_plugin_table\0") }
-                .map_err(|_| format!("{at}: missing symbol `nas_plugin_table`"))?;
-        let t = table();
-        if t.is_null() {
-            return Err(format!("{at}: `nas_plugin_table` returned null"));
-        }
-        // SAFETY: non-null, and the table is a static in the never-unloaded library.
-        let table: &'static PluginTable = unsafe { &*t };
         let text = |p: *const std::os::raw::c_char, what: &str| -> Result<String, String> {
             if p.is_null() {
                 return Err(format!("{at}: plugin {what} is null"));
@@ -77,13 +76,69 @@ impl Plugin {
             // SAFETY: non-null static NUL-terminated string from the export macro.
             Ok(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
         };
+        // SAFETY: as above; the ABI version matched, so the tables have these layouts.
+        let ask_tell: Option<libloading::Symbol<extern "C" fn() -> *const PluginTable>> =
+            unsafe { lib.get(b"nas_plugin_table\0") }.ok();
+        if let Some(table) = ask_tell {
+            let t = table();
+            if t.is_null() {
+                return Err(format!("{at}: `nas_plugin_table` returned null"));
+            }
+            // SAFETY: non-null, and the table is a static in the never-unloaded library.
+            let table: &'static PluginTable = unsafe { &*t };
+            return Ok(Plugin {
+                name: text(table.name, "name")?,
+                version: text(table.version, "version")?,
+                kind: table.kind,
+                path: path.to_path_buf(),
+                table: Table::AskTell(table),
+            });
+        }
+        // SAFETY: as above.
+        let one_shot: libloading::Symbol<extern "C" fn() -> *const OneShotTable> =
+            unsafe { lib.get(b"nas_plugin_one_shot_table\0") }.map_err(|_| {
+                format!("{at}: missing symbol `nas_plugin_table` or `nas_plugin_one_shot_table`")
+            })?;
+        let t = one_shot();
+        if t.is_null() {
+            return Err(format!("{at}: `nas_plugin_one_shot_table` returned null"));
+        }
+        // SAFETY: non-null, and the table is a static in the never-unloaded library.
+        let table: &'static OneShotTable = unsafe { &*t };
         Ok(Plugin {
             name: text(table.name, "name")?,
             version: text(table.version, "version")?,
-            kind: table.kind,
+            kind: abi::KIND_ONE_SHOT,
             path: path.to_path_buf(),
-            table,
+            table: Table::OneShot(table),
         })
+    }
+
+    /// The ask/tell table, or an error saying the plugin is of another kind.
+    fn ask_tell(&self) -> Result<&'static PluginTable, String> {
+        match self.table {
+            Table::AskTell(t) => Ok(t),
+            Table::OneShot(_) => Err(format!(
+                "plugin `{}` is a one-shot strategy, not an ask/tell one",
+                self.name
+            )),
+        }
+    }
+
+    /// Runs a one-shot plugin's search against `host`; returns the architecture it
+    /// exports.
+    pub fn run_one_shot(
+        &self,
+        setup: &OneShotSetup,
+        host: &mut dyn SupernetHost,
+    ) -> Result<Architecture, String> {
+        match self.table {
+            Table::OneShot(t) => crate::oneshot_abi::run_plugin(t, &self.name, setup, host),
+            Table::AskTell(_) => Err(format!(
+                "plugin `{}` is an ask/tell strategy, not a one-shot one",
+                self.name
+            )),
+        }
     }
 
     /// Creates a strategy instance.
@@ -93,13 +148,15 @@ impl Plugin {
         let mut err = PluginBuf::empty();
         // SAFETY: the table came from a library whose ABI version matched; the pointers
         // are valid for the call (JSON bytes we own, out slots on our stack).
-        let code = unsafe { (self.table.create)(json.as_ptr(), json.len(), &mut h, &mut err) };
+        let code =
+            unsafe { (self.ask_tell()?.create)(json.as_ptr(), json.len(), &mut h, &mut err) };
         self.check(code, err, "create")?;
         if h.is_null() {
             return Err(format!("plugin `{}`: create returned no handle", self.name));
         }
         Ok(LoadedStrategy {
             plugin: self.clone(),
+            table: self.ask_tell()?,
             handle: h,
         })
     }
@@ -130,8 +187,12 @@ impl Plugin {
         // SAFETY: the plugin filled `buf` with `len` initialised bytes it owns.
         let s = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) })
             .into_owned();
+        let free = match self.table {
+            Table::AskTell(t) => t.free_buf,
+            Table::OneShot(t) => t.free_buf,
+        };
         // SAFETY: `buf` came from this plugin and is given back exactly once.
-        unsafe { (self.table.free_buf)(buf) };
+        unsafe { free(buf) };
         s
     }
 }
@@ -139,6 +200,7 @@ impl Plugin {
 /// A strategy instance living in a plugin.
 pub struct LoadedStrategy {
     pub plugin: Plugin,
+    table: &'static PluginTable,
     handle: *mut c_void,
 }
 
@@ -151,7 +213,7 @@ impl LoadedStrategy {
     pub fn ask(&mut self) -> Result<Option<Architecture>, String> {
         let (mut out, mut err) = (PluginBuf::empty(), PluginBuf::empty());
         // SAFETY: a live handle from `create`, and out slots on our stack.
-        let code = unsafe { (self.plugin.table.ask)(self.handle, &mut out, &mut err) };
+        let code = unsafe { (self.table.ask)(self.handle, &mut out, &mut err) };
         if self.plugin.check(code, err, "ask")? == abi::EXHAUSTED {
             return Ok(None);
         }
@@ -172,15 +234,14 @@ impl LoadedStrategy {
         .map_err(|e| e.to_string())?;
         let mut err = PluginBuf::empty();
         // SAFETY: a live handle; JSON bytes we own for the call.
-        let code =
-            unsafe { (self.plugin.table.tell)(self.handle, json.as_ptr(), json.len(), &mut err) };
+        let code = unsafe { (self.table.tell)(self.handle, json.as_ptr(), json.len(), &mut err) };
         self.plugin.check(code, err, "tell").map(|_| ())
     }
 
     pub fn save(&mut self) -> Result<serde_json::Value, String> {
         let (mut out, mut err) = (PluginBuf::empty(), PluginBuf::empty());
         // SAFETY: a live handle, and out slots on our stack.
-        let code = unsafe { (self.plugin.table.save)(self.handle, &mut out, &mut err) };
+        let code = unsafe { (self.table.save)(self.handle, &mut out, &mut err) };
         self.plugin.check(code, err, "save")?;
         let text = self.plugin.take(out);
         serde_json::from_str(&text).map_err(|e| format!("plugin `{}` save: {e}", self.plugin.name))
@@ -190,8 +251,7 @@ impl LoadedStrategy {
         let json = serde_json::to_vec(state).map_err(|e| e.to_string())?;
         let mut err = PluginBuf::empty();
         // SAFETY: a live handle; JSON bytes we own for the call.
-        let code =
-            unsafe { (self.plugin.table.load)(self.handle, json.as_ptr(), json.len(), &mut err) };
+        let code = unsafe { (self.table.load)(self.handle, json.as_ptr(), json.len(), &mut err) };
         self.plugin.check(code, err, "load").map(|_| ())
     }
 }
@@ -199,7 +259,7 @@ impl LoadedStrategy {
 impl Drop for LoadedStrategy {
     fn drop(&mut self) {
         // SAFETY: the handle is live and dropped once; nothing uses it afterwards.
-        unsafe { (self.plugin.table.destroy)(self.handle) };
+        unsafe { (self.table.destroy)(self.handle) };
     }
 }
 

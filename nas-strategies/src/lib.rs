@@ -9,7 +9,11 @@ pub mod abi;
 pub mod choices;
 pub mod decisions;
 pub mod host;
+pub mod oneshot;
+pub mod oneshot_abi;
+pub mod reinforce;
 pub mod testing;
+pub mod trainer;
 
 pub use nas_core::rng::Rng;
 pub use nas_core::space::{Architecture, Choice, ChoiceKind, Reduce};

@@ -142,7 +142,7 @@ impl Module for LayerChoice {
             .data()
             .iter()
             .enumerate()
-            .filter(|(_, w)| **w != 0.0)
+            .filter(|(_, w)| super::computed(**w))
             .map(|(i, _)| i)
             .collect();
         assert!(
@@ -224,7 +224,9 @@ impl InputChoice {
             None => self.chosen.clone(),
             Some(a) => {
                 let w = a.data();
-                (0..self.n_candidates).filter(|&i| w[i] != 0.0).collect()
+                (0..self.n_candidates)
+                    .filter(|&i| super::computed(w[i]))
+                    .collect()
             }
         }
     }
@@ -240,7 +242,9 @@ impl InputChoice {
         );
         if let (Some(a), Reduce::Sum | Reduce::Mean) = (&self.alpha, self.reduce) {
             let w = a.to_vec();
-            let idx: Vec<usize> = (0..self.n_candidates).filter(|&i| w[i] != 0.0).collect();
+            let idx: Vec<usize> = (0..self.n_candidates)
+                .filter(|&i| super::computed(w[i]))
+                .collect();
             assert!(
                 !idx.is_empty(),
                 "`{}`: every mixing weight is zero",
@@ -259,7 +263,7 @@ impl InputChoice {
             Some(a) => {
                 let w = a.to_vec();
                 (0..self.n_candidates)
-                    .filter(|&i| w[i] != 0.0)
+                    .filter(|&i| super::computed(w[i]))
                     .map(|i| xs[i].mul(&a.slice(0, i, 1)))
                     .collect()
             }

@@ -81,6 +81,13 @@ fn binomial(n: usize, k: usize) -> usize {
     (0..k).fold(1usize, |acc, i| acc * (n - i) / (i + 1))
 }
 
+/// Whether a candidate with mixing weight `w` is computed: every weight but `+0.0`.
+/// A weight of `-0.0` keeps a candidate computed while it adds nothing, so its mixing
+/// weight still gets a gradient (ProxylessNAS needs that for the path it did not pick).
+pub fn computed(w: f32) -> bool {
+    w.to_bits() != 0
+}
+
 /// Makes one candidate op of a layer choice.
 pub type Make<'a> = Box<dyn FnOnce(&mut Rng) -> Box<dyn Module> + 'a>;
 
@@ -489,7 +496,7 @@ impl Supernet {
         })
     }
 
-    /// Sets the mixing weights of one choice. A zero weight switches its candidate off:
+    /// Sets the mixing weights of one choice. A weight of `+0.0` switches its candidate off:
     /// it is not computed (one-hot and sparse modes).
     pub fn set_weights(&self, label: &str, w: &[f32]) -> Result<(), String> {
         let t = self

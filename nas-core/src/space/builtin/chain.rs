@@ -141,7 +141,9 @@ impl Module for ChainNet {
             None => (self.layers.len(), vec![]),
             Some((a, depths)) => {
                 let w = a.to_vec();
-                let act: Vec<usize> = (0..depths.len()).filter(|&i| w[i] != 0.0).collect();
+                let act: Vec<usize> = (0..depths.len())
+                    .filter(|&i| crate::space::computed(w[i]))
+                    .collect();
                 assert!(!act.is_empty(), "chain: every depth weight is zero");
                 (act.iter().map(|&i| depths[i]).max().unwrap(), act)
             }

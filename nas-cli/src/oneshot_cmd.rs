@@ -1,0 +1,188 @@
+//! `nas search` with a one-shot strategy: the host builds the supernet, serves the
+//! plugin's calls, checkpoints into the run directory (so `nas resume` continues after
+//! a kill), and journals the exported architecture as the run's one trial, so `nas
+//! export` and `nas retrain` treat it like any other run.
+
+use crate::search_cmd::{load_train_data, SearchArgs};
+use anyhow::{anyhow, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use nas_core::evaluate::{Evaluator, Nb201Table};
+use nas_core::experiment::{write_atomic, RunDir, TrialRecord};
+use nas_core::space::arch;
+use nas_strategies::host::Plugin;
+use nas_strategies::oneshot::{OneShotSetup, Progress, SupernetHost};
+use nas_strategies::trainer::{SupernetTrainer, TrainerConfig};
+use std::io::Write as _;
+use std::time::Instant;
+
+/// Batches of training data used to recalibrate batch norm before scoring the exported
+/// architecture with the supernet's weights.
+const RECALIBRATE: usize = 20;
+
+fn short(a: &nas_core::space::Architecture) -> String {
+    let s = serde_json::to_string(a).unwrap_or_default();
+    if s.len() > 160 {
+        format!("{}...", &s[..157])
+    } else {
+        s
+    }
+}
+
+pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
+    let journal = run.journal().map_err(|e| anyhow!(e))?;
+    if let Some(r) = journal.first() {
+        println!(
+            "this one-shot search already finished: {}",
+            serde_json::to_string(&r.arch)?
+        );
+        return Ok(());
+    }
+    let data = load_train_data(a)?;
+    let space = a.space.resolve(data.input)?;
+    let cfg = TrainerConfig {
+        epochs: a.epochs,
+        batch_size: a.batch,
+        seed: a.seed,
+        ..TrainerConfig::default()
+    };
+    let mut trainer = SupernetTrainer::new(space.as_ref(), &data.train, &data.val, cfg)
+        .map_err(|e| anyhow!(e))?;
+    trainer.checkpoint_dir = Some(run.path.clone());
+    let resume = trainer.load_checkpoint().map_err(|e| anyhow!(e))?;
+    let info = trainer.info().clone();
+    let per_epoch = info.batches_per_epoch as u64;
+    let bar = ProgressBar::new(per_epoch * info.epochs as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps, {msg} eta {eta}")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} on {}", a.strategy, space.name()));
+    if let Some(r) = &resume {
+        let at = r.get("position").cloned().unwrap_or_default();
+        let (e, s) = (
+            at.get("epoch").and_then(|v| v.as_u64()).unwrap_or(0),
+            at.get("step").and_then(|v| v.as_u64()).unwrap_or(0),
+        );
+        bar.set_position(e * per_epoch + s);
+        bar.println(format!(
+            "resumed from the checkpoint at epoch {e}, step {s}"
+        ));
+    }
+    let progress_path = run.path.join("progress.jsonl");
+    let started = Instant::now();
+    {
+        let bar = bar.clone();
+        let path = progress_path.clone();
+        trainer.on_progress = Box::new(move |p: &Progress| {
+            let values: Vec<String> = p
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            bar.set_position(p.epoch as u64 * per_epoch + p.step as u64);
+            bar.set_message(values.join(", "));
+            if p.step as u64 == per_epoch || p.epoch >= info.epochs {
+                let what = if p.epoch >= info.epochs {
+                    format!("search step {}", p.step)
+                } else {
+                    format!("epoch {}", p.epoch + 1)
+                };
+                bar.println(format!(
+                    "{what}: {} | {}",
+                    values.join(", "),
+                    short(&p.arch)
+                ));
+            }
+            let line = serde_json::json!({
+                "epoch": p.epoch, "step": p.step, "values": p.values, "arch": p.arch,
+                "seconds": started.elapsed().as_secs_f64(),
+            });
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                let _ = writeln!(f, "{line}");
+            }
+        });
+    }
+    let setup = OneShotSetup {
+        info: trainer.info().clone(),
+        config: a.strategy_config()?,
+        seed: a.seed,
+        resume,
+    };
+    let found = plugin
+        .run_one_shot(&setup, &mut trainer)
+        .map_err(|e| anyhow!(e))?;
+    bar.finish_and_clear();
+    arch::validate(&setup.info.choices, &found).map_err(|e| {
+        anyhow!(
+            "strategy `{}` exported an invalid architecture: {e}",
+            a.strategy
+        )
+    })?;
+    let search_seconds = started.elapsed().as_secs_f64();
+    let acc = trainer
+        .evaluate_arch(&found, RECALIBRATE)
+        .map_err(|e| anyhow!(e))?;
+    let mut metrics = trainer.metrics(&found).map_err(|e| anyhow!(e))?;
+    metrics.accuracy = acc as f64;
+    metrics
+        .extra
+        .insert("search_seconds".into(), search_seconds.into());
+    metrics.extra.insert(
+        "scored_by".into(),
+        "supernet weights on the validation split".into(),
+    );
+    let mut final_accuracy = None;
+    if a.space.space == "nb201" && a.space.space_file.is_none() && a.table.exists() {
+        let table = Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?;
+        if let Ok(row) = table.row(&found) {
+            metrics
+                .extra
+                .insert("nb201_arch_str".into(), row.arch_str.clone().into());
+            metrics
+                .extra
+                .insert("nb201_accuracy".into(), (row.mean / 100.0).into());
+            final_accuracy = table.final_accuracy(&found);
+        }
+    }
+    let rec = TrialRecord {
+        trial: 0,
+        arch: found.clone(),
+        metrics: metrics.clone(),
+        seconds: search_seconds,
+    };
+    run.append(&rec).map_err(|e| anyhow!(e))?;
+    let best = serde_json::json!({
+        "trial": 0,
+        "arch": found,
+        "metrics": metrics,
+        "final_accuracy": final_accuracy,
+    });
+    write_atomic(&run.best_path(), &serde_json::to_vec_pretty(&best)?).map_err(|e| anyhow!(e))?;
+    println!(
+        "{} finished in {:.1} s; exported architecture: {}",
+        a.strategy,
+        search_seconds,
+        serde_json::to_string(&found)?
+    );
+    println!(
+        "its accuracy with the supernet's weights (validation split): {:.2}%",
+        acc * 100.0
+    );
+    if let Some(s) = metrics.extra.get("nb201_arch_str") {
+        println!(
+            "NAS-Bench-201 entry: {} = {:.2}% (CIFAR-10 validation, mean over seeds)",
+            s.as_str().unwrap_or(""),
+            final_accuracy.unwrap_or(0.0) * 100.0
+        );
+    }
+    println!(
+        "written to {} (retrain it with `nas retrain {}`)",
+        run.best_path().display(),
+        run.path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! ENAS (Pham et al., 2018): an LSTM controller samples architectures; the shared
+//! supernet weights train on one sampled path per training batch; after each epoch the
+//! controller takes `controller_steps` REINFORCE steps, each rewarded by its sampled
+//! path's accuracy on one validation batch with the shared weights, with a
+//! moving-average baseline and an entropy bonus (the controller of the `reinforce`
+//! strategy). At the end `final_samples` paths are sampled and the best on
+//! `final_batches` validation batches is exported.
+//!
+//! Config: `controller_steps` (50), `final_samples` (10), `final_batches` (10), and
+//! `controller` (options of the reinforce controller: `hidden`, `lr`, `entropy_weight`,
+//! `baseline_decay`, `temperature`, `tanh_c`, ...).
+
+use nas_strategies::oneshot::{EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost};
+use nas_strategies::reinforce::Reinforce;
+use nas_strategies::{
+    config_field, export_one_shot, json, Architecture, Metrics, Setup, Strategy, Value,
+};
+
+pub struct Enas {
+    info: OneShotInfo,
+    ctrl: Reinforce,
+    controller_steps: usize,
+    final_samples: usize,
+    final_batches: usize,
+    /// The best path of the last controller phase (what progress shows).
+    current: Option<(f32, Architecture)>,
+}
+
+impl EpochStrategy for Enas {
+    fn create(setup: &OneShotSetup) -> Result<Self, String> {
+        let c = &setup.config;
+        nas_strategies::check_config_fields(
+            c,
+            "enas",
+            &[
+                "controller_steps",
+                "final_samples",
+                "final_batches",
+                "controller",
+            ],
+        )?;
+        let positive = |f: &str, d: usize| -> Result<usize, String> {
+            let v: usize = config_field(c, f, d)?;
+            if v == 0 {
+                return Err(format!(
+                    "config field `{f}`: 0 is not valid (must be at least 1)"
+                ));
+            }
+            Ok(v)
+        };
+        let ctrl_cfg = c.get("controller").cloned().unwrap_or(json!({}));
+        let ctrl = Reinforce::new(&Setup {
+            space: setup.info.choices.clone(),
+            config: ctrl_cfg,
+            seed: setup.seed,
+            budget: usize::MAX,
+        })
+        .map_err(|e| format!("config field `controller`: {e}"))?;
+        Ok(Enas {
+            info: setup.info.clone(),
+            ctrl,
+            controller_steps: positive("controller_steps", 50)?,
+            final_samples: positive("final_samples", 10)?,
+            final_batches: positive("final_batches", 10)?,
+            current: None,
+        })
+    }
+
+    fn step(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        _epoch: usize,
+        _step: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        host.next_batch(Split::Train)?;
+        let arch = self.ctrl.sample();
+        let mix = self.info.one_hot_arch(&arch)?;
+        let loss = host.train_step(&mix, None)?;
+        Ok(vec![("train_loss", loss)])
+    }
+
+    fn end_epoch(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        _epoch: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        let mut total = 0.0;
+        let mut best: Option<(f32, Architecture)> = None;
+        for _ in 0..self.controller_steps {
+            let arch = self.ctrl.ask()?.ok_or("the controller proposed nothing")?;
+            let mix = self.info.one_hot_arch(&arch)?;
+            let acc = host.evaluate(&mix, 1, 0)?;
+            self.ctrl.tell(
+                &arch,
+                &Metrics {
+                    accuracy: acc as f64,
+                    ..Default::default()
+                },
+            )?;
+            total += acc;
+            if best.as_ref().is_none_or(|(b, _)| acc > *b) {
+                best = Some((acc, arch));
+            }
+        }
+        self.current = best;
+        Ok(vec![(
+            "controller_reward",
+            total / self.controller_steps as f32,
+        )])
+    }
+
+    fn current(&self, info: &OneShotInfo) -> Architecture {
+        match &self.current {
+            Some((_, a)) => a.clone(),
+            None => info.derive(&vec![1.0; info.len()]),
+        }
+    }
+
+    fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {
+        let mut best: Option<(f32, Architecture)> = None;
+        for _ in 0..self.final_samples {
+            let arch = self.ctrl.sample();
+            let mix = self.info.one_hot_arch(&arch)?;
+            let acc = host.evaluate(&mix, self.final_batches, 0)?;
+            if best.as_ref().is_none_or(|(b, _)| acc > *b) {
+                best = Some((acc, arch));
+            }
+        }
+        Ok(best.expect("final_samples >= 1").1)
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        Ok(json!({"controller": self.ctrl.save()?, "current": self.current}))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        self.ctrl
+            .load(state.get("controller").cloned().unwrap_or(Value::Null))?;
+        self.current = config_field(&state, "current", None)?;
+        Ok(())
+    }
+}
+
+export_one_shot!(Enas, "enas", "0.1.0");

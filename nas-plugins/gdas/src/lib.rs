@@ -1,0 +1,100 @@
+//! GDAS (Dong and Yang, 2019): each step samples one path by Gumbel-max on the
+//! architecture logits, and only that path is computed, forward and backward. The
+//! architecture gradient reaches every logit through the Gumbel-softmax it stands for
+//! (straight-through: the hard one-hot forward, the soft sample's gradient). Weights
+//! learn on training batches, logits on validation batches. The temperature falls
+//! linearly from `tau_max` (10) to `tau_min` (0.1) over the search.
+//!
+//! Export: the strongest candidate of every choice (the DARTS rule in the DARTS space).
+//!
+//! Config: `tau_max`, `tau_min`, `arch_lr`, `arch_weight_decay`.
+
+use nas_strategies::oneshot::{
+    rng_from, rng_state, ArchParams, EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost,
+    ARCH_FIELDS,
+};
+use nas_strategies::{config_field, export_one_shot, json, Architecture, Rng, Value};
+
+pub struct Gdas {
+    info: OneShotInfo,
+    tau: (f32, f32),
+    arch: ArchParams,
+    rng: Rng,
+}
+
+/// A hard sample: the one-hot path of the perturbed logits `z`, and the soft sample
+/// `softmax(z / tau)` its gradient goes through.
+pub fn hard_sample(info: &OneShotInfo, z: &[f32], tau: f32) -> (Vec<f32>, Vec<f32>) {
+    (info.one_hot(&info.strongest(z)), info.softmax(z, tau))
+}
+
+impl Gdas {
+    fn tau(&self, epoch: usize, step: usize) -> f32 {
+        let total = (self.info.epochs * self.info.batches_per_epoch).max(1) as f32;
+        let t = (epoch * self.info.batches_per_epoch + step) as f32 / total;
+        self.tau.0 - (self.tau.0 - self.tau.1) * t
+    }
+}
+
+impl EpochStrategy for Gdas {
+    fn create(setup: &OneShotSetup) -> Result<Self, String> {
+        let mut fields = vec!["tau_max", "tau_min"];
+        fields.extend_from_slice(ARCH_FIELDS);
+        nas_strategies::check_config_fields(&setup.config, "gdas", &fields)?;
+        let hi: f32 = config_field(&setup.config, "tau_max", 10.0)?;
+        let lo: f32 = config_field(&setup.config, "tau_min", 0.1)?;
+        if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
+            return Err(format!(
+                "config fields `tau_max`/`tau_min`: {hi}/{lo} are not valid (need tau_max >= tau_min > 0)"
+            ));
+        }
+        Ok(Gdas {
+            info: setup.info.clone(),
+            tau: (hi, lo),
+            arch: ArchParams::new(&setup.info, &setup.config)?,
+            rng: Rng::new(setup.seed),
+        })
+    }
+
+    fn step(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        epoch: usize,
+        step: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        let tau = self.tau(epoch, step);
+        host.next_batch(Split::Train)?;
+        let z = self.arch.perturbed(&mut self.rng);
+        let (hard, _) = hard_sample(&self.info, &z, tau);
+        let train_loss = host.train_step(&hard, None)?;
+        host.next_batch(Split::Val)?;
+        let z = self.arch.perturbed(&mut self.rng);
+        let (hard, soft) = hard_sample(&self.info, &z, tau);
+        let mut g = vec![0.0; hard.len()];
+        let r = host.mix_grad(&hard, Split::Val, &mut g, false)?;
+        let g_alpha = self.info.softmax_backward(&soft, &g, tau);
+        self.arch.step(&g_alpha);
+        Ok(vec![
+            ("train_loss", train_loss),
+            ("val_loss", r.loss),
+            ("tau", tau),
+        ])
+    }
+
+    fn current(&self, info: &OneShotInfo) -> Architecture {
+        info.derive(&self.arch.probs(info))
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        Ok(json!({"arch": self.arch.save()?, "rng": rng_state(&self.rng)}))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        self.arch
+            .load(state.get("arch").cloned().unwrap_or(Value::Null))?;
+        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        Ok(())
+    }
+}
+
+export_one_shot!(Gdas, "gdas", "0.1.0");

@@ -1,0 +1,224 @@
+//! Single-path one-shot (Guo et al., 2020): the supernet trains one uniformly sampled
+//! path per batch; then an evolutionary search runs over the trained supernet, each
+//! candidate scored with inherited weights on `eval_batches` validation batches after
+//! recalibrating batch norm on `recalibrate` training batches for its path. Candidates
+//! over `max_params`, `max_macs` or `max_latency_ms` (from the host's cost model) are
+//! never scored. Each generation keeps the `parents` best, and breeds the rest of the
+//! `population` by uniform crossover and per-choice mutation (`mutation_prob`).
+//!
+//! Config: `population` (20), `generations` (10), `parents` (10), `mutation_prob`
+//! (0.1), `eval_batches` (10), `recalibrate` (10), `max_params`, `max_macs`,
+//! `max_latency_ms`.
+
+use nas_strategies::decisions;
+use nas_strategies::oneshot::{
+    rng_from, rng_state, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, SupernetHost,
+};
+use nas_strategies::{config_field, export_one_shot, json, Architecture, Rng, Value};
+use std::collections::BTreeMap;
+
+pub struct Spos {
+    info: OneShotInfo,
+    rng: Rng,
+    population: usize,
+    generations: usize,
+    parents: usize,
+    mutation_prob: f32,
+    eval_batches: usize,
+    recalibrate: usize,
+    limits: Vec<(&'static str, f64)>,
+}
+
+impl Spos {
+    fn random(&mut self) -> Vec<usize> {
+        decisions::sizes(&self.info.choices)
+            .into_iter()
+            .map(|n| self.rng.below(n))
+            .collect()
+    }
+
+    /// Scores `d` into `scored` unless it was scored before or breaks a limit.
+    fn score(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        scored: &mut BTreeMap<String, (f32, Vec<usize>)>,
+        d: Vec<usize>,
+    ) -> Result<(), String> {
+        let key = decisions::key(&self.info.choices, &d);
+        if scored.contains_key(&key) || !self.allowed(host, &d)? {
+            return Ok(());
+        }
+        let acc = host.evaluate(&self.info.one_hot(&d), self.eval_batches, self.recalibrate)?;
+        scored.insert(key, (acc, d));
+        Ok(())
+    }
+
+    /// Whether the architecture of `d` is within every limit.
+    fn allowed(&self, host: &mut dyn SupernetHost, d: &[usize]) -> Result<bool, String> {
+        if self.limits.is_empty() {
+            return Ok(true);
+        }
+        let m = host.metrics(&decisions::to_arch(&self.info.choices, d))?;
+        Ok(self.limits.iter().all(|(what, max)| {
+            let v = match *what {
+                "max_params" => m.params,
+                "max_macs" => m.macs,
+                _ => m.latency_ms,
+            };
+            v.is_none_or(|v| v <= *max)
+        }))
+    }
+}
+
+impl EpochStrategy for Spos {
+    fn create(setup: &OneShotSetup) -> Result<Self, String> {
+        let c = &setup.config;
+        let fields = [
+            "population",
+            "generations",
+            "parents",
+            "mutation_prob",
+            "eval_batches",
+            "recalibrate",
+            "max_params",
+            "max_macs",
+            "max_latency_ms",
+        ];
+        nas_strategies::check_config_fields(c, "spos", &fields)?;
+        let positive = |f: &str, d: usize| -> Result<usize, String> {
+            let v: usize = config_field(c, f, d)?;
+            if v == 0 {
+                return Err(format!(
+                    "config field `{f}`: 0 is not valid (must be at least 1)"
+                ));
+            }
+            Ok(v)
+        };
+        let population = positive("population", 20)?;
+        let parents = positive("parents", 10)?;
+        if parents > population {
+            return Err(format!(
+                "config field `parents`: {parents} is not valid (at most population = {population})"
+            ));
+        }
+        let mutation_prob: f32 = config_field(c, "mutation_prob", 0.1)?;
+        if !(0.0..=1.0).contains(&mutation_prob) {
+            return Err(format!(
+                "config field `mutation_prob`: {mutation_prob} is not valid (must be in [0, 1])"
+            ));
+        }
+        let mut limits = vec![];
+        for f in ["max_params", "max_macs", "max_latency_ms"] {
+            if let Some(v) = config_field::<Option<f64>>(c, f, None)? {
+                if !(v > 0.0) {
+                    return Err(format!(
+                        "config field `{f}`: {v} is not valid (must be positive)"
+                    ));
+                }
+                limits.push((f, v));
+            }
+        }
+        Ok(Spos {
+            info: setup.info.clone(),
+            rng: Rng::new(setup.seed),
+            population,
+            generations: positive("generations", 10)?,
+            parents,
+            mutation_prob,
+            eval_batches: positive("eval_batches", 10)?,
+            recalibrate: config_field(c, "recalibrate", 10)?,
+            limits,
+        })
+    }
+
+    fn step(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        _epoch: usize,
+        _step: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        host.next_batch(Split::Train)?;
+        let d = self.random();
+        let mix = self.info.one_hot(&d);
+        let loss = host.train_step(&mix, None)?;
+        Ok(vec![("train_loss", loss)])
+    }
+
+    fn current(&self, info: &OneShotInfo) -> Architecture {
+        info.derive(&vec![1.0; info.len()])
+    }
+
+    fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {
+        let space = self.info.choices.clone();
+        let mut scored: BTreeMap<String, (f32, Vec<usize>)> = BTreeMap::new();
+        if self.limits.iter().any(|(f, _)| *f == "max_latency_ms") {
+            host.latencies()?; // predicted latencies come from the measured table
+        }
+        // Initial population: random architectures within the limits.
+        let mut tries = 0;
+        while scored.len() < self.population && tries < 50 * self.population {
+            let d = self.random();
+            self.score(host, &mut scored, d)?;
+            tries += 1;
+        }
+        if scored.is_empty() {
+            return Err(format!(
+                "no architecture within the limits {:?} in {tries} random draws",
+                self.limits
+            ));
+        }
+        let sizes = decisions::sizes(&space);
+        for generation in 0..self.generations {
+            let mut ranked: Vec<(f32, Vec<usize>)> = scored.values().cloned().collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            ranked.truncate(self.parents);
+            let before = scored.len();
+            let mut tries = 0;
+            while scored.len() < before + self.population - self.parents.min(self.population)
+                && tries < 50 * self.population
+            {
+                tries += 1;
+                let a = &ranked[self.rng.below(ranked.len())].1;
+                let b = &ranked[self.rng.below(ranked.len())].1;
+                let child: Vec<usize> = (0..sizes.len())
+                    .map(|i| {
+                        if self.rng.uniform() < self.mutation_prob {
+                            self.rng.below(sizes[i])
+                        } else if self.rng.bernoulli(0.5) {
+                            a[i]
+                        } else {
+                            b[i]
+                        }
+                    })
+                    .collect();
+                self.score(host, &mut scored, child)?;
+            }
+            let best = scored.values().max_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
+            let mut values = BTreeMap::new();
+            values.insert("best_supernet_accuracy".to_string(), best.0);
+            values.insert("scored".to_string(), scored.len() as f32);
+            host.progress(&Progress {
+                epoch: self.info.epochs,
+                step: generation + 1,
+                values,
+                arch: decisions::to_arch(&space, &best.1),
+            })?;
+            if scored.len() == before {
+                break; // nothing new to try: a small space is exhausted
+            }
+        }
+        let best = scored.values().max_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
+        Ok(decisions::to_arch(&space, &best.1))
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        Ok(json!({"rng": rng_state(&self.rng)}))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        Ok(())
+    }
+}
+
+export_one_shot!(Spos, "spos", "0.1.0");

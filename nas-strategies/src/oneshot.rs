@@ -1,0 +1,694 @@
+//! One-shot strategies: a plugin that drives the host's weight-sharing supernet through
+//! [`SupernetHost`] services (train a step with given mixing weights, the loss gradient
+//! with respect to the mixing weights, evaluate a path with inherited weights, save,
+//! restore and move the weights, checkpoint) instead of proposing whole trials.
+//!
+//! Mixing weights cross the boundary as one flat `f32` vector: the blocks of
+//! [`OneShotInfo::groups`] one after another, one weight per candidate of a layer choice,
+//! per input of an input choice, per value of a mixed value choice and per depth of a
+//! mixed repeat. A weight of `+0.0` switches its candidate off (it is not computed);
+//! `-0.0` keeps it computed while it adds nothing, so its weight still gets a gradient.
+//!
+//! Most strategies only say what one step does: implement [`EpochStrategy`] and the
+//! SDK's [`drive`] runs the epochs, reports progress, checkpoints, and resumes.
+
+use crate::decisions;
+use crate::{Architecture, Choice, ChoiceKind, Metrics, Rng, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// Which part of the search data a call uses: the split the supernet's weights train on,
+/// or the held-out split architecture decisions are judged on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+}
+
+/// One choice's block of mixing weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub label: String,
+    /// Index of the choice in [`OneShotInfo::choices`].
+    pub choice: usize,
+    pub size: usize,
+}
+
+/// What a one-shot strategy is told about the supernet and the search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OneShotInfo {
+    /// Every choice of the space, in definition order.
+    pub choices: Vec<Choice>,
+    /// The choices that have mixing weights, in the order of the flat weight vector.
+    pub groups: Vec<Group>,
+    pub epochs: usize,
+    /// Training batches in one epoch (the last partial batch is dropped).
+    pub batches_per_epoch: usize,
+    pub batch_size: usize,
+}
+
+impl OneShotInfo {
+    /// Total number of mixing weights.
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.size).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The range of each group in the flat vector.
+    pub fn ranges(&self) -> Vec<Range<usize>> {
+        let mut at = 0;
+        self.groups
+            .iter()
+            .map(|g| {
+                at += g.size;
+                at - g.size..at
+            })
+            .collect()
+    }
+
+    /// The group of each choice, if it has mixing weights.
+    fn group_of(&self) -> Vec<Option<usize>> {
+        let mut v = vec![None; self.choices.len()];
+        for (gi, g) in self.groups.iter().enumerate() {
+            v[g.choice] = Some(gi);
+        }
+        v
+    }
+
+    /// Checks that every group has weights and matches its choice.
+    pub fn check(&self) -> Result<(), String> {
+        if self.groups.is_empty() {
+            return Err("the supernet has no mixed choices to search".into());
+        }
+        for g in &self.groups {
+            let c = self
+                .choices
+                .get(g.choice)
+                .ok_or_else(|| format!("group `{}` names choice {}", g.label, g.choice))?;
+            if c.label != g.label || g.size == 0 || g.size != mix_size(c) {
+                return Err(format!(
+                    "group `{}` ({} weights) does not match its choice",
+                    g.label, g.size
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Group-wise softmax of `logits / temperature`.
+    pub fn softmax(&self, logits: &[f32], temperature: f32) -> Vec<f32> {
+        let mut out = vec![0.0; logits.len()];
+        for r in self.ranges() {
+            softmax_into(&logits[r.clone()], temperature, &mut out[r]);
+        }
+        out
+    }
+
+    /// The gradient with respect to the logits of `p = softmax(logits / t)`, given the
+    /// gradient with respect to `p`.
+    pub fn softmax_backward(&self, p: &[f32], grad_p: &[f32], temperature: f32) -> Vec<f32> {
+        let mut out = vec![0.0; p.len()];
+        for r in self.ranges() {
+            let dot: f32 = r.clone().map(|i| p[i] * grad_p[i]).sum();
+            for i in r {
+                out[i] = p[i] * (grad_p[i] - dot) / temperature;
+            }
+        }
+        out
+    }
+
+    /// One option per choice (the decision-vector convention of [`decisions`]) with the
+    /// largest weights: the argmax of a layer, value or repeat choice, the `k` heaviest
+    /// inputs of an input choice. Choices without weights take option 0.
+    pub fn strongest(&self, w: &[f32]) -> Vec<usize> {
+        let ranges = self.ranges();
+        let group = self.group_of();
+        self.choices
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| match group[ci] {
+                None => 0,
+                Some(g) => {
+                    let ws = &w[ranges[g].clone()];
+                    match &c.kind {
+                        ChoiceKind::Input {
+                            n_candidates,
+                            n_chosen,
+                            ..
+                        } => {
+                            let mut idx: Vec<usize> = (0..*n_candidates).collect();
+                            idx.sort_by(|&a, &b| ws[b].total_cmp(&ws[a]).then(a.cmp(&b)));
+                            let mut top = idx[..*n_chosen].to_vec();
+                            top.sort_unstable();
+                            decisions::rank_combination(*n_candidates, &top)
+                        }
+                        _ => argmax(ws),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The architecture the weights `w` stand for: [`OneShotInfo::strongest`], except
+    /// in the DARTS cell space, where the paper's rule applies (the strongest non-`none`
+    /// op per edge, the two strongest edges per node).
+    pub fn derive(&self, w: &[f32]) -> Architecture {
+        if let Some(a) = self.derive_darts(w) {
+            return a;
+        }
+        decisions::to_arch(&self.choices, &self.strongest(w))
+    }
+
+    fn derive_darts(&self, w: &[f32]) -> Option<Architecture> {
+        let is_darts = self.choices.iter().any(|c| c.label.contains("/input_"))
+            && self
+                .choices
+                .iter()
+                .all(|c| c.label.contains("/input_") || c.label.contains("/op_"));
+        if !is_darts {
+            return None;
+        }
+        let ranges = self.ranges();
+        let weights: BTreeMap<String, Vec<f32>> = self
+            .groups
+            .iter()
+            .zip(&ranges)
+            .map(|(g, r)| (g.label.clone(), w[r.clone()].to_vec()))
+            .collect();
+        Some(nas_core::space::builtin::darts::derive_from_weights(
+            &self.choices,
+            &weights,
+        ))
+    }
+
+    /// The one-hot mixing weights of a decision vector: weight 1 on the chosen candidate
+    /// (every chosen input of an input choice), `+0.0` elsewhere.
+    pub fn one_hot(&self, d: &[usize]) -> Vec<f32> {
+        let mut mix = vec![0.0; self.len()];
+        for (g, r) in self.groups.iter().zip(self.ranges()) {
+            let c = &self.choices[g.choice];
+            match &c.kind {
+                ChoiceKind::Input {
+                    n_candidates,
+                    n_chosen,
+                    ..
+                } => {
+                    for i in decisions::unrank_combination(*n_candidates, *n_chosen, d[g.choice]) {
+                        mix[r.start + i] = 1.0;
+                    }
+                }
+                _ => mix[r.start + d[g.choice]] = 1.0,
+            }
+        }
+        mix
+    }
+
+    /// The one-hot mixing weights of an architecture.
+    pub fn one_hot_arch(&self, arch: &Architecture) -> Result<Vec<f32>, String> {
+        Ok(self.one_hot(&decisions::from_arch(&self.choices, arch)?))
+    }
+}
+
+/// The number of mixing weights a choice has in a supernet.
+pub fn mix_size(c: &Choice) -> usize {
+    match &c.kind {
+        ChoiceKind::Layer { candidates } => candidates.len(),
+        ChoiceKind::Input { n_candidates, .. } => *n_candidates,
+        ChoiceKind::Value { values } => values.len(),
+        ChoiceKind::Repeat { depths } => depths.len(),
+    }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(w: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in w.iter().enumerate() {
+        if *v > w[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `softmax(x / t)` into `out`.
+pub fn softmax_into(x: &[f32], t: f32, out: &mut [f32]) {
+    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let mut s = 0.0;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = ((v - m) / t).exp();
+        s += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= s);
+}
+
+/// A standard Gumbel sample.
+pub fn gumbel(rng: &mut Rng) -> f32 {
+    let u = (rng.uniform() as f64).clamp(1e-12, 1.0 - 1e-7);
+    -(-u.ln()).ln() as f32
+}
+
+/// Samples an index from probabilities `p` (which sum to 1).
+pub fn sample(p: &[f32], rng: &mut Rng) -> usize {
+    let u = rng.uniform();
+    let mut acc = 0.0;
+    for (i, v) in p.iter().enumerate() {
+        acc += v;
+        if u < acc {
+            return i;
+        }
+    }
+    p.len() - 1
+}
+
+/// The loss gradient a call reports, and the norm of the weight gradient it kept.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct GradInfo {
+    pub loss: f32,
+    /// L2 norm of the network weights' gradient, when the call kept it as the direction.
+    pub weight_grad_norm: f32,
+}
+
+/// Operations on the supernet's weights (what second-order DARTS needs).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum WeightOp {
+    /// Copies the weights into a numbered slot.
+    Save { slot: usize },
+    /// Copies a slot back into the weights.
+    Restore { slot: usize },
+    /// `w += scale * d`, where `d` is the weight gradient the last
+    /// `mix_grad(.., keep_weight_grad = true)` kept.
+    AddDirection { scale: f32 },
+}
+
+/// What a strategy reports while it runs (printed by the host and journaled).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub epoch: usize,
+    /// Steps done in this epoch.
+    pub step: usize,
+    /// Mean losses (and other figures) since the last report.
+    pub values: BTreeMap<String, f32>,
+    /// The architecture the strategy would export now.
+    pub arch: Architecture,
+}
+
+/// The services a host gives a one-shot strategy. Batches are explicit: `next_batch`
+/// moves a split to its next mini-batch, and the other calls use the current one, so a
+/// strategy can take several gradients on the same batch.
+pub trait SupernetHost {
+    fn info(&self) -> &OneShotInfo;
+    /// Moves `split` to its next batch (reshuffling at the end of a pass).
+    fn next_batch(&mut self, split: Split) -> Result<(), String>;
+    /// One optimiser step of the network weights on the current training batch with
+    /// mixing weights `mix`; returns the loss. When `grad` is given it receives the loss
+    /// gradient with respect to `mix` from the same backward pass.
+    fn train_step(&mut self, mix: &[f32], grad: Option<&mut [f32]>) -> Result<f32, String>;
+    /// The loss gradient with respect to `mix` on the current batch of `split`, into
+    /// `grad`; the network weights do not change. With `keep_weight_grad` the host also
+    /// keeps the weights' gradient as the direction of [`WeightOp::AddDirection`].
+    fn mix_grad(
+        &mut self,
+        mix: &[f32],
+        split: Split,
+        grad: &mut [f32],
+        keep_weight_grad: bool,
+    ) -> Result<GradInfo, String>;
+    fn weights(&mut self, op: WeightOp) -> Result<(), String>;
+    /// Accuracy of the path `mix` with inherited weights on the next `batches`
+    /// validation batches, after recalibrating batch-norm statistics on `recalibrate`
+    /// training batches for that path (0: use each batch's own statistics). The
+    /// supernet's own statistics are left as they were.
+    fn evaluate(&mut self, mix: &[f32], batches: usize, recalibrate: usize) -> Result<f32, String>;
+    /// Predicted latency (ms) of every mixing weight's candidate from the host's latency
+    /// table: layer-choice candidates have one, other weights 0.
+    fn latencies(&mut self) -> Result<Vec<f32>, String>;
+    /// Parameters, multiply-adds and predicted latency of an architecture.
+    fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String>;
+    /// Saves the supernet, the optimiser, the data position and `state` together, so a
+    /// killed search resumes from here with `state` as [`OneShotSetup::resume`].
+    fn checkpoint(&mut self, state: &Value) -> Result<(), String>;
+    fn progress(&mut self, p: &Progress) -> Result<(), String>;
+}
+
+/// What a one-shot strategy is created with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OneShotSetup {
+    pub info: OneShotInfo,
+    /// The strategy's own options (`--config` JSON); `{}` when none.
+    pub config: Value,
+    pub seed: u64,
+    /// The state of the last checkpoint when the search resumes.
+    pub resume: Option<Value>,
+}
+
+/// A one-shot strategy: it runs the whole search against the host and returns the
+/// architecture it exports.
+pub trait OneShotStrategy {
+    /// Builds the strategy; a bad `setup.config` is an error naming the field.
+    fn new(setup: &OneShotSetup) -> Result<Self, String>
+    where
+        Self: Sized;
+    /// Runs the search; `resume` is the state of the checkpoint to continue from.
+    fn run(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        resume: Option<&Value>,
+    ) -> Result<Architecture, String>;
+}
+
+impl<S: EpochStrategy> OneShotStrategy for S {
+    fn new(setup: &OneShotSetup) -> Result<Self, String> {
+        S::create(setup)
+    }
+    fn run(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        resume: Option<&Value>,
+    ) -> Result<Architecture, String> {
+        drive(self, host, resume)
+    }
+}
+
+/// A strategy described by what one training step does; [`drive`] runs it.
+pub trait EpochStrategy {
+    fn create(setup: &OneShotSetup) -> Result<Self, String>
+    where
+        Self: Sized;
+    /// One step (`step` of `epoch`); returns figures to report (losses).
+    fn step(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        epoch: usize,
+        step: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String>;
+    /// Work after each epoch (ENAS trains its controller here).
+    fn end_epoch(
+        &mut self,
+        _host: &mut dyn SupernetHost,
+        _epoch: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        Ok(vec![])
+    }
+    /// The architecture the strategy would export now.
+    fn current(&self, info: &OneShotInfo) -> Architecture;
+    /// The final answer, after the last epoch (SPOS searches the trained supernet here).
+    fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {
+        Ok(self.current(host.info()))
+    }
+    /// The strategy's whole state (parameters, optimiser moments, random generator).
+    fn save(&self) -> Result<Value, String>;
+    fn load(&mut self, state: Value) -> Result<(), String>;
+}
+
+/// Where a run of [`drive`] is: the next step to take.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Position {
+    epoch: usize,
+    step: usize,
+}
+
+/// Steps between progress reports, and between checkpoints.
+const REPORT_EVERY: usize = 50;
+const CHECKPOINT_EVERY: usize = 200;
+
+/// Runs an [`EpochStrategy`]: `epochs x batches_per_epoch` steps, `end_epoch` after
+/// each epoch, a progress report every 50 steps and at each epoch's end, a checkpoint
+/// every 200 steps and after each epoch; `resume` (a checkpoint's state) continues
+/// where that checkpoint was taken.
+pub fn drive<S: EpochStrategy>(
+    s: &mut S,
+    host: &mut dyn SupernetHost,
+    resume: Option<&Value>,
+) -> Result<Architecture, String> {
+    let info = host.info().clone();
+    let mut at = Position { epoch: 0, step: 0 };
+    if let Some(r) = resume {
+        at = serde_json::from_value(r.get("position").cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("checkpoint state has no valid position: {e}"))?;
+        s.load(r.get("strategy").cloned().unwrap_or(Value::Null))?;
+    }
+    let checkpoint = |s: &S, host: &mut dyn SupernetHost, at: Position| -> Result<(), String> {
+        let state = serde_json::json!({"position": at, "strategy": s.save()?});
+        host.checkpoint(&state)
+    };
+    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let report = |s: &S,
+                  host: &mut dyn SupernetHost,
+                  sums: &mut BTreeMap<String, (f64, usize)>,
+                  epoch: usize,
+                  step: usize|
+     -> Result<(), String> {
+        let values = sums
+            .iter()
+            .map(|(k, (t, n))| (k.clone(), (*t / (*n).max(1) as f64) as f32))
+            .collect();
+        sums.clear();
+        host.progress(&Progress {
+            epoch,
+            step,
+            values,
+            arch: s.current(&info),
+        })
+    };
+    while at.epoch < info.epochs {
+        while at.step < info.batches_per_epoch {
+            for (k, v) in s.step(host, at.epoch, at.step)? {
+                let e = sums.entry(k.to_string()).or_insert((0.0, 0));
+                e.0 += v as f64;
+                e.1 += 1;
+            }
+            at.step += 1;
+            if at.step % REPORT_EVERY == 0 && at.step < info.batches_per_epoch {
+                report(s, host, &mut sums, at.epoch, at.step)?;
+            }
+            if at.step % CHECKPOINT_EVERY == 0 && at.step < info.batches_per_epoch {
+                checkpoint(s, host, at)?;
+            }
+        }
+        for (k, v) in s.end_epoch(host, at.epoch)? {
+            sums.insert(k.to_string(), (v as f64, 1));
+        }
+        report(s, host, &mut sums, at.epoch, at.step)?;
+        at = Position {
+            epoch: at.epoch + 1,
+            step: 0,
+        };
+        checkpoint(s, host, at)?;
+    }
+    s.finish(host)
+}
+
+/// Adam on a plain vector (for architecture parameters), with L2 weight decay as the
+/// DARTS code applies it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VecAdam {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub weight_decay: f32,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    t: u32,
+}
+
+impl VecAdam {
+    pub fn new(n: usize, lr: f32, beta1: f32, beta2: f32, weight_decay: f32) -> VecAdam {
+        VecAdam {
+            lr,
+            beta1,
+            beta2,
+            weight_decay,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+        }
+    }
+
+    /// `x -= lr * adam(grad + wd * x)`.
+    pub fn step(&mut self, x: &mut [f32], grad: &[f32]) {
+        self.t += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let c1 = 1.0 - b1.powi(self.t as i32);
+        let c2 = 1.0 - b2.powi(self.t as i32);
+        for i in 0..x.len() {
+            let g = grad[i] + self.weight_decay * x[i];
+            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g;
+            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g;
+            x[i] -= self.lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-8);
+        }
+    }
+}
+
+/// Config fields every [`ArchParams`] strategy reads.
+pub const ARCH_FIELDS: &[&str] = &["arch_lr", "arch_weight_decay"];
+
+/// Architecture parameters (one logit per mixing weight) with their Adam optimiser
+/// (betas 0.5/0.999 as in DARTS); `arch_lr` (default 3e-4) and `arch_weight_decay`
+/// (default 1e-3) come from the strategy's config.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArchParams {
+    pub alpha: Vec<f32>,
+    pub adam: VecAdam,
+}
+
+impl ArchParams {
+    pub fn new(info: &OneShotInfo, config: &Value) -> Result<ArchParams, String> {
+        let lr: f32 = crate::config_field(config, "arch_lr", 3e-4)?;
+        let wd: f32 = crate::config_field(config, "arch_weight_decay", 1e-3)?;
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!(
+                "config field `arch_lr`: {lr} is not valid (must be positive)"
+            ));
+        }
+        if !(wd >= 0.0 && wd.is_finite()) {
+            return Err(format!(
+                "config field `arch_weight_decay`: {wd} is not valid (must be >= 0)"
+            ));
+        }
+        let n = info.len();
+        Ok(ArchParams {
+            alpha: vec![0.0; n],
+            adam: VecAdam::new(n, lr, 0.5, 0.999, wd),
+        })
+    }
+
+    /// Softmax of the logits per choice.
+    pub fn probs(&self, info: &OneShotInfo) -> Vec<f32> {
+        info.softmax(&self.alpha, 1.0)
+    }
+
+    /// One Adam step with the loss gradient with respect to the logits.
+    pub fn step(&mut self, grad: &[f32]) {
+        self.adam.step(&mut self.alpha, grad);
+    }
+
+    /// The logits plus one standard Gumbel sample each.
+    pub fn perturbed(&self, rng: &mut Rng) -> Vec<f32> {
+        self.alpha.iter().map(|a| a + gumbel(rng)).collect()
+    }
+
+    pub fn save(&self) -> Result<Value, String> {
+        serde_json::to_value(self).map_err(|e| e.to_string())
+    }
+
+    /// Restores saved parameters, checking they fit this supernet.
+    pub fn load(&mut self, v: Value) -> Result<(), String> {
+        let p: ArchParams = serde_json::from_value(v)
+            .map_err(|e| format!("bad saved architecture parameters: {e}"))?;
+        if p.alpha.len() != self.alpha.len() {
+            return Err(format!(
+                "saved architecture parameters have {} logits, the supernet {}",
+                p.alpha.len(),
+                self.alpha.len()
+            ));
+        }
+        *self = p;
+        Ok(())
+    }
+}
+
+/// Saves a random generator's state as JSON.
+pub fn rng_state(rng: &Rng) -> Value {
+    serde_json::json!(rng.state())
+}
+
+/// Restores a random generator saved by [`rng_state`].
+pub fn rng_from(v: &Value) -> Result<Rng, String> {
+    let s: [u64; 4] =
+        serde_json::from_value(v.clone()).map_err(|e| format!("bad saved generator: {e}"))?;
+    Ok(Rng::from_state(s))
+}
+
+/// A field of saved state, or an error naming it.
+pub fn state_field<T: serde::de::DeserializeOwned>(
+    state: &Value,
+    field: &str,
+) -> Result<T, String> {
+    serde_json::from_value(state.get(field).cloned().unwrap_or(Value::Null))
+        .map_err(|e| format!("saved state field `{field}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Reduce;
+
+    fn info() -> OneShotInfo {
+        let choices = vec![
+            Choice {
+                label: "op".into(),
+                kind: ChoiceKind::Layer {
+                    candidates: vec!["a".into(), "b".into(), "c".into()],
+                },
+                inside: None,
+            },
+            Choice {
+                label: "in".into(),
+                kind: ChoiceKind::Input {
+                    n_candidates: 4,
+                    n_chosen: 2,
+                    reduce: Reduce::Sum,
+                },
+                inside: None,
+            },
+        ];
+        OneShotInfo {
+            groups: vec![
+                Group {
+                    label: "op".into(),
+                    choice: 0,
+                    size: 3,
+                },
+                Group {
+                    label: "in".into(),
+                    choice: 1,
+                    size: 4,
+                },
+            ],
+            choices,
+            epochs: 1,
+            batches_per_epoch: 1,
+            batch_size: 1,
+        }
+    }
+
+    #[test]
+    fn softmax_backward_matches_finite_differences() {
+        let info = info();
+        let x = [0.3f32, -1.2, 0.8, 0.1, 0.5, -0.4, 2.0];
+        let gp = [0.7f32, -0.3, 1.1, 0.2, -0.9, 0.4, 0.6];
+        let t = 0.7;
+        let p = info.softmax(&x, t);
+        let g = info.softmax_backward(&p, &gp, t);
+        let f = |x: &[f32]| -> f64 {
+            let p = info.softmax(x, t);
+            p.iter().zip(&gp).map(|(a, b)| (*a * *b) as f64).sum()
+        };
+        for i in 0..x.len() {
+            let h = 1e-3;
+            let (mut xp, mut xm) = (x, x);
+            xp[i] += h;
+            xm[i] -= h;
+            let fd = (f(&xp) - f(&xm)) / (2.0 * h as f64);
+            assert!((fd - g[i] as f64).abs() < 1e-3, "{i}: fd {fd} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn strongest_takes_the_argmax_and_the_heaviest_inputs() {
+        let info = info();
+        let w = [0.1f32, 0.5, 0.4, 0.3, 0.05, 0.6, 0.2];
+        let arch = decisions::to_arch(&info.choices, &info.strongest(&w));
+        assert_eq!(arch["op"], Value::from("b"));
+        assert_eq!(arch["in"], serde_json::json!([0, 2]));
+        let mix = info.one_hot_arch(&arch).unwrap();
+        assert_eq!(mix, vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+        assert!(info.check().is_ok());
+    }
+}

@@ -1,0 +1,581 @@
+//! The host's side of a one-shot search: a supernet with its optimiser and data, serving
+//! [`SupernetHost`] calls. `nas search` hands it to one-shot plugins; tests use it in
+//! process.
+
+use crate::oneshot::{GradInfo, Group, OneShotInfo, Progress, Split, SupernetHost, WeightOp};
+use crate::{Architecture, Metrics, Rng, Value};
+use nas_core::data::Dataset;
+use nas_core::experiment::write_atomic;
+use nas_core::nn::{parameters, with_bn_momentum, Kind};
+use nas_core::optim::{clip_grad_norm, LrSchedule, Optimizer, Sgd};
+use nas_core::space::cost::{cost, LatencyTable};
+use nas_core::space::{fixed, Space, Supernet};
+use nas_core::train::correct;
+use nas_core::{no_grad, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// How the supernet's weights train.
+#[derive(Clone, Debug)]
+pub struct TrainerConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Initial learning rate of SGD with momentum, annealed by cosine over the search.
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    /// Gradient-norm clip of each weight step (DARTS uses 5).
+    pub grad_clip: Option<f32>,
+    pub seed: u64,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        TrainerConfig {
+            epochs: 1,
+            batch_size: 64,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            grad_clip: Some(5.0),
+            seed: 0,
+        }
+    }
+}
+
+/// Endless shuffled mini-batches of one split (full batches only).
+struct Stream<'a> {
+    data: &'a Dataset,
+    batch: usize,
+    order: Vec<usize>,
+    pos: usize,
+    /// The generator's state before this pass's shuffle (what a checkpoint stores).
+    pass_state: [u64; 4],
+    rng: Rng,
+    x: Vec<f32>,
+    y: Vec<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StreamState {
+    pass_state: [u64; 4],
+    pos: usize,
+}
+
+impl<'a> Stream<'a> {
+    fn new(data: &'a Dataset, batch: usize, seed: u64) -> Stream<'a> {
+        let mut s = Stream {
+            data,
+            batch,
+            order: (0..data.n).collect(),
+            pos: 0,
+            pass_state: [0; 4],
+            rng: Rng::new(seed),
+            x: vec![],
+            y: vec![],
+        };
+        s.shuffle();
+        s
+    }
+
+    fn shuffle(&mut self) {
+        self.pass_state = self.rng.state();
+        self.order = (0..self.data.n).collect();
+        self.rng.shuffle(&mut self.order);
+        self.pos = 0;
+    }
+
+    fn next(&mut self) {
+        if self.pos + self.batch > self.order.len() {
+            self.shuffle();
+        }
+        let il = self.data.image_len();
+        self.x.clear();
+        self.y.clear();
+        for &i in &self.order[self.pos..self.pos + self.batch] {
+            self.x
+                .extend_from_slice(&self.data.images[i * il..(i + 1) * il]);
+            self.y.push(self.data.labels[i]);
+        }
+        self.pos += self.batch;
+    }
+
+    fn input(&self) -> Result<Tensor, String> {
+        if self.y.is_empty() {
+            return Err("no current batch: call next_batch first".into());
+        }
+        let d = self.data;
+        Ok(Tensor::from_vec(
+            self.x.clone(),
+            &[self.y.len(), d.c, d.h, d.w],
+        ))
+    }
+
+    fn state(&self) -> StreamState {
+        StreamState {
+            pass_state: self.pass_state,
+            pos: self.pos,
+        }
+    }
+
+    fn restore(&mut self, s: &StreamState) {
+        self.rng = Rng::from_state(s.pass_state);
+        self.shuffle();
+        self.pos = s.pos.min(self.order.len());
+    }
+}
+
+/// What `oneshot.json` in a checkpoint directory holds.
+#[derive(Serialize, Deserialize)]
+struct CheckpointFile {
+    generation: u64,
+    steps: usize,
+    train: StreamState,
+    val: StreamState,
+    strategy: Value,
+}
+
+/// A supernet being searched: its weights' optimiser, the training and validation
+/// streams, weight slots and the kept gradient direction.
+pub struct SupernetTrainer<'a> {
+    space: &'a dyn Space,
+    pub supernet: Supernet,
+    params: Vec<Tensor>,
+    opt: Sgd,
+    cfg: TrainerConfig,
+    info: OneShotInfo,
+    train: Stream<'a>,
+    val: Stream<'a>,
+    input: [usize; 3],
+    /// Weight steps taken (drives the learning-rate schedule).
+    steps: usize,
+    slots: BTreeMap<usize, Vec<Vec<f32>>>,
+    direction: Option<Vec<Vec<f32>>>,
+    latency: Option<LatencyTable>,
+    generation: u64,
+    /// Where checkpoints go; none means `checkpoint` only keeps the state in memory.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// The last checkpoint's strategy state (also when there is no directory).
+    pub last_state: Option<Value>,
+    /// Called with every progress report.
+    pub on_progress: Box<dyn FnMut(&Progress) + 'a>,
+}
+
+impl<'a> SupernetTrainer<'a> {
+    /// A fresh supernet of `space` (fused mixed ops) searched on `train` and `val`.
+    pub fn new(
+        space: &'a dyn Space,
+        train: &'a Dataset,
+        val: &'a Dataset,
+        cfg: TrainerConfig,
+    ) -> Result<SupernetTrainer<'a>, String> {
+        let supernet = Supernet::build(space, true, cfg.seed)?;
+        if cfg.batch_size == 0 || cfg.epochs == 0 {
+            return Err("batch size and epochs must be at least 1".into());
+        }
+        for (name, d) in [("training", train), ("validation", val)] {
+            if d.n < cfg.batch_size {
+                return Err(format!(
+                    "the {name} split has {} images, fewer than one batch of {}",
+                    d.n, cfg.batch_size
+                ));
+            }
+        }
+        let groups = supernet
+            .choices
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                supernet.alphas.get(&c.label).map(|t| Group {
+                    label: c.label.clone(),
+                    choice: i,
+                    size: t.numel(),
+                })
+            })
+            .collect();
+        let info = OneShotInfo {
+            choices: supernet.choices.clone(),
+            groups,
+            epochs: cfg.epochs,
+            batches_per_epoch: train.n / cfg.batch_size,
+            batch_size: cfg.batch_size,
+        };
+        info.check()?;
+        let params: Vec<Tensor> = parameters(supernet.net.as_ref())
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let opt = Sgd::new(params.clone(), cfg.momentum, false, cfg.weight_decay);
+        let mut seeds = Rng::new(cfg.seed ^ 0x5EED_0F_0E5E);
+        Ok(SupernetTrainer {
+            space,
+            supernet,
+            params,
+            opt,
+            info,
+            train: Stream::new(train, cfg.batch_size, seeds.next_u64()),
+            val: Stream::new(val, cfg.batch_size, seeds.next_u64()),
+            input: [train.c, train.h, train.w],
+            cfg,
+            steps: 0,
+            slots: BTreeMap::new(),
+            direction: None,
+            latency: None,
+            generation: 0,
+            checkpoint_dir: None,
+            last_state: None,
+            on_progress: Box::new(|_| {}),
+        })
+    }
+
+    fn set_mix(&self, mix: &[f32]) -> Result<(), String> {
+        if mix.len() != self.info.len() {
+            return Err(format!(
+                "{} mixing weights given, the supernet has {}",
+                mix.len(),
+                self.info.len()
+            ));
+        }
+        if let Some(v) = mix.iter().find(|v| !v.is_finite()) {
+            return Err(format!("mixing weight {v} is not finite"));
+        }
+        for (g, r) in self.info.groups.iter().zip(self.info.ranges()) {
+            if mix[r.clone()].iter().all(|w| w.to_bits() == 0) {
+                return Err(format!(
+                    "every mixing weight of `{}` is +0: nothing would be computed",
+                    g.label
+                ));
+            }
+            self.supernet.set_weights(&g.label, &mix[r])?;
+        }
+        Ok(())
+    }
+
+    fn mix_grads(&self, out: &mut [f32]) {
+        for (g, r) in self.info.groups.iter().zip(self.info.ranges()) {
+            let w = self.supernet.weight_grad(&g.label).unwrap_or_default();
+            for (o, v) in out[r]
+                .iter_mut()
+                .zip(w.iter().chain(std::iter::repeat(&0.0)))
+            {
+                *o = *v;
+            }
+        }
+    }
+
+    fn stream(&mut self, split: Split) -> &mut Stream<'a> {
+        match split {
+            Split::Train => &mut self.train,
+            Split::Val => &mut self.val,
+        }
+    }
+
+    /// The learning rate of the next weight step.
+    pub fn lr(&self) -> f32 {
+        let per_epoch = self.info.batches_per_epoch.max(1) as f32;
+        LrSchedule::Cosine {
+            total: self.cfg.epochs as f32,
+            min_lr: 0.0,
+        }
+        .lr(self.cfg.lr, self.steps as f32 / per_epoch)
+    }
+
+    fn buffers(&self) -> Vec<Tensor> {
+        let mut v = vec![];
+        self.supernet.net.visit("", &mut |_, t, k| {
+            if k == Kind::Buffer {
+                v.push(t.clone())
+            }
+        });
+        v
+    }
+
+    /// Accuracy of an architecture with the supernet's weights on the whole validation
+    /// split (batch-norm statistics recalibrated on `recalibrate` training batches).
+    pub fn evaluate_arch(
+        &mut self,
+        arch: &Architecture,
+        recalibrate: usize,
+    ) -> Result<f32, String> {
+        let mix = self.info.one_hot_arch(arch)?;
+        let batches = self.val.data.n / self.cfg.batch_size;
+        // A fresh pass, so the answer does not depend on where the stream was.
+        let saved = self.val.state();
+        self.val.pos = self.val.order.len();
+        let acc = self.evaluate(&mix, batches, recalibrate);
+        self.val.restore(&saved);
+        acc
+    }
+
+    /// Loads the last checkpoint of `checkpoint_dir`, if there is one: the supernet,
+    /// optimiser and data positions; returns the strategy's state to resume with.
+    pub fn load_checkpoint(&mut self) -> Result<Option<Value>, String> {
+        let Some(dir) = self.checkpoint_dir.clone() else {
+            return Ok(None);
+        };
+        let path = dir.join("oneshot.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let c: CheckpointFile = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a one-shot checkpoint: {e}", path.display()))?;
+        let wpath = dir.join(format!("supernet-{}.safetensors", c.generation));
+        let file = nas_core::io::load_tensors(&wpath).map_err(|e| format!("{e:#}"))?;
+        let mut missing = vec![];
+        no_grad(|| {
+            self.supernet.net.visit(
+                "",
+                &mut |name, t, _| match file.get(&format!("net.{name}")) {
+                    Some(v) if v.shape() == t.shape() => t.data_mut().copy_from_slice(&v.data()),
+                    _ => missing.push(name),
+                },
+            )
+        });
+        if !missing.is_empty() {
+            return Err(format!(
+                "{}: does not fit this supernet (missing or misshapen: {})",
+                wpath.display(),
+                missing[..missing.len().min(5)].join(", ")
+            ));
+        }
+        let velocity = (0..self.params.len())
+            .map(|i| {
+                file.get(&format!("velocity.{i}"))
+                    .map(|t| t.to_vec())
+                    .unwrap_or_default()
+            })
+            .collect();
+        self.opt
+            .set_velocity(velocity)
+            .map_err(|e| format!("{}: {e}", wpath.display()))?;
+        self.steps = c.steps;
+        self.train.restore(&c.train);
+        self.val.restore(&c.val);
+        self.generation = c.generation;
+        self.last_state = Some(c.strategy.clone());
+        Ok(Some(c.strategy))
+    }
+}
+
+impl SupernetHost for SupernetTrainer<'_> {
+    fn info(&self) -> &OneShotInfo {
+        &self.info
+    }
+
+    fn next_batch(&mut self, split: Split) -> Result<(), String> {
+        self.stream(split).next();
+        Ok(())
+    }
+
+    fn train_step(&mut self, mix: &[f32], grad: Option<&mut [f32]>) -> Result<f32, String> {
+        self.set_mix(mix)?;
+        let x = self.train.input()?;
+        self.supernet.net.set_training(true);
+        let logits = self.supernet.net.forward(&x);
+        let loss = logits.cross_entropy(&self.train.y);
+        self.opt.zero_grad();
+        self.supernet.zero_weight_grads();
+        loss.backward();
+        if let Some(c) = self.cfg.grad_clip {
+            clip_grad_norm(&self.params, c);
+        }
+        let lr = self.lr();
+        self.opt.step(lr);
+        self.steps += 1;
+        if let Some(g) = grad {
+            self.mix_grads(g);
+        }
+        let l = loss.item();
+        if !l.is_finite() {
+            return Err(format!("the training loss is {l} at step {}", self.steps));
+        }
+        Ok(l)
+    }
+
+    fn mix_grad(
+        &mut self,
+        mix: &[f32],
+        split: Split,
+        grad: &mut [f32],
+        keep_weight_grad: bool,
+    ) -> Result<GradInfo, String> {
+        self.set_mix(mix)?;
+        let stream = self.stream(split);
+        let x = stream.input()?;
+        let y = stream.y.clone();
+        self.supernet.net.set_training(true);
+        let logits = self.supernet.net.forward(&x);
+        let loss = logits.cross_entropy(&y);
+        self.supernet.zero_weight_grads();
+        let mut norm = 0.0;
+        if keep_weight_grad {
+            self.opt.zero_grad();
+            loss.backward();
+            let d: Vec<Vec<f32>> = self
+                .params
+                .iter()
+                .map(|p| p.grad().unwrap_or_else(|| vec![0.0; p.numel()]))
+                .collect();
+            norm = d
+                .iter()
+                .flatten()
+                .map(|v| (*v as f64) * (*v as f64))
+                .sum::<f64>()
+                .sqrt() as f32;
+            self.direction = Some(d);
+            self.opt.zero_grad();
+        } else {
+            self.supernet.backward_mixing(&loss);
+        }
+        self.mix_grads(grad);
+        Ok(GradInfo {
+            loss: loss.item(),
+            weight_grad_norm: norm,
+        })
+    }
+
+    fn weights(&mut self, op: WeightOp) -> Result<(), String> {
+        match op {
+            WeightOp::Save { slot } => {
+                let w = self.params.iter().map(|p| p.to_vec()).collect();
+                self.slots.insert(slot, w);
+            }
+            WeightOp::Restore { slot } => {
+                let w = self
+                    .slots
+                    .get(&slot)
+                    .ok_or_else(|| format!("no weights saved in slot {slot}"))?;
+                for (p, w) in self.params.iter().zip(w) {
+                    p.data_mut().copy_from_slice(w);
+                }
+            }
+            WeightOp::AddDirection { scale } => {
+                let d = self
+                    .direction
+                    .as_ref()
+                    .ok_or("no direction kept: call mix_grad with keep_weight_grad first")?;
+                for (p, d) in self.params.iter().zip(d) {
+                    for (w, g) in p.data_mut().iter_mut().zip(d) {
+                        *w += scale * g;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, mix: &[f32], batches: usize, recalibrate: usize) -> Result<f32, String> {
+        self.set_mix(mix)?;
+        if batches == 0 {
+            return Err("evaluate needs at least one batch".into());
+        }
+        let buffers = self.buffers();
+        let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
+        let net = self.supernet.net.as_ref();
+        let (mut right, mut seen) = (0usize, 0usize);
+        no_grad(|| -> Result<(), String> {
+            if recalibrate > 0 {
+                net.set_training(true);
+                for k in 1..=recalibrate {
+                    self.train.next();
+                    let x = self.train.input()?;
+                    with_bn_momentum(1.0 / k as f32, || drop(net.forward(&x)));
+                }
+                net.set_training(false);
+            } else {
+                // Each batch's own statistics (train mode; the buffers are put back).
+                net.set_training(true);
+            }
+            for _ in 0..batches {
+                self.val.next();
+                let x = self.val.input()?;
+                let logits = net.forward(&x);
+                right += correct(&logits, &self.val.y);
+                seen += self.val.y.len();
+            }
+            Ok(())
+        })?;
+        net.set_training(true);
+        for (t, v) in buffers.iter().zip(saved) {
+            t.data_mut().copy_from_slice(&v);
+        }
+        Ok(right as f32 / seen.max(1) as f32)
+    }
+
+    fn latencies(&mut self) -> Result<Vec<f32>, String> {
+        if self.latency.is_none() {
+            self.latency = Some(LatencyTable::measure(self.space, self.input, 1, 5)?);
+        }
+        let table = self.latency.as_ref().unwrap();
+        let mut out = vec![0.0; self.info.len()];
+        for (g, r) in self.info.groups.iter().zip(self.info.ranges()) {
+            if let (Some(row), nas_core::space::ChoiceKind::Layer { candidates }) =
+                (table.ops.get(&g.label), &self.info.choices[g.choice].kind)
+            {
+                for (i, c) in candidates.iter().enumerate() {
+                    out[r.start + i] = row.get(c).copied().unwrap_or(0.0) as f32;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
+        let net = fixed(self.space, arch, 0).map_err(|e| e.to_string())?;
+        let c = cost(net.as_ref(), self.input);
+        let latency = match &self.latency {
+            Some(t) => t.predict(arch),
+            None => nas_core::space::cost::measure_latency(net.as_ref(), self.input, 1, 5),
+        };
+        Ok(Metrics {
+            accuracy: 0.0,
+            params: Some(c.params as f64),
+            macs: Some(c.macs as f64),
+            latency_ms: Some(latency),
+            extra: Default::default(),
+        })
+    }
+
+    fn checkpoint(&mut self, state: &Value) -> Result<(), String> {
+        self.last_state = Some(state.clone());
+        let Some(dir) = self.checkpoint_dir.clone() else {
+            return Ok(());
+        };
+        let gen = self.generation + 1;
+        let mut tensors: Vec<(String, Tensor)> = vec![];
+        self.supernet.net.visit("", &mut |name, t, _| {
+            tensors.push((format!("net.{name}"), t.clone()))
+        });
+        for (i, v) in self.opt.velocity().iter().enumerate() {
+            if !v.is_empty() {
+                tensors.push((
+                    format!("velocity.{i}"),
+                    Tensor::from_vec(v.clone(), &[v.len()]),
+                ));
+            }
+        }
+        let wpath = dir.join(format!("supernet-{gen}.safetensors"));
+        nas_core::io::save_tensors(&wpath, &tensors).map_err(|e| format!("{e:#}"))?;
+        let file = CheckpointFile {
+            generation: gen,
+            steps: self.steps,
+            train: self.train.state(),
+            val: self.val.state(),
+            strategy: state.clone(),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
+        write_atomic(&dir.join("oneshot.json"), &bytes)?;
+        // The state now points at the new weights; the old ones can go.
+        std::fs::remove_file(dir.join(format!("supernet-{}.safetensors", self.generation))).ok();
+        self.generation = gen;
+        Ok(())
+    }
+
+    fn progress(&mut self, p: &Progress) -> Result<(), String> {
+        (self.on_progress)(p);
+        Ok(())
+    }
+}
