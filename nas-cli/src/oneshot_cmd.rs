@@ -28,6 +28,16 @@ fn short(a: &nas_core::space::Architecture) -> String {
     }
 }
 
+/// Prints a line above the progress bar, or plainly when there is no terminal to draw
+/// the bar on (so logs keep the per-epoch lines).
+fn say(bar: &ProgressBar, msg: String) {
+    if bar.is_hidden() {
+        println!("{msg}");
+    } else {
+        bar.println(msg);
+    }
+}
+
 pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
     let journal = run.journal().map_err(|e| anyhow!(e))?;
     if let Some(r) = journal.first() {
@@ -64,9 +74,10 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
             at.get("step").and_then(|v| v.as_u64()).unwrap_or(0),
         );
         bar.set_position(e * per_epoch + s);
-        bar.println(format!(
-            "resumed from the checkpoint at epoch {e}, step {s}"
-        ));
+        say(
+            &bar,
+            format!("resumed from the checkpoint at epoch {e}, step {s}"),
+        );
     }
     let progress_path = run.path.join("progress.jsonl");
     let started = Instant::now();
@@ -87,11 +98,10 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
                 } else {
                     format!("epoch {}", p.epoch + 1)
                 };
-                bar.println(format!(
-                    "{what}: {} | {}",
-                    values.join(", "),
-                    short(&p.arch)
-                ));
+                say(
+                    &bar,
+                    format!("{what}: {} | {}", values.join(", "), short(&p.arch)),
+                );
             }
             let line = serde_json::json!({
                 "epoch": p.epoch, "step": p.step, "values": p.values, "arch": p.arch,

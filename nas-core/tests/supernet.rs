@@ -173,3 +173,47 @@ fn one_hot_paths_compute_only_the_active_candidates_and_match_the_derived_networ
         parameters(sub.as_ref()).len()
     );
 }
+
+/// A weight of `-0.0` keeps its candidate computed at weight zero: the output is that of
+/// the one-hot path, and the weight gets a gradient, the same from the fused and the
+/// unfused mixed op (independent code paths); `+0.0` computes nothing and gets none.
+/// (What ProxylessNAS's two-path gradient needs. A finite difference is no check here:
+/// with ReLU and max-pool kinks this small network's loss is jagged at that scale.)
+#[test]
+fn negative_zero_weights_compute_a_candidate_at_weight_zero() {
+    let (x, y) = batch(4);
+    let mut kept_grads = vec![];
+    for fused in [false, true] {
+        let s = Supernet::build(&SPACE, fused, 11).unwrap();
+        let loss_at = |conv1: &[f32]| -> (f32, Vec<f32>) {
+            set_all(
+                &s,
+                &[
+                    ("conv1", conv1),
+                    ("conv2", &[1.0, 0.0]),
+                    ("skip", &[0.0, 1.0]),
+                ],
+            );
+            s.zero_weight_grads();
+            let loss = s.net.forward(&x).cross_entropy(&y);
+            s.backward_mixing(&loss);
+            (loss.item(), s.weight_grad("conv1").unwrap())
+        };
+        let (off, g_off) = loss_at(&[1.0, 0.0]);
+        let (kept, g_kept) = loss_at(&[1.0, -0.0]);
+        assert!(
+            (off - kept).abs() <= 1e-6 * off.abs(),
+            "fused {fused}: a weight-zero candidate adds nothing ({off} vs {kept})"
+        );
+        assert_eq!(g_off[1], 0.0, "a switched-off candidate gets no gradient");
+        assert!(
+            g_kept[1] != 0.0,
+            "fused {fused}: the kept candidate has a gradient"
+        );
+        kept_grads.push(g_kept[1]);
+    }
+    assert!(
+        rel(&kept_grads[1..], &kept_grads[..1]) < 1e-3,
+        "fused and unfused disagree: {kept_grads:?}"
+    );
+}

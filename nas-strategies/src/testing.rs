@@ -255,3 +255,156 @@ pub fn run_validating<S: Strategy>(
     }
     best
 }
+
+/// A stand-in supernet for testing one-shot strategies without training anything. Every
+/// mixing weight `i` has a loss slope, an accuracy and a latency: the loss of a mix is
+/// `sum_i slope_i * mix_i`, a path's accuracy is the mean accuracy of its weights that
+/// are on, and its multiply-adds are the sum of their latencies. So a working strategy
+/// moves towards low-slope, high-accuracy or low-latency candidates, which a test can
+/// check.
+pub struct FakeSupernet {
+    pub info: crate::oneshot::OneShotInfo,
+    pub slope: Vec<f32>,
+    pub accuracy: Vec<f32>,
+    pub latency: Vec<f32>,
+    pub steps: usize,
+    pub evaluations: usize,
+    pub checkpoints: Vec<Value>,
+}
+
+impl FakeSupernet {
+    /// `layers` layer choices with `k` candidates each, then one input choice picking 2
+    /// of 3; `epochs` epochs of `batches` steps; every slope, accuracy and latency 0.
+    pub fn new(layers: usize, k: usize, epochs: usize, batches: usize) -> FakeSupernet {
+        let mut choices = layer_space(layers, k);
+        choices.push(Choice {
+            label: "in".into(),
+            kind: ChoiceKind::Input {
+                n_candidates: 3,
+                n_chosen: 2,
+                reduce: Reduce::Sum,
+            },
+            inside: None,
+        });
+        let groups: Vec<crate::oneshot::Group> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| crate::oneshot::Group {
+                label: c.label.clone(),
+                choice: i,
+                size: crate::oneshot::mix_size(c),
+            })
+            .collect();
+        let n = groups.iter().map(|g| g.size).sum();
+        FakeSupernet {
+            info: crate::oneshot::OneShotInfo {
+                choices,
+                groups,
+                epochs,
+                batches_per_epoch: batches,
+                batch_size: 1,
+            },
+            slope: vec![0.0; n],
+            accuracy: vec![0.0; n],
+            latency: vec![0.0; n],
+            steps: 0,
+            evaluations: 0,
+            checkpoints: vec![],
+        }
+    }
+
+    fn loss(&self, mix: &[f32]) -> f32 {
+        mix.iter().zip(&self.slope).map(|(m, s)| m * s).sum()
+    }
+}
+
+impl crate::oneshot::SupernetHost for FakeSupernet {
+    fn info(&self) -> &crate::oneshot::OneShotInfo {
+        &self.info
+    }
+    fn next_batch(&mut self, _: crate::oneshot::Split) -> Result<(), String> {
+        Ok(())
+    }
+    fn train_step(&mut self, mix: &[f32], grad: Option<&mut [f32]>) -> Result<f32, String> {
+        assert_eq!(mix.len(), self.slope.len());
+        self.steps += 1;
+        if let Some(g) = grad {
+            g.copy_from_slice(&self.slope);
+        }
+        Ok(self.loss(mix))
+    }
+    fn mix_grad(
+        &mut self,
+        mix: &[f32],
+        _: crate::oneshot::Split,
+        grad: &mut [f32],
+        _: bool,
+    ) -> Result<crate::oneshot::GradInfo, String> {
+        // Candidates switched off (+0.0) get no gradient, as in a real supernet.
+        for (i, g) in grad.iter_mut().enumerate() {
+            *g = if mix[i].to_bits() == 0 {
+                0.0
+            } else {
+                self.slope[i]
+            };
+        }
+        Ok(crate::oneshot::GradInfo {
+            loss: self.loss(mix),
+            weight_grad_norm: 1.0,
+        })
+    }
+    fn weights(&mut self, _: crate::oneshot::WeightOp) -> Result<(), String> {
+        Ok(())
+    }
+    fn evaluate(&mut self, mix: &[f32], _: usize, _: usize) -> Result<f32, String> {
+        self.evaluations += 1;
+        let on: Vec<usize> = (0..mix.len()).filter(|&i| mix[i] != 0.0).collect();
+        Ok(on.iter().map(|&i| self.accuracy[i]).sum::<f32>() / on.len().max(1) as f32)
+    }
+    fn latencies(&mut self) -> Result<Vec<f32>, String> {
+        Ok(self.latency.clone())
+    }
+    fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
+        let mix = self.info.one_hot_arch(arch)?;
+        let macs: f32 = mix.iter().zip(&self.latency).map(|(m, l)| m * l).sum();
+        Ok(Metrics {
+            macs: Some(macs as f64),
+            ..Default::default()
+        })
+    }
+    fn checkpoint(&mut self, state: &Value) -> Result<(), String> {
+        self.checkpoints.push(state.clone());
+        Ok(())
+    }
+    fn progress(&mut self, _: &crate::oneshot::Progress) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The candidate a one-shot run picked for layer choice `op{i}`, as its index.
+pub fn picked(arch: &Architecture, i: usize) -> usize {
+    arch[&format!("op{i}")]
+        .as_str()
+        .and_then(|s| s.strip_prefix('c'))
+        .and_then(|s| s.parse().ok())
+        .expect("a layer choice of layer_space")
+}
+
+/// A dataset of random images and labels, for plumbing tests of real supernets.
+pub fn random_dataset(
+    n: usize,
+    c: usize,
+    size: usize,
+    classes: usize,
+    rng: &mut Rng,
+) -> nas_core::data::Dataset {
+    nas_core::data::Dataset {
+        images: (0..n * c * size * size).map(|_| rng.normal()).collect(),
+        labels: (0..n).map(|_| rng.below(classes) as u32).collect(),
+        n,
+        c,
+        h: size,
+        w: size,
+        classes,
+    }
+}

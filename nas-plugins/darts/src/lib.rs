@@ -124,3 +124,78 @@ impl EpochStrategy for Darts {
 }
 
 export_one_shot!(Darts, "darts", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::OneShotStrategy;
+    use nas_strategies::testing::{picked, FakeSupernet};
+
+    fn fake(epochs: usize) -> FakeSupernet {
+        let mut f = FakeSupernet::new(2, 3, epochs, 100);
+        // op0 favours c2, op1 favours c0, the input choice favours inputs 0 and 2.
+        f.slope = vec![1.0, 0.5, -1.0, -1.0, 0.5, 1.0, -1.0, 1.0, -0.5];
+        f
+    }
+
+    fn setup(f: &FakeSupernet, config: Value, resume: Option<Value>) -> OneShotSetup {
+        OneShotSetup {
+            info: f.info.clone(),
+            config,
+            seed: 0,
+            resume,
+        }
+    }
+
+    #[test]
+    fn both_orders_follow_the_gradient_to_the_best_candidates() {
+        for order in [1, 2] {
+            let mut f = fake(1);
+            let cfg = json!({"order": order, "arch_lr": 0.05});
+            let mut d = <Darts as OneShotStrategy>::new(&setup(&f, cfg, None)).unwrap();
+            let arch = d.run(&mut f, None).unwrap();
+            assert_eq!(
+                (picked(&arch, 0), picked(&arch, 1)),
+                (2, 0),
+                "order {order}"
+            );
+            assert_eq!(arch["in"], json!([0, 2]));
+            assert_eq!(f.steps, 100);
+        }
+    }
+
+    #[test]
+    fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
+        let cfg = json!({"arch_lr": 0.01});
+        let mut whole = fake(2);
+        let mut d = <Darts as OneShotStrategy>::new(&setup(&whole, cfg.clone(), None)).unwrap();
+        d.run(&mut whole, None).unwrap();
+        assert_eq!(whole.checkpoints.len(), 2, "one checkpoint per epoch");
+        let end = d.save().unwrap();
+
+        // A run killed after its first checkpoint, resumed by a fresh strategy.
+        let mut rest = fake(2);
+        let first = whole.checkpoints[0].clone();
+        let s = setup(&rest, cfg, Some(first.clone()));
+        let mut d2 = <Darts as OneShotStrategy>::new(&s).unwrap();
+        d2.run(&mut rest, Some(&first)).unwrap();
+        assert_eq!(rest.steps, 100, "only the second epoch is run again");
+        assert_eq!(d2.save().unwrap(), end);
+    }
+
+    #[test]
+    fn bad_config_names_the_field() {
+        let f = fake(1);
+        for (cfg, want) in [
+            (json!({"order": 3}), "`order`"),
+            (json!({"xi": -1.0}), "`xi`"),
+            (json!({"arch_lr": 0.0}), "`arch_lr`"),
+            (json!({"speed": 1}), "`speed`"),
+        ] {
+            let e = <Darts as OneShotStrategy>::new(&setup(&f, cfg, None))
+                .err()
+                .unwrap();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+}

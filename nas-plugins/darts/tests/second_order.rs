@@ -2,11 +2,11 @@
 //! Hessian-vector product) against a direct finite difference of
 //! `Lval(w - xi * dLtrain/dw(w, a), a)` in the architecture logits `a`.
 
-use nas_core::data::Dataset;
 use nas_core::nn::{Conv2d, Kind, Linear, Module};
 use nas_core::space::{Builder, LayerChoice, Make, Space};
 use nas_core::{ConvOpts, Rng, Tensor};
 use nas_strategies::oneshot::{Split, SupernetHost, WeightOp};
+use nas_strategies::testing::random_dataset;
 use nas_strategies::trainer::{SupernetTrainer, TrainerConfig};
 use nas_strategy_darts::second_order_grad;
 
@@ -66,19 +66,6 @@ impl Module for SmoothNet {
     }
 }
 
-fn random_set(n: usize, rng: &mut Rng) -> Dataset {
-    let (c, h, w) = (1, 12, 12);
-    Dataset {
-        images: (0..n * c * h * w).map(|_| rng.normal()).collect(),
-        labels: (0..n).map(|_| rng.below(10) as u32).collect(),
-        n,
-        c,
-        h,
-        w,
-        classes: 10,
-    }
-}
-
 /// `Lval` after one virtual step, at logits `alpha`, from the weights in slot 9.
 fn unrolled_val_loss(t: &mut SupernetTrainer, alpha: &[f32], xi: f32) -> f64 {
     let p = t.info().softmax(alpha, 1.0);
@@ -97,7 +84,10 @@ fn unrolled_val_loss(t: &mut SupernetTrainer, alpha: &[f32], xi: f32) -> f64 {
 #[test]
 fn unrolled_gradient_matches_a_direct_finite_difference() {
     let mut rng = Rng::new(3);
-    let (train, val) = (random_set(16, &mut rng), random_set(16, &mut rng));
+    let (train, val) = (
+        random_dataset(16, 1, 12, 10, &mut rng),
+        random_dataset(16, 1, 12, 10, &mut rng),
+    );
     let space = Smooth;
     let cfg = TrainerConfig {
         batch_size: 16,

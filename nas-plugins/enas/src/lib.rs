@@ -142,3 +142,28 @@ impl EpochStrategy for Enas {
 }
 
 export_one_shot!(Enas, "enas", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::OneShotStrategy;
+    use nas_strategies::testing::{picked, FakeSupernet};
+
+    #[test]
+    fn the_controller_learns_the_most_accurate_path() {
+        let mut f = FakeSupernet::new(2, 3, 2, 20);
+        f.accuracy = vec![0.2, 0.3, 0.9, 0.9, 0.1, 0.2, 0.5, 0.5, 0.5];
+        let s = OneShotSetup {
+            info: f.info.clone(),
+            config: json!({"controller_steps": 150, "controller": {"lr": 0.05}}),
+            seed: 4,
+            resume: None,
+        };
+        let arch = <Enas as OneShotStrategy>::new(&s)
+            .unwrap()
+            .run(&mut f, None)
+            .unwrap();
+        assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
+        assert_eq!(f.steps, 40, "one shared-weight step per batch");
+    }
+}

@@ -98,3 +98,32 @@ impl EpochStrategy for Gdas {
 }
 
 export_one_shot!(Gdas, "gdas", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::OneShotStrategy;
+    use nas_strategies::testing::{picked, FakeSupernet};
+
+    #[test]
+    fn hard_paths_train_one_candidate_and_the_logits_find_the_best() {
+        let mut f = FakeSupernet::new(2, 3, 1, 300);
+        f.slope = vec![1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, 1.0, -1.0];
+        let s = OneShotSetup {
+            info: f.info.clone(),
+            config: json!({"arch_lr": 0.05}),
+            seed: 2,
+            resume: None,
+        };
+        let info = f.info.clone();
+        let (hard, soft) = hard_sample(&info, &[0.0, 3.0, 1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 1.0], 1.0);
+        assert_eq!(hard, vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
+        assert!((soft[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let arch = <Gdas as OneShotStrategy>::new(&s)
+            .unwrap()
+            .run(&mut f, None)
+            .unwrap();
+        assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
+        assert_eq!(arch["in"], json!([0, 2]));
+    }
+}

@@ -212,3 +212,40 @@ impl EpochStrategy for Proxyless {
 }
 
 export_one_shot!(Proxyless, "proxylessnas", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::OneShotStrategy;
+    use nas_strategies::testing::{picked, FakeSupernet};
+
+    fn run(f: &mut FakeSupernet, config: Value) -> Architecture {
+        let s = OneShotSetup {
+            info: f.info.clone(),
+            config,
+            seed: 3,
+            resume: None,
+        };
+        <Proxyless as OneShotStrategy>::new(&s)
+            .unwrap()
+            .run(f, None)
+            .unwrap()
+    }
+
+    #[test]
+    fn two_path_gradients_find_the_best_candidates() {
+        let mut f = FakeSupernet::new(2, 3, 1, 300);
+        f.slope = vec![1.0, 0.5, -1.0, -1.0, 0.5, 1.0, -1.0, 1.0, -0.5];
+        let arch = run(&mut f, json!({"latency_weight": 0.0, "arch_lr": 0.05}));
+        assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
+        assert_eq!(arch["in"], json!([0, 2]));
+    }
+
+    #[test]
+    fn the_latency_term_moves_to_faster_candidates() {
+        let mut f = FakeSupernet::new(2, 3, 1, 300);
+        f.latency = vec![5.0, 1.0, 9.0, 2.0, 8.0, 8.0, 0.0, 0.0, 0.0];
+        let arch = run(&mut f, json!({"latency_weight": 1.0, "arch_lr": 0.05}));
+        assert_eq!((picked(&arch, 0), picked(&arch, 1)), (1, 0));
+    }
+}

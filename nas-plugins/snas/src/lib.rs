@@ -77,3 +77,28 @@ impl EpochStrategy for Snas {
 }
 
 export_one_shot!(Snas, "snas", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::OneShotStrategy;
+    use nas_strategies::testing::{picked, FakeSupernet};
+
+    #[test]
+    fn relaxed_samples_follow_the_gradient_to_the_best_candidates() {
+        let mut f = FakeSupernet::new(2, 3, 1, 200);
+        f.slope = vec![1.0, 0.5, -1.0, -1.0, 0.5, 1.0, -1.0, 1.0, -0.5];
+        let s = OneShotSetup {
+            info: f.info.clone(),
+            config: json!({"arch_lr": 0.05}),
+            seed: 1,
+            resume: None,
+        };
+        let arch = <Snas as OneShotStrategy>::new(&s)
+            .unwrap()
+            .run(&mut f, None)
+            .unwrap();
+        assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
+        assert_eq!(arch["in"], json!([0, 2]));
+    }
+}

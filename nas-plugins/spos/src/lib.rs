@@ -96,9 +96,10 @@ impl EpochStrategy for Spos {
         };
         let population = positive("population", 20)?;
         let parents = positive("parents", 10)?;
-        if parents > population {
+        if parents >= population {
             return Err(format!(
-                "config field `parents`: {parents} is not valid (at most population = {population})"
+                "config field `parents`: {parents} is not valid (must be below population = {population}, \
+                 which leaves room for children)"
             ));
         }
         let mutation_prob: f32 = config_field(c, "mutation_prob", 0.1)?;
@@ -174,7 +175,7 @@ impl EpochStrategy for Spos {
             ranked.truncate(self.parents);
             let before = scored.len();
             let mut tries = 0;
-            while scored.len() < before + self.population - self.parents.min(self.population)
+            while scored.len() < before + self.population - self.parents
                 && tries < 50 * self.population
             {
                 tries += 1;
@@ -222,3 +223,46 @@ impl EpochStrategy for Spos {
 }
 
 export_one_shot!(Spos, "spos", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::OneShotStrategy;
+    use nas_strategies::testing::{picked, FakeSupernet};
+
+    fn run(f: &mut FakeSupernet, config: Value) -> Architecture {
+        let s = OneShotSetup {
+            info: f.info.clone(),
+            config,
+            seed: 5,
+            resume: None,
+        };
+        <Spos as OneShotStrategy>::new(&s)
+            .unwrap()
+            .run(f, None)
+            .unwrap()
+    }
+
+    #[test]
+    fn evolution_finds_the_best_path_within_the_limit() {
+        let mut f = FakeSupernet::new(4, 3, 1, 10);
+        // Candidate c2 is the most accurate everywhere, and the most expensive.
+        f.accuracy = vec![0.3, 0.6, 0.9].repeat(4);
+        f.accuracy.extend([0.5, 0.5, 0.5]);
+        f.latency = vec![1.0, 2.0, 10.0].repeat(4);
+        f.latency.extend([0.0, 0.0, 0.0]);
+        let free = run(
+            &mut f,
+            json!({"population": 10, "parents": 5, "generations": 10}),
+        );
+        assert!((0..4).all(|i| picked(&free, i) == 2), "{free:?}");
+        // At most 12 multiply-adds: any path with a c2 costs at least 10 + 3 = 13, so
+        // the best allowed path is four c1 (8).
+        let limited = run(
+            &mut f,
+            json!({"population": 10, "parents": 5, "generations": 10, "max_macs": 12.0}),
+        );
+        assert!((0..4).all(|i| picked(&limited, i) == 1), "{limited:?}");
+        assert_eq!(f.steps, 20, "one single-path step per batch");
+    }
+}
