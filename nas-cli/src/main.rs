@@ -3,6 +3,7 @@
 
 mod bench;
 mod oneshot_cmd;
+mod profile_cmd;
 mod run_cmds;
 mod search_cmd;
 mod space_args;
@@ -45,6 +46,9 @@ enum Cmd {
     Report(run_cmds::ReportArgs),
     /// Every strategy plugin on the NAS-Bench-201 table, many runs each.
     BenchStrategies(run_cmds::BenchStrategiesArgs),
+    /// Profile a supernet weight step kernel by kernel (fused and unfused mixed ops),
+    /// and write a Chrome trace.
+    Profile(profile_cmd::ProfileArgs),
 }
 
 fn main() {
@@ -80,5 +84,6 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Retrain(a) => run_cmds::retrain(a),
         Cmd::Report(a) => run_cmds::report(a),
         Cmd::BenchStrategies(a) => run_cmds::bench_strategies(a),
+        Cmd::Profile(a) => profile_cmd::run(a),
     }
 }

@@ -60,6 +60,45 @@ impl EmbedGeom {
 }
 
 impl Op {
+    /// The profile name of this op's gradient rule, with its floating-point operations
+    /// and bytes moved (`out` is the output's length).
+    fn profile(&self, out: usize) -> (&'static str, f64, f64) {
+        use Op::*;
+        let n = out as f64;
+        let numel = |t: &Tensor| t.numel() as f64;
+        match self {
+            Conv2d(_, _, _, p) => {
+                let (f, b) = crate::ops::conv_cost(p);
+                (crate::ops::conv_name(p, "bwd"), 2.0 * f, 2.0 * b)
+            }
+            MatMul(a, b) => {
+                let k = a.shape()[a.rank() - 1] as f64;
+                ("matmul.bwd", 4.0 * n * k, 8.0 * (numel(a) + numel(b) + n))
+            }
+            Linear(x, w, _) => {
+                let k = w.dim(1) as f64;
+                ("linear.bwd", 4.0 * n * k, 8.0 * (numel(x) + numel(w) + n))
+            }
+            MaxPool2d(x, ..) => ("max_pool2d.bwd", n, 4.0 * (numel(x) + 2.0 * n)),
+            AvgPool2d(x, p, _) => (
+                "avg_pool2d.bwd",
+                n * (p.kh * p.kw) as f64,
+                4.0 * (numel(x) + n),
+            ),
+            AdaptiveAvgPool2d(x) => ("adaptive_avg_pool2d.bwd", numel(x), 4.0 * (numel(x) + n)),
+            BatchNorm(..) => ("batch_norm.bwd", 8.0 * n, 16.0 * n),
+            WeightedSum(xs, ..) => {
+                let k = xs.len() as f64;
+                ("weighted_sum.bwd", 4.0 * k * n, 4.0 * (2.0 * k + 1.0) * n)
+            }
+            LogSoftmax(_) | Nll(..) => ("softmax_nll.bwd", 4.0 * n, 12.0 * n),
+            EmbedKernel(x, _) => ("embed_kernel.bwd", numel(x), 4.0 * (numel(x) + n)),
+            Reshape(_) | Permute(..) | Concat(..) | Slice(..) => ("shape.bwd", 0.0, 8.0 * n),
+            Sum(a, _) => ("sum.bwd", numel(a), 4.0 * (numel(a) + n)),
+            _ => ("elementwise.bwd", 2.0 * n, 12.0 * n),
+        }
+    }
+
     pub(crate) fn inputs(&self) -> Vec<&Tensor> {
         use Op::*;
         match self {
@@ -409,7 +448,12 @@ impl Tensor {
             let Some(g) = t.grad_lock().take() else {
                 continue;
             };
-            op.backward(t, &g);
+            if crate::profile::enabled() {
+                let (name, flops, bytes) = op.profile(g.len());
+                crate::profile::record(name, flops, bytes, || op.backward(t, &g));
+            } else {
+                op.backward(t, &g);
+            }
             buffer::give(g);
         }
     }

@@ -9,6 +9,7 @@ pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod profile;
 pub mod rng;
 pub mod space;
 pub mod tensor;

@@ -2,6 +2,7 @@
 
 use crate::autodiff::{EmbedGeom, Op};
 use crate::buffer;
+use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
@@ -51,10 +52,46 @@ impl Default for ConvOpts {
     }
 }
 
+/// Name of a convolution's kernel in profiles: depthwise, pointwise (1x1) and general
+/// convolutions run different code.
+pub(crate) fn conv_name(p: &conv::Conv2d, dir: &str) -> &'static str {
+    let kind = if p.groups > 1 && p.groups == p.cin && p.cin_g() == 1 {
+        0
+    } else if p.kh == 1 && p.kw == 1 {
+        1
+    } else {
+        2
+    };
+    match (kind, dir) {
+        (0, "fwd") => "conv2d_depthwise.fwd",
+        (0, _) => "conv2d_depthwise.bwd",
+        (1, "fwd") => "conv2d_1x1.fwd",
+        (1, _) => "conv2d_1x1.bwd",
+        (_, "fwd") => "conv2d.fwd",
+        _ => "conv2d.bwd",
+    }
+}
+
+/// Floating-point operations and bytes of one convolution forward.
+pub(crate) fn conv_cost(p: &conv::Conv2d) -> (f64, f64) {
+    let bytes = 4.0 * (p.n * p.cin * p.h * p.w + p.weight_len() + p.out_len()) as f64;
+    (2.0 * p.macs() as f64, bytes)
+}
+
+/// Operations and bytes of one pooling forward.
+pub(crate) fn pool_cost(p: &pool::Pool2d) -> (f64, f64) {
+    let out = (p.n * p.c * p.out_h() * p.out_w()) as f64;
+    let inp = (p.n * p.c * p.h * p.w) as f64;
+    (out * (p.kh * p.kw) as f64, 4.0 * (inp + out))
+}
+
 impl Tensor {
     fn unary(&self, f: impl Fn(f32) -> f32 + Sync, op: impl FnOnce(Tensor) -> Op) -> Tensor {
-        let mut out = buffer::take(self.numel());
-        ew::map(&self.data(), &mut out, f);
+        let n = self.numel();
+        let mut out = buffer::take(n);
+        record("elementwise.fwd", n as f64, 8.0 * n as f64, || {
+            ew::map(&self.data(), &mut out, f)
+        });
         Tensor::from_op(self.shape().to_vec(), out, op(self.clone()))
     }
 
@@ -71,15 +108,19 @@ impl Tensor {
                 other.shape()
             )
         });
-        let mut out = buffer::take(shape.iter().product());
-        ew::binary(
-            &self.data(),
-            self.shape(),
-            &other.data(),
-            other.shape(),
-            &mut out,
-            f,
-        );
+        let n: usize = shape.iter().product();
+        let mut out = buffer::take(n);
+        let bytes = 4.0 * (self.numel() + other.numel() + n) as f64;
+        record("elementwise.fwd", n as f64, bytes, || {
+            ew::binary(
+                &self.data(),
+                self.shape(),
+                &other.data(),
+                other.shape(),
+                &mut out,
+                f,
+            )
+        });
         Tensor::from_op(shape, out, op(self.clone(), other.clone()))
     }
 
@@ -191,22 +232,26 @@ impl Tensor {
         add_macs(batch * m * n * k);
         let mut out = buffer::take(batch * m * n);
         let (ad, bd) = (self.data(), b.data());
-        if shared {
-            gemm::sgemm(
-                batch * m,
-                n,
-                k,
-                &ad,
-                false,
-                &bd,
-                false,
-                &mut out,
-                false,
-                true,
-            );
-        } else {
-            gemm::sgemm_batched(batch, m, n, k, &ad, false, &bd, false, &mut out, false);
-        }
+        let flops = 2.0 * (batch * m * n * k) as f64;
+        let bytes = 4.0 * (ad.len() + bd.len() + out.len()) as f64;
+        record("matmul.fwd", flops, bytes, || {
+            if shared {
+                gemm::sgemm(
+                    batch * m,
+                    n,
+                    k,
+                    &ad,
+                    false,
+                    &bd,
+                    false,
+                    &mut out,
+                    false,
+                    true,
+                );
+            } else {
+                gemm::sgemm_batched(batch, m, n, k, &ad, false, &bd, false, &mut out, false);
+            }
+        });
         drop((ad, bd));
         Tensor::from_op(shape, out, Op::MatMul(self.clone(), b.clone()))
     }
@@ -223,18 +268,22 @@ impl Tensor {
         let rows = self.numel() / nin;
         add_macs(rows * nin * nout);
         let mut out = buffer::take(rows * nout);
-        gemm::sgemm(
-            rows,
-            nout,
-            nin,
-            &self.data(),
-            false,
-            &w.data(),
-            true,
-            &mut out,
-            false,
-            true,
-        );
+        let flops = 2.0 * (rows * nin * nout) as f64;
+        let bytes = 4.0 * (rows * nin + nin * nout + rows * nout) as f64;
+        record("linear.fwd", flops, bytes, || {
+            gemm::sgemm(
+                rows,
+                nout,
+                nin,
+                &self.data(),
+                false,
+                &w.data(),
+                true,
+                &mut out,
+                false,
+                true,
+            )
+        });
         if let Some(b) = b {
             let bd = b.data();
             for r in out.chunks_mut(nout) {
@@ -364,13 +413,16 @@ impl Tensor {
         );
         let mut out = buffer::take(p.out_len());
         let bd = b.map(|b| b.data());
-        conv::conv2d_forward(
-            &p,
-            &self.data(),
-            &w.data(),
-            bd.as_deref().map(|v| &v[..]),
-            &mut out,
-        );
+        let (flops, bytes) = conv_cost(&p);
+        record(conv_name(&p, "fwd"), flops, bytes, || {
+            conv::conv2d_forward(
+                &p,
+                &self.data(),
+                &w.data(),
+                bd.as_deref().map(|v| &v[..]),
+                &mut out,
+            )
+        });
         drop(bd);
         add_macs(p.macs());
         let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];
@@ -403,7 +455,10 @@ impl Tensor {
         let len = p.n * p.c * p.out_h() * p.out_w();
         let mut out = buffer::take(len);
         let mut arg = vec![0u32; len];
-        pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg);
+        let (flops, bytes) = pool_cost(&p);
+        record("max_pool2d.fwd", flops, bytes, || {
+            pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
+        });
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, arg))
     }
@@ -417,7 +472,10 @@ impl Tensor {
     ) -> Tensor {
         let p = self.pool_geom(k, stride, pad);
         let mut out = buffer::take(p.n * p.c * p.out_h() * p.out_w());
-        pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out);
+        let (flops, bytes) = pool_cost(&p);
+        record("avg_pool2d.fwd", flops, bytes, || {
+            pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out)
+        });
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         Tensor::from_op(
             shape,
@@ -430,7 +488,19 @@ impl Tensor {
         let s = self.shape();
         assert_eq!(s.len(), 4, "adaptive pooling needs NCHW, got {s:?}");
         let mut out = buffer::take(s[0] * s[1] * oh * ow);
-        pool::adaptive_avg_pool2d_forward(s[0], s[1], s[2], s[3], oh, ow, &self.data(), &mut out);
+        let (inp, outn) = (self.numel() as f64, (s[0] * s[1] * oh * ow) as f64);
+        record("adaptive_avg_pool2d.fwd", inp, 4.0 * (inp + outn), || {
+            pool::adaptive_avg_pool2d_forward(
+                s[0],
+                s[1],
+                s[2],
+                s[3],
+                oh,
+                ow,
+                &self.data(),
+                &mut out,
+            )
+        });
         Tensor::from_op(
             vec![s[0], s[1], oh, ow],
             out,
@@ -451,18 +521,21 @@ impl Tensor {
         let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
         let mut out = buffer::take(self.numel());
         let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-        norm::batch_norm_forward_train(
-            n,
-            c,
-            hw,
-            &self.data(),
-            &gamma.data(),
-            &beta.data(),
-            eps,
-            &mut out,
-            &mut mean,
-            &mut invstd,
-        );
+        let len = (n * c * hw) as f64;
+        record("batch_norm.fwd", 6.0 * len, 12.0 * len, || {
+            norm::batch_norm_forward_train(
+                n,
+                c,
+                hw,
+                &self.data(),
+                &gamma.data(),
+                &beta.data(),
+                eps,
+                &mut out,
+                &mut mean,
+                &mut invstd,
+            )
+        });
         let op = Op::BatchNorm(
             self.clone(),
             gamma.clone(),
@@ -477,7 +550,10 @@ impl Tensor {
     pub fn log_softmax(&self) -> Tensor {
         let cols = *self.shape().last().unwrap();
         let mut out = buffer::take(self.numel());
-        softmax::log_softmax_forward(self.numel() / cols, cols, &self.data(), &mut out);
+        let n = self.numel() as f64;
+        record("log_softmax.fwd", 4.0 * n, 8.0 * n, || {
+            softmax::log_softmax_forward(self.numel() / cols, cols, &self.data(), &mut out)
+        });
         Tensor::from_op(self.shape().to_vec(), out, Op::LogSoftmax(self.clone()))
     }
     pub fn softmax(&self) -> Tensor {
@@ -515,8 +591,15 @@ impl Tensor {
         let ws: Vec<f32> = idx.iter().map(|&i| wd[i]).collect();
         let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
         let slices: Vec<&[f32]> = guards.iter().map(|g| &g[..]).collect();
-        let mut out = buffer::take(xs[0].numel());
-        ew::weighted_sum(&slices, &ws, &mut out);
+        let n = xs[0].numel();
+        let mut out = buffer::take(n);
+        let k = xs.len() as f64;
+        record(
+            "weighted_sum.fwd",
+            2.0 * k * n as f64,
+            4.0 * (k + 1.0) * n as f64,
+            || ew::weighted_sum(&slices, &ws, &mut out),
+        );
         drop(slices);
         drop(guards);
         let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());

@@ -327,7 +327,7 @@ pub fn conv2d_backward_weight(
             let mut s = 0.0f32;
             for i in 0..p.n {
                 let o = (i * p.cout + c) * ohw;
-                s += gy[o..o + ohw].iter().sum::<f32>();
+                s += super::elementwise::sum_lanes(&gy[o..o + ohw]);
             }
             *v = s;
         });
@@ -453,8 +453,7 @@ fn depthwise_backward_weight_wide(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f
                 for ki in 0..p.kh {
                     for kj in 0..p.kw {
                         let src = &pad[wd.tap(p, ki, kj)..][..wd.len];
-                        let dot: f32 = src.iter().zip(g.iter()).map(|(a, b)| a * b).sum();
-                        gw[(c * p.kh + ki) * p.kw + kj] += dot;
+                        gw[(c * p.kh + ki) * p.kw + kj] += super::elementwise::dot_lanes(src, g);
                     }
                 }
             }
@@ -555,11 +554,10 @@ fn depthwise_backward_weight(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f32]) 
                         let srow = &plane[iy * p.w..(iy + 1) * p.w];
                         if p.sw == 1 {
                             let s0 = (lo as isize + off) as usize;
-                            acc += grow[lo..hi]
-                                .iter()
-                                .zip(&srow[s0..s0 + hi - lo])
-                                .map(|(a, b)| a * b)
-                                .sum::<f32>();
+                            acc += super::elementwise::dot_lanes(
+                                &grow[lo..hi],
+                                &srow[s0..s0 + hi - lo],
+                            );
                         } else {
                             for (ox, gv) in grow.iter().enumerate().take(hi).skip(lo) {
                                 acc += gv * srow[(ox as isize * p.sw as isize + off) as usize];

@@ -244,7 +244,7 @@ pub fn acc_sum_to(x: &[f32], x_shape: &[usize], out: &mut [f32], out_shape: &[us
     for (r, xr) in x.chunks(inner).enumerate() {
         let (_, po) = walk.row_base(r);
         if so == 0 {
-            out[po] += xr.iter().sum::<f32>();
+            out[po] += sum_lanes(xr);
         } else {
             out[po..po + inner]
                 .iter_mut()
@@ -314,9 +314,7 @@ pub fn weighted_sum(xs: &[&[f32]], w: &[f32], out: &mut [f32]) {
 /// Dot product, summed in f64 over fixed chunks in a fixed order (deterministic).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "dot: lengths differ");
-    let part = |(x, y): (&[f32], &[f32])| -> f64 {
-        x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>() as f64
-    };
+    let part = |(x, y): (&[f32], &[f32])| -> f64 { dot_lanes(x, y) as f64 };
     let chunk = 4096;
     if a.len() >= super::PAR_MIN {
         let parts: Vec<f64> = a
@@ -330,9 +328,88 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// Dot product of the common prefix of `a` and `b` with 16 independent partial sums,
+/// so it vectorises (a plain `.sum()` is a serial chain); the summation order is fixed.
+#[inline]
+pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        let x: &[f32; 16] = x.try_into().unwrap();
+        let y: &[f32; 16] = y.try_into().unwrap();
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut t = fold16(acc);
+    for (x, y) in ra.iter().zip(rb) {
+        t += x * y;
+    }
+    t
+}
+
+/// Sum of a slice with 16 independent partial sums (vectorises; fixed order).
+#[inline]
+pub fn sum_lanes(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let c = a.chunks_exact(16);
+    let r = c.remainder();
+    for x in c {
+        let x: &[f32; 16] = x.try_into().unwrap();
+        for i in 0..16 {
+            acc[i] += x[i];
+        }
+    }
+    let mut t = fold16(acc);
+    for v in r {
+        t += v;
+    }
+    t
+}
+
+/// Pairwise sum of 16 lanes.
+#[inline]
+fn fold16(a: [f32; 16]) -> f32 {
+    let mut h = [0f32; 8];
+    for i in 0..8 {
+        h[i] = a[i] + a[i + 8];
+    }
+    ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_reductions_match_f64_references_at_every_tail_length() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for n in [0usize, 1, 7, 15, 16, 17, 33, 100, 1031] {
+            let a: Vec<f32> = (0..n).map(|_| next()).collect();
+            let b: Vec<f32> = (0..n).map(|_| next()).collect();
+            let d: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let s: f64 = a.iter().map(|x| *x as f64).sum();
+            assert!(
+                (dot_lanes(&a, &b) as f64 - d).abs() < 1e-5 * (n as f64 + 1.0),
+                "dot n={n}"
+            );
+            assert!(
+                (sum_lanes(&a) as f64 - s).abs() < 1e-5 * (n as f64 + 1.0),
+                "sum n={n}"
+            );
+        }
+        // Only the common prefix of unequal slices counts.
+        assert_eq!(dot_lanes(&[1.0, 2.0, 3.0], &[4.0, 5.0]), 14.0);
+    }
 
     #[test]
     fn broadcast_binary_matches_index_arithmetic() {

@@ -1,0 +1,180 @@
+//! `nas profile`: a supernet weight step of a space, kernel by kernel, with fused and
+//! with unfused mixed ops, as a table and a Chrome trace.
+
+use crate::space_args::SpaceArgs;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use nas_core::optim::Optimizer;
+use nas_core::profile::{self, Event, Row};
+use nas_core::space::builtin::InputSpec;
+use nas_core::space::Supernet;
+use nas_core::train::{sgd_for, TrainConfig};
+use nas_core::{Rng, Tensor};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    #[command(flatten)]
+    pub space: SpaceArgs,
+    /// Device to profile on: cpu (cuda[:N] and wgpu are not in this build yet).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Input channels and size of the random input (square images).
+    #[arg(long, default_value_t = 3)]
+    pub in_channels: usize,
+    #[arg(long, default_value_t = 32)]
+    pub size: usize,
+    /// Profiled steps per mode (after one warm-up step).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Where to write the Chrome trace (default profile-<space>.trace.json).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+/// Best of `reps` runs of `f`, in seconds.
+fn best_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// This machine's practical peaks: SGEMM 1024^3 GFLOP/s and streaming-copy GB/s.
+fn peaks() -> (f64, f64) {
+    let n = 1024;
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let s = best_secs(3, || {
+        nas_kernels::cpu::gemm::sgemm(n, n, n, &a, false, &b, false, &mut c, false, true);
+        std::hint::black_box(&mut c);
+    });
+    let flops = 2.0 * (n * n * n) as f64 / s / 1e9;
+    let len = 16 << 20;
+    let src = vec![1.0f32; len];
+    let mut dst = vec![0.0f32; len];
+    let s = best_secs(5, || {
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+    });
+    let bw = 8.0 * len as f64 / s / 1e9;
+    (flops, bw)
+}
+
+fn print_table(rows: &[Row], steps: usize, peak: (f64, f64)) {
+    println!(
+        "{:<26} {:>6} {:>10} {:>9} {:>9} {:>8} {:>7} {:>7}",
+        "kernel", "calls", "total ms", "ms/step", "GFLOP/s", "GB/s", "%flops", "%bw"
+    );
+    for r in rows {
+        println!(
+            "{:<26} {:>6} {:>10.2} {:>9.2} {:>9.1} {:>8.1} {:>6.1}% {:>6.1}%",
+            r.name,
+            r.calls,
+            r.total_ms,
+            r.total_ms / steps as f64,
+            r.gflops(),
+            r.gbs(),
+            100.0 * r.gflops() / peak.0,
+            100.0 * r.gbs() / peak.1,
+        );
+    }
+}
+
+pub fn run(a: ProfileArgs) -> Result<()> {
+    match a.device.as_str() {
+        "cpu" => {}
+        d if d == "wgpu" || d == "cuda" || d.starts_with("cuda:") => bail!(
+            "--device {d}: this build has only the CPU backend; the CUDA and wgpu backends \
+             are not written yet"
+        ),
+        d => bail!("--device {d}: expected cpu, cuda[:N] or wgpu"),
+    }
+    if a.batch == 0 || a.steps == 0 || a.size == 0 || a.in_channels == 0 {
+        bail!("--batch, --steps, --size and --in-channels must be at least 1");
+    }
+    let input = InputSpec {
+        channels: a.in_channels,
+        size: a.size,
+        classes: 10,
+    };
+    let space = a.space.resolve(input)?;
+    let peak = peaks();
+    println!(
+        "{} supernet weight step, batch {}, {}x{}x{}, {} threads; peaks measured here: \
+         SGEMM {:.0} GFLOP/s, copy {:.1} GB/s",
+        space.name(),
+        a.batch,
+        a.in_channels,
+        a.size,
+        a.size,
+        rayon::current_num_threads(),
+        peak.0,
+        peak.1
+    );
+    let mut rng = Rng::new(0);
+    let x = Tensor::randn(&[a.batch, a.in_channels, a.size, a.size], 1.0, &mut rng);
+    let y: Vec<u32> = (0..a.batch).map(|_| rng.below(10) as u32).collect();
+    let mut all: Vec<Event> = vec![];
+    let mut phases: Vec<(String, f64, f64)> = vec![];
+    let mut offset = 0.0;
+    let mut per_step = vec![];
+    for fused in [true, false] {
+        let mode = if fused { "fused" } else { "unfused" };
+        let sn = Supernet::build(space.as_ref(), fused, 0).map_err(|e| anyhow!(e))?;
+        let mut opt = sgd_for(sn.net.as_ref(), &TrainConfig::default());
+        let mut step = || {
+            opt.zero_grad();
+            sn.net.forward(&x).cross_entropy(&y).backward();
+            opt.step(0.01);
+        };
+        step(); // warm-up: buffers, caches
+        profile::start();
+        let mut marks = vec![];
+        for i in 0..a.steps {
+            let t0 = profile::now_us();
+            step();
+            marks.push((format!("{mode} step {}", i + 1), t0, profile::now_us() - t0));
+        }
+        let events = profile::stop();
+        let total_us: f64 = marks.iter().map(|m| m.2).sum();
+        per_step.push((mode, total_us / 1e3 / a.steps as f64));
+        println!(
+            "\n{mode} mixed ops: {:.2} ms per step",
+            total_us / 1e3 / a.steps as f64
+        );
+        print_table(&profile::summary(&events), a.steps, peak);
+        let end = marks.last().map(|m| m.1 + m.2).unwrap_or(0.0);
+        all.extend(events.into_iter().map(|mut e| {
+            e.start_us += offset;
+            e
+        }));
+        phases.extend(marks.into_iter().map(|(n, t, d)| (n, t + offset, d)));
+        offset += end + 1000.0;
+    }
+    if let [(_, f), (_, u)] = per_step[..] {
+        println!(
+            "\nfused against unfused: {f:.2} ms against {u:.2} ms per step ({:.2}x)",
+            u / f
+        );
+    }
+    let path = a
+        .trace
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("profile-{}.trace.json", space.name())));
+    let trace = profile::chrome_trace(&all, &phases);
+    std::fs::write(&path, serde_json::to_vec(&trace)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "trace: {} (open it in Perfetto or chrome://tracing)",
+        path.display()
+    );
+    Ok(())
+}

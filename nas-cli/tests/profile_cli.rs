@@ -1,0 +1,114 @@
+//! `nas profile` as a user runs it: the per-kernel table, the fused/unfused comparison,
+//! and a Chrome trace that parses and holds the kernels and the steps.
+
+use std::path::Path;
+use std::process::Command;
+
+fn nas() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
+    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    c
+}
+
+#[test]
+fn profile_prints_the_kernel_table_and_writes_a_trace() {
+    for (space, extra) in [
+        ("seed-net", vec![]),
+        ("darts", vec!["--channels", "4", "--cells", "2"]),
+    ] {
+        let trace =
+            std::env::temp_dir().join(format!("nas-profile-{space}-{}.json", std::process::id()));
+        let o = nas()
+            .args([
+                "--threads",
+                "2",
+                "profile",
+                "--space",
+                space,
+                "--batch",
+                "4",
+                "--steps",
+                "2",
+            ])
+            .args(&extra)
+            .arg("--trace")
+            .arg(&trace)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for want in [
+            "kernel",
+            "calls",
+            "GFLOP/s",
+            "fused mixed ops",
+            "unfused mixed ops",
+            "fused against unfused",
+        ] {
+            assert!(out.contains(want), "{space}: no `{want}` in:\n{out}");
+        }
+        // Each profiled convolution kernel ran, in both directions.
+        assert!(
+            out.contains(".fwd") && out.contains(".bwd") && out.contains("conv2d"),
+            "{out}"
+        );
+        let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+        let evs = t["traceEvents"].as_array().unwrap();
+        let kernels = evs.iter().filter(|e| e["cat"] == "kernel").count();
+        let steps: Vec<&str> = evs
+            .iter()
+            .filter(|e| e["cat"] == "step")
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert!(kernels > 10, "{space}: {kernels} kernel events");
+        assert_eq!(
+            steps,
+            [
+                "fused step 1",
+                "fused step 2",
+                "unfused step 1",
+                "unfused step 2"
+            ]
+        );
+        // Kernel events nest inside their steps' time spans.
+        let span = |name: &str| {
+            let e = evs.iter().find(|e| e["name"] == name).unwrap();
+            (
+                e["ts"].as_f64().unwrap(),
+                e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap(),
+            )
+        };
+        let (f0, f1) = (span("fused step 1").0, span("fused step 2").1);
+        let inside = evs
+            .iter()
+            .filter(|e| e["cat"] == "kernel")
+            .filter(|e| {
+                let ts = e["ts"].as_f64().unwrap();
+                ts >= f0 && ts <= f1
+            })
+            .count();
+        assert!(
+            inside > 5,
+            "{space}: kernels inside the fused steps: {inside}"
+        );
+        std::fs::remove_file(&trace).ok();
+    }
+}
+
+#[test]
+fn devices_this_build_lacks_are_clear_errors() {
+    for (dev, want) in [
+        ("wgpu", "only the CPU backend"),
+        ("cuda:0", "only the CPU backend"),
+        ("tpu", "expected cpu"),
+    ] {
+        let o = nas().args(["profile", "--device", dev]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{dev}: {err}");
+        assert!(err.contains(want) && err.contains(dev), "{dev}: {err}");
+    }
+}
