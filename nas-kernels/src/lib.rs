@@ -2,3 +2,4 @@
 //! about gradients or graphs. The CPU backend is the reference the others are tested against.
 
 pub mod cpu;
+pub mod cuda;
