@@ -1,0 +1,363 @@
+//! The wgpu backend: WGSL compute kernels on any Vulkan adapter, including Mesa's CPU
+//! driver (lavapipe), so CI runs them for real. Host slices in, host vectors out (each
+//! call uploads and reads back); no adapter is an error naming what to install.
+//!
+//! Kernels so far: unary and binary elementwise ops, matmul (tiled, either operand
+//! transposed), direct conv2d (stride, padding, dilation, groups), max pooling with
+//! argmax, log-softmax. Tensors do not live on the device yet, so training does not run
+//! here.
+
+use std::collections::HashMap;
+use wgpu::util::DeviceExt;
+
+/// The kernels' WGSL source.
+pub const SOURCE: &str = include_str!("kernels.wgsl");
+
+/// Entry points of `SOURCE`.
+pub const ENTRIES: &[&str] = &[
+    "unary",
+    "binary",
+    "matmul",
+    "conv2d",
+    "max_pool",
+    "log_softmax",
+];
+
+/// An adapter with the kernels' pipelines built.
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    layout: wgpu::BindGroupLayout,
+    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    /// The adapter's name and backend, for reports.
+    pub adapter: String,
+}
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Workgroups for `n` invocations of a 64-wide 1-D kernel (2-D past 65535 groups).
+fn groups_1d(n: usize) -> (u32, u32) {
+    let g = n.div_ceil(64).max(1);
+    if g <= 65_535 {
+        (g as u32, 1)
+    } else {
+        (65_535, g.div_ceil(65_535) as u32)
+    }
+}
+
+impl Gpu {
+    /// The first Vulkan adapter (a GPU, or Mesa's CPU driver), with every pipeline built.
+    pub fn new() -> Result<Gpu, String> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::VULKAN;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            format!(
+                "no wgpu (Vulkan) adapter: {e}; on a machine without a GPU install Mesa's CPU \
+                 Vulkan driver (Debian/Ubuntu: mesa-vulkan-drivers)"
+            )
+        })?;
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("nas"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| format!("wgpu adapter {}: cannot open a device: {e}", info.name))?;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("nas kernels"),
+            source: wgpu::ShaderSource::Wgsl(SOURCE.into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("nas kernels"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                storage(1, true),
+                storage(2, true),
+                storage(3, false),
+                storage(4, false),
+            ],
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("nas kernels"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipelines = ENTRIES
+            .iter()
+            .map(|&e| {
+                let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(e),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(e),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                (e, p)
+            })
+            .collect();
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(format!("building the WGSL kernels: {err}"));
+        }
+        Ok(Gpu {
+            device,
+            queue,
+            layout,
+            pipelines,
+            adapter: format!("{} ({:?})", info.name, info.backend),
+        })
+    }
+
+    /// Runs entry point `entry` on inputs `a`, `b` with parameters `params` (u32s; floats
+    /// as bits) over `groups` workgroups; returns `out_len` floats and, for kernels that
+    /// write one, `out_len` indices.
+    fn run(
+        &self,
+        entry: &str,
+        params: &[u32],
+        a: &[f32],
+        b: &[f32],
+        out_len: usize,
+        groups: (u32, u32),
+    ) -> Result<(Vec<f32>, Vec<u32>), String> {
+        assert!(params.len() <= 16, "at most 16 kernel parameters");
+        let pipeline = self
+            .pipelines
+            .get(entry)
+            .ok_or_else(|| format!("no wgpu kernel `{entry}`"))?;
+        let d = &self.device;
+        let mut p = [0u32; 16];
+        p[..params.len()].copy_from_slice(params);
+        let bytes = |v: &[f32]| -> Vec<u8> {
+            let v = if v.is_empty() { &[0.0f32][..] } else { v };
+            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+        };
+        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
+            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+        };
+        let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let params_buf = init("params", &pb, wgpu::BufferUsages::UNIFORM);
+        let a_buf = init("a", &bytes(a), wgpu::BufferUsages::STORAGE);
+        let b_buf = init("b", &bytes(b), wgpu::BufferUsages::STORAGE);
+        let size = (4 * out_len.max(1)) as u64;
+        let out = |label: &str| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        };
+        let (y_buf, i_buf) = (out("y"), out("i"));
+        let read = |label: &str| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let (y_read, i_read) = (read("y read"), read("i read"));
+        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: a_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: b_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: y_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: i_buf.as_entire_binding(),
+                },
+            ],
+        });
+        let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut enc =
+            d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, 1);
+        }
+        enc.copy_buffer_to_buffer(&y_buf, 0, &y_read, 0, size);
+        enc.copy_buffer_to_buffer(&i_buf, 0, &i_read, 0, size);
+        self.queue.submit([enc.finish()]);
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(format!("wgpu kernel `{entry}`: {err}"));
+        }
+        let fetch = |buf: &wgpu::Buffer| -> Result<Vec<u8>, String> {
+            let slice = buf.slice(..);
+            let (tx, rx) = std::sync::mpsc::channel();
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            d.poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| format!("wgpu poll: {e}"))?;
+            rx.recv()
+                .map_err(|e| format!("wgpu map: {e}"))?
+                .map_err(|e| format!("wgpu map: {e}"))?;
+            let v = slice
+                .get_mapped_range()
+                .map_err(|e| format!("wgpu map range: {e:?}"))?
+                .to_vec();
+            buf.unmap();
+            Ok(v)
+        };
+        let y: Vec<f32> = fetch(&y_read)?
+            .chunks_exact(4)
+            .take(out_len)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let idx: Vec<u32> = fetch(&i_read)?
+            .chunks_exact(4)
+            .take(out_len)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((y, idx))
+    }
+
+    /// A unary op (`op` codes as in the WGSL source; `a`, `b` for `x*a+b`).
+    pub fn unary(&self, x: &[f32], op: u32, a: f32, b: f32) -> Result<Vec<f32>, String> {
+        let params = [x.len() as u32, op, a.to_bits(), b.to_bits()];
+        Ok(self
+            .run("unary", &params, x, &[], x.len(), groups_1d(x.len()))?
+            .0)
+    }
+
+    /// A same-shape binary op: 0 add, 1 sub, 2 mul, 3 div.
+    pub fn binary(&self, x: &[f32], y: &[f32], op: u32) -> Result<Vec<f32>, String> {
+        assert_eq!(x.len(), y.len(), "binary: lengths differ");
+        let params = [x.len() as u32, op];
+        Ok(self
+            .run("binary", &params, x, y, x.len(), groups_1d(x.len()))?
+            .0)
+    }
+
+    /// `[m, k] x [k, n]`, either operand read transposed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ta: bool,
+        b: &[f32],
+        tb: bool,
+    ) -> Result<Vec<f32>, String> {
+        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
+        let groups = (n.div_ceil(16) as u32, m.div_ceil(16) as u32);
+        Ok(self.run("matmul", &params, a, b, m * n, groups)?.0)
+    }
+
+    /// Convolution forward (no bias) of a whole batch.
+    pub fn conv2d(
+        &self,
+        p: &crate::cpu::conv::Conv2d,
+        x: &[f32],
+        w: &[f32],
+    ) -> Result<Vec<f32>, String> {
+        p.validate()?;
+        let params = [
+            p.n,
+            p.cin,
+            p.h,
+            p.w,
+            p.cout,
+            p.kh,
+            p.kw,
+            p.sh,
+            p.sw,
+            p.ph,
+            p.pw,
+            p.dh,
+            p.dw,
+            p.groups,
+            p.out_h(),
+            p.out_w(),
+        ]
+        .map(|v| v as u32);
+        Ok(self
+            .run("conv2d", &params, x, w, p.out_len(), groups_1d(p.out_len()))?
+            .0)
+    }
+
+    /// Max pooling forward: values and argmax (flat index in the input plane).
+    pub fn max_pool(
+        &self,
+        p: &crate::cpu::pool::Pool2d,
+        x: &[f32],
+    ) -> Result<(Vec<f32>, Vec<u32>), String> {
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        let params = [
+            p.n * p.c,
+            p.h,
+            p.w,
+            p.kh,
+            p.kw,
+            p.sh,
+            p.sw,
+            p.ph,
+            p.pw,
+            p.out_h(),
+            p.out_w(),
+        ]
+        .map(|v| v as u32);
+        self.run("max_pool", &params, x, &[], len, groups_1d(len))
+    }
+
+    /// Row-wise log-softmax of `[rows, cols]`.
+    pub fn log_softmax(&self, x: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>, String> {
+        let params = [rows as u32, cols as u32];
+        Ok(self
+            .run("log_softmax", &params, x, &[], rows * cols, groups_1d(rows))?
+            .0)
+    }
+}
