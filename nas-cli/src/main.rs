@@ -2,6 +2,7 @@
 //! searches, exports, retrains and profiles.
 
 mod bench;
+mod device;
 mod oneshot_cmd;
 mod profile_cmd;
 mod run_cmds;

@@ -17,7 +17,7 @@ use std::time::Instant;
 pub struct ProfileArgs {
     #[command(flatten)]
     pub space: SpaceArgs,
-    /// Device to profile on: cpu (cuda[:N] and wgpu are not in this build yet).
+    /// Device to profile on: cpu or wgpu (cuda[:N] is refused with the reason).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[arg(long, default_value_t = 32)]
@@ -89,14 +89,7 @@ fn print_table(rows: &[Row], steps: usize, peak: (f64, f64)) {
 }
 
 pub fn run(a: ProfileArgs) -> Result<()> {
-    match a.device.as_str() {
-        "cpu" => {}
-        d if d == "wgpu" || d == "cuda" || d.starts_with("cuda:") => bail!(
-            "--device {d}: this build has only the CPU backend; the CUDA and wgpu backends \
-             are not written yet"
-        ),
-        d => bail!("--device {d}: expected cpu, cuda[:N] or wgpu"),
-    }
+    crate::device::select(&a.device)?;
     if a.batch == 0 || a.steps == 0 || a.size == 0 || a.in_channels == 0 {
         bail!("--batch, --steps, --size and --in-channels must be at least 1");
     }

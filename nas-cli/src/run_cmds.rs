@@ -145,6 +145,9 @@ pub struct RetrainArgs {
     pub data: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Backend to retrain on (default: the run's).
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Parser)]
@@ -168,6 +171,8 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
     argv.push(arch_file.display().to_string());
     argv.extend(["--data".into(), data.display().to_string()]);
     argv.extend([
+        "--device".into(),
+        a.device.clone().unwrap_or(args.device.clone()),
         "--epochs".into(),
         a.epochs.to_string(),
         "--seed".into(),

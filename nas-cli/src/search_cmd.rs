@@ -48,6 +48,11 @@ pub struct SearchArgs {
     /// supernet training in the search.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
+    /// Backend: cpu, wgpu (convolutions and linear layers on the first Vulkan adapter),
+    /// or cuda[:N] (refused with the reason: not wired up yet).
+    #[arg(long, default_value = "cpu")]
+    #[serde(default = "default_device")]
+    pub device: String,
     /// Batch size of trial training and of one-shot supernet training.
     #[arg(long, default_value_t = 64)]
     #[serde(default = "default_batch")]
@@ -72,6 +77,10 @@ pub struct SearchArgs {
 
 fn default_batch() -> usize {
     64
+}
+
+fn default_device() -> String {
+    "cpu".into()
 }
 
 impl SearchArgs {
@@ -188,6 +197,7 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
     if a.budget == 0 || a.parallel == 0 || a.batch == 0 || a.epochs == 0 {
         bail!("--budget, --parallel, --batch and --epochs must be at least 1");
     }
+    crate::device::select(&a.device)?;
     let found = discover(&search_dirs(&a.plugin_dir));
     let plugin = found.get(&a.strategy).map_err(|e| {
         anyhow!(

@@ -13,6 +13,10 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
+    /// Backend: cpu, wgpu (convolutions and linear layers on the first Vulkan adapter),
+    /// or cuda[:N] (refused with the reason: not wired up yet).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches.
     #[arg(long, default_value = "data/fashion-mnist")]
     pub data: PathBuf,
@@ -58,6 +62,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.batch_size == 0 || a.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
+    crate::device::select(&a.device)?;
     let schedule = match a.schedule.as_str() {
         "constant" => LrSchedule::Constant,
         "cosine" => LrSchedule::Cosine {

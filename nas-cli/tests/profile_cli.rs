@@ -100,10 +100,10 @@ fn profile_prints_the_kernel_table_and_writes_a_trace() {
 }
 
 #[test]
-fn devices_this_build_lacks_are_clear_errors() {
+fn devices_that_cannot_run_are_clear_errors() {
     for (dev, want) in [
-        ("wgpu", "only the CPU backend"),
-        ("cuda:0", "only the CPU backend"),
+        ("cuda:0", "CUDA"),
+        ("cuda:x", "not a device number"),
         ("tpu", "expected cpu"),
     ] {
         let o = nas().args(["profile", "--device", dev]).output().unwrap();
@@ -111,4 +111,47 @@ fn devices_this_build_lacks_are_clear_errors() {
         assert_eq!(o.status.code(), Some(1), "{dev}: {err}");
         assert!(err.contains(want) && err.contains(dev), "{dev}: {err}");
     }
+}
+
+/// On wgpu the table names the kernels that ran there.
+#[test]
+fn profile_on_wgpu_names_the_gpu_kernels() {
+    let trace = std::env::temp_dir().join(format!("nas-profile-wgpu-{}.json", std::process::id()));
+    let o = nas()
+        .args([
+            "--threads",
+            "2",
+            "profile",
+            "--space",
+            "seed-net",
+            "--batch",
+            "4",
+            "--steps",
+            "1",
+        ])
+        .args(["--device", "wgpu", "--trace"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    if !o.status.success()
+        && err.contains("no wgpu")
+        && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
+    {
+        println!("skipped: {err}");
+        return;
+    }
+    assert!(o.status.success(), "{out}\n{err}");
+    for want in [
+        "wgpu:conv2d.fwd",
+        "wgpu:conv2d.bwd",
+        "wgpu:linear.fwd",
+        "batch_norm.fwd",
+    ] {
+        assert!(out.contains(want), "no `{want}` in:\n{out}");
+    }
+    std::fs::remove_file(&trace).ok();
 }

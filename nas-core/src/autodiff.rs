@@ -69,7 +69,12 @@ impl Op {
         match self {
             Conv2d(_, _, _, p) => {
                 let (f, b) = crate::ops::conv_cost(p);
-                (crate::ops::conv_name(p, "bwd"), 2.0 * f, 2.0 * b)
+                let name = if nas_kernels::gpu::active().is_some() {
+                    "wgpu:conv2d.bwd"
+                } else {
+                    crate::ops::conv_name(p, "bwd")
+                };
+                (name, 2.0 * f, 2.0 * b)
             }
             MatMul(a, b) => {
                 let k = a.shape()[a.rank() - 1] as f64;
@@ -77,7 +82,12 @@ impl Op {
             }
             Linear(x, w, _) => {
                 let k = w.dim(1) as f64;
-                ("linear.bwd", 4.0 * n * k, 8.0 * (numel(x) + numel(w) + n))
+                let name = if nas_kernels::gpu::active().is_some() {
+                    "wgpu:linear.bwd"
+                } else {
+                    "linear.bwd"
+                };
+                (name, 4.0 * n * k, 8.0 * (numel(x) + numel(w) + n))
             }
             MaxPool2d(x, ..) => ("max_pool2d.bwd", n, 4.0 * (numel(x) + 2.0 * n)),
             AvgPool2d(x, p, _) => (
@@ -208,6 +218,31 @@ impl Op {
                     });
                 }
             }
+            Linear(x, w, b) if nas_kernels::gpu::active().is_some() => {
+                let gpu = nas_kernels::gpu::active().unwrap();
+                let fail = |e: String| -> Vec<f32> { panic!("wgpu linear backward: {e}") };
+                let (nout, nin) = (w.dim(0), w.dim(1));
+                let rows = x.numel() / nin;
+                if needs(x) {
+                    let gx = gpu
+                        .matmul(rows, nin, nout, g, false, &w.data(), false)
+                        .unwrap_or_else(fail);
+                    acc(x, |a| ew::acc_map(&gx, a, |v| v));
+                }
+                if needs(w) {
+                    let gw = gpu
+                        .matmul(nout, nin, rows, g, true, &x.data(), false)
+                        .unwrap_or_else(fail);
+                    acc(w, |a| ew::acc_map(&gw, a, |v| v));
+                }
+                if let Some(b) = b {
+                    acc(b, |gb| {
+                        for r in g.chunks(nout) {
+                            gb.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+                        }
+                    });
+                }
+            }
             Linear(x, w, b) => {
                 let (nout, nin) = (w.dim(0), w.dim(1));
                 let rows = x.numel() / nin;
@@ -254,6 +289,30 @@ impl Op {
                 acc(a, |ga| {
                     mv::copy_axis_block(g, outer, len, inner, ga, src_len, *start, true)
                 });
+            }
+            Conv2d(x, w, b, p) if nas_kernels::gpu::active().is_some() => {
+                let gpu = nas_kernels::gpu::active().unwrap();
+                let fail = |e: String| -> Vec<f32> { panic!("wgpu conv2d backward: {e}") };
+                if needs(x) {
+                    let gx = gpu
+                        .conv2d_backward_input(p, g, &w.data())
+                        .unwrap_or_else(fail);
+                    acc(x, |a| ew::acc_map(&gx, a, |v| v));
+                }
+                if needs(w) {
+                    let gw = gpu
+                        .conv2d_backward_weight(p, &x.data(), g)
+                        .unwrap_or_else(fail);
+                    acc(w, |a| ew::acc_map(&gw, a, |v| v));
+                }
+                if let Some(b) = b {
+                    let plane = p.out_h() * p.out_w();
+                    acc(b, |gb| {
+                        for (i, chunk) in g.chunks(plane).enumerate() {
+                            gb[i % p.cout] += ew::sum_lanes(chunk);
+                        }
+                    });
+                }
             }
             Conv2d(x, w, b, p) => {
                 if needs(x) {

@@ -270,20 +270,29 @@ impl Tensor {
         let mut out = buffer::take(rows * nout);
         let flops = 2.0 * (rows * nin * nout) as f64;
         let bytes = 4.0 * (rows * nin + nin * nout + rows * nout) as f64;
-        record("linear.fwd", flops, bytes, || {
-            gemm::sgemm(
-                rows,
-                nout,
-                nin,
-                &self.data(),
-                false,
-                &w.data(),
-                true,
-                &mut out,
-                false,
-                true,
-            )
-        });
+        if let Some(gpu) = nas_kernels::gpu::active() {
+            record("wgpu:linear.fwd", flops, bytes, || {
+                let y = gpu
+                    .matmul(rows, nout, nin, &self.data(), false, &w.data(), true)
+                    .unwrap_or_else(|e| panic!("wgpu linear: {e}"));
+                out.copy_from_slice(&y);
+            });
+        } else {
+            record("linear.fwd", flops, bytes, || {
+                gemm::sgemm(
+                    rows,
+                    nout,
+                    nin,
+                    &self.data(),
+                    false,
+                    &w.data(),
+                    true,
+                    &mut out,
+                    false,
+                    true,
+                )
+            });
+        }
         if let Some(b) = b {
             let bd = b.data();
             for r in out.chunks_mut(nout) {
@@ -414,15 +423,30 @@ impl Tensor {
         let mut out = buffer::take(p.out_len());
         let bd = b.map(|b| b.data());
         let (flops, bytes) = conv_cost(&p);
-        record(conv_name(&p, "fwd"), flops, bytes, || {
-            conv::conv2d_forward(
-                &p,
-                &self.data(),
-                &w.data(),
-                bd.as_deref().map(|v| &v[..]),
-                &mut out,
-            )
-        });
+        if let Some(gpu) = nas_kernels::gpu::active() {
+            record("wgpu:conv2d.fwd", flops, bytes, || {
+                let y = gpu
+                    .conv2d(&p, &self.data(), &w.data())
+                    .unwrap_or_else(|e| panic!("wgpu conv2d: {e}"));
+                out.copy_from_slice(&y);
+            });
+            if let Some(bias) = bd.as_deref() {
+                let plane = p.out_h() * p.out_w();
+                for (i, v) in out.iter_mut().enumerate() {
+                    *v += bias[(i / plane) % p.cout];
+                }
+            }
+        } else {
+            record(conv_name(&p, "fwd"), flops, bytes, || {
+                conv::conv2d_forward(
+                    &p,
+                    &self.data(),
+                    &w.data(),
+                    bd.as_deref().map(|v| &v[..]),
+                    &mut out,
+                )
+            });
+        }
         drop(bd);
         add_macs(p.macs());
         let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];

@@ -138,6 +138,15 @@ fn conv2d_matches_the_cpu_over_strides_dilations_and_groups() {
             1e-4,
             &format!("conv {p:?}"),
         );
+        let gy = random(p.out_len(), 9);
+        let mut gx = vec![0.0; x.len()];
+        conv::conv2d_backward_input(&p, &gy, &w, &mut gx);
+        let got = g.conv2d_backward_input(&p, &gy, &w).unwrap();
+        close(&got, &gx, 1e-4, &format!("conv input grad {p:?}"));
+        let mut gw = vec![0.0; w.len()];
+        conv::conv2d_backward_weight(&p, &x, &gy, &mut gw, None);
+        let got = g.conv2d_backward_weight(&p, &x, &gy).unwrap();
+        close(&got, &gw, 1e-4, &format!("conv weight grad {p:?}"));
     }
 }
 

@@ -206,3 +206,98 @@ fn log_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
         Y[r * cols + j] = A[r * cols + j] - lse;
     }
 }
+
+// Convolution input gradient: one invocation per input element, gathering every output
+// that read it. A = output gradient, B = weights. P as for conv2d.
+@compute @workgroup_size(64)
+fn conv2d_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let cin = p(1u);
+    let h = p(2u);
+    let w = p(3u);
+    let cout = p(4u);
+    let kh = p(5u);
+    let kw = p(6u);
+    let oh = p(14u);
+    let ow = p(15u);
+    if (i >= p(0u) * cin * h * w) {
+        return;
+    }
+    let ix = i % w;
+    let iy = (i / w) % h;
+    let c = (i / (w * h)) % cin;
+    let b = i / (w * h * cin);
+    let groups = p(13u);
+    let cin_g = cin / groups;
+    let cout_g = cout / groups;
+    let g = c / cin_g;
+    let ci = c % cin_g;
+    var s = 0.0;
+    for (var ki = 0u; ki < kh; ki = ki + 1u) {
+        let ty = i32(iy + p(9u)) - i32(ki * p(11u));
+        if (ty < 0 || ty % i32(p(7u)) != 0) {
+            continue;
+        }
+        let oy = u32(ty) / p(7u);
+        if (oy >= oh) {
+            continue;
+        }
+        for (var kj = 0u; kj < kw; kj = kj + 1u) {
+            let tx = i32(ix + p(10u)) - i32(kj * p(12u));
+            if (tx < 0 || tx % i32(p(8u)) != 0) {
+                continue;
+            }
+            let ox = u32(tx) / p(8u);
+            if (ox >= ow) {
+                continue;
+            }
+            for (var cj = 0u; cj < cout_g; cj = cj + 1u) {
+                let co = g * cout_g + cj;
+                s = s + B[((co * cin_g + ci) * kh + ki) * kw + kj] * A[((b * cout + co) * oh + oy) * ow + ox];
+            }
+        }
+    }
+    Y[i] = s;
+}
+
+// Convolution weight gradient: one invocation per weight element, reducing over the
+// batch and the output plane. A = input, B = output gradient. P as for conv2d.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let cin = p(1u);
+    let h = p(2u);
+    let w = p(3u);
+    let cout = p(4u);
+    let kh = p(5u);
+    let kw = p(6u);
+    let oh = p(14u);
+    let ow = p(15u);
+    let groups = p(13u);
+    let cin_g = cin / groups;
+    if (i >= cout * cin_g * kh * kw) {
+        return;
+    }
+    let kj = i % kw;
+    let ki = (i / kw) % kh;
+    let ci = (i / (kw * kh)) % cin_g;
+    let co = i / (kw * kh * cin_g);
+    let c = (co / (cout / groups)) * cin_g + ci;
+    var s = 0.0;
+    for (var b = 0u; b < p(0u); b = b + 1u) {
+        for (var oy = 0u; oy < oh; oy = oy + 1u) {
+            let iy = i32(oy * p(7u) + ki * p(11u)) - i32(p(9u));
+            if (iy < 0 || iy >= i32(h)) {
+                continue;
+            }
+            for (var ox = 0u; ox < ow; ox = ox + 1u) {
+                let ix = i32(ox * p(8u) + kj * p(12u)) - i32(p(10u));
+                if (ix < 0 || ix >= i32(w)) {
+                    continue;
+                }
+                s = s + B[((b * cout + co) * oh + oy) * ow + ox] * A[((b * cin + c) * h + u32(iy)) * w + u32(ix)];
+            }
+        }
+    }
+    Y[i] = s;
+}

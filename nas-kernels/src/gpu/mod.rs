@@ -8,7 +8,37 @@
 //! here.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use wgpu::util::DeviceExt;
+
+static DEVICE: OnceLock<Result<Gpu, String>> = OnceLock::new();
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Routes `nas-core`'s convolutions and linear layers to wgpu from now on (the rest of
+/// each step stays on the CPU), opening the adapter on first use.
+pub fn activate() -> Result<&'static Gpu, String> {
+    let g = DEVICE
+        .get_or_init(Gpu::new)
+        .as_ref()
+        .map_err(|e| e.clone())?;
+    ON.store(true, Ordering::Relaxed);
+    Ok(g)
+}
+
+/// Routes everything back to the CPU.
+pub fn deactivate() {
+    ON.store(false, Ordering::Relaxed);
+}
+
+/// The wgpu device when it is active.
+#[inline]
+pub fn active() -> Option<&'static Gpu> {
+    if !ON.load(Ordering::Relaxed) {
+        return None;
+    }
+    DEVICE.get().and_then(|r| r.as_ref().ok())
+}
 
 /// The kernels' WGSL source.
 pub const SOURCE: &str = include_str!("kernels.wgsl");
@@ -19,6 +49,8 @@ pub const ENTRIES: &[&str] = &[
     "binary",
     "matmul",
     "conv2d",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
     "max_pool",
     "log_softmax",
 ];
@@ -326,6 +358,63 @@ impl Gpu {
         .map(|v| v as u32);
         Ok(self
             .run("conv2d", &params, x, w, p.out_len(), groups_1d(p.out_len()))?
+            .0)
+    }
+
+    fn conv_params(p: &crate::cpu::conv::Conv2d) -> [u32; 16] {
+        [
+            p.n,
+            p.cin,
+            p.h,
+            p.w,
+            p.cout,
+            p.kh,
+            p.kw,
+            p.sh,
+            p.sw,
+            p.ph,
+            p.pw,
+            p.dh,
+            p.dw,
+            p.groups,
+            p.out_h(),
+            p.out_w(),
+        ]
+        .map(|v| v as u32)
+    }
+
+    /// Convolution input gradient of a whole batch (`gy` is the output gradient).
+    pub fn conv2d_backward_input(
+        &self,
+        p: &crate::cpu::conv::Conv2d,
+        gy: &[f32],
+        w: &[f32],
+    ) -> Result<Vec<f32>, String> {
+        let len = p.n * p.cin * p.h * p.w;
+        let params = Self::conv_params(p);
+        Ok(self
+            .run("conv2d_backward_input", &params, gy, w, len, groups_1d(len))?
+            .0)
+    }
+
+    /// Convolution weight gradient of a whole batch.
+    pub fn conv2d_backward_weight(
+        &self,
+        p: &crate::cpu::conv::Conv2d,
+        x: &[f32],
+        gy: &[f32],
+    ) -> Result<Vec<f32>, String> {
+        let len = p.weight_len();
+        let params = Self::conv_params(p);
+        Ok(self
+            .run(
+                "conv2d_backward_weight",
+                &params,
+                x,
+                gy,
+                len,
+                groups_1d(len),
+            )?
             .0)
     }
 
