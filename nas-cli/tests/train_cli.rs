@@ -102,3 +102,49 @@ fn bad_inputs_give_errors_that_name_them() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`conv1`") && err.contains("conv7x7"), "{err}");
 }
+
+/// `nas train --device wgpu` (convolutions and linear layers on the Vulkan adapter; CI
+/// has Mesa's CPU driver) reaches the CPU's test accuracy within a point, same seed, on
+/// a 3,200-image epoch (a full epoch on the CPU Vulkan driver takes minutes; the README
+/// gives the full-epoch figures).
+#[test]
+fn the_wgpu_device_trains_to_the_cpu_accuracy() {
+    let run = |device: &str| -> Option<f32> {
+        let out = nas()
+            .args([
+                "--threads",
+                "2",
+                "train",
+                "--device",
+                device,
+                "--epochs",
+                "1",
+            ])
+            .args(["--limit", "3200", "--seed", "3"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        if !out.status.success()
+            && stderr.contains("no wgpu")
+            && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
+        {
+            println!("skipped: {stderr}");
+            return None;
+        }
+        assert!(out.status.success(), "{device}: {stdout}\n{stderr}");
+        let acc = stdout
+            .lines()
+            .find_map(|l| l.split("test accuracy ").nth(1))
+            .and_then(|v| v.trim_end_matches('%').trim().parse().ok())
+            .unwrap_or_else(|| panic!("{device}: no test accuracy in {stdout}"));
+        Some(acc)
+    };
+    let Some(gpu) = run("wgpu") else { return };
+    let cpu = run("cpu").unwrap();
+    println!("test accuracy: cpu {cpu:.2}%, wgpu {gpu:.2}%");
+    assert!(cpu > 55.0, "the short run should learn something: {cpu}");
+    assert!((cpu - gpu).abs() <= 1.0, "cpu {cpu:.2}% vs wgpu {gpu:.2}%");
+}
