@@ -202,14 +202,24 @@ pub struct ReportArgs {
 
 pub fn report(a: ReportArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
-    println!(
-        "{}: {} on {}, {} of {} trials",
-        run.path.display(),
-        args.strategy,
-        args.space.display(),
-        j.len(),
-        args.budget
-    );
+    if j.iter().any(|r| r.metrics.extra.contains_key("scored_by")) {
+        println!(
+            "{}: one-shot {} on {}, {} epochs; its export, scored with the supernet's weights:",
+            run.path.display(),
+            args.strategy,
+            args.space.display(),
+            args.epochs
+        );
+    } else {
+        println!(
+            "{}: {} on {}, {} of {} trials",
+            run.path.display(),
+            args.strategy,
+            args.space.display(),
+            j.len(),
+            args.budget
+        );
+    }
     let mut order: Vec<&TrialRecord> = j.iter().collect();
     order.sort_by(|x, y| y.metrics.accuracy.partial_cmp(&x.metrics.accuracy).unwrap());
     println!(
