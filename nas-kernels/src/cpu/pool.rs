@@ -130,9 +130,12 @@ pub fn max_pool2d_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u3
         return;
     }
     let fast = p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0;
+    let unit_stride = p.sh == 1 && p.sw == 1;
     let plane = |((yp, ap), xp): ((&mut [f32], &mut [u32]), &[f32])| {
         if fast {
             max_plane_2x2(w, ow, xp, yp, ap)
+        } else if unit_stride && !xp.iter().any(|v| v.is_nan()) {
+            max_plane_s1(p, ow, xp, yp, ap)
         } else {
             max_plane(p, ow, xp, yp, ap)
         }
@@ -184,6 +187,63 @@ fn max_plane_2x2(w: usize, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32]
             *a = bi;
         }
     }
+}
+
+thread_local! {
+    /// Row maxima and their columns for `max_plane_s1`.
+    static ROWS: std::cell::RefCell<(Vec<f32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// One plane of stride-1 max pooling without NaNs, separably: the maximum (and its first
+/// column) of each input row over each output column's window, then the maximum over the
+/// window's rows, where an earlier row wins ties. That is the row-major first maximum of
+/// the window, as `max_plane` finds it, with `kh + kw` comparisons per output instead of
+/// `kh * kw`, the second pass over contiguous rows.
+fn max_plane_s1(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+    let (h, w) = (p.h, p.w);
+    let oh = yp.len() / ow;
+    ROWS.with(|r| {
+        let (rowmax, rowarg) = &mut *r.borrow_mut();
+        rowmax.resize(h * ow, 0.0);
+        rowarg.resize(h * ow, 0);
+        for iy in 0..h {
+            let row = &xp[iy * w..(iy + 1) * w];
+            let rm = &mut rowmax[iy * ow..(iy + 1) * ow];
+            let ra = &mut rowarg[iy * ow..(iy + 1) * ow];
+            for ox in 0..ow {
+                let (x0, x1) = window(ox, 1, p.pw, p.kw, w);
+                let mut best = f32::NEG_INFINITY;
+                let mut bi = x0;
+                for (ix, &v) in row.iter().enumerate().take(x1).skip(x0) {
+                    let take = v > best;
+                    best = if take { v } else { best };
+                    bi = if take { ix } else { bi };
+                }
+                rm[ox] = best;
+                ra[ox] = bi as u32;
+            }
+        }
+        for oy in 0..oh {
+            let (y0, y1) = window(oy, 1, p.ph, p.kh, h);
+            let yrow = &mut yp[oy * ow..(oy + 1) * ow];
+            let arow = &mut ap[oy * ow..(oy + 1) * ow];
+            let base = (y0 * w) as u32;
+            yrow.copy_from_slice(&rowmax[y0 * ow..(y0 + 1) * ow]);
+            for (a, &c) in arow.iter_mut().zip(&rowarg[y0 * ow..(y0 + 1) * ow]) {
+                *a = base + c;
+            }
+            for iy in y0 + 1..y1 {
+                let base = (iy * w) as u32;
+                let rm = &rowmax[iy * ow..(iy + 1) * ow];
+                let ra = &rowarg[iy * ow..(iy + 1) * ow];
+                for ox in 0..ow {
+                    let take = rm[ox] > yrow[ox];
+                    yrow[ox] = if take { rm[ox] } else { yrow[ox] };
+                    arow[ox] = if take { base + ra[ox] } else { arow[ox] };
+                }
+            }
+        }
+    })
 }
 
 /// One plane of general max pooling, walking each clipped window directly.
@@ -519,6 +579,34 @@ mod tests {
             geom((4, 8, 33, 31), (3, 3), (2, 2), (1, 1)),
             geom((4, 8, 32, 32), (2, 2), (2, 2), (0, 0)),
         ]
+    }
+
+    /// Ties and -inf plateaus resolve like the direct definition on every path (the
+    /// stride-1 separable one included): the first maximum in row-major order.
+    #[test]
+    fn max_pool_ties_go_to_the_first_maximum() {
+        for p in cases() {
+            let n = p.n * p.c * p.h * p.w;
+            // Few distinct values, so windows hold ties; some planes all -inf.
+            let x: Vec<f32> = (0..n)
+                .map(|i| match (i * 7 + i / 5) % 4 {
+                    0 => f32::NEG_INFINITY,
+                    k => (k % 2) as f32,
+                })
+                .collect();
+            let (oh, ow) = (p.out_h(), p.out_w());
+            let (mut y, mut a) = (
+                vec![0.0; p.n * p.c * oh * ow],
+                vec![0u32; p.n * p.c * oh * ow],
+            );
+            max_pool2d_forward(&p, &x, &mut y, &mut a);
+            let (ny, na) = naive_max(&p, &x);
+            assert_eq!(y, ny, "{p:?}");
+            assert_eq!(a, na, "{p:?}");
+            let flat = vec![f32::NEG_INFINITY; n];
+            max_pool2d_forward(&p, &flat, &mut y, &mut a);
+            assert_eq!(a, naive_max(&p, &flat).1, "-inf plateau {p:?}");
+        }
     }
 
     /// Direct definition of max pooling (first maximum wins, NaN not exercised).
