@@ -41,7 +41,7 @@ impl PluginBuf {
             cap: 0,
         }
     }
-    fn from_vec(v: Vec<u8>) -> PluginBuf {
+    pub(crate) fn from_vec(v: Vec<u8>) -> PluginBuf {
         let mut v = std::mem::ManuallyDrop::new(v);
         PluginBuf {
             ptr: v.as_mut_ptr(),
@@ -121,6 +121,14 @@ fn quiet_panics() {
     });
 }
 
+/// The message a panic carried.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Runs `f`, turning an `Err` or a panic into a status code and a message in `err`.
 pub(crate) fn guard(err: *mut PluginBuf, f: impl FnOnce() -> Result<i32, String>) -> i32 {
     quiet_panics();
@@ -128,11 +136,7 @@ pub(crate) fn guard(err: *mut PluginBuf, f: impl FnOnce() -> Result<i32, String>
         Ok(Ok(code)) => return code,
         Ok(Err(m)) => (ERROR, m),
         Err(p) => {
-            let m = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let m = panic_message(p.as_ref());
             let at = PANIC_AT.with(|p| p.borrow_mut().take());
             let at = at.map(|a| format!(" (at {a})")).unwrap_or_default();
             (PANIC, format!("panicked: {m}{at}"))

@@ -74,6 +74,17 @@ pub fn check_config_fields(config: &Value, strategy: &str, known: &[&str]) -> Re
     }
 }
 
+/// A count in a config that must be at least 1, with a default.
+pub fn config_positive(config: &Value, field: &str, default: usize) -> Result<usize, String> {
+    let v: usize = config_field(config, field, default)?;
+    if v == 0 {
+        return Err(format!(
+            "config field `{field}`: 0 is not valid (must be at least 1)"
+        ));
+    }
+    Ok(v)
+}
+
 /// A config field with a default, or an error naming the field and the bad value.
 pub fn config_field<T: serde::de::DeserializeOwned>(
     config: &Value,

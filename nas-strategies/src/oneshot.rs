@@ -50,6 +50,13 @@ pub struct OneShotInfo {
 }
 
 impl OneShotInfo {
+    /// The fraction of the search done before step `step` of epoch `epoch` (for
+    /// annealing schedules).
+    pub fn progress(&self, epoch: usize, step: usize) -> f32 {
+        let total = (self.epochs * self.batches_per_epoch).max(1) as f32;
+        (epoch * self.batches_per_epoch + step) as f32 / total
+    }
+
     /// Total number of mixing weights.
     pub fn len(&self) -> usize {
         self.groups.iter().map(|g| g.size).sum()
@@ -563,6 +570,11 @@ impl ArchParams {
         info.softmax(&self.alpha, 1.0)
     }
 
+    /// The architecture these logits stand for (see [`OneShotInfo::derive`]).
+    pub fn derive(&self, info: &OneShotInfo) -> Architecture {
+        info.derive(&self.probs(info))
+    }
+
     /// One Adam step with the loss gradient with respect to the logits.
     pub fn step(&mut self, grad: &[f32]) {
         self.adam.step(&mut self.alpha, grad);
@@ -591,6 +603,48 @@ impl ArchParams {
         *self = p;
         Ok(())
     }
+}
+
+/// The state of the strategies that sample paths from their logits (SNAS, GDAS,
+/// ProxylessNAS): the logits with their optimiser and the generator of the samples,
+/// saved and restored together.
+pub struct SampledLogits {
+    pub arch: ArchParams,
+    pub rng: Rng,
+}
+
+impl SampledLogits {
+    /// `config` holds the [`ARCH_FIELDS`].
+    pub fn new(info: &OneShotInfo, config: &Value, seed: u64) -> Result<SampledLogits, String> {
+        Ok(SampledLogits {
+            arch: ArchParams::new(info, config)?,
+            rng: Rng::new(seed),
+        })
+    }
+
+    pub fn save(&self) -> Result<Value, String> {
+        Ok(serde_json::json!({"arch": self.arch.save()?, "rng": rng_state(&self.rng)}))
+    }
+
+    pub fn load(&mut self, state: Value) -> Result<(), String> {
+        self.arch
+            .load(state.get("arch").cloned().unwrap_or(Value::Null))?;
+        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        Ok(())
+    }
+}
+
+/// The temperature range (`tau_max`, `tau_min`) of a Gumbel-softmax strategy, with
+/// defaults; an error names the fields unless `tau_max >= tau_min > 0`.
+pub fn temperature_range(config: &Value, max: f32, min: f32) -> Result<(f32, f32), String> {
+    let hi: f32 = crate::config_field(config, "tau_max", max)?;
+    let lo: f32 = crate::config_field(config, "tau_min", min)?;
+    if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
+        return Err(format!(
+            "config fields `tau_max`/`tau_min`: {hi}/{lo} are not valid (need tau_max >= tau_min > 0)"
+        ));
+    }
+    Ok((hi, lo))
 }
 
 /// Saves a random generator's state as JSON.

@@ -87,26 +87,6 @@ pub enum Request {
     },
 }
 
-fn to_buf(v: Vec<u8>) -> PluginBuf {
-    let mut v = std::mem::ManuallyDrop::new(v);
-    PluginBuf {
-        ptr: v.as_mut_ptr(),
-        len: v.len(),
-        cap: v.capacity(),
-    }
-}
-
-/// Frees a buffer the host allocated.
-///
-/// # Safety
-/// `buf` must come from this host's `call` and not have been freed.
-unsafe extern "C" fn host_free(buf: PluginBuf) {
-    if !buf.ptr.is_null() {
-        // SAFETY: made by `to_buf` in this library from a live Vec<u8>.
-        unsafe { drop(Vec::from_raw_parts(buf.ptr, buf.len, buf.cap)) };
-    }
-}
-
 /// The host's entry point: decodes the request and calls the [`SupernetHost`].
 ///
 /// # Safety
@@ -198,18 +178,14 @@ unsafe extern "C" fn host_call(
     let (code, bytes) = match res {
         Ok(Ok(v)) => (OK, serde_json::to_vec(&v).unwrap_or_default()),
         Ok(Err(e)) => (ERROR, e.into_bytes()),
-        Err(p) => {
-            let m = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            (PANIC, format!("host panicked: {m}").into_bytes())
-        }
+        Err(p) => (
+            PANIC,
+            format!("host panicked: {}", crate::abi::panic_message(p.as_ref())).into_bytes(),
+        ),
     };
     if !out.is_null() {
         // SAFETY: the plugin passes a writable PluginBuf slot.
-        unsafe { *out = to_buf(bytes) };
+        unsafe { *out = PluginBuf::from_vec(bytes) };
     }
     code
 }
@@ -231,7 +207,7 @@ pub fn run_plugin(
     let services = HostServices {
         ctx: &mut host_ref as *mut &mut dyn SupernetHost as *mut c_void,
         call: host_call,
-        free_buf: host_free,
+        free_buf: crate::abi::free_buf,
     };
     let (mut out, mut err) = (PluginBuf::empty(), PluginBuf::empty());
     // SAFETY: the table came from a plugin whose ABI version matched; `services` and the

@@ -381,6 +381,33 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
     }
 }
 
+/// The setup of a one-shot strategy on a fake supernet.
+pub fn fake_setup(
+    f: &FakeSupernet,
+    config: Value,
+    seed: u64,
+    resume: Option<Value>,
+) -> crate::oneshot::OneShotSetup {
+    crate::oneshot::OneShotSetup {
+        info: f.info.clone(),
+        config,
+        seed,
+        resume,
+    }
+}
+
+/// Creates a one-shot strategy and runs it from scratch on a fake supernet.
+pub fn run_on_fake<S: crate::oneshot::OneShotStrategy>(
+    f: &mut FakeSupernet,
+    config: Value,
+    seed: u64,
+) -> Architecture {
+    S::new(&fake_setup(f, config, seed, None))
+        .unwrap()
+        .run(f, None)
+        .unwrap()
+}
+
 /// The candidate a one-shot run picked for layer choice `op{i}`, as its index.
 pub fn picked(arch: &Architecture, i: usize) -> usize {
     arch[&format!("op{i}")]

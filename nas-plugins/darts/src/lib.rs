@@ -110,7 +110,7 @@ impl EpochStrategy for Darts {
     }
 
     fn current(&self, info: &OneShotInfo) -> Architecture {
-        info.derive(&self.arch.probs(info))
+        self.arch.derive(info)
     }
 
     fn save(&self) -> Result<Value, String> {
@@ -129,7 +129,7 @@ export_one_shot!(Darts, "darts", "0.1.0");
 mod tests {
     use super::*;
     use nas_strategies::oneshot::OneShotStrategy;
-    use nas_strategies::testing::{picked, FakeSupernet};
+    use nas_strategies::testing::{fake_setup, picked, FakeSupernet};
 
     fn fake(epochs: usize) -> FakeSupernet {
         let mut f = FakeSupernet::new(2, 3, epochs, 100);
@@ -139,12 +139,7 @@ mod tests {
     }
 
     fn setup(f: &FakeSupernet, config: Value, resume: Option<Value>) -> OneShotSetup {
-        OneShotSetup {
-            info: f.info.clone(),
-            config,
-            seed: 0,
-            resume,
-        }
+        fake_setup(f, config, 0, resume)
     }
 
     #[test]

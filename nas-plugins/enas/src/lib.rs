@@ -13,7 +13,8 @@
 use nas_strategies::oneshot::{EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost};
 use nas_strategies::reinforce::Reinforce;
 use nas_strategies::{
-    config_field, export_one_shot, json, Architecture, Metrics, Setup, Strategy, Value,
+    config_field, config_positive, export_one_shot, json, Architecture, Metrics, Setup, Strategy,
+    Value,
 };
 
 pub struct Enas {
@@ -39,15 +40,6 @@ impl EpochStrategy for Enas {
                 "controller",
             ],
         )?;
-        let positive = |f: &str, d: usize| -> Result<usize, String> {
-            let v: usize = config_field(c, f, d)?;
-            if v == 0 {
-                return Err(format!(
-                    "config field `{f}`: 0 is not valid (must be at least 1)"
-                ));
-            }
-            Ok(v)
-        };
         let ctrl_cfg = c.get("controller").cloned().unwrap_or(json!({}));
         let ctrl = Reinforce::new(&Setup {
             space: setup.info.choices.clone(),
@@ -59,9 +51,9 @@ impl EpochStrategy for Enas {
         Ok(Enas {
             info: setup.info.clone(),
             ctrl,
-            controller_steps: positive("controller_steps", 50)?,
-            final_samples: positive("final_samples", 10)?,
-            final_batches: positive("final_batches", 10)?,
+            controller_steps: config_positive(c, "controller_steps", 50)?,
+            final_samples: config_positive(c, "final_samples", 10)?,
+            final_batches: config_positive(c, "final_batches", 10)?,
             current: None,
         })
     }
@@ -146,23 +138,14 @@ export_one_shot!(Enas, "enas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_strategies::oneshot::OneShotStrategy;
-    use nas_strategies::testing::{picked, FakeSupernet};
+    use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
 
     #[test]
     fn the_controller_learns_the_most_accurate_path() {
         let mut f = FakeSupernet::new(2, 3, 2, 20);
         f.accuracy = vec![0.2, 0.3, 0.9, 0.9, 0.1, 0.2, 0.5, 0.5, 0.5];
-        let s = OneShotSetup {
-            info: f.info.clone(),
-            config: json!({"controller_steps": 150, "controller": {"lr": 0.05}}),
-            seed: 4,
-            resume: None,
-        };
-        let arch = <Enas as OneShotStrategy>::new(&s)
-            .unwrap()
-            .run(&mut f, None)
-            .unwrap();
+        let config = json!({"controller_steps": 150, "controller": {"lr": 0.05}});
+        let arch = run_on_fake::<Enas>(&mut f, config, 4);
         assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
         assert_eq!(f.steps, 40, "one shared-weight step per batch");
     }

@@ -10,16 +10,15 @@
 //! Config: `tau_max`, `tau_min`, `arch_lr`, `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
-    rng_from, rng_state, ArchParams, EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost,
-    ARCH_FIELDS,
+    temperature_range, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split,
+    SupernetHost, ARCH_FIELDS,
 };
-use nas_strategies::{config_field, export_one_shot, json, Architecture, Rng, Value};
+use nas_strategies::{export_one_shot, Architecture, Value};
 
 pub struct Gdas {
     info: OneShotInfo,
     tau: (f32, f32),
-    arch: ArchParams,
-    rng: Rng,
+    state: SampledLogits,
 }
 
 /// A hard sample: the one-hot path of the perturbed logits `z`, and the soft sample
@@ -30,8 +29,7 @@ pub fn hard_sample(info: &OneShotInfo, z: &[f32], tau: f32) -> (Vec<f32>, Vec<f3
 
 impl Gdas {
     fn tau(&self, epoch: usize, step: usize) -> f32 {
-        let total = (self.info.epochs * self.info.batches_per_epoch).max(1) as f32;
-        let t = (epoch * self.info.batches_per_epoch + step) as f32 / total;
+        let t = self.info.progress(epoch, step);
         self.tau.0 - (self.tau.0 - self.tau.1) * t
     }
 }
@@ -41,18 +39,10 @@ impl EpochStrategy for Gdas {
         let mut fields = vec!["tau_max", "tau_min"];
         fields.extend_from_slice(ARCH_FIELDS);
         nas_strategies::check_config_fields(&setup.config, "gdas", &fields)?;
-        let hi: f32 = config_field(&setup.config, "tau_max", 10.0)?;
-        let lo: f32 = config_field(&setup.config, "tau_min", 0.1)?;
-        if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
-            return Err(format!(
-                "config fields `tau_max`/`tau_min`: {hi}/{lo} are not valid (need tau_max >= tau_min > 0)"
-            ));
-        }
         Ok(Gdas {
             info: setup.info.clone(),
-            tau: (hi, lo),
-            arch: ArchParams::new(&setup.info, &setup.config)?,
-            rng: Rng::new(setup.seed),
+            tau: temperature_range(&setup.config, 10.0, 0.1)?,
+            state: SampledLogits::new(&setup.info, &setup.config, setup.seed)?,
         })
     }
 
@@ -64,16 +54,16 @@ impl EpochStrategy for Gdas {
     ) -> Result<Vec<(&'static str, f32)>, String> {
         let tau = self.tau(epoch, step);
         host.next_batch(Split::Train)?;
-        let z = self.arch.perturbed(&mut self.rng);
+        let z = self.state.arch.perturbed(&mut self.state.rng);
         let (hard, _) = hard_sample(&self.info, &z, tau);
         let train_loss = host.train_step(&hard, None)?;
         host.next_batch(Split::Val)?;
-        let z = self.arch.perturbed(&mut self.rng);
+        let z = self.state.arch.perturbed(&mut self.state.rng);
         let (hard, soft) = hard_sample(&self.info, &z, tau);
         let mut g = vec![0.0; hard.len()];
         let r = host.mix_grad(&hard, Split::Val, &mut g, false)?;
         let g_alpha = self.info.softmax_backward(&soft, &g, tau);
-        self.arch.step(&g_alpha);
+        self.state.arch.step(&g_alpha);
         Ok(vec![
             ("train_loss", train_loss),
             ("val_loss", r.loss),
@@ -82,18 +72,15 @@ impl EpochStrategy for Gdas {
     }
 
     fn current(&self, info: &OneShotInfo) -> Architecture {
-        info.derive(&self.arch.probs(info))
+        self.state.arch.derive(info)
     }
 
     fn save(&self) -> Result<Value, String> {
-        Ok(json!({"arch": self.arch.save()?, "rng": rng_state(&self.rng)}))
+        self.state.save()
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        self.arch
-            .load(state.get("arch").cloned().unwrap_or(Value::Null))?;
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
-        Ok(())
+        self.state.load(state)
     }
 }
 
@@ -102,27 +89,18 @@ export_one_shot!(Gdas, "gdas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_strategies::oneshot::OneShotStrategy;
-    use nas_strategies::testing::{picked, FakeSupernet};
+    use nas_strategies::json;
+    use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
 
     #[test]
     fn hard_paths_train_one_candidate_and_the_logits_find_the_best() {
         let mut f = FakeSupernet::new(2, 3, 1, 300);
         f.slope = vec![1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, 1.0, -1.0];
-        let s = OneShotSetup {
-            info: f.info.clone(),
-            config: json!({"arch_lr": 0.05}),
-            seed: 2,
-            resume: None,
-        };
         let info = f.info.clone();
         let (hard, soft) = hard_sample(&info, &[0.0, 3.0, 1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 1.0], 1.0);
         assert_eq!(hard, vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
         assert!((soft[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        let arch = <Gdas as OneShotStrategy>::new(&s)
-            .unwrap()
-            .run(&mut f, None)
-            .unwrap();
+        let arch = run_on_fake::<Gdas>(&mut f, json!({"arch_lr": 0.05}), 2);
         assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
         assert_eq!(arch["in"], json!([0, 2]));
     }

@@ -15,8 +15,8 @@
 //! Config: `latency_weight`, `arch_lr` (default 1e-3 here), `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
-    rng_from, rng_state, sample, ArchParams, EpochStrategy, OneShotInfo, OneShotSetup, Split,
-    SupernetHost, ARCH_FIELDS,
+    sample, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split, SupernetHost,
+    ARCH_FIELDS,
 };
 use nas_strategies::{config_field, export_one_shot, json, Architecture, ChoiceKind, Rng, Value};
 
@@ -25,8 +25,7 @@ pub struct Proxyless {
     latency_weight: f32,
     /// Per-weight latency (ms) and the uniform expectation, once measured.
     latency: Option<(Vec<f32>, f32)>,
-    arch: ArchParams,
-    rng: Rng,
+    state: SampledLogits,
 }
 
 /// Samples `k` distinct indices from probabilities `p` (without replacement).
@@ -64,7 +63,7 @@ impl Proxyless {
         let mut mix = vec![0.0; p.len()];
         for (g, r) in self.info.ranges().into_iter().enumerate() {
             let k = self.active_count(g);
-            for i in sample_distinct(&p[r.clone()], k, &mut self.rng) {
+            for i in sample_distinct(&p[r.clone()], k, &mut self.state.rng) {
                 mix[r.start + i] = 1.0;
             }
         }
@@ -125,8 +124,7 @@ impl EpochStrategy for Proxyless {
             info: setup.info.clone(),
             latency_weight: lw,
             latency: None,
-            arch: ArchParams::new(&setup.info, &config)?,
-            rng: Rng::new(setup.seed),
+            state: SampledLogits::new(&setup.info, &config, setup.seed)?,
         })
     }
 
@@ -137,7 +135,7 @@ impl EpochStrategy for Proxyless {
         _step: usize,
     ) -> Result<Vec<(&'static str, f32)>, String> {
         host.next_batch(Split::Train)?;
-        let p = self.arch.probs(&self.info);
+        let p = self.state.arch.probs(&self.info);
         let path = self.path(&p);
         let train_loss = host.train_step(&path, None)?;
 
@@ -147,11 +145,11 @@ impl EpochStrategy for Proxyless {
         let mut sets = vec![];
         for (g, r) in self.info.ranges().into_iter().enumerate() {
             let k = self.active_count(g);
-            let picked = sample_distinct(&p[r.clone()], k + 1, &mut self.rng);
+            let picked = sample_distinct(&p[r.clone()], k + 1, &mut self.state.rng);
             // Of the picked, keep k active by their renormalised probabilities.
             let active = if picked.len() > k {
                 let q: Vec<f32> = picked.iter().map(|&i| p[r.start + i]).collect();
-                let mut keep = sample_distinct(&q, k, &mut self.rng);
+                let mut keep = sample_distinct(&q, k, &mut self.state.rng);
                 keep.iter_mut().for_each(|j| *j = picked[*j]);
                 keep
             } else {
@@ -168,11 +166,11 @@ impl EpochStrategy for Proxyless {
         for (start, picked) in &sets {
             let m = picked
                 .iter()
-                .map(|&i| self.arch.alpha[start + i])
+                .map(|&i| self.state.arch.alpha[start + i])
                 .fold(f32::NEG_INFINITY, f32::max);
             let e: Vec<f32> = picked
                 .iter()
-                .map(|&i| (self.arch.alpha[start + i] - m).exp())
+                .map(|&i| (self.state.arch.alpha[start + i] - m).exp())
                 .collect();
             let s: f32 = e.iter().sum();
             let q: Vec<f32> = e.iter().map(|v| v / s).collect();
@@ -191,23 +189,20 @@ impl EpochStrategy for Proxyless {
             g_alpha.iter_mut().zip(&gl).for_each(|(a, b)| *a += b);
             out.push(("expected_latency_ms", expected));
         }
-        self.arch.step(&g_alpha);
+        self.state.arch.step(&g_alpha);
         Ok(out)
     }
 
     fn current(&self, info: &OneShotInfo) -> Architecture {
-        info.derive(&self.arch.probs(info))
+        self.state.arch.derive(info)
     }
 
     fn save(&self) -> Result<Value, String> {
-        Ok(json!({"arch": self.arch.save()?, "rng": rng_state(&self.rng)}))
+        self.state.save()
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        self.arch
-            .load(state.get("arch").cloned().unwrap_or(Value::Null))?;
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
-        Ok(())
+        self.state.load(state)
     }
 }
 
@@ -216,20 +211,10 @@ export_one_shot!(Proxyless, "proxylessnas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_strategies::oneshot::OneShotStrategy;
-    use nas_strategies::testing::{picked, FakeSupernet};
+    use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
 
     fn run(f: &mut FakeSupernet, config: Value) -> Architecture {
-        let s = OneShotSetup {
-            info: f.info.clone(),
-            config,
-            seed: 3,
-            resume: None,
-        };
-        <Proxyless as OneShotStrategy>::new(&s)
-            .unwrap()
-            .run(f, None)
-            .unwrap()
+        run_on_fake::<Proxyless>(f, config, 3)
     }
 
     #[test]

@@ -14,7 +14,9 @@ use nas_strategies::decisions;
 use nas_strategies::oneshot::{
     rng_from, rng_state, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, SupernetHost,
 };
-use nas_strategies::{config_field, export_one_shot, json, Architecture, Rng, Value};
+use nas_strategies::{
+    config_field, config_positive, export_one_shot, json, Architecture, Rng, Value,
+};
 use std::collections::BTreeMap;
 
 pub struct Spos {
@@ -85,17 +87,8 @@ impl EpochStrategy for Spos {
             "max_latency_ms",
         ];
         nas_strategies::check_config_fields(c, "spos", &fields)?;
-        let positive = |f: &str, d: usize| -> Result<usize, String> {
-            let v: usize = config_field(c, f, d)?;
-            if v == 0 {
-                return Err(format!(
-                    "config field `{f}`: 0 is not valid (must be at least 1)"
-                ));
-            }
-            Ok(v)
-        };
-        let population = positive("population", 20)?;
-        let parents = positive("parents", 10)?;
+        let population = config_positive(c, "population", 20)?;
+        let parents = config_positive(c, "parents", 10)?;
         if parents >= population {
             return Err(format!(
                 "config field `parents`: {parents} is not valid (must be below population = {population}, \
@@ -123,10 +116,10 @@ impl EpochStrategy for Spos {
             info: setup.info.clone(),
             rng: Rng::new(setup.seed),
             population,
-            generations: positive("generations", 10)?,
+            generations: config_positive(c, "generations", 10)?,
             parents,
             mutation_prob,
-            eval_batches: positive("eval_batches", 10)?,
+            eval_batches: config_positive(c, "eval_batches", 10)?,
             recalibrate: config_field(c, "recalibrate", 10)?,
             limits,
         })
@@ -227,20 +220,10 @@ export_one_shot!(Spos, "spos", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_strategies::oneshot::OneShotStrategy;
-    use nas_strategies::testing::{picked, FakeSupernet};
+    use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
 
     fn run(f: &mut FakeSupernet, config: Value) -> Architecture {
-        let s = OneShotSetup {
-            info: f.info.clone(),
-            config,
-            seed: 5,
-            resume: None,
-        };
-        <Spos as OneShotStrategy>::new(&s)
-            .unwrap()
-            .run(f, None)
-            .unwrap()
+        run_on_fake::<Spos>(f, config, 5)
     }
 
     #[test]
