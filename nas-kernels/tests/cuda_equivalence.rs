@@ -6,6 +6,9 @@
 use nas_kernels::cpu::{conv, gemm, pool, softmax};
 use nas_kernels::cuda::Cuda;
 
+mod common;
+use common::{close, random};
+
 fn device() -> Option<Cuda> {
     match Cuda::new(0) {
         Ok(c) => {
@@ -22,31 +25,6 @@ fn device() -> Option<Cuda> {
     }
 }
 
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        err <= 1e-4 * scale,
-        "{what}: max error {err} (scale {scale})"
-    );
-}
-
 #[test]
 fn sgemm_matches_the_cpu_in_every_transpose() {
     let Some(gpu) = device() else { return };
@@ -56,7 +34,12 @@ fn sgemm_matches_the_cpu_in_every_transpose() {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let mut want = vec![0.0; m * n];
         gemm::sgemm(m, n, k, &a, ta, &b, tb, &mut want, false, false);
-        close(&gpu.sgemm(m, n, k, &a, ta, &b, tb).unwrap(), &want, "sgemm");
+        close(
+            &gpu.sgemm(m, n, k, &a, ta, &b, tb).unwrap(),
+            &want,
+            1e-4,
+            "sgemm",
+        );
     }
 }
 
@@ -65,11 +48,16 @@ fn unary_ops_match_the_cpu() {
     let Some(gpu) = device() else { return };
     let x = random(10_001, 3);
     let relu: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
-    close(&gpu.unary(&x, 1, 0.0, 0.0).unwrap(), &relu, "relu");
+    close(&gpu.unary(&x, 1, 0.0, 0.0).unwrap(), &relu, 1e-4, "relu");
     let t: Vec<f32> = x.iter().map(|v| v.tanh()).collect();
-    close(&gpu.unary(&x, 5, 0.0, 0.0).unwrap(), &t, "tanh");
+    close(&gpu.unary(&x, 5, 0.0, 0.0).unwrap(), &t, 1e-4, "tanh");
     let affine: Vec<f32> = x.iter().map(|v| v * 1.5 - 0.25).collect();
-    close(&gpu.unary(&x, 6, 1.5, -0.25).unwrap(), &affine, "affine");
+    close(
+        &gpu.unary(&x, 6, 1.5, -0.25).unwrap(),
+        &affine,
+        1e-4,
+        "affine",
+    );
 }
 
 #[test]
@@ -99,6 +87,7 @@ fn depthwise_convolution_matches_the_cpu() {
         close(
             &gpu.depthwise_forward(&p, &x, &w).unwrap(),
             &want,
+            1e-4,
             "depthwise",
         );
     }
@@ -124,7 +113,7 @@ fn max_pool_matches_the_cpu_values_and_argmax() {
     let (mut y, mut a) = (vec![0.0; len], vec![0u32; len]);
     pool::max_pool2d_forward(&p, &x, &mut y, &mut a);
     let (gy, ga) = gpu.max_pool_forward(&p, &x).unwrap();
-    close(&gy, &y, "max pool");
+    close(&gy, &y, 1e-4, "max pool");
     assert_eq!(ga, a, "argmax");
 }
 
@@ -138,6 +127,7 @@ fn log_softmax_matches_the_cpu() {
     close(
         &gpu.log_softmax(&x, rows, cols).unwrap(),
         &want,
+        1e-4,
         "log_softmax",
     );
 }

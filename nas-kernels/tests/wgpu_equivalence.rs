@@ -8,6 +8,9 @@ use nas_kernels::cpu::{conv, gemm, pool, softmax};
 use nas_kernels::gpu::Gpu;
 use std::sync::OnceLock;
 
+mod common;
+use common::{close, random};
+
 fn gpu() -> Option<&'static Gpu> {
     static G: OnceLock<Result<Gpu, String>> = OnceLock::new();
     match G.get_or_init(Gpu::new) {
@@ -21,31 +24,6 @@ fn gpu() -> Option<&'static Gpu> {
             None
         }
     }
-}
-
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        err <= tol * scale,
-        "{what}: max error {err} (scale {scale})"
-    );
 }
 
 #[test]
