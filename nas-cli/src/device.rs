@@ -2,23 +2,22 @@
 
 use anyhow::{bail, Result};
 
-/// Selects the backend for this process. `wgpu` routes convolutions and linear layers
-/// to the first Vulkan adapter (the rest of each step stays on the CPU); CUDA is checked
-/// for a driver and device, and refused with the reason.
+/// Selects the backend for this process. `wgpu` and `cuda[:N]` route convolutions,
+/// linear layers, pooling, batch norm and log-softmax (forward and backward) to the
+/// device; the elementwise ops, the mixed-op sums and the optimiser stay on the CPU, and
+/// tensors live in host memory (each call copies).
 pub fn select(device: &str) -> Result<()> {
+    const ROUTED: &str = "convolutions, linear layers, pooling, batch norm and log-softmax \
+                          run there, everything else on the CPU";
     match device {
         "cpu" => {
-            nas_kernels::gpu::deactivate();
+            nas_kernels::accel::deactivate();
             Ok(())
         }
         "wgpu" => {
-            let g =
-                nas_kernels::gpu::activate().map_err(|e| anyhow::anyhow!("--device wgpu: {e}"))?;
-            eprintln!(
-                "device: wgpu on {}; convolutions and linear layers run there, everything \
-                 else on the CPU",
-                g.adapter
-            );
+            let g = nas_kernels::accel::activate_wgpu()
+                .map_err(|e| anyhow::anyhow!("--device wgpu: {e}"))?;
+            eprintln!("device: wgpu on {}; {ROUTED}", g.adapter);
             Ok(())
         }
         d if d == "cuda" || d.starts_with("cuda:") => {
@@ -28,15 +27,13 @@ pub fn select(device: &str) -> Result<()> {
                     .parse()
                     .map_err(|_| anyhow::anyhow!("--device {d}: `{n}` is not a device number"))?,
             };
-            match nas_kernels::cuda::Cuda::new(ordinal) {
-                Err(e) => bail!("--device {d}: {e}"),
-                Ok(c) => bail!(
-                    "--device {d}: found {}, and the CUDA kernels compile and run on it \
-                     (scripts/gpu-check.sh), but tensors cannot live on a CUDA device yet, so \
-                     training there is not available in this build",
-                    c.name
-                ),
-            }
+            let c = nas_kernels::accel::activate_cuda(ordinal)
+                .map_err(|e| anyhow::anyhow!("--device {d}: {e}"))?;
+            eprintln!(
+                "device: cuda:{ordinal} on {} (sm_{}{}); {ROUTED}",
+                c.name, c.compute_capability.0, c.compute_capability.1
+            );
+            Ok(())
         }
         d => bail!("--device {d}: expected cpu, wgpu, cuda or cuda:N"),
     }

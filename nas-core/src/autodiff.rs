@@ -3,8 +3,15 @@
 
 use crate::buffer;
 use crate::tensor::Tensor;
+use nas_kernels::accel::{self, Accel};
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 use std::collections::HashSet;
+
+/// The result of an accelerator call; a device failure mid-step is a panic naming the
+/// device and the primitive (the step cannot go on without it).
+pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{} {what}: {e}", a.kind()))
+}
 
 /// A recorded primitive: its inputs and what its gradient rule needs from the forward.
 pub(crate) enum Op {
@@ -63,18 +70,36 @@ impl Op {
     /// The profile name of this op's gradient rule, with its floating-point operations
     /// and bytes moved (`out` is the output's length).
     fn profile(&self, out: usize) -> (&'static str, f64, f64) {
+        let (name, flops, bytes) = self.profile_cpu(out);
+        match accel::active() {
+            Some(a) if self.accelerated() => (accel::label(a.kind(), name), flops, bytes),
+            _ => (name, flops, bytes),
+        }
+    }
+
+    /// Whether an active accelerator runs this op's gradient rule.
+    fn accelerated(&self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            Conv2d(..)
+                | Linear(..)
+                | MaxPool2d(..)
+                | AvgPool2d(..)
+                | AdaptiveAvgPool2d(..)
+                | BatchNorm(..)
+                | LogSoftmax(_)
+        )
+    }
+
+    fn profile_cpu(&self, out: usize) -> (&'static str, f64, f64) {
         use Op::*;
         let n = out as f64;
         let numel = |t: &Tensor| t.numel() as f64;
         match self {
             Conv2d(_, _, _, p) => {
                 let (f, b) = crate::ops::conv_cost(p);
-                let name = if nas_kernels::gpu::active().is_some() {
-                    "wgpu:conv2d.bwd"
-                } else {
-                    crate::ops::conv_name(p, "bwd")
-                };
-                (name, 2.0 * f, 2.0 * b)
+                (crate::ops::conv_name(p, "bwd"), 2.0 * f, 2.0 * b)
             }
             MatMul(a, b) => {
                 let k = a.shape()[a.rank() - 1] as f64;
@@ -82,12 +107,7 @@ impl Op {
             }
             Linear(x, w, _) => {
                 let k = w.dim(1) as f64;
-                let name = if nas_kernels::gpu::active().is_some() {
-                    "wgpu:linear.bwd"
-                } else {
-                    "linear.bwd"
-                };
-                (name, 4.0 * n * k, 8.0 * (numel(x) + numel(w) + n))
+                ("linear.bwd", 4.0 * n * k, 8.0 * (numel(x) + numel(w) + n))
             }
             MaxPool2d(x, ..) => ("max_pool2d.bwd", n, 4.0 * (numel(x) + 2.0 * n)),
             AvgPool2d(x, p, _) => (
@@ -101,7 +121,8 @@ impl Op {
                 let k = xs.len() as f64;
                 ("weighted_sum.bwd", 4.0 * k * n, 4.0 * (2.0 * k + 1.0) * n)
             }
-            LogSoftmax(_) | Nll(..) => ("softmax_nll.bwd", 4.0 * n, 12.0 * n),
+            LogSoftmax(_) => ("log_softmax.bwd", 4.0 * n, 12.0 * n),
+            Nll(..) => ("nll.bwd", n, 8.0 * n),
             EmbedKernel(x, _) => ("embed_kernel.bwd", numel(x), 4.0 * (numel(x) + n)),
             Reshape(_) | Permute(..) | Concat(..) | Slice(..) => ("shape.bwd", 0.0, 8.0 * n),
             Sum(a, _) => ("sum.bwd", numel(a), 4.0 * (numel(a) + n)),
@@ -218,9 +239,10 @@ impl Op {
                     });
                 }
             }
-            Linear(x, w, b) if nas_kernels::gpu::active().is_some() => {
-                let gpu = nas_kernels::gpu::active().unwrap();
-                let fail = |e: String| -> Vec<f32> { panic!("wgpu linear backward: {e}") };
+            Linear(x, w, b) if accel::active().is_some() => {
+                let gpu = accel::active().unwrap();
+                let fail =
+                    |e: String| -> Vec<f32> { panic!("{} linear backward: {e}", gpu.kind()) };
                 let (nout, nin) = (w.dim(0), w.dim(1));
                 let rows = x.numel() / nin;
                 if needs(x) {
@@ -290,9 +312,10 @@ impl Op {
                     mv::copy_axis_block(g, outer, len, inner, ga, src_len, *start, true)
                 });
             }
-            Conv2d(x, w, b, p) if nas_kernels::gpu::active().is_some() => {
-                let gpu = nas_kernels::gpu::active().unwrap();
-                let fail = |e: String| -> Vec<f32> { panic!("wgpu conv2d backward: {e}") };
+            Conv2d(x, w, b, p) if accel::active().is_some() => {
+                let gpu = accel::active().unwrap();
+                let fail =
+                    |e: String| -> Vec<f32> { panic!("{} conv2d backward: {e}", gpu.kind()) };
                 if needs(x) {
                     let gx = gpu
                         .conv2d_backward_input(p, g, &w.data())
@@ -333,13 +356,49 @@ impl Op {
                     buffer::give(gb);
                 }
             }
-            MaxPool2d(x, p, arg) => put(x, |gx| pool::max_pool2d_backward(p, g, arg, gx)),
-            AvgPool2d(x, p, inc) => put(x, |gx| pool::avg_pool2d_backward(p, *inc, g, gx)),
+            MaxPool2d(x, p, arg) => match accel::active() {
+                Some(a) => {
+                    let gx = a.max_pool_backward(p, g, arg);
+                    put(x, |o| {
+                        o.copy_from_slice(&on_device(a, "max_pool backward", gx))
+                    })
+                }
+                None => put(x, |gx| pool::max_pool2d_backward(p, g, arg, gx)),
+            },
+            AvgPool2d(x, p, inc) => match accel::active() {
+                Some(a) => {
+                    let gx = a.avg_pool_backward(p, *inc, g);
+                    put(x, |o| {
+                        o.copy_from_slice(&on_device(a, "avg_pool backward", gx))
+                    })
+                }
+                None => put(x, |gx| pool::avg_pool2d_backward(p, *inc, g, gx)),
+            },
             AdaptiveAvgPool2d(x) => {
                 let s = x.shape();
-                put(x, |gx| {
-                    pool::adaptive_avg_pool2d_backward(s[0], s[1], s[2], s[3], os[2], os[3], g, gx)
-                })
+                match accel::active() {
+                    Some(a) => {
+                        let gx =
+                            a.adaptive_avg_pool_backward(s[0] * s[1], s[2], s[3], os[2], os[3], g);
+                        let gx = on_device(a, "adaptive_avg_pool backward", gx);
+                        put(x, |o| o.copy_from_slice(&gx))
+                    }
+                    None => put(x, |gx| {
+                        pool::adaptive_avg_pool2d_backward(
+                            s[0], s[1], s[2], s[3], os[2], os[3], g, gx,
+                        )
+                    }),
+                }
+            }
+            BatchNorm(x, gamma, beta, mean, invstd) if accel::active().is_some() => {
+                let a = accel::active().unwrap();
+                let s = x.shape();
+                let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
+                let r = a.batch_norm_backward(n, c, hw, &x.data(), g, &gamma.data(), mean, invstd);
+                let (gx, gg, gbeta) = on_device(a, "batch_norm backward", r);
+                acc(x, |o| ew::acc_map(&gx, o, |v| v));
+                acc(gamma, |o| ew::acc_map(&gg, o, |v| v));
+                acc(beta, |o| ew::acc_map(&gbeta, o, |v| v));
             }
             BatchNorm(x, gamma, beta, mean, invstd) => {
                 let s = x.shape();
@@ -361,9 +420,16 @@ impl Op {
             LogSoftmax(x) => {
                 let cols = *os.last().unwrap();
                 let rows = out.numel() / cols;
-                put(x, |gx| {
-                    softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
-                });
+                match accel::active() {
+                    Some(a) => {
+                        let gx = a.log_softmax_backward(rows, cols, &out.data(), g);
+                        let gx = on_device(a, "log_softmax backward", gx);
+                        put(x, |o| o.copy_from_slice(&gx))
+                    }
+                    None => put(x, |gx| {
+                        softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
+                    }),
+                }
             }
             Nll(x, targets) => {
                 let cols = *x.shape().last().unwrap();

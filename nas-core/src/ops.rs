@@ -1,10 +1,11 @@
 //! The forward side of every primitive and the compositions built from them.
 
-use crate::autodiff::{EmbedGeom, Op};
+use crate::autodiff::{on_device, EmbedGeom, Op};
 use crate::buffer;
 use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
+use nas_kernels::accel;
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 
 thread_local! {
@@ -270,12 +271,10 @@ impl Tensor {
         let mut out = buffer::take(rows * nout);
         let flops = 2.0 * (rows * nin * nout) as f64;
         let bytes = 4.0 * (rows * nin + nin * nout + rows * nout) as f64;
-        if let Some(gpu) = nas_kernels::gpu::active() {
-            record("wgpu:linear.fwd", flops, bytes, || {
-                let y = gpu
-                    .matmul(rows, nout, nin, &self.data(), false, &w.data(), true)
-                    .unwrap_or_else(|e| panic!("wgpu linear: {e}"));
-                out.copy_from_slice(&y);
+        if let Some(a) = accel::active() {
+            record(accel::label(a.kind(), "linear.fwd"), flops, bytes, || {
+                let y = a.matmul(rows, nout, nin, &self.data(), false, &w.data(), true);
+                out.copy_from_slice(&on_device(a, "linear", y));
             });
         } else {
             record("linear.fwd", flops, bytes, || {
@@ -423,13 +422,16 @@ impl Tensor {
         let mut out = buffer::take(p.out_len());
         let bd = b.map(|b| b.data());
         let (flops, bytes) = conv_cost(&p);
-        if let Some(gpu) = nas_kernels::gpu::active() {
-            record("wgpu:conv2d.fwd", flops, bytes, || {
-                let y = gpu
-                    .conv2d(&p, &self.data(), &w.data())
-                    .unwrap_or_else(|e| panic!("wgpu conv2d: {e}"));
-                out.copy_from_slice(&y);
-            });
+        if let Some(a) = accel::active() {
+            record(
+                accel::label(a.kind(), conv_name(&p, "fwd")),
+                flops,
+                bytes,
+                || {
+                    let y = a.conv2d(&p, &self.data(), &w.data());
+                    out.copy_from_slice(&on_device(a, "conv2d", y));
+                },
+            );
             if let Some(bias) = bd.as_deref() {
                 let plane = p.out_h() * p.out_w();
                 for (i, v) in out.iter_mut().enumerate() {
@@ -480,9 +482,21 @@ impl Tensor {
         let mut out = buffer::take(len);
         let mut arg = vec![0u32; len];
         let (flops, bytes) = pool_cost(&p);
-        record("max_pool2d.fwd", flops, bytes, || {
-            pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
-        });
+        match accel::active() {
+            Some(a) => record(
+                accel::label(a.kind(), "max_pool2d.fwd"),
+                flops,
+                bytes,
+                || {
+                    let (y, i) = on_device(a, "max_pool2d", a.max_pool(&p, &self.data()));
+                    out.copy_from_slice(&y);
+                    arg = i;
+                },
+            ),
+            None => record("max_pool2d.fwd", flops, bytes, || {
+                pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
+            }),
+        }
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, arg))
     }
@@ -497,9 +511,20 @@ impl Tensor {
         let p = self.pool_geom(k, stride, pad);
         let mut out = buffer::take(p.n * p.c * p.out_h() * p.out_w());
         let (flops, bytes) = pool_cost(&p);
-        record("avg_pool2d.fwd", flops, bytes, || {
-            pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out)
-        });
+        match accel::active() {
+            Some(a) => record(
+                accel::label(a.kind(), "avg_pool2d.fwd"),
+                flops,
+                bytes,
+                || {
+                    let y = a.avg_pool(&p, count_include_pad, &self.data());
+                    out.copy_from_slice(&on_device(a, "avg_pool2d", y));
+                },
+            ),
+            None => record("avg_pool2d.fwd", flops, bytes, || {
+                pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out)
+            }),
+        }
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         Tensor::from_op(
             shape,
@@ -513,18 +538,31 @@ impl Tensor {
         assert_eq!(s.len(), 4, "adaptive pooling needs NCHW, got {s:?}");
         let mut out = buffer::take(s[0] * s[1] * oh * ow);
         let (inp, outn) = (self.numel() as f64, (s[0] * s[1] * oh * ow) as f64);
-        record("adaptive_avg_pool2d.fwd", inp, 4.0 * (inp + outn), || {
-            pool::adaptive_avg_pool2d_forward(
-                s[0],
-                s[1],
-                s[2],
-                s[3],
-                oh,
-                ow,
-                &self.data(),
-                &mut out,
-            )
-        });
+        let bytes = 4.0 * (inp + outn);
+        if let Some(a) = accel::active() {
+            record(
+                accel::label(a.kind(), "adaptive_avg_pool2d.fwd"),
+                inp,
+                bytes,
+                || {
+                    let y = a.adaptive_avg_pool(s[0] * s[1], s[2], s[3], oh, ow, &self.data());
+                    out.copy_from_slice(&on_device(a, "adaptive_avg_pool2d", y));
+                },
+            );
+        } else {
+            record("adaptive_avg_pool2d.fwd", inp, bytes, || {
+                pool::adaptive_avg_pool2d_forward(
+                    s[0],
+                    s[1],
+                    s[2],
+                    s[3],
+                    oh,
+                    ow,
+                    &self.data(),
+                    &mut out,
+                )
+            });
+        }
         Tensor::from_op(
             vec![s[0], s[1], oh, ow],
             out,
@@ -546,20 +584,42 @@ impl Tensor {
         let mut out = buffer::take(self.numel());
         let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
         let len = (n * c * hw) as f64;
-        record("batch_norm.fwd", 6.0 * len, 12.0 * len, || {
-            norm::batch_norm_forward_train(
-                n,
-                c,
-                hw,
-                &self.data(),
-                &gamma.data(),
-                &beta.data(),
-                eps,
-                &mut out,
-                &mut mean,
-                &mut invstd,
-            )
-        });
+        if let Some(a) = accel::active() {
+            record(
+                accel::label(a.kind(), "batch_norm.fwd"),
+                6.0 * len,
+                12.0 * len,
+                || {
+                    let r = a.batch_norm_train(
+                        n,
+                        c,
+                        hw,
+                        &self.data(),
+                        &gamma.data(),
+                        &beta.data(),
+                        eps,
+                    );
+                    let (y, m, i) = on_device(a, "batch_norm", r);
+                    out.copy_from_slice(&y);
+                    (mean, invstd) = (m, i);
+                },
+            );
+        } else {
+            record("batch_norm.fwd", 6.0 * len, 12.0 * len, || {
+                norm::batch_norm_forward_train(
+                    n,
+                    c,
+                    hw,
+                    &self.data(),
+                    &gamma.data(),
+                    &beta.data(),
+                    eps,
+                    &mut out,
+                    &mut mean,
+                    &mut invstd,
+                )
+            });
+        }
         let op = Op::BatchNorm(
             self.clone(),
             gamma.clone(),
@@ -575,9 +635,21 @@ impl Tensor {
         let cols = *self.shape().last().unwrap();
         let mut out = buffer::take(self.numel());
         let n = self.numel() as f64;
-        record("log_softmax.fwd", 4.0 * n, 8.0 * n, || {
-            softmax::log_softmax_forward(self.numel() / cols, cols, &self.data(), &mut out)
-        });
+        let rows = self.numel() / cols;
+        match accel::active() {
+            Some(a) => record(
+                accel::label(a.kind(), "log_softmax.fwd"),
+                4.0 * n,
+                8.0 * n,
+                || {
+                    let y = a.log_softmax(rows, cols, &self.data());
+                    out.copy_from_slice(&on_device(a, "log_softmax", y));
+                },
+            ),
+            None => record("log_softmax.fwd", 4.0 * n, 8.0 * n, || {
+                softmax::log_softmax_forward(rows, cols, &self.data(), &mut out)
+            }),
+        }
         Tensor::from_op(self.shape().to_vec(), out, Op::LogSoftmax(self.clone()))
     }
     pub fn softmax(&self) -> Tensor {

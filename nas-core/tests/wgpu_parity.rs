@@ -23,12 +23,12 @@ fn step(net: &dyn nas_core::nn::Module, x: &Tensor, y: &[u32]) -> (f32, Vec<Vec<
 
 #[test]
 fn a_seed_net_step_on_wgpu_matches_the_cpu() {
-    if let Err(e) = nas_kernels::gpu::activate() {
+    if let Err(e) = nas_kernels::accel::activate_wgpu() {
         assert!(std::env::var_os("NAS_REQUIRE_WGPU").is_none(), "{e}");
         println!("skipped: {e}");
         return;
     }
-    nas_kernels::gpu::deactivate();
+    nas_kernels::accel::deactivate();
     let space = SeedSpace {
         in_channels: 3,
         classes: 10,
@@ -40,9 +40,9 @@ fn a_seed_net_step_on_wgpu_matches_the_cpu() {
         let x = Tensor::randn(&[8, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..8).map(|_| rng.below(10) as u32).collect();
         let (cpu_loss, cpu) = step(net.as_ref(), &x, &y);
-        nas_kernels::gpu::activate().unwrap();
+        nas_kernels::accel::activate_wgpu().unwrap();
         let (gpu_loss, gpu) = step(net.as_ref(), &x, &y);
-        nas_kernels::gpu::deactivate();
+        nas_kernels::accel::deactivate();
         assert!(
             (cpu_loss - gpu_loss).abs() < 1e-4 * cpu_loss.abs(),
             "{cpu_loss} vs {gpu_loss}"

@@ -4,7 +4,6 @@
 //! Tolerance: 1e-4 relative to the largest reference magnitude (1e-3 for exp/tanh,
 //! whose GPU implementations may differ in the last bits).
 
-use nas_kernels::cpu::{conv, gemm, pool, softmax};
 use nas_kernels::gpu::Gpu;
 use std::sync::OnceLock;
 
@@ -62,104 +61,82 @@ fn elementwise_ops_match_the_cpu() {
     }
 }
 
-#[test]
-fn matmul_matches_the_cpu_in_every_transpose() {
-    let Some(g) = gpu() else { return };
-    let (m, n, k) = (67, 45, 129);
-    let a = random(m * k, 3);
-    let b = random(k * n, 4);
-    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        let mut want = vec![0.0; m * n];
-        gemm::sgemm(m, n, k, &a, ta, &b, tb, &mut want, false, false);
-        close(
-            &g.matmul(m, n, k, &a, ta, &b, tb).unwrap(),
-            &want,
-            1e-4,
-            "matmul",
-        );
-    }
+macro_rules! suite_tests {
+    ($($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            let Some(g) = gpu() else { return };
+            common::suite::$name(g);
+        }
+    )*};
 }
 
+suite_tests!(matmul, conv2d, pooling, batch_norm, log_softmax);
+
+/// The optimiser updates against the formulas of `nas-core`'s `Sgd` and `Adam` (PyTorch's).
 #[test]
-fn conv2d_matches_the_cpu_over_strides_dilations_and_groups() {
+fn sgd_and_adam_steps_match_the_reference() {
     let Some(g) = gpu() else { return };
-    for (cin, cout, k, s, pad, d, groups) in [
-        (3, 8, 3, 1, 1, 1, 1),
-        (4, 6, 5, 2, 2, 1, 2),
-        (8, 8, 3, 1, 2, 2, 8),
-        (6, 4, 1, 1, 0, 1, 1),
-        (5, 7, 3, 2, 0, 1, 1),
+    let n = 1000;
+    let w0 = random(n, 20);
+    let grad = random(n, 21);
+    let v0 = random(n, 22);
+    for (mu, wd, nesterov, first) in [
+        (0.0, 0.0, false, false),
+        (0.9, 3e-4, false, true),
+        (0.9, 3e-4, false, false),
+        (0.9, 1e-3, true, false),
     ] {
-        let p = conv::Conv2d {
-            n: 2,
-            cin,
-            h: 13,
-            w: 11,
-            cout,
-            kh: k,
-            kw: k,
-            sh: s,
-            sw: s,
-            ph: pad,
-            pw: pad,
-            dh: d,
-            dw: d,
-            groups,
-        };
-        let x = random(p.n * p.cin * p.h * p.w, 5);
-        let w = random(p.weight_len(), 6);
-        let mut want = vec![0.0; p.out_len()];
-        conv::conv2d_forward(&p, &x, &w, None, &mut want);
-        close(
-            &g.conv2d(&p, &x, &w).unwrap(),
-            &want,
-            1e-4,
-            &format!("conv {p:?}"),
-        );
-        let gy = random(p.out_len(), 9);
-        let mut gx = vec![0.0; x.len()];
-        conv::conv2d_backward_input(&p, &gy, &w, &mut gx);
-        let got = g.conv2d_backward_input(&p, &gy, &w).unwrap();
-        close(&got, &gx, 1e-4, &format!("conv input grad {p:?}"));
-        let mut gw = vec![0.0; w.len()];
-        conv::conv2d_backward_weight(&p, &x, &gy, &mut gw, None);
-        let got = g.conv2d_backward_weight(&p, &x, &gy).unwrap();
-        close(&got, &gw, 1e-4, &format!("conv weight grad {p:?}"));
+        let (lr, mut w, mut v) = (0.05f32, w0.clone(), v0.clone());
+        let (mut ww, mut wv) = (w0.clone(), v0.clone());
+        for ((w, g), v) in ww.iter_mut().zip(&grad).zip(wv.iter_mut()) {
+            let d = g + wd * *w;
+            if mu == 0.0 {
+                *w -= lr * d;
+                continue;
+            }
+            *v = if first { d } else { mu * *v + d };
+            *w -= lr * if nesterov { d + mu * *v } else { *v };
+        }
+        g.sgd(&mut w, &grad, &mut v, lr, mu, wd, nesterov, first)
+            .unwrap();
+        let what = format!("sgd mu={mu} wd={wd} nesterov={nesterov} first={first}");
+        close(&w, &ww, 1e-6, &what);
+        close(&v, &wv, 1e-6, &what);
     }
-}
-
-#[test]
-fn max_pool_and_log_softmax_match_the_cpu() {
-    let Some(g) = gpu() else { return };
-    for (k, s, pad) in [(2, 2, 0), (3, 1, 1), (3, 2, 1)] {
-        let p = pool::Pool2d {
-            n: 2,
-            c: 5,
-            h: 13,
-            w: 11,
-            kh: k,
-            kw: k,
-            sh: s,
-            sw: s,
-            ph: pad,
-            pw: pad,
-        };
-        let x = random(p.n * p.c * p.h * p.w, 7);
-        let len = p.n * p.c * p.out_h() * p.out_w();
-        let (mut y, mut a) = (vec![0.0; len], vec![0u32; len]);
-        pool::max_pool2d_forward(&p, &x, &mut y, &mut a);
-        let (gy, ga) = g.max_pool(&p, &x).unwrap();
-        close(&gy, &y, 1e-6, "max pool");
-        assert_eq!(ga, a, "max pool argmax k{k} s{s} p{pad}");
+    let m0: Vec<f32> = random(n, 23).iter().map(|v| v * 0.1).collect();
+    let s0: Vec<f32> = random(n, 24).iter().map(|v| v.abs() * 0.01).collect();
+    for (decoupled, t) in [(false, 1), (true, 7)] {
+        let (lr, b1, b2, eps, wd) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32, 0.01f32);
+        let (mut w, mut m, mut v) = (w0.clone(), m0.clone(), s0.clone());
+        let (mut ww, mut wm, mut wv) = (w0.clone(), m0.clone(), s0.clone());
+        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        for i in 0..n {
+            let mut gi = grad[i];
+            if decoupled {
+                ww[i] -= lr * wd * ww[i];
+            } else {
+                gi += wd * ww[i];
+            }
+            wm[i] = b1 * wm[i] + (1.0 - b1) * gi;
+            wv[i] = b2 * wv[i] + (1.0 - b2) * gi * gi;
+            ww[i] -= lr * (wm[i] / c1) / ((wv[i] / c2).sqrt() + eps);
+        }
+        g.adam(
+            &mut w,
+            &grad,
+            &mut m,
+            &mut v,
+            lr,
+            (b1, b2, eps),
+            wd,
+            decoupled,
+            t,
+        )
+        .unwrap();
+        let what = format!("adam decoupled={decoupled} t={t}");
+        close(&w, &ww, 1e-5, &what);
+        close(&m, &wm, 1e-5, &what);
+        close(&v, &wv, 1e-5, &what);
     }
-    let (rows, cols) = (64, 10);
-    let x: Vec<f32> = random(rows * cols, 8).iter().map(|v| v * 5.0).collect();
-    let mut want = vec![0.0; rows * cols];
-    softmax::log_softmax_forward(rows, cols, &x, &mut want);
-    close(
-        &g.log_softmax(&x, rows, cols).unwrap(),
-        &want,
-        1e-4,
-        "log_softmax",
-    );
 }

@@ -7,8 +7,13 @@
 //! against the CPU backend by `cuda_equivalence` tests (which skip, saying so, where
 //! there is no driver); tensors do not live on the device yet, so training does not.
 
+use crate::accel::{Accel, Res};
+use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use cudarc::driver::PushKernelArg;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, DeviceRepr, LaunchConfig};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut,
+    DeviceRepr, LaunchConfig,
+};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -199,9 +204,12 @@ impl From<&crate::cpu::pool::Pool2d> for PoolGeom {
 }
 
 /// A CUDA device with the kernels loaded: host slices in, host vectors out (each call
-/// copies; the device-resident tensor path is not built yet).
+/// copies; the device-resident tensor path is not built yet). Its [`Accel`]
+/// implementation is what training uses (`crate::accel::activate_cuda`).
 pub struct Cuda {
     pub ctx: Arc<CudaContext>,
+    /// The device's ordinal.
+    pub ordinal: usize,
     stream: Arc<CudaStream>,
     module: Arc<CudaModule>,
     pub name: String,
@@ -250,6 +258,7 @@ impl Cuda {
                 .map_err(err("loading the kernels"))?;
             let name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
             Ok(Cuda {
+                ordinal,
                 stream: ctx.default_stream(),
                 ctx,
                 module,
@@ -259,13 +268,108 @@ impl Cuda {
         })
     }
 
-    fn func(&self, name: &str) -> Result<CudaFunction, String> {
+    fn func(&self, name: &str) -> Res<CudaFunction> {
         self.module.load_function(name).map_err(err(name))
     }
 
-    /// `C = A x B` (`[m, k] x [k, n]`), optionally with A or B transposed.
+    fn up<T: DeviceRepr>(&self, x: &[T]) -> Res<CudaSlice<T>> {
+        self.stream.clone_htod(x).map_err(err("upload"))
+    }
+
+    fn zeros<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        n: usize,
+    ) -> Res<CudaSlice<T>> {
+        self.stream.alloc_zeros::<T>(n.max(1)).map_err(err("alloc"))
+    }
+
+    fn down<T: DeviceRepr + Default + Clone>(&self, d: &CudaSlice<T>, n: usize) -> Res<Vec<T>> {
+        let mut v = self.stream.clone_dtoh(d).map_err(err("download"))?;
+        v.truncate(n);
+        Ok(v)
+    }
+
+    /// A unary op of `unary_f32` (`op` codes as in the source).
+    pub fn unary(&self, x: &[f32], op: i32, a: f32, b: f32) -> Res<Vec<f32>> {
+        let dx = self.up(x)?;
+        let mut dy = self.zeros::<f32>(x.len())?;
+        let f = self.func("unary_f32")?;
+        let n = x.len() as i64;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dx).arg(&mut dy).arg(&n).arg(&op).arg(&a).arg(&b);
+        // SAFETY: arguments match `unary_f32`.
+        unsafe { l.launch(cfg1d(x.len())) }.map_err(err("unary_f32"))?;
+        self.down(&dy, x.len())
+    }
+
+    /// `C (+)= A x B` on device buffers (`sgemm_f32`, one matrix).
     #[allow(clippy::too_many_arguments)]
-    pub fn sgemm(
+    fn gemm_on(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        a: &CudaView<f32>,
+        ta: bool,
+        b: &CudaView<f32>,
+        tb: bool,
+        c: &mut CudaViewMut<f32>,
+        acc: bool,
+    ) -> Res<()> {
+        let f = self.func("sgemm_f32")?;
+        let (mi, ni, ki) = (m as i32, n as i32, k as i32);
+        let (tai, tbi, acci, zero) = (ta as i32, tb as i32, acc as i32, 0i64);
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1),
+            block_dim: (16, 16, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&mi).arg(&ni).arg(&ki);
+        l.arg(a).arg(&tai).arg(&zero);
+        l.arg(b).arg(&tbi).arg(&zero);
+        l.arg(c).arg(&zero).arg(&acci);
+        // SAFETY: the arguments match `sgemm_f32`'s signature and the buffers' sizes.
+        unsafe { l.launch(cfg) }.map_err(err("sgemm_f32"))?;
+        Ok(())
+    }
+
+    /// The geometry of one image and one group of `p`, as `im2col_f32`/`col2im_f32`
+    /// take it.
+    fn group_geom(p: &Conv2d) -> ConvGeom {
+        let mut g = ConvGeom::from(p);
+        g.n = 1;
+        g.cin = (p.cin / p.groups) as i32;
+        g.cout = (p.cout / p.groups) as i32;
+        g.groups = 1;
+        g
+    }
+
+    fn depthwise(p: &Conv2d) -> bool {
+        p.groups > 1 && p.groups == p.cin && p.cout == p.cin
+    }
+
+    /// Launches a per-channel reduction kernel: one block of `threads` per channel.
+    fn per_channel(c: usize, threads: u32) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (c as u32, 1, 1),
+            block_dim: (threads, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+}
+
+impl Accel for Cuda {
+    fn kind(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "cuda:{} {} (sm_{}{})",
+            self.ordinal, self.name, self.compute_capability.0, self.compute_capability.1
+        )
+    }
+
+    fn matmul(
         &self,
         m: usize,
         n: usize,
@@ -274,103 +378,363 @@ impl Cuda {
         ta: bool,
         b: &[f32],
         tb: bool,
-    ) -> Result<Vec<f32>, String> {
-        let s = &self.stream;
-        let da = s.clone_htod(a).map_err(err("upload"))?;
-        let db = s.clone_htod(b).map_err(err("upload"))?;
-        let mut dc = s.alloc_zeros::<f32>(m * n).map_err(err("alloc"))?;
-        let f = self.func("sgemm_f32")?;
-        let (mi, ni, ki) = (m as i32, n as i32, k as i32);
-        let (tai, tbi, acc, zero) = (ta as i32, tb as i32, 0i32, 0i64);
-        let cfg = LaunchConfig {
-            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1),
-            block_dim: (16, 16, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut l = s.launch_builder(&f);
-        l.arg(&mi).arg(&ni).arg(&ki);
-        l.arg(&da).arg(&tai).arg(&zero);
-        l.arg(&db).arg(&tbi).arg(&zero);
-        l.arg(&mut dc).arg(&zero).arg(&acc);
-        // SAFETY: the arguments match `sgemm_f32`'s signature and the buffers' sizes.
-        unsafe { l.launch(cfg) }.map_err(err("sgemm_f32"))?;
-        s.clone_dtoh(&dc).map_err(err("download"))
+    ) -> Res<Vec<f32>> {
+        let (da, db) = (self.up(a)?, self.up(b)?);
+        let mut dc = self.zeros::<f32>(m * n)?;
+        self.gemm_on(
+            (m, n, k),
+            &da.slice(..),
+            ta,
+            &db.slice(..),
+            tb,
+            &mut dc.slice_mut(..),
+            false,
+        )?;
+        self.down(&dc, m * n)
     }
 
-    /// A unary op of `unary_f32` (`op` codes as in the source).
-    pub fn unary(&self, x: &[f32], op: i32, a: f32, b: f32) -> Result<Vec<f32>, String> {
-        let s = &self.stream;
-        let dx = s.clone_htod(x).map_err(err("upload"))?;
-        let mut dy = s.alloc_zeros::<f32>(x.len()).map_err(err("alloc"))?;
-        let f = self.func("unary_f32")?;
-        let n = x.len() as i64;
-        let mut l = s.launch_builder(&f);
-        l.arg(&dx).arg(&mut dy).arg(&n).arg(&op).arg(&a).arg(&b);
-        // SAFETY: arguments match `unary_f32`.
-        unsafe { l.launch(cfg1d(x.len())) }.map_err(err("unary_f32"))?;
-        s.clone_dtoh(&dy).map_err(err("download"))
+    /// Depthwise convolutions run `depthwise_forward_f32`; the rest im2col + SGEMM per
+    /// image and group.
+    fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
+        p.validate()?;
+        let (dx, dw) = (self.up(x)?, self.up(w)?);
+        let mut dy = self.zeros::<f32>(p.out_len())?;
+        if Self::depthwise(p) {
+            let g = ConvGeom::from(p);
+            let f = self.func("depthwise_forward_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&g).arg(&dx).arg(&dw).arg(&mut dy);
+            // SAFETY: arguments match `depthwise_forward_f32`.
+            unsafe { l.launch(cfg1d(p.out_len())) }.map_err(err("depthwise_forward_f32"))?;
+            return self.down(&dy, p.out_len());
+        }
+        let g = Self::group_geom(p);
+        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
+        let mut col = self.zeros::<f32>(kk * pp)?;
+        let f = self.func("im2col_f32")?;
+        for b in 0..p.n {
+            for gi in 0..p.groups {
+                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
+                let xv = dx.slice(xo..xo + cin_g * p.h * p.w);
+                let mut l = self.stream.launch_builder(&f);
+                l.arg(&g).arg(&xv).arg(&mut col);
+                // SAFETY: arguments match `im2col_f32`; `col` holds kk * pp floats.
+                unsafe { l.launch(cfg1d(kk * pp)) }.map_err(err("im2col_f32"))?;
+                let wv = dw.slice(gi * cout_g * kk..(gi + 1) * cout_g * kk);
+                let yo = (b * p.cout + gi * cout_g) * pp;
+                let mut yv = dy.slice_mut(yo..yo + cout_g * pp);
+                self.gemm_on(
+                    (cout_g, pp, kk),
+                    &wv,
+                    false,
+                    &col.slice(..),
+                    false,
+                    &mut yv,
+                    false,
+                )?;
+            }
+        }
+        self.down(&dy, p.out_len())
     }
 
-    /// Depthwise convolution forward of a whole batch.
-    pub fn depthwise_forward(
-        &self,
-        p: &crate::cpu::conv::Conv2d,
-        x: &[f32],
-        w: &[f32],
-    ) -> Result<Vec<f32>, String> {
-        let s = &self.stream;
-        let g = ConvGeom::from(p);
-        let dx = s.clone_htod(x).map_err(err("upload"))?;
-        let dw = s.clone_htod(w).map_err(err("upload"))?;
-        let mut dy = s.alloc_zeros::<f32>(p.out_len()).map_err(err("alloc"))?;
-        let f = self.func("depthwise_forward_f32")?;
-        let mut l = s.launch_builder(&f);
-        l.arg(&g).arg(&dx).arg(&dw).arg(&mut dy);
-        // SAFETY: arguments match `depthwise_forward_f32`.
-        unsafe { l.launch(cfg1d(p.out_len())) }.map_err(err("depthwise_forward_f32"))?;
-        s.clone_dtoh(&dy).map_err(err("download"))
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
+        let len = p.n * p.cin * p.h * p.w;
+        let (dg, dw) = (self.up(gy)?, self.up(w)?);
+        let mut dx = self.zeros::<f32>(len)?;
+        if Self::depthwise(p) {
+            let g = ConvGeom::from(p);
+            let f = self.func("depthwise_backward_input_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&g).arg(&dg).arg(&dw).arg(&mut dx);
+            // SAFETY: arguments match `depthwise_backward_input_f32`.
+            unsafe { l.launch(cfg1d(len)) }.map_err(err("depthwise_backward_input_f32"))?;
+            return self.down(&dx, len);
+        }
+        let g = Self::group_geom(p);
+        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
+        let mut col = self.zeros::<f32>(kk * pp)?;
+        let f = self.func("col2im_f32")?;
+        for b in 0..p.n {
+            for gi in 0..p.groups {
+                let wv = dw.slice(gi * cout_g * kk..(gi + 1) * cout_g * kk);
+                let go = (b * p.cout + gi * cout_g) * pp;
+                let gv = dg.slice(go..go + cout_g * pp);
+                self.gemm_on(
+                    (kk, pp, cout_g),
+                    &wv,
+                    true,
+                    &gv,
+                    false,
+                    &mut col.slice_mut(..),
+                    false,
+                )?;
+                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
+                let mut xv = dx.slice_mut(xo..xo + cin_g * p.h * p.w);
+                let mut l = self.stream.launch_builder(&f);
+                l.arg(&g).arg(&col).arg(&mut xv);
+                // SAFETY: arguments match `col2im_f32`.
+                unsafe { l.launch(cfg1d(cin_g * p.h * p.w)) }.map_err(err("col2im_f32"))?;
+            }
+        }
+        self.down(&dx, len)
     }
 
-    /// Max pooling forward: values and argmax.
-    pub fn max_pool_forward(
-        &self,
-        p: &crate::cpu::pool::Pool2d,
-        x: &[f32],
-    ) -> Result<(Vec<f32>, Vec<u32>), String> {
-        let s = &self.stream;
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
+        let len = p.weight_len();
+        let (dx, dg) = (self.up(x)?, self.up(gy)?);
+        let mut dw = self.zeros::<f32>(len)?;
+        if Self::depthwise(p) {
+            let g = ConvGeom::from(p);
+            let f = self.func("depthwise_backward_weight_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&g).arg(&dx).arg(&dg).arg(&mut dw);
+            // SAFETY: arguments match `depthwise_backward_weight_f32`; one block per
+            // (channel, tap), 256 threads as its reduction assumes.
+            unsafe { l.launch(Self::per_channel(len, 256)) }
+                .map_err(err("depthwise_backward_weight_f32"))?;
+            return self.down(&dw, len);
+        }
+        let g = Self::group_geom(p);
+        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
+        let mut col = self.zeros::<f32>(kk * pp)?;
+        let f = self.func("im2col_f32")?;
+        for b in 0..p.n {
+            for gi in 0..p.groups {
+                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
+                let xv = dx.slice(xo..xo + cin_g * p.h * p.w);
+                let mut l = self.stream.launch_builder(&f);
+                l.arg(&g).arg(&xv).arg(&mut col);
+                // SAFETY: arguments match `im2col_f32`.
+                unsafe { l.launch(cfg1d(kk * pp)) }.map_err(err("im2col_f32"))?;
+                let go = (b * p.cout + gi * cout_g) * pp;
+                let gv = dg.slice(go..go + cout_g * pp);
+                let mut wv = dw.slice_mut(gi * cout_g * kk..(gi + 1) * cout_g * kk);
+                self.gemm_on(
+                    (cout_g, kk, pp),
+                    &gv,
+                    false,
+                    &col.slice(..),
+                    true,
+                    &mut wv,
+                    true,
+                )?;
+            }
+        }
+        self.down(&dw, len)
+    }
+
+    fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)> {
         let g = PoolGeom::from(p);
         let len = p.n * p.c * p.out_h() * p.out_w();
-        let dx = s.clone_htod(x).map_err(err("upload"))?;
-        let mut dy = s.alloc_zeros::<f32>(len).map_err(err("alloc"))?;
-        let mut da = s.alloc_zeros::<u32>(len).map_err(err("alloc"))?;
+        let dx = self.up(x)?;
+        let mut dy = self.zeros::<f32>(len)?;
+        let mut da = self.zeros::<u32>(len)?;
         let f = self.func("max_pool_forward_f32")?;
-        let mut l = s.launch_builder(&f);
+        let mut l = self.stream.launch_builder(&f);
         l.arg(&g).arg(&dx).arg(&mut dy).arg(&mut da);
         // SAFETY: arguments match `max_pool_forward_f32`.
         unsafe { l.launch(cfg1d(len)) }.map_err(err("max_pool_forward_f32"))?;
+        Ok((self.down(&dy, len)?, self.down(&da, len)?))
+    }
+
+    fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
+        let g = PoolGeom::from(p);
+        let len = p.n * p.c * p.h * p.w;
+        let (dg, da) = (self.up(gy)?, self.up(arg)?);
+        let mut dx = self.zeros::<f32>(len)?;
+        let f = self.func("max_pool_backward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&dg).arg(&da).arg(&mut dx);
+        // SAFETY: arguments match `max_pool_backward_f32`; `dx` starts zeroed.
+        unsafe { l.launch(cfg1d(gy.len())) }.map_err(err("max_pool_backward_f32"))?;
+        self.down(&dx, len)
+    }
+
+    fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>> {
+        let g = PoolGeom::from(p);
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        let dx = self.up(x)?;
+        let mut dy = self.zeros::<f32>(len)?;
+        let cip = cip as i32;
+        let f = self.func("avg_pool_forward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&cip).arg(&dx).arg(&mut dy);
+        // SAFETY: arguments match `avg_pool_forward_f32`.
+        unsafe { l.launch(cfg1d(len)) }.map_err(err("avg_pool_forward_f32"))?;
+        self.down(&dy, len)
+    }
+
+    fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>> {
+        let g = PoolGeom::from(p);
+        let len = p.n * p.c * p.h * p.w;
+        let dg = self.up(gy)?;
+        let mut dx = self.zeros::<f32>(len)?;
+        let cip = cip as i32;
+        let f = self.func("avg_pool_backward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&cip).arg(&dg).arg(&mut dx);
+        // SAFETY: arguments match `avg_pool_backward_f32`; `dx` starts zeroed.
+        unsafe { l.launch(cfg1d(len)) }.map_err(err("avg_pool_backward_f32"))?;
+        self.down(&dx, len)
+    }
+
+    fn adaptive_avg_pool(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        x: &[f32],
+    ) -> Res<Vec<f32>> {
+        let len = planes * oh * ow;
+        let dx = self.up(x)?;
+        let mut dy = self.zeros::<f32>(len)?;
+        let dims = [planes, h, w, oh, ow].map(|v| v as i32);
+        let f = self.func("adaptive_avg_pool_forward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        for d in &dims {
+            l.arg(d);
+        }
+        l.arg(&dx).arg(&mut dy);
+        // SAFETY: arguments match `adaptive_avg_pool_forward_f32`.
+        unsafe { l.launch(cfg1d(len)) }.map_err(err("adaptive_avg_pool_forward_f32"))?;
+        self.down(&dy, len)
+    }
+
+    fn adaptive_avg_pool_backward(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        gy: &[f32],
+    ) -> Res<Vec<f32>> {
+        let len = planes * h * w;
+        let dg = self.up(gy)?;
+        let mut dx = self.zeros::<f32>(len)?;
+        let dims = [planes, h, w, oh, ow].map(|v| v as i32);
+        let f = self.func("adaptive_avg_pool_backward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        for d in &dims {
+            l.arg(d);
+        }
+        l.arg(&dg).arg(&mut dx);
+        // SAFETY: arguments match `adaptive_avg_pool_backward_f32`; `dx` starts zeroed.
+        unsafe { l.launch(cfg1d(len)) }.map_err(err("adaptive_avg_pool_backward_f32"))?;
+        self.down(&dx, len)
+    }
+
+    fn batch_norm_train(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let total = n * c * hw;
+        let (dx, dgamma, dbeta) = (self.up(x)?, self.up(gamma)?, self.up(beta)?);
+        let (mut mean, mut invstd) = (self.zeros::<f32>(c)?, self.zeros::<f32>(c)?);
+        let mut dy = self.zeros::<f32>(total)?;
+        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
+        let f = self.func("bn_stats_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dx).arg(&ni).arg(&ci).arg(&hwi).arg(&eps);
+        l.arg(&mut mean).arg(&mut invstd);
+        // SAFETY: arguments match `bn_stats_f32`; one 256-thread block per channel.
+        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_stats_f32"))?;
+        let f = self.func("bn_apply_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dx).arg(&mean).arg(&invstd).arg(&dgamma).arg(&dbeta);
+        l.arg(&ci).arg(&hwi).arg(&mut dy).arg(&tot);
+        // SAFETY: arguments match `bn_apply_f32`.
+        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_apply_f32"))?;
         Ok((
-            s.clone_dtoh(&dy).map_err(err("download"))?,
-            s.clone_dtoh(&da).map_err(err("download"))?,
+            self.down(&dy, total)?,
+            self.down(&mean, c)?,
+            self.down(&invstd, c)?,
         ))
     }
 
-    /// Row-wise log-softmax of `[rows, cols]`.
-    pub fn log_softmax(&self, x: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>, String> {
-        let s = &self.stream;
-        let dx = s.clone_htod(x).map_err(err("upload"))?;
-        let mut dy = s.alloc_zeros::<f32>(x.len()).map_err(err("alloc"))?;
+    fn batch_norm_backward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &[f32],
+        gy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let total = n * c * hw;
+        let (dx, dg) = (self.up(x)?, self.up(gy)?);
+        let (dgamma, dmean, dinv) = (self.up(gamma)?, self.up(mean)?, self.up(invstd)?);
+        let (mut sum_g, mut sum_gx) = (self.zeros::<f32>(c)?, self.zeros::<f32>(c)?);
+        let mut gx = self.zeros::<f32>(total)?;
+        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
+        let m = (n * hw) as f32;
+        let f = self.func("bn_backward_sums_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dx).arg(&dg).arg(&dmean).arg(&dinv);
+        l.arg(&ni)
+            .arg(&ci)
+            .arg(&hwi)
+            .arg(&mut sum_g)
+            .arg(&mut sum_gx);
+        // SAFETY: arguments match `bn_backward_sums_f32`; one 256-thread block per channel.
+        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_backward_sums_f32"))?;
+        let f = self.func("bn_backward_input_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dx).arg(&dg).arg(&dmean).arg(&dinv).arg(&dgamma);
+        l.arg(&sum_g).arg(&sum_gx).arg(&ci).arg(&hwi).arg(&m);
+        l.arg(&mut gx).arg(&tot);
+        // SAFETY: arguments match `bn_backward_input_f32`; `gx` starts zeroed.
+        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_backward_input_f32"))?;
+        Ok((
+            self.down(&gx, total)?,
+            self.down(&sum_gx, c)?,
+            self.down(&sum_g, c)?,
+        ))
+    }
+
+    fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {
+        let dx = self.up(x)?;
+        let mut dy = self.zeros::<f32>(x.len())?;
         let f = self.func("log_softmax_f32")?;
         let (r, c) = (rows as i32, cols as i32);
-        let mut l = s.launch_builder(&f);
+        let mut l = self.stream.launch_builder(&f);
         l.arg(&dx).arg(&mut dy).arg(&r).arg(&c);
-        let cfg = LaunchConfig {
-            grid_dim: (rows as u32, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: arguments match `log_softmax_f32`.
-        unsafe { l.launch(cfg) }.map_err(err("log_softmax_f32"))?;
-        s.clone_dtoh(&dy).map_err(err("download"))
+        // SAFETY: arguments match `log_softmax_f32`; one 128-thread block per row.
+        unsafe { l.launch(Self::per_channel(rows, 128)) }.map_err(err("log_softmax_f32"))?;
+        self.down(&dy, x.len())
+    }
+
+    fn log_softmax_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        y: &[f32],
+        gy: &[f32],
+    ) -> Res<Vec<f32>> {
+        let (dy, dg) = (self.up(y)?, self.up(gy)?);
+        let mut gx = self.zeros::<f32>(y.len())?;
+        let f = self.func("log_softmax_backward_f32")?;
+        let (r, c) = (rows as i32, cols as i32);
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dy).arg(&dg).arg(&mut gx).arg(&r).arg(&c);
+        // SAFETY: arguments match `log_softmax_backward_f32`; one 128-thread block per
+        // row; `gx` starts zeroed.
+        unsafe { l.launch(Self::per_channel(rows, 128)) }
+            .map_err(err("log_softmax_backward_f32"))?;
+        self.down(&gx, y.len())
     }
 }
 

@@ -301,3 +301,359 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
     }
     Y[i] = s;
 }
+
+// ---------------------------------------------------------------- pooling gradients
+// Pool parameters, shared by the kernels below:
+// P: planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow (, count_include_pad for avg).
+
+// The output rows (or columns) whose window covers input row `i`: [lo, hi).
+fn covering(i: u32, k: u32, s: u32, pad: u32, outn: u32) -> vec2<u32> {
+    let t = i32(i + pad);
+    let hi = min(t / i32(s) + 1, i32(outn));
+    let lo = (max(t - i32(k) + 1, 0) + i32(s) - 1) / i32(s);
+    return vec2<u32>(u32(lo), u32(max(hi, lo)));
+}
+
+// Max-pool input gradient, gathering every output whose argmax (B, as exact f32 values)
+// is this pixel. A = output gradient.
+@compute @workgroup_size(64)
+fn max_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let h = p(1u);
+    let w = p(2u);
+    let oh = p(9u);
+    let ow = p(10u);
+    if (i >= p(0u) * h * w) {
+        return;
+    }
+    let ix = i % w;
+    let iy = (i / w) % h;
+    let plane = i / (w * h);
+    let ry = covering(iy, p(3u), p(5u), p(7u), oh);
+    let rx = covering(ix, p(4u), p(6u), p(8u), ow);
+    let at = iy * w + ix;
+    var s = 0.0;
+    for (var oy = ry.x; oy < ry.y; oy = oy + 1u) {
+        for (var ox = rx.x; ox < rx.y; ox = ox + 1u) {
+            let o = (plane * oh + oy) * ow + ox;
+            if (u32(B[o]) == at) {
+                s = s + A[o];
+            }
+        }
+    }
+    Y[i] = s;
+}
+
+// Average-pool divisor of output (oy, ox), PyTorch's rules.
+fn avg_div(oy: u32, ox: u32) -> f32 {
+    let h = p(1u);
+    let w = p(2u);
+    let sy = oy * p(5u);
+    let sx = ox * p(6u);
+    if (p(11u) == 1u) {
+        let ey = min(sy + p(3u), h + 2u * p(7u));
+        let ex = min(sx + p(4u), w + 2u * p(8u));
+        return f32((ey - sy) * (ex - sx));
+    }
+    let y0 = max(i32(sy) - i32(p(7u)), 0);
+    let y1 = min(i32(sy) - i32(p(7u)) + i32(p(3u)), i32(h));
+    let x0 = max(i32(sx) - i32(p(8u)), 0);
+    let x1 = min(i32(sx) - i32(p(8u)) + i32(p(4u)), i32(w));
+    return f32((y1 - y0) * (x1 - x0));
+}
+
+@compute @workgroup_size(64)
+fn avg_pool(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let h = p(1u);
+    let w = p(2u);
+    let oh = p(9u);
+    let ow = p(10u);
+    if (i >= p(0u) * oh * ow) {
+        return;
+    }
+    let ox = i % ow;
+    let oy = (i / ow) % oh;
+    let plane = i / (ow * oh);
+    let y0 = max(i32(oy * p(5u)) - i32(p(7u)), 0);
+    let y1 = min(i32(oy * p(5u)) - i32(p(7u)) + i32(p(3u)), i32(h));
+    let x0 = max(i32(ox * p(6u)) - i32(p(8u)), 0);
+    let x1 = min(i32(ox * p(6u)) - i32(p(8u)) + i32(p(4u)), i32(w));
+    var s = 0.0;
+    for (var iy = y0; iy < y1; iy = iy + 1) {
+        for (var ix = x0; ix < x1; ix = ix + 1) {
+            s = s + A[(plane * h + u32(iy)) * w + u32(ix)];
+        }
+    }
+    Y[i] = s / avg_div(oy, ox);
+}
+
+// Average-pool input gradient, gathering the windows that cover each pixel.
+@compute @workgroup_size(64)
+fn avg_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let h = p(1u);
+    let w = p(2u);
+    let oh = p(9u);
+    let ow = p(10u);
+    if (i >= p(0u) * h * w) {
+        return;
+    }
+    let ix = i % w;
+    let iy = (i / w) % h;
+    let plane = i / (w * h);
+    let ry = covering(iy, p(3u), p(5u), p(7u), oh);
+    let rx = covering(ix, p(4u), p(6u), p(8u), ow);
+    var s = 0.0;
+    for (var oy = ry.x; oy < ry.y; oy = oy + 1u) {
+        for (var ox = rx.x; ox < rx.y; ox = ox + 1u) {
+            s = s + A[(plane * oh + oy) * ow + ox] / avg_div(oy, ox);
+        }
+    }
+    Y[i] = s;
+}
+
+// PyTorch's adaptive bin [floor(o*len/out), ceil((o+1)*len/out)).
+fn bin(o: u32, len: u32, outn: u32) -> vec2<u32> {
+    return vec2<u32>(o * len / outn, ((o + 1u) * len + outn - 1u) / outn);
+}
+
+// Adaptive average pooling. P: planes, h, w, oh, ow.
+@compute @workgroup_size(64)
+fn adaptive_avg_pool(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let h = p(1u);
+    let w = p(2u);
+    let oh = p(3u);
+    let ow = p(4u);
+    if (i >= p(0u) * oh * ow) {
+        return;
+    }
+    let ox = i % ow;
+    let oy = (i / ow) % oh;
+    let plane = i / (ow * oh);
+    let by = bin(oy, h, oh);
+    let bx = bin(ox, w, ow);
+    var s = 0.0;
+    for (var iy = by.x; iy < by.y; iy = iy + 1u) {
+        for (var ix = bx.x; ix < bx.y; ix = ix + 1u) {
+            s = s + A[(plane * h + iy) * w + ix];
+        }
+    }
+    Y[i] = s / f32((by.y - by.x) * (bx.y - bx.x));
+}
+
+@compute @workgroup_size(64)
+fn adaptive_avg_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let h = p(1u);
+    let w = p(2u);
+    let oh = p(3u);
+    let ow = p(4u);
+    if (i >= p(0u) * h * w) {
+        return;
+    }
+    let ix = i % w;
+    let iy = (i / w) % h;
+    let plane = i / (w * h);
+    var s = 0.0;
+    for (var oy = 0u; oy < oh; oy = oy + 1u) {
+        let by = bin(oy, h, oh);
+        if (iy < by.x || iy >= by.y) {
+            continue;
+        }
+        for (var ox = 0u; ox < ow; ox = ox + 1u) {
+            let bx = bin(ox, w, ow);
+            if (ix < bx.x || ix >= bx.y) {
+                continue;
+            }
+            s = s + A[(plane * oh + oy) * ow + ox] / f32((by.y - by.x) * (bx.y - bx.x));
+        }
+    }
+    Y[i] = s;
+}
+
+// ---------------------------------------------------------------- batch norm
+// One workgroup of 64 per channel for the reductions; `red`/`red2` hold the lanes' parts.
+var<workgroup> red: array<f32, 64>;
+var<workgroup> red2: array<f32, 64>;
+
+fn reduce_lanes(l: u32) {
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s = s / 2u) {
+        if (l < s) {
+            red[l] = red[l] + red[l + s];
+            red2[l] = red2[l] + red2[l + s];
+        }
+        workgroupBarrier();
+    }
+}
+
+// Per-channel mean and 1/std (biased variance, two passes) of [n, c, hw] A into
+// Y = [mean(c), invstd(c)]. P: n, c, hw, eps. Workgroups: (c, 1).
+@compute @workgroup_size(64)
+fn bn_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let c = p(1u);
+    let hw = p(2u);
+    let count = p(0u) * hw;
+    let ch = wid.x;
+    let l = lid.x;
+    var s = 0.0;
+    for (var i = l; i < count; i = i + 64u) {
+        s = s + A[((i / hw) * c + ch) * hw + i % hw];
+    }
+    red[l] = s;
+    red2[l] = 0.0;
+    reduce_lanes(l);
+    let mu = red[0] / f32(count);
+    workgroupBarrier();
+    var q = 0.0;
+    for (var i = l; i < count; i = i + 64u) {
+        let d = A[((i / hw) * c + ch) * hw + i % hw] - mu;
+        q = q + d * d;
+    }
+    red[l] = q;
+    reduce_lanes(l);
+    if (l == 0u) {
+        Y[ch] = mu;
+        Y[c + ch] = 1.0 / sqrt(red[0] / f32(count) + pf(3u));
+    }
+}
+
+// y = (x - mean) * invstd * gamma + beta. A = x; B = [mean, invstd, gamma, beta] (c each).
+// P: total, c, hw.
+@compute @workgroup_size(64)
+fn bn_apply(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let c = p(1u);
+    if (i >= p(0u)) {
+        return;
+    }
+    let ch = (i / p(2u)) % c;
+    Y[i] = (A[i] - B[ch]) * (B[c + ch] * B[2u * c + ch]) + B[3u * c + ch];
+}
+
+// Per-channel sums of g and g * (x - mean) * invstd into Y = [sum_g(c), sum_gxhat(c)].
+// A = x; B = [g (n*c*hw), mean (c), invstd (c)]. P: n, c, hw. Workgroups: (c, 1).
+@compute @workgroup_size(64)
+fn bn_backward_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let c = p(1u);
+    let hw = p(2u);
+    let count = p(0u) * hw;
+    let total = count * c;
+    let ch = wid.x;
+    let l = lid.x;
+    let mu = B[total + ch];
+    let is = B[total + c + ch];
+    var a = 0.0;
+    var b = 0.0;
+    for (var i = l; i < count; i = i + 64u) {
+        let o = ((i / hw) * c + ch) * hw + i % hw;
+        a = a + B[o];
+        b = b + B[o] * (A[o] - mu);
+    }
+    red[l] = a;
+    red2[l] = b;
+    reduce_lanes(l);
+    if (l == 0u) {
+        Y[ch] = red[0];
+        Y[c + ch] = red2[0] * is;
+    }
+}
+
+// gx = gamma * invstd * (g - sum_g / m - xhat * sum_gxhat / m), m = n * hw.
+// A = x; B = [g (total), mean, invstd, gamma, sum_g, sum_gxhat (c each)]. P: total, c, hw, m.
+@compute @workgroup_size(64)
+fn bn_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let total = p(0u);
+    let c = p(1u);
+    if (i >= total) {
+        return;
+    }
+    let ch = (i / p(2u)) % c;
+    let m = f32(p(3u));
+    let mu = B[total + ch];
+    let is = B[total + c + ch];
+    let a = B[total + 2u * c + ch] * is;
+    let k = a * is * B[total + 4u * c + ch] / m;
+    let d = a * B[total + 3u * c + ch] / m;
+    Y[i] = a * B[i] - k * (A[i] - mu) - d;
+}
+
+// ---------------------------------------------------------------- softmax gradient
+// gx = g - exp(y) * sum(g) per row. A = y, B = g. P: rows, cols.
+@compute @workgroup_size(64)
+fn log_softmax_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let r = index(id, nw);
+    let cols = p(1u);
+    if (r >= p(0u)) {
+        return;
+    }
+    var s = 0.0;
+    for (var j = 0u; j < cols; j = j + 1u) {
+        s = s + B[r * cols + j];
+    }
+    for (var j = 0u; j < cols; j = j + 1u) {
+        let o = r * cols + j;
+        Y[o] = B[o] - exp(A[o]) * s;
+    }
+}
+
+// ---------------------------------------------------------------- optimisers
+// PyTorch SGD (dampening 0). A = [w (n), v (n)], B = g; Y = [w', v'].
+// P: n, lr, mu, wd, nesterov, first.
+@compute @workgroup_size(64)
+fn sgd(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let n = p(0u);
+    if (i >= n) {
+        return;
+    }
+    let lr = pf(1u);
+    let mu = pf(2u);
+    let w = A[i];
+    let d = B[i] + pf(3u) * w;
+    if (mu == 0.0) {
+        Y[i] = w - lr * d;
+        Y[n + i] = A[n + i];
+        return;
+    }
+    var v = mu * A[n + i] + d;
+    if (p(5u) == 1u) {
+        v = d;
+    }
+    var step = v;
+    if (p(4u) == 1u) {
+        step = d + mu * v;
+    }
+    Y[i] = w - lr * step;
+    Y[n + i] = v;
+}
+
+// Adam (AdamW when decoupled). A = [w, m, v] (n each), B = g; Y = [w', m', v'].
+// P: n, lr, b1, b2, eps, wd, decoupled, c1 = 1 - b1^t, c2 = 1 - b2^t.
+@compute @workgroup_size(64)
+fn adam(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let n = p(0u);
+    if (i >= n) {
+        return;
+    }
+    let lr = pf(1u);
+    let b1 = pf(2u);
+    let b2 = pf(3u);
+    let wd = pf(5u);
+    var w = A[i];
+    var g = B[i];
+    if (p(6u) == 1u) {
+        w = w - lr * wd * w;
+    } else {
+        g = g + wd * w;
+    }
+    let m = b1 * A[n + i] + (1.0 - b1) * g;
+    let v = b2 * A[2u * n + i] + (1.0 - b2) * g * g;
+    Y[i] = w - lr * (m / pf(7u)) / (sqrt(v / pf(8u)) + pf(4u));
+    Y[n + i] = m;
+    Y[2u * n + i] = v;
+}

@@ -2,43 +2,18 @@
 //! driver (lavapipe), so CI runs them for real. Host slices in, host vectors out (each
 //! call uploads and reads back); no adapter is an error naming what to install.
 //!
-//! Kernels so far: unary and binary elementwise ops, matmul (tiled, either operand
-//! transposed), direct conv2d (stride, padding, dilation, groups), max pooling with
-//! argmax, log-softmax. Tensors do not live on the device yet, so training does not run
-//! here.
+//! Kernels: unary and binary elementwise ops, matmul (tiled, either operand transposed),
+//! direct conv2d and both gradients (stride, padding, dilation, groups), max pooling with
+//! argmax and its gradient, average and adaptive average pooling and their gradients,
+//! batch-norm statistics/apply/backward (one workgroup per channel), log-softmax and its
+//! gradient, and the SGD and Adam updates. The [`crate::accel::Accel`] implementation
+//! below is what training uses (`crate::accel::activate_wgpu`). Tensors do not live on
+//! the device: every call uploads its inputs and reads its outputs back.
 
+use crate::accel::{Accel, Res};
+use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 use wgpu::util::DeviceExt;
-
-static DEVICE: OnceLock<Result<Gpu, String>> = OnceLock::new();
-static ON: AtomicBool = AtomicBool::new(false);
-
-/// Routes `nas-core`'s convolutions and linear layers to wgpu from now on (the rest of
-/// each step stays on the CPU), opening the adapter on first use.
-pub fn activate() -> Result<&'static Gpu, String> {
-    let g = DEVICE
-        .get_or_init(Gpu::new)
-        .as_ref()
-        .map_err(|e| e.clone())?;
-    ON.store(true, Ordering::Relaxed);
-    Ok(g)
-}
-
-/// Routes everything back to the CPU.
-pub fn deactivate() {
-    ON.store(false, Ordering::Relaxed);
-}
-
-/// The wgpu device when it is active.
-#[inline]
-pub fn active() -> Option<&'static Gpu> {
-    if !ON.load(Ordering::Relaxed) {
-        return None;
-    }
-    DEVICE.get().and_then(|r| r.as_ref().ok())
-}
 
 /// The kernels' WGSL source.
 pub const SOURCE: &str = include_str!("kernels.wgsl");
@@ -52,7 +27,19 @@ pub const ENTRIES: &[&str] = &[
     "conv2d_backward_input",
     "conv2d_backward_weight",
     "max_pool",
+    "max_pool_backward",
+    "avg_pool",
+    "avg_pool_backward",
+    "adaptive_avg_pool",
+    "adaptive_avg_pool_backward",
+    "bn_stats",
+    "bn_apply",
+    "bn_backward_sums",
+    "bn_backward_input",
     "log_softmax",
+    "log_softmax_backward",
+    "sgd",
+    "adam",
 ];
 
 /// An adapter with the kernels' pipelines built.
@@ -312,56 +299,25 @@ impl Gpu {
             .0)
     }
 
-    /// `[m, k] x [k, n]`, either operand read transposed.
-    #[allow(clippy::too_many_arguments)]
-    pub fn matmul(
-        &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[f32],
-        ta: bool,
-        b: &[f32],
-        tb: bool,
-    ) -> Result<Vec<f32>, String> {
-        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
-        let groups = (n.div_ceil(16) as u32, m.div_ceil(16) as u32);
-        Ok(self.run("matmul", &params, a, b, m * n, groups)?.0)
-    }
-
-    /// Convolution forward (no bias) of a whole batch.
-    pub fn conv2d(
-        &self,
-        p: &crate::cpu::conv::Conv2d,
-        x: &[f32],
-        w: &[f32],
-    ) -> Result<Vec<f32>, String> {
-        p.validate()?;
-        let params = [
-            p.n,
-            p.cin,
+    fn pool_params(p: &Pool2d, cip: bool) -> [u32; 12] {
+        [
+            p.n * p.c,
             p.h,
             p.w,
-            p.cout,
             p.kh,
             p.kw,
             p.sh,
             p.sw,
             p.ph,
             p.pw,
-            p.dh,
-            p.dw,
-            p.groups,
             p.out_h(),
             p.out_w(),
+            cip as usize,
         ]
-        .map(|v| v as u32);
-        Ok(self
-            .run("conv2d", &params, x, w, p.out_len(), groups_1d(p.out_len()))?
-            .0)
+        .map(|v| v as u32)
     }
 
-    fn conv_params(p: &crate::cpu::conv::Conv2d) -> [u32; 16] {
+    fn conv_params(p: &Conv2d) -> [u32; 16] {
         [
             p.n,
             p.cin,
@@ -383,13 +339,104 @@ impl Gpu {
         .map(|v| v as u32)
     }
 
-    /// Convolution input gradient of a whole batch (`gy` is the output gradient).
-    pub fn conv2d_backward_input(
+    /// One SGD step (PyTorch's, dampening 0) of weights `w` with gradient `g` and
+    /// momentum buffer `v` (`first`: the buffer starts as the step's direction).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgd(
         &self,
-        p: &crate::cpu::conv::Conv2d,
-        gy: &[f32],
-        w: &[f32],
-    ) -> Result<Vec<f32>, String> {
+        w: &mut [f32],
+        g: &[f32],
+        v: &mut [f32],
+        lr: f32,
+        mu: f32,
+        wd: f32,
+        nesterov: bool,
+        first: bool,
+    ) -> Res<()> {
+        let n = w.len();
+        let a = [&w[..], &v[..]].concat();
+        let params = [
+            n as u32,
+            lr.to_bits(),
+            mu.to_bits(),
+            wd.to_bits(),
+            nesterov as u32,
+            first as u32,
+        ];
+        let y = self.run("sgd", &params, &a, g, 2 * n, groups_1d(n))?.0;
+        w.copy_from_slice(&y[..n]);
+        v.copy_from_slice(&y[n..]);
+        Ok(())
+    }
+
+    /// One Adam step `t` (1-based; AdamW when `decoupled`) of weights `w` with gradient
+    /// `g` and moments `m`, `v`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adam(
+        &self,
+        w: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        lr: f32,
+        (b1, b2, eps): (f32, f32, f32),
+        wd: f32,
+        decoupled: bool,
+        t: i32,
+    ) -> Res<()> {
+        let n = w.len();
+        let a = [&w[..], &m[..], &v[..]].concat();
+        let params = [
+            n as u32,
+            lr.to_bits(),
+            b1.to_bits(),
+            b2.to_bits(),
+            eps.to_bits(),
+            wd.to_bits(),
+            decoupled as u32,
+            (1.0 - b1.powi(t)).to_bits(),
+            (1.0 - b2.powi(t)).to_bits(),
+        ];
+        let y = self.run("adam", &params, &a, g, 3 * n, groups_1d(n))?.0;
+        w.copy_from_slice(&y[..n]);
+        m.copy_from_slice(&y[n..2 * n]);
+        v.copy_from_slice(&y[2 * n..]);
+        Ok(())
+    }
+}
+
+impl Accel for Gpu {
+    fn kind(&self) -> &'static str {
+        "wgpu"
+    }
+
+    fn describe(&self) -> String {
+        format!("wgpu: {}", self.adapter)
+    }
+
+    fn matmul(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ta: bool,
+        b: &[f32],
+        tb: bool,
+    ) -> Res<Vec<f32>> {
+        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
+        let groups = (n.div_ceil(16) as u32, m.div_ceil(16) as u32);
+        Ok(self.run("matmul", &params, a, b, m * n, groups)?.0)
+    }
+
+    fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
+        p.validate()?;
+        let params = Self::conv_params(p);
+        let len = p.out_len();
+        Ok(self.run("conv2d", &params, x, w, len, groups_1d(len))?.0)
+    }
+
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         let len = p.n * p.cin * p.h * p.w;
         let params = Self::conv_params(p);
         Ok(self
@@ -397,13 +444,7 @@ impl Gpu {
             .0)
     }
 
-    /// Convolution weight gradient of a whole batch.
-    pub fn conv2d_backward_weight(
-        &self,
-        p: &crate::cpu::conv::Conv2d,
-        x: &[f32],
-        gy: &[f32],
-    ) -> Result<Vec<f32>, String> {
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
         let len = p.weight_len();
         let params = Self::conv_params(p);
         Ok(self
@@ -418,35 +459,156 @@ impl Gpu {
             .0)
     }
 
-    /// Max pooling forward: values and argmax (flat index in the input plane).
-    pub fn max_pool(
-        &self,
-        p: &crate::cpu::pool::Pool2d,
-        x: &[f32],
-    ) -> Result<(Vec<f32>, Vec<u32>), String> {
+    fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)> {
         let len = p.n * p.c * p.out_h() * p.out_w();
-        let params = [
-            p.n * p.c,
-            p.h,
-            p.w,
-            p.kh,
-            p.kw,
-            p.sh,
-            p.sw,
-            p.ph,
-            p.pw,
-            p.out_h(),
-            p.out_w(),
-        ]
-        .map(|v| v as u32);
+        let params = Self::pool_params(p, false);
         self.run("max_pool", &params, x, &[], len, groups_1d(len))
     }
 
-    /// Row-wise log-softmax of `[rows, cols]`.
-    pub fn log_softmax(&self, x: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>, String> {
+    fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
+        let len = p.n * p.c * p.h * p.w;
+        if p.h * p.w > 1 << 24 {
+            return Err(format!(
+                "wgpu max_pool_backward: a {}x{} plane is past exact f32 indices",
+                p.h, p.w
+            ));
+        }
+        let arg: Vec<f32> = arg.iter().map(|&a| a as f32).collect();
+        let params = Self::pool_params(p, false);
+        Ok(self
+            .run("max_pool_backward", &params, gy, &arg, len, groups_1d(len))?
+            .0)
+    }
+
+    fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>> {
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        let params = Self::pool_params(p, cip);
+        Ok(self
+            .run("avg_pool", &params, x, &[], len, groups_1d(len))?
+            .0)
+    }
+
+    fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>> {
+        let len = p.n * p.c * p.h * p.w;
+        let params = Self::pool_params(p, cip);
+        Ok(self
+            .run("avg_pool_backward", &params, gy, &[], len, groups_1d(len))?
+            .0)
+    }
+
+    fn adaptive_avg_pool(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        x: &[f32],
+    ) -> Res<Vec<f32>> {
+        let len = planes * oh * ow;
+        let params = [planes, h, w, oh, ow].map(|v| v as u32);
+        Ok(self
+            .run("adaptive_avg_pool", &params, x, &[], len, groups_1d(len))?
+            .0)
+    }
+
+    fn adaptive_avg_pool_backward(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        gy: &[f32],
+    ) -> Res<Vec<f32>> {
+        let len = planes * h * w;
+        let params = [planes, h, w, oh, ow].map(|v| v as u32);
+        Ok(self
+            .run(
+                "adaptive_avg_pool_backward",
+                &params,
+                gy,
+                &[],
+                len,
+                groups_1d(len),
+            )?
+            .0)
+    }
+
+    fn batch_norm_train(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
+        let stats = self
+            .run("bn_stats", &params, x, &[], 2 * c, (c as u32, 1))?
+            .0;
+        let (mean, invstd) = (stats[..c].to_vec(), stats[c..].to_vec());
+        let chans = [&mean[..], &invstd[..], gamma, beta].concat();
+        let total = n * c * hw;
+        let params = [total as u32, c as u32, hw as u32];
+        let y = self
+            .run("bn_apply", &params, x, &chans, total, groups_1d(total))?
+            .0;
+        Ok((y, mean, invstd))
+    }
+
+    fn batch_norm_backward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &[f32],
+        gy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let total = n * c * hw;
+        let b = [gy, mean, invstd].concat();
+        let params = [n as u32, c as u32, hw as u32];
+        let sums = self
+            .run("bn_backward_sums", &params, x, &b, 2 * c, (c as u32, 1))?
+            .0;
+        let (gbeta, ggamma) = (sums[..c].to_vec(), sums[c..].to_vec());
+        let b = [gy, mean, invstd, gamma, &gbeta, &ggamma].concat();
+        let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
+        let gx = self
+            .run("bn_backward_input", &params, x, &b, total, groups_1d(total))?
+            .0;
+        Ok((gx, ggamma, gbeta))
+    }
+
+    fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {
         let params = [rows as u32, cols as u32];
         Ok(self
             .run("log_softmax", &params, x, &[], rows * cols, groups_1d(rows))?
+            .0)
+    }
+
+    fn log_softmax_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        y: &[f32],
+        gy: &[f32],
+    ) -> Res<Vec<f32>> {
+        let params = [rows as u32, cols as u32];
+        Ok(self
+            .run(
+                "log_softmax_backward",
+                &params,
+                y,
+                gy,
+                rows * cols,
+                groups_1d(rows),
+            )?
             .0)
     }
 }

@@ -26,3 +26,195 @@ pub fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
         "{what}: max error {err} (scale {scale})"
     );
 }
+
+/// The [`Accel`](nas_kernels::accel::Accel) primitives against the CPU kernels, one
+/// function per family, run by each backend's equivalence test file.
+#[allow(dead_code)]
+pub mod suite {
+    use super::{close, random};
+    use nas_kernels::accel::Accel;
+    use nas_kernels::cpu::{conv, gemm, norm, pool, softmax};
+
+    pub fn matmul(a: &dyn Accel) {
+        let (m, n, k) = (67, 45, 129);
+        let x = random(m * k, 3);
+        let y = random(k * n, 4);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut want = vec![0.0; m * n];
+            gemm::sgemm(m, n, k, &x, ta, &y, tb, &mut want, false, false);
+            let got = a.matmul(m, n, k, &x, ta, &y, tb).unwrap();
+            close(&got, &want, 1e-4, &format!("matmul ta={ta} tb={tb}"));
+        }
+    }
+
+    /// Plain, strided, padded, dilated, grouped and depthwise geometries, forward and
+    /// both gradients.
+    pub fn conv2d(a: &dyn Accel) {
+        for (cin, cout, k, s, pad, d, groups) in [
+            (3, 8, 3, 1, 1, 1, 1),
+            (4, 6, 5, 2, 2, 1, 2),
+            (8, 8, 3, 1, 2, 2, 8),
+            (8, 8, 5, 2, 2, 1, 8),
+            (6, 4, 1, 1, 0, 1, 1),
+            (5, 7, 3, 2, 0, 1, 1),
+        ] {
+            let p = conv::Conv2d {
+                n: 2,
+                cin,
+                h: 13,
+                w: 11,
+                cout,
+                kh: k,
+                kw: k,
+                sh: s,
+                sw: s,
+                ph: pad,
+                pw: pad,
+                dh: d,
+                dw: d,
+                groups,
+            };
+            let x = random(p.n * p.cin * p.h * p.w, 5);
+            let w = random(p.weight_len(), 6);
+            let mut want = vec![0.0; p.out_len()];
+            conv::conv2d_forward(&p, &x, &w, None, &mut want);
+            close(
+                &a.conv2d(&p, &x, &w).unwrap(),
+                &want,
+                1e-4,
+                &format!("conv {p:?}"),
+            );
+            let gy = random(p.out_len(), 9);
+            let mut gx = vec![0.0; x.len()];
+            conv::conv2d_backward_input(&p, &gy, &w, &mut gx);
+            let got = a.conv2d_backward_input(&p, &gy, &w).unwrap();
+            close(&got, &gx, 1e-4, &format!("conv input grad {p:?}"));
+            let mut gw = vec![0.0; w.len()];
+            conv::conv2d_backward_weight(&p, &x, &gy, &mut gw, None);
+            let got = a.conv2d_backward_weight(&p, &x, &gy).unwrap();
+            close(&got, &gw, 1e-4, &format!("conv weight grad {p:?}"));
+        }
+    }
+
+    fn pool_geom(k: usize, s: usize, pad: usize) -> pool::Pool2d {
+        pool::Pool2d {
+            n: 2,
+            c: 5,
+            h: 13,
+            w: 11,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            ph: pad,
+            pw: pad,
+        }
+    }
+
+    /// Max and average pooling (with and without padding in the divisor) and adaptive
+    /// average pooling, forward and backward; max pooling's argmax must be identical.
+    pub fn pooling(a: &dyn Accel) {
+        for (k, s, pad) in [(2, 2, 0), (3, 1, 1), (3, 2, 1), (5, 2, 2)] {
+            let p = pool_geom(k, s, pad);
+            let what = format!("k{k} s{s} p{pad}");
+            let x = random(p.n * p.c * p.h * p.w, 7);
+            let len = p.n * p.c * p.out_h() * p.out_w();
+            let (mut y, mut arg) = (vec![0.0; len], vec![0u32; len]);
+            pool::max_pool2d_forward(&p, &x, &mut y, &mut arg);
+            let (gy_, ga) = a.max_pool(&p, &x).unwrap();
+            close(&gy_, &y, 1e-6, &format!("max pool {what}"));
+            assert_eq!(ga, arg, "max pool argmax {what}");
+            let gy = random(len, 11);
+            let mut gx = vec![0.0; x.len()];
+            pool::max_pool2d_backward(&p, &gy, &arg, &mut gx);
+            let got = a.max_pool_backward(&p, &gy, &arg).unwrap();
+            close(&got, &gx, 1e-5, &format!("max pool grad {what}"));
+            for cip in [false, true] {
+                let mut y = vec![0.0; len];
+                pool::avg_pool2d_forward(&p, cip, &x, &mut y);
+                let got = a.avg_pool(&p, cip, &x).unwrap();
+                close(&got, &y, 1e-5, &format!("avg pool {what} cip={cip}"));
+                let mut gx = vec![0.0; x.len()];
+                pool::avg_pool2d_backward(&p, cip, &gy, &mut gx);
+                let got = a.avg_pool_backward(&p, cip, &gy).unwrap();
+                close(&got, &gx, 1e-5, &format!("avg pool grad {what} cip={cip}"));
+            }
+        }
+        for (oh, ow) in [(1, 1), (4, 3), (5, 7)] {
+            let (n, c, h, w) = (2, 3, 13, 11);
+            let x = random(n * c * h * w, 12);
+            let mut y = vec![0.0; n * c * oh * ow];
+            pool::adaptive_avg_pool2d_forward(n, c, h, w, oh, ow, &x, &mut y);
+            let got = a.adaptive_avg_pool(n * c, h, w, oh, ow, &x).unwrap();
+            close(&got, &y, 1e-5, &format!("adaptive pool {oh}x{ow}"));
+            let gy = random(y.len(), 13);
+            let mut gx = vec![0.0; x.len()];
+            pool::adaptive_avg_pool2d_backward(n, c, h, w, oh, ow, &gy, &mut gx);
+            let got = a
+                .adaptive_avg_pool_backward(n * c, h, w, oh, ow, &gy)
+                .unwrap();
+            close(&got, &gx, 1e-5, &format!("adaptive pool grad {oh}x{ow}"));
+        }
+    }
+
+    /// Training-mode batch norm and its backward; the input has a per-channel offset so
+    /// the mean matters.
+    pub fn batch_norm(a: &dyn Accel) {
+        for (n, c, hw) in [(4, 3, 100), (64, 16, 1024), (2, 70, 9)] {
+            let x: Vec<f32> = random(n * c * hw, 14)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * 2.0 + ((i / hw) % c) as f32 * 0.5)
+                .collect();
+            let gamma: Vec<f32> = random(c, 15).iter().map(|v| v + 1.5).collect();
+            let beta = random(c, 16);
+            let eps = 1e-5;
+            let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+            norm::batch_norm_forward_train(
+                n,
+                c,
+                hw,
+                &x,
+                &gamma,
+                &beta,
+                eps,
+                &mut y,
+                &mut mean,
+                &mut invstd,
+            );
+            let what = format!("batch norm {n}x{c}x{hw}");
+            let (gy_, gm, gi) = a
+                .batch_norm_train(n, c, hw, &x, &gamma, &beta, eps)
+                .unwrap();
+            close(&gm, &mean, 1e-4, &format!("{what} mean"));
+            close(&gi, &invstd, 1e-4, &format!("{what} invstd"));
+            close(&gy_, &y, 1e-4, &format!("{what} output"));
+            let gy = random(x.len(), 17);
+            let (mut gx, mut gg, mut gb) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+            norm::batch_norm_backward(
+                n, c, hw, &x, &gy, &gamma, &mean, &invstd, &mut gx, &mut gg, &mut gb,
+            );
+            let (ax, ag, ab) = a
+                .batch_norm_backward(n, c, hw, &x, &gy, &gamma, &mean, &invstd)
+                .unwrap();
+            close(&ag, &gg, 1e-4, &format!("{what} gamma grad"));
+            close(&ab, &gb, 1e-4, &format!("{what} beta grad"));
+            close(&ax, &gx, 1e-3, &format!("{what} input grad"));
+        }
+    }
+
+    pub fn log_softmax(a: &dyn Accel) {
+        for (rows, cols) in [(64, 10), (3, 1000)] {
+            let x: Vec<f32> = random(rows * cols, 8).iter().map(|v| v * 5.0).collect();
+            let mut y = vec![0.0; rows * cols];
+            softmax::log_softmax_forward(rows, cols, &x, &mut y);
+            let got = a.log_softmax(rows, cols, &x).unwrap();
+            close(&got, &y, 1e-4, &format!("log_softmax {rows}x{cols}"));
+            let gy = random(rows * cols, 18);
+            let mut gx = vec![0.0; rows * cols];
+            softmax::log_softmax_backward(rows, cols, &y, &gy, &mut gx);
+            let got = a.log_softmax_backward(rows, cols, &y, &gy).unwrap();
+            close(&got, &gx, 1e-4, &format!("log_softmax grad {rows}x{cols}"));
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The accelerator boundary: the primitives a training step hands to a device backend
+//! (wgpu or CUDA), with host slices in and host vectors out. `nas-core` asks
+//! [`active`] before each convolution, linear layer, pooling, batch norm and log-softmax,
+//! forward and backward, and runs the CPU kernel when no accelerator is active.
+//!
+//! Every method computes exactly what the CPU kernel of the same name computes (the
+//! equivalence tests hold each backend to that on random inputs); the result is a fresh
+//! vector the caller adds or copies where it belongs.
+
+use crate::cpu::{conv::Conv2d, pool::Pool2d};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// `Ok(value)` or a message naming the kernel and the device's complaint.
+pub type Res<T> = Result<T, String>;
+
+/// A device backend's training primitives.
+pub trait Accel: Send + Sync {
+    /// `"wgpu"` or `"cuda"`: the prefix of its kernels in profiles.
+    fn kind(&self) -> &'static str;
+    /// The device, for reports.
+    fn describe(&self) -> String;
+
+    /// `[m, k] x [k, n]`, either operand read transposed.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ta: bool,
+        b: &[f32],
+        tb: bool,
+    ) -> Res<Vec<f32>>;
+    /// Convolution forward without bias.
+    fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>>;
+    /// Convolution input gradient.
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>>;
+    /// Convolution weight gradient.
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>>;
+    /// Max pooling: values and argmax (flat index within the input plane).
+    fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)>;
+    /// Max pooling input gradient from the forward's argmax.
+    fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>>;
+    /// Average pooling (`cip`: padding counts in the divisor).
+    fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>>;
+    /// Average pooling input gradient.
+    fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>>;
+    /// Adaptive average pooling of `planes` planes `h x w` to `oh x ow` (PyTorch bins).
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive_avg_pool(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        x: &[f32],
+    ) -> Res<Vec<f32>>;
+    /// Adaptive average pooling input gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive_avg_pool_backward(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        gy: &[f32],
+    ) -> Res<Vec<f32>>;
+    /// Training-mode batch norm of `[n, c, hw]`: output, batch mean, 1/std (biased).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_train(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)>;
+    /// Batch-norm backward: input, gamma and beta gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &[f32],
+        gy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)>;
+    /// Row-wise log-softmax of `[rows, cols]`.
+    fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>>;
+    /// Log-softmax input gradient from the output `y` and its gradient.
+    fn log_softmax_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        y: &[f32],
+        gy: &[f32],
+    ) -> Res<Vec<f32>>;
+}
+
+const NONE: u8 = 0;
+const WGPU: u8 = 1;
+const CUDA: u8 = 2;
+
+static ON: AtomicU8 = AtomicU8::new(NONE);
+static WGPU_DEVICE: OnceLock<Result<crate::gpu::Gpu, String>> = OnceLock::new();
+static CUDA_DEVICE: OnceLock<Result<crate::cuda::Cuda, String>> = OnceLock::new();
+
+/// Routes the primitives to wgpu from now on, opening the adapter on first use.
+pub fn activate_wgpu() -> Res<&'static crate::gpu::Gpu> {
+    let g = WGPU_DEVICE
+        .get_or_init(crate::gpu::Gpu::new)
+        .as_ref()
+        .map_err(|e| e.clone())?;
+    ON.store(WGPU, Ordering::Relaxed);
+    Ok(g)
+}
+
+/// Routes the primitives to CUDA device `ordinal` from now on, opening it (and compiling
+/// the kernels) on first use. One CUDA device per process: a later call with another
+/// ordinal is an error.
+pub fn activate_cuda(ordinal: usize) -> Res<&'static crate::cuda::Cuda> {
+    let c = CUDA_DEVICE
+        .get_or_init(|| crate::cuda::Cuda::new(ordinal))
+        .as_ref()
+        .map_err(|e| e.clone())?;
+    if c.ordinal != ordinal {
+        return Err(format!(
+            "CUDA device {} is already open in this process; cannot switch to {ordinal}",
+            c.ordinal
+        ));
+    }
+    ON.store(CUDA, Ordering::Relaxed);
+    Ok(c)
+}
+
+/// Routes everything back to the CPU.
+pub fn deactivate() {
+    ON.store(NONE, Ordering::Relaxed);
+}
+
+/// The active accelerator, if any.
+#[inline]
+pub fn active() -> Option<&'static dyn Accel> {
+    match ON.load(Ordering::Relaxed) {
+        WGPU => WGPU_DEVICE
+            .get()
+            .and_then(|r| r.as_ref().ok())
+            .map(|g| g as &dyn Accel),
+        CUDA => CUDA_DEVICE
+            .get()
+            .and_then(|r| r.as_ref().ok())
+            .map(|g| g as &dyn Accel),
+        _ => None,
+    }
+}
+
+/// `"{kind}:{op}"` as a `&'static str` for the profiler (interned; the set of names is
+/// small and fixed).
+pub fn label(kind: &'static str, op: &'static str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashMap<(&'static str, &'static str), &'static str>>> =
+        OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    names
+        .entry((kind, op))
+        .or_insert_with(|| Box::leak(format!("{kind}:{op}").into_boxed_str()))
+}
