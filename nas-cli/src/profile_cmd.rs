@@ -17,7 +17,7 @@ use std::time::Instant;
 pub struct ProfileArgs {
     #[command(flatten)]
     pub space: SpaceArgs,
-    /// Device to profile on: cpu or wgpu (cuda[:N] is refused with the reason).
+    /// Device to profile on: cpu, wgpu or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[arg(long, default_value_t = 32)]

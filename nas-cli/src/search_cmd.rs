@@ -48,8 +48,8 @@ pub struct SearchArgs {
     /// supernet training in the search.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
-    /// Backend: cpu, wgpu (convolutions and linear layers on the first Vulkan adapter),
-    /// or cuda[:N] (refused with the reason: not wired up yet).
+    /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N]; on a device,
+    /// convolutions, linear layers, pooling, batch norm and log-softmax run there.
     #[arg(long, default_value = "cpu")]
     #[serde(default = "default_device")]
     pub device: String,

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Backend: cpu, wgpu (convolutions and linear layers on the first Vulkan adapter),
-    /// or cuda[:N] (refused with the reason: not wired up yet).
+    /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N]; on a device,
+    /// convolutions, linear layers, pooling, batch norm and log-softmax run there.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches.

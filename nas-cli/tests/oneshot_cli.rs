@@ -237,3 +237,48 @@ fn bad_one_shot_configs_name_the_field() {
         std::fs::remove_dir_all(&d).ok();
     }
 }
+
+/// A one-shot search runs end to end on wgpu (CI: Mesa's CPU Vulkan driver) and its
+/// supernet scores the exported architecture within two points of the same search on the
+/// CPU (one GDAS epoch on 3,200 images; same seed).
+#[test]
+fn gdas_searches_on_wgpu_as_on_the_cpu() {
+    let search = |device: &str| -> Option<(f32, String)> {
+        let dir = out_dir(&format!("gdas-{device}"));
+        let o = nas()
+            .args(["--threads", "2", "search", "--space", "seed-net"])
+            .args(["--strategy", "gdas", "--epochs", "1", "--limit", "3200"])
+            .args(["--val", "1000", "--device", device, "--out"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        if !o.status.success()
+            && err.contains("no wgpu")
+            && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
+        {
+            println!("skipped: {err}");
+            return None;
+        }
+        assert!(o.status.success(), "{device}: {out}\n{err}");
+        let acc: f32 = out
+            .lines()
+            .find_map(|l| l.split("supernet's weights (validation split): ").nth(1))
+            .and_then(|v| v.trim_end_matches('%').parse().ok())
+            .unwrap_or_else(|| panic!("{device}: no supernet accuracy in {out}"));
+        let best = std::fs::read_to_string(dir.join("best.json")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        Some((acc, best))
+    };
+    let Some((gpu, gpu_best)) = search("wgpu") else {
+        return;
+    };
+    let (cpu, cpu_best) = search("cpu").unwrap();
+    println!("supernet accuracy: cpu {cpu:.2}%, wgpu {gpu:.2}%");
+    println!("cpu export: {cpu_best}\nwgpu export: {gpu_best}");
+    assert!(cpu > 35.0, "one short epoch should learn something: {cpu}");
+    assert!((cpu - gpu).abs() <= 2.0, "cpu {cpu:.2}% vs wgpu {gpu:.2}%");
+}

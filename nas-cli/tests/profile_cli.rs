@@ -113,48 +113,68 @@ fn devices_that_cannot_run_are_clear_errors() {
     }
 }
 
-/// On wgpu the table names the kernels that ran there.
+/// On wgpu the table names the kernels that ran there, for the seed network and a small
+/// DARTS supernet, and the trace is written.
 #[test]
 fn profile_on_wgpu_names_the_gpu_kernels() {
-    let trace = std::env::temp_dir().join(format!("nas-profile-wgpu-{}.json", std::process::id()));
-    let o = nas()
-        .args([
-            "--threads",
-            "2",
-            "profile",
-            "--space",
+    for (space, extra, wants) in [
+        (
             "seed-net",
-            "--batch",
-            "4",
-            "--steps",
-            "1",
-        ])
-        .args(["--device", "wgpu", "--trace"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    if !o.status.success()
-        && err.contains("no wgpu")
-        && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
-    {
-        println!("skipped: {err}");
-        return;
-    }
-    assert!(o.status.success(), "{out}\n{err}");
-    for want in [
-        "wgpu:conv2d",
-        ".bwd",
-        "wgpu:linear.fwd",
-        "wgpu:batch_norm.fwd",
-        "wgpu:batch_norm.bwd",
-        "wgpu:max_pool2d.bwd",
-        "wgpu:log_softmax.fwd",
+            &[][..],
+            &[
+                "wgpu:conv2d",
+                "wgpu:linear.fwd",
+                "wgpu:batch_norm.fwd",
+                "wgpu:batch_norm.bwd",
+                "wgpu:max_pool2d.bwd",
+                "wgpu:log_softmax.fwd",
+            ][..],
+        ),
+        (
+            "darts",
+            &["--cells", "2", "--channels", "8", "--size", "16"][..],
+            &[
+                "wgpu:conv2d_depthwise.fwd",
+                "wgpu:conv2d_depthwise.bwd",
+                "wgpu:conv2d_1x1.bwd",
+                "wgpu:avg_pool2d.bwd",
+                "wgpu:max_pool2d.fwd",
+                "weighted_sum.fwd",
+            ][..],
+        ),
     ] {
-        assert!(out.contains(want), "no `{want}` in:\n{out}");
+        let trace = std::env::temp_dir().join(format!(
+            "nas-profile-wgpu-{space}-{}.json",
+            std::process::id()
+        ));
+        let o = nas()
+            .args(["--threads", "2", "profile", "--space", space])
+            .args(["--batch", "2", "--steps", "1"])
+            .args(extra)
+            .args(["--device", "wgpu", "--trace"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        if !o.status.success()
+            && err.contains("no wgpu")
+            && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
+        {
+            println!("skipped: {err}");
+            return;
+        }
+        assert!(o.status.success(), "{space}: {out}\n{err}");
+        for want in wants {
+            assert!(out.contains(want), "{space}: no `{want}` in:\n{out}");
+        }
+        assert!(out.contains("fused against unfused"), "{space}:\n{out}");
+        let t = std::fs::read_to_string(&trace).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        let events = v["traceEvents"].as_array().map_or(0, |e| e.len());
+        assert!(events > 50, "{space}: {events} trace events");
+        std::fs::remove_file(&trace).ok();
     }
-    std::fs::remove_file(&trace).ok();
 }
