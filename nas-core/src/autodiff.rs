@@ -240,23 +240,15 @@ impl Op {
                 }
             }
             Linear(x, w, b) if accel::active().is_some() => {
-                let gpu = accel::active().unwrap();
-                let fail =
-                    |e: String| -> Vec<f32> { panic!("{} linear backward: {e}", gpu.kind()) };
+                let a = accel::active().unwrap();
                 let (nout, nin) = (w.dim(0), w.dim(1));
                 let rows = x.numel() / nin;
-                if needs(x) {
-                    let gx = gpu
-                        .matmul(rows, nin, nout, g, false, &w.data(), false)
-                        .unwrap_or_else(fail);
-                    acc(x, |a| ew::acc_map(&gx, a, |v| v));
-                }
-                if needs(w) {
-                    let gw = gpu
-                        .matmul(nout, nin, rows, g, true, &x.data(), false)
-                        .unwrap_or_else(fail);
-                    acc(w, |a| ew::acc_map(&gw, a, |v| v));
-                }
+                put_device(x, a, "linear backward", || {
+                    a.matmul(rows, nin, nout, g, false, &w.data(), false)
+                });
+                put_device(w, a, "linear backward", || {
+                    a.matmul(nout, nin, rows, g, true, &x.data(), false)
+                });
                 if let Some(b) = b {
                     acc(b, |gb| {
                         for r in g.chunks(nout) {
@@ -313,21 +305,13 @@ impl Op {
                 });
             }
             Conv2d(x, w, b, p) if accel::active().is_some() => {
-                let gpu = accel::active().unwrap();
-                let fail =
-                    |e: String| -> Vec<f32> { panic!("{} conv2d backward: {e}", gpu.kind()) };
-                if needs(x) {
-                    let gx = gpu
-                        .conv2d_backward_input(p, g, &w.data())
-                        .unwrap_or_else(fail);
-                    acc(x, |a| ew::acc_map(&gx, a, |v| v));
-                }
-                if needs(w) {
-                    let gw = gpu
-                        .conv2d_backward_weight(p, &x.data(), g)
-                        .unwrap_or_else(fail);
-                    acc(w, |a| ew::acc_map(&gw, a, |v| v));
-                }
+                let a = accel::active().unwrap();
+                put_device(x, a, "conv2d backward", || {
+                    a.conv2d_backward_input(p, g, &w.data())
+                });
+                put_device(w, a, "conv2d backward", || {
+                    a.conv2d_backward_weight(p, &x.data(), g)
+                });
                 if let Some(b) = b {
                     let plane = p.out_h() * p.out_w();
                     acc(b, |gb| {
@@ -357,32 +341,21 @@ impl Op {
                 }
             }
             MaxPool2d(x, p, arg) => match accel::active() {
-                Some(a) => {
-                    let gx = a.max_pool_backward(p, g, arg);
-                    put(x, |o| {
-                        o.copy_from_slice(&on_device(a, "max_pool backward", gx))
-                    })
-                }
+                Some(a) => put_device(x, a, "max_pool backward", || a.max_pool_backward(p, g, arg)),
                 None => put(x, |gx| pool::max_pool2d_backward(p, g, arg, gx)),
             },
             AvgPool2d(x, p, inc) => match accel::active() {
-                Some(a) => {
-                    let gx = a.avg_pool_backward(p, *inc, g);
-                    put(x, |o| {
-                        o.copy_from_slice(&on_device(a, "avg_pool backward", gx))
-                    })
-                }
+                Some(a) => put_device(x, a, "avg_pool backward", || {
+                    a.avg_pool_backward(p, *inc, g)
+                }),
                 None => put(x, |gx| pool::avg_pool2d_backward(p, *inc, g, gx)),
             },
             AdaptiveAvgPool2d(x) => {
                 let s = x.shape();
                 match accel::active() {
-                    Some(a) => {
-                        let gx =
-                            a.adaptive_avg_pool_backward(s[0] * s[1], s[2], s[3], os[2], os[3], g);
-                        let gx = on_device(a, "adaptive_avg_pool backward", gx);
-                        put(x, |o| o.copy_from_slice(&gx))
-                    }
+                    Some(a) => put_device(x, a, "adaptive_avg_pool backward", || {
+                        a.adaptive_avg_pool_backward(s[0] * s[1], s[2], s[3], os[2], os[3], g)
+                    }),
                     None => put(x, |gx| {
                         pool::adaptive_avg_pool2d_backward(
                             s[0], s[1], s[2], s[3], os[2], os[3], g, gx,
@@ -421,11 +394,9 @@ impl Op {
                 let cols = *os.last().unwrap();
                 let rows = out.numel() / cols;
                 match accel::active() {
-                    Some(a) => {
-                        let gx = a.log_softmax_backward(rows, cols, &out.data(), g);
-                        let gx = on_device(a, "log_softmax backward", gx);
-                        put(x, |o| o.copy_from_slice(&gx))
-                    }
+                    Some(a) => put_device(x, a, "log_softmax backward", || {
+                        a.log_softmax_backward(rows, cols, &out.data(), g)
+                    }),
                     None => put(x, |gx| {
                         softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
                     }),
@@ -508,6 +479,15 @@ fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
     let mut gl = t.grad_lock();
     let buf = gl.get_or_insert_with(|| buffer::take_zeroed(t.numel()));
     f(buf);
+}
+
+/// Puts the gradient an accelerator computes for `t` (see `put`), asking the device only
+/// if `t` needs one.
+fn put_device(t: &Tensor, a: &dyn Accel, what: &str, f: impl FnOnce() -> Result<Vec<f32>, String>) {
+    if needs(t) {
+        let g = on_device(a, what, f());
+        put(t, |o| o.copy_from_slice(&g));
+    }
 }
 
 /// Like `acc`, for kernels that overwrite their output: writes straight into a fresh

@@ -8,6 +8,24 @@ use crate::tensor::Tensor;
 use nas_kernels::accel;
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 
+/// Runs forward primitive `name` on the active accelerator, profiled under the device's
+/// prefix, and says whether it did; with none active it does nothing and the caller runs
+/// the CPU kernel. A device error is a panic naming the device and the primitive.
+fn on_accel(
+    name: &'static str,
+    flops: f64,
+    bytes: f64,
+    f: impl FnOnce(&dyn accel::Accel) -> Result<(), String>,
+) -> bool {
+    let Some(a) = accel::active() else {
+        return false;
+    };
+    record(accel::label(a.kind(), name), flops, bytes, || {
+        on_device(a, name, f(a))
+    });
+    true
+}
+
 thread_local! {
     /// Multiply-adds of conv/linear/matmul ops since `count_macs` started (None = off).
     static MACS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
@@ -271,12 +289,19 @@ impl Tensor {
         let mut out = buffer::take(rows * nout);
         let flops = 2.0 * (rows * nin * nout) as f64;
         let bytes = 4.0 * (rows * nin + nin * nout + rows * nout) as f64;
-        if let Some(a) = accel::active() {
-            record(accel::label(a.kind(), "linear.fwd"), flops, bytes, || {
-                let y = a.matmul(rows, nout, nin, &self.data(), false, &w.data(), true);
-                out.copy_from_slice(&on_device(a, "linear", y));
-            });
-        } else {
+        let ran = on_accel("linear.fwd", flops, bytes, |a| {
+            out.copy_from_slice(&a.matmul(
+                rows,
+                nout,
+                nin,
+                &self.data(),
+                false,
+                &w.data(),
+                true,
+            )?);
+            Ok(())
+        });
+        if !ran {
             record("linear.fwd", flops, bytes, || {
                 gemm::sgemm(
                     rows,
@@ -422,16 +447,11 @@ impl Tensor {
         let mut out = buffer::take(p.out_len());
         let bd = b.map(|b| b.data());
         let (flops, bytes) = conv_cost(&p);
-        if let Some(a) = accel::active() {
-            record(
-                accel::label(a.kind(), conv_name(&p, "fwd")),
-                flops,
-                bytes,
-                || {
-                    let y = a.conv2d(&p, &self.data(), &w.data());
-                    out.copy_from_slice(&on_device(a, "conv2d", y));
-                },
-            );
+        let ran = on_accel(conv_name(&p, "fwd"), flops, bytes, |a| {
+            out.copy_from_slice(&a.conv2d(&p, &self.data(), &w.data())?);
+            Ok(())
+        });
+        if ran {
             if let Some(bias) = bd.as_deref() {
                 let plane = p.out_h() * p.out_w();
                 for (i, v) in out.iter_mut().enumerate() {
@@ -482,20 +502,16 @@ impl Tensor {
         let mut out = buffer::take(len);
         let mut arg = vec![0u32; len];
         let (flops, bytes) = pool_cost(&p);
-        match accel::active() {
-            Some(a) => record(
-                accel::label(a.kind(), "max_pool2d.fwd"),
-                flops,
-                bytes,
-                || {
-                    let (y, i) = on_device(a, "max_pool2d", a.max_pool(&p, &self.data()));
-                    out.copy_from_slice(&y);
-                    arg = i;
-                },
-            ),
-            None => record("max_pool2d.fwd", flops, bytes, || {
+        let ran = on_accel("max_pool2d.fwd", flops, bytes, |a| {
+            let (y, i) = a.max_pool(&p, &self.data())?;
+            out.copy_from_slice(&y);
+            arg = i;
+            Ok(())
+        });
+        if !ran {
+            record("max_pool2d.fwd", flops, bytes, || {
                 pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
-            }),
+            });
         }
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, arg))
@@ -511,19 +527,14 @@ impl Tensor {
         let p = self.pool_geom(k, stride, pad);
         let mut out = buffer::take(p.n * p.c * p.out_h() * p.out_w());
         let (flops, bytes) = pool_cost(&p);
-        match accel::active() {
-            Some(a) => record(
-                accel::label(a.kind(), "avg_pool2d.fwd"),
-                flops,
-                bytes,
-                || {
-                    let y = a.avg_pool(&p, count_include_pad, &self.data());
-                    out.copy_from_slice(&on_device(a, "avg_pool2d", y));
-                },
-            ),
-            None => record("avg_pool2d.fwd", flops, bytes, || {
+        let ran = on_accel("avg_pool2d.fwd", flops, bytes, |a| {
+            out.copy_from_slice(&a.avg_pool(&p, count_include_pad, &self.data())?);
+            Ok(())
+        });
+        if !ran {
+            record("avg_pool2d.fwd", flops, bytes, || {
                 pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out)
-            }),
+            });
         }
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         Tensor::from_op(
@@ -539,17 +550,12 @@ impl Tensor {
         let mut out = buffer::take(s[0] * s[1] * oh * ow);
         let (inp, outn) = (self.numel() as f64, (s[0] * s[1] * oh * ow) as f64);
         let bytes = 4.0 * (inp + outn);
-        if let Some(a) = accel::active() {
-            record(
-                accel::label(a.kind(), "adaptive_avg_pool2d.fwd"),
-                inp,
-                bytes,
-                || {
-                    let y = a.adaptive_avg_pool(s[0] * s[1], s[2], s[3], oh, ow, &self.data());
-                    out.copy_from_slice(&on_device(a, "adaptive_avg_pool2d", y));
-                },
-            );
-        } else {
+        let ran = on_accel("adaptive_avg_pool2d.fwd", inp, bytes, |a| {
+            let y = a.adaptive_avg_pool(s[0] * s[1], s[2], s[3], oh, ow, &self.data())?;
+            out.copy_from_slice(&y);
+            Ok(())
+        });
+        if !ran {
             record("adaptive_avg_pool2d.fwd", inp, bytes, || {
                 pool::adaptive_avg_pool2d_forward(
                     s[0],
@@ -584,27 +590,14 @@ impl Tensor {
         let mut out = buffer::take(self.numel());
         let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
         let len = (n * c * hw) as f64;
-        if let Some(a) = accel::active() {
-            record(
-                accel::label(a.kind(), "batch_norm.fwd"),
-                6.0 * len,
-                12.0 * len,
-                || {
-                    let r = a.batch_norm_train(
-                        n,
-                        c,
-                        hw,
-                        &self.data(),
-                        &gamma.data(),
-                        &beta.data(),
-                        eps,
-                    );
-                    let (y, m, i) = on_device(a, "batch_norm", r);
-                    out.copy_from_slice(&y);
-                    (mean, invstd) = (m, i);
-                },
-            );
-        } else {
+        let ran = on_accel("batch_norm.fwd", 6.0 * len, 12.0 * len, |a| {
+            let (y, m, i) =
+                a.batch_norm_train(n, c, hw, &self.data(), &gamma.data(), &beta.data(), eps)?;
+            out.copy_from_slice(&y);
+            (mean, invstd) = (m, i);
+            Ok(())
+        });
+        if !ran {
             record("batch_norm.fwd", 6.0 * len, 12.0 * len, || {
                 norm::batch_norm_forward_train(
                     n,
@@ -636,19 +629,14 @@ impl Tensor {
         let mut out = buffer::take(self.numel());
         let n = self.numel() as f64;
         let rows = self.numel() / cols;
-        match accel::active() {
-            Some(a) => record(
-                accel::label(a.kind(), "log_softmax.fwd"),
-                4.0 * n,
-                8.0 * n,
-                || {
-                    let y = a.log_softmax(rows, cols, &self.data());
-                    out.copy_from_slice(&on_device(a, "log_softmax", y));
-                },
-            ),
-            None => record("log_softmax.fwd", 4.0 * n, 8.0 * n, || {
+        let ran = on_accel("log_softmax.fwd", 4.0 * n, 8.0 * n, |a| {
+            out.copy_from_slice(&a.log_softmax(rows, cols, &self.data())?);
+            Ok(())
+        });
+        if !ran {
+            record("log_softmax.fwd", 4.0 * n, 8.0 * n, || {
                 softmax::log_softmax_forward(rows, cols, &self.data(), &mut out)
-            }),
+            });
         }
         Tensor::from_op(self.shape().to_vec(), out, Op::LogSoftmax(self.clone()))
     }
