@@ -347,6 +347,62 @@ impl Cuda {
         p.groups > 1 && p.groups == p.cin && p.cout == p.cin
     }
 
+    /// `im2col_f32` of one image and group `x` into `col`.
+    fn im2col(&self, g: &ConvGeom, x: &CudaView<f32>, col: &mut CudaSlice<f32>) -> Res<()> {
+        let f = self.func("im2col_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(g).arg(x).arg(&mut *col);
+        let len = (g.cin * g.kh * g.kw * g.oh * g.ow) as usize;
+        // SAFETY: arguments match `im2col_f32`; `col` holds the cin*kh*kw x oh*ow matrix.
+        unsafe { l.launch(cfg1d(len)) }.map_err(err("im2col_f32"))?;
+        Ok(())
+    }
+
+    /// `avg_pool_forward_f32` or `avg_pool_backward_f32` (same arguments: geometry,
+    /// count_include_pad, input, zeroed output of `out_len`).
+    fn avg_pool_kernel(
+        &self,
+        name: &str,
+        p: &Pool2d,
+        cip: bool,
+        input: &[f32],
+        out_len: usize,
+    ) -> Res<Vec<f32>> {
+        let g = PoolGeom::from(p);
+        let di = self.up(input)?;
+        let mut dout = self.zeros::<f32>(out_len)?;
+        let cip = cip as i32;
+        let f = self.func(name)?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&cip).arg(&di).arg(&mut dout);
+        // SAFETY: arguments match both kernels; one thread per output element.
+        unsafe { l.launch(cfg1d(out_len)) }.map_err(err(name))?;
+        self.down(&dout, out_len)
+    }
+
+    /// `adaptive_avg_pool_forward_f32` or `..._backward_f32` (same arguments: planes,
+    /// h, w, oh, ow, input, zeroed output of `out_len`).
+    fn adaptive_kernel(
+        &self,
+        name: &str,
+        dims: [usize; 5],
+        input: &[f32],
+        out_len: usize,
+    ) -> Res<Vec<f32>> {
+        let di = self.up(input)?;
+        let mut dout = self.zeros::<f32>(out_len)?;
+        let dims = dims.map(|v| v as i32);
+        let f = self.func(name)?;
+        let mut l = self.stream.launch_builder(&f);
+        for d in &dims {
+            l.arg(d);
+        }
+        l.arg(&di).arg(&mut dout);
+        // SAFETY: arguments match both kernels; one thread per output element.
+        unsafe { l.launch(cfg1d(out_len)) }.map_err(err(name))?;
+        self.down(&dout, out_len)
+    }
+
     /// Launches a per-channel reduction kernel: one block of `threads` per channel.
     fn per_channel(c: usize, threads: u32) -> LaunchConfig {
         LaunchConfig {
@@ -412,15 +468,10 @@ impl Accel for Cuda {
         let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
         let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
         let mut col = self.zeros::<f32>(kk * pp)?;
-        let f = self.func("im2col_f32")?;
         for b in 0..p.n {
             for gi in 0..p.groups {
                 let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
-                let xv = dx.slice(xo..xo + cin_g * p.h * p.w);
-                let mut l = self.stream.launch_builder(&f);
-                l.arg(&g).arg(&xv).arg(&mut col);
-                // SAFETY: arguments match `im2col_f32`; `col` holds kk * pp floats.
-                unsafe { l.launch(cfg1d(kk * pp)) }.map_err(err("im2col_f32"))?;
+                self.im2col(&g, &dx.slice(xo..xo + cin_g * p.h * p.w), &mut col)?;
                 let wv = dw.slice(gi * cout_g * kk..(gi + 1) * cout_g * kk);
                 let yo = (b * p.cout + gi * cout_g) * pp;
                 let mut yv = dy.slice_mut(yo..yo + cout_g * pp);
@@ -500,15 +551,10 @@ impl Accel for Cuda {
         let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
         let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
         let mut col = self.zeros::<f32>(kk * pp)?;
-        let f = self.func("im2col_f32")?;
         for b in 0..p.n {
             for gi in 0..p.groups {
                 let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
-                let xv = dx.slice(xo..xo + cin_g * p.h * p.w);
-                let mut l = self.stream.launch_builder(&f);
-                l.arg(&g).arg(&xv).arg(&mut col);
-                // SAFETY: arguments match `im2col_f32`.
-                unsafe { l.launch(cfg1d(kk * pp)) }.map_err(err("im2col_f32"))?;
+                self.im2col(&g, &dx.slice(xo..xo + cin_g * p.h * p.w), &mut col)?;
                 let go = (b * p.cout + gi * cout_g) * pp;
                 let gv = dg.slice(go..go + cout_g * pp);
                 let mut wv = dw.slice_mut(gi * cout_g * kk..(gi + 1) * cout_g * kk);
@@ -554,31 +600,13 @@ impl Accel for Cuda {
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>> {
-        let g = PoolGeom::from(p);
         let len = p.n * p.c * p.out_h() * p.out_w();
-        let dx = self.up(x)?;
-        let mut dy = self.zeros::<f32>(len)?;
-        let cip = cip as i32;
-        let f = self.func("avg_pool_forward_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&g).arg(&cip).arg(&dx).arg(&mut dy);
-        // SAFETY: arguments match `avg_pool_forward_f32`.
-        unsafe { l.launch(cfg1d(len)) }.map_err(err("avg_pool_forward_f32"))?;
-        self.down(&dy, len)
+        self.avg_pool_kernel("avg_pool_forward_f32", p, cip, x, len)
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>> {
-        let g = PoolGeom::from(p);
         let len = p.n * p.c * p.h * p.w;
-        let dg = self.up(gy)?;
-        let mut dx = self.zeros::<f32>(len)?;
-        let cip = cip as i32;
-        let f = self.func("avg_pool_backward_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&g).arg(&cip).arg(&dg).arg(&mut dx);
-        // SAFETY: arguments match `avg_pool_backward_f32`; `dx` starts zeroed.
-        unsafe { l.launch(cfg1d(len)) }.map_err(err("avg_pool_backward_f32"))?;
-        self.down(&dx, len)
+        self.avg_pool_kernel("avg_pool_backward_f32", p, cip, gy, len)
     }
 
     fn adaptive_avg_pool(
@@ -590,19 +618,8 @@ impl Accel for Cuda {
         ow: usize,
         x: &[f32],
     ) -> Res<Vec<f32>> {
-        let len = planes * oh * ow;
-        let dx = self.up(x)?;
-        let mut dy = self.zeros::<f32>(len)?;
-        let dims = [planes, h, w, oh, ow].map(|v| v as i32);
-        let f = self.func("adaptive_avg_pool_forward_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        for d in &dims {
-            l.arg(d);
-        }
-        l.arg(&dx).arg(&mut dy);
-        // SAFETY: arguments match `adaptive_avg_pool_forward_f32`.
-        unsafe { l.launch(cfg1d(len)) }.map_err(err("adaptive_avg_pool_forward_f32"))?;
-        self.down(&dy, len)
+        let dims = [planes, h, w, oh, ow];
+        self.adaptive_kernel("adaptive_avg_pool_forward_f32", dims, x, planes * oh * ow)
     }
 
     fn adaptive_avg_pool_backward(
@@ -614,19 +631,8 @@ impl Accel for Cuda {
         ow: usize,
         gy: &[f32],
     ) -> Res<Vec<f32>> {
-        let len = planes * h * w;
-        let dg = self.up(gy)?;
-        let mut dx = self.zeros::<f32>(len)?;
-        let dims = [planes, h, w, oh, ow].map(|v| v as i32);
-        let f = self.func("adaptive_avg_pool_backward_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        for d in &dims {
-            l.arg(d);
-        }
-        l.arg(&dg).arg(&mut dx);
-        // SAFETY: arguments match `adaptive_avg_pool_backward_f32`; `dx` starts zeroed.
-        unsafe { l.launch(cfg1d(len)) }.map_err(err("adaptive_avg_pool_backward_f32"))?;
-        self.down(&dx, len)
+        let dims = [planes, h, w, oh, ow];
+        self.adaptive_kernel("adaptive_avg_pool_backward_f32", dims, gy, planes * h * w)
     }
 
     fn batch_norm_train(
