@@ -150,6 +150,13 @@ fn conv2d(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     Y[i] = s;
 }
 
+// The input rows (or columns) under output `o`'s pooling window (stride s, padding pad,
+// size k), clipped to [0, len): [lo, hi).
+fn window(o: u32, s: u32, pad: u32, k: u32, len: u32) -> vec2<i32> {
+    let start = i32(o * s) - i32(pad);
+    return vec2<i32>(max(start, 0), min(start + i32(k), i32(len)));
+}
+
 // Max pooling with argmax (flat index in the plane); padding is -inf; ties go to the
 // first element in row-major order. P: planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow.
 @compute @workgroup_size(64)
@@ -165,14 +172,12 @@ fn max_pool(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroup
     let ox = i % ow;
     let oy = (i / ow) % oh;
     let plane = i / (ow * oh);
-    let y0 = max(i32(oy * p(5u)) - i32(p(7u)), 0);
-    let y1 = min(i32(oy * p(5u)) - i32(p(7u)) + i32(p(3u)), i32(h));
-    let x0 = max(i32(ox * p(6u)) - i32(p(8u)), 0);
-    let x1 = min(i32(ox * p(6u)) - i32(p(8u)) + i32(p(4u)), i32(w));
+    let wy = window(oy, p(5u), p(7u), p(3u), h);
+    let wx = window(ox, p(6u), p(8u), p(4u), w);
     var best = bitcast<f32>(0xff800000u);
-    var bi = u32(y0) * w + u32(x0);
-    for (var iy = y0; iy < y1; iy = iy + 1) {
-        for (var ix = x0; ix < x1; ix = ix + 1) {
+    var bi = u32(wy.x) * w + u32(wx.x);
+    for (var iy = wy.x; iy < wy.y; iy = iy + 1) {
+        for (var ix = wx.x; ix < wx.y; ix = ix + 1) {
             let at = u32(iy) * w + u32(ix);
             let v = A[plane * h * w + at];
             if (v > best) {
@@ -355,11 +360,9 @@ fn avg_div(oy: u32, ox: u32) -> f32 {
         let ex = min(sx + p(4u), w + 2u * p(8u));
         return f32((ey - sy) * (ex - sx));
     }
-    let y0 = max(i32(sy) - i32(p(7u)), 0);
-    let y1 = min(i32(sy) - i32(p(7u)) + i32(p(3u)), i32(h));
-    let x0 = max(i32(sx) - i32(p(8u)), 0);
-    let x1 = min(i32(sx) - i32(p(8u)) + i32(p(4u)), i32(w));
-    return f32((y1 - y0) * (x1 - x0));
+    let wy = window(oy, p(5u), p(7u), p(3u), h);
+    let wx = window(ox, p(6u), p(8u), p(4u), w);
+    return f32((wy.y - wy.x) * (wx.y - wx.x));
 }
 
 @compute @workgroup_size(64)
@@ -375,13 +378,11 @@ fn avg_pool(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroup
     let ox = i % ow;
     let oy = (i / ow) % oh;
     let plane = i / (ow * oh);
-    let y0 = max(i32(oy * p(5u)) - i32(p(7u)), 0);
-    let y1 = min(i32(oy * p(5u)) - i32(p(7u)) + i32(p(3u)), i32(h));
-    let x0 = max(i32(ox * p(6u)) - i32(p(8u)), 0);
-    let x1 = min(i32(ox * p(6u)) - i32(p(8u)) + i32(p(4u)), i32(w));
+    let wy = window(oy, p(5u), p(7u), p(3u), h);
+    let wx = window(ox, p(6u), p(8u), p(4u), w);
     var s = 0.0;
-    for (var iy = y0; iy < y1; iy = iy + 1) {
-        for (var ix = x0; ix < x1; ix = ix + 1) {
+    for (var iy = wy.x; iy < wy.y; iy = iy + 1) {
+        for (var ix = wx.x; ix < wx.y; ix = ix + 1) {
             s = s + A[(plane * h + u32(iy)) * w + u32(ix)];
         }
     }
