@@ -89,6 +89,7 @@ impl Op {
                 | AdaptiveAvgPool2d(..)
                 | BatchNorm(..)
                 | LogSoftmax(_)
+                | WeightedSum(..)
         )
     }
 
@@ -408,6 +409,21 @@ impl Op {
                 put(x, |gx| {
                     softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
                 });
+            }
+            WeightedSum(xs, w, idx) if accel::active().is_some() => {
+                let a = accel::active().unwrap();
+                let wd = w.to_vec();
+                let ws: Vec<f32> = idx.iter().map(|&i| wd[i]).collect();
+                let cat: Vec<f32> = {
+                    let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
+                    guards.iter().flat_map(|d| d.iter().copied()).collect()
+                };
+                let r = a.weighted_sum_backward(xs.len(), &cat, &ws, g);
+                let (gx, gw) = on_device(a, "weighted_sum backward", r);
+                for (x, gxj) in xs.iter().zip(gx.chunks(g.len())) {
+                    acc(x, |o| ew::acc_map(gxj, o, |v| v));
+                }
+                acc(w, |o| idx.iter().zip(&gw).for_each(|(&i, v)| o[i] += v));
             }
             WeightedSum(xs, w, idx) => {
                 let wd = w.to_vec();

@@ -1,12 +1,38 @@
-//! With the wgpu device active, a training step of the seed network (its convolutions
-//! and linear layers on the GPU, the rest on the CPU) gives the loss and every gradient
-//! the CPU gives, within 1e-4 relative. Own test binary: the device switch is global.
-//! Skips, saying so, without a Vulkan adapter unless NAS_REQUIRE_WGPU is set (CI).
+//! With the wgpu device active, a training step of the seed network, and a supernet step
+//! of its space with mixed ops (the primitives the accelerator boundary covers on the
+//! GPU, the rest on the CPU), give the loss and every gradient the CPU gives, within
+//! 1e-4 relative. Own test binary: the device switch is global, so the tests here take
+//! turns. Skip, saying so, without a Vulkan adapter unless NAS_REQUIRE_WGPU is set (CI).
 
 use nas_core::nn::parameters;
 use nas_core::space::builtin::seed::SeedSpace;
-use nas_core::space::{arch, describe, fixed};
+use nas_core::space::{arch, describe, fixed, Supernet};
 use nas_core::{Rng, Tensor};
+use std::sync::{Mutex, MutexGuard};
+
+/// Holds the device switch for one test, or `None` (skip) without an adapter.
+fn wgpu_turn() -> Option<MutexGuard<'static, ()>> {
+    static TURN: Mutex<()> = Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = nas_kernels::accel::activate_wgpu() {
+        assert!(std::env::var_os("NAS_REQUIRE_WGPU").is_none(), "{e}");
+        println!("skipped: {e}");
+        return None;
+    }
+    nas_kernels::accel::deactivate();
+    Some(turn)
+}
+
+/// Largest difference relative to the largest reference magnitude, at most `tol`.
+fn assert_close(cpu: &[f32], gpu: &[f32], tol: f32, what: &str) {
+    assert_eq!(cpu.len(), gpu.len(), "{what}: lengths");
+    let scale = cpu.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let err = cpu
+        .iter()
+        .zip(gpu)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err <= tol * scale, "{what}: error {err} of {scale}");
+}
 
 fn step(net: &dyn nas_core::nn::Module, x: &Tensor, y: &[u32]) -> (f32, Vec<Vec<f32>>) {
     for (_, p) in parameters(net) {
@@ -23,12 +49,7 @@ fn step(net: &dyn nas_core::nn::Module, x: &Tensor, y: &[u32]) -> (f32, Vec<Vec<
 
 #[test]
 fn a_seed_net_step_on_wgpu_matches_the_cpu() {
-    if let Err(e) = nas_kernels::accel::activate_wgpu() {
-        assert!(std::env::var_os("NAS_REQUIRE_WGPU").is_none(), "{e}");
-        println!("skipped: {e}");
-        return;
-    }
-    nas_kernels::accel::deactivate();
+    let Some(_turn) = wgpu_turn() else { return };
     let space = SeedSpace {
         in_channels: 3,
         classes: 10,
@@ -48,12 +69,51 @@ fn a_seed_net_step_on_wgpu_matches_the_cpu() {
             "{cpu_loss} vs {gpu_loss}"
         );
         for (i, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
-            let scale = c.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-            let err = c.iter().zip(g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                err <= 1e-4 * scale,
-                "{a:?}: parameter {i}: error {err} of {scale}"
-            );
+            assert_close(c, g, 1e-4, &format!("{a:?}: parameter {i}"));
+        }
+    }
+}
+
+/// Mixed ops both ways: unfused (the weighted sum of the candidates, on the device with
+/// its gradients) and fused (one convolution of the mixed kernels).
+#[test]
+fn a_supernet_step_on_wgpu_matches_the_cpu() {
+    let Some(_turn) = wgpu_turn() else { return };
+    let space = SeedSpace {
+        in_channels: 3,
+        classes: 10,
+    };
+    let mut rng = Rng::new(2);
+    let x = Tensor::randn(&[4, 3, 16, 16], 1.0, &mut rng);
+    let y: Vec<u32> = (0..4).map(|_| rng.below(10) as u32).collect();
+    for fused in [false, true] {
+        let s = Supernet::build(&space, fused, 7).unwrap();
+        for (label, t) in &s.alphas {
+            let w: Vec<f32> = (0..t.numel()).map(|_| 0.1 + rng.uniform()).collect();
+            s.set_weights(label, &w).unwrap();
+        }
+        let run = || {
+            s.zero_weight_grads();
+            let (loss, grads) = step(s.net.as_ref(), &x, &y);
+            let mixing: Vec<Vec<f32>> =
+                s.alphas.keys().map(|l| s.weight_grad(l).unwrap()).collect();
+            (loss, grads, mixing)
+        };
+        let (cpu_loss, cpu, cpu_mix) = run();
+        nas_kernels::accel::activate_wgpu().unwrap();
+        let (gpu_loss, gpu, gpu_mix) = run();
+        nas_kernels::accel::deactivate();
+        assert_close(
+            &[cpu_loss],
+            &[gpu_loss],
+            1e-4,
+            &format!("fused={fused}: loss"),
+        );
+        for (i, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
+            assert_close(c, g, 1e-4, &format!("fused={fused}: parameter {i}"));
+        }
+        for ((l, c), g) in s.alphas.keys().zip(&cpu_mix).zip(&gpu_mix) {
+            assert_close(c, g, 1e-4, &format!("fused={fused}: mixing weights of {l}"));
         }
     }
 }

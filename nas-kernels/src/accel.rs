@@ -1,7 +1,7 @@
 //! The accelerator boundary: the primitives a training step hands to a device backend
 //! (wgpu or CUDA), with host slices in and host vectors out. `nas-core` asks
-//! [`active`] before each convolution, linear layer, pooling, batch norm and log-softmax,
-//! forward and backward, and runs the CPU kernel when no accelerator is active.
+//! [`active`] before each convolution, linear layer, pooling, batch norm, log-softmax and
+//! mixed-op sum, forward and backward, and runs the CPU kernel when no accelerator is active.
 //!
 //! Every method computes exactly what the CPU kernel of the same name computes (the
 //! equivalence tests hold each backend to that on random inputs); the result is a fresh
@@ -105,6 +105,34 @@ pub trait Accel: Send + Sync {
         y: &[f32],
         gy: &[f32],
     ) -> Res<Vec<f32>>;
+    /// A mixed op's output `y = sum_j w[j] * x_j` of `k` same-length candidate outputs
+    /// given back to back in `xs`.
+    fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>>;
+    /// Its gradients from the output gradient `gy`: the candidates' (`w[j] * gy`, back to
+    /// back) and the mixing weights' (`dot(gy, x_j)`).
+    fn weighted_sum_backward(
+        &self,
+        k: usize,
+        xs: &[f32],
+        w: &[f32],
+        gy: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>)>;
+}
+
+/// The length of each of the `k` candidates in a weighted sum's `xs` (and of its output
+/// gradient `gy`, when given), or why the arguments disagree.
+pub fn candidate_len(k: usize, xs: &[f32], w: &[f32], gy: Option<&[f32]>) -> Res<usize> {
+    let n = xs.len() / k.max(1);
+    if k == 0 || w.len() != k || xs.len() != k * n || gy.is_some_and(|g| g.len() != n) {
+        return Err(format!(
+            "weighted sum: {} values for {k} candidates with {} weights and {} output \
+             gradients",
+            xs.len(),
+            w.len(),
+            gy.map_or(0, |g| g.len())
+        ));
+    }
+    Ok(n)
 }
 
 const NONE: u8 = 0;

@@ -52,4 +52,11 @@ macro_rules! suite_tests {
     )*};
 }
 
-suite_tests!(matmul, conv2d, pooling, batch_norm, log_softmax);
+suite_tests!(
+    matmul,
+    conv2d,
+    pooling,
+    batch_norm,
+    log_softmax,
+    weighted_sum
+);

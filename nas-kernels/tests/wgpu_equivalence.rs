@@ -71,7 +71,14 @@ macro_rules! suite_tests {
     )*};
 }
 
-suite_tests!(matmul, conv2d, pooling, batch_norm, log_softmax);
+suite_tests!(
+    matmul,
+    conv2d,
+    pooling,
+    batch_norm,
+    log_softmax,
+    weighted_sum
+);
 
 /// The optimiser updates against the formulas of `nas-core`'s `Sgd` and `Adam` (PyTorch's).
 #[test]

@@ -111,44 +111,39 @@ extern "C" __global__ void reduce_to_f32(const float* g, Shape4 sy, float* gx, S
     }
 }
 
-// y[i] = sum_k w[k] * xs[k][i] for up to 8 inputs (a mixed op's candidates).
-struct Ptrs8 {
-    const float* p[8];
-};
-
-extern "C" __global__ void weighted_sum_f32(Ptrs8 xs, const float* w, int k, float* y,
+// A mixed op's output y[i] = sum_j w[j] * xs[j * n + i], its k candidates back to back.
+extern "C" __global__ void weighted_sum_f32(const float* xs, const float* w, int k, float* y,
                                             long long n) {
     GRID_STRIDE(i, n) {
         float s = 0.f;
-        for (int j = 0; j < k; ++j) s += w[j] * xs.p[j][i];
+        for (int j = 0; j < k; ++j) s += w[j] * xs[j * n + i];
         y[i] = s;
     }
 }
 
-// The fused mixed-op kernel: K[o,i,:,:] = sum_j a[j] * embed(W_j[o,i], size, dil_j).
-// Each W_j is [co, ci, k_j, k_j] embedded, dilated, in the centre of a size x size plane.
-struct MixSpec {
-    const float* w[8];
-    int k[8];
-    int dil[8];
-};
+// Its input gradients back to back: gx[j * n + i] = w[j] * g[i].
+extern "C" __global__ void weighted_sum_backward_input_f32(const float* g, const float* w, int k,
+                                                           float* gx, long long n) {
+    GRID_STRIDE(i, (long long)k * n) gx[i] = w[i / n] * g[i % n];
+}
 
-extern "C" __global__ void mix_kernels_f32(MixSpec spec, const float* a, int count, int planes,
-                                           int size, float* out) {
-    GRID_STRIDE(i, (long long)planes * size * size) {
-        int plane = (int)(i / (size * size));
-        int pos = (int)(i % (size * size));
-        int r = pos / size, c = pos % size;
-        float s = 0.f;
-        for (int j = 0; j < count; ++j) {
-            int k = spec.k[j], d = spec.dil[j];
-            int span = d * (k - 1) + 1, off = (size - span) / 2;
-            int rr = r - off, cc = c - off;
-            if (rr >= 0 && cc >= 0 && rr % d == 0 && cc % d == 0 && rr / d < k && cc / d < k)
-                s += a[j] * spec.w[j][(plane * k + rr / d) * k + cc / d];
-        }
-        out[i] = s;
+// Its mixing-weight gradients gw[j] = dot(g, x_j): grid (blocks, k), 256 threads; each
+// block adds its partial dot product into gw[j], which starts zeroed.
+extern "C" __global__ void weighted_sum_backward_weight_f32(const float* xs, const float* g,
+                                                            long long n, float* gw) {
+    __shared__ float part[256];
+    int j = blockIdx.y;
+    float s = 0.f;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x)
+        s += g[i] * xs[j * n + i];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+        __syncthreads();
     }
+    if (threadIdx.x == 0) atomicAdd(&gw[j], part[0]);
 }
 
 // ---------------------------------------------------------------- GEMM

@@ -22,15 +22,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Every kernel's CUDA C source.
 pub const SOURCE: &str = include_str!("kernels.cu");
 
-/// The kernels `SOURCE` defines, one per primitive of the CPU backend (plus the fused
-/// mixed-op kernel and the optimiser updates).
+/// The kernels `SOURCE` defines, one per primitive of the CPU backend (the mixed op's
+/// weighted sum and its gradients included) plus the optimiser updates.
 pub const KERNELS: &[&str] = &[
     "unary_f32",
     "unary_backward_f32",
     "binary_f32",
     "reduce_to_f32",
     "weighted_sum_f32",
-    "mix_kernels_f32",
+    "weighted_sum_backward_input_f32",
+    "weighted_sum_backward_weight_f32",
     "sgemm_f32",
     "add_bias_f32",
     "channel_sum_f32",
@@ -741,6 +742,48 @@ impl Accel for Cuda {
         unsafe { l.launch(Self::per_channel(rows, 128)) }
             .map_err(err("log_softmax_backward_f32"))?;
         self.down(&gx, y.len())
+    }
+
+    fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
+        let n = crate::accel::candidate_len(k, xs, w, None)?;
+        let (dxs, dw) = (self.up(xs)?, self.up(w)?);
+        let mut dy = self.zeros::<f32>(n)?;
+        let (ki, ni) = (k as i32, n as i64);
+        let f = self.func("weighted_sum_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dxs).arg(&dw).arg(&ki).arg(&mut dy).arg(&ni);
+        // SAFETY: arguments match `weighted_sum_f32`; `xs` holds `k * n` values.
+        unsafe { l.launch(cfg1d(n)) }.map_err(err("weighted_sum_f32"))?;
+        self.down(&dy, n)
+    }
+
+    fn weighted_sum_backward(
+        &self,
+        k: usize,
+        xs: &[f32],
+        w: &[f32],
+        gy: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>)> {
+        let n = crate::accel::candidate_len(k, xs, w, Some(gy))?;
+        let (dxs, dw, dg) = (self.up(xs)?, self.up(w)?, self.up(gy)?);
+        let (mut gx, mut gw) = (self.zeros::<f32>(k * n)?, self.zeros::<f32>(k)?);
+        let (ki, ni) = (k as i32, n as i64);
+        let f = self.func("weighted_sum_backward_input_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dg).arg(&dw).arg(&ki).arg(&mut gx).arg(&ni);
+        // SAFETY: arguments match `weighted_sum_backward_input_f32`; `gx` holds `k * n`.
+        unsafe { l.launch(cfg1d(k * n)) }.map_err(err("weighted_sum_backward_input_f32"))?;
+        let f = self.func("weighted_sum_backward_weight_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dxs).arg(&dg).arg(&ni).arg(&mut gw);
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(256).clamp(1, 1024) as u32, k as u32, 1),
+            ..cfg1d(n)
+        };
+        // SAFETY: arguments match `weighted_sum_backward_weight_f32`; grid y is the
+        // candidate, 256 threads per block as its shared array needs; `gw` starts zeroed.
+        unsafe { l.launch(cfg) }.map_err(err("weighted_sum_backward_weight_f32"))?;
+        Ok((self.down(&gx, k * n)?, self.down(&gw, k)?))
     }
 }
 

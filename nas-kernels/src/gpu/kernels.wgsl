@@ -582,6 +582,54 @@ fn bn_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     Y[i] = a * B[i] - k * (A[i] - mu) - d;
 }
 
+// ---------------------------------------------------------------- mixed op
+// A mixed op's output y = sum_j w[j] * x_j. A = [x_0, .., x_{k-1}] (n each), B = w (k).
+// P: n, k.
+@compute @workgroup_size(64)
+fn weighted_sum(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let n = p(0u);
+    if (i >= n) {
+        return;
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p(1u); j = j + 1u) {
+        s = s + B[j] * A[j * n + i];
+    }
+    Y[i] = s;
+}
+
+// Its input gradients back to back: Y[j * n + i] = w[j] * g[i]. A = g (n), B = w (k).
+// P: n, k.
+@compute @workgroup_size(64)
+fn weighted_sum_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let n = p(0u);
+    if (i >= n * p(1u)) {
+        return;
+    }
+    Y[i] = B[i / n] * A[i % n];
+}
+
+// Its mixing-weight gradients: Y[j] = dot(g, x_j). A = [x_0, .., x_{k-1}], B = g (n).
+// P: n. Workgroups: (k, 1).
+@compute @workgroup_size(64)
+fn weighted_sum_backward_weight(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = p(0u);
+    let j = wid.x;
+    let l = lid.x;
+    var s = 0.0;
+    for (var i = l; i < n; i = i + 64u) {
+        s = s + B[i] * A[j * n + i];
+    }
+    red[l] = s;
+    red2[l] = 0.0;
+    reduce_lanes(l);
+    if (l == 0u) {
+        Y[j] = red[0];
+    }
+}
+
 // ---------------------------------------------------------------- softmax gradient
 // gx = g - exp(y) * sum(g) per row. A = y, B = g. P: rows, cols.
 @compute @workgroup_size(64)

@@ -38,6 +38,9 @@ pub const ENTRIES: &[&str] = &[
     "bn_backward_input",
     "log_softmax",
     "log_softmax_backward",
+    "weighted_sum",
+    "weighted_sum_backward_input",
+    "weighted_sum_backward_weight",
     "sgd",
     "adam",
 ];
@@ -610,5 +613,43 @@ impl Accel for Gpu {
                 groups_1d(rows),
             )?
             .0)
+    }
+
+    fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
+        let n = crate::accel::candidate_len(k, xs, w, None)?;
+        let params = [n as u32, k as u32];
+        Ok(self.run("weighted_sum", &params, xs, w, n, groups_1d(n))?.0)
+    }
+
+    fn weighted_sum_backward(
+        &self,
+        k: usize,
+        xs: &[f32],
+        w: &[f32],
+        gy: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>)> {
+        let n = crate::accel::candidate_len(k, xs, w, Some(gy))?;
+        let params = [n as u32, k as u32];
+        let gx = self
+            .run(
+                "weighted_sum_backward_input",
+                &params,
+                gy,
+                w,
+                k * n,
+                groups_1d(k * n),
+            )?
+            .0;
+        let gw = self
+            .run(
+                "weighted_sum_backward_weight",
+                &params,
+                xs,
+                gy,
+                k,
+                (k as u32, 1),
+            )?
+            .0;
+        Ok((gx, gw))
     }
 }

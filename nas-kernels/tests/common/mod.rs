@@ -217,4 +217,34 @@ pub mod suite {
             close(&got, &gx, 1e-4, &format!("log_softmax grad {rows}x{cols}"));
         }
     }
+
+    /// The mixed op's weighted sum and both its gradients, for one to eight candidates
+    /// and lengths around the 64-lane and 256-thread blocks; mismatched arguments are
+    /// errors.
+    pub fn weighted_sum(a: &dyn Accel) {
+        use nas_kernels::cpu::elementwise as ew;
+        for (k, n) in [(1, 1), (2, 63), (5, 257), (8, 4099), (4, 70_001)] {
+            let xs = random(k * n, 21 + k as u64);
+            let w = random(k, 22);
+            let gy = random(n, 23);
+            let what = format!("weighted_sum k={k} n={n}");
+            let parts: Vec<&[f32]> = xs.chunks(n).collect();
+            let mut y = vec![0.0; n];
+            ew::weighted_sum(&parts, &w, &mut y);
+            close(&a.weighted_sum(k, &xs, &w).unwrap(), &y, 1e-5, &what);
+            let (gx, gw) = a.weighted_sum_backward(k, &xs, &w, &gy).unwrap();
+            let want_gx: Vec<f32> = w
+                .iter()
+                .flat_map(|wj| gy.iter().map(move |g| wj * g))
+                .collect();
+            close(&gx, &want_gx, 1e-6, &format!("{what} input grads"));
+            let want_gw: Vec<f32> = parts.iter().map(|x| ew::dot(&gy, x)).collect();
+            // A dot product of n terms in another order: relative to its size.
+            close(&gw, &want_gw, 1e-4, &format!("{what} weight grads"));
+        }
+        assert!(a.weighted_sum(3, &[0.0; 10], &[1.0; 3]).is_err());
+        assert!(a
+            .weighted_sum_backward(2, &[0.0; 10], &[1.0; 2], &[0.0; 4])
+            .is_err());
+    }
 }
