@@ -90,6 +90,7 @@ impl Op {
                 | BatchNorm(..)
                 | LogSoftmax(_)
                 | WeightedSum(..)
+                | Nll(..)
         )
     }
 
@@ -406,9 +407,14 @@ impl Op {
             Nll(x, targets) => {
                 let cols = *x.shape().last().unwrap();
                 let rows = x.numel() / cols;
-                put(x, |gx| {
-                    softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
-                });
+                match accel::active() {
+                    Some(a) => put_device(x, a, "nll backward", || {
+                        a.nll_backward(rows, cols, targets, g[0])
+                    }),
+                    None => put(x, |gx| {
+                        softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
+                    }),
+                }
             }
             WeightedSum(xs, w, idx) if accel::active().is_some() => {
                 let a = accel::active().unwrap();

@@ -654,7 +654,17 @@ impl Tensor {
             "nll_loss: {rows} rows but {} targets",
             targets.len()
         );
-        let loss = softmax::nll_loss_forward(rows, cols, &self.data(), targets);
+        let mut loss = 0.0;
+        let (flops, bytes) = (rows as f64, 8.0 * rows as f64);
+        let ran = on_accel("nll.fwd", flops, bytes, |a| {
+            loss = a.nll(rows, cols, &self.data(), targets)?;
+            Ok(())
+        });
+        if !ran {
+            record("nll.fwd", flops, bytes, || {
+                loss = softmax::nll_loss_forward(rows, cols, &self.data(), targets)
+            });
+        }
         Tensor::from_op(vec![1], vec![loss], Op::Nll(self.clone(), targets.to_vec()))
     }
     pub fn cross_entropy(&self, targets: &[u32]) -> Tensor {

@@ -1,7 +1,7 @@
 //! The accelerator boundary: the primitives a training step hands to a device backend
 //! (wgpu or CUDA), with host slices in and host vectors out. `nas-core` asks
-//! [`active`] before each convolution, linear layer, pooling, batch norm, log-softmax and
-//! mixed-op sum, forward and backward, and runs the CPU kernel when no accelerator is active.
+//! [`active`] before each convolution, linear layer, pooling, batch norm, log-softmax,
+//! NLL loss and mixed-op sum, forward and backward, and runs the CPU kernel when no accelerator is active.
 //!
 //! Every method computes exactly what the CPU kernel of the same name computes (the
 //! equivalence tests hold each backend to that on random inputs); the result is a fresh
@@ -117,6 +117,26 @@ pub trait Accel: Send + Sync {
         w: &[f32],
         gy: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>)>;
+    /// Mean negative log-likelihood of `targets` under the log-probabilities `logp`
+    /// (`[rows, cols]`).
+    fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32>;
+    /// Its gradient times the upstream gradient `g`.
+    fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>>;
+}
+
+/// Checks an NLL's arguments before a device indexes with them: one target per row, each
+/// a class below `cols`, and `rows * cols` log-probabilities.
+pub fn check_targets(rows: usize, cols: usize, len: usize, targets: &[u32]) -> Res<()> {
+    if targets.len() != rows || len != rows * cols || rows == 0 {
+        return Err(format!(
+            "nll: {} targets and {len} log-probabilities for {rows} rows of {cols}",
+            targets.len()
+        ));
+    }
+    match targets.iter().find(|&&t| t as usize >= cols) {
+        Some(t) => Err(format!("nll: target {t} out of range for {cols} classes")),
+        None => Ok(()),
+    }
 }
 
 /// The length of each of the `k` candidates in a weighted sum's `xs` (and of its output

@@ -58,5 +58,6 @@ suite_tests!(
     pooling,
     batch_norm,
     log_softmax,
-    weighted_sum
+    weighted_sum,
+    nll
 );

@@ -77,7 +77,8 @@ suite_tests!(
     pooling,
     batch_norm,
     log_softmax,
-    weighted_sum
+    weighted_sum,
+    nll
 );
 
 /// The optimiser updates against the formulas of `nas-core`'s `Sgd` and `Adam` (PyTorch's).

@@ -785,6 +785,34 @@ impl Accel for Cuda {
         unsafe { l.launch(cfg) }.map_err(err("weighted_sum_backward_weight_f32"))?;
         Ok((self.down(&gx, k * n)?, self.down(&gw, k)?))
     }
+
+    fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32> {
+        crate::accel::check_targets(rows, cols, logp.len(), targets)?;
+        let (dl, dt) = (self.up(logp)?, self.up(targets)?);
+        let mut loss = self.zeros::<f32>(1)?;
+        let (r, c) = (rows as i32, cols as i32);
+        let f = self.func("nll_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dl).arg(&dt).arg(&r).arg(&c).arg(&mut loss);
+        // SAFETY: arguments match `nll_f32`; one block of 256 threads, as its shared
+        // array needs; every target was checked below `cols`.
+        unsafe { l.launch(Self::per_channel(1, 256)) }.map_err(err("nll_f32"))?;
+        Ok(self.down(&loss, 1)?[0])
+    }
+
+    fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
+        crate::accel::check_targets(rows, cols, rows * cols, targets)?;
+        let dt = self.up(targets)?;
+        let mut gx = self.zeros::<f32>(rows * cols)?;
+        let (r, c) = (rows as i32, cols as i32);
+        let f = self.func("nll_backward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dt).arg(&g).arg(&r).arg(&c).arg(&mut gx);
+        // SAFETY: arguments match `nll_backward_f32`; `gx` starts zeroed and every target
+        // was checked below `cols`.
+        unsafe { l.launch(cfg1d(rows)) }.map_err(err("nll_backward_f32"))?;
+        self.down(&gx, rows * cols)
+    }
 }
 
 #[cfg(test)]

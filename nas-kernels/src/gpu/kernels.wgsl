@@ -649,6 +649,39 @@ fn log_softmax_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(n
     }
 }
 
+// ---------------------------------------------------------------- NLL loss
+// Mean negative log-likelihood Y[0] = -sum_r logp[r, t_r] / rows. A = logp, B = targets
+// (exact in f32). P: rows, cols. Workgroups: (1, 1).
+@compute @workgroup_size(64)
+fn nll(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let rows = p(0u);
+    let cols = p(1u);
+    let l = lid.x;
+    var s = 0.0;
+    for (var r = l; r < rows; r = r + 64u) {
+        s = s - A[r * cols + u32(B[r])];
+    }
+    red[l] = s;
+    red2[l] = 0.0;
+    reduce_lanes(l);
+    if (l == 0u) {
+        Y[0] = red[0] / f32(rows);
+    }
+}
+
+// Its gradient times the upstream g: -g / rows at each row's target, 0 elsewhere.
+// A = targets (exact in f32). P: rows, cols, g.
+@compute @workgroup_size(64)
+fn nll_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let rows = p(0u);
+    let cols = p(1u);
+    if (i >= rows * cols) {
+        return;
+    }
+    Y[i] = select(0.0, -pf(2u) / f32(rows), u32(A[i / cols]) == i % cols);
+}
+
 // ---------------------------------------------------------------- optimisers
 // PyTorch SGD (dampening 0). A = [w (n), v (n)], B = g; Y = [w', v'].
 // P: n, lr, mu, wd, nesterov, first.

@@ -41,6 +41,8 @@ pub const ENTRIES: &[&str] = &[
     "weighted_sum",
     "weighted_sum_backward_input",
     "weighted_sum_backward_weight",
+    "nll",
+    "nll_backward",
     "sgd",
     "adam",
 ];
@@ -651,5 +653,22 @@ impl Accel for Gpu {
             )?
             .0;
         Ok((gx, gw))
+    }
+
+    fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32> {
+        crate::accel::check_targets(rows, cols, logp.len(), targets)?;
+        let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
+        let params = [rows as u32, cols as u32];
+        Ok(self.run("nll", &params, logp, &t, 1, (1, 1))?.0[0])
+    }
+
+    fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
+        crate::accel::check_targets(rows, cols, rows * cols, targets)?;
+        let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
+        let params = [rows as u32, cols as u32, g.to_bits()];
+        let len = rows * cols;
+        Ok(self
+            .run("nll_backward", &params, &t, &[], len, groups_1d(len))?
+            .0)
     }
 }

@@ -247,4 +247,28 @@ pub mod suite {
             .weighted_sum_backward(2, &[0.0; 10], &[1.0; 2], &[0.0; 4])
             .is_err());
     }
+
+    /// The mean NLL and its gradient; a target past the classes is an error, not a read
+    /// out of bounds.
+    pub fn nll(a: &dyn Accel) {
+        for (rows, cols) in [(1, 2), (64, 10), (300, 7)] {
+            let logp = random(rows * cols, 9);
+            let t: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % cols) as u32).collect();
+            let what = format!("nll {rows}x{cols}");
+            let want = softmax::nll_loss_forward(rows, cols, &logp, &t);
+            close(
+                &[a.nll(rows, cols, &logp, &t).unwrap()],
+                &[want],
+                1e-5,
+                &what,
+            );
+            let mut gx = vec![0.0; rows * cols];
+            softmax::nll_loss_backward(rows, cols, &t, 0.75, &mut gx);
+            let got = a.nll_backward(rows, cols, &t, 0.75).unwrap();
+            close(&got, &gx, 1e-6, &format!("{what} grad"));
+        }
+        let e = a.nll(2, 3, &[0.0; 6], &[1, 3]).unwrap_err();
+        assert!(e.contains("target 3"), "{e}");
+        assert!(a.nll_backward(2, 3, &[0], 1.0).is_err());
+    }
 }
