@@ -3,12 +3,12 @@
 use anyhow::{bail, Result};
 
 /// Selects the backend for this process. `wgpu` and `cuda[:N]` route convolutions,
-/// linear layers, pooling, batch norm and log-softmax (forward and backward) to the
-/// device; the elementwise ops, the mixed-op sums and the optimiser stay on the CPU, and
-/// tensors live in host memory (each call copies).
+/// linear layers, pooling, batch norm, log-softmax, the NLL loss and the mixed ops'
+/// weighted sums (forward and backward) to the device; the elementwise ops and the
+/// optimiser stay on the CPU, and tensors live in host memory (each call copies).
 pub fn select(device: &str) -> Result<()> {
-    const ROUTED: &str = "convolutions, linear layers, pooling, batch norm and log-softmax \
-                          run there, everything else on the CPU";
+    const ROUTED: &str = "convolutions, linear layers, pooling, batch norm, log-softmax/NLL \
+                          and mixed-op sums run there, everything else on the CPU";
     match device {
         "cpu" => {
             nas_kernels::accel::deactivate();

@@ -49,7 +49,7 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
     /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N]; on a device,
-    /// convolutions, linear layers, pooling, batch norm and log-softmax run there.
+    /// convolutions, linear layers, pooling, batch norm, the loss and mixed-op sums run there.
     #[arg(long, default_value = "cpu")]
     #[serde(default = "default_device")]
     pub device: String,

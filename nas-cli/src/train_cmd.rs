@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N]; on a device,
-    /// convolutions, linear layers, pooling, batch norm and log-softmax run there.
+    /// convolutions, linear layers, pooling, batch norm, the loss and mixed-op sums run there.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches.
