@@ -68,12 +68,18 @@ fn peaks() -> (f64, f64) {
     (flops, bw)
 }
 
-fn print_table(rows: &[Row], steps: usize, peak: (f64, f64)) {
+/// Each row's share of the peaks of where it ran: the device's for `kind:` kernels, the
+/// CPU's for the rest.
+fn print_table(rows: &[Row], steps: usize, cpu: (f64, f64), device: Option<(f64, f64)>) {
     println!(
         "{:<26} {:>6} {:>10} {:>9} {:>9} {:>8} {:>7} {:>7}",
         "kernel", "calls", "total ms", "ms/step", "GFLOP/s", "GB/s", "%flops", "%bw"
     );
     for r in rows {
+        let peak = match device {
+            Some(d) if r.name.contains(':') => d,
+            _ => cpu,
+        };
         println!(
             "{:<26} {:>6} {:>10.2} {:>9.2} {:>9.1} {:>8.1} {:>6.1}% {:>6.1}%",
             r.name,
@@ -101,7 +107,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     let space = a.space.resolve(input)?;
     let peak = peaks();
     println!(
-        "{} supernet weight step, batch {}, {}x{}x{}, {} threads; peaks measured here: \
+        "{} supernet weight step, batch {}, {}x{}x{}, {} threads; CPU peaks measured here: \
          SGEMM {:.0} GFLOP/s, copy {:.1} GB/s",
         space.name(),
         a.batch,
@@ -112,6 +118,24 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         peak.0,
         peak.1
     );
+    let device = match nas_kernels::accel::active() {
+        Some(dev) => {
+            let p = dev
+                .peaks()
+                .map_err(|e| anyhow!("{} peaks: {e}", dev.kind()))?;
+            println!(
+                "{} peaks ({}): {:.0} GFLOP/s, {:.1} GB/s. `{}:` rows are shares of these; \
+                 their times include the host-device copies each device call makes today",
+                dev.describe(),
+                p.how,
+                p.gflops,
+                p.gbs,
+                dev.kind()
+            );
+            Some((p.gflops, p.gbs))
+        }
+        None => None,
+    };
     let mut rng = Rng::new(0);
     let x = Tensor::randn(&[a.batch, a.in_channels, a.size, a.size], 1.0, &mut rng);
     let y: Vec<u32> = (0..a.batch).map(|_| rng.below(10) as u32).collect();
@@ -143,7 +167,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
             "\n{mode} mixed ops: {:.2} ms per step",
             total_us / 1e3 / a.steps as f64
         );
-        print_table(&profile::summary(&events), a.steps, peak);
+        print_table(&profile::summary(&events), a.steps, peak, device);
         let end = marks.last().map(|m| m.1 + m.2).unwrap_or(0.0);
         all.extend(events.into_iter().map(|mut e| {
             e.start_us += offset;

@@ -117,11 +117,22 @@ pub trait Accel: Send + Sync {
         w: &[f32],
         gy: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>)>;
+    /// The device's peak f32 throughput and memory bandwidth, for profiles.
+    fn peaks(&self) -> Res<Peaks>;
+
     /// Mean negative log-likelihood of `targets` under the log-probabilities `logp`
     /// (`[rows, cols]`).
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32>;
     /// Its gradient times the upstream gradient `g`.
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>>;
+}
+
+/// A device's peaks, and how they were found (measured, or from its specification).
+#[derive(Clone, Copy, Debug)]
+pub struct Peaks {
+    pub gflops: f64,
+    pub gbs: f64,
+    pub how: &'static str,
 }
 
 /// Checks an NLL's arguments before a device indexes with them: one target per row, each

@@ -7,7 +7,7 @@
 //! against the CPU backend by `cuda_equivalence` tests (which skip, saying so, where
 //! there is no driver); tensors do not live on the device yet, so training does not.
 
-use crate::accel::{Accel, Res};
+use crate::accel::{Accel, Peaks, Res};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use cudarc::driver::PushKernelArg;
 use cudarc::driver::{
@@ -219,6 +219,24 @@ pub struct Cuda {
 
 fn err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> String + '_ {
     move |e| format!("{what}: {e:?}")
+}
+
+/// f32 lanes per streaming multiprocessor of a compute capability (64 on sm_60/70/75/80,
+/// 128 on sm_61, sm_86/87/89, Hopper and later).
+fn fp32_lanes(cc: (i32, i32)) -> f64 {
+    match cc {
+        (6, 1) | (8, 6..) => 128.0,
+        (major, _) if major >= 9 => 128.0,
+        _ => 64.0,
+    }
+}
+
+/// Peak f32 GFLOP/s and memory GB/s from a device's attributes: SMs, core clock and
+/// memory clock (kHz, as CUDA reports them) and memory bus width (bits).
+fn spec_peaks(cc: (i32, i32), sms: f64, clock_khz: f64, mem_khz: f64, bus_bits: f64) -> (f64, f64) {
+    let gflops = sms * fp32_lanes(cc) * 2.0 * clock_khz / 1e6;
+    let gbs = 2.0 * mem_khz * bus_bits / 8.0 / 1e6;
+    (gflops, gbs)
 }
 
 /// Blocks of 256 threads covering `n` elements (grid-stride kernels), capped.
@@ -786,6 +804,22 @@ impl Accel for Cuda {
         Ok((self.down(&gx, k * n)?, self.down(&gw, k)?))
     }
 
+    fn peaks(&self) -> Res<Peaks> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let get = |a: A| self.ctx.attribute(a).map_err(err("device attribute"));
+        let sms = get(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as f64;
+        let clock_khz = get(A::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)? as f64;
+        let mem_khz = get(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)? as f64;
+        let bus_bits = get(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)? as f64;
+        let (gflops, gbs) = spec_peaks(self.compute_capability, sms, clock_khz, mem_khz, bus_bits);
+        Ok(Peaks {
+            gflops,
+            gbs,
+            how: "from the device's specification: SMs x f32 lanes x 2 x boost clock, and \
+                  2 x memory clock x bus width",
+        })
+    }
+
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32> {
         crate::accel::check_targets(rows, cols, logp.len(), targets)?;
         let (dl, dt) = (self.up(logp)?, self.up(targets)?);
@@ -818,6 +852,26 @@ impl Accel for Cuda {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The published f32 and bandwidth figures of two data-centre GPUs from the attributes
+    /// their drivers report.
+    #[test]
+    fn spec_peaks_give_the_published_figures() {
+        // A100 SXM 40 GB: 108 SMs at 1410 MHz, HBM2 at 1215 MHz on 5120 bits.
+        let (f, b) = spec_peaks((8, 0), 108.0, 1_410_000.0, 1_215_000.0, 5120.0);
+        assert!(
+            (f - 19_492.0).abs() < 1.0 && (b - 1555.2).abs() < 0.1,
+            "{f} {b}"
+        );
+        // H100 SXM: 132 SMs at 1980 MHz, HBM3 at 2619 MHz on 5120 bits.
+        let (f, b) = spec_peaks((9, 0), 132.0, 1_980_000.0, 2_619_000.0, 5120.0);
+        assert!(
+            (f - 66_908.0).abs() < 1.0 && (b - 3352.3).abs() < 0.1,
+            "{f} {b}"
+        );
+        // An sm_86 card doubles the lanes per SM.
+        assert_eq!(fp32_lanes((8, 6)), 2.0 * fp32_lanes((8, 0)));
+    }
 
     #[test]
     fn every_kernel_is_listed_once_and_defined_in_the_source() {

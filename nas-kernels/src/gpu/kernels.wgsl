@@ -739,3 +739,43 @@ fn adam(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) n
     Y[n + i] = m;
     Y[2u * n + i] = v;
 }
+
+// ---------------------------------------------------------------- peaks
+// Peak f32 throughput: eight independent multiply-add chains of P0 steps per invocation
+// (16 flops a step). It writes only if the impossible happens, so nothing is elided.
+// P: steps, m (below 1, so the chains settle).
+@compute @workgroup_size(64)
+fn peak_fma(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let m = pf(1u);
+    var c = array<f32, 8>();
+    for (var k = 0u; k < 8u; k = k + 1u) {
+        c[k] = f32(index(id, nw) + k) * 1e-9;
+    }
+    for (var s = 0u; s < p(0u); s = s + 1u) {
+        c[0] = c[0] * m + 0.5;
+        c[1] = c[1] * m + 0.5;
+        c[2] = c[2] * m + 0.5;
+        c[3] = c[3] * m + 0.5;
+        c[4] = c[4] * m + 0.5;
+        c[5] = c[5] * m + 0.5;
+        c[6] = c[6] * m + 0.5;
+        c[7] = c[7] * m + 0.5;
+    }
+    let t = c[0] + c[1] + c[2] + c[3] + c[4] + c[5] + c[6] + c[7];
+    if (t == -1.0) {
+        Y[0] = t;
+    }
+}
+
+// Peak read bandwidth: invocation i sums A[i], A[i + T], ... below n, for T invocations
+// in all (coalesced). P: n, T.
+@compute @workgroup_size(64)
+fn peak_read(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    var s = 0.0;
+    for (var j = index(id, nw); j < p(0u); j = j + p(1u)) {
+        s = s + A[j];
+    }
+    if (s == -1.0) {
+        Y[0] = s;
+    }
+}

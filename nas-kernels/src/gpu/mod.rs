@@ -10,7 +10,7 @@
 //! below is what training uses (`crate::accel::activate_wgpu`). Tensors do not live on
 //! the device: every call uploads its inputs and reads its outputs back.
 
-use crate::accel::{Accel, Res};
+use crate::accel::{Accel, Peaks, Res};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use std::collections::HashMap;
 use wgpu::util::DeviceExt;
@@ -43,6 +43,8 @@ pub const ENTRIES: &[&str] = &[
     "weighted_sum_backward_weight",
     "nll",
     "nll_backward",
+    "peak_fma",
+    "peak_read",
     "sgd",
     "adam",
 ];
@@ -285,6 +287,122 @@ impl Gpu {
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         Ok((y, idx))
+    }
+
+    /// Seconds for `reps` back-to-back dispatches of `entry` over `groups` workgroups,
+    /// reading `a` (already on the device), with nothing read back.
+    fn time_dispatches(
+        &self,
+        entry: &str,
+        params: &[u32],
+        a: &wgpu::Buffer,
+        groups: u32,
+        reps: u32,
+    ) -> Result<f64, String> {
+        let pipeline = self
+            .pipelines
+            .get(entry)
+            .ok_or_else(|| format!("no wgpu kernel `{entry}`"))?;
+        let d = &self.device;
+        let mut p = [0u32; 16];
+        p[..params.len()].copy_from_slice(params);
+        let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let params_buf = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &pb,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let small = |label: &str| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 256,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let (b, y, i) = (small("b"), small("y"), small("i"));
+        let entries: Vec<wgpu::BindGroupEntry> = [&params_buf, a, &b, &y, &i]
+            .iter()
+            .enumerate()
+            .map(|(k, buf)| wgpu::BindGroupEntry {
+                binding: k as u32,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &self.layout,
+            entries: &entries,
+        });
+        let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut enc =
+            d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            for _ in 0..reps {
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+        }
+        let cmd = enc.finish();
+        let t = std::time::Instant::now();
+        self.queue.submit([cmd]);
+        d.poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| format!("wgpu poll: {e}"))?;
+        let secs = t.elapsed().as_secs_f64();
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(format!("wgpu kernel `{entry}`: {err}"));
+        }
+        Ok(secs)
+    }
+
+    /// Times `entry` with one dispatch, then with enough back-to-back dispatches for about
+    /// a tenth of a second, and returns the work per second (`work` per dispatch).
+    fn rate(
+        &self,
+        entry: &str,
+        params: &[u32],
+        a: &wgpu::Buffer,
+        groups: u32,
+        work: f64,
+    ) -> Res<f64> {
+        let once = self.time_dispatches(entry, params, a, groups, 1)?;
+        let reps = (0.1 / once.max(1e-6)).ceil().clamp(1.0, 1000.0) as u32;
+        let secs = self.time_dispatches(entry, params, a, groups, reps)?;
+        Ok(work * reps as f64 / secs)
+    }
+
+    /// Measured peaks of this adapter: f32 multiply-add throughput (GFLOP/s) and read
+    /// bandwidth from device memory (GB/s), with no host transfers in the timing.
+    pub fn measure_peaks(&self) -> Res<(f64, f64)> {
+        let groups = 4096u32;
+        let threads = groups as usize * 64;
+        let dummy = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("peak dummy"),
+            size: 256,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let steps = 1024u32;
+        let flops = (threads * steps as usize * 16) as f64;
+        let params = [steps, 0.999f32.to_bits()];
+        let gflops = self.rate("peak_fma", &params, &dummy, groups, flops)? / 1e9;
+        // Larger than the last-level caches of current GPUs, within the binding limit.
+        let limit = self.device.limits().max_storage_buffer_binding_size as u64;
+        let bytes = (256u64 << 20).min(limit) & !255;
+        let big = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("peak read"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let params = [(bytes / 4) as u32, threads as u32];
+        let gbs = self.rate("peak_read", &params, &big, groups, bytes as f64)? / 1e9;
+        Ok((gflops, gbs))
     }
 
     /// A unary op (`op` codes as in the WGSL source; `a`, `b` for `x*a+b`).
@@ -653,6 +771,16 @@ impl Accel for Gpu {
             )?
             .0;
         Ok((gx, gw))
+    }
+
+    fn peaks(&self) -> Res<Peaks> {
+        let (gflops, gbs) = self.measure_peaks()?;
+        Ok(Peaks {
+            gflops,
+            gbs,
+            how: "measured on the adapter: multiply-add chains, and reads of a buffer larger \
+                  than its caches",
+        })
     }
 
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32> {
