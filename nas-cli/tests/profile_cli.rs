@@ -180,6 +180,31 @@ fn profile_on_wgpu_names_the_gpu_kernels() {
             assert!(out.contains(want), "{space}: no `{want}` in:\n{out}");
         }
         assert!(out.contains("fused against unfused"), "{space}:\n{out}");
+        // The device's own peaks, measured, positive, and every wgpu row below 100% of
+        // them (each call also pays its copies, so none can reach the peak).
+        let line = out
+            .lines()
+            .find(|l| l.contains("peaks (measured on the adapter"));
+        let line = line.unwrap_or_else(|| panic!("{space}: no device peaks in:\n{out}"));
+        let gflops: f64 = line
+            .split("): ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{space}: cannot read the peaks in `{line}`"));
+        assert!(gflops > 0.5, "{space}: `{line}`");
+        for row in out
+            .lines()
+            .filter(|l| l.starts_with("wgpu:") && l.ends_with('%'))
+        {
+            let flops_share: f64 = row
+                .split_whitespace()
+                .rev()
+                .nth(1)
+                .and_then(|v| v.trim_end_matches('%').parse().ok())
+                .unwrap_or_else(|| panic!("{space}: cannot read `{row}`"));
+            assert!(flops_share < 100.0, "{space}: `{row}`");
+        }
         let t = std::fs::read_to_string(&trace).unwrap();
         let v: serde_json::Value = serde_json::from_str(&t).unwrap();
         let events = v["traceEvents"].as_array().map_or(0, |e| e.len());
