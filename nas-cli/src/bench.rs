@@ -22,6 +22,12 @@ pub struct BenchArgs {
     /// Run only the groups named (comma-separated): gemm, conv, seed, mixed, darts-iter.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Backend: cpu, wgpu or cuda[:N]. On a device, GEMM is the device's matmul and the
+    /// training steps route what the device runs there; every device call still copies
+    /// its operands over and its result back. The PyTorch column holds CPU figures, so it
+    /// is left empty for a device.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl BenchArgs {
@@ -46,8 +52,21 @@ fn time_ms(secs: f64, mut f: impl FnMut()) -> f64 {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    crate::device::select(&a.device)?;
+    let dev = nas_kernels::accel::active();
     let threads = rayon::current_num_threads();
-    println!("nas bench, {threads} threads (PyTorch 2.15 figures: same machine, 2 threads)\n");
+    match dev {
+        None => println!(
+            "nas bench, {threads} threads (PyTorch 2.15 figures: same machine, 2 threads)\n"
+        ),
+        Some(d) => println!(
+            "nas bench on {}, {threads} CPU threads (times include each device call's \
+             host-device copies; no PyTorch figures for a device here)\n",
+            d.describe()
+        ),
+    }
+    // The PyTorch column's CPU figures apply only to a CPU run.
+    let torch = |fig: &'static str| if dev.is_none() { fig } else { "" };
     println!("{:<44} {:>12} {:>16}", "benchmark", "nas", "PyTorch");
     let mut rng = Rng::new(0);
     for n in [512usize, 1024, 2048]
@@ -57,19 +76,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let a_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
         let b_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
         let mut c = vec![0.0f32; n * n];
-        let ms = time_ms(a.seconds, || {
-            sgemm(n, n, n, &a_, false, &b_, false, &mut c, false, true)
+        let mut failed = None;
+        let ms = time_ms(a.seconds, || match dev {
+            None => sgemm(n, n, n, &a_, false, &b_, false, &mut c, false, true),
+            Some(d) => {
+                if let Err(e) = d.matmul(n, n, n, &a_, false, &b_, false) {
+                    failed.get_or_insert(e);
+                }
+            }
         });
+        if let Some(e) = failed {
+            anyhow::bail!("sgemm {n}^3 on {}: {e}", a.device);
+        }
         let gflops = 2.0 * (n as f64).powi(3) / (ms * 1e6);
-        let torch = if n == 1024 { "110-125 GFLOP/s" } else { "" };
+        let fig = torch(if n == 1024 { "110-125 GFLOP/s" } else { "" });
         println!(
             "{:<44} {:>7.1} GFLOP/s {:>16}",
             format!("sgemm {n}^3"),
             gflops,
-            torch
+            fig
         );
     }
-    for (cin, cout, hw, k, torch) in [
+    for (cin, cout, hw, k, fig) in [
         (16, 16, 32, 3, "11.9 ms"),
         (16, 16, 32, 5, "24.5 ms"),
         (64, 64, 16, 3, "29.3 ms"),
@@ -97,7 +125,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             x.conv2d(&w, Some(&b), o).sum().backward();
         });
         let name = format!("conv2d fwd+bwd b64 C{cin}->{cout} {hw}x{hw} k{k}");
-        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch);
+        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch(fig));
     }
     let space = SeedSpace {
         in_channels: 3,
@@ -118,7 +146,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             opt.step(0.01);
         });
         let name = "seed net train step b64 3x32x32";
-        println!("{:<44} {:>9.2} ms {:>16}", name, ms, "12.7-13.5 ms");
+        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch("12.7-13.5 ms"));
     }
     for fused in [false, true].into_iter().filter(|_| a.wants("mixed")) {
         // The supernet's weight step alone: where the fused mixed op replaces two
@@ -144,7 +172,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let ms = darts_iteration(&space, fused, a.seconds, &mut rng)?;
         let kind = if fused { "fused" } else { "unfused" };
         let name = format!("seed DARTS 1st-order iteration b64 ({kind})");
-        println!("{:<44} {:>9.2} ms {:>16}", name, ms, "41-52 ms");
+        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch("41-52 ms"));
     }
     if a.darts {
         let mut space = nas_core::space::builtin::darts::DartsSpace::new(3, 10);
@@ -159,7 +187,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             opt.step(0.025);
         });
         let name = "DARTS supernet weight step C16 5 cells b32";
-        println!("{:<44} {:>9.0} ms {:>16}", name, ms, "6200 ms");
+        println!("{:<44} {:>9.0} ms {:>16}", name, ms, torch("6200 ms"));
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ struct Cli {
 enum Cmd {
     /// Train a fixed architecture of the seed network and report test accuracy.
     Train(train_cmd::TrainArgs),
-    /// Benchmark the CPU kernels and the seed network's training step.
+    /// Benchmark the kernels and the seed network's training step (CPU or a device).
     Bench(bench::BenchArgs),
     /// List the built-in search spaces, or the choices of one space.
     Spaces(spaces_cmd::SpacesArgs),
