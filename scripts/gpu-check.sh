@@ -3,7 +3,10 @@
 # runs the CUDA kernel tests (PTX compile and assemble, then every accelerator primitive
 # against the CPU reference), trains the seed network on cuda:0 beside the CPU, runs a
 # one-shot search there, profiles a seed-net and a DARTS supernet step on it (ms per
-# step, fused against unfused), benchmarks the CPU paths, and prints a table last. NVRTC comes from the CUDA toolkit if installed, else from NVIDIA's wheel.
+# step, fused against unfused), benchmarks GEMM, the seed-net step and the DARTS
+# supernet step on cuda:0 beside PyTorch on the same GPU (scripts/torch_bench.py, when
+# PyTorch is installed) and the CPU paths, and prints a table last. NVRTC comes from the
+# CUDA toolkit if installed, else from NVIDIA's wheel.
 # Meant to finish in well under 8 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -62,24 +65,15 @@ for space in seed-net darts; do
   e2e+=("profile $space batch 32 on cuda: ${line:-FAILED}")
 done
 
-step "CPU benchmarks on this machine"
+step "benchmarks: nas on cuda:0 (GEMM, seed-net step, DARTS supernet step), then on the CPU"
+timeout 240 $nas bench --device cuda --darts --only gemm,seed,mixed 2>&1 | tee -a "$log" \
+  | grep -E '^(sgemm|seed|DARTS)' > "$out/bench-cuda.txt" || echo "nas bench --device cuda: FAILED (see $log)" >> "$out/bench-cuda.txt"
 $nas bench --darts 2>&1 | tee -a "$log" | tail -14 > "$out/bench.txt"
 
-torch_line="PyTorch: not installed here"
+torch_lines="PyTorch: not installed here"
 if python3 -c "import torch" 2>/dev/null; then
-  torch_line=$(python3 - <<'PY' 2>&1
-import torch, time
-d = "cuda" if torch.cuda.is_available() else "cpu"
-a = torch.randn(1024, 1024, device=d); b = torch.randn(1024, 1024, device=d)
-for _ in range(3): a @ b
-if d == "cuda": torch.cuda.synchronize()
-t = time.perf_counter(); n = 50
-for _ in range(n): a @ b
-if d == "cuda": torch.cuda.synchronize()
-s = (time.perf_counter() - t) / n
-print(f"PyTorch {torch.__version__} on {d}: SGEMM 1024^3 {2*1024**3/s/1e9:.0f} GFLOP/s")
-PY
-)
+  step "PyTorch on the same GPU"
+  torch_lines=$(timeout 180 python3 scripts/torch_bench.py cuda 2>&1 | tee -a "$log" | grep '^PyTorch' || echo "PyTorch bench: FAILED (see $log)")
 fi
 
 echo
@@ -87,6 +81,9 @@ echo "================ gpu-check summary ================"
 printf '%s\n' "${results[@]}"
 echo "equivalence tests skipped for want of a device: $skipped"
 printf '%s\n' "${e2e[@]}"
-echo "$torch_line"
+echo "-- nas on cuda:0 (each device call copies its operands; figures beside PyTorch below)"
+cat "$out/bench-cuda.txt"
+echo "$torch_lines"
+echo "-- nas on the CPU (PyTorch column: the reference machine's CPU figures)"
 cat "$out/bench.txt"
 echo "full log: $log"
