@@ -7,6 +7,7 @@
 use nas_kernels::gpu::Gpu;
 use std::sync::OnceLock;
 
+#[macro_use]
 mod common;
 use common::{close, random};
 
@@ -61,25 +62,13 @@ fn elementwise_ops_match_the_cpu() {
     }
 }
 
-macro_rules! suite_tests {
-    ($($name:ident),*) => {$(
-        #[test]
-        fn $name() {
-            let Some(g) = gpu() else { return };
-            common::suite::$name(g);
-        }
-    )*};
+fn with_device(f: impl FnOnce(&dyn nas_kernels::accel::Accel)) {
+    if let Some(g) = gpu() {
+        f(g);
+    }
 }
 
-suite_tests!(
-    matmul,
-    conv2d,
-    pooling,
-    batch_norm,
-    log_softmax,
-    weighted_sum,
-    nll
-);
+suite_tests!();
 
 /// The optimiser updates against the formulas of `nas-core`'s `Sgd` and `Adam` (PyTorch's).
 #[test]

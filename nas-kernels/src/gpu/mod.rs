@@ -160,6 +160,60 @@ impl Gpu {
         })
     }
 
+    /// An encoder holding one compute pass of `reps` dispatches of `entry` over `groups`
+    /// workgroups, with parameters `params` (u32s; floats as bits) and `bufs` bound as
+    /// A, B, Y and I.
+    fn encode(
+        &self,
+        entry: &str,
+        params: &[u32],
+        bufs: [&wgpu::Buffer; 4],
+        groups: (u32, u32),
+        reps: u32,
+    ) -> Result<wgpu::CommandEncoder, String> {
+        assert!(params.len() <= 16, "at most 16 kernel parameters");
+        let pipeline = self
+            .pipelines
+            .get(entry)
+            .ok_or_else(|| format!("no wgpu kernel `{entry}`"))?;
+        let d = &self.device;
+        let mut p = [0u32; 16];
+        p[..params.len()].copy_from_slice(params);
+        let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let params_buf = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &pb,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(&params_buf)
+            .chain(bufs)
+            .enumerate()
+            .map(|(k, buf)| wgpu::BindGroupEntry {
+                binding: k as u32,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &self.layout,
+            entries: &entries,
+        });
+        let mut enc =
+            d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            for _ in 0..reps {
+                pass.dispatch_workgroups(groups.0, groups.1, 1);
+            }
+        }
+        Ok(enc)
+    }
+
     /// Runs entry point `entry` on inputs `a`, `b` with parameters `params` (u32s; floats
     /// as bits) over `groups` workgroups; returns `out_len` floats and, for kernels that
     /// write one, `out_len` indices.
@@ -172,86 +226,35 @@ impl Gpu {
         out_len: usize,
         groups: (u32, u32),
     ) -> Result<(Vec<f32>, Vec<u32>), String> {
-        assert!(params.len() <= 16, "at most 16 kernel parameters");
-        let pipeline = self
-            .pipelines
-            .get(entry)
-            .ok_or_else(|| format!("no wgpu kernel `{entry}`"))?;
         let d = &self.device;
-        let mut p = [0u32; 16];
-        p[..params.len()].copy_from_slice(params);
         let bytes = |v: &[f32]| -> Vec<u8> {
             let v = if v.is_empty() { &[0.0f32][..] } else { v };
             v.iter().flat_map(|x| x.to_le_bytes()).collect()
         };
-        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
+        let init = |label: &str, contents: &[u8]| {
             d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
                 contents,
-                usage,
+                usage: wgpu::BufferUsages::STORAGE,
             })
         };
-        let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let params_buf = init("params", &pb, wgpu::BufferUsages::UNIFORM);
-        let a_buf = init("a", &bytes(a), wgpu::BufferUsages::STORAGE);
-        let b_buf = init("b", &bytes(b), wgpu::BufferUsages::STORAGE);
+        let a_buf = init("a", &bytes(a));
+        let b_buf = init("b", &bytes(b));
         let size = (4 * out_len.max(1)) as u64;
-        let out = |label: &str| {
+        let buffer = |label: &str, usage: wgpu::BufferUsages| {
             d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                usage,
                 mapped_at_creation: false,
             })
         };
-        let (y_buf, i_buf) = (out("y"), out("i"));
-        let read = |label: &str| {
-            d.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
-        let (y_read, i_read) = (read("y read"), read("i read"));
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: a_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: b_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: y_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: i_buf.as_entire_binding(),
-                },
-            ],
-        });
+        let out = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let (y_buf, i_buf) = (buffer("y", out), buffer("i", out));
+        let read = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let (y_read, i_read) = (buffer("y read", read), buffer("i read", read));
         let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc =
-            d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(groups.0, groups.1, 1);
-        }
+        let mut enc = self.encode(entry, params, [&a_buf, &b_buf, &y_buf, &i_buf], groups, 1)?;
         enc.copy_buffer_to_buffer(&y_buf, 0, &y_read, 0, size);
         enc.copy_buffer_to_buffer(&i_buf, 0, &i_read, 0, size);
         self.queue.submit([enc.finish()]);
@@ -299,19 +302,7 @@ impl Gpu {
         groups: u32,
         reps: u32,
     ) -> Result<f64, String> {
-        let pipeline = self
-            .pipelines
-            .get(entry)
-            .ok_or_else(|| format!("no wgpu kernel `{entry}`"))?;
         let d = &self.device;
-        let mut p = [0u32; 16];
-        p[..params.len()].copy_from_slice(params);
-        let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let params_buf = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: &pb,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
         let small = |label: &str| {
             d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -321,34 +312,10 @@ impl Gpu {
             })
         };
         let (b, y, i) = (small("b"), small("y"), small("i"));
-        let entries: Vec<wgpu::BindGroupEntry> = [&params_buf, a, &b, &y, &i]
-            .iter()
-            .enumerate()
-            .map(|(k, buf)| wgpu::BindGroupEntry {
-                binding: k as u32,
-                resource: buf.as_entire_binding(),
-            })
-            .collect();
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &self.layout,
-            entries: &entries,
-        });
         let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc =
-            d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            for _ in 0..reps {
-                pass.dispatch_workgroups(groups, 1, 1);
-            }
-        }
-        let cmd = enc.finish();
+        let cmd = self
+            .encode(entry, params, [a, &b, &y, &i], (groups, 1), reps)?
+            .finish();
         let t = std::time::Instant::now();
         self.queue.submit([cmd]);
         d.poll(wgpu::PollType::wait_indefinitely())

@@ -27,6 +27,20 @@ pub fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     );
 }
 
+/// One test per function of [`suite`], each handed the backend by the test file's
+/// `with_device(f: impl FnOnce(&dyn Accel))`, which skips where there is no device.
+macro_rules! suite_tests {
+    () => {
+        suite_tests!(matmul, conv2d, pooling, batch_norm, log_softmax, weighted_sum, nll);
+    };
+    ($($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            with_device(common::suite::$name);
+        }
+    )*};
+}
+
 /// The [`Accel`](nas_kernels::accel::Accel) primitives against the CPU kernels, one
 /// function per family, run by each backend's equivalence test file.
 #[allow(dead_code)]
