@@ -767,12 +767,15 @@ fn peak_fma(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroup
     }
 }
 
-// Peak read bandwidth: invocation i sums A[i], A[i + T], ... below n, for T invocations
-// in all (coalesced). P: n, T.
+// Peak read bandwidth: workgroup w sums its contiguous chunk [w * chunk, (w + 1) * chunk)
+// of A below n, its 64 invocations side by side (coalesced on a GPU, sequential per
+// thread on a CPU driver). P: n, chunk.
 @compute @workgroup_size(64)
-fn peak_read(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+fn peak_read(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let start = wid.x * p(1u);
+    let end = min(start + p(1u), p(0u));
     var s = 0.0;
-    for (var j = index(id, nw); j < p(0u); j = j + p(1u)) {
+    for (var j = start + lid.x; j < end; j = j + 64u) {
         s = s + A[j];
     }
     if (s == -1.0) {

@@ -367,7 +367,8 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let params = [(bytes / 4) as u32, threads as u32];
+        let n = (bytes / 4) as u32;
+        let params = [n, n.div_ceil(groups)];
         let gbs = self.rate("peak_read", &params, &big, groups, bytes as f64)? / 1e9;
         Ok((gflops, gbs))
     }
