@@ -62,48 +62,89 @@ fn binary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     Y[i] = r;
 }
 
-var<workgroup> As: array<array<f32, 16>, 16>;
-var<workgroup> Bs: array<array<f32, 16>, 16>;
+var<workgroup> As: array<array<f32, 64>, 16>;
+var<workgroup> Bs: array<array<f32, 64>, 16>;
 
 // C[m,n] = A[m,k] x B[k,n], A or B read transposed. P: m, n, k, ta, tb.
-// Workgroups: (ceil(n/16), ceil(m/16)).
+// Workgroups: (ceil(n/64), ceil(m/64)). Each workgroup of 16x16 computes a 64x64 tile
+// of C, each invocation 4x4 of it (rows lid.y + 16i, columns lid.x + 16j), stepping
+// through k 16 at a time with the A and B panels in workgroup memory. The panels load
+// with neighbouring invocations on neighbouring addresses for either layout.
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let m = p(0u);
     let n = p(1u);
     let k = p(2u);
-    let row = wid.y * 16u + lid.y;
-    let col = wid.x * 16u + lid.x;
-    var s = 0.0;
+    let ta = p(3u) == 1u;
+    let tb = p(4u) == 1u;
+    let row0 = wid.y * 64u;
+    let col0 = wid.x * 64u;
+    let l = lid.y * 16u + lid.x;
+    var acc = array<f32, 16>();
     for (var t = 0u; t < k; t = t + 16u) {
-        let ak = t + lid.x;
-        let bk = t + lid.y;
-        var av = 0.0;
-        if (row < m && ak < k) {
-            if (p(3u) == 1u) {
-                av = A[ak * m + row];
-            } else {
-                av = A[row * k + ak];
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let idx = l + e * 256u;
+            // A panel: As[kk][r] = A[row0 + r, t + kk].
+            var kk = idx % 16u;
+            var r = idx / 16u;
+            if (ta) {
+                kk = idx / 64u;
+                r = idx % 64u;
             }
-        }
-        var bv = 0.0;
-        if (bk < k && col < n) {
-            if (p(4u) == 1u) {
-                bv = B[col * k + bk];
-            } else {
-                bv = B[bk * n + col];
+            let row = row0 + r;
+            let ak = t + kk;
+            var av = 0.0;
+            if (row < m && ak < k) {
+                if (ta) {
+                    av = A[ak * m + row];
+                } else {
+                    av = A[row * k + ak];
+                }
             }
+            As[kk][r] = av;
+            // B panel: Bs[kk][c] = B[t + kk, col0 + c].
+            var bk = idx / 64u;
+            var c = idx % 64u;
+            if (tb) {
+                bk = idx % 16u;
+                c = idx / 16u;
+            }
+            let col = col0 + c;
+            let gk = t + bk;
+            var bv = 0.0;
+            if (gk < k && col < n) {
+                if (tb) {
+                    bv = B[col * k + gk];
+                } else {
+                    bv = B[gk * n + col];
+                }
+            }
+            Bs[bk][c] = bv;
         }
-        As[lid.y][lid.x] = av;
-        Bs[lid.y][lid.x] = bv;
         workgroupBarrier();
         for (var q = 0u; q < 16u; q = q + 1u) {
-            s = s + As[lid.y][q] * Bs[q][lid.x];
+            var av = array<f32, 4>();
+            var bv = array<f32, 4>();
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                av[i] = As[q][lid.y + 16u * i];
+                bv[i] = Bs[q][lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                for (var j = 0u; j < 4u; j = j + 1u) {
+                    acc[i * 4u + j] = acc[i * 4u + j] + av[i] * bv[j];
+                }
+            }
         }
         workgroupBarrier();
     }
-    if (row < m && col < n) {
-        Y[row * n + col] = s;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let row = row0 + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let col = col0 + lid.x + 16u * j;
+            if (row < m && col < n) {
+                Y[row * n + col] = acc[i * 4u + j];
+            }
+        }
     }
 }
 

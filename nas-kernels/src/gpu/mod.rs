@@ -516,7 +516,7 @@ impl Accel for Gpu {
         tb: bool,
     ) -> Res<Vec<f32>> {
         let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
-        let groups = (n.div_ceil(16) as u32, m.div_ceil(16) as u32);
+        let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
         Ok(self.run("matmul", &params, a, b, m * n, groups)?.0)
     }
 

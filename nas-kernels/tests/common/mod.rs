@@ -49,15 +49,22 @@ pub mod suite {
     use nas_kernels::accel::Accel;
     use nas_kernels::cpu::{conv, gemm, norm, pool, softmax};
 
+    /// Shapes inside one 64x64 tile and across several, with k tails, every transpose.
     pub fn matmul(a: &dyn Accel) {
-        let (m, n, k) = (67, 45, 129);
-        let x = random(m * k, 3);
-        let y = random(k * n, 4);
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let mut want = vec![0.0; m * n];
-            gemm::sgemm(m, n, k, &x, ta, &y, tb, &mut want, false, false);
-            let got = a.matmul(m, n, k, &x, ta, &y, tb).unwrap();
-            close(&got, &want, 1e-4, &format!("matmul ta={ta} tb={tb}"));
+        for (m, n, k) in [(67, 45, 129), (130, 200, 70), (1, 1, 1)] {
+            let x = random(m * k, 3);
+            let y = random(k * n, 4);
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut want = vec![0.0; m * n];
+                gemm::sgemm(m, n, k, &x, ta, &y, tb, &mut want, false, false);
+                let got = a.matmul(m, n, k, &x, ta, &y, tb).unwrap();
+                close(
+                    &got,
+                    &want,
+                    1e-4,
+                    &format!("matmul {m}x{n}x{k} ta={ta} tb={tb}"),
+                );
+            }
         }
     }
 
