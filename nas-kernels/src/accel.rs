@@ -135,6 +135,26 @@ pub struct Peaks {
     pub how: &'static str,
 }
 
+/// Checks a convolution's geometry and the lengths of the operands given (input `x`,
+/// weight `w`, output gradient `gy`) before a device indexes with them.
+pub fn check_conv(p: &Conv2d, x: Option<&[f32]>, w: Option<&[f32]>, gy: Option<&[f32]>) -> Res<()> {
+    p.validate()?;
+    let want = [
+        ("input", x, p.n * p.cin * p.h * p.w),
+        ("weight", w, p.weight_len()),
+        ("output gradient", gy, p.out_len()),
+    ];
+    for (what, v, len) in want {
+        if let Some(v) = v.filter(|v| v.len() != len) {
+            return Err(format!(
+                "conv2d: {what} holds {} values, the geometry needs {len}",
+                v.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks an NLL's arguments before a device indexes with them: one target per row, each
 /// a class below `cols`, and `rows * cols` log-probabilities.
 pub fn check_targets(rows: usize, cols: usize, len: usize, targets: &[u32]) -> Res<()> {

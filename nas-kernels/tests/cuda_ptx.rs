@@ -76,3 +76,28 @@ fn every_cuda_kernel_compiles_to_ptx_and_assembles_for_sm80_and_sm90() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The CUBINs the backend loads where NVRTC knows the GPU: ELF images for sm_80 and
+/// sm_90 that name every kernel (the symbol names sit in the string table).
+#[test]
+fn every_cuda_kernel_compiles_to_a_cubin_for_sm80_and_sm90() {
+    if !nvrtc_available() {
+        assert!(
+            !required(),
+            "NAS_REQUIRE_CUDA_TOOLS is set but NVRTC is missing"
+        );
+        println!("skipped: NVRTC not found");
+        return;
+    }
+    for sm in ["sm_80", "sm_90"] {
+        let bin = nas_kernels::cuda::compile_cubin(sm).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&bin[..4], b"\x7fELF", "{sm}: not an ELF image");
+        for k in KERNELS {
+            let found = bin
+                .windows(k.len() + 2)
+                .any(|w| w[0] == 0 && w[k.len() + 1] == 0 && &w[1..=k.len()] == k.as_bytes());
+            assert!(found, "{sm}: kernel {k} missing from the CUBIN");
+        }
+    }
+    assert!(nas_kernels::cuda::compile_cubin("sm_1").is_err());
+}

@@ -485,14 +485,15 @@ extern "C" __global__ void bn_apply_f32(const float* x, const float* mean, const
     }
 }
 
-// Per-channel sums of g and g * xhat (for the backward); one block per channel.
+// Per-channel sums of g and g * xhat (for the backward), in double as the CPU sums them;
+// one block per channel.
 extern "C" __global__ void bn_backward_sums_f32(const float* x, const float* g, const float* mean,
                                                 const float* invstd, int n, int c, long long hw,
                                                 float* sum_g, float* sum_gx) {
-    __shared__ float pa[256];
-    __shared__ float pb[256];
+    __shared__ double pa[256];
+    __shared__ double pb[256];
     int ch = blockIdx.x;
-    float a = 0.f, b = 0.f;
+    double a = 0.0, b = 0.0;
     for (long long i = threadIdx.x; i < (long long)n * hw; i += blockDim.x) {
         long long o = ((i / hw) * c + ch) * hw + i % hw;
         a += g[o];
@@ -509,8 +510,8 @@ extern "C" __global__ void bn_backward_sums_f32(const float* x, const float* g, 
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        sum_g[ch] = pa[0];
-        sum_gx[ch] = pb[0];
+        sum_g[ch] = (float)pa[0];
+        sum_gx[ch] = (float)pb[0];
     }
 }
 

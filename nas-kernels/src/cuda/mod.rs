@@ -116,6 +116,64 @@ pub fn compile_ptx(arch: &'static str) -> Result<String, String> {
     Ok(ptx)
 }
 
+/// Every kernel compiled to a CUBIN for a real architecture (`"sm_90"`), cached. The
+/// driver loads it without JIT-compiling PTX, so it runs on any driver of the same CUDA
+/// major version, older than this NVRTC included (PTX from a newer NVRTC would not).
+pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, String> {
+    use cudarc::nvrtc::{result as nr, sys as ns};
+    use std::ffi::CString;
+    static CACHE: OnceLock<Mutex<HashMap<String, Vec<u8>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(c) = cache.lock().unwrap().get(arch) {
+        return Ok(c.clone());
+    }
+    if !nvrtc_available() {
+        return Err("NVRTC (libnvrtc.so.12) was not found".into());
+    }
+    let cubin = guarded("NVRTC", || {
+        let src = CString::new(SOURCE).map_err(|e| format!("kernel source: {e}"))?;
+        let name = CString::new("nas_kernels.cu").unwrap();
+        let prog = nr::create_program(&src, Some(&name)).map_err(err("nvrtcCreateProgram"))?;
+        let opts = [format!("--gpu-architecture={arch}")];
+        // SAFETY: `prog` was just created and is destroyed once, below; the buffers handed
+        // to NVRTC are as long as the sizes it reports.
+        let out = unsafe {
+            let built = nr::compile_program(prog, &opts).map_err(|e| {
+                let log = nr::get_program_log(prog)
+                    .map(|l| {
+                        let bytes: Vec<u8> = l
+                            .iter()
+                            .take_while(|&&c| c != 0)
+                            .map(|&c| c as u8)
+                            .collect();
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    })
+                    .unwrap_or_default();
+                format!("compiling the nas kernels for {arch}: {e:?}\n{log}")
+            });
+            let cubin = built.and_then(|()| {
+                let mut size = 0usize;
+                ns::nvrtcGetCUBINSize(prog, &mut size)
+                    .result()
+                    .map_err(err("nvrtcGetCUBINSize"))?;
+                let mut buf = vec![0u8; size];
+                ns::nvrtcGetCUBIN(prog, buf.as_mut_ptr().cast())
+                    .result()
+                    .map_err(err("nvrtcGetCUBIN"))?;
+                Ok(buf)
+            });
+            let _ = nr::destroy_program(prog);
+            cubin
+        };
+        out
+    })?;
+    cache
+        .lock()
+        .unwrap()
+        .insert(arch.to_string(), cubin.clone());
+    Ok(cubin)
+}
+
 /// Geometry of a convolution as the kernels take it (`struct ConvGeom`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -269,12 +327,18 @@ impl Cuda {
                 (8, 6) => "compute_86",
                 (8, _) => "compute_80",
                 (7, 5) => "compute_75",
-                _ => "compute_70",
+                (7, _) => "compute_70",
+                _ => "compute_60",
             };
-            let ptx = compile_ptx(arch)?;
-            let module = ctx
-                .load_module(Ptx::from_src(ptx))
-                .map_err(err("loading the kernels"))?;
+            // A CUBIN for this very GPU where NVRTC knows it (no driver JIT, so no need
+            // for a driver as new as NVRTC); else PTX for the nearest virtual
+            // architecture, which the driver compiles.
+            let sm = format!("sm_{}{}", cc.0, cc.1);
+            let module = match compile_cubin(&sm) {
+                Ok(bin) => ctx.load_module(Ptx::from_binary(bin)),
+                Err(_) => ctx.load_module(Ptx::from_src(compile_ptx(arch)?)),
+            }
+            .map_err(err("loading the kernels"))?;
             let name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
             Ok(Cuda {
                 ordinal,
@@ -291,7 +355,12 @@ impl Cuda {
         self.module.load_function(name).map_err(err(name))
     }
 
-    fn up<T: DeviceRepr>(&self, x: &[T]) -> Res<CudaSlice<T>> {
+    /// `x` on the device; an empty `x` gets a one-element zeroed buffer (CUDA refuses
+    /// zero-byte allocations), which no kernel reads.
+    fn up<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(&self, x: &[T]) -> Res<CudaSlice<T>> {
+        if x.is_empty() {
+            return self.zeros(1);
+        }
         self.stream.clone_htod(x).map_err(err("upload"))
     }
 
@@ -333,6 +402,9 @@ impl Cuda {
         c: &mut CudaViewMut<f32>,
         acc: bool,
     ) -> Res<()> {
+        if m.div_ceil(16) > 65_535 || [m, n, k].iter().any(|&v| v > i32::MAX as usize) {
+            return Err(format!("sgemm_f32: {m}x{n}x{k} is past this kernel's grid"));
+        }
         let f = self.func("sgemm_f32")?;
         let (mi, ni, ki) = (m as i32, n as i32, k as i32);
         let (tai, tbi, acci, zero) = (ta as i32, tb as i32, acc as i32, 0i64);
@@ -371,7 +443,10 @@ impl Cuda {
         let f = self.func("im2col_f32")?;
         let mut l = self.stream.launch_builder(&f);
         l.arg(g).arg(x).arg(&mut *col);
-        let len = (g.cin * g.kh * g.kw * g.oh * g.ow) as usize;
+        let len: usize = [g.cin, g.kh, g.kw, g.oh, g.ow]
+            .iter()
+            .map(|&v| v as usize)
+            .product();
         // SAFETY: arguments match `im2col_f32`; `col` holds the cin*kh*kw x oh*ow matrix.
         unsafe { l.launch(cfg1d(len)) }.map_err(err("im2col_f32"))?;
         Ok(())
@@ -471,7 +546,7 @@ impl Accel for Cuda {
     /// Depthwise convolutions run `depthwise_forward_f32`; the rest im2col + SGEMM per
     /// image and group.
     fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
-        p.validate()?;
+        crate::accel::check_conv(p, Some(x), Some(w), None)?;
         let (dx, dw) = (self.up(x)?, self.up(w)?);
         let mut dy = self.zeros::<f32>(p.out_len())?;
         if Self::depthwise(p) {
@@ -509,6 +584,7 @@ impl Accel for Cuda {
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
+        crate::accel::check_conv(p, None, Some(w), Some(gy))?;
         let len = p.n * p.cin * p.h * p.w;
         let (dg, dw) = (self.up(gy)?, self.up(w)?);
         let mut dx = self.zeros::<f32>(len)?;
@@ -552,6 +628,7 @@ impl Accel for Cuda {
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
+        crate::accel::check_conv(p, Some(x), None, Some(gy))?;
         let len = p.weight_len();
         let (dx, dg) = (self.up(x)?, self.up(gy)?);
         let mut dw = self.zeros::<f32>(len)?;

@@ -521,13 +521,14 @@ impl Accel for Gpu {
     }
 
     fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
-        p.validate()?;
+        crate::accel::check_conv(p, Some(x), Some(w), None)?;
         let params = Self::conv_params(p);
         let len = p.out_len();
         Ok(self.run("conv2d", &params, x, w, len, groups_1d(len))?.0)
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
+        crate::accel::check_conv(p, None, Some(w), Some(gy))?;
         let len = p.n * p.cin * p.h * p.w;
         let params = Self::conv_params(p);
         Ok(self
@@ -536,6 +537,7 @@ impl Accel for Gpu {
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
+        crate::accel::check_conv(p, Some(x), None, Some(gy))?;
         let len = p.weight_len();
         let params = Self::conv_params(p);
         Ok(self
