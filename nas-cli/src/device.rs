@@ -1,6 +1,8 @@
 //! `--device cpu|wgpu|cuda[:N]`: which backend the kernels run on.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
 
 /// Selects the backend for this process. `wgpu` and `cuda[:N]` route convolutions,
 /// linear layers, pooling, batch norm, log-softmax, the NLL loss and the mixed ops'
@@ -37,4 +39,30 @@ pub fn select(device: &str) -> Result<()> {
         }
         d => bail!("--device {d}: expected cpu, wgpu, cuda or cuda:N"),
     }
+}
+
+#[derive(Args, Debug)]
+pub struct CudaKernelsArgs {
+    /// GPU architectures, comma-separated (sm_80 is A100, sm_90 is H100/H200).
+    #[arg(long, value_delimiter = ',', default_value = "sm_80,sm_90")]
+    pub arch: Vec<String>,
+    /// Directory to write `nas-kernels-<arch>.cubin` into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `nas cuda-kernels`: every kernel compiled with NVRTC to a CUBIN per architecture.
+pub fn cuda_kernels(a: CudaKernelsArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for sm in &a.arch {
+        if !sm.starts_with("sm_") || !sm[3..].chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("--arch {sm}: expected a real architecture such as sm_80 or sm_90");
+        }
+        let bin = nas_kernels::cuda::compile_cubin(sm)
+            .map_err(|e| anyhow::anyhow!("--arch {sm}: {e}"))?;
+        let path = a.out.join(nas_kernels::cuda::cubin_file_name(sm));
+        std::fs::write(&path, &bin).with_context(|| format!("writing {}", path.display()))?;
+        println!("{} ({} KiB)", path.display(), bin.len() / 1024);
+    }
+    Ok(())
 }

@@ -50,6 +50,9 @@ enum Cmd {
     /// Profile a supernet weight step kernel by kernel (fused and unfused mixed ops),
     /// and write a Chrome trace.
     Profile(profile_cmd::ProfileArgs),
+    /// Compile the CUDA kernels to CUBINs (needs NVRTC, not a GPU), for a GPU machine
+    /// without NVRTC: point NAS_CUDA_KERNELS there at the directory.
+    CudaKernels(device::CudaKernelsArgs),
 }
 
 fn main() {
@@ -86,5 +89,6 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Report(a) => run_cmds::report(a),
         Cmd::BenchStrategies(a) => run_cmds::bench_strategies(a),
         Cmd::Profile(a) => profile_cmd::run(a),
+        Cmd::CudaKernels(a) => device::cuda_kernels(a),
     }
 }

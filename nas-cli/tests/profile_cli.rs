@@ -212,3 +212,41 @@ fn profile_on_wgpu_names_the_gpu_kernels() {
         std::fs::remove_file(&trace).ok();
     }
 }
+
+/// `nas cuda-kernels` writes an ELF CUBIN per architecture where NVRTC is at hand (CI),
+/// says how to get NVRTC where it is not, and names a bad architecture.
+#[test]
+fn cuda_kernels_are_prebuilt_for_machines_without_nvrtc() {
+    let out = std::env::temp_dir().join(format!("nas-cubins-{}", std::process::id()));
+    let o = nas()
+        .args(["cuda-kernels", "--arch", "sm_80,sm_90", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if nas_kernels::cuda::nvrtc_available() {
+        assert!(o.status.success(), "{err}");
+        for sm in ["sm_80", "sm_90"] {
+            let bin = std::fs::read(out.join(format!("nas-kernels-{sm}.cubin"))).unwrap();
+            assert_eq!(&bin[..4], b"\x7fELF", "{sm}");
+        }
+    } else {
+        assert!(
+            std::env::var_os("NAS_REQUIRE_CUDA_TOOLS").is_none(),
+            "NVRTC required but missing"
+        );
+        assert!(
+            err.contains("NVRTC") && err.contains("LD_LIBRARY_PATH"),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&out).ok();
+    let o = nas()
+        .args(["cuda-kernels", "--arch", "compute_90", "--out"])
+        .arg(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--arch compute_90"), "{err}");
+}

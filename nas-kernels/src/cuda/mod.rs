@@ -88,6 +88,9 @@ pub fn driver_available() -> bool {
     .unwrap_or(false)
 }
 
+const NO_NVRTC: &str = "NVRTC (libnvrtc.so.12) was not found: install the CUDA toolkit, or \
+     the nvidia-cuda-nvrtc-cu12 wheel and put its lib directory on LD_LIBRARY_PATH";
+
 /// Every kernel compiled to PTX for a virtual architecture (`"compute_80"`), cached.
 pub fn compile_ptx(arch: &'static str) -> Result<String, String> {
     static CACHE: OnceLock<Mutex<HashMap<&'static str, String>>> = OnceLock::new();
@@ -96,11 +99,7 @@ pub fn compile_ptx(arch: &'static str) -> Result<String, String> {
         return Ok(p.clone());
     }
     if !nvrtc_available() {
-        return Err(
-            "NVRTC (libnvrtc.so.12) was not found: install the CUDA toolkit, or the \
-                    nvidia-cuda-nvrtc-cu12 wheel and put its lib directory on LD_LIBRARY_PATH"
-                .into(),
-        );
+        return Err(NO_NVRTC.into());
     }
     let opts = CompileOptions {
         arch: Some(arch),
@@ -128,7 +127,7 @@ pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, String> {
         return Ok(c.clone());
     }
     if !nvrtc_available() {
-        return Err("NVRTC (libnvrtc.so.12) was not found".into());
+        return Err(NO_NVRTC.into());
     }
     let cubin = guarded("NVRTC", || {
         let src = CString::new(SOURCE).map_err(|e| format!("kernel source: {e}"))?;
@@ -172,6 +171,27 @@ pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, String> {
         .unwrap()
         .insert(arch.to_string(), cubin.clone());
     Ok(cubin)
+}
+
+/// The file name of the prebuilt CUBIN for `sm` (`"sm_90"`), as `nas cuda-kernels`
+/// writes it.
+pub fn cubin_file_name(sm: &str) -> String {
+    format!("nas-kernels-{sm}.cubin")
+}
+
+/// A prebuilt CUBIN for `sm`, for machines without NVRTC: from `NAS_CUDA_KERNELS` (a
+/// directory), else from `cuda/` beside the executable.
+fn prebuilt_cubin(sm: &str) -> Option<Vec<u8>> {
+    let dirs = std::env::var_os("NAS_CUDA_KERNELS")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.join("cuda"))),
+        );
+    dirs.map(|d| d.join(cubin_file_name(sm)))
+        .find_map(|f| std::fs::read(f).ok())
 }
 
 /// Geometry of a convolution as the kernels take it (`struct ConvGeom`).
@@ -333,10 +353,16 @@ impl Cuda {
             // A CUBIN for this very GPU where NVRTC knows it (no driver JIT, so no need
             // for a driver as new as NVRTC); else PTX for the nearest virtual
             // architecture, which the driver compiles.
+            // Without NVRTC, a CUBIN that `nas cuda-kernels` prebuilt for this sm.
             let sm = format!("sm_{}{}", cc.0, cc.1);
-            let module = match compile_cubin(&sm) {
-                Ok(bin) => ctx.load_module(Ptx::from_binary(bin)),
-                Err(_) => ctx.load_module(Ptx::from_src(compile_ptx(arch)?)),
+            let module = match compile_cubin(&sm).ok().or_else(|| prebuilt_cubin(&sm)) {
+                Some(bin) => ctx.load_module(Ptx::from_binary(bin)),
+                None => ctx.load_module(Ptx::from_src(compile_ptx(arch).map_err(|e| {
+                    format!(
+                        "{e}; or point NAS_CUDA_KERNELS at a directory of kernels prebuilt \
+                         with `nas cuda-kernels --arch {sm}`"
+                    )
+                })?)),
             }
             .map_err(err("loading the kernels"))?;
             let name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
