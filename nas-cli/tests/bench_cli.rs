@@ -1,6 +1,8 @@
 //! `nas bench` as a user runs it: the rows it prints, their figures, and the PyTorch
 //! column only where the figures are comparable (the CPU).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -54,17 +56,9 @@ fn cpu_rows_carry_their_figures_and_pytorchs() {
 #[test]
 fn device_rows_name_the_device_and_leave_the_pytorch_column_empty() {
     let o = bench(&["--device", "wgpu", "--only", "seed"]);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    if !o.status.success()
-        && err.contains("no wgpu")
-        && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
-    {
-        println!("skipped: {err}");
+    let Some((out, err)) = common::wgpu_output(&o) else {
         return;
-    }
+    };
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.starts_with("nas bench on wgpu: "), "{out}");
     let ms = figure(&out, "seed net train step", " ms");

@@ -3,6 +3,8 @@
 //! architecture is retrained from scratch for five, and a killed search resumes to the
 //! very result of an uninterrupted one.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -252,17 +254,9 @@ fn gdas_searches_on_wgpu_as_on_the_cpu() {
             .arg(&dir)
             .output()
             .unwrap();
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr),
-        );
-        if !o.status.success()
-            && err.contains("no wgpu")
-            && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
-        {
-            println!("skipped: {err}");
+        let Some((out, err)) = common::wgpu_output(&o) else {
             return None;
-        }
+        };
         assert!(o.status.success(), "{device}: {out}\n{err}");
         let acc: f32 = out
             .lines()

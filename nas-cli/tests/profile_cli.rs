@@ -1,6 +1,8 @@
 //! `nas profile` as a user runs it: the per-kernel table, the fused/unfused comparison,
 //! and a Chrome trace that parses and holds the kernels and the steps.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -164,17 +166,9 @@ fn profile_on_wgpu_names_the_gpu_kernels() {
             .arg(&trace)
             .output()
             .unwrap();
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr),
-        );
-        if !o.status.success()
-            && err.contains("no wgpu")
-            && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
-        {
-            println!("skipped: {err}");
+        let Some((out, err)) = common::wgpu_output(&o) else {
             return;
-        }
+        };
         assert!(o.status.success(), "{space}: {out}\n{err}");
         for want in wants {
             assert!(out.contains(want), "{space}: no `{want}` in:\n{out}");

@@ -1,5 +1,7 @@
 //! `nas train` end to end, as a user runs it: real bundled data, real binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -124,17 +126,9 @@ fn the_wgpu_device_trains_to_the_cpu_accuracy() {
             .args(["--limit", "3200", "--seed", "3"])
             .output()
             .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-        if !out.status.success()
-            && stderr.contains("no wgpu")
-            && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
-        {
-            println!("skipped: {stderr}");
+        let Some((stdout, stderr)) = common::wgpu_output(&out) else {
             return None;
-        }
+        };
         assert!(out.status.success(), "{device}: {stdout}\n{stderr}");
         let acc = stdout
             .lines()
