@@ -105,9 +105,8 @@ fn bad_inputs_give_errors_that_name_them() {
     assert!(err.contains("`conv1`") && err.contains("conv7x7"), "{err}");
 }
 
-/// `nas train --device wgpu` (convolutions, linear layers, pooling, batch norm and
-/// log-softmax on the Vulkan adapter; CI
-/// has Mesa's CPU driver) reaches the CPU's test accuracy within a point, same seed, on
+/// `nas train --device wgpu` (convolutions, linear layers, pooling, batch norm,
+/// log-softmax and the loss on the Vulkan adapter; CI has Mesa's CPU driver) reaches the CPU's test accuracy within a point, same seed, on
 /// a 3,200-image epoch (a full epoch on the CPU Vulkan driver takes minutes; the README
 /// gives the full-epoch figures).
 #[test]
