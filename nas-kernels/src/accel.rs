@@ -1,7 +1,8 @@
 //! The accelerator boundary: the primitives a training step hands to a device backend
 //! (wgpu or CUDA), with host slices in and host vectors out. `nas-core` asks
 //! [`active`] before each convolution, linear layer, pooling, batch norm, log-softmax,
-//! NLL loss and mixed-op sum, forward and backward, and runs the CPU kernel when no accelerator is active.
+//! NLL loss and mixed-op sum, forward and backward, and runs the CPU kernel when no
+//! accelerator is active.
 //!
 //! Every method computes exactly what the CPU kernel of the same name computes (the
 //! equivalence tests hold each backend to that on random inputs); the result is a fresh

@@ -350,10 +350,9 @@ impl Cuda {
                 (7, _) => "compute_70",
                 _ => "compute_60",
             };
-            // A CUBIN for this very GPU where NVRTC knows it (no driver JIT, so no need
-            // for a driver as new as NVRTC); else PTX for the nearest virtual
-            // architecture, which the driver compiles.
-            // Without NVRTC, a CUBIN that `nas cuda-kernels` prebuilt for this sm.
+            // A CUBIN for this very GPU: compiled by NVRTC (no driver JIT, so the driver
+            // need not be as new as NVRTC), else prebuilt by `nas cuda-kernels`; failing
+            // both, PTX for the nearest virtual architecture, which the driver compiles.
             let sm = format!("sm_{}{}", cc.0, cc.1);
             let module = match compile_cubin(&sm).ok().or_else(|| prebuilt_cubin(&sm)) {
                 Some(bin) => ctx.load_module(Ptx::from_binary(bin)),

@@ -292,6 +292,16 @@ impl Gpu {
         Ok((y, idx))
     }
 
+    /// A zeroed storage buffer of `size` bytes that lives only on the device.
+    fn scratch(&self, label: &str, size: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
     /// Seconds for `reps` back-to-back dispatches of `entry` over `groups` workgroups,
     /// reading `a` (already on the device), with nothing read back.
     fn time_dispatches(
@@ -303,14 +313,7 @@ impl Gpu {
         reps: u32,
     ) -> Result<f64, String> {
         let d = &self.device;
-        let small = |label: &str| {
-            d.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: 256,
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            })
-        };
+        let small = |label| self.scratch(label, 256);
         let (b, y, i) = (small("b"), small("y"), small("i"));
         let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
         let cmd = self
@@ -348,25 +351,15 @@ impl Gpu {
     pub fn measure_peaks(&self) -> Res<(f64, f64)> {
         let groups = 4096u32;
         let threads = groups as usize * 64;
-        let dummy = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("peak dummy"),
-            size: 256,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let dummy = self.scratch("peak dummy", 256);
         let steps = 1024u32;
         let flops = (threads * steps as usize * 16) as f64;
         let params = [steps, 0.999f32.to_bits()];
         let gflops = self.rate("peak_fma", &params, &dummy, groups, flops)? / 1e9;
         // Larger than the last-level caches of current GPUs, within the binding limit.
-        let limit = self.device.limits().max_storage_buffer_binding_size as u64;
+        let limit = self.device.limits().max_storage_buffer_binding_size;
         let bytes = (256u64 << 20).min(limit) & !255;
-        let big = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("peak read"),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let big = self.scratch("peak read", bytes);
         let n = (bytes / 4) as u32;
         let params = [n, n.div_ceil(groups)];
         let gbs = self.rate("peak_read", &params, &big, groups, bytes as f64)? / 1e9;
