@@ -1,11 +1,11 @@
 //! Commands on plugins and finished runs: `nas plugins`, `nas export`, `nas retrain`,
 //! `nas report`, and `nas bench-strategies` (every plugin on the NAS-Bench-201 table).
 
-use crate::search_cmd::{best, trial_seed, SearchArgs};
+use crate::search_cmd::{best_of, run_limits, trial_seed, SearchArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser};
 use nas_core::evaluate::{Evaluator, Nb201Table};
-use nas_core::experiment::{pareto, write_atomic, RunDir, TrialRecord};
+use nas_core::experiment::{candidates, cost, pareto, write_atomic, RunDir, TrialRecord};
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
 use nas_strategies::abi::ABI_VERSION;
@@ -75,12 +75,7 @@ fn run_cost(a: &SearchArgs) -> Option<String> {
 }
 
 fn cost_of(name: &str) -> impl Fn(&nas_core::evaluate::Metrics) -> Option<f64> + '_ {
-    move |m| match name {
-        "params" => m.params,
-        "macs" => m.macs,
-        "latency_ms" => m.latency_ms,
-        _ => m.extra.get(name).and_then(|v| v.as_f64()),
-    }
+    move |m| cost(m, name)
 }
 
 #[derive(Args, Debug)]
@@ -102,30 +97,48 @@ pub fn export(a: ExportArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| run.path.join("export.json"));
     let cost = a.pareto.clone().or_else(|| run_cost(&args));
+    let limits = run_limits(&args)?;
+    // Errors when no trial is within the limits.
+    let b = best_of(&j, &limits)?;
     let v = match &cost {
         Some(c) => {
-            let front = pareto(&j, cost_of(c));
+            let cands = candidates(&j, &limits);
+            let front = pareto(&cands, cost_of(c));
             if front.is_empty() {
                 bail!("--pareto {c}: no trial reports that cost");
             }
             println!(
-                "Pareto set of accuracy against {c}: {} architectures",
-                front.len()
+                "Pareto set of accuracy against {c}: {} architectures{}",
+                front.len(),
+                if limits.is_empty() {
+                    String::new()
+                } else {
+                    format!(", all within the limits ({limits})")
+                }
             );
             serde_json::Value::Array(
                 front
                     .iter()
-                    .map(|&i| serde_json::json!({"arch": j[i].arch, "metrics": j[i].metrics}))
+                    .map(|&i| {
+                        serde_json::json!({
+                            "arch": cands[i].arch,
+                            "metrics": cands[i].metrics,
+                            "trials": cands[i].trials,
+                        })
+                    })
                     .collect(),
             )
         }
         None => {
-            let b = best(&j).unwrap();
             println!(
-                "best of {} trials: trial {} ({:.2}%)",
+                "best of {} trials: trial {} ({:.2}%{})",
                 j.len(),
-                b.trial,
-                b.metrics.accuracy * 100.0
+                b.trials[0],
+                b.metrics.accuracy * 100.0,
+                match b.trials.len() {
+                    1 => String::new(),
+                    n => format!(", mean of its {n} trials"),
+                }
             );
             serde_json::to_value(&b.arch)?
         }
@@ -158,12 +171,12 @@ struct TrainOnly {
 
 pub fn retrain(a: RetrainArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
-    let b = best(&j).unwrap();
+    let b = best_of(&j, &run_limits(&args)?)?;
     let arch_file = run.path.join("best_arch.json");
     write_atomic(&arch_file, &serde_json::to_vec_pretty(&b.arch)?).map_err(|e| anyhow!(e))?;
     println!(
         "retraining trial {} of {} from scratch",
-        b.trial,
+        b.trials[0],
         run.path.display()
     );
     let data = a.data.clone().unwrap_or(args.data.clone());
@@ -220,17 +233,36 @@ pub fn report(a: ReportArgs) -> Result<()> {
             args.budget
         );
     }
-    let mut order: Vec<&TrialRecord> = j.iter().collect();
-    order.sort_by(|x, y| y.metrics.accuracy.partial_cmp(&x.metrics.accuracy).unwrap());
+    let limits = run_limits(&args)?;
+    let cands = candidates(&j, &limits);
+    let left_out = j.len() - cands.iter().map(|c| c.trials.len()).sum::<usize>();
+    if left_out > 0 {
+        println!("{left_out} trials are over the limits ({limits}) and left out");
+    }
+    if cands.is_empty() {
+        bail!(
+            "none of the run's {} trials is within the limits ({limits})",
+            j.len()
+        );
+    }
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    order.sort_by(|&x, &y| {
+        cands[y]
+            .metrics
+            .accuracy
+            .total_cmp(&cands[x].metrics.accuracy)
+    });
     println!(
-        "{:>6} {:>9} {:>12} {:>12} {:>10}  architecture",
-        "trial", "accuracy", "params", "MMACs", "lat. ms"
+        "{:>6} {:>6} {:>9} {:>12} {:>12} {:>10}  architecture",
+        "trial", "times", "accuracy", "params", "MMACs", "lat. ms"
     );
     let f = |v: Option<f64>, s: f64| v.map(|x| format!("{:.2}", x / s)).unwrap_or("-".into());
-    for r in order.iter().take(a.top) {
+    for &i in order.iter().take(a.top) {
+        let r = &cands[i];
         println!(
-            "{:>6} {:>8.2}% {:>12} {:>12} {:>10}  {}",
-            r.trial,
+            "{:>6} {:>6} {:>8.2}% {:>12} {:>12} {:>10}  {}",
+            r.trials[0],
+            r.trials.len(),
             r.metrics.accuracy * 100.0,
             f(r.metrics.params, 1.0).trim_end_matches(".00"),
             f(r.metrics.macs, 1e6),
@@ -241,17 +273,19 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let mut best_so_far = vec![];
     let mut m = f64::MIN;
     for r in &j {
-        m = m.max(r.metrics.accuracy);
-        best_so_far.push(m * 100.0);
+        if limits.feasible(&r.metrics) && r.metrics.accuracy.is_finite() {
+            m = m.max(r.metrics.accuracy);
+        }
+        best_so_far.push(if m == f64::MIN { 0.0 } else { m * 100.0 });
     }
     let svg = line_plot(&best_so_far, "trial", "best accuracy so far (%)");
     let p = run.path.join("best_so_far.svg");
     write_atomic(&p, svg.as_bytes()).map_err(|e| anyhow!(e))?;
     println!("wrote {}", p.display());
     let cost = run_cost(&args).unwrap_or_else(|| "params".into());
-    let front = pareto(&j, cost_of(&cost));
+    let front = pareto(&cands, cost_of(&cost));
     if !front.is_empty() {
-        let pts: Vec<(f64, f64, bool)> = j
+        let pts: Vec<(f64, f64, bool)> = cands
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {

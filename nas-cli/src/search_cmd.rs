@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_core::data::{load_dir, Dataset};
 use nas_core::evaluate::{Evaluator, Nb201Table, TrainEvaluator};
-use nas_core::experiment::{write_atomic, RunDir, TrialRecord};
+use nas_core::experiment::{self, candidates, write_atomic, Candidate, Limits, RunDir, TrialRecord};
 use nas_core::space::builtin::InputSpec;
 use nas_core::space::{arch, describe, Architecture};
 use nas_core::Rng;
@@ -255,9 +255,11 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
     );
     bar.set_prefix(format!("{} on {}", a.strategy, space.name()));
     bar.set_position(journal.len() as u64);
-    let best_msg = |j: &[TrialRecord]| match best(j) {
+    let limits = run_limits(a)?;
+    let best_msg = |j: &[TrialRecord]| match experiment::best(&candidates(j, &limits)) {
         Some(b) => format!("best {:.2}%", b.metrics.accuracy * 100.0),
-        None => "no trial yet".into(),
+        None if j.is_empty() => "no trial yet".into(),
+        None => "no trial within the limits yet".into(),
     };
     bar.set_message(best_msg(&journal));
     while journal.len() < a.budget {
@@ -301,13 +303,13 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
         let state = strategy.save().map_err(|e| anyhow!(e))?;
         run.save_state(journal.len(), &state)
             .map_err(|e| anyhow!(e))?;
-        write_best(run, &journal, evaluator)?;
+        write_best(run, &journal, &limits, evaluator)?;
         bar.set_position(journal.len() as u64);
         bar.set_message(best_msg(&journal));
     }
     bar.finish_and_clear();
-    write_best(run, &journal, evaluator)?;
-    summarize(&journal, evaluator, run);
+    write_best(run, &journal, &limits, evaluator)?;
+    summarize(&journal, &limits, evaluator, run);
     Ok(())
 }
 
@@ -366,16 +368,29 @@ fn evaluate_all(
     })
 }
 
-/// The trial with the highest observed accuracy.
-pub fn best(j: &[TrialRecord]) -> Option<&TrialRecord> {
-    j.iter()
-        .max_by(|a, b| a.metrics.accuracy.partial_cmp(&b.metrics.accuracy).unwrap())
+/// The hard limits of a run, from its strategy config (see [`Limits::from_config`]).
+pub fn run_limits(a: &SearchArgs) -> Result<Limits> {
+    Limits::from_config(&a.strategy_config()?).map_err(|e| anyhow!("--config: {e}"))
 }
 
-fn write_best(run: &RunDir, j: &[TrialRecord], ev: &dyn Evaluator) -> Result<()> {
-    if let Some(b) = best(j) {
+/// The architecture a run returns: the feasible one with the highest accuracy (mean
+/// over its trials), or an error that says no trial was feasible.
+pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
+    let c = candidates(j, limits);
+    match experiment::best(&c) {
+        Some(b) => Ok(b.clone()),
+        None => bail!(
+            "none of the run's {} trials is within the limits ({limits})",
+            j.len()
+        ),
+    }
+}
+
+fn write_best(run: &RunDir, j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator) -> Result<()> {
+    if let Ok(b) = best_of(j, limits) {
         let v = serde_json::json!({
-            "trial": b.trial,
+            "trial": b.trials[0],
+            "trials": b.trials,
             "arch": b.arch,
             "metrics": b.metrics,
             "final_accuracy": ev.final_accuracy(&b.arch),
@@ -385,15 +400,29 @@ fn write_best(run: &RunDir, j: &[TrialRecord], ev: &dyn Evaluator) -> Result<()>
     Ok(())
 }
 
-fn summarize(j: &[TrialRecord], ev: &dyn Evaluator, run: &RunDir) {
-    let Some(b) = best(j) else {
+fn summarize(j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator, run: &RunDir) {
+    if j.is_empty() {
         println!("no trials");
         return;
+    }
+    let b = match best_of(j, limits) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("{e}; no architecture to return");
+            return;
+        }
+    };
+    let within = if limits.is_empty() {
+        String::new()
+    } else {
+        format!(" within the limits ({limits})")
     };
     println!(
-        "{} trials; best is trial {}: observed accuracy {:.2}%",
+        "{} trials; best{within} is trial {} ({} trial{} of it): observed accuracy {:.2}%",
         j.len(),
-        b.trial,
+        b.trials[0],
+        b.trials.len(),
+        if b.trials.len() == 1 { "" } else { "s" },
         b.metrics.accuracy * 100.0
     );
     if let Some(f) = ev.final_accuracy(&b.arch) {

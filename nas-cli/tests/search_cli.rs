@@ -239,3 +239,64 @@ fn a_killed_search_resumes_without_losing_or_repeating_trials() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// What a user gets back from a run with a hard limit: `best.json`, `nas export` (the
+/// Pareto set), `nas report` and `nas retrain` only ever hold architectures within the
+/// limit, each once; a run with no feasible trial says so.
+#[test]
+fn hard_limits_hold_in_everything_a_run_returns() {
+    let dir = out_dir("limits");
+    let limit = 400_000.0;
+    let cfg = format!(
+        r#"{{"objectives": ["accuracy", "params"], "limits": {{"params": {limit}}}}}"#
+    );
+    let (ok, out, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "evolution", "--budget", "150"])
+        .args(["--config", &cfg, "--out"])
+        .arg(&dir));
+    assert!(ok, "{out}\n{err}");
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let over = journal
+        .lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["metrics"]["params"].as_f64().unwrap() > limit
+        })
+        .count();
+    assert!(over > 0, "the run never proposed an infeasible architecture, so it tests nothing");
+
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("best.json")).unwrap()).unwrap();
+    assert!(best["metrics"]["params"].as_f64().unwrap() <= limit, "{best}");
+
+    let (ok, out, err) = run(nas().arg("export").arg(&dir));
+    assert!(ok, "{out}\n{err}");
+    let front: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("export.json")).unwrap()).unwrap();
+    assert!(!front.is_empty());
+    let mut seen = std::collections::HashSet::new();
+    for m in &front {
+        assert!(m["metrics"]["params"].as_f64().unwrap() <= limit, "{m}");
+        assert!(seen.insert(m["arch"].to_string()), "listed twice: {}", m["arch"]);
+    }
+    let (ok, out, err) = run(nas().arg("report").arg(&dir));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("over the limits (params <= 400000)"), "{out}");
+
+    // A limit no architecture meets: nothing to return, and the commands say why.
+    let none = out_dir("limits-none");
+    let (ok, out, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "random", "--budget", "5"])
+        .args(["--config", r#"{"max_params": 10}"#, "--out"])
+        .arg(&none));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("within the limits (params <= 10)"), "{out}");
+    assert!(!none.join("best.json").exists());
+    for cmd in ["export", "retrain", "report"] {
+        let (ok, out, err) = run(nas().arg(cmd).arg(&none));
+        assert!(!ok, "{cmd}: {out}");
+        assert!(err.contains("none of the run's 5 trials is within the limits"), "{cmd}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&none).ok();
+}
