@@ -5,7 +5,7 @@
 use nas_core::nn::{num_parameters, parameters, state, Module};
 use nas_core::space::arch::{random, validate};
 use nas_core::space::builtin::chain::ChainSpace;
-use nas_core::space::builtin::darts::{self, derive_from_weights, DartsSpace};
+use nas_core::space::builtin::darts::{self, DartsSpace};
 use nas_core::space::builtin::mobilenet::MobileNetSpace;
 use nas_core::space::builtin::{by_name, InputSpec, NAMES};
 use nas_core::space::{describe, fixed, Architecture, ChoiceKind, Reduce, Space, Supernet};
@@ -216,64 +216,6 @@ fn darts_one_hot_supernet_runs_only_the_active_path() {
     }
 }
 
-#[test]
-fn darts_derive_from_weights_follows_the_paper() {
-    let space = darts_space(3);
-    let choices = describe(&space);
-    // By default every edge prefers avg_pool_3x3 equally, so nodes keep inputs 0 and 1.
-    let mut w: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-    for c in &choices {
-        if let ChoiceKind::Layer { .. } = c.kind {
-            w.insert(
-                c.label.clone(),
-                vec![0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1],
-            );
-        }
-    }
-    // `none` is strongest on op_2_0, but never picked.
-    w.insert(
-        "normal/op_2_0".into(),
-        vec![0.6, 0.0, 0.0, 0.0, 0.3, 0.1, 0.0, 0.0],
-    );
-    // Node 3: best non-none strengths 0.15 (edge 0), 0.4 (edge 1), 0.3 (edge 2).
-    w.insert(
-        "normal/op_3_0".into(),
-        vec![0.7, 0.0, 0.0, 0.15, 0.0, 0.0, 0.1, 0.05],
-    );
-    w.insert(
-        "normal/op_3_1".into(),
-        vec![0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4],
-    );
-    w.insert(
-        "normal/op_3_2".into(),
-        vec![0.1, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
-    );
-    // Reduce node 5: edges 3 and 4 win with dil_conv_3x3 and skip_connect.
-    w.insert(
-        "reduce/op_5_3".into(),
-        vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.1],
-    );
-    w.insert(
-        "reduce/op_5_4".into(),
-        vec![0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0],
-    );
-    let arch = derive_from_weights(&choices, &w);
-    validate(&choices, &arch).unwrap();
-    let get = |l: &str| arch[l].clone();
-    assert_eq!(get("normal/op_2_0"), "sep_conv_3x3");
-    assert_eq!(get("normal/input_2"), Value::from(vec![0, 1]));
-    assert_eq!(get("normal/op_3_0"), "skip_connect");
-    assert_eq!(get("normal/op_3_1"), "dil_conv_5x5");
-    assert_eq!(get("normal/op_3_2"), "max_pool_3x3");
-    assert_eq!(get("normal/input_3"), Value::from(vec![1, 2]));
-    assert_eq!(get("normal/op_4_2"), "avg_pool_3x3");
-    assert_eq!(get("normal/input_4"), Value::from(vec![0, 1]));
-    assert_eq!(get("reduce/op_5_3"), "dil_conv_3x3");
-    assert_eq!(get("reduce/op_5_4"), "skip_connect");
-    assert_eq!(get("reduce/input_5"), Value::from(vec![3, 4]));
-    let net = fixed(&space, &arch, 0).unwrap();
-    step(net.as_ref(), 3, 32);
-}
 
 /// The derived network has the supernet's tensors under the same names.
 fn check_inheritance(space: &dyn Space, arch: &Architecture, channels: usize, size: usize) {

@@ -107,26 +107,54 @@ impl OneShotInfo {
         Ok(())
     }
 
-    /// Group-wise softmax of `logits / temperature`.
+    /// Whether group `g` is a node's edges (an input choice whose candidates carry op
+    /// choices of their own, [`Choice::edge_ops`]).
+    pub fn is_edges(&self, g: usize) -> bool {
+        !self.choices[self.groups[g].choice].edge_ops.is_empty()
+    }
+
+    /// Group-wise softmax of `logits / temperature`: the continuous relaxation of
+    /// DARTS. Edge groups ([`OneShotInfo::is_edges`]) are not relaxed: every edge
+    /// weighs 1, so a node is the plain sum of its mixed edges, as in the paper; their
+    /// logits are left unused.
     pub fn softmax(&self, logits: &[f32], temperature: f32) -> Vec<f32> {
         let mut out = vec![0.0; logits.len()];
-        for r in self.ranges() {
-            softmax_into(&logits[r.clone()], temperature, &mut out[r]);
+        for (g, r) in self.ranges().into_iter().enumerate() {
+            if self.is_edges(g) {
+                out[r].fill(1.0);
+            } else {
+                softmax_into(&logits[r.clone()], temperature, &mut out[r]);
+            }
         }
         out
     }
 
-    /// The gradient with respect to the logits of `p = softmax(logits / t)`, given the
-    /// gradient with respect to `p`.
+    /// The gradient with respect to the logits of `p = softmax(logits / t)` (as
+    /// [`OneShotInfo::softmax`] computes it), given the gradient with respect to `p`.
+    /// Edge groups get none.
     pub fn softmax_backward(&self, p: &[f32], grad_p: &[f32], temperature: f32) -> Vec<f32> {
         let mut out = vec![0.0; p.len()];
-        for r in self.ranges() {
+        for (g, r) in self.ranges().into_iter().enumerate() {
+            if self.is_edges(g) {
+                continue;
+            }
             let dot: f32 = r.clone().map(|i| p[i] * grad_p[i]).sum();
             for i in r {
                 out[i] = p[i] * (grad_p[i] - dot) / temperature;
             }
         }
         out
+    }
+
+    /// `mix` with every edge of every edge group switched on at weight 1: a sampled
+    /// path of a DARTS-style cell keeps all its edges and samples their ops.
+    pub fn all_edges(&self, mut mix: Vec<f32>) -> Vec<f32> {
+        for (g, r) in self.ranges().into_iter().enumerate() {
+            if self.is_edges(g) {
+                mix[r].fill(1.0);
+            }
+        }
+        mix
     }
 
     /// One option per choice (the decision-vector convention of [`decisions`]) with the
@@ -147,13 +175,7 @@ impl OneShotInfo {
                             n_candidates,
                             n_chosen,
                             ..
-                        } => {
-                            let mut idx: Vec<usize> = (0..*n_candidates).collect();
-                            idx.sort_by(|&a, &b| ws[b].total_cmp(&ws[a]).then(a.cmp(&b)));
-                            let mut top = idx[..*n_chosen].to_vec();
-                            top.sort_unstable();
-                            decisions::rank_combination(*n_candidates, &top)
-                        }
+                        } => heaviest(ws, *n_candidates, *n_chosen),
                         _ => argmax(ws),
                     }
                 }
@@ -162,35 +184,50 @@ impl OneShotInfo {
     }
 
     /// The architecture the weights `w` stand for: [`OneShotInfo::strongest`], except
-    /// in the DARTS cell space, where the paper's rule applies (the strongest non-`none`
-    /// op per edge, the two strongest edges per node).
+    /// for edges, where the DARTS paper's rule applies: each edge's op choice keeps its
+    /// strongest op other than `none`, and each node keeps the `k` edges whose kept op
+    /// weighs most (the weights of the edge group itself are not used).
     pub fn derive(&self, w: &[f32]) -> Architecture {
-        if let Some(a) = self.derive_darts(w) {
-            return a;
-        }
-        decisions::to_arch(&self.choices, &self.strongest(w))
-    }
-
-    fn derive_darts(&self, w: &[f32]) -> Option<Architecture> {
-        let is_darts = self.choices.iter().any(|c| c.label.contains("/input_"))
-            && self
-                .choices
-                .iter()
-                .all(|c| c.label.contains("/input_") || c.label.contains("/op_"));
-        if !is_darts {
-            return None;
-        }
         let ranges = self.ranges();
-        let weights: BTreeMap<String, Vec<f32>> = self
-            .groups
-            .iter()
-            .zip(&ranges)
-            .map(|(g, r)| (g.label.clone(), w[r.clone()].to_vec()))
-            .collect();
-        Some(nas_core::space::builtin::darts::derive_from_weights(
-            &self.choices,
-            &weights,
-        ))
+        let group = self.group_of();
+        let mut d = self.strongest(w);
+        let weights = |ci: usize| group[ci].map(|g| &w[ranges[g].clone()]);
+        let index = |label: &str| self.choices.iter().position(|c| c.label == label);
+        // Edge ops: the strongest op that is not `none`, and its weight.
+        let mut strength = vec![0.0f32; self.choices.len()];
+        for c in self.choices.iter().filter(|c| !c.edge_ops.is_empty()) {
+            for op in &c.edge_ops {
+                let Some(oi) = index(op) else { continue };
+                let (ChoiceKind::Layer { candidates }, Some(ws)) =
+                    (&self.choices[oi].kind, weights(oi))
+                else {
+                    continue;
+                };
+                let best = (0..candidates.len())
+                    .filter(|&k| candidates[k] != "none")
+                    .reduce(|b, k| if ws[k] > ws[b] { k } else { b });
+                if let Some(k) = best {
+                    d[oi] = k;
+                    strength[oi] = ws[k];
+                }
+            }
+        }
+        for (ci, c) in self.choices.iter().enumerate() {
+            if let (ChoiceKind::Input {
+                n_candidates,
+                n_chosen,
+                ..
+            }, false) = (&c.kind, c.edge_ops.is_empty())
+            {
+                let s: Vec<f32> = c
+                    .edge_ops
+                    .iter()
+                    .map(|op| index(op).map_or(0.0, |oi| strength[oi]))
+                    .collect();
+                d[ci] = heaviest(&s, *n_candidates, *n_chosen);
+            }
+        }
+        decisions::to_arch(&self.choices, &d)
     }
 
     /// The one-hot mixing weights of a decision vector: weight 1 on the chosen candidate
@@ -229,6 +266,16 @@ pub fn mix_size(c: &Choice) -> usize {
         ChoiceKind::Value { values } => values.len(),
         ChoiceKind::Repeat { depths } => depths.len(),
     }
+}
+
+/// The decision (combination rank) of the `k` largest of `n` weights (the earlier on
+/// ties).
+fn heaviest(ws: &[f32], n: usize, k: usize) -> usize {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&a, &b| ws[b].total_cmp(&ws[a]).then(a.cmp(&b)));
+    let mut top = idx[..k].to_vec();
+    top.sort_unstable();
+    decisions::rank_combination(n, &top)
 }
 
 /// Index of the largest value (the first on ties).
@@ -681,6 +728,7 @@ mod tests {
                     candidates: vec!["a".into(), "b".into(), "c".into()],
                 },
                 inside: None,
+                edge_ops: vec![],
             },
             Choice {
                 label: "in".into(),
@@ -690,6 +738,7 @@ mod tests {
                     reduce: Reduce::Sum,
                 },
                 inside: None,
+                edge_ops: vec![],
             },
         ];
         OneShotInfo {

@@ -15,6 +15,7 @@ pub fn layer_space(n: usize, k: usize) -> Vec<Choice> {
                 candidates: (0..k).map(|j| format!("c{j}")).collect(),
             },
             inside: None,
+            edge_ops: vec![],
         })
         .collect()
 }
@@ -30,6 +31,7 @@ pub fn mixed_space() -> Vec<Choice> {
             reduce: Reduce::Sum,
         },
         inside: None,
+        edge_ops: vec![],
     });
     s.push(Choice {
         label: "width".into(),
@@ -37,6 +39,7 @@ pub fn mixed_space() -> Vec<Choice> {
             values: vec![json!(8), json!(16), json!(0.5)],
         },
         inside: None,
+        edge_ops: vec![],
     });
     s.push(Choice {
         label: "depth".into(),
@@ -44,6 +47,7 @@ pub fn mixed_space() -> Vec<Choice> {
             depths: vec![1, 2, 3],
         },
         inside: None,
+        edge_ops: vec![],
     });
     for b in 0..3 {
         s.push(Choice {
@@ -52,6 +56,7 @@ pub fn mixed_space() -> Vec<Choice> {
                 candidates: vec!["a".into(), "b".into(), "c".into()],
             },
             inside: Some(("depth".into(), b)),
+            edge_ops: vec![],
         });
     }
     s
@@ -154,6 +159,7 @@ pub fn layer(label: &str, n: usize, inside: Option<(&str, usize)>) -> Choice {
             candidates: (0..n).map(|i| format!("op{i}")).collect(),
         },
         inside: inside.map(|(r, i)| (r.to_string(), i)),
+        edge_ops: vec![],
     }
 }
 
@@ -163,6 +169,7 @@ pub fn choice(label: &str, kind: ChoiceKind, inside: Option<(&str, usize)>) -> C
         label: label.into(),
         kind,
         inside: inside.map(|(r, i)| (r.to_string(), i)),
+        edge_ops: vec![],
     }
 }
 
@@ -270,6 +277,8 @@ pub struct FakeSupernet {
     pub steps: usize,
     pub evaluations: usize,
     pub checkpoints: Vec<Value>,
+    /// Every mix a training step or a gradient call was given, in order.
+    pub mixes: Vec<Vec<f32>>,
 }
 
 impl FakeSupernet {
@@ -285,6 +294,7 @@ impl FakeSupernet {
                 reduce: Reduce::Sum,
             },
             inside: None,
+            edge_ops: vec![],
         });
         let groups: Vec<crate::oneshot::Group> = choices
             .iter()
@@ -310,6 +320,43 @@ impl FakeSupernet {
             steps: 0,
             evaluations: 0,
             checkpoints: vec![],
+            mixes: vec![],
+        }
+    }
+
+    /// A DARTS-style node: three edges `op0..op2`, each an op choice of `none`, `c1`,
+    /// `c2`, and the node's input choice `in` keeping 2 of the 3 edges, declared as
+    /// edges ([`Choice::edge_ops`]). Weights: `op{e}` at `3e..3e+3`, `in` at `9..12`.
+    pub fn cell(epochs: usize, batches: usize) -> FakeSupernet {
+        let mut f = FakeSupernet::new(3, 3, epochs, batches);
+        for c in f.info.choices.iter_mut() {
+            match &mut c.kind {
+                ChoiceKind::Layer { candidates } => candidates[0] = "none".into(),
+                ChoiceKind::Input { .. } => {
+                    c.edge_ops = vec!["op0".into(), "op1".into(), "op2".into()];
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// Panics unless every mix the strategy gave kept all the edges of every edge
+    /// group on at weight 1 (a node is the plain sum of its mixed edges).
+    pub fn assert_edges_summed(&self) {
+        assert!(!self.mixes.is_empty(), "no mix was given");
+        for (k, mix) in self.mixes.iter().enumerate() {
+            for (g, r) in self.info.ranges().into_iter().enumerate() {
+                let group = &self.info.groups[g];
+                if !self.info.choices[group.choice].edge_ops.is_empty() {
+                    assert!(
+                        mix[r.clone()].iter().all(|&w| w == 1.0),
+                        "mix {k}: edges of `{}` weigh {:?}, not 1",
+                        group.label,
+                        &mix[r]
+                    );
+                }
+            }
         }
     }
 
@@ -327,6 +374,7 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
     }
     fn train_step(&mut self, mix: &[f32], grad: Option<&mut [f32]>) -> Result<f32, String> {
         assert_eq!(mix.len(), self.slope.len());
+        self.mixes.push(mix.to_vec());
         self.steps += 1;
         if let Some(g) = grad {
             g.copy_from_slice(&self.slope);
@@ -340,6 +388,7 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
         grad: &mut [f32],
         _: bool,
     ) -> Result<crate::oneshot::GradInfo, String> {
+        self.mixes.push(mix.to_vec());
         // Candidates switched off (+0.0) get no gradient, as in a real supernet.
         for (i, g) in grad.iter_mut().enumerate() {
             *g = if mix[i].to_bits() == 0 {
@@ -406,6 +455,26 @@ pub fn run_on_fake<S: crate::oneshot::OneShotStrategy>(
         .unwrap()
         .run(f, None)
         .unwrap()
+}
+
+/// Runs a one-shot strategy on [`FakeSupernet::cell`] and checks the DARTS relaxation
+/// and export: every mix keeps all edges at weight 1; `none` grows strongest on edge 0
+/// but the export keeps its best other op; the export keeps the two edges whose kept ops
+/// are strongest (0 and 1), although the edge group's own slopes favour edge 2, which a
+/// strategy that relaxed the edges too would follow.
+pub fn check_cell_relaxation<S: crate::oneshot::OneShotStrategy>(config: Value, batches: usize) {
+    let mut f = FakeSupernet::cell(1, batches);
+    f.slope = vec![
+        -1.0, -0.9, 1.0, // op0: none, then c1
+        0.0, 1.0, -1.0, // op1: c2
+        -1.0, 1.0, 1.0, // op2: every op but none loses weight
+        1.0, 1.0, -3.0, // in: would pick edge 2
+    ];
+    let arch = run_on_fake::<S>(&mut f, config, 0);
+    f.assert_edges_summed();
+    assert_eq!(arch["op0"], json!("c1"), "{arch:?}");
+    assert_eq!(arch["op1"], json!("c2"), "{arch:?}");
+    assert_eq!(arch["in"], json!([0, 1]), "{arch:?}");
 }
 
 /// The candidate a one-shot run picked for layer choice `op{i}`, as its index.

@@ -188,6 +188,7 @@ mod tests {
                     candidates: vec!["a".into(), "b".into()],
                 },
                 inside: None,
+                edge_ops: vec![],
             },
             Choice {
                 label: "skip".into(),
@@ -197,11 +198,13 @@ mod tests {
                     reduce: Reduce::Sum,
                 },
                 inside: None,
+                edge_ops: vec![],
             },
             Choice {
                 label: "depth".into(),
                 kind: ChoiceKind::Repeat { depths: vec![1, 2] },
                 inside: None,
+                edge_ops: vec![],
             },
             Choice {
                 label: "width1".into(),
@@ -209,6 +212,7 @@ mod tests {
                     values: vec![Value::from(8), Value::from(16)],
                 },
                 inside: Some(("depth".into(), 1)),
+                edge_ops: vec![],
             },
         ]
     }

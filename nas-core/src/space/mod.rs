@@ -56,6 +56,13 @@ pub struct Choice {
     /// exists only when that repeat's depth exceeds the index.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub inside: Option<(String, usize)>,
+    /// For an input choice whose candidates are edges, each computed by an op choice
+    /// of its own (a DARTS cell node's incoming edges): the label of each candidate's
+    /// op choice. Weight-sharing searches that follow DARTS sum every edge while they
+    /// search and keep the edges whose ops are strongest when they export. Empty
+    /// otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub edge_ops: Vec<String>,
 }
 
 impl Choice {
@@ -143,7 +150,24 @@ impl Builder {
             label: label.to_string(),
             kind,
             inside: self.scope.last().cloned(),
+            edge_ops: vec![],
         });
+    }
+
+    /// Declares the candidates of the recorded input choice `label` to be edges computed
+    /// by the op choices `ops` (see [`Choice::edge_ops`]).
+    pub fn edge_ops(&mut self, label: &str, ops: Vec<String>) {
+        let c = self
+            .choices
+            .iter_mut()
+            .find(|c| c.label == label)
+            .unwrap_or_else(|| panic!("space bug: no input choice `{label}` to give edges"));
+        assert!(
+            matches!(c.kind, ChoiceKind::Input { n_candidates, .. } if n_candidates == ops.len()),
+            "space bug: `{label}` is not an input choice of {} candidates",
+            ops.len()
+        );
+        c.edge_ops = ops;
     }
 
     fn fixed_value(&self, label: &str) -> Option<&Value> {

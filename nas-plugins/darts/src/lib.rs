@@ -8,8 +8,13 @@
 //!   Hessian-vector product is the central difference of `dLtrain/da` at
 //!   `w +- eps * dLval/dw'`, `eps = 0.01 / |dLval/dw'|`.
 //!
-//! Export: the strongest candidate of every choice (in the DARTS cell space the paper's
-//! rule: the strongest non-`none` op per edge, the two strongest edges per node).
+//! A cell node's incoming edges (an input choice whose candidates carry op choices of
+//! their own, as in the `darts` space) are not relaxed: every edge weighs 1 while
+//! searching, so a node is the plain sum of its mixed edges, as in the paper.
+//!
+//! Export: the strongest candidate of every choice; for edges the paper's rule: each
+//! edge keeps its strongest op other than `none`, each node the two edges whose kept op
+//! weighs most ([`OneShotInfo::derive`]).
 //!
 //! Config: `order` (1 or 2), `xi` (virtual step size, default 0.025), `arch_lr`,
 //! `arch_weight_decay`.
@@ -192,5 +197,10 @@ mod tests {
                 .unwrap();
             assert!(e.contains(want), "{e}");
         }
+    }
+
+    #[test]
+    fn a_node_sums_its_edges_and_the_export_ranks_them_by_their_ops() {
+        nas_strategies::testing::check_cell_relaxation::<Darts>(json!({"arch_lr": 0.05}), 100);
     }
 }

@@ -5,7 +5,11 @@
 //! learn on training batches, logits on validation batches. The temperature falls
 //! linearly from `tau_max` (10) to `tau_min` (0.1) over the search.
 //!
-//! Export: the strongest candidate of every choice (the DARTS rule in the DARTS space).
+//! A cell node's incoming edges are not sampled: each is on at weight 1 and only its op
+//! is sampled (GDAS samples one op per edge and sums a node's edges).
+//!
+//! Export: the strongest candidate of every choice; for edges the DARTS rule (each
+//! edge's strongest op other than `none`, the two edges whose kept op weighs most).
 //!
 //! Config: `tau_max`, `tau_min`, `arch_lr`, `arch_weight_decay`.
 
@@ -21,10 +25,11 @@ pub struct Gdas {
     state: SampledLogits,
 }
 
-/// A hard sample: the one-hot path of the perturbed logits `z`, and the soft sample
-/// `softmax(z / tau)` its gradient goes through.
+/// A hard sample: the one-hot path of the perturbed logits `z` (every edge of a cell
+/// node kept, each with its sampled op), and the soft sample `softmax(z / tau)` its
+/// gradient goes through.
 pub fn hard_sample(info: &OneShotInfo, z: &[f32], tau: f32) -> (Vec<f32>, Vec<f32>) {
-    (info.one_hot(&info.strongest(z)), info.softmax(z, tau))
+    (info.all_edges(info.one_hot(&info.strongest(z))), info.softmax(z, tau))
 }
 
 impl Gdas {
@@ -103,5 +108,10 @@ mod tests {
         let arch = run_on_fake::<Gdas>(&mut f, json!({"arch_lr": 0.05}), 2);
         assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
         assert_eq!(arch["in"], json!([0, 2]));
+    }
+
+    #[test]
+    fn a_node_sums_its_edges_and_the_export_ranks_them_by_their_ops() {
+        nas_strategies::testing::check_cell_relaxation::<Gdas>(json!({"arch_lr": 0.05}), 200);
     }
 }

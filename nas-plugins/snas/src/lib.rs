@@ -4,7 +4,11 @@
 //! level: weights and logits learn from the same batches). The temperature anneals
 //! geometrically from `tau_max` (1.0) to `tau_min` (0.03) over the search.
 //!
-//! Export: the strongest candidate of every choice (the DARTS rule in the DARTS space).
+//! A cell node's incoming edges are not sampled: each weighs 1 (SNAS samples the op of
+//! every edge and sums a node's edges, as DARTS does).
+//!
+//! Export: the strongest candidate of every choice; for edges the DARTS rule (each
+//! edge's strongest op other than `none`, the two edges whose kept op weighs most).
 //!
 //! Config: `tau_max`, `tau_min`, `arch_lr`, `arch_weight_decay`.
 
@@ -78,5 +82,10 @@ mod tests {
         let arch = run_on_fake::<Snas>(&mut f, json!({"arch_lr": 0.05}), 1);
         assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
         assert_eq!(arch["in"], json!([0, 2]));
+    }
+
+    #[test]
+    fn a_node_sums_its_edges_and_the_export_ranks_them_by_their_ops() {
+        nas_strategies::testing::check_cell_relaxation::<Snas>(json!({"arch_lr": 0.05}), 200);
     }
 }

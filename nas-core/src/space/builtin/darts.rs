@@ -14,7 +14,9 @@
 //! - `normal/op_{j}_{i}`: the op on the edge from state `i` into node `j` (one of
 //!   [`OPS`]);
 //! - `normal/input_{j}`: which two of node `j`'s `j` earlier states it sums (an
-//!   `InputChoice` picking 2, reduced by sum);
+//!   `InputChoice` picking 2, reduced by sum, whose candidates are declared edges
+//!   carrying the `op_{j}_{i}` choices ([`crate::space::Choice::edge_ops`]), so a
+//!   weight-sharing search can sum all of them and rank them by their ops);
 //!
 //! and the same with `reduce/`. A fixed network builds only the ops on the chosen edges,
 //! although an architecture names an op for every edge (as the supernet has one).
@@ -29,11 +31,9 @@ use crate::nn::{
 };
 use crate::ops::ConvOpts;
 use crate::rng::Rng;
-use crate::space::arch::{self, Architecture};
-use crate::space::{Builder, Choice, ChoiceKind, InputChoice, LayerChoice, Mode, Reduce, Space};
+use crate::space::arch;
+use crate::space::{Builder, InputChoice, LayerChoice, Mode, Reduce, Space};
 use crate::tensor::Tensor;
-use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// The candidate ops of every edge, in the order of the mixing weights.
 pub const OPS: [&str; 8] = [
@@ -268,6 +268,10 @@ fn build_cell(
             })
             .collect();
         let input = input_choice(b, &input_label, j);
+        b.edge_ops(
+            &input_label,
+            (0..j).map(|i| format!("{kind}/op_{j}_{i}")).collect(),
+        );
         cell_nodes.push(Node { edges, input });
     }
     Cell {
@@ -331,81 +335,4 @@ impl Space for DartsSpace {
             classifier,
         })
     }
-}
-
-/// Index of the strongest candidate other than `none` (of any candidate when all are
-/// `none`); ties go to the earlier candidate.
-fn strongest(candidates: &[String], w: &[f32]) -> usize {
-    let mut best: Option<usize> = None;
-    for (k, name) in candidates.iter().enumerate() {
-        if name != "none" && best.is_none_or(|b| w[k] > w[b]) {
-            best = Some(k);
-        }
-    }
-    best.unwrap_or(0)
-}
-
-/// The DARTS paper's discretisation: each edge keeps its strongest op other than
-/// `none`, and each node keeps the two inputs whose kept op is strongest.
-///
-/// `choices` are the space's choices (`describe`); `op_weights` maps every
-/// `{type}/op_{j}_{i}` label to its mixing weights in candidate order, as the strategy
-/// uses them (softmax probabilities for DARTS: strengths are compared across edges).
-/// The weights of the `input_{j}` choices are not used, as in DARTS. Choices of other
-/// kinds are left out of the result.
-///
-/// Panics if a layer choice has no weights or the wrong number of them.
-pub fn derive_from_weights(
-    choices: &[Choice],
-    op_weights: &BTreeMap<String, Vec<f32>>,
-) -> Architecture {
-    let mut arch = Architecture::new();
-    let mut strength: BTreeMap<&str, f32> = BTreeMap::new();
-    for c in choices {
-        if let ChoiceKind::Layer { candidates } = &c.kind {
-            let w = op_weights
-                .get(&c.label)
-                .unwrap_or_else(|| panic!("derive_from_weights: no weights for `{}`", c.label));
-            assert_eq!(
-                w.len(),
-                candidates.len(),
-                "derive_from_weights: `{}` has {} candidates, got {} weights",
-                c.label,
-                candidates.len(),
-                w.len()
-            );
-            let k = strongest(candidates, w);
-            arch.insert(c.label.clone(), Value::from(candidates[k].clone()));
-            strength.insert(&c.label, w[k]);
-        }
-    }
-    for c in choices {
-        let ChoiceKind::Input {
-            n_candidates,
-            n_chosen,
-            ..
-        } = &c.kind
-        else {
-            continue;
-        };
-        let (prefix, j) = c
-            .label
-            .rsplit_once("input_")
-            .unwrap_or_else(|| panic!("derive_from_weights: `{}` is not a node input", c.label));
-        let mut edges: Vec<(usize, f32)> = (0..*n_candidates)
-            .map(|i| {
-                let op = format!("{prefix}op_{j}_{i}");
-                let s = *strength
-                    .get(op.as_str())
-                    .unwrap_or_else(|| panic!("derive_from_weights: no op choice `{op}`"));
-                (i, s)
-            })
-            .collect();
-        // Stable: equal strengths keep the earlier input.
-        edges.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut idx: Vec<usize> = edges.iter().take(*n_chosen).map(|e| e.0).collect();
-        idx.sort();
-        arch.insert(c.label.clone(), Value::from(idx));
-    }
-    arch
 }
