@@ -27,6 +27,20 @@ pub enum Split {
     Val,
 }
 
+/// Which images an evaluation sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subset {
+    /// The next batches of each split's stream: every call sees new images (ENAS's
+    /// reward).
+    #[default]
+    Next,
+    /// The same images on every call of a search: the first batches of one fixed order
+    /// of each split, for batch-norm recalibration and for scoring alike, so candidates
+    /// are ranked on the same data (SPOS's evolutionary search).
+    Fixed,
+}
+
 /// One choice's block of mixing weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Group {
@@ -374,11 +388,18 @@ pub trait SupernetHost {
         keep_weight_grad: bool,
     ) -> Result<GradInfo, String>;
     fn weights(&mut self, op: WeightOp) -> Result<(), String>;
-    /// Accuracy of the path `mix` with inherited weights on the next `batches`
-    /// validation batches, after recalibrating batch-norm statistics on `recalibrate`
-    /// training batches for that path (0: use each batch's own statistics). The
+    /// Accuracy of the path `mix` with inherited weights on `batches` validation
+    /// batches, after recalibrating batch-norm statistics on `recalibrate` training
+    /// batches for that path (0: use each batch's own statistics); `subset` says whether
+    /// those are the streams' next batches or the same ones on every call. The
     /// supernet's own statistics are left as they were.
-    fn evaluate(&mut self, mix: &[f32], batches: usize, recalibrate: usize) -> Result<f32, String>;
+    fn evaluate(
+        &mut self,
+        mix: &[f32],
+        batches: usize,
+        recalibrate: usize,
+        subset: Subset,
+    ) -> Result<f32, String>;
     /// Predicted latency (ms) of every mixing weight's candidate from the host's latency
     /// table: layer-choice candidates have one, other weights 0.
     fn latencies(&mut self) -> Result<Vec<f32>, String>;

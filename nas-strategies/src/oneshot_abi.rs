@@ -5,7 +5,7 @@
 
 use crate::abi::{PluginBuf, ERROR, OK, PANIC};
 use crate::oneshot::{
-    GradInfo, OneShotInfo, OneShotSetup, OneShotStrategy, Progress, Split, SupernetHost, WeightOp,
+    GradInfo, OneShotInfo, OneShotSetup, OneShotStrategy, Progress, Split, Subset, SupernetHost, WeightOp,
 };
 use crate::{Architecture, Metrics, Value};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,8 @@ pub enum Request {
     Evaluate {
         batches: usize,
         recalibrate: usize,
+        #[serde(default)]
+        subset: Subset,
     },
     Latencies,
     Metrics {
@@ -165,9 +167,10 @@ unsafe extern "C" fn host_call(
             Request::Evaluate {
                 batches,
                 recalibrate,
+                subset,
             } => {
                 check_mix(mix)?;
-                val(&host.evaluate(mix, batches, recalibrate)?)
+                val(&host.evaluate(mix, batches, recalibrate, subset)?)
             }
             Request::Latencies => val(&host.latencies()?),
             Request::Metrics { arch } => val(&host.metrics(&arch)?),
@@ -310,11 +313,18 @@ impl SupernetHost for FfiHost<'_> {
     fn weights(&mut self, w: WeightOp) -> Result<(), String> {
         self.call(&Request::Weights { w }, &[], None)
     }
-    fn evaluate(&mut self, mix: &[f32], batches: usize, recalibrate: usize) -> Result<f32, String> {
+    fn evaluate(
+        &mut self,
+        mix: &[f32],
+        batches: usize,
+        recalibrate: usize,
+        subset: Subset,
+    ) -> Result<f32, String> {
         self.call(
             &Request::Evaluate {
                 batches,
                 recalibrate,
+                subset,
             },
             mix,
             None,

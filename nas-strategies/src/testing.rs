@@ -279,6 +279,8 @@ pub struct FakeSupernet {
     pub checkpoints: Vec<Value>,
     /// Every mix a training step or a gradient call was given, in order.
     pub mixes: Vec<Vec<f32>>,
+    /// The subset of every evaluation, in order.
+    pub subsets: Vec<crate::oneshot::Subset>,
 }
 
 impl FakeSupernet {
@@ -321,6 +323,7 @@ impl FakeSupernet {
             evaluations: 0,
             checkpoints: vec![],
             mixes: vec![],
+            subsets: vec![],
         }
     }
 
@@ -405,7 +408,14 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
     fn weights(&mut self, _: crate::oneshot::WeightOp) -> Result<(), String> {
         Ok(())
     }
-    fn evaluate(&mut self, mix: &[f32], _: usize, _: usize) -> Result<f32, String> {
+    fn evaluate(
+        &mut self,
+        mix: &[f32],
+        _: usize,
+        _: usize,
+        subset: crate::oneshot::Subset,
+    ) -> Result<f32, String> {
+        self.subsets.push(subset);
         self.evaluations += 1;
         let on: Vec<usize> = (0..mix.len()).filter(|&i| mix[i] != 0.0).collect();
         Ok(on.iter().map(|&i| self.accuracy[i]).sum::<f32>() / on.len().max(1) as f32)

@@ -2,7 +2,7 @@
 //! [`SupernetHost`] calls. `nas search` hands it to one-shot plugins; tests use it in
 //! process.
 
-use crate::oneshot::{GradInfo, Group, OneShotInfo, Progress, Split, SupernetHost, WeightOp};
+use crate::oneshot::{GradInfo, Group, OneShotInfo, Progress, Split, Subset, SupernetHost, WeightOp};
 use crate::{Architecture, Metrics, Rng, Value};
 use nas_core::data::Dataset;
 use nas_core::experiment::write_atomic;
@@ -57,7 +57,7 @@ struct Stream<'a> {
     y: Vec<u32>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct StreamState {
     pass_state: [u64; 4],
     pos: usize,
@@ -147,6 +147,8 @@ pub struct SupernetTrainer<'a> {
     info: OneShotInfo,
     train: Stream<'a>,
     val: Stream<'a>,
+    /// The streams of [`Subset::Fixed`] evaluations, and where each starts every time.
+    fixed: [(Stream<'a>, StreamState); 2],
     input: [usize; 3],
     /// Weight steps taken (drives the learning-rate schedule).
     steps: usize,
@@ -208,6 +210,15 @@ impl<'a> SupernetTrainer<'a> {
             .collect();
         let opt = Sgd::new(params.clone(), cfg.momentum, false, cfg.weight_decay);
         let mut seeds = Rng::new(cfg.seed ^ 0x5EED_0F_0E5E);
+        let fixed = |d: &'a Dataset, seed: u64| {
+            let s = Stream::new(d, cfg.batch_size, seed);
+            let start = s.state();
+            (s, start)
+        };
+        let fixed = [
+            fixed(train, cfg.seed ^ 0xF1_7ED_7A1),
+            fixed(val, cfg.seed ^ 0xF1_7ED_0A1),
+        ];
         Ok(SupernetTrainer {
             space,
             supernet,
@@ -216,6 +227,7 @@ impl<'a> SupernetTrainer<'a> {
             info,
             train: Stream::new(train, cfg.batch_size, seeds.next_u64()),
             val: Stream::new(val, cfg.batch_size, seeds.next_u64()),
+            fixed,
             input: [train.c, train.h, train.w],
             cfg,
             steps: 0,
@@ -300,12 +312,8 @@ impl<'a> SupernetTrainer<'a> {
     ) -> Result<f32, String> {
         let mix = self.info.one_hot_arch(arch)?;
         let batches = self.val.data.n / self.cfg.batch_size;
-        // A fresh pass, so the answer does not depend on where the stream was.
-        let saved = self.val.state();
-        self.val.pos = self.val.order.len();
-        let acc = self.evaluate(&mix, batches, recalibrate);
-        self.val.restore(&saved);
-        acc
+        // The same images whatever the streams' positions.
+        self.evaluate(&mix, batches, recalibrate, Subset::Fixed)
     }
 
     /// Loads the last checkpoint of `checkpoint_dir`, if there is one: the supernet,
@@ -467,7 +475,13 @@ impl SupernetHost for SupernetTrainer<'_> {
         Ok(())
     }
 
-    fn evaluate(&mut self, mix: &[f32], batches: usize, recalibrate: usize) -> Result<f32, String> {
+    fn evaluate(
+        &mut self,
+        mix: &[f32],
+        batches: usize,
+        recalibrate: usize,
+        subset: Subset,
+    ) -> Result<f32, String> {
         self.set_mix(mix)?;
         if batches == 0 {
             return Err("evaluate needs at least one batch".into());
@@ -475,13 +489,22 @@ impl SupernetHost for SupernetTrainer<'_> {
         let buffers = self.buffers();
         let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
         let net = self.supernet.net.as_ref();
+        let (train, val) = match subset {
+            Subset::Next => (&mut self.train, &mut self.val),
+            Subset::Fixed => {
+                let [(t, t0), (v, v0)] = &mut self.fixed;
+                t.restore(t0);
+                v.restore(v0);
+                (t, v)
+            }
+        };
         let (mut right, mut seen) = (0usize, 0usize);
         no_grad(|| -> Result<(), String> {
             if recalibrate > 0 {
                 net.set_training(true);
                 for k in 1..=recalibrate {
-                    self.train.next();
-                    let x = self.train.input()?;
+                    train.next();
+                    let x = train.input()?;
                     with_bn_momentum(1.0 / k as f32, || drop(net.forward(&x)));
                 }
                 net.set_training(false);
@@ -490,11 +513,11 @@ impl SupernetHost for SupernetTrainer<'_> {
                 net.set_training(true);
             }
             for _ in 0..batches {
-                self.val.next();
-                let x = self.val.input()?;
+                val.next();
+                let x = val.input()?;
                 let logits = net.forward(&x);
-                right += correct(&logits, &self.val.y);
-                seen += self.val.y.len();
+                right += correct(&logits, &val.y);
+                seen += val.y.len();
             }
             Ok(())
         })?;

@@ -4,13 +4,15 @@
 //! path's accuracy on one validation batch with the shared weights, with a
 //! moving-average baseline and an entropy bonus (the controller of the `reinforce`
 //! strategy). At the end `final_samples` paths are sampled and the best on
-//! `final_batches` validation batches is exported.
+//! `final_batches` validation batches (the same batches for every sample) is exported.
 //!
 //! Config: `controller_steps` (50), `final_samples` (10), `final_batches` (10), and
 //! `controller` (options of the reinforce controller: `hidden`, `lr`, `entropy_weight`,
 //! `baseline_decay`, `temperature`, `tanh_c`, ...).
 
-use nas_strategies::oneshot::{EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost};
+use nas_strategies::oneshot::{
+    EpochStrategy, OneShotInfo, OneShotSetup, Split, Subset, SupernetHost,
+};
 use nas_strategies::reinforce::Reinforce;
 use nas_strategies::{
     config_field, config_positive, export_one_shot, json, Architecture, Metrics, Setup, Strategy,
@@ -81,7 +83,7 @@ impl EpochStrategy for Enas {
         for _ in 0..self.controller_steps {
             let arch = self.ctrl.ask()?.ok_or("the controller proposed nothing")?;
             let mix = self.info.one_hot_arch(&arch)?;
-            let acc = host.evaluate(&mix, 1, 0)?;
+            let acc = host.evaluate(&mix, 1, 0, Subset::Next)?;
             self.ctrl.tell(
                 &arch,
                 &Metrics {
@@ -113,7 +115,7 @@ impl EpochStrategy for Enas {
         for _ in 0..self.final_samples {
             let arch = self.ctrl.sample();
             let mix = self.info.one_hot_arch(&arch)?;
-            let acc = host.evaluate(&mix, self.final_batches, 0)?;
+            let acc = host.evaluate(&mix, self.final_batches, 0, Subset::Fixed)?;
             if best.as_ref().is_none_or(|(b, _)| acc > *b) {
                 best = Some((acc, arch));
             }

@@ -1,7 +1,9 @@
 //! Single-path one-shot (Guo et al., 2020): the supernet trains one uniformly sampled
 //! path per batch; then an evolutionary search runs over the trained supernet, each
 //! candidate scored with inherited weights on `eval_batches` validation batches after
-//! recalibrating batch norm on `recalibrate` training batches for its path. Candidates
+//! recalibrating batch norm on `recalibrate` training batches for its path. Every
+//! candidate of a search is recalibrated and scored on the same images
+//! ([`Subset::Fixed`]), so rankings compare architectures, not batches. Candidates
 //! over `max_params`, `max_macs` or `max_latency_ms` (from the host's cost model) are
 //! never scored. Each generation keeps the `parents` best, and breeds the rest of the
 //! `population` by uniform crossover and per-choice mutation (`mutation_prob`).
@@ -12,7 +14,8 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, SupernetHost,
+    rng_from, rng_state, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, Subset,
+    SupernetHost,
 };
 use nas_strategies::{
     config_field, config_positive, export_one_shot, json, Architecture, Rng, Value,
@@ -50,7 +53,8 @@ impl Spos {
         if scored.contains_key(&key) || !self.allowed(host, &d)? {
             return Ok(());
         }
-        let acc = host.evaluate(&self.info.one_hot(&d), self.eval_batches, self.recalibrate)?;
+        let mix = self.info.one_hot(&d);
+        let acc = host.evaluate(&mix, self.eval_batches, self.recalibrate, Subset::Fixed)?;
         scored.insert(key, (acc, d));
         Ok(())
     }
@@ -247,5 +251,8 @@ mod tests {
         );
         assert!((0..4).all(|i| picked(&limited, i) == 1), "{limited:?}");
         assert_eq!(f.steps, 20, "one single-path step per batch");
+        // Every candidate was scored on the same fixed images.
+        assert!(!f.subsets.is_empty());
+        assert!(f.subsets.iter().all(|s| *s == Subset::Fixed), "{:?}", f.subsets);
     }
 }
