@@ -64,30 +64,67 @@ impl Sgd {
     }
 }
 
-impl Optimizer for Sgd {
-    fn step(&mut self, lr: f32) {
-        let (mu, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
-        for (p, v) in self.params.iter().zip(self.velocity.iter_mut()) {
-            let g = p.grad_lock();
-            let Some(g) = g.as_ref() else { continue };
-            let mut w = p.data_mut();
-            if mu == 0.0 {
-                for (w, g) in w.iter_mut().zip(g) {
-                    *w -= lr * (g + wd * *w);
-                }
+impl Sgd {
+    /// The update [`Optimizer::step`] would make with gradients `grads` (one per
+    /// parameter; an empty one means no gradient, and the parameter is left alone, as
+    /// the real step leaves it), applied to the weights while the momentum buffers stay
+    /// as they are: second-order DARTS's look-ahead `w - lr * (mu * v + g + wd * w)`.
+    pub fn step_with(&self, grads: &[Vec<f32>], lr: f32) -> Result<(), String> {
+        if grads.len() != self.params.len() {
+            return Err(format!(
+                "{} gradients for {} parameters",
+                grads.len(),
+                self.params.len()
+            ));
+        }
+        for ((p, v), g) in self.params.iter().zip(&self.velocity).zip(grads) {
+            if g.is_empty() {
                 continue;
             }
-            let first = v.is_empty();
-            if first {
-                v.resize(w.len(), 0.0);
+            if g.len() != p.numel() {
+                return Err(format!(
+                    "a gradient of {} values for a parameter of {}",
+                    g.len(),
+                    p.numel()
+                ));
             }
-            for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-                let d = g + wd * *w;
-                *v = if first { d } else { mu * *v + d };
-                let step = if nesterov { d + mu * *v } else { *v };
-                *w -= lr * step;
-            }
+            let mut v = v.clone();
+            self.update(&mut p.data_mut(), g, &mut v, lr);
         }
+        Ok(())
+    }
+
+    /// One parameter's update with its momentum buffer `v` (empty before its first).
+    fn update(&self, w: &mut [f32], g: &[f32], v: &mut Vec<f32>, lr: f32) {
+        let (mu, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
+        if mu == 0.0 {
+            for (w, g) in w.iter_mut().zip(g) {
+                *w -= lr * (g + wd * *w);
+            }
+            return;
+        }
+        let first = v.is_empty();
+        if first {
+            v.resize(w.len(), 0.0);
+        }
+        for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            let d = g + wd * *w;
+            *v = if first { d } else { mu * *v + d };
+            let step = if nesterov { d + mu * *v } else { *v };
+            *w -= lr * step;
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, lr: f32) {
+        let mut velocity = std::mem::take(&mut self.velocity);
+        for (p, v) in self.params.iter().zip(velocity.iter_mut()) {
+            let g = p.grad_lock();
+            let Some(g) = g.as_ref() else { continue };
+            self.update(&mut p.data_mut(), g, v, lr);
+        }
+        self.velocity = velocity;
     }
     fn params(&self) -> &[Tensor] {
         &self.params

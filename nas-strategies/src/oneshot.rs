@@ -352,6 +352,11 @@ pub enum WeightOp {
     /// `w += scale * d`, where `d` is the weight gradient the last
     /// `mix_grad(.., keep_weight_grad = true)` kept.
     AddDirection { scale: f32 },
+    /// The weight optimiser's own step with gradient `d` (as kept for
+    /// `AddDirection`) and learning rate `lr`, momentum and weight decay included,
+    /// leaving the optimiser's state as it was: `w - lr * (mu * v + d + wd * w)` for SGD
+    /// with momentum (second-order DARTS's virtual step).
+    VirtualStep { lr: f32 },
 }
 
 /// What a strategy reports while it runs (printed by the host and journaled).
@@ -388,6 +393,8 @@ pub trait SupernetHost {
         keep_weight_grad: bool,
     ) -> Result<GradInfo, String>;
     fn weights(&mut self, op: WeightOp) -> Result<(), String>;
+    /// The learning rate the next weight step will use (it follows the host's schedule).
+    fn lr(&mut self) -> Result<f32, String>;
     /// Accuracy of the path `mix` with inherited weights on `batches` validation
     /// batches, after recalibrating batch-norm statistics on `recalibrate` training
     /// batches for that path (0: use each batch's own statistics); `subset` says whether

@@ -71,6 +71,7 @@ pub enum Request {
     Weights {
         w: WeightOp,
     },
+    Lr,
     Evaluate {
         batches: usize,
         recalibrate: usize,
@@ -164,6 +165,7 @@ unsafe extern "C" fn host_call(
                 val(&host.mix_grad(mix, split, g, keep_weight_grad)?)
             }
             Request::Weights { w } => val(&host.weights(w)?),
+            Request::Lr => val(&host.lr()?),
             Request::Evaluate {
                 batches,
                 recalibrate,
@@ -312,6 +314,9 @@ impl SupernetHost for FfiHost<'_> {
     }
     fn weights(&mut self, w: WeightOp) -> Result<(), String> {
         self.call(&Request::Weights { w }, &[], None)
+    }
+    fn lr(&mut self) -> Result<f32, String> {
+        self.call(&Request::Lr, &[], None)
     }
     fn evaluate(
         &mut self,

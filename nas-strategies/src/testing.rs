@@ -281,6 +281,10 @@ pub struct FakeSupernet {
     pub mixes: Vec<Vec<f32>>,
     /// The subset of every evaluation, in order.
     pub subsets: Vec<crate::oneshot::Subset>,
+    /// Every weight operation, in order.
+    pub weight_ops: Vec<crate::oneshot::WeightOp>,
+    /// The learning rate of weight step `k`: `lr0 / (1 + k)` (a schedule that moves).
+    pub lr0: f32,
 }
 
 impl FakeSupernet {
@@ -324,6 +328,8 @@ impl FakeSupernet {
             checkpoints: vec![],
             mixes: vec![],
             subsets: vec![],
+            weight_ops: vec![],
+            lr0: 0.1,
         }
     }
 
@@ -405,8 +411,12 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
             weight_grad_norm: 1.0,
         })
     }
-    fn weights(&mut self, _: crate::oneshot::WeightOp) -> Result<(), String> {
+    fn weights(&mut self, op: crate::oneshot::WeightOp) -> Result<(), String> {
+        self.weight_ops.push(op);
         Ok(())
+    }
+    fn lr(&mut self) -> Result<f32, String> {
+        Ok(self.lr0 / (1 + self.steps) as f32)
     }
     fn evaluate(
         &mut self,

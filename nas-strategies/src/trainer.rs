@@ -284,7 +284,7 @@ impl<'a> SupernetTrainer<'a> {
     }
 
     /// The learning rate of the next weight step.
-    pub fn lr(&self) -> f32 {
+    pub fn current_lr(&self) -> f32 {
         let per_epoch = self.info.batches_per_epoch.max(1) as f32;
         LrSchedule::Cosine {
             total: self.cfg.epochs as f32,
@@ -390,7 +390,7 @@ impl SupernetHost for SupernetTrainer<'_> {
         if let Some(c) = self.cfg.grad_clip {
             clip_grad_norm(&self.params, c);
         }
-        let lr = self.lr();
+        let lr = self.current_lr();
         self.opt.step(lr);
         self.steps += 1;
         if let Some(g) = grad {
@@ -425,7 +425,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             let d: Vec<Vec<f32>> = self
                 .params
                 .iter()
-                .map(|p| p.grad().unwrap_or_else(|| vec![0.0; p.numel()]))
+                .map(|p| p.grad().unwrap_or_default())
                 .collect();
             norm = d
                 .iter()
@@ -471,8 +471,19 @@ impl SupernetHost for SupernetTrainer<'_> {
                     }
                 }
             }
+            WeightOp::VirtualStep { lr } => {
+                let d = self
+                    .direction
+                    .as_ref()
+                    .ok_or("no direction kept: call mix_grad with keep_weight_grad first")?;
+                self.opt.step_with(d, lr)?;
+            }
         }
         Ok(())
+    }
+
+    fn lr(&mut self) -> Result<f32, String> {
+        Ok(self.current_lr())
     }
 
     fn evaluate(

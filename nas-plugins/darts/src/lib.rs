@@ -3,10 +3,13 @@
 //! validation batches.
 //!
 //! - `order: 1` (default): the architecture gradient is taken at the current weights.
-//! - `order: 2`: at the weights after one virtual step `w' = w - xi * dLtrain/dw`, with
-//!   the paper's chain-rule correction `- xi * d2Ltrain/(da dw) . dLval/dw'`, where the
-//!   Hessian-vector product is the central difference of `dLtrain/da` at
-//!   `w +- eps * dLval/dw'`, `eps = 0.01 / |dLval/dw'|`.
+//! - `order: 2`: at the weights after one virtual step of the weight optimiser, as the
+//!   reference code takes it: `w' = w - xi * (mu * v + dLtrain/dw + wd * w)` (momentum
+//!   buffer `v`, weight decay `wd`), with `xi` the learning rate of the next weight step
+//!   (it follows the cosine schedule), and the paper's chain-rule correction
+//!   `- xi * d2Ltrain/(da dw) . dLval/dw'`, where the Hessian-vector product is the
+//!   central difference of `dLtrain/da` at `w +- eps * dLval/dw'`,
+//!   `eps = 0.01 / |dLval/dw'|`.
 //!
 //! A cell node's incoming edges (an input choice whose candidates carry op choices of
 //! their own, as in the `darts` space) are not relaxed: every edge weighs 1 while
@@ -16,8 +19,8 @@
 //! edge keeps its strongest op other than `none`, each node the two edges whose kept op
 //! weighs most ([`OneShotInfo::derive`]).
 //!
-//! Config: `order` (1 or 2), `xi` (virtual step size, default 0.025), `arch_lr`,
-//! `arch_weight_decay`.
+//! Config: `order` (1 or 2), `xi` (a fixed virtual step size instead of the current
+//! learning rate), `arch_lr`, `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
     ArchParams, EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost, WeightOp,
@@ -28,26 +31,31 @@ use nas_strategies::{config_field, export_one_shot, json, Architecture, Value};
 pub struct Darts {
     info: OneShotInfo,
     order: u32,
-    xi: f32,
+    xi: Option<f32>,
     arch: ArchParams,
 }
 
 /// The loss gradient with respect to the logits behind `p = softmax(alpha)`, second
 /// order: the validation gradient at the virtually stepped weights, corrected by the
-/// finite-difference Hessian-vector product. Uses the current training and validation
-/// batches; the weights are left as they were. Returns the gradient and the validation
-/// loss at `w'`.
+/// finite-difference Hessian-vector product. `xi` is the virtual step's learning rate
+/// (`None`: the host's current one). Uses the current training and validation batches;
+/// the weights are left as they were. Returns the gradient and the validation loss at
+/// `w'`.
 pub fn second_order_grad(
     host: &mut dyn SupernetHost,
     p: &[f32],
-    xi: f32,
+    xi: Option<f32>,
 ) -> Result<(Vec<f32>, f32), String> {
     let n = p.len();
+    let xi = match xi {
+        Some(x) => x,
+        None => host.lr()?,
+    };
     let mut scratch = vec![0.0; n];
     host.weights(WeightOp::Save { slot: 0 })?;
-    // w' = w - xi * dLtrain/dw
+    // w' = w - xi * (mu * v + dLtrain/dw + wd * w): the optimiser's step, not taken.
     host.mix_grad(p, Split::Train, &mut scratch, true)?;
-    host.weights(WeightOp::AddDirection { scale: -xi })?;
+    host.weights(WeightOp::VirtualStep { lr: xi })?;
     // dLval/dp at w', keeping dLval/dw' as the direction.
     let mut g_val = vec![0.0; n];
     let val = host.mix_grad(p, Split::Val, &mut g_val, true)?;
@@ -77,8 +85,8 @@ impl EpochStrategy for Darts {
                 "config field `order`: {order} is not valid (1 or 2)"
             ));
         }
-        let xi: f32 = config_field(&setup.config, "xi", 0.025)?;
-        if !(xi >= 0.0 && xi.is_finite()) {
+        let xi: Option<f32> = config_field(&setup.config, "xi", None)?;
+        if let Some(xi) = xi.filter(|x| !(*x >= 0.0 && x.is_finite())) {
             return Err(format!(
                 "config field `xi`: {xi} is not valid (must be >= 0)"
             ));
@@ -162,6 +170,37 @@ mod tests {
             assert_eq!(arch["in"], json!([0, 2]));
             assert_eq!(f.steps, 100);
         }
+    }
+
+    #[test]
+    fn the_virtual_step_follows_the_learning_rate() {
+        use nas_strategies::oneshot::WeightOp;
+        let mut f = fake(1);
+        let mut d = <Darts as OneShotStrategy>::new(&setup(&f, json!({"order": 2}), None)).unwrap();
+        d.run(&mut f, None).unwrap();
+        // The fake's rate falls as 0.1 / (1 + steps): each step's virtual step must use
+        // the rate of the weight step that follows it.
+        let xis: Vec<f32> = f
+            .weight_ops
+            .iter()
+            .filter_map(|op| match op {
+                WeightOp::VirtualStep { lr } => Some(*lr),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(xis.len(), 100);
+        for (k, xi) in xis.iter().enumerate() {
+            assert_eq!(*xi, 0.1 / (1 + k) as f32, "step {k}");
+        }
+        // A fixed `xi` overrides the schedule.
+        let mut f = fake(1);
+        let cfg = json!({"order": 2, "xi": 0.5});
+        let mut d = <Darts as OneShotStrategy>::new(&setup(&f, cfg, None)).unwrap();
+        d.run(&mut f, None).unwrap();
+        assert!(f
+            .weight_ops
+            .iter()
+            .all(|op| !matches!(op, WeightOp::VirtualStep { lr } if *lr != 0.5)));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Second-order DARTS: the unrolled architecture gradient (with its finite-difference
-//! Hessian-vector product) against a direct finite difference of
-//! `Lval(w - xi * dLtrain/dw(w, a), a)` in the architecture logits `a`.
+//! Hessian-vector product) against a direct finite difference of `Lval(w', a)`, where
+//! `w' = w - xi * (mu * v + dLtrain/dw(w, a) + wd * w)` is the weight optimiser's step
+//! (momentum included), in the architecture logits `a`; and that virtual step against
+//! the optimiser's real one.
 
 use nas_core::nn::{Conv2d, Kind, Linear, Module};
 use nas_core::space::{Builder, LayerChoice, Make, Space};
@@ -72,7 +74,7 @@ fn unrolled_val_loss(t: &mut SupernetTrainer, alpha: &[f32], xi: f32) -> f64 {
     let mut scratch = vec![0.0; p.len()];
     t.weights(WeightOp::Restore { slot: 9 }).unwrap();
     t.mix_grad(&p, Split::Train, &mut scratch, true).unwrap();
-    t.weights(WeightOp::AddDirection { scale: -xi }).unwrap();
+    t.weights(WeightOp::VirtualStep { lr: xi }).unwrap();
     let loss = t
         .mix_grad(&p, Split::Val, &mut scratch, false)
         .unwrap()
@@ -96,13 +98,18 @@ fn unrolled_gradient_matches_a_direct_finite_difference() {
     let mut t = SupernetTrainer::new(&space, &train, &val, cfg).unwrap();
     let info = t.info().clone();
     let alpha: Vec<f32> = (0..info.len()).map(|_| rng.normal() * 0.5).collect();
+    let p = info.softmax(&alpha, 1.0);
+    // A few real steps first, so the momentum buffers are not empty.
+    for _ in 0..3 {
+        t.next_batch(Split::Train).unwrap();
+        t.train_step(&p, None).unwrap();
+    }
     t.next_batch(Split::Train).unwrap();
     t.next_batch(Split::Val).unwrap();
     t.weights(WeightOp::Save { slot: 9 }).unwrap();
     let xi = 0.5;
 
-    let p = info.softmax(&alpha, 1.0);
-    let (g_p, _) = second_order_grad(&mut t, &p, xi).unwrap();
+    let (g_p, _) = second_order_grad(&mut t, &p, Some(xi)).unwrap();
     let second = info.softmax_backward(&p, &g_p, 1.0);
     let mut g1 = vec![0.0; p.len()];
     t.mix_grad(&p, Split::Val, &mut g1, false).unwrap();
@@ -136,4 +143,65 @@ fn unrolled_gradient_matches_a_direct_finite_difference() {
         err1 > 10.0 * err2,
         "first-order error {err1:.4} vs second-order {err2:.4}"
     );
+}
+
+fn weights(t: &SupernetTrainer) -> Vec<f32> {
+    nas_core::nn::parameters(t.supernet.net.as_ref())
+        .into_iter()
+        .flat_map(|(_, p)| p.to_vec())
+        .collect()
+}
+
+#[test]
+fn the_virtual_step_is_the_optimisers_step() {
+    let mut rng = Rng::new(4);
+    let (train, val) = (
+        random_dataset(32, 1, 12, 10, &mut rng),
+        random_dataset(16, 1, 12, 10, &mut rng),
+    );
+    let cfg = TrainerConfig {
+        batch_size: 16,
+        grad_clip: None,
+        weight_decay: 0.01,
+        epochs: 10,
+        ..TrainerConfig::default()
+    };
+    let mut t = SupernetTrainer::new(&Smooth, &train, &val, cfg).unwrap();
+    let info = t.info().clone();
+    let p = info.softmax(&vec![0.0; info.len()], 1.0);
+    for _ in 0..3 {
+        t.next_batch(Split::Train).unwrap();
+        t.train_step(&p, None).unwrap();
+    }
+    t.next_batch(Split::Train).unwrap();
+    let before = weights(&t);
+    t.weights(WeightOp::Save { slot: 0 }).unwrap();
+    let mut scratch = vec![0.0; p.len()];
+    t.mix_grad(&p, Split::Train, &mut scratch, true).unwrap();
+    let lr = SupernetHost::lr(&mut t).unwrap();
+    t.weights(WeightOp::VirtualStep { lr }).unwrap();
+    let virtual_step = weights(&t);
+    t.weights(WeightOp::Restore { slot: 0 }).unwrap();
+    t.train_step(&p, None).unwrap();
+    let real_step = weights(&t);
+    let moved: f32 = before
+        .iter()
+        .zip(&real_step)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(moved > 1e-4, "the step moved nothing ({moved})");
+    for (i, (v, r)) in virtual_step.iter().zip(&real_step).enumerate() {
+        assert!((v - r).abs() <= 1e-6 * (1.0 + r.abs()), "weight {i}: {v} vs {r}");
+    }
+    // Without momentum and weight decay (the old virtual step) it would differ.
+    t.weights(WeightOp::Restore { slot: 0 }).unwrap();
+    t.mix_grad(&p, Split::Train, &mut scratch, true).unwrap();
+    t.weights(WeightOp::AddDirection { scale: -lr }).unwrap();
+    let plain = weights(&t);
+    let off = plain
+        .iter()
+        .zip(&real_step)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(off > 1e-5, "momentum and weight decay changed nothing ({off})");
 }
