@@ -165,6 +165,43 @@ impl Adam {
         self.beta2 = beta2;
         self
     }
+
+    /// The moments and the step count, so a run can save and resume its optimiser.
+    pub fn state(&self) -> AdamState {
+        AdamState {
+            m: self.m.clone(),
+            v: self.v.clone(),
+            t: self.t,
+        }
+    }
+
+    /// Restores a state from [`Adam::state`]; each moment must fit its parameter.
+    pub fn set_state(&mut self, s: AdamState) -> Result<(), String> {
+        if s.m.len() != self.params.len() || s.v.len() != self.params.len() {
+            return Err(format!(
+                "Adam state for {} parameters, the optimiser has {}",
+                s.m.len(),
+                self.params.len()
+            ));
+        }
+        for (i, p) in self.params.iter().enumerate() {
+            if s.m[i].len() != p.numel() || s.v[i].len() != p.numel() {
+                return Err(format!("Adam moment {i} does not fit its parameter"));
+            }
+        }
+        self.m = s.m;
+        self.v = s.v;
+        self.t = s.t;
+        Ok(())
+    }
+}
+
+/// What [`Adam::state`] returns.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamState {
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    pub t: i32,
 }
 
 impl Optimizer for Adam {

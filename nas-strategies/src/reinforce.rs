@@ -22,8 +22,8 @@
 //! `ppo_clip` (0.2), `ppo_epochs` (4), `grad_clip` (5.0; 0 = none).
 //!
 //! Save/load keeps the controller's weights, the baseline, the asks in flight, the
-//! samples of an unfinished batch, the counters and the generator; the Adam moments are
-//! not saved (the SDK's Adam keeps them private), so they restart at zero after a load.
+//! samples of an unfinished batch, the counters, the generator and the Adam moments, so a
+//! loaded controller continues exactly as the saved one would have.
 
 use crate::decisions;
 
@@ -522,6 +522,7 @@ impl Strategy for Reinforce {
             "tells": self.tells,
             "updates": self.updates,
             "rng": self.rng.state(),
+            "adam": self.opt.state(),
         }))
     }
 
@@ -547,8 +548,11 @@ impl Strategy for Reinforce {
             check(d)?;
         }
         self.ctrl.set_weights(&weights)?;
-        // Adam's moments are not part of the state: a fresh optimiser.
         self.opt = Adam::new(self.ctrl.params(), 0.0, false);
+        // States saved before the moments were kept restart them at zero.
+        if let Some(a) = config_field::<Option<nas_core::optim::AdamState>>(&state, "adam", None)? {
+            self.opt.set_state(a)?;
+        }
         self.baseline = config_field(&state, "baseline", None)?;
         self.pending.clear();
         for (d, lp) in pending {
@@ -624,8 +628,7 @@ mod tests {
         assert_eq!(a.baseline(), b.baseline());
         assert_eq!(a.batch.len(), 1);
         assert_eq!(b.batch.len(), 1);
-        // The same controller and generator: the same next asks (until an update, as
-        // the Adam moments restart after a load).
+        // The same controller, optimiser and generator: the same next asks.
         let (xs, ys): (Vec<_>, Vec<_>) = (0..5)
             .map(|_| (a.ask().unwrap().unwrap(), b.ask().unwrap().unwrap()))
             .unzip();

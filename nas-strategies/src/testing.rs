@@ -477,6 +477,64 @@ pub fn run_on_fake<S: crate::oneshot::OneShotStrategy>(
         .unwrap()
 }
 
+/// Checks that a one-shot strategy killed after its first checkpoint and resumed by a
+/// fresh instance ends in the same state as an uninterrupted run: `fake` makes a fresh
+/// two-epoch fake supernet (the same each call).
+pub fn check_resume<S: crate::oneshot::EpochStrategy>(config: Value, fake: impl Fn() -> FakeSupernet) {
+    use crate::oneshot::OneShotStrategy;
+    let mut whole = fake();
+    assert_eq!(whole.info.epochs, 2, "a two-epoch run");
+    let batches = whole.info.batches_per_epoch;
+    let mut s = S::new(&fake_setup(&whole, config.clone(), 7, None)).unwrap();
+    let arch = s.run(&mut whole, None).unwrap();
+    assert!(
+        whole.checkpoints.len() >= 2,
+        "at least one checkpoint per epoch"
+    );
+    let end = s.save().unwrap();
+    // The checkpoint at the end of the first epoch is the last one before the second.
+    let first = whole
+        .checkpoints
+        .iter()
+        .find(|c| c["position"]["epoch"] == json!(1) && c["position"]["step"] == json!(0))
+        .expect("a checkpoint at the start of epoch 1")
+        .clone();
+    let mut rest = fake();
+    let mut s2 = S::new(&fake_setup(&rest, config, 7, Some(first.clone()))).unwrap();
+    let arch2 = s2.run(&mut rest, Some(&first)).unwrap();
+    assert_eq!(rest.steps, batches, "only the second epoch is run again");
+    let resumed = s2.save().unwrap();
+    if resumed != end {
+        let mut diff = vec![];
+        json_diff("", &end, &resumed, &mut diff);
+        panic!("the resumed run ends in another state: {}", diff.join("; "));
+    }
+    assert_eq!(arch2, arch);
+}
+
+/// The paths where two JSON values differ (at most 10), with short renderings.
+fn json_diff(at: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    if out.len() >= 10 || a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                json_diff(&format!("{at}.{k}"), &x[k.as_str()].clone(), y.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                json_diff(&format!("{at}[{i}]"), p, q, out);
+            }
+        }
+        _ => {
+            let short = |v: &Value| v.to_string().chars().take(60).collect::<String>();
+            out.push(format!("{at}: {} vs {}", short(a), short(b)));
+        }
+    }
+}
+
 /// Runs a one-shot strategy on [`FakeSupernet::cell`] and checks the DARTS relaxation
 /// and export: every mix keeps all edges at weight 1; `none` grows strongest on edge 0
 /// but the export keeps its best other op; the export keeps the two edges whose kept ops

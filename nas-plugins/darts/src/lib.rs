@@ -205,21 +205,12 @@ mod tests {
 
     #[test]
     fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
-        let cfg = json!({"arch_lr": 0.01});
-        let mut whole = fake(2);
-        let mut d = <Darts as OneShotStrategy>::new(&setup(&whole, cfg.clone(), None)).unwrap();
-        d.run(&mut whole, None).unwrap();
-        assert_eq!(whole.checkpoints.len(), 2, "one checkpoint per epoch");
-        let end = d.save().unwrap();
-
-        // A run killed after its first checkpoint, resumed by a fresh strategy.
-        let mut rest = fake(2);
-        let first = whole.checkpoints[0].clone();
-        let s = setup(&rest, cfg, Some(first.clone()));
-        let mut d2 = <Darts as OneShotStrategy>::new(&s).unwrap();
-        d2.run(&mut rest, Some(&first)).unwrap();
-        assert_eq!(rest.steps, 100, "only the second epoch is run again");
-        assert_eq!(d2.save().unwrap(), end);
+        for order in [1, 2] {
+            nas_strategies::testing::check_resume::<Darts>(
+                json!({"arch_lr": 0.01, "order": order}),
+                || fake(2),
+            );
+        }
     }
 
     #[test]

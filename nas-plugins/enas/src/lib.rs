@@ -151,4 +151,11 @@ mod tests {
         assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
         assert_eq!(f.steps, 40, "one shared-weight step per batch");
     }
+
+    #[test]
+    fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
+        nas_strategies::testing::check_resume::<Enas>(json!({"controller_steps": 5}), || {
+            nas_strategies::testing::FakeSupernet::new(2, 3, 2, 20)
+        });
+    }
 }

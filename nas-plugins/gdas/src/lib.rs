@@ -114,4 +114,11 @@ mod tests {
     fn a_node_sums_its_edges_and_the_export_ranks_them_by_their_ops() {
         nas_strategies::testing::check_cell_relaxation::<Gdas>(json!({"arch_lr": 0.05}), 200);
     }
+
+    #[test]
+    fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
+        nas_strategies::testing::check_resume::<Gdas>(json!({"arch_lr": 0.05}), || {
+            nas_strategies::testing::FakeSupernet::new(2, 3, 2, 100)
+        });
+    }
 }

@@ -255,4 +255,11 @@ mod tests {
         assert!(!f.subsets.is_empty());
         assert!(f.subsets.iter().all(|s| *s == Subset::Fixed), "{:?}", f.subsets);
     }
+
+    #[test]
+    fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
+        nas_strategies::testing::check_resume::<Spos>(json!({"population": 6, "parents": 3, "generations": 2}), || {
+            nas_strategies::testing::FakeSupernet::new(2, 3, 2, 20)
+        });
+    }
 }
