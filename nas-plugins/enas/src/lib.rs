@@ -1,14 +1,29 @@
 //! ENAS (Pham et al., 2018): an LSTM controller samples architectures; the shared
 //! supernet weights train on one sampled path per training batch; after each epoch the
-//! controller takes `controller_steps` REINFORCE steps, each rewarded by its sampled
-//! path's accuracy on one validation batch with the shared weights, with a
-//! moving-average baseline and an entropy bonus (the controller of the `reinforce`
-//! strategy). At the end `final_samples` paths are sampled and the best on
-//! `final_batches` validation batches (the same batches for every sample) is exported.
+//! controller samples `controller_steps` paths, each rewarded by its accuracy on the
+//! next validation batch with the shared weights, and takes one REINFORCE step per
+//! `batch` of them, with a moving-average baseline and an entropy bonus (the controller
+//! of the `reinforce` strategy). At the end `final_samples` paths are sampled and the
+//! best on `final_batches` validation batches (the same batches for every sample) is
+//! exported.
 //!
-//! Config: `controller_steps` (50), `final_samples` (10), `final_batches` (10), and
-//! `controller` (options of the reinforce controller: `hidden`, `lr`, `entropy_weight`,
-//! `baseline_decay`, `temperature`, `tanh_c`, ...).
+//! Defaults are the reference code's micro search (`cifar10_micro_search.sh` and its
+//! flags): 300 samples per epoch in 30 updates of 10 (`controller_num_aggregate` 10,
+//! `controller_train_steps` 30), LSTM size 64, Adam lr 0.0035, baseline decay 0.99,
+//! entropy weight 1e-4, tanh constant 1.1. Differences, and why:
+//! - The reference divides the op logits' tanh constant by `op_tanh_reduce` (2.5); our
+//!   controller has one constant for every decision, as it serves every space, not only
+//!   the cell's ops and inputs.
+//! - The reference adds the entropy to the reward; ours adds it to the loss as a bonus
+//!   (the same gradient direction, weighted by `entropy_weight`).
+//! - The reference has no final pick: it logs sampled architectures with their accuracy
+//!   on one batch. We export the best of `final_samples` on `final_batches` fixed
+//!   batches, as a search has to return one architecture.
+//!
+//! Config: `controller_steps` (300), `final_samples` (10), `final_batches` (10), and
+//! `controller` (options of the reinforce controller, over the defaults above:
+//! `hidden`, `lr`, `batch`, `entropy_weight`, `baseline_decay`, `temperature`, `tanh_c`,
+//! ...).
 
 use nas_strategies::oneshot::{
     EpochStrategy, OneShotInfo, OneShotSetup, Split, Subset, SupernetHost,
@@ -42,7 +57,28 @@ impl EpochStrategy for Enas {
                 "controller",
             ],
         )?;
-        let ctrl_cfg = c.get("controller").cloned().unwrap_or(json!({}));
+        // The reference's controller (micro search), unless the user says otherwise.
+        let mut ctrl_cfg = json!({
+            "hidden": 64,
+            "lr": 0.0035,
+            "baseline_decay": 0.99,
+            "entropy_weight": 1e-4,
+            "tanh_c": 1.1,
+            "batch": 10,
+        });
+        match c.get("controller") {
+            None => {}
+            Some(Value::Object(user)) => {
+                for (k, v) in user {
+                    ctrl_cfg[k.as_str()] = v.clone();
+                }
+            }
+            Some(v) => {
+                return Err(format!(
+                    "config field `controller`: {v} is not an object of controller options"
+                ))
+            }
+        }
         let ctrl = Reinforce::new(&Setup {
             space: setup.info.choices.clone(),
             config: ctrl_cfg,
@@ -53,7 +89,7 @@ impl EpochStrategy for Enas {
         Ok(Enas {
             info: setup.info.clone(),
             ctrl,
-            controller_steps: config_positive(c, "controller_steps", 50)?,
+            controller_steps: config_positive(c, "controller_steps", 300)?,
             final_samples: config_positive(c, "final_samples", 10)?,
             final_batches: config_positive(c, "final_batches", 10)?,
             current: None,

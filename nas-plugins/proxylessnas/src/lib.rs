@@ -1,22 +1,60 @@
 //! ProxylessNAS (Cai, Zhu and Han, 2019): binarized paths. Each weight step trains one
 //! path sampled from `p = softmax(alpha)`, so memory and time are those of one
-//! network. Each architecture step samples two candidates per choice, keeps one
-//! active (drawn from their renormalised probabilities) and the other computed at
-//! weight zero, and takes the gradient of the binary gates on a validation batch; the
-//! two logits get `dL/dalpha_i = sum_j dL/dg_j q_j (delta_ij - q_i)`. Input choices
-//! picking `k` inputs treat their `k` sampled inputs plus one more the same way.
+//! network.
+//!
+//! Architecture step (the "two" mode of the reference code, `MixedEdge` in
+//! mit-han-lab/proxylessnas), after every weight step: per choice it samples two
+//! distinct candidates from `p`, the *involved* set `S`, keeps one active, drawn from
+//! their renormalised probabilities `q = softmax(alpha_S)`, and computes the other at
+//! weight zero; the gradient of the binary gates on a validation batch gives the
+//! involved logits `dL/dalpha_i = sum_j dL/dg_j q_j (delta_ij - q_i)`. Input choices
+//! picking `k` inputs involve their `k` active inputs plus one more, the same way.
 //!
 //! Latency: with `latency_weight` > 0 (default 0.1), the loss adds
-//! `latency_weight * E[latency] / E_uniform[latency]`, the expected latency under `p`
-//! from the host's measured latency table, whose gradient is exact.
+//! `latency_weight * E_S[latency] / E_uniform[latency]` summed over choices, where
+//! `E_S = sum_{i in S} q_i lat_i` (latencies from the host's measured table) and
+//! `E_uniform` is the expectation under uniform choices. This is what the reference
+//! differentiates in this mode: its `expected_latency` reads `current_prob_over_ops`,
+//! which is zero outside the sampled pair and the pair's renormalised probabilities on
+//! it, so the term's gradient `q_i (lat_i - E_S)` reaches the involved logits only,
+//! like the binary gates'. The reported `expected_latency_ms` is the full expectation
+//! under `p`.
 //!
-//! Export: the strongest candidate of every choice.
+//! Update: one Adam step (L2 decay `arch_weight_decay` added to the gradient) on the
+//! involved logits only; every other logit, its two moments and its step count stay
+//! exactly as they were, and each logit's bias correction counts its own steps. Then,
+//! per choice (`rescale_updated_arch_param` in the reference), the involved logits are
+//! all shifted by `offset = logsumexp(alpha_S new) - logsumexp(alpha_S old)`, so the
+//! involved candidates' total probability against the others is unchanged and only
+//! their split moves.
+//!
+//! Differences from the reference, and why:
+//! - The reference runs a dense `torch.optim.Adam` over each choice's logits, where the
+//!   uninvolved ones have zero gradient; with its defaults (beta1 = 0, weight decay 0)
+//!   their logits stay put but their second moments decay and the step count advances.
+//!   Here nothing of an uninvolved logit changes: with the betas and decay below a dense
+//!   step would move them by momentum and decay, against the point of the rescaling.
+//! - Adam's betas are 0.5/0.999 and `arch_weight_decay` defaults to 1e-3 (the settings
+//!   shared by this crate's gradient strategies), not the reference's 0/0.999 and 0;
+//!   `arch_lr` defaults to 1e-3 as there.
+//! - The latency term is additive (the reference's `add#linear`, normalised by the
+//!   uniform expectation rather than a reference latency), not its default `mul#log`.
+//! - The reference updates the architecture every 5 weight steps after a warm-up and
+//!   skips a choice whose active op is the zero op; here every step updates it, and no
+//!   candidate is special.
+//!
+//! A cell node's incoming edges (an edge group, as in the `darts` space) are not
+//! binarized: every edge is on at weight 1 and only its op is sampled, so a node sums
+//! its edges as in DARTS.
+//!
+//! Export: the strongest candidate of every choice; for edges the DARTS rule (each
+//! edge's strongest op other than `none`, the two edges whose kept op weighs most).
 //!
 //! Config: `latency_weight`, `arch_lr` (default 1e-3 here), `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
-    sample, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split, SupernetHost,
-    ARCH_FIELDS,
+    sample, state_field, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split,
+    SupernetHost, VecAdam, ARCH_FIELDS,
 };
 use nas_strategies::{config_field, export_one_shot, json, Architecture, ChoiceKind, Rng, Value};
 
@@ -25,7 +63,78 @@ pub struct Proxyless {
     latency_weight: f32,
     /// Per-weight latency (ms) and the uniform expectation, once measured.
     latency: Option<(Vec<f32>, f32)>,
+    /// The logits and the generator; the Adam settings of `state.arch.adam` are used,
+    /// its (dense) moments are not.
     state: SampledLogits,
+    /// The moments of the masked Adam step on the logits.
+    adam: MaskedAdam,
+}
+
+/// Adam whose step touches only the given entries: an entry not given keeps its value,
+/// its moments and its step count.
+struct MaskedAdam {
+    m: Vec<f32>,
+    v: Vec<f32>,
+    /// Steps taken by each entry (its bias correction).
+    t: Vec<u32>,
+}
+
+impl MaskedAdam {
+    fn new(n: usize) -> MaskedAdam {
+        MaskedAdam {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: vec![0; n],
+        }
+    }
+
+    /// `x_i -= lr * adam_i(grad_i + wd * x_i)` for each `i` in `idx`, with the
+    /// learning rate, betas and weight decay of `cfg`.
+    fn step(&mut self, cfg: &VecAdam, x: &mut [f32], grad: &[f32], idx: &[usize]) {
+        let (b1, b2) = (cfg.beta1, cfg.beta2);
+        for &i in idx {
+            self.t[i] += 1;
+            let c1 = 1.0 - b1.powi(self.t[i] as i32);
+            let c2 = 1.0 - b2.powi(self.t[i] as i32);
+            let g = grad[i] + cfg.weight_decay * x[i];
+            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g;
+            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g;
+            x[i] -= cfg.lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + 1e-8);
+        }
+    }
+
+    fn save(&self) -> Value {
+        json!({"m": self.m, "v": self.v, "t": self.t})
+    }
+
+    fn load(&mut self, state: &Value) -> Result<(), String> {
+        let (m, v, t): (Vec<f32>, Vec<f32>, Vec<u32>) = (
+            state_field(state, "m")?,
+            state_field(state, "v")?,
+            state_field(state, "t")?,
+        );
+        let n = self.m.len();
+        if m.len() != n || v.len() != n || t.len() != n {
+            return Err(format!(
+                "saved architecture moments do not have {n} entries each"
+            ));
+        }
+        *self = MaskedAdam { m, v, t };
+        Ok(())
+    }
+}
+
+/// `log(sum_i exp(alpha[start + i]))` over `idx`, in `f64`.
+fn log_sum_exp(alpha: &[f32], start: usize, idx: &[usize]) -> f64 {
+    let m = idx
+        .iter()
+        .map(|&i| alpha[start + i] as f64)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let s: f64 = idx
+        .iter()
+        .map(|&i| (alpha[start + i] as f64 - m).exp())
+        .sum();
+    m + s.ln()
 }
 
 /// Samples `k` distinct indices from probabilities `p` (without replacement).
@@ -58,10 +167,15 @@ impl Proxyless {
         }
     }
 
-    /// One path sampled from `p`: `k` active candidates per group.
+    /// One path sampled from `p`: `k` active candidates per group, every edge of an
+    /// edge group.
     fn path(&mut self, p: &[f32]) -> Vec<f32> {
         let mut mix = vec![0.0; p.len()];
         for (g, r) in self.info.ranges().into_iter().enumerate() {
+            if self.info.is_edges(g) {
+                mix[r].fill(1.0);
+                continue;
+            }
             let k = self.active_count(g);
             for i in sample_distinct(&p[r.clone()], k, &mut self.state.rng) {
                 mix[r.start + i] = 1.0;
@@ -70,12 +184,8 @@ impl Proxyless {
         mix
     }
 
-    /// The expected-latency term's gradient with respect to the logits.
-    fn latency_grad(
-        &mut self,
-        host: &mut dyn SupernetHost,
-        p: &[f32],
-    ) -> Result<(Vec<f32>, f32), String> {
+    /// Measures the latency table once, with its uniform expectation.
+    fn measure_latency(&mut self, host: &mut dyn SupernetHost) -> Result<(), String> {
         if self.latency.is_none() {
             let lat = host.latencies()?;
             let uniform: f32 = self
@@ -86,18 +196,7 @@ impl Proxyless {
                 .sum();
             self.latency = Some((lat, uniform.max(1e-6)));
         }
-        let (lat, norm) = self.latency.as_ref().unwrap();
-        let scale = self.latency_weight / norm;
-        let mut g = vec![0.0; p.len()];
-        let mut expected = 0.0;
-        for r in self.info.ranges() {
-            let e: f32 = r.clone().map(|i| p[i] * lat[i]).sum();
-            expected += e;
-            for i in r {
-                g[i] = scale * p[i] * (lat[i] - e);
-            }
-        }
-        Ok((g, expected))
+        Ok(())
     }
 }
 
@@ -125,6 +224,7 @@ impl EpochStrategy for Proxyless {
             latency_weight: lw,
             latency: None,
             state: SampledLogits::new(&setup.info, &config, setup.seed)?,
+            adam: MaskedAdam::new(setup.info.len()),
         })
     }
 
@@ -144,6 +244,11 @@ impl EpochStrategy for Proxyless {
         let mut mix = vec![0.0f32; p.len()];
         let mut sets = vec![];
         for (g, r) in self.info.ranges().into_iter().enumerate() {
+            if self.info.is_edges(g) {
+                // A cell node keeps all its edges; only their ops are binarized.
+                mix[r].fill(1.0);
+                continue;
+            }
             let k = self.active_count(g);
             let picked = sample_distinct(&p[r.clone()], k + 1, &mut self.state.rng);
             // Of the picked, keep k active by their renormalised probabilities.
@@ -162,34 +267,65 @@ impl EpochStrategy for Proxyless {
         }
         let mut g = vec![0.0; p.len()];
         let r = host.mix_grad(&mix, Split::Val, &mut g, false)?;
+        let mut out = vec![("train_loss", train_loss), ("val_loss", r.loss)];
+        if self.latency_weight > 0.0 {
+            self.measure_latency(host)?;
+        }
+        let latency = match &self.latency {
+            Some((lat, norm)) if self.latency_weight > 0.0 => {
+                let expected = p.iter().zip(lat).map(|(p, l)| p * l).sum();
+                out.push(("expected_latency_ms", expected));
+                Some((lat, self.latency_weight / norm))
+            }
+            _ => None,
+        };
+
+        // The involved logits' gradient: the binary gates' through the renormalised
+        // probabilities q of the involved set, plus the latency term's over that set.
+        let alpha = &self.state.arch.alpha;
         let mut g_alpha = vec![0.0; p.len()];
+        let mut involved = vec![];
+        let mut old_lse = vec![];
         for (start, picked) in &sets {
-            let m = picked
+            let lse = log_sum_exp(alpha, *start, picked);
+            let q: Vec<f32> = picked
                 .iter()
-                .map(|&i| self.state.arch.alpha[start + i])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f32> = picked
-                .iter()
-                .map(|&i| (self.state.arch.alpha[start + i] - m).exp())
+                .map(|&i| (alpha[start + i] as f64 - lse).exp() as f32)
                 .collect();
-            let s: f32 = e.iter().sum();
-            let q: Vec<f32> = e.iter().map(|v| v / s).collect();
+            let expected_s: f32 = match latency {
+                Some((lat, _)) => picked
+                    .iter()
+                    .zip(&q)
+                    .map(|(&i, q)| q * lat[start + i])
+                    .sum(),
+                None => 0.0,
+            };
             for (a, &i) in picked.iter().enumerate() {
                 let mut acc = 0.0;
                 for (b, &j) in picked.iter().enumerate() {
                     let delta = if a == b { 1.0 } else { 0.0 };
                     acc += g[start + j] * q[b] * (delta - q[a]);
                 }
+                if let Some((lat, scale)) = latency {
+                    acc += scale * q[a] * (lat[start + i] - expected_s);
+                }
                 g_alpha[start + i] = acc;
+                involved.push(start + i);
+            }
+            old_lse.push(lse);
+        }
+
+        // Adam on the involved logits only, then each set's logits shifted back to
+        // their old log-sum-exp.
+        let arch = &mut self.state.arch;
+        self.adam
+            .step(&arch.adam, &mut arch.alpha, &g_alpha, &involved);
+        for ((start, picked), old) in sets.iter().zip(old_lse) {
+            let offset = log_sum_exp(&arch.alpha, *start, picked) - old;
+            for &i in picked {
+                arch.alpha[start + i] = (arch.alpha[start + i] as f64 - offset) as f32;
             }
         }
-        let mut out = vec![("train_loss", train_loss), ("val_loss", r.loss)];
-        if self.latency_weight > 0.0 {
-            let (gl, expected) = self.latency_grad(host, &p)?;
-            g_alpha.iter_mut().zip(&gl).for_each(|(a, b)| *a += b);
-            out.push(("expected_latency_ms", expected));
-        }
-        self.state.arch.step(&g_alpha);
         Ok(out)
     }
 
@@ -198,10 +334,14 @@ impl EpochStrategy for Proxyless {
     }
 
     fn save(&self) -> Result<Value, String> {
-        self.state.save()
+        let mut state = self.state.save()?;
+        state["masked_adam"] = self.adam.save();
+        Ok(state)
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
+        self.adam
+            .load(state.get("masked_adam").unwrap_or(&Value::Null))?;
         self.state.load(state)
     }
 }
@@ -211,7 +351,7 @@ export_one_shot!(Proxyless, "proxylessnas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
+    use nas_strategies::testing::{fake_setup, picked, run_on_fake, FakeSupernet};
 
     fn run(f: &mut FakeSupernet, config: Value) -> Architecture {
         run_on_fake::<Proxyless>(f, config, 3)
@@ -232,5 +372,126 @@ mod tests {
         f.latency = vec![5.0, 1.0, 9.0, 2.0, 8.0, 8.0, 0.0, 0.0, 0.0];
         let arch = run(&mut f, json!({"latency_weight": 1.0, "arch_lr": 0.05}));
         assert_eq!((picked(&arch, 0), picked(&arch, 1)), (1, 0));
+    }
+
+    /// Two layer choices of five candidates (each architecture step leaves three of
+    /// each out) and a 2-of-3 input choice, with slopes and latencies everywhere, and
+    /// a strategy that has taken `warm` steps (so every logit has moments).
+    fn warmed(warm: usize) -> (FakeSupernet, Proxyless) {
+        let mut f = FakeSupernet::new(2, 5, 1, 100);
+        f.slope = vec![
+            0.3, -0.2, 0.5, -0.7, 0.1, -0.4, 0.6, 0.2, -0.1, 0.3, -0.5, 0.4, 0.2,
+        ];
+        f.latency = vec![
+            3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 1.0, 2.0, 3.0,
+        ];
+        let config = json!({"latency_weight": 0.5, "arch_lr": 0.05});
+        let mut s = Proxyless::create(&fake_setup(&f, config, 11, None)).unwrap();
+        for i in 0..warm {
+            s.step(&mut f, 0, i).unwrap();
+        }
+        (f, s)
+    }
+
+    /// The weights the last architecture step involved: those its mix kept on.
+    fn involved(f: &FakeSupernet) -> Vec<bool> {
+        let mix = f.mixes.last().unwrap();
+        mix.iter().map(|w| w.to_bits() != 0).collect()
+    }
+
+    #[test]
+    fn a_step_leaves_the_logits_and_moments_of_unpicked_candidates_as_they_were() {
+        let (mut f, mut s) = warmed(30);
+        let mut unpicked_with_momentum = 0;
+        for i in 0..40 {
+            let (alpha, m, v, t) = (
+                s.state.arch.alpha.clone(),
+                s.adam.m.clone(),
+                s.adam.v.clone(),
+                s.adam.t.clone(),
+            );
+            s.step(&mut f, 0, 30 + i).unwrap();
+            let inv = involved(&f);
+            assert!(inv.iter().any(|&b| !b), "every weight was involved");
+            for j in 0..alpha.len() {
+                if inv[j] {
+                    assert_eq!(s.adam.t[j], t[j] + 1, "step {i}: weight {j} took no step");
+                    continue;
+                }
+                unpicked_with_momentum += (m[j] != 0.0) as usize;
+                assert_eq!(
+                    s.state.arch.alpha[j].to_bits(),
+                    alpha[j].to_bits(),
+                    "step {i}: logit {j} was not picked but moved"
+                );
+                assert_eq!(s.adam.m[j].to_bits(), m[j].to_bits(), "step {i}: m[{j}]");
+                assert_eq!(s.adam.v[j].to_bits(), v[j].to_bits(), "step {i}: v[{j}]");
+                assert_eq!(s.adam.t[j], t[j], "step {i}: t[{j}]");
+            }
+        }
+        // The check is not vacuous: unpicked logits had momentum to move them.
+        assert!(unpicked_with_momentum > 20, "{unpicked_with_momentum}");
+    }
+
+    #[test]
+    fn a_step_keeps_the_log_sum_exp_of_the_picked_logits_of_each_choice() {
+        let (mut f, mut s) = warmed(30);
+        let ranges = f.info.ranges();
+        for i in 0..40 {
+            let before = s.state.arch.alpha.clone();
+            s.step(&mut f, 0, 30 + i).unwrap();
+            let inv = involved(&f);
+            let after = &s.state.arch.alpha;
+            for r in &ranges {
+                let idx: Vec<usize> = (0..r.len()).filter(|&j| inv[r.start + j]).collect();
+                assert!(idx.len() >= 2, "step {i}: group {r:?} involved {idx:?}");
+                let old = log_sum_exp(&before, r.start, &idx);
+                let new = log_sum_exp(after, r.start, &idx);
+                assert!((old - new).abs() < 1e-5, "step {i}, {r:?}: {old} -> {new}");
+                // The split among them does move.
+                assert!(idx
+                    .iter()
+                    .any(|&j| after[r.start + j] != before[r.start + j]));
+            }
+        }
+    }
+
+    #[test]
+    fn a_saved_state_resumes_to_the_same_steps() {
+        let (mut f, mut s) = warmed(25);
+        let saved = nas_strategies::serde_json::to_string(&s.save().unwrap()).unwrap();
+        let mut resumed = Proxyless::create(&fake_setup(&f, json!({}), 0, None)).unwrap();
+        resumed
+            .load(nas_strategies::serde_json::from_str(&saved).unwrap())
+            .unwrap();
+        // `latency_weight` is config, not state: the resumed run has its own.
+        resumed.latency_weight = s.latency_weight;
+        for i in 0..10 {
+            s.step(&mut f, 0, 25 + i).unwrap();
+            resumed.step(&mut f, 0, 25 + i).unwrap();
+        }
+        assert_eq!(s.state.arch.alpha, resumed.state.arch.alpha);
+        assert_eq!(s.adam.m, resumed.adam.m);
+        assert_eq!(s.adam.v, resumed.adam.v);
+        assert_eq!(s.adam.t, resumed.adam.t);
+        // A state without the moments is refused.
+        let mut bare: Value = nas_strategies::serde_json::from_str(&saved).unwrap();
+        bare.as_object_mut().unwrap().remove("masked_adam");
+        assert!(resumed.load(bare).is_err());
+    }
+
+    #[test]
+    fn a_node_sums_its_edges_and_the_export_ranks_them_by_their_ops() {
+        nas_strategies::testing::check_cell_relaxation::<Proxyless>(
+            json!({"latency_weight": 0.0, "arch_lr": 0.05}),
+            300,
+        );
+    }
+
+    #[test]
+    fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
+        nas_strategies::testing::check_resume::<Proxyless>(json!({"arch_lr": 0.05}), || {
+            FakeSupernet::new(2, 3, 2, 100)
+        });
     }
 }
