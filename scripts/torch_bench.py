@@ -8,7 +8,7 @@ prints one line per figure. `scripts/gpu-check.sh` runs it beside `nas bench --d
 cuda` when PyTorch is installed.
 
 Usage:
-    python3 scripts/torch_bench.py [DEVICE] [--seconds S]
+    python3 scripts/torch_bench.py [DEVICE] [--seconds S] [--threads N] [--no-darts]
 
 DEVICE defaults to cuda when PyTorch sees a GPU, else cpu.
 """
@@ -186,7 +186,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("device", nargs="?", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's choice)")
+    ap.add_argument("--no-darts", action="store_true", help="skip the DARTS supernet step")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -199,8 +203,9 @@ def main():
     print(f"{head} sgemm {n}^3 {2 * n**3 / (ms * 1e6):.1f} GFLOP/s", flush=True)
     ms = train_step_ms(SeedNet(3), 64, dev, sync, a.seconds)
     print(f"{head} seed net train step b64 3x32x32 {ms:.2f} ms", flush=True)
-    ms = train_step_ms(DartsSupernet(), 32, dev, sync, a.seconds)
-    print(f"{head} DARTS supernet weight step C16 5 cells b32 {ms:.1f} ms", flush=True)
+    if not a.no_darts:
+        ms = train_step_ms(DartsSupernet(), 32, dev, sync, a.seconds)
+        print(f"{head} DARTS supernet weight step C16 5 cells b32 {ms:.1f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
 //! `nas bench`: prints GEMM, convolution and training-step timings beside PyTorch's.
+//!
+//! PyTorch's figures are measured in the same run by `scripts/torch_bench.py` where
+//! PyTorch is installed (SGEMM, the seed-net step, the DARTS supernet step); every other
+//! figure in that column is a recorded one, marked `(rec.)`, and the output says where
+//! the recorded figures come from.
 
 use anyhow::Result;
 use clap::Args;
@@ -28,6 +33,51 @@ pub struct BenchArgs {
     /// is left empty for a device.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Do not run PyTorch beside (show only the recorded PyTorch figures).
+    #[arg(long)]
+    pub no_torch: bool,
+}
+
+/// Where the recorded PyTorch figures come from.
+const RECORDED: &str = "(rec.): a recorded figure, not measured in this run: PyTorch 2.15 (MKL, \
+oneDNN), 2 threads, on the 2-core machine this project is benchmarked on, as the README records \
+them (scripts/torch_bench.py cpu measures the SGEMM, seed-net and DARTS-step rows; the conv and \
+DARTS-iteration rows were measured once by hand). Install PyTorch to measure them in this run.";
+
+/// PyTorch's figures measured now by `scripts/torch_bench.py` (row name to figure), or
+/// `None` where PyTorch is not installed or the script fails.
+fn torch_now(threads: usize, seconds: f64, darts: bool) -> Option<Vec<(String, String)>> {
+    let script = std::path::Path::new("scripts/torch_bench.py");
+    if !script.exists() {
+        return None;
+    }
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script)
+        .args(["cpu", "--seconds", &seconds.to_string()])
+        .args(["--threads", &threads.to_string()]);
+    if !darts {
+        cmd.arg("--no-darts");
+    }
+    let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut figs = vec![];
+    for line in text.lines() {
+        let (_, rest) = line.split_once(": ")?;
+        for (row, unit) in [
+            ("sgemm 1024^3", "GFLOP/s"),
+            ("seed net train step b64 3x32x32", "ms"),
+            ("DARTS supernet weight step C16 5 cells b32", "ms"),
+        ] {
+            if let Some(v) = rest.strip_prefix(row) {
+                let v: f64 = v.trim().trim_end_matches(unit).trim().parse().ok()?;
+                figs.push((row.to_string(), format!("{v:.1} {unit}")));
+            }
+        }
+    }
+    Some(figs)
 }
 
 impl BenchArgs {
@@ -55,19 +105,40 @@ pub fn run(a: BenchArgs) -> Result<()> {
     crate::device::select(&a.device)?;
     let dev = nas_kernels::accel::active();
     let threads = rayon::current_num_threads();
-    match dev {
-        None => println!(
-            "nas bench, {threads} threads (PyTorch 2.15 figures: same machine, 2 threads)\n"
+    let measured = match dev {
+        None if !a.no_torch => torch_now(threads, a.seconds, a.darts),
+        _ => None,
+    };
+    match (dev, &measured) {
+        (None, Some(_)) => println!(
+            "nas bench, {threads} threads (PyTorch measured in this run with {threads} threads \
+             where a figure is not marked (rec.))\n"
         ),
-        Some(d) => println!(
+        (None, None) => println!(
+            "nas bench, {threads} threads (PyTorch not installed here: its column holds \
+             recorded figures)\n"
+        ),
+        (Some(d), _) => println!(
             "nas bench on {}, {threads} CPU threads (times include each device call's \
              host-device copies; no PyTorch figures for a device here)\n",
             d.describe()
         ),
     }
-    // The PyTorch column's CPU figures apply only to a CPU run.
-    let torch = |fig: &'static str| if dev.is_none() { fig } else { "" };
-    println!("{:<44} {:>12} {:>16}", "benchmark", "nas", "PyTorch");
+    // The PyTorch column's CPU figures apply only to a CPU run: the figure measured now
+    // for the row, else the recorded one.
+    let torch = |row: &str, recorded: &str| -> String {
+        if dev.is_some() || recorded.is_empty() {
+            return String::new();
+        }
+        match measured
+            .as_ref()
+            .and_then(|m| m.iter().find(|(r, _)| row.starts_with(r.as_str())))
+        {
+            Some((_, fig)) => fig.clone(),
+            None => format!("{recorded} (rec.)"),
+        }
+    };
+    println!("{:<44} {:>12} {:>20}", "benchmark", "nas", "PyTorch");
     let mut rng = Rng::new(0);
     for n in [512usize, 1024, 2048]
         .into_iter()
@@ -89,9 +160,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
             anyhow::bail!("sgemm {n}^3 on {}: {e}", a.device);
         }
         let gflops = 2.0 * (n as f64).powi(3) / (ms * 1e6);
-        let fig = torch(if n == 1024 { "110-125 GFLOP/s" } else { "" });
+        let fig = torch(
+            &format!("sgemm {n}^3"),
+            if n == 1024 { "115-124 GFLOP/s" } else { "" },
+        );
         println!(
-            "{:<44} {:>7.1} GFLOP/s {:>16}",
+            "{:<44} {:>7.1} GFLOP/s {:>20}",
             format!("sgemm {n}^3"),
             gflops,
             fig
@@ -125,7 +199,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             x.conv2d(&w, Some(&b), o).sum().backward();
         });
         let name = format!("conv2d fwd+bwd b64 C{cin}->{cout} {hw}x{hw} k{k}");
-        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch(fig));
+        println!("{:<44} {:>9.2} ms {:>20}", name, ms, torch(&name, fig));
     }
     let space = SeedSpace {
         in_channels: 3,
@@ -146,7 +220,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             opt.step(0.01);
         });
         let name = "seed net train step b64 3x32x32";
-        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch("12.7-13.5 ms"));
+        println!("{:<44} {:>9.2} ms {:>20}", name, ms, torch(name, "14.5-18 ms"));
     }
     for fused in [false, true].into_iter().filter(|_| a.wants("mixed")) {
         // The supernet's weight step alone: where the fused mixed op replaces two
@@ -162,7 +236,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         });
         let kind = if fused { "fused" } else { "unfused" };
         println!(
-            "{:<44} {:>9.2} ms {:>16}",
+            "{:<44} {:>9.2} ms {:>20}",
             format!("seed supernet weight step b64 ({kind})"),
             ms,
             ""
@@ -172,7 +246,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let ms = darts_iteration(&space, fused, a.seconds, &mut rng)?;
         let kind = if fused { "fused" } else { "unfused" };
         let name = format!("seed DARTS 1st-order iteration b64 ({kind})");
-        println!("{:<44} {:>9.2} ms {:>16}", name, ms, torch("41-52 ms"));
+        println!("{:<44} {:>9.2} ms {:>20}", name, ms, torch(&name, "41-52 ms"));
     }
     if a.darts {
         let mut space = nas_core::space::builtin::darts::DartsSpace::new(3, 10);
@@ -187,7 +261,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
             opt.step(0.025);
         });
         let name = "DARTS supernet weight step C16 5 cells b32";
-        println!("{:<44} {:>9.0} ms {:>16}", name, ms, torch("6200 ms"));
+        println!(
+            "{:<44} {:>9.0} ms {:>20}",
+            name,
+            ms,
+            torch(name, "6000-6200 ms")
+        );
+    }
+    if dev.is_none() {
+        println!("\n{RECORDED}");
     }
     Ok(())
 }

@@ -45,8 +45,27 @@ fn cpu_rows_carry_their_figures_and_pytorchs() {
     }
     let ms = figure(&out, "seed net train step", " ms");
     assert!(ms > 0.0 && ms < 5000.0, "{ms} ms");
+    // PyTorch's figure: measured in this run where PyTorch is installed, else the
+    // recorded one, marked and explained.
     let seed = out.lines().find(|l| l.starts_with("seed net")).unwrap();
-    assert!(seed.ends_with("12.7-13.5 ms"), "{seed}");
+    let has_torch = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_torch {
+        assert!(!seed.ends_with("(rec.)"), "{seed}");
+        let torch_ms: f64 = seed
+            .trim_end_matches(" ms")
+            .split_whitespace()
+            .last()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no measured PyTorch figure: {seed}"));
+        assert!(torch_ms > 0.0, "{seed}");
+    } else {
+        assert!(seed.ends_with("ms (rec.)"), "{seed}");
+        assert!(out.contains("PyTorch not installed here"), "{out}");
+        assert!(out.contains("(rec.): a recorded figure, not measured in this run"), "{out}");
+    }
     assert!(
         !out.contains("conv2d"),
         "--only left other groups in:\n{out}"

@@ -1,7 +1,6 @@
 //! One-shot strategies end to end, as a user runs them: each plugin of the workspace
-//! searches `seed-net` on the bundled Fashion-MNIST for two epochs, its exported
-//! architecture is retrained from scratch for five, and a killed search resumes to the
-//! very result of an uninterrupted one.
+//! searches a space with harmful candidates on the bundled Fashion-MNIST and must avoid
+//! them, and a killed search resumes to the very result of an uninterrupted one.
 
 mod common;
 
@@ -70,71 +69,67 @@ fn journal(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The bar: every one-shot plugin finishes a two-epoch search on seed-net, and
-/// its export, retrained for five epochs, reaches 88.5% test accuracy. Retraining is
-/// deterministic for an architecture and seed, so equal exports are retrained once.
+/// Test accuracy from `nas retrain`'s output.
+fn test_accuracy(out: &str) -> f32 {
+    out.lines()
+        .find_map(|l| l.split("test accuracy").nth(1))
+        .and_then(|v| {
+            v.trim_start_matches(|c: char| !c.is_ascii_digit())
+                .split('%')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no test accuracy in:\n{out}"))
+}
+
+/// One-shot searches judged where the answer is known. In `tests/spaces/harmful.json`
+/// two choices each offer a `zero` op, which cuts the network off from its input (any
+/// architecture with it scores 10%, chance), beside a convolution and a pooling op. Every
+/// plugin searches it on three seeds (two epochs on 10,000 images) and must never export
+/// a `zero`: a strategy that ignored the data would export one in 5 of 9 runs per seed.
+/// The runs print one line per epoch and journal their export, and each distinct export,
+/// retrained for one epoch, learns (over 50% test accuracy; a `zero` export gets 10%).
 #[test]
-fn every_one_shot_plugin_searches_seed_net_and_its_export_retrains_to_the_bar() {
+fn every_one_shot_plugin_avoids_the_harmful_candidates() {
     let mut retrained: BTreeMap<String, f32> = BTreeMap::new();
     for s in ONE_SHOT {
-        let d = out_dir(s);
-        let out = run(nas()
-            .args([
-                "--threads",
-                "2",
-                "search",
-                "--space",
-                "seed-net",
-                "--strategy",
-                s,
-            ])
-            .args(["--epochs", "2", "--out"])
-            .arg(&d));
-        // Progress: one line per epoch with losses and the current architecture.
-        for e in 1..=2 {
-            let line = out
-                .lines()
-                .find(|l| l.starts_with(&format!("epoch {e}:")))
-                .unwrap_or_else(|| panic!("{s}: no line for epoch {e}:\n{out}"));
-            assert!(
-                line.contains("loss") && line.contains("conv1"),
-                "{s}: {line}"
-            );
-        }
-        let j = journal(&d);
-        assert_eq!(j.len(), 1, "{s}: a one-shot run journals its export once");
-        let acc = j[0]["metrics"]["accuracy"].as_f64().unwrap();
-        assert!(
-            acc > 0.5,
-            "{s}: the export scores {acc} with the supernet's weights"
-        );
-        let arch = j[0]["arch"].to_string();
-        let test = match retrained.get(&arch) {
-            Some(a) => *a,
-            None => {
+        for seed in ["0", "1", "2"] {
+            let d = out_dir(&format!("{s}-{seed}"));
+            let out = run(nas()
+                .args(["--threads", "2", "search", "--space-file", "tests/spaces/harmful.json"])
+                .args(["--strategy", s, "--epochs", "2", "--limit", "10000", "--seed", seed])
+                .arg("--out")
+                .arg(&d));
+            // Progress: one line per epoch with losses and the current architecture.
+            for e in 1..=2 {
+                let line = out
+                    .lines()
+                    .find(|l| l.starts_with(&format!("epoch {e}:")))
+                    .unwrap_or_else(|| panic!("{s}: no line for epoch {e}:\n{out}"));
+                assert!(line.contains("loss") && line.contains("\"a\""), "{s}: {line}");
+            }
+            let j = journal(&d);
+            assert_eq!(j.len(), 1, "{s}: a one-shot run journals its export once");
+            let arch = &j[0]["arch"];
+            println!("{s} seed {seed}: {arch}");
+            for c in ["a", "b"] {
+                assert_ne!(arch[c], "zero", "{s} seed {seed} exported a zero op: {arch}");
+            }
+            let key = arch.to_string();
+            if !retrained.contains_key(&key) {
                 let out = run(nas()
                     .args(["--threads", "2", "retrain"])
                     .arg(&d)
-                    .args(["--epochs", "5"]));
-                let a: f32 = out
-                    .lines()
-                    .find_map(|l| l.split("test accuracy").nth(1))
-                    .and_then(|v| {
-                        v.trim_start_matches(|c: char| !c.is_ascii_digit())
-                            .split('%')
-                            .next()?
-                            .trim()
-                            .parse()
-                            .ok()
-                    })
-                    .unwrap_or_else(|| panic!("{s}: no test accuracy in:\n{out}"));
-                retrained.insert(arch.clone(), a);
-                a
+                    .args(["--epochs", "1"]));
+                let a = test_accuracy(&out);
+                println!("{key} retrains to {a:.2}% in one epoch");
+                assert!(a > 50.0, "{s}: {key} retrains to {a:.2}%");
+                retrained.insert(key, a);
             }
-        };
-        println!("{s}: exported {arch}, retrained test accuracy {test:.2}%");
-        assert!(test >= 88.5, "{s}: {arch} retrains to {test:.2}%");
-        std::fs::remove_dir_all(&d).ok();
+            std::fs::remove_dir_all(&d).ok();
+        }
     }
 }
 
