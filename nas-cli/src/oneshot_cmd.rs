@@ -184,9 +184,10 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
     );
     if let Some(s) = metrics.extra.get("nb201_arch_str") {
         println!(
-            "NAS-Bench-201 entry: {} = {:.2}% (CIFAR-10 validation, mean over seeds)",
+            "NAS-Bench-201 entry: {} = {:.2}% (validation accuracy in {}, mean over seeds)",
             s.as_str().unwrap_or(""),
-            final_accuracy.unwrap_or(0.0) * 100.0
+            final_accuracy.unwrap_or(0.0) * 100.0,
+            a.table.display()
         );
     }
     println!(

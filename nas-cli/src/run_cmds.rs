@@ -473,7 +473,9 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         a.strategies.clone()
     };
     println!(
-        "NAS-Bench-201 (CIFAR-10 validation), {} runs x {} queries; table optimum {:.2}%",
+        "NAS-Bench-201 table {} (validation accuracy, mean over seeds), {} runs x {} queries; \
+         table optimum {:.2}%",
+        a.table.display(),
         a.runs,
         a.budget,
         table.optimum()
