@@ -9,9 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::experiment::{write_atomic, RunDir, TrialRecord};
 use nas_core::space::arch;
-use nas_strategies::host::Plugin;
+use nas_cli::host::Plugin;
 use nas_strategies::oneshot::{OneShotSetup, Progress, SupernetHost};
-use nas_strategies::trainer::{SupernetTrainer, TrainerConfig};
+use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use std::io::Write as _;
 use std::time::Instant;
 

@@ -9,7 +9,7 @@ use nas_core::experiment::{candidates, cost, pareto, write_atomic, RunDir, Trial
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
 use nas_strategies::abi::ABI_VERSION;
-use nas_strategies::host::{discover, search_dirs};
+use nas_cli::host::{discover, search_dirs};
 use nas_strategies::Setup;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use nas_core::experiment::{self, candidates, write_atomic, Candidate, Limits, Ru
 use nas_core::space::builtin::InputSpec;
 use nas_core::space::{arch, describe, Architecture};
 use nas_core::Rng;
-use nas_strategies::host::{discover, search_dirs, LoadedStrategy};
+use nas_cli::host::{discover, search_dirs, LoadedStrategy};
 use nas_strategies::{Setup, Value};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -79,6 +79,13 @@ fn plugins_lists_good_ones_and_explains_broken_ones() {
         out.contains("ABI version 999"),
         "wrong ABI not explained: {out}"
     );
+    // A plugin built against the SDK before the boundary last changed.
+    let v = nas_strategies::abi::ABI_VERSION;
+    let stale = format!("plugin ABI version {}, this host speaks version {v}", v - 1);
+    assert!(
+        out.lines().any(|l| l.contains("libnas_strategy_old_abi.so") && l.contains(&stale)),
+        "stale ABI not explained: {out}"
+    );
     assert!(
         out.contains("libnot_a_plugin.so") && out.contains("cannot load"),
         "{out}"

@@ -10,25 +10,11 @@ use crate::space::builtin::nb201;
 use crate::space::cost::{cost, measure_latency};
 use crate::space::{fixed, Architecture, Space};
 use crate::train::{evaluate, sgd_for, train_epoch, TrainConfig};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// What an evaluator measured. `accuracy` is in [0, 1]; the rest are costs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub accuracy: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub macs: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<f64>,
-    /// Anything else the evaluator reports.
-    #[serde(default, flatten)]
-    pub extra: BTreeMap<String, Value>,
-}
+pub use nas_types::Metrics;
 
 /// Scores architectures. `trial_seed` makes each trial's randomness reproducible.
 pub trait Evaluator: Sync {

@@ -10,7 +10,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod profile;
-pub mod rng;
+pub use nas_types::rng;
 pub mod space;
 pub mod tensor;
 pub mod train;

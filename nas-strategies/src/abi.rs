@@ -6,8 +6,11 @@ use crate::{Metrics, Setup, Strategy};
 use std::os::raw::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Bumped whenever the table or the meaning of a field changes.
-pub const ABI_VERSION: u32 = 1;
+/// Bumped whenever the table or the meaning of a field changes. Version 2: one-shot
+/// hosts answer `lr` and `VirtualStep`, `evaluate` takes a `Subset`, and choices carry
+/// `edge_ops`; a plugin built for version 1 would ask a version-2 host for what it no
+/// longer means, so it is refused.
+pub const ABI_VERSION: u32 = 2;
 
 /// A strategy driven by ask/tell.
 pub const KIND_ASK_TELL: u32 = 0;

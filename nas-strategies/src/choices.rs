@@ -4,7 +4,7 @@
 use crate::{Architecture, Choice, ChoiceKind, Rng, Value};
 
 /// Values equal as JSON numbers (1 == 1.0) or exactly otherwise.
-pub use nas_core::space::arch::same_value;
+pub use nas_types::arch::same_value;
 
 /// `n` choose `k`, saturating.
 pub fn binomial(n: usize, k: usize) -> u128 {
@@ -140,7 +140,7 @@ pub fn size(c: &Choice) -> u128 {
 }
 
 /// A uniformly random decision of a choice.
-pub use nas_core::space::arch::random_decision as random_option;
+pub use nas_types::arch::random_decision as random_option;
 
 /// The canonical form of an architecture: each choice's option index, `None` where the
 /// choice is inactive. An error names the first choice that does not fit.

@@ -1,27 +1,24 @@
 //! The strategy SDK. A strategy is a shared library exporting two C symbols:
 //! `nas_plugin_abi_version` (checked first) and `nas_plugin_table` (a `#[repr(C)]` table
 //! of entry points). Only plain data crosses the boundary: JSON bytes and status codes.
-//! Plugin authors implement the safe [`Strategy`] trait and call [`export_strategy!`];
-//! the host loads libraries with [`host::discover`] and drives them through
-//! [`host::LoadedStrategy`].
+//! Plugin authors implement the safe [`Strategy`] trait and call [`export_strategy!`]
+//! (or [`oneshot::EpochStrategy`] and `export_one_shot!`); the `nas` host loads the
+//! libraries and drives them. The SDK depends on `nas-types` (plain data) only, so a
+//! plugin links no tensor engine unless it asks for one.
 
 pub mod abi;
 pub mod choices;
 pub mod decisions;
-pub mod host;
 pub mod oneshot;
 pub mod oneshot_abi;
-pub mod reinforce;
+#[cfg(feature = "testing")]
 pub mod testing;
-pub mod trainer;
 
-pub use nas_core::rng::Rng;
-pub use nas_core::space::{Architecture, Choice, ChoiceKind, Reduce};
+pub use nas_types::arch::validate;
+pub use nas_types::{ArchError, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng};
 pub use serde_json::{self, json, Value};
 
 use serde::{Deserialize, Serialize};
-
-pub use nas_core::evaluate::Metrics;
 
 /// What a strategy is created with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,7 +52,7 @@ pub trait Strategy: Send {
 
 /// A uniformly random architecture of the space.
 pub fn random_architecture(space: &[Choice], rng: &mut Rng) -> Architecture {
-    nas_core::space::arch::random(space, rng)
+    nas_types::arch::random(space, rng)
 }
 
 /// Checks that a strategy's config is a JSON object (or absent) holding only the

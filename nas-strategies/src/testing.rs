@@ -4,7 +4,7 @@
 
 use crate::decisions;
 use crate::{json, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng, Setup, Strategy, Value};
-use nas_core::space::arch::{same_value, validate};
+use nas_types::arch::{same_value, validate};
 
 /// `n` layer choices with `k` candidates each.
 pub fn layer_space(n: usize, k: usize) -> Vec<Choice> {
@@ -89,7 +89,7 @@ impl Objective {
     }
 
     pub fn accuracy(&self, arch: &Architecture) -> f64 {
-        nas_core::space::arch::validate(&self.space, arch).expect("valid architecture");
+        validate(&self.space, arch).expect("valid architecture");
         let d = decisions::from_arch(&self.space, arch).unwrap();
         let active = decisions::active_mask(&self.space, &d);
         let (mut hit, mut n) = (0, 0);
@@ -123,7 +123,7 @@ pub fn drive<S: Strategy>(s: &mut S, obj: &Objective, budget: usize, in_flight: 
         let mut asked = vec![];
         for _ in 0..n {
             let a = s.ask().unwrap().expect("an architecture");
-            nas_core::space::arch::validate(&obj.space, &a).unwrap();
+            validate(&obj.space, &a).unwrap();
             asked.push(a);
         }
         for a in asked.iter().rev() {
@@ -564,21 +564,3 @@ pub fn picked(arch: &Architecture, i: usize) -> usize {
         .expect("a layer choice of layer_space")
 }
 
-/// A dataset of random images and labels, for plumbing tests of real supernets.
-pub fn random_dataset(
-    n: usize,
-    c: usize,
-    size: usize,
-    classes: usize,
-    rng: &mut Rng,
-) -> nas_core::data::Dataset {
-    nas_core::data::Dataset {
-        images: (0..n * c * size * size).map(|_| rng.normal()).collect(),
-        labels: (0..n).map(|_| rng.below(classes) as u32).collect(),
-        n,
-        c,
-        h: size,
-        w: size,
-        classes,
-    }
-}

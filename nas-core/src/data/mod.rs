@@ -131,6 +131,20 @@ pub struct Dataset {
 const STATS_CHUNK: usize = 256;
 
 impl Dataset {
+    /// `n` images of normal noise with uniform random labels: a stand-in set for
+    /// plumbing tests of real networks and supernets.
+    pub fn random(n: usize, c: usize, size: usize, classes: usize, rng: &mut crate::Rng) -> Dataset {
+        Dataset {
+            images: (0..n * c * size * size).map(|_| rng.normal()).collect(),
+            labels: (0..n).map(|_| rng.below(classes) as u32).collect(),
+            n,
+            c,
+            h: size,
+            w: size,
+            classes,
+        }
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.n

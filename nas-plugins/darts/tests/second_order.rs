@@ -8,8 +8,8 @@ use nas_core::nn::{Conv2d, Kind, Linear, Module};
 use nas_core::space::{Builder, LayerChoice, Make, Space};
 use nas_core::{ConvOpts, Rng, Tensor};
 use nas_strategies::oneshot::{Split, SupernetHost, WeightOp};
-use nas_strategies::testing::random_dataset;
-use nas_strategies::trainer::{SupernetTrainer, TrainerConfig};
+use nas_core::data::Dataset;
+use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_strategy_darts::second_order_grad;
 
 /// A tiny smooth supernet (tanh, no max-pool or ReLU kinks, whose gradients would jump
@@ -87,8 +87,8 @@ fn unrolled_val_loss(t: &mut SupernetTrainer, alpha: &[f32], xi: f32) -> f64 {
 fn unrolled_gradient_matches_a_direct_finite_difference() {
     let mut rng = Rng::new(3);
     let (train, val) = (
-        random_dataset(16, 1, 12, 10, &mut rng),
-        random_dataset(16, 1, 12, 10, &mut rng),
+        Dataset::random(16, 1, 12, 10, &mut rng),
+        Dataset::random(16, 1, 12, 10, &mut rng),
     );
     let space = Smooth;
     let cfg = TrainerConfig {
@@ -156,8 +156,8 @@ fn weights(t: &SupernetTrainer) -> Vec<f32> {
 fn the_virtual_step_is_the_optimisers_step() {
     let mut rng = Rng::new(4);
     let (train, val) = (
-        random_dataset(32, 1, 12, 10, &mut rng),
-        random_dataset(16, 1, 12, 10, &mut rng),
+        Dataset::random(32, 1, 12, 10, &mut rng),
+        Dataset::random(16, 1, 12, 10, &mut rng),
     );
     let cfg = TrainerConfig {
         batch_size: 16,

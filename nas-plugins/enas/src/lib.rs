@@ -28,7 +28,7 @@
 use nas_strategies::oneshot::{
     EpochStrategy, OneShotInfo, OneShotSetup, Split, Subset, SupernetHost,
 };
-use nas_strategies::reinforce::Reinforce;
+use nas_controller::Reinforce;
 use nas_strategies::{
     config_field, config_positive, export_one_shot, json, Architecture, Metrics, Setup, Strategy,
     Value,

@@ -505,7 +505,7 @@ export_strategy!(Evolution, "evolution", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_core::space::arch::validate;
+    use nas_strategies::validate;
     use nas_strategies::testing::{
         agreement, layer, metrics, nested_space as space, run_validating as run,
     };

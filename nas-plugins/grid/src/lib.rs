@@ -378,7 +378,7 @@ export_strategy!(Grid, "grid", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_core::space::arch::validate;
+    use nas_strategies::validate;
     use nas_strategies::testing::{choice, layer};
     use nas_strategies::Reduce;
     use std::collections::HashSet;

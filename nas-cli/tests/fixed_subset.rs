@@ -5,14 +5,14 @@
 use nas_core::space::builtin::{by_name, InputSpec};
 use nas_core::Rng;
 use nas_strategies::oneshot::{Split, Subset, SupernetHost};
-use nas_strategies::testing::random_dataset;
-use nas_strategies::trainer::{SupernetTrainer, TrainerConfig};
+use nas_core::data::Dataset;
+use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 
 #[test]
 fn fixed_evaluations_score_every_candidate_on_the_same_images() {
     let mut rng = Rng::new(5);
-    let train = random_dataset(96, 1, 28, 10, &mut rng);
-    let val = random_dataset(96, 1, 28, 10, &mut rng);
+    let train = Dataset::random(96, 1, 28, 10, &mut rng);
+    let val = Dataset::random(96, 1, 28, 10, &mut rng);
     let space = by_name(
         "seed-net",
         InputSpec {

@@ -1,10 +1,10 @@
 //! The host side of the boundary: finds plugin libraries, checks them, and wraps a
 //! loaded strategy in a safe handle. Libraries are loaded once and never unloaded.
 
-use crate::abi::{self, PluginBuf, PluginTable};
-use crate::oneshot::{OneShotSetup, SupernetHost};
-use crate::oneshot_abi::OneShotTable;
-use crate::{Architecture, Metrics, Setup};
+use nas_strategies::abi::{self, PluginBuf, PluginTable};
+use nas_strategies::oneshot::{OneShotSetup, SupernetHost};
+use nas_strategies::oneshot_abi::OneShotTable;
+use nas_strategies::{Architecture, Metrics, Setup};
 use libloading::Library;
 use std::ffi::CStr;
 use std::os::raw::c_void;
@@ -133,7 +133,7 @@ impl Plugin {
         host: &mut dyn SupernetHost,
     ) -> Result<Architecture, String> {
         match self.table {
-            Table::OneShot(t) => crate::oneshot_abi::run_plugin(t, &self.name, setup, host),
+            Table::OneShot(t) => nas_strategies::oneshot_abi::run_plugin(t, &self.name, setup, host),
             Table::AskTell(_) => Err(format!(
                 "plugin `{}` is an ask/tell strategy, not a one-shot one",
                 self.name

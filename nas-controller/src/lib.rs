@@ -25,9 +25,11 @@
 //! samples of an unfinished batch, the counters, the generator and the Adam moments, so a
 //! loaded controller continues exactly as the saved one would have.
 
-use crate::decisions;
+use nas_strategies::decisions;
 
-use crate::{config_field, json, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value};
+use nas_strategies::{
+    config_field, json, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
+};
 use nas_core::optim::{clip_grad_norm, Adam, Optimizer};
 use nas_core::{no_grad, Tensor};
 use std::collections::HashMap;
@@ -63,7 +65,7 @@ struct Config {
 
 impl Config {
     fn parse(c: &Value) -> Result<Config, String> {
-        crate::check_config_fields(c, "reinforce", FIELDS)?;
+        nas_strategies::check_config_fields(c, "reinforce", FIELDS)?;
         let cfg = Config {
             hidden: config_field(c, "hidden", 32)?,
             lr: config_field(c, "lr", 0.003)?,
@@ -577,8 +579,8 @@ impl Strategy for Reinforce {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serde_json;
-    use crate::testing::*;
+    use nas_strategies::serde_json;
+    use nas_strategies::testing::*;
 
     fn make(space: Vec<Choice>, config: Value, seed: u64, budget: usize) -> Reinforce {
         Reinforce::new(&setup(space, config, seed, budget)).unwrap()
@@ -697,7 +699,7 @@ mod tests {
         let space = mixed_space();
         let mut rng = Rng::new(3);
         for _ in 0..200 {
-            let a = crate::random_architecture(&space, &mut rng);
+            let a = nas_strategies::random_architecture(&space, &mut rng);
             let d = decisions::from_arch(&space, &a).unwrap();
             assert_eq!(decisions::to_arch(&space, &d), a);
         }

@@ -2,8 +2,10 @@
 //! [`SupernetHost`] calls. `nas search` hands it to one-shot plugins; tests use it in
 //! process.
 
-use crate::oneshot::{GradInfo, Group, OneShotInfo, Progress, Split, Subset, SupernetHost, WeightOp};
-use crate::{Architecture, Metrics, Rng, Value};
+use nas_strategies::oneshot::{
+    GradInfo, Group, OneShotInfo, Progress, Split, Subset, SupernetHost, WeightOp,
+};
+use nas_strategies::{Architecture, Metrics, Rng, Value};
 use nas_core::data::Dataset;
 use nas_core::experiment::write_atomic;
 use nas_core::nn::{parameters, with_bn_momentum, Kind};

@@ -1,7 +1,7 @@
 //! Architectures: a `{label: choice}` JSON map, validated against a space's choices.
 
-use super::{Choice, ChoiceKind};
 use crate::rng::Rng;
+use crate::{Choice, ChoiceKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,7 +56,8 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-pub(crate) fn as_indices(v: &Value) -> Option<Vec<usize>> {
+/// The indices of an input choice's decision (a JSON list of numbers), if it is one.
+pub fn as_indices(v: &Value) -> Option<Vec<usize>> {
     match v {
         Value::Array(xs) => xs.iter().map(|x| x.as_u64().map(|u| u as usize)).collect(),
         Value::Number(n) => n.as_u64().map(|u| vec![u as usize]),

@@ -1,0 +1,13 @@
+//! The plain data that the engine (`nas-core`), the host and strategy plugins share:
+//! choice points, architectures and their validation, metrics, and the seeded random
+//! generator. No tensors: a plugin that links the SDK links only this.
+
+pub mod arch;
+mod choice;
+pub mod metrics;
+pub mod rng;
+
+pub use arch::{ArchError, Architecture};
+pub use choice::{Choice, ChoiceKind, Reduce};
+pub use metrics::Metrics;
+pub use rng::Rng;
