@@ -1,11 +1,16 @@
-//! `nas`: the command-line host. Trains networks, and (as the other parts land) runs
-//! searches, exports, retrains and profiles.
+//! `nas`: the command-line host. Trains networks, runs searches (multi-trial and
+//! one-shot), resumes, exports, retrains, reports, profiles and benchmarks.
 
 mod bench;
 mod device;
 mod oneshot_cmd;
 mod profile_cmd;
-mod run_cmds;
+mod bench_strategies_cmd;
+mod export_cmd;
+mod plugins_cmd;
+mod report_cmd;
+mod retrain_cmd;
+mod search_args;
 mod search_cmd;
 mod space_args;
 mod spaces_cmd;
@@ -33,20 +38,20 @@ enum Cmd {
     /// List the built-in search spaces, or the choices of one space.
     Spaces(spaces_cmd::SpacesArgs),
     /// List the strategy plugins found (name, version, kind, ABI).
-    Plugins(run_cmds::PluginsArgs),
+    Plugins(plugins_cmd::PluginsArgs),
     /// Run a search: a strategy plugin proposes, an evaluator scores, a run directory
     /// records every trial.
-    Search(search_cmd::SearchArgs),
+    Search(search_args::SearchArgs),
     /// Continue a search that stopped or was killed.
     Resume { dir: std::path::PathBuf },
     /// Write a run's best architecture (or its Pareto set).
-    Export(run_cmds::ExportArgs),
+    Export(export_cmd::ExportArgs),
     /// Train a run's best architecture from scratch and report test accuracy.
-    Retrain(run_cmds::RetrainArgs),
+    Retrain(retrain_cmd::RetrainArgs),
     /// Print a run's table and write its plots (best so far, Pareto front).
-    Report(run_cmds::ReportArgs),
+    Report(report_cmd::ReportArgs),
     /// Every strategy plugin on the NAS-Bench-201 table, many runs each.
-    BenchStrategies(run_cmds::BenchStrategiesArgs),
+    BenchStrategies(bench_strategies_cmd::BenchStrategiesArgs),
     /// Profile a supernet weight step kernel by kernel (fused and unfused mixed ops),
     /// and write a Chrome trace.
     Profile(profile_cmd::ProfileArgs),
@@ -81,13 +86,13 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Train(a) => train_cmd::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Spaces(a) => spaces_cmd::run(a),
-        Cmd::Plugins(a) => run_cmds::plugins(a),
+        Cmd::Plugins(a) => plugins_cmd::plugins(a),
         Cmd::Search(a) => search_cmd::run(a),
         Cmd::Resume { dir } => search_cmd::resume(&dir),
-        Cmd::Export(a) => run_cmds::export(a),
-        Cmd::Retrain(a) => run_cmds::retrain(a),
-        Cmd::Report(a) => run_cmds::report(a),
-        Cmd::BenchStrategies(a) => run_cmds::bench_strategies(a),
+        Cmd::Export(a) => export_cmd::export(a),
+        Cmd::Retrain(a) => retrain_cmd::retrain(a),
+        Cmd::Report(a) => report_cmd::report(a),
+        Cmd::BenchStrategies(a) => bench_strategies_cmd::bench_strategies(a),
         Cmd::Profile(a) => profile_cmd::run(a),
         Cmd::CudaKernels(a) => device::cuda_kernels(a),
     }

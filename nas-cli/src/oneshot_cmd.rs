@@ -3,7 +3,7 @@
 //! a kill), and journals the exported architecture as the run's one trial, so `nas
 //! export` and `nas retrain` treat it like any other run.
 
-use crate::search_cmd::{load_train_data, SearchArgs};
+use crate::search_args::{load_train_data, SearchArgs};
 use anyhow::{anyhow, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_core::evaluate::{Evaluator, Nb201Table};

@@ -2,178 +2,18 @@
 //! architectures, an evaluator scores them (several in flight at once), and every trial
 //! is journaled before the strategy hears of it, so a killed run resumes exactly.
 
-use crate::space_args::SpaceArgs;
+use crate::search_args::{
+    best_of, load_train_data, run_limits, search_input, trial_seed, SearchArgs,
+};
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nas_core::data::{load_dir, Dataset};
-use nas_core::evaluate::{Evaluator, Nb201Table, TrainEvaluator};
-use nas_core::experiment::{self, candidates, write_atomic, Candidate, Limits, RunDir, TrialRecord};
-use nas_core::space::builtin::InputSpec;
-use nas_core::space::{arch, describe, Architecture};
-use nas_core::Rng;
 use nas_cli::host::{discover, search_dirs, LoadedStrategy};
-use nas_strategies::{Setup, Value};
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use nas_core::evaluate::{Evaluator, Nb201Table, TrainEvaluator};
+use nas_core::experiment::{self, candidates, write_atomic, Limits, RunDir, TrialRecord};
+use nas_core::space::{arch, describe, Architecture};
+use nas_strategies::Setup;
+use std::path::Path;
 use std::time::Instant;
-
-#[derive(Args, Debug, Clone, Serialize, Deserialize)]
-pub struct SearchArgs {
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub space: SpaceArgs,
-    /// Strategy plugin to run (see `nas plugins`).
-    #[arg(long)]
-    pub strategy: String,
-    /// Number of trials.
-    #[arg(long, default_value_t = 100)]
-    pub budget: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Run directory (default runs/<space>-<strategy>-<seed>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// How trials are scored: `table` (NAS-Bench-201 lookup), `train` (train from
-    /// scratch, score on a validation split), or `auto` (table for nb201, else train).
-    #[arg(long, default_value = "auto")]
-    pub evaluator: String,
-    /// NAS-Bench-201 table for the `table` evaluator.
-    #[arg(long, default_value = "data/nasbench201/nb201_cifar10.csv")]
-    pub table: PathBuf,
-    /// Dataset directory for the `train` evaluator (and for retraining).
-    #[arg(long, default_value = "data/fashion-mnist")]
-    pub data: PathBuf,
-    /// Epochs each trial trains (`train` evaluator); for one-shot strategies, epochs of
-    /// supernet training in the search.
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
-    /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N]; on a device,
-    /// convolutions, linear layers, pooling, batch norm, the loss and mixed-op sums run there.
-    #[arg(long, default_value = "cpu")]
-    #[serde(default = "default_device")]
-    pub device: String,
-    /// Batch size of trial training and of one-shot supernet training.
-    #[arg(long, default_value_t = 64)]
-    #[serde(default = "default_batch")]
-    pub batch: usize,
-    /// Training images held out to score trials on (`train` evaluator).
-    #[arg(long, default_value_t = 10_000)]
-    pub val: usize,
-    /// Train trials on only this many images (quick searches).
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Trials evaluated at once.
-    #[arg(long, default_value_t = 1)]
-    pub parallel: usize,
-    /// Strategy options as JSON, inline or `@file.json`.
-    #[arg(long)]
-    pub config: Option<String>,
-    /// Extra directories to look for plugins in (before NAS_PLUGIN_PATH and the binary's).
-    #[arg(long)]
-    #[serde(default)]
-    pub plugin_dir: Vec<PathBuf>,
-}
-
-fn default_batch() -> usize {
-    64
-}
-
-fn default_device() -> String {
-    "cpu".into()
-}
-
-impl SearchArgs {
-    /// `--out`, or the first of runs/<space>-<strategy>-<seed>, ...-2, ...-3 that does
-    /// not exist yet (so running the same command twice starts a second run).
-    pub fn out_dir(&self) -> PathBuf {
-        if let Some(o) = &self.out {
-            return o.clone();
-        }
-        let base = format!("{}-{}-{}", self.space.space, self.strategy, self.seed);
-        (1..)
-            .map(|i| match i {
-                1 => PathBuf::from("runs").join(&base),
-                _ => PathBuf::from("runs").join(format!("{base}-{i}")),
-            })
-            .find(|p| !p.exists())
-            .unwrap()
-    }
-
-    pub fn strategy_config(&self) -> Result<Value> {
-        match self.config.as_deref() {
-            None => Ok(Value::Object(Default::default())),
-            Some(s) if s.starts_with('@') => {
-                let t =
-                    std::fs::read_to_string(&s[1..]).with_context(|| format!("--config {s}"))?;
-                serde_json::from_str(&t).with_context(|| format!("--config {s}: not JSON"))
-            }
-            Some(s) => serde_json::from_str(s).with_context(|| format!("--config {s}: not JSON")),
-        }
-    }
-
-    fn uses_table(&self) -> Result<bool> {
-        match self.evaluator.as_str() {
-            "table" => {
-                if self.space.space != "nb201" || self.space.space_file.is_some() {
-                    bail!("--evaluator table looks architectures up in NAS-Bench-201; use --space nb201");
-                }
-                Ok(true)
-            }
-            "train" => Ok(false),
-            "auto" => Ok(self.space.space == "nb201" && self.space.space_file.is_none()),
-            e => bail!("--evaluator {e}: expected table, train or auto"),
-        }
-    }
-}
-
-/// The data a `train` evaluator uses: the training set split into train and validation.
-pub struct TrainData {
-    pub train: Dataset,
-    pub val: Dataset,
-    pub input: InputSpec,
-}
-
-pub fn load_train_data(a: &SearchArgs) -> Result<TrainData> {
-    let splits = load_dir(&a.data)?;
-    let mut train = splits.train;
-    let (mean, std) = train.channel_stats();
-    train.normalise(&mean, &std);
-    if a.val == 0 || a.val >= train.len() {
-        bail!(
-            "--val {}: must be between 1 and the {} training images",
-            a.val,
-            train.len()
-        );
-    }
-    let (mut train, val) = train.split(a.val, &mut Rng::new(a.seed));
-    if let Some(n) = a.limit {
-        train = train.take(n);
-    }
-    let input = InputSpec {
-        channels: train.c,
-        size: train.h,
-        classes: train.classes,
-    };
-    Ok(TrainData { train, val, input })
-}
-
-/// The input shape a search's space is built for.
-pub fn search_input(table: bool, data: Option<&TrainData>) -> InputSpec {
-    match data {
-        Some(d) => d.input,
-        None if table => InputSpec {
-            channels: 3,
-            size: 32,
-            classes: 10,
-        },
-        None => InputSpec {
-            channels: 1,
-            size: 28,
-            classes: 10,
-        },
-    }
-}
 
 pub fn run(a: SearchArgs) -> Result<()> {
     let dir = a.out_dir();
@@ -336,12 +176,6 @@ fn restore(s: &mut LoadedStrategy, run: &RunDir, journal: &[TrialRecord]) -> Res
     Ok(())
 }
 
-/// Each trial's seed: a function of the run seed and the trial number only.
-pub fn trial_seed(run_seed: u64, trial: usize) -> u64 {
-    let mut r = Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    r.next_u64()
-}
-
 /// Evaluates architectures concurrently, one thread each.
 fn evaluate_all(
     ev: &dyn Evaluator,
@@ -366,24 +200,6 @@ fn evaluate_all(
             })
             .collect()
     })
-}
-
-/// The hard limits of a run, from its strategy config (see [`Limits::from_config`]).
-pub fn run_limits(a: &SearchArgs) -> Result<Limits> {
-    Limits::from_config(&a.strategy_config()?).map_err(|e| anyhow!("--config: {e}"))
-}
-
-/// The architecture a run returns: the feasible one with the highest accuracy (mean
-/// over its trials), or an error that says no trial was feasible.
-pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
-    let c = candidates(j, limits);
-    match experiment::best(&c) {
-        Some(b) => Ok(b.clone()),
-        None => bail!(
-            "none of the run's {} trials is within the limits ({limits})",
-            j.len()
-        ),
-    }
 }
 
 fn write_best(run: &RunDir, j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator) -> Result<()> {

@@ -7,7 +7,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const ONE_SHOT: [&str; 6] = ["darts", "snas", "gdas", "enas", "proxylessnas", "spos"];
@@ -16,32 +15,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the one-shot plugins of this workspace (once) and returns their directory.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(root()).args(["build", "--release"]);
-        for p in ONE_SHOT {
-            cmd.args(["-p", &format!("nas-strategy-{p}")]);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "building the one-shot plugins:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // The binary under test sits in the same target directory as the plugins.
-        Path::new(env!("CARGO_BIN_EXE_nas"))
-            .parent()
-            .unwrap()
-            .to_path_buf()
-    })
-}
-
 fn nas() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
-    c.current_dir(root()).env("NAS_PLUGIN_PATH", plugin_dir());
+    c.current_dir(root())
+        .env("NAS_PLUGIN_PATH", common::workspace_plugins());
     c
 }
 

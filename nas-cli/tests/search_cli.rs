@@ -2,6 +2,8 @@
 //! as separate cargo projects (outside the workspace, depending on nas-strategies only),
 //! broken plugins, a search killed with SIGKILL and resumed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -13,7 +15,8 @@ fn root() -> PathBuf {
 
 fn nas() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
-    c.current_dir(root());
+    c.current_dir(root())
+        .env("NAS_PLUGIN_PATH", common::workspace_plugins());
     c
 }
 

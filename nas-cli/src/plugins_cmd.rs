@@ -1,0 +1,45 @@
+//! `nas plugins`: the strategy plugins the host finds, and why it refuses others.
+
+use anyhow::Result;
+use clap::Args;
+use nas_cli::host::{discover, search_dirs};
+use nas_strategies::abi::ABI_VERSION;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct PluginsArgs {
+    #[arg(long)]
+    pub plugin_dir: Vec<PathBuf>,
+}
+
+pub fn plugins(a: PluginsArgs) -> Result<()> {
+    let dirs = search_dirs(&a.plugin_dir);
+    let d = discover(&dirs);
+    println!(
+        "{:<12} {:<9} {:<9} {:<4} path",
+        "name", "version", "kind", "ABI"
+    );
+    for p in &d.plugins {
+        println!(
+            "{:<12} {:<9} {:<9} {:<4} {}",
+            p.name,
+            p.version,
+            p.kind_name(),
+            ABI_VERSION,
+            p.path.display()
+        );
+    }
+    for (p, why) in &d.rejected {
+        println!("rejected {}: {why}", p.display());
+    }
+    if d.plugins.is_empty() {
+        println!(
+            "no plugins found in {}; build them with `cargo build --release --workspace`",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
