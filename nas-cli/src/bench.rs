@@ -11,9 +11,9 @@ use nas_core::optim::Optimizer;
 use nas_core::space::builtin::seed::SeedSpace;
 use nas_core::space::{fixed, Architecture, Supernet};
 use nas_core::train::{sgd_for, TrainConfig};
+use nas_core::timing::median_ms;
 use nas_core::{ConvOpts, Rng, Tensor};
 use nas_kernels::cpu::gemm::sgemm;
-use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -86,20 +86,6 @@ impl BenchArgs {
     }
 }
 
-/// Median milliseconds per call of `f`, run for about `secs` after two warm-up calls.
-fn time_ms(secs: f64, mut f: impl FnMut()) -> f64 {
-    f();
-    f();
-    let mut samples = vec![];
-    let start = Instant::now();
-    while start.elapsed().as_secs_f64() < secs || samples.len() < 5 {
-        let t = Instant::now();
-        f();
-        samples.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[samples.len() / 2]
-}
 
 pub fn run(a: BenchArgs) -> Result<()> {
     crate::device::select(&a.device)?;
@@ -148,7 +134,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let b_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
         let mut c = vec![0.0f32; n * n];
         let mut failed = None;
-        let ms = time_ms(a.seconds, || match dev {
+        let ms = median_ms(a.seconds, || match dev {
             None => sgemm(n, n, n, &a_, false, &b_, false, &mut c, false, true),
             Some(d) => {
                 if let Err(e) = d.matmul(n, n, n, &a_, false, &b_, false) {
@@ -192,7 +178,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             padding: k / 2,
             ..Default::default()
         };
-        let ms = time_ms(a.seconds, || {
+        let ms = median_ms(a.seconds, || {
             x.zero_grad();
             w.zero_grad();
             b.zero_grad();
@@ -213,7 +199,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut opt = sgd_for(model.as_ref(), &cfg);
         let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
-        let ms = time_ms(a.seconds, || {
+        let ms = median_ms(a.seconds, || {
             let loss = model.forward(&x).cross_entropy(&y);
             opt.zero_grad();
             loss.backward();
@@ -229,7 +215,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut opt = sgd_for(s.net.as_ref(), &cfg);
         let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
-        let ms = time_ms(a.seconds, || {
+        let ms = median_ms(a.seconds, || {
             opt.zero_grad();
             s.net.forward(&x).cross_entropy(&y).backward();
             opt.step(0.025);
@@ -255,7 +241,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut opt = sgd_for(s.net.as_ref(), &cfg);
         let x = Tensor::randn(&[32, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..32).map(|_| rng.below(10) as u32).collect();
-        let ms = time_ms(a.seconds, || {
+        let ms = median_ms(a.seconds, || {
             opt.zero_grad();
             s.net.forward(&x).cross_entropy(&y).backward();
             opt.step(0.025);
@@ -296,7 +282,7 @@ fn darts_iteration(space: &SeedSpace, fused: bool, secs: f64, rng: &mut Rng) -> 
             s.set_weights(l, &w).unwrap();
         }
     };
-    Ok(time_ms(secs, || {
+    Ok(median_ms(secs, || {
         // Architecture step.
         set(&s);
         s.zero_weight_grads();

@@ -8,10 +8,10 @@ use nas_core::optim::Optimizer;
 use nas_core::profile::{self, Event, Row};
 use nas_core::space::builtin::InputSpec;
 use nas_core::space::Supernet;
+use nas_core::timing::fastest_ms;
 use nas_core::train::{sgd_for, TrainConfig};
 use nas_core::{Rng, Tensor};
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
@@ -35,16 +35,6 @@ pub struct ProfileArgs {
     pub trace: Option<PathBuf>,
 }
 
-/// Best of `reps` runs of `f`, in seconds.
-fn best_secs(reps: usize, mut f: impl FnMut()) -> f64 {
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 /// This machine's practical peaks: SGEMM 1024^3 GFLOP/s and streaming-copy GB/s.
 fn peaks() -> (f64, f64) {
@@ -52,7 +42,7 @@ fn peaks() -> (f64, f64) {
     let a = vec![1.0f32; n * n];
     let b = vec![0.5f32; n * n];
     let mut c = vec![0.0f32; n * n];
-    let s = best_secs(3, || {
+    let s = 1e-3 * fastest_ms(3, || {
         nas_kernels::cpu::gemm::sgemm(n, n, n, &a, false, &b, false, &mut c, false, true);
         std::hint::black_box(&mut c);
     });
@@ -60,7 +50,7 @@ fn peaks() -> (f64, f64) {
     let len = 16 << 20;
     let src = vec![1.0f32; len];
     let mut dst = vec![0.0f32; len];
-    let s = best_secs(5, || {
+    let s = 1e-3 * fastest_ms(5, || {
         dst.copy_from_slice(std::hint::black_box(&src));
         std::hint::black_box(&mut dst);
     });

@@ -13,6 +13,7 @@ pub mod profile;
 pub use nas_types::rng;
 pub mod space;
 pub mod tensor;
+pub mod timing;
 pub mod train;
 
 pub use ops::ConvOpts;

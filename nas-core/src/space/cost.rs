@@ -10,7 +10,6 @@ use crate::tensor::{no_grad, Tensor};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 /// What a network costs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,18 +31,6 @@ pub fn cost(net: &dyn Module, input: [usize; 3]) -> Cost {
     }
 }
 
-/// The fastest of `reps` calls of `f` after one warm-up call, in milliseconds: on a
-/// shared machine the minimum is the least disturbed estimate of what the op costs.
-fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..reps.max(1))
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .fold(f64::MAX, f64::min)
-}
 
 /// Measured eval-mode forward latency of `net` on a batch (fastest of `reps`), in ms.
 pub fn measure_latency(net: &dyn Module, input: [usize; 3], batch: usize, reps: usize) -> f64 {
@@ -53,7 +40,7 @@ pub fn measure_latency(net: &dyn Module, input: [usize; 3], batch: usize, reps: 
         1.0,
         &mut Rng::new(0),
     );
-    let ms = no_grad(|| best_ms(reps, || drop(net.forward(&x))));
+    let ms = no_grad(|| crate::timing::fastest_ms(reps, || drop(net.forward(&x))));
     net.set_training(true);
     ms
 }
@@ -71,7 +58,7 @@ pub(crate) fn profile_candidates(label: &str, ops: &[(String, Box<dyn Module>)],
     let Some(reps) = reps else { return };
     let times: Vec<(String, f64)> = ops
         .iter()
-        .map(|(n, op)| (n.clone(), no_grad(|| best_ms(reps, || drop(op.forward(x))))))
+        .map(|(n, op)| (n.clone(), no_grad(|| crate::timing::fastest_ms(reps, || drop(op.forward(x))))))
         .collect();
     PROFILE.with(|p| {
         let mut p = p.borrow_mut();
