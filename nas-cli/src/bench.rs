@@ -10,10 +10,9 @@ use clap::Args;
 use nas_core::optim::Optimizer;
 use nas_core::space::builtin::seed::SeedSpace;
 use nas_core::space::{fixed, Architecture, Supernet};
-use nas_core::train::{sgd_for, TrainConfig};
 use nas_core::timing::median_ms;
+use nas_core::train::{sgd_for, TrainConfig};
 use nas_core::{ConvOpts, Rng, Tensor};
-use nas_kernels::cpu::gemm::sgemm;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -86,10 +85,9 @@ impl BenchArgs {
     }
 }
 
-
 pub fn run(a: BenchArgs) -> Result<()> {
     crate::device::select(&a.device)?;
-    let dev = nas_kernels::accel::active();
+    let dev = nas_core::device::active();
     let threads = rayon::current_num_threads();
     let measured = match dev {
         None if !a.no_torch => torch_now(threads, a.seconds, a.darts),
@@ -134,12 +132,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let b_ = Tensor::randn(&[n, n], 1.0, &mut rng).to_vec();
         let mut c = vec![0.0f32; n * n];
         let mut failed = None;
-        let ms = median_ms(a.seconds, || match dev {
-            None => sgemm(n, n, n, &a_, false, &b_, false, &mut c, false, true),
-            Some(d) => {
-                if let Err(e) = d.matmul(n, n, n, &a_, false, &b_, false) {
-                    failed.get_or_insert(e);
-                }
+        let ms = median_ms(a.seconds, || {
+            let r = match dev {
+                None => nas_core::device::cpu_gemm(n, n, n, &a_, &b_, &mut c),
+                Some(d) => d.gemm(n, n, n, &a_, &b_, &mut c),
+            };
+            if let Err(e) = r {
+                failed.get_or_insert(e);
             }
         });
         if let Some(e) = failed {
@@ -206,7 +205,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
             opt.step(0.01);
         });
         let name = "seed net train step b64 3x32x32";
-        println!("{:<44} {:>9.2} ms {:>20}", name, ms, torch(name, "14.5-18 ms"));
+        println!(
+            "{:<44} {:>9.2} ms {:>20}",
+            name,
+            ms,
+            torch(name, "14.5-18 ms")
+        );
     }
     for fused in [false, true].into_iter().filter(|_| a.wants("mixed")) {
         // The supernet's weight step alone: where the fused mixed op replaces two
@@ -232,7 +236,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let ms = darts_iteration(&space, fused, a.seconds, &mut rng)?;
         let kind = if fused { "fused" } else { "unfused" };
         let name = format!("seed DARTS 1st-order iteration b64 ({kind})");
-        println!("{:<44} {:>9.2} ms {:>20}", name, ms, torch(&name, "41-52 ms"));
+        println!(
+            "{:<44} {:>9.2} ms {:>20}",
+            name,
+            ms,
+            torch(&name, "41-52 ms")
+        );
     }
     if a.darts {
         let mut space = nas_core::space::builtin::darts::DartsSpace::new(3, 10);

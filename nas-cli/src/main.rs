@@ -2,12 +2,12 @@
 //! one-shot), resumes, exports, retrains, reports, profiles and benchmarks.
 
 mod bench;
-mod device;
-mod oneshot_cmd;
-mod profile_cmd;
 mod bench_strategies_cmd;
+mod device;
 mod export_cmd;
+mod oneshot_cmd;
 mod plugins_cmd;
+mod profile_cmd;
 mod report_cmd;
 mod retrain_cmd;
 mod search_args;

@@ -35,25 +35,26 @@ pub struct ProfileArgs {
     pub trace: Option<PathBuf>,
 }
 
-
 /// This machine's practical peaks: SGEMM 1024^3 GFLOP/s and streaming-copy GB/s.
 fn peaks() -> (f64, f64) {
     let n = 1024;
     let a = vec![1.0f32; n * n];
     let b = vec![0.5f32; n * n];
     let mut c = vec![0.0f32; n * n];
-    let s = 1e-3 * fastest_ms(3, || {
-        nas_kernels::cpu::gemm::sgemm(n, n, n, &a, false, &b, false, &mut c, false, true);
-        std::hint::black_box(&mut c);
-    });
+    let s = 1e-3
+        * fastest_ms(3, || {
+            nas_core::device::cpu_gemm(n, n, n, &a, &b, &mut c).expect("square operands");
+            std::hint::black_box(&mut c);
+        });
     let flops = 2.0 * (n * n * n) as f64 / s / 1e9;
     let len = 16 << 20;
     let src = vec![1.0f32; len];
     let mut dst = vec![0.0f32; len];
-    let s = 1e-3 * fastest_ms(5, || {
-        dst.copy_from_slice(std::hint::black_box(&src));
-        std::hint::black_box(&mut dst);
-    });
+    let s = 1e-3
+        * fastest_ms(5, || {
+            dst.copy_from_slice(std::hint::black_box(&src));
+            std::hint::black_box(&mut dst);
+        });
     let bw = 8.0 * len as f64 / s / 1e9;
     (flops, bw)
 }
@@ -108,7 +109,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         peak.0,
         peak.1
     );
-    let device = nas_kernels::accel::active().map(|dev| match dev.peaks() {
+    let device = nas_core::device::active().map(|dev| match dev.peaks() {
         Ok(p) => {
             println!(
                 "{} peaks ({}): {:.0} GFLOP/s, {:.1} GB/s. `{}:` rows are shares of these; \

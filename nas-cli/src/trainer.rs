@@ -2,11 +2,7 @@
 //! [`SupernetHost`] calls. `nas search` hands it to one-shot plugins; tests use it in
 //! process.
 
-use nas_strategies::oneshot::{
-    GradInfo, Group, OneShotInfo, Progress, Split, Subset, SupernetHost, WeightOp,
-};
-use nas_strategies::{Architecture, Metrics, Rng, Value};
-use nas_core::data::Dataset;
+use nas_core::data::{Batches, BatchesState, Dataset};
 use nas_core::experiment::write_atomic;
 use nas_core::nn::{parameters, with_bn_momentum, Kind};
 use nas_core::optim::{clip_grad_norm, LrSchedule, Optimizer, Sgd};
@@ -14,6 +10,10 @@ use nas_core::space::cost::{cost, LatencyTable};
 use nas_core::space::{fixed, Space, Supernet};
 use nas_core::train::correct;
 use nas_core::{no_grad, Tensor};
+use nas_strategies::oneshot::{
+    GradInfo, Group, OneShotInfo, Progress, Split, Subset, SupernetHost, WeightOp,
+};
+use nas_strategies::{Architecture, Metrics, Rng, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,61 +46,27 @@ impl Default for TrainerConfig {
     }
 }
 
-/// Endless shuffled mini-batches of one split (full batches only).
+/// One split's endless stream of full shuffled batches, and the current batch.
 struct Stream<'a> {
     data: &'a Dataset,
-    batch: usize,
-    order: Vec<usize>,
-    pos: usize,
-    /// The generator's state before this pass's shuffle (what a checkpoint stores).
-    pass_state: [u64; 4],
-    rng: Rng,
+    batches: Batches<'a>,
     x: Vec<f32>,
     y: Vec<u32>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct StreamState {
-    pass_state: [u64; 4],
-    pos: usize,
-}
-
 impl<'a> Stream<'a> {
-    fn new(data: &'a Dataset, batch: usize, seed: u64) -> Stream<'a> {
-        let mut s = Stream {
+    /// `data` must hold at least one batch (the trainer checks before).
+    fn new(data: &'a Dataset, batch: usize, seed: u64) -> Result<Stream<'a>, String> {
+        Ok(Stream {
             data,
-            batch,
-            order: (0..data.n).collect(),
-            pos: 0,
-            pass_state: [0; 4],
-            rng: Rng::new(seed),
+            batches: Batches::endless(data, batch, seed)?,
             x: vec![],
             y: vec![],
-        };
-        s.shuffle();
-        s
-    }
-
-    fn shuffle(&mut self) {
-        self.pass_state = self.rng.state();
-        self.order = (0..self.data.n).collect();
-        self.rng.shuffle(&mut self.order);
-        self.pos = 0;
+        })
     }
 
     fn next(&mut self) {
-        if self.pos + self.batch > self.order.len() {
-            self.shuffle();
-        }
-        let il = self.data.image_len();
-        self.x.clear();
-        self.y.clear();
-        for &i in &self.order[self.pos..self.pos + self.batch] {
-            self.x
-                .extend_from_slice(&self.data.images[i * il..(i + 1) * il]);
-            self.y.push(self.data.labels[i]);
-        }
-        self.pos += self.batch;
+        self.batches.next_into(&mut self.x, &mut self.y);
     }
 
     fn input(&self) -> Result<Tensor, String> {
@@ -114,17 +80,12 @@ impl<'a> Stream<'a> {
         ))
     }
 
-    fn state(&self) -> StreamState {
-        StreamState {
-            pass_state: self.pass_state,
-            pos: self.pos,
-        }
+    fn state(&self) -> BatchesState {
+        self.batches.state().expect("an endless stream has a state")
     }
 
-    fn restore(&mut self, s: &StreamState) {
-        self.rng = Rng::from_state(s.pass_state);
-        self.shuffle();
-        self.pos = s.pos.min(self.order.len());
+    fn restore(&mut self, s: &BatchesState) {
+        self.batches.restore(s)
     }
 }
 
@@ -133,8 +94,8 @@ impl<'a> Stream<'a> {
 struct CheckpointFile {
     generation: u64,
     steps: usize,
-    train: StreamState,
-    val: StreamState,
+    train: BatchesState,
+    val: BatchesState,
     strategy: Value,
 }
 
@@ -150,7 +111,7 @@ pub struct SupernetTrainer<'a> {
     train: Stream<'a>,
     val: Stream<'a>,
     /// The streams of [`Subset::Fixed`] evaluations, and where each starts every time.
-    fixed: [(Stream<'a>, StreamState); 2],
+    fixed: [(Stream<'a>, BatchesState); 2],
     input: [usize; 3],
     /// Weight steps taken (drives the learning-rate schedule).
     steps: usize,
@@ -213,13 +174,13 @@ impl<'a> SupernetTrainer<'a> {
         let opt = Sgd::new(params.clone(), cfg.momentum, false, cfg.weight_decay);
         let mut seeds = Rng::new(cfg.seed ^ 0x5EED_0F_0E5E);
         let fixed = |d: &'a Dataset, seed: u64| {
-            let s = Stream::new(d, cfg.batch_size, seed);
+            let s = Stream::new(d, cfg.batch_size, seed)?;
             let start = s.state();
-            (s, start)
+            Ok::<_, String>((s, start))
         };
         let fixed = [
-            fixed(train, cfg.seed ^ 0xF1_7ED_7A1),
-            fixed(val, cfg.seed ^ 0xF1_7ED_0A1),
+            fixed(train, cfg.seed ^ 0xF1_7ED_7A1)?,
+            fixed(val, cfg.seed ^ 0xF1_7ED_0A1)?,
         ];
         Ok(SupernetTrainer {
             space,
@@ -227,8 +188,8 @@ impl<'a> SupernetTrainer<'a> {
             params,
             opt,
             info,
-            train: Stream::new(train, cfg.batch_size, seeds.next_u64()),
-            val: Stream::new(val, cfg.batch_size, seeds.next_u64()),
+            train: Stream::new(train, cfg.batch_size, seeds.next_u64())?,
+            val: Stream::new(val, cfg.batch_size, seeds.next_u64())?,
             fixed,
             input: [train.c, train.h, train.w],
             cfg,

@@ -64,7 +64,10 @@ fn cpu_rows_carry_their_figures_and_pytorchs() {
     } else {
         assert!(seed.ends_with("ms (rec.)"), "{seed}");
         assert!(out.contains("PyTorch not installed here"), "{out}");
-        assert!(out.contains("(rec.): a recorded figure, not measured in this run"), "{out}");
+        assert!(
+            out.contains("(rec.): a recorded figure, not measured in this run"),
+            "{out}"
+        );
     }
     assert!(
         !out.contains("conv2d"),

@@ -68,24 +68,48 @@ fn derive_follows_the_paper() {
             // By default every edge prefers avg_pool_3x3 equally, so nodes keep inputs 0
             // and 1.
             ChoiceKind::Layer { .. } => {
-                w.insert(c.label.clone(), vec![0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]);
+                w.insert(
+                    c.label.clone(),
+                    vec![0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1],
+                );
             }
             // The edge groups' own weights favour the last edges; they must be ignored.
             ChoiceKind::Input { n_candidates, .. } => {
-                w.insert(c.label.clone(), (0..n_candidates).map(|i| i as f32).collect());
+                w.insert(
+                    c.label.clone(),
+                    (0..n_candidates).map(|i| i as f32).collect(),
+                );
             }
             _ => unreachable!(),
         }
     }
     // `none` is strongest on op_2_0, but never picked.
-    w.insert("normal/op_2_0".into(), vec![0.6, 0.0, 0.0, 0.0, 0.3, 0.1, 0.0, 0.0]);
+    w.insert(
+        "normal/op_2_0".into(),
+        vec![0.6, 0.0, 0.0, 0.0, 0.3, 0.1, 0.0, 0.0],
+    );
     // Node 3: best non-none strengths 0.15 (edge 0), 0.4 (edge 1), 0.3 (edge 2).
-    w.insert("normal/op_3_0".into(), vec![0.7, 0.0, 0.0, 0.15, 0.0, 0.0, 0.1, 0.05]);
-    w.insert("normal/op_3_1".into(), vec![0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4]);
-    w.insert("normal/op_3_2".into(), vec![0.1, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]);
+    w.insert(
+        "normal/op_3_0".into(),
+        vec![0.7, 0.0, 0.0, 0.15, 0.0, 0.0, 0.1, 0.05],
+    );
+    w.insert(
+        "normal/op_3_1".into(),
+        vec![0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4],
+    );
+    w.insert(
+        "normal/op_3_2".into(),
+        vec![0.1, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+    );
     // Reduce node 5: edges 3 and 4 win with dil_conv_3x3 and skip_connect.
-    w.insert("reduce/op_5_3".into(), vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.1]);
-    w.insert("reduce/op_5_4".into(), vec![0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0]);
+    w.insert(
+        "reduce/op_5_3".into(),
+        vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9, 0.1],
+    );
+    w.insert(
+        "reduce/op_5_4".into(),
+        vec![0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0],
+    );
     let flat: Vec<f32> = info
         .groups
         .iter()

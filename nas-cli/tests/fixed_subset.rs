@@ -2,11 +2,11 @@
 //! scores on the same batches whatever the streams did in between, while
 //! `Subset::Next` moves on through the streams.
 
+use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
+use nas_core::data::Dataset;
 use nas_core::space::builtin::{by_name, InputSpec};
 use nas_core::Rng;
 use nas_strategies::oneshot::{Split, Subset, SupernetHost};
-use nas_core::data::Dataset;
-use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 
 #[test]
 fn fixed_evaluations_score_every_candidate_on_the_same_images() {
@@ -46,7 +46,11 @@ fn fixed_evaluations_score_every_candidate_on_the_same_images() {
     t.next_batch(Split::Val).unwrap();
     t.next_batch(Split::Train).unwrap();
     let again = t.evaluate(&a, 3, 2, Subset::Fixed).unwrap();
-    assert_eq!(first.to_bits(), again.to_bits(), "the same path, the same images");
+    assert_eq!(
+        first.to_bits(),
+        again.to_bits(),
+        "the same path, the same images"
+    );
     // What ranking on the streams' next batches would do: the same path scores
     // differently call to call (this is what the fixed subset removes).
     assert!(

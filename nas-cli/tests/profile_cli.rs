@@ -104,7 +104,7 @@ fn profile_prints_the_kernel_table_and_writes_a_trace() {
 #[test]
 fn devices_that_cannot_run_are_clear_errors() {
     // Where a CUDA driver is installed, cuda:0 may well run; cuda:99 may not.
-    let absent = if nas_kernels::cuda::driver_available() {
+    let absent = if nas_core::device::cuda::driver_available() {
         "cuda:99"
     } else {
         "cuda:0"
@@ -218,7 +218,7 @@ fn cuda_kernels_are_prebuilt_for_machines_without_nvrtc() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    if nas_kernels::cuda::nvrtc_available() {
+    if nas_core::device::cuda::nvrtc_available() {
         assert!(o.status.success(), "{err}");
         for sm in ["sm_80", "sm_90"] {
             let bin = std::fs::read(out.join(format!("nas-kernels-{sm}.cubin"))).unwrap();

@@ -3,6 +3,7 @@
 pub mod autodiff;
 pub mod buffer;
 pub mod data;
+pub mod device;
 pub mod evaluate;
 pub mod experiment;
 pub mod io;

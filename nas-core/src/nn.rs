@@ -219,14 +219,13 @@ impl Module for BatchNorm2d {
         if self.training.get() {
             let (y, mean, invstd) = x.batch_norm_train(&self.weight, &self.bias, self.eps);
             let s = x.shape();
-            nas_kernels::cpu::norm::batch_norm_update_running(
+            self.running_mean.update_running_stats(
+                &self.running_var,
                 s[0] * s[2] * s[3],
-                BN_MOMENTUM.with(|m| m.get()).unwrap_or(self.momentum),
                 &mean,
                 &invstd,
                 self.eps,
-                &mut self.running_mean.data_mut(),
-                &mut self.running_var.data_mut(),
+                BN_MOMENTUM.with(|m| m.get()).unwrap_or(self.momentum),
             );
             y
         } else {

@@ -623,6 +623,39 @@ impl Tensor {
         (Tensor::from_op(s.to_vec(), out, op), mean, invstd)
     }
 
+    /// Moves batch-norm running statistics (this tensor the running mean, `var` the
+    /// running variance, both `[c]`) toward a batch's `mean` and `1/std` over `count`
+    /// values per channel, with `momentum` (unbiased variance, as PyTorch). An in-place
+    /// update outside any graph, like an optimiser's.
+    pub fn update_running_stats(
+        &self,
+        var: &Tensor,
+        count: usize,
+        mean: &[f32],
+        invstd: &[f32],
+        eps: f32,
+        momentum: f32,
+    ) {
+        let c = self.numel();
+        assert!(
+            var.numel() == c && mean.len() == c && invstd.len() == c,
+            "running statistics of {c} channels updated with {} variances, {} means and \
+             {} deviations",
+            var.numel(),
+            mean.len(),
+            invstd.len()
+        );
+        norm::batch_norm_update_running(
+            count,
+            momentum,
+            mean,
+            invstd,
+            eps,
+            &mut self.data_mut(),
+            &mut var.data_mut(),
+        );
+    }
+
     /// Log-softmax over the last axis.
     pub fn log_softmax(&self) -> Tensor {
         let cols = *self.shape().last().unwrap();

@@ -50,8 +50,15 @@ mod tests {
         let mut k = 0;
         let med = median_ms(0.0, || {
             k += 1;
-            std::thread::sleep(std::time::Duration::from_millis(if k == 4 { 30 } else { 2 }));
+            std::thread::sleep(std::time::Duration::from_millis(if k == 4 {
+                30
+            } else {
+                2
+            }));
         });
-        assert!((2.0..25.0).contains(&med), "the median ignores the one slow call: {med}");
+        assert!(
+            (2.0..25.0).contains(&med),
+            "the median ignores the one slow call: {med}"
+        );
     }
 }

@@ -24,6 +24,10 @@ impl Augment {
 /// Iterates one epoch of mini-batches, shuffled with the given rng (or in order when
 /// shuffle is false), filling caller-owned buffers so steady state allocates nothing.
 /// The last partial batch is included unless `drop_last` is set.
+///
+/// [`Batches::endless`] instead makes a stream that never ends: full batches only, a new
+/// shuffle whenever the current pass cannot fill one, and a [`BatchesState`] to resume it
+/// exactly (a one-shot search's training and validation streams).
 pub struct Batches<'a> {
     data: &'a Dataset,
     order: Vec<usize>,
@@ -32,6 +36,16 @@ pub struct Batches<'a> {
     drop_last: bool,
     augment: Augment,
     rng: Rng,
+    /// Endless mode: the generator's state before the current pass's shuffle.
+    pass_state: Option<[u64; 4]>,
+}
+
+/// Where an endless stream stands: the generator before its current pass's shuffle, and
+/// the position in that pass. Restoring it gives the same batches from there on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchesState {
+    pub pass_state: [u64; 4],
+    pub pos: usize,
 }
 
 impl<'a> Batches<'a> {
@@ -72,7 +86,54 @@ impl<'a> Batches<'a> {
             drop_last,
             augment,
             rng,
+            pass_state: None,
         }
+    }
+
+    /// An endless stream of full shuffled batches drawn with a generator seeded by
+    /// `seed` (no augmentation). Fails when `data` cannot fill one batch.
+    pub fn endless(data: &'a Dataset, batch_size: usize, seed: u64) -> Result<Self, String> {
+        if batch_size == 0 || data.n < batch_size {
+            return Err(format!(
+                "{} images cannot fill a batch of {batch_size}",
+                data.n
+            ));
+        }
+        let mut b = Batches::new(
+            data,
+            batch_size,
+            false,
+            true,
+            Augment::default(),
+            &mut Rng::new(0),
+        );
+        b.rng = Rng::new(seed);
+        b.reshuffle();
+        Ok(b)
+    }
+
+    /// Starts a new endless pass: remembers the generator, then shuffles all indices.
+    fn reshuffle(&mut self) {
+        self.pass_state = Some(self.rng.state());
+        self.order.clear();
+        self.order.extend(0..self.data.n);
+        self.rng.shuffle(&mut self.order);
+        self.pos = 0;
+    }
+
+    /// An endless stream's position (None for an epoch iterator).
+    pub fn state(&self) -> Option<BatchesState> {
+        self.pass_state.map(|pass_state| BatchesState {
+            pass_state,
+            pos: self.pos,
+        })
+    }
+
+    /// Puts an endless stream back where `s` says (a position past the data is clamped).
+    pub fn restore(&mut self, s: &BatchesState) {
+        self.rng = Rng::from_state(s.pass_state);
+        self.reshuffle();
+        self.pos = s.pos.min(self.order.len());
     }
 
     /// Number of batches in the epoch.
@@ -89,6 +150,9 @@ impl<'a> Batches<'a> {
     /// resized to `b`) into the buffers; returns the batch size `b`, or None at the end of
     /// the epoch. Buffers that have held a full batch are never reallocated.
     pub fn next_into(&mut self, x: &mut Vec<f32>, y: &mut Vec<u32>) -> Option<usize> {
+        if self.pass_state.is_some() && self.pos + self.batch_size > self.order.len() {
+            self.reshuffle();
+        }
         let n = self.order.len();
         let b = self.batch_size.min(n - self.pos);
         if b == 0 || (self.drop_last && b < self.batch_size) {
@@ -180,6 +244,49 @@ mod tests {
             w: 3,
             classes: n,
         }
+    }
+
+    /// An endless stream gives full batches only, covers each pass once without repeats,
+    /// reshuffles between passes, and resumes from its state to the same batches.
+    #[test]
+    fn endless_stream_passes_and_resumes() {
+        let d = tiny(10);
+        let mut s = Batches::endless(&d, 3, 7).unwrap();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut labels = vec![];
+        let mut saved = None;
+        let mut after = vec![];
+        for step in 0..12 {
+            if step == 5 {
+                saved = s.state();
+            }
+            assert_eq!(s.next_into(&mut x, &mut y), Some(3));
+            assert_eq!(x.len(), 3 * d.image_len());
+            if step >= 5 {
+                after.push(y.clone());
+            }
+            labels.push(y.clone());
+        }
+        // Three full batches per pass of 10: each pass's 9 labels are distinct.
+        for pass in labels.chunks(3) {
+            let mut seen: Vec<u32> = pass.concat();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 9);
+        }
+        assert_ne!(labels[0..3].concat(), labels[3..6].concat(), "no reshuffle");
+        let mut r = Batches::endless(&d, 3, 99).unwrap();
+        r.restore(&saved.unwrap());
+        for want in after {
+            r.next_into(&mut x, &mut y);
+            assert_eq!(y, want);
+        }
+        assert!(Batches::endless(&d, 11, 0).is_err());
+        assert!(
+            Batches::new(&d, 3, true, false, Augment::default(), &mut Rng::new(0))
+                .state()
+                .is_none()
+        );
     }
 
     fn epoch(

@@ -13,7 +13,7 @@ mod source;
 #[cfg(test)]
 mod testutil;
 
-pub use batches::{Augment, Batches};
+pub use batches::{Augment, Batches, BatchesState};
 pub use cifar::{load_cifar10, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
 pub use idx::{load_idx, load_idx_with_classes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 pub use source::MAX_FILE_BYTES;
@@ -133,7 +133,13 @@ const STATS_CHUNK: usize = 256;
 impl Dataset {
     /// `n` images of normal noise with uniform random labels: a stand-in set for
     /// plumbing tests of real networks and supernets.
-    pub fn random(n: usize, c: usize, size: usize, classes: usize, rng: &mut crate::Rng) -> Dataset {
+    pub fn random(
+        n: usize,
+        c: usize,
+        size: usize,
+        classes: usize,
+        rng: &mut crate::Rng,
+    ) -> Dataset {
         Dataset {
             images: (0..n * c * size * size).map(|_| rng.normal()).collect(),
             labels: (0..n).map(|_| rng.below(classes) as u32).collect(),

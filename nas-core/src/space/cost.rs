@@ -31,7 +31,6 @@ pub fn cost(net: &dyn Module, input: [usize; 3]) -> Cost {
     }
 }
 
-
 /// Measured eval-mode forward latency of `net` on a batch (fastest of `reps`), in ms.
 pub fn measure_latency(net: &dyn Module, input: [usize; 3], batch: usize, reps: usize) -> f64 {
     net.set_training(false);
@@ -58,7 +57,12 @@ pub(crate) fn profile_candidates(label: &str, ops: &[(String, Box<dyn Module>)],
     let Some(reps) = reps else { return };
     let times: Vec<(String, f64)> = ops
         .iter()
-        .map(|(n, op)| (n.clone(), no_grad(|| crate::timing::fastest_ms(reps, || drop(op.forward(x))))))
+        .map(|(n, op)| {
+            (
+                n.clone(),
+                no_grad(|| crate::timing::fastest_ms(reps, || drop(op.forward(x)))),
+            )
+        })
         .collect();
     PROFILE.with(|p| {
         let mut p = p.borrow_mut();

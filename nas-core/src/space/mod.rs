@@ -9,8 +9,8 @@ pub mod cost;
 pub mod file;
 pub mod mixed;
 
-pub use nas_types::{ArchError, Architecture, Choice, ChoiceKind, Reduce};
 pub use mixed::{InputChoice, LayerChoice};
+pub use nas_types::{ArchError, Architecture, Choice, ChoiceKind, Reduce};
 
 use crate::nn::Module;
 use crate::rng::Rng;
