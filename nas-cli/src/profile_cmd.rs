@@ -149,6 +149,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
             opt.step(0.01);
         };
         step(); // warm-up: buffers, caches
+        let moved_before = nas_core::device::transfers();
         profile::start();
         let mut marks = vec![];
         for i in 0..a.steps {
@@ -157,6 +158,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
             marks.push((format!("{mode} step {}", i + 1), t0, profile::now_us() - t0));
         }
         let events = profile::stop();
+        let moved = nas_core::device::transfers() - moved_before;
         let total_us: f64 = marks.iter().map(|m| m.2).sum();
         per_step.push((mode, total_us / 1e3 / a.steps as f64));
         println!(
@@ -164,6 +166,17 @@ pub fn run(a: ProfileArgs) -> Result<()> {
             total_us / 1e3 / a.steps as f64
         );
         print_table(&profile::summary(&events), a.steps, peak, device);
+        if device.is_some() {
+            let per = |v: u64| v as f64 / a.steps as f64;
+            println!(
+                "host-device copies per step: {:.2} MB in {:.0} calls up, {:.2} MB in {:.0} \
+                 calls down",
+                per(moved.up_bytes) / 1e6,
+                per(moved.up_calls),
+                per(moved.down_bytes) / 1e6,
+                per(moved.down_calls)
+            );
+        }
         let end = marks.last().map(|m| m.1 + m.2).unwrap_or(0.0);
         all.extend(events.into_iter().map(|mut e| {
             e.start_us += offset;

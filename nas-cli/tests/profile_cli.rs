@@ -173,6 +173,15 @@ fn profile_on_wgpu_names_the_gpu_kernels() {
         for want in wants {
             assert!(out.contains(want), "{space}: no `{want}` in:\n{out}");
         }
+        // Both modes say what crossed between host and device per step, and something did.
+        let copies: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("host-device copies per step: "))
+            .collect();
+        assert_eq!(copies.len(), 2, "{space}: {out}");
+        for l in copies {
+            assert!(!l.contains(" 0.00 MB in 0 calls up"), "{space}: {l}");
+        }
         assert!(out.contains("fused against unfused"), "{space}:\n{out}");
         // The device's own peaks, measured, positive, and every wgpu row below 100% of
         // them (each call also pays its copies, so none can reach the peak).

@@ -8,6 +8,7 @@
 
 pub use nas_kernels::accel::Peaks;
 use nas_kernels::accel::{self, Accel};
+pub use nas_kernels::transfer::{snapshot as transfers, Transfers};
 use std::fmt;
 use std::str::FromStr;
 

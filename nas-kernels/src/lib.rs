@@ -5,3 +5,4 @@ pub mod accel;
 pub mod cpu;
 pub mod cuda;
 pub mod gpu;
+pub mod transfer;

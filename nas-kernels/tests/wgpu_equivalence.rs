@@ -4,27 +4,9 @@
 //! Tolerance: 1e-4 relative to the largest reference magnitude (1e-3 for exp/tanh,
 //! whose GPU implementations may differ in the last bits).
 
-use nas_kernels::gpu::Gpu;
-use std::sync::OnceLock;
-
 #[macro_use]
 mod common;
-use common::{close, random};
-
-fn gpu() -> Option<&'static Gpu> {
-    static G: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    match G.get_or_init(Gpu::new) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            assert!(
-                std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
-                "NAS_REQUIRE_WGPU is set: {e}"
-            );
-            println!("skipped: {e}");
-            None
-        }
-    }
-}
+use common::{close, gpu, random};
 
 #[test]
 fn elementwise_ops_match_the_cpu() {

@@ -386,6 +386,7 @@ impl Cuda {
         if x.is_empty() {
             return self.zeros(1);
         }
+        crate::transfer::up(std::mem::size_of_val(x));
         self.stream.clone_htod(x).map_err(err("upload"))
     }
 
@@ -398,6 +399,7 @@ impl Cuda {
 
     fn down<T: DeviceRepr + Default + Clone>(&self, d: &CudaSlice<T>, n: usize) -> Res<Vec<T>> {
         let mut v = self.stream.clone_dtoh(d).map_err(err("download"))?;
+        crate::transfer::down(std::mem::size_of_val(&v[..]));
         v.truncate(n);
         Ok(v)
     }

@@ -215,8 +215,7 @@ impl Gpu {
     }
 
     /// Runs entry point `entry` on inputs `a`, `b` with parameters `params` (u32s; floats
-    /// as bits) over `groups` workgroups; returns `out_len` floats and, for kernels that
-    /// write one, `out_len` indices.
+    /// as bits) over `groups` workgroups; returns `out_len` floats.
     fn run(
         &self,
         entry: &str,
@@ -225,6 +224,22 @@ impl Gpu {
         b: &[f32],
         out_len: usize,
         groups: (u32, u32),
+    ) -> Result<Vec<f32>, String> {
+        Ok(self.run_io(entry, params, a, b, out_len, groups, false)?.0)
+    }
+
+    /// [`Gpu::run`] for kernels that also write `out_len` indices (read back only when
+    /// `indices` is set; empty otherwise).
+    #[allow(clippy::too_many_arguments)]
+    fn run_io(
+        &self,
+        entry: &str,
+        params: &[u32],
+        a: &[f32],
+        b: &[f32],
+        out_len: usize,
+        groups: (u32, u32),
+        indices: bool,
     ) -> Result<(Vec<f32>, Vec<u32>), String> {
         let d = &self.device;
         let bytes = |v: &[f32]| -> Vec<u8> {
@@ -238,8 +253,10 @@ impl Gpu {
                 usage: wgpu::BufferUsages::STORAGE,
             })
         };
-        let a_buf = init("a", &bytes(a));
-        let b_buf = init("b", &bytes(b));
+        let (a_bytes, b_bytes) = (bytes(a), bytes(b));
+        crate::transfer::up(4 * params.len() + a_bytes.len() + b_bytes.len());
+        let a_buf = init("a", &a_bytes);
+        let b_buf = init("b", &b_bytes);
         let size = (4 * out_len.max(1)) as u64;
         let buffer = |label: &str, usage: wgpu::BufferUsages| {
             d.create_buffer(&wgpu::BufferDescriptor {
@@ -250,13 +267,22 @@ impl Gpu {
             })
         };
         let out = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-        let (y_buf, i_buf) = (buffer("y", out), buffer("i", out));
+        let y_buf = buffer("y", out);
+        // Kernels that write no indices still bind a buffer there: a small one.
+        let i_buf = if indices {
+            buffer("i", out)
+        } else {
+            self.scratch("i unused", 4)
+        };
         let read = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
-        let (y_read, i_read) = (buffer("y read", read), buffer("i read", read));
+        let y_read = buffer("y read", read);
+        let i_read = indices.then(|| buffer("i read", read));
         let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = self.encode(entry, params, [&a_buf, &b_buf, &y_buf, &i_buf], groups, 1)?;
         enc.copy_buffer_to_buffer(&y_buf, 0, &y_read, 0, size);
-        enc.copy_buffer_to_buffer(&i_buf, 0, &i_read, 0, size);
+        if let Some(i_read) = &i_read {
+            enc.copy_buffer_to_buffer(&i_buf, 0, i_read, 0, size);
+        }
         self.queue.submit([enc.finish()]);
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(format!("wgpu kernel `{entry}`: {err}"));
@@ -277,6 +303,7 @@ impl Gpu {
                 .map_err(|e| format!("wgpu map range: {e:?}"))?
                 .to_vec();
             buf.unmap();
+            crate::transfer::down(v.len());
             Ok(v)
         };
         let y: Vec<f32> = fetch(&y_read)?
@@ -284,11 +311,14 @@ impl Gpu {
             .take(out_len)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let idx: Vec<u32> = fetch(&i_read)?
-            .chunks_exact(4)
-            .take(out_len)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let idx: Vec<u32> = match &i_read {
+            Some(buf) => fetch(buf)?
+                .chunks_exact(4)
+                .take(out_len)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            None => vec![],
+        };
         Ok((y, idx))
     }
 
@@ -369,18 +399,14 @@ impl Gpu {
     /// A unary op (`op` codes as in the WGSL source; `a`, `b` for `x*a+b`).
     pub fn unary(&self, x: &[f32], op: u32, a: f32, b: f32) -> Result<Vec<f32>, String> {
         let params = [x.len() as u32, op, a.to_bits(), b.to_bits()];
-        Ok(self
-            .run("unary", &params, x, &[], x.len(), groups_1d(x.len()))?
-            .0)
+        self.run("unary", &params, x, &[], x.len(), groups_1d(x.len()))
     }
 
     /// A same-shape binary op: 0 add, 1 sub, 2 mul, 3 div.
     pub fn binary(&self, x: &[f32], y: &[f32], op: u32) -> Result<Vec<f32>, String> {
         assert_eq!(x.len(), y.len(), "binary: lengths differ");
         let params = [x.len() as u32, op];
-        Ok(self
-            .run("binary", &params, x, y, x.len(), groups_1d(x.len()))?
-            .0)
+        self.run("binary", &params, x, y, x.len(), groups_1d(x.len()))
     }
 
     fn pool_params(p: &Pool2d, cip: bool) -> [u32; 12] {
@@ -447,7 +473,7 @@ impl Gpu {
             nesterov as u32,
             first as u32,
         ];
-        let y = self.run("sgd", &params, &a, g, 2 * n, groups_1d(n))?.0;
+        let y = self.run("sgd", &params, &a, g, 2 * n, groups_1d(n))?;
         w.copy_from_slice(&y[..n]);
         v.copy_from_slice(&y[n..]);
         Ok(())
@@ -481,7 +507,7 @@ impl Gpu {
             (1.0 - b1.powi(t)).to_bits(),
             (1.0 - b2.powi(t)).to_bits(),
         ];
-        let y = self.run("adam", &params, &a, g, 3 * n, groups_1d(n))?.0;
+        let y = self.run("adam", &params, &a, g, 3 * n, groups_1d(n))?;
         w.copy_from_slice(&y[..n]);
         m.copy_from_slice(&y[n..2 * n]);
         v.copy_from_slice(&y[2 * n..]);
@@ -510,45 +536,41 @@ impl Accel for Gpu {
     ) -> Res<Vec<f32>> {
         let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
         let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
-        Ok(self.run("matmul", &params, a, b, m * n, groups)?.0)
+        self.run("matmul", &params, a, b, m * n, groups)
     }
 
     fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), Some(w), None)?;
         let params = Self::conv_params(p);
         let len = p.out_len();
-        Ok(self.run("conv2d", &params, x, w, len, groups_1d(len))?.0)
+        self.run("conv2d", &params, x, w, len, groups_1d(len))
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, None, Some(w), Some(gy))?;
         let len = p.n * p.cin * p.h * p.w;
         let params = Self::conv_params(p);
-        Ok(self
-            .run("conv2d_backward_input", &params, gy, w, len, groups_1d(len))?
-            .0)
+        self.run("conv2d_backward_input", &params, gy, w, len, groups_1d(len))
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), None, Some(gy))?;
         let len = p.weight_len();
         let params = Self::conv_params(p);
-        Ok(self
-            .run(
-                "conv2d_backward_weight",
-                &params,
-                x,
-                gy,
-                len,
-                groups_1d(len),
-            )?
-            .0)
+        self.run(
+            "conv2d_backward_weight",
+            &params,
+            x,
+            gy,
+            len,
+            groups_1d(len),
+        )
     }
 
     fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)> {
         let len = p.n * p.c * p.out_h() * p.out_w();
         let params = Self::pool_params(p, false);
-        self.run("max_pool", &params, x, &[], len, groups_1d(len))
+        self.run_io("max_pool", &params, x, &[], len, groups_1d(len), true)
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
@@ -561,25 +583,19 @@ impl Accel for Gpu {
         }
         let arg: Vec<f32> = arg.iter().map(|&a| a as f32).collect();
         let params = Self::pool_params(p, false);
-        Ok(self
-            .run("max_pool_backward", &params, gy, &arg, len, groups_1d(len))?
-            .0)
+        self.run("max_pool_backward", &params, gy, &arg, len, groups_1d(len))
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>> {
         let len = p.n * p.c * p.out_h() * p.out_w();
         let params = Self::pool_params(p, cip);
-        Ok(self
-            .run("avg_pool", &params, x, &[], len, groups_1d(len))?
-            .0)
+        self.run("avg_pool", &params, x, &[], len, groups_1d(len))
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>> {
         let len = p.n * p.c * p.h * p.w;
         let params = Self::pool_params(p, cip);
-        Ok(self
-            .run("avg_pool_backward", &params, gy, &[], len, groups_1d(len))?
-            .0)
+        self.run("avg_pool_backward", &params, gy, &[], len, groups_1d(len))
     }
 
     fn adaptive_avg_pool(
@@ -593,9 +609,7 @@ impl Accel for Gpu {
     ) -> Res<Vec<f32>> {
         let len = planes * oh * ow;
         let params = [planes, h, w, oh, ow].map(|v| v as u32);
-        Ok(self
-            .run("adaptive_avg_pool", &params, x, &[], len, groups_1d(len))?
-            .0)
+        self.run("adaptive_avg_pool", &params, x, &[], len, groups_1d(len))
     }
 
     fn adaptive_avg_pool_backward(
@@ -609,16 +623,14 @@ impl Accel for Gpu {
     ) -> Res<Vec<f32>> {
         let len = planes * h * w;
         let params = [planes, h, w, oh, ow].map(|v| v as u32);
-        Ok(self
-            .run(
-                "adaptive_avg_pool_backward",
-                &params,
-                gy,
-                &[],
-                len,
-                groups_1d(len),
-            )?
-            .0)
+        self.run(
+            "adaptive_avg_pool_backward",
+            &params,
+            gy,
+            &[],
+            len,
+            groups_1d(len),
+        )
     }
 
     fn batch_norm_train(
@@ -632,16 +644,12 @@ impl Accel for Gpu {
         eps: f32,
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
-        let stats = self
-            .run("bn_stats", &params, x, &[], 2 * c, (c as u32, 1))?
-            .0;
+        let stats = self.run("bn_stats", &params, x, &[], 2 * c, (c as u32, 1))?;
         let (mean, invstd) = (stats[..c].to_vec(), stats[c..].to_vec());
         let chans = [&mean[..], &invstd[..], gamma, beta].concat();
         let total = n * c * hw;
         let params = [total as u32, c as u32, hw as u32];
-        let y = self
-            .run("bn_apply", &params, x, &chans, total, groups_1d(total))?
-            .0;
+        let y = self.run("bn_apply", &params, x, &chans, total, groups_1d(total))?;
         Ok((y, mean, invstd))
     }
 
@@ -659,23 +667,17 @@ impl Accel for Gpu {
         let total = n * c * hw;
         let b = [gy, mean, invstd].concat();
         let params = [n as u32, c as u32, hw as u32];
-        let sums = self
-            .run("bn_backward_sums", &params, x, &b, 2 * c, (c as u32, 1))?
-            .0;
+        let sums = self.run("bn_backward_sums", &params, x, &b, 2 * c, (c as u32, 1))?;
         let (gbeta, ggamma) = (sums[..c].to_vec(), sums[c..].to_vec());
         let b = [gy, mean, invstd, gamma, &gbeta, &ggamma].concat();
         let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
-        let gx = self
-            .run("bn_backward_input", &params, x, &b, total, groups_1d(total))?
-            .0;
+        let gx = self.run("bn_backward_input", &params, x, &b, total, groups_1d(total))?;
         Ok((gx, ggamma, gbeta))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {
         let params = [rows as u32, cols as u32];
-        Ok(self
-            .run("log_softmax", &params, x, &[], rows * cols, groups_1d(rows))?
-            .0)
+        self.run("log_softmax", &params, x, &[], rows * cols, groups_1d(rows))
     }
 
     fn log_softmax_backward(
@@ -686,22 +688,20 @@ impl Accel for Gpu {
         gy: &[f32],
     ) -> Res<Vec<f32>> {
         let params = [rows as u32, cols as u32];
-        Ok(self
-            .run(
-                "log_softmax_backward",
-                &params,
-                y,
-                gy,
-                rows * cols,
-                groups_1d(rows),
-            )?
-            .0)
+        self.run(
+            "log_softmax_backward",
+            &params,
+            y,
+            gy,
+            rows * cols,
+            groups_1d(rows),
+        )
     }
 
     fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         let n = crate::accel::candidate_len(k, xs, w, None)?;
         let params = [n as u32, k as u32];
-        Ok(self.run("weighted_sum", &params, xs, w, n, groups_1d(n))?.0)
+        self.run("weighted_sum", &params, xs, w, n, groups_1d(n))
     }
 
     fn weighted_sum_backward(
@@ -713,26 +713,22 @@ impl Accel for Gpu {
     ) -> Res<(Vec<f32>, Vec<f32>)> {
         let n = crate::accel::candidate_len(k, xs, w, Some(gy))?;
         let params = [n as u32, k as u32];
-        let gx = self
-            .run(
-                "weighted_sum_backward_input",
-                &params,
-                gy,
-                w,
-                k * n,
-                groups_1d(k * n),
-            )?
-            .0;
-        let gw = self
-            .run(
-                "weighted_sum_backward_weight",
-                &params,
-                xs,
-                gy,
-                k,
-                (k as u32, 1),
-            )?
-            .0;
+        let gx = self.run(
+            "weighted_sum_backward_input",
+            &params,
+            gy,
+            w,
+            k * n,
+            groups_1d(k * n),
+        )?;
+        let gw = self.run(
+            "weighted_sum_backward_weight",
+            &params,
+            xs,
+            gy,
+            k,
+            (k as u32, 1),
+        )?;
         Ok((gx, gw))
     }
 
@@ -750,7 +746,7 @@ impl Accel for Gpu {
         crate::accel::check_targets(rows, cols, logp.len(), targets)?;
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
         let params = [rows as u32, cols as u32];
-        Ok(self.run("nll", &params, logp, &t, 1, (1, 1))?.0[0])
+        Ok(self.run("nll", &params, logp, &t, 1, (1, 1))?[0])
     }
 
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
@@ -758,8 +754,6 @@ impl Accel for Gpu {
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
         let params = [rows as u32, cols as u32, g.to_bits()];
         let len = rows * cols;
-        Ok(self
-            .run("nll_backward", &params, &t, &[], len, groups_1d(len))?
-            .0)
+        self.run("nll_backward", &params, &t, &[], len, groups_1d(len))
     }
 }

@@ -1,5 +1,26 @@
 //! Helpers shared by the backend equivalence tests.
 
+use nas_kernels::gpu::Gpu;
+use std::sync::OnceLock;
+
+/// The process's wgpu device, or None (with a message) where there is no adapter. With
+/// `NAS_REQUIRE_WGPU=1` (set by .ci/run) a missing adapter fails the test instead.
+#[allow(dead_code)]
+pub fn gpu() -> Option<&'static Gpu> {
+    static G: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    match G.get_or_init(Gpu::new) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            assert!(
+                std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
+                "NAS_REQUIRE_WGPU is set: {e}"
+            );
+            println!("skipped: {e}");
+            None
+        }
+    }
+}
+
 /// Reproducible values in [-1, 1) (xorshift64).
 pub fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

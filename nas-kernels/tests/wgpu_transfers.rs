@@ -1,0 +1,64 @@
+//! The transfer counter against what a device call must move: its operands and
+//! parameters up, its result down, nothing more (one test per process, so no other test
+//! moves bytes meanwhile).
+
+#[macro_use]
+mod common;
+use common::{gpu, random};
+use nas_kernels::accel::Accel;
+use nas_kernels::cpu::{conv::Conv2d, pool::Pool2d};
+use nas_kernels::transfer::snapshot;
+
+#[test]
+fn device_calls_move_their_operands_and_result_only() {
+    let Some(g) = gpu() else { return };
+    // Kernel parameters go up as 16 u32s with every call.
+    let params = 64;
+    let p = Conv2d {
+        n: 2,
+        cin: 3,
+        h: 8,
+        w: 8,
+        cout: 4,
+        kh: 3,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        ph: 1,
+        pw: 1,
+        dh: 1,
+        dw: 1,
+        groups: 1,
+    };
+    let (x, w) = (random(2 * 3 * 8 * 8, 1), random(p.weight_len(), 2));
+    let before = snapshot();
+    let y = g.conv2d(&p, &x, &w).unwrap();
+    let moved = snapshot() - before;
+    assert_eq!(moved.up_bytes, 4 * (x.len() + w.len()) as u64 + params);
+    assert_eq!(
+        moved.down_bytes,
+        4 * y.len() as u64,
+        "only the output comes back"
+    );
+    assert_eq!((moved.up_calls, moved.down_calls), (1, 1));
+
+    // Max pooling also brings back its argmax.
+    let pool = Pool2d {
+        n: 2,
+        c: 3,
+        h: 8,
+        w: 8,
+        kh: 2,
+        kw: 2,
+        sh: 2,
+        sw: 2,
+        ph: 0,
+        pw: 0,
+    };
+    let before = snapshot();
+    let (v, arg) = g.max_pool(&pool, &x).unwrap();
+    let moved = snapshot() - before;
+    assert_eq!(arg.len(), v.len());
+    assert_eq!(moved.down_bytes, 8 * v.len() as u64);
+    assert_eq!(moved.down_calls, 2);
+}
