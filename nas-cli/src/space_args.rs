@@ -43,6 +43,9 @@ impl SpaceArgs {
                 bail!("{flag} 0: must be at least 1");
             }
         }
+        if sized {
+            builtin::check_input(&self.space, input).map_err(anyhow::Error::msg)?;
+        }
         Ok(match self.space.as_str() {
             "nb201" => builtin::nb201(self.channels.unwrap_or(16), self.cells.unwrap_or(5), input),
             "darts" => {

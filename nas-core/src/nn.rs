@@ -482,7 +482,9 @@ impl SepConv {
 }
 
 /// Halves the spatial size with two offset 1x1 stride-2 convolutions whose outputs are
-/// concatenated, so no input pixel is skipped.
+/// concatenated, so no input pixel is skipped. On an odd side the input of the offset
+/// convolution is padded with a zero row (column) at the end, as PyTorch implementations
+/// pad, so both give `ceil(h / 2)` rows, as the other stride-2 ops of a reduction cell.
 pub struct FactorizedReduce {
     pub conv1: Conv2d,
     pub conv2: Conv2d,
@@ -528,15 +530,9 @@ delegate_module!(SepConv);
 impl Module for FactorizedReduce {
     fn forward(&self, x: &Tensor) -> Tensor {
         let x = x.relu();
-        let (h, w) = (x.dim(2), x.dim(3));
-        let shifted = x.slice(2, 1, h - 1).slice(3, 1, w - 1);
+        let shifted = shift_by_one(&shift_by_one(&x, 2), 3);
         let a = self.conv1.forward(&x);
         let b = self.conv2.forward(&shifted);
-        assert_eq!(
-            a.shape(),
-            b.shape(),
-            "FactorizedReduce needs an even input size, got {h}x{w}"
-        );
         self.bn.forward(&Tensor::concat(&[a, b], 1))
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
@@ -547,6 +543,23 @@ impl Module for FactorizedReduce {
     fn set_training(&self, t: bool) {
         self.bn.set_training(t)
     }
+}
+
+/// `x` without its first entry along `axis`, with a zero entry appended when the size is
+/// odd: what a stride-2 1x1 convolution reads one pixel later, giving as many outputs as
+/// on `x` itself.
+fn shift_by_one(x: &Tensor, axis: usize) -> Tensor {
+    let n = x.dim(axis);
+    if n.is_multiple_of(2) {
+        return x.slice(axis, 1, n - 1);
+    }
+    let mut shape = x.shape().to_vec();
+    shape[axis] = 1;
+    let zero = Tensor::zeros(&shape);
+    if n == 1 {
+        return zero;
+    }
+    Tensor::concat(&[x.slice(axis, 1, n - 1), zero], axis)
 }
 
 /// Copies data from `src` into same-named tensors of `dst` (weight inheritance).
@@ -563,4 +576,38 @@ pub fn copy_state(dst: &dyn Module, src: &[(String, Tensor)]) -> usize {
         })
     });
     copied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factorized_reduce_halves_any_size_rounding_up() {
+        let mut rng = Rng::new(0);
+        let fr = FactorizedReduce::new(3, 4, false, &mut rng);
+        for (side, want) in [(1, 1), (2, 1), (3, 2), (8, 4), (15, 8), (30, 15)] {
+            let x = Tensor::uniform(&[2, 3, side, side], -1.0, 1.0, &mut rng);
+            assert_eq!(fr.forward(&x).shape(), &[2, 4, want, want], "side {side}");
+        }
+    }
+
+    #[test]
+    fn factorized_reduce_reads_the_shifted_pixels() {
+        // 1x1 convolutions of weight 1 pass pixels through: the first half of the output
+        // holds the even pixels, the second the odd ones, and zero past an odd edge.
+        let mut rng = Rng::new(0);
+        let fr = FactorizedReduce::new(1, 2, false, &mut rng);
+        fr.conv1.weight.data_mut().fill(1.0);
+        fr.conv2.weight.data_mut().fill(1.0);
+        fr.set_training(false);
+        let x = Tensor::from_vec((1..=9).map(|v| v as f32).collect(), &[1, 1, 3, 3]);
+        let y = no_grad(|| fr.forward(&x)).to_vec();
+        // Eval-mode batch norm with fresh statistics scales by 1/sqrt(1 + eps).
+        let s = 1.0 / (1.0f32 + 1e-5).sqrt();
+        let want = [1.0, 3.0, 7.0, 9.0, 5.0, 0.0, 0.0, 0.0].map(|v| v * s);
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{y:?} vs {want:?}");
+        }
+    }
 }

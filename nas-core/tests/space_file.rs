@@ -109,3 +109,150 @@ fn bad_files_are_rejected_with_place_and_reason() {
     let e = bad(r#"{"name": "x", "layerz": []}"#);
     assert!(e.contains("not a space file"), "{e}");
 }
+
+/// Writes `json` to a fresh temporary file and loads it for 1x28x28 images of 10
+/// classes at `batch`; returns the error, checking that it names the file and came
+/// quickly (nothing was built or allocated for the hostile numbers).
+fn refused_at(json: &str, batch: usize) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p = std::env::temp_dir().join(format!(
+        "nas-hostile-space-{}-{}.json",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&p, json).unwrap();
+    let t = std::time::Instant::now();
+    let r = FileSpace::load_for_batch(&p, [1, 28, 28], 10, batch);
+    let took = t.elapsed();
+    std::fs::remove_file(&p).ok();
+    let e = r
+        .err()
+        .unwrap_or_else(|| panic!("should be refused: {json}"));
+    assert!(took.as_secs_f64() < 2.0, "took {took:?} to refuse: {e}");
+    assert!(e.contains("nas-hostile-space"), "should name the file: {e}");
+    e
+}
+
+fn refused(json: &str) -> String {
+    refused_at(json, 64)
+}
+
+/// The error names the field (a path into the JSON) and its value.
+fn names(e: &str, field: &str, value: &str) {
+    assert!(
+        e.contains(&format!("{field}: {value}")),
+        "should name `{field}` = {value}: {e}"
+    );
+}
+
+const TAIL: &str = r#"{"op": "gap"}, {"op": "linear", "out": "classes"}"#;
+
+#[test]
+fn hostile_dilation_is_refused() {
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "conv", "out": 4, "kernel": 3, "dilation": 100}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].dilation", "100");
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "dil_conv", "out": 4, "kernel": 5, "dilation": 1000000}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].dilation", "1000000");
+}
+
+#[test]
+fn hostile_depths_are_refused() {
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "conv", "out": 4}}, {{"repeat": "d", "depths": [1, 9223372036854775807], "body": [{{"op": "relu"}}]}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[1].depths[1]", "9223372036854775807");
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "conv", "out": 8}}, {{"repeat": "d", "depths": [100000], "body": [{{"op": "conv", "out": 8}}]}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[1].depths[0]", "100000");
+    // Nested repeats multiply.
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "conv", "out": 8}}, {{"repeat": "a", "depths": [2, 1000], "body": [{{"repeat": "b", "depths": [1000], "body": [{{"op": "identity"}}]}}]}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[1].depths[1]", "1000");
+}
+
+#[test]
+fn every_value_of_a_kernel_choice_is_checked() {
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "conv", "out": 4, "kernel": {{"choice": "k", "values": [3, 4]}}}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].kernel.values[1]", "4");
+    // Pool kernels that give different shapes cannot be one choice.
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "max_pool", "kernel": {{"choice": "k", "values": [2, 3]}}}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].kernel.values[1]", "3");
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"choice": "c", "candidates": {{"a": [{{"op": "conv", "out": 4, "kernel": 6}}]}}}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].candidates.a[0].kernel", "6");
+}
+
+#[test]
+fn hostile_kernels_are_refused() {
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "conv", "out": 4, "kernel": 4294967299}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].kernel", "4294967299");
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "max_pool", "kernel": 4294967299, "stride": 1}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].kernel", "4294967299");
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "avg_pool", "kernel": 18446744073709551615}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].kernel", "18446744073709551615");
+}
+
+#[test]
+fn oversized_networks_are_refused() {
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "conv", "out": 100000000}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].out", "100000000");
+    let e = refused(
+        r#"{"name": "x", "layers": [{"op": "gap"}, {"op": "linear", "out": 4000000000}, {"op": "linear", "out": "classes"}]}"#,
+    );
+    names(&e, "layers[1].out", "4000000000");
+    // Every candidate of a layer choice is in the supernet: each of these fits, both
+    // together do not.
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"choice": "c", "candidates": {{"a": [{{"op": "conv", "out": 16000}}], "b": [{{"op": "conv", "out": 16000, "kernel": 5}}]}}}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].candidates.b[0].out", "16000");
+    assert!(e.contains("too large") && e.contains("batch 64"), "{e}");
+}
+
+#[test]
+fn activation_memory_is_bounded_at_the_batch_size() {
+    // A wide layer that fits one image but not a large batch.
+    let json = format!(r#"{{"name": "x", "layers": [{{"op": "conv", "out": 512}}, {TAIL}]}}"#);
+    let p = std::env::temp_dir().join(format!("nas-batch-space-{}.json", std::process::id()));
+    std::fs::write(&p, &json).unwrap();
+    let ok = FileSpace::load_for_batch(&p, [1, 28, 28], 10, 1);
+    std::fs::remove_file(&p).ok();
+    ok.unwrap();
+    let e = refused_at(&json, 100_000);
+    names(&e, "layers[0].out", "512");
+    assert!(e.contains("100000"), "should name the batch: {e}");
+}
+
+#[test]
+fn labels_that_could_clash_with_repeat_labels_are_refused() {
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"repeat": "d", "depths": [1], "body": [{{"residual": "s", "body": [{{"op": "relu"}}]}}]}}, {{"residual": "d.0/s", "body": [{{"op": "relu"}}]}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[1].residual", "\"d.0/s\"");
+}
+
+#[test]
+fn the_example_fits_every_bound() {
+    let space = FileSpace::load_for_batch(&example(), [3, 32, 32], 10, 256).unwrap();
+    assert!(!describe(&space).is_empty());
+}

@@ -216,7 +216,6 @@ fn darts_one_hot_supernet_runs_only_the_active_path() {
     }
 }
 
-
 /// The derived network has the supernet's tensors under the same names.
 fn check_inheritance(space: &dyn Space, arch: &Architecture, channels: usize, size: usize) {
     let s = Supernet::build(space, false, 21).unwrap();
@@ -434,4 +433,89 @@ fn mobilenet_one_hot_supernet_runs_only_the_active_blocks() {
         }
     }
     assert!(active > 0);
+}
+
+/// Image sides every built-in space is tried at: tiny, odd, and not multiples of 4.
+const SIDES: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 9, 15, 30];
+
+/// The smallest side each built-in space takes (seed-net has two 2x2 max-pools).
+fn min_side(name: &str) -> usize {
+    if name == "seed-net" {
+        4
+    } else {
+        1
+    }
+}
+
+/// A smaller supernet of the same space, so every side's supernet step stays quick.
+fn small_supernet_space(name: &str, input: InputSpec) -> Box<dyn Space> {
+    match name {
+        "nb201" => nas_core::space::builtin::nb201(4, 1, input),
+        "darts" => Box::new(DartsSpace {
+            c: 4,
+            layers: 3,
+            ..DartsSpace::new(input.channels, input.classes)
+        }),
+        n => by_name(n, input).unwrap(),
+    }
+}
+
+/// Every built-in space either takes a small or odd image side (its fixed networks,
+/// costed as `nas spaces` does, and its supernet run a training step) or refuses it at
+/// construction with an error that names the space and the smallest side it takes.
+#[test]
+fn every_builtin_space_takes_small_and_odd_sides_or_refuses_them() {
+    for name in NAMES {
+        for size in SIDES {
+            let channels = if size % 2 == 0 { 3 } else { 1 };
+            let input = InputSpec {
+                channels,
+                size,
+                classes: 10,
+            };
+            let min = min_side(name);
+            let space = match by_name(name, input) {
+                Err(e) => {
+                    assert!(size < min, "{name} refuses {size}x{size}: {e}");
+                    assert!(
+                        e.contains(&format!("`{name}`"))
+                            && e.contains(&format!("{min}x{min}"))
+                            && e.contains(&format!("{size}x{size}")),
+                        "{name} at {size}x{size}: {e}"
+                    );
+                    continue;
+                }
+                Ok(s) => s,
+            };
+            assert!(size >= min, "{name} takes {size}x{size}, below {min}x{min}");
+            let choices = describe(space.as_ref());
+            let mut rng = Rng::new(size as u64);
+            for t in 0..3 {
+                let arch = random(&choices, &mut rng);
+                let net = fixed(space.as_ref(), &arch, t).unwrap();
+                let c = nas_core::space::cost::cost(net.as_ref(), [channels, size, size]);
+                assert!(c.params > 0, "{name} at {size}x{size}");
+                step(net.as_ref(), channels, size);
+            }
+            let small = small_supernet_space(name, input);
+            let s = Supernet::build(small.as_ref(), false, 3).unwrap();
+            step(s.net.as_ref(), channels, size);
+        }
+    }
+}
+
+/// A side of 0 is refused by every built-in space, with the space named.
+#[test]
+fn every_builtin_space_refuses_an_empty_image() {
+    for name in NAMES {
+        let input = InputSpec {
+            channels: 3,
+            size: 0,
+            classes: 10,
+        };
+        let e = by_name(name, input)
+            .err()
+            .expect("size 0 should be refused");
+        assert!(e.contains(&format!("`{name}`")) && e.contains("0x0"), "{e}");
+    }
 }

@@ -75,6 +75,19 @@ const OPS: &[&str] = &[
     "gap", "linear",
 ];
 
+/// The batch size [`FileSpace::load`] bounds a file's activation memory at (the
+/// default `--batch-size` of `nas train`).
+pub const DEFAULT_BATCH: usize = 64;
+
+/// The most memory a file's network may need, in bytes: 4 bytes for every parameter and
+/// for every activation of a batch, with the largest value of every choice point and
+/// every candidate of every layer choice (a supernet holds and runs them all).
+pub const MAX_BYTES: u64 = 4 << 30;
+
+/// The most layers (op instances, with every repeat at its largest depth and every
+/// candidate of every layer choice) a file's network may have.
+pub const MAX_LAYERS: u64 = 10_000;
+
 /// A space read from a file, for data of a given shape.
 pub struct FileSpace {
     pub spec: SpaceFile,
@@ -83,9 +96,25 @@ pub struct FileSpace {
 }
 
 impl FileSpace {
-    /// Reads and checks a space file: unknown ops, shape or channel mismatches, duplicate
-    /// labels and empty choices are errors that name the place in the file.
+    /// Reads and checks a space file for [`DEFAULT_BATCH`] images at a time (see
+    /// [`FileSpace::load_for_batch`]).
     pub fn load(path: &Path, input: [usize; 3], classes: usize) -> Result<FileSpace, String> {
+        FileSpace::load_for_batch(path, input, classes, DEFAULT_BATCH)
+    }
+
+    /// Reads and checks a space file before anything is built: unknown ops, shape or
+    /// channel mismatches, numbers that do not fit the shapes they act on (even kernels,
+    /// kernels or dilations that reach past the input, pooling windows larger than it),
+    /// duplicate labels and empty choices are errors, and so is a network too large to
+    /// train `batch` images at a time (over [`MAX_BYTES`] or [`MAX_LAYERS`]). Every
+    /// value of every choice is checked. Errors name the file, the field (a path into
+    /// the JSON, such as `layers[3].candidates.sep5x5[0].kernel`) and its value.
+    pub fn load_for_batch(
+        path: &Path,
+        input: [usize; 3],
+        classes: usize,
+        batch: usize,
+    ) -> Result<FileSpace, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let spec: SpaceFile = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a space file: {e}", path.display()))?;
@@ -95,17 +124,28 @@ impl FileSpace {
             classes,
         };
         space
-            .check()
+            .check(batch)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(space)
     }
 
-    /// Walks every path of the file (first value of each value choice, every candidate)
-    /// checking shapes and labels.
-    fn check(&self) -> Result<(), String> {
-        let mut labels = HashSet::new();
+    /// Walks every path of the file (every value of each value choice, every candidate)
+    /// checking shapes, labels and the size of the network.
+    fn check(&self, batch: usize) -> Result<(), String> {
+        if self.input.contains(&0) || self.classes == 0 {
+            return Err(format!(
+                "the data's shape {:?} with {} classes is empty",
+                self.input, self.classes
+            ));
+        }
+        let mut c = Checker {
+            classes: self.classes,
+            batch: batch.max(1) as u64,
+            labels: HashSet::new(),
+            total: Cost::default(),
+        };
         let s = Shape::Image(self.input[0], self.input[1], self.input[2]);
-        let out = check_layers(&self.spec.layers, s, "layers", self.classes, &mut labels)?;
+        let out = c.layers(&self.spec.layers, s, "layers")?;
         match out {
             Shape::Flat(f) if f == self.classes => Ok(()),
             other => Err(format!(
@@ -117,18 +157,10 @@ impl FileSpace {
     }
 }
 
-fn first(i: &Option<Int>, default: usize) -> usize {
-    match i {
-        None => default,
-        Some(Int::Fixed(v)) => *v,
-        Some(Int::Choice { values, .. }) => values.first().copied().unwrap_or(default),
-    }
-}
-
 fn out_channels(o: &OpSpec, classes: usize, at: &str) -> Result<usize, String> {
     match &o.out {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0) => {
-            Ok(n.as_u64().unwrap() as usize)
+            usize::try_from(n.as_u64().unwrap()).map_err(|_| format!("{at}.out: {n} is too large"))
         }
         Some(Value::String(s)) if s == "classes" => Ok(classes),
         Some(v) => Err(format!(
@@ -138,97 +170,290 @@ fn out_channels(o: &OpSpec, classes: usize, at: &str) -> Result<usize, String> {
     }
 }
 
-fn new_label(label: &str, at: &str, labels: &mut HashSet<String>) -> Result<(), String> {
-    if !labels.insert(label.to_string()) {
-        return Err(format!("{at}: duplicate label `{label}`"));
-    }
-    Ok(())
+/// What (a part of) a network costs: parameters and activations of one image, in
+/// floats, and layers. Sums and products saturate, so no file can overflow them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Cost {
+    params: u64,
+    acts: u64,
+    layers: u64,
 }
 
-fn check_layers(
-    layers: &[Layer],
-    mut s: Shape,
-    at: &str,
+impl Cost {
+    fn new(params: u64, acts: u64) -> Cost {
+        Cost {
+            params,
+            acts,
+            layers: 1,
+        }
+    }
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            params: self.params.saturating_add(o.params),
+            acts: self.acts.saturating_add(o.acts),
+            layers: self.layers.saturating_add(o.layers),
+        }
+    }
+    fn times(self, n: u64) -> Cost {
+        Cost {
+            params: self.params.saturating_mul(n),
+            acts: self.acts.saturating_mul(n),
+            layers: self.layers.saturating_mul(n),
+        }
+    }
+    fn minus(self, o: Cost) -> Cost {
+        Cost {
+            params: self.params - o.params,
+            acts: self.acts - o.acts,
+            layers: self.layers - o.layers,
+        }
+    }
+    /// Bytes to hold the parameters and the activations of `batch` images.
+    fn bytes(&self, batch: u64) -> u64 {
+        self.acts
+            .saturating_mul(batch)
+            .saturating_add(self.params)
+            .saturating_mul(4)
+    }
+}
+
+/// The product of some sizes as a `u64`, saturating.
+fn prod(xs: &[usize]) -> u64 {
+    xs.iter().fold(1u64, |p, &x| p.saturating_mul(x as u64))
+}
+
+/// Checks a file's layers, keeping the cost of the largest network they describe.
+struct Checker {
     classes: usize,
-    labels: &mut HashSet<String>,
-) -> Result<Shape, String> {
-    for (i, l) in layers.iter().enumerate() {
-        let at = format!("{at}[{i}]");
-        s = match l {
-            Layer::Op(o) => {
-                if let Some(Int::Choice { choice, values }) = &o.kernel {
-                    new_label(choice, &at, labels)?;
-                    if values.is_empty() {
-                        return Err(format!("{at}.kernel: choice `{choice}` has no values"));
+    batch: u64,
+    labels: HashSet<String>,
+    /// The cost of everything checked so far.
+    total: Cost,
+}
+
+impl Checker {
+    /// Records a choice label; `field` is where it is written.
+    fn label(&mut self, label: &str, field: &str, at: &str) -> Result<(), String> {
+        if label.contains('/') {
+            return Err(format!(
+                "{field}: {label:?}: a label may not contain `/` (it separates the labels \
+                 of repeated blocks)"
+            ));
+        }
+        if !self.labels.insert(label.to_string()) {
+            return Err(format!("{at}: duplicate label `{label}`"));
+        }
+        Ok(())
+    }
+
+    /// Adds `c` to the total; `field: value` is blamed when that makes the network too
+    /// large.
+    fn spend(&mut self, c: Cost, field: &str, value: &str) -> Result<(), String> {
+        self.total = self.total.add(c);
+        self.within(field, value)
+    }
+
+    /// Checks the total against [`MAX_BYTES`] and [`MAX_LAYERS`], blaming `field: value`.
+    fn within(&self, field: &str, value: &str) -> Result<(), String> {
+        let t = self.total;
+        let bytes = t.bytes(self.batch);
+        if bytes > MAX_BYTES {
+            // Counts that saturated overflowed 64 bits.
+            let count = |n: u64| match n {
+                u64::MAX => "over 10^19".to_string(),
+                n => n.to_string(),
+            };
+            let gib = |b: u64| match b {
+                u64::MAX => "over 10^10 GiB".to_string(),
+                b => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+            };
+            return Err(format!(
+                "{field}: {value} makes the network too large: with the largest value of \
+                 every choice and every candidate, it needs {} parameters and {} \
+                 activations per image, {} at batch {}, over the cap of {}",
+                count(t.params),
+                count(t.acts),
+                gib(bytes),
+                self.batch,
+                gib(MAX_BYTES)
+            ));
+        }
+        if t.layers > MAX_LAYERS {
+            return Err(format!(
+                "{field}: {value} makes the network too deep: with every repeat at its \
+                 largest depth and every candidate, it has {} layers, over the cap of \
+                 {MAX_LAYERS}",
+                t.layers
+            ));
+        }
+        Ok(())
+    }
+
+    fn layers(&mut self, layers: &[Layer], mut s: Shape, at: &str) -> Result<Shape, String> {
+        for (i, l) in layers.iter().enumerate() {
+            let at = format!("{at}[{i}]");
+            s = match l {
+                Layer::Op(o) => self.op(o, s, &at)?,
+                Layer::Choice { choice, candidates } => {
+                    self.label(choice, &format!("{at}.choice"), &at)?;
+                    if candidates.is_empty() {
+                        return Err(format!("{at}: choice `{choice}` has no candidates"));
                     }
-                }
-                op_shape(o, s, &at, classes)?
-            }
-            Layer::Choice { choice, candidates } => {
-                new_label(choice, &at, labels)?;
-                if candidates.is_empty() {
-                    return Err(format!("{at}: choice `{choice}` has no candidates"));
-                }
-                let mut out: Option<(String, Shape)> = None;
-                for (name, body) in candidates {
-                    let plain = body
-                        .iter()
-                        .all(|l| matches!(l, Layer::Op(o) if !matches!(o.kernel, Some(Int::Choice { .. }))));
-                    if !plain {
-                        return Err(format!(
-                            "{at}.{name}: a candidate of `{choice}` may only hold plain ops \
-                             (no choices inside a layer choice)"
-                        ));
-                    }
-                    let o = check_layers(body, s, &format!("{at}.{name}"), classes, labels)?;
-                    if let Some((n0, s0)) = &out {
-                        if *s0 != o {
+                    let mut out: Option<(String, Shape)> = None;
+                    for (name, body) in candidates {
+                        let plain = body.iter().all(
+                            |l| matches!(l, Layer::Op(o) if !matches!(o.kernel, Some(Int::Choice { .. }))),
+                        );
+                        let at_c = format!("{at}.candidates.{name}");
+                        if !plain {
                             return Err(format!(
-                                "{at}: candidates of `{choice}` disagree: `{n0}` gives {s0:?}, \
-                                 `{name}` gives {o:?}"
+                                "{at_c}: a candidate of `{choice}` may only hold plain ops \
+                                 (no choices inside a layer choice)"
                             ));
                         }
+                        // Every candidate is in the supernet: their costs add up.
+                        let o = self.layers(body, s, &at_c)?;
+                        if let Some((n0, s0)) = &out {
+                            if *s0 != o {
+                                return Err(format!(
+                                    "{at}: candidates of `{choice}` disagree: `{n0}` gives \
+                                     {s0:?}, `{name}` gives {o:?}"
+                                ));
+                            }
+                        }
+                        out = Some((name.clone(), o));
                     }
-                    out = Some((name.clone(), o));
+                    let o = out.unwrap().1;
+                    // The mixed sum of the candidates.
+                    self.spend(
+                        Cost::new(0, o.numel()),
+                        &format!("{at}.choice"),
+                        &format!("{choice:?}"),
+                    )?;
+                    o
                 }
-                out.unwrap().1
-            }
-            Layer::Repeat {
-                repeat,
-                depths,
-                body,
-            } => {
-                new_label(repeat, &at, labels)?;
-                if depths.is_empty() {
-                    return Err(format!("{at}: repeat `{repeat}` has no depths"));
+                Layer::Repeat {
+                    repeat,
+                    depths,
+                    body,
+                } => {
+                    self.label(repeat, &format!("{at}.repeat"), &at)?;
+                    let Some((j, &max)) = depths.iter().enumerate().max_by_key(|(_, d)| **d) else {
+                        return Err(format!("{at}: repeat `{repeat}` has no depths"));
+                    };
+                    // The body runs any number of times, so it must keep the shape.
+                    let before = self.total;
+                    let o = self.layers(body, s, &format!("{at}.body"))?;
+                    if o != s {
+                        return Err(format!(
+                            "{at}: repeat `{repeat}` body changes shape {s:?} -> {o:?}; a \
+                             repeated body must keep its input shape"
+                        ));
+                    }
+                    // The deepest network has `max` blocks (and at least one layer).
+                    let block = self.total.minus(before);
+                    self.total = before.add(block.times(max as u64));
+                    self.within(&format!("{at}.depths[{j}]"), &max.to_string())?;
+                    s
                 }
-                // The body runs any number of times, so it must keep the shape.
-                let o = check_layers(body, s, &format!("{at}.body"), classes, labels)?;
-                if o != s {
-                    return Err(format!(
-                        "{at}: repeat `{repeat}` body changes shape {s:?} -> {o:?}; a repeated \
-                         body must keep its input shape"
-                    ));
+                Layer::Residual { residual, body } => {
+                    self.label(residual, &format!("{at}.residual"), &at)?;
+                    let o = self.layers(body, s, &format!("{at}.body"))?;
+                    if o != s {
+                        return Err(format!(
+                            "{at}: residual `{residual}` body changes shape {s:?} -> {o:?}, so \
+                             it cannot be added to its input"
+                        ));
+                    }
+                    self.spend(
+                        Cost::new(0, s.numel()),
+                        &format!("{at}.residual"),
+                        &format!("{residual:?}"),
+                    )?;
+                    s
                 }
-                s
-            }
-            Layer::Residual { residual, body } => {
-                new_label(residual, &at, labels)?;
-                let o = check_layers(body, s, &format!("{at}.body"), classes, labels)?;
-                if o != s {
-                    return Err(format!(
-                        "{at}: residual `{residual}` body changes shape {s:?} -> {o:?}, so it \
-                         cannot be added to its input"
-                    ));
+            };
+        }
+        Ok(s)
+    }
+
+    /// Checks a plain op with every value of its kernel; they must all give one shape.
+    /// The largest value's cost is spent.
+    fn op(&mut self, o: &OpSpec, s: Shape, at: &str) -> Result<Shape, String> {
+        let kernels: Vec<(usize, String)> = match &o.kernel {
+            None => vec![(3, format!("{at}.kernel"))],
+            Some(Int::Fixed(k)) => vec![(*k, format!("{at}.kernel"))],
+            Some(Int::Choice { choice, values }) => {
+                self.label(choice, &format!("{at}.kernel.choice"), at)?;
+                if values.is_empty() {
+                    return Err(format!("{at}.kernel: choice `{choice}` has no values"));
                 }
-                s
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &k)| (k, format!("{at}.kernel.values[{j}]")))
+                    .collect()
             }
         };
+        let mut out: Option<(Shape, Cost, &str, usize)> = None;
+        for (k, field) in &kernels {
+            let (shape, cost) = check_op(o, *k, field, s, at, self.classes)?;
+            match &mut out {
+                None => out = Some((shape, cost, field, *k)),
+                Some((s0, c0, f0, k0)) => {
+                    if *s0 != shape {
+                        return Err(format!(
+                            "{field}: {k} gives shape {shape:?}, but {f0}: {k0} gives {s0:?}; \
+                             the values of a choice must give one shape"
+                        ));
+                    }
+                    if cost.bytes(self.batch) > c0.bytes(self.batch) {
+                        *c0 = cost;
+                    }
+                }
+            }
+        }
+        let (shape, cost, ..) = out.unwrap();
+        match &o.out {
+            Some(v) => self.spend(cost, &format!("{at}.out"), &v.to_string())?,
+            None => self.spend(cost, &format!("{at}.op"), &format!("{:?}", o.op))?,
+        }
+        Ok(shape)
     }
-    Ok(s)
 }
 
-fn op_shape(o: &OpSpec, s: Shape, at: &str, classes: usize) -> Result<Shape, String> {
+impl Shape {
+    /// Floats of one image's tensor of this shape.
+    fn numel(&self) -> u64 {
+        match *self {
+            Shape::Image(c, h, w) => prod(&[c, h, w]),
+            Shape::Flat(f) => f as u64,
+        }
+    }
+}
+
+/// Parameters and activations of a DARTS-style `DilConv` (ReLU, depthwise conv, 1x1
+/// conv, BN) from `cin` channels of `hw` pixels to `cout` channels of `ohw` pixels.
+fn dil_conv_cost(cin: usize, cout: usize, k: usize, hw: usize, ohw: usize) -> Cost {
+    let params = prod(&[cin, k, k])
+        .saturating_add(prod(&[cin, cout]))
+        .saturating_add(prod(&[2, cout]));
+    let acts = prod(&[cin, hw])
+        .saturating_add(prod(&[cin, ohw]))
+        .saturating_add(prod(&[2, cout, ohw]));
+    Cost::new(params, acts)
+}
+
+/// Checks one op with kernel `k` (written at `kfield`) on input `s`: every number
+/// against the shape it acts on. Returns the output shape and what the op costs.
+fn check_op(
+    o: &OpSpec,
+    k: usize,
+    kfield: &str,
+    s: Shape,
+    at: &str,
+    classes: usize,
+) -> Result<(Shape, Cost), String> {
     if !OPS.contains(&o.op.as_str()) {
         return Err(format!(
             "{at}: unknown op `{}` (known: {})",
@@ -243,15 +468,39 @@ fn op_shape(o: &OpSpec, s: Shape, at: &str, classes: usize) -> Result<Shape, Str
             o.op
         )),
     };
-    let k = first(&o.kernel, 3);
     let stride = o.stride.unwrap_or(1);
     let dil = o.dilation.unwrap_or(1);
-    if stride == 0 || dil == 0 || k == 0 {
-        return Err(format!(
-            "{at}: kernel, stride and dilation must be at least 1"
-        ));
+    if k == 0 {
+        return Err(format!("{kfield}: 0; a kernel must be at least 1"));
+    }
+    if stride == 0 {
+        return Err(format!("{at}.stride: 0; a stride must be at least 1"));
+    }
+    if dil == 0 {
+        return Err(format!("{at}.dilation: 0; a dilation must be at least 1"));
     }
     let down = |h: usize| (h - 1) / stride + 1;
+    // A kernel of `k` taps `d` pixels apart, padded to keep the size, reaches `d * (k/2)`
+    // pixels on each side of its centre: no further than the input is wide, or the
+    // outer taps read nothing but padding.
+    let reach = |d: usize, h: usize, w: usize| -> Result<(), String> {
+        let side = h.max(w);
+        let r = (k / 2).saturating_mul(d);
+        if r <= side {
+            return Ok(());
+        }
+        if k / 2 > side || o.dilation.is_none() {
+            Err(format!(
+                "{kfield}: {k} reaches {r} pixels from the centre (dilation {d}), beyond the \
+                 {h}x{w} input"
+            ))
+        } else {
+            Err(format!(
+                "{at}.dilation: {d} with kernel {k} reaches {r} pixels from the centre, \
+                 beyond the {h}x{w} input"
+            ))
+        }
+    };
     Ok(match o.op.as_str() {
         "conv" | "sep_conv" | "dil_conv" => {
             let (c, h, w) = image(s)?;
@@ -262,37 +511,74 @@ fn op_shape(o: &OpSpec, s: Shape, at: &str, classes: usize) -> Result<Shape, Str
                     "{at}.groups: {g} does not divide {c} in and {out} out channels"
                 ));
             }
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 return Err(format!(
-                    "{at}.kernel: {k}; use odd kernels (padding keeps the size)"
+                    "{kfield}: {k}; use odd kernels (padding keeps the size)"
                 ));
             }
-            Shape::Image(out, down(h), down(w))
+            let d = match o.op.as_str() {
+                "conv" => dil,
+                "sep_conv" => 1,
+                _ => o.dilation.unwrap_or(2),
+            };
+            reach(d, h, w)?;
+            let (oh, ow) = (down(h), down(w));
+            let (hw, ohw) = (h * w, oh * ow);
+            let cost = match o.op.as_str() {
+                "conv" => Cost::new(
+                    prod(&[out, c / g, k, k]).saturating_add(out as u64),
+                    prod(&[out, ohw]),
+                ),
+                "sep_conv" => {
+                    dil_conv_cost(c, c, k, hw, ohw).add(dil_conv_cost(c, out, k, ohw, ohw))
+                }
+                _ => dil_conv_cost(c, out, k, hw, ohw),
+            };
+            (Shape::Image(out, oh, ow), cost)
         }
         "bn" | "relu" | "identity" => {
             if o.op != "relu" {
                 image(s)?;
             }
-            s
+            let cost = match (o.op.as_str(), s) {
+                ("bn", Shape::Image(c, ..)) => Cost::new(prod(&[2, c]), s.numel()),
+                ("relu", _) => Cost::new(0, s.numel()),
+                _ => Cost::new(0, 0),
+            };
+            (s, cost)
         }
         "zero" => {
             let (c, h, w) = image(s)?;
-            Shape::Image(c, down(h), down(w))
+            let out = Shape::Image(c, down(h), down(w));
+            (out, Cost::new(0, out.numel()))
         }
         "max_pool" | "avg_pool" => {
             let (c, h, w) = image(s)?;
             let st = o.stride.unwrap_or(k);
-            let pad = k / 2 * usize::from(st == 1);
+            let pad = if st == 1 {
+                reach(1, h, w)?;
+                k / 2
+            } else {
+                0
+            };
             if h + 2 * pad < k || w + 2 * pad < k {
                 return Err(format!(
-                    "{at}: pooling window {k} is larger than the input {h}x{w}"
+                    "{kfield}: {k}: the pooling window is larger than the {h}x{w} input"
                 ));
             }
-            Shape::Image(c, (h + 2 * pad - k) / st + 1, (w + 2 * pad - k) / st + 1)
+            let out = Shape::Image(c, (h + 2 * pad - k) / st + 1, (w + 2 * pad - k) / st + 1);
+            (out, Cost::new(0, out.numel()))
         }
-        "gap" => Shape::Flat(image(s)?.0),
+        "gap" => {
+            let c = image(s)?.0;
+            (Shape::Flat(c), Cost::new(0, c as u64))
+        }
         "linear" => match s {
-            Shape::Flat(_) => Shape::Flat(out_channels(o, classes, at)?),
+            Shape::Flat(f) => {
+                let out = out_channels(o, classes, at)?;
+                let params = prod(&[f, out]).saturating_add(out as u64);
+                (Shape::Flat(out), Cost::new(params, out as u64))
+            }
             Shape::Image(..) => {
                 return Err(format!(
                     "{at}: `linear` needs a flat input; put {{\"op\": \"gap\"}} first"
@@ -330,6 +616,23 @@ impl Module for Residual {
     }
 }
 
+/// The shape after a layer choice's candidate `body` (plain ops, checked when the file
+/// was loaded) on input `s`.
+fn candidate_shape(body: &[Layer], mut s: Shape, classes: usize) -> Shape {
+    for l in body {
+        if let Layer::Op(o) = l {
+            let k = match &o.kernel {
+                Some(Int::Fixed(k)) => *k,
+                _ => 3,
+            };
+            s = check_op(o, k, "", s, "", classes)
+                .expect("candidates were checked when the file was loaded")
+                .0;
+        }
+    }
+    s
+}
+
 /// Builds `layers` from `shape`, returning the modules and the shape after them. Labels
 /// get `prefix` (`depth.1/` inside block 1 of the repeat `depth`).
 fn build_layers(
@@ -350,7 +653,7 @@ fn build_layers(
                 for (name, body) in candidates {
                     let body = body.clone();
                     let shape = s;
-                    out = check_layers(&body, s, "", classes, &mut HashSet::new()).unwrap_or(s);
+                    out = candidate_shape(&body, s, classes);
                     cands.push((
                         name.clone(),
                         Box::new(move |rng: &mut Rng| {
@@ -408,11 +711,8 @@ fn build_op(
             b.value_choice(&format!("{prefix}{choice}"), values)
         }
     };
-    let spec = OpSpec {
-        kernel: Some(Int::Fixed(k)),
-        ..o.clone()
-    };
-    let out_shape = op_shape(&spec, s, "", classes).expect("checked when the file was loaded");
+    let (out_shape, _) = check_op(o, k, "", s, "", classes)
+        .expect("every value was checked when the file was loaded");
     let stride = o.stride.unwrap_or(1);
     let rng = &mut b.rng;
     let m: Box<dyn Module> = match (o.op.as_str(), s, out_shape) {

@@ -120,7 +120,10 @@ fn src(o: usize, k: usize, stride: usize, pad: usize, dil: usize, size: usize) -
     (i >= 0 && (i as usize) < size).then_some(i as usize)
 }
 
-/// Range of output columns whose input column `ox*sw + off` lies in `[0, w)`.
+/// Range of output columns whose input column `ox*sw + off` lies in `[0, w)`. It is
+/// empty (`lo == hi`) for a tap that sees only padding (padding wider than the input),
+/// and then `lo + off` need not be a column of the input: callers index the input only
+/// for a non-empty range.
 #[inline]
 fn valid_cols(ow: usize, sw: usize, off: isize, w: usize) -> (usize, usize) {
     // ox*sw + off >= 0  and  ox*sw + off < w
@@ -157,7 +160,7 @@ fn im2col(p: &Conv2d, x: &[f32], col: &mut [f32]) {
                             let srow = &plane[iy * p.w..(iy + 1) * p.w];
                             d[..lo].fill(0.0);
                             d[hi..].fill(0.0);
-                            if p.sw == 1 {
+                            if p.sw == 1 && lo < hi {
                                 let s0 = (lo as isize + off) as usize;
                                 d[lo..hi].copy_from_slice(&srow[s0..s0 + (hi - lo)]);
                             } else {
@@ -189,7 +192,7 @@ fn col2im(p: &Conv2d, col: &[f32], x: &mut [f32]) {
                     if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
                         let srow = &s[oy * ow..(oy + 1) * ow];
                         let drow = &mut plane[iy * p.w..(iy + 1) * p.w];
-                        if p.sw == 1 {
+                        if p.sw == 1 && lo < hi {
                             let d0 = (lo as isize + off) as usize;
                             for (d, v) in drow[d0..d0 + (hi - lo)].iter_mut().zip(&srow[lo..hi]) {
                                 *d += v;
@@ -481,7 +484,7 @@ fn depthwise_forward(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
                     if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
                         let srow = &plane[iy * p.w..(iy + 1) * p.w];
                         let drow = &mut out[oy * ow..(oy + 1) * ow];
-                        if p.sw == 1 {
+                        if p.sw == 1 && lo < hi {
                             let s0 = (lo as isize + off) as usize;
                             for (d, s) in drow[lo..hi].iter_mut().zip(&srow[s0..s0 + hi - lo]) {
                                 *d += wv * s;
@@ -517,7 +520,7 @@ fn depthwise_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
                     if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
                         let grow = &g[oy * ow..(oy + 1) * ow];
                         let drow = &mut plane[iy * p.w..(iy + 1) * p.w];
-                        if p.sw == 1 {
+                        if p.sw == 1 && lo < hi {
                             let d0 = (lo as isize + off) as usize;
                             for (d, s) in drow[d0..d0 + hi - lo].iter_mut().zip(&grow[lo..hi]) {
                                 *d += wv * s;
@@ -552,7 +555,7 @@ fn depthwise_backward_weight(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f32]) 
                     if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
                         let grow = &g[oy * ow..(oy + 1) * ow];
                         let srow = &plane[iy * p.w..(iy + 1) * p.w];
-                        if p.sw == 1 {
+                        if p.sw == 1 && lo < hi {
                             let s0 = (lo as isize + off) as usize;
                             acc += super::elementwise::dot_lanes(
                                 &grow[lo..hi],
@@ -653,10 +656,57 @@ mod tests {
         ]
     }
 
+    /// Geometries whose padding is as wide as the input or wider (a 1x1 or 2x2 image
+    /// under a 5x5 or dilated kernel), so some kernel taps see only padding: legal in
+    /// PyTorch, and every path (im2col, depthwise, strided, dilated) must read nothing
+    /// outside the input.
+    fn padding_wider_than_input() -> Vec<Conv2d> {
+        let c = |n, cin, h, w, cout, k, s, pad, d, g| Conv2d {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            ph: pad,
+            pw: pad,
+            dh: d,
+            dw: d,
+            groups: g,
+        };
+        vec![
+            c(2, 3, 1, 1, 4, 5, 1, 2, 1, 1),
+            c(2, 3, 1, 1, 4, 7, 1, 3, 1, 1),
+            c(2, 3, 2, 2, 4, 7, 1, 3, 1, 1),
+            c(2, 3, 1, 3, 4, 5, 2, 2, 1, 1),
+            c(2, 3, 3, 1, 4, 5, 1, 2, 1, 1),
+            c(1, 2, 1, 1, 3, 3, 1, 4, 1, 1),
+            c(2, 4, 1, 1, 4, 5, 1, 2, 1, 4),
+            c(2, 4, 1, 1, 4, 5, 2, 2, 1, 4),
+            c(2, 4, 2, 2, 4, 7, 2, 3, 1, 4),
+            c(2, 4, 1, 1, 4, 5, 1, 4, 2, 4),
+            c(2, 4, 1, 2, 4, 3, 2, 2, 2, 4),
+            c(2, 4, 1, 1, 4, 3, 1, 2, 2, 2),
+        ]
+    }
+
     #[test]
     fn forward_matches_direct_convolution() {
-        let mut seed = 3;
-        for p in cases() {
+        check_forward(cases(), 3);
+    }
+
+    #[test]
+    fn padding_wider_than_input_matches_direct_convolution() {
+        check_forward(padding_wider_than_input(), 5);
+        check_gradients(padding_wider_than_input(), 13);
+    }
+
+    fn check_forward(cases: Vec<Conv2d>, mut seed: u64) {
+        for p in cases {
+            p.validate().unwrap();
             let x = rand_vec(p.n * p.cin * p.h * p.w, &mut seed);
             let w = rand_vec(p.weight_len(), &mut seed);
             let b = rand_vec(p.cout, &mut seed);
@@ -675,8 +725,11 @@ mod tests {
     /// d/dx and d/dw of sum(gy * naive(x, w)) computed by finite differences in f64.
     #[test]
     fn gradients_match_finite_differences_of_reference() {
-        let mut seed = 11;
-        for p in cases() {
+        check_gradients(cases(), 11);
+    }
+
+    fn check_gradients(cases: Vec<Conv2d>, mut seed: u64) {
+        for p in cases {
             let x = rand_vec(p.n * p.cin * p.h * p.w, &mut seed);
             let w = rand_vec(p.weight_len(), &mut seed);
             let gy = rand_vec(p.out_len(), &mut seed);

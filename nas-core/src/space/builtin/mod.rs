@@ -19,8 +19,39 @@ pub struct InputSpec {
 /// Names of the built-in spaces.
 pub const NAMES: &[&str] = &["seed-net", "nb201", "darts", "chain", "mobilenet"];
 
-/// A built-in space by name, for data of the given shape.
+/// The smallest image side the built-in space `name` takes: 4 for `seed-net` (two 2x2
+/// max-pools), 1 for the others (their strided ops round up, so any side works).
+pub fn min_size(name: &str) -> usize {
+    match name {
+        "seed-net" => seed::MIN_SIZE,
+        _ => 1,
+    }
+}
+
+/// Checks that the built-in space `name` can take data of shape `input`; the error names
+/// the space, the smallest image it takes and the image it was given.
+pub fn check_input(name: &str, input: InputSpec) -> Result<(), String> {
+    let min = min_size(name);
+    if input.size < min {
+        return Err(format!(
+            "space `{name}` needs images of at least {min}x{min} pixels, got {0}x{0}",
+            input.size
+        ));
+    }
+    if input.channels == 0 || input.classes == 0 {
+        return Err(format!(
+            "space `{name}` needs at least one input channel and one class, got {} and {}",
+            input.channels, input.classes
+        ));
+    }
+    Ok(())
+}
+
+/// A built-in space by name, for data of the given shape (checked by [`check_input`]).
 pub fn by_name(name: &str, input: InputSpec) -> Result<Box<dyn Space>, String> {
+    if NAMES.contains(&name) {
+        check_input(name, input)?;
+    }
     match name {
         "seed-net" => Ok(Box::new(seed::SeedSpace {
             in_channels: input.channels,

@@ -18,8 +18,9 @@
 //! Parameters are named like the benchmark's PyTorch model: `stem.0.weight`,
 //! `cells.3.edge_2_1.nor_conv_3x3.op.1.weight`, `cells.5.conv_a.op.1.weight` (the
 //! reduction blocks are counted among the cells, at indices `n` and `2n + 1`),
-//! `lastact.0.weight`, `classifier.weight`. The input's height and width should be
-//! divisible by 4 (32 for CIFAR, 16 for ImageNet16-120).
+//! `lastact.0.weight`, `classifier.weight`. The benchmark's inputs are 32x32 (CIFAR) or
+//! 16x16 (ImageNet16-120); other sizes work too, odd ones halved rounding up (see
+//! [`HalvingAvgPool`]).
 
 use crate::nn::{
     join, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Identity, Kind, Linear, Module, ReLU,
@@ -165,12 +166,35 @@ impl Module for Cell {
     }
 }
 
+/// 2x2 average pooling with stride 2 that rounds the output size up, like PyTorch's
+/// `ceil_mode`: on an odd side the last row (or column) is averaged on its own. So it
+/// gives `ceil(h / 2)` rows, as the stride-2 3x3 convolution beside it does, and the
+/// benchmark's reduction block takes any input size (on even sizes it is plain 2x2
+/// pooling).
+pub struct HalvingAvgPool;
+
+impl Module for HalvingAvgPool {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut x = x.clone();
+        for axis in [2, 3] {
+            let n = x.dim(axis);
+            if n % 2 == 1 {
+                // A copy of the last row averages with itself to its own value.
+                let last = x.slice(axis, n - 1, 1);
+                x = Tensor::concat(&[x, last], axis);
+            }
+        }
+        x.avg_pool2d(2, 2, 0, true)
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
+}
+
 /// The benchmark's residual reduction block: `downsample(x) + conv_b(conv_a(x))`, halving
-/// the spatial size.
+/// the spatial size (rounding up on odd sizes).
 pub struct ResNetBasicBlock {
     pub conv_a: ReLUConvBN,
     pub conv_b: ReLUConvBN,
-    /// 2x2 average pooling with stride 2, then a 1x1 convolution.
+    /// 2x2 average pooling with stride 2 ([`HalvingAvgPool`]), then a 1x1 convolution.
     pub downsample: Sequential,
 }
 
@@ -179,12 +203,7 @@ impl ResNetBasicBlock {
         let conv_a = ReLUConvBN::new(cin, planes, 3, 2, 1, true, rng);
         let conv_b = ReLUConvBN::new(planes, planes, 3, 1, 1, true, rng);
         let downsample = Sequential::new(vec![
-            Box::new(AvgPool2d {
-                k: 2,
-                stride: 2,
-                padding: 0,
-                count_include_pad: true,
-            }),
+            Box::new(HalvingAvgPool),
             Box::new(Conv2d::no_bias(cin, planes, 1, ConvOpts::default(), rng)),
         ]);
         ResNetBasicBlock {
@@ -438,6 +457,36 @@ mod tests {
     use super::*;
     use crate::nn::{num_parameters, parameters};
     use crate::space::{describe, fixed, ChoiceKind, Mode, Supernet};
+
+    #[test]
+    fn halving_pool_rounds_up_like_ceil_mode() {
+        // 3x3 -> 2x2: the last row and column are averaged on their own (PyTorch's
+        // `AvgPool2d(2, 2, ceil_mode=True)`); an even side is plain 2x2 pooling.
+        let x = Tensor::from_vec((1..=9).map(|v| v as f32).collect(), &[1, 1, 3, 3]);
+        let y = HalvingAvgPool.forward(&x);
+        assert_eq!(y.shape(), &[1, 1, 2, 2]);
+        assert_eq!(y.to_vec(), [3.0, 4.5, 7.5, 9.0]);
+        let x = Tensor::from_vec((1..=16).map(|v| v as f32).collect(), &[1, 1, 4, 4]);
+        let (a, b) = (HalvingAvgPool.forward(&x), x.avg_pool2d(2, 2, 0, true));
+        assert_eq!(a.to_vec(), b.to_vec());
+        // Each input pixel gets its share of its window's gradient.
+        let x = Tensor::parameter(vec![0.0; 9], &[1, 1, 3, 3]);
+        HalvingAvgPool.forward(&x).sum().backward();
+        assert_eq!(
+            x.grad().unwrap(),
+            [0.25, 0.25, 0.5, 0.25, 0.25, 0.5, 0.5, 0.5, 1.0]
+        );
+    }
+
+    #[test]
+    fn reduction_block_takes_odd_sizes() {
+        let mut rng = Rng::new(0);
+        let block = ResNetBasicBlock::new(2, 4, &mut rng);
+        for (side, want) in [(1, 1), (7, 4), (15, 8), (30, 15)] {
+            let x = Tensor::uniform(&[2, 2, side, side], -1.0, 1.0, &mut rng);
+            assert_eq!(block.forward(&x).shape(), &[2, 4, want, want]);
+        }
+    }
 
     fn space(c: usize, n: usize) -> Nb201Space {
         Nb201Space {

@@ -7,7 +7,12 @@ use crate::rng::Rng;
 use crate::space::{Builder, InputChoice, LayerChoice, Reduce, Space};
 use crate::tensor::Tensor;
 
-/// The seed network's space for inputs of `in_channels` and `classes` outputs.
+/// The smallest image side the seed network takes: its two 2x2 max-pools need a 2x2
+/// input each.
+pub const MIN_SIZE: usize = 4;
+
+/// The seed network's space for inputs of `in_channels` and `classes` outputs, on images
+/// of at least [`MIN_SIZE`] pixels a side.
 pub struct SeedSpace {
     pub in_channels: usize,
     pub classes: usize,
