@@ -3,15 +3,15 @@
 //! a kill), and journals the exported architecture as the run's one trial, so `nas
 //! export` and `nas retrain` treat it like any other run.
 
-use crate::search_args::{load_train_data, SearchArgs};
+use crate::search_args::{load_train_data, SearchArgs, TrainData};
 use anyhow::{anyhow, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use nas_cli::host::Plugin;
+use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::experiment::{write_atomic, RunDir, TrialRecord};
-use nas_core::space::arch;
-use nas_cli::host::Plugin;
+use nas_core::space::{arch, describe, Choice, Space};
 use nas_strategies::oneshot::{OneShotSetup, Progress, SupernetHost};
-use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use std::io::Write as _;
 use std::time::Instant;
 
@@ -38,17 +38,26 @@ fn say(bar: &ProgressBar, msg: String) {
     }
 }
 
-pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
-    let journal = run.journal().map_err(|e| anyhow!(e))?;
-    if let Some(r) = journal.first() {
-        println!(
-            "this one-shot search already finished: {}",
-            serde_json::to_string(&r.arch)?
-        );
-        return Ok(());
-    }
+/// What a one-shot search runs on: its training data and space.
+pub struct Inputs {
+    data: TrainData,
+    space: Box<dyn Space>,
+}
+
+/// Loads and checks a one-shot search's data, space and config, writing nothing.
+pub fn prepare(a: &SearchArgs) -> Result<Inputs> {
+    a.strategy_config()?;
     let data = load_train_data(a)?;
     let space = a.space.resolve(data.input)?;
+    Ok(Inputs { data, space })
+}
+
+pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> Result<()> {
+    let Inputs { data, space } = inputs;
+    let journal = run.journal().map_err(|e| anyhow!(e))?;
+    if let Some(r) = journal.first() {
+        return finish(a, run, &describe(space.as_ref()), r);
+    }
     let cfg = TrainerConfig {
         epochs: a.epochs,
         batch_size: a.batch,
@@ -146,8 +155,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
         "supernet weights on the validation split".into(),
     );
     let mut final_accuracy = None;
-    if a.space.space == "nb201" && a.space.space_file.is_none() && a.table.exists() {
-        let table = Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?;
+    if let Some(table) = nb201_table(a)? {
         if let Ok(row) = table.row(&found) {
             metrics
                 .extra
@@ -165,13 +173,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
         seconds: search_seconds,
     };
     run.append(&rec).map_err(|e| anyhow!(e))?;
-    let best = serde_json::json!({
-        "trial": 0,
-        "arch": found,
-        "metrics": metrics,
-        "final_accuracy": final_accuracy,
-    });
-    write_atomic(&run.best_path(), &serde_json::to_vec_pretty(&best)?).map_err(|e| anyhow!(e))?;
+    write_best(run, &rec, final_accuracy)?;
     println!(
         "{} finished in {:.1} s; exported architecture: {}",
         a.strategy,
@@ -196,4 +198,50 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin) -> Result<()> {
         run.path.display()
     );
     Ok(())
+}
+
+/// A run whose export is journaled: it writes what a finished run holds and the kill
+/// may have left out (`best.json`), and nothing else.
+fn finish(a: &SearchArgs, run: &RunDir, choices: &[Choice], r: &TrialRecord) -> Result<()> {
+    arch::validate(choices, &r.arch).map_err(|e| {
+        anyhow!(
+            "{}: trial {}: its architecture does not fit the space {}: {e}",
+            run.journal_path().display(),
+            r.trial,
+            a.space.display()
+        )
+    })?;
+    println!(
+        "this one-shot search already finished: {}",
+        serde_json::to_string(&r.arch)?
+    );
+    if !run.best_path().exists() {
+        let final_accuracy = nb201_table(a)?.and_then(|t| t.final_accuracy(&r.arch));
+        write_best(run, r, final_accuracy)?;
+        println!(
+            "wrote {}, which the run stopped before writing",
+            run.best_path().display()
+        );
+    }
+    Ok(())
+}
+
+/// The NAS-Bench-201 table a search on the built-in nb201 space is looked up in, when
+/// it is there.
+fn nb201_table(a: &SearchArgs) -> Result<Option<Nb201Table>> {
+    if a.space.space != "nb201" || a.space.space_file.is_some() || !a.table.exists() {
+        return Ok(None);
+    }
+    Nb201Table::load(&a.table).map(Some).map_err(|e| anyhow!(e))
+}
+
+/// Writes the run's `best.json`: its one trial, the export.
+fn write_best(run: &RunDir, r: &TrialRecord, final_accuracy: Option<f64>) -> Result<()> {
+    let best = serde_json::json!({
+        "trial": r.trial,
+        "arch": r.arch,
+        "metrics": r.metrics,
+        "final_accuracy": final_accuracy,
+    });
+    write_atomic(&run.best_path(), &serde_json::to_vec_pretty(&best)?).map_err(|e| anyhow!(e))
 }

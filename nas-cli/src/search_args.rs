@@ -6,7 +6,9 @@ use crate::space_args::SpaceArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use nas_core::data::{load_dir, Dataset};
-use nas_core::experiment::{self, candidates, cost, Candidate, Limits, RunDir, TrialRecord};
+use nas_core::experiment::{
+    self, candidates, cost, Candidate, JournalTail, Limits, RunDir, TrialRecord,
+};
 use nas_core::space::builtin::InputSpec;
 use nas_core::Rng;
 use nas_strategies::Value;
@@ -194,11 +196,23 @@ pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
     }
 }
 
+/// A run as the commands on finished runs read it (never writing its journal): its
+/// directory, its search's arguments and its journaled trials. A last line cut short
+/// by a kill is left out, with a warning; a corrupt line before it is an error.
 pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
     let run = RunDir::open(dir).map_err(|e| anyhow!(e))?;
     let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
         .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
-    let j = run.journal().map_err(|e| anyhow!(e))?;
+    let journal = run.read_journal().map_err(|e| anyhow!(e))?;
+    if let JournalTail::Torn { line, .. } = journal.tail {
+        eprintln!(
+            "warning: {}: line {line} is cut short (a search writing it, or killed while it \
+             did); left out (`nas resume {}` repairs it)",
+            run.journal_path().display(),
+            dir.display()
+        );
+    }
+    let j = journal.trials;
     if j.is_empty() {
         bail!("{}: the run has no finished trials yet", dir.display());
     }

@@ -3,14 +3,14 @@
 //! is journaled before the strategy hears of it, so a killed run resumes exactly.
 
 use crate::search_args::{
-    best_of, load_train_data, run_limits, search_input, trial_seed, SearchArgs,
+    best_of, load_train_data, run_limits, search_input, trial_seed, SearchArgs, TrainData,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use nas_cli::host::{discover, search_dirs, LoadedStrategy};
+use nas_cli::host::{discover, search_dirs, Discovery, LoadedStrategy, Plugin};
 use nas_core::evaluate::{Evaluator, Nb201Table, TrainEvaluator};
 use nas_core::experiment::{self, candidates, write_atomic, Limits, RunDir, TrialRecord};
-use nas_core::space::{arch, describe, Architecture};
+use nas_core::space::{arch, describe, Architecture, Choice, Space};
 use nas_strategies::Setup;
 use std::path::Path;
 use std::time::Instant;
@@ -20,32 +20,68 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let mut a = a;
     // Pin the directory in the config, so `nas resume` and the run agree on it.
     a.out = Some(dir.clone());
+    // Everything the search runs on is checked before its directory is made, so a
+    // mistake leaves no run behind for `nas resume` to replay.
+    let found = discover(&search_dirs(&a.plugin_dir));
+    let job = prepare(&a, &found)?;
     let config = serde_json::to_value(&a)?;
     let run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
     println!("run directory: {}", dir.display());
-    drive(&a, &run)
+    let result = job.drive(&a, &run);
+    if result.is_err() && run.discard_if_empty() {
+        eprintln!(
+            "the search failed before its first trial; {} holds no run",
+            dir.display()
+        );
+    }
+    result
 }
 
 pub fn resume(dir: &Path) -> Result<()> {
-    let run = RunDir::open(dir).map_err(|e| anyhow!(e))?;
+    let run = RunDir::open_to_write(dir).map_err(|e| anyhow!(e))?;
+    if let Some(msg) = run.repair_journal().map_err(|e| anyhow!(e))? {
+        println!("{msg}");
+    }
     let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
         .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
-    drive(&a, &run)
+    let found = discover(&search_dirs(&a.plugin_dir));
+    prepare(&a, &found)?.drive(&a, &run)
 }
 
-fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
+/// A search ready to run: its strategy found and loaded, its space, data or table and
+/// config read and checked.
+enum Job<'p> {
+    AskTell(Box<AskTell>),
+    OneShot(&'p Plugin, Box<crate::oneshot_cmd::Inputs>),
+}
+
+/// What a multi-trial search runs on.
+struct AskTell {
+    data: Option<TrainData>,
+    table: Option<Nb201Table>,
+    space: Box<dyn Space>,
+    choices: Vec<Choice>,
+    strategy: LoadedStrategy,
+    limits: Limits,
+}
+
+/// Checks and loads everything a search needs, writing nothing.
+fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
     if a.budget == 0 || a.parallel == 0 || a.batch == 0 || a.epochs == 0 {
         bail!("--budget, --parallel, --batch and --epochs must be at least 1");
     }
     crate::device::select(&a.device)?;
-    let found = discover(&search_dirs(&a.plugin_dir));
     let plugin = found.get(&a.strategy).map_err(|e| {
         anyhow!(
             "{e}\n(plugins are built by `cargo build --release --workspace`; see `nas plugins`)"
         )
     })?;
+    let limits = run_limits(a)?;
     if plugin.kind == nas_strategies::abi::KIND_ONE_SHOT {
-        return crate::oneshot_cmd::drive(a, run, plugin);
+        return Ok(Job::OneShot(
+            plugin,
+            Box::new(crate::oneshot_cmd::prepare(a)?),
+        ));
     }
     let table_eval = a.uses_table()?;
     let data = if table_eval {
@@ -53,27 +89,13 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
     } else {
         Some(load_train_data(a)?)
     };
-    let input = search_input(table_eval, data.as_ref());
-    let space = a.space.resolve(input)?;
+    let space = a.space.resolve(search_input(table_eval, data.as_ref()))?;
     let table = if table_eval {
         let mut t = Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?;
         t.count_macs = true;
         Some(t)
     } else {
         None
-    };
-    let train_eval = data.as_ref().map(|d| TrainEvaluator {
-        space: space.as_ref(),
-        train: &d.train,
-        val: &d.val,
-        epochs: a.epochs,
-        batch_size: a.batch,
-        lr: 0.05,
-    });
-    let evaluator: &dyn Evaluator = match (&table, &train_eval) {
-        (Some(t), _) => t,
-        (None, Some(t)) => t,
-        _ => unreachable!(),
     };
     let choices = describe(space.as_ref());
     let setup = Setup {
@@ -82,80 +104,171 @@ fn drive(a: &SearchArgs, run: &RunDir) -> Result<()> {
         seed: a.seed,
         budget: a.budget,
     };
-    let mut strategy = plugin.create(&setup).map_err(|e| anyhow!(e))?;
-    let mut journal = run.journal().map_err(|e| anyhow!(e))?;
-    if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
-        restore(&mut strategy, run, &journal)?;
-        println!("resumed: {} trials already journaled", journal.len());
+    let strategy = plugin.create(&setup).map_err(|e| anyhow!(e))?;
+    Ok(Job::AskTell(Box::new(AskTell {
+        data,
+        table,
+        space,
+        choices,
+        strategy,
+        limits,
+    })))
+}
+
+impl Job<'_> {
+    fn drive(self, a: &SearchArgs, run: &RunDir) -> Result<()> {
+        match self {
+            Job::AskTell(j) => j.drive(a, run),
+            Job::OneShot(plugin, inputs) => crate::oneshot_cmd::drive(a, run, plugin, *inputs),
+        }
     }
-    let bar = ProgressBar::new(a.budget as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials, {msg} eta {eta}")?
+}
+
+impl AskTell {
+    fn drive(self, a: &SearchArgs, run: &RunDir) -> Result<()> {
+        let AskTell {
+            data,
+            table,
+            space,
+            choices,
+            mut strategy,
+            limits,
+        } = self;
+        let train_eval = data.as_ref().map(|d| TrainEvaluator {
+            space: space.as_ref(),
+            train: &d.train,
+            val: &d.val,
+            epochs: a.epochs,
+            batch_size: a.batch,
+            lr: 0.05,
+        });
+        let evaluator: &dyn Evaluator = match (&table, &train_eval) {
+            (Some(t), _) => t,
+            (None, Some(t)) => t,
+            _ => unreachable!(),
+        };
+        let mut journal = run.journal().map_err(|e| anyhow!(e))?;
+        check_journal(a, run, &choices, &journal)?;
+        let mut in_flight = vec![];
+        if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
+            in_flight = restore(&mut strategy, a, run, &choices, &journal)?;
+            println!("resumed: {} trials already journaled", journal.len());
+        }
+        let bar = ProgressBar::new(a.budget as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} trials, {msg} eta {eta}",
+            )?
             .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{} on {}", a.strategy, space.name()));
-    bar.set_position(journal.len() as u64);
-    let limits = run_limits(a)?;
-    let best_msg = |j: &[TrialRecord]| match experiment::best(&candidates(j, &limits)) {
-        Some(b) => format!("best {:.2}%", b.metrics.accuracy * 100.0),
-        None if j.is_empty() => "no trial yet".into(),
-        None => "no trial within the limits yet".into(),
-    };
-    bar.set_message(best_msg(&journal));
-    while journal.len() < a.budget {
-        let want = a.parallel.min(a.budget - journal.len());
-        let mut asked = vec![];
-        for _ in 0..want {
-            match strategy.ask().map_err(|e| anyhow!(e))? {
-                Some(arch) => {
-                    arch::validate(&choices, &arch).map_err(|e| {
-                        anyhow!(
-                            "strategy `{}` proposed an invalid architecture: {e}",
-                            a.strategy
-                        )
-                    })?;
-                    asked.push(arch);
-                }
-                None => break,
-            }
-        }
-        if asked.is_empty() {
-            bar.println("the strategy has nothing more to propose");
-            break;
-        }
-        let first = journal.len();
-        let results = evaluate_all(evaluator, &asked, a.seed, first);
-        for (k, (arch, res)) in asked.into_iter().zip(results).enumerate() {
-            let (metrics, seconds) = res.map_err(|e| anyhow!("trial {}: {e}", first + k))?;
-            let rec = TrialRecord {
-                trial: journal.len(),
-                arch,
-                metrics,
-                seconds,
-            };
-            // Journal first: a trial is never lost once evaluated, and never re-run.
-            run.append(&rec).map_err(|e| anyhow!(e))?;
-            strategy
-                .tell(&rec.arch, &rec.metrics)
-                .map_err(|e| anyhow!(e))?;
-            journal.push(rec);
-        }
-        let state = strategy.save().map_err(|e| anyhow!(e))?;
-        run.save_state(journal.len(), &state)
-            .map_err(|e| anyhow!(e))?;
-        write_best(run, &journal, &limits, evaluator)?;
+        );
+        bar.set_prefix(format!("{} on {}", a.strategy, space.name()));
         bar.set_position(journal.len() as u64);
+        let best_msg = |j: &[TrialRecord]| match experiment::best(&candidates(j, &limits)) {
+            Some(b) => format!("best {:.2}%", b.metrics.accuracy * 100.0),
+            None if j.is_empty() => "no trial yet".into(),
+            None => "no trial within the limits yet".into(),
+        };
         bar.set_message(best_msg(&journal));
+        while journal.len() < a.budget {
+            // A resumed run first evaluates what its last batch asked and did not journal.
+            let asked = if in_flight.is_empty() {
+                let want = a.parallel.min(a.budget - journal.len());
+                ask_batch(&mut strategy, a, &choices, want)?
+            } else {
+                std::mem::take(&mut in_flight)
+            };
+            if asked.is_empty() {
+                bar.println("the strategy has nothing more to propose");
+                break;
+            }
+            let first = journal.len();
+            let results = evaluate_all(evaluator, &asked, a.seed, first);
+            for (k, (arch, res)) in asked.into_iter().zip(results).enumerate() {
+                let (metrics, seconds) = res.map_err(|e| anyhow!("trial {}: {e}", first + k))?;
+                let rec = TrialRecord {
+                    trial: journal.len(),
+                    arch,
+                    metrics,
+                    seconds,
+                };
+                // Journal first: a trial is never lost once evaluated, and never re-run.
+                run.append(&rec).map_err(|e| anyhow!(e))?;
+                strategy
+                    .tell(&rec.arch, &rec.metrics)
+                    .map_err(|e| anyhow!(e))?;
+                journal.push(rec);
+            }
+            let state = strategy.save().map_err(|e| anyhow!(e))?;
+            run.save_state(journal.len(), &state)
+                .map_err(|e| anyhow!(e))?;
+            write_best(run, &journal, &limits, evaluator)?;
+            bar.set_position(journal.len() as u64);
+            bar.set_message(best_msg(&journal));
+        }
+        bar.finish_and_clear();
+        write_best(run, &journal, &limits, evaluator)?;
+        summarize(&journal, &limits, evaluator, run);
+        Ok(())
     }
-    bar.finish_and_clear();
-    write_best(run, &journal, &limits, evaluator)?;
-    summarize(&journal, &limits, evaluator, run);
+}
+
+/// Asks the strategy for up to `want` architectures (fewer when it runs out), each
+/// checked against the space.
+fn ask_batch(
+    s: &mut LoadedStrategy,
+    a: &SearchArgs,
+    choices: &[Choice],
+    want: usize,
+) -> Result<Vec<Architecture>> {
+    let mut asked = vec![];
+    while asked.len() < want {
+        let Some(x) = s.ask().map_err(|e| anyhow!(e))? else {
+            break;
+        };
+        arch::validate(choices, &x).map_err(|e| {
+            anyhow!(
+                "strategy `{}` proposed an invalid architecture: {e}",
+                a.strategy
+            )
+        })?;
+        asked.push(x);
+    }
+    Ok(asked)
+}
+
+/// Checks that every journaled architecture still fits the run's space.
+fn check_journal(
+    a: &SearchArgs,
+    run: &RunDir,
+    choices: &[Choice],
+    journal: &[TrialRecord],
+) -> Result<()> {
+    for r in journal {
+        arch::validate(choices, &r.arch).map_err(|e| {
+            anyhow!(
+                "{}: trial {}: its architecture does not fit the space {}: {e}",
+                run.journal_path().display(),
+                r.trial,
+                a.space.display()
+            )
+        })?;
+    }
     Ok(())
 }
 
-/// Brings a fresh strategy to where the journal ends: its saved state, then the trials
-/// journaled after that state was saved.
-fn restore(s: &mut LoadedStrategy, run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
+/// Brings a fresh strategy to where the journal ends, by the very calls the interrupted
+/// run made: its saved state, then, batch by batch as the loop asked them, the asks of
+/// the trials journaled after that state, each told its journaled result. Returns the
+/// architectures the last of those batches asked that the journal does not hold yet
+/// (the run evaluates them next), so the resumed run proposes what the uninterrupted
+/// one would have.
+fn restore(
+    s: &mut LoadedStrategy,
+    a: &SearchArgs,
+    run: &RunDir,
+    choices: &[Choice],
+    journal: &[TrialRecord],
+) -> Result<Vec<Architecture>> {
     let told = match run.load_state().map_err(|e| anyhow!(e))? {
         Some((told, state)) => {
             s.load(&state).map_err(|e| anyhow!(e))?;
@@ -165,15 +278,41 @@ fn restore(s: &mut LoadedStrategy, run: &RunDir, journal: &[TrialRecord]) -> Res
     };
     if told > journal.len() {
         bail!(
-            "{}: state says {told} trials, the journal has {}",
-            run.path.display(),
+            "{}: the strategy state says {told} trials, the journal {} has {}",
+            run.state_path().display(),
+            run.journal_path().display(),
             journal.len()
         );
     }
-    for r in &journal[told..] {
-        s.tell(&r.arch, &r.metrics).map_err(|e| anyhow!(e))?;
+    let mut at = told;
+    let mut differs = None;
+    let mut in_flight = vec![];
+    while at < journal.len() {
+        let want = a.parallel.min(a.budget.saturating_sub(at)).max(1);
+        let mut asked = ask_batch(s, a, choices, want)?;
+        // A strategy that has run out asked nothing: it is told the rest as they are.
+        let n = match asked.len() {
+            0 => journal.len() - at,
+            k => k.min(journal.len() - at),
+        };
+        for (k, r) in journal[at..at + n].iter().enumerate() {
+            if asked.get(k) != Some(&r.arch) {
+                differs.get_or_insert(r.trial);
+            }
+            s.tell(&r.arch, &r.metrics).map_err(|e| anyhow!(e))?;
+        }
+        at += n;
+        in_flight = asked.split_off(n.min(asked.len()));
     }
-    Ok(())
+    if let Some(t) = differs {
+        eprintln!(
+            "note: the restored strategy `{}` proposed another architecture than trial {t} \
+             of {}; it was told the journaled trials, and the run goes on from them",
+            a.strategy,
+            run.journal_path().display()
+        );
+    }
+    Ok(in_flight)
 }
 
 /// Evaluates architectures concurrently, one thread each.
@@ -201,7 +340,6 @@ fn evaluate_all(
             .collect()
     })
 }
-
 fn write_best(run: &RunDir, j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator) -> Result<()> {
     if let Ok(b) = best_of(j, limits) {
         let v = serde_json::json!({

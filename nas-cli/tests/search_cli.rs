@@ -86,7 +86,8 @@ fn plugins_lists_good_ones_and_explains_broken_ones() {
     let v = nas_strategies::abi::ABI_VERSION;
     let stale = format!("plugin ABI version {}, this host speaks version {v}", v - 1);
     assert!(
-        out.lines().any(|l| l.contains("libnas_strategy_old_abi.so") && l.contains(&stale)),
+        out.lines()
+            .any(|l| l.contains("libnas_strategy_old_abi.so") && l.contains(&stale)),
         "stale ABI not explained: {out}"
     );
     assert!(
@@ -257,11 +258,18 @@ fn a_killed_search_resumes_without_losing_or_repeating_trials() {
 fn hard_limits_hold_in_everything_a_run_returns() {
     let dir = out_dir("limits");
     let limit = 400_000.0;
-    let cfg = format!(
-        r#"{{"objectives": ["accuracy", "params"], "limits": {{"params": {limit}}}}}"#
-    );
+    let cfg =
+        format!(r#"{{"objectives": ["accuracy", "params"], "limits": {{"params": {limit}}}}}"#);
     let (ok, out, err) = run(nas()
-        .args(["search", "--space", "nb201", "--strategy", "evolution", "--budget", "150"])
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "evolution",
+            "--budget",
+            "150",
+        ])
         .args(["--config", &cfg, "--out"])
         .arg(&dir));
     assert!(ok, "{out}\n{err}");
@@ -273,11 +281,17 @@ fn hard_limits_hold_in_everything_a_run_returns() {
             v["metrics"]["params"].as_f64().unwrap() > limit
         })
         .count();
-    assert!(over > 0, "the run never proposed an infeasible architecture, so it tests nothing");
+    assert!(
+        over > 0,
+        "the run never proposed an infeasible architecture, so it tests nothing"
+    );
 
     let best: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("best.json")).unwrap()).unwrap();
-    assert!(best["metrics"]["params"].as_f64().unwrap() <= limit, "{best}");
+    assert!(
+        best["metrics"]["params"].as_f64().unwrap() <= limit,
+        "{best}"
+    );
 
     let (ok, out, err) = run(nas().arg("export").arg(&dir));
     assert!(ok, "{out}\n{err}");
@@ -287,7 +301,11 @@ fn hard_limits_hold_in_everything_a_run_returns() {
     let mut seen = std::collections::HashSet::new();
     for m in &front {
         assert!(m["metrics"]["params"].as_f64().unwrap() <= limit, "{m}");
-        assert!(seen.insert(m["arch"].to_string()), "listed twice: {}", m["arch"]);
+        assert!(
+            seen.insert(m["arch"].to_string()),
+            "listed twice: {}",
+            m["arch"]
+        );
     }
     let (ok, out, err) = run(nas().arg("report").arg(&dir));
     assert!(ok, "{out}\n{err}");
@@ -296,7 +314,15 @@ fn hard_limits_hold_in_everything_a_run_returns() {
     // A limit no architecture meets: nothing to return, and the commands say why.
     let none = out_dir("limits-none");
     let (ok, out, err) = run(nas()
-        .args(["search", "--space", "nb201", "--strategy", "random", "--budget", "5"])
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "random",
+            "--budget",
+            "5",
+        ])
         .args(["--config", r#"{"max_params": 10}"#, "--out"])
         .arg(&none));
     assert!(ok, "{out}\n{err}");
@@ -305,7 +331,10 @@ fn hard_limits_hold_in_everything_a_run_returns() {
     for cmd in ["export", "retrain", "report"] {
         let (ok, out, err) = run(nas().arg(cmd).arg(&none));
         assert!(!ok, "{cmd}: {out}");
-        assert!(err.contains("none of the run's 5 trials is within the limits"), "{cmd}: {err}");
+        assert!(
+            err.contains("none of the run's 5 trials is within the limits"),
+            "{cmd}: {err}"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&none).ok();
@@ -343,7 +372,10 @@ fn learning_strategies_beat_random_search_on_nas_bench_201() {
         let (mean, sd) = row(s);
         let se = ((sd * sd + random_sd * random_sd) / 100.0).sqrt();
         if s == "qlearning" || s == "pnas" {
-            assert!(mean > random - 2.0 * se, "{s}: {mean:.2} below random {random:.2}");
+            assert!(
+                mean > random - 2.0 * se,
+                "{s}: {mean:.2} below random {random:.2}"
+            );
         } else {
             assert!(
                 mean > random + 2.0 * se,
@@ -352,4 +384,321 @@ fn learning_strategies_beat_random_search_on_nas_bench_201() {
             );
         }
     }
+}
+
+/// A quick search on the NAS-Bench-201 table into `d`, with extra arguments.
+fn table_search(d: &Path, extra: &[&str]) -> (bool, String, String) {
+    run(nas()
+        .args(["search", "--space", "nb201"])
+        .args(extra)
+        .arg("--out")
+        .arg(d))
+}
+
+/// `nas export`, `nas report` and `nas retrain` only read a run. A byte that is not UTF-8
+/// inside an op name of the journal's first line is an error naming the file and the
+/// line, and the journal is left as it was; a torn last line is left out of what they
+/// read, and only `nas resume` cuts it, keeping a copy of what it cut.
+#[test]
+fn read_only_commands_never_write_the_journal() {
+    let d = out_dir("read-only");
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "5"]);
+    assert!(ok, "{out}\n{err}");
+    let path = d.join("journal.jsonl");
+    let good = std::fs::read(&path).unwrap();
+    let line1 = good.iter().position(|&b| b == b'\n').unwrap();
+    let arch = good.windows(6).position(|w| w == b"\"arch\"").unwrap();
+    let op = arch + good[arch..line1].iter().position(|&b| b == b'_').unwrap();
+    let mut bad = good.clone();
+    bad[op] = 0xFF;
+    std::fs::write(&path, &bad).unwrap();
+    for cmd in ["export", "report", "retrain"] {
+        let (ok, out, err) = run(nas().arg(cmd).arg(&d));
+        assert!(!ok, "{cmd} read a corrupt journal: {out}");
+        assert!(
+            err.contains("journal.jsonl") && err.contains("line 1"),
+            "{cmd}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bad,
+            "{cmd} wrote the journal"
+        );
+    }
+
+    let tail = b"{\"trial\": 5, \"arch\": {\"";
+    let mut torn = good.clone();
+    torn.extend_from_slice(tail);
+    std::fs::write(&path, &torn).unwrap();
+    for cmd in ["export", "report"] {
+        let (ok, out, err) = run(nas().arg(cmd).arg(&d));
+        assert!(ok, "{cmd}: {out}\n{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            torn,
+            "{cmd} wrote the journal"
+        );
+    }
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        format!("{out}{err}").contains("journal.jsonl.cut-1"),
+        "{out}\n{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    assert_eq!(std::fs::read(d.join("journal.jsonl.cut-1")).unwrap(), tail);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A run directory has one writer: `nas resume` beside a running search is refused with
+/// the pid of the search, and of two searches started at once into one directory, one
+/// runs and the other is refused cleanly.
+#[test]
+fn a_run_directory_has_one_writer() {
+    let d = out_dir("one-writer");
+    let mut child = nas()
+        .args([
+            "--threads",
+            "1",
+            "search",
+            "--space",
+            "seed-net",
+            "--strategy",
+            "random",
+        ])
+        .args([
+            "--evaluator",
+            "train",
+            "--limit",
+            "512",
+            "--val",
+            "256",
+            "--budget",
+            "50",
+        ])
+        .arg("--out")
+        .arg(&d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !d.join("journal.jsonl").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the search never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    let pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!ok, "resume ran beside a running search: {out}");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+
+    let d = out_dir("same-instant");
+    let spawn = || {
+        nas()
+            .args([
+                "search",
+                "--space",
+                "nb201",
+                "--strategy",
+                "random",
+                "--budget",
+                "300",
+            ])
+            .arg("--out")
+            .arg(&d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let errs: Vec<String> = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert_eq!(
+        outs.iter().filter(|o| o.status.success()).count(),
+        1,
+        "{errs:?}"
+    );
+    let loser = outs.iter().position(|o| !o.status.success()).unwrap();
+    assert!(
+        errs[loser].contains("is writing this run") || errs[loser].contains("already holds a run"),
+        "{}",
+        errs[loser]
+    );
+    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
+    for (i, l) in journal.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["trial"], i);
+    }
+    assert_eq!(journal.lines().count(), 300);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A search that fails on its inputs (strategy, table, data, config) leaves no run
+/// behind, so the corrected command runs.
+#[test]
+fn a_failed_search_leaves_no_run_behind() {
+    let d = out_dir("mistake");
+    for bad in [
+        &["--strategy", "no-such"][..],
+        &["--strategy", "random", "--table", "no/such/table.csv"],
+        &[
+            "--strategy",
+            "random",
+            "--evaluator",
+            "train",
+            "--data",
+            "no/such/data",
+        ],
+        &["--strategy", "random", "--config", "{not json"],
+        &["--strategy", "evolution", "--config", r#"{"sample": 0}"#],
+        &["--strategy", "gdas", "--data", "no/such/data"],
+        &[
+            "--strategy",
+            "darts",
+            "--limit",
+            "640",
+            "--val",
+            "640",
+            "--config",
+            r#"{"order": 3}"#,
+        ],
+    ] {
+        let (ok, out, _) = table_search(&d, &[bad, &["--budget", "3"]].concat());
+        assert!(!ok, "{bad:?}: {out}");
+        for f in ["config.json", "journal.jsonl"] {
+            assert!(!d.join(f).exists(), "{bad:?} left {f} behind");
+        }
+    }
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "3"]);
+    assert!(ok, "{out}\n{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A one-shot run killed after journaling its export but before writing `best.json`
+/// gets it from `nas resume`.
+#[test]
+fn resume_finishes_a_one_shot_run() {
+    let d = out_dir("oneshot-best");
+    let (ok, out, err) = run(nas()
+        .args([
+            "--threads",
+            "2",
+            "search",
+            "--space",
+            "seed-net",
+            "--strategy",
+            "gdas",
+        ])
+        .args(["--epochs", "1", "--limit", "640", "--val", "640", "--out"])
+        .arg(&d));
+    assert!(ok, "{out}\n{err}");
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("best.json")).unwrap()).unwrap();
+    std::fs::remove_file(d.join("best.json")).unwrap();
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("already finished"), "{out}");
+    let again: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("best.json")).expect("resume must write best.json"),
+    )
+    .unwrap();
+    assert_eq!(again["arch"], best["arch"]);
+    assert_eq!(again["trial"], best["trial"]);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The journal's trials, without their timings (which differ from run to run).
+fn trials(d: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(d.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+/// A search killed after journaling a trial but before saving the strategy's state (in
+/// the middle of a batch of parallel trials, or before the first save) resumes to the
+/// very run an uninterrupted search makes: the kill is simulated by cutting the journal
+/// back and rolling the state back to before the trials kept.
+#[test]
+fn a_resumed_search_proposes_what_the_uninterrupted_one_did() {
+    let args = [
+        "--strategy",
+        "evolution",
+        "--config",
+        r#"{"population": 4, "sample": 2}"#,
+        "--parallel",
+        "3",
+        "--budget",
+        "15",
+    ];
+    let whole = out_dir("uninterrupted");
+    let (ok, out, err) = table_search(&whole, &args);
+    assert!(ok, "{out}\n{err}");
+    let reference = trials(&whole);
+    assert_eq!(reference.len(), 15);
+    for keep in [2, 7] {
+        let d = out_dir(&format!("rolled-back-{keep}"));
+        let (ok, out, err) = table_search(&d, &args);
+        assert!(ok, "{out}\n{err}");
+        let text = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
+        let kept: String = text.lines().take(keep).map(|l| format!("{l}\n")).collect();
+        std::fs::write(d.join("journal.jsonl"), kept).unwrap();
+        std::fs::remove_file(d.join("strategy_state.json")).unwrap();
+        std::fs::remove_file(d.join("best.json")).unwrap();
+        let (ok, out, err) = run(nas().arg("resume").arg(&d));
+        assert!(ok, "{out}\n{err}");
+        assert_eq!(trials(&d), reference, "resumed after {keep} trials");
+        std::fs::remove_dir_all(&d).ok();
+    }
+    // A state saved after the batch of trials 3..6, and trial 6 journaled after it: the
+    // run stopped at a budget of 6 and given a budget of 15 is that run.
+    let d = out_dir("state-behind");
+    let short: Vec<&str> = args[..args.len() - 1]
+        .iter()
+        .copied()
+        .chain(["6"])
+        .collect();
+    let (ok, out, err) = table_search(&d, &short);
+    assert!(ok, "{out}\n{err}");
+    let config = d.join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    c["budget"] = 15.into();
+    std::fs::write(&config, c.to_string()).unwrap();
+    let line6 = std::fs::read_to_string(whole.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .nth(6)
+        .unwrap()
+        .to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("journal.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{line6}\n").as_bytes()).unwrap();
+    drop(f);
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        trials(&d),
+        reference,
+        "resumed with the state one trial behind"
+    );
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::remove_dir_all(&whole).ok();
 }

@@ -7,7 +7,7 @@ use crate::space::Architecture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One finished trial, as journaled.
@@ -19,9 +19,147 @@ pub struct TrialRecord {
     pub seconds: f64,
 }
 
-/// A run's directory.
+/// How a journal ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JournalTail {
+    /// Its last line ends with a newline (or it is empty).
+    Clean,
+    /// Its last record is whole but the newline after it was not written.
+    NoNewline,
+    /// Its last line (1-based `line`) was cut short, by a kill during its write; its
+    /// bytes start at byte `at`.
+    Torn { line: usize, at: u64 },
+}
+
+/// A journal as read: its trials, in order, and how it ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Journal {
+    pub trials: Vec<TrialRecord>,
+    pub tail: JournalTail,
+}
+
+/// Reads a journal's bytes (of the file `path`, named in errors). Every line but the last
+/// must be a trial record, numbered 0, 1, 2, ... in order; a last line without its
+/// newline that is not a whole record is a torn write, reported in `tail`, not an error.
+pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
+    let mut trials: Vec<TrialRecord> = vec![];
+    let mut tail = JournalTail::Clean;
+    let mut at = 0usize;
+    let mut line = 0usize;
+    while at < bytes.len() {
+        line += 1;
+        let (text, next, ended) = match bytes[at..].iter().position(|&b| b == b'\n') {
+            Some(n) => (&bytes[at..at + n], at + n + 1, true),
+            None => (&bytes[at..], bytes.len(), false),
+        };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            at = next;
+            continue;
+        }
+        match parse_record(text) {
+            Ok(r) => {
+                if r.trial != trials.len() {
+                    return Err(format!(
+                        "{}: line {line}: trial {} where trial {} was due (trial numbers run \
+                         0, 1, 2, ... in order; did two processes write this run?)",
+                        path.display(),
+                        r.trial,
+                        trials.len()
+                    ));
+                }
+                trials.push(r);
+                if !ended {
+                    tail = JournalTail::NoNewline;
+                }
+            }
+            Err(_) if !ended => {
+                tail = JournalTail::Torn {
+                    line,
+                    at: at as u64,
+                };
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{}: line {line}: not a trial record: {e}; repair or remove that line",
+                    path.display()
+                ))
+            }
+        }
+        at = next;
+    }
+    Ok(Journal { trials, tail })
+}
+
+/// One journal line as a trial record, from its bytes (never a lossy conversion).
+fn parse_record(text: &[u8]) -> Result<TrialRecord, String> {
+    let s = std::str::from_utf8(text).map_err(|e| {
+        let i = e.valid_up_to();
+        format!("byte 0x{:02X} at column {} is not UTF-8", text[i], i + 1)
+    })?;
+    serde_json::from_str(s).map_err(|e| e.to_string())
+}
+
+/// The lock that makes one process at a time the writer of a run directory: an OS lock
+/// on the directory's `run.lock` (holding the writer's pid), released when dropped or
+/// when the process ends, however it ends.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock of the run directory `dir` (which must exist), or says which
+    /// process holds it.
+    pub fn take(dir: &Path) -> Result<RunLock, String> {
+        let p = dir.join("run.lock");
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "{}: another nas process ({}) is writing this run; wait for it to end \
+                     or stop it",
+                    dir.display(),
+                    lock_holder(&p)
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("{}: cannot lock: {e}", p.display()))
+            }
+        }
+        let pid = format!("{}\n", std::process::id());
+        f.set_len(0)
+            .and_then(|_| f.write_all(pid.as_bytes()))
+            .and_then(|_| f.sync_data())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(RunLock { _file: f })
+    }
+}
+
+/// The holder of a lock file, as its pid (which the holder writes just after locking).
+fn lock_holder(p: &Path) -> String {
+    for _ in 0..50 {
+        let pid = std::fs::read_to_string(p).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<u32>() {
+            return format!("pid {pid}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    "pid unknown".into()
+}
+
+/// A run's directory. Opened to read ([`RunDir::open`]) it is never written; created or
+/// opened to write ([`RunDir::create`], [`RunDir::open_to_write`]) it holds the run's
+/// lock, so one process at a time writes it.
 pub struct RunDir {
     pub path: PathBuf,
+    lock: Option<RunLock>,
 }
 
 impl RunDir {
@@ -38,10 +176,13 @@ impl RunDir {
         self.path.join("best.json")
     }
 
-    /// Creates a new run directory (refusing one that already holds a journal).
+    /// Creates a new run directory and takes its lock (refusing a directory that
+    /// already holds a journal, or that another process is writing).
     pub fn create(path: &Path, config: &Value) -> Result<RunDir, String> {
+        std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let d = RunDir {
             path: path.to_path_buf(),
+            lock: Some(RunLock::take(path)?),
         };
         if d.journal_path().exists() {
             return Err(format!(
@@ -50,7 +191,6 @@ impl RunDir {
                 path.display()
             ));
         }
-        std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
         write_atomic(
             &d.config_path(),
             &serde_json::to_vec_pretty(config).unwrap(),
@@ -60,10 +200,11 @@ impl RunDir {
         Ok(d)
     }
 
-    /// Opens an existing run directory.
+    /// Opens an existing run directory to read it.
     pub fn open(path: &Path) -> Result<RunDir, String> {
         let d = RunDir {
             path: path.to_path_buf(),
+            lock: None,
         };
         if !d.config_path().exists() {
             return Err(format!(
@@ -74,60 +215,121 @@ impl RunDir {
         Ok(d)
     }
 
+    /// Opens an existing run directory to continue it, taking its lock.
+    pub fn open_to_write(path: &Path) -> Result<RunDir, String> {
+        let mut d = RunDir::open(path)?;
+        d.lock = Some(RunLock::take(path)?);
+        Ok(d)
+    }
+
+    /// Removes what [`RunDir::create`] made, when nothing has been recorded since (the
+    /// journal is empty and nothing else is in the directory), so a search that failed
+    /// before its first trial leaves no run behind. Returns whether it did.
+    pub fn discard_if_empty(self) -> bool {
+        let ours = ["config.json", "journal.jsonl", "run.lock"];
+        let only_ours = std::fs::read_dir(&self.path).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| ours.contains(&e.file_name().to_string_lossy().as_ref()))
+        });
+        let empty = std::fs::metadata(self.journal_path()).is_ok_and(|m| m.len() == 0);
+        if self.lock.is_none() || !only_ours || !empty {
+            return false;
+        }
+        for f in ours {
+            let _ = std::fs::remove_file(self.path.join(f));
+        }
+        let _ = std::fs::remove_dir(&self.path);
+        true
+    }
+
+    fn writable(&self) -> Result<(), String> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{}: opened to read, not to write",
+                self.path.display()
+            )),
+        }
+    }
+
     pub fn config(&self) -> Result<Value, String> {
         let p = self.config_path();
         let t = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))
     }
 
-    /// Every complete journaled trial. A last line cut short by a kill is dropped (and
-    /// cut from the file, so later appends start on a fresh line); any other bad line is
-    /// an error naming it.
-    pub fn journal(&self) -> Result<Vec<TrialRecord>, String> {
+    /// The journal as it is on disk (read only): its complete trials and how it ends.
+    /// A corrupt line before the last, or trials out of order, is an error naming the
+    /// file and the line.
+    pub fn read_journal(&self) -> Result<Journal, String> {
         let p = self.journal_path();
-        let f = match File::open(&p) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(format!("{}: {e}", p.display())),
-        };
-        let mut out = vec![];
-        let mut good_bytes = 0u64;
-        let lines: Vec<String> = BufReader::new(f)
-            .split(b'\n')
-            .map(|l| l.map(|b| String::from_utf8_lossy(&b).into_owned()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        let total = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        for (i, line) in lines.iter().enumerate() {
-            let complete = good_bytes + line.len() as u64 + 1 <= total;
-            if line.trim().is_empty() {
-                good_bytes += line.len() as u64 + 1;
-                continue;
+        match std::fs::read(&p) {
+            Ok(bytes) => parse_journal(&p, &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Journal {
+                trials: vec![],
+                tail: JournalTail::Clean,
+            }),
+            Err(e) => Err(format!("{}: {e}", p.display())),
+        }
+    }
+
+    /// Every complete journaled trial (see [`RunDir::read_journal`]); a last line cut
+    /// short by a kill is left out, and left in the file.
+    pub fn journal(&self) -> Result<Vec<TrialRecord>, String> {
+        self.read_journal().map(|j| j.trials)
+    }
+
+    /// Makes the journal end on a whole line, so appends start on a fresh one: a last
+    /// line cut short by a kill is moved to `journal.jsonl.cut-<n>` (the first free n)
+    /// and cut from the journal; a missing last newline is added. Returns what it did,
+    /// for the user, or `None` when the journal was whole. Only a writer repairs.
+    pub fn repair_journal(&self) -> Result<Option<String>, String> {
+        self.writable()?;
+        let p = self.journal_path();
+        match self.read_journal()?.tail {
+            JournalTail::Clean => Ok(None),
+            JournalTail::NoNewline => {
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .open(&p)
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                f.write_all(b"\n")
+                    .and_then(|_| f.sync_data())
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                Ok(Some(format!(
+                    "{}: added the newline missing after the last trial",
+                    p.display()
+                )))
             }
-            match serde_json::from_str::<TrialRecord>(line) {
-                Ok(r) if complete => {
-                    good_bytes += line.len() as u64 + 1;
-                    out.push(r);
-                }
-                _ if i + 1 == lines.len() || !complete => {
-                    // Torn final write: drop it.
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(&p)
-                        .map_err(|e| e.to_string())?;
-                    f.set_len(good_bytes)
-                        .map_err(|e| format!("{}: {e}", p.display()))?;
-                    break;
-                }
-                Err(e) => return Err(format!("{}: line {}: {e}", p.display(), i + 1)),
-                Ok(_) => unreachable!(),
+            JournalTail::Torn { line, at } => {
+                let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let cut = (1..)
+                    .map(|n| self.path.join(format!("journal.jsonl.cut-{n}")))
+                    .find(|c| !c.exists())
+                    .unwrap();
+                write_atomic(&cut, &bytes[at as usize..])?;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                f.set_len(at)
+                    .and_then(|_| f.sync_data())
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                Ok(Some(format!(
+                    "{}: line {line} was cut short (the run was killed while writing it); \
+                     moved its {} bytes to {} and cut them from the journal",
+                    p.display(),
+                    bytes.len() as u64 - at,
+                    cut.display()
+                )))
             }
         }
-        Ok(out)
     }
 
     /// Appends one trial and flushes it to disk before returning.
     pub fn append(&self, r: &TrialRecord) -> Result<(), String> {
+        self.writable()?;
         let p = self.journal_path();
         let mut f = OpenOptions::new()
             .append(true)
@@ -143,6 +345,7 @@ impl RunDir {
 
     /// The strategy state saved after `told` trials had been told to it.
     pub fn save_state(&self, told: usize, state: &Value) -> Result<(), String> {
+        self.writable()?;
         let v = serde_json::json!({ "told": told, "strategy": state });
         write_atomic(&self.state_path(), &serde_json::to_vec(&v).unwrap())
     }
@@ -354,10 +557,86 @@ mod tests {
         drop(f);
         let j = d.journal().unwrap();
         assert_eq!(j.len(), 2);
+        let msg = d.repair_journal().unwrap().unwrap();
+        let cut = dir.join("journal.jsonl.cut-1");
+        assert!(msg.contains(&cut.display().to_string()), "{msg}");
+        assert_eq!(std::fs::read(&cut).unwrap(), b"{\"trial\": 2, \"arch\": {");
+        assert_eq!(d.repair_journal().unwrap(), None);
         d.append(&rec(2, 0.7, 5.0)).unwrap();
         let j = d.journal().unwrap();
         assert_eq!(j.iter().map(|r| r.trial).collect::<Vec<_>>(), [0, 1, 2]);
-        assert!(RunDir::create(&dir, &serde_json::json!({})).is_err());
+        drop(d);
+        let e = RunDir::create(&dir, &serde_json::json!({})).err().unwrap();
+        assert!(e.contains("already holds a run"), "{e}");
+        // Only a writer repairs or appends.
+        let r = RunDir::open(&dir).unwrap();
+        assert!(r.append(&rec(3, 0.7, 5.0)).is_err());
+        assert!(r.repair_journal().is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn temp_run(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nas-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// A byte that is not UTF-8 inside a middle line is an error naming the file and
+    /// the line, and reading never writes the journal (only `nas resume` repairs it).
+    #[test]
+    fn reading_a_journal_never_writes_it() {
+        let dir = temp_run("journal-read-only");
+        let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+        for i in 0..3 {
+            let mut r = rec(i, 0.5, 10.0);
+            r.arch = arch(i as i64);
+            r.arch.insert("name".into(), serde_json::json!("conv_3x3"));
+            d.append(&r).unwrap();
+        }
+        let good = std::fs::read(d.journal_path()).unwrap();
+        let mut bad = good.clone();
+        let at = bad.windows(4).position(|w| w == b"conv").unwrap();
+        bad[at + 1] = 0xFF;
+        std::fs::write(d.journal_path(), &bad).unwrap();
+        let e = d.journal().unwrap_err();
+        assert!(e.contains("journal.jsonl") && e.contains("line 1"), "{e}");
+        assert!(e.contains("0xFF") || e.contains("UTF-8"), "{e}");
+        assert_eq!(std::fs::read(d.journal_path()).unwrap(), bad);
+        // A torn last line is left out of what a reader sees, and left in the file.
+        let mut torn = good.clone();
+        torn.extend_from_slice(b"{\"trial\": 3, \"arch\": {");
+        std::fs::write(d.journal_path(), &torn).unwrap();
+        assert_eq!(d.journal().unwrap().len(), 3);
+        assert_eq!(std::fs::read(d.journal_path()).unwrap(), torn);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn trial_numbers_must_run_in_order() {
+        let dir = temp_run("journal-numbers");
+        let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+        d.append(&rec(0, 0.5, 10.0)).unwrap();
+        d.append(&rec(0, 0.6, 10.0)).unwrap();
+        let e = d.journal().unwrap_err();
+        assert!(e.contains("journal.jsonl") && e.contains("line 2"), "{e}");
+        assert!(e.contains("trial 0") && e.contains("trial 1"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A run directory has one writer at a time; a second is told who holds it.
+    #[test]
+    fn a_second_writer_is_refused_with_the_holders_pid() {
+        let dir = temp_run("journal-lock");
+        let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+        let e = RunDir::create(&dir, &serde_json::json!({}))
+            .err()
+            .expect("a second writer must be refused");
+        let pid = format!("pid {}", std::process::id());
+        assert!(
+            e.contains(&pid) && e.contains(&dir.display().to_string()),
+            "{e}"
+        );
+        drop(d);
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -428,7 +707,10 @@ mod tests {
     fn bad_limits_name_the_field() {
         for (cfg, want) in [
             (serde_json::json!({"limits": {"flops": 3}}), "`flops`"),
-            (serde_json::json!({"limits": {"params": "big"}}), "limits.params"),
+            (
+                serde_json::json!({"limits": {"params": "big"}}),
+                "limits.params",
+            ),
             (serde_json::json!({"limits": [1]}), "`limits`"),
             (serde_json::json!({"max_macs": -1}), "max_macs"),
         ] {
