@@ -3,7 +3,7 @@
 use crate::search_args::trial_seed;
 use anyhow::{anyhow, Result};
 use clap::Args;
-use nas_cli::host::{discover, search_dirs};
+use nas_cli::host::{discover, discover_all, search_dirs};
 use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
@@ -41,7 +41,14 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         },
     );
     let choices = describe(space.as_ref());
-    let found = discover(&search_dirs(&a.plugin_dir));
+    // Every plugin only when none is named: a damaged library of a strategy that is not
+    // benchmarked is never loaded.
+    let dirs = search_dirs(&a.plugin_dir);
+    let found = if a.strategies.is_empty() {
+        discover_all(&dirs)
+    } else {
+        discover(&dirs)
+    };
     let names: Vec<String> = if a.strategies.is_empty() {
         found
             .plugins

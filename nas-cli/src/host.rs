@@ -1,14 +1,19 @@
 //! The host side of the boundary: finds plugin libraries, checks them, and wraps a
 //! loaded strategy in a safe handle. Libraries are loaded once and never unloaded.
 
+use libloading::Library;
 use nas_strategies::abi::{self, PluginBuf, PluginTable};
 use nas_strategies::oneshot::{OneShotSetup, SupernetHost};
 use nas_strategies::oneshot_abi::OneShotTable;
 use nas_strategies::{Architecture, Metrics, Setup};
-use libloading::Library;
 use std::ffi::CStr;
 use std::os::raw::c_void;
 use std::path::{Path, PathBuf};
+
+/// The symbol every plugin exports first: its ABI version.
+const ABI_SYMBOL: &str = "nas_plugin_abi_version";
+/// The entry-point tables; a plugin exports one of them.
+const TABLE_SYMBOLS: [&str; 2] = ["nas_plugin_table", "nas_plugin_one_shot_table"];
 
 /// A loaded, checked plugin library.
 #[derive(Clone)]
@@ -49,8 +54,18 @@ impl Plugin {
     }
 
     /// Loads one library and checks its ABI version before touching anything else.
+    /// The file is checked first ([`crate::elf`]): a truncated or damaged library is
+    /// refused with what is wrong instead of crashing the host inside the loader.
     pub fn load(path: &Path) -> Result<Plugin, String> {
         let at = path.display();
+        // The entry-point tables the file exports (all that may be, where it is not ELF).
+        let tables: Vec<String> = if crate::elf::platform_uses_elf() {
+            crate::elf::check_file(path, &[ABI_SYMBOL], &TABLE_SYMBOLS)
+                .map_err(|e| format!("{at}: cannot load: {e}"))?
+        } else {
+            TABLE_SYMBOLS.iter().map(|t| t.to_string()).collect()
+        };
+        let exports = |t: &str| tables.iter().any(|x| x == t);
         // SAFETY: loading runs the library's initialisers. We only load files the user
         // pointed us at (plugin directories), as any plugin host must.
         let lib = unsafe { Library::new(path) }.map_err(|e| format!("{at}: cannot load: {e}"))?;
@@ -77,8 +92,13 @@ impl Plugin {
             Ok(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
         };
         // SAFETY: as above; the ABI version matched, so the tables have these layouts.
+        // Only a table the file's symbol table holds, soundly, is looked up.
         let ask_tell: Option<libloading::Symbol<extern "C" fn() -> *const PluginTable>> =
-            unsafe { lib.get(b"nas_plugin_table\0") }.ok();
+            if exports(TABLE_SYMBOLS[0]) {
+                unsafe { lib.get(b"nas_plugin_table\0") }.ok()
+            } else {
+                None
+            };
         if let Some(table) = ask_tell {
             let t = table();
             if t.is_null() {
@@ -94,11 +114,14 @@ impl Plugin {
                 table: Table::AskTell(table),
             });
         }
+        let missing =
+            || format!("{at}: missing symbol `nas_plugin_table` or `nas_plugin_one_shot_table`");
+        if !exports(TABLE_SYMBOLS[1]) {
+            return Err(missing());
+        }
         // SAFETY: as above.
         let one_shot: libloading::Symbol<extern "C" fn() -> *const OneShotTable> =
-            unsafe { lib.get(b"nas_plugin_one_shot_table\0") }.map_err(|_| {
-                format!("{at}: missing symbol `nas_plugin_table` or `nas_plugin_one_shot_table`")
-            })?;
+            unsafe { lib.get(b"nas_plugin_one_shot_table\0") }.map_err(|_| missing())?;
         let t = one_shot();
         if t.is_null() {
             return Err(format!("{at}: `nas_plugin_one_shot_table` returned null"));
@@ -133,7 +156,9 @@ impl Plugin {
         host: &mut dyn SupernetHost,
     ) -> Result<Architecture, String> {
         match self.table {
-            Table::OneShot(t) => nas_strategies::oneshot_abi::run_plugin(t, &self.name, setup, host),
+            Table::OneShot(t) => {
+                nas_strategies::oneshot_abi::run_plugin(t, &self.name, setup, host)
+            }
             Table::AskTell(_) => Err(format!(
                 "plugin `{}` is an ask/tell strategy, not a one-shot one",
                 self.name
@@ -263,31 +288,36 @@ impl Drop for LoadedStrategy {
     }
 }
 
-/// What discovery found: the plugins that loaded, and why the others did not.
+/// Where plugins are looked for, and what was loaded from there. [`discover`] loads
+/// nothing until a strategy is asked for by name ([`Discovery::get`]);
+/// [`discover_all`] checks and loads every library (for listings).
 #[derive(Debug, Default)]
 pub struct Discovery {
+    pub dirs: Vec<PathBuf>,
+    /// Every plugin that loaded (filled by [`discover_all`]).
     pub plugins: Vec<Plugin>,
+    /// Libraries that were refused, and why (filled by [`discover_all`]).
     pub rejected: Vec<(PathBuf, String)>,
+    /// Strategies loaded by name; never unloaded, like their libraries.
+    named: std::sync::Mutex<Vec<&'static Plugin>>,
 }
 
 impl Discovery {
-    /// The plugin named `name`, or an error listing what there is.
+    /// The plugin named `name`: loaded from its own library file only
+    /// (`libnas_strategy_<name>.so`, see [`find`]), so a damaged library of another
+    /// strategy is never touched; or an error naming the file and what is wrong, or
+    /// listing what there is.
     pub fn get(&self, name: &str) -> Result<&Plugin, String> {
-        self.plugins.iter().find(|p| p.name == name).ok_or_else(|| {
-            let have: Vec<&str> = self.plugins.iter().map(|p| p.name.as_str()).collect();
-            let mut msg = format!(
-                "no strategy plugin named `{name}` (found: {})",
-                have.join(", ")
-            );
-            for (p, why) in &self.rejected {
-                if p.file_name()
-                    .is_some_and(|f| f.to_string_lossy().contains(name))
-                {
-                    msg += &format!("; {why}");
-                }
-            }
-            msg
-        })
+        if let Some(p) = self.plugins.iter().find(|p| p.name == name) {
+            return Ok(p);
+        }
+        let mut named = self.named.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = named.iter().find(|p| p.name == name) {
+            return Ok(*p);
+        }
+        let p: &'static Plugin = Box::leak(Box::new(find(&self.dirs, name)?));
+        named.push(p);
+        Ok(p)
     }
 }
 
@@ -297,9 +327,89 @@ fn is_library(p: &Path) -> bool {
     ext == std::env::consts::DLL_EXTENSION
 }
 
-/// Loads every library in `dirs` (in order; the first plugin of a name wins).
+/// The start of a strategy library's file name, after the platform's prefix.
+const FILE_STEM: &str = "nas_strategy_";
+
+/// The file name of strategy `name`'s library (`libnas_strategy_<name>.so` on Linux; a
+/// `-` in the name is a `_` in the file, as cargo names a crate's library), or None for
+/// a name that could not be a file name.
+pub fn library_file(name: &str) -> Option<String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    Some(format!(
+        "{}{FILE_STEM}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+/// The strategy name a library file's name promises, if it follows the naming rule.
+fn named_strategy(p: &Path) -> Option<String> {
+    let f = p.file_name()?.to_str()?;
+    let stem = f
+        .strip_prefix(std::env::consts::DLL_PREFIX)?
+        .strip_suffix(std::env::consts::DLL_SUFFIX)?;
+    stem.strip_prefix(FILE_STEM).map(str::to_string)
+}
+
+/// Loads the strategy `name` and only it: the first `libnas_strategy_<name>.so` in
+/// `dirs` (in order), so a damaged library of another strategy beside it is never
+/// touched. The library must declare the strategy it is named for.
+pub fn find(dirs: &[PathBuf], name: &str) -> Result<Plugin, String> {
+    let file = library_file(name).ok_or_else(|| {
+        format!("`{name}` is not a strategy name (letters, digits, `_` and `-` only)")
+    })?;
+    if let Some(path) = dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()) {
+        let p = Plugin::load(&path)?;
+        if p.name.replace('-', "_") != name.replace('-', "_") {
+            return Err(format!(
+                "{}: declares strategy `{}`, not `{name}` (a strategy's library is named \
+                 {file})",
+                path.display(),
+                p.name
+            ));
+        }
+        return Ok(p);
+    }
+    // What there is, by file name (nothing else is loaded).
+    let mut have: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|e| e.filter_map(|e| e.ok()).map(|e| e.path()))
+        .filter(|p| is_library(p))
+        .filter_map(|p| named_strategy(&p))
+        .collect();
+    have.sort();
+    have.dedup();
+    Err(format!(
+        "no strategy plugin named `{name}`: no {file} in {} (found: {})",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        have.join(", ")
+    ))
+}
+
+/// The plugin directories `dirs`, with nothing loaded yet: [`Discovery::get`] loads
+/// the one strategy asked for.
 pub fn discover(dirs: &[PathBuf]) -> Discovery {
-    let mut d = Discovery::default();
+    Discovery {
+        dirs: dirs.to_vec(),
+        ..Discovery::default()
+    }
+}
+
+/// Checks and loads every library in `dirs` (in order; the first plugin of a name
+/// wins); a library that fails its checks is rejected with the reason.
+pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
+    let mut d = discover(dirs);
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
@@ -328,7 +438,23 @@ pub fn discover(dirs: &[PathBuf]) -> Discovery {
 pub fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs = explicit.to_vec();
     if let Some(p) = std::env::var_os("NAS_PLUGIN_PATH") {
-        dirs.extend(std::env::split_paths(&p));
+        for d in std::env::split_paths(&p) {
+            if d.as_os_str().is_empty() {
+                continue;
+            }
+            if !d.is_dir() {
+                eprintln!(
+                    "warning: NAS_PLUGIN_PATH entry {} {}",
+                    d.display(),
+                    if d.exists() {
+                        "is not a directory"
+                    } else {
+                        "does not exist"
+                    }
+                );
+            }
+            dirs.push(d);
+        }
     }
     if let Some(exe_dir) = std::env::current_exe()
         .ok()

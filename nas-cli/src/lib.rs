@@ -1,6 +1,7 @@
 //! The `nas` host as a library, so tests drive it in process: the plugin loader
-//! ([`host`]) and the supernet services behind the one-shot boundary ([`trainer`]). The
+//! ([`host`], with its check of a library's file in [`elf`]) and the supernet services behind the one-shot boundary ([`trainer`]). The
 //! commands themselves are the `nas` binary's (`main.rs`).
 
+pub mod elf;
 pub mod host;
 pub mod trainer;

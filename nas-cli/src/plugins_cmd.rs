@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use nas_cli::host::{discover, search_dirs};
+use nas_cli::host::{discover_all, search_dirs};
 use nas_strategies::abi::ABI_VERSION;
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ pub struct PluginsArgs {
 
 pub fn plugins(a: PluginsArgs) -> Result<()> {
     let dirs = search_dirs(&a.plugin_dir);
-    let d = discover(&dirs);
+    let d = discover_all(&dirs);
     println!(
         "{:<12} {:<9} {:<9} {:<4} path",
         "name", "version", "kind", "ABI"

@@ -18,9 +18,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// The most epochs a supernet trains for (a stated cap).
+pub const MAX_EPOCHS: usize = 10_000;
+
 /// How the supernet's weights train.
 #[derive(Clone, Debug)]
 pub struct TrainerConfig {
+    /// 1..=[`MAX_EPOCHS`].
     pub epochs: usize,
     pub batch_size: usize,
     /// Initial learning rate of SGD with momentum, annealed by cosine over the search.
@@ -135,10 +139,11 @@ impl<'a> SupernetTrainer<'a> {
         val: &'a Dataset,
         cfg: TrainerConfig,
     ) -> Result<SupernetTrainer<'a>, String> {
-        let supernet = Supernet::build(space, true, cfg.seed)?;
-        if cfg.batch_size == 0 || cfg.epochs == 0 {
-            return Err("batch size and epochs must be at least 1".into());
+        if cfg.batch_size == 0 {
+            return Err("batch size must be at least 1".into());
         }
+        nas_strategies::check_count("epochs", cfg.epochs, 1, MAX_EPOCHS)?;
+        let supernet = Supernet::build(space, true, cfg.seed)?;
         for (name, d) in [("training", train), ("validation", val)] {
             if d.n < cfg.batch_size {
                 return Err(format!(
@@ -165,6 +170,7 @@ impl<'a> SupernetTrainer<'a> {
             epochs: cfg.epochs,
             batches_per_epoch: train.n / cfg.batch_size,
             batch_size: cfg.batch_size,
+            val_batches: val.n / cfg.batch_size,
         };
         info.check()?;
         let params: Vec<Tensor> = parameters(supernet.net.as_ref())
@@ -267,14 +273,17 @@ impl<'a> SupernetTrainer<'a> {
     }
 
     /// Accuracy of an architecture with the supernet's weights on the whole validation
-    /// split (batch-norm statistics recalibrated on `recalibrate` training batches).
+    /// split (batch-norm statistics recalibrated on `recalibrate` training batches, at
+    /// most the split's).
     pub fn evaluate_arch(
         &mut self,
         arch: &Architecture,
         recalibrate: usize,
     ) -> Result<f32, String> {
         let mix = self.info.one_hot_arch(arch)?;
-        let batches = self.val.data.n / self.cfg.batch_size;
+        let batches = self.info.val_batches;
+        // At most a pass over the training split.
+        let recalibrate = recalibrate.min(self.info.batches_per_epoch);
         // The same images whatever the streams' positions.
         self.evaluate(&mix, batches, recalibrate, Subset::Fixed)
     }
@@ -459,6 +468,21 @@ impl SupernetHost for SupernetTrainer<'_> {
         self.set_mix(mix)?;
         if batches == 0 {
             return Err("evaluate needs at least one batch".into());
+        }
+        // More would score images twice (and a count such as 2^53 would never end).
+        if batches > self.info.val_batches {
+            return Err(format!(
+                "evaluate: {batches} batches asked, the validation split holds {} batches \
+                 of {}",
+                self.info.val_batches, self.cfg.batch_size
+            ));
+        }
+        if recalibrate > self.info.batches_per_epoch {
+            return Err(format!(
+                "evaluate: recalibration on {recalibrate} batches asked, the training split \
+                 holds {} batches of {}",
+                self.info.batches_per_epoch, self.cfg.batch_size
+            ));
         }
         let buffers = self.buffers();
         let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();

@@ -31,6 +31,7 @@ fn info() -> (DartsSpace, OneShotInfo) {
         epochs: 1,
         batches_per_epoch: 1,
         batch_size: 1,
+        val_batches: 1,
     };
     (space, info)
 }

@@ -75,8 +75,23 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
         for seed in ["0", "1", "2"] {
             let d = out_dir(&format!("{s}-{seed}"));
             let out = run(nas()
-                .args(["--threads", "2", "search", "--space-file", "tests/spaces/harmful.json"])
-                .args(["--strategy", s, "--epochs", "2", "--limit", "10000", "--seed", seed])
+                .args([
+                    "--threads",
+                    "2",
+                    "search",
+                    "--space-file",
+                    "tests/spaces/harmful.json",
+                ])
+                .args([
+                    "--strategy",
+                    s,
+                    "--epochs",
+                    "2",
+                    "--limit",
+                    "10000",
+                    "--seed",
+                    seed,
+                ])
                 .arg("--out")
                 .arg(&d));
             // Progress: one line per epoch with losses and the current architecture.
@@ -85,14 +100,20 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
                     .lines()
                     .find(|l| l.starts_with(&format!("epoch {e}:")))
                     .unwrap_or_else(|| panic!("{s}: no line for epoch {e}:\n{out}"));
-                assert!(line.contains("loss") && line.contains("\"a\""), "{s}: {line}");
+                assert!(
+                    line.contains("loss") && line.contains("\"a\""),
+                    "{s}: {line}"
+                );
             }
             let j = journal(&d);
             assert_eq!(j.len(), 1, "{s}: a one-shot run journals its export once");
             let arch = &j[0]["arch"];
             println!("{s} seed {seed}: {arch}");
             for c in ["a", "b"] {
-                assert_ne!(arch[c], "zero", "{s} seed {seed} exported a zero op: {arch}");
+                assert_ne!(
+                    arch[c], "zero",
+                    "{s} seed {seed} exported a zero op: {arch}"
+                );
             }
             let key = arch.to_string();
             if !retrained.contains_key(&key) {

@@ -17,9 +17,10 @@
 //! objective, against the log-probabilities stored when each architecture was asked.
 //! Reward = accuracy.
 //!
-//! Config: `hidden` (32), `lr` (0.003, Adam), `baseline_decay` (0.95), `entropy_weight` (1e-3),
-//! `temperature` (1.0), `tanh_c` (2.5; 0 = no clipping), `batch` (1), `ppo` (false),
-//! `ppo_clip` (0.2), `ppo_epochs` (4), `grad_clip` (5.0; 0 = none).
+//! Config: `hidden` (32, at most 1024), `lr` (0.003, Adam), `baseline_decay` (0.95),
+//! `entropy_weight` (1e-3), `temperature` (1.0), `tanh_c` (2.5; 0 = no clipping), `batch`
+//! (1, at most 10000), `ppo` (false), `ppo_clip` (0.2), `ppo_epochs` (4, at most 1000),
+//! `grad_clip` (5.0; 0 = none).
 //!
 //! Save/load keeps the controller's weights, the baseline, the asks in flight, the
 //! samples of an unfinished batch, the counters, the generator and the Adam moments, so a
@@ -27,11 +28,11 @@
 
 use nas_strategies::decisions;
 
+use nas_core::optim::{clip_grad_norm, Adam, Optimizer};
+use nas_core::{no_grad, Tensor};
 use nas_strategies::{
     config_field, json, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
 };
-use nas_core::optim::{clip_grad_norm, Adam, Optimizer};
-use nas_core::{no_grad, Tensor};
 use std::collections::HashMap;
 
 const FIELDS: &[&str] = &[
@@ -47,6 +48,12 @@ const FIELDS: &[&str] = &[
     "ppo_epochs",
     "grad_clip",
 ];
+
+/// Stated caps of the controller's counts: its LSTM width, the samples of one update,
+/// and the PPO epochs over them.
+const MAX_HIDDEN: usize = 1024;
+const MAX_BATCH: usize = 10_000;
+const MAX_PPO_EPOCHS: usize = 1000;
 
 #[derive(Clone, Debug)]
 struct Config {
@@ -67,24 +74,21 @@ impl Config {
     fn parse(c: &Value) -> Result<Config, String> {
         nas_strategies::check_config_fields(c, "reinforce", FIELDS)?;
         let cfg = Config {
-            hidden: config_field(c, "hidden", 32)?,
+            hidden: nas_strategies::config_count(c, "hidden", 32, 1, MAX_HIDDEN)?,
             lr: config_field(c, "lr", 0.003)?,
             baseline_decay: config_field(c, "baseline_decay", 0.95)?,
             entropy_weight: config_field(c, "entropy_weight", 1e-3)?,
             temperature: config_field(c, "temperature", 1.0)?,
             tanh_c: config_field(c, "tanh_c", 2.5)?,
-            batch: config_field(c, "batch", 1)?,
+            batch: nas_strategies::config_count(c, "batch", 1, 1, MAX_BATCH)?,
             ppo: config_field(c, "ppo", false)?,
             ppo_clip: config_field(c, "ppo_clip", 0.2)?,
-            ppo_epochs: config_field(c, "ppo_epochs", 4)?,
+            ppo_epochs: nas_strategies::config_count(c, "ppo_epochs", 4, 1, MAX_PPO_EPOCHS)?,
             grad_clip: config_field(c, "grad_clip", 5.0)?,
         };
         let bad = |f: &str, v: String, why: &str| {
             Err(format!("config field `{f}`: {v} is not valid ({why})"))
         };
-        if cfg.hidden == 0 {
-            return bad("hidden", "0".into(), "must be positive");
-        }
         if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
             return bad("lr", cfg.lr.to_string(), "must be positive");
         }
@@ -116,14 +120,8 @@ impl Config {
                 "must be >= 0 (0 = no clipping)",
             );
         }
-        if cfg.batch == 0 {
-            return bad("batch", "0".into(), "must be at least 1");
-        }
         if !(cfg.ppo_clip > 0.0 && cfg.ppo_clip < 1.0) {
             return bad("ppo_clip", cfg.ppo_clip.to_string(), "must be in (0, 1)");
-        }
-        if cfg.ppo_epochs == 0 {
-            return bad("ppo_epochs", "0".into(), "must be at least 1");
         }
         if !(cfg.grad_clip >= 0.0 && cfg.grad_clip.is_finite()) {
             return bad(
@@ -596,6 +594,32 @@ mod tests {
             assert_eq!(accs.len(), 60);
             assert!(s.pending.is_empty(), "every ask was matched by its tell");
             assert_eq!(s.updates(), 20);
+        }
+    }
+
+    #[test]
+    fn counts_beyond_their_bounds_are_refused() {
+        let huge = 1u64 << 53;
+        // (hidden just past its cap: the old code built the controller.)
+        for (c, field, value, range) in [
+            (json!({"hidden": 1025}), "hidden", 1025, "1..=1024"),
+            (json!({"batch": huge}), "batch", huge, "1..=10000"),
+            (
+                json!({"ppo": true, "ppo_epochs": huge}),
+                "ppo_epochs",
+                huge,
+                "1..=1000",
+            ),
+        ] {
+            let e = Reinforce::new(&setup(layer_space(2, 2), c.clone(), 0, 10))
+                .err()
+                .unwrap_or_else(|| panic!("{c} accepted"));
+            assert!(
+                e.contains(&format!("`{field}`"))
+                    && e.contains(&value.to_string())
+                    && e.contains(range),
+                "{c}: {e}"
+            );
         }
     }
 

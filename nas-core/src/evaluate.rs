@@ -38,6 +38,30 @@ pub struct Nb201Row {
     pub train_time_s: f64,
 }
 
+/// What a number of the NAS-Bench-201 table may be.
+enum Range {
+    /// A percentage: 0..=100.
+    Accuracy,
+    /// Parameters, latency, time: finite and not negative.
+    Cost,
+}
+
+impl Range {
+    fn holds(&self, x: f64) -> bool {
+        match self {
+            Range::Accuracy => (0.0..=100.0).contains(&x),
+            Range::Cost => x.is_finite() && x >= 0.0,
+        }
+    }
+
+    fn says(&self) -> &'static str {
+        match self {
+            Range::Accuracy => "not an accuracy (must be within 0..=100)",
+            Range::Cost => "not a cost (must be finite and >= 0)",
+        }
+    }
+}
+
 /// The NAS-Bench-201 table (CIFAR-10 validation accuracies), keyed by the six-digit key.
 pub struct Nb201Table {
     pub rows: HashMap<String, Nb201Row>,
@@ -81,17 +105,31 @@ impl Nb201Table {
                 continue;
             }
             let f: Vec<&str> = line.split(',').collect();
-            let at = |i: usize, name: &str| -> Result<f64, String> {
-                let v = f.get(i).ok_or_else(|| {
-                    format!("{}: line {}: missing field `{name}`", path.display(), n + 1)
-                })?;
-                v.parse::<f64>().map_err(|_| {
+            // A number in `range` (accuracies are percentages; costs are finite and
+            // not negative), or an error naming the file, line and column.
+            let checked = |v: &str, name: &str, range: &Range| -> Result<f64, String> {
+                let x = v.parse::<f64>().map_err(|_| {
                     format!(
                         "{}: line {}: field `{name}` is `{v}`, not a number",
                         path.display(),
                         n + 1
                     )
-                })
+                })?;
+                if !range.holds(x) {
+                    return Err(format!(
+                        "{}: line {}: field `{name}` is `{v}`, {}",
+                        path.display(),
+                        n + 1,
+                        range.says()
+                    ));
+                }
+                Ok(x)
+            };
+            let at = |i: usize, name: &str, range: &Range| -> Result<f64, String> {
+                let v = f.get(i).ok_or_else(|| {
+                    format!("{}: line {}: missing field `{name}`", path.display(), n + 1)
+                })?;
+                checked(v, name, range)
             };
             let key = f.get(ik).copied().unwrap_or("");
             if key.len() != 6 || !key.bytes().all(|b| (b'0'..=b'4').contains(&b)) {
@@ -101,11 +139,15 @@ impl Nb201Table {
                     n + 1
                 ));
             }
-            let seeds: Vec<f64> = seed_cols
-                .iter()
-                .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-                .filter(|v| v.is_finite())
-                .collect();
+            // A seed without a run is empty or `nan`; any other value must be an accuracy.
+            let mut seeds = vec![];
+            for &i in &seed_cols {
+                let v = f.get(i).map_or("", |v| v.trim());
+                if v.is_empty() || v.eq_ignore_ascii_case("nan") {
+                    continue;
+                }
+                seeds.push(checked(v, cols[i], &Range::Accuracy)?);
+            }
             if seeds.is_empty() {
                 return Err(format!(
                     "{}: line {}: no seed has an accuracy",
@@ -118,10 +160,10 @@ impl Nb201Table {
                 Nb201Row {
                     arch_str: f.get(ia).unwrap_or(&"").to_string(),
                     seeds,
-                    mean: at(im, "val_acc_mean")?,
-                    params_mb: at(ip, "params_mb")?,
-                    latency_s: at(il, "latency_s")?,
-                    train_time_s: at(it, "train_time_s")?,
+                    mean: at(im, "val_acc_mean", &Range::Accuracy)?,
+                    params_mb: at(ip, "params_mb", &Range::Cost)?,
+                    latency_s: at(il, "latency_s", &Range::Cost)?,
+                    train_time_s: at(it, "train_time_s", &Range::Cost)?,
                 },
             );
         }
@@ -298,5 +340,42 @@ mod tests {
             e.contains("line 3") && e.contains("val_acc_mean") && e.contains("oops"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_table_with_non_finite_or_out_of_range_values_is_refused() {
+        let header = "key,arch_str,val_acc_s777,val_acc_s888,val_acc_mean,params_mb,latency_s,\
+                      train_time_s\n000000,x,9.7,nan,9.7,0.07,0.01,700\n";
+        let cases = [
+            ("000001,x,9.7,9.7,NaN,0.07,0.01,700", "val_acc_mean"),
+            ("000001,x,9.7,9.7,inf,0.07,0.01,700", "val_acc_mean"),
+            ("000001,x,9.7,9.7,1e308,0.07,0.01,700", "val_acc_mean"),
+            ("000001,x,9.7,9.7,-0.5,0.07,0.01,700", "val_acc_mean"),
+            ("000001,x,9.7,9.7,9.7,nan,0.01,700", "params_mb"),
+            ("000001,x,9.7,9.7,9.7,-inf,0.01,700", "params_mb"),
+            ("000001,x,9.7,9.7,9.7,-1,0.01,700", "params_mb"),
+            ("000001,x,9.7,9.7,9.7,0.07,NaN,700", "latency_s"),
+            ("000001,x,9.7,9.7,9.7,0.07,infinity,700", "latency_s"),
+            ("000001,x,9.7,9.7,9.7,0.07,-0.01,700", "latency_s"),
+            ("000001,x,9.7,9.7,9.7,0.07,0.01,inf", "train_time_s"),
+            ("000001,x,1e308,9.7,9.7,0.07,0.01,700", "val_acc_s777"),
+            ("000001,x,9.7,inf,9.7,0.07,0.01,700", "val_acc_s888"),
+        ];
+        for (i, (row, column)) in cases.iter().enumerate() {
+            let p = std::env::temp_dir().join(format!(
+                "nas-nonfinite-table-{}-{i}.csv",
+                std::process::id()
+            ));
+            std::fs::write(&p, format!("{header}{row}\n")).unwrap();
+            let r = Nb201Table::load(&p);
+            std::fs::remove_file(&p).ok();
+            let e = r.err().unwrap_or_else(|| panic!("accepted `{row}`"));
+            assert!(
+                e.contains(&p.display().to_string())
+                    && e.contains("line 3")
+                    && e.contains(&format!("`{column}`")),
+                "`{row}`: {e}"
+            );
+        }
     }
 }

@@ -82,6 +82,36 @@ pub fn config_positive(config: &Value, field: &str, default: usize) -> Result<us
     Ok(v)
 }
 
+/// The most members a strategy's population may hold (a stated cap: past it a
+/// population is a way of never finishing, not a search).
+pub const MAX_POPULATION: usize = 100_000;
+
+/// A count in a config with a default; it must lie in `min..=max` (a stated cap, or
+/// what the budget, the population or the data allow), or the error names the field,
+/// its value and the allowed range.
+pub fn config_count(
+    config: &Value,
+    field: &str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, String> {
+    let v: usize = config_field(config, field, default)?;
+    check_count(field, v, min, max)
+}
+
+/// `v`, the value of count `field`, if it lies in `min..=max`; else an error naming the
+/// field, the value and the allowed range.
+pub fn check_count(field: &str, v: usize, min: usize, max: usize) -> Result<usize, String> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "config field `{field}`: {v} is out of range (allowed {min}..={max})"
+        ))
+    }
+}
+
 /// A config field with a default, or an error naming the field and the bad value.
 pub fn config_field<T: serde::de::DeserializeOwned>(
     config: &Value,

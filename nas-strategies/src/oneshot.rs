@@ -61,6 +61,10 @@ pub struct OneShotInfo {
     /// Training batches in one epoch (the last partial batch is dropped).
     pub batches_per_epoch: usize,
     pub batch_size: usize,
+    /// Full batches in the validation split: the most an evaluation may ask for (0 from
+    /// a host that does not say).
+    #[serde(default)]
+    pub val_batches: usize,
 }
 
 impl OneShotInfo {
@@ -69,6 +73,16 @@ impl OneShotInfo {
     pub fn progress(&self, epoch: usize, step: usize) -> f32 {
         let total = (self.epochs * self.batches_per_epoch).max(1) as f32;
         (epoch * self.batches_per_epoch + step) as f32 / total
+    }
+
+    /// The most validation batches one evaluation may ask for: [`Self::val_batches`],
+    /// or the host's own check alone where it does not say.
+    pub fn max_eval_batches(&self) -> usize {
+        if self.val_batches == 0 {
+            usize::MAX
+        } else {
+            self.val_batches
+        }
     }
 
     /// Total number of mixing weights.
@@ -227,11 +241,14 @@ impl OneShotInfo {
             }
         }
         for (ci, c) in self.choices.iter().enumerate() {
-            if let (ChoiceKind::Input {
-                n_candidates,
-                n_chosen,
-                ..
-            }, false) = (&c.kind, c.edge_ops.is_empty())
+            if let (
+                ChoiceKind::Input {
+                    n_candidates,
+                    n_chosen,
+                    ..
+                },
+                false,
+            ) = (&c.kind, c.edge_ops.is_empty())
             {
                 let s: Vec<f32> = c
                     .edge_ops
@@ -786,6 +803,7 @@ mod tests {
             epochs: 1,
             batches_per_epoch: 1,
             batch_size: 1,
+            val_batches: 1,
         }
     }
 

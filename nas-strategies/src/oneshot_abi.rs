@@ -5,7 +5,8 @@
 
 use crate::abi::{PluginBuf, ERROR, OK, PANIC};
 use crate::oneshot::{
-    GradInfo, OneShotInfo, OneShotSetup, OneShotStrategy, Progress, Split, Subset, SupernetHost, WeightOp,
+    GradInfo, OneShotInfo, OneShotSetup, OneShotStrategy, Progress, Split, Subset, SupernetHost,
+    WeightOp,
 };
 use crate::{Architecture, Metrics, Value};
 use serde::{Deserialize, Serialize};

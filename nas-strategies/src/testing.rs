@@ -319,6 +319,7 @@ impl FakeSupernet {
                 epochs,
                 batches_per_epoch: batches,
                 batch_size: 1,
+                val_batches: batches,
             },
             slope: vec![0.0; n],
             accuracy: vec![0.0; n],
@@ -421,10 +422,24 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
     fn evaluate(
         &mut self,
         mix: &[f32],
-        _: usize,
-        _: usize,
+        batches: usize,
+        recalibrate: usize,
         subset: crate::oneshot::Subset,
     ) -> Result<f32, String> {
+        // The bounds the real host checks.
+        if batches == 0 || batches > self.info.val_batches {
+            return Err(format!(
+                "evaluate: {batches} batches asked, the validation split holds {}",
+                self.info.val_batches
+            ));
+        }
+        if recalibrate > self.info.batches_per_epoch {
+            return Err(format!(
+                "evaluate: recalibration on {recalibrate} batches asked, the training split \
+                 holds {}",
+                self.info.batches_per_epoch
+            ));
+        }
         self.subsets.push(subset);
         self.evaluations += 1;
         let on: Vec<usize> = (0..mix.len()).filter(|&i| mix[i] != 0.0).collect();
@@ -480,7 +495,10 @@ pub fn run_on_fake<S: crate::oneshot::OneShotStrategy>(
 /// Checks that a one-shot strategy killed after its first checkpoint and resumed by a
 /// fresh instance ends in the same state as an uninterrupted run: `fake` makes a fresh
 /// two-epoch fake supernet (the same each call).
-pub fn check_resume<S: crate::oneshot::EpochStrategy>(config: Value, fake: impl Fn() -> FakeSupernet) {
+pub fn check_resume<S: crate::oneshot::EpochStrategy>(
+    config: Value,
+    fake: impl Fn() -> FakeSupernet,
+) {
     use crate::oneshot::OneShotStrategy;
     let mut whole = fake();
     assert_eq!(whole.info.epochs, 2, "a two-epoch run");
@@ -520,7 +538,12 @@ fn json_diff(at: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for k in x.keys().chain(y.keys()) {
-                json_diff(&format!("{at}.{k}"), &x[k.as_str()].clone(), y.get(k).unwrap_or(&Value::Null), out);
+                json_diff(
+                    &format!("{at}.{k}"),
+                    &x[k.as_str()].clone(),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
@@ -563,4 +586,3 @@ pub fn picked(arch: &Architecture, i: usize) -> usize {
         .and_then(|s| s.parse().ok())
         .expect("a layer choice of layer_space")
 }
-

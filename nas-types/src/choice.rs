@@ -71,4 +71,3 @@ fn binomial(n: usize, k: usize) -> usize {
     }
     (0..k).fold(1usize, |acc, i| acc * (n - i) / (i + 1))
 }
-

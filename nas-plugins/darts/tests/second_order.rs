@@ -4,12 +4,12 @@
 //! (momentum included), in the architecture logits `a`; and that virtual step against
 //! the optimiser's real one.
 
+use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
+use nas_core::data::Dataset;
 use nas_core::nn::{Conv2d, Kind, Linear, Module};
 use nas_core::space::{Builder, LayerChoice, Make, Space};
 use nas_core::{ConvOpts, Rng, Tensor};
 use nas_strategies::oneshot::{Split, SupernetHost, WeightOp};
-use nas_core::data::Dataset;
-use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_strategy_darts::second_order_grad;
 
 /// A tiny smooth supernet (tanh, no max-pool or ReLU kinks, whose gradients would jump
@@ -191,7 +191,10 @@ fn the_virtual_step_is_the_optimisers_step() {
         .fold(0.0, f32::max);
     assert!(moved > 1e-4, "the step moved nothing ({moved})");
     for (i, (v, r)) in virtual_step.iter().zip(&real_step).enumerate() {
-        assert!((v - r).abs() <= 1e-6 * (1.0 + r.abs()), "weight {i}: {v} vs {r}");
+        assert!(
+            (v - r).abs() <= 1e-6 * (1.0 + r.abs()),
+            "weight {i}: {v} vs {r}"
+        );
     }
     // Without momentum and weight decay (the old virtual step) it would differ.
     t.weights(WeightOp::Restore { slot: 0 }).unwrap();
@@ -203,5 +206,8 @@ fn the_virtual_step_is_the_optimisers_step() {
         .zip(&real_step)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
-    assert!(off > 1e-5, "momentum and weight decay changed nothing ({off})");
+    assert!(
+        off > 1e-5,
+        "momentum and weight decay changed nothing ({off})"
+    );
 }

@@ -20,19 +20,24 @@
 //!   on one batch. We export the best of `final_samples` on `final_batches` fixed
 //!   batches, as a search has to return one architecture.
 //!
-//! Config: `controller_steps` (300), `final_samples` (10), `final_batches` (10), and
+//! Config: `controller_steps` (300, at most 100000), `final_samples` (10, at most
+//! 10000), `final_batches` (10, at most the validation split's batches), and
 //! `controller` (options of the reinforce controller, over the defaults above:
 //! `hidden`, `lr`, `batch`, `entropy_weight`, `baseline_decay`, `temperature`, `tanh_c`,
 //! ...).
 
+use nas_controller::Reinforce;
 use nas_strategies::oneshot::{
     EpochStrategy, OneShotInfo, OneShotSetup, Split, Subset, SupernetHost,
 };
-use nas_controller::Reinforce;
 use nas_strategies::{
-    config_field, config_positive, export_one_shot, json, Architecture, Metrics, Setup, Strategy,
+    config_count, config_field, export_one_shot, json, Architecture, Metrics, Setup, Strategy,
     Value,
 };
+
+/// Stated caps: controller steps per epoch, and paths sampled for the final answer.
+const MAX_CONTROLLER_STEPS: usize = 100_000;
+const MAX_FINAL_SAMPLES: usize = 10_000;
 
 pub struct Enas {
     info: OneShotInfo,
@@ -86,12 +91,14 @@ impl EpochStrategy for Enas {
             budget: usize::MAX,
         })
         .map_err(|e| format!("config field `controller`: {e}"))?;
+        let val = setup.info.max_eval_batches();
         Ok(Enas {
             info: setup.info.clone(),
             ctrl,
-            controller_steps: config_positive(c, "controller_steps", 300)?,
-            final_samples: config_positive(c, "final_samples", 10)?,
-            final_batches: config_positive(c, "final_batches", 10)?,
+            controller_steps: config_count(c, "controller_steps", 300, 1, MAX_CONTROLLER_STEPS)?,
+            final_samples: config_count(c, "final_samples", 10, 1, MAX_FINAL_SAMPLES)?,
+            // Validation batches the split holds.
+            final_batches: config_count(c, "final_batches", 10.min(val), 1, val)?,
             current: None,
         })
     }
@@ -177,6 +184,66 @@ export_one_shot!(Enas, "enas", "0.1.0");
 mod tests {
     use super::*;
     use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
+
+    /// Creating with `config` on a fake supernet of `batches` batches a split fails,
+    /// naming `field`, `value` and the allowed `range`.
+    fn refused(config: Value, batches: usize, field: &str, value: u64, range: &str) {
+        let setup = OneShotSetup {
+            info: FakeSupernet::new(2, 3, 1, batches).info,
+            config: config.clone(),
+            seed: 0,
+            resume: None,
+        };
+        let e = <Enas as EpochStrategy>::create(&setup)
+            .err()
+            .unwrap_or_else(|| panic!("{config} accepted"));
+        assert!(
+            e.contains(&format!("`{field}`"))
+                && e.contains(&value.to_string())
+                && e.contains(range),
+            "{config}: {e}"
+        );
+    }
+
+    #[test]
+    fn counts_beyond_their_bounds_are_refused() {
+        let huge = 1u64 << 53;
+        refused(
+            json!({"controller_steps": huge}),
+            20,
+            "controller_steps",
+            huge,
+            "1..=100000",
+        );
+        refused(
+            json!({"final_samples": huge}),
+            20,
+            "final_samples",
+            huge,
+            "1..=10000",
+        );
+        refused(
+            json!({"final_batches": huge}),
+            20,
+            "final_batches",
+            huge,
+            "1..=20",
+        );
+        refused(
+            json!({"final_batches": 21}),
+            20,
+            "final_batches",
+            21,
+            "1..=20",
+        );
+        refused(
+            json!({"controller": {"batch": huge}}),
+            20,
+            "batch",
+            huge,
+            "1..=10000",
+        );
+    }
 
     #[test]
     fn the_controller_learns_the_most_accurate_path() {

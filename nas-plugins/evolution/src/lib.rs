@@ -18,8 +18,8 @@
 //! ranked after every feasible member and is never a parent. While no member is feasible,
 //! asks are random.
 //!
-//! Config: `population` (default 50), `sample` (tournament size, default 10, at most the
-//! population), `objectives` (default `["accuracy"]`), `limits` (default none).
+//! Config: `population` (default 50, at most 100000), `sample` (tournament size, default
+//! 10, at most the population), `objectives` (default `["accuracy"]`), `limits` (default none).
 //!
 //! A trial's accuracy that is not a finite number counts as 0; a cost that is not finite
 //! counts as the largest float. An objective or limit on a metric the trial lacks is an
@@ -374,17 +374,11 @@ impl Strategy for Evolution {
             "evolution",
             &["population", "sample", "objectives", "limits"],
         )?;
-        let population_size: usize = config_field(c, "population", 50)?;
-        if population_size == 0 {
-            return Err("config field `population`: must be at least 1".into());
-        }
-        let sample: usize = config_field(c, "sample", 10.min(population_size))?;
-        if sample == 0 || sample > population_size {
-            return Err(format!(
-                "config field `sample`: {sample} must be between 1 and the population \
-                 ({population_size})"
-            ));
-        }
+        let population_size =
+            nas_strategies::config_count(c, "population", 50, 1, nas_strategies::MAX_POPULATION)?;
+        // The tournament draws distinct members: at most the population.
+        let sample =
+            nas_strategies::config_count(c, "sample", 10.min(population_size), 1, population_size)?;
         let names: Vec<String> = config_field(c, "objectives", vec!["accuracy".to_string()])?;
         if names.is_empty() {
             return Err("config field `objectives`: needs at least one objective".into());
@@ -505,10 +499,10 @@ export_strategy!(Evolution, "evolution", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_strategies::validate;
     use nas_strategies::testing::{
         agreement, layer, metrics, nested_space as space, run_validating as run,
     };
+    use nas_strategies::validate;
 
     fn setup(space: Vec<Choice>, config: Value, seed: u64) -> Setup {
         Setup {
@@ -811,6 +805,48 @@ mod tests {
         // The best (the first told) aged out even though it is the best.
         let pop: Vec<Architecture> = s.population().into_iter().map(|m| m.0).collect();
         assert_eq!(pop, archs[2..].to_vec());
+    }
+
+    #[test]
+    fn counts_beyond_their_bounds_are_refused() {
+        let sp = space(2, 3);
+        let huge = 1u64 << 53;
+        for (config, field, value, range) in [
+            (
+                json!({"population": huge}),
+                "population",
+                huge,
+                "1..=100000",
+            ),
+            (
+                json!({"population": 100_001}),
+                "population",
+                100_001,
+                "1..=100000",
+            ),
+            (
+                json!({"population": 20, "sample": huge}),
+                "sample",
+                huge,
+                "1..=20",
+            ),
+        ] {
+            let e = Evolution::new(&setup(sp.clone(), config.clone(), 0))
+                .err()
+                .unwrap_or_else(|| panic!("{config} accepted"));
+            assert!(
+                e.contains(&format!("`{field}`"))
+                    && e.contains(&value.to_string())
+                    && e.contains(range),
+                "{config}: {e}"
+            );
+        }
+        Evolution::new(&setup(
+            sp,
+            json!({"population": 100_000, "sample": 100_000}),
+            0,
+        ))
+        .unwrap();
     }
 
     #[test]

@@ -29,7 +29,10 @@ pub struct Gdas {
 /// node kept, each with its sampled op), and the soft sample `softmax(z / tau)` its
 /// gradient goes through.
 pub fn hard_sample(info: &OneShotInfo, z: &[f32], tau: f32) -> (Vec<f32>, Vec<f32>) {
-    (info.all_edges(info.one_hot(&info.strongest(z))), info.softmax(z, tau))
+    (
+        info.all_edges(info.one_hot(&info.strongest(z))),
+        info.softmax(z, tau),
+    )
 }
 
 impl Gdas {

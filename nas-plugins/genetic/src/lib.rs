@@ -45,7 +45,7 @@
 //!    bit is flipped with probability `q_mutation` (then the block is repaired or
 //!    redrawn as above).
 //!
-//! Config: `population` (default 20, at least 2), `p_crossover` (0.2), `q_crossover`
+//! Config: `population` (default 20, 2..=100000), `p_crossover` (0.2), `q_crossover`
 //! (0.2), `p_mutation` (0.8), `q_mutation` (0.05), the paper's values; each is checked
 //! (a probability in [0, 1]) and an error names the field and its value. The options of
 //! the binary-coded algorithm this plugin was before (`crossover`, `crossover_type`,
@@ -521,12 +521,9 @@ impl Strategy for Genetic {
                 "q_mutation",
             ],
         )?;
-        let population: usize = config_field(c, "population", 20)?;
-        if population < 2 {
-            return Err(format!(
-                "config field `population`: {population} must be at least 2"
-            ));
-        }
+        // Every member is made at creation: a stated cap keeps that finite.
+        let population =
+            nas_strategies::config_count(c, "population", 20, 2, nas_strategies::MAX_POPULATION)?;
         if let Some(c) = setup.space.iter().find(|c| size(c) == 0) {
             return Err(format!("choice `{}` has no options to encode", c.label));
         }
@@ -1127,6 +1124,19 @@ mod tests {
         let (ga, rnd) = (ga / seeds as f64, rnd / seeds as f64);
         eprintln!("genetic {ga:.3}, random {rnd:.3}");
         assert!(ga > rnd + 0.1, "genetic {ga:.3} vs random {rnd:.3}");
+    }
+
+    #[test]
+    fn counts_beyond_their_bounds_are_refused() {
+        let sp = space(2, 3);
+        // (Far beyond the cap the old code built every member at creation for ever.)
+        let e = Genetic::new(&setup(sp, json!({"population": 100_001}), 0))
+            .err()
+            .expect("a population over the cap is refused");
+        assert!(
+            e.contains("`population`") && e.contains("100001") && e.contains("2..=100000"),
+            "{e}"
+        );
     }
 
     #[test]

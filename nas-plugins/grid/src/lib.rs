@@ -378,8 +378,8 @@ export_strategy!(Grid, "grid", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_strategies::validate;
     use nas_strategies::testing::{choice, layer};
+    use nas_strategies::validate;
     use nas_strategies::Reduce;
     use std::collections::HashSet;
 

@@ -99,9 +99,11 @@
 //! standardised accuracies) on every result so far, where the paper refits from scratch;
 //! with fewer than 2 results it keeps its random initialisation.
 //!
-//! Config: `beam` (from the budget, above), `rounds` (1), `max_candidates` (20000),
-//! `hidden` (32), `ensemble` (3), `train_steps` (150), `lr` (0.01), `local_search`
-//! (false), `mutations` (16, for the local search).
+//! Config: `beam` (from the budget, above; at most `max_candidates`), `rounds` (1, at
+//! most the budget), `max_candidates` (20000, at most 10^6), `hidden` (32, at most
+//! 4096), `ensemble` (3, at most 100), `train_steps` (150, at most 10^6), `lr` (0.01),
+//! `local_search` (false), `mutations` (16, for the local search; at most 10000). A
+//! count out of its range is an error naming the field, its value and the range.
 //!
 //! Save/load keeps the depth, the kept and parent cells, the expansions not picked yet,
 //! the queue, every result, the asks in flight, the number asked, the surrogates' weights
@@ -135,6 +137,13 @@ const FIELDS: &[&str] = &[
 /// The paper's beam, used when the budget is unknown.
 const PAPER_BEAM: usize = 256;
 
+/// Stated caps of the counts in the config (past them a search does not finish).
+const MAX_CANDIDATES: usize = 1_000_000;
+const MAX_HIDDEN: usize = 4096;
+const MAX_ENSEMBLE: usize = 100;
+const MAX_TRAIN_STEPS: usize = 1_000_000;
+const MAX_MUTATIONS: usize = 10_000;
+
 #[derive(Clone, Debug)]
 struct Config {
     beam: Option<usize>,
@@ -149,33 +158,34 @@ struct Config {
 }
 
 impl Config {
-    fn parse(c: &Value) -> Result<Config, String> {
+    /// `budget`: the trials the search will run (0 when unknown).
+    fn parse(c: &Value, budget: usize) -> Result<Config, String> {
         nas_strategies::check_config_fields(c, "pnas", FIELDS)?;
+        let count = nas_strategies::config_count;
+        let max_candidates = count(c, "max_candidates", 20_000, 1, MAX_CANDIDATES)?;
+        let beam: Option<usize> = config_field(c, "beam", None)?;
+        // K of the pool of at most `max_candidates` expansions.
+        let beam = beam
+            .map(|k| nas_strategies::check_count("beam", k, 1, max_candidates))
+            .transpose()?;
         let cfg = Config {
-            beam: config_field(c, "beam", None)?,
-            max_candidates: config_field(c, "max_candidates", 20_000)?,
-            hidden: config_field(c, "hidden", 32)?,
-            ensemble: config_field(c, "ensemble", 3)?,
-            train_steps: config_field(c, "train_steps", 150)?,
+            beam,
+            max_candidates,
+            hidden: count(c, "hidden", 32, 1, MAX_HIDDEN)?,
+            ensemble: count(c, "ensemble", 3, 1, MAX_ENSEMBLE)?,
+            train_steps: count(c, "train_steps", 150, 0, MAX_TRAIN_STEPS)?,
             lr: config_field(c, "lr", 0.01)?,
             local_search: config_field(c, "local_search", false)?,
-            mutations: config_field(c, "mutations", 16)?,
-            rounds: config_field(c, "rounds", 1)?,
+            mutations: count(c, "mutations", 16, 1, MAX_MUTATIONS)?,
+            // Each round picks at least one architecture: no more rounds than trials.
+            rounds: count(
+                c,
+                "rounds",
+                1,
+                1,
+                if budget == 0 { usize::MAX } else { budget },
+            )?,
         };
-        for (f, v) in [
-            ("beam", cfg.beam.unwrap_or(1)),
-            ("max_candidates", cfg.max_candidates),
-            ("hidden", cfg.hidden),
-            ("ensemble", cfg.ensemble),
-            ("mutations", cfg.mutations),
-            ("rounds", cfg.rounds),
-        ] {
-            if v == 0 {
-                return Err(format!(
-                    "config field `{f}`: 0 is not valid (must be at least 1)"
-                ));
-            }
-        }
         if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
             return Err(format!(
                 "config field `lr`: {} is not valid (must be positive)",
@@ -753,7 +763,7 @@ impl Strategy for Pnas {
         if setup.space.is_empty() {
             return Err("the space has no choices".into());
         }
-        let cfg = Config::parse(&setup.config)?;
+        let cfg = Config::parse(&setup.config, setup.budget)?;
         let sizes = decisions::sizes(&setup.space);
         let mut offsets = vec![];
         let mut dim = 0;
@@ -1284,6 +1294,48 @@ mod tests {
         let vp: f64 = pred.iter().map(|p| (p - mp).powi(2)).sum();
         let r = cov / (vt * vp).sqrt();
         assert!(r > 0.8, "correlation of predictions with the truth {r:.3}");
+    }
+
+    #[test]
+    fn counts_beyond_their_bounds_are_refused() {
+        let sp = layer_space(2, 2);
+        let huge = 1u64 << 53;
+        // (hidden and ensemble just past their caps: the old code built the models.)
+        for (c, field, value, range) in [
+            (json!({"beam": huge}), "beam", huge, "1..=20000"),
+            (
+                json!({"max_candidates": 100, "beam": 101}),
+                "beam",
+                101,
+                "1..=100",
+            ),
+            (
+                json!({"max_candidates": huge}),
+                "max_candidates",
+                huge,
+                "1..=1000000",
+            ),
+            (json!({"hidden": 4097}), "hidden", 4097, "1..=4096"),
+            (json!({"ensemble": 101}), "ensemble", 101, "1..=100"),
+            (
+                json!({"train_steps": huge}),
+                "train_steps",
+                huge,
+                "0..=1000000",
+            ),
+            (json!({"mutations": huge}), "mutations", huge, "1..=10000"),
+            (json!({"rounds": huge}), "rounds", huge, "1..=10"),
+        ] {
+            let e = Pnas::new(&setup(sp.clone(), c.clone(), 0, 10))
+                .err()
+                .unwrap_or_else(|| panic!("{c} accepted"));
+            assert!(
+                e.contains(&format!("`{field}`"))
+                    && e.contains(&value.to_string())
+                    && e.contains(range),
+                "{c}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -48,8 +48,8 @@
 //!   from the architecture but stay in the trajectory (they are still states on the
 //!   walk).
 //!
-//! Config: `alpha` (0.01), `discount` (1.0), `q_init` (0.5), `replay` (128),
-//! `max_resample` (50), `epsilon_schedule`: replaces the default with a list of stages,
+//! Config: `alpha` (0.01), `discount` (1.0), `q_init` (0.5), `replay` (128, at most
+//! 100000), `max_resample` (50, at most 10000), `epsilon_schedule`: replaces the default with a list of stages,
 //! each `{"epsilon": e, "models": n}` (a count of asks) or `{"epsilon": e, "fraction": f}`
 //! (a share of the budget; the `fraction` stages' shares are rounded by the largest
 //! remainder method to their rounded total). Empty stages are dropped, as above. A bad
@@ -64,6 +64,10 @@ use nas_strategies::{
     config_field, export_strategy, json, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
 };
 use std::collections::HashMap;
+
+/// Stated caps: trajectories replayed per tell, and resamples in one ask.
+const MAX_REPLAY: usize = 100_000;
+const MAX_RESAMPLE: usize = 10_000;
 
 const FIELDS: &[&str] = &[
     "alpha",
@@ -243,8 +247,8 @@ impl Config {
             alpha: config_field(c, "alpha", 0.01)?,
             discount: config_field(c, "discount", 1.0)?,
             q_init: config_field(c, "q_init", 0.5)?,
-            replay: config_field(c, "replay", 128)?,
-            max_resample: config_field(c, "max_resample", 50)?,
+            replay: nas_strategies::config_count(c, "replay", 128, 0, MAX_REPLAY)?,
+            max_resample: nas_strategies::config_count(c, "max_resample", 50, 0, MAX_RESAMPLE)?,
             schedule: match c.get("epsilon_schedule") {
                 None | Some(Value::Null) => default_schedule(budget),
                 Some(v) => parse_schedule(v, budget)?,
@@ -696,6 +700,26 @@ mod tests {
                 let exact = budget as f64 * paper[k] as f64 / 2700.0;
                 assert!((n as f64 - exact).abs() < 1.0, "{budget}: {n} vs {exact}");
             }
+        }
+    }
+
+    #[test]
+    fn counts_beyond_their_bounds_are_refused() {
+        let sp = layer_space(2, 2);
+        let huge = 1u64 << 53;
+        for (c, field, range) in [
+            (json!({"replay": huge}), "replay", "0..=100000"),
+            (json!({"max_resample": huge}), "max_resample", "0..=10000"),
+        ] {
+            let e = QLearning::new(&setup(sp.clone(), c.clone(), 0, 10))
+                .err()
+                .unwrap_or_else(|| panic!("{c} accepted"));
+            assert!(
+                e.contains(&format!("`{field}`"))
+                    && e.contains(&huge.to_string())
+                    && e.contains(range),
+                "{c}: {e}"
+            );
         }
     }
 

@@ -8,19 +8,22 @@
 //! never scored. Each generation keeps the `parents` best, and breeds the rest of the
 //! `population` by uniform crossover and per-choice mutation (`mutation_prob`).
 //!
-//! Config: `population` (20), `generations` (10), `parents` (10), `mutation_prob`
-//! (0.1), `eval_batches` (10), `recalibrate` (10), `max_params`, `max_macs`,
-//! `max_latency_ms`.
+//! Config: `population` (20, 2..=100000), `generations` (10, at most 10000), `parents`
+//! (10, below the population), `mutation_prob` (0.1), `eval_batches` (10, at most the
+//! validation split's batches), `recalibrate` (10, at most the training split's
+//! batches), `max_params`, `max_macs`, `max_latency_ms`. A count out of its range is an
+//! error naming the field, its value and the range.
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
     rng_from, rng_state, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, Subset,
     SupernetHost,
 };
-use nas_strategies::{
-    config_field, config_positive, export_one_shot, json, Architecture, Rng, Value,
-};
+use nas_strategies::{config_count, config_field, export_one_shot, json, Architecture, Rng, Value};
 use std::collections::BTreeMap;
+
+/// A stated cap on the generations of the evolutionary search.
+const MAX_GENERATIONS: usize = 10_000;
 
 pub struct Spos {
     info: OneShotInfo,
@@ -91,14 +94,9 @@ impl EpochStrategy for Spos {
             "max_latency_ms",
         ];
         nas_strategies::check_config_fields(c, "spos", &fields)?;
-        let population = config_positive(c, "population", 20)?;
-        let parents = config_positive(c, "parents", 10)?;
-        if parents >= population {
-            return Err(format!(
-                "config field `parents`: {parents} is not valid (must be below population = {population}, \
-                 which leaves room for children)"
-            ));
-        }
+        let population = config_count(c, "population", 20, 2, nas_strategies::MAX_POPULATION)?;
+        // Below the population, which leaves room for children.
+        let parents = config_count(c, "parents", 10.min(population - 1), 1, population - 1)?;
         let mutation_prob: f32 = config_field(c, "mutation_prob", 0.1)?;
         if !(0.0..=1.0).contains(&mutation_prob) {
             return Err(format!(
@@ -116,15 +114,18 @@ impl EpochStrategy for Spos {
                 limits.push((f, v));
             }
         }
+        let (val, train) = (setup.info.max_eval_batches(), setup.info.batches_per_epoch);
         Ok(Spos {
             info: setup.info.clone(),
             rng: Rng::new(setup.seed),
             population,
-            generations: config_positive(c, "generations", 10)?,
+            generations: config_count(c, "generations", 10, 1, MAX_GENERATIONS)?,
             parents,
             mutation_prob,
-            eval_batches: config_positive(c, "eval_batches", 10)?,
-            recalibrate: config_field(c, "recalibrate", 10)?,
+            // Each candidate is scored on validation batches the split holds, after
+            // recalibrating on at most a pass over the training split.
+            eval_batches: config_count(c, "eval_batches", 10.min(val), 1, val)?,
+            recalibrate: config_count(c, "recalibrate", 10.min(train), 0, train)?,
             limits,
         })
     }
@@ -230,6 +231,67 @@ mod tests {
         run_on_fake::<Spos>(f, config, 5)
     }
 
+    /// Creating with `config` on a fake supernet of `batches` batches a split fails,
+    /// naming `field`, `value` and the allowed `range`.
+    fn refused(config: Value, batches: usize, field: &str, value: u64, range: &str) {
+        let setup = OneShotSetup {
+            info: FakeSupernet::new(2, 3, 1, batches).info,
+            config: config.clone(),
+            seed: 0,
+            resume: None,
+        };
+        let e = <Spos as EpochStrategy>::create(&setup)
+            .err()
+            .unwrap_or_else(|| panic!("{config} accepted"));
+        assert!(
+            e.contains(&format!("`{field}`"))
+                && e.contains(&value.to_string())
+                && e.contains(range),
+            "{config}: {e}"
+        );
+    }
+
+    #[test]
+    fn counts_beyond_their_bounds_are_refused() {
+        let huge = 1u64 << 53;
+        refused(
+            json!({"population": huge}),
+            10,
+            "population",
+            huge,
+            "2..=100000",
+        );
+        refused(
+            json!({"generations": huge}),
+            10,
+            "generations",
+            huge,
+            "1..=10000",
+        );
+        refused(
+            json!({"eval_batches": huge}),
+            10,
+            "eval_batches",
+            huge,
+            "1..=10",
+        );
+        refused(
+            json!({"eval_batches": 11}),
+            10,
+            "eval_batches",
+            11,
+            "1..=10",
+        );
+        refused(json!({"recalibrate": 11}), 10, "recalibrate", 11, "0..=10");
+        refused(
+            json!({"population": 4, "parents": 4}),
+            10,
+            "parents",
+            4,
+            "1..=3",
+        );
+    }
+
     #[test]
     fn evolution_finds_the_best_path_within_the_limit() {
         let mut f = FakeSupernet::new(4, 3, 1, 10);
@@ -253,13 +315,18 @@ mod tests {
         assert_eq!(f.steps, 20, "one single-path step per batch");
         // Every candidate was scored on the same fixed images.
         assert!(!f.subsets.is_empty());
-        assert!(f.subsets.iter().all(|s| *s == Subset::Fixed), "{:?}", f.subsets);
+        assert!(
+            f.subsets.iter().all(|s| *s == Subset::Fixed),
+            "{:?}",
+            f.subsets
+        );
     }
 
     #[test]
     fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
-        nas_strategies::testing::check_resume::<Spos>(json!({"population": 6, "parents": 3, "generations": 2}), || {
-            nas_strategies::testing::FakeSupernet::new(2, 3, 2, 20)
-        });
+        nas_strategies::testing::check_resume::<Spos>(
+            json!({"population": 6, "parents": 3, "generations": 2}),
+            || nas_strategies::testing::FakeSupernet::new(2, 3, 2, 20),
+        );
     }
 }
