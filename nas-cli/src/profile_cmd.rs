@@ -113,7 +113,8 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         Ok(p) => {
             println!(
                 "{} peaks ({}): {:.0} GFLOP/s, {:.1} GB/s. `{}:` rows are shares of these; \
-                 their times include the host-device copies each device call makes today",
+                 their times include the host-device copies the call makes (submission only \
+                 where the result stays on the device)",
                 dev.describe(),
                 p.how,
                 p.gflops,

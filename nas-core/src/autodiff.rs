@@ -3,7 +3,7 @@
 
 use crate::buffer;
 use crate::tensor::Tensor;
-use nas_kernels::accel::{self, Accel};
+use nas_kernels::accel::{self, Accel, Resident};
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 use std::collections::HashSet;
 
@@ -11,6 +11,12 @@ use std::collections::HashSet;
 /// device and the primitive (the step cannot go on without it).
 pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{} {what}: {e}", a.kind()))
+}
+
+/// The active backend and its resident kernels, where it has them.
+fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
+    let a = accel::active()?;
+    Some((a, a.resident()?))
 }
 
 /// A recorded primitive: its inputs and what its gradient rule needs from the forward.
@@ -306,6 +312,23 @@ impl Op {
                     mv::copy_axis_block(g, outer, len, inner, ga, src_len, *start, true)
                 });
             }
+            Conv2d(x, w, b, p) if resident().is_some() => {
+                let (a, r) = resident().unwrap();
+                put_device(x, a, "conv2d backward", || {
+                    r.conv2d_backward_input(p, g, &w.dev_buf(r))
+                });
+                put_device(w, a, "conv2d backward", || {
+                    r.conv2d_backward_weight(p, &x.dev_buf(r), g)
+                });
+                if let Some(b) = b {
+                    let plane = p.out_h() * p.out_w();
+                    acc(b, |gb| {
+                        for (i, chunk) in g.chunks(plane).enumerate() {
+                            gb[i % p.cout] += ew::sum_lanes(chunk);
+                        }
+                    });
+                }
+            }
             Conv2d(x, w, b, p) if accel::active().is_some() => {
                 let a = accel::active().unwrap();
                 put_device(x, a, "conv2d backward", || {
@@ -369,7 +392,15 @@ impl Op {
                 let a = accel::active().unwrap();
                 let s = x.shape();
                 let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
-                let r = a.batch_norm_backward(n, c, hw, &x.data(), g, &gamma.data(), mean, invstd);
+                let r = match a.resident() {
+                    Some(r) => {
+                        let xb = x.dev_buf(r);
+                        r.batch_norm_backward(n, c, hw, &xb, g, &gamma.data(), mean, invstd)
+                    }
+                    None => {
+                        a.batch_norm_backward(n, c, hw, &x.data(), g, &gamma.data(), mean, invstd)
+                    }
+                };
                 let (gx, gg, gbeta) = on_device(a, "batch_norm backward", r);
                 acc(x, |o| ew::acc_map(&gx, o, |v| v));
                 acc(gamma, |o| ew::acc_map(&gg, o, |v| v));
@@ -396,8 +427,9 @@ impl Op {
                 let cols = *os.last().unwrap();
                 let rows = out.numel() / cols;
                 match accel::active() {
-                    Some(a) => put_device(x, a, "log_softmax backward", || {
-                        a.log_softmax_backward(rows, cols, &out.data(), g)
+                    Some(a) => put_device(x, a, "log_softmax backward", || match a.resident() {
+                        Some(r) => r.log_softmax_backward(rows, cols, &out.dev_buf(r), g),
+                        None => a.log_softmax_backward(rows, cols, &out.data(), g),
                     }),
                     None => put(x, |gx| {
                         softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)

@@ -3,8 +3,9 @@
 //!
 //! Today a device runs the convolutions, linear layers, pooling, batch norm,
 //! log-softmax/NLL and the mixed ops' weighted sums (forward and backward); everything
-//! else runs on the CPU and tensors live in host memory, so each device call copies its
-//! operands over and its result back.
+//! else runs on the CPU. On wgpu the forward results of convolution, pooling, batch norm
+//! and log-softmax stay in device memory until the host reads them; elsewhere each
+//! device call copies its operands over and its result back ([`transfers`] counts it).
 
 pub use nas_kernels::accel::Peaks;
 use nas_kernels::accel::{self, Accel};

@@ -26,6 +26,22 @@ fn on_accel(
     true
 }
 
+/// Runs forward primitive `name` with the active backend's resident kernels, where it
+/// has them (operands read from, and the result left in, device memory); None where it
+/// has none, and the caller goes on to [`on_accel`] or the CPU kernel.
+fn on_resident<T>(
+    name: &'static str,
+    flops: f64,
+    bytes: f64,
+    f: impl FnOnce(&dyn accel::Resident) -> Result<T, String>,
+) -> Option<T> {
+    let a = accel::active()?;
+    let r = a.resident()?;
+    Some(record(accel::label(a.kind(), name), flops, bytes, || {
+        on_device(a, name, f(r))
+    }))
+}
+
 thread_local! {
     /// Multiply-adds of conv/linear/matmul ops since `count_macs` started (None = off).
     static MACS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
@@ -444,9 +460,20 @@ impl Tensor {
             w.shape(),
             p.cin
         );
+        let (flops, bytes) = conv_cost(&p);
+        let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];
+        if b.is_none() {
+            let name = conv_name(&p, "fwd");
+            let y = on_resident(name, flops, bytes, |r| {
+                r.conv2d(&p, &self.dev_buf(r), &w.dev_buf(r))
+            });
+            if let Some(y) = y {
+                add_macs(p.macs());
+                return Tensor::from_device(shape, y, Op::Conv2d(self.clone(), w.clone(), None, p));
+            }
+        }
         let mut out = buffer::take(p.out_len());
         let bd = b.map(|b| b.data());
-        let (flops, bytes) = conv_cost(&p);
         let ran = on_accel(conv_name(&p, "fwd"), flops, bytes, |a| {
             out.copy_from_slice(&a.conv2d(&p, &self.data(), &w.data())?);
             Ok(())
@@ -471,7 +498,6 @@ impl Tensor {
         }
         drop(bd);
         add_macs(p.macs());
-        let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];
         Tensor::from_op(
             shape,
             out,
@@ -499,9 +525,15 @@ impl Tensor {
     pub fn max_pool2d(&self, k: usize, stride: usize, pad: usize) -> Tensor {
         let p = self.pool_geom(k, stride, pad);
         let len = p.n * p.c * p.out_h() * p.out_w();
+        let (flops, bytes) = pool_cost(&p);
+        let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
+        if let Some((y, arg)) = on_resident("max_pool2d.fwd", flops, bytes, |r| {
+            r.max_pool(&p, &self.dev_buf(r))
+        }) {
+            return Tensor::from_device(shape, y, Op::MaxPool2d(self.clone(), p, arg));
+        }
         let mut out = buffer::take(len);
         let mut arg = vec![0u32; len];
-        let (flops, bytes) = pool_cost(&p);
         let ran = on_accel("max_pool2d.fwd", flops, bytes, |a| {
             let (y, i) = a.max_pool(&p, &self.data())?;
             out.copy_from_slice(&y);
@@ -513,7 +545,6 @@ impl Tensor {
                 pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
             });
         }
-        let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, arg))
     }
 
@@ -525,8 +556,15 @@ impl Tensor {
         count_include_pad: bool,
     ) -> Tensor {
         let p = self.pool_geom(k, stride, pad);
-        let mut out = buffer::take(p.n * p.c * p.out_h() * p.out_w());
         let (flops, bytes) = pool_cost(&p);
+        let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
+        let op = || Op::AvgPool2d(self.clone(), p, count_include_pad);
+        if let Some(y) = on_resident("avg_pool2d.fwd", flops, bytes, |r| {
+            r.avg_pool(&p, count_include_pad, &self.dev_buf(r))
+        }) {
+            return Tensor::from_device(shape, y, op());
+        }
+        let mut out = buffer::take(p.n * p.c * p.out_h() * p.out_w());
         let ran = on_accel("avg_pool2d.fwd", flops, bytes, |a| {
             out.copy_from_slice(&a.avg_pool(&p, count_include_pad, &self.data())?);
             Ok(())
@@ -536,20 +574,21 @@ impl Tensor {
                 pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out)
             });
         }
-        let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
-        Tensor::from_op(
-            shape,
-            out,
-            Op::AvgPool2d(self.clone(), p, count_include_pad),
-        )
+        Tensor::from_op(shape, out, op())
     }
 
     pub fn adaptive_avg_pool2d(&self, oh: usize, ow: usize) -> Tensor {
         let s = self.shape();
         assert_eq!(s.len(), 4, "adaptive pooling needs NCHW, got {s:?}");
-        let mut out = buffer::take(s[0] * s[1] * oh * ow);
         let (inp, outn) = (self.numel() as f64, (s[0] * s[1] * oh * ow) as f64);
         let bytes = 4.0 * (inp + outn);
+        if let Some(y) = on_resident("adaptive_avg_pool2d.fwd", inp, bytes, |r| {
+            r.adaptive_avg_pool(s[0] * s[1], s[2], s[3], oh, ow, &self.dev_buf(r))
+        }) {
+            let op = Op::AdaptiveAvgPool2d(self.clone());
+            return Tensor::from_device(vec![s[0], s[1], oh, ow], y, op);
+        }
+        let mut out = buffer::take(s[0] * s[1] * oh * ow);
         let ran = on_accel("adaptive_avg_pool2d.fwd", inp, bytes, |a| {
             let y = a.adaptive_avg_pool(s[0] * s[1], s[2], s[3], oh, ow, &self.data())?;
             out.copy_from_slice(&y);
@@ -587,9 +626,21 @@ impl Tensor {
         let s = self.shape();
         assert_eq!(s.len(), 4, "batch norm needs NCHW, got {s:?}");
         let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
+        let len = (n * c * hw) as f64;
+        if let Some((y, mean, invstd)) = on_resident("batch_norm.fwd", 6.0 * len, 12.0 * len, |r| {
+            r.batch_norm_train(n, c, hw, &self.dev_buf(r), &gamma.data(), &beta.data(), eps)
+        }) {
+            let op = Op::BatchNorm(
+                self.clone(),
+                gamma.clone(),
+                beta.clone(),
+                mean.clone(),
+                invstd.clone(),
+            );
+            return (Tensor::from_device(s.to_vec(), y, op), mean, invstd);
+        }
         let mut out = buffer::take(self.numel());
         let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-        let len = (n * c * hw) as f64;
         let ran = on_accel("batch_norm.fwd", 6.0 * len, 12.0 * len, |a| {
             let (y, m, i) =
                 a.batch_norm_train(n, c, hw, &self.data(), &gamma.data(), &beta.data(), eps)?;
@@ -659,9 +710,15 @@ impl Tensor {
     /// Log-softmax over the last axis.
     pub fn log_softmax(&self) -> Tensor {
         let cols = *self.shape().last().unwrap();
-        let mut out = buffer::take(self.numel());
         let n = self.numel() as f64;
         let rows = self.numel() / cols;
+        if let Some(y) = on_resident("log_softmax.fwd", 4.0 * n, 8.0 * n, |r| {
+            r.log_softmax(rows, cols, &self.dev_buf(r))
+        }) {
+            let op = Op::LogSoftmax(self.clone());
+            return Tensor::from_device(self.shape().to_vec(), y, op);
+        }
+        let mut out = buffer::take(self.numel());
         let ran = on_accel("log_softmax.fwd", 4.0 * n, 8.0 * n, |a| {
             out.copy_from_slice(&a.log_softmax(rows, cols, &self.data())?);
             Ok(())
@@ -687,8 +744,14 @@ impl Tensor {
             "nll_loss: {rows} rows but {} targets",
             targets.len()
         );
-        let mut loss = 0.0;
         let (flops, bytes) = (rows as f64, 8.0 * rows as f64);
+        let op = || Op::Nll(self.clone(), targets.to_vec());
+        if let Some(loss) = on_resident("nll.fwd", flops, bytes, |r| {
+            r.nll(rows, cols, &self.dev_buf(r), targets)
+        }) {
+            return Tensor::from_op(vec![1], vec![loss], op());
+        }
+        let mut loss = 0.0;
         let ran = on_accel("nll.fwd", flops, bytes, |a| {
             loss = a.nll(rows, cols, &self.data(), targets)?;
             Ok(())

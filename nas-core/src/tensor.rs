@@ -4,9 +4,10 @@
 use crate::autodiff::Op;
 use crate::buffer;
 use crate::rng::Rng;
+use nas_kernels::accel::{DevBuf, Resident};
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -37,6 +38,11 @@ pub(crate) struct Node {
     pub(crate) id: u64,
     pub(crate) shape: Vec<usize>,
     pub(crate) data: RwLock<Vec<f32>>,
+    /// False while the values live only in `dev` (a device op's result nobody has read on
+    /// the host yet); the first host read copies them back.
+    host_ok: AtomicBool,
+    /// The values in device memory, where a device op made them or read them.
+    dev: Mutex<Option<DevBuf>>,
     pub(crate) grad: Mutex<Option<Vec<f32>>>,
     pub(crate) requires_grad: bool,
     pub(crate) op: Option<Op>,
@@ -80,6 +86,8 @@ impl Tensor {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape,
             data: RwLock::new(data),
+            host_ok: AtomicBool::new(true),
+            dev: Mutex::new(None),
             grad: Mutex::new(None),
             requires_grad,
             op,
@@ -128,6 +136,56 @@ impl Tensor {
         Tensor::make(shape, data, rg, if rg { Some(op) } else { None })
     }
 
+    /// The result of a device op, left in device memory.
+    pub(crate) fn from_device(shape: Vec<usize>, buf: DevBuf, op: Op) -> Tensor {
+        assert_eq!(
+            buf.len(),
+            shape.iter().product::<usize>(),
+            "device buffer length does not match shape {shape:?}"
+        );
+        let rg = grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
+        let node = Node {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shape,
+            data: RwLock::new(vec![]),
+            host_ok: AtomicBool::new(false),
+            dev: Mutex::new(Some(buf)),
+            grad: Mutex::new(None),
+            requires_grad: rg,
+            op: if rg { Some(op) } else { None },
+        };
+        Tensor(Arc::new(node))
+    }
+
+    /// These values in `r`'s memory: the copy already there, or one made now and kept
+    /// until the host changes the values.
+    pub(crate) fn dev_buf(&self, r: &dyn Resident) -> DevBuf {
+        let mut dev = self.0.dev.lock().unwrap();
+        if let Some(b) = dev.as_ref() {
+            return b.clone();
+        }
+        let b = r.upload(&self.0.data.read().unwrap());
+        *dev = Some(b.clone());
+        b
+    }
+
+    /// Copies device-only values back to the host (once).
+    fn fetch(&self) {
+        if self.0.host_ok.load(Ordering::Acquire) {
+            return;
+        }
+        let mut d = self.0.data.write().unwrap();
+        if self.0.host_ok.load(Ordering::Acquire) {
+            return;
+        }
+        let buf = self.0.dev.lock().unwrap().clone();
+        let buf = buf.expect("a tensor without host values has a device buffer");
+        *d = buf
+            .to_vec()
+            .unwrap_or_else(|e| panic!("reading a tensor back from the device: {e}"));
+        self.0.host_ok.store(true, Ordering::Release);
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
@@ -149,11 +207,16 @@ impl Tensor {
     pub fn is_leaf(&self) -> bool {
         self.0.op.is_none()
     }
+    /// The values on the host (copied back first if a device op left them there).
     pub fn data(&self) -> RwLockReadGuard<'_, Vec<f32>> {
+        self.fetch();
         self.0.data.read().unwrap()
     }
     /// Mutable data, for optimisers and loaders; never change a tensor a graph still uses.
+    /// Any device copy is dropped (the next device op uploads the new values).
     pub fn data_mut(&self) -> RwLockWriteGuard<'_, Vec<f32>> {
+        self.fetch();
+        *self.0.dev.lock().unwrap() = None;
         self.0.data.write().unwrap()
     }
     pub fn to_vec(&self) -> Vec<f32> {

@@ -117,3 +117,52 @@ fn a_supernet_step_on_wgpu_matches_the_cpu() {
         }
     }
 }
+
+/// On wgpu, a chain of device primitives keeps its activations in device memory: the
+/// forward brings back only the batch norm's per-channel statistics and the max-pool's
+/// argmax, and reading the result brings back exactly its values, which match the CPU's.
+#[test]
+fn device_primitives_keep_activations_on_the_device() {
+    let Some(_turn) = wgpu_turn() else { return };
+    let mut rng = Rng::new(3);
+    let x = Tensor::randn(&[4, 3, 16, 16], 1.0, &mut rng);
+    let w = Tensor::parameter(
+        Tensor::randn(&[8, 3, 3, 3], 0.3, &mut rng).to_vec(),
+        &[8, 3, 3, 3],
+    );
+    let (g, b) = (Tensor::full(&[8], 1.0), Tensor::zeros(&[8]));
+    let opts = nas_core::ConvOpts {
+        padding: 1,
+        ..Default::default()
+    };
+    let forward = || {
+        let h = x.conv2d(&w, None, opts);
+        let (h, _, _) = h.batch_norm_train(&g, &b, 1e-5);
+        h.avg_pool2d(3, 1, 1, false).max_pool2d(2, 2, 0)
+    };
+    let cpu = forward().to_vec();
+    nas_kernels::accel::activate_wgpu().unwrap();
+    let before = nas_core::device::transfers();
+    let y = forward();
+    let moved = nas_core::device::transfers() - before;
+    // Statistics: mean and 1/std of 8 channels; argmax: one u32 per output.
+    assert_eq!(
+        moved.down_bytes,
+        4 * (2 * 8 + y.numel()) as u64,
+        "{moved:?}"
+    );
+    let before = nas_core::device::transfers();
+    let got = y.to_vec();
+    let read = nas_core::device::transfers() - before;
+    nas_kernels::accel::deactivate();
+    assert_eq!(
+        (read.down_bytes, read.down_calls),
+        (4 * y.numel() as u64, 1)
+    );
+    assert_close(
+        &cpu,
+        &got,
+        1e-4,
+        "conv, batch norm and pooling on the device",
+    );
+}

@@ -4,11 +4,15 @@
 //! NLL loss and mixed-op sum, forward and backward, and runs the CPU kernel when no
 //! accelerator is active.
 //!
+//! [`Resident`] is the same boundary on device buffers, for backends that keep tensors in
+//! their memory (wgpu today).
+//!
 //! Every method computes exactly what the CPU kernel of the same name computes (the
 //! equivalence tests hold each backend to that on random inputs); the result is a fresh
 //! vector the caller adds or copies where it belongs.
 
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
+pub use crate::gpu::DevBuf;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -126,6 +130,79 @@ pub trait Accel: Send + Sync {
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32>;
     /// Its gradient times the upstream gradient `g`.
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>>;
+
+    /// The same primitives on buffers that stay in the device's memory, where this
+    /// backend has them (today wgpu).
+    fn resident(&self) -> Option<&dyn Resident> {
+        None
+    }
+}
+
+/// Primitives whose tensor operands and results stay in device memory ([`DevBuf`]s):
+/// only what the caller keeps on the host (gradients today, per-channel statistics,
+/// small parameters, indices, a loss) crosses. Each computes what the [`Accel`] method
+/// of the same name computes.
+pub trait Resident {
+    /// `x` copied to the device.
+    fn upload(&self, x: &[f32]) -> DevBuf;
+    /// Convolution forward without bias.
+    fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf) -> Res<DevBuf>;
+    /// Convolution input gradient from the output gradient `gy`.
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &DevBuf) -> Res<Vec<f32>>;
+    /// Convolution weight gradient.
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &[f32]) -> Res<Vec<f32>>;
+    /// Max pooling: values (on the device) and argmax (on the host).
+    fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, Vec<u32>)>;
+    /// Average pooling.
+    fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf>;
+    /// Adaptive average pooling (PyTorch bins).
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive_avg_pool(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        x: &DevBuf,
+    ) -> Res<DevBuf>;
+    /// Training-mode batch norm: output (on the device), batch mean and 1/std.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_train(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &DevBuf,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)>;
+    /// Batch-norm backward: input, gamma and beta gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &DevBuf,
+        gy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)>;
+    /// Row-wise log-softmax.
+    fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf>;
+    /// Log-softmax input gradient from its output `y`.
+    fn log_softmax_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        y: &DevBuf,
+        gy: &[f32],
+    ) -> Res<Vec<f32>>;
+    /// Mean negative log-likelihood.
+    fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32>;
 }
 
 /// A device's peaks, and how they were found (measured, or from its specification).

@@ -2,7 +2,6 @@
 //! parameters up, its result down, nothing more (one test per process, so no other test
 //! moves bytes meanwhile).
 
-#[macro_use]
 mod common;
 use common::{gpu, random};
 use nas_kernels::accel::Accel;

@@ -10,7 +10,7 @@
 //! below is what training uses (`crate::accel::activate_wgpu`). Tensors do not live on
 //! the device: every call uploads its inputs and reads its outputs back.
 
-use crate::accel::{Accel, Peaks, Res};
+use crate::accel::{Accel, Peaks, Res, Resident};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use std::collections::HashMap;
 use wgpu::util::DeviceExt;
@@ -57,6 +57,77 @@ pub struct Gpu {
     pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
     /// The adapter's name and backend, for reports.
     pub adapter: String,
+}
+
+/// `len` floats in the wgpu device's memory; cloning shares the buffer. It carries its
+/// device, so it can be read back wherever it ends up.
+#[derive(Clone)]
+pub struct DevBuf {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    buf: wgpu::Buffer,
+    len: usize,
+}
+
+impl DevBuf {
+    const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+        .union(wgpu::BufferUsages::COPY_SRC)
+        .union(wgpu::BufferUsages::COPY_DST);
+
+    /// How many floats it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its contents copied back to the host (waits for the kernels that write it).
+    pub fn to_vec(&self) -> Result<Vec<f32>, String> {
+        Ok(self
+            .read_bytes()?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    /// Its first `4 * len` bytes, through a staging buffer.
+    fn read_bytes(&self) -> Result<Vec<u8>, String> {
+        let size = (4 * self.len.max(1)) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("read"),
+            });
+        enc.copy_buffer_to_buffer(&self.buf, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| format!("wgpu poll: {e}"))?;
+        rx.recv()
+            .map_err(|e| format!("wgpu map: {e}"))?
+            .map_err(|e| format!("wgpu map: {e}"))?;
+        let mut v = slice
+            .get_mapped_range()
+            .map_err(|e| format!("wgpu map range: {e:?}"))?
+            .to_vec();
+        staging.unmap();
+        v.truncate(4 * self.len);
+        crate::transfer::down(v.len());
+        Ok(v)
+    }
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -241,85 +312,100 @@ impl Gpu {
         groups: (u32, u32),
         indices: bool,
     ) -> Result<(Vec<f32>, Vec<u32>), String> {
-        let d = &self.device;
-        let bytes = |v: &[f32]| -> Vec<u8> {
-            let v = if v.is_empty() { &[0.0f32][..] } else { v };
-            v.iter().flat_map(|x| x.to_le_bytes()).collect()
-        };
-        let init = |label: &str, contents: &[u8]| {
-            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-        };
-        let (a_bytes, b_bytes) = (bytes(a), bytes(b));
-        crate::transfer::up(4 * params.len() + a_bytes.len() + b_bytes.len());
-        let a_buf = init("a", &a_bytes);
-        let b_buf = init("b", &b_bytes);
-        let size = (4 * out_len.max(1)) as u64;
-        let buffer = |label: &str, usage: wgpu::BufferUsages| {
-            d.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        let out = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-        let y_buf = buffer("y", out);
-        // Kernels that write no indices still bind a buffer there: a small one.
-        let i_buf = if indices {
-            buffer("i", out)
+        let (a, b) = (self.upload(a), self.upload(b));
+        let y = self.output("y", out_len);
+        let i = if indices {
+            self.output("i", out_len)
         } else {
-            self.scratch("i unused", 4)
+            self.unused()
         };
-        let read = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
-        let y_read = buffer("y read", read);
-        let i_read = indices.then(|| buffer("i read", read));
-        let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc = self.encode(entry, params, [&a_buf, &b_buf, &y_buf, &i_buf], groups, 1)?;
-        enc.copy_buffer_to_buffer(&y_buf, 0, &y_read, 0, size);
-        if let Some(i_read) = &i_read {
-            enc.copy_buffer_to_buffer(&i_buf, 0, i_read, 0, size);
-        }
-        self.queue.submit([enc.finish()]);
-        if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(format!("wgpu kernel `{entry}`: {err}"));
-        }
-        let fetch = |buf: &wgpu::Buffer| -> Result<Vec<u8>, String> {
-            let slice = buf.slice(..);
-            let (tx, rx) = std::sync::mpsc::channel();
-            slice.map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-            d.poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| format!("wgpu poll: {e}"))?;
-            rx.recv()
-                .map_err(|e| format!("wgpu map: {e}"))?
-                .map_err(|e| format!("wgpu map: {e}"))?;
-            let v = slice
-                .get_mapped_range()
-                .map_err(|e| format!("wgpu map range: {e:?}"))?
-                .to_vec();
-            buf.unmap();
-            crate::transfer::down(v.len());
-            Ok(v)
-        };
-        let y: Vec<f32> = fetch(&y_read)?
-            .chunks_exact(4)
-            .take(out_len)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let idx: Vec<u32> = match &i_read {
-            Some(buf) => fetch(buf)?
+        self.dispatch(entry, params, [&a.buf, &b.buf, &y.buf, &i.buf], groups)?;
+        let idx = match indices {
+            true => i
+                .read_bytes()?
                 .chunks_exact(4)
-                .take(out_len)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
-            None => vec![],
+            false => vec![],
         };
-        Ok((y, idx))
+        Ok((y.to_vec()?, idx))
+    }
+
+    /// Runs `entry` on buffers already on the device (`b` absent for one-input kernels)
+    /// and leaves its `out_len` floats there.
+    pub(crate) fn run_dev(
+        &self,
+        entry: &str,
+        params: &[u32],
+        a: &DevBuf,
+        b: Option<&DevBuf>,
+        out_len: usize,
+        groups: (u32, u32),
+    ) -> Res<DevBuf> {
+        // B (read-only) and I (written) may not share a buffer.
+        let (no_b, no_i) = (self.unused(), self.unused());
+        let y = self.output("y", out_len);
+        let b = b.unwrap_or(&no_b);
+        self.dispatch(entry, params, [&a.buf, &b.buf, &y.buf, &no_i.buf], groups)?;
+        Ok(y)
+    }
+
+    /// Encodes and submits one dispatch of `entry`; a validation error is the error.
+    fn dispatch(
+        &self,
+        entry: &str,
+        params: &[u32],
+        bufs: [&wgpu::Buffer; 4],
+        groups: (u32, u32),
+    ) -> Res<()> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let enc = self.encode(entry, params, bufs, groups, 1)?;
+        self.queue.submit([enc.finish()]);
+        match pollster::block_on(scope.pop()) {
+            Some(err) => Err(format!("wgpu kernel `{entry}`: {err}")),
+            None => Ok(()),
+        }
+    }
+
+    /// `x` copied into a new device buffer (one float for an empty `x`, which no kernel
+    /// reads).
+    pub fn upload(&self, x: &[f32]) -> DevBuf {
+        let x = if x.is_empty() { &[0.0f32][..] } else { x };
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        crate::transfer::up(bytes.len());
+        let buf = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("upload"),
+                contents: &bytes,
+                usage: DevBuf::USAGE,
+            });
+        self.wrap(buf, x.len())
+    }
+
+    /// A new device buffer for a kernel's `len` outputs.
+    fn output(&self, label: &str, len: usize) -> DevBuf {
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (4 * len.max(1)) as u64,
+            usage: DevBuf::USAGE,
+            mapped_at_creation: false,
+        });
+        self.wrap(buf, len)
+    }
+
+    /// A one-float buffer bound where a kernel reads or writes nothing.
+    fn unused(&self) -> DevBuf {
+        self.output("unused", 1)
+    }
+
+    fn wrap(&self, buf: wgpu::Buffer, len: usize) -> DevBuf {
+        DevBuf {
+            device: self.device.clone(),
+            queue: self.queue.clone(),
+            buf,
+            len,
+        }
     }
 
     /// A zeroed storage buffer of `size` bytes that lives only on the device.
@@ -749,11 +835,245 @@ impl Accel for Gpu {
         Ok(self.run("nll", &params, logp, &t, 1, (1, 1))?[0])
     }
 
+    fn resident(&self) -> Option<&dyn Resident> {
+        Some(self)
+    }
+
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
         crate::accel::check_targets(rows, cols, rows * cols, targets)?;
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
         let params = [rows as u32, cols as u32, g.to_bits()];
         let len = rows * cols;
         self.run("nll_backward", &params, &t, &[], len, groups_1d(len))
+    }
+}
+
+/// `what` holds `got` values where `want` are needed.
+fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
+    if got != want {
+        return Err(format!(
+            "{what}: {got} values on the device, the shape needs {want}"
+        ));
+    }
+    Ok(())
+}
+
+impl Resident for Gpu {
+    fn upload(&self, x: &[f32]) -> DevBuf {
+        Gpu::upload(self, x)
+    }
+
+    fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
+        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
+        check_len("conv2d weight", w.len, p.weight_len())?;
+        let len = p.out_len();
+        self.run_dev(
+            "conv2d",
+            &Self::conv_params(p),
+            x,
+            Some(w),
+            len,
+            groups_1d(len),
+        )
+    }
+
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &DevBuf) -> Res<Vec<f32>> {
+        crate::accel::check_conv(p, None, None, Some(gy))?;
+        check_len("conv2d weight", w.len, p.weight_len())?;
+        let len = p.n * p.cin * p.h * p.w;
+        let gy = self.upload(gy);
+        let params = Self::conv_params(p);
+        self.run_dev(
+            "conv2d_backward_input",
+            &params,
+            &gy,
+            Some(w),
+            len,
+            groups_1d(len),
+        )?
+        .to_vec()
+    }
+
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &[f32]) -> Res<Vec<f32>> {
+        crate::accel::check_conv(p, None, None, Some(gy))?;
+        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
+        let len = p.weight_len();
+        let gy = self.upload(gy);
+        let params = Self::conv_params(p);
+        self.run_dev(
+            "conv2d_backward_weight",
+            &params,
+            x,
+            Some(&gy),
+            len,
+            groups_1d(len),
+        )?
+        .to_vec()
+    }
+
+    fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, Vec<u32>)> {
+        check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        let (y, i) = (self.output("y", len), self.output("i", len));
+        let params = Self::pool_params(p, false);
+        let unused = self.unused();
+        self.dispatch(
+            "max_pool",
+            &params,
+            [&x.buf, &unused.buf, &y.buf, &i.buf],
+            groups_1d(len),
+        )?;
+        let arg = i
+            .read_bytes()?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((y, arg))
+    }
+
+    fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
+        check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        self.run_dev(
+            "avg_pool",
+            &Self::pool_params(p, cip),
+            x,
+            None,
+            len,
+            groups_1d(len),
+        )
+    }
+
+    fn adaptive_avg_pool(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        x: &DevBuf,
+    ) -> Res<DevBuf> {
+        check_len("adaptive_avg_pool input", x.len, planes * h * w)?;
+        let len = planes * oh * ow;
+        let params = [planes, h, w, oh, ow].map(|v| v as u32);
+        self.run_dev("adaptive_avg_pool", &params, x, None, len, groups_1d(len))
+    }
+
+    fn batch_norm_train(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &DevBuf,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
+        let total = n * c * hw;
+        check_len("batch_norm input", x.len, total)?;
+        let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
+        let stats = self
+            .run_dev("bn_stats", &params, x, None, 2 * c, (c as u32, 1))?
+            .to_vec()?;
+        let (mean, invstd) = (stats[..c].to_vec(), stats[c..].to_vec());
+        let chans = self.upload(&[&mean[..], &invstd[..], gamma, beta].concat());
+        let params = [total as u32, c as u32, hw as u32];
+        let y = self.run_dev(
+            "bn_apply",
+            &params,
+            x,
+            Some(&chans),
+            total,
+            groups_1d(total),
+        )?;
+        Ok((y, mean, invstd))
+    }
+
+    fn batch_norm_backward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &DevBuf,
+        gy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let total = n * c * hw;
+        check_len("batch_norm input", x.len, total)?;
+        let b = self.upload(&[gy, mean, invstd].concat());
+        let params = [n as u32, c as u32, hw as u32];
+        let sums = self
+            .run_dev(
+                "bn_backward_sums",
+                &params,
+                x,
+                Some(&b),
+                2 * c,
+                (c as u32, 1),
+            )?
+            .to_vec()?;
+        let (gbeta, ggamma) = (sums[..c].to_vec(), sums[c..].to_vec());
+        let b = self.upload(&[gy, mean, invstd, gamma, &gbeta, &ggamma].concat());
+        let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
+        let gx = self
+            .run_dev(
+                "bn_backward_input",
+                &params,
+                x,
+                Some(&b),
+                total,
+                groups_1d(total),
+            )?
+            .to_vec()?;
+        Ok((gx, ggamma, gbeta))
+    }
+
+    fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {
+        check_len("log_softmax input", x.len, rows * cols)?;
+        let params = [rows as u32, cols as u32];
+        self.run_dev(
+            "log_softmax",
+            &params,
+            x,
+            None,
+            rows * cols,
+            groups_1d(rows),
+        )
+    }
+
+    fn log_softmax_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        y: &DevBuf,
+        gy: &[f32],
+    ) -> Res<Vec<f32>> {
+        check_len("log_softmax output", y.len, rows * cols)?;
+        check_len("log_softmax gradient", gy.len(), rows * cols)?;
+        let gy = self.upload(gy);
+        let params = [rows as u32, cols as u32];
+        let len = rows * cols;
+        self.run_dev(
+            "log_softmax_backward",
+            &params,
+            y,
+            Some(&gy),
+            len,
+            groups_1d(rows),
+        )?
+        .to_vec()
+    }
+
+    fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32> {
+        crate::accel::check_targets(rows, cols, logp.len, targets)?;
+        let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
+        let t = self.upload(&t);
+        let params = [rows as u32, cols as u32];
+        Ok(self
+            .run_dev("nll", &params, logp, Some(&t), 1, (1, 1))?
+            .to_vec()?[0])
     }
 }
