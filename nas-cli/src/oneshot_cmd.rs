@@ -48,7 +48,7 @@ pub struct Inputs {
 pub fn prepare(a: &SearchArgs) -> Result<Inputs> {
     a.strategy_config()?;
     let data = load_train_data(a)?;
-    let space = a.space.resolve(data.input)?;
+    let space = a.space.resolve_for_batch(data.input, a.batch)?;
     Ok(Inputs { data, space })
 }
 

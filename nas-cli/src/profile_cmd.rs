@@ -95,7 +95,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         size: a.size,
         classes: 10,
     };
-    let space = a.space.resolve(input)?;
+    let space = a.space.resolve_for_batch(input, a.batch)?;
     let peak = peaks();
     println!(
         "{} supernet weight step, batch {}, {}x{}x{}, {} threads; CPU peaks measured here: \

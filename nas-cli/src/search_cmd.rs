@@ -89,7 +89,9 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
     } else {
         Some(load_train_data(a)?)
     };
-    let space = a.space.resolve(search_input(table_eval, data.as_ref()))?;
+    let space = a
+        .space
+        .resolve_for_batch(search_input(table_eval, data.as_ref()), a.batch)?;
     let table = if table_eval {
         let mut t = Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?;
         t.count_macs = true;

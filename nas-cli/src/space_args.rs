@@ -24,10 +24,18 @@ pub struct SpaceArgs {
 }
 
 impl SpaceArgs {
-    /// The space these options name, built for data of the given shape.
+    /// The space these options name, built for data of the given shape (a space file's
+    /// size bound taken at the default batch).
     pub fn resolve(&self, input: InputSpec) -> Result<Box<dyn Space>> {
+        self.resolve_for_batch(input, nas_core::space::file::DEFAULT_BATCH)
+    }
+
+    /// [`SpaceArgs::resolve`] for training at `batch`: a space file's network must fit
+    /// the memory bound with that many images' activations.
+    pub fn resolve_for_batch(&self, input: InputSpec, batch: usize) -> Result<Box<dyn Space>> {
         if let Some(f) = &self.space_file {
-            let s = FileSpace::load(f, [input.channels, input.size, input.size], input.classes)
+            let shape = [input.channels, input.size, input.size];
+            let s = FileSpace::load_for_batch(f, shape, input.classes, batch)
                 .map_err(anyhow::Error::msg)?;
             return Ok(Box::new(s));
         }

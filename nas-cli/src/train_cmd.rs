@@ -124,7 +124,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         size: train.h,
         classes: train.classes,
     };
-    let sp = a.space.resolve(input)?;
+    let sp = a.space.resolve_for_batch(input, a.batch_size)?;
     let arch: Architecture = match a.arch.as_deref() {
         Some("random") => space::arch::random(&space::describe(sp.as_ref()), &mut rng),
         Some(path) => space::arch::load(std::path::Path::new(path))?,

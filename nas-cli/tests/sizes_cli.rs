@@ -146,3 +146,38 @@ fn hostile_space_files_are_refused_quickly() {
         assert!(took.as_secs() < 10, "{want}: took {took:?}");
     }
 }
+
+/// A space file's memory bound is taken at the batch the command trains with: a small
+/// network that fits at the default batch is refused at a batch of a million images.
+#[test]
+fn a_space_files_bound_uses_the_batch_size() {
+    let p = std::env::temp_dir().join(format!("nas-sizes-batch-{}.json", std::process::id()));
+    std::fs::write(
+        &p,
+        r#"{"name": "b", "layers": [{"op": "conv", "out": 32}, {"op": "gap"},
+            {"op": "linear", "out": "classes"}]}"#,
+    )
+    .unwrap();
+    let file = p.to_str().unwrap();
+    assert_ok(
+        &nas(&["spaces", "--space-file", file]),
+        "the file at batch 64",
+    );
+    let o = nas(&[
+        "train",
+        "--space-file",
+        file,
+        "--arch",
+        "random",
+        "--batch-size",
+        "1000000",
+        "--epochs",
+        "1",
+    ]);
+    std::fs::remove_file(&p).ok();
+    assert_refused(
+        &o,
+        "the file at batch 1000000",
+        &["too large", "nas-sizes-batch"],
+    );
+}
