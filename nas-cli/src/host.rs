@@ -308,11 +308,13 @@ impl Discovery {
     /// strategy is never touched; or an error naming the file and what is wrong, or
     /// listing what there is.
     pub fn get(&self, name: &str) -> Result<&Plugin, String> {
-        if let Some(p) = self.plugins.iter().find(|p| p.name == name) {
+        // `foo-bar` asks for the plugin that calls itself `foo_bar` (its file name).
+        let same = |p: &Plugin| p.name.replace('-', "_") == name.replace('-', "_");
+        if let Some(p) = self.plugins.iter().find(|p| same(p)) {
             return Ok(p);
         }
         let mut named = self.named.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = named.iter().find(|p| p.name == name) {
+        if let Some(p) = named.iter().find(|p| same(p)) {
             return Ok(*p);
         }
         let p: &'static Plugin = Box::leak(Box::new(find(&self.dirs, name)?));

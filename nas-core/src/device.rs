@@ -35,7 +35,7 @@ impl FromStr for Device {
                 Some(n) => n
                     .parse()
                     .map(Device::Cuda)
-                    .map_err(|_| format!("`{n}` is not a CUDA device number")),
+                    .map_err(|_| format!("`{n}` is not a device number")),
                 None => Err(format!("`{s}`: expected cpu, wgpu, cuda or cuda:N")),
             },
         }

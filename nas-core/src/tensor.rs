@@ -216,8 +216,11 @@ impl Tensor {
     /// Any device copy is dropped (the next device op uploads the new values).
     pub fn data_mut(&self) -> RwLockWriteGuard<'_, Vec<f32>> {
         self.fetch();
+        // Clear the device copy under the write lock, so no upload of the old values
+        // can slip in between (lock order: data, then dev, as in `fetch`).
+        let guard = self.0.data.write().unwrap();
         *self.0.dev.lock().unwrap() = None;
-        self.0.data.write().unwrap()
+        guard
     }
     pub fn to_vec(&self) -> Vec<f32> {
         self.data().clone()

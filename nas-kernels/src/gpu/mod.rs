@@ -370,9 +370,12 @@ impl Gpu {
     /// `x` copied into a new device buffer (one float for an empty `x`, which no kernel
     /// reads).
     pub fn upload(&self, x: &[f32]) -> DevBuf {
+        let len = x.len();
+        if len > 0 {
+            crate::transfer::up(4 * len);
+        }
         let x = if x.is_empty() { &[0.0f32][..] } else { x };
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        crate::transfer::up(bytes.len());
         let buf = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -380,7 +383,7 @@ impl Gpu {
                 contents: &bytes,
                 usage: DevBuf::USAGE,
             });
-        self.wrap(buf, x.len())
+        self.wrap(buf, len)
     }
 
     /// A new device buffer for a kernel's `len` outputs.
