@@ -2,8 +2,8 @@
 //! primitive, top to bottom in `Op::backward`. Everything else is composed from these.
 
 use crate::buffer;
-use crate::tensor::Tensor;
-use nas_kernels::accel::{self, Accel, Resident};
+use crate::tensor::{Grad, Tensor};
+use nas_kernels::accel::{self, Accel, Binary, DevBuf, Res, Resident, Unary};
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 use std::collections::HashSet;
 
@@ -14,7 +14,7 @@ pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: Result<T, String>) -> T
 }
 
 /// The active backend and its resident kernels, where it has them.
-fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
+pub(crate) fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
     let a = accel::active()?;
     Some((a, a.resident()?))
 }
@@ -43,7 +43,7 @@ pub(crate) enum Op {
     Concat(Vec<Tensor>, usize),
     Slice(Tensor, usize, usize),
     Conv2d(Tensor, Tensor, Option<Tensor>, conv::Conv2d),
-    MaxPool2d(Tensor, pool::Pool2d, Vec<u32>),
+    MaxPool2d(Tensor, pool::Pool2d, Arg),
     AvgPool2d(Tensor, pool::Pool2d, bool),
     AdaptiveAvgPool2d(Tensor),
     /// Training-mode batch norm: input, gamma, beta, and the batch mean and 1/std.
@@ -54,6 +54,24 @@ pub(crate) enum Op {
     EmbedKernel(Tensor, EmbedGeom),
     /// `sum_k w[idx[k]] * xs[k]`: a mixed op's combination of its candidates' outputs.
     WeightedSum(Vec<Tensor>, Tensor, Vec<usize>),
+}
+
+/// Max pooling's argmax, where the forward left it.
+pub(crate) enum Arg {
+    Host(Vec<u32>),
+    Dev(DevBuf),
+}
+
+impl Arg {
+    fn host(&self) -> std::borrow::Cow<'_, [u32]> {
+        match self {
+            Arg::Host(v) => v.into(),
+            Arg::Dev(b) => b
+                .to_u32_vec()
+                .unwrap_or_else(|e| panic!("reading max pooling's argmax back: {e}"))
+                .into(),
+        }
+    }
 }
 
 /// Where `EmbedKernel` puts tap `(a, b)`: at `(off + a*dil, off + b*dil)`.
@@ -75,10 +93,12 @@ impl EmbedGeom {
 impl Op {
     /// The profile name of this op's gradient rule, with its floating-point operations
     /// and bytes moved (`out` is the output's length).
-    fn profile(&self, out: usize) -> (&'static str, f64, f64) {
+    fn profile(&self, out: usize, on_device: bool) -> (&'static str, f64, f64) {
         let (name, flops, bytes) = self.profile_cpu(out);
         match accel::active() {
-            Some(a) if self.accelerated() => (accel::label(a.kind(), name), flops, bytes),
+            Some(a) if on_device || self.accelerated() => {
+                (accel::label(a.kind(), name), flops, bytes)
+            }
             _ => (name, flops, bytes),
         }
     }
@@ -160,8 +180,145 @@ impl Op {
     }
 
     /// Adds this op's contribution to its inputs' gradients, given the output `out` and the
-    /// gradient `g` of the loss with respect to it.
-    fn backward(&self, out: &Tensor, g: &[f32]) {
+    /// gradient `g` of the loss with respect to it: on the device where the backend keeps
+    /// tensors there and this rule has device kernels, else on the host (or through the
+    /// active accelerator's copies).
+    fn backward(&self, out: &Tensor, g: Grad) {
+        if let Some((a, r)) = resident().filter(|_| self.has_dev_rule(out, &g)) {
+            return on_device(a, "backward", self.backward_dev(out, &g, r));
+        }
+        let g = g.into_host();
+        self.backward_host(out, &g);
+        buffer::give(g);
+    }
+
+    /// Whether this op has a device rule for these operands: its output gradient is on
+    /// the device (or, for NLL, its input is), and the shapes are ones the device kernels
+    /// take (no broadcasting).
+    fn has_dev_rule(&self, out: &Tensor, g: &Grad) -> bool {
+        use Op::*;
+        let same = |t: &Tensor| t.shape() == out.shape();
+        match self {
+            Nll(x, _) => x.on_device(),
+            _ if !matches!(g, Grad::Dev(_)) => false,
+            Add(a, b) | Sub(a, b) | Mul(a, b) => same(a) && same(b),
+            MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
+            AddScalar(_) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
+            | Conv2d(..) | AvgPool2d(..) | AdaptiveAvgPool2d(_) | BatchNorm(..) | LogSoftmax(_)
+            | WeightedSum(..) => true,
+            _ => false,
+        }
+    }
+
+    /// The device rule of this op (where [`Op::has_dev_rule`] says it has one). Gradients
+    /// made here stay on the device.
+    fn backward_dev(&self, out: &Tensor, g: &Grad, r: &dyn Resident) -> Res<()> {
+        use Op::*;
+        let os = out.shape();
+        let gd = || g.dev(r);
+        {
+            match self {
+                Nll(x, targets) => {
+                    let cols = *x.shape().last().unwrap();
+                    let rows = x.numel() / cols;
+                    let g0 = match g {
+                        Grad::Host(v) => v[0],
+                        Grad::Dev(b) => b.to_vec()?[0],
+                    };
+                    acc_dev(x, r, || r.nll_backward(rows, cols, targets, g0))
+                }
+                Add(a, b) => {
+                    acc_dev(a, r, || Ok(gd()))?;
+                    acc_dev(b, r, || Ok(gd()))
+                }
+                Sub(a, b) => {
+                    acc_dev(a, r, || Ok(gd()))?;
+                    acc_dev(b, r, || r.unary(Unary::Affine(-1.0, 0.0), &gd()))
+                }
+                Mul(a, b) => {
+                    acc_dev(a, r, || r.binary(Binary::Mul, &gd(), &b.dev_buf(r)))?;
+                    acc_dev(b, r, || r.binary(Binary::Mul, &gd(), &a.dev_buf(r)))
+                }
+                AddScalar(a) | Reshape(a) => acc_dev(a, r, || Ok(gd())),
+                MulScalar(a, s) => acc_dev(a, r, || r.unary(Unary::Affine(*s, 0.0), &gd())),
+                Exp(a) => acc_dev(a, r, || r.binary(Binary::Mul, &gd(), &out.dev_buf(r))),
+                Log(a) => acc_dev(a, r, || r.binary(Binary::Div, &gd(), &a.dev_buf(r))),
+                Relu(a) => acc_dev(a, r, || r.binary(Binary::ReluGrad, &gd(), &out.dev_buf(r))),
+                Linear(x, w, b) => {
+                    let (nout, nin) = (w.dim(0), w.dim(1));
+                    let rows = x.numel() / nin;
+                    acc_dev(x, r, || {
+                        r.matmul(rows, nin, nout, &gd(), false, &w.dev_buf(r), false)
+                    })?;
+                    acc_dev(w, r, || {
+                        r.matmul(nout, nin, rows, &gd(), true, &x.dev_buf(r), false)
+                    })?;
+                    match b {
+                        Some(b) => acc_dev(b, r, || r.channel_sum(rows, nout, 1, &gd())),
+                        None => Ok(()),
+                    }
+                }
+                Conv2d(x, w, b, p) => {
+                    acc_dev(x, r, || r.conv2d_backward_input(p, &gd(), &w.dev_buf(r)))?;
+                    acc_dev(w, r, || r.conv2d_backward_weight(p, &x.dev_buf(r), &gd()))?;
+                    match b {
+                        Some(b) => {
+                            let plane = p.out_h() * p.out_w();
+                            acc_dev(b, r, || r.channel_sum(p.n, p.cout, plane, &gd()))
+                        }
+                        None => Ok(()),
+                    }
+                }
+                MaxPool2d(x, p, arg) => {
+                    let Arg::Dev(arg) = arg else {
+                        unreachable!("a host argmax")
+                    };
+                    acc_dev(x, r, || r.max_pool_backward(p, &gd(), arg))
+                }
+                AvgPool2d(x, p, inc) => acc_dev(x, r, || r.avg_pool_backward(p, *inc, &gd())),
+                AdaptiveAvgPool2d(x) => {
+                    let s = x.shape();
+                    acc_dev(x, r, || {
+                        r.adaptive_avg_pool_backward(s[0] * s[1], s[2], s[3], os[2], os[3], &gd())
+                    })
+                }
+                BatchNorm(x, gamma, beta, mean, invstd) => {
+                    let s = x.shape();
+                    let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
+                    let (xb, gamma_h) = (x.dev_buf(r), gamma.to_vec());
+                    let (gx, gg, gbeta) =
+                        r.batch_norm_backward(n, c, hw, &xb, &gd(), &gamma_h, mean, invstd)?;
+                    acc_dev(x, r, || Ok(gx))?;
+                    acc(gamma, |o| ew::acc_map(&gg, o, |v| v));
+                    acc(beta, |o| ew::acc_map(&gbeta, o, |v| v));
+                    Ok(())
+                }
+                LogSoftmax(x) => {
+                    let cols = *os.last().unwrap();
+                    let rows = out.numel() / cols;
+                    acc_dev(x, r, || {
+                        r.log_softmax_backward(rows, cols, &out.dev_buf(r), &gd())
+                    })
+                }
+                WeightedSum(xs, w, idx) => {
+                    let wd = w.to_vec();
+                    for (x, &i) in xs.iter().zip(idx) {
+                        acc_dev(x, r, || r.unary(Unary::Affine(wd[i], 0.0), &gd()))?;
+                    }
+                    if needs(w) {
+                        let bufs: Vec<_> = xs.iter().map(|x| x.dev_buf(r)).collect();
+                        let gw = r.weighted_sum_backward_weight(&bufs, &gd())?;
+                        acc(w, |o| idx.iter().zip(&gw).for_each(|(&i, v)| o[i] += v));
+                    }
+                    Ok(())
+                }
+                _ => unreachable!("no device rule for this op"),
+            }
+        }
+    }
+
+    /// The host rule (with an accelerator's copies where one is active).
+    fn backward_host(&self, out: &Tensor, g: &[f32]) {
         use Op::*;
         let os = out.shape();
         match self {
@@ -312,23 +469,6 @@ impl Op {
                     mv::copy_axis_block(g, outer, len, inner, ga, src_len, *start, true)
                 });
             }
-            Conv2d(x, w, b, p) if resident().is_some() => {
-                let (a, r) = resident().unwrap();
-                put_device(x, a, "conv2d backward", || {
-                    r.conv2d_backward_input(p, g, &w.dev_buf(r))
-                });
-                put_device(w, a, "conv2d backward", || {
-                    r.conv2d_backward_weight(p, &x.dev_buf(r), g)
-                });
-                if let Some(b) = b {
-                    let plane = p.out_h() * p.out_w();
-                    acc(b, |gb| {
-                        for (i, chunk) in g.chunks(plane).enumerate() {
-                            gb[i % p.cout] += ew::sum_lanes(chunk);
-                        }
-                    });
-                }
-            }
             Conv2d(x, w, b, p) if accel::active().is_some() => {
                 let a = accel::active().unwrap();
                 put_device(x, a, "conv2d backward", || {
@@ -365,10 +505,15 @@ impl Op {
                     buffer::give(gb);
                 }
             }
-            MaxPool2d(x, p, arg) => match accel::active() {
-                Some(a) => put_device(x, a, "max_pool backward", || a.max_pool_backward(p, g, arg)),
-                None => put(x, |gx| pool::max_pool2d_backward(p, g, arg, gx)),
-            },
+            MaxPool2d(x, p, arg) => {
+                let arg = arg.host();
+                match accel::active() {
+                    Some(a) => put_device(x, a, "max_pool backward", || {
+                        a.max_pool_backward(p, g, &arg)
+                    }),
+                    None => put(x, |gx| pool::max_pool2d_backward(p, g, &arg, gx)),
+                }
+            }
             AvgPool2d(x, p, inc) => match accel::active() {
                 Some(a) => put_device(x, a, "avg_pool backward", || {
                     a.avg_pool_backward(p, *inc, g)
@@ -392,15 +537,7 @@ impl Op {
                 let a = accel::active().unwrap();
                 let s = x.shape();
                 let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
-                let r = match a.resident() {
-                    Some(r) => {
-                        let xb = x.dev_buf(r);
-                        r.batch_norm_backward(n, c, hw, &xb, g, &gamma.data(), mean, invstd)
-                    }
-                    None => {
-                        a.batch_norm_backward(n, c, hw, &x.data(), g, &gamma.data(), mean, invstd)
-                    }
-                };
+                let r = a.batch_norm_backward(n, c, hw, &x.data(), g, &gamma.data(), mean, invstd);
                 let (gx, gg, gbeta) = on_device(a, "batch_norm backward", r);
                 acc(x, |o| ew::acc_map(&gx, o, |v| v));
                 acc(gamma, |o| ew::acc_map(&gg, o, |v| v));
@@ -427,9 +564,8 @@ impl Op {
                 let cols = *os.last().unwrap();
                 let rows = out.numel() / cols;
                 match accel::active() {
-                    Some(a) => put_device(x, a, "log_softmax backward", || match a.resident() {
-                        Some(r) => r.log_softmax_backward(rows, cols, &out.dev_buf(r), g),
-                        None => a.log_softmax_backward(rows, cols, &out.data(), g),
+                    Some(a) => put_device(x, a, "log_softmax backward", || {
+                        a.log_softmax_backward(rows, cols, &out.data(), g)
                     }),
                     None => put(x, |gx| {
                         softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
@@ -531,8 +667,28 @@ fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
         return;
     }
     let mut gl = t.grad_lock();
-    let buf = gl.get_or_insert_with(|| buffer::take_zeroed(t.numel()));
-    f(buf);
+    let buf = gl.get_or_insert_with(|| Grad::Host(buffer::take_zeroed(t.numel())));
+    f(buf.host_mut());
+}
+
+/// Adds the device gradient `f` makes into `t`'s (asking for it only if `t` needs one):
+/// a first gradient is kept as it is, a later one added on the device (or on the host,
+/// where `t`'s gradient already is).
+fn acc_dev(t: &Tensor, r: &dyn Resident, f: impl FnOnce() -> Res<DevBuf>) -> Res<()> {
+    if !needs(t) {
+        return Ok(());
+    }
+    let g = f()?;
+    let mut gl = t.grad_lock();
+    *gl = Some(match gl.take() {
+        None => Grad::Dev(g),
+        Some(Grad::Dev(e)) => Grad::Dev(r.binary(Binary::Add, &e, &g)?),
+        Some(Grad::Host(mut h)) => {
+            ew::acc_map(&g.to_vec()?, &mut h, |v| v);
+            Grad::Host(h)
+        }
+    });
+    Ok(())
 }
 
 /// Puts the gradient an accelerator computes for `t` (see `put`), asking the device only
@@ -555,12 +711,12 @@ fn put(t: &Tensor, f: impl FnOnce(&mut [f32])) {
         None => {
             let mut b = buffer::take(t.numel());
             f(&mut b);
-            *gl = Some(b);
+            *gl = Some(Grad::Host(b));
         }
         Some(existing) => {
             let mut b = buffer::take(t.numel());
             f(&mut b);
-            ew::acc_map(&b, existing, |v| v);
+            ew::acc_map(&b, existing.host_mut(), |v| v);
             buffer::give(b);
         }
     }
@@ -598,8 +754,8 @@ impl Tensor {
         {
             let mut gl = self.grad_lock();
             match gl.as_mut() {
-                Some(g) => g[0] += 1.0,
-                None => *gl = Some(vec![1.0]),
+                Some(g) => g.host_mut()[0] += 1.0,
+                None => *gl = Some(Grad::Host(vec![1.0])),
             }
         }
         for t in order.iter().rev() {
@@ -608,12 +764,12 @@ impl Tensor {
                 continue;
             };
             if crate::profile::enabled() {
-                let (name, flops, bytes) = op.profile(g.len());
-                crate::profile::record(name, flops, bytes, || op.backward(t, &g));
+                let on_dev = matches!(g, Grad::Dev(_));
+                let (name, flops, bytes) = op.profile(t.numel(), on_dev);
+                crate::profile::record(name, flops, bytes, || op.backward(t, g));
             } else {
-                op.backward(t, &g);
+                op.backward(t, g);
             }
-            buffer::give(g);
         }
     }
 

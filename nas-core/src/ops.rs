@@ -1,11 +1,11 @@
 //! The forward side of every primitive and the compositions built from them.
 
-use crate::autodiff::{on_device, EmbedGeom, Op};
+use crate::autodiff::{on_device, Arg, EmbedGeom, Op};
 use crate::buffer;
 use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use nas_kernels::accel;
+use nas_kernels::accel::{self, Binary, Unary};
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 
 /// Runs forward primitive `name` on the active accelerator, profiled under the device's
@@ -121,8 +121,23 @@ pub(crate) fn pool_cost(p: &pool::Pool2d) -> (f64, f64) {
 }
 
 impl Tensor {
-    fn unary(&self, f: impl Fn(f32) -> f32 + Sync, op: impl FnOnce(Tensor) -> Op) -> Tensor {
+    /// An elementwise map, run where the values are: on the device (`u`) when they have
+    /// a copy there, else on the host (`f`).
+    fn unary(
+        &self,
+        f: impl Fn(f32) -> f32 + Sync,
+        u: Unary,
+        op: impl FnOnce(Tensor) -> Op,
+    ) -> Tensor {
         let n = self.numel();
+        if self.on_device() {
+            let y = on_resident("elementwise.fwd", n as f64, 8.0 * n as f64, |r| {
+                r.unary(u, &self.dev_buf(r))
+            });
+            if let Some(y) = y {
+                return Tensor::from_device(self.shape().to_vec(), y, op(self.clone()));
+            }
+        }
         let mut out = buffer::take(n);
         record("elementwise.fwd", n as f64, 8.0 * n as f64, || {
             ew::map(&self.data(), &mut out, f)
@@ -134,8 +149,19 @@ impl Tensor {
         &self,
         other: &Tensor,
         f: impl Fn(f32, f32) -> f32 + Sync,
+        code: Binary,
         op: fn(Tensor, Tensor) -> Op,
     ) -> Tensor {
+        if self.shape() == other.shape() && (self.on_device() || other.on_device()) {
+            let n = self.numel() as f64;
+            let y = on_resident("elementwise.fwd", n, 12.0 * n, |r| {
+                r.binary(code, &self.dev_buf(r), &other.dev_buf(r))
+            });
+            if let Some(y) = y {
+                let op = op(self.clone(), other.clone());
+                return Tensor::from_device(self.shape().to_vec(), y, op);
+            }
+        }
         let shape = ew::broadcast_shape(self.shape(), other.shape()).unwrap_or_else(|| {
             panic!(
                 "shapes {:?} and {:?} do not broadcast",
@@ -160,40 +186,44 @@ impl Tensor {
     }
 
     pub fn add(&self, o: &Tensor) -> Tensor {
-        self.binary(o, |a, b| a + b, Op::Add)
+        self.binary(o, |a, b| a + b, Binary::Add, Op::Add)
     }
     pub fn sub(&self, o: &Tensor) -> Tensor {
-        self.binary(o, |a, b| a - b, Op::Sub)
+        self.binary(o, |a, b| a - b, Binary::Sub, Op::Sub)
     }
     pub fn mul(&self, o: &Tensor) -> Tensor {
-        self.binary(o, |a, b| a * b, Op::Mul)
+        self.binary(o, |a, b| a * b, Binary::Mul, Op::Mul)
     }
     pub fn div(&self, o: &Tensor) -> Tensor {
-        self.binary(o, |a, b| a / b, Op::Div)
+        self.binary(o, |a, b| a / b, Binary::Div, Op::Div)
     }
     pub fn add_scalar(&self, s: f32) -> Tensor {
-        self.unary(move |x| x + s, Op::AddScalar)
+        self.unary(move |x| x + s, Unary::Affine(1.0, s), Op::AddScalar)
     }
     pub fn mul_scalar(&self, s: f32) -> Tensor {
-        self.unary(move |x| x * s, move |t| Op::MulScalar(t, s))
+        self.unary(
+            move |x| x * s,
+            Unary::Affine(s, 0.0),
+            move |t| Op::MulScalar(t, s),
+        )
     }
     pub fn neg(&self) -> Tensor {
         self.mul_scalar(-1.0)
     }
     pub fn exp(&self) -> Tensor {
-        self.unary(f32::exp, Op::Exp)
+        self.unary(f32::exp, Unary::Exp, Op::Exp)
     }
     pub fn log(&self) -> Tensor {
-        self.unary(f32::ln, Op::Log)
+        self.unary(f32::ln, Unary::Log, Op::Log)
     }
     pub fn relu(&self) -> Tensor {
-        self.unary(|x| x.max(0.0), Op::Relu)
+        self.unary(|x| x.max(0.0), Unary::Relu, Op::Relu)
     }
     pub fn sigmoid(&self) -> Tensor {
-        self.unary(|x| 1.0 / (1.0 + (-x).exp()), Op::Sigmoid)
+        self.unary(|x| 1.0 / (1.0 + (-x).exp()), Unary::Sigmoid, Op::Sigmoid)
     }
     pub fn tanh(&self) -> Tensor {
-        self.unary(f32::tanh, Op::Tanh)
+        self.unary(f32::tanh, Unary::Tanh, Op::Tanh)
     }
 
     /// Sum over `axes`; reduced axes are kept as size 1 when `keepdim`.
@@ -305,6 +335,29 @@ impl Tensor {
         let mut out = buffer::take(rows * nout);
         let flops = 2.0 * (rows * nin * nout) as f64;
         let bytes = 4.0 * (rows * nin + nin * nout + rows * nout) as f64;
+        let mut shape = self.shape().to_vec();
+        *shape.last_mut().unwrap() = nout;
+        if self.on_device() || w.on_device() {
+            let y = on_resident("linear.fwd", flops, bytes, |r| {
+                let y = r.matmul(
+                    rows,
+                    nout,
+                    nin,
+                    &self.dev_buf(r),
+                    false,
+                    &w.dev_buf(r),
+                    true,
+                )?;
+                match b {
+                    Some(b) => r.add_channel(nout, 1, &y, &b.dev_buf(r)),
+                    None => Ok(y),
+                }
+            });
+            if let Some(y) = y {
+                let op = Op::Linear(self.clone(), w.clone(), b.cloned());
+                return Tensor::from_device(shape, y, op);
+            }
+        }
         let ran = on_accel("linear.fwd", flops, bytes, |a| {
             out.copy_from_slice(&a.matmul(
                 rows,
@@ -339,8 +392,6 @@ impl Tensor {
                 r.iter_mut().zip(bd.iter()).for_each(|(a, v)| *a += v);
             }
         }
-        let mut shape = self.shape().to_vec();
-        *shape.last_mut().unwrap() = nout;
         Tensor::from_op(shape, out, Op::Linear(self.clone(), w.clone(), b.cloned()))
     }
 
@@ -351,6 +402,12 @@ impl Tensor {
             "cannot reshape {:?} to {shape:?}",
             self.shape()
         );
+        if self.on_device() {
+            // The same device buffer under the new shape: nothing is copied.
+            if let Some(y) = on_resident("shape.fwd", 0.0, 0.0, |r| Ok(self.dev_buf(r))) {
+                return Tensor::from_device(shape.to_vec(), y, Op::Reshape(self.clone()));
+            }
+        }
         let mut out = buffer::take(self.numel());
         out.copy_from_slice(&self.data());
         Tensor::from_op(shape.to_vec(), out, Op::Reshape(self.clone()))
@@ -462,15 +519,14 @@ impl Tensor {
         );
         let (flops, bytes) = conv_cost(&p);
         let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];
-        if b.is_none() {
-            let name = conv_name(&p, "fwd");
-            let y = on_resident(name, flops, bytes, |r| {
-                r.conv2d(&p, &self.dev_buf(r), &w.dev_buf(r))
-            });
-            if let Some(y) = y {
-                add_macs(p.macs());
-                return Tensor::from_device(shape, y, Op::Conv2d(self.clone(), w.clone(), None, p));
-            }
+        let y = on_resident(conv_name(&p, "fwd"), flops, bytes, |r| {
+            let bias = b.map(|b| b.dev_buf(r));
+            r.conv2d(&p, &self.dev_buf(r), &w.dev_buf(r), bias.as_ref())
+        });
+        if let Some(y) = y {
+            add_macs(p.macs());
+            let op = Op::Conv2d(self.clone(), w.clone(), b.cloned(), p);
+            return Tensor::from_device(shape, y, op);
         }
         let mut out = buffer::take(p.out_len());
         let bd = b.map(|b| b.data());
@@ -530,7 +586,8 @@ impl Tensor {
         if let Some((y, arg)) = on_resident("max_pool2d.fwd", flops, bytes, |r| {
             r.max_pool(&p, &self.dev_buf(r))
         }) {
-            return Tensor::from_device(shape, y, Op::MaxPool2d(self.clone(), p, arg));
+            let op = Op::MaxPool2d(self.clone(), p, Arg::Dev(arg));
+            return Tensor::from_device(shape, y, op);
         }
         let mut out = buffer::take(len);
         let mut arg = vec![0u32; len];
@@ -545,7 +602,7 @@ impl Tensor {
                 pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
             });
         }
-        Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, arg))
+        Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, Arg::Host(arg)))
     }
 
     pub fn avg_pool2d(
@@ -712,9 +769,12 @@ impl Tensor {
         let cols = *self.shape().last().unwrap();
         let n = self.numel() as f64;
         let rows = self.numel() / cols;
-        if let Some(y) = on_resident("log_softmax.fwd", 4.0 * n, 8.0 * n, |r| {
-            r.log_softmax(rows, cols, &self.dev_buf(r))
-        }) {
+        let dev = || {
+            on_resident("log_softmax.fwd", 4.0 * n, 8.0 * n, |r| {
+                r.log_softmax(rows, cols, &self.dev_buf(r))
+            })
+        };
+        if let Some(y) = self.on_device().then(dev).flatten() {
             let op = Op::LogSoftmax(self.clone());
             return Tensor::from_device(self.shape().to_vec(), y, op);
         }
@@ -746,9 +806,12 @@ impl Tensor {
         );
         let (flops, bytes) = (rows as f64, 8.0 * rows as f64);
         let op = || Op::Nll(self.clone(), targets.to_vec());
-        if let Some(loss) = on_resident("nll.fwd", flops, bytes, |r| {
-            r.nll(rows, cols, &self.dev_buf(r), targets)
-        }) {
+        let dev = || {
+            on_resident("nll.fwd", flops, bytes, |r| {
+                r.nll(rows, cols, &self.dev_buf(r), targets)
+            })
+        };
+        if let Some(loss) = self.on_device().then(dev).flatten() {
             return Tensor::from_op(vec![1], vec![loss], op());
         }
         let mut loss = 0.0;
@@ -779,12 +842,22 @@ impl Tensor {
         }
         let wd = w.to_vec();
         let ws: Vec<f32> = idx.iter().map(|&i| wd[i]).collect();
-        let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
-        let slices: Vec<&[f32]> = guards.iter().map(|g| &g[..]).collect();
         let n = xs[0].numel();
-        let mut out = buffer::take(n);
         let k = xs.len() as f64;
         let (flops, bytes) = (2.0 * k * n as f64, 4.0 * (k + 1.0) * n as f64);
+        if xs.iter().any(|x| x.on_device()) {
+            let y = on_resident("weighted_sum.fwd", flops, bytes, |r| {
+                let bufs: Vec<_> = xs.iter().map(|x| x.dev_buf(r)).collect();
+                r.weighted_sum(&bufs, &ws)
+            });
+            if let Some(y) = y {
+                let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());
+                return Tensor::from_device(xs[0].shape().to_vec(), y, op);
+            }
+        }
+        let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
+        let slices: Vec<&[f32]> = guards.iter().map(|g| &g[..]).collect();
+        let mut out = buffer::take(n);
         let ran = on_accel("weighted_sum.fwd", flops, bytes, |a| {
             out.copy_from_slice(&a.weighted_sum(xs.len(), &slices.concat(), &ws)?);
             Ok(())

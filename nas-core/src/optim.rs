@@ -1,7 +1,9 @@
 //! Optimisers (SGD with momentum/Nesterov/weight decay, Adam/AdamW), learning-rate
 //! schedules and gradient clipping.
 
-use crate::tensor::Tensor;
+use crate::autodiff::{on_device, resident};
+use crate::tensor::{Grad, Tensor};
+use nas_kernels::accel::DevBuf;
 
 /// Something that updates parameters from their gradients.
 pub trait Optimizer {
@@ -20,12 +22,30 @@ pub struct Sgd {
     pub momentum: f32,
     pub nesterov: bool,
     pub weight_decay: f32,
-    velocity: Vec<Vec<f32>>,
+    velocity: Vec<Velocity>,
+}
+
+/// A momentum buffer, where its parameter's updates run: on the host (empty before the
+/// first step) or on the device.
+enum Velocity {
+    Host(Vec<f32>),
+    Dev(DevBuf),
+}
+
+impl Velocity {
+    fn to_host(&self) -> Vec<f32> {
+        match self {
+            Velocity::Host(v) => v.clone(),
+            Velocity::Dev(b) => b
+                .to_vec()
+                .unwrap_or_else(|e| panic!("reading a momentum buffer back: {e}")),
+        }
+    }
 }
 
 impl Sgd {
     pub fn new(params: Vec<Tensor>, momentum: f32, nesterov: bool, weight_decay: f32) -> Sgd {
-        let velocity = params.iter().map(|_| vec![]).collect();
+        let velocity = params.iter().map(|_| Velocity::Host(vec![])).collect();
         Sgd {
             params,
             momentum,
@@ -35,9 +55,10 @@ impl Sgd {
         }
     }
 
-    /// The momentum buffers, one per parameter (empty before its first step).
-    pub fn velocity(&self) -> &[Vec<f32>] {
-        &self.velocity
+    /// The momentum buffers, one per parameter (empty before its first step), copied to
+    /// the host.
+    pub fn velocity(&self) -> Vec<Vec<f32>> {
+        self.velocity.iter().map(Velocity::to_host).collect()
     }
 
     /// Restores momentum buffers saved by [`Sgd::velocity`]; each must be empty or the
@@ -59,7 +80,7 @@ impl Sgd {
                 ));
             }
         }
-        self.velocity = v;
+        self.velocity = v.into_iter().map(Velocity::Host).collect();
         Ok(())
     }
 }
@@ -88,7 +109,7 @@ impl Sgd {
                     p.numel()
                 ));
             }
-            let mut v = v.clone();
+            let mut v = v.to_host();
             self.update(&mut p.data_mut(), g, &mut v, lr);
         }
         Ok(())
@@ -120,9 +141,32 @@ impl Optimizer for Sgd {
     fn step(&mut self, lr: f32) {
         let mut velocity = std::mem::take(&mut self.velocity);
         for (p, v) in self.params.iter().zip(velocity.iter_mut()) {
-            let g = p.grad_lock();
-            let Some(g) = g.as_ref() else { continue };
-            self.update(&mut p.data_mut(), g, v, lr);
+            let mut gl = p.grad_lock();
+            let Some(g) = gl.as_mut() else { continue };
+            match (g, resident()) {
+                // A gradient on the device: the update runs there, and the weights and
+                // the momentum buffer stay there.
+                (Grad::Dev(gb), Some((a, r))) => {
+                    let vb = match v {
+                        Velocity::Dev(b) => Some(b.clone()),
+                        Velocity::Host(h) if h.is_empty() => None,
+                        Velocity::Host(h) => Some(r.upload(h)),
+                    };
+                    let (mu, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
+                    let res = r.sgd(&p.dev_buf(r), gb, vb.as_ref(), lr, mu, wd, nesterov);
+                    let (w, nv) = on_device(a, "sgd", res);
+                    p.set_device(w);
+                    *v = Velocity::Dev(nv);
+                }
+                (g, _) => {
+                    let mut vh = match std::mem::replace(v, Velocity::Host(vec![])) {
+                        Velocity::Host(h) => h,
+                        dev => dev.to_host(),
+                    };
+                    self.update(&mut p.data_mut(), g.host_mut(), &mut vh, lr);
+                    *v = Velocity::Host(vh);
+                }
+            }
         }
         self.velocity = velocity;
     }
@@ -211,8 +255,9 @@ impl Optimizer for Adam {
         let c1 = 1.0 - b1.powi(self.t);
         let c2 = 1.0 - b2.powi(self.t);
         for ((p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
-            let g = p.grad_lock();
-            let Some(g) = g.as_ref() else { continue };
+            let mut gl = p.grad_lock();
+            let Some(g) = gl.as_mut() else { continue };
+            let g = g.host_mut();
             let mut w = p.data_mut();
             for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                 let mut g = *g;
@@ -269,8 +314,12 @@ impl LrSchedule {
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> f32 {
     let mut total = 0.0f64;
     for p in params {
-        if let Some(g) = p.grad_lock().as_ref() {
-            total += g.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
+        if let Some(g) = p.grad_lock().as_mut() {
+            total += g
+                .host_mut()
+                .iter()
+                .map(|v| (*v as f64) * (*v as f64))
+                .sum::<f64>();
         }
     }
     let norm = total.sqrt() as f32;
@@ -278,7 +327,7 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> f32 {
         let s = max_norm / (norm + 1e-6);
         for p in params {
             if let Some(g) = p.grad_lock().as_mut() {
-                g.iter_mut().for_each(|v| *v *= s);
+                g.host_mut().iter_mut().for_each(|v| *v *= s);
             }
         }
     }

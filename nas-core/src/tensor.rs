@@ -43,7 +43,7 @@ pub(crate) struct Node {
     host_ok: AtomicBool,
     /// The values in device memory, where a device op made them or read them.
     dev: Mutex<Option<DevBuf>>,
-    pub(crate) grad: Mutex<Option<Vec<f32>>>,
+    pub(crate) grad: Mutex<Option<Grad>>,
     pub(crate) requires_grad: bool,
     pub(crate) op: Option<Op>,
 }
@@ -51,8 +51,49 @@ pub(crate) struct Node {
 impl Drop for Node {
     fn drop(&mut self) {
         buffer::give(std::mem::take(self.data.get_mut().unwrap()));
-        if let Some(g) = self.grad.get_mut().unwrap().take() {
+        if let Some(Grad::Host(g)) = self.grad.get_mut().unwrap().take() {
             buffer::give(g);
+        }
+    }
+}
+
+/// A gradient, on the host or on the device whose rules made it (a device's gradients
+/// stay there through backward and the optimiser step).
+pub(crate) enum Grad {
+    Host(Vec<f32>),
+    Dev(DevBuf),
+}
+
+impl Grad {
+    /// The values on the host (read back if they are on the device).
+    pub(crate) fn into_host(self) -> Vec<f32> {
+        match self {
+            Grad::Host(v) => v,
+            Grad::Dev(b) => b
+                .to_vec()
+                .unwrap_or_else(|e| panic!("reading a gradient back from the device: {e}")),
+        }
+    }
+
+    /// The values in `r`'s memory (uploaded if they are on the host).
+    pub(crate) fn dev(&self, r: &dyn Resident) -> DevBuf {
+        match self {
+            Grad::Host(v) => r.upload(v),
+            Grad::Dev(b) => b.clone(),
+        }
+    }
+
+    /// The host values, read back in place first if they are on the device.
+    pub(crate) fn host_mut(&mut self) -> &mut Vec<f32> {
+        if let Grad::Dev(b) = self {
+            let v = b
+                .to_vec()
+                .unwrap_or_else(|e| panic!("reading a gradient back from the device: {e}"));
+            *self = Grad::Host(v);
+        }
+        match self {
+            Grad::Host(v) => v,
+            Grad::Dev(_) => unreachable!(),
         }
     }
 }
@@ -169,6 +210,27 @@ impl Tensor {
         b
     }
 
+    /// Whether the values have a copy in device memory (where a device op made or read
+    /// them): elementwise ops run where their operands are.
+    pub(crate) fn on_device(&self) -> bool {
+        self.0.dev.lock().unwrap().is_some()
+    }
+
+    /// The values are now `buf`'s, in device memory (an optimiser's update on the
+    /// device); the host copy is stale until the next host read. Never change a tensor a
+    /// graph still uses.
+    pub(crate) fn set_device(&self, buf: DevBuf) {
+        assert_eq!(
+            buf.len(),
+            self.numel(),
+            "device values for {:?}",
+            self.shape()
+        );
+        let _guard = self.0.data.write().unwrap();
+        *self.0.dev.lock().unwrap() = Some(buf);
+        self.0.host_ok.store(false, Ordering::Release);
+    }
+
     /// Copies device-only values back to the host (once).
     fn fetch(&self) {
         if self.0.host_ok.load(Ordering::Acquire) {
@@ -236,14 +298,20 @@ impl Tensor {
         self.data()[0]
     }
     /// The accumulated gradient, if backward reached this tensor.
+    /// (Read back from the device where it is there.)
     pub fn grad(&self) -> Option<Vec<f32>> {
-        self.0.grad.lock().unwrap().clone()
+        self.0
+            .grad
+            .lock()
+            .unwrap()
+            .as_mut()
+            .map(|g| g.host_mut().clone())
     }
-    pub(crate) fn grad_lock(&self) -> MutexGuard<'_, Option<Vec<f32>>> {
+    pub(crate) fn grad_lock(&self) -> MutexGuard<'_, Option<Grad>> {
         self.0.grad.lock().unwrap()
     }
     pub fn zero_grad(&self) {
-        if let Some(g) = self.grad_lock().take() {
+        if let Some(Grad::Host(g)) = self.grad_lock().take() {
             buffer::give(g);
         }
     }

@@ -4,8 +4,8 @@
 //! NLL loss and mixed-op sum, forward and backward, and runs the CPU kernel when no
 //! accelerator is active.
 //!
-//! [`Resident`] is the same boundary on device buffers, for backends that keep tensors in
-//! their memory (wgpu today).
+//! [`Resident`] is the same boundary on device buffers, for backends that keep tensors and
+//! their gradients in their memory (wgpu today).
 //!
 //! Every method computes exactly what the CPU kernel of the same name computes (the
 //! equivalence tests hold each backend to that on random inputs); the result is a fresh
@@ -138,23 +138,73 @@ pub trait Accel: Send + Sync {
     }
 }
 
-/// Primitives whose tensor operands and results stay in device memory ([`DevBuf`]s):
-/// only what the caller keeps on the host (gradients today, per-channel statistics,
-/// small parameters, indices, a loss) crosses. Each computes what the [`Accel`] method
-/// of the same name computes.
+/// An elementwise map a [`Resident`] backend runs on device buffers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Relu,
+    Exp,
+    Log,
+    Sigmoid,
+    Tanh,
+    /// `x * a + b`.
+    Affine(f32, f32),
+}
+
+/// A same-shape elementwise operation of two device buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// The ReLU's input gradient: the output gradient (first operand) where the ReLU's
+    /// output (second operand) is positive, else 0.
+    ReluGrad,
+}
+
+/// Primitives whose operands and results stay in device memory ([`DevBuf`]s), gradients
+/// included: only what the caller keeps on the host (per-channel statistics, small
+/// parameters such as batch-norm scales and mixing weights, a loss) crosses. Each
+/// computes what the CPU kernel of the same name computes.
 pub trait Resident {
     /// `x` copied to the device.
     fn upload(&self, x: &[f32]) -> DevBuf;
-    /// Convolution forward without bias.
-    fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf) -> Res<DevBuf>;
+    /// An elementwise map.
+    fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf>;
+    /// A same-length elementwise operation.
+    fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf>;
+    /// `[m, k] x [k, n]`, either operand read transposed.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &DevBuf,
+        ta: bool,
+        b: &DevBuf,
+        tb: bool,
+    ) -> Res<DevBuf>;
+    /// `x[i] + bias[(i / plane) % c]`: a bias per channel of NCHW (`plane` = h * w) or per
+    /// column of rows (`plane` = 1).
+    fn add_channel(&self, c: usize, plane: usize, x: &DevBuf, bias: &DevBuf) -> Res<DevBuf>;
+    /// Per-channel sums of `[n, c, plane]` values: a bias's gradient.
+    fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf>;
+    /// Convolution forward (the bias, where given, added per channel).
+    fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf>;
     /// Convolution input gradient from the output gradient `gy`.
-    fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &DevBuf) -> Res<Vec<f32>>;
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf>;
     /// Convolution weight gradient.
-    fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &[f32]) -> Res<Vec<f32>>;
-    /// Max pooling: values (on the device) and argmax (on the host).
-    fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, Vec<u32>)>;
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf>;
+    /// Max pooling: values and argmax (flat index within the input plane, as `u32`
+    /// bits), both left on the device.
+    fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)>;
+    /// Max pooling input gradient from the forward's argmax.
+    fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf>;
     /// Average pooling.
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf>;
+    /// Average pooling input gradient.
+    fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf>;
     /// Adaptive average pooling (PyTorch bins).
     #[allow(clippy::too_many_arguments)]
     fn adaptive_avg_pool(
@@ -165,6 +215,17 @@ pub trait Resident {
         oh: usize,
         ow: usize,
         x: &DevBuf,
+    ) -> Res<DevBuf>;
+    /// Adaptive average pooling input gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive_avg_pool_backward(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        gy: &DevBuf,
     ) -> Res<DevBuf>;
     /// Training-mode batch norm: output (on the device), batch mean and 1/std.
     #[allow(clippy::too_many_arguments)]
@@ -178,7 +239,7 @@ pub trait Resident {
         beta: &[f32],
         eps: f32,
     ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)>;
-    /// Batch-norm backward: input, gamma and beta gradients.
+    /// Batch-norm backward: input gradient (on the device), gamma and beta gradients.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward(
         &self,
@@ -186,11 +247,11 @@ pub trait Resident {
         c: usize,
         hw: usize,
         x: &DevBuf,
-        gy: &[f32],
+        gy: &DevBuf,
         gamma: &[f32],
         mean: &[f32],
         invstd: &[f32],
-    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)>;
+    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)>;
     /// Row-wise log-softmax.
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf>;
     /// Log-softmax input gradient from its output `y`.
@@ -199,10 +260,29 @@ pub trait Resident {
         rows: usize,
         cols: usize,
         y: &DevBuf,
-        gy: &[f32],
-    ) -> Res<Vec<f32>>;
+        gy: &DevBuf,
+    ) -> Res<DevBuf>;
     /// Mean negative log-likelihood.
     fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32>;
+    /// Its gradient times the upstream gradient `g`.
+    fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<DevBuf>;
+    /// A mixed op's output `sum_j w[j] * xs[j]` of same-length candidate outputs.
+    fn weighted_sum(&self, xs: &[DevBuf], w: &[f32]) -> Res<DevBuf>;
+    /// Its mixing weights' gradients `dot(gy, xs[j])` (the candidates' are `w[j] * gy`).
+    fn weighted_sum_backward_weight(&self, xs: &[DevBuf], gy: &DevBuf) -> Res<Vec<f32>>;
+    /// One SGD step (PyTorch's, dampening 0) of weights `w` with gradient `g` and
+    /// momentum buffer `v` (None before the first step): the new weights and buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn sgd(
+        &self,
+        w: &DevBuf,
+        g: &DevBuf,
+        v: Option<&DevBuf>,
+        lr: f32,
+        mu: f32,
+        wd: f32,
+        nesterov: bool,
+    ) -> Res<(DevBuf, DevBuf)>;
 }
 
 /// A device's peaks, and how they were found (measured, or from its specification).

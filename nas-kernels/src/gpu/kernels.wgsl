@@ -43,7 +43,8 @@ fn unary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) 
     Y[i] = r;
 }
 
-// Same-shape binary op. P: n, op (0 add, 1 sub, 2 mul, 3 div).
+// Same-shape binary op. P: n, op (0 add, 1 sub, 2 mul, 3 div, 4 ReLU gradient: u where
+// the ReLU's output v is positive, else 0).
 @compute @workgroup_size(64)
 fn binary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = index(id, nw);
@@ -57,9 +58,21 @@ fn binary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
         case 1u: { r = u - v; }
         case 2u: { r = u * v; }
         case 3u: { r = u / v; }
+        case 4u: { r = select(0.0, u, v > 0.0); }
         default: {}
     }
     Y[i] = r;
+}
+
+// Y[i] = A[i] + B[(i / plane) % c]: a per-channel bias on NCHW (plane = h * w) or a
+// per-column bias on rows (plane = 1). P: total, c, plane.
+@compute @workgroup_size(64)
+fn add_channel(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    if (i >= p(0u)) {
+        return;
+    }
+    Y[i] = A[i] + B[(i / p(2u)) % p(1u)];
 }
 
 var<workgroup> As: array<array<f32, 64>, 16>;
@@ -360,8 +373,9 @@ fn covering(i: u32, k: u32, s: u32, pad: u32, outn: u32) -> vec2<u32> {
     return vec2<u32>(u32(lo), u32(max(hi, lo)));
 }
 
-// Max-pool input gradient, gathering every output whose argmax (B, as exact f32 values)
-// is this pixel. A = output gradient.
+// Max-pool input gradient, gathering every output whose argmax is this pixel: the
+// argmax in I as the forward wrote it when P12 is 1, else in B as exact f32 values.
+// A = output gradient.
 @compute @workgroup_size(64)
 fn max_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = index(id, nw);
@@ -382,7 +396,13 @@ fn max_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     for (var oy = ry.x; oy < ry.y; oy = oy + 1u) {
         for (var ox = rx.x; ox < rx.y; ox = ox + 1u) {
             let o = (plane * oh + oy) * ow + ox;
-            if (u32(B[o]) == at) {
+            var arg = 0u;
+            if (p(12u) == 1u) {
+                arg = I[o];
+            } else {
+                arg = u32(B[o]);
+            }
+            if (arg == at) {
                 s = s + A[o];
             }
         }
@@ -621,6 +641,27 @@ fn bn_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     let k = a * is * B[total + 4u * c + ch] / m;
     let d = a * B[total + 3u * c + ch] / m;
     Y[i] = a * B[i] - k * (A[i] - mu) - d;
+}
+
+// Per-channel sums of [n, c, plane] A into Y (c): a bias's gradient. P: n, c, plane.
+// Workgroups: (c, 1).
+@compute @workgroup_size(64)
+fn channel_sum(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let c = p(1u);
+    let plane = p(2u);
+    let count = p(0u) * plane;
+    let ch = wid.x;
+    let l = lid.x;
+    var s = 0.0;
+    for (var i = l; i < count; i = i + 64u) {
+        s = s + A[((i / plane) * c + ch) * plane + i % plane];
+    }
+    red[l] = s;
+    red2[l] = 0.0;
+    reduce_lanes(l);
+    if (l == 0u) {
+        Y[ch] = red[0];
+    }
 }
 
 // ---------------------------------------------------------------- mixed op

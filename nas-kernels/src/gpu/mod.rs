@@ -10,7 +10,7 @@
 //! below is what training uses (`crate::accel::activate_wgpu`). Tensors do not live on
 //! the device: every call uploads its inputs and reads its outputs back.
 
-use crate::accel::{Accel, Peaks, Res, Resident};
+use crate::accel::{Accel, Binary, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use std::collections::HashMap;
 use wgpu::util::DeviceExt;
@@ -39,6 +39,8 @@ pub const ENTRIES: &[&str] = &[
     "log_softmax",
     "log_softmax_backward",
     "weighted_sum",
+    "add_channel",
+    "channel_sum",
     "weighted_sum_backward_input",
     "weighted_sum_backward_weight",
     "nll",
@@ -89,6 +91,15 @@ impl DevBuf {
             .read_bytes()?
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    /// Its contents as `u32`s (an index buffer such as max pooling's argmax).
+    pub fn to_u32_vec(&self) -> Result<Vec<u32>, String> {
+        Ok(self
+            .read_bytes()?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     }
 
@@ -861,61 +872,151 @@ fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
     Ok(())
 }
 
+impl Gpu {
+    /// The buffers' contents back to back in a new buffer (device-side copies; nothing
+    /// crosses to the host).
+    fn concat(&self, parts: &[&DevBuf]) -> DevBuf {
+        let len = parts.iter().map(|b| b.len).sum();
+        let y = self.output("concat", len);
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("concat"),
+            });
+        let mut at = 0u64;
+        for b in parts {
+            let size = 4 * b.len as u64;
+            if size > 0 {
+                enc.copy_buffer_to_buffer(&b.buf, 0, &y.buf, at, size);
+            }
+            at += size;
+        }
+        self.queue.submit([enc.finish()]);
+        y
+    }
+
+    /// `len` floats of `b` from `offset`, in a new buffer (a device-side copy).
+    fn part(&self, b: &DevBuf, offset: usize, len: usize) -> DevBuf {
+        let y = self.output("part", len);
+        if len > 0 {
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("part"),
+                });
+            enc.copy_buffer_to_buffer(&b.buf, 4 * offset as u64, &y.buf, 0, 4 * len as u64);
+            self.queue.submit([enc.finish()]);
+        }
+        y
+    }
+}
+
+fn unary_code(op: Unary) -> (u32, f32, f32) {
+    match op {
+        Unary::Relu => (1, 0.0, 0.0),
+        Unary::Exp => (2, 0.0, 0.0),
+        Unary::Log => (3, 0.0, 0.0),
+        Unary::Sigmoid => (4, 0.0, 0.0),
+        Unary::Tanh => (5, 0.0, 0.0),
+        Unary::Affine(a, b) => (6, a, b),
+    }
+}
+
 impl Resident for Gpu {
     fn upload(&self, x: &[f32]) -> DevBuf {
         Gpu::upload(self, x)
     }
 
-    fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+    fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
+        let (code, a, b) = unary_code(op);
+        let n = x.len;
+        let params = [n as u32, code, a.to_bits(), b.to_bits()];
+        self.run_dev("unary", &params, x, None, n, groups_1d(n))
+    }
+
+    fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf> {
+        check_len("binary operand", b.len, a.len)?;
+        let code = match op {
+            Binary::Add => 0,
+            Binary::Sub => 1,
+            Binary::Mul => 2,
+            Binary::Div => 3,
+            Binary::ReluGrad => 4,
+        };
+        let n = a.len;
+        self.run_dev("binary", &[n as u32, code], a, Some(b), n, groups_1d(n))
+    }
+
+    fn matmul(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &DevBuf,
+        ta: bool,
+        b: &DevBuf,
+        tb: bool,
+    ) -> Res<DevBuf> {
+        check_len("matmul left operand", a.len, m * k)?;
+        check_len("matmul right operand", b.len, k * n)?;
+        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
+        let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
+        self.run_dev("matmul", &params, a, Some(b), m * n, groups)
+    }
+
+    fn add_channel(&self, c: usize, plane: usize, x: &DevBuf, bias: &DevBuf) -> Res<DevBuf> {
+        check_len("bias", bias.len, c)?;
+        if c == 0 || plane == 0 || x.len % (c * plane) != 0 {
+            return Err(format!(
+                "add_channel: {} values are not whole rows of {c} channels of {plane}",
+                x.len
+            ));
+        }
+        let n = x.len;
+        let params = [n as u32, c as u32, plane as u32];
+        self.run_dev("add_channel", &params, x, Some(bias), n, groups_1d(n))
+    }
+
+    fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf> {
+        check_len("channel_sum input", g.len, n * c * plane)?;
+        let params = [n as u32, c as u32, plane as u32];
+        self.run_dev("channel_sum", &params, g, None, c, (c.max(1) as u32, 1))
+    }
+
+    fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
         p.validate()?;
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
         check_len("conv2d weight", w.len, p.weight_len())?;
         let len = p.out_len();
-        self.run_dev(
-            "conv2d",
-            &Self::conv_params(p),
-            x,
-            Some(w),
-            len,
-            groups_1d(len),
-        )
+        let params = Self::conv_params(p);
+        let y = self.run_dev("conv2d", &params, x, Some(w), len, groups_1d(len))?;
+        match bias {
+            Some(b) => self.add_channel(p.cout, p.out_h() * p.out_w(), &y, b),
+            None => Ok(y),
+        }
     }
 
-    fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &DevBuf) -> Res<Vec<f32>> {
-        crate::accel::check_conv(p, None, None, Some(gy))?;
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
+        check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d weight", w.len, p.weight_len())?;
         let len = p.n * p.cin * p.h * p.w;
-        let gy = self.upload(gy);
         let params = Self::conv_params(p);
-        self.run_dev(
-            "conv2d_backward_input",
-            &params,
-            &gy,
-            Some(w),
-            len,
-            groups_1d(len),
-        )?
-        .to_vec()
+        let name = "conv2d_backward_input";
+        self.run_dev(name, &params, gy, Some(w), len, groups_1d(len))
     }
 
-    fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &[f32]) -> Res<Vec<f32>> {
-        crate::accel::check_conv(p, None, None, Some(gy))?;
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
+        check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
         let len = p.weight_len();
-        let gy = self.upload(gy);
         let params = Self::conv_params(p);
-        self.run_dev(
-            "conv2d_backward_weight",
-            &params,
-            x,
-            Some(&gy),
-            len,
-            groups_1d(len),
-        )?
-        .to_vec()
+        let name = "conv2d_backward_weight";
+        self.run_dev(name, &params, x, Some(gy), len, groups_1d(len))
     }
 
-    fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, Vec<u32>)> {
+    fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
         check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
         let (y, i) = (self.output("y", len), self.output("i", len));
@@ -927,25 +1028,42 @@ impl Resident for Gpu {
             [&x.buf, &unused.buf, &y.buf, &i.buf],
             groups_1d(len),
         )?;
-        let arg = i
-            .read_bytes()?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok((y, arg))
+        Ok((y, i))
+    }
+
+    fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
+        let out = p.n * p.c * p.out_h() * p.out_w();
+        check_len("max_pool output gradient", gy.len, out)?;
+        check_len("max_pool argmax", arg.len, out)?;
+        let len = p.n * p.c * p.h * p.w;
+        let mut params = Self::pool_params(p, false).to_vec();
+        params.push(1);
+        let (y, unused) = (self.output("y", len), self.unused());
+        self.dispatch(
+            "max_pool_backward",
+            &params,
+            [&gy.buf, &unused.buf, &y.buf, &arg.buf],
+            groups_1d(len),
+        )?;
+        Ok(y)
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
         check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
-        self.run_dev(
-            "avg_pool",
-            &Self::pool_params(p, cip),
-            x,
-            None,
-            len,
-            groups_1d(len),
-        )
+        let params = Self::pool_params(p, cip);
+        self.run_dev("avg_pool", &params, x, None, len, groups_1d(len))
+    }
+
+    fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
+        check_len(
+            "avg_pool output gradient",
+            gy.len,
+            p.n * p.c * p.out_h() * p.out_w(),
+        )?;
+        let len = p.n * p.c * p.h * p.w;
+        let params = Self::pool_params(p, cip);
+        self.run_dev("avg_pool_backward", &params, gy, None, len, groups_1d(len))
     }
 
     fn adaptive_avg_pool(
@@ -963,6 +1081,26 @@ impl Resident for Gpu {
         self.run_dev("adaptive_avg_pool", &params, x, None, len, groups_1d(len))
     }
 
+    fn adaptive_avg_pool_backward(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        gy: &DevBuf,
+    ) -> Res<DevBuf> {
+        check_len(
+            "adaptive_avg_pool output gradient",
+            gy.len,
+            planes * oh * ow,
+        )?;
+        let len = planes * h * w;
+        let params = [planes, h, w, oh, ow].map(|v| v as u32);
+        let name = "adaptive_avg_pool_backward";
+        self.run_dev(name, &params, gy, None, len, groups_1d(len))
+    }
+
     fn batch_norm_train(
         &self,
         n: usize,
@@ -976,11 +1114,11 @@ impl Resident for Gpu {
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
         let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
-        let stats = self
-            .run_dev("bn_stats", &params, x, None, 2 * c, (c as u32, 1))?
-            .to_vec()?;
-        let (mean, invstd) = (stats[..c].to_vec(), stats[c..].to_vec());
-        let chans = self.upload(&[&mean[..], &invstd[..], gamma, beta].concat());
+        let stats = self.run_dev("bn_stats", &params, x, None, 2 * c, (c as u32, 1))?;
+        let host = stats.to_vec()?;
+        let (mean, invstd) = (host[..c].to_vec(), host[c..].to_vec());
+        let affine = self.upload(&[gamma, beta].concat());
+        let chans = self.concat(&[&stats, &affine]);
         let params = [total as u32, c as u32, hw as u32];
         let y = self.run_dev(
             "bn_apply",
@@ -999,38 +1137,26 @@ impl Resident for Gpu {
         c: usize,
         hw: usize,
         x: &DevBuf,
-        gy: &[f32],
+        gy: &DevBuf,
         gamma: &[f32],
         mean: &[f32],
         invstd: &[f32],
-    ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
-        let b = self.upload(&[gy, mean, invstd].concat());
+        check_len("batch_norm output gradient", gy.len, total)?;
+        let stats = self.upload(&[mean, invstd, gamma].concat());
+        let b = self.concat(&[gy, &stats]);
         let params = [n as u32, c as u32, hw as u32];
-        let sums = self
-            .run_dev(
-                "bn_backward_sums",
-                &params,
-                x,
-                Some(&b),
-                2 * c,
-                (c as u32, 1),
-            )?
-            .to_vec()?;
-        let (gbeta, ggamma) = (sums[..c].to_vec(), sums[c..].to_vec());
-        let b = self.upload(&[gy, mean, invstd, gamma, &gbeta, &ggamma].concat());
+        let name = "bn_backward_sums";
+        let sums = self.run_dev(name, &params, x, Some(&b), 2 * c, (c as u32, 1))?;
+        let host = sums.to_vec()?;
+        let (gbeta, ggamma) = (host[..c].to_vec(), host[c..].to_vec());
+        // B = [g, mean, invstd, gamma, sum_g, sum_gxhat]: `b` already holds the first four.
+        let b = self.concat(&[&b, &sums]);
         let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
-        let gx = self
-            .run_dev(
-                "bn_backward_input",
-                &params,
-                x,
-                Some(&b),
-                total,
-                groups_1d(total),
-            )?
-            .to_vec()?;
+        let name = "bn_backward_input";
+        let gx = self.run_dev(name, &params, x, Some(&b), total, groups_1d(total))?;
         Ok((gx, ggamma, gbeta))
     }
 
@@ -1052,22 +1178,13 @@ impl Resident for Gpu {
         rows: usize,
         cols: usize,
         y: &DevBuf,
-        gy: &[f32],
-    ) -> Res<Vec<f32>> {
+        gy: &DevBuf,
+    ) -> Res<DevBuf> {
         check_len("log_softmax output", y.len, rows * cols)?;
-        check_len("log_softmax gradient", gy.len(), rows * cols)?;
-        let gy = self.upload(gy);
+        check_len("log_softmax gradient", gy.len, rows * cols)?;
         let params = [rows as u32, cols as u32];
-        let len = rows * cols;
-        self.run_dev(
-            "log_softmax_backward",
-            &params,
-            y,
-            Some(&gy),
-            len,
-            groups_1d(rows),
-        )?
-        .to_vec()
+        let name = "log_softmax_backward";
+        self.run_dev(name, &params, y, Some(gy), rows * cols, groups_1d(rows))
     }
 
     fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32> {
@@ -1079,4 +1196,77 @@ impl Resident for Gpu {
             .run_dev("nll", &params, logp, Some(&t), 1, (1, 1))?
             .to_vec()?[0])
     }
+
+    fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<DevBuf> {
+        crate::accel::check_targets(rows, cols, rows * cols, targets)?;
+        let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
+        let t = self.upload(&t);
+        let params = [rows as u32, cols as u32, g.to_bits()];
+        let len = rows * cols;
+        self.run_dev("nll_backward", &params, &t, None, len, groups_1d(len))
+    }
+
+    fn weighted_sum(&self, xs: &[DevBuf], w: &[f32]) -> Res<DevBuf> {
+        let n = same_lengths("weighted sum", xs, w.len())?;
+        let cat = self.concat(&xs.iter().collect::<Vec<_>>());
+        let w = self.upload(w);
+        let params = [n as u32, xs.len() as u32];
+        self.run_dev("weighted_sum", &params, &cat, Some(&w), n, groups_1d(n))
+    }
+
+    fn weighted_sum_backward_weight(&self, xs: &[DevBuf], gy: &DevBuf) -> Res<Vec<f32>> {
+        let n = same_lengths("weighted sum", xs, xs.len())?;
+        check_len("weighted sum output gradient", gy.len, n)?;
+        let cat = self.concat(&xs.iter().collect::<Vec<_>>());
+        let k = xs.len();
+        let name = "weighted_sum_backward_weight";
+        self.run_dev(name, &[n as u32], &cat, Some(gy), k, (k as u32, 1))?
+            .to_vec()
+    }
+
+    fn sgd(
+        &self,
+        w: &DevBuf,
+        g: &DevBuf,
+        v: Option<&DevBuf>,
+        lr: f32,
+        mu: f32,
+        wd: f32,
+        nesterov: bool,
+    ) -> Res<(DevBuf, DevBuf)> {
+        let n = w.len;
+        check_len("sgd gradient", g.len, n)?;
+        let first = v.is_none();
+        let a = match v {
+            Some(v) => {
+                check_len("sgd momentum buffer", v.len, n)?;
+                self.concat(&[w, v])
+            }
+            // The buffer starts as the step's direction (zeros read, then replaced).
+            None => self.concat(&[w, &self.output("momentum", n)]),
+        };
+        let params = [
+            n as u32,
+            lr.to_bits(),
+            mu.to_bits(),
+            wd.to_bits(),
+            nesterov as u32,
+            first as u32,
+        ];
+        let y = self.run_dev("sgd", &params, &a, Some(g), 2 * n, groups_1d(n))?;
+        Ok((self.part(&y, 0, n), self.part(&y, n, n)))
+    }
+}
+
+/// The common length of `xs`, which must be `k` (at least one) buffers of one length.
+fn same_lengths(what: &str, xs: &[DevBuf], k: usize) -> Res<usize> {
+    let n = xs.first().map_or(0, |x| x.len);
+    if xs.is_empty() || xs.len() != k || xs.iter().any(|x| x.len != n) {
+        return Err(format!(
+            "{what}: {} candidates of lengths {:?} for {k} weights",
+            xs.len(),
+            xs.iter().map(|x| x.len).collect::<Vec<_>>()
+        ));
+    }
+    Ok(n)
 }
