@@ -7,6 +7,7 @@
 
 use anyhow::Result;
 use clap::Args;
+use nas_core::device::Device;
 use nas_core::optim::Optimizer;
 use nas_core::space::builtin::seed::SeedSpace;
 use nas_core::space::{fixed, Architecture, Supernet};
@@ -86,8 +87,15 @@ impl BenchArgs {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    crate::device::select(&a.device)?;
-    let dev = nas_core::device::active();
+    let device = crate::device::select(&a.device)?;
+    let dev = device
+        .backend()
+        .map_err(|e| anyhow::anyhow!("--device {}: {e}", a.device))?;
+    let place = |m: &dyn nas_core::nn::Module| {
+        device
+            .place(m)
+            .map_err(|e| anyhow::anyhow!("--device {}: {e}", a.device))
+    };
     let threads = rayon::current_num_threads();
     let measured = match dev {
         None if !a.no_torch => torch_now(threads, a.seconds, a.darts),
@@ -173,6 +181,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
             &[cout, cin, k, k],
         );
         let b = Tensor::parameter(vec![0.0; cout], &[cout]);
+        for t in [&x, &w, &b] {
+            device
+                .place_tensor(t)
+                .map_err(|e| anyhow::anyhow!("--device {}: {e}", a.device))?;
+        }
         let o = ConvOpts {
             padding: k / 2,
             ..Default::default()
@@ -195,10 +208,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let cfg = TrainConfig::default();
     if a.wants("seed") {
         let model = fixed(&space, &arch, 0)?;
+        place(model.as_ref())?;
         let mut opt = sgd_for(model.as_ref(), &cfg);
         let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
         let ms = median_ms(a.seconds, || {
+            // A fresh host batch each step, as a loader gives it.
+            let x = Tensor::from_vec(x.to_vec(), x.shape());
             let loss = model.forward(&x).cross_entropy(&y);
             opt.zero_grad();
             loss.backward();
@@ -216,6 +232,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         // The supernet's weight step alone: where the fused mixed op replaces two
         // convolutions (3x3 and 5x5) by one.
         let s = Supernet::build(&space, fused, 1).map_err(anyhow::Error::msg)?;
+        place(s.net.as_ref())?;
         let mut opt = sgd_for(s.net.as_ref(), &cfg);
         let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
@@ -233,7 +250,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     for fused in [false, true].into_iter().filter(|_| a.wants("darts-iter")) {
-        let ms = darts_iteration(&space, fused, a.seconds, &mut rng)?;
+        let ms = darts_iteration(&space, fused, &device, a.seconds, &mut rng)?;
         let kind = if fused { "fused" } else { "unfused" };
         let name = format!("seed DARTS 1st-order iteration b64 ({kind})");
         println!(
@@ -247,6 +264,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut space = nas_core::space::builtin::darts::DartsSpace::new(3, 10);
         space.layers = 5;
         let s = Supernet::build(&space, false, 0).map_err(anyhow::Error::msg)?;
+        place(s.net.as_ref())?;
         let mut opt = sgd_for(s.net.as_ref(), &cfg);
         let x = Tensor::randn(&[32, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..32).map(|_| rng.below(10) as u32).collect();
@@ -272,8 +290,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
 /// One first-order DARTS iteration on the seed-net supernet: an architecture step (loss
 /// gradient w.r.t. the mixing weights on a validation batch, through the softmax, Adam on
 /// the logits) then a weight step (SGD on a training batch).
-fn darts_iteration(space: &SeedSpace, fused: bool, secs: f64, rng: &mut Rng) -> Result<f64> {
+fn darts_iteration(
+    space: &SeedSpace,
+    fused: bool,
+    device: &Device,
+    secs: f64,
+    rng: &mut Rng,
+) -> Result<f64> {
     let s = Supernet::build(space, fused, 1).map_err(anyhow::Error::msg)?;
+    device.place(s.net.as_ref()).map_err(anyhow::Error::msg)?;
     let cfg = TrainConfig::default();
     let mut wopt = sgd_for(s.net.as_ref(), &cfg);
     let labels: Vec<String> = s.alphas.keys().cloned().collect();

@@ -2,21 +2,27 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use nas_core::device::{cuda, Device, ROUTED};
+use nas_core::device::{cuda, Device};
 use std::path::PathBuf;
 
-/// Selects the backend for this process (see [`nas_core::device`] for what runs where).
-pub fn select(device: &str) -> Result<()> {
-    let d: Device = device
+/// The device `--device` names.
+pub fn parse(device: &str) -> Result<Device> {
+    device
         .parse()
-        .map_err(|e| anyhow::anyhow!("--device {device}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--device {device}: {e}"))
+}
+
+/// Opens the device `--device` names and says what runs there (see
+/// [`nas_core::device`]); the caller places its networks on it.
+pub fn select(device: &str) -> Result<Device> {
+    let d = parse(device)?;
     let what = d
         .select()
         .map_err(|e| anyhow::anyhow!("--device {device}: {e}"))?;
     if d != Device::Cpu {
-        eprintln!("device: {what}; {ROUTED}");
+        eprintln!("device: {what}; {}", d.routed());
     }
-    Ok(())
+    Ok(d)
 }
 
 #[derive(Args, Debug)]

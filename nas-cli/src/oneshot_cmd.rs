@@ -62,6 +62,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         epochs: a.epochs,
         batch_size: a.batch,
         seed: a.seed,
+        device: crate::device::parse(&a.device)?,
         ..TrainerConfig::default()
     };
     let mut trainer = SupernetTrainer::new(space.as_ref(), &data.train, &data.val, cfg)

@@ -86,7 +86,7 @@ fn print_table(rows: &[Row], steps: usize, cpu: (f64, f64), device: Option<(f64,
 }
 
 pub fn run(a: ProfileArgs) -> Result<()> {
-    crate::device::select(&a.device)?;
+    let dev = crate::device::select(&a.device)?;
     if a.batch == 0 || a.steps == 0 || a.size == 0 || a.in_channels == 0 {
         bail!("--batch, --steps, --size and --in-channels must be at least 1");
     }
@@ -109,7 +109,10 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         peak.0,
         peak.1
     );
-    let device = nas_core::device::active().map(|dev| match dev.peaks() {
+    let backend = dev
+        .backend()
+        .map_err(|e| anyhow!("--device {}: {e}", a.device))?;
+    let device = backend.map(|dev| match dev.peaks() {
         Ok(p) => {
             println!(
                 "{} peaks ({}): {:.0} GFLOP/s, {:.1} GB/s. `{}:` rows are shares of these; \
@@ -143,8 +146,12 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     for fused in [true, false] {
         let mode = if fused { "fused" } else { "unfused" };
         let sn = Supernet::build(space.as_ref(), fused, 0).map_err(|e| anyhow!(e))?;
+        dev.place(sn.net.as_ref())
+            .map_err(|e| anyhow!("--device {}: {e}", a.device))?;
         let mut opt = sgd_for(sn.net.as_ref(), &TrainConfig::default());
         let mut step = || {
+            // A fresh host batch each step, as a loader gives it (so its upload counts).
+            let x = Tensor::from_vec(x.to_vec(), x.shape());
             opt.zero_grad();
             sn.net.forward(&x).cross_entropy(&y).backward();
             opt.step(0.01);

@@ -45,8 +45,9 @@ pub struct SearchArgs {
     /// supernet training in the search.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
-    /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N]; on a device,
-    /// convolutions, linear layers, pooling, batch norm, the loss and mixed-op sums run there.
+    /// Backend: cpu, wgpu (the first Vulkan adapter; the network, its gradients and the
+    /// optimiser's state live in its memory) or cuda[:N] (convolutions, linear layers,
+    /// pooling, batch norm, the loss and mixed-op sums run there, operands copied per call).
     #[arg(long, default_value = "cpu")]
     #[serde(default = "default_device")]
     pub device: String,

@@ -136,8 +136,10 @@ impl AskTell {
             mut strategy,
             limits,
         } = self;
+        let device = crate::device::parse(&a.device)?;
         let train_eval = data.as_ref().map(|d| TrainEvaluator {
             space: space.as_ref(),
+            device,
             train: &d.train,
             val: &d.val,
             epochs: a.epochs,

@@ -13,8 +13,9 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N]; on a device,
-    /// convolutions, linear layers, pooling, batch norm, the loss and mixed-op sums run there.
+    /// Backend: cpu, wgpu (the first Vulkan adapter; the network, its gradients and the
+    /// optimiser's state live in its memory) or cuda[:N] (convolutions, linear layers,
+    /// pooling, batch norm, the loss and mixed-op sums run there, operands copied per call).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches.
@@ -62,7 +63,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.batch_size == 0 || a.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
-    crate::device::select(&a.device)?;
+    let device = crate::device::select(&a.device)?;
     let schedule = match a.schedule.as_str() {
         "constant" => LrSchedule::Constant,
         "cosine" => LrSchedule::Cosine {
@@ -139,6 +140,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let model = space::fixed(sp.as_ref(), &arch, rng.next_u64())
         .map_err(|e| anyhow::anyhow!("--arch {}: {e}", a.arch.as_deref().unwrap_or("(default)")))?;
     let model = model.as_ref();
+    device
+        .place(model)
+        .map_err(|e| anyhow::anyhow!("--device {}: {e}", a.device))?;
     let mut opt = sgd_for(model, &cfg);
     println!(
         "{} {} ({} parameters) on {} ({} train, {} test, {}x{}x{}), {} threads",

@@ -3,6 +3,7 @@
 //! process.
 
 use nas_core::data::{Batches, BatchesState, Dataset};
+use nas_core::device::Device;
 use nas_core::experiment::write_atomic;
 use nas_core::nn::{parameters, with_bn_momentum, Kind};
 use nas_core::optim::{clip_grad_norm, LrSchedule, Optimizer, Sgd};
@@ -34,6 +35,8 @@ pub struct TrainerConfig {
     /// Gradient-norm clip of each weight step (DARTS uses 5).
     pub grad_clip: Option<f32>,
     pub seed: u64,
+    /// Where the supernet's weights live and train (its mixing weights stay on the host).
+    pub device: Device,
 }
 
 impl Default for TrainerConfig {
@@ -46,6 +49,7 @@ impl Default for TrainerConfig {
             weight_decay: 3e-4,
             grad_clip: Some(5.0),
             seed: 0,
+            device: Device::Cpu,
         }
     }
 }
@@ -144,6 +148,7 @@ impl<'a> SupernetTrainer<'a> {
         }
         nas_strategies::check_count("epochs", cfg.epochs, 1, MAX_EPOCHS)?;
         let supernet = Supernet::build(space, true, cfg.seed)?;
+        cfg.device.place(supernet.net.as_ref())?;
         for (name, d) in [("training", train), ("validation", val)] {
             if d.n < cfg.batch_size {
                 return Err(format!(

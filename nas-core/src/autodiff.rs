@@ -13,10 +13,11 @@ pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: Result<T, String>) -> T
     r.unwrap_or_else(|e| panic!("{} {what}: {e}", a.kind()))
 }
 
-/// The active backend and its resident kernels, where it has them.
+/// The backend that keeps tensors in its memory (wgpu), once it is open: device buffers
+/// exist only then, and ops on them run there.
 pub(crate) fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
-    let a = accel::active()?;
-    Some((a, a.resident()?))
+    let g = accel::wgpu_opened()?;
+    Some((g as &dyn Accel, g as &dyn Resident))
 }
 
 /// A recorded primitive: its inputs and what its gradient rule needs from the forward.
@@ -95,11 +96,10 @@ impl Op {
     /// and bytes moved (`out` is the output's length).
     fn profile(&self, out: usize, on_device: bool) -> (&'static str, f64, f64) {
         let (name, flops, bytes) = self.profile_cpu(out);
-        match accel::active() {
-            Some(a) if on_device || self.accelerated() => {
-                (accel::label(a.kind(), name), flops, bytes)
-            }
-            _ => (name, flops, bytes),
+        let routed = accel::active().filter(|_| self.accelerated());
+        match resident().map(|(a, _)| a).filter(|_| on_device).or(routed) {
+            Some(a) => (accel::label(a.kind(), name), flops, bytes),
+            None => (name, flops, bytes),
         }
     }
 
@@ -192,15 +192,16 @@ impl Op {
         buffer::give(g);
     }
 
-    /// Whether this op has a device rule for these operands: its output gradient is on
-    /// the device (or, for NLL, its input is), and the shapes are ones the device kernels
-    /// take (no broadcasting).
+    /// Whether this op's gradient rule runs on the device: its output gradient or one
+    /// of its inputs is there (for NLL, its input), and the shapes are ones the device
+    /// kernels take (no broadcasting).
     fn has_dev_rule(&self, out: &Tensor, g: &Grad) -> bool {
         use Op::*;
         let same = |t: &Tensor| t.shape() == out.shape();
+        let here = matches!(g, Grad::Dev(_)) || self.inputs().iter().any(|t| t.on_device());
         match self {
             Nll(x, _) => x.on_device(),
-            _ if !matches!(g, Grad::Dev(_)) => false,
+            _ if !here => false,
             Add(a, b) | Sub(a, b) | Mul(a, b) => same(a) && same(b),
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
             AddScalar(_) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
@@ -764,7 +765,7 @@ impl Tensor {
                 continue;
             };
             if crate::profile::enabled() {
-                let on_dev = matches!(g, Grad::Dev(_));
+                let on_dev = resident().is_some() && op.has_dev_rule(t, &g);
                 let (name, flops, bytes) = op.profile(t.numel(), on_dev);
                 crate::profile::record(name, flops, bytes, || op.backward(t, g));
             } else {

@@ -1,12 +1,18 @@
-//! Where the kernels run: the CPU, or a device backend (wgpu, CUDA) chosen for this
-//! process. The host and its commands go through this module instead of the kernel crate.
+//! Where the kernels run: the CPU, or a device backend (wgpu, CUDA). The host and its
+//! commands go through this module instead of the kernel crate.
 //!
-//! Today a device runs the convolutions, linear layers, pooling, batch norm,
-//! log-softmax/NLL and the mixed ops' weighted sums (forward and backward); everything
-//! else runs on the CPU. On wgpu the forward results of convolution, pooling, batch norm
-//! and log-softmax stay in device memory until the host reads them; elsewhere each
-//! device call copies its operands over and its result back ([`transfers`] counts it).
+//! On wgpu a tensor lives in device memory: [`Device::place`] puts a network's
+//! parameters there, an op runs there when any operand is there (uploading the others,
+//! such as a batch, once), and its result, its gradients and the optimiser's buffers stay
+//! there until the host reads them. Ops with no device kernel (broadcasting elementwise
+//! ops, concatenation, slicing, permutes) read their operands back and run on the CPU.
+//! CUDA keeps no tensors yet: [`Device::select`] routes the convolutions, linear layers,
+//! pooling, batch norm, log-softmax/NLL and the mixed ops' weighted sums of the whole
+//! process to it, each call copying its operands over and its result back.
+//! [`transfers`] counts every copy.
 
+use crate::nn::Module;
+use crate::tensor::Tensor;
 pub use nas_kernels::accel::Peaks;
 use nas_kernels::accel::{self, Accel};
 pub use nas_kernels::transfer::{snapshot as transfers, Transfers};
@@ -52,20 +58,41 @@ impl fmt::Display for Device {
     }
 }
 
-/// What runs on a device today, for messages.
-pub const ROUTED: &str = "convolutions, linear layers, pooling, batch norm, log-softmax/NLL \
-                          and mixed-op sums run there, everything else on the CPU";
+/// What runs on wgpu, which keeps tensors in its memory, for messages.
+pub const ROUTED_WGPU: &str = "activations, gradients, weights and SGD/Adam state stay in device \
+                               memory; convolutions, linear layers, pooling, batch norm, \
+                               log-softmax/NLL, ReLU, same-shape elementwise ops, mixed-op sums \
+                               and the optimiser steps run there, other ops on the CPU";
+
+/// What runs on CUDA, which copies every operand per call, for messages.
+pub const ROUTED_CUDA: &str = "convolutions, linear layers, pooling, batch norm, log-softmax/NLL \
+                               and mixed-op sums run there (operands copied per call), \
+                               everything else on the CPU";
 
 impl Device {
-    /// Makes this the backend of the process from now on (opening the device on first
-    /// use) and describes it.
+    /// What runs on this device, for messages.
+    pub fn routed(&self) -> &'static str {
+        match self {
+            Device::Cpu => "everything runs on the CPU",
+            Device::Wgpu => ROUTED_WGPU,
+            Device::Cuda(_) => ROUTED_CUDA,
+        }
+    }
+}
+
+impl Device {
+    /// Opens this device (on first use) and describes it. wgpu keeps tensors in its
+    /// memory, so nothing is routed there: [`Device::place`] puts a network's parameters
+    /// on it, and every op on them runs there. CUDA keeps none yet, so selecting it routes
+    /// the device primitives of the whole process to it (and selecting the CPU routes
+    /// them back).
     pub fn select(self) -> Result<String, String> {
         match self {
             Device::Cpu => {
                 accel::deactivate();
                 Ok("cpu".into())
             }
-            Device::Wgpu => Ok(format!("wgpu on {}", accel::activate_wgpu()?.adapter)),
+            Device::Wgpu => Ok(format!("wgpu on {}", accel::wgpu()?.adapter)),
             Device::Cuda(n) => {
                 let c = accel::activate_cuda(n)?;
                 let (major, minor) = c.compute_capability;
@@ -75,14 +102,41 @@ impl Device {
     }
 }
 
-/// The device backend in use, if any.
+impl Device {
+    /// Puts the parameters of `module` in this device's memory, so that its forward and
+    /// backward passes, its gradients and its optimiser's state live and run there; on
+    /// the CPU (and on CUDA, which keeps no tensors yet) they are brought back to the
+    /// host. Buffers that are updated on the host (batch-norm running statistics) stay
+    /// there, and so do a supernet's mixing weights, which are not parameters of its net.
+    pub fn place(&self, module: &dyn Module) -> Result<(), String> {
+        for (_, p) in crate::nn::parameters(module) {
+            self.place_tensor(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Puts `t`'s values in this device's memory (see [`Device::place`]).
+    pub fn place_tensor(&self, t: &Tensor) -> Result<(), String> {
+        match self {
+            Device::Wgpu => t.upload_to(accel::wgpu()?),
+            Device::Cpu | Device::Cuda(_) => t.host_only(),
+        }
+        Ok(())
+    }
+
+    /// This device's backend (opened on first use), or None for the CPU.
+    pub fn backend(&self) -> Result<Option<Active>, String> {
+        Ok(match self {
+            Device::Cpu => None,
+            Device::Wgpu => Some(Active(accel::wgpu()? as &dyn Accel)),
+            Device::Cuda(n) => Some(Active(accel::activate_cuda(*n)? as &dyn Accel)),
+        })
+    }
+}
+
+/// A device backend, for reports and benchmarks.
 #[derive(Clone, Copy)]
 pub struct Active(&'static dyn Accel);
-
-/// The selected device backend, or None on the CPU.
-pub fn active() -> Option<Active> {
-    accel::active().map(Active)
-}
 
 impl Active {
     /// `"wgpu"` or `"cuda"`.

@@ -234,6 +234,8 @@ impl Evaluator for Nb201Table {
 /// Trains each architecture from scratch and scores it on a validation split.
 pub struct TrainEvaluator<'a> {
     pub space: &'a dyn Space,
+    /// Where each network trains (its parameters are placed there).
+    pub device: crate::device::Device,
     pub train: &'a Dataset,
     pub val: &'a Dataset,
     pub epochs: usize,
@@ -245,6 +247,7 @@ impl Evaluator for TrainEvaluator<'_> {
     fn evaluate(&self, arch: &Architecture, trial_seed: u64) -> Result<Metrics, String> {
         let mut rng = Rng::new(trial_seed);
         let net = fixed(self.space, arch, rng.next_u64()).map_err(|e| e.to_string())?;
+        self.device.place(net.as_ref())?;
         let cfg = TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size,

@@ -26,17 +26,20 @@ fn on_accel(
     true
 }
 
-/// Runs forward primitive `name` with the active backend's resident kernels, where it
-/// has them (operands read from, and the result left in, device memory); None where it
-/// has none, and the caller goes on to [`on_accel`] or the CPU kernel.
+/// Runs forward primitive `name` on the device that holds `operands` (any of them in its
+/// memory: the rest are uploaded, once each), leaving the result there; None when none
+/// is on a device, and the caller goes on to [`on_accel`] or the CPU kernel.
 fn on_resident<T>(
+    operands: &[&Tensor],
     name: &'static str,
     flops: f64,
     bytes: f64,
     f: impl FnOnce(&dyn accel::Resident) -> Result<T, String>,
 ) -> Option<T> {
-    let a = accel::active()?;
-    let r = a.resident()?;
+    if !operands.iter().any(|t| t.on_device()) {
+        return None;
+    }
+    let (a, r) = crate::autodiff::resident()?;
     Some(record(accel::label(a.kind(), name), flops, bytes, || {
         on_device(a, name, f(r))
     }))
@@ -130,13 +133,11 @@ impl Tensor {
         op: impl FnOnce(Tensor) -> Op,
     ) -> Tensor {
         let n = self.numel();
-        if self.on_device() {
-            let y = on_resident("elementwise.fwd", n as f64, 8.0 * n as f64, |r| {
-                r.unary(u, &self.dev_buf(r))
-            });
-            if let Some(y) = y {
-                return Tensor::from_device(self.shape().to_vec(), y, op(self.clone()));
-            }
+        let y = on_resident(&[self], "elementwise.fwd", n as f64, 8.0 * n as f64, |r| {
+            r.unary(u, &self.dev_buf(r))
+        });
+        if let Some(y) = y {
+            return Tensor::from_device(self.shape().to_vec(), y, op(self.clone()));
         }
         let mut out = buffer::take(n);
         record("elementwise.fwd", n as f64, 8.0 * n as f64, || {
@@ -152,9 +153,9 @@ impl Tensor {
         code: Binary,
         op: fn(Tensor, Tensor) -> Op,
     ) -> Tensor {
-        if self.shape() == other.shape() && (self.on_device() || other.on_device()) {
+        if self.shape() == other.shape() {
             let n = self.numel() as f64;
-            let y = on_resident("elementwise.fwd", n, 12.0 * n, |r| {
+            let y = on_resident(&[self, other], "elementwise.fwd", n, 12.0 * n, |r| {
                 r.binary(code, &self.dev_buf(r), &other.dev_buf(r))
             });
             if let Some(y) = y {
@@ -337,26 +338,24 @@ impl Tensor {
         let bytes = 4.0 * (rows * nin + nin * nout + rows * nout) as f64;
         let mut shape = self.shape().to_vec();
         *shape.last_mut().unwrap() = nout;
-        if self.on_device() || w.on_device() {
-            let y = on_resident("linear.fwd", flops, bytes, |r| {
-                let y = r.matmul(
-                    rows,
-                    nout,
-                    nin,
-                    &self.dev_buf(r),
-                    false,
-                    &w.dev_buf(r),
-                    true,
-                )?;
-                match b {
-                    Some(b) => r.add_channel(nout, 1, &y, &b.dev_buf(r)),
-                    None => Ok(y),
-                }
-            });
-            if let Some(y) = y {
-                let op = Op::Linear(self.clone(), w.clone(), b.cloned());
-                return Tensor::from_device(shape, y, op);
+        let y = on_resident(&[self, w], "linear.fwd", flops, bytes, |r| {
+            let y = r.matmul(
+                rows,
+                nout,
+                nin,
+                &self.dev_buf(r),
+                false,
+                &w.dev_buf(r),
+                true,
+            )?;
+            match b {
+                Some(b) => r.add_channel(nout, 1, &y, &b.dev_buf(r)),
+                None => Ok(y),
             }
+        });
+        if let Some(y) = y {
+            let op = Op::Linear(self.clone(), w.clone(), b.cloned());
+            return Tensor::from_device(shape, y, op);
         }
         let ran = on_accel("linear.fwd", flops, bytes, |a| {
             out.copy_from_slice(&a.matmul(
@@ -402,11 +401,9 @@ impl Tensor {
             "cannot reshape {:?} to {shape:?}",
             self.shape()
         );
-        if self.on_device() {
-            // The same device buffer under the new shape: nothing is copied.
-            if let Some(y) = on_resident("shape.fwd", 0.0, 0.0, |r| Ok(self.dev_buf(r))) {
-                return Tensor::from_device(shape.to_vec(), y, Op::Reshape(self.clone()));
-            }
+        // On a device: the same buffer under the new shape, nothing copied.
+        if let Some(y) = on_resident(&[self], "shape.fwd", 0.0, 0.0, |r| Ok(self.dev_buf(r))) {
+            return Tensor::from_device(shape.to_vec(), y, Op::Reshape(self.clone()));
         }
         let mut out = buffer::take(self.numel());
         out.copy_from_slice(&self.data());
@@ -519,7 +516,8 @@ impl Tensor {
         );
         let (flops, bytes) = conv_cost(&p);
         let shape = vec![p.n, p.cout, p.out_h(), p.out_w()];
-        let y = on_resident(conv_name(&p, "fwd"), flops, bytes, |r| {
+        let operands = [self, w];
+        let y = on_resident(&operands, conv_name(&p, "fwd"), flops, bytes, |r| {
             let bias = b.map(|b| b.dev_buf(r));
             r.conv2d(&p, &self.dev_buf(r), &w.dev_buf(r), bias.as_ref())
         });
@@ -583,7 +581,7 @@ impl Tensor {
         let len = p.n * p.c * p.out_h() * p.out_w();
         let (flops, bytes) = pool_cost(&p);
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
-        if let Some((y, arg)) = on_resident("max_pool2d.fwd", flops, bytes, |r| {
+        if let Some((y, arg)) = on_resident(&[self], "max_pool2d.fwd", flops, bytes, |r| {
             r.max_pool(&p, &self.dev_buf(r))
         }) {
             let op = Op::MaxPool2d(self.clone(), p, Arg::Dev(arg));
@@ -616,7 +614,7 @@ impl Tensor {
         let (flops, bytes) = pool_cost(&p);
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         let op = || Op::AvgPool2d(self.clone(), p, count_include_pad);
-        if let Some(y) = on_resident("avg_pool2d.fwd", flops, bytes, |r| {
+        if let Some(y) = on_resident(&[self], "avg_pool2d.fwd", flops, bytes, |r| {
             r.avg_pool(&p, count_include_pad, &self.dev_buf(r))
         }) {
             return Tensor::from_device(shape, y, op());
@@ -639,7 +637,7 @@ impl Tensor {
         assert_eq!(s.len(), 4, "adaptive pooling needs NCHW, got {s:?}");
         let (inp, outn) = (self.numel() as f64, (s[0] * s[1] * oh * ow) as f64);
         let bytes = 4.0 * (inp + outn);
-        if let Some(y) = on_resident("adaptive_avg_pool2d.fwd", inp, bytes, |r| {
+        if let Some(y) = on_resident(&[self], "adaptive_avg_pool2d.fwd", inp, bytes, |r| {
             r.adaptive_avg_pool(s[0] * s[1], s[2], s[3], oh, ow, &self.dev_buf(r))
         }) {
             let op = Op::AdaptiveAvgPool2d(self.clone());
@@ -684,9 +682,11 @@ impl Tensor {
         assert_eq!(s.len(), 4, "batch norm needs NCHW, got {s:?}");
         let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
         let len = (n * c * hw) as f64;
-        if let Some((y, mean, invstd)) = on_resident("batch_norm.fwd", 6.0 * len, 12.0 * len, |r| {
-            r.batch_norm_train(n, c, hw, &self.dev_buf(r), &gamma.data(), &beta.data(), eps)
-        }) {
+        if let Some((y, mean, invstd)) =
+            on_resident(&[self], "batch_norm.fwd", 6.0 * len, 12.0 * len, |r| {
+                r.batch_norm_train(n, c, hw, &self.dev_buf(r), &gamma.data(), &beta.data(), eps)
+            })
+        {
             let op = Op::BatchNorm(
                 self.clone(),
                 gamma.clone(),
@@ -769,12 +769,9 @@ impl Tensor {
         let cols = *self.shape().last().unwrap();
         let n = self.numel() as f64;
         let rows = self.numel() / cols;
-        let dev = || {
-            on_resident("log_softmax.fwd", 4.0 * n, 8.0 * n, |r| {
-                r.log_softmax(rows, cols, &self.dev_buf(r))
-            })
-        };
-        if let Some(y) = self.on_device().then(dev).flatten() {
+        if let Some(y) = on_resident(&[self], "log_softmax.fwd", 4.0 * n, 8.0 * n, |r| {
+            r.log_softmax(rows, cols, &self.dev_buf(r))
+        }) {
             let op = Op::LogSoftmax(self.clone());
             return Tensor::from_device(self.shape().to_vec(), y, op);
         }
@@ -806,12 +803,9 @@ impl Tensor {
         );
         let (flops, bytes) = (rows as f64, 8.0 * rows as f64);
         let op = || Op::Nll(self.clone(), targets.to_vec());
-        let dev = || {
-            on_resident("nll.fwd", flops, bytes, |r| {
-                r.nll(rows, cols, &self.dev_buf(r), targets)
-            })
-        };
-        if let Some(loss) = self.on_device().then(dev).flatten() {
+        if let Some(loss) = on_resident(&[self], "nll.fwd", flops, bytes, |r| {
+            r.nll(rows, cols, &self.dev_buf(r), targets)
+        }) {
             return Tensor::from_op(vec![1], vec![loss], op());
         }
         let mut loss = 0.0;
@@ -845,15 +839,14 @@ impl Tensor {
         let n = xs[0].numel();
         let k = xs.len() as f64;
         let (flops, bytes) = (2.0 * k * n as f64, 4.0 * (k + 1.0) * n as f64);
-        if xs.iter().any(|x| x.on_device()) {
-            let y = on_resident("weighted_sum.fwd", flops, bytes, |r| {
-                let bufs: Vec<_> = xs.iter().map(|x| x.dev_buf(r)).collect();
-                r.weighted_sum(&bufs, &ws)
-            });
-            if let Some(y) = y {
-                let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());
-                return Tensor::from_device(xs[0].shape().to_vec(), y, op);
-            }
+        let operands: Vec<&Tensor> = xs.iter().collect();
+        let y = on_resident(&operands, "weighted_sum.fwd", flops, bytes, |r| {
+            let bufs: Vec<_> = xs.iter().map(|x| x.dev_buf(r)).collect();
+            r.weighted_sum(&bufs, &ws)
+        });
+        if let Some(y) = y {
+            let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());
+            return Tensor::from_device(xs[0].shape().to_vec(), y, op);
         }
         let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
         let slices: Vec<&[f32]> = guards.iter().map(|g| &g[..]).collect();

@@ -3,7 +3,7 @@
 
 use crate::autodiff::{on_device, resident};
 use crate::tensor::{Grad, Tensor};
-use nas_kernels::accel::DevBuf;
+use nas_kernels::accel::{DevBuf, Resident};
 
 /// Something that updates parameters from their gradients.
 pub trait Optimizer {
@@ -22,30 +22,50 @@ pub struct Sgd {
     pub momentum: f32,
     pub nesterov: bool,
     pub weight_decay: f32,
-    velocity: Vec<Velocity>,
+    velocity: Vec<Moment>,
 }
 
-/// A momentum buffer, where its parameter's updates run: on the host (empty before the
-/// first step) or on the device.
-enum Velocity {
+/// An optimiser's buffer for one parameter (SGD's momentum, Adam's moments), where the
+/// parameter's updates run: on the host (SGD's empty before the first step) or on the
+/// device.
+enum Moment {
     Host(Vec<f32>),
     Dev(DevBuf),
 }
 
-impl Velocity {
+impl Moment {
     fn to_host(&self) -> Vec<f32> {
         match self {
-            Velocity::Host(v) => v.clone(),
-            Velocity::Dev(b) => b
+            Moment::Host(v) => v.clone(),
+            Moment::Dev(b) => b
                 .to_vec()
-                .unwrap_or_else(|e| panic!("reading a momentum buffer back: {e}")),
+                .unwrap_or_else(|e| panic!("reading an optimiser buffer back: {e}")),
+        }
+    }
+
+    /// The values on the host, read back first if they are on the device.
+    fn host_mut(&mut self) -> &mut Vec<f32> {
+        if let Moment::Dev(_) = self {
+            *self = Moment::Host(self.to_host());
+        }
+        match self {
+            Moment::Host(v) => v,
+            Moment::Dev(_) => unreachable!(),
+        }
+    }
+
+    /// The values in `r`'s memory (uploaded if they are on the host).
+    fn dev(&self, r: &dyn Resident) -> DevBuf {
+        match self {
+            Moment::Host(v) => r.upload(v),
+            Moment::Dev(b) => b.clone(),
         }
     }
 }
 
 impl Sgd {
     pub fn new(params: Vec<Tensor>, momentum: f32, nesterov: bool, weight_decay: f32) -> Sgd {
-        let velocity = params.iter().map(|_| Velocity::Host(vec![])).collect();
+        let velocity = params.iter().map(|_| Moment::Host(vec![])).collect();
         Sgd {
             params,
             momentum,
@@ -58,7 +78,7 @@ impl Sgd {
     /// The momentum buffers, one per parameter (empty before its first step), copied to
     /// the host.
     pub fn velocity(&self) -> Vec<Vec<f32>> {
-        self.velocity.iter().map(Velocity::to_host).collect()
+        self.velocity.iter().map(Moment::to_host).collect()
     }
 
     /// Restores momentum buffers saved by [`Sgd::velocity`]; each must be empty or the
@@ -80,7 +100,7 @@ impl Sgd {
                 ));
             }
         }
-        self.velocity = v.into_iter().map(Velocity::Host).collect();
+        self.velocity = v.into_iter().map(Moment::Host).collect();
         Ok(())
     }
 }
@@ -148,24 +168,17 @@ impl Optimizer for Sgd {
                 // the momentum buffer stay there.
                 (Grad::Dev(gb), Some((a, r))) => {
                     let vb = match v {
-                        Velocity::Dev(b) => Some(b.clone()),
-                        Velocity::Host(h) if h.is_empty() => None,
-                        Velocity::Host(h) => Some(r.upload(h)),
+                        Moment::Dev(b) => Some(b.clone()),
+                        Moment::Host(h) if h.is_empty() => None,
+                        Moment::Host(h) => Some(r.upload(h)),
                     };
                     let (mu, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
                     let res = r.sgd(&p.dev_buf(r), gb, vb.as_ref(), lr, mu, wd, nesterov);
                     let (w, nv) = on_device(a, "sgd", res);
                     p.set_device(w);
-                    *v = Velocity::Dev(nv);
+                    *v = Moment::Dev(nv);
                 }
-                (g, _) => {
-                    let mut vh = match std::mem::replace(v, Velocity::Host(vec![])) {
-                        Velocity::Host(h) => h,
-                        dev => dev.to_host(),
-                    };
-                    self.update(&mut p.data_mut(), g.host_mut(), &mut vh, lr);
-                    *v = Velocity::Host(vh);
-                }
+                (g, _) => self.update(&mut p.data_mut(), g.host_mut(), v.host_mut(), lr),
             }
         }
         self.velocity = velocity;
@@ -183,15 +196,21 @@ pub struct Adam {
     pub eps: f32,
     pub weight_decay: f32,
     pub decoupled: bool,
-    m: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    m: Vec<Moment>,
+    v: Vec<Moment>,
     t: i32,
 }
 
 impl Adam {
     pub fn new(params: Vec<Tensor>, weight_decay: f32, decoupled: bool) -> Adam {
-        let m = params.iter().map(|p| vec![0.0; p.numel()]).collect();
-        let v = params.iter().map(|p| vec![0.0; p.numel()]).collect();
+        let m = params
+            .iter()
+            .map(|p| Moment::Host(vec![0.0; p.numel()]))
+            .collect();
+        let v = params
+            .iter()
+            .map(|p| Moment::Host(vec![0.0; p.numel()]))
+            .collect();
         Adam {
             params,
             beta1: 0.9,
@@ -213,8 +232,8 @@ impl Adam {
     /// The moments and the step count, so a run can save and resume its optimiser.
     pub fn state(&self) -> AdamState {
         AdamState {
-            m: self.m.clone(),
-            v: self.v.clone(),
+            m: self.m.iter().map(Moment::to_host).collect(),
+            v: self.v.iter().map(Moment::to_host).collect(),
             t: self.t,
         }
     }
@@ -233,8 +252,8 @@ impl Adam {
                 return Err(format!("Adam moment {i} does not fit its parameter"));
             }
         }
-        self.m = s.m;
-        self.v = s.v;
+        self.m = s.m.into_iter().map(Moment::Host).collect();
+        self.v = s.v.into_iter().map(Moment::Host).collect();
         self.t = s.t;
         Ok(())
     }
@@ -257,7 +276,27 @@ impl Optimizer for Adam {
         for ((p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
             let mut gl = p.grad_lock();
             let Some(g) = gl.as_mut() else { continue };
-            let g = g.host_mut();
+            if let (Grad::Dev(gb), Some((a, r))) = (&*g, resident()) {
+                // On the device: weights and moments stay there.
+                let (md, vd) = (m.dev(r), v.dev(r));
+                let (decoupled, t) = (self.decoupled, self.t);
+                let res = r.adam(
+                    &p.dev_buf(r),
+                    gb,
+                    &md,
+                    &vd,
+                    lr,
+                    (b1, b2, eps),
+                    wd,
+                    decoupled,
+                    t,
+                );
+                let (w, m2, v2) = on_device(a, "adam", res);
+                p.set_device(w);
+                (*m, *v) = (Moment::Dev(m2), Moment::Dev(v2));
+                continue;
+            }
+            let (g, m, v) = (g.host_mut(), m.host_mut(), v.host_mut());
             let mut w = p.data_mut();
             for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                 let mut g = *g;
@@ -311,23 +350,34 @@ impl LrSchedule {
 }
 
 /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before.
+/// Gradients on the device are measured and scaled there (one float each comes back).
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> f32 {
     let mut total = 0.0f64;
     for p in params {
-        if let Some(g) = p.grad_lock().as_mut() {
-            total += g
-                .host_mut()
-                .iter()
-                .map(|v| (*v as f64) * (*v as f64))
-                .sum::<f64>();
+        match (p.grad_lock().as_mut(), resident()) {
+            (Some(Grad::Dev(g)), Some((a, r))) => {
+                let sq = r.weighted_sum_backward_weight(std::slice::from_ref(g), g);
+                total += on_device(a, "gradient norm", sq)[0] as f64;
+            }
+            (Some(g), _) => {
+                let g = g.host_mut();
+                total += g.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
+            }
+            (None, _) => {}
         }
     }
     let norm = total.sqrt() as f32;
     if norm > max_norm {
         let s = max_norm / (norm + 1e-6);
         for p in params {
-            if let Some(g) = p.grad_lock().as_mut() {
-                g.host_mut().iter_mut().for_each(|v| *v *= s);
+            let mut gl = p.grad_lock();
+            match (gl.as_mut(), resident()) {
+                (Some(Grad::Dev(g)), Some((a, r))) => {
+                    let scaled = r.unary(nas_kernels::accel::Unary::Affine(s, 0.0), g);
+                    *g = on_device(a, "gradient clipping", scaled);
+                }
+                (Some(g), _) => g.host_mut().iter_mut().for_each(|v| *v *= s),
+                (None, _) => {}
             }
         }
     }

@@ -43,6 +43,10 @@ pub(crate) struct Node {
     host_ok: AtomicBool,
     /// The values in device memory, where a device op made them or read them.
     dev: Mutex<Option<DevBuf>>,
+    /// Whether the tensor lives on the device (a device op's result, or placed there):
+    /// ops that read it run there. A host tensor a device op read keeps its device copy
+    /// as a cache but stays a host tensor.
+    placed: AtomicBool,
     pub(crate) grad: Mutex<Option<Grad>>,
     pub(crate) requires_grad: bool,
     pub(crate) op: Option<Op>,
@@ -129,6 +133,7 @@ impl Tensor {
             data: RwLock::new(data),
             host_ok: AtomicBool::new(true),
             dev: Mutex::new(None),
+            placed: AtomicBool::new(false),
             grad: Mutex::new(None),
             requires_grad,
             op,
@@ -171,10 +176,16 @@ impl Tensor {
         Tensor::from_vec((0..n).map(|_| rng.uniform_range(lo, hi)).collect(), shape)
     }
 
-    /// The result of an op: records `op` for backward when any input needs a gradient.
+    /// The result of an op computed on the host: records `op` for backward when any
+    /// input needs a gradient. It lives where its inputs live: an op with no device
+    /// kernel on device tensors gives a device tensor (uploaded when a device op reads
+    /// it), so what follows stays on the device.
     pub(crate) fn from_op(shape: Vec<usize>, data: Vec<f32>, op: Op) -> Tensor {
         let rg = grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
-        Tensor::make(shape, data, rg, if rg { Some(op) } else { None })
+        let placed = op.inputs().iter().any(|t| t.on_device());
+        let t = Tensor::make(shape, data, rg, if rg { Some(op) } else { None });
+        t.0.placed.store(placed, Ordering::Release);
+        t
     }
 
     /// The result of a device op, left in device memory.
@@ -191,6 +202,7 @@ impl Tensor {
             data: RwLock::new(vec![]),
             host_ok: AtomicBool::new(false),
             dev: Mutex::new(Some(buf)),
+            placed: AtomicBool::new(true),
             grad: Mutex::new(None),
             requires_grad: rg,
             op: if rg { Some(op) } else { None },
@@ -210,10 +222,23 @@ impl Tensor {
         b
     }
 
-    /// Whether the values have a copy in device memory (where a device op made or read
-    /// them): elementwise ops run where their operands are.
+    /// Whether the tensor lives on the device: ops run where their operands live.
     pub(crate) fn on_device(&self) -> bool {
-        self.0.dev.lock().unwrap().is_some()
+        self.0.placed.load(Ordering::Acquire)
+    }
+
+    /// Puts a copy of the values in `r`'s memory (if none is there yet): from now on
+    /// the ops that read this tensor run on that device.
+    pub(crate) fn upload_to(&self, r: &dyn Resident) {
+        let _ = self.dev_buf(r);
+        self.0.placed.store(true, Ordering::Release);
+    }
+
+    /// Drops any device copy (reading the values back first where only the device had
+    /// them): from now on the ops that read this tensor run on the CPU.
+    pub(crate) fn host_only(&self) {
+        drop(self.data_mut());
+        self.0.placed.store(false, Ordering::Release);
     }
 
     /// The values are now `buf`'s, in device memory (an optimiser's update on the
@@ -229,6 +254,7 @@ impl Tensor {
         let _guard = self.0.data.write().unwrap();
         *self.0.dev.lock().unwrap() = Some(buf);
         self.0.host_ok.store(false, Ordering::Release);
+        self.0.placed.store(true, Ordering::Release);
     }
 
     /// Copies device-only values back to the host (once).

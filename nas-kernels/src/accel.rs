@@ -283,6 +283,21 @@ pub trait Resident {
         wd: f32,
         nesterov: bool,
     ) -> Res<(DevBuf, DevBuf)>;
+    /// One Adam step `t` (1-based; AdamW when `decoupled`) of weights `w` with gradient
+    /// `g` and moments `m`, `v`: the new weights and moments.
+    #[allow(clippy::too_many_arguments)]
+    fn adam(
+        &self,
+        w: &DevBuf,
+        g: &DevBuf,
+        m: &DevBuf,
+        v: &DevBuf,
+        lr: f32,
+        betas_eps: (f32, f32, f32),
+        wd: f32,
+        decoupled: bool,
+        t: i32,
+    ) -> Res<(DevBuf, DevBuf, DevBuf)>;
 }
 
 /// A device's peaks, and how they were found (measured, or from its specification).
@@ -345,21 +360,25 @@ pub fn candidate_len(k: usize, xs: &[f32], w: &[f32], gy: Option<&[f32]>) -> Res
 }
 
 const NONE: u8 = 0;
-const WGPU: u8 = 1;
 const CUDA: u8 = 2;
 
 static ON: AtomicU8 = AtomicU8::new(NONE);
 static WGPU_DEVICE: OnceLock<Result<crate::gpu::Gpu, String>> = OnceLock::new();
 static CUDA_DEVICE: OnceLock<Result<crate::cuda::Cuda, String>> = OnceLock::new();
 
-/// Routes the primitives to wgpu from now on, opening the adapter on first use.
-pub fn activate_wgpu() -> Res<&'static crate::gpu::Gpu> {
-    let g = WGPU_DEVICE
+/// The wgpu device, opened on first use. Nothing is routed to it: ops run there when
+/// their tensors are in its memory (see [`Resident`]).
+pub fn wgpu() -> Res<&'static crate::gpu::Gpu> {
+    WGPU_DEVICE
         .get_or_init(crate::gpu::Gpu::new)
         .as_ref()
-        .map_err(|e| e.clone())?;
-    ON.store(WGPU, Ordering::Relaxed);
-    Ok(g)
+        .map_err(|e| e.clone())
+}
+
+/// The wgpu device if it has been opened: the backend of every device buffer (a tensor
+/// can only be in its memory once it is open).
+pub fn wgpu_opened() -> Option<&'static crate::gpu::Gpu> {
+    WGPU_DEVICE.get().and_then(|r| r.as_ref().ok())
 }
 
 /// Routes the primitives to CUDA device `ordinal` from now on, opening it (and compiling
@@ -380,19 +399,16 @@ pub fn activate_cuda(ordinal: usize) -> Res<&'static crate::cuda::Cuda> {
     Ok(c)
 }
 
-/// Routes everything back to the CPU.
+/// Routes everything back to the CPU (from CUDA).
 pub fn deactivate() {
     ON.store(NONE, Ordering::Relaxed);
 }
 
-/// The active accelerator, if any.
+/// The accelerator every call is routed to (CUDA, which keeps no tensors in its memory
+/// yet), if one is active.
 #[inline]
 pub fn active() -> Option<&'static dyn Accel> {
     match ON.load(Ordering::Relaxed) {
-        WGPU => WGPU_DEVICE
-            .get()
-            .and_then(|r| r.as_ref().ok())
-            .map(|g| g as &dyn Accel),
         CUDA => CUDA_DEVICE
             .get()
             .and_then(|r| r.as_ref().ok())

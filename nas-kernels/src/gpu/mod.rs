@@ -1,14 +1,16 @@
 //! The wgpu backend: WGSL compute kernels on any Vulkan adapter, including Mesa's CPU
-//! driver (lavapipe), so CI runs them for real. Host slices in, host vectors out (each
-//! call uploads and reads back); no adapter is an error naming what to install.
+//! driver (lavapipe), so CI runs them for real; no adapter is an error naming what to
+//! install.
 //!
 //! Kernels: unary and binary elementwise ops, matmul (tiled, either operand transposed),
 //! direct conv2d and both gradients (stride, padding, dilation, groups), max pooling with
 //! argmax and its gradient, average and adaptive average pooling and their gradients,
 //! batch-norm statistics/apply/backward (one workgroup per channel), log-softmax and its
-//! gradient, and the SGD and Adam updates. The [`crate::accel::Accel`] implementation
-//! below is what training uses (`crate::accel::activate_wgpu`). Tensors do not live on
-//! the device: every call uploads its inputs and reads its outputs back.
+//! gradient, and the SGD and Adam updates. Training uses the [`crate::accel::Resident`]
+//! implementation below: tensors, gradients and optimiser state live in device memory
+//! ([`DevBuf`]) and ops run here when their operands are here. The
+//! [`crate::accel::Accel`] implementation (host slices in, host vectors out) is the same
+//! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
 use crate::accel::{Accel, Binary, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
@@ -1255,6 +1257,42 @@ impl Resident for Gpu {
         ];
         let y = self.run_dev("sgd", &params, &a, Some(g), 2 * n, groups_1d(n))?;
         Ok((self.part(&y, 0, n), self.part(&y, n, n)))
+    }
+
+    fn adam(
+        &self,
+        w: &DevBuf,
+        g: &DevBuf,
+        m: &DevBuf,
+        v: &DevBuf,
+        lr: f32,
+        (b1, b2, eps): (f32, f32, f32),
+        wd: f32,
+        decoupled: bool,
+        t: i32,
+    ) -> Res<(DevBuf, DevBuf, DevBuf)> {
+        let n = w.len;
+        check_len("adam gradient", g.len, n)?;
+        check_len("adam first moment", m.len, n)?;
+        check_len("adam second moment", v.len, n)?;
+        let a = self.concat(&[w, m, v]);
+        let params = [
+            n as u32,
+            lr.to_bits(),
+            b1.to_bits(),
+            b2.to_bits(),
+            eps.to_bits(),
+            wd.to_bits(),
+            decoupled as u32,
+            (1.0 - b1.powi(t)).to_bits(),
+            (1.0 - b2.powi(t)).to_bits(),
+        ];
+        let y = self.run_dev("adam", &params, &a, Some(g), 3 * n, groups_1d(n))?;
+        Ok((
+            self.part(&y, 0, n),
+            self.part(&y, n, n),
+            self.part(&y, 2 * n, n),
+        ))
     }
 }
 

@@ -50,6 +50,7 @@ pub fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 
 /// One test per function of [`suite`], each handed the backend by the test file's
 /// `with_device(f: impl FnOnce(&dyn Accel))`, which skips where there is no device.
+#[allow(unused_macros)]
 macro_rules! suite_tests {
     () => {
         suite_tests!(matmul, conv2d, pooling, batch_norm, log_softmax, weighted_sum, nll);
