@@ -212,11 +212,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut opt = sgd_for(model.as_ref(), &cfg);
         let x = Tensor::randn(&[64, 3, 32, 32], 1.0, &mut rng);
         let y: Vec<u32> = (0..64).map(|_| rng.below(10) as u32).collect();
-                let ms = median_ms(a.seconds, || {
+        let ms = median_ms(a.seconds, || {
             // On a device, a fresh host batch each step, as a loader gives it (so its
             // upload counts); the CPU reads the same batch, as PyTorch's figure does.
             let fresh = dev.map(|_| Tensor::from_vec(x.to_vec(), x.shape()));
-            let loss = model.forward(fresh.as_ref().unwrap_or(&x)).cross_entropy(&y);
+            let loss = model
+                .forward(fresh.as_ref().unwrap_or(&x))
+                .cross_entropy(&y);
             opt.zero_grad();
             loss.backward();
             opt.step(0.01);

@@ -16,8 +16,7 @@ pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: Result<T, String>) -> T
 /// The backend that keeps tensors in its memory (wgpu), once it is open: device buffers
 /// exist only then, and ops on them run there.
 pub(crate) fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
-    let g = accel::wgpu_opened()?;
-    Some((g as &dyn Accel, g as &dyn Resident))
+    accel::resident()
 }
 
 /// A recorded primitive: its inputs and what its gradient rule needs from the forward.

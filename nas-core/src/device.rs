@@ -118,7 +118,7 @@ impl Device {
     /// Puts `t`'s values in this device's memory (see [`Device::place`]).
     pub fn place_tensor(&self, t: &Tensor) -> Result<(), String> {
         match self {
-            Device::Wgpu => t.upload_to(accel::wgpu()?),
+            Device::Wgpu => t.upload_to(accel::wgpu_resident()?),
             Device::Cpu | Device::Cuda(_) => t.host_only(),
         }
         Ok(())
@@ -128,8 +128,11 @@ impl Device {
     pub fn backend(&self) -> Result<Option<Active>, String> {
         Ok(match self {
             Device::Cpu => None,
-            Device::Wgpu => Some(Active(accel::wgpu()? as &dyn Accel)),
-            Device::Cuda(n) => Some(Active(accel::activate_cuda(*n)? as &dyn Accel)),
+            Device::Wgpu => {
+                accel::wgpu()?;
+                accel::resident().map(|(a, _)| Active(a))
+            }
+            Device::Cuda(n) => Some(Active(accel::cuda_backend(*n)?)),
         })
     }
 }

@@ -381,6 +381,33 @@ pub fn wgpu_opened() -> Option<&'static crate::gpu::Gpu> {
     WGPU_DEVICE.get().and_then(|r| r.as_ref().ok())
 }
 
+/// The backend that keeps tensors in its memory, as both boundaries, once it is open.
+pub fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
+    let g = wgpu_opened()?;
+    #[cfg(feature = "wgpu")]
+    return Some((g as &dyn Accel, g as &dyn Resident));
+    #[cfg(not(feature = "wgpu"))]
+    return Some(g.backend());
+}
+
+/// The wgpu device's resident kernels, opened on first use.
+pub fn wgpu_resident() -> Res<&'static dyn Resident> {
+    let g = wgpu()?;
+    #[cfg(feature = "wgpu")]
+    return Ok(g as &dyn Resident);
+    #[cfg(not(feature = "wgpu"))]
+    return Ok(g.backend().1);
+}
+
+/// CUDA device `ordinal`'s primitives (routed there as [`activate_cuda`] does).
+pub fn cuda_backend(ordinal: usize) -> Res<&'static dyn Accel> {
+    let c = activate_cuda(ordinal)?;
+    #[cfg(feature = "cuda")]
+    return Ok(c as &dyn Accel);
+    #[cfg(not(feature = "cuda"))]
+    return Ok(c.accel());
+}
+
 /// Routes the primitives to CUDA device `ordinal` from now on, opening it (and compiling
 /// the kernels) on first use. One CUDA device per process: a later call with another
 /// ordinal is an error.
@@ -409,6 +436,7 @@ pub fn deactivate() {
 #[inline]
 pub fn active() -> Option<&'static dyn Accel> {
     match ON.load(Ordering::Relaxed) {
+        #[cfg(feature = "cuda")]
         CUDA => CUDA_DEVICE
             .get()
             .and_then(|r| r.as_ref().ok())

@@ -44,12 +44,14 @@ pub fn snapshot() -> Transfers {
 }
 
 /// Records one host-to-device copy of `bytes`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn up(bytes: usize) {
     UP_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
     UP_CALLS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Records one device-to-host copy of `bytes`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn down(bytes: usize) {
     DOWN_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
     DOWN_CALLS.fetch_add(1, Ordering::Relaxed);

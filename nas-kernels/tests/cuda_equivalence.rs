@@ -1,3 +1,4 @@
+#![cfg(feature = "cuda")]
 //! The CUDA backend against the CPU reference on random inputs: every primitive of the
 //! accelerator boundary (the shared suite in `common`), plus the unary kernel. Needs an NVIDIA driver
 //! and device (`scripts/gpu-check.sh` runs it on one); elsewhere each test prints that it

@@ -1,3 +1,4 @@
+#![cfg(feature = "cuda")]
 //! Every CUDA kernel compiles to PTX with NVRTC for compute capabilities 8.0 and 9.0 and
 //! assembles with `ptxas` for sm_80 and sm_90, on a machine without a GPU. CI installs
 //! NVRTC and ptxas from the `nvidia-cuda-nvrtc-cu12` / `nvidia-cuda-nvcc-cu12` wheels and

@@ -1,3 +1,4 @@
+#![cfg(feature = "wgpu")]
 //! The wgpu kernels against the CPU reference on random inputs, on whatever Vulkan
 //! adapter there is (CI: Mesa's CPU driver, lavapipe). With `NAS_REQUIRE_WGPU=1` (set by
 //! .ci/run) a missing adapter fails the tests; elsewhere they say they skipped.

@@ -1,3 +1,4 @@
+#![cfg(feature = "wgpu")]
 //! The transfer counter against what a device call must move: its operands and
 //! parameters up, its result down, nothing more (one test per process, so no other test
 //! moves bytes meanwhile).

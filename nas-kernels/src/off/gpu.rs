@@ -1,0 +1,46 @@
+//! The wgpu backend's interface in a build without the `wgpu` feature: no device can be
+//! opened, so no device buffer exists.
+
+use crate::accel::Res;
+
+const OFF: &str = "this nas was built without wgpu support (cargo feature `wgpu`)";
+
+/// Device memory; none is ever made in this build (no device opens), so these methods
+/// only say so.
+#[derive(Clone)]
+pub struct DevBuf {
+    _private: (),
+}
+
+impl DevBuf {
+    pub fn len(&self) -> usize {
+        0
+    }
+    pub fn is_empty(&self) -> bool {
+        true
+    }
+    pub fn to_vec(&self) -> Res<Vec<f32>> {
+        Err(OFF.into())
+    }
+    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
+        Err(OFF.into())
+    }
+}
+
+/// A wgpu adapter; none can be opened in this build.
+pub struct Gpu {
+    pub adapter: String,
+    never: std::convert::Infallible,
+}
+
+impl Gpu {
+    /// An error: this build has no wgpu support.
+    pub fn new() -> Res<Gpu> {
+        Err(OFF.into())
+    }
+
+    /// Unreachable: no `Gpu` exists in this build.
+    pub fn backend(&self) -> (&dyn crate::accel::Accel, &dyn crate::accel::Resident) {
+        match self.never {}
+    }
+}
