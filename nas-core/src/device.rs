@@ -201,6 +201,60 @@ impl Active {
     }
 }
 
+thread_local! {
+    static TEST_DEVICE: std::cell::Cell<Device> = const { std::cell::Cell::new(Device::Cpu) };
+}
+
+/// The device the running [`test_device!`](crate::test_device) test is on (the CPU in
+/// any other code): the test places its tensors there.
+pub fn test_device() -> Device {
+    TEST_DEVICE.with(|d| d.get())
+}
+
+/// Runs test `f` on `dev` for [`test_device!`](crate::test_device): skips it, saying
+/// so, where the device cannot open (a failure instead for wgpu under
+/// `NAS_REQUIRE_WGPU`, and for CUDA where a driver is installed).
+#[doc(hidden)]
+pub fn run_test_on(dev: Device, f: fn()) {
+    let required = match dev {
+        Device::Cpu => true,
+        Device::Wgpu => std::env::var_os("NAS_REQUIRE_WGPU").is_some(),
+        Device::Cuda(_) => cuda::driver_available(),
+    };
+    if let Err(e) = dev.select() {
+        assert!(!required, "{dev}: {e}");
+        println!("skipped on {dev}: {e}");
+        return;
+    }
+    TEST_DEVICE.with(|d| d.set(dev));
+    f();
+}
+
+/// Runs each named test function on the CPU, on wgpu and on CUDA: one `#[test]` per
+/// function and device, in modules `cpu`, `wgpu` and `cuda`. A test reads its device
+/// from [`test_device`] and places its tensors there. CUDA is routed process-wide, so
+/// while a CUDA test runs, the CPU tests of the same binary run on CUDA too.
+#[macro_export]
+macro_rules! test_device {
+    ($($name:ident),* $(,)?) => {
+        mod cpu {
+            $(#[test] fn $name() {
+                $crate::device::run_test_on($crate::device::Device::Cpu, super::$name)
+            })*
+        }
+        mod wgpu {
+            $(#[test] fn $name() {
+                $crate::device::run_test_on($crate::device::Device::Wgpu, super::$name)
+            })*
+        }
+        mod cuda {
+            $(#[test] fn $name() {
+                $crate::device::run_test_on($crate::device::Device::Cuda(0), super::$name)
+            })*
+        }
+    };
+}
+
 /// CUDA tooling that needs no GPU: availability probes and ahead-of-time kernels.
 pub mod cuda {
     pub use nas_kernels::cuda::{

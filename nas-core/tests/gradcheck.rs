@@ -1,7 +1,21 @@
 //! Every primitive's gradient against central finite differences on random inputs of
-//! several shapes (odd sizes, stride 2, padding, dilation 2, groups).
+//! several shapes (odd sizes, stride 2, padding, dilation 2, groups), on every device
+//! (`test_device!`): on wgpu the inputs are placed in device memory, so the forward ops
+//! and the gradient rules run there (or on the CPU where an op has no device kernel).
 
+use nas_core::device::test_device;
 use nas_core::{ConvOpts, Rng, Tensor};
+
+nas_core::test_device!(
+    elementwise_and_broadcasting,
+    reductions_and_movement,
+    matmul_and_linear,
+    conv2d_all_geometries,
+    pooling,
+    batch_norm_softmax_and_loss,
+    kernel_embedding,
+    weighted_sum_of_candidates,
+);
 
 /// Contracts the output with fixed random weights so every output entry matters.
 fn scalar_of(out: &Tensor, r: &[f32]) -> f64 {
@@ -15,6 +29,11 @@ fn scalar_of(out: &Tensor, r: &[f32]) -> f64 {
 /// Compares autodiff gradients of `sum(f(inputs) * r)` with central differences at up to
 /// `max_checks` entries of each input.
 fn check(name: &str, inputs: &[Tensor], eps: f32, f: impl Fn(&[Tensor]) -> Tensor) {
+    let dev = test_device();
+    for t in inputs {
+        dev.place_tensor(t).unwrap();
+    }
+    let name = &format!("{name} on {dev}");
     let mut rng = Rng::new(99);
     let out = f(inputs);
     let r: Vec<f32> = (0..out.numel()).map(|_| rng.normal()).collect();
@@ -78,12 +97,27 @@ fn param_distinct(shape: &[usize], rng: &mut Rng) -> Tensor {
     Tensor::parameter(v, shape)
 }
 
-#[test]
 fn elementwise_and_broadcasting() {
     let mut rng = Rng::new(1);
     let a = param(&[2, 3, 5], &mut rng);
     let b = param(&[3, 1], &mut rng);
     let c = param(&[1], &mut rng);
+    // Same shapes (a device kernel each), then broadcasting (the CPU's).
+    let a2 = param(&[2, 3, 5], &mut rng);
+    let a3: Vec<f32> = (0..30).map(|_| 0.5 + rng.uniform() * 2.0).collect();
+    let a3 = Tensor::parameter(a3, &[2, 3, 5]);
+    check("add same", &[a.clone(), a2.clone()], 1e-2, |t| {
+        t[0].add(&t[1])
+    });
+    check("sub same", &[a.clone(), a2.clone()], 1e-2, |t| {
+        t[0].sub(&t[1])
+    });
+    check("mul same", &[a.clone(), a2.clone()], 1e-2, |t| {
+        t[0].mul(&t[1])
+    });
+    check("div same", &[a.clone(), a3.clone()], 1e-3, |t| {
+        t[0].div(&t[1])
+    });
     check("add", &[a.clone(), b.clone()], 1e-2, |t| t[0].add(&t[1]));
     check("sub", &[a.clone(), b.clone()], 1e-2, |t| t[0].sub(&t[1]));
     check("mul", &[a.clone(), b.clone()], 1e-2, |t| t[0].mul(&t[1]));
@@ -105,7 +139,6 @@ fn elementwise_and_broadcasting() {
     check("relu", &[z], 1e-2, |t| t[0].relu());
 }
 
-#[test]
 fn reductions_and_movement() {
     let mut rng = Rng::new(2);
     let a = param(&[2, 3, 4, 5], &mut rng);
@@ -130,7 +163,6 @@ fn reductions_and_movement() {
     });
 }
 
-#[test]
 fn matmul_and_linear() {
     let mut rng = Rng::new(3);
     let a = param(&[3, 5, 7], &mut rng);
@@ -150,7 +182,6 @@ fn matmul_and_linear() {
     });
 }
 
-#[test]
 fn conv2d_all_geometries() {
     let mut rng = Rng::new(4);
     // (n, cin, h, w, cout, k, stride, pad, dilation, groups)
@@ -181,7 +212,6 @@ fn conv2d_all_geometries() {
     }
 }
 
-#[test]
 fn pooling() {
     let mut rng = Rng::new(5);
     for (h, w, k, s, p) in [(7, 9, 3, 2, 1), (8, 8, 2, 2, 0), (5, 6, 3, 1, 1)] {
@@ -209,7 +239,6 @@ fn pooling() {
     }
 }
 
-#[test]
 fn batch_norm_softmax_and_loss() {
     let mut rng = Rng::new(6);
     let x = param(&[4, 3, 5, 3], &mut rng);
@@ -274,7 +303,6 @@ fn gradients_accumulate_through_shared_use() {
     }
 }
 
-#[test]
 fn kernel_embedding() {
     let mut rng = Rng::new(9);
     let w = param(&[3, 2, 3, 3], &mut rng);
@@ -329,7 +357,6 @@ fn kernel_embedding() {
     }
 }
 
-#[test]
 fn weighted_sum_of_candidates() {
     let mut rng = Rng::new(10);
     let a = param(&[2, 3, 4], &mut rng);
