@@ -204,8 +204,8 @@ impl Op {
             Add(a, b) | Sub(a, b) | Mul(a, b) => same(a) && same(b),
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
             AddScalar(_) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
-            | Conv2d(..) | AvgPool2d(..) | AdaptiveAvgPool2d(_) | BatchNorm(..) | LogSoftmax(_)
-            | WeightedSum(..) => true,
+            | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..) | AdaptiveAvgPool2d(_)
+            | BatchNorm(..) | LogSoftmax(_) | WeightedSum(..) => true,
             _ => false,
         }
     }
@@ -240,6 +240,23 @@ impl Op {
                     acc_dev(b, r, || r.binary(Binary::Mul, &gd(), &a.dev_buf(r)))
                 }
                 AddScalar(a) | Reshape(a) => acc_dev(a, r, || Ok(gd())),
+                Concat(xs, axis) => {
+                    let (outer, total, inner) = mv::around(os, *axis);
+                    let mut at = 0;
+                    for x in xs {
+                        let len = x.dim(*axis);
+                        acc_dev(x, r, || r.slice_axis(outer, total, inner, at, len, &gd()))?;
+                        at += len;
+                    }
+                    Ok(())
+                }
+                Slice(a, axis, start) => {
+                    let (outer, len, inner) = mv::around(os, *axis);
+                    let total = a.dim(*axis);
+                    acc_dev(a, r, || {
+                        r.unslice_axis(outer, total, inner, *start, len, &gd())
+                    })
+                }
                 MulScalar(a, s) => acc_dev(a, r, || r.unary(Unary::Affine(*s, 0.0), &gd())),
                 Exp(a) => acc_dev(a, r, || r.binary(Binary::Mul, &gd(), &out.dev_buf(r))),
                 Log(a) => acc_dev(a, r, || r.binary(Binary::Div, &gd(), &a.dev_buf(r))),

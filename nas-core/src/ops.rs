@@ -447,6 +447,15 @@ impl Tensor {
             assert_eq!(s, want, "concat along {axis}: shapes differ off-axis");
         }
         let (outer, total, inner) = mv::around(&shape, axis);
+        let operands: Vec<&Tensor> = xs.iter().collect();
+        let bytes = 8.0 * shape.iter().product::<usize>() as f64;
+        let y = on_resident(&operands, "concat.fwd", 0.0, bytes, |r| {
+            let parts: Vec<_> = xs.iter().map(|x| (x.dev_buf(r), x.dim(axis))).collect();
+            r.concat_axis(outer, inner, &parts)
+        });
+        if let Some(y) = y {
+            return Tensor::from_device(shape, y, Op::Concat(xs.to_vec(), axis));
+        }
         let mut out = buffer::take(shape.iter().product());
         let mut at = 0;
         for x in xs {
@@ -468,6 +477,13 @@ impl Tensor {
         let (outer, src_len, inner) = mv::around(self.shape(), axis);
         let mut shape = self.shape().to_vec();
         shape[axis] = len;
+        let bytes = 8.0 * (outer * len * inner) as f64;
+        let y = on_resident(&[self], "slice.fwd", 0.0, bytes, |r| {
+            r.slice_axis(outer, src_len, inner, start, len, &self.dev_buf(r))
+        });
+        if let Some(y) = y {
+            return Tensor::from_device(shape, y, Op::Slice(self.clone(), axis, start));
+        }
         let mut out = buffer::take(shape.iter().product());
         mv::slice_axis(&self.data(), outer, src_len, inner, start, len, &mut out);
         Tensor::from_op(shape, out, Op::Slice(self.clone(), axis, start))

@@ -185,6 +185,32 @@ pub trait Resident {
         b: &DevBuf,
         tb: bool,
     ) -> Res<DevBuf>;
+    /// `parts` (each `[outer, len, inner]`, with its `len`) concatenated along the middle
+    /// axis.
+    fn concat_axis(&self, outer: usize, inner: usize, parts: &[(DevBuf, usize)]) -> Res<DevBuf>;
+    /// `len` entries from `start` along the middle axis of `[outer, total, inner]` `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn slice_axis(
+        &self,
+        outer: usize,
+        total: usize,
+        inner: usize,
+        start: usize,
+        len: usize,
+        x: &DevBuf,
+    ) -> Res<DevBuf>;
+    /// A slice's input gradient: `[outer, len, inner]` `g` at `start` in a zero
+    /// `[outer, total, inner]`.
+    #[allow(clippy::too_many_arguments)]
+    fn unslice_axis(
+        &self,
+        outer: usize,
+        total: usize,
+        inner: usize,
+        start: usize,
+        len: usize,
+        g: &DevBuf,
+    ) -> Res<DevBuf>;
     /// `x[i] + bias[(i / plane) % c]`: a bias per channel of NCHW (`plane` = h * w) or per
     /// column of rows (`plane` = 1).
     fn add_channel(&self, c: usize, plane: usize, x: &DevBuf, bias: &DevBuf) -> Res<DevBuf>;

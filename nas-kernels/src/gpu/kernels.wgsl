@@ -75,6 +75,28 @@ fn add_channel(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     Y[i] = A[i] + B[(i / p(2u)) % p(1u)];
 }
 
+// Copies between [outer, len, inner] A and the block at `at` along the middle axis of
+// [outer, total, inner] Y (dir 0: concatenation's part, and a slice's gradient into a zero
+// Y) or from that block of A to [outer, len, inner] Y (dir 1: a slice, and concatenation's
+// gradient). P: outer, len, inner, total, at, dir.
+@compute @workgroup_size(64)
+fn axis_block(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let len = p(1u);
+    let inner = p(2u);
+    if (i >= p(0u) * len * inner) {
+        return;
+    }
+    let o = i / (len * inner);
+    let j = (i / inner) % len;
+    let big = (o * p(3u) + p(4u) + j) * inner + i % inner;
+    if (p(5u) == 0u) {
+        Y[big] = A[i];
+    } else {
+        Y[i] = A[big];
+    }
+}
+
 var<workgroup> As: array<array<f32, 64>, 16>;
 var<workgroup> Bs: array<array<f32, 64>, 16>;
 

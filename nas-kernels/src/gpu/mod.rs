@@ -43,6 +43,7 @@ pub const ENTRIES: &[&str] = &[
     "weighted_sum",
     "add_channel",
     "channel_sum",
+    "axis_block",
     "weighted_sum_backward_input",
     "weighted_sum_backward_weight",
     "nll",
@@ -966,6 +967,53 @@ impl Resident for Gpu {
         self.run_dev("matmul", &params, a, Some(b), m * n, groups)
     }
 
+    fn concat_axis(&self, outer: usize, inner: usize, parts: &[(DevBuf, usize)]) -> Res<DevBuf> {
+        let total: usize = parts.iter().map(|(_, len)| len).sum();
+        let y = self.output("concat", outer * total * inner);
+        let mut at = 0;
+        for (x, len) in parts {
+            check_len("concat part", x.len, outer * len * inner)?;
+            self.axis_block(outer, *len, inner, total, at, 0, x, &y)?;
+            at += len;
+        }
+        Ok(y)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn slice_axis(
+        &self,
+        outer: usize,
+        total: usize,
+        inner: usize,
+        start: usize,
+        len: usize,
+        x: &DevBuf,
+    ) -> Res<DevBuf> {
+        check_len("slice input", x.len, outer * total * inner)?;
+        check_range(start, len, total)?;
+        let y = self.output("slice", outer * len * inner);
+        self.axis_block(outer, len, inner, total, start, 1, x, &y)?;
+        Ok(y)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unslice_axis(
+        &self,
+        outer: usize,
+        total: usize,
+        inner: usize,
+        start: usize,
+        len: usize,
+        g: &DevBuf,
+    ) -> Res<DevBuf> {
+        check_len("slice gradient", g.len, outer * len * inner)?;
+        check_range(start, len, total)?;
+        // New buffers start zeroed.
+        let y = self.output("unslice", outer * total * inner);
+        self.axis_block(outer, len, inner, total, start, 0, g, &y)?;
+        Ok(y)
+    }
+
     fn add_channel(&self, c: usize, plane: usize, x: &DevBuf, bias: &DevBuf) -> Res<DevBuf> {
         check_len("bias", bias.len, c)?;
         if c == 0 || plane == 0 || x.len % (c * plane) != 0 {
@@ -1293,6 +1341,54 @@ impl Resident for Gpu {
             self.part(&y, n, n),
             self.part(&y, 2 * n, n),
         ))
+    }
+}
+
+/// `start..start + len` within an axis of `total`.
+fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
+    if start + len > total {
+        return Err(format!(
+            "slice {start}..{} of an axis of {total}",
+            start + len
+        ));
+    }
+    Ok(())
+}
+
+impl Gpu {
+    /// One `axis_block` dispatch between `x` (`[outer, len, inner]`) and the block at
+    /// `at` of `y` (`[outer, total, inner]`), in direction `dir` (see the kernel).
+    #[allow(clippy::too_many_arguments)]
+    fn axis_block(
+        &self,
+        outer: usize,
+        len: usize,
+        inner: usize,
+        total: usize,
+        at: usize,
+        dir: u32,
+        x: &DevBuf,
+        y: &DevBuf,
+    ) -> Res<()> {
+        let n = outer * len * inner;
+        if n == 0 {
+            return Ok(());
+        }
+        let params = [
+            outer as u32,
+            len as u32,
+            inner as u32,
+            total as u32,
+            at as u32,
+            dir,
+        ];
+        let (unused_b, unused_i) = (self.unused(), self.unused());
+        self.dispatch(
+            "axis_block",
+            &params,
+            [&x.buf, &unused_b.buf, &y.buf, &unused_i.buf],
+            groups_1d(n),
+        )
     }
 }
 
