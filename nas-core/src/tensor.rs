@@ -213,11 +213,13 @@ impl Tensor {
     /// These values in `r`'s memory: the copy already there, or one made now and kept
     /// until the host changes the values.
     pub(crate) fn dev_buf(&self, r: &dyn Resident) -> DevBuf {
+        // Lock order: data, then dev, as everywhere else (`fetch`, `data_mut`).
+        let data = self.0.data.read().unwrap();
         let mut dev = self.0.dev.lock().unwrap();
         if let Some(b) = dev.as_ref() {
             return b.clone();
         }
-        let b = r.upload(&self.0.data.read().unwrap());
+        let b = r.upload(&data);
         *dev = Some(b.clone());
         b
     }
