@@ -2,7 +2,7 @@
 //! primitive, top to bottom in `Op::backward`. Everything else is composed from these.
 
 use crate::buffer;
-use crate::tensor::{Grad, Tensor};
+use crate::tensor::{Tensor, Values};
 use nas_kernels::accel::{self, Accel, Binary, DevBuf, Res, Resident, Unary};
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 use std::collections::HashSet;
@@ -182,7 +182,7 @@ impl Op {
     /// gradient `g` of the loss with respect to it: on the device where the backend keeps
     /// tensors there and this rule has device kernels, else on the host (or through the
     /// active accelerator's copies).
-    fn backward(&self, out: &Tensor, g: Grad) {
+    fn backward(&self, out: &Tensor, g: Values) {
         if let Some((a, r)) = resident().filter(|_| self.has_dev_rule(out, &g)) {
             return on_device(a, "backward", self.backward_dev(out, &g, r));
         }
@@ -194,10 +194,10 @@ impl Op {
     /// Whether this op's gradient rule runs on the device: its output gradient or one
     /// of its inputs is there (for NLL, its input), and the shapes are ones the device
     /// kernels take (no broadcasting).
-    fn has_dev_rule(&self, out: &Tensor, g: &Grad) -> bool {
+    fn has_dev_rule(&self, out: &Tensor, g: &Values) -> bool {
         use Op::*;
         let same = |t: &Tensor| t.shape() == out.shape();
-        let here = matches!(g, Grad::Dev(_)) || self.inputs().iter().any(|t| t.on_device());
+        let here = matches!(g, Values::Dev(_)) || self.inputs().iter().any(|t| t.on_device());
         match self {
             Nll(x, _) => x.on_device(),
             _ if !here => false,
@@ -212,7 +212,7 @@ impl Op {
 
     /// The device rule of this op (where [`Op::has_dev_rule`] says it has one). Gradients
     /// made here stay on the device.
-    fn backward_dev(&self, out: &Tensor, g: &Grad, r: &dyn Resident) -> Res<()> {
+    fn backward_dev(&self, out: &Tensor, g: &Values, r: &dyn Resident) -> Res<()> {
         use Op::*;
         let os = out.shape();
         let gd = || g.dev(r);
@@ -222,8 +222,8 @@ impl Op {
                     let cols = *x.shape().last().unwrap();
                     let rows = x.numel() / cols;
                     let g0 = match g {
-                        Grad::Host(v) => v[0],
-                        Grad::Dev(b) => b.to_vec()?[0],
+                        Values::Host(v) => v[0],
+                        Values::Dev(b) => b.to_vec()?[0],
                     };
                     acc_dev(x, r, || r.nll_backward(rows, cols, targets, g0))
                 }
@@ -684,7 +684,7 @@ fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
         return;
     }
     let mut gl = t.grad_lock();
-    let buf = gl.get_or_insert_with(|| Grad::Host(buffer::take_zeroed(t.numel())));
+    let buf = gl.get_or_insert_with(|| Values::Host(buffer::take_zeroed(t.numel())));
     f(buf.host_mut());
 }
 
@@ -698,11 +698,11 @@ fn acc_dev(t: &Tensor, r: &dyn Resident, f: impl FnOnce() -> Res<DevBuf>) -> Res
     let g = f()?;
     let mut gl = t.grad_lock();
     *gl = Some(match gl.take() {
-        None => Grad::Dev(g),
-        Some(Grad::Dev(e)) => Grad::Dev(r.binary(Binary::Add, &e, &g)?),
-        Some(Grad::Host(mut h)) => {
+        None => Values::Dev(g),
+        Some(Values::Dev(e)) => Values::Dev(r.binary(Binary::Add, &e, &g)?),
+        Some(Values::Host(mut h)) => {
             ew::acc_map(&g.to_vec()?, &mut h, |v| v);
-            Grad::Host(h)
+            Values::Host(h)
         }
     });
     Ok(())
@@ -728,7 +728,7 @@ fn put(t: &Tensor, f: impl FnOnce(&mut [f32])) {
         None => {
             let mut b = buffer::take(t.numel());
             f(&mut b);
-            *gl = Some(Grad::Host(b));
+            *gl = Some(Values::Host(b));
         }
         Some(existing) => {
             let mut b = buffer::take(t.numel());
@@ -772,7 +772,7 @@ impl Tensor {
             let mut gl = self.grad_lock();
             match gl.as_mut() {
                 Some(g) => g.host_mut()[0] += 1.0,
-                None => *gl = Some(Grad::Host(vec![1.0])),
+                None => *gl = Some(Values::Host(vec![1.0])),
             }
         }
         for t in order.iter().rev() {

@@ -2,8 +2,7 @@
 //! schedules and gradient clipping.
 
 use crate::autodiff::{on_device, resident};
-use crate::tensor::{Grad, Tensor};
-use nas_kernels::accel::{DevBuf, Resident};
+use crate::tensor::{Tensor, Values};
 
 /// Something that updates parameters from their gradients.
 pub trait Optimizer {
@@ -22,50 +21,12 @@ pub struct Sgd {
     pub momentum: f32,
     pub nesterov: bool,
     pub weight_decay: f32,
-    velocity: Vec<Moment>,
-}
-
-/// An optimiser's buffer for one parameter (SGD's momentum, Adam's moments), where the
-/// parameter's updates run: on the host (SGD's empty before the first step) or on the
-/// device.
-enum Moment {
-    Host(Vec<f32>),
-    Dev(DevBuf),
-}
-
-impl Moment {
-    fn to_host(&self) -> Vec<f32> {
-        match self {
-            Moment::Host(v) => v.clone(),
-            Moment::Dev(b) => b
-                .to_vec()
-                .unwrap_or_else(|e| panic!("reading an optimiser buffer back: {e}")),
-        }
-    }
-
-    /// The values on the host, read back first if they are on the device.
-    fn host_mut(&mut self) -> &mut Vec<f32> {
-        if let Moment::Dev(_) = self {
-            *self = Moment::Host(self.to_host());
-        }
-        match self {
-            Moment::Host(v) => v,
-            Moment::Dev(_) => unreachable!(),
-        }
-    }
-
-    /// The values in `r`'s memory (uploaded if they are on the host).
-    fn dev(&self, r: &dyn Resident) -> DevBuf {
-        match self {
-            Moment::Host(v) => r.upload(v),
-            Moment::Dev(b) => b.clone(),
-        }
-    }
+    velocity: Vec<Values>,
 }
 
 impl Sgd {
     pub fn new(params: Vec<Tensor>, momentum: f32, nesterov: bool, weight_decay: f32) -> Sgd {
-        let velocity = params.iter().map(|_| Moment::Host(vec![])).collect();
+        let velocity = params.iter().map(|_| Values::Host(vec![])).collect();
         Sgd {
             params,
             momentum,
@@ -78,7 +39,7 @@ impl Sgd {
     /// The momentum buffers, one per parameter (empty before its first step), copied to
     /// the host.
     pub fn velocity(&self) -> Vec<Vec<f32>> {
-        self.velocity.iter().map(Moment::to_host).collect()
+        self.velocity.iter().map(Values::to_host).collect()
     }
 
     /// Restores momentum buffers saved by [`Sgd::velocity`]; each must be empty or the
@@ -100,7 +61,7 @@ impl Sgd {
                 ));
             }
         }
-        self.velocity = v.into_iter().map(Moment::Host).collect();
+        self.velocity = v.into_iter().map(Values::Host).collect();
         Ok(())
     }
 }
@@ -166,17 +127,17 @@ impl Optimizer for Sgd {
             match (g, resident()) {
                 // A gradient on the device: the update runs there, and the weights and
                 // the momentum buffer stay there.
-                (Grad::Dev(gb), Some((a, r))) => {
+                (Values::Dev(gb), Some((a, r))) => {
                     let vb = match v {
-                        Moment::Dev(b) => Some(b.clone()),
-                        Moment::Host(h) if h.is_empty() => None,
-                        Moment::Host(h) => Some(r.upload(h)),
+                        Values::Dev(b) => Some(b.clone()),
+                        Values::Host(h) if h.is_empty() => None,
+                        Values::Host(h) => Some(r.upload(h)),
                     };
                     let (mu, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
                     let res = r.sgd(&p.dev_buf(r), gb, vb.as_ref(), lr, mu, wd, nesterov);
                     let (w, nv) = on_device(a, "sgd", res);
                     p.set_device(w);
-                    *v = Moment::Dev(nv);
+                    *v = Values::Dev(nv);
                 }
                 (g, _) => self.update(&mut p.data_mut(), g.host_mut(), v.host_mut(), lr),
             }
@@ -196,8 +157,8 @@ pub struct Adam {
     pub eps: f32,
     pub weight_decay: f32,
     pub decoupled: bool,
-    m: Vec<Moment>,
-    v: Vec<Moment>,
+    m: Vec<Values>,
+    v: Vec<Values>,
     t: i32,
 }
 
@@ -205,11 +166,11 @@ impl Adam {
     pub fn new(params: Vec<Tensor>, weight_decay: f32, decoupled: bool) -> Adam {
         let m = params
             .iter()
-            .map(|p| Moment::Host(vec![0.0; p.numel()]))
+            .map(|p| Values::Host(vec![0.0; p.numel()]))
             .collect();
         let v = params
             .iter()
-            .map(|p| Moment::Host(vec![0.0; p.numel()]))
+            .map(|p| Values::Host(vec![0.0; p.numel()]))
             .collect();
         Adam {
             params,
@@ -232,8 +193,8 @@ impl Adam {
     /// The moments and the step count, so a run can save and resume its optimiser.
     pub fn state(&self) -> AdamState {
         AdamState {
-            m: self.m.iter().map(Moment::to_host).collect(),
-            v: self.v.iter().map(Moment::to_host).collect(),
+            m: self.m.iter().map(Values::to_host).collect(),
+            v: self.v.iter().map(Values::to_host).collect(),
             t: self.t,
         }
     }
@@ -252,8 +213,8 @@ impl Adam {
                 return Err(format!("Adam moment {i} does not fit its parameter"));
             }
         }
-        self.m = s.m.into_iter().map(Moment::Host).collect();
-        self.v = s.v.into_iter().map(Moment::Host).collect();
+        self.m = s.m.into_iter().map(Values::Host).collect();
+        self.v = s.v.into_iter().map(Values::Host).collect();
         self.t = s.t;
         Ok(())
     }
@@ -276,7 +237,7 @@ impl Optimizer for Adam {
         for ((p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
             let mut gl = p.grad_lock();
             let Some(g) = gl.as_mut() else { continue };
-            if let (Grad::Dev(gb), Some((a, r))) = (&*g, resident()) {
+            if let (Values::Dev(gb), Some((a, r))) = (&*g, resident()) {
                 // On the device: weights and moments stay there.
                 let (md, vd) = (m.dev(r), v.dev(r));
                 let (decoupled, t) = (self.decoupled, self.t);
@@ -293,7 +254,7 @@ impl Optimizer for Adam {
                 );
                 let (w, m2, v2) = on_device(a, "adam", res);
                 p.set_device(w);
-                (*m, *v) = (Moment::Dev(m2), Moment::Dev(v2));
+                (*m, *v) = (Values::Dev(m2), Values::Dev(v2));
                 continue;
             }
             let (g, m, v) = (g.host_mut(), m.host_mut(), v.host_mut());
@@ -355,7 +316,7 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> f32 {
     let mut total = 0.0f64;
     for p in params {
         match (p.grad_lock().as_mut(), resident()) {
-            (Some(Grad::Dev(g)), Some((a, r))) => {
+            (Some(Values::Dev(g)), Some((a, r))) => {
                 let sq = r.weighted_sum_backward_weight(std::slice::from_ref(g), g);
                 total += on_device(a, "gradient norm", sq)[0] as f64;
             }
@@ -372,7 +333,7 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> f32 {
         for p in params {
             let mut gl = p.grad_lock();
             match (gl.as_mut(), resident()) {
-                (Some(Grad::Dev(g)), Some((a, r))) => {
+                (Some(Values::Dev(g)), Some((a, r))) => {
                     let scaled = r.unary(nas_kernels::accel::Unary::Affine(s, 0.0), g);
                     *g = on_device(a, "gradient clipping", scaled);
                 }

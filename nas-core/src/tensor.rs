@@ -47,7 +47,7 @@ pub(crate) struct Node {
     /// ops that read it run there. A host tensor a device op read keeps its device copy
     /// as a cache but stays a host tensor.
     placed: AtomicBool,
-    pub(crate) grad: Mutex<Option<Grad>>,
+    pub(crate) grad: Mutex<Option<Values>>,
     pub(crate) requires_grad: bool,
     pub(crate) op: Option<Op>,
 }
@@ -55,49 +55,55 @@ pub(crate) struct Node {
 impl Drop for Node {
     fn drop(&mut self) {
         buffer::give(std::mem::take(self.data.get_mut().unwrap()));
-        if let Some(Grad::Host(g)) = self.grad.get_mut().unwrap().take() {
+        if let Some(Values::Host(g)) = self.grad.get_mut().unwrap().take() {
             buffer::give(g);
         }
     }
 }
 
-/// A gradient, on the host or on the device whose rules made it (a device's gradients
-/// stay there through backward and the optimiser step).
-pub(crate) enum Grad {
+/// Values on the host or on the device: a gradient (a device's gradients stay there
+/// through backward and the optimiser step) or an optimiser's buffer for one parameter
+/// (SGD's momentum, empty on the host before the first step; Adam's moments).
+pub(crate) enum Values {
     Host(Vec<f32>),
     Dev(DevBuf),
 }
 
-impl Grad {
+impl Values {
+    /// A host copy of the values (read back if they are on the device).
+    pub(crate) fn to_host(&self) -> Vec<f32> {
+        match self {
+            Values::Host(v) => v.clone(),
+            Values::Dev(b) => b
+                .to_vec()
+                .unwrap_or_else(|e| panic!("reading values back from the device: {e}")),
+        }
+    }
+
     /// The values on the host (read back if they are on the device).
     pub(crate) fn into_host(self) -> Vec<f32> {
         match self {
-            Grad::Host(v) => v,
-            Grad::Dev(b) => b
-                .to_vec()
-                .unwrap_or_else(|e| panic!("reading a gradient back from the device: {e}")),
+            Values::Host(v) => v,
+            dev => dev.to_host(),
         }
     }
 
     /// The values in `r`'s memory (uploaded if they are on the host).
     pub(crate) fn dev(&self, r: &dyn Resident) -> DevBuf {
         match self {
-            Grad::Host(v) => r.upload(v),
-            Grad::Dev(b) => b.clone(),
+            Values::Host(v) => r.upload(v),
+            Values::Dev(b) => b.clone(),
         }
     }
 
     /// The host values, read back in place first if they are on the device.
     pub(crate) fn host_mut(&mut self) -> &mut Vec<f32> {
-        if let Grad::Dev(b) = self {
-            let v = b
-                .to_vec()
-                .unwrap_or_else(|e| panic!("reading a gradient back from the device: {e}"));
-            *self = Grad::Host(v);
+        if let Values::Dev(_) = self {
+            *self = Values::Host(self.to_host());
         }
         match self {
-            Grad::Host(v) => v,
-            Grad::Dev(_) => unreachable!(),
+            Values::Host(v) => v,
+            Values::Dev(_) => unreachable!(),
         }
     }
 }
@@ -335,11 +341,11 @@ impl Tensor {
             .as_mut()
             .map(|g| g.host_mut().clone())
     }
-    pub(crate) fn grad_lock(&self) -> MutexGuard<'_, Option<Grad>> {
+    pub(crate) fn grad_lock(&self) -> MutexGuard<'_, Option<Values>> {
         self.0.grad.lock().unwrap()
     }
     pub fn zero_grad(&self) {
-        if let Some(Grad::Host(g)) = self.grad_lock().take() {
+        if let Some(Values::Host(g)) = self.grad_lock().take() {
             buffer::give(g);
         }
     }
