@@ -53,6 +53,56 @@ fn with_device(f: impl FnOnce(&dyn nas_kernels::accel::Accel)) {
 
 suite_tests!();
 
+/// One SGD step by `nas-core`'s `Sgd` formulas (PyTorch's): the new weights and
+/// momentum buffer.
+#[allow(clippy::too_many_arguments)]
+fn sgd_reference(
+    w0: &[f32],
+    grad: &[f32],
+    v0: &[f32],
+    lr: f32,
+    mu: f32,
+    wd: f32,
+    nesterov: bool,
+    first: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let (mut ww, mut wv) = (w0.to_vec(), v0.to_vec());
+    for ((w, g), v) in ww.iter_mut().zip(grad).zip(wv.iter_mut()) {
+        let d = g + wd * *w;
+        if mu == 0.0 {
+            *w -= lr * d;
+            continue;
+        }
+        *v = if first { d } else { mu * *v + d };
+        *w -= lr * if nesterov { d + mu * *v } else { *v };
+    }
+    (ww, wv)
+}
+
+/// One Adam step `t` by `nas-core`'s `Adam` formulas (AdamW when `decoupled`), in place.
+fn adam_reference(
+    (w, m, v): (&mut [f32], &mut [f32], &mut [f32]),
+    grad: &[f32],
+    lr: f32,
+    (b1, b2, eps): (f32, f32, f32),
+    wd: f32,
+    decoupled: bool,
+    t: i32,
+) {
+    let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+    for i in 0..w.len() {
+        let mut gi = grad[i];
+        if decoupled {
+            w[i] -= lr * wd * w[i];
+        } else {
+            gi += wd * w[i];
+        }
+        m[i] = b1 * m[i] + (1.0 - b1) * gi;
+        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+        w[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+    }
+}
+
 /// The optimiser updates against the formulas of `nas-core`'s `Sgd` and `Adam` (PyTorch's).
 #[test]
 fn sgd_and_adam_steps_match_the_reference() {
@@ -68,16 +118,7 @@ fn sgd_and_adam_steps_match_the_reference() {
         (0.9, 1e-3, true, false),
     ] {
         let (lr, mut w, mut v) = (0.05f32, w0.clone(), v0.clone());
-        let (mut ww, mut wv) = (w0.clone(), v0.clone());
-        for ((w, g), v) in ww.iter_mut().zip(&grad).zip(wv.iter_mut()) {
-            let d = g + wd * *w;
-            if mu == 0.0 {
-                *w -= lr * d;
-                continue;
-            }
-            *v = if first { d } else { mu * *v + d };
-            *w -= lr * if nesterov { d + mu * *v } else { *v };
-        }
+        let (ww, wv) = sgd_reference(&w0, &grad, &v0, lr, mu, wd, nesterov, first);
         g.sgd(&mut w, &grad, &mut v, lr, mu, wd, nesterov, first)
             .unwrap();
         let what = format!("sgd mu={mu} wd={wd} nesterov={nesterov} first={first}");
@@ -90,18 +131,15 @@ fn sgd_and_adam_steps_match_the_reference() {
         let (lr, b1, b2, eps, wd) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32, 0.01f32);
         let (mut w, mut m, mut v) = (w0.clone(), m0.clone(), s0.clone());
         let (mut ww, mut wm, mut wv) = (w0.clone(), m0.clone(), s0.clone());
-        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        for i in 0..n {
-            let mut gi = grad[i];
-            if decoupled {
-                ww[i] -= lr * wd * ww[i];
-            } else {
-                gi += wd * ww[i];
-            }
-            wm[i] = b1 * wm[i] + (1.0 - b1) * gi;
-            wv[i] = b2 * wv[i] + (1.0 - b2) * gi * gi;
-            ww[i] -= lr * (wm[i] / c1) / ((wv[i] / c2).sqrt() + eps);
-        }
+        adam_reference(
+            (&mut ww, &mut wm, &mut wv),
+            &grad,
+            lr,
+            (b1, b2, eps),
+            wd,
+            decoupled,
+            t,
+        );
         g.adam(
             &mut w,
             &grad,
@@ -138,16 +176,7 @@ fn resident_steps_and_bias_ops_match_the_reference() {
         (0.9, 3e-4, true, false),
     ] {
         let lr = 0.05f32;
-        let (mut ww, mut wv) = (w0.clone(), v0.clone());
-        for ((w, g), v) in ww.iter_mut().zip(&grad).zip(wv.iter_mut()) {
-            let d = g + wd * *w;
-            if mu == 0.0 {
-                *w -= lr * d;
-                continue;
-            }
-            *v = if first { d } else { mu * *v + d };
-            *w -= lr * if nesterov { d + mu * *v } else { *v };
-        }
+        let (ww, wv) = sgd_reference(&w0, &grad, &v0, lr, mu, wd, nesterov, first);
         let v = (!first).then(|| r.upload(&v0));
         let (w, v) = r.sgd(&wd_, &gd, v.as_ref(), lr, mu, wd, nesterov).unwrap();
         let what = format!("resident sgd mu={mu} wd={wd} nesterov={nesterov} first={first}");
@@ -161,18 +190,15 @@ fn resident_steps_and_bias_ops_match_the_reference() {
     for (decoupled, t) in [(false, 1), (true, 5)] {
         let (lr, b1, b2, eps, wd) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32, 0.01f32);
         let (mut ww, mut wm, mut wv) = (w0.clone(), m0.clone(), s0.clone());
-        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        for i in 0..n {
-            let mut gi = grad[i];
-            if decoupled {
-                ww[i] -= lr * wd * ww[i];
-            } else {
-                gi += wd * ww[i];
-            }
-            wm[i] = b1 * wm[i] + (1.0 - b1) * gi;
-            wv[i] = b2 * wv[i] + (1.0 - b2) * gi * gi;
-            ww[i] -= lr * (wm[i] / c1) / ((wv[i] / c2).sqrt() + eps);
-        }
+        adam_reference(
+            (&mut ww, &mut wm, &mut wv),
+            &grad,
+            lr,
+            (b1, b2, eps),
+            wd,
+            decoupled,
+            t,
+        );
         let (m, v) = (r.upload(&m0), r.upload(&s0));
         let (w, m, v) = r
             .adam(&wd_, &gd, &m, &v, lr, (b1, b2, eps), wd, decoupled, t)

@@ -553,7 +553,8 @@ impl Gpu {
     }
 
     /// One SGD step (PyTorch's, dampening 0) of weights `w` with gradient `g` and
-    /// momentum buffer `v` (`first`: the buffer starts as the step's direction).
+    /// momentum buffer `v` (`first`: the buffer starts as the step's direction), on
+    /// host slices: [`Resident::sgd`] with a copy each way.
     #[allow(clippy::too_many_arguments)]
     pub fn sgd(
         &self,
@@ -566,24 +567,27 @@ impl Gpu {
         nesterov: bool,
         first: bool,
     ) -> Res<()> {
-        let n = w.len();
-        let a = [&w[..], &v[..]].concat();
-        let params = [
-            n as u32,
-            lr.to_bits(),
-            mu.to_bits(),
-            wd.to_bits(),
-            nesterov as u32,
-            first as u32,
-        ];
-        let y = self.run("sgd", &params, &a, g, 2 * n, groups_1d(n))?;
-        w.copy_from_slice(&y[..n]);
-        v.copy_from_slice(&y[n..]);
+        let vb = (!first).then(|| self.upload(v));
+        let (w2, v2) = Resident::sgd(
+            self,
+            &self.upload(w),
+            &self.upload(g),
+            vb.as_ref(),
+            lr,
+            mu,
+            wd,
+            nesterov,
+        )?;
+        w.copy_from_slice(&w2.to_vec()?);
+        // Without momentum the buffer is not used, and stays as it was.
+        if mu != 0.0 {
+            v.copy_from_slice(&v2.to_vec()?);
+        }
         Ok(())
     }
 
     /// One Adam step `t` (1-based; AdamW when `decoupled`) of weights `w` with gradient
-    /// `g` and moments `m`, `v`.
+    /// `g` and moments `m`, `v`, on host slices: [`Resident::adam`] with a copy each way.
     #[allow(clippy::too_many_arguments)]
     pub fn adam(
         &self,
@@ -592,28 +596,27 @@ impl Gpu {
         m: &mut [f32],
         v: &mut [f32],
         lr: f32,
-        (b1, b2, eps): (f32, f32, f32),
+        betas_eps: (f32, f32, f32),
         wd: f32,
         decoupled: bool,
         t: i32,
     ) -> Res<()> {
-        let n = w.len();
-        let a = [&w[..], &m[..], &v[..]].concat();
-        let params = [
-            n as u32,
-            lr.to_bits(),
-            b1.to_bits(),
-            b2.to_bits(),
-            eps.to_bits(),
-            wd.to_bits(),
-            decoupled as u32,
-            (1.0 - b1.powi(t)).to_bits(),
-            (1.0 - b2.powi(t)).to_bits(),
-        ];
-        let y = self.run("adam", &params, &a, g, 3 * n, groups_1d(n))?;
-        w.copy_from_slice(&y[..n]);
-        m.copy_from_slice(&y[n..2 * n]);
-        v.copy_from_slice(&y[2 * n..]);
+        let up = |x: &[f32]| self.upload(x);
+        let (w2, m2, v2) = Resident::adam(
+            self,
+            &up(w),
+            &up(g),
+            &up(m),
+            &up(v),
+            lr,
+            betas_eps,
+            wd,
+            decoupled,
+            t,
+        )?;
+        w.copy_from_slice(&w2.to_vec()?);
+        m.copy_from_slice(&m2.to_vec()?);
+        v.copy_from_slice(&v2.to_vec()?);
         Ok(())
     }
 }
