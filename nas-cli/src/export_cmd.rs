@@ -3,7 +3,7 @@
 use crate::search_args::{best_of, cost_of, load_run, run_cost, run_limits};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use nas_core::experiment::{candidates, pareto, write_atomic};
+use nas_core::experiment::{candidates, pareto, write_output};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -71,7 +71,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
             serde_json::to_value(&b.arch)?
         }
     };
-    write_atomic(&out, &serde_json::to_vec_pretty(&v)?).map_err(|e| anyhow!(e))?;
+    write_output(&out, &serde_json::to_vec_pretty(&v)?).map_err(|e| anyhow!(e))?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -68,10 +68,81 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    quit_on_closed_pipe();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprint!("{}", shorten(&e.render().to_string()));
+            std::process::exit(e.exit_code());
+        }
+    };
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", shorten(&format!("{e:#}")));
         std::process::exit(1);
+    }
+}
+
+/// Ends the process quietly when its output is a pipe that was closed (`nas report DIR |
+/// head -1`), as other command-line tools do, instead of a panic in `println!`. A search
+/// ended this way resumes like one killed at that moment.
+fn quit_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// The longest line of an error message printed whole.
+const MAX_LINE: usize = 1000;
+
+/// An error message with the middle of every over-long line cut out: a bad value can be
+/// megabytes long (a 10 MB string in a config), and the message needs only where it is
+/// and what is wrong, which the start and the end of the line say.
+fn shorten(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(8 * MAX_LINE));
+    for (i, line) in msg.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let chars = line.chars().count();
+        if chars <= MAX_LINE {
+            out.push_str(line);
+            continue;
+        }
+        let (head, tail) = (MAX_LINE / 2, MAX_LINE / 4);
+        out.extend(line.chars().take(head));
+        out.push_str(&format!(
+            " [... {} characters cut ...] ",
+            chars - head - tail
+        ));
+        out.extend(line.chars().skip(chars - tail));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_of_a_message_lose_their_middle() {
+        let value = "x".repeat(10_000_000);
+        let msg = format!("--config: population: \"{value}\" is not a number\nsecond line");
+        let s = shorten(&msg);
+        assert!(s.len() < 2 * MAX_LINE, "{} bytes", s.len());
+        assert!(s.starts_with("--config: population: \"xxx"));
+        assert!(s.contains("characters cut"));
+        assert!(
+            s.ends_with("xxx\" is not a number\nsecond line"),
+            "{}",
+            &s[s.len() - 80..]
+        );
+        let short = "a short message\nwith two lines";
+        assert_eq!(shorten(short), short);
+        // Multi-byte characters are cut on character boundaries.
+        assert!(shorten(&"é".repeat(5000)).contains("characters cut"));
     }
 }
 

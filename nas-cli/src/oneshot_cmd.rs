@@ -52,6 +52,32 @@ pub fn prepare(a: &SearchArgs) -> Result<Inputs> {
     Ok(Inputs { data, space })
 }
 
+/// Keeps the lines of a resumed search's `progress.jsonl` up to the checkpoint it resumes
+/// from (`None`: no checkpoint, so none), since the search reports the steps after it
+/// again. A torn last line goes too.
+fn trim_progress(path: &std::path::Path, upto: Option<(u64, u64)>) -> Result<()> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(());
+    };
+    let mut kept = Vec::with_capacity(bytes.len());
+    for line in bytes.split(|&b| b == b'\n') {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        let at = (v["epoch"].as_u64(), v["step"].as_u64());
+        if let ((Some(e), Some(s)), Some(u)) = (at, upto) {
+            if (e, s) <= u {
+                kept.extend_from_slice(line);
+                kept.push(b'\n');
+            }
+        }
+    }
+    if kept.len() != bytes.len() {
+        write_atomic(path, &kept).map_err(|e| anyhow!(e))?;
+    }
+    Ok(())
+}
+
 pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> Result<()> {
     let Inputs { data, space } = inputs;
     let journal = run.journal().map_err(|e| anyhow!(e))?;
@@ -90,6 +116,12 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         );
     }
     let progress_path = run.path.join("progress.jsonl");
+    let upto = resume.as_ref().map(|r| {
+        let at = r.get("position").cloned().unwrap_or_default();
+        let n = |k: &str| at.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        (n("epoch"), n("step"))
+    });
+    trim_progress(&progress_path, upto)?;
     let started = Instant::now();
     {
         let bar = bar.clone();

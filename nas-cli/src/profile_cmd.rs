@@ -2,7 +2,7 @@
 //! with unfused mixed ops, as a table and a Chrome trace.
 
 use crate::space_args::SpaceArgs;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use nas_core::optim::Optimizer;
 use nas_core::profile::{self, Event, Row};
@@ -204,8 +204,8 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("profile-{}.trace.json", space.name())));
     let trace = profile::chrome_trace(&all, &phases);
-    std::fs::write(&path, serde_json::to_vec(&trace)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    nas_core::experiment::write_output(&path, &serde_json::to_vec(&trace)?)
+        .map_err(|e| anyhow!(e))?;
     println!(
         "trace: {} (open it in Perfetto or chrome://tracing)",
         path.display()

@@ -2,7 +2,7 @@
 //! so far, the Pareto front), as SVG.
 
 use crate::search_args::{cost_of, load_run, run_cost, run_limits};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use nas_core::experiment::{candidates, pareto, write_atomic};
 use std::fmt::Write as _;
@@ -83,8 +83,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
     }
     let svg = line_plot(&best_so_far, "trial", "best accuracy so far (%)");
     let p = run.path.join("best_so_far.svg");
-    write_atomic(&p, svg.as_bytes()).map_err(|e| anyhow!(e))?;
-    println!("wrote {}", p.display());
+    write_plot(&p, &svg);
     let cost = run_cost(&args).unwrap_or_else(|| "params".into());
     let front = pareto(&cands, cost_of(&cost));
     if !front.is_empty() {
@@ -97,15 +96,20 @@ pub fn report(a: ReportArgs) -> Result<()> {
             })
             .collect();
         let svg = scatter_plot(&pts, &cost, "accuracy (%)");
-        let p = run.path.join("pareto.svg");
-        write_atomic(&p, svg.as_bytes()).map_err(|e| anyhow!(e))?;
-        println!(
-            "Pareto front ({} of accuracy against {cost}); wrote {}",
-            front.len(),
-            p.display()
-        );
+        println!("Pareto front: {} of accuracy against {cost}", front.len());
+        write_plot(&run.path.join("pareto.svg"), &svg);
     }
     Ok(())
+}
+
+/// Writes a plot into the run directory. A report reads a run and may be asked of one it
+/// cannot write (a read-only copy): the table is the answer, so a plot that cannot be
+/// written is a warning, not an error.
+fn write_plot(p: &std::path::Path, svg: &str) {
+    match write_atomic(p, svg.as_bytes()) {
+        Ok(()) => println!("wrote {}", p.display()),
+        Err(e) => eprintln!("warning: plot not written: {e}"),
+    }
 }
 
 const W: f64 = 640.0;

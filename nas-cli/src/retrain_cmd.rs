@@ -2,9 +2,8 @@
 //! accuracy.
 
 use crate::search_args::{best_of, load_run, run_limits};
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::{Args, Parser};
-use nas_core::experiment::write_atomic;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -31,16 +30,15 @@ struct TrainOnly {
 pub fn retrain(a: RetrainArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
     let b = best_of(&j, &run_limits(&args)?)?;
-    let arch_file = run.path.join("best_arch.json");
-    write_atomic(&arch_file, &serde_json::to_vec_pretty(&b.arch)?).map_err(|e| anyhow!(e))?;
     println!(
         "retraining trial {} of {} from scratch",
         b.trials[0],
         run.path.display()
     );
     let data = a.data.clone().unwrap_or(args.data.clone());
-    let mut argv: Vec<String> = ["train", "--arch"].iter().map(|s| s.to_string()).collect();
-    argv.push(arch_file.display().to_string());
+    // The architecture goes to the trainer in process: a run directory is only read, so
+    // a read-only one retrains too.
+    let mut argv: Vec<String> = vec!["train".into()];
     argv.extend(["--data".into(), data.display().to_string()]);
     argv.extend([
         "--device".into(),
@@ -61,5 +59,6 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         argv.extend(["--cells".into(), c.to_string()]);
     }
     let t = TrainOnly::try_parse_from(argv)?;
-    crate::train_cmd::run(t.t)
+    let what = format!("trial {} of {}", b.trials[0], run.path.display());
+    crate::train_cmd::run_with(t.t, Some((b.arch.clone(), what)))
 }

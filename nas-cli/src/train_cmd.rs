@@ -60,6 +60,12 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    run_with(a, None)
+}
+
+/// [`run`], training `given` (an architecture, and how to name it in errors) instead of
+/// the one `--arch` names: `nas retrain` hands over a run's best this way, writing nothing.
+pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<()> {
     if a.batch_size == 0 || a.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
@@ -126,19 +132,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
         classes: train.classes,
     };
     let sp = a.space.resolve_for_batch(input, a.batch_size)?;
-    let arch: Architecture = match a.arch.as_deref() {
-        Some("random") => space::arch::random(&space::describe(sp.as_ref()), &mut rng),
-        Some(path) => space::arch::load(std::path::Path::new(path))?,
-        None if a.space.space == "seed-net" && a.space.space_file.is_none() => {
+    let arch: Architecture = match (given.as_ref(), a.arch.as_deref()) {
+        (Some((arch, _)), _) => arch.clone(),
+        (None, Some("random")) => space::arch::random(&space::describe(sp.as_ref()), &mut rng),
+        (None, Some(path)) => space::arch::load(std::path::Path::new(path))?,
+        (None, None) if a.space.space == "seed-net" && a.space.space_file.is_none() => {
             serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#)?
         }
-        None => bail!(
+        (None, None) => bail!(
             "space {} needs --arch FILE (or --arch random)",
             a.space.display()
         ),
     };
-    let model = space::fixed(sp.as_ref(), &arch, rng.next_u64())
-        .map_err(|e| anyhow::anyhow!("--arch {}: {e}", a.arch.as_deref().unwrap_or("(default)")))?;
+    let model = space::fixed(sp.as_ref(), &arch, rng.next_u64()).map_err(|e| {
+        let what = match (&given, a.arch.as_deref()) {
+            (Some((_, what)), _) => what.clone(),
+            (None, arch) => format!("--arch {}", arch.unwrap_or("(default)")),
+        };
+        anyhow::anyhow!("{what}: {e}")
+    })?;
     let model = model.as_ref();
     device
         .place(model)

@@ -117,10 +117,13 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
             }
             let key = arch.to_string();
             if !retrained.contains_key(&key) {
+                let before = listing(&d);
                 let out = run(nas()
                     .args(["--threads", "2", "retrain"])
                     .arg(&d)
                     .args(["--epochs", "1"]));
+                // Retraining only reads the run, so a read-only run retrains too.
+                assert_eq!(listing(&d), before, "{s}: retrain wrote into the run");
                 let a = test_accuracy(&out);
                 println!("{key} retrains to {a:.2}% in one epoch");
                 assert!(a > 50.0, "{s}: {key} retrains to {a:.2}%");
@@ -129,6 +132,36 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
             std::fs::remove_dir_all(&d).ok();
         }
     }
+}
+
+/// A directory's files with their sizes and modification times.
+fn listing(d: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                m.len(),
+                m.modified().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The (epoch, step) of every line of a one-shot run's `progress.jsonl`.
+fn progress(d: &Path) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(d.join("progress.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["epoch"].as_u64().unwrap(), v["step"].as_u64().unwrap())
+        })
+        .collect()
 }
 
 fn search_args(d: &Path) -> Vec<String> {
@@ -194,8 +227,23 @@ fn a_killed_one_shot_search_resumes_to_the_uninterrupted_result() {
                 .is_empty(),
         "killed too late to test resuming"
     );
+    // Progress the killed search reported after its checkpoint (a kill a little later
+    // would leave such lines) is reported again by the resumed one, so it must go.
+    let mut reported = std::fs::read_to_string(d.join("progress.jsonl")).unwrap_or_default();
+    for step in [1, 2] {
+        reported.push_str(&format!(
+            "{{\"epoch\": 3, \"step\": {step}, \"values\": {{}}, \"arch\": {{}}}}\n"
+        ));
+    }
+    reported.push_str("{\"epoch\": 3, \"st");
+    std::fs::write(d.join("progress.jsonl"), reported).unwrap();
     let out = run(nas().args(["--threads", "2", "resume"]).arg(&d));
     assert!(out.contains("resumed from the checkpoint"), "{out}");
+    assert_eq!(
+        progress(&d),
+        progress(&whole),
+        "the resumed run's progress must list each step once, as the uninterrupted one"
+    );
     let resumed = journal(&d);
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0]["arch"], reference[0]["arch"]);

@@ -702,3 +702,117 @@ fn a_resumed_search_proposes_what_the_uninterrupted_one_did() {
     std::fs::remove_dir_all(&d).ok();
     std::fs::remove_dir_all(&whole).ok();
 }
+
+/// The files and pipes a user points `nas` at: a report piped into `head` ends quietly
+/// (it panicked on the closed pipe); `export --out` writes into a FIFO and through a
+/// symbolic link instead of replacing them, and refuses a directory leaving no temporary
+/// file behind; an error quotes a 100 KB value in a few hundred bytes, not whole.
+#[test]
+fn outputs_pipes_and_long_values_are_handled() {
+    use std::io::Read;
+    let d = out_dir("outputs");
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "30"]);
+    assert!(ok, "{out}\n{err}");
+
+    // A closed pipe: the reader is gone before the report prints its table.
+    let mut child = nas()
+        .arg("report")
+        .arg(&d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(101), "report crashed: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // A FIFO is written into, and stays a FIFO.
+    let fifo = d.join("export.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let (ok, out, err) = run(nas().arg("export").arg(&d).arg("--out").arg(&fifo));
+    assert!(ok, "{out}\n{err}");
+    let got = reader.join().unwrap();
+    assert!(got.contains("edge_1_0"), "the FIFO's reader got {got:?}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // A symbolic link is followed: its target gets the export, the link stays.
+    let target = d.join("target.json");
+    std::fs::write(&target, "old").unwrap();
+    let link = d.join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (ok, out, err) = run(nas().arg("export").arg(&d).arg("--out").arg(&link));
+    assert!(ok, "{out}\n{err}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&target)
+        .unwrap()
+        .contains("edge_1_0"));
+
+    // A directory is refused, and no temporary file is left beside it.
+    let dir = d.join("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    let (ok, _, err) = run(nas().arg("export").arg(&d).arg("--out").arg(&dir));
+    assert!(!ok && err.contains("a-directory"), "{err}");
+    let stray: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
+
+    // A long bad value is quoted in part.
+    let value = "x".repeat(100_000);
+    for args in [
+        vec![
+            "--strategy".to_string(),
+            "evolution".into(),
+            "--config".into(),
+            format!("{{\"population\": \"{value}\"}}"),
+        ],
+        vec!["--strategy".into(), value.clone()],
+        vec![
+            "--strategy".into(),
+            "random".into(),
+            "--budget".into(),
+            value.clone(),
+        ],
+    ] {
+        let o = nas()
+            .args(["search", "--space", "nb201"])
+            .args(&args)
+            .arg("--out")
+            .arg(d.join("never"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            err.len() < 3000 && err.contains("characters cut"),
+            "{} bytes of error for a {} byte value: {}",
+            err.len(),
+            value.len(),
+            &err[..err.len().min(300)]
+        );
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -364,15 +364,58 @@ impl RunDir {
     }
 }
 
-/// Writes a file so that a crash leaves either the old or the new content.
+/// Writes a file so that a crash leaves either the old or the new content: the bytes go
+/// to a hidden temporary file beside it (`.NAME.tmp-PID`), which is flushed and renamed
+/// over `path`. When anything fails the temporary file is removed again.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(bytes)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.sync_data()
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: names no file", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_data()))
+        .map_err(|e| format!("{}: {e}", tmp.display()));
+    let done = written
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+/// Writes a file the user named (`--out`, `--save`). A regular file, or a new one, is
+/// written atomically ([`write_atomic`]); a symbolic link is followed, so its target is
+/// written and the link stays a link; a FIFO, a terminal or another special file (such as
+/// `/dev/stdout`) is written in place, as a shell's `>` would; a directory, or a link to
+/// nothing, is an error naming the path.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(format!(
+            "{}: is a directory; name a file to write",
+            path.display()
+        )),
+        Ok(m) if !m.is_file() => OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes).and_then(|_| f.flush()))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Ok(_) if link => {
+            let target =
+                std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            write_atomic(&target, bytes)
+        }
+        Ok(_) => write_atomic(path, bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && link => Err(format!(
+            "{}: is a symbolic link to a file that does not exist",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_atomic(path, bytes),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// A cost a trial reports: `params`, `macs`, `latency_ms`, or a number the evaluator

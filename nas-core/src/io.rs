@@ -29,9 +29,7 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
         std::fs::create_dir_all(dir).ok();
     }
     // Write then rename, so a crash never leaves a half-written weights file.
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, out).with_context(|| format!("{}: writing", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: renaming", path.display()))?;
+    crate::experiment::write_output(path, &out).map_err(|e| anyhow::anyhow!(e))?;
     Ok(())
 }
 
