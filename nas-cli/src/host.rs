@@ -44,6 +44,42 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
+/// Loads the very bytes [`crate::elf::check_image`] passed, not the file again: on Linux
+/// they go into an anonymous in-memory file (`memfd_create`) that the loader opens, so a
+/// plugin rewritten between the check and the load cannot slip past the check. Elsewhere
+/// (ELF platforms without memfd) the file is loaded by its path.
+fn load_checked(bytes: &[u8], path: &Path) -> Result<Library, String> {
+    let at = path.display();
+    #[cfg(target_os = "linux")]
+    {
+        use std::io::Write;
+        use std::os::fd::FromRawFd;
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"nas-plugin".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("{at}: cannot load: memfd_create: {e}"));
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.write_all(bytes)
+            .map_err(|e| format!("{at}: cannot load: writing its in-memory copy: {e}"))?;
+        // SAFETY: as for any plugin (see `Plugin::load`): its initialisers run.
+        let lib = unsafe { Library::new(format!("/proc/self/fd/{fd}")) }
+            .map_err(|e| format!("{at}: cannot load: {e}"))?;
+        // The mapping outlives the descriptor, but a descriptor number reused later
+        // could name another library to the loader's cache: keep it open for the run.
+        std::mem::forget(file);
+        Ok(lib)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = bytes;
+        // SAFETY: as for any plugin (see `Plugin::load`).
+        unsafe { Library::new(path) }.map_err(|e| format!("{at}: cannot load: {e}"))
+    }
+}
+
 impl Plugin {
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
@@ -59,16 +95,20 @@ impl Plugin {
     pub fn load(path: &Path) -> Result<Plugin, String> {
         let at = path.display();
         // The entry-point tables the file exports (all that may be, where it is not ELF).
-        let tables: Vec<String> = if crate::elf::platform_uses_elf() {
-            crate::elf::check_file(path, &[ABI_SYMBOL], &TABLE_SYMBOLS)
-                .map_err(|e| format!("{at}: cannot load: {e}"))?
+        let (tables, lib) = if crate::elf::platform_uses_elf() {
+            let bytes = std::fs::read(path).map_err(|e| format!("{at}: cannot read: {e}"))?;
+            let tables = crate::elf::check_image(&bytes, &[ABI_SYMBOL], &TABLE_SYMBOLS)
+                .map_err(|e| format!("{at}: cannot load: {e}"))?;
+            (tables, load_checked(&bytes, path)?)
         } else {
-            TABLE_SYMBOLS.iter().map(|t| t.to_string()).collect()
+            let tables = TABLE_SYMBOLS.iter().map(|t| t.to_string()).collect();
+            // SAFETY: loading runs the library's initialisers. We only load files the
+            // user pointed us at (plugin directories), as any plugin host must.
+            let lib =
+                unsafe { Library::new(path) }.map_err(|e| format!("{at}: cannot load: {e}"))?;
+            (tables, lib)
         };
-        let exports = |t: &str| tables.iter().any(|x| x == t);
-        // SAFETY: loading runs the library's initialisers. We only load files the user
-        // pointed us at (plugin directories), as any plugin host must.
-        let lib = unsafe { Library::new(path) }.map_err(|e| format!("{at}: cannot load: {e}"))?;
+        let exports = |t: &str| tables.iter().any(|x: &String| x == t);
         // Never unloaded: function pointers into it live for the whole run.
         let lib: &'static Library = Box::leak(Box::new(lib));
         // SAFETY: the symbol is declared with the signature the export macro gives it.

@@ -44,6 +44,13 @@ pub struct Inputs {
     space: Box<dyn Space>,
 }
 
+impl Inputs {
+    /// The choices of the space.
+    pub fn choices(&self) -> Vec<Choice> {
+        describe(self.space.as_ref())
+    }
+}
+
 /// Loads and checks a one-shot search's data, space and config, writing nothing.
 pub fn prepare(a: &SearchArgs) -> Result<Inputs> {
     a.strategy_config()?;

@@ -214,10 +214,36 @@ pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
         );
     }
     let j = journal.trials;
+    check_against_space(&run, &j)?;
     if j.is_empty() {
         bail!("{}: the run has no finished trials yet", dir.display());
     }
     Ok((run, a, j))
+}
+
+/// Checks every journaled architecture against the choices the run recorded of its
+/// space (a run made before runs recorded them is not checked): a journal edited or
+/// damaged into an architecture its space does not have is an error naming the trial.
+fn check_against_space(run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
+    let p = run.space_path();
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("{}: {e}", p.display()),
+    };
+    let choices: Vec<nas_core::space::Choice> = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not the choices of a space", p.display()))?;
+    for r in journal {
+        nas_core::space::arch::validate(&choices, &r.arch).map_err(|e| {
+            anyhow!(
+                "{}: trial {}: its architecture does not fit the run's space ({}): {e}",
+                run.journal_path().display(),
+                r.trial,
+                p.display()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The cost a multi-objective run traded accuracy against, if it had one.

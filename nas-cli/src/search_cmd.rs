@@ -27,7 +27,7 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let config = serde_json::to_value(&a)?;
     let run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
     println!("run directory: {}", dir.display());
-    let result = job.drive(&a, &run);
+    let result = save_space(&run, &job.choices()).and_then(|_| job.drive(&a, &run));
     if result.is_err() && run.discard_if_empty() {
         eprintln!(
             "the search failed before its first trial; {} holds no run",
@@ -45,7 +45,17 @@ pub fn resume(dir: &Path) -> Result<()> {
     let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
         .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
     let found = discover(&search_dirs(&a.plugin_dir));
-    prepare(&a, &found)?.drive(&a, &run)
+    let job = prepare(&a, &found)?;
+    if !run.space_path().exists() {
+        save_space(&run, &job.choices())?; // a run made before runs recorded their space
+    }
+    job.drive(&a, &run)
+}
+
+/// Records the choices of the run's space (see [`RunDir::space_path`]).
+fn save_space(run: &RunDir, choices: &[Choice]) -> Result<()> {
+    experiment::write_atomic(&run.space_path(), &serde_json::to_vec_pretty(choices)?)
+        .map_err(|e| anyhow!(e))
 }
 
 /// A search ready to run: its strategy found and loaded, its space, data or table and
@@ -118,6 +128,14 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
 }
 
 impl Job<'_> {
+    /// The choices of the space the search runs on.
+    fn choices(&self) -> Vec<Choice> {
+        match self {
+            Job::AskTell(j) => j.choices.clone(),
+            Job::OneShot(_, inputs) => inputs.choices(),
+        }
+    }
+
     fn drive(self, a: &SearchArgs, run: &RunDir) -> Result<()> {
         match self {
             Job::AskTell(j) => j.drive(a, run),

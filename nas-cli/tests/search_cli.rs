@@ -816,3 +816,50 @@ fn outputs_pipes_and_long_values_are_handled() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// A plugin is loaded from the bytes its check read, not from its file a second time (a
+/// file rewritten between the check and the load would get past the check): the library
+/// is mapped from an in-memory copy, and its file is not mapped at all.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_plugin_is_loaded_from_the_bytes_that_were_checked() {
+    let file = common::workspace_plugins().join("libnas_strategy_random.so");
+    let plugin = nas_cli::host::Plugin::load(&file).unwrap();
+    assert_eq!(plugin.name, "random");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(maps.contains("memfd:nas-plugin"), "{maps}");
+    assert!(!maps.contains("libnas_strategy_random.so"), "{maps}");
+}
+
+/// A run records its space's choices, and the commands that only read a run check every
+/// journaled architecture against them: a journal edited into an op the space does not
+/// have is an error naming the trial (it was exported as the best architecture).
+#[test]
+fn read_only_commands_check_architectures_against_the_space() {
+    let d = out_dir("space-check");
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "6"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(d.join("space.json").exists());
+    let path = d.join("journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines[3]["arch"]["edge_2_1"] = "conv_9x9".into();
+    lines[3]["metrics"]["accuracy"] = 0.999.into();
+    let edited: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(&path, &edited).unwrap();
+    for cmd in ["export", "report", "retrain"] {
+        let (ok, out, err) = run(nas().arg(cmd).arg(&d));
+        assert!(
+            !ok,
+            "{cmd} accepted an architecture outside the space: {out}"
+        );
+        assert!(
+            err.contains("trial 3") && err.contains("space.json") && err.contains("conv_9x9"),
+            "{cmd}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -175,6 +175,11 @@ impl RunDir {
     pub fn best_path(&self) -> PathBuf {
         self.path.join("best.json")
     }
+    /// The choices of the space the run searches, written when the run is made, so the
+    /// commands that only read a run check its architectures without building the space.
+    pub fn space_path(&self) -> PathBuf {
+        self.path.join("space.json")
+    }
 
     /// Creates a new run directory and takes its lock (refusing a directory that
     /// already holds a journal, or that another process is writing).
@@ -226,7 +231,7 @@ impl RunDir {
     /// journal is empty and nothing else is in the directory), so a search that failed
     /// before its first trial leaves no run behind. Returns whether it did.
     pub fn discard_if_empty(self) -> bool {
-        let ours = ["config.json", "journal.jsonl", "run.lock"];
+        let ours = ["config.json", "journal.jsonl", "run.lock", "space.json"];
         let only_ours = std::fs::read_dir(&self.path).is_ok_and(|entries| {
             entries
                 .flatten()
