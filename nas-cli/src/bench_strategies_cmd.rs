@@ -36,7 +36,8 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         5,
         InputSpec {
             channels: 3,
-            size: 32,
+            height: 32,
+            width: 32,
             classes: 10,
         },
     );

@@ -92,7 +92,8 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     }
     let input = InputSpec {
         channels: a.in_channels,
-        size: a.size,
+        height: a.size,
+        width: a.size,
         classes: 10,
     };
     let space = a.space.resolve_for_batch(input, a.batch)?;

@@ -150,7 +150,8 @@ pub fn load_train_data(a: &SearchArgs) -> Result<TrainData> {
     }
     let input = InputSpec {
         channels: train.c,
-        size: train.h,
+        height: train.h,
+        width: train.w,
         classes: train.classes,
     };
     Ok(TrainData { train, val, input })
@@ -162,12 +163,14 @@ pub fn search_input(table: bool, data: Option<&TrainData>) -> InputSpec {
         Some(d) => d.input,
         None if table => InputSpec {
             channels: 3,
-            size: 32,
+            height: 32,
+            width: 32,
             classes: 10,
         },
         None => InputSpec {
             channels: 1,
-            size: 28,
+            height: 28,
+            width: 28,
             classes: 10,
         },
     }

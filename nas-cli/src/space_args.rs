@@ -34,7 +34,7 @@ impl SpaceArgs {
     /// the memory bound with that many images' activations.
     pub fn resolve_for_batch(&self, input: InputSpec, batch: usize) -> Result<Box<dyn Space>> {
         if let Some(f) = &self.space_file {
-            let shape = [input.channels, input.size, input.size];
+            let shape = [input.channels, input.height, input.width];
             let s = FileSpace::load_for_batch(f, shape, input.classes, batch)
                 .map_err(anyhow::Error::msg)?;
             return Ok(Box::new(s));

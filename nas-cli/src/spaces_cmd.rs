@@ -27,12 +27,14 @@ pub fn run(a: SpacesArgs) -> Result<()> {
     let input = match &a.input {
         Some(v) => InputSpec {
             channels: v[0],
-            size: v[1],
+            height: v[1],
+            width: v[1],
             classes: v[2],
         },
         None => InputSpec {
             channels: 1,
-            size: 28,
+            height: 28,
+            width: 28,
             classes: 10,
         },
     };
@@ -57,7 +59,7 @@ pub fn run(a: SpacesArgs) -> Result<()> {
         let sample = arch::random(&choices, &mut Rng::new(0));
         let c = cost(
             fixed(space.as_ref(), &sample, 0)?.as_ref(),
-            [input.channels, input.size, input.size],
+            [input.channels, input.height, input.width],
         );
         println!(
             "{name}: {} choices, about 10^{log10:.1} architectures, supernet: {}, e.g. {} params, {:.1} MMACs",

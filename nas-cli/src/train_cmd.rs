@@ -128,7 +128,8 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<(
     };
     let input = builtin::InputSpec {
         channels: train.c,
-        size: train.h,
+        height: train.h,
+        width: train.w,
         classes: train.classes,
     };
     let sp = a.space.resolve_for_batch(input, a.batch_size)?;

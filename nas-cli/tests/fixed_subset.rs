@@ -17,7 +17,8 @@ fn fixed_evaluations_score_every_candidate_on_the_same_images() {
         "seed-net",
         InputSpec {
             channels: 1,
-            size: 28,
+            height: 28,
+            width: 28,
             classes: 10,
         },
     )

@@ -24,14 +24,19 @@ fn text(o: &Output) -> String {
 /// A fresh directory of tiny raw IDX files: `n` train and `n` test images of
 /// `size` x `size` pixels, labels cycling through 10 classes.
 fn idx_dir(size: usize, n: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nas-sizes-{size}-{}", std::process::id()));
+    idx_dir_hw(size, size, n)
+}
+
+/// [`idx_dir`] with images of `h` x `w` pixels.
+fn idx_dir_hw(h: usize, w: usize, n: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nas-sizes-{h}x{w}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for split in ["train", "t10k"] {
         let mut img = vec![0, 0, 8, 3];
-        for v in [n, size, size] {
+        for v in [n, h, w] {
             img.extend((v as u32).to_be_bytes());
         }
-        img.extend((0..n * size * size).map(|i| (i * 37 % 251) as u8));
+        img.extend((0..n * h * w).map(|i| (i * 37 % 251) as u8));
         std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), img).unwrap();
         let mut lab = vec![0, 0, 8, 1];
         lab.extend((n as u32).to_be_bytes());
@@ -83,6 +88,57 @@ fn builtin_spaces_train_on_30_pixel_images() {
         assert_ok(&nas(&args), &format!("train {space} on 30x30"));
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Images that are not square train (a 28x1 strip on nb201, 7x16 on seed-net), or are
+/// refused naming their height and width (seed-net on the strip panicked in a pooling
+/// kernel: the space was sized by the height alone).
+#[test]
+fn non_square_images_train_or_are_refused_clearly() {
+    let strip = idx_dir_hw(28, 1, 8);
+    let data = strip.to_str().unwrap();
+    let args = [
+        "train",
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+    ];
+    assert_refused(
+        &nas(&args),
+        "seed-net on 28x1",
+        &["`seed-net`", "4x4", "28x1"],
+    );
+    let mut nb201 = args.to_vec();
+    nb201.extend([
+        "--space",
+        "nb201",
+        "--channels",
+        "4",
+        "--cells",
+        "1",
+        "--arch",
+        "random",
+    ]);
+    assert_ok(&nas(&nb201), "nb201 on 28x1");
+    let wide = idx_dir_hw(7, 16, 8);
+    let data = wide.to_str().unwrap();
+    assert_ok(
+        &nas(&[
+            "train",
+            "--data",
+            data,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+        ]),
+        "seed-net on 7x16",
+    );
+    std::fs::remove_dir_all(strip).ok();
+    std::fs::remove_dir_all(wide).ok();
 }
 
 #[test]

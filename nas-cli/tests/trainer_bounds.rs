@@ -17,7 +17,8 @@ fn counts_beyond_what_the_splits_allow_are_refused() {
         "seed-net",
         InputSpec {
             channels: 1,
-            size: 28,
+            height: 28,
+            width: 28,
             classes: 10,
         },
     )

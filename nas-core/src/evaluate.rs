@@ -182,7 +182,8 @@ impl Nb201Table {
         }
         let input = crate::space::builtin::InputSpec {
             channels: 3,
-            size: 32,
+            height: 32,
+            width: 32,
             classes: 10,
         };
         let space = crate::space::builtin::nb201(16, 5, input);

@@ -162,7 +162,8 @@ fn registered_as_a_builtin() {
     assert!(NAMES.contains(&"nb201"));
     let input = InputSpec {
         channels: 3,
-        size: 32,
+        height: 32,
+        width: 32,
         classes: 10,
     };
     let s = by_name("nb201", input).unwrap();

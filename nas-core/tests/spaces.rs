@@ -24,9 +24,9 @@ fn darts_space(in_channels: usize) -> DartsSpace {
     }
 }
 
-fn batch(channels: usize, size: usize, seed: u64) -> (Tensor, Vec<u32>) {
+fn batch_hw(channels: usize, h: usize, w: usize, seed: u64) -> (Tensor, Vec<u32>) {
     let mut rng = Rng::new(seed);
-    let x = Tensor::randn(&[2, channels, size, size], 1.0, &mut rng);
+    let x = Tensor::randn(&[2, channels, h, w], 1.0, &mut rng);
     let y = (0..2).map(|_| rng.below(10) as u32).collect();
     (x, y)
 }
@@ -37,7 +37,12 @@ fn nonzero(g: &Option<Vec<f32>>) -> bool {
 
 /// Forward and backward on a random batch; checks the output and returns the loss.
 fn step(net: &dyn Module, channels: usize, size: usize) -> f32 {
-    let (x, y) = batch(channels, size, 11);
+    step_hw(net, channels, size, size)
+}
+
+/// [`step`] on images of `h` x `w`.
+fn step_hw(net: &dyn Module, channels: usize, h: usize, w: usize) -> f32 {
+    let (x, y) = batch_hw(channels, h, w, 11);
     let out = net.forward(&x);
     assert_eq!(out.shape(), &[2, 10]);
     let loss = out.cross_entropy(&y);
@@ -115,7 +120,8 @@ fn darts_labels(nodes: usize) -> Vec<String> {
 fn builtin_registry_knows_the_new_spaces() {
     let input = InputSpec {
         channels: 3,
-        size: 32,
+        height: 32,
+        width: 32,
         classes: 10,
     };
     for name in ["darts", "chain", "mobilenet"] {
@@ -460,46 +466,53 @@ fn small_supernet_space(name: &str, input: InputSpec) -> Box<dyn Space> {
     }
 }
 
-/// Every built-in space either takes a small or odd image side (its fixed networks,
-/// costed as `nas spaces` does, and its supernet run a training step) or refuses it at
-/// construction with an error that names the space and the smallest side it takes.
+/// Images that are not square: a strip one pixel wide or high, and sides below and
+/// above seed-net's smallest.
+const NON_SQUARE: [(usize, usize); 6] = [(28, 1), (1, 28), (3, 30), (30, 3), (7, 16), (16, 7)];
+
+/// Every built-in space either takes a small, odd or non-square image (its fixed
+/// networks, costed as `nas spaces` does, and its supernet run a training step) or
+/// refuses it at construction with an error that names the space, the smallest side it
+/// takes and the image's height and width.
 #[test]
 fn every_builtin_space_takes_small_and_odd_sides_or_refuses_them() {
+    let shapes = SIDES.iter().map(|&s| (s, s)).chain(NON_SQUARE);
     for name in NAMES {
-        for size in SIDES {
-            let channels = if size % 2 == 0 { 3 } else { 1 };
+        for (h, w) in shapes.clone() {
+            let channels = if (h + w) % 4 == 0 { 3 } else { 1 };
             let input = InputSpec {
                 channels,
-                size,
+                height: h,
+                width: w,
                 classes: 10,
             };
             let min = min_side(name);
             let space = match by_name(name, input) {
                 Err(e) => {
-                    assert!(size < min, "{name} refuses {size}x{size}: {e}");
+                    assert!(h.min(w) < min, "{name} refuses {h}x{w}: {e}");
                     assert!(
                         e.contains(&format!("`{name}`"))
                             && e.contains(&format!("{min}x{min}"))
-                            && e.contains(&format!("{size}x{size}")),
-                        "{name} at {size}x{size}: {e}"
+                            && e.contains(&format!("{h}x{w}")),
+                        "{name} at {h}x{w}: {e}"
                     );
                     continue;
                 }
                 Ok(s) => s,
             };
-            assert!(size >= min, "{name} takes {size}x{size}, below {min}x{min}");
+            assert!(h.min(w) >= min, "{name} takes {h}x{w}, below {min}x{min}");
             let choices = describe(space.as_ref());
-            let mut rng = Rng::new(size as u64);
+            let mut rng = Rng::new((h * 100 + w) as u64);
             for t in 0..3 {
                 let arch = random(&choices, &mut rng);
                 let net = fixed(space.as_ref(), &arch, t).unwrap();
-                let c = nas_core::space::cost::cost(net.as_ref(), [channels, size, size]);
-                assert!(c.params > 0, "{name} at {size}x{size}");
-                step(net.as_ref(), channels, size);
+                let c = nas_core::space::cost::cost(net.as_ref(), [channels, h, w]);
+                assert!(c.params > 0, "{name} at {h}x{w}");
+                step_hw(net.as_ref(), channels, h, w);
             }
             let small = small_supernet_space(name, input);
             let s = Supernet::build(small.as_ref(), false, 3).unwrap();
-            step(s.net.as_ref(), channels, size);
+            step_hw(s.net.as_ref(), channels, h, w);
         }
     }
 }
@@ -510,7 +523,8 @@ fn every_builtin_space_refuses_an_empty_image() {
     for name in NAMES {
         let input = InputSpec {
             channels: 3,
-            size: 0,
+            height: 0,
+            width: 0,
             classes: 10,
         };
         let e = by_name(name, input)

@@ -55,7 +55,8 @@ fn every_space_trains_on_the_bundled_data() {
     let y = data.labels.clone();
     let input = InputSpec {
         channels: 1,
-        size: 28,
+        height: 28,
+        width: 28,
         classes: 10,
     };
     let mut rng = Rng::new(0);

@@ -39,7 +39,8 @@ fn beats_random_search_on_the_nas_bench_201_table_at_the_papers_budget() {
     let table = Nb201Table::load(&path).unwrap();
     let input = InputSpec {
         channels: 3,
-        size: 32,
+        height: 32,
+        width: 32,
         classes: 10,
     };
     let space = describe(builtin::nb201(16, 5, input).as_ref());

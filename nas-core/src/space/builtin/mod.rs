@@ -8,11 +8,13 @@ pub mod seed;
 
 use super::Space;
 
-/// The shape of the data a space is built for.
+/// The shape of the data a space is built for: images of `channels` x `height` x
+/// `width`, in `classes` classes.
 #[derive(Clone, Copy, Debug)]
 pub struct InputSpec {
     pub channels: usize,
-    pub size: usize,
+    pub height: usize,
+    pub width: usize,
     pub classes: usize,
 }
 
@@ -32,10 +34,11 @@ pub fn min_size(name: &str) -> usize {
 /// the space, the smallest image it takes and the image it was given.
 pub fn check_input(name: &str, input: InputSpec) -> Result<(), String> {
     let min = min_size(name);
-    if input.size < min {
+    if input.height < min || input.width < min {
         return Err(format!(
-            "space `{name}` needs images of at least {min}x{min} pixels, got {0}x{0}",
-            input.size
+            "space `{name}` needs images of at least {min}x{min} pixels, got {}x{} \
+             (height x width)",
+            input.height, input.width
         ));
     }
     if input.channels == 0 || input.classes == 0 {
@@ -69,7 +72,7 @@ pub fn by_name(name: &str, input: InputSpec) -> Result<Box<dyn Space>, String> {
         "mobilenet" => Ok(Box::new(mobilenet::MobileNetSpace::new(
             input.channels,
             input.classes,
-            input.size,
+            input.height.max(input.width),
         ))),
         _ => Err(format!(
             "unknown space `{name}` (built in: {})",
