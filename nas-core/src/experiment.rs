@@ -189,6 +189,7 @@ impl RunDir {
             path: path.to_path_buf(),
             lock: Some(RunLock::take(path)?),
         };
+        d.remove_stale_temporaries();
         if d.journal_path().exists() {
             return Err(format!(
                 "{}: already holds a run; use `nas resume {}` or choose another --out",
@@ -224,7 +225,44 @@ impl RunDir {
     pub fn open_to_write(path: &Path) -> Result<RunDir, String> {
         let mut d = RunDir::open(path)?;
         d.lock = Some(RunLock::take(path)?);
+        d.remove_stale_temporaries();
         Ok(d)
+    }
+
+    /// Removes the temporary files ([`write_atomic`]'s `.NAME.tmp-PID`) that a writer
+    /// killed in the middle of a write left beside the run's own files (the config, the
+    /// space, the strategy state, best.json, the journal's cut copies, a one-shot run's
+    /// progress and checkpoint). Called by a writer, which holds the lock, so no other
+    /// process is writing those; the temporary files of the plots a `nas report` writes
+    /// without the lock are left alone.
+    fn remove_stale_temporaries(&self) {
+        const OURS: [&str; 6] = [
+            "config.json",
+            "space.json",
+            "strategy_state.json",
+            "best.json",
+            "progress.jsonl",
+            "oneshot.json",
+        ];
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix('.')) else {
+                continue;
+            };
+            let Some((base, pid)) = rest.rsplit_once(".tmp-") else {
+                continue;
+            };
+            let ours = OURS.contains(&base)
+                || base
+                    .strip_prefix("journal.jsonl.cut-")
+                    .is_some_and(|n| n.parse::<u32>().is_ok());
+            if ours && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Removes what [`RunDir::create`] made, when nothing has been recorded since (the
@@ -685,6 +723,40 @@ mod tests {
             "{e}"
         );
         drop(d);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A writer killed inside [`write_atomic`] leaves its temporary file; the next writer
+    /// of the run removes those of the run's own files, and a reader removes nothing.
+    #[test]
+    fn a_writer_removes_what_a_killed_writer_left() {
+        let dir = temp_run("journal-litter");
+        drop(RunDir::create(&dir, &serde_json::json!({})).unwrap());
+        let left = [
+            ".best.json.tmp-4242",
+            ".strategy_state.json.tmp-17",
+            ".config.json.tmp-9",
+            ".journal.jsonl.cut-2.tmp-31",
+        ];
+        let kept = [".pareto.svg.tmp-5", ".best.json.tmp-x", "best.json.tmp-3"];
+        for f in left.iter().chain(&kept) {
+            std::fs::write(dir.join(f), b"partial").unwrap();
+        }
+        let names = || {
+            let mut n: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp-"))
+                .collect();
+            n.sort();
+            n
+        };
+        drop(RunDir::open(&dir).unwrap());
+        assert_eq!(names().len(), left.len() + kept.len());
+        drop(RunDir::open_to_write(&dir).unwrap());
+        let mut want: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(names(), want);
         std::fs::remove_dir_all(&dir).ok();
     }
 
