@@ -21,8 +21,10 @@ pub struct BenchStrategiesArgs {
     /// Strategies to compare (default: every ask/tell plugin found).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<String>,
-    #[arg(long, default_value = "data/nasbench201/nb201_cifar10.csv")]
-    pub table: PathBuf,
+    /// The NAS-Bench-201 table [default: the bundled nasbench201/nb201_cifar10.csv,
+    /// looked up in $NAS_DATA, ./data and beside the binary].
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
     #[arg(long)]
     pub plugin_dir: Vec<PathBuf>,
 }
@@ -30,7 +32,12 @@ pub struct BenchStrategiesArgs {
 /// Every strategy on the NAS-Bench-201 table: mean and spread of the seed-mean validation
 /// accuracy of the architecture each run returns (its best observed trial).
 pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
-    let table = Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?;
+    let table_path = crate::data_paths::resolve(
+        a.table.as_deref(),
+        crate::data_paths::Bundled::Nb201Table,
+        "--table",
+    )?;
+    let table = Nb201Table::load(&table_path).map_err(|e| anyhow!("--table: {e}"))?;
     let space = builtin::nb201(
         16,
         5,
@@ -63,7 +70,7 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
     println!(
         "NAS-Bench-201 table {} (validation accuracy, mean over seeds), {} runs x {} queries; \
          table optimum {:.2}%",
-        a.table.display(),
+        table_path.display(),
         a.runs,
         a.budget,
         table.optimum()

@@ -229,7 +229,9 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
             "NAS-Bench-201 entry: {} = {:.2}% (validation accuracy in {}, mean over seeds)",
             s.as_str().unwrap_or(""),
             final_accuracy.unwrap_or(0.0) * 100.0,
-            a.table.display()
+            a.table_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         );
     }
     println!(
@@ -269,10 +271,15 @@ fn finish(a: &SearchArgs, run: &RunDir, choices: &[Choice], r: &TrialRecord) -> 
 /// The NAS-Bench-201 table a search on the built-in nb201 space is looked up in, when
 /// it is there.
 fn nb201_table(a: &SearchArgs) -> Result<Option<Nb201Table>> {
-    if a.space.space != "nb201" || a.space.space_file.is_some() || !a.table.exists() {
+    if a.space.space != "nb201" || a.space.space_file.is_some() {
         return Ok(None);
     }
-    Nb201Table::load(&a.table).map(Some).map_err(|e| anyhow!(e))
+    let Ok(path) = a.table_path() else {
+        return Ok(None);
+    };
+    Nb201Table::load(&path)
+        .map(Some)
+        .map_err(|e| anyhow!("--table: {e}"))
 }
 
 /// Writes the run's `best.json`: its one trial, the export.

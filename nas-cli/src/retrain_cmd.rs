@@ -1,10 +1,14 @@
-//! `nas retrain`: train a run's best architecture from scratch and report its test
-//! accuracy.
+//! `nas retrain`: train a run's best architecture from scratch, report its test
+//! accuracy, and record the result in the run (`retrain.json`) when the run can be
+//! written.
 
+use crate::data_paths::{absolute, resolve, Bundled};
 use crate::search_args::{best_of, load_run, run_limits};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser};
+use nas_core::experiment::write_atomic;
 use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct RetrainArgs {
@@ -12,13 +16,25 @@ pub struct RetrainArgs {
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Dataset to retrain and test on (default: the run's).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Backend to retrain on (default: the run's).
     #[arg(long)]
     pub device: Option<String>,
+    /// Save the trained weights (safetensors).
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
+    /// Train on only the first N training images (quick runs; the test set is whole).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Channels of the first stage to retrain with (default: the run's; nb201 and darts).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Cells to retrain with (default: the run's; nb201: per stage, darts: in all).
+    #[arg(long)]
+    pub cells: Option<usize>,
 }
 
 #[derive(Parser)]
@@ -28,6 +44,7 @@ struct TrainOnly {
 }
 
 pub fn retrain(a: RetrainArgs) -> Result<()> {
+    let started = Instant::now();
     let (run, args, j) = load_run(&a.dir)?;
     let b = best_of(&j, &run_limits(&args)?)?;
     println!(
@@ -35,14 +52,45 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         b.trials[0],
         run.path.display()
     );
-    let data = a.data.clone().unwrap_or(args.data.clone());
-    // The architecture goes to the trainer in process: a run directory is only read, so
-    // a read-only one retrains too.
+    let data = match &a.data {
+        Some(d) => resolve(Some(d), Bundled::FashionMnist, "--data")?,
+        None => args.data_path().with_context(|| {
+            format!(
+                "the run's data (config.json in {}; --data sets another)",
+                run.path.display()
+            )
+        })?,
+    };
+    // What the search scored its architectures on, beside what they retrain on.
+    let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"));
+    let scored_by = if !one_shot && args.uses_table().unwrap_or(false) {
+        println!(
+            "note: the search scored architectures by the NAS-Bench-201 table, which is \
+             CIFAR-10 (validation accuracy); retraining runs on the data given, {}, so its \
+             accuracy is not the table's (--data DIR with CIFAR-10 binary batches retrains \
+             on CIFAR-10)",
+            data.display()
+        );
+        "the NAS-Bench-201 table (CIFAR-10 validation accuracy)".to_string()
+    } else {
+        let searched = args.data_path().ok();
+        if searched.as_ref().is_some_and(|s| *s != data) {
+            println!(
+                "note: the search scored architectures on {}; retraining runs on {}",
+                searched.as_ref().unwrap().display(),
+                data.display()
+            );
+        }
+        searched.map_or("its data".into(), |s| s.display().to_string())
+    };
+    let device = a.device.clone().unwrap_or(args.device.clone());
+    // The architecture goes to the trainer in process: a run directory is only read (but
+    // for the result, written when it can be), so a read-only one retrains too.
     let mut argv: Vec<String> = vec!["train".into()];
     argv.extend(["--data".into(), data.display().to_string()]);
     argv.extend([
         "--device".into(),
-        a.device.clone().unwrap_or(args.device.clone()),
+        device.clone(),
         "--epochs".into(),
         a.epochs.to_string(),
         "--seed".into(),
@@ -52,13 +100,50 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         Some(f) => argv.extend(["--space-file".into(), f.display().to_string()]),
         None => argv.extend(["--space".into(), args.space.space.clone()]),
     }
-    if let Some(c) = args.space.channels {
+    let channels = a.channels.or(args.space.channels);
+    let cells = a.cells.or(args.space.cells);
+    if let Some(c) = channels {
         argv.extend(["--channels".into(), c.to_string()]);
     }
-    if let Some(c) = args.space.cells {
+    if let Some(c) = cells {
         argv.extend(["--cells".into(), c.to_string()]);
+    }
+    if let Some(n) = a.limit {
+        argv.extend(["--limit".into(), n.to_string()]);
+    }
+    if let Some(p) = &a.save {
+        argv.extend(["--save".into(), p.display().to_string()]);
     }
     let t = TrainOnly::try_parse_from(argv)?;
     let what = format!("trial {} of {}", b.trials[0], run.path.display());
-    crate::train_cmd::run_with(t.t, Some((b.arch.clone(), what)))
+    let done = crate::train_cmd::run_with(t.t, Some((b.arch.clone(), what)))?;
+    let result = serde_json::json!({
+        "run": absolute(&run.path),
+        "trial": b.trials[0],
+        "arch": b.arch,
+        "space": args.space.display(),
+        "channels": channels,
+        "cells": cells,
+        "search_accuracy": b.metrics.accuracy,
+        "scored_by": scored_by,
+        "epochs": a.epochs,
+        "seed": a.seed,
+        "limit": a.limit,
+        "device": device,
+        "data": done.data,
+        "dataset": done.dataset,
+        "params": done.params,
+        "test_loss": done.test_loss,
+        "test_accuracy": done.test_accuracy,
+        "seconds": started.elapsed().as_secs_f64(),
+        "weights": a.save.as_deref().map(absolute),
+    });
+    // The result is worth keeping, but a run that cannot be written (a read-only copy)
+    // still retrains: the accuracy printed above is the answer.
+    let p = run.path.join("retrain.json");
+    match write_atomic(&p, &serde_json::to_vec_pretty(&result)?) {
+        Ok(()) => println!("wrote {}", p.display()),
+        Err(e) => eprintln!("warning: the result is not recorded in the run: {e}"),
+    }
+    Ok(())
 }

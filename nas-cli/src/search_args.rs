@@ -2,6 +2,7 @@
 //! (as the run's config.json keeps them), its training data, its trials' seeds, and what
 //! a run returns under its hard limits.
 
+use crate::data_paths::{absolute, find, resolve, Bundled};
 use crate::space_args::SpaceArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -35,12 +36,16 @@ pub struct SearchArgs {
     /// scratch, score on a validation split), or `auto` (table for nb201, else train).
     #[arg(long, default_value = "auto")]
     pub evaluator: String,
-    /// NAS-Bench-201 table for the `table` evaluator.
-    #[arg(long, default_value = "data/nasbench201/nb201_cifar10.csv")]
-    pub table: PathBuf,
-    /// Dataset directory for the `train` evaluator (and for retraining).
-    #[arg(long, default_value = "data/fashion-mnist")]
-    pub data: PathBuf,
+    /// NAS-Bench-201 table for the `table` evaluator [default: the bundled
+    /// nasbench201/nb201_cifar10.csv, looked up in $NAS_DATA, ./data and beside the binary].
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub table: Option<PathBuf>,
+    /// Dataset directory for the `train` evaluator (and for retraining) [default: the
+    /// bundled fashion-mnist, looked up in $NAS_DATA, ./data and beside the binary].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub data: Option<PathBuf>,
     /// Epochs each trial trains (`train` evaluator); for one-shot strategies, epochs of
     /// supernet training in the search.
     #[arg(long, default_value_t = 1)]
@@ -110,6 +115,44 @@ impl SearchArgs {
         }
     }
 
+    /// The NAS-Bench-201 table: `--table`, or the bundled one (see [`crate::data_paths`]).
+    pub fn table_path(&self) -> Result<PathBuf> {
+        resolve(self.table.as_deref(), Bundled::Nb201Table, "--table")
+    }
+
+    /// The dataset directory: `--data`, or the bundled Fashion-MNIST.
+    pub fn data_path(&self) -> Result<PathBuf> {
+        resolve(self.data.as_deref(), Bundled::FashionMnist, "--data")
+    }
+
+    /// Makes every path the search names absolute (the bundled data and table that the
+    /// defaults find included, when found), so that its run's config.json means the same
+    /// from any working directory: `nas resume`, `retrain` and `report` run anywhere.
+    /// A path that does not exist is made absolute too; the search reports it where it
+    /// reads it.
+    pub fn pin_paths(&mut self) {
+        self.table = match &self.table {
+            Some(t) => Some(absolute(t)),
+            None => find(Bundled::Nb201Table),
+        };
+        self.data = match &self.data {
+            Some(d) => Some(absolute(d)),
+            None => find(Bundled::FashionMnist),
+        };
+        if let Some(f) = &self.space.space_file {
+            self.space.space_file = Some(absolute(f));
+        }
+        for d in &mut self.plugin_dir {
+            *d = absolute(d);
+        }
+        if let Some(o) = &self.out {
+            self.out = Some(absolute(o));
+        }
+        if let Some(f) = self.config.as_deref().and_then(|c| c.strip_prefix('@')) {
+            self.config = Some(format!("@{}", absolute(Path::new(f)).display()));
+        }
+    }
+
     pub fn uses_table(&self) -> Result<bool> {
         match self.evaluator.as_str() {
             "table" => {
@@ -133,7 +176,8 @@ pub struct TrainData {
 }
 
 pub fn load_train_data(a: &SearchArgs) -> Result<TrainData> {
-    let splits = load_dir(&a.data)?;
+    let dir = a.data_path()?;
+    let splits = load_dir(&dir).with_context(|| format!("--data {}", dir.display()))?;
     let mut train = splits.train;
     let (mean, std) = train.channel_stats();
     train.normalise(&mean, &std);

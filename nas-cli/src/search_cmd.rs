@@ -20,6 +20,8 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let mut a = a;
     // Pin the directory in the config, so `nas resume` and the run agree on it.
     a.out = Some(dir.clone());
+    // And every path it reads, absolute, so the run works from any directory.
+    a.pin_paths();
     // Everything the search runs on is checked before its directory is made, so a
     // mistake leaves no run behind for `nas resume` to replay.
     let found = discover(&search_dirs(&a.plugin_dir));
@@ -103,7 +105,7 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
         .space
         .resolve_for_batch(search_input(table_eval, data.as_ref()), a.batch)?;
     let table = if table_eval {
-        let mut t = Nb201Table::load(&a.table).map_err(|e| anyhow!(e))?;
+        let mut t = Nb201Table::load(&a.table_path()?).map_err(|e| anyhow!("--table: {e}"))?;
         t.count_macs = true;
         Some(t)
     } else {

@@ -18,9 +18,11 @@ pub struct TrainArgs {
     /// pooling, batch norm, the loss and mixed-op sums run there, operands copied per call).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches.
-    #[arg(long, default_value = "data/fashion-mnist")]
-    pub data: PathBuf,
+    /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches
+    /// [default: the bundled fashion-mnist, looked up in $NAS_DATA, ./data and beside the
+    /// binary].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     #[arg(long, default_value_t = 64)]
@@ -60,12 +62,30 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    run_with(a, None)
+    run_with(a, None).map(|_| ())
 }
 
+/// What a training run ended with.
+pub struct Trained {
+    /// The dataset directory it trained and tested on (absolute).
+    pub data: PathBuf,
+    /// The dataset's name (its directory's).
+    pub dataset: String,
+    pub params: usize,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+}
+
+/// Above this many seconds of estimated training a run warns before it goes on.
+const LONG_RUN_SECONDS: f64 = 300.0;
+
+/// Training steps timed for the estimate of a run's time.
+const TIMED_STEPS: usize = 10;
+
 /// [`run`], training `given` (an architecture, and how to name it in errors) instead of
-/// the one `--arch` names: `nas retrain` hands over a run's best this way, writing nothing.
-pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<()> {
+/// the one `--arch` names: `nas retrain` hands over a run's best this way, and is always
+/// told the estimated time (other runs only when it is long).
+pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<Trained> {
     if a.batch_size == 0 || a.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
@@ -82,7 +102,12 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<(
         },
         s => bail!("--schedule {s}: expected constant, cosine or step"),
     };
-    let splits = load_dir(&a.data)?;
+    let data = crate::data_paths::resolve(
+        a.data.as_deref(),
+        crate::data_paths::Bundled::FashionMnist,
+        "--data",
+    )?;
+    let splits = load_dir(&data).with_context(|| format!("--data {}", data.display()))?;
     let mut rng = Rng::new(a.seed);
     let mut train = splits.train;
     let mut test = splits.test;
@@ -170,8 +195,12 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<(
         train.w,
         rayon::current_num_threads()
     );
+    let steps = train.len().div_ceil(cfg.batch_size);
+    let timed = TIMED_STEPS.min(steps);
+    let started = std::time::Instant::now();
+    let mut estimated = false;
     for epoch in 0..cfg.epochs {
-        let bar = ProgressBar::new(train.len().div_ceil(cfg.batch_size) as u64);
+        let bar = ProgressBar::new(steps as u64);
         bar.set_style(
             ProgressStyle::with_template(
                 "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} loss {msg} eta {eta}",
@@ -188,6 +217,35 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<(
             epoch,
             &mut rng,
             &mut |d, _, l| {
+                if !estimated && (d >= timed || started.elapsed().as_secs() >= 10) {
+                    // The time of the first steps (10, or those of the first 10 s),
+                    // scaled to every step of the run and to its evaluations (forward
+                    // only: a third of a step per batch of images).
+                    estimated = true;
+                    let per_step = started.elapsed().as_secs_f64() / d as f64;
+                    let evals = (test.len() + val.as_ref().map_or(0, |v| v.len()) * cfg.epochs)
+                        .div_ceil(cfg.batch_size) as f64
+                        / 3.0;
+                    let secs = per_step * ((steps * cfg.epochs) as f64 + evals);
+                    let how = format!(
+                        "{:.0} ms a step over the first {d}, {steps} steps an epoch, {} \
+                         epoch{}, then testing",
+                        per_step * 1e3,
+                        cfg.epochs,
+                        if cfg.epochs == 1 { "" } else { "s" }
+                    );
+                    bar.suspend(|| {
+                        if secs > LONG_RUN_SECONDS {
+                            eprintln!(
+                                "warning: this will take about {} ({how}); --epochs and \
+                                 --limit shorten it",
+                                duration(secs)
+                            );
+                        } else if given.is_some() {
+                            println!("estimated time: about {} ({how})", duration(secs));
+                        }
+                    });
+                }
                 bar.set_position(d as u64);
                 if d % 20 == 0 {
                     bar.set_message(format!("{l:.4}"));
@@ -217,8 +275,23 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<(
     let (tl, ta) = evaluate(model, &test, 256);
     println!("test loss {tl:.4}  test accuracy {:.2}%", ta * 100.0);
     if let Some(p) = &a.save {
-        nas_core::io::save_module(p, model)?;
+        nas_core::io::save_module(p, model).with_context(|| format!("--save {}", p.display()))?;
         println!("saved weights to {}", p.display());
     }
-    Ok(())
+    Ok(Trained {
+        data,
+        dataset: splits.name.clone(),
+        params: num_parameters(model),
+        test_loss: tl,
+        test_accuracy: ta,
+    })
+}
+
+/// Seconds as a person reads them: `40 s`, `12 min`, `2.5 h`.
+fn duration(secs: f64) -> String {
+    match secs {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
 }
