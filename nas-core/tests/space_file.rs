@@ -236,8 +236,15 @@ fn activation_memory_is_bounded_at_the_batch_size() {
     let p = std::env::temp_dir().join(format!("nas-batch-space-{}.json", std::process::id()));
     std::fs::write(&p, &json).unwrap();
     let ok = FileSpace::load_for_batch(&p, [1, 28, 28], 10, 1);
+    let ok2 = FileSpace::load_for_batch(&p, [1, 28, 28], 10, 2);
     std::fs::remove_file(&p).ok();
-    ok.unwrap();
+    // What it needs, 4 bytes each: the conv's 512x1x3x3 weights and 512 biases, the
+    // linear's 512x10 and 10, and per image the conv's 512x28x28 outputs, the 512 pooled
+    // and the 10 scores.
+    let params = 512 * 9 + 512 + 512 * 10 + 10;
+    let acts = 512 * 28 * 28 + 512 + 10;
+    assert_eq!(ok.unwrap().bytes, 4 * (params + acts));
+    assert_eq!(ok2.unwrap().bytes, 4 * (params + 2 * acts));
     let e = refused_at(&json, 100_000);
     names(&e, "layers[0].out", "512");
     assert!(e.contains("100000"), "should name the batch: {e}");

@@ -93,6 +93,10 @@ pub struct FileSpace {
     pub spec: SpaceFile,
     pub input: [usize; 3],
     pub classes: usize,
+    /// The bytes the file's largest network needs at the batch size it was loaded for
+    /// (see [`MAX_BYTES`]): its parameters and the activations of a batch, with the
+    /// largest value of every choice and every candidate of every layer choice.
+    pub bytes: u64,
 }
 
 impl FileSpace {
@@ -118,20 +122,22 @@ impl FileSpace {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let spec: SpaceFile = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a space file: {e}", path.display()))?;
-        let space = FileSpace {
+        let mut space = FileSpace {
             spec,
             input,
             classes,
+            bytes: 0,
         };
-        space
+        space.bytes = space
             .check(batch)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(space)
     }
 
     /// Walks every path of the file (every value of each value choice, every candidate)
-    /// checking shapes, labels and the size of the network.
-    fn check(&self, batch: usize) -> Result<(), String> {
+    /// checking shapes, labels and the size of the network. Returns the bytes the
+    /// largest network needs at batch size `batch`.
+    fn check(&self, batch: usize) -> Result<u64, String> {
         if self.input.contains(&0) || self.classes == 0 {
             return Err(format!(
                 "the data's shape {:?} with {} classes is empty",
@@ -147,7 +153,7 @@ impl FileSpace {
         let s = Shape::Image(self.input[0], self.input[1], self.input[2]);
         let out = c.layers(&self.spec.layers, s, "layers")?;
         match out {
-            Shape::Flat(f) if f == self.classes => Ok(()),
+            Shape::Flat(f) if f == self.classes => Ok(c.total.bytes(c.batch)),
             other => Err(format!(
                 "the network ends with shape {other:?}; it must end in {} class scores \
                  (finish with {{\"op\": \"gap\"}}, {{\"op\": \"linear\", \"out\": \"classes\"}})",

@@ -521,9 +521,13 @@ impl Strategy for Genetic {
                 "q_mutation",
             ],
         )?;
-        // Every member is made at creation: a stated cap keeps that finite.
-        let population =
-            nas_strategies::config_count(c, "population", 20, 2, nas_strategies::MAX_POPULATION)?;
+        // Every member is made at creation and is one trial: no more members than the
+        // budget has trials (when it is known), and a stated cap keeps that finite.
+        let most = match setup.budget {
+            0 => nas_strategies::MAX_POPULATION,
+            b => b.clamp(2, nas_strategies::MAX_POPULATION),
+        };
+        let population = nas_strategies::config_count(c, "population", 20.min(most), 2, most)?;
         if let Some(c) = setup.space.iter().find(|c| size(c) == 0) {
             return Err(format!("choice `{}` has no options to encode", c.label));
         }
@@ -1127,10 +1131,39 @@ mod tests {
     }
 
     #[test]
+    fn the_population_is_bounded_by_the_budget() {
+        // Every member is made at creation and is one trial: a population over the
+        // budget is never evaluated. (The fuzz target `config` found 100,000 members
+        // taking seconds to create for a budget of 8.)
+        let sp = space(2, 3);
+        let small = |config: Value| Setup {
+            space: sp.clone(),
+            config,
+            seed: 0,
+            budget: 8,
+        };
+        let e = Genetic::new(&small(json!({"population": 100_000})))
+            .err()
+            .expect("a population over the budget is refused");
+        assert!(
+            e.contains("`population`") && e.contains("100000") && e.contains("2..=8"),
+            "{e}"
+        );
+        // The default population shrinks to the budget.
+        let g = Genetic::new(&small(json!({}))).unwrap();
+        assert_eq!(g.population, 8);
+        assert!(Genetic::new(&small(json!({"population": 8}))).is_ok());
+    }
+
+    #[test]
     fn counts_beyond_their_bounds_are_refused() {
         let sp = space(2, 3);
         // (Far beyond the cap the old code built every member at creation for ever.)
-        let e = Genetic::new(&setup(sp, json!({"population": 100_001}), 0))
+        let big = Setup {
+            budget: 0,
+            ..setup(sp, json!({"population": 100_001}), 0)
+        };
+        let e = Genetic::new(&big)
             .err()
             .expect("a population over the cap is refused");
         assert!(

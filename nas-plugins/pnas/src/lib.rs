@@ -101,7 +101,7 @@
 //!
 //! Config: `beam` (from the budget, above; at most `max_candidates`), `rounds` (1, at
 //! most the budget), `max_candidates` (20000, at most 10^6), `hidden` (32, at most
-//! 4096), `ensemble` (3, at most 100), `train_steps` (150, at most 10^6), `lr` (0.01),
+//! 4096), `ensemble` (3, at most 100), `train_steps` (150, at most 10^6), `lr` (0.01, in (0, 1]),
 //! `local_search` (false), `mutations` (16, for the local search; at most 10000). A
 //! count out of its range is an error naming the field, its value and the range.
 //!
@@ -186,9 +186,11 @@ impl Config {
                 if budget == 0 { usize::MAX } else { budget },
             )?,
         };
-        if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        // Adam moves each weight by about `lr` a step, on standardised targets: past 1 the
+        // surrogates diverge (to NaN weights, which no saved state can hold).
+        if !(cfg.lr > 0.0 && cfg.lr <= 1.0) {
             return Err(format!(
-                "config field `lr`: {} is not valid (must be positive)",
+                "config field `lr`: {} is not valid (must be in (0, 1])",
                 cfg.lr
             ));
         }
@@ -1336,6 +1338,21 @@ mod tests {
                 "{c}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_learning_rate_that_diverges_is_refused() {
+        // Adam moves each weight by about `lr` a step: at 1.8e19 (which the fuzz target
+        // `config` found) the surrogates' weights became NaN, saved as nulls that no
+        // load takes back, so the search could not resume.
+        let sp = layer_space(2, 2);
+        for lr in [1.8e19, 1.5, 0.0, -0.1] {
+            let e = Pnas::new(&setup(sp.clone(), json!({"lr": lr}), 0, 10))
+                .err()
+                .unwrap_or_else(|| panic!("lr {lr} should be refused"));
+            assert!(e.contains("`lr`") && e.contains("(0, 1]"), "{e}");
+        }
+        assert!(Pnas::new(&setup(sp, json!({"lr": 1.0}), 0, 10)).is_ok());
     }
 
     #[test]

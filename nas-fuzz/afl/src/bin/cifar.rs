@@ -1,0 +1,5 @@
+//! AFL++ harness of the `cifar` fuzz target ([`nas_fuzz::cifar`]).
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| nas_fuzz::cifar(data));
+}
