@@ -1,5 +1,8 @@
 //! Random search: each architecture drawn uniformly from the space, without repeats
 //! while the space has unseen architectures left to draw.
+//!
+//! Config: only `limits` (hard cost limits, which the host applies to what the run
+//! returns; the draws ignore them). Any other field is an error naming it.
 
 use nas_strategies::{
     export_strategy, json, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
@@ -14,6 +17,7 @@ pub struct RandomSearch {
 
 impl Strategy for RandomSearch {
     fn new(setup: &Setup) -> Result<Self, String> {
+        nas_strategies::check_config_fields(&setup.config, "random", &["limits"])?;
         Ok(RandomSearch {
             space: setup.space.clone(),
             rng: Rng::new(setup.seed),
@@ -66,3 +70,28 @@ fn serde_json_string(a: &Architecture) -> String {
 }
 
 export_strategy!(RandomSearch, "random", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(config: Value) -> Setup {
+        Setup {
+            space: vec![],
+            config,
+            seed: 0,
+            budget: 10,
+        }
+    }
+
+    #[test]
+    fn a_config_field_random_search_does_not_take_is_named() {
+        let e = RandomSearch::new(&setup(json!({"populaton": 10})))
+            .err()
+            .expect("a stray field must be refused");
+        assert!(e.contains("populaton") && e.contains("limits"), "{e}");
+        assert!(RandomSearch::new(&setup(json!("oops"))).is_err());
+        assert!(RandomSearch::new(&setup(json!({}))).is_ok());
+        assert!(RandomSearch::new(&setup(json!({"limits": {"params": 1e5}}))).is_ok());
+    }
+}
