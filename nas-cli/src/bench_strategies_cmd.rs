@@ -25,6 +25,7 @@ pub struct BenchStrategiesArgs {
     /// looked up in $NAS_DATA, ./data and beside the binary].
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
+    /// Extra directories to look for plugins in (before NAS_PLUGIN_PATH and the binary's).
     #[arg(long)]
     pub plugin_dir: Vec<PathBuf>,
 }

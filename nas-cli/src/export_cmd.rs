@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
+    /// The run directory (as `nas search --out` made it).
     pub dir: PathBuf,
     /// Where to write (default DIR/export.json).
     #[arg(long)]
@@ -36,8 +37,8 @@ pub fn export(a: ExportArgs) -> Result<()> {
                 bail!("--pareto {c}: no trial reports that cost");
             }
             println!(
-                "Pareto set of accuracy against {c}: {} architectures{}",
-                front.len(),
+                "Pareto set of accuracy against {c}: {}{}",
+                crate::count(front.len(), "architecture"),
                 if limits.is_empty() {
                     String::new()
                 } else {
@@ -59,8 +60,8 @@ pub fn export(a: ExportArgs) -> Result<()> {
         }
         None => {
             println!(
-                "best of {} trials: trial {} ({:.2}%{})",
-                j.len(),
+                "best of {}: trial {} ({:.2}%{})",
+                crate::count(j.len(), "trial"),
                 b.trials[0],
                 b.metrics.accuracy * 100.0,
                 match b.trials.len() {

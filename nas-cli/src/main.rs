@@ -18,7 +18,7 @@ mod spaces_cmd;
 mod train_cmd;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "nas", version, about = "Neural architecture search toolkit")]
@@ -44,7 +44,10 @@ enum Cmd {
     /// records every trial.
     Search(search_args::SearchArgs),
     /// Continue a search that stopped or was killed.
-    Resume { dir: std::path::PathBuf },
+    Resume {
+        /// The run directory (as `nas search --out` made it).
+        dir: std::path::PathBuf,
+    },
     /// Write a run's best architecture (or its Pareto set).
     Export(export_cmd::ExportArgs),
     /// Train a run's best architecture from scratch and report test accuracy.
@@ -70,7 +73,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     quit_on_closed_pipe();
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|m| {
+        let mut cli = Cli::from_arg_matches(&m)?;
+        if let (Cmd::Spaces(a), Some(("spaces", sm))) = (&mut cli.cmd, m.subcommand()) {
+            // `nas spaces --space X` shows X, as `--show` would.
+            a.named = sm.value_source("space") == Some(clap::parser::ValueSource::CommandLine);
+        }
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
@@ -81,6 +92,15 @@ fn main() {
     if let Err(e) = run(cli) {
         eprintln!("error: {}", shorten(&format!("{e:#}")));
         std::process::exit(1);
+    }
+}
+
+/// `n` and the word, plural unless `n` is 1: "1 trial", "2 trials".
+pub(crate) fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct PluginsArgs {
+    /// Extra directories to look for plugins in (before NAS_PLUGIN_PATH and the binary's).
     #[arg(long)]
     pub plugin_dir: Vec<PathBuf>,
 }

@@ -20,11 +20,13 @@ pub struct ProfileArgs {
     /// Device to profile on: cpu, wgpu or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Images per profiled step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Input channels and size of the random input (square images).
+    /// Input channels of the random input.
     #[arg(long, default_value_t = 3)]
     pub in_channels: usize,
+    /// Height and width of the random input (square images).
     #[arg(long, default_value_t = 32)]
     pub size: usize,
     /// Profiled steps per mode (after one warm-up step).

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
+    /// The run directory (as `nas search --out` made it).
     pub dir: PathBuf,
     /// Rows of the table (best trials first).
     #[arg(long, default_value_t = 10)]
@@ -20,32 +21,38 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
     if j.iter().any(|r| r.metrics.extra.contains_key("scored_by")) {
         println!(
-            "{}: one-shot {} on {}, {} epochs; its export, scored with the supernet's weights:",
+            "{}: one-shot {} on {}, {}; its export, scored with the supernet's weights:",
             run.path.display(),
             args.strategy,
             args.space.display(),
-            args.epochs
+            crate::count(args.epochs, "epoch")
         );
     } else {
         println!(
-            "{}: {} on {}, {} of {} trials",
+            "{}: {} on {}, {} of {}",
             run.path.display(),
             args.strategy,
             args.space.display(),
             j.len(),
-            args.budget
+            crate::count(args.budget, "trial")
         );
     }
     let limits = run_limits(&args)?;
     let cands = candidates(&j, &limits);
     let left_out = j.len() - cands.iter().map(|c| c.trials.len()).sum::<usize>();
     if left_out > 0 {
-        println!("{left_out} trials are over the limits ({limits}) and left out");
+        println!(
+            "{} over the limits ({limits}) and left out",
+            match left_out {
+                1 => "1 trial is".to_string(),
+                n => format!("{n} trials are"),
+            }
+        );
     }
     if cands.is_empty() {
         bail!(
-            "none of the run's {} trials is within the limits ({limits})",
-            j.len()
+            "none of the run's {} is within the limits ({limits})",
+            crate::count(j.len(), "trial")
         );
     }
     let mut order: Vec<usize> = (0..cands.len()).collect();
@@ -181,7 +188,8 @@ fn line_plot(ys: &[f64], x_label: &str, y_label: &str) -> String {
         .iter()
         .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
     let n = ys.len().max(2) as f64 - 1.0;
-    let mut s = frame(x_label, y_label, (1.0, n + 1.0), (lo, hi));
+    // x from 0, as the journal numbers its trials.
+    let mut s = frame(x_label, y_label, (0.0, n), (lo, hi));
     let pts: Vec<String> = ys
         .iter()
         .enumerate()

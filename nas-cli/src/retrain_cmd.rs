@@ -12,12 +12,15 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct RetrainArgs {
+    /// The run directory (as `nas search --out` made it).
     pub dir: PathBuf,
+    /// Passes over the training images.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Dataset to retrain and test on (default: the run's).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Random seed of the retraining: the initial weights and the data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Backend to retrain on (default: the run's).

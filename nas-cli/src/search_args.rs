@@ -27,6 +27,7 @@ pub struct SearchArgs {
     /// Number of trials.
     #[arg(long, default_value_t = 100)]
     pub budget: usize,
+    /// Random seed of the strategy and of each trial's evaluation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Run directory (default runs/<space>-<strategy>-<seed>).
@@ -238,8 +239,8 @@ pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
     match experiment::best(&c) {
         Some(b) => Ok(b.clone()),
         None => bail!(
-            "none of the run's {} trials is within the limits ({limits})",
-            j.len()
+            "none of the run's {} is within the limits ({limits})",
+            crate::count(j.len(), "trial")
         ),
     }
 }

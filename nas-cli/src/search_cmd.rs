@@ -176,7 +176,10 @@ impl AskTell {
         let mut in_flight = vec![];
         if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
             in_flight = restore(&mut strategy, a, run, &choices, &journal)?;
-            println!("resumed: {} trials already journaled", journal.len());
+            println!(
+                "resumed: {} already journaled",
+                crate::count(journal.len(), "trial")
+            );
         }
         let bar = ProgressBar::new(a.budget as u64);
         bar.set_style(
@@ -228,6 +231,17 @@ impl AskTell {
             write_best(run, &journal, &limits, evaluator)?;
             bar.set_position(journal.len() as u64);
             bar.set_message(best_msg(&journal));
+            // Without a terminal to draw the bar on, a plain line every tenth of the budget.
+            let tenth = (a.budget / 10).max(1);
+            if bar.is_hidden() && journal.len() < a.budget && journal.len() / tenth > first / tenth
+            {
+                println!(
+                    "{}/{} trials, {}",
+                    journal.len(),
+                    a.budget,
+                    best_msg(&journal)
+                );
+            }
         }
         bar.finish_and_clear();
         write_best(run, &journal, &limits, evaluator)?;
@@ -302,8 +316,9 @@ fn restore(
     };
     if told > journal.len() {
         bail!(
-            "{}: the strategy state says {told} trials, the journal {} has {}",
+            "{}: the strategy state says {}, the journal {} has {}",
             run.state_path().display(),
+            crate::count(told, "trial"),
             run.journal_path().display(),
             journal.len()
         );
@@ -396,11 +411,10 @@ fn summarize(j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator, run: &RunDi
         format!(" within the limits ({limits})")
     };
     println!(
-        "{} trials; best{within} is trial {} ({} trial{} of it): observed accuracy {:.2}%",
-        j.len(),
+        "{}; best{within} is trial {} ({} of it): observed accuracy {:.2}%",
+        crate::count(j.len(), "trial"),
         b.trials[0],
-        b.trials.len(),
-        if b.trials.len() == 1 { "" } else { "s" },
+        crate::count(b.trials.len(), "trial"),
         b.metrics.accuracy * 100.0
     );
     if let Some(f) = ev.final_accuracy(&b.arch) {

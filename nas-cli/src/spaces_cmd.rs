@@ -10,7 +10,8 @@ use nas_core::Rng;
 
 #[derive(Args, Debug)]
 pub struct SpacesArgs {
-    /// Show one space's choices (as JSON with --json).
+    /// Show one space's choices (as JSON with --json); naming a space with --space or
+    /// --space-file shows it too.
     #[arg(long)]
     pub show: bool,
     #[command(flatten)]
@@ -21,6 +22,9 @@ pub struct SpacesArgs {
     /// Print the choices as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Whether `--space` was given (then that space is shown, as with `--show`).
+    #[arg(skip)]
+    pub named: bool,
 }
 
 pub fn run(a: SpacesArgs) -> Result<()> {
@@ -38,7 +42,9 @@ pub fn run(a: SpacesArgs) -> Result<()> {
             classes: 10,
         },
     };
-    let names: Vec<String> = if a.show || a.space.space_file.is_some() {
+    // Naming one space (--space or --space-file) shows it, as --show does.
+    let show = a.show || a.named || a.space.space_file.is_some();
+    let names: Vec<String> = if show {
         vec![a.space.display()]
     } else {
         NAMES.iter().map(|s| s.to_string()).collect()
@@ -68,7 +74,7 @@ pub fn run(a: SpacesArgs) -> Result<()> {
             c.params,
             c.macs as f64 / 1e6
         );
-        if a.show {
+        if show {
             for ch in &choices {
                 let kind = match &ch.kind {
                     ChoiceKind::Layer { .. } => "LayerChoice",

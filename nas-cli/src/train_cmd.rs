@@ -23,16 +23,22 @@ pub struct TrainArgs {
     /// binary].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Passes over the training images.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
+    /// Images per training step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// SGD's learning rate (where the schedule starts).
     #[arg(long, default_value_t = 0.05)]
     pub lr: f32,
+    /// SGD's momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
+    /// SGD's weight decay (L2).
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f32,
+    /// Nesterov momentum instead of the classical one.
     #[arg(long)]
     pub nesterov: bool,
     /// Learning-rate schedule: cosine (annealed to 0 over the run, per batch), constant,
@@ -51,6 +57,7 @@ pub struct TrainArgs {
     /// Train on only the first N training images (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Random seed: the initial weights, the data order and `--arch random`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Also report test accuracy after every epoch (not only at the end).

@@ -77,14 +77,20 @@ pub fn num_parameters(m: &dyn Module) -> usize {
 /// +-1/sqrt(fan_in), for weights and biases alike.
 fn default_init(shape: &[usize], fan_in: usize, rng: &mut Rng) -> Tensor {
     let bound = 1.0 / (fan_in as f32).sqrt();
-    let t = Tensor::uniform(shape, -bound, bound, rng);
-    Tensor::parameter(t.to_vec(), shape)
+    // From the buffer pool, where a dropped network's parameters go: a search that builds
+    // a network per trial reuses the last one's buffers instead of growing the pool.
+    let mut d = crate::buffer::take(shape.iter().product());
+    d.iter_mut()
+        .for_each(|v| *v = rng.uniform_range(-bound, bound));
+    Tensor::parameter(d, shape)
 }
 
 /// Kaiming-normal initialisation for ReLU networks: N(0, 2/fan_in).
 pub fn kaiming_normal(shape: &[usize], fan_in: usize, rng: &mut Rng) -> Tensor {
-    let t = Tensor::randn(shape, (2.0 / fan_in as f32).sqrt(), rng);
-    Tensor::parameter(t.to_vec(), shape)
+    let std = (2.0 / fan_in as f32).sqrt();
+    let mut d = crate::buffer::take(shape.iter().product());
+    d.iter_mut().for_each(|v| *v = rng.normal() * std);
+    Tensor::parameter(d, shape)
 }
 
 pub struct Conv2d {
@@ -182,7 +188,9 @@ impl BatchNorm2d {
     pub fn with_affine(c: usize, affine: bool) -> BatchNorm2d {
         let mk = |v: f32| {
             if affine {
-                Tensor::parameter(vec![v; c], &[c])
+                let mut d = crate::buffer::take(c);
+                d.fill(v);
+                Tensor::parameter(d, &[c])
             } else {
                 Tensor::full(&[c], v)
             }

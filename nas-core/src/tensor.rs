@@ -172,14 +172,16 @@ impl Tensor {
 
     /// Standard normal entries times `std`.
     pub fn randn(shape: &[usize], std: f32, rng: &mut Rng) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec((0..n).map(|_| rng.normal() * std).collect(), shape)
+        let mut d = buffer::take(shape.iter().product());
+        d.iter_mut().for_each(|v| *v = rng.normal() * std);
+        Tensor::from_vec(d, shape)
     }
 
     /// Uniform entries in `[lo, hi)`.
     pub fn uniform(shape: &[usize], lo: f32, hi: f32, rng: &mut Rng) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec((0..n).map(|_| rng.uniform_range(lo, hi)).collect(), shape)
+        let mut d = buffer::take(shape.iter().product());
+        d.iter_mut().for_each(|v| *v = rng.uniform_range(lo, hi));
+        Tensor::from_vec(d, shape)
     }
 
     /// The result of an op computed on the host: records `op` for backward when any

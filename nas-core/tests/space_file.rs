@@ -263,3 +263,81 @@ fn the_example_fits_every_bound() {
     let space = FileSpace::load_for_batch(&example(), [3, 32, 32], 10, 256).unwrap();
     assert!(!describe(&space).is_empty());
 }
+
+/// A stray or missing key is named, with its JSON path and the keys that fit there,
+/// instead of serde's "did not match any variant of untagged enum".
+#[test]
+fn unknown_keys_are_named_with_the_keys_that_fit() {
+    let tail = r#"{"op": "gap"}, {"op": "linear", "out": "classes"}"#;
+    let cases = [
+        (
+            format!(
+                r#"{{"name": "x", "layers": [{{"op": "conv", "out": 4, "kernal": 3}}, {tail}]}}"#
+            ),
+            vec![
+                "layers[0]",
+                "unknown key `kernal`",
+                "op, out, kernel, stride, dilation, groups",
+            ],
+        ),
+        (
+            format!(
+                r#"{{"name": "x", "layers": [{{"repeat": "r", "depths": [1], "body": [{{"op": "relu", "strde": 1, "pad": 0}}]}}, {tail}]}}"#
+            ),
+            vec!["layers[0].body[0]", "unknown keys `pad`, `strde`"],
+        ),
+        (
+            format!(
+                r#"{{"name": "x", "layers": [{{"choice": "c", "candidates": {{"a": [{{"opp": "relu"}}]}}}}, {tail}]}}"#
+            ),
+            vec![
+                "layers[0].candidates.a[0]",
+                "`opp`",
+                "a choice takes choice, candidates",
+                "a repeat takes repeat, depths, body",
+                "a residual takes residual, body",
+            ],
+        ),
+        (
+            format!(
+                r#"{{"name": "x", "layers": [{{"residual": "s", "body": [], "depths": [1]}}, {tail}]}}"#
+            ),
+            vec![
+                "layers[0]",
+                "unknown key `depths`",
+                "a residual takes residual, body",
+            ],
+        ),
+        (
+            format!(r#"{{"name": "x", "layers": [{{"repeat": "r", "body": []}}, {tail}]}}"#),
+            vec!["layers[0]", "needs `depths`", "repeat, depths, body"],
+        ),
+        (
+            format!(
+                r#"{{"name": "x", "layers": [{{"op": "conv", "out": 4, "kernel": {{"choice": "k", "value": [3]}}}}, {tail}]}}"#
+            ),
+            vec!["layers[0].kernel", "unknown key `value`", "choice, values"],
+        ),
+        (
+            format!(r#"{{"name": "x", "layers": [{{"op": "conv", "choice": "c"}}, {tail}]}}"#),
+            vec!["layers[0]", "`op` and `choice`"],
+        ),
+        (
+            format!(
+                r#"{{"name": "x", "layers": [{{"repeat": "r", "depths": "2", "body": []}}, {tail}]}}"#
+            ),
+            vec!["layers[0].depths", "not a list"],
+        ),
+        (
+            r#"{"name": "x", "layerz": []}"#.to_string(),
+            vec!["not a space file", "unknown key `layerz`", "name, layers"],
+        ),
+    ];
+    for (json, want) in &cases {
+        let e = bad(json);
+        assert!(!e.contains("untagged"), "{e}");
+        for w in want {
+            assert!(e.contains(w), "`{w}` not in: {e}");
+        }
+    }
+}

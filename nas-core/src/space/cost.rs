@@ -131,3 +131,42 @@ impl LatencyTable {
         self.base_ms + ops
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::builtin::{nb201, InputSpec};
+    use crate::space::{arch, describe, fixed};
+
+    /// Counting an architecture's multiply-adds builds its network, runs it once in eval
+    /// mode and drops it; doing that again and again (a table search does it for every
+    /// trial) must not grow this thread's buffer pool. It used to grow by the network's
+    /// parameters and its batch norms' per-channel scales every time.
+    #[test]
+    fn costing_networks_again_and_again_keeps_the_buffer_pool_flat() {
+        let input = InputSpec {
+            channels: 3,
+            height: 16,
+            width: 16,
+            classes: 10,
+        };
+        let space = nb201(4, 1, input);
+        let choices = describe(space.as_ref());
+        let mut rng = Rng::new(3);
+        let archs: Vec<_> = (0..4).map(|_| arch::random(&choices, &mut rng)).collect();
+        let mut once = 0;
+        for round in 0..10 {
+            for (i, a) in archs.iter().enumerate() {
+                let net = fixed(space.as_ref(), a, i as u64).unwrap();
+                cost(net.as_ref(), [3, 16, 16]);
+            }
+            let held = crate::buffer::pooled_floats();
+            if round == 0 {
+                once = held;
+            } else {
+                assert_eq!(held, once, "round {round}: the pool grew");
+            }
+        }
+        assert!(once > 0);
+    }
+}

@@ -120,8 +120,12 @@ impl FileSpace {
         batch: usize,
     ) -> Result<FileSpace, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let spec: SpaceFile = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a space file: {e}", path.display()))?;
+        let not = |e: String| format!("{}: not a space file: {e}", path.display());
+        let raw: Value = serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
+        // The layer kinds are told apart by their keys, so serde's own error for a
+        // stray key would only say that nothing matched: this names it and the keys.
+        structure(&raw).map_err(not)?;
+        let spec: SpaceFile = serde_json::from_value(raw).map_err(|e| not(e.to_string()))?;
         let mut space = FileSpace {
             spec,
             input,
@@ -160,6 +164,245 @@ impl FileSpace {
                 self.classes
             )),
         }
+    }
+}
+
+/// The keys of each kind of layer (the first names the kind), and of a value choice.
+const LAYER_KEYS: [(&str, &[&str]); 4] = [
+    (
+        "op",
+        &["op", "out", "kernel", "stride", "dilation", "groups"],
+    ),
+    ("choice", &["choice", "candidates"]),
+    ("repeat", &["repeat", "depths", "body"]),
+    ("residual", &["residual", "body"]),
+];
+const VALUE_CHOICE_KEYS: &[&str] = &["choice", "values"];
+
+/// What each kind of layer takes, for error messages.
+fn layer_kinds() -> String {
+    LAYER_KEYS
+        .iter()
+        .map(|(k, keys)| format!("{} {k} takes {}", article(k), keys.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn article(kind: &str) -> &'static str {
+    if kind == "op" {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn quoted(keys: &[&String]) -> String {
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks a space file's keys and the types of its fields before serde reads it, so an
+/// error names the JSON path, the stray or missing key and the keys that fit there.
+fn structure(v: &Value) -> Result<(), String> {
+    let top = v.as_object().ok_or_else(|| {
+        format!(
+            "{} is not a JSON object with `name` and `layers`",
+            kind_of(v)
+        )
+    })?;
+    keys_in(
+        "the file",
+        top,
+        &["name", "layers"],
+        "a space file takes name, layers",
+    )?;
+    for k in ["name", "layers"] {
+        if !top.contains_key(k) {
+            return Err(format!(
+                "the file needs `{k}` (a space file takes name, layers)"
+            ));
+        }
+    }
+    if !top["name"].is_string() {
+        return Err(format!("name: {} is not a string", top["name"]));
+    }
+    layer_list(&top["layers"], "layers")
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn keys_in(
+    at: &str,
+    m: &serde_json::Map<String, Value>,
+    allowed: &[&str],
+    takes: &str,
+) -> Result<(), String> {
+    let unknown: Vec<&String> = m
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .collect();
+    match unknown.len() {
+        0 => Ok(()),
+        1 => Err(format!("{at}: unknown key {} ({takes})", quoted(&unknown))),
+        _ => Err(format!("{at}: unknown keys {} ({takes})", quoted(&unknown))),
+    }
+}
+
+fn layer_list(v: &Value, at: &str) -> Result<(), String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("{at}: {} is not a list of layers", kind_of(v)))?;
+    for (i, l) in list.iter().enumerate() {
+        layer(l, &format!("{at}[{i}]"))?;
+    }
+    Ok(())
+}
+
+fn count(v: &Value, at: &str) -> Result<(), String> {
+    match v {
+        Value::Null => Ok(()),
+        Value::Number(n) if n.as_u64().is_some() => Ok(()),
+        v => Err(format!("{at}: {v} is not a non-negative integer")),
+    }
+}
+
+fn layer(v: &Value, at: &str) -> Result<(), String> {
+    let m = v.as_object().ok_or_else(|| {
+        format!(
+            "{at}: {} is not a layer (an object); {}",
+            kind_of(v),
+            layer_kinds()
+        )
+    })?;
+    let kinds: Vec<&(&str, &[&str])> = LAYER_KEYS
+        .iter()
+        .filter(|(k, _)| m.contains_key(*k))
+        .collect();
+    let (kind, keys) = match kinds.as_slice() {
+        [one] => **one,
+        [] => {
+            let found: Vec<&String> = m.keys().collect();
+            return Err(format!(
+                "{at}: a layer needs one of `op`, `choice`, `repeat` or `residual`{}; {}",
+                if found.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it has {})", quoted(&found))
+                },
+                layer_kinds()
+            ));
+        }
+        more => {
+            let names: Vec<String> = more.iter().map(|(k, _)| format!("`{k}`")).collect();
+            return Err(format!(
+                "{at}: a layer has one of `op`, `choice`, `repeat` or `residual`, this one {}; {}",
+                names.join(" and "),
+                layer_kinds()
+            ));
+        }
+    };
+    let takes = format!("{} {kind} takes {}", article(kind), keys.join(", "));
+    keys_in(at, m, keys, &takes)?;
+    // An op's settings are optional; every key of the other kinds is needed.
+    let required: &[&str] = if kind == "op" { &["op"] } else { keys };
+    for r in required {
+        if !m.contains_key(*r) {
+            return Err(format!(
+                "{at}: {} {kind} needs `{r}` ({takes})",
+                article(kind)
+            ));
+        }
+    }
+    let string = |k: &str| match m.get(k) {
+        Some(Value::String(_)) | None => Ok(()),
+        Some(v) => Err(format!("{at}.{k}: {v} is not a string")),
+    };
+    string(kind)?;
+    match kind {
+        "op" => {
+            if let Some(k) = m.get("kernel") {
+                kernel(k, &format!("{at}.kernel"))?;
+            }
+            for k in ["stride", "dilation", "groups"] {
+                if let Some(x) = m.get(k) {
+                    count(x, &format!("{at}.{k}"))?;
+                }
+            }
+        }
+        "choice" => {
+            let c = m["candidates"].as_object().ok_or_else(|| {
+                format!(
+                    "{at}.candidates: {} is not an object of named candidates (lists of layers)",
+                    kind_of(&m["candidates"])
+                )
+            })?;
+            for (name, body) in c {
+                layer_list(body, &format!("{at}.candidates.{name}"))?;
+            }
+        }
+        "repeat" => {
+            let d = m["depths"].as_array().ok_or_else(|| {
+                format!(
+                    "{at}.depths: {} is not a list of depths",
+                    kind_of(&m["depths"])
+                )
+            })?;
+            for (i, x) in d.iter().enumerate() {
+                if x.is_null() {
+                    return Err(format!(
+                        "{at}.depths[{i}]: null is not a non-negative integer"
+                    ));
+                }
+                count(x, &format!("{at}.depths[{i}]"))?;
+            }
+            layer_list(&m["body"], &format!("{at}.body"))?;
+        }
+        _ => layer_list(&m["body"], &format!("{at}.body"))?,
+    }
+    Ok(())
+}
+
+/// A kernel size: a number, or a value choice `{"choice": label, "values": [...]}`.
+fn kernel(v: &Value, at: &str) -> Result<(), String> {
+    match v {
+        Value::Object(m) => {
+            keys_in(at, m, VALUE_CHOICE_KEYS, "a value choice takes choice, values")?;
+            for k in VALUE_CHOICE_KEYS {
+                if !m.contains_key(*k) {
+                    return Err(format!(
+                        "{at}: a value choice needs `{k}` (a value choice takes choice, values)"
+                    ));
+                }
+            }
+            if !m["choice"].is_string() {
+                return Err(format!("{at}.choice: {} is not a string", m["choice"]));
+            }
+            let vals = m["values"]
+                .as_array()
+                .ok_or_else(|| format!("{at}.values: {} is not a list of numbers", kind_of(&m["values"])))?;
+            for (i, x) in vals.iter().enumerate() {
+                if x.is_null() {
+                    return Err(format!("{at}.values[{i}]: null is not a non-negative integer"));
+                }
+                count(x, &format!("{at}.values[{i}]"))?;
+            }
+            Ok(())
+        }
+        Value::Null => Ok(()),
+        v => count(v, at).map_err(|_| {
+            format!("{at}: {v} is not a non-negative integer or a value choice {{\"choice\": label, \"values\": [...]}}")
+        }),
     }
 }
 

@@ -18,14 +18,26 @@
 //! ranked after every feasible member and is never a parent. While no member is feasible,
 //! asks are random.
 //!
+//! An ask never proposes an architecture the strategy has proposed or been told before
+//! (a trial would be spent re-scoring it): a mutation that lands on one is drawn again
+//! (up to 32 times, as is a random architecture of the first asks), and when every draw
+//! lands on a known one, the ask takes the first unknown architecture of a walk over the
+//! whole space in a random order (it stops at the first unknown one, so it visits at most
+//! one more architecture than are known). Once the whole space has been proposed, asks
+//! return none and the search ends. With `"reevaluate": true` (for noisy evaluators,
+//! where a second score of the same architecture tells something) asks are plain
+//! mutations and random draws, repeats included.
+//!
 //! Config: `population` (default 50, at most 100000), `sample` (tournament size, default
-//! 10, at most the population), `objectives` (default `["accuracy"]`), `limits` (default none).
+//! 10, at most the population), `objectives` (default `["accuracy"]`), `limits` (default
+//! none), `reevaluate` (default false).
 //!
 //! A trial's accuracy that is not a finite number counts as 0; a cost that is not finite
 //! counts as the largest float. An objective or limit on a metric the trial lacks is an
 //! error at tell.
 
 use nas_strategies::choices;
+use std::collections::HashSet;
 
 use choices::{active, canonical, input_indices, option, random_option, repair, same_value, size};
 use nas_strategies::{
@@ -126,6 +138,28 @@ pub struct Evolution {
     born: u64,
     /// Asks not yet told.
     pending: usize,
+    /// Whether asks may repeat an architecture already proposed or told.
+    reevaluate: bool,
+    /// The canonical keys of every architecture proposed or told (see [`key`]).
+    seen: HashSet<String>,
+}
+
+/// Tries of a mutation (or random draw) before an ask walks the space for an unknown
+/// architecture.
+const DRAWS: usize = 32;
+
+/// An architecture's identity: its canonical option indices (`-` where a choice is
+/// inactive), so equal architectures have one key whatever their inactive entries.
+fn key(space: &[Choice], arch: &Architecture) -> String {
+    match canonical(space, arch) {
+        Ok(idx) => idx
+            .iter()
+            .map(|i| i.map_or("-".to_string(), |k| k.to_string()))
+            .collect::<Vec<_>>()
+            .join("."),
+        // Not of the space (the host refuses it anyway): its JSON keeps it distinct.
+        Err(_) => serde_json::to_string(arch).unwrap_or_default(),
+    }
 }
 
 /// Whether `a` Pareto-dominates `b` (all objectives minimised).
@@ -337,6 +371,44 @@ impl Evolution {
         child
     }
 
+    /// Whether `arch` was proposed or told before.
+    fn known(&self, arch: &Architecture) -> bool {
+        self.seen.contains(&key(&self.space, arch))
+    }
+
+    /// The first architecture not known yet of a walk over the whole space, each
+    /// choice's options taken from a random offset on; none when every one is known.
+    /// Stops at the first unknown one, so it visits at most `seen.len() + 1` complete
+    /// architectures.
+    fn unknown(&mut self) -> Option<Architecture> {
+        let offsets: Vec<u128> = self
+            .space
+            .iter()
+            .map(|c| self.rng.next_u64() as u128 % size(c).max(1))
+            .collect();
+        let mut arch = Architecture::new();
+        self.walk(0, &mut arch, &offsets)
+    }
+
+    fn walk(&self, i: usize, arch: &mut Architecture, offsets: &[u128]) -> Option<Architecture> {
+        let Some(c) = self.space.get(i) else {
+            return (!self.known(arch)).then(|| arch.clone());
+        };
+        // Choices come in definition order: a repeat's depth is set before its blocks'.
+        if !active(c, arch) {
+            return self.walk(i + 1, arch, offsets);
+        }
+        let n = size(c);
+        for k in 0..n {
+            arch.insert(c.label.clone(), option(c, (k + offsets[i]) % n));
+            if let Some(a) = self.walk(i + 1, arch, offsets) {
+                return Some(a);
+            }
+        }
+        arch.remove(&c.label);
+        None
+    }
+
     /// The population, oldest first, as (architecture, metrics, feasible).
     pub fn population(&self) -> Vec<(Architecture, Metrics, bool)> {
         self.population
@@ -372,8 +444,9 @@ impl Strategy for Evolution {
         nas_strategies::check_config_fields(
             c,
             "evolution",
-            &["population", "sample", "objectives", "limits"],
+            &["population", "sample", "objectives", "limits", "reevaluate"],
         )?;
+        let reevaluate: bool = config_field(c, "reevaluate", false)?;
         let population_size =
             nas_strategies::config_count(c, "population", 50, 1, nas_strategies::MAX_POPULATION)?;
         // The tournament draws distinct members: at most the population.
@@ -422,6 +495,8 @@ impl Strategy for Evolution {
             population: vec![],
             born: 0,
             pending: 0,
+            reevaluate,
+            seen: HashSet::new(),
         })
     }
 
@@ -430,21 +505,46 @@ impl Strategy for Evolution {
         let feasible: Vec<usize> = (0..self.population.len())
             .filter(|&i| self.population[i].feasible)
             .collect();
-        if self.population.len() < self.population_size || feasible.is_empty() {
-            return Ok(Some(nas_strategies::random_architecture(
-                &self.space,
-                &mut self.rng,
-            )));
+        let random = self.population.len() < self.population_size || feasible.is_empty();
+        let parent = if random {
+            None
+        } else {
+            let p = self.tournament(&feasible);
+            Some(self.population[p].arch.clone())
+        };
+        let draw = |s: &mut Self| match &parent {
+            None => nas_strategies::random_architecture(&s.space, &mut s.rng),
+            Some(p) => s.mutate(p),
+        };
+        let mut arch = draw(self);
+        if !self.reevaluate {
+            let mut tries = 1;
+            while self.known(&arch) && tries < DRAWS {
+                arch = draw(self);
+                tries += 1;
+            }
+            if self.known(&arch) {
+                match self.unknown() {
+                    Some(a) => arch = a,
+                    None => {
+                        // Every architecture of the space has been proposed.
+                        self.pending -= 1;
+                        return Ok(None);
+                    }
+                }
+            }
+            self.seen.insert(key(&self.space, &arch));
         }
-        let parent = self.tournament(&feasible);
-        let arch = self.population[parent].arch.clone();
-        Ok(Some(self.mutate(&arch)))
+        Ok(Some(arch))
     }
 
     fn tell(&mut self, arch: &Architecture, metrics: &Metrics) -> Result<(), String> {
         canonical(&self.space, arch)
             .map_err(|e| format!("tell: the architecture does not fit the space: {e}"))?;
         let m = self.member(arch.clone(), metrics, self.born)?;
+        if !self.reevaluate {
+            self.seen.insert(key(&self.space, arch));
+        }
         self.population.push(m);
         self.born += 1;
         while self.population.len() > self.population_size {
@@ -465,6 +565,7 @@ impl Strategy for Evolution {
             "born": self.born,
             "pending": self.pending,
             "population": population,
+            "seen": sorted_seen(&self.seen),
         }))
     }
 
@@ -473,6 +574,7 @@ impl Strategy for Evolution {
         let born: u64 = config_field(&state, "born", 0)?;
         let pending: usize = config_field(&state, "pending", 0)?;
         let raw: Vec<Value> = config_field(&state, "population", vec![])?;
+        let seen: Vec<String> = config_field(&state, "seen", vec![])?;
         let mut population = vec![];
         for (i, v) in raw.iter().enumerate() {
             let at = |e: String| format!("saved population member {i}: {e}");
@@ -489,9 +591,22 @@ impl Strategy for Evolution {
         self.rng = Rng::from_state(rng);
         self.born = born.max(population.last().map_or(0, |m| m.born + 1));
         self.pending = pending;
+        if !self.reevaluate {
+            self.seen = seen.into_iter().collect();
+            for m in &population {
+                self.seen.insert(key(&self.space, &m.arch));
+            }
+        }
         self.population = population;
         Ok(())
     }
+}
+
+/// The known keys in a stable order, so a saved state does not depend on hashing.
+fn sorted_seen(seen: &HashSet<String>) -> Vec<&String> {
+    let mut v: Vec<&String> = seen.iter().collect();
+    v.sort();
+    v
 }
 
 export_strategy!(Evolution, "evolution", "0.1.0");
@@ -695,10 +810,12 @@ mod tests {
             .collect();
         assert_eq!(front, pareto_front(&pts));
         // With the whole population in every tournament, the winner has rank 0 and the
-        // largest crowding distance: one of the front's two extremes.
+        // largest crowding distance: one of the front's two extremes. (Repeats allowed:
+        // 200 asks without tells would use up the parents' neighbours.)
         let mut s2 = Evolution::new(&setup(
             flat.clone(),
-            json!({"population": 8, "sample": 8, "objectives": ["accuracy", "params"]}),
+            json!({"population": 8, "sample": 8, "objectives": ["accuracy", "params"],
+                   "reevaluate": true}),
             2,
         ))
         .unwrap();
@@ -727,8 +844,9 @@ mod tests {
         for objectives in [json!(["accuracy"]), json!(["accuracy", "params"])] {
             let mut s = Evolution::new(&setup(
                 flat.clone(),
+                // Repeats allowed: 200 asks without tells would use up the neighbours.
                 json!({"population": 10, "sample": 10, "objectives": objectives,
-                       "limits": {"params": 100.0}}),
+                       "limits": {"params": 100.0}, "reevaluate": true}),
                 6,
             ))
             .unwrap();
@@ -878,5 +996,99 @@ mod tests {
         let mut t = Evolution::new(&setup(sp.clone(), json!({}), 0)).unwrap();
         t.load(saved).unwrap();
         assert_eq!(t.population()[0].1.accuracy, 0.0);
+    }
+
+    /// Asks and tells through a whole small space: every ask is new until none is left,
+    /// then asks return none; with asks in flight too.
+    #[test]
+    fn asks_never_repeat_while_unseen_architectures_remain() {
+        use nas_strategies::testing::layer_space;
+        // 3 x 3 x 2 = 18 architectures.
+        let mut space = layer_space(2, 3);
+        space.push(layer("l2", 2, None));
+        for (seed, batch) in [(0, 1), (1, 4), (7, 1)] {
+            let mut s = Evolution::new(&setup(
+                space.clone(),
+                json!({"population": 4, "sample": 2}),
+                seed,
+            ))
+            .unwrap();
+            let mut seen = std::collections::BTreeSet::new();
+            'asks: loop {
+                let mut asked = vec![];
+                for _ in 0..batch {
+                    match s.ask().unwrap() {
+                        Some(a) => asked.push(a),
+                        None => break,
+                    }
+                }
+                for a in &asked {
+                    validate(&space, a).unwrap();
+                    assert!(
+                        seen.insert(key(&space, a)),
+                        "repeated {a:?} after {}",
+                        seen.len()
+                    );
+                    s.tell(a, &metrics(agreement_count(a) as f64 / 3.0))
+                        .unwrap();
+                }
+                if asked.len() < batch {
+                    break 'asks;
+                }
+            }
+            assert_eq!(seen.len(), 18, "seed {seed}: stopped early");
+            assert!(s.ask().unwrap().is_none());
+        }
+        // A nested space (repeats, an input choice) far larger than the asks: no repeat.
+        let nested = space_nested();
+        let mut s = Evolution::new(&setup(
+            nested.clone(),
+            json!({"population": 10, "sample": 3}),
+            3,
+        ))
+        .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            let a = s.ask().unwrap().unwrap();
+            assert!(seen.insert(key(&nested, &a)), "repeated {a:?}");
+            // One architecture wins by far: a plain evolution keeps mutating it back.
+            s.tell(&a, &metrics(if seen.len() == 11 { 0.99 } else { 0.1 }))
+                .unwrap();
+        }
+    }
+
+    /// `"reevaluate": true` keeps the old behaviour: repeats allowed, asks never run out.
+    #[test]
+    fn reevaluate_allows_repeats() {
+        use nas_strategies::testing::layer_space;
+        let space = layer_space(2, 3);
+        let mut s = Evolution::new(&setup(
+            space.clone(),
+            json!({"population": 4, "sample": 2, "reevaluate": true}),
+            0,
+        ))
+        .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut repeats = 0;
+        for _ in 0..60 {
+            let a = s.ask().unwrap().unwrap();
+            repeats += usize::from(!seen.insert(key(&space, &a)));
+            s.tell(&a, &metrics(agreement_count(&a) as f64 / 2.0))
+                .unwrap();
+        }
+        assert!(repeats > 0);
+        let e = Evolution::new(&setup(space, json!({"reevaluate": 1}), 0))
+            .err()
+            .unwrap();
+        assert!(e.contains("reevaluate"), "{e}");
+    }
+
+    /// How many choices hold their first candidate (a toy objective).
+    fn agreement_count(a: &Architecture) -> usize {
+        a.values().filter(|v| v.as_str() == Some("c0")).count()
+    }
+
+    fn space_nested() -> Vec<Choice> {
+        space(3, 4)
     }
 }

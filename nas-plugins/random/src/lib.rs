@@ -1,8 +1,9 @@
 //! Random search: each architecture drawn uniformly from the space, without repeats
 //! while the space has unseen architectures left to draw.
 //!
-//! Config: only `limits` (hard cost limits, which the host applies to what the run
-//! returns; the draws ignore them). Any other field is an error naming it.
+//! Config: only the hard cost limits (`limits`, or `max_params`, `max_macs`,
+//! `max_latency_ms`), which the host applies to what the run returns; the draws ignore
+//! them. Any other field is an error naming it.
 
 use nas_strategies::{
     export_strategy, json, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
@@ -17,7 +18,11 @@ pub struct RandomSearch {
 
 impl Strategy for RandomSearch {
     fn new(setup: &Setup) -> Result<Self, String> {
-        nas_strategies::check_config_fields(&setup.config, "random", &["limits"])?;
+        nas_strategies::check_config_fields(
+            &setup.config,
+            "random",
+            &["limits", "max_params", "max_macs", "max_latency_ms"],
+        )?;
         Ok(RandomSearch {
             space: setup.space.clone(),
             rng: Rng::new(setup.seed),
@@ -90,6 +95,7 @@ mod tests {
             .err()
             .expect("a stray field must be refused");
         assert!(e.contains("populaton") && e.contains("limits"), "{e}");
+        assert!(RandomSearch::new(&setup(json!({"max_params": 10}))).is_ok());
         assert!(RandomSearch::new(&setup(json!("oops"))).is_err());
         assert!(RandomSearch::new(&setup(json!({}))).is_ok());
         assert!(RandomSearch::new(&setup(json!({"limits": {"params": 1e5}}))).is_ok());
