@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::run;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,22 +37,6 @@ fn nas_at(exe: &Path, cwd: &Path) -> Command {
 
 fn nas(cwd: &Path) -> Command {
     nas_at(Path::new(env!("CARGO_BIN_EXE_nas")), cwd)
-}
-
-fn run(cmd: &mut Command) -> (bool, String, String) {
-    let o = cmd.output().unwrap();
-    // Exit code 1 is the host's own error path; a host panic would exit with 101.
-    assert!(
-        matches!(o.status.code(), Some(0) | Some(1)),
-        "host crashed: {:?}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }
 
 fn json(p: &Path) -> serde_json::Value {

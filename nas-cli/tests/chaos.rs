@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::nas;
+
 use nas_core::Rng;
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
@@ -72,21 +74,8 @@ impl Kill {
     }
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn nas() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
-    c.current_dir(root())
-        .env("NAS_PLUGIN_PATH", common::workspace_plugins());
-    c
-}
-
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nas-chaos-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_path("chaos", name)
 }
 
 /// `nas search` of the scenario into `dir`.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::nas;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,21 +13,8 @@ use std::time::{Duration, Instant};
 
 const ONE_SHOT: [&str; 6] = ["darts", "snas", "gdas", "enas", "proxylessnas", "spos"];
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn nas() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
-    c.current_dir(root())
-        .env("NAS_PLUGIN_PATH", common::workspace_plugins());
-    c
-}
-
 fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nas-oneshot-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_path("oneshot", name)
 }
 
 fn run(cmd: &mut Command) -> String {

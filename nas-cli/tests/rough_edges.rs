@@ -3,24 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::{nas, root};
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn nas() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
-    c.current_dir(root())
-        .env("NAS_PLUGIN_PATH", common::workspace_plugins());
-    c
-}
-
 fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nas-rough-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_path("rough", name)
 }
 
 fn run(cmd: &mut Command) -> (String, String) {

@@ -4,21 +4,14 @@
 
 mod common;
 
+use common::{nas, root};
+
+use common::run;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn nas() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
-    c.current_dir(root())
-        .env("NAS_PLUGIN_PATH", common::workspace_plugins());
-    c
-}
 
 /// Builds the plugins of examples/plugins (an example strategy, a wrong-ABI library, a
 /// panicking strategy, one that proposes invalid architectures) as their own cargo
@@ -51,25 +44,7 @@ fn test_plugins() -> &'static Path {
 }
 
 fn out_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nas-search-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn run(cmd: &mut Command) -> (bool, String, String) {
-    let o = cmd.output().unwrap();
-    // Exit code 1 is the host's own error path; a host panic would exit with 101.
-    assert!(
-        matches!(o.status.code(), Some(0) | Some(1)),
-        "host crashed: {:?}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
+    common::temp_path("search", name)
 }
 
 #[test]

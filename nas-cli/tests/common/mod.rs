@@ -2,7 +2,46 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::process::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `nas` run from the workspace root, with the workspace's plugins.
+pub fn nas() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nas"));
+    c.current_dir(root())
+        .env("NAS_PLUGIN_PATH", workspace_plugins());
+    c
+}
+
+/// A path under the temporary directory for the test `name` of the file `file`, unique to
+/// this process, with nothing at it.
+pub fn temp_path(file: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nas-{file}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Runs `cmd`: whether it succeeded, its stdout and its stderr. Exit code 1 is the host's
+/// own error path; a host panic (exit 101) fails the test.
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    let o = cmd.output().unwrap();
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "host crashed: {:?}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
 
 /// A finished `nas` run's stdout and stderr, or `None`, having said so, when it failed
 /// for want of a wgpu adapter and the environment does not require one
