@@ -110,12 +110,13 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("{} on {}", a.strategy, space.name()));
-    if let Some(r) = &resume {
+    // Where the checkpoint left the search: (epoch, step).
+    let upto = resume.as_ref().map(|r| {
         let at = r.get("position").cloned().unwrap_or_default();
-        let (e, s) = (
-            at.get("epoch").and_then(|v| v.as_u64()).unwrap_or(0),
-            at.get("step").and_then(|v| v.as_u64()).unwrap_or(0),
-        );
+        let n = |k: &str| at.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        (n("epoch"), n("step"))
+    });
+    if let Some((e, s)) = upto {
         bar.set_position(e * per_epoch + s);
         say(
             &bar,
@@ -123,11 +124,6 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         );
     }
     let progress_path = run.path.join("progress.jsonl");
-    let upto = resume.as_ref().map(|r| {
-        let at = r.get("position").cloned().unwrap_or_default();
-        let n = |k: &str| at.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-        (n("epoch"), n("step"))
-    });
     trim_progress(&progress_path, upto)?;
     let started = Instant::now();
     {

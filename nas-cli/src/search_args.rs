@@ -281,13 +281,28 @@ fn check_against_space(run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
     };
     let choices: Vec<nas_core::space::Choice> = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not the choices of a space", p.display()))?;
+    check_journal(
+        run,
+        &choices,
+        journal,
+        &format!("the run's space ({})", p.display()),
+    )
+}
+
+/// Checks that every journaled architecture fits `choices`, the choices of `space` (how
+/// errors name it); an error names the journal and the trial.
+pub fn check_journal(
+    run: &RunDir,
+    choices: &[nas_core::space::Choice],
+    journal: &[TrialRecord],
+    space: &str,
+) -> Result<()> {
     for r in journal {
-        nas_core::space::arch::validate(&choices, &r.arch).map_err(|e| {
+        nas_core::space::arch::validate(choices, &r.arch).map_err(|e| {
             anyhow!(
-                "{}: trial {}: its architecture does not fit the run's space ({}): {e}",
+                "{}: trial {}: its architecture does not fit {space}: {e}",
                 run.journal_path().display(),
                 r.trial,
-                p.display()
             )
         })?;
     }

@@ -172,7 +172,12 @@ impl AskTell {
             _ => unreachable!(),
         };
         let mut journal = run.journal().map_err(|e| anyhow!(e))?;
-        check_journal(a, run, &choices, &journal)?;
+        crate::search_args::check_journal(
+            run,
+            &choices,
+            &journal,
+            &format!("the space {}", a.space.display()),
+        )?;
         let mut in_flight = vec![];
         if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
             in_flight = restore(&mut strategy, a, run, &choices, &journal)?;
@@ -272,26 +277,6 @@ fn ask_batch(
         asked.push(x);
     }
     Ok(asked)
-}
-
-/// Checks that every journaled architecture still fits the run's space.
-fn check_journal(
-    a: &SearchArgs,
-    run: &RunDir,
-    choices: &[Choice],
-    journal: &[TrialRecord],
-) -> Result<()> {
-    for r in journal {
-        arch::validate(choices, &r.arch).map_err(|e| {
-            anyhow!(
-                "{}: trial {}: its architecture does not fit the space {}: {e}",
-                run.journal_path().display(),
-                r.trial,
-                a.space.display()
-            )
-        })?;
-    }
-    Ok(())
 }
 
 /// Brings a fresh strategy to where the journal ends, by the very calls the interrupted
