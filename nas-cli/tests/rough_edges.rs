@@ -236,3 +236,59 @@ fn the_example_architecture_trains() {
         "{out}"
     );
 }
+
+/// A data set that would not fit in the memory available is refused before it is read,
+/// naming the file and the sizes. `NAS_MAX_MEMORY` stands in for a small machine; before,
+/// the loader accepted any file up to 1 GiB of bytes (4 GiB as floats), a gzip bomb of a
+/// few megabytes included.
+#[test]
+fn data_larger_than_the_memory_available_is_refused() {
+    let dir = out_dir("big-data");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let idx = |name: &str, magic: u32, dims: &[u32], body: u64| {
+        let mut head = magic.to_be_bytes().to_vec();
+        dims.iter().for_each(|d| head.extend(d.to_be_bytes()));
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        use std::io::Write;
+        (&f).write_all(&head).unwrap();
+        f.set_len(head.len() as u64 + body).unwrap();
+    };
+    let n = 20_000u32;
+    idx(
+        "train-images-idx3-ubyte",
+        0x803,
+        &[n, 28, 28],
+        n as u64 * 784,
+    );
+    idx("train-labels-idx1-ubyte", 0x801, &[n], n as u64);
+    idx("t10k-images-idx3-ubyte", 0x803, &[10, 28, 28], 7840);
+    idx("t10k-labels-idx1-ubyte", 0x801, &[10], 10);
+    let o = nas()
+        .args(["train", "--epochs", "1", "--data"])
+        .arg(&dir)
+        .env("NAS_MAX_MEMORY", "50000000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "a data set over the memory limit was loaded"
+    );
+    assert!(
+        err.contains("train-images-idx3-ubyte")
+            && err.contains("20000 images of 28x28")
+            && err.contains("0.07 GiB in memory")
+            && err.contains("0.05 GiB available (NAS_MAX_MEMORY included)"),
+        "{err}"
+    );
+    // Within the limit the same files load (and train).
+    let o = nas()
+        .args(["train", "--epochs", "1", "--limit", "64", "--data"])
+        .arg(&dir)
+        .env("NAS_MAX_MEMORY", "500000000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("available"), "{err}");
+}

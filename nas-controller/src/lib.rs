@@ -75,7 +75,7 @@ impl Config {
         nas_strategies::check_config_fields(c, "reinforce", FIELDS)?;
         let cfg = Config {
             hidden: nas_strategies::config_count(c, "hidden", 32, 1, MAX_HIDDEN)?,
-            lr: config_field(c, "lr", 0.003)?,
+            lr: nas_strategies::config_rate(c, "lr", 0.003)?,
             baseline_decay: config_field(c, "baseline_decay", 0.95)?,
             entropy_weight: config_field(c, "entropy_weight", 1e-3)?,
             temperature: config_field(c, "temperature", 1.0)?,
@@ -89,9 +89,6 @@ impl Config {
         let bad = |f: &str, v: String, why: &str| {
             Err(format!("config field `{f}`: {v} is not valid ({why})"))
         };
-        if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-            return bad("lr", cfg.lr.to_string(), "must be positive");
-        }
         if !(0.0..1.0).contains(&cfg.baseline_decay) {
             return bad(
                 "baseline_decay",
@@ -375,7 +372,7 @@ impl Reinforce {
         self.updates
     }
 
-    fn update(&mut self) {
+    fn update(&mut self) -> Result<(), String> {
         let batch = std::mem::take(&mut self.batch);
         let mut adv = Vec::with_capacity(batch.len());
         for s in &batch {
@@ -421,6 +418,14 @@ impl Reinforce {
         }
         self.opt.zero_grad();
         self.updates += 1;
+        for p in self.opt.params() {
+            nas_strategies::check_finite(
+                &p.to_vec(),
+                "the controller's weights",
+                "lower `lr` or set `grad_clip`",
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -496,7 +501,7 @@ impl Strategy for Reinforce {
         });
         self.tells += 1;
         if self.batch.len() >= self.cfg.batch {
-            self.update();
+            self.update()?;
         }
         Ok(())
     }
@@ -629,6 +634,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("`lr`"), "{e}");
+        // A rate past 1 drove the weights to NaN in a few updates, and the saved state
+        // (NaN as JSON null) could not be loaded again (found by the config fuzz target).
+        for lr in [1.5, 1.1e20] {
+            let e = Reinforce::new(&setup(layer_space(2, 2), json!({ "lr": lr }), 0, 10))
+                .err()
+                .unwrap_or_else(|| panic!("lr {lr} accepted"));
+            assert!(e.contains("`lr`") && e.contains("(0, 1]"), "{e}");
+        }
+        assert!(Reinforce::new(&setup(layer_space(2, 2), json!({"lr": 1.0}), 0, 10)).is_ok());
         let e = Reinforce::new(&setup(layer_space(2, 2), json!({"hiden": 3}), 0, 10))
             .err()
             .unwrap();

@@ -9,9 +9,24 @@ use std::collections::HashMap;
 /// must be large enough to hold a whole step's worth or the kernel zeroes fresh pages.
 const KEEP_FLOATS: usize = 1 << 30;
 
+/// Takes after which a length that was not taken again is dropped from the pool (its
+/// buffers freed, its count of made buffers forgotten). A training step takes the same
+/// lengths again within a few thousand takes; a length idle this long belongs to a
+/// network that is gone (an earlier trial's, an earlier input's), and keeping it would
+/// let a long process that builds many networks of different shapes fill the pool up
+/// to [`KEEP_FLOATS`] with buffers no one takes again.
+const IDLE_TAKES: u64 = 1 << 16;
+
+/// The pool looks for idle lengths once per this many takes.
+const SWEEP_EVERY: u64 = 1 << 12;
+
 struct Pool {
     free: HashMap<usize, Vec<Vec<f32>>>,
     floats: usize,
+    /// Takes so far on this thread.
+    takes: u64,
+    /// The take count at each length's last take.
+    last: HashMap<usize, u64>,
     /// How many buffers of each length `take` has allocated on this thread. The pool
     /// keeps at most that many of a length: more could never all be taken again (the
     /// rest were made elsewhere, by callers' own vectors, and `give` frees them). Without
@@ -21,10 +36,32 @@ struct Pool {
     made: HashMap<usize, usize>,
 }
 
+impl Pool {
+    /// Forgets every length not taken in the last [`IDLE_TAKES`] takes.
+    fn drop_idle(&mut self) {
+        let now = self.takes;
+        let idle: Vec<usize> = self
+            .last
+            .iter()
+            .filter(|&(_, &t)| now - t > IDLE_TAKES)
+            .map(|(&len, _)| len)
+            .collect();
+        for len in idle {
+            self.last.remove(&len);
+            self.made.remove(&len);
+            if let Some(f) = self.free.remove(&len) {
+                self.floats -= len * f.len();
+            }
+        }
+    }
+}
+
 thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool {
         free: HashMap::new(),
         floats: 0,
+        takes: 0,
+        last: HashMap::new(),
         made: HashMap::new(),
     });
 }
@@ -33,6 +70,12 @@ thread_local! {
 pub fn take(len: usize) -> Vec<f32> {
     let reused = POOL.with(|p| {
         let mut p = p.borrow_mut();
+        p.takes += 1;
+        let now = p.takes;
+        p.last.insert(len, now);
+        if now % SWEEP_EVERY == 0 {
+            p.drop_idle();
+        }
         let v = p.free.get_mut(&len).and_then(|v| v.pop());
         if v.is_some() {
             p.floats -= len;
@@ -74,6 +117,8 @@ pub fn clear() {
         let mut p = p.borrow_mut();
         p.free.clear();
         p.floats = 0;
+        p.last.clear();
+        p.made.clear();
     });
 }
 
@@ -85,6 +130,31 @@ pub fn pooled_floats() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_no_longer_taken_leave_the_pool() {
+        clear();
+        // Networks of many shapes, one after another, each using its own lengths: a
+        // long search over a space file, or a fuzzer's inputs.
+        for net in 0..200usize {
+            let bufs: Vec<Vec<f32>> = (0..4).map(|i| take(20_000 + 8 * net + i)).collect();
+            bufs.into_iter().for_each(give);
+        }
+        let many = pooled_floats();
+        assert!(many > 100 * 4 * 20_000, "the pool kept {many} floats");
+        // Then one network whose steps keep taking the same two lengths.
+        for _ in 0..(IDLE_TAKES + 2 * SWEEP_EVERY) / 2 {
+            let (a, b) = (take(777), take(778));
+            give(a);
+            give(b);
+        }
+        assert_eq!(pooled_floats(), 777 + 778, "idle lengths are dropped");
+        POOL.with(|p| {
+            let p = p.borrow();
+            assert_eq!(p.made.len(), 2);
+            assert_eq!(p.last.len(), 2);
+        });
+    }
 
     #[test]
     fn the_pool_holds_no_more_of_a_length_than_take_made() {

@@ -112,6 +112,32 @@ pub fn check_count(field: &str, v: usize, min: usize, max: usize) -> Result<usiz
     }
 }
 
+/// A learning rate in a config: a finite number in (0, 1], with a default. Past 1 an
+/// Adam or SGD step can carry weights to infinity in a few steps, and a state holding
+/// NaN cannot be saved as JSON and loaded again.
+pub fn config_rate(config: &Value, field: &str, default: f32) -> Result<f32, String> {
+    let v: f32 = config_field(config, field, default)?;
+    if v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "config field `{field}`: {v} is not valid (must be in (0, 1])"
+        ))
+    }
+}
+
+/// An error when any of `values` is NaN or infinite: `what` (for example "the
+/// controller's weights") diverged, and `hint` says which setting to lower.
+pub fn check_finite(values: &[f32], what: &str, hint: &str) -> Result<(), String> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{what} diverged (value {i} is {}); {hint}",
+            values[i]
+        )),
+    }
+}
+
 /// A config field with a default, or an error naming the field and the bad value.
 pub fn config_field<T: serde::de::DeserializeOwned>(
     config: &Value,

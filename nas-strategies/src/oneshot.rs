@@ -638,13 +638,8 @@ pub struct ArchParams {
 
 impl ArchParams {
     pub fn new(info: &OneShotInfo, config: &Value) -> Result<ArchParams, String> {
-        let lr: f32 = crate::config_field(config, "arch_lr", 3e-4)?;
+        let lr = crate::config_rate(config, "arch_lr", 3e-4)?;
         let wd: f32 = crate::config_field(config, "arch_weight_decay", 1e-3)?;
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(format!(
-                "config field `arch_lr`: {lr} is not valid (must be positive)"
-            ));
-        }
         if !(wd >= 0.0 && wd.is_finite()) {
             return Err(format!(
                 "config field `arch_weight_decay`: {wd} is not valid (must be >= 0)"
@@ -667,9 +662,20 @@ impl ArchParams {
         info.derive(&self.probs(info))
     }
 
-    /// One Adam step with the loss gradient with respect to the logits.
-    pub fn step(&mut self, grad: &[f32]) {
+    /// One Adam step with the loss gradient with respect to the logits; an error when
+    /// the logits are no longer finite (a diverged search, which could not be saved).
+    pub fn step(&mut self, grad: &[f32]) -> Result<(), String> {
         self.adam.step(&mut self.alpha, grad);
+        self.check()
+    }
+
+    /// An error when a logit is NaN or infinite.
+    pub fn check(&self) -> Result<(), String> {
+        crate::check_finite(
+            &self.alpha,
+            "the architecture parameters",
+            "lower `arch_lr` or the weights' `--lr`",
+        )
     }
 
     /// The logits plus one standard Gumbel sample each.
@@ -764,6 +770,22 @@ pub fn state_field<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::*;
     use crate::Reduce;
+    use serde_json::json;
+
+    #[test]
+    fn arch_rates_past_one_are_refused_and_a_diverged_step_is_an_error() {
+        let info = info();
+        for lr in [0.0, -1.0, 1.5, 1e30] {
+            let e = ArchParams::new(&info, &json!({ "arch_lr": lr }))
+                .err()
+                .unwrap_or_else(|| panic!("arch_lr {lr} accepted"));
+            assert!(e.contains("`arch_lr`") && e.contains("(0, 1]"), "{e}");
+        }
+        let mut p = ArchParams::new(&info, &json!({"arch_lr": 1.0})).unwrap();
+        p.step(&vec![1.0; info.len()]).unwrap();
+        let e = p.step(&vec![f32::NAN; info.len()]).unwrap_err();
+        assert!(e.contains("diverged") && e.contains("arch_lr"), "{e}");
+    }
 
     fn info() -> OneShotInfo {
         let choices = vec![

@@ -1,7 +1,7 @@
 //! Loading CIFAR-10 binary batch files: records of one label byte followed by 3072 pixel
 //! bytes (the red, green and blue 32x32 planes, rows top to bottom), raw or gzipped.
 
-use super::source::{Source, MAX_FILE_BYTES};
+use super::source::{available_memory, Source, MAX_FILE_BYTES};
 use super::{DataError, Dataset};
 use std::path::{Path, PathBuf};
 
@@ -56,6 +56,14 @@ fn read_records(path: &Path) -> Result<Vec<u8>, DataError> {
     }
     let bytes = src.read_rest(MAX_FILE_BYTES)?;
     check_len(&src, bytes.len() as u64)?;
+    let records = bytes.len() / CIFAR10_RECORD_BYTES;
+    // The records' pixels become 32-bit floats while the bytes are still held.
+    let floats = (records * (CIFAR10_RECORD_BYTES - 1)) as u64 * 4;
+    src.check_fits(
+        &format!("{records} CIFAR-10 records"),
+        floats,
+        available_memory(),
+    )?;
     Ok(bytes)
 }
 

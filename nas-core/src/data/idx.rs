@@ -3,7 +3,7 @@
 //! An images file is a big-endian header `0x00000803, n, rows, cols` followed by
 //! `n * rows * cols` unsigned bytes; a labels file is `0x00000801, n` followed by `n` bytes.
 
-use super::source::{Source, MAX_FILE_BYTES};
+use super::source::{available_memory, Source, MAX_FILE_BYTES};
 use super::{DataError, Dataset};
 use std::path::Path;
 
@@ -147,6 +147,8 @@ fn read_body(
             )));
         }
     };
+    // The bytes, then one 32-bit value (a float, a label) per byte.
+    src.check_fits(claim, expected.saturating_mul(5), available_memory())?;
     let body = src.read_rest(expected)?;
     let held = body.len() as u64;
     if held < expected {

@@ -11,6 +11,31 @@ use std::path::{Path, PathBuf};
 /// more are rejected before anything is read or allocated.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
+/// Bytes of memory a data set may take when it is loaded: the memory the kernel says is
+/// available (`MemAvailable`), less where the process's cgroup allows less, and less
+/// again where `NAS_MAX_MEMORY` (bytes) says so. None where none of them is known.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .map(|max| max.saturating_sub(read("/sys/fs/cgroup/memory.current").unwrap_or(0)));
+    let env = std::env::var("NAS_MAX_MEMORY")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    [meminfo, cgroup, env].into_iter().flatten().min()
+}
+
+/// GiB, for messages.
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
 /// The two bytes every gzip stream starts with.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -73,6 +98,30 @@ impl Source {
         }
     }
 
+    /// An error when loading what the file holds (`claim`, for example "60000 images
+    /// of 28x28") needs `need` bytes at once, more than the `available` memory.
+    pub(crate) fn check_fits(
+        &self,
+        claim: &str,
+        need: u64,
+        available: Option<u64>,
+    ) -> Result<(), DataError> {
+        match available {
+            Some(a) if need > a => Err(self.invalid(format!(
+                "{claim} take {} in memory once loaded (the bytes and their 32-bit floats), \
+                 more than the {} available{}",
+                gib(need),
+                gib(a),
+                if std::env::var_os("NAS_MAX_MEMORY").is_some() {
+                    " (NAS_MAX_MEMORY included)"
+                } else {
+                    ""
+                }
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Turns a read error into a `DataError` naming this file; for gzip files an early end
     /// of input is reported as a truncated stream and other failures as corruption.
     fn read_error(&self, e: io::Error) -> DataError {
@@ -125,6 +174,30 @@ impl Source {
 mod tests {
     use super::super::testutil::{gzip, TempFile};
     use super::*;
+
+    #[test]
+    fn a_data_set_larger_than_the_memory_available_is_refused() {
+        let f = TempFile::new("fits.bin", b"x");
+        let src = Source::open(f.path()).unwrap();
+        let claim = "1000000 images of 1024x1024";
+        let e = src
+            .check_fits(claim, 5 << 40, Some(8 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fits.bin")
+                && e.contains(claim)
+                && e.contains("5120.00 GiB")
+                && e.contains("8.00 GiB available"),
+            "{e}"
+        );
+        assert!(src.check_fits(claim, 1 << 30, Some(8 << 30)).is_ok());
+        assert!(src.check_fits(claim, 5 << 40, None).is_ok());
+        assert!(
+            available_memory().is_some_and(|m| m > 0),
+            "Linux says how much memory is free"
+        );
+    }
 
     #[test]
     fn detects_gzip_by_content_not_extension() {

@@ -116,7 +116,7 @@ impl EpochStrategy for Darts {
             (g, r.loss)
         };
         let g_alpha = self.info.softmax_backward(&p, &g_p, 1.0);
-        self.arch.step(&g_alpha);
+        self.arch.step(&g_alpha)?;
         let p = self.arch.probs(&self.info);
         let train_loss = host.train_step(&p, None)?;
         Ok(vec![("train_loss", train_loss), ("val_loss", val_loss)])

@@ -71,7 +71,7 @@ impl EpochStrategy for Gdas {
         let mut g = vec![0.0; hard.len()];
         let r = host.mix_grad(&hard, Split::Val, &mut g, false)?;
         let g_alpha = self.info.softmax_backward(&soft, &g, tau);
-        self.state.arch.step(&g_alpha);
+        self.state.arch.step(&g_alpha)?;
         Ok(vec![
             ("train_loss", train_loss),
             ("val_loss", r.loss),

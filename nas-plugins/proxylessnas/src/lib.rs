@@ -326,6 +326,7 @@ impl EpochStrategy for Proxyless {
                 arch.alpha[start + i] = (arch.alpha[start + i] as f64 - offset) as f32;
             }
         }
+        arch.check()?;
         Ok(out)
     }
 

@@ -50,7 +50,7 @@ impl EpochStrategy for Snas {
         let mut g = vec![0.0; soft.len()];
         let loss = host.train_step(&soft, Some(&mut g))?;
         let g_alpha = self.info.softmax_backward(&soft, &g, tau);
-        self.state.arch.step(&g_alpha);
+        self.state.arch.step(&g_alpha)?;
         Ok(vec![("train_loss", loss), ("tau", tau)])
     }
 
