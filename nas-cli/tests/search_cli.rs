@@ -315,6 +315,52 @@ fn hard_limits_hold_in_everything_a_run_returns() {
     std::fs::remove_dir_all(&none).ok();
 }
 
+/// Every strategy takes the host's hard limits in its config, in either form, and what
+/// its run returns holds them. Before, only `random` and `evolution` took `limits`, and
+/// only `random` and `spos` the `max_*` fields: the others refused the config, so a
+/// limit could not be set for them at all.
+#[test]
+fn every_strategy_takes_the_hard_limits() {
+    let limit = 400_000.0;
+    for (strategy, cfg) in [
+        (
+            "qlearning",
+            format!(r#"{{"limits": {{"params": {limit}}}}}"#),
+        ),
+        ("pnas", format!(r#"{{"max_params": {limit}}}"#)),
+        (
+            "grid",
+            format!(r#"{{"max_params": {limit}, "shuffle": true}}"#),
+        ),
+        ("evolution", format!(r#"{{"max_params": {limit}}}"#)),
+    ] {
+        let dir = out_dir(&format!("limits-{strategy}"));
+        let (ok, out, err) = run(nas()
+            .args(["search", "--space", "nb201", "--strategy", strategy])
+            .args(["--budget", "40", "--config", &cfg, "--out"])
+            .arg(&dir));
+        assert!(ok, "{strategy}: {out}\n{err}");
+        let best: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("best.json")).unwrap()).unwrap();
+        assert!(
+            best["metrics"]["params"].as_f64().unwrap() <= limit,
+            "{strategy}: {best}"
+        );
+    }
+    // A limit that is not a number is still refused, naming the field.
+    let (ok, _, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "pnas"])
+        .args([
+            "--budget",
+            "5",
+            "--config",
+            r#"{"max_macs": "many"}"#,
+            "--out",
+        ])
+        .arg(out_dir("limits-bad")));
+    assert!(!ok && err.contains("`max_macs`"), "{err}");
+}
+
 /// Each learning strategy beats random search on the real NAS-Bench-201 table (not a
 /// synthetic objective any hill climber wins): over 100 runs of 150 queries, its mean
 /// returned accuracy is above random search's by more than two standard errors.

@@ -483,27 +483,7 @@ impl Limits {
     /// multi-objective strategies' field) and the one-shot searches' `max_params`,
     /// `max_macs`, `max_latency_ms`. An error names the field and value.
     pub fn from_config(cfg: &Value) -> Result<Limits, String> {
-        let mut out = vec![];
-        if let Some(l) = cfg.get("limits") {
-            let map = l.as_object().ok_or_else(|| {
-                format!("config field `limits`: {l} is not an object of cost: maximum")
-            })?;
-            for (k, v) in map {
-                if !matches!(k.as_str(), "params" | "macs" | "latency_ms") {
-                    return Err(format!(
-                        "config field `limits`: unknown cost `{k}` (use params, macs, latency_ms)"
-                    ));
-                }
-                out.push((k.clone(), limit_value(&format!("limits.{k}"), v)?));
-            }
-        }
-        for k in ["params", "macs", "latency_ms"] {
-            let field = format!("max_{k}");
-            if let Some(v) = cfg.get(&field) {
-                out.push((k.to_string(), limit_value(&field, v)?));
-            }
-        }
-        Ok(Limits(out))
+        nas_types::config_limits(cfg).map(Limits)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -514,15 +494,6 @@ impl Limits {
         self.0
             .iter()
             .all(|(k, max)| cost(m, k).is_some_and(|c| c <= *max))
-    }
-}
-
-fn limit_value(field: &str, v: &Value) -> Result<f64, String> {
-    match v.as_f64() {
-        Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(format!(
-            "config field `{field}`: {v} is not valid (a number >= 0)"
-        )),
     }
 }
 

@@ -15,7 +15,9 @@ pub mod oneshot_abi;
 pub mod testing;
 
 pub use nas_types::arch::validate;
-pub use nas_types::{ArchError, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng};
+pub use nas_types::{
+    config_limits, ArchError, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng, LIMIT_FIELDS,
+};
 pub use serde_json::{self, json, Value};
 
 use serde::{Deserialize, Serialize};
@@ -56,14 +58,25 @@ pub fn random_architecture(space: &[Choice], rng: &mut Rng) -> Architecture {
 }
 
 /// Checks that a strategy's config is a JSON object (or absent) holding only the
-/// fields `known`; the error names the stray field and the strategy's options.
+/// fields `known` and the host's hard limits ([`LIMIT_FIELDS`], which every strategy
+/// takes: the host applies them); the error names the stray field and the options.
 pub fn check_config_fields(config: &Value, strategy: &str, known: &[&str]) -> Result<(), String> {
     match config {
         Value::Null => Ok(()),
-        Value::Object(m) => match m.keys().find(|k| !known.contains(&k.as_str())) {
+        Value::Object(m) => match m
+            .keys()
+            .find(|k| !known.contains(&k.as_str()) && !LIMIT_FIELDS.contains(&k.as_str()))
+        {
+            Some(k) if known.is_empty() => Err(format!(
+                "config field `{k}` is not an option of {strategy} (it takes only the \
+                 host's hard limits: {})",
+                LIMIT_FIELDS.join(", ")
+            )),
             Some(k) => Err(format!(
-                "config field `{k}` is not an option of {strategy} (options: {})",
-                known.join(", ")
+                "config field `{k}` is not an option of {strategy} (options: {}; and the \
+                 host's hard limits: {})",
+                known.join(", "),
+                LIMIT_FIELDS.join(", ")
             )),
             None => Ok(()),
         },

@@ -9,5 +9,5 @@ pub mod rng;
 
 pub use arch::{ArchError, Architecture};
 pub use choice::{Choice, ChoiceKind, Reduce};
-pub use metrics::Metrics;
+pub use metrics::{config_limits, Metrics, LIMIT_FIELDS};
 pub use rng::Rng;

@@ -19,9 +19,80 @@ pub struct Metrics {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// The config fields that set a run's hard cost limits. The host applies them to all a
+/// run returns (best, export, Pareto set, retrain, report), whatever the strategy, so
+/// every strategy's config may hold them; a strategy may also use them itself (to breed
+/// only from feasible parents, to search only feasible subnets).
+pub const LIMIT_FIELDS: &[&str] = &["limits", "max_params", "max_macs", "max_latency_ms"];
+
+/// The hard limits in a strategy config, as `(cost, maximum)` with cost one of
+/// `params`, `macs`, `latency_ms`: `"limits": {"params": 4e5, ...}` and the fields
+/// `max_params`, `max_macs`, `max_latency_ms`. An error names the field and the value.
+pub fn config_limits(cfg: &Value) -> Result<Vec<(String, f64)>, String> {
+    let value = |field: &str, v: &Value| match v.as_f64() {
+        Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!(
+            "config field `{field}`: {v} is not valid (a number >= 0)"
+        )),
+    };
+    let mut out: Vec<(String, f64)> = vec![];
+    let mut push = |k: &str, x: f64| match out.iter_mut().find(|(c, _)| c == k) {
+        // Both forms of one cost: the tighter holds.
+        Some(e) => e.1 = e.1.min(x),
+        None => out.push((k.to_string(), x)),
+    };
+    match cfg.get("limits") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                if !matches!(k.as_str(), "params" | "macs" | "latency_ms") {
+                    return Err(format!(
+                        "config field `limits`: unknown cost `{k}` (use params, macs, latency_ms)"
+                    ));
+                }
+                push(k, value(&format!("limits.{k}"), v)?);
+            }
+        }
+        Some(l) => {
+            return Err(format!(
+                "config field `limits`: {l} is not an object of cost: maximum"
+            ))
+        }
+    }
+    for k in ["params", "macs", "latency_ms"] {
+        let field = format!("max_{k}");
+        match cfg.get(&field) {
+            None | Some(Value::Null) => {}
+            Some(v) => push(k, value(&field, v)?),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_come_from_either_form_and_the_tighter_holds() {
+        let cfg = serde_json::json!({"limits": {"params": 300, "macs": 5e6}, "max_params": 200});
+        assert_eq!(
+            config_limits(&cfg).unwrap(),
+            vec![("params".to_string(), 200.0), ("macs".to_string(), 5e6)]
+        );
+        for (bad, field) in [
+            (serde_json::json!({"limits": {"accuracy": 0.5}}), "`limits`"),
+            (serde_json::json!({"limits": 5}), "`limits`"),
+            (serde_json::json!({"max_macs": -1}), "`max_macs`"),
+            (
+                serde_json::json!({"limits": {"params": "big"}}),
+                "`limits.params`",
+            ),
+        ] {
+            let e = config_limits(&bad).unwrap_err();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn metrics_survive_json_text_exactly() {

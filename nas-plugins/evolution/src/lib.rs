@@ -30,7 +30,8 @@
 //!
 //! Config: `population` (default 50, at most 100000), `sample` (tournament size, default
 //! 10, at most the population), `objectives` (default `["accuracy"]`), `limits` (default
-//! none), `reevaluate` (default false).
+//! none; `max_params`, `max_macs` and `max_latency_ms` are the same limits, and where both
+//! forms name one cost the tighter holds), `reevaluate` (default false).
 //!
 //! A trial's accuracy that is not a finite number counts as 0; a cost that is not finite
 //! counts as the largest float. An objective or limit on a metric the trial lacks is an
@@ -469,22 +470,10 @@ impl Strategy for Evolution {
             }
             objectives.push(o);
         }
-        let raw_limits: serde_json::Map<String, Value> =
-            config_field(c, "limits", serde_json::Map::new())?;
-        let mut limits = vec![];
-        for (k, v) in &raw_limits {
-            let o = Objective::parse(k)
-                .filter(|o| *o != Objective::Accuracy)
-                .ok_or_else(|| {
-                    format!(
-                        "config field `limits`: unknown cost `{k}` (use params, macs, latency_ms)"
-                    )
-                })?;
-            let x = v
-                .as_f64()
-                .ok_or_else(|| format!("config field `limits`: `{k}`: {v} is not a number"))?;
-            limits.push((o, x));
-        }
+        let limits = nas_strategies::config_limits(c)?
+            .into_iter()
+            .map(|(k, x)| (Objective::parse(&k).expect("a cost is an objective"), x))
+            .collect();
         Ok(Evolution {
             space: setup.space.clone(),
             population_size,
@@ -977,7 +966,7 @@ mod tests {
             (json!({"objectives": ["accuracy", "flops"]}), "objectives"),
             (json!({"objectives": []}), "objectives"),
             (json!({"limits": {"accuracy": 0.5}}), "limits"),
-            (json!({"limits": {"params": "big"}}), "limits"),
+            (json!({"limits": {"params": "big"}}), "limits.params"),
             (json!({"popultion": 5}), "popultion"),
         ] {
             let e = Evolution::new(&setup(sp.clone(), config.clone(), 0))

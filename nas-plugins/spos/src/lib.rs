@@ -4,14 +4,14 @@
 //! recalibrating batch norm on `recalibrate` training batches for its path. Every
 //! candidate of a search is recalibrated and scored on the same images
 //! ([`Subset::Fixed`]), so rankings compare architectures, not batches. Candidates
-//! over `max_params`, `max_macs` or `max_latency_ms` (from the host's cost model) are
-//! never scored. Each generation keeps the `parents` best, and breeds the rest of the
+//! over `max_params`, `max_macs` or `max_latency_ms` (or the same costs in `limits`;
+//! from the host's cost model) are never scored. Each generation keeps the `parents` best, and breeds the rest of the
 //! `population` by uniform crossover and per-choice mutation (`mutation_prob`).
 //!
 //! Config: `population` (20, 2..=100000), `generations` (10, at most 10000), `parents`
 //! (10, below the population), `mutation_prob` (0.1), `eval_batches` (10, at most the
 //! validation split's batches), `recalibrate` (10, at most the training split's
-//! batches), `max_params`, `max_macs`, `max_latency_ms`. A count out of its range is an
+//! batches), `max_params`, `max_macs`, `max_latency_ms`, `limits`. A count out of its range is an
 //! error naming the field, its value and the range.
 
 use nas_strategies::decisions;
@@ -34,7 +34,7 @@ pub struct Spos {
     mutation_prob: f32,
     eval_batches: usize,
     recalibrate: usize,
-    limits: Vec<(&'static str, f64)>,
+    limits: Vec<(String, f64)>,
 }
 
 impl Spos {
@@ -69,9 +69,9 @@ impl Spos {
         }
         let m = host.metrics(&decisions::to_arch(&self.info.choices, d))?;
         Ok(self.limits.iter().all(|(what, max)| {
-            let v = match *what {
-                "max_params" => m.params,
-                "max_macs" => m.macs,
+            let v = match what.as_str() {
+                "params" => m.params,
+                "macs" => m.macs,
                 _ => m.latency_ms,
             };
             v.is_none_or(|v| v <= *max)
@@ -89,9 +89,6 @@ impl EpochStrategy for Spos {
             "mutation_prob",
             "eval_batches",
             "recalibrate",
-            "max_params",
-            "max_macs",
-            "max_latency_ms",
         ];
         nas_strategies::check_config_fields(c, "spos", &fields)?;
         let population = config_count(c, "population", 20, 2, nas_strategies::MAX_POPULATION)?;
@@ -103,17 +100,7 @@ impl EpochStrategy for Spos {
                 "config field `mutation_prob`: {mutation_prob} is not valid (must be in [0, 1])"
             ));
         }
-        let mut limits = vec![];
-        for f in ["max_params", "max_macs", "max_latency_ms"] {
-            if let Some(v) = config_field::<Option<f64>>(c, f, None)? {
-                if !(v > 0.0) {
-                    return Err(format!(
-                        "config field `{f}`: {v} is not valid (must be positive)"
-                    ));
-                }
-                limits.push((f, v));
-            }
-        }
+        let limits = nas_strategies::config_limits(c)?;
         let (val, train) = (setup.info.max_eval_batches(), setup.info.batches_per_epoch);
         Ok(Spos {
             info: setup.info.clone(),
@@ -150,7 +137,7 @@ impl EpochStrategy for Spos {
     fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {
         let space = self.info.choices.clone();
         let mut scored: BTreeMap<String, (f32, Vec<usize>)> = BTreeMap::new();
-        if self.limits.iter().any(|(f, _)| *f == "max_latency_ms") {
+        if self.limits.iter().any(|(f, _)| f == "latency_ms") {
             host.latencies()?; // predicted latencies come from the measured table
         }
         let sizes = decisions::sizes(&space);
