@@ -21,15 +21,19 @@ fn test_plugins() -> &'static Path {
     DIR.get_or_init(|| {
         let src = root().join("examples/plugins");
         let target = root().join("target/test-plugins");
+        // --locked: a test never rewrites a tracked file; a stale lock file is a failure
+        // that says how to refresh it.
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--manifest-path"])
+            .args(["build", "--release", "--locked", "--manifest-path"])
             .arg(src.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "building test plugins:\n{}",
+            "building test plugins (if examples/plugins/Cargo.lock is out of date, refresh \
+             it with `cargo update --workspace --manifest-path examples/plugins/Cargo.toml` \
+             and commit it):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let dir = target.join("release");

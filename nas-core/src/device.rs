@@ -16,6 +16,7 @@ use crate::tensor::Tensor;
 pub use nas_kernels::accel::Peaks;
 use nas_kernels::accel::{self, Accel};
 pub use nas_kernels::transfer::{snapshot as transfers, Transfers};
+pub use nas_kernels::report_skip;
 use std::fmt;
 use std::str::FromStr;
 
@@ -223,7 +224,7 @@ pub fn run_test_on(dev: Device, f: fn()) {
     };
     if let Err(e) = dev.select() {
         assert!(!required, "{dev}: {e}");
-        println!("skipped on {dev}: {e}");
+        nas_kernels::report_skip(&format!("no {dev}: {e}"));
         return;
     }
     TEST_DEVICE.with(|d| d.set(dev));

@@ -18,7 +18,7 @@ fn wgpu_turn() -> Option<MutexGuard<'static, ()>> {
     let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(e) = Device::Wgpu.select() {
         assert!(std::env::var_os("NAS_REQUIRE_WGPU").is_none(), "{e}");
-        println!("skipped: {e}");
+        nas_core::device::report_skip(&format!("no wgpu adapter: {e}"));
         return None;
     }
     Some(turn)

@@ -17,3 +17,25 @@ pub mod gpu;
 #[path = "off/gpu.rs"]
 pub mod gpu;
 pub mod transfer;
+
+/// Says that a test skipped something and why (`msg`), where `cargo test` shows it: on
+/// standard error, past the test harness's capture, as `SKIPPED <test>: <msg>`. Where
+/// `NAS_SKIP_LOG` names a file the line is also appended there (`.ci/run` counts them).
+pub fn report_skip(msg: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("SKIPPED {test}: {msg}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(path) = std::env::var_os("NAS_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}

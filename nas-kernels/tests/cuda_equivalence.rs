@@ -21,7 +21,7 @@ fn device() -> Option<Cuda> {
             Some(c)
         }
         Err(e) => {
-            println!("skipped, no CUDA device: {e}");
+            nas_kernels::report_skip(&format!("no CUDA device: {e}"));
             None
         }
     }

@@ -30,7 +30,7 @@ fn every_cuda_kernel_compiles_to_ptx_and_assembles_for_sm80_and_sm90() {
             !required(),
             "NAS_REQUIRE_CUDA_TOOLS is set but libnvrtc.so.12 is not on LD_LIBRARY_PATH"
         );
-        println!("skipped: NVRTC not found (see .ci/run for how CI provides it)");
+        nas_kernels::report_skip("NVRTC not found (see .ci/run for how CI provides it)");
         return;
     }
     let assembler = ptxas();
@@ -49,7 +49,7 @@ fn every_cuda_kernel_compiles_to_ptx_and_assembles_for_sm80_and_sm90() {
             );
         }
         let Some(ptxas) = &assembler else {
-            println!("{arch}: PTX ok; ptxas not found, assembling skipped");
+            nas_kernels::report_skip(&format!("{arch}: PTX ok; ptxas not found, assembling skipped"));
             continue;
         };
         let src = dir.join(format!("nas-{sm}.ptx"));
@@ -87,7 +87,7 @@ fn every_cuda_kernel_compiles_to_a_cubin_for_sm80_and_sm90() {
             !required(),
             "NAS_REQUIRE_CUDA_TOOLS is set but NVRTC is missing"
         );
-        println!("skipped: NVRTC not found");
+        nas_kernels::report_skip("NVRTC not found");
         return;
     }
     for sm in ["sm_80", "sm_90"] {

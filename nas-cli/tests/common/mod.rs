@@ -53,7 +53,7 @@ pub fn wgpu_output(o: &Output) -> Option<(String, String)> {
         && err.contains("no wgpu")
         && std::env::var_os("NAS_REQUIRE_WGPU").is_none()
     {
-        println!("skipped: {err}");
+        nas_core::device::report_skip(&format!("no wgpu adapter: {err}"));
         return None;
     }
     Some((out, err))

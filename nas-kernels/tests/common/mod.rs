@@ -15,7 +15,7 @@ pub fn gpu() -> Option<&'static Gpu> {
                 std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
                 "NAS_REQUIRE_WGPU is set: {e}"
             );
-            println!("skipped: {e}");
+            nas_kernels::report_skip(&format!("no wgpu adapter: {e}"));
             None
         }
     }
