@@ -503,6 +503,59 @@ pub trait EpochStrategy {
     /// The strategy's whole state (parameters, optimiser moments, random generator).
     fn save(&self) -> Result<Value, String>;
     fn load(&mut self, state: Value) -> Result<(), String>;
+    /// The warm-up before the search proper (see [`Warmup`]); none by default.
+    fn warmup(&self) -> Warmup {
+        Warmup::default()
+    }
+}
+
+/// Epochs at the start of a run in which only the supernet's weights train, each step on
+/// a path drawn uniformly at random (every cell edge on, its op drawn), and the strategy
+/// itself does nothing: no `step`, no `end_epoch`. Strategies that take it read the
+/// config field `warmup_epochs` (default 0, below `--epochs`) with [`Warmup::from_config`].
+/// Weight sharing judges ops by weights that have barely trained at first, when
+/// parameter-free ops look best; a warm-up lets every op's weights learn before the
+/// architecture does (ProxylessNAS's reference skips architecture updates in the first
+/// epoch; several DARTS variants warm up likewise).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Warmup {
+    pub epochs: usize,
+    /// Seeds the paths (the run's seed): each step's path depends on it and the step
+    /// alone, so a resumed warm-up draws the paths an uninterrupted one would.
+    pub seed: u64,
+}
+
+/// The config field of [`Warmup`].
+pub const WARMUP_FIELD: &str = "warmup_epochs";
+
+impl Warmup {
+    pub fn from_config(setup: &OneShotSetup) -> Result<Warmup, String> {
+        let most = setup.info.epochs.saturating_sub(1);
+        let epochs: usize = crate::config_field(&setup.config, WARMUP_FIELD, 0)?;
+        if epochs > most {
+            return Err(format!(
+                "config field `{WARMUP_FIELD}`: {epochs} is out of range (allowed 0..={most}: \
+                 at least one of the run's {} epoch{} must search)",
+                setup.info.epochs,
+                if setup.info.epochs == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(Warmup {
+            epochs,
+            seed: setup.seed,
+        })
+    }
+
+    /// The uniformly drawn path of step `step` of warm-up epoch `epoch`.
+    pub fn path(&self, info: &OneShotInfo, epoch: usize, step: usize) -> Vec<f32> {
+        let mut rng = Rng::new(
+            self.seed
+                ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (step as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+        );
+        let z: Vec<f32> = (0..info.len()).map(|_| rng.uniform()).collect();
+        info.all_edges(info.one_hot(&info.strongest(&z)))
+    }
 }
 
 /// Where a run of [`drive`] is: the next step to take.
@@ -555,9 +608,18 @@ pub fn drive<S: EpochStrategy>(
             arch: s.current(&info),
         })
     };
+    let warmup = s.warmup();
     while at.epoch < info.epochs {
+        let warming = at.epoch < warmup.epochs;
         while at.step < info.batches_per_epoch {
-            for (k, v) in s.step(host, at.epoch, at.step)? {
+            let figures = if warming {
+                host.next_batch(Split::Train)?;
+                let path = warmup.path(&info, at.epoch, at.step);
+                vec![("warmup_loss", host.train_step(&path, None)?)]
+            } else {
+                s.step(host, at.epoch, at.step)?
+            };
+            for (k, v) in figures {
                 let e = sums.entry(k.to_string()).or_insert((0.0, 0));
                 e.0 += v as f64;
                 e.1 += 1;
@@ -570,8 +632,10 @@ pub fn drive<S: EpochStrategy>(
                 checkpoint(s, host, at)?;
             }
         }
-        for (k, v) in s.end_epoch(host, at.epoch)? {
-            sums.insert(k.to_string(), (v as f64, 1));
+        if !warming {
+            for (k, v) in s.end_epoch(host, at.epoch)? {
+                sums.insert(k.to_string(), (v as f64, 1));
+            }
         }
         report(s, host, &mut sums, at.epoch, at.step)?;
         at = Position {
@@ -624,8 +688,8 @@ impl VecAdam {
     }
 }
 
-/// Config fields every [`ArchParams`] strategy reads.
-pub const ARCH_FIELDS: &[&str] = &["arch_lr", "arch_weight_decay"];
+/// Config fields every [`ArchParams`] strategy reads (and its [`Warmup`]).
+pub const ARCH_FIELDS: &[&str] = &["arch_lr", "arch_weight_decay", WARMUP_FIELD];
 
 /// Architecture parameters (one logit per mixing weight) with their Adam optimiser
 /// (betas 0.5/0.999 as in DARTS); `arch_lr` (default 3e-4) and `arch_weight_decay`

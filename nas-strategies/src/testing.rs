@@ -530,6 +530,55 @@ pub fn check_resume<S: crate::oneshot::EpochStrategy>(
     assert_eq!(arch2, arch);
 }
 
+/// Checks a strategy's warm-up (`warmup_epochs` 1 added to `config`, on a two-epoch fake
+/// supernet): the first epoch trains the weights on uniformly drawn one-hot paths (the
+/// ones [`crate::oneshot::Warmup::path`] gives) and leaves the strategy's state as a
+/// fresh one's; the second epoch searches; a resume from the checkpoint after the
+/// warm-up ends as an uninterrupted run; a warm-up of every epoch is refused.
+pub fn check_warmup<S: crate::oneshot::EpochStrategy>(config: Value) {
+    use crate::oneshot::{OneShotStrategy, Warmup, WARMUP_FIELD};
+    let with = |w: usize| {
+        let mut c = config.clone();
+        c[WARMUP_FIELD] = json!(w);
+        c
+    };
+    let fake = || FakeSupernet::new(2, 3, 2, 20);
+    let mut f = fake();
+    let batches = f.info.batches_per_epoch;
+    let setup = fake_setup(&f, with(1), 7, None);
+    let fresh = S::new(&setup).unwrap().save().unwrap();
+    S::new(&setup).unwrap().run(&mut f, None).unwrap();
+    let warm = Warmup::from_config(&setup).unwrap();
+    assert_eq!(warm.epochs, 1);
+    for step in 0..batches {
+        assert_eq!(
+            f.mixes[step],
+            warm.path(&f.info, 0, step),
+            "warm-up step {step} trains the drawn path"
+        );
+    }
+    let drawn: std::collections::BTreeSet<String> =
+        (0..batches).map(|k| format!("{:?}", f.mixes[k])).collect();
+    assert!(drawn.len() > 5, "the warm-up paths vary: {drawn:?}");
+    assert!(
+        f.steps > batches,
+        "the second epoch searches and trains too ({} steps)",
+        f.steps
+    );
+    let after = f
+        .checkpoints
+        .iter()
+        .find(|c| c["position"]["epoch"] == json!(1) && c["position"]["step"] == json!(0))
+        .expect("a checkpoint after the warm-up");
+    assert_eq!(
+        after["strategy"], fresh,
+        "the warm-up leaves the strategy as it was made"
+    );
+    check_resume::<S>(with(1), fake);
+    let e = S::new(&fake_setup(&f, with(2), 7, None)).err().unwrap();
+    assert!(e.contains(WARMUP_FIELD) && e.contains("0..=1"), "{e}");
+}
+
 /// The paths where two JSON values differ (at most 10), with short renderings.
 fn json_diff(at: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     if out.len() >= 10 || a == b {

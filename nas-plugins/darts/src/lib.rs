@@ -23,13 +23,14 @@
 //! learning rate), `arch_lr`, `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
-    ArchParams, EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost, WeightOp,
+    ArchParams, EpochStrategy, OneShotInfo, OneShotSetup, Split, SupernetHost, Warmup, WeightOp,
     ARCH_FIELDS,
 };
 use nas_strategies::{config_field, export_one_shot, json, Architecture, Value};
 
 pub struct Darts {
     info: OneShotInfo,
+    warmup: Warmup,
     order: u32,
     xi: Option<f32>,
     arch: ArchParams,
@@ -92,6 +93,7 @@ impl EpochStrategy for Darts {
             ));
         }
         Ok(Darts {
+            warmup: Warmup::from_config(setup)?,
             info: setup.info.clone(),
             order,
             xi,
@@ -122,6 +124,10 @@ impl EpochStrategy for Darts {
         Ok(vec![("train_loss", train_loss), ("val_loss", val_loss)])
     }
 
+    fn warmup(&self) -> Warmup {
+        self.warmup
+    }
+
     fn current(&self, info: &OneShotInfo) -> Architecture {
         self.arch.derive(info)
     }
@@ -141,6 +147,11 @@ export_one_shot!(Darts, "darts", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_trains_uniform_paths_before_the_search() {
+        nas_strategies::testing::check_warmup::<Darts>(nas_strategies::json!({"arch_lr": 0.05}));
+    }
     use nas_strategies::oneshot::OneShotStrategy;
     use nas_strategies::testing::{fake_setup, picked, FakeSupernet};
 

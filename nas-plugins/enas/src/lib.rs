@@ -28,7 +28,7 @@
 
 use nas_controller::Reinforce;
 use nas_strategies::oneshot::{
-    EpochStrategy, OneShotInfo, OneShotSetup, Split, Subset, SupernetHost,
+    EpochStrategy, OneShotInfo, OneShotSetup, Split, Subset, SupernetHost, Warmup,
 };
 use nas_strategies::{
     config_count, config_field, export_one_shot, json, Architecture, Metrics, Setup, Strategy,
@@ -41,6 +41,7 @@ const MAX_FINAL_SAMPLES: usize = 10_000;
 
 pub struct Enas {
     info: OneShotInfo,
+    warmup: Warmup,
     ctrl: Reinforce,
     controller_steps: usize,
     final_samples: usize,
@@ -60,6 +61,7 @@ impl EpochStrategy for Enas {
                 "final_samples",
                 "final_batches",
                 "controller",
+                nas_strategies::oneshot::WARMUP_FIELD,
             ],
         )?;
         // The reference's controller (micro search), unless the user says otherwise.
@@ -93,6 +95,7 @@ impl EpochStrategy for Enas {
         .map_err(|e| format!("config field `controller`: {e}"))?;
         let val = setup.info.max_eval_batches();
         Ok(Enas {
+            warmup: Warmup::from_config(setup)?,
             info: setup.info.clone(),
             ctrl,
             controller_steps: config_count(c, "controller_steps", 300, 1, MAX_CONTROLLER_STEPS)?,
@@ -146,6 +149,10 @@ impl EpochStrategy for Enas {
         )])
     }
 
+    fn warmup(&self) -> Warmup {
+        self.warmup
+    }
+
     fn current(&self, info: &OneShotInfo) -> Architecture {
         match &self.current {
             Some((_, a)) => a.clone(),
@@ -183,6 +190,13 @@ export_one_shot!(Enas, "enas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_trains_uniform_paths_before_the_search() {
+        nas_strategies::testing::check_warmup::<Enas>(
+            nas_strategies::json!({"controller_steps": 10, "final_samples": 2, "final_batches": 1}),
+        );
+    }
     use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
 
     /// Creating with `config` on a fake supernet of `batches` batches a split fails,

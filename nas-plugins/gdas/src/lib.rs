@@ -15,12 +15,13 @@
 
 use nas_strategies::oneshot::{
     temperature_range, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split,
-    SupernetHost, ARCH_FIELDS,
+    SupernetHost, Warmup, ARCH_FIELDS,
 };
 use nas_strategies::{export_one_shot, Architecture, Value};
 
 pub struct Gdas {
     info: OneShotInfo,
+    warmup: Warmup,
     tau: (f32, f32),
     state: SampledLogits,
 }
@@ -48,6 +49,7 @@ impl EpochStrategy for Gdas {
         fields.extend_from_slice(ARCH_FIELDS);
         nas_strategies::check_config_fields(&setup.config, "gdas", &fields)?;
         Ok(Gdas {
+            warmup: Warmup::from_config(setup)?,
             info: setup.info.clone(),
             tau: temperature_range(&setup.config, 10.0, 0.1)?,
             state: SampledLogits::new(&setup.info, &setup.config, setup.seed)?,
@@ -79,6 +81,10 @@ impl EpochStrategy for Gdas {
         ])
     }
 
+    fn warmup(&self) -> Warmup {
+        self.warmup
+    }
+
     fn current(&self, info: &OneShotInfo) -> Architecture {
         self.state.arch.derive(info)
     }
@@ -97,6 +103,11 @@ export_one_shot!(Gdas, "gdas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_trains_uniform_paths_before_the_search() {
+        nas_strategies::testing::check_warmup::<Gdas>(nas_strategies::json!({"arch_lr": 0.05}));
+    }
     use nas_strategies::json;
     use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
 

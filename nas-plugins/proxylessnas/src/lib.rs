@@ -54,12 +54,13 @@
 
 use nas_strategies::oneshot::{
     sample, state_field, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split,
-    SupernetHost, VecAdam, ARCH_FIELDS,
+    SupernetHost, VecAdam, Warmup, ARCH_FIELDS,
 };
 use nas_strategies::{config_field, export_one_shot, json, Architecture, ChoiceKind, Rng, Value};
 
 pub struct Proxyless {
     info: OneShotInfo,
+    warmup: Warmup,
     latency_weight: f32,
     /// Per-weight latency (ms) and the uniform expectation, once measured.
     latency: Option<(Vec<f32>, f32)>,
@@ -220,6 +221,7 @@ impl EpochStrategy for Proxyless {
             }
         }
         Ok(Proxyless {
+            warmup: Warmup::from_config(setup)?,
             info: setup.info.clone(),
             latency_weight: lw,
             latency: None,
@@ -330,6 +332,10 @@ impl EpochStrategy for Proxyless {
         Ok(out)
     }
 
+    fn warmup(&self) -> Warmup {
+        self.warmup
+    }
+
     fn current(&self, info: &OneShotInfo) -> Architecture {
         self.state.arch.derive(info)
     }
@@ -352,6 +358,13 @@ export_one_shot!(Proxyless, "proxylessnas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_trains_uniform_paths_before_the_search() {
+        nas_strategies::testing::check_warmup::<Proxyless>(
+            nas_strategies::json!({"arch_lr": 0.05}),
+        );
+    }
     use nas_strategies::testing::{fake_setup, picked, run_on_fake, FakeSupernet};
 
     fn run(f: &mut FakeSupernet, config: Value) -> Architecture {

@@ -14,12 +14,13 @@
 
 use nas_strategies::oneshot::{
     temperature_range, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split,
-    SupernetHost, ARCH_FIELDS,
+    SupernetHost, Warmup, ARCH_FIELDS,
 };
 use nas_strategies::{export_one_shot, Architecture, Value};
 
 pub struct Snas {
     info: OneShotInfo,
+    warmup: Warmup,
     tau: (f32, f32),
     state: SampledLogits,
 }
@@ -30,6 +31,7 @@ impl EpochStrategy for Snas {
         fields.extend_from_slice(ARCH_FIELDS);
         nas_strategies::check_config_fields(&setup.config, "snas", &fields)?;
         Ok(Snas {
+            warmup: Warmup::from_config(setup)?,
             info: setup.info.clone(),
             tau: temperature_range(&setup.config, 1.0, 0.03)?,
             state: SampledLogits::new(&setup.info, &setup.config, setup.seed)?,
@@ -54,6 +56,10 @@ impl EpochStrategy for Snas {
         Ok(vec![("train_loss", loss), ("tau", tau)])
     }
 
+    fn warmup(&self) -> Warmup {
+        self.warmup
+    }
+
     fn current(&self, info: &OneShotInfo) -> Architecture {
         self.state.arch.derive(info)
     }
@@ -72,6 +78,11 @@ export_one_shot!(Snas, "snas", "0.1.0");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_trains_uniform_paths_before_the_search() {
+        nas_strategies::testing::check_warmup::<Snas>(nas_strategies::json!({"arch_lr": 0.05}));
+    }
     use nas_strategies::json;
     use nas_strategies::testing::{picked, run_on_fake, FakeSupernet};
 
