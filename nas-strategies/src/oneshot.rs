@@ -384,7 +384,8 @@ pub struct Progress {
     pub step: usize,
     /// Mean losses (and other figures) since the last report.
     pub values: BTreeMap<String, f32>,
-    /// The architecture the strategy would export now.
+    /// The architecture the strategy would export now, or its placeholder (see
+    /// [`EpochStrategy::current`]).
     pub arch: Architecture,
 }
 
@@ -494,7 +495,9 @@ pub trait EpochStrategy {
     ) -> Result<Vec<(&'static str, f32)>, String> {
         Ok(vec![])
     }
-    /// The architecture the strategy would export now.
+    /// The architecture the strategy would export now (a strategy with none yet, as
+    /// SPOS before its search or ENAS before its first controller phase, gives a
+    /// placeholder: `info.derive` on equal weights).
     fn current(&self, info: &OneShotInfo) -> Architecture;
     /// The final answer, after the last epoch (SPOS searches the trained supernet here).
     fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {

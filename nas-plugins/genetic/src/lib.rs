@@ -45,11 +45,13 @@
 //!    bit is flipped with probability `q_mutation` (then the block is repaired or
 //!    redrawn as above).
 //!
-//! Config: `population` (default 20, 2..=100000), `p_crossover` (0.2), `q_crossover`
-//! (0.2), `p_mutation` (0.8), `q_mutation` (0.05), the paper's values; each is checked
-//! (a probability in [0, 1]) and an error names the field and its value. The options of
-//! the binary-coded algorithm this plugin was before (`crossover`, `crossover_type`,
-//! `mutation`, `tournament`, `elite`) are errors that say what replaced them.
+//! Config: `population` (default 20, 2..=100000; when the budget is known, also at most
+//! the budget (or 2 for a budget of 1), and the default shrinks to it: every member is
+//! one trial), `p_crossover` (0.2), `q_crossover` (0.2), `p_mutation` (0.8),
+//! `q_mutation` (0.05), the paper's values; each is checked (a probability in [0, 1])
+//! and an error names the field and its value. The options of the binary-coded
+//! algorithm this plugin was before (`crossover`, `crossover_type`, `mutation`,
+//! `tournament`, `elite`) are errors that say what replaced them.
 //!
 //! # Differences from the paper, and why
 //!

@@ -95,9 +95,9 @@
 //! small cells speak for the blocks not grown yet; the shared fractions are that average
 //! (a linear embedding of them is the average of the choices' embeddings), and the one-hot
 //! part adds what each position learns once it has results. Before each batch it is
-//! trained (warm-started: `train_steps` full-batch Adam steps at `lr`, MSE on
-//! standardised accuracies) on every result so far, where the paper refits from scratch;
-//! with fewer than 2 results it keeps its random initialisation.
+//! trained (warm-started: `train_steps` full-batch AdamW steps at `lr`, decoupled weight
+//! decay 1e-4, MSE on standardised accuracies) on every result so far, where the paper
+//! refits from scratch; with fewer than 2 results it keeps its random initialisation.
 //!
 //! Config: `beam` (from the budget, above; at most `max_candidates`), `rounds` (1, at
 //! most the budget), `max_candidates` (20000, at most 10^6), `hidden` (32, at most
