@@ -7,6 +7,7 @@ mod data_paths;
 mod device;
 mod export_cmd;
 mod oneshot_cmd;
+mod plot;
 mod plugins_cmd;
 mod profile_cmd;
 mod report_cmd;

@@ -1,11 +1,12 @@
 //! `nas report`: a finished run's table of architectures and its plots (best accuracy
-//! so far, the Pareto front), as SVG.
+//! so far, the Pareto front; a one-shot search's training progress), as SVG, drawn by
+//! [`crate::plot`].
 
+use crate::plot;
 use crate::search_args::{cost_of, load_run, run_cost, run_limits};
 use anyhow::{bail, Result};
 use clap::Args;
 use nas_core::experiment::{candidates, pareto, write_atomic};
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -19,7 +20,8 @@ pub struct ReportArgs {
 
 pub fn report(a: ReportArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
-    if j.iter().any(|r| r.metrics.extra.contains_key("scored_by")) {
+    let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"));
+    if one_shot {
         println!(
             "{}: one-shot {} on {}, {}; its export, scored with the supernet's weights:",
             run.path.display(),
@@ -80,17 +82,37 @@ pub fn report(a: ReportArgs) -> Result<()> {
             serde_json::to_string(&r.arch)?
         );
     }
-    let mut best_so_far = vec![];
-    let mut m = f64::MIN;
-    for r in &j {
-        if limits.feasible(&r.metrics) && r.metrics.accuracy.is_finite() {
-            m = m.max(r.metrics.accuracy);
+    if one_shot {
+        // One trial, the export: a best-so-far or Pareto plot of one point says nothing;
+        // the search's own record of its training does.
+        let progress = run.path.join("progress.jsonl");
+        match std::fs::read_to_string(&progress) {
+            Ok(text) => {
+                let (series, after) = progress_series(&text, args.epochs);
+                let footnote = match after {
+                    0 => None,
+                    n => Some(format!(
+                        "{} from the search after training not shown",
+                        crate::count(n, "report")
+                    )),
+                };
+                let svg = plot::progress(&series, "epoch", footnote.as_deref());
+                write_plot(&run.path.join("progress.svg"), &svg);
+            }
+            Err(e) => eprintln!("warning: {}: {e}; no progress plot", progress.display()),
         }
-        best_so_far.push(if m == f64::MIN { 0.0 } else { m * 100.0 });
+        return Ok(());
     }
-    let svg = line_plot(&best_so_far, "trial", "best accuracy so far (%)");
-    let p = run.path.join("best_so_far.svg");
-    write_plot(&p, &svg);
+    let trials: Vec<(usize, f64)> = j
+        .iter()
+        .filter(|r| limits.feasible(&r.metrics))
+        .map(|r| (r.trial, r.metrics.accuracy * 100.0))
+        .collect();
+    let last = j.iter().map(|r| r.trial).max().unwrap_or(0);
+    write_plot(
+        &run.path.join("best_so_far.svg"),
+        &plot::best_so_far(&trials, last),
+    );
     let cost = run_cost(&args).unwrap_or_else(|| "params".into());
     let front = pareto(&cands, cost_of(&cost));
     if !front.is_empty() {
@@ -102,11 +124,68 @@ pub fn report(a: ReportArgs) -> Result<()> {
                     .map(|c| (c, r.metrics.accuracy * 100.0, front.contains(&i)))
             })
             .collect();
-        let svg = scatter_plot(&pts, &cost, "accuracy (%)");
+        let svg = plot::pareto(&pts, &cost_label(&cost));
         println!("Pareto front: {} of accuracy against {cost}", front.len());
         write_plot(&run.path.join("pareto.svg"), &svg);
     }
     Ok(())
+}
+
+/// How a plot names a cost.
+fn cost_label(cost: &str) -> String {
+    match cost {
+        "params" => "parameters".into(),
+        "macs" => "multiply-accumulates (MACs)".into(),
+        "latency_ms" => "latency (ms)".into(),
+        c => c.into(),
+    }
+}
+
+/// The figures of a one-shot search's `progress.jsonl` (one JSON object a line:
+/// `epoch`, the steps done in it, `step`, and the mean `values` since the last line)
+/// against fractional epochs, `epoch + step / steps per epoch`; and how many lines come
+/// from a search after the `epochs` of training (`epoch` at least `epochs`, `step` then
+/// counting that search's rounds), which are not on that scale. Every epoch of training
+/// ends with a line at its last step, so the largest step of training is the number of
+/// steps in an epoch. Lines that are not such objects (a line cut short) are skipped.
+fn progress_series(text: &str, epochs: usize) -> (Vec<plot::Series>, usize) {
+    let mut recs = vec![];
+    let mut after = 0;
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(e), Some(st), Some(values)) = (
+            v["epoch"].as_u64(),
+            v["step"].as_u64(),
+            v["values"].as_object(),
+        ) else {
+            continue;
+        };
+        if e as usize >= epochs {
+            after += 1;
+            continue;
+        }
+        recs.push((e, st, values.clone()));
+    }
+    let per_epoch = recs.iter().map(|r| r.1).max().unwrap_or(1).max(1) as f64;
+    let mut by_name: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    for (e, st, values) in &recs {
+        let x = *e as f64 + *st as f64 / per_epoch;
+        for (k, v) in values {
+            if let Some(y) = v.as_f64() {
+                by_name.entry(k.clone()).or_default().push((x, y));
+            }
+        }
+    }
+    let series = by_name
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            plot::Series { name, points }
+        })
+        .collect();
+    (series, after)
 }
 
 /// Writes a plot into the run directory. A report reads a run and may be asked of one it
@@ -119,128 +198,28 @@ fn write_plot(p: &std::path::Path, svg: &str) {
     }
 }
 
-const W: f64 = 640.0;
-const H: f64 = 400.0;
-const PAD: f64 = 56.0;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn frame(x_label: &str, y_label: &str, x: (f64, f64), y: (f64, f64)) -> String {
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{PAD}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>",
-        H - PAD,
-        W - PAD / 2.0,
-        H - PAD
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{PAD}\" y1=\"{}\" x2=\"{PAD}\" y2=\"{}\" stroke=\"black\"/>",
-        PAD / 2.0,
-        H - PAD
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{x_label}</text>",
-        W / 2.0,
-        H - 16.0
-    );
-    let _ = writeln!(s, "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{y_label}</text>", H / 2.0, H / 2.0);
-    for (v, px) in [(x.0, PAD), (x.1, W - PAD / 2.0)] {
-        let _ = writeln!(
-            s,
-            "<text x=\"{px}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            H - PAD + 16.0,
-            fmt_num(v)
+    #[test]
+    fn progress_is_plotted_against_fractional_epochs() {
+        let text = [
+            r#"{"epoch":0,"step":50,"values":{"train_loss":2.0,"tau":10.0},"arch":{}}"#,
+            r#"{"epoch":0,"step":100,"values":{"train_loss":1.5,"tau":9.0},"arch":{}}"#,
+            r#"{"epoch":1,"step":50,"values":{"train_loss":1.2,"tau":8.0},"arch":{}}"#,
+            r#"{"epoch":1,"step":100,"values":{"train_loss":1.0,"tau":7.0},"arch":{}}"#,
+            r#"{"epoch":2,"step":1,"values":{"best_supernet_accuracy":0.5},"arch":{}}"#,
+            r#"{"epoch":1,"st"#,
+        ]
+        .join("\n");
+        let (series, after) = progress_series(&text, 2);
+        assert_eq!(after, 1);
+        let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["tau", "train_loss"]);
+        assert_eq!(
+            series[1].points,
+            [(0.5, 2.0), (1.0, 1.5), (1.5, 1.2), (2.0, 1.0)]
         );
     }
-    for (v, py) in [(y.0, H - PAD), (y.1, PAD / 2.0)] {
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-            PAD - 4.0,
-            py + 4.0,
-            fmt_num(v)
-        );
-    }
-    s
-}
-
-fn fmt_num(v: f64) -> String {
-    if v.abs() >= 1e4 {
-        format!("{v:.2e}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-fn scale(v: f64, lo: f64, hi: f64, a: f64, b: f64) -> f64 {
-    if hi > lo {
-        a + (v - lo) / (hi - lo) * (b - a)
-    } else {
-        (a + b) / 2.0
-    }
-}
-
-fn line_plot(ys: &[f64], x_label: &str, y_label: &str) -> String {
-    let (lo, hi) = ys
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
-    let n = ys.len().max(2) as f64 - 1.0;
-    // x from 0, as the journal numbers its trials.
-    let mut s = frame(x_label, y_label, (0.0, n), (lo, hi));
-    let pts: Vec<String> = ys
-        .iter()
-        .enumerate()
-        .map(|(i, y)| {
-            format!(
-                "{:.1},{:.1}",
-                scale(i as f64, 0.0, n, PAD, W - PAD / 2.0),
-                scale(*y, lo, hi, H - PAD, PAD / 2.0)
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        s,
-        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>",
-        pts.join(" ")
-    );
-    s + "</svg>\n"
-}
-
-fn scatter_plot(pts: &[(f64, f64, bool)], x_label: &str, y_label: &str) -> String {
-    let (xl, xh) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.0), h.max(p.0)));
-    let (yl, yh) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.1), h.max(p.1)));
-    let mut s = frame(x_label, y_label, (xl, xh), (yl, yh));
-    let mut front: Vec<(f64, f64)> = vec![];
-    for &(x, y, on) in pts {
-        let (px, py) = (
-            scale(x, xl, xh, PAD, W - PAD / 2.0),
-            scale(y, yl, yh, H - PAD, PAD / 2.0),
-        );
-        let c = if on { "#d62728" } else { "#999999" };
-        let _ = writeln!(
-            s,
-            "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3\" fill=\"{c}\"/>"
-        );
-        if on {
-            front.push((px, py));
-        }
-    }
-    front.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-    let line: Vec<String> = front
-        .iter()
-        .map(|(x, y)| format!("{x:.1},{y:.1}"))
-        .collect();
-    let _ = writeln!(
-        s,
-        "<polyline fill=\"none\" stroke=\"#d62728\" points=\"{}\"/>",
-        line.join(" ")
-    );
-    s + "</svg>\n"
 }
