@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_strategies_cmd;
+mod data_args;
 mod data_paths;
 mod device;
 mod export_cmd;

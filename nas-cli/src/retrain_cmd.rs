@@ -2,7 +2,8 @@
 //! accuracy, and record the result in the run (`retrain.json`) when the run can be
 //! written.
 
-use crate::data_paths::{absolute, resolve, Bundled};
+use crate::data_args::DataArgs;
+use crate::data_paths::absolute;
 use crate::search_args::{best_of, load_run, run_limits};
 use anyhow::{Context, Result};
 use clap::{Args, Parser};
@@ -17,9 +18,10 @@ pub struct RetrainArgs {
     /// Passes over the training images.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
-    /// Dataset to retrain and test on (default: the run's).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    /// Data to retrain and test on: each option defaults to the run's (a source given,
+    /// --data or files, replaces the run's with its --test-split).
+    #[command(flatten)]
+    pub dataset: DataArgs,
     /// Random seed of the retraining: the initial weights and the data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -55,15 +57,21 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         b.trials[0],
         run.path.display()
     );
-    let data = match &a.data {
-        Some(d) => resolve(Some(d), Bundled::FashionMnist, "--data")?,
-        None => args.data_path().with_context(|| {
+    // The data: the run's options, but for those given. The test hold-out of the run's
+    // files is drawn with the seed the search recorded (the search's --seed), so the
+    // retraining tests on the images the search never saw.
+    let options = a.dataset.over(&args.dataset);
+    let source = options.resolved(a.seed).with_context(|| {
+        if a.dataset.names_source() {
+            "the data given".to_string()
+        } else {
             format!(
-                "the run's data (config.json in {}; --data sets another)",
+                "the run's data (config.json in {}; --data or --train-images sets another)",
                 run.path.display()
             )
-        })?,
-    };
+        }
+    })?;
+    let data = source.describe();
     // What the search scored its architectures on, beside what they retrain on.
     let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"));
     let scored_by = if !one_shot && args.uses_table().unwrap_or(false) {
@@ -72,25 +80,24 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
              CIFAR-10 (validation accuracy); retraining runs on the data given, {}, so its \
              accuracy is not the table's (--data DIR with CIFAR-10 binary batches retrains \
              on CIFAR-10)",
-            data.display()
+            data
         );
         "the NAS-Bench-201 table (CIFAR-10 validation accuracy)".to_string()
     } else {
-        let searched = args.data_path().ok();
+        let searched = args.dataset.resolved(args.seed).ok().map(|s| s.describe());
         if searched.as_ref().is_some_and(|s| *s != data) {
             println!(
-                "note: the search scored architectures on {}; retraining runs on {}",
-                searched.as_ref().unwrap().display(),
-                data.display()
+                "note: the search scored architectures on {}; retraining runs on {data}",
+                searched.as_ref().unwrap(),
             );
         }
-        searched.map_or("its data".into(), |s| s.display().to_string())
+        searched.unwrap_or_else(|| "its data".into())
     };
     let device = a.device.clone().unwrap_or(args.device.clone());
     // The architecture goes to the trainer in process: a run directory is only read (but
     // for the result, written when it can be), so a read-only one retrains too.
     let mut argv: Vec<String> = vec!["train".into()];
-    argv.extend(["--data".into(), data.display().to_string()]);
+    argv.extend(source.argv());
     argv.extend([
         "--device".into(),
         device.clone(),
@@ -120,7 +127,7 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
     let t = TrainOnly::try_parse_from(argv)?;
     let what = format!("trial {} of {}", b.trials[0], run.path.display());
     let done = crate::train_cmd::run_with(t.t, Some((b.arch.clone(), what)))?;
-    let result = serde_json::json!({
+    let mut result = serde_json::json!({
         "run": absolute(&run.path),
         "trial": b.trials[0],
         "arch": b.arch,
@@ -133,7 +140,6 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         "seed": a.seed,
         "limit": a.limit,
         "device": device,
-        "data": done.data,
         "dataset": done.dataset,
         "params": done.params,
         "test_loss": done.test_loss,
@@ -141,6 +147,13 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         "seconds": started.elapsed().as_secs_f64(),
         "weights": a.save.as_deref().map(absolute),
     });
+    // The data options it ran with: `data` (the directory) or the IDX files, `classes`,
+    // `test_split` and `split_seed`.
+    if let (Some(r), serde_json::Value::Object(d)) =
+        (result.as_object_mut(), serde_json::to_value(&done.source)?)
+    {
+        r.extend(d);
+    }
     // The result is worth keeping, but a run that cannot be written (a read-only copy)
     // still retrains: the accuracy printed above is the answer.
     let p = run.path.join("retrain.json");

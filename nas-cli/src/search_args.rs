@@ -2,11 +2,12 @@
 //! (as the run's config.json keeps them), its training data, its trials' seeds, and what
 //! a run returns under its hard limits.
 
+use crate::data_args::DataArgs;
 use crate::data_paths::{absolute, find, resolve, Bundled};
 use crate::space_args::SpaceArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use nas_core::data::{load_dir, Dataset};
+use nas_core::data::Dataset;
 use nas_core::experiment::{
     self, candidates, cost, Candidate, JournalTail, Limits, RunDir, TrialRecord,
 };
@@ -42,11 +43,11 @@ pub struct SearchArgs {
     #[arg(long, value_name = "FILE")]
     #[serde(default)]
     pub table: Option<PathBuf>,
-    /// Dataset directory for the `train` evaluator (and for retraining) [default: the
-    /// bundled fashion-mnist, looked up in $NAS_DATA, ./data and beside the binary].
-    #[arg(long, value_name = "DIR")]
-    #[serde(default)]
-    pub data: Option<PathBuf>,
+    /// The data of the `train` evaluator and of one-shot searches (and of retraining):
+    /// --data or IDX files, --classes, --test-split.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub dataset: DataArgs,
     /// Epochs each trial trains (`train` evaluator); for one-shot strategies, epochs of
     /// supernet training in the search.
     #[arg(long, default_value_t = 1)]
@@ -121,11 +122,6 @@ impl SearchArgs {
         resolve(self.table.as_deref(), Bundled::Nb201Table, "--table")
     }
 
-    /// The dataset directory: `--data`, or the bundled Fashion-MNIST.
-    pub fn data_path(&self) -> Result<PathBuf> {
-        resolve(self.data.as_deref(), Bundled::FashionMnist, "--data")
-    }
-
     /// Makes every path the search names absolute (the bundled data and table that the
     /// defaults find included, when found), so that its run's config.json means the same
     /// from any working directory: `nas resume`, `retrain` and `report` run anywhere.
@@ -136,10 +132,7 @@ impl SearchArgs {
             Some(t) => Some(absolute(t)),
             None => find(Bundled::Nb201Table),
         };
-        self.data = match &self.data {
-            Some(d) => Some(absolute(d)),
-            None => find(Bundled::FashionMnist),
-        };
+        self.dataset.pin(self.seed);
         if let Some(f) = &self.space.space_file {
             self.space.space_file = Some(absolute(f));
         }
@@ -176,10 +169,10 @@ pub struct TrainData {
     pub input: InputSpec,
 }
 
+/// Loads the search's data (see [`DataArgs::load`]: its test set, held out or not, is
+/// left out) and splits its training images into train and validation.
 pub fn load_train_data(a: &SearchArgs) -> Result<TrainData> {
-    let dir = a.data_path()?;
-    let splits = load_dir(&dir).with_context(|| format!("--data {}", dir.display()))?;
-    let mut train = splits.train;
+    let mut train = a.dataset.load(a.seed)?.splits.train;
     let (mean, std) = train.channel_stats();
     train.normalise(&mean, &std);
     if a.val == 0 || a.val >= train.len() {
@@ -322,4 +315,43 @@ pub fn run_cost(a: &SearchArgs) -> Option<String> {
 
 pub fn cost_of(name: &str) -> impl Fn(&nas_core::evaluate::Metrics) -> Option<f64> + '_ {
     move |m| cost(m, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config.json written before runs recorded the data options (classes, IDX files,
+    /// test split) reads, with none of them set; one with them reads them back.
+    #[test]
+    fn configs_with_and_without_the_data_options_read() {
+        let old = serde_json::json!({
+            "space": "seed-net", "strategy": "random", "budget": 3, "seed": 0,
+            "out": "/runs/x", "evaluator": "train", "data": "/data/fashion-mnist",
+            "epochs": 1, "val": 100, "limit": null, "parallel": 1, "config": null,
+        });
+        let a: SearchArgs = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            a.dataset,
+            DataArgs {
+                data: Some("/data/fashion-mnist".into()),
+                ..DataArgs::default()
+            }
+        );
+        let mut b = a.clone();
+        b.dataset = DataArgs {
+            data: None,
+            train_images: Some("/d/a".into()),
+            train_labels: Some("/d/b".into()),
+            test_split: Some(0.2),
+            split_seed: Some(7),
+            classes: Some("3,7".parse().unwrap()),
+            ..DataArgs::default()
+        };
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["classes"], serde_json::json!([3, 7]));
+        assert_eq!(v["test_split"], serde_json::json!(0.2));
+        let back: SearchArgs = serde_json::from_value(v).unwrap();
+        assert_eq!(back.dataset, b.dataset);
+    }
 }

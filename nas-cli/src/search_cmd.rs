@@ -20,7 +20,9 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let mut a = a;
     // Pin the directory in the config, so `nas resume` and the run agree on it.
     a.out = Some(dir.clone());
-    // And every path it reads, absolute, so the run works from any directory.
+    // The data options are checked as given (so errors show the values given), then
+    // every path it reads is made absolute, so the run works from any directory.
+    a.dataset.check()?;
     a.pin_paths();
     // Everything the search runs on is checked before its directory is made, so a
     // mistake leaves no run behind for `nas resume` to replay.
@@ -83,6 +85,9 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
         bail!("--budget, --parallel, --batch and --epochs must be at least 1");
     }
     crate::device::select(&a.device)?;
+    // The data options, checked even where the search reads no data (a table search):
+    // its run retrains on them.
+    a.dataset.check()?;
     let plugin = found.get(&a.strategy).map_err(|e| {
         anyhow!(
             "{e}\n(plugins are built by `cargo build --release --workspace`; see `nas plugins`)"

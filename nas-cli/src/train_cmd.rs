@@ -1,9 +1,10 @@
-//! `nas train`: train the seed network on an IDX or CIFAR-10 directory.
+//! `nas train`: train the seed network on an IDX or CIFAR-10 directory, or on IDX files.
 
+use crate::data_args::DataArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nas_core::data::{load_dir, Augment};
+use nas_core::data::Augment;
 use nas_core::nn::num_parameters;
 use nas_core::optim::LrSchedule;
 use nas_core::space::{self, builtin, Architecture};
@@ -18,11 +19,8 @@ pub struct TrainArgs {
     /// pooling, batch norm, the loss and mixed-op sums run there, operands copied per call).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Dataset directory: IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches
-    /// [default: the bundled fashion-mnist, looked up in $NAS_DATA, ./data and beside the
-    /// binary].
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub dataset: DataArgs,
     /// Passes over the training images.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
@@ -74,8 +72,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
 /// What a training run ended with.
 pub struct Trained {
-    /// The dataset directory it trained and tested on (absolute).
-    pub data: PathBuf,
+    /// The data options it trained and tested with, as applied (paths absolute).
+    pub source: DataArgs,
     /// The dataset's name (its directory's).
     pub dataset: String,
     pub params: usize,
@@ -109,15 +107,10 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
         },
         s => bail!("--schedule {s}: expected constant, cosine or step"),
     };
-    let data = crate::data_paths::resolve(
-        a.data.as_deref(),
-        crate::data_paths::Bundled::FashionMnist,
-        "--data",
-    )?;
-    let splits = load_dir(&data).with_context(|| format!("--data {}", data.display()))?;
+    let loaded = a.dataset.load(a.seed)?;
     let mut rng = Rng::new(a.seed);
-    let mut train = splits.train;
-    let mut test = splits.test;
+    let mut train = loaded.splits.train;
+    let mut test = loaded.splits.test;
     if let Some(n) = a.limit {
         train = train.take(n.min(train.len()));
     }
@@ -190,16 +183,17 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
         .map_err(|e| anyhow::anyhow!("--device {}: {e}", a.device))?;
     let mut opt = sgd_for(model, &cfg);
     println!(
-        "{} {} ({} parameters) on {} ({} train, {} test, {}x{}x{}), {} threads",
+        "{} {} ({} parameters) on {} ({} train, {} test, {}x{}x{}, {} classes), {} threads",
         a.space.display(),
         serde_json::to_string(&arch)?,
         num_parameters(model),
-        splits.name,
+        loaded.label,
         train.len(),
         test.len(),
         train.c,
         train.h,
         train.w,
+        train.classes,
         rayon::current_num_threads()
     );
     let steps = train.len().div_ceil(cfg.batch_size);
@@ -286,8 +280,8 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
         println!("saved weights to {}", p.display());
     }
     Ok(Trained {
-        data,
-        dataset: splits.name.clone(),
+        source: loaded.source,
+        dataset: loaded.splits.name,
         params: num_parameters(model),
         test_loss: tl,
         test_accuracy: ta,

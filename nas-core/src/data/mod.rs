@@ -280,6 +280,70 @@ impl Dataset {
         (self.select(train), self.select(val))
     }
 
+    /// Holds out `fraction` of the examples (rounded, at least one, and leaving at least
+    /// one), chosen by the rng, as a second (test) set: [`Dataset::split`] with the count
+    /// that `fraction` gives. The same rng seed gives the same split.
+    ///
+    /// Errors when `fraction` is not strictly between 0 and 1, or when the set is too
+    /// small to leave an example on each side.
+    pub fn split_fraction(
+        &self,
+        fraction: f64,
+        rng: &mut Rng,
+    ) -> Result<(Dataset, Dataset), String> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(format!(
+                "{fraction} is not a fraction between 0 and 1 (exclusive)"
+            ));
+        }
+        let count = ((self.n as f64 * fraction).round() as usize).max(1);
+        if count >= self.n {
+            return Err(format!(
+                "holding out {fraction} of {} images leaves none to train on",
+                self.n
+            ));
+        }
+        Ok(self.split(count, rng))
+    }
+
+    /// The examples whose labels are in `classes`, in their order, relabelled by their
+    /// class's position in the list (the first listed class becomes 0, the next 1, ...),
+    /// so the result has `classes.len()` classes.
+    ///
+    /// Errors (naming the class) for an empty list, a class listed twice, or a class not
+    /// below this set's class count.
+    pub fn filter_classes(&self, classes: &[u32]) -> Result<Dataset, String> {
+        if classes.is_empty() {
+            return Err("no classes listed".into());
+        }
+        let mut new_label: Vec<Option<u32>> = vec![None; self.classes];
+        for (i, &c) in classes.iter().enumerate() {
+            let slot = new_label.get_mut(c as usize).ok_or_else(|| {
+                format!(
+                    "class {c} is not in the data, whose labels are 0..{}",
+                    self.classes.saturating_sub(1)
+                )
+            })?;
+            if slot.is_some() {
+                return Err(format!("class {c} is listed twice"));
+            }
+            *slot = Some(i as u32);
+        }
+        let keep: Vec<usize> = (0..self.n)
+            .filter(|&i| {
+                new_label
+                    .get(self.labels[i] as usize)
+                    .is_some_and(Option::is_some)
+            })
+            .collect();
+        let mut d = self.select(&keep);
+        for l in &mut d.labels {
+            *l = new_label[*l as usize].unwrap();
+        }
+        d.classes = classes.len();
+        Ok(d)
+    }
+
     /// The first `count` examples (all of them if there are fewer), for quick runs and tests.
     pub fn take(&self, count: usize) -> Dataset {
         let count = count.min(self.n);
@@ -354,25 +418,9 @@ pub fn load_dir(dir: &Path) -> Result<Splits, DataError> {
     let idx: Vec<Option<PathBuf>> = IDX_STEMS.iter().map(|s| find_idx(dir, s)).collect();
     if idx.iter().all(Option::is_some) {
         let p: Vec<PathBuf> = idx.into_iter().flatten().collect();
-        let (train, test) = rayon::join(|| load_idx(&p[0], &p[1]), || load_idx(&p[2], &p[3]));
-        let (mut train, mut test) = (train?, test?);
-        if (train.c, train.h, train.w) != (test.c, test.h, test.w) {
-            return Err(DataError::Invalid {
-                path: p[2].clone(),
-                reason: format!(
-                    "test images are {}x{} but the train images ({}) are {}x{}",
-                    test.h,
-                    test.w,
-                    p[0].display(),
-                    train.h,
-                    train.w
-                ),
-            });
-        }
-        let classes = train.classes.max(test.classes);
-        train.classes = classes;
-        test.classes = classes;
-        return Ok(Splits { train, test, name });
+        let mut s = load_idx_splits((&p[0], &p[1]), (&p[2], &p[3]))?;
+        s.name = name;
+        return Ok(s);
     }
     if idx.iter().any(Option::is_some) {
         let found: Vec<String> = idx.iter().flatten().map(|p| file_name(p)).collect();
@@ -430,6 +478,42 @@ pub fn load_dir(dir: &Path) -> Result<Splits, DataError> {
          files data_batch_1.bin..data_batch_5.bin with test_batch.bin (also in {CIFAR_SUBDIR}/)",
         IDX_STEMS.join(", ")
     )))
+}
+
+/// Loads a train and a test pair of IDX files (images, labels), each raw or gzip, with
+/// any file names. The class count is the larger of the two sets' inferred counts, so
+/// train and test agree; images of different sizes are an error naming both files. The
+/// name is the train images file's, less a `.gz` suffix.
+pub fn load_idx_splits(train: (&Path, &Path), test: (&Path, &Path)) -> Result<Splits, DataError> {
+    let (tr, te) = rayon::join(|| load_idx(train.0, train.1), || load_idx(test.0, test.1));
+    let (mut tr, mut te) = (tr?, te?);
+    if (tr.c, tr.h, tr.w) != (te.c, te.h, te.w) {
+        return Err(DataError::Invalid {
+            path: test.0.to_path_buf(),
+            reason: format!(
+                "test images are {}x{} but the train images ({}) are {}x{}",
+                te.h,
+                te.w,
+                train.0.display(),
+                tr.h,
+                tr.w
+            ),
+        });
+    }
+    let classes = tr.classes.max(te.classes);
+    tr.classes = classes;
+    te.classes = classes;
+    Ok(Splits {
+        train: tr,
+        test: te,
+        name: idx_name(train.0),
+    })
+}
+
+/// A dataset name for an IDX images file: its file name without a `.gz` suffix.
+pub fn idx_name(images: &Path) -> String {
+    let n = file_name(images);
+    n.strip_suffix(".gz").map(str::to_string).unwrap_or(n)
 }
 
 /// `dir/stem` if it is a file, else `dir/stem.gz` if that is, else None.
@@ -644,6 +728,64 @@ mod tests {
         assert_eq!((a2.labels, b2.labels), (a.labels, b.labels));
         let (a3, b3) = d.split(500, &mut Rng::new(3));
         assert_eq!((a3.n, b3.n), (0, 103));
+    }
+
+    #[test]
+    fn filter_classes_keeps_listed_classes_relabelled_in_order() {
+        // 30 examples, labels 0..5 in turn (6 each); pixels equal the index.
+        let mut d = indexed(30);
+        d.labels = (0..30).map(|i| i % 5).collect();
+        d.classes = 5;
+        let f = d.filter_classes(&[3, 1]).unwrap();
+        assert_eq!((f.n, f.classes, f.labels.len()), (12, 2, 12));
+        assert_eq!(f.images.len(), 12 * 12);
+        // Class 3 becomes 0, class 1 becomes 1; the order of the examples is kept.
+        let kept: Vec<usize> = (0..30).filter(|i| i % 5 == 1 || i % 5 == 3).collect();
+        for (j, &i) in kept.iter().enumerate() {
+            assert_eq!(f.labels[j], if i % 5 == 3 { 0 } else { 1 }, "example {i}");
+            assert!(f.images[j * 12..(j + 1) * 12]
+                .iter()
+                .all(|&v| v == i as f32));
+        }
+        let count = |l: u32| f.labels.iter().filter(|&&x| x == l).count();
+        assert_eq!((count(0), count(1)), (6, 6));
+        assert_eq!((f.c, f.h, f.w), (d.c, d.h, d.w));
+        // One class, and every class in a new order.
+        let one = d.filter_classes(&[4]).unwrap();
+        assert_eq!((one.n, one.classes), (6, 1));
+        assert!(one.labels.iter().all(|&l| l == 0));
+        let all = d.filter_classes(&[4, 3, 2, 1, 0]).unwrap();
+        assert_eq!(all.n, 30);
+        assert_eq!(&all.labels[..5], &[4, 3, 2, 1, 0]);
+
+        let e = d.filter_classes(&[]).unwrap_err();
+        assert!(e.contains("no classes"), "{e}");
+        let e = d.filter_classes(&[1, 3, 1]).unwrap_err();
+        assert!(e.contains("class 1") && e.contains("twice"), "{e}");
+        let e = d.filter_classes(&[2, 5]).unwrap_err();
+        assert!(e.contains("class 5") && e.contains("0..4"), "{e}");
+    }
+
+    #[test]
+    fn split_fraction_holds_out_a_reproducible_share() {
+        let d = indexed(100);
+        let (a, b) = d.split_fraction(0.2, &mut Rng::new(7)).unwrap();
+        assert_eq!((a.n, b.n), (80, 20));
+        let (a2, b2) = d.split_fraction(0.2, &mut Rng::new(7)).unwrap();
+        assert_eq!((a2.labels, b2.labels), (a.labels.clone(), b.labels.clone()));
+        let (_, b3) = d.split_fraction(0.2, &mut Rng::new(8)).unwrap();
+        assert_ne!(b3.labels, b.labels);
+        let mut all: Vec<u32> = a.labels.iter().chain(&b.labels).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<u32>>());
+        assert_eq!(d.split_fraction(0.001, &mut Rng::new(1)).unwrap().1.n, 1);
+        for bad in [0.0, 1.0, -0.5, 2.0, f64::NAN] {
+            assert!(d.split_fraction(bad, &mut Rng::new(1)).is_err(), "{bad}");
+        }
+        let e = indexed(1)
+            .split_fraction(0.5, &mut Rng::new(1))
+            .unwrap_err();
+        assert!(e.contains("none to train on"), "{e}");
     }
 
     #[test]
