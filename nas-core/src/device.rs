@@ -15,8 +15,8 @@ use crate::nn::Module;
 use crate::tensor::Tensor;
 pub use nas_kernels::accel::Peaks;
 use nas_kernels::accel::{self, Accel};
-pub use nas_kernels::transfer::{snapshot as transfers, Transfers};
 pub use nas_kernels::report_skip;
+pub use nas_kernels::transfer::{snapshot as transfers, Transfers};
 use std::fmt;
 use std::str::FromStr;
 

@@ -49,7 +49,9 @@ fn every_cuda_kernel_compiles_to_ptx_and_assembles_for_sm80_and_sm90() {
             );
         }
         let Some(ptxas) = &assembler else {
-            nas_kernels::report_skip(&format!("{arch}: PTX ok; ptxas not found, assembling skipped"));
+            nas_kernels::report_skip(&format!(
+                "{arch}: PTX ok; ptxas not found, assembling skipped"
+            ));
             continue;
         };
         let src = dir.join(format!("nas-{sm}.ptx"));
