@@ -330,6 +330,7 @@ impl DataArgs {
     /// the test hold-out when --split-seed is not given), reads the directory or files,
     /// keeps the classes listed and holds out the test set.
     pub fn load(&self, seed: u64) -> Result<Loaded> {
+        let _span = tracing::debug_span!("load data").entered();
         let source = self.resolved(seed)?;
         let (mut train, test, name) = match (&source.train_images, &source.train_labels) {
             (Some(ti), Some(tl)) => match (&source.test_images, &source.test_labels) {

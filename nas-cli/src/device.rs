@@ -20,7 +20,7 @@ pub fn select(device: &str) -> Result<Device> {
         .select()
         .map_err(|e| anyhow::anyhow!("--device {device}: {e}"))?;
     if d != Device::Cpu {
-        eprintln!("device: {what}; {}", d.routed());
+        tracing::info!("device: {what}; {}", d.routed());
     }
     Ok(d)
 }

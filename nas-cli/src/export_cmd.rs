@@ -1,10 +1,19 @@
 //! `nas export`: a finished run's best architecture, or its Pareto set.
 
-use crate::search_args::{best_of, cost_of, load_run, run_cost, run_limits};
+use crate::search_args::SearchArgs;
+use crate::search_args::{best_of, cost_of, load_run, load_train_data, run_cost, run_limits};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use nas_core::experiment::{candidates, pareto, write_output};
+use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
+use nas_core::data::Dataset;
+use nas_core::experiment::{candidates, pareto, write_output, Candidate, RunDir};
+use nas_core::nn::{with_bn_momentum, Module};
+use nas_core::{no_grad, Tensor};
 use std::path::PathBuf;
+
+/// Batches of training images that recalibrate batch norm before `--onnx` exports an
+/// architecture with the supernet's weights (as many as the search scored it after).
+const RECALIBRATE: usize = 20;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -17,10 +26,22 @@ pub struct ExportArgs {
     /// the default for multi-objective runs is their cost objective.
     #[arg(long)]
     pub pareto: Option<String>,
+    // --onnx: the best architecture with the weights it inherits from the supernet
+    // (one-shot runs keep them), batch norm recalibrated first.
+    #[command(flatten)]
+    pub onnx: crate::onnx_out::OnnxArgs,
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
+    if a.onnx.onnx.is_some() && !run.path.join("oneshot.json").exists() {
+        bail!(
+            "--onnx: {} has no supernet weights (one-shot searches keep them); `nas retrain \
+             {} --onnx PATH` trains its best architecture and exports that",
+            run.path.display(),
+            run.path.display()
+        );
+    }
     let out = a
         .out
         .clone()
@@ -74,5 +95,75 @@ pub fn export(a: ExportArgs) -> Result<()> {
     };
     write_output(&out, &serde_json::to_vec_pretty(&v)?).map_err(|e| anyhow!(e))?;
     println!("wrote {}", out.display());
+    if a.onnx.onnx.is_some() {
+        inherited_onnx(&a, &run, &args, &b)?;
+    }
     Ok(())
+}
+
+/// `--onnx`: the fixed network of `arch` with the weights of the run's last supernet
+/// checkpoint, its batch norm recalibrated on training images (the supernet's running
+/// statistics are those of every path mixed), written as ONNX.
+fn inherited_onnx(a: &ExportArgs, run: &RunDir, args: &SearchArgs, b: &Candidate) -> Result<()> {
+    let arch = &b.arch;
+    let data = load_train_data(args)?;
+    let space = args.space.resolve_for_batch(data.input, args.batch)?;
+    let cfg = TrainerConfig {
+        epochs: args.epochs,
+        batch_size: args.batch,
+        seed: args.seed,
+        ..TrainerConfig::default()
+    };
+    let mut trainer = SupernetTrainer::new(space.as_ref(), &data.train, &data.val, cfg)
+        .map_err(|e| anyhow!(e))?;
+    trainer.checkpoint_dir = Some(run.path.clone());
+    if trainer.load_checkpoint().map_err(|e| anyhow!(e))?.is_none() {
+        bail!("--onnx: {} has no supernet checkpoint", run.path.display());
+    }
+    let net = trainer
+        .supernet
+        .derive(space.as_ref(), arch)
+        .map_err(|e| anyhow!("--onnx: the best architecture: {e}"))?;
+    let batches = recalibrate(net.as_ref(), &data.train, args.batch);
+    // The network the search scored (the same weights; batch norm recalibrated on other
+    // batches, so within a little of it).
+    let (_, acc) = nas_core::train::evaluate(net.as_ref(), &data.val, 256);
+    println!(
+        "with the supernet's weights, batch norm recalibrated on {batches} training \
+         batches: {:.2}% on the validation split (the search scored it {:.2}%)",
+        acc * 100.0,
+        b.metrics.accuracy * 100.0
+    );
+    // The statistics the search normalised its images with (those of its training set).
+    let (mean, std) = args.dataset.load(args.seed)?.splits.train.channel_stats();
+    let about = [
+        ("architecture", serde_json::to_string(arch)?),
+        ("space", args.space.display()),
+        (
+            "weights",
+            "inherited from the one-shot supernet, batch norm recalibrated".to_string(),
+        ),
+    ];
+    a.onnx.write(net.as_ref(), &data.val, (&mean, &std), &about)
+}
+
+/// Batch norm's running statistics set to the plain average of those of the first
+/// batches of `images`; returns how many batches that was.
+fn recalibrate(net: &dyn Module, images: &Dataset, batch: usize) -> usize {
+    let batch = batch.max(1);
+    let batches = RECALIBRATE.min(images.n / batch).max(1);
+    net.set_training(true);
+    no_grad(|| {
+        for k in 0..batches {
+            let n = batch.min(images.n - k * batch);
+            let at = k * batch * images.image_len();
+            let x = Tensor::from_vec(
+                images.images[at..at + n * images.image_len()].to_vec(),
+                &[n, images.c, images.h, images.w],
+            );
+            with_bn_momentum(1.0 / (k + 1) as f32, || drop(net.forward(&x)));
+        }
+    });
+    net.set_training(false);
+    batches
 }

@@ -93,6 +93,7 @@ impl Plugin {
     /// The file is checked first ([`crate::elf`]): a truncated or damaged library is
     /// refused with what is wrong instead of crashing the host inside the loader.
     pub fn load(path: &Path) -> Result<Plugin, String> {
+        let _span = tracing::debug_span!("load plugin", file = %path.display()).entered();
         let at = path.display();
         // The entry-point tables the file exports (all that may be, where it is not ELF).
         let (tables, lib) = if crate::elf::platform_uses_elf() {
@@ -485,8 +486,8 @@ pub fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
                 continue;
             }
             if !d.is_dir() {
-                eprintln!(
-                    "warning: NAS_PLUGIN_PATH entry {} {}",
+                tracing::warn!(
+                    "NAS_PLUGIN_PATH entry {} {}",
                     d.display(),
                     if d.exists() {
                         "is not a directory"

@@ -1,23 +1,30 @@
 //! `nas`: the command-line host. Trains networks, runs searches (multi-trial and
 //! one-shot), resumes, exports, retrains, reports, profiles and benchmarks.
 
+mod arch_graph;
 mod bench;
 mod bench_strategies_cmd;
 mod data_args;
 mod data_paths;
 mod device;
+mod executor;
 mod export_cmd;
 mod oneshot_cmd;
+mod onnx_out;
 mod plot;
 mod plugins_cmd;
 mod profile_cmd;
 mod report_cmd;
+mod report_html;
 mod retrain_cmd;
 mod search_args;
 mod search_cmd;
+mod slurm;
 mod space_args;
 mod spaces_cmd;
+mod state_saves;
 mod train_cmd;
+mod trial_cmd;
 
 use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -49,12 +56,19 @@ enum Cmd {
     Resume {
         /// The run directory (as `nas search --out` made it).
         dir: std::path::PathBuf,
+        /// Run the search in this process, whatever executor it was given (what the
+        /// cluster job of a one-shot search runs).
+        #[arg(long, hide = true)]
+        here: bool,
     },
+    /// Evaluate one trial of a run and write its result (what a cluster job runs).
+    Trial(trial_cmd::TrialArgs),
     /// Write a run's best architecture (or its Pareto set).
     Export(export_cmd::ExportArgs),
     /// Train a run's best architecture from scratch and report test accuracy.
     Retrain(retrain_cmd::RetrainArgs),
-    /// Print a run's table and write its plots (best so far, Pareto front).
+    /// Print a run's table and write its plots (best so far, Pareto front); with
+    /// --html, the whole report as one page.
     Report(report_cmd::ReportArgs),
     /// Every strategy plugin on the NAS-Bench-201 table, many runs each.
     BenchStrategies(bench_strategies_cmd::BenchStrategiesArgs),
@@ -67,13 +81,7 @@ enum Cmd {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NAS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    nas_cli::logging::init();
     quit_on_closed_pipe();
     let parsed = Cli::command().try_get_matches().and_then(|m| {
         let mut cli = Cli::from_arg_matches(&m)?;
@@ -91,9 +99,33 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    if let Err(e) = run(cli) {
+    let trace = span_trace_start();
+    let result = run(cli);
+    if let Some(path) = trace {
+        span_trace_write(&path);
+    }
+    if let Err(e) = result {
         eprintln!("error: {}", shorten(&format!("{e:#}")));
         std::process::exit(1);
+    }
+}
+
+/// `NAS_TRACE=FILE`: every span of the command is recorded, and written to FILE as a
+/// Chrome trace when it ends (Perfetto and chrome://tracing open it).
+fn span_trace_start() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("NAS_TRACE").filter(|p| !p.is_empty())?;
+    nas_cli::spans::start(std::time::Instant::now());
+    Some(path.into())
+}
+
+fn span_trace_write(path: &std::path::Path) {
+    let events = nas_cli::spans::chrome_events(&nas_cli::spans::stop(), 0.0);
+    let trace = serde_json::json!({ "traceEvents": events, "displayTimeUnit": "ms" });
+    let written = serde_json::to_vec(&trace)
+        .map_err(|e| e.to_string())
+        .and_then(|b| nas_core::experiment::write_output(path, &b));
+    if let Err(e) = written {
+        tracing::warn!("NAS_TRACE: {e}");
     }
 }
 
@@ -182,7 +214,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Spaces(a) => spaces_cmd::run(a),
         Cmd::Plugins(a) => plugins_cmd::plugins(a),
         Cmd::Search(a) => search_cmd::run(a),
-        Cmd::Resume { dir } => search_cmd::resume(&dir),
+        Cmd::Resume { dir, here } => search_cmd::resume(&dir, here),
+        Cmd::Trial(a) => trial_cmd::run(a),
         Cmd::Export(a) => export_cmd::export(a),
         Cmd::Retrain(a) => retrain_cmd::retrain(a),
         Cmd::Report(a) => report_cmd::report(a),

@@ -129,7 +129,8 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
     {
         let bar = bar.clone();
         let path = progress_path.clone();
-        trainer.on_progress = Box::new(move |p: &Progress| {
+        let mut page = crate::report_html::Live::new();
+        trainer.on_progress = Box::new(move |p: &Progress, mix: &[f32]| {
             let values: Vec<String> = p
                 .values
                 .iter()
@@ -148,10 +149,13 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
                     format!("{what}: {} | {}", values.join(", "), short(&p.arch)),
                 );
             }
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "epoch": p.epoch, "step": p.step, "values": p.values, "arch": p.arch,
                 "seconds": started.elapsed().as_secs_f64(),
             });
+            if let Some(m) = mix_by_choice(&info, mix) {
+                line["mix"] = m;
+            }
             if let Ok(mut f) = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -159,6 +163,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
             {
                 let _ = writeln!(f, "{line}");
             }
+            page.update(run, a, &[]);
         });
     }
     let setup = OneShotSetup {
@@ -236,6 +241,30 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         run.path.display()
     );
     Ok(())
+}
+
+/// The mean mixing weights of a progress report by choice, `{label: [weights]}`, to four
+/// decimals (the report plots them); `None` when no training step came before it.
+fn mix_by_choice(
+    info: &nas_strategies::oneshot::OneShotInfo,
+    mix: &[f32],
+) -> Option<serde_json::Value> {
+    if mix.is_empty() || mix.len() != info.len() {
+        return None;
+    }
+    let by_choice = info
+        .groups
+        .iter()
+        .zip(info.ranges())
+        .map(|(g, r)| {
+            let ws: Vec<f64> = mix[r]
+                .iter()
+                .map(|&w| (w as f64 * 1e4).round() / 1e4)
+                .collect();
+            (g.label.clone(), ws.into())
+        })
+        .collect::<serde_json::Map<_, _>>();
+    Some(by_choice.into())
 }
 
 /// A run whose export is journaled: it writes what a finished run holds and the kill

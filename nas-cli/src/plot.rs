@@ -28,6 +28,10 @@ const MARKED: usize = 40;
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
+/// Height of a row of a legend that wraps.
+const LEGEND_ROW: f64 = 16.0;
+/// Height of the plotting area of a mixing-weights plot.
+const WEIGHTS_H: f64 = 150.0;
 const GRID: &str = "#e6e6e6";
 const MINOR_GRID: &str = "#f3f3f3";
 const FAINT: &str = "#8c8c8c";
@@ -457,12 +461,38 @@ enum Key<'a> {
     Dot(&'a str, f64),
 }
 
-/// A legend in one row above the panel, from its left edge.
+/// Text is about 6.5 px a character at the legend's size: an entry's width.
+fn legend_width(label: &str) -> f64 {
+    24.0 + 6.5 * label.chars().count() as f64 + 18.0
+}
+
+/// The rows a legend of `entries` takes above a panel of width `w`: as many entries a
+/// row as fit.
+fn legend_rows(w: f64, entries: &[&str]) -> usize {
+    let (mut rows, mut x) = (1, 0.0);
+    for label in entries {
+        let lw = legend_width(label);
+        if x > 0.0 && x + lw - 18.0 > w {
+            rows += 1;
+            x = 0.0;
+        }
+        x += lw;
+    }
+    rows
+}
+
+/// A legend above the panel, from its left edge, in rows of [`LEGEND_ROW`] pixels that
+/// end just above it (one row unless the entries do not fit in one).
 fn legend(s: &mut String, p: &Panel, entries: &[(Key, &str)]) {
-    let y = p.y0 - 14.0;
+    let labels: Vec<&str> = entries.iter().map(|e| e.1).collect();
+    let mut y = p.y0 - 14.0 - LEGEND_ROW * (legend_rows(p.w, &labels) - 1) as f64;
     let mut x = p.x0;
     s.push_str("<g class=\"legend\">\n");
     for (key, label) in entries {
+        if x > p.x0 && x + legend_width(label) - 18.0 > p.right() {
+            x = p.x0;
+            y += LEGEND_ROW;
+        }
         match key {
             Key::Line(c) => {
                 let _ = writeln!(
@@ -488,8 +518,7 @@ fn legend(s: &mut String, p: &Panel, entries: &[(Key, &str)]) {
             x + 24.0,
             escape(label)
         );
-        // Text about 6.5 px a character at this size.
-        x += 24.0 + 6.5 * label.chars().count() as f64 + 18.0;
+        x += legend_width(label);
     }
     s.push_str("</g>\n");
 }
@@ -871,6 +900,60 @@ pub fn progress(series: &[Series], x_label: &str, footnote: Option<&str>) -> Str
     s + "</svg>\n"
 }
 
+/// The colour of the `i`th series (candidates, ops): the plots' palette, repeating.
+pub fn color(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The mixing weights of one choice over a one-shot search: a line per candidate (in
+/// [`color`] order, with a legend) against `x_label` (epochs), on a fixed axis from 0 to
+/// 1 so the plots of several choices compare at a glance; `y_label` names the choice.
+pub fn weights(series: &[Series], x_label: &str, y_label: &str) -> String {
+    let points = |s: &Series| -> Vec<(f64, f64)> {
+        s.points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    };
+    let (x_lo, x_hi) = series
+        .iter()
+        .flat_map(|s| points(s).into_iter().map(|p| p.0))
+        .fold((0f64, 0f64), |(l, h), x| (l.min(x), h.max(x)));
+    let labels: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+    let w = W - LEFT - RIGHT;
+    let top = TOP + LEGEND_ROW * (legend_rows(w, &labels) - 1) as f64;
+    let p = Panel {
+        x0: LEFT,
+        y0: top,
+        w,
+        h: WEIGHTS_H,
+        x: Axis::linear(x_lo, x_hi, X_TICKS, false, false),
+        y: Axis::linear(0.0, 1.0, 5, false, false),
+    };
+    let mut s = String::new();
+    header(&mut s, top + WEIGHTS_H + BOTTOM);
+    axes(&mut s, &p, 0, Some(x_label), y_label);
+    let mut keys = vec![];
+    s.push_str("<g clip-path=\"url(#clip0)\">\n");
+    for (i, m) in series.iter().enumerate() {
+        let c = color(i);
+        let pts: Vec<String> = points(m)
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", p.px(x), p.py(y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline class=\"weight\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
+            pts.join(" ")
+        );
+        keys.push((Key::Line(c), m.name.as_str()));
+    }
+    s.push_str("</g>\n");
+    legend(&mut s, &p, &keys);
+    s + "</svg>\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1061,6 +1144,63 @@ mod tests {
         assert!(svg.contains(">tau</text>") && svg.contains(">loss</text>"));
         // One x label, at the bottom.
         assert_eq!(svg.matches(">epoch</text>").count(), 1);
+    }
+
+    #[test]
+    fn mixing_weights_share_a_unit_axis_and_a_legend_that_wraps() {
+        let s = |name: &str, k: f64| Series {
+            name: name.into(),
+            points: (0..=4)
+                .map(|i| (i as f64 / 2.0, k * i as f64 / 4.0))
+                .collect(),
+        };
+        let ops = [
+            "none",
+            "max_pool_3x3",
+            "avg_pool_3x3",
+            "skip_connect",
+            "sep_conv_3x3",
+            "sep_conv_5x5",
+            "dil_conv_3x3",
+            "dil_conv_5x5",
+        ];
+        let series: Vec<Series> = ops.iter().map(|o| s(o, 0.1)).collect();
+        let svg = weights(&series, "epoch", "normal/op_2_0");
+        assert_eq!(svg.matches("class=\"weight\"").count(), 8);
+        // Every candidate in the legend, in its colour, over more than one row.
+        for (i, o) in ops.iter().enumerate() {
+            assert!(svg.contains(&format!(">{o}</text>")), "{o}: {svg}");
+            assert!(svg.contains(color(i)));
+        }
+        let rows: std::collections::BTreeSet<&str> = svg
+            .split("class=\"legend\"")
+            .nth(1)
+            .unwrap()
+            .split("<text x=\"")
+            .skip(1)
+            .map(|t| t.split("y=\"").nth(1).unwrap().split('"').next().unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2, "{svg}");
+        // No legend text past the panel's right edge (at x = 696).
+        for t in svg
+            .split("class=\"legend\"")
+            .nth(1)
+            .unwrap()
+            .split("<text x=\"")
+            .skip(1)
+        {
+            let x: f64 = t.split('"').next().unwrap().parse().unwrap();
+            let label = t.split('>').nth(1).unwrap().split('<').next().unwrap();
+            assert!(x + 6.5 * label.len() as f64 <= W - RIGHT, "{label} at {x}");
+        }
+        // The y axis is 0 to 1 whatever the data (here at most 0.1).
+        assert!(
+            svg.contains(">1.0</text>") && svg.contains(">0</text>"),
+            "{svg}"
+        );
+        // Two candidates fit in one row, as every plot's legend did before.
+        let svg = weights(&series[..2], "epoch", "c");
+        assert_eq!(svg.matches(&format!("y=\"{:.1}\">", TOP - 14.0)).count(), 2);
     }
 
     #[test]

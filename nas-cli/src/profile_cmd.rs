@@ -1,9 +1,12 @@
 //! `nas profile`: a supernet weight step of a space, kernel by kernel, with fused and
-//! with unfused mixed ops, as a table and a Chrome trace.
+//! with unfused mixed ops, as a table and a Chrome trace. The steps, and their forward
+//! pass, backward pass and update, are spans; the trace holds them ([`nas_cli::spans`])
+//! beside the kernels they ran.
 
 use crate::space_args::SpaceArgs;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
+use nas_cli::spans;
 use nas_core::optim::Optimizer;
 use nas_core::profile::{self, Event, Row};
 use nas_core::space::builtin::InputSpec;
@@ -143,7 +146,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     let x = Tensor::randn(&[a.batch, a.in_channels, a.size, a.size], 1.0, &mut rng);
     let y: Vec<u32> = (0..a.batch).map(|_| rng.below(10) as u32).collect();
     let mut all: Vec<Event> = vec![];
-    let mut phases: Vec<(String, f64, f64)> = vec![];
+    let mut span_events = vec![];
     let mut offset = 0.0;
     let mut per_step = vec![];
     for fused in [true, false] {
@@ -156,21 +159,29 @@ pub fn run(a: ProfileArgs) -> Result<()> {
             // A fresh host batch each step, as a loader gives it (so its upload counts).
             let x = Tensor::from_vec(x.to_vec(), x.shape());
             opt.zero_grad();
-            sn.net.forward(&x).cross_entropy(&y).backward();
-            opt.step(0.01);
+            let loss =
+                tracing::debug_span!("forward").in_scope(|| sn.net.forward(&x).cross_entropy(&y));
+            tracing::debug_span!("backward").in_scope(|| loss.backward());
+            tracing::debug_span!("update").in_scope(|| opt.step(0.01));
         };
         step(); // warm-up: buffers, caches
         let moved_before = nas_core::device::transfers();
-        profile::start();
-        let mut marks = vec![];
+        spans::start(profile::start());
         for i in 0..a.steps {
-            let t0 = profile::now_us();
-            step();
-            marks.push((format!("{mode} step {}", i + 1), t0, profile::now_us() - t0));
+            tracing::info_span!("step", mode, n = i + 1).in_scope(&mut step);
         }
         let events = profile::stop();
+        let recorded = spans::stop();
         let moved = nas_core::device::transfers() - moved_before;
-        let total_us: f64 = marks.iter().map(|m| m.2).sum();
+        let steps: Vec<&spans::SpanRecord> = recorded.iter().filter(|s| s.name == "step").collect();
+        if steps.len() != a.steps {
+            bail!(
+                "{} of {} steps were recorded (is the span recorder installed?)",
+                steps.len(),
+                a.steps
+            );
+        }
+        let total_us: f64 = steps.iter().map(|s| s.dur_us).sum();
         per_step.push((mode, total_us / 1e3 / a.steps as f64));
         println!(
             "\n{mode} mixed ops: {:.2} ms per step",
@@ -188,12 +199,15 @@ pub fn run(a: ProfileArgs) -> Result<()> {
                 per(moved.down_calls)
             );
         }
-        let end = marks.last().map(|m| m.1 + m.2).unwrap_or(0.0);
+        let end = steps
+            .iter()
+            .map(|s| s.start_us + s.dur_us)
+            .fold(0.0, f64::max);
         all.extend(events.into_iter().map(|mut e| {
             e.start_us += offset;
             e
         }));
-        phases.extend(marks.into_iter().map(|(n, t, d)| (n, t + offset, d)));
+        span_events.extend(spans::chrome_events(&recorded, offset));
         offset += end + 1000.0;
     }
     if let [(_, f), (_, u)] = per_step[..] {
@@ -206,7 +220,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         .trace
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("profile-{}.trace.json", space.name())));
-    let trace = profile::chrome_trace(&all, &phases);
+    let trace = profile::chrome_trace(&all, span_events);
     nas_core::experiment::write_output(&path, &serde_json::to_vec(&trace)?)
         .map_err(|e| anyhow!(e))?;
     println!(

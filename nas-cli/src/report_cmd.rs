@@ -1,12 +1,13 @@
 //! `nas report`: a finished run's table of architectures and its plots (best accuracy
 //! so far, the Pareto front; a one-shot search's training progress), as SVG, drawn by
-//! [`crate::plot`].
+//! [`crate::plot`]; with `--html`, all of it in one page ([`crate::report_html`]).
 
 use crate::plot;
-use crate::search_args::{cost_of, load_run, run_cost, run_limits};
+use crate::search_args::{cost_of, load_run, run_cost, run_limits, SearchArgs};
 use anyhow::{bail, Result};
 use clap::Args;
-use nas_core::experiment::{candidates, pareto, write_atomic};
+use nas_core::experiment::{candidates, pareto, write_atomic, Candidate, Limits, TrialRecord};
+use nas_core::space::{Choice, ChoiceKind};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -16,6 +17,10 @@ pub struct ReportArgs {
     /// Rows of the table (best trials first).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Also write the whole report as one self-contained page, `report.html` in the run
+    /// directory (a running search keeps it up to date itself).
+    #[arg(long)]
+    pub html: bool,
 }
 
 pub fn report(a: ReportArgs) -> Result<()> {
@@ -87,48 +92,74 @@ pub fn report(a: ReportArgs) -> Result<()> {
         // the search's own record of its training does.
         let progress = run.path.join("progress.jsonl");
         match std::fs::read_to_string(&progress) {
-            Ok(text) => {
-                let (series, after) = progress_series(&text, args.epochs);
-                let footnote = match after {
-                    0 => None,
-                    n => Some(format!(
-                        "{} from the search after training not shown",
-                        crate::count(n, "report")
-                    )),
-                };
-                let svg = plot::progress(&series, "epoch", footnote.as_deref());
-                write_plot(&run.path.join("progress.svg"), &svg);
-            }
+            Ok(text) => write_plot(
+                &run.path.join("progress.svg"),
+                &progress_svg(&text, args.epochs),
+            ),
             Err(e) => eprintln!("warning: {}: {e}; no progress plot", progress.display()),
         }
-        return Ok(());
+    } else {
+        write_plot(
+            &run.path.join("best_so_far.svg"),
+            &best_so_far_svg(&j, &limits),
+        );
+        if let Some((svg, front, cost)) = pareto_svg(&cands, &args) {
+            println!("Pareto front: {front} of accuracy against {cost}");
+            write_plot(&run.path.join("pareto.svg"), &svg);
+        }
     }
+    if a.html {
+        let path = crate::report_html::write(&run, &args, &j, crate::report_html::State::Read)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The best-so-far plot of a multi-trial run's feasible trials.
+pub(crate) fn best_so_far_svg(j: &[TrialRecord], limits: &Limits) -> String {
     let trials: Vec<(usize, f64)> = j
         .iter()
         .filter(|r| limits.feasible(&r.metrics))
         .map(|r| (r.trial, r.metrics.accuracy * 100.0))
         .collect();
     let last = j.iter().map(|r| r.trial).max().unwrap_or(0);
-    write_plot(
-        &run.path.join("best_so_far.svg"),
-        &plot::best_so_far(&trials, last),
-    );
-    let cost = run_cost(&args).unwrap_or_else(|| "params".into());
-    let front = pareto(&cands, cost_of(&cost));
-    if !front.is_empty() {
-        let pts: Vec<(f64, f64, bool)> = cands
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                cost_of(&cost)(&r.metrics)
-                    .map(|c| (c, r.metrics.accuracy * 100.0, front.contains(&i)))
-            })
-            .collect();
-        let svg = plot::pareto(&pts, &cost_label(&cost));
-        println!("Pareto front: {} of accuracy against {cost}", front.len());
-        write_plot(&run.path.join("pareto.svg"), &svg);
+    plot::best_so_far(&trials, last)
+}
+
+/// The Pareto plot of a run's candidates against its cost objective (parameters when it
+/// has none), with the size of the front and the cost's name; `None` when no candidate
+/// has that cost.
+pub(crate) fn pareto_svg(
+    cands: &[Candidate],
+    args: &SearchArgs,
+) -> Option<(String, usize, String)> {
+    let cost = run_cost(args).unwrap_or_else(|| "params".into());
+    let front = pareto(cands, cost_of(&cost));
+    if front.is_empty() {
+        return None;
     }
-    Ok(())
+    let pts: Vec<(f64, f64, bool)> = cands
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            cost_of(&cost)(&r.metrics).map(|c| (c, r.metrics.accuracy * 100.0, front.contains(&i)))
+        })
+        .collect();
+    let svg = plot::pareto(&pts, &cost_label(&cost));
+    Some((svg, front.len(), cost))
+}
+
+/// The progress plot of a one-shot search's `progress.jsonl` text.
+pub(crate) fn progress_svg(text: &str, epochs: usize) -> String {
+    let (series, after) = progress_series(text, epochs);
+    let footnote = match after {
+        0 => None,
+        n => Some(format!(
+            "{} from the search after training not shown",
+            crate::count(n, "report")
+        )),
+    };
+    plot::progress(&series, "epoch", footnote.as_deref())
 }
 
 /// How a plot names a cost.
@@ -149,32 +180,12 @@ fn cost_label(cost: &str) -> String {
 /// ends with a line at its last step, so the largest step of training is the number of
 /// steps in an epoch. Lines that are not such objects (a line cut short) are skipped.
 fn progress_series(text: &str, epochs: usize) -> (Vec<plot::Series>, usize) {
-    let mut recs = vec![];
-    let mut after = 0;
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let (Some(e), Some(st), Some(values)) = (
-            v["epoch"].as_u64(),
-            v["step"].as_u64(),
-            v["values"].as_object(),
-        ) else {
-            continue;
-        };
-        if e as usize >= epochs {
-            after += 1;
-            continue;
-        }
-        recs.push((e, st, values.clone()));
-    }
-    let per_epoch = recs.iter().map(|r| r.1).max().unwrap_or(1).max(1) as f64;
+    let (lines, after) = training_lines(text, epochs);
     let mut by_name: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
-    for (e, st, values) in &recs {
-        let x = *e as f64 + *st as f64 / per_epoch;
-        for (k, v) in values {
+    for (x, v) in &lines {
+        for (k, v) in v["values"].as_object().into_iter().flatten() {
             if let Some(y) = v.as_f64() {
-                by_name.entry(k.clone()).or_default().push((x, y));
+                by_name.entry(k.clone()).or_default().push((*x, y));
             }
         }
     }
@@ -186,6 +197,88 @@ fn progress_series(text: &str, epochs: usize) -> (Vec<plot::Series>, usize) {
         })
         .collect();
     (series, after)
+}
+
+/// The lines of `progress.jsonl` from the `epochs` of training, each at its fractional
+/// epoch (see [`progress_series`]), and how many lines come after training.
+fn training_lines(text: &str, epochs: usize) -> (Vec<(f64, serde_json::Value)>, usize) {
+    let mut recs = vec![];
+    let mut after = 0;
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(e), Some(st), true) = (
+            v["epoch"].as_u64(),
+            v["step"].as_u64(),
+            v["values"].is_object(),
+        ) else {
+            continue;
+        };
+        if e as usize >= epochs {
+            after += 1;
+            continue;
+        }
+        recs.push((e, st, v));
+    }
+    let per_epoch = recs.iter().map(|r| r.1).max().unwrap_or(1).max(1) as f64;
+    let lines = recs
+        .into_iter()
+        .map(|(e, st, v)| (e as f64 + st as f64 / per_epoch, v))
+        .collect();
+    (lines, after)
+}
+
+/// The mixing weights a one-shot search recorded in `progress.jsonl` (`mix`: for each
+/// choice with weights, the mean of its weights over the training steps since the line
+/// before), as one series per candidate for each choice, in the order of `choices`; a
+/// candidate is named as the choice names it. Choices whose candidates are edges are
+/// left out (a search holds every edge at 1), and so are runs from before the searches
+/// recorded them (no `mix`).
+pub(crate) fn mixing_series(
+    text: &str,
+    epochs: usize,
+    choices: &[Choice],
+) -> Vec<(String, Vec<plot::Series>)> {
+    let (lines, _) = training_lines(text, epochs);
+    let mut out: Vec<(String, Vec<plot::Series>)> = vec![];
+    for c in choices.iter().filter(|c| c.edge_ops.is_empty()) {
+        let mut series: Vec<plot::Series> = vec![];
+        for (x, v) in &lines {
+            let Some(ws) = v["mix"][&c.label].as_array() else {
+                continue;
+            };
+            for (i, w) in ws.iter().enumerate() {
+                if i == series.len() {
+                    series.push(plot::Series {
+                        name: candidate_name(c, i),
+                        points: vec![],
+                    });
+                }
+                if let Some(w) = w.as_f64() {
+                    series[i].points.push((*x, w));
+                }
+            }
+        }
+        if !series.is_empty() {
+            out.push((c.label.clone(), series));
+        }
+    }
+    out
+}
+
+/// How a choice names its `i`th candidate (its `i`th mixing weight).
+fn candidate_name(c: &Choice, i: usize) -> String {
+    let named = match &c.kind {
+        ChoiceKind::Layer { candidates } => candidates.get(i).cloned(),
+        ChoiceKind::Input { n_candidates, .. } => (i < *n_candidates).then(|| format!("input {i}")),
+        ChoiceKind::Value { values } => values.get(i).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }),
+        ChoiceKind::Repeat { depths } => depths.get(i).map(|d| format!("depth {d}")),
+    };
+    named.unwrap_or_else(|| format!("#{i}"))
 }
 
 /// Writes a plot into the run directory. A report reads a run and may be asked of one it
@@ -221,5 +314,54 @@ mod tests {
             series[1].points,
             [(0.5, 2.0), (1.0, 1.5), (1.5, 1.2), (2.0, 1.0)]
         );
+    }
+
+    #[test]
+    fn mixing_weights_are_series_per_candidate_and_old_lines_have_none() {
+        let layer = Choice {
+            label: "conv1".into(),
+            kind: ChoiceKind::Layer {
+                candidates: vec!["conv3x3".into(), "conv5x5".into()],
+            },
+            inside: None,
+            edge_ops: vec![],
+        };
+        let value = Choice {
+            label: "width".into(),
+            kind: ChoiceKind::Value {
+                values: vec![16.into(), 32.into()],
+            },
+            inside: None,
+            edge_ops: vec![],
+        };
+        let edges = Choice {
+            label: "input_2".into(),
+            kind: ChoiceKind::Input {
+                n_candidates: 2,
+                n_chosen: 2,
+                reduce: nas_core::space::Reduce::Sum,
+            },
+            inside: None,
+            edge_ops: vec!["op_2_0".into(), "op_2_1".into()],
+        };
+        let text = [
+            // A line of a run from before the mixing weights were recorded.
+            r#"{"epoch":0,"step":50,"values":{"train_loss":2.0},"arch":{}}"#,
+            r#"{"epoch":0,"step":100,"values":{"train_loss":1.5},"arch":{},"mix":{"conv1":[0.5,0.5],"width":[0.4,0.6],"input_2":[1,1]}}"#,
+            r#"{"epoch":1,"step":100,"values":{"train_loss":1.0},"arch":{},"mix":{"conv1":[0.25,0.75],"width":[0.3,0.7],"input_2":[1,1]}}"#,
+            r#"{"epoch":2,"step":1,"values":{},"arch":{}}"#,
+        ]
+        .join("\n");
+        let choices = [layer, value, edges];
+        let m = mixing_series(&text, 2, &choices);
+        let labels: Vec<&str> = m.iter().map(|g| g.0.as_str()).collect();
+        assert_eq!(labels, ["conv1", "width"], "edge choices are left out");
+        let names: Vec<&str> = m[0].1.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["conv3x3", "conv5x5"]);
+        assert_eq!(m[0].1[1].points, [(1.0, 0.5), (2.0, 0.75)]);
+        assert_eq!(m[1].1[0].name, "16");
+        assert_eq!(m[1].1[0].points, [(1.0, 0.4), (2.0, 0.3)]);
+        // No line with weights: nothing to plot.
+        assert!(mixing_series(text.lines().next().unwrap(), 2, &choices).is_empty());
     }
 }

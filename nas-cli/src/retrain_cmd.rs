@@ -31,6 +31,8 @@ pub struct RetrainArgs {
     /// Save the trained weights (safetensors).
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
+    #[command(flatten)]
+    pub onnx: crate::onnx_out::OnnxArgs,
     /// Train on only the first N training images (quick runs; the test set is whole).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -49,6 +51,7 @@ struct TrainOnly {
 }
 
 pub fn retrain(a: RetrainArgs) -> Result<()> {
+    let _span = tracing::info_span!("retrain", run = %a.dir.display()).entered();
     let started = Instant::now();
     let (run, args, j) = load_run(&a.dir)?;
     let b = best_of(&j, &run_limits(&args)?)?;
@@ -124,6 +127,7 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
     if let Some(p) = &a.save {
         argv.extend(["--save".into(), p.display().to_string()]);
     }
+    argv.extend(a.onnx.argv());
     let t = TrainOnly::try_parse_from(argv)?;
     let what = format!("trial {} of {}", b.trials[0], run.path.display());
     let done = crate::train_cmd::run_with(t.t, Some((b.arch.clone(), what)))?;
@@ -159,7 +163,7 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
     let p = run.path.join("retrain.json");
     match write_atomic(&p, &serde_json::to_vec_pretty(&result)?) {
         Ok(()) => println!("wrote {}", p.display()),
-        Err(e) => eprintln!("warning: the result is not recorded in the run: {e}"),
+        Err(e) => tracing::warn!("the result is not recorded in the run: {e}"),
     }
     Ok(())
 }

@@ -68,9 +68,20 @@ pub struct SearchArgs {
     /// Train trials on only this many images (quick searches).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Trials evaluated at once.
+    /// Trials evaluated at once (threads of this process, or jobs in flight on a cluster).
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
+    /// Where trials run: `local` (in this process) or `slurm` (one `sbatch` job per
+    /// trial; a one-shot search as one job). See --slurm.
+    #[arg(long, default_value = "local")]
+    #[serde(default = "default_executor")]
+    pub executor: String,
+    /// Options of `--executor slurm` as JSON, inline or `@file.json`: partition, account,
+    /// gres, time, sbatch_args, max_attempts, poll_seconds, result_grace_seconds, probe,
+    /// probe_timeout_seconds, nas (the binary the jobs run).
+    #[arg(long, value_name = "JSON")]
+    #[serde(default)]
+    pub slurm: Option<String>,
     /// Strategy options as JSON, inline or `@file.json`.
     #[arg(long)]
     pub config: Option<String>,
@@ -82,6 +93,10 @@ pub struct SearchArgs {
 
 fn default_batch() -> usize {
     64
+}
+
+fn default_executor() -> String {
+    "local".into()
 }
 
 fn default_device() -> String {
@@ -141,6 +156,9 @@ impl SearchArgs {
         }
         if let Some(o) = &self.out {
             self.out = Some(absolute(o));
+        }
+        if let Some(f) = self.slurm.as_deref().and_then(|c| c.strip_prefix('@')) {
+            self.slurm = Some(format!("@{}", absolute(Path::new(f)).display()));
         }
         if let Some(f) = self.config.as_deref().and_then(|c| c.strip_prefix('@')) {
             self.config = Some(format!("@{}", absolute(Path::new(f)).display()));
@@ -247,8 +265,8 @@ pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
         .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
     let journal = run.read_journal().map_err(|e| anyhow!(e))?;
     if let JournalTail::Torn { line, .. } = journal.tail {
-        eprintln!(
-            "warning: {}: line {line} is cut short (a search writing it, or killed while it \
+        tracing::warn!(
+            "{}: line {line} is cut short (a search writing it, or killed while it \
              did); left out (`nas resume {}` repairs it)",
             run.journal_path().display(),
             dir.display()

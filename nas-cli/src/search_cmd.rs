@@ -2,20 +2,22 @@
 //! architectures, an evaluator scores them (several in flight at once), and every trial
 //! is journaled before the strategy hears of it, so a killed run resumes exactly.
 
+use crate::executor::{Executor, Local, Outcome};
 use crate::search_args::{
-    best_of, load_train_data, run_limits, search_input, trial_seed, SearchArgs, TrainData,
+    best_of, load_train_data, run_limits, search_input, SearchArgs, TrainData,
 };
+use crate::state_saves::StateSaves;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_cli::host::{discover, search_dirs, Discovery, LoadedStrategy, Plugin};
-use nas_core::evaluate::{Evaluator, Nb201Table, TrainEvaluator};
-use nas_core::experiment::{self, candidates, write_atomic, Limits, RunDir, TrialRecord};
+use nas_core::evaluate::{Evaluator, Metrics, Nb201Table, TrainEvaluator};
+use nas_core::experiment::{self, write_atomic, Leaderboard, Limits, RunDir, TrialRecord};
 use nas_core::space::{arch, describe, Architecture, Choice, Space};
 use nas_strategies::Setup;
 use std::path::Path;
-use std::time::Instant;
 
 pub fn run(a: SearchArgs) -> Result<()> {
+    let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
     let dir = a.out_dir();
     let mut a = a;
     // Pin the directory in the config, so `nas resume` and the run agree on it.
@@ -29,11 +31,12 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found)?;
     let config = serde_json::to_value(&a)?;
-    let run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
+    let mut run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
     println!("run directory: {}", dir.display());
-    let result = save_space(&run, &job.choices()).and_then(|_| job.drive(&a, &run));
+    let result = save_space(&run, &job.choices()).and_then(|_| job.drive(&a, &mut run));
+    crate::report_html::finish(&run, &a, result.is_ok());
     if result.is_err() && run.discard_if_empty() {
-        eprintln!(
+        tracing::info!(
             "the search failed before its first trial; {} holds no run",
             dir.display()
         );
@@ -41,19 +44,28 @@ pub fn run(a: SearchArgs) -> Result<()> {
     result
 }
 
-pub fn resume(dir: &Path) -> Result<()> {
-    let run = RunDir::open_to_write(dir).map_err(|e| anyhow!(e))?;
+/// `here`: run the search in this process whatever its executor (what the cluster job
+/// of a one-shot search runs).
+pub fn resume(dir: &Path, here: bool) -> Result<()> {
+    let mut run = RunDir::open_to_write(dir).map_err(|e| anyhow!(e))?;
     if let Some(msg) = run.repair_journal().map_err(|e| anyhow!(e))? {
         println!("{msg}");
     }
-    let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
+    let mut a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
         .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
+    if here {
+        a.executor = "local".into();
+        a.slurm = None;
+    }
+    let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found)?;
     if !run.space_path().exists() {
         save_space(&run, &job.choices())?; // a run made before runs recorded their space
     }
-    job.drive(&a, &run)
+    let result = job.drive(&a, &mut run);
+    crate::report_html::finish(&run, &a, result.is_ok());
+    result
 }
 
 /// Records the choices of the run's space (see [`RunDir::space_path`]).
@@ -67,16 +79,71 @@ fn save_space(run: &RunDir, choices: &[Choice]) -> Result<()> {
 enum Job<'p> {
     AskTell(Box<AskTell>),
     OneShot(&'p Plugin, Box<crate::oneshot_cmd::Inputs>),
+    /// A one-shot search run as one cluster job.
+    OneShotJob(crate::slurm::SlurmConfig, Vec<Choice>),
 }
 
 /// What a multi-trial search runs on.
 struct AskTell {
-    data: Option<TrainData>,
-    table: Option<Nb201Table>,
-    space: Box<dyn Space>,
+    inputs: EvalInputs,
     choices: Vec<Choice>,
     strategy: LoadedStrategy,
     limits: Limits,
+}
+
+/// What a search's trials are scored with: the table, or the training data and the
+/// space (resolved for their images). `nas trial` loads the same from a run's config.
+pub(crate) struct EvalInputs {
+    data: Option<TrainData>,
+    table: Option<Nb201Table>,
+    pub space: Box<dyn Space>,
+}
+
+impl EvalInputs {
+    pub(crate) fn load(a: &SearchArgs) -> Result<EvalInputs> {
+        let table_eval = a.uses_table()?;
+        let data = if table_eval {
+            None
+        } else {
+            Some(load_train_data(a)?)
+        };
+        let space = a
+            .space
+            .resolve_for_batch(search_input(table_eval, data.as_ref()), a.batch)?;
+        let table = if table_eval {
+            let mut t = Nb201Table::load(&a.table_path()?).map_err(|e| anyhow!("--table: {e}"))?;
+            t.count_macs = true;
+            Some(t)
+        } else {
+            None
+        };
+        Ok(EvalInputs { data, table, space })
+    }
+
+    /// Runs `f` with the search's evaluator.
+    pub(crate) fn with_evaluator<R>(
+        &self,
+        a: &SearchArgs,
+        f: impl FnOnce(&dyn Evaluator) -> R,
+    ) -> Result<R> {
+        let device = crate::device::parse(&a.device)?;
+        if let Some(t) = &self.table {
+            return Ok(f(t));
+        }
+        let d = self
+            .data
+            .as_ref()
+            .expect("a search without a table has data");
+        Ok(f(&TrainEvaluator {
+            space: self.space.as_ref(),
+            device,
+            train: &d.train,
+            val: &d.val,
+            epochs: a.epochs,
+            batch_size: a.batch,
+            lr: 0.05,
+        }))
+    }
 }
 
 /// Checks and loads everything a search needs, writing nothing.
@@ -94,29 +161,16 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
         )
     })?;
     let limits = run_limits(a)?;
+    let executor = crate::slurm::ExecutorKind::from_args(a)?;
     if plugin.kind == nas_strategies::abi::KIND_ONE_SHOT {
-        return Ok(Job::OneShot(
-            plugin,
-            Box::new(crate::oneshot_cmd::prepare(a)?),
-        ));
+        let inputs = crate::oneshot_cmd::prepare(a)?;
+        if let crate::slurm::ExecutorKind::Slurm(cfg) = executor {
+            return Ok(Job::OneShotJob(cfg, inputs.choices()));
+        }
+        return Ok(Job::OneShot(plugin, Box::new(inputs)));
     }
-    let table_eval = a.uses_table()?;
-    let data = if table_eval {
-        None
-    } else {
-        Some(load_train_data(a)?)
-    };
-    let space = a
-        .space
-        .resolve_for_batch(search_input(table_eval, data.as_ref()), a.batch)?;
-    let table = if table_eval {
-        let mut t = Nb201Table::load(&a.table_path()?).map_err(|e| anyhow!("--table: {e}"))?;
-        t.count_macs = true;
-        Some(t)
-    } else {
-        None
-    };
-    let choices = describe(space.as_ref());
+    let inputs = EvalInputs::load(a)?;
+    let choices = describe(inputs.space.as_ref());
     let setup = Setup {
         space: choices.clone(),
         config: a.strategy_config()?,
@@ -125,9 +179,7 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
     };
     let strategy = plugin.create(&setup).map_err(|e| anyhow!(e))?;
     Ok(Job::AskTell(Box::new(AskTell {
-        data,
-        table,
-        space,
+        inputs,
         choices,
         strategy,
         limits,
@@ -140,13 +192,19 @@ impl Job<'_> {
         match self {
             Job::AskTell(j) => j.choices.clone(),
             Job::OneShot(_, inputs) => inputs.choices(),
+            Job::OneShotJob(_, choices) => choices.clone(),
         }
     }
 
-    fn drive(self, a: &SearchArgs, run: &RunDir) -> Result<()> {
+    fn drive(self, a: &SearchArgs, run: &mut RunDir) -> Result<()> {
         match self {
             Job::AskTell(j) => j.drive(a, run),
             Job::OneShot(plugin, inputs) => crate::oneshot_cmd::drive(a, run, plugin, *inputs),
+            Job::OneShotJob(cfg, _) => {
+                // The job writes the run now; this process only watches it.
+                run.release();
+                crate::slurm::one_shot(cfg, &run.path, a.seed)
+            }
         }
     }
 }
@@ -154,110 +212,154 @@ impl Job<'_> {
 impl AskTell {
     fn drive(self, a: &SearchArgs, run: &RunDir) -> Result<()> {
         let AskTell {
-            data,
-            table,
-            space,
+            inputs,
             choices,
-            mut strategy,
+            strategy,
             limits,
         } = self;
-        let device = crate::device::parse(&a.device)?;
-        let train_eval = data.as_ref().map(|d| TrainEvaluator {
-            space: space.as_ref(),
-            device,
-            train: &d.train,
-            val: &d.val,
-            epochs: a.epochs,
-            batch_size: a.batch,
-            lr: 0.05,
-        });
-        let evaluator: &dyn Evaluator = match (&table, &train_eval) {
-            (Some(t), _) => t,
-            (None, Some(t)) => t,
-            _ => unreachable!(),
+        inputs.with_evaluator(a, |evaluator| {
+            let mut executor: Box<dyn Executor + '_> =
+                match crate::slurm::ExecutorKind::from_args(a)? {
+                    crate::slurm::ExecutorKind::Local => Box::new(Local {
+                        evaluator,
+                        seed: a.seed,
+                    }),
+                    crate::slurm::ExecutorKind::Slurm(cfg) => {
+                        Box::new(crate::slurm::start(cfg, &run.path, a.seed)?)
+                    }
+                };
+            drive_loop(
+                a,
+                run,
+                &choices,
+                strategy,
+                &limits,
+                evaluator,
+                executor.as_mut(),
+                inputs.space.name(),
+            )
+        })?
+    }
+}
+
+/// The strategy loop: ask a batch, run it on the executor, journal and tell in order.
+#[allow(clippy::too_many_arguments)]
+fn drive_loop(
+    a: &SearchArgs,
+    run: &RunDir,
+    choices: &[Choice],
+    mut strategy: LoadedStrategy,
+    limits: &Limits,
+    evaluator: &dyn Evaluator,
+    executor: &mut dyn Executor,
+    space_name: &str,
+) -> Result<()> {
+    let mut journal = run.journal().map_err(|e| anyhow!(e))?;
+    crate::search_args::check_journal(
+        run,
+        choices,
+        &journal,
+        &format!("the space {}", a.space.display()),
+    )?;
+    let mut in_flight = vec![];
+    if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
+        in_flight = restore(&mut strategy, a, run, choices, &journal)?;
+        println!(
+            "resumed: {} already journaled",
+            crate::count(journal.len(), "trial")
+        );
+    }
+    let bar = ProgressBar::new(a.budget as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials, {msg} eta {eta}")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} on {}", a.strategy, space_name));
+    bar.set_position(journal.len() as u64);
+    // Each trial is ranked once as it comes in, and the state saved when due (see
+    // `state_saves`): nothing in the loop re-reads the whole journal.
+    let mut board = Leaderboard::new(limits.clone());
+    for r in &journal {
+        board.add(r);
+    }
+    let mut saves = StateSaves::default();
+    let (mut journal_bytes, mut best_written) = (0usize, None);
+    let best_msg = |j: &[TrialRecord], board: &Leaderboard| match board.best() {
+        Some(b) => format!("best {:.2}%", b.metrics.accuracy * 100.0),
+        None if j.is_empty() => "no trial yet".into(),
+        None => "no trial within the limits yet".into(),
+    };
+    bar.set_message(best_msg(&journal, &board));
+    let mut page = crate::report_html::Live::new();
+    while journal.len() < a.budget {
+        // A resumed run first evaluates what its last batch asked and did not journal.
+        let asked = if in_flight.is_empty() {
+            let want = a.parallel.min(a.budget - journal.len());
+            ask_batch(&mut strategy, a, choices, want)?
+        } else {
+            std::mem::take(&mut in_flight)
         };
-        let mut journal = run.journal().map_err(|e| anyhow!(e))?;
-        crate::search_args::check_journal(
-            run,
-            &choices,
-            &journal,
-            &format!("the space {}", a.space.display()),
-        )?;
-        let mut in_flight = vec![];
-        if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
-            in_flight = restore(&mut strategy, a, run, &choices, &journal)?;
+        if asked.is_empty() {
+            bar.println("the strategy has nothing more to propose");
+            break;
+        }
+        let first = journal.len();
+        let outcomes = executor.evaluate(&asked, first)?;
+        for (arch, out) in asked.into_iter().zip(outcomes) {
+            let (metrics, seconds) = match out {
+                Outcome::Done(m, s) => (m, s),
+                Outcome::Failed(why) => {
+                    let msg = format!("trial {}: failed: {why}", journal.len());
+                    bar.suspend(|| tracing::warn!("{msg}"));
+                    (Metrics::failed(&why), 0.0)
+                }
+            };
+            let rec = TrialRecord {
+                trial: journal.len(),
+                arch,
+                metrics,
+                seconds,
+            };
+            // Journal first: a trial is never lost once evaluated, and never re-run.
+            let n = run.append(&rec).map_err(|e| anyhow!(e))?;
+            journal_bytes += n;
+            saves.journaled(n);
+            strategy
+                .tell(&rec.arch, &rec.metrics)
+                .map_err(|e| anyhow!(e))?;
+            board.add(&rec);
+            journal.push(rec);
+        }
+        saves.after_batch(&mut strategy, run, journal.len())?;
+        write_best(run, &board, &mut best_written, evaluator)?;
+        page.update(run, a, &journal);
+        bar.set_position(journal.len() as u64);
+        bar.set_message(best_msg(&journal, &board));
+        // Without a terminal to draw the bar on, a plain line every tenth of the budget.
+        let tenth = (a.budget / 10).max(1);
+        if bar.is_hidden() && journal.len() < a.budget && journal.len() / tenth > first / tenth {
             println!(
-                "resumed: {} already journaled",
-                crate::count(journal.len(), "trial")
+                "{}/{} trials, {}",
+                journal.len(),
+                a.budget,
+                best_msg(&journal, &board)
             );
         }
-        let bar = ProgressBar::new(a.budget as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} trials, {msg} eta {eta}",
-            )?
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{} on {}", a.strategy, space.name()));
-        bar.set_position(journal.len() as u64);
-        let best_msg = |j: &[TrialRecord]| match experiment::best(&candidates(j, &limits)) {
-            Some(b) => format!("best {:.2}%", b.metrics.accuracy * 100.0),
-            None if j.is_empty() => "no trial yet".into(),
-            None => "no trial within the limits yet".into(),
-        };
-        bar.set_message(best_msg(&journal));
-        while journal.len() < a.budget {
-            // A resumed run first evaluates what its last batch asked and did not journal.
-            let asked = if in_flight.is_empty() {
-                let want = a.parallel.min(a.budget - journal.len());
-                ask_batch(&mut strategy, a, &choices, want)?
-            } else {
-                std::mem::take(&mut in_flight)
-            };
-            if asked.is_empty() {
-                bar.println("the strategy has nothing more to propose");
-                break;
-            }
-            let first = journal.len();
-            let results = evaluate_all(evaluator, &asked, a.seed, first);
-            for (k, (arch, res)) in asked.into_iter().zip(results).enumerate() {
-                let (metrics, seconds) = res.map_err(|e| anyhow!("trial {}: {e}", first + k))?;
-                let rec = TrialRecord {
-                    trial: journal.len(),
-                    arch,
-                    metrics,
-                    seconds,
-                };
-                // Journal first: a trial is never lost once evaluated, and never re-run.
-                run.append(&rec).map_err(|e| anyhow!(e))?;
-                strategy
-                    .tell(&rec.arch, &rec.metrics)
-                    .map_err(|e| anyhow!(e))?;
-                journal.push(rec);
-            }
-            let state = strategy.save().map_err(|e| anyhow!(e))?;
-            run.save_state(journal.len(), &state)
-                .map_err(|e| anyhow!(e))?;
-            write_best(run, &journal, &limits, evaluator)?;
-            bar.set_position(journal.len() as u64);
-            bar.set_message(best_msg(&journal));
-            // Without a terminal to draw the bar on, a plain line every tenth of the budget.
-            let tenth = (a.budget / 10).max(1);
-            if bar.is_hidden() && journal.len() < a.budget && journal.len() / tenth > first / tenth
-            {
-                println!(
-                    "{}/{} trials, {}",
-                    journal.len(),
-                    a.budget,
-                    best_msg(&journal)
-                );
-            }
-        }
-        bar.finish_and_clear();
-        write_best(run, &journal, &limits, evaluator)?;
-        summarize(&journal, &limits, evaluator, run);
-        Ok(())
     }
+    bar.finish_and_clear();
+    saves.at_end(&mut strategy, run, journal.len())?;
+    write_best(run, &board, &mut best_written, evaluator)?;
+    tracing::debug!(
+        trials = journal.len(),
+        journal_bytes,
+        state_saves = saves.saves,
+        state_saves_on_time = saves.on_time,
+        state_bytes = saves.bytes,
+        trials_ranked = experiment::trials_ranked(),
+        "search wrote its run"
+    );
+    summarize(&journal, limits, evaluator, run);
+    Ok(())
 }
 
 /// Asks the strategy for up to `want` architectures (fewer when it runs out), each
@@ -334,7 +436,7 @@ fn restore(
         in_flight = asked.split_off(n.min(asked.len()));
     }
     if let Some(t) = differs {
-        eprintln!(
+        tracing::info!(
             "note: the restored strategy `{}` proposed another architecture than trial {t} \
              of {}; it was told the journaled trials, and the run goes on from them",
             a.strategy,
@@ -344,33 +446,20 @@ fn restore(
     Ok(in_flight)
 }
 
-/// Evaluates architectures concurrently, one thread each.
-fn evaluate_all(
+/// Writes `best.json` when the best differs from the one `written` last (another
+/// architecture, or more trials of it).
+fn write_best(
+    run: &RunDir,
+    board: &Leaderboard,
+    written: &mut Option<(usize, usize)>,
     ev: &dyn Evaluator,
-    archs: &[Architecture],
-    seed: u64,
-    first: usize,
-) -> Vec<Result<(nas_core::evaluate::Metrics, f64), String>> {
-    let one = |k: usize| {
-        let t = Instant::now();
-        ev.evaluate(&archs[k], trial_seed(seed, first + k))
-            .map(|m| (m, t.elapsed().as_secs_f64()))
-    };
-    if archs.len() == 1 {
-        return vec![one(0)];
-    }
-    std::thread::scope(|s| {
-        let hs: Vec<_> = (0..archs.len()).map(|k| s.spawn(move || one(k))).collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("evaluation panicked".into()))
-            })
-            .collect()
-    })
-}
-fn write_best(run: &RunDir, j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator) -> Result<()> {
-    if let Ok(b) = best_of(j, limits) {
+) -> Result<()> {
+    if let Some(b) = board.best() {
+        let key = Some((b.trials[0], b.trials.len()));
+        if *written == key {
+            return Ok(());
+        }
+        *written = key;
         let v = serde_json::json!({
             "trial": b.trials[0],
             "trials": b.trials,

@@ -64,6 +64,8 @@ pub struct TrainArgs {
     /// Save the trained weights (safetensors).
     #[arg(long)]
     pub save: Option<PathBuf>,
+    #[command(flatten)]
+    pub onnx: crate::onnx_out::OnnxArgs,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
@@ -91,6 +93,7 @@ const TIMED_STEPS: usize = 10;
 /// the one `--arch` names: `nas retrain` hands over a run's best this way, and is always
 /// told the estimated time (other runs only when it is long).
 pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<Trained> {
+    let _span = tracing::info_span!("train", epochs = a.epochs).entered();
     if a.batch_size == 0 || a.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
@@ -237,9 +240,9 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
                     );
                     bar.suspend(|| {
                         if secs > LONG_RUN_SECONDS {
-                            eprintln!(
-                                "warning: this will take about {} ({how}); --epochs and \
-                                 --limit shorten it",
+                            tracing::warn!(
+                                "this will take about {} ({how}); --epochs and --limit \
+                                 shorten it",
                                 duration(secs)
                             );
                         } else if given.is_some() {
@@ -279,6 +282,12 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
         nas_core::io::save_module(p, model).with_context(|| format!("--save {}", p.display()))?;
         println!("saved weights to {}", p.display());
     }
+    let about = [
+        ("architecture", serde_json::to_string(&arch)?),
+        ("space", a.space.display()),
+        ("weights", "trained from scratch".to_string()),
+    ];
+    a.onnx.write(model, &test, (&mean, &std), &about)?;
     Ok(Trained {
         source: loaded.source,
         dataset: loaded.splits.name,

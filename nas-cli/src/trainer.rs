@@ -131,8 +131,17 @@ pub struct SupernetTrainer<'a> {
     pub checkpoint_dir: Option<PathBuf>,
     /// The last checkpoint's strategy state (also when there is no directory).
     pub last_state: Option<Value>,
-    /// Called with every progress report.
-    pub on_progress: Box<dyn FnMut(&Progress) + 'a>,
+    /// Called with every progress report and the mean of the mixing weights the
+    /// training steps since the report before used (empty when none trained), so a
+    /// search records how its architecture distribution moved whatever the strategy.
+    pub on_progress: Box<dyn FnMut(&Progress, &[f32]) + 'a>,
+    /// The sum of the mixing weights of the training steps since the last report, and
+    /// how many steps that is.
+    mix_sum: Vec<f64>,
+    mix_steps: usize,
+    /// The span of the epoch being trained: opened by its first weight step, closed by
+    /// the progress report that ends it.
+    epoch_span: Option<tracing::span::EnteredSpan>,
 }
 
 impl<'a> SupernetTrainer<'a> {
@@ -211,7 +220,10 @@ impl<'a> SupernetTrainer<'a> {
             generation: 0,
             checkpoint_dir: None,
             last_state: None,
-            on_progress: Box::new(|_| {}),
+            on_progress: Box::new(|_, _| {}),
+            mix_sum: vec![],
+            mix_steps: 0,
+            epoch_span: None,
         })
     }
 
@@ -357,6 +369,15 @@ impl SupernetHost for SupernetTrainer<'_> {
 
     fn train_step(&mut self, mix: &[f32], grad: Option<&mut [f32]>) -> Result<f32, String> {
         self.set_mix(mix)?;
+        if self.epoch_span.is_none() {
+            let n = self.steps / self.info.batches_per_epoch.max(1);
+            self.epoch_span = Some(tracing::debug_span!("epoch", n).entered());
+        }
+        self.mix_sum.resize(mix.len(), 0.0);
+        for (s, &w) in self.mix_sum.iter_mut().zip(mix) {
+            *s += w as f64;
+        }
+        self.mix_steps += 1;
         let x = self.train.input()?;
         self.supernet.net.set_training(true);
         let logits = self.supernet.net.forward(&x);
@@ -601,7 +622,15 @@ impl SupernetHost for SupernetTrainer<'_> {
     }
 
     fn progress(&mut self, p: &Progress) -> Result<(), String> {
-        (self.on_progress)(p);
+        if p.step >= self.info.batches_per_epoch || p.epoch >= self.info.epochs {
+            self.epoch_span = None;
+        }
+        let n = std::mem::take(&mut self.mix_steps).max(1) as f64;
+        let mean: Vec<f32> = std::mem::take(&mut self.mix_sum)
+            .into_iter()
+            .map(|s| (s / n) as f32)
+            .collect();
+        (self.on_progress)(p, &mean);
         Ok(())
     }
 }

@@ -61,21 +61,59 @@ fn profile_prints_the_kernel_table_and_writes_a_trace() {
         let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
         let evs = t["traceEvents"].as_array().unwrap();
         let kernels = evs.iter().filter(|e| e["cat"] == "kernel").count();
-        let steps: Vec<&str> = evs
+        let spans: Vec<&serde_json::Value> = evs.iter().filter(|e| e["cat"] == "span").collect();
+        let steps: Vec<&str> = spans
             .iter()
-            .filter(|e| e["cat"] == "step")
             .filter_map(|e| e["name"].as_str())
+            .filter(|n| n.starts_with("step"))
             .collect();
         assert!(kernels > 10, "{space}: {kernels} kernel events");
         assert_eq!(
             steps,
             [
-                "fused step 1",
-                "fused step 2",
-                "unfused step 1",
-                "unfused step 2"
+                "step{mode=fused n=1}",
+                "step{mode=fused n=2}",
+                "step{mode=unfused n=1}",
+                "step{mode=unfused n=2}"
             ]
         );
+        // Each step's forward pass, backward pass and update are spans inside it, on
+        // its track, one after another; each took time, and together no longer than it.
+        let at = |e: &serde_json::Value| {
+            let ts = e["ts"].as_f64().unwrap();
+            (ts, ts + e["dur"].as_f64().unwrap())
+        };
+        for step in spans
+            .iter()
+            .filter(|e| e["name"].as_str().unwrap().starts_with("step"))
+        {
+            let (s0, s1) = at(step);
+            assert!(s1 > s0, "{space}: {step}");
+            let inner: Vec<&&serde_json::Value> = spans
+                .iter()
+                .filter(|e| e["tid"] == step["tid"] && e["name"] != step["name"])
+                .filter(|e| at(e).0 >= s0 && at(e).1 <= s1)
+                .collect();
+            let names: Vec<&str> = inner.iter().map(|e| e["name"].as_str().unwrap()).collect();
+            assert_eq!(names, ["forward", "backward", "update"], "{space}: {step}");
+            let mut end = s0;
+            for e in &inner {
+                let (t0, t1) = at(e);
+                assert!(t0 >= end && t1 > t0, "{space}: {e} in {step}");
+                end = t1;
+            }
+        }
+        // The spans time what the kernels ran in: every kernel call starts inside a step.
+        for k in evs.iter().filter(|e| e["cat"] == "kernel") {
+            let ts = k["ts"].as_f64().unwrap();
+            assert!(
+                spans
+                    .iter()
+                    .filter(|e| e["name"].as_str().unwrap().starts_with("step"))
+                    .any(|e| at(e).0 <= ts && ts <= at(e).1),
+                "{space}: kernel outside every step: {k}"
+            );
+        }
         // Kernel events nest inside their steps' time spans.
         let span = |name: &str| {
             let e = evs.iter().find(|e| e["name"] == name).unwrap();
@@ -84,7 +122,10 @@ fn profile_prints_the_kernel_table_and_writes_a_trace() {
                 e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap(),
             )
         };
-        let (f0, f1) = (span("fused step 1").0, span("fused step 2").1);
+        let (f0, f1) = (
+            span("step{mode=fused n=1}").0,
+            span("step{mode=fused n=2}").1,
+        );
         let inside = evs
             .iter()
             .filter(|e| e["cat"] == "kernel")

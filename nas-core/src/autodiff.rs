@@ -25,7 +25,8 @@ pub(crate) enum Op {
     Sub(Tensor, Tensor),
     Mul(Tensor, Tensor),
     Div(Tensor, Tensor),
-    AddScalar(Tensor),
+    /// `x + s` (the scalar kept for exporters; the gradient rule does not need it).
+    AddScalar(Tensor, f32),
     MulScalar(Tensor, f32),
     Exp(Tensor),
     Log(Tensor),
@@ -161,7 +162,13 @@ impl Op {
         use Op::*;
         match self {
             Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | MatMul(a, b) => vec![a, b],
-            AddScalar(a) | MulScalar(a, _) | Exp(a) | Log(a) | Relu(a) | Sigmoid(a) | Tanh(a) => {
+            AddScalar(a, _)
+            | MulScalar(a, _)
+            | Exp(a)
+            | Log(a)
+            | Relu(a)
+            | Sigmoid(a)
+            | Tanh(a) => {
                 vec![a]
             }
             Sum(a, _) | Reshape(a) | Permute(a, _) | Slice(a, _, _) => vec![a],
@@ -203,7 +210,7 @@ impl Op {
             _ if !here => false,
             Add(a, b) | Sub(a, b) | Mul(a, b) => same(a) && same(b),
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
-            AddScalar(_) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
+            AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
             | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..) | AdaptiveAvgPool2d(_)
             | BatchNorm(..) | LogSoftmax(_) | WeightedSum(..) => true,
             _ => false,
@@ -239,7 +246,7 @@ impl Op {
                     acc_dev(a, r, || r.binary(Binary::Mul, &gd(), &b.dev_buf(r)))?;
                     acc_dev(b, r, || r.binary(Binary::Mul, &gd(), &a.dev_buf(r)))
                 }
-                AddScalar(a) | Reshape(a) => acc_dev(a, r, || Ok(gd())),
+                AddScalar(a, _) | Reshape(a) => acc_dev(a, r, || Ok(gd())),
                 Concat(xs, axis) => {
                     let (outer, total, inner) = mv::around(os, *axis);
                     let mut at = 0;
@@ -381,7 +388,7 @@ impl Op {
                     });
                 }
             }
-            AddScalar(a) => acc(a, |ga| ew::acc_map(g, ga, |x| x)),
+            AddScalar(a, _) => acc(a, |ga| ew::acc_map(g, ga, |x| x)),
             MulScalar(a, s) => acc(a, |ga| ew::acc_map(g, ga, |x| x * s)),
             Exp(a) => acc(a, |ga| ew::acc_zip_map(g, &out.data(), ga, |g, y| g * y)),
             Log(a) => acc(a, |ga| ew::acc_zip_map(g, &a.data(), ga, |g, x| g / x)),

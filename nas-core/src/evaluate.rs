@@ -74,6 +74,7 @@ pub struct Nb201Table {
 impl Nb201Table {
     /// Reads the CSV; errors name the file, line and field.
     pub fn load(path: &Path) -> Result<Nb201Table, String> {
+        let _span = tracing::debug_span!("load table").entered();
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut lines = text.lines().enumerate();
         let (_, header) = lines

@@ -6,9 +6,12 @@ use crate::evaluate::Metrics;
 use crate::space::Architecture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One finished trial, as journaled.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -232,17 +235,18 @@ impl RunDir {
     /// Removes the temporary files ([`write_atomic`]'s `.NAME.tmp-PID`) that a writer
     /// killed in the middle of a write left beside the run's own files (the config, the
     /// space, the strategy state, best.json, the journal's cut copies, a one-shot run's
-    /// progress and checkpoint). Called by a writer, which holds the lock, so no other
-    /// process is writing those; the temporary files of the plots a `nas report` writes
-    /// without the lock are left alone.
+    /// progress and checkpoint, the page a running search keeps up to date). Called by a
+    /// writer, which holds the lock, so no other process is writing those; the temporary
+    /// files of the plots a `nas report` writes without the lock are left alone.
     fn remove_stale_temporaries(&self) {
-        const OURS: [&str; 6] = [
+        const OURS: [&str; 7] = [
             "config.json",
             "space.json",
             "strategy_state.json",
             "best.json",
             "progress.jsonl",
             "oneshot.json",
+            "report.html",
         ];
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return;
@@ -284,6 +288,12 @@ impl RunDir {
         }
         let _ = std::fs::remove_dir(&self.path);
         true
+    }
+
+    /// Gives up the run's lock (to a cluster job that goes on writing the run); the
+    /// directory is only read from here on.
+    pub fn release(&mut self) {
+        self.lock = None;
     }
 
     fn writable(&self) -> Result<(), String> {
@@ -370,8 +380,9 @@ impl RunDir {
         }
     }
 
-    /// Appends one trial and flushes it to disk before returning.
-    pub fn append(&self, r: &TrialRecord) -> Result<(), String> {
+    /// Appends one trial and flushes it to disk before returning; returns the bytes
+    /// written.
+    pub fn append(&self, r: &TrialRecord) -> Result<usize, String> {
         self.writable()?;
         let p = self.journal_path();
         let mut f = OpenOptions::new()
@@ -383,14 +394,18 @@ impl RunDir {
         line.push(b'\n');
         f.write_all(&line)
             .map_err(|e| format!("{}: {e}", p.display()))?;
-        f.sync_data().map_err(|e| format!("{}: {e}", p.display()))
+        f.sync_data().map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(line.len())
     }
 
-    /// The strategy state saved after `told` trials had been told to it.
-    pub fn save_state(&self, told: usize, state: &Value) -> Result<(), String> {
+    /// The strategy state saved after `told` trials had been told to it; returns the
+    /// bytes written.
+    pub fn save_state(&self, told: usize, state: &Value) -> Result<usize, String> {
         self.writable()?;
         let v = serde_json::json!({ "told": told, "strategy": state });
-        write_atomic(&self.state_path(), &serde_json::to_vec(&v).unwrap())
+        let bytes = serde_json::to_vec(&v).unwrap();
+        write_atomic(&self.state_path(), &bytes)?;
+        Ok(bytes.len())
     }
 
     pub fn load_state(&self) -> Result<Option<(usize, Value)>, String> {
@@ -515,39 +530,126 @@ pub struct Candidate {
     pub metrics: Metrics,
 }
 
-/// The run's feasible architectures, each once, in the order of their first trial.
+/// The run's feasible architectures, each once, in the order of their first trial; a
+/// failed trial ([`Metrics::failed`]) is none.
 /// A trial's accuracy that is not a finite number counts as 0.
 pub fn candidates(journal: &[TrialRecord], limits: &Limits) -> Vec<Candidate> {
-    let mut out: Vec<Candidate> = vec![];
-    let mut sums: Vec<f64> = vec![];
-    let mut index: std::collections::HashMap<String, usize> = Default::default();
-    for t in journal.iter().filter(|t| limits.feasible(&t.metrics)) {
+    let mut board = Leaderboard::new(limits.clone());
+    for t in journal {
+        board.add(t);
+    }
+    board.into_candidates()
+}
+
+/// Trial records ranked by [`Leaderboard::add`] in this process: what a search's loop
+/// reports, so a test can tell a loop that ranks each trial once from one that re-reads
+/// its whole journal after every trial (quadratic in the budget).
+static RANKED: AtomicU64 = AtomicU64::new(0);
+
+/// How many trial records this process has ranked (see [`Leaderboard::add`]).
+pub fn trials_ranked() -> u64 {
+    RANKED.load(Ordering::Relaxed)
+}
+
+/// The candidates of a run as its trials come in (what [`candidates`] returns for the
+/// trials added so far), with the best kept in order: adding a trial costs the same
+/// however long the journal is, so a search loop ranks each trial once.
+#[derive(Clone, Debug, Default)]
+pub struct Leaderboard {
+    limits: Limits,
+    list: Vec<Candidate>,
+    sums: Vec<f64>,
+    index: HashMap<String, usize>,
+    /// (mean accuracy, first-trial order) of every candidate, best first.
+    order: BTreeSet<(Reverse<Score>, usize)>,
+}
+
+/// A mean accuracy in a total order (not a number counts as the worst; -0 as 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Score(f64);
+
+impl Eq for Score {}
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+impl Score {
+    fn of(mean: f64) -> Score {
+        Score(if mean.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            mean + 0.0
+        })
+    }
+}
+
+impl Leaderboard {
+    pub fn new(limits: Limits) -> Leaderboard {
+        Leaderboard {
+            limits,
+            ..Leaderboard::default()
+        }
+    }
+
+    /// Ranks one more trial (in journal order); an infeasible or failed one is left out.
+    pub fn add(&mut self, t: &TrialRecord) {
+        RANKED.fetch_add(1, Ordering::Relaxed);
+        if t.metrics.is_failed() || !self.limits.feasible(&t.metrics) {
+            return;
+        }
         let acc = if t.metrics.accuracy.is_finite() {
             t.metrics.accuracy
         } else {
             0.0
         };
         let key = serde_json::to_string(&t.arch).unwrap_or_default();
-        match index.get(&key) {
+        match self.index.get(&key) {
             Some(&i) => {
-                out[i].trials.push(t.trial);
-                sums[i] += acc;
-                out[i].metrics.accuracy = sums[i] / out[i].trials.len() as f64;
+                let c = &mut self.list[i];
+                self.order
+                    .remove(&(Reverse(Score::of(c.metrics.accuracy)), i));
+                c.trials.push(t.trial);
+                self.sums[i] += acc;
+                c.metrics.accuracy = self.sums[i] / c.trials.len() as f64;
+                self.order
+                    .insert((Reverse(Score::of(c.metrics.accuracy)), i));
             }
             None => {
-                index.insert(key, out.len());
+                let i = self.list.len();
+                self.index.insert(key, i);
                 let mut metrics = t.metrics.clone();
                 metrics.accuracy = acc;
-                out.push(Candidate {
+                self.list.push(Candidate {
                     arch: t.arch.clone(),
                     trials: vec![t.trial],
                     metrics,
                 });
-                sums.push(acc);
+                self.sums.push(acc);
+                self.order.insert((Reverse(Score::of(acc)), i));
             }
         }
     }
-    out
+
+    /// The candidate with the highest mean accuracy (the first on ties), as [`best`]
+    /// picks it from [`Leaderboard::candidates`].
+    pub fn best(&self) -> Option<&Candidate> {
+        self.order.first().map(|&(_, i)| &self.list[i])
+    }
+
+    /// The candidates so far, in the order of their first trial.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.list
+    }
+
+    pub fn into_candidates(self) -> Vec<Candidate> {
+        self.list
+    }
 }
 
 /// The candidate with the highest accuracy (the first on ties).
@@ -792,6 +894,45 @@ mod tests {
         // A limited cost the trial does not report makes it infeasible.
         let lat = Limits::from_config(&serde_json::json!({"limits": {"latency_ms": 5}})).unwrap();
         assert!(candidates(&t, &lat).is_empty());
+    }
+
+    #[test]
+    fn the_leaderboard_agrees_with_the_candidates_after_every_trial() {
+        // Few architectures, coarse accuracies (ties), repeats, infeasible and failed
+        // trials, and not-a-number scores: after each trial the running leaderboard
+        // holds what `candidates` and `best` make of the journal so far.
+        let limits = Limits::from_config(&serde_json::json!({"max_params": 250})).unwrap();
+        for seed in 0..20 {
+            let mut rng = crate::Rng::new(seed);
+            let mut board = Leaderboard::new(limits.clone());
+            let mut journal = vec![];
+            for i in 0..60 {
+                let acc = match rng.below(10) {
+                    0 => f64::NAN,
+                    1 => -0.0,
+                    _ => rng.below(5) as f64 / 4.0,
+                };
+                let mut r = rec(i, acc, [100.0, 200.0, 300.0][rng.below(3)]);
+                r.arch = arch(rng.below(8) as i64);
+                if rng.below(12) == 0 {
+                    r.metrics = Metrics::failed("no result");
+                    r.metrics.params = Some(10.0);
+                }
+                board.add(&r);
+                journal.push(r);
+                let want = candidates(&journal, &limits);
+                assert_eq!(board.candidates(), &want[..], "seed {seed}, trial {i}");
+                assert_eq!(board.best(), best(&want), "seed {seed}, trial {i}");
+            }
+            assert!(board.best().is_some(), "seed {seed}: nothing feasible");
+        }
+        // Each added trial is counted once.
+        let before = trials_ranked();
+        let mut board = Leaderboard::new(Limits::default());
+        for i in 0..5 {
+            board.add(&rec(i, 0.5, 1.0));
+        }
+        assert!(trials_ranked() >= before + 5);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub use nas_types::rng;
 pub mod space;
 pub mod tensor;
 pub mod timing;
+pub mod trace;
 pub mod train;
 
 pub use ops::ConvOpts;

@@ -199,7 +199,11 @@ impl Tensor {
         self.binary(o, |a, b| a / b, Binary::Div, Op::Div)
     }
     pub fn add_scalar(&self, s: f32) -> Tensor {
-        self.unary(move |x| x + s, Unary::Affine(1.0, s), Op::AddScalar)
+        self.unary(
+            move |x| x + s,
+            Unary::Affine(1.0, s),
+            move |t| Op::AddScalar(t, s),
+        )
     }
     pub fn mul_scalar(&self, s: f32) -> Tensor {
         self.unary(

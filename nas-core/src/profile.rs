@@ -1,7 +1,8 @@
 //! A kernel profiler: while it is on, every instrumented kernel call (forward kernels by
 //! name, backward by the gradient rule of its op) records its wall time, floating-point
 //! operations and bytes moved. `nas profile` turns the records into a per-kernel table
-//! and a Chrome trace (Perfetto and chrome://tracing open it).
+//! and a Chrome trace (Perfetto and chrome://tracing open it), beside the spans of the
+//! steps the kernels ran in.
 //!
 //! Off by default; the check is one relaxed atomic load per kernel call.
 
@@ -32,11 +33,14 @@ pub fn enabled() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-/// Starts recording (dropping anything recorded before).
-pub fn start() {
+/// Starts recording (dropping anything recorded before); returns the moment the
+/// records' times count from.
+pub fn start() -> Instant {
     EVENTS.lock().unwrap().clear();
-    *START.lock().unwrap() = Some(Instant::now());
+    let origin = Instant::now();
+    *START.lock().unwrap() = Some(origin);
     ON.store(true, Ordering::Relaxed);
+    origin
 }
 
 /// Stops recording and returns the calls recorded since `start`.
@@ -107,8 +111,9 @@ pub fn summary(events: &[Event]) -> Vec<Row> {
 }
 
 /// The calls as a Chrome trace (`{"traceEvents": [...]}`, complete events in
-/// microseconds), with `phases` (name, start, duration in µs) as a second track.
-pub fn chrome_trace(events: &[Event], phases: &[(String, f64, f64)]) -> Value {
+/// microseconds, on the track `kernels`), with the caller's `more` events (such as the
+/// spans of the steps) beside them.
+pub fn chrome_trace(events: &[Event], more: Vec<Value>) -> Value {
     let mut out: Vec<Value> = events
         .iter()
         .map(|e| {
@@ -119,27 +124,11 @@ pub fn chrome_trace(events: &[Event], phases: &[(String, f64, f64)]) -> Value {
             })
         })
         .collect();
-    for (name, ts, dur) in phases {
-        out.push(json!({
-            "name": name, "cat": "step", "ph": "X", "pid": 1, "tid": 0, "ts": ts, "dur": dur,
-        }));
-    }
-    out.push(
-        json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": "steps"}}),
-    );
+    out.extend(more);
     out.push(
         json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": 1, "args": {"name": "kernels"}}),
     );
     json!({ "traceEvents": out, "displayTimeUnit": "ms" })
-}
-
-/// Microseconds since profiling started (for phase marks).
-pub fn now_us() -> f64 {
-    START
-        .lock()
-        .unwrap()
-        .map(|s| s.elapsed().as_secs_f64() * 1e6)
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -168,9 +157,10 @@ mod tests {
         assert_eq!((rows[0].calls, rows[0].flops), (2, 4e9));
         assert!(rows[0].total_ms >= 2.0);
         assert!(rows[0].gflops() > 0.0 && rows[0].gflops() < 4e9 / 2e6);
-        let t = chrome_trace(&ev, &[("step".into(), 0.0, 10.0)]);
+        let step = json!({"name": "step", "ph": "X", "tid": 100, "ts": 0.0, "dur": 10.0});
+        let t = chrome_trace(&ev, vec![step]);
         let evs = t["traceEvents"].as_array().unwrap();
         assert!(evs.iter().any(|e| e["name"] == "b" && e["ph"] == "X"));
-        assert!(evs.iter().any(|e| e["name"] == "step" && e["tid"] == 0));
+        assert!(evs.iter().any(|e| e["name"] == "step" && e["tid"] == 100));
     }
 }

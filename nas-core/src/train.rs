@@ -84,6 +84,7 @@ pub fn train_epoch(
     rng: &mut Rng,
     on_batch: &mut dyn FnMut(usize, usize, f32),
 ) -> EpochStats {
+    let _span = tracing::debug_span!("epoch", n = epoch).entered();
     let start = Instant::now();
     model.set_training(true);
     let mut batches = Batches::new(data, cfg.batch_size, true, false, cfg.augment.clone(), rng);
@@ -125,6 +126,7 @@ pub fn train_epoch(
 
 /// Mean loss and accuracy of the model in eval mode.
 pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> (f32, f32) {
+    let _span = tracing::debug_span!("evaluate", images = data.n).entered();
     model.set_training(false);
     let mut rng = Rng::new(0);
     let mut batches = Batches::new(data, batch_size, false, false, Augment::default(), &mut rng);

@@ -19,6 +19,26 @@ pub struct Metrics {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// The `extra` field that marks a trial whose evaluation never produced a result (a
+/// cluster job that failed on every attempt); it holds why.
+pub const FAILED_FIELD: &str = "failed";
+
+impl Metrics {
+    /// The metrics of a trial that produced no result: accuracy 0 (the worst a
+    /// strategy can be told) and `failed` saying why. A run never returns such a trial.
+    pub fn failed(why: &str) -> Metrics {
+        let mut m = Metrics::default();
+        m.extra
+            .insert(FAILED_FIELD.into(), Value::String(why.into()));
+        m
+    }
+
+    /// Whether these are the metrics of a failed trial (see [`Metrics::failed`]).
+    pub fn is_failed(&self) -> bool {
+        self.extra.contains_key(FAILED_FIELD)
+    }
+}
+
 /// The config fields that set a run's hard cost limits. The host applies them to all a
 /// run returns (best, export, Pareto set, retrain, report), whatever the strategy, so
 /// every strategy's config may hold them; a strategy may also use them itself (to breed

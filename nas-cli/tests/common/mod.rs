@@ -85,3 +85,20 @@ pub fn workspace_plugins() -> &'static std::path::Path {
             .to_path_buf()
     })
 }
+
+/// A run's journal as (trial, architecture, metrics), the timings left out: what two
+/// runs that should agree are compared by.
+pub fn journal_records(dir: &Path) -> Vec<(u64, serde_json::Value, serde_json::Value)> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["trial"].as_u64().unwrap(),
+                v["arch"].clone(),
+                v["metrics"].clone(),
+            )
+        })
+        .collect()
+}

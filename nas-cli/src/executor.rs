@@ -1,0 +1,76 @@
+//! Where a multi-trial search's trials run. The strategy loop asks a batch of
+//! architectures, hands it to an [`Executor`], and journals what comes back in the order
+//! it asked, so the loop, the journal and resume do not care where a trial ran: in this
+//! process ([`Local`], `--parallel` threads) or as cluster jobs ([`crate::slurm`]).
+
+use crate::search_args::trial_seed;
+use anyhow::{anyhow, Result};
+use nas_core::evaluate::{Evaluator, Metrics};
+use nas_core::space::Architecture;
+use std::time::Instant;
+
+/// What became of one trial.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Its metrics and the seconds its evaluation took.
+    Done(Metrics, f64),
+    /// It produced no result however often it was tried; why. Journaled as failed
+    /// ([`Metrics::failed`]) and told to the strategy as such.
+    Failed(String),
+}
+
+/// Runs trials. `first` is the trial number of `archs[0]`; the others follow in order.
+pub trait Executor {
+    /// Evaluates every architecture of a batch and returns their outcomes in order. An
+    /// error ends the search (it resumes from its journal).
+    fn evaluate(&mut self, archs: &[Architecture], first: usize) -> Result<Vec<Outcome>>;
+}
+
+/// Trials in this process, one thread each.
+pub struct Local<'a> {
+    pub evaluator: &'a dyn Evaluator,
+    /// The run's seed, from which each trial's own is derived.
+    pub seed: u64,
+}
+
+impl Executor for Local<'_> {
+    fn evaluate(&mut self, archs: &[Architecture], first: usize) -> Result<Vec<Outcome>> {
+        evaluate_all(self.evaluator, archs, self.seed, first)
+            .into_iter()
+            .enumerate()
+            .map(|(k, r)| {
+                r.map(|(m, s)| Outcome::Done(m, s))
+                    .map_err(|e| anyhow!("trial {}: {e}", first + k))
+            })
+            .collect()
+    }
+}
+
+/// Evaluates architectures concurrently, one thread each.
+fn evaluate_all(
+    ev: &dyn Evaluator,
+    archs: &[Architecture],
+    seed: u64,
+    first: usize,
+) -> Vec<Result<(Metrics, f64), String>> {
+    // Each trial is a span of the search's, on whichever thread evaluates it.
+    let search = tracing::Span::current();
+    let one = |k: usize| {
+        let _span = tracing::debug_span!(parent: &search, "trial", n = first + k).entered();
+        let t = Instant::now();
+        ev.evaluate(&archs[k], trial_seed(seed, first + k))
+            .map(|m| (m, t.elapsed().as_secs_f64()))
+    };
+    if archs.len() == 1 {
+        return vec![one(0)];
+    }
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..archs.len()).map(|k| s.spawn(move || one(k))).collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("evaluation panicked".into()))
+            })
+            .collect()
+    })
+}

@@ -1,0 +1,1475 @@
+//! The Slurm executor (`nas search --executor slurm`): every trial is one `sbatch` job
+//! that runs `nas trial RUN --trial N` on a node, which reads the trial's spec from the
+//! run directory and writes its result there atomically. The host only submits, polls
+//! (`squeue` and the result files) and journals; Slurm schedules.
+//!
+//! What it promises is the journal's: every trial in it exactly once. A trial's files
+//! live in `RUN/trials/N/` (`spec.json`, `result.json`, the jobs' logs), and every
+//! submission is recorded in `RUN/dispatch.jsonl` (appended and flushed to disk before
+//! and after `sbatch`), so a host killed at any moment finds on `nas resume` each
+//! unjournaled trial's result, or its live job (by its name, which also covers a kill
+//! between `sbatch` and recording the id), or submits it again. A job requeued by Slurm
+//! (preemption, a node lost) keeps its id and name and reruns; a job started twice
+//! writes the same result twice, which `nas trial` makes harmless. A job that ends
+//! without a result is submitted again, up to `max_attempts`, and then journaled as
+//! failed.
+
+use crate::executor::{Executor, Outcome};
+use crate::search_args::trial_seed;
+use anyhow::{anyhow, bail, Context, Result};
+use nas_core::evaluate::Metrics;
+use nas_core::experiment::write_atomic;
+use nas_core::space::Architecture;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The options of `--slurm` (JSON, inline or `@file.json`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    /// `sbatch --partition`.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `sbatch --account`.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// `sbatch --gres`, for example `gpu:1`.
+    #[serde(default)]
+    pub gres: Option<String>,
+    /// `sbatch --time`, for example `01:00:00`.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// More `sbatch` arguments, each one string (`["--mem=4G", "--qos=low"]`).
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
+    /// How often a trial is submitted before it is journaled as failed.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Seconds between two looks at the cluster.
+    #[serde(default = "default_poll")]
+    pub poll_seconds: f64,
+    /// Seconds a trial whose job ended may take for its result to appear (a shared
+    /// filesystem shows another node's files late) before the attempt counts as failed.
+    #[serde(default = "default_grace")]
+    pub result_grace_seconds: f64,
+    /// Whether a search first runs a probe job to check that the nodes see the run
+    /// directory and the `nas` binary.
+    #[serde(default = "default_probe")]
+    pub probe: bool,
+    /// Seconds the probe job may take (queueing included).
+    #[serde(default = "default_probe_timeout")]
+    pub probe_timeout_seconds: f64,
+    /// The `nas` binary the jobs run [default: this one, by its absolute path].
+    #[serde(default)]
+    pub nas: Option<PathBuf>,
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+fn default_poll() -> f64 {
+    2.0
+}
+fn default_grace() -> f64 {
+    30.0
+}
+fn default_probe() -> bool {
+    true
+}
+fn default_probe_timeout() -> f64 {
+    600.0
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        serde_json::from_value(json!({})).unwrap()
+    }
+}
+
+impl SlurmConfig {
+    /// Reads `--slurm` (inline JSON, or `@file.json`); an error names the field and value.
+    pub fn parse(text: Option<&str>) -> Result<SlurmConfig> {
+        let (v, what): (Value, String) = match text {
+            None => return Ok(SlurmConfig::default()),
+            Some(s) if s.starts_with('@') => {
+                let t = std::fs::read_to_string(&s[1..]).with_context(|| format!("--slurm {s}"))?;
+                (
+                    serde_json::from_str(&t).with_context(|| format!("--slurm {s}: not JSON"))?,
+                    format!("--slurm {s}"),
+                )
+            }
+            Some(s) => (
+                serde_json::from_str(s).with_context(|| format!("--slurm {s}: not JSON"))?,
+                "--slurm".to_string(),
+            ),
+        };
+        let c: SlurmConfig = serde_json::from_value(v).map_err(|e| anyhow!("{what}: {e}"))?;
+        let bad = |field: &str, value: String, want: &str| {
+            Err(anyhow!("{what}: `{field}` is {value}; it must be {want}"))
+        };
+        if !(1..=100).contains(&c.max_attempts) {
+            return bad("max_attempts", c.max_attempts.to_string(), "from 1 to 100");
+        }
+        if !(c.poll_seconds.is_finite() && (0.01..=3600.0).contains(&c.poll_seconds)) {
+            return bad(
+                "poll_seconds",
+                c.poll_seconds.to_string(),
+                "from 0.01 to 3600",
+            );
+        }
+        if !(c.result_grace_seconds.is_finite()
+            && (0.0..=86400.0).contains(&c.result_grace_seconds))
+        {
+            return bad(
+                "result_grace_seconds",
+                c.result_grace_seconds.to_string(),
+                "from 0 to 86400",
+            );
+        }
+        if !(c.probe_timeout_seconds.is_finite() && c.probe_timeout_seconds > 0.0) {
+            return bad(
+                "probe_timeout_seconds",
+                c.probe_timeout_seconds.to_string(),
+                "a positive number",
+            );
+        }
+        for (field, v) in [
+            ("partition", &c.partition),
+            ("account", &c.account),
+            ("gres", &c.gres),
+            ("time", &c.time),
+        ] {
+            if let Some(v) = v {
+                if v.is_empty() || v.starts_with('-') || v.contains(char::is_whitespace) {
+                    return bad(field, format!("{v:?}"), "one word, not an option");
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// The arguments every `sbatch` of the run gets, before the job's own.
+    fn sbatch_options(&self) -> Vec<String> {
+        let mut o = vec![];
+        for (flag, v) in [
+            ("--partition", &self.partition),
+            ("--account", &self.account),
+            ("--gres", &self.gres),
+            ("--time", &self.time),
+        ] {
+            if let Some(v) = v {
+                o.push(format!("{flag}={v}"));
+            }
+        }
+        o.extend(self.sbatch_args.iter().cloned());
+        o
+    }
+}
+
+/// One job as `squeue` lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    /// Why it is in that state (`squeue`'s reason), if it says.
+    pub reason: String,
+}
+
+impl Job {
+    /// A job Slurm put on hold itself, which waits until released: a requeued job
+    /// whose relaunch failed (after a controller crash, say) is left PENDING with
+    /// "launch failed requeued held". A hold the user set is left alone.
+    pub fn held_by_slurm(&self) -> bool {
+        self.state == "PENDING"
+            && self.reason.to_ascii_lowercase().contains("held")
+            && !self.reason.contains("JobHeldUser")
+    }
+}
+
+/// Whether a job in this state may still run (or is running); every other state is
+/// final. A requeued job passes through REQUEUED and PENDING again under the same id.
+pub fn is_live(state: &str) -> bool {
+    !matches!(
+        state,
+        "COMPLETED"
+            | "FAILED"
+            | "CANCELLED"
+            | "TIMEOUT"
+            | "NODE_FAIL"
+            | "OUT_OF_MEMORY"
+            | "BOOT_FAIL"
+            | "DEADLINE"
+            | "PREEMPTED"
+            | "REVOKED"
+    )
+}
+
+/// What the executor needs of a cluster: submit a job, list jobs by name, cancel jobs.
+/// [`Programs`] does it with Slurm's commands; tests stand in for it.
+pub trait Cluster {
+    /// Submits `command` as a requeueable job named `name` writing its output to `log`
+    /// (a `sbatch -o` pattern); returns the job id.
+    fn submit(&mut self, name: &str, log: &Path, command: &[String]) -> Result<String, String>;
+    /// The jobs with these names, finished ones included while Slurm still lists them.
+    fn jobs(&mut self, names: &[String]) -> Result<Vec<Job>, String>;
+    fn cancel(&mut self, ids: &[String]) -> Result<(), String>;
+    /// Releases jobs from a hold.
+    fn release(&mut self, ids: &[String]) -> Result<(), String>;
+}
+
+/// Slurm through `sbatch`, `squeue` and `scancel` on the `PATH`.
+pub struct Programs {
+    pub options: Vec<String>,
+}
+
+impl Programs {
+    pub fn new(cfg: &SlurmConfig) -> Programs {
+        Programs {
+            options: cfg.sbatch_options(),
+        }
+    }
+}
+
+fn output_of(cmd: &mut Command, what: &str) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("`{what}` could not run: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("`{what}` failed ({}): {}", out.status, err.trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Cluster for Programs {
+    fn submit(&mut self, name: &str, log: &Path, command: &[String]) -> Result<String, String> {
+        let out = output_of(
+            Command::new("sbatch")
+                .arg("--parsable")
+                .arg("--requeue")
+                // A requeued job's rerun adds to its log instead of emptying it.
+                .arg("--open-mode=append")
+                .arg(format!("--job-name={name}"))
+                .arg(format!("--output={}", log.display()))
+                .args(&self.options)
+                .arg("--wrap")
+                .arg(shell_join(command)),
+            "sbatch",
+        )?;
+        // `--parsable` prints `ID` or `ID;CLUSTER`.
+        let id = out
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+            return Err(format!(
+                "`sbatch --parsable` printed {:?}, not a job id",
+                out.trim()
+            ));
+        }
+        Ok(id)
+    }
+
+    fn jobs(&mut self, names: &[String]) -> Result<Vec<Job>, String> {
+        let mut all = vec![];
+        for chunk in names.chunks(64) {
+            let out = output_of(
+                Command::new("squeue")
+                    .args(["--noheader", "--states=all", "--format=%i|%j|%T|%r"])
+                    .arg(format!("--name={}", chunk.join(","))),
+                "squeue",
+            )?;
+            all.extend(parse_squeue(&out));
+        }
+        Ok(all)
+    }
+
+    fn cancel(&mut self, ids: &[String]) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        output_of(Command::new("scancel").args(ids), "scancel").map(|_| ())
+    }
+
+    fn release(&mut self, ids: &[String]) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        output_of(
+            Command::new("scontrol").arg("release").args(ids),
+            "scontrol release",
+        )
+        .map(|_| ())
+    }
+}
+
+/// `squeue --format=%i|%j|%T|%r` lines as jobs (a line that is not one is skipped; the
+/// reason, which may hold spaces and commas, is last).
+pub fn parse_squeue(out: &str) -> Vec<Job> {
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.trim().splitn(4, '|');
+            let (id, name, state) = (f.next()?, f.next()?, f.next()?);
+            let state = state.split_whitespace().next()?;
+            (!id.is_empty()).then(|| Job {
+                id: id.to_string(),
+                name: name.to_string(),
+                state: state.to_string(),
+                reason: f.next().unwrap_or("").trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A command line for `sh -c` that runs exactly these arguments.
+pub fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-=:,+@%".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Set by SIGINT or SIGTERM while a cluster search waits, so it can cancel its jobs.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// From now on Ctrl-C (or SIGTERM) asks the waiting loop to cancel the run's jobs and
+/// stop, instead of killing the host at once.
+fn catch_interrupts() {
+    #[cfg(unix)]
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        let h = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGINT, h);
+        libc::signal(libc::SIGTERM, h);
+    }
+}
+
+/// Sleeps, waking early when interrupted.
+fn nap(seconds: f64) {
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    while !INTERRUPTED.load(Ordering::SeqCst) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// The name of a run's jobs: `nas-` and a hash of the run directory's path (so two runs
+/// never share names), then the trial (or `probe`).
+pub fn job_name(run: &Path, what: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run.as_os_str().as_encoded_bytes() {
+        h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("nas-{:08x}-{what}", h as u32)
+}
+
+/// The files of one trial in a run directory.
+pub fn trial_dir(run: &Path, trial: usize) -> PathBuf {
+    run.join("trials").join(trial.to_string())
+}
+pub fn spec_path(run: &Path, trial: usize) -> PathBuf {
+    trial_dir(run, trial).join("spec.json")
+}
+pub fn result_path(run: &Path, trial: usize) -> PathBuf {
+    trial_dir(run, trial).join("result.json")
+}
+
+/// What `nas trial` evaluates: one trial of a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Spec {
+    pub trial: usize,
+    pub arch: Architecture,
+    pub seed: u64,
+}
+
+/// What `nas trial` writes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrialResult {
+    pub trial: usize,
+    pub arch: Architecture,
+    pub metrics: Metrics,
+    pub seconds: f64,
+    /// The Slurm job and restart count that wrote it, where a job did.
+    #[serde(default)]
+    pub job: Option<String>,
+    #[serde(default)]
+    pub restart: Option<u32>,
+}
+
+/// The result of `trial` for `arch`, if one is there (a result for another
+/// architecture, left by an earlier spec of the trial, is none).
+pub fn read_result(run: &Path, trial: usize, arch: &Architecture) -> Option<TrialResult> {
+    let bytes = std::fs::read(result_path(run, trial)).ok()?;
+    let r: TrialResult = serde_json::from_slice(&bytes).ok()?;
+    (r.trial == trial && &r.arch == arch).then_some(r)
+}
+
+/// `RUN/dispatch.jsonl`: one line per event of a trial's jobs, each flushed to disk
+/// before the executor goes on.
+struct DispatchLog {
+    path: PathBuf,
+    /// For each trial, the attempts made since its spec was last written.
+    attempts: BTreeMap<usize, u32>,
+}
+
+impl DispatchLog {
+    fn open(run: &Path) -> Result<DispatchLog> {
+        let path = run.join("dispatch.jsonl");
+        let mut attempts = BTreeMap::new();
+        let text = match std::fs::read(&path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => bail!("{}: {e}", path.display()),
+        };
+        // A line cut short by a kill is skipped: the events it would have recorded are
+        // found again from the cluster and the result files.
+        for v in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        {
+            let Some(t) = v["trial"].as_u64() else {
+                continue;
+            };
+            let t = t as usize;
+            match v["event"].as_str() {
+                Some("spec") => {
+                    attempts.insert(t, 0);
+                }
+                Some("submitted") => {
+                    let a = v["attempt"].as_u64().unwrap_or(0) as u32;
+                    let e = attempts.entry(t).or_insert(0);
+                    *e = (*e).max(a);
+                }
+                _ => {}
+            }
+        }
+        Ok(DispatchLog { path, attempts })
+    }
+
+    fn record(&mut self, v: Value) -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| self.path.display().to_string())?;
+        let mut line = serde_json::to_vec(&v)?;
+        line.push(b'\n');
+        f.write_all(&line)
+            .and_then(|_| f.sync_data())
+            .with_context(|| self.path.display().to_string())
+    }
+}
+
+/// One trial the executor waits for.
+struct Pending {
+    trial: usize,
+    arch: Architecture,
+    name: String,
+    /// Attempts submitted (0: none yet).
+    attempt: u32,
+    /// The ids of its jobs seen so far, with their last states.
+    jobs: BTreeMap<String, String>,
+    /// When its jobs were first all seen ended without a result.
+    ended_since: Option<Instant>,
+    /// Its last `sbatch` failed (the job may or may not exist).
+    submit_failed: bool,
+    outcome: Option<Outcome>,
+}
+
+/// The Slurm executor of one run.
+pub struct Slurm<C: Cluster> {
+    pub cluster: C,
+    cfg: SlurmConfig,
+    run: PathBuf,
+    seed: u64,
+    nas: PathBuf,
+    log: DispatchLog,
+    /// Whether a job was ever submitted successfully (an `sbatch` that fails before any
+    /// did is a configuration error, reported at once).
+    submitted_any: bool,
+    squeue_failing: bool,
+}
+
+impl<C: Cluster> Slurm<C> {
+    /// The executor of the run in `run` (an absolute path), whose jobs run `nas`.
+    pub fn new(cluster: C, cfg: SlurmConfig, run: &Path, seed: u64, nas: PathBuf) -> Result<Self> {
+        catch_interrupts();
+        Ok(Slurm {
+            cluster,
+            log: DispatchLog::open(run)?,
+            cfg,
+            run: run.to_path_buf(),
+            seed,
+            nas,
+            submitted_any: false,
+            squeue_failing: false,
+        })
+    }
+
+    /// Runs a job that writes a file into the run directory through `nas trial --probe`,
+    /// and checks the file arrives: the nodes see the run directory and the binary.
+    pub fn probe(&mut self) -> Result<()> {
+        if !self.cfg.probe {
+            return Ok(());
+        }
+        let nonce = format!("{:x}", trial_seed(std::process::id() as u64, 0) as u32);
+        let dir = self.run.join("trials");
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        let file = dir.join(format!("probe-{nonce}"));
+        let log = dir.join(format!("probe-{nonce}-%j.out"));
+        let name = job_name(&self.run, "probe");
+        let cmd = vec![
+            self.nas.display().to_string(),
+            "trial".into(),
+            self.run.display().to_string(),
+            "--probe".into(),
+            nonce.clone(),
+        ];
+        let id = self
+            .cluster
+            .submit(&name, &log, &cmd)
+            .map_err(|e| anyhow!("--executor slurm: the probe job could not be submitted: {e}"))?;
+        self.submitted_any = true;
+        let start = Instant::now();
+        let mut ended = None;
+        loop {
+            if file.exists() {
+                let _ = std::fs::remove_file(&file);
+                return Ok(());
+            }
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                let _ = self.cluster.cancel(&[id.clone()]);
+                bail!("interrupted while the probe job {id} waited");
+            }
+            if start.elapsed().as_secs_f64() > self.cfg.probe_timeout_seconds {
+                let _ = self.cluster.cancel(&[id.clone()]);
+                bail!(
+                    "--executor slurm: the probe job {id} did not finish within {} s \
+                     (`probe_timeout_seconds` in --slurm; `\"probe\": false` skips the probe)",
+                    self.cfg.probe_timeout_seconds
+                );
+            }
+            if let Ok(jobs) = self.cluster.jobs(std::slice::from_ref(&name)) {
+                let state = jobs.iter().find(|j| j.id == id).map(|j| j.state.clone());
+                if state.as_deref().is_none_or(|s| !is_live(s)) {
+                    let since = *ended.get_or_insert_with(Instant::now);
+                    if since.elapsed().as_secs_f64() >= self.cfg.result_grace_seconds.min(60.0) {
+                        let logged = log_of(&dir, &format!("probe-{nonce}-"), &id);
+                        let why = match logged {
+                            Some((p, tail)) => format!(
+                                "its log {} says:\n{tail}\n(is `{}` on every node? \
+                                 `nas` in --slurm names the binary the jobs run)",
+                                p.display(),
+                                self.nas.display()
+                            ),
+                            None => format!(
+                                "neither its file nor its log appeared in {}: the run \
+                                 directory must be on a filesystem the cluster's nodes \
+                                 share (choose one with --out)",
+                                dir.display()
+                            ),
+                        };
+                        bail!(
+                            "--executor slurm: the probe job {id} ended ({}) without \
+                             writing its file; {why}",
+                            state.unwrap_or_else(|| "no longer listed".into())
+                        );
+                    }
+                }
+            }
+            nap(self.cfg.poll_seconds.min(1.0));
+        }
+    }
+
+    /// The command a trial's job runs.
+    fn command(&self, trial: usize) -> Vec<String> {
+        vec![
+            self.nas.display().to_string(),
+            "trial".into(),
+            self.run.display().to_string(),
+            "--trial".into(),
+            trial.to_string(),
+        ]
+    }
+
+    /// Writes the spec of a trial, unless it holds this architecture already; a spec of
+    /// another architecture (a resumed strategy that proposed differently) is replaced,
+    /// its result removed and its jobs cancelled, and its attempts start again.
+    fn write_spec(&mut self, trial: usize, arch: &Architecture, name: &str) -> Result<()> {
+        let p = spec_path(&self.run, trial);
+        let spec = Spec {
+            trial,
+            arch: arch.clone(),
+            seed: trial_seed(self.seed, trial),
+        };
+        if let Ok(b) = std::fs::read(&p) {
+            if serde_json::from_slice::<Spec>(&b).is_ok_and(|s| s == spec) {
+                return Ok(());
+            }
+            if let Ok(jobs) = self.cluster.jobs(&[name.to_string()]) {
+                let live: Vec<String> = jobs
+                    .into_iter()
+                    .filter(|j| is_live(&j.state))
+                    .map(|j| j.id)
+                    .collect();
+                let _ = self.cluster.cancel(&live);
+            }
+            let _ = std::fs::remove_file(result_path(&self.run, trial));
+        }
+        let dir = trial_dir(&self.run, trial);
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        write_atomic(&p, &serde_json::to_vec_pretty(&spec)?).map_err(|e| anyhow!(e))?;
+        self.log.record(json!({"trial": trial, "event": "spec"}))?;
+        self.log.attempts.insert(trial, 0);
+        Ok(())
+    }
+
+    /// Submits the next attempt of a trial (or its current one again, when the last
+    /// `sbatch` failed and no job of it turned up).
+    fn submit(&mut self, p: &mut Pending) -> Result<()> {
+        let attempt = if p.submit_failed {
+            p.attempt.max(1)
+        } else {
+            p.attempt + 1
+        };
+        self.log.record(json!({
+            "trial": p.trial, "attempt": attempt, "event": "submitting", "name": p.name,
+        }))?;
+        let log = trial_dir(&self.run, p.trial).join("slurm-%j.out");
+        match self.cluster.submit(&p.name, &log, &self.command(p.trial)) {
+            Ok(id) => {
+                self.log.record(json!({
+                    "trial": p.trial, "attempt": attempt, "event": "submitted", "job": id,
+                }))?;
+                self.submitted_any = true;
+                p.attempt = attempt;
+                p.jobs.insert(id, "PENDING".into());
+                p.submit_failed = false;
+                p.ended_since = None;
+            }
+            Err(e) if !self.submitted_any => bail!("--executor slurm: {e}"),
+            Err(e) => {
+                tracing::warn!("trial {}: {e}; trying again", p.trial);
+                self.log.record(json!({
+                    "trial": p.trial, "attempt": attempt, "event": "submit-failed",
+                    "error": e,
+                }))?;
+                p.attempt = attempt;
+                p.submit_failed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels every live job of the pending trials (after an interrupt).
+    fn cancel_all(&mut self, pending: &[Pending]) -> usize {
+        let names: Vec<String> = pending.iter().map(|p| p.name.clone()).collect();
+        // The jobs listed under the trials' names; when the cluster does not answer,
+        // the ids seen last.
+        let ids: BTreeSet<String> = match self.cluster.jobs(&names) {
+            Ok(jobs) => jobs
+                .into_iter()
+                .filter(|j| is_live(&j.state))
+                .map(|j| j.id)
+                .collect(),
+            Err(_) => pending
+                .iter()
+                .filter(|p| p.outcome.is_none())
+                .flat_map(|p| {
+                    p.jobs
+                        .iter()
+                        .filter(|(_, s)| is_live(s))
+                        .map(|(id, _)| id.clone())
+                })
+                .collect(),
+        };
+        let ids: Vec<String> = ids.into_iter().collect();
+        let _ = self.cluster.cancel(&ids);
+        ids.len()
+    }
+
+    /// One look at the cluster: updates every pending trial, submitting what needs it.
+    fn poll(&mut self, pending: &mut [Pending]) -> Result<()> {
+        for p in pending.iter_mut().filter(|p| p.outcome.is_none()) {
+            if let Some(r) = read_result(&self.run, p.trial, &p.arch) {
+                p.outcome = Some(Outcome::Done(r.metrics, r.seconds));
+            }
+        }
+        let names: Vec<String> = pending
+            .iter()
+            .filter(|p| p.outcome.is_none())
+            .map(|p| p.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let jobs = match self.cluster.jobs(&names) {
+            Ok(j) => {
+                if self.squeue_failing {
+                    tracing::info!("the cluster answers again");
+                    self.squeue_failing = false;
+                }
+                j
+            }
+            Err(e) => {
+                // The controller restarting, say: nothing is decided until it answers.
+                if !self.squeue_failing {
+                    tracing::warn!("{e}; waiting for the cluster");
+                    self.squeue_failing = true;
+                }
+                return Ok(());
+            }
+        };
+        let grace = self.cfg.result_grace_seconds;
+        let mut duplicates = vec![];
+        for p in pending.iter_mut().filter(|p| p.outcome.is_none()) {
+            let mine: Vec<&Job> = jobs.iter().filter(|j| j.name == p.name).collect();
+            for j in &mine {
+                p.jobs.insert(j.id.clone(), j.state.clone());
+            }
+            let live: Vec<&&Job> = mine.iter().filter(|j| is_live(&j.state)).collect();
+            let held: Vec<String> = live
+                .iter()
+                .filter(|j| j.held_by_slurm())
+                .map(|j| j.id.clone())
+                .collect();
+            if !held.is_empty() {
+                tracing::info!(
+                    "trial {}: job {} held by Slurm ({}); releasing it",
+                    p.trial,
+                    held.join(", "),
+                    live[0].reason
+                );
+                if let Err(e) = self.cluster.release(&held) {
+                    tracing::warn!("{e}");
+                }
+            }
+            if !live.is_empty() {
+                if live.len() > 1 {
+                    // Two jobs of one trial (a submit thought lost): keep the oldest.
+                    let mut ids: Vec<&String> = live.iter().map(|j| &j.id).collect();
+                    ids.sort_by_key(|id| (id.len(), *id));
+                    duplicates.extend(ids.into_iter().skip(1).cloned());
+                }
+                p.ended_since = None;
+                p.submit_failed = false;
+                continue;
+            }
+            // No job of it runs: its result may have landed since the first look.
+            if let Some(r) = read_result(&self.run, p.trial, &p.arch) {
+                p.outcome = Some(Outcome::Done(r.metrics, r.seconds));
+                continue;
+            }
+            if p.attempt == 0 || p.submit_failed {
+                self.submit(p)?;
+                continue;
+            }
+            let since = *p.ended_since.get_or_insert_with(Instant::now);
+            if since.elapsed().as_secs_f64() < grace {
+                continue;
+            }
+            let states: Vec<String> = p
+                .jobs
+                .iter()
+                .map(|(id, s)| format!("job {id} {}", if is_live(s) { "vanished" } else { s }))
+                .collect();
+            self.log.record(json!({
+                "trial": p.trial, "attempt": p.attempt, "event": "ended", "jobs": states,
+            }))?;
+            if p.attempt >= self.cfg.max_attempts {
+                let why = format!(
+                    "no result after {} ({}); logs in {}",
+                    crate::count(p.attempt as usize, "attempt"),
+                    states.join(", "),
+                    trial_dir(&self.run, p.trial).display()
+                );
+                self.log
+                    .record(json!({"trial": p.trial, "event": "failed", "why": why}))?;
+                p.outcome = Some(Outcome::Failed(why));
+            } else {
+                tracing::info!(
+                    "trial {}: attempt {} ended without a result ({}); submitting it again",
+                    p.trial,
+                    p.attempt,
+                    states.join(", ")
+                );
+                p.jobs.clear();
+                self.submit(p)?;
+            }
+        }
+        duplicates.sort();
+        duplicates.dedup();
+        if !duplicates.is_empty() {
+            let _ = self.cluster.cancel(&duplicates);
+        }
+        Ok(())
+    }
+}
+
+/// The tail of the log `sbatch -o DIR/PREFIX%j.out` wrote for job `id`, if it exists.
+fn log_of(dir: &Path, prefix: &str, id: &str) -> Option<(PathBuf, String)> {
+    let p = dir.join(format!("{prefix}{id}.out"));
+    let text = std::fs::read_to_string(&p).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+    Some((p, tail))
+}
+
+impl<C: Cluster> Executor for Slurm<C> {
+    fn evaluate(&mut self, archs: &[Architecture], first: usize) -> Result<Vec<Outcome>> {
+        let mut pending = vec![];
+        for (k, arch) in archs.iter().enumerate() {
+            let trial = first + k;
+            let name = job_name(&self.run, &trial.to_string());
+            self.write_spec(trial, arch, &name)?;
+            pending.push(Pending {
+                trial,
+                arch: arch.clone(),
+                name,
+                attempt: self.log.attempts.get(&trial).copied().unwrap_or(0),
+                jobs: BTreeMap::new(),
+                ended_since: None,
+                submit_failed: false,
+                outcome: None,
+            });
+        }
+        loop {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                let n = self.cancel_all(&pending);
+                bail!(
+                    "interrupted: cancelled {} of the run; `nas resume {}` goes on from the \
+                     journal",
+                    crate::count(n, "job"),
+                    self.run.display()
+                );
+            }
+            self.poll(&mut pending)?;
+            if pending.iter().all(|p| p.outcome.is_some()) {
+                break;
+            }
+            nap(self.cfg.poll_seconds);
+        }
+        // Jobs of finished trials that still run (a duplicate start) are not needed. Only
+        // jobs listed under the trials' names now are cancelled: after a controller crash
+        // Slurm may give a forgotten job's id to another job.
+        if pending.iter().any(|p| p.jobs.values().any(|s| is_live(s))) {
+            let names: Vec<String> = pending.iter().map(|p| p.name.clone()).collect();
+            if let Ok(jobs) = self.cluster.jobs(&names) {
+                let stray: Vec<String> = jobs
+                    .into_iter()
+                    .filter(|j| is_live(&j.state))
+                    .map(|j| j.id)
+                    .collect();
+                let _ = self.cluster.cancel(&stray);
+            }
+        }
+        Ok(pending.into_iter().map(|p| p.outcome.unwrap()).collect())
+    }
+}
+
+/// Where a search's trials run (`--executor`).
+pub enum ExecutorKind {
+    Local,
+    Slurm(SlurmConfig),
+}
+
+impl ExecutorKind {
+    /// `--executor` and `--slurm`, checked: an unknown executor, Slurm options without
+    /// Slurm, or Slurm without `sbatch` on the `PATH` is an error that says so.
+    pub fn from_args(a: &crate::search_args::SearchArgs) -> Result<ExecutorKind> {
+        match a.executor.as_str() {
+            "local" => {
+                if a.slurm.is_some() {
+                    bail!("--slurm is for `--executor slurm` (the executor is `local`)");
+                }
+                Ok(ExecutorKind::Local)
+            }
+            "slurm" => {
+                let cfg = SlurmConfig::parse(a.slurm.as_deref())?;
+                if find_on_path("sbatch").is_none() {
+                    bail!(
+                        "--executor slurm: `sbatch` is not on the PATH (run the search \
+                         where Slurm's commands are, on a login node of the cluster)"
+                    );
+                }
+                Ok(ExecutorKind::Slurm(cfg))
+            }
+            other => bail!("--executor {other}: unknown; the executors are `local` and `slurm`"),
+        }
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The Slurm executor of the run in `run`, its probe job passed.
+pub fn start(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<Slurm<Programs>> {
+    let run = crate::data_paths::absolute(run);
+    let nas = match &cfg.nas {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .context("the path of this `nas` binary, for the jobs to run")?,
+    };
+    let mut s = Slurm::new(Programs::new(&cfg), cfg, &run, seed, nas)?;
+    s.probe()?;
+    Ok(s)
+}
+
+/// A one-shot search as one cluster job: the job runs `nas resume RUN --here`, which
+/// checkpoints as it goes, so a requeued job (preemption, a node lost) or a resubmitted
+/// one goes on from its last checkpoint. This process submits the job (or finds it again,
+/// by name, after it was itself killed), watches it, and submits it again when it ends
+/// without finishing, up to `max_attempts`. The search has finished when its journal
+/// holds its one record.
+pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
+    let mut s = start(cfg, run, seed)?;
+    let run = s.run.clone();
+    let name = job_name(&run, "search");
+    let log = run.join("slurm-search-%j.out");
+    let cmd = vec![
+        s.nas.display().to_string(),
+        "resume".into(),
+        run.display().to_string(),
+        "--here".into(),
+    ];
+    let finished = || {
+        std::fs::read_to_string(run.join("journal.jsonl"))
+            .is_ok_and(|t| t.lines().any(|l| !l.trim().is_empty()))
+    };
+    const SEARCH: usize = usize::MAX;
+    let mut attempt = s.log.attempts.get(&SEARCH).copied().unwrap_or(0);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut ended_since: Option<Instant> = None;
+    loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            let ids: Vec<String> = seen
+                .iter()
+                .filter(|(_, st)| is_live(st))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let _ = s.cluster.cancel(&ids);
+            bail!(
+                "interrupted: cancelled {}; `nas resume {}` goes on from its checkpoint",
+                crate::count(ids.len(), "job"),
+                run.display()
+            );
+        }
+        if finished() {
+            break;
+        }
+        match s.cluster.jobs(std::slice::from_ref(&name)) {
+            Err(e) => {
+                if !s.squeue_failing {
+                    tracing::warn!("{e}; waiting for the cluster");
+                    s.squeue_failing = true;
+                }
+            }
+            Ok(jobs) => {
+                s.squeue_failing = false;
+                let held: Vec<String> = jobs
+                    .iter()
+                    .filter(|j| j.held_by_slurm())
+                    .map(|j| j.id.clone())
+                    .collect();
+                if !held.is_empty() {
+                    tracing::info!("search job {} held by Slurm; releasing it", held.join(", "));
+                    if let Err(e) = s.cluster.release(&held) {
+                        tracing::warn!("{e}");
+                    }
+                }
+                for j in &jobs {
+                    if seen.get(&j.id) != Some(&j.state) {
+                        println!("search job {}: {}", j.id, j.state);
+                        seen.insert(j.id.clone(), j.state.clone());
+                    }
+                }
+                if jobs.iter().any(|j| is_live(&j.state)) {
+                    ended_since = None;
+                } else if !finished() {
+                    let since = *ended_since.get_or_insert_with(Instant::now);
+                    if attempt == 0 || since.elapsed().as_secs_f64() >= s.cfg.result_grace_seconds {
+                        if attempt >= s.cfg.max_attempts {
+                            bail!(
+                                "the search job ended without finishing {} (logs: {});                                  `nas resume {}` tries again from its checkpoint",
+                                crate::count(attempt as usize, "time"),
+                                run.join("slurm-search-JOBID.out").display(),
+                                run.display()
+                            );
+                        }
+                        attempt += 1;
+                        s.log.record(json!({
+                            "trial": SEARCH, "attempt": attempt, "event": "submitting",
+                        }))?;
+                        let id = s
+                            .cluster
+                            .submit(&name, &log, &cmd)
+                            .map_err(|e| anyhow!("--executor slurm: {e}"))?;
+                        s.log.record(json!({
+                            "trial": SEARCH, "attempt": attempt, "event": "submitted", "job": id,
+                        }))?;
+                        println!("submitted the search as job {id} (attempt {attempt})");
+                        ended_since = None;
+                    }
+                }
+            }
+        }
+        nap(s.cfg.poll_seconds);
+    }
+    let best = run.join("best.json");
+    let text = std::fs::read_to_string(&best).unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    println!(
+        "the search finished; its output is in {}",
+        run.join("slurm-search-*.out").display()
+    );
+    if !v["arch"].is_null() {
+        println!("exported architecture: {}", v["arch"]);
+        println!("written to {}", best.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in cluster: each look at it (`jobs`) moves every job one step (PENDING,
+    /// RUNNING, then an end), and a job that ends well writes its trial's result as
+    /// `nas trial` would, unless the trial is set to fail.
+    #[derive(Default)]
+    struct Fake {
+        run: PathBuf,
+        jobs: Vec<(Job, usize)>,
+        next: u32,
+        submits: Vec<(String, usize)>,
+        cancelled: Vec<String>,
+        fail: BTreeSet<usize>,
+        /// Submissions that reach the cluster but report failure to the caller.
+        lose_submits: usize,
+        /// Looks at the cluster that fail (a controller restarting).
+        squeue_down: usize,
+        /// Steps a finished job's result takes to appear (a slow shared filesystem).
+        result_lag: usize,
+        lagging: Vec<(usize, usize)>,
+        /// A second job of the same trial is started with each submission.
+        duplicate: bool,
+        /// Jobs submitted are held (as after a failed relaunch) until released.
+        hold: bool,
+        released: Vec<String>,
+    }
+
+    fn trial_of(cmd: &[String]) -> usize {
+        cmd.last().unwrap().parse().unwrap()
+    }
+
+    impl Fake {
+        fn new(run: &Path) -> Fake {
+            Fake {
+                run: run.to_path_buf(),
+                next: 100,
+                ..Default::default()
+            }
+        }
+        fn write_result(&self, trial: usize) {
+            let spec: Spec =
+                serde_json::from_slice(&std::fs::read(spec_path(&self.run, trial)).unwrap())
+                    .unwrap();
+            let r = TrialResult {
+                trial,
+                arch: spec.arch,
+                metrics: Metrics {
+                    accuracy: trial as f64 / 100.0,
+                    ..Default::default()
+                },
+                seconds: 1.0,
+                job: None,
+                restart: None,
+            };
+            write_atomic(
+                &result_path(&self.run, trial),
+                &serde_json::to_vec(&r).unwrap(),
+            )
+            .unwrap();
+        }
+        fn add(&mut self, name: &str, trial: usize) -> String {
+            self.next += 1;
+            let id = self.next.to_string();
+            self.jobs.push((
+                Job {
+                    id: id.clone(),
+                    name: name.into(),
+                    state: "PENDING".into(),
+                    reason: "None".into(),
+                },
+                trial,
+            ));
+            id
+        }
+    }
+
+    impl Cluster for Fake {
+        fn submit(&mut self, name: &str, _log: &Path, cmd: &[String]) -> Result<String, String> {
+            let trial = trial_of(cmd);
+            self.submits.push((name.into(), trial));
+            let id = self.add(name, trial);
+            if self.hold {
+                self.jobs.last_mut().unwrap().0.reason = "launch failed requeued held".into();
+            }
+            if self.duplicate {
+                self.add(name, trial);
+            }
+            if self.lose_submits > 0 {
+                self.lose_submits -= 1;
+                return Err("sbatch: error: Socket timed out on send/recv operation".into());
+            }
+            Ok(id)
+        }
+        fn jobs(&mut self, names: &[String]) -> Result<Vec<Job>, String> {
+            if self.squeue_down > 0 {
+                self.squeue_down -= 1;
+                return Err(
+                    "squeue: error: slurm_load_jobs error: Unable to contact slurm controller"
+                        .into(),
+                );
+            }
+            let mut finished = vec![];
+            for (j, trial) in &mut self.jobs {
+                match j.state.as_str() {
+                    "PENDING" if j.reason.contains("held") => {}
+                    "PENDING" => j.state = "RUNNING".into(),
+                    "RUNNING" if self.fail.contains(trial) => j.state = "FAILED".into(),
+                    "RUNNING" => {
+                        j.state = "COMPLETED".into();
+                        finished.push(*trial);
+                    }
+                    _ => {}
+                }
+            }
+            for t in finished {
+                self.lagging.push((t, self.result_lag));
+            }
+            let mut keep = vec![];
+            for (t, left) in std::mem::take(&mut self.lagging) {
+                if left == 0 {
+                    self.write_result(t);
+                } else {
+                    keep.push((t, left - 1));
+                }
+            }
+            self.lagging = keep;
+            Ok(self
+                .jobs
+                .iter()
+                .filter(|(j, _)| names.contains(&j.name))
+                .map(|(j, _)| j.clone())
+                .collect())
+        }
+        fn release(&mut self, ids: &[String]) -> Result<(), String> {
+            for (j, _) in &mut self.jobs {
+                if ids.contains(&j.id) {
+                    j.reason = "None".into();
+                    self.released.push(j.id.clone());
+                }
+            }
+            Ok(())
+        }
+        fn cancel(&mut self, ids: &[String]) -> Result<(), String> {
+            for (j, _) in &mut self.jobs {
+                if ids.contains(&j.id) && is_live(&j.state) {
+                    j.state = "CANCELLED".into();
+                    self.cancelled.push(j.id.clone());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn cfg(grace: f64) -> SlurmConfig {
+        SlurmConfig {
+            poll_seconds: 0.01,
+            result_grace_seconds: grace,
+            ..SlurmConfig::default()
+        }
+    }
+
+    fn archs(n: usize) -> Vec<Architecture> {
+        (0..n)
+            .map(|i| {
+                let mut a = Architecture::new();
+                a.insert("op".into(), json!(i));
+                a
+            })
+            .collect()
+    }
+
+    fn executor(dir: &Path, fake: Fake, grace: f64) -> Slurm<Fake> {
+        Slurm::new(fake, cfg(grace), dir, 7, "/bin/nas".into()).unwrap()
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nas-slurm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn accuracies(out: &[Outcome]) -> Vec<f64> {
+        out.iter()
+            .map(|o| match o {
+                Outcome::Done(m, _) => m.accuracy,
+                Outcome::Failed(_) => -1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_trial_runs_once_and_its_result_is_its_own() {
+        let d = tmp("plain");
+        let mut s = executor(&d, Fake::new(&d), 0.0);
+        let out = s.evaluate(&archs(3), 4).unwrap();
+        assert_eq!(accuracies(&out), vec![0.04, 0.05, 0.06]);
+        let trials: Vec<usize> = s.cluster.submits.iter().map(|x| x.1).collect();
+        assert_eq!(trials, vec![4, 5, 6]);
+        let names: BTreeSet<&String> = s.cluster.submits.iter().map(|x| &x.0).collect();
+        assert_eq!(names.len(), 3, "one name per trial");
+        // The next batch finds nothing of this one's left to do.
+        let again = s.evaluate(&archs(3), 4).unwrap();
+        assert_eq!(accuracies(&again), vec![0.04, 0.05, 0.06]);
+        assert_eq!(
+            s.cluster.submits.len(),
+            3,
+            "a trial with a result is not submitted"
+        );
+    }
+
+    #[test]
+    fn a_trial_that_always_fails_is_tried_max_attempts_times_then_failed() {
+        let d = tmp("fail");
+        let mut fake = Fake::new(&d);
+        fake.fail.insert(1);
+        let mut s = executor(&d, fake, 0.0);
+        let out = s.evaluate(&archs(2), 0).unwrap();
+        assert_eq!(
+            out[0],
+            Outcome::Done(
+                Metrics {
+                    accuracy: 0.0,
+                    ..Default::default()
+                },
+                1.0
+            )
+        );
+        match &out[1] {
+            Outcome::Failed(why) => assert!(
+                why.contains("3 attempts") && why.contains("FAILED"),
+                "{why}"
+            ),
+            o => panic!("{o:?}"),
+        }
+        let tries = s.cluster.submits.iter().filter(|x| x.1 == 1).count();
+        assert_eq!(tries, 3);
+        let log = std::fs::read_to_string(d.join("dispatch.jsonl")).unwrap();
+        assert_eq!(log.matches("\"event\":\"submitted\"").count(), 4, "{log}");
+        assert!(log.contains("\"event\":\"failed\""));
+    }
+
+    #[test]
+    fn a_submit_reported_lost_that_reached_the_cluster_is_not_submitted_twice() {
+        let d = tmp("lost");
+        let mut fake = Fake::new(&d);
+        let mut s = executor(&d, Fake::new(&d), 0.0);
+        s.submitted_any = true; // not the run's first sbatch, which would be fatal
+        fake.lose_submits = 1;
+        s.cluster = fake;
+        let out = s.evaluate(&archs(1), 0).unwrap();
+        assert_eq!(accuracies(&out), vec![0.0]);
+        assert_eq!(s.cluster.submits.len(), 1, "{:?}", s.cluster.submits);
+        assert_eq!(s.cluster.jobs.len(), 1);
+    }
+
+    #[test]
+    fn the_first_sbatch_failing_is_an_error_that_says_why() {
+        let d = tmp("first");
+        let mut fake = Fake::new(&d);
+        fake.lose_submits = 1;
+        let mut s = executor(&d, fake, 0.0);
+        let e = s.evaluate(&archs(1), 0).unwrap_err().to_string();
+        assert!(e.contains("Socket timed out"), "{e}");
+    }
+
+    #[test]
+    fn a_duplicate_start_is_cancelled_and_counted_once() {
+        let d = tmp("dup");
+        let mut fake = Fake::new(&d);
+        fake.duplicate = true;
+        let mut s = executor(&d, fake, 0.0);
+        let out = s.evaluate(&archs(2), 0).unwrap();
+        assert_eq!(accuracies(&out), vec![0.0, 0.01]);
+        assert_eq!(s.cluster.submits.len(), 2);
+        // Each trial's younger job was cancelled.
+        assert_eq!(s.cluster.cancelled.len(), 2, "{:?}", s.cluster.cancelled);
+    }
+
+    #[test]
+    fn a_late_result_within_the_grace_is_taken_without_a_resubmit() {
+        let d = tmp("late");
+        let mut fake = Fake::new(&d);
+        fake.result_lag = 5;
+        let mut s = executor(&d, fake, 5.0);
+        let out = s.evaluate(&archs(1), 0).unwrap();
+        assert_eq!(accuracies(&out), vec![0.0]);
+        assert_eq!(s.cluster.submits.len(), 1);
+        // Without a grace, the same lag costs a second attempt.
+        let d2 = tmp("late0");
+        let mut fake = Fake::new(&d2);
+        fake.result_lag = 5;
+        let mut s = executor(&d2, fake, 0.0);
+        s.evaluate(&archs(1), 0).unwrap();
+        assert!(s.cluster.submits.len() > 1);
+    }
+
+    #[test]
+    fn a_job_slurm_holds_is_released() {
+        let d = tmp("held");
+        let mut fake = Fake::new(&d);
+        fake.hold = true;
+        let mut s = executor(&d, fake, 0.0);
+        let out = s.evaluate(&archs(1), 0).unwrap();
+        assert_eq!(accuracies(&out), vec![0.0]);
+        assert_eq!(s.cluster.released.len(), 1);
+        let user = Job {
+            id: "1".into(),
+            name: "x".into(),
+            state: "PENDING".into(),
+            reason: "JobHeldUser".into(),
+        };
+        assert!(!user.held_by_slurm());
+    }
+
+    #[test]
+    fn a_cluster_that_does_not_answer_decides_nothing() {
+        let d = tmp("down");
+        let mut fake = Fake::new(&d);
+        fake.squeue_down = 20;
+        let mut s = executor(&d, fake, 0.0);
+        let out = s.evaluate(&archs(2), 0).unwrap();
+        assert_eq!(accuracies(&out), vec![0.0, 0.01]);
+        assert_eq!(s.cluster.submits.len(), 2);
+    }
+
+    #[test]
+    fn a_new_executor_reattaches_to_live_jobs_and_takes_results_left_behind() {
+        let d = tmp("resume");
+        // A host that submitted two trials and was killed: trial 0's job is running,
+        // trial 1's job finished and left its result, trial 2 was being submitted
+        // (recorded as submitting, no id) and its job exists.
+        let a = archs(3);
+        let mut s = executor(&d, Fake::new(&d), 0.0);
+        for t in 0..3 {
+            let name = job_name(&d, &t.to_string());
+            s.write_spec(t, &a[t], &name).unwrap();
+        }
+        s.log
+            .record(json!({"trial": 0, "attempt": 1, "event": "submitted", "job": "101"}))
+            .unwrap();
+        s.log
+            .record(json!({"trial": 1, "attempt": 1, "event": "submitted", "job": "102"}))
+            .unwrap();
+        s.log
+            .record(json!({"trial": 2, "attempt": 1, "event": "submitting"}))
+            .unwrap();
+        let mut fake = Fake::new(&d);
+        fake.add(&job_name(&d, "0"), 0);
+        fake.jobs[0].0.state = "RUNNING".into();
+        fake.write_result(1);
+        fake.add(&job_name(&d, "2"), 2);
+        let mut s = executor(&d, fake, 0.0);
+        assert_eq!(s.log.attempts.get(&0), Some(&1));
+        let out = s.evaluate(&a, 0).unwrap();
+        assert_eq!(accuracies(&out), vec![0.0, 0.01, 0.02]);
+        assert!(s.cluster.submits.is_empty(), "{:?}", s.cluster.submits);
+    }
+
+    #[test]
+    fn a_changed_spec_drops_the_old_result() {
+        let d = tmp("spec");
+        let a = archs(2);
+        let mut s = executor(&d, Fake::new(&d), 0.0);
+        s.evaluate(&a[..1], 0).unwrap();
+        // The same trial number for another architecture (a resumed strategy that
+        // proposed differently) is evaluated afresh, not given the old result.
+        let out = s.evaluate(&a[1..], 0).unwrap();
+        assert_eq!(accuracies(&out), vec![0.0]);
+        assert_eq!(s.cluster.submits.len(), 2);
+        let r = read_result(&d, 0, &a[1]).expect("the new architecture's result");
+        assert_eq!(r.arch, a[1]);
+    }
+
+    #[test]
+    fn options_are_checked_and_squeue_lines_parse() {
+        assert!(SlurmConfig::parse(Some(r#"{"partiton": "gpu"}"#))
+            .unwrap_err()
+            .to_string()
+            .contains("partiton"));
+        let e = SlurmConfig::parse(Some(r#"{"max_attempts": 0}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_attempts") && e.contains('0'), "{e}");
+        let e = SlurmConfig::parse(Some(r#"{"gres": "--x"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gres"), "{e}");
+        let c = SlurmConfig::parse(Some(
+            r#"{"partition": "gpu", "gres": "gpu:1", "sbatch_args": ["--mem=4G"]}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            c.sbatch_options(),
+            vec!["--partition=gpu", "--gres=gpu:1", "--mem=4G"]
+        );
+        let jobs = parse_squeue(
+            "12|nas-1-0|RUNNING|None\n13|nas-1-1|CANCELLED by 0|x\ngarbage\n\
+             14|nas-1-2|PENDING|launch failed requeued held\n",
+        );
+        assert_eq!(jobs.len(), 3);
+        assert_eq!(jobs[1].state, "CANCELLED");
+        assert!(jobs[2].held_by_slurm() && !jobs[0].held_by_slurm());
+        assert!(!is_live(&jobs[1].state) && is_live("REQUEUED") && is_live("PENDING"));
+        assert_eq!(
+            shell_join(&["/a b/nas".into(), "trial".into(), "it's".into()]),
+            r#"'/a b/nas' trial 'it'\''s'"#
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! DPP-Net on the NAS-Bench-201 table, run as `nas bench-strategies` and `nas search`
+//! run a strategy (query seeds `trial_seed(1000 + run, query)`), with what a run returns
+//! computed by the host's own code (`experiment::candidates` under the run's hard
+//! limits, `experiment::pareto` against latency). The latency is the table's.
+
+use nas_core::evaluate::{Evaluator, Nb201Table};
+use nas_core::experiment::{self, Limits, TrialRecord};
+use nas_core::space::builtin::{self, InputSpec};
+use nas_core::space::describe;
+use nas_strategies::{json, Choice, Rng, Setup, Strategy, Value};
+use nas_strategy_dppnet::Dppnet;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const BUDGET: usize = 150;
+
+fn trial_seed(run_seed: u64, trial: usize) -> u64 {
+    Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
+}
+
+fn table() -> Nb201Table {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/nasbench201/nb201_cifar10.csv");
+    Nb201Table::load(&p).unwrap()
+}
+
+fn space() -> Vec<Choice> {
+    let input = InputSpec {
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes: 10,
+    };
+    describe(builtin::nb201(16, 5, input).as_ref())
+}
+
+/// One run's journal.
+fn run(table: &Nb201Table, space: &[Choice], config: &Value, seed: u64) -> Vec<TrialRecord> {
+    let setup = Setup {
+        space: space.to_vec(),
+        config: config.clone(),
+        seed,
+        budget: BUDGET,
+    };
+    let mut s = Dppnet::new(&setup).unwrap();
+    let mut out = vec![];
+    for t in 0..BUDGET {
+        let Some(arch) = s.ask().unwrap() else { break };
+        let metrics = table.evaluate(&arch, trial_seed(1000 + seed, t)).unwrap();
+        s.tell(&arch, &metrics).unwrap();
+        out.push(TrialRecord {
+            trial: t,
+            arch,
+            metrics,
+            seconds: 0.0,
+        });
+    }
+    out
+}
+
+/// The latency (ms) below which `q` of the table's architectures lie.
+fn latency_quantile(table: &Nb201Table, q: f64) -> f64 {
+    let mut l: Vec<f64> = table.rows.values().map(|r| r.latency_s * 1e3).collect();
+    l.sort_by(f64::total_cmp);
+    l[(q * l.len() as f64) as usize]
+}
+
+/// The run's Pareto front against latency, as the host returns it: architecture strings.
+fn front(journal: &[TrialRecord], limits: &Limits) -> Vec<(String, f64)> {
+    let c = experiment::candidates(journal, limits);
+    experiment::pareto(&c, |m| m.latency_ms)
+        .into_iter()
+        .map(|i| {
+            (
+                c[i].metrics.extra["arch_str"].as_str().unwrap().to_string(),
+                c[i].metrics.latency_ms.unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// With a latency budget at the table's 10th percentile, every architecture of the
+/// front the host returns is within it, and the front differs from the unconstrained
+/// run's (which goes over the budget). The plugin's own filter, which acts on predicted
+/// latencies before evaluation, keeps at least 90% of its asks within the budget
+/// (measured: 418 of 450) and evaluates at least 1.5 times as many architectures within
+/// it as the unconstrained search (measured: 227).
+#[test]
+fn a_latency_budget_holds_and_changes_the_front() {
+    let table = table();
+    let space = space();
+    let budget = latency_quantile(&table, 0.1);
+    let cfg = json!({ "max_latency_ms": budget });
+    let limits = Limits::from_config(&cfg).unwrap();
+    let (mut over, mut asks, mut feasible_free, mut feasible_constrained) = (0, 0, 0, 0);
+    for seed in 0..3 {
+        let constrained = run(&table, &space, &cfg, seed);
+        let free = run(&table, &space, &json!({}), seed);
+        assert_eq!(constrained.len(), BUDGET);
+        let lat = |t: &TrialRecord| t.metrics.latency_ms.unwrap();
+        asks += constrained.len();
+        over += constrained.iter().filter(|t| lat(t) > budget).count();
+        feasible_constrained += constrained.iter().filter(|t| lat(t) <= budget).count();
+        feasible_free += free.iter().filter(|t| lat(t) <= budget).count();
+
+        // What the host returns: every member within the budget.
+        let returned = front(&constrained, &limits);
+        assert!(!returned.is_empty());
+        for (a, l) in &returned {
+            assert!(*l <= budget, "seed {seed}: {a} takes {l} ms > {budget}");
+        }
+        // Without the host's filter, the plugin's front is within the budget too.
+        let unconstrained = front(&free, &Limits::default());
+        assert!(unconstrained.iter().any(|(_, l)| *l > budget));
+        let set = |f: &[(String, f64)]| f.iter().map(|x| x.0.clone()).collect::<BTreeSet<_>>();
+        assert_ne!(set(&returned), set(&unconstrained), "seed {seed}");
+    }
+    eprintln!(
+        "budget {budget:.2} ms: {over} of {asks} asks over it; within it: \
+         {feasible_constrained} constrained, {feasible_free} unconstrained"
+    );
+    assert!(over * 10 <= asks, "{over} of {asks} asks over the budget");
+    assert!(2 * feasible_constrained >= 3 * feasible_free);
+}
+
+/// A saved search loaded into a fresh strategy asks exactly what the original asks.
+#[test]
+fn a_loaded_search_continues_exactly() {
+    let table = table();
+    let space = space();
+    let setup = Setup {
+        space: space.clone(),
+        config: json!({"max_params": 4e5, "rounds": 3}),
+        seed: 5,
+        budget: 60,
+    };
+    let mut a = Dppnet::new(&setup).unwrap();
+    let step = |s: &mut Dppnet, t: usize| {
+        let arch = s.ask().unwrap().unwrap();
+        s.tell(&arch, &table.evaluate(&arch, t as u64).unwrap())
+            .unwrap();
+        arch
+    };
+    for t in 0..25 {
+        step(&mut a, t);
+    }
+    let mut b = Dppnet::new(&setup).unwrap();
+    b.load(a.save().unwrap()).unwrap();
+    for t in 25..60 {
+        assert_eq!(step(&mut a, t), step(&mut b, t), "ask {t}");
+    }
+}
+
+#[test]
+fn config_errors_name_the_field_and_value() {
+    let space = space();
+    for (cfg, want) in [
+        (json!({"max_latency_ms": -3}), "`max_latency_ms`: -3"),
+        (json!({"max_memory_mb": "big"}), "`max_memory_mb`: \"big\""),
+        (json!({"margin": 500.0}), "`margin`: 500"),
+        (json!({"rounds": 0}), "`rounds`: 0"),
+        (json!({"batch": 0}), "`batch`: 0"),
+        (json!({"beam": 0}), "`beam`: 0"),
+        (json!({"latency": 5}), "`latency`"),
+    ] {
+        let setup = Setup {
+            space: space.clone(),
+            config: cfg.clone(),
+            seed: 0,
+            budget: 10,
+        };
+        let e = Dppnet::new(&setup).err().expect("an error");
+        assert!(e.contains(want), "{cfg}: {e}");
+    }
+}
