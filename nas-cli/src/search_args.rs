@@ -123,12 +123,7 @@ impl SearchArgs {
     pub fn strategy_config(&self) -> Result<Value> {
         match self.config.as_deref() {
             None => Ok(Value::Object(Default::default())),
-            Some(s) if s.starts_with('@') => {
-                let t =
-                    std::fs::read_to_string(&s[1..]).with_context(|| format!("--config {s}"))?;
-                serde_json::from_str(&t).with_context(|| format!("--config {s}: not JSON"))
-            }
-            Some(s) => serde_json::from_str(s).with_context(|| format!("--config {s}: not JSON")),
+            Some(s) => json_option("--config", s),
         }
     }
 
@@ -236,6 +231,18 @@ pub fn search_input(table: bool, data: Option<&TrainData>) -> InputSpec {
 pub fn trial_seed(run_seed: u64, trial: usize) -> u64 {
     let mut r = Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     r.next_u64()
+}
+
+/// The JSON an option such as `--config` or `--slurm` gives, inline or as `@file.json`;
+/// an error names the option and what it was given.
+pub fn json_option(flag: &str, s: &str) -> Result<Value> {
+    match s.strip_prefix('@') {
+        Some(file) => {
+            let t = std::fs::read_to_string(file).with_context(|| format!("{flag} {s}"))?;
+            serde_json::from_str(&t).with_context(|| format!("{flag} {s}: not JSON"))
+        }
+        None => serde_json::from_str(s).with_context(|| format!("{flag} {s}: not JSON")),
+    }
 }
 
 /// The hard limits of a run, from its strategy config (see [`Limits::from_config`]).

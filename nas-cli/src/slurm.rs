@@ -95,19 +95,13 @@ impl Default for SlurmConfig {
 impl SlurmConfig {
     /// Reads `--slurm` (inline JSON, or `@file.json`); an error names the field and value.
     pub fn parse(text: Option<&str>) -> Result<SlurmConfig> {
-        let (v, what): (Value, String) = match text {
-            None => return Ok(SlurmConfig::default()),
-            Some(s) if s.starts_with('@') => {
-                let t = std::fs::read_to_string(&s[1..]).with_context(|| format!("--slurm {s}"))?;
-                (
-                    serde_json::from_str(&t).with_context(|| format!("--slurm {s}: not JSON"))?,
-                    format!("--slurm {s}"),
-                )
-            }
-            Some(s) => (
-                serde_json::from_str(s).with_context(|| format!("--slurm {s}: not JSON"))?,
-                "--slurm".to_string(),
-            ),
+        let Some(text) = text else {
+            return Ok(SlurmConfig::default());
+        };
+        let v = crate::search_args::json_option("--slurm", text)?;
+        let what = match text.starts_with('@') {
+            true => format!("--slurm {text}"),
+            false => "--slurm".to_string(),
         };
         let c: SlurmConfig = serde_json::from_value(v).map_err(|e| anyhow!("{what}: {e}"))?;
         let bad = |field: &str, value: String, want: &str| {
@@ -715,6 +709,41 @@ impl<C: Cluster> Slurm<C> {
         ids.len()
     }
 
+    /// The jobs with these names, or `None` while the cluster does not answer (said
+    /// once per outage). Jobs Slurm itself holds are released on the way.
+    fn look(&mut self, names: &[String]) -> Option<Vec<Job>> {
+        let jobs = match self.cluster.jobs(names) {
+            Ok(j) => j,
+            Err(e) => {
+                if !self.squeue_failing {
+                    tracing::warn!("{e}; waiting for the cluster");
+                    self.squeue_failing = true;
+                }
+                return None;
+            }
+        };
+        if self.squeue_failing {
+            tracing::info!("the cluster answers again");
+            self.squeue_failing = false;
+        }
+        let held: Vec<&Job> = jobs.iter().filter(|j| j.held_by_slurm()).collect();
+        if !held.is_empty() {
+            let ids: Vec<String> = held.iter().map(|j| j.id.clone()).collect();
+            for j in &held {
+                tracing::info!(
+                    "job {} ({}) held by Slurm ({}); releasing it",
+                    j.id,
+                    j.name,
+                    j.reason
+                );
+            }
+            if let Err(e) = self.cluster.release(&ids) {
+                tracing::warn!("{e}");
+            }
+        }
+        Some(jobs)
+    }
+
     /// One look at the cluster: updates every pending trial, submitting what needs it.
     fn poll(&mut self, pending: &mut [Pending]) -> Result<()> {
         for p in pending.iter_mut().filter(|p| p.outcome.is_none()) {
@@ -730,22 +759,9 @@ impl<C: Cluster> Slurm<C> {
         if names.is_empty() {
             return Ok(());
         }
-        let jobs = match self.cluster.jobs(&names) {
-            Ok(j) => {
-                if self.squeue_failing {
-                    tracing::info!("the cluster answers again");
-                    self.squeue_failing = false;
-                }
-                j
-            }
-            Err(e) => {
-                // The controller restarting, say: nothing is decided until it answers.
-                if !self.squeue_failing {
-                    tracing::warn!("{e}; waiting for the cluster");
-                    self.squeue_failing = true;
-                }
-                return Ok(());
-            }
+        // The controller restarting, say: nothing is decided until it answers.
+        let Some(jobs) = self.look(&names) else {
+            return Ok(());
         };
         let grace = self.cfg.result_grace_seconds;
         let mut duplicates = vec![];
@@ -755,22 +771,6 @@ impl<C: Cluster> Slurm<C> {
                 p.jobs.insert(j.id.clone(), j.state.clone());
             }
             let live: Vec<&&Job> = mine.iter().filter(|j| is_live(&j.state)).collect();
-            let held: Vec<String> = live
-                .iter()
-                .filter(|j| j.held_by_slurm())
-                .map(|j| j.id.clone())
-                .collect();
-            if !held.is_empty() {
-                tracing::info!(
-                    "trial {}: job {} held by Slurm ({}); releasing it",
-                    p.trial,
-                    held.join(", "),
-                    live[0].reason
-                );
-                if let Err(e) = self.cluster.release(&held) {
-                    tracing::warn!("{e}");
-                }
-            }
             if !live.is_empty() {
                 if live.len() > 1 {
                     // Two jobs of one trial (a submit thought lost): keep the oldest.
@@ -989,59 +989,40 @@ pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
         if finished() {
             break;
         }
-        match s.cluster.jobs(std::slice::from_ref(&name)) {
-            Err(e) => {
-                if !s.squeue_failing {
-                    tracing::warn!("{e}; waiting for the cluster");
-                    s.squeue_failing = true;
+        if let Some(jobs) = s.look(std::slice::from_ref(&name)) {
+            for j in &jobs {
+                if seen.get(&j.id) != Some(&j.state) {
+                    println!("search job {}: {}", j.id, j.state);
+                    seen.insert(j.id.clone(), j.state.clone());
                 }
             }
-            Ok(jobs) => {
-                s.squeue_failing = false;
-                let held: Vec<String> = jobs
-                    .iter()
-                    .filter(|j| j.held_by_slurm())
-                    .map(|j| j.id.clone())
-                    .collect();
-                if !held.is_empty() {
-                    tracing::info!("search job {} held by Slurm; releasing it", held.join(", "));
-                    if let Err(e) = s.cluster.release(&held) {
-                        tracing::warn!("{e}");
+            if jobs.iter().any(|j| is_live(&j.state)) {
+                ended_since = None;
+            } else if !finished() {
+                let since = *ended_since.get_or_insert_with(Instant::now);
+                if attempt == 0 || since.elapsed().as_secs_f64() >= s.cfg.result_grace_seconds {
+                    if attempt >= s.cfg.max_attempts {
+                        bail!(
+                            "the search job ended without finishing {} (logs: {}); \
+                                 `nas resume {}` tries again from its checkpoint",
+                            crate::count(attempt as usize, "time"),
+                            run.join("slurm-search-JOBID.out").display(),
+                            run.display()
+                        );
                     }
-                }
-                for j in &jobs {
-                    if seen.get(&j.id) != Some(&j.state) {
-                        println!("search job {}: {}", j.id, j.state);
-                        seen.insert(j.id.clone(), j.state.clone());
-                    }
-                }
-                if jobs.iter().any(|j| is_live(&j.state)) {
+                    attempt += 1;
+                    s.log.record(json!({
+                        "trial": SEARCH, "attempt": attempt, "event": "submitting",
+                    }))?;
+                    let id = s
+                        .cluster
+                        .submit(&name, &log, &cmd)
+                        .map_err(|e| anyhow!("--executor slurm: {e}"))?;
+                    s.log.record(json!({
+                        "trial": SEARCH, "attempt": attempt, "event": "submitted", "job": id,
+                    }))?;
+                    println!("submitted the search as job {id} (attempt {attempt})");
                     ended_since = None;
-                } else if !finished() {
-                    let since = *ended_since.get_or_insert_with(Instant::now);
-                    if attempt == 0 || since.elapsed().as_secs_f64() >= s.cfg.result_grace_seconds {
-                        if attempt >= s.cfg.max_attempts {
-                            bail!(
-                                "the search job ended without finishing {} (logs: {});                                  `nas resume {}` tries again from its checkpoint",
-                                crate::count(attempt as usize, "time"),
-                                run.join("slurm-search-JOBID.out").display(),
-                                run.display()
-                            );
-                        }
-                        attempt += 1;
-                        s.log.record(json!({
-                            "trial": SEARCH, "attempt": attempt, "event": "submitting",
-                        }))?;
-                        let id = s
-                            .cluster
-                            .submit(&name, &log, &cmd)
-                            .map_err(|e| anyhow!("--executor slurm: {e}"))?;
-                        s.log.record(json!({
-                            "trial": SEARCH, "attempt": attempt, "event": "submitted", "job": id,
-                        }))?;
-                        println!("submitted the search as job {id} (attempt {attempt})");
-                        ended_since = None;
-                    }
                 }
             }
         }
