@@ -56,7 +56,8 @@ fn test_accuracy(out: &str) -> f32 {
 /// plugin searches it on three seeds (two epochs on 10,000 images) and must never export
 /// a `zero`: a strategy that ignored the data would export one in 5 of 9 runs per seed.
 /// The runs print one line per epoch and journal their export, and each distinct export,
-/// retrained for one epoch, learns (over 50% test accuracy; a `zero` export gets 10%).
+/// retrained for one epoch on the search's 10,000 images, learns (over 30% test accuracy,
+/// where a `zero` export gets 10%, chance; the weakest export, `pool` twice, gets 45%).
 #[test]
 fn every_one_shot_plugin_avoids_the_harmful_candidates() {
     let mut retrained: BTreeMap<String, f32> = BTreeMap::new();
@@ -110,7 +111,7 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
                 let out = run(nas()
                     .args(["--threads", "2", "retrain"])
                     .arg(&d)
-                    .args(["--epochs", "1"]));
+                    .args(["--epochs", "1", "--limit", "10000"]));
                 // Retraining only reads the run but for its result (`retrain.json`,
                 // written when it can be), so a read-only run retrains too.
                 let after: Vec<_> = listing(&d)
@@ -121,7 +122,7 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
                 assert!(d.join("retrain.json").exists(), "{s}: no retrain.json");
                 let a = test_accuracy(&out);
                 println!("{key} retrains to {a:.2}% in one epoch");
-                assert!(a > 50.0, "{s}: {key} retrains to {a:.2}%");
+                assert!(a > 30.0, "{s}: {key} retrains to {a:.2}%");
                 retrained.insert(key, a);
             }
             std::fs::remove_dir_all(&d).ok();

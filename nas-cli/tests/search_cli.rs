@@ -396,6 +396,7 @@ fn learning_strategies_beat_random_search_on_nas_bench_201() {
             .unwrap_or_else(|| panic!("no `{name}` row in:\n{out}"))
             .split_whitespace()
             .skip(1)
+            .take(2)
             .map(|v| v.parse().unwrap())
             .collect();
         (cols[0], cols[1])

@@ -66,12 +66,13 @@ pub fn workspace_plugins() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        // The whole workspace's libraries, not `-p` per plugin: a build of a subset
+        // resolves features differently, and its artifacts then replace those of the
+        // surrounding `cargo test --workspace`, which costs minutes of rebuilding. Built
+        // this way, after a workspace test build, it finds everything fresh.
         let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.current_dir(&root).args(["build", "--release"]);
-        for e in std::fs::read_dir(root.join("nas-plugins")).unwrap() {
-            let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            cmd.args(["-p", &format!("nas-strategy-{name}")]);
-        }
+        cmd.current_dir(&root)
+            .args(["build", "--release", "--workspace", "--lib"]);
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
@@ -101,4 +102,39 @@ pub fn journal_records(dir: &Path) -> Vec<(u64, serde_json::Value, serde_json::V
             )
         })
         .collect()
+}
+
+/// The first `n` images and labels of the bundled Fashion-MNIST test set, written as an
+/// uncompressed IDX pair under the temporary directory (a test set small enough for a
+/// slow device to score quickly): the paths of the images and of the labels.
+#[allow(dead_code)]
+pub fn bundled_test_subset(n: usize, name: &str) -> (PathBuf, PathBuf) {
+    use std::io::Read;
+    let dir = temp_path("test-subset", name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let read = |file: &str| -> Vec<u8> {
+        let gz = std::fs::File::open(root().join("data/fashion-mnist").join(file)).unwrap();
+        let mut v = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut v)
+            .unwrap();
+        v
+    };
+    let count = |v: &[u8]| u32::from_be_bytes(v[4..8].try_into().unwrap()) as usize;
+    let (mut images, mut labels) = (
+        read("t10k-images-idx3-ubyte.gz"),
+        read("t10k-labels-idx1-ubyte.gz"),
+    );
+    assert!(n <= count(&images) && n <= count(&labels));
+    let pixels = u32::from_be_bytes(images[8..12].try_into().unwrap()) as usize
+        * u32::from_be_bytes(images[12..16].try_into().unwrap()) as usize;
+    images.truncate(16 + n * pixels);
+    labels.truncate(8 + n);
+    for v in [&mut images, &mut labels] {
+        v[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+    }
+    let (ip, lp) = (dir.join("test-images"), dir.join("test-labels"));
+    std::fs::write(&ip, images).unwrap();
+    std::fs::write(&lp, labels).unwrap();
+    (ip, lp)
 }

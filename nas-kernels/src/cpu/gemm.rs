@@ -1,6 +1,8 @@
-//! Row-major single-precision matrix multiply on top of the `gemm` crate's micro-kernels.
+//! Row-major single-precision matrix multiply on top of the `gemm-f32` crate's
+//! micro-kernels (the `gemm` crate's f32 path, without its f16, f64 and complex kernels,
+//! which only cost build time).
 
-use gemm::Parallelism;
+use gemm_common::Parallelism;
 
 /// `c[m,n] = (accumulate ? c : 0) + op(a)[m,k] * op(b)[k,n]`, all row-major.
 /// `a` is `[m,k]` (or `[k,m]` when `a_trans`), `b` is `[k,n]` (or `[n,k]` when `b_trans`).
@@ -62,23 +64,54 @@ pub fn sgemm(
     } else {
         Parallelism::None
     };
-    // SAFETY: the asserts above guarantee every index the strides reach is inside the
-    // slices, and `c` is borrowed mutably so it aliases neither input.
-    unsafe {
-        gemm::gemm(
+    // The micro-kernels prefer a column-major destination; ours is row-major, so (as the
+    // `gemm` crate's front end does) compute the transpose, C^T = op(b)^T op(a)^T, by
+    // swapping the operands and every row stride with its column stride.
+    let (dst_cs, dst_rs) = (1isize, n as isize);
+    let (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if dst_cs < dst_rs {
+        (
+            n,
+            m,
+            dst_rs,
+            dst_cs,
+            b.as_ptr(),
+            b_rs,
+            b_cs,
+            a.as_ptr(),
+            a_rs,
+            a_cs,
+        )
+    } else {
+        (
             m,
             n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
+            dst_cs,
+            dst_rs,
             a.as_ptr(),
             a_cs,
             a_rs,
             b.as_ptr(),
             b_cs,
             b_rs,
+        )
+    };
+    // SAFETY: the asserts above guarantee every index the strides reach is inside the
+    // slices, and `c` is borrowed mutably so it aliases neither input.
+    unsafe {
+        gemm_f32::gemm::f32::get_gemm_fn()(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
             1.0,
             1.0,
             false,
