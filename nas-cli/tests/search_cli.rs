@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Builds the plugins of examples/plugins (an example strategy, a wrong-ABI library, a
 /// panicking strategy, one that proposes invalid architectures) as their own cargo
-/// workspace, once, and returns the directory holding the libraries.
+/// workspace, once, unoptimised (they only propose architectures; the host under test
+/// does the work), and returns the directory holding the libraries.
 fn test_plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -24,7 +25,7 @@ fn test_plugins() -> &'static Path {
         // --locked: a test never rewrites a tracked file; a stale lock file is a failure
         // that says how to refresh it.
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--locked", "--manifest-path"])
+            .args(["build", "--locked", "--manifest-path"])
             .arg(src.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target)
             .output()
@@ -36,7 +37,7 @@ fn test_plugins() -> &'static Path {
              and commit it):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let dir = target.join("release");
+        let dir = target.join("debug");
         // A file that is not a plugin at all.
         std::fs::write(
             dir.join("libnot_a_plugin.so"),
