@@ -30,7 +30,7 @@ fn short(a: &nas_core::space::Architecture) -> String {
 
 /// Prints a line above the progress bar, or plainly when there is no terminal to draw
 /// the bar on (so logs keep the per-epoch lines).
-fn say(bar: &ProgressBar, msg: String) {
+pub(crate) fn say(bar: &ProgressBar, msg: String) {
     if bar.is_hidden() {
         println!("{msg}");
     } else {

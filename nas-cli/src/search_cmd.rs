@@ -300,7 +300,7 @@ fn drive_loop(
             std::mem::take(&mut in_flight)
         };
         if asked.is_empty() {
-            bar.println("the strategy has nothing more to propose");
+            crate::oneshot_cmd::say(&bar, "the strategy has nothing more to propose".into());
             break;
         }
         let first = journal.len();

@@ -179,6 +179,20 @@ fn progress_without_a_terminal_is_plain_lines() {
     }
     assert!(!out.contains("20/20 trials"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
+
+    // A strategy that runs out before the budget says so (it used to go to the hidden
+    // bar and be lost): grid over a space of 9 architectures, asked for 12.
+    let dir = out_dir("plain-exhausted");
+    let (out, _) = run(nas()
+        .args(["search", "--space-file", "tests/spaces/harmful.json"])
+        .args(["--strategy", "grid", "--budget", "12", "--epochs", "1"])
+        .args(["--limit", "64", "--val", "64", "--out"])
+        .arg(&dir));
+    assert!(
+        out.contains("the strategy has nothing more to propose") && out.contains("\n9 trials;"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Counts of one are singular, and the trial numbers printed are the journal's (from 0).
