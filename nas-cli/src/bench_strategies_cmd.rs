@@ -1,13 +1,15 @@
 //! `nas bench-strategies`: every ask/tell plugin on the NAS-Bench-201 table.
 
-use crate::search_args::trial_seed;
+use crate::search_args::{json_option, trial_seed};
 use anyhow::{anyhow, Result};
 use clap::Args;
 use nas_cli::host::{discover, discover_all, search_dirs};
 use nas_core::evaluate::{Evaluator, Nb201Table};
+use nas_core::experiment::{Leaderboard, Limits, TrialRecord};
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
-use nas_strategies::Setup;
+use nas_core::space::Architecture;
+use nas_strategies::{Metrics, Setup};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -21,6 +23,16 @@ pub struct BenchStrategiesArgs {
     /// Strategies to compare (default: every ask/tell plugin found).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<String>,
+    /// Options given to every strategy benchmarked, as JSON, inline or `@file.json`
+    /// (default `{}`: each strategy's defaults); `random`, the baseline, takes only its
+    /// hard limits.
+    #[arg(long, value_name = "JSON")]
+    pub config: Option<String>,
+    /// The accuracy (%, seed mean) whose first reaching is counted in the `queries to`
+    /// column: the queries a run took until the architecture it would return scored at
+    /// least this.
+    #[arg(long, value_name = "PERCENT", default_value_t = 91.5)]
+    pub reach: f64,
     /// The NAS-Bench-201 table [default: the bundled nasbench201/nb201_cifar10.csv,
     /// looked up in $NAS_DATA, ./data and beside the binary].
     #[arg(long, value_name = "FILE")]
@@ -30,8 +42,92 @@ pub struct BenchStrategiesArgs {
     pub plugin_dir: Vec<PathBuf>,
 }
 
+/// One run followed as the host follows a search: every query ranked by
+/// [`Leaderboard`] (an architecture scored by the mean of its observations, so a lucky
+/// single score of a re-evaluated one does not stand), the returned architecture judged
+/// by `truth` (its seed mean, %).
+struct RunTracker {
+    board: Leaderboard,
+    queries: usize,
+    /// The query after which the returned architecture first scored `reach` or more.
+    reached_at: Option<usize>,
+    reach: f64,
+}
+
+impl RunTracker {
+    fn new(limits: Limits, reach: f64) -> RunTracker {
+        RunTracker {
+            board: Leaderboard::new(limits),
+            queries: 0,
+            reached_at: None,
+            reach,
+        }
+    }
+
+    /// Ranks one more query's result.
+    fn add(&mut self, arch: &Architecture, m: &Metrics, truth: impl Fn(&Architecture) -> f64) {
+        self.board.add(&TrialRecord {
+            trial: self.queries,
+            arch: arch.clone(),
+            metrics: m.clone(),
+            seconds: 0.0,
+        });
+        self.queries += 1;
+        if self.reached_at.is_none() {
+            if let Some(b) = self.board.best() {
+                if truth(&b.arch) >= self.reach {
+                    self.reached_at = Some(self.queries);
+                }
+            }
+        }
+    }
+
+    /// The architecture the run returns.
+    fn best(&self) -> Option<&Architecture> {
+        self.board.best().map(|c| &c.arch)
+    }
+}
+
+/// Mean and (population) standard deviation.
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let std = (xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (mean, std)
+}
+
+/// The `queries to` cell: the mean, over the runs that got there, of the queries they
+/// took, and how many of all the runs got there (`63 (87/100)`; `- (0/100)` when none).
+fn reach_cell(reached: &[Option<usize>]) -> String {
+    let hits: Vec<f64> = reached.iter().flatten().map(|&q| q as f64).collect();
+    let mean = if hits.is_empty() {
+        "-".to_string()
+    } else {
+        format!("{:.0}", mean_std(&hits).0)
+    };
+    format!("{mean} ({}/{})", hits.len(), reached.len())
+}
+
+/// The comparison with random search: the difference of the means and two standard
+/// errors of it; `better` or `worse` when the difference is more than that.
+fn against_random(finals: &[f64], random: &[f64]) -> String {
+    let ((m, sd), (r, rsd)) = (mean_std(finals), mean_std(random));
+    let se2 = 2.0 * (sd * sd / finals.len() as f64 + rsd * rsd / random.len() as f64).sqrt();
+    let d = m - r;
+    let word = if d > se2 {
+        "better"
+    } else if d < -se2 {
+        "worse"
+    } else {
+        "no better"
+    };
+    format!("{word}, {d:+.2} (±{se2:.2})")
+}
+
 /// Every strategy on the NAS-Bench-201 table: mean and spread of the seed-mean validation
-/// accuracy of the architecture each run returns (its best observed trial).
+/// accuracy of the architecture each run returns (the one with the best mean of its
+/// observations, as a search returns it), the queries it took to reach `--reach`, and
+/// the comparison with random search when `random` is benchmarked (it runs first).
 pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
     let table_path = crate::data_paths::resolve(
         a.table.as_deref(),
@@ -39,6 +135,20 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         "--table",
     )?;
     let table = Nb201Table::load(&table_path).map_err(|e| anyhow!("--table: {e}"))?;
+    let config = match &a.config {
+        Some(s) => json_option("--config", s)?,
+        None => serde_json::json!({}),
+    };
+    let limits = Limits::from_config(&config).map_err(|e| anyhow!("--config: {e}"))?;
+    let limits_only: serde_json::Value = match &config {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| nas_strategies::LIMIT_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        _ => config.clone(),
+    };
     let space = builtin::nb201(
         16,
         5,
@@ -58,7 +168,7 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
     } else {
         discover(&dirs)
     };
-    let names: Vec<String> = if a.strategies.is_empty() {
+    let mut names: Vec<String> = if a.strategies.is_empty() {
         found
             .plugins
             .iter()
@@ -68,6 +178,11 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
     } else {
         a.strategies.clone()
     };
+    // Random search first: the others are compared with it.
+    if let Some(i) = names.iter().position(|n| n == "random") {
+        let r = names.remove(i);
+        names.insert(0, r);
+    }
     println!(
         "NAS-Bench-201 table {} (validation accuracy, mean over seeds), {} runs x {} queries; \
          table optimum {:.2}%",
@@ -76,22 +191,33 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         a.budget,
         table.optimum()
     );
+    if a.config.is_some() {
+        println!("config {config}");
+    }
+    let reach_head = format!("queries to {}", a.reach);
     println!(
-        "{:<12} {:>8} {:>8} {:>8} {:>8}",
-        "strategy", "mean", "std", "min", "max"
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>18}  against random (mean, two standard errors)",
+        "strategy", "mean", "std", "min", "max", reach_head
     );
+    let truth = |arch: &Architecture| table.final_accuracy(arch).unwrap_or(0.0) * 100.0;
+    let mut random: Option<Vec<f64>> = None;
     for name in names {
         let plugin = found.get(&name).map_err(|e| anyhow!(e))?;
         let mut finals = vec![];
+        let mut reached = vec![];
         for r in 0..a.runs {
             let setup = Setup {
                 space: choices.clone(),
-                config: serde_json::json!({}),
+                config: if name == "random" {
+                    limits_only.clone()
+                } else {
+                    config.clone()
+                },
                 seed: r as u64,
                 budget: a.budget,
             };
             let mut s = plugin.create(&setup).map_err(|e| anyhow!(e))?;
-            let mut best: Option<(f64, nas_core::space::Architecture)> = None;
+            let mut run = RunTracker::new(limits.clone(), a.reach);
             for t in 0..a.budget {
                 let Some(arch) = s.ask().map_err(|e| anyhow!(e))? else {
                     break;
@@ -99,21 +225,105 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
                 let m = table
                     .evaluate(&arch, trial_seed(1000 + r as u64, t))
                     .map_err(|e| anyhow!("{name}: {e}"))?;
-                if best.as_ref().is_none_or(|(b, _)| m.accuracy > *b) {
-                    best = Some((m.accuracy, arch.clone()));
-                }
+                run.add(&arch, &m, truth);
                 s.tell(&arch, &m).map_err(|e| anyhow!(e))?;
             }
-            let (_, arch) = best.ok_or_else(|| anyhow!("{name}: no trial"))?;
-            finals.push(table.final_accuracy(&arch).unwrap() * 100.0);
+            let arch = run
+                .best()
+                .ok_or_else(|| anyhow!("{name}: no feasible trial in run {r}"))?;
+            finals.push(truth(arch));
+            reached.push(run.reached_at);
         }
-        let n = finals.len() as f64;
-        let mean = finals.iter().sum::<f64>() / n;
-        let std = (finals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let (mean, std) = mean_std(&finals);
         let (lo, hi) = finals
             .iter()
             .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
-        println!("{name:<12} {mean:>8.2} {std:>8.2} {lo:>8.2} {hi:>8.2}");
+        let vs = match &random {
+            Some(rnd) if name != "random" => against_random(&finals, rnd),
+            _ => String::new(),
+        };
+        println!(
+            "{name:<12} {mean:>8.2} {std:>8.2} {lo:>8.2} {hi:>8.2} {:>18}  {vs}",
+            reach_cell(&reached)
+        );
+        if name == "random" {
+            random = Some(finals);
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn arch(op: &str) -> Architecture {
+        let mut a = Architecture::new();
+        a.insert("op".into(), json!(op));
+        a
+    }
+
+    fn acc(a: f64) -> Metrics {
+        Metrics {
+            accuracy: a,
+            ..Default::default()
+        }
+    }
+
+    /// Three runs worked by hand. True (seed-mean) accuracies: a 91.0, b 91.6, c 91.55.
+    /// Run 1: a 0.912, b 0.911 (a still leads), c 0.916 (c leads: 91.55, reached at 3).
+    /// Run 2: b 0.917 (reached at 1), a 0.920 (a leads: the best no longer reaches),
+    /// b 0.926 (b's mean 0.9215 leads again; the first query counts: still 1).
+    /// Run 3: a 0.930, then c 0.925 twice (a still leads): never reached.
+    /// So the cell is the mean of 3 and 1 over the 2 runs that reached 91.5: "2 (2/3)".
+    #[test]
+    fn queries_to_reach_follow_the_host_ranking_by_mean_observation() {
+        let truth = |a: &Architecture| match a["op"].as_str().unwrap() {
+            "a" => 91.0,
+            "b" => 91.6,
+            _ => 91.55,
+        };
+        let runs: [&[(&str, f64)]; 3] = [
+            &[("a", 0.912), ("b", 0.911), ("c", 0.916)],
+            &[("b", 0.917), ("a", 0.920), ("b", 0.926)],
+            &[("a", 0.930), ("c", 0.925), ("c", 0.925)],
+        ];
+        let mut reached = vec![];
+        let mut best = vec![];
+        for run in runs {
+            let mut t = RunTracker::new(Limits::default(), 91.5);
+            for (op, a) in run {
+                t.add(&arch(op), &acc(*a), truth);
+            }
+            reached.push(t.reached_at);
+            best.push(t.best().unwrap()["op"].as_str().unwrap().to_string());
+        }
+        assert_eq!(reached, [Some(3), Some(1), None]);
+        assert_eq!(best, ["c", "b", "a"]);
+        assert_eq!(reach_cell(&reached), "2 (2/3)");
+        assert_eq!(reach_cell(&[Some(63), None, Some(64)]), "64 (2/3)");
+        assert_eq!(reach_cell(&[None, None]), "- (0/2)");
+        // A lucky single score of a re-evaluated architecture does not decide: after
+        // b 0.930, a 0.920, b 0.900 (b's mean 0.915), a leads.
+        let mut t = RunTracker::new(Limits::default(), 91.5);
+        for (op, a) in [("b", 0.930), ("a", 0.920), ("b", 0.900)] {
+            t.add(&arch(op), &acc(a), truth);
+        }
+        assert_eq!(t.best().unwrap()["op"], "a");
+        assert_eq!(t.reached_at, Some(1));
+    }
+
+    /// Two standard errors of the difference, and the word for it.
+    #[test]
+    fn comparison_with_random_names_the_side_beyond_two_standard_errors() {
+        // Means 91.5 and 91.0, population std 0.5 each over 4 runs: two standard errors
+        // 2 * sqrt(0.25/4 + 0.25/4) = 0.71.
+        let s = [91.0, 92.0, 91.0, 92.0];
+        let r = [90.5, 91.5, 90.5, 91.5];
+        assert_eq!(against_random(&s, &r), "no better, +0.50 (±0.71)");
+        let s = [92.0, 93.0, 92.0, 93.0];
+        assert_eq!(against_random(&s, &r), "better, +1.50 (±0.71)");
+        assert_eq!(against_random(&r, &s), "worse, -1.50 (±0.71)");
+    }
 }

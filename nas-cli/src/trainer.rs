@@ -8,7 +8,7 @@ use nas_core::experiment::write_atomic;
 use nas_core::nn::{parameters, with_bn_momentum, Kind};
 use nas_core::optim::{clip_grad_norm, LrSchedule, Optimizer, Sgd};
 use nas_core::space::cost::{cost, LatencyTable};
-use nas_core::space::{fixed, Space, Supernet};
+use nas_core::space::{fixed, with_bare_gates, Space, Supernet};
 use nas_core::train::correct;
 use nas_core::{no_grad, Tensor};
 use nas_strategies::oneshot::{
@@ -440,6 +440,28 @@ impl SupernetHost for SupernetTrainer<'_> {
         Ok(GradInfo {
             loss: loss.item(),
             weight_grad_norm: norm,
+        })
+    }
+
+    fn gate_grad(
+        &mut self,
+        mix: &[f32],
+        split: Split,
+        grad: &mut [f32],
+    ) -> Result<GradInfo, String> {
+        self.set_mix(mix)?;
+        let stream = self.stream(split);
+        let x = stream.input()?;
+        let y = stream.y.clone();
+        self.supernet.net.set_training(true);
+        let logits = with_bare_gates(|| self.supernet.net.forward(&x));
+        let loss = logits.cross_entropy(&y);
+        self.supernet.zero_weight_grads();
+        self.supernet.backward_mixing(&loss);
+        self.mix_grads(grad);
+        Ok(GradInfo {
+            loss: loss.item(),
+            weight_grad_norm: 0.0,
         })
     }
 

@@ -410,6 +410,19 @@ pub trait SupernetHost {
         grad: &mut [f32],
         keep_weight_grad: bool,
     ) -> Result<GradInfo, String>;
+    /// GDAS's gradient of a hard path: the loss gradient with respect to `mix` on the
+    /// current batch of `split`, as [`mix_grad`](Self::mix_grad) gives it (no weight
+    /// gradient kept), except that each candidate of a layer choice that `mix` switches
+    /// off (`+0.0`) counts as a gate added bare to the choice's output, as GDAS's
+    /// reference adds an unchosen gate to a node's sum: it is still not computed and
+    /// adds 0, and its gradient is the sum of the output's gradient instead of 0. Other
+    /// choices (inputs, values, repeats) are as in `mix_grad`.
+    fn gate_grad(
+        &mut self,
+        mix: &[f32],
+        split: Split,
+        grad: &mut [f32],
+    ) -> Result<GradInfo, String>;
     fn weights(&mut self, op: WeightOp) -> Result<(), String>;
     /// The learning rate the next weight step will use (it follows the host's schedule).
     fn lr(&mut self) -> Result<f32, String>;

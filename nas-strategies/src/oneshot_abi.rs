@@ -69,6 +69,9 @@ pub enum Request {
         split: Split,
         keep_weight_grad: bool,
     },
+    GateGrad {
+        split: Split,
+    },
     Weights {
         w: WeightOp,
     },
@@ -164,6 +167,11 @@ unsafe extern "C" fn host_call(
                 check_mix(mix)?;
                 let g = need_grad(grad, n)?;
                 val(&host.mix_grad(mix, split, g, keep_weight_grad)?)
+            }
+            Request::GateGrad { split } => {
+                check_mix(mix)?;
+                let g = need_grad(grad, n)?;
+                val(&host.gate_grad(mix, split, g)?)
             }
             Request::Weights { w } => val(&host.weights(w)?),
             Request::Lr => val(&host.lr()?),
@@ -312,6 +320,14 @@ impl SupernetHost for FfiHost<'_> {
             mix,
             Some(grad),
         )
+    }
+    fn gate_grad(
+        &mut self,
+        mix: &[f32],
+        split: Split,
+        grad: &mut [f32],
+    ) -> Result<GradInfo, String> {
+        self.call(&Request::GateGrad { split }, mix, Some(grad))
     }
     fn weights(&mut self, w: WeightOp) -> Result<(), String> {
         self.call(&Request::Weights { w }, &[], None)

@@ -285,6 +285,11 @@ pub struct FakeSupernet {
     pub weight_ops: Vec<crate::oneshot::WeightOp>,
     /// The learning rate of weight step `k`: `lr0 / (1 + k)` (a schedule that moves).
     pub lr0: f32,
+    /// What `gate_grad` gives a layer-choice candidate that is switched off (the sum of
+    /// the choice's output gradient in a real supernet).
+    pub gate: f32,
+    /// How many `gate_grad` calls were made.
+    pub gate_grads: usize,
 }
 
 impl FakeSupernet {
@@ -331,6 +336,8 @@ impl FakeSupernet {
             subsets: vec![],
             weight_ops: vec![],
             lr0: 0.1,
+            gate: 0.0,
+            gate_grads: 0,
         }
     }
 
@@ -411,6 +418,25 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
             loss: self.loss(mix),
             weight_grad_norm: 1.0,
         })
+    }
+    fn gate_grad(
+        &mut self,
+        mix: &[f32],
+        split: crate::oneshot::Split,
+        grad: &mut [f32],
+    ) -> Result<crate::oneshot::GradInfo, String> {
+        let r = self.mix_grad(mix, split, grad, false)?;
+        // A bare gate of a layer choice gets the sum of the choice's output gradient,
+        // which this fake sets as `gate` (0 unless a test sets it).
+        for (g, range) in self.info.groups.iter().zip(self.info.ranges()) {
+            if matches!(self.info.choices[g.choice].kind, ChoiceKind::Layer { .. }) {
+                for i in range.filter(|&i| mix[i].to_bits() == 0) {
+                    grad[i] = self.gate;
+                }
+            }
+        }
+        self.gate_grads += 1;
+        Ok(r)
     }
     fn weights(&mut self, op: crate::oneshot::WeightOp) -> Result<(), String> {
         self.weight_ops.push(op);

@@ -2,11 +2,11 @@
 //! Classifier Architecture Search" (AmoebaNet, 2019).
 //!
 //! The first `population` asks are random architectures. Once that many trials have been
-//! told, each ask runs a tournament: `sample` distinct members of the population are
-//! drawn and the best one is mutated (one random active choice changes to another of its
-//! options; an input choice swaps one chosen index for an unused one; after a repeat
-//! changes depth, the choices of blocks it no longer builds are dropped and those of new
-//! blocks drawn at random). Each tell adds the trial to the population and, once the
+//! told, each ask runs a tournament: `sample` members of the population are drawn
+//! uniformly with replacement, as in the paper's algorithm, and the best one is mutated
+//! (one random active choice changes to another of its options; an input choice swaps
+//! one chosen index for an unused one; after a repeat changes depth, the choices of
+//! blocks it no longer builds are dropped and those of new blocks drawn at random). Each tell adds the trial to the population and, once the
 //! population is full, removes its oldest member. Asks may run ahead of tells, and tells
 //! may come in any order: a child simply joins the population when it is told.
 //!
@@ -288,15 +288,13 @@ impl Evolution {
         (rank, crowd)
     }
 
-    /// The parent: the best of `sample` distinct feasible members drawn at random.
+    /// The parent: the best of `sample` feasible members drawn uniformly with
+    /// replacement, as the paper's algorithm draws its sample (a member can be drawn
+    /// twice).
     fn tournament(&mut self, feasible: &[usize]) -> usize {
-        let mut pool = feasible.to_vec();
-        let s = self.sample.min(pool.len());
-        for i in 0..s {
-            let j = i + self.rng.below(pool.len() - i);
-            pool.swap(i, j);
-        }
-        let drawn = &pool[..s];
+        let drawn: Vec<usize> = (0..self.sample)
+            .map(|_| feasible[self.rng.below(feasible.len())])
+            .collect();
         if self.objectives.len() == 1 {
             let v = |i: usize| self.population[i].objectives[0];
             let mut best = drawn[0];
@@ -450,7 +448,7 @@ impl Strategy for Evolution {
         let reevaluate: bool = config_field(c, "reevaluate", false)?;
         let population_size =
             nas_strategies::config_count(c, "population", 50, 1, nas_strategies::MAX_POPULATION)?;
-        // The tournament draws distinct members: at most the population.
+        // At most the population (the paper's S <= P).
         let sample =
             nas_strategies::config_count(c, "sample", 10.min(population_size), 1, population_size)?;
         let names: Vec<String> = config_field(c, "objectives", vec!["accuracy".to_string()])?;
@@ -798,9 +796,10 @@ mod tests {
             .map(|(a, _)| archs.iter().position(|x| x == a).unwrap())
             .collect();
         assert_eq!(front, pareto_front(&pts));
-        // With the whole population in every tournament, the winner has rank 0 and the
-        // largest crowding distance: one of the front's two extremes. (Repeats allowed:
-        // 200 asks without tells would use up the parents' neighbours.)
+        // A tournament of 8 draws from 8 (with replacement) holds one of the front's two
+        // extremes (rank 0, infinite crowding distance) with probability
+        // 1 - (6/8)^8 = 0.90, and then one of them wins. (Repeats allowed: 200 asks
+        // without tells would use up the parents' neighbours.)
         let mut s2 = Evolution::new(&setup(
             flat.clone(),
             json!({"population": 8, "sample": 8, "objectives": ["accuracy", "params"],
@@ -816,12 +815,17 @@ mod tests {
             };
             s2.tell(a, &m).unwrap();
         }
+        let mut extremes = 0;
         for _ in 0..200 {
             let c = s2.ask().unwrap().unwrap();
             let parent = archs.iter().position(|a| distance(a, &c) == 1).unwrap();
             // The front's extremes (infinite crowding distance): 0.95/200 and 0.60/10.
-            assert!(parent == 4 || parent == 5, "parent {parent}");
+            extremes += (parent == 4 || parent == 5) as usize;
         }
+        assert!(
+            (160..200).contains(&extremes),
+            "{extremes} of 200 parents were extremes"
+        );
         // A missing objective metric is an error naming it.
         let e = s.tell(&archs[0], &metrics(0.5)).unwrap_err();
         assert!(e.contains("params"), "{e}");
@@ -858,16 +862,16 @@ mod tests {
                 .unwrap();
             }
             assert!(s.front().iter().all(|(_, m)| m.params.unwrap() <= 100.0));
+            let mut best = 0;
             for _ in 0..200 {
                 let c = s.ask().unwrap().unwrap();
                 let parent = archs.iter().position(|a| distance(a, &c) == 1).unwrap();
                 assert!(parent % 2 == 1, "infeasible parent {parent}");
+                best += (parent == 9) as usize;
             }
-            if objectives == json!(["accuracy"]) {
-                // With the whole population in the tournament, the best feasible one wins.
-                let c = s.ask().unwrap().unwrap();
-                assert_eq!(distance(&archs[9], &c), 1);
-            }
+            // The best feasible member (it dominates the others) wins whenever it is
+            // drawn: in 1 - (4/5)^10 = 89% of the tournaments of 10 draws from 5.
+            assert!((150..200).contains(&best), "the best won {best} of 200");
         }
         // With no feasible member, asks are random (and valid).
         let mut s = Evolution::new(&setup(
@@ -894,6 +898,33 @@ mod tests {
             .tell(&far_apart(&flat, 1, 3)[0], &metrics(0.3))
             .unwrap_err();
         assert!(e.contains("macs"), "{e}");
+    }
+
+    #[test]
+    fn the_tournament_draws_with_replacement() {
+        // Two members, a tournament of 2: drawn with replacement (the paper's way), the
+        // worse one is both draws, and so the parent, a quarter of the time; drawn
+        // without replacement it would never be.
+        let flat: Vec<Choice> = (0..6).map(|i| layer(&format!("l{i}"), 6, None)).collect();
+        let mut s = Evolution::new(&setup(
+            flat.clone(),
+            json!({"population": 2, "sample": 2, "reevaluate": true}),
+            3,
+        ))
+        .unwrap();
+        let archs = far_apart(&flat, 2, 4);
+        s.tell(&archs[0], &metrics(0.9)).unwrap();
+        s.tell(&archs[1], &metrics(0.1)).unwrap();
+        let n = 2000;
+        let worse = (0..n)
+            .filter(|_| distance(&archs[1], &s.ask().unwrap().unwrap()) == 1)
+            .count();
+        let share = worse as f64 / n as f64;
+        // 0.25 within about 5 standard errors (0.0097 each).
+        assert!(
+            (0.2..0.3).contains(&share),
+            "the worse member was the parent {share}"
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! GDAS (Dong and Yang, 2019): each step samples one path by Gumbel-max on the
 //! architecture logits, and only that path is computed, forward and backward. The
 //! architecture gradient reaches every logit through the Gumbel-softmax it stands for
-//! (straight-through: the hard one-hot forward, the soft sample's gradient). Weights
+//! (straight-through: the hard one-hot forward, the soft sample's gradient). As in the
+//! reference code, which adds each unchosen op's gate to the edge's sum as a bare term,
+//! an unchosen op of a layer choice gets the sum of the choice's output gradient as its
+//! gate's gradient ([`SupernetHost::gate_grad`]), the chosen op `<dL/dy, op(x)>`. Weights
 //! learn on training batches, logits on validation batches. The temperature falls
 //! linearly from `tau_max` (10) to `tau_min` (0.1) over the search.
 //!
@@ -71,7 +74,8 @@ impl EpochStrategy for Gdas {
         let z = self.state.arch.perturbed(&mut self.state.rng);
         let (hard, soft) = hard_sample(&self.info, &z, tau);
         let mut g = vec![0.0; hard.len()];
-        let r = host.mix_grad(&hard, Split::Val, &mut g, false)?;
+        // Unchosen ops are not computed, but their gates get the reference's gradient.
+        let r = host.gate_grad(&hard, Split::Val, &mut g)?;
         let g_alpha = self.info.softmax_backward(&soft, &g, tau);
         self.state.arch.step(&g_alpha)?;
         Ok(vec![
@@ -122,6 +126,33 @@ mod tests {
         let arch = run_on_fake::<Gdas>(&mut f, json!({"arch_lr": 0.05}), 2);
         assert_eq!((picked(&arch, 0), picked(&arch, 1)), (2, 0));
         assert_eq!(arch["in"], json!([0, 2]));
+    }
+
+    #[test]
+    fn unchosen_gates_reach_the_logits_through_their_bare_term() {
+        // Every op's own gradient is 0; only the bare gates of the unchosen ops carry
+        // one. Without them (the host's `mix_grad`) no logit would move.
+        for gate in [0.0, 1.0] {
+            let mut f = FakeSupernet::new(2, 3, 1, 20);
+            f.gate = gate;
+            let setup = nas_strategies::testing::fake_setup(&f, json!({"arch_lr": 0.05}), 3, None);
+            let mut s = Gdas::create(&setup).unwrap();
+            for step in 0..20 {
+                s.step(&mut f, 0, step).unwrap();
+            }
+            assert_eq!(f.gate_grads, 20);
+            let moved = s
+                .state
+                .arch
+                .alpha
+                .iter()
+                .fold(0.0f32, |m, a| m.max(a.abs()));
+            if gate == 0.0 {
+                assert_eq!(moved, 0.0);
+            } else {
+                assert!(moved > 0.01, "the logits moved by {moved}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,463 @@
+//! BANANAS, after Colin White, Willie Neiswanger and Yash Savani, "BANANAS: Bayesian
+//! Optimization with Neural Architectures for Neural Architecture Search" (AAAI 2021);
+//! reference: the authors' `naszilla` code (`bananas` in `nas_algorithms.py`,
+//! `get_candidates` in `nas_benchmarks.py`, `acq_fn` in `acquisition_functions.py`).
+//!
+//! The first `initial` asks are random architectures not queried before. Then rounds:
+//! an ensemble of MLPs (`nas-predict`'s, `members` networks, each from its own random
+//! start) is fitted on every architecture told so far (its input the path encoding on
+//! cell spaces, one-hot otherwise; its target the architecture's mean accuracy); the
+//! candidates are up to `candidates` new mutants of the best told architectures (the
+//! best `mutate_best`, then the next ones while fewer were found, up to 5 times as many:
+//! each active choice of a parent changes with probability `mutation_prob`; a mutant
+//! already queried or already a candidate is dropped); each candidate's accuracy is drawn
+//! from a normal with the ensemble's mean and spread for it (independent Thompson
+//! sampling), and the `per_round` highest draws are asked.
+//!
+//! An architecture's score is the mean of every accuracy told for it. `reevaluate_last`
+//! (default 0, not in the paper): the last that many asks of the budget re-query, of the
+//! `reevaluate_top` best by mean score, the one scored fewest times, as `local` does;
+//! with `reevaluate_predicted` (default 0) the pool also holds that many told
+//! architectures the ensemble (fitted once when re-evaluation starts) predicts best, so
+//! a good architecture with one unlucky score gets another chance.
+//!
+//! Asks may run ahead of tells: a round starts when its asks are all out; the next round
+//! is fitted on what has been told by then. `ask` answers `None` when neither mutation
+//! nor 1000 random draws find anything new.
+//!
+//! Config: `initial` (10), `per_round` (10), `candidates` (100), `mutate_best` (1),
+//! `members` (5), `mutation_prob` (0.25, in (0, 1]), `reevaluate_last` (0),
+//! `reevaluate_top` (5), `reevaluate_predicted` (0); counts 1..=100000 (`reevaluate_last` from 0), and the host's
+//! hard limits (which the host applies; the search ignores them).
+
+use nas_predict::{Encoding, MlpConfig, MlpEnsemble, OneHot, PathEncoding, Surrogate};
+use nas_strategies::{
+    check_config_fields, config_count, config_field, decisions, export_strategy, serde_json,
+    Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// Random draws an ask tries before it gives up finding an architecture not queried.
+const DRAWS: usize = 1000;
+
+/// One architecture queried, with its scores so far.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Entry {
+    decisions: Vec<usize>,
+    sum: f64,
+    told: usize,
+    /// Asks of it not yet told.
+    out: usize,
+}
+
+impl Entry {
+    fn score(&self) -> f64 {
+        if self.told == 0 {
+            f64::NEG_INFINITY
+        } else {
+            self.sum / self.told as f64
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    rng: [u64; 4],
+    entries: Vec<Entry>,
+    queue: Vec<Vec<usize>>,
+    asked: usize,
+    #[serde(default)]
+    predicted_best: Option<Vec<usize>>,
+}
+
+pub struct Bananas {
+    space: Vec<Choice>,
+    encoding: Box<dyn Encoding + Send>,
+    initial: usize,
+    per_round: usize,
+    candidates: usize,
+    mutate_best: usize,
+    members: usize,
+    mutation_prob: f32,
+    reevaluate_last: usize,
+    reevaluate_top: usize,
+    reevaluate_predicted: usize,
+    budget: usize,
+    rng: Rng,
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+    /// The current round's picks still to ask, the best last.
+    queue: Vec<Vec<usize>>,
+    asked: usize,
+    /// The `reevaluate_predicted` told architectures the ensemble ranks best, fixed when
+    /// re-evaluation starts.
+    predicted_best: Option<Vec<usize>>,
+}
+
+impl Bananas {
+    fn key(&self, d: &[usize]) -> String {
+        decisions::key(&self.space, d)
+    }
+
+    fn propose(&mut self, d: Vec<usize>) -> Architecture {
+        let k = self.key(&d);
+        let i = match self.index.get(&k) {
+            Some(&i) => i,
+            None => {
+                self.entries.push(Entry {
+                    decisions: d,
+                    sum: 0.0,
+                    told: 0,
+                    out: 0,
+                });
+                self.index.insert(k, self.entries.len() - 1);
+                self.entries.len() - 1
+            }
+        };
+        self.entries[i].out += 1;
+        self.asked += 1;
+        decisions::to_arch(&self.space, &self.entries[i].decisions)
+    }
+
+    fn unseen_random(&mut self) -> Option<Vec<usize>> {
+        for _ in 0..DRAWS {
+            let a = nas_strategies::random_architecture(&self.space, &mut self.rng);
+            let d = decisions::from_arch(&self.space, &a).ok()?;
+            if !self.index.contains_key(&self.key(&d)) {
+                return Some(d);
+            }
+        }
+        None
+    }
+
+    /// Told entries, best mean score first (the earlier on a tie).
+    fn ranked(&self) -> Vec<usize> {
+        let mut told: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| self.entries[i].told > 0)
+            .collect();
+        told.sort_by(|&a, &b| {
+            self.entries[b]
+                .score()
+                .total_cmp(&self.entries[a].score())
+                .then(a.cmp(&b))
+        });
+        told
+    }
+
+    /// A mutant of `d`: each active choice changes to another of its options with
+    /// probability `mutation_prob`.
+    fn mutate(&mut self, d: &[usize]) -> Vec<usize> {
+        let active = decisions::active_mask(&self.space, d);
+        let mut m = d.to_vec();
+        for (i, c) in self.space.iter().enumerate() {
+            let n = c.size();
+            if active[i] && n > 1 && self.rng.bernoulli(self.mutation_prob) {
+                let o = self.rng.below(n - 1);
+                m[i] = if o >= d[i] { o + 1 } else { o };
+            }
+        }
+        m
+    }
+
+    /// Fits the ensemble on every told architecture and fills the queue with the round's
+    /// picks; false when no candidate was found.
+    fn plan_round(&mut self) -> Result<bool, String> {
+        let ranked = self.ranked();
+        let mut seen: HashSet<String> = self.index.keys().cloned().collect();
+        let mut cands: Vec<Vec<usize>> = vec![];
+        // As the reference: the best `mutate_best` parents, more (up to 5 times as many)
+        // while fewer than `candidates` were found.
+        let tries = (self.candidates / self.mutate_best).max(1);
+        for &p in ranked.iter().take(self.mutate_best * 5) {
+            if cands.len() >= self.candidates {
+                break;
+            }
+            let parent = self.entries[p].decisions.clone();
+            for _ in 0..tries {
+                let m = self.mutate(&parent);
+                let k = self.key(&m);
+                if seen.insert(k) {
+                    cands.push(m);
+                }
+            }
+        }
+        if cands.is_empty() {
+            return Ok(false);
+        }
+        let (_, model) = self.fit()?;
+        let xc: Vec<Vec<f32>> = cands.iter().map(|d| self.encoding.encode(d)).collect();
+        let mut draws: Vec<(f64, usize)> = model
+            .predict(&xc)
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.mean + p.std * self.rng.normal() as f64, i))
+            .collect();
+        draws.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.queue = draws
+            .iter()
+            .take(self.per_round)
+            .rev()
+            .map(|&(_, i)| cands[i].clone())
+            .collect();
+        Ok(true)
+    }
+
+    /// Fits the ensemble on every told architecture: the ranked entries and the model.
+    fn fit(&mut self) -> Result<(Vec<usize>, MlpEnsemble), String> {
+        let ranked = self.ranked();
+        let x: Vec<Vec<f32>> = ranked
+            .iter()
+            .map(|&i| self.encoding.encode(&self.entries[i].decisions))
+            .collect();
+        let y: Vec<f64> = ranked.iter().map(|&i| self.entries[i].score()).collect();
+        let cfg = MlpConfig {
+            members: self.members,
+            ..MlpConfig::default()
+        };
+        let mut model = MlpEnsemble::new(cfg, self.rng.next_u64())?;
+        model.fit(&x, &y)?;
+        Ok((ranked, model))
+    }
+
+    /// The architecture a re-evaluating ask takes: of the `reevaluate_top` best by mean
+    /// score and the `reevaluate_predicted` best by the ensemble's prediction, the one
+    /// scored fewest times (counting asks out), the better scored on a tie.
+    fn reevaluation(&mut self) -> Result<Option<usize>, String> {
+        if self.reevaluate_predicted > 0 && self.predicted_best.is_none() {
+            let (ranked, model) = self.fit()?;
+            let x: Vec<Vec<f32>> = ranked
+                .iter()
+                .map(|&i| self.encoding.encode(&self.entries[i].decisions))
+                .collect();
+            let p = model.predict(&x);
+            let mut order: Vec<usize> = (0..ranked.len()).collect();
+            order.sort_by(|&a, &b| p[b].mean.total_cmp(&p[a].mean).then(a.cmp(&b)));
+            self.predicted_best = Some(
+                order
+                    .into_iter()
+                    .take(self.reevaluate_predicted)
+                    .map(|j| ranked[j])
+                    .collect(),
+            );
+        }
+        let mut pool: Vec<usize> = self.ranked();
+        pool.truncate(self.reevaluate_top);
+        for &i in self.predicted_best.iter().flatten() {
+            if !pool.contains(&i) {
+                pool.push(i);
+            }
+        }
+        pool.sort_by(|&a, &b| {
+            self.entries[b]
+                .score()
+                .total_cmp(&self.entries[a].score())
+                .then(a.cmp(&b))
+        });
+        Ok(pool
+            .into_iter()
+            .min_by_key(|&i| self.entries[i].told + self.entries[i].out))
+    }
+
+    fn state(&self) -> State {
+        State {
+            rng: self.rng.state(),
+            entries: self.entries.clone(),
+            queue: self.queue.clone(),
+            asked: self.asked,
+            predicted_best: self.predicted_best.clone(),
+        }
+    }
+}
+
+impl Strategy for Bananas {
+    fn new(setup: &Setup) -> Result<Self, String> {
+        let c = &setup.config;
+        check_config_fields(
+            c,
+            "bananas",
+            &[
+                "initial",
+                "per_round",
+                "candidates",
+                "mutate_best",
+                "members",
+                "mutation_prob",
+                "reevaluate_last",
+                "reevaluate_top",
+                "reevaluate_predicted",
+            ],
+        )?;
+        decisions::check_space(&setup.space)?;
+        let mutation_prob: f32 = config_field(c, "mutation_prob", 0.25)?;
+        if !(mutation_prob > 0.0 && mutation_prob <= 1.0) {
+            return Err(format!(
+                "config field `mutation_prob`: {mutation_prob} is not valid (must be in (0, 1])"
+            ));
+        }
+        let encoding: Box<dyn Encoding + Send> = match PathEncoding::new(&setup.space) {
+            Ok(p) => Box::new(p),
+            Err(_) => Box::new(OneHot::new(&setup.space)),
+        };
+        Ok(Bananas {
+            space: setup.space.clone(),
+            encoding,
+            initial: config_count(c, "initial", 10, 1, 100_000)?,
+            per_round: config_count(c, "per_round", 10, 1, 100_000)?,
+            candidates: config_count(c, "candidates", 100, 1, 100_000)?,
+            mutate_best: config_count(c, "mutate_best", 1, 1, 100_000)?,
+            members: config_count(c, "members", 5, 1, 100)?,
+            mutation_prob,
+            reevaluate_last: config_count(c, "reevaluate_last", 0, 0, 100_000)?,
+            reevaluate_top: config_count(c, "reevaluate_top", 5, 1, 100_000)?,
+            reevaluate_predicted: config_count(c, "reevaluate_predicted", 0, 0, 100_000)?,
+            budget: setup.budget,
+            rng: Rng::new(setup.seed),
+            entries: vec![],
+            index: HashMap::new(),
+            queue: vec![],
+            asked: 0,
+            predicted_best: None,
+        })
+    }
+
+    fn ask(&mut self) -> Result<Option<Architecture>, String> {
+        if self.reevaluate_last > 0
+            && self.asked >= self.budget.saturating_sub(self.reevaluate_last)
+        {
+            if let Some(i) = self.reevaluation()? {
+                let d = self.entries[i].decisions.clone();
+                return Ok(Some(self.propose(d)));
+            }
+        }
+        if self.asked < self.initial || self.ranked().is_empty() {
+            return Ok(self.unseen_random().map(|d| self.propose(d)));
+        }
+        while let Some(d) = self.queue.pop() {
+            if !self.index.contains_key(&self.key(&d)) {
+                return Ok(Some(self.propose(d)));
+            }
+        }
+        if self.plan_round()? {
+            if let Some(d) = self.queue.pop() {
+                return Ok(Some(self.propose(d)));
+            }
+        }
+        Ok(self.unseen_random().map(|d| self.propose(d)))
+    }
+
+    fn tell(&mut self, arch: &Architecture, m: &Metrics) -> Result<(), String> {
+        let d = decisions::from_arch(&self.space, arch)?;
+        let Some(&i) = self.index.get(&self.key(&d)) else {
+            return Err(format!(
+                "told an architecture bananas did not propose: {}",
+                serde_json::to_string(arch).unwrap_or_default()
+            ));
+        };
+        let e = &mut self.entries[i];
+        e.sum += if m.accuracy.is_finite() {
+            m.accuracy
+        } else {
+            0.0
+        };
+        e.told += 1;
+        e.out = e.out.saturating_sub(1);
+        Ok(())
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        serde_json::to_value(self.state()).map_err(|e| e.to_string())
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        let s: State = serde_json::from_value(state).map_err(|e| format!("state: {e}"))?;
+        let n = self.space.len();
+        if s.entries
+            .iter()
+            .map(|e| &e.decisions)
+            .chain(&s.queue)
+            .any(|d| d.len() != n)
+        {
+            return Err(format!(
+                "state: an architecture that is not of this space ({n} choices)"
+            ));
+        }
+        self.rng = Rng::from_state(s.rng);
+        self.index = s
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (decisions::key(&self.space, &e.decisions), i))
+            .collect();
+        self.entries = s.entries;
+        self.queue = s.queue;
+        self.asked = s.asked;
+        self.predicted_best = s.predicted_best;
+        Ok(())
+    }
+}
+
+export_strategy!(Bananas, "bananas", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::json;
+    use nas_strategies::testing::{self, layer_space, mixed_space, Objective};
+
+    #[test]
+    fn a_bad_config_field_is_named() {
+        let space = layer_space(3, 4);
+        for (cfg, word) in [
+            (json!({"intial": 3}), "intial"),
+            (json!({"per_round": 0}), "per_round"),
+            (json!({"mutation_prob": 0.0}), "mutation_prob"),
+            (json!({"members": 1000}), "members"),
+        ] {
+            let e = Bananas::new(&testing::setup(space.clone(), cfg, 0, 10))
+                .err()
+                .expect("refused");
+            assert!(e.contains(word), "{e}");
+        }
+    }
+
+    /// On the synthetic objective (the fraction of choices equal to a hidden target) it
+    /// beats random search at the same budget, with asks in flight, on every choice kind.
+    #[test]
+    fn beats_random_search_on_a_synthetic_objective() {
+        for space in [layer_space(8, 5), mixed_space()] {
+            let (mut ours, mut theirs) = (0.0, 0.0);
+            for seed in 0..3 {
+                let obj = Objective::new(&space, seed);
+                let mut s =
+                    Bananas::new(&testing::setup(space.clone(), json!({}), seed, 60)).unwrap();
+                ours += testing::run_validating(&mut s, &space, 60, 4, |a| obj.accuracy(a));
+                theirs += testing::best(&testing::random_search(&obj, seed, 60));
+            }
+            assert!(ours > theirs, "{ours} vs random {theirs}");
+        }
+    }
+
+    /// A search saved and loaded into a fresh strategy asks what the original asks.
+    #[test]
+    fn a_loaded_search_continues_exactly() {
+        let space = layer_space(6, 5);
+        let obj = Objective::new(&space, 4);
+        let cfg = json!({"reevaluate_last": 4, "per_round": 5, "reevaluate_predicted": 2});
+        let make = || Bananas::new(&testing::setup(space.clone(), cfg.clone(), 2, 40)).unwrap();
+        let mut a = make();
+        for _ in 0..17 {
+            let x = a.ask().unwrap().unwrap();
+            a.tell(&x, &obj.metrics(&x)).unwrap();
+        }
+        let text = serde_json::to_string(&a.save().unwrap()).unwrap();
+        let mut b = make();
+        b.load(serde_json::from_str(&text).unwrap()).unwrap();
+        for _ in 0..23 {
+            let (x, y) = (a.ask().unwrap().unwrap(), b.ask().unwrap().unwrap());
+            assert_eq!(x, y);
+            a.tell(&x, &obj.metrics(&x)).unwrap();
+            b.tell(&y, &obj.metrics(&y)).unwrap();
+        }
+    }
+}
