@@ -355,6 +355,58 @@ impl<'a> SupernetTrainer<'a> {
         self.last_state = Some(c.strategy.clone());
         Ok(Some(c.strategy))
     }
+
+    /// The loss of one batch of `split` under `mix` and its gradient by every mixing
+    /// weight into `grad` (what `mix_grad` and `gate_grad` answer): `keep_weight_grad`
+    /// keeps the weights' gradient as the direction of a later virtual step, and
+    /// `bare_gates` counts each candidate a layer choice does not compute as a gate
+    /// added bare to its output (GDAS's reference).
+    fn arch_grad(
+        &mut self,
+        mix: &[f32],
+        split: Split,
+        grad: &mut [f32],
+        keep_weight_grad: bool,
+        bare_gates: bool,
+    ) -> Result<GradInfo, String> {
+        self.set_mix(mix)?;
+        let stream = self.stream(split);
+        let x = stream.input()?;
+        let y = stream.y.clone();
+        self.supernet.net.set_training(true);
+        let logits = if bare_gates {
+            with_bare_gates(|| self.supernet.net.forward(&x))
+        } else {
+            self.supernet.net.forward(&x)
+        };
+        let loss = logits.cross_entropy(&y);
+        self.supernet.zero_weight_grads();
+        let mut norm = 0.0;
+        if keep_weight_grad {
+            self.opt.zero_grad();
+            loss.backward();
+            let d: Vec<Vec<f32>> = self
+                .params
+                .iter()
+                .map(|p| p.grad().unwrap_or_default())
+                .collect();
+            norm = d
+                .iter()
+                .flatten()
+                .map(|v| (*v as f64) * (*v as f64))
+                .sum::<f64>()
+                .sqrt() as f32;
+            self.direction = Some(d);
+            self.opt.zero_grad();
+        } else {
+            self.supernet.backward_mixing(&loss);
+        }
+        self.mix_grads(grad);
+        Ok(GradInfo {
+            loss: loss.item(),
+            weight_grad_norm: norm,
+        })
+    }
 }
 
 impl SupernetHost for SupernetTrainer<'_> {
@@ -408,39 +460,7 @@ impl SupernetHost for SupernetTrainer<'_> {
         grad: &mut [f32],
         keep_weight_grad: bool,
     ) -> Result<GradInfo, String> {
-        self.set_mix(mix)?;
-        let stream = self.stream(split);
-        let x = stream.input()?;
-        let y = stream.y.clone();
-        self.supernet.net.set_training(true);
-        let logits = self.supernet.net.forward(&x);
-        let loss = logits.cross_entropy(&y);
-        self.supernet.zero_weight_grads();
-        let mut norm = 0.0;
-        if keep_weight_grad {
-            self.opt.zero_grad();
-            loss.backward();
-            let d: Vec<Vec<f32>> = self
-                .params
-                .iter()
-                .map(|p| p.grad().unwrap_or_default())
-                .collect();
-            norm = d
-                .iter()
-                .flatten()
-                .map(|v| (*v as f64) * (*v as f64))
-                .sum::<f64>()
-                .sqrt() as f32;
-            self.direction = Some(d);
-            self.opt.zero_grad();
-        } else {
-            self.supernet.backward_mixing(&loss);
-        }
-        self.mix_grads(grad);
-        Ok(GradInfo {
-            loss: loss.item(),
-            weight_grad_norm: norm,
-        })
+        self.arch_grad(mix, split, grad, keep_weight_grad, false)
     }
 
     fn gate_grad(
@@ -449,20 +469,7 @@ impl SupernetHost for SupernetTrainer<'_> {
         split: Split,
         grad: &mut [f32],
     ) -> Result<GradInfo, String> {
-        self.set_mix(mix)?;
-        let stream = self.stream(split);
-        let x = stream.input()?;
-        let y = stream.y.clone();
-        self.supernet.net.set_training(true);
-        let logits = with_bare_gates(|| self.supernet.net.forward(&x));
-        let loss = logits.cross_entropy(&y);
-        self.supernet.zero_weight_grads();
-        self.supernet.backward_mixing(&loss);
-        self.mix_grads(grad);
-        Ok(GradInfo {
-            loss: loss.item(),
-            weight_grad_norm: 0.0,
-        })
+        self.arch_grad(mix, split, grad, false, true)
     }
 
     fn weights(&mut self, op: WeightOp) -> Result<(), String> {

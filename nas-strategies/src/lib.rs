@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod choices;
 pub mod decisions;
+pub mod observed;
 pub mod oneshot;
 pub mod oneshot_abi;
 #[cfg(feature = "testing")]

@@ -31,40 +31,21 @@
 //! hard limits (which the host applies; the search ignores them).
 
 use nas_predict::{Encoding, MlpConfig, MlpEnsemble, OneHot, PathEncoding, Surrogate};
+use nas_strategies::observed::{Observations, Observed};
 use nas_strategies::{
     check_config_fields, config_count, config_field, decisions, export_strategy, serde_json,
     Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// Random draws an ask tries before it gives up finding an architecture not queried.
 const DRAWS: usize = 1000;
 
-/// One architecture queried, with its scores so far.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Entry {
-    decisions: Vec<usize>,
-    sum: f64,
-    told: usize,
-    /// Asks of it not yet told.
-    out: usize,
-}
-
-impl Entry {
-    fn score(&self) -> f64 {
-        if self.told == 0 {
-            f64::NEG_INFINITY
-        } else {
-            self.sum / self.told as f64
-        }
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct State {
     rng: [u64; 4],
-    entries: Vec<Entry>,
+    entries: Vec<Observed>,
     queue: Vec<Vec<usize>>,
     asked: usize,
     #[serde(default)]
@@ -85,8 +66,7 @@ pub struct Bananas {
     reevaluate_predicted: usize,
     budget: usize,
     rng: Rng,
-    entries: Vec<Entry>,
-    index: HashMap<String, usize>,
+    obs: Observations,
     /// The current round's picks still to ask, the best last.
     queue: Vec<Vec<usize>>,
     asked: usize,
@@ -96,53 +76,18 @@ pub struct Bananas {
 }
 
 impl Bananas {
-    fn key(&self, d: &[usize]) -> String {
-        decisions::key(&self.space, d)
-    }
-
     fn propose(&mut self, d: Vec<usize>) -> Architecture {
-        let k = self.key(&d);
-        let i = match self.index.get(&k) {
-            Some(&i) => i,
-            None => {
-                self.entries.push(Entry {
-                    decisions: d,
-                    sum: 0.0,
-                    told: 0,
-                    out: 0,
-                });
-                self.index.insert(k, self.entries.len() - 1);
-                self.entries.len() - 1
-            }
-        };
-        self.entries[i].out += 1;
         self.asked += 1;
-        decisions::to_arch(&self.space, &self.entries[i].decisions)
+        self.obs.ask(d).1
     }
 
     fn unseen_random(&mut self) -> Option<Vec<usize>> {
-        for _ in 0..DRAWS {
-            let a = nas_strategies::random_architecture(&self.space, &mut self.rng);
-            let d = decisions::from_arch(&self.space, &a).ok()?;
-            if !self.index.contains_key(&self.key(&d)) {
-                return Some(d);
-            }
-        }
-        None
+        self.obs.unseen_random(&mut self.rng, DRAWS)
     }
 
     /// Told entries, best mean score first (the earlier on a tie).
     fn ranked(&self) -> Vec<usize> {
-        let mut told: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| self.entries[i].told > 0)
-            .collect();
-        told.sort_by(|&a, &b| {
-            self.entries[b]
-                .score()
-                .total_cmp(&self.entries[a].score())
-                .then(a.cmp(&b))
-        });
-        told
+        self.obs.ranked()
     }
 
     /// A mutant of `d`: each active choice changes to another of its options with
@@ -164,7 +109,8 @@ impl Bananas {
     /// picks; false when no candidate was found.
     fn plan_round(&mut self) -> Result<bool, String> {
         let ranked = self.ranked();
-        let mut seen: HashSet<String> = self.index.keys().cloned().collect();
+        // Candidates not asked before, each once.
+        let mut seen: HashSet<String> = HashSet::new();
         let mut cands: Vec<Vec<usize>> = vec![];
         // As the reference: the best `mutate_best` parents, more (up to 5 times as many)
         // while fewer than `candidates` were found.
@@ -173,11 +119,10 @@ impl Bananas {
             if cands.len() >= self.candidates {
                 break;
             }
-            let parent = self.entries[p].decisions.clone();
+            let parent = self.obs.get(p).decisions.clone();
             for _ in 0..tries {
                 let m = self.mutate(&parent);
-                let k = self.key(&m);
-                if seen.insert(k) {
+                if !self.obs.contains(&m) && seen.insert(decisions::key(&self.space, &m)) {
                     cands.push(m);
                 }
             }
@@ -208,9 +153,9 @@ impl Bananas {
         let ranked = self.ranked();
         let x: Vec<Vec<f32>> = ranked
             .iter()
-            .map(|&i| self.encoding.encode(&self.entries[i].decisions))
+            .map(|&i| self.encoding.encode(&self.obs.get(i).decisions))
             .collect();
-        let y: Vec<f64> = ranked.iter().map(|&i| self.entries[i].score()).collect();
+        let y: Vec<f64> = ranked.iter().map(|&i| self.obs.get(i).score()).collect();
         let cfg = MlpConfig {
             members: self.members,
             ..MlpConfig::default()
@@ -228,7 +173,7 @@ impl Bananas {
             let (ranked, model) = self.fit()?;
             let x: Vec<Vec<f32>> = ranked
                 .iter()
-                .map(|&i| self.encoding.encode(&self.entries[i].decisions))
+                .map(|&i| self.encoding.encode(&self.obs.get(i).decisions))
                 .collect();
             let p = model.predict(&x);
             let mut order: Vec<usize> = (0..ranked.len()).collect();
@@ -248,21 +193,13 @@ impl Bananas {
                 pool.push(i);
             }
         }
-        pool.sort_by(|&a, &b| {
-            self.entries[b]
-                .score()
-                .total_cmp(&self.entries[a].score())
-                .then(a.cmp(&b))
-        });
-        Ok(pool
-            .into_iter()
-            .min_by_key(|&i| self.entries[i].told + self.entries[i].out))
+        Ok(self.obs.least_scored(pool))
     }
 
     fn state(&self) -> State {
         State {
             rng: self.rng.state(),
-            entries: self.entries.clone(),
+            entries: self.obs.entries().to_vec(),
             queue: self.queue.clone(),
             asked: self.asked,
             predicted_best: self.predicted_best.clone(),
@@ -313,8 +250,7 @@ impl Strategy for Bananas {
             reevaluate_predicted: config_count(c, "reevaluate_predicted", 0, 0, 100_000)?,
             budget: setup.budget,
             rng: Rng::new(setup.seed),
-            entries: vec![],
-            index: HashMap::new(),
+            obs: Observations::new(&setup.space),
             queue: vec![],
             asked: 0,
             predicted_best: None,
@@ -326,7 +262,7 @@ impl Strategy for Bananas {
             && self.asked >= self.budget.saturating_sub(self.reevaluate_last)
         {
             if let Some(i) = self.reevaluation()? {
-                let d = self.entries[i].decisions.clone();
+                let d = self.obs.get(i).decisions.clone();
                 return Ok(Some(self.propose(d)));
             }
         }
@@ -334,7 +270,7 @@ impl Strategy for Bananas {
             return Ok(self.unseen_random().map(|d| self.propose(d)));
         }
         while let Some(d) = self.queue.pop() {
-            if !self.index.contains_key(&self.key(&d)) {
+            if !self.obs.contains(&d) {
                 return Ok(Some(self.propose(d)));
             }
         }
@@ -347,22 +283,7 @@ impl Strategy for Bananas {
     }
 
     fn tell(&mut self, arch: &Architecture, m: &Metrics) -> Result<(), String> {
-        let d = decisions::from_arch(&self.space, arch)?;
-        let Some(&i) = self.index.get(&self.key(&d)) else {
-            return Err(format!(
-                "told an architecture bananas did not propose: {}",
-                serde_json::to_string(arch).unwrap_or_default()
-            ));
-        };
-        let e = &mut self.entries[i];
-        e.sum += if m.accuracy.is_finite() {
-            m.accuracy
-        } else {
-            0.0
-        };
-        e.told += 1;
-        e.out = e.out.saturating_sub(1);
-        Ok(())
+        self.obs.tell(arch, m, "bananas").map(|_| ())
     }
 
     fn save(&self) -> Result<Value, String> {
@@ -372,24 +293,17 @@ impl Strategy for Bananas {
     fn load(&mut self, state: Value) -> Result<(), String> {
         let s: State = serde_json::from_value(state).map_err(|e| format!("state: {e}"))?;
         let n = self.space.len();
-        if s.entries
-            .iter()
-            .map(|e| &e.decisions)
-            .chain(&s.queue)
-            .any(|d| d.len() != n)
-        {
+        if s.queue.iter().any(|d| d.len() != n) {
             return Err(format!(
                 "state: an architecture that is not of this space ({n} choices)"
             ));
         }
+        let obs = Observations::from_entries(&self.space, s.entries)?;
+        if let Some(i) = s.predicted_best.iter().flatten().find(|&&i| i >= obs.len()) {
+            return Err(format!("state: architecture {i} of {}", obs.len()));
+        }
         self.rng = Rng::from_state(s.rng);
-        self.index = s
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (decisions::key(&self.space, &e.decisions), i))
-            .collect();
-        self.entries = s.entries;
+        self.obs = obs;
         self.queue = s.queue;
         self.asked = s.asked;
         self.predicted_best = s.predicted_best;

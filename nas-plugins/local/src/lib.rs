@@ -36,38 +36,16 @@
 //! published, 91.53% with `{"first_improvement": true, "reevaluate_last": 20,
 //! "reevaluate_top": 3}` (docs/strategies.md).
 
+use nas_strategies::observed::{Observations, Observed};
 use nas_strategies::{
     check_config_fields, config_count, config_field, decisions, export_strategy, serde_json,
     Architecture, Choice, Metrics, Rng, Setup, Strategy, Value,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
 /// Random draws an ask tries before it gives up finding an architecture not queried.
 const DRAWS: usize = 1000;
-
-/// One architecture queried, with its scores so far.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Entry {
-    decisions: Vec<usize>,
-    sum: f64,
-    told: usize,
-    /// Asks of it not yet told.
-    out: usize,
-    /// Whether a step has queried its neighbours.
-    #[serde(default)]
-    expanded: bool,
-}
-
-impl Entry {
-    fn score(&self) -> f64 {
-        if self.told == 0 {
-            f64::NEG_INFINITY
-        } else {
-            self.sum / self.told as f64
-        }
-    }
-}
 
 /// Where the search stands.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,7 +63,10 @@ enum Phase {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct State {
     rng: [u64; 4],
-    entries: Vec<Entry>,
+    entries: Vec<Observed>,
+    /// The entries whose neighbours a step has queried.
+    #[serde(default)]
+    expanded: Vec<usize>,
     phase: Phase,
     asked: usize,
     /// Local optima reached so far (kept in the state for a reader of it).
@@ -101,54 +82,24 @@ pub struct LocalSearch {
     reevaluate_top: usize,
     budget: usize,
     rng: Rng,
-    entries: Vec<Entry>,
-    /// Decision key -> index into `entries`.
-    index: HashMap<String, usize>,
+    obs: Observations,
+    /// The entries whose neighbours a step has queried.
+    expanded: BTreeSet<usize>,
     phase: Phase,
     asked: usize,
     optima: usize,
 }
 
 impl LocalSearch {
-    fn key(&self, d: &[usize]) -> String {
-        decisions::key(&self.space, d)
-    }
-
     /// Records an ask of `d` and returns its architecture.
     fn propose(&mut self, d: Vec<usize>) -> (usize, Architecture) {
-        let k = self.key(&d);
-        let i = match self.index.get(&k) {
-            Some(&i) => i,
-            None => {
-                self.entries.push(Entry {
-                    decisions: d,
-                    sum: 0.0,
-                    told: 0,
-                    out: 0,
-                    expanded: false,
-                });
-                self.index.insert(k, self.entries.len() - 1);
-                self.entries.len() - 1
-            }
-        };
-        self.entries[i].out += 1;
         self.asked += 1;
-        (
-            i,
-            decisions::to_arch(&self.space, &self.entries[i].decisions),
-        )
+        self.obs.ask(d)
     }
 
     /// A uniformly random architecture not queried before, if one is found.
     fn unseen_random(&mut self) -> Option<Vec<usize>> {
-        for _ in 0..DRAWS {
-            let a = nas_strategies::random_architecture(&self.space, &mut self.rng);
-            let d = decisions::from_arch(&self.space, &a).ok()?;
-            if !self.index.contains_key(&self.key(&d)) {
-                return Some(d);
-            }
-        }
-        None
+        self.obs.unseen_random(&mut self.rng, DRAWS)
     }
 
     /// Every neighbour of `d` not queried before (one active choice changed to another
@@ -164,7 +115,7 @@ impl LocalSearch {
                 if o != d[i] {
                     let mut n = d.to_vec();
                     n[i] = o;
-                    if !self.index.contains_key(&self.key(&n)) {
+                    if !self.obs.contains(&n) {
                         out.push(n);
                     }
                 }
@@ -175,7 +126,7 @@ impl LocalSearch {
     }
 
     fn done(&self, members: &[usize]) -> bool {
-        members.iter().all(|&i| self.entries[i].out == 0)
+        members.iter().all(|&i| self.obs.get(i).out == 0)
     }
 
     /// The best told of `members` (the first on ties).
@@ -183,9 +134,9 @@ impl LocalSearch {
         members
             .iter()
             .copied()
-            .filter(|&i| self.entries[i].told > 0)
+            .filter(|&i| self.obs.get(i).told > 0)
             .reduce(|b, i| {
-                if self.entries[i].score() > self.entries[b].score() {
+                if self.obs.get(i).score() > self.obs.get(b).score() {
                     i
                 } else {
                     b
@@ -199,8 +150,8 @@ impl LocalSearch {
         let current = if self.stop_at_minimum {
             current
         } else {
-            let open: Vec<usize> = (0..self.entries.len())
-                .filter(|&i| !self.entries[i].expanded)
+            let open: Vec<usize> = (0..self.obs.len())
+                .filter(|i| !self.expanded.contains(i))
                 .collect();
             match self.best_of(&open) {
                 Some(i) => i,
@@ -210,8 +161,8 @@ impl LocalSearch {
                 }
             }
         };
-        self.entries[current].expanded = true;
-        let d = self.entries[current].decisions.clone();
+        self.expanded.insert(current);
+        let d = self.obs.get(current).decisions.clone();
         let queue = self.new_neighbours(&d);
         self.phase = Phase::Step {
             current,
@@ -223,24 +174,16 @@ impl LocalSearch {
     /// The architecture a re-evaluating ask takes: of the `reevaluate_top` best by mean
     /// score, the one scored fewest times (counting asks out), the better on a tie.
     fn reevaluation(&self) -> Option<usize> {
-        let mut told: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| self.entries[i].told > 0)
-            .collect();
-        told.sort_by(|&a, &b| {
-            self.entries[b]
-                .score()
-                .total_cmp(&self.entries[a].score())
-                .then(a.cmp(&b))
-        });
-        told.truncate(self.reevaluate_top);
-        told.into_iter()
-            .min_by_key(|&i| self.entries[i].told + self.entries[i].out)
+        let mut best = self.obs.ranked();
+        best.truncate(self.reevaluate_top);
+        self.obs.least_scored(best)
     }
 
     fn state(&self) -> State {
         State {
             rng: self.rng.state(),
-            entries: self.entries.clone(),
+            entries: self.obs.entries().to_vec(),
+            expanded: self.expanded.iter().copied().collect(),
             phase: self.phase.clone(),
             asked: self.asked,
             optima: self.optima,
@@ -272,8 +215,8 @@ impl Strategy for LocalSearch {
             reevaluate_top: config_count(c, "reevaluate_top", 5, 1, 100_000)?,
             budget: setup.budget,
             rng: Rng::new(setup.seed),
-            entries: vec![],
-            index: HashMap::new(),
+            obs: Observations::new(&setup.space),
+            expanded: BTreeSet::new(),
             phase: Phase::Restart { members: vec![] },
             asked: 0,
             optima: 0,
@@ -285,7 +228,7 @@ impl Strategy for LocalSearch {
             && self.asked >= self.budget.saturating_sub(self.reevaluate_last)
         {
             if let Some(i) = self.reevaluation() {
-                let d = self.entries[i].decisions.clone();
+                let d = self.obs.get(i).decisions.clone();
                 return Ok(Some(self.propose(d).1));
             }
         }
@@ -312,13 +255,13 @@ impl Strategy for LocalSearch {
                     mut queue,
                     mut step,
                 } => {
-                    let cur = self.entries[current].score();
-                    let better = |s: &Self, i: usize| s.entries[i].score() > cur;
+                    let cur = self.obs.get(current).score();
+                    let better = |s: &Self, i: usize| s.obs.get(i).score() > cur;
                     if self.first_improvement {
                         // The first neighbour told that beats the current architecture.
                         if let Some(&b) = step
                             .iter()
-                            .find(|&&i| self.entries[i].told > 0 && better(self, i))
+                            .find(|&&i| self.obs.get(i).told > 0 && better(self, i))
                         {
                             self.step_from(b);
                             continue;
@@ -326,7 +269,7 @@ impl Strategy for LocalSearch {
                     }
                     // A neighbour queried since the queue was made is skipped.
                     while let Some(d) = queue.pop() {
-                        if !self.index.contains_key(&self.key(&d)) {
+                        if !self.obs.contains(&d) {
                             let (i, a) = self.propose(d);
                             step.push(i);
                             self.phase = Phase::Step {
@@ -359,23 +302,7 @@ impl Strategy for LocalSearch {
     }
 
     fn tell(&mut self, arch: &Architecture, m: &Metrics) -> Result<(), String> {
-        let d = decisions::from_arch(&self.space, arch)?;
-        let k = self.key(&d);
-        let Some(&i) = self.index.get(&k) else {
-            return Err(format!(
-                "told an architecture local search did not propose: {}",
-                serde_json::to_string(arch).unwrap_or_default()
-            ));
-        };
-        let e = &mut self.entries[i];
-        e.sum += if m.accuracy.is_finite() {
-            m.accuracy
-        } else {
-            0.0
-        };
-        e.told += 1;
-        e.out = e.out.saturating_sub(1);
-        Ok(())
+        self.obs.tell(arch, m, "local search").map(|_| ())
     }
 
     fn save(&self) -> Result<Value, String> {
@@ -384,25 +311,20 @@ impl Strategy for LocalSearch {
 
     fn load(&mut self, state: Value) -> Result<(), String> {
         let s: State = serde_json::from_value(state).map_err(|e| format!("state: {e}"))?;
-        if let Some(e) = s
-            .entries
-            .iter()
-            .find(|e| e.decisions.len() != self.space.len())
-        {
-            return Err(format!(
-                "state: an architecture of {} decisions in a space of {} choices",
-                e.decisions.len(),
-                self.space.len()
-            ));
+        let obs = Observations::from_entries(&self.space, s.entries)?;
+        let n = obs.len();
+        let members = match &s.phase {
+            Phase::Restart { members } => members.clone(),
+            Phase::Step { current, step, .. } => {
+                [*current].into_iter().chain(step.clone()).collect()
+            }
+        };
+        if let Some(i) = s.expanded.iter().chain(&members).find(|&&i| i >= n) {
+            return Err(format!("state: architecture {i} of {n}"));
         }
         self.rng = Rng::from_state(s.rng);
-        self.index = s
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (decisions::key(&self.space, &e.decisions), i))
-            .collect();
-        self.entries = s.entries;
+        self.obs = obs;
+        self.expanded = s.expanded.into_iter().collect();
         self.phase = s.phase;
         self.asked = s.asked;
         self.optima = s.optima;
@@ -535,7 +457,7 @@ mod tests {
             }
             s.tell(&a, &obj.metrics(&a)).unwrap();
         }
-        let mut scored: Vec<&Entry> = s.entries.iter().collect();
+        let mut scored: Vec<&Observed> = s.obs.entries().iter().collect();
         scored.sort_by(|a, b| b.score().total_cmp(&a.score()));
         // The objective is deterministic: the top 3 stay the top 3 and share the 12.
         let told: Vec<usize> = scored[..3].iter().map(|e| e.told).collect();
