@@ -193,10 +193,13 @@ impl Module for LayerChoice {
         );
         super::cost::profile_candidates(&self.label, &self.ops, x);
         let y = self.mix(x, alpha, &active);
+        if !BARE_GATES.with(|c| c.get()) {
+            return y;
+        }
         let off: Vec<usize> = (0..self.ops.len())
             .filter(|i| !active.contains(i))
             .collect();
-        if off.is_empty() || !BARE_GATES.with(|c| c.get()) {
+        if off.is_empty() {
             return y;
         }
         // One bare term for all the gates: a shape-[1] sum broadcast over the output,
