@@ -27,6 +27,9 @@ pub enum Bundled {
     FashionMnist,
     /// `nasbench201/nb201_cifar10.csv`: the NAS-Bench-201 table.
     Nb201Table,
+    /// `ground-truth/nb201-c8n1-fashion.csv`: NAS-Bench-201 cells trained on
+    /// Fashion-MNIST (what `nas rank-check` judges supernets by).
+    GroundTruth,
 }
 
 impl Bundled {
@@ -35,6 +38,7 @@ impl Bundled {
         match self {
             Bundled::FashionMnist => "fashion-mnist",
             Bundled::Nb201Table => "nasbench201/nb201_cifar10.csv",
+            Bundled::GroundTruth => "ground-truth/nb201-c8n1-fashion.csv",
         }
     }
 
@@ -42,13 +46,14 @@ impl Bundled {
         match self {
             Bundled::FashionMnist => "the Fashion-MNIST directory",
             Bundled::Nb201Table => "the NAS-Bench-201 table",
+            Bundled::GroundTruth => "the ground-truth table",
         }
     }
 
     fn kind(self) -> &'static str {
         match self {
             Bundled::FashionMnist => "directory",
-            Bundled::Nb201Table => "file",
+            Bundled::Nb201Table | Bundled::GroundTruth => "file",
         }
     }
 }

@@ -1,13 +1,16 @@
 //! `nas export`: a finished run's best architecture, or its Pareto set.
 
 use crate::search_args::SearchArgs;
-use crate::search_args::{best_of, cost_of, load_run, load_train_data, run_cost, run_limits};
+use crate::search_args::{
+    best_of, cost_of, load_run, load_train_data, run_cost, run_limits, TrainData,
+};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::data::Dataset;
 use nas_core::experiment::{candidates, pareto, write_output, Candidate, RunDir};
 use nas_core::nn::{with_bn_momentum, Module};
+use nas_core::space::Space;
 use nas_core::{no_grad, Tensor};
 use std::path::PathBuf;
 
@@ -108,18 +111,7 @@ fn inherited_onnx(a: &ExportArgs, run: &RunDir, args: &SearchArgs, b: &Candidate
     let arch = &b.arch;
     let data = load_train_data(args)?;
     let space = args.space.resolve_for_batch(data.input, args.batch)?;
-    let cfg = TrainerConfig {
-        epochs: args.epochs,
-        batch_size: args.batch,
-        seed: args.seed,
-        ..TrainerConfig::default()
-    };
-    let mut trainer = SupernetTrainer::new(space.as_ref(), &data.train, &data.val, cfg)
-        .map_err(|e| anyhow!(e))?;
-    trainer.checkpoint_dir = Some(run.path.clone());
-    if trainer.load_checkpoint().map_err(|e| anyhow!(e))?.is_none() {
-        bail!("--onnx: {} has no supernet checkpoint", run.path.display());
-    }
+    let trainer = restore_supernet(run, args, space.as_ref(), &data, "--onnx")?;
     let net = trainer
         .supernet
         .derive(space.as_ref(), arch)
@@ -145,6 +137,30 @@ fn inherited_onnx(a: &ExportArgs, run: &RunDir, args: &SearchArgs, b: &Candidate
         ),
     ];
     a.onnx.write(net.as_ref(), &data.val, (&mean, &std), &about)
+}
+
+/// The supernet of a one-shot run as its last checkpoint left it; `what` names the
+/// command in the error when the run has no checkpoint.
+pub(crate) fn restore_supernet<'a>(
+    run: &RunDir,
+    args: &SearchArgs,
+    space: &'a dyn Space,
+    data: &'a TrainData,
+    what: &str,
+) -> Result<SupernetTrainer<'a>> {
+    let cfg = TrainerConfig {
+        epochs: args.epochs,
+        batch_size: args.batch,
+        seed: args.seed,
+        ..TrainerConfig::default()
+    };
+    let mut trainer =
+        SupernetTrainer::new(space, &data.train, &data.val, cfg).map_err(|e| anyhow!(e))?;
+    trainer.checkpoint_dir = Some(run.path.clone());
+    if trainer.load_checkpoint().map_err(|e| anyhow!(e))?.is_none() {
+        bail!("{what}: {} has no supernet checkpoint", run.path.display());
+    }
+    Ok(trainer)
 }
 
 /// Batch norm's running statistics set to the plain average of those of the first

@@ -14,6 +14,7 @@ mod onnx_out;
 mod plot;
 mod plugins_cmd;
 mod profile_cmd;
+mod rank_check_cmd;
 mod report_cmd;
 mod report_html;
 mod retrain_cmd;
@@ -70,6 +71,9 @@ enum Cmd {
     /// Print a run's table and write its plots (best so far, Pareto front); with
     /// --html, the whole report as one page.
     Report(report_cmd::ReportArgs),
+    /// How well a one-shot run's supernet ranks architectures: Kendall tau, Spearman
+    /// rho and regret against architectures trained from scratch.
+    RankCheck(rank_check_cmd::RankCheckArgs),
     /// Every strategy plugin on the NAS-Bench-201 table, many runs each.
     BenchStrategies(bench_strategies_cmd::BenchStrategiesArgs),
     /// Profile a supernet weight step kernel by kernel (fused and unfused mixed ops),
@@ -219,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Export(a) => export_cmd::export(a),
         Cmd::Retrain(a) => retrain_cmd::retrain(a),
         Cmd::Report(a) => report_cmd::report(a),
+        Cmd::RankCheck(a) => rank_check_cmd::rank_check(a),
         Cmd::BenchStrategies(a) => bench_strategies_cmd::bench_strategies(a),
         Cmd::Profile(a) => profile_cmd::run(a),
         Cmd::CudaKernels(a) => device::cuda_kernels(a),

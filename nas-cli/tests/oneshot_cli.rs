@@ -262,6 +262,7 @@ fn bad_one_shot_configs_name_the_field() {
         ("spos", r#"{"parents": 50}"#, "`parents`"),
         ("enas", r#"{"controller": {"lr": -1}}"#, "`controller`"),
         ("snas", r#"{"learning_rate": 1}"#, "`learning_rate`"),
+        ("fbnet", r#"{"beta": -1}"#, "`beta`"),
     ] {
         let d = out_dir(&format!("bad-{s}"));
         let o = nas()

@@ -203,7 +203,7 @@ fn arch(c: &Corpus, run: &Path) {
 /// For each strategy (by its letter, see `nas_fuzz::STRATEGIES`): no options, and the
 /// options the README shows or each strategy's fields at small values.
 fn config(c: &Corpus) {
-    let options: [(&str, &str); 13] = [
+    let options: [(&str, &str); 14] = [
         ("random", r#"{}"#),
         ("grid", r#"{"shuffle": true}"#),
         (
@@ -238,6 +238,7 @@ fn config(c: &Corpus) {
             "spos",
             r#"{"population": 4, "parents": 2, "generations": 2, "eval_batches": 1, "recalibrate": 1, "max_macs": 30.0}"#,
         ),
+        ("fbnet", r#"{"beta": 2.0, "tau": 1.0, "weights_only": 0.5}"#),
     ];
     for (i, (name, opts)) in options.iter().enumerate() {
         assert_eq!(STRATEGIES[i], *name);

@@ -1,4 +1,4 @@
-//! Strategy configs, for each of the 13 strategies.
+//! Strategy configs, for each of the 14 strategies.
 
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
@@ -17,7 +17,7 @@ enum Kind {
 }
 
 /// The strategies, in the order the input's first byte picks them: byte `b'a' + i`
-/// (or any byte equal to it modulo 13) is strategy `i` on the NB201 space (multi-trial)
+/// (or any byte equal to it modulo 14) is strategy `i` on the NB201 space (multi-trial)
 /// or a fake supernet of layer choices (one-shot); the upper-case letter picks the same
 /// strategy on a space of every kind of choice (multi-trial) or a DARTS-style cell
 /// (one-shot).
@@ -35,9 +35,10 @@ pub const STRATEGIES: &[&str] = &[
     "enas",
     "proxylessnas",
     "spos",
+    "fbnet",
 ];
 
-const KINDS: [Kind; 13] = [
+const KINDS: [Kind; 14] = [
     Kind::Trial(trials::<nas_strategy_random::RandomSearch>),
     Kind::Trial(trials::<nas_strategy_grid::Grid>),
     Kind::Trial(trials::<nas_strategy_evolution::Evolution>),
@@ -51,6 +52,7 @@ const KINDS: [Kind; 13] = [
     Kind::OneShot(one_shot::<nas_strategy_enas::Enas>),
     Kind::OneShot(one_shot::<nas_strategy_proxylessnas::Proxyless>),
     Kind::OneShot(one_shot::<nas_strategy_spos::Spos>),
+    Kind::OneShot(one_shot::<nas_strategy_fbnet::Fbnet>),
 ];
 
 /// Trials a multi-trial strategy is set up for.

@@ -7,11 +7,16 @@
 //! Everything works on decision vectors (`nas_strategies::decisions`): one option index
 //! per choice of the space. A plugin links this crate (and with it nas-core) only if it
 //! fits a surrogate; the SDK itself stays free of the engine.
+//!
+//! Behind the `testing` feature, `testing` is the NAS-Bench-201 harness that the
+//! strategies' tests share (it needs the engine's table, so it cannot be the SDK's).
 
 pub mod encode;
 pub mod gp;
 pub mod mlp;
 pub mod rank;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use encode::{Encoding, OneHot, PathEncoding, Tokens};
 pub use gp::Gp;

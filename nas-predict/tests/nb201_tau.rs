@@ -2,33 +2,19 @@
 //! its predictions and the NAS-Bench-201 table's seed-mean accuracy on 1000 held-out
 //! cells, after fitting on 50, 100 and 150 others (each target one random seed's
 //! accuracy, as a search sees it), averaged over 3 draws of the training cells. The MLP
-//! ensemble on the path encoding must reach a tau of 0.5 after 100 points.
-use nas_core::evaluate::Nb201Table;
-use nas_core::space::builtin::{self, InputSpec};
-use nas_core::space::describe;
+//! ensemble on the path encoding must reach a tau of 0.5 after 100 points. The table and
+//! the space are `nas_predict::testing`'s.
+use nas_predict::testing::nb201;
 use nas_predict::{
     kendall_tau, spearman, Encoding, Gp, MlpConfig, MlpEnsemble, OneHot, PathEncoding, Surrogate,
 };
 use nas_strategies::{decisions, Choice, Rng};
-use std::path::Path;
 
 const HELD_OUT: usize = 1000;
 const SIZES: [usize; 3] = [50, 100, 150];
 const DRAWS: u64 = 3;
 /// The bar the MLP ensemble's tau after 100 points must pass (measured: 0.60).
 const MLP_TAU_AT_100: f64 = 0.5;
-
-fn nb201() -> (Nb201Table, Vec<Choice>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/nasbench201/nb201_cifar10.csv");
-    let table = Nb201Table::load(&path).unwrap();
-    let input = InputSpec {
-        channels: 3,
-        height: 32,
-        width: 32,
-        classes: 10,
-    };
-    (table, describe(builtin::nb201(16, 5, input).as_ref()))
-}
 
 /// Every architecture of the space, as decision vectors.
 fn all(space: &[Choice]) -> Vec<Vec<usize>> {

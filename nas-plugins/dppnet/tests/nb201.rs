@@ -1,37 +1,17 @@
 //! DPP-Net on the NAS-Bench-201 table, run as `nas bench-strategies` and `nas search`
 //! run a strategy (query seeds `trial_seed(1000 + run, query)`), with what a run returns
 //! computed by the host's own code (`experiment::candidates` under the run's hard
-//! limits, `experiment::pareto` against latency). The latency is the table's.
+//! limits, `experiment::pareto` against latency). The latency is the table's. The
+//! harness is `nas_predict::testing`'s.
 
 use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::experiment::{self, Limits, TrialRecord};
-use nas_core::space::builtin::{self, InputSpec};
-use nas_core::space::describe;
-use nas_strategies::{json, Choice, Rng, Setup, Strategy, Value};
+use nas_predict::testing::{self as nb, nb201_space as space, nb201_table as table};
+use nas_strategies::{json, Choice, Setup, Strategy, Value};
 use nas_strategy_dppnet::Dppnet;
 use std::collections::BTreeSet;
-use std::path::Path;
 
 const BUDGET: usize = 150;
-
-fn trial_seed(run_seed: u64, trial: usize) -> u64 {
-    Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
-}
-
-fn table() -> Nb201Table {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/nasbench201/nb201_cifar10.csv");
-    Nb201Table::load(&p).unwrap()
-}
-
-fn space() -> Vec<Choice> {
-    let input = InputSpec {
-        channels: 3,
-        height: 32,
-        width: 32,
-        classes: 10,
-    };
-    describe(builtin::nb201(16, 5, input).as_ref())
-}
 
 /// One run's journal.
 fn run(table: &Nb201Table, space: &[Choice], config: &Value, seed: u64) -> Vec<TrialRecord> {
@@ -42,19 +22,7 @@ fn run(table: &Nb201Table, space: &[Choice], config: &Value, seed: u64) -> Vec<T
         budget: BUDGET,
     };
     let mut s = Dppnet::new(&setup).unwrap();
-    let mut out = vec![];
-    for t in 0..BUDGET {
-        let Some(arch) = s.ask().unwrap() else { break };
-        let metrics = table.evaluate(&arch, trial_seed(1000 + seed, t)).unwrap();
-        s.tell(&arch, &metrics).unwrap();
-        out.push(TrialRecord {
-            trial: t,
-            arch,
-            metrics,
-            seconds: 0.0,
-        });
-    }
-    out
+    nb::search(table, &mut s, BUDGET, |t| nb::trial_seed(1000 + seed, t))
 }
 
 /// The latency (ms) below which `q` of the table's architectures lie.

@@ -5,113 +5,34 @@
 //! by its seed mean); random search as the `random` plugin does it (its row matches the
 //! README's). `"rounds": 8` (refitting the surrogate within a depth) must beat random
 //! search by more than two standard errors; the paper's default must not fall below it.
-use nas_core::evaluate::{Evaluator, Nb201Table};
-use nas_core::space::builtin::{self, InputSpec};
-use nas_core::space::describe;
-use nas_strategies::{decisions, json, Architecture, Choice, Rng, Setup, Strategy, Value};
+//! The harness is `nas_predict::testing`'s.
+use nas_core::evaluate::Nb201Table;
+use nas_predict::testing::{self as nb, Returns};
+use nas_strategies::{json, Choice, Setup, Strategy, Value};
 use nas_strategy_pnas::Pnas;
-use std::collections::HashSet;
-use std::path::Path;
 
 const RUNS: usize = 100;
 const BUDGET: usize = 150;
 
-/// `nas bench-strategies`' query seed.
-fn trial_seed(run_seed: u64, trial: usize) -> u64 {
-    Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
-}
-
-/// Mean, standard deviation, min, max.
-fn summary(xs: &[f64]) -> (f64, f64, f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let sd = (xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let lo = xs.iter().cloned().fold(f64::MAX, f64::min);
-    let hi = xs.iter().cloned().fold(f64::MIN, f64::max);
-    (mean, sd, lo, hi)
-}
-
 /// The final accuracy (%) of each run's best observed architecture.
-fn bench(
-    table: &Nb201Table,
-    mut next: impl FnMut(usize) -> Box<dyn FnMut(Option<(&Architecture, f64)>) -> Architecture>,
-) -> Vec<f64> {
-    (0..RUNS)
-        .map(|r| {
-            let mut ask = next(r);
-            let mut best: Option<(f64, Architecture)> = None;
-            let mut told: Option<(Architecture, f64)> = None;
-            for t in 0..BUDGET {
-                let arch = ask(told.as_ref().map(|(a, m)| (a, *m)));
-                let m = table
-                    .evaluate(&arch, trial_seed(1000 + r as u64, t))
-                    .unwrap();
-                if best.as_ref().is_none_or(|(b, _)| m.accuracy > *b) {
-                    best = Some((m.accuracy, arch.clone()));
-                }
-                told = Some((arch, m.accuracy));
-            }
-            table.final_accuracy(&best.unwrap().1).unwrap() * 100.0
-        })
-        .collect()
+fn bench(table: &Nb201Table, make: impl FnMut(usize) -> Box<dyn Strategy>) -> Vec<f64> {
+    nb::finals(&nb::bench(
+        table,
+        RUNS,
+        BUDGET,
+        Returns::BestObserved,
+        nb::bench_seed,
+        make,
+    ))
 }
 
 fn pnas(table: &Nb201Table, space: &[Choice], config: Value) -> Vec<f64> {
-    bench(table, |r| {
-        let mut s = Pnas::new(&Setup {
-            space: space.to_vec(),
-            config: config.clone(),
-            seed: r as u64,
-            budget: BUDGET,
-        })
-        .unwrap();
-        Box::new(move |told| {
-            if let Some((a, acc)) = told {
-                let m = nas_strategies::Metrics {
-                    accuracy: acc,
-                    ..Default::default()
-                };
-                s.tell(a, &m).unwrap();
-            }
-            s.ask().unwrap().expect("an architecture")
-        })
-    })
-}
-
-fn random(table: &Nb201Table, space: &[Choice]) -> Vec<f64> {
-    bench(table, |r| {
-        let space = space.to_vec();
-        let mut rng = Rng::new(r as u64);
-        let mut seen = HashSet::new();
-        Box::new(move |_| {
-            let key = |a: &Architecture| {
-                decisions::key(&space, &decisions::from_arch(&space, a).unwrap())
-            };
-            let mut a = nas_strategies::random_architecture(&space, &mut rng);
-            for _ in 0..100 {
-                if !seen.contains(&key(&a)) {
-                    break;
-                }
-                a = nas_strategies::random_architecture(&space, &mut rng);
-            }
-            seen.insert(key(&a));
-            a
-        })
-    })
+    bench(table, nb::strategy::<Pnas>(space, config, BUDGET))
 }
 
 #[test]
 fn beats_random_search_on_the_nas_bench_201_table() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/nasbench201/nb201_cifar10.csv");
-    let table = Nb201Table::load(&path).unwrap();
-    let input = InputSpec {
-        channels: 3,
-        height: 32,
-        width: 32,
-        classes: 10,
-    };
-    let space = describe(builtin::nb201(16, 5, input).as_ref());
+    let (table, space) = nb::nb201();
     let s = Pnas::new(&Setup {
         space: space.clone(),
         config: json!({}),
@@ -126,7 +47,7 @@ fn beats_random_search_on_the_nas_bench_201_table() {
     );
     assert!(s.smaller_cells_are_real());
     let rows = [
-        ("random", random(&table, &space)),
+        ("random", bench(&table, nb::random_search(&space))),
         ("pnas rounds 8", pnas(&table, &space, json!({"rounds": 8}))),
         ("pnas (paper)", pnas(&table, &space, json!({}))),
         (
@@ -135,18 +56,22 @@ fn beats_random_search_on_the_nas_bench_201_table() {
         ),
     ];
     for (name, xs) in &rows {
-        let (m, sd, lo, hi) = summary(xs);
+        let s = nb::summary(xs);
+        let (m, sd, lo, hi) = (s.mean, s.sd, s.min, s.max);
         eprintln!("{name:<18} {m:>6.2} {sd:>5.2} {lo:>6.2} {hi:>6.2}");
     }
-    let (r, rs, _, _) = summary(&rows[0].1);
-    let (p, ps, _, _) = summary(&rows[1].1);
-    let se = ((ps * ps + rs * rs) / RUNS as f64).sqrt();
+    let random = nb::summary(&rows[0].1);
+    let rounds8 = nb::summary(&rows[1].1);
+    let (r, p) = (random.mean, rounds8.mean);
+    let two_se = nb::two_standard_errors(&rounds8, &random);
     assert!(
-        p > r + 2.0 * se,
-        "pnas rounds 8 {p:.2} vs random {r:.2} (two standard errors {:.2})",
-        2.0 * se
+        p > r + two_se,
+        "pnas rounds 8 {p:.2} vs random {r:.2} (two standard errors {two_se:.2})"
     );
-    let (d, ds, _, _) = summary(&rows[2].1);
-    let se = ((ds * ds + rs * rs) / RUNS as f64).sqrt();
-    assert!(d > r - 2.0 * se, "pnas (paper) {d:.2} below random {r:.2}");
+    let paper = nb::summary(&rows[2].1);
+    let d = paper.mean;
+    assert!(
+        d > r - nb::two_standard_errors(&paper, &random),
+        "pnas (paper) {d:.2} below random {r:.2}"
+    );
 }
