@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 /// gets the same class.
 const CUT_OFF: &str = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
 
-/// A small SPOS search of the reduced `nb201` space (20 steps; 640 validation images, so
-/// 10 batches of 64).
-fn spos_run(dir: &Path) {
-    let (ok, out, err) = run(nas().args([
+/// A SPOS search of the reduced `nb201` space (C=8, N=1) into `dir` with these data
+/// options, and a search after training that scores only a few candidates.
+fn spos_search(dir: &Path, data: &[&str]) {
+    let mut c = nas();
+    c.args([
         "--threads",
         "2",
         "search",
@@ -27,18 +28,19 @@ fn spos_run(dir: &Path) {
         "1",
         "--strategy",
         "spos",
-        "--epochs",
-        "1",
-        "--limit",
-        "1280",
-        "--val",
-        "640",
         "--config",
         r#"{"population": 4, "parents": 2, "generations": 1, "eval_batches": 2, "recalibrate": 2}"#,
         "--out",
         &dir.display().to_string(),
-    ]));
+    ]);
+    c.args(data);
+    let (ok, out, err) = run(&mut c);
     assert!(ok, "search failed:\n{out}\n{err}");
+}
+
+/// A small SPOS search (20 steps; 640 validation images, so 10 batches of 64).
+fn spos_run(dir: &Path) {
+    spos_search(dir, &["--epochs", "1", "--limit", "1280", "--val", "640"]);
 }
 
 /// The export the run journaled: its architecture and its accuracy under the supernet.
@@ -227,26 +229,7 @@ fn rank_check_refuses_what_it_cannot_judge() {
 fn spos_ranks_the_ground_truth_better_than_a_random_scorer() {
     let d = common::temp_path("rank_check", "spos4");
     let dir = d.display().to_string();
-    let (ok, out, err) = run(nas().args([
-        "--threads",
-        "2",
-        "search",
-        "--space",
-        "nb201",
-        "--channels",
-        "8",
-        "--cells",
-        "1",
-        "--strategy",
-        "spos",
-        "--epochs",
-        "4",
-        "--config",
-        r#"{"population": 4, "parents": 2, "generations": 1, "eval_batches": 2, "recalibrate": 2}"#,
-        "--out",
-        &dir,
-    ]));
-    assert!(ok, "search failed:\n{out}\n{err}");
+    spos_search(&d, &["--epochs", "4"]);
     let (ok, out, err) = run(nas().args(["--threads", "2", "rank-check", &dir]));
     assert!(ok, "rank-check failed:\n{out}\n{err}");
     let r: serde_json::Value =
