@@ -45,8 +45,9 @@ pub struct TrainArgs {
     pub schedule: String,
     #[command(flatten)]
     pub space: crate::space_args::SpaceArgs,
-    /// Architecture to train: a `{label: choice}` JSON file, or `random` (drawn with
-    /// --seed). Default for seed-net: conv1 3x3, conv2 5x5, skip = x1 + x0.
+    /// Architecture to train: a `{label: choice}` JSON file (a run's best.json too), or
+    /// `random` (drawn with --seed). Default for seed-net: conv1 3x3, conv2 5x5, skip =
+    /// x1 + x0.
     #[arg(long)]
     pub arch: Option<String>,
     /// Hold out this many training images for validation each epoch (0 = none).

@@ -161,14 +161,20 @@ pub fn random(choices: &[Choice], rng: &mut Rng) -> Architecture {
     a
 }
 
-/// Reads an architecture from a JSON file (`{label: choice}`).
+/// Reads an architecture from a JSON file: a `{label: choice}` map, or a run's
+/// `best.json`, whose `arch` field holds that map (no choice's decision is a map, so a
+/// label `arch` with a plain decision is read as a label).
 pub fn load(path: &Path) -> Result<Architecture, ArchError> {
     let file = |reason: String| ArchError::File {
         path: path.display().to_string(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| file(format!("not a {{label: choice}} JSON map: {e}")))
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| file(format!("not JSON: {e}")))?;
+    if let Some(inner) = v.get_mut("arch").filter(|a| a.is_object()) {
+        v = inner.take();
+    }
+    serde_json::from_value(v).map_err(|e| file(format!("not a {{label: choice}} JSON map: {e}")))
 }
 
 /// Writes an architecture as pretty JSON.
@@ -254,6 +260,36 @@ mod tests {
         assert!(e.to_string().contains("`zz`"), "{e}");
         let e = validate(&c, &arch(r#"{"conv":"a","skip":[0,1],"depth":3}"#)).unwrap_err();
         assert!(e.to_string().contains("`depth`"), "{e}");
+    }
+
+    #[test]
+    fn a_runs_best_json_loads_as_its_architecture() {
+        let dir = std::env::temp_dir().join(format!("nas-types-arch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let best = dir.join("best.json");
+        std::fs::write(
+            &best,
+            r#"{"arch": {"conv": "b", "skip": [0, 2]}, "metrics": {"accuracy": 0.9}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            load(&best).unwrap(),
+            arch(r#"{"conv": "b", "skip": [0, 2]}"#)
+        );
+        // A choice labelled `arch` is a label like any other.
+        let plain = dir.join("plain.json");
+        std::fs::write(&plain, r#"{"arch": "wide", "conv": "a"}"#).unwrap();
+        assert_eq!(
+            load(&plain).unwrap(),
+            arch(r#"{"arch": "wide", "conv": "a"}"#)
+        );
+        std::fs::write(&plain, "[1, 2]").unwrap();
+        let e = load(&plain).unwrap_err().to_string();
+        assert!(
+            e.contains("plain.json") && e.contains("{label: choice}"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
