@@ -9,7 +9,7 @@ use crate::data_paths::{resolve, Bundled};
 use crate::export_cmd::restore_supernet;
 use crate::search_args::{best_of, load_run, load_train_data, run_limits, SearchArgs};
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Parser};
+use clap::Args;
 use nas_core::experiment::write_atomic;
 use nas_core::space::builtin::nb201;
 use nas_core::space::Architecture;
@@ -175,12 +175,6 @@ pub fn random_tau_std(n: usize) -> f64 {
     (2.0 * (2.0 * n + 5.0) / (9.0 * n * (n - 1.0))).sqrt()
 }
 
-#[derive(Parser)]
-struct TrainOnly {
-    #[command(flatten)]
-    t: crate::train_cmd::TrainArgs,
-}
-
 /// The export trained as the table's cells were: its accuracy per seed (percent).
 fn train_as_table(p: &Protocol, arch: &Architecture) -> Result<Vec<f64>> {
     let mut out = vec![];
@@ -203,8 +197,8 @@ fn train_as_table(p: &Protocol, arch: &Architecture) -> Result<Vec<f64>> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let t = TrainOnly::try_parse_from(argv)?;
-        let done = crate::train_cmd::run_with(t.t, Some((arch.clone(), "the export".into())))?;
+        let t = crate::train_cmd::parse(argv)?;
+        let done = crate::train_cmd::run_with(t, Some((arch.clone(), "the export".into())))?;
         out.push(done.test_accuracy as f64 * 100.0);
     }
     Ok(out)

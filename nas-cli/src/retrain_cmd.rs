@@ -6,7 +6,7 @@ use crate::data_args::DataArgs;
 use crate::data_paths::absolute;
 use crate::search_args::{best_of, load_run, run_limits};
 use anyhow::{Context, Result};
-use clap::{Args, Parser};
+use clap::Args;
 use nas_core::experiment::write_atomic;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -42,12 +42,6 @@ pub struct RetrainArgs {
     /// Cells to retrain with (default: the run's; nb201: per stage, darts: in all).
     #[arg(long)]
     pub cells: Option<usize>,
-}
-
-#[derive(Parser)]
-struct TrainOnly {
-    #[command(flatten)]
-    t: crate::train_cmd::TrainArgs,
 }
 
 pub fn retrain(a: RetrainArgs) -> Result<()> {
@@ -128,9 +122,9 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         argv.extend(["--save".into(), p.display().to_string()]);
     }
     argv.extend(a.onnx.argv());
-    let t = TrainOnly::try_parse_from(argv)?;
+    let t = crate::train_cmd::parse(argv)?;
     let what = format!("trial {} of {}", b.trials[0], run.path.display());
-    let done = crate::train_cmd::run_with(t.t, Some((b.arch.clone(), what)))?;
+    let done = crate::train_cmd::run_with(t, Some((b.arch.clone(), what)))?;
     let mut result = serde_json::json!({
         "run": absolute(&run.path),
         "trial": b.trials[0],

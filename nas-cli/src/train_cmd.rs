@@ -2,7 +2,7 @@
 
 use crate::data_args::DataArgs;
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 use nas_core::data::Augment;
 use nas_core::nn::num_parameters;
@@ -67,6 +67,19 @@ pub struct TrainArgs {
     pub save: Option<PathBuf>,
     #[command(flatten)]
     pub onnx: crate::onnx_out::OnnxArgs,
+}
+
+#[derive(Parser)]
+struct TrainOnly {
+    #[command(flatten)]
+    t: TrainArgs,
+}
+
+/// `nas train`'s options from an argument list (`argv[0]` is the program name), for the
+/// commands that train in process as `nas train` would (`retrain`, `rank-check
+/// --train-export`).
+pub fn parse(argv: Vec<String>) -> Result<TrainArgs> {
+    Ok(TrainOnly::try_parse_from(argv)?.t)
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
