@@ -3,6 +3,7 @@
 //! [`crate::plot`]; with `--html`, all of it in one page ([`crate::report_html`]).
 
 use crate::plot;
+use crate::report_html::State;
 use crate::search_args::{cost_of, load_run, run_cost, run_limits, SearchArgs};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -44,6 +45,22 @@ pub fn report(a: ReportArgs) -> Result<()> {
             crate::count(args.budget, "trial")
         );
     }
+    // A run that is not whole is still being written, or was stopped: its lock says which.
+    // (A one-shot run killed before its export has no `scored_by` yet; it has a progress
+    // record.)
+    let one_shot_run = one_shot || run.path.join("progress.jsonl").exists();
+    let state = if crate::report_html::complete(&args, &j, one_shot_run) {
+        State::Finished
+    } else if let Some(w) = run.writer() {
+        println!("still running ({w}): the journal grows as trials end");
+        State::Running
+    } else {
+        println!(
+            "stopped before its end (killed, or ended on an error): `nas resume {}` continues it",
+            run.path.display()
+        );
+        State::Stopped
+    };
     let limits = run_limits(&args)?;
     let cands = candidates(&j, &limits);
     let left_out = j.len() - cands.iter().map(|c| c.trials.len()).sum::<usize>();
@@ -55,6 +72,9 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 n => format!("{n} trials are"),
             }
         );
+    }
+    if j.is_empty() {
+        bail!("{}: no trial has ended yet", run.path.display());
     }
     if cands.is_empty() {
         bail!(
@@ -109,7 +129,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         }
     }
     if a.html {
-        let path = crate::report_html::write(&run, &args, &j, crate::report_html::State::Read)?;
+        let path = crate::report_html::write(&run, &args, &j, state)?;
         println!("wrote {}", path.display());
     }
     Ok(())

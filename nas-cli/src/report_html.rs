@@ -33,8 +33,8 @@ pub enum State {
     Finished,
     /// The search stopped on an error (it resumes with `nas resume`).
     Stopped,
-    /// Written by `nas report --html`, which only reads the run: finished when the
-    /// journal is complete, otherwise stopped or running elsewhere.
+    /// Not known: finished when the journal is complete, otherwise stopped or running
+    /// elsewhere (`nas report --html` asks the run's lock which, and says so).
     Read,
 }
 
@@ -141,15 +141,21 @@ fn is_one_shot(p: &Page) -> bool {
             .any(|r| r.metrics.extra.contains_key("scored_by"))
 }
 
+/// Whether a run's journal is whole: a one-shot run's holds its export, a multi-trial
+/// run's its budget of trials.
+pub fn complete(args: &SearchArgs, journal: &[TrialRecord], one_shot: bool) -> bool {
+    if one_shot {
+        !journal.is_empty()
+    } else {
+        journal.len() >= args.budget
+    }
+}
+
 /// The page as HTML.
 pub fn render(p: &Page) -> Result<String> {
     let limits = run_limits(p.args)?;
     let one_shot = is_one_shot(p);
-    let complete = if one_shot {
-        !p.journal.is_empty()
-    } else {
-        p.journal.len() >= p.args.budget
-    };
+    let complete = complete(p.args, p.journal, one_shot);
     let state = match (p.state, complete) {
         (State::Read, true) => State::Finished,
         (s, _) => s,

@@ -306,3 +306,54 @@ fn data_larger_than_the_memory_available_is_refused() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("available"), "{err}");
 }
+
+/// A search killed with SIGKILL cannot write its page as stopped: it stays the live page,
+/// saying "running" and reloading. `nas report` asks the run's lock instead: while the
+/// search runs it names the process; once the process is gone it says the run stopped
+/// and how to continue it, and `--html` rewrites the page as stopped. (Before, the
+/// report only said "stopped, or still running elsewhere", and the page kept
+/// reloading.)
+#[test]
+fn a_killed_search_is_reported_stopped_and_a_live_one_running() {
+    let dir = out_dir("killed-report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = nas()
+        .args(["search", "--space", "nb201", "--strategy", "random"])
+        .args(["--budget", "15625", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = dir.join("journal.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&journal)
+        .map(|j| j.lines().count() < 3)
+        .unwrap_or(true)
+    {
+        assert!(child.try_wait().unwrap().is_none(), "the search ended");
+        assert!(start.elapsed().as_secs() < 60, "no trial journaled");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (live, _) = run(nas().arg("report").arg(&dir));
+    assert!(
+        live.contains(&format!("still running (pid {})", child.id())),
+        "{live}"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("<body data-state=\"running\""),
+        "the live page"
+    );
+    let (out, _) = run(nas().arg("report").arg(&dir).arg("--html"));
+    assert!(out.contains("stopped before its end"), "{out}");
+    assert!(out.contains("nas resume"), "{out}");
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("<body data-state=\"stopped\""),
+        "the page after `nas report --html`"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -122,7 +122,19 @@ impl RunLock {
             .truncate(false)
             .open(&p)
             .map_err(|e| format!("{}: {e}", p.display()))?;
-        match f.try_lock() {
+        // `RunDir::writer` (`nas report` asking whether a run is still being written)
+        // holds a shared lock for an instant: a writer that meets it tries again.
+        let mut tries = 0;
+        let locked = loop {
+            match f.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r,
+            }
+        };
+        match locked {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(format!(
@@ -222,6 +234,19 @@ impl RunDir {
             ));
         }
         Ok(d)
+    }
+
+    /// The process writing the run now (`pid N`), or `None` when no process holds its
+    /// lock: the run ended, or its writer was killed. Takes nothing: it holds a shared
+    /// lock on `run.lock` for an instant, which a writer starting then waits out.
+    pub fn writer(&self) -> Option<String> {
+        let p = self.path.join("run.lock");
+        let f = File::open(&p).ok()?;
+        match f.try_lock_shared() {
+            Ok(()) => None, // released as `f` closes
+            Err(std::fs::TryLockError::WouldBlock) => Some(lock_holder(&p)),
+            Err(std::fs::TryLockError::Error(_)) => None,
+        }
     }
 
     /// Opens an existing run directory to continue it, taking its lock.
@@ -698,6 +723,40 @@ mod tests {
             },
             seconds: 0.0,
         }
+    }
+
+    /// `writer` names the process that holds a run's lock and nothing once it is
+    /// released; a writer still takes the lock while a reader asks (a reader that took
+    /// the lock exclusively, or a writer that did not retry, would fail here).
+    #[test]
+    fn a_runs_writer_is_seen_while_it_holds_the_lock() {
+        let dir = std::env::temp_dir().join(format!("nas-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+        let reader = RunDir::open(&dir).unwrap();
+        assert_eq!(reader.writer(), Some(format!("pid {}", std::process::id())));
+        drop(d);
+        assert_eq!(reader.writer(), None, "the writer is gone");
+        // A reader asking over and over does not keep a writer out.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asking = {
+            let stop = stop.clone();
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let r = RunDir::open(&dir).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = r.writer();
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            })
+        };
+        for _ in 0..20 {
+            let w = RunDir::open_to_write(&dir).expect("a writer kept out by a reader");
+            drop(w);
+        }
+        stop.store(true, Ordering::Relaxed);
+        asking.join().unwrap();
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
