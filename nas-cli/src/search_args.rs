@@ -227,11 +227,7 @@ pub fn search_input(table: bool, data: Option<&TrainData>) -> InputSpec {
     }
 }
 
-/// Each trial's seed: a function of the run seed and the trial number only.
-pub fn trial_seed(run_seed: u64, trial: usize) -> u64 {
-    let mut r = Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    r.next_u64()
-}
+pub use nas_core::evaluate::trial_seed;
 
 /// The JSON an option such as `--config` or `--slurm` gives, inline or as `@file.json`;
 /// an error names the option and what it was given.

@@ -1,9 +1,9 @@
 //! The NAS-Bench-201 test harness of the plugins' tests (`nas_predict::testing`) seeds
-//! each query with its own copy of the host's `trial_seed` (the host's is private to
-//! the `nas` binary) and restates the `random` plugin's search. Here both are held to
-//! what `nas search` does: every trial a random search journals has the table's answer
-//! for the harness's seed of that trial, and the harness's random search asks the same
-//! architectures in the same order.
+//! each query with the host's `trial_seed` (`nas_core::evaluate`) and restates the
+//! `random` plugin's search. Here both are held to what `nas search` does: every trial a
+//! random search journals has the table's answer for the harness's seed of that trial
+//! (a host that seeded its trials otherwise would fail it), and the harness's random
+//! search asks the same architectures in the same order.
 
 mod common;
 

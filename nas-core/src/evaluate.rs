@@ -7,7 +7,7 @@ use crate::data::{Augment, Dataset};
 use crate::optim::LrSchedule;
 use crate::rng::Rng;
 use crate::space::builtin::nb201;
-use crate::space::cost::{cost, measure_latency};
+use crate::space::cost::{cost, measure_latency, Cost};
 use crate::space::{fixed, Architecture, Space};
 use crate::train::{evaluate, sgd_for, train_epoch, TrainConfig};
 use serde_json::Value;
@@ -15,6 +15,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub use nas_types::Metrics;
+
+/// Each trial's seed, a function of the run seed and the trial number only: what every
+/// executor of `nas search` and `nas bench-strategies` hands an [`Evaluator`], and what
+/// the plugins' table tests (`nas_predict::testing`) use to ask the table as the host
+/// would.
+pub fn trial_seed(run_seed: u64, trial: usize) -> u64 {
+    Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
+}
 
 /// Scores architectures. `trial_seed` makes each trial's randomness reproducible.
 pub trait Evaluator: Sync {
@@ -65,10 +73,11 @@ impl Range {
 /// The NAS-Bench-201 table (CIFAR-10 validation accuracies), keyed by the six-digit key.
 pub struct Nb201Table {
     pub rows: HashMap<String, Nb201Row>,
-    /// When set, each query also counts the multiply-adds of the benchmark's network
-    /// (C=16, N=5, 3x32x32) with the cost model, once per architecture.
+    /// When set, each query also counts the multiply-adds and activations of the
+    /// benchmark's network (C=16, N=5, 3x32x32) with the cost model, once per
+    /// architecture.
     pub count_macs: bool,
-    macs: std::sync::Mutex<HashMap<String, u64>>,
+    costs: std::sync::Mutex<HashMap<String, Cost>>,
 }
 
 impl Nb201Table {
@@ -171,15 +180,20 @@ impl Nb201Table {
         Ok(Nb201Table {
             rows,
             count_macs: false,
-            macs: Default::default(),
+            costs: Default::default(),
         })
     }
 
     /// Multiply-adds of the benchmark's network for `arch` (cached).
     pub fn macs(&self, arch: &Architecture) -> Result<u64, String> {
+        Ok(self.cost(arch)?.macs)
+    }
+
+    /// The cost model's figures of the benchmark's network for `arch` (cached).
+    pub fn cost(&self, arch: &Architecture) -> Result<Cost, String> {
         let key = nb201::arch_key(arch)?;
-        if let Some(m) = self.macs.lock().unwrap().get(&key) {
-            return Ok(*m);
+        if let Some(c) = self.costs.lock().unwrap().get(&key) {
+            return Ok(*c);
         }
         let input = crate::space::builtin::InputSpec {
             channels: 3,
@@ -189,9 +203,9 @@ impl Nb201Table {
         };
         let space = crate::space::builtin::nb201(16, 5, input);
         let net = fixed(space.as_ref(), arch, 0).map_err(|e| e.to_string())?;
-        let m = cost(net.as_ref(), [3, 32, 32]).macs;
-        self.macs.lock().unwrap().insert(key, m);
-        Ok(m)
+        let c = cost(net.as_ref(), [3, 32, 32]);
+        self.costs.lock().unwrap().insert(key, c);
+        Ok(c)
     }
 
     pub fn row(&self, arch: &Architecture) -> Result<&Nb201Row, String> {
@@ -216,14 +230,17 @@ impl Evaluator for Nb201Table {
         let mut extra = BTreeMap::new();
         extra.insert("arch_str".into(), Value::from(row.arch_str.clone()));
         extra.insert("train_time_s".into(), Value::from(row.train_time_s));
+        let c = match self.count_macs {
+            true => Some(self.cost(arch)?),
+            false => None,
+        };
+        if let Some(c) = c {
+            extra.insert("activations".into(), Value::from(c.activations));
+        }
         Ok(Metrics {
             accuracy: acc / 100.0,
             params: Some(row.params_mb * 1e6),
-            macs: if self.count_macs {
-                Some(self.macs(arch)? as f64)
-            } else {
-                None
-            },
+            macs: c.map(|c| c.macs as f64),
             latency_ms: Some(row.latency_s * 1e3),
             extra,
         })
@@ -279,6 +296,7 @@ impl Evaluator for TrainEvaluator<'_> {
         let c = cost(net.as_ref(), input);
         let mut extra = BTreeMap::new();
         extra.insert("val_loss".into(), Value::from(loss as f64));
+        extra.insert("activations".into(), Value::from(c.activations));
         Ok(Metrics {
             accuracy: acc as f64,
             params: Some(c.params as f64),
@@ -327,6 +345,20 @@ mod tests {
         let c1 = t.macs(&nb201::arch_from_key("222222").unwrap()).unwrap();
         let c3 = t.macs(&nb201::arch_from_key("333333").unwrap()).unwrap();
         assert!(none < c1 && c1 < c3, "{none} {c1} {c3}");
+        let acts = |k: &str| {
+            t.cost(&nb201::arch_from_key(k).unwrap())
+                .unwrap()
+                .activations
+        };
+        // `none` everywhere makes the cells' output zeros (one op per cell), a 1x1
+        // convolution makes ReLU, conv and batch-norm outputs on each edge, a 3x3 the same
+        // sizes; each query reports them.
+        assert!(acts("000000") < acts("222222"));
+        assert_eq!(acts("222222"), acts("333333"));
+        let m = t
+            .evaluate(&nb201::arch_from_key("222222").unwrap(), 0)
+            .unwrap();
+        assert_eq!(m.extra["activations"], acts("222222"));
     }
 
     #[test]

@@ -21,9 +21,18 @@ pub fn grad_enabled() -> bool {
     GRAD_ENABLED.with(|g| g.get())
 }
 
+/// Runs `f` recording the graph, even inside [`no_grad`] (a trace of the pass).
+pub fn with_grad<R>(f: impl FnOnce() -> R) -> R {
+    grad_mode(true, f)
+}
+
 /// Runs `f` without recording a graph (evaluation, optimiser updates).
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
-    let prev = GRAD_ENABLED.with(|g| g.replace(false));
+    grad_mode(false, f)
+}
+
+fn grad_mode<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let prev = GRAD_ENABLED.with(|g| g.replace(on));
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {

@@ -49,17 +49,9 @@ pub fn random_decisions(space: &[Choice], rng: &mut Rng) -> Vec<usize> {
     decisions::from_arch(space, &a).unwrap()
 }
 
-/// Each trial's seed, a function of the run seed and the trial number only: the host's
-/// formula (`trial_seed` of the `nas` binary's `search_args.rs`, which every executor and
-/// `nas bench-strategies` use).
-///
-/// A copy, because the host's is private to the `nas` binary (its library does not
-/// export it) and a plugin's tests must not depend on the host. `nas-cli/tests/
-/// trial_seed.rs` holds the two equal: it runs `nas search` on the table and checks
-/// that each journaled accuracy is the table's answer for this seed.
-pub fn trial_seed(run_seed: u64, trial: usize) -> u64 {
-    Rng::new(run_seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
-}
+/// Each trial's seed as the host makes it (the same function, so a harness search asks
+/// the table what `nas search` would).
+pub use nas_core::evaluate::trial_seed;
 
 /// The query seed of `nas bench-strategies`: run `run` has run seed `1000 + run`.
 pub fn bench_seed(run: usize, trial: usize) -> u64 {

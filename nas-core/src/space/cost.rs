@@ -6,7 +6,7 @@ use super::{Architecture, Space, Supernet};
 use crate::nn::{num_parameters, Module};
 use crate::ops::count_macs;
 use crate::rng::Rng;
-use crate::tensor::{no_grad, Tensor};
+use crate::tensor::{no_grad, with_grad, Tensor};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,17 +17,34 @@ pub struct Cost {
     pub params: usize,
     /// Multiply-adds of one image's forward pass (convolutions, linear layers, matmuls).
     pub macs: u64,
+    /// Floats one image's forward pass makes: the output of every op, which is what a
+    /// training step keeps for its backward pass (inference, freeing as it goes, needs
+    /// less). DPP-Net's memory budget counts these.
+    #[serde(default)]
+    pub activations: u64,
 }
 
-/// Parameters and multiply-adds of `net` for one `[c, h, w]` input.
+/// Parameters, multiply-adds and activations of `net` for one `[c, h, w]` input.
 pub fn cost(net: &dyn Module, input: [usize; 3]) -> Cost {
     net.set_training(false);
     let x = Tensor::zeros(&[1, input[0], input[1], input[2]]);
     let (_, macs) = no_grad(|| count_macs(|| net.forward(&x)));
+    // The pass recorded (the record is autodiff's, so gradients on for it): every value
+    // an op made, by its shape.
+    let activations = with_grad(|| crate::trace::trace(net, &x))
+        .map(|g| {
+            g.values
+                .iter()
+                .filter(|v| matches!(v.def, crate::trace::Def::Op(..)))
+                .map(|v| v.shape.iter().product::<usize>() as u64)
+                .sum()
+        })
+        .unwrap_or(0);
     net.set_training(true);
     Cost {
         params: num_parameters(net),
         macs,
+        activations,
     }
 }
 
@@ -135,8 +152,37 @@ impl LatencyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::ConvOpts;
     use crate::space::builtin::{nb201, InputSpec};
     use crate::space::{arch, describe, fixed};
+
+    /// Activations are the floats every op of one image's pass makes: a 3x3 convolution
+    /// (1 -> 2 channels, padded) on 5x5 makes 2x5x5 with its bias, its ReLU as many
+    /// again, and a 2x2 pooling of stride 2 2x2x2. Counting the input, the parameters or
+    /// a batch of more than one image would miss these figures; so would a count taken
+    /// inside `no_grad` (nothing recorded: 0).
+    #[test]
+    fn activations_count_every_ops_output_for_one_image() {
+        use crate::nn::{Conv2d, MaxPool2d, ReLU, Sequential};
+        let mut rng = Rng::new(0);
+        let opts = ConvOpts {
+            padding: 1,
+            ..Default::default()
+        };
+        let net = Sequential::new(vec![
+            Box::new(Conv2d::new(1, 2, 3, opts, &mut rng)),
+            Box::new(ReLU),
+            Box::new(MaxPool2d {
+                k: 2,
+                stride: 2,
+                padding: 0,
+            }),
+        ]);
+        let c = cost(&net, [1, 5, 5]);
+        assert_eq!(c.activations, 50 + 50 + 8);
+        assert_eq!(no_grad(|| cost(&net, [1, 5, 5])).activations, 108);
+        assert_eq!(c.params, 2 * 9 + 2);
+    }
 
     /// Counting an architecture's multiply-adds builds its network, runs it once in eval
     /// mode and drops it; doing that again and again (a table search does it for every
