@@ -3,6 +3,7 @@
 //! commands themselves are the `nas` binary's (`main.rs`); what it logs is [`logging`],
 //! and the spans its traces are made of [`spans`].
 
+pub mod distill;
 pub mod elf;
 pub mod host;
 pub mod logging;

@@ -12,7 +12,8 @@ use nas_core::space::{fixed, with_bare_gates, Space, Supernet};
 use nas_core::train::correct;
 use nas_core::{no_grad, Tensor};
 use nas_strategies::oneshot::{
-    GradInfo, Group, OneShotInfo, Progress, Split, Subset, SupernetHost, WeightOp,
+    DistillLoss, DistillLosses, GradInfo, Group, OneShotInfo, Progress, Split, Subset,
+    SupernetHost, WeightOp,
 };
 use nas_strategies::{Architecture, Metrics, Rng, Value};
 use serde::{Deserialize, Serialize};
@@ -472,6 +473,79 @@ impl SupernetHost for SupernetTrainer<'_> {
         self.arch_grad(mix, split, grad, false, true)
     }
 
+    fn distill_step(
+        &mut self,
+        teacher: &[f32],
+        students: &[Vec<f32>],
+        loss: DistillLoss,
+    ) -> Result<DistillLosses, String> {
+        loss.check()?;
+        if students.len() > nas_strategies::oneshot::MAX_STUDENTS {
+            return Err(format!(
+                "distill_step: {} students, at most {}",
+                students.len(),
+                nas_strategies::oneshot::MAX_STUDENTS
+            ));
+        }
+        // Every path is checked before any of them trains.
+        for m in std::iter::once(teacher).chain(students.iter().map(|s| s.as_slice())) {
+            self.set_mix(m)?;
+        }
+        if self.epoch_span.is_none() {
+            let n = self.steps / self.info.batches_per_epoch.max(1);
+            self.epoch_span = Some(tracing::debug_span!("epoch", n).entered());
+        }
+        self.mix_sum.resize(teacher.len(), 0.0);
+        for m in std::iter::once(teacher).chain(students.iter().map(|s| s.as_slice())) {
+            for (s, &w) in self.mix_sum.iter_mut().zip(m) {
+                *s += w as f64;
+            }
+            self.mix_steps += 1;
+        }
+        let x = self.train.input()?;
+        let y = self.train.y.clone();
+        self.supernet.net.set_training(true);
+        self.opt.zero_grad();
+        self.supernet.zero_weight_grads();
+        // The teacher learns from the labels; its probabilities, detached, are the
+        // students' targets. Each path's gradient is added to the weights' before the
+        // next path runs (one graph in memory at a time).
+        self.set_mix(teacher)?;
+        let logits = self.supernet.net.forward(&x);
+        let classes = *logits.shape().last().unwrap_or(&1);
+        let target = crate::distill::log_probs(&logits.to_vec(), classes);
+        let l = logits.cross_entropy(&y);
+        l.backward();
+        let mut out = DistillLosses {
+            teacher: l.item(),
+            students: Vec::with_capacity(students.len()),
+        };
+        drop((l, logits));
+        for s in students {
+            self.set_mix(s)?;
+            let z = self.supernet.net.forward(&x);
+            let (l, f) = crate::distill::student_loss(&z, &target, &y, loss);
+            l.backward();
+            out.students.push(f.value);
+        }
+        if let Some(c) = self.cfg.grad_clip {
+            clip_grad_norm(&self.params, c);
+        }
+        let lr = self.current_lr();
+        self.opt.step(lr);
+        self.steps += 1;
+        if let Some(v) = std::iter::once(out.teacher)
+            .chain(out.students.iter().copied())
+            .find(|v| !v.is_finite())
+        {
+            return Err(format!(
+                "a distillation step's loss is {v} at step {}",
+                self.steps
+            ));
+        }
+        Ok(out)
+    }
+
     fn weights(&mut self, op: WeightOp) -> Result<(), String> {
         match op {
             WeightOp::Save { slot } => {
@@ -611,7 +685,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             params: Some(c.params as f64),
             macs: Some(c.macs as f64),
             latency_ms: Some(latency),
-            extra: Default::default(),
+            extra: [("activations".to_string(), c.activations.into())].into(),
         })
     }
 

@@ -11,7 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ONE_SHOT: [&str; 6] = ["darts", "snas", "gdas", "enas", "proxylessnas", "spos"];
+const ONE_SHOT: [&str; 8] = [
+    "darts",
+    "snas",
+    "gdas",
+    "enas",
+    "proxylessnas",
+    "spos",
+    "fpnas",
+    "alphanet",
+];
 
 fn out_dir(name: &str) -> PathBuf {
     common::temp_path("oneshot", name)
@@ -263,6 +272,8 @@ fn bad_one_shot_configs_name_the_field() {
         ("enas", r#"{"controller": {"lr": -1}}"#, "`controller`"),
         ("snas", r#"{"learning_rate": 1}"#, "`learning_rate`"),
         ("fbnet", r#"{"beta": -1}"#, "`beta`"),
+        ("alphanet", r#"{"divergence": "js"}"#, "`divergence`"),
+        ("fpnas", r#"{"blocks": [["conv1", "nope"]]}"#, "`nope`"),
     ] {
         let d = out_dir(&format!("bad-{s}"));
         let o = nas()

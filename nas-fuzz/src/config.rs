@@ -1,4 +1,4 @@
-//! Strategy configs, for each of the 14 strategies.
+//! Strategy configs, for each of the 16 strategies.
 
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
@@ -17,7 +17,7 @@ enum Kind {
 }
 
 /// The strategies, in the order the input's first byte picks them: byte `b'a' + i`
-/// (or any byte equal to it modulo 14) is strategy `i` on the NB201 space (multi-trial)
+/// (or any byte equal to it modulo 16) is strategy `i` on the NB201 space (multi-trial)
 /// or a fake supernet of layer choices (one-shot); the upper-case letter picks the same
 /// strategy on a space of every kind of choice (multi-trial) or a DARTS-style cell
 /// (one-shot).
@@ -36,9 +36,11 @@ pub const STRATEGIES: &[&str] = &[
     "proxylessnas",
     "spos",
     "fbnet",
+    "fpnas",
+    "alphanet",
 ];
 
-const KINDS: [Kind; 14] = [
+const KINDS: [Kind; 16] = [
     Kind::Trial(trials::<nas_strategy_random::RandomSearch>),
     Kind::Trial(trials::<nas_strategy_grid::Grid>),
     Kind::Trial(trials::<nas_strategy_evolution::Evolution>),
@@ -53,6 +55,8 @@ const KINDS: [Kind; 14] = [
     Kind::OneShot(one_shot::<nas_strategy_proxylessnas::Proxyless>),
     Kind::OneShot(one_shot::<nas_strategy_spos::Spos>),
     Kind::OneShot(one_shot::<nas_strategy_fbnet::Fbnet>),
+    Kind::OneShot(one_shot::<nas_strategy_fpnas::Fpnas>),
+    Kind::OneShot(one_shot::<nas_strategy_alphanet::AlphaNet>),
 ];
 
 /// Trials a multi-trial strategy is set up for.

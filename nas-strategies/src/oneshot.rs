@@ -358,6 +358,67 @@ pub struct GradInfo {
     pub weight_grad_norm: f32,
 }
 
+/// The loss the students of a [`SupernetHost::distill_step`] learn from (AlphaNet's
+/// in-place distillation; the teacher always learns from the labels).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DistillLoss {
+    /// AlphaNet's adaptive alpha-divergence: per image, the larger of `D_alpha(p||q)` at
+    /// `alpha_min` and at `alpha_max` (`p` the teacher's probabilities, `q` the
+    /// student's), with the importance ratio `(p/q)^alpha` clipped at `clip` in its
+    /// gradient `-(1/alpha) E_q[min((p/q)^alpha, clip) grad log q]`. At `alpha` 1 this is
+    /// `KL(p||q)`, unclipped; at `alpha` 0 `KL(q||p)` with `p/q` clipped (as the
+    /// paper's reference code has both).
+    Alpha {
+        alpha_min: f32,
+        alpha_max: f32,
+        clip: f32,
+    },
+    /// `KL(p||q)`: the soft cross-entropy of in-place distillation (BigNAS, AttentiveNAS).
+    Kl,
+    /// No distillation: every student learns from the labels (cross-entropy), as the
+    /// teacher does; the sandwich rule alone.
+    None,
+}
+
+impl DistillLoss {
+    /// An error unless the parameters are usable: finite alphas with
+    /// `alpha_min <= alpha_max`, and a finite clip above 0.
+    pub fn check(&self) -> Result<(), String> {
+        if let DistillLoss::Alpha {
+            alpha_min,
+            alpha_max,
+            clip,
+        } = *self
+        {
+            if !(alpha_min.is_finite() && alpha_max.is_finite() && alpha_min <= alpha_max) {
+                return Err(format!(
+                    "distillation loss: alpha_min {alpha_min} and alpha_max {alpha_max} must \
+                     be finite with alpha_min <= alpha_max"
+                ));
+            }
+            if !(clip > 0.0 && clip.is_finite()) {
+                return Err(format!(
+                    "distillation loss: clip {clip} must be finite and above 0"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a [`SupernetHost::distill_step`] reports: the teacher's cross-entropy on the
+/// labels and each student's loss (the divergence from the teacher, or its
+/// cross-entropy for [`DistillLoss::None`]), in the order the students were given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DistillLosses {
+    pub teacher: f32,
+    pub students: Vec<f32>,
+}
+
+/// The most students one [`SupernetHost::distill_step`] takes (a stated cap).
+pub const MAX_STUDENTS: usize = 64;
+
 /// Operations on the supernet's weights (what second-order DARTS needs).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -423,6 +484,24 @@ pub trait SupernetHost {
         split: Split,
         grad: &mut [f32],
     ) -> Result<GradInfo, String>;
+    /// AlphaNet's sandwich step on the current training batch: the `teacher` path
+    /// learns from the labels (cross-entropy); its output probabilities, detached, are
+    /// the targets every path of `students` learns from with `loss`; the weight
+    /// gradients of all paths add up and the weights take one optimiser step (as
+    /// `train_step`'s: momentum, schedule, clipping). At most [`MAX_STUDENTS`] students.
+    /// A host without it answers an error.
+    fn distill_step(
+        &mut self,
+        _teacher: &[f32],
+        _students: &[Vec<f32>],
+        _loss: DistillLoss,
+    ) -> Result<DistillLosses, String> {
+        Err(
+            "this host does not offer distill_step (AlphaNet's sandwich step); \
+             update nas"
+                .into(),
+        )
+    }
     fn weights(&mut self, op: WeightOp) -> Result<(), String>;
     /// The learning rate the next weight step will use (it follows the host's schedule).
     fn lr(&mut self) -> Result<f32, String>;

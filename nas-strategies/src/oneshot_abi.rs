@@ -5,8 +5,8 @@
 
 use crate::abi::{PluginBuf, ERROR, OK, PANIC};
 use crate::oneshot::{
-    GradInfo, OneShotInfo, OneShotSetup, OneShotStrategy, Progress, Split, Subset, SupernetHost,
-    WeightOp,
+    DistillLoss, DistillLosses, GradInfo, OneShotInfo, OneShotSetup, OneShotStrategy, Progress,
+    Split, Subset, SupernetHost, WeightOp,
 };
 use crate::{Architecture, Metrics, Value};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,12 @@ pub enum Request {
     },
     GateGrad {
         split: Split,
+    },
+    /// The mixing weights are the teacher's then each student's, `n * (1 + students)`
+    /// floats.
+    DistillStep {
+        students: usize,
+        loss: DistillLoss,
     },
     Weights {
         w: WeightOp,
@@ -172,6 +178,24 @@ unsafe extern "C" fn host_call(
                 check_mix(mix)?;
                 let g = need_grad(grad, n)?;
                 val(&host.gate_grad(mix, split, g)?)
+            }
+            Request::DistillStep { students, loss } => {
+                if students > crate::oneshot::MAX_STUDENTS {
+                    return Err(format!(
+                        "distill_step: {students} students, at most {}",
+                        crate::oneshot::MAX_STUDENTS
+                    ));
+                }
+                check_mix(mix.get(..n).unwrap_or(mix))?;
+                if mix.len() != n * (1 + students) {
+                    return Err(format!(
+                        "distill_step: {} mixing weights given for a teacher and {students} \
+                         students of {n}",
+                        mix.len()
+                    ));
+                }
+                let paths: Vec<Vec<f32>> = mix[n..].chunks(n.max(1)).map(|c| c.to_vec()).collect();
+                val(&host.distill_step(&mix[..n], &paths, loss)?)
             }
             Request::Weights { w } => val(&host.weights(w)?),
             Request::Lr => val(&host.lr()?),
@@ -328,6 +352,32 @@ impl SupernetHost for FfiHost<'_> {
         grad: &mut [f32],
     ) -> Result<GradInfo, String> {
         self.call(&Request::GateGrad { split }, mix, Some(grad))
+    }
+    fn distill_step(
+        &mut self,
+        teacher: &[f32],
+        students: &[Vec<f32>],
+        loss: DistillLoss,
+    ) -> Result<DistillLosses, String> {
+        let n = self.info.len();
+        let mut mix = Vec::with_capacity(n * (1 + students.len()));
+        for m in std::iter::once(teacher).chain(students.iter().map(|s| s.as_slice())) {
+            if m.len() != n {
+                return Err(format!(
+                    "distill_step: {} mixing weights given, the supernet has {n}",
+                    m.len()
+                ));
+            }
+            mix.extend_from_slice(m);
+        }
+        self.call(
+            &Request::DistillStep {
+                students: students.len(),
+                loss,
+            },
+            &mix,
+            None,
+        )
     }
     fn weights(&mut self, w: WeightOp) -> Result<(), String> {
         self.call(&Request::Weights { w }, &[], None)

@@ -290,6 +290,9 @@ pub struct FakeSupernet {
     pub gate: f32,
     /// How many `gate_grad` calls were made.
     pub gate_grads: usize,
+    /// Every `distill_step`: the teacher's mix, the students' and the loss, in order
+    /// (each also counts as a training step in `steps`, its paths in `mixes`).
+    pub distills: Vec<(Vec<f32>, Vec<Vec<f32>>, crate::oneshot::DistillLoss)>,
 }
 
 impl FakeSupernet {
@@ -338,6 +341,7 @@ impl FakeSupernet {
             lr0: 0.1,
             gate: 0.0,
             gate_grads: 0,
+            distills: vec![],
         }
     }
 
@@ -437,6 +441,31 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
         }
         self.gate_grads += 1;
         Ok(r)
+    }
+    fn distill_step(
+        &mut self,
+        teacher: &[f32],
+        students: &[Vec<f32>],
+        loss: crate::oneshot::DistillLoss,
+    ) -> Result<crate::oneshot::DistillLosses, String> {
+        // The checks the real host makes.
+        loss.check()?;
+        if students.len() > crate::oneshot::MAX_STUDENTS {
+            return Err(format!("distill_step: {} students", students.len()));
+        }
+        for m in std::iter::once(teacher).chain(students.iter().map(|s| s.as_slice())) {
+            assert_eq!(m.len(), self.slope.len());
+            self.mixes.push(m.to_vec());
+        }
+        self.steps += 1;
+        self.distills
+            .push((teacher.to_vec(), students.to_vec(), loss));
+        // A student's loss: how far its loss under the slopes is from the teacher's.
+        let t = self.loss(teacher);
+        Ok(crate::oneshot::DistillLosses {
+            teacher: t,
+            students: students.iter().map(|s| (self.loss(s) - t).abs()).collect(),
+        })
     }
     fn weights(&mut self, op: crate::oneshot::WeightOp) -> Result<(), String> {
         self.weight_ops.push(op);

@@ -1,0 +1,924 @@
+//! FPNAS (Cui, Chen, Li, Liu, Shen and Jia, "Fast and Practical Neural Architecture
+//! Search", ICCV 2019): the architecture is a tuple of blocks, and the bi-level problem
+//! (the architecture that scores best on validation data with the weights trained for
+//! it) is approximated block by block: one block's architecture is optimised while every
+//! other block stays at the current best, cycling over the blocks. The shared supernet
+//! weights train on the paths the block's search proposes.
+//!
+//! Blocks come from the space's labels (the choices whose labels share the part before
+//! the last `/` form one block; a label without `/` is a block of its own) or from the
+//! config (`blocks`: a list of lists of labels that covers every choice once). The run's
+//! search steps are split into `rounds` x blocks phases of equal length (the last one
+//! takes the remainder); phase `p` searches block `p mod B`. Each step of a phase proposes
+//! the block's part of a path (blocks already searched at their current best, blocks
+//! whose first phase is still to come drawn uniformly), scores that path with the shared
+//! weights on the next `reward_batches` validation batches, tells the inner strategy the
+//! score, and trains the weights one step on that path. At the end of the phase the block
+//! takes the inner strategy's answer. The paper's method section was not checked (see
+//! docs/strategies.md, "fpnas").
+//!
+//! Inner strategies (`inner`):
+//! - `reinforce` (default): per block, one softmax policy per choice (logits starting at
+//!   0), REINFORCE with a moving-average baseline and an optional entropy bonus, Adam on
+//!   the logits; a phase ends with each choice at its most likely option. The logits,
+//!   their optimiser and the baseline carry over from one round to the next.
+//! - `evolution`: per phase, regularised (aging) evolution over the block's options: the
+//!   first `population` proposals are the block's best (from the second round on) and
+//!   uniform draws, later ones a copy of the best of `sample_size` random members with
+//!   one choice redrawn; the oldest member leaves as a child joins; a phase ends with the
+//!   best-scored proposal.
+//!
+//! Config: `blocks`, `inner` ("reinforce"), `rounds` (2, or fewer where the search has
+//! too few steps; 1..=steps / blocks), `reward_batches` (1, at most the validation
+//! split's batches), `warmup_epochs` (0); for `reinforce`: `lr` (0.05, in (0, 1]),
+//! `batch` (1, 1..=10000: samples per policy update), `baseline_decay` (0.9, in [0, 1)),
+//! `entropy_weight` (0, >= 0); for `evolution`: `population` (10, 2..=10000),
+//! `sample_size` (3, or the population if smaller; 1..=population).
+
+use nas_strategies::decisions;
+use nas_strategies::oneshot::{
+    rng_from, rng_state, sample, softmax_into, state_field, EpochStrategy, OneShotInfo,
+    OneShotSetup, Split, Subset, SupernetHost, VecAdam, Warmup, WARMUP_FIELD,
+};
+use nas_strategies::{
+    check_config_fields, check_count, config_count, config_field, config_rate, export_one_shot,
+    json, Architecture, Rng, Value,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Options of every run, and of each inner strategy.
+const COMMON: &[&str] = &["blocks", "inner", "rounds", "reward_batches", WARMUP_FIELD];
+const REINFORCE: &[&str] = &["lr", "batch", "baseline_decay", "entropy_weight"];
+const EVOLUTION: &[&str] = &["population", "sample_size"];
+
+/// Stated caps on counts a config may set.
+const MAX_BATCH: usize = 10_000;
+const MAX_POPULATION: usize = 10_000;
+
+/// The blocks of a space: the choices with mixing weights whose labels share the part
+/// before the last `/`, in the order of their first choice; a label without `/` is a
+/// block of its own. Each block lists choice indices into `info.choices`.
+pub fn blocks_from_labels(info: &OneShotInfo) -> Vec<Vec<usize>> {
+    let mut blocks: Vec<(Option<String>, Vec<usize>)> = vec![];
+    for g in &info.groups {
+        let label = &info.choices[g.choice].label;
+        match label.rsplit_once('/') {
+            Some((prefix, _)) => {
+                match blocks
+                    .iter_mut()
+                    .find(|(p, _)| p.as_deref() == Some(prefix))
+                {
+                    Some((_, b)) => b.push(g.choice),
+                    None => blocks.push((Some(prefix.to_string()), vec![g.choice])),
+                }
+            }
+            None => blocks.push((None, vec![g.choice])),
+        }
+    }
+    blocks.into_iter().map(|(_, b)| b).collect()
+}
+
+/// The blocks a config's `blocks` field names: every label a searchable choice of the
+/// space (one with mixing weights), none twice, no block empty, every such choice in a
+/// block.
+pub fn blocks_from_config(info: &OneShotInfo, v: &Value) -> Result<Vec<Vec<usize>>, String> {
+    let lists: Vec<Vec<String>> =
+        nas_strategies::serde_json::from_value(v.clone()).map_err(|_| {
+            format!("config field `blocks`: {v} is not valid (a list of lists of choice labels)")
+        })?;
+    if lists.is_empty() {
+        return Err("config field `blocks`: [] is not valid (no block)".into());
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut blocks = vec![];
+    for (bi, list) in lists.iter().enumerate() {
+        if list.is_empty() {
+            return Err(format!("config field `blocks`: block {bi} is empty"));
+        }
+        let mut b = vec![];
+        for label in list {
+            let Some(g) = info
+                .groups
+                .iter()
+                .find(|g| info.choices[g.choice].label == *label)
+            else {
+                let what = if info.choices.iter().any(|c| c.label == *label) {
+                    "has no mixing weights in this supernet"
+                } else {
+                    "is not a choice of the space"
+                };
+                return Err(format!(
+                    "config field `blocks`: label `{label}` (block {bi}) {what}"
+                ));
+            };
+            if let Some(first) = seen.insert(label, bi) {
+                return Err(format!(
+                    "config field `blocks`: label `{label}` is named twice (blocks {first} and {bi})"
+                ));
+            }
+            b.push(g.choice);
+        }
+        blocks.push(b);
+    }
+    if let Some(g) = info
+        .groups
+        .iter()
+        .find(|g| !seen.contains_key(info.choices[g.choice].label.as_str()))
+    {
+        return Err(format!(
+            "config field `blocks`: choice `{}` is in no block (every choice of the space \
+             must be in one)",
+            info.choices[g.choice].label
+        ));
+    }
+    Ok(blocks)
+}
+
+/// A number in a config that must satisfy `ok`, with a default; else an error naming
+/// the field, the value and `rule`.
+fn config_number(
+    c: &Value,
+    field: &str,
+    default: f32,
+    ok: impl Fn(f32) -> bool,
+    rule: &str,
+) -> Result<f32, String> {
+    let v: f32 = config_field(c, field, default)?;
+    if v.is_finite() && ok(v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "config field `{field}`: {v} is not valid (must be {rule})"
+        ))
+    }
+}
+
+/// REINFORCE's options.
+#[derive(Clone, Copy, Debug)]
+struct PolicyOptions {
+    lr: f32,
+    batch: usize,
+    baseline_decay: f32,
+    entropy_weight: f32,
+}
+
+/// One block's policy: a softmax over each choice's options, its Adam moments, the
+/// moving-average baseline and the gradient gathered towards the next update.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Policy {
+    logits: Vec<f32>,
+    adam: VecAdam,
+    baseline: Option<f32>,
+    grad: Vec<f32>,
+    pending: usize,
+}
+
+impl Policy {
+    fn new(n: usize, o: &PolicyOptions) -> Policy {
+        Policy {
+            logits: vec![0.0; n],
+            adam: VecAdam::new(n, o.lr, 0.9, 0.999, 0.0),
+            baseline: None,
+            grad: vec![0.0; n],
+            pending: 0,
+        }
+    }
+
+    /// The probabilities of choice `k`'s options (its logits at `range`).
+    fn probs(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let mut p = vec![0.0; range.len()];
+        softmax_into(&self.logits[range], 1.0, &mut p);
+        p
+    }
+}
+
+/// The inner strategy and its state.
+#[derive(Clone, Debug)]
+enum Inner {
+    Reinforce {
+        options: PolicyOptions,
+        /// One policy per block, kept across rounds.
+        policies: Vec<Policy>,
+    },
+    Evolution {
+        population: usize,
+        sample_size: usize,
+        /// This phase's members (oldest first) with their scores.
+        members: Vec<(Vec<usize>, f32)>,
+        /// This phase's best-scored proposal.
+        best: Option<(Vec<usize>, f32)>,
+    },
+}
+
+pub struct Fpnas {
+    info: OneShotInfo,
+    warmup: Warmup,
+    blocks: Vec<Vec<usize>>,
+    /// Options per choice of the space (decision sizes).
+    sizes: Vec<usize>,
+    rounds: usize,
+    /// Search steps in a phase (the last phase also takes the remainder).
+    phase_len: usize,
+    reward_batches: usize,
+    inner: Inner,
+    rng: Rng,
+    /// The current best: one decision per choice of the space.
+    best: Vec<usize>,
+    /// The phase under way (none before the first search step).
+    phase: Option<usize>,
+}
+
+impl Fpnas {
+    fn phases(&self) -> usize {
+        self.rounds * self.blocks.len()
+    }
+
+    /// The phase of search step `g` (counted from the end of the warm-up).
+    fn phase_of(&self, g: usize) -> usize {
+        (g / self.phase_len).min(self.phases() - 1)
+    }
+
+    /// Whether block `b` has had a phase that ended before phase `p`.
+    fn searched(&self, b: usize, p: usize) -> bool {
+        p >= self.blocks.len() || b < p
+    }
+
+    /// The block phase `p` searches.
+    pub fn block_of(&self, p: usize) -> usize {
+        p % self.blocks.len()
+    }
+
+    /// Each choice's range in block `b`'s flat logits.
+    fn ranges(&self, b: usize) -> Vec<std::ops::Range<usize>> {
+        let mut at = 0;
+        self.blocks[b]
+            .iter()
+            .map(|&ci| {
+                at += self.sizes[ci];
+                at - self.sizes[ci]..at
+            })
+            .collect()
+    }
+
+    /// The block's options of the next proposal.
+    fn propose(&mut self, b: usize, searched: bool) -> Vec<usize> {
+        let ranges = self.ranges(b);
+        let choices: Vec<usize> = self.blocks[b].clone();
+        match &mut self.inner {
+            Inner::Reinforce { policies, .. } => {
+                let p = &policies[b];
+                ranges
+                    .into_iter()
+                    .map(|r| sample(&p.probs(r), &mut self.rng))
+                    .collect()
+            }
+            Inner::Evolution {
+                population,
+                sample_size,
+                members,
+                ..
+            } => {
+                if members.is_empty() && searched {
+                    // The block's best is the first member.
+                    choices.iter().map(|&ci| self.best[ci]).collect()
+                } else if members.len() < *population {
+                    choices
+                        .iter()
+                        .map(|&ci| self.rng.below(self.sizes[ci]))
+                        .collect()
+                } else {
+                    let mut parent = self.rng.below(members.len());
+                    for _ in 1..*sample_size {
+                        let m = self.rng.below(members.len());
+                        if members[m].1 > members[parent].1 {
+                            parent = m;
+                        }
+                    }
+                    let mut child = members[parent].0.clone();
+                    // Redraw one choice that has another option, to a different one.
+                    let open: Vec<usize> = (0..choices.len())
+                        .filter(|&k| self.sizes[choices[k]] > 1)
+                        .collect();
+                    if !open.is_empty() {
+                        let k = open[self.rng.below(open.len())];
+                        let n = self.sizes[choices[k]];
+                        child[k] = (child[k] + 1 + self.rng.below(n - 1)) % n;
+                    }
+                    child
+                }
+            }
+        }
+    }
+
+    /// Tells the inner strategy the score of proposal `cand` for block `b`.
+    fn tell(&mut self, b: usize, cand: &[usize], score: f32) -> Result<(), String> {
+        let ranges = self.ranges(b);
+        match &mut self.inner {
+            Inner::Reinforce { options, policies } => {
+                let p = &mut policies[b];
+                let baseline = p.baseline.unwrap_or(score);
+                let advantage = score - baseline;
+                p.baseline = Some(
+                    options.baseline_decay * baseline + (1.0 - options.baseline_decay) * score,
+                );
+                // The loss is -advantage * log pi(cand) - entropy_weight * H(pi); its
+                // gradient with respect to each choice's logits.
+                for (k, r) in ranges.into_iter().enumerate() {
+                    let probs = p.probs(r.clone());
+                    let h: f32 = -probs
+                        .iter()
+                        .map(|&q| if q > 0.0 { q * q.ln() } else { 0.0 })
+                        .sum::<f32>();
+                    for (j, &q) in probs.iter().enumerate() {
+                        let onehot = (j == cand[k]) as u8 as f32;
+                        let dlogp = onehot - q;
+                        let dh = if q > 0.0 { -q * (q.ln() + h) } else { 0.0 };
+                        p.grad[r.start + j] += -advantage * dlogp - options.entropy_weight * dh;
+                    }
+                }
+                p.pending += 1;
+                if p.pending >= options.batch {
+                    let g: Vec<f32> = p.grad.iter().map(|v| v / p.pending as f32).collect();
+                    p.adam.step(&mut p.logits, &g);
+                    p.grad.iter_mut().for_each(|v| *v = 0.0);
+                    p.pending = 0;
+                    nas_strategies::check_finite(
+                        &p.logits,
+                        "the block policy's logits",
+                        "lower `lr`",
+                    )?;
+                }
+            }
+            Inner::Evolution {
+                population,
+                members,
+                best,
+                ..
+            } => {
+                members.push((cand.to_vec(), score));
+                if members.len() > *population {
+                    members.remove(0);
+                }
+                if best.as_ref().is_none_or(|(_, s)| score > *s) {
+                    *best = Some((cand.to_vec(), score));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends phase `p`: its block takes the inner strategy's answer.
+    fn end_phase(&mut self, p: usize) {
+        let b = self.block_of(p);
+        let ranges = self.ranges(b);
+        let answer: Option<Vec<usize>> = match &mut self.inner {
+            Inner::Reinforce { policies, .. } => Some(
+                ranges
+                    .into_iter()
+                    .map(|r| nas_strategies::oneshot::argmax(&policies[b].logits[r]))
+                    .collect(),
+            ),
+            Inner::Evolution { members, best, .. } => {
+                members.clear();
+                best.take().map(|(d, _)| d)
+            }
+        };
+        if let Some(d) = answer {
+            for (k, &ci) in self.blocks[b].iter().enumerate() {
+                self.best[ci] = d[k];
+            }
+        }
+    }
+
+    fn labels(&self) -> Vec<Vec<String>> {
+        self.blocks
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|&ci| self.info.choices[ci].label.clone())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl EpochStrategy for Fpnas {
+    fn create(setup: &OneShotSetup) -> Result<Self, String> {
+        let c = &setup.config;
+        let info = &setup.info;
+        let inner_name: String = config_field(c, "inner", "reinforce".to_string())?;
+        let (own, other) = match inner_name.as_str() {
+            "reinforce" => (REINFORCE, EVOLUTION),
+            "evolution" => (EVOLUTION, REINFORCE),
+            v => {
+                return Err(format!(
+                "config field `inner`: \"{v}\" is not valid (one of \"reinforce\", \"evolution\")"
+            ))
+            }
+        };
+        if let Some(f) = other.iter().find(|f| c.get(**f).is_some()) {
+            return Err(format!(
+                "config field `{f}` is not an option of the `{inner_name}` inner strategy \
+                 (its options: {})",
+                own.join(", ")
+            ));
+        }
+        let fields: Vec<&str> = COMMON
+            .iter()
+            .chain(REINFORCE)
+            .chain(EVOLUTION)
+            .copied()
+            .collect();
+        check_config_fields(c, "fpnas", &fields)?;
+        info.check()?;
+        let warmup = Warmup::from_config(setup)?;
+        let blocks = match c.get("blocks") {
+            None | Some(Value::Null) => blocks_from_labels(info),
+            Some(v) => blocks_from_config(info, v)?,
+        };
+        let steps = (info.epochs - warmup.epochs) * info.batches_per_epoch;
+        let most_rounds = steps / blocks.len();
+        if most_rounds == 0 {
+            return Err(format!(
+                "the search has {steps} steps, fewer than its {} blocks: each block needs \
+                 a phase of at least one step (raise --epochs or --limit, or join blocks \
+                 with the config field `blocks`)",
+                blocks.len()
+            ));
+        }
+        let rounds = config_count(c, "rounds", 2.min(most_rounds), 1, most_rounds)?;
+        let val = info.max_eval_batches();
+        let reward_batches = config_count(c, "reward_batches", 1, 1, val)?;
+        let inner = if inner_name == "reinforce" {
+            let options = PolicyOptions {
+                lr: config_rate(c, "lr", 0.05)?,
+                batch: config_count(c, "batch", 1, 1, MAX_BATCH)?,
+                baseline_decay: config_number(
+                    c,
+                    "baseline_decay",
+                    0.9,
+                    |v| (0.0..1.0).contains(&v),
+                    "in [0, 1)",
+                )?,
+                entropy_weight: config_number(c, "entropy_weight", 0.0, |v| v >= 0.0, ">= 0")?,
+            };
+            let sizes = decisions::sizes(&info.choices);
+            Inner::Reinforce {
+                options,
+                policies: blocks
+                    .iter()
+                    .map(|b| Policy::new(b.iter().map(|&ci| sizes[ci]).sum(), &options))
+                    .collect(),
+            }
+        } else {
+            let population = config_count(c, "population", 10, 2, MAX_POPULATION)?;
+            let sample_size: usize = config_field(c, "sample_size", 3.min(population))?;
+            Inner::Evolution {
+                population,
+                sample_size: check_count("sample_size", sample_size, 1, population)?,
+                members: vec![],
+                best: None,
+            }
+        };
+        let sizes = decisions::sizes(&info.choices);
+        Ok(Fpnas {
+            info: info.clone(),
+            warmup,
+            phase_len: steps / (rounds * blocks.len()),
+            blocks,
+            sizes,
+            rounds,
+            reward_batches,
+            inner,
+            rng: Rng::new(setup.seed),
+            // A placeholder until each block's first phase ends: the first option of
+            // every choice (choices without mixing weights stay there, as
+            // `OneShotInfo::derive` leaves them).
+            best: vec![0; info.choices.len()],
+            phase: None,
+        })
+    }
+
+    fn step(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        epoch: usize,
+        step: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        let g = (epoch - self.warmup.epochs) * self.info.batches_per_epoch + step;
+        let p = self.phase_of(g);
+        match self.phase {
+            Some(q) if q == p => {}
+            Some(q) => {
+                self.end_phase(q);
+                self.phase = Some(p);
+            }
+            None => self.phase = Some(p),
+        }
+        let b = self.block_of(p);
+        let cand = self.propose(b, self.searched(b, p));
+        let mut d = self.best.clone();
+        for (k, &ci) in self.blocks[b].iter().enumerate() {
+            d[ci] = cand[k];
+        }
+        // A block whose first phase is still to come has no best yet: its part of the
+        // path is drawn uniformly.
+        let open: Vec<usize> = (0..self.blocks.len())
+            .filter(|&ob| !self.searched(ob, p) && ob != b)
+            .collect();
+        for ob in open {
+            for &ci in &self.blocks[ob] {
+                d[ci] = self.rng.below(self.sizes[ci]);
+            }
+        }
+        let mix = self.info.one_hot(&d);
+        let reward = host.evaluate(&mix, self.reward_batches, 0, Subset::Next)?;
+        self.tell(b, &cand, reward)?;
+        host.next_batch(Split::Train)?;
+        let loss = host.train_step(&mix, None)?;
+        Ok(vec![("train_loss", loss), ("reward", reward)])
+    }
+
+    fn current(&self, info: &OneShotInfo) -> Architecture {
+        decisions::to_arch(&info.choices, &self.best)
+    }
+
+    fn finish(&mut self, _host: &mut dyn SupernetHost) -> Result<Architecture, String> {
+        if let Some(p) = self.phase.take() {
+            self.end_phase(p);
+        }
+        Ok(self.current(&self.info))
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        let inner = match &self.inner {
+            Inner::Reinforce { policies, .. } => json!({ "policies": policies }),
+            Inner::Evolution { members, best, .. } => json!({ "members": members, "best": best }),
+        };
+        Ok(json!({
+            "blocks": self.labels(),
+            "rounds": self.rounds,
+            "phase": self.phase,
+            "best": self.best,
+            "rng": rng_state(&self.rng),
+            "inner": inner,
+        }))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        let blocks: Vec<Vec<String>> = state_field(&state, "blocks")?;
+        if blocks != self.labels() || state_field::<usize>(&state, "rounds")? != self.rounds {
+            return Err(format!(
+                "the checkpoint's blocks {blocks:?} or rounds differ from this run's {:?}, {} \
+                 rounds (resume with the config the search started with)",
+                self.labels(),
+                self.rounds
+            ));
+        }
+        let best: Vec<usize> = state_field(&state, "best")?;
+        if best.len() != self.best.len() || best.iter().zip(&self.sizes).any(|(d, n)| d >= n) {
+            return Err("saved state field `best` does not fit this space".into());
+        }
+        let phase: Option<usize> = state_field(&state, "phase")?;
+        if phase.is_some_and(|p| p >= self.phases()) {
+            return Err("saved state field `phase` is out of range".into());
+        }
+        let inner = state.get("inner").cloned().unwrap_or(Value::Null);
+        match &mut self.inner {
+            Inner::Reinforce { policies, .. } => {
+                let saved: Vec<Policy> = state_field(&inner, "policies")?;
+                if saved.len() != policies.len()
+                    || saved.iter().zip(policies.iter()).any(|(s, p)| {
+                        s.logits.len() != p.logits.len() || s.grad.len() != p.grad.len()
+                    })
+                {
+                    return Err("saved state field `policies` does not fit the blocks".into());
+                }
+                *policies = saved;
+            }
+            Inner::Evolution { members, best, .. } => {
+                let saved: Vec<(Vec<usize>, f32)> = state_field(&inner, "members")?;
+                let saved_best: Option<(Vec<usize>, f32)> = state_field(&inner, "best")?;
+                // Every proposal is of the block of the phase under way.
+                let block: &[usize] = match phase {
+                    Some(p) => &self.blocks[p % self.blocks.len()],
+                    None => &[],
+                };
+                let fits = |d: &Vec<usize>| {
+                    d.len() == block.len()
+                        && d.iter().zip(block).all(|(&v, &ci)| v < self.sizes[ci])
+                };
+                if !saved
+                    .iter()
+                    .map(|m| &m.0)
+                    .chain(saved_best.iter().map(|b| &b.0))
+                    .all(fits)
+                {
+                    return Err("saved state field `members` does not fit the block".into());
+                }
+                *members = saved;
+                *best = saved_best;
+            }
+        }
+        self.best = best;
+        self.phase = phase;
+        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        Ok(())
+    }
+
+    fn warmup(&self) -> Warmup {
+        self.warmup
+    }
+}
+
+export_one_shot!(Fpnas, "fpnas", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::{mix_size, Group};
+    use nas_strategies::testing::{
+        check_resume, check_warmup, fake_setup, layer, picked, run_on_fake, FakeSupernet,
+    };
+    use nas_strategies::Choice;
+
+    fn create(f: &FakeSupernet, config: Value) -> Result<Fpnas, String> {
+        Fpnas::create(&fake_setup(f, config, 0, None))
+    }
+
+    /// Creating with `config` fails with an error holding every one of `words`.
+    fn refused(f: &FakeSupernet, config: Value, words: &[&str]) {
+        let e = create(f, config.clone())
+            .err()
+            .unwrap_or_else(|| panic!("{config} accepted"));
+        for w in words {
+            assert!(e.contains(w), "{config}: `{w}` not in: {e}");
+        }
+    }
+
+    fn info_of(choices: Vec<Choice>) -> OneShotInfo {
+        let groups = choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Group {
+                label: c.label.clone(),
+                choice: i,
+                size: mix_size(c),
+            })
+            .collect();
+        OneShotInfo {
+            choices,
+            groups,
+            epochs: 1,
+            batches_per_epoch: 10,
+            batch_size: 1,
+            val_batches: 10,
+        }
+    }
+
+    /// The decision of group `g` in a one-hot mix: the indices switched on.
+    fn on(f: &FakeSupernet, mix: &[f32], g: usize) -> Vec<usize> {
+        let r = f.info.ranges()[g].clone();
+        r.clone()
+            .filter(|&i| mix[i] != 0.0)
+            .map(|i| i - r.start)
+            .collect()
+    }
+
+    #[test]
+    fn blocks_follow_the_labels() {
+        // A wrong rule (the first `/`, or all labels without `/` in one block) gives
+        // other groups.
+        let labels = [
+            "stage0/layer0",
+            "stage0/layer1",
+            "stage1/layer0",
+            "edge_1_0",
+            "edge_2_0",
+            "normal/op_2_0",
+            "normal/input_2",
+            "a/b/c",
+            "a/b/d",
+            "a/e",
+            "stage0/layer2",
+        ];
+        let info = info_of(labels.iter().map(|l| layer(l, 3, None)).collect());
+        assert_eq!(
+            blocks_from_labels(&info),
+            vec![
+                vec![0, 1, 10],
+                vec![2],
+                vec![3],
+                vec![4],
+                vec![5, 6],
+                vec![7, 8],
+                vec![9]
+            ]
+        );
+    }
+
+    /// A fake whose best path is op0 c2, op1 c0, op2 c1, op3 c2, in [0, 2].
+    fn known_best(epochs: usize, batches: usize) -> FakeSupernet {
+        let mut f = FakeSupernet::new(4, 3, epochs, batches);
+        f.accuracy = vec![
+            0.1, 0.3, 0.9, // op0
+            0.9, 0.2, 0.4, // op1
+            0.3, 0.9, 0.1, // op2
+            0.2, 0.1, 0.9, // op3
+            0.9, 0.2, 0.8, // in
+        ];
+        f
+    }
+
+    fn assert_known_best(arch: &Architecture) {
+        let got = (0..4).map(|i| picked(arch, i)).collect::<Vec<_>>();
+        assert_eq!(got, vec![2, 0, 1, 2], "{arch:?}");
+        assert_eq!(arch["in"], json!([0, 2]), "{arch:?}");
+    }
+
+    #[test]
+    fn reinforce_finds_the_best_path_block_by_block() {
+        // Each choice its own block (no `/` in the fake's labels), two rounds. A search
+        // that ignored the rewards would end at the first option of each choice (the
+        // policies' argmax at 0).
+        let mut f = known_best(2, 60);
+        let arch = run_on_fake::<Fpnas>(&mut f, json!({}), 3);
+        assert_known_best(&arch);
+        assert_eq!(f.steps, 120, "one weight step per batch");
+        assert_eq!(f.evaluations, 120, "one reward per step");
+        assert!(f.subsets.iter().all(|s| *s == Subset::Next));
+    }
+
+    #[test]
+    fn evolution_finds_the_best_path_with_configured_blocks() {
+        let mut f = known_best(2, 60);
+        let arch = run_on_fake::<Fpnas>(
+            &mut f,
+            json!({"inner": "evolution", "population": 6, "rounds": 1,
+                   "blocks": [["op0", "op1"], ["op2", "op3", "in"]]}),
+            3,
+        );
+        assert_known_best(&arch);
+    }
+
+    #[test]
+    fn only_the_searched_block_varies_and_the_blocks_cycle() {
+        // Every path scores the same, so the policies stay uniform and each phase ends
+        // with its block at option 0 of every choice (the argmax of equal logits; for
+        // `in` the first pair, [0, 1]). Two blocks, two rounds of 10-step phases: block 0,
+        // 1, 0, 1. In phase 0 block 1 has no best yet and is drawn uniformly; from then
+        // on a block outside its phase stays at the answer of its last phase.
+        // A strategy that sampled every choice each step (SPOS, ENAS) varies the other
+        // block in phases 1 to 3; one that did not cycle never varies block 1 after
+        // phase 0 or block 0 after; one that did not carry a block's answer into the
+        // next phases shows another value there.
+        let mut f = FakeSupernet::new(4, 3, 1, 40);
+        f.accuracy = vec![0.5; 15];
+        let config = json!({"blocks": [["op0", "op1"], ["op2", "op3", "in"]]});
+        run_on_fake::<Fpnas>(&mut f, config, 0);
+        assert_eq!(f.mixes.len(), 40);
+        let blocks = [vec![0, 1], vec![2, 3, 4]];
+        for p in 0..4 {
+            let phase = &f.mixes[10 * p..10 * p + 10];
+            let searched = &blocks[p % 2];
+            for g in 0..5 {
+                let values: std::collections::BTreeSet<Vec<usize>> =
+                    phase.iter().map(|m| on(&f, m, g)).collect();
+                if searched.contains(&g) || p == 0 {
+                    assert!(values.len() > 1, "phase {p}: group {g} never varies");
+                } else {
+                    let want = if g == 4 { vec![0, 1] } else { vec![0] };
+                    assert_eq!(
+                        values.into_iter().collect::<Vec<_>>(),
+                        vec![want],
+                        "phase {p}: group {g} is not fixed at its block's answer"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
+        // The checkpoint after epoch 0 falls inside a phase (3 blocks, 2 rounds, phases
+        // of 6 steps) with 2 of 4 samples of a policy update gathered, so a state without
+        // the pending gradient, the phase, the baseline or the generator ends elsewhere.
+        let fake = || {
+            let mut f = FakeSupernet::new(2, 3, 2, 20);
+            f.accuracy = vec![0.1, 0.3, 0.9, 0.9, 0.2, 0.4, 0.9, 0.2, 0.8];
+            f
+        };
+        check_resume::<Fpnas>(json!({"batch": 4}), fake);
+        check_resume::<Fpnas>(json!({"inner": "evolution", "population": 4}), fake);
+    }
+
+    #[test]
+    fn a_state_of_other_blocks_or_of_another_block_is_refused() {
+        // A resume with other blocks than the search had would carry each policy to the
+        // wrong choices; a state whose population does not fit its block would index
+        // past a choice's options.
+        let f = FakeSupernet::new(2, 3, 1, 20);
+        let mut s = create(&f, json!({})).unwrap();
+        let saved = s.save().unwrap();
+        s.load(saved.clone()).unwrap();
+        let mut other = create(&f, json!({"blocks": [["op0", "op1"], ["in"]]})).unwrap();
+        let e = other.load(saved).unwrap_err();
+        assert!(e.contains("blocks"), "{e}");
+        let mut evo = create(&f, json!({"inner": "evolution"})).unwrap();
+        let mut state = evo.save().unwrap();
+        state["phase"] = json!(0);
+        state["inner"]["members"] = json!([[[5], 0.5]]);
+        let e = evo.load(state).unwrap_err();
+        assert!(e.contains("`members`"), "{e}");
+    }
+
+    #[test]
+    fn a_warm_up_trains_uniform_paths_before_the_search() {
+        check_warmup::<Fpnas>(json!({}));
+    }
+
+    #[test]
+    fn a_cell_with_edges_searches_and_exports_a_valid_architecture() {
+        let mut f = FakeSupernet::cell(1, 30);
+        f.accuracy = vec![0.5; 12];
+        let arch = run_on_fake::<Fpnas>(&mut f, json!({}), 1);
+        nas_strategies::validate(&f.info.choices, &arch).unwrap();
+    }
+
+    #[test]
+    fn bad_configs_name_the_field_and_value() {
+        let f = FakeSupernet::new(2, 3, 1, 10);
+        refused(
+            &f,
+            json!({"blocks": [["op0", "zz"], ["op1", "in"]]}),
+            &["`blocks`", "`zz`", "not a choice"],
+        );
+        refused(
+            &f,
+            json!({"blocks": [["op0", "op1"], [], ["in"]]}),
+            &["`blocks`", "block 1 is empty"],
+        );
+        refused(
+            &f,
+            json!({"blocks": [["op0", "op1"], ["op1", "in"]]}),
+            &["`blocks`", "`op1`", "twice"],
+        );
+        refused(
+            &f,
+            json!({"blocks": [["op0", "op1"]]}),
+            &["`blocks`", "`in`", "no block"],
+        );
+        refused(&f, json!({"blocks": "op0"}), &["`blocks`", "\"op0\""]);
+        refused(&f, json!({"blocks": []}), &["`blocks`", "[]"]);
+        refused(&f, json!({"inner": "bayes"}), &["`inner`", "bayes"]);
+        refused(&f, json!({"population": 5}), &["`population`", "reinforce"]);
+        refused(
+            &f,
+            json!({"inner": "evolution", "lr": 0.1}),
+            &["`lr`", "evolution"],
+        );
+        refused(&f, json!({"rounds": 0}), &["`rounds`", "0", "1..=3"]);
+        refused(&f, json!({"rounds": 4}), &["`rounds`", "4", "1..=3"]);
+        refused(
+            &f,
+            json!({"reward_batches": 11}),
+            &["`reward_batches`", "11", "1..=10"],
+        );
+        refused(&f, json!({"lr": 0}), &["`lr`", "0"]);
+        refused(&f, json!({"lr": 2}), &["`lr`", "2"]);
+        refused(&f, json!({"batch": 0}), &["`batch`", "0", "1..=10000"]);
+        refused(
+            &f,
+            json!({"baseline_decay": 1}),
+            &["`baseline_decay`", "1", "[0, 1)"],
+        );
+        refused(
+            &f,
+            json!({"baseline_decay": -0.5}),
+            &["`baseline_decay`", "-0.5"],
+        );
+        refused(
+            &f,
+            json!({"entropy_weight": -1}),
+            &["`entropy_weight`", "-1", ">= 0"],
+        );
+        refused(
+            &f,
+            json!({"inner": "evolution", "population": 1}),
+            &["`population`", "1", "2..=10000"],
+        );
+        refused(
+            &f,
+            json!({"inner": "evolution", "population": 4, "sample_size": 5}),
+            &["`sample_size`", "5", "1..=4"],
+        );
+        refused(&f, json!({"colour": 1}), &["`colour`", "fpnas"]);
+        // A run too short to give each block a phase.
+        let short = FakeSupernet::new(2, 3, 1, 2);
+        refused(&short, json!({}), &["2 steps", "3 blocks"]);
+        // The defaults fit a run with fewer steps than two rounds need.
+        let three = FakeSupernet::new(2, 3, 1, 4);
+        assert_eq!(create(&three, json!({})).unwrap().rounds, 1);
+    }
+}
