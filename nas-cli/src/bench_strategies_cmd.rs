@@ -219,7 +219,8 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
             let mut s = plugin.create(&setup).map_err(|e| anyhow!(e))?;
             let mut run = RunTracker::new(limits.clone(), a.reach);
             for t in 0..a.budget {
-                let Some(arch) = s.ask().map_err(|e| anyhow!(e))? else {
+                let costs = |a: &Architecture| table.costs(a);
+                let Some(arch) = s.ask_costed(&costs).map_err(|e| anyhow!(e))? else {
                     break;
                 };
                 let m = table

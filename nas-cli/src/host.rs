@@ -280,6 +280,30 @@ impl LoadedStrategy {
         let (mut out, mut err) = (PluginBuf::empty(), PluginBuf::empty());
         // SAFETY: a live handle from `create`, and out slots on our stack.
         let code = unsafe { (self.table.ask)(self.handle, &mut out, &mut err) };
+        self.answer(code, out, err)
+    }
+
+    /// [`ask`](Self::ask), with `costs` (an architecture's costs before it is evaluated)
+    /// open to the strategy during the call.
+    pub fn ask_costed(
+        &mut self,
+        costs: &dyn Fn(&Architecture) -> Result<Metrics, String>,
+    ) -> Result<Option<Architecture>, String> {
+        let (mut out, mut err) = (PluginBuf::empty(), PluginBuf::empty());
+        let table = abi::host_costs(&costs);
+        // SAFETY: a live handle from `create`; `table` borrows `costs` for the call; out
+        // slots on our stack.
+        let code = unsafe { (self.table.ask_costed)(self.handle, &table, &mut out, &mut err) };
+        self.answer(code, out, err)
+    }
+
+    /// An ask's answer: an architecture, or None when the strategy has nothing left.
+    fn answer(
+        &mut self,
+        code: i32,
+        out: PluginBuf,
+        err: PluginBuf,
+    ) -> Result<Option<Architecture>, String> {
         if self.plugin.check(code, err, "ask")? == abi::EXHAUSTED {
             return Ok(None);
         }

@@ -31,11 +31,9 @@ pub enum State {
     Running,
     /// The search ran to its end.
     Finished,
-    /// The search stopped on an error (it resumes with `nas resume`).
+    /// The search stopped before its end: on an error, or killed (`nas report` sees
+    /// that no process holds the run's lock); it resumes with `nas resume`.
     Stopped,
-    /// Not known: finished when the journal is complete, otherwise stopped or running
-    /// elsewhere (`nas report --html` asks the run's lock which, and says so).
-    Read,
 }
 
 /// Everything the page shows, read from a run.
@@ -156,10 +154,8 @@ pub fn render(p: &Page) -> Result<String> {
     let limits = run_limits(p.args)?;
     let one_shot = is_one_shot(p);
     let complete = complete(p.args, p.journal, one_shot);
-    let state = match (p.state, complete) {
-        (State::Read, true) => State::Finished,
-        (s, _) => s,
-    };
+    // A whole journal is a finished search, whatever the writer thought.
+    let state = if complete { State::Finished } else { p.state };
     let (state_name, status) = match state {
         State::Running => (
             "running",
@@ -172,10 +168,6 @@ pub fn render(p: &Page) -> Result<String> {
                 "stopped before its end (`nas resume {}` continues it)",
                 p.name
             ),
-        ),
-        State::Read => (
-            "unfinished",
-            "not finished: stopped, or still running elsewhere".to_string(),
         ),
     };
     let mut h = String::new();
@@ -715,7 +707,7 @@ mod tests {
             choices: None,
             progress: None,
             final_accuracy: None,
-            state: State::Read,
+            state: State::Stopped,
             written_ms: 0,
         };
         let html = render(&page).unwrap();
@@ -735,14 +727,14 @@ mod tests {
         );
         assert!(html.contains("Trial 2: accuracy <b>70.00%</b>"));
         assert!(html.contains("id=\"best-so-far\"") && html.contains("id=\"pareto\""));
-        // Two of three trials: stopped or still running, but no longer reloading.
+        // Two of three trials: stopped, no longer reloading.
         let page = Page {
             journal: &j[..2],
             ..page
         };
         assert!(render(&page)
             .unwrap()
-            .contains("<body data-state=\"unfinished\""));
+            .contains("<body data-state=\"stopped\""));
     }
 
     #[test]

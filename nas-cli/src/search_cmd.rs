@@ -263,7 +263,7 @@ fn drive_loop(
     )?;
     let mut in_flight = vec![];
     if !journal.is_empty() || run.load_state().map_err(|e| anyhow!(e))?.is_some() {
-        in_flight = restore(&mut strategy, a, run, choices, &journal)?;
+        in_flight = restore(&mut strategy, a, run, choices, &journal, evaluator)?;
         println!(
             "resumed: {} already journaled",
             crate::count(journal.len(), "trial")
@@ -295,7 +295,7 @@ fn drive_loop(
         // A resumed run first evaluates what its last batch asked and did not journal.
         let asked = if in_flight.is_empty() {
             let want = a.parallel.min(a.budget - journal.len());
-            ask_batch(&mut strategy, a, choices, want)?
+            ask_batch(&mut strategy, a, choices, want, evaluator)?
         } else {
             std::mem::take(&mut in_flight)
         };
@@ -363,16 +363,22 @@ fn drive_loop(
 }
 
 /// Asks the strategy for up to `want` architectures (fewer when it runs out), each
-/// checked against the space.
+/// checked against the space; the evaluator's cost model is open to it while it asks.
 fn ask_batch(
     s: &mut LoadedStrategy,
     a: &SearchArgs,
     choices: &[Choice],
     want: usize,
+    evaluator: &dyn Evaluator,
 ) -> Result<Vec<Architecture>> {
     let mut asked = vec![];
+    let costs = |arch: &Architecture| {
+        arch::validate(choices, arch)
+            .map_err(|e| format!("costs of an invalid architecture: {e}"))?;
+        evaluator.costs(arch)
+    };
     while asked.len() < want {
-        let Some(x) = s.ask().map_err(|e| anyhow!(e))? else {
+        let Some(x) = s.ask_costed(&costs).map_err(|e| anyhow!(e))? else {
             break;
         };
         arch::validate(choices, &x).map_err(|e| {
@@ -398,6 +404,7 @@ fn restore(
     run: &RunDir,
     choices: &[Choice],
     journal: &[TrialRecord],
+    evaluator: &dyn Evaluator,
 ) -> Result<Vec<Architecture>> {
     let told = match run.load_state().map_err(|e| anyhow!(e))? {
         Some((told, state)) => {
@@ -420,7 +427,7 @@ fn restore(
     let mut in_flight = vec![];
     while at < journal.len() {
         let want = a.parallel.min(a.budget.saturating_sub(at)).max(1);
-        let mut asked = ask_batch(s, a, choices, want)?;
+        let mut asked = ask_batch(s, a, choices, want, evaluator)?;
         // A strategy that has run out asked nothing: it is told the rest as they are.
         let n = match asked.len() {
             0 => journal.len() - at,

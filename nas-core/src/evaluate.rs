@@ -32,6 +32,10 @@ pub trait Evaluator: Sync {
     fn final_accuracy(&self, _arch: &Architecture) -> Option<f64> {
         None
     }
+    /// What `arch` costs, as [`evaluate`](Self::evaluate) would report it, without
+    /// evaluating it: parameters, multiply-adds, latency and `activations`; accuracy 0.
+    /// (What ask/tell strategies get through `Strategy::ask_costed`.)
+    fn costs(&self, arch: &Architecture) -> Result<Metrics, String>;
 }
 
 /// One architecture of the NAS-Bench-201 table.
@@ -248,6 +252,19 @@ impl Evaluator for Nb201Table {
     fn final_accuracy(&self, arch: &Architecture) -> Option<f64> {
         self.row(arch).ok().map(|r| r.mean / 100.0)
     }
+    /// The table's parameters and latency, and the cost model's multiply-adds and
+    /// activations of the benchmark's network (whether or not queries count them).
+    fn costs(&self, arch: &Architecture) -> Result<Metrics, String> {
+        let row = self.row(arch)?;
+        let c = self.cost(arch)?;
+        Ok(Metrics {
+            accuracy: 0.0,
+            params: Some(row.params_mb * 1e6),
+            macs: Some(c.macs as f64),
+            latency_ms: Some(row.latency_s * 1e3),
+            extra: [("activations".to_string(), Value::from(c.activations))].into(),
+        })
+    }
 }
 
 /// Trains each architecture from scratch and scores it on a validation split.
@@ -292,18 +309,33 @@ impl Evaluator for TrainEvaluator<'_> {
             );
         }
         let (loss, acc) = evaluate(net.as_ref(), self.val, 256);
+        let mut m = self.net_costs(net.as_ref());
+        m.accuracy = acc as f64;
+        m.extra.insert("val_loss".into(), Value::from(loss as f64));
+        Ok(m)
+    }
+
+    /// The costs of the untrained network (they do not depend on its weights), built
+    /// and placed as `evaluate` would.
+    fn costs(&self, arch: &Architecture) -> Result<Metrics, String> {
+        let net = fixed(self.space, arch, 0).map_err(|e| e.to_string())?;
+        self.device.place(net.as_ref())?;
+        Ok(self.net_costs(net.as_ref()))
+    }
+}
+
+impl TrainEvaluator<'_> {
+    /// Parameters, multiply-adds, activations and measured latency of `net`.
+    fn net_costs(&self, net: &dyn crate::nn::Module) -> Metrics {
         let input = [self.train.c, self.train.h, self.train.w];
-        let c = cost(net.as_ref(), input);
-        let mut extra = BTreeMap::new();
-        extra.insert("val_loss".into(), Value::from(loss as f64));
-        extra.insert("activations".into(), Value::from(c.activations));
-        Ok(Metrics {
-            accuracy: acc as f64,
+        let c = cost(net, input);
+        Metrics {
+            accuracy: 0.0,
             params: Some(c.params as f64),
             macs: Some(c.macs as f64),
-            latency_ms: Some(measure_latency(net.as_ref(), input, 1, 5)),
-            extra,
-        })
+            latency_ms: Some(measure_latency(net, input, 1, 5)),
+            extra: [("activations".to_string(), Value::from(c.activations))].into(),
+        }
     }
 }
 

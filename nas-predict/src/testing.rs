@@ -13,7 +13,9 @@ use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::experiment::{Leaderboard, Limits, TrialRecord};
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
-use nas_strategies::{decisions, Architecture, Choice, Metrics, Rng, Setup, Strategy, Value};
+use nas_strategies::{
+    decisions, Architecture, Choice, Costs, Metrics, Rng, Setup, Strategy, Value,
+};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -145,8 +147,12 @@ pub fn search(
     seed: impl Fn(usize) -> u64,
 ) -> Vec<TrialRecord> {
     let mut journal = Vec::with_capacity(budget);
+    // The host's cost model, as `nas search` opens it to every ask.
+    let costs = |a: &Architecture| table.costs(a);
     for t in 0..budget {
-        let Some(arch) = s.ask().unwrap() else { break };
+        let Some(arch) = s.ask_costed(&Costs::Local(&costs)).unwrap() else {
+            break;
+        };
         let metrics = table.evaluate(&arch, seed(t)).unwrap();
         s.tell(&arch, &metrics).unwrap();
         journal.push(TrialRecord {

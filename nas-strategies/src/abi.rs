@@ -9,8 +9,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// Bumped whenever the table or the meaning of a field changes. Version 2: one-shot
 /// hosts answer `lr` and `VirtualStep`, `evaluate` takes a `Subset`, and choices carry
 /// `edge_ops`; a plugin built for version 1 would ask a version-2 host for what it no
-/// longer means, so it is refused.
-pub const ABI_VERSION: u32 = 2;
+/// longer means, so it is refused. Version 3: the ask/tell table has `ask_costed`
+/// (the host's cost model during an ask), and one-shot hosts answer `DistillStep`.
+pub const ABI_VERSION: u32 = 3;
 
 /// A strategy driven by ask/tell.
 pub const KIND_ASK_TELL: u32 = 0;
@@ -72,6 +73,13 @@ pub struct PluginTable {
     /// Writes the JSON of the next architecture to `out`, or returns `EXHAUSTED`.
     pub ask:
         unsafe extern "C" fn(handle: *mut c_void, out: *mut PluginBuf, err: *mut PluginBuf) -> i32,
+    /// `ask` with the host's cost model, valid for the call ([`HostCosts`]).
+    pub ask_costed: unsafe extern "C" fn(
+        handle: *mut c_void,
+        costs: *const HostCosts,
+        out: *mut PluginBuf,
+        err: *mut PluginBuf,
+    ) -> i32,
     /// `trial` is JSON `{"arch": {...}, "metrics": {...}}`.
     pub tell: unsafe extern "C" fn(
         handle: *mut c_void,
@@ -92,6 +100,107 @@ pub struct PluginTable {
 
 // SAFETY: the table holds only function pointers and pointers to static strings.
 unsafe impl Sync for PluginTable {}
+
+/// The host's cost model as it crosses to an ask/tell plugin during `ask_costed`.
+#[repr(C)]
+pub struct HostCosts {
+    pub ctx: *const c_void,
+    /// `arch` is the JSON of an architecture; writes the JSON of its [`Metrics`] (costs
+    /// only, accuracy 0) or an error message to `out`, a host buffer given back through
+    /// `free_buf`. Returns `OK` or `ERROR`.
+    pub metrics: unsafe extern "C" fn(
+        ctx: *const c_void,
+        arch: *const u8,
+        len: usize,
+        out: *mut PluginBuf,
+    ) -> i32,
+    pub free_buf: unsafe extern "C" fn(buf: PluginBuf),
+}
+
+/// What an architecture costs, from the host, before it is evaluated: its parameters,
+/// multiply-adds, latency (the evaluator's: a table's column, or measured on this
+/// machine) and, in `extra`, `activations` (floats of one image's forward pass), as the
+/// evaluator would report them; accuracy is 0. Given to [`Strategy::ask_costed`].
+pub enum Costs<'a> {
+    /// Through the plugin boundary.
+    Host(&'a HostCosts),
+    /// In the same program (the host's side of the boundary, and tests).
+    Local(&'a dyn Fn(&Architecture) -> Result<Metrics, String>),
+}
+
+impl Costs<'_> {
+    pub fn metrics(&self, arch: &Architecture) -> Result<Metrics, String> {
+        match self {
+            Costs::Local(f) => f(arch),
+            Costs::Host(h) => {
+                let json = serde_json::to_vec(arch).map_err(|e| e.to_string())?;
+                let mut out = PluginBuf::empty();
+                // SAFETY: the host's table is valid during `ask_costed`, the only time a
+                // `Costs::Host` exists; our bytes and slot outlive the call.
+                let code = unsafe { (h.metrics)(h.ctx, json.as_ptr(), json.len(), &mut out) };
+                let text = if out.ptr.is_null() {
+                    String::new()
+                } else {
+                    // SAFETY: the host filled `out` with `len` bytes; given back once.
+                    let t = String::from_utf8_lossy(unsafe {
+                        std::slice::from_raw_parts(out.ptr, out.len)
+                    })
+                    .into_owned();
+                    // SAFETY: as above.
+                    unsafe { (h.free_buf)(out) };
+                    t
+                };
+                if code != OK {
+                    return Err(format!("the host's costs: {text}"));
+                }
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("the host's costs: not metrics: {e}: {text}"))
+            }
+        }
+    }
+}
+
+/// Host side: `f` as a [`HostCosts`] table, valid while `f` is borrowed.
+pub fn host_costs(f: &&dyn Fn(&Architecture) -> Result<Metrics, String>) -> HostCosts {
+    HostCosts {
+        ctx: f as *const &dyn Fn(&Architecture) -> Result<Metrics, String> as *const c_void,
+        metrics: costs_call,
+        free_buf,
+    }
+}
+
+/// The host's entry point of [`HostCosts::metrics`].
+///
+/// # Safety
+/// `ctx` is the `&&dyn Fn` that [`host_costs`] took, still borrowed; `arch` holds `len`
+/// readable bytes; `out` is a writable slot.
+unsafe extern "C" fn costs_call(
+    ctx: *const c_void,
+    arch: *const u8,
+    len: usize,
+    out: *mut PluginBuf,
+) -> i32 {
+    let res = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u8>, String> {
+        // SAFETY: see the function's contract.
+        let f = unsafe { &*(ctx as *const &dyn Fn(&Architecture) -> Result<Metrics, String>) };
+        let arch: Architecture = serde_json::from_slice(bytes(arch, len))
+            .map_err(|e| format!("not an architecture: {e}"))?;
+        serde_json::to_vec(&f(&arch)?).map_err(|e| e.to_string())
+    }));
+    let (code, v) = match res {
+        Ok(Ok(v)) => (OK, v),
+        Ok(Err(e)) => (ERROR, e.into_bytes()),
+        Err(p) => (
+            ERROR,
+            format!("host panicked: {}", panic_message(p.as_ref())).into_bytes(),
+        ),
+    };
+    if !out.is_null() {
+        // SAFETY: the plugin passes a writable slot.
+        unsafe { *out = PluginBuf::from_vec(v) };
+    }
+    code
+}
 
 /// Frees a buffer this plugin allocated.
 ///
@@ -223,6 +332,31 @@ pub unsafe extern "C" fn ask<S: Strategy>(
         Some(a) => {
             write(out, serde_json::to_vec(&a).map_err(|e| e.to_string())?)?;
             Ok(OK)
+        }
+    })
+}
+
+/// # Safety
+/// Called by the host through the plugin table with the pointers the ABI describes;
+/// `costs` is valid for the call.
+pub unsafe extern "C" fn ask_costed<S: Strategy>(
+    h: *mut c_void,
+    costs: *const HostCosts,
+    out: *mut PluginBuf,
+    err: *mut PluginBuf,
+) -> i32 {
+    guard(err, || {
+        if costs.is_null() {
+            return Err("null cost table".into());
+        }
+        // SAFETY: checked non-null; the host keeps it valid for the call.
+        let costs = Costs::Host(unsafe { &*costs });
+        match handle::<S>(h)?.ask_costed(&costs)? {
+            None => Ok(EXHAUSTED),
+            Some(a) => {
+                write(out, serde_json::to_vec(&a).map_err(|e| e.to_string())?)?;
+                Ok(OK)
+            }
         }
     })
 }

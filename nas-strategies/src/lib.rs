@@ -15,6 +15,7 @@ pub mod oneshot_abi;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use abi::Costs;
 pub use nas_types::arch::validate;
 pub use nas_types::{
     config_limits, ArchError, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng, LIMIT_FIELDS,
@@ -45,6 +46,16 @@ pub trait Strategy: Send {
     /// Proposes the next architecture, or `None` when the strategy has nothing left
     /// (a grid that is exhausted).
     fn ask(&mut self) -> Result<Option<Architecture>, String>;
+    /// [`ask`](Self::ask), where the host can also tell the costs of any architecture of
+    /// the space before it is evaluated ([`Costs::metrics`]: parameters, multiply-adds,
+    /// latency, activations; no accuracy). A strategy that filters candidates by a
+    /// device budget (DPP-Net) overrides this; the default ignores the costs. The host
+    /// calls this instead of `ask` when it has a cost model (every `nas search` and
+    /// `nas bench-strategies` does). `costs` is valid for this call only.
+    fn ask_costed(&mut self, costs: &Costs) -> Result<Option<Architecture>, String> {
+        let _ = costs;
+        self.ask()
+    }
     /// Reports the metrics of an architecture this strategy proposed.
     fn tell(&mut self, arch: &Architecture, metrics: &Metrics) -> Result<(), String>;
     /// The strategy's whole state, so a search resumes where it stopped.
@@ -186,6 +197,7 @@ macro_rules! export_strategy {
                 create: $crate::abi::create::<$ty>,
                 destroy: $crate::abi::destroy::<$ty>,
                 ask: $crate::abi::ask::<$ty>,
+                ask_costed: $crate::abi::ask_costed::<$ty>,
                 tell: $crate::abi::tell::<$ty>,
                 save: $crate::abi::save::<$ty>,
                 load: $crate::abi::load::<$ty>,

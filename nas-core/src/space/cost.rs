@@ -28,10 +28,10 @@ pub struct Cost {
 pub fn cost(net: &dyn Module, input: [usize; 3]) -> Cost {
     net.set_training(false);
     let x = Tensor::zeros(&[1, input[0], input[1], input[2]]);
-    let (_, macs) = no_grad(|| count_macs(|| net.forward(&x)));
-    // The pass recorded (the record is autodiff's, so gradients on for it): every value
-    // an op made, by its shape.
-    let activations = with_grad(|| crate::trace::trace(net, &x))
+    // One pass, recorded (the record is autodiff's, so gradients on for it): its
+    // multiply-adds, and every value an op made, by its shape.
+    let (graph, macs) = with_grad(|| count_macs(|| crate::trace::trace(net, &x)));
+    let activations = graph
         .map(|g| {
             g.values
                 .iter()

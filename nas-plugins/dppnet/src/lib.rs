@@ -35,10 +35,12 @@
 //! `max_latency_ms`, `max_params`, `max_macs` and `limits` are the host's hard limits
 //! (`nas_types::config_limits`): the host returns only architectures within them, and
 //! the plugin also filters its candidates by them before evaluation. `max_memory_mb`
-//! is the plugin's own (memory is not a host metric): 4 bytes per weight plus 4 per
-//! activation of a batch of `batch` images where the evaluator reports `activations`.
+//! is the plugin's own (memory is not a host limit): 4 bytes per weight plus 4 per
+//! activation of a batch of `batch` images (the `activations` the evaluators report).
 //! Before two results report a cost its model is unfitted, and that cost filters
-//! nothing.
+//! nothing by prediction. When the host opens its cost model (`ask_costed`, as `nas
+//! search` does), every pick is also costed exactly before it is asked, and a pick
+//! over a limit leaves the pool: nothing asked is over the budget.
 
 pub mod costs;
 pub mod pareto;
@@ -46,10 +48,10 @@ pub mod pareto;
 use costs::{costs_of, CostModel, Features, COSTS};
 use nas_predict::{Encoding, MlpConfig, MlpEnsemble, OneHot, PathEncoding, Surrogate};
 use nas_strategies::{
-    config_field, decisions, export_strategy, json, Architecture, Choice, ChoiceKind, Metrics, Rng,
-    Setup, Strategy, Value,
+    config_field, decisions, export_strategy, json, Architecture, Choice, ChoiceKind, Costs,
+    Metrics, Rng, Setup, Strategy, Value,
 };
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::Range;
 
 const FIELDS: &[&str] = &[
@@ -204,6 +206,9 @@ pub struct Dppnet {
     asked: usize,
     /// Surrogate fits so far (each fit's seed).
     fits: u64,
+    /// The host's exact costs of candidates the Pareto selection chose, by key (when the
+    /// host has a cost model: `ask_costed`).
+    exact: BTreeMap<String, [Option<f64>; 4]>,
 }
 
 impl Dppnet {
@@ -296,7 +301,8 @@ impl Dppnet {
     }
 
     /// Predicted costs of each pool member: `(cost index, prediction, margin)` per cost
-    /// with a fitted model; an architecture already told has its own costs, margin 0.
+    /// with a fitted model; an architecture already told, or costed by the host, has its
+    /// own costs, margin 0.
     fn predict_costs(&self) -> Vec<Vec<(usize, f64, f64)>> {
         let models: Vec<(usize, CostModel)> = (0..COSTS.len())
             .filter_map(|c| {
@@ -313,10 +319,14 @@ impl Dppnet {
         self.pool
             .iter()
             .map(|d| {
-                let known = told.get(&self.key(d));
+                let key = self.key(d);
+                let known = told
+                    .get(&key)
+                    .map(|t| t.costs)
+                    .or_else(|| self.exact.get(&key).copied());
                 models
                     .iter()
-                    .map(|(c, m)| match known.and_then(|t| t.costs[*c]) {
+                    .map(|(c, m)| match known.and_then(|k| k[*c]) {
                         Some(v) => (*c, v, 0.0),
                         None => (*c, m.predict(&self.features, d), self.cfg.margin * m.rmse),
                     })
@@ -325,8 +335,29 @@ impl Dppnet {
             .collect()
     }
 
-    /// Picks the next batch from the pool; how many it picked.
-    fn pick(&mut self) -> Result<usize, String> {
+    /// Whether pool member `i` is within the budget by the host's exact costs.
+    fn exactly_within(&mut self, i: usize, costs: &Costs) -> Result<bool, String> {
+        let key = self.key(&self.pool[i]);
+        let c = match self.exact.get(&key) {
+            Some(c) => *c,
+            None => {
+                let arch = decisions::to_arch(&self.space, &self.pool[i]);
+                let c = costs_of(&costs.metrics(&arch)?, self.cfg.batch);
+                self.exact.insert(key, c);
+                c
+            }
+        };
+        Ok(self
+            .cfg
+            .limits
+            .iter()
+            .all(|(k, max)| c[*k].is_none_or(|v| v <= *max)))
+    }
+
+    /// Picks the next batch from the pool; how many it picked. With the host's costs
+    /// (`host`), every pick is within the budget by its exact costs: a chosen candidate
+    /// over it leaves the pool and the selection runs again without it.
+    fn pick(&mut self, host: Option<&Costs>) -> Result<usize, String> {
         let acc = self.predict_accuracy()?;
         let costs = self.predict_costs();
         let mut candidates = vec![];
@@ -345,13 +376,35 @@ impl Dppnet {
             }
         }
         let n = self.batch.min(self.picks_left);
-        let mut chosen: Vec<usize> = pareto::select(&points, n)
-            .into_iter()
-            .map(|j| candidates[j])
-            .collect();
+        let mut over: Vec<usize> = vec![];
+        let chosen: Vec<usize> = loop {
+            let chosen: Vec<usize> = pareto::select(&points, n)
+                .into_iter()
+                .map(|j| candidates[j])
+                .collect();
+            let Some(host) = host.filter(|_| !self.cfg.limits.is_empty()) else {
+                break chosen;
+            };
+            let mut out = vec![];
+            for &i in &chosen {
+                if !self.exactly_within(i, host)? {
+                    out.push(i);
+                }
+            }
+            if out.is_empty() {
+                break chosen;
+            }
+            let keep: Vec<bool> = candidates.iter().map(|i| !out.contains(i)).collect();
+            let mut k = keep.iter();
+            points.retain(|_| *k.next().unwrap());
+            let mut k = keep.iter();
+            candidates.retain(|_| *k.next().unwrap());
+            over.extend(out);
+        };
         let picked: Vec<Vec<usize>> = chosen.iter().map(|&i| self.pool[i].clone()).collect();
-        chosen.sort_unstable_by(|a, b| b.cmp(a));
-        for i in chosen {
+        let mut gone: Vec<usize> = chosen.into_iter().chain(over).collect();
+        gone.sort_unstable_by(|a, b| b.cmp(a));
+        for i in gone {
             self.pool.swap_remove(i);
         }
         for d in picked.iter() {
@@ -366,6 +419,33 @@ impl Dppnet {
         };
         self.kept.extend(picked);
         Ok(points.len().min(n))
+    }
+
+    /// The next architecture to ask (`ask`'s answer), with the host's costs when given.
+    fn next(&mut self, host: Option<&Costs>) -> Result<Option<Architecture>, String> {
+        loop {
+            if let Some(d) = self.queue.pop_front() {
+                self.asked += 1;
+                return Ok(Some(decisions::to_arch(&self.space, &d)));
+            }
+            if self.picks_left > 0 && !self.pool.is_empty() {
+                if self.pick(host)? == 0 {
+                    if self.sampled {
+                        // A fresh sample of the whole space with nothing predicted
+                        // within the budget: nothing is left to propose.
+                        return Ok(None);
+                    }
+                    // Nothing left here is predicted within the budget: go on from a
+                    // sample of the whole space.
+                    self.pool.clear();
+                    self.kept.clear();
+                }
+                continue;
+            }
+            if !self.advance() {
+                return Ok(None);
+            }
+        }
     }
 
     /// Starts the next depth, or at full depth the next round; false when nothing is left.
@@ -432,33 +512,19 @@ impl Strategy for Dppnet {
             seen: HashSet::new(),
             asked: 0,
             fits: 0,
+            exact: BTreeMap::new(),
         })
     }
 
     fn ask(&mut self) -> Result<Option<Architecture>, String> {
-        loop {
-            if let Some(d) = self.queue.pop_front() {
-                self.asked += 1;
-                return Ok(Some(decisions::to_arch(&self.space, &d)));
-            }
-            if self.picks_left > 0 && !self.pool.is_empty() {
-                if self.pick()? == 0 {
-                    if self.sampled {
-                        // A fresh sample of the whole space with nothing predicted
-                        // within the budget: nothing is left to propose.
-                        return Ok(None);
-                    }
-                    // Nothing left here is predicted within the budget: go on from a
-                    // sample of the whole space.
-                    self.pool.clear();
-                    self.kept.clear();
-                }
-                continue;
-            }
-            if !self.advance() {
-                return Ok(None);
-            }
-        }
+        self.next(None)
+    }
+
+    /// With the host's cost model, no architecture over the budget is asked: each pick
+    /// is checked by its exact costs (the paper's device constraints, computed for the
+    /// candidate rather than predicted).
+    fn ask_costed(&mut self, costs: &Costs) -> Result<Option<Architecture>, String> {
+        self.next(Some(costs))
     }
 
     fn tell(&mut self, arch: &Architecture, m: &Metrics) -> Result<(), String> {
@@ -496,6 +562,7 @@ impl Strategy for Dppnet {
             "asked": self.asked,
             "fits": self.fits,
             "rng": self.rng.state(),
+            "exact": self.exact,
         }))
     }
 
@@ -530,6 +597,7 @@ impl Strategy for Dppnet {
         self.sampled = config_field(&s, "sampled", false).map_err(|e| f(&e))?;
         self.asked = config_field(&s, "asked", 0).map_err(|e| f(&e))?;
         self.fits = config_field(&s, "fits", 0).map_err(|e| f(&e))?;
+        self.exact = config_field(&s, "exact", BTreeMap::new()).map_err(|e| f(&e))?;
         self.rng = Rng::from_state(config_field(&s, "rng", self.rng.state()).map_err(|e| f(&e))?);
         let seen: Vec<String> = config_field(&s, "seen", vec![]).map_err(|e| f(&e))?;
         self.seen = seen.into_iter().collect();
