@@ -504,12 +504,7 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// A cost a trial reports: `params`, `macs`, `latency_ms`, or a number the evaluator
 /// added under that name.
 pub fn cost(m: &Metrics, name: &str) -> Option<f64> {
-    match name {
-        "params" => m.params,
-        "macs" => m.macs,
-        "latency_ms" => m.latency_ms,
-        _ => m.extra.get(name).and_then(|v| v.as_f64()),
-    }
+    m.cost(name)
 }
 
 /// Hard limits on a trial's costs: a trial over any of them, or lacking a limited cost,

@@ -37,6 +37,17 @@ impl Metrics {
     pub fn is_failed(&self) -> bool {
         self.extra.contains_key(FAILED_FIELD)
     }
+
+    /// A cost by its name: `params`, `macs`, `latency_ms`, or a number the evaluator
+    /// added under that name in `extra` (`activations`).
+    pub fn cost(&self, name: &str) -> Option<f64> {
+        match name {
+            "params" => self.params,
+            "macs" => self.macs,
+            "latency_ms" => self.latency_ms,
+            _ => self.extra.get(name).and_then(|v| v.as_f64()),
+        }
+    }
 }
 
 /// The config fields that set a run's hard cost limits. The host applies them to all a

@@ -160,14 +160,10 @@ impl AlphaNet {
     /// Whether `d` is within every cost limit, and its cost.
     fn within(&self, host: &mut dyn SupernetHost, d: &[usize]) -> Result<(bool, f64), String> {
         let m = host.metrics(&decisions::to_arch(&self.info.choices, d))?;
-        let ok = self.limits.iter().all(|(what, max)| {
-            let v = match what.as_str() {
-                "params" => m.params,
-                "macs" => m.macs,
-                _ => m.latency_ms,
-            };
-            v.is_none_or(|v| v <= *max)
-        });
+        let ok = self
+            .limits
+            .iter()
+            .all(|(what, max)| m.cost(what).is_none_or(|v| v <= *max));
         Ok((ok, m.macs.or(m.params).or(m.latency_ms).unwrap_or(0.0)))
     }
 }

@@ -77,14 +77,10 @@ impl Spos {
             return Ok(true);
         }
         let m = host.metrics(&decisions::to_arch(&self.info.choices, d))?;
-        Ok(self.limits.iter().all(|(what, max)| {
-            let v = match what.as_str() {
-                "params" => m.params,
-                "macs" => m.macs,
-                _ => m.latency_ms,
-            };
-            v.is_none_or(|v| v <= *max)
-        }))
+        Ok(self
+            .limits
+            .iter()
+            .all(|(what, max)| m.cost(what).is_none_or(|v| v <= *max)))
     }
 }
 
