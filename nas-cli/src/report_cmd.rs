@@ -46,9 +46,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         );
     }
     // A run that is not whole is still being written, or was stopped: its lock says which.
-    // (A one-shot run killed before its export has no `scored_by` yet; it has a progress
-    // record.)
-    let one_shot_run = one_shot || run.path.join("progress.jsonl").exists();
+    let one_shot_run = crate::report_html::one_shot(&j, run.path.join("progress.jsonl").exists());
     let state = if crate::report_html::complete(&args, &j, one_shot_run) {
         State::Finished
     } else if let Some(w) = run.writer() {

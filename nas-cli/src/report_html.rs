@@ -133,8 +133,15 @@ pub fn finish(run: &RunDir, args: &SearchArgs, ok: bool) {
 
 /// Whether the run's trials are those of a one-shot search (its one trial, the export).
 fn is_one_shot(p: &Page) -> bool {
-    p.progress.is_some()
-        || p.journal
+    one_shot(p.journal, p.progress.is_some())
+}
+
+/// Whether a run is a one-shot search: it has a training record (`progress.jsonl`), or
+/// its journal holds an export scored by a supernet (a run killed before its export has
+/// only the former).
+pub fn one_shot(journal: &[TrialRecord], has_progress: bool) -> bool {
+    has_progress
+        || journal
             .iter()
             .any(|r| r.metrics.extra.contains_key("scored_by"))
 }

@@ -11,7 +11,7 @@ use crate::space::cost::{cost, measure_latency, Cost};
 use crate::space::{fixed, Architecture, Space};
 use crate::train::{evaluate, sgd_for, train_epoch, TrainConfig};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 pub use nas_types::Metrics;
@@ -231,23 +231,21 @@ impl Evaluator for Nb201Table {
         let row = self.row(arch)?;
         let mut rng = Rng::new(trial_seed);
         let acc = row.seeds[rng.below(row.seeds.len())];
-        let mut extra = BTreeMap::new();
-        extra.insert("arch_str".into(), Value::from(row.arch_str.clone()));
-        extra.insert("train_time_s".into(), Value::from(row.train_time_s));
-        let c = match self.count_macs {
-            true => Some(self.cost(arch)?),
-            false => None,
+        // The costs as `costs` gives them, without the cost model's where not counted.
+        let mut m = match self.count_macs {
+            true => self.costs(arch)?,
+            false => Metrics {
+                params: Some(row.params_mb * 1e6),
+                latency_ms: Some(row.latency_s * 1e3),
+                ..Metrics::default()
+            },
         };
-        if let Some(c) = c {
-            extra.insert("activations".into(), Value::from(c.activations));
-        }
-        Ok(Metrics {
-            accuracy: acc / 100.0,
-            params: Some(row.params_mb * 1e6),
-            macs: c.map(|c| c.macs as f64),
-            latency_ms: Some(row.latency_s * 1e3),
-            extra,
-        })
+        m.accuracy = acc / 100.0;
+        m.extra
+            .insert("arch_str".into(), Value::from(row.arch_str.clone()));
+        m.extra
+            .insert("train_time_s".into(), Value::from(row.train_time_s));
+        Ok(m)
     }
     fn final_accuracy(&self, arch: &Architecture) -> Option<f64> {
         self.row(arch).ok().map(|r| r.mean / 100.0)
