@@ -102,6 +102,22 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         .map_err(|e| anyhow!(e))?;
     trainer.checkpoint_dir = Some(run.path.clone());
     let resume = trainer.load_checkpoint().map_err(|e| anyhow!(e))?;
+    if let (None, Some(from)) = (&resume, &a.init_from) {
+        let fresh = trainer.init_from(from).map_err(|e| anyhow!(e))?;
+        println!(
+            "supernet weights from {}{}",
+            from.display(),
+            match fresh.len() {
+                0 => String::new(),
+                n => format!(
+                    "; {} did not fit and start fresh: {}{}",
+                    crate::count(n, "tensor"),
+                    fresh[..n.min(5)].join(", "),
+                    if n > 5 { ", ..." } else { "" }
+                ),
+            }
+        );
+    }
     let info = trainer.info().clone();
     let per_epoch = info.batches_per_epoch as u64;
     let bar = ProgressBar::new(per_epoch * info.epochs as u64);
@@ -213,7 +229,44 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         metrics: metrics.clone(),
         seconds: search_seconds,
     };
-    run.append(&rec).map_err(|e| anyhow!(e))?;
+    // A multi-objective strategy's Pareto set goes into the journal beside the export,
+    // scored the same way, so `nas export --pareto` and `nas report` show it.
+    let mut records = vec![rec.clone()];
+    let front: Vec<_> = trainer
+        .front
+        .iter()
+        .filter(|f| **f != found)
+        .cloned()
+        .collect();
+    if !front.is_empty() {
+        println!(
+            "scoring the strategy's Pareto set ({}) with the supernet's weights",
+            crate::count(front.len(), "more architecture")
+        );
+    }
+    for (i, f) in front.into_iter().enumerate() {
+        let acc = trainer
+            .evaluate_arch(&f, RECALIBRATE)
+            .map_err(|e| anyhow!(e))?;
+        let mut m = trainer.metrics(&f).map_err(|e| anyhow!(e))?;
+        m.accuracy = acc as f64;
+        m.extra.insert(
+            "scored_by".into(),
+            "supernet weights on the validation split".into(),
+        );
+        m.extra.insert("pareto_set".into(), true.into());
+        records.push(TrialRecord {
+            trial: i + 1,
+            arch: f,
+            metrics: m,
+            seconds: 0.0,
+        });
+    }
+    // The final weights, for `--init-from` (a later run on other data or classes).
+    trainer
+        .save_weights(&run.path.join(nas_cli::trainer::FINAL_WEIGHTS))
+        .map_err(|e| anyhow!(e))?;
+    run.append_all(&records).map_err(|e| anyhow!(e))?;
     write_best(run, &rec, final_accuracy)?;
     println!(
         "{} finished in {:.1} s; exported architecture: {}",

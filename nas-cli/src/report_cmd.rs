@@ -29,11 +29,15 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"));
     if one_shot {
         println!(
-            "{}: one-shot {} on {}, {}; its export, scored with the supernet's weights:",
+            "{}: one-shot {} on {}, {}; its export{}, scored with the supernet's weights:",
             run.path.display(),
             args.strategy,
             args.space.display(),
-            crate::count(args.epochs, "epoch")
+            crate::count(args.epochs, "epoch"),
+            match j.len() {
+                0 | 1 => String::new(),
+                n => format!(" (trial 0) and its Pareto set ({} more)", n - 1),
+            }
         );
     } else {
         println!(
@@ -106,8 +110,14 @@ pub fn report(a: ReportArgs) -> Result<()> {
         );
     }
     if one_shot {
-        // One trial, the export: a best-so-far or Pareto plot of one point says nothing;
-        // the search's own record of its training does.
+        // A best-so-far plot of an export says nothing; the search's own record of its
+        // training does, and the Pareto plot of a multi-objective strategy's set.
+        if j.len() > 1 {
+            if let Some((svg, front, cost)) = pareto_svg(&cands, &args) {
+                println!("Pareto front: {front} of accuracy against {cost}");
+                write_plot(&run.path.join("pareto.svg"), &svg);
+            }
+        }
         let progress = run.path.join("progress.jsonl");
         match std::fs::read_to_string(&progress) {
             Ok(text) => write_plot(

@@ -220,6 +220,12 @@ pub fn render(p: &Page) -> Result<String> {
     best_section(&mut h, p, &limits, one_shot);
     if one_shot {
         training_section(&mut h, p);
+        if p.journal.len() > 1 {
+            // A multi-objective strategy's Pareto set, journaled beside its export.
+            h.push_str("<section id=\"plots\">\n<h2>Pareto set</h2>\n<div class=\"plots\">\n");
+            pareto_figure(&mut h, p, &limits);
+            h.push_str("</div>\n</section>\n");
+        }
     } else if !p.journal.is_empty() {
         plots_section(&mut h, p, &limits);
     }
@@ -258,7 +264,13 @@ fn choices_of(arch: &Architecture) -> Vec<Choice> {
 /// The best architecture (or, while a one-shot search trains, the one it would export
 /// now): what it scored, its drawing and its JSON.
 fn best_section(h: &mut String, p: &Page, limits: &Limits, one_shot: bool) {
-    let best = experiment::best(&candidates(p.journal, limits)).cloned();
+    let cands = candidates(p.journal, limits);
+    // A one-shot run's export is its trial 0 (the rest, if any, its Pareto set).
+    let best = if one_shot {
+        cands.iter().find(|c| c.trials.contains(&0)).cloned()
+    } else {
+        experiment::best(&cands).cloned()
+    };
     let (heading, line, arch) = match &best {
         Some(b) => {
             let mut line = format!(
@@ -374,6 +386,12 @@ fn plots_section(h: &mut String, p: &Page, limits: &Limits) {
         "<figure class=\"plot\" id=\"best-so-far\"><figcaption>Best accuracy so far</figcaption>\n{}</figure>",
         inline(&best_so_far_svg(p.journal, limits), "best-so-far")
     );
+    pareto_figure(h, p, limits);
+    h.push_str("</div>\n</section>\n");
+}
+
+/// The Pareto plot of the run's feasible architectures, when they report the cost.
+fn pareto_figure(h: &mut String, p: &Page, limits: &Limits) {
     let cands = candidates(p.journal, limits);
     if let Some((svg, front, cost)) = pareto_svg(&cands, p.args) {
         let _ = writeln!(
@@ -385,7 +403,6 @@ fn plots_section(h: &mut String, p: &Page, limits: &Limits) {
             inline(&svg, "pareto")
         );
     }
-    h.push_str("</div>\n</section>\n");
 }
 
 /// A one-shot search's training: its figures by epoch, and the mixing weights of every

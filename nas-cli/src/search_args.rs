@@ -85,6 +85,14 @@ pub struct SearchArgs {
     /// Strategy options as JSON, inline or `@file.json`.
     #[arg(long)]
     pub config: Option<String>,
+    /// One-shot strategies: start the supernet from another run's weights (a one-shot
+    /// run's directory: its final supernet, or its last checkpoint's) or from a
+    /// .safetensors file, instead of fresh ones (transfer to other data or classes).
+    /// Tensors are matched by name and shape; those that do not fit (a classifier for
+    /// another number of classes) start fresh and are listed.
+    #[arg(long, value_name = "RUN_DIR|FILE")]
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
     /// Extra directories to look for plugins in (before NAS_PLUGIN_PATH and the binary's).
     #[arg(long)]
     #[serde(default)]
@@ -250,7 +258,12 @@ pub fn run_limits(a: &SearchArgs) -> Result<Limits> {
 /// over its trials), or an error that says no trial was feasible.
 pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
     let c = candidates(j, limits);
-    match experiment::best(&c) {
+    // A one-shot run's answer is its export, trial 0, whatever the accuracy of the
+    // Pareto set a multi-objective strategy journals beside it.
+    let export = crate::report_html::one_shot(j, false)
+        .then(|| c.iter().find(|c| c.trials.contains(&0)))
+        .flatten();
+    match export.or_else(|| experiment::best(&c)) {
         Some(b) => Ok(b.clone()),
         None => bail!(
             "none of the run's {} is within the limits ({limits})",

@@ -162,6 +162,19 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
     })?;
     let limits = run_limits(a)?;
     let executor = crate::slurm::ExecutorKind::from_args(a)?;
+    if let Some(from) = &a.init_from {
+        if plugin.kind != nas_strategies::abi::KIND_ONE_SHOT {
+            bail!(
+                "--init-from {}: `{}` trains no supernet (only one-shot strategies start from \
+                 another run's weights)",
+                from.display(),
+                a.strategy
+            );
+        }
+        if !from.exists() {
+            bail!("--init-from {}: no such file or directory", from.display());
+        }
+    }
     if plugin.kind == nas_strategies::abi::KIND_ONE_SHOT {
         let inputs = crate::oneshot_cmd::prepare(a)?;
         if let crate::slurm::ExecutorKind::Slurm(cfg) = executor {

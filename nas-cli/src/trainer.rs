@@ -17,8 +17,8 @@ use nas_strategies::oneshot::{
 };
 use nas_strategies::{Architecture, Metrics, Rng, Value};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 /// The most epochs a supernet trains for (a stated cap).
 pub const MAX_EPOCHS: usize = 10_000;
@@ -106,7 +106,15 @@ struct CheckpointFile {
     train: BatchesState,
     val: BatchesState,
     strategy: Value,
+    /// The strategy's last [`SupernetHost::front`].
+    #[serde(default)]
+    front: Vec<Architecture>,
 }
+
+/// The file a finished one-shot run keeps its supernet's final weights in (tensor names
+/// `net.<parameter>`, as in the checkpoints), for `--init-from` and inherited-weight
+/// exports.
+pub const FINAL_WEIGHTS: &str = "supernet.safetensors";
 
 /// A supernet being searched: its weights' optimiser, the training and validation
 /// streams, weight slots and the kept gradient direction.
@@ -132,6 +140,8 @@ pub struct SupernetTrainer<'a> {
     pub checkpoint_dir: Option<PathBuf>,
     /// The last checkpoint's strategy state (also when there is no directory).
     pub last_state: Option<Value>,
+    /// The strategy's last [`SupernetHost::front`] (a multi-objective run's Pareto set).
+    pub front: Vec<Architecture>,
     /// Called with every progress report and the mean of the mixing weights the
     /// training steps since the report before used (empty when none trained), so a
     /// search records how its architecture distribution moved whatever the strategy.
@@ -221,6 +231,7 @@ impl<'a> SupernetTrainer<'a> {
             generation: 0,
             checkpoint_dir: None,
             last_state: None,
+            front: vec![],
             on_progress: Box::new(|_, _| {}),
             mix_sum: vec![],
             mix_steps: 0,
@@ -322,16 +333,7 @@ impl<'a> SupernetTrainer<'a> {
             .map_err(|e| format!("{}: not a one-shot checkpoint: {e}", path.display()))?;
         let wpath = dir.join(format!("supernet-{}.safetensors", c.generation));
         let file = nas_core::io::load_tensors(&wpath).map_err(|e| format!("{e:#}"))?;
-        let mut missing = vec![];
-        no_grad(|| {
-            self.supernet.net.visit(
-                "",
-                &mut |name, t, _| match file.get(&format!("net.{name}")) {
-                    Some(v) if v.shape() == t.shape() => t.data_mut().copy_from_slice(&v.data()),
-                    _ => missing.push(name),
-                },
-            )
-        });
+        let missing = self.copy_weights(&file);
         if !missing.is_empty() {
             return Err(format!(
                 "{}: does not fit this supernet (missing or misshapen: {})",
@@ -354,7 +356,80 @@ impl<'a> SupernetTrainer<'a> {
         self.val.restore(&c.val);
         self.generation = c.generation;
         self.last_state = Some(c.strategy.clone());
+        self.front = c.front;
         Ok(Some(c.strategy))
+    }
+
+    /// Copies the tensors of `file` (`net.<parameter>`) into the supernet's weights and
+    /// buffers by name; returns the names of those it has no tensor of that shape for.
+    fn copy_weights(&mut self, file: &HashMap<String, Tensor>) -> Vec<String> {
+        let mut missing = vec![];
+        no_grad(|| {
+            self.supernet.net.visit(
+                "",
+                &mut |name, t, _| match file.get(&format!("net.{name}")) {
+                    Some(v) if v.shape() == t.shape() => t.data_mut().copy_from_slice(&v.data()),
+                    _ => missing.push(name),
+                },
+            )
+        });
+        missing
+    }
+
+    /// `--init-from`: starts the supernet from the weights at `from`, a one-shot run's
+    /// directory (its final weights, else its last checkpoint's) or a `.safetensors`
+    /// file. Tensors that do not fit by name and shape stay fresh; returns their names.
+    /// An error when nothing fits (another space, or not a supernet's weights).
+    pub fn init_from(&mut self, from: &Path) -> Result<Vec<String>, String> {
+        let path = if from.is_dir() {
+            let last = from.join(FINAL_WEIGHTS);
+            if last.exists() {
+                last
+            } else {
+                let c = from.join("oneshot.json");
+                let text = std::fs::read_to_string(&c).map_err(|_| {
+                    format!(
+                        "--init-from {}: no supernet weights there (neither {FINAL_WEIGHTS} \
+                         nor a checkpoint's oneshot.json; one-shot searches keep them)",
+                        from.display()
+                    )
+                })?;
+                let c: CheckpointFile = serde_json::from_str(&text)
+                    .map_err(|e| format!("{}: not a one-shot checkpoint: {e}", c.display()))?;
+                from.join(format!("supernet-{}.safetensors", c.generation))
+            }
+        } else {
+            from.to_path_buf()
+        };
+        let file = nas_core::io::load_tensors(&path)
+            .map_err(|e| format!("--init-from {}: {e:#}", path.display()))?;
+        let mut total = 0;
+        self.supernet.net.visit("", &mut |_, _, _| total += 1);
+        let fresh = self.copy_weights(&file);
+        if fresh.len() == total {
+            return Err(format!(
+                "--init-from {}: none of its {} tensors fits this supernet (by name \
+                 `net.<parameter>` and shape); was it saved from a search of this space?",
+                path.display(),
+                file.len()
+            ));
+        }
+        Ok(fresh)
+    }
+
+    /// Writes the supernet's weights and buffers to `path` (as a checkpoint names them,
+    /// without the optimiser's state).
+    pub fn save_weights(&self, path: &Path) -> Result<(), String> {
+        nas_core::io::save_tensors(path, &self.named_weights()).map_err(|e| format!("{e:#}"))
+    }
+
+    /// The supernet's weights and buffers, named `net.<parameter>`.
+    fn named_weights(&self) -> Vec<(String, Tensor)> {
+        let mut tensors: Vec<(String, Tensor)> = vec![];
+        self.supernet.net.visit("", &mut |name, t, _| {
+            tensors.push((format!("net.{name}"), t.clone()))
+        });
+        tensors
     }
 
     /// The loss of one batch of `split` under `mix` and its gradient by every mixing
@@ -546,6 +621,12 @@ impl SupernetHost for SupernetTrainer<'_> {
         Ok(out)
     }
 
+    fn front(&mut self, archs: &[Architecture]) -> Result<(), String> {
+        nas_strategies::oneshot::check_front(&self.info.choices, archs)?;
+        self.front = archs.to_vec();
+        Ok(())
+    }
+
     fn weights(&mut self, op: WeightOp) -> Result<(), String> {
         match op {
             WeightOp::Save { slot } => {
@@ -695,10 +776,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             return Ok(());
         };
         let gen = self.generation + 1;
-        let mut tensors: Vec<(String, Tensor)> = vec![];
-        self.supernet.net.visit("", &mut |name, t, _| {
-            tensors.push((format!("net.{name}"), t.clone()))
-        });
+        let mut tensors = self.named_weights();
         for (i, v) in self.opt.velocity().iter().enumerate() {
             if !v.is_empty() {
                 tensors.push((
@@ -715,6 +793,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             train: self.train.state(),
             val: self.val.state(),
             strategy: state.clone(),
+            front: self.front.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("oneshot.json"), &bytes)?;

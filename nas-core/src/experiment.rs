@@ -408,6 +408,13 @@ impl RunDir {
     /// Appends one trial and flushes it to disk before returning; returns the bytes
     /// written.
     pub fn append(&self, r: &TrialRecord) -> Result<usize, String> {
+        self.append_all(std::slice::from_ref(r))
+    }
+
+    /// Appends trials in one write (a run's journal gains all of them or, killed in the
+    /// middle, a cut last line that the reader drops) and flushes them to disk before
+    /// returning; returns the bytes written.
+    pub fn append_all(&self, rs: &[TrialRecord]) -> Result<usize, String> {
         self.writable()?;
         let p = self.journal_path();
         let mut f = OpenOptions::new()
@@ -415,12 +422,15 @@ impl RunDir {
             .create(true)
             .open(&p)
             .map_err(|e| format!("{}: {e}", p.display()))?;
-        let mut line = serde_json::to_vec(r).map_err(|e| e.to_string())?;
-        line.push(b'\n');
-        f.write_all(&line)
+        let mut lines = vec![];
+        for r in rs {
+            lines.extend(serde_json::to_vec(r).map_err(|e| e.to_string())?);
+            lines.push(b'\n');
+        }
+        f.write_all(&lines)
             .map_err(|e| format!("{}: {e}", p.display()))?;
         f.sync_data().map_err(|e| format!("{}: {e}", p.display()))?;
-        Ok(line.len())
+        Ok(lines.len())
     }
 
     /// The strategy state saved after `told` trials had been told to it; returns the

@@ -2,7 +2,7 @@
 //! ([`encode`]: one-hot, the path encoding of cell spaces, token sequences), surrogates
 //! fitted on evaluated architectures and asked about new ones ([`Surrogate`]: an
 //! ensemble of MLPs trained with nas-core's autodiff, a Gaussian process with an RBF
-//! kernel), and rank correlations to judge them ([`rank`]: Kendall's tau, Spearman's rho).
+//! kernel, gradient-boosted regression trees), and rank correlations to judge them ([`rank`]: Kendall's tau, Spearman's rho).
 //!
 //! Everything works on decision vectors (`nas_strategies::decisions`): one option index
 //! per choice of the space. A plugin links this crate (and with it nas-core) only if it
@@ -12,6 +12,7 @@
 //! strategies' tests share (it needs the engine's table, so it cannot be the SDK's).
 
 pub mod encode;
+pub mod gbt;
 pub mod gp;
 pub mod mlp;
 pub mod rank;
@@ -19,6 +20,7 @@ pub mod rank;
 pub mod testing;
 
 pub use encode::{Encoding, OneHot, PathEncoding, Tokens};
+pub use gbt::{Gbt, GbtConfig};
 pub use gp::Gp;
 pub use mlp::{MlpConfig, MlpEnsemble};
 pub use rank::{kendall_tau, spearman};

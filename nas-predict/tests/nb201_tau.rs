@@ -6,7 +6,8 @@
 //! the space are `nas_predict::testing`'s.
 use nas_predict::testing::nb201;
 use nas_predict::{
-    kendall_tau, spearman, Encoding, Gp, MlpConfig, MlpEnsemble, OneHot, PathEncoding, Surrogate,
+    kendall_tau, spearman, Encoding, Gbt, GbtConfig, Gp, MlpConfig, MlpEnsemble, OneHot,
+    PathEncoding, Surrogate,
 };
 use nas_strategies::{decisions, Choice, Rng};
 
@@ -50,7 +51,7 @@ fn surrogates_rank_held_out_nas_bench_201_cells() {
         .map(|d| table.row(&decisions::to_arch(&space, d)).unwrap().mean)
         .collect();
     // (surrogate, encoding) -> tau and rho summed over draws, per size.
-    let names = ["MLP ensemble", "GP (RBF)"];
+    let names = ["MLP ensemble", "GP (RBF)", "boosted trees"];
     let mut tau = vec![vec![vec![0.0; SIZES.len()]; 2]; names.len()];
     let mut rho = tau.clone();
     for draw in 0..DRAWS {
@@ -72,6 +73,13 @@ fn surrogates_rank_held_out_nas_bench_201_cells() {
                 let mut models: Vec<Box<dyn Surrogate>> = vec![
                     Box::new(MlpEnsemble::new(MlpConfig::default(), draw).unwrap()),
                     Box::new(Gp::new()),
+                    Box::new(
+                        Gbt::new(GbtConfig {
+                            seed: draw,
+                            ..GbtConfig::default()
+                        })
+                        .unwrap(),
+                    ),
                 ];
                 for (mi, m) in models.iter_mut().enumerate() {
                     m.fit(&x[..n], &y[..n]).unwrap();

@@ -419,6 +419,26 @@ pub struct DistillLosses {
 /// The most students one [`SupernetHost::distill_step`] takes (a stated cap).
 pub const MAX_STUDENTS: usize = 64;
 
+/// The most architectures one [`SupernetHost::front`] takes (a stated cap: the host
+/// scores each on the validation split when the run ends).
+pub const MAX_FRONT: usize = 256;
+
+/// What a host checks of a [`SupernetHost::front`]: at most [`MAX_FRONT`] architectures,
+/// each valid in `choices`.
+pub fn check_front(choices: &[Choice], archs: &[Architecture]) -> Result<(), String> {
+    if archs.len() > MAX_FRONT {
+        return Err(format!(
+            "front: {} architectures, at most {MAX_FRONT}",
+            archs.len()
+        ));
+    }
+    for (i, a) in archs.iter().enumerate() {
+        nas_types::arch::validate(choices, a)
+            .map_err(|e| format!("front: architecture {i} does not fit the space: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Operations on the supernet's weights (what second-order DARTS needs).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -499,6 +519,19 @@ pub trait SupernetHost {
         Err(
             "this host does not offer distill_step (AlphaNet's sandwich step); \
              update nas"
+                .into(),
+        )
+    }
+    /// The run's Pareto set, from a multi-objective strategy (NAT): when the run ends the
+    /// host journals each architecture of the last call beside the export, scored as the
+    /// export is (the supernet's weights on the validation split) with its costs, so `nas
+    /// export --pareto` and `nas report` show the front. A later call replaces an earlier
+    /// one; call it before [`checkpoint`](Self::checkpoint) so a resumed run has it. At
+    /// most [`MAX_FRONT`] architectures, each valid in the space. A host without it
+    /// answers an error.
+    fn front(&mut self, _archs: &[Architecture]) -> Result<(), String> {
+        Err(
+            "this host does not offer front (a multi-objective run's Pareto set); update nas"
                 .into(),
         )
     }

@@ -78,6 +78,9 @@ pub enum Request {
         students: usize,
         loss: DistillLoss,
     },
+    Front {
+        archs: Vec<Architecture>,
+    },
     Weights {
         w: WeightOp,
     },
@@ -197,6 +200,7 @@ unsafe extern "C" fn host_call(
                 let paths: Vec<Vec<f32>> = mix[n..].chunks(n.max(1)).map(|c| c.to_vec()).collect();
                 val(&host.distill_step(&mix[..n], &paths, loss)?)
             }
+            Request::Front { archs } => val(&host.front(&archs)?),
             Request::Weights { w } => val(&host.weights(w)?),
             Request::Lr => val(&host.lr()?),
             Request::Evaluate {
@@ -376,6 +380,15 @@ impl SupernetHost for FfiHost<'_> {
                 loss,
             },
             &mix,
+            None,
+        )
+    }
+    fn front(&mut self, archs: &[Architecture]) -> Result<(), String> {
+        self.call(
+            &Request::Front {
+                archs: archs.to_vec(),
+            },
+            &[],
             None,
         )
     }

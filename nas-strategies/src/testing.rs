@@ -293,6 +293,8 @@ pub struct FakeSupernet {
     /// Every `distill_step`: the teacher's mix, the students' and the loss, in order
     /// (each also counts as a training step in `steps`, its paths in `mixes`).
     pub distills: Vec<(Vec<f32>, Vec<Vec<f32>>, crate::oneshot::DistillLoss)>,
+    /// The architectures of the last `front` call (checked as the real host checks them).
+    pub front: Option<Vec<Architecture>>,
 }
 
 impl FakeSupernet {
@@ -342,6 +344,7 @@ impl FakeSupernet {
             gate: 0.0,
             gate_grads: 0,
             distills: vec![],
+            front: None,
         }
     }
 
@@ -466,6 +469,11 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
             teacher: t,
             students: students.iter().map(|s| (self.loss(s) - t).abs()).collect(),
         })
+    }
+    fn front(&mut self, archs: &[Architecture]) -> Result<(), String> {
+        crate::oneshot::check_front(&self.info.choices, archs)?;
+        self.front = Some(archs.to_vec());
+        Ok(())
     }
     fn weights(&mut self, op: crate::oneshot::WeightOp) -> Result<(), String> {
         self.weight_ops.push(op);
