@@ -160,6 +160,9 @@ impl SearchArgs {
         if let Some(o) = &self.out {
             self.out = Some(absolute(o));
         }
+        if let Some(f) = &self.init_from {
+            self.init_from = Some(absolute(f));
+        }
         if let Some(f) = self.slurm.as_deref().and_then(|c| c.strip_prefix('@')) {
             self.slurm = Some(format!("@{}", absolute(Path::new(f)).display()));
         }

@@ -5,27 +5,28 @@
 mod common;
 
 use common::{nas, run};
+
 use std::path::Path;
 
-fn search(out: &Path, classes: &str, limit: &str, seed: &str, init: Option<&Path>) -> String {
+/// `nas --threads 2 search ARGS --out OUT [--init-from FROM]`: whether it succeeded,
+/// its stdout and stderr.
+fn search(args: &str, out: &Path, init: Option<&Path>) -> (bool, String, String) {
     let mut c = nas();
-    c.args([
-        "--threads",
-        "2",
-        "search",
-        "--space",
-        "seed-net",
-        "--strategy",
-        "spos",
-    ])
-    .args(["--classes", classes, "--epochs", "1", "--limit", limit])
-    .args(["--val", "1000", "--seed", seed, "--out"])
-    .arg(out);
+    c.args(["--threads", "2", "search"])
+        .args(args.split_whitespace())
+        .arg("--out")
+        .arg(out);
     if let Some(from) = init {
         c.arg("--init-from").arg(from);
     }
-    let (ok, stdout, stderr) = run(&mut c);
-    assert!(ok, "{c:?} failed:\n{stdout}\n{stderr}");
+    run(&mut c)
+}
+
+/// A search on seed-net with SPOS that must succeed; its stdout.
+fn spos(args: &str, out: &Path, init: Option<&Path>) -> String {
+    let args = format!("--space seed-net --strategy spos --val 1000 {args}");
+    let (ok, stdout, stderr) = search(&args, out, init);
+    assert!(ok, "{args} failed:\n{stdout}\n{stderr}");
     stdout
 }
 
@@ -46,31 +47,19 @@ fn a_supernet_carried_over_to_other_classes_learns_them_faster_than_a_fresh_one(
     // Pretraining: classes 0-4 (tops, trousers, pullovers, dresses, coats), 3 epochs of
     // 94 steps.
     let pre = base.join("pre");
-    let mut c = nas();
-    c.args([
-        "--threads",
-        "2",
-        "search",
-        "--space",
-        "seed-net",
-        "--strategy",
-        "spos",
-    ])
-    .args(["--classes", "0,1,2,3,4", "--epochs", "3", "--limit", "6000"])
-    .args(["--val", "1000", "--out"])
-    .arg(&pre);
-    let (ok, out, err) = run(&mut c);
-    assert!(ok, "{out}\n{err}");
+    let out = spos("--classes 0,1,2,3,4 --epochs 3 --limit 6000", &pre, None);
     assert!(pre.join("supernet.safetensors").exists(), "{out}");
     // Classes 5-9 (sandals, shirts, sneakers, bags, ankle boots): 46 steps, from the
     // pretrained weights and from fresh ones, with two seeds. From scratch the first
     // epoch's mean loss was 0.94-1.02 over three seeds, carried over 0.68-0.72.
     for seed in ["0", "1"] {
         let t = base.join(format!("transfer-{seed}"));
-        let out = search(&t, "5,6,7,8,9", "3000", seed, Some(&pre));
+        let on =
+            |limit: &str| format!("--classes 5,6,7,8,9 --epochs 1 --limit {limit} --seed {seed}");
+        let out = spos(&on("3000"), &t, Some(&pre));
         assert!(out.contains("supernet weights from"), "{out}");
         let s = base.join(format!("scratch-{seed}"));
-        search(&s, "5,6,7,8,9", "3000", seed, None);
+        spos(&on("3000"), &s, None);
         let (lt, ls) = (first_epoch_loss(&t), first_epoch_loss(&s));
         eprintln!("seed {seed}: mean loss of 46 steps {lt:.3} carried over, {ls:.3} fresh");
         assert!(
@@ -80,7 +69,7 @@ fn a_supernet_carried_over_to_other_classes_learns_them_faster_than_a_fresh_one(
         // The transferred supernet after half the steps is at least where the fresh one
         // is after all of them.
         let h = base.join(format!("half-{seed}"));
-        search(&h, "5,6,7,8,9", "1500", seed, Some(&pre));
+        spos(&on("1500"), &h, Some(&pre));
         let lh = first_epoch_loss(&h);
         eprintln!("seed {seed}: 23 steps carried over {lh:.3}");
         assert!(
@@ -94,52 +83,16 @@ fn a_supernet_carried_over_to_other_classes_learns_them_faster_than_a_fresh_one(
 #[test]
 fn init_from_refuses_what_it_cannot_use() {
     let base = common::temp_path("transfer", "refuses");
-    // A nb201 run's weights do not fit a seed-net supernet.
-    let other = base.join("nb201");
-    let mut c = nas();
-    c.args([
-        "--threads",
-        "2",
-        "search",
-        "--space",
-        "nb201",
-        "--channels",
-        "4",
-    ])
-    .args([
-        "--cells",
-        "1",
-        "--strategy",
-        "spos",
-        "--epochs",
-        "1",
-        "--limit",
-        "256",
-    ])
-    .args(["--val", "128", "--batch", "64", "--out"])
-    .arg(&other);
-    let (ok, out, err) = run(&mut c);
-    assert!(ok, "{out}\n{err}");
+    // A seed-net run's weights do not fit a nb201 supernet.
+    let other = base.join("seed-net");
+    spos("--epochs 1 --limit 256", &other, None);
     let target = base.join("t");
     let attempt = |from: &Path, strategy: &str| {
-        let mut c = nas();
-        c.args([
-            "--threads",
-            "2",
-            "search",
-            "--space",
-            "seed-net",
-            "--strategy",
-            strategy,
-        ])
-        .args([
-            "--epochs", "1", "--limit", "256", "--val", "128", "--budget", "2",
-        ])
-        .arg("--out")
-        .arg(&target)
-        .arg("--init-from")
-        .arg(from);
-        let (ok, out, err) = run(&mut c);
+        let args = format!(
+            "--space nb201 --channels 4 --cells 1 --strategy {strategy} --epochs 1 --limit 256 \
+             --val 128 --budget 2"
+        );
+        let (ok, out, err) = search(&args, &target, Some(from));
         assert!(!ok, "{out}");
         let _ = std::fs::remove_dir_all(&target);
         err
