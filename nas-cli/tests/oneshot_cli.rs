@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ONE_SHOT: [&str; 8] = [
+const ONE_SHOT: [&str; 9] = [
     "darts",
     "snas",
     "gdas",
@@ -20,6 +20,7 @@ const ONE_SHOT: [&str; 8] = [
     "spos",
     "fpnas",
     "alphanet",
+    "nat",
 ];
 
 fn out_dir(name: &str) -> PathBuf {
@@ -105,7 +106,15 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
                 );
             }
             let j = journal(&d);
-            assert_eq!(j.len(), 1, "{s}: a one-shot run journals its export once");
+            // The export, then (a multi-objective strategy's) the rest of its Pareto set.
+            assert!(
+                j[1..].iter().all(|r| r["metrics"]["pareto_set"] == true),
+                "{s}: a one-shot run journals its export once"
+            );
+            assert!(
+                s == "nat" || j.len() == 1,
+                "{s}: more than its export journaled"
+            );
             let arch = &j[0]["arch"];
             println!("{s} seed {seed}: {arch}");
             for c in ["a", "b"] {
@@ -193,19 +202,11 @@ fn search_args(d: &Path) -> Vec<String> {
     v
 }
 
-/// Kills a one-shot search with SIGKILL after its first checkpoint, resumes it, and
-/// checks it ends exactly where an uninterrupted search ends: the same export and the
-/// same supernet accuracy to the last bit (weights, momentum, data order, the
-/// strategy's logits, Adam moments and random generator all come back).
-#[test]
-fn a_killed_one_shot_search_resumes_to_the_uninterrupted_result() {
-    let whole = out_dir("whole");
-    run(nas().args(search_args(&whole)));
-    let reference = journal(&whole);
-
-    let d = out_dir("killed");
+/// Starts `nas ARGS` searching into `d` and kills it (SIGKILL) as soon as its first
+/// checkpoint is there.
+fn kill_after_checkpoint(args: &[String], d: &Path) {
     let mut child = nas()
-        .args(search_args(&d))
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -223,8 +224,22 @@ fn a_killed_one_shot_search_resumes_to_the_uninterrupted_result() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap(); // SIGKILL
+    child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Kills a one-shot search with SIGKILL after its first checkpoint, resumes it, and
+/// checks it ends exactly where an uninterrupted search ends: the same export and the
+/// same supernet accuracy to the last bit (weights, momentum, data order, the
+/// strategy's logits, Adam moments and random generator all come back).
+#[test]
+fn a_killed_one_shot_search_resumes_to_the_uninterrupted_result() {
+    let whole = out_dir("whole");
+    run(nas().args(search_args(&whole)));
+    let reference = journal(&whole);
+
+    let d = out_dir("killed");
+    kill_after_checkpoint(&search_args(&d), &d);
     assert!(
         !d.join("journal.jsonl").exists()
             || std::fs::read_to_string(d.join("journal.jsonl"))
@@ -274,6 +289,7 @@ fn bad_one_shot_configs_name_the_field() {
         ("fbnet", r#"{"beta": -1}"#, "`beta`"),
         ("alphanet", r#"{"divergence": "js"}"#, "`divergence`"),
         ("fpnas", r#"{"blocks": [["conv1", "nope"]]}"#, "`nope`"),
+        ("nat", r#"{"objective": "speed"}"#, "`objective`"),
     ] {
         let d = out_dir(&format!("bad-{s}"));
         let o = nas()
@@ -324,4 +340,98 @@ fn gdas_searches_on_wgpu_as_on_the_cpu() {
     println!("cpu export: {cpu_best}\nwgpu export: {gpu_best}");
     assert!(cpu > 35.0, "one short epoch should learn something: {cpu}");
     assert!((cpu - gpu).abs() <= 2.0, "cpu {cpu:.2}% vs wgpu {gpu:.2}%");
+}
+
+fn nat_args(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "--threads",
+        "2",
+        "search",
+        "--space",
+        "seed-net",
+        "--strategy",
+        "nat",
+        "--epochs",
+        "3",
+        "--limit",
+        "3000",
+        "--val",
+        "1000",
+        "--out",
+    ]
+    .map(String::from)
+    .to_vec();
+    v.push(d.display().to_string());
+    v
+}
+
+/// NAT's Pareto set goes into the journal beside its export, scored as the export is;
+/// `nas export --pareto` returns its non-dominated members and `nas report` plots them,
+/// while `nas export` still gives the export; a search killed after a checkpoint resumes
+/// to the same export and the same set.
+#[test]
+fn a_multi_objective_search_journals_its_pareto_set_and_resumes_to_it() {
+    let whole = out_dir("nat-whole");
+    let out = run(nas().args(nat_args(&whole)));
+    let j = journal(&whole);
+    assert!(j.len() > 1, "no Pareto set journaled:\n{out}");
+    assert!(j[0]["metrics"].get("pareto_set").is_none());
+    for r in &j[1..] {
+        assert_eq!(r["metrics"]["pareto_set"], true, "{r}");
+        assert!(r["metrics"]["macs"].is_number(), "{r}");
+        assert_ne!(r["arch"], j[0]["arch"], "the export journaled twice");
+    }
+    let front_file = whole.join("front.json");
+    let out = run(nas()
+        .arg("export")
+        .arg(&whole)
+        .args(["--pareto", "macs", "--out"])
+        .arg(&front_file));
+    assert!(out.contains("Pareto set of accuracy against macs"), "{out}");
+    let front: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&front_file).unwrap()).unwrap();
+    assert!(front.len() > 1, "{front:?}");
+    let point =
+        |m: &serde_json::Value| (m["accuracy"].as_f64().unwrap(), m["macs"].as_f64().unwrap());
+    for a in &front {
+        for b in &front {
+            let ((aa, ac), (ba, bc)) = (point(&a["metrics"]), point(&b["metrics"]));
+            assert!(
+                !(ba >= aa && bc <= ac && (ba > aa || bc < ac)),
+                "{b} dominates {a}"
+            );
+        }
+    }
+    let single = whole.join("export.json");
+    run(nas().arg("export").arg(&whole).arg("--out").arg(&single));
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&single).unwrap()).unwrap();
+    assert_eq!(
+        exported, j[0]["arch"],
+        "nas export must give the run's export"
+    );
+    let report = run(nas().arg("report").arg(&whole));
+    assert!(
+        report.contains("Pareto front:") && report.contains("Pareto set"),
+        "{report}"
+    );
+    assert!(whole.join("pareto.svg").exists());
+
+    let d = out_dir("nat-killed");
+    kill_after_checkpoint(&nat_args(&d), &d);
+    let out = run(nas().args(["--threads", "2", "resume"]).arg(&d));
+    assert!(out.contains("resumed from the checkpoint"), "{out}");
+    let resumed = journal(&d);
+    let key = |j: &[serde_json::Value]| -> Vec<(String, String)> {
+        j.iter()
+            .map(|r| (r["arch"].to_string(), r["metrics"]["accuracy"].to_string()))
+            .collect()
+    };
+    assert_eq!(
+        key(&resumed),
+        key(&j),
+        "the resumed search must end where the whole one does"
+    );
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::remove_dir_all(&whole).ok();
 }

@@ -1,0 +1,1078 @@
+//! Neural Architecture Transfer (Lu, Sreekumar, Goodman, Banzhaf, Deb and Boddeti,
+//! "Neural Architecture Transfer", IEEE TPAMI 2021, arXiv 2005.05859). A supernet
+//! (pretrained where the host starts it from given weights) is adapted to the task while
+//! a many-objective search runs over its subnets:
+//!
+//! - An archive of subnets scored with inherited weights starts with the smallest and
+//!   the largest subnet (per choice, by cost) and uniform draws, `initial` in all.
+//! - Each iteration fits an accuracy predictor on the archive by adaptive switching
+//!   (the surrogate kind with the best cross-validated Kendall tau, refitted on all of
+//!   it: [`surrogate`]), runs NSGA-II ([`nsga`]) on predicted accuracy and a cost
+//!   (`objective`: multiply-adds, parameters or predicted latency) from the archive's
+//!   non-dominated set, under the host's hard limits as constraints, picks `candidates`
+//!   new subnets from its final population whose costs fill the gaps of the archive's
+//!   front most evenly, scores them and adds them to the archive, then estimates a
+//!   distribution over subnets (per choice, the options' frequencies among the `top`
+//!   archive members by rank and crowding, with `smoothing` added to every count).
+//! - Between iterations the supernet adapts: every step trains `subnets` subnets drawn
+//!   from that distribution on one training batch, learning from the largest subnet's
+//!   output by in-place distillation (`distill` "kl") or from the labels ("none").
+//!
+//! On the SDK's epochs: the first step runs the first iteration (the archive, then one
+//! search), every step adapts, and each epoch's end re-scores the whole archive with the
+//! adapted weights (`reevaluate`) and runs the next iteration. After the last epoch the
+//! archive's non-dominated set within the limits goes to the host as the run's Pareto
+//! front ([`SupernetHost::front`]) and the most accurate member within the limits is
+//! exported.
+
+pub mod nsga;
+pub mod surrogate;
+
+use nas_predict::{kendall_tau, Encoding, OneHot};
+use nas_strategies::decisions;
+use nas_strategies::oneshot::{
+    rng_from, rng_state, state_field, DistillLoss, EpochStrategy, OneShotInfo, OneShotSetup, Split,
+    Subset, SupernetHost, Warmup, MAX_FRONT, MAX_STUDENTS, WARMUP_FIELD,
+};
+use nas_strategies::{
+    config_count, config_field, export_one_shot, json, Architecture, ChoiceKind, Rng, Value,
+    MAX_POPULATION,
+};
+use nsga::{non_dominated_sort, survive, Fitness, Nsga2};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// A stated cap on NSGA-II's generations per iteration.
+const MAX_GENERATIONS: usize = 10_000;
+/// A stated cap on the cross-validation folds.
+const MAX_FOLDS: usize = 100;
+
+/// The options of this strategy (besides the host's cost limits).
+const FIELDS: &[&str] = &[
+    "objective",
+    "initial",
+    "candidates",
+    "population",
+    "generations",
+    "crossover_prob",
+    "mutation_prob",
+    "top",
+    "smoothing",
+    "subnets",
+    "distill",
+    "surrogates",
+    "folds",
+    "eval_batches",
+    "recalibrate",
+    "reevaluate",
+    WARMUP_FIELD,
+];
+
+/// A subnet of the archive: its decisions, accuracy with inherited weights (the latest
+/// scoring), cost and how far it is over the limits (0 within them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Member {
+    d: Vec<usize>,
+    acc: f32,
+    cost: f64,
+    violation: f64,
+}
+
+impl Member {
+    /// Its objectives as NSGA-II minimises them.
+    fn fitness(&self) -> Fitness {
+        Fitness::new(vec![-(self.acc as f64), self.cost], self.violation)
+    }
+}
+
+/// What the strategy saves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    archive: Vec<Member>,
+    /// Per choice, the probability of each option for the adaptation (empty before the
+    /// first iteration).
+    dist: Vec<Vec<f64>>,
+    iteration: usize,
+    /// The teacher of the distillation, and the smallest subnet.
+    largest: Vec<usize>,
+    smallest: Vec<usize>,
+}
+
+/// The costs of subnets from the host's cost model, kept for the run (not saved: a
+/// resumed run asks the host again and gets the same).
+struct Costs {
+    objective: String,
+    limits: Vec<(String, f64)>,
+    cache: HashMap<String, (f64, f64)>,
+}
+
+impl Costs {
+    /// The cost and the limit violation (the sum over the limits of the relative
+    /// excess) of `d`.
+    fn of(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        info: &OneShotInfo,
+        d: &[usize],
+    ) -> Result<(f64, f64), String> {
+        let key = decisions::key(&info.choices, d);
+        if let Some(c) = self.cache.get(&key) {
+            return Ok(*c);
+        }
+        let m = host.metrics(&decisions::to_arch(&info.choices, d))?;
+        let cost = m.cost(&self.objective).ok_or_else(|| {
+            format!(
+                "config field `objective`: the host gives no `{}` for this space (use macs, \
+                 params or latency_ms)",
+                self.objective
+            )
+        })?;
+        let mut violation = 0.0;
+        for (what, max) in &self.limits {
+            if let Some(v) = m.cost(what) {
+                if v > *max {
+                    violation += (v - max) / max.max(1e-12);
+                }
+            }
+        }
+        self.cache.insert(key, (cost, violation));
+        Ok((cost, violation))
+    }
+}
+
+pub struct Nat {
+    info: OneShotInfo,
+    seed: u64,
+    rng: Rng,
+    initial: usize,
+    candidates: usize,
+    nsga: Nsga2,
+    top: usize,
+    smoothing: f64,
+    subnets: usize,
+    distill: DistillLoss,
+    surrogates: Vec<String>,
+    folds: usize,
+    eval_batches: usize,
+    recalibrate: usize,
+    reevaluate: bool,
+    warmup: Warmup,
+    costs: Costs,
+    encoder: OneHot,
+    state: State,
+}
+
+/// A probability in a config, or an error naming it.
+fn probability(config: &Value, field: &str, default: f64) -> Result<f64, String> {
+    let v: f64 = config_field(config, field, default)?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!(
+            "config field `{field}`: {v} is not valid (must be in [0, 1])"
+        ));
+    }
+    Ok(v)
+}
+
+/// Greedy subset selection: picks `k` of `cands` (all of them if fewer) one at a time,
+/// each the one whose cost, added to `base` and the costs picked so far, leaves the most
+/// even gaps between the sorted costs (the smallest standard deviation of consecutive
+/// differences); ties go to the earlier candidate. Returns indices into `cands` in the
+/// order picked.
+pub fn subset_select(base: &[f64], cands: &[f64], k: usize) -> Vec<usize> {
+    let spread = |xs: &[f64]| -> f64 {
+        let mut s = xs.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        if s.len() < 3 {
+            return 0.0;
+        }
+        let gaps: Vec<f64> = s.windows(2).map(|w| w[1] - w[0]).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        (gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64).sqrt()
+    };
+    let mut chosen: Vec<usize> = vec![];
+    let mut set = base.to_vec();
+    while chosen.len() < k.min(cands.len()) {
+        let mut best: Option<(usize, f64)> = None;
+        for (i, &c) in cands.iter().enumerate() {
+            if chosen.contains(&i) {
+                continue;
+            }
+            set.push(c);
+            let s = spread(&set);
+            set.pop();
+            if best.is_none_or(|(_, b)| s < b) {
+                best = Some((i, s));
+            }
+        }
+        let (i, _) = best.unwrap();
+        chosen.push(i);
+        set.push(cands[i]);
+    }
+    chosen
+}
+
+/// The adaptation's distribution: for every choice, option `o`'s probability is
+/// `(n_o + smoothing) / (n + smoothing * k)`, `n_o` the members of `top` that take `o`
+/// where the choice is active, `n` those where it is active, `k` its options (uniform
+/// where nothing counts).
+pub fn estimate(
+    choices: &[nas_strategies::Choice],
+    top: &[Vec<usize>],
+    smoothing: f64,
+) -> Vec<Vec<f64>> {
+    let sizes = decisions::sizes(choices);
+    let mut counts: Vec<Vec<f64>> = sizes.iter().map(|&k| vec![0.0; k]).collect();
+    for d in top {
+        let active = decisions::active_mask(choices, d);
+        for i in 0..d.len() {
+            if active[i] {
+                counts[i][d[i]] += 1.0;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|c| {
+            let total: f64 = c.iter().sum::<f64>() + smoothing * c.len() as f64;
+            if total > 0.0 {
+                c.iter().map(|n| (n + smoothing) / total).collect()
+            } else {
+                vec![1.0 / c.len() as f64; c.len()]
+            }
+        })
+        .collect()
+}
+
+impl Nat {
+    fn key(&self, d: &[usize]) -> String {
+        decisions::key(&self.info.choices, d)
+    }
+
+    fn uniform(&mut self) -> Vec<usize> {
+        decisions::sizes(&self.info.choices)
+            .into_iter()
+            .map(|k| self.rng.below(k))
+            .collect()
+    }
+
+    /// A subnet drawn from the distribution (uniform before there is one).
+    fn sample(&mut self) -> Vec<usize> {
+        if self.state.dist.is_empty() {
+            return self.uniform();
+        }
+        let dist = &self.state.dist;
+        let mut d = Vec::with_capacity(dist.len());
+        for p in dist {
+            let u = self.rng.uniform() as f64;
+            let mut acc = 0.0;
+            let mut pick = p.len() - 1;
+            for (o, q) in p.iter().enumerate() {
+                acc += q;
+                if u < acc {
+                    pick = o;
+                    break;
+                }
+            }
+            d.push(pick);
+        }
+        d
+    }
+
+    /// Accuracy of `d` with inherited weights, on the same images for every subnet.
+    fn score(&self, host: &mut dyn SupernetHost, d: &[usize]) -> Result<f32, String> {
+        let mix = self.info.one_hot(d);
+        host.evaluate(&mix, self.eval_batches, self.recalibrate, Subset::Fixed)
+    }
+
+    /// Scores `d` and adds it to the archive; its accuracy.
+    fn add(&mut self, host: &mut dyn SupernetHost, d: Vec<usize>) -> Result<f32, String> {
+        let (cost, violation) = self.costs.of(host, &self.info, &d)?;
+        let acc = self.score(host, &d)?;
+        self.state.archive.push(Member {
+            d,
+            acc,
+            cost,
+            violation,
+        });
+        Ok(acc)
+    }
+
+    /// The largest and the smallest subnet, per choice by the cost of each option
+    /// (`objective`, then multiply-adds, then parameters) with every other choice at its
+    /// first option and repeats at their deepest; a layer candidate named `none` or
+    /// `zero` is not the smallest's pick where there is another.
+    fn ends(&mut self, host: &mut dyn SupernetHost) -> Result<(Vec<usize>, Vec<usize>), String> {
+        let choices = self.info.choices.clone();
+        let base: Vec<usize> = choices
+            .iter()
+            .map(|c| match &c.kind {
+                ChoiceKind::Repeat { depths } => (0..depths.len())
+                    .max_by_key(|&i| (depths[i], std::cmp::Reverse(i)))
+                    .unwrap_or(0),
+                _ => 0,
+            })
+            .collect();
+        let sizes = decisions::sizes(&choices);
+        let (mut largest, mut smallest) = (base.clone(), base.clone());
+        for (i, c) in choices.iter().enumerate() {
+            if sizes[i] < 2 {
+                continue;
+            }
+            let mut costs = Vec::with_capacity(sizes[i]);
+            for o in 0..sizes[i] {
+                let mut d = base.clone();
+                d[i] = o;
+                let m = host.metrics(&decisions::to_arch(&choices, &d))?;
+                costs.push([
+                    m.cost(&self.costs.objective).unwrap_or(0.0),
+                    m.macs.unwrap_or(0.0),
+                    m.params.unwrap_or(0.0),
+                ]);
+            }
+            let by = |a: &usize, b: &usize| {
+                let (x, y) = (costs[*a], costs[*b]);
+                x[0].total_cmp(&y[0])
+                    .then(x[1].total_cmp(&y[1]))
+                    .then(x[2].total_cmp(&y[2]))
+            };
+            largest[i] = (0..sizes[i]).rev().max_by(by).unwrap_or(0);
+            let nothing = |o: usize| match &c.kind {
+                ChoiceKind::Layer { candidates } => {
+                    matches!(candidates[o].as_str(), "none" | "zero")
+                }
+                _ => false,
+            };
+            let working: Vec<usize> = (0..sizes[i]).filter(|&o| !nothing(o)).collect();
+            let pool = if working.is_empty() {
+                (0..sizes[i]).collect()
+            } else {
+                working
+            };
+            smallest[i] = pool.into_iter().min_by(by).unwrap_or(0);
+        }
+        Ok((largest, smallest))
+    }
+
+    /// The first iteration: the initial archive, then one search.
+    fn start(&mut self, host: &mut dyn SupernetHost) -> Result<Vec<(&'static str, f32)>, String> {
+        if self.costs.objective == "latency_ms"
+            || self.costs.limits.iter().any(|(f, _)| f == "latency_ms")
+        {
+            host.latencies()?; // predicted latencies come from the measured table
+        }
+        let (largest, smallest) = self.ends(host)?;
+        self.state.largest = largest.clone();
+        self.state.smallest = smallest.clone();
+        let mut seen = HashSet::new();
+        let mut init = vec![];
+        for d in [smallest, largest] {
+            if seen.insert(self.key(&d)) {
+                init.push(d);
+            }
+        }
+        let sizes = decisions::sizes(&self.info.choices);
+        let distinct = sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s));
+        let want = self.initial.min(distinct);
+        let mut tries = 0;
+        while init.len() < want && tries < 100 * want {
+            tries += 1;
+            let d = self.uniform();
+            if seen.insert(self.key(&d)) {
+                init.push(d);
+            }
+        }
+        for d in init {
+            self.add(host, d)?;
+        }
+        self.iterate(host)
+    }
+
+    /// The archive's members by rank and crowding on (accuracy, cost), constraint
+    /// violations first: the best `n`.
+    fn best_members(&self, n: usize) -> Vec<usize> {
+        let fits: Vec<Fitness> = self.state.archive.iter().map(|m| m.fitness()).collect();
+        survive(&fits, n)
+    }
+
+    /// The archive's non-dominated members (by constrained domination).
+    fn archive_front(&self) -> Vec<usize> {
+        let fits: Vec<Fitness> = self.state.archive.iter().map(|m| m.fitness()).collect();
+        non_dominated_sort(&fits)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// One NAT iteration: predictor, NSGA-II, candidates scored and added, distribution.
+    fn iterate(&mut self, host: &mut dyn SupernetHost) -> Result<Vec<(&'static str, f32)>, String> {
+        self.state.iteration += 1;
+        let it = self.state.iteration as u64;
+        let archive = &self.state.archive;
+        let x: Vec<Vec<f32>> = archive.iter().map(|m| self.encoder.encode(&m.d)).collect();
+        let y: Vec<f64> = archive.iter().map(|m| m.acc as f64).collect();
+        let seed = self.seed ^ it.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let choice = surrogate::adaptive_switching(
+            &self.surrogates,
+            &x,
+            &y,
+            self.folds,
+            seed,
+            &mut self.rng,
+        )?;
+        let known: HashSet<String> = archive.iter().map(|m| self.key(&m.d)).collect();
+        let front = self.archive_front();
+        let seeds: Vec<Vec<usize>> = front.iter().map(|&i| archive[i].d.clone()).collect();
+        let base: Vec<f64> = front
+            .iter()
+            .filter(|&&i| archive[i].violation == 0.0)
+            .map(|&i| archive[i].cost)
+            .collect();
+        let sizes = decisions::sizes(&self.info.choices);
+        let choices = self.info.choices.clone();
+        let key = |d: &[usize]| decisions::key(&choices, d);
+        let (info, costs, encoder, model) =
+            (&self.info, &mut self.costs, &self.encoder, &choice.model);
+        let mut evaluate = |batch: &[Vec<usize>]| -> Result<Vec<Fitness>, String> {
+            let x: Vec<Vec<f32>> = batch.iter().map(|d| encoder.encode(d)).collect();
+            let p = model.predict(&x);
+            let mut out = Vec::with_capacity(batch.len());
+            for (d, p) in batch.iter().zip(p) {
+                let (cost, violation) = costs.of(host, info, d)?;
+                out.push(Fitness::new(vec![-p.mean, cost], violation));
+            }
+            Ok(out)
+        };
+        let pop = self
+            .nsga
+            .run(&sizes, seeds, &mut self.rng, &key, &mut evaluate)?;
+        let fresh: Vec<&nsga::Solution> =
+            pop.iter().filter(|s| !known.contains(&key(&s.d))).collect();
+        let feasible: Vec<&nsga::Solution> = fresh
+            .iter()
+            .copied()
+            .filter(|s| s.fitness.violation == 0.0)
+            .collect();
+        let pool = if feasible.is_empty() { fresh } else { feasible };
+        let pool_costs: Vec<f64> = pool.iter().map(|s| s.fitness.f[1]).collect();
+        let mut chosen: Vec<Vec<usize>> = subset_select(&base, &pool_costs, self.candidates)
+            .into_iter()
+            .map(|i| pool[i].d.clone())
+            .collect();
+        // Too few new subnets bred: uniform draws not seen yet make up the number.
+        let mut seen: HashSet<String> = known;
+        seen.extend(chosen.iter().map(|d| key(d)));
+        let distinct = sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s));
+        let mut tries = 0;
+        while chosen.len() < self.candidates && seen.len() < distinct && tries < 100 {
+            tries += 1;
+            let d = self.uniform();
+            if seen.insert(key(&d)) {
+                chosen.push(d);
+            }
+        }
+        let x: Vec<Vec<f32>> = chosen.iter().map(|d| self.encoder.encode(d)).collect();
+        let predicted: Vec<f64> = choice.model.predict(&x).iter().map(|p| p.mean).collect();
+        let mut measured = vec![];
+        for d in chosen {
+            measured.push(self.add(host, d)? as f64);
+        }
+        let top: Vec<Vec<usize>> = self
+            .best_members(self.top)
+            .into_iter()
+            .map(|i| self.state.archive[i].d.clone())
+            .collect();
+        self.state.dist = estimate(&self.info.choices, &top, self.smoothing);
+        let mut figures = vec![
+            ("archive", self.state.archive.len() as f32),
+            ("front", self.archive_front().len() as f32),
+            ("surrogate", choice.winner as f32),
+        ];
+        if let Some(best) = self
+            .state
+            .archive
+            .iter()
+            .filter(|m| m.violation == 0.0)
+            .map(|m| m.acc)
+            .reduce(f32::max)
+        {
+            figures.push(("best_accuracy", best));
+        }
+        if choice.taus[choice.winner].is_finite() {
+            figures.push(("cv_tau", choice.taus[choice.winner] as f32));
+        }
+        if measured.len() >= 2 {
+            figures.push(("predictor_tau", kendall_tau(&predicted, &measured) as f32));
+        }
+        Ok(figures)
+    }
+
+    /// The most accurate archive member within the limits (the cheaper, then the
+    /// earlier, on ties).
+    fn best(&self) -> Option<&Member> {
+        let mut best: Option<&Member> = None;
+        for m in self.state.archive.iter().filter(|m| m.violation == 0.0) {
+            if best.is_none_or(|b| m.acc > b.acc || (m.acc == b.acc && m.cost < b.cost)) {
+                best = Some(m);
+            }
+        }
+        best
+    }
+}
+
+impl EpochStrategy for Nat {
+    fn create(setup: &OneShotSetup) -> Result<Self, String> {
+        let c = &setup.config;
+        nas_strategies::check_config_fields(c, "nat", FIELDS)?;
+        let info = setup.info.clone();
+        let objective: String = config_field(c, "objective", "macs".to_string())?;
+        if !matches!(objective.as_str(), "macs" | "params" | "latency_ms") {
+            return Err(format!(
+                "config field `objective`: \"{objective}\" is not valid (macs, params or \
+                 latency_ms)"
+            ));
+        }
+        let distill: String = config_field(c, "distill", "kl".to_string())?;
+        let distill = match distill.as_str() {
+            "kl" => DistillLoss::Kl,
+            "none" => DistillLoss::None,
+            other => {
+                return Err(format!(
+                    "config field `distill`: \"{other}\" is not valid (kl or none)"
+                ))
+            }
+        };
+        let default_kinds: Vec<String> = surrogate::KINDS.iter().map(|s| s.to_string()).collect();
+        let surrogates: Vec<String> = config_field(c, "surrogates", default_kinds)?;
+        if surrogates.is_empty() {
+            return Err(format!(
+                "config field `surrogates`: [] is not valid (name at least one of {})",
+                surrogate::KINDS.join(", ")
+            ));
+        }
+        for (i, s) in surrogates.iter().enumerate() {
+            if !surrogate::KINDS.contains(&s.as_str()) {
+                return Err(format!(
+                    "config field `surrogates`: \"{s}\" is not valid (one of {})",
+                    surrogate::KINDS.join(", ")
+                ));
+            }
+            if surrogates[..i].contains(s) {
+                return Err(format!("config field `surrogates`: \"{s}\" is named twice"));
+            }
+        }
+        let n_choices = info.choices.len().max(1);
+        let mutation_prob = probability(c, "mutation_prob", 1.0 / n_choices as f64)?;
+        let crossover_prob = probability(c, "crossover_prob", 0.9)?;
+        let smoothing: f64 = config_field(c, "smoothing", 1.0)?;
+        if !(smoothing.is_finite() && smoothing >= 0.0) {
+            return Err(format!(
+                "config field `smoothing`: {smoothing} is not valid (must be finite and >= 0)"
+            ));
+        }
+        let reevaluate: bool = config_field(c, "reevaluate", true)?;
+        let (val, train) = (info.max_eval_batches(), info.batches_per_epoch);
+        let warmup = Warmup::from_config(setup)?;
+        Ok(Nat {
+            seed: setup.seed,
+            rng: Rng::new(setup.seed),
+            initial: config_count(c, "initial", 16, 2, MAX_POPULATION)?,
+            candidates: config_count(c, "candidates", 4, 1, MAX_POPULATION)?,
+            nsga: Nsga2 {
+                population: config_count(c, "population", 40, 2, MAX_POPULATION)?,
+                generations: config_count(c, "generations", 20, 1, MAX_GENERATIONS)?,
+                crossover_prob,
+                mutation_prob,
+            },
+            top: config_count(c, "top", 12, 1, MAX_POPULATION)?,
+            smoothing,
+            subnets: config_count(c, "subnets", 1, 1, MAX_STUDENTS)?,
+            distill,
+            surrogates,
+            folds: config_count(c, "folds", 5, 2, MAX_FOLDS)?,
+            eval_batches: config_count(c, "eval_batches", 5.min(val), 1, val)?,
+            recalibrate: config_count(c, "recalibrate", 5.min(train), 0, train)?,
+            reevaluate,
+            warmup,
+            costs: Costs {
+                objective,
+                limits: nas_strategies::config_limits(c)?,
+                cache: HashMap::new(),
+            },
+            encoder: OneHot::new(&info.choices),
+            info,
+            state: State::default(),
+        })
+    }
+
+    fn step(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        _epoch: usize,
+        _step: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        let mut figures = vec![];
+        if self.state.archive.is_empty() {
+            figures = self.start(host)?;
+        }
+        host.next_batch(Split::Train)?;
+        let mixes: Vec<Vec<f32>> = (0..self.subnets)
+            .map(|_| {
+                let d = self.sample();
+                self.info.one_hot(&d)
+            })
+            .collect();
+        match self.distill {
+            DistillLoss::Kl => {
+                let teacher = self.info.one_hot(&self.state.largest);
+                let r = host.distill_step(&teacher, &mixes, DistillLoss::Kl)?;
+                figures.push(("teacher_loss", r.teacher));
+                let n = r.students.len().max(1) as f32;
+                figures.push(("subnet_loss", r.students.iter().sum::<f32>() / n));
+            }
+            _ if mixes.len() == 1 => {
+                figures.push(("subnet_loss", host.train_step(&mixes[0], None)?));
+            }
+            _ => {
+                // Every subnet learns from the labels; their gradients add up, one step.
+                let r = host.distill_step(&mixes[0], &mixes[1..], DistillLoss::None)?;
+                let total = r.teacher + r.students.iter().sum::<f32>();
+                figures.push(("subnet_loss", total / mixes.len() as f32));
+            }
+        }
+        Ok(figures)
+    }
+
+    fn end_epoch(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        _epoch: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        if self.state.archive.is_empty() {
+            return self.start(host);
+        }
+        if self.reevaluate {
+            // The weights moved: every member is scored again.
+            for i in 0..self.state.archive.len() {
+                let d = self.state.archive[i].d.clone();
+                self.state.archive[i].acc = self.score(host, &d)?;
+            }
+        }
+        self.iterate(host)
+    }
+
+    fn current(&self, info: &OneShotInfo) -> Architecture {
+        match self.best() {
+            Some(m) => decisions::to_arch(&info.choices, &m.d),
+            None => info.derive(&vec![1.0; info.len()]),
+        }
+    }
+
+    fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {
+        if self.state.archive.is_empty() {
+            self.start(host)?;
+        }
+        let feasible: Vec<&Member> = self
+            .state
+            .archive
+            .iter()
+            .filter(|m| m.violation == 0.0)
+            .collect();
+        if feasible.is_empty() {
+            return Err(format!(
+                "no subnet of the archive ({} scored) is within the limits {:?}",
+                self.state.archive.len(),
+                self.costs.limits
+            ));
+        }
+        let fits: Vec<Fitness> = feasible.iter().map(|m| m.fitness()).collect();
+        let front = non_dominated_sort(&fits).swap_remove(0);
+        let front: Vec<usize> = if front.len() > MAX_FRONT {
+            let sub: Vec<Fitness> = front.iter().map(|&i| fits[i].clone()).collect();
+            survive(&sub, MAX_FRONT)
+                .into_iter()
+                .map(|k| front[k])
+                .collect()
+        } else {
+            front
+        };
+        let mut members: Vec<&Member> = front.into_iter().map(|i| feasible[i]).collect();
+        members.sort_by(|a, b| a.cost.total_cmp(&b.cost).then(b.acc.total_cmp(&a.acc)));
+        let archs: Vec<Architecture> = members
+            .iter()
+            .map(|m| decisions::to_arch(&self.info.choices, &m.d))
+            .collect();
+        host.front(&archs)?;
+        let best = self.best().expect("a member within the limits");
+        Ok(decisions::to_arch(&self.info.choices, &best.d))
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        Ok(json!({
+            "rng": rng_state(&self.rng),
+            "state": nas_strategies::serde_json::to_value(&self.state).map_err(|e| e.to_string())?,
+        }))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        let rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        let s: State = state_field(&state, "state")?;
+        let sizes = decisions::sizes(&self.info.choices);
+        let fits = |d: &[usize]| d.len() == sizes.len() && d.iter().zip(&sizes).all(|(o, k)| o < k);
+        if let Some(m) = s.archive.iter().find(|m| !fits(&m.d)) {
+            return Err(format!(
+                "saved archive holds {:?}, which does not fit this space",
+                m.d
+            ));
+        }
+        let dist_ok = s.dist.is_empty()
+            || (s.dist.len() == sizes.len()
+                && s.dist.iter().zip(&sizes).all(|(p, k)| p.len() == *k));
+        if !dist_ok
+            || !(s.largest.is_empty() || fits(&s.largest))
+            || !(s.smallest.is_empty() || fits(&s.smallest))
+        {
+            return Err("saved state does not fit this space".into());
+        }
+        self.rng = rng;
+        self.state = s;
+        Ok(())
+    }
+
+    fn warmup(&self) -> Warmup {
+        self.warmup
+    }
+}
+
+export_one_shot!(Nat, "nat", "0.1.0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_strategies::oneshot::drive;
+    use nas_strategies::testing::{fake_setup, picked, run_on_fake, FakeSupernet};
+    use nas_strategies::Reduce;
+
+    fn refused(config: Value, want: &[&str]) {
+        let f = FakeSupernet::new(2, 3, 1, 10);
+        let e = <Nat as EpochStrategy>::create(&fake_setup(&f, config.clone(), 0, None))
+            .err()
+            .unwrap_or_else(|| panic!("{config} accepted"));
+        for w in want {
+            assert!(e.contains(w), "{config}: {e} does not name {w}");
+        }
+    }
+
+    #[test]
+    fn bad_configs_name_the_field_and_value() {
+        refused(json!({"objective": "flops"}), &["`objective`", "flops"]);
+        refused(json!({"objective": 3}), &["`objective`"]);
+        refused(json!({"initial": 1}), &["`initial`", "1", "2..="]);
+        refused(json!({"candidates": 0}), &["`candidates`", "0"]);
+        refused(json!({"population": 1}), &["`population`", "1"]);
+        refused(json!({"generations": 0}), &["`generations`", "0"]);
+        refused(json!({"crossover_prob": 1.5}), &["`crossover_prob`", "1.5"]);
+        refused(json!({"mutation_prob": -0.1}), &["`mutation_prob`", "-0.1"]);
+        refused(json!({"top": 0}), &["`top`", "0"]);
+        refused(json!({"smoothing": -1.0}), &["`smoothing`", "-1"]);
+        refused(json!({"subnets": 65}), &["`subnets`", "65", "1..=64"]);
+        refused(json!({"distill": "alpha"}), &["`distill`", "alpha"]);
+        refused(
+            json!({"surrogates": ["gp", "cart"]}),
+            &["`surrogates`", "cart"],
+        );
+        refused(json!({"surrogates": []}), &["`surrogates`", "[]"]);
+        refused(
+            json!({"surrogates": ["gp", "gp"]}),
+            &["`surrogates`", "gp", "twice"],
+        );
+        refused(json!({"surrogates": "gp"}), &["`surrogates`", "gp"]);
+        refused(json!({"folds": 1}), &["`folds`", "1"]);
+        refused(
+            json!({"eval_batches": 11}),
+            &["`eval_batches`", "11", "1..=10"],
+        );
+        refused(json!({"recalibrate": 11}), &["`recalibrate`", "11"]);
+        refused(json!({"reevaluate": "yes"}), &["`reevaluate`", "yes"]);
+        refused(json!({"max_macs": -1}), &["`max_macs`", "-1"]);
+        refused(
+            json!({"warmup_epochs": 1}),
+            &["`warmup_epochs`", "1", "0..=0"],
+        );
+        refused(json!({"temperature": 1}), &["`temperature`", "nat"]);
+    }
+
+    #[test]
+    fn subset_selection_evens_out_the_gaps_of_the_front() {
+        // The front costs 0 and 10. Alone, 5 leaves gaps (5, 5) and std 0; 1 leaves
+        // (1, 9), 9 leaves (9, 1), 6 leaves (6, 4).
+        assert_eq!(
+            subset_select(&[0.0, 10.0], &[1.0, 5.0, 9.0, 6.0], 1),
+            vec![1]
+        );
+        // Then 1, 9 and 6 all leave the gaps {1, 4, 5} in some order: the earliest, 1;
+        // then 9 leaves (1, 4, 4, 1) and 6 (1, 4, 1, 4), equal: 9, the earlier; then 6.
+        assert_eq!(
+            subset_select(&[0.0, 10.0], &[1.0, 5.0, 9.0, 6.0], 4),
+            vec![1, 0, 2, 3]
+        );
+        // 2.5 fills the wider gap of (0, 5, 10, 20): gaps (5, 5, 5, 5, ...) would need
+        // 15; of 15 and 7, 15 leaves (5, 5, 5, 5), 7 leaves (5, 2, 3, 10).
+        assert_eq!(
+            subset_select(&[0.0, 5.0, 10.0, 20.0], &[7.0, 15.0], 1),
+            vec![1]
+        );
+        // Fewer candidates than asked: all of them.
+        assert_eq!(subset_select(&[], &[3.0, 1.0], 5).len(), 2);
+    }
+
+    #[test]
+    fn the_distribution_counts_active_choices_of_the_top_members() {
+        use nas_strategies::testing::{choice, layer};
+        let space = vec![
+            layer("a", 3, None),
+            choice("depth", ChoiceKind::Repeat { depths: vec![0, 1] }, None),
+            layer("inner", 2, Some(("depth", 0))),
+        ];
+        // Three members: `a` takes 0, 0, 2; depth 1, 1, 0; `inner` (active only where
+        // depth is 1, i.e. option 1) takes 1 and 1; the third member's 0 is inactive.
+        let top = vec![vec![0, 1, 1], vec![0, 1, 1], vec![2, 0, 0]];
+        let p = estimate(&space, &top, 1.0);
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        assert!(close(&p[0], &[3.0 / 6.0, 1.0 / 6.0, 2.0 / 6.0]), "{p:?}");
+        assert!(close(&p[1], &[2.0 / 5.0, 3.0 / 5.0]), "{p:?}");
+        assert!(close(&p[2], &[1.0 / 4.0, 3.0 / 4.0]), "{p:?}");
+        // Without smoothing, the frequencies; a choice nobody has active is uniform.
+        let p = estimate(&space, &top, 0.0);
+        assert!(close(&p[0], &[2.0 / 3.0, 0.0, 1.0 / 3.0]), "{p:?}");
+        let p = estimate(&space, &[vec![1, 0, 0]], 0.0);
+        assert!(close(&p[2], &[0.5, 0.5]), "{p:?}");
+    }
+
+    /// A fake supernet of four layers whose candidate `c{k}` costs `cost[k]`
+    /// multiply-adds and is `acc[k]` accurate, and a 2-of-3 input choice that costs
+    /// nothing and is 0.5 accurate.
+    fn fake(epochs: usize, batches: usize, acc: [f32; 3], cost: [f32; 3]) -> FakeSupernet {
+        let mut f = FakeSupernet::new(4, 3, epochs, batches);
+        f.latency = cost.repeat(4);
+        f.latency.extend([0.0; 3]);
+        f.accuracy = acc.repeat(4);
+        f.accuracy.extend([0.5; 3]);
+        f
+    }
+
+    fn archive(s: &Nat) -> Vec<Member> {
+        let state = s.save().unwrap();
+        nas_strategies::serde_json::from_value::<State>(state["state"].clone())
+            .unwrap()
+            .archive
+    }
+
+    /// The decisions of every architecture `front` gave the host.
+    fn front_decisions(f: &FakeSupernet) -> Vec<Vec<usize>> {
+        f.front
+            .as_ref()
+            .expect("front was called")
+            .iter()
+            .map(|a| decisions::from_arch(&f.info.choices, a).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_front_is_the_archives_non_dominated_set() {
+        // c1 gains most accuracy for its cost, c2 is the most accurate: a real trade-off.
+        let mut f = fake(2, 6, [0.3, 0.7, 0.8], [1.0, 2.0, 3.0]);
+        let mut s = Nat::create(&fake_setup(&f, json!({}), 3, None)).unwrap();
+        let export = drive(&mut s, &mut f, None).unwrap();
+        let members = archive(&s);
+        // By brute force: the members no other member beats on both accuracy and cost.
+        let beats = |b: &Member, a: &Member| {
+            b.acc >= a.acc && b.cost <= a.cost && (b.acc > a.acc || b.cost < a.cost)
+        };
+        let mut want: Vec<Vec<usize>> = members
+            .iter()
+            .filter(|a| !members.iter().any(|b| beats(b, a)))
+            .map(|m| m.d.clone())
+            .collect();
+        let mut got = front_decisions(&f);
+        assert!(got.len() >= 3, "a front with a trade-off: {got:?}");
+        // The host's order: cost ascending.
+        let cost = |d: &[usize]| (0..4).map(|i| d[i] + 1).sum::<usize>();
+        assert!(
+            got.windows(2).all(|w| cost(&w[0]) <= cost(&w[1])),
+            "{got:?}"
+        );
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        // The export is the most accurate member (four c2 if it was ever scored, which
+        // the largest subnet of the first archive is).
+        assert!((0..4).all(|i| picked(&export, i) == 2), "{export:?}");
+        // Every archive member is a distinct subnet.
+        let keys: HashSet<String> = members.iter().map(|m| s.key(&m.d)).collect();
+        assert_eq!(keys.len(), members.len());
+    }
+
+    #[test]
+    fn the_export_and_the_front_keep_to_a_macs_limit() {
+        // At most 9 multiply-adds: the best within is a c2 (3) and three c1 (2 each):
+        // accuracy 2.9 over the layers, where two c2, a c1 and a c0 (also 9) give 2.6
+        // and four c1 (8) give 2.8. Unlimited, four c2 (12) would win.
+        for seed in 0..3 {
+            let mut f = fake(3, 4, [0.3, 0.7, 0.8], [1.0, 2.0, 3.0]);
+            let arch = run_on_fake::<Nat>(&mut f, json!({"max_macs": 9.0}), seed);
+            let picks: Vec<usize> = (0..4).map(|i| picked(&arch, i)).collect();
+            assert_eq!(
+                picks.iter().map(|p| p + 1).sum::<usize>(),
+                9,
+                "seed {seed}: {picks:?}"
+            );
+            assert_eq!(
+                picks.iter().filter(|&&p| p == 2).count(),
+                1,
+                "seed {seed}: {picks:?}"
+            );
+            let front = front_decisions(&f);
+            assert!(!front.is_empty());
+            for d in front {
+                let macs: usize = (0..4).map(|i| d[i] + 1).sum();
+                assert!(macs <= 9, "seed {seed}: front member {d:?} costs {macs}");
+            }
+            assert!(f.subsets.iter().all(|s| *s == Subset::Fixed));
+        }
+        // The smallest subnet (four c0) costs 4: nothing fits under 3.
+        let mut g = fake(1, 2, [0.3, 0.7, 0.8], [1.0, 2.0, 3.0]);
+        let mut s = Nat::create(&fake_setup(&g, json!({"max_macs": 3.0}), 0, None)).unwrap();
+        let e = drive(&mut s, &mut g, None).unwrap_err();
+        assert!(e.contains("within the limits"), "{e}");
+    }
+
+    #[test]
+    fn a_front_past_the_cap_keeps_its_ends() {
+        // Accuracy grows exactly with cost (multiples of 1/8: no rounding), so every
+        // subnet of the archive is non-dominated: more than MAX_FRONT of them.
+        let mut f = FakeSupernet::new(6, 3, 1, 1);
+        f.latency = [1.0, 2.0, 3.0].repeat(6);
+        f.latency.extend([0.0; 3]);
+        f.accuracy = [0.125, 0.25, 0.375].repeat(6);
+        f.accuracy.extend([0.5; 3]);
+        let config = json!({"initial": 300, "candidates": 1, "population": 4,
+            "generations": 1, "surrogates": ["rbf"], "folds": 2});
+        let mut s = Nat::create(&fake_setup(&f, config, 0, None)).unwrap();
+        drive(&mut s, &mut f, None).unwrap();
+        assert!(archive(&s).len() > MAX_FRONT);
+        let front = front_decisions(&f);
+        assert_eq!(front.len(), MAX_FRONT);
+        let cost = |d: &[usize]| (0..6).map(|i| d[i] + 1).sum::<usize>();
+        // The smallest (6) and the largest (18) subnet are the front's ends.
+        assert_eq!(cost(&front[0]), 6);
+        assert_eq!(cost(&front[MAX_FRONT - 1]), 18);
+    }
+
+    #[test]
+    fn each_iteration_scores_its_candidates_and_each_epoch_rescores_the_archive() {
+        let mut f = fake(1, 3, [0.3, 0.7, 0.8], [1.0, 2.0, 3.0]);
+        let mut s = Nat::create(&fake_setup(
+            &f,
+            json!({"initial": 10, "candidates": 3}),
+            0,
+            None,
+        ))
+        .unwrap();
+        drive(&mut s, &mut f, None).unwrap();
+        // The first iteration: 10 initial subnets and 3 candidates; at the epoch's end
+        // all 13 again, then 3 more candidates.
+        assert_eq!(archive(&s).len(), 16);
+        assert_eq!(f.evaluations, 10 + 3 + 13 + 3);
+        let mut f = fake(1, 3, [0.3, 0.7, 0.8], [1.0, 2.0, 3.0]);
+        let mut s = Nat::create(&fake_setup(
+            &f,
+            json!({"initial": 10, "candidates": 3, "reevaluate": false}),
+            0,
+            None,
+        ))
+        .unwrap();
+        drive(&mut s, &mut f, None).unwrap();
+        assert_eq!(f.evaluations, 16);
+        // The smallest and the largest subnet are in the initial archive.
+        let members = archive(&s);
+        assert!(members.iter().any(|m| m.d[..4] == [0, 0, 0, 0]));
+        assert!(members.iter().any(|m| m.d[..4] == [2, 2, 2, 2]));
+    }
+
+    #[test]
+    fn adaptation_learns_from_the_largest_on_subnets_drawn_from_the_archives_best() {
+        // c2 is the cheapest and the most accurate on every layer: the archive's best
+        // members take it most, so the adaptation draws it more than uniformly.
+        let mut f = fake(3, 40, [0.2, 0.5, 0.9], [3.0, 2.0, 1.0]);
+        let mut s = Nat::create(&fake_setup(&f, json!({"subnets": 3}), 1, None)).unwrap();
+        drive(&mut s, &mut f, None).unwrap();
+        assert_eq!(f.distills.len(), 120, "one distillation step per batch");
+        assert_eq!(f.steps, 120, "and no other weight step");
+        let info = f.info.clone();
+        // The largest by cost: c0 on every layer, the first inputs (all cost nothing).
+        let largest = info.one_hot(&[0, 0, 0, 0, 0]);
+        let (mut c2, mut layers) = (0, 0);
+        for (teacher, students, loss) in &f.distills {
+            assert_eq!(*loss, DistillLoss::Kl);
+            assert_eq!(*teacher, largest);
+            assert_eq!(students.len(), 3);
+            for m in students {
+                // A one-hot subnet: one candidate a layer, two inputs.
+                let on: Vec<usize> = info
+                    .ranges()
+                    .into_iter()
+                    .map(|r| m[r].iter().filter(|&&w| w == 1.0).count())
+                    .collect();
+                assert_eq!(on, vec![1, 1, 1, 1, 2]);
+                assert!(m.iter().all(|&w| w == 0.0 || w == 1.0));
+                for l in 0..4 {
+                    layers += 1;
+                    c2 += (m[3 * l + 2] == 1.0) as usize;
+                }
+            }
+        }
+        let share = c2 as f64 / layers as f64;
+        assert!(
+            share > 0.5,
+            "c2 drawn on {share} of the layers (uniform: 1/3)"
+        );
+        // Without distillation: one subnet a step by a plain training step, or several
+        // learning from the labels in one step.
+        let mut f = fake(1, 5, [0.2, 0.5, 0.9], [3.0, 2.0, 1.0]);
+        run_on_fake::<Nat>(&mut f, json!({"distill": "none"}), 0);
+        assert!(f.distills.is_empty());
+        assert_eq!(f.steps, 5);
+        let mut f = fake(1, 5, [0.2, 0.5, 0.9], [3.0, 2.0, 1.0]);
+        run_on_fake::<Nat>(&mut f, json!({"distill": "none", "subnets": 2}), 0);
+        assert_eq!(f.distills.len(), 5);
+        assert!(f
+            .distills
+            .iter()
+            .all(|(_, st, l)| *l == DistillLoss::None && st.len() == 1));
+    }
+
+    #[test]
+    fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
+        nas_strategies::testing::check_resume::<Nat>(
+            json!({"initial": 8, "candidates": 3, "population": 12, "generations": 5}),
+            || fake(2, 20, [0.3, 0.7, 0.8], [1.0, 2.0, 3.0]),
+        );
+    }
+
+    #[test]
+    fn a_warm_up_trains_uniform_paths_before_the_search() {
+        nas_strategies::testing::check_warmup::<Nat>(json!({"initial": 6, "generations": 3}));
+    }
+
+    #[test]
+    fn loading_a_state_of_another_space_is_an_error() {
+        let f = fake(1, 3, [0.3, 0.7, 0.8], [1.0, 2.0, 3.0]);
+        let mut s = Nat::create(&fake_setup(&f, json!({}), 0, None)).unwrap();
+        let mut state = s.save().unwrap();
+        state["state"]["archive"] =
+            json!([{"d": [0, 0, 5, 0, 0], "acc": 0.5, "cost": 1.0, "violation": 0.0}]);
+        let e = s.load(state).unwrap_err();
+        assert!(e.contains("does not fit"), "{e}");
+        let _ = Reduce::Sum;
+    }
+}
