@@ -97,90 +97,246 @@ fn axis_block(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgro
     }
 }
 
-var<workgroup> As: array<array<f32, 64>, 16>;
-var<workgroup> Bs: array<array<f32, 64>, 16>;
+// u32(a / b) for a below 2^24 (exact there: the rounded f32 quotient of two exact
+// integers never crosses the next integer), as one vector float division where integer
+// division would be eight scalar ones on a CPU driver.
+fn fdiv(a: u32, b: u32) -> u32 {
+    return u32(f32(a) / f32(b));
+}
 
-// C[m,n] = A[m,k] x B[k,n], A or B read transposed. P: m, n, k, ta, tb.
-// Workgroups: (ceil(n/64), ceil(m/64)). Each workgroup of 16x16 computes a 64x64 tile
-// of C, each invocation 4x4 of it (rows lid.y + 16i, columns lid.x + 16j), stepping
-// through k 16 at a time with the A and B panels in workgroup memory. The panels load
-// with neighbouring invocations on neighbouring addresses for either layout.
-@compute @workgroup_size(16, 16)
-fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+// Row `row` of a matmul block into Y at `base`: columns col0..col0+8 (lo, hi) inside m x n.
+fn put(base: u32, row: u32, col0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    let n = p(1u);
+    if (row >= p(0u)) {
+        return;
+    }
+    let o = base + row * n + col0;
+    let left = n - col0;
+    if (left >= 8u) {
+        Y[o] = lo.x;
+        Y[o + 1u] = lo.y;
+        Y[o + 2u] = lo.z;
+        Y[o + 3u] = lo.w;
+        Y[o + 4u] = hi.x;
+        Y[o + 5u] = hi.y;
+        Y[o + 6u] = hi.z;
+        Y[o + 7u] = hi.w;
+        return;
+    }
+    for (var j = 0u; j < left; j = j + 1u) {
+        if (j < 4u) {
+            Y[o + j] = lo[j];
+        } else {
+            Y[o + j] = hi[j - 4u];
+        }
+    }
+}
+
+// C = A x B, either operand read transposed, for a batch of matrices at once. P: m, n,
+// k, ta, tb, sa, sb, sc: workgroup row z of the grid computes the product of the pair
+// starting z * sa floats into A and z * sb into B, into C at z * sc. Each invocation
+// computes an 8x8 block of C straight from the storage buffers, written out by hand so
+// the accumulators stay in registers: no workgroup memory and no barriers, which CPU
+// Vulkan drivers emulate at great cost. Rows and columns past the edge read the last row
+// or column (clamped, so the inner loop has no branches) and are not written.
+// Workgroups: 1-D over ceil(m/8) * ceil(n/8) blocks (index), z over the batch.
+@compute @workgroup_size(64)
+fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let m = p(0u);
     let n = p(1u);
     let k = p(2u);
-    let ta = p(3u) == 1u;
-    let tb = p(4u) == 1u;
-    let row0 = wid.y * 64u;
-    let col0 = wid.x * 64u;
-    let l = lid.y * 16u + lid.x;
-    var acc = array<f32, 16>();
-    for (var t = 0u; t < k; t = t + 16u) {
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = l + e * 256u;
-            // A panel: As[kk][r] = A[row0 + r, t + kk].
-            var kk = idx % 16u;
-            var r = idx / 16u;
-            if (ta) {
-                kk = idx / 64u;
-                r = idx % 64u;
-            }
-            let row = row0 + r;
-            let ak = t + kk;
-            var av = 0.0;
-            if (row < m && ak < k) {
-                if (ta) {
-                    av = A[ak * m + row];
-                } else {
-                    av = A[row * k + ak];
-                }
-            }
-            As[kk][r] = av;
-            // B panel: Bs[kk][c] = B[t + kk, col0 + c].
-            var bk = idx / 64u;
-            var c = idx % 64u;
-            if (tb) {
-                bk = idx % 16u;
-                c = idx / 16u;
-            }
-            let col = col0 + c;
-            let gk = t + bk;
-            var bv = 0.0;
-            if (gk < k && col < n) {
-                if (tb) {
-                    bv = B[col * k + gk];
-                } else {
-                    bv = B[gk * n + col];
-                }
-            }
-            Bs[bk][c] = bv;
-        }
-        workgroupBarrier();
-        for (var q = 0u; q < 16u; q = q + 1u) {
-            var av = array<f32, 4>();
-            var bv = array<f32, 4>();
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                av[i] = As[q][lid.y + 16u * i];
-                bv[i] = Bs[q][lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = acc[i * 4u + j] + av[i] * bv[j];
-                }
-            }
-        }
-        workgroupBarrier();
+    let bn = (n + 7u) / 8u;
+    let t = id.x + id.y * nw.x * 64u;
+    if (t >= ((m + 7u) / 8u) * bn) {
+        return;
     }
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let row = row0 + lid.y + 16u * i;
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let col = col0 + lid.x + 16u * j;
-            if (row < m && col < n) {
-                Y[row * n + col] = acc[i * 4u + j];
+    let row0 = (t / bn) * 8u;
+    let col0 = (t % bn) * 8u;
+    // Element (r, q) of A at r * ar + q * aq; element (q, c) of B at q * bq + c * bc.
+    var ar = k;
+    var aq = 1u;
+    if (p(3u) == 1u) {
+        ar = 1u;
+        aq = m;
+    }
+    var bq = n;
+    var bc = 1u;
+    if (p(4u) == 1u) {
+        bq = 1u;
+        bc = k;
+    }
+    let r0 = min(row0 + 0u, m - 1u) * ar;
+    let r1 = min(row0 + 1u, m - 1u) * ar;
+    let r2 = min(row0 + 2u, m - 1u) * ar;
+    let r3 = min(row0 + 3u, m - 1u) * ar;
+    let r4 = min(row0 + 4u, m - 1u) * ar;
+    let r5 = min(row0 + 5u, m - 1u) * ar;
+    let r6 = min(row0 + 6u, m - 1u) * ar;
+    let r7 = min(row0 + 7u, m - 1u) * ar;
+    let c0 = min(col0 + 0u, n - 1u) * bc;
+    let c1 = min(col0 + 1u, n - 1u) * bc;
+    let c2 = min(col0 + 2u, n - 1u) * bc;
+    let c3 = min(col0 + 3u, n - 1u) * bc;
+    let c4 = min(col0 + 4u, n - 1u) * bc;
+    let c5 = min(col0 + 5u, n - 1u) * bc;
+    let c6 = min(col0 + 6u, n - 1u) * bc;
+    let c7 = min(col0 + 7u, n - 1u) * bc;
+    var l0 = vec4<f32>();
+    var h0 = vec4<f32>();
+    var l1 = vec4<f32>();
+    var h1 = vec4<f32>();
+    var l2 = vec4<f32>();
+    var h2 = vec4<f32>();
+    var l3 = vec4<f32>();
+    var h3 = vec4<f32>();
+    var l4 = vec4<f32>();
+    var h4 = vec4<f32>();
+    var l5 = vec4<f32>();
+    var h5 = vec4<f32>();
+    var l6 = vec4<f32>();
+    var h6 = vec4<f32>();
+    var l7 = vec4<f32>();
+    var h7 = vec4<f32>();
+    let abase = id.z * p(5u);
+    let bbase = id.z * p(6u);
+    for (var q = 0u; q < k; q = q + 1u) {
+        let bo = bbase + q * bq;
+        let b0 = vec4<f32>(B[bo + c0], B[bo + c1], B[bo + c2], B[bo + c3]);
+        let b1 = vec4<f32>(B[bo + c4], B[bo + c5], B[bo + c6], B[bo + c7]);
+        let ao = abase + q * aq;
+        let a0 = A[ao + r0];
+        l0 = l0 + a0 * b0;
+        h0 = h0 + a0 * b1;
+        let a1 = A[ao + r1];
+        l1 = l1 + a1 * b0;
+        h1 = h1 + a1 * b1;
+        let a2 = A[ao + r2];
+        l2 = l2 + a2 * b0;
+        h2 = h2 + a2 * b1;
+        let a3 = A[ao + r3];
+        l3 = l3 + a3 * b0;
+        h3 = h3 + a3 * b1;
+        let a4 = A[ao + r4];
+        l4 = l4 + a4 * b0;
+        h4 = h4 + a4 * b1;
+        let a5 = A[ao + r5];
+        l5 = l5 + a5 * b0;
+        h5 = h5 + a5 * b1;
+        let a6 = A[ao + r6];
+        l6 = l6 + a6 * b0;
+        h6 = h6 + a6 * b1;
+        let a7 = A[ao + r7];
+        l7 = l7 + a7 * b0;
+        h7 = h7 + a7 * b1;
+    }
+    let cbase = id.z * p(7u);
+    put(cbase, row0 + 0u, col0, l0, h0);
+    put(cbase, row0 + 1u, col0, l1, h1);
+    put(cbase, row0 + 2u, col0, l2, h2);
+    put(cbase, row0 + 3u, col0, l3, h3);
+    put(cbase, row0 + 4u, col0, l4, h4);
+    put(cbase, row0 + 5u, col0, l5, h5);
+    put(cbase, row0 + 6u, col0, l6, h6);
+    put(cbase, row0 + 7u, col0, l7, h7);
+}
+
+// Y[i] = sum over s < parts of A[s * len + i]: partial products summed. P: len, parts.
+@compute @workgroup_size(64)
+fn sum_parts(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    let len = p(0u);
+    if (i >= len) {
+        return;
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p(1u); j = j + 1u) {
+        s = s + A[j * len + i];
+    }
+    Y[i] = s;
+}
+
+// im2col of NCHW `A` for an ungrouped convolution: Y = [n, cin * kh * kw, oh * ow], row
+// (c * kh + ki) * kw + kj of image b holding the input under that kernel tap at every
+// output position (0 in the padding). P as for conv2d. Workgroups: (ceil(oh * ow / 64),
+// cin * kh * kw, n), so only the position within the plane varies across a workgroup.
+@compute @workgroup_size(64)
+fn im2col(@builtin(global_invocation_id) id: vec3<u32>) {
+    let cin = p(1u);
+    let h = p(2u);
+    let w = p(3u);
+    let kh = p(5u);
+    let kw = p(6u);
+    let ow = p(15u);
+    let plane = p(14u) * ow;
+    let pix = id.x;
+    if (pix >= plane) {
+        return;
+    }
+    let r = id.y;
+    let b = id.z;
+    let kk = cin * kh * kw;
+    let rk = fdiv(r, kw);
+    let kj = r - rk * kw;
+    let c = fdiv(rk, kh);
+    let ki = rk - c * kh;
+    let oy = fdiv(pix, ow);
+    let ox = pix - oy * ow;
+    let iy = i32(oy * p(7u) + ki * p(11u)) - i32(p(9u));
+    let ix = i32(ox * p(8u) + kj * p(12u)) - i32(p(10u));
+    var v = 0.0;
+    if (iy >= 0 && iy < i32(h) && ix >= 0 && ix < i32(w)) {
+        v = A[((b * cin + c) * h + u32(iy)) * w + u32(ix)];
+    }
+    Y[(b * kk + r) * plane + pix] = v;
+}
+
+// col2im: the input gradient of an ungrouped convolution from the gradient of its im2col
+// matrix `A` ([n, cin * kh * kw, oh * ow]), one invocation per input element gathering
+// the taps that read it. P as for conv2d. Workgroups: (ceil(h * w / 64), cin, n).
+@compute @workgroup_size(64)
+fn col2im(@builtin(global_invocation_id) id: vec3<u32>) {
+    let cin = p(1u);
+    let h = p(2u);
+    let w = p(3u);
+    let kh = p(5u);
+    let kw = p(6u);
+    let oh = p(14u);
+    let ow = p(15u);
+    let sh = p(7u);
+    let sw = p(8u);
+    let at = id.x;
+    if (at >= h * w) {
+        return;
+    }
+    let c = id.y;
+    let b = id.z;
+    let iy = fdiv(at, w);
+    let ix = at - iy * w;
+    let plane = oh * ow;
+    let base = (b * cin + c) * kh * kw;
+    var s = 0.0;
+    for (var ki = 0u; ki < kh; ki = ki + 1u) {
+        let ty = i32(iy + p(9u)) - i32(ki * p(11u));
+        if (ty < 0) {
+            continue;
+        }
+        let oy = fdiv(u32(ty), sh);
+        if (oy * sh != u32(ty) || oy >= oh) {
+            continue;
+        }
+        for (var kj = 0u; kj < kw; kj = kj + 1u) {
+            let tx = i32(ix + p(10u)) - i32(kj * p(12u));
+            if (tx < 0) {
+                continue;
             }
+            let ox = fdiv(u32(tx), sw);
+            if (ox * sw != u32(tx) || ox >= ow) {
+                continue;
+            }
+            s = s + A[(base + ki * kw + kj) * plane + oy * ow + ox];
         }
     }
+    Y[(b * cin + c) * h * w + at] = s;
 }
 
 // Direct 2-D convolution of NCHW `A` with `[cout, cin/groups, kh, kw]` weights `B`.

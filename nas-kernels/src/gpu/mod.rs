@@ -25,6 +25,9 @@ pub const ENTRIES: &[&str] = &[
     "unary",
     "binary",
     "matmul",
+    "sum_parts",
+    "im2col",
+    "col2im",
     "conv2d",
     "conv2d_backward_input",
     "conv2d_backward_weight",
@@ -60,8 +63,59 @@ pub struct Gpu {
     queue: wgpu::Queue,
     layout: wgpu::BindGroupLayout,
     pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    /// Small host values already on the device (see [`Gpu::upload_small`]).
+    known: std::sync::Mutex<Known>,
     /// The adapter's name and backend, for reports.
     pub adapter: String,
+}
+
+/// A bounded memory of small host vectors and device buffers holding exactly those
+/// values, so values that go back down a step later (the labels from the loss to its
+/// gradient; batch norm's statistics and gamma from its forward to its backward; constant
+/// affine values) need no second upload. Only ever read by kernels, never written.
+#[derive(Default)]
+struct Known {
+    entries: std::collections::VecDeque<(u64, Vec<f32>, DevBuf)>,
+}
+
+impl Known {
+    const CAPACITY: usize = 512;
+    /// Largest vector remembered, in floats.
+    const MAX_LEN: usize = 1 << 14;
+
+    fn key(x: &[f32]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        x.len().hash(&mut h);
+        for v in x {
+            v.to_bits().hash(&mut h);
+        }
+        h.finish()
+    }
+
+    fn find(&self, x: &[f32]) -> Option<DevBuf> {
+        let key = Self::key(x);
+        self.entries
+            .iter()
+            .find(|(k, v, _)| *k == key && v.len() == x.len() && bits_eq(v, x))
+            .map(|(_, _, b)| b.clone())
+    }
+
+    fn remember(&mut self, x: &[f32], b: &DevBuf) {
+        if x.len() > Self::MAX_LEN || self.find(x).is_some() {
+            return;
+        }
+        if self.entries.len() == Self::CAPACITY {
+            self.entries.pop_front();
+        }
+        self.entries
+            .push_back((Self::key(x), x.to_vec(), b.clone()));
+    }
+}
+
+/// Whether two float slices hold the same bits.
+fn bits_eq(a: &[f32], b: &[f32]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 /// `len` floats in the wgpu device's memory; cloning shares the buffer. It carries its
@@ -241,6 +295,7 @@ impl Gpu {
             queue,
             layout,
             pipelines,
+            known: Default::default(),
             adapter: format!("{} ({:?})", info.name, info.backend),
         })
     }
@@ -253,7 +308,7 @@ impl Gpu {
         entry: &str,
         params: &[u32],
         bufs: [&wgpu::Buffer; 4],
-        groups: (u32, u32),
+        groups: (u32, u32, u32),
         reps: u32,
     ) -> Result<wgpu::CommandEncoder, String> {
         assert!(params.len() <= 16, "at most 16 kernel parameters");
@@ -293,7 +348,7 @@ impl Gpu {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind, &[]);
             for _ in 0..reps {
-                pass.dispatch_workgroups(groups.0, groups.1, 1);
+                pass.dispatch_workgroups(groups.0, groups.1, groups.2);
             }
         }
         Ok(enc)
@@ -372,6 +427,17 @@ impl Gpu {
         bufs: [&wgpu::Buffer; 4],
         groups: (u32, u32),
     ) -> Res<()> {
+        self.dispatch3(entry, params, bufs, (groups.0, groups.1, 1))
+    }
+
+    /// [`Gpu::dispatch`] over a 3-D grid of workgroups.
+    fn dispatch3(
+        &self,
+        entry: &str,
+        params: &[u32],
+        bufs: [&wgpu::Buffer; 4],
+        groups: (u32, u32, u32),
+    ) -> Res<()> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let enc = self.encode(entry, params, bufs, groups, 1)?;
         self.queue.submit([enc.finish()]);
@@ -398,6 +464,23 @@ impl Gpu {
                 usage: DevBuf::USAGE,
             });
         self.wrap(buf, len)
+    }
+
+    /// `x` on the device for kernels to read: a buffer already holding exactly these
+    /// values if one is remembered, else a new upload, remembered.
+    fn upload_small(&self, x: &[f32]) -> DevBuf {
+        let mut known = self.known.lock().unwrap();
+        if let Some(b) = known.find(x) {
+            return b;
+        }
+        let b = self.upload(x);
+        known.remember(x, &b);
+        b
+    }
+
+    /// Remembers that `b` holds `x` (see [`Gpu::upload_small`]).
+    fn remember(&self, x: &[f32], b: &DevBuf) {
+        self.known.lock().unwrap().remember(x, b);
     }
 
     /// A new device buffer for a kernel's `len` outputs.
@@ -450,7 +533,7 @@ impl Gpu {
         let (b, y, i) = (small("b"), small("y"), small("i"));
         let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
         let cmd = self
-            .encode(entry, params, [a, &b, &y, &i], (groups, 1), reps)?
+            .encode(entry, params, [a, &b, &y, &i], (groups, 1, 1), reps)?
             .finish();
         let t = std::time::Instant::now();
         self.queue.submit([cmd]);
@@ -640,37 +723,26 @@ impl Accel for Gpu {
         b: &[f32],
         tb: bool,
     ) -> Res<Vec<f32>> {
-        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
-        let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
-        self.run("matmul", &params, a, b, m * n, groups)
+        let (a, b) = (self.upload(a), self.upload(b));
+        Resident::matmul(self, m, n, k, &a, ta, &b, tb)?.to_vec()
     }
 
     fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), Some(w), None)?;
-        let params = Self::conv_params(p);
-        let len = p.out_len();
-        self.run("conv2d", &params, x, w, len, groups_1d(len))
+        let (x, w) = (self.upload(x), self.upload(w));
+        Resident::conv2d(self, p, &x, &w, None)?.to_vec()
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, None, Some(w), Some(gy))?;
-        let len = p.n * p.cin * p.h * p.w;
-        let params = Self::conv_params(p);
-        self.run("conv2d_backward_input", &params, gy, w, len, groups_1d(len))
+        let (gy, w) = (self.upload(gy), self.upload(w));
+        Resident::conv2d_backward_input(self, p, &gy, &w)?.to_vec()
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), None, Some(gy))?;
-        let len = p.weight_len();
-        let params = Self::conv_params(p);
-        self.run(
-            "conv2d_backward_weight",
-            &params,
-            x,
-            gy,
-            len,
-            groups_1d(len),
-        )
+        let (x, gy) = (self.upload(x), self.upload(gy));
+        Resident::conv2d_backward_weight(self, p, &x, &gy)?.to_vec()
     }
 
     fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)> {
@@ -965,9 +1037,21 @@ impl Resident for Gpu {
     ) -> Res<DevBuf> {
         check_len("matmul left operand", a.len, m * k)?;
         check_len("matmul right operand", b.len, k * n)?;
-        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32];
-        let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
-        self.run_dev("matmul", &params, a, Some(b), m * n, groups)
+        let y = self.output("y", m * n);
+        let one = Mm {
+            m,
+            n,
+            k,
+            ta,
+            tb,
+            nb: 1,
+            sa: 0,
+            sb: 0,
+            sc: 0,
+            acc: false,
+        };
+        self.mm(&one, a, b, &y)?;
+        Ok(y)
     }
 
     fn concat_axis(&self, outer: usize, inner: usize, parts: &[(DevBuf, usize)]) -> Res<DevBuf> {
@@ -1041,8 +1125,12 @@ impl Resident for Gpu {
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
         check_len("conv2d weight", w.len, p.weight_len())?;
         let len = p.out_len();
-        let params = Self::conv_params(p);
-        let y = self.run_dev("conv2d", &params, x, Some(w), len, groups_1d(len))?;
+        let y = if Self::by_gemm(p) {
+            self.conv_gemm(p, x, w)?
+        } else {
+            let params = Self::conv_params(p);
+            self.run_dev("conv2d", &params, x, Some(w), len, groups_1d(len))?
+        };
         match bias {
             Some(b) => self.add_channel(p.cout, p.out_h() * p.out_w(), &y, b),
             None => Ok(y),
@@ -1053,6 +1141,9 @@ impl Resident for Gpu {
         p.validate()?;
         check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d weight", w.len, p.weight_len())?;
+        if Self::by_gemm(p) {
+            return self.conv_gemm_backward_input(p, gy, w);
+        }
         let len = p.n * p.cin * p.h * p.w;
         let params = Self::conv_params(p);
         let name = "conv2d_backward_input";
@@ -1063,6 +1154,9 @@ impl Resident for Gpu {
         p.validate()?;
         check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
+        if Self::by_gemm(p) {
+            return self.conv_gemm_backward_weight(p, x, gy);
+        }
         let len = p.weight_len();
         let params = Self::conv_params(p);
         let name = "conv2d_backward_weight";
@@ -1170,8 +1264,10 @@ impl Resident for Gpu {
         let stats = self.run_dev("bn_stats", &params, x, None, 2 * c, (c as u32, 1))?;
         let host = stats.to_vec()?;
         let (mean, invstd) = (host[..c].to_vec(), host[c..].to_vec());
-        let affine = self.upload(&[gamma, beta].concat());
+        let affine = self.upload_small(&[gamma, beta].concat());
         let chans = self.concat(&[&stats, &affine]);
+        // The backward reads [mean, invstd, gamma]: already here.
+        self.remember(&[&host, gamma].concat(), &self.part(&chans, 0, 3 * c));
         let params = [total as u32, c as u32, hw as u32];
         let y = self.run_dev(
             "bn_apply",
@@ -1198,7 +1294,7 @@ impl Resident for Gpu {
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
         check_len("batch_norm output gradient", gy.len, total)?;
-        let stats = self.upload(&[mean, invstd, gamma].concat());
+        let stats = self.upload_small(&[mean, invstd, gamma].concat());
         let b = self.concat(&[gy, &stats]);
         let params = [n as u32, c as u32, hw as u32];
         let name = "bn_backward_sums";
@@ -1243,7 +1339,7 @@ impl Resident for Gpu {
     fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32> {
         crate::accel::check_targets(rows, cols, logp.len, targets)?;
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-        let t = self.upload(&t);
+        let t = self.upload_small(&t);
         let params = [rows as u32, cols as u32];
         Ok(self
             .run_dev("nll", &params, logp, Some(&t), 1, (1, 1))?
@@ -1253,7 +1349,7 @@ impl Resident for Gpu {
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<DevBuf> {
         crate::accel::check_targets(rows, cols, rows * cols, targets)?;
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-        let t = self.upload(&t);
+        let t = self.upload_small(&t);
         let params = [rows as u32, cols as u32, g.to_bits()];
         let len = rows * cols;
         self.run_dev("nll_backward", &params, &t, None, len, groups_1d(len))
@@ -1406,4 +1502,189 @@ fn same_lengths(what: &str, xs: &[DevBuf], k: usize) -> Res<usize> {
         ));
     }
     Ok(n)
+}
+
+/// One `matmul` dispatch: `nb` products of `m x k` by `k x n` matrices (either read
+/// transposed), the z-th pair starting `sa` and `sb` floats into A and B and its product
+/// `sc` floats into C, or with `acc` the sum of the products in one C.
+struct Mm {
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    nb: usize,
+    sa: usize,
+    sb: usize,
+    sc: usize,
+    acc: bool,
+}
+
+impl Gpu {
+    /// Runs `mm` from `a` and `b` into `y` (which must hold its output). With `acc`
+    /// each pair's product goes to its own slice of a scratch buffer (one workgroup row
+    /// each, so a long reduction still spreads over many invocations) and `sum_parts`
+    /// adds them up.
+    fn mm(&self, mm: &Mm, a: &DevBuf, b: &DevBuf, y: &DevBuf) -> Res<()> {
+        let blocks = mm.m.div_ceil(8) * mm.n.div_ceil(8);
+        if blocks == 0 || mm.nb == 0 {
+            return Ok(());
+        }
+        let len = mm.m * mm.n;
+        let parts = if mm.acc && mm.nb > 1 {
+            Some(self.output("parts", mm.nb * len))
+        } else {
+            None
+        };
+        let sc = if mm.acc { len } else { mm.sc };
+        let params = [
+            mm.m,
+            mm.n,
+            mm.k,
+            mm.ta as usize,
+            mm.tb as usize,
+            mm.sa,
+            mm.sb,
+            sc,
+        ]
+        .map(|v| v as u32);
+        let (gx, gy) = groups_1d(blocks);
+        let unused = self.unused();
+        let out = parts.as_ref().unwrap_or(y);
+        self.dispatch3(
+            "matmul",
+            &params,
+            [&a.buf, &b.buf, &out.buf, &unused.buf],
+            (gx, gy, mm.nb as u32),
+        )?;
+        if let Some(parts) = parts {
+            let params = [len as u32, mm.nb as u32];
+            let unused_b = self.unused();
+            self.dispatch(
+                "sum_parts",
+                &params,
+                [&parts.buf, &unused_b.buf, &y.buf, &unused.buf],
+                groups_1d(len),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether convolution `p` runs as im2col and a matmul: ungrouped (grouped and
+    /// depthwise ones keep their direct kernels, which do little work per output), with
+    /// its grids within the 65535-workgroup limit per dimension.
+    fn by_gemm(p: &Conv2d) -> bool {
+        let lim = 65_535;
+        p.groups == 1
+            && p.cin * p.kh * p.kw <= lim
+            && p.n <= lim
+            && p.cin <= lim
+            && (p.out_h() * p.out_w()).div_ceil(64) <= lim
+            && (p.h * p.w).div_ceil(64) <= lim
+    }
+
+    /// Whether the convolution's im2col matrix is its input (a 1x1 kernel, stride 1, no
+    /// padding).
+    fn pointwise(p: &Conv2d) -> bool {
+        p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0
+    }
+
+    /// The im2col matrix of `x` for ungrouped convolution `p`: `[n, cin * kh * kw, oh *
+    /// ow]` (`x` itself for a pointwise one).
+    fn im2col(&self, p: &Conv2d, x: &DevBuf) -> Res<DevBuf> {
+        if Self::pointwise(p) {
+            return Ok(x.clone());
+        }
+        let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
+        let col = self.output("col", p.n * kk * plane);
+        let groups = (plane.div_ceil(64) as u32, kk as u32, p.n as u32);
+        self.conv_pass("im2col", p, x, &col, groups)?;
+        Ok(col)
+    }
+
+    /// One dispatch of im2col or col2im from `x` into `y` over a 3-D grid.
+    fn conv_pass(
+        &self,
+        entry: &str,
+        p: &Conv2d,
+        x: &DevBuf,
+        y: &DevBuf,
+        groups: (u32, u32, u32),
+    ) -> Res<()> {
+        let (unused_b, unused_i) = (self.unused(), self.unused());
+        let params = Self::conv_params(p);
+        let bufs = [&x.buf, &unused_b.buf, &y.buf, &unused_i.buf];
+        self.dispatch3(entry, &params, bufs, groups)
+    }
+
+    /// Ungrouped convolution as im2col and one batched matmul: image b's output `[cout,
+    /// oh * ow]` is the weights `[cout, cin * kh * kw]` times its im2col matrix.
+    fn conv_gemm(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+        let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
+        let col = self.im2col(p, x)?;
+        let y = self.output("y", p.out_len());
+        let mm = Mm {
+            m: p.cout,
+            n: plane,
+            k: kk,
+            ta: false,
+            tb: false,
+            nb: p.n,
+            sa: 0,
+            sb: kk * plane,
+            sc: p.cout * plane,
+            acc: false,
+        };
+        self.mm(&mm, w, &col, &y)?;
+        Ok(y)
+    }
+
+    /// Its input gradient: each image's im2col gradient (the weights transposed times
+    /// its output gradient), then col2im.
+    fn conv_gemm_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+        let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
+        let gcol = self.output("gcol", p.n * kk * plane);
+        let mm = Mm {
+            m: kk,
+            n: plane,
+            k: p.cout,
+            ta: true,
+            tb: false,
+            nb: p.n,
+            sa: 0,
+            sb: p.cout * plane,
+            sc: kk * plane,
+            acc: false,
+        };
+        self.mm(&mm, w, gy, &gcol)?;
+        if Self::pointwise(p) {
+            return Ok(gcol);
+        }
+        let gx = self.output("gx", p.n * p.cin * p.h * p.w);
+        let groups = ((p.h * p.w).div_ceil(64) as u32, p.cin as u32, p.n as u32);
+        self.conv_pass("col2im", p, &gcol, &gx, groups)?;
+        Ok(gx)
+    }
+
+    /// Its weight gradient: the sum over images of the output gradient `[cout, oh * ow]`
+    /// times the transposed im2col matrix.
+    fn conv_gemm_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
+        let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
+        let col = self.im2col(p, x)?;
+        let gw = self.output("gw", p.weight_len());
+        let mm = Mm {
+            m: p.cout,
+            n: kk,
+            k: plane,
+            ta: false,
+            tb: true,
+            nb: p.n,
+            sa: p.cout * plane,
+            sb: kk * plane,
+            sc: 0,
+            acc: true,
+        };
+        self.mm(&mm, gy, &col, &gw)?;
+        Ok(gw)
+    }
 }

@@ -71,9 +71,16 @@ pub mod suite {
     use nas_kernels::accel::Accel;
     use nas_kernels::cpu::{conv, gemm, norm, pool, softmax};
 
-    /// Shapes inside one 64x64 tile and across several, with k tails, every transpose.
+    /// Shapes inside one 64x64 tile and across several, with k tails, every transpose;
+    /// and blocks of 8x8 whose last rows and columns are several but not all real.
     pub fn matmul(a: &dyn Accel) {
-        for (m, n, k) in [(67, 45, 129), (130, 200, 70), (1, 1, 1)] {
+        for (m, n, k) in [
+            (67, 45, 129),
+            (130, 200, 70),
+            (1, 1, 1),
+            (13, 14, 9),
+            (6, 21, 5),
+        ] {
             let x = random(m * k, 3);
             let y = random(k * n, 4);
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
