@@ -394,31 +394,127 @@ fn wide_ok(p: &Conv2d) -> bool {
     p.sh == 1 && p.sw == 1
 }
 
+/// `out[oy * ow + ox] (+)= sum over taps (off, w) of w * src[oy * stride + ox + off]`
+/// for an `oh x ow` plane: a correlation of a padded plane with a kernel given as
+/// offsets. Each block of 16 (then 8) output columns sums every tap in registers, in the
+/// order of `taps`, and is stored once, so the result has the bits of adding the taps
+/// one plane at a time while memory sees a load per tap and a store per block.
+fn correlate(
+    src: &[f32],
+    stride: usize,
+    taps: &[(usize, f32)],
+    out: &mut [f32],
+    (oh, ow): (usize, usize),
+    add: bool,
+) {
+    fn block<const L: usize>(
+        src: &[f32],
+        at: usize,
+        taps: &[(usize, f32)],
+        out: &mut [f32],
+        add: bool,
+    ) {
+        let mut acc = [0f32; L];
+        for &(off, wv) in taps {
+            let s: &[f32; L] = src[at + off..at + off + L].try_into().unwrap();
+            for l in 0..L {
+                acc[l] += wv * s[l];
+            }
+        }
+        let o: &mut [f32; L] = out.try_into().unwrap();
+        if add {
+            for l in 0..L {
+                o[l] += acc[l];
+            }
+        } else {
+            *o = acc;
+        }
+    }
+    for (oy, row) in out.chunks_mut(ow).take(oh).enumerate() {
+        let base = oy * stride;
+        let mut ox = 0;
+        while ox + 16 <= ow {
+            block::<16>(src, base + ox, taps, &mut row[ox..ox + 16], add);
+            ox += 16;
+        }
+        if ox + 8 <= ow {
+            block::<8>(src, base + ox, taps, &mut row[ox..ox + 8], add);
+            ox += 8;
+        }
+        for (x, o) in row.iter_mut().enumerate().skip(ox) {
+            let mut a = 0.0f32;
+            for &(off, wv) in taps {
+                a += wv * src[base + x + off];
+            }
+            if add {
+                *o += a;
+            } else {
+                *o = a;
+            }
+        }
+    }
+}
+
 fn depthwise_forward_wide(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
     let wd = Wide::new(p);
     let (oh, ow) = (p.out_h(), p.out_w());
+    let mut taps = Vec::with_capacity(p.kh * p.kw);
     with_buf(&PAD_A, wd.padded, |pad| {
-        with_buf(&PAD_B, wd.len, |out| {
-            for c in 0..p.cin {
-                wd.pad(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
-                out.fill(0.0);
-                for ki in 0..p.kh {
-                    for kj in 0..p.kw {
-                        let wv = w[(c * p.kh + ki) * p.kw + kj];
-                        let src = &pad[wd.tap(p, ki, kj)..][..wd.len];
-                        out.iter_mut().zip(src).for_each(|(o, v)| *o += wv * v);
-                    }
-                }
-                let yc = &mut y[c * oh * ow..(c + 1) * oh * ow];
-                for (oy, row) in yc.chunks_mut(ow).enumerate() {
-                    row.copy_from_slice(&out[oy * wd.wp..oy * wd.wp + ow]);
+        for c in 0..p.cin {
+            wd.pad(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
+            taps.clear();
+            for ki in 0..p.kh {
+                for kj in 0..p.kw {
+                    taps.push((wd.tap(p, ki, kj), w[(c * p.kh + ki) * p.kw + kj]));
                 }
             }
-        })
+            let yc = &mut y[c * oh * ow..(c + 1) * oh * ow];
+            correlate(pad, wd.wp, &taps, yc, (oh, ow), false);
+        }
+    });
+}
+
+/// The stride-1 depthwise input gradient as a correlation: with the output gradient
+/// placed at `((kh-1)*dh - ph, (kw-1)*dw - pw)` in a zero plane `w + (kw-1)*dw` wide,
+/// `gx[iy, ix]` is the sum over taps of `w[ki, kj]` times that plane at
+/// `(iy + (kh-1-ki)*dh, ix + (kw-1-kj)*dw)`. It needs the padding no wider than the
+/// kernel's reach (`ph <= (kh-1)*dh`, likewise across), as every "same" padding is.
+fn flipped_ok(p: &Conv2d) -> bool {
+    p.ph <= (p.kh - 1) * p.dh && p.pw <= (p.kw - 1) * p.dw
+}
+
+fn depthwise_backward_input_flipped(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let (rh, rw) = ((p.kh - 1) * p.dh, (p.kw - 1) * p.dw);
+    let (th, tw) = (rh - p.ph, rw - p.pw);
+    let w2 = p.w + rw;
+    // Rows up to h + rh, with slack for the last tap's read past the last row.
+    let len = (p.h + rh) * w2 + rw;
+    let mut taps = Vec::with_capacity(p.kh * p.kw);
+    with_buf(&PAD_A, len, |gpad| {
+        for c in 0..p.cin {
+            gpad.fill(0.0);
+            for (oy, row) in gy[c * oh * ow..(c + 1) * oh * ow].chunks(ow).enumerate() {
+                let o = (oy + th) * w2 + tw;
+                gpad[o..o + ow].copy_from_slice(row);
+            }
+            taps.clear();
+            for ki in 0..p.kh {
+                for kj in 0..p.kw {
+                    let off = (p.kh - 1 - ki) * p.dh * w2 + (p.kw - 1 - kj) * p.dw;
+                    taps.push((off, w[(c * p.kh + ki) * p.kw + kj]));
+                }
+            }
+            let gc = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
+            correlate(gpad, w2, &taps, gc, (p.h, p.w), true);
+        }
     });
 }
 
 fn depthwise_backward_input_wide(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    if flipped_ok(p) {
+        return depthwise_backward_input_flipped(p, gy, w, gx);
+    }
     let wd = Wide::new(p);
     let (oh, ow) = (p.out_h(), p.out_w());
     with_buf(&PAD_A, wd.padded, |gpad| {
@@ -653,6 +749,10 @@ mod tests {
             c(2, 4, 7, 6, 4, 3, 1, 1, 1, 4),
             c(2, 3, 8, 7, 3, 3, 1, 0, 1, 3),
             c(1, 3, 9, 8, 3, 5, 1, 2, 1, 3),
+            // Rows long enough for the depthwise kernels' blocks of 16 and 8 columns.
+            c(2, 3, 5, 21, 3, 3, 1, 1, 1, 3),
+            c(1, 2, 4, 27, 2, 5, 1, 2, 1, 2),
+            c(1, 2, 6, 19, 2, 3, 1, 2, 2, 2),
         ]
     }
 
