@@ -342,6 +342,12 @@ pub fn check_journal(
 /// The cost a multi-objective run traded accuracy against, if it had one.
 pub fn run_cost(a: &SearchArgs) -> Option<String> {
     let cfg = a.strategy_config().ok()?;
+    // One cost named beside accuracy (NAT's `objective`), or a list of objectives.
+    if let Some(o) = cfg.get("objective").and_then(|v| v.as_str()) {
+        if ["params", "macs", "latency_ms"].contains(&o) {
+            return Some(o.to_string());
+        }
+    }
     cfg.get("objectives")?
         .as_array()?
         .iter()
