@@ -73,6 +73,11 @@ fn every_one_shot_plugin_avoids_the_harmful_candidates() {
     let mut retrained: BTreeMap<String, f32> = BTreeMap::new();
     for s in ONE_SHOT {
         for seed in ["0", "1", "2"] {
+            // NAT trains two paths a step and scores its archive: one seed here (its own
+            // CLI test below runs it end to end).
+            if s == "nat" && seed != "0" {
+                continue;
+            }
             let d = out_dir(&format!("{s}-{seed}"));
             let out = run(nas()
                 .args([
