@@ -964,9 +964,13 @@ pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
         run.display().to_string(),
         "--here".into(),
     ];
+    // The job journals its export, then writes best.json: the search has finished when
+    // both are there (a job killed between them ends without it, and the next attempt's
+    // `resume` writes it).
     let finished = || {
         std::fs::read_to_string(run.join("journal.jsonl"))
             .is_ok_and(|t| t.lines().any(|l| !l.trim().is_empty()))
+            && run.join("best.json").exists()
     };
     const SEARCH: usize = usize::MAX;
     let mut attempt = s.log.attempts.get(&SEARCH).copied().unwrap_or(0);
