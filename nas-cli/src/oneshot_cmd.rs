@@ -199,18 +199,10 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         )
     })?;
     let search_seconds = started.elapsed().as_secs_f64();
-    let acc = trainer
-        .evaluate_arch(&found, RECALIBRATE)
-        .map_err(|e| anyhow!(e))?;
-    let mut metrics = trainer.metrics(&found).map_err(|e| anyhow!(e))?;
-    metrics.accuracy = acc as f64;
+    let mut metrics = score(&mut trainer, &found)?;
     metrics
         .extra
         .insert("search_seconds".into(), search_seconds.into());
-    metrics.extra.insert(
-        "scored_by".into(),
-        "supernet weights on the validation split".into(),
-    );
     let mut final_accuracy = None;
     if let Some(table) = nb201_table(a)? {
         if let Ok(row) = table.row(&found) {
@@ -245,15 +237,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         );
     }
     for (i, f) in front.into_iter().enumerate() {
-        let acc = trainer
-            .evaluate_arch(&f, RECALIBRATE)
-            .map_err(|e| anyhow!(e))?;
-        let mut m = trainer.metrics(&f).map_err(|e| anyhow!(e))?;
-        m.accuracy = acc as f64;
-        m.extra.insert(
-            "scored_by".into(),
-            "supernet weights on the validation split".into(),
-        );
+        let mut m = score(&mut trainer, &f)?;
         m.extra.insert("pareto_set".into(), true.into());
         records.push(TrialRecord {
             trial: i + 1,
@@ -276,7 +260,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
     );
     println!(
         "its accuracy with the supernet's weights (validation split): {:.2}%",
-        acc * 100.0
+        metrics.accuracy * 100.0
     );
     if let Some(s) = metrics.extra.get("nb201_arch_str") {
         println!(
@@ -294,6 +278,24 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         run.path.display()
     );
     Ok(())
+}
+
+/// What a one-shot run journals of an architecture: its costs and its accuracy with the
+/// supernet's weights (batch norm recalibrated for it) on the validation split.
+fn score(
+    trainer: &mut SupernetTrainer,
+    arch: &nas_core::space::Architecture,
+) -> Result<nas_core::evaluate::Metrics> {
+    let acc = trainer
+        .evaluate_arch(arch, RECALIBRATE)
+        .map_err(|e| anyhow!(e))?;
+    let mut m = trainer.metrics(arch).map_err(|e| anyhow!(e))?;
+    m.accuracy = acc as f64;
+    m.extra.insert(
+        "scored_by".into(),
+        "supernet weights on the validation split".into(),
+    );
+    Ok(m)
 }
 
 /// The mean mixing weights of a progress report by choice, `{label: [weights]}`, to four

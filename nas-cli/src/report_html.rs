@@ -265,12 +265,7 @@ fn choices_of(arch: &Architecture) -> Vec<Choice> {
 /// now): what it scored, its drawing and its JSON.
 fn best_section(h: &mut String, p: &Page, limits: &Limits, one_shot: bool) {
     let cands = candidates(p.journal, limits);
-    // A one-shot run's export is its trial 0 (the rest, if any, its Pareto set).
-    let best = if one_shot {
-        cands.iter().find(|c| c.trials.contains(&0)).cloned()
-    } else {
-        experiment::best(&cands).cloned()
-    };
+    let best = crate::search_args::answer(&cands, one_shot).cloned();
     let (heading, line, arch) = match &best {
         Some(b) => {
             let mut line = format!(

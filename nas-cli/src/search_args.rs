@@ -257,16 +257,22 @@ pub fn run_limits(a: &SearchArgs) -> Result<Limits> {
     Limits::from_config(&a.strategy_config()?).map_err(|e| anyhow!("--config: {e}"))
 }
 
+/// A run's answer among its candidates: a one-shot run's is its export, trial 0,
+/// whatever the accuracy of the Pareto set a multi-objective strategy journals beside
+/// it; a multi-trial run's is its most accurate candidate.
+pub fn answer(c: &[Candidate], one_shot: bool) -> Option<&Candidate> {
+    if one_shot {
+        c.iter().find(|c| c.trials.contains(&0))
+    } else {
+        experiment::best(c)
+    }
+}
+
 /// The architecture a run returns: the feasible one with the highest accuracy (mean
 /// over its trials), or an error that says no trial was feasible.
 pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
     let c = candidates(j, limits);
-    // A one-shot run's answer is its export, trial 0, whatever the accuracy of the
-    // Pareto set a multi-objective strategy journals beside it.
-    let export = crate::report_html::one_shot(j, false)
-        .then(|| c.iter().find(|c| c.trials.contains(&0)))
-        .flatten();
-    match export.or_else(|| experiment::best(&c)) {
+    match answer(&c, crate::report_html::one_shot(j, false)).or_else(|| experiment::best(&c)) {
         Some(b) => Ok(b.clone()),
         None => bail!(
             "none of the run's {} is within the limits ({limits})",
