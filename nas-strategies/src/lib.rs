@@ -12,6 +12,7 @@ pub mod decisions;
 pub mod observed;
 pub mod oneshot;
 pub mod oneshot_abi;
+pub mod pareto;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -555,6 +555,18 @@ pub fn run_on_fake<S: crate::oneshot::OneShotStrategy>(
         .unwrap()
 }
 
+/// Checks that an epoch strategy refuses `config` (on a small fake supernet) with an
+/// error that contains every one of `want` (the field's name, the bad value, the range).
+pub fn refused<S: crate::oneshot::EpochStrategy>(config: Value, want: &[&str]) {
+    let f = FakeSupernet::new(2, 3, 1, 10);
+    let e = S::create(&fake_setup(&f, config.clone(), 0, None))
+        .err()
+        .unwrap_or_else(|| panic!("{config} accepted"));
+    for w in want {
+        assert!(e.contains(w), "{config}: {e} does not name {w}");
+    }
+}
+
 /// Checks that a one-shot strategy killed after its first checkpoint and resumed by a
 /// fresh instance ends in the same state as an uninterrupted run: `fake` makes a fresh
 /// two-epoch fake supernet (the same each call).

@@ -422,13 +422,7 @@ mod tests {
     use nas_strategies::testing::{fake_setup, picked, run_on_fake, FakeSupernet};
 
     fn refused(config: Value, want: &[&str]) {
-        let f = FakeSupernet::new(2, 3, 1, 10);
-        let e = <AlphaNet as EpochStrategy>::create(&fake_setup(&f, config.clone(), 0, None))
-            .err()
-            .unwrap_or_else(|| panic!("{config} accepted"));
-        for w in want {
-            assert!(e.contains(w), "{config}: {e} does not name {w}");
-        }
+        nas_strategies::testing::refused::<AlphaNet>(config, want)
     }
 
     #[test]

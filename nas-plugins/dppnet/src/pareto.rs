@@ -1,50 +1,7 @@
 //! Pareto optimality over objectives that are all minimised (DPP-Net's model selection):
-//! dominance, non-dominated sorting and picking `k` points front by front.
+//! picking `k` points front by front (dominance and the fronts are the SDK's).
 
-/// Whether `a` dominates `b`: no worse in every objective and better in at least one.
-pub fn dominates(a: &[f64], b: &[f64]) -> bool {
-    let mut better = false;
-    for (x, y) in a.iter().zip(b) {
-        if x > y {
-            return false;
-        }
-        better |= x < y;
-    }
-    better
-}
-
-/// The non-dominated fronts of `points` (indices, each front in ascending index order):
-/// the first is the Pareto set, the second the Pareto set of the rest, and so on.
-pub fn fronts(points: &[Vec<f64>]) -> Vec<Vec<usize>> {
-    // In lexicographic order a point can only be dominated by points before it, and a
-    // point dominated by a dominated point is dominated by that point's dominator too, so
-    // checking each point against the front found so far is enough.
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by(|&a, &b| {
-        points[a]
-            .iter()
-            .zip(&points[b])
-            .map(|(x, y)| x.total_cmp(y))
-            .find(|o| o.is_ne())
-            .unwrap_or(a.cmp(&b))
-    });
-    let mut out = vec![];
-    while !order.is_empty() {
-        let mut front: Vec<usize> = vec![];
-        let mut rest = vec![];
-        for i in order {
-            if front.iter().any(|&f| dominates(&points[f], &points[i])) {
-                rest.push(i);
-            } else {
-                front.push(i);
-            }
-        }
-        front.sort_unstable();
-        out.push(front);
-        order = rest;
-    }
-    out
-}
+pub use nas_strategies::pareto::{dominates, fronts};
 
 /// `k` indices of `points` (fewer when there are fewer points): whole fronts in order,
 /// and from the first front that does not fit whole, its members with the lowest first
@@ -82,23 +39,6 @@ mod tests {
             vec![0.40, 1.0],
             vec![0.10, 9.0],
         ]
-    }
-
-    #[test]
-    fn dominance_needs_one_strictly_better_objective() {
-        assert!(dominates(&[0.1, 9.0], &[0.15, 9.0]));
-        assert!(!dominates(&[0.1, 9.0], &[0.1, 9.0]));
-        assert!(!dominates(&[0.1, 9.0], &[0.2, 4.0]));
-        assert!(!dominates(&[0.2, 4.0], &[0.1, 9.0]));
-    }
-
-    #[test]
-    fn fronts_match_the_hand_made_example() {
-        assert_eq!(fronts(&example()), vec![vec![0, 1, 3, 5, 6], vec![2, 4]]);
-        // A chain: each point dominated by the one before it.
-        let chain = vec![vec![3.0, 3.0], vec![1.0, 1.0], vec![2.0, 2.0]];
-        assert_eq!(fronts(&chain), vec![vec![1], vec![2], vec![0]]);
-        assert!(fronts(&[]).is_empty());
     }
 
     #[test]

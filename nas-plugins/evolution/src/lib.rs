@@ -37,7 +37,7 @@
 //! counts as the largest float. An objective or limit on a metric the trial lacks is an
 //! error at tell.
 
-use nas_strategies::choices;
+use nas_strategies::{choices, pareto};
 use std::collections::HashSet;
 
 use choices::{active, canonical, input_indices, option, random_option, repair, same_value, size};
@@ -163,68 +163,19 @@ fn key(space: &[Choice], arch: &Architecture) -> String {
     }
 }
 
-/// Whether `a` Pareto-dominates `b` (all objectives minimised).
-fn dominates(a: &[f64], b: &[f64]) -> bool {
-    a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
-}
-
-/// Non-dominated sorting (Deb et al., NSGA-II): the front index of each point, 0 for the
-/// Pareto front; all objectives minimised.
+/// The front number of each point (0 for the Pareto front; all objectives minimised).
 fn nondominated_ranks(points: &[Vec<f64>]) -> Vec<usize> {
-    let n = points.len();
-    let mut dominated_by = vec![0usize; n];
-    let mut dominating: Vec<Vec<usize>> = vec![vec![]; n];
-    for i in 0..n {
-        for j in 0..n {
-            if i != j && dominates(&points[i], &points[j]) {
-                dominating[i].push(j);
-                dominated_by[j] += 1;
-            }
-        }
-    }
-    let mut rank = vec![usize::MAX; n];
-    let mut front: Vec<usize> = (0..n).filter(|&i| dominated_by[i] == 0).collect();
-    let mut r = 0;
-    while !front.is_empty() {
-        let mut next = vec![];
-        for &i in &front {
-            rank[i] = r;
-            for &j in &dominating[i] {
-                dominated_by[j] -= 1;
-                if dominated_by[j] == 0 {
-                    next.push(j);
-                }
-            }
-        }
-        front = next;
-        r += 1;
-    }
-    rank
+    pareto::ranks(&pareto::fronts(points), points.len())
 }
 
 /// Crowding distance of each point within its front (infinite at a front's extremes).
-#[allow(clippy::needless_range_loop)] // `k` indexes each point's objectives
 fn crowding(points: &[Vec<f64>], ranks: &[usize]) -> Vec<f64> {
-    let n = points.len();
-    let mut dist = vec![0.0; n];
-    let m = points.first().map_or(0, |p| p.len());
-    let max_rank = ranks.iter().copied().max().unwrap_or(0);
-    for r in 0..=max_rank {
-        let front: Vec<usize> = (0..n).filter(|&i| ranks[i] == r).collect();
-        if front.is_empty() {
-            continue;
-        }
-        for k in 0..m {
-            let mut f = front.clone();
-            f.sort_by(|&a, &b| points[a][k].total_cmp(&points[b][k]));
-            let (lo, hi) = (points[f[0]][k], points[f[f.len() - 1]][k]);
-            dist[f[0]] = f64::INFINITY;
-            dist[f[f.len() - 1]] = f64::INFINITY;
-            if hi > lo {
-                for w in 1..f.len().saturating_sub(1) {
-                    dist[f[w]] += (points[f[w + 1]][k] - points[f[w - 1]][k]) / (hi - lo);
-                }
-            }
+    let mut dist = vec![0.0; points.len()];
+    for r in 0..=ranks.iter().copied().max().unwrap_or(0) {
+        let front: Vec<usize> = (0..points.len()).filter(|&i| ranks[i] == r).collect();
+        let members: Vec<&[f64]> = front.iter().map(|&i| points[i].as_slice()).collect();
+        for (&i, d) in front.iter().zip(pareto::crowding_distance(&members)) {
+            dist[i] = d;
         }
     }
     dist

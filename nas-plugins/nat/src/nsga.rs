@@ -6,7 +6,8 @@
 //! choice among its other options, duplicate elimination and elitist survival of the
 //! merged parents and offspring.
 
-use nas_strategies::Rng;
+pub use nas_strategies::pareto::{dominates, ranks};
+use nas_strategies::{pareto, Rng};
 use std::collections::HashSet;
 
 /// One solution's objectives (all minimised) and how far it is outside the constraints
@@ -23,18 +24,6 @@ impl Fitness {
     }
 }
 
-/// Whether `a` Pareto-dominates `b`: no worse in every objective, better in one.
-pub fn dominates(a: &[f64], b: &[f64]) -> bool {
-    let mut better = false;
-    for (x, y) in a.iter().zip(b) {
-        if x > y {
-            return false;
-        }
-        better |= x < y;
-    }
-    better
-}
-
 /// Constrained domination: the smaller violation wins when either is outside the
 /// constraints and they differ; otherwise Pareto domination of the objectives.
 pub fn constrained_dominates(a: &Fitness, b: &Fitness) -> bool {
@@ -44,51 +33,11 @@ pub fn constrained_dominates(a: &Fitness, b: &Fitness) -> bool {
     dominates(&a.f, &b.f)
 }
 
-/// The fronts of fast non-dominated sorting: front 0 is dominated by nobody, front `k`
-/// only by members of earlier fronts. Indices in each front ascend.
+/// The fronts of fast non-dominated sorting under constrained domination: front 0 is
+/// dominated by nobody, front `k` only by members of earlier fronts. Indices in each
+/// front ascend.
 pub fn non_dominated_sort(pop: &[Fitness]) -> Vec<Vec<usize>> {
-    let n = pop.len();
-    let mut dominated_by = vec![0usize; n];
-    let mut dominating: Vec<Vec<usize>> = vec![vec![]; n];
-    for i in 0..n {
-        for j in i + 1..n {
-            if constrained_dominates(&pop[i], &pop[j]) {
-                dominating[i].push(j);
-                dominated_by[j] += 1;
-            } else if constrained_dominates(&pop[j], &pop[i]) {
-                dominating[j].push(i);
-                dominated_by[i] += 1;
-            }
-        }
-    }
-    let mut fronts = vec![];
-    let mut current: Vec<usize> = (0..n).filter(|&i| dominated_by[i] == 0).collect();
-    while !current.is_empty() {
-        let mut next = vec![];
-        for &i in &current {
-            for &j in &dominating[i] {
-                dominated_by[j] -= 1;
-                if dominated_by[j] == 0 {
-                    next.push(j);
-                }
-            }
-        }
-        next.sort_unstable();
-        fronts.push(current);
-        current = next;
-    }
-    fronts
-}
-
-/// The rank (front number) of every solution.
-pub fn ranks(fronts: &[Vec<usize>], n: usize) -> Vec<usize> {
-    let mut r = vec![usize::MAX; n];
-    for (k, front) in fronts.iter().enumerate() {
-        for &i in front {
-            r[i] = k;
-        }
-    }
-    r
+    pareto::fronts_by(pop.len(), |i, j| constrained_dominates(&pop[i], &pop[j]))
 }
 
 /// The crowding distance of each member of `front` (in the front's order): per
@@ -96,29 +45,16 @@ pub fn ranks(fronts: &[Vec<usize>], n: usize) -> Vec<usize> {
 /// every other member adds the gap between its neighbours over the objective's range
 /// in the front (nothing where the range is 0).
 pub fn crowding_distance(pop: &[Fitness], front: &[usize]) -> Vec<f64> {
-    let n = front.len();
-    let mut d = vec![0.0; n];
-    if n <= 2 {
-        return vec![f64::INFINITY; n];
-    }
-    let m = pop[front[0]].f.len();
-    for k in 0..m {
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| {
-            pop[front[a]].f[k]
-                .total_cmp(&pop[front[b]].f[k])
-                .then(front[a].cmp(&front[b]))
-        });
-        let lo = pop[front[order[0]]].f[k];
-        let hi = pop[front[order[n - 1]]].f[k];
-        d[order[0]] = f64::INFINITY;
-        d[order[n - 1]] = f64::INFINITY;
-        if hi > lo {
-            for w in 1..n - 1 {
-                let gap = pop[front[order[w + 1]]].f[k] - pop[front[order[w - 1]]].f[k];
-                d[order[w]] += gap / (hi - lo);
-            }
-        }
+    // The shared distance breaks ties by place; in index order that is by index.
+    let mut by_index: Vec<usize> = (0..front.len()).collect();
+    by_index.sort_by_key(|&k| front[k]);
+    let points: Vec<&[f64]> = by_index
+        .iter()
+        .map(|&k| pop[front[k]].f.as_slice())
+        .collect();
+    let mut d = vec![0.0; front.len()];
+    for (&k, v) in by_index.iter().zip(pareto::crowding_distance(&points)) {
+        d[k] = v;
     }
     d
 }
