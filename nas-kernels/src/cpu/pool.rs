@@ -99,6 +99,29 @@ fn tap_outputs(t: usize, s: usize, p: usize, len: usize, out: usize) -> (usize, 
     (lo.min(hi), hi)
 }
 
+/// Runs `plane` on each pair of an output plane (`out_plane` values of `out`) and its
+/// input plane (`in_plane` values of `inp`), in parallel when `large`.
+fn for_planes<F>(
+    out: &mut [f32],
+    out_plane: usize,
+    inp: &[f32],
+    in_plane: usize,
+    large: bool,
+    plane: F,
+) where
+    F: Fn((&mut [f32], &[f32])) + Send + Sync,
+{
+    if large {
+        out.par_chunks_mut(out_plane)
+            .zip(inp.par_chunks(in_plane))
+            .for_each(plane);
+    } else {
+        out.chunks_mut(out_plane)
+            .zip(inp.chunks(in_plane))
+            .for_each(plane);
+    }
+}
+
 /// Sum of a slice with eight independent lanes (vectorisable, and more accurate than a chain).
 #[inline]
 fn lane_sum(s: &[f32]) -> f32 {
@@ -309,19 +332,110 @@ pub fn max_pool2d_backward(p: &Pool2d, gy: &[f32], argmax: &[u32], gx: &mut [f32
     }
 }
 
-/// Average-pooling divisor of output `(oy, ox)` for the given clipped rows (PyTorch rules).
+/// One axis's factor of the average-pooling divisor for output `o`: the window's length
+/// inside the input, or inside the padded input when padding counts (PyTorch's rules; the
+/// divisor of output `(oy, ox)` is the product of its two factors).
+#[inline]
+fn avg_factor(o: usize, s: usize, p: usize, k: usize, len: usize, cip: bool) -> usize {
+    if cip {
+        (o * s + k).min(len + 2 * p) - o * s
+    } else {
+        let (lo, hi) = window(o, s, p, k, len);
+        hi - lo
+    }
+}
+
+/// Average-pooling divisor of output `(oy, ox)`.
 #[inline]
 fn avg_divisor(p: &Pool2d, cip: bool, oy: usize, ox: usize) -> f32 {
-    if cip {
-        // Window clipped to the padded input only (matters for ceil mode; here it is kh*kw).
-        let ph_end = ((oy * p.sh + p.kh).min(p.h + 2 * p.ph)) - oy * p.sh;
-        let pw_end = ((ox * p.sw + p.kw).min(p.w + 2 * p.pw)) - ox * p.sw;
-        (ph_end * pw_end) as f32
-    } else {
-        let (iy0, iy1) = window(oy, p.sh, p.ph, p.kh, p.h);
-        let (ix0, ix1) = window(ox, p.sw, p.pw, p.kw, p.w);
-        ((iy1 - iy0) * (ix1 - ix0)) as f32
+    let fy = avg_factor(oy, p.sh, p.ph, p.kh, p.h, cip);
+    let fx = avg_factor(ox, p.sw, p.pw, p.kw, p.w, cip);
+    (fy * fx) as f32
+}
+
+/// The divisor of every output of a stride-1 average pooling (one plane, row-major).
+fn avg_divisors_s1(p: &Pool2d, cip: bool, oh: usize, ow: usize) -> Vec<f32> {
+    let cols: Vec<usize> = (0..ow)
+        .map(|o| avg_factor(o, 1, p.pw, p.kw, p.w, cip))
+        .collect();
+    (0..oh)
+        .flat_map(|oy| {
+            let fy = avg_factor(oy, 1, p.ph, p.kh, p.h, cip);
+            cols.iter().map(move |&fx| (fy * fx) as f32)
+        })
+        .collect()
+}
+
+/// Adds row `src` into `dst` at each horizontal tap of a stride-1 window: `forward` sums
+/// input columns into output columns (`dst` has the output width), otherwise the
+/// transpose spreads output columns back over input columns (`dst` has the input width).
+#[inline]
+fn taps_s1(p: &Pool2d, ow: usize, src: &[f32], dst: &mut [f32], forward: bool) {
+    for kx in 0..p.kw {
+        let (lo, hi) = tap_outputs(kx, 1, p.pw, p.w, ow);
+        if lo >= hi {
+            continue;
+        }
+        let col0 = lo + kx - p.pw;
+        let (d, s) = if forward {
+            (&mut dst[lo..hi], &src[col0..col0 + hi - lo])
+        } else {
+            (&mut dst[col0..col0 + hi - lo], &src[lo..hi])
+        };
+        d.iter_mut().zip(s).for_each(|(o, &v)| *o += v);
     }
+}
+
+/// Stride-1 average pooling forward, separably: each input row's sums over every
+/// output column's window, then each output row the sum of its window's rows.
+fn avg_pool2d_forward_s1(p: &Pool2d, cip: bool, x: &[f32], y: &mut [f32], oh: usize, ow: usize) {
+    let (h, w) = (p.h, p.w);
+    let div = avg_divisors_s1(p, cip, oh, ow);
+    let plane = |(yp, xp): (&mut [f32], &[f32])| {
+        let mut hs = vec![0f32; h * ow];
+        for (hrow, xrow) in hs.chunks_exact_mut(ow).zip(xp.chunks_exact(w)) {
+            taps_s1(p, ow, xrow, hrow, true);
+        }
+        for (oy, (yrow, drow)) in yp
+            .chunks_exact_mut(ow)
+            .zip(div.chunks_exact(ow))
+            .enumerate()
+        {
+            yrow.fill(0.0);
+            let (iy0, iy1) = window(oy, 1, p.ph, p.kh, h);
+            for hrow in hs[iy0 * ow..iy1 * ow].chunks_exact(ow) {
+                yrow.iter_mut().zip(hrow).for_each(|(o, &v)| *o += v);
+            }
+            yrow.iter_mut().zip(drow).for_each(|(o, &d)| *o /= d);
+        }
+    };
+    for_planes(y, oh * ow, x, h * w, x.len() >= PAR_MIN, plane);
+}
+
+/// Stride-1 average pooling backward, the transpose of [`avg_pool2d_forward_s1`]: each
+/// output gradient over its divisor is summed into the rows of its window, then each
+/// row's sums are spread over the columns of their windows.
+fn avg_pool2d_backward_s1(p: &Pool2d, cip: bool, gy: &[f32], gx: &mut [f32], oh: usize, ow: usize) {
+    let (h, w) = (p.h, p.w);
+    let div = avg_divisors_s1(p, cip, oh, ow);
+    let plane = |(gxp, gyp): (&mut [f32], &[f32])| {
+        let mut vs = vec![0f32; h * ow];
+        let mut scaled = vec![0f32; ow];
+        for (oy, (gyrow, drow)) in gyp.chunks_exact(ow).zip(div.chunks_exact(ow)).enumerate() {
+            for ((s, &g), &d) in scaled.iter_mut().zip(gyrow).zip(drow) {
+                *s = g / d;
+            }
+            let (iy0, iy1) = window(oy, 1, p.ph, p.kh, h);
+            for vrow in vs[iy0 * ow..iy1 * ow].chunks_exact_mut(ow) {
+                vrow.iter_mut().zip(&scaled).for_each(|(o, &v)| *o += v);
+            }
+        }
+        gxp.fill(0.0);
+        for (gxrow, vrow) in gxp.chunks_exact_mut(w).zip(vs.chunks_exact(ow)) {
+            taps_s1(p, ow, vrow, gxrow, false);
+        }
+    };
+    for_planes(gx, h * w, gy, oh * ow, gx.len() >= PAR_MIN, plane);
 }
 
 /// Average pooling forward; `count_include_pad` chooses whether padding counts in the divisor.
@@ -333,6 +447,9 @@ pub fn avg_pool2d_forward(p: &Pool2d, count_include_pad: bool, x: &[f32], y: &mu
     assert_eq!(y.len(), planes * oh * ow, "avg_pool2d_forward: y length");
     if y.is_empty() {
         return;
+    }
+    if p.sh == 1 && p.sw == 1 {
+        return avg_pool2d_forward_s1(p, count_include_pad, x, y, oh, ow);
     }
     let plane = |(yp, xp): (&mut [f32], &[f32])| {
         for (oy, yrow) in yp.chunks_exact_mut(ow).enumerate() {
@@ -361,13 +478,7 @@ pub fn avg_pool2d_forward(p: &Pool2d, count_include_pad: bool, x: &[f32], y: &mu
             }
         }
     };
-    if x.len() < PAR_MIN {
-        y.chunks_mut(oh * ow).zip(x.chunks(h * w)).for_each(plane);
-    } else {
-        y.par_chunks_mut(oh * ow)
-            .zip(x.par_chunks(h * w))
-            .for_each(plane);
-    }
+    for_planes(y, oh * ow, x, h * w, x.len() >= PAR_MIN, plane);
 }
 
 /// Average pooling backward: overwrites `gx` with each `gy / divisor` spread over its window.
@@ -384,6 +495,9 @@ pub fn avg_pool2d_backward(p: &Pool2d, count_include_pad: bool, gy: &[f32], gx: 
         gx.fill(0.0);
         return;
     }
+    if p.sh == 1 && p.sw == 1 {
+        return avg_pool2d_backward_s1(p, count_include_pad, gy, gx, oh, ow);
+    }
     let plane = |(gxp, gyp): (&mut [f32], &[f32])| {
         gxp.fill(0.0);
         for (oy, gyrow) in gyp.chunks_exact(ow).enumerate() {
@@ -399,13 +513,7 @@ pub fn avg_pool2d_backward(p: &Pool2d, count_include_pad: bool, gy: &[f32], gx: 
             }
         }
     };
-    if gx.len() < PAR_MIN {
-        gx.chunks_mut(h * w).zip(gy.chunks(oh * ow)).for_each(plane);
-    } else {
-        gx.par_chunks_mut(h * w)
-            .zip(gy.par_chunks(oh * ow))
-            .for_each(plane);
-    }
+    for_planes(gx, h * w, gy, oh * ow, gx.len() >= PAR_MIN, plane);
 }
 
 /// PyTorch's adaptive bin `[floor(i*len/out), ceil((i+1)*len/out))`.
@@ -462,13 +570,7 @@ pub fn adaptive_avg_pool2d_forward(
             }
         }
     };
-    if x.len() < PAR_MIN {
-        y.chunks_mut(oh * ow).zip(x.chunks(h * w)).for_each(plane);
-    } else {
-        y.par_chunks_mut(oh * ow)
-            .zip(x.par_chunks(h * w))
-            .for_each(plane);
-    }
+    for_planes(y, oh * ow, x, h * w, x.len() >= PAR_MIN, plane);
 }
 
 /// Adaptive average pooling backward: overwrites `gx` with each `gy / bin size` over its bin.
@@ -503,13 +605,7 @@ pub fn adaptive_avg_pool2d_backward(
             }
         }
     };
-    if gx.len() < PAR_MIN {
-        gx.chunks_mut(h * w).zip(gy.chunks(oh * ow)).for_each(plane);
-    } else {
-        gx.par_chunks_mut(h * w)
-            .zip(gy.par_chunks(oh * ow))
-            .for_each(plane);
-    }
+    for_planes(gx, h * w, gy, oh * ow, gx.len() >= PAR_MIN, plane);
 }
 
 #[cfg(test)]
@@ -578,6 +674,11 @@ mod tests {
             geom((1, 1, 1, 1), (1, 1), (1, 1), (0, 0)),
             geom((4, 8, 33, 31), (3, 3), (2, 2), (1, 1)),
             geom((4, 8, 32, 32), (2, 2), (2, 2), (0, 0)),
+            // Stride 1 (the separable average path): NAS-Bench-201's 3x3 on 28x28 planes,
+            // in parallel; a wide kernel with uneven padding; one wider than the input.
+            geom((4, 8, 28, 28), (3, 3), (1, 1), (1, 1)),
+            geom((1, 2, 6, 9), (2, 5), (1, 1), (0, 2)),
+            geom((2, 1, 3, 2), (3, 5), (1, 1), (1, 2)),
         ]
     }
 
