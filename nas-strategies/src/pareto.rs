@@ -95,6 +95,23 @@ pub fn crowding_distance(front: &[&[f64]]) -> Vec<f64> {
     d
 }
 
+/// The front number and the crowding distance within its front of each of `n`
+/// solutions, `point(i)` being solution `i`'s objectives.
+pub fn ranks_and_crowding<'a>(
+    fronts: &[Vec<usize>],
+    n: usize,
+    point: impl Fn(usize) -> &'a [f64],
+) -> (Vec<usize>, Vec<f64>) {
+    let mut crowd = vec![0.0; n];
+    for front in fronts {
+        let members: Vec<&[f64]> = front.iter().map(|&i| point(i)).collect();
+        for (&i, d) in front.iter().zip(crowding_distance(&members)) {
+            crowd[i] = d;
+        }
+    }
+    (ranks(fronts, n), crowd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +154,14 @@ mod tests {
         assert!((c[1] - (0.2 / 0.3 + 7.0 / 8.0)).abs() < 1e-9, "{c:?}");
         assert!((c[2] - (0.2 / 0.3 + 3.0 / 8.0)).abs() < 1e-9, "{c:?}");
         assert_eq!(crowding_distance(&pts[..2]), vec![f64::INFINITY; 2]);
+        // Together: each solution's front and its distance within it (front 1, {2, 4},
+        // has two members, both ends).
+        let (r, cd) = ranks_and_crowding(&f, 7, |i| p[i].as_slice());
+        assert_eq!(r, ranks(&f, 7));
+        for (k, &i) in f[0].iter().enumerate() {
+            assert_eq!(cd[i].to_bits(), c[k].to_bits());
+        }
+        assert!(cd[2].is_infinite() && cd[4].is_infinite());
     }
 
     /// On random points (with ties), each front is exactly what the definition says:

@@ -1,7 +1,7 @@
 //! Pareto optimality over objectives that are all minimised (DPP-Net's model selection):
-//! picking `k` points front by front (dominance and the fronts are the SDK's).
+//! picking `k` points front by front (the fronts are the SDK's).
 
-pub use nas_strategies::pareto::{dominates, fronts};
+use nas_strategies::pareto::fronts;
 
 /// `k` indices of `points` (fewer when there are fewer points): whole fronts in order,
 /// and from the first front that does not fit whole, its members with the lowest first

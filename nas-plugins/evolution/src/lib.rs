@@ -168,19 +168,6 @@ fn nondominated_ranks(points: &[Vec<f64>]) -> Vec<usize> {
     pareto::ranks(&pareto::fronts(points), points.len())
 }
 
-/// Crowding distance of each point within its front (infinite at a front's extremes).
-fn crowding(points: &[Vec<f64>], ranks: &[usize]) -> Vec<f64> {
-    let mut dist = vec![0.0; points.len()];
-    for r in 0..=ranks.iter().copied().max().unwrap_or(0) {
-        let front: Vec<usize> = (0..points.len()).filter(|&i| ranks[i] == r).collect();
-        let members: Vec<&[f64]> = front.iter().map(|&i| points[i].as_slice()).collect();
-        for (&i, d) in front.iter().zip(pareto::crowding_distance(&members)) {
-            dist[i] = d;
-        }
-    }
-    dist
-}
-
 /// The indices of the non-dominated points of `(accuracy, cost)` pairs: accuracy
 /// maximised, cost minimised. Equal points do not dominate each other.
 pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
@@ -228,8 +215,8 @@ impl Evolution {
             .iter()
             .map(|&i| self.population[i].objectives.clone())
             .collect();
-        let r = nondominated_ranks(&points);
-        let c = crowding(&points, &r);
+        let (r, c) =
+            pareto::ranks_and_crowding(&pareto::fronts(&points), points.len(), |i| &points[i]);
         let mut rank = vec![usize::MAX; self.population.len()];
         let mut crowd = vec![0.0; self.population.len()];
         for (k, &i) in feasible.iter().enumerate() {

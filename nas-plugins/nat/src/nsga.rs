@@ -6,7 +6,7 @@
 //! choice among its other options, duplicate elimination and elitist survival of the
 //! merged parents and offspring.
 
-pub use nas_strategies::pareto::{dominates, ranks};
+use nas_strategies::pareto::dominates;
 use nas_strategies::{pareto, Rng};
 use std::collections::HashSet;
 
@@ -40,36 +40,17 @@ pub fn non_dominated_sort(pop: &[Fitness]) -> Vec<Vec<usize>> {
     pareto::fronts_by(pop.len(), |i, j| constrained_dominates(&pop[i], &pop[j]))
 }
 
-/// The crowding distance of each member of `front` (in the front's order): per
-/// objective, the members sorted by it (ties by index), the two ends get infinity and
-/// every other member adds the gap between its neighbours over the objective's range
-/// in the front (nothing where the range is 0).
+/// The crowding distance of each member of `front` (in the front's order; see
+/// [`pareto::crowding_distance`]: ties by place, which in a front of
+/// [`non_dominated_sort`] is by index).
 pub fn crowding_distance(pop: &[Fitness], front: &[usize]) -> Vec<f64> {
-    // The shared distance breaks ties by place; in index order that is by index.
-    let mut by_index: Vec<usize> = (0..front.len()).collect();
-    by_index.sort_by_key(|&k| front[k]);
-    let points: Vec<&[f64]> = by_index
-        .iter()
-        .map(|&k| pop[front[k]].f.as_slice())
-        .collect();
-    let mut d = vec![0.0; front.len()];
-    for (&k, v) in by_index.iter().zip(pareto::crowding_distance(&points)) {
-        d[k] = v;
-    }
-    d
+    let points: Vec<&[f64]> = front.iter().map(|&i| pop[i].f.as_slice()).collect();
+    pareto::crowding_distance(&points)
 }
 
 /// The rank and crowding distance of every solution.
 pub fn rank_and_crowding(pop: &[Fitness]) -> (Vec<usize>, Vec<f64>) {
-    let fronts = non_dominated_sort(pop);
-    let rank = ranks(&fronts, pop.len());
-    let mut crowd = vec![0.0; pop.len()];
-    for front in &fronts {
-        for (i, c) in front.iter().zip(crowding_distance(pop, front)) {
-            crowd[*i] = c;
-        }
-    }
-    (rank, crowd)
+    pareto::ranks_and_crowding(&non_dominated_sort(pop), pop.len(), |i| &pop[i].f)
 }
 
 /// NSGA-II's environmental selection: whole fronts in order while they fit, then the
@@ -258,6 +239,7 @@ impl Nsga2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nas_strategies::pareto::ranks;
 
     fn fit(points: &[(f64, f64)]) -> Vec<Fitness> {
         points
