@@ -8,6 +8,10 @@ what `nas` computed for the same input.
 
 The sample file (safetensors) holds `input`, a batch of images, and `output`, what `nas`
 computed for them. Exits non-zero when an output differs by more than --tol (1e-4).
+
+With --json it compares nothing: it prints onnxruntime's output for the sample's input as
+JSON ({"shape": [...], "data": [...]}) on one thread, which is how nas's own tests use it
+(the same contract as the tract checker, nas-onnx/check).
 """
 
 import argparse
@@ -43,7 +47,12 @@ def main():
     p.add_argument("model", help="the .onnx file")
     p.add_argument("sample", help="the sample nas saved (--onnx-sample)")
     p.add_argument("--tol", type=float, default=1e-4, help="largest difference allowed")
+    p.add_argument(
+        "--json", action="store_true", help="print onnxruntime's output as JSON, compare nothing"
+    )
     a = p.parse_args()
+    if a.json:
+        return print_output(a.model, a.sample)
 
     try:
         import onnx
@@ -70,6 +79,18 @@ def main():
     if not np.isfinite(got).all() or diff > a.tol:
         sys.exit("FAIL: the outputs differ")
     print("OK")
+
+
+def print_output(model, sample):
+    """Prints onnxruntime's first output for the sample's input as JSON."""
+    x = read_safetensors(sample)["input"]
+    opts = ort.SessionOptions()
+    # The tests run two at a time on small machines: one thread each.
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    (y, *_) = sess.run(None, {sess.get_inputs()[0].name: x})
+    print(json.dumps({"shape": list(y.shape), "data": y.reshape(-1).tolist()}))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@
 #[rustfmt::skip]
 pub mod onnx;
 
+pub mod check;
+
 use nas_core::nn::Module;
 use nas_core::trace::{trace, Def, Graph, Prim, Window};
 use nas_core::{no_grad, Rng, Tensor};
@@ -99,7 +101,7 @@ pub fn sample(net: &dyn Module, image: [usize; 3], batch: usize, seed: u64) -> (
 }
 
 /// Writes a sample as safetensors: `input` and `output` (what `scripts/onnx_check.py` and
-/// the tract checker read).
+/// the tract checker, so `check::run`, read).
 pub fn write_sample(path: &Path, input: &Tensor, output: &Tensor) -> Result<(), String> {
     let tensors = [
         (INPUT.to_string(), input.clone()),

@@ -1,7 +1,7 @@
 //! `nas bench` as a user runs it: the rows it prints, their figures, and the PyTorch
 //! column only where the figures are comparable (the CPU).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,7 +4,7 @@
 //! is kept under the target directory. Without Chromium the browser checks skip and
 //! say so, unless `NAS_REQUIRE_CHROMIUM` is set (CI sets it).
 
-mod common;
+use crate::common;
 
 use common::{nas, run, temp_path};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Kill-and-resume chaos (issue 15): table searches killed with SIGKILL at seeded random
 //! moments, resumed each time, end as the very runs an uninterrupted search makes.
 
-mod common;
+use crate::common;
 
 use common::nas;
 

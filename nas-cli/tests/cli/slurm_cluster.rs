@@ -8,7 +8,7 @@
 //!
 //! The scenarios disturb the whole cluster, so they run one after another in one test.
 
-mod common;
+use crate::common;
 
 use common::{nas, run, temp_path};
 use serde_json::Value;

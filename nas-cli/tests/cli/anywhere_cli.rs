@@ -3,7 +3,7 @@
 //! commands on it work from anywhere, `nas retrain` records its result in the run, and
 //! a data path that is not there is an error naming the option that sets it.
 
-mod common;
+use crate::common;
 
 use common::run;
 

@@ -2,7 +2,7 @@
 //! as separate cargo projects (outside the workspace, depending on nas-strategies only),
 //! broken plugins, a search killed with SIGKILL and resumed.
 
-mod common;
+use crate::common;
 
 use common::{nas, root};
 

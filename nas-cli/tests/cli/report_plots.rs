@@ -2,7 +2,7 @@
 //! legends and the right kind of line, and for a one-shot search its training progress
 //! instead of a best-so-far plot of one point.
 
-mod common;
+use crate::common;
 
 use common::{nas, run, temp_path};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `nas rank-check` end to end: a one-shot search of the `nb201` space, then its
 //! supernet's ranking judged against a ground-truth table, as a user runs them.
 
-mod common;
+use crate::common;
 
 use common::{nas, run};
 use nas_core::space::builtin::nb201;

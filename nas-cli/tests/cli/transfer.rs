@@ -2,7 +2,7 @@
 //! the transfer is real: a supernet trained on Fashion-MNIST classes 0-4 and carried over
 //! to classes 5-9 learns them faster than one trained from scratch.
 
-mod common;
+use crate::common;
 
 use common::{nas, run};
 

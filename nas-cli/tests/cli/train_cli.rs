@@ -1,6 +1,6 @@
 //! `nas train` end to end, as a user runs it: real bundled data, real binary.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

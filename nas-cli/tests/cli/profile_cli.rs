@@ -1,7 +1,7 @@
 //! `nas profile` as a user runs it: the per-kernel table, the fused/unfused comparison,
 //! and a Chrome trace that parses and holds the kernels and the steps.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

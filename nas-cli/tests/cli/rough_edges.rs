@@ -1,7 +1,7 @@
 //! The rough edges of issue 19: a table search's memory, progress output without a
 //! terminal, `--help`, `nas spaces --space X`, the example architecture file.
 
-mod common;
+use crate::common;
 
 use common::{nas, root};
 

@@ -5,7 +5,7 @@
 //! (a host that seeded its trials otherwise would fail it), and the harness's random
 //! search asks the same architectures in the same order.
 
-mod common;
+use crate::common;
 
 use nas_core::evaluate::Evaluator;
 use nas_core::experiment::RunDir;

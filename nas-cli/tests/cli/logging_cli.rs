@@ -3,7 +3,7 @@
 //! as they close at `debug`, and written as a Chrome trace with `NAS_TRACE`); and a
 //! multi-trial search whose writes and ranking grow with its budget, not its square.
 
-mod common;
+use crate::common;
 
 use common::{nas, temp_path, workspace_plugins};
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //! the result files, resume, Ctrl-C) is tested on any machine. The real cluster's
 //! matrix (requeue, a node lost, a controller restart) is `slurm_cluster.rs`.
 
-mod common;
+use crate::common;
 
 use common::{nas, run, temp_path};
 use serde_json::Value;

@@ -2,26 +2,15 @@
 //! searches a space with harmful candidates on the bundled Fashion-MNIST and must avoid
 //! them, and a killed search resumes to the very result of an uninterrupted one.
 
-mod common;
+use crate::common;
 
 use common::nas;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-const ONE_SHOT: [&str; 9] = [
-    "darts",
-    "snas",
-    "gdas",
-    "enas",
-    "proxylessnas",
-    "spos",
-    "fpnas",
-    "alphanet",
-    "nat",
-];
 
 fn out_dir(name: &str) -> PathBuf {
     common::temp_path("oneshot", name)
@@ -69,92 +58,119 @@ fn test_accuracy(out: &str) -> f32 {
 /// The runs print one line per epoch and journal their export, and each distinct export,
 /// retrained for one epoch on 10,000 images, learns (over 30% test accuracy,
 /// where a `zero` export gets 10%, chance; the weakest export, `pool` twice, gets 45%).
-#[test]
-fn every_one_shot_plugin_avoids_the_harmful_candidates() {
-    let mut retrained: BTreeMap<String, f32> = BTreeMap::new();
-    for s in ONE_SHOT {
-        for seed in ["0", "1", "2"] {
-            // NAT trains two paths a step and scores its archive: one seed here (its own
-            // CLI test below runs it end to end).
-            if s == "nat" && seed != "0" {
-                continue;
-            }
-            let d = out_dir(&format!("{s}-{seed}"));
-            let out = run(nas()
-                .args([
-                    "--threads",
-                    "2",
-                    "search",
-                    "--space-file",
-                    "tests/spaces/harmful.json",
-                ])
-                .args([
-                    "--strategy",
-                    s,
-                    "--epochs",
-                    "2",
-                    "--limit",
-                    "5000",
-                    "--val",
-                    "2000",
-                    "--seed",
-                    seed,
-                ])
-                .arg("--out")
-                .arg(&d));
-            // Progress: one line per epoch with losses and the current architecture.
-            for e in 1..=2 {
-                let line = out
-                    .lines()
-                    .find(|l| l.starts_with(&format!("epoch {e}:")))
-                    .unwrap_or_else(|| panic!("{s}: no line for epoch {e}:\n{out}"));
-                assert!(
-                    line.contains("loss") && line.contains("\"a\""),
-                    "{s}: {line}"
-                );
-            }
-            let j = journal(&d);
-            // The export, then (a multi-objective strategy's) the rest of its Pareto set.
-            assert!(
-                j[1..].iter().all(|r| r["metrics"]["pareto_set"] == true),
-                "{s}: a one-shot run journals its export once"
-            );
-            assert!(
-                s == "nat" || j.len() == 1,
-                "{s}: more than its export journaled"
-            );
-            let arch = &j[0]["arch"];
-            println!("{s} seed {seed}: {arch}");
-            for c in ["a", "b"] {
-                assert_ne!(
-                    arch[c], "zero",
-                    "{s} seed {seed} exported a zero op: {arch}"
-                );
-            }
-            let key = arch.to_string();
-            if !retrained.contains_key(&key) {
-                let before = listing(&d);
-                let out = run(nas()
-                    .args(["--threads", "2", "retrain"])
-                    .arg(&d)
-                    .args(["--epochs", "1", "--limit", "10000"]));
-                // Retraining only reads the run but for its result (`retrain.json`,
-                // written when it can be), so a read-only run retrains too.
-                let after: Vec<_> = listing(&d)
-                    .into_iter()
-                    .filter(|(f, ..)| f != "retrain.json")
-                    .collect();
-                assert_eq!(after, before, "{s}: retrain wrote into the run");
-                assert!(d.join("retrain.json").exists(), "{s}: no retrain.json");
-                let a = test_accuracy(&out);
-                println!("{key} retrains to {a:.2}% in one epoch");
-                assert!(a > 30.0, "{s}: {key} retrains to {a:.2}%");
-                retrained.insert(key, a);
-            }
-            std::fs::remove_dir_all(&d).ok();
+/// One test per plugin (module `harmful`), so the harness runs two side by side.
+fn avoids_the_harmful_candidates(s: &str) {
+    // Exports already retrained (by any plugin's test): each is retrained once.
+    static RETRAINED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    for seed in ["0", "1", "2"] {
+        // NAT trains two paths a step and scores its archive: one seed here (its own
+        // CLI test below runs it end to end).
+        if s == "nat" && seed != "0" {
+            continue;
         }
+        let d = out_dir(&format!("{s}-{seed}"));
+        let out = run(nas()
+            .args([
+                "--threads",
+                "2",
+                "search",
+                "--space-file",
+                "tests/spaces/harmful.json",
+            ])
+            .args([
+                "--strategy",
+                s,
+                "--epochs",
+                "2",
+                "--limit",
+                "5000",
+                "--val",
+                "2000",
+                "--seed",
+                seed,
+            ])
+            .arg("--out")
+            .arg(&d));
+        // Progress: one line per epoch with losses and the current architecture.
+        for e in 1..=2 {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("epoch {e}:")))
+                .unwrap_or_else(|| panic!("{s}: no line for epoch {e}:\n{out}"));
+            assert!(
+                line.contains("loss") && line.contains("\"a\""),
+                "{s}: {line}"
+            );
+        }
+        let j = journal(&d);
+        // The export, then (a multi-objective strategy's) the rest of its Pareto set.
+        assert!(
+            j[1..].iter().all(|r| r["metrics"]["pareto_set"] == true),
+            "{s}: a one-shot run journals its export once"
+        );
+        assert!(
+            s == "nat" || j.len() == 1,
+            "{s}: more than its export journaled"
+        );
+        let arch = &j[0]["arch"];
+        println!("{s} seed {seed}: {arch}");
+        for c in ["a", "b"] {
+            assert_ne!(
+                arch[c], "zero",
+                "{s} seed {seed} exported a zero op: {arch}"
+            );
+        }
+        let key = arch.to_string();
+        let fresh = RETRAINED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+        if fresh {
+            let before = listing(&d);
+            let out = run(nas()
+                .args(["--threads", "2", "retrain"])
+                .arg(&d)
+                .args(["--epochs", "1", "--limit", "10000"]));
+            // Retraining only reads the run but for its result (`retrain.json`,
+            // written when it can be), so a read-only run retrains too.
+            let after: Vec<_> = listing(&d)
+                .into_iter()
+                .filter(|(f, ..)| f != "retrain.json")
+                .collect();
+            assert_eq!(after, before, "{s}: retrain wrote into the run");
+            assert!(d.join("retrain.json").exists(), "{s}: no retrain.json");
+            let a = test_accuracy(&out);
+            println!("{key} retrains to {a:.2}% in one epoch");
+            assert!(a > 30.0, "{s}: {key} retrains to {a:.2}%");
+        }
+        std::fs::remove_dir_all(&d).ok();
     }
 }
+
+/// The harmful-space test of each one-shot plugin of the workspace.
+macro_rules! harmful {
+    ($($plugin:ident),*) => {
+        mod harmful {
+            $(
+                #[test]
+                fn $plugin() {
+                    super::avoids_the_harmful_candidates(stringify!($plugin));
+                }
+            )*
+        }
+    };
+}
+harmful!(
+    darts,
+    snas,
+    gdas,
+    enas,
+    proxylessnas,
+    spos,
+    fpnas,
+    alphanet,
+    nat
+);
 
 /// A directory's files with their sizes and modification times.
 fn listing(d: &Path) -> Vec<(String, u64, std::time::SystemTime)> {

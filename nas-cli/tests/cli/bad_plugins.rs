@@ -2,7 +2,7 @@
 //! host checks a library before it loads it, so listing plugins and searching with a
 //! good strategy go on normally, and asking for a damaged one is a clear error.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! "any dataset a user has"): `--classes`, an IDX pair with any file names
 //! (`--train-images`/`--train-labels`), `--test-split`, and their errors.
 
-mod common;
+use crate::common;
 
 use common::{nas, root, run, temp_path};
 

@@ -1,6 +1,6 @@
-//! Exported models run in tract, a real ONNX runtime, and give our outputs: a fixed
-//! network of every built-in space and of a space file using every op of the format.
-//! The checker (nas-onnx/check) is its own workspace, built here once, unoptimised.
+//! Exported models run in a real ONNX runtime and give our outputs: a fixed network of
+//! every built-in space and of a space file using every op of the format. The runtime is
+//! ONNX Runtime where Python has it (CI), else tract, built here once (`nas_onnx::check`).
 
 use nas_core::nn::{state, Module};
 use nas_core::space::builtin::{self, darts::DartsSpace, InputSpec};
@@ -9,10 +9,8 @@ use nas_core::space::{self, arch, Architecture, ChoiceKind, Space};
 use nas_core::{no_grad, Rng};
 use nas_onnx::onnx::ModelProto;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
-/// Largest difference allowed between tract's outputs and ours.
+/// Largest difference allowed between the runtime's outputs and ours.
 const TOL: f32 = 1e-4;
 /// The sample's batch: neither of the batch sizes the exporter traces at, so the
 /// symbolic batch is what makes the model run.
@@ -22,53 +20,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The checker binary, built once per test process (`--locked`: a test never rewrites
-/// a tracked file).
-fn checker() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let target = root().join("target/onnx-check");
-        let manifest = root().join("nas-onnx/check/Cargo.toml");
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--locked", "--manifest-path"])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building the ONNX checker (if nas-onnx/check/Cargo.lock is out of date, refresh \
-             it with `cargo update --manifest-path nas-onnx/check/Cargo.toml` and commit \
-             it):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target.join("debug/nas-onnx-check")
-    })
-}
-
 fn temp_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("onnx-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Tract's output for the sample's input: its shape and values.
-fn run_tract(model: &Path, sample: &Path) -> (Vec<usize>, Vec<f32>) {
-    let out = Command::new(checker())
-        .arg(model)
-        .arg(sample)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tract on {}:\n{}",
-        model.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let shape = serde_json::from_value(v["shape"].clone()).unwrap();
-    let data = serde_json::from_value(v["data"].clone()).unwrap();
-    (shape, data)
 }
 
 /// Batch norm's statistics and affine parameters drawn at random, so the folded
@@ -133,7 +88,7 @@ struct Checked {
     ops: Vec<String>,
 }
 
-/// Exports the fixed network of `arch` in `space`, runs it in tract on a random batch
+/// Exports the fixed network of `arch` in `space`, runs it in the runtime on a random batch
 /// and returns the largest difference from our output.
 fn check(name: &str, space: &dyn Space, image: [usize; 3], arch: &Architecture) -> Checked {
     let mut rng = Rng::new(7);
@@ -155,7 +110,8 @@ fn check_model(name: &str, net: &dyn Module, image: [usize; 3], model: &ModelPro
     let (x, y) = nas_onnx::sample(net, image, BATCH, 3);
     let sample = dir.join(format!("{name}.sample.safetensors"));
     nas_onnx::write_sample(&sample, &x, &y).unwrap();
-    let (shape, got) = run_tract(&path, &sample);
+    let out = nas_onnx::check::run(&path, &sample).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (shape, got) = (out.shape, out.data);
     assert_eq!(shape, y.shape(), "{name}: output shape");
     let want = y.to_vec();
     let diff = got
@@ -175,7 +131,10 @@ fn check_model(name: &str, net: &dyn Module, image: [usize; 3], model: &ModelPro
         .iter()
         .map(|n| n.op_type.clone())
         .collect();
-    eprintln!("{name}: largest difference {diff:e} (outputs up to {scale:.3})");
+    eprintln!(
+        "{name}: largest difference from {} {diff:e} (outputs up to {scale:.3})",
+        out.runtime
+    );
     Checked { diff, ops }
 }
 
@@ -191,7 +150,7 @@ fn input(channels: usize, side: usize) -> InputSpec {
 fn assert_close(name: &str, c: &Checked) {
     assert!(
         c.diff <= TOL,
-        "{name}: tract differs from nas by {} (> {TOL})",
+        "{name}: the runtime differs from nas by {} (> {TOL})",
         c.diff
     );
 }
@@ -203,7 +162,7 @@ fn has(c: &Checked, ops: &[&str]) {
 }
 
 #[test]
-fn seed_net_runs_in_tract() {
+fn seed_net_runs_in_an_onnx_runtime() {
     let sp = builtin::by_name("seed-net", input(1, 28)).unwrap();
     let a: Architecture =
         serde_json::from_str(r#"{"conv1": "conv5x5", "conv2": "conv3x3", "skip": [1]}"#).unwrap();
@@ -214,7 +173,7 @@ fn seed_net_runs_in_tract() {
 }
 
 #[test]
-fn chain_runs_in_tract() {
+fn chain_runs_in_an_onnx_runtime() {
     let sp = builtin::by_name("chain", input(3, 16)).unwrap();
     let a = covering(&space::describe(sp.as_ref()), &mut Rng::new(1));
     let c = check("chain", sp.as_ref(), [3, 16, 16], &a);
@@ -223,7 +182,7 @@ fn chain_runs_in_tract() {
 }
 
 #[test]
-fn nb201_runs_in_tract() {
+fn nb201_runs_in_an_onnx_runtime() {
     let sp = builtin::nb201(8, 1, input(3, 15));
     // Every op, and node 1 cut off (`none`): the cells hold zeros of the batch's size,
     // and a convolution of them, which the model makes at run time.
@@ -240,7 +199,7 @@ fn nb201_runs_in_tract() {
 }
 
 #[test]
-fn darts_runs_in_tract() {
+fn darts_runs_in_an_onnx_runtime() {
     let mut sp = DartsSpace::new(3, 10);
     sp.c = 4;
     sp.layers = 4;
@@ -256,7 +215,7 @@ fn darts_runs_in_tract() {
 }
 
 #[test]
-fn mobilenet_runs_in_tract() {
+fn mobilenet_runs_in_an_onnx_runtime() {
     let sp = builtin::by_name("mobilenet", input(3, 32)).unwrap();
     let a = covering(&space::describe(sp.as_ref()), &mut Rng::new(3));
     let c = check("mobilenet", sp.as_ref(), [3, 32, 32], &a);
@@ -268,7 +227,7 @@ fn mobilenet_runs_in_tract() {
 }
 
 #[test]
-fn a_space_file_with_every_op_runs_in_tract() {
+fn a_space_file_with_every_op_runs_in_an_onnx_runtime() {
     let path = root().join("nas-onnx/tests/every-op.json");
     let sp = FileSpace::load(&path, [3, 16, 16], 10).unwrap();
     for (i, pick) in ["grouped", "sep", "dil"].iter().enumerate() {
