@@ -10,6 +10,7 @@ use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
 use nas_core::space::Architecture;
 use nas_strategies::{Metrics, Setup};
+use rayon::prelude::*;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -203,38 +204,41 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
     let mut random: Option<Vec<f64>> = None;
     for name in names {
         let plugin = found.get(&name).map_err(|e| anyhow!(e))?;
-        let mut finals = vec![];
-        let mut reached = vec![];
-        for r in 0..a.runs {
-            let setup = Setup {
-                space: choices.clone(),
-                config: if name == "random" {
-                    limits_only.clone()
-                } else {
-                    config.clone()
-                },
-                seed: r as u64,
-                budget: a.budget,
-            };
-            let mut s = plugin.create(&setup).map_err(|e| anyhow!(e))?;
-            let mut run = RunTracker::new(limits.clone(), a.reach);
-            for t in 0..a.budget {
-                let costs = |a: &Architecture| table.costs(a);
-                let Some(arch) = s.ask_costed(&costs).map_err(|e| anyhow!(e))? else {
-                    break;
+        // The runs are independent: they run side by side on `--threads` threads (each
+        // strategy made, asked and told on one), and come back in run order.
+        let outcomes = (0..a.runs)
+            .into_par_iter()
+            .map(|r| -> Result<(f64, Option<usize>)> {
+                let setup = Setup {
+                    space: choices.clone(),
+                    config: if name == "random" {
+                        limits_only.clone()
+                    } else {
+                        config.clone()
+                    },
+                    seed: r as u64,
+                    budget: a.budget,
                 };
-                let m = table
-                    .evaluate(&arch, trial_seed(1000 + r as u64, t))
-                    .map_err(|e| anyhow!("{name}: {e}"))?;
-                run.add(&arch, &m, truth);
-                s.tell(&arch, &m).map_err(|e| anyhow!(e))?;
-            }
-            let arch = run
-                .best()
-                .ok_or_else(|| anyhow!("{name}: no feasible trial in run {r}"))?;
-            finals.push(truth(arch));
-            reached.push(run.reached_at);
-        }
+                let mut s = plugin.create(&setup).map_err(|e| anyhow!(e))?;
+                let mut run = RunTracker::new(limits.clone(), a.reach);
+                for t in 0..a.budget {
+                    let costs = |a: &Architecture| table.costs(a);
+                    let Some(arch) = s.ask_costed(&costs).map_err(|e| anyhow!(e))? else {
+                        break;
+                    };
+                    let m = table
+                        .evaluate(&arch, trial_seed(1000 + r as u64, t))
+                        .map_err(|e| anyhow!("{name}: {e}"))?;
+                    run.add(&arch, &m, truth);
+                    s.tell(&arch, &m).map_err(|e| anyhow!(e))?;
+                }
+                let arch = run
+                    .best()
+                    .ok_or_else(|| anyhow!("{name}: no feasible trial in run {r}"))?;
+                Ok((truth(arch), run.reached_at))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (finals, reached): (Vec<f64>, Vec<Option<usize>>) = outcomes.into_iter().unzip();
         let (mean, std) = mean_std(&finals);
         let (lo, hi) = finals
             .iter()

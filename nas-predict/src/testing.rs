@@ -118,7 +118,7 @@ pub fn strategy<S: Strategy + 'static>(
     space: &[Choice],
     config: Value,
     budget: usize,
-) -> impl FnMut(usize) -> Box<dyn Strategy> + '_ {
+) -> impl Fn(usize) -> Box<dyn Strategy> + Sync + '_ {
     move |r| {
         Box::new(
             S::new(&Setup {
@@ -133,7 +133,7 @@ pub fn strategy<S: Strategy + 'static>(
 }
 
 /// For [`bench`]: run `r` gets the `random` plugin's search with run seed `r`.
-pub fn random_search(space: &[Choice]) -> impl FnMut(usize) -> Box<dyn Strategy> + '_ {
+pub fn random_search(space: &[Choice]) -> impl Fn(usize) -> Box<dyn Strategy> + Sync + '_ {
     move |r| Box::new(RandomSearch::with(space, r as u64, 100))
 }
 
@@ -234,27 +234,56 @@ pub fn outcome(table: &Nb201Table, journal: &[TrialRecord], returns: Returns) ->
 /// `runs` searches of `budget` queries each, as `nas bench-strategies` runs them:
 /// `make(r)` gives run `r`'s strategy, query `t` of run `r` is scored with seed
 /// `seed(r, t)` ([`bench_seed`] is `bench-strategies`' own), and each run must spend its
-/// whole budget.
+/// whole budget. The runs are independent, so they run on every core (each strategy
+/// made, asked and told on one thread); outcomes come back in run order, the same as
+/// one after another.
 pub fn bench(
     table: &Nb201Table,
     runs: usize,
     budget: usize,
     returns: Returns,
-    seed: impl Fn(usize, usize) -> u64,
-    mut make: impl FnMut(usize) -> Box<dyn Strategy>,
+    seed: impl Fn(usize, usize) -> u64 + Sync,
+    make: impl Fn(usize) -> Box<dyn Strategy> + Sync,
 ) -> Vec<Outcome> {
-    (0..runs)
-        .map(|r| {
-            let mut s = make(r);
-            let journal = search(table, s.as_mut(), budget, |t| seed(r, t));
-            assert_eq!(
-                journal.len(),
-                budget,
-                "run {r}: the strategy stopped asking"
-            );
-            outcome(table, &journal, returns)
-        })
-        .collect()
+    let one = |r: usize| {
+        let mut s = make(r);
+        let journal = search(table, s.as_mut(), budget, |t| seed(r, t));
+        assert_eq!(
+            journal.len(),
+            budget,
+            "run {r}: the strategy stopped asking"
+        );
+        outcome(table, &journal, returns)
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(runs);
+    if workers <= 1 {
+        return (0..runs).map(one).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Outcome)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if r >= runs {
+                            return mine;
+                        }
+                        mine.push((r, one(r)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    done.sort_by_key(|(r, _)| *r);
+    done.into_iter().map(|(_, o)| o).collect()
 }
 
 /// The seed means (%) the runs returned.

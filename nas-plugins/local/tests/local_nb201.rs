@@ -16,7 +16,7 @@ const RUNS: usize = 100;
 const BUDGET: usize = 150;
 
 /// Each run as `bench-strategies` runs it: `make(run)` gives a strategy.
-fn bench(table: &Nb201Table, make: impl FnMut(usize) -> Box<dyn Strategy>) -> Vec<Outcome> {
+fn bench(table: &Nb201Table, make: impl Fn(usize) -> Box<dyn Strategy> + Sync) -> Vec<Outcome> {
     nb::bench(table, RUNS, BUDGET, Returns::BestMean, nb::bench_seed, make)
 }
 

@@ -15,7 +15,7 @@ const RUNS: usize = 100;
 const BUDGET: usize = 150;
 
 /// The final accuracy (%) of each run's best observed architecture.
-fn bench(table: &Nb201Table, make: impl FnMut(usize) -> Box<dyn Strategy>) -> Vec<f64> {
+fn bench(table: &Nb201Table, make: impl Fn(usize) -> Box<dyn Strategy> + Sync) -> Vec<f64> {
     nb::finals(&nb::bench(
         table,
         RUNS,
