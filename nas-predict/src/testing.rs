@@ -16,6 +16,7 @@ use nas_core::space::describe;
 use nas_strategies::{
     decisions, Architecture, Choice, Costs, Metrics, Rng, Setup, Strategy, Value,
 };
+use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -234,9 +235,9 @@ pub fn outcome(table: &Nb201Table, journal: &[TrialRecord], returns: Returns) ->
 /// `runs` searches of `budget` queries each, as `nas bench-strategies` runs them:
 /// `make(r)` gives run `r`'s strategy, query `t` of run `r` is scored with seed
 /// `seed(r, t)` ([`bench_seed`] is `bench-strategies`' own), and each run must spend its
-/// whole budget. The runs are independent, so they run on every core (each strategy
-/// made, asked and told on one thread); outcomes come back in run order, the same as
-/// one after another.
+/// whole budget. The runs are independent, so they run on rayon's threads, as
+/// `bench-strategies` runs them (each strategy made, asked and told on one); outcomes
+/// come back in run order, the same as one after another.
 pub fn bench(
     table: &Nb201Table,
     runs: usize,
@@ -245,45 +246,19 @@ pub fn bench(
     seed: impl Fn(usize, usize) -> u64 + Sync,
     make: impl Fn(usize) -> Box<dyn Strategy> + Sync,
 ) -> Vec<Outcome> {
-    let one = |r: usize| {
-        let mut s = make(r);
-        let journal = search(table, s.as_mut(), budget, |t| seed(r, t));
-        assert_eq!(
-            journal.len(),
-            budget,
-            "run {r}: the strategy stopped asking"
-        );
-        outcome(table, &journal, returns)
-    };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(runs);
-    if workers <= 1 {
-        return (0..runs).map(one).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, Outcome)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if r >= runs {
-                            return mine;
-                        }
-                        mine.push((r, one(r)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    done.sort_by_key(|(r, _)| *r);
-    done.into_iter().map(|(_, o)| o).collect()
+    (0..runs)
+        .into_par_iter()
+        .map(|r| {
+            let mut s = make(r);
+            let journal = search(table, s.as_mut(), budget, |t| seed(r, t));
+            assert_eq!(
+                journal.len(),
+                budget,
+                "run {r}: the strategy stopped asking"
+            );
+            outcome(table, &journal, returns)
+        })
+        .collect()
 }
 
 /// The seed means (%) the runs returned.
