@@ -6,7 +6,7 @@ use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nas_kernels::accel::{self, Binary, Unary};
-use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
+use nas_kernels::cpu::{conv, elementwise as ew, gemm, math, norm, pool, shape as mv, softmax};
 
 /// Runs forward primitive `name` on the active accelerator, profiled under the device's
 /// prefix, and says whether it did; with none active it does nothing and the caller runs
@@ -225,10 +225,10 @@ impl Tensor {
         self.unary(|x| x.max(0.0), Unary::Relu, Op::Relu)
     }
     pub fn sigmoid(&self) -> Tensor {
-        self.unary(|x| 1.0 / (1.0 + (-x).exp()), Unary::Sigmoid, Op::Sigmoid)
+        self.unary(math::sigmoid, Unary::Sigmoid, Op::Sigmoid)
     }
     pub fn tanh(&self) -> Tensor {
-        self.unary(f32::tanh, Unary::Tanh, Op::Tanh)
+        self.unary(math::tanh, Unary::Tanh, Op::Tanh)
     }
 
     /// Sum over `axes`; reduced axes are kept as size 1 when `keepdim`.

@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod math;
 pub mod norm;
 pub mod pool;
 pub mod shape;
