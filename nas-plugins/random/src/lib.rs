@@ -72,29 +72,3 @@ fn serde_json_string(a: &Architecture) -> String {
 }
 
 export_strategy!(RandomSearch, "random", "0.1.0");
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn setup(config: Value) -> Setup {
-        Setup {
-            space: vec![],
-            config,
-            seed: 0,
-            budget: 10,
-        }
-    }
-
-    #[test]
-    fn a_config_field_random_search_does_not_take_is_named() {
-        let e = RandomSearch::new(&setup(json!({"populaton": 10})))
-            .err()
-            .expect("a stray field must be refused");
-        assert!(e.contains("populaton") && e.contains("limits"), "{e}");
-        assert!(RandomSearch::new(&setup(json!({"max_params": 10}))).is_ok());
-        assert!(RandomSearch::new(&setup(json!("oops"))).is_err());
-        assert!(RandomSearch::new(&setup(json!({}))).is_ok());
-        assert!(RandomSearch::new(&setup(json!({"limits": {"params": 1e5}}))).is_ok());
-    }
-}
