@@ -175,7 +175,7 @@ struct Policy {
 }
 
 impl Policy {
-    pub fn new(n: usize, o: &PolicyOptions) -> Policy {
+    fn new(n: usize, o: &PolicyOptions) -> Policy {
         Policy {
             logits: vec![0.0; n],
             adam: VecAdam::new(n, o.lr, 0.9, 0.999, 0.0),
@@ -250,7 +250,7 @@ impl Fpnas {
     }
 
     /// Each choice's range in block `b`'s flat logits.
-    pub fn ranges(&self, b: usize) -> Vec<std::ops::Range<usize>> {
+    fn ranges(&self, b: usize) -> Vec<std::ops::Range<usize>> {
         let mut at = 0;
         self.blocks[b]
             .iter()

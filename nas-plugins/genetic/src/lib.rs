@@ -121,7 +121,7 @@ impl Block {
         }
     }
 
-    pub fn len(self) -> usize {
+    fn len(self) -> usize {
         match self {
             Block::Code { bits, .. } => bits,
             Block::Connections { candidates, .. } => candidates,
@@ -252,11 +252,11 @@ pub fn decode(space: &[Choice], genome: &[bool]) -> Result<Architecture, String>
 }
 
 /// A uniform draw in [0, 1) with 53 bits.
-pub fn unit(rng: &mut Rng) -> f64 {
+fn unit(rng: &mut Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
-pub fn chance(rng: &mut Rng, p: f64) -> bool {
+fn chance(rng: &mut Rng, p: f64) -> bool {
     unit(rng) < p
 }
 
@@ -339,7 +339,7 @@ pub struct Genetic {
     pub extras: usize,
 }
 
-pub fn probability(config: &Value, field: &str, default: f64) -> Result<f64, String> {
+fn probability(config: &Value, field: &str, default: f64) -> Result<f64, String> {
     let p: f64 = config_field(config, field, default)?;
     if !(0.0..=1.0).contains(&p) {
         return Err(format!(

@@ -37,7 +37,7 @@ enum Digits {
 }
 
 impl Digits {
-    pub fn len(&self) -> u128 {
+    fn len(&self) -> u128 {
         match self {
             Digits::List(v) => v.len() as u128,
             Digits::Comb { count, .. } => *count,

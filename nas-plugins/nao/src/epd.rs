@@ -52,7 +52,7 @@ struct Lstm {
 }
 
 impl Lstm {
-    pub fn new(input: usize, hidden: usize, rng: &mut Rng) -> Lstm {
+    fn new(input: usize, hidden: usize, rng: &mut Rng) -> Lstm {
         Lstm {
             w: uniform(&[4 * hidden, input + hidden], rng),
             b: Tensor::parameter(vec![0.0; 4 * hidden], &[4 * hidden]),
@@ -89,7 +89,7 @@ fn one_hot(ids: &[usize], n: usize) -> Tensor {
 }
 
 /// `x` scaled to unit length along its last axis.
-pub fn unit(x: &Tensor) -> Tensor {
+fn unit(x: &Tensor) -> Tensor {
     let last = x.rank() - 1;
     let norm = x
         .mul(x)

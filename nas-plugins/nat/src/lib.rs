@@ -80,7 +80,7 @@ pub struct Member {
 
 impl Member {
     /// Its objectives as NSGA-II minimises them.
-    pub fn fitness(&self) -> Fitness {
+    fn fitness(&self) -> Fitness {
         Fitness::new(vec![-(self.acc as f64), self.cost], self.violation)
     }
 }

@@ -291,7 +291,7 @@ struct Mlp {
 }
 
 impl Mlp {
-    pub fn new(dim: usize, hidden: usize, rng: &mut Rng) -> Mlp {
+    fn new(dim: usize, hidden: usize, rng: &mut Rng) -> Mlp {
         let (s1, s2) = (1.0 / (dim as f32).sqrt(), 1.0 / (hidden as f32).sqrt());
         let w1 = Tensor::parameter(
             (0..hidden * dim)
@@ -329,7 +329,7 @@ impl Mlp {
             .linear(&self.w2, Some(&self.b2))
     }
 
-    pub fn train(&mut self, x: &Tensor, y: &Tensor, steps: usize, lr: f32) {
+    fn train(&mut self, x: &Tensor, y: &Tensor, steps: usize, lr: f32) {
         for _ in 0..steps {
             let d = self.forward(x).sub(y);
             let loss = d.mul(&d).mean();

@@ -81,7 +81,7 @@ pub struct MaskedAdam {
 }
 
 impl MaskedAdam {
-    pub fn new(n: usize) -> MaskedAdam {
+    fn new(n: usize) -> MaskedAdam {
         MaskedAdam {
             m: vec![0.0; n],
             v: vec![0.0; n],
@@ -91,7 +91,7 @@ impl MaskedAdam {
 
     /// `x_i -= lr * adam_i(grad_i + wd * x_i)` for each `i` in `idx`, with the
     /// learning rate, betas and weight decay of `cfg`.
-    pub fn step(&mut self, cfg: &VecAdam, x: &mut [f32], grad: &[f32], idx: &[usize]) {
+    fn step(&mut self, cfg: &VecAdam, x: &mut [f32], grad: &[f32], idx: &[usize]) {
         let (b1, b2) = (cfg.beta1, cfg.beta2);
         for &i in idx {
             self.t[i] += 1;
@@ -104,11 +104,11 @@ impl MaskedAdam {
         }
     }
 
-    pub fn save(&self) -> Value {
+    fn save(&self) -> Value {
         json!({"m": self.m, "v": self.v, "t": self.t})
     }
 
-    pub fn load(&mut self, state: &Value) -> Result<(), String> {
+    fn load(&mut self, state: &Value) -> Result<(), String> {
         let (m, v, t): (Vec<f32>, Vec<f32>, Vec<u32>) = (
             state_field(state, "m")?,
             state_field(state, "v")?,

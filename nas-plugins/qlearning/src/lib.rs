@@ -355,7 +355,7 @@ impl QLearning {
         }
     }
 
-    pub fn replay(&mut self) {
+    fn replay(&mut self) {
         for _ in 0..self.cfg.replay {
             if self.memory.is_empty() {
                 return;
