@@ -2,9 +2,18 @@
 use nas_kernels::cpu::conv::*;
 use std::time::Instant;
 fn main() {
-    for (cin, cout, hw, k) in [(16, 16, 32, 3), (16, 16, 32, 5), (64, 64, 16, 3)] {
+    // The bench rows (batch 64), then the small cells one-shot searches train (batch 32).
+    let shapes = [
+        (64, 16, 16, 32, 3),
+        (64, 16, 16, 32, 5),
+        (64, 64, 64, 16, 3),
+        (32, 8, 8, 28, 3),
+        (32, 16, 16, 14, 3),
+        (32, 32, 32, 7, 3),
+    ];
+    for (n, cin, cout, hw, k) in shapes {
         let p = Conv2d {
-            n: 64,
+            n,
             cin,
             h: hw,
             w: hw,
@@ -19,7 +28,7 @@ fn main() {
             dw: 1,
             groups: 1,
         };
-        let x = vec![0.5f32; 64 * cin * hw * hw];
+        let x = vec![0.5f32; n * cin * hw * hw];
         let w = vec![0.1f32; p.weight_len()];
         let mut y = vec![0.0; p.out_len()];
         let mut gx = vec![0.0; x.len()];
@@ -37,6 +46,6 @@ fn main() {
         let b = t(&mut || conv2d_backward_input(&p, &y, &w, &mut gx));
         let c = t(&mut || conv2d_backward_weight(&p, &x, &y, &mut gw, Some(&mut gb)));
         let gf = 2.0 * p.macs() as f64 / 1e6;
-        println!("C{cin}->{cout} {hw} k{k}: fwd {a:.2} ms ({:.0} GF/s)  bwd_in {b:.2} ms  bwd_w {c:.2} ms", gf / a);
+        println!("b{n} C{cin}->{cout} {hw} k{k}: fwd {a:.2} ms ({:.0} GF/s)  bwd_in {b:.2} ms  bwd_w {c:.2} ms", gf / a);
     }
 }

@@ -1,7 +1,9 @@
 //! 2-D convolution (stride, padding, dilation, groups) forward, input gradient and weight
-//! gradient: im2col + GEMM per image, a direct kernel for depthwise, none for 1x1.
+//! gradient, per image: for stride 1 and enough input channels, one GEMM per kernel tap on
+//! shifted windows of the padded image ("wide" planes, no im2col); otherwise im2col +
+//! GEMM; a direct kernel for depthwise; a plain GEMM for 1x1.
 
-use super::gemm::sgemm;
+use super::gemm::{sgemm, sgemm_strided, Views};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -221,6 +223,8 @@ pub fn conv2d_forward(p: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, y:
             let xi = &x[i * img_in..(i + 1) * img_in];
             if p.depthwise() && p.cin > 1 {
                 depthwise_forward(p, xi, w, yi);
+            } else if Implicit::of(p).forward {
+                implicit_forward(p, xi, w, yi);
             } else {
                 for g in 0..p.groups {
                     let xg = &xi[g * cin_g * p.h * p.w..(g + 1) * cin_g * p.h * p.w];
@@ -256,6 +260,10 @@ pub fn conv2d_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) 
         if p.depthwise() && p.cin > 1 {
             gxi.fill(0.0);
             depthwise_backward_input(p, gyi, w, gxi);
+            return;
+        }
+        if Implicit::of(p).input {
+            implicit_backward_input(p, gyi, w, gxi);
             return;
         }
         for g in 0..p.groups {
@@ -303,6 +311,10 @@ pub fn conv2d_backward_weight(
                     let gyi = &gy[i * p.cout * ohw..(i + 1) * p.cout * ohw];
                     if p.depthwise() && p.cin > 1 {
                         depthwise_backward_weight(p, xi, gyi, part);
+                        continue;
+                    }
+                    if Implicit::of(p).weight {
+                        implicit_backward_weight(p, xi, gyi, part);
                         continue;
                     }
                     for g in 0..p.groups {
@@ -392,6 +404,162 @@ impl Wide {
 
 fn wide_ok(p: &Conv2d) -> bool {
     p.sh == 1 && p.sw == 1
+}
+
+/// Which products of a stride-1 convolution run as one GEMM per kernel tap (the
+/// `implicit_*` functions) instead of im2col + one GEMM. Each tap's product has as its
+/// inner dimension the input channels per group (forward), the output channels per group
+/// (input gradient) or the pixels (weight gradient); when that is small the products are
+/// thin updates of the whole output, which im2col's single product beats. The
+/// thresholds are where the per-tap form measured faster (`examples/conv_parts.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Implicit {
+    pub forward: bool,
+    pub input: bool,
+    pub weight: bool,
+}
+
+impl Implicit {
+    pub fn of(p: &Conv2d) -> Implicit {
+        let ok = wide_ok(p) && !p.pointwise() && !p.depthwise();
+        Implicit {
+            // Wide outputs have scratch columns, and im2col's copy is shared by every
+            // output channel: with many of them its single product wins.
+            forward: ok && p.cin_g() >= 16 && p.cout_g() <= 32,
+            input: ok && p.cout_g() >= 8,
+            weight: ok && p.cin_g() >= 4,
+        }
+    }
+}
+
+/// Stride-1 convolution of one image without im2col. On wide planes (see `Wide`) the
+/// rows of im2col's matrix for kernel tap `t` are the padded input planes shifted by
+/// `tap(t)`, so `y = sum over taps of W[:, :, t] * shift(x, t)`: one GEMM per tap,
+/// reading the padded image in place, into a wide output that is then compacted.
+fn implicit_forward(p: &Conv2d, xi: &[f32], w: &[f32], yi: &mut [f32]) {
+    let wd = Wide::new(p);
+    let (cin_g, cout_g, kk) = (p.cin_g(), p.cout_g(), p.kh * p.kw);
+    let (plane, ohw, ow) = (p.h * p.w, p.out_h() * p.out_w(), p.out_w());
+    with_buf(&PAD_A, cin_g * wd.padded, |xpad| {
+        with_buf(&COL, cout_g * wd.len, |ywide| {
+            for g in 0..p.groups {
+                let xg = &xi[g * cin_g * plane..(g + 1) * cin_g * plane];
+                for (src, dst) in xg.chunks(plane).zip(xpad.chunks_mut(wd.padded)) {
+                    wd.pad(p, src, dst);
+                }
+                let wg = &w[g * cout_g * cin_g * kk..(g + 1) * cout_g * cin_g * kk];
+                let v = Views {
+                    a: (cin_g * kk, kk),
+                    b: (wd.padded, 1),
+                    c: (wd.len, 1),
+                };
+                for t in 0..kk {
+                    let off = wd.tap(p, t / p.kw, t % p.kw);
+                    sgemm_strided(
+                        cout_g,
+                        wd.len,
+                        cin_g,
+                        &wg[t..],
+                        &xpad[off..],
+                        ywide,
+                        v,
+                        t > 0,
+                    );
+                }
+                let yg = &mut yi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
+                for (out, wide) in yg.chunks_mut(ow).zip(ywide.chunks(wd.wp)) {
+                    out.copy_from_slice(&wide[..ow]);
+                }
+            }
+        })
+    })
+}
+
+/// The input gradient of `implicit_forward`: each tap's `W[:, :, t]^T * gy` is added
+/// into the padded input gradient at the tap's shift (the wide output gradient has zero
+/// scratch columns, so they add nothing), and the padding is then dropped.
+fn implicit_backward_input(p: &Conv2d, gyi: &[f32], w: &[f32], gxi: &mut [f32]) {
+    let wd = Wide::new(p);
+    let (cin_g, cout_g, kk) = (p.cin_g(), p.cout_g(), p.kh * p.kw);
+    let (plane, ohw) = (p.h * p.w, p.out_h() * p.out_w());
+    with_buf(&PAD_A, cin_g * wd.padded, |gxpad| {
+        with_buf(&COL, cout_g * wd.len, |gywide| {
+            for g in 0..p.groups {
+                let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
+                for (src, dst) in gyg.chunks(ohw).zip(gywide.chunks_mut(wd.len)) {
+                    wd.widen(p, src, dst);
+                }
+                gxpad.fill(0.0);
+                let wg = &w[g * cout_g * cin_g * kk..(g + 1) * cout_g * cin_g * kk];
+                let v = Views {
+                    a: (kk, cin_g * kk),
+                    b: (wd.len, 1),
+                    c: (wd.padded, 1),
+                };
+                for t in 0..kk {
+                    let off = wd.tap(p, t / p.kw, t % p.kw);
+                    sgemm_strided(
+                        cin_g,
+                        wd.len,
+                        cout_g,
+                        &wg[t..],
+                        gywide,
+                        &mut gxpad[off..],
+                        v,
+                        true,
+                    );
+                }
+                let gxg = &mut gxi[g * cin_g * plane..(g + 1) * cin_g * plane];
+                for (dst, src) in gxg.chunks_mut(plane).zip(gxpad.chunks(wd.padded)) {
+                    for (iy, row) in dst.chunks_mut(p.w).enumerate() {
+                        let o = (iy + p.ph) * wd.wp + p.pw;
+                        row.copy_from_slice(&src[o..o + p.w]);
+                    }
+                }
+            }
+        })
+    })
+}
+
+/// The weight gradient of `implicit_forward` for one image, added into `gw`: for each
+/// tap, `gy * shift(x, t)^T` over the wide pixels (zero scratch columns add nothing).
+fn implicit_backward_weight(p: &Conv2d, xi: &[f32], gyi: &[f32], gw: &mut [f32]) {
+    let wd = Wide::new(p);
+    let (cin_g, cout_g, kk) = (p.cin_g(), p.cout_g(), p.kh * p.kw);
+    let (plane, ohw) = (p.h * p.w, p.out_h() * p.out_w());
+    with_buf(&PAD_A, cin_g * wd.padded, |xpad| {
+        with_buf(&COL, cout_g * wd.len, |gywide| {
+            for g in 0..p.groups {
+                let xg = &xi[g * cin_g * plane..(g + 1) * cin_g * plane];
+                for (src, dst) in xg.chunks(plane).zip(xpad.chunks_mut(wd.padded)) {
+                    wd.pad(p, src, dst);
+                }
+                let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
+                for (src, dst) in gyg.chunks(ohw).zip(gywide.chunks_mut(wd.len)) {
+                    wd.widen(p, src, dst);
+                }
+                let gwg = &mut gw[g * cout_g * cin_g * kk..(g + 1) * cout_g * cin_g * kk];
+                let v = Views {
+                    a: (wd.len, 1),
+                    b: (1, wd.padded),
+                    c: (cin_g * kk, kk),
+                };
+                for t in 0..kk {
+                    let off = wd.tap(p, t / p.kw, t % p.kw);
+                    sgemm_strided(
+                        cout_g,
+                        cin_g,
+                        wd.len,
+                        gywide,
+                        &xpad[off..],
+                        &mut gwg[t..],
+                        v,
+                        true,
+                    );
+                }
+            }
+        })
+    })
 }
 
 /// `out[oy * ow + ox] (+)= sum over taps (off, w) of w * src[oy * stride + ox + off]`
@@ -753,6 +921,14 @@ mod tests {
             c(2, 3, 5, 21, 3, 3, 1, 1, 1, 3),
             c(1, 2, 4, 27, 2, 5, 1, 2, 1, 2),
             c(1, 2, 6, 19, 2, 3, 1, 2, 2, 2),
+            // Stride 1 with at least four input channels per group: one GEMM per tap.
+            c(2, 8, 6, 11, 6, 3, 1, 1, 1, 2),
+            c(1, 6, 12, 10, 5, 5, 1, 2, 1, 1),
+            c(2, 16, 8, 8, 16, 3, 1, 1, 1, 1),
+            c(1, 5, 7, 9, 3, 3, 1, 0, 1, 1),
+            c(2, 8, 7, 9, 4, 3, 1, 2, 2, 2),
+            c(1, 32, 6, 7, 16, 3, 1, 2, 2, 2),
+            c(2, 16, 5, 9, 8, 5, 1, 2, 1, 1),
         ]
     }
 
@@ -790,7 +966,46 @@ mod tests {
             c(2, 4, 1, 1, 4, 5, 1, 4, 2, 4),
             c(2, 4, 1, 2, 4, 3, 2, 2, 2, 4),
             c(2, 4, 1, 1, 4, 3, 1, 2, 2, 2),
+            c(2, 4, 1, 1, 4, 5, 1, 2, 1, 1),
+            c(2, 8, 2, 2, 4, 7, 1, 3, 1, 2),
+            c(1, 16, 2, 1, 8, 5, 1, 2, 1, 1),
         ]
+    }
+
+    /// The cases above reach every path of each of the three products: im2col (strided,
+    /// or too few channels for the per-tap GEMMs), the per-tap GEMMs (grouped and dilated
+    /// among them), depthwise and 1x1.
+    #[test]
+    fn the_cases_cover_every_path() {
+        let all: Vec<Conv2d> = cases()
+            .into_iter()
+            .chain(padding_wider_than_input())
+            .collect();
+        let general = |p: &&Conv2d| !p.depthwise() && !p.pointwise();
+        for (name, pick) in [
+            ("forward", (|i: Implicit| i.forward) as fn(Implicit) -> bool),
+            ("input", |i| i.input),
+            ("weight", |i| i.weight),
+        ] {
+            let per_tap: Vec<_> = all
+                .iter()
+                .filter(general)
+                .filter(|p| pick(Implicit::of(p)))
+                .collect();
+            let im2col = all
+                .iter()
+                .filter(general)
+                .filter(|p| !pick(Implicit::of(p)))
+                .count();
+            assert!(
+                per_tap.len() >= 3 && im2col >= 3,
+                "{name}: {} per tap, {im2col} im2col",
+                per_tap.len()
+            );
+            assert!(per_tap.iter().any(|p| p.groups > 1 && p.dh > 1), "{name}");
+            assert!(per_tap.iter().any(|p| p.h + 2 * p.ph < 2 * p.kh), "{name}");
+        }
+        assert!(all.iter().any(|p| p.depthwise()) && all.iter().any(|p| p.pointwise()));
     }
 
     #[test]

@@ -48,32 +48,108 @@ pub fn sgemm(
         }
         return;
     }
-    let (a_rs, a_cs) = if a_trans {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (b_rs, b_cs) = if b_trans {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
+    let (a_rs, a_cs) = if a_trans { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if b_trans { (1, k) } else { (n, 1) };
     let threads = rayon::current_num_threads();
     let par = if parallel && threads > 1 && m * n * k >= 1 << 18 {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
     };
-    // The micro-kernels prefer a column-major destination; ours is row-major, so (as the
-    // `gemm` crate's front end does) compute the transpose, C^T = op(b)^T op(a)^T, by
-    // swapping the operands and every row stride with its column stride.
-    let (dst_cs, dst_rs) = (1isize, n as isize);
-    let (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if dst_cs < dst_rs {
+    let v = Views {
+        a: (a_rs, a_cs),
+        b: (b_rs, b_cs),
+        c: (n, 1),
+    };
+    // SAFETY: the lengths were checked above against these dense layouts.
+    unsafe { gemm_raw(m, n, k, a, b, c, v, accumulate, par) }
+}
+
+/// Row and column strides of the three operands of `sgemm_strided`.
+#[derive(Clone, Copy, Debug)]
+pub struct Views {
+    pub a: (usize, usize),
+    pub b: (usize, usize),
+    pub c: (usize, usize),
+}
+
+/// `c (+)= a * b` on strided views, on the calling thread: element `(i, j)` of the
+/// `[m,k]` matrix `a` is `a[i * a.0 + j * a.1]`, and likewise for the `[k,n]` `b` and
+/// the `[m,n]` `c`. Every element the views reach must lie inside its slice, and the
+/// elements of `c` must be distinct (its rows, or its columns, do not overlap); both are
+/// checked. Convolutions use it to multiply shifted windows of a padded image in place.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    v: Views,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
+        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(
+        k == 0 || (last(m, k, v.a) < a.len() && last(k, n, v.b) < b.len()),
+        "sgemm_strided: a view reaches past its operand"
+    );
+    assert!(
+        last(m, n, v.c) < c.len(),
+        "sgemm_strided: c's view reaches past it"
+    );
+    let (rs, cs) = v.c;
+    assert!(
+        (cs >= 1 && rs >= n * cs)
+            || (rs >= 1 && cs >= m * rs)
+            || (m == 1 && cs >= 1)
+            || (n == 1 && rs >= 1),
+        "sgemm_strided: c's view {rs}x{cs} overlaps itself"
+    );
+    // SAFETY: every element reached is inside its slice and c's elements are distinct.
+    unsafe { gemm_raw(m, n, k, a, b, c, v, accumulate, Parallelism::None) }
+}
+
+/// The micro-kernels' entry point, which prefers a column-major destination: a row-major
+/// one is handled as the transposed product.
+///
+/// # Safety
+/// The views must stay inside the slices and `c`'s elements must be distinct.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    v: Views,
+    accumulate: bool,
+    par: Parallelism,
+) {
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    c[i * v.c.0 + j * v.c.1] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    let s = |x: usize| x as isize;
+    let ((a_rs, a_cs), (b_rs, b_cs), (c_rs, c_cs)) = (v.a, v.b, v.c);
+    let (m, n, dst_cs, dst_rs, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs) = if c_cs < c_rs {
         (
             n,
             m,
-            dst_rs,
-            dst_cs,
+            c_rs,
+            c_cs,
             b.as_ptr(),
             b_rs,
             b_cs,
@@ -85,8 +161,8 @@ pub fn sgemm(
         (
             m,
             n,
-            dst_cs,
-            dst_rs,
+            c_cs,
+            c_rs,
             a.as_ptr(),
             a_cs,
             a_rs,
@@ -95,34 +171,29 @@ pub fn sgemm(
             b_rs,
         )
     };
-    // SAFETY: the asserts above guarantee every index the strides reach is inside the
-    // slices, and `c` is borrowed mutably so it aliases neither input.
-    unsafe {
-        gemm_f32::gemm::f32::get_gemm_fn()(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            dst_cs,
-            dst_rs,
-            accumulate,
-            lhs,
-            lhs_cs,
-            lhs_rs,
-            rhs,
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    gemm_f32::gemm::f32::get_gemm_fn()(
+        m,
+        n,
+        k,
+        c.as_mut_ptr(),
+        s(dst_cs),
+        s(dst_rs),
+        accumulate,
+        lhs,
+        s(lhs_cs),
+        s(lhs_rs),
+        rhs,
+        s(rhs_cs),
+        s(rhs_rs),
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        par,
+    );
 }
 
-/// Batched `sgemm` over `batch` consecutive matrices of each operand.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_batched(
     batch: usize,
