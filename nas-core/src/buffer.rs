@@ -15,25 +15,28 @@ const KEEP_FLOATS: usize = 1 << 30;
 /// network that is gone (an earlier trial's, an earlier input's), and keeping it would
 /// let a long process that builds many networks of different shapes fill the pool up
 /// to [`KEEP_FLOATS`] with buffers no one takes again.
-const IDLE_TAKES: u64 = 1 << 16;
+#[doc(hidden)]
+pub const IDLE_TAKES: u64 = 1 << 16;
 
 /// The pool looks for idle lengths once per this many takes.
-const SWEEP_EVERY: u64 = 1 << 12;
+#[doc(hidden)]
+pub const SWEEP_EVERY: u64 = 1 << 12;
 
-struct Pool {
+#[doc(hidden)]
+pub struct Pool {
     free: HashMap<usize, Vec<Vec<f32>>>,
     floats: usize,
     /// Takes so far on this thread.
     takes: u64,
     /// The take count at each length's last take.
-    last: HashMap<usize, u64>,
+    pub last: HashMap<usize, u64>,
     /// How many buffers of each length `take` has allocated on this thread. The pool
     /// keeps at most that many of a length: more could never all be taken again (the
     /// rest were made elsewhere, by callers' own vectors, and `give` frees them). Without
     /// this bound, vectors made outside the pool and dropped (a network's parameters, an
     /// eval-mode batch norm's per-channel scales) piled up in it for good, a little on
     /// every forward pass and a whole network on every trial of a search.
-    made: HashMap<usize, usize>,
+    pub made: HashMap<usize, usize>,
 }
 
 impl Pool {
@@ -57,7 +60,8 @@ impl Pool {
 }
 
 thread_local! {
-    static POOL: RefCell<Pool> = RefCell::new(Pool {
+    #[doc(hidden)]
+    pub static POOL: RefCell<Pool> = RefCell::new(Pool {
         free: HashMap::new(),
         floats: 0,
         takes: 0,
@@ -125,58 +129,4 @@ pub fn clear() {
 /// Floats this thread's pool holds now.
 pub fn pooled_floats() -> usize {
     POOL.with(|p| p.borrow().floats)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lengths_no_longer_taken_leave_the_pool() {
-        clear();
-        // Networks of many shapes, one after another, each using its own lengths: a
-        // long search over a space file, or a fuzzer's inputs.
-        for net in 0..200usize {
-            let bufs: Vec<Vec<f32>> = (0..4).map(|i| take(20_000 + 8 * net + i)).collect();
-            bufs.into_iter().for_each(give);
-        }
-        let many = pooled_floats();
-        assert!(many > 100 * 4 * 20_000, "the pool kept {many} floats");
-        // Then one network whose steps keep taking the same two lengths.
-        for _ in 0..(IDLE_TAKES + 2 * SWEEP_EVERY) / 2 {
-            let (a, b) = (take(777), take(778));
-            give(a);
-            give(b);
-        }
-        assert_eq!(pooled_floats(), 777 + 778, "idle lengths are dropped");
-        POOL.with(|p| {
-            let p = p.borrow();
-            assert_eq!(p.made.len(), 2);
-            assert_eq!(p.last.len(), 2);
-        });
-    }
-
-    #[test]
-    fn the_pool_holds_no_more_of_a_length_than_take_made() {
-        clear();
-        let before = pooled_floats();
-        // A length never taken: freed.
-        give(vec![1.0; 12_345]);
-        assert_eq!(pooled_floats(), before);
-        // Two taken, three given back (one made by the caller): two kept.
-        let (a, b) = (take(12_346), take(12_346));
-        give(a);
-        give(b);
-        give(vec![0.0; 12_346]);
-        assert_eq!(pooled_floats(), before + 2 * 12_346);
-        // A caller that makes its own vectors of a pooled length, again and again, does
-        // not grow the pool.
-        for _ in 0..100 {
-            give(vec![0.0; 12_346]);
-        }
-        assert_eq!(pooled_floats(), before + 2 * 12_346);
-        assert_eq!(take(12_346).len(), 12_346);
-        assert_eq!(take(12_346).len(), 12_346);
-        assert_eq!(pooled_floats(), before);
-    }
 }

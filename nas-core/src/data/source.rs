@@ -40,7 +40,8 @@ fn gib(bytes: u64) -> String {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// An open data file: a reader over its (decompressed) bytes.
-pub(crate) struct Source {
+#[doc(hidden)]
+pub struct Source {
     path: PathBuf,
     reader: Box<dyn Read>,
     /// The file length when it is raw; None when it is gzip (length unknown until read).
@@ -49,7 +50,7 @@ pub(crate) struct Source {
 
 impl Source {
     /// Opens `path`, detecting gzip by the file's first two bytes (not its extension).
-    pub(crate) fn open(path: &Path) -> Result<Source, DataError> {
+    pub fn open(path: &Path) -> Result<Source, DataError> {
         let io_err = |source| DataError::Io {
             path: path.to_path_buf(),
             source,
@@ -77,7 +78,7 @@ impl Source {
     }
 
     /// The raw file length, or None for a gzip file.
-    pub(crate) fn raw_len(&self) -> Option<u64> {
+    pub fn raw_len(&self) -> Option<u64> {
         self.raw_len
     }
 
@@ -100,7 +101,7 @@ impl Source {
 
     /// An error when loading what the file holds (`claim`, for example "60000 images
     /// of 28x28") needs `need` bytes at once, more than the `available` memory.
-    pub(crate) fn check_fits(
+    pub fn check_fits(
         &self,
         claim: &str,
         need: u64,
@@ -138,7 +139,7 @@ impl Source {
 
     /// Fills as much of `buf` as the file allows; returns the number of bytes read (less
     /// than `buf.len()` only at the end of the data).
-    pub(crate) fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, DataError> {
+    pub fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, DataError> {
         let mut got = 0;
         while got < buf.len() {
             match self.reader.read(&mut buf[got..]) {
@@ -156,7 +157,7 @@ impl Source {
     /// grows with the data actually read; for raw files it is sized up front from the real
     /// file length. For gzip files the whole stream (trailer included) is verified when the
     /// data ends within the limit.
-    pub(crate) fn read_rest(&mut self, limit: u64) -> Result<Vec<u8>, DataError> {
+    pub fn read_rest(&mut self, limit: u64) -> Result<Vec<u8>, DataError> {
         let cap = limit.saturating_add(1);
         let mut out = Vec::new();
         if let Some(len) = self.raw_len {
@@ -167,76 +168,5 @@ impl Source {
             Ok(_) => Ok(out),
             Err(e) => Err(self.read_error(e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testutil::{gzip, TempFile};
-    use super::*;
-
-    #[test]
-    fn a_data_set_larger_than_the_memory_available_is_refused() {
-        let f = TempFile::new("fits.bin", b"x");
-        let src = Source::open(f.path()).unwrap();
-        let claim = "1000000 images of 1024x1024";
-        let e = src
-            .check_fits(claim, 5 << 40, Some(8 << 30))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("fits.bin")
-                && e.contains(claim)
-                && e.contains("5120.00 GiB")
-                && e.contains("8.00 GiB available"),
-            "{e}"
-        );
-        assert!(src.check_fits(claim, 1 << 30, Some(8 << 30)).is_ok());
-        assert!(src.check_fits(claim, 5 << 40, None).is_ok());
-        assert!(
-            available_memory().is_some_and(|m| m > 0),
-            "Linux says how much memory is free"
-        );
-    }
-
-    #[test]
-    fn detects_gzip_by_content_not_extension() {
-        let payload: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
-        let gz = TempFile::new("plain-name.bin", &gzip(&payload));
-        let raw = TempFile::new("fake.gz", &payload);
-        for (f, gz_expected) in [(&gz, true), (&raw, false)] {
-            let mut s = Source::open(f.path()).unwrap();
-            assert_eq!(s.raw_len().is_none(), gz_expected);
-            let mut head = [0u8; 10];
-            assert_eq!(s.read_up_to(&mut head).unwrap(), 10);
-            assert_eq!(&head, &payload[..10]);
-            let rest = s.read_rest(4990).unwrap();
-            assert_eq!(rest, &payload[10..]);
-        }
-        // A limit below the data length stops after limit + 1 bytes.
-        let mut s = Source::open(gz.path()).unwrap();
-        assert_eq!(s.read_rest(100).unwrap().len(), 101);
-    }
-
-    #[test]
-    fn missing_file_error_names_it() {
-        let p = std::env::temp_dir().join("nas-data-no-such-file-0815.bin");
-        let e = Source::open(&p).err().unwrap().to_string();
-        assert!(
-            e.contains("nas-data-no-such-file-0815.bin") && e.contains("cannot read"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn corrupt_gzip_is_reported() {
-        let payload = vec![7u8; 100_000];
-        let mut bytes = gzip(&payload);
-        let n = bytes.len();
-        bytes[n - 6] ^= 0xff; // damage the CRC / size trailer
-        let f = TempFile::new("badcrc.gz", &bytes);
-        let mut s = Source::open(f.path()).unwrap();
-        let e = s.read_rest(200_000).unwrap_err().to_string();
-        assert!(e.contains("badcrc.gz") && e.contains("corrupt gzip"), "{e}");
     }
 }

@@ -9,3 +9,4 @@ mod spaces;
 mod spaces_real_data;
 mod supernet;
 mod torch_parity;
+mod unit;

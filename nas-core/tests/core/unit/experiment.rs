@@ -1,0 +1,321 @@
+//! The unit tests of `nas_core::experiment` (`nas-core/src/experiment.rs`).
+
+#[allow(unused_imports)]
+use nas_core::evaluate::Metrics;
+use nas_core::experiment::*;
+#[allow(unused_imports)]
+use nas_core::space::Architecture;
+#[allow(unused_imports)]
+use serde::{Deserialize, Serialize};
+#[allow(unused_imports)]
+use serde_json::Value;
+#[allow(unused_imports)]
+use std::cmp::Reverse;
+#[allow(unused_imports)]
+use std::collections::{BTreeSet, HashMap};
+#[allow(unused_imports)]
+use std::fs::{File, OpenOptions};
+#[allow(unused_imports)]
+use std::io::Write;
+#[allow(unused_imports)]
+use std::path::{Path, PathBuf};
+#[allow(unused_imports)]
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn rec(i: usize, acc: f64, params: f64) -> TrialRecord {
+    TrialRecord {
+        trial: i,
+        arch: Architecture::new(),
+        metrics: Metrics {
+            accuracy: acc,
+            params: Some(params),
+            ..Default::default()
+        },
+        seconds: 0.0,
+    }
+}
+
+/// `writer` names the process that holds a run's lock and nothing once it is
+/// released; a writer still takes the lock while a reader asks (a reader that took
+/// the lock exclusively, or a writer that did not retry, would fail here).
+#[test]
+fn a_runs_writer_is_seen_while_it_holds_the_lock() {
+    let dir = std::env::temp_dir().join(format!("nas-writer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    let reader = RunDir::open(&dir).unwrap();
+    assert_eq!(reader.writer(), Some(format!("pid {}", std::process::id())));
+    drop(d);
+    assert_eq!(reader.writer(), None, "the writer is gone");
+    // A reader asking over and over does not keep a writer out.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asking = {
+        let stop = stop.clone();
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let r = RunDir::open(&dir).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let _ = r.writer();
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        })
+    };
+    for _ in 0..20 {
+        let w = RunDir::open_to_write(&dir).expect("a writer kept out by a reader");
+        drop(w);
+    }
+    stop.store(true, Ordering::Relaxed);
+    asking.join().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn journal_survives_a_torn_last_line() {
+    let dir = std::env::temp_dir().join(format!("nas-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    d.append(&rec(0, 0.5, 10.0)).unwrap();
+    d.append(&rec(1, 0.6, 20.0)).unwrap();
+    // A kill in the middle of the third write.
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(d.journal_path())
+        .unwrap();
+    f.write_all(b"{\"trial\": 2, \"arch\": {").unwrap();
+    drop(f);
+    let j = d.journal().unwrap();
+    assert_eq!(j.len(), 2);
+    let msg = d.repair_journal().unwrap().unwrap();
+    let cut = dir.join("journal.jsonl.cut-1");
+    assert!(msg.contains(&cut.display().to_string()), "{msg}");
+    assert_eq!(std::fs::read(&cut).unwrap(), b"{\"trial\": 2, \"arch\": {");
+    assert_eq!(d.repair_journal().unwrap(), None);
+    d.append(&rec(2, 0.7, 5.0)).unwrap();
+    let j = d.journal().unwrap();
+    assert_eq!(j.iter().map(|r| r.trial).collect::<Vec<_>>(), [0, 1, 2]);
+    drop(d);
+    let e = RunDir::create(&dir, &serde_json::json!({})).err().unwrap();
+    assert!(e.contains("already holds a run"), "{e}");
+    // Only a writer repairs or appends.
+    let r = RunDir::open(&dir).unwrap();
+    assert!(r.append(&rec(3, 0.7, 5.0)).is_err());
+    assert!(r.repair_journal().is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn temp_run(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nas-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A byte that is not UTF-8 inside a middle line is an error naming the file and
+/// the line, and reading never writes the journal (only `nas resume` repairs it).
+#[test]
+fn reading_a_journal_never_writes_it() {
+    let dir = temp_run("journal-read-only");
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    for i in 0..3 {
+        let mut r = rec(i, 0.5, 10.0);
+        r.arch = arch(i as i64);
+        r.arch.insert("name".into(), serde_json::json!("conv_3x3"));
+        d.append(&r).unwrap();
+    }
+    let good = std::fs::read(d.journal_path()).unwrap();
+    let mut bad = good.clone();
+    let at = bad.windows(4).position(|w| w == b"conv").unwrap();
+    bad[at + 1] = 0xFF;
+    std::fs::write(d.journal_path(), &bad).unwrap();
+    let e = d.journal().unwrap_err();
+    assert!(e.contains("journal.jsonl") && e.contains("line 1"), "{e}");
+    assert!(e.contains("0xFF") || e.contains("UTF-8"), "{e}");
+    assert_eq!(std::fs::read(d.journal_path()).unwrap(), bad);
+    // A torn last line is left out of what a reader sees, and left in the file.
+    let mut torn = good.clone();
+    torn.extend_from_slice(b"{\"trial\": 3, \"arch\": {");
+    std::fs::write(d.journal_path(), &torn).unwrap();
+    assert_eq!(d.journal().unwrap().len(), 3);
+    assert_eq!(std::fs::read(d.journal_path()).unwrap(), torn);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn trial_numbers_must_run_in_order() {
+    let dir = temp_run("journal-numbers");
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    d.append(&rec(0, 0.5, 10.0)).unwrap();
+    d.append(&rec(0, 0.6, 10.0)).unwrap();
+    let e = d.journal().unwrap_err();
+    assert!(e.contains("journal.jsonl") && e.contains("line 2"), "{e}");
+    assert!(e.contains("trial 0") && e.contains("trial 1"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A run directory has one writer at a time; a second is told who holds it.
+#[test]
+fn a_second_writer_is_refused_with_the_holders_pid() {
+    let dir = temp_run("journal-lock");
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    let e = RunDir::create(&dir, &serde_json::json!({}))
+        .err()
+        .expect("a second writer must be refused");
+    let pid = format!("pid {}", std::process::id());
+    assert!(
+        e.contains(&pid) && e.contains(&dir.display().to_string()),
+        "{e}"
+    );
+    drop(d);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A writer killed inside [`write_atomic`] leaves its temporary file; the next writer
+/// of the run removes those of the run's own files, and a reader removes nothing.
+#[test]
+fn a_writer_removes_what_a_killed_writer_left() {
+    let dir = temp_run("journal-litter");
+    drop(RunDir::create(&dir, &serde_json::json!({})).unwrap());
+    let left = [
+        ".best.json.tmp-4242",
+        ".strategy_state.json.tmp-17",
+        ".config.json.tmp-9",
+        ".journal.jsonl.cut-2.tmp-31",
+    ];
+    let kept = [".pareto.svg.tmp-5", ".best.json.tmp-x", "best.json.tmp-3"];
+    for f in left.iter().chain(&kept) {
+        std::fs::write(dir.join(f), b"partial").unwrap();
+    }
+    let names = || {
+        let mut n: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        n.sort();
+        n
+    };
+    drop(RunDir::open(&dir).unwrap());
+    assert_eq!(names().len(), left.len() + kept.len());
+    drop(RunDir::open_to_write(&dir).unwrap());
+    let mut want: Vec<String> = kept.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(names(), want);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn arch(k: i64) -> Architecture {
+    let mut a = Architecture::new();
+    a.insert("op".into(), serde_json::json!(k));
+    a
+}
+
+#[test]
+fn pareto_front_keeps_the_undominated() {
+    let t: Vec<TrialRecord> = vec![
+        rec(0, 0.9, 100.0),
+        rec(1, 0.8, 50.0),
+        rec(2, 0.7, 60.0),
+        rec(3, 0.95, 200.0),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, mut r)| {
+        r.arch = arch(i as i64);
+        r
+    })
+    .collect();
+    let c = candidates(&t, &Limits::default());
+    assert_eq!(pareto(&c, |m| m.params), vec![1, 0, 3]);
+}
+
+#[test]
+fn limits_leave_out_infeasible_trials_and_each_architecture_comes_once() {
+    // Architecture 1 is scored three times (noisy), architecture 3 breaks the limit.
+    let mut t = vec![];
+    for (i, (a, acc, params)) in [
+        (1, 0.90, 100.0),
+        (2, 0.85, 50.0),
+        (1, 0.80, 100.0),
+        (3, 0.99, 500.0),
+        (1, f64::NAN, 100.0),
+        (4, 0.70, 300.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rec(i, acc, params);
+        r.arch = arch(a);
+        t.push(r);
+    }
+    let limits = Limits::from_config(&serde_json::json!({"limits": {"params": 300}})).unwrap();
+    let c = candidates(&t, &limits);
+    let archs: Vec<&Architecture> = c.iter().map(|c| &c.arch).collect();
+    assert_eq!(archs, [&arch(1), &arch(2), &arch(4)]);
+    assert_eq!(c[0].trials, [0, 2, 4]);
+    assert!((c[0].metrics.accuracy - (0.90 + 0.80 + 0.0) / 3.0).abs() < 1e-12);
+    // The best feasible is architecture 2: 3 is over the limit, 1's mean is 0.567.
+    assert_eq!(best(&c).unwrap().arch, arch(2));
+    let front = pareto(&c, |m| m.params);
+    assert_eq!(front, [1]);
+    // No feasible trial: nothing to return.
+    let tight = Limits::from_config(&serde_json::json!({"max_params": 10})).unwrap();
+    assert!(candidates(&t, &tight).is_empty());
+    assert!(best(&candidates(&t, &tight)).is_none());
+    // A limited cost the trial does not report makes it infeasible.
+    let lat = Limits::from_config(&serde_json::json!({"limits": {"latency_ms": 5}})).unwrap();
+    assert!(candidates(&t, &lat).is_empty());
+}
+
+#[test]
+fn the_leaderboard_agrees_with_the_candidates_after_every_trial() {
+    // Few architectures, coarse accuracies (ties), repeats, infeasible and failed
+    // trials, and not-a-number scores: after each trial the running leaderboard
+    // holds what `candidates` and `best` make of the journal so far.
+    let limits = Limits::from_config(&serde_json::json!({"max_params": 250})).unwrap();
+    for seed in 0..20 {
+        let mut rng = nas_core::Rng::new(seed);
+        let mut board = Leaderboard::new(limits.clone());
+        let mut journal = vec![];
+        for i in 0..60 {
+            let acc = match rng.below(10) {
+                0 => f64::NAN,
+                1 => -0.0,
+                _ => rng.below(5) as f64 / 4.0,
+            };
+            let mut r = rec(i, acc, [100.0, 200.0, 300.0][rng.below(3)]);
+            r.arch = arch(rng.below(8) as i64);
+            if rng.below(12) == 0 {
+                r.metrics = Metrics::failed("no result");
+                r.metrics.params = Some(10.0);
+            }
+            board.add(&r);
+            journal.push(r);
+            let want = candidates(&journal, &limits);
+            assert_eq!(board.candidates(), &want[..], "seed {seed}, trial {i}");
+            assert_eq!(board.best(), best(&want), "seed {seed}, trial {i}");
+        }
+        assert!(board.best().is_some(), "seed {seed}: nothing feasible");
+    }
+    // Each added trial is counted once.
+    let before = trials_ranked();
+    let mut board = Leaderboard::new(Limits::default());
+    for i in 0..5 {
+        board.add(&rec(i, 0.5, 1.0));
+    }
+    assert!(trials_ranked() >= before + 5);
+}
+
+#[test]
+fn bad_limits_name_the_field() {
+    for (cfg, want) in [
+        (serde_json::json!({"limits": {"flops": 3}}), "`flops`"),
+        (
+            serde_json::json!({"limits": {"params": "big"}}),
+            "limits.params",
+        ),
+        (serde_json::json!({"limits": [1]}), "`limits`"),
+        (serde_json::json!({"max_macs": -1}), "max_macs"),
+    ] {
+        let e = Limits::from_config(&cfg).unwrap_err();
+        assert!(e.contains(want), "{e}");
+    }
+}

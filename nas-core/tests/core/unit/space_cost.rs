@@ -1,0 +1,83 @@
+//! The unit tests of `nas_core::space::cost` (`nas-core/src/space/cost.rs`).
+
+#[allow(unused_imports)]
+use nas_core::nn::{num_parameters, Module};
+#[allow(unused_imports)]
+use nas_core::ops::count_macs;
+#[allow(unused_imports)]
+use nas_core::rng::Rng;
+use nas_core::space::cost::*;
+#[allow(unused_imports)]
+use nas_core::space::{Architecture, Space, Supernet};
+#[allow(unused_imports)]
+use nas_core::tensor::{no_grad, with_grad, Tensor};
+#[allow(unused_imports)]
+use serde::{Deserialize, Serialize};
+#[allow(unused_imports)]
+use std::cell::RefCell;
+#[allow(unused_imports)]
+use std::collections::BTreeMap;
+
+use nas_core::ops::ConvOpts;
+use nas_core::space::builtin::{nb201, InputSpec};
+use nas_core::space::{arch, describe, fixed};
+
+/// Activations are the floats every op of one image's pass makes: a 3x3 convolution
+/// (1 -> 2 channels, padded) on 5x5 makes 2x5x5 with its bias, its ReLU as many
+/// again, and a 2x2 pooling of stride 2 2x2x2. Counting the input, the parameters or
+/// a batch of more than one image would miss these figures; so would a count taken
+/// inside `no_grad` (nothing recorded: 0).
+#[test]
+fn activations_count_every_ops_output_for_one_image() {
+    use nas_core::nn::{Conv2d, MaxPool2d, ReLU, Sequential};
+    let mut rng = Rng::new(0);
+    let opts = ConvOpts {
+        padding: 1,
+        ..Default::default()
+    };
+    let net = Sequential::new(vec![
+        Box::new(Conv2d::new(1, 2, 3, opts, &mut rng)),
+        Box::new(ReLU),
+        Box::new(MaxPool2d {
+            k: 2,
+            stride: 2,
+            padding: 0,
+        }),
+    ]);
+    let c = cost(&net, [1, 5, 5]);
+    assert_eq!(c.activations, 50 + 50 + 8);
+    assert_eq!(no_grad(|| cost(&net, [1, 5, 5])).activations, 108);
+    assert_eq!(c.params, 2 * 9 + 2);
+}
+
+/// Counting an architecture's multiply-adds builds its network, runs it once in eval
+/// mode and drops it; doing that again and again (a table search does it for every
+/// trial) must not grow this thread's buffer pool. It used to grow by the network's
+/// parameters and its batch norms' per-channel scales every time.
+#[test]
+fn costing_networks_again_and_again_keeps_the_buffer_pool_flat() {
+    let input = InputSpec {
+        channels: 3,
+        height: 16,
+        width: 16,
+        classes: 10,
+    };
+    let space = nb201(4, 1, input);
+    let choices = describe(space.as_ref());
+    let mut rng = Rng::new(3);
+    let archs: Vec<_> = (0..4).map(|_| arch::random(&choices, &mut rng)).collect();
+    let mut once = 0;
+    for round in 0..10 {
+        for (i, a) in archs.iter().enumerate() {
+            let net = fixed(space.as_ref(), a, i as u64).unwrap();
+            cost(net.as_ref(), [3, 16, 16]);
+        }
+        let held = nas_core::buffer::pooled_floats();
+        if round == 0 {
+            once = held;
+        } else {
+            assert_eq!(held, once, "round {round}: the pool grew");
+        }
+    }
+    assert!(once > 0);
+}
