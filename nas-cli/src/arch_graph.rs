@@ -22,14 +22,14 @@ pub struct Drawing {
 
 /// Pixels between nodes of a cell, the radius of a node, and the height of an arc over
 /// one node and of each node more.
-const NODE_GAP: f64 = 160.0;
-const NODE_R: f64 = 16.0;
-const ARC_H: f64 = 34.0;
-const ARC_STEP: f64 = 32.0;
+pub const NODE_GAP: f64 = 160.0;
+pub const NODE_R: f64 = 16.0;
+pub const ARC_H: f64 = 34.0;
+pub const ARC_STEP: f64 = 32.0;
 /// A layer's box: width, title line and the lines below it.
-const BOX_W: f64 = 300.0;
-const LINE_H: f64 = 16.0;
-const BOX_GAP: f64 = 26.0;
+pub const BOX_W: f64 = 300.0;
+pub const LINE_H: f64 = 16.0;
+pub const BOX_GAP: f64 = 26.0;
 
 /// The drawings of `arch` in the space of `choices`: its cells, then its other choices
 /// as layers. Choices the architecture does not hold (inside a repeat it did not build)
@@ -114,7 +114,7 @@ pub fn draw(choices: &[Choice], arch: &Architecture) -> Vec<Drawing> {
 }
 
 /// `prefix/name` split at its last `/` (`""` when there is none).
-fn split_label(label: &str) -> (&str, &str) {
+pub fn split_label(label: &str) -> (&str, &str) {
     match label.rsplit_once('/') {
         Some((p, n)) => (p, n),
         None => ("", label),
@@ -122,7 +122,7 @@ fn split_label(label: &str) -> (&str, &str) {
 }
 
 /// `(to, from)` of an edge choice's name: `edge_3_1` or `op_3_1`, from an earlier node.
-fn cell_edge(name: &str) -> Option<(usize, usize)> {
+pub fn cell_edge(name: &str) -> Option<(usize, usize)> {
     let rest = name
         .strip_prefix("edge_")
         .or_else(|| name.strip_prefix("op_"))?;
@@ -131,7 +131,7 @@ fn cell_edge(name: &str) -> Option<(usize, usize)> {
     (from < to).then_some((to, from))
 }
 
-struct CellEdge {
+pub struct CellEdge {
     label: String,
     from: usize,
     to: usize,
@@ -140,7 +140,7 @@ struct CellEdge {
     color: usize,
 }
 
-struct Cell {
+pub struct Cell {
     prefix: String,
     edges: Vec<CellEdge>,
     /// Each edge input choice: the labels of its candidate edges, and of those picked.
@@ -149,7 +149,7 @@ struct Cell {
 
 /// A cell: its nodes on a line (inputs grey, the output last), an arc over them for each
 /// edge it computes, with the op's name at the top of the arc.
-fn draw_cell(c: &Cell) -> String {
+pub fn draw_cell(c: &Cell) -> String {
     // Edges an input choice could pick but did not are not in the network.
     let kept: Vec<&CellEdge> = c
         .edges
@@ -254,7 +254,7 @@ fn draw_cell(c: &Cell) -> String {
 }
 
 /// A decision as a short text: a name or number as it is, anything else as JSON.
-fn show(v: &Value) -> String {
+pub fn show(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         v => v.to_string(),
@@ -262,7 +262,7 @@ fn show(v: &Value) -> String {
 }
 
 /// The layer index of a prefix `layer{i}` (or any name ending in digits), and its stem.
-fn numbered(prefix: &str) -> Option<(&str, usize)> {
+pub fn numbered(prefix: &str) -> Option<(&str, usize)> {
     let stem = prefix.trim_end_matches(|c: char| c.is_ascii_digit());
     let n = prefix[stem.len()..].parse().ok()?;
     Some((stem, n))
@@ -271,7 +271,7 @@ fn numbered(prefix: &str) -> Option<(&str, usize)> {
 /// The choices that are not a cell's as a chain of layers, top to bottom: one box per
 /// prefix (a choice without one is a box of its own), holding its decisions; a repeat's
 /// depth above them; a skip `skip{k}` = 1 as an arc from layer `k` on the right.
-fn draw_layers(choices: &[&Choice], arch: &Architecture) -> String {
+pub fn draw_layers(choices: &[&Choice], arch: &Architecture) -> String {
     let mut header: Vec<String> = vec![];
     let mut boxes: Vec<(String, Vec<String>)> = vec![];
     let mut skips: Vec<(String, usize)> = vec![];
@@ -409,207 +409,4 @@ fn draw_layers(choices: &[&Choice], arch: &Architecture) -> String {
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
     );
     s + &body + "</svg>\n"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nas_core::space::Reduce;
-
-    fn layer(label: &str, candidates: &[&str]) -> Choice {
-        Choice {
-            label: label.into(),
-            kind: ChoiceKind::Layer {
-                candidates: candidates.iter().map(|c| c.to_string()).collect(),
-            },
-            inside: None,
-            edge_ops: vec![],
-        }
-    }
-
-    fn arch(pairs: &[(&str, Value)]) -> Architecture {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
-
-    /// The op labels of a drawing, in document order.
-    fn ops(svg: &str) -> Vec<&str> {
-        svg.split("class=\"op\"")
-            .skip(1)
-            .map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn a_nb201_cell_is_four_nodes_and_six_labelled_edges() {
-        let ops_ = [
-            "none",
-            "skip_connect",
-            "nor_conv_1x1",
-            "nor_conv_3x3",
-            "avg_pool_3x3",
-        ];
-        let labels = [
-            "edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2",
-        ];
-        let choices: Vec<Choice> = labels.iter().map(|l| layer(l, &ops_)).collect();
-        let picked = [
-            "nor_conv_3x3",
-            "none",
-            "skip_connect",
-            "avg_pool_3x3",
-            "nor_conv_1x1",
-            "nor_conv_3x3",
-        ];
-        let a = arch(
-            &labels
-                .iter()
-                .zip(picked)
-                .map(|(l, o)| (*l, Value::from(o)))
-                .collect::<Vec<_>>(),
-        );
-        let d = draw(&choices, &a);
-        assert_eq!(d.len(), 1, "one cell, no layers");
-        assert_eq!(d[0].title, "cell");
-        let svg = &d[0].svg;
-        assert_eq!(svg.matches("class=\"node\"").count(), 4);
-        assert_eq!(svg.matches("class=\"edge\"").count(), 6);
-        let mut got = ops(svg);
-        got.sort();
-        let mut want = picked.to_vec();
-        want.sort();
-        assert_eq!(got, want);
-        // `none` is drawn dashed and grey; a convolution in its candidate's colour.
-        assert!(svg.contains("stroke-dasharray=\"4 3\""));
-        assert!(svg.contains(&format!("fill=\"{}\"", color(3))));
-        // The longest arc (0 to 3) spans three gaps; its label sits above the others'.
-        let y_of = |op: &str| -> f64 {
-            let t = svg.split(&format!(">{op}</text>")).next().unwrap();
-            let t = t.rsplit("class=\"op\"").next().unwrap();
-            t.split("y=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        assert!(y_of("avg_pool_3x3") < y_of("none"), "{svg}");
-        assert!(y_of("none") < y_of("nor_conv_3x3"), "{svg}");
-    }
-
-    #[test]
-    fn a_darts_cell_draws_the_picked_edges_into_a_concat() {
-        let ops_ = ["none", "sep_conv_3x3", "max_pool_3x3"];
-        let mut choices = vec![];
-        let mut a = Architecture::new();
-        for node in 2..=3usize {
-            let mut edge_ops = vec![];
-            for from in 0..node {
-                let l = format!("normal/op_{node}_{from}");
-                choices.push(layer(&l, &ops_));
-                a.insert(l.clone(), Value::from(ops_[1 + (from % 2)]));
-                edge_ops.push(l);
-            }
-            choices.push(Choice {
-                label: format!("normal/input_{node}"),
-                kind: ChoiceKind::Input {
-                    n_candidates: node,
-                    n_chosen: 2,
-                    reduce: Reduce::Sum,
-                },
-                inside: None,
-                edge_ops,
-            });
-        }
-        // Node 3 keeps its edges from 0 and 2, not from 1.
-        a.insert("normal/input_2".into(), serde_json::json!([0, 1]));
-        a.insert("normal/input_3".into(), serde_json::json!([0, 2]));
-        let d = draw(&choices, &a);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].title, "cell normal");
-        let svg = &d[0].svg;
-        // Nodes 0..3 and the output; four op edges and the two intermediate nodes
-        // into the output.
-        assert_eq!(svg.matches("class=\"node\"").count(), 5);
-        assert_eq!(svg.matches("class=\"edge\"").count(), 6);
-        assert_eq!(ops(svg).len(), 4);
-        assert!(svg.contains(">out</text>") && svg.contains(">concat</text>"));
-        assert_eq!(svg.matches(">input</text>").count(), 2);
-    }
-
-    #[test]
-    fn a_chain_is_boxes_in_order_with_its_skips_as_arcs() {
-        let ops_ = ["conv3x3", "max_pool3x3"];
-        let mut choices = vec![Choice {
-            label: "depth".into(),
-            kind: ChoiceKind::Repeat {
-                depths: vec![2, 3, 4],
-            },
-            inside: None,
-            edge_ops: vec![],
-        }];
-        let value = |l: &str, vs: &[i64]| Choice {
-            label: l.into(),
-            kind: ChoiceKind::Value {
-                values: vs.iter().map(|v| Value::from(*v)).collect(),
-            },
-            inside: None,
-            edge_ops: vec![],
-        };
-        for i in 0..4usize {
-            choices.push(value(&format!("layer{i}/filters"), &[16, 32]));
-            for k in 0..i.saturating_sub(1) {
-                choices.push(value(&format!("layer{i}/skip{k}"), &[0, 1]));
-            }
-            choices.push(layer(&format!("layer{i}/op"), &ops_));
-        }
-        // Depth 3: layer3's choices are not in the architecture.
-        let a = arch(&[
-            ("depth", Value::from(3)),
-            ("layer0/filters", Value::from(16)),
-            ("layer0/op", Value::from("conv3x3")),
-            ("layer1/filters", Value::from(32)),
-            ("layer1/op", Value::from("max_pool3x3")),
-            ("layer2/filters", Value::from(32)),
-            ("layer2/skip0", Value::from(1)),
-            ("layer2/op", Value::from("conv3x3")),
-        ]);
-        let d = draw(&choices, &a);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].title, "layers");
-        let svg = &d[0].svg;
-        assert_eq!(svg.matches("class=\"layer\"").count(), 3);
-        assert_eq!(svg.matches("class=\"skip\"").count(), 1);
-        assert!(svg.contains(">depth = 3</text>"));
-        let order: Vec<usize> = [
-            "layer0",
-            "layer1",
-            "layer2",
-            "op: max_pool3x3",
-            "filters: 16",
-        ]
-        .iter()
-        .map(|t| {
-            svg.find(&format!(">{t}</text>"))
-                .unwrap_or_else(|| panic!("{t}: {svg}"))
-        })
-        .collect();
-        assert!(order[0] < order[1] && order[1] < order[2], "{svg}");
-        assert!(order[4] < order[3] && order[3] < order[2]);
-        // A plain space's choices (no prefixes) are boxes of their own.
-        let seed = [
-            layer("conv1", &["conv3x3", "conv5x5"]),
-            layer("conv2", &["conv3x3", "conv5x5"]),
-        ];
-        let d = draw(
-            &seed,
-            &arch(&[("conv1", "conv5x5".into()), ("conv2", "conv3x3".into())]),
-        );
-        assert_eq!(d[0].svg.matches("class=\"layer\"").count(), 2);
-        assert!(d[0].svg.contains(">conv5x5</text>"));
-    }
 }

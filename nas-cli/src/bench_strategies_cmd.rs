@@ -1,9 +1,9 @@
 //! `nas bench-strategies`: every ask/tell plugin on the NAS-Bench-201 table.
 
+use crate::host::{discover, discover_all, search_dirs};
 use crate::search_args::{json_option, trial_seed};
 use anyhow::{anyhow, Result};
 use clap::Args;
-use nas_cli::host::{discover, discover_all, search_dirs};
 use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::experiment::{Leaderboard, Limits, TrialRecord};
 use nas_core::space::builtin::{self, InputSpec};
@@ -47,16 +47,16 @@ pub struct BenchStrategiesArgs {
 /// [`Leaderboard`] (an architecture scored by the mean of its observations, so a lucky
 /// single score of a re-evaluated one does not stand), the returned architecture judged
 /// by `truth` (its seed mean, %).
-struct RunTracker {
+pub struct RunTracker {
     board: Leaderboard,
     queries: usize,
     /// The query after which the returned architecture first scored `reach` or more.
-    reached_at: Option<usize>,
+    pub reached_at: Option<usize>,
     reach: f64,
 }
 
 impl RunTracker {
-    fn new(limits: Limits, reach: f64) -> RunTracker {
+    pub fn new(limits: Limits, reach: f64) -> RunTracker {
         RunTracker {
             board: Leaderboard::new(limits),
             queries: 0,
@@ -66,7 +66,7 @@ impl RunTracker {
     }
 
     /// Ranks one more query's result.
-    fn add(&mut self, arch: &Architecture, m: &Metrics, truth: impl Fn(&Architecture) -> f64) {
+    pub fn add(&mut self, arch: &Architecture, m: &Metrics, truth: impl Fn(&Architecture) -> f64) {
         self.board.add(&TrialRecord {
             trial: self.queries,
             arch: arch.clone(),
@@ -84,13 +84,13 @@ impl RunTracker {
     }
 
     /// The architecture the run returns.
-    fn best(&self) -> Option<&Architecture> {
+    pub fn best(&self) -> Option<&Architecture> {
         self.board.best().map(|c| &c.arch)
     }
 }
 
 /// Mean and (population) standard deviation.
-fn mean_std(xs: &[f64]) -> (f64, f64) {
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
     let std = (xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
@@ -99,7 +99,7 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 /// The `queries to` cell: the mean, over the runs that got there, of the queries they
 /// took, and how many of all the runs got there (`63 (87/100)`; `- (0/100)` when none).
-fn reach_cell(reached: &[Option<usize>]) -> String {
+pub fn reach_cell(reached: &[Option<usize>]) -> String {
     let hits: Vec<f64> = reached.iter().flatten().map(|&q| q as f64).collect();
     let mean = if hits.is_empty() {
         "-".to_string()
@@ -111,7 +111,7 @@ fn reach_cell(reached: &[Option<usize>]) -> String {
 
 /// The comparison with random search: the difference of the means and two standard
 /// errors of it; `better` or `worse` when the difference is more than that.
-fn against_random(finals: &[f64], random: &[f64]) -> String {
+pub fn against_random(finals: &[f64], random: &[f64]) -> String {
     let ((m, sd), (r, rsd)) = (mean_std(finals), mean_std(random));
     let se2 = 2.0 * (sd * sd / finals.len() as f64 + rsd * rsd / random.len() as f64).sqrt();
     let d = m - r;
@@ -256,79 +256,4 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn arch(op: &str) -> Architecture {
-        let mut a = Architecture::new();
-        a.insert("op".into(), json!(op));
-        a
-    }
-
-    fn acc(a: f64) -> Metrics {
-        Metrics {
-            accuracy: a,
-            ..Default::default()
-        }
-    }
-
-    /// Three runs worked by hand. True (seed-mean) accuracies: a 91.0, b 91.6, c 91.55.
-    /// Run 1: a 0.912, b 0.911 (a still leads), c 0.916 (c leads: 91.55, reached at 3).
-    /// Run 2: b 0.917 (reached at 1), a 0.920 (a leads: the best no longer reaches),
-    /// b 0.926 (b's mean 0.9215 leads again; the first query counts: still 1).
-    /// Run 3: a 0.930, then c 0.925 twice (a still leads): never reached.
-    /// So the cell is the mean of 3 and 1 over the 2 runs that reached 91.5: "2 (2/3)".
-    #[test]
-    fn queries_to_reach_follow_the_host_ranking_by_mean_observation() {
-        let truth = |a: &Architecture| match a["op"].as_str().unwrap() {
-            "a" => 91.0,
-            "b" => 91.6,
-            _ => 91.55,
-        };
-        let runs: [&[(&str, f64)]; 3] = [
-            &[("a", 0.912), ("b", 0.911), ("c", 0.916)],
-            &[("b", 0.917), ("a", 0.920), ("b", 0.926)],
-            &[("a", 0.930), ("c", 0.925), ("c", 0.925)],
-        ];
-        let mut reached = vec![];
-        let mut best = vec![];
-        for run in runs {
-            let mut t = RunTracker::new(Limits::default(), 91.5);
-            for (op, a) in run {
-                t.add(&arch(op), &acc(*a), truth);
-            }
-            reached.push(t.reached_at);
-            best.push(t.best().unwrap()["op"].as_str().unwrap().to_string());
-        }
-        assert_eq!(reached, [Some(3), Some(1), None]);
-        assert_eq!(best, ["c", "b", "a"]);
-        assert_eq!(reach_cell(&reached), "2 (2/3)");
-        assert_eq!(reach_cell(&[Some(63), None, Some(64)]), "64 (2/3)");
-        assert_eq!(reach_cell(&[None, None]), "- (0/2)");
-        // A lucky single score of a re-evaluated architecture does not decide: after
-        // b 0.930, a 0.920, b 0.900 (b's mean 0.915), a leads.
-        let mut t = RunTracker::new(Limits::default(), 91.5);
-        for (op, a) in [("b", 0.930), ("a", 0.920), ("b", 0.900)] {
-            t.add(&arch(op), &acc(a), truth);
-        }
-        assert_eq!(t.best().unwrap()["op"], "a");
-        assert_eq!(t.reached_at, Some(1));
-    }
-
-    /// Two standard errors of the difference, and the word for it.
-    #[test]
-    fn comparison_with_random_names_the_side_beyond_two_standard_errors() {
-        // Means 91.5 and 91.0, population std 0.5 each over 4 runs: two standard errors
-        // 2 * sqrt(0.25/4 + 0.25/4) = 0.71.
-        let s = [91.0, 92.0, 91.0, 92.0];
-        let r = [90.5, 91.5, 90.5, 91.5];
-        assert_eq!(against_random(&s, &r), "no better, +0.50 (±0.71)");
-        let s = [92.0, 93.0, 92.0, 93.0];
-        assert_eq!(against_random(&s, &r), "better, +1.50 (±0.71)");
-        assert_eq!(against_random(&r, &s), "worse, -1.50 (±0.71)");
-    }
 }

@@ -92,7 +92,7 @@ impl fmt::Display for ClassList {
 }
 
 /// `--test-split`'s value: a number strictly between 0 and 1.
-fn parse_fraction(s: &str) -> Result<f64, String> {
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(f) if f > 0.0 && f < 1.0 => Ok(f),
         _ => Err("expected a fraction between 0 and 1 (exclusive), such as 0.2".into()),
@@ -101,7 +101,7 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 
 /// Mixed into `--split-seed` for the test hold-out, so it does not draw the same
 /// shuffle as the validation split that the same seed draws.
-const TEST_SPLIT_SALT: u64 = 0x7E57_5917_D47A_0001;
+pub const TEST_SPLIT_SALT: u64 = 0x7E57_5917_D47A_0001;
 
 /// A dataset loaded as [`DataArgs`] say.
 pub struct Loaded {
@@ -401,122 +401,5 @@ impl DataArgs {
             source,
             label,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn class_lists_parse_and_name_what_is_wrong() {
-        assert_eq!("3,7".parse::<ClassList>().unwrap().0, vec![3, 7]);
-        assert_eq!(" 2 , 0 ".parse::<ClassList>().unwrap().0, vec![2, 0]);
-        assert_eq!("3,7".parse::<ClassList>().unwrap().to_string(), "3,7");
-        let e = "".parse::<ClassList>().unwrap_err();
-        assert!(e.contains("empty"), "{e}");
-        let e = "1,x".parse::<ClassList>().unwrap_err();
-        assert!(e.contains("'x'"), "{e}");
-        let e = "1,,2".parse::<ClassList>().unwrap_err();
-        assert!(e.contains("''"), "{e}");
-        let e = "1,2,1".parse::<ClassList>().unwrap_err();
-        assert!(e.contains("class 1") && e.contains("twice"), "{e}");
-        let e = "-1".parse::<ClassList>().unwrap_err();
-        assert!(e.contains("'-1'"), "{e}");
-    }
-
-    #[test]
-    fn options_that_do_not_go_together_are_refused() {
-        let p = |s: &str| Some(PathBuf::from(s));
-        let files = DataArgs {
-            train_images: p("a"),
-            train_labels: p("b"),
-            test_split: Some(0.2),
-            ..DataArgs::default()
-        };
-        assert!(files.check().is_ok());
-        let cases = [
-            (
-                DataArgs {
-                    train_labels: None,
-                    ..files.clone()
-                },
-                "without --train-labels",
-            ),
-            (
-                DataArgs {
-                    data: p("d"),
-                    ..files.clone()
-                },
-                "both name the data",
-            ),
-            (
-                DataArgs {
-                    test_split: None,
-                    ..files.clone()
-                },
-                "need --test-split",
-            ),
-            (
-                DataArgs {
-                    test_images: p("c"),
-                    test_labels: p("e"),
-                    ..files.clone()
-                },
-                "give one: leave one",
-            ),
-            (
-                DataArgs {
-                    data: p("d"),
-                    test_split: Some(0.2),
-                    ..DataArgs::default()
-                },
-                "has its own test split",
-            ),
-            (
-                DataArgs {
-                    split_seed: Some(3),
-                    ..DataArgs::default()
-                },
-                "which is not given",
-            ),
-        ];
-        for (a, want) in cases {
-            let e = a.check().unwrap_err().to_string();
-            assert!(e.contains(want), "{a:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn retrain_options_fall_back_to_the_runs() {
-        let p = |s: &str| Some(PathBuf::from(s));
-        let run = DataArgs {
-            train_images: p("/a"),
-            train_labels: p("/b"),
-            test_split: Some(0.2),
-            split_seed: Some(5),
-            classes: Some(ClassList(vec![3, 7])),
-            ..DataArgs::default()
-        };
-        assert_eq!(DataArgs::default().over(&run), run);
-        let given = DataArgs {
-            data: p("/d"),
-            ..DataArgs::default()
-        };
-        let m = given.over(&run);
-        assert_eq!(m.data, p("/d"));
-        assert_eq!((m.train_images, m.test_split), (None, None));
-        assert_eq!(m.classes, run.classes);
-        let given = DataArgs {
-            classes: Some(ClassList(vec![1])),
-            ..DataArgs::default()
-        };
-        let m = given.over(&run);
-        assert_eq!(m.classes, Some(ClassList(vec![1])));
-        assert_eq!(m.train_images, run.train_images);
-        assert_eq!(
-            run.argv().join(" "),
-            "--train-images /a --train-labels /b --test-split 0.2 --split-seed 5 --classes 3,7"
-        );
     }
 }

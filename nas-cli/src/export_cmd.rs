@@ -4,9 +4,9 @@ use crate::search_args::SearchArgs;
 use crate::search_args::{
     best_of, cost_of, load_run, load_train_data, run_cost, run_limits, TrainData,
 };
+use crate::trainer::{SupernetTrainer, TrainerConfig};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::data::Dataset;
 use nas_core::experiment::{candidates, pareto, write_output, Candidate, RunDir};
 use nas_core::nn::{with_bn_momentum, Module};
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 /// Batches of training images that recalibrate batch norm before `--onnx` exports an
 /// architecture with the supernet's weights (as many as the search scored it after).
-const RECALIBRATE: usize = 20;
+pub const RECALIBRATE: usize = 20;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -107,7 +107,12 @@ pub fn export(a: ExportArgs) -> Result<()> {
 /// `--onnx`: the fixed network of `arch` with the weights of the run's last supernet
 /// checkpoint, its batch norm recalibrated on training images (the supernet's running
 /// statistics are those of every path mixed), written as ONNX.
-fn inherited_onnx(a: &ExportArgs, run: &RunDir, args: &SearchArgs, b: &Candidate) -> Result<()> {
+pub fn inherited_onnx(
+    a: &ExportArgs,
+    run: &RunDir,
+    args: &SearchArgs,
+    b: &Candidate,
+) -> Result<()> {
     let arch = &b.arch;
     let data = load_train_data(args)?;
     let space = args.space.resolve_for_batch(data.input, args.batch)?;
@@ -141,7 +146,7 @@ fn inherited_onnx(a: &ExportArgs, run: &RunDir, args: &SearchArgs, b: &Candidate
 
 /// The supernet of a one-shot run as its last checkpoint left it; `what` names the
 /// command in the error when the run has no checkpoint.
-pub(crate) fn restore_supernet<'a>(
+pub fn restore_supernet<'a>(
     run: &RunDir,
     args: &SearchArgs,
     space: &'a dyn Space,
@@ -165,7 +170,7 @@ pub(crate) fn restore_supernet<'a>(
 
 /// Batch norm's running statistics set to the plain average of those of the first
 /// batches of `images`; returns how many batches that was.
-fn recalibrate(net: &dyn Module, images: &Dataset, batch: usize) -> usize {
+pub fn recalibrate(net: &dyn Module, images: &Dataset, batch: usize) -> usize {
     let batch = batch.max(1);
     let batches = RECALIBRATE.min(images.n / batch).max(1);
     net.set_training(true);

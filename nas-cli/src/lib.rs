@@ -1,7 +1,9 @@
 //! The `nas` host as a library, so tests drive it in process: the plugin loader
-//! ([`host`], with its check of a library's file in [`elf`]) and the supernet services behind the one-shot boundary ([`trainer`]). The
-//! commands themselves are the `nas` binary's (`main.rs`); what it logs is [`logging`],
-//! and the spans its traces are made of [`spans`].
+//! ([`host`], with its check of a library's file in [`elf`]) and the supernet services
+//! behind the one-shot boundary ([`trainer`]); what it logs is [`logging`], and the spans
+//! its traces are made of [`spans`]. The commands are [`app`] and the modules it
+//! dispatches to (hidden from the docs: they are the binary's, public for its unit tests
+//! in `tests/cli/unit/`); the `nas` binary (`main.rs`) only calls [`app::main`].
 
 pub mod distill;
 pub mod elf;
@@ -9,3 +11,64 @@ pub mod host;
 pub mod logging;
 pub mod spans;
 pub mod trainer;
+
+pub mod app;
+#[doc(hidden)]
+pub mod arch_graph;
+#[doc(hidden)]
+pub mod bench;
+#[doc(hidden)]
+pub mod bench_strategies_cmd;
+#[doc(hidden)]
+pub mod data_args;
+#[doc(hidden)]
+pub mod data_paths;
+#[doc(hidden)]
+pub mod device;
+#[doc(hidden)]
+pub mod executor;
+#[doc(hidden)]
+pub mod export_cmd;
+#[doc(hidden)]
+pub mod oneshot_cmd;
+#[doc(hidden)]
+pub mod onnx_out;
+#[doc(hidden)]
+pub mod plot;
+#[doc(hidden)]
+pub mod plugins_cmd;
+#[doc(hidden)]
+pub mod profile_cmd;
+#[doc(hidden)]
+pub mod rank_check_cmd;
+#[doc(hidden)]
+pub mod report_cmd;
+#[doc(hidden)]
+pub mod report_html;
+#[doc(hidden)]
+pub mod retrain_cmd;
+#[doc(hidden)]
+pub mod search_args;
+#[doc(hidden)]
+pub mod search_cmd;
+#[doc(hidden)]
+pub mod slurm;
+#[doc(hidden)]
+pub mod space_args;
+#[doc(hidden)]
+pub mod spaces_cmd;
+#[doc(hidden)]
+pub mod state_saves;
+#[doc(hidden)]
+pub mod train_cmd;
+#[doc(hidden)]
+pub mod trial_cmd;
+
+/// `n` and the word, plural unless `n` is 1: "1 trial", "2 trials".
+pub fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

@@ -3,11 +3,11 @@
 //! a kill), and journals the exported architecture as the run's one trial, so `nas
 //! export` and `nas retrain` treat it like any other run.
 
+use crate::host::Plugin;
 use crate::search_args::{load_train_data, SearchArgs, TrainData};
+use crate::trainer::{SupernetTrainer, TrainerConfig};
 use anyhow::{anyhow, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use nas_cli::host::Plugin;
-use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::experiment::{write_atomic, RunDir, TrialRecord};
 use nas_core::space::{arch, describe, Choice, Space};
@@ -248,7 +248,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
     }
     // The final weights, for `--init-from` (a later run on other data or classes).
     trainer
-        .save_weights(&run.path.join(nas_cli::trainer::FINAL_WEIGHTS))
+        .save_weights(&run.path.join(crate::trainer::FINAL_WEIGHTS))
         .map_err(|e| anyhow!(e))?;
     run.append_all(&records).map_err(|e| anyhow!(e))?;
     write_best(run, &rec, final_accuracy)?;

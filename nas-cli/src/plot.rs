@@ -9,32 +9,32 @@
 use std::fmt::Write as _;
 
 /// Width of every plot.
-const W: f64 = 720.0;
+pub const W: f64 = 720.0;
 /// Margins around a panel's plotting area: tick labels and the axis label on the left,
 /// the legend and notes above, the x tick labels and axis label below.
-const LEFT: f64 = 76.0;
-const RIGHT: f64 = 24.0;
-const TOP: f64 = 40.0;
-const BOTTOM: f64 = 52.0;
+pub const LEFT: f64 = 76.0;
+pub const RIGHT: f64 = 24.0;
+pub const TOP: f64 = 40.0;
+pub const BOTTOM: f64 = 52.0;
 /// Height of the plotting area of a plot of one panel, and of the progress plot's panels.
-const MAIN_H: f64 = 320.0;
-const SIDE_H: f64 = 140.0;
+pub const MAIN_H: f64 = 320.0;
+pub const SIDE_H: f64 = 140.0;
 /// Most ticks on an axis: x axes are wider than y axes are tall.
-const X_TICKS: usize = 9;
-const Y_TICKS: usize = 8;
+pub const X_TICKS: usize = 9;
+pub const Y_TICKS: usize = 8;
 /// Up to this many points a line's points are marked too.
-const MARKED: usize = 40;
+pub const MARKED: usize = 40;
 
-const PALETTE: [&str; 8] = [
+pub const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 /// Height of a row of a legend that wraps.
-const LEGEND_ROW: f64 = 16.0;
+pub const LEGEND_ROW: f64 = 16.0;
 /// Height of the plotting area of a mixing-weights plot.
-const WEIGHTS_H: f64 = 150.0;
-const GRID: &str = "#e6e6e6";
-const MINOR_GRID: &str = "#f3f3f3";
-const FAINT: &str = "#8c8c8c";
+pub const WEIGHTS_H: f64 = 150.0;
+pub const GRID: &str = "#e6e6e6";
+pub const MINOR_GRID: &str = "#f3f3f3";
+pub const FAINT: &str = "#8c8c8c";
 
 /// `s` with the characters that are markup in SVG text and attributes escaped.
 pub fn escape(s: &str) -> String {
@@ -63,7 +63,7 @@ pub struct Ticks {
 }
 
 /// The 1-2-5 steps from a little below `x` upwards.
-fn steps_from(x: f64) -> impl Iterator<Item = f64> {
+pub fn steps_from(x: f64) -> impl Iterator<Item = f64> {
     let e = (x.log10().floor() as i32).clamp(-400, 400);
     (e - 1..e + 400).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
 }
@@ -71,7 +71,7 @@ fn steps_from(x: f64) -> impl Iterator<Item = f64> {
 /// The multiples of `step` that are ticks of `[lo, hi]`, as `(a, b)`: `k * step` for
 /// `k` in `a..=b`. Inside the range, or (`loose`) from the last at most `lo` to the
 /// first at least `hi`; either with a little slack for rounding.
-fn multiples(lo: f64, hi: f64, step: f64, loose: bool) -> (i64, i64) {
+pub fn multiples(lo: f64, hi: f64, step: f64, loose: bool) -> (i64, i64) {
     let (l, h) = (lo / step, hi / step);
     if loose {
         ((l + 1e-9).floor() as i64, (h - 1e-9).ceil() as i64)
@@ -81,7 +81,7 @@ fn multiples(lo: f64, hi: f64, step: f64, loose: bool) -> (i64, i64) {
 }
 
 /// `[lo, hi]` widened when it is a single value (or reversed), so it has ticks.
-fn widen(lo: f64, hi: f64, integer: bool) -> (f64, f64) {
+pub fn widen(lo: f64, hi: f64, integer: bool) -> (f64, f64) {
     if hi > lo {
         (lo, hi)
     } else if integer {
@@ -128,7 +128,7 @@ pub fn nice_ticks(lo: f64, hi: f64, max: usize, integer: bool, loose: bool) -> T
 
 /// Labels of linear ticks `step` apart: as many decimals as the step needs, and large
 /// values in thousands (k), millions (M) or billions (G).
-fn labels(values: &[f64], step: f64) -> Vec<String> {
+pub fn labels(values: &[f64], step: f64) -> Vec<String> {
     let big = values.iter().fold(0f64, |m, v| m.max(v.abs()));
     let (unit, suffix) = unit_of(big);
     let decimals = (-(step / unit).log10() - 1e-9).ceil().clamp(0.0, 20.0) as usize;
@@ -146,7 +146,7 @@ fn labels(values: &[f64], step: f64) -> Vec<String> {
         .collect()
 }
 
-fn unit_of(v: f64) -> (f64, &'static str) {
+pub fn unit_of(v: f64) -> (f64, &'static str) {
     if v >= 1e9 {
         (1e9, "G")
     } else if v >= 1e6 {
@@ -160,7 +160,7 @@ fn unit_of(v: f64) -> (f64, &'static str) {
 
 /// A value to three significant digits in the fewest characters: `1e5` is `100k`,
 /// `0.0001` is `0.0001`, `1.5e6` is `1.5M`.
-fn short_label(v: f64) -> String {
+pub fn short_label(v: f64) -> String {
     let (unit, suffix) = unit_of(v.abs());
     let x = v / unit;
     if x == 0.0 || !x.is_finite() {
@@ -316,7 +316,7 @@ impl Axis {
 }
 
 /// The plotting area of a panel, in pixels, and its axes.
-struct Panel {
+pub struct Panel {
     x0: f64,
     y0: f64,
     w: f64,
@@ -326,7 +326,7 @@ struct Panel {
 }
 
 /// A pixel position that is a number whatever the data was: no `NaN` in the document.
-fn finite(px: f64) -> f64 {
+pub fn finite(px: f64) -> f64 {
     if px.is_finite() {
         px.clamp(-1e5, 1e5)
     } else {
@@ -349,7 +349,7 @@ impl Panel {
     }
 }
 
-fn header(s: &mut String, h: f64) {
+pub fn header(s: &mut String, h: f64) {
     let _ = writeln!(
         s,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" \
@@ -361,7 +361,7 @@ fn header(s: &mut String, h: f64) {
 /// Gridlines, ticks and their labels, the frame and the axis labels of a panel, and a
 /// clip path (`clip{id}`) for what is drawn in it. The x tick labels and label are left
 /// out when `x_label` is `None` (a panel above another that has them).
-fn axes(s: &mut String, p: &Panel, id: usize, x_label: Option<&str>, y_label: &str) {
+pub fn axes(s: &mut String, p: &Panel, id: usize, x_label: Option<&str>, y_label: &str) {
     let _ = writeln!(
         s,
         "<clipPath id=\"clip{id}\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"/></clipPath>",
@@ -456,19 +456,19 @@ fn axes(s: &mut String, p: &Panel, id: usize, x_label: Option<&str>, y_label: &s
 }
 
 /// How a legend shows a series.
-enum Key<'a> {
+pub enum Key<'a> {
     Line(&'a str),
     Dot(&'a str, f64),
 }
 
 /// Text is about 6.5 px a character at the legend's size: an entry's width.
-fn legend_width(label: &str) -> f64 {
+pub fn legend_width(label: &str) -> f64 {
     24.0 + 6.5 * label.chars().count() as f64 + 18.0
 }
 
 /// The rows a legend of `entries` takes above a panel of width `w`: as many entries a
 /// row as fit.
-fn legend_rows(w: f64, entries: &[&str]) -> usize {
+pub fn legend_rows(w: f64, entries: &[&str]) -> usize {
     let (mut rows, mut x) = (1, 0.0);
     for label in entries {
         let lw = legend_width(label);
@@ -483,7 +483,7 @@ fn legend_rows(w: f64, entries: &[&str]) -> usize {
 
 /// A legend above the panel, from its left edge, in rows of [`LEGEND_ROW`] pixels that
 /// end just above it (one row unless the entries do not fit in one).
-fn legend(s: &mut String, p: &Panel, entries: &[(Key, &str)]) {
+pub fn legend(s: &mut String, p: &Panel, entries: &[(Key, &str)]) {
     let labels: Vec<&str> = entries.iter().map(|e| e.1).collect();
     let mut y = p.y0 - 14.0 - LEGEND_ROW * (legend_rows(p.w, &labels) - 1) as f64;
     let mut x = p.x0;
@@ -524,7 +524,7 @@ fn legend(s: &mut String, p: &Panel, entries: &[(Key, &str)]) {
 }
 
 /// A small note above the panel, at its right edge.
-fn note(s: &mut String, p: &Panel, text: &str) {
+pub fn note(s: &mut String, p: &Panel, text: &str) {
     let _ = writeln!(
         s,
         "<text class=\"note\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\" fill=\"#666\">{}</text>",
@@ -535,7 +535,7 @@ fn note(s: &mut String, p: &Panel, text: &str) {
 }
 
 /// A downward triangle at the bottom edge of the panel at `x`: a point below the axis.
-fn clipped_marker(s: &mut String, p: &Panel, x: f64, fill: &str) {
+pub fn clipped_marker(s: &mut String, p: &Panel, x: f64, fill: &str) {
     let (x, y) = (p.px(x), p.bottom() - 1.0);
     let _ = writeln!(
         s,
@@ -549,7 +549,7 @@ fn clipped_marker(s: &mut String, p: &Panel, x: f64, fill: &str) {
 
 /// A step line through `pts` (in data units, sorted by x): from each point, across to
 /// the next one's x and then up or down to it; then across to `end_x`, if given.
-fn step_path(p: &Panel, pts: &[(f64, f64)], end_x: Option<f64>) -> String {
+pub fn step_path(p: &Panel, pts: &[(f64, f64)], end_x: Option<f64>) -> String {
     let mut d = String::new();
     let mut last_y = f64::NAN;
     for (i, &(x, y)) in pts.iter().enumerate() {
@@ -652,7 +652,7 @@ pub fn best_so_far(trials: &[(usize, f64)], last: usize) -> String {
 }
 
 /// `v`, a value at one of the axis's ticks, as the axis labels it.
-fn axis_value(a: &Axis, v: f64) -> String {
+pub fn axis_value(a: &Axis, v: f64) -> String {
     a.ticks
         .iter()
         .zip(&a.labels)
@@ -952,264 +952,4 @@ pub fn weights(series: &[Series], x_label: &str, y_label: &str) -> String {
     s.push_str("</g>\n");
     legend(&mut s, &p, &keys);
     s + "</svg>\n"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_are_nice_round_numbers() {
-        // Trial numbers 0..147: integer ticks in steps of 20 from 0 (not 0, 29.4, ...).
-        let t = nice_ticks(0.0, 147.0, 9, true, false);
-        assert_eq!(t.step, 20.0);
-        assert_eq!(t.values, [0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0]);
-        assert_eq!(t.labels[7], "140");
-        // Fewer ticks allowed: the next nice step.
-        let t = nice_ticks(0.0, 147.0, 4, true, false);
-        assert_eq!(t.values, [0.0, 50.0, 100.0]);
-        let t = nice_ticks(0.0, 147.0, 4, true, true);
-        assert_eq!(t.values, [0.0, 50.0, 100.0, 150.0]);
-        // A narrow range of fractions: as many decimals as the step needs, no more, and
-        // no float noise (0.9135, not 0.91350000000001).
-        let t = nice_ticks(0.913, 0.9161, 7, false, false);
-        assert_eq!(t.step, 0.0005);
-        assert_eq!(
-            t.labels,
-            ["0.9130", "0.9135", "0.9140", "0.9145", "0.9150", "0.9155", "0.9160"]
-        );
-        // Loose: the axis is widened to ticks around the range.
-        let t = nice_ticks(86.3, 94.17, 7, false, true);
-        assert_eq!(t.step, 2.0);
-        assert_eq!(t.labels, ["86", "88", "90", "92", "94", "96"]);
-        let t = nice_ticks(91.31, 91.62, 7, false, true);
-        assert_eq!(t.labels, ["91.3", "91.4", "91.5", "91.6", "91.7"]);
-        // Large values in thousands or millions; negative and zero without "-0".
-        let t = nice_ticks(120_000.0, 1_480_000.0, 8, false, true);
-        assert_eq!(t.labels, ["0", "0.5M", "1.0M", "1.5M"]);
-        let t = nice_ticks(12_000.0, 14_500.0, 7, false, false);
-        assert_eq!(
-            t.labels,
-            ["12.0k", "12.5k", "13.0k", "13.5k", "14.0k", "14.5k"]
-        );
-        let t = nice_ticks(-1.0, 1.0, 5, false, false);
-        assert_eq!(t.labels, ["-1.0", "-0.5", "0", "0.5", "1.0"]);
-        // Extremes do not hang, panic or put a number that is not finite on an axis.
-        for (lo, hi) in [(-1e308, 1e308), (1e-320, 2e-320), (5e300, 6e300)] {
-            let t = nice_ticks(lo, hi, 7, false, true);
-            assert!(t.values.iter().all(|v| v.is_finite()), "{t:?}");
-        }
-        // One value: a range around it, still with ticks; integers stay integers.
-        assert!(!nice_ticks(91.0, 91.0, 7, false, true).values.is_empty());
-        let t = nice_ticks(0.0, 0.0, 9, true, false);
-        assert_eq!(t.values, [0.0, 1.0]);
-        let t = nice_ticks(0.0, 3.0, 9, true, false);
-        assert_eq!(t.values, [0.0, 1.0, 2.0, 3.0]);
-    }
-
-    #[test]
-    fn costs_over_two_decades_go_on_a_log_axis() {
-        assert!(!use_log(100_000.0, 1_500_000.0));
-        assert!(!use_log(1e5, 1e7), "exactly two decades is linear");
-        assert!(use_log(1e5, 1.5e7));
-        assert!(!use_log(0.0, 1e9), "zero has no place on a log axis");
-        assert!(!use_log(-5.0, 1e9));
-        let a = Axis::log(3e4, 2e7);
-        assert_eq!(a.ticks, [1e5, 1e6, 1e7]);
-        assert_eq!(a.labels, ["100k", "1M", "10M"]);
-        assert!(a.minor.contains(&5e4) && a.minor.contains(&2e6));
-        let a = Axis::log(2e-5, 0.03);
-        assert_eq!(a.labels, ["0.0001", "0.001", "0.01"]);
-        // The plot says so in its label, and places its points by their logarithm.
-        let pts = [(3e4, 70.0, true), (1e6, 90.0, true), (2e7, 93.0, false)];
-        let svg = pareto(&pts, "params");
-        assert!(svg.contains(">params (log)</text>"), "{svg}");
-        let svg = pareto(&[(3e5, 70.0, true), (1e6, 90.0, true)], "params");
-        assert!(svg.contains(">params</text>"), "{svg}");
-    }
-
-    #[test]
-    fn a_few_trials_at_chance_are_clipped_with_a_note() {
-        assert_eq!(clip_note(0, ("trial", "trials"), "80%"), None);
-        assert_eq!(
-            clip_note(1, ("trial", "trials"), "80%").unwrap(),
-            "1 trial below 80% drawn at the bottom edge"
-        );
-        // 100 trials between 86% and 94%, three of them at chance (10%).
-        let mut trials: Vec<(usize, f64)> = (0..100)
-            .map(|i| (i, 86.0 + (i as f64 * 7.3) % 8.0))
-            .collect();
-        for t in [7, 21, 40] {
-            trials[t].1 = 10.0;
-        }
-        let svg = best_so_far(&trials, 99);
-        // The axis starts near the trials (at 86%), not at 10%.
-        assert!(
-            svg.contains("3 trials below 86% drawn at the bottom edge"),
-            "{svg}"
-        );
-        assert_eq!(
-            svg.matches("<path d=\"M").count(),
-            3,
-            "three markers at the edge"
-        );
-        // When the first trial is the low one, the curve starts there and nothing is
-        // below the axis.
-        trials[0].1 = 10.0;
-        let svg = best_so_far(&trials, 99);
-        assert!(!svg.contains("below"), "{svg}");
-        assert_eq!(svg.matches("<path d=\"M").count(), 0);
-    }
-
-    #[test]
-    fn best_so_far_is_a_step_line_over_the_trials() {
-        let trials = [(0, 80.0), (1, 85.0), (2, 83.0), (4, 90.0)];
-        let svg = best_so_far(&trials, 6);
-        let d = svg
-            .split("class=\"best\" d=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        // Across then up at trials 1 and 4 (not at 2: it is no better), then across
-        // to the last trial, 6.
-        let cmds: String = d.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-        assert_eq!(cmds, "MHVHVH", "{d}");
-        assert_eq!(
-            svg.matches("<circle").count(),
-            4 + 1,
-            "4 trials and the legend's dot"
-        );
-        assert!(svg.contains("best so far") && svg.contains("accuracy of each trial"));
-        // Trials are numbered from 0, as the journal and the report's table number them.
-        assert!(
-            svg.contains(">0</text>") && svg.contains(">6</text>"),
-            "{svg}"
-        );
-    }
-
-    #[test]
-    fn text_is_escaped_and_no_nan_reaches_the_plot() {
-        assert_eq!(escape("a<b & c>\"d\""), "a&lt;b &amp; c&gt;&quot;d&quot;");
-        let svg = pareto(
-            &[
-                (1.0, 50.0, true),
-                (f64::NAN, 60.0, false),
-                (2.0, f64::INFINITY, true),
-            ],
-            "cost <&> \"x\"",
-        );
-        assert!(svg.contains("cost &lt;&amp;&gt; &quot;x&quot;"), "{svg}");
-        let svg2 = best_so_far(&[(0, f64::NAN), (1, 50.0), (2, f64::NEG_INFINITY)], 2);
-        let svg3 = progress(
-            &[Series {
-                name: "train_loss".into(),
-                points: vec![
-                    (0.5, 2.0),
-                    (1.0, f64::NAN),
-                    (f64::INFINITY, 1.0),
-                    (1.5, 1.0),
-                ],
-            }],
-            "epoch",
-            Some("a & b"),
-        );
-        for s in [&svg, &svg2, &svg3] {
-            let l = s.to_lowercase();
-            assert!(!l.contains("nan") && !l.contains("inf"), "{s}");
-        }
-        assert!(svg3.contains("a &amp; b"));
-        // Nothing to plot is still a plot, with axes.
-        assert!(best_so_far(&[(0, f64::NAN)], 0).contains("no trial has an accuracy"));
-        assert!(progress(&[], "epoch", None).contains("recorded no figures"));
-    }
-
-    #[test]
-    fn progress_puts_losses_together_and_other_figures_apart() {
-        let s = |name: &str, k: f64| Series {
-            name: name.into(),
-            points: (1..=6).map(|i| (i as f64 / 3.0, k / i as f64)).collect(),
-        };
-        let svg = progress(
-            &[s("train_loss", 2.0), s("val_loss", 2.2), s("tau", 10.0)],
-            "epoch",
-            None,
-        );
-        assert_eq!(svg.matches("<polyline").count(), 3);
-        // Two panels: the losses (with a legend) and tau.
-        assert_eq!(svg.matches("<clipPath").count(), 2);
-        assert_eq!(svg.matches("class=\"legend\"").count(), 1);
-        assert!(svg.contains(">train_loss</text>") && svg.contains(">val_loss</text>"));
-        assert!(svg.contains(">tau</text>") && svg.contains(">loss</text>"));
-        // One x label, at the bottom.
-        assert_eq!(svg.matches(">epoch</text>").count(), 1);
-    }
-
-    #[test]
-    fn mixing_weights_share_a_unit_axis_and_a_legend_that_wraps() {
-        let s = |name: &str, k: f64| Series {
-            name: name.into(),
-            points: (0..=4)
-                .map(|i| (i as f64 / 2.0, k * i as f64 / 4.0))
-                .collect(),
-        };
-        let ops = [
-            "none",
-            "max_pool_3x3",
-            "avg_pool_3x3",
-            "skip_connect",
-            "sep_conv_3x3",
-            "sep_conv_5x5",
-            "dil_conv_3x3",
-            "dil_conv_5x5",
-        ];
-        let series: Vec<Series> = ops.iter().map(|o| s(o, 0.1)).collect();
-        let svg = weights(&series, "epoch", "normal/op_2_0");
-        assert_eq!(svg.matches("class=\"weight\"").count(), 8);
-        // Every candidate in the legend, in its colour, over more than one row.
-        for (i, o) in ops.iter().enumerate() {
-            assert!(svg.contains(&format!(">{o}</text>")), "{o}: {svg}");
-            assert!(svg.contains(color(i)));
-        }
-        let rows: std::collections::BTreeSet<&str> = svg
-            .split("class=\"legend\"")
-            .nth(1)
-            .unwrap()
-            .split("<text x=\"")
-            .skip(1)
-            .map(|t| t.split("y=\"").nth(1).unwrap().split('"').next().unwrap())
-            .collect();
-        assert_eq!(rows.len(), 2, "{svg}");
-        // No legend text past the panel's right edge (at x = 696).
-        for t in svg
-            .split("class=\"legend\"")
-            .nth(1)
-            .unwrap()
-            .split("<text x=\"")
-            .skip(1)
-        {
-            let x: f64 = t.split('"').next().unwrap().parse().unwrap();
-            let label = t.split('>').nth(1).unwrap().split('<').next().unwrap();
-            assert!(x + 6.5 * label.len() as f64 <= W - RIGHT, "{label} at {x}");
-        }
-        // The y axis is 0 to 1 whatever the data (here at most 0.1).
-        assert!(
-            svg.contains(">1.0</text>") && svg.contains(">0</text>"),
-            "{svg}"
-        );
-        // Two candidates fit in one row, as every plot's legend did before.
-        let svg = weights(&series[..2], "epoch", "c");
-        assert_eq!(svg.matches(&format!("y=\"{:.1}\">", TOP - 14.0)).count(), 2);
-    }
-
-    #[test]
-    fn percentiles_interpolate_and_skip_nan() {
-        assert_eq!(percentile(&[], 5.0), None);
-        assert_eq!(percentile(&[3.0], 5.0), Some(3.0));
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 50.0), Some(3.0));
-        assert_eq!(percentile(&[5.0, f64::NAN, 1.0], 100.0), Some(5.0));
-        let v: Vec<f64> = (0..=100).map(f64::from).collect();
-        assert!((percentile(&v, 5.0).unwrap() - 5.0).abs() < 1e-12);
-    }
 }

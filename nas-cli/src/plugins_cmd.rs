@@ -1,8 +1,8 @@
 //! `nas plugins`: the strategy plugins the host finds, and why it refuses others.
 
+use crate::host::{discover_all, search_dirs};
 use anyhow::Result;
 use clap::Args;
-use nas_cli::host::{discover_all, search_dirs};
 use nas_strategies::abi::ABI_VERSION;
 use std::path::PathBuf;
 

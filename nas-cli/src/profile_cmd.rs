@@ -1,12 +1,12 @@
 //! `nas profile`: a supernet weight step of a space, kernel by kernel, with fused and
 //! with unfused mixed ops, as a table and a Chrome trace. The steps, and their forward
-//! pass, backward pass and update, are spans; the trace holds them ([`nas_cli::spans`])
+//! pass, backward pass and update, are spans; the trace holds them ([`crate::spans`])
 //! beside the kernels they ran.
 
 use crate::space_args::SpaceArgs;
+use crate::spans;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use nas_cli::spans;
 use nas_core::optim::Optimizer;
 use nas_core::profile::{self, Event, Row};
 use nas_core::space::builtin::InputSpec;

@@ -144,7 +144,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
 }
 
 /// The best-so-far plot of a multi-trial run's feasible trials.
-pub(crate) fn best_so_far_svg(j: &[TrialRecord], limits: &Limits) -> String {
+pub fn best_so_far_svg(j: &[TrialRecord], limits: &Limits) -> String {
     let trials: Vec<(usize, f64)> = j
         .iter()
         .filter(|r| limits.feasible(&r.metrics))
@@ -157,10 +157,7 @@ pub(crate) fn best_so_far_svg(j: &[TrialRecord], limits: &Limits) -> String {
 /// The Pareto plot of a run's candidates against its cost objective (parameters when it
 /// has none), with the size of the front and the cost's name; `None` when no candidate
 /// has that cost.
-pub(crate) fn pareto_svg(
-    cands: &[Candidate],
-    args: &SearchArgs,
-) -> Option<(String, usize, String)> {
+pub fn pareto_svg(cands: &[Candidate], args: &SearchArgs) -> Option<(String, usize, String)> {
     let cost = run_cost(args).unwrap_or_else(|| "params".into());
     let front = pareto(cands, cost_of(&cost));
     if front.is_empty() {
@@ -178,7 +175,7 @@ pub(crate) fn pareto_svg(
 }
 
 /// The progress plot of a one-shot search's `progress.jsonl` text.
-pub(crate) fn progress_svg(text: &str, epochs: usize) -> String {
+pub fn progress_svg(text: &str, epochs: usize) -> String {
     let (series, after) = progress_series(text, epochs);
     let footnote = match after {
         0 => None,
@@ -191,7 +188,7 @@ pub(crate) fn progress_svg(text: &str, epochs: usize) -> String {
 }
 
 /// How a plot names a cost.
-fn cost_label(cost: &str) -> String {
+pub fn cost_label(cost: &str) -> String {
     match cost {
         "params" => "parameters".into(),
         "macs" => "multiply-accumulates (MACs)".into(),
@@ -207,7 +204,7 @@ fn cost_label(cost: &str) -> String {
 /// counting that search's rounds), which are not on that scale. Every epoch of training
 /// ends with a line at its last step, so the largest step of training is the number of
 /// steps in an epoch. Lines that are not such objects (a line cut short) are skipped.
-fn progress_series(text: &str, epochs: usize) -> (Vec<plot::Series>, usize) {
+pub fn progress_series(text: &str, epochs: usize) -> (Vec<plot::Series>, usize) {
     let (lines, after) = training_lines(text, epochs);
     let mut by_name: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for (x, v) in &lines {
@@ -229,7 +226,7 @@ fn progress_series(text: &str, epochs: usize) -> (Vec<plot::Series>, usize) {
 
 /// The lines of `progress.jsonl` from the `epochs` of training, each at its fractional
 /// epoch (see [`progress_series`]), and how many lines come after training.
-fn training_lines(text: &str, epochs: usize) -> (Vec<(f64, serde_json::Value)>, usize) {
+pub fn training_lines(text: &str, epochs: usize) -> (Vec<(f64, serde_json::Value)>, usize) {
     let mut recs = vec![];
     let mut after = 0;
     for line in text.lines() {
@@ -263,7 +260,7 @@ fn training_lines(text: &str, epochs: usize) -> (Vec<(f64, serde_json::Value)>, 
 /// candidate is named as the choice names it. Choices whose candidates are edges are
 /// left out (a search holds every edge at 1), and so are runs from before the searches
 /// recorded them (no `mix`).
-pub(crate) fn mixing_series(
+pub fn mixing_series(
     text: &str,
     epochs: usize,
     choices: &[Choice],
@@ -296,7 +293,7 @@ pub(crate) fn mixing_series(
 }
 
 /// How a choice names its `i`th candidate (its `i`th mixing weight).
-fn candidate_name(c: &Choice, i: usize) -> String {
+pub fn candidate_name(c: &Choice, i: usize) -> String {
     let named = match &c.kind {
         ChoiceKind::Layer { candidates } => candidates.get(i).cloned(),
         ChoiceKind::Input { n_candidates, .. } => (i < *n_candidates).then(|| format!("input {i}")),
@@ -312,84 +309,9 @@ fn candidate_name(c: &Choice, i: usize) -> String {
 /// Writes a plot into the run directory. A report reads a run and may be asked of one it
 /// cannot write (a read-only copy): the table is the answer, so a plot that cannot be
 /// written is a warning, not an error.
-fn write_plot(p: &std::path::Path, svg: &str) {
+pub fn write_plot(p: &std::path::Path, svg: &str) {
     match write_atomic(p, svg.as_bytes()) {
         Ok(()) => println!("wrote {}", p.display()),
         Err(e) => eprintln!("warning: plot not written: {e}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_is_plotted_against_fractional_epochs() {
-        let text = [
-            r#"{"epoch":0,"step":50,"values":{"train_loss":2.0,"tau":10.0},"arch":{}}"#,
-            r#"{"epoch":0,"step":100,"values":{"train_loss":1.5,"tau":9.0},"arch":{}}"#,
-            r#"{"epoch":1,"step":50,"values":{"train_loss":1.2,"tau":8.0},"arch":{}}"#,
-            r#"{"epoch":1,"step":100,"values":{"train_loss":1.0,"tau":7.0},"arch":{}}"#,
-            r#"{"epoch":2,"step":1,"values":{"best_supernet_accuracy":0.5},"arch":{}}"#,
-            r#"{"epoch":1,"st"#,
-        ]
-        .join("\n");
-        let (series, after) = progress_series(&text, 2);
-        assert_eq!(after, 1);
-        let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["tau", "train_loss"]);
-        assert_eq!(
-            series[1].points,
-            [(0.5, 2.0), (1.0, 1.5), (1.5, 1.2), (2.0, 1.0)]
-        );
-    }
-
-    #[test]
-    fn mixing_weights_are_series_per_candidate_and_old_lines_have_none() {
-        let layer = Choice {
-            label: "conv1".into(),
-            kind: ChoiceKind::Layer {
-                candidates: vec!["conv3x3".into(), "conv5x5".into()],
-            },
-            inside: None,
-            edge_ops: vec![],
-        };
-        let value = Choice {
-            label: "width".into(),
-            kind: ChoiceKind::Value {
-                values: vec![16.into(), 32.into()],
-            },
-            inside: None,
-            edge_ops: vec![],
-        };
-        let edges = Choice {
-            label: "input_2".into(),
-            kind: ChoiceKind::Input {
-                n_candidates: 2,
-                n_chosen: 2,
-                reduce: nas_core::space::Reduce::Sum,
-            },
-            inside: None,
-            edge_ops: vec!["op_2_0".into(), "op_2_1".into()],
-        };
-        let text = [
-            // A line of a run from before the mixing weights were recorded.
-            r#"{"epoch":0,"step":50,"values":{"train_loss":2.0},"arch":{}}"#,
-            r#"{"epoch":0,"step":100,"values":{"train_loss":1.5},"arch":{},"mix":{"conv1":[0.5,0.5],"width":[0.4,0.6],"input_2":[1,1]}}"#,
-            r#"{"epoch":1,"step":100,"values":{"train_loss":1.0},"arch":{},"mix":{"conv1":[0.25,0.75],"width":[0.3,0.7],"input_2":[1,1]}}"#,
-            r#"{"epoch":2,"step":1,"values":{},"arch":{}}"#,
-        ]
-        .join("\n");
-        let choices = [layer, value, edges];
-        let m = mixing_series(&text, 2, &choices);
-        let labels: Vec<&str> = m.iter().map(|g| g.0.as_str()).collect();
-        assert_eq!(labels, ["conv1", "width"], "edge choices are left out");
-        let names: Vec<&str> = m[0].1.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["conv3x3", "conv5x5"]);
-        assert_eq!(m[0].1[1].points, [(1.0, 0.5), (2.0, 0.75)]);
-        assert_eq!(m[1].1[0].name, "16");
-        assert_eq!(m[1].1[0].points, [(1.0, 0.4), (2.0, 0.3)]);
-        // No line with weights: nothing to plot.
-        assert!(mixing_series(text.lines().next().unwrap(), 2, &choices).is_empty());
     }
 }

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 /// The page's file in the run directory.
 pub const FILE: &str = "report.html";
 /// A running search rewrites the page at most this often.
-const LIVE_EVERY: Duration = Duration::from_secs(3);
+pub const LIVE_EVERY: Duration = Duration::from_secs(3);
 /// A live page reloads itself this often.
-const RELOAD_SECONDS: u32 = 5;
+pub const RELOAD_SECONDS: u32 = 5;
 
 /// What the page says of the search behind it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -132,7 +132,7 @@ pub fn finish(run: &RunDir, args: &SearchArgs, ok: bool) {
 }
 
 /// Whether the run's trials are those of a one-shot search (its one trial, the export).
-fn is_one_shot(p: &Page) -> bool {
+pub fn is_one_shot(p: &Page) -> bool {
     one_shot(p.journal, p.progress.is_some())
 }
 
@@ -241,14 +241,14 @@ pub fn render(p: &Page) -> Result<String> {
 
 /// An SVG to put inline: its clip paths' ids made unique in the page (each plot numbers
 /// its own from 0).
-fn inline(svg: &str, id: &str) -> String {
+pub fn inline(svg: &str, id: &str) -> String {
     svg.replace("id=\"clip", &format!("id=\"{id}-clip"))
         .replace("url(#clip", &format!("url(#{id}-clip"))
 }
 
 /// Choices to draw an architecture with when the run recorded none: each decision as a
 /// layer choice of that one candidate.
-fn choices_of(arch: &Architecture) -> Vec<Choice> {
+pub fn choices_of(arch: &Architecture) -> Vec<Choice> {
     arch.iter()
         .map(|(k, v)| Choice {
             label: k.clone(),
@@ -263,7 +263,7 @@ fn choices_of(arch: &Architecture) -> Vec<Choice> {
 
 /// The best architecture (or, while a one-shot search trains, the one it would export
 /// now): what it scored, its drawing and its JSON.
-fn best_section(h: &mut String, p: &Page, limits: &Limits, one_shot: bool) {
+pub fn best_section(h: &mut String, p: &Page, limits: &Limits, one_shot: bool) {
     let cands = candidates(p.journal, limits);
     let best = crate::search_args::answer(&cands, one_shot).cloned();
     let (heading, line, arch) = match &best {
@@ -374,7 +374,7 @@ fn best_section(h: &mut String, p: &Page, limits: &Limits, one_shot: bool) {
 }
 
 /// A multi-trial search's plots: the best accuracy so far and the Pareto front.
-fn plots_section(h: &mut String, p: &Page, limits: &Limits) {
+pub fn plots_section(h: &mut String, p: &Page, limits: &Limits) {
     h.push_str("<section id=\"plots\">\n<h2>Plots</h2>\n<div class=\"plots\">\n");
     let _ = writeln!(
         h,
@@ -386,7 +386,7 @@ fn plots_section(h: &mut String, p: &Page, limits: &Limits) {
 }
 
 /// The Pareto plot of the run's feasible architectures, when they report the cost.
-fn pareto_figure(h: &mut String, p: &Page, limits: &Limits) {
+pub fn pareto_figure(h: &mut String, p: &Page, limits: &Limits) {
     let cands = candidates(p.journal, limits);
     if let Some((svg, front, cost)) = pareto_svg(&cands, p.args) {
         let _ = writeln!(
@@ -402,7 +402,7 @@ fn pareto_figure(h: &mut String, p: &Page, limits: &Limits) {
 
 /// A one-shot search's training: its figures by epoch, and the mixing weights of every
 /// choice over time.
-fn training_section(h: &mut String, p: &Page) {
+pub fn training_section(h: &mut String, p: &Page) {
     h.push_str("<section id=\"training\">\n<h2>Training</h2>\n");
     let Some(text) = &p.progress else {
         h.push_str("<p>The search recorded no progress (no <code>progress.jsonl</code>).</p>\n</section>\n");
@@ -444,7 +444,7 @@ fn training_section(h: &mut String, p: &Page) {
 
 /// A number as the table shows it: integers whole, others to four significant digits
 /// or two decimals, whichever is more.
-fn number(x: f64) -> String {
+pub fn number(x: f64) -> String {
     if !x.is_finite() {
         return "-".into();
     }
@@ -459,7 +459,7 @@ fn number(x: f64) -> String {
 
 /// A table cell: the text shown and the value it sorts by (a number, or text, which is
 /// aligned left).
-fn cell(shown: &str, sort: &str, numeric: bool) -> String {
+pub fn cell(shown: &str, sort: &str, numeric: bool) -> String {
     format!(
         "<td{} data-v=\"{}\">{}</td>",
         if numeric { "" } else { " class=\"t\"" },
@@ -470,7 +470,7 @@ fn cell(shown: &str, sort: &str, numeric: bool) -> String {
 
 /// Every trial with every metric and its architecture, best first; a click on a
 /// column's heading sorts by it.
-fn trials_section(h: &mut String, p: &Page, limits: &Limits) {
+pub fn trials_section(h: &mut String, p: &Page, limits: &Limits) {
     let _ = writeln!(
         h,
         "<section id=\"trials\">\n<h2>Trials</h2>\n<p>{}; click a column's heading to sort by it \
@@ -584,7 +584,7 @@ fn trials_section(h: &mut String, p: &Page, limits: &Limits) {
     h.push_str("</tbody>\n</table>\n</div>\n</section>\n");
 }
 
-const STYLE: &str = r#"
+pub const STYLE: &str = r#"
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; word-break: break-all; }
 h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
@@ -614,7 +614,7 @@ footer { margin-top: 2em; font-size: 0.85em; color: #777; }
 
 /// Sorting the table (kept in the address's `#sort=KEY-asc|desc`, so a reload keeps
 /// it), and the reload of a live page.
-const SCRIPT: &str = r#"
+pub const SCRIPT: &str = r#"
 (function () {
   var table = document.getElementById('trials-table');
   if (table && table.tHead) {
@@ -666,140 +666,3 @@ const SCRIPT: &str = r#"
   }
 })();
 "#;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_short_and_whole_numbers_whole() {
-        assert_eq!(number(830426.0), "830426");
-        assert_eq!(number(19.724999999999998), "19.72");
-        assert_eq!(number(0.011669758), "0.01167");
-        assert_eq!(number(117.88352), "117.88");
-        assert_eq!(number(f64::NAN), "-");
-    }
-
-    fn args(space: &str, strategy: &str, config: Option<&str>) -> SearchArgs {
-        serde_json::from_value(serde_json::json!({
-            "space": space, "strategy": strategy, "budget": 3, "seed": 0,
-            "out": "runs/x", "evaluator": "auto", "epochs": 2, "val": 100, "limit": null,
-            "parallel": 1, "config": config,
-        }))
-        .unwrap()
-    }
-
-    fn trial(n: usize, accuracy: f64, params: f64) -> TrialRecord {
-        TrialRecord {
-            trial: n,
-            // Each trial its own architecture (trials of one are grouped).
-            arch: [("conv1".to_string(), Value::from(format!("op{n}")))].into(),
-            metrics: nas_core::evaluate::Metrics {
-                accuracy,
-                params: Some(params),
-                ..Default::default()
-            },
-            seconds: 0.5,
-        }
-    }
-
-    /// The trial numbers of a page's rows, in order.
-    fn rows(html: &str) -> Vec<usize> {
-        html.split("data-trial=\"")
-            .skip(1)
-            .map(|t| t.split('"').next().unwrap().parse().unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn a_page_lists_every_trial_best_first_and_marks_the_limits() {
-        let a = args("seed-net", "random", Some(r#"{"limits": {"params": 100}}"#));
-        let j = [
-            trial(0, 0.5, 50.0),
-            trial(1, 0.9, 150.0),
-            trial(2, 0.7, 80.0),
-        ];
-        let page = Page {
-            name: "runs/x".into(),
-            args: &a,
-            journal: &j,
-            choices: None,
-            progress: None,
-            final_accuracy: None,
-            state: State::Stopped,
-            written_ms: 0,
-        };
-        let html = render(&page).unwrap();
-        assert!(
-            html.contains("<body data-state=\"finished\""),
-            "3 of 3 trials"
-        );
-        assert_eq!(rows(&html), [1, 2, 0]);
-        // Trial 1 is the most accurate but over the limit: the best is trial 2.
-        assert!(html.contains("<tr class=\"trial best\" data-trial=\"2\">"));
-        assert_eq!(html.matches("class=\"trial best\"").count(), 1);
-        let row1 = html.split("data-trial=\"1\"").nth(1).unwrap();
-        let row1 = &row1[..row1.find("</tr>").unwrap()];
-        assert!(
-            row1.contains(">no</td>") && row1.contains(">150</td>"),
-            "{row1}"
-        );
-        assert!(html.contains("Trial 2: accuracy <b>70.00%</b>"));
-        assert!(html.contains("id=\"best-so-far\"") && html.contains("id=\"pareto\""));
-        // Two of three trials: stopped, no longer reloading.
-        let page = Page {
-            journal: &j[..2],
-            ..page
-        };
-        assert!(render(&page)
-            .unwrap()
-            .contains("<body data-state=\"stopped\""));
-    }
-
-    #[test]
-    fn a_one_shot_page_while_it_trains_shows_the_current_architecture_and_reloads() {
-        let a = args("seed-net", "gdas", None);
-        let choices: Vec<Choice> = serde_json::from_str(
-            r#"[{"label":"conv1","type":"layer","candidates":["conv3x3","conv5x5"]},
-                {"label":"conv2","type":"layer","candidates":["conv3x3","conv5x5"]}]"#,
-        )
-        .unwrap();
-        let progress = [
-            r#"{"epoch":0,"step":50,"values":{"train_loss":2.0},"arch":{"conv1":"conv3x3","conv2":"conv3x3"},"mix":{"conv1":[0.5,0.5],"conv2":[0.6,0.4]}}"#,
-            r#"{"epoch":0,"step":100,"values":{"train_loss":1.5},"arch":{"conv1":"conv5x5","conv2":"conv3x3"},"mix":{"conv1":[0.4,0.6],"conv2":[0.7,0.3]}}"#,
-        ]
-        .join("\n");
-        let page = Page {
-            name: "runs/x".into(),
-            args: &a,
-            journal: &[],
-            choices: Some(choices),
-            progress: Some(progress),
-            final_accuracy: None,
-            state: State::Running,
-            written_ms: 1,
-        };
-        let html = render(&page).unwrap();
-        assert!(html.contains("<body data-state=\"running\""));
-        assert!(
-            html.contains("location.reload(); }, 5000)"),
-            "reloads every 5 s"
-        );
-        assert!(html.contains("Current architecture"));
-        assert!(html.contains("(epoch 1, step 100)"));
-        // The last report's architecture is the one drawn.
-        assert!(html.contains(">conv5x5</text>"), "{html}");
-        assert_eq!(html.matches("<figure class=\"mixing\">").count(), 2);
-        assert!(html.contains("id=\"progress\""));
-        assert!(rows(&html).is_empty());
-    }
-
-    #[test]
-    fn inlined_plots_do_not_share_clip_ids() {
-        let a = inline(&plot::best_so_far(&[(0, 50.0), (1, 60.0)], 1), "a");
-        let b = inline(&plot::best_so_far(&[(0, 50.0), (1, 60.0)], 1), "b");
-        assert!(a.contains("id=\"a-clip0\"") && a.contains("url(#a-clip0)"));
-        assert!(!a.contains("\"clip0\"") && !a.contains("#clip0"));
-        assert!(b.contains("url(#b-clip0)"));
-    }
-}

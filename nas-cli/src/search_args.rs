@@ -99,15 +99,15 @@ pub struct SearchArgs {
     pub plugin_dir: Vec<PathBuf>,
 }
 
-fn default_batch() -> usize {
+pub fn default_batch() -> usize {
     64
 }
 
-fn default_executor() -> String {
+pub fn default_executor() -> String {
     "local".into()
 }
 
-fn default_device() -> String {
+pub fn default_device() -> String {
     "cpu".into()
 }
 
@@ -308,7 +308,7 @@ pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
 /// Checks every journaled architecture against the choices the run recorded of its
 /// space (a run made before runs recorded them is not checked): a journal edited or
 /// damaged into an architecture its space does not have is an error naming the trial.
-fn check_against_space(run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
+pub fn check_against_space(run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
     let p = run.space_path();
     let bytes = match std::fs::read(&p) {
         Ok(b) => b,
@@ -364,43 +364,4 @@ pub fn run_cost(a: &SearchArgs) -> Option<String> {
 
 pub fn cost_of(name: &str) -> impl Fn(&nas_core::evaluate::Metrics) -> Option<f64> + '_ {
     move |m| cost(m, name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A config.json written before runs recorded the data options (classes, IDX files,
-    /// test split) reads, with none of them set; one with them reads them back.
-    #[test]
-    fn configs_with_and_without_the_data_options_read() {
-        let old = serde_json::json!({
-            "space": "seed-net", "strategy": "random", "budget": 3, "seed": 0,
-            "out": "/runs/x", "evaluator": "train", "data": "/data/fashion-mnist",
-            "epochs": 1, "val": 100, "limit": null, "parallel": 1, "config": null,
-        });
-        let a: SearchArgs = serde_json::from_value(old).unwrap();
-        assert_eq!(
-            a.dataset,
-            DataArgs {
-                data: Some("/data/fashion-mnist".into()),
-                ..DataArgs::default()
-            }
-        );
-        let mut b = a.clone();
-        b.dataset = DataArgs {
-            data: None,
-            train_images: Some("/d/a".into()),
-            train_labels: Some("/d/b".into()),
-            test_split: Some(0.2),
-            split_seed: Some(7),
-            classes: Some("3,7".parse().unwrap()),
-            ..DataArgs::default()
-        };
-        let v = serde_json::to_value(&b).unwrap();
-        assert_eq!(v["classes"], serde_json::json!([3, 7]));
-        assert_eq!(v["test_split"], serde_json::json!(0.2));
-        let back: SearchArgs = serde_json::from_value(v).unwrap();
-        assert_eq!(back.dataset, b.dataset);
-    }
 }

@@ -3,13 +3,13 @@
 //! is journaled before the strategy hears of it, so a killed run resumes exactly.
 
 use crate::executor::{Executor, Local, Outcome};
+use crate::host::{discover, search_dirs, Discovery, LoadedStrategy, Plugin};
 use crate::search_args::{
     best_of, load_train_data, run_limits, search_input, SearchArgs, TrainData,
 };
 use crate::state_saves::StateSaves;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use nas_cli::host::{discover, search_dirs, Discovery, LoadedStrategy, Plugin};
 use nas_core::evaluate::{Evaluator, Metrics, Nb201Table, TrainEvaluator};
 use nas_core::experiment::{self, write_atomic, Leaderboard, Limits, RunDir, TrialRecord};
 use nas_core::space::{arch, describe, Architecture, Choice, Space};

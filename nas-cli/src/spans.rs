@@ -14,13 +14,13 @@ use tracing::{Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-static ON: AtomicBool = AtomicBool::new(false);
-static RECORDING: Mutex<Recording> = Mutex::new(Recording {
+pub static ON: AtomicBool = AtomicBool::new(false);
+pub static RECORDING: Mutex<Recording> = Mutex::new(Recording {
     origin: None,
     done: Vec::new(),
 });
 
-struct Recording {
+pub struct Recording {
     origin: Option<Instant>,
     done: Vec<SpanRecord>,
 }
@@ -121,12 +121,12 @@ pub fn chrome_events(records: &[SpanRecord], offset_us: f64) -> Vec<Value> {
 }
 
 /// Where the span tracks of a trace start (below are others' tracks, such as kernels).
-const SPAN_TRACKS: usize = 100;
+pub const SPAN_TRACKS: usize = 100;
 
-struct Recorder;
+pub struct Recorder;
 
 /// What a span holds while it is open.
-struct Open {
+pub struct Open {
     start: Instant,
     fields: Vec<(&'static str, Value)>,
     thread: usize,
@@ -185,7 +185,7 @@ where
 }
 
 /// The recorder's filter: spans only, and only while recording.
-struct WhileRecording;
+pub struct WhileRecording;
 
 impl<S> Filter<S> for WhileRecording {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
@@ -202,7 +202,7 @@ impl<S> Filter<S> for WhileRecording {
 }
 
 /// A span's fields as JSON values; a field recorded again keeps its place.
-struct Fields<'a>(&'a mut Vec<(&'static str, Value)>);
+pub struct Fields<'a>(&'a mut Vec<(&'static str, Value)>);
 
 impl Fields<'_> {
     fn set(&mut self, f: &Field, v: Value) {
@@ -235,46 +235,10 @@ impl Visit for Fields<'_> {
 }
 
 /// The calling thread's number among those that opened a recorded span.
-fn thread_index() -> usize {
+pub fn thread_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
     }
     INDEX.with(|i| *i)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tracing_subscriber::layer::SubscriberExt;
-
-    #[test]
-    fn records_nested_spans_only_while_on() {
-        let subscriber = tracing_subscriber::registry().with(layer());
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::info_span!("before").in_scope(|| {});
-            start(Instant::now());
-            tracing::info_span!("outer", what = "x", n = 3).in_scope(|| {
-                tracing::trace_span!("inner")
-                    .in_scope(|| std::thread::sleep(std::time::Duration::from_millis(2)));
-                tracing::info!("an event is no span");
-            });
-            let r = stop();
-            tracing::info_span!("after").in_scope(|| {});
-            let names: Vec<&str> = r.iter().map(|s| s.name).collect();
-            assert_eq!(names, ["inner", "outer"]);
-            let (inner, outer) = (&r[0], &r[1]);
-            assert_eq!((inner.parent, inner.depth), (Some("outer"), 1));
-            assert_eq!((outer.parent, outer.depth), (None, 0));
-            assert_eq!(outer.label(), "outer{what=x n=3}");
-            assert!(inner.dur_us >= 2000.0, "{}", inner.dur_us);
-            assert!(outer.start_us <= inner.start_us);
-            assert!(outer.start_us + outer.dur_us >= inner.start_us + inner.dur_us);
-            let ev = chrome_events(&r, 10.0);
-            assert_eq!(ev[1]["name"], "outer{what=x n=3}");
-            assert_eq!(ev[1]["args"]["n"], 3);
-            assert_eq!(ev[1]["ts"].as_f64().unwrap(), outer.start_us + 10.0);
-            assert!(ev.iter().any(|e| e["ph"] == "M"));
-        });
-    }
 }

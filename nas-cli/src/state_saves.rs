@@ -7,8 +7,8 @@
 //! state since that was saved, or when [`STATE_EVERY`] has passed, and at the end; so
 //! the bytes written for states stay within those of the journal plus a few states.
 
+use crate::host::LoadedStrategy;
 use anyhow::{anyhow, Result};
-use nas_cli::host::LoadedStrategy;
 use nas_core::experiment::RunDir;
 use std::time::{Duration, Instant};
 

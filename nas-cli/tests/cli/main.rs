@@ -28,3 +28,4 @@ mod train_cli;
 mod trainer_bounds;
 mod transfer;
 mod trial_seed;
+mod unit;

@@ -1,0 +1,32 @@
+//! The unit tests of `nas_cli::app` (`nas-cli/src/app.rs`).
+
+#[allow(unused_imports)]
+use anyhow::Result;
+#[allow(unused_imports)]
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use nas_cli::app::*;
+#[allow(unused_imports)]
+use nas_cli::{
+    bench, bench_strategies_cmd, device, executor, export_cmd, plot, plugins_cmd, profile_cmd,
+    rank_check_cmd, report_cmd, retrain_cmd, search_args, search_cmd, spaces_cmd, train_cmd,
+    trial_cmd,
+};
+
+#[test]
+fn long_lines_of_a_message_lose_their_middle() {
+    let value = "x".repeat(10_000_000);
+    let msg = format!("--config: population: \"{value}\" is not a number\nsecond line");
+    let s = shorten(&msg);
+    assert!(s.len() < 2 * MAX_LINE, "{} bytes", s.len());
+    assert!(s.starts_with("--config: population: \"xxx"));
+    assert!(s.contains("characters cut"));
+    assert!(
+        s.ends_with("xxx\" is not a number\nsecond line"),
+        "{}",
+        &s[s.len() - 80..]
+    );
+    let short = "a short message\nwith two lines";
+    assert_eq!(shorten(short), short);
+    // Multi-byte characters are cut on character boundaries.
+    assert!(shorten(&"é".repeat(5000)).contains("characters cut"));
+}

@@ -1,0 +1,133 @@
+//! The unit tests of `nas_cli::data_args` (`nas-cli/src/data_args.rs`).
+
+#[allow(unused_imports)]
+use anyhow::{anyhow, bail, Context, Result};
+#[allow(unused_imports)]
+use clap::Args;
+use nas_cli::data_args::*;
+#[allow(unused_imports)]
+use nas_cli::data_paths::{absolute, find, resolve, Bundled};
+#[allow(unused_imports)]
+use nas_core::data::{idx_name, load_dir, load_idx, load_idx_splits, Dataset, Splits};
+#[allow(unused_imports)]
+use nas_core::Rng;
+#[allow(unused_imports)]
+use serde::{Deserialize, Serialize};
+#[allow(unused_imports)]
+use std::fmt;
+#[allow(unused_imports)]
+use std::path::PathBuf;
+#[allow(unused_imports)]
+use std::str::FromStr;
+
+#[test]
+fn class_lists_parse_and_name_what_is_wrong() {
+    assert_eq!("3,7".parse::<ClassList>().unwrap().0, vec![3, 7]);
+    assert_eq!(" 2 , 0 ".parse::<ClassList>().unwrap().0, vec![2, 0]);
+    assert_eq!("3,7".parse::<ClassList>().unwrap().to_string(), "3,7");
+    let e = "".parse::<ClassList>().unwrap_err();
+    assert!(e.contains("empty"), "{e}");
+    let e = "1,x".parse::<ClassList>().unwrap_err();
+    assert!(e.contains("'x'"), "{e}");
+    let e = "1,,2".parse::<ClassList>().unwrap_err();
+    assert!(e.contains("''"), "{e}");
+    let e = "1,2,1".parse::<ClassList>().unwrap_err();
+    assert!(e.contains("class 1") && e.contains("twice"), "{e}");
+    let e = "-1".parse::<ClassList>().unwrap_err();
+    assert!(e.contains("'-1'"), "{e}");
+}
+
+#[test]
+fn options_that_do_not_go_together_are_refused() {
+    let p = |s: &str| Some(PathBuf::from(s));
+    let files = DataArgs {
+        train_images: p("a"),
+        train_labels: p("b"),
+        test_split: Some(0.2),
+        ..DataArgs::default()
+    };
+    assert!(files.check().is_ok());
+    let cases = [
+        (
+            DataArgs {
+                train_labels: None,
+                ..files.clone()
+            },
+            "without --train-labels",
+        ),
+        (
+            DataArgs {
+                data: p("d"),
+                ..files.clone()
+            },
+            "both name the data",
+        ),
+        (
+            DataArgs {
+                test_split: None,
+                ..files.clone()
+            },
+            "need --test-split",
+        ),
+        (
+            DataArgs {
+                test_images: p("c"),
+                test_labels: p("e"),
+                ..files.clone()
+            },
+            "give one: leave one",
+        ),
+        (
+            DataArgs {
+                data: p("d"),
+                test_split: Some(0.2),
+                ..DataArgs::default()
+            },
+            "has its own test split",
+        ),
+        (
+            DataArgs {
+                split_seed: Some(3),
+                ..DataArgs::default()
+            },
+            "which is not given",
+        ),
+    ];
+    for (a, want) in cases {
+        let e = a.check().unwrap_err().to_string();
+        assert!(e.contains(want), "{a:?}: {e}");
+    }
+}
+
+#[test]
+fn retrain_options_fall_back_to_the_runs() {
+    let p = |s: &str| Some(PathBuf::from(s));
+    let run = DataArgs {
+        train_images: p("/a"),
+        train_labels: p("/b"),
+        test_split: Some(0.2),
+        split_seed: Some(5),
+        classes: Some(ClassList(vec![3, 7])),
+        ..DataArgs::default()
+    };
+    assert_eq!(DataArgs::default().over(&run), run);
+    let given = DataArgs {
+        data: p("/d"),
+        ..DataArgs::default()
+    };
+    let m = given.over(&run);
+    assert_eq!(m.data, p("/d"));
+    assert_eq!((m.train_images, m.test_split), (None, None));
+    assert_eq!(m.classes, run.classes);
+    let given = DataArgs {
+        classes: Some(ClassList(vec![1])),
+        ..DataArgs::default()
+    };
+    let m = given.over(&run);
+    assert_eq!(m.classes, Some(ClassList(vec![1])));
+    assert_eq!(m.train_images, run.train_images);
+    assert_eq!(
+        run.argv().join(" "),
+        "--train-images /a --train-labels /b --test-split 0.2 --split-seed 5 --classes 3,7"
+    );
+}

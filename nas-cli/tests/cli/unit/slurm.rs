@@ -1,0 +1,437 @@
+//! The unit tests of `nas_cli::slurm` (`nas-cli/src/slurm.rs`).
+
+#[allow(unused_imports)]
+use anyhow::{anyhow, bail, Context, Result};
+#[allow(unused_imports)]
+use nas_cli::executor::{Executor, Outcome};
+#[allow(unused_imports)]
+use nas_cli::search_args::trial_seed;
+use nas_cli::slurm::*;
+#[allow(unused_imports)]
+use nas_core::evaluate::Metrics;
+#[allow(unused_imports)]
+use nas_core::experiment::write_atomic;
+#[allow(unused_imports)]
+use nas_core::space::Architecture;
+#[allow(unused_imports)]
+use serde::{Deserialize, Serialize};
+#[allow(unused_imports)]
+use serde_json::{json, Value};
+#[allow(unused_imports)]
+use std::collections::{BTreeMap, BTreeSet};
+#[allow(unused_imports)]
+use std::io::Write;
+#[allow(unused_imports)]
+use std::path::{Path, PathBuf};
+#[allow(unused_imports)]
+use std::process::Command;
+#[allow(unused_imports)]
+use std::sync::atomic::{AtomicBool, Ordering};
+#[allow(unused_imports)]
+use std::time::{Duration, Instant};
+
+/// A stand-in cluster: each look at it (`jobs`) moves every job one step (PENDING,
+/// RUNNING, then an end), and a job that ends well writes its trial's result as
+/// `nas trial` would, unless the trial is set to fail.
+#[derive(Default)]
+struct Fake {
+    run: PathBuf,
+    jobs: Vec<(Job, usize)>,
+    next: u32,
+    submits: Vec<(String, usize)>,
+    cancelled: Vec<String>,
+    fail: BTreeSet<usize>,
+    /// Submissions that reach the cluster but report failure to the caller.
+    lose_submits: usize,
+    /// Looks at the cluster that fail (a controller restarting).
+    squeue_down: usize,
+    /// Steps a finished job's result takes to appear (a slow shared filesystem).
+    result_lag: usize,
+    lagging: Vec<(usize, usize)>,
+    /// A second job of the same trial is started with each submission.
+    duplicate: bool,
+    /// Jobs submitted are held (as after a failed relaunch) until released.
+    hold: bool,
+    released: Vec<String>,
+}
+
+fn trial_of(cmd: &[String]) -> usize {
+    cmd.last().unwrap().parse().unwrap()
+}
+
+impl Fake {
+    fn new(run: &Path) -> Fake {
+        Fake {
+            run: run.to_path_buf(),
+            next: 100,
+            ..Default::default()
+        }
+    }
+    fn write_result(&self, trial: usize) {
+        let spec: Spec =
+            serde_json::from_slice(&std::fs::read(spec_path(&self.run, trial)).unwrap()).unwrap();
+        let r = TrialResult {
+            trial,
+            arch: spec.arch,
+            metrics: Metrics {
+                accuracy: trial as f64 / 100.0,
+                ..Default::default()
+            },
+            seconds: 1.0,
+            job: None,
+            restart: None,
+        };
+        write_atomic(
+            &result_path(&self.run, trial),
+            &serde_json::to_vec(&r).unwrap(),
+        )
+        .unwrap();
+    }
+    fn add(&mut self, name: &str, trial: usize) -> String {
+        self.next += 1;
+        let id = self.next.to_string();
+        self.jobs.push((
+            Job {
+                id: id.clone(),
+                name: name.into(),
+                state: "PENDING".into(),
+                reason: "None".into(),
+            },
+            trial,
+        ));
+        id
+    }
+}
+
+impl Cluster for Fake {
+    fn submit(&mut self, name: &str, _log: &Path, cmd: &[String]) -> Result<String, String> {
+        let trial = trial_of(cmd);
+        self.submits.push((name.into(), trial));
+        let id = self.add(name, trial);
+        if self.hold {
+            self.jobs.last_mut().unwrap().0.reason = "launch failed requeued held".into();
+        }
+        if self.duplicate {
+            self.add(name, trial);
+        }
+        if self.lose_submits > 0 {
+            self.lose_submits -= 1;
+            return Err("sbatch: error: Socket timed out on send/recv operation".into());
+        }
+        Ok(id)
+    }
+    fn jobs(&mut self, names: &[String]) -> Result<Vec<Job>, String> {
+        if self.squeue_down > 0 {
+            self.squeue_down -= 1;
+            return Err(
+                "squeue: error: slurm_load_jobs error: Unable to contact slurm controller".into(),
+            );
+        }
+        let mut finished = vec![];
+        for (j, trial) in &mut self.jobs {
+            match j.state.as_str() {
+                "PENDING" if j.reason.contains("held") => {}
+                "PENDING" => j.state = "RUNNING".into(),
+                "RUNNING" if self.fail.contains(trial) => j.state = "FAILED".into(),
+                "RUNNING" => {
+                    j.state = "COMPLETED".into();
+                    finished.push(*trial);
+                }
+                _ => {}
+            }
+        }
+        for t in finished {
+            self.lagging.push((t, self.result_lag));
+        }
+        let mut keep = vec![];
+        for (t, left) in std::mem::take(&mut self.lagging) {
+            if left == 0 {
+                self.write_result(t);
+            } else {
+                keep.push((t, left - 1));
+            }
+        }
+        self.lagging = keep;
+        Ok(self
+            .jobs
+            .iter()
+            .filter(|(j, _)| names.contains(&j.name))
+            .map(|(j, _)| j.clone())
+            .collect())
+    }
+    fn release(&mut self, ids: &[String]) -> Result<(), String> {
+        for (j, _) in &mut self.jobs {
+            if ids.contains(&j.id) {
+                j.reason = "None".into();
+                self.released.push(j.id.clone());
+            }
+        }
+        Ok(())
+    }
+    fn cancel(&mut self, ids: &[String]) -> Result<(), String> {
+        for (j, _) in &mut self.jobs {
+            if ids.contains(&j.id) && is_live(&j.state) {
+                j.state = "CANCELLED".into();
+                self.cancelled.push(j.id.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn cfg(grace: f64) -> SlurmConfig {
+    SlurmConfig {
+        poll_seconds: 0.01,
+        result_grace_seconds: grace,
+        ..SlurmConfig::default()
+    }
+}
+
+fn archs(n: usize) -> Vec<Architecture> {
+    (0..n)
+        .map(|i| {
+            let mut a = Architecture::new();
+            a.insert("op".into(), json!(i));
+            a
+        })
+        .collect()
+}
+
+fn executor(dir: &Path, fake: Fake, grace: f64) -> Slurm<Fake> {
+    Slurm::new(fake, cfg(grace), dir, 7, "/bin/nas".into()).unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nas-slurm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn accuracies(out: &[Outcome]) -> Vec<f64> {
+    out.iter()
+        .map(|o| match o {
+            Outcome::Done(m, _) => m.accuracy,
+            Outcome::Failed(_) => -1.0,
+        })
+        .collect()
+}
+
+#[test]
+fn each_trial_runs_once_and_its_result_is_its_own() {
+    let d = tmp("plain");
+    let mut s = executor(&d, Fake::new(&d), 0.0);
+    let out = s.evaluate(&archs(3), 4).unwrap();
+    assert_eq!(accuracies(&out), vec![0.04, 0.05, 0.06]);
+    let trials: Vec<usize> = s.cluster.submits.iter().map(|x| x.1).collect();
+    assert_eq!(trials, vec![4, 5, 6]);
+    let names: BTreeSet<&String> = s.cluster.submits.iter().map(|x| &x.0).collect();
+    assert_eq!(names.len(), 3, "one name per trial");
+    // The next batch finds nothing of this one's left to do.
+    let again = s.evaluate(&archs(3), 4).unwrap();
+    assert_eq!(accuracies(&again), vec![0.04, 0.05, 0.06]);
+    assert_eq!(
+        s.cluster.submits.len(),
+        3,
+        "a trial with a result is not submitted"
+    );
+}
+
+#[test]
+fn a_trial_that_always_fails_is_tried_max_attempts_times_then_failed() {
+    let d = tmp("fail");
+    let mut fake = Fake::new(&d);
+    fake.fail.insert(1);
+    let mut s = executor(&d, fake, 0.0);
+    let out = s.evaluate(&archs(2), 0).unwrap();
+    assert_eq!(
+        out[0],
+        Outcome::Done(
+            Metrics {
+                accuracy: 0.0,
+                ..Default::default()
+            },
+            1.0
+        )
+    );
+    match &out[1] {
+        Outcome::Failed(why) => assert!(
+            why.contains("3 attempts") && why.contains("FAILED"),
+            "{why}"
+        ),
+        o => panic!("{o:?}"),
+    }
+    let tries = s.cluster.submits.iter().filter(|x| x.1 == 1).count();
+    assert_eq!(tries, 3);
+    let log = std::fs::read_to_string(d.join("dispatch.jsonl")).unwrap();
+    assert_eq!(log.matches("\"event\":\"submitted\"").count(), 4, "{log}");
+    assert!(log.contains("\"event\":\"failed\""));
+}
+
+#[test]
+fn a_submit_reported_lost_that_reached_the_cluster_is_not_submitted_twice() {
+    let d = tmp("lost");
+    let mut fake = Fake::new(&d);
+    let mut s = executor(&d, Fake::new(&d), 0.0);
+    s.submitted_any = true; // not the run's first sbatch, which would be fatal
+    fake.lose_submits = 1;
+    s.cluster = fake;
+    let out = s.evaluate(&archs(1), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0]);
+    assert_eq!(s.cluster.submits.len(), 1, "{:?}", s.cluster.submits);
+    assert_eq!(s.cluster.jobs.len(), 1);
+}
+
+#[test]
+fn the_first_sbatch_failing_is_an_error_that_says_why() {
+    let d = tmp("first");
+    let mut fake = Fake::new(&d);
+    fake.lose_submits = 1;
+    let mut s = executor(&d, fake, 0.0);
+    let e = s.evaluate(&archs(1), 0).unwrap_err().to_string();
+    assert!(e.contains("Socket timed out"), "{e}");
+}
+
+#[test]
+fn a_duplicate_start_is_cancelled_and_counted_once() {
+    let d = tmp("dup");
+    let mut fake = Fake::new(&d);
+    fake.duplicate = true;
+    let mut s = executor(&d, fake, 0.0);
+    let out = s.evaluate(&archs(2), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0, 0.01]);
+    assert_eq!(s.cluster.submits.len(), 2);
+    // Each trial's younger job was cancelled.
+    assert_eq!(s.cluster.cancelled.len(), 2, "{:?}", s.cluster.cancelled);
+}
+
+#[test]
+fn a_late_result_within_the_grace_is_taken_without_a_resubmit() {
+    let d = tmp("late");
+    let mut fake = Fake::new(&d);
+    fake.result_lag = 5;
+    let mut s = executor(&d, fake, 5.0);
+    let out = s.evaluate(&archs(1), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0]);
+    assert_eq!(s.cluster.submits.len(), 1);
+    // Without a grace, the same lag costs a second attempt.
+    let d2 = tmp("late0");
+    let mut fake = Fake::new(&d2);
+    fake.result_lag = 5;
+    let mut s = executor(&d2, fake, 0.0);
+    s.evaluate(&archs(1), 0).unwrap();
+    assert!(s.cluster.submits.len() > 1);
+}
+
+#[test]
+fn a_job_slurm_holds_is_released() {
+    let d = tmp("held");
+    let mut fake = Fake::new(&d);
+    fake.hold = true;
+    let mut s = executor(&d, fake, 0.0);
+    let out = s.evaluate(&archs(1), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0]);
+    assert_eq!(s.cluster.released.len(), 1);
+    let user = Job {
+        id: "1".into(),
+        name: "x".into(),
+        state: "PENDING".into(),
+        reason: "JobHeldUser".into(),
+    };
+    assert!(!user.held_by_slurm());
+}
+
+#[test]
+fn a_cluster_that_does_not_answer_decides_nothing() {
+    let d = tmp("down");
+    let mut fake = Fake::new(&d);
+    fake.squeue_down = 20;
+    let mut s = executor(&d, fake, 0.0);
+    let out = s.evaluate(&archs(2), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0, 0.01]);
+    assert_eq!(s.cluster.submits.len(), 2);
+}
+
+#[test]
+fn a_new_executor_reattaches_to_live_jobs_and_takes_results_left_behind() {
+    let d = tmp("resume");
+    // A host that submitted two trials and was killed: trial 0's job is running,
+    // trial 1's job finished and left its result, trial 2 was being submitted
+    // (recorded as submitting, no id) and its job exists.
+    let a = archs(3);
+    let mut s = executor(&d, Fake::new(&d), 0.0);
+    for t in 0..3 {
+        let name = job_name(&d, &t.to_string());
+        s.write_spec(t, &a[t], &name).unwrap();
+    }
+    s.log
+        .record(json!({"trial": 0, "attempt": 1, "event": "submitted", "job": "101"}))
+        .unwrap();
+    s.log
+        .record(json!({"trial": 1, "attempt": 1, "event": "submitted", "job": "102"}))
+        .unwrap();
+    s.log
+        .record(json!({"trial": 2, "attempt": 1, "event": "submitting"}))
+        .unwrap();
+    let mut fake = Fake::new(&d);
+    fake.add(&job_name(&d, "0"), 0);
+    fake.jobs[0].0.state = "RUNNING".into();
+    fake.write_result(1);
+    fake.add(&job_name(&d, "2"), 2);
+    let mut s = executor(&d, fake, 0.0);
+    assert_eq!(s.log.attempts.get(&0), Some(&1));
+    let out = s.evaluate(&a, 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0, 0.01, 0.02]);
+    assert!(s.cluster.submits.is_empty(), "{:?}", s.cluster.submits);
+}
+
+#[test]
+fn a_changed_spec_drops_the_old_result() {
+    let d = tmp("spec");
+    let a = archs(2);
+    let mut s = executor(&d, Fake::new(&d), 0.0);
+    s.evaluate(&a[..1], 0).unwrap();
+    // The same trial number for another architecture (a resumed strategy that
+    // proposed differently) is evaluated afresh, not given the old result.
+    let out = s.evaluate(&a[1..], 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0]);
+    assert_eq!(s.cluster.submits.len(), 2);
+    let r = read_result(&d, 0, &a[1]).expect("the new architecture's result");
+    assert_eq!(r.arch, a[1]);
+}
+
+#[test]
+fn options_are_checked_and_squeue_lines_parse() {
+    assert!(SlurmConfig::parse(Some(r#"{"partiton": "gpu"}"#))
+        .unwrap_err()
+        .to_string()
+        .contains("partiton"));
+    let e = SlurmConfig::parse(Some(r#"{"max_attempts": 0}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_attempts") && e.contains('0'), "{e}");
+    let e = SlurmConfig::parse(Some(r#"{"gres": "--x"}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gres"), "{e}");
+    let c = SlurmConfig::parse(Some(
+        r#"{"partition": "gpu", "gres": "gpu:1", "sbatch_args": ["--mem=4G"]}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.sbatch_options(),
+        vec!["--partition=gpu", "--gres=gpu:1", "--mem=4G"]
+    );
+    let jobs = parse_squeue(
+        "12|nas-1-0|RUNNING|None\n13|nas-1-1|CANCELLED by 0|x\ngarbage\n\
+         14|nas-1-2|PENDING|launch failed requeued held\n",
+    );
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs[1].state, "CANCELLED");
+    assert!(jobs[2].held_by_slurm() && !jobs[0].held_by_slurm());
+    assert!(!is_live(&jobs[1].state) && is_live("REQUEUED") && is_live("PENDING"));
+    assert_eq!(
+        shell_join(&["/a b/nas".into(), "trial".into(), "it's".into()]),
+        r#"'/a b/nas' trial 'it'\''s'"#
+    );
+}
