@@ -1,16 +1,6 @@
 //! The unit tests of `nas_cli::app` (`nas-cli/src/app.rs`).
 
-#[allow(unused_imports)]
-use anyhow::Result;
-#[allow(unused_imports)]
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nas_cli::app::*;
-#[allow(unused_imports)]
-use nas_cli::{
-    bench, bench_strategies_cmd, device, executor, export_cmd, plot, plugins_cmd, profile_cmd,
-    rank_check_cmd, report_cmd, retrain_cmd, search_args, search_cmd, spaces_cmd, train_cmd,
-    trial_cmd,
-};
 
 #[test]
 fn long_lines_of_a_message_lose_their_middle() {

@@ -1,15 +1,10 @@
 //! The unit tests of `nas_cli::arch_graph` (`nas-cli/src/arch_graph.rs`).
 
 use nas_cli::arch_graph::*;
-#[allow(unused_imports)]
-use nas_cli::plot::{color, escape};
+use nas_cli::plot::color;
 use nas_core::space::Reduce;
-#[allow(unused_imports)]
-use nas_core::space::{arch::as_indices, Architecture, Choice, ChoiceKind};
-#[allow(unused_imports)]
+use nas_core::space::{Architecture, Choice, ChoiceKind};
 use serde_json::Value;
-#[allow(unused_imports)]
-use std::fmt::Write as _;
 
 fn layer(label: &str, candidates: &[&str]) -> Choice {
     Choice {

@@ -1,31 +1,10 @@
 //! The unit tests of `nas_cli::bench_strategies_cmd` (`nas-cli/src/bench_strategies_cmd.rs`).
 
-#[allow(unused_imports)]
-use anyhow::{anyhow, Result};
-#[allow(unused_imports)]
-use clap::Args;
 use nas_cli::bench_strategies_cmd::*;
-#[allow(unused_imports)]
-use nas_cli::host::{discover, discover_all, search_dirs};
-#[allow(unused_imports)]
-use nas_cli::search_args::{json_option, trial_seed};
-#[allow(unused_imports)]
-use nas_core::evaluate::{Evaluator, Nb201Table};
-#[allow(unused_imports)]
-use nas_core::experiment::{Leaderboard, Limits, TrialRecord};
-#[allow(unused_imports)]
-use nas_core::space::builtin::{self, InputSpec};
-#[allow(unused_imports)]
-use nas_core::space::describe;
-#[allow(unused_imports)]
+use nas_core::experiment::Limits;
 use nas_core::space::Architecture;
-#[allow(unused_imports)]
-use nas_strategies::{Metrics, Setup};
-#[allow(unused_imports)]
-use rayon::prelude::*;
+use nas_strategies::Metrics;
 use serde_json::json;
-#[allow(unused_imports)]
-use std::path::PathBuf;
 
 fn arch(op: &str) -> Architecture {
     let mut a = Architecture::new();

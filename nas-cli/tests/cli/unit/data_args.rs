@@ -1,24 +1,7 @@
 //! The unit tests of `nas_cli::data_args` (`nas-cli/src/data_args.rs`).
 
-#[allow(unused_imports)]
-use anyhow::{anyhow, bail, Context, Result};
-#[allow(unused_imports)]
-use clap::Args;
 use nas_cli::data_args::*;
-#[allow(unused_imports)]
-use nas_cli::data_paths::{absolute, find, resolve, Bundled};
-#[allow(unused_imports)]
-use nas_core::data::{idx_name, load_dir, load_idx, load_idx_splits, Dataset, Splits};
-#[allow(unused_imports)]
-use nas_core::Rng;
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-#[allow(unused_imports)]
-use std::fmt;
-#[allow(unused_imports)]
 use std::path::PathBuf;
-#[allow(unused_imports)]
-use std::str::FromStr;
 
 #[test]
 fn class_lists_parse_and_name_what_is_wrong() {

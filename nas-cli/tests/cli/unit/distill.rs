@@ -1,9 +1,7 @@
 //! The unit tests of `nas_cli::distill` (`nas-cli/src/distill.rs`).
 
 use nas_cli::distill::*;
-#[allow(unused_imports)]
 use nas_core::Tensor;
-#[allow(unused_imports)]
 use nas_strategies::oneshot::DistillLoss;
 
 const CLASSES: usize = 5;

@@ -1,8 +1,6 @@
 //! The unit tests of `nas_cli::elf` (`nas-cli/src/elf.rs`).
 
 use nas_cli::elf::*;
-#[allow(unused_imports)]
-use std::path::Path;
 
 #[test]
 fn short_foreign_and_32_bit_files_are_named_for_what_they_are() {

@@ -1,8 +1,6 @@
 //! The unit tests of `nas_cli::plot` (`nas-cli/src/plot.rs`).
 
 use nas_cli::plot::*;
-#[allow(unused_imports)]
-use std::fmt::Write as _;
 
 #[test]
 fn ticks_are_nice_round_numbers() {

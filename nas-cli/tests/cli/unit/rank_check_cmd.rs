@@ -1,32 +1,8 @@
 //! The unit tests of `nas_cli::rank_check_cmd` (`nas-cli/src/rank_check_cmd.rs`).
 
-#[allow(unused_imports)]
-use anyhow::{anyhow, bail, Context, Result};
-#[allow(unused_imports)]
-use clap::Args;
-#[allow(unused_imports)]
-use nas_cli::data_paths::{resolve, Bundled};
-#[allow(unused_imports)]
-use nas_cli::export_cmd::restore_supernet;
 use nas_cli::rank_check_cmd::*;
-#[allow(unused_imports)]
-use nas_cli::search_args::{best_of, load_run, load_train_data, run_limits, SearchArgs};
-#[allow(unused_imports)]
-use nas_core::experiment::write_atomic;
-#[allow(unused_imports)]
-use nas_core::space::builtin::nb201;
-#[allow(unused_imports)]
-use nas_core::space::Architecture;
-#[allow(unused_imports)]
-use nas_predict::rank::{kendall_tau, spearman};
-#[allow(unused_imports)]
-use nas_strategies::oneshot::{Subset, SupernetHost};
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-#[allow(unused_imports)]
-use std::collections::BTreeMap;
-#[allow(unused_imports)]
-use std::path::{Path, PathBuf};
+use nas_predict::rank::kendall_tau;
+use std::path::Path;
 
 const CELL: &str =
     "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|";

@@ -1,22 +1,7 @@
 //! The unit tests of `nas_cli::report_cmd` (`nas-cli/src/report_cmd.rs`).
 
-#[allow(unused_imports)]
-use anyhow::{bail, Result};
-#[allow(unused_imports)]
-use clap::Args;
-#[allow(unused_imports)]
-use nas_cli::plot;
 use nas_cli::report_cmd::*;
-#[allow(unused_imports)]
-use nas_cli::report_html::State;
-#[allow(unused_imports)]
-use nas_cli::search_args::{cost_of, load_run, run_cost, run_limits, SearchArgs};
-#[allow(unused_imports)]
-use nas_core::experiment::{candidates, pareto, write_atomic, Candidate, Limits, TrialRecord};
-#[allow(unused_imports)]
 use nas_core::space::{Choice, ChoiceKind};
-#[allow(unused_imports)]
-use std::path::PathBuf;
 
 #[test]
 fn progress_is_plotted_against_fractional_epochs() {

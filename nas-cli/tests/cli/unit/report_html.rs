@@ -1,28 +1,11 @@
 //! The unit tests of `nas_cli::report_html` (`nas-cli/src/report_html.rs`).
 
-#[allow(unused_imports)]
-use anyhow::{anyhow, Result};
-#[allow(unused_imports)]
-use nas_cli::arch_graph;
-#[allow(unused_imports)]
-use nas_cli::plot::{self, escape};
-#[allow(unused_imports)]
-use nas_cli::report_cmd::{best_so_far_svg, mixing_series, pareto_svg, progress_svg};
+use nas_cli::plot::{self};
 use nas_cli::report_html::*;
-#[allow(unused_imports)]
-use nas_cli::search_args::{run_limits, SearchArgs};
-#[allow(unused_imports)]
-use nas_core::experiment::{self, candidates, write_atomic, Limits, RunDir, TrialRecord};
-#[allow(unused_imports)]
-use nas_core::space::{Architecture, Choice, ChoiceKind};
-#[allow(unused_imports)]
+use nas_cli::search_args::SearchArgs;
+use nas_core::experiment::TrialRecord;
+use nas_core::space::Choice;
 use serde_json::Value;
-#[allow(unused_imports)]
-use std::fmt::Write as _;
-#[allow(unused_imports)]
-use std::path::PathBuf;
-#[allow(unused_imports)]
-use std::time::{Duration, Instant};
 
 #[test]
 fn numbers_are_short_and_whole_numbers_whole() {

@@ -1,34 +1,7 @@
 //! The unit tests of `nas_cli::search_args` (`nas-cli/src/search_args.rs`).
 
-#[allow(unused_imports)]
-use anyhow::{anyhow, bail, Context, Result};
-#[allow(unused_imports)]
-use clap::Args;
-#[allow(unused_imports)]
 use nas_cli::data_args::DataArgs;
-#[allow(unused_imports)]
-use nas_cli::data_paths::{absolute, find, resolve, Bundled};
 use nas_cli::search_args::*;
-#[allow(unused_imports)]
-use nas_cli::space_args::SpaceArgs;
-#[allow(unused_imports)]
-use nas_core::data::Dataset;
-#[allow(unused_imports)]
-use nas_core::evaluate::trial_seed;
-#[allow(unused_imports)]
-use nas_core::experiment::{
-    self, candidates, cost, Candidate, JournalTail, Limits, RunDir, TrialRecord,
-};
-#[allow(unused_imports)]
-use nas_core::space::builtin::InputSpec;
-#[allow(unused_imports)]
-use nas_core::Rng;
-#[allow(unused_imports)]
-use nas_strategies::Value;
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-#[allow(unused_imports)]
-use std::path::{Path, PathBuf};
 
 /// A config.json written before runs recorded the data options (classes, IDX files,
 /// test split) reads, with none of them set; one with them reads them back.

@@ -1,34 +1,14 @@
 //! The unit tests of `nas_cli::slurm` (`nas-cli/src/slurm.rs`).
 
-#[allow(unused_imports)]
-use anyhow::{anyhow, bail, Context, Result};
-#[allow(unused_imports)]
+use anyhow::Result;
 use nas_cli::executor::{Executor, Outcome};
-#[allow(unused_imports)]
-use nas_cli::search_args::trial_seed;
 use nas_cli::slurm::*;
-#[allow(unused_imports)]
 use nas_core::evaluate::Metrics;
-#[allow(unused_imports)]
 use nas_core::experiment::write_atomic;
-#[allow(unused_imports)]
 use nas_core::space::Architecture;
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-#[allow(unused_imports)]
-use serde_json::{json, Value};
-#[allow(unused_imports)]
-use std::collections::{BTreeMap, BTreeSet};
-#[allow(unused_imports)]
-use std::io::Write;
-#[allow(unused_imports)]
+use serde_json::json;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-#[allow(unused_imports)]
-use std::process::Command;
-#[allow(unused_imports)]
-use std::sync::atomic::{AtomicBool, Ordering};
-#[allow(unused_imports)]
-use std::time::{Duration, Instant};
 
 /// A stand-in cluster: each look at it (`jobs`) moves every job one step (PENDING,
 /// RUNNING, then an end), and a job that ends well writes its trial's result as

@@ -1,27 +1,8 @@
 //! The unit tests of `nas_cli::spans` (`nas-cli/src/spans.rs`).
 
 use nas_cli::spans::*;
-#[allow(unused_imports)]
-use serde_json::{json, Map, Value};
-#[allow(unused_imports)]
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-#[allow(unused_imports)]
-use std::sync::Mutex;
-#[allow(unused_imports)]
 use std::time::Instant;
-#[allow(unused_imports)]
-use tracing::field::{Field, Visit};
-#[allow(unused_imports)]
-use tracing::span::{Attributes, Id, Record};
-#[allow(unused_imports)]
-use tracing::subscriber::Interest;
-#[allow(unused_imports)]
-use tracing::{Metadata, Subscriber};
 use tracing_subscriber::layer::SubscriberExt;
-#[allow(unused_imports)]
-use tracing_subscriber::layer::{Context, Filter, Layer};
-#[allow(unused_imports)]
-use tracing_subscriber::registry::LookupSpan;
 
 #[test]
 fn records_nested_spans_only_while_on() {

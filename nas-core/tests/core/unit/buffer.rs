@@ -1,10 +1,6 @@
 //! The unit tests of `nas_core::buffer` (`nas-core/src/buffer.rs`).
 
 use nas_core::buffer::*;
-#[allow(unused_imports)]
-use std::cell::RefCell;
-#[allow(unused_imports)]
-use std::collections::HashMap;
 
 #[test]
 fn lengths_no_longer_taken_leave_the_pool() {

@@ -1,21 +1,10 @@
 //! The unit tests of `nas_core::data` (`nas-core/src/data/mod.rs`).
 
 use crate::unit::testutil::{data_dir, TempDir};
-#[allow(unused_imports)]
-use nas_core::data::batches::{Augment, Batches, BatchesState};
-#[allow(unused_imports)]
-use nas_core::data::cifar::{load_cifar10, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
-#[allow(unused_imports)]
-use nas_core::data::idx::{load_idx, load_idx_with_classes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
-#[allow(unused_imports)]
-use nas_core::data::source::MAX_FILE_BYTES;
+use nas_core::data::cifar::load_cifar10;
+use nas_core::data::idx::load_idx;
 use nas_core::data::*;
-#[allow(unused_imports)]
 use nas_core::rng::Rng;
-#[allow(unused_imports)]
-use rayon::prelude::*;
-#[allow(unused_imports)]
-use std::path::{Path, PathBuf};
 
 #[test]
 fn fashion_mnist_loads_via_load_dir() {

@@ -1,9 +1,7 @@
 //! The unit tests of `nas_core::data::batches` (`nas-core/src/data/batches.rs`).
 
 use nas_core::data::batches::*;
-#[allow(unused_imports)]
 use nas_core::data::Dataset;
-#[allow(unused_imports)]
 use nas_core::rng::Rng;
 
 /// n images of 1x2x3 whose pixels are 100*i + position + 1 (so none is 0), label i.

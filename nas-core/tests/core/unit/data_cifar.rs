@@ -2,12 +2,7 @@
 
 use crate::unit::testutil::{data_dir, gzip, TempFile};
 use nas_core::data::cifar::*;
-#[allow(unused_imports)]
-use nas_core::data::source::{available_memory, Source, MAX_FILE_BYTES};
-#[allow(unused_imports)]
-use nas_core::data::{DataError, Dataset};
-#[allow(unused_imports)]
-use std::path::{Path, PathBuf};
+use nas_core::data::DataError;
 
 fn sample() -> Vec<u8> {
     std::fs::read(data_dir().join("cifar10-sample/test_batch_first20.bin")).unwrap()

@@ -2,12 +2,6 @@
 
 use crate::unit::testutil::{data_dir, gzip, TempFile};
 use nas_core::data::idx::*;
-#[allow(unused_imports)]
-use nas_core::data::source::{available_memory, Source, MAX_FILE_BYTES};
-#[allow(unused_imports)]
-use nas_core::data::{DataError, Dataset};
-#[allow(unused_imports)]
-use std::path::Path;
 
 fn images_file(n: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();

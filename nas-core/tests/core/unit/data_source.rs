@@ -1,17 +1,7 @@
 //! The unit tests of `nas_core::data::source` (`nas-core/src/data/source.rs`).
 
 use crate::unit::testutil::{gzip, TempFile};
-#[allow(unused_imports)]
-use flate2::bufread::MultiGzDecoder;
 use nas_core::data::source::*;
-#[allow(unused_imports)]
-use nas_core::data::DataError;
-#[allow(unused_imports)]
-use std::fs::File;
-#[allow(unused_imports)]
-use std::io::{self, BufRead, BufReader, Read};
-#[allow(unused_imports)]
-use std::path::{Path, PathBuf};
 
 #[test]
 fn a_data_set_larger_than_the_memory_available_is_refused() {

@@ -1,22 +1,6 @@
 //! The unit tests of `nas_core::device` (`nas-core/src/device.rs`).
 
 use nas_core::device::*;
-#[allow(unused_imports)]
-use nas_core::nn::Module;
-#[allow(unused_imports)]
-use nas_core::tensor::Tensor;
-#[allow(unused_imports)]
-use nas_kernels::accel::Peaks;
-#[allow(unused_imports)]
-use nas_kernels::accel::{self, Accel};
-#[allow(unused_imports)]
-use nas_kernels::report_skip;
-#[allow(unused_imports)]
-use nas_kernels::transfer::{snapshot as transfers, Transfers};
-#[allow(unused_imports)]
-use std::fmt;
-#[allow(unused_imports)]
-use std::str::FromStr;
 
 #[test]
 fn device_names_parse_and_print_back() {

@@ -1,27 +1,7 @@
 //! The unit tests of `nas_core::evaluate` (`nas-core/src/evaluate.rs`).
 
-#[allow(unused_imports)]
-use nas_core::data::{Augment, Dataset};
 use nas_core::evaluate::*;
-#[allow(unused_imports)]
-use nas_core::optim::LrSchedule;
-#[allow(unused_imports)]
-use nas_core::rng::Rng;
-#[allow(unused_imports)]
 use nas_core::space::builtin::nb201;
-#[allow(unused_imports)]
-use nas_core::space::cost::{cost, measure_latency, Cost};
-#[allow(unused_imports)]
-use nas_core::space::{fixed, Architecture, Space};
-#[allow(unused_imports)]
-use nas_core::train::{evaluate, sgd_for, train_epoch, TrainConfig};
-#[allow(unused_imports)]
-use nas_types::Metrics;
-#[allow(unused_imports)]
-use serde_json::Value;
-#[allow(unused_imports)]
-use std::collections::HashMap;
-#[allow(unused_imports)]
 use std::path::Path;
 
 fn table() -> Nb201Table {

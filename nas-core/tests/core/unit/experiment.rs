@@ -1,26 +1,12 @@
 //! The unit tests of `nas_core::experiment` (`nas-core/src/experiment.rs`).
 
-#[allow(unused_imports)]
 use nas_core::evaluate::Metrics;
 use nas_core::experiment::*;
-#[allow(unused_imports)]
 use nas_core::space::Architecture;
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-#[allow(unused_imports)]
-use serde_json::Value;
-#[allow(unused_imports)]
-use std::cmp::Reverse;
-#[allow(unused_imports)]
-use std::collections::{BTreeSet, HashMap};
-#[allow(unused_imports)]
-use std::fs::{File, OpenOptions};
-#[allow(unused_imports)]
+use std::fs::OpenOptions;
 use std::io::Write;
-#[allow(unused_imports)]
-use std::path::{Path, PathBuf};
-#[allow(unused_imports)]
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 fn rec(i: usize, acc: f64, params: f64) -> TrialRecord {
     TrialRecord {

@@ -1,14 +1,8 @@
 //! The unit tests of `nas_core::nn` (`nas-core/src/nn.rs`).
 
 use nas_core::nn::*;
-#[allow(unused_imports)]
-use nas_core::ops::ConvOpts;
-#[allow(unused_imports)]
 use nas_core::rng::Rng;
-#[allow(unused_imports)]
 use nas_core::tensor::{no_grad, Tensor};
-#[allow(unused_imports)]
-use std::cell::{Cell, RefCell};
 
 #[test]
 fn factorized_reduce_halves_any_size_rounding_up() {

@@ -1,7 +1,6 @@
 //! The unit tests of `nas_core::optim` (`nas-core/src/optim.rs`).
 
 use nas_core::optim::*;
-#[allow(unused_imports)]
 use nas_core::tensor::Tensor;
 
 fn quad(p: &Tensor) {

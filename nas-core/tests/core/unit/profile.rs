@@ -1,16 +1,7 @@
 //! The unit tests of `nas_core::profile` (`nas-core/src/profile.rs`).
 
 use nas_core::profile::*;
-#[allow(unused_imports)]
-use serde_json::{json, Value};
-#[allow(unused_imports)]
-use std::collections::BTreeMap;
-#[allow(unused_imports)]
-use std::sync::atomic::{AtomicBool, Ordering};
-#[allow(unused_imports)]
-use std::sync::Mutex;
-#[allow(unused_imports)]
-use std::time::Instant;
+use serde_json::json;
 
 #[test]
 fn records_only_while_on_and_groups_by_kernel() {

@@ -1,23 +1,10 @@
 //! The unit tests of `nas_core::space::builtin::nb201` (`nas-core/src/space/builtin/nb201.rs`).
 
-#[allow(unused_imports)]
-use nas_core::nn::{
-    join, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Identity, Kind, Linear, Module, ReLU,
-    ReLUConvBN, Sequential, Zero,
-};
-#[allow(unused_imports)]
-use nas_core::ops::ConvOpts;
-#[allow(unused_imports)]
+use nas_core::nn::Module;
 use nas_core::rng::Rng;
 use nas_core::space::builtin::nb201::*;
-#[allow(unused_imports)]
-use nas_core::space::Make;
-#[allow(unused_imports)]
-use nas_core::space::{Architecture, Builder, LayerChoice, Space};
-#[allow(unused_imports)]
+use nas_core::space::Builder;
 use nas_core::tensor::Tensor;
-#[allow(unused_imports)]
-use serde_json::Value;
 
 use nas_core::nn::{num_parameters, parameters};
 use nas_core::space::{describe, fixed, ChoiceKind, Mode, Supernet};

@@ -1,22 +1,8 @@
 //! The unit tests of `nas_core::space::cost` (`nas-core/src/space/cost.rs`).
 
-#[allow(unused_imports)]
-use nas_core::nn::{num_parameters, Module};
-#[allow(unused_imports)]
-use nas_core::ops::count_macs;
-#[allow(unused_imports)]
 use nas_core::rng::Rng;
 use nas_core::space::cost::*;
-#[allow(unused_imports)]
-use nas_core::space::{Architecture, Space, Supernet};
-#[allow(unused_imports)]
-use nas_core::tensor::{no_grad, with_grad, Tensor};
-#[allow(unused_imports)]
-use serde::{Deserialize, Serialize};
-#[allow(unused_imports)]
-use std::cell::RefCell;
-#[allow(unused_imports)]
-use std::collections::BTreeMap;
+use nas_core::tensor::no_grad;
 
 use nas_core::ops::ConvOpts;
 use nas_core::space::builtin::{nb201, InputSpec};

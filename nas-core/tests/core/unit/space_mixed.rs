@@ -1,16 +1,9 @@
 //! The unit tests of `nas_core::space::mixed` (`nas-core/src/space/mixed.rs`).
 
-#[allow(unused_imports)]
-use nas_core::nn::{join, Kind, LinearForm, Module};
-#[allow(unused_imports)]
+use nas_core::nn::Module;
 use nas_core::ops::ConvOpts;
 use nas_core::space::mixed::*;
-#[allow(unused_imports)]
-use nas_core::space::Reduce;
-#[allow(unused_imports)]
 use nas_core::tensor::Tensor;
-#[allow(unused_imports)]
-use std::cell::Cell;
 
 use nas_core::nn::Conv2d;
 use nas_core::rng::Rng;

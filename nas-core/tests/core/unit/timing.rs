@@ -1,8 +1,6 @@
 //! The unit tests of `nas_core::timing` (`nas-core/src/timing.rs`).
 
 use nas_core::timing::*;
-#[allow(unused_imports)]
-use std::time::Instant;
 
 #[test]
 fn the_fastest_and_the_median_of_known_sleeps() {

@@ -1,12 +1,8 @@
 //! The unit tests of `nas_core::trace` (`nas-core/src/trace.rs`).
 
-#[allow(unused_imports)]
-use nas_core::nn::{state, Module};
-#[allow(unused_imports)]
-use nas_core::tensor::{grad_enabled, Tensor};
+use nas_core::nn::Module;
+use nas_core::tensor::Tensor;
 use nas_core::trace::*;
-#[allow(unused_imports)]
-use std::collections::HashMap;
 
 use nas_core::nn::{BatchNorm2d, Conv2d, ReLU, Sequential};
 use nas_core::ops::ConvOpts;
