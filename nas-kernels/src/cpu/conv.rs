@@ -217,13 +217,14 @@ pub fn conv2d_forward(p: &Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>, y:
     let ohw = p.out_h() * p.out_w();
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.col_rows());
     let img_in = p.cin * p.h * p.w;
+    let implicit = Implicit::of(p).forward;
     y.par_chunks_mut(p.cout * ohw)
         .enumerate()
         .for_each(|(i, yi)| {
             let xi = &x[i * img_in..(i + 1) * img_in];
             if p.depthwise() && p.cin > 1 {
                 depthwise_forward(p, xi, w, yi);
-            } else if Implicit::of(p).forward {
+            } else if implicit {
                 implicit_forward(p, xi, w, yi);
             } else {
                 for g in 0..p.groups {
@@ -255,6 +256,7 @@ pub fn conv2d_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) 
     let ohw = p.out_h() * p.out_w();
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.col_rows());
     let img_in = p.cin * p.h * p.w;
+    let implicit = Implicit::of(p).input;
     gx.par_chunks_mut(img_in).enumerate().for_each(|(i, gxi)| {
         let gyi = &gy[i * p.cout * ohw..(i + 1) * p.cout * ohw];
         if p.depthwise() && p.cin > 1 {
@@ -262,7 +264,7 @@ pub fn conv2d_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) 
             depthwise_backward_input(p, gyi, w, gxi);
             return;
         }
-        if Implicit::of(p).input {
+        if implicit {
             implicit_backward_input(p, gyi, w, gxi);
             return;
         }
@@ -296,6 +298,7 @@ pub fn conv2d_backward_weight(
     let (cin_g, cout_g, k) = (p.cin_g(), p.cout_g(), p.col_rows());
     let img_in = p.cin * p.h * p.w;
     let wlen = p.weight_len();
+    let implicit = Implicit::of(p).weight;
     // A fixed number of batch chunks, whatever the thread count, each summed into its own
     // slot and the slots added in order: the result is the same bits on any machine.
     let tasks = WEIGHT_GRAD_CHUNKS.min(p.n).max(1);
@@ -313,7 +316,7 @@ pub fn conv2d_backward_weight(
                         depthwise_backward_weight(p, xi, gyi, part);
                         continue;
                     }
-                    if Implicit::of(p).weight {
+                    if implicit {
                         implicit_backward_weight(p, xi, gyi, part);
                         continue;
                     }
@@ -400,6 +403,24 @@ impl Wide {
             out[oy * self.wp + ow..(oy + 1) * self.wp].fill(0.0);
         }
     }
+    /// `pad` for consecutive `h x w` planes, into consecutive padded planes of `out`.
+    fn pad_planes(&self, p: &Conv2d, planes: &[f32], out: &mut [f32]) {
+        for (src, dst) in planes.chunks(p.h * p.w).zip(out.chunks_mut(self.padded)) {
+            self.pad(p, src, dst);
+        }
+    }
+    /// `widen` for consecutive `oh x ow` planes, into consecutive wide planes of `out`.
+    fn widen_planes(&self, p: &Conv2d, planes: &[f32], out: &mut [f32]) {
+        let ohw = p.out_h() * p.out_w();
+        for (src, dst) in planes.chunks(ohw).zip(out.chunks_mut(self.len)) {
+            self.widen(p, src, dst);
+        }
+    }
+    /// The `h` rows of the input inside a padded plane (the inverse of `pad`).
+    fn interior<'a>(&self, p: &Conv2d, padded: &'a [f32]) -> impl Iterator<Item = &'a [f32]> {
+        let (wp, ph, pw, w) = (self.wp, p.ph, p.pw, p.w);
+        (0..p.h).map(move |iy| &padded[(iy + ph) * wp + pw..][..w])
+    }
 }
 
 fn wide_ok(p: &Conv2d) -> bool {
@@ -443,10 +464,7 @@ fn implicit_forward(p: &Conv2d, xi: &[f32], w: &[f32], yi: &mut [f32]) {
     with_buf(&PAD_A, cin_g * wd.padded, |xpad| {
         with_buf(&COL, cout_g * wd.len, |ywide| {
             for g in 0..p.groups {
-                let xg = &xi[g * cin_g * plane..(g + 1) * cin_g * plane];
-                for (src, dst) in xg.chunks(plane).zip(xpad.chunks_mut(wd.padded)) {
-                    wd.pad(p, src, dst);
-                }
+                wd.pad_planes(p, &xi[g * cin_g * plane..(g + 1) * cin_g * plane], xpad);
                 let wg = &w[g * cout_g * cin_g * kk..(g + 1) * cout_g * cin_g * kk];
                 let v = Views {
                     a: (cin_g * kk, kk),
@@ -485,10 +503,7 @@ fn implicit_backward_input(p: &Conv2d, gyi: &[f32], w: &[f32], gxi: &mut [f32]) 
     with_buf(&PAD_A, cin_g * wd.padded, |gxpad| {
         with_buf(&COL, cout_g * wd.len, |gywide| {
             for g in 0..p.groups {
-                let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
-                for (src, dst) in gyg.chunks(ohw).zip(gywide.chunks_mut(wd.len)) {
-                    wd.widen(p, src, dst);
-                }
+                wd.widen_planes(p, &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw], gywide);
                 gxpad.fill(0.0);
                 let wg = &w[g * cout_g * cin_g * kk..(g + 1) * cout_g * cin_g * kk];
                 let v = Views {
@@ -511,9 +526,8 @@ fn implicit_backward_input(p: &Conv2d, gyi: &[f32], w: &[f32], gxi: &mut [f32]) 
                 }
                 let gxg = &mut gxi[g * cin_g * plane..(g + 1) * cin_g * plane];
                 for (dst, src) in gxg.chunks_mut(plane).zip(gxpad.chunks(wd.padded)) {
-                    for (iy, row) in dst.chunks_mut(p.w).enumerate() {
-                        let o = (iy + p.ph) * wd.wp + p.pw;
-                        row.copy_from_slice(&src[o..o + p.w]);
+                    for (row, inside) in dst.chunks_mut(p.w).zip(wd.interior(p, src)) {
+                        row.copy_from_slice(inside);
                     }
                 }
             }
@@ -530,14 +544,8 @@ fn implicit_backward_weight(p: &Conv2d, xi: &[f32], gyi: &[f32], gw: &mut [f32])
     with_buf(&PAD_A, cin_g * wd.padded, |xpad| {
         with_buf(&COL, cout_g * wd.len, |gywide| {
             for g in 0..p.groups {
-                let xg = &xi[g * cin_g * plane..(g + 1) * cin_g * plane];
-                for (src, dst) in xg.chunks(plane).zip(xpad.chunks_mut(wd.padded)) {
-                    wd.pad(p, src, dst);
-                }
-                let gyg = &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw];
-                for (src, dst) in gyg.chunks(ohw).zip(gywide.chunks_mut(wd.len)) {
-                    wd.widen(p, src, dst);
-                }
+                wd.pad_planes(p, &xi[g * cin_g * plane..(g + 1) * cin_g * plane], xpad);
+                wd.widen_planes(p, &gyi[g * cout_g * ohw..(g + 1) * cout_g * ohw], gywide);
                 let gwg = &mut gw[g * cout_g * cin_g * kk..(g + 1) * cout_g * cin_g * kk];
                 let v = Views {
                     a: (wd.len, 1),
@@ -698,11 +706,8 @@ fn depthwise_backward_input_wide(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f3
                     }
                 }
                 let gc = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
-                for (iy, row) in gc.chunks_mut(p.w).enumerate() {
-                    let o = (iy + p.ph) * wd.wp + p.pw;
-                    row.iter_mut()
-                        .zip(&gpad[o..o + p.w])
-                        .for_each(|(a, b)| *a += b);
+                for (row, src) in gc.chunks_mut(p.w).zip(wd.interior(p, gpad)) {
+                    row.iter_mut().zip(src).for_each(|(a, b)| *a += b);
                 }
             }
         })

@@ -42,12 +42,6 @@ pub fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
-    if k == 0 {
-        if !accumulate {
-            c[..m * n].fill(0.0);
-        }
-        return;
-    }
     let (a_rs, a_cs) = if a_trans { (1, m) } else { (k, 1) };
     let (b_rs, b_cs) = if b_trans { (1, k) } else { (n, 1) };
     let threads = rayon::current_num_threads();
@@ -257,7 +251,7 @@ mod tests {
             seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        for &(m, n, k) in &[(1, 1, 1), (3, 5, 7), (17, 33, 65), (64, 70, 129)] {
+        for &(m, n, k) in &[(1, 1, 1), (2, 3, 0), (3, 5, 7), (17, 33, 65), (64, 70, 129)] {
             let a: Vec<f32> = (0..m * k).map(|_| r()).collect();
             let b: Vec<f32> = (0..k * n).map(|_| r()).collect();
             for at in [false, true] {
