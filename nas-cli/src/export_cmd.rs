@@ -116,7 +116,11 @@ pub fn inherited_onnx(
     let arch = &b.arch;
     let data = load_train_data(args)?;
     let space = args.space.resolve_for_batch(data.input, args.batch)?;
-    let trainer = restore_supernet(run, args, space.as_ref(), &data, "--onnx")?;
+    let mut trainer = restore_supernet(run, args, space.as_ref(), &data, "--onnx")?;
+    // A SMASH run's candidates hold what its HyperNet generates for this architecture.
+    trainer
+        .prepare_weights(arch)
+        .map_err(|e| anyhow!("--onnx: {e}"))?;
     let net = trainer
         .supernet
         .derive(space.as_ref(), arch)

@@ -8,6 +8,7 @@
 pub mod distill;
 pub mod elf;
 pub mod host;
+pub mod hypernet;
 pub mod logging;
 pub mod spans;
 pub mod trainer;

@@ -2,6 +2,7 @@
 //! [`SupernetHost`] calls. `nas search` hands it to one-shot plugins; tests use it in
 //! process.
 
+use crate::hypernet::HyperNet;
 use nas_core::data::{Batches, BatchesState, Dataset};
 use nas_core::device::Device;
 use nas_core::experiment::write_atomic;
@@ -12,8 +13,8 @@ use nas_core::space::{fixed, with_bare_gates, Space, Supernet};
 use nas_core::train::correct;
 use nas_core::{no_grad, Tensor};
 use nas_strategies::oneshot::{
-    DistillLoss, DistillLosses, GradInfo, Group, OneShotInfo, Progress, Split, Subset,
-    SupernetHost, WeightOp,
+    DistillLoss, DistillLosses, Generated, GradInfo, Group, HyperSpec, OneShotInfo, Progress,
+    Split, Subset, SupernetHost, WeightOp,
 };
 use nas_strategies::{Architecture, Metrics, Rng, Value};
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,12 @@ struct CheckpointFile {
     /// The strategy's last [`SupernetHost::front`].
     #[serde(default)]
     front: Vec<Architecture>,
+    /// SMASH's HyperNet, when the run generates its weights
+    /// ([`SupernetHost::generate_weights`]), and its Adam's step count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hypernet: Option<HyperSpec>,
+    #[serde(default)]
+    hypernet_steps: i32,
 }
 
 /// The file a finished one-shot run keeps its supernet's final weights in (tensor names
@@ -153,6 +160,9 @@ pub struct SupernetTrainer<'a> {
     /// The span of the epoch being trained: opened by its first weight step, closed by
     /// the progress report that ends it.
     epoch_span: Option<tracing::span::EnteredSpan>,
+    /// SMASH's HyperNet, in generated-weights mode (`params` then holds only the free
+    /// weights).
+    hyper: Option<HyperNet>,
 }
 
 impl<'a> SupernetTrainer<'a> {
@@ -236,7 +246,66 @@ impl<'a> SupernetTrainer<'a> {
             mix_sum: vec![],
             mix_steps: 0,
             epoch_span: None,
+            hyper: None,
         })
+    }
+
+    /// Switches to generated weights (see [`SupernetHost::generate_weights`]): the
+    /// HyperNet's targets leave the weight optimiser, which keeps the free weights.
+    fn start_hypernet(&mut self, spec: &HyperSpec) -> Result<Generated, String> {
+        if let Some(h) = &self.hyper {
+            if h.spec == *spec {
+                return Ok(h.summary(self.free_params()));
+            }
+            return Err(format!(
+                "generate_weights: the run's HyperNet is {:?}, not {spec:?}",
+                h.spec
+            ));
+        }
+        if self.cfg.device != Device::Cpu {
+            return Err(format!(
+                "generate_weights: generated weights run on the CPU only (--device {:?})",
+                self.cfg.device
+            ));
+        }
+        if self.steps > 0 {
+            return Err("generate_weights: must come before the first training step".to_string());
+        }
+        let h = HyperNet::new(&self.supernet, &self.info, *spec, self.cfg.seed)?;
+        self.params.retain(|p| !h.generates(p));
+        self.opt = Sgd::new(
+            self.params.clone(),
+            self.cfg.momentum,
+            false,
+            self.cfg.weight_decay,
+        );
+        self.hyper = Some(h);
+        Ok(self.hyper.as_ref().unwrap().summary(self.free_params()))
+    }
+
+    fn free_params(&self) -> usize {
+        self.params.iter().map(Tensor::numel).sum()
+    }
+
+    /// An error for a weight service generated weights do not offer.
+    fn no_hypernet(&self, what: &str) -> Result<(), String> {
+        match self.hyper {
+            Some(_) => Err(format!(
+                "{what} is not offered with generated weights (SMASH's HyperNet)"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// In generated-weights mode, writes the weights the HyperNet generates for `arch`
+    /// into the supernet (what a network derived from it for `arch` should hold); does
+    /// nothing otherwise.
+    pub fn prepare_weights(&mut self, arch: &Architecture) -> Result<(), String> {
+        let mix = self.info.one_hot_arch(arch)?;
+        match &mut self.hyper {
+            Some(h) => h.generate(&mix, false),
+            None => Ok(()),
+        }
     }
 
     fn set_mix(&self, mix: &[f32]) -> Result<(), String> {
@@ -341,6 +410,14 @@ impl<'a> SupernetTrainer<'a> {
                 missing[..missing.len().min(5)].join(", ")
             ));
         }
+        if let Some(spec) = &c.hypernet {
+            self.start_hypernet(spec)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(h) = &mut self.hyper {
+                h.load(&file, c.hypernet_steps)
+                    .map_err(|e| format!("{}: {e}", wpath.display()))?;
+            }
+        }
         let velocity = (0..self.params.len())
             .map(|i| {
                 file.get(&format!("velocity.{i}"))
@@ -420,15 +497,20 @@ impl<'a> SupernetTrainer<'a> {
     /// Writes the supernet's weights and buffers to `path` (as a checkpoint names them,
     /// without the optimiser's state).
     pub fn save_weights(&self, path: &Path) -> Result<(), String> {
-        nas_core::io::save_tensors(path, &self.named_weights()).map_err(|e| format!("{e:#}"))
+        nas_core::io::save_tensors(path, &self.named_weights(false)).map_err(|e| format!("{e:#}"))
     }
 
-    /// The supernet's weights and buffers, named `net.<parameter>`.
-    fn named_weights(&self) -> Vec<(String, Tensor)> {
+    /// The supernet's weights and buffers, named `net.<parameter>`, and the HyperNet's
+    /// (`hyper.*`, with its optimiser's state when `with_state`) in generated-weights
+    /// mode.
+    fn named_weights(&self, with_state: bool) -> Vec<(String, Tensor)> {
         let mut tensors: Vec<(String, Tensor)> = vec![];
         self.supernet.net.visit("", &mut |name, t, _| {
             tensors.push((format!("net.{name}"), t.clone()))
         });
+        if let Some(h) = &self.hyper {
+            tensors.extend(h.named(with_state));
+        }
         tensors
     }
 
@@ -445,6 +527,7 @@ impl<'a> SupernetTrainer<'a> {
         keep_weight_grad: bool,
         bare_gates: bool,
     ) -> Result<GradInfo, String> {
+        self.no_hypernet(if bare_gates { "gate_grad" } else { "mix_grad" })?;
         self.set_mix(mix)?;
         let stream = self.stream(split);
         let x = stream.input()?;
@@ -507,16 +590,35 @@ impl SupernetHost for SupernetTrainer<'_> {
         }
         self.mix_steps += 1;
         let x = self.train.input()?;
+        if let Some(h) = &mut self.hyper {
+            h.generate(mix, true)?;
+        }
         self.supernet.net.set_training(true);
         let logits = self.supernet.net.forward(&x);
         let loss = logits.cross_entropy(&self.train.y);
         self.opt.zero_grad();
         self.supernet.zero_weight_grads();
-        loss.backward();
-        if let Some(c) = self.cfg.grad_clip {
-            clip_grad_norm(&self.params, c);
+        if let Some(h) = &self.hyper {
+            h.zero_grad();
         }
+        loss.backward();
         let lr = self.current_lr();
+        match &mut self.hyper {
+            None => {
+                if let Some(c) = self.cfg.grad_clip {
+                    clip_grad_norm(&self.params, c);
+                }
+            }
+            Some(h) => {
+                h.backward()?;
+                if let Some(c) = self.cfg.grad_clip {
+                    let all: Vec<Tensor> = self.params.iter().chain(h.params()).cloned().collect();
+                    clip_grad_norm(&all, c);
+                }
+                // SMASH's Adam, annealed as the free weights are.
+                h.step(h.spec.lr * lr / self.cfg.lr.max(f32::MIN_POSITIVE));
+            }
+        }
         self.opt.step(lr);
         self.steps += 1;
         if let Some(g) = grad {
@@ -554,6 +656,7 @@ impl SupernetHost for SupernetTrainer<'_> {
         students: &[Vec<f32>],
         loss: DistillLoss,
     ) -> Result<DistillLosses, String> {
+        self.no_hypernet("distill_step")?;
         loss.check()?;
         if students.len() > nas_strategies::oneshot::MAX_STUDENTS {
             return Err(format!(
@@ -627,7 +730,12 @@ impl SupernetHost for SupernetTrainer<'_> {
         Ok(())
     }
 
+    fn generate_weights(&mut self, spec: &HyperSpec) -> Result<Generated, String> {
+        self.start_hypernet(spec)
+    }
+
     fn weights(&mut self, op: WeightOp) -> Result<(), String> {
+        self.no_hypernet("weights")?;
         match op {
             WeightOp::Save { slot } => {
                 let w = self.params.iter().map(|p| p.to_vec()).collect();
@@ -676,6 +784,9 @@ impl SupernetHost for SupernetTrainer<'_> {
         subset: Subset,
     ) -> Result<f32, String> {
         self.set_mix(mix)?;
+        if let Some(h) = &mut self.hyper {
+            h.generate(mix, false)?;
+        }
         if batches == 0 {
             return Err("evaluate needs at least one batch".into());
         }
@@ -776,7 +887,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             return Ok(());
         };
         let gen = self.generation + 1;
-        let mut tensors = self.named_weights();
+        let mut tensors = self.named_weights(true);
         for (i, v) in self.opt.velocity().iter().enumerate() {
             if !v.is_empty() {
                 tensors.push((
@@ -794,6 +905,8 @@ impl SupernetHost for SupernetTrainer<'_> {
             val: self.val.state(),
             strategy: state.clone(),
             front: self.front.clone(),
+            hypernet: self.hyper.as_ref().map(|h| h.spec),
+            hypernet_steps: self.hyper.as_ref().map_or(0, |h| h.adam_steps()),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("oneshot.json"), &bytes)?;

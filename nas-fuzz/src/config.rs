@@ -1,4 +1,4 @@
-//! Strategy configs, for each of the 16 strategies.
+//! Strategy configs, for each of the 17 strategies.
 
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
@@ -17,7 +17,7 @@ enum Kind {
 }
 
 /// The strategies, in the order the input's first byte picks them: byte `b'a' + i`
-/// (or any byte equal to it modulo 16) is strategy `i` on the NB201 space (multi-trial)
+/// (or any byte equal to it modulo 17) is strategy `i` on the NB201 space (multi-trial)
 /// or a fake supernet of layer choices (one-shot); the upper-case letter picks the same
 /// strategy on a space of every kind of choice (multi-trial) or a DARTS-style cell
 /// (one-shot).
@@ -38,9 +38,10 @@ pub const STRATEGIES: &[&str] = &[
     "fbnet",
     "fpnas",
     "alphanet",
+    "smash",
 ];
 
-const KINDS: [Kind; 16] = [
+const KINDS: [Kind; 17] = [
     Kind::Trial(trials::<nas_strategy_random::RandomSearch>),
     Kind::Trial(trials::<nas_strategy_grid::Grid>),
     Kind::Trial(trials::<nas_strategy_evolution::Evolution>),
@@ -57,6 +58,7 @@ const KINDS: [Kind; 16] = [
     Kind::OneShot(one_shot::<nas_strategy_fbnet::Fbnet>),
     Kind::OneShot(one_shot::<nas_strategy_fpnas::Fpnas>),
     Kind::OneShot(one_shot::<nas_strategy_alphanet::AlphaNet>),
+    Kind::OneShot(one_shot::<nas_strategy_smash::Smash>),
 ];
 
 /// Trials a multi-trial strategy is set up for.
@@ -125,6 +127,9 @@ const WORK_FIELDS: &[&str] = &[
     "recalibrate",
     "replay",
     "max_resample",
+    "samples",
+    "perturbations",
+    "markov_steps",
 ];
 
 /// The most work a config may ask for and still be run here: the product of its work

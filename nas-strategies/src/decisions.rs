@@ -60,6 +60,11 @@ pub fn sizes(space: &[Choice]) -> Vec<usize> {
     space.iter().map(|c| c.size()).collect()
 }
 
+/// A decision vector drawn uniformly: each choice's option independently.
+pub fn random(space: &[Choice], rng: &mut crate::Rng) -> Vec<usize> {
+    sizes(space).into_iter().map(|n| rng.below(n)).collect()
+}
+
 /// Checks that every choice has at least one option.
 pub fn check_space(space: &[Choice]) -> Result<(), String> {
     for c in space {

@@ -5,8 +5,8 @@
 
 use crate::abi::{PluginBuf, ERROR, OK, PANIC};
 use crate::oneshot::{
-    DistillLoss, DistillLosses, GradInfo, OneShotInfo, OneShotSetup, OneShotStrategy, Progress,
-    Split, Subset, SupernetHost, WeightOp,
+    DistillLoss, DistillLosses, Generated, GradInfo, HyperSpec, OneShotInfo, OneShotSetup,
+    OneShotStrategy, Progress, Split, Subset, SupernetHost, WeightOp,
 };
 use crate::{Architecture, Metrics, Value};
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,9 @@ pub enum Request {
     },
     Front {
         archs: Vec<Architecture>,
+    },
+    GenerateWeights {
+        spec: HyperSpec,
     },
     Weights {
         w: WeightOp,
@@ -201,6 +204,7 @@ unsafe extern "C" fn host_call(
                 val(&host.distill_step(&mix[..n], &paths, loss)?)
             }
             Request::Front { archs } => val(&host.front(&archs)?),
+            Request::GenerateWeights { spec } => val(&host.generate_weights(&spec)?),
             Request::Weights { w } => val(&host.weights(w)?),
             Request::Lr => val(&host.lr()?),
             Request::Evaluate {
@@ -391,6 +395,9 @@ impl SupernetHost for FfiHost<'_> {
             &[],
             None,
         )
+    }
+    fn generate_weights(&mut self, spec: &HyperSpec) -> Result<Generated, String> {
+        self.call(&Request::GenerateWeights { spec: *spec }, &[], None)
     }
     fn weights(&mut self, w: WeightOp) -> Result<(), String> {
         self.call(&Request::Weights { w }, &[], None)

@@ -295,6 +295,8 @@ pub struct FakeSupernet {
     pub distills: Vec<(Vec<f32>, Vec<Vec<f32>>, crate::oneshot::DistillLoss)>,
     /// The architectures of the last `front` call (checked as the real host checks them).
     pub front: Option<Vec<Architecture>>,
+    /// The spec of every `generate_weights` call, and the step count at each.
+    pub generated: Vec<(crate::oneshot::HyperSpec, usize)>,
 }
 
 impl FakeSupernet {
@@ -345,6 +347,7 @@ impl FakeSupernet {
             gate_grads: 0,
             distills: vec![],
             front: None,
+            generated: vec![],
         }
     }
 
@@ -474,6 +477,14 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
         crate::oneshot::check_front(&self.info.choices, archs)?;
         self.front = Some(archs.to_vec());
         Ok(())
+    }
+    fn generate_weights(
+        &mut self,
+        spec: &crate::oneshot::HyperSpec,
+    ) -> Result<crate::oneshot::Generated, String> {
+        spec.check()?;
+        self.generated.push((*spec, self.steps));
+        Ok(crate::oneshot::Generated::default())
     }
     fn weights(&mut self, op: crate::oneshot::WeightOp) -> Result<(), String> {
         self.weight_ops.push(op);

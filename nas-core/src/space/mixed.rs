@@ -6,10 +6,21 @@ use super::Reduce;
 use crate::nn::{join, Kind, LinearForm, Module};
 use crate::ops::ConvOpts;
 use crate::tensor::Tensor;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     static BARE_GATES: Cell<bool> = const { Cell::new(false) };
+    /// The supernet candidate whose tensors a `visit` of this thread is reporting.
+    static CANDIDATE: RefCell<Option<(String, usize)>> = const { RefCell::new(None) };
+}
+
+/// During a `Module::visit` of a supernet, the innermost layer-choice candidate the
+/// tensor being reported belongs to: the choice's label and the candidate's index
+/// (`None` outside every candidate: stems, heads, the cell's own layers). What lets a
+/// host map each mixing weight to the tensors of its candidate (SMASH's generated
+/// weights).
+pub fn visiting_candidate() -> Option<(String, usize)> {
+    CANDIDATE.with(|c| c.borrow().clone())
 }
 
 /// Runs `f` with every layer choice of this thread adding the mixing weight of each
@@ -213,8 +224,14 @@ impl Module for LayerChoice {
         y.add(&gates)
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
-        for (n, op) in &self.ops {
+        for (i, (n, op)) in self.ops.iter().enumerate() {
+            if self.alpha.is_none() {
+                op.visit(&join(p, n), f);
+                continue;
+            }
+            let outer = CANDIDATE.with(|c| c.replace(Some((self.label.clone(), i))));
             op.visit(&join(p, n), f);
+            CANDIDATE.with(|c| *c.borrow_mut() = outer);
         }
     }
     fn set_training(&self, t: bool) {

@@ -93,10 +93,7 @@ fn finite(config: &Value, field: &str, default: f32) -> Result<f32, String> {
 
 impl AlphaNet {
     fn random_decisions(&mut self) -> Vec<usize> {
-        decisions::sizes(&self.info.choices)
-            .into_iter()
-            .map(|n| self.rng.below(n))
-            .collect()
+        decisions::random(&self.info.choices, &mut self.rng)
     }
 
     /// The cost of an architecture: (multiply-adds, parameters), what the host knows of

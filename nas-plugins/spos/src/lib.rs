@@ -21,8 +21,8 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, Subset,
-    SupernetHost,
+    rng_from, rng_state, within_limits, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split,
+    Subset, SupernetHost,
 };
 use nas_strategies::{config_count, config_field, export_one_shot, json, Architecture, Rng, Value};
 use std::collections::BTreeMap;
@@ -47,10 +47,7 @@ pub struct Spos {
 
 impl Spos {
     fn random(&mut self) -> Vec<usize> {
-        decisions::sizes(&self.info.choices)
-            .into_iter()
-            .map(|n| self.rng.below(n))
-            .collect()
+        decisions::random(&self.info.choices, &mut self.rng)
     }
 
     /// Scores `d` into `scored` unless it was scored before or breaks a limit.
@@ -62,25 +59,13 @@ impl Spos {
     ) -> Result<bool, String> {
         self.considered += 1;
         let key = decisions::key(&self.info.choices, &d);
-        if scored.contains_key(&key) || !self.allowed(host, &d)? {
+        if scored.contains_key(&key) || !within_limits(host, &self.limits, &d)? {
             return Ok(false);
         }
         let mix = self.info.one_hot(&d);
         let acc = host.evaluate(&mix, self.eval_batches, self.recalibrate, Subset::Fixed)?;
         scored.insert(key, (acc, d));
         Ok(true)
-    }
-
-    /// Whether the architecture of `d` is within every limit.
-    fn allowed(&self, host: &mut dyn SupernetHost, d: &[usize]) -> Result<bool, String> {
-        if self.limits.is_empty() {
-            return Ok(true);
-        }
-        let m = host.metrics(&decisions::to_arch(&self.info.choices, d))?;
-        Ok(self
-            .limits
-            .iter()
-            .all(|(what, max)| m.cost(what).is_none_or(|v| v <= *max)))
     }
 }
 

@@ -8,6 +8,7 @@ mod bench_strategies_cmd;
 mod data_args;
 mod distill;
 mod elf;
+mod hypernet;
 mod plot;
 mod rank_check_cmd;
 mod report_cmd;

@@ -1,0 +1,252 @@
+//! SMASH (Brock, Lim, Ritchie and Weston, 2018): a HyperNet generates the weights of
+//! each sampled architecture, and training a network through generated weights trains
+//! the HyperNet. Every step draws one architecture uniformly, has the host generate its
+//! candidates' weights ([`SupernetHost::generate_weights`]) and takes one training step
+//! through them. After the last epoch the search scores architectures with generated
+//! weights, as the reference's evaluation does: `samples` random architectures, then
+//! `perturbations` independent perturbations of the best of them (each decision redrawn
+//! with probability `perturb_prob`), then `markov_steps` of hill climbing from the best
+//! so far (a perturbation is kept only when it scores higher). Every score is the
+//! accuracy on `eval_batches` validation batches, batch norm recalibrated on
+//! `recalibrate` training batches for the path, on the same images for every
+//! architecture ([`Subset::Fixed`]). The best scored architecture is exported.
+//!
+//! Config: `hidden` (64), `layers` (2), `block` (8) and `hyper_lr` (1e-3), the
+//! HyperNet (see [`HyperSpec`]); `samples` (100, 1..=100000), `perturbations` (20, 0..=100000),
+//! `markov_steps` (20, 0..=100000), `perturb_prob` (0.05, in [0, 1]), `eval_batches`
+//! (10, at most the validation split's batches), `recalibrate` (10, at most the
+//! training split's), and the host's hard limits, which no scored architecture breaks.
+//! The reference samples 500, perturbs 100 times and climbs 100 steps; our defaults
+//! keep the same proportions at a fifth of the scorings, for a CPU.
+
+use nas_strategies::decisions;
+use nas_strategies::oneshot::{
+    rng_from, rng_state, within_limits, EpochStrategy, HyperSpec, OneShotInfo, OneShotSetup,
+    Progress, Split, Subset, SupernetHost,
+};
+use nas_strategies::{config_count, config_field, export_one_shot, json, Architecture, Rng, Value};
+use std::collections::BTreeMap;
+
+/// A stated cap on each phase of the search after training.
+const MAX_SCORINGS: usize = 100_000;
+
+/// Architectures scored so far: accuracy and decisions, by key.
+type Scored = BTreeMap<String, (f32, Vec<usize>)>;
+
+pub struct Smash {
+    info: OneShotInfo,
+    rng: Rng,
+    pub spec: HyperSpec,
+    samples: usize,
+    perturbations: usize,
+    markov_steps: usize,
+    perturb_prob: f32,
+    eval_batches: usize,
+    recalibrate: usize,
+    limits: Vec<(String, f64)>,
+    /// Whether the host generates the weights yet (asked once per process: a resumed
+    /// run's host already does, from its checkpoint, and answers the same).
+    generating: bool,
+}
+
+impl Smash {
+    fn generate(&mut self, host: &mut dyn SupernetHost) -> Result<(), String> {
+        if !self.generating {
+            host.generate_weights(&self.spec)?;
+            self.generating = true;
+        }
+        Ok(())
+    }
+
+    /// `d` with each decision redrawn with probability `perturb_prob`; when that
+    /// changes nothing, one decision is redrawn among its other options (a perturbation
+    /// is a new architecture, where the space has one).
+    pub fn perturb(&mut self, d: &[usize]) -> Vec<usize> {
+        let sizes = decisions::sizes(&self.info.choices);
+        let mut out: Vec<usize> = d
+            .iter()
+            .zip(&sizes)
+            .map(|(&v, &n)| {
+                if self.rng.uniform() < self.perturb_prob {
+                    self.rng.below(n)
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let open: Vec<usize> = (0..sizes.len()).filter(|&i| sizes[i] > 1).collect();
+        if out == d && !open.is_empty() {
+            let i = open[self.rng.below(open.len())];
+            out[i] = (d[i] + 1 + self.rng.below(sizes[i] - 1)) % sizes[i];
+        }
+        out
+    }
+
+    /// Scores `d` into `scored` unless it was scored before or breaks a limit; its
+    /// accuracy when scored now or before.
+    fn score(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        scored: &mut Scored,
+        d: &[usize],
+    ) -> Result<Option<f32>, String> {
+        let key = decisions::key(&self.info.choices, d);
+        if let Some((acc, _)) = scored.get(&key) {
+            return Ok(Some(*acc));
+        }
+        if !within_limits(host, &self.limits, d)? {
+            return Ok(None);
+        }
+        let mix = self.info.one_hot(d);
+        let acc = host.evaluate(&mix, self.eval_batches, self.recalibrate, Subset::Fixed)?;
+        scored.insert(key, (acc, d.to_vec()));
+        Ok(Some(acc))
+    }
+
+    fn best(scored: &Scored) -> Option<(f32, Vec<usize>)> {
+        scored.values().max_by(|a, b| a.0.total_cmp(&b.0)).cloned()
+    }
+
+    fn report(
+        &self,
+        host: &mut dyn SupernetHost,
+        phase: usize,
+        scored: &Scored,
+    ) -> Result<(), String> {
+        let Some((acc, d)) = Smash::best(scored) else {
+            return Ok(());
+        };
+        let mut values = BTreeMap::new();
+        values.insert("best_generated_accuracy".to_string(), acc);
+        values.insert("scored".to_string(), scored.len() as f32);
+        host.progress(&Progress {
+            epoch: self.info.epochs,
+            step: phase,
+            values,
+            arch: decisions::to_arch(&self.info.choices, &d),
+        })
+    }
+}
+
+impl EpochStrategy for Smash {
+    fn create(setup: &OneShotSetup) -> Result<Self, String> {
+        let c = &setup.config;
+        let fields = [
+            "hidden",
+            "layers",
+            "block",
+            "hyper_lr",
+            "samples",
+            "perturbations",
+            "markov_steps",
+            "perturb_prob",
+            "eval_batches",
+            "recalibrate",
+        ];
+        nas_strategies::check_config_fields(c, "smash", &fields)?;
+        let spec = HyperSpec {
+            hidden: config_field(c, "hidden", 64)?,
+            layers: config_field(c, "layers", 2)?,
+            block: config_field(c, "block", 8)?,
+            lr: config_field(c, "hyper_lr", 1e-3)?,
+        };
+        spec.check()?;
+        let perturb_prob: f32 = config_field(c, "perturb_prob", 0.05)?;
+        if !(0.0..=1.0).contains(&perturb_prob) {
+            return Err(format!(
+                "config field `perturb_prob`: {perturb_prob} is not valid (must be in [0, 1])"
+            ));
+        }
+        let (val, train) = (setup.info.max_eval_batches(), setup.info.batches_per_epoch);
+        Ok(Smash {
+            info: setup.info.clone(),
+            rng: Rng::new(setup.seed),
+            spec,
+            samples: config_count(c, "samples", 100, 1, MAX_SCORINGS)?,
+            perturbations: config_count(c, "perturbations", 20, 0, MAX_SCORINGS)?,
+            markov_steps: config_count(c, "markov_steps", 20, 0, MAX_SCORINGS)?,
+            perturb_prob,
+            eval_batches: config_count(c, "eval_batches", 10.min(val), 1, val)?,
+            recalibrate: config_count(c, "recalibrate", 10.min(train), 0, train)?,
+            limits: nas_strategies::config_limits(c)?,
+            generating: false,
+        })
+    }
+
+    fn step(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        _epoch: usize,
+        _step: usize,
+    ) -> Result<Vec<(&'static str, f32)>, String> {
+        self.generate(host)?;
+        host.next_batch(Split::Train)?;
+        let d = decisions::random(&self.info.choices, &mut self.rng);
+        let mix = self.info.one_hot(&d);
+        let loss = host.train_step(&mix, None)?;
+        Ok(vec![("train_loss", loss)])
+    }
+
+    fn current(&self, info: &OneShotInfo) -> Architecture {
+        info.derive(&vec![1.0; info.len()])
+    }
+
+    fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {
+        self.generate(host)?;
+        if self.limits.iter().any(|(f, _)| f == "latency_ms") {
+            host.latencies()?; // predicted latencies come from the measured table
+        }
+        let mut scored = Scored::new();
+        // Random architectures (within the limits).
+        let mut tries = 0;
+        while scored.len() < self.samples && tries < 50 * self.samples {
+            tries += 1;
+            let d = decisions::random(&self.info.choices, &mut self.rng);
+            self.score(host, &mut scored, &d)?;
+            let distinct = decisions::sizes(&self.info.choices)
+                .iter()
+                .fold(1usize, |p, &s| p.saturating_mul(s));
+            if scored.len() == distinct {
+                break; // a small space is exhausted
+            }
+        }
+        let Some((_, first)) = Smash::best(&scored) else {
+            return Err(format!(
+                "no architecture within the limits {:?} in {tries} random draws",
+                self.limits
+            ));
+        };
+        self.report(host, 1, &scored)?;
+        // Independent perturbations of the best random architecture.
+        for _ in 0..self.perturbations {
+            let d = self.perturb(&first);
+            self.score(host, &mut scored, &d)?;
+        }
+        self.report(host, 2, &scored)?;
+        // Hill climbing from the best so far: a perturbation replaces the current
+        // architecture only when it scores higher.
+        let (mut acc, mut current) = Smash::best(&scored).expect("scored above");
+        for _ in 0..self.markov_steps {
+            let d = self.perturb(&current);
+            if let Some(a) = self.score(host, &mut scored, &d)? {
+                if a > acc {
+                    (acc, current) = (a, d);
+                }
+            }
+        }
+        self.report(host, 3, &scored)?;
+        let (_, best) = Smash::best(&scored).expect("scored above");
+        Ok(decisions::to_arch(&self.info.choices, &best))
+    }
+
+    fn save(&self) -> Result<Value, String> {
+        Ok(json!({"rng": rng_state(&self.rng)}))
+    }
+
+    fn load(&mut self, state: Value) -> Result<(), String> {
+        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        Ok(())
+    }
+}
+
+export_one_shot!(Smash, "smash", "0.1.0");
