@@ -55,7 +55,8 @@ struct Target {
 /// A generation kept for the backward pass: the HyperNet's output and, per generated
 /// target, its first row and the norm of its raw values.
 struct Pending {
-    out: Tensor,
+    /// None when the path switches on no candidate with generated weights.
+    out: Option<Tensor>,
     rows: Vec<(usize, usize, f32)>,
 }
 
@@ -255,6 +256,12 @@ impl HyperNet {
             .collect();
         self.pending = None;
         if active.is_empty() {
+            if train {
+                self.pending = Some(Pending {
+                    out: None,
+                    rows: vec![],
+                });
+            }
             return Ok(());
         }
         let blocks: usize = active
@@ -313,7 +320,10 @@ impl HyperNet {
             }
         }
         if train {
-            self.pending = Some(Pending { out, rows });
+            self.pending = Some(Pending {
+                out: Some(out),
+                rows,
+            });
         }
         Ok(())
     }
@@ -330,7 +340,10 @@ impl HyperNet {
         let Some(p) = self.pending.take() else {
             return Err("no generation to train through: generate with train first".into());
         };
-        let mut g_out = vec![0.0f32; p.out.numel()];
+        let Some(out) = p.out else {
+            return Ok(()); // nothing generated for this path
+        };
+        let mut g_out = vec![0.0f32; out.numel()];
         for &(i, row0, norm) in &p.rows {
             let t = &self.targets[i];
             let Some(g) = t.tensor.grad() else { continue };
@@ -349,8 +362,8 @@ impl HyperNet {
             }
             t.tensor.zero_grad();
         }
-        let shape = p.out.shape().to_vec();
-        p.out.mul(&Tensor::from_vec(g_out, &shape)).sum().backward();
+        let shape = out.shape().to_vec();
+        out.mul(&Tensor::from_vec(g_out, &shape)).sum().backward();
         Ok(())
     }
 

@@ -169,7 +169,8 @@ harmful!(
     spos,
     fpnas,
     alphanet,
-    nat
+    nat,
+    smash
 );
 
 /// A directory's files with their sizes and modification times.
@@ -202,7 +203,7 @@ fn progress(d: &Path) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn search_args(d: &Path) -> Vec<String> {
+fn search_args(d: &Path, strategy: &str, config: &str) -> Vec<String> {
     let mut v: Vec<String> = [
         "--threads",
         "2",
@@ -210,7 +211,9 @@ fn search_args(d: &Path) -> Vec<String> {
         "--space",
         "seed-net",
         "--strategy",
-        "gdas",
+        strategy,
+        "--config",
+        config,
         "--epochs",
         "4",
         "--limit",
@@ -258,12 +261,26 @@ fn kill_after_checkpoint(args: &[String], d: &Path) {
 /// strategy's logits, Adam moments and random generator all come back).
 #[test]
 fn a_killed_one_shot_search_resumes_to_the_uninterrupted_result() {
-    let whole = out_dir("whole");
-    run(nas().args(search_args(&whole)));
+    killed_search_resumes("gdas", "{}");
+}
+
+/// The same of SMASH, whose HyperNet and its Adam state must come back too.
+#[test]
+fn a_killed_smash_search_resumes_to_the_uninterrupted_result() {
+    killed_search_resumes(
+        "smash",
+        r#"{"samples": 6, "perturbations": 2, "markov_steps": 2, "eval_batches": 2,
+            "recalibrate": 2}"#,
+    );
+}
+
+fn killed_search_resumes(strategy: &str, config: &str) {
+    let whole = out_dir(&format!("whole-{strategy}"));
+    run(nas().args(search_args(&whole, strategy, config)));
     let reference = journal(&whole);
 
-    let d = out_dir("killed");
-    kill_after_checkpoint(&search_args(&d), &d);
+    let d = out_dir(&format!("killed-{strategy}"));
+    kill_after_checkpoint(&search_args(&d, strategy, config), &d);
     assert!(
         !d.join("journal.jsonl").exists()
             || std::fs::read_to_string(d.join("journal.jsonl"))
@@ -314,6 +331,7 @@ fn bad_one_shot_configs_name_the_field() {
         ("alphanet", r#"{"divergence": "js"}"#, "`divergence`"),
         ("fpnas", r#"{"blocks": [["conv1", "nope"]]}"#, "`nope`"),
         ("nat", r#"{"objective": "speed"}"#, "`objective`"),
+        ("smash", r#"{"block": 0}"#, "`block`"),
     ] {
         let d = out_dir(&format!("bad-{s}"));
         let o = nas()

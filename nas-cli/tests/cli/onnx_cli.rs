@@ -60,11 +60,33 @@ fn retrain_writes_an_onnx_model_that_a_runtime_runs() {
 
 #[test]
 fn export_writes_a_one_shot_architecture_with_the_supernets_weights() {
-    let dir = temp_path("onnx", "export");
+    exports_with_the_supernets_weights("darts", "{}", 3.0);
+}
+
+/// The same of SMASH: the exported network holds what the HyperNet generates for the
+/// export (0.09 points from the search's score), not what the checkpoint holds from the
+/// last training step's path (0.97 points from it, measured).
+#[test]
+fn export_writes_a_smash_architecture_with_its_generated_weights() {
+    exports_with_the_supernets_weights(
+        "smash",
+        r#"{"samples": 5, "perturbations": 1, "markov_steps": 1}"#,
+        0.5,
+    );
+}
+
+/// A one-shot search of `seed-net`, then `nas export --onnx`: the exported network scores
+/// within `tolerance` points of what the search scored its export.
+fn exports_with_the_supernets_weights(strategy: &str, config: &str, tolerance: f64) {
+    let dir = temp_path("onnx", &format!("export-{strategy}"));
     let runp = dir.join("run");
-    let search = "--threads 2 search --space seed-net --strategy darts --epochs 1 \
-                  --limit 2000 --out";
-    let (ok, out, err) = run(nas().args(search.split_whitespace()).arg(&runp));
+    let search = "--threads 2 search --space seed-net --epochs 1 --limit 2000 --out";
+    let (ok, out, err) = run(nas().args(search.split_whitespace()).arg(&runp).args([
+        "--strategy",
+        strategy,
+        "--config",
+        config,
+    ]));
     assert!(ok, "{err}");
     let searched = out
         .lines()
@@ -92,8 +114,9 @@ fn export_writes_a_one_shot_architecture_with_the_supernets_weights() {
         .find(|l| l.starts_with("with the supernet's weights"))
         .and_then(|l| l.split(": ").nth(1)?.split('%').next()?.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no accuracy in {out}"));
+    println!("{strategy}: the search scored {searched}%, the exported network {exported}%");
     assert!(
-        (exported - searched).abs() < 3.0 && searched > 15.0,
+        (exported - searched).abs() < tolerance && searched > 15.0,
         "exported {exported}%, searched {searched}%\n{out}"
     );
     let (diff, _) = runtime_vs_nas(&model, &sample);

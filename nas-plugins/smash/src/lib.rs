@@ -25,7 +25,7 @@ use nas_strategies::oneshot::{
     Progress, Split, Subset, SupernetHost,
 };
 use nas_strategies::{config_count, config_field, export_one_shot, json, Architecture, Rng, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A stated cap on each phase of the search after training.
 const MAX_SCORINGS: usize = 100_000;
@@ -47,6 +47,8 @@ pub struct Smash {
     /// Whether the host generates the weights yet (asked once per process: a resumed
     /// run's host already does, from its checkpoint, and answers the same).
     generating: bool,
+    /// Architectures found over a limit by the search (their costs are not asked twice).
+    over: BTreeSet<String>,
 }
 
 impl Smash {
@@ -94,7 +96,11 @@ impl Smash {
         if let Some((acc, _)) = scored.get(&key) {
             return Ok(Some(*acc));
         }
+        if self.over.contains(&key) {
+            return Ok(None);
+        }
         if !within_limits(host, &self.limits, d)? {
+            self.over.insert(key);
             return Ok(None);
         }
         let mix = self.info.one_hot(d);
@@ -170,6 +176,7 @@ impl EpochStrategy for Smash {
             recalibrate: config_count(c, "recalibrate", 10.min(train), 0, train)?,
             limits: nas_strategies::config_limits(c)?,
             generating: false,
+            over: BTreeSet::new(),
         })
     }
 
@@ -197,16 +204,17 @@ impl EpochStrategy for Smash {
             host.latencies()?; // predicted latencies come from the measured table
         }
         let mut scored = Scored::new();
+        self.over.clear();
+        let distinct = decisions::sizes(&self.info.choices)
+            .iter()
+            .fold(1usize, |p, &s| p.saturating_mul(s));
         // Random architectures (within the limits).
         let mut tries = 0;
         while scored.len() < self.samples && tries < 50 * self.samples {
             tries += 1;
             let d = decisions::random(&self.info.choices, &mut self.rng);
             self.score(host, &mut scored, &d)?;
-            let distinct = decisions::sizes(&self.info.choices)
-                .iter()
-                .fold(1usize, |p, &s| p.saturating_mul(s));
-            if scored.len() == distinct {
+            if scored.len() + self.over.len() == distinct {
                 break; // a small space is exhausted
             }
         }

@@ -201,6 +201,28 @@ fn only_candidate_weights_are_generated_and_the_rest_stay_free() {
 }
 
 #[test]
+fn a_path_without_generated_weights_still_trains() {
+    // Skip connections and pooling on every edge: nothing to generate, and the free
+    // weights (stem, classifier) still take their step.
+    let sp = space();
+    let (train, val) = (data(16, 1), data(16, 2));
+    let mut t = trainer(sp.as_ref(), &train, &val);
+    t.generate_weights(&SPEC).unwrap();
+    let info = t.info().clone();
+    let free = parameters(t.supernet.net.as_ref())
+        .into_iter()
+        .find(|(n, _)| n.starts_with("classifier"))
+        .map(|(_, t)| t)
+        .expect("the classifier");
+    let before = free.to_vec();
+    for d in [[1, 1, 4, 1, 4, 0], [3, 1, 4, 1, 4, 0]] {
+        t.next_batch(Split::Train).unwrap();
+        t.train_step(&mix(&info, &d), None).unwrap();
+    }
+    assert_ne!(free.to_vec(), before);
+}
+
+#[test]
 fn a_search_through_generated_weights_learns_and_resumes_bit_for_bit() {
     // A learnable task: the label is how much a noisy image is brightened.
     let make = |n: usize, seed: u64| {
