@@ -164,6 +164,18 @@ pub fn check_finite(values: &[f32], what: &str, hint: &str) -> Result<(), String
     }
 }
 
+/// A probability in a config (in [0, 1]), with a default; else an error naming the field
+/// and the value.
+pub fn config_probability(config: &Value, field: &str, default: f64) -> Result<f64, String> {
+    let v: f64 = config_field(config, field, default)?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!(
+            "config field `{field}`: {v} is not valid (must be in [0, 1])"
+        ));
+    }
+    Ok(v)
+}
+
 /// A config field with a default, or an error naming the field and the bad value.
 pub fn config_field<T: serde::de::DeserializeOwned>(
     config: &Value,

@@ -480,6 +480,23 @@ pub struct Generated {
     pub free_params: usize,
 }
 
+/// How a search after training scores a path (`evaluate`'s counts): `eval_batches`
+/// validation batches (default `eval` or the split's batches if fewer; at most those)
+/// after `recalibrate` training batches (default `recal` or the split's if fewer; at
+/// most a pass over it). An error names the field, the value and the range.
+pub fn scoring_counts(
+    setup: &OneShotSetup,
+    eval: usize,
+    recal: usize,
+) -> Result<(usize, usize), String> {
+    let (val, train) = (setup.info.max_eval_batches(), setup.info.batches_per_epoch);
+    let c = &setup.config;
+    Ok((
+        crate::config_count(c, "eval_batches", eval.min(val), 1, val)?,
+        crate::config_count(c, "recalibrate", recal.min(train), 0, train)?,
+    ))
+}
+
 /// Whether the architecture of decision vector `d` is within every limit
 /// (`(cost, maximum)`, as [`crate::config_limits`] gives them), by the host's cost model;
 /// a cost the host does not report does not count against it.

@@ -32,11 +32,12 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, DistillLoss, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split,
-    Subset, SupernetHost, MAX_STUDENTS,
+    rng_from, rng_state, scoring_counts, DistillLoss, EpochStrategy, OneShotInfo, OneShotSetup,
+    Progress, Split, Subset, SupernetHost, MAX_STUDENTS,
 };
 use nas_strategies::{
-    config_count, config_field, export_one_shot, json, Architecture, ChoiceKind, Rng, Value,
+    config_count, config_field, config_probability, export_one_shot, json, Architecture,
+    ChoiceKind, Rng, Value,
 };
 use std::collections::BTreeMap;
 
@@ -243,13 +244,8 @@ impl EpochStrategy for AlphaNet {
             }
         };
         loss.check()?;
-        let mutation_prob: f32 = config_field(c, "mutation_prob", 0.2)?;
-        if !(0.0..=1.0).contains(&mutation_prob) {
-            return Err(format!(
-                "config field `mutation_prob`: {mutation_prob} is not valid (must be in [0, 1])"
-            ));
-        }
-        let (val, train) = (setup.info.max_eval_batches(), setup.info.batches_per_epoch);
+        let mutation_prob = config_probability(c, "mutation_prob", 0.2)? as f32;
+        let (eval_batches, recalibrate) = scoring_counts(setup, 10, 10)?;
         Ok(AlphaNet {
             info: setup.info.clone(),
             rng: Rng::new(setup.seed),
@@ -259,8 +255,8 @@ impl EpochStrategy for AlphaNet {
             population: config_count(c, "population", 16, 2, nas_strategies::MAX_POPULATION)?,
             generations: config_count(c, "generations", 8, 1, MAX_GENERATIONS)?,
             mutation_prob,
-            eval_batches: config_count(c, "eval_batches", 10.min(val), 1, val)?,
-            recalibrate: config_count(c, "recalibrate", 10.min(train), 0, train)?,
+            eval_batches,
+            recalibrate,
             limits: nas_strategies::config_limits(c)?,
             sandwich: None,
         })

@@ -89,12 +89,7 @@ impl Config {
         } else {
             (budget / 3).max(2)
         };
-        let trade_off: f32 = config_field(c, "trade_off", 0.8)?;
-        if !(0.0..=1.0).contains(&trade_off) {
-            return Err(format!(
-                "config field `trade_off`: {trade_off} is not valid (must be in [0, 1])"
-            ));
-        }
+        let trade_off = nas_strategies::config_probability(c, "trade_off", 0.8)? as f32;
         let grad_clip: f32 = config_field(c, "grad_clip", 5.0)?;
         if !(grad_clip >= 0.0 && grad_clip.is_finite()) {
             return Err(format!(

@@ -162,17 +162,6 @@ pub struct Nat {
     state: State,
 }
 
-/// A probability in a config, or an error naming it.
-fn probability(config: &Value, field: &str, default: f64) -> Result<f64, String> {
-    let v: f64 = config_field(config, field, default)?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err(format!(
-            "config field `{field}`: {v} is not valid (must be in [0, 1])"
-        ));
-    }
-    Ok(v)
-}
-
 /// Greedy subset selection: picks `k` of `cands` (all of them if fewer) one at a time,
 /// each the one whose cost, added to `base` and the costs picked so far, leaves the most
 /// even gaps between the sorted costs (the smallest standard deviation of consecutive
@@ -561,8 +550,9 @@ impl EpochStrategy for Nat {
             }
         }
         let n_choices = info.choices.len().max(1);
-        let mutation_prob = probability(c, "mutation_prob", 1.0 / n_choices as f64)?;
-        let crossover_prob = probability(c, "crossover_prob", 0.9)?;
+        let mutation_prob =
+            nas_strategies::config_probability(c, "mutation_prob", 1.0 / n_choices as f64)?;
+        let crossover_prob = nas_strategies::config_probability(c, "crossover_prob", 0.9)?;
         let smoothing: f64 = config_field(c, "smoothing", 1.0)?;
         if !(smoothing.is_finite() && smoothing >= 0.0) {
             return Err(format!(

@@ -21,10 +21,12 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, within_limits, EpochStrategy, HyperSpec, OneShotInfo, OneShotSetup,
-    Progress, Split, Subset, SupernetHost,
+    rng_from, rng_state, scoring_counts, within_limits, EpochStrategy, HyperSpec, OneShotInfo,
+    OneShotSetup, Progress, Split, Subset, SupernetHost,
 };
-use nas_strategies::{config_count, config_field, export_one_shot, json, Architecture, Rng, Value};
+use nas_strategies::{
+    config_count, config_field, config_probability, export_one_shot, json, Architecture, Rng, Value,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A stated cap on each phase of the search after training.
@@ -157,13 +159,7 @@ impl EpochStrategy for Smash {
             lr: config_field(c, "hyper_lr", 1e-3)?,
         };
         spec.check()?;
-        let perturb_prob: f32 = config_field(c, "perturb_prob", 0.05)?;
-        if !(0.0..=1.0).contains(&perturb_prob) {
-            return Err(format!(
-                "config field `perturb_prob`: {perturb_prob} is not valid (must be in [0, 1])"
-            ));
-        }
-        let (val, train) = (setup.info.max_eval_batches(), setup.info.batches_per_epoch);
+        let (eval_batches, recalibrate) = scoring_counts(setup, 10, 10)?;
         Ok(Smash {
             info: setup.info.clone(),
             rng: Rng::new(setup.seed),
@@ -171,9 +167,9 @@ impl EpochStrategy for Smash {
             samples: config_count(c, "samples", 100, 1, MAX_SCORINGS)?,
             perturbations: config_count(c, "perturbations", 20, 0, MAX_SCORINGS)?,
             markov_steps: config_count(c, "markov_steps", 20, 0, MAX_SCORINGS)?,
-            perturb_prob,
-            eval_batches: config_count(c, "eval_batches", 10.min(val), 1, val)?,
-            recalibrate: config_count(c, "recalibrate", 10.min(train), 0, train)?,
+            perturb_prob: config_probability(c, "perturb_prob", 0.05)? as f32,
+            eval_batches,
+            recalibrate,
             limits: nas_strategies::config_limits(c)?,
             generating: false,
             over: BTreeSet::new(),

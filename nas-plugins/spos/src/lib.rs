@@ -21,10 +21,12 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, within_limits, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split,
-    Subset, SupernetHost,
+    rng_from, rng_state, scoring_counts, within_limits, EpochStrategy, OneShotInfo, OneShotSetup,
+    Progress, Split, Subset, SupernetHost,
 };
-use nas_strategies::{config_count, config_field, export_one_shot, json, Architecture, Rng, Value};
+use nas_strategies::{
+    config_count, config_probability, export_one_shot, json, Architecture, Rng, Value,
+};
 use std::collections::BTreeMap;
 
 /// A stated cap on the generations of the evolutionary search.
@@ -84,14 +86,9 @@ impl EpochStrategy for Spos {
         let population = config_count(c, "population", 20, 2, nas_strategies::MAX_POPULATION)?;
         // Below the population, which leaves room for children.
         let parents = config_count(c, "parents", 10.min(population - 1), 1, population - 1)?;
-        let mutation_prob: f32 = config_field(c, "mutation_prob", 0.1)?;
-        if !(0.0..=1.0).contains(&mutation_prob) {
-            return Err(format!(
-                "config field `mutation_prob`: {mutation_prob} is not valid (must be in [0, 1])"
-            ));
-        }
+        let mutation_prob = config_probability(c, "mutation_prob", 0.1)? as f32;
         let limits = nas_strategies::config_limits(c)?;
-        let (val, train) = (setup.info.max_eval_batches(), setup.info.batches_per_epoch);
+        let (eval_batches, recalibrate) = scoring_counts(setup, 10, 10)?;
         Ok(Spos {
             considered: 0,
             info: setup.info.clone(),
@@ -100,10 +97,8 @@ impl EpochStrategy for Spos {
             generations: config_count(c, "generations", 10, 1, MAX_GENERATIONS)?,
             parents,
             mutation_prob,
-            // Each candidate is scored on validation batches the split holds, after
-            // recalibrating on at most a pass over the training split.
-            eval_batches: config_count(c, "eval_batches", 10.min(val), 1, val)?,
-            recalibrate: config_count(c, "recalibrate", 10.min(train), 0, train)?,
+            eval_batches,
+            recalibrate,
             limits,
         })
     }
