@@ -1055,6 +1055,17 @@ pub fn rng_from(v: &Value) -> Result<Rng, String> {
     Ok(Rng::from_state(s))
 }
 
+/// The saved state of a strategy whose only state is its random generator:
+/// `{"rng": ...}`.
+pub fn rng_only_state(rng: &Rng) -> Value {
+    serde_json::json!({ "rng": rng_state(rng) })
+}
+
+/// The generator in a saved state's `rng` field (as [`rng_only_state`] writes it).
+pub fn rng_in_state(state: &Value) -> Result<Rng, String> {
+    rng_from(state.get("rng").unwrap_or(&Value::Null))
+}
+
 /// A field of saved state, or an error naming it.
 pub fn state_field<T: serde::de::DeserializeOwned>(
     state: &Value,

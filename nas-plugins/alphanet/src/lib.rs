@@ -32,12 +32,12 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, scoring_counts, DistillLoss, EpochStrategy, OneShotInfo, OneShotSetup,
-    Progress, Split, Subset, SupernetHost, MAX_STUDENTS,
+    rng_in_state, rng_only_state, scoring_counts, DistillLoss, EpochStrategy, OneShotInfo,
+    OneShotSetup, Progress, Split, Subset, SupernetHost, MAX_STUDENTS,
 };
 use nas_strategies::{
-    config_count, config_field, config_probability, export_one_shot, json, Architecture,
-    ChoiceKind, Rng, Value,
+    config_count, config_field, config_probability, export_one_shot, Architecture, ChoiceKind, Rng,
+    Value,
 };
 use std::collections::BTreeMap;
 
@@ -398,11 +398,11 @@ impl EpochStrategy for AlphaNet {
     }
 
     fn save(&self) -> Result<Value, String> {
-        Ok(json!({"rng": rng_state(&self.rng)}))
+        Ok(rng_only_state(&self.rng))
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        self.rng = rng_in_state(&state)?;
         Ok(())
     }
 }

@@ -48,7 +48,7 @@
 //! `arch_lr`, `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
-    gumbel, rng_from, rng_state, state_field, EpochStrategy, OneShotInfo, OneShotSetup, Split,
+    gumbel, rng_in_state, rng_state, state_field, EpochStrategy, OneShotInfo, OneShotSetup, Split,
     SupernetHost, VecAdam,
 };
 use nas_strategies::{
@@ -317,7 +317,7 @@ impl EpochStrategy for Fbnet {
                 "saved FBNet state does not fit this supernet ({n} mixing weights)"
             ));
         }
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        self.rng = rng_in_state(&state)?;
         self.theta = theta;
         self.adam = adam;
         self.latency = latency;

@@ -37,7 +37,7 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, sample, softmax_into, state_field, EpochStrategy, OneShotInfo,
+    rng_in_state, rng_state, sample, softmax_into, state_field, EpochStrategy, OneShotInfo,
     OneShotSetup, Split, Subset, SupernetHost, VecAdam, Warmup, WARMUP_FIELD,
 };
 use nas_strategies::{
@@ -623,7 +623,7 @@ impl EpochStrategy for Fpnas {
         }
         self.best = best;
         self.phase = phase;
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        self.rng = rng_in_state(&state)?;
         Ok(())
     }
 

@@ -31,8 +31,8 @@ pub mod surrogate;
 use nas_predict::{kendall_tau, Encoding, OneHot};
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, state_field, DistillLoss, EpochStrategy, OneShotInfo, OneShotSetup, Split,
-    Subset, SupernetHost, Warmup, MAX_FRONT, MAX_STUDENTS, WARMUP_FIELD,
+    rng_in_state, rng_state, state_field, DistillLoss, EpochStrategy, OneShotInfo, OneShotSetup,
+    Split, Subset, SupernetHost, Warmup, MAX_FRONT, MAX_STUDENTS, WARMUP_FIELD,
 };
 use nas_strategies::{
     config_count, config_field, export_one_shot, json, Architecture, ChoiceKind, Rng, Value,
@@ -704,7 +704,7 @@ impl EpochStrategy for Nat {
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        let rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        let rng = rng_in_state(&state)?;
         let s: State = state_field(&state, "state")?;
         let sizes = decisions::sizes(&self.info.choices);
         let fits = |d: &[usize]| d.len() == sizes.len() && d.iter().zip(&sizes).all(|(o, k)| o < k);

@@ -21,11 +21,11 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, scoring_counts, within_limits, EpochStrategy, HyperSpec, OneShotInfo,
-    OneShotSetup, Progress, Split, Subset, SupernetHost,
+    rng_in_state, rng_only_state, scoring_counts, within_limits, EpochStrategy, HyperSpec,
+    OneShotInfo, OneShotSetup, Progress, Split, Subset, SupernetHost,
 };
 use nas_strategies::{
-    config_count, config_field, config_probability, export_one_shot, json, Architecture, Rng, Value,
+    config_count, config_field, config_probability, export_one_shot, Architecture, Rng, Value,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -244,11 +244,11 @@ impl EpochStrategy for Smash {
     }
 
     fn save(&self) -> Result<Value, String> {
-        Ok(json!({"rng": rng_state(&self.rng)}))
+        Ok(rng_only_state(&self.rng))
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        self.rng = rng_in_state(&state)?;
         Ok(())
     }
 }

@@ -21,12 +21,10 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_from, rng_state, scoring_counts, within_limits, EpochStrategy, OneShotInfo, OneShotSetup,
-    Progress, Split, Subset, SupernetHost,
+    rng_in_state, rng_only_state, scoring_counts, within_limits, EpochStrategy, OneShotInfo,
+    OneShotSetup, Progress, Split, Subset, SupernetHost,
 };
-use nas_strategies::{
-    config_count, config_probability, export_one_shot, json, Architecture, Rng, Value,
-};
+use nas_strategies::{config_count, config_probability, export_one_shot, Architecture, Rng, Value};
 use std::collections::BTreeMap;
 
 /// A stated cap on the generations of the evolutionary search.
@@ -204,11 +202,11 @@ impl EpochStrategy for Spos {
     }
 
     fn save(&self) -> Result<Value, String> {
-        Ok(json!({"rng": rng_state(&self.rng)}))
+        Ok(rng_only_state(&self.rng))
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        self.rng = rng_in_state(&state)?;
         Ok(())
     }
 }
