@@ -264,7 +264,8 @@ impl<'a> SupernetTrainer<'a> {
         }
         if self.cfg.device != Device::Cpu {
             return Err(format!(
-                "generate_weights: generated weights run on the CPU only (--device {:?})",
+                "generate_weights: generated weights run on the CPU only (--device {}; \
+                 use --device cpu)",
                 self.cfg.device
             ));
         }

@@ -350,6 +350,30 @@ fn bad_one_shot_configs_name_the_field() {
 /// A one-shot search runs end to end on wgpu (CI: Mesa's CPU Vulkan driver) and its
 /// supernet scores the exported architecture within two points of the same search on the
 /// CPU (one GDAS epoch on 3,200 images; same seed).
+/// SMASH's generated weights run on the CPU only: on another device the search stops
+/// with an error that says so (exit 1), before any run is written.
+#[test]
+fn smash_on_a_gpu_device_is_refused_by_name() {
+    let dir = out_dir("smash-wgpu");
+    let o = nas()
+        .args(["--threads", "2", "search", "--space", "seed-net"])
+        .args(["--strategy", "smash", "--limit", "640", "--val", "640"])
+        .args(["--device", "wgpu", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let Some((out, err)) = common::wgpu_output(&o) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("smash") && err.contains("CPU only") && err.contains("--device cpu"),
+        "{err}"
+    );
+    assert!(!dir.join("journal.jsonl").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn gdas_searches_on_wgpu_as_on_the_cpu() {
     let search = |device: &str| -> Option<(f32, String)> {
