@@ -66,6 +66,8 @@ pub struct HyperNet {
     layers: Vec<Linear>,
     adam: Adam,
     mixes: usize,
+    /// Length of a block's code: the mixing weights, the one-hot fields, the kernel size.
+    nin: usize,
     /// Widths of the one-hot fields: groups, candidates, ordinals, block rows, columns.
     widths: [usize; 5],
     kmax: usize,
@@ -197,6 +199,7 @@ impl HyperNet {
             layers,
             adam,
             mixes,
+            nin,
             widths,
             kmax,
             out,
@@ -250,7 +253,7 @@ impl HyperNet {
                 self.mixes
             ));
         }
-        let nin = self.mixes + self.widths.iter().sum::<usize>() + 2;
+        let nin = self.nin;
         let active: Vec<usize> = (0..self.targets.len())
             .filter(|&i| computed(mix[self.targets[i].mix]))
             .collect();
@@ -398,7 +401,7 @@ impl HyperNet {
     }
 
     pub fn adam_steps(&self) -> i32 {
-        self.adam.state().t
+        self.adam.steps()
     }
 
     /// Loads what [`HyperNet::named`] saved (`steps`: the optimiser's step count); an

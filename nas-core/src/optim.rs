@@ -190,6 +190,11 @@ impl Adam {
         self
     }
 
+    /// Steps taken (what [`AdamState::t`] holds), without copying the moments.
+    pub fn steps(&self) -> i32 {
+        self.t
+    }
+
     /// The moments and the step count, so a run can save and resume its optimiser.
     pub fn state(&self) -> AdamState {
         AdamState {

@@ -60,6 +60,11 @@ pub fn sizes(space: &[Choice]) -> Vec<usize> {
     space.iter().map(|c| c.size()).collect()
 }
 
+/// How many decision vectors options of `sizes` make (saturating at `usize::MAX`).
+pub fn distinct(sizes: &[usize]) -> usize {
+    sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s))
+}
+
 /// A decision vector drawn uniformly: each choice's option independently.
 pub fn random(space: &[Choice], rng: &mut crate::Rng) -> Vec<usize> {
     sizes(space).into_iter().map(|n| rng.below(n)).collect()

@@ -633,8 +633,9 @@ pub trait SupernetHost {
     /// before every [`train_step`](Self::train_step) and
     /// [`evaluate`](Self::evaluate); a training step trains the HyperNet through the
     /// generated weights (Adam, betas 0.5/0.999, no weight decay, at `spec.lr` scaled by
-    /// the host's schedule) and the free weights as usual. Mixes must be
-    /// one-hot per choice. Calling it again with the same spec does nothing; another
+    /// the host's schedule) and the free weights as usual. The mixes are paths: each
+    /// candidate on at weight 1 or off (`+0.0`), as the encoding only sees which.
+    /// Calling it again with the same spec does nothing; another
     /// spec is an error. The other weight services (`mix_grad`, `gate_grad`,
     /// `distill_step`, `weights`) answer an error in this mode. A host without it
     /// answers an error.

@@ -312,7 +312,7 @@ impl EpochStrategy for AlphaNet {
             host.latencies()?; // predicted latencies come from the measured table
         }
         let sizes = decisions::sizes(&space);
-        let distinct = sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s));
+        let distinct = decisions::distinct(&sizes);
         let population = self.population.min(distinct);
         let mut scored: BTreeMap<String, Scored> = BTreeMap::new();
         // The sandwich's ends with inherited weights, reported (the largest is a

@@ -360,7 +360,7 @@ impl Nat {
             }
         }
         let sizes = decisions::sizes(&self.info.choices);
-        let distinct = sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s));
+        let distinct = decisions::distinct(&sizes);
         let want = self.initial.min(distinct);
         let mut tries = 0;
         while init.len() < want && tries < 100 * want {
@@ -450,7 +450,7 @@ impl Nat {
         // Too few new subnets bred: uniform draws not seen yet make up the number.
         let mut seen: HashSet<String> = known;
         seen.extend(chosen.iter().map(|d| key(d)));
-        let distinct = sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s));
+        let distinct = decisions::distinct(&sizes);
         let mut tries = 0;
         while chosen.len() < self.candidates && seen.len() < distinct && tries < 100 {
             tries += 1;

@@ -32,8 +32,26 @@ use std::collections::{BTreeMap, BTreeSet};
 /// A stated cap on each phase of the search after training.
 const MAX_SCORINGS: usize = 100_000;
 
-/// Architectures scored so far: accuracy and decisions, by key.
-type Scored = BTreeMap<String, (f32, Vec<usize>)>;
+/// What the search after training has seen, by key: the architectures it scored
+/// (accuracy and decisions), and those over a limit (their costs are not asked twice).
+#[derive(Default)]
+struct Scored {
+    scored: BTreeMap<String, (f32, Vec<usize>)>,
+    over: BTreeSet<String>,
+}
+
+impl Scored {
+    fn best(&self) -> Option<(f32, Vec<usize>)> {
+        self.scored
+            .values()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .cloned()
+    }
+    /// Architectures seen, scored or over a limit.
+    fn seen(&self) -> usize {
+        self.scored.len() + self.over.len()
+    }
+}
 
 pub struct Smash {
     info: OneShotInfo,
@@ -49,8 +67,6 @@ pub struct Smash {
     /// Whether the host generates the weights yet (asked once per process: a resumed
     /// run's host already does, from its checkpoint, and answers the same).
     generating: bool,
-    /// Architectures found over a limit by the search (their costs are not asked twice).
-    over: BTreeSet<String>,
 }
 
 impl Smash {
@@ -95,24 +111,20 @@ impl Smash {
         d: &[usize],
     ) -> Result<Option<f32>, String> {
         let key = decisions::key(&self.info.choices, d);
-        if let Some((acc, _)) = scored.get(&key) {
+        if let Some((acc, _)) = scored.scored.get(&key) {
             return Ok(Some(*acc));
         }
-        if self.over.contains(&key) {
+        if scored.over.contains(&key) {
             return Ok(None);
         }
         if !within_limits(host, &self.limits, d)? {
-            self.over.insert(key);
+            scored.over.insert(key);
             return Ok(None);
         }
         let mix = self.info.one_hot(d);
         let acc = host.evaluate(&mix, self.eval_batches, self.recalibrate, Subset::Fixed)?;
-        scored.insert(key, (acc, d.to_vec()));
+        scored.scored.insert(key, (acc, d.to_vec()));
         Ok(Some(acc))
-    }
-
-    fn best(scored: &Scored) -> Option<(f32, Vec<usize>)> {
-        scored.values().max_by(|a, b| a.0.total_cmp(&b.0)).cloned()
     }
 
     fn report(
@@ -121,12 +133,12 @@ impl Smash {
         phase: usize,
         scored: &Scored,
     ) -> Result<(), String> {
-        let Some((acc, d)) = Smash::best(scored) else {
+        let Some((acc, d)) = scored.best() else {
             return Ok(());
         };
         let mut values = BTreeMap::new();
         values.insert("best_generated_accuracy".to_string(), acc);
-        values.insert("scored".to_string(), scored.len() as f32);
+        values.insert("scored".to_string(), scored.scored.len() as f32);
         host.progress(&Progress {
             epoch: self.info.epochs,
             step: phase,
@@ -172,7 +184,6 @@ impl EpochStrategy for Smash {
             recalibrate,
             limits: nas_strategies::config_limits(c)?,
             generating: false,
-            over: BTreeSet::new(),
         })
     }
 
@@ -199,22 +210,19 @@ impl EpochStrategy for Smash {
         if self.limits.iter().any(|(f, _)| f == "latency_ms") {
             host.latencies()?; // predicted latencies come from the measured table
         }
-        let mut scored = Scored::new();
-        self.over.clear();
-        let distinct = decisions::sizes(&self.info.choices)
-            .iter()
-            .fold(1usize, |p, &s| p.saturating_mul(s));
+        let mut scored = Scored::default();
+        let distinct = decisions::distinct(&decisions::sizes(&self.info.choices));
         // Random architectures (within the limits).
         let mut tries = 0;
-        while scored.len() < self.samples && tries < 50 * self.samples {
+        while scored.scored.len() < self.samples && tries < 50 * self.samples {
             tries += 1;
             let d = decisions::random(&self.info.choices, &mut self.rng);
             self.score(host, &mut scored, &d)?;
-            if scored.len() + self.over.len() == distinct {
+            if scored.seen() == distinct {
                 break; // a small space is exhausted
             }
         }
-        let Some((_, first)) = Smash::best(&scored) else {
+        let Some((_, first)) = scored.best() else {
             return Err(format!(
                 "no architecture within the limits {:?} in {tries} random draws",
                 self.limits
@@ -229,7 +237,7 @@ impl EpochStrategy for Smash {
         self.report(host, 2, &scored)?;
         // Hill climbing from the best so far: a perturbation replaces the current
         // architecture only when it scores higher.
-        let (mut acc, mut current) = Smash::best(&scored).expect("scored above");
+        let (mut acc, mut current) = scored.best().expect("scored above");
         for _ in 0..self.markov_steps {
             let d = self.perturb(&current);
             if let Some(a) = self.score(host, &mut scored, &d)? {
@@ -239,7 +247,7 @@ impl EpochStrategy for Smash {
             }
         }
         self.report(host, 3, &scored)?;
-        let (_, best) = Smash::best(&scored).expect("scored above");
+        let (_, best) = scored.best().expect("scored above");
         Ok(decisions::to_arch(&self.info.choices, &best))
     }
 

@@ -127,7 +127,7 @@ impl EpochStrategy for Spos {
         let sizes = decisions::sizes(&space);
         // No more members than the space has architectures: past that, draws only
         // repeat ones already scored.
-        let distinct = sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s));
+        let distinct = decisions::distinct(&sizes);
         let population = self.population.min(distinct);
         // Initial population: random architectures within the limits.
         let mut tries = 0;
