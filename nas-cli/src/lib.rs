@@ -11,6 +11,7 @@ pub mod host;
 pub mod hypernet;
 pub mod logging;
 pub mod spans;
+pub mod ssl;
 pub mod trainer;
 
 pub mod app;

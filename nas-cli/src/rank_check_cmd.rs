@@ -15,6 +15,7 @@ use nas_core::space::builtin::nb201;
 use nas_core::space::Architecture;
 use nas_predict::rank::{kendall_tau, spearman};
 use nas_strategies::oneshot::{Subset, SupernetHost};
+use nas_strategies::{decisions, Rng};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -226,6 +227,10 @@ pub struct Report {
     scores: Vec<(String, f64, f64)>,
 }
 
+/// The generator of the random paths whose ensemble is the target when a
+/// self-supervised run is scored.
+pub const SSL_ENSEMBLE_SEED: u64 = 0xB055_7A5;
+
 pub fn rank_check(a: RankCheckArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
     if !run.path.join("oneshot.json").exists() {
@@ -286,16 +291,46 @@ pub fn rank_check(a: RankCheckArgs) -> Result<()> {
     );
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     let mut scores = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let mix = info
-            .one_hot_arch(&r.arch)
-            .map_err(|e| anyhow!("{}: {e}", r.arch_str))?;
-        let s = trainer
-            .evaluate(&mix, a.batches, a.recalibrate, Subset::Fixed)
-            .map_err(|e| anyhow!(e))?;
-        scores.push(s as f64 * 100.0);
-        bar.inc(1);
-    }
+    let mixes = rows
+        .iter()
+        .map(|r| {
+            info.one_hot_arch(&r.arch)
+                .map_err(|e| anyhow!("{}: {e}", r.arch_str))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let unit = match trainer.ssl_spec().cloned() {
+        // A self-supervised run (BossNAS) scores as its search does, with no label.
+        Some(spec) => {
+            let tap = spec.taps.last().expect("a spec has a tap").clone();
+            let mut rng = Rng::new(SSL_ENSEMBLE_SEED);
+            let ensemble: Vec<Vec<f32>> = (0..spec.ensemble)
+                .map(|_| info.one_hot(&decisions::random(&info.choices, &mut rng)))
+                .collect();
+            println!(
+                "a self-supervised run: each score is minus the loss at `{tap}` against \
+                 the ensemble target of {} random paths (no label read)",
+                spec.ensemble
+            );
+            for chunk in mixes.chunks(16) {
+                let s = trainer
+                    .ssl_score(chunk, &ensemble, &tap, a.batches, a.recalibrate)
+                    .map_err(|e| anyhow!(e))?;
+                scores.extend(s.into_iter().map(|v| v as f64));
+                bar.inc(chunk.len() as u64);
+            }
+            ""
+        }
+        None => {
+            for mix in &mixes {
+                let s = trainer
+                    .evaluate(mix, a.batches, a.recalibrate, Subset::Fixed)
+                    .map_err(|e| anyhow!(e))?;
+                scores.push(s as f64 * 100.0);
+                bar.inc(1);
+            }
+            "%"
+        }
+    };
     bar.finish_and_clear();
     let truth: Vec<f64> = rows.iter().map(TruthRow::mean).collect();
     let tau = kendall_tau(&scores, &truth);
@@ -316,8 +351,8 @@ pub fn rank_check(a: RankCheckArgs) -> Result<()> {
         println!("Kendall tau of a scorer by parameter count: {t:.3}");
     }
     println!(
-        "the supernet's pick of the table: {} (score {:.2}%), trained {:.2}%; the table's \
-         best {:.2}%: regret {:.2} points",
+        "the supernet's pick of the table: {} (score {:.2}{unit}), trained {:.2}%; the \
+         table's best {:.2}%: regret {:.2} points",
         rows[top].arch_str,
         scores[top],
         truth[top],

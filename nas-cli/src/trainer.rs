@@ -3,7 +3,8 @@
 //! process.
 
 use crate::hypernet::HyperNet;
-use nas_core::data::{Batches, BatchesState, Dataset};
+use crate::ssl::{apply_mix, byol_loss, Ssl};
+use nas_core::data::{augment_view, Augment, Batches, BatchesState, Dataset};
 use nas_core::device::Device;
 use nas_core::experiment::write_atomic;
 use nas_core::nn::{parameters, with_bn_momentum, Kind};
@@ -14,7 +15,7 @@ use nas_core::train::correct;
 use nas_core::{no_grad, Tensor};
 use nas_strategies::oneshot::{
     DistillLoss, DistillLosses, Generated, GradInfo, Group, HyperSpec, OneShotInfo, Progress,
-    Split, Subset, SupernetHost, WeightOp,
+    Split, SslSpec, Subset, SupernetHost, WeightOp,
 };
 use nas_strategies::{Architecture, Metrics, Rng, Value};
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,10 @@ struct CheckpointFile {
     hypernet: Option<HyperSpec>,
     #[serde(default)]
     hypernet_steps: i32,
+    /// BossNAS's self-supervised mode, when the run is in it
+    /// ([`SupernetHost::self_supervised`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ssl: Option<SslSpec>,
 }
 
 /// The file a finished one-shot run keeps its supernet's final weights in (tensor names
@@ -163,6 +168,9 @@ pub struct SupernetTrainer<'a> {
     /// SMASH's HyperNet, in generated-weights mode (`params` then holds only the free
     /// weights).
     hyper: Option<HyperNet>,
+    /// BossNAS's target supernet and heads, in self-supervised mode (`params` then
+    /// also holds the online heads).
+    ssl: Option<Ssl>,
 }
 
 impl<'a> SupernetTrainer<'a> {
@@ -247,6 +255,7 @@ impl<'a> SupernetTrainer<'a> {
             mix_steps: 0,
             epoch_span: None,
             hyper: None,
+            ssl: None,
         })
     }
 
@@ -284,6 +293,87 @@ impl<'a> SupernetTrainer<'a> {
         Ok(self.hyper.as_ref().unwrap().summary(self.free_params()))
     }
 
+    /// Switches to self-supervised training (see [`SupernetHost::self_supervised`]):
+    /// the target is copied from the supernet now, and the online heads join the
+    /// weight optimiser.
+    fn start_ssl(&mut self, spec: &SslSpec) -> Result<(), String> {
+        if let Some(s) = &self.ssl {
+            if s.spec == *spec {
+                return Ok(());
+            }
+            return Err(format!(
+                "self_supervised: the run's spec is {:?}, not {spec:?}",
+                s.spec
+            ));
+        }
+        spec.check().map_err(|e| format!("self_supervised: {e}"))?;
+        if self.cfg.device != Device::Cpu {
+            return Err(format!(
+                "self_supervised: siamese supernets run on the CPU only (--device {}; \
+                 use --device cpu)",
+                self.cfg.device
+            ));
+        }
+        if self.hyper.is_some() {
+            return Err("self_supervised: not with generated weights (SMASH)".into());
+        }
+        if self.steps > 0 {
+            return Err("self_supervised: must come before the first training step".into());
+        }
+        let first = self.info.one_hot(&vec![0; self.info.choices.len()]);
+        let ssl = Ssl::new(
+            self.space,
+            &self.supernet,
+            &self.info,
+            spec,
+            self.input,
+            &first,
+            self.cfg.seed,
+        )?;
+        self.params.extend(ssl.params());
+        self.opt = Sgd::new(
+            self.params.clone(),
+            self.cfg.momentum,
+            false,
+            self.cfg.weight_decay,
+        );
+        self.ssl = Some(ssl);
+        Ok(())
+    }
+
+    /// Checks the paths of a self-supervised call: 1..=`max`, each a valid mix.
+    fn check_paths(&self, what: &str, paths: &[Vec<f32>], max: usize) -> Result<(), String> {
+        if paths.is_empty() || paths.len() > max {
+            return Err(format!(
+                "{what}: {} paths given, 1..={max} allowed",
+                paths.len()
+            ));
+        }
+        for p in paths {
+            self.check_mix(p).map_err(|e| format!("{what}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Two augmented views of the images `x` (a batch of the input's shape), drawn from
+    /// a generator seeded by `key`, as the run's spec makes them.
+    fn views(&self, x: &[f32], n: usize, key: u64) -> [Tensor; 2] {
+        let spec = &self.ssl.as_ref().expect("self-supervised mode").spec;
+        let aug = Augment {
+            random_crop_pad: spec.crop_pad,
+            hflip: true,
+        };
+        let [c, h, w] = self.input;
+        let mut rng = Rng::new(self.cfg.seed ^ key);
+        let mut view = || {
+            Tensor::from_vec(
+                augment_view(x, c, h, w, &aug, spec.jitter, &mut rng),
+                &[n, c, h, w],
+            )
+        };
+        [view(), view()]
+    }
+
     fn free_params(&self) -> usize {
         self.params.iter().map(Tensor::numel).sum()
     }
@@ -298,6 +388,16 @@ impl<'a> SupernetTrainer<'a> {
         }
     }
 
+    /// The spec of the run's self-supervised mode, if it is in it.
+    pub fn ssl_spec(&self) -> Option<&SslSpec> {
+        self.ssl.as_ref().map(|s| &s.spec)
+    }
+
+    /// The target supernet and heads of self-supervised mode.
+    pub fn ssl(&self) -> Option<&Ssl> {
+        self.ssl.as_ref()
+    }
+
     /// In generated-weights mode, writes the weights the HyperNet generates for `arch`
     /// into the supernet (what a network derived from it for `arch` should hold); does
     /// nothing otherwise.
@@ -310,6 +410,13 @@ impl<'a> SupernetTrainer<'a> {
     }
 
     fn set_mix(&self, mix: &[f32]) -> Result<(), String> {
+        self.check_mix(mix)?;
+        apply_mix(&self.info, &self.supernet, mix)
+    }
+
+    /// An error unless `mix` is a mix of this supernet that computes something in
+    /// every group.
+    fn check_mix(&self, mix: &[f32]) -> Result<(), String> {
         if mix.len() != self.info.len() {
             return Err(format!(
                 "{} mixing weights given, the supernet has {}",
@@ -327,7 +434,6 @@ impl<'a> SupernetTrainer<'a> {
                     g.label
                 ));
             }
-            self.supernet.set_weights(&g.label, &mix[r])?;
         }
         Ok(())
     }
@@ -416,6 +522,14 @@ impl<'a> SupernetTrainer<'a> {
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             if let Some(h) = &mut self.hyper {
                 h.load(&file, c.hypernet_steps)
+                    .map_err(|e| format!("{}: {e}", wpath.display()))?;
+            }
+        }
+        if let Some(spec) = &c.ssl {
+            self.start_ssl(spec)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(s) = &self.ssl {
+                s.load(&file)
                     .map_err(|e| format!("{}: {e}", wpath.display()))?;
             }
         }
@@ -511,6 +625,9 @@ impl<'a> SupernetTrainer<'a> {
         });
         if let Some(h) = &self.hyper {
             tensors.extend(h.named(with_state));
+        }
+        if let Some(s) = &self.ssl {
+            tensors.extend(s.named());
         }
         tensors
     }
@@ -735,6 +852,176 @@ impl SupernetHost for SupernetTrainer<'_> {
         self.start_hypernet(spec)
     }
 
+    fn self_supervised(&mut self, spec: &SslSpec) -> Result<(), String> {
+        self.start_ssl(spec)
+    }
+
+    fn ssl_step(&mut self, paths: &[Vec<f32>], tap: &str, momentum: f32) -> Result<f32, String> {
+        if self.ssl.is_none() {
+            return Err("ssl_step: call self_supervised first".into());
+        }
+        self.check_paths("ssl_step", paths, nas_strategies::oneshot::MAX_PATHS)?;
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(format!("ssl_step: momentum {momentum} is not in [0, 1]"));
+        }
+        if self.epoch_span.is_none() {
+            let n = self.steps / self.info.batches_per_epoch.max(1);
+            self.epoch_span = Some(tracing::debug_span!("epoch", n).entered());
+        }
+        self.mix_sum.resize(self.info.len(), 0.0);
+        for p in paths {
+            for (s, &w) in self.mix_sum.iter_mut().zip(p) {
+                *s += w as f64;
+            }
+            self.mix_steps += 1;
+        }
+        if self.train.y.is_empty() {
+            return Err("no current batch: call next_batch first".into());
+        }
+        let n = self.train.y.len();
+        // A new pair of views each step, reproducible from the run's seed and the step.
+        let key = 0x55_1_57E9 ^ (self.steps as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let views = self.views(&self.train.x, n, key);
+        let ssl = self.ssl.as_ref().expect("checked above");
+        let targets = [
+            ssl.ensemble_target(&self.info, tap, paths, &views[0])?,
+            ssl.ensemble_target(&self.info, tap, paths, &views[1])?,
+        ];
+        self.supernet.net.set_training(true);
+        ssl.set_heads_training(tap, true)?;
+        self.opt.zero_grad();
+        self.supernet.zero_weight_grads();
+        let mut total = 0.0;
+        let share = 1.0 / paths.len() as f32;
+        for p in paths {
+            apply_mix(&self.info, &self.supernet, p)?;
+            // Each view predicts the other's target; one graph in memory at a time.
+            for (v, t) in [(0, 1), (1, 0)] {
+                let z = ssl.predict(&self.supernet, tap, &views[v])?;
+                let l = byol_loss(&z, &targets[t]).mul_scalar(share);
+                l.backward();
+                total += l.item();
+            }
+        }
+        if let Some(c) = self.cfg.grad_clip {
+            clip_grad_norm(&self.params, c);
+        }
+        let lr = self.current_lr();
+        self.opt.step(lr);
+        ssl.ema(&self.supernet, momentum);
+        self.steps += 1;
+        if !total.is_finite() {
+            return Err(format!(
+                "the self-supervised loss is {total} at step {}",
+                self.steps
+            ));
+        }
+        Ok(total)
+    }
+
+    fn ssl_score(
+        &mut self,
+        paths: &[Vec<f32>],
+        ensemble: &[Vec<f32>],
+        tap: &str,
+        batches: usize,
+        recalibrate: usize,
+    ) -> Result<Vec<f32>, String> {
+        if self.ssl.is_none() {
+            return Err("ssl_score: call self_supervised first".into());
+        }
+        self.check_paths("ssl_score", paths, nas_strategies::oneshot::MAX_SCORED)?;
+        self.check_paths(
+            "ssl_score (ensemble)",
+            ensemble,
+            nas_strategies::oneshot::MAX_PATHS,
+        )?;
+        if batches == 0 || batches > self.info.val_batches {
+            return Err(format!(
+                "ssl_score: {batches} batches asked, the validation split holds {} batches \
+                 of {}",
+                self.info.val_batches, self.cfg.batch_size
+            ));
+        }
+        if recalibrate > self.info.batches_per_epoch {
+            return Err(format!(
+                "ssl_score: recalibration on {recalibrate} batches asked, the training \
+                 split holds {} batches of {}",
+                self.info.batches_per_epoch, self.cfg.batch_size
+            ));
+        }
+        let ssl = self.ssl.as_ref().expect("checked above");
+        let buffers = ssl.buffers(&self.supernet);
+        let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
+        let [(train, train0), (val, val0)] = &mut self.fixed;
+        // The same validation images and views on every call, and their targets.
+        val.restore(val0);
+        let mut pairs = Vec::with_capacity(batches);
+        for b in 0..batches {
+            val.next();
+            let n = val.y.len();
+            let key = 0x5C0_8E5 ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let views = {
+                let spec = &ssl.spec;
+                let aug = Augment {
+                    random_crop_pad: spec.crop_pad,
+                    hflip: true,
+                };
+                let [c, h, w] = self.input;
+                let mut rng = Rng::new(self.cfg.seed ^ key);
+                let mut view = || {
+                    Tensor::from_vec(
+                        augment_view(&val.x, c, h, w, &aug, spec.jitter, &mut rng),
+                        &[n, c, h, w],
+                    )
+                };
+                [view(), view()]
+            };
+            let targets = [
+                ssl.ensemble_target(&self.info, tap, ensemble, &views[0])?,
+                ssl.ensemble_target(&self.info, tap, ensemble, &views[1])?,
+            ];
+            pairs.push((views, targets));
+        }
+        let net = &self.supernet;
+        let mut scores = Vec::with_capacity(paths.len());
+        for p in paths {
+            apply_mix(&self.info, net, p)?;
+            let loss = no_grad(|| -> Result<f32, String> {
+                net.net.set_training(true);
+                ssl.set_heads_training(tap, true)?;
+                if recalibrate > 0 {
+                    train.restore(train0);
+                    for k in 1..=recalibrate {
+                        train.next();
+                        let x = Tensor::from_vec(
+                            train.x.clone(),
+                            &[train.y.len(), self.input[0], self.input[1], self.input[2]],
+                        );
+                        with_bn_momentum(1.0 / k as f32, || ssl.predict(net, tap, &x))?;
+                    }
+                    net.net.set_training(false);
+                    ssl.set_heads_training(tap, false)?;
+                }
+                let mut sum = 0.0;
+                for (views, targets) in &pairs {
+                    for (v, t) in [(0, 1), (1, 0)] {
+                        let z = ssl.predict(net, tap, &views[v])?;
+                        sum += byol_loss(&z, &targets[t]).item();
+                    }
+                }
+                Ok(sum / batches as f32)
+            });
+            net.net.set_training(true);
+            ssl.set_heads_training(tap, true)?;
+            for (t, v) in buffers.iter().zip(&saved) {
+                t.data_mut().copy_from_slice(v);
+            }
+            scores.push(-loss?);
+        }
+        Ok(scores)
+    }
+
     fn weights(&mut self, op: WeightOp) -> Result<(), String> {
         self.no_hypernet("weights")?;
         match op {
@@ -908,6 +1195,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             front: self.front.clone(),
             hypernet: self.hyper.as_ref().map(|h| h.spec),
             hypernet_steps: self.hyper.as_ref().map_or(0, |h| h.adam_steps()),
+            ssl: self.ssl.as_ref().map(|s| s.spec.clone()),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("oneshot.json"), &bytes)?;

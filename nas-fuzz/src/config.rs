@@ -1,4 +1,4 @@
-//! Strategy configs, for each of the 17 strategies.
+//! Strategy configs, for each of the 18 strategies.
 
 use nas_core::space::builtin::{self, InputSpec};
 use nas_core::space::describe;
@@ -17,7 +17,7 @@ enum Kind {
 }
 
 /// The strategies, in the order the input's first byte picks them: byte `b'a' + i`
-/// (or any byte equal to it modulo 17) is strategy `i` on the NB201 space (multi-trial)
+/// (or any byte equal to it modulo 18) is strategy `i` on the NB201 space (multi-trial)
 /// or a fake supernet of layer choices (one-shot); the upper-case letter picks the same
 /// strategy on a space of every kind of choice (multi-trial) or a DARTS-style cell
 /// (one-shot).
@@ -39,9 +39,10 @@ pub const STRATEGIES: &[&str] = &[
     "fpnas",
     "alphanet",
     "smash",
+    "bossnas",
 ];
 
-const KINDS: [Kind; 17] = [
+const KINDS: [Kind; 18] = [
     Kind::Trial(trials::<nas_strategy_random::RandomSearch>),
     Kind::Trial(trials::<nas_strategy_grid::Grid>),
     Kind::Trial(trials::<nas_strategy_evolution::Evolution>),
@@ -59,6 +60,7 @@ const KINDS: [Kind; 17] = [
     Kind::OneShot(one_shot::<nas_strategy_fpnas::Fpnas>),
     Kind::OneShot(one_shot::<nas_strategy_alphanet::AlphaNet>),
     Kind::OneShot(one_shot::<nas_strategy_smash::Smash>),
+    Kind::OneShot(one_shot::<nas_strategy_bossnas::BossNas>),
 ];
 
 /// Trials a multi-trial strategy is set up for.

@@ -68,7 +68,7 @@ pub fn arch(bytes: &[u8]) {
     space::arch(bytes)
 }
 
-/// A strategy config: the first byte picks one of the 17 strategies ([`STRATEGIES`]),
+/// A strategy config: the first byte picks one of the 18 strategies ([`STRATEGIES`]),
 /// the rest is its JSON config. A config the strategy accepts is searched with: ask/tell
 /// rounds and a save/load round trip (multi-trial), or a run on a tiny fake supernet and
 /// a resume from its first checkpoint (one-shot).

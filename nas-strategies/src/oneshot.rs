@@ -480,6 +480,147 @@ pub struct Generated {
     pub free_params: usize,
 }
 
+/// The blocks of a space: the choices with mixing weights whose labels share the part
+/// before the last `/`, in the order of their first choice; a label without `/` is a
+/// block of its own. Each block lists choice indices into `info.choices`.
+pub fn blocks_from_labels(info: &OneShotInfo) -> Vec<Vec<usize>> {
+    let mut blocks: Vec<(Option<String>, Vec<usize>)> = vec![];
+    for g in &info.groups {
+        let label = &info.choices[g.choice].label;
+        match label.rsplit_once('/') {
+            Some((prefix, _)) => {
+                match blocks
+                    .iter_mut()
+                    .find(|(p, _)| p.as_deref() == Some(prefix))
+                {
+                    Some((_, b)) => b.push(g.choice),
+                    None => blocks.push((Some(prefix.to_string()), vec![g.choice])),
+                }
+            }
+            None => blocks.push((None, vec![g.choice])),
+        }
+    }
+    blocks.into_iter().map(|(_, b)| b).collect()
+}
+
+/// The blocks a config's `blocks` field names: every label a searchable choice of the
+/// space (one with mixing weights), none twice, no block empty, every such choice in a
+/// block.
+pub fn blocks_from_config(info: &OneShotInfo, v: &Value) -> Result<Vec<Vec<usize>>, String> {
+    let lists: Vec<Vec<String>> = serde_json::from_value(v.clone()).map_err(|_| {
+        format!("config field `blocks`: {v} is not valid (a list of lists of choice labels)")
+    })?;
+    if lists.is_empty() {
+        return Err("config field `blocks`: [] is not valid (no block)".into());
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut blocks = vec![];
+    for (bi, list) in lists.iter().enumerate() {
+        if list.is_empty() {
+            return Err(format!("config field `blocks`: block {bi} is empty"));
+        }
+        let mut b = vec![];
+        for label in list {
+            let Some(g) = info
+                .groups
+                .iter()
+                .find(|g| info.choices[g.choice].label == *label)
+            else {
+                let what = if info.choices.iter().any(|c| c.label == *label) {
+                    "has no mixing weights in this supernet"
+                } else {
+                    "is not a choice of the space"
+                };
+                return Err(format!(
+                    "config field `blocks`: label `{label}` (block {bi}) {what}"
+                ));
+            };
+            if let Some(first) = seen.insert(label, bi) {
+                return Err(format!(
+                    "config field `blocks`: label `{label}` is named twice (blocks {first} and {bi})"
+                ));
+            }
+            b.push(g.choice);
+        }
+        blocks.push(b);
+    }
+    if let Some(g) = info
+        .groups
+        .iter()
+        .find(|g| !seen.contains_key(info.choices[g.choice].label.as_str()))
+    {
+        return Err(format!(
+            "config field `blocks`: choice `{}` is in no block (every choice of the space \
+             must be in one)",
+            info.choices[g.choice].label
+        ));
+    }
+    Ok(blocks)
+}
+
+/// BossNAS's self-supervised mode ([`SupernetHost::self_supervised`]): an online
+/// supernet and a momentum (EMA) copy of it, each with a projector on every tap point,
+/// and a predictor on the online side, trained without labels on two augmented views of
+/// each batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SslSpec {
+    /// The tap points a step or a score may read (a block's output): layer-choice
+    /// labels (a choice's output) or `"features"` (the pooled representation the
+    /// classifier reads). 1..=[`MAX_TAPS`], none twice.
+    pub taps: Vec<String>,
+    /// Width of the hidden layer of each projector and predictor (1..=[`MAX_SSL_WIDTH`]).
+    pub hidden: usize,
+    /// Width of a projection (1..=[`MAX_SSL_WIDTH`]).
+    pub dim: usize,
+    /// The views: each image is padded by `crop_pad` pixels and cropped back at a random
+    /// offset, mirrored half the time, and its contrast and brightness jittered by
+    /// `jitter` (0..=[`MAX_CROP_PAD`]; [0, 1]).
+    pub crop_pad: usize,
+    pub jitter: f32,
+    /// How many random paths make the ensemble target when `nas rank-check` scores a
+    /// run of one block (1..=[`MAX_PATHS`]).
+    pub ensemble: usize,
+}
+
+/// The tap point of a network's features: the pooled representation its classifier
+/// reads (every built-in space marks it).
+pub const FEATURES: &str = "features";
+
+/// Stated caps of an [`SslSpec`] and of the calls of its mode.
+pub const MAX_TAPS: usize = 64;
+pub const MAX_SSL_WIDTH: usize = 4096;
+pub const MAX_CROP_PAD: usize = 16;
+/// The most paths one `ssl_step` trains, or one ensemble target averages.
+pub const MAX_PATHS: usize = 16;
+/// The most paths one `ssl_score` scores.
+pub const MAX_SCORED: usize = 4096;
+
+impl SslSpec {
+    /// An error naming the field unless every field is in its range.
+    pub fn check(&self) -> Result<(), String> {
+        crate::check_count("taps", self.taps.len(), 1, MAX_TAPS)?;
+        for (i, t) in self.taps.iter().enumerate() {
+            if t.is_empty() || self.taps[..i].contains(t) {
+                return Err(format!(
+                    "self_supervised: tap `{t}` is empty or named twice"
+                ));
+            }
+        }
+        crate::check_count("hidden", self.hidden, 1, MAX_SSL_WIDTH)?;
+        crate::check_count("dim", self.dim, 1, MAX_SSL_WIDTH)?;
+        crate::check_count("crop_pad", self.crop_pad, 0, MAX_CROP_PAD)?;
+        crate::check_count("ensemble", self.ensemble, 1, MAX_PATHS)?;
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(format!(
+                "config field `jitter`: {} is not valid (must be in [0, 1])",
+                self.jitter
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How a search after training scores a path (`evaluate`'s counts): `eval_batches`
 /// validation batches (default `eval` or the split's batches if fewer; at most those)
 /// after `recalibrate` training batches (default `recal` or the split's if fewer; at
@@ -641,6 +782,47 @@ pub trait SupernetHost {
     /// answers an error.
     fn generate_weights(&mut self, _spec: &HyperSpec) -> Result<Generated, String> {
         Err("this host does not offer generate_weights (SMASH's HyperNet); update nas".into())
+    }
+    /// BossNAS's self-supervised mode: from now on (and in every checkpoint) the host
+    /// keeps a momentum copy of the supernet (the target, a copy of the weights at this
+    /// call) and, per tap point of `spec`, a projector on each side and a predictor on
+    /// the online side, and offers [`ssl_step`](Self::ssl_step) and
+    /// [`ssl_score`](Self::ssl_score). Neither reads a label. Calling it again with the
+    /// same spec does nothing; another spec is an error, as is a tap point the supernet
+    /// does not pass. A host without it answers an error.
+    fn self_supervised(&mut self, _spec: &SslSpec) -> Result<(), String> {
+        Err(
+            "this host does not offer self_supervised (BossNAS's siamese supernets); \
+             update nas"
+                .into(),
+        )
+    }
+    /// One self-supervised step on the current training batch, as BossNAS's ensemble
+    /// bootstrapping trains a block: two augmented views of the batch; the target's
+    /// projections of each view at `tap`, L2-normalised and averaged over `paths`, are
+    /// the ensemble target; every path of the online net predicts (projector, then
+    /// predictor, at `tap`) the other view's target, with the loss `2 - 2 cos` summed
+    /// over both views and averaged over the paths. The online weights (and heads) take
+    /// one optimiser step, as `train_step`'s; then every target weight becomes
+    /// `momentum * target + (1 - momentum) * online`. Returns the loss. 1..=[`MAX_PATHS`]
+    /// paths; `momentum` in [0, 1].
+    fn ssl_step(&mut self, _paths: &[Vec<f32>], _tap: &str, _momentum: f32) -> Result<f32, String> {
+        Err("this host does not offer ssl_step (BossNAS); update nas".into())
+    }
+    /// BossNAS's ranking: the score (higher is better: minus the mean loss) of each of
+    /// `paths` at `tap` against the ensemble target of the target net's `ensemble`
+    /// paths, on two fixed views of `batches` fixed validation batches (the same images
+    /// and views on every call), the online net's batch norm recalibrated for each path
+    /// on `recalibrate` fixed training batches. No weight changes; no label is read.
+    fn ssl_score(
+        &mut self,
+        _paths: &[Vec<f32>],
+        _ensemble: &[Vec<f32>],
+        _tap: &str,
+        _batches: usize,
+        _recalibrate: usize,
+    ) -> Result<Vec<f32>, String> {
+        Err("this host does not offer ssl_score (BossNAS); update nas".into())
     }
     fn weights(&mut self, op: WeightOp) -> Result<(), String>;
     /// The learning rate the next weight step will use (it follows the host's schedule).

@@ -6,7 +6,7 @@
 use crate::abi::{PluginBuf, ERROR, OK, PANIC};
 use crate::oneshot::{
     DistillLoss, DistillLosses, Generated, GradInfo, HyperSpec, OneShotInfo, OneShotSetup,
-    OneShotStrategy, Progress, Split, Subset, SupernetHost, WeightOp,
+    OneShotStrategy, Progress, Split, SslSpec, Subset, SupernetHost, WeightOp,
 };
 use crate::{Architecture, Metrics, Value};
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,21 @@ pub enum Request {
     },
     GenerateWeights {
         spec: HyperSpec,
+    },
+    SelfSupervised {
+        spec: SslSpec,
+    },
+    SslStep {
+        paths: Vec<Vec<f32>>,
+        tap: String,
+        momentum: f32,
+    },
+    SslScore {
+        paths: Vec<Vec<f32>>,
+        ensemble: Vec<Vec<f32>>,
+        tap: String,
+        batches: usize,
+        recalibrate: usize,
     },
     Weights {
         w: WeightOp,
@@ -205,6 +220,19 @@ unsafe extern "C" fn host_call(
             }
             Request::Front { archs } => val(&host.front(&archs)?),
             Request::GenerateWeights { spec } => val(&host.generate_weights(&spec)?),
+            Request::SelfSupervised { spec } => val(&host.self_supervised(&spec)?),
+            Request::SslStep {
+                paths,
+                tap,
+                momentum,
+            } => val(&host.ssl_step(&paths, &tap, momentum)?),
+            Request::SslScore {
+                paths,
+                ensemble,
+                tap,
+                batches,
+                recalibrate,
+            } => val(&host.ssl_score(&paths, &ensemble, &tap, batches, recalibrate)?),
             Request::Weights { w } => val(&host.weights(w)?),
             Request::Lr => val(&host.lr()?),
             Request::Evaluate {
@@ -398,6 +426,40 @@ impl SupernetHost for FfiHost<'_> {
     }
     fn generate_weights(&mut self, spec: &HyperSpec) -> Result<Generated, String> {
         self.call(&Request::GenerateWeights { spec: *spec }, &[], None)
+    }
+    fn self_supervised(&mut self, spec: &SslSpec) -> Result<(), String> {
+        self.call(&Request::SelfSupervised { spec: spec.clone() }, &[], None)
+    }
+    fn ssl_step(&mut self, paths: &[Vec<f32>], tap: &str, momentum: f32) -> Result<f32, String> {
+        self.call(
+            &Request::SslStep {
+                paths: paths.to_vec(),
+                tap: tap.to_string(),
+                momentum,
+            },
+            &[],
+            None,
+        )
+    }
+    fn ssl_score(
+        &mut self,
+        paths: &[Vec<f32>],
+        ensemble: &[Vec<f32>],
+        tap: &str,
+        batches: usize,
+        recalibrate: usize,
+    ) -> Result<Vec<f32>, String> {
+        self.call(
+            &Request::SslScore {
+                paths: paths.to_vec(),
+                ensemble: ensemble.to_vec(),
+                tap: tap.to_string(),
+                batches,
+                recalibrate,
+            },
+            &[],
+            None,
+        )
     }
     fn weights(&mut self, w: WeightOp) -> Result<(), String> {
         self.call(&Request::Weights { w }, &[], None)

@@ -297,6 +297,13 @@ pub struct FakeSupernet {
     pub front: Option<Vec<Architecture>>,
     /// The spec of every `generate_weights` call, and the step count at each.
     pub generated: Vec<(crate::oneshot::HyperSpec, usize)>,
+    /// The spec of every `self_supervised` call.
+    pub ssl: Vec<crate::oneshot::SslSpec>,
+    /// Every `ssl_step`: its paths, tap and momentum (each also counts as a training
+    /// step in `steps`, its paths in `mixes`).
+    pub ssl_steps: Vec<(Vec<Vec<f32>>, String, f32)>,
+    /// Every `ssl_score`: its paths, ensemble, tap, batches and recalibration.
+    pub ssl_scores: Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>, String, usize, usize)>,
 }
 
 impl FakeSupernet {
@@ -348,6 +355,9 @@ impl FakeSupernet {
             distills: vec![],
             front: None,
             generated: vec![],
+            ssl: vec![],
+            ssl_steps: vec![],
+            ssl_scores: vec![],
         }
     }
 
@@ -485,6 +495,66 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
         spec.check()?;
         self.generated.push((*spec, self.steps));
         Ok(crate::oneshot::Generated::default())
+    }
+    fn self_supervised(&mut self, spec: &crate::oneshot::SslSpec) -> Result<(), String> {
+        spec.check()?;
+        self.ssl.push(spec.clone());
+        Ok(())
+    }
+    fn ssl_step(&mut self, paths: &[Vec<f32>], tap: &str, momentum: f32) -> Result<f32, String> {
+        let spec = self.ssl.last().ok_or("ssl_step before self_supervised")?;
+        if !spec.taps.iter().any(|t| t == tap) {
+            return Err(format!("ssl_step: no tap `{tap}`"));
+        }
+        if paths.is_empty() || paths.len() > crate::oneshot::MAX_PATHS {
+            return Err(format!("ssl_step: {} paths", paths.len()));
+        }
+        for p in paths {
+            assert_eq!(p.len(), self.slope.len());
+            self.mixes.push(p.clone());
+        }
+        self.steps += 1;
+        self.ssl_steps
+            .push((paths.to_vec(), tap.to_string(), momentum));
+        Ok(paths.iter().map(|p| self.loss(p)).sum::<f32>() / paths.len() as f32)
+    }
+    /// A path's score is the mean `accuracy` of the weights it switches on, as
+    /// `evaluate` answers.
+    fn ssl_score(
+        &mut self,
+        paths: &[Vec<f32>],
+        ensemble: &[Vec<f32>],
+        tap: &str,
+        batches: usize,
+        recalibrate: usize,
+    ) -> Result<Vec<f32>, String> {
+        let spec = self.ssl.last().ok_or("ssl_score before self_supervised")?;
+        if !spec.taps.iter().any(|t| t == tap) {
+            return Err(format!("ssl_score: no tap `{tap}`"));
+        }
+        if batches == 0 || batches > self.info.val_batches {
+            return Err(format!("ssl_score: {batches} batches"));
+        }
+        if recalibrate > self.info.batches_per_epoch {
+            return Err(format!("ssl_score: recalibration on {recalibrate} batches"));
+        }
+        if ensemble.is_empty() || ensemble.len() > crate::oneshot::MAX_PATHS {
+            return Err(format!("ssl_score: an ensemble of {}", ensemble.len()));
+        }
+        self.ssl_scores.push((
+            paths.to_vec(),
+            ensemble.to_vec(),
+            tap.to_string(),
+            batches,
+            recalibrate,
+        ));
+        Ok(paths
+            .iter()
+            .map(|mix| {
+                let on: Vec<usize> = (0..mix.len()).filter(|&i| mix[i] != 0.0).collect();
+                on.iter().map(|&i| self.accuracy[i]).sum::<f32>() / on.len().max(1) as f32
+            })
+            .collect())
     }
     fn weights(&mut self, op: crate::oneshot::WeightOp) -> Result<(), String> {
         self.weight_ops.push(op);

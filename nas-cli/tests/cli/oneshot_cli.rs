@@ -274,6 +274,102 @@ fn a_killed_smash_search_resumes_to_the_uninterrupted_result() {
     );
 }
 
+/// The same of BossNAS, whose target supernet, heads and chosen blocks must come back.
+#[test]
+fn a_killed_bossnas_search_resumes_to_the_uninterrupted_result() {
+    killed_search_resumes(
+        "bossnas",
+        r#"{"paths": 2, "candidates": 8, "eval_batches": 2, "recalibrate": 2}"#,
+    );
+}
+
+/// BossNAS reads no label during its search: the same search on the same images with
+/// the training labels shuffled trains with the same losses, scores every block with
+/// the same figures and exports the same architecture, to the last bit; the export
+/// retrains. (BossNAS is not in the harmful-space test: its ensemble target rewards
+/// paths through a `zero` op there, see docs/strategies.md, "bossnas".)
+#[test]
+fn bossnas_searches_the_same_with_shuffled_labels() {
+    use std::io::Read;
+    let d = out_dir("bossnas-labels");
+    std::fs::create_dir_all(&d).unwrap();
+    let fashion = common::root().join("data/fashion-mnist");
+    let (images, labels) = (
+        fashion.join("train-images-idx3-ubyte.gz"),
+        fashion.join("train-labels-idx1-ubyte.gz"),
+    );
+    let mut raw = vec![];
+    flate2::read::GzDecoder::new(std::fs::File::open(&labels).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    // Fisher-Yates over the labels (after the 8-byte IDX header), by a fixed LCG.
+    let mut shuffled = raw.clone();
+    let body = &mut shuffled[8..];
+    let mut x: u64 = 12345;
+    for i in (1..body.len()).rev() {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        body.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let moved = raw[8..]
+        .iter()
+        .zip(&shuffled[8..])
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        moved > raw.len() * 8 / 10,
+        "the shuffle moved {moved} labels"
+    );
+    let shuffled_path = d.join("shuffled-labels");
+    std::fs::write(&shuffled_path, &shuffled).unwrap();
+    let search = |name: &str, labels: &Path| {
+        let out = d.join(name);
+        run(nas()
+            .args(["--threads", "2", "search", "--space", "seed-net"])
+            .args(["--strategy", "bossnas", "--epochs", "1", "--train-images"])
+            .arg(&images)
+            .arg("--train-labels")
+            .arg(labels)
+            .args(["--test-split", "0.1", "--limit", "1280", "--val", "640"])
+            .args([
+                "--config",
+                r#"{"paths": 2, "eval_batches": 2, "recalibrate": 2}"#,
+            ])
+            .arg("--out")
+            .arg(&out));
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("progress.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (lines, journal(&out)[0]["arch"].clone())
+    };
+    let (a, arch_a) = search("true", &labels);
+    let (b, arch_b) = search("shuffled", &shuffled_path);
+    assert!(
+        a.iter().any(|l| l["values"]["block_score"].is_number()),
+        "no block was scored: {a:?}"
+    );
+    assert!(
+        a.iter().any(|l| l["values"]["ssl_loss"].is_number()),
+        "{a:?}"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["values"], y["values"], "a figure moved with the labels");
+        assert_eq!(x["arch"], y["arch"]);
+    }
+    assert_eq!(a.len(), b.len());
+    assert_eq!(arch_a, arch_b);
+    let out = run(nas()
+        .args(["--threads", "2", "retrain"])
+        .arg(d.join("true"))
+        .args(["--epochs", "1", "--limit", "5000"]));
+    let acc = test_accuracy(&out);
+    assert!(acc > 30.0, "the export {arch_a} retrains to {acc:.2}%");
+    std::fs::remove_dir_all(&d).ok();
+}
+
 fn killed_search_resumes(strategy: &str, config: &str) {
     let whole = out_dir(&format!("whole-{strategy}"));
     run(nas().args(search_args(&whole, strategy, config)));
@@ -332,6 +428,7 @@ fn bad_one_shot_configs_name_the_field() {
         ("fpnas", r#"{"blocks": [["conv1", "nope"]]}"#, "`nope`"),
         ("nat", r#"{"objective": "speed"}"#, "`objective`"),
         ("smash", r#"{"block": 0}"#, "`block`"),
+        ("bossnas", r#"{"paths": 0}"#, "`paths`"),
     ] {
         let d = out_dir(&format!("bad-{s}"));
         let o = nas()
@@ -347,17 +444,24 @@ fn bad_one_shot_configs_name_the_field() {
     }
 }
 
-/// A one-shot search runs end to end on wgpu (CI: Mesa's CPU Vulkan driver) and its
-/// supernet scores the exported architecture within two points of the same search on the
-/// CPU (one GDAS epoch on 3,200 images; same seed).
 /// SMASH's generated weights run on the CPU only: on another device the search stops
 /// with an error that says so (exit 1), before any run is written.
 #[test]
 fn smash_on_a_gpu_device_is_refused_by_name() {
-    let dir = out_dir("smash-wgpu");
+    refused_on_wgpu("smash");
+}
+
+/// BossNAS's siamese supernets run on the CPU only, as SMASH's generated weights do.
+#[test]
+fn bossnas_on_a_gpu_device_is_refused_by_name() {
+    refused_on_wgpu("bossnas");
+}
+
+fn refused_on_wgpu(strategy: &str) {
+    let dir = out_dir(&format!("{strategy}-wgpu"));
     let o = nas()
         .args(["--threads", "2", "search", "--space", "seed-net"])
-        .args(["--strategy", "smash", "--limit", "640", "--val", "640"])
+        .args(["--strategy", strategy, "--limit", "640", "--val", "640"])
         .args(["--device", "wgpu", "--out"])
         .arg(&dir)
         .output()
@@ -367,13 +471,16 @@ fn smash_on_a_gpu_device_is_refused_by_name() {
     };
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(
-        err.contains("smash") && err.contains("CPU only") && err.contains("--device cpu"),
+        err.contains(strategy) && err.contains("CPU only") && err.contains("--device cpu"),
         "{err}"
     );
     assert!(!dir.join("journal.jsonl").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A one-shot search runs end to end on wgpu (CI: Mesa's CPU Vulkan driver) and its
+/// supernet scores the exported architecture within two points of the same search on the
+/// CPU (one GDAS epoch on 3,200 images; same seed).
 #[test]
 fn gdas_searches_on_wgpu_as_on_the_cpu() {
     let search = |device: &str| -> Option<(f32, String)> {

@@ -178,6 +178,37 @@ impl<'a> Batches<'a> {
     }
 }
 
+/// One augmented view of a batch of `c x h x w` images `x` (NCHW), as self-supervised
+/// training makes two of each batch (BossNAS, after BYOL): each image is cropped and
+/// flipped as `aug` says, then its contrast is scaled by a factor drawn from
+/// `1 ± jitter` about the image's mean and its brightness shifted by a value drawn from
+/// `± jitter` (a grey-scale colour jitter; 0 turns it off). Everything is drawn from
+/// `rng`, so a view is reproducible from the generator's state.
+pub fn augment_view(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    aug: &Augment,
+    jitter: f32,
+    rng: &mut Rng,
+) -> Vec<f32> {
+    let il = (c * h * w).max(1);
+    let mut out = vec![0.0; x.len()];
+    for (src, dst) in x.chunks_exact(il).zip(out.chunks_exact_mut(il)) {
+        augment_into(src, dst, c, h, w, aug, rng);
+        if jitter > 0.0 {
+            let contrast = 1.0 + jitter * (2.0 * rng.uniform() - 1.0);
+            let brightness = jitter * (2.0 * rng.uniform() - 1.0);
+            let mean = dst.iter().sum::<f32>() / il as f32;
+            for v in dst.iter_mut() {
+                *v = (*v - mean) * contrast + mean + brightness;
+            }
+        }
+    }
+    out
+}
+
 /// Writes an augmented copy of one CHW image `src` into `dst`: the window of the zero-padded
 /// image at a random offset (if cropping), mirrored left-right half the time (if flipping).
 fn augment_into(

@@ -14,7 +14,7 @@ pub mod idx;
 #[doc(hidden)]
 pub mod source;
 
-pub use batches::{Augment, Batches, BatchesState};
+pub use batches::{augment_view, Augment, Batches, BatchesState};
 pub use cifar::{load_cifar10, CIFAR10_CLASSES, CIFAR10_RECORD_BYTES};
 pub use idx::{load_idx, load_idx_with_classes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 pub use source::MAX_FILE_BYTES;

@@ -841,8 +841,11 @@ fn check_op(
 /// Global average pooling to a flat `[n, c]`.
 struct Gap;
 impl Module for Gap {
+    /// The pooled output is the network's features (the last `gap` of a space file).
     fn forward(&self, x: &Tensor) -> Tensor {
-        x.adaptive_avg_pool2d(1, 1).flatten(1)
+        let y = x.adaptive_avg_pool2d(1, 1).flatten(1);
+        crate::space::tap_point(crate::space::FEATURES, &y);
+        y
     }
     fn visit(&self, _: &str, _: &mut dyn FnMut(String, &Tensor, Kind)) {}
 }

@@ -12,6 +12,36 @@ thread_local! {
     static BARE_GATES: Cell<bool> = const { Cell::new(false) };
     /// The supernet candidate whose tensors a `visit` of this thread is reporting.
     static CANDIDATE: RefCell<Option<(String, usize)>> = const { RefCell::new(None) };
+    /// The armed tap of this thread: the point's name and what it last saw.
+    static TAP: RefCell<Option<(String, Option<Tensor>)>> = const { RefCell::new(None) };
+}
+
+/// The tap point of a network's features: the pooled representation its classifier
+/// reads (the built-in spaces mark it).
+pub const FEATURES: &str = "features";
+
+/// Marks a tap point in a forward pass: `name` is a layer choice's label (every layer
+/// choice marks its output) or [`FEATURES`]. Does nothing unless [`tapped`] armed that
+/// name on this thread.
+pub fn tap_point(name: &str, t: &Tensor) {
+    TAP.with(|c| {
+        if let Some((n, seen)) = c.borrow_mut().as_mut() {
+            if n == name {
+                *seen = Some(t.clone());
+            }
+        }
+    })
+}
+
+/// Runs `f` (a forward pass) with the tap point `name` armed, and returns what the last
+/// pass of that point in `f` produced (`None` when `f` never passed it): a block's
+/// output for block-wise self-supervised training (BossNAS). The tensor keeps its graph,
+/// so a loss on it back-propagates into the layers before the tap only.
+pub fn tapped<R>(name: &str, f: impl FnOnce() -> R) -> (R, Option<Tensor>) {
+    let outer = TAP.with(|c| c.replace(Some((name.to_string(), None))));
+    let r = f();
+    let seen = TAP.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
+    (r, seen.and_then(|(_, t)| t))
 }
 
 /// During a `Module::visit` of a supernet, the innermost layer-choice candidate the
@@ -186,8 +216,10 @@ impl LayerChoice {
     }
 }
 
-impl Module for LayerChoice {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl LayerChoice {
+    /// The choice's output without its tap point: the chosen op, or the mix of the
+    /// candidates that are computed (with GDAS's bare gates when armed).
+    fn choose(&self, x: &Tensor) -> Tensor {
         let Some(alpha) = &self.alpha else {
             return self.ops[0].1.forward(x);
         };
@@ -222,6 +254,14 @@ impl Module for LayerChoice {
             .reduce(|a, b| a.add(&b))
             .expect("a candidate is off");
         y.add(&gates)
+    }
+}
+
+impl Module for LayerChoice {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let y = self.choose(x);
+        tap_point(&self.label, &y);
+        y
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {
         for (i, (n, op)) in self.ops.iter().enumerate() {

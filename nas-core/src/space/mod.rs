@@ -9,7 +9,9 @@ pub mod cost;
 pub mod file;
 pub mod mixed;
 
-pub use mixed::{visiting_candidate, with_bare_gates, InputChoice, LayerChoice};
+pub use mixed::{
+    tap_point, tapped, visiting_candidate, with_bare_gates, InputChoice, LayerChoice, FEATURES,
+};
 pub use nas_types::{ArchError, Architecture, Choice, ChoiceKind, Reduce};
 
 use crate::nn::Module;

@@ -37,15 +37,15 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    rng_in_state, rng_state, sample, softmax_into, state_field, EpochStrategy, OneShotInfo,
-    OneShotSetup, Split, Subset, SupernetHost, VecAdam, Warmup, WARMUP_FIELD,
+    blocks_from_config, blocks_from_labels, rng_in_state, rng_state, sample, softmax_into,
+    state_field, EpochStrategy, OneShotInfo, OneShotSetup, Split, Subset, SupernetHost, VecAdam,
+    Warmup, WARMUP_FIELD,
 };
 use nas_strategies::{
     check_config_fields, check_count, config_count, config_field, config_rate, export_one_shot,
     json, Architecture, Rng, Value,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Options of every run, and of each inner strategy.
 const COMMON: &[&str] = &["blocks", "inner", "rounds", "reward_batches", WARMUP_FIELD];
@@ -55,85 +55,6 @@ const EVOLUTION: &[&str] = &["population", "sample_size"];
 /// Stated caps on counts a config may set.
 const MAX_BATCH: usize = 10_000;
 const MAX_POPULATION: usize = 10_000;
-
-/// The blocks of a space: the choices with mixing weights whose labels share the part
-/// before the last `/`, in the order of their first choice; a label without `/` is a
-/// block of its own. Each block lists choice indices into `info.choices`.
-pub fn blocks_from_labels(info: &OneShotInfo) -> Vec<Vec<usize>> {
-    let mut blocks: Vec<(Option<String>, Vec<usize>)> = vec![];
-    for g in &info.groups {
-        let label = &info.choices[g.choice].label;
-        match label.rsplit_once('/') {
-            Some((prefix, _)) => {
-                match blocks
-                    .iter_mut()
-                    .find(|(p, _)| p.as_deref() == Some(prefix))
-                {
-                    Some((_, b)) => b.push(g.choice),
-                    None => blocks.push((Some(prefix.to_string()), vec![g.choice])),
-                }
-            }
-            None => blocks.push((None, vec![g.choice])),
-        }
-    }
-    blocks.into_iter().map(|(_, b)| b).collect()
-}
-
-/// The blocks a config's `blocks` field names: every label a searchable choice of the
-/// space (one with mixing weights), none twice, no block empty, every such choice in a
-/// block.
-pub fn blocks_from_config(info: &OneShotInfo, v: &Value) -> Result<Vec<Vec<usize>>, String> {
-    let lists: Vec<Vec<String>> =
-        nas_strategies::serde_json::from_value(v.clone()).map_err(|_| {
-            format!("config field `blocks`: {v} is not valid (a list of lists of choice labels)")
-        })?;
-    if lists.is_empty() {
-        return Err("config field `blocks`: [] is not valid (no block)".into());
-    }
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut blocks = vec![];
-    for (bi, list) in lists.iter().enumerate() {
-        if list.is_empty() {
-            return Err(format!("config field `blocks`: block {bi} is empty"));
-        }
-        let mut b = vec![];
-        for label in list {
-            let Some(g) = info
-                .groups
-                .iter()
-                .find(|g| info.choices[g.choice].label == *label)
-            else {
-                let what = if info.choices.iter().any(|c| c.label == *label) {
-                    "has no mixing weights in this supernet"
-                } else {
-                    "is not a choice of the space"
-                };
-                return Err(format!(
-                    "config field `blocks`: label `{label}` (block {bi}) {what}"
-                ));
-            };
-            if let Some(first) = seen.insert(label, bi) {
-                return Err(format!(
-                    "config field `blocks`: label `{label}` is named twice (blocks {first} and {bi})"
-                ));
-            }
-            b.push(g.choice);
-        }
-        blocks.push(b);
-    }
-    if let Some(g) = info
-        .groups
-        .iter()
-        .find(|g| !seen.contains_key(info.choices[g.choice].label.as_str()))
-    {
-        return Err(format!(
-            "config field `blocks`: choice `{}` is in no block (every choice of the space \
-             must be in one)",
-            info.choices[g.choice].label
-        ));
-    }
-    Ok(blocks)
-}
 
 /// A number in a config that must satisfy `ok`, with a default; else an error naming
 /// the field, the value and `rule`.

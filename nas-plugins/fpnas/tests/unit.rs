@@ -1,8 +1,8 @@
 //! The unit tests of `nas_strategy_fpnas`, kept out of the library so that `cargo test` builds
 //! the plugin once (a test harness inside the library would compile it twice).
 
+use nas_strategies::oneshot::{blocks_from_labels, EpochStrategy, OneShotInfo, Subset};
 use nas_strategies::oneshot::{mix_size, Group};
-use nas_strategies::oneshot::{EpochStrategy, OneShotInfo, Subset};
 use nas_strategies::testing::{
     check_resume, check_warmup, fake_setup, layer, picked, run_on_fake, FakeSupernet,
 };

@@ -16,3 +16,4 @@ mod report_html;
 mod search_args;
 mod slurm;
 mod spans;
+mod ssl;

@@ -185,6 +185,7 @@ impl Module for ChainNet {
                 Tensor::weighted_sum(&pooled, a, &active_depths)
             }
         };
+        crate::space::tap_point(crate::space::FEATURES, &y);
         self.classifier.forward(&y)
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {

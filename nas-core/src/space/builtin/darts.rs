@@ -216,6 +216,7 @@ impl Module for DartsNet {
             s0 = std::mem::replace(&mut s1, s2);
         }
         let y = self.gap.forward(&s1).flatten(1);
+        crate::space::tap_point(crate::space::FEATURES, &y);
         self.classifier.forward(&y)
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {

@@ -155,6 +155,7 @@ impl Module for MobileNet {
         }
         let y = self.head.forward(&y);
         let y = self.gap.forward(&y).flatten(1);
+        crate::space::tap_point(crate::space::FEATURES, &y);
         self.classifier.forward(&y)
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {

@@ -252,6 +252,7 @@ impl Module for TinyNetwork {
         }
         let y = self.lastact.forward(&y);
         let y = self.global_pooling.forward(&y).flatten(1);
+        crate::space::tap_point(crate::space::FEATURES, &y);
         self.classifier.forward(&y)
     }
     fn visit(&self, p: &str, f: &mut dyn FnMut(String, &Tensor, Kind)) {

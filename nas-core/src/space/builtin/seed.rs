@@ -82,6 +82,7 @@ impl Module for SeedNet {
         let x1 = self.skip.forward(&[x1.clone(), x1.add(&x0)]);
         let x = self.bn.forward(&x1).max_pool2d(2, 2, 0);
         let x = self.gap.forward(&x).flatten(1);
+        crate::space::tap_point(crate::space::FEATURES, &x);
         let x = self.fc1.forward(&x).relu();
         let x = self.fc2.forward(&x).relu();
         self.fc3.forward(&x)
