@@ -258,8 +258,14 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         search_seconds,
         serde_json::to_string(&found)?
     );
+    let untrained = if trainer.ssl_spec().is_some() {
+        " (a self-supervised search never trains the classifier: this says nothing of \
+         the architecture; retrain it)"
+    } else {
+        ""
+    };
     println!(
-        "its accuracy with the supernet's weights (validation split): {:.2}%",
+        "its accuracy with the supernet's weights (validation split): {:.2}%{untrained}",
         metrics.accuracy * 100.0
     );
     if let Some(s) = metrics.extra.get("nb201_arch_str") {

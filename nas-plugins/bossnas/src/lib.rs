@@ -35,6 +35,7 @@
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
     blocks_from_config, blocks_from_labels, rng_from, rng_state, scoring_counts, state_field,
+    within_limits,
     EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, SslSpec, SupernetHost, FEATURES,
     MAX_PATHS, MAX_SCORED,
 };
@@ -60,6 +61,7 @@ pub struct BossNas {
     ensemble: usize,
     eval_batches: usize,
     recalibrate: usize,
+    limits: Vec<(String, f64)>,
     /// Training steps per block (the last block also takes the remainder).
     phase_len: usize,
     rng: Rng,
@@ -179,22 +181,43 @@ impl BossNas {
         out
     }
 
-    /// Ranks block `b`'s candidates and fixes its best.
+    /// Ranks block `b`'s candidates and fixes its best. A candidate is ranked only when
+    /// its path (the blocks chosen so far, the candidate, the later choices at their
+    /// first option) is within the host's hard limits; for the last block that path is
+    /// the export.
     fn search_block(&mut self, host: &mut dyn SupernetHost, b: usize) -> Result<(), String> {
+        if self.limits.iter().any(|(f, _)| f == "latency_ms") {
+            host.latencies()?; // predicted latencies come from the measured table
+        }
         let sizes: Vec<usize> = self.blocks[b].iter().map(|&ci| self.sizes[ci]).collect();
-        let cands: Vec<Vec<usize>> = if decisions::distinct(&sizes) <= self.candidates {
-            self.all_of_block(b)
-        } else {
-            let mut seen = BTreeSet::new();
-            let mut v = vec![];
-            while v.len() < self.candidates {
-                let c = self.random_block(b);
-                if seen.insert(c.clone()) {
-                    v.push(c);
+        let distinct = decisions::distinct(&sizes);
+        let mut cands: Vec<Vec<usize>> = vec![];
+        if distinct <= self.candidates {
+            for o in self.all_of_block(b) {
+                if within_limits(host, &self.limits, &self.with_block(b, &o))? {
+                    cands.push(o);
                 }
             }
-            v
-        };
+        } else {
+            let mut seen = BTreeSet::new();
+            let mut tries = 0;
+            while cands.len() < self.candidates && tries < 50 * self.candidates {
+                tries += 1;
+                let o = self.random_block(b);
+                if seen.insert(o.clone())
+                    && within_limits(host, &self.limits, &self.with_block(b, &o))?
+                {
+                    cands.push(o);
+                }
+            }
+        }
+        if cands.is_empty() {
+            return Err(format!(
+                "block {b} ({}): no candidate within the limits {:?} (blocks before it at \
+                 their choices, later choices at their first option)",
+                self.taps[b], self.limits
+            ));
+        }
         let ensemble: Vec<Vec<f32>> = (0..self.ensemble)
             .map(|_| {
                 let o = self.random_block(b);
@@ -290,6 +313,7 @@ impl EpochStrategy for BossNas {
             ensemble,
             eval_batches,
             recalibrate,
+            limits: nas_strategies::config_limits(c)?,
             rng: Rng::new(setup.seed),
             searched: 0,
             scores: vec![],

@@ -139,6 +139,51 @@ fn a_space_without_block_labels_is_one_block_read_at_its_features() {
 }
 
 #[test]
+fn no_ranked_path_breaks_a_limit() {
+    let mut f = two_blocks(1, 10);
+    // Each block's best (by accuracy) costs 10 multiply-adds a choice, the rest 1; at
+    // most 13 in all: one expensive choice.
+    f.latency = vec![
+        1.0, 10.0, 1.0, // b0/op0: its best, c1, is dear
+        10.0, 1.0, 1.0, // b0/op1: its best, c0, is dear
+        1.0, 1.0, 10.0, // b1/op2: its best, c2, is dear
+        1.0, 1.0, 1.0, // b1/op3
+        0.0, 0.0, 0.0,
+    ];
+    let arch = run(&mut f, json!({"max_macs": 13.0}));
+    let macs: f32 = f
+        .info
+        .one_hot_arch(&arch)
+        .unwrap()
+        .iter()
+        .zip(&f.latency)
+        .map(|(m, l)| m * l)
+        .sum();
+    assert!(macs <= 13.0, "{arch:?} costs {macs}");
+    // Every ranked path was within the limit.
+    for (paths, _, _, _, _) in &f.ssl_scores {
+        for p in paths {
+            let c: f32 = p.iter().zip(&f.latency).map(|(m, l)| m * l).sum();
+            assert!(c <= 13.0, "{p:?} costs {c}");
+        }
+    }
+    // Block 0 takes one dear choice (the better one, b0/op0's c1: 0.9 against 0.7),
+    // which leaves block 1 none.
+    assert_eq!(arch["b0/op0"], json!("c1"), "{arch:?}");
+    assert_ne!(arch["b1/op2"], json!("c2"), "{arch:?}");
+    // A limit nothing meets is an error that names it.
+    let mut g = two_blocks(1, 10);
+    g.latency = vec![5.0; 15];
+    let e = nas_strategies::oneshot::OneShotStrategy::run(
+        &mut BossNas::create(&fake_setup(&g, json!({"max_macs": 1.0}), 0, None)).unwrap(),
+        &mut g,
+        None,
+    )
+    .unwrap_err();
+    assert!(e.contains("max_macs") || e.contains("macs"), "{e}");
+}
+
+#[test]
 fn a_block_that_does_not_end_in_a_layer_choice_is_refused() {
     let f = two_blocks(1, 10);
     let config = json!({"blocks": [["b0/op0", "b1/in"], ["b0/op1", "b1/op2", "b1/op3"]]});
