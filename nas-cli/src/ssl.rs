@@ -13,6 +13,7 @@
 //! A tap point is read with [`nas_core::space::tapped`]: the forward pass runs to the
 //! end (the layers after the tap are computed and dropped; they get no gradient).
 
+use nas_core::data::{augment_view, Augment};
 use nas_core::nn::{join, parameters, state, BatchNorm2d, Kind, Linear, Module};
 use nas_core::space::{tapped, Space, Supernet};
 use nas_core::{no_grad, Tensor};
@@ -166,6 +167,24 @@ impl Ssl {
             target,
             heads,
         })
+    }
+
+    /// Two augmented views of a batch `x` of `n` images of shape `input`, drawn from a
+    /// generator seeded by `seed`, as the spec makes them.
+    pub fn views(&self, x: &[f32], n: usize, input: [usize; 3], seed: u64) -> [Tensor; 2] {
+        let aug = Augment {
+            random_crop_pad: self.spec.crop_pad,
+            hflip: true,
+        };
+        let [c, h, w] = input;
+        let mut rng = Rng::new(seed);
+        let mut view = || {
+            Tensor::from_vec(
+                augment_view(x, c, h, w, &aug, self.spec.jitter, &mut rng),
+                &[n, c, h, w],
+            )
+        };
+        [view(), view()]
     }
 
     fn head(&self, tap: &str) -> Result<&Head, String> {

@@ -4,7 +4,7 @@
 
 use crate::hypernet::HyperNet;
 use crate::ssl::{apply_mix, byol_loss, Ssl};
-use nas_core::data::{augment_view, Augment, Batches, BatchesState, Dataset};
+use nas_core::data::{Batches, BatchesState, Dataset};
 use nas_core::device::Device;
 use nas_core::experiment::write_atomic;
 use nas_core::nn::{parameters, with_bn_momentum, Kind};
@@ -353,25 +353,6 @@ impl<'a> SupernetTrainer<'a> {
             self.check_mix(p).map_err(|e| format!("{what}: {e}"))?;
         }
         Ok(())
-    }
-
-    /// Two augmented views of the images `x` (a batch of the input's shape), drawn from
-    /// a generator seeded by `key`, as the run's spec makes them.
-    fn views(&self, x: &[f32], n: usize, key: u64) -> [Tensor; 2] {
-        let spec = &self.ssl.as_ref().expect("self-supervised mode").spec;
-        let aug = Augment {
-            random_crop_pad: spec.crop_pad,
-            hflip: true,
-        };
-        let [c, h, w] = self.input;
-        let mut rng = Rng::new(self.cfg.seed ^ key);
-        let mut view = || {
-            Tensor::from_vec(
-                augment_view(x, c, h, w, &aug, spec.jitter, &mut rng),
-                &[n, c, h, w],
-            )
-        };
-        [view(), view()]
     }
 
     fn free_params(&self) -> usize {
@@ -881,8 +862,8 @@ impl SupernetHost for SupernetTrainer<'_> {
         let n = self.train.y.len();
         // A new pair of views each step, reproducible from the run's seed and the step.
         let key = 0x55_1_57E9 ^ (self.steps as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let views = self.views(&self.train.x, n, key);
         let ssl = self.ssl.as_ref().expect("checked above");
+        let views = ssl.views(&self.train.x, n, self.input, self.cfg.seed ^ key);
         let targets = [
             ssl.ensemble_target(&self.info, tap, paths, &views[0])?,
             ssl.ensemble_target(&self.info, tap, paths, &views[1])?,
@@ -961,22 +942,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             val.next();
             let n = val.y.len();
             let key = 0x5C0_8E5 ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let views = {
-                let spec = &ssl.spec;
-                let aug = Augment {
-                    random_crop_pad: spec.crop_pad,
-                    hflip: true,
-                };
-                let [c, h, w] = self.input;
-                let mut rng = Rng::new(self.cfg.seed ^ key);
-                let mut view = || {
-                    Tensor::from_vec(
-                        augment_view(&val.x, c, h, w, &aug, spec.jitter, &mut rng),
-                        &[n, c, h, w],
-                    )
-                };
-                [view(), view()]
-            };
+            let views = ssl.views(&val.x, n, self.input, self.cfg.seed ^ key);
             let targets = [
                 ssl.ensemble_target(&self.info, tap, ensemble, &views[0])?,
                 ssl.ensemble_target(&self.info, tap, ensemble, &views[1])?,

@@ -35,9 +35,8 @@
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
     blocks_from_config, blocks_from_labels, rng_from, rng_state, scoring_counts, state_field,
-    within_limits,
-    EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, SslSpec, SupernetHost, FEATURES,
-    MAX_PATHS, MAX_SCORED,
+    within_limits, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, SslSpec,
+    SupernetHost, FEATURES, MAX_PATHS, MAX_SCORED,
 };
 use nas_strategies::{
     check_config_fields, config_count, config_field, config_probability, export_one_shot, json,
