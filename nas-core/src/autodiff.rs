@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 /// The result of an accelerator call; a device failure mid-step is a panic naming the
 /// device and the primitive (the step cannot go on without it).
-pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: Result<T, String>) -> T {
+pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: accel::Res<T>) -> T {
     r.unwrap_or_else(|e| panic!("{} {what}: {e}", a.kind()))
 }
 
@@ -717,7 +717,7 @@ fn acc_dev(t: &Tensor, r: &dyn Resident, f: impl FnOnce() -> Res<DevBuf>) -> Res
 
 /// Puts the gradient an accelerator computes for `t` (see `put`), asking the device only
 /// if `t` needs one.
-fn put_device(t: &Tensor, a: &dyn Accel, what: &str, f: impl FnOnce() -> Result<Vec<f32>, String>) {
+fn put_device(t: &Tensor, a: &dyn Accel, what: &str, f: impl FnOnce() -> Res<Vec<f32>>) {
     if needs(t) {
         let g = on_device(a, what, f());
         put(t, |o| o.copy_from_slice(&g));

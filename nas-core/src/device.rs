@@ -17,6 +17,7 @@ pub use nas_kernels::accel::Peaks;
 use nas_kernels::accel::{self, Accel};
 pub use nas_kernels::report_skip;
 pub use nas_kernels::transfer::{snapshot as transfers, Transfers};
+pub use nas_kernels::KernelError;
 use std::fmt;
 use std::str::FromStr;
 
@@ -87,7 +88,7 @@ impl Device {
     /// on it, and every op on them runs there. CUDA keeps none yet, so selecting it routes
     /// the device primitives of the whole process to it (and selecting the CPU routes
     /// them back).
-    pub fn select(self) -> Result<String, String> {
+    pub fn select(self) -> Result<String, KernelError> {
         match self {
             Device::Cpu => {
                 accel::deactivate();
@@ -152,7 +153,7 @@ impl Active {
         self.0.describe()
     }
     /// Its peak f32 throughput and memory bandwidth.
-    pub fn peaks(&self) -> Result<Peaks, String> {
+    pub fn peaks(&self) -> Result<Peaks, KernelError> {
         self.0.peaks()
     }
 }
@@ -213,8 +214,9 @@ pub fn test_device() -> Device {
 }
 
 /// Runs test `f` on `dev` for [`test_device!`](crate::test_device): skips it, saying
-/// so, where the device cannot open (a failure instead for wgpu under
-/// `NAS_REQUIRE_WGPU`, and for CUDA where a driver is installed).
+/// so, where the device is not there (a failure instead for wgpu under
+/// `NAS_REQUIRE_WGPU`, and for CUDA where a driver is installed); a device that is
+/// there but fails to open (its kernels do not build, a call fails) fails the test.
 #[doc(hidden)]
 pub fn run_test_on(dev: Device, f: fn()) {
     let required = match dev {
@@ -222,13 +224,22 @@ pub fn run_test_on(dev: Device, f: fn()) {
         Device::Wgpu => std::env::var_os("NAS_REQUIRE_WGPU").is_some(),
         Device::Cuda(_) => cuda::driver_available(),
     };
-    if let Err(e) = dev.select() {
-        assert!(!required, "{dev}: {e}");
-        nas_kernels::report_skip(&format!("no {dev}: {e}"));
-        return;
+    match dev.select() {
+        Err(e) if required || !skippable(&e) => panic!("{dev}: {e}"),
+        Err(e) => {
+            nas_kernels::report_skip(&format!("no {dev}: {e}"));
+            return;
+        }
+        Ok(_) => {}
     }
     TEST_DEVICE.with(|d| d.set(dev));
     f();
+}
+
+/// Whether a test may skip a device that answered `e` when asked to open: only when
+/// the device is not there ([`KernelError::Unavailable`]).
+pub fn skippable(e: &KernelError) -> bool {
+    matches!(e, KernelError::Unavailable(_))
 }
 
 /// Runs each named test function on the CPU, on wgpu and on CUDA: one `#[test]` per

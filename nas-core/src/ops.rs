@@ -15,7 +15,7 @@ fn on_accel(
     name: &'static str,
     flops: f64,
     bytes: f64,
-    f: impl FnOnce(&dyn accel::Accel) -> Result<(), String>,
+    f: impl FnOnce(&dyn accel::Accel) -> accel::Res<()>,
 ) -> bool {
     let Some(a) = accel::active() else {
         return false;
@@ -34,7 +34,7 @@ fn on_resident<T>(
     name: &'static str,
     flops: f64,
     bytes: f64,
-    f: impl FnOnce(&dyn accel::Resident) -> Result<T, String>,
+    f: impl FnOnce(&dyn accel::Resident) -> accel::Res<T>,
 ) -> Option<T> {
     if !operands.iter().any(|t| t.on_device()) {
         return None;

@@ -17,8 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// `Ok(value)` or a message naming the kernel and the device's complaint.
-pub type Res<T> = Result<T, String>;
+pub use crate::error::{KernelError, Res};
 
 /// A device backend's training primitives.
 pub trait Accel: Send + Sync {
@@ -345,10 +344,10 @@ pub fn check_conv(p: &Conv2d, x: Option<&[f32]>, w: Option<&[f32]>, gy: Option<&
     ];
     for (what, v, len) in want {
         if let Some(v) = v.filter(|v| v.len() != len) {
-            return Err(format!(
+            return Err(KernelError::Invalid(format!(
                 "conv2d: {what} holds {} values, the geometry needs {len}",
                 v.len()
-            ));
+            )));
         }
     }
     Ok(())
@@ -358,13 +357,15 @@ pub fn check_conv(p: &Conv2d, x: Option<&[f32]>, w: Option<&[f32]>, gy: Option<&
 /// a class below `cols`, and `rows * cols` log-probabilities.
 pub fn check_targets(rows: usize, cols: usize, len: usize, targets: &[u32]) -> Res<()> {
     if targets.len() != rows || len != rows * cols || rows == 0 {
-        return Err(format!(
+        return Err(KernelError::Invalid(format!(
             "nll: {} targets and {len} log-probabilities for {rows} rows of {cols}",
             targets.len()
-        ));
+        )));
     }
     match targets.iter().find(|&&t| t as usize >= cols) {
-        Some(t) => Err(format!("nll: target {t} out of range for {cols} classes")),
+        Some(t) => Err(KernelError::Invalid(format!(
+            "nll: target {t} out of range for {cols} classes"
+        ))),
         None => Ok(()),
     }
 }
@@ -374,13 +375,13 @@ pub fn check_targets(rows: usize, cols: usize, len: usize, targets: &[u32]) -> R
 pub fn candidate_len(k: usize, xs: &[f32], w: &[f32], gy: Option<&[f32]>) -> Res<usize> {
     let n = xs.len() / k.max(1);
     if k == 0 || w.len() != k || xs.len() != k * n || gy.is_some_and(|g| g.len() != n) {
-        return Err(format!(
+        return Err(KernelError::Invalid(format!(
             "weighted sum: {} values for {k} candidates with {} weights and {} output \
              gradients",
             xs.len(),
             w.len(),
             gy.map_or(0, |g| g.len())
-        ));
+        )));
     }
     Ok(n)
 }
@@ -389,8 +390,8 @@ const NONE: u8 = 0;
 const CUDA: u8 = 2;
 
 static ON: AtomicU8 = AtomicU8::new(NONE);
-static WGPU_DEVICE: OnceLock<Result<crate::gpu::Gpu, String>> = OnceLock::new();
-static CUDA_DEVICE: OnceLock<Result<crate::cuda::Cuda, String>> = OnceLock::new();
+static WGPU_DEVICE: OnceLock<Res<crate::gpu::Gpu>> = OnceLock::new();
+static CUDA_DEVICE: OnceLock<Res<crate::cuda::Cuda>> = OnceLock::new();
 
 /// The wgpu device, opened on first use. Nothing is routed to it: ops run there when
 /// their tensors are in its memory (see [`Resident`]).
@@ -443,10 +444,10 @@ pub fn activate_cuda(ordinal: usize) -> Res<&'static crate::cuda::Cuda> {
         .as_ref()
         .map_err(|e| e.clone())?;
     if c.ordinal != ordinal {
-        return Err(format!(
+        return Err(KernelError::Invalid(format!(
             "CUDA device {} is already open in this process; cannot switch to {ordinal}",
             c.ordinal
-        ));
+        )));
     }
     ON.store(CUDA, Ordering::Relaxed);
     Ok(c)

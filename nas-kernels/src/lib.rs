@@ -5,6 +5,8 @@
 //! one, its module keeps its interface and every way in says the build lacks it.
 
 pub mod accel;
+pub mod error;
+pub use error::{KernelError, Res};
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;

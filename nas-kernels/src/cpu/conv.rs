@@ -28,23 +28,27 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// Checks that the geometry describes a real convolution; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::Res<()> {
         if self.groups == 0 || self.cin % self.groups != 0 || self.cout % self.groups != 0 {
-            return Err(format!(
+            return Err(crate::KernelError::Invalid(format!(
                 "groups={} must divide in_channels={} and out_channels={}",
                 self.groups, self.cin, self.cout
-            ));
+            )));
         }
         if self.sh == 0 || self.sw == 0 || self.dh == 0 || self.dw == 0 {
-            return Err("stride and dilation must be at least 1".into());
+            return Err(crate::KernelError::Invalid(
+                "stride and dilation must be at least 1".into(),
+            ));
         }
         if self.kh == 0 || self.kw == 0 {
-            return Err("kernel size must be at least 1".into());
+            return Err(crate::KernelError::Invalid(
+                "kernel size must be at least 1".into(),
+            ));
         }
         let eh = self.dh * (self.kh - 1) + 1;
         let ew = self.dw * (self.kw - 1) + 1;
         if self.h + 2 * self.ph < eh || self.w + 2 * self.pw < ew {
-            return Err(format!(
+            return Err(crate::KernelError::Invalid(format!(
                 "kernel {}x{} (dilation {}x{}) is larger than the padded input {}x{}",
                 self.kh,
                 self.kw,
@@ -52,7 +56,7 @@ impl Conv2d {
                 self.dw,
                 self.h + 2 * self.ph,
                 self.w + 2 * self.pw
-            ));
+            )));
         }
         Ok(())
     }

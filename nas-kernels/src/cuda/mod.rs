@@ -9,6 +9,7 @@
 
 use crate::accel::{Accel, Peaks, Res};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
+use crate::error::KernelError;
 use cudarc::driver::PushKernelArg;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut,
@@ -59,14 +60,14 @@ pub const KERNELS: &[&str] = &[
 ];
 
 /// Runs `f`, turning a panic inside `cudarc` into an error.
-fn guarded<R>(what: &str, f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+fn guarded<R>(what: &str, f: impl FnOnce() -> Res<R>) -> Res<R> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
         let m = p
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        Err(format!("{what}: {m}"))
+        Err(KernelError::device(what, m))
     })
 }
 
@@ -92,14 +93,14 @@ const NO_NVRTC: &str = "NVRTC (libnvrtc.so.12) was not found: install the CUDA t
      the nvidia-cuda-nvrtc-cu12 wheel and put its lib directory on LD_LIBRARY_PATH";
 
 /// Every kernel compiled to PTX for a virtual architecture (`"compute_80"`), cached.
-pub fn compile_ptx(arch: &'static str) -> Result<String, String> {
+pub fn compile_ptx(arch: &'static str) -> Res<String> {
     static CACHE: OnceLock<Mutex<HashMap<&'static str, String>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(p) = cache.lock().unwrap().get(arch) {
         return Ok(p.clone());
     }
     if !nvrtc_available() {
-        return Err(NO_NVRTC.into());
+        return Err(KernelError::Unavailable(NO_NVRTC.into()));
     }
     let opts = CompileOptions {
         arch: Some(arch),
@@ -109,7 +110,9 @@ pub fn compile_ptx(arch: &'static str) -> Result<String, String> {
     let ptx = guarded("NVRTC", || {
         cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
             .map(|p| p.to_src())
-            .map_err(|e| format!("compiling the nas kernels for {arch}: {e:?}"))
+            .map_err(|e| {
+                KernelError::Compile(format!("compiling the nas kernels for {arch}: {e:?}"))
+            })
     })?;
     cache.lock().unwrap().insert(arch, ptx.clone());
     Ok(ptx)
@@ -118,7 +121,7 @@ pub fn compile_ptx(arch: &'static str) -> Result<String, String> {
 /// Every kernel compiled to a CUBIN for a real architecture (`"sm_90"`), cached. The
 /// driver loads it without JIT-compiling PTX, so it runs on any driver of the same CUDA
 /// major version, older than this NVRTC included (PTX from a newer NVRTC would not).
-pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, String> {
+pub fn compile_cubin(arch: &str) -> Res<Vec<u8>> {
     use cudarc::nvrtc::{result as nr, sys as ns};
     use std::ffi::CString;
     static CACHE: OnceLock<Mutex<HashMap<String, Vec<u8>>>> = OnceLock::new();
@@ -127,10 +130,11 @@ pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, String> {
         return Ok(c.clone());
     }
     if !nvrtc_available() {
-        return Err(NO_NVRTC.into());
+        return Err(KernelError::Unavailable(NO_NVRTC.into()));
     }
     let cubin = guarded("NVRTC", || {
-        let src = CString::new(SOURCE).map_err(|e| format!("kernel source: {e}"))?;
+        let src = CString::new(SOURCE)
+            .map_err(|e| KernelError::Compile(format!("kernel source: {e}")))?;
         let name = CString::new("nas_kernels.cu").unwrap();
         let prog = nr::create_program(&src, Some(&name)).map_err(err("nvrtcCreateProgram"))?;
         let opts = [format!("--gpu-architecture={arch}")];
@@ -148,7 +152,9 @@ pub fn compile_cubin(arch: &str) -> Result<Vec<u8>, String> {
                         String::from_utf8_lossy(&bytes).into_owned()
                     })
                     .unwrap_or_default();
-                format!("compiling the nas kernels for {arch}: {e:?}\n{log}")
+                KernelError::Compile(format!(
+                    "compiling the nas kernels for {arch}: {e:?}\n{log}"
+                ))
             });
             let cubin = built.and_then(|()| {
                 let mut size = 0usize;
@@ -295,8 +301,8 @@ pub struct Cuda {
     pub compute_capability: (i32, i32),
 }
 
-fn err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> String + '_ {
-    move |e| format!("{what}: {e:?}")
+fn err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> KernelError + '_ {
+    move |e| KernelError::device(what, format!("{e:?}"))
 }
 
 /// f32 lanes per streaming multiprocessor of a compute capability (64 on sm_60/70/75/80,
@@ -329,12 +335,12 @@ fn cfg1d(n: usize) -> LaunchConfig {
 impl Cuda {
     /// Opens device `ordinal`, compiles the kernels for its compute capability (cached)
     /// and loads them. No driver, no device or no NVRTC is an error.
-    pub fn new(ordinal: usize) -> Result<Cuda, String> {
+    pub fn new(ordinal: usize) -> Res<Cuda> {
         if !driver_available() {
-            return Err(
+            return Err(KernelError::Unavailable(
                 "the CUDA driver (libcuda.so) was not found: no NVIDIA driver on this machine"
                     .into(),
-            );
+            ));
         }
         guarded("CUDA", || {
             let ctx = CudaContext::new(ordinal).map_err(err("opening CUDA device"))?;
@@ -357,10 +363,14 @@ impl Cuda {
             let module = match compile_cubin(&sm).ok().or_else(|| prebuilt_cubin(&sm)) {
                 Some(bin) => ctx.load_module(Ptx::from_binary(bin)),
                 None => ctx.load_module(Ptx::from_src(compile_ptx(arch).map_err(|e| {
-                    format!(
+                    let hint = format!(
                         "{e}; or point NAS_CUDA_KERNELS at a directory of kernels prebuilt \
                          with `nas cuda-kernels --arch {sm}`"
-                    )
+                    );
+                    match e {
+                        KernelError::Unavailable(_) => KernelError::Unavailable(hint),
+                        _ => KernelError::Compile(hint),
+                    }
                 })?)),
             }
             .map_err(err("loading the kernels"))?;
@@ -430,7 +440,9 @@ impl Cuda {
         acc: bool,
     ) -> Res<()> {
         if m.div_ceil(16) > 65_535 || [m, n, k].iter().any(|&v| v > i32::MAX as usize) {
-            return Err(format!("sgemm_f32: {m}x{n}x{k} is past this kernel's grid"));
+            return Err(KernelError::Invalid(format!(
+                "sgemm_f32: {m}x{n}x{k} is past this kernel's grid"
+            )));
         }
         let f = self.func("sgemm_f32")?;
         let (mi, ni, ki) = (m as i32, n as i32, k as i32);
@@ -1002,6 +1014,9 @@ mod tests {
             return;
         }
         let e = Cuda::new(0).err().expect("no driver, no device");
-        assert!(e.contains("driver"), "{e}");
+        assert!(
+            matches!(&e, KernelError::Unavailable(m) if m.contains("driver")),
+            "{e}"
+        );
     }
 }

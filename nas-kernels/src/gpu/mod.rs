@@ -14,6 +14,7 @@
 
 use crate::accel::{Accel, Binary, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
+use crate::error::KernelError;
 use std::collections::HashMap;
 use wgpu::util::DeviceExt;
 
@@ -143,7 +144,7 @@ impl DevBuf {
     }
 
     /// Its contents copied back to the host (waits for the kernels that write it).
-    pub fn to_vec(&self) -> Result<Vec<f32>, String> {
+    pub fn to_vec(&self) -> Res<Vec<f32>> {
         Ok(self
             .read_bytes()?
             .chunks_exact(4)
@@ -152,7 +153,7 @@ impl DevBuf {
     }
 
     /// Its contents as `u32`s (an index buffer such as max pooling's argmax).
-    pub fn to_u32_vec(&self) -> Result<Vec<u32>, String> {
+    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
         Ok(self
             .read_bytes()?
             .chunks_exact(4)
@@ -161,7 +162,7 @@ impl DevBuf {
     }
 
     /// Its first `4 * len` bytes, through a staging buffer.
-    fn read_bytes(&self) -> Result<Vec<u8>, String> {
+    fn read_bytes(&self) -> Res<Vec<u8>> {
         let size = (4 * self.len.max(1)) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read back"),
@@ -183,13 +184,13 @@ impl DevBuf {
         });
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| format!("wgpu poll: {e}"))?;
+            .map_err(|e| KernelError::device("wgpu poll", e))?;
         rx.recv()
-            .map_err(|e| format!("wgpu map: {e}"))?
-            .map_err(|e| format!("wgpu map: {e}"))?;
+            .map_err(|e| KernelError::device("wgpu map", e))?
+            .map_err(|e| KernelError::device("wgpu map", e))?;
         let mut v = slice
             .get_mapped_range()
-            .map_err(|e| format!("wgpu map range: {e:?}"))?
+            .map_err(|e| KernelError::device("wgpu map range", format!("{e:?}")))?
             .to_vec();
         staging.unmap();
         v.truncate(4 * self.len);
@@ -223,7 +224,7 @@ fn groups_1d(n: usize) -> (u32, u32) {
 
 impl Gpu {
     /// The first Vulkan adapter (a GPU, or Mesa's CPU driver), with every pipeline built.
-    pub fn new() -> Result<Gpu, String> {
+    pub fn new() -> Res<Gpu> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::VULKAN;
         let instance = wgpu::Instance::new(desc);
@@ -232,10 +233,10 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| {
-            format!(
+            KernelError::Unavailable(format!(
                 "no wgpu (Vulkan) adapter: {e}; on a machine without a GPU install Mesa's CPU \
                  Vulkan driver (Debian/Ubuntu: mesa-vulkan-drivers)"
-            )
+            ))
         })?;
         let info = adapter.get_info();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -243,7 +244,12 @@ impl Gpu {
             required_limits: adapter.limits(),
             ..Default::default()
         }))
-        .map_err(|e| format!("wgpu adapter {}: cannot open a device: {e}", info.name))?;
+        .map_err(|e| {
+            KernelError::Unavailable(format!(
+                "wgpu adapter {}: cannot open a device: {e}",
+                info.name
+            ))
+        })?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("nas kernels"),
@@ -288,7 +294,9 @@ impl Gpu {
             })
             .collect();
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(format!("building the WGSL kernels: {err}"));
+            return Err(KernelError::Compile(format!(
+                "building the WGSL kernels: {err}"
+            )));
         }
         Ok(Gpu {
             device,
@@ -310,12 +318,12 @@ impl Gpu {
         bufs: [&wgpu::Buffer; 4],
         groups: (u32, u32, u32),
         reps: u32,
-    ) -> Result<wgpu::CommandEncoder, String> {
+    ) -> Res<wgpu::CommandEncoder> {
         assert!(params.len() <= 16, "at most 16 kernel parameters");
         let pipeline = self
             .pipelines
             .get(entry)
-            .ok_or_else(|| format!("no wgpu kernel `{entry}`"))?;
+            .ok_or_else(|| KernelError::Invalid(format!("no wgpu kernel `{entry}`")))?;
         let d = &self.device;
         let mut p = [0u32; 16];
         p[..params.len()].copy_from_slice(params);
@@ -364,7 +372,7 @@ impl Gpu {
         b: &[f32],
         out_len: usize,
         groups: (u32, u32),
-    ) -> Result<Vec<f32>, String> {
+    ) -> Res<Vec<f32>> {
         Ok(self.run_io(entry, params, a, b, out_len, groups, false)?.0)
     }
 
@@ -380,7 +388,7 @@ impl Gpu {
         out_len: usize,
         groups: (u32, u32),
         indices: bool,
-    ) -> Result<(Vec<f32>, Vec<u32>), String> {
+    ) -> Res<(Vec<f32>, Vec<u32>)> {
         let (a, b) = (self.upload(a), self.upload(b));
         let y = self.output("y", out_len);
         let i = if indices {
@@ -442,7 +450,7 @@ impl Gpu {
         let enc = self.encode(entry, params, bufs, groups, 1)?;
         self.queue.submit([enc.finish()]);
         match pollster::block_on(scope.pop()) {
-            Some(err) => Err(format!("wgpu kernel `{entry}`: {err}")),
+            Some(err) => Err(KernelError::device(format!("wgpu kernel `{entry}`"), err)),
             None => Ok(()),
         }
     }
@@ -527,7 +535,7 @@ impl Gpu {
         a: &wgpu::Buffer,
         groups: u32,
         reps: u32,
-    ) -> Result<f64, String> {
+    ) -> Res<f64> {
         let d = &self.device;
         let small = |label| self.scratch(label, 256);
         let (b, y, i) = (small("b"), small("y"), small("i"));
@@ -538,10 +546,10 @@ impl Gpu {
         let t = std::time::Instant::now();
         self.queue.submit([cmd]);
         d.poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| format!("wgpu poll: {e}"))?;
+            .map_err(|e| KernelError::device("wgpu poll", e))?;
         let secs = t.elapsed().as_secs_f64();
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(format!("wgpu kernel `{entry}`: {err}"));
+            return Err(KernelError::device(format!("wgpu kernel `{entry}`"), err));
         }
         Ok(secs)
     }
@@ -583,13 +591,13 @@ impl Gpu {
     }
 
     /// A unary op (`op` codes as in the WGSL source; `a`, `b` for `x*a+b`).
-    pub fn unary(&self, x: &[f32], op: u32, a: f32, b: f32) -> Result<Vec<f32>, String> {
+    pub fn unary(&self, x: &[f32], op: u32, a: f32, b: f32) -> Res<Vec<f32>> {
         let params = [x.len() as u32, op, a.to_bits(), b.to_bits()];
         self.run("unary", &params, x, &[], x.len(), groups_1d(x.len()))
     }
 
     /// A same-shape binary op: 0 add, 1 sub, 2 mul, 3 div.
-    pub fn binary(&self, x: &[f32], y: &[f32], op: u32) -> Result<Vec<f32>, String> {
+    pub fn binary(&self, x: &[f32], y: &[f32], op: u32) -> Res<Vec<f32>> {
         assert_eq!(x.len(), y.len(), "binary: lengths differ");
         let params = [x.len() as u32, op];
         self.run("binary", &params, x, y, x.len(), groups_1d(x.len()))
@@ -754,10 +762,10 @@ impl Accel for Gpu {
     fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
         let len = p.n * p.c * p.h * p.w;
         if p.h * p.w > 1 << 24 {
-            return Err(format!(
+            return Err(KernelError::Invalid(format!(
                 "wgpu max_pool_backward: a {}x{} plane is past exact f32 indices",
                 p.h, p.w
-            ));
+            )));
         }
         let arg: Vec<f32> = arg.iter().map(|&a| a as f32).collect();
         let params = Self::pool_params(p, false);
@@ -943,9 +951,9 @@ impl Accel for Gpu {
 /// `what` holds `got` values where `want` are needed.
 fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
     if got != want {
-        return Err(format!(
+        return Err(KernelError::Invalid(format!(
             "{what}: {got} values on the device, the shape needs {want}"
-        ));
+        )));
     }
     Ok(())
 }
@@ -1104,10 +1112,10 @@ impl Resident for Gpu {
     fn add_channel(&self, c: usize, plane: usize, x: &DevBuf, bias: &DevBuf) -> Res<DevBuf> {
         check_len("bias", bias.len, c)?;
         if c == 0 || plane == 0 || x.len % (c * plane) != 0 {
-            return Err(format!(
+            return Err(KernelError::Invalid(format!(
                 "add_channel: {} values are not whole rows of {c} channels of {plane}",
                 x.len
-            ));
+            )));
         }
         let n = x.len;
         let params = [n as u32, c as u32, plane as u32];
@@ -1446,10 +1454,10 @@ impl Resident for Gpu {
 /// `start..start + len` within an axis of `total`.
 fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
     if start + len > total {
-        return Err(format!(
+        return Err(KernelError::Invalid(format!(
             "slice {start}..{} of an axis of {total}",
             start + len
-        ));
+        )));
     }
     Ok(())
 }
@@ -1495,11 +1503,11 @@ impl Gpu {
 fn same_lengths(what: &str, xs: &[DevBuf], k: usize) -> Res<usize> {
     let n = xs.first().map_or(0, |x| x.len);
     if xs.is_empty() || xs.len() != k || xs.iter().any(|x| x.len != n) {
-        return Err(format!(
+        return Err(KernelError::Invalid(format!(
             "{what}: {} candidates of lengths {:?} for {k} weights",
             xs.len(),
             xs.iter().map(|x| x.len).collect::<Vec<_>>()
-        ));
+        )));
     }
     Ok(n)
 }

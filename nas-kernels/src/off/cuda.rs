@@ -1,7 +1,7 @@
 //! The CUDA backend's interface in a build without the `cuda` feature: the same names,
 //! each saying that this build has no CUDA support.
 
-use crate::accel::Res;
+use crate::error::{KernelError, Res};
 
 const OFF: &str = "this nas was built without CUDA support (cargo feature `cuda`)";
 
@@ -17,7 +17,7 @@ pub fn driver_available() -> bool {
 
 /// An error: this build cannot compile CUDA kernels.
 pub fn compile_cubin(_arch: &str) -> Res<Vec<u8>> {
-    Err(OFF.into())
+    Err(KernelError::Unavailable(OFF.into()))
 }
 
 /// The file name of the prebuilt CUBIN for `sm` (`"sm_90"`), as `nas cuda-kernels`
@@ -37,7 +37,7 @@ pub struct Cuda {
 impl Cuda {
     /// An error: this build has no CUDA support.
     pub fn new(_ordinal: usize) -> Res<Cuda> {
-        Err(OFF.into())
+        Err(KernelError::Unavailable(OFF.into()))
     }
 
     /// Unreachable: no `Cuda` exists in this build.

@@ -1,7 +1,7 @@
 //! The wgpu backend's interface in a build without the `wgpu` feature: no device can be
 //! opened, so no device buffer exists.
 
-use crate::accel::Res;
+use crate::error::{KernelError, Res};
 
 const OFF: &str = "this nas was built without wgpu support (cargo feature `wgpu`)";
 
@@ -20,10 +20,10 @@ impl DevBuf {
         true
     }
     pub fn to_vec(&self) -> Res<Vec<f32>> {
-        Err(OFF.into())
+        Err(KernelError::Unavailable(OFF.into()))
     }
     pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
-        Err(OFF.into())
+        Err(KernelError::Unavailable(OFF.into()))
     }
 }
 
@@ -36,7 +36,7 @@ pub struct Gpu {
 impl Gpu {
     /// An error: this build has no wgpu support.
     pub fn new() -> Res<Gpu> {
-        Err(OFF.into())
+        Err(KernelError::Unavailable(OFF.into()))
     }
 
     /// Unreachable: no `Gpu` exists in this build.

@@ -7,13 +7,18 @@ use std::sync::OnceLock;
 /// `NAS_REQUIRE_WGPU=1` (set by .ci/run) a missing adapter fails the test instead.
 #[allow(dead_code)]
 pub fn gpu() -> Option<&'static Gpu> {
-    static G: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    static G: OnceLock<nas_kernels::Res<Gpu>> = OnceLock::new();
     match G.get_or_init(Gpu::new) {
         Ok(g) => Some(g),
         Err(e) => {
             assert!(
                 std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
                 "NAS_REQUIRE_WGPU is set: {e}"
+            );
+            // An adapter that is there but fails to open is a failure, not a skip.
+            assert!(
+                matches!(e, nas_kernels::KernelError::Unavailable(_)),
+                "wgpu failed to open: {e}"
             );
             nas_kernels::report_skip(&format!("no wgpu adapter: {e}"));
             None
@@ -318,7 +323,10 @@ pub mod suite {
             close(&got, &gx, 1e-6, &format!("{what} grad"));
         }
         let e = a.nll(2, 3, &[0.0; 6], &[1, 3]).unwrap_err();
-        assert!(e.contains("target 3"), "{e}");
+        assert!(
+            matches!(&e, nas_kernels::KernelError::Invalid(m) if m.contains("target 3")),
+            "{e}"
+        );
         assert!(a.nll_backward(2, 3, &[0], 1.0).is_err());
     }
 }

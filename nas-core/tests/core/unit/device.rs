@@ -28,3 +28,51 @@ fn cpu_gemm_matches_a_naive_product_and_checks_lengths() {
     }
     assert!(cpu_gemm(m, n, k, &a, &b, &mut c[1..]).is_err());
 }
+
+/// Kernel errors are typed by kind, and only a device that is not there may be skipped
+/// by a test: a bad geometry, a failed call or kernels that do not build are failures.
+#[test]
+fn kernel_errors_say_their_kind_and_only_absence_is_skippable() {
+    use nas_kernels::cpu::conv::Conv2d;
+    let bad = Conv2d {
+        n: 1,
+        cin: 4,
+        h: 5,
+        w: 5,
+        cout: 6,
+        kh: 3,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        ph: 1,
+        pw: 1,
+        dh: 1,
+        dw: 1,
+        groups: 3,
+    };
+    match bad.validate() {
+        Err(KernelError::Invalid(m)) => assert!(m.contains("groups=3"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(Conv2d { groups: 2, ..bad }.validate().is_ok());
+    let e = nas_kernels::accel::check_targets(2, 3, 6, &[0, 3]).unwrap_err();
+    assert!(matches!(e, KernelError::Invalid(_)), "{e:?}");
+    assert_eq!(e.to_string(), "nll: target 3 out of range for 3 classes");
+    let e = KernelError::device("wgpu poll", "device lost");
+    assert_eq!(e.to_string(), "wgpu poll: device lost");
+    assert_eq!(String::from(e.clone()), "wgpu poll: device lost");
+    assert!(skippable(&KernelError::Unavailable("no adapter".into())));
+    for e in [
+        e,
+        KernelError::Compile("WGSL".into()),
+        KernelError::Invalid("shape".into()),
+    ] {
+        assert!(!skippable(&e), "{e:?}");
+    }
+    // Where wgpu cannot open, it says why by kind: this machine's adapter is there, or
+    // unavailable (never a failure of ours). (CUDA is not opened here: selecting it
+    // routes the whole process.)
+    if let Err(e) = Device::Wgpu.select() {
+        assert!(skippable(&e), "wgpu: {e:?}");
+    }
+}
