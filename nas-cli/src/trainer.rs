@@ -306,7 +306,7 @@ impl<'a> SupernetTrainer<'a> {
                 s.spec
             ));
         }
-        spec.check().map_err(|e| format!("self_supervised: {e}"))?;
+        spec.check()?;
         if self.cfg.device != Device::Cpu {
             return Err(format!(
                 "self_supervised: siamese supernets run on the CPU only (--device {}; \
@@ -598,7 +598,8 @@ impl<'a> SupernetTrainer<'a> {
 
     /// The supernet's weights and buffers, named `net.<parameter>`, and the HyperNet's
     /// (`hyper.*`, with its optimiser's state when `with_state`) in generated-weights
-    /// mode.
+    /// mode; with `with_state`, self-supervised mode's target and heads (`ssl_target.*`,
+    /// `ssl.*`) too.
     fn named_weights(&self, with_state: bool) -> Vec<(String, Tensor)> {
         let mut tensors: Vec<(String, Tensor)> = vec![];
         self.supernet.net.visit("", &mut |name, t, _| {
@@ -607,7 +608,7 @@ impl<'a> SupernetTrainer<'a> {
         if let Some(h) = &self.hyper {
             tensors.extend(h.named(with_state));
         }
-        if let Some(s) = &self.ssl {
+        if let (Some(s), true) = (&self.ssl, with_state) {
             tensors.extend(s.named());
         }
         tensors
@@ -949,22 +950,27 @@ impl SupernetHost for SupernetTrainer<'_> {
             ];
             pairs.push((views, targets));
         }
+        // Batch norm is recalibrated on views as the steps make them (one view of each
+        // of the first `recalibrate` fixed training batches), the same for every path.
+        train.restore(train0);
+        let recal: Vec<Tensor> = (0..recalibrate)
+            .map(|k| {
+                train.next();
+                let key = 0x8EC_A1 ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let [v, _] = ssl.views(&train.x, train.y.len(), self.input, self.cfg.seed ^ key);
+                v
+            })
+            .collect();
         let net = &self.supernet;
         let mut scores = Vec::with_capacity(paths.len());
-        for p in paths {
+        for (i, p) in paths.iter().enumerate() {
             apply_mix(&self.info, net, p)?;
             let loss = no_grad(|| -> Result<f32, String> {
                 net.net.set_training(true);
                 ssl.set_heads_training(tap, true)?;
                 if recalibrate > 0 {
-                    train.restore(train0);
-                    for k in 1..=recalibrate {
-                        train.next();
-                        let x = Tensor::from_vec(
-                            train.x.clone(),
-                            &[train.y.len(), self.input[0], self.input[1], self.input[2]],
-                        );
-                        with_bn_momentum(1.0 / k as f32, || ssl.predict(net, tap, &x))?;
+                    for (k, x) in recal.iter().enumerate() {
+                        with_bn_momentum(1.0 / (k + 1) as f32, || ssl.predict(net, tap, x))?;
                     }
                     net.net.set_training(false);
                     ssl.set_heads_training(tap, false)?;
@@ -983,7 +989,14 @@ impl SupernetHost for SupernetTrainer<'_> {
             for (t, v) in buffers.iter().zip(&saved) {
                 t.data_mut().copy_from_slice(v);
             }
-            scores.push(-loss?);
+            let loss = loss?;
+            if !loss.is_finite() {
+                return Err(format!(
+                    "ssl_score: the loss of path {i} at `{tap}` is {loss} (the weights may \
+                     have diverged)"
+                ));
+            }
+            scores.push(-loss);
         }
         Ok(scores)
     }

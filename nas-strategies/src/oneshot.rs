@@ -578,8 +578,9 @@ pub struct SslSpec {
     /// `jitter` (0..=[`MAX_CROP_PAD`]; [0, 1]).
     pub crop_pad: usize,
     pub jitter: f32,
-    /// How many random paths make the ensemble target when `nas rank-check` scores a
-    /// run of one block (1..=[`MAX_PATHS`]).
+    /// How many paths make an ensemble target: what the strategy ranks with, and how
+    /// many uniformly drawn paths `nas rank-check` scores against at the last tap
+    /// (1..=[`MAX_PATHS`]).
     pub ensemble: usize,
 }
 
@@ -599,7 +600,8 @@ pub const MAX_SCORED: usize = 4096;
 impl SslSpec {
     /// An error naming the field unless every field is in its range.
     pub fn check(&self) -> Result<(), String> {
-        crate::check_count("taps", self.taps.len(), 1, MAX_TAPS)?;
+        let field = |e: String| format!("self_supervised: {e}");
+        crate::check_count("taps", self.taps.len(), 1, MAX_TAPS).map_err(field)?;
         for (i, t) in self.taps.iter().enumerate() {
             if t.is_empty() || self.taps[..i].contains(t) {
                 return Err(format!(
@@ -607,13 +609,13 @@ impl SslSpec {
                 ));
             }
         }
-        crate::check_count("hidden", self.hidden, 1, MAX_SSL_WIDTH)?;
-        crate::check_count("dim", self.dim, 1, MAX_SSL_WIDTH)?;
-        crate::check_count("crop_pad", self.crop_pad, 0, MAX_CROP_PAD)?;
-        crate::check_count("ensemble", self.ensemble, 1, MAX_PATHS)?;
+        crate::check_count("hidden", self.hidden, 1, MAX_SSL_WIDTH).map_err(field)?;
+        crate::check_count("dim", self.dim, 1, MAX_SSL_WIDTH).map_err(field)?;
+        crate::check_count("crop_pad", self.crop_pad, 0, MAX_CROP_PAD).map_err(field)?;
+        crate::check_count("ensemble", self.ensemble, 1, MAX_PATHS).map_err(field)?;
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err(format!(
-                "config field `jitter`: {} is not valid (must be in [0, 1])",
+                "self_supervised: `jitter` {} is not in [0, 1]",
                 self.jitter
             ));
         }

@@ -274,12 +274,15 @@ fn a_killed_smash_search_resumes_to_the_uninterrupted_result() {
     );
 }
 
-/// The same of BossNAS, whose target supernet, heads and chosen blocks must come back.
+/// The same of BossNAS, whose target supernet, heads and chosen blocks must come back:
+/// three blocks (one choice each), so blocks are searched during the run after the
+/// resume as before it.
 #[test]
 fn a_killed_bossnas_search_resumes_to_the_uninterrupted_result() {
     killed_search_resumes(
         "bossnas",
-        r#"{"paths": 2, "candidates": 8, "eval_batches": 2, "recalibrate": 2}"#,
+        r#"{"paths": 2, "candidates": 8, "eval_batches": 2, "recalibrate": 2,
+            "blocks": [["conv1"], ["conv2"], ["skip"]]}"#,
     );
 }
 

@@ -245,10 +245,11 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| {
-            KernelError::Unavailable(format!(
-                "wgpu adapter {}: cannot open a device: {e}",
-                info.name
-            ))
+            // The adapter is there: failing to open it is a failure, not an absence.
+            KernelError::device(
+                format!("wgpu adapter {}", info.name),
+                format!("cannot open a device: {e}"),
+            )
         })?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {

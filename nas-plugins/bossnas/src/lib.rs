@@ -19,10 +19,12 @@
 //! Blocks: from the config (`blocks`: a list of lists of choice labels covering every
 //! searchable choice once, as FPNAS takes them) or from the labels (choices whose labels
 //! share the part before the last `/`, as `stage0/layer1`), or one block of every choice
-//! when no label has a `/` (`nb201`'s cell). A block's output (its tap point) is the
-//! output of its last layer choice, and the network's features (what the classifier
-//! reads) for the last block. Choices after a block's tap point are computed at their
-//! first option and get no gradient.
+//! when no label has a `/` (`nb201`'s cell); the config's blocks must follow the
+//! space's order. A block's output (its tap point) is the output of its last layer
+//! choice, and the network's features (what the classifier reads) for the last block.
+//! Choices after a block's tap point are computed at their first option and get no
+//! gradient (in a space whose cells share choices and interleave, as DARTS's normal and
+//! reduce cells, earlier passes of later choices come before the tap: use one block).
 //!
 //! The search's steps (`epochs x batches`) are split into one phase per block of equal
 //! length (the last takes the remainder). Config: `blocks`; `paths` (4, 1..=16);
@@ -76,9 +78,25 @@ pub struct BossNas {
 }
 
 /// The blocks a run searches: the config's, else by label, else one of everything.
+/// The config's must follow the space's order: every choice of a block comes after
+/// every choice of the blocks before it (a block's tap is its last choice's output).
 pub fn blocks(info: &OneShotInfo, config: &Value) -> Result<Vec<Vec<usize>>, String> {
     if let Some(v) = config.get("blocks") {
-        return blocks_from_config(info, v);
+        let blocks = blocks_from_config(info, v)?;
+        for (b, pair) in blocks.windows(2).enumerate() {
+            let last = pair[0].iter().max().expect("blocks are not empty");
+            let first = pair[1].iter().min().expect("blocks are not empty");
+            if first < last {
+                return Err(format!(
+                    "config field `blocks`: block {} holds `{}`, which comes before `{}` of \
+                     block {b} in the space (blocks go in the space's order)",
+                    b + 1,
+                    info.choices[*first].label,
+                    info.choices[*last].label
+                ));
+            }
+        }
+        return Ok(blocks);
     }
     let by_label = blocks_from_labels(info);
     if info.groups.iter().any(|g| g.label.contains('/')) {
@@ -184,7 +202,12 @@ impl BossNas {
     /// its path (the blocks chosen so far, the candidate, the later choices at their
     /// first option) is within the host's hard limits; for the last block that path is
     /// the export.
-    fn search_block(&mut self, host: &mut dyn SupernetHost, b: usize) -> Result<(), String> {
+    /// Returns the best score and how many candidates were ranked.
+    fn search_block(
+        &mut self,
+        host: &mut dyn SupernetHost,
+        b: usize,
+    ) -> Result<(f32, usize), String> {
         if self.limits.iter().any(|(f, _)| f == "latency_ms") {
             host.latencies()?; // predicted latencies come from the measured table
         }
@@ -241,16 +264,7 @@ impl BossNas {
         self.chosen = self.with_block(b, &cands[best]);
         self.searched = b + 1;
         self.scores.push(scores[best]);
-        let mut values = BTreeMap::new();
-        values.insert("block".to_string(), b as f32);
-        values.insert("block_score".to_string(), scores[best]);
-        values.insert("candidates".to_string(), scores.len() as f32);
-        host.progress(&Progress {
-            epoch: self.info.epochs,
-            step: b,
-            values,
-            arch: self.current(&self.info),
-        })
+        Ok((scores[best], scores.len()))
     }
 }
 
@@ -331,8 +345,15 @@ impl EpochStrategy for BossNas {
         let g = epoch * self.info.batches_per_epoch + step;
         let b = self.block_of(g);
         // A block whose steps are done is searched before the next one trains.
+        // A block whose steps are done is searched before the next one trains; its
+        // score is reported with this step's figures (at this step's position, so a
+        // resumed run reports it once).
+        let mut figures = vec![];
         while self.searched < b {
-            self.search_block(host, self.searched)?;
+            let (score, n) = self.search_block(host, self.searched)?;
+            figures.push(("block", (self.searched - 1) as f32));
+            figures.push(("block_score", score));
+            figures.push(("candidates", n as f32));
         }
         host.next_batch(Split::Train)?;
         let paths: Vec<Vec<f32>> = (0..self.paths)
@@ -348,7 +369,8 @@ impl EpochStrategy for BossNas {
             self.phase_steps(b, total),
         );
         let loss = host.ssl_step(&paths, &self.taps[b], m)?;
-        Ok(vec![("ssl_loss", loss), ("momentum", m)])
+        figures.extend([("ssl_loss", loss), ("momentum", m)]);
+        Ok(figures)
     }
 
     fn current(&self, info: &OneShotInfo) -> Architecture {
@@ -357,8 +379,20 @@ impl EpochStrategy for BossNas {
 
     fn finish(&mut self, host: &mut dyn SupernetHost) -> Result<Architecture, String> {
         self.start(host)?;
+        // The last block (and any a short run left) is searched after training.
         while self.searched < self.phases() {
-            self.search_block(host, self.searched)?;
+            let b = self.searched;
+            let (score, n) = self.search_block(host, b)?;
+            let mut values = BTreeMap::new();
+            values.insert("block".to_string(), b as f32);
+            values.insert("block_score".to_string(), score);
+            values.insert("candidates".to_string(), n as f32);
+            host.progress(&Progress {
+                epoch: self.info.epochs,
+                step: b,
+                values,
+                arch: self.current(&self.info),
+            })?;
         }
         Ok(self.current(&self.info))
     }

@@ -185,12 +185,37 @@ fn no_ranked_path_breaks_a_limit() {
 
 #[test]
 fn a_block_that_does_not_end_in_a_layer_choice_is_refused() {
+    // `op0`, the input choice `in`, then `op1`: a block ending in `in` has no tap.
+    let mut f = FakeSupernet::new(1, 3, 1, 10);
+    let mut op1 = f.info.choices[0].clone();
+    op1.label = "op1".into();
+    f.info.choices.push(op1);
+    f.info.groups.push(nas_strategies::oneshot::Group {
+        label: "op1".into(),
+        choice: 2,
+        size: 3,
+    });
+    for v in [&mut f.slope, &mut f.accuracy, &mut f.latency] {
+        v.extend([0.0; 3]);
+    }
+    let config = json!({"blocks": [["op0", "in"], ["op1"]]});
+    let e = BossNas::create(&fake_setup(&f, config, 0, None))
+        .err()
+        .expect("refused");
+    assert!(e.contains("`in`") && e.contains("block 0"), "{e}");
+}
+
+#[test]
+fn blocks_out_of_the_spaces_order_are_refused() {
     let f = two_blocks(1, 10);
     let config = json!({"blocks": [["b0/op0", "b1/in"], ["b0/op1", "b1/op2", "b1/op3"]]});
     let e = BossNas::create(&fake_setup(&f, config, 0, None))
         .err()
         .expect("refused");
-    assert!(e.contains("`b1/in`") && e.contains("block 0"), "{e}");
+    assert!(
+        e.contains("`blocks`") && e.contains("`b0/op1`") && e.contains("`b1/in`"),
+        "{e}"
+    );
 }
 
 #[test]
