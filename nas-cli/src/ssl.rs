@@ -14,7 +14,7 @@
 //! end (the layers after the tap are computed and dropped; they get no gradient).
 
 use nas_core::data::{augment_view, Augment};
-use nas_core::nn::{join, parameters, state, BatchNorm2d, Kind, Linear, Module};
+use nas_core::nn::{buffers, join, parameters, state, BatchNorm2d, Kind, Linear, Module};
 use nas_core::space::{tapped, Space, Supernet};
 use nas_core::{no_grad, Tensor};
 use nas_strategies::oneshot::{OneShotInfo, SslSpec};
@@ -109,6 +109,12 @@ pub fn apply_mix(info: &OneShotInfo, net: &Supernet, mix: &[f32]) -> Result<(), 
     Ok(())
 }
 
+/// The seed of the views of item `k` (a step, a batch) of the stream `salt` names, in a
+/// run seeded `seed`: reproducible, and different for every item and stream.
+pub fn view_seed(seed: u64, salt: u64, k: usize) -> u64 {
+    seed ^ salt ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// What `net` passes at `tap` for input `x` under its current mixing weights.
 fn tap_of(net: &Supernet, tap: &str, x: &Tensor) -> Result<Tensor, String> {
     let (_, seen) = tapped(tap, || net.net.forward(x));
@@ -170,7 +176,7 @@ impl Ssl {
     }
 
     /// Two augmented views of a batch `x` of `n` images of shape `input`, drawn from a
-    /// generator seeded by `seed`, as the spec makes them.
+    /// generator seeded by `seed` (see [`view_seed`]), as the spec makes them.
     pub fn views(&self, x: &[f32], n: usize, input: [usize; 3], seed: u64) -> [Tensor; 2] {
         let aug = Augment {
             random_crop_pad: self.spec.crop_pad,
@@ -251,18 +257,12 @@ impl Ssl {
     /// Every buffer (batch-norm statistics) of the online net given and of the heads
     /// and target, to put back after a scoring pass.
     pub fn buffers(&self, online: &Supernet) -> Vec<Tensor> {
-        let mut v = vec![];
-        let mut take = |_: String, t: &Tensor, k: Kind| {
-            if k == Kind::Buffer {
-                v.push(t.clone())
-            }
-        };
-        online.net.visit("", &mut take);
-        self.target.net.visit("", &mut take);
+        let mut v = buffers(online.net.as_ref());
+        v.extend(buffers(self.target.net.as_ref()));
         for h in &self.heads {
-            h.proj.visit("", &mut take);
-            h.pred.visit("", &mut take);
-            h.target_proj.visit("", &mut take);
+            for m in [&h.proj, &h.pred, &h.target_proj] {
+                v.extend(buffers(m));
+            }
         }
         v
     }
@@ -293,6 +293,21 @@ impl Ssl {
             let sum = sum.ok_or("an ensemble target needs at least one path")?;
             Ok(normalize(&sum).detach())
         })
+    }
+
+    /// The ensemble targets of both views of a batch (see
+    /// [`ensemble_target`](Self::ensemble_target)).
+    pub fn ensemble_targets(
+        &self,
+        info: &OneShotInfo,
+        tap: &str,
+        paths: &[Vec<f32>],
+        views: &[Tensor; 2],
+    ) -> Result<[Tensor; 2], String> {
+        Ok([
+            self.ensemble_target(info, tap, paths, &views[0])?,
+            self.ensemble_target(info, tap, paths, &views[1])?,
+        ])
     }
 
     /// The online prediction of `x` at `tap` under `online`'s current mixing weights.

@@ -3,11 +3,11 @@
 //! process.
 
 use crate::hypernet::HyperNet;
-use crate::ssl::{apply_mix, byol_loss, Ssl};
+use crate::ssl::{apply_mix, byol_loss, view_seed, Ssl};
 use nas_core::data::{Batches, BatchesState, Dataset};
 use nas_core::device::Device;
 use nas_core::experiment::write_atomic;
-use nas_core::nn::{parameters, with_bn_momentum, Kind};
+use nas_core::nn::{buffers, parameters, with_bn_momentum};
 use nas_core::optim::{clip_grad_norm, LrSchedule, Optimizer, Sgd};
 use nas_core::space::cost::{cost, LatencyTable};
 use nas_core::space::{fixed, with_bare_gates, Space, Supernet};
@@ -80,15 +80,18 @@ impl<'a> Stream<'a> {
         self.batches.next_into(&mut self.x, &mut self.y);
     }
 
-    fn input(&self) -> Result<Tensor, String> {
+    /// The current batch's images and how many there are.
+    fn current(&self) -> Result<(&[f32], usize), String> {
         if self.y.is_empty() {
             return Err("no current batch: call next_batch first".into());
         }
+        Ok((&self.x, self.y.len()))
+    }
+
+    fn input(&self) -> Result<Tensor, String> {
+        let (x, n) = self.current()?;
         let d = self.data;
-        Ok(Tensor::from_vec(
-            self.x.clone(),
-            &[self.y.len(), d.c, d.h, d.w],
-        ))
+        Ok(Tensor::from_vec(x.to_vec(), &[n, d.c, d.h, d.w]))
     }
 
     fn state(&self) -> BatchesState {
@@ -355,6 +358,46 @@ impl<'a> SupernetTrainer<'a> {
         Ok(())
     }
 
+    /// Opens the epoch's span at its first weight step, and adds the mixes a weight
+    /// step trains to the sums the next progress report averages.
+    fn record_paths<'m>(&mut self, mixes: impl IntoIterator<Item = &'m [f32]>) {
+        if self.epoch_span.is_none() {
+            let n = self.steps / self.info.batches_per_epoch.max(1);
+            self.epoch_span = Some(tracing::debug_span!("epoch", n).entered());
+        }
+        self.mix_sum.resize(self.info.len(), 0.0);
+        for m in mixes {
+            for (s, &w) in self.mix_sum.iter_mut().zip(m) {
+                *s += w as f64;
+            }
+            self.mix_steps += 1;
+        }
+    }
+
+    /// An error unless `batches` validation batches (at least one) and `recalibrate`
+    /// training batches fit the splits; `what` names the call.
+    fn check_scoring(&self, what: &str, batches: usize, recalibrate: usize) -> Result<(), String> {
+        if batches == 0 {
+            return Err(format!("{what} needs at least one batch"));
+        }
+        // More would score images twice (and a count such as 2^53 would never end).
+        if batches > self.info.val_batches {
+            return Err(format!(
+                "{what}: {batches} batches asked, the validation split holds {} batches \
+                 of {}",
+                self.info.val_batches, self.cfg.batch_size
+            ));
+        }
+        if recalibrate > self.info.batches_per_epoch {
+            return Err(format!(
+                "{what}: recalibration on {recalibrate} batches asked, the training split \
+                 holds {} batches of {}",
+                self.info.batches_per_epoch, self.cfg.batch_size
+            ));
+        }
+        Ok(())
+    }
+
     fn free_params(&self) -> usize {
         self.params.iter().map(Tensor::numel).sum()
     }
@@ -446,16 +489,6 @@ impl<'a> SupernetTrainer<'a> {
             min_lr: 0.0,
         }
         .lr(self.cfg.lr, self.steps as f32 / per_epoch)
-    }
-
-    fn buffers(&self) -> Vec<Tensor> {
-        let mut v = vec![];
-        self.supernet.net.visit("", &mut |_, t, k| {
-            if k == Kind::Buffer {
-                v.push(t.clone())
-            }
-        });
-        v
     }
 
     /// Accuracy of an architecture with the supernet's weights on the whole validation
@@ -680,15 +713,7 @@ impl SupernetHost for SupernetTrainer<'_> {
 
     fn train_step(&mut self, mix: &[f32], grad: Option<&mut [f32]>) -> Result<f32, String> {
         self.set_mix(mix)?;
-        if self.epoch_span.is_none() {
-            let n = self.steps / self.info.batches_per_epoch.max(1);
-            self.epoch_span = Some(tracing::debug_span!("epoch", n).entered());
-        }
-        self.mix_sum.resize(mix.len(), 0.0);
-        for (s, &w) in self.mix_sum.iter_mut().zip(mix) {
-            *s += w as f64;
-        }
-        self.mix_steps += 1;
+        self.record_paths([mix]);
         let x = self.train.input()?;
         if let Some(h) = &mut self.hyper {
             h.generate(mix, true)?;
@@ -769,17 +794,7 @@ impl SupernetHost for SupernetTrainer<'_> {
         for m in std::iter::once(teacher).chain(students.iter().map(|s| s.as_slice())) {
             self.set_mix(m)?;
         }
-        if self.epoch_span.is_none() {
-            let n = self.steps / self.info.batches_per_epoch.max(1);
-            self.epoch_span = Some(tracing::debug_span!("epoch", n).entered());
-        }
-        self.mix_sum.resize(teacher.len(), 0.0);
-        for m in std::iter::once(teacher).chain(students.iter().map(|s| s.as_slice())) {
-            for (s, &w) in self.mix_sum.iter_mut().zip(m) {
-                *s += w as f64;
-            }
-            self.mix_steps += 1;
-        }
+        self.record_paths(std::iter::once(teacher).chain(students.iter().map(|s| s.as_slice())));
         let x = self.train.input()?;
         let y = self.train.y.clone();
         self.supernet.net.set_training(true);
@@ -846,29 +861,13 @@ impl SupernetHost for SupernetTrainer<'_> {
         if !(0.0..=1.0).contains(&momentum) {
             return Err(format!("ssl_step: momentum {momentum} is not in [0, 1]"));
         }
-        if self.epoch_span.is_none() {
-            let n = self.steps / self.info.batches_per_epoch.max(1);
-            self.epoch_span = Some(tracing::debug_span!("epoch", n).entered());
-        }
-        self.mix_sum.resize(self.info.len(), 0.0);
-        for p in paths {
-            for (s, &w) in self.mix_sum.iter_mut().zip(p) {
-                *s += w as f64;
-            }
-            self.mix_steps += 1;
-        }
-        if self.train.y.is_empty() {
-            return Err("no current batch: call next_batch first".into());
-        }
-        let n = self.train.y.len();
+        self.record_paths(paths.iter().map(|p| p.as_slice()));
+        let (x, n) = self.train.current()?;
         // A new pair of views each step, reproducible from the run's seed and the step.
-        let key = 0x55_1_57E9 ^ (self.steps as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let ssl = self.ssl.as_ref().expect("checked above");
-        let views = ssl.views(&self.train.x, n, self.input, self.cfg.seed ^ key);
-        let targets = [
-            ssl.ensemble_target(&self.info, tap, paths, &views[0])?,
-            ssl.ensemble_target(&self.info, tap, paths, &views[1])?,
-        ];
+        let seed = view_seed(self.cfg.seed, 0x55_1_57E9, self.steps);
+        let views = ssl.views(x, n, self.input, seed);
+        let targets = ssl.ensemble_targets(&self.info, tap, paths, &views)?;
         self.supernet.net.set_training(true);
         ssl.set_heads_training(tap, true)?;
         self.opt.zero_grad();
@@ -918,20 +917,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             ensemble,
             nas_strategies::oneshot::MAX_PATHS,
         )?;
-        if batches == 0 || batches > self.info.val_batches {
-            return Err(format!(
-                "ssl_score: {batches} batches asked, the validation split holds {} batches \
-                 of {}",
-                self.info.val_batches, self.cfg.batch_size
-            ));
-        }
-        if recalibrate > self.info.batches_per_epoch {
-            return Err(format!(
-                "ssl_score: recalibration on {recalibrate} batches asked, the training \
-                 split holds {} batches of {}",
-                self.info.batches_per_epoch, self.cfg.batch_size
-            ));
-        }
+        self.check_scoring("ssl_score", batches, recalibrate)?;
         let ssl = self.ssl.as_ref().expect("checked above");
         let buffers = ssl.buffers(&self.supernet);
         let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
@@ -942,12 +928,13 @@ impl SupernetHost for SupernetTrainer<'_> {
         for b in 0..batches {
             val.next();
             let n = val.y.len();
-            let key = 0x5C0_8E5 ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let views = ssl.views(&val.x, n, self.input, self.cfg.seed ^ key);
-            let targets = [
-                ssl.ensemble_target(&self.info, tap, ensemble, &views[0])?,
-                ssl.ensemble_target(&self.info, tap, ensemble, &views[1])?,
-            ];
+            let views = ssl.views(
+                &val.x,
+                n,
+                self.input,
+                view_seed(self.cfg.seed, 0x5C0_8E5, b),
+            );
+            let targets = ssl.ensemble_targets(&self.info, tap, ensemble, &views)?;
             pairs.push((views, targets));
         }
         // Batch norm is recalibrated on views as the steps make them (one view of each
@@ -956,8 +943,8 @@ impl SupernetHost for SupernetTrainer<'_> {
         let recal: Vec<Tensor> = (0..recalibrate)
             .map(|k| {
                 train.next();
-                let key = 0x8EC_A1 ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let [v, _] = ssl.views(&train.x, train.y.len(), self.input, self.cfg.seed ^ key);
+                let seed = view_seed(self.cfg.seed, 0x8EC_A1, k);
+                let [v, _] = ssl.views(&train.x, train.y.len(), self.input, seed);
                 v
             })
             .collect();
@@ -1054,25 +1041,8 @@ impl SupernetHost for SupernetTrainer<'_> {
         if let Some(h) = &mut self.hyper {
             h.generate(mix, false)?;
         }
-        if batches == 0 {
-            return Err("evaluate needs at least one batch".into());
-        }
-        // More would score images twice (and a count such as 2^53 would never end).
-        if batches > self.info.val_batches {
-            return Err(format!(
-                "evaluate: {batches} batches asked, the validation split holds {} batches \
-                 of {}",
-                self.info.val_batches, self.cfg.batch_size
-            ));
-        }
-        if recalibrate > self.info.batches_per_epoch {
-            return Err(format!(
-                "evaluate: recalibration on {recalibrate} batches asked, the training split \
-                 holds {} batches of {}",
-                self.info.batches_per_epoch, self.cfg.batch_size
-            ));
-        }
-        let buffers = self.buffers();
+        self.check_scoring("evaluate", batches, recalibrate)?;
+        let buffers = buffers(self.supernet.net.as_ref());
         let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
         let net = self.supernet.net.as_ref();
         let (train, val) = match subset {

@@ -69,6 +69,17 @@ pub fn state(m: &dyn Module) -> Vec<(String, Tensor)> {
     v
 }
 
+/// Every buffer (batch-norm running statistics), in visiting order.
+pub fn buffers(m: &dyn Module) -> Vec<Tensor> {
+    let mut v = vec![];
+    m.visit("", &mut |_, t, k| {
+        if k == Kind::Buffer {
+            v.push(t.clone())
+        }
+    });
+    v
+}
+
 pub fn num_parameters(m: &dyn Module) -> usize {
     parameters(m).iter().map(|(_, t)| t.numel()).sum()
 }

@@ -584,9 +584,7 @@ pub struct SslSpec {
     pub ensemble: usize,
 }
 
-/// The tap point of a network's features: the pooled representation its classifier
-/// reads (every built-in space marks it).
-pub const FEATURES: &str = "features";
+pub use nas_types::FEATURES;
 
 /// Stated caps of an [`SslSpec`] and of the calls of its mode.
 pub const MAX_TAPS: usize = 64;

@@ -11,3 +11,7 @@ pub use arch::{ArchError, Architecture};
 pub use choice::{Choice, ChoiceKind, Reduce};
 pub use metrics::{config_limits, Metrics, LIMIT_FIELDS};
 pub use rng::Rng;
+
+/// The tap point of a network's features: the pooled representation its classifier
+/// reads (every built-in space marks it; BossNAS's last block is read there).
+pub const FEATURES: &str = "features";

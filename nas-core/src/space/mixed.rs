@@ -16,9 +16,7 @@ thread_local! {
     static TAP: RefCell<Option<(String, Option<Tensor>)>> = const { RefCell::new(None) };
 }
 
-/// The tap point of a network's features: the pooled representation its classifier
-/// reads (the built-in spaces mark it).
-pub const FEATURES: &str = "features";
+pub use nas_types::FEATURES;
 
 /// Marks a tap point in a forward pass: `name` is a layer choice's label (every layer
 /// choice marks its output) or [`FEATURES`]. Does nothing unless [`tapped`] armed that

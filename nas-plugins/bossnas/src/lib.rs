@@ -174,14 +174,19 @@ impl BossNas {
         d
     }
 
+    /// The option count of each choice of block `b`.
+    fn block_sizes(&self, b: usize) -> Vec<usize> {
+        self.blocks[b].iter().map(|&ci| self.sizes[ci]).collect()
+    }
+
     fn random_block(&mut self, b: usize) -> Vec<usize> {
-        let sizes: Vec<usize> = self.blocks[b].iter().map(|&ci| self.sizes[ci]).collect();
+        let sizes = self.block_sizes(b);
         sizes.into_iter().map(|n| self.rng.below(n)).collect()
     }
 
     /// Every option vector of block `b` in order (it has at most `candidates`).
     fn all_of_block(&self, b: usize) -> Vec<Vec<usize>> {
-        let sizes: Vec<usize> = self.blocks[b].iter().map(|&ci| self.sizes[ci]).collect();
+        let sizes = self.block_sizes(b);
         let mut out = vec![vec![]];
         for n in sizes {
             out = out
@@ -211,7 +216,7 @@ impl BossNas {
         if self.limits.iter().any(|(f, _)| f == "latency_ms") {
             host.latencies()?; // predicted latencies come from the measured table
         }
-        let sizes: Vec<usize> = self.blocks[b].iter().map(|&ci| self.sizes[ci]).collect();
+        let sizes = self.block_sizes(b);
         let distinct = decisions::distinct(&sizes);
         let mut cands: Vec<Vec<usize>> = vec![];
         if distinct <= self.candidates {
