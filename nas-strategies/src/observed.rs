@@ -13,6 +13,10 @@ pub struct Observed {
     pub decisions: Vec<usize>,
     /// The sum of the accuracies told (a non-finite one counts as 0).
     pub sum: f64,
+    /// The sum of the squared accuracies told (absent from states saved before it:
+    /// then 0, and [`Observed::variance`] ignores the entry).
+    #[serde(default)]
+    pub sumsq: f64,
     pub told: usize,
     /// Asks of it not yet told.
     pub out: usize,
@@ -26,6 +30,17 @@ impl Observed {
         } else {
             self.sum / self.told as f64
         }
+    }
+
+    /// The unbiased variance of the accuracies told, when at least two were and their
+    /// squares were kept.
+    pub fn variance(&self) -> Option<f64> {
+        if self.told < 2 || self.sumsq <= 0.0 {
+            return None;
+        }
+        let n = self.told as f64;
+        let mean = self.sum / n;
+        Some(((self.sumsq - n * mean * mean) / (n - 1.0)).max(0.0))
     }
 }
 
@@ -104,6 +119,7 @@ impl Observations {
                 self.entries.push(Observed {
                     decisions: d,
                     sum: 0.0,
+                    sumsq: 0.0,
                     told: 0,
                     out: 0,
                 });
@@ -133,11 +149,13 @@ impl Observations {
             ));
         };
         let e = &mut self.entries[i];
-        e.sum += if m.accuracy.is_finite() {
+        let a = if m.accuracy.is_finite() {
             m.accuracy
         } else {
             0.0
         };
+        e.sum += a;
+        e.sumsq += a * a;
         e.told += 1;
         e.out = e.out.saturating_sub(1);
         Ok(i)
@@ -172,6 +190,20 @@ impl Observations {
             .collect();
         self.sort_best_first(&mut told);
         told
+    }
+
+    /// The noise of one evaluation, as a variance: the within-architecture variance of
+    /// the scores told, pooled over every architecture told more than once; `None` while
+    /// none was.
+    pub fn noise_variance(&self) -> Option<f64> {
+        let (mut ss, mut dof) = (0.0, 0usize);
+        for e in &self.entries {
+            if let Some(v) = e.variance() {
+                ss += v * (e.told - 1) as f64;
+                dof += e.told - 1;
+            }
+        }
+        (dof > 0).then(|| ss / dof as f64)
     }
 
     /// What a re-evaluating ask takes from `pool`: the one scored fewest times, counting
@@ -235,5 +267,31 @@ mod tests {
         let mut rng = Rng::new(1);
         let d = o.unseen_random(&mut rng, 1000).unwrap();
         assert!(!o.contains(&d));
+    }
+
+    #[test]
+    fn the_noise_is_the_pooled_variance_within_architectures() {
+        let space = space();
+        let mut obs = Observations::new(&space);
+        let tell = |obs: &mut Observations, d: usize, acc: f64| {
+            let (_, a) = obs.ask(vec![d, 0]);
+            obs.tell(&a, &told(acc), "t").unwrap();
+        };
+        tell(&mut obs, 2, 0.9);
+        assert_eq!(
+            obs.noise_variance(),
+            None,
+            "one score says nothing of the noise"
+        );
+        for (d, acc) in [(0, 0.5), (0, 0.7), (1, 0.1), (1, 0.1), (1, 0.4)] {
+            tell(&mut obs, d, acc);
+        }
+        // (0.5, 0.7): 0.02 on 1 degree of freedom; (0.1, 0.1, 0.4): 0.03 on 2.
+        let want = (0.02 + 0.03 * 2.0) / 3.0;
+        assert!((obs.noise_variance().unwrap() - want).abs() < 1e-12);
+        // Entries in the order first asked: 2, 0, 1.
+        assert_eq!(obs.get(0).variance(), None);
+        assert!((obs.get(1).variance().unwrap() - 0.02).abs() < 1e-12);
+        assert!((obs.get(2).variance().unwrap() - 0.03).abs() < 1e-12);
     }
 }

@@ -21,13 +21,32 @@
 //! architectures the ensemble (fitted once when re-evaluation starts) predicts best, so
 //! a good architecture with one unlucky score gets another chance.
 //!
+//! Two end games, not in the paper, for a noisy evaluator (where one score of an
+//! architecture misleads by about as much as the best few differ):
+//! - `polish_last` (default 0): those asks (before the race's) first go to the leader's
+//!   neighbours: while the architecture with the best mean score has a neighbour (one
+//!   active choice changed) not yet asked, the one the ensemble (fitted on every tell)
+//!   predicts best is asked; when it has none, rounds go on as above.
+//! - `race_last` (default 0): those last asks race the leader (the best mean score, what
+//!   the host returns) against its strongest challenger, the other told architecture
+//!   with the highest upper bound `mean + race_z * sigma / sqrt(n)` (`n` its scores, asks
+//!   out included; `sigma` the noise of one score, the within-architecture standard
+//!   deviation pooled over every architecture told more than once, 0 before any was),
+//!   asking whichever of the two has been scored fewer times (the leader on a tie):
+//!   LUCB1's rule (Kalyanakrishnan et al., 2012) for finding the best arm. A lucky single
+//!   score is asked again as soon as it leads; an unlucky one of a good architecture
+//!   gets another as soon as its bound is the highest below the leader.
+//!
 //! Asks may run ahead of tells: a round starts when its asks are all out; the next round
 //! is fitted on what has been told by then. `ask` answers `None` when neither mutation
 //! nor 1000 random draws find anything new.
 //!
 //! Config: `initial` (10), `per_round` (10), `candidates` (100), `mutate_best` (1),
 //! `members` (5), `mutation_prob` (0.25, in (0, 1]), `reevaluate_last` (0),
-//! `reevaluate_top` (5), `reevaluate_predicted` (0); counts 1..=100000 (`reevaluate_last` from 0), and the host's
+//! `reevaluate_top` (5), `reevaluate_predicted` (0), `encoding` (`"path"`, the paper's,
+//! on cell spaces; `"onehot"`: each choice's option one-hot), `polish_last` (0),
+//! `race_last` (0; not with `reevaluate_last`), `race_z` (2, in [0, 100]); counts
+//! 1..=100000 (`reevaluate_last`, `polish_last` and `race_last` from 0), and the host's
 //! hard limits (which the host applies; the search ignores them).
 
 use nas_predict::{Encoding, MlpConfig, MlpEnsemble, OneHot, PathEncoding, Surrogate};
@@ -64,6 +83,9 @@ pub struct Bananas {
     reevaluate_last: usize,
     reevaluate_top: usize,
     reevaluate_predicted: usize,
+    polish_last: usize,
+    race_last: usize,
+    race_z: f64,
     budget: usize,
     rng: Rng,
     obs: Observations,
@@ -196,6 +218,56 @@ impl Bananas {
         Ok(self.obs.least_scored(pool))
     }
 
+    /// The leader's neighbour a polishing ask takes: of those not asked before, the one
+    /// the ensemble predicts best (the first in choice order on a tie).
+    fn polish(&mut self) -> Result<Option<Vec<usize>>, String> {
+        let Some(&lead) = self.ranked().first() else {
+            return Ok(None);
+        };
+        let d = self.obs.get(lead).decisions.clone();
+        let active = decisions::active_mask(&self.space, &d);
+        let mut near = vec![];
+        for (i, c) in self.space.iter().enumerate() {
+            for o in (0..c.size()).filter(|&o| active[i] && o != d[i]) {
+                let mut m = d.clone();
+                m[i] = o;
+                if !self.obs.contains(&m) {
+                    near.push(m);
+                }
+            }
+        }
+        if near.is_empty() {
+            return Ok(None);
+        }
+        let (_, model) = self.fit()?;
+        let x: Vec<Vec<f32>> = near.iter().map(|d| self.encoding.encode(d)).collect();
+        let p = model.predict(&x);
+        let best = (0..near.len())
+            .max_by(|&a, &b| p[a].mean.total_cmp(&p[b].mean).then(b.cmp(&a)))
+            .expect("a neighbour");
+        Ok(Some(near.swap_remove(best)))
+    }
+
+    /// The architecture a racing ask takes (LUCB1): of the leader and the challenger with
+    /// the highest upper bound, the one scored fewer times.
+    fn race(&self) -> Option<usize> {
+        let ranked = self.ranked();
+        let (&lead, rest) = ranked.split_first()?;
+        let sigma = self.obs.noise_variance().unwrap_or(0.0).sqrt();
+        let bound = |i: usize| {
+            let e = self.obs.get(i);
+            e.score() + self.race_z * sigma / ((e.told + e.out) as f64).sqrt()
+        };
+        let challenger = rest
+            .iter()
+            .copied()
+            .max_by(|&a, &b| bound(a).total_cmp(&bound(b)).then(b.cmp(&a)));
+        match challenger {
+            Some(c) => self.obs.least_scored(vec![lead, c]),
+            None => Some(lead),
+        }
+    }
+
     fn state(&self) -> State {
         State {
             rng: self.rng.state(),
@@ -223,6 +295,10 @@ impl Strategy for Bananas {
                 "reevaluate_last",
                 "reevaluate_top",
                 "reevaluate_predicted",
+                "encoding",
+                "polish_last",
+                "race_last",
+                "race_z",
             ],
         )?;
         decisions::check_space(&setup.space)?;
@@ -232,10 +308,33 @@ impl Strategy for Bananas {
                 "config field `mutation_prob`: {mutation_prob} is not valid (must be in (0, 1])"
             ));
         }
-        let encoding: Box<dyn Encoding + Send> = match PathEncoding::new(&setup.space) {
-            Ok(p) => Box::new(p),
-            Err(_) => Box::new(OneHot::new(&setup.space)),
-        };
+        let encoding: Box<dyn Encoding + Send> =
+            match config_field(c, "encoding", "path".to_string())?.as_str() {
+                "path" => match PathEncoding::new(&setup.space) {
+                    Ok(p) => Box::new(p),
+                    Err(_) => Box::new(OneHot::new(&setup.space)),
+                },
+                "onehot" => Box::new(OneHot::new(&setup.space)),
+                other => {
+                    return Err(format!(
+                        "config field `encoding`: {other:?} is not an encoding (path, onehot)"
+                    ))
+                }
+            };
+        let race_z: f64 = config_field(c, "race_z", 2.0)?;
+        if !(0.0..=100.0).contains(&race_z) {
+            return Err(format!(
+                "config field `race_z`: {race_z} is not valid (must be in [0, 100])"
+            ));
+        }
+        let reevaluate_last = config_count(c, "reevaluate_last", 0, 0, 100_000)?;
+        let race_last = config_count(c, "race_last", 0, 0, 100_000)?;
+        if reevaluate_last > 0 && race_last > 0 {
+            return Err(format!(
+                "config fields `reevaluate_last` ({reevaluate_last}) and `race_last` \
+                 ({race_last}): set one of the two end games"
+            ));
+        }
         Ok(Bananas {
             space: setup.space.clone(),
             encoding,
@@ -245,9 +344,12 @@ impl Strategy for Bananas {
             mutate_best: config_count(c, "mutate_best", 1, 1, 100_000)?,
             members: config_count(c, "members", 5, 1, 100)?,
             mutation_prob,
-            reevaluate_last: config_count(c, "reevaluate_last", 0, 0, 100_000)?,
+            reevaluate_last,
             reevaluate_top: config_count(c, "reevaluate_top", 5, 1, 100_000)?,
             reevaluate_predicted: config_count(c, "reevaluate_predicted", 0, 0, 100_000)?,
+            polish_last: config_count(c, "polish_last", 0, 0, 100_000)?,
+            race_last,
+            race_z,
             budget: setup.budget,
             rng: Rng::new(setup.seed),
             obs: Observations::new(&setup.space),
@@ -258,6 +360,19 @@ impl Strategy for Bananas {
     }
 
     fn ask(&mut self) -> Result<Option<Architecture>, String> {
+        let left = self.budget.saturating_sub(self.asked);
+        if left <= self.race_last {
+            if let Some(i) = self.race() {
+                let d = self.obs.get(i).decisions.clone();
+                return Ok(Some(self.propose(d)));
+            }
+        } else if left <= self.polish_last + self.race_last.max(self.reevaluate_last)
+            && left > self.race_last.max(self.reevaluate_last)
+        {
+            if let Some(d) = self.polish()? {
+                return Ok(Some(self.propose(d)));
+            }
+        }
         if self.reevaluate_last > 0
             && self.asked >= self.budget.saturating_sub(self.reevaluate_last)
         {
