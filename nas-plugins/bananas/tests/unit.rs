@@ -90,6 +90,13 @@ impl Noisy<'_> {
         let shift = [-self.n, 0.0, self.n][(self.count * 7 + self.count / 3) % 3];
         testing::metrics(self.obj.accuracy(a) + shift)
     }
+
+    /// Scores `a`, records the score in `told` and tells it to `s`.
+    fn tell(&mut self, s: &mut Bananas, told: &mut Told, a: &nas_strategies::Architecture) {
+        let m = self.score(a);
+        record(told, a, m.accuracy);
+        s.tell(a, &m).unwrap();
+    }
 }
 
 /// What the test keeps of each architecture told: its scores.
@@ -105,6 +112,17 @@ fn record(told: &mut Told, a: &nas_strategies::Architecture, acc: f64) {
 
 fn mean_of(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Indices into `told`, best mean first (the earlier told on a tie): the host's order.
+fn by_mean(told: &Told) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..told.len()).collect();
+    order.sort_by(|&x, &y| {
+        mean_of(&told[y].1)
+            .total_cmp(&mean_of(&told[x].1))
+            .then(x.cmp(&y))
+    });
+    order
 }
 
 /// Racing (LUCB1): each of the last `race_last` asks is the leader (the best mean score,
@@ -129,13 +147,7 @@ fn racing_asks_the_leader_or_its_strongest_challenger() {
         let a = s.ask().unwrap().expect("an architecture");
         if t >= budget - race {
             let k = serde_json::to_string(&a).unwrap();
-            // The leader: best mean, the earlier told on a tie.
-            let mut order: Vec<usize> = (0..told.len()).collect();
-            order.sort_by(|&x, &y| {
-                mean_of(&told[y].1)
-                    .total_cmp(&mean_of(&told[x].1))
-                    .then(x.cmp(&y))
-            });
+            let order = by_mean(&told);
             let lead = order[0];
             let (ss, dof) =
                 told.iter()
@@ -177,9 +189,7 @@ fn racing_asks_the_leader_or_its_strongest_challenger() {
                 challenger_asks += 1;
             }
         }
-        let m = noisy.score(&a);
-        record(&mut told, &a, m.accuracy);
-        s.tell(&a, &m).unwrap();
+        noisy.tell(&mut s, &mut told, &a);
     }
     assert!(
         leader_asks > 0 && challenger_asks > 0,
@@ -210,12 +220,7 @@ fn polishing_asks_the_leaders_unasked_neighbours() {
         let a = s.ask().unwrap().expect("an architecture");
         let d = nas_strategies::decisions::from_arch(&space, &a).unwrap();
         if (budget - polish - race..budget - race).contains(&t) {
-            let mut order: Vec<usize> = (0..told.len()).collect();
-            order.sort_by(|&x, &y| {
-                mean_of(&told[y].1)
-                    .total_cmp(&mean_of(&told[x].1))
-                    .then(x.cmp(&y))
-            });
+            let order = by_mean(&told);
             let lead: nas_strategies::Architecture =
                 serde_json::from_str(&told[order[0]].0).unwrap();
             let l = nas_strategies::decisions::from_arch(&space, &lead).unwrap();
@@ -244,9 +249,7 @@ fn polishing_asks_the_leaders_unasked_neighbours() {
                 polished += 1;
             }
         }
-        let m = noisy.score(&a);
-        record(&mut told, &a, m.accuracy);
-        s.tell(&a, &m).unwrap();
+        noisy.tell(&mut s, &mut told, &a);
     }
     assert!(
         polished == polish,
