@@ -173,6 +173,23 @@ impl Observations {
         None
     }
 
+    /// Every neighbour of `d` (one active choice changed to another of its options) not
+    /// asked before, in choice order, then option order.
+    pub fn unseen_neighbours(&self, d: &[usize]) -> Vec<Vec<usize>> {
+        let active = decisions::active_mask(&self.space, d);
+        let mut out = vec![];
+        for (i, c) in self.space.iter().enumerate() {
+            for o in (0..c.size()).filter(|&o| active[i] && o != d[i]) {
+                let mut n = d.to_vec();
+                n[i] = o;
+                if !self.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+        out
+    }
+
     /// Sorts indices best score first (the earlier asked on a tie).
     pub fn sort_best_first(&self, v: &mut [usize]) {
         v.sort_by(|&a, &b| {

@@ -225,17 +225,7 @@ impl Bananas {
             return Ok(None);
         };
         let d = self.obs.get(lead).decisions.clone();
-        let active = decisions::active_mask(&self.space, &d);
-        let mut near = vec![];
-        for (i, c) in self.space.iter().enumerate() {
-            for o in (0..c.size()).filter(|&o| active[i] && o != d[i]) {
-                let mut m = d.clone();
-                m[i] = o;
-                if !self.obs.contains(&m) {
-                    near.push(m);
-                }
-            }
-        }
+        let mut near = self.obs.unseen_neighbours(&d);
         if near.is_empty() {
             return Ok(None);
         }
@@ -360,24 +350,21 @@ impl Strategy for Bananas {
     }
 
     fn ask(&mut self) -> Result<Option<Architecture>, String> {
+        // The end game's asks (at most one of the two is set), and the polish before it.
+        let end = self.race_last.max(self.reevaluate_last);
         let left = self.budget.saturating_sub(self.asked);
-        if left <= self.race_last {
-            if let Some(i) = self.race() {
+        if end > 0 && left <= end {
+            let again = if self.race_last > 0 {
+                self.race()
+            } else {
+                self.reevaluation()?
+            };
+            if let Some(i) = again {
                 let d = self.obs.get(i).decisions.clone();
                 return Ok(Some(self.propose(d)));
             }
-        } else if left <= self.polish_last + self.race_last.max(self.reevaluate_last)
-            && left > self.race_last.max(self.reevaluate_last)
-        {
+        } else if left > end && left <= end + self.polish_last {
             if let Some(d) = self.polish()? {
-                return Ok(Some(self.propose(d)));
-            }
-        }
-        if self.reevaluate_last > 0
-            && self.asked >= self.budget.saturating_sub(self.reevaluate_last)
-        {
-            if let Some(i) = self.reevaluation()? {
-                let d = self.obs.get(i).decisions.clone();
                 return Ok(Some(self.propose(d)));
             }
         }

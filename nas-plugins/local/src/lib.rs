@@ -105,22 +105,7 @@ impl LocalSearch {
     /// Every neighbour of `d` not queried before (one active choice changed to another
     /// of its options), in a random order.
     fn new_neighbours(&mut self, d: &[usize]) -> Vec<Vec<usize>> {
-        let active = decisions::active_mask(&self.space, d);
-        let mut out = vec![];
-        for (i, c) in self.space.iter().enumerate() {
-            if !active[i] {
-                continue;
-            }
-            for o in 0..c.size() {
-                if o != d[i] {
-                    let mut n = d.to_vec();
-                    n[i] = o;
-                    if !self.obs.contains(&n) {
-                        out.push(n);
-                    }
-                }
-            }
-        }
+        let mut out = self.obs.unseen_neighbours(d);
         self.rng.shuffle(&mut out);
         out
     }
