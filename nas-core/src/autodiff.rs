@@ -3,7 +3,7 @@
 
 use crate::buffer;
 use crate::tensor::{Tensor, Values};
-use nas_kernels::accel::{self, Accel, Binary, DevBuf, Res, Resident, Unary};
+use nas_kernels::accel::{self, Accel, Binary, DevBuf, Place, Res, Resident, Unary};
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 use std::collections::HashSet;
 
@@ -13,10 +13,13 @@ pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: accel::Res<T>) -> T {
     r.unwrap_or_else(|e| panic!("{} {what}: {e}", a.kind()))
 }
 
-/// The backend that keeps tensors in its memory (wgpu), once it is open: device buffers
-/// exist only then, and ops on them run there.
-pub(crate) fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
-    accel::resident()
+/// A device's backend, as both boundaries.
+pub(crate) type Backend = (&'static dyn Accel, &'static dyn Resident);
+
+/// The backend of device `p` (open: a tensor lives there).
+pub(crate) fn backend(p: Place) -> Backend {
+    p.backend()
+        .unwrap_or_else(|| panic!("{}: a tensor lives on a device that is not open", p.name()))
 }
 
 /// A recorded primitive: its inputs and what its gradient rule needs from the forward.
@@ -94,30 +97,17 @@ impl EmbedGeom {
 impl Op {
     /// The profile name of this op's gradient rule, with its floating-point operations
     /// and bytes moved (`out` is the output's length).
-    fn profile(&self, out: usize, on_device: bool) -> (&'static str, f64, f64) {
+    fn profile(&self, out: usize, device: Option<Backend>) -> (&'static str, f64, f64) {
         let (name, flops, bytes) = self.profile_cpu(out);
-        let routed = accel::active().filter(|_| self.accelerated());
-        match resident().map(|(a, _)| a).filter(|_| on_device).or(routed) {
-            Some(a) => (accel::label(a.kind(), name), flops, bytes),
+        match device {
+            Some((a, _)) => (accel::label(a.kind(), name), flops, bytes),
             None => (name, flops, bytes),
         }
     }
 
-    /// Whether an active accelerator runs this op's gradient rule.
-    fn accelerated(&self) -> bool {
-        use Op::*;
-        matches!(
-            self,
-            Conv2d(..)
-                | Linear(..)
-                | MaxPool2d(..)
-                | AvgPool2d(..)
-                | AdaptiveAvgPool2d(..)
-                | BatchNorm(..)
-                | LogSoftmax(_)
-                | WeightedSum(..)
-                | Nll(..)
-        )
+    /// The op's name in profiles and messages.
+    pub(crate) fn name(&self) -> &'static str {
+        self.profile_cpu(0).0
     }
 
     fn profile_cpu(&self, out: usize) -> (&'static str, f64, f64) {
@@ -186,16 +176,29 @@ impl Op {
     }
 
     /// Adds this op's contribution to its inputs' gradients, given the output `out` and the
-    /// gradient `g` of the loss with respect to it: on the device where the backend keeps
-    /// tensors there and this rule has device kernels, else on the host (or through the
-    /// active accelerator's copies).
+    /// gradient `g` of the loss with respect to it: on the device where its gradient or
+    /// its operands are, when this rule has device kernels, else on the host.
     fn backward(&self, out: &Tensor, g: Values) {
-        if let Some((a, r)) = resident().filter(|_| self.has_dev_rule(out, &g)) {
-            return on_device(a, "backward", self.backward_dev(out, &g, r));
+        if let Some((a, r)) = self.device_rule(out, &g) {
+            let what = format!("{} backward", self.name());
+            return on_device(a, &what, self.backward_dev(out, &g, r));
         }
         let g = g.into_host();
         self.backward_host(out, &g);
         buffer::give(g);
+    }
+
+    /// The device this op's gradient rule runs on, where [`Op::has_dev_rule`] says it
+    /// has one: that of its output gradient, or of its operands.
+    fn device_rule(&self, out: &Tensor, g: &Values) -> Option<Backend> {
+        if !self.has_dev_rule(out, g) {
+            return None;
+        }
+        let place = match g {
+            Values::Dev(b) => b.place(),
+            Values::Host(_) => crate::tensor::common_place(&self.inputs(), self.name())?,
+        };
+        Some(backend(place))
     }
 
     /// Whether this op's gradient rule runs on the device: its output gradient or one
@@ -235,24 +238,24 @@ impl Op {
                     acc_dev(x, r, || r.nll_backward(rows, cols, targets, g0))
                 }
                 Add(a, b) => {
-                    acc_dev(a, r, || Ok(gd()))?;
-                    acc_dev(b, r, || Ok(gd()))
+                    acc_dev(a, r, || gd())?;
+                    acc_dev(b, r, || gd())
                 }
                 Sub(a, b) => {
-                    acc_dev(a, r, || Ok(gd()))?;
-                    acc_dev(b, r, || r.unary(Unary::Affine(-1.0, 0.0), &gd()))
+                    acc_dev(a, r, || gd())?;
+                    acc_dev(b, r, || r.unary(Unary::Affine(-1.0, 0.0), &gd()?))
                 }
                 Mul(a, b) => {
-                    acc_dev(a, r, || r.binary(Binary::Mul, &gd(), &b.dev_buf(r)))?;
-                    acc_dev(b, r, || r.binary(Binary::Mul, &gd(), &a.dev_buf(r)))
+                    acc_dev(a, r, || r.binary(Binary::Mul, &gd()?, &b.dev_buf(r)?))?;
+                    acc_dev(b, r, || r.binary(Binary::Mul, &gd()?, &a.dev_buf(r)?))
                 }
-                AddScalar(a, _) | Reshape(a) => acc_dev(a, r, || Ok(gd())),
+                AddScalar(a, _) | Reshape(a) => acc_dev(a, r, || gd()),
                 Concat(xs, axis) => {
                     let (outer, total, inner) = mv::around(os, *axis);
                     let mut at = 0;
                     for x in xs {
                         let len = x.dim(*axis);
-                        acc_dev(x, r, || r.slice_axis(outer, total, inner, at, len, &gd()))?;
+                        acc_dev(x, r, || r.slice_axis(outer, total, inner, at, len, &gd()?))?;
                         at += len;
                     }
                     Ok(())
@@ -261,34 +264,36 @@ impl Op {
                     let (outer, len, inner) = mv::around(os, *axis);
                     let total = a.dim(*axis);
                     acc_dev(a, r, || {
-                        r.unslice_axis(outer, total, inner, *start, len, &gd())
+                        r.unslice_axis(outer, total, inner, *start, len, &gd()?)
                     })
                 }
-                MulScalar(a, s) => acc_dev(a, r, || r.unary(Unary::Affine(*s, 0.0), &gd())),
-                Exp(a) => acc_dev(a, r, || r.binary(Binary::Mul, &gd(), &out.dev_buf(r))),
-                Log(a) => acc_dev(a, r, || r.binary(Binary::Div, &gd(), &a.dev_buf(r))),
-                Relu(a) => acc_dev(a, r, || r.binary(Binary::ReluGrad, &gd(), &out.dev_buf(r))),
+                MulScalar(a, s) => acc_dev(a, r, || r.unary(Unary::Affine(*s, 0.0), &gd()?)),
+                Exp(a) => acc_dev(a, r, || r.binary(Binary::Mul, &gd()?, &out.dev_buf(r)?)),
+                Log(a) => acc_dev(a, r, || r.binary(Binary::Div, &gd()?, &a.dev_buf(r)?)),
+                Relu(a) => acc_dev(a, r, || {
+                    r.binary(Binary::ReluGrad, &gd()?, &out.dev_buf(r)?)
+                }),
                 Linear(x, w, b) => {
                     let (nout, nin) = (w.dim(0), w.dim(1));
                     let rows = x.numel() / nin;
                     acc_dev(x, r, || {
-                        r.matmul(rows, nin, nout, &gd(), false, &w.dev_buf(r), false)
+                        r.matmul(rows, nin, nout, &gd()?, false, &w.dev_buf(r)?, false)
                     })?;
                     acc_dev(w, r, || {
-                        r.matmul(nout, nin, rows, &gd(), true, &x.dev_buf(r), false)
+                        r.matmul(nout, nin, rows, &gd()?, true, &x.dev_buf(r)?, false)
                     })?;
                     match b {
-                        Some(b) => acc_dev(b, r, || r.channel_sum(rows, nout, 1, &gd())),
+                        Some(b) => acc_dev(b, r, || r.channel_sum(rows, nout, 1, &gd()?)),
                         None => Ok(()),
                     }
                 }
                 Conv2d(x, w, b, p) => {
-                    acc_dev(x, r, || r.conv2d_backward_input(p, &gd(), &w.dev_buf(r)))?;
-                    acc_dev(w, r, || r.conv2d_backward_weight(p, &x.dev_buf(r), &gd()))?;
+                    acc_dev(x, r, || r.conv2d_backward_input(p, &gd()?, &w.dev_buf(r)?))?;
+                    acc_dev(w, r, || r.conv2d_backward_weight(p, &x.dev_buf(r)?, &gd()?))?;
                     match b {
                         Some(b) => {
                             let plane = p.out_h() * p.out_w();
-                            acc_dev(b, r, || r.channel_sum(p.n, p.cout, plane, &gd()))
+                            acc_dev(b, r, || r.channel_sum(p.n, p.cout, plane, &gd()?))
                         }
                         None => Ok(()),
                     }
@@ -297,21 +302,21 @@ impl Op {
                     let Arg::Dev(arg) = arg else {
                         unreachable!("a host argmax")
                     };
-                    acc_dev(x, r, || r.max_pool_backward(p, &gd(), arg))
+                    acc_dev(x, r, || r.max_pool_backward(p, &gd()?, arg))
                 }
-                AvgPool2d(x, p, inc) => acc_dev(x, r, || r.avg_pool_backward(p, *inc, &gd())),
+                AvgPool2d(x, p, inc) => acc_dev(x, r, || r.avg_pool_backward(p, *inc, &gd()?)),
                 AdaptiveAvgPool2d(x) => {
                     let s = x.shape();
                     acc_dev(x, r, || {
-                        r.adaptive_avg_pool_backward(s[0] * s[1], s[2], s[3], os[2], os[3], &gd())
+                        r.adaptive_avg_pool_backward(s[0] * s[1], s[2], s[3], os[2], os[3], &gd()?)
                     })
                 }
                 BatchNorm(x, gamma, beta, mean, invstd) => {
                     let s = x.shape();
                     let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
-                    let (xb, gamma_h) = (x.dev_buf(r), gamma.to_vec());
+                    let (xb, gamma_h) = (x.dev_buf(r)?, gamma.to_vec());
                     let (gx, gg, gbeta) =
-                        r.batch_norm_backward(n, c, hw, &xb, &gd(), &gamma_h, mean, invstd)?;
+                        r.batch_norm_backward(n, c, hw, &xb, &gd()?, &gamma_h, mean, invstd)?;
                     acc_dev(x, r, || Ok(gx))?;
                     acc(gamma, |o| ew::acc_map(&gg, o, |v| v));
                     acc(beta, |o| ew::acc_map(&gbeta, o, |v| v));
@@ -321,17 +326,17 @@ impl Op {
                     let cols = *os.last().unwrap();
                     let rows = out.numel() / cols;
                     acc_dev(x, r, || {
-                        r.log_softmax_backward(rows, cols, &out.dev_buf(r), &gd())
+                        r.log_softmax_backward(rows, cols, &out.dev_buf(r)?, &gd()?)
                     })
                 }
                 WeightedSum(xs, w, idx) => {
                     let wd = w.to_vec();
                     for (x, &i) in xs.iter().zip(idx) {
-                        acc_dev(x, r, || r.unary(Unary::Affine(wd[i], 0.0), &gd()))?;
+                        acc_dev(x, r, || r.unary(Unary::Affine(wd[i], 0.0), &gd()?))?;
                     }
                     if needs(w) {
-                        let bufs: Vec<_> = xs.iter().map(|x| x.dev_buf(r)).collect();
-                        let gw = r.weighted_sum_backward_weight(&bufs, &gd())?;
+                        let bufs = xs.iter().map(|x| x.dev_buf(r)).collect::<Res<Vec<_>>>()?;
+                        let gw = r.weighted_sum_backward_weight(&bufs, &gd()?)?;
                         acc(w, |o| idx.iter().zip(&gw).for_each(|(&i, v)| o[i] += v));
                     }
                     Ok(())
@@ -341,7 +346,7 @@ impl Op {
         }
     }
 
-    /// The host rule (with an accelerator's copies where one is active).
+    /// The host rule.
     fn backward_host(&self, out: &Tensor, g: &[f32]) {
         use Op::*;
         let os = out.shape();
@@ -428,24 +433,6 @@ impl Op {
                     });
                 }
             }
-            Linear(x, w, b) if accel::active().is_some() => {
-                let a = accel::active().unwrap();
-                let (nout, nin) = (w.dim(0), w.dim(1));
-                let rows = x.numel() / nin;
-                put_device(x, a, "linear backward", || {
-                    a.matmul(rows, nin, nout, g, false, &w.data(), false)
-                });
-                put_device(w, a, "linear backward", || {
-                    a.matmul(nout, nin, rows, g, true, &x.data(), false)
-                });
-                if let Some(b) = b {
-                    acc(b, |gb| {
-                        for r in g.chunks(nout) {
-                            gb.iter_mut().zip(r).for_each(|(a, v)| *a += v);
-                        }
-                    });
-                }
-            }
             Linear(x, w, b) => {
                 let (nout, nin) = (w.dim(0), w.dim(1));
                 let rows = x.numel() / nin;
@@ -493,23 +480,6 @@ impl Op {
                     mv::copy_axis_block(g, outer, len, inner, ga, src_len, *start, true)
                 });
             }
-            Conv2d(x, w, b, p) if accel::active().is_some() => {
-                let a = accel::active().unwrap();
-                put_device(x, a, "conv2d backward", || {
-                    a.conv2d_backward_input(p, g, &w.data())
-                });
-                put_device(w, a, "conv2d backward", || {
-                    a.conv2d_backward_weight(p, &x.data(), g)
-                });
-                if let Some(b) = b {
-                    let plane = p.out_h() * p.out_w();
-                    acc(b, |gb| {
-                        for (i, chunk) in g.chunks(plane).enumerate() {
-                            gb[i % p.cout] += ew::sum_lanes(chunk);
-                        }
-                    });
-                }
-            }
             Conv2d(x, w, b, p) => {
                 if needs(x) {
                     let wd = w.data();
@@ -531,41 +501,14 @@ impl Op {
             }
             MaxPool2d(x, p, arg) => {
                 let arg = arg.host();
-                match accel::active() {
-                    Some(a) => put_device(x, a, "max_pool backward", || {
-                        a.max_pool_backward(p, g, &arg)
-                    }),
-                    None => put(x, |gx| pool::max_pool2d_backward(p, g, &arg, gx)),
-                }
+                put(x, |gx| pool::max_pool2d_backward(p, g, &arg, gx));
             }
-            AvgPool2d(x, p, inc) => match accel::active() {
-                Some(a) => put_device(x, a, "avg_pool backward", || {
-                    a.avg_pool_backward(p, *inc, g)
-                }),
-                None => put(x, |gx| pool::avg_pool2d_backward(p, *inc, g, gx)),
-            },
+            AvgPool2d(x, p, inc) => put(x, |gx| pool::avg_pool2d_backward(p, *inc, g, gx)),
             AdaptiveAvgPool2d(x) => {
                 let s = x.shape();
-                match accel::active() {
-                    Some(a) => put_device(x, a, "adaptive_avg_pool backward", || {
-                        a.adaptive_avg_pool_backward(s[0] * s[1], s[2], s[3], os[2], os[3], g)
-                    }),
-                    None => put(x, |gx| {
-                        pool::adaptive_avg_pool2d_backward(
-                            s[0], s[1], s[2], s[3], os[2], os[3], g, gx,
-                        )
-                    }),
-                }
-            }
-            BatchNorm(x, gamma, beta, mean, invstd) if accel::active().is_some() => {
-                let a = accel::active().unwrap();
-                let s = x.shape();
-                let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
-                let r = a.batch_norm_backward(n, c, hw, &x.data(), g, &gamma.data(), mean, invstd);
-                let (gx, gg, gbeta) = on_device(a, "batch_norm backward", r);
-                acc(x, |o| ew::acc_map(&gx, o, |v| v));
-                acc(gamma, |o| ew::acc_map(&gg, o, |v| v));
-                acc(beta, |o| ew::acc_map(&gbeta, o, |v| v));
+                put(x, |gx| {
+                    pool::adaptive_avg_pool2d_backward(s[0], s[1], s[2], s[3], os[2], os[3], g, gx)
+                });
             }
             BatchNorm(x, gamma, beta, mean, invstd) => {
                 let s = x.shape();
@@ -587,41 +530,16 @@ impl Op {
             LogSoftmax(x) => {
                 let cols = *os.last().unwrap();
                 let rows = out.numel() / cols;
-                match accel::active() {
-                    Some(a) => put_device(x, a, "log_softmax backward", || {
-                        a.log_softmax_backward(rows, cols, &out.data(), g)
-                    }),
-                    None => put(x, |gx| {
-                        softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
-                    }),
-                }
+                put(x, |gx| {
+                    softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
+                });
             }
             Nll(x, targets) => {
                 let cols = *x.shape().last().unwrap();
                 let rows = x.numel() / cols;
-                match accel::active() {
-                    Some(a) => put_device(x, a, "nll backward", || {
-                        a.nll_backward(rows, cols, targets, g[0])
-                    }),
-                    None => put(x, |gx| {
-                        softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
-                    }),
-                }
-            }
-            WeightedSum(xs, w, idx) if accel::active().is_some() => {
-                let a = accel::active().unwrap();
-                let wd = w.to_vec();
-                let ws: Vec<f32> = idx.iter().map(|&i| wd[i]).collect();
-                let cat: Vec<f32> = {
-                    let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
-                    guards.iter().flat_map(|d| d.iter().copied()).collect()
-                };
-                let r = a.weighted_sum_backward(xs.len(), &cat, &ws, g);
-                let (gx, gw) = on_device(a, "weighted_sum backward", r);
-                for (x, gxj) in xs.iter().zip(gx.chunks(g.len())) {
-                    acc(x, |o| ew::acc_map(gxj, o, |v| v));
-                }
-                acc(w, |o| idx.iter().zip(&gw).for_each(|(&i, v)| o[i] += v));
+                put(x, |gx| {
+                    softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
+                });
             }
             WeightedSum(xs, w, idx) => {
                 let wd = w.to_vec();
@@ -715,15 +633,6 @@ fn acc_dev(t: &Tensor, r: &dyn Resident, f: impl FnOnce() -> Res<DevBuf>) -> Res
     Ok(())
 }
 
-/// Puts the gradient an accelerator computes for `t` (see `put`), asking the device only
-/// if `t` needs one.
-fn put_device(t: &Tensor, a: &dyn Accel, what: &str, f: impl FnOnce() -> Res<Vec<f32>>) {
-    if needs(t) {
-        let g = on_device(a, what, f());
-        put(t, |o| o.copy_from_slice(&g));
-    }
-}
-
 /// Like `acc`, for kernels that overwrite their output: writes straight into a fresh
 /// gradient, or into scratch that is then added.
 fn put(t: &Tensor, f: impl FnOnce(&mut [f32])) {
@@ -788,8 +697,7 @@ impl Tensor {
                 continue;
             };
             if crate::profile::enabled() {
-                let on_dev = resident().is_some() && op.has_dev_rule(t, &g);
-                let (name, flops, bytes) = op.profile(t.numel(), on_dev);
+                let (name, flops, bytes) = op.profile(t.numel(), op.device_rule(t, &g));
                 crate::profile::record(name, flops, bytes, || op.backward(t, g));
             } else {
                 op.backward(t, g);

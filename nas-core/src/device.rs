@@ -1,25 +1,42 @@
 //! Where the kernels run: the CPU, or a device backend (wgpu, CUDA). The host and its
 //! commands go through this module instead of the kernel crate.
 //!
-//! On wgpu a tensor lives in device memory: [`Device::place`] puts a network's
-//! parameters there, an op runs there when any operand is there (uploading the others,
-//! such as a batch, once), and its result, its gradients and the optimiser's buffers stay
-//! there until the host reads them. Ops with no device kernel (broadcasting elementwise
-//! ops, concatenation, slicing, permutes) read their operands back and run on the CPU.
-//! CUDA keeps no tensors yet: [`Device::select`] routes the convolutions, linear layers,
-//! pooling, batch norm, log-softmax/NLL and the mixed ops' weighted sums of the whole
-//! process to it, each call copying its operands over and its result back.
-//! [`transfers`] counts every copy.
+//! On wgpu and on CUDA a tensor lives in device memory: [`Device::place`] puts a
+//! network's parameters there, an op runs on the device its operands are on (uploading
+//! host operands, such as a batch, once), and its result, its gradients and the
+//! optimiser's buffers stay there until the host reads them. Ops with no device kernel
+//! (broadcasting elementwise ops, sums, permutes) read their operands back, run on the
+//! CPU, and their results live on the device again. Nothing is routed process-wide:
+//! networks on the CPU, on wgpu and on CUDA can train side by side; operands on two
+//! devices are an error. [`transfers`] counts every copy.
 
 use crate::nn::Module;
 use crate::tensor::Tensor;
-pub use nas_kernels::accel::Peaks;
 use nas_kernels::accel::{self, Accel};
+pub use nas_kernels::accel::{Peaks, Place};
 pub use nas_kernels::report_skip;
 pub use nas_kernels::transfer::{snapshot as transfers, Transfers};
 pub use nas_kernels::KernelError;
 use std::fmt;
 use std::str::FromStr;
+
+/// The one device that tensors living on `places` (None: the host) share: None when all
+/// are on the host; two different devices are an error naming both (an op runs on one
+/// device, uploading host operands there).
+pub fn one_place(places: impl IntoIterator<Item = Option<Place>>) -> Result<Option<Place>, String> {
+    let mut on = places.into_iter().flatten();
+    let Some(first) = on.next() else {
+        return Ok(None);
+    };
+    match on.find(|&p| p != first) {
+        Some(other) => Err(format!(
+            "operands on two devices ({} and {})",
+            first.name(),
+            other.name()
+        )),
+        None => Ok(Some(first)),
+    }
+}
 
 /// A backend a user can name with `--device`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,43 +77,33 @@ impl fmt::Display for Device {
     }
 }
 
-/// What runs on wgpu, which keeps tensors in its memory, for messages.
-pub const ROUTED_WGPU: &str = "activations, gradients, weights and SGD/Adam state stay in device \
-                               memory; convolutions, linear layers, pooling, batch norm, \
-                               log-softmax/NLL, ReLU, same-shape elementwise ops, mixed-op sums \
-                               and the optimiser steps run there, other ops on the CPU";
-
-/// What runs on CUDA, which copies every operand per call, for messages.
-pub const ROUTED_CUDA: &str = "convolutions, linear layers, pooling, batch norm, log-softmax/NLL \
-                               and mixed-op sums run there (operands copied per call), \
-                               everything else on the CPU";
+/// What runs on a device that keeps tensors in its memory (wgpu, CUDA), for messages.
+pub const ON_DEVICE: &str = "activations, gradients, weights and SGD/Adam state stay in device \
+                             memory; convolutions, linear layers, pooling, batch norm, \
+                             log-softmax/NLL, ReLU, same-shape elementwise ops, concatenation \
+                             and slicing, mixed-op sums and the optimiser steps run there, \
+                             other ops on the CPU";
 
 impl Device {
     /// What runs on this device, for messages.
     pub fn routed(&self) -> &'static str {
         match self {
             Device::Cpu => "everything runs on the CPU",
-            Device::Wgpu => ROUTED_WGPU,
-            Device::Cuda(_) => ROUTED_CUDA,
+            Device::Wgpu | Device::Cuda(_) => ON_DEVICE,
         }
     }
 }
 
 impl Device {
-    /// Opens this device (on first use) and describes it. wgpu keeps tensors in its
-    /// memory, so nothing is routed there: [`Device::place`] puts a network's parameters
-    /// on it, and every op on them runs there. CUDA keeps none yet, so selecting it routes
-    /// the device primitives of the whole process to it (and selecting the CPU routes
-    /// them back).
+    /// Opens this device (on first use) and describes it. Nothing is routed to it:
+    /// [`Device::place`] puts a network's parameters on it, and every op on them runs
+    /// there.
     pub fn select(self) -> Result<String, KernelError> {
         match self {
-            Device::Cpu => {
-                accel::deactivate();
-                Ok("cpu".into())
-            }
+            Device::Cpu => Ok("cpu".into()),
             Device::Wgpu => Ok(format!("wgpu on {}", accel::wgpu()?.adapter)),
             Device::Cuda(n) => {
-                let c = accel::activate_cuda(n)?;
+                let c = accel::cuda(n)?;
                 let (major, minor) = c.compute_capability;
                 Ok(format!("cuda:{n} on {} (sm_{major}{minor})", c.name))
             }
@@ -107,8 +114,7 @@ impl Device {
 impl Device {
     /// Puts the parameters of `module` in this device's memory, so that its forward and
     /// backward passes, its gradients and its optimiser's state live and run there; on
-    /// the CPU (and on CUDA, which keeps no tensors yet) they are brought back to the
-    /// host. Buffers that are updated on the host (batch-norm running statistics) stay
+    /// the CPU they are brought back to the host. Buffers that are updated on the host (batch-norm running statistics) stay
     /// there, and so do a supernet's mixing weights, which are not parameters of its net.
     pub fn place(&self, module: &dyn Module) -> Result<(), String> {
         for (_, p) in crate::nn::parameters(module) {
@@ -120,8 +126,9 @@ impl Device {
     /// Puts `t`'s values in this device's memory (see [`Device::place`]).
     pub fn place_tensor(&self, t: &Tensor) -> Result<(), String> {
         match self {
-            Device::Wgpu => t.upload_to(accel::wgpu_resident()?),
-            Device::Cpu | Device::Cuda(_) => t.host_only(),
+            Device::Wgpu => t.upload_to(accel::wgpu_resident()?)?,
+            Device::Cuda(n) => t.upload_to(accel::cuda_backend(*n)?.1)?,
+            Device::Cpu => t.host_only(),
         }
         Ok(())
     }
@@ -132,9 +139,9 @@ impl Device {
             Device::Cpu => None,
             Device::Wgpu => {
                 accel::wgpu()?;
-                accel::resident().map(|(a, _)| Active(a))
+                accel::Place::Wgpu.backend().map(|(a, _)| Active(a))
             }
-            Device::Cuda(n) => Some(Active(accel::cuda_backend(*n)?)),
+            Device::Cuda(n) => Some(Active(accel::cuda_backend(*n)?.0)),
         })
     }
 }
@@ -244,8 +251,7 @@ pub fn skippable(e: &KernelError) -> bool {
 
 /// Runs each named test function on the CPU, on wgpu and on CUDA: one `#[test]` per
 /// function and device, in modules `cpu`, `wgpu` and `cuda`. A test reads its device
-/// from [`test_device`] and places its tensors there. CUDA is routed process-wide, so
-/// while a CUDA test runs, the CPU tests of the same binary run on CUDA too.
+/// from [`test_device`] and places its tensors there.
 #[macro_export]
 macro_rules! test_device {
     ($($name:ident),* $(,)?) => {

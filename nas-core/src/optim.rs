@@ -1,7 +1,7 @@
 //! Optimisers (SGD with momentum/Nesterov/weight decay, Adam/AdamW), learning-rate
 //! schedules and gradient clipping.
 
-use crate::autodiff::{on_device, resident};
+use crate::autodiff::{backend, on_device};
 use crate::tensor::{Tensor, Values};
 
 /// Something that updates parameters from their gradients.
@@ -124,22 +124,25 @@ impl Optimizer for Sgd {
         for (p, v) in self.params.iter().zip(velocity.iter_mut()) {
             let mut gl = p.grad_lock();
             let Some(g) = gl.as_mut() else { continue };
-            match (g, resident()) {
-                // A gradient on the device: the update runs there, and the weights and
-                // the momentum buffer stay there.
-                (Values::Dev(gb), Some((a, r))) => {
-                    let vb = match v {
-                        Values::Dev(b) => Some(b.clone()),
-                        Values::Host(h) if h.is_empty() => None,
-                        Values::Host(h) => Some(r.upload(h)),
-                    };
+            match g {
+                // A gradient on a device: the update runs there, and the weights and the
+                // momentum buffer stay there.
+                Values::Dev(gb) => {
+                    let (a, r) = backend(gb.place());
                     let (mu, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
-                    let res = r.sgd(&p.dev_buf(r), gb, vb.as_ref(), lr, mu, wd, nesterov);
+                    let res = (|| {
+                        let vb = match &*v {
+                            Values::Dev(b) => Some(b.clone()),
+                            Values::Host(h) if h.is_empty() => None,
+                            Values::Host(h) => Some(r.upload(h)?),
+                        };
+                        r.sgd(&p.dev_buf(r)?, gb, vb.as_ref(), lr, mu, wd, nesterov)
+                    })();
                     let (w, nv) = on_device(a, "sgd", res);
                     p.set_device(w);
                     *v = Values::Dev(nv);
                 }
-                (g, _) => self.update(&mut p.data_mut(), g.host_mut(), v.host_mut(), lr),
+                g => self.update(&mut p.data_mut(), g.host_mut(), v.host_mut(), lr),
             }
         }
         self.velocity = velocity;
@@ -242,21 +245,15 @@ impl Optimizer for Adam {
         for ((p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
             let mut gl = p.grad_lock();
             let Some(g) = gl.as_mut() else { continue };
-            if let (Values::Dev(gb), Some((a, r))) = (&*g, resident()) {
+            if let Values::Dev(gb) = &*g {
                 // On the device: weights and moments stay there.
-                let (md, vd) = (m.dev(r), v.dev(r));
+                let (a, r) = backend(gb.place());
                 let (decoupled, t) = (self.decoupled, self.t);
-                let res = r.adam(
-                    &p.dev_buf(r),
-                    gb,
-                    &md,
-                    &vd,
-                    lr,
-                    (b1, b2, eps),
-                    wd,
-                    decoupled,
-                    t,
-                );
+                let res = (|| {
+                    let (md, vd) = (m.dev(r)?, v.dev(r)?);
+                    let w = p.dev_buf(r)?;
+                    r.adam(&w, gb, &md, &vd, lr, (b1, b2, eps), wd, decoupled, t)
+                })();
                 let (w, m2, v2) = on_device(a, "adam", res);
                 p.set_device(w);
                 (*m, *v) = (Values::Dev(m2), Values::Dev(v2));
@@ -320,16 +317,17 @@ impl LrSchedule {
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> f32 {
     let mut total = 0.0f64;
     for p in params {
-        match (p.grad_lock().as_mut(), resident()) {
-            (Some(Values::Dev(g)), Some((a, r))) => {
+        match p.grad_lock().as_mut() {
+            Some(Values::Dev(g)) => {
+                let (a, r) = backend(g.place());
                 let sq = r.weighted_sum_backward_weight(std::slice::from_ref(g), g);
                 total += on_device(a, "gradient norm", sq)[0] as f64;
             }
-            (Some(g), _) => {
+            Some(g) => {
                 let g = g.host_mut();
                 total += g.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
             }
-            (None, _) => {}
+            None => {}
         }
     }
     let norm = total.sqrt() as f32;
@@ -337,13 +335,14 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f32) -> f32 {
         let s = max_norm / (norm + 1e-6);
         for p in params {
             let mut gl = p.grad_lock();
-            match (gl.as_mut(), resident()) {
-                (Some(Values::Dev(g)), Some((a, r))) => {
+            match gl.as_mut() {
+                Some(Values::Dev(g)) => {
+                    let (a, r) = backend(g.place());
                     let scaled = r.unary(nas_kernels::accel::Unary::Affine(s, 0.0), g);
                     *g = on_device(a, "gradient clipping", scaled);
                 }
-                (Some(g), _) => g.host_mut().iter_mut().for_each(|v| *v *= s),
-                (None, _) => {}
+                Some(g) => g.host_mut().iter_mut().for_each(|v| *v *= s),
+                None => {}
             }
         }
     }

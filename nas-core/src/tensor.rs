@@ -4,10 +4,32 @@
 use crate::autodiff::Op;
 use crate::buffer;
 use crate::rng::Rng;
-use nas_kernels::accel::{DevBuf, Resident};
+use nas_kernels::accel::{DevBuf, KernelError, Place, Res, Resident};
+
+/// [`Node::placed`] of a host tensor, and of the two devices.
+const HOST: u8 = 0;
+const WGPU: u8 = 1;
+const CUDA: u8 = 2;
+
+/// The device that `tensors` (an op's operands, `op` its name) live on: None when all
+/// are on the host. Operands on two devices are a panic naming the op and both devices
+/// (an op runs on one device; move an operand with `Device::place_tensor` first).
+pub(crate) fn common_place(tensors: &[&Tensor], op: &str) -> Option<Place> {
+    crate::device::one_place(tensors.iter().map(|t| t.place()))
+        .unwrap_or_else(|e| panic!("{op}: {e}; put them on one first"))
+}
+
+/// A device as [`Node::placed`] holds it.
+fn place_code(p: Option<Place>) -> u8 {
+    match p {
+        None => HOST,
+        Some(Place::Wgpu) => WGPU,
+        Some(Place::Cuda) => CUDA,
+    }
+}
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -52,10 +74,10 @@ pub(crate) struct Node {
     host_ok: AtomicBool,
     /// The values in device memory, where a device op made them or read them.
     dev: Mutex<Option<DevBuf>>,
-    /// Whether the tensor lives on the device (a device op's result, or placed there):
-    /// ops that read it run there. A host tensor a device op read keeps its device copy
-    /// as a cache but stays a host tensor.
-    placed: AtomicBool,
+    /// The device the tensor lives on ([`HOST`], or a [`Place`] as [`place_code`] codes
+    /// it): a device op's result, or placed there; ops that read it run there. A host
+    /// tensor a device op read keeps its device copy as a cache but stays a host tensor.
+    placed: AtomicU8,
     pub(crate) grad: Mutex<Option<Values>>,
     pub(crate) requires_grad: bool,
     pub(crate) op: Option<Op>,
@@ -98,10 +120,10 @@ impl Values {
     }
 
     /// The values in `r`'s memory (uploaded if they are on the host).
-    pub(crate) fn dev(&self, r: &dyn Resident) -> DevBuf {
+    pub(crate) fn dev(&self, r: &dyn Resident) -> Res<DevBuf> {
         match self {
             Values::Host(v) => r.upload(v),
-            Values::Dev(b) => b.clone(),
+            Values::Dev(b) => Ok(b.clone()),
         }
     }
 
@@ -148,7 +170,7 @@ impl Tensor {
             data: RwLock::new(data),
             host_ok: AtomicBool::new(true),
             dev: Mutex::new(None),
-            placed: AtomicBool::new(false),
+            placed: AtomicU8::new(HOST),
             grad: Mutex::new(None),
             requires_grad,
             op,
@@ -199,9 +221,9 @@ impl Tensor {
     /// it), so what follows stays on the device.
     pub(crate) fn from_op(shape: Vec<usize>, data: Vec<f32>, op: Op) -> Tensor {
         let rg = grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
-        let placed = op.inputs().iter().any(|t| t.on_device());
+        let placed = common_place(&op.inputs(), op.name());
         let t = Tensor::make(shape, data, rg, if rg { Some(op) } else { None });
-        t.0.placed.store(placed, Ordering::Release);
+        t.0.placed.store(place_code(placed), Ordering::Release);
         t
     }
 
@@ -218,8 +240,8 @@ impl Tensor {
             shape,
             data: RwLock::new(vec![]),
             host_ok: AtomicBool::new(false),
+            placed: AtomicU8::new(place_code(Some(buf.place()))),
             dev: Mutex::new(Some(buf)),
-            placed: AtomicBool::new(true),
             grad: Mutex::new(None),
             requires_grad: rg,
             op: if rg { Some(op) } else { None },
@@ -228,36 +250,61 @@ impl Tensor {
     }
 
     /// These values in `r`'s memory: the copy already there, or one made now and kept
-    /// until the host changes the values.
-    pub(crate) fn dev_buf(&self, r: &dyn Resident) -> DevBuf {
+    /// until the host changes the values. A tensor that lives on another device is an
+    /// error naming both (the caller says which op); a host tensor's copy on another
+    /// device is replaced.
+    pub(crate) fn dev_buf(&self, r: &dyn Resident) -> Res<DevBuf> {
+        if let Some(p) = self.place().filter(|&p| p != r.place()) {
+            return Err(KernelError::Invalid(format!(
+                "a tensor on {} read by an op on {} (tensors on two devices)",
+                p.name(),
+                r.place().name()
+            )));
+        }
         // Lock order: data, then dev, as everywhere else (`fetch`, `data_mut`).
         let data = self.0.data.read().unwrap();
         let mut dev = self.0.dev.lock().unwrap();
-        if let Some(b) = dev.as_ref() {
-            return b.clone();
+        if let Some(b) = dev.as_ref().filter(|b| b.place() == r.place()) {
+            return Ok(b.clone());
         }
-        let b = r.upload(&data);
+        let b = r.upload(&data)?;
         *dev = Some(b.clone());
-        b
+        Ok(b)
     }
 
-    /// Whether the tensor lives on the device: ops run where their operands live.
+    /// Whether the tensor lives on a device: ops run where their operands live.
     pub(crate) fn on_device(&self) -> bool {
-        self.0.placed.load(Ordering::Acquire)
+        self.place().is_some()
+    }
+
+    /// The device the tensor lives on; None on the host.
+    pub fn place(&self) -> Option<Place> {
+        match self.0.placed.load(Ordering::Acquire) {
+            WGPU => Some(Place::Wgpu),
+            CUDA => Some(Place::Cuda),
+            _ => None,
+        }
     }
 
     /// Puts a copy of the values in `r`'s memory (if none is there yet): from now on
     /// the ops that read this tensor run on that device.
-    pub(crate) fn upload_to(&self, r: &dyn Resident) {
-        let _ = self.dev_buf(r);
-        self.0.placed.store(true, Ordering::Release);
+    pub(crate) fn upload_to(&self, r: &dyn Resident) -> Res<()> {
+        if self.place() != Some(r.place()) {
+            // Moving between devices goes through the host.
+            self.host_only();
+        }
+        self.dev_buf(r)?;
+        self.0
+            .placed
+            .store(place_code(Some(r.place())), Ordering::Release);
+        Ok(())
     }
 
     /// Drops any device copy (reading the values back first where only the device had
     /// them): from now on the ops that read this tensor run on the CPU.
     pub(crate) fn host_only(&self) {
         drop(self.data_mut());
-        self.0.placed.store(false, Ordering::Release);
+        self.0.placed.store(HOST, Ordering::Release);
     }
 
     /// The values are now `buf`'s, in device memory (an optimiser's update on the
@@ -271,9 +318,10 @@ impl Tensor {
             self.shape()
         );
         let _guard = self.0.data.write().unwrap();
+        let code = place_code(Some(buf.place()));
         *self.0.dev.lock().unwrap() = Some(buf);
         self.0.host_ok.store(false, Ordering::Release);
-        self.0.placed.store(true, Ordering::Release);
+        self.0.placed.store(code, Ordering::Release);
     }
 
     /// Copies device-only values back to the host (once).

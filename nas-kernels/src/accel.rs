@@ -1,23 +1,107 @@
 //! The accelerator boundary: the primitives a training step hands to a device backend
-//! (wgpu or CUDA), with host slices in and host vectors out. `nas-core` asks
-//! [`active`] before each convolution, linear layer, pooling, batch norm, log-softmax,
-//! NLL loss and mixed-op sum, forward and backward, and runs the CPU kernel when no
-//! accelerator is active.
+//! (wgpu or CUDA), with host slices in and host vectors out: what the equivalence tests
+//! hold to the CPU and the benchmarks time (each backend implements it over its
+//! [`Resident`] kernels: upload, run, download).
 //!
-//! [`Resident`] is the same boundary on device buffers, for backends that keep tensors and
-//! their gradients in their memory (wgpu today).
+//! [`Resident`] is the same boundary on device buffers ([`DevBuf`]), the one the engine
+//! trains through: wgpu and CUDA both keep tensors and their gradients in their memory.
+//! A buffer knows its device ([`DevBuf::backend`]), so an op runs on the device that holds
+//! its operands; there is no process-wide switch.
 //!
 //! Every method computes exactly what the CPU kernel of the same name computes (the
 //! equivalence tests hold each backend to that on random inputs); the result is a fresh
 //! vector the caller adds or copies where it belongs.
 
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
-pub use crate::gpu::DevBuf;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 pub use crate::error::{KernelError, Res};
+
+/// Values in a device's memory: wgpu's or CUDA's. Cloning shares the buffer. It knows its
+/// device, so it can be read back, and ops on it run there, wherever it ends up.
+#[derive(Clone)]
+pub enum DevBuf {
+    Wgpu(crate::gpu::Buf),
+    Cuda(crate::cuda::Buf),
+}
+
+impl DevBuf {
+    /// How many floats it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            DevBuf::Wgpu(b) => b.len(),
+            DevBuf::Cuda(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its contents copied back to the host (waits for the kernels that write it).
+    pub fn to_vec(&self) -> Res<Vec<f32>> {
+        match self {
+            DevBuf::Wgpu(b) => b.to_vec(),
+            DevBuf::Cuda(b) => b.to_vec(),
+        }
+    }
+
+    /// Its contents as `u32`s (an index buffer such as max pooling's argmax).
+    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
+        match self {
+            DevBuf::Wgpu(b) => b.to_u32_vec(),
+            DevBuf::Cuda(b) => b.to_u32_vec(),
+        }
+    }
+
+    /// The device whose memory holds it.
+    pub fn place(&self) -> Place {
+        match self {
+            DevBuf::Wgpu(_) => Place::Wgpu,
+            DevBuf::Cuda(_) => Place::Cuda,
+        }
+    }
+
+    /// `"wgpu"` or `"cuda"`.
+    pub fn device(&self) -> &'static str {
+        self.place().name()
+    }
+}
+
+/// A device that keeps tensors in its memory: where a tensor lives when not on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    Wgpu,
+    Cuda,
+}
+
+impl Place {
+    /// `"wgpu"` or `"cuda"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Place::Wgpu => "wgpu",
+            Place::Cuda => "cuda",
+        }
+    }
+
+    /// Its backend, as both boundaries, once the device is open (a tensor can only be
+    /// in its memory after that; the process's one device of each kind stays open).
+    pub fn backend(self) -> Option<(&'static dyn Accel, &'static dyn Resident)> {
+        match self {
+            Place::Wgpu => wgpu_opened().map(backend_of_gpu),
+            Place::Cuda => cuda_opened().map(backend_of_cuda),
+        }
+    }
+}
+
+/// The error of a kernel handed a buffer of another device.
+pub fn foreign(kernel: &str, want: &str, got: &DevBuf) -> KernelError {
+    KernelError::Invalid(format!(
+        "{kernel}: a {} buffer given to the {want} backend (operands on two devices)",
+        got.device()
+    ))
+}
 
 /// A device backend's training primitives.
 pub trait Accel: Send + Sync {
@@ -130,8 +214,7 @@ pub trait Accel: Send + Sync {
     /// Its gradient times the upstream gradient `g`.
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>>;
 
-    /// The same primitives on buffers that stay in the device's memory, where this
-    /// backend has them (today wgpu).
+    /// The same primitives on buffers that stay in the device's memory.
     fn resident(&self) -> Option<&dyn Resident> {
         None
     }
@@ -166,8 +249,10 @@ pub enum Binary {
 /// parameters such as batch-norm scales and mixing weights, a loss) crosses. Each
 /// computes what the CPU kernel of the same name computes.
 pub trait Resident {
+    /// The device whose memory it computes in (that of the buffers it makes).
+    fn place(&self) -> Place;
     /// `x` copied to the device.
-    fn upload(&self, x: &[f32]) -> DevBuf;
+    fn upload(&self, x: &[f32]) -> Res<DevBuf>;
     /// An elementwise map.
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf>;
     /// A same-length elementwise operation.
@@ -386,10 +471,52 @@ pub fn candidate_len(k: usize, xs: &[f32], w: &[f32], gy: Option<&[f32]>) -> Res
     Ok(n)
 }
 
-const NONE: u8 = 0;
-const CUDA: u8 = 2;
+/// `what` holds `got` values where `want` are needed.
+pub(crate) fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
+    if got != want {
+        return Err(KernelError::Invalid(format!(
+            "{what}: {got} values on the device, the shape needs {want}"
+        )));
+    }
+    Ok(())
+}
 
-static ON: AtomicU8 = AtomicU8::new(NONE);
+/// `start..start + len` within an axis of `total`.
+pub(crate) fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
+    if start + len > total {
+        return Err(KernelError::Invalid(format!(
+            "slice {start}..{} of an axis of {total}",
+            start + len
+        )));
+    }
+    Ok(())
+}
+
+/// The common length of buffers of lengths `lens`, which must be `k` (at least one) of
+/// one length.
+pub(crate) fn same_lengths(what: &str, lens: impl Iterator<Item = usize>, k: usize) -> Res<usize> {
+    let lens: Vec<usize> = lens.collect();
+    let n = lens.first().copied().unwrap_or(0);
+    if lens.is_empty() || lens.len() != k || lens.iter().any(|&l| l != n) {
+        return Err(KernelError::Invalid(format!(
+            "{what}: {} candidates of lengths {lens:?} for {k} weights",
+            lens.len()
+        )));
+    }
+    Ok(n)
+}
+
+/// Checks that `len` values are whole rows of `c` channels of `plane` (a per-channel
+/// bias's operand).
+pub(crate) fn check_channels(len: usize, c: usize, plane: usize) -> Res<()> {
+    if c == 0 || plane == 0 || len % (c * plane) != 0 {
+        return Err(KernelError::Invalid(format!(
+            "add_channel: {len} values are not whole rows of {c} channels of {plane}"
+        )));
+    }
+    Ok(())
+}
+
 static WGPU_DEVICE: OnceLock<Res<crate::gpu::Gpu>> = OnceLock::new();
 static CUDA_DEVICE: OnceLock<Res<crate::cuda::Cuda>> = OnceLock::new();
 
@@ -402,74 +529,54 @@ pub fn wgpu() -> Res<&'static crate::gpu::Gpu> {
         .map_err(|e| e.clone())
 }
 
-/// The wgpu device if it has been opened: the backend of every device buffer (a tensor
-/// can only be in its memory once it is open).
+/// The wgpu device if it has been opened.
 pub fn wgpu_opened() -> Option<&'static crate::gpu::Gpu> {
     WGPU_DEVICE.get().and_then(|r| r.as_ref().ok())
 }
 
-/// The backend that keeps tensors in its memory, as both boundaries, once it is open.
-pub fn resident() -> Option<(&'static dyn Accel, &'static dyn Resident)> {
-    let g = wgpu_opened()?;
+fn backend_of_gpu(g: &'static crate::gpu::Gpu) -> (&'static dyn Accel, &'static dyn Resident) {
     #[cfg(feature = "wgpu")]
-    return Some((g as &dyn Accel, g as &dyn Resident));
+    return (g as &dyn Accel, g as &dyn Resident);
     #[cfg(not(feature = "wgpu"))]
-    return Some(g.backend());
+    return g.backend();
+}
+
+fn backend_of_cuda(c: &'static crate::cuda::Cuda) -> (&'static dyn Accel, &'static dyn Resident) {
+    #[cfg(feature = "cuda")]
+    return (c as &dyn Accel, c as &dyn Resident);
+    #[cfg(not(feature = "cuda"))]
+    return c.backend();
 }
 
 /// The wgpu device's resident kernels, opened on first use.
 pub fn wgpu_resident() -> Res<&'static dyn Resident> {
-    let g = wgpu()?;
-    #[cfg(feature = "wgpu")]
-    return Ok(g as &dyn Resident);
-    #[cfg(not(feature = "wgpu"))]
-    return Ok(g.backend().1);
+    Ok(backend_of_gpu(wgpu()?).1)
 }
 
-/// CUDA device `ordinal`'s primitives (routed there as [`activate_cuda`] does).
-pub fn cuda_backend(ordinal: usize) -> Res<&'static dyn Accel> {
-    let c = activate_cuda(ordinal)?;
-    #[cfg(feature = "cuda")]
-    return Ok(c as &dyn Accel);
-    #[cfg(not(feature = "cuda"))]
-    return Ok(c.accel());
-}
-
-/// Routes the primitives to CUDA device `ordinal` from now on, opening it (and compiling
-/// the kernels) on first use. One CUDA device per process: a later call with another
-/// ordinal is an error.
-pub fn activate_cuda(ordinal: usize) -> Res<&'static crate::cuda::Cuda> {
+/// CUDA device `ordinal`, opened (and its kernels compiled) on first use. One CUDA device
+/// per process: a later call with another ordinal is an error.
+pub fn cuda(ordinal: usize) -> Res<&'static crate::cuda::Cuda> {
     let c = CUDA_DEVICE
         .get_or_init(|| crate::cuda::Cuda::new(ordinal))
         .as_ref()
         .map_err(|e| e.clone())?;
     if c.ordinal != ordinal {
         return Err(KernelError::Invalid(format!(
-            "CUDA device {} is already open in this process; cannot switch to {ordinal}",
+            "CUDA device {} is already open in this process; cannot open {ordinal} too",
             c.ordinal
         )));
     }
-    ON.store(CUDA, Ordering::Relaxed);
     Ok(c)
 }
 
-/// Routes everything back to the CPU (from CUDA).
-pub fn deactivate() {
-    ON.store(NONE, Ordering::Relaxed);
+/// The CUDA device if it has been opened.
+pub fn cuda_opened() -> Option<&'static crate::cuda::Cuda> {
+    CUDA_DEVICE.get().and_then(|r| r.as_ref().ok())
 }
 
-/// The accelerator every call is routed to (CUDA, which keeps no tensors in its memory
-/// yet), if one is active.
-#[inline]
-pub fn active() -> Option<&'static dyn Accel> {
-    match ON.load(Ordering::Relaxed) {
-        #[cfg(feature = "cuda")]
-        CUDA => CUDA_DEVICE
-            .get()
-            .and_then(|r| r.as_ref().ok())
-            .map(|g| g as &dyn Accel),
-        _ => None,
-    }
+/// CUDA device `ordinal`'s primitives, as both boundaries, opened on first use.
+pub fn cuda_backend(ordinal: usize) -> Res<(&'static dyn Accel, &'static dyn Resident)> {
+    Ok(backend_of_cuda(cuda(ordinal)?))
 }
 
 /// `"{kind}:{op}"` as a `&'static str` for the profiler (interned; the set of names is

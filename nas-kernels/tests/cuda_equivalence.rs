@@ -1,6 +1,7 @@
 #![cfg(feature = "cuda")]
 //! The CUDA backend against the CPU reference on random inputs: every primitive of the
-//! accelerator boundary (the shared suite in `common`), plus the unary kernel. Needs an NVIDIA driver
+//! accelerator boundary and of the device-resident one (the shared suites in `common`),
+//! plus the unary kernel. Needs an NVIDIA driver
 //! and device (`scripts/gpu-check.sh` runs it on one); elsewhere each test prints that it
 //! skipped and why. Tolerance: 1e-4 relative to the largest reference magnitude (f32
 //! sums in another order).
@@ -51,3 +52,11 @@ fn with_device(f: impl FnOnce(&dyn nas_kernels::accel::Accel)) {
 }
 
 suite_tests!();
+
+fn with_resident(f: impl FnOnce(&dyn nas_kernels::accel::Resident)) {
+    if let Some(gpu) = device() {
+        f(&gpu);
+    }
+}
+
+resident_tests!();

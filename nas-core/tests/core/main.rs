@@ -1,5 +1,5 @@
 //! nas-core's integration tests, one binary (each module was a binary of its own; one
-//! links the engine once). `wgpu_parity` keeps its own binary, since it counts the
+//! links the engine once). `device_parity` keeps its own binary, since it counts the
 //! process's transfers, and so does `cost_model`, whose latency check wants the cores.
 
 mod gradcheck;

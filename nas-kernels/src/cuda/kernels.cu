@@ -111,6 +111,21 @@ extern "C" __global__ void reduce_to_f32(const float* g, Shape4 sy, float* gx, S
     }
 }
 
+// Copies a block of `len` entries along the middle axis: for every outer index o, the
+// `len * inner` values from (o, xstart) of x ([outer, xtotal, inner]) to (o, ystart) of y
+// ([outer, ytotal, inner]). Concatenation (one call per part), slicing and a slice's
+// gradient (into a zeroed y) are all this copy.
+extern "C" __global__ void copy_axis_f32(const float* x, float* y, long long outer,
+                                         long long len, long long inner, long long xtotal,
+                                         long long xstart, long long ytotal,
+                                         long long ystart) {
+    long long block = len * inner;
+    GRID_STRIDE(i, outer * block) {
+        long long o = i / block, r = i % block;
+        y[(o * ytotal + ystart) * inner + r] = x[(o * xtotal + xstart) * inner + r];
+    }
+}
+
 // A mixed op's output y[i] = sum_j w[j] * xs[j * n + i], its k candidates back to back.
 extern "C" __global__ void weighted_sum_f32(const float* xs, const float* w, int k, float* y,
                                             long long n) {
@@ -121,11 +136,6 @@ extern "C" __global__ void weighted_sum_f32(const float* xs, const float* w, int
     }
 }
 
-// Its input gradients back to back: gx[j * n + i] = w[j] * g[i].
-extern "C" __global__ void weighted_sum_backward_input_f32(const float* g, const float* w, int k,
-                                                           float* gx, long long n) {
-    GRID_STRIDE(i, (long long)k * n) gx[i] = w[i / n] * g[i % n];
-}
 
 // Its mixing-weight gradients gw[j] = dot(g, x_j): grid (blocks, k), 256 threads; each
 // block adds its partial dot product into gw[j], which starts zeroed.

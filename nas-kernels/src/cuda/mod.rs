@@ -7,7 +7,7 @@
 //! against the CPU backend by `cuda_equivalence` tests (which skip, saying so, where
 //! there is no driver); tensors do not live on the device yet, so training does not.
 
-use crate::accel::{Accel, Peaks, Res};
+use crate::accel::{Accel, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
 use cudarc::driver::PushKernelArg;
@@ -30,8 +30,8 @@ pub const KERNELS: &[&str] = &[
     "unary_backward_f32",
     "binary_f32",
     "reduce_to_f32",
+    "copy_axis_f32",
     "weighted_sum_f32",
-    "weighted_sum_backward_input_f32",
     "weighted_sum_backward_weight_f32",
     "sgemm_f32",
     "add_bias_f32",
@@ -58,6 +58,54 @@ pub const KERNELS: &[&str] = &[
     "sgd_f32",
     "adam_f32",
 ];
+
+/// `len` floats in a CUDA device's memory (at least one allocated: CUDA refuses empty
+/// allocations); cloning shares the allocation, freed when the last clone goes. It keeps
+/// its stream, so it can be read back wherever it ends up.
+#[derive(Clone)]
+pub struct Buf {
+    s: Arc<CudaSlice<f32>>,
+    len: usize,
+}
+
+impl Buf {
+    /// How many floats it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its contents copied back to the host (waits for the kernels that write it).
+    pub fn to_vec(&self) -> Res<Vec<f32>> {
+        guarded("CUDA download", || {
+            let mut v = self
+                .s
+                .stream()
+                .clone_dtoh(&*self.s)
+                .map_err(err("download"))?;
+            v.truncate(self.len);
+            crate::transfer::down(4 * self.len);
+            Ok(v)
+        })
+    }
+
+    /// Its contents as `u32`s (an index buffer such as max pooling's argmax).
+    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
+        guarded("CUDA download", || {
+            let n = self.len.max(1);
+            // SAFETY: u32 and f32 have the same size and every bit pattern is a u32.
+            let view = unsafe { self.s.transmute::<u32>(n) }
+                .ok_or_else(|| KernelError::Invalid("argmax buffer too short".into()))?;
+            let mut v = self.s.stream().clone_dtoh(&view).map_err(err("download"))?;
+            v.truncate(self.len);
+            crate::transfer::down(4 * self.len);
+            Ok(v)
+        })
+    }
+}
 
 /// Runs `f`, turning a panic inside `cudarc` into an error.
 fn guarded<R>(what: &str, f: impl FnOnce() -> Res<R>) -> Res<R> {
@@ -224,6 +272,16 @@ pub struct ConvGeom {
 
 // SAFETY: plain `#[repr(C)]` integers, the layout of the CUDA struct.
 unsafe impl DeviceRepr for ConvGeom {}
+
+/// A shape of up to four dims (right-aligned, padded with 1), as `binary_f32` takes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape4 {
+    pub d: [i32; 4],
+}
+
+// SAFETY: plain `#[repr(C)]` integers, the layout of the CUDA struct.
+unsafe impl DeviceRepr for Shape4 {}
 
 impl From<&crate::cpu::conv::Conv2d> for ConvGeom {
     fn from(p: &crate::cpu::conv::Conv2d) -> ConvGeom {
@@ -491,51 +549,6 @@ impl Cuda {
         Ok(())
     }
 
-    /// `avg_pool_forward_f32` or `avg_pool_backward_f32` (same arguments: geometry,
-    /// count_include_pad, input, zeroed output of `out_len`).
-    fn avg_pool_kernel(
-        &self,
-        name: &str,
-        p: &Pool2d,
-        cip: bool,
-        input: &[f32],
-        out_len: usize,
-    ) -> Res<Vec<f32>> {
-        let g = PoolGeom::from(p);
-        let di = self.up(input)?;
-        let mut dout = self.zeros::<f32>(out_len)?;
-        let cip = cip as i32;
-        let f = self.func(name)?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&g).arg(&cip).arg(&di).arg(&mut dout);
-        // SAFETY: arguments match both kernels; one thread per output element.
-        unsafe { l.launch(cfg1d(out_len)) }.map_err(err(name))?;
-        self.down(&dout, out_len)
-    }
-
-    /// `adaptive_avg_pool_forward_f32` or `..._backward_f32` (same arguments: planes,
-    /// h, w, oh, ow, input, zeroed output of `out_len`).
-    fn adaptive_kernel(
-        &self,
-        name: &str,
-        dims: [usize; 5],
-        input: &[f32],
-        out_len: usize,
-    ) -> Res<Vec<f32>> {
-        let di = self.up(input)?;
-        let mut dout = self.zeros::<f32>(out_len)?;
-        let dims = dims.map(|v| v as i32);
-        let f = self.func(name)?;
-        let mut l = self.stream.launch_builder(&f);
-        for d in &dims {
-            l.arg(d);
-        }
-        l.arg(&di).arg(&mut dout);
-        // SAFETY: arguments match both kernels; one thread per output element.
-        unsafe { l.launch(cfg1d(out_len)) }.map_err(err(name))?;
-        self.down(&dout, out_len)
-    }
-
     /// Launches a per-channel reduction kernel: one block of `threads` per channel.
     fn per_channel(c: usize, threads: u32) -> LaunchConfig {
         LaunchConfig {
@@ -568,180 +581,46 @@ impl Accel for Cuda {
         b: &[f32],
         tb: bool,
     ) -> Res<Vec<f32>> {
-        let (da, db) = (self.up(a)?, self.up(b)?);
-        let mut dc = self.zeros::<f32>(m * n)?;
-        self.gemm_on(
-            (m, n, k),
-            &da.slice(..),
-            ta,
-            &db.slice(..),
-            tb,
-            &mut dc.slice_mut(..),
-            false,
-        )?;
-        self.down(&dc, m * n)
+        let (a, b) = (self.upload(a)?, self.upload(b)?);
+        Resident::matmul(self, m, n, k, &a, ta, &b, tb)?.to_vec()
     }
 
-    /// Depthwise convolutions run `depthwise_forward_f32`; the rest im2col + SGEMM per
-    /// image and group.
     fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), Some(w), None)?;
-        let (dx, dw) = (self.up(x)?, self.up(w)?);
-        let mut dy = self.zeros::<f32>(p.out_len())?;
-        if Self::depthwise(p) {
-            let g = ConvGeom::from(p);
-            let f = self.func("depthwise_forward_f32")?;
-            let mut l = self.stream.launch_builder(&f);
-            l.arg(&g).arg(&dx).arg(&dw).arg(&mut dy);
-            // SAFETY: arguments match `depthwise_forward_f32`.
-            unsafe { l.launch(cfg1d(p.out_len())) }.map_err(err("depthwise_forward_f32"))?;
-            return self.down(&dy, p.out_len());
-        }
-        let g = Self::group_geom(p);
-        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
-        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
-        let mut col = self.zeros::<f32>(kk * pp)?;
-        for b in 0..p.n {
-            for gi in 0..p.groups {
-                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
-                self.im2col(&g, &dx.slice(xo..xo + cin_g * p.h * p.w), &mut col)?;
-                let wv = dw.slice(gi * cout_g * kk..(gi + 1) * cout_g * kk);
-                let yo = (b * p.cout + gi * cout_g) * pp;
-                let mut yv = dy.slice_mut(yo..yo + cout_g * pp);
-                self.gemm_on(
-                    (cout_g, pp, kk),
-                    &wv,
-                    false,
-                    &col.slice(..),
-                    false,
-                    &mut yv,
-                    false,
-                )?;
-            }
-        }
-        self.down(&dy, p.out_len())
+        let (x, w) = (self.upload(x)?, self.upload(w)?);
+        Resident::conv2d(self, p, &x, &w, None)?.to_vec()
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, None, Some(w), Some(gy))?;
-        let len = p.n * p.cin * p.h * p.w;
-        let (dg, dw) = (self.up(gy)?, self.up(w)?);
-        let mut dx = self.zeros::<f32>(len)?;
-        if Self::depthwise(p) {
-            let g = ConvGeom::from(p);
-            let f = self.func("depthwise_backward_input_f32")?;
-            let mut l = self.stream.launch_builder(&f);
-            l.arg(&g).arg(&dg).arg(&dw).arg(&mut dx);
-            // SAFETY: arguments match `depthwise_backward_input_f32`.
-            unsafe { l.launch(cfg1d(len)) }.map_err(err("depthwise_backward_input_f32"))?;
-            return self.down(&dx, len);
-        }
-        let g = Self::group_geom(p);
-        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
-        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
-        let mut col = self.zeros::<f32>(kk * pp)?;
-        let f = self.func("col2im_f32")?;
-        for b in 0..p.n {
-            for gi in 0..p.groups {
-                let wv = dw.slice(gi * cout_g * kk..(gi + 1) * cout_g * kk);
-                let go = (b * p.cout + gi * cout_g) * pp;
-                let gv = dg.slice(go..go + cout_g * pp);
-                self.gemm_on(
-                    (kk, pp, cout_g),
-                    &wv,
-                    true,
-                    &gv,
-                    false,
-                    &mut col.slice_mut(..),
-                    false,
-                )?;
-                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
-                let mut xv = dx.slice_mut(xo..xo + cin_g * p.h * p.w);
-                let mut l = self.stream.launch_builder(&f);
-                l.arg(&g).arg(&col).arg(&mut xv);
-                // SAFETY: arguments match `col2im_f32`.
-                unsafe { l.launch(cfg1d(cin_g * p.h * p.w)) }.map_err(err("col2im_f32"))?;
-            }
-        }
-        self.down(&dx, len)
+        let (gy, w) = (self.upload(gy)?, self.upload(w)?);
+        Resident::conv2d_backward_input(self, p, &gy, &w)?.to_vec()
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), None, Some(gy))?;
-        let len = p.weight_len();
-        let (dx, dg) = (self.up(x)?, self.up(gy)?);
-        let mut dw = self.zeros::<f32>(len)?;
-        if Self::depthwise(p) {
-            let g = ConvGeom::from(p);
-            let f = self.func("depthwise_backward_weight_f32")?;
-            let mut l = self.stream.launch_builder(&f);
-            l.arg(&g).arg(&dx).arg(&dg).arg(&mut dw);
-            // SAFETY: arguments match `depthwise_backward_weight_f32`; one block per
-            // (channel, tap), 256 threads as its reduction assumes.
-            unsafe { l.launch(Self::per_channel(len, 256)) }
-                .map_err(err("depthwise_backward_weight_f32"))?;
-            return self.down(&dw, len);
-        }
-        let g = Self::group_geom(p);
-        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
-        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
-        let mut col = self.zeros::<f32>(kk * pp)?;
-        for b in 0..p.n {
-            for gi in 0..p.groups {
-                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
-                self.im2col(&g, &dx.slice(xo..xo + cin_g * p.h * p.w), &mut col)?;
-                let go = (b * p.cout + gi * cout_g) * pp;
-                let gv = dg.slice(go..go + cout_g * pp);
-                let mut wv = dw.slice_mut(gi * cout_g * kk..(gi + 1) * cout_g * kk);
-                self.gemm_on(
-                    (cout_g, kk, pp),
-                    &gv,
-                    false,
-                    &col.slice(..),
-                    true,
-                    &mut wv,
-                    true,
-                )?;
-            }
-        }
-        self.down(&dw, len)
+        let (x, gy) = (self.upload(x)?, self.upload(gy)?);
+        Resident::conv2d_backward_weight(self, p, &x, &gy)?.to_vec()
     }
 
     fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)> {
-        let g = PoolGeom::from(p);
-        let len = p.n * p.c * p.out_h() * p.out_w();
-        let dx = self.up(x)?;
-        let mut dy = self.zeros::<f32>(len)?;
-        let mut da = self.zeros::<u32>(len)?;
-        let f = self.func("max_pool_forward_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&g).arg(&dx).arg(&mut dy).arg(&mut da);
-        // SAFETY: arguments match `max_pool_forward_f32`.
-        unsafe { l.launch(cfg1d(len)) }.map_err(err("max_pool_forward_f32"))?;
-        Ok((self.down(&dy, len)?, self.down(&da, len)?))
+        let (y, arg) = Resident::max_pool(self, p, &self.upload(x)?)?;
+        Ok((y.to_vec()?, arg.to_u32_vec()?))
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
-        let g = PoolGeom::from(p);
-        let len = p.n * p.c * p.h * p.w;
-        let (dg, da) = (self.up(gy)?, self.up(arg)?);
-        let mut dx = self.zeros::<f32>(len)?;
-        let f = self.func("max_pool_backward_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&g).arg(&dg).arg(&da).arg(&mut dx);
-        // SAFETY: arguments match `max_pool_backward_f32`; `dx` starts zeroed.
-        unsafe { l.launch(cfg1d(gy.len())) }.map_err(err("max_pool_backward_f32"))?;
-        self.down(&dx, len)
+        // The argmax travels as its bits in a float buffer, as the forward leaves it.
+        let bits: Vec<f32> = arg.iter().map(|&i| f32::from_bits(i)).collect();
+        let (gy, arg) = (self.upload(gy)?, self.upload(&bits)?);
+        Resident::max_pool_backward(self, p, &gy, &arg)?.to_vec()
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>> {
-        let len = p.n * p.c * p.out_h() * p.out_w();
-        self.avg_pool_kernel("avg_pool_forward_f32", p, cip, x, len)
+        Resident::avg_pool(self, p, cip, &self.upload(x)?)?.to_vec()
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>> {
-        let len = p.n * p.c * p.h * p.w;
-        self.avg_pool_kernel("avg_pool_backward_f32", p, cip, gy, len)
+        Resident::avg_pool_backward(self, p, cip, &self.upload(gy)?)?.to_vec()
     }
 
     fn adaptive_avg_pool(
@@ -753,8 +632,8 @@ impl Accel for Cuda {
         ow: usize,
         x: &[f32],
     ) -> Res<Vec<f32>> {
-        let dims = [planes, h, w, oh, ow];
-        self.adaptive_kernel("adaptive_avg_pool_forward_f32", dims, x, planes * oh * ow)
+        let x = self.upload(x)?;
+        Resident::adaptive_avg_pool(self, planes, h, w, oh, ow, &x)?.to_vec()
     }
 
     fn adaptive_avg_pool_backward(
@@ -766,8 +645,8 @@ impl Accel for Cuda {
         ow: usize,
         gy: &[f32],
     ) -> Res<Vec<f32>> {
-        let dims = [planes, h, w, oh, ow];
-        self.adaptive_kernel("adaptive_avg_pool_backward_f32", dims, gy, planes * h * w)
+        let gy = self.upload(gy)?;
+        Resident::adaptive_avg_pool_backward(self, planes, h, w, oh, ow, &gy)?.to_vec()
     }
 
     fn batch_norm_train(
@@ -780,28 +659,9 @@ impl Accel for Cuda {
         beta: &[f32],
         eps: f32,
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let total = n * c * hw;
-        let (dx, dgamma, dbeta) = (self.up(x)?, self.up(gamma)?, self.up(beta)?);
-        let (mut mean, mut invstd) = (self.zeros::<f32>(c)?, self.zeros::<f32>(c)?);
-        let mut dy = self.zeros::<f32>(total)?;
-        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
-        let f = self.func("bn_stats_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dx).arg(&ni).arg(&ci).arg(&hwi).arg(&eps);
-        l.arg(&mut mean).arg(&mut invstd);
-        // SAFETY: arguments match `bn_stats_f32`; one 256-thread block per channel.
-        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_stats_f32"))?;
-        let f = self.func("bn_apply_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dx).arg(&mean).arg(&invstd).arg(&dgamma).arg(&dbeta);
-        l.arg(&ci).arg(&hwi).arg(&mut dy).arg(&tot);
-        // SAFETY: arguments match `bn_apply_f32`.
-        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_apply_f32"))?;
-        Ok((
-            self.down(&dy, total)?,
-            self.down(&mean, c)?,
-            self.down(&invstd, c)?,
-        ))
+        let x = self.upload(x)?;
+        let (y, mean, invstd) = Resident::batch_norm_train(self, n, c, hw, &x, gamma, beta, eps)?;
+        Ok((y.to_vec()?, mean, invstd))
     }
 
     fn batch_norm_backward(
@@ -815,47 +675,14 @@ impl Accel for Cuda {
         mean: &[f32],
         invstd: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let total = n * c * hw;
-        let (dx, dg) = (self.up(x)?, self.up(gy)?);
-        let (dgamma, dmean, dinv) = (self.up(gamma)?, self.up(mean)?, self.up(invstd)?);
-        let (mut sum_g, mut sum_gx) = (self.zeros::<f32>(c)?, self.zeros::<f32>(c)?);
-        let mut gx = self.zeros::<f32>(total)?;
-        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
-        let m = (n * hw) as f32;
-        let f = self.func("bn_backward_sums_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dx).arg(&dg).arg(&dmean).arg(&dinv);
-        l.arg(&ni)
-            .arg(&ci)
-            .arg(&hwi)
-            .arg(&mut sum_g)
-            .arg(&mut sum_gx);
-        // SAFETY: arguments match `bn_backward_sums_f32`; one 256-thread block per channel.
-        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_backward_sums_f32"))?;
-        let f = self.func("bn_backward_input_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dx).arg(&dg).arg(&dmean).arg(&dinv).arg(&dgamma);
-        l.arg(&sum_g).arg(&sum_gx).arg(&ci).arg(&hwi).arg(&m);
-        l.arg(&mut gx).arg(&tot);
-        // SAFETY: arguments match `bn_backward_input_f32`; `gx` starts zeroed.
-        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_backward_input_f32"))?;
-        Ok((
-            self.down(&gx, total)?,
-            self.down(&sum_gx, c)?,
-            self.down(&sum_g, c)?,
-        ))
+        let (x, gy) = (self.upload(x)?, self.upload(gy)?);
+        let (gx, ggamma, gbeta) =
+            Resident::batch_norm_backward(self, n, c, hw, &x, &gy, gamma, mean, invstd)?;
+        Ok((gx.to_vec()?, ggamma, gbeta))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {
-        let dx = self.up(x)?;
-        let mut dy = self.zeros::<f32>(x.len())?;
-        let f = self.func("log_softmax_f32")?;
-        let (r, c) = (rows as i32, cols as i32);
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dx).arg(&mut dy).arg(&r).arg(&c);
-        // SAFETY: arguments match `log_softmax_f32`; one 128-thread block per row.
-        unsafe { l.launch(Self::per_channel(rows, 128)) }.map_err(err("log_softmax_f32"))?;
-        self.down(&dy, x.len())
+        Resident::log_softmax(self, rows, cols, &self.upload(x)?)?.to_vec()
     }
 
     fn log_softmax_backward(
@@ -865,30 +692,17 @@ impl Accel for Cuda {
         y: &[f32],
         gy: &[f32],
     ) -> Res<Vec<f32>> {
-        let (dy, dg) = (self.up(y)?, self.up(gy)?);
-        let mut gx = self.zeros::<f32>(y.len())?;
-        let f = self.func("log_softmax_backward_f32")?;
-        let (r, c) = (rows as i32, cols as i32);
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dy).arg(&dg).arg(&mut gx).arg(&r).arg(&c);
-        // SAFETY: arguments match `log_softmax_backward_f32`; one 128-thread block per
-        // row; `gx` starts zeroed.
-        unsafe { l.launch(Self::per_channel(rows, 128)) }
-            .map_err(err("log_softmax_backward_f32"))?;
-        self.down(&gx, y.len())
+        let (y, gy) = (self.upload(y)?, self.upload(gy)?);
+        Resident::log_softmax_backward(self, rows, cols, &y, &gy)?.to_vec()
     }
 
     fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         let n = crate::accel::candidate_len(k, xs, w, None)?;
-        let (dxs, dw) = (self.up(xs)?, self.up(w)?);
-        let mut dy = self.zeros::<f32>(n)?;
-        let (ki, ni) = (k as i32, n as i64);
-        let f = self.func("weighted_sum_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dxs).arg(&dw).arg(&ki).arg(&mut dy).arg(&ni);
-        // SAFETY: arguments match `weighted_sum_f32`; `xs` holds `k * n` values.
-        unsafe { l.launch(cfg1d(n)) }.map_err(err("weighted_sum_f32"))?;
-        self.down(&dy, n)
+        let xs = xs
+            .chunks(n.max(1))
+            .map(|x| self.upload(x))
+            .collect::<Res<Vec<_>>>()?;
+        Resident::weighted_sum(self, &xs, w)?.to_vec()
     }
 
     fn weighted_sum_backward(
@@ -899,25 +713,19 @@ impl Accel for Cuda {
         gy: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>)> {
         let n = crate::accel::candidate_len(k, xs, w, Some(gy))?;
-        let (dxs, dw, dg) = (self.up(xs)?, self.up(w)?, self.up(gy)?);
-        let (mut gx, mut gw) = (self.zeros::<f32>(k * n)?, self.zeros::<f32>(k)?);
-        let (ki, ni) = (k as i32, n as i64);
-        let f = self.func("weighted_sum_backward_input_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dg).arg(&dw).arg(&ki).arg(&mut gx).arg(&ni);
-        // SAFETY: arguments match `weighted_sum_backward_input_f32`; `gx` holds `k * n`.
-        unsafe { l.launch(cfg1d(k * n)) }.map_err(err("weighted_sum_backward_input_f32"))?;
-        let f = self.func("weighted_sum_backward_weight_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dxs).arg(&dg).arg(&ni).arg(&mut gw);
-        let cfg = LaunchConfig {
-            grid_dim: (n.div_ceil(256).clamp(1, 1024) as u32, k as u32, 1),
-            ..cfg1d(n)
-        };
-        // SAFETY: arguments match `weighted_sum_backward_weight_f32`; grid y is the
-        // candidate, 256 threads per block as its shared array needs; `gw` starts zeroed.
-        unsafe { l.launch(cfg) }.map_err(err("weighted_sum_backward_weight_f32"))?;
-        Ok((self.down(&gx, k * n)?, self.down(&gw, k)?))
+        let bufs = xs
+            .chunks(n.max(1))
+            .map(|x| self.upload(x))
+            .collect::<Res<Vec<_>>>()?;
+        let g = self.upload(gy)?;
+        let gw = Resident::weighted_sum_backward_weight(self, &bufs, &g)?;
+        // The candidates' gradients are `w[j] * gy`, formed on the device as the engine
+        // forms them.
+        let mut gx = Vec::with_capacity(k * n);
+        for &wj in w {
+            gx.extend(Resident::unary(self, Unary::Affine(wj, 0.0), &g)?.to_vec()?);
+        }
+        Ok((gx, gw))
     }
 
     fn peaks(&self) -> Res<Peaks> {
@@ -937,33 +745,19 @@ impl Accel for Cuda {
     }
 
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32> {
-        crate::accel::check_targets(rows, cols, logp.len(), targets)?;
-        let (dl, dt) = (self.up(logp)?, self.up(targets)?);
-        let mut loss = self.zeros::<f32>(1)?;
-        let (r, c) = (rows as i32, cols as i32);
-        let f = self.func("nll_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dl).arg(&dt).arg(&r).arg(&c).arg(&mut loss);
-        // SAFETY: arguments match `nll_f32`; one block of 256 threads, as its shared
-        // array needs; every target was checked below `cols`.
-        unsafe { l.launch(Self::per_channel(1, 256)) }.map_err(err("nll_f32"))?;
-        Ok(self.down(&loss, 1)?[0])
+        Resident::nll(self, rows, cols, &self.upload(logp)?, targets)
     }
 
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
-        crate::accel::check_targets(rows, cols, rows * cols, targets)?;
-        let dt = self.up(targets)?;
-        let mut gx = self.zeros::<f32>(rows * cols)?;
-        let (r, c) = (rows as i32, cols as i32);
-        let f = self.func("nll_backward_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&dt).arg(&g).arg(&r).arg(&c).arg(&mut gx);
-        // SAFETY: arguments match `nll_backward_f32`; `gx` starts zeroed and every target
-        // was checked below `cols`.
-        unsafe { l.launch(cfg1d(rows)) }.map_err(err("nll_backward_f32"))?;
-        self.down(&gx, rows * cols)
+        Resident::nll_backward(self, rows, cols, targets, g)?.to_vec()
+    }
+
+    fn resident(&self) -> Option<&dyn Resident> {
+        Some(self)
     }
 }
+
+mod resident;
 
 #[cfg(test)]
 mod tests {

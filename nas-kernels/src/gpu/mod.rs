@@ -8,11 +8,12 @@
 //! batch-norm statistics/apply/backward (one workgroup per channel), log-softmax and its
 //! gradient, and the SGD and Adam updates. Training uses the [`crate::accel::Resident`]
 //! implementation below: tensors, gradients and optimiser state live in device memory
-//! ([`DevBuf`]) and ops run here when their operands are here. The
+//! ([`Buf`]) and ops run here when their operands are here. The
 //! [`crate::accel::Accel`] implementation (host slices in, host vectors out) is the same
 //! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
-use crate::accel::{Accel, Binary, Peaks, Res, Resident, Unary};
+use crate::accel::{check_len, check_range, same_lengths};
+use crate::accel::{Accel, Binary, DevBuf, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
 use std::collections::HashMap;
@@ -76,7 +77,7 @@ pub struct Gpu {
 /// affine values) need no second upload. Only ever read by kernels, never written.
 #[derive(Default)]
 struct Known {
-    entries: std::collections::VecDeque<(u64, Vec<f32>, DevBuf)>,
+    entries: std::collections::VecDeque<(u64, Vec<f32>, Buf)>,
 }
 
 impl Known {
@@ -94,7 +95,7 @@ impl Known {
         h.finish()
     }
 
-    fn find(&self, x: &[f32]) -> Option<DevBuf> {
+    fn find(&self, x: &[f32]) -> Option<Buf> {
         let key = Self::key(x);
         self.entries
             .iter()
@@ -102,7 +103,7 @@ impl Known {
             .map(|(_, _, b)| b.clone())
     }
 
-    fn remember(&mut self, x: &[f32], b: &DevBuf) {
+    fn remember(&mut self, x: &[f32], b: &Buf) {
         if x.len() > Self::MAX_LEN || self.find(x).is_some() {
             return;
         }
@@ -122,14 +123,14 @@ fn bits_eq(a: &[f32], b: &[f32]) -> bool {
 /// `len` floats in the wgpu device's memory; cloning shares the buffer. It carries its
 /// device, so it can be read back wherever it ends up.
 #[derive(Clone)]
-pub struct DevBuf {
+pub struct Buf {
     device: wgpu::Device,
     queue: wgpu::Queue,
     buf: wgpu::Buffer,
     len: usize,
 }
 
-impl DevBuf {
+impl Buf {
     const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
         .union(wgpu::BufferUsages::COPY_SRC)
         .union(wgpu::BufferUsages::COPY_DST);
@@ -415,11 +416,11 @@ impl Gpu {
         &self,
         entry: &str,
         params: &[u32],
-        a: &DevBuf,
-        b: Option<&DevBuf>,
+        a: &Buf,
+        b: Option<&Buf>,
         out_len: usize,
         groups: (u32, u32),
-    ) -> Res<DevBuf> {
+    ) -> Res<Buf> {
         // B (read-only) and I (written) may not share a buffer.
         let (no_b, no_i) = (self.unused(), self.unused());
         let y = self.output("y", out_len);
@@ -458,7 +459,7 @@ impl Gpu {
 
     /// `x` copied into a new device buffer (one float for an empty `x`, which no kernel
     /// reads).
-    pub fn upload(&self, x: &[f32]) -> DevBuf {
+    pub fn upload(&self, x: &[f32]) -> Buf {
         let len = x.len();
         if len > 0 {
             crate::transfer::up(4 * len);
@@ -470,14 +471,14 @@ impl Gpu {
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("upload"),
                 contents: &bytes,
-                usage: DevBuf::USAGE,
+                usage: Buf::USAGE,
             });
         self.wrap(buf, len)
     }
 
     /// `x` on the device for kernels to read: a buffer already holding exactly these
     /// values if one is remembered, else a new upload, remembered.
-    fn upload_small(&self, x: &[f32]) -> DevBuf {
+    fn upload_small(&self, x: &[f32]) -> Buf {
         let mut known = self.known.lock().unwrap();
         if let Some(b) = known.find(x) {
             return b;
@@ -488,28 +489,33 @@ impl Gpu {
     }
 
     /// Remembers that `b` holds `x` (see [`Gpu::upload_small`]).
-    fn remember(&self, x: &[f32], b: &DevBuf) {
+    fn remember(&self, x: &[f32], b: &Buf) {
         self.known.lock().unwrap().remember(x, b);
     }
 
+    /// `x` copied into a new device buffer, as the engine holds it.
+    fn dup(&self, x: &[f32]) -> DevBuf {
+        DevBuf::Wgpu(self.upload(x))
+    }
+
     /// A new device buffer for a kernel's `len` outputs.
-    fn output(&self, label: &str, len: usize) -> DevBuf {
+    fn output(&self, label: &str, len: usize) -> Buf {
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (4 * len.max(1)) as u64,
-            usage: DevBuf::USAGE,
+            usage: Buf::USAGE,
             mapped_at_creation: false,
         });
         self.wrap(buf, len)
     }
 
     /// A one-float buffer bound where a kernel reads or writes nothing.
-    fn unused(&self) -> DevBuf {
+    fn unused(&self) -> Buf {
         self.output("unused", 1)
     }
 
-    fn wrap(&self, buf: wgpu::Buffer, len: usize) -> DevBuf {
-        DevBuf {
+    fn wrap(&self, buf: wgpu::Buffer, len: usize) -> Buf {
+        Buf {
             device: self.device.clone(),
             queue: self.queue.clone(),
             buf,
@@ -659,11 +665,11 @@ impl Gpu {
         nesterov: bool,
         first: bool,
     ) -> Res<()> {
-        let vb = (!first).then(|| self.upload(v));
+        let vb = (!first).then(|| self.dup(v));
         let (w2, v2) = Resident::sgd(
             self,
-            &self.upload(w),
-            &self.upload(g),
+            &self.dup(w),
+            &self.dup(g),
             vb.as_ref(),
             lr,
             mu,
@@ -693,7 +699,7 @@ impl Gpu {
         decoupled: bool,
         t: i32,
     ) -> Res<()> {
-        let up = |x: &[f32]| self.upload(x);
+        let up = |x: &[f32]| self.dup(x);
         let (w2, m2, v2) = Resident::adam(
             self,
             &up(w),
@@ -732,25 +738,25 @@ impl Accel for Gpu {
         b: &[f32],
         tb: bool,
     ) -> Res<Vec<f32>> {
-        let (a, b) = (self.upload(a), self.upload(b));
+        let (a, b) = (self.dup(a), self.dup(b));
         Resident::matmul(self, m, n, k, &a, ta, &b, tb)?.to_vec()
     }
 
     fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), Some(w), None)?;
-        let (x, w) = (self.upload(x), self.upload(w));
+        let (x, w) = (self.dup(x), self.dup(w));
         Resident::conv2d(self, p, &x, &w, None)?.to_vec()
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, None, Some(w), Some(gy))?;
-        let (gy, w) = (self.upload(gy), self.upload(w));
+        let (gy, w) = (self.dup(gy), self.dup(w));
         Resident::conv2d_backward_input(self, p, &gy, &w)?.to_vec()
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), None, Some(gy))?;
-        let (x, gy) = (self.upload(x), self.upload(gy));
+        let (x, gy) = (self.dup(x), self.dup(gy));
         Resident::conv2d_backward_weight(self, p, &x, &gy)?.to_vec()
     }
 
@@ -949,20 +955,10 @@ impl Accel for Gpu {
     }
 }
 
-/// `what` holds `got` values where `want` are needed.
-fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
-    if got != want {
-        return Err(KernelError::Invalid(format!(
-            "{what}: {got} values on the device, the shape needs {want}"
-        )));
-    }
-    Ok(())
-}
-
 impl Gpu {
     /// The buffers' contents back to back in a new buffer (device-side copies; nothing
     /// crosses to the host).
-    fn concat(&self, parts: &[&DevBuf]) -> DevBuf {
+    fn concat(&self, parts: &[&Buf]) -> Buf {
         let len = parts.iter().map(|b| b.len).sum();
         let y = self.output("concat", len);
         let mut enc = self
@@ -983,7 +979,7 @@ impl Gpu {
     }
 
     /// `len` floats of `b` from `offset`, in a new buffer (a device-side copy).
-    fn part(&self, b: &DevBuf, offset: usize, len: usize) -> DevBuf {
+    fn part(&self, b: &Buf, offset: usize, len: usize) -> Buf {
         let y = self.output("part", len);
         if len > 0 {
             let mut enc = self
@@ -1009,19 +1005,40 @@ fn unary_code(op: Unary) -> (u32, f32, f32) {
     }
 }
 
+/// `b` as this backend's buffer, or the error of a buffer of another device.
+fn wb(b: &DevBuf) -> Res<&Buf> {
+    match b {
+        DevBuf::Wgpu(b) => Ok(b),
+        other => Err(crate::accel::foreign("wgpu kernel", "wgpu", other)),
+    }
+}
+
+/// [`wb`] of each buffer.
+fn wbs(bs: &[DevBuf]) -> Res<Vec<&Buf>> {
+    bs.iter().map(wb).collect()
+}
+
 impl Resident for Gpu {
-    fn upload(&self, x: &[f32]) -> DevBuf {
-        Gpu::upload(self, x)
+    fn place(&self) -> crate::accel::Place {
+        crate::accel::Place::Wgpu
+    }
+
+    fn upload(&self, x: &[f32]) -> Res<DevBuf> {
+        Ok(DevBuf::Wgpu(Gpu::upload(self, x)))
     }
 
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
+        let x = wb(x)?;
         let (code, a, b) = unary_code(op);
         let n = x.len;
         let params = [n as u32, code, a.to_bits(), b.to_bits()];
         self.run_dev("unary", &params, x, None, n, groups_1d(n))
+            .map(DevBuf::Wgpu)
     }
 
     fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf> {
+        let a = wb(a)?;
+        let b = wb(b)?;
         check_len("binary operand", b.len, a.len)?;
         let code = match op {
             Binary::Add => 0,
@@ -1032,6 +1049,7 @@ impl Resident for Gpu {
         };
         let n = a.len;
         self.run_dev("binary", &[n as u32, code], a, Some(b), n, groups_1d(n))
+            .map(DevBuf::Wgpu)
     }
 
     fn matmul(
@@ -1044,6 +1062,8 @@ impl Resident for Gpu {
         b: &DevBuf,
         tb: bool,
     ) -> Res<DevBuf> {
+        let a = wb(a)?;
+        let b = wb(b)?;
         check_len("matmul left operand", a.len, m * k)?;
         check_len("matmul right operand", b.len, k * n)?;
         let y = self.output("y", m * n);
@@ -1060,10 +1080,14 @@ impl Resident for Gpu {
             acc: false,
         };
         self.mm(&one, a, b, &y)?;
-        Ok(y)
+        Ok(DevBuf::Wgpu(y))
     }
 
     fn concat_axis(&self, outer: usize, inner: usize, parts: &[(DevBuf, usize)]) -> Res<DevBuf> {
+        let parts = &parts
+            .iter()
+            .map(|(b, n)| Ok((wb(b)?, *n)))
+            .collect::<Res<Vec<_>>>()?;
         let total: usize = parts.iter().map(|(_, len)| len).sum();
         let y = self.output("concat", outer * total * inner);
         let mut at = 0;
@@ -1072,7 +1096,7 @@ impl Resident for Gpu {
             self.axis_block(outer, *len, inner, total, at, 0, x, &y)?;
             at += len;
         }
-        Ok(y)
+        Ok(DevBuf::Wgpu(y))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1085,11 +1109,12 @@ impl Resident for Gpu {
         len: usize,
         x: &DevBuf,
     ) -> Res<DevBuf> {
+        let x = wb(x)?;
         check_len("slice input", x.len, outer * total * inner)?;
         check_range(start, len, total)?;
         let y = self.output("slice", outer * len * inner);
         self.axis_block(outer, len, inner, total, start, 1, x, &y)?;
-        Ok(y)
+        Ok(DevBuf::Wgpu(y))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1102,34 +1127,38 @@ impl Resident for Gpu {
         len: usize,
         g: &DevBuf,
     ) -> Res<DevBuf> {
+        let g = wb(g)?;
         check_len("slice gradient", g.len, outer * len * inner)?;
         check_range(start, len, total)?;
         // New buffers start zeroed.
         let y = self.output("unslice", outer * total * inner);
         self.axis_block(outer, len, inner, total, start, 0, g, &y)?;
-        Ok(y)
+        Ok(DevBuf::Wgpu(y))
     }
 
     fn add_channel(&self, c: usize, plane: usize, x: &DevBuf, bias: &DevBuf) -> Res<DevBuf> {
+        let x = wb(x)?;
+        let bias = wb(bias)?;
         check_len("bias", bias.len, c)?;
-        if c == 0 || plane == 0 || x.len % (c * plane) != 0 {
-            return Err(KernelError::Invalid(format!(
-                "add_channel: {} values are not whole rows of {c} channels of {plane}",
-                x.len
-            )));
-        }
+        crate::accel::check_channels(x.len, c, plane)?;
         let n = x.len;
         let params = [n as u32, c as u32, plane as u32];
         self.run_dev("add_channel", &params, x, Some(bias), n, groups_1d(n))
+            .map(DevBuf::Wgpu)
     }
 
     fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf> {
+        let g = wb(g)?;
         check_len("channel_sum input", g.len, n * c * plane)?;
         let params = [n as u32, c as u32, plane as u32];
         self.run_dev("channel_sum", &params, g, None, c, (c.max(1) as u32, 1))
+            .map(DevBuf::Wgpu)
     }
 
     fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
+        let x = wb(x)?;
+        let w = wb(w)?;
+        let bias = bias.map(wb).transpose()?;
         p.validate()?;
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
         check_len("conv2d weight", w.len, p.weight_len())?;
@@ -1141,38 +1170,50 @@ impl Resident for Gpu {
             self.run_dev("conv2d", &params, x, Some(w), len, groups_1d(len))?
         };
         match bias {
-            Some(b) => self.add_channel(p.cout, p.out_h() * p.out_w(), &y, b),
-            None => Ok(y),
+            Some(b) => self.add_channel(
+                p.cout,
+                p.out_h() * p.out_w(),
+                &DevBuf::Wgpu(y),
+                &DevBuf::Wgpu(b.clone()),
+            ),
+            None => Ok(DevBuf::Wgpu(y)),
         }
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+        let gy = wb(gy)?;
+        let w = wb(w)?;
         p.validate()?;
         check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d weight", w.len, p.weight_len())?;
         if Self::by_gemm(p) {
-            return self.conv_gemm_backward_input(p, gy, w);
+            return self.conv_gemm_backward_input(p, gy, w).map(DevBuf::Wgpu);
         }
         let len = p.n * p.cin * p.h * p.w;
         let params = Self::conv_params(p);
         let name = "conv2d_backward_input";
         self.run_dev(name, &params, gy, Some(w), len, groups_1d(len))
+            .map(DevBuf::Wgpu)
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
+        let x = wb(x)?;
+        let gy = wb(gy)?;
         p.validate()?;
         check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
         if Self::by_gemm(p) {
-            return self.conv_gemm_backward_weight(p, x, gy);
+            return self.conv_gemm_backward_weight(p, x, gy).map(DevBuf::Wgpu);
         }
         let len = p.weight_len();
         let params = Self::conv_params(p);
         let name = "conv2d_backward_weight";
         self.run_dev(name, &params, x, Some(gy), len, groups_1d(len))
+            .map(DevBuf::Wgpu)
     }
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
+        let x = wb(x)?;
         check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
         let (y, i) = (self.output("y", len), self.output("i", len));
@@ -1184,10 +1225,12 @@ impl Resident for Gpu {
             [&x.buf, &unused.buf, &y.buf, &i.buf],
             groups_1d(len),
         )?;
-        Ok((y, i))
+        Ok((DevBuf::Wgpu(y), DevBuf::Wgpu(i)))
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
+        let gy = wb(gy)?;
+        let arg = wb(arg)?;
         let out = p.n * p.c * p.out_h() * p.out_w();
         check_len("max_pool output gradient", gy.len, out)?;
         check_len("max_pool argmax", arg.len, out)?;
@@ -1201,17 +1244,20 @@ impl Resident for Gpu {
             [&gy.buf, &unused.buf, &y.buf, &arg.buf],
             groups_1d(len),
         )?;
-        Ok(y)
+        Ok(DevBuf::Wgpu(y))
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
+        let x = wb(x)?;
         check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
         let params = Self::pool_params(p, cip);
         self.run_dev("avg_pool", &params, x, None, len, groups_1d(len))
+            .map(DevBuf::Wgpu)
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
+        let gy = wb(gy)?;
         check_len(
             "avg_pool output gradient",
             gy.len,
@@ -1220,6 +1266,7 @@ impl Resident for Gpu {
         let len = p.n * p.c * p.h * p.w;
         let params = Self::pool_params(p, cip);
         self.run_dev("avg_pool_backward", &params, gy, None, len, groups_1d(len))
+            .map(DevBuf::Wgpu)
     }
 
     fn adaptive_avg_pool(
@@ -1231,10 +1278,12 @@ impl Resident for Gpu {
         ow: usize,
         x: &DevBuf,
     ) -> Res<DevBuf> {
+        let x = wb(x)?;
         check_len("adaptive_avg_pool input", x.len, planes * h * w)?;
         let len = planes * oh * ow;
         let params = [planes, h, w, oh, ow].map(|v| v as u32);
         self.run_dev("adaptive_avg_pool", &params, x, None, len, groups_1d(len))
+            .map(DevBuf::Wgpu)
     }
 
     fn adaptive_avg_pool_backward(
@@ -1246,6 +1295,7 @@ impl Resident for Gpu {
         ow: usize,
         gy: &DevBuf,
     ) -> Res<DevBuf> {
+        let gy = wb(gy)?;
         check_len(
             "adaptive_avg_pool output gradient",
             gy.len,
@@ -1255,6 +1305,7 @@ impl Resident for Gpu {
         let params = [planes, h, w, oh, ow].map(|v| v as u32);
         let name = "adaptive_avg_pool_backward";
         self.run_dev(name, &params, gy, None, len, groups_1d(len))
+            .map(DevBuf::Wgpu)
     }
 
     fn batch_norm_train(
@@ -1267,6 +1318,7 @@ impl Resident for Gpu {
         beta: &[f32],
         eps: f32,
     ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
+        let x = wb(x)?;
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
         let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
@@ -1286,7 +1338,7 @@ impl Resident for Gpu {
             total,
             groups_1d(total),
         )?;
-        Ok((y, mean, invstd))
+        Ok((DevBuf::Wgpu(y), mean, invstd))
     }
 
     fn batch_norm_backward(
@@ -1300,6 +1352,8 @@ impl Resident for Gpu {
         mean: &[f32],
         invstd: &[f32],
     ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
+        let x = wb(x)?;
+        let gy = wb(gy)?;
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
         check_len("batch_norm output gradient", gy.len, total)?;
@@ -1315,10 +1369,11 @@ impl Resident for Gpu {
         let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
         let name = "bn_backward_input";
         let gx = self.run_dev(name, &params, x, Some(&b), total, groups_1d(total))?;
-        Ok((gx, ggamma, gbeta))
+        Ok((DevBuf::Wgpu(gx), ggamma, gbeta))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {
+        let x = wb(x)?;
         check_len("log_softmax input", x.len, rows * cols)?;
         let params = [rows as u32, cols as u32];
         self.run_dev(
@@ -1329,6 +1384,7 @@ impl Resident for Gpu {
             rows * cols,
             groups_1d(rows),
         )
+        .map(DevBuf::Wgpu)
     }
 
     fn log_softmax_backward(
@@ -1338,14 +1394,18 @@ impl Resident for Gpu {
         y: &DevBuf,
         gy: &DevBuf,
     ) -> Res<DevBuf> {
+        let y = wb(y)?;
+        let gy = wb(gy)?;
         check_len("log_softmax output", y.len, rows * cols)?;
         check_len("log_softmax gradient", gy.len, rows * cols)?;
         let params = [rows as u32, cols as u32];
         let name = "log_softmax_backward";
         self.run_dev(name, &params, y, Some(gy), rows * cols, groups_1d(rows))
+            .map(DevBuf::Wgpu)
     }
 
     fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32> {
+        let logp = wb(logp)?;
         crate::accel::check_targets(rows, cols, logp.len, targets)?;
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
         let t = self.upload_small(&t);
@@ -1362,20 +1422,25 @@ impl Resident for Gpu {
         let params = [rows as u32, cols as u32, g.to_bits()];
         let len = rows * cols;
         self.run_dev("nll_backward", &params, &t, None, len, groups_1d(len))
+            .map(DevBuf::Wgpu)
     }
 
     fn weighted_sum(&self, xs: &[DevBuf], w: &[f32]) -> Res<DevBuf> {
-        let n = same_lengths("weighted sum", xs, w.len())?;
-        let cat = self.concat(&xs.iter().collect::<Vec<_>>());
+        let xs = &wbs(xs)?;
+        let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), w.len())?;
+        let cat = self.concat(xs);
         let w = self.upload(w);
         let params = [n as u32, xs.len() as u32];
         self.run_dev("weighted_sum", &params, &cat, Some(&w), n, groups_1d(n))
+            .map(DevBuf::Wgpu)
     }
 
     fn weighted_sum_backward_weight(&self, xs: &[DevBuf], gy: &DevBuf) -> Res<Vec<f32>> {
-        let n = same_lengths("weighted sum", xs, xs.len())?;
+        let gy = wb(gy)?;
+        let xs = &wbs(xs)?;
+        let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), xs.len())?;
         check_len("weighted sum output gradient", gy.len, n)?;
-        let cat = self.concat(&xs.iter().collect::<Vec<_>>());
+        let cat = self.concat(xs);
         let k = xs.len();
         let name = "weighted_sum_backward_weight";
         self.run_dev(name, &[n as u32], &cat, Some(gy), k, (k as u32, 1))?
@@ -1392,6 +1457,9 @@ impl Resident for Gpu {
         wd: f32,
         nesterov: bool,
     ) -> Res<(DevBuf, DevBuf)> {
+        let w = wb(w)?;
+        let g = wb(g)?;
+        let v = v.map(wb).transpose()?;
         let n = w.len;
         check_len("sgd gradient", g.len, n)?;
         let first = v.is_none();
@@ -1412,7 +1480,10 @@ impl Resident for Gpu {
             first as u32,
         ];
         let y = self.run_dev("sgd", &params, &a, Some(g), 2 * n, groups_1d(n))?;
-        Ok((self.part(&y, 0, n), self.part(&y, n, n)))
+        Ok((
+            DevBuf::Wgpu(self.part(&y, 0, n)),
+            DevBuf::Wgpu(self.part(&y, n, n)),
+        ))
     }
 
     fn adam(
@@ -1427,6 +1498,10 @@ impl Resident for Gpu {
         decoupled: bool,
         t: i32,
     ) -> Res<(DevBuf, DevBuf, DevBuf)> {
+        let w = wb(w)?;
+        let g = wb(g)?;
+        let m = wb(m)?;
+        let v = wb(v)?;
         let n = w.len;
         check_len("adam gradient", g.len, n)?;
         check_len("adam first moment", m.len, n)?;
@@ -1445,22 +1520,11 @@ impl Resident for Gpu {
         ];
         let y = self.run_dev("adam", &params, &a, Some(g), 3 * n, groups_1d(n))?;
         Ok((
-            self.part(&y, 0, n),
-            self.part(&y, n, n),
-            self.part(&y, 2 * n, n),
+            DevBuf::Wgpu(self.part(&y, 0, n)),
+            DevBuf::Wgpu(self.part(&y, n, n)),
+            DevBuf::Wgpu(self.part(&y, 2 * n, n)),
         ))
     }
-}
-
-/// `start..start + len` within an axis of `total`.
-fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
-    if start + len > total {
-        return Err(KernelError::Invalid(format!(
-            "slice {start}..{} of an axis of {total}",
-            start + len
-        )));
-    }
-    Ok(())
 }
 
 impl Gpu {
@@ -1475,8 +1539,8 @@ impl Gpu {
         total: usize,
         at: usize,
         dir: u32,
-        x: &DevBuf,
-        y: &DevBuf,
+        x: &Buf,
+        y: &Buf,
     ) -> Res<()> {
         let n = outer * len * inner;
         if n == 0 {
@@ -1500,19 +1564,6 @@ impl Gpu {
     }
 }
 
-/// The common length of `xs`, which must be `k` (at least one) buffers of one length.
-fn same_lengths(what: &str, xs: &[DevBuf], k: usize) -> Res<usize> {
-    let n = xs.first().map_or(0, |x| x.len);
-    if xs.is_empty() || xs.len() != k || xs.iter().any(|x| x.len != n) {
-        return Err(KernelError::Invalid(format!(
-            "{what}: {} candidates of lengths {:?} for {k} weights",
-            xs.len(),
-            xs.iter().map(|x| x.len).collect::<Vec<_>>()
-        )));
-    }
-    Ok(n)
-}
-
 /// One `matmul` dispatch: `nb` products of `m x k` by `k x n` matrices (either read
 /// transposed), the z-th pair starting `sa` and `sb` floats into A and B and its product
 /// `sc` floats into C, or with `acc` the sum of the products in one C.
@@ -1534,7 +1585,7 @@ impl Gpu {
     /// each pair's product goes to its own slice of a scratch buffer (one workgroup row
     /// each, so a long reduction still spreads over many invocations) and `sum_parts`
     /// adds them up.
-    fn mm(&self, mm: &Mm, a: &DevBuf, b: &DevBuf, y: &DevBuf) -> Res<()> {
+    fn mm(&self, mm: &Mm, a: &Buf, b: &Buf, y: &Buf) -> Res<()> {
         let blocks = mm.m.div_ceil(8) * mm.n.div_ceil(8);
         if blocks == 0 || mm.nb == 0 {
             return Ok(());
@@ -1600,7 +1651,7 @@ impl Gpu {
 
     /// The im2col matrix of `x` for ungrouped convolution `p`: `[n, cin * kh * kw, oh *
     /// ow]` (`x` itself for a pointwise one).
-    fn im2col(&self, p: &Conv2d, x: &DevBuf) -> Res<DevBuf> {
+    fn im2col(&self, p: &Conv2d, x: &Buf) -> Res<Buf> {
         if Self::pointwise(p) {
             return Ok(x.clone());
         }
@@ -1616,8 +1667,8 @@ impl Gpu {
         &self,
         entry: &str,
         p: &Conv2d,
-        x: &DevBuf,
-        y: &DevBuf,
+        x: &Buf,
+        y: &Buf,
         groups: (u32, u32, u32),
     ) -> Res<()> {
         let (unused_b, unused_i) = (self.unused(), self.unused());
@@ -1628,7 +1679,7 @@ impl Gpu {
 
     /// Ungrouped convolution as im2col and one batched matmul: image b's output `[cout,
     /// oh * ow]` is the weights `[cout, cin * kh * kw]` times its im2col matrix.
-    fn conv_gemm(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+    fn conv_gemm(&self, p: &Conv2d, x: &Buf, w: &Buf) -> Res<Buf> {
         let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
         let col = self.im2col(p, x)?;
         let y = self.output("y", p.out_len());
@@ -1650,7 +1701,7 @@ impl Gpu {
 
     /// Its input gradient: each image's im2col gradient (the weights transposed times
     /// its output gradient), then col2im.
-    fn conv_gemm_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+    fn conv_gemm_backward_input(&self, p: &Conv2d, gy: &Buf, w: &Buf) -> Res<Buf> {
         let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
         let gcol = self.output("gcol", p.n * kk * plane);
         let mm = Mm {
@@ -1677,7 +1728,7 @@ impl Gpu {
 
     /// Its weight gradient: the sum over images of the output gradient `[cout, oh * ow]`
     /// times the transposed im2col matrix.
-    fn conv_gemm_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
+    fn conv_gemm_backward_weight(&self, p: &Conv2d, x: &Buf, gy: &Buf) -> Res<Buf> {
         let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
         let col = self.im2col(p, x)?;
         let gw = self.output("gw", p.weight_len());

@@ -41,7 +41,28 @@ impl Cuda {
     }
 
     /// Unreachable: no `Cuda` exists in this build.
-    pub fn accel(&self) -> &dyn crate::accel::Accel {
+    pub fn backend(&self) -> (&dyn crate::accel::Accel, &dyn crate::accel::Resident) {
+        match self.never {}
+    }
+}
+
+/// A device buffer; none is ever made in this build (no device opens).
+#[derive(Clone)]
+pub struct Buf {
+    never: std::convert::Infallible,
+}
+
+impl Buf {
+    pub fn len(&self) -> usize {
+        match self.never {}
+    }
+    pub fn is_empty(&self) -> bool {
+        match self.never {}
+    }
+    pub fn to_vec(&self) -> Res<Vec<f32>> {
+        match self.never {}
+    }
+    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
         match self.never {}
     }
 }

@@ -5,28 +5,6 @@ use crate::error::{KernelError, Res};
 
 const OFF: &str = "this nas was built without wgpu support (cargo feature `wgpu`)";
 
-/// Device memory; none is ever made in this build (no device opens), so these methods
-/// only say so.
-#[derive(Clone)]
-pub struct DevBuf {
-    _private: (),
-}
-
-impl DevBuf {
-    pub fn len(&self) -> usize {
-        0
-    }
-    pub fn is_empty(&self) -> bool {
-        true
-    }
-    pub fn to_vec(&self) -> Res<Vec<f32>> {
-        Err(KernelError::Unavailable(OFF.into()))
-    }
-    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
-        Err(KernelError::Unavailable(OFF.into()))
-    }
-}
-
 /// A wgpu adapter; none can be opened in this build.
 pub struct Gpu {
     pub adapter: String,
@@ -41,6 +19,27 @@ impl Gpu {
 
     /// Unreachable: no `Gpu` exists in this build.
     pub fn backend(&self) -> (&dyn crate::accel::Accel, &dyn crate::accel::Resident) {
+        match self.never {}
+    }
+}
+
+/// A device buffer; none is ever made in this build (no device opens).
+#[derive(Clone)]
+pub struct Buf {
+    never: std::convert::Infallible,
+}
+
+impl Buf {
+    pub fn len(&self) -> usize {
+        match self.never {}
+    }
+    pub fn is_empty(&self) -> bool {
+        match self.never {}
+    }
+    pub fn to_vec(&self) -> Res<Vec<f32>> {
+        match self.never {}
+    }
+    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
         match self.never {}
     }
 }

@@ -68,6 +68,21 @@ macro_rules! suite_tests {
     )*};
 }
 
+/// One test per function of [`resident`], each handed the backend by the test file's
+/// `with_resident(f: impl FnOnce(&dyn Resident))`, which skips where there is no device.
+#[allow(unused_macros)]
+macro_rules! resident_tests {
+    () => {
+        resident_tests!(optimisers_and_bias, elementwise, concat_and_slice);
+    };
+    ($($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            with_resident(common::resident::$name);
+        }
+    )*};
+}
+
 /// The [`Accel`](nas_kernels::accel::Accel) primitives against the CPU kernels, one
 /// function per family, run by each backend's equivalence test file.
 #[allow(dead_code)]
@@ -328,5 +343,215 @@ pub mod suite {
             "{e}"
         );
         assert!(a.nll_backward(2, 3, &[0], 1.0).is_err());
+    }
+}
+
+/// The [`Resident`] primitives (device buffers in and out) that the [`suite`] does not
+/// reach through the host-slice boundary, against references; run by each backend's
+/// equivalence test file.
+#[allow(dead_code)]
+pub mod resident {
+    use super::{close, random};
+    use nas_kernels::accel::{Binary, DevBuf, Resident, Unary};
+
+    fn up(r: &dyn Resident, x: &[f32]) -> DevBuf {
+        r.upload(x).unwrap()
+    }
+
+    /// One SGD step by `nas-core`'s `Sgd` formulas (PyTorch's): the new weights and
+    /// momentum buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgd_reference(
+        w0: &[f32],
+        grad: &[f32],
+        v0: &[f32],
+        lr: f32,
+        mu: f32,
+        wd: f32,
+        nesterov: bool,
+        first: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (mut ww, mut wv) = (w0.to_vec(), v0.to_vec());
+        for ((w, g), v) in ww.iter_mut().zip(grad).zip(wv.iter_mut()) {
+            let d = g + wd * *w;
+            if mu == 0.0 {
+                *w -= lr * d;
+                continue;
+            }
+            *v = if first { d } else { mu * *v + d };
+            *w -= lr * if nesterov { d + mu * *v } else { *v };
+        }
+        (ww, wv)
+    }
+
+    /// One Adam step `t` by `nas-core`'s `Adam` formulas (AdamW when `decoupled`), in place.
+    pub fn adam_reference(
+        (w, m, v): (&mut [f32], &mut [f32], &mut [f32]),
+        grad: &[f32],
+        lr: f32,
+        (b1, b2, eps): (f32, f32, f32),
+        wd: f32,
+        decoupled: bool,
+        t: i32,
+    ) {
+        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        for i in 0..w.len() {
+            let mut gi = grad[i];
+            if decoupled {
+                w[i] -= lr * wd * w[i];
+            } else {
+                gi += wd * w[i];
+            }
+            m[i] = b1 * m[i] + (1.0 - b1) * gi;
+            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+            w[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+        }
+    }
+
+    /// The optimiser steps (a first SGD step starts its momentum buffer on
+    /// the device), the ReLU gradient, per-channel bias and its gradient.
+    pub fn optimisers_and_bias(r: &dyn Resident) {
+        let n = 1000;
+        let (w0, grad, v0) = (random(n, 30), random(n, 31), random(n, 32));
+        let (wd_, gd) = (up(r, &w0), up(r, &grad));
+        for (mu, wd, nesterov, first) in [
+            (0.0, 0.0, false, false),
+            (0.9, 3e-4, false, true),
+            (0.9, 3e-4, true, false),
+        ] {
+            let lr = 0.05f32;
+            let (ww, wv) = sgd_reference(&w0, &grad, &v0, lr, mu, wd, nesterov, first);
+            let v = (!first).then(|| up(r, &v0));
+            let (w, v) = r.sgd(&wd_, &gd, v.as_ref(), lr, mu, wd, nesterov).unwrap();
+            let what = format!("resident sgd mu={mu} wd={wd} nesterov={nesterov} first={first}");
+            close(&w.to_vec().unwrap(), &ww, 1e-6, &what);
+            if mu != 0.0 {
+                close(&v.to_vec().unwrap(), &wv, 1e-6, &what);
+            }
+        }
+        let m0: Vec<f32> = random(n, 33).iter().map(|v| v * 0.1).collect();
+        let s0: Vec<f32> = random(n, 34).iter().map(|v| v.abs() * 0.01).collect();
+        for (decoupled, t) in [(false, 1), (true, 5)] {
+            let (lr, b1, b2, eps, wd) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32, 0.01f32);
+            let (mut ww, mut wm, mut wv) = (w0.clone(), m0.clone(), s0.clone());
+            adam_reference(
+                (&mut ww, &mut wm, &mut wv),
+                &grad,
+                lr,
+                (b1, b2, eps),
+                wd,
+                decoupled,
+                t,
+            );
+            let (m, v) = (up(r, &m0), up(r, &s0));
+            let (w, m, v) = r
+                .adam(&wd_, &gd, &m, &v, lr, (b1, b2, eps), wd, decoupled, t)
+                .unwrap();
+            let what = format!("resident adam decoupled={decoupled} t={t}");
+            close(&w.to_vec().unwrap(), &ww, 1e-5, &what);
+            close(&m.to_vec().unwrap(), &wm, 1e-5, &what);
+            close(&v.to_vec().unwrap(), &wv, 1e-5, &what);
+        }
+        // ReLU gradient: the upstream gradient where the output is positive.
+        let y: Vec<f32> = random(n, 35).iter().map(|v| v.max(0.0)).collect();
+        let want: Vec<f32> = grad
+            .iter()
+            .zip(&y)
+            .map(|(g, y)| if *y > 0.0 { *g } else { 0.0 })
+            .collect();
+        let got = r.binary(Binary::ReluGrad, &gd, &up(r, &y)).unwrap();
+        close(&got.to_vec().unwrap(), &want, 0.0, "relu gradient");
+        // A bias per channel of [3, 7, 5] and its gradient (sums over batch and plane).
+        let (b, c, plane) = (3, 7, 5);
+        let x = random(b * c * plane, 36);
+        let bias = random(c, 37);
+        let want: Vec<f32> = (0..x.len()).map(|i| x[i] + bias[(i / plane) % c]).collect();
+        let got = r.add_channel(c, plane, &up(r, &x), &up(r, &bias)).unwrap();
+        close(&got.to_vec().unwrap(), &want, 1e-6, "add_channel");
+        let mut sums = vec![0.0f32; c];
+        for (i, v) in x.iter().enumerate() {
+            sums[(i / plane) % c] += v;
+        }
+        let got = r.channel_sum(b, c, plane, &up(r, &x)).unwrap();
+        close(&got.to_vec().unwrap(), &sums, 1e-5, "channel_sum");
+        assert!(r
+            .add_channel(c, plane, &up(r, &x[1..]), &up(r, &bias))
+            .is_err());
+    }
+
+    /// Every elementwise map and same-shape operation, on the device.
+    pub fn elementwise(r: &dyn Resident) {
+        let x = random(5_003, 40);
+        let y: Vec<f32> = random(5_003, 41).iter().map(|v| v + 3.0).collect();
+        let (dx, dy) = (up(r, &x), up(r, &y));
+        let unary: [(Unary, fn(f32) -> f32, f32); 6] = [
+            (Unary::Relu, |v| v.max(0.0), 0.0),
+            (Unary::Exp, f32::exp, 1e-5),
+            (Unary::Log, |v| (v + 3.0).ln(), 1e-5),
+            (Unary::Sigmoid, |v| 1.0 / (1.0 + (-v).exp()), 1e-5),
+            (Unary::Tanh, f32::tanh, 1e-5),
+            (Unary::Affine(1.5, -0.25), |v| v * 1.5 - 0.25, 1e-6),
+        ];
+        for (op, f, tol) in unary {
+            // Log reads the positive operand.
+            let (src, inp) = match op {
+                Unary::Log => (&dy, &y),
+                _ => (&dx, &x),
+            };
+            let want: Vec<f32> = match op {
+                Unary::Log => inp.iter().map(|v| v.ln()).collect(),
+                _ => inp.iter().map(|v| f(*v)).collect(),
+            };
+            let got = r.unary(op, src).unwrap().to_vec().unwrap();
+            close(&got, &want, tol.max(1e-6), &format!("{op:?}"));
+        }
+        let binary: [(Binary, fn(f32, f32) -> f32); 4] = [
+            (Binary::Add, |a, b| a + b),
+            (Binary::Sub, |a, b| a - b),
+            (Binary::Mul, |a, b| a * b),
+            (Binary::Div, |a, b| a / b),
+        ];
+        for (op, f) in binary {
+            let want: Vec<f32> = x.iter().zip(&y).map(|(a, b)| f(*a, *b)).collect();
+            let got = r.binary(op, &dx, &dy).unwrap().to_vec().unwrap();
+            close(&got, &want, 1e-6, &format!("{op:?}"));
+        }
+        assert!(r.binary(Binary::Add, &dx, &up(r, &y[1..])).is_err());
+    }
+
+    /// Concatenation along a middle axis, slicing and a slice's gradient.
+    pub fn concat_and_slice(r: &dyn Resident) {
+        let (outer, inner) = (3, 5);
+        let lens = [2, 4, 1];
+        let parts: Vec<Vec<f32>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, l)| random(outer * l * inner, 50 + i as u64))
+            .collect();
+        let total: usize = lens.iter().sum();
+        let mut want = Vec::new();
+        for o in 0..outer {
+            for (p, l) in parts.iter().zip(lens) {
+                want.extend_from_slice(&p[o * l * inner..(o + 1) * l * inner]);
+            }
+        }
+        let bufs: Vec<(DevBuf, usize)> =
+            parts.iter().zip(lens).map(|(p, l)| (up(r, p), l)).collect();
+        let cat = r.concat_axis(outer, inner, &bufs).unwrap();
+        close(&cat.to_vec().unwrap(), &want, 0.0, "concat_axis");
+        // The middle part back out of the concatenation.
+        let got = r.slice_axis(outer, total, inner, 2, 4, &cat).unwrap();
+        close(&got.to_vec().unwrap(), &parts[1], 0.0, "slice_axis");
+        // Its gradient: the part in place, zeros elsewhere.
+        let g = r
+            .unslice_axis(outer, total, inner, 2, 4, &up(r, &parts[1]))
+            .unwrap();
+        let mut want = vec![0.0; outer * total * inner];
+        for o in 0..outer {
+            let at = (o * total + 2) * inner;
+            want[at..at + 4 * inner].copy_from_slice(&parts[1][o * 4 * inner..(o + 1) * 4 * inner]);
+        }
+        close(&g.to_vec().unwrap(), &want, 0.0, "unslice_axis");
+        assert!(r.slice_axis(outer, total, inner, 5, 4, &cat).is_err());
     }
 }

@@ -69,10 +69,49 @@ fn kernel_errors_say_their_kind_and_only_absence_is_skippable() {
     ] {
         assert!(!skippable(&e), "{e:?}");
     }
-    // Where wgpu cannot open, it says why by kind: this machine's adapter is there, or
-    // unavailable (never a failure of ours). (CUDA is not opened here: selecting it
-    // routes the whole process.)
-    if let Err(e) = Device::Wgpu.select() {
-        assert!(skippable(&e), "wgpu: {e:?}");
+    // Where a device cannot open, it says why by kind: this machine's adapter is there,
+    // or unavailable (never a failure of ours).
+    for d in [Device::Wgpu, Device::Cuda(0)] {
+        if let Err(e) = d.select() {
+            assert!(skippable(&e), "{d}: {e:?}");
+        }
     }
+}
+
+/// An op runs on the one device its operands live on (the host's are uploaded there);
+/// operands on two devices are an error naming both.
+#[test]
+fn operands_share_one_device_or_it_is_an_error_naming_both() {
+    assert_eq!(one_place([None, None]), Ok(None));
+    let wgpu = Some(Place::Wgpu);
+    assert_eq!(one_place([None, wgpu, None, wgpu]), Ok(wgpu));
+    assert_eq!(one_place([Some(Place::Cuda)]), Ok(Some(Place::Cuda)));
+    let e = one_place([wgpu, None, Some(Place::Cuda)]).unwrap_err();
+    assert_eq!(e, "operands on two devices (wgpu and cuda)");
+}
+
+/// With both devices at hand (a GPU machine with a Vulkan driver), an op on a wgpu and
+/// a CUDA tensor panics naming the op and both devices, and moving one across makes it
+/// run; elsewhere it says it skipped.
+#[test]
+fn an_op_on_tensors_of_two_devices_panics_and_moving_one_fixes_it() {
+    for d in [Device::Wgpu, Device::Cuda(0)] {
+        if let Err(e) = d.select() {
+            assert!(skippable(&e), "{d}: {e}");
+            nas_core::device::report_skip(&format!("needs wgpu and cuda; {d}: {e}"));
+            return;
+        }
+    }
+    let a = nas_core::tensor::Tensor::from_vec(vec![1.0, 2.0], &[2]);
+    let b = nas_core::tensor::Tensor::from_vec(vec![3.0, 4.0], &[2]);
+    Device::Wgpu.place_tensor(&a).unwrap();
+    Device::Cuda(0).place_tensor(&b).unwrap();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.add(&b)))
+        .err()
+        .expect("an error");
+    let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("wgpu") && msg.contains("cuda"), "{msg}");
+    Device::Wgpu.place_tensor(&b).unwrap();
+    assert_eq!(a.add(&b).to_vec(), vec![4.0, 6.0]);
+    assert_eq!(b.place(), Some(Place::Wgpu));
 }

@@ -1,0 +1,781 @@
+//! The CUDA backend's [`Resident`] kernels: operands and results stay in the device's
+//! memory ([`Buf`]), launched on the device's one stream, so nothing waits for the GPU
+//! until something is read back (a loss, per-channel statistics, a checkpoint). Each
+//! computes what the CPU kernel of the same name computes; the host-slice [`Accel`]
+//! methods are these with a copy each way, which is how the equivalence tests reach them.
+//!
+//! [`Accel`]: crate::accel::Accel
+
+use super::{cfg1d, err, Buf, ConvGeom, Cuda, PoolGeom};
+use crate::accel::{check_channels, check_len, check_range, same_lengths};
+use crate::accel::{Binary, DevBuf, Res, Resident, Unary};
+use crate::cpu::{conv::Conv2d, pool::Pool2d};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use std::sync::Arc;
+
+/// `b` as this backend's buffer, or the error of a buffer of another device.
+fn cb(b: &DevBuf) -> Res<&Buf> {
+    match b {
+        DevBuf::Cuda(b) => Ok(b),
+        other => Err(crate::accel::foreign("CUDA kernel", "cuda", other)),
+    }
+}
+
+/// [`cb`] of each buffer.
+fn cbs(bs: &[DevBuf]) -> Res<Vec<&Buf>> {
+    bs.iter().map(cb).collect()
+}
+
+impl Cuda {
+    /// A zeroed device buffer of `len` floats (one for `len` 0), not yet shared.
+    fn fresh(&self, len: usize) -> Res<CudaSlice<f32>> {
+        self.zeros::<f32>(len)
+    }
+
+    /// `s`, holding `len` floats, as the engine holds it.
+    fn wrap(s: CudaSlice<f32>, len: usize) -> DevBuf {
+        DevBuf::Cuda(Buf {
+            s: Arc::new(s),
+            len,
+        })
+    }
+
+    /// A new buffer holding a copy of `b` (a device-side copy).
+    fn copy_of(&self, b: &Buf) -> Res<CudaSlice<f32>> {
+        let mut y = self.fresh(b.len)?;
+        if b.len > 0 {
+            self.stream
+                .memcpy_dtod(&b.s.slice(..b.len), &mut y.slice_mut(..b.len))
+                .map_err(err("device copy"))?;
+        }
+        Ok(y)
+    }
+
+    /// The buffers back to back in a new one (device-side copies).
+    fn concat(&self, parts: &[&Buf]) -> Res<CudaSlice<f32>> {
+        let total = parts.iter().map(|b| b.len).sum();
+        let mut y = self.fresh(total)?;
+        let mut at = 0;
+        for b in parts {
+            if b.len > 0 {
+                self.stream
+                    .memcpy_dtod(&b.s.slice(..b.len), &mut y.slice_mut(at..at + b.len))
+                    .map_err(err("device copy"))?;
+            }
+            at += b.len;
+        }
+        Ok(y)
+    }
+
+    /// `copy_axis_f32`: `len` entries along the middle axis of every outer index, from
+    /// `xstart` of `x` (`[outer, xtotal, inner]`) to `ystart` of `y` (`[outer, ytotal,
+    /// inner]`).
+    #[allow(clippy::too_many_arguments)]
+    fn copy_axis(
+        &self,
+        outer: usize,
+        len: usize,
+        inner: usize,
+        (x, xtotal, xstart): (&Buf, usize, usize),
+        (y, ytotal, ystart): (&mut CudaSlice<f32>, usize, usize),
+    ) -> Res<()> {
+        let n = outer * len * inner;
+        if n == 0 {
+            return Ok(());
+        }
+        let f = self.func("copy_axis_f32")?;
+        let v = [outer, len, inner, xtotal, xstart, ytotal, ystart].map(|v| v as i64);
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*x.s).arg(y);
+        for a in &v {
+            l.arg(a);
+        }
+        // SAFETY: arguments match `copy_axis_f32`; the callers checked both shapes.
+        unsafe { l.launch(cfg1d(n)) }.map_err(err("copy_axis_f32"))?;
+        Ok(())
+    }
+
+    /// `add_bias_f32` in place: `bias[(i / plane) % c]` added to each of `y`'s `len`.
+    fn add_bias(
+        &self,
+        y: &mut CudaSlice<f32>,
+        len: usize,
+        c: usize,
+        plane: usize,
+        bias: &Buf,
+    ) -> Res<()> {
+        let f = self.func("add_bias_f32")?;
+        let (ci, hw, total) = (c as i32, plane as i64, len as i64);
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(y).arg(&*bias.s).arg(&ci).arg(&hw).arg(&total);
+        // SAFETY: arguments match `add_bias_f32`; `len` is whole rows of `c` x `plane`.
+        unsafe { l.launch(cfg1d(len)) }.map_err(err("add_bias_f32"))?;
+        Ok(())
+    }
+
+    /// The forward convolution into a new buffer (no bias): depthwise ones by their
+    /// kernel, the rest im2col + SGEMM per image and group.
+    fn conv_forward(&self, p: &Conv2d, x: &Buf, w: &Buf) -> Res<CudaSlice<f32>> {
+        let mut y = self.fresh(p.out_len())?;
+        if Self::depthwise(p) {
+            let g = ConvGeom::from(p);
+            let f = self.func("depthwise_forward_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&g).arg(&*x.s).arg(&*w.s).arg(&mut y);
+            // SAFETY: arguments match `depthwise_forward_f32`.
+            unsafe { l.launch(cfg1d(p.out_len())) }.map_err(err("depthwise_forward_f32"))?;
+            return Ok(y);
+        }
+        let g = Self::group_geom(p);
+        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
+        let mut col = self.fresh(kk * pp)?;
+        for b in 0..p.n {
+            for gi in 0..p.groups {
+                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
+                self.im2col(&g, &x.s.slice(xo..xo + cin_g * p.h * p.w), &mut col)?;
+                let wv = w.s.slice(gi * cout_g * kk..(gi + 1) * cout_g * kk);
+                let yo = (b * p.cout + gi * cout_g) * pp;
+                let mut yv = y.slice_mut(yo..yo + cout_g * pp);
+                let cv = col.slice(..);
+                self.gemm_on((cout_g, pp, kk), &wv, false, &cv, false, &mut yv, false)?;
+            }
+        }
+        Ok(y)
+    }
+
+    /// `avg_pool_forward_f32` or `avg_pool_backward_f32` (same arguments: geometry,
+    /// count_include_pad, input, zeroed output of `out_len`).
+    fn avg_pool_kernel(
+        &self,
+        name: &str,
+        p: &Pool2d,
+        cip: bool,
+        input: &Buf,
+        out_len: usize,
+    ) -> Res<DevBuf> {
+        let g = PoolGeom::from(p);
+        let mut out = self.fresh(out_len)?;
+        let cip = cip as i32;
+        let f = self.func(name)?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&cip).arg(&*input.s).arg(&mut out);
+        // SAFETY: arguments match both kernels; one thread per output element.
+        unsafe { l.launch(cfg1d(out_len)) }.map_err(err(name))?;
+        Ok(Self::wrap(out, out_len))
+    }
+
+    /// `adaptive_avg_pool_forward_f32` or `..._backward_f32` (same arguments: planes,
+    /// h, w, oh, ow, input, zeroed output of `out_len`).
+    fn adaptive_kernel(
+        &self,
+        name: &str,
+        dims: [usize; 5],
+        input: &Buf,
+        out_len: usize,
+    ) -> Res<DevBuf> {
+        let mut out = self.fresh(out_len)?;
+        let dims = dims.map(|v| v as i32);
+        let f = self.func(name)?;
+        let mut l = self.stream.launch_builder(&f);
+        for d in &dims {
+            l.arg(d);
+        }
+        l.arg(&*input.s).arg(&mut out);
+        // SAFETY: arguments match both kernels; one thread per output element.
+        unsafe { l.launch(cfg1d(out_len)) }.map_err(err(name))?;
+        Ok(Self::wrap(out, out_len))
+    }
+
+    /// The per-channel vector `x` on the device.
+    fn small(&self, x: &[f32]) -> Res<CudaSlice<f32>> {
+        self.up(x)
+    }
+}
+
+impl Resident for Cuda {
+    fn place(&self) -> crate::accel::Place {
+        crate::accel::Place::Cuda
+    }
+
+    fn upload(&self, x: &[f32]) -> Res<DevBuf> {
+        Ok(Self::wrap(self.up(x)?, x.len()))
+    }
+
+    fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
+        let x = cb(x)?;
+        let (code, a, b) = match op {
+            Unary::Relu => (1, 0.0, 0.0),
+            Unary::Exp => (2, 0.0, 0.0),
+            Unary::Log => (3, 0.0, 0.0),
+            Unary::Sigmoid => (4, 0.0, 0.0),
+            Unary::Tanh => (5, 0.0, 0.0),
+            Unary::Affine(a, b) => (6i32, a, b),
+        };
+        let mut y = self.fresh(x.len)?;
+        let f = self.func("unary_f32")?;
+        let n = x.len as i64;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*x.s).arg(&mut y).arg(&n).arg(&code).arg(&a).arg(&b);
+        // SAFETY: arguments match `unary_f32`.
+        unsafe { l.launch(cfg1d(x.len)) }.map_err(err("unary_f32"))?;
+        Ok(Self::wrap(y, x.len))
+    }
+
+    fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf> {
+        let (a, b) = (cb(a)?, cb(b)?);
+        check_len("binary operand", b.len, a.len)?;
+        let n = a.len;
+        let mut y = self.fresh(n)?;
+        let ni = n as i64;
+        if op == Binary::ReluGrad {
+            // `unary_backward_f32`'s ReLU rule reads its first operand as the ReLU's
+            // input; the output is positive exactly where the input is.
+            let f = self.func("unary_backward_f32")?;
+            let (code, zero) = (1i32, 0f32);
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*b.s).arg(&*b.s).arg(&*a.s).arg(&mut y);
+            l.arg(&ni).arg(&code).arg(&zero);
+            // SAFETY: arguments match `unary_backward_f32`; `y` starts zeroed.
+            unsafe { l.launch(cfg1d(n)) }.map_err(err("unary_backward_f32"))?;
+            return Ok(Self::wrap(y, n));
+        }
+        let code: i32 = match op {
+            Binary::Add => 0,
+            Binary::Sub => 1,
+            Binary::Mul => 2,
+            _ => 3,
+        };
+        let flat = super::Shape4 {
+            d: [1, 1, 1, n.max(1) as i32],
+        };
+        let f = self.func("binary_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*a.s).arg(&flat).arg(&*b.s).arg(&flat);
+        l.arg(&mut y).arg(&flat).arg(&ni).arg(&code);
+        // SAFETY: arguments match `binary_f32`; the three shapes are the same flat one.
+        unsafe { l.launch(cfg1d(n)) }.map_err(err("binary_f32"))?;
+        Ok(Self::wrap(y, n))
+    }
+
+    fn matmul(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &DevBuf,
+        ta: bool,
+        b: &DevBuf,
+        tb: bool,
+    ) -> Res<DevBuf> {
+        let (a, b) = (cb(a)?, cb(b)?);
+        check_len("matmul left operand", a.len, m * k)?;
+        check_len("matmul right operand", b.len, k * n)?;
+        let mut y = self.fresh(m * n)?;
+        let (av, bv) = (a.s.slice(..a.len.max(1)), b.s.slice(..b.len.max(1)));
+        self.gemm_on((m, n, k), &av, ta, &bv, tb, &mut y.slice_mut(..), false)?;
+        Ok(Self::wrap(y, m * n))
+    }
+
+    fn concat_axis(&self, outer: usize, inner: usize, parts: &[(DevBuf, usize)]) -> Res<DevBuf> {
+        let total: usize = parts.iter().map(|(_, len)| len).sum();
+        let mut y = self.fresh(outer * total * inner)?;
+        let mut at = 0;
+        for (x, len) in parts {
+            let x = cb(x)?;
+            check_len("concat part", x.len, outer * len * inner)?;
+            self.copy_axis(outer, *len, inner, (x, *len, 0), (&mut y, total, at))?;
+            at += len;
+        }
+        Ok(Self::wrap(y, outer * total * inner))
+    }
+
+    fn slice_axis(
+        &self,
+        outer: usize,
+        total: usize,
+        inner: usize,
+        start: usize,
+        len: usize,
+        x: &DevBuf,
+    ) -> Res<DevBuf> {
+        let x = cb(x)?;
+        check_len("slice input", x.len, outer * total * inner)?;
+        check_range(start, len, total)?;
+        let mut y = self.fresh(outer * len * inner)?;
+        self.copy_axis(outer, len, inner, (x, total, start), (&mut y, len, 0))?;
+        Ok(Self::wrap(y, outer * len * inner))
+    }
+
+    fn unslice_axis(
+        &self,
+        outer: usize,
+        total: usize,
+        inner: usize,
+        start: usize,
+        len: usize,
+        g: &DevBuf,
+    ) -> Res<DevBuf> {
+        let g = cb(g)?;
+        check_len("slice gradient", g.len, outer * len * inner)?;
+        check_range(start, len, total)?;
+        // New buffers start zeroed.
+        let mut y = self.fresh(outer * total * inner)?;
+        self.copy_axis(outer, len, inner, (g, len, 0), (&mut y, total, start))?;
+        Ok(Self::wrap(y, outer * total * inner))
+    }
+
+    fn add_channel(&self, c: usize, plane: usize, x: &DevBuf, bias: &DevBuf) -> Res<DevBuf> {
+        let (x, bias) = (cb(x)?, cb(bias)?);
+        check_len("bias", bias.len, c)?;
+        check_channels(x.len, c, plane)?;
+        let mut y = self.copy_of(x)?;
+        self.add_bias(&mut y, x.len, c, plane, bias)?;
+        Ok(Self::wrap(y, x.len))
+    }
+
+    fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf> {
+        let g = cb(g)?;
+        check_len("channel_sum input", g.len, n * c * plane)?;
+        let mut y = self.fresh(c)?;
+        if c > 0 {
+            let f = self.func("channel_sum_f32")?;
+            let (ni, ci, hw) = (n as i32, c as i32, plane as i64);
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*g.s).arg(&mut y).arg(&ni).arg(&ci).arg(&hw);
+            // SAFETY: arguments match `channel_sum_f32`; one 256-thread block per channel
+            // (its shared array's size); `y` starts zeroed.
+            unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("channel_sum_f32"))?;
+        }
+        Ok(Self::wrap(y, c))
+    }
+
+    fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
+        let (x, w) = (cb(x)?, cb(w)?);
+        p.validate()?;
+        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
+        check_len("conv2d weight", w.len, p.weight_len())?;
+        let mut y = self.conv_forward(p, x, w)?;
+        if let Some(b) = bias {
+            let b = cb(b)?;
+            check_len("conv2d bias", b.len, p.cout)?;
+            self.add_bias(&mut y, p.out_len(), p.cout, p.out_h() * p.out_w(), b)?;
+        }
+        Ok(Self::wrap(y, p.out_len()))
+    }
+
+    fn conv2d_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
+        let (gy, w) = (cb(gy)?, cb(w)?);
+        p.validate()?;
+        check_len("conv2d output gradient", gy.len, p.out_len())?;
+        check_len("conv2d weight", w.len, p.weight_len())?;
+        let len = p.n * p.cin * p.h * p.w;
+        let mut dx = self.fresh(len)?;
+        if Self::depthwise(p) {
+            let g = ConvGeom::from(p);
+            let f = self.func("depthwise_backward_input_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&g).arg(&*gy.s).arg(&*w.s).arg(&mut dx);
+            // SAFETY: arguments match `depthwise_backward_input_f32`.
+            unsafe { l.launch(cfg1d(len)) }.map_err(err("depthwise_backward_input_f32"))?;
+            return Ok(Self::wrap(dx, len));
+        }
+        let g = Self::group_geom(p);
+        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
+        let mut col = self.fresh(kk * pp)?;
+        let f = self.func("col2im_f32")?;
+        for b in 0..p.n {
+            for gi in 0..p.groups {
+                let wv = w.s.slice(gi * cout_g * kk..(gi + 1) * cout_g * kk);
+                let go = (b * p.cout + gi * cout_g) * pp;
+                let gv = gy.s.slice(go..go + cout_g * pp);
+                let mut cv = col.slice_mut(..);
+                self.gemm_on((kk, pp, cout_g), &wv, true, &gv, false, &mut cv, false)?;
+                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
+                let mut xv = dx.slice_mut(xo..xo + cin_g * p.h * p.w);
+                let mut l = self.stream.launch_builder(&f);
+                l.arg(&g).arg(&col).arg(&mut xv);
+                // SAFETY: arguments match `col2im_f32`.
+                unsafe { l.launch(cfg1d(cin_g * p.h * p.w)) }.map_err(err("col2im_f32"))?;
+            }
+        }
+        Ok(Self::wrap(dx, len))
+    }
+
+    fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
+        let (x, gy) = (cb(x)?, cb(gy)?);
+        p.validate()?;
+        check_len("conv2d output gradient", gy.len, p.out_len())?;
+        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
+        let len = p.weight_len();
+        let mut dw = self.fresh(len)?;
+        if Self::depthwise(p) {
+            let g = ConvGeom::from(p);
+            let f = self.func("depthwise_backward_weight_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&g).arg(&*x.s).arg(&*gy.s).arg(&mut dw);
+            // SAFETY: arguments match `depthwise_backward_weight_f32`; one block per
+            // (channel, tap), 256 threads as its reduction assumes.
+            unsafe { l.launch(Self::per_channel(len, 256)) }
+                .map_err(err("depthwise_backward_weight_f32"))?;
+            return Ok(Self::wrap(dw, len));
+        }
+        let g = Self::group_geom(p);
+        let (cin_g, cout_g) = (p.cin / p.groups, p.cout / p.groups);
+        let (kk, pp) = (cin_g * p.kh * p.kw, p.out_h() * p.out_w());
+        let mut col = self.fresh(kk * pp)?;
+        for b in 0..p.n {
+            for gi in 0..p.groups {
+                let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
+                self.im2col(&g, &x.s.slice(xo..xo + cin_g * p.h * p.w), &mut col)?;
+                let go = (b * p.cout + gi * cout_g) * pp;
+                let gv = gy.s.slice(go..go + cout_g * pp);
+                let mut wv = dw.slice_mut(gi * cout_g * kk..(gi + 1) * cout_g * kk);
+                let cv = col.slice(..);
+                self.gemm_on((cout_g, kk, pp), &gv, false, &cv, true, &mut wv, true)?;
+            }
+        }
+        Ok(Self::wrap(dw, len))
+    }
+
+    fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
+        let x = cb(x)?;
+        check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        let g = PoolGeom::from(p);
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        // The argmax is written as `unsigned int`s into a float buffer (its bits).
+        let (mut y, mut arg) = (self.fresh(len)?, self.fresh(len)?);
+        let f = self.func("max_pool_forward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&*x.s).arg(&mut y).arg(&mut arg);
+        // SAFETY: arguments match `max_pool_forward_f32` (u32 and f32 are both 4 bytes).
+        unsafe { l.launch(cfg1d(len)) }.map_err(err("max_pool_forward_f32"))?;
+        Ok((Self::wrap(y, len), Self::wrap(arg, len)))
+    }
+
+    fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
+        let (gy, arg) = (cb(gy)?, cb(arg)?);
+        let out = p.n * p.c * p.out_h() * p.out_w();
+        check_len("max_pool output gradient", gy.len, out)?;
+        check_len("max_pool argmax", arg.len, out)?;
+        let g = PoolGeom::from(p);
+        let len = p.n * p.c * p.h * p.w;
+        let mut dx = self.fresh(len)?;
+        let f = self.func("max_pool_backward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&*gy.s).arg(&*arg.s).arg(&mut dx);
+        // SAFETY: arguments match `max_pool_backward_f32`; `dx` starts zeroed; the
+        // argmax holds the forward's `unsigned int`s.
+        unsafe { l.launch(cfg1d(out)) }.map_err(err("max_pool_backward_f32"))?;
+        Ok(Self::wrap(dx, len))
+    }
+
+    fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
+        let x = cb(x)?;
+        check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        self.avg_pool_kernel("avg_pool_forward_f32", p, cip, x, len)
+    }
+
+    fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
+        let gy = cb(gy)?;
+        check_len(
+            "avg_pool output gradient",
+            gy.len,
+            p.n * p.c * p.out_h() * p.out_w(),
+        )?;
+        let len = p.n * p.c * p.h * p.w;
+        self.avg_pool_kernel("avg_pool_backward_f32", p, cip, gy, len)
+    }
+
+    fn adaptive_avg_pool(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        x: &DevBuf,
+    ) -> Res<DevBuf> {
+        let x = cb(x)?;
+        check_len("adaptive_avg_pool input", x.len, planes * h * w)?;
+        let dims = [planes, h, w, oh, ow];
+        self.adaptive_kernel("adaptive_avg_pool_forward_f32", dims, x, planes * oh * ow)
+    }
+
+    fn adaptive_avg_pool_backward(
+        &self,
+        planes: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        gy: &DevBuf,
+    ) -> Res<DevBuf> {
+        let gy = cb(gy)?;
+        check_len(
+            "adaptive_avg_pool output gradient",
+            gy.len,
+            planes * oh * ow,
+        )?;
+        let dims = [planes, h, w, oh, ow];
+        self.adaptive_kernel("adaptive_avg_pool_backward_f32", dims, gy, planes * h * w)
+    }
+
+    fn batch_norm_train(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &DevBuf,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
+        let x = cb(x)?;
+        let total = n * c * hw;
+        check_len("batch_norm input", x.len, total)?;
+        check_len("batch_norm gamma", gamma.len(), c)?;
+        check_len("batch_norm beta", beta.len(), c)?;
+        let (dgamma, dbeta) = (self.small(gamma)?, self.small(beta)?);
+        let (mut mean, mut invstd) = (self.fresh(c)?, self.fresh(c)?);
+        let mut y = self.fresh(total)?;
+        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
+        let f = self.func("bn_stats_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*x.s).arg(&ni).arg(&ci).arg(&hwi).arg(&eps);
+        l.arg(&mut mean).arg(&mut invstd);
+        // SAFETY: arguments match `bn_stats_f32`; one 256-thread block per channel.
+        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_stats_f32"))?;
+        let f = self.func("bn_apply_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*x.s)
+            .arg(&mean)
+            .arg(&invstd)
+            .arg(&dgamma)
+            .arg(&dbeta);
+        l.arg(&ci).arg(&hwi).arg(&mut y).arg(&tot);
+        // SAFETY: arguments match `bn_apply_f32`.
+        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_apply_f32"))?;
+        Ok((
+            Self::wrap(y, total),
+            self.down(&mean, c)?,
+            self.down(&invstd, c)?,
+        ))
+    }
+
+    fn batch_norm_backward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &DevBuf,
+        gy: &DevBuf,
+        gamma: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
+        let (x, gy) = (cb(x)?, cb(gy)?);
+        let total = n * c * hw;
+        check_len("batch_norm input", x.len, total)?;
+        check_len("batch_norm output gradient", gy.len, total)?;
+        for (what, v) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
+            check_len(&format!("batch_norm {what}"), v.len(), c)?;
+        }
+        let (dgamma, dmean, dinv) = (self.small(gamma)?, self.small(mean)?, self.small(invstd)?);
+        let (mut sum_g, mut sum_gx) = (self.fresh(c)?, self.fresh(c)?);
+        let mut gx = self.fresh(total)?;
+        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
+        let m = (n * hw) as f32;
+        let f = self.func("bn_backward_sums_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*x.s).arg(&*gy.s).arg(&dmean).arg(&dinv);
+        l.arg(&ni)
+            .arg(&ci)
+            .arg(&hwi)
+            .arg(&mut sum_g)
+            .arg(&mut sum_gx);
+        // SAFETY: arguments match `bn_backward_sums_f32`; one 256-thread block per channel.
+        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_backward_sums_f32"))?;
+        let f = self.func("bn_backward_input_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*x.s).arg(&*gy.s).arg(&dmean).arg(&dinv).arg(&dgamma);
+        l.arg(&sum_g).arg(&sum_gx).arg(&ci).arg(&hwi).arg(&m);
+        l.arg(&mut gx).arg(&tot);
+        // SAFETY: arguments match `bn_backward_input_f32`; `gx` starts zeroed.
+        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_backward_input_f32"))?;
+        Ok((
+            Self::wrap(gx, total),
+            self.down(&sum_gx, c)?,
+            self.down(&sum_g, c)?,
+        ))
+    }
+
+    fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {
+        let x = cb(x)?;
+        check_len("log_softmax input", x.len, rows * cols)?;
+        let mut y = self.fresh(x.len)?;
+        let f = self.func("log_softmax_f32")?;
+        let (r, c) = (rows as i32, cols as i32);
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*x.s).arg(&mut y).arg(&r).arg(&c);
+        // SAFETY: arguments match `log_softmax_f32`; one 128-thread block per row.
+        unsafe { l.launch(Self::per_channel(rows, 128)) }.map_err(err("log_softmax_f32"))?;
+        Ok(Self::wrap(y, x.len))
+    }
+
+    fn log_softmax_backward(
+        &self,
+        rows: usize,
+        cols: usize,
+        y: &DevBuf,
+        gy: &DevBuf,
+    ) -> Res<DevBuf> {
+        let (y, gy) = (cb(y)?, cb(gy)?);
+        check_len("log_softmax output", y.len, rows * cols)?;
+        check_len("log_softmax gradient", gy.len, rows * cols)?;
+        let mut gx = self.fresh(y.len)?;
+        let f = self.func("log_softmax_backward_f32")?;
+        let (r, c) = (rows as i32, cols as i32);
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*y.s).arg(&*gy.s).arg(&mut gx).arg(&r).arg(&c);
+        // SAFETY: arguments match `log_softmax_backward_f32`; one 128-thread block per
+        // row; `gx` starts zeroed.
+        unsafe { l.launch(Self::per_channel(rows, 128)) }
+            .map_err(err("log_softmax_backward_f32"))?;
+        Ok(Self::wrap(gx, y.len))
+    }
+
+    fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32> {
+        let logp = cb(logp)?;
+        crate::accel::check_targets(rows, cols, logp.len, targets)?;
+        let dt = self.up(targets)?;
+        let mut loss = self.fresh(1)?;
+        let (r, c) = (rows as i32, cols as i32);
+        let f = self.func("nll_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&*logp.s).arg(&dt).arg(&r).arg(&c).arg(&mut loss);
+        // SAFETY: arguments match `nll_f32`; one block of 256 threads, as its shared
+        // array needs; every target was checked below `cols`.
+        unsafe { l.launch(Self::per_channel(1, 256)) }.map_err(err("nll_f32"))?;
+        Ok(self.down(&loss, 1)?[0])
+    }
+
+    fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<DevBuf> {
+        crate::accel::check_targets(rows, cols, rows * cols, targets)?;
+        let dt = self.up(targets)?;
+        let mut gx = self.fresh(rows * cols)?;
+        let (r, c) = (rows as i32, cols as i32);
+        let f = self.func("nll_backward_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&dt).arg(&g).arg(&r).arg(&c).arg(&mut gx);
+        // SAFETY: arguments match `nll_backward_f32`; `gx` starts zeroed and every target
+        // was checked below `cols`.
+        unsafe { l.launch(cfg1d(rows)) }.map_err(err("nll_backward_f32"))?;
+        Ok(Self::wrap(gx, rows * cols))
+    }
+
+    fn weighted_sum(&self, xs: &[DevBuf], w: &[f32]) -> Res<DevBuf> {
+        let xs = cbs(xs)?;
+        let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), w.len())?;
+        let cat = self.concat(&xs)?;
+        let dw = self.small(w)?;
+        let mut y = self.fresh(n)?;
+        let (ki, ni) = (xs.len() as i32, n as i64);
+        let f = self.func("weighted_sum_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&cat).arg(&dw).arg(&ki).arg(&mut y).arg(&ni);
+        // SAFETY: arguments match `weighted_sum_f32`; `cat` holds `k * n` values.
+        unsafe { l.launch(cfg1d(n)) }.map_err(err("weighted_sum_f32"))?;
+        Ok(Self::wrap(y, n))
+    }
+
+    fn weighted_sum_backward_weight(&self, xs: &[DevBuf], gy: &DevBuf) -> Res<Vec<f32>> {
+        let (xs, gy) = (cbs(xs)?, cb(gy)?);
+        let k = xs.len();
+        let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), k)?;
+        check_len("weighted sum output gradient", gy.len, n)?;
+        let cat = self.concat(&xs)?;
+        let mut gw = self.fresh(k)?;
+        let ni = n as i64;
+        let f = self.func("weighted_sum_backward_weight_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&cat).arg(&*gy.s).arg(&ni).arg(&mut gw);
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(256).clamp(1, 1024) as u32, k as u32, 1),
+            ..cfg1d(n)
+        };
+        // SAFETY: arguments match `weighted_sum_backward_weight_f32`; grid y is the
+        // candidate, 256 threads per block as its shared array needs; `gw` starts zeroed.
+        unsafe { l.launch(cfg) }.map_err(err("weighted_sum_backward_weight_f32"))?;
+        self.down(&gw, k)
+    }
+
+    fn sgd(
+        &self,
+        w: &DevBuf,
+        g: &DevBuf,
+        v: Option<&DevBuf>,
+        lr: f32,
+        mu: f32,
+        wd: f32,
+        nesterov: bool,
+    ) -> Res<(DevBuf, DevBuf)> {
+        let (w, g) = (cb(w)?, cb(g)?);
+        let n = w.len;
+        check_len("sgd gradient", g.len, n)?;
+        let mut w2 = self.copy_of(w)?;
+        // The buffer starts as the step's direction (zeros read, then replaced).
+        let mut v2 = match v {
+            Some(v) => {
+                let v = cb(v)?;
+                check_len("sgd momentum buffer", v.len, n)?;
+                self.copy_of(v)?
+            }
+            None => self.fresh(n)?,
+        };
+        let (ni, nest, first) = (n as i64, nesterov as i32, v.is_none() as i32);
+        let f = self.func("sgd_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&mut w2).arg(&*g.s).arg(&mut v2).arg(&ni);
+        l.arg(&lr).arg(&mu).arg(&wd).arg(&nest).arg(&first);
+        // SAFETY: arguments match `sgd_f32`; the three buffers hold `n` floats.
+        unsafe { l.launch(cfg1d(n)) }.map_err(err("sgd_f32"))?;
+        Ok((Self::wrap(w2, n), Self::wrap(v2, n)))
+    }
+
+    fn adam(
+        &self,
+        w: &DevBuf,
+        g: &DevBuf,
+        m: &DevBuf,
+        v: &DevBuf,
+        lr: f32,
+        (b1, b2, eps): (f32, f32, f32),
+        wd: f32,
+        decoupled: bool,
+        t: i32,
+    ) -> Res<(DevBuf, DevBuf, DevBuf)> {
+        let (w, g, m, v) = (cb(w)?, cb(g)?, cb(m)?, cb(v)?);
+        let n = w.len;
+        check_len("adam gradient", g.len, n)?;
+        check_len("adam first moment", m.len, n)?;
+        check_len("adam second moment", v.len, n)?;
+        let (mut w2, mut m2, mut v2) = (self.copy_of(w)?, self.copy_of(m)?, self.copy_of(v)?);
+        let (ni, dec) = (n as i64, decoupled as i32);
+        let f = self.func("adam_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&mut w2).arg(&*g.s).arg(&mut m2).arg(&mut v2).arg(&ni);
+        l.arg(&lr)
+            .arg(&b1)
+            .arg(&b2)
+            .arg(&eps)
+            .arg(&wd)
+            .arg(&dec)
+            .arg(&t);
+        // SAFETY: arguments match `adam_f32`; the four buffers hold `n` floats.
+        unsafe { l.launch(cfg1d(n)) }.map_err(err("adam_f32"))?;
+        Ok((Self::wrap(w2, n), Self::wrap(m2, n), Self::wrap(v2, n)))
+    }
+}
