@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one GPU check: on a machine with an NVIDIA GPU and driver (H100 class), runs the
 # CUDA kernel tests (PTX compile and assemble where NVRTC and ptxas are at hand, then
-# every accelerator primitive against the CPU reference), trains the seed network on
+# every primitive, host-slice and device-resident, against the CPU reference), the
+# engine's tests on cuda:0 (finite-difference gradient checks of every primitive, and
+# seed-net and supernet training steps against the CPU's), trains the seed network on
 # cuda:0 beside the CPU, runs a one-shot search there, profiles a seed-net and a DARTS
 # supernet step on it (ms per step, fused against unfused), benchmarks GEMM, the seed-net
 # step and the DARTS supernet step on cuda:0 beside PyTorch on the same GPU
@@ -11,7 +13,7 @@
 #   scripts/gpu-check.sh --prepare   on a build machine (no GPU needed): builds, and puts
 #                                    stripped binaries, plugins, test binaries and the
 #                                    kernels prebuilt as CUBINs (needs NVRTC) in
-#                                    target/gpu-bin (about 15 MB), for a GPU machine
+#                                    target/gpu-bin (about 32 MB), for a GPU machine
 #                                    with no network or toolchain: carry that folder.
 #   scripts/gpu-check.sh             on the GPU machine: uses target/gpu-bin if it is
 #                                    there, else builds with cargo.
@@ -43,11 +45,12 @@ if [ "${1:-}" = "--prepare" ]; then
   set -e
   cargo build --release --workspace
   cargo test --release -p nas-kernels --test cuda_ptx --test cuda_equivalence --no-run
+  cargo test --release -p nas-core --test device_parity --test core --no-run
   rm -rf "$bin" && mkdir -p "$bin/cuda"
   strip -o "$bin/nas" target/release/nas
   # The one plugin the check runs (all of them would push the carried tree past 64 MiB).
   strip -o "$bin/libnas_strategy_gdas.so" target/release/libnas_strategy_gdas.so
-  for t in cuda_ptx cuda_equivalence; do
+  for t in cuda_ptx cuda_equivalence device_parity core; do
     f=$(ls -t target/release/deps/"$t"-* | grep -v '\.d$' | head -1)
     strip -o "$bin/$t" "$f"
   done
@@ -72,7 +75,7 @@ if [ -x "$bin/nas" ]; then
   step "using the prebuilt binaries in $bin"
   nas="$bin/nas"
   export NAS_CUDA_KERNELS="$PWD/$bin/cuda"
-  tests=("$bin/cuda_ptx" "$bin/cuda_equivalence")
+  tests=("$bin/cuda_ptx" "$bin/cuda_equivalence" "$bin/device_parity" "$bin/core")
 else
   step "build"
   if ! cargo build --release --workspace 2>&1 | tail -3 | tee -a "$log"; then
@@ -83,23 +86,30 @@ else
   tests=()
 fi
 
-step "CUDA kernels: PTX for sm_80/sm_90 and the equivalence tests"
-for t in cuda_ptx cuda_equivalence; do
+step "CUDA: PTX for sm_80/sm_90, the kernels against the CPU, the engine's tests on cuda:0"
+for t in cuda_ptx cuda_equivalence device_parity core; do
+  # The engine's binaries also hold CPU and wgpu tests: only their CUDA ones run here.
+  filter=()
+  crate=nas-kernels
+  case "$t" in
+    device_parity) filter=(cuda::); crate=nas-core ;;
+    core) filter=(::cuda::); crate=nas-core ;;
+  esac
   if [ ${#tests[@]} -gt 0 ]; then
-    cmd=("$bin/$t" --nocapture --test-threads 1)
+    cmd=("$bin/$t" "${filter[@]}" --nocapture --test-threads 1)
   else
-    cmd=(cargo test --release -p nas-kernels --test "$t" -- --nocapture --test-threads 1)
+    cmd=(cargo test --release -p "$crate" --test "$t" -- "${filter[@]}" --nocapture --test-threads 1)
   fi
   if timeout 300 "${cmd[@]}" >"$out/$t.log" 2>&1; then
-    if grep -q "skipped" "$out/$t.log"; then
-      if [ "$t" = cuda_equivalence ]; then
-        results+=("$t: SKIPPED, no CUDA device: $(grep -m1 skipped "$out/$t.log")")
+    if grep -qi "^skipped" "$out/$t.log"; then
+      if [ "$t" != cuda_ptx ]; then
+        results+=("$t: SKIPPED, no CUDA device: $(grep -m1 -i skipped "$out/$t.log")")
         fail=1
       else
         results+=("$t: skipped here (needs NVRTC and ptxas; CI runs it)")
       fi
     else
-      results+=("$t: pass ($(grep -m1 -o 'running on .*' "$out/$t.log" || echo 'no GPU needed'))")
+      results+=("$t: pass, $(grep -m1 -o '[0-9]* passed' "$out/$t.log") ($(grep -m1 -o 'running on .*' "$out/$t.log" || echo 'on cuda:0'))")
     fi
   else
     results+=("$t: FAIL (see $out/$t.log)")
@@ -151,7 +161,7 @@ echo
 echo "================ gpu-check summary ================"
 printf '%s\n' "${results[@]}"
 printf '%s\n' "${e2e[@]}"
-echo "-- nas on cuda:0 (each device call copies its operands; figures beside PyTorch below)"
+echo "-- nas on cuda:0 (tensors live on the device; figures beside PyTorch below)"
 cat "$out/bench-cuda.txt"
 echo "$torch_lines"
 echo "-- nas on the CPU (PyTorch column: the reference machine's CPU figures)"

@@ -27,10 +27,10 @@ pub struct BenchArgs {
     /// Run only the groups named (comma-separated): gemm, conv, seed, mixed, darts-iter.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Backend: cpu, wgpu or cuda[:N]. On a device, GEMM is the device's matmul and the
-    /// training steps route what the device runs there; every device call still copies
-    /// its operands over and its result back. The PyTorch column holds CPU figures, so it
-    /// is left empty for a device.
+    /// Backend: cpu, wgpu or cuda[:N]. On a device, GEMM is the device's matmul (operands
+    /// copied over, the result back) and the training steps run with the network's
+    /// parameters in device memory, each batch uploaded once. The PyTorch column holds
+    /// CPU figures, so it is left empty for a device.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Do not run PyTorch beside (show only the recorded PyTorch figures).

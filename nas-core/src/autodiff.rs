@@ -180,8 +180,8 @@ impl Op {
     /// its operands are, when this rule has device kernels, else on the host.
     fn backward(&self, out: &Tensor, g: Values) {
         if let Some((a, r)) = self.device_rule(out, &g) {
-            let what = format!("{} backward", self.name());
-            return on_device(a, &what, self.backward_dev(out, &g, r));
+            let r = self.backward_dev(out, &g, r);
+            return r.unwrap_or_else(|e| panic!("{} {} backward: {e}", a.kind(), self.name()));
         }
         let g = g.into_host();
         self.backward_host(out, &g);
@@ -196,7 +196,7 @@ impl Op {
         }
         let place = match g {
             Values::Dev(b) => b.place(),
-            Values::Host(_) => crate::tensor::common_place(&self.inputs(), self.name())?,
+            Values::Host(_) => crate::tensor::common_place(&self.inputs(), || self.name())?,
         };
         Some(backend(place))
     }

@@ -19,7 +19,7 @@ fn on_resident<T>(
     bytes: f64,
     f: impl FnOnce(&dyn accel::Resident) -> accel::Res<T>,
 ) -> Option<T> {
-    let place = crate::tensor::common_place(operands, name)?;
+    let place = crate::tensor::common_place(operands, || name)?;
     let (a, r) = crate::autodiff::backend(place);
     Some(record(accel::label(a.kind(), name), flops, bytes, || {
         on_device(a, name, f(r))

@@ -11,12 +11,12 @@ const HOST: u8 = 0;
 const WGPU: u8 = 1;
 const CUDA: u8 = 2;
 
-/// The device that `tensors` (an op's operands, `op` its name) live on: None when all
+/// The device that `tensors` (an op's operands; `op` gives its name) live on: None when all
 /// are on the host. Operands on two devices are a panic naming the op and both devices
 /// (an op runs on one device; move an operand with `Device::place_tensor` first).
-pub(crate) fn common_place(tensors: &[&Tensor], op: &str) -> Option<Place> {
+pub(crate) fn common_place<'a>(tensors: &[&Tensor], op: impl FnOnce() -> &'a str) -> Option<Place> {
     crate::device::one_place(tensors.iter().map(|t| t.place()))
-        .unwrap_or_else(|e| panic!("{op}: {e}; put them on one first"))
+        .unwrap_or_else(|e| panic!("{}: {e}; put them on one first", op()))
 }
 
 /// A device as [`Node::placed`] holds it.
@@ -221,7 +221,7 @@ impl Tensor {
     /// it), so what follows stays on the device.
     pub(crate) fn from_op(shape: Vec<usize>, data: Vec<f32>, op: Op) -> Tensor {
         let rg = grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
-        let placed = common_place(&op.inputs(), op.name());
+        let placed = common_place(&op.inputs(), || op.name());
         let t = Tensor::make(shape, data, rg, if rg { Some(op) } else { None });
         t.0.placed.store(place_code(placed), Ordering::Release);
         t

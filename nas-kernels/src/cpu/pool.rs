@@ -43,6 +43,32 @@ impl Pool2d {
         out_len(self.w, self.kw, self.sw, self.pw)
     }
 
+    /// The geometry checked by PyTorch's rules, as an error naming what is wrong: what a
+    /// device backend asks before it indexes with it.
+    pub fn validate(&self) -> crate::Res<(usize, usize)> {
+        let bad = |m: String| Err(crate::KernelError::Invalid(format!("pool: {m}")));
+        let (h, w) = (self.h + 2 * self.ph, self.w + 2 * self.pw);
+        if self.h == 0 || self.w == 0 {
+            return bad(format!("empty input plane {}x{}", self.h, self.w));
+        }
+        if self.kh == 0 || self.kw == 0 || self.sh == 0 || self.sw == 0 {
+            return bad("window and stride must be positive".into());
+        }
+        if self.ph > self.kh / 2 || self.pw > self.kw / 2 {
+            return bad(format!(
+                "padding ({}, {}) must be at most half the window ({}, {})",
+                self.ph, self.pw, self.kh, self.kw
+            ));
+        }
+        if self.kh > h || self.kw > w {
+            return bad("window larger than the padded input".into());
+        }
+        if self.h * self.w > u32::MAX as usize {
+            return bad("plane too large for u32 argmax".into());
+        }
+        Ok((self.out_h(), self.out_w()))
+    }
+
     /// Validates the geometry (PyTorch's rules) and returns `(out_h, out_w)`.
     fn check(&self) -> (usize, usize) {
         assert!(

@@ -497,6 +497,10 @@ impl Cuda {
         c: &mut CudaViewMut<f32>,
         acc: bool,
     ) -> Res<()> {
+        if m == 0 || n == 0 {
+            // An empty product: nothing to write (CUDA refuses an empty grid).
+            return Ok(());
+        }
         if m.div_ceil(16) > 65_535 || [m, n, k].iter().any(|&v| v > i32::MAX as usize) {
             return Err(KernelError::Invalid(format!(
                 "sgemm_f32: {m}x{n}x{k} is past this kernel's grid"
@@ -609,6 +613,13 @@ impl Accel for Cuda {
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
+        p.validate()?;
+        if let Some(i) = arg.iter().find(|&&i| i as usize >= p.h * p.w) {
+            return Err(KernelError::Invalid(format!(
+                "max_pool backward: argmax {i} outside a {}x{} plane",
+                p.h, p.w
+            )));
+        }
         // The argmax travels as its bits in a float buffer, as the forward leaves it.
         let bits: Vec<f32> = arg.iter().map(|&i| f32::from_bits(i)).collect();
         let (gy, arg) = (self.upload(gy)?, self.upload(&bits)?);
@@ -698,9 +709,8 @@ impl Accel for Cuda {
 
     fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         let n = crate::accel::candidate_len(k, xs, w, None)?;
-        let xs = xs
-            .chunks(n.max(1))
-            .map(|x| self.upload(x))
+        let xs = (0..k)
+            .map(|j| self.upload(&xs[j * n..(j + 1) * n]))
             .collect::<Res<Vec<_>>>()?;
         Resident::weighted_sum(self, &xs, w)?.to_vec()
     }
@@ -713,9 +723,8 @@ impl Accel for Cuda {
         gy: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>)> {
         let n = crate::accel::candidate_len(k, xs, w, Some(gy))?;
-        let bufs = xs
-            .chunks(n.max(1))
-            .map(|x| self.upload(x))
+        let bufs = (0..k)
+            .map(|j| self.upload(&xs[j * n..(j + 1) * n]))
             .collect::<Res<Vec<_>>>()?;
         let g = self.upload(gy)?;
         let gw = Resident::weighted_sum_backward_weight(self, &bufs, &g)?;

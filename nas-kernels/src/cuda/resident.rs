@@ -10,6 +10,7 @@ use super::{cfg1d, err, Buf, ConvGeom, Cuda, PoolGeom};
 use crate::accel::{check_channels, check_len, check_range, same_lengths};
 use crate::accel::{Binary, DevBuf, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
+use crate::error::KernelError;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use std::sync::Arc;
 
@@ -226,6 +227,11 @@ impl Resident for Cuda {
         let (a, b) = (cb(a)?, cb(b)?);
         check_len("binary operand", b.len, a.len)?;
         let n = a.len;
+        if n > i32::MAX as usize {
+            return Err(KernelError::Invalid(format!(
+                "binary: {n} values are past this kernel's shapes"
+            )));
+        }
         let mut y = self.fresh(n)?;
         let ni = n as i64;
         if op == Binary::ReluGrad {
@@ -440,6 +446,7 @@ impl Resident for Cuda {
     }
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
+        p.validate()?;
         let x = cb(x)?;
         check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let g = PoolGeom::from(p);
@@ -455,6 +462,7 @@ impl Resident for Cuda {
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
         let (gy, arg) = (cb(gy)?, cb(arg)?);
         let out = p.n * p.c * p.out_h() * p.out_w();
         check_len("max_pool output gradient", gy.len, out)?;
@@ -472,6 +480,7 @@ impl Resident for Cuda {
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
         let x = cb(x)?;
         check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
@@ -479,6 +488,7 @@ impl Resident for Cuda {
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
         let gy = cb(gy)?;
         check_len(
             "avg_pool output gradient",
@@ -538,6 +548,9 @@ impl Resident for Cuda {
         check_len("batch_norm input", x.len, total)?;
         check_len("batch_norm gamma", gamma.len(), c)?;
         check_len("batch_norm beta", beta.len(), c)?;
+        if total == 0 {
+            return Ok((Self::wrap(self.fresh(0)?, 0), vec![0.0; c], vec![0.0; c]));
+        }
         let (dgamma, dbeta) = (self.small(gamma)?, self.small(beta)?);
         let (mut mean, mut invstd) = (self.fresh(c)?, self.fresh(c)?);
         let mut y = self.fresh(total)?;
@@ -583,6 +596,9 @@ impl Resident for Cuda {
         for (what, v) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
             check_len(&format!("batch_norm {what}"), v.len(), c)?;
         }
+        if total == 0 {
+            return Ok((Self::wrap(self.fresh(0)?, 0), vec![0.0; c], vec![0.0; c]));
+        }
         let (dgamma, dmean, dinv) = (self.small(gamma)?, self.small(mean)?, self.small(invstd)?);
         let (mut sum_g, mut sum_gx) = (self.fresh(c)?, self.fresh(c)?);
         let mut gx = self.fresh(total)?;
@@ -616,6 +632,9 @@ impl Resident for Cuda {
         let x = cb(x)?;
         check_len("log_softmax input", x.len, rows * cols)?;
         let mut y = self.fresh(x.len)?;
+        if x.len == 0 {
+            return Ok(Self::wrap(y, 0));
+        }
         let f = self.func("log_softmax_f32")?;
         let (r, c) = (rows as i32, cols as i32);
         let mut l = self.stream.launch_builder(&f);
@@ -636,6 +655,9 @@ impl Resident for Cuda {
         check_len("log_softmax output", y.len, rows * cols)?;
         check_len("log_softmax gradient", gy.len, rows * cols)?;
         let mut gx = self.fresh(y.len)?;
+        if y.len == 0 {
+            return Ok(Self::wrap(gx, 0));
+        }
         let f = self.func("log_softmax_backward_f32")?;
         let (r, c) = (rows as i32, cols as i32);
         let mut l = self.stream.launch_builder(&f);

@@ -1213,6 +1213,7 @@ impl Resident for Gpu {
     }
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
+        p.validate()?;
         let x = wb(x)?;
         check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
@@ -1229,6 +1230,7 @@ impl Resident for Gpu {
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
         let gy = wb(gy)?;
         let arg = wb(arg)?;
         let out = p.n * p.c * p.out_h() * p.out_w();
@@ -1248,6 +1250,7 @@ impl Resident for Gpu {
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
         let x = wb(x)?;
         check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
@@ -1257,6 +1260,7 @@ impl Resident for Gpu {
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
+        p.validate()?;
         let gy = wb(gy)?;
         check_len(
             "avg_pool output gradient",

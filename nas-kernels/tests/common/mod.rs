@@ -73,7 +73,7 @@ macro_rules! suite_tests {
 #[allow(unused_macros)]
 macro_rules! resident_tests {
     () => {
-        resident_tests!(optimisers_and_bias, elementwise, concat_and_slice);
+        resident_tests!(optimisers_and_bias, elementwise, concat_and_slice, bad_geometry);
     };
     ($($name:ident),*) => {$(
         #[test]
@@ -553,5 +553,48 @@ pub mod resident {
         }
         close(&g.to_vec().unwrap(), &want, 0.0, "unslice_axis");
         assert!(r.slice_axis(outer, total, inner, 5, 4, &cat).is_err());
+    }
+
+    /// A pooling geometry PyTorch refuses (padding past half the window, which would put
+    /// a window outside the plane), an argmax outside the plane and mismatched lengths
+    /// are errors, not device writes out of bounds or panics.
+    pub fn bad_geometry(r: &dyn Resident) {
+        use nas_kernels::cpu::pool::Pool2d;
+        let p = Pool2d {
+            n: 1,
+            c: 2,
+            h: 4,
+            w: 4,
+            kh: 1,
+            kw: 1,
+            sh: 1,
+            sw: 1,
+            ph: 1,
+            pw: 1,
+        };
+        let x = up(r, &random(32, 60));
+        assert!(r.max_pool(&p, &x).is_err());
+        assert!(r.avg_pool(&p, false, &x).is_err());
+        let zero_stride = Pool2d {
+            kh: 2,
+            kw: 2,
+            sh: 0,
+            ph: 0,
+            pw: 0,
+            ..p
+        };
+        assert!(r.avg_pool(&zero_stride, true, &x).is_err());
+        let ok = Pool2d {
+            kh: 2,
+            kw: 2,
+            sh: 2,
+            sw: 2,
+            ph: 0,
+            pw: 0,
+            ..p
+        };
+        assert!(r.max_pool(&ok, &up(r, &random(31, 61))).is_err());
+        let (y, _) = r.max_pool(&ok, &x).unwrap();
+        assert_eq!(y.len(), 8);
     }
 }
