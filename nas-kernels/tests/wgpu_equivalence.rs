@@ -7,7 +7,6 @@
 
 #[macro_use]
 mod common;
-use common::resident::{adam_reference, sgd_reference};
 use common::{close, gpu, random};
 
 #[test]
@@ -53,62 +52,6 @@ fn with_device(f: impl FnOnce(&dyn nas_kernels::accel::Accel)) {
 }
 
 suite_tests!();
-
-/// The optimiser updates against the formulas of `nas-core`'s `Sgd` and `Adam` (PyTorch's).
-#[test]
-fn sgd_and_adam_steps_match_the_reference() {
-    let Some(g) = gpu() else { return };
-    let n = 1000;
-    let w0 = random(n, 20);
-    let grad = random(n, 21);
-    let v0 = random(n, 22);
-    for (mu, wd, nesterov, first) in [
-        (0.0, 0.0, false, false),
-        (0.9, 3e-4, false, true),
-        (0.9, 3e-4, false, false),
-        (0.9, 1e-3, true, false),
-    ] {
-        let (lr, mut w, mut v) = (0.05f32, w0.clone(), v0.clone());
-        let (ww, wv) = sgd_reference(&w0, &grad, &v0, lr, mu, wd, nesterov, first);
-        g.sgd(&mut w, &grad, &mut v, lr, mu, wd, nesterov, first)
-            .unwrap();
-        let what = format!("sgd mu={mu} wd={wd} nesterov={nesterov} first={first}");
-        close(&w, &ww, 1e-6, &what);
-        close(&v, &wv, 1e-6, &what);
-    }
-    let m0: Vec<f32> = random(n, 23).iter().map(|v| v * 0.1).collect();
-    let s0: Vec<f32> = random(n, 24).iter().map(|v| v.abs() * 0.01).collect();
-    for (decoupled, t) in [(false, 1), (true, 7)] {
-        let (lr, b1, b2, eps, wd) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32, 0.01f32);
-        let (mut w, mut m, mut v) = (w0.clone(), m0.clone(), s0.clone());
-        let (mut ww, mut wm, mut wv) = (w0.clone(), m0.clone(), s0.clone());
-        adam_reference(
-            (&mut ww, &mut wm, &mut wv),
-            &grad,
-            lr,
-            (b1, b2, eps),
-            wd,
-            decoupled,
-            t,
-        );
-        g.adam(
-            &mut w,
-            &grad,
-            &mut m,
-            &mut v,
-            lr,
-            (b1, b2, eps),
-            wd,
-            decoupled,
-            t,
-        )
-        .unwrap();
-        let what = format!("adam decoupled={decoupled} t={t}");
-        close(&w, &ww, 1e-5, &what);
-        close(&m, &wm, 1e-5, &what);
-        close(&v, &wv, 1e-5, &what);
-    }
-}
 
 fn with_resident(f: impl FnOnce(&dyn nas_kernels::accel::Resident)) {
     if let Some(g) = gpu() {

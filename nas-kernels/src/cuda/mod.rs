@@ -382,6 +382,32 @@ fn spec_peaks(cc: (i32, i32), sms: f64, clock_khz: f64, mem_khz: f64, bus_bits: 
 }
 
 /// Blocks of 256 threads covering `n` elements (grid-stride kernels), capped.
+/// The device's buffer pool kept warm. `cudarc` allocates with `cuMemAllocAsync` where
+/// the device has stream-ordered memory pools (every GPU of the last years), so a freed
+/// activation returns to the device's default pool and the next step's allocation of
+/// the same size is served from it; but with the pool's default release threshold (0)
+/// the driver hands the memory back to the system at each synchronisation (every loss
+/// read), and each step maps its activations afresh. Keeping it (threshold: no limit)
+/// makes the pool a caching allocator, as PyTorch's is. Best effort: a driver that
+/// refuses leaves the default.
+fn keep_freed_memory(ctx: &CudaContext) {
+    use cudarc::driver::sys;
+    if !ctx.has_async_alloc() {
+        return;
+    }
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut keep = u64::MAX;
+    // SAFETY: the device is the context's own; the pool is the device's default (never
+    // freed by us); the release threshold attribute takes a pointer to a u64.
+    unsafe {
+        if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) == sys::CUresult::CUDA_SUCCESS
+        {
+            let attr = sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD;
+            let _ = sys::cuMemPoolSetAttribute(pool, attr, (&mut keep as *mut u64).cast());
+        }
+    }
+}
+
 fn cfg1d(n: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (n.div_ceil(256).clamp(1, 65_535) as u32, 1, 1),
@@ -432,6 +458,7 @@ impl Cuda {
                 })?)),
             }
             .map_err(err("loading the kernels"))?;
+            keep_freed_memory(&ctx);
             let name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
             Ok(Cuda {
                 ordinal,

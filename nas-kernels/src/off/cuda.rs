@@ -3,6 +3,10 @@
 
 use crate::error::{KernelError, Res};
 
+#[path = "buf.rs"]
+mod buf;
+pub use buf::Buf;
+
 const OFF: &str = "this nas was built without CUDA support (cargo feature `cuda`)";
 
 /// Never true in this build.
@@ -42,27 +46,6 @@ impl Cuda {
 
     /// Unreachable: no `Cuda` exists in this build.
     pub fn backend(&self) -> (&dyn crate::accel::Accel, &dyn crate::accel::Resident) {
-        match self.never {}
-    }
-}
-
-/// A device buffer; none is ever made in this build (no device opens).
-#[derive(Clone)]
-pub struct Buf {
-    never: std::convert::Infallible,
-}
-
-impl Buf {
-    pub fn len(&self) -> usize {
-        match self.never {}
-    }
-    pub fn is_empty(&self) -> bool {
-        match self.never {}
-    }
-    pub fn to_vec(&self) -> Res<Vec<f32>> {
-        match self.never {}
-    }
-    pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
         match self.never {}
     }
 }

@@ -417,7 +417,8 @@ pub mod resident {
         for (mu, wd, nesterov, first) in [
             (0.0, 0.0, false, false),
             (0.9, 3e-4, false, true),
-            (0.9, 3e-4, true, false),
+            (0.9, 3e-4, false, false),
+            (0.9, 1e-3, true, false),
         ] {
             let lr = 0.05f32;
             let (ww, wv) = sgd_reference(&w0, &grad, &v0, lr, mu, wd, nesterov, first);
@@ -431,7 +432,7 @@ pub mod resident {
         }
         let m0: Vec<f32> = random(n, 33).iter().map(|v| v * 0.1).collect();
         let s0: Vec<f32> = random(n, 34).iter().map(|v| v.abs() * 0.01).collect();
-        for (decoupled, t) in [(false, 1), (true, 5)] {
+        for (decoupled, t) in [(false, 1), (true, 5), (true, 7)] {
             let (lr, b1, b2, eps, wd) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32, 0.01f32);
             let (mut ww, mut wm, mut wv) = (w0.clone(), m0.clone(), s0.clone());
             adam_reference(
