@@ -50,8 +50,9 @@ pub(crate) enum Op {
     MaxPool2d(Tensor, pool::Pool2d, Arg),
     AvgPool2d(Tensor, pool::Pool2d, bool),
     AdaptiveAvgPool2d(Tensor),
-    /// Training-mode batch norm: input, gamma, beta, and the batch mean and 1/std.
-    BatchNorm(Tensor, Tensor, Tensor, Vec<f32>, Vec<f32>),
+    /// Training-mode batch norm: input, gamma, beta, and the batch mean and 1/std (on
+    /// the device the forward ran on).
+    BatchNorm(Tensor, Tensor, Tensor, Tensor, Tensor),
     LogSoftmax(Tensor),
     Nll(Tensor, Vec<u32>),
     /// A `[o, i, k, k]` kernel placed, with dilation, into a larger `[o, i, K, K]` one.
@@ -314,13 +315,13 @@ impl Op {
                 BatchNorm(x, gamma, beta, mean, invstd) => {
                     let s = x.shape();
                     let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
-                    let (xb, gamma_h) = (x.dev_buf(r)?, gamma.to_vec());
+                    let (xb, gb) = (x.dev_buf(r)?, gamma.dev_buf(r)?);
+                    let (mb, ib) = (mean.dev_buf(r)?, invstd.dev_buf(r)?);
                     let (gx, gg, gbeta) =
-                        r.batch_norm_backward(n, c, hw, &xb, &gd()?, &gamma_h, mean, invstd)?;
+                        r.batch_norm_backward(n, c, hw, &xb, &gd()?, &gb, &mb, &ib)?;
                     acc_dev(x, r, || Ok(gx))?;
-                    acc(gamma, |o| ew::acc_map(&gg, o, |v| v));
-                    acc(beta, |o| ew::acc_map(&gbeta, o, |v| v));
-                    Ok(())
+                    acc_dev(gamma, r, || Ok(gg))?;
+                    acc_dev(beta, r, || Ok(gbeta))
                 }
                 LogSoftmax(x) => {
                     let cols = *os.last().unwrap();
@@ -514,11 +515,12 @@ impl Op {
                 let s = x.shape();
                 let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
                 let (xd, gd) = (x.data(), gamma.data());
+                let (mean, invstd) = (mean.data(), invstd.data());
                 let mut gx = buffer::take(x.numel());
                 let mut gg = buffer::take(c);
                 let mut gbeta = buffer::take(c);
                 norm::batch_norm_backward(
-                    n, c, hw, &xd, g, &gd, mean, invstd, &mut gx, &mut gg, &mut gbeta,
+                    n, c, hw, &xd, g, &gd, &mean, &invstd, &mut gx, &mut gg, &mut gbeta,
                 );
                 acc(x, |a| ew::acc_map(&gx, a, |v| v));
                 acc(gamma, |a| ew::acc_map(&gg, a, |v| v));

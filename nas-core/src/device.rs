@@ -112,12 +112,13 @@ impl Device {
 }
 
 impl Device {
-    /// Puts the parameters of `module` in this device's memory, so that its forward and
-    /// backward passes, its gradients and its optimiser's state live and run there; on
-    /// the CPU they are brought back to the host. Buffers that are updated on the host (batch-norm running statistics) stay
-    /// there, and so do a supernet's mixing weights, which are not parameters of its net.
+    /// Puts the parameters and buffers (batch norm's running statistics) of `module` in
+    /// this device's memory, so that its forward and backward passes, its gradients,
+    /// its running statistics and its optimiser's state live and run there; on the CPU
+    /// they are brought back to the host. A supernet's mixing weights, which are not
+    /// tensors of its net, stay on the host.
     pub fn place(&self, module: &dyn Module) -> Result<(), String> {
-        for (_, p) in crate::nn::parameters(module) {
+        for (_, p) in crate::nn::state(module) {
             self.place_tensor(&p)?;
         }
         Ok(())

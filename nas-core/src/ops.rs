@@ -632,30 +632,32 @@ impl Tensor {
     }
 
     /// Training-mode batch norm over NCHW; returns the output and the batch mean and
-    /// 1/std per channel (for the running statistics).
+    /// 1/std per channel (`[c]` tensors, for the running statistics), all on the device
+    /// the input lives on.
     pub fn batch_norm_train(
         &self,
         gamma: &Tensor,
         beta: &Tensor,
         eps: f32,
-    ) -> (Tensor, Vec<f32>, Vec<f32>) {
+    ) -> (Tensor, Tensor, Tensor) {
         let s = self.shape();
         assert_eq!(s.len(), 4, "batch norm needs NCHW, got {s:?}");
         let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
         let len = (n * c * hw) as f64;
-        if let Some((y, mean, invstd)) =
-            on_resident(&[self], "batch_norm.fwd", 6.0 * len, 12.0 * len, |r| {
-                r.batch_norm_train(
-                    n,
-                    c,
-                    hw,
-                    &self.dev_buf(r)?,
-                    &gamma.data(),
-                    &beta.data(),
-                    eps,
-                )
-            })
-        {
+        if let Some((y, mean, invstd)) = on_resident(
+            &[self, gamma, beta],
+            "batch_norm.fwd",
+            6.0 * len,
+            12.0 * len,
+            |r| {
+                let (g, b) = (gamma.dev_buf(r)?, beta.dev_buf(r)?);
+                r.batch_norm_train(n, c, hw, &self.dev_buf(r)?, &g, &b, eps)
+            },
+        ) {
+            let (mean, invstd) = (
+                Tensor::device_constant(vec![c], mean),
+                Tensor::device_constant(vec![c], invstd),
+            );
             let op = Op::BatchNorm(
                 self.clone(),
                 gamma.clone(),
@@ -681,7 +683,7 @@ impl Tensor {
                 &mut invstd,
             )
         });
-
+        let (mean, invstd) = (Tensor::from_vec(mean, &[c]), Tensor::from_vec(invstd, &[c]));
         let op = Op::BatchNorm(
             self.clone(),
             gamma.clone(),
@@ -692,33 +694,44 @@ impl Tensor {
         (Tensor::from_op(s.to_vec(), out, op), mean, invstd)
     }
 
-    /// Moves batch-norm running statistics (this tensor the running mean, `var` the
-    /// running variance, both `[c]`) toward a batch's `mean` and `1/std` over `count`
-    /// values per channel, with `momentum` (unbiased variance, as PyTorch). An in-place
-    /// update outside any graph, like an optimiser's.
+    /// Updates these running means and the running variances `var` in place from a
+    /// batch's statistics (`mean`, `invstd` of `count` values per channel, as
+    /// `batch_norm_train` gives them): PyTorch's update with `momentum`, the variance
+    /// unbiased. On the device the statistics are on (the running values move there).
     pub fn update_running_stats(
         &self,
         var: &Tensor,
         count: usize,
-        mean: &[f32],
-        invstd: &[f32],
+        mean: &Tensor,
+        invstd: &Tensor,
         eps: f32,
         momentum: f32,
     ) {
         let c = self.numel();
         assert!(
-            var.numel() == c && mean.len() == c && invstd.len() == c,
+            var.numel() == c && mean.numel() == c && invstd.numel() == c,
             "running statistics of {c} channels updated with {} variances, {} means and \
              {} deviations",
             var.numel(),
-            mean.len(),
-            invstd.len()
+            mean.numel(),
+            invstd.numel()
         );
+        let operands = [self, var, mean, invstd];
+        let flops = 8.0 * c as f64;
+        if let Some((rm, rv)) = on_resident(&operands, "batch_norm.running", flops, 0.0, |r| {
+            let (m, i) = (mean.dev_buf(r)?, invstd.dev_buf(r)?);
+            let (rm, rv) = (self.dev_buf(r)?, var.dev_buf(r)?);
+            r.batch_norm_running(count, momentum, eps, &m, &i, &rm, &rv)
+        }) {
+            self.set_device(rm);
+            var.set_device(rv);
+            return;
+        }
         norm::batch_norm_update_running(
             count,
             momentum,
-            mean,
-            invstd,
+            &mean.data(),
+            &invstd.data(),
             eps,
             &mut self.data_mut(),
             &mut var.data_mut(),

@@ -229,13 +229,24 @@ impl Tensor {
 
     /// The result of a device op, left in device memory.
     pub(crate) fn from_device(shape: Vec<usize>, buf: DevBuf, op: Op) -> Tensor {
+        let rg = grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
+        Tensor::device_node(shape, buf, rg, if rg { Some(op) } else { None })
+    }
+
+    /// A constant (no gradient) tensor whose values a device op left in device memory
+    /// (batch norm's statistics).
+    pub(crate) fn device_constant(shape: Vec<usize>, buf: DevBuf) -> Tensor {
+        Tensor::device_node(shape, buf, false, None)
+    }
+
+    /// A tensor whose values are `buf`'s only, on its device.
+    fn device_node(shape: Vec<usize>, buf: DevBuf, requires_grad: bool, op: Option<Op>) -> Tensor {
         assert_eq!(
             buf.len(),
             shape.iter().product::<usize>(),
             "device buffer length does not match shape {shape:?}"
         );
-        let rg = grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
-        let node = Node {
+        Tensor(Arc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape,
             data: RwLock::new(vec![]),
@@ -243,10 +254,9 @@ impl Tensor {
             placed: AtomicU8::new(place_code(Some(buf.place()))),
             dev: Mutex::new(Some(buf)),
             grad: Mutex::new(None),
-            requires_grad: rg,
-            op: if rg { Some(op) } else { None },
-        };
-        Tensor(Arc::new(node))
+            requires_grad,
+            op,
+        }))
     }
 
     /// These values in `r`'s memory: the copy already there, or one made now and kept

@@ -245,8 +245,8 @@ pub enum Binary {
 }
 
 /// Primitives whose operands and results stay in device memory ([`DevBuf`]s), gradients
-/// included: only what the caller keeps on the host (per-channel statistics, small
-/// parameters such as batch-norm scales and mixing weights, a loss) crosses. Each
+/// and batch norm's statistics included: only what the caller keeps on the host (a
+/// supernet's mixing weights and their gradients, a loss, a clipping norm) crosses. Each
 /// computes what the CPU kernel of the same name computes.
 pub trait Resident {
     /// The device whose memory it computes in (that of the buffers it makes).
@@ -337,7 +337,8 @@ pub trait Resident {
         ow: usize,
         gy: &DevBuf,
     ) -> Res<DevBuf>;
-    /// Training-mode batch norm: output (on the device), batch mean and 1/std.
+    /// Training-mode batch norm with scales `gamma` and shifts `beta`: output, batch mean
+    /// and 1/std (biased), all left on the device.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_train(
         &self,
@@ -345,11 +346,12 @@ pub trait Resident {
         c: usize,
         hw: usize,
         x: &DevBuf,
-        gamma: &[f32],
-        beta: &[f32],
+        gamma: &DevBuf,
+        beta: &DevBuf,
         eps: f32,
-    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)>;
-    /// Batch-norm backward: input gradient (on the device), gamma and beta gradients.
+    ) -> Res<(DevBuf, DevBuf, DevBuf)>;
+    /// Batch-norm backward from the forward's statistics: the input, gamma and beta
+    /// gradients, on the device.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_backward(
         &self,
@@ -358,10 +360,24 @@ pub trait Resident {
         hw: usize,
         x: &DevBuf,
         gy: &DevBuf,
-        gamma: &[f32],
-        mean: &[f32],
-        invstd: &[f32],
-    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)>;
+        gamma: &DevBuf,
+        mean: &DevBuf,
+        invstd: &DevBuf,
+    ) -> Res<(DevBuf, DevBuf, DevBuf)>;
+    /// The running mean and variance after a batch of `count` values per channel with
+    /// statistics `mean` and `invstd` (`eps` as in the forward): PyTorch's update with
+    /// `momentum`, the batch variance unbiased; the CPU's `batch_norm_update_running`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_running(
+        &self,
+        count: usize,
+        momentum: f32,
+        eps: f32,
+        mean: &DevBuf,
+        invstd: &DevBuf,
+        running_mean: &DevBuf,
+        running_var: &DevBuf,
+    ) -> Res<(DevBuf, DevBuf)>;
     /// Row-wise log-softmax.
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf>;
     /// Log-softmax input gradient from its output `y`.

@@ -495,6 +495,19 @@ extern "C" __global__ void bn_apply_f32(const float* x, const float* mean, const
     }
 }
 
+// Running statistics after a batch (PyTorch's update, the variance unbiased), in place.
+extern "C" __global__ void bn_running_f32(const float* mean, const float* invstd, float* rm,
+                                          float* rv, int c, long long count, float m,
+                                          float eps) {
+    GRID_STRIDE(ch, c) {
+        float unbias = count > 1 ? (float)count / (float)(count - 1) : 1.f;
+        float is = invstd[ch];
+        float v = fmaxf(1.f / (is * is) - eps, 0.f) * unbias;
+        rm[ch] = (1.f - m) * rm[ch] + m * mean[ch];
+        rv[ch] = (1.f - m) * rv[ch] + m * v;
+    }
+}
+
 // Per-channel sums of g and g * xhat (for the backward), in double as the CPU sums them;
 // one block per channel.
 extern "C" __global__ void bn_backward_sums_f32(const float* x, const float* g, const float* mean,

@@ -49,6 +49,7 @@ pub const KERNELS: &[&str] = &[
     "adaptive_avg_pool_backward_f32",
     "bn_stats_f32",
     "bn_apply_f32",
+    "bn_running_f32",
     "bn_backward_sums_f32",
     "bn_backward_input_f32",
     "log_softmax_f32",
@@ -697,9 +698,9 @@ impl Accel for Cuda {
         beta: &[f32],
         eps: f32,
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let x = self.upload(x)?;
-        let (y, mean, invstd) = Resident::batch_norm_train(self, n, c, hw, &x, gamma, beta, eps)?;
-        Ok((y.to_vec()?, mean, invstd))
+        let (x, g, b) = (self.upload(x)?, self.upload(gamma)?, self.upload(beta)?);
+        let (y, mean, invstd) = Resident::batch_norm_train(self, n, c, hw, &x, &g, &b, eps)?;
+        Ok((y.to_vec()?, mean.to_vec()?, invstd.to_vec()?))
     }
 
     fn batch_norm_backward(
@@ -714,9 +715,14 @@ impl Accel for Cuda {
         invstd: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let (x, gy) = (self.upload(x)?, self.upload(gy)?);
+        let (g, m, i) = (
+            self.upload(gamma)?,
+            self.upload(mean)?,
+            self.upload(invstd)?,
+        );
         let (gx, ggamma, gbeta) =
-            Resident::batch_norm_backward(self, n, c, hw, &x, &gy, gamma, mean, invstd)?;
-        Ok((gx.to_vec()?, ggamma, gbeta))
+            Resident::batch_norm_backward(self, n, c, hw, &x, &gy, &g, &m, &i)?;
+        Ok((gx.to_vec()?, ggamma.to_vec()?, gbeta.to_vec()?))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {

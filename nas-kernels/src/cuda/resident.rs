@@ -187,11 +187,6 @@ impl Cuda {
         unsafe { l.launch(cfg1d(out_len)) }.map_err(err(name))?;
         Ok(Self::wrap(out, out_len))
     }
-
-    /// The per-channel vector `x` on the device.
-    fn small(&self, x: &[f32]) -> Res<CudaSlice<f32>> {
-        self.up(x)
-    }
 }
 
 impl Resident for Cuda {
@@ -539,42 +534,40 @@ impl Resident for Cuda {
         c: usize,
         hw: usize,
         x: &DevBuf,
-        gamma: &[f32],
-        beta: &[f32],
+        gamma: &DevBuf,
+        beta: &DevBuf,
         eps: f32,
-    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
-        let x = cb(x)?;
+    ) -> Res<(DevBuf, DevBuf, DevBuf)> {
+        let (x, gamma, beta) = (cb(x)?, cb(gamma)?, cb(beta)?);
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
-        check_len("batch_norm gamma", gamma.len(), c)?;
-        check_len("batch_norm beta", beta.len(), c)?;
-        if total == 0 {
-            return Ok((Self::wrap(self.fresh(0)?, 0), vec![0.0; c], vec![0.0; c]));
-        }
-        let (dgamma, dbeta) = (self.small(gamma)?, self.small(beta)?);
+        check_len("batch_norm gamma", gamma.len, c)?;
+        check_len("batch_norm beta", beta.len, c)?;
         let (mut mean, mut invstd) = (self.fresh(c)?, self.fresh(c)?);
         let mut y = self.fresh(total)?;
-        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
-        let f = self.func("bn_stats_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&*x.s).arg(&ni).arg(&ci).arg(&hwi).arg(&eps);
-        l.arg(&mut mean).arg(&mut invstd);
-        // SAFETY: arguments match `bn_stats_f32`; one 256-thread block per channel.
-        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_stats_f32"))?;
-        let f = self.func("bn_apply_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&*x.s)
-            .arg(&mean)
-            .arg(&invstd)
-            .arg(&dgamma)
-            .arg(&dbeta);
-        l.arg(&ci).arg(&hwi).arg(&mut y).arg(&tot);
-        // SAFETY: arguments match `bn_apply_f32`.
-        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_apply_f32"))?;
+        if total > 0 {
+            let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
+            let f = self.func("bn_stats_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*x.s).arg(&ni).arg(&ci).arg(&hwi).arg(&eps);
+            l.arg(&mut mean).arg(&mut invstd);
+            // SAFETY: arguments match `bn_stats_f32`; one 256-thread block per channel.
+            unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_stats_f32"))?;
+            let f = self.func("bn_apply_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*x.s)
+                .arg(&mean)
+                .arg(&invstd)
+                .arg(&*gamma.s)
+                .arg(&*beta.s);
+            l.arg(&ci).arg(&hwi).arg(&mut y).arg(&tot);
+            // SAFETY: arguments match `bn_apply_f32`.
+            unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_apply_f32"))?;
+        }
         Ok((
             Self::wrap(y, total),
-            self.down(&mean, c)?,
-            self.down(&invstd, c)?,
+            Self::wrap(mean, c),
+            Self::wrap(invstd, c),
         ))
     }
 
@@ -585,47 +578,80 @@ impl Resident for Cuda {
         hw: usize,
         x: &DevBuf,
         gy: &DevBuf,
-        gamma: &[f32],
-        mean: &[f32],
-        invstd: &[f32],
-    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
-        let (x, gy) = (cb(x)?, cb(gy)?);
+        gamma: &DevBuf,
+        mean: &DevBuf,
+        invstd: &DevBuf,
+    ) -> Res<(DevBuf, DevBuf, DevBuf)> {
+        let (x, gy, gamma) = (cb(x)?, cb(gy)?, cb(gamma)?);
+        let (mean, invstd) = (cb(mean)?, cb(invstd)?);
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
         check_len("batch_norm output gradient", gy.len, total)?;
-        for (what, v) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
-            check_len(&format!("batch_norm {what}"), v.len(), c)?;
+        for (what, b) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
+            check_len(&format!("batch_norm {what}"), b.len, c)?;
         }
-        if total == 0 {
-            return Ok((Self::wrap(self.fresh(0)?, 0), vec![0.0; c], vec![0.0; c]));
-        }
-        let (dgamma, dmean, dinv) = (self.small(gamma)?, self.small(mean)?, self.small(invstd)?);
         let (mut sum_g, mut sum_gx) = (self.fresh(c)?, self.fresh(c)?);
         let mut gx = self.fresh(total)?;
-        let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
-        let m = (n * hw) as f32;
-        let f = self.func("bn_backward_sums_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&*x.s).arg(&*gy.s).arg(&dmean).arg(&dinv);
-        l.arg(&ni)
-            .arg(&ci)
-            .arg(&hwi)
-            .arg(&mut sum_g)
-            .arg(&mut sum_gx);
-        // SAFETY: arguments match `bn_backward_sums_f32`; one 256-thread block per channel.
-        unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_backward_sums_f32"))?;
-        let f = self.func("bn_backward_input_f32")?;
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&*x.s).arg(&*gy.s).arg(&dmean).arg(&dinv).arg(&dgamma);
-        l.arg(&sum_g).arg(&sum_gx).arg(&ci).arg(&hwi).arg(&m);
-        l.arg(&mut gx).arg(&tot);
-        // SAFETY: arguments match `bn_backward_input_f32`; `gx` starts zeroed.
-        unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_backward_input_f32"))?;
+        if total > 0 {
+            let (ni, ci, hwi, tot) = (n as i32, c as i32, hw as i64, total as i64);
+            let m = (n * hw) as f32;
+            let f = self.func("bn_backward_sums_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*x.s).arg(&*gy.s).arg(&*mean.s).arg(&*invstd.s);
+            l.arg(&ni)
+                .arg(&ci)
+                .arg(&hwi)
+                .arg(&mut sum_g)
+                .arg(&mut sum_gx);
+            // SAFETY: arguments match `bn_backward_sums_f32`; one 256-thread block per
+            // channel.
+            unsafe { l.launch(Self::per_channel(c, 256)) }.map_err(err("bn_backward_sums_f32"))?;
+            let f = self.func("bn_backward_input_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*x.s)
+                .arg(&*gy.s)
+                .arg(&*mean.s)
+                .arg(&*invstd.s)
+                .arg(&*gamma.s);
+            l.arg(&sum_g).arg(&sum_gx).arg(&ci).arg(&hwi).arg(&m);
+            l.arg(&mut gx).arg(&tot);
+            // SAFETY: arguments match `bn_backward_input_f32`; `gx` starts zeroed.
+            unsafe { l.launch(cfg1d(total)) }.map_err(err("bn_backward_input_f32"))?;
+        }
         Ok((
             Self::wrap(gx, total),
-            self.down(&sum_gx, c)?,
-            self.down(&sum_g, c)?,
+            Self::wrap(sum_gx, c),
+            Self::wrap(sum_g, c),
         ))
+    }
+
+    fn batch_norm_running(
+        &self,
+        count: usize,
+        momentum: f32,
+        eps: f32,
+        mean: &DevBuf,
+        invstd: &DevBuf,
+        running_mean: &DevBuf,
+        running_var: &DevBuf,
+    ) -> Res<(DevBuf, DevBuf)> {
+        let (mean, invstd) = (cb(mean)?, cb(invstd)?);
+        let (rm, rv) = (cb(running_mean)?, cb(running_var)?);
+        let c = mean.len;
+        for (what, b) in [("1/std", invstd), ("running mean", rm), ("running var", rv)] {
+            check_len(&format!("batch_norm {what}"), b.len, c)?;
+        }
+        let (mut rm2, mut rv2) = (self.copy_of(rm)?, self.copy_of(rv)?);
+        if c > 0 {
+            let (ci, cnt) = (c as i32, count as i64);
+            let f = self.func("bn_running_f32")?;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*mean.s).arg(&*invstd.s).arg(&mut rm2).arg(&mut rv2);
+            l.arg(&ci).arg(&cnt).arg(&momentum).arg(&eps);
+            // SAFETY: arguments match `bn_running_f32`; the four buffers hold `c` floats.
+            unsafe { l.launch(cfg1d(c)) }.map_err(err("bn_running_f32"))?;
+        }
+        Ok((Self::wrap(rm2, c), Self::wrap(rv2, c)))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {
@@ -702,7 +728,7 @@ impl Resident for Cuda {
         let xs = cbs(xs)?;
         let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), w.len())?;
         let cat = self.concat(&xs)?;
-        let dw = self.small(w)?;
+        let dw = self.up(w)?;
         let mut y = self.fresh(n)?;
         let (ki, ni) = (xs.len() as i32, n as i64);
         let f = self.func("weighted_sum_f32")?;

@@ -729,6 +729,28 @@ fn reduce_lanes(l: u32) {
     }
 }
 
+// Running statistics after a batch (PyTorch's update, the variance unbiased): A = [mean(c),
+// invstd(c)] of the batch, B = [running mean(c), running var(c)], Y = the new B.
+// P: c, count (values per channel in the batch), momentum, eps. Workgroups: 1-D over c.
+@compute @workgroup_size(64)
+fn bn_running(@builtin(global_invocation_id) id: vec3<u32>) {
+    let c = p(0u);
+    let ch = id.x;
+    if (ch >= c) {
+        return;
+    }
+    let count = p(1u);
+    let m = pf(2u);
+    var unbias = 1.0;
+    if (count > 1u) {
+        unbias = f32(count) / f32(count - 1u);
+    }
+    let is = A[c + ch];
+    let v = max(1.0 / (is * is) - pf(3u), 0.0) * unbias;
+    Y[ch] = (1.0 - m) * B[ch] + m * A[ch];
+    Y[c + ch] = (1.0 - m) * B[c + ch] + m * v;
+}
+
 // Per-channel mean and 1/std (biased variance, two passes) of [n, c, hw] A into
 // Y = [mean(c), invstd(c)]. P: n, c, hw, eps. Workgroups: (c, 1).
 @compute @workgroup_size(64)

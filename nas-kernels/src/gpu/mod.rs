@@ -41,6 +41,7 @@ pub const ENTRIES: &[&str] = &[
     "adaptive_avg_pool_backward",
     "bn_stats",
     "bn_apply",
+    "bn_running",
     "bn_backward_sums",
     "bn_backward_input",
     "log_softmax",
@@ -486,11 +487,6 @@ impl Gpu {
         let b = self.upload(x);
         known.remember(x, &b);
         b
-    }
-
-    /// Remembers that `b` holds `x` (see [`Gpu::upload_small`]).
-    fn remember(&self, x: &[f32], b: &Buf) {
-        self.known.lock().unwrap().remember(x, b);
     }
 
     /// `x` copied into a new device buffer, as the engine holds it.
@@ -1250,21 +1246,19 @@ impl Resident for Gpu {
         c: usize,
         hw: usize,
         x: &DevBuf,
-        gamma: &[f32],
-        beta: &[f32],
+        gamma: &DevBuf,
+        beta: &DevBuf,
         eps: f32,
-    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
-        let x = wb(x)?;
+    ) -> Res<(DevBuf, DevBuf, DevBuf)> {
+        let (x, gamma, beta) = (wb(x)?, wb(gamma)?, wb(beta)?);
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
+        check_len("batch_norm gamma", gamma.len, c)?;
+        check_len("batch_norm beta", beta.len, c)?;
         let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
         let stats = self.run_dev("bn_stats", &params, x, None, 2 * c, (c as u32, 1))?;
-        let host = stats.to_vec()?;
-        let (mean, invstd) = (host[..c].to_vec(), host[c..].to_vec());
-        let affine = self.upload_small(&[gamma, beta].concat());
-        let chans = self.concat(&[&stats, &affine]);
-        // The backward reads [mean, invstd, gamma]: already here.
-        self.remember(&[&host, gamma].concat(), &self.part(&chans, 0, 3 * c));
+        // B = [mean, invstd, gamma, beta].
+        let chans = self.concat(&[&stats, gamma, beta]);
         let params = [total as u32, c as u32, hw as u32];
         let y = self.run_dev(
             "bn_apply",
@@ -1274,7 +1268,11 @@ impl Resident for Gpu {
             total,
             groups_1d(total),
         )?;
-        Ok((DevBuf::Wgpu(y), mean, invstd))
+        Ok((
+            DevBuf::Wgpu(y),
+            DevBuf::Wgpu(self.part(&stats, 0, c)),
+            DevBuf::Wgpu(self.part(&stats, c, c)),
+        ))
     }
 
     fn batch_norm_backward(
@@ -1284,28 +1282,61 @@ impl Resident for Gpu {
         hw: usize,
         x: &DevBuf,
         gy: &DevBuf,
-        gamma: &[f32],
-        mean: &[f32],
-        invstd: &[f32],
-    ) -> Res<(DevBuf, Vec<f32>, Vec<f32>)> {
-        let x = wb(x)?;
-        let gy = wb(gy)?;
+        gamma: &DevBuf,
+        mean: &DevBuf,
+        invstd: &DevBuf,
+    ) -> Res<(DevBuf, DevBuf, DevBuf)> {
+        let (x, gy, gamma) = (wb(x)?, wb(gy)?, wb(gamma)?);
+        let (mean, invstd) = (wb(mean)?, wb(invstd)?);
         let total = n * c * hw;
         check_len("batch_norm input", x.len, total)?;
         check_len("batch_norm output gradient", gy.len, total)?;
-        let stats = self.upload_small(&[mean, invstd, gamma].concat());
-        let b = self.concat(&[gy, &stats]);
+        for (what, b) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
+            check_len(&format!("batch_norm {what}"), b.len, c)?;
+        }
+        let b = self.concat(&[gy, mean, invstd, gamma]);
         let params = [n as u32, c as u32, hw as u32];
         let name = "bn_backward_sums";
         let sums = self.run_dev(name, &params, x, Some(&b), 2 * c, (c as u32, 1))?;
-        let host = sums.to_vec()?;
-        let (gbeta, ggamma) = (host[..c].to_vec(), host[c..].to_vec());
         // B = [g, mean, invstd, gamma, sum_g, sum_gxhat]: `b` already holds the first four.
         let b = self.concat(&[&b, &sums]);
         let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
         let name = "bn_backward_input";
         let gx = self.run_dev(name, &params, x, Some(&b), total, groups_1d(total))?;
-        Ok((DevBuf::Wgpu(gx), ggamma, gbeta))
+        Ok((
+            DevBuf::Wgpu(gx),
+            DevBuf::Wgpu(self.part(&sums, c, c)),
+            DevBuf::Wgpu(self.part(&sums, 0, c)),
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_running(
+        &self,
+        count: usize,
+        momentum: f32,
+        eps: f32,
+        mean: &DevBuf,
+        invstd: &DevBuf,
+        running_mean: &DevBuf,
+        running_var: &DevBuf,
+    ) -> Res<(DevBuf, DevBuf)> {
+        let (mean, invstd) = (wb(mean)?, wb(invstd)?);
+        let (rm, rv) = (wb(running_mean)?, wb(running_var)?);
+        let c = mean.len;
+        for (what, b) in [("1/std", invstd), ("running mean", rm), ("running var", rv)] {
+            check_len(&format!("batch_norm {what}"), b.len, c)?;
+        }
+        let a = self.concat(&[mean, invstd]);
+        let b = self.concat(&[rm, rv]);
+        let count = u32::try_from(count)
+            .map_err(|_| KernelError::Invalid(format!("batch_norm: {count} values per channel")))?;
+        let params = [c as u32, count, momentum.to_bits(), eps.to_bits()];
+        let y = self.run_dev("bn_running", &params, &a, Some(&b), 2 * c, groups_1d(c))?;
+        Ok((
+            DevBuf::Wgpu(self.part(&y, 0, c)),
+            DevBuf::Wgpu(self.part(&y, c, c)),
+        ))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {

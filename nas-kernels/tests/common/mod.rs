@@ -73,7 +73,7 @@ macro_rules! suite_tests {
 #[allow(unused_macros)]
 macro_rules! resident_tests {
     () => {
-        resident_tests!(optimisers_and_bias, elementwise, concat_and_slice, bad_geometry);
+        resident_tests!(optimisers_and_bias, elementwise, concat_and_slice, bad_geometry, batch_norm_on_the_device);
     };
     ($($name:ident),*) => {$(
         #[test]
@@ -597,5 +597,85 @@ pub mod resident {
         assert!(r.max_pool(&ok, &up(r, &random(31, 61))).is_err());
         let (y, _) = r.max_pool(&ok, &x).unwrap();
         assert_eq!(y.len(), 8);
+    }
+
+    /// Training batch norm with its statistics left on the device, its backward from
+    /// them, and the running statistics' update, against the CPU kernels.
+    pub fn batch_norm_on_the_device(r: &dyn Resident) {
+        use nas_kernels::cpu::norm;
+        let (n, c, hw) = (3, 5, 7 * 6);
+        let x: Vec<f32> = random(n * c * hw, 70)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * 2.0 + ((i / hw) % c) as f32)
+            .collect();
+        let (gamma, beta) = (random(c, 71), random(c, 72));
+        let eps = 1e-5;
+        let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        norm::batch_norm_forward_train(
+            n,
+            c,
+            hw,
+            &x,
+            &gamma,
+            &beta,
+            eps,
+            &mut y,
+            &mut mean,
+            &mut invstd,
+        );
+        let (dx, dg, db) = (up(r, &x), up(r, &gamma), up(r, &beta));
+        let (gy_, gm, gi) = r.batch_norm_train(n, c, hw, &dx, &dg, &db, eps).unwrap();
+        close(&gy_.to_vec().unwrap(), &y, 1e-4, "batch norm output");
+        close(&gm.to_vec().unwrap(), &mean, 1e-5, "batch mean");
+        close(&gi.to_vec().unwrap(), &invstd, 1e-4, "batch 1/std");
+        let g = random(x.len(), 73);
+        let (mut gx, mut gg, mut gb) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        norm::batch_norm_backward(
+            n, c, hw, &x, &g, &gamma, &mean, &invstd, &mut gx, &mut gg, &mut gb,
+        );
+        let (dgx, dgg, dgb) = r
+            .batch_norm_backward(n, c, hw, &dx, &up(r, &g), &dg, &gm, &gi)
+            .unwrap();
+        close(
+            &dgx.to_vec().unwrap(),
+            &gx,
+            1e-4,
+            "batch norm input gradient",
+        );
+        close(&dgg.to_vec().unwrap(), &gg, 1e-4, "gamma gradient");
+        close(&dgb.to_vec().unwrap(), &gb, 1e-4, "beta gradient");
+        let (rm, rv) = (
+            random(c, 74),
+            random(c, 75)
+                .iter()
+                .map(|v| v.abs() + 0.5)
+                .collect::<Vec<_>>(),
+        );
+        let (drm, drv) = (up(r, &rm), up(r, &rv));
+        for (count, m) in [(n * hw, 0.1), (1, 0.5)] {
+            let (grm, grv) = r
+                .batch_norm_running(count, m, eps, &gm, &gi, &drm, &drv)
+                .unwrap();
+            let (mut wm, mut wv) = (rm.clone(), rv.clone());
+            norm::batch_norm_update_running(count, m, &mean, &invstd, eps, &mut wm, &mut wv);
+            close(
+                &grm.to_vec().unwrap(),
+                &wm,
+                1e-5,
+                &format!("running mean, count {count}"),
+            );
+            close(
+                &grv.to_vec().unwrap(),
+                &wv,
+                1e-4,
+                &format!("running var, count {count}"),
+            );
+            // The inputs are left as they were.
+            close(&drm.to_vec().unwrap(), &rm, 0.0, "running mean input");
+        }
+        assert!(r
+            .batch_norm_train(n, c, hw, &dx, &up(r, &gamma[1..]), &db, eps)
+            .is_err());
     }
 }
