@@ -53,6 +53,79 @@ pub fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     );
 }
 
+/// A training batch norm of `[n, c, hw]` random input with a per-channel offset (so the
+/// mean matters), its CPU forward and, for an output gradient, its CPU backward.
+#[allow(dead_code)]
+pub struct BnCase {
+    pub x: Vec<f32>,
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub eps: f32,
+    /// The CPU's output, batch mean and 1/std.
+    pub y: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub invstd: Vec<f32>,
+    /// An output gradient and the CPU's input, gamma and beta gradients for it.
+    pub g: Vec<f32>,
+    pub gx: Vec<f32>,
+    pub ggamma: Vec<f32>,
+    pub gbeta: Vec<f32>,
+}
+
+#[allow(dead_code)]
+pub fn bn_case(n: usize, c: usize, hw: usize, seed: u64) -> BnCase {
+    use nas_kernels::cpu::norm;
+    let x: Vec<f32> = random(n * c * hw, seed)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * 2.0 + ((i / hw) % c) as f32 * 0.5)
+        .collect();
+    let gamma: Vec<f32> = random(c, seed + 1).iter().map(|v| v + 1.5).collect();
+    let beta = random(c, seed + 2);
+    let eps = 1e-5;
+    let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+    norm::batch_norm_forward_train(
+        n,
+        c,
+        hw,
+        &x,
+        &gamma,
+        &beta,
+        eps,
+        &mut y,
+        &mut mean,
+        &mut invstd,
+    );
+    let g = random(x.len(), seed + 3);
+    let (mut gx, mut ggamma, mut gbeta) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+    norm::batch_norm_backward(
+        n,
+        c,
+        hw,
+        &x,
+        &g,
+        &gamma,
+        &mean,
+        &invstd,
+        &mut gx,
+        &mut ggamma,
+        &mut gbeta,
+    );
+    BnCase {
+        x,
+        gamma,
+        beta,
+        eps,
+        y,
+        mean,
+        invstd,
+        g,
+        gx,
+        ggamma,
+        gbeta,
+    }
+}
+
 /// One test per function of [`suite`], each handed the backend by the test file's
 /// `with_device(f: impl FnOnce(&dyn Accel))`, which skips where there is no device.
 #[allow(unused_macros)]
@@ -89,7 +162,7 @@ macro_rules! resident_tests {
 pub mod suite {
     use super::{close, random};
     use nas_kernels::accel::Accel;
-    use nas_kernels::cpu::{conv, gemm, norm, pool, softmax};
+    use nas_kernels::cpu::{conv, gemm, pool, softmax};
 
     /// Shapes inside one 64x64 tile and across several, with k tails, every transpose;
     /// and blocks of 8x8 whose last rows and columns are several but not all real.
@@ -227,49 +300,23 @@ pub mod suite {
         }
     }
 
-    /// Training-mode batch norm and its backward; the input has a per-channel offset so
-    /// the mean matters.
+    /// Training-mode batch norm and its backward (see [`super::bn_case`]).
     pub fn batch_norm(a: &dyn Accel) {
         for (n, c, hw) in [(4, 3, 100), (64, 16, 1024), (2, 70, 9)] {
-            let x: Vec<f32> = random(n * c * hw, 14)
-                .iter()
-                .enumerate()
-                .map(|(i, v)| v * 2.0 + ((i / hw) % c) as f32 * 0.5)
-                .collect();
-            let gamma: Vec<f32> = random(c, 15).iter().map(|v| v + 1.5).collect();
-            let beta = random(c, 16);
-            let eps = 1e-5;
-            let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-            norm::batch_norm_forward_train(
-                n,
-                c,
-                hw,
-                &x,
-                &gamma,
-                &beta,
-                eps,
-                &mut y,
-                &mut mean,
-                &mut invstd,
-            );
+            let k = super::bn_case(n, c, hw, 14);
             let what = format!("batch norm {n}x{c}x{hw}");
             let (gy_, gm, gi) = a
-                .batch_norm_train(n, c, hw, &x, &gamma, &beta, eps)
+                .batch_norm_train(n, c, hw, &k.x, &k.gamma, &k.beta, k.eps)
                 .unwrap();
-            close(&gm, &mean, 1e-4, &format!("{what} mean"));
-            close(&gi, &invstd, 1e-4, &format!("{what} invstd"));
-            close(&gy_, &y, 1e-4, &format!("{what} output"));
-            let gy = random(x.len(), 17);
-            let (mut gx, mut gg, mut gb) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-            norm::batch_norm_backward(
-                n, c, hw, &x, &gy, &gamma, &mean, &invstd, &mut gx, &mut gg, &mut gb,
-            );
+            close(&gm, &k.mean, 1e-4, &format!("{what} mean"));
+            close(&gi, &k.invstd, 1e-4, &format!("{what} invstd"));
+            close(&gy_, &k.y, 1e-4, &format!("{what} output"));
             let (ax, ag, ab) = a
-                .batch_norm_backward(n, c, hw, &x, &gy, &gamma, &mean, &invstd)
+                .batch_norm_backward(n, c, hw, &k.x, &k.g, &k.gamma, &k.mean, &k.invstd)
                 .unwrap();
-            close(&ag, &gg, 1e-4, &format!("{what} gamma grad"));
-            close(&ab, &gb, 1e-4, &format!("{what} beta grad"));
-            close(&ax, &gx, 1e-3, &format!("{what} input grad"));
+            close(&ag, &k.ggamma, 1e-4, &format!("{what} gamma grad"));
+            close(&ab, &k.gbeta, 1e-4, &format!("{what} beta grad"));
+            close(&ax, &k.gx, 1e-3, &format!("{what} input grad"));
         }
     }
 
@@ -604,47 +651,24 @@ pub mod resident {
     pub fn batch_norm_on_the_device(r: &dyn Resident) {
         use nas_kernels::cpu::norm;
         let (n, c, hw) = (3, 5, 7 * 6);
-        let x: Vec<f32> = random(n * c * hw, 70)
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v * 2.0 + ((i / hw) % c) as f32)
-            .collect();
-        let (gamma, beta) = (random(c, 71), random(c, 72));
-        let eps = 1e-5;
-        let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-        norm::batch_norm_forward_train(
-            n,
-            c,
-            hw,
-            &x,
-            &gamma,
-            &beta,
-            eps,
-            &mut y,
-            &mut mean,
-            &mut invstd,
-        );
-        let (dx, dg, db) = (up(r, &x), up(r, &gamma), up(r, &beta));
-        let (gy_, gm, gi) = r.batch_norm_train(n, c, hw, &dx, &dg, &db, eps).unwrap();
-        close(&gy_.to_vec().unwrap(), &y, 1e-4, "batch norm output");
-        close(&gm.to_vec().unwrap(), &mean, 1e-5, "batch mean");
-        close(&gi.to_vec().unwrap(), &invstd, 1e-4, "batch 1/std");
-        let g = random(x.len(), 73);
-        let (mut gx, mut gg, mut gb) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-        norm::batch_norm_backward(
-            n, c, hw, &x, &g, &gamma, &mean, &invstd, &mut gx, &mut gg, &mut gb,
-        );
+        let k = super::bn_case(n, c, hw, 70);
+        let (dx, dg, db) = (up(r, &k.x), up(r, &k.gamma), up(r, &k.beta));
+        let (gy_, gm, gi) = r.batch_norm_train(n, c, hw, &dx, &dg, &db, k.eps).unwrap();
+        close(&gy_.to_vec().unwrap(), &k.y, 1e-4, "batch norm output");
+        close(&gm.to_vec().unwrap(), &k.mean, 1e-5, "batch mean");
+        close(&gi.to_vec().unwrap(), &k.invstd, 1e-4, "batch 1/std");
         let (dgx, dgg, dgb) = r
-            .batch_norm_backward(n, c, hw, &dx, &up(r, &g), &dg, &gm, &gi)
+            .batch_norm_backward(n, c, hw, &dx, &up(r, &k.g), &dg, &gm, &gi)
             .unwrap();
         close(
             &dgx.to_vec().unwrap(),
-            &gx,
-            1e-4,
+            &k.gx,
+            1e-3,
             "batch norm input gradient",
         );
-        close(&dgg.to_vec().unwrap(), &gg, 1e-4, "gamma gradient");
-        close(&dgb.to_vec().unwrap(), &gb, 1e-4, "beta gradient");
+        close(&dgg.to_vec().unwrap(), &k.ggamma, 1e-4, "gamma gradient");
+        close(&dgb.to_vec().unwrap(), &k.gbeta, 1e-4, "beta gradient");
+        let (mean, invstd, eps) = (&k.mean, &k.invstd, k.eps);
         let (rm, rv) = (
             random(c, 74),
             random(c, 75)
@@ -658,7 +682,7 @@ pub mod resident {
                 .batch_norm_running(count, m, eps, &gm, &gi, &drm, &drv)
                 .unwrap();
             let (mut wm, mut wv) = (rm.clone(), rv.clone());
-            norm::batch_norm_update_running(count, m, &mean, &invstd, eps, &mut wm, &mut wv);
+            norm::batch_norm_update_running(count, m, mean, invstd, eps, &mut wm, &mut wv);
             close(
                 &grm.to_vec().unwrap(),
                 &wm,
@@ -675,7 +699,7 @@ pub mod resident {
             close(&drm.to_vec().unwrap(), &rm, 0.0, "running mean input");
         }
         assert!(r
-            .batch_norm_train(n, c, hw, &dx, &up(r, &gamma[1..]), &db, eps)
+            .batch_norm_train(n, c, hw, &dx, &up(r, &k.gamma[1..]), &db, eps)
             .is_err());
     }
 }
