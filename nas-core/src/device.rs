@@ -2,7 +2,7 @@
 //! commands go through this module instead of the kernel crate.
 //!
 //! On wgpu and on CUDA a tensor lives in device memory: [`Device::place`] puts a
-//! network's parameters there, an op runs on the device its operands are on (uploading
+//! network's parameters and buffers there, an op runs on the device its operands are on (uploading
 //! host operands, such as a batch, once), and its result, its gradients and the
 //! optimiser's buffers stay there until the host reads them. Ops with no device kernel
 //! (broadcasting elementwise ops, sums, permutes) read their operands back, run on the
@@ -96,8 +96,8 @@ impl Device {
 
 impl Device {
     /// Opens this device (on first use) and describes it. Nothing is routed to it:
-    /// [`Device::place`] puts a network's parameters on it, and every op on them runs
-    /// there.
+    /// [`Device::place`] puts a network's parameters and buffers on it, and every op on
+    /// them runs there.
     pub fn select(self) -> Result<String, KernelError> {
         match self {
             Device::Cpu => Ok("cpu".into()),

@@ -75,8 +75,10 @@ pub(crate) struct Node {
     /// The values in device memory, where a device op made them or read them.
     dev: Mutex<Option<DevBuf>>,
     /// The device the tensor lives on ([`HOST`], or a [`Place`] as [`place_code`] codes
-    /// it): a device op's result, or placed there; ops that read it run there. A host
-    /// tensor a device op read keeps its device copy as a cache but stays a host tensor.
+    /// it): a device op's result, placed there, or given device values (`set_device`: an
+    /// optimiser's or a running-statistics update made there); ops that read it run
+    /// there. A host tensor a device op only read keeps its device copy as a cache but
+    /// stays a host tensor.
     placed: AtomicU8,
     pub(crate) grad: Mutex<Option<Values>>,
     pub(crate) requires_grad: bool,

@@ -459,6 +459,16 @@ impl Cuda {
                 })?)),
             }
             .map_err(err("loading the kernels"))?;
+            // Every kernel, now: prebuilt kernels older than this build lack new ones,
+            // and that should fail here, naming the kernel, not at the first use.
+            for k in KERNELS {
+                module.load_function(k).map_err(|e| {
+                    KernelError::Compile(format!(
+                        "the CUDA kernels loaded lack `{k}` ({e:?}); rebuild prebuilt ones \
+                         with `nas cuda-kernels`"
+                    ))
+                })?;
+            }
             keep_freed_memory(&ctx);
             let name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
             Ok(Cuda {

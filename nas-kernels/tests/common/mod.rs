@@ -663,7 +663,7 @@ pub mod resident {
         close(
             &dgx.to_vec().unwrap(),
             &k.gx,
-            1e-3,
+            1e-4,
             "batch norm input gradient",
         );
         close(&dgg.to_vec().unwrap(), &k.ggamma, 1e-4, "gamma gradient");
