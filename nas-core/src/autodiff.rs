@@ -3,7 +3,7 @@
 
 use crate::buffer;
 use crate::tensor::{Tensor, Values};
-use nas_kernels::accel::{self, Accel, Binary, DevBuf, Place, Res, Resident, Unary};
+use nas_kernels::accel::{self, Accel, Backend, Binary, DevBuf, Place, Res, Resident, Unary};
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
 use std::collections::HashSet;
 
@@ -12,9 +12,6 @@ use std::collections::HashSet;
 pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: accel::Res<T>) -> T {
     r.unwrap_or_else(|e| panic!("{} {what}: {e}", a.kind()))
 }
-
-/// A device's backend, as both boundaries.
-pub(crate) type Backend = (&'static dyn Accel, &'static dyn Resident);
 
 /// The backend of device `p` (open: a tensor lives there).
 pub(crate) fn backend(p: Place) -> Backend {

@@ -357,7 +357,6 @@ impl Tensor {
                 true,
             )
         });
-
         if let Some(b) = b {
             let bd = b.data();
             for r in out.chunks_mut(nout) {
@@ -571,7 +570,6 @@ impl Tensor {
         record("max_pool2d.fwd", flops, bytes, || {
             pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
         });
-
         Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, Arg::Host(arg)))
     }
 
@@ -595,7 +593,6 @@ impl Tensor {
         record("avg_pool2d.fwd", flops, bytes, || {
             pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out)
         });
-
         Tensor::from_op(shape, out, op())
     }
 
@@ -623,7 +620,6 @@ impl Tensor {
                 &mut out,
             )
         });
-
         Tensor::from_op(
             vec![s[0], s[1], oh, ow],
             out,
@@ -753,7 +749,6 @@ impl Tensor {
         record("log_softmax.fwd", 4.0 * n, 8.0 * n, || {
             softmax::log_softmax_forward(rows, cols, &self.data(), &mut out)
         });
-
         Tensor::from_op(self.shape().to_vec(), out, Op::LogSoftmax(self.clone()))
     }
     pub fn softmax(&self) -> Tensor {
@@ -781,7 +776,6 @@ impl Tensor {
         record("nll.fwd", flops, bytes, || {
             loss = softmax::nll_loss_forward(rows, cols, &self.data(), targets)
         });
-
         Tensor::from_op(vec![1], vec![loss], Op::Nll(self.clone(), targets.to_vec()))
     }
     pub fn cross_entropy(&self, targets: &[u32]) -> Tensor {
@@ -821,7 +815,6 @@ impl Tensor {
         record("weighted_sum.fwd", flops, bytes, || {
             ew::weighted_sum(&slices, &ws, &mut out)
         });
-
         drop(slices);
         drop(guards);
         let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());

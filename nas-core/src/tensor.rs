@@ -5,6 +5,10 @@ use crate::autodiff::Op;
 use crate::buffer;
 use crate::rng::Rng;
 use nas_kernels::accel::{DevBuf, KernelError, Place, Res, Resident};
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// [`Node::placed`] of a host tensor, and of the two devices.
 const HOST: u8 = 0;
@@ -27,10 +31,6 @@ fn place_code(p: Option<Place>) -> u8 {
         Some(Place::Cuda) => CUDA,
     }
 }
-use std::cell::Cell;
-use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -301,7 +301,7 @@ impl Tensor {
     /// Puts a copy of the values in `r`'s memory (if none is there yet): from now on
     /// the ops that read this tensor run on that device.
     pub(crate) fn upload_to(&self, r: &dyn Resident) -> Res<()> {
-        if self.place() != Some(r.place()) {
+        if self.place().is_some_and(|p| p != r.place()) {
             // Moving between devices goes through the host.
             self.host_only();
         }

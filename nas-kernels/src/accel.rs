@@ -5,8 +5,8 @@
 //!
 //! [`Resident`] is the same boundary on device buffers ([`DevBuf`]), the one the engine
 //! trains through: wgpu and CUDA both keep tensors and their gradients in their memory.
-//! A buffer knows its device ([`DevBuf::backend`]), so an op runs on the device that holds
-//! its operands; there is no process-wide switch.
+//! A buffer knows its device ([`DevBuf::place`], whose backend is [`Place::backend`]), so
+//! an op runs on the device that holds its operands; there is no process-wide switch.
 //!
 //! Every method computes exactly what the CPU kernel of the same name computes (the
 //! equivalence tests hold each backend to that on random inputs); the result is a fresh
@@ -87,13 +87,16 @@ impl Place {
 
     /// Its backend, as both boundaries, once the device is open (a tensor can only be
     /// in its memory after that; the process's one device of each kind stays open).
-    pub fn backend(self) -> Option<(&'static dyn Accel, &'static dyn Resident)> {
+    pub fn backend(self) -> Option<Backend> {
         match self {
             Place::Wgpu => wgpu_opened().map(backend_of_gpu),
             Place::Cuda => cuda_opened().map(backend_of_cuda),
         }
     }
 }
+
+/// A device's backend, as both boundaries.
+pub type Backend = (&'static dyn Accel, &'static dyn Resident);
 
 /// The error of a kernel handed a buffer of another device.
 pub fn foreign(kernel: &str, want: &str, got: &DevBuf) -> KernelError {
@@ -213,11 +216,6 @@ pub trait Accel: Send + Sync {
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32>;
     /// Its gradient times the upstream gradient `g`.
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>>;
-
-    /// The same primitives on buffers that stay in the device's memory.
-    fn resident(&self) -> Option<&dyn Resident> {
-        None
-    }
 }
 
 /// An elementwise map a [`Resident`] backend runs on device buffers.
@@ -232,6 +230,21 @@ pub enum Unary {
     Affine(f32, f32),
 }
 
+impl Unary {
+    /// The kernels' code for this map (both backends' `unary` kernels: 1 ReLU, 2 exp, 3
+    /// log, 4 sigmoid, 5 tanh, 6 `x * a + b`) and its two parameters.
+    pub fn code(self) -> (u32, f32, f32) {
+        match self {
+            Unary::Relu => (1, 0.0, 0.0),
+            Unary::Exp => (2, 0.0, 0.0),
+            Unary::Log => (3, 0.0, 0.0),
+            Unary::Sigmoid => (4, 0.0, 0.0),
+            Unary::Tanh => (5, 0.0, 0.0),
+            Unary::Affine(a, b) => (6, a, b),
+        }
+    }
+}
+
 /// A same-shape elementwise operation of two device buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binary {
@@ -242,6 +255,20 @@ pub enum Binary {
     /// The ReLU's input gradient: the output gradient (first operand) where the ReLU's
     /// output (second operand) is positive, else 0.
     ReluGrad,
+}
+
+impl Binary {
+    /// The kernels' code for this operation (0 add, 1 sub, 2 mul, 3 div, as both backends'
+    /// `binary` kernels take them; 4 the ReLU gradient, which the WGSL kernel also takes).
+    pub fn code(self) -> u32 {
+        match self {
+            Binary::Add => 0,
+            Binary::Sub => 1,
+            Binary::Mul => 2,
+            Binary::Div => 3,
+            Binary::ReluGrad => 4,
+        }
+    }
 }
 
 /// Primitives whose operands and results stay in device memory ([`DevBuf`]s), gradients
@@ -550,14 +577,14 @@ pub fn wgpu_opened() -> Option<&'static crate::gpu::Gpu> {
     WGPU_DEVICE.get().and_then(|r| r.as_ref().ok())
 }
 
-fn backend_of_gpu(g: &'static crate::gpu::Gpu) -> (&'static dyn Accel, &'static dyn Resident) {
+fn backend_of_gpu(g: &'static crate::gpu::Gpu) -> Backend {
     #[cfg(feature = "wgpu")]
     return (g as &dyn Accel, g as &dyn Resident);
     #[cfg(not(feature = "wgpu"))]
     return g.backend();
 }
 
-fn backend_of_cuda(c: &'static crate::cuda::Cuda) -> (&'static dyn Accel, &'static dyn Resident) {
+fn backend_of_cuda(c: &'static crate::cuda::Cuda) -> Backend {
     #[cfg(feature = "cuda")]
     return (c as &dyn Accel, c as &dyn Resident);
     #[cfg(not(feature = "cuda"))]
@@ -591,7 +618,7 @@ pub fn cuda_opened() -> Option<&'static crate::cuda::Cuda> {
 }
 
 /// CUDA device `ordinal`'s primitives, as both boundaries, opened on first use.
-pub fn cuda_backend(ordinal: usize) -> Res<(&'static dyn Accel, &'static dyn Resident)> {
+pub fn cuda_backend(ordinal: usize) -> Res<Backend> {
     Ok(backend_of_cuda(cuda(ordinal)?))
 }
 

@@ -12,7 +12,7 @@ use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
 use cudarc::driver::PushKernelArg;
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr,
     DeviceRepr, LaunchConfig,
 };
 use cudarc::nvrtc::{CompileOptions, Ptx};
@@ -82,30 +82,31 @@ impl Buf {
     /// Its contents copied back to the host (waits for the kernels that write it).
     pub fn to_vec(&self) -> Res<Vec<f32>> {
         guarded("CUDA download", || {
-            let mut v = self
-                .s
-                .stream()
-                .clone_dtoh(&*self.s)
-                .map_err(err("download"))?;
-            v.truncate(self.len);
-            crate::transfer::down(4 * self.len);
-            Ok(v)
+            download(self.s.stream(), &*self.s, self.len)
         })
     }
 
     /// Its contents as `u32`s (an index buffer such as max pooling's argmax).
     pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
         guarded("CUDA download", || {
-            let n = self.len.max(1);
             // SAFETY: u32 and f32 have the same size and every bit pattern is a u32.
-            let view = unsafe { self.s.transmute::<u32>(n) }
+            let view = unsafe { self.s.transmute::<u32>(self.len.max(1)) }
                 .ok_or_else(|| KernelError::Invalid("argmax buffer too short".into()))?;
-            let mut v = self.s.stream().clone_dtoh(&view).map_err(err("download"))?;
-            v.truncate(self.len);
-            crate::transfer::down(4 * self.len);
-            Ok(v)
+            download(self.s.stream(), &view, self.len)
         })
     }
+}
+
+/// The first `n` values of device memory `src`, copied back on `stream` (and counted).
+fn download<T: DeviceRepr + Default + Clone, S: DevicePtr<T>>(
+    stream: &Arc<CudaStream>,
+    src: &S,
+    n: usize,
+) -> Res<Vec<T>> {
+    let mut v = stream.clone_dtoh(src).map_err(err("download"))?;
+    v.truncate(n);
+    crate::transfer::down(std::mem::size_of_val(&v[..]));
+    Ok(v)
 }
 
 /// Runs `f`, turning a panic inside `cudarc` into an error.
@@ -504,10 +505,7 @@ impl Cuda {
     }
 
     fn down<T: DeviceRepr + Default + Clone>(&self, d: &CudaSlice<T>, n: usize) -> Res<Vec<T>> {
-        let mut v = self.stream.clone_dtoh(d).map_err(err("download"))?;
-        crate::transfer::down(std::mem::size_of_val(&v[..]));
-        v.truncate(n);
-        Ok(v)
+        download(&self.stream, d, n)
     }
 
     /// A unary op of `unary_f32` (`op` codes as in the source).
@@ -802,10 +800,6 @@ impl Accel for Cuda {
 
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
         Resident::nll_backward(self, rows, cols, targets, g)?.to_vec()
-    }
-
-    fn resident(&self) -> Option<&dyn Resident> {
-        Some(self)
     }
 }
 

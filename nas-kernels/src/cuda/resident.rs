@@ -200,14 +200,8 @@ impl Resident for Cuda {
 
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
         let x = cb(x)?;
-        let (code, a, b) = match op {
-            Unary::Relu => (1, 0.0, 0.0),
-            Unary::Exp => (2, 0.0, 0.0),
-            Unary::Log => (3, 0.0, 0.0),
-            Unary::Sigmoid => (4, 0.0, 0.0),
-            Unary::Tanh => (5, 0.0, 0.0),
-            Unary::Affine(a, b) => (6i32, a, b),
-        };
+        let (code, a, b) = op.code();
+        let code = code as i32;
         let mut y = self.fresh(x.len)?;
         let f = self.func("unary_f32")?;
         let n = x.len as i64;
@@ -241,12 +235,7 @@ impl Resident for Cuda {
             unsafe { l.launch(cfg1d(n)) }.map_err(err("unary_backward_f32"))?;
             return Ok(Self::wrap(y, n));
         }
-        let code: i32 = match op {
-            Binary::Add => 0,
-            Binary::Sub => 1,
-            Binary::Mul => 2,
-            _ => 3,
-        };
+        let code = op.code() as i32;
         let flat = super::Shape4 {
             d: [1, 1, 1, n.max(1) as i32],
         };

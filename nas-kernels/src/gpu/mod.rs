@@ -74,8 +74,7 @@ pub struct Gpu {
 
 /// A bounded memory of small host vectors and device buffers holding exactly those
 /// values, so values that go back down a step later (the labels from the loss to its
-/// gradient; batch norm's statistics and gamma from its forward to its backward; constant
-/// affine values) need no second upload. Only ever read by kernels, never written.
+/// gradient) need no second upload. Only ever read by kernels, never written.
 #[derive(Default)]
 struct Known {
     entries: std::collections::VecDeque<(u64, Vec<f32>, Buf)>,
@@ -870,10 +869,6 @@ impl Accel for Gpu {
         Ok(self.run("nll", &params, logp, &t, 1, (1, 1))?[0])
     }
 
-    fn resident(&self) -> Option<&dyn Resident> {
-        Some(self)
-    }
-
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
         crate::accel::check_targets(rows, cols, rows * cols, targets)?;
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
@@ -922,17 +917,6 @@ impl Gpu {
     }
 }
 
-fn unary_code(op: Unary) -> (u32, f32, f32) {
-    match op {
-        Unary::Relu => (1, 0.0, 0.0),
-        Unary::Exp => (2, 0.0, 0.0),
-        Unary::Log => (3, 0.0, 0.0),
-        Unary::Sigmoid => (4, 0.0, 0.0),
-        Unary::Tanh => (5, 0.0, 0.0),
-        Unary::Affine(a, b) => (6, a, b),
-    }
-}
-
 /// `b` as this backend's buffer, or the error of a buffer of another device.
 fn wb(b: &DevBuf) -> Res<&Buf> {
     match b {
@@ -957,7 +941,7 @@ impl Resident for Gpu {
 
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
         let x = wb(x)?;
-        let (code, a, b) = unary_code(op);
+        let (code, a, b) = op.code();
         let n = x.len;
         let params = [n as u32, code, a.to_bits(), b.to_bits()];
         self.run_dev("unary", &params, x, None, n, groups_1d(n))
@@ -968,13 +952,7 @@ impl Resident for Gpu {
         let a = wb(a)?;
         let b = wb(b)?;
         check_len("binary operand", b.len, a.len)?;
-        let code = match op {
-            Binary::Add => 0,
-            Binary::Sub => 1,
-            Binary::Mul => 2,
-            Binary::Div => 3,
-            Binary::ReluGrad => 4,
-        };
+        let code = op.code();
         let n = a.len;
         self.run_dev("binary", &[n as u32, code], a, Some(b), n, groups_1d(n))
             .map(DevBuf::Wgpu)
@@ -1086,7 +1064,6 @@ impl Resident for Gpu {
     fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
         let x = wb(x)?;
         let w = wb(w)?;
-        let bias = bias.map(wb).transpose()?;
         p.validate()?;
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
         check_len("conv2d weight", w.len, p.weight_len())?;
@@ -1097,14 +1074,10 @@ impl Resident for Gpu {
             let params = Self::conv_params(p);
             self.run_dev("conv2d", &params, x, Some(w), len, groups_1d(len))?
         };
+        let y = DevBuf::Wgpu(y);
         match bias {
-            Some(b) => self.add_channel(
-                p.cout,
-                p.out_h() * p.out_w(),
-                &DevBuf::Wgpu(y),
-                &DevBuf::Wgpu(b.clone()),
-            ),
-            None => Ok(DevBuf::Wgpu(y)),
+            Some(b) => self.add_channel(p.cout, p.out_h() * p.out_w(), &y, b),
+            None => Ok(y),
         }
     }
 
