@@ -312,8 +312,9 @@ impl Module for Zero {
     fn forward(&self, x: &Tensor) -> Tensor {
         let s = x.shape();
         let (h, w) = (s[2].div_ceil(self.stride), s[3].div_ceil(self.stride));
-        // A constant: its gradient with respect to x is zero, so nothing flows back.
-        Tensor::zeros(&[s[0], s[1], h, w])
+        // A constant: its gradient with respect to x is zero, so nothing flows back. It is
+        // made where x lives, so a device step uploads no zeros.
+        Tensor::zeros_beside(&[s[0], s[1], h, w], x)
     }
     fn linear_form(&self) -> Option<LinearForm> {
         Some(LinearForm::Zero {
@@ -574,7 +575,7 @@ fn shift_by_one(x: &Tensor, axis: usize) -> Tensor {
     }
     let mut shape = x.shape().to_vec();
     shape[axis] = 1;
-    let zero = Tensor::zeros(&shape);
+    let zero = Tensor::zeros_beside(&shape, x);
     if n == 1 {
         return zero;
     }

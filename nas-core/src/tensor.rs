@@ -193,6 +193,17 @@ impl Tensor {
         Tensor::from_vec(buffer::take_zeroed(shape.iter().product()), shape)
     }
 
+    /// Zeros of `shape` where `like` lives: made in device memory when `like` is a
+    /// device tensor (nothing is uploaded), on the host otherwise.
+    pub fn zeros_beside(shape: &[usize], like: &Tensor) -> Tensor {
+        let Some(place) = like.place() else {
+            return Tensor::zeros(shape);
+        };
+        let (a, r) = crate::autodiff::backend(place);
+        let buf = crate::autodiff::on_device(a, "zeros", r.zeros(shape.iter().product()));
+        Tensor::device_constant(shape.to_vec(), buf)
+    }
+
     pub fn full(shape: &[usize], v: f32) -> Tensor {
         let mut d = buffer::take(shape.iter().product());
         d.fill(v);

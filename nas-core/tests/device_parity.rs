@@ -54,6 +54,7 @@ on_devices!(
     seed_net_training_steps_move_only_the_batch,
     adam_steps_with_clipping_match_the_cpu,
     supernet_steps_move_the_batch_and_the_mixing_weights,
+    darts_supernet_steps_upload_no_activations,
 );
 
 /// Largest difference relative to the largest reference magnitude, at most `tol`.
@@ -407,5 +408,55 @@ fn supernet_steps_move_the_batch_and_the_mixing_weights(dev: Device) {
                 "fused={fused} step {k}: {m:?}, bound {down}"
             );
         }
+    }
+}
+
+/// A DARTS supernet step on the device (unfused mixed ops, as DARTS searches) uploads the
+/// batch, the labels and the mixing weights each cell reads, and brings back the loss and
+/// the mixing weights' gradients: every candidate's output, the `none` candidate's zeros
+/// included, is made on the device. An activation-sized upload fails it.
+fn darts_supernet_steps_upload_no_activations(dev: Device) {
+    use nas_core::space::builtin::darts::DartsSpace;
+    let Some(_turn) = turn(dev) else { return };
+    let space = DartsSpace {
+        c: 4,
+        layers: 3,
+        nodes: 2,
+        in_channels: 3,
+        classes: 10,
+        stem_multiplier: 1,
+    };
+    let (n, side) = (4usize, 16usize);
+    let mut rng = Rng::new(9);
+    let x = Tensor::randn(&[n, 3, side, side], 1.0, &mut rng);
+    let y: Vec<u32> = (0..n).map(|_| rng.below(10) as u32).collect();
+    let s = Supernet::build(&space, false, 4).unwrap();
+    dev.place(s.net.as_ref()).unwrap();
+    let mut moved = vec![];
+    for _ in 0..3 {
+        let x = Tensor::from_vec(x.to_vec(), x.shape());
+        let before = nas_core::device::transfers();
+        s.zero_weight_grads();
+        let loss = s.net.forward(&x).cross_entropy(&y);
+        loss.backward();
+        for l in s.alphas.keys() {
+            s.weight_grad(l).unwrap();
+        }
+        let _ = loss.item();
+        moved.push(nas_core::device::transfers() - before);
+    }
+    let batch = 4 * (n * 3 * side * side) as u64;
+    let labels = 4 * n as u64;
+    // Each cell reads the mixing weights of its kind (normal or reduction) once per edge.
+    let mixing: u64 = s.alphas.values().map(|t| 4 * t.numel() as u64).sum();
+    let per_step = space.layers as u64 * mixing;
+    // The smallest candidate output: after both reductions, 4c channels of side/4.
+    let activation = 4 * (n * 4 * space.c * (side / 4) * (side / 4)) as u64;
+    assert!(per_step < activation, "{per_step} against {activation}");
+    for (k, m) in moved.iter().enumerate().skip(1) {
+        let up = batch + 2 * labels + per_step;
+        assert!(m.up_bytes <= up, "step {k}: {m:?}, bound {up}");
+        let down = 4 + per_step;
+        assert!(m.down_bytes <= down, "step {k}: {m:?}, bound {down}");
     }
 }

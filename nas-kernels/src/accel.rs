@@ -280,6 +280,8 @@ pub trait Resident {
     fn place(&self) -> Place;
     /// `x` copied to the device.
     fn upload(&self, x: &[f32]) -> Res<DevBuf>;
+    /// `len` zeros made in device memory (nothing crosses).
+    fn zeros(&self, len: usize) -> Res<DevBuf>;
     /// An elementwise map.
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf>;
     /// A same-length elementwise operation.

@@ -198,6 +198,10 @@ impl Resident for Cuda {
         Ok(Self::wrap(self.up(x)?, x.len()))
     }
 
+    fn zeros(&self, len: usize) -> Res<DevBuf> {
+        Ok(Self::wrap(Cuda::zeros::<f32>(self, len)?, len))
+    }
+
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
         let x = cb(x)?;
         let (code, a, b) = op.code();

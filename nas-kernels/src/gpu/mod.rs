@@ -939,6 +939,11 @@ impl Resident for Gpu {
         Ok(DevBuf::Wgpu(Gpu::upload(self, x)))
     }
 
+    fn zeros(&self, len: usize) -> Res<DevBuf> {
+        // wgpu zero-fills every buffer it creates.
+        Ok(DevBuf::Wgpu(self.output("zeros", len)))
+    }
+
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
         let x = wb(x)?;
         let (code, a, b) = op.code();

@@ -527,7 +527,7 @@ pub mod resident {
             .is_err());
     }
 
-    /// Every elementwise map and same-shape operation, on the device.
+    /// Every elementwise map and same-shape operation, and zeros, on the device.
     pub fn elementwise(r: &dyn Resident) {
         let x = random(5_003, 40);
         let y: Vec<f32> = random(5_003, 41).iter().map(|v| v + 3.0).collect();
@@ -565,6 +565,11 @@ pub mod resident {
             close(&got, &want, 1e-6, &format!("{op:?}"));
         }
         assert!(r.binary(Binary::Add, &dx, &up(r, &y[1..])).is_err());
+        // Zeros made on the device read as zeros, also in memory a freed result held.
+        drop(r.unary(Unary::Affine(0.0, 7.0), &dx).unwrap());
+        let z = r.zeros(5_003).unwrap();
+        assert_eq!((z.len(), z.place()), (5_003, r.place()));
+        assert!(z.to_vec().unwrap().iter().all(|&v| v == 0.0), "zeros");
     }
 
     /// Concatenation along a middle axis, slicing and a slice's gradient.

@@ -153,7 +153,7 @@ impl Module for Cell {
                     Some(s) => s.add(&y),
                 });
             }
-            nodes.push(sum.unwrap_or_else(|| Tensor::zeros(x.shape())));
+            nodes.push(sum.unwrap_or_else(|| Tensor::zeros_beside(x.shape(), x)));
         }
         nodes.pop().unwrap()
     }
