@@ -201,15 +201,16 @@ impl Op {
 
     /// Whether this op's gradient rule runs on the device: its output gradient or one
     /// of its inputs is there (for NLL, its input), and the shapes are ones the device
-    /// kernels take (no broadcasting).
+    /// kernels take (broadcasting over at most 4 dimensions).
     fn has_dev_rule(&self, out: &Tensor, g: &Values) -> bool {
         use Op::*;
-        let same = |t: &Tensor| t.shape() == out.shape();
         let here = matches!(g, Values::Dev(_)) || self.inputs().iter().any(|t| t.on_device());
         match self {
             Nll(x, _) => x.on_device(),
             _ if !here => false,
-            Add(a, b) | Sub(a, b) | Mul(a, b) => same(a) && same(b),
+            // The device kernels broadcast over at most 4 dimensions.
+            Add(..) | Sub(..) | Mul(..) | Div(..) => out.rank() <= 4,
+            Sum(a, _) => a.rank() <= 4,
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
             AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
             | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..) | AdaptiveAvgPool2d(_)
@@ -235,18 +236,48 @@ impl Op {
                     };
                     acc_dev(x, r, || r.nll_backward(rows, cols, targets, g0))
                 }
+                // A broadcast operand's gradient is the output gradient summed down to
+                // its shape.
                 Add(a, b) => {
-                    acc_dev(a, r, || gd())?;
-                    acc_dev(b, r, || gd())
+                    acc_dev(a, r, || fold_dev(r, gd()?, os, a.shape()))?;
+                    acc_dev(b, r, || fold_dev(r, gd()?, os, b.shape()))
                 }
                 Sub(a, b) => {
-                    acc_dev(a, r, || gd())?;
-                    acc_dev(b, r, || r.unary(Unary::Affine(-1.0, 0.0), &gd()?))
+                    acc_dev(a, r, || fold_dev(r, gd()?, os, a.shape()))?;
+                    acc_dev(b, r, || {
+                        let gb = fold_dev(r, gd()?, os, b.shape())?;
+                        r.unary(Unary::Affine(-1.0, 0.0), &gb)
+                    })
                 }
-                Mul(a, b) => {
-                    acc_dev(a, r, || r.binary(Binary::Mul, &gd()?, &b.dev_buf(r)?))?;
-                    acc_dev(b, r, || r.binary(Binary::Mul, &gd()?, &a.dev_buf(r)?))
+                Mul(a, b) | Div(a, b) => {
+                    let code = if matches!(self, Mul(..)) {
+                        Binary::Mul
+                    } else {
+                        Binary::Div
+                    };
+                    acc_dev(a, r, || {
+                        let t = binary_on(r, code, &gd()?, os, &b.dev_buf(r)?, b.shape())?;
+                        fold_dev(r, t, os, a.shape())
+                    })?;
+                    acc_dev(b, r, || match code {
+                        Binary::Mul => {
+                            let t = binary_on(r, code, &gd()?, os, &a.dev_buf(r)?, a.shape())?;
+                            fold_dev(r, t, os, b.shape())
+                        }
+                        // d(a/b)/db = -out / b
+                        _ => {
+                            let t = r.binary(Binary::Mul, &gd()?, &out.dev_buf(r)?)?;
+                            let t = binary_on(r, code, &t, os, &b.dev_buf(r)?, b.shape())?;
+                            let t = fold_dev(r, t, os, b.shape())?;
+                            r.unary(Unary::Affine(-1.0, 0.0), &t)
+                        }
+                    })
                 }
+                Sum(a, kept) => acc_dev(a, r, || {
+                    // The output gradient broadcast back over the summed axes.
+                    let zeros = r.zeros(a.numel())?;
+                    binary_on(r, Binary::Add, &zeros, a.shape(), &gd()?, kept)
+                }),
                 AddScalar(a, _) | Reshape(a) => acc_dev(a, r, || gd()),
                 Concat(xs, axis) => {
                     let (outer, total, inner) = mv::around(os, *axis);
@@ -615,6 +646,33 @@ fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
 /// Adds the device gradient `f` makes into `t`'s (asking for it only if `t` needs one):
 /// a first gradient is kept as it is, a later one added on the device (or on the host,
 /// where `t`'s gradient already is).
+/// `a op b` on the device, `a` of shape `sa` and `b` of `sb`: the same-shape kernel where
+/// the shapes agree, else the broadcasting one.
+pub(crate) fn binary_on(
+    r: &dyn Resident,
+    op: Binary,
+    a: &DevBuf,
+    sa: &[usize],
+    b: &DevBuf,
+    sb: &[usize],
+) -> Res<DevBuf> {
+    if sa == sb {
+        r.binary(op, a, b)
+    } else {
+        r.binary_broadcast(op, a, sa, b, sb)
+    }
+}
+
+/// The gradient `g` of an output of shape `gs` summed down to an operand of shape `ts`
+/// (unchanged where the shapes agree).
+fn fold_dev(r: &dyn Resident, g: DevBuf, gs: &[usize], ts: &[usize]) -> Res<DevBuf> {
+    if gs == ts {
+        Ok(g)
+    } else {
+        r.reduce_to(&g, gs, ts)
+    }
+}
+
 fn acc_dev(t: &Tensor, r: &dyn Resident, f: impl FnOnce() -> Res<DevBuf>) -> Res<()> {
     if !needs(t) {
         return Ok(());

@@ -80,9 +80,9 @@ impl fmt::Display for Device {
 /// What runs on a device that keeps tensors in its memory (wgpu, CUDA), for messages.
 pub const ON_DEVICE: &str = "activations, gradients, weights and SGD/Adam state stay in device \
                              memory; convolutions, linear layers, pooling, batch norm, \
-                             log-softmax/NLL, ReLU, same-shape elementwise ops, concatenation \
-                             and slicing, mixed-op sums and the optimiser steps run there, \
-                             other ops on the CPU";
+                             log-softmax/NLL, elementwise ops (broadcasting over up to 4 \
+                             dimensions), sums over axes, concatenation and slicing, mixed-op \
+                             sums and the optimiser steps run there, other ops on the CPU";
 
 impl Device {
     /// What runs on this device, for messages.

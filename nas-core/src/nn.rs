@@ -247,6 +247,26 @@ impl Module for BatchNorm2d {
                 BN_MOMENTUM.with(|m| m.get()).unwrap_or(self.momentum),
             );
             y
+        } else if x.on_device() && !(self.affine && crate::tensor::grad_enabled()) {
+            // Eval mode is an affine map per channel: y = x * scale + shift, with scale
+            // and shift made where the running statistics live (nothing read back).
+            // 1/sqrt(v + eps) as exp(-log(v + eps) / 2), from the device's unary ops;
+            // without affine, gamma = 1 and beta = 0 are not read at all.
+            let c = x.dim(1);
+            let (scale, shift) = crate::tensor::no_grad(|| {
+                let log = self.running_var.add_scalar(self.eps).log();
+                let inv = log.mul_scalar(-0.5).exp();
+                let (scale, shift) = if self.affine {
+                    let scale = inv.mul(&self.weight);
+                    let shift = self.bias.sub(&self.running_mean.mul(&scale));
+                    (scale, shift)
+                } else {
+                    let shift = self.running_mean.mul(&inv).mul_scalar(-1.0);
+                    (inv, shift)
+                };
+                (scale.reshape(&[1, c, 1, 1]), shift.reshape(&[1, c, 1, 1]))
+            });
+            x.mul(&scale).add(&shift)
         } else {
             // Eval mode is an affine map per channel: y = x * scale + shift.
             let c = x.dim(1);

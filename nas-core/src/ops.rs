@@ -134,16 +134,6 @@ impl Tensor {
         code: Binary,
         op: fn(Tensor, Tensor) -> Op,
     ) -> Tensor {
-        if self.shape() == other.shape() {
-            let n = self.numel() as f64;
-            let y = on_resident(&[self, other], "elementwise.fwd", n, 12.0 * n, |r| {
-                r.binary(code, &self.dev_buf(r)?, &other.dev_buf(r)?)
-            });
-            if let Some(y) = y {
-                let op = op(self.clone(), other.clone());
-                return Tensor::from_device(self.shape().to_vec(), y, op);
-            }
-        }
         let shape = ew::broadcast_shape(self.shape(), other.shape()).unwrap_or_else(|| {
             panic!(
                 "shapes {:?} and {:?} do not broadcast",
@@ -152,8 +142,19 @@ impl Tensor {
             )
         });
         let n: usize = shape.iter().product();
-        let mut out = buffer::take(n);
         let bytes = 4.0 * (self.numel() + other.numel() + n) as f64;
+        // The device kernels broadcast over at most 4 dimensions.
+        if shape.len() <= 4 {
+            let (a, b) = (self, other);
+            let y = on_resident(&[a, b], "elementwise.fwd", n as f64, bytes, |r| {
+                let (da, db) = (a.dev_buf(r)?, b.dev_buf(r)?);
+                crate::autodiff::binary_on(r, code, &da, a.shape(), &db, b.shape())
+            });
+            if let Some(y) = y {
+                return Tensor::from_device(shape, y, op(a.clone(), b.clone()));
+            }
+        }
+        let mut out = buffer::take(n);
         record("elementwise.fwd", n as f64, bytes, || {
             ew::binary(
                 &self.data(),
@@ -223,8 +224,6 @@ impl Tensor {
             );
             kept[a] = 1;
         }
-        let mut out = buffer::take_zeroed(kept.iter().product());
-        ew::acc_sum_to(&self.data(), self.shape(), &mut out, &kept);
         let shape = if keepdim {
             kept.clone()
         } else {
@@ -238,6 +237,19 @@ impl Tensor {
                 s
             }
         };
+        let n = self.numel() as f64;
+        if self.rank() <= 4 {
+            let y = on_resident(&[self], "sum.fwd", n, 4.0 * n, |r| {
+                r.reduce_to(&self.dev_buf(r)?, self.shape(), &kept)
+            });
+            if let Some(y) = y {
+                return Tensor::from_device(shape, y, Op::Sum(self.clone(), kept));
+            }
+        }
+        let mut out = buffer::take_zeroed(kept.iter().product());
+        record("sum.fwd", n, 4.0 * n, || {
+            ew::acc_sum_to(&self.data(), self.shape(), &mut out, &kept)
+        });
         Tensor::from_op(shape, out, Op::Sum(self.clone(), kept))
     }
     pub fn sum(&self) -> Tensor {

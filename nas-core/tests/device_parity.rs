@@ -55,6 +55,7 @@ on_devices!(
     adam_steps_with_clipping_match_the_cpu,
     supernet_steps_move_the_batch_and_the_mixing_weights,
     darts_supernet_steps_upload_no_activations,
+    eval_forward_moves_the_batch_and_the_logits,
 );
 
 /// Largest difference relative to the largest reference magnitude, at most `tol`.
@@ -459,4 +460,46 @@ fn darts_supernet_steps_upload_no_activations(dev: Device) {
         let down = 4 + per_step;
         assert!(m.down_bytes <= down, "step {k}: {m:?}, bound {down}");
     }
+}
+
+/// An eval-mode forward of a DARTS network (batch norm from its running statistics,
+/// broadcast per channel) on the device gives the CPU's logits within 1e-4 and moves the
+/// batch up and the logits down, nothing else: the running statistics are used where
+/// they live.
+fn eval_forward_moves_the_batch_and_the_logits(dev: Device) {
+    use nas_core::space::builtin::darts::DartsSpace;
+    let Some(_turn) = turn(dev) else { return };
+    let space = DartsSpace {
+        c: 4,
+        layers: 3,
+        nodes: 2,
+        in_channels: 3,
+        classes: 10,
+        stem_multiplier: 1,
+    };
+    let mut rng = Rng::new(10);
+    let a = arch::random(&describe(&space), &mut rng);
+    let net = fixed(&space, &a, 5).unwrap();
+    // Training-mode passes on the CPU give running statistics away from 0 and 1.
+    nas_core::no_grad(|| {
+        for _ in 0..2 {
+            let x = Tensor::randn(&[4, 3, 16, 16], 2.0, &mut rng).add_scalar(0.5);
+            net.forward(&x);
+        }
+    });
+    net.set_training(false);
+    let x = Tensor::randn(&[4, 3, 16, 16], 1.0, &mut rng);
+    let cpu = nas_core::no_grad(|| net.forward(&x)).to_vec();
+    dev.place(net.as_ref()).unwrap();
+    let x = Tensor::from_vec(x.to_vec(), x.shape());
+    let before = nas_core::device::transfers();
+    let y = nas_core::no_grad(|| net.forward(&x));
+    let got = y.to_vec();
+    let moved = nas_core::device::transfers() - before;
+    assert_close(&cpu, &got, 1e-4, &format!("{a:?}: eval logits"));
+    assert_eq!(
+        (moved.up_bytes, moved.down_bytes, moved.down_calls),
+        (4 * x.numel() as u64, 4 * y.numel() as u64, 1),
+        "{moved:?}"
+    );
 }

@@ -286,6 +286,20 @@ pub trait Resident {
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf>;
     /// A same-length elementwise operation.
     fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf>;
+    /// `a op b` (add, sub, mul or div) with NumPy broadcasting, `a` of shape `sa` and `b`
+    /// of shape `sb`, at most 4 dimensions each: the result has the broadcast shape.
+    fn binary_broadcast(
+        &self,
+        op: Binary,
+        a: &DevBuf,
+        sa: &[usize],
+        b: &DevBuf,
+        sb: &[usize],
+    ) -> Res<DevBuf>;
+    /// `g` (shape `sy`) summed over the dimensions where shape `sx` (at most 4
+    /// dimensions, broadcasting to `sy`) has 1s: a broadcast operand's gradient, and a sum
+    /// over axes. The result has `sx`'s length.
+    fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf>;
     /// `[m, k] x [k, n]`, either operand read transposed.
     #[allow(clippy::too_many_arguments)]
     fn matmul(
@@ -524,6 +538,62 @@ pub(crate) fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
         )));
     }
     Ok(())
+}
+
+/// `s` as the broadcasting kernels take it: right-aligned in 4 dimensions, padded with 1s.
+fn shape4(what: &str, s: &[usize]) -> Res<[usize; 4]> {
+    if s.len() > 4 {
+        return Err(KernelError::Invalid(format!(
+            "{what}: shape {s:?} has more than the 4 dimensions the device kernels take"
+        )));
+    }
+    let mut d = [1; 4];
+    d[4 - s.len()..].copy_from_slice(s);
+    Ok(d)
+}
+
+/// The 4-d shapes of a broadcast `a op b` (the result's, `a`'s, `b`'s), checked against
+/// the operands' lengths `la` and `lb`.
+pub(crate) fn broadcast4(sa: &[usize], la: usize, sb: &[usize], lb: usize) -> Res<[[usize; 4]; 3]> {
+    check_len("broadcast operand a", la, sa.iter().product())?;
+    check_len("broadcast operand b", lb, sb.iter().product())?;
+    let (a, b) = (shape4("broadcast", sa)?, shape4("broadcast", sb)?);
+    let mut y = [1; 4];
+    for k in 0..4 {
+        y[k] = match (a[k], b[k]) {
+            (u, v) if u == v || v == 1 => u,
+            (1, v) => v,
+            _ => {
+                return Err(KernelError::Invalid(format!(
+                    "shapes {sa:?} and {sb:?} do not broadcast"
+                )))
+            }
+        };
+    }
+    Ok([y, a, b])
+}
+
+/// The kernel code of a broadcasting binary op (add, sub, mul, div).
+pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
+    match op {
+        Binary::ReluGrad => Err(KernelError::Invalid(
+            "the ReLU gradient does not broadcast".into(),
+        )),
+        op => Ok(op.code()),
+    }
+}
+
+/// The 4-d shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which
+/// must broadcast to `sy`: (`sy`, `sx`).
+pub(crate) fn reduce4(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[[usize; 4]; 2]> {
+    check_len("reduce_to operand", lg, sy.iter().product())?;
+    let (y, x) = (shape4("reduce_to", sy)?, shape4("reduce_to", sx)?);
+    if (0..4).any(|k| x[k] != y[k] && x[k] != 1) {
+        return Err(KernelError::Invalid(format!(
+            "reduce_to: shape {sx:?} does not broadcast to {sy:?}"
+        )));
+    }
+    Ok([y, x])
 }
 
 /// `start..start + len` within an axis of `total`.

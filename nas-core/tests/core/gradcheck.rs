@@ -102,7 +102,8 @@ fn elementwise_and_broadcasting() {
     let a = param(&[2, 3, 5], &mut rng);
     let b = param(&[3, 1], &mut rng);
     let c = param(&[1], &mut rng);
-    // Same shapes (a device kernel each), then broadcasting (the CPU's).
+    // Same shapes (a device kernel each), then broadcasting (on a device, its broadcasting
+    // kernel forward and summing kernel backward; past 4 dimensions, the CPU's).
     let a2 = param(&[2, 3, 5], &mut rng);
     let a3: Vec<f32> = (0..30).map(|_| 0.5 + rng.uniform() * 2.0).collect();
     let a3 = Tensor::parameter(a3, &[2, 3, 5]);
@@ -129,6 +130,19 @@ fn elementwise_and_broadcasting() {
         &[3, 5],
     );
     check("div", &[a.clone(), pos.clone()], 1e-3, |t| t[0].div(&t[1]));
+    let nchw = param(&[2, 3, 4, 5], &mut rng);
+    let per_channel = Tensor::parameter(
+        (0..3).map(|_| 0.5 + rng.uniform() * 2.0).collect(),
+        &[1, 3, 1, 1],
+    );
+    let pc = [nchw.clone(), per_channel.clone()];
+    check("mul per channel", &pc, 1e-2, |t| t[0].mul(&t[1]));
+    check("div per channel", &pc, 1e-3, |t| t[0].div(&t[1]));
+    check("sub per channel, swapped", &pc, 1e-2, |t| t[1].sub(&t[0]));
+    let five = param(&[2, 1, 2, 3, 4], &mut rng);
+    check("add, 5 dimensions", &[five, b.clone()], 1e-2, |t| {
+        t[0].add(&t[1])
+    });
     check("add_scalar", &[a.clone()], 1e-2, |t| t[0].add_scalar(0.7));
     check("mul_scalar", &[a.clone()], 1e-2, |t| t[0].mul_scalar(-1.3));
     check("exp", &[a.clone()], 1e-3, |t| t[0].exp());

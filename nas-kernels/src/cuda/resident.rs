@@ -7,7 +7,8 @@
 //! [`Accel`]: crate::accel::Accel
 
 use super::{cfg1d, err, Buf, ConvGeom, Cuda, PoolGeom};
-use crate::accel::{check_channels, check_len, check_range, same_lengths};
+use crate::accel::{broadcast4, broadcast_code, check_channels, check_len, check_range};
+use crate::accel::{reduce4, same_lengths};
 use crate::accel::{Binary, DevBuf, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -15,6 +16,17 @@ use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use std::sync::Arc;
 
 /// `b` as this backend's buffer, or the error of a buffer of another device.
+/// A checked 4-d shape as the broadcasting kernels take it.
+fn shape4(d: [usize; 4]) -> Res<super::Shape4> {
+    let mut s = super::Shape4 { d: [1; 4] };
+    for (o, &v) in s.d.iter_mut().zip(&d) {
+        *o = i32::try_from(v).map_err(|_| {
+            KernelError::Invalid(format!("a dimension of {v} is past this kernel's shapes"))
+        })?;
+    }
+    Ok(s)
+}
+
 fn cb(b: &DevBuf) -> Res<&Buf> {
     match b {
         DevBuf::Cuda(b) => Ok(b),
@@ -250,6 +262,56 @@ impl Resident for Cuda {
         // SAFETY: arguments match `binary_f32`; the three shapes are the same flat one.
         unsafe { l.launch(cfg1d(n)) }.map_err(err("binary_f32"))?;
         Ok(Self::wrap(y, n))
+    }
+
+    fn binary_broadcast(
+        &self,
+        op: Binary,
+        a: &DevBuf,
+        sa: &[usize],
+        b: &DevBuf,
+        sb: &[usize],
+    ) -> Res<DevBuf> {
+        let (a, b) = (cb(a)?, cb(b)?);
+        let [y, da, db] = broadcast4(sa, a.len, sb, b.len)?;
+        let code = broadcast_code(op)? as i32;
+        let n: usize = y.iter().product();
+        let (sy, sa, sb) = (shape4(y)?, shape4(da)?, shape4(db)?);
+        let mut out = self.fresh(n)?;
+        if n > 0 {
+            let f = self.func("binary_f32")?;
+            let ni = n as i64;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*a.s).arg(&sa).arg(&*b.s).arg(&sb);
+            l.arg(&mut out).arg(&sy).arg(&ni).arg(&code);
+            // SAFETY: arguments match `binary_f32`; `broadcast4` checked the operands'
+            // lengths against their shapes, and `out` holds the broadcast shape.
+            unsafe { l.launch(cfg1d(n)) }.map_err(err("binary_f32"))?;
+        }
+        Ok(Self::wrap(out, n))
+    }
+
+    fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf> {
+        let g = cb(g)?;
+        let [y, x] = reduce4(sy, g.len, sx)?;
+        let n: usize = x.iter().product();
+        let mut out = self.fresh(n)?;
+        if n > 0 {
+            let (sy, sx) = (shape4(y)?, shape4(x)?);
+            let f = self.func("reduce_to_f32")?;
+            let (ni, one) = (n as i64, 1f32);
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&*g.s)
+                .arg(&sy)
+                .arg(&mut out)
+                .arg(&sx)
+                .arg(&ni)
+                .arg(&one);
+            // SAFETY: arguments match `reduce_to_f32`; `reduce4` checked `g`'s length
+            // against `sy`, which `sx` broadcasts to; `out` (zeroed) holds `sx`.
+            unsafe { l.launch(cfg1d(n)) }.map_err(err("reduce_to_f32"))?;
+        }
+        Ok(Self::wrap(out, n))
     }
 
     fn matmul(

@@ -64,6 +64,83 @@ fn binary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     Y[i] = r;
 }
 
+// The index into an operand of 4-d shape P[src..src + 4] (1 where it broadcasts) of
+// element `i` of the result, whose shape is P[2..6].
+fn bcast_index(i: u32, src: u32) -> u32 {
+    var rem = i;
+    var idx = 0u;
+    var stride = 1u;
+    for (var k = 3i; k >= 0; k--) {
+        let d = p(2u + u32(k));
+        let c = rem % d;
+        rem = rem / d;
+        let s = p(src + u32(k));
+        if (s != 1u) {
+            idx += c * stride;
+        }
+        stride *= s;
+    }
+    return idx;
+}
+
+// Broadcasting binary op over 4-d shapes (right-aligned, padded with 1). P: n, op (0 add,
+// 1 sub, 2 mul, 3 div), the result's dims, A's dims, B's dims.
+@compute @workgroup_size(64)
+fn binary_bcast(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    if (i >= p(0u)) {
+        return;
+    }
+    let u = A[bcast_index(i, 6u)];
+    let v = B[bcast_index(i, 10u)];
+    var r = u + v;
+    switch p(1u) {
+        case 1u: { r = u - v; }
+        case 2u: { r = u * v; }
+        case 3u: { r = u / v; }
+        default: {}
+    }
+    Y[i] = r;
+}
+
+// A (4-d shape P[1..5]) summed down to the 4-d shape P[5..9], which has 1s where A's
+// dims are summed: one invocation per output, looping over the values that map to it.
+// P: outputs, A's dims, the output's dims.
+@compute @workgroup_size(64)
+fn reduce_to(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let j = index(id, nw);
+    if (j >= p(0u)) {
+        return;
+    }
+    var coord: array<u32, 4>;
+    var span: array<u32, 4>;
+    var rem = j;
+    for (var k = 3i; k >= 0; k--) {
+        let dx = p(5u + u32(k));
+        coord[k] = rem % dx;
+        rem = rem / dx;
+        span[k] = select(1u, p(1u + u32(k)), dx == 1u);
+    }
+    let total = span[0] * span[1] * span[2] * span[3];
+    var s = 0.0;
+    for (var r = 0u; r < total; r++) {
+        var q = r;
+        var idx = 0u;
+        var stride = 1u;
+        for (var k = 3i; k >= 0; k--) {
+            var c = coord[k];
+            if (span[k] > 1u) {
+                c = q % span[k];
+                q = q / span[k];
+            }
+            idx += c * stride;
+            stride *= p(1u + u32(k));
+        }
+        s += A[idx];
+    }
+    Y[j] = s;
+}
+
 // Y[i] = A[i] + B[(i / plane) % c]: a per-channel bias on NCHW (plane = h * w) or a
 // per-column bias on rows (plane = 1). P: total, c, plane.
 @compute @workgroup_size(64)

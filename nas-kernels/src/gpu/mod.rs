@@ -12,7 +12,7 @@
 //! [`crate::accel::Accel`] implementation (host slices in, host vectors out) is the same
 //! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
-use crate::accel::{check_len, check_range, same_lengths};
+use crate::accel::{broadcast4, broadcast_code, check_len, check_range, reduce4, same_lengths};
 use crate::accel::{Accel, Binary, DevBuf, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -26,6 +26,8 @@ pub const SOURCE: &str = include_str!("kernels.wgsl");
 pub const ENTRIES: &[&str] = &[
     "unary",
     "binary",
+    "binary_bcast",
+    "reduce_to",
     "matmul",
     "sum_parts",
     "im2col",
@@ -960,6 +962,34 @@ impl Resident for Gpu {
         let code = op.code();
         let n = a.len;
         self.run_dev("binary", &[n as u32, code], a, Some(b), n, groups_1d(n))
+            .map(DevBuf::Wgpu)
+    }
+
+    fn binary_broadcast(
+        &self,
+        op: Binary,
+        a: &DevBuf,
+        sa: &[usize],
+        b: &DevBuf,
+        sb: &[usize],
+    ) -> Res<DevBuf> {
+        let (a, b) = (wb(a)?, wb(b)?);
+        let [y, da, db] = broadcast4(sa, a.len, sb, b.len)?;
+        let code = broadcast_code(op)?;
+        let n: usize = y.iter().product();
+        let mut params = vec![n as u32, code];
+        params.extend(y.iter().chain(&da).chain(&db).map(|&d| d as u32));
+        self.run_dev("binary_bcast", &params, a, Some(b), n, groups_1d(n))
+            .map(DevBuf::Wgpu)
+    }
+
+    fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf> {
+        let g = wb(g)?;
+        let [y, x] = reduce4(sy, g.len, sx)?;
+        let n: usize = x.iter().product();
+        let mut params = vec![n as u32];
+        params.extend(y.iter().chain(&x).map(|&d| d as u32));
+        self.run_dev("reduce_to", &params, g, None, n, groups_1d(n))
             .map(DevBuf::Wgpu)
     }
 

@@ -146,7 +146,14 @@ macro_rules! suite_tests {
 #[allow(unused_macros)]
 macro_rules! resident_tests {
     () => {
-        resident_tests!(optimisers_and_bias, elementwise, concat_and_slice, bad_geometry, batch_norm_on_the_device);
+        resident_tests!(
+            optimisers_and_bias,
+            elementwise,
+            broadcasting_and_sums,
+            concat_and_slice,
+            bad_geometry,
+            batch_norm_on_the_device
+        );
     };
     ($($name:ident),*) => {$(
         #[test]
@@ -570,6 +577,87 @@ pub mod resident {
         let z = r.zeros(5_003).unwrap();
         assert_eq!((z.len(), z.place()), (5_003, r.place()));
         assert!(z.to_vec().unwrap().iter().all(|&v| v == 0.0), "zeros");
+    }
+
+    /// Broadcasting binary ops (a per-channel scale of NCHW, an outer product, a scalar,
+    /// a lower-rank operand on either side) against the CPU's, and sums down to every
+    /// kind of broadcast shape against the CPU's gradient fold; shapes that do not
+    /// broadcast, more than 4 dimensions and wrong lengths are errors.
+    pub fn broadcasting_and_sums(r: &dyn Resident) {
+        use nas_kernels::cpu::elementwise as ew;
+        let cases: [(&[usize], &[usize]); 6] = [
+            (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+            (&[1, 3, 1, 1], &[2, 3, 4, 5]),
+            (&[3, 1], &[1, 4]),
+            (&[5], &[2, 3, 5]),
+            (&[1], &[4, 6]),
+            (&[2, 1, 4, 1], &[3, 1, 7]),
+        ];
+        let ops: [(Binary, fn(f32, f32) -> f32); 4] = [
+            (Binary::Add, |a, b| a + b),
+            (Binary::Sub, |a, b| a - b),
+            (Binary::Mul, |a, b| a * b),
+            (Binary::Div, |a, b| a / b),
+        ];
+        for (seed, (sa, sb)) in cases.into_iter().enumerate() {
+            let a = random(sa.iter().product(), 90 + seed as u64);
+            let b: Vec<f32> = random(sb.iter().product(), 120 + seed as u64)
+                .iter()
+                .map(|v| v + 3.0)
+                .collect();
+            let sy = ew::broadcast_shape(sa, sb).unwrap();
+            for (op, f) in ops {
+                let mut want = vec![0.0; sy.iter().product()];
+                ew::binary(&a, sa, &b, sb, &mut want, f);
+                let got = r
+                    .binary_broadcast(op, &up(r, &a), sa, &up(r, &b), sb)
+                    .unwrap();
+                close(
+                    &got.to_vec().unwrap(),
+                    &want,
+                    1e-6,
+                    &format!("{op:?} {sa:?} {sb:?}"),
+                );
+            }
+        }
+        let sy = [2usize, 3, 4, 5];
+        let g = random(sy.iter().product(), 150);
+        let targets: [&[usize]; 7] = [
+            &[1, 3, 1, 1],
+            &[3, 1, 1],
+            &[1],
+            &[2, 1, 4, 1],
+            &[5],
+            &[2, 3, 4, 5],
+            &[],
+        ];
+        for sx in targets {
+            let mut want = vec![0.0; sx.iter().product()];
+            ew::acc_sum_to(&g, &sy, &mut want, sx);
+            let got = r.reduce_to(&up(r, &g), &sy, sx).unwrap();
+            close(
+                &got.to_vec().unwrap(),
+                &want,
+                1e-5,
+                &format!("sum to {sx:?}"),
+            );
+        }
+        let (a, b) = (up(r, &random(6, 1)), up(r, &random(4, 2)));
+        assert!(r
+            .binary_broadcast(Binary::Add, &a, &[2, 3], &b, &[4])
+            .is_err());
+        assert!(r
+            .binary_broadcast(Binary::Add, &a, &[6], &b, &[2, 2])
+            .is_err());
+        assert!(r
+            .binary_broadcast(Binary::Add, &a, &[1, 1, 1, 2, 3], &b, &[4])
+            .is_err());
+        assert!(r
+            .binary_broadcast(Binary::ReluGrad, &a, &[6], &a, &[6])
+            .is_err());
+        assert!(r.reduce_to(&a, &[2, 3], &[2, 1, 1]).is_err());
+        assert!(r.reduce_to(&a, &[2, 3], &[3, 3]).is_err());
+        assert!(r.reduce_to(&a, &[2, 2], &[1]).is_err());
     }
 
     /// Concatenation along a middle axis, slicing and a slice's gradient.
