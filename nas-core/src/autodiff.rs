@@ -86,6 +86,17 @@ pub(crate) struct EmbedGeom {
 }
 
 impl EmbedGeom {
+    /// The device kernels' form of this geometry, for `planes` planes.
+    pub(crate) fn device(&self, planes: usize) -> accel::Embed {
+        accel::Embed {
+            planes,
+            k: self.k,
+            size: self.size,
+            dil: self.dil,
+            off: self.off,
+        }
+    }
+
     /// Index in the large kernel plane of tap `(a, b)` of the small one.
     pub(crate) fn at(&self, a: usize, b: usize) -> usize {
         (self.off + a * self.dil) * self.size + self.off + b * self.dil
@@ -214,7 +225,7 @@ impl Op {
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
             AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
             | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..) | AdaptiveAvgPool2d(_)
-            | BatchNorm(..) | LogSoftmax(_) | WeightedSum(..) => true,
+            | BatchNorm(..) | LogSoftmax(_) | WeightedSum(..) | EmbedKernel(..) => true,
             _ => false,
         }
     }
@@ -273,6 +284,9 @@ impl Op {
                         }
                     })
                 }
+                EmbedKernel(x, e) => acc_dev(x, r, || {
+                    r.embed_kernel_backward(&e.device(x.dim(0) * x.dim(1)), &gd()?)
+                }),
                 Sum(a, kept) => acc_dev(a, r, || {
                     // The output gradient broadcast back over the summed axes.
                     let zeros = r.zeros(a.numel())?;

@@ -850,6 +850,14 @@ impl Tensor {
             off: (size - span) / 2,
         };
         let planes = self.dim(0) * self.dim(1);
+        let shape = vec![self.dim(0), self.dim(1), size, size];
+        let bytes = 4.0 * (planes * (k * k + size * size)) as f64;
+        let y = on_resident(&[self], "embed_kernel.fwd", 0.0, bytes, |r| {
+            r.embed_kernel(&e.device(planes), &self.dev_buf(r)?)
+        });
+        if let Some(y) = y {
+            return Tensor::from_device(shape, y, Op::EmbedKernel(self.clone(), e));
+        }
         let mut out = buffer::take_zeroed(planes * size * size);
         let d = self.data();
         for p in 0..planes {
@@ -860,7 +868,6 @@ impl Tensor {
             }
         }
         drop(d);
-        let shape = vec![self.dim(0), self.dim(1), size, size];
         Tensor::from_op(shape, out, Op::EmbedKernel(self.clone(), e))
     }
 

@@ -282,6 +282,11 @@ pub trait Resident {
     fn upload(&self, x: &[f32]) -> Res<DevBuf>;
     /// `len` zeros made in device memory (nothing crosses).
     fn zeros(&self, len: usize) -> Res<DevBuf>;
+    /// Each `k`x`k` plane of `x` written into a zero `size`x`size` plane at the taps `e`
+    /// gives (a kernel at a larger size, as a fused mixed op mixes its candidates).
+    fn embed_kernel(&self, e: &Embed, x: &DevBuf) -> Res<DevBuf>;
+    /// The gradient of [`Resident::embed_kernel`]: the taps of each large plane of `g`.
+    fn embed_kernel_backward(&self, e: &Embed, g: &DevBuf) -> Res<DevBuf>;
     /// An elementwise map.
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf>;
     /// A same-length elementwise operation.
@@ -594,6 +599,39 @@ pub(crate) fn reduce4(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[[usize; 4];
         )));
     }
     Ok([y, x])
+}
+
+/// Where a `k`x`k` kernel plane goes in a `size`x`size` one: tap `(a, b)` at
+/// `(off + a*dil, off + b*dil)`, for each of `planes` planes.
+#[derive(Clone, Copy, Debug)]
+pub struct Embed {
+    pub planes: usize,
+    pub k: usize,
+    pub size: usize,
+    pub dil: usize,
+    pub off: usize,
+}
+
+impl Embed {
+    /// Checks that the taps fall inside the large plane and that `small` and `large`
+    /// values are the planes' sizes, before a device indexes with them.
+    pub fn validate(&self, small: usize, large: usize) -> Res<()> {
+        let Embed {
+            planes,
+            k,
+            size,
+            dil,
+            off,
+        } = *self;
+        if k == 0 || dil == 0 || off + (k - 1) * dil >= size {
+            return Err(KernelError::Invalid(format!(
+                "embed_kernel: a {k}x{k} kernel at dilation {dil} and offset {off} does not \
+                 fit a {size}x{size} one"
+            )));
+        }
+        check_len("embed_kernel's small planes", small, planes * k * k)?;
+        check_len("embed_kernel's large planes", large, planes * size * size)
+    }
 }
 
 /// `start..start + len` within an axis of `total`.

@@ -71,6 +71,9 @@ pub struct LayerChoice {
     pub ops: Vec<(String, Box<dyn Module>)>,
     alpha: Option<Tensor>,
     fused: bool,
+    /// The identity candidate's kernel as the fused op last used it (kept, so a device
+    /// uploads it once rather than every step).
+    identity: std::cell::RefCell<Option<Tensor>>,
 }
 
 impl LayerChoice {
@@ -80,6 +83,7 @@ impl LayerChoice {
             ops: vec![(name, op)],
             alpha: None,
             fused: false,
+            identity: Default::default(),
         }
     }
 
@@ -95,6 +99,7 @@ impl LayerChoice {
             ops,
             alpha: Some(alpha),
             fused,
+            identity: Default::default(),
         }
     }
 
@@ -170,14 +175,16 @@ impl LayerChoice {
                         "`{}`: identity candidate needs cin == cout",
                         self.label
                     );
-                    let mut d = vec![0.0; cout * cin * size * size];
-                    for c in 0..cout {
-                        d[(c * cin + c) * size * size + (size / 2) * size + size / 2] = 1.0;
+                    let shape = [cout, cin, size, size];
+                    let mut kept = self.identity.borrow_mut();
+                    if kept.as_ref().is_none_or(|t| t.shape() != shape) {
+                        let mut d = vec![0.0; cout * cin * size * size];
+                        for c in 0..cout {
+                            d[(c * cin + c) * size * size + (size / 2) * size + size / 2] = 1.0;
+                        }
+                        *kept = Some(Tensor::from_vec(d, &shape));
                     }
-                    add(
-                        &mut w,
-                        Tensor::from_vec(d, &[cout, cin, size, size]).mul(&a),
-                    );
+                    add(&mut w, kept.as_ref().unwrap().mul(&a));
                 }
                 LinearForm::Zero { .. } => {}
             }

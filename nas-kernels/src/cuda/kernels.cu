@@ -111,6 +111,28 @@ extern "C" __global__ void reduce_to_f32(const float* g, Shape4 sy, float* gx, S
     }
 }
 
+// Each k x k plane of x written into a zero size x size plane of y (zeroed by the
+// caller), tap (a, b) at (off + a*dil, off + b*dil); n = planes * k * k.
+extern "C" __global__ void embed_kernel_f32(const float* x, float* y, long long n, int k,
+                                            int size, int dil, int off) {
+    GRID_STRIDE(i, n) {
+        long long plane = i / (k * k);
+        int a = (int)(i % (k * k)) / k, b = (int)(i % k);
+        y[plane * size * size + (long long)(off + a * dil) * size + off + b * dil] = x[i];
+    }
+}
+
+// The gradient of embed_kernel_f32: each tap of g's large planes read back into gx;
+// n = planes * k * k.
+extern "C" __global__ void embed_kernel_backward_f32(const float* g, float* gx, long long n,
+                                                     int k, int size, int dil, int off) {
+    GRID_STRIDE(i, n) {
+        long long plane = i / (k * k);
+        int a = (int)(i % (k * k)) / k, b = (int)(i % k);
+        gx[i] = g[plane * size * size + (long long)(off + a * dil) * size + off + b * dil];
+    }
+}
+
 // Copies a block of `len` entries along the middle axis: for every outer index o, the
 // `len * inner` values from (o, xstart) of x ([outer, xtotal, inner]) to (o, ystart) of y
 // ([outer, ytotal, inner]). Concatenation (one call per part), slicing and a slice's

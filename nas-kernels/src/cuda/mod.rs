@@ -31,6 +31,8 @@ pub const KERNELS: &[&str] = &[
     "binary_f32",
     "reduce_to_f32",
     "copy_axis_f32",
+    "embed_kernel_f32",
+    "embed_kernel_backward_f32",
     "weighted_sum_f32",
     "weighted_sum_backward_weight_f32",
     "sgemm_f32",

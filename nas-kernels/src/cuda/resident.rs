@@ -9,7 +9,7 @@
 use super::{cfg1d, err, Buf, ConvGeom, Cuda, PoolGeom};
 use crate::accel::{broadcast4, broadcast_code, check_channels, check_len, check_range};
 use crate::accel::{reduce4, same_lengths};
-use crate::accel::{Binary, DevBuf, Res, Resident, Unary};
+use crate::accel::{Binary, DevBuf, Embed, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
@@ -43,6 +43,36 @@ impl Cuda {
     /// A zeroed device buffer of `len` floats (one for `len` 0), not yet shared.
     fn fresh(&self, len: usize) -> Res<CudaSlice<f32>> {
         self.zeros::<f32>(len)
+    }
+
+    /// One launch of `embed_kernel_f32` or its gradient (`name`), reading `src`, one
+    /// thread per tap, into `out_len` fresh zeros.
+    fn embed_launch(
+        &self,
+        name: &str,
+        e: &Embed,
+        src: &CudaSlice<f32>,
+        out_len: usize,
+    ) -> Res<DevBuf> {
+        let mut out = self.fresh(out_len)?;
+        let taps = e.planes * e.k * e.k;
+        let int = |v: usize| {
+            i32::try_from(v).map_err(|_| {
+                KernelError::Invalid(format!("embed_kernel: {v} is past this kernel's sizes"))
+            })
+        };
+        let (k, size, dil, off) = (int(e.k)?, int(e.size)?, int(e.dil)?, int(e.off)?);
+        if taps > 0 {
+            let f = self.func(name)?;
+            let n = taps as i64;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(src).arg(&mut out).arg(&n);
+            l.arg(&k).arg(&size).arg(&dil).arg(&off);
+            // SAFETY: arguments match both kernels' signatures; `Embed::validate`
+            // checked that every tap falls inside its large plane and both lengths.
+            unsafe { l.launch(cfg1d(taps)) }.map_err(err(name))?;
+        }
+        Ok(Self::wrap(out, out_len))
     }
 
     /// `s`, holding `len` floats, as the engine holds it.
@@ -289,6 +319,20 @@ impl Resident for Cuda {
             unsafe { l.launch(cfg1d(n)) }.map_err(err("binary_f32"))?;
         }
         Ok(Self::wrap(out, n))
+    }
+
+    fn embed_kernel(&self, e: &Embed, x: &DevBuf) -> Res<DevBuf> {
+        let x = cb(x)?;
+        let big = e.planes * e.size * e.size;
+        e.validate(x.len, big)?;
+        self.embed_launch("embed_kernel_f32", e, &x.s, big)
+    }
+
+    fn embed_kernel_backward(&self, e: &Embed, g: &DevBuf) -> Res<DevBuf> {
+        let g = cb(g)?;
+        let small = e.planes * e.k * e.k;
+        e.validate(small, g.len)?;
+        self.embed_launch("embed_kernel_backward_f32", e, &g.s, small)
     }
 
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf> {

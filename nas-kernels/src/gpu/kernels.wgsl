@@ -141,6 +141,51 @@ fn reduce_to(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgrou
     Y[j] = s;
 }
 
+// Each k x k plane of A written into a zero size x size plane, tap (a, b) at (off + a*dil,
+// off + b*dil). P: planes * size * size, k, size, dil, off.
+@compute @workgroup_size(64)
+fn embed_kernel(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    if (i >= p(0u)) {
+        return;
+    }
+    let k = p(1u);
+    let size = p(2u);
+    let dil = p(3u);
+    let off = p(4u);
+    let big = size * size;
+    let plane = i / big;
+    let r = (i % big) / size;
+    let c = i % size;
+    var v = 0.0;
+    if (r >= off && c >= off) {
+        let dr = r - off;
+        let dc = c - off;
+        if (dr % dil == 0u && dc % dil == 0u && dr / dil < k && dc / dil < k) {
+            v = A[(plane * k + dr / dil) * k + dc / dil];
+        }
+    }
+    Y[i] = v;
+}
+
+// The gradient of `embed_kernel`: each tap read back from its large plane. P: planes * k *
+// k, k, size, dil, off.
+@compute @workgroup_size(64)
+fn embed_kernel_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    if (i >= p(0u)) {
+        return;
+    }
+    let k = p(1u);
+    let size = p(2u);
+    let dil = p(3u);
+    let off = p(4u);
+    let plane = i / (k * k);
+    let a = (i % (k * k)) / k;
+    let b = i % k;
+    Y[i] = A[plane * size * size + (off + a * dil) * size + off + b * dil];
+}
+
 // Y[i] = A[i] + B[(i / plane) % c]: a per-channel bias on NCHW (plane = h * w) or a
 // per-column bias on rows (plane = 1). P: total, c, plane.
 @compute @workgroup_size(64)

@@ -13,7 +13,7 @@
 //! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
 use crate::accel::{broadcast4, broadcast_code, check_len, check_range, reduce4, same_lengths};
-use crate::accel::{Accel, Binary, DevBuf, Peaks, Res, Resident, Unary};
+use crate::accel::{Accel, Binary, DevBuf, Embed, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
 use std::collections::HashMap;
@@ -28,6 +28,8 @@ pub const ENTRIES: &[&str] = &[
     "binary",
     "binary_bcast",
     "reduce_to",
+    "embed_kernel",
+    "embed_kernel_backward",
     "matmul",
     "sum_parts",
     "im2col",
@@ -980,6 +982,24 @@ impl Resident for Gpu {
         let mut params = vec![n as u32, code];
         params.extend(y.iter().chain(&da).chain(&db).map(|&d| d as u32));
         self.run_dev("binary_bcast", &params, a, Some(b), n, groups_1d(n))
+            .map(DevBuf::Wgpu)
+    }
+
+    fn embed_kernel(&self, e: &Embed, x: &DevBuf) -> Res<DevBuf> {
+        let x = wb(x)?;
+        let n = e.planes * e.size * e.size;
+        e.validate(x.len, n)?;
+        let params = [n, e.k, e.size, e.dil, e.off].map(|v| v as u32);
+        self.run_dev("embed_kernel", &params, x, None, n, groups_1d(n))
+            .map(DevBuf::Wgpu)
+    }
+
+    fn embed_kernel_backward(&self, e: &Embed, g: &DevBuf) -> Res<DevBuf> {
+        let g = wb(g)?;
+        let n = e.planes * e.k * e.k;
+        e.validate(n, g.len)?;
+        let params = [n, e.k, e.size, e.dil, e.off].map(|v| v as u32);
+        self.run_dev("embed_kernel_backward", &params, g, None, n, groups_1d(n))
             .map(DevBuf::Wgpu)
     }
 

@@ -150,6 +150,7 @@ macro_rules! resident_tests {
             optimisers_and_bias,
             elementwise,
             broadcasting_and_sums,
+            kernel_embedding,
             concat_and_slice,
             bad_geometry,
             batch_norm_on_the_device
@@ -658,6 +659,60 @@ pub mod resident {
         assert!(r.reduce_to(&a, &[2, 3], &[2, 1, 1]).is_err());
         assert!(r.reduce_to(&a, &[2, 3], &[3, 3]).is_err());
         assert!(r.reduce_to(&a, &[2, 2], &[1]).is_err());
+    }
+
+    /// Kernels written at a larger size (dilated or not, 1x1 included) and the gradient
+    /// read back, against host loops; taps outside the large plane and wrong lengths are
+    /// errors.
+    pub fn kernel_embedding(r: &dyn Resident) {
+        use nas_kernels::accel::Embed;
+        for (planes, k, size, dil) in [
+            (6, 3, 5, 1),
+            (4, 3, 5, 2),
+            (3, 5, 5, 1),
+            (2, 1, 7, 1),
+            (5, 3, 9, 3),
+        ] {
+            let off = (size - (dil * (k - 1) + 1)) / 2;
+            let e = Embed {
+                planes,
+                k,
+                size,
+                dil,
+                off,
+            };
+            let at = |p: usize, a: usize, b: usize| {
+                p * size * size + (off + a * dil) * size + off + b * dil
+            };
+            let x = random(planes * k * k, 160);
+            let g = random(planes * size * size, 161);
+            let (mut big, mut back) = (vec![0.0; g.len()], vec![0.0; x.len()]);
+            for p in 0..planes {
+                for a in 0..k {
+                    for b in 0..k {
+                        big[at(p, a, b)] = x[(p * k + a) * k + b];
+                        back[(p * k + a) * k + b] = g[at(p, a, b)];
+                    }
+                }
+            }
+            let what = format!("{e:?}");
+            let got = r.embed_kernel(&e, &up(r, &x)).unwrap();
+            close(&got.to_vec().unwrap(), &big, 1e-7, &what);
+            let got = r.embed_kernel_backward(&e, &up(r, &g)).unwrap();
+            close(&got.to_vec().unwrap(), &back, 1e-7, &what);
+        }
+        let outside = Embed {
+            planes: 1,
+            k: 3,
+            size: 4,
+            dil: 2,
+            off: 0,
+        };
+        assert!(r.embed_kernel(&outside, &up(r, &random(9, 1))).is_err());
+        let e = Embed { size: 5, ..outside };
+        assert!(r.embed_kernel(&e, &up(r, &random(9, 1))).is_ok());
+        assert!(r.embed_kernel(&e, &up(r, &random(8, 1))).is_err());
+        assert!(r.embed_kernel_backward(&e, &up(r, &random(24, 1))).is_err());
     }
 
     /// Concatenation along a middle axis, slicing and a slice's gradient.

@@ -91,3 +91,55 @@ fn a_bare_gate_gets_the_sum_of_the_output_gradient_fused_or_not() {
         );
     }
 }
+
+/// A fused choice between a 3x3 convolution and the identity (4 -> 4 channels) gives the
+/// unfused weighted sum and the same mixing-weight gradients, on each of two passes
+/// (the second reuses the identity kernel the first made), and again with a 1x1
+/// convolution active instead, whose smaller kernel size needs another identity kernel.
+#[test]
+fn a_fused_identity_candidate_matches_the_weighted_sum_pass_after_pass() {
+    let make = |alpha: &Tensor, fused: bool| {
+        let mut rng = Rng::new(4);
+        let ops: Vec<(String, Box<dyn Module>)> = [1usize, 3]
+            .into_iter()
+            .map(|k| {
+                let o = ConvOpts {
+                    padding: k / 2,
+                    ..Default::default()
+                };
+                let conv = Conv2d::new(4, 4, k, o, &mut rng);
+                (format!("conv{k}x{k}"), Box::new(conv) as Box<dyn Module>)
+            })
+            .chain(std::iter::once((
+                "skip".to_string(),
+                Box::new(nas_core::nn::Identity) as Box<dyn Module>,
+            )))
+            .collect();
+        LayerChoice::mixed("op", ops, alpha.clone(), fused)
+    };
+    let mut rng = Rng::new(9);
+    let x = Tensor::randn(&[2, 4, 5, 5], 1.0, &mut rng);
+    let r = Tensor::randn(&[2, 4, 5, 5], 1.0, &mut rng);
+    let run = |op: &LayerChoice, alpha: &Tensor| {
+        alpha.zero_grad();
+        let y = op.forward(&x);
+        y.mul(&r).sum().backward();
+        (y.to_vec(), alpha.grad().unwrap())
+    };
+    for w in [[0.0, 0.6, 0.4], [0.7, 0.0, 0.3], [0.0, 0.5, 0.5]] {
+        let (af, au) = (
+            Tensor::parameter(w.to_vec(), &[3]),
+            Tensor::parameter(w.to_vec(), &[3]),
+        );
+        let (fused, unfused) = (make(&af, true), make(&au, false));
+        for pass in 0..2 {
+            let ((yf, gf), (yu, gu)) = (run(&fused, &af), run(&unfused, &au));
+            for (a, b) in yf.iter().zip(&yu).chain(gf.iter().zip(&gu)) {
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "{w:?} pass {pass}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
