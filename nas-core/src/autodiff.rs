@@ -219,8 +219,10 @@ impl Op {
         match self {
             Nll(x, _) => x.on_device(),
             _ if !here => false,
-            // The device kernels broadcast over at most 4 dimensions.
-            Add(..) | Sub(..) | Mul(..) | Div(..) => out.rank() <= 4,
+            // The device kernels broadcast over at most 4 dimensions (same shapes, any rank).
+            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) => {
+                out.rank() <= 4 || (a.shape() == out.shape() && b.shape() == out.shape())
+            }
             Sum(a, _) => a.rank() <= 4,
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
             AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
@@ -657,9 +659,6 @@ fn acc(t: &Tensor, f: impl FnOnce(&mut [f32])) {
     f(buf.host_mut());
 }
 
-/// Adds the device gradient `f` makes into `t`'s (asking for it only if `t` needs one):
-/// a first gradient is kept as it is, a later one added on the device (or on the host,
-/// where `t`'s gradient already is).
 /// `a op b` on the device, `a` of shape `sa` and `b` of `sb`: the same-shape kernel where
 /// the shapes agree, else the broadcasting one.
 pub(crate) fn binary_on(
@@ -687,6 +686,9 @@ fn fold_dev(r: &dyn Resident, g: DevBuf, gs: &[usize], ts: &[usize]) -> Res<DevB
     }
 }
 
+/// Adds the device gradient `f` makes into `t`'s (asking for it only if `t` needs one):
+/// a first gradient is kept as it is, a later one added on the device (or on the host,
+/// where `t`'s gradient already is).
 fn acc_dev(t: &Tensor, r: &dyn Resident, f: impl FnOnce() -> Res<DevBuf>) -> Res<()> {
     if !needs(t) {
         return Ok(());

@@ -143,8 +143,8 @@ impl Tensor {
         });
         let n: usize = shape.iter().product();
         let bytes = 4.0 * (self.numel() + other.numel() + n) as f64;
-        // The device kernels broadcast over at most 4 dimensions.
-        if shape.len() <= 4 {
+        // The device kernels broadcast over at most 4 dimensions (same shapes, any rank).
+        if shape.len() <= 4 || self.shape() == other.shape() {
             let (a, b) = (self, other);
             let y = on_resident(&[a, b], "elementwise.fwd", n as f64, bytes, |r| {
                 let (da, db) = (a.dev_buf(r)?, b.dev_buf(r)?);
@@ -839,7 +839,11 @@ impl Tensor {
         let k = self.dim(3);
         let span = dil * (k - 1) + 1;
         assert!(
-            self.rank() == 4 && self.dim(2) == k && span <= size && (size - span) % 2 == 0,
+            self.rank() == 4
+                && self.dim(2) == k
+                && dil >= 1
+                && span <= size
+                && (size - span) % 2 == 0,
             "cannot embed a {:?} kernel (dilation {dil}) in {size}x{size}",
             self.shape()
         );

@@ -623,14 +623,24 @@ impl Embed {
             dil,
             off,
         } = *self;
-        if k == 0 || dil == 0 || off + (k - 1) * dil >= size {
+        let last = (k.checked_sub(1))
+            .and_then(|k1| k1.checked_mul(dil))
+            .and_then(|s| s.checked_add(off));
+        let area = |side: usize| side.checked_mul(side).and_then(|a| a.checked_mul(planes));
+        let lens = area(k).zip(area(size));
+        let (Some(last), Some((want_small, want_large))) = (last, lens) else {
+            return Err(KernelError::Invalid(format!(
+                "embed_kernel: sizes past range: {self:?}"
+            )));
+        };
+        if k == 0 || dil == 0 || last >= size {
             return Err(KernelError::Invalid(format!(
                 "embed_kernel: a {k}x{k} kernel at dilation {dil} and offset {off} does not \
                  fit a {size}x{size} one"
             )));
         }
-        check_len("embed_kernel's small planes", small, planes * k * k)?;
-        check_len("embed_kernel's large planes", large, planes * size * size)
+        check_len("embed_kernel's small planes", small, want_small)?;
+        check_len("embed_kernel's large planes", large, want_large)
     }
 }
 

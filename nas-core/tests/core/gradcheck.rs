@@ -140,8 +140,13 @@ fn elementwise_and_broadcasting() {
     check("div per channel", &pc, 1e-3, |t| t[0].div(&t[1]));
     check("sub per channel, swapped", &pc, 1e-2, |t| t[1].sub(&t[0]));
     let five = param(&[2, 1, 2, 3, 4], &mut rng);
-    check("add, 5 dimensions", &[five, b.clone()], 1e-2, |t| {
+    check("add, 5 dimensions", &[five.clone(), b.clone()], 1e-2, |t| {
         t[0].add(&t[1])
+    });
+    // Same shapes of any rank run on the device.
+    let five2 = param(&[2, 1, 2, 3, 4], &mut rng);
+    check("mul same, 5 dimensions", &[five, five2], 1e-2, |t| {
+        t[0].mul(&t[1])
     });
     check("add_scalar", &[a.clone()], 1e-2, |t| t[0].add_scalar(0.7));
     check("mul_scalar", &[a.clone()], 1e-2, |t| t[0].mul_scalar(-1.3));

@@ -15,7 +15,6 @@ use crate::error::KernelError;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use std::sync::Arc;
 
-/// `b` as this backend's buffer, or the error of a buffer of another device.
 /// A checked 4-d shape as the broadcasting kernels take it.
 fn shape4(d: [usize; 4]) -> Res<super::Shape4> {
     let mut s = super::Shape4 { d: [1; 4] };
@@ -27,6 +26,7 @@ fn shape4(d: [usize; 4]) -> Res<super::Shape4> {
     Ok(s)
 }
 
+/// `b` as this backend's buffer, or the error of a buffer of another device.
 fn cb(b: &DevBuf) -> Res<&Buf> {
     match b {
         DevBuf::Cuda(b) => Ok(b),

@@ -713,6 +713,19 @@ pub mod resident {
         assert!(r.embed_kernel(&e, &up(r, &random(9, 1))).is_ok());
         assert!(r.embed_kernel(&e, &up(r, &random(8, 1))).is_err());
         assert!(r.embed_kernel_backward(&e, &up(r, &random(24, 1))).is_err());
+        // Sizes whose products wrap around, and a zero dilation, are errors too.
+        let huge = Embed {
+            planes: usize::MAX / 4 + 1,
+            ..e
+        };
+        assert!(r.embed_kernel(&huge, &up(r, &random(9, 1))).is_err());
+        let far = Embed {
+            off: usize::MAX - 1,
+            ..e
+        };
+        assert!(r.embed_kernel(&far, &up(r, &random(9, 1))).is_err());
+        let flat = Embed { dil: 0, ..e };
+        assert!(r.embed_kernel(&flat, &up(r, &random(9, 1))).is_err());
     }
 
     /// Concatenation along a middle axis, slicing and a slice's gradient.
