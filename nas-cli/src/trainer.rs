@@ -920,7 +920,8 @@ impl SupernetHost for SupernetTrainer<'_> {
         self.check_scoring("ssl_score", batches, recalibrate)?;
         let ssl = self.ssl.as_ref().expect("checked above");
         let buffers = ssl.buffers(&self.supernet);
-        let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
+        // Kept where they live: on a device, nothing is read back.
+        let saved: Vec<nas_core::Saved> = buffers.iter().map(|t| t.save()).collect();
         let [(train, train0), (val, val0)] = &mut self.fixed;
         // The same validation images and views on every call, and their targets.
         val.restore(val0);
@@ -974,7 +975,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             net.net.set_training(true);
             ssl.set_heads_training(tap, true)?;
             for (t, v) in buffers.iter().zip(&saved) {
-                t.data_mut().copy_from_slice(v);
+                t.restore(v);
             }
             let loss = loss?;
             if !loss.is_finite() {
@@ -1043,7 +1044,8 @@ impl SupernetHost for SupernetTrainer<'_> {
         }
         self.check_scoring("evaluate", batches, recalibrate)?;
         let buffers = buffers(self.supernet.net.as_ref());
-        let saved: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
+        // Kept where they live: on a device, nothing is read back.
+        let saved: Vec<nas_core::Saved> = buffers.iter().map(|t| t.save()).collect();
         let net = self.supernet.net.as_ref();
         let (train, val) = match subset {
             Subset::Next => (&mut self.train, &mut self.val),
@@ -1078,8 +1080,8 @@ impl SupernetHost for SupernetTrainer<'_> {
             Ok(())
         })?;
         net.set_training(true);
-        for (t, v) in buffers.iter().zip(saved) {
-            t.data_mut().copy_from_slice(&v);
+        for (t, v) in buffers.iter().zip(&saved) {
+            t.restore(v);
         }
         Ok(right as f32 / seen.max(1) as f32)
     }

@@ -20,4 +20,4 @@ pub mod train;
 
 pub use ops::ConvOpts;
 pub use rng::Rng;
-pub use tensor::{no_grad, Tensor};
+pub use tensor::{no_grad, Saved, Tensor};

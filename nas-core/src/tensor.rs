@@ -141,6 +141,10 @@ impl Values {
     }
 }
 
+/// A tensor's values as [`Tensor::save`] kept them, to put back with
+/// [`Tensor::restore`].
+pub struct Saved(Values);
+
 /// A shared handle to an n-d `f32` array on the CPU. Cloning shares the data.
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Arc<Node>);
@@ -345,6 +349,28 @@ impl Tensor {
         *self.0.dev.lock().unwrap() = Some(buf);
         self.0.host_ok.store(false, Ordering::Release);
         self.0.placed.store(code, Ordering::Release);
+    }
+
+    /// The values as they are now, to put back with [`Tensor::restore`] (batch norm's
+    /// running statistics around an evaluation). A device tensor's buffer is kept as it
+    /// is, not read back: device ops never write into a buffer they did not make, so it
+    /// keeps these values while the tensor moves on to new ones.
+    pub fn save(&self) -> Saved {
+        if self.place().is_some() {
+            if let Some(b) = self.0.dev.lock().unwrap().clone() {
+                return Saved(Values::Dev(b));
+            }
+        }
+        Saved(Values::Host(self.to_vec()))
+    }
+
+    /// Puts back the values [`Tensor::save`] kept (on the device they were on), as often
+    /// as wanted. Never change a tensor a graph still uses.
+    pub fn restore(&self, saved: &Saved) {
+        match &saved.0 {
+            Values::Dev(b) => self.set_device(b.clone()),
+            Values::Host(v) => self.data_mut().copy_from_slice(v),
+        }
     }
 
     /// Copies device-only values back to the host (once).

@@ -56,6 +56,7 @@ on_devices!(
     supernet_steps_move_the_batch_and_the_mixing_weights,
     darts_supernet_steps_upload_no_activations,
     eval_forward_moves_the_batch_and_the_logits,
+    saved_running_statistics_come_back_without_a_read,
 );
 
 /// Largest difference relative to the largest reference magnitude, at most `tol`.
@@ -502,4 +503,52 @@ fn eval_forward_moves_the_batch_and_the_logits(dev: Device) {
         (4 * x.numel() as u64, 4 * y.numel() as u64, 1),
         "{moved:?}"
     );
+}
+
+/// Batch norm's running statistics saved around training-mode passes on the device (as
+/// a one-shot evaluation does) come back exactly, and saving and restoring them reads
+/// nothing back from the device; restoring twice from one save works.
+fn saved_running_statistics_come_back_without_a_read(dev: Device) {
+    use nas_core::space::builtin::darts::DartsSpace;
+    let Some(_turn) = turn(dev) else { return };
+    let space = DartsSpace {
+        c: 4,
+        layers: 3,
+        nodes: 2,
+        in_channels: 3,
+        classes: 10,
+        stem_multiplier: 1,
+    };
+    let mut rng = Rng::new(11);
+    let a = arch::random(&describe(&space), &mut rng);
+    let net = fixed(&space, &a, 6).unwrap();
+    dev.place(net.as_ref()).unwrap();
+    let pass = |rng: &mut Rng| {
+        let x = Tensor::randn(&[4, 3, 16, 16], 1.5, rng);
+        nas_core::no_grad(|| drop(net.forward(&x)));
+    };
+    // Statistics that live on the device only (a device pass made them).
+    pass(&mut rng);
+    let buffers = nas_core::nn::buffers(net.as_ref());
+    assert!(!buffers.is_empty());
+    let orig: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
+    let before = nas_core::device::transfers();
+    let saved: Vec<nas_core::Saved> = buffers.iter().map(|t| t.save()).collect();
+    for round in 0..2 {
+        pass(&mut rng);
+        for (t, s) in buffers.iter().zip(&saved) {
+            t.restore(s);
+        }
+        if round == 0 {
+            let moved = nas_core::device::transfers() - before;
+            assert_eq!((moved.down_bytes, moved.down_calls), (0, 0), "{moved:?}");
+        }
+    }
+    // The values restored are those saved, still on the device; a pass changes them.
+    let restored: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
+    assert_eq!(restored, orig);
+    assert!(buffers.iter().all(|t| t.place().is_some()));
+    pass(&mut rng);
+    let changed: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
+    assert_ne!(changed, orig, "a pass changes the statistics");
 }
