@@ -225,9 +225,10 @@ impl Op {
             }
             Sum(a, _) => a.rank() <= 4,
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
-            AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Linear(..)
-            | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..) | AdaptiveAvgPool2d(_)
-            | BatchNorm(..) | LogSoftmax(_) | WeightedSum(..) | EmbedKernel(..) => true,
+            AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Sigmoid(_)
+            | Tanh(_) | Linear(..) | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..)
+            | AdaptiveAvgPool2d(_) | BatchNorm(..) | LogSoftmax(_) | WeightedSum(..)
+            | EmbedKernel(..) => true,
             _ => false,
         }
     }
@@ -317,6 +318,20 @@ impl Op {
                 Log(a) => acc_dev(a, r, || r.binary(Binary::Div, &gd()?, &a.dev_buf(r)?)),
                 Relu(a) => acc_dev(a, r, || {
                     r.binary(Binary::ReluGrad, &gd()?, &out.dev_buf(r)?)
+                }),
+                // g * y * (1 - y) as g * (y - y*y).
+                Sigmoid(a) => acc_dev(a, r, || {
+                    let y = out.dev_buf(r)?;
+                    let yy = r.binary(Binary::Mul, &y, &y)?;
+                    let slope = r.binary(Binary::Sub, &y, &yy)?;
+                    r.binary(Binary::Mul, &gd()?, &slope)
+                }),
+                // g * (1 - y*y) as g - g*y*y.
+                Tanh(a) => acc_dev(a, r, || {
+                    let (y, g) = (out.dev_buf(r)?, gd()?);
+                    let yy = r.binary(Binary::Mul, &y, &y)?;
+                    let gyy = r.binary(Binary::Mul, &g, &yy)?;
+                    r.binary(Binary::Sub, &g, &gyy)
                 }),
                 Linear(x, w, b) => {
                     let (nout, nin) = (w.dim(0), w.dim(1));
