@@ -413,21 +413,25 @@ fn supernet_steps_move_the_batch_and_the_mixing_weights(dev: Device) {
     }
 }
 
-/// A DARTS supernet step on the device (unfused mixed ops, as DARTS searches) uploads the
-/// batch, the labels and the mixing weights each cell reads, and brings back the loss and
-/// the mixing weights' gradients: every candidate's output, the `none` candidate's zeros
-/// included, is made on the device. An activation-sized upload fails it.
-fn darts_supernet_steps_upload_no_activations(dev: Device) {
-    use nas_core::space::builtin::darts::DartsSpace;
-    let Some(_turn) = turn(dev) else { return };
-    let space = DartsSpace {
+/// A DARTS space of 3 cells of 2 nodes on 4 channels, small enough for lavapipe.
+fn small_darts() -> nas_core::space::builtin::darts::DartsSpace {
+    nas_core::space::builtin::darts::DartsSpace {
         c: 4,
         layers: 3,
         nodes: 2,
         in_channels: 3,
         classes: 10,
         stem_multiplier: 1,
-    };
+    }
+}
+
+/// A DARTS supernet step on the device (unfused mixed ops, as DARTS searches) uploads the
+/// batch, the labels and the mixing weights each cell reads, and brings back the loss and
+/// the mixing weights' gradients: every candidate's output, the `none` candidate's zeros
+/// included, is made on the device. An activation-sized upload fails it.
+fn darts_supernet_steps_upload_no_activations(dev: Device) {
+    let Some(_turn) = turn(dev) else { return };
+    let space = small_darts();
     let (n, side) = (4usize, 16usize);
     let mut rng = Rng::new(9);
     let x = Tensor::randn(&[n, 3, side, side], 1.0, &mut rng);
@@ -468,16 +472,8 @@ fn darts_supernet_steps_upload_no_activations(dev: Device) {
 /// batch up and the logits down, nothing else: the running statistics are used where
 /// they live.
 fn eval_forward_moves_the_batch_and_the_logits(dev: Device) {
-    use nas_core::space::builtin::darts::DartsSpace;
     let Some(_turn) = turn(dev) else { return };
-    let space = DartsSpace {
-        c: 4,
-        layers: 3,
-        nodes: 2,
-        in_channels: 3,
-        classes: 10,
-        stem_multiplier: 1,
-    };
+    let space = small_darts();
     let mut rng = Rng::new(10);
     let a = arch::random(&describe(&space), &mut rng);
     let net = fixed(&space, &a, 5).unwrap();
@@ -509,16 +505,8 @@ fn eval_forward_moves_the_batch_and_the_logits(dev: Device) {
 /// a one-shot evaluation does) come back exactly, and saving and restoring them reads
 /// nothing back from the device; restoring twice from one save works.
 fn saved_running_statistics_come_back_without_a_read(dev: Device) {
-    use nas_core::space::builtin::darts::DartsSpace;
     let Some(_turn) = turn(dev) else { return };
-    let space = DartsSpace {
-        c: 4,
-        layers: 3,
-        nodes: 2,
-        in_channels: 3,
-        classes: 10,
-        stem_multiplier: 1,
-    };
+    let space = small_darts();
     let mut rng = Rng::new(11);
     let a = arch::random(&describe(&space), &mut rng);
     let net = fixed(&space, &a, 6).unwrap();
