@@ -343,6 +343,32 @@ fn adam_steps_with_clipping_match_the_cpu(dev: Device) {
     }
 }
 
+/// What each of three supernet steps on a fresh host copy of `x` moved: forward,
+/// backward, `update` (an optimiser's step, say), then the mixing weights' gradients and
+/// the loss read back, as a DARTS-style search does.
+fn measured_steps(
+    s: &Supernet,
+    x: &Tensor,
+    y: &[u32],
+    mut update: impl FnMut(),
+) -> Vec<nas_core::device::Transfers> {
+    (0..3)
+        .map(|_| {
+            let x = Tensor::from_vec(x.to_vec(), x.shape());
+            let before = nas_core::device::transfers();
+            s.zero_weight_grads();
+            let loss = s.net.forward(&x).cross_entropy(y);
+            loss.backward();
+            update();
+            for l in s.alphas.keys() {
+                s.weight_grad(l).unwrap();
+            }
+            let _ = loss.item();
+            nas_core::device::transfers() - before
+        })
+        .collect()
+}
+
 /// A supernet step on the device (weights by SGD, and the mixing weights' gradients read
 /// back, as a DARTS-style search does) moves the batch and labels, the mixing weights up
 /// and their gradients down, and the loss, with fused mixed ops too (the candidates'
@@ -368,22 +394,11 @@ fn supernet_steps_move_the_batch_and_the_mixing_weights(dev: Device) {
             false,
             3e-4,
         );
-        let mut moved = vec![];
-        for _ in 0..3 {
-            let x = Tensor::from_vec(x.to_vec(), x.shape());
-            let before = nas_core::device::transfers();
+        let moved = measured_steps(&s, &x, &y, || {
             use nas_core::optim::Optimizer;
-            opt.zero_grad();
-            s.zero_weight_grads();
-            let loss = s.net.forward(&x).cross_entropy(&y);
-            loss.backward();
             opt.step(0.05);
-            for l in s.alphas.keys() {
-                s.weight_grad(l).unwrap();
-            }
-            let _ = loss.item();
-            moved.push(nas_core::device::transfers() - before);
-        }
+            opt.zero_grad();
+        });
         let batch = 4 * (n * 3 * side * side) as u64;
         let labels = 4 * n as u64;
         let mixing: u64 = s.alphas.values().map(|t| 4 * t.numel() as u64).sum();
@@ -438,19 +453,7 @@ fn darts_supernet_steps_upload_no_activations(dev: Device) {
     let y: Vec<u32> = (0..n).map(|_| rng.below(10) as u32).collect();
     let s = Supernet::build(&space, false, 4).unwrap();
     dev.place(s.net.as_ref()).unwrap();
-    let mut moved = vec![];
-    for _ in 0..3 {
-        let x = Tensor::from_vec(x.to_vec(), x.shape());
-        let before = nas_core::device::transfers();
-        s.zero_weight_grads();
-        let loss = s.net.forward(&x).cross_entropy(&y);
-        loss.backward();
-        for l in s.alphas.keys() {
-            s.weight_grad(l).unwrap();
-        }
-        let _ = loss.item();
-        moved.push(nas_core::device::transfers() - before);
-    }
+    let moved = measured_steps(&s, &x, &y, || {});
     let batch = 4 * (n * 3 * side * side) as u64;
     let labels = 4 * n as u64;
     // Each cell reads the mixing weights of its kind (normal or reduction) once per edge.

@@ -546,6 +546,7 @@ pub(crate) fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
 }
 
 /// `s` as the broadcasting kernels take it: right-aligned in 4 dimensions, padded with 1s.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 fn shape4(what: &str, s: &[usize]) -> Res<[usize; 4]> {
     if s.len() > 4 {
         return Err(KernelError::Invalid(format!(
@@ -559,6 +560,7 @@ fn shape4(what: &str, s: &[usize]) -> Res<[usize; 4]> {
 
 /// The 4-d shapes of a broadcast `a op b` (the result's, `a`'s, `b`'s), checked against
 /// the operands' lengths `la` and `lb`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn broadcast4(sa: &[usize], la: usize, sb: &[usize], lb: usize) -> Res<[[usize; 4]; 3]> {
     check_len("broadcast operand a", la, sa.iter().product())?;
     check_len("broadcast operand b", lb, sb.iter().product())?;
@@ -579,6 +581,7 @@ pub(crate) fn broadcast4(sa: &[usize], la: usize, sb: &[usize], lb: usize) -> Re
 }
 
 /// The kernel code of a broadcasting binary op (add, sub, mul, div).
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
     match op {
         Binary::ReluGrad => Err(KernelError::Invalid(
@@ -590,6 +593,7 @@ pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
 
 /// The 4-d shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which
 /// must broadcast to `sy`: (`sy`, `sx`).
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn reduce4(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[[usize; 4]; 2]> {
     check_len("reduce_to operand", lg, sy.iter().product())?;
     let (y, x) = (shape4("reduce_to", sy)?, shape4("reduce_to", sx)?);
@@ -644,7 +648,22 @@ impl Embed {
     }
 }
 
+/// A running-statistics update's vectors (the batch's 1/std, the running mean and
+/// variance) each hold one value per channel of the batch mean's `c`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+pub(crate) fn check_running_lens(c: usize, invstd: usize, mean: usize, var: usize) -> Res<()> {
+    for (what, len) in [
+        ("1/std", invstd),
+        ("running mean", mean),
+        ("running var", var),
+    ] {
+        check_len(&format!("batch_norm {what}"), len, c)?;
+    }
+    Ok(())
+}
+
 /// `start..start + len` within an axis of `total`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
     if start + len > total {
         return Err(KernelError::Invalid(format!(
@@ -657,6 +676,7 @@ pub(crate) fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
 
 /// The common length of buffers of lengths `lens`, which must be `k` (at least one) of
 /// one length.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn same_lengths(what: &str, lens: impl Iterator<Item = usize>, k: usize) -> Res<usize> {
     let lens: Vec<usize> = lens.collect();
     let n = lens.first().copied().unwrap_or(0);
@@ -671,6 +691,7 @@ pub(crate) fn same_lengths(what: &str, lens: impl Iterator<Item = usize>, k: usi
 
 /// Checks that `len` values are whole rows of `c` channels of `plane` (a per-channel
 /// bias's operand).
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn check_channels(len: usize, c: usize, plane: usize) -> Res<()> {
     if c == 0 || plane == 0 || len % (c * plane) != 0 {
         return Err(KernelError::Invalid(format!(

@@ -8,7 +8,7 @@
 
 use super::{cfg1d, err, Buf, ConvGeom, Cuda, PoolGeom};
 use crate::accel::{broadcast4, broadcast_code, check_channels, check_len, check_range};
-use crate::accel::{reduce4, same_lengths};
+use crate::accel::{check_running_lens, reduce4, same_lengths};
 use crate::accel::{Binary, DevBuf, Embed, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -737,9 +737,7 @@ impl Resident for Cuda {
         let (mean, invstd) = (cb(mean)?, cb(invstd)?);
         let (rm, rv) = (cb(running_mean)?, cb(running_var)?);
         let c = mean.len;
-        for (what, b) in [("1/std", invstd), ("running mean", rm), ("running var", rv)] {
-            check_len(&format!("batch_norm {what}"), b.len, c)?;
-        }
+        check_running_lens(c, invstd.len, rm.len, rv.len)?;
         let (mut rm2, mut rv2) = (self.copy_of(rm)?, self.copy_of(rv)?);
         if c > 0 {
             let (ci, cnt) = (c as i32, count as i64);

@@ -12,7 +12,8 @@
 //! [`crate::accel::Accel`] implementation (host slices in, host vectors out) is the same
 //! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
-use crate::accel::{broadcast4, broadcast_code, check_len, check_range, reduce4, same_lengths};
+use crate::accel::{broadcast4, broadcast_code, check_len, check_range, check_running_lens};
+use crate::accel::{reduce4, same_lengths};
 use crate::accel::{Accel, Binary, DevBuf, Embed, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -1352,9 +1353,7 @@ impl Resident for Gpu {
         let (mean, invstd) = (wb(mean)?, wb(invstd)?);
         let (rm, rv) = (wb(running_mean)?, wb(running_var)?);
         let c = mean.len;
-        for (what, b) in [("1/std", invstd), ("running mean", rm), ("running var", rv)] {
-            check_len(&format!("batch_norm {what}"), b.len, c)?;
-        }
+        check_running_lens(c, invstd.len, rm.len, rv.len)?;
         let a = self.concat(&[mean, invstd]);
         let b = self.concat(&[rm, rv]);
         let count = u32::try_from(count)
