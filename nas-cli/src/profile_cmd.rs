@@ -122,8 +122,8 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         Ok(p) => {
             println!(
                 "{} peaks ({}): {:.0} GFLOP/s, {:.1} GB/s. `{}:` rows are shares of these; \
-                 their times include the host-device copies the call makes (submission only \
-                 where the result stays on the device)",
+                 each call waits for its kernels, so its time is theirs and the host-device copies \
+                 it makes (a step outside the profile does not wait)",
                 dev.describe(),
                 p.how,
                 p.gflops,

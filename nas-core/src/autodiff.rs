@@ -785,8 +785,14 @@ impl Tensor {
                 continue;
             };
             if crate::profile::enabled() {
-                let (name, flops, bytes) = op.profile(t.numel(), op.device_rule(t, &g));
-                crate::profile::record(name, flops, bytes, || op.backward(t, g));
+                let device = op.device_rule(t, &g);
+                let (name, flops, bytes) = op.profile(t.numel(), device);
+                crate::profile::record(name, flops, bytes, || {
+                    op.backward(t, g);
+                    if let Some((a, r)) = device {
+                        on_device(a, name, r.finish());
+                    }
+                });
             } else {
                 op.backward(t, g);
             }

@@ -134,6 +134,16 @@ impl Device {
         Ok(())
     }
 
+    /// Waits until everything asked of this device so far has run (a benchmark's timing
+    /// of work whose results stay there). Nothing to wait for on the CPU.
+    pub fn finish(&self) -> Result<(), String> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Wgpu => Ok(accel::wgpu_resident()?.finish()?),
+            Device::Cuda(n) => Ok(accel::cuda_backend(*n)?.1.finish()?),
+        }
+    }
+
     /// This device's backend (opened on first use), or None for the CPU.
     pub fn backend(&self) -> Result<Option<Active>, String> {
         Ok(match self {

@@ -278,6 +278,10 @@ impl Binary {
 pub trait Resident {
     /// The device whose memory it computes in (that of the buffers it makes).
     fn place(&self) -> Place;
+    /// Waits until every kernel and copy asked of the device so far has run (a profile
+    /// times each call this way; a step needs no wait: reading a result back waits for
+    /// the kernels that make it).
+    fn finish(&self) -> Res<()>;
     /// `x` copied to the device.
     fn upload(&self, x: &[f32]) -> Res<DevBuf>;
     /// `len` zeros made in device memory (nothing crosses).

@@ -236,6 +236,10 @@ impl Resident for Cuda {
         crate::accel::Place::Cuda
     }
 
+    fn finish(&self) -> Res<()> {
+        self.stream.synchronize().map_err(err("synchronize"))
+    }
+
     fn upload(&self, x: &[f32]) -> Res<DevBuf> {
         Ok(Self::wrap(self.up(x)?, x.len()))
     }

@@ -461,11 +461,22 @@ fn col2im(@builtin(global_invocation_id) id: vec3<u32>) {
     Y[(b * cin + c) * h * w + at] = s;
 }
 
+// The direct convolution kernels below (grouped and depthwise convolutions; ungrouped
+// ones run as im2col and matmul) tile each plane in 8x8 blocks, a workgroup per block
+// and plane: workgroups x = the plane's blocks, row by row; y + nw.y * z = the plane.
+// Its coordinates are then per workgroup and an invocation divides nothing (llvmpipe
+// divides lane by lane, which made the division the dearest part of a small kernel).
+// Returns (x, y, plane) of this invocation in a plane `width` wide.
+fn tile(lid: vec3<u32>, wid: vec3<u32>, nw: vec3<u32>, width: u32) -> vec3<u32> {
+    let bx = (width + 7u) / 8u;
+    return vec3<u32>((wid.x % bx) * 8u + lid.x, (wid.x / bx) * 8u + lid.y, wid.y + nw.y * wid.z);
+}
+
 // Direct 2-D convolution of NCHW `A` with `[cout, cin/groups, kh, kw]` weights `B`.
-// P: n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow.
-@compute @workgroup_size(64)
-fn conv2d(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = index(id, nw);
+// P: n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, groups, oh, ow. Tiled over the
+// output planes.
+@compute @workgroup_size(8, 8)
+fn conv2d(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let cin = p(1u);
     let h = p(2u);
     let w = p(3u);
@@ -474,34 +485,58 @@ fn conv2d(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     let kw = p(6u);
     let oh = p(14u);
     let ow = p(15u);
-    if (i >= p(0u) * cout * oh * ow) {
+    let t = tile(lid, wid, nw, ow);
+    if (t.x >= ow || t.y >= oh || t.z >= p(0u) * cout) {
         return;
     }
-    let ox = i % ow;
-    let oy = (i / ow) % oh;
-    let co = (i / (ow * oh)) % cout;
-    let b = i / (ow * oh * cout);
+    let co = t.z % cout;
+    let b = t.z / cout;
     let cin_g = cin / p(13u);
     let g = co / (cout / p(13u));
+    let iy0 = i32(t.y * p(7u)) - i32(p(9u));
+    let ix0 = i32(t.x * p(8u)) - i32(p(10u));
     var s = 0.0;
-    for (var ci = 0u; ci < cin_g; ci = ci + 1u) {
-        let c = g * cin_g + ci;
+    if (cin_g == 1u) {
+        // One input channel per output channel (depthwise): no loop over channels.
+        let xp = (b * cin + g) * h;
         for (var ki = 0u; ki < kh; ki = ki + 1u) {
-            let iy = i32(oy * p(7u) + ki * p(11u)) - i32(p(9u));
+            let iy = iy0 + i32(ki * p(11u));
             if (iy < 0 || iy >= i32(h)) {
                 continue;
             }
+            let row = (xp + u32(iy)) * w;
+            let wrow = (co * kh + ki) * kw;
             for (var kj = 0u; kj < kw; kj = kj + 1u) {
-                let ix = i32(ox * p(8u) + kj * p(12u)) - i32(p(10u));
+                let ix = ix0 + i32(kj * p(12u));
                 if (ix < 0 || ix >= i32(w)) {
                     continue;
                 }
-                let wv = B[((co * cin_g + ci) * kh + ki) * kw + kj];
-                s = s + wv * A[((b * cin + c) * h + u32(iy)) * w + u32(ix)];
+                s = s + B[wrow + kj] * A[row + u32(ix)];
+            }
+        }
+        Y[(t.z * oh + t.y) * ow + t.x] = s;
+        return;
+    }
+    for (var ci = 0u; ci < cin_g; ci = ci + 1u) {
+        let xp = (b * cin + g * cin_g + ci) * h;
+        let wp = (co * cin_g + ci) * kh;
+        for (var ki = 0u; ki < kh; ki = ki + 1u) {
+            let iy = iy0 + i32(ki * p(11u));
+            if (iy < 0 || iy >= i32(h)) {
+                continue;
+            }
+            let row = (xp + u32(iy)) * w;
+            let wrow = (wp + ki) * kw;
+            for (var kj = 0u; kj < kw; kj = kj + 1u) {
+                let ix = ix0 + i32(kj * p(12u));
+                if (ix < 0 || ix >= i32(w)) {
+                    continue;
+                }
+                s = s + B[wrow + kj] * A[row + u32(ix)];
             }
         }
     }
-    Y[i] = s;
+    Y[(t.z * oh + t.y) * ow + t.x] = s;
 }
 
 // The input rows (or columns) under output `o`'s pooling window (stride s, padding pad,
@@ -566,47 +601,85 @@ fn log_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     }
 }
 
-// Convolution input gradient: one invocation per input element, gathering every output
-// that read it. A = output gradient, B = weights. P as for conv2d.
-@compute @workgroup_size(64)
-fn conv2d_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = index(id, nw);
+// Gradient of conv2d for its input. A = output gradient, B = weights. P as for conv2d.
+// Tiled over the input planes (see `tile`).
+@compute @workgroup_size(8, 8)
+fn conv2d_backward_input(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let cin = p(1u);
     let h = p(2u);
     let w = p(3u);
     let cout = p(4u);
     let kh = p(5u);
     let kw = p(6u);
+    let sh = p(7u);
+    let sw = p(8u);
     let oh = p(14u);
     let ow = p(15u);
-    if (i >= p(0u) * cin * h * w) {
+    let t = tile(lid, wid, nw, w);
+    if (t.x >= w || t.y >= h || t.z >= p(0u) * cin) {
         return;
     }
-    let ix = i % w;
-    let iy = (i / w) % h;
-    let c = (i / (w * h)) % cin;
-    let b = i / (w * h * cin);
+    let c = t.z % cin;
+    let b = t.z / cin;
     let groups = p(13u);
     let cin_g = cin / groups;
     let cout_g = cout / groups;
     let g = c / cin_g;
     let ci = c % cin_g;
+    let ty0 = i32(t.y + p(9u));
+    let tx0 = i32(t.x + p(10u));
     var s = 0.0;
-    for (var ki = 0u; ki < kh; ki = ki + 1u) {
-        let ty = i32(iy + p(9u)) - i32(ki * p(11u));
-        if (ty < 0 || ty % i32(p(7u)) != 0) {
-            continue;
+    if (sh == 1u && sw == 1u && cin_g == 1u && cout_g == 1u) {
+        // Depthwise at stride 1 (most of a DARTS cell's): a convolution of the output
+        // gradient with the flipped kernel, no divisions and one channel.
+        let gp = (b * cout + c) * oh;
+        for (var ki = 0u; ki < kh; ki = ki + 1u) {
+            let oy = ty0 - i32(ki * p(11u));
+            if (oy < 0 || oy >= i32(oh)) {
+                continue;
+            }
+            let row = (gp + u32(oy)) * ow;
+            let wrow = (c * kh + ki) * kw;
+            for (var kj = 0u; kj < kw; kj = kj + 1u) {
+                let ox = tx0 - i32(kj * p(12u));
+                if (ox < 0 || ox >= i32(ow)) {
+                    continue;
+                }
+                s = s + B[wrow + kj] * A[row + u32(ox)];
+            }
         }
-        let oy = u32(ty) / p(7u);
+        Y[(t.z * h + t.y) * w + t.x] = s;
+        return;
+    }
+    for (var ki = 0u; ki < kh; ki = ki + 1u) {
+        // The output row oy with oy * sh + ki * dh - ph = t.y, if there is one; ty only
+        // falls as ki grows.
+        let ty = ty0 - i32(ki * p(11u));
+        if (ty < 0) {
+            break;
+        }
+        var oy = u32(ty);
+        if (sh != 1u) {
+            if (oy % sh != 0u) {
+                continue;
+            }
+            oy = oy / sh;
+        }
         if (oy >= oh) {
             continue;
         }
         for (var kj = 0u; kj < kw; kj = kj + 1u) {
-            let tx = i32(ix + p(10u)) - i32(kj * p(12u));
-            if (tx < 0 || tx % i32(p(8u)) != 0) {
-                continue;
+            let tx = tx0 - i32(kj * p(12u));
+            if (tx < 0) {
+                break;
             }
-            let ox = u32(tx) / p(8u);
+            var ox = u32(tx);
+            if (sw != 1u) {
+                if (ox % sw != 0u) {
+                    continue;
+                }
+                ox = ox / sw;
+            }
             if (ox >= ow) {
                 continue;
             }
@@ -616,14 +689,32 @@ fn conv2d_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(
             }
         }
     }
-    Y[i] = s;
+    Y[(t.z * h + t.y) * w + t.x] = s;
 }
 
-// Convolution weight gradient: one invocation per weight element, reducing over the
-// batch and the output plane. A = input, B = output gradient. P as for conv2d.
+// The outputs o (of `outn`) whose input position o * s + off falls in [0, len): [lo, hi).
+fn inside(off: i32, s: u32, len: u32, outn: u32) -> vec2<u32> {
+    var lo = 0u;
+    if (off < 0) {
+        lo = (u32(-off) + s - 1u) / s;
+    }
+    let lim = i32(len) - off;
+    var hi = 0u;
+    if (lim > 0) {
+        hi = min(outn, (u32(lim) + s - 1u) / s);
+    }
+    return vec2<u32>(lo, max(lo, hi));
+}
+
+// Convolution weight gradient in parts: one invocation per weight element and part,
+// reducing over the output plane of images z, z + nw.z, ... (z the workgroup's); Y =
+// [parts, weights], which `sum_parts` adds up (with one part, the gradient itself). A =
+// input, B = output gradient. P as for conv2d. Splitting the batch gives a GPU enough
+// invocations where a depthwise kernel has only a few hundred weights.
 @compute @workgroup_size(64)
-fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let i = index(id, nw);
+fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = id.x + id.y * nw.x * 64u;
+    let n = p(0u);
     let cin = p(1u);
     let h = p(2u);
     let w = p(3u);
@@ -634,7 +725,8 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
     let ow = p(15u);
     let groups = p(13u);
     let cin_g = cin / groups;
-    if (i >= cout * cin_g * kh * kw) {
+    let len = cout * cin_g * kh * kw;
+    if (i >= len) {
         return;
     }
     let kj = i % kw;
@@ -642,23 +734,23 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
     let ci = (i / (kw * kh)) % cin_g;
     let co = i / (kw * kh * cin_g);
     let c = (co / (cout / groups)) * cin_g + ci;
+    let offy = i32(ki * p(11u)) - i32(p(9u));
+    let offx = i32(kj * p(12u)) - i32(p(10u));
+    let ys = inside(offy, p(7u), h, oh);
+    let xs = inside(offx, p(8u), w, ow);
     var s = 0.0;
-    for (var b = 0u; b < p(0u); b = b + 1u) {
-        for (var oy = 0u; oy < oh; oy = oy + 1u) {
-            let iy = i32(oy * p(7u) + ki * p(11u)) - i32(p(9u));
-            if (iy < 0 || iy >= i32(h)) {
-                continue;
-            }
-            for (var ox = 0u; ox < ow; ox = ox + 1u) {
-                let ix = i32(ox * p(8u) + kj * p(12u)) - i32(p(10u));
-                if (ix < 0 || ix >= i32(w)) {
-                    continue;
-                }
-                s = s + B[((b * cout + co) * oh + oy) * ow + ox] * A[((b * cin + c) * h + u32(iy)) * w + u32(ix)];
+    for (var b = wid.z; b < n; b = b + nw.z) {
+        let gp = (b * cout + co) * oh;
+        let xp = (b * cin + c) * h;
+        for (var oy = ys.x; oy < ys.y; oy = oy + 1u) {
+            let grow = (gp + oy) * ow;
+            let xrow = (xp + u32(i32(oy * p(7u)) + offy)) * w;
+            for (var ox = xs.x; ox < xs.y; ox = ox + 1u) {
+                s = s + B[grow + ox] * A[xrow + u32(i32(ox * p(8u)) + offx)];
             }
         }
     }
-    Y[i] = s;
+    Y[wid.z * len + i] = s;
 }
 
 // ---------------------------------------------------------------- pooling gradients

@@ -18,6 +18,7 @@ use crate::accel::{Accel, Binary, DevBuf, Embed, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 /// The kernels' WGSL source.
@@ -67,8 +68,11 @@ pub const ENTRIES: &[&str] = &[
 
 /// An adapter with the kernels' pipelines built.
 pub struct Gpu {
-    device: wgpu::Device,
-    queue: wgpu::Queue,
+    stream: Arc<Stream>,
+    /// Bound as B where a kernel reads no second input, and as I where it writes no
+    /// indices (two buffers: one binding is read-only, the other read-write).
+    no_b: wgpu::Buffer,
+    no_i: wgpu::Buffer,
     layout: wgpu::BindGroupLayout,
     pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
     /// Small host values already on the device (see [`Gpu::upload_small`]).
@@ -125,12 +129,81 @@ fn bits_eq(a: &[f32], b: &[f32]) -> bool {
     a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
+/// Kernels recorded since the last submission, at most this many: one submission per
+/// kernel cost about 100 microseconds on Mesa's CPU driver (its queue thread woken for
+/// each), and real GPUs also prefer few large submissions; a bound keeps the device busy
+/// while the host records more, and keeps the resources a batch holds small.
+const BATCH: usize = 64;
+
+/// The device, its queue and the commands recorded for it but not yet submitted. Kernels
+/// and device-side copies are recorded in order into one command encoder, which is
+/// submitted when it holds [`BATCH`] of them, before a read-back, and before anything
+/// else is submitted; a buffer dropped meanwhile stays alive until its commands ran.
+pub(crate) struct Stream {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    enc: Option<wgpu::CommandEncoder>,
+    /// What the recorded commands are, for the error a failed submission reports.
+    what: Vec<&'static str>,
+}
+
+impl Stream {
+    /// Records commands (`encode` writes them into the pending encoder), then submits if
+    /// the batch is full.
+    fn record(
+        &self,
+        what: &'static str,
+        encode: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Res<()> {
+        let mut p = self.pending.lock().unwrap();
+        let enc = p.enc.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("nas") })
+        });
+        encode(enc);
+        p.what.push(what);
+        if p.what.len() >= BATCH {
+            self.submit(&mut p)?;
+        }
+        Ok(())
+    }
+
+    /// Submits everything recorded so far.
+    fn flush(&self) -> Res<()> {
+        self.submit(&mut self.pending.lock().unwrap())
+    }
+
+    fn submit(&self, p: &mut Pending) -> Res<()> {
+        let Some(enc) = p.enc.take() else {
+            return Ok(());
+        };
+        let what = std::mem::take(&mut p.what);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        self.queue.submit([enc.finish()]);
+        match pollster::block_on(scope.pop()) {
+            Some(err) => {
+                let mut names = what.clone();
+                names.dedup();
+                Err(KernelError::device(
+                    format!("wgpu commands ({})", names.join(", ")),
+                    err,
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// `len` floats in the wgpu device's memory; cloning shares the buffer. It carries its
 /// device, so it can be read back wherever it ends up.
 #[derive(Clone)]
 pub struct Buf {
-    device: wgpu::Device,
-    queue: wgpu::Queue,
+    stream: Arc<Stream>,
     buf: wgpu::Buffer,
     len: usize,
 }
@@ -170,25 +243,23 @@ impl Buf {
     /// Its first `4 * len` bytes, through a staging buffer.
     fn read_bytes(&self) -> Res<Vec<u8>> {
         let size = (4 * self.len.max(1)) as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let s = &self.stream;
+        let staging = s.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read back"),
             size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("read"),
-            });
-        enc.copy_buffer_to_buffer(&self.buf, 0, &staging, 0, size);
-        self.queue.submit([enc.finish()]);
+        s.record("read back", |enc| {
+            enc.copy_buffer_to_buffer(&self.buf, 0, &staging, 0, size)
+        })?;
+        s.flush()?;
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device
+        s.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| KernelError::device("wgpu poll", e))?;
         rx.recv()
@@ -305,9 +376,23 @@ impl Gpu {
                 "building the WGSL kernels: {err}"
             )));
         }
+        let no_buffer = |label| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 4,
+                usage: Buf::USAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let (no_b, no_i) = (no_buffer("no b"), no_buffer("no i"));
         Ok(Gpu {
-            device,
-            queue,
+            stream: Arc::new(Stream {
+                device,
+                queue,
+                pending: Default::default(),
+            }),
+            no_b,
+            no_i,
             layout,
             pipelines,
             known: Default::default(),
@@ -315,9 +400,14 @@ impl Gpu {
         })
     }
 
-    /// An encoder holding one compute pass of `reps` dispatches of `entry` over `groups`
-    /// workgroups, with parameters `params` (u32s; floats as bits) and `bufs` bound as
-    /// A, B, Y and I.
+    /// The device.
+    fn device(&self) -> &wgpu::Device {
+        &self.stream.device
+    }
+
+    /// A bind group and pipeline for one compute pass of `entry` with parameters `params`
+    /// (u32s; floats as bits) and `bufs` bound as A, B, Y and I; `encode` then records
+    /// the pass (`reps` dispatches over `groups` workgroups) into an encoder.
     fn encode(
         &self,
         entry: &str,
@@ -325,13 +415,13 @@ impl Gpu {
         bufs: [&wgpu::Buffer; 4],
         groups: (u32, u32, u32),
         reps: u32,
-    ) -> Res<wgpu::CommandEncoder> {
+    ) -> Res<(&'static str, impl FnOnce(&mut wgpu::CommandEncoder) + '_)> {
         assert!(params.len() <= 16, "at most 16 kernel parameters");
-        let pipeline = self
+        let (&name, pipeline) = self
             .pipelines
-            .get(entry)
+            .get_key_value(entry)
             .ok_or_else(|| KernelError::Invalid(format!("no wgpu kernel `{entry}`")))?;
-        let d = &self.device;
+        let d = self.device();
         let mut p = [0u32; 16];
         p[..params.len()].copy_from_slice(params);
         let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -353,11 +443,9 @@ impl Gpu {
             layout: &self.layout,
             entries: &entries,
         });
-        let mut enc =
-            d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
-        {
+        Ok((name, move |enc: &mut wgpu::CommandEncoder| {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
+                label: Some(name),
                 timestamp_writes: None,
             });
             pass.set_pipeline(pipeline);
@@ -365,8 +453,7 @@ impl Gpu {
             for _ in 0..reps {
                 pass.dispatch_workgroups(groups.0, groups.1, groups.2);
             }
-        }
-        Ok(enc)
+        }))
     }
 
     /// Runs entry point `entry` on inputs `a`, `b` with parameters `params` (u32s; floats
@@ -398,19 +485,16 @@ impl Gpu {
     ) -> Res<(Vec<f32>, Vec<u32>)> {
         let (a, b) = (self.upload(a), self.upload(b));
         let y = self.output("y", out_len);
-        let i = if indices {
-            self.output("i", out_len)
-        } else {
-            self.unused()
-        };
-        self.dispatch(entry, params, [&a.buf, &b.buf, &y.buf, &i.buf], groups)?;
-        let idx = match indices {
-            true => i
+        let i = indices.then(|| self.output("i", out_len));
+        let i_buf = i.as_ref().map_or(&self.no_i, |i| &i.buf);
+        self.dispatch(entry, params, [&a.buf, &b.buf, &y.buf, i_buf], groups)?;
+        let idx = match i {
+            Some(i) => i
                 .read_bytes()?
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect(),
-            false => vec![],
+            None => vec![],
         };
         Ok((y.to_vec()?, idx))
     }
@@ -426,15 +510,14 @@ impl Gpu {
         out_len: usize,
         groups: (u32, u32),
     ) -> Res<Buf> {
-        // B (read-only) and I (written) may not share a buffer.
-        let (no_b, no_i) = (self.unused(), self.unused());
         let y = self.output("y", out_len);
-        let b = b.unwrap_or(&no_b);
-        self.dispatch(entry, params, [&a.buf, &b.buf, &y.buf, &no_i.buf], groups)?;
+        let b = b.map_or(&self.no_b, |b| &b.buf);
+        self.dispatch(entry, params, [&a.buf, b, &y.buf, &self.no_i], groups)?;
         Ok(y)
     }
 
-    /// Encodes and submits one dispatch of `entry`; a validation error is the error.
+    /// Records one dispatch of `entry` (submitted with the batch it joins); a validation
+    /// error in its bindings is the error.
     fn dispatch(
         &self,
         entry: &str,
@@ -453,13 +536,14 @@ impl Gpu {
         bufs: [&wgpu::Buffer; 4],
         groups: (u32, u32, u32),
     ) -> Res<()> {
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let enc = self.encode(entry, params, bufs, groups, 1)?;
-        self.queue.submit([enc.finish()]);
-        match pollster::block_on(scope.pop()) {
-            Some(err) => Err(KernelError::device(format!("wgpu kernel `{entry}`"), err)),
-            None => Ok(()),
+        let scope = self
+            .device()
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let (name, pass) = self.encode(entry, params, bufs, groups, 1)?;
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(KernelError::device(format!("wgpu kernel `{entry}`"), err));
         }
+        self.stream.record(name, pass)
     }
 
     /// `x` copied into a new device buffer (one float for an empty `x`, which no kernel
@@ -472,7 +556,7 @@ impl Gpu {
         let x = if x.is_empty() { &[0.0f32][..] } else { x };
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
         let buf = self
-            .device
+            .device()
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("upload"),
                 contents: &bytes,
@@ -500,7 +584,7 @@ impl Gpu {
 
     /// A new device buffer for a kernel's `len` outputs.
     fn output(&self, label: &str, len: usize) -> Buf {
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let buf = self.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (4 * len.max(1)) as u64,
             usage: Buf::USAGE,
@@ -509,15 +593,9 @@ impl Gpu {
         self.wrap(buf, len)
     }
 
-    /// A one-float buffer bound where a kernel reads or writes nothing.
-    fn unused(&self) -> Buf {
-        self.output("unused", 1)
-    }
-
     fn wrap(&self, buf: wgpu::Buffer, len: usize) -> Buf {
         Buf {
-            device: self.device.clone(),
-            queue: self.queue.clone(),
+            stream: self.stream.clone(),
             buf,
             len,
         }
@@ -525,7 +603,7 @@ impl Gpu {
 
     /// A zeroed storage buffer of `size` bytes that lives only on the device.
     fn scratch(&self, label: &str, size: u64) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
+        self.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
             usage: wgpu::BufferUsages::STORAGE,
@@ -543,15 +621,18 @@ impl Gpu {
         groups: u32,
         reps: u32,
     ) -> Res<f64> {
-        let d = &self.device;
+        let d = self.device();
         let small = |label| self.scratch(label, 256);
         let (b, y, i) = (small("b"), small("y"), small("i"));
+        self.stream.flush()?;
         let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let cmd = self
-            .encode(entry, params, [a, &b, &y, &i], (groups, 1, 1), reps)?
-            .finish();
+        let (_, pass) = self.encode(entry, params, [a, &b, &y, &i], (groups, 1, 1), reps)?;
+        let mut enc =
+            d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(entry) });
+        pass(&mut enc);
+        let cmd = enc.finish();
         let t = std::time::Instant::now();
-        self.queue.submit([cmd]);
+        self.stream.queue.submit([cmd]);
         d.poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| KernelError::device("wgpu poll", e))?;
         let secs = t.elapsed().as_secs_f64();
@@ -588,7 +669,7 @@ impl Gpu {
         let params = [steps, 0.999f32.to_bits()];
         let gflops = self.rate("peak_fma", &params, &dummy, groups, flops)? / 1e9;
         // Larger than the last-level caches of current GPUs, within the binding limit.
-        let limit = self.device.limits().max_storage_buffer_binding_size;
+        let limit = self.device().limits().max_storage_buffer_binding_size;
         let bytes = (256u64 << 20).min(limit) & !255;
         let big = self.scratch("peak read", bytes);
         let n = (bytes / 4) as u32;
@@ -886,40 +967,51 @@ impl Accel for Gpu {
 impl Gpu {
     /// The buffers' contents back to back in a new buffer (device-side copies; nothing
     /// crosses to the host).
-    fn concat(&self, parts: &[&Buf]) -> Buf {
+    fn concat(&self, parts: &[&Buf]) -> Res<Buf> {
         let len = parts.iter().map(|b| b.len).sum();
         let y = self.output("concat", len);
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("concat"),
-            });
-        let mut at = 0u64;
-        for b in parts {
-            let size = 4 * b.len as u64;
-            if size > 0 {
-                enc.copy_buffer_to_buffer(&b.buf, 0, &y.buf, at, size);
+        self.stream.record("concat", |enc| {
+            let mut at = 0u64;
+            for b in parts {
+                let size = 4 * b.len as u64;
+                if size > 0 {
+                    enc.copy_buffer_to_buffer(&b.buf, 0, &y.buf, at, size);
+                }
+                at += size;
             }
-            at += size;
-        }
-        self.queue.submit([enc.finish()]);
-        y
+        })?;
+        Ok(y)
     }
 
     /// `len` floats of `b` from `offset`, in a new buffer (a device-side copy).
-    fn part(&self, b: &Buf, offset: usize, len: usize) -> Buf {
+    fn part(&self, b: &Buf, offset: usize, len: usize) -> Res<Buf> {
         let y = self.output("part", len);
         if len > 0 {
-            let mut enc = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("part"),
-                });
-            enc.copy_buffer_to_buffer(&b.buf, 4 * offset as u64, &y.buf, 0, 4 * len as u64);
-            self.queue.submit([enc.finish()]);
+            self.stream.record("part", |enc| {
+                enc.copy_buffer_to_buffer(&b.buf, 4 * offset as u64, &y.buf, 0, 4 * len as u64)
+            })?;
         }
-        y
+        Ok(y)
     }
+}
+
+/// Most floats the per-image parts of a direct convolution's weight gradient take.
+const PARTS_FLOATS: usize = 1 << 22;
+
+/// Workgroups of the tiled convolution kernels for `planes` planes of `h`x`w`: x over
+/// the plane's 8x8 blocks, y and z over the planes (see `tile` in the WGSL source).
+fn tiles(h: usize, w: usize, planes: usize) -> Res<(u32, u32, u32)> {
+    const LIM: usize = 65_535;
+    let blocks = h.div_ceil(8) * w.div_ceil(8);
+    let y = planes.clamp(1, LIM);
+    let z = planes.div_ceil(LIM).max(1);
+    if blocks > LIM || z > LIM {
+        return Err(KernelError::Invalid(format!(
+            "a {planes}x{h}x{w} convolution is past the wgpu grid limits ({blocks} blocks of \
+             8x8 per plane, {LIM} at most)"
+        )));
+    }
+    Ok((blocks.max(1) as u32, y as u32, z as u32))
 }
 
 /// `b` as this backend's buffer, or the error of a buffer of another device.
@@ -938,6 +1030,14 @@ fn wbs(bs: &[DevBuf]) -> Res<Vec<&Buf>> {
 impl Resident for Gpu {
     fn place(&self) -> crate::accel::Place {
         crate::accel::Place::Wgpu
+    }
+
+    fn finish(&self) -> Res<()> {
+        self.stream.flush()?;
+        self.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| KernelError::device("wgpu poll", e))?;
+        Ok(())
     }
 
     fn upload(&self, x: &[f32]) -> Res<DevBuf> {
@@ -1127,8 +1227,11 @@ impl Resident for Gpu {
         let y = if Self::by_gemm(p) {
             self.conv_gemm(p, x, w)?
         } else {
-            let params = Self::conv_params(p);
-            self.run_dev("conv2d", &params, x, Some(w), len, groups_1d(len))?
+            let y = self.output("y", len);
+            let bufs = [&x.buf, &w.buf, &y.buf, &self.no_i];
+            let grid = tiles(p.out_h(), p.out_w(), p.n * p.cout)?;
+            self.dispatch3("conv2d", &Self::conv_params(p), bufs, grid)?;
+            y
         };
         let y = DevBuf::Wgpu(y);
         match bias {
@@ -1146,11 +1249,11 @@ impl Resident for Gpu {
         if Self::by_gemm(p) {
             return self.conv_gemm_backward_input(p, gy, w).map(DevBuf::Wgpu);
         }
-        let len = p.n * p.cin * p.h * p.w;
-        let params = Self::conv_params(p);
-        let name = "conv2d_backward_input";
-        self.run_dev(name, &params, gy, Some(w), len, groups_1d(len))
-            .map(DevBuf::Wgpu)
+        let y = self.output("y", p.n * p.cin * p.h * p.w);
+        let bufs = [&gy.buf, &w.buf, &y.buf, &self.no_i];
+        let grid = tiles(p.h, p.w, p.n * p.cin)?;
+        self.dispatch3("conv2d_backward_input", &Self::conv_params(p), bufs, grid)?;
+        Ok(DevBuf::Wgpu(y))
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
@@ -1162,11 +1265,27 @@ impl Resident for Gpu {
         if Self::by_gemm(p) {
             return self.conv_gemm_backward_weight(p, x, gy).map(DevBuf::Wgpu);
         }
+        // Parts over the batch, as many as keep them within 16 MiB (one at least).
         let len = p.weight_len();
+        let parts = (PARTS_FLOATS / len.max(1)).clamp(1, p.n.clamp(1, 65_535));
+        let y = self.output("y", len);
+        let sums = (parts > 1).then(|| self.output("parts", parts * len));
+        let out = sums.as_ref().unwrap_or(&y);
+        let (gx, gy_) = groups_1d(len);
+        let bufs = [&x.buf, &gy.buf, &out.buf, &self.no_i];
         let params = Self::conv_params(p);
-        let name = "conv2d_backward_weight";
-        self.run_dev(name, &params, x, Some(gy), len, groups_1d(len))
-            .map(DevBuf::Wgpu)
+        self.dispatch3(
+            "conv2d_backward_weight",
+            &params,
+            bufs,
+            (gx, gy_, parts as u32),
+        )?;
+        if let Some(sums) = sums {
+            let params = [len as u32, parts as u32];
+            let bufs = [&sums.buf, &self.no_b, &y.buf, &self.no_i];
+            self.dispatch("sum_parts", &params, bufs, groups_1d(len))?;
+        }
+        Ok(DevBuf::Wgpu(y))
     }
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
@@ -1176,11 +1295,10 @@ impl Resident for Gpu {
         let len = p.n * p.c * p.out_h() * p.out_w();
         let (y, i) = (self.output("y", len), self.output("i", len));
         let params = Self::pool_params(p, false);
-        let unused = self.unused();
         self.dispatch(
             "max_pool",
             &params,
-            [&x.buf, &unused.buf, &y.buf, &i.buf],
+            [&x.buf, &self.no_b, &y.buf, &i.buf],
             groups_1d(len),
         )?;
         Ok((DevBuf::Wgpu(y), DevBuf::Wgpu(i)))
@@ -1196,11 +1314,11 @@ impl Resident for Gpu {
         let len = p.n * p.c * p.h * p.w;
         let mut params = Self::pool_params(p, false).to_vec();
         params.push(1);
-        let (y, unused) = (self.output("y", len), self.unused());
+        let y = self.output("y", len);
         self.dispatch(
             "max_pool_backward",
             &params,
-            [&gy.buf, &unused.buf, &y.buf, &arg.buf],
+            [&gy.buf, &self.no_b, &y.buf, &arg.buf],
             groups_1d(len),
         )?;
         Ok(DevBuf::Wgpu(y))
@@ -1287,7 +1405,7 @@ impl Resident for Gpu {
         let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
         let stats = self.run_dev("bn_stats", &params, x, None, 2 * c, (c as u32, 1))?;
         // B = [mean, invstd, gamma, beta].
-        let chans = self.concat(&[&stats, gamma, beta]);
+        let chans = self.concat(&[&stats, gamma, beta])?;
         let params = [total as u32, c as u32, hw as u32];
         let y = self.run_dev(
             "bn_apply",
@@ -1299,8 +1417,8 @@ impl Resident for Gpu {
         )?;
         Ok((
             DevBuf::Wgpu(y),
-            DevBuf::Wgpu(self.part(&stats, 0, c)),
-            DevBuf::Wgpu(self.part(&stats, c, c)),
+            DevBuf::Wgpu(self.part(&stats, 0, c)?),
+            DevBuf::Wgpu(self.part(&stats, c, c)?),
         ))
     }
 
@@ -1323,19 +1441,19 @@ impl Resident for Gpu {
         for (what, b) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
             check_len(&format!("batch_norm {what}"), b.len, c)?;
         }
-        let b = self.concat(&[gy, mean, invstd, gamma]);
+        let b = self.concat(&[gy, mean, invstd, gamma])?;
         let params = [n as u32, c as u32, hw as u32];
         let name = "bn_backward_sums";
         let sums = self.run_dev(name, &params, x, Some(&b), 2 * c, (c as u32, 1))?;
         // B = [g, mean, invstd, gamma, sum_g, sum_gxhat]: `b` already holds the first four.
-        let b = self.concat(&[&b, &sums]);
+        let b = self.concat(&[&b, &sums])?;
         let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
         let name = "bn_backward_input";
         let gx = self.run_dev(name, &params, x, Some(&b), total, groups_1d(total))?;
         Ok((
             DevBuf::Wgpu(gx),
-            DevBuf::Wgpu(self.part(&sums, c, c)),
-            DevBuf::Wgpu(self.part(&sums, 0, c)),
+            DevBuf::Wgpu(self.part(&sums, c, c)?),
+            DevBuf::Wgpu(self.part(&sums, 0, c)?),
         ))
     }
 
@@ -1354,15 +1472,15 @@ impl Resident for Gpu {
         let (rm, rv) = (wb(running_mean)?, wb(running_var)?);
         let c = mean.len;
         check_running_lens(c, invstd.len, rm.len, rv.len)?;
-        let a = self.concat(&[mean, invstd]);
-        let b = self.concat(&[rm, rv]);
+        let a = self.concat(&[mean, invstd])?;
+        let b = self.concat(&[rm, rv])?;
         let count = u32::try_from(count)
             .map_err(|_| KernelError::Invalid(format!("batch_norm: {count} values per channel")))?;
         let params = [c as u32, count, momentum.to_bits(), eps.to_bits()];
         let y = self.run_dev("bn_running", &params, &a, Some(&b), 2 * c, groups_1d(c))?;
         Ok((
-            DevBuf::Wgpu(self.part(&y, 0, c)),
-            DevBuf::Wgpu(self.part(&y, c, c)),
+            DevBuf::Wgpu(self.part(&y, 0, c)?),
+            DevBuf::Wgpu(self.part(&y, c, c)?),
         ))
     }
 
@@ -1422,7 +1540,7 @@ impl Resident for Gpu {
     fn weighted_sum(&self, xs: &[DevBuf], w: &[f32]) -> Res<DevBuf> {
         let xs = &wbs(xs)?;
         let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), w.len())?;
-        let cat = self.concat(xs);
+        let cat = self.concat(xs)?;
         let w = self.upload(w);
         let params = [n as u32, xs.len() as u32];
         self.run_dev("weighted_sum", &params, &cat, Some(&w), n, groups_1d(n))
@@ -1434,7 +1552,7 @@ impl Resident for Gpu {
         let xs = &wbs(xs)?;
         let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), xs.len())?;
         check_len("weighted sum output gradient", gy.len, n)?;
-        let cat = self.concat(xs);
+        let cat = self.concat(xs)?;
         let k = xs.len();
         let name = "weighted_sum_backward_weight";
         self.run_dev(name, &[n as u32], &cat, Some(gy), k, (k as u32, 1))?
@@ -1460,10 +1578,10 @@ impl Resident for Gpu {
         let a = match v {
             Some(v) => {
                 check_len("sgd momentum buffer", v.len, n)?;
-                self.concat(&[w, v])
+                self.concat(&[w, v])?
             }
             // The buffer starts as the step's direction (zeros read, then replaced).
-            None => self.concat(&[w, &self.output("momentum", n)]),
+            None => self.concat(&[w, &self.output("momentum", n)])?,
         };
         let params = [
             n as u32,
@@ -1475,8 +1593,8 @@ impl Resident for Gpu {
         ];
         let y = self.run_dev("sgd", &params, &a, Some(g), 2 * n, groups_1d(n))?;
         Ok((
-            DevBuf::Wgpu(self.part(&y, 0, n)),
-            DevBuf::Wgpu(self.part(&y, n, n)),
+            DevBuf::Wgpu(self.part(&y, 0, n)?),
+            DevBuf::Wgpu(self.part(&y, n, n)?),
         ))
     }
 
@@ -1500,7 +1618,7 @@ impl Resident for Gpu {
         check_len("adam gradient", g.len, n)?;
         check_len("adam first moment", m.len, n)?;
         check_len("adam second moment", v.len, n)?;
-        let a = self.concat(&[w, m, v]);
+        let a = self.concat(&[w, m, v])?;
         let params = [
             n as u32,
             lr.to_bits(),
@@ -1514,9 +1632,9 @@ impl Resident for Gpu {
         ];
         let y = self.run_dev("adam", &params, &a, Some(g), 3 * n, groups_1d(n))?;
         Ok((
-            DevBuf::Wgpu(self.part(&y, 0, n)),
-            DevBuf::Wgpu(self.part(&y, n, n)),
-            DevBuf::Wgpu(self.part(&y, 2 * n, n)),
+            DevBuf::Wgpu(self.part(&y, 0, n)?),
+            DevBuf::Wgpu(self.part(&y, n, n)?),
+            DevBuf::Wgpu(self.part(&y, 2 * n, n)?),
         ))
     }
 }
@@ -1548,11 +1666,10 @@ impl Gpu {
             at as u32,
             dir,
         ];
-        let (unused_b, unused_i) = (self.unused(), self.unused());
         self.dispatch(
             "axis_block",
             &params,
-            [&x.buf, &unused_b.buf, &y.buf, &unused_i.buf],
+            [&x.buf, &self.no_b, &y.buf, &self.no_i],
             groups_1d(n),
         )
     }
@@ -1603,21 +1720,19 @@ impl Gpu {
         ]
         .map(|v| v as u32);
         let (gx, gy) = groups_1d(blocks);
-        let unused = self.unused();
         let out = parts.as_ref().unwrap_or(y);
         self.dispatch3(
             "matmul",
             &params,
-            [&a.buf, &b.buf, &out.buf, &unused.buf],
+            [&a.buf, &b.buf, &out.buf, &self.no_i],
             (gx, gy, mm.nb as u32),
         )?;
         if let Some(parts) = parts {
             let params = [len as u32, mm.nb as u32];
-            let unused_b = self.unused();
             self.dispatch(
                 "sum_parts",
                 &params,
-                [&parts.buf, &unused_b.buf, &y.buf, &unused.buf],
+                [&parts.buf, &self.no_b, &y.buf, &self.no_i],
                 groups_1d(len),
             )?;
         }
@@ -1665,9 +1780,8 @@ impl Gpu {
         y: &Buf,
         groups: (u32, u32, u32),
     ) -> Res<()> {
-        let (unused_b, unused_i) = (self.unused(), self.unused());
         let params = Self::conv_params(p);
-        let bufs = [&x.buf, &unused_b.buf, &y.buf, &unused_i.buf];
+        let bufs = [&x.buf, &self.no_b, &y.buf, &self.no_i];
         self.dispatch3(entry, &params, bufs, groups)
     }
 

@@ -199,7 +199,8 @@ pub mod suite {
     }
 
     /// Plain, strided, padded, dilated, grouped and depthwise geometries, forward and
-    /// both gradients.
+    /// both gradients (the direct kernels' per-image parts of the weight gradient, with
+    /// two images, included).
     pub fn conv2d(a: &dyn Accel) {
         for (cin, cout, k, s, pad, d, groups) in [
             (3, 8, 3, 1, 1, 1, 1),
@@ -208,6 +209,11 @@ pub mod suite {
             (8, 8, 5, 2, 2, 1, 8),
             (6, 4, 1, 1, 0, 1, 1),
             (5, 7, 3, 2, 0, 1, 1),
+            // Two output channels per input channel, unpadded depthwise, and a grouped
+            // one at stride 1.
+            (4, 8, 3, 1, 1, 1, 4),
+            (8, 8, 3, 1, 0, 1, 8),
+            (4, 6, 3, 1, 1, 1, 2),
         ] {
             let p = conv::Conv2d {
                 n: 2,
