@@ -23,6 +23,8 @@ use std::sync::{Mutex, MutexGuard};
 fn turn(dev: Device) -> Option<MutexGuard<'static, ()>> {
     static TURN: Mutex<()> = Mutex::new(());
     let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // A kernel that reads a reused output buffer's old values fails here.
+    nas_kernels::gpu::poison_freed_buffers();
     if let Err(e) = dev.select() {
         let required = match dev {
             Device::Wgpu => std::env::var_os("NAS_REQUIRE_WGPU").is_some(),

@@ -143,6 +143,96 @@ pub(crate) struct Stream {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pending: Mutex<Pending>,
+    pool: Mutex<Pool>,
+}
+
+/// Most bytes of freed buffers the pool keeps; a buffer freed past it is destroyed.
+const POOL_BYTES: u64 = 2 << 30;
+/// Takes after which a size not taken again is dropped from the pool (an earlier
+/// network's, in a search that builds many), and how often the pool looks for them.
+const IDLE_TAKES: u64 = 1 << 16;
+const SWEEP_EVERY: u64 = 1 << 12;
+
+/// Whether buffers given back to the pool are filled with NaN (a test's check that no
+/// kernel reads an output it did not write; see [`poison_freed_buffers`]).
+static POISON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Fills every buffer given back to the pool with NaN from now on, so a kernel that
+/// relied on a new buffer's zeros fails its test rather than reading a reused buffer's
+/// old values. For tests; it costs a submission per freed buffer.
+#[doc(hidden)]
+pub fn poison_freed_buffers() {
+    POISON.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Freed device buffers by size, for new outputs to reuse: a training step frees and
+/// makes the same sizes again every step, and a new buffer costs an allocation and a
+/// zero fill. A buffer is given back when the last [`Buf`] holding it is dropped; the
+/// commands already recorded that read it still run before any later one writes it (one
+/// queue, in order, with barriers between passes).
+#[derive(Default)]
+struct Pool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    bytes: u64,
+    takes: u64,
+    /// The take count at each size's last take.
+    last: HashMap<u64, u64>,
+}
+
+impl Pool {
+    fn take(&mut self, size: u64) -> Option<wgpu::Buffer> {
+        self.takes += 1;
+        self.last.insert(size, self.takes);
+        if self.takes % SWEEP_EVERY == 0 {
+            let now = self.takes;
+            let idle: Vec<u64> = self
+                .last
+                .iter()
+                .filter(|&(_, &t)| now - t > IDLE_TAKES)
+                .map(|(&size, _)| size)
+                .collect();
+            for size in idle {
+                self.last.remove(&size);
+                if let Some(bufs) = self.free.remove(&size) {
+                    self.bytes -= size * bufs.len() as u64;
+                }
+            }
+        }
+        let b = self.free.get_mut(&size)?.pop()?;
+        self.bytes -= size;
+        Some(b)
+    }
+
+    fn give(&mut self, b: wgpu::Buffer) {
+        let size = b.size();
+        if self.bytes + size <= POOL_BYTES {
+            self.bytes += size;
+            self.free.entry(size).or_default().push(b);
+        }
+    }
+}
+
+/// Gives its buffer back to the pool when the last [`Buf`] sharing it is dropped.
+struct Lease {
+    stream: Arc<Stream>,
+    buf: wgpu::Buffer,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let s = &self.stream;
+        if POISON.load(std::sync::atomic::Ordering::Relaxed) {
+            // Submit the commands that read it first: a queue write runs before the
+            // commands of the next submission.
+            if s.flush().is_err() {
+                return;
+            }
+            let nan = f32::NAN.to_le_bytes();
+            let bytes: Vec<u8> = (0..self.buf.size() / 4).flat_map(|_| nan).collect();
+            s.queue.write_buffer(&self.buf, 0, &bytes);
+        }
+        s.pool.lock().unwrap().give(self.buf.clone());
+    }
 }
 
 #[derive(Default)]
@@ -206,6 +296,7 @@ pub struct Buf {
     stream: Arc<Stream>,
     buf: wgpu::Buffer,
     len: usize,
+    _lease: Arc<Lease>,
 }
 
 impl Buf {
@@ -390,6 +481,7 @@ impl Gpu {
                 device,
                 queue,
                 pending: Default::default(),
+                pool: Default::default(),
             }),
             no_b,
             no_i,
@@ -582,22 +674,46 @@ impl Gpu {
         DevBuf::Wgpu(self.upload(x))
     }
 
-    /// A new device buffer for a kernel's `len` outputs.
+    /// A device buffer for a kernel's `len` outputs: a freed one of that size from the
+    /// pool (holding old values), else a new one (zeros).
     fn output(&self, label: &str, len: usize) -> Buf {
+        self.pooled(label, len).0
+    }
+
+    /// [`Gpu::output`], and whether the buffer came from the pool.
+    fn pooled(&self, label: &str, len: usize) -> (Buf, bool) {
+        let size = (4 * len.max(1)) as u64;
+        if let Some(buf) = self.stream.pool.lock().unwrap().take(size) {
+            return (self.wrap(buf, len), true);
+        }
         let buf = self.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (4 * len.max(1)) as u64,
+            size,
             usage: Buf::USAGE,
             mapped_at_creation: false,
         });
-        self.wrap(buf, len)
+        (self.wrap(buf, len), false)
+    }
+
+    /// A device buffer of `len` zeros (a reused one cleared on the device).
+    fn output_zeroed(&self, label: &str, len: usize) -> Res<Buf> {
+        let (y, reused) = self.pooled(label, len);
+        if reused {
+            self.stream
+                .record("clear", |enc| enc.clear_buffer(&y.buf, 0, None))?;
+        }
+        Ok(y)
     }
 
     fn wrap(&self, buf: wgpu::Buffer, len: usize) -> Buf {
         Buf {
             stream: self.stream.clone(),
-            buf,
+            buf: buf.clone(),
             len,
+            _lease: Arc::new(Lease {
+                stream: self.stream.clone(),
+                buf,
+            }),
         }
     }
 
@@ -1045,8 +1161,7 @@ impl Resident for Gpu {
     }
 
     fn zeros(&self, len: usize) -> Res<DevBuf> {
-        // wgpu zero-fills every buffer it creates.
-        Ok(DevBuf::Wgpu(self.output("zeros", len)))
+        Ok(DevBuf::Wgpu(self.output_zeroed("zeros", len)?))
     }
 
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
@@ -1192,8 +1307,7 @@ impl Resident for Gpu {
         let g = wb(g)?;
         check_len("slice gradient", g.len, outer * len * inner)?;
         check_range(start, len, total)?;
-        // New buffers start zeroed.
-        let y = self.output("unslice", outer * total * inner);
+        let y = self.output_zeroed("unslice", outer * total * inner)?;
         self.axis_block(outer, len, inner, total, start, 0, g, &y)?;
         Ok(DevBuf::Wgpu(y))
     }
@@ -1581,7 +1695,7 @@ impl Resident for Gpu {
                 self.concat(&[w, v])?
             }
             // The buffer starts as the step's direction (zeros read, then replaced).
-            None => self.concat(&[w, &self.output("momentum", n)])?,
+            None => self.concat(&[w, &self.output_zeroed("momentum", n)?])?,
         };
         let params = [
             n as u32,

@@ -9,6 +9,10 @@ pub use buf::Buf;
 
 const OFF: &str = "this nas was built without wgpu support (cargo feature `wgpu`)";
 
+/// Nothing to poison: this build makes no wgpu buffers.
+#[doc(hidden)]
+pub fn poison_freed_buffers() {}
+
 /// A wgpu adapter; none can be opened in this build.
 pub struct Gpu {
     pub adapter: String,
