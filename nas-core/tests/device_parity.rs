@@ -7,9 +7,8 @@
 //! saying so, unless it is required: wgpu under NAS_REQUIRE_WGPU (CI), CUDA wherever an
 //! NVIDIA driver is installed.
 //!
-//! The exact upload counts hold on wgpu, whose backend remembers the small vectors it
-//! already holds (the labels, for the loss's gradient); CUDA uploads the labels again for
-//! the gradient, so on CUDA only what comes down is counted exactly.
+//! Both backends remember the labels they hold, so the loss's gradient does not upload
+//! them again and the upload counts hold exactly on each.
 
 use nas_core::device::Device;
 use nas_core::nn::parameters;
@@ -263,10 +262,8 @@ fn seed_net_training_steps_move_only_the_batch(dev: Device) {
     let batch = 4 * (n * 3 * side * side) as u64;
     let labels = 4 * n as u64;
     for (k, m) in moved.iter().enumerate().skip(1) {
-        if dev == Device::Wgpu {
-            assert_eq!(m.up_bytes, batch + labels, "step {k}: {m:?}");
-            assert_eq!(m.up_calls, 2, "step {k}: {m:?}");
-        }
+        assert_eq!(m.up_bytes, batch + labels, "step {k}: {m:?}");
+        assert_eq!(m.up_calls, 2, "step {k}: {m:?}");
         assert_eq!((m.down_bytes, m.down_calls), (4, 1), "step {k}: {m:?}");
     }
 }
@@ -419,7 +416,7 @@ fn supernet_steps_move_the_batch_and_the_mixing_weights(dev: Device) {
             let up = batch + labels + mixing;
             let down = 4 + mixing;
             assert!(
-                m.up_bytes <= up || dev != Device::Wgpu,
+                m.up_bytes <= up,
                 "fused={fused} step {k}: {m:?}, bound {up}"
             );
             assert!(
@@ -465,7 +462,7 @@ fn darts_supernet_steps_upload_no_activations(dev: Device) {
     let activation = 4 * (n * 4 * space.c * (side / 4) * (side / 4)) as u64;
     assert!(per_step < activation, "{per_step} against {activation}");
     for (k, m) in moved.iter().enumerate().skip(1) {
-        let up = batch + 2 * labels + per_step;
+        let up = batch + labels + per_step;
         assert!(m.up_bytes <= up, "step {k}: {m:?}, bound {up}");
         let down = 4 + per_step;
         assert!(m.down_bytes <= down, "step {k}: {m:?}, bound {down}");

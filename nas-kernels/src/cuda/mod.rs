@@ -361,7 +361,13 @@ pub struct Cuda {
     module: Arc<CudaModule>,
     pub name: String,
     pub compute_capability: (i32, i32),
+    /// The last few target vectors uploaded, and their device copies (see
+    /// [`Cuda::up_targets`]).
+    targets: std::sync::Mutex<std::collections::VecDeque<(Vec<u32>, Arc<CudaSlice<u32>>)>>,
 }
+
+/// Target vectors [`Cuda::up_targets`] remembers.
+const KNOWN_TARGETS: usize = 8;
 
 fn err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> KernelError + '_ {
     move |e| KernelError::device(what, format!("{e:?}"))
@@ -481,6 +487,7 @@ impl Cuda {
                 module,
                 name,
                 compute_capability: cc,
+                targets: Default::default(),
             })
         })
     }
@@ -497,6 +504,22 @@ impl Cuda {
         }
         crate::transfer::up(std::mem::size_of_val(x));
         self.stream.clone_htod(x).map_err(err("upload"))
+    }
+
+    /// Class targets on the device: the copy made for the same values a moment ago if it
+    /// is still remembered (the loss and its gradient read the same labels), else a new
+    /// upload, remembered. Only ever read by kernels.
+    fn up_targets(&self, t: &[u32]) -> Res<Arc<CudaSlice<u32>>> {
+        let mut known = self.targets.lock().unwrap();
+        if let Some((_, d)) = known.iter().find(|(v, _)| v.as_slice() == t) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(self.up(t)?);
+        if known.len() == KNOWN_TARGETS {
+            known.pop_front();
+        }
+        known.push_back((t.to_vec(), d.clone()));
+        Ok(d)
     }
 
     fn zeros<T: DeviceRepr + cudarc::driver::ValidAsZeroBits>(

@@ -799,12 +799,12 @@ impl Resident for Cuda {
     fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32> {
         let logp = cb(logp)?;
         crate::accel::check_targets(rows, cols, logp.len, targets)?;
-        let dt = self.up(targets)?;
+        let dt = self.up_targets(targets)?;
         let mut loss = self.fresh(1)?;
         let (r, c) = (rows as i32, cols as i32);
         let f = self.func("nll_f32")?;
         let mut l = self.stream.launch_builder(&f);
-        l.arg(&*logp.s).arg(&dt).arg(&r).arg(&c).arg(&mut loss);
+        l.arg(&*logp.s).arg(&*dt).arg(&r).arg(&c).arg(&mut loss);
         // SAFETY: arguments match `nll_f32`; one block of 256 threads, as its shared
         // array needs; every target was checked below `cols`.
         unsafe { l.launch(Self::per_channel(1, 256)) }.map_err(err("nll_f32"))?;
@@ -813,12 +813,12 @@ impl Resident for Cuda {
 
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<DevBuf> {
         crate::accel::check_targets(rows, cols, rows * cols, targets)?;
-        let dt = self.up(targets)?;
+        let dt = self.up_targets(targets)?;
         let mut gx = self.fresh(rows * cols)?;
         let (r, c) = (rows as i32, cols as i32);
         let f = self.func("nll_backward_f32")?;
         let mut l = self.stream.launch_builder(&f);
-        l.arg(&dt).arg(&g).arg(&r).arg(&c).arg(&mut gx);
+        l.arg(&*dt).arg(&g).arg(&r).arg(&c).arg(&mut gx);
         // SAFETY: arguments match `nll_backward_f32`; `gx` starts zeroed and every target
         // was checked below `cols`.
         unsafe { l.launch(cfg1d(rows)) }.map_err(err("nll_backward_f32"))?;
