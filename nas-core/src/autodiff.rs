@@ -224,6 +224,7 @@ impl Op {
                 out.rank() <= 4 || (a.shape() == out.shape() && b.shape() == out.shape())
             }
             Sum(a, _) => a.rank() <= 4,
+            Permute(a, _) => a.rank() <= accel::PERMUTE_DIMS,
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
             AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Sigmoid(_)
             | Tanh(_) | Linear(..) | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..)
@@ -296,6 +297,7 @@ impl Op {
                     binary_on(r, Binary::Add, &zeros, a.shape(), &gd()?, kept)
                 }),
                 AddScalar(a, _) | Reshape(a) => acc_dev(a, r, || gd()),
+                Permute(a, perm) => acc_dev(a, r, || r.permute(os, &inverse(perm), &gd()?)),
                 Concat(xs, axis) => {
                     let (outer, total, inner) = mv::around(os, *axis);
                     let mut at = 0;
@@ -517,13 +519,7 @@ impl Op {
                 }
             }
             Reshape(a) => acc(a, |ga| ew::acc_map(g, ga, |x| x)),
-            Permute(a, perm) => {
-                let mut inv = vec![0; perm.len()];
-                for (i, &p) in perm.iter().enumerate() {
-                    inv[p] = i;
-                }
-                put(a, |ga| mv::permute(g, os, &inv, ga));
-            }
+            Permute(a, perm) => put(a, |ga| mv::permute(g, os, &inverse(perm), ga)),
             Concat(xs, axis) => {
                 let (outer, total, inner) = mv::around(os, *axis);
                 let mut at = 0;
@@ -824,4 +820,13 @@ impl Tensor {
         }
         order
     }
+}
+
+/// The permutation that undoes `perm` (a permute's gradient).
+fn inverse(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    inv
 }

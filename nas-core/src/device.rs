@@ -5,7 +5,8 @@
 //! network's parameters and buffers there, an op runs on the device its operands are on (uploading
 //! host operands, such as a batch, once), and its result, its gradients and the
 //! optimiser's buffers stay there until the host reads them. Ops with no device kernel
-//! (broadcasting elementwise ops, sums, permutes) read their operands back, run on the
+//! (broadcasting past 4 dimensions, permutes past 6 axes, dropout's mask) read their
+//! operands back, run on the
 //! CPU, and their results live on the device again. Nothing is routed process-wide:
 //! networks on the CPU, on wgpu and on CUDA can train side by side; operands on two
 //! devices are an error. [`transfers`] counts every copy.
@@ -81,8 +82,9 @@ impl fmt::Display for Device {
 pub const ON_DEVICE: &str = "activations, gradients, weights and SGD/Adam state stay in device \
                              memory; convolutions, linear layers, pooling, batch norm, \
                              log-softmax/NLL, elementwise ops (broadcasting over up to 4 \
-                             dimensions), sums over axes, concatenation and slicing, mixed-op \
-                             sums and the optimiser steps run there, other ops on the CPU";
+                             dimensions), sums over axes, concatenation, slicing and permutes, \
+                             mixed-op sums and the optimiser steps run there, other ops on the \
+                             CPU";
 
 impl Device {
     /// What runs on this device, for messages.

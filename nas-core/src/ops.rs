@@ -412,6 +412,17 @@ impl Tensor {
             self.shape()
         );
         let shape: Vec<usize> = perm.iter().map(|&p| self.dim(p)).collect();
+        let bytes = 8.0 * self.numel() as f64;
+        let y = (self.rank() <= accel::PERMUTE_DIMS)
+            .then(|| {
+                on_resident(&[self], "shape.fwd", 0.0, bytes, |r| {
+                    r.permute(self.shape(), perm, &self.dev_buf(r)?)
+                })
+            })
+            .flatten();
+        if let Some(y) = y {
+            return Tensor::from_device(shape, y, Op::Permute(self.clone(), perm.to_vec()));
+        }
         let mut out = buffer::take(self.numel());
         mv::permute(&self.data(), self.shape(), perm, &mut out);
         Tensor::from_op(shape, out, Op::Permute(self.clone(), perm.to_vec()))

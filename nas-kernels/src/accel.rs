@@ -309,6 +309,9 @@ pub trait Resident {
     /// dimensions, broadcasting to `sy`) has 1s: a broadcast operand's gradient, and a sum
     /// over axes. The result has `sx`'s length.
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf>;
+    /// `x` (of shape `shape`, up to [`PERMUTE_DIMS`] axes) with its axes reordered:
+    /// output axis `d` is input axis `perm[d]`. Its gradient is the inverse permutation.
+    fn permute(&self, shape: &[usize], perm: &[usize], x: &DevBuf) -> Res<DevBuf>;
     /// `[m, k] x [k, n]`, either operand read transposed.
     #[allow(clippy::too_many_arguments)]
     fn matmul(
@@ -650,6 +653,54 @@ impl Embed {
         check_len("embed_kernel's small planes", small, want_small)?;
         check_len("embed_kernel's large planes", large, want_large)
     }
+}
+
+/// Most axes a device permute takes.
+pub const PERMUTE_DIMS: usize = 6;
+
+/// The output shape of `x` (`len` values of shape `shape`) permuted by `perm`, and for
+/// each output axis the input stride it walks, both padded at the front to
+/// [`PERMUTE_DIMS`] axes (size 1, stride 0). Errors: a `perm` that is not an order of the
+/// axes, more than [`PERMUTE_DIMS`] axes, a length that is not the shape's, or a size
+/// past `u32`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+pub(crate) fn permute6(
+    shape: &[usize],
+    perm: &[usize],
+    len: usize,
+) -> Res<([usize; PERMUTE_DIMS], [usize; PERMUTE_DIMS])> {
+    let rank = shape.len();
+    if rank > PERMUTE_DIMS || perm.len() != rank {
+        return Err(KernelError::Invalid(format!(
+            "permute {perm:?} of shape {shape:?}: at most {PERMUTE_DIMS} axes, one entry each"
+        )));
+    }
+    let mut seen = [false; PERMUTE_DIMS];
+    for &p in perm {
+        if p >= rank || std::mem::replace(&mut seen[p], true) {
+            return Err(KernelError::Invalid(format!(
+                "permute {perm:?} of shape {shape:?}: not an order of the axes"
+            )));
+        }
+    }
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= u32::MAX as usize);
+    check_len("permute input", len, numel.unwrap_or(usize::MAX))?;
+    let mut stride = [0usize; PERMUTE_DIMS];
+    let mut s = 1;
+    for d in (0..rank).rev() {
+        stride[d] = s;
+        s *= shape[d];
+    }
+    let (mut dims, mut strides) = ([1usize; PERMUTE_DIMS], [0usize; PERMUTE_DIMS]);
+    let pad = PERMUTE_DIMS - rank;
+    for (d, &p) in perm.iter().enumerate() {
+        dims[pad + d] = shape[p];
+        strides[pad + d] = stride[p];
+    }
+    Ok((dims, strides))
 }
 
 /// A running-statistics update's vectors (the batch's 1/std, the running mean and

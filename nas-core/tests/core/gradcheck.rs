@@ -172,6 +172,15 @@ fn reductions_and_movement() {
     check("permute", &[a.clone()], 1e-2, |t| {
         t[0].permute(&[2, 0, 3, 1])
     });
+    // Six axes (the most a device permute takes) and seven (the CPU's, on a device too).
+    let six = param(&[2, 1, 3, 2, 1, 2], &mut rng);
+    check("permute 6-d", &[six], 1e-2, |t| {
+        t[0].permute(&[5, 3, 1, 0, 4, 2])
+    });
+    let seven = param(&[2, 1, 3, 1, 2, 1, 2], &mut rng);
+    check("permute 7-d", &[seven], 1e-2, |t| {
+        t[0].permute(&[6, 3, 1, 0, 4, 2, 5])
+    });
     check("slice", &[a.clone()], 1e-2, |t| t[0].slice(2, 1, 2));
     let b = param(&[2, 2, 4, 5], &mut rng);
     check("concat", &[a.clone(), b], 1e-2, |t| {

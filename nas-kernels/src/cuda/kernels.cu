@@ -148,6 +148,25 @@ extern "C" __global__ void copy_axis_f32(const float* x, float* y, long long out
     }
 }
 
+// x permuted: y[i] = x at output position i, whose coordinates (over the output dims,
+// padded at the front with 1s) each step their input stride.
+struct Perm6 {
+    long long n;
+    long long dims[6];
+    long long strides[6];
+};
+
+extern "C" __global__ void permute_f32(Perm6 g, const float* x, float* y) {
+    GRID_STRIDE(i, g.n) {
+        long long rem = i, src = 0;
+        for (int d = 5; d >= 0; --d) {
+            src += (rem % g.dims[d]) * g.strides[d];
+            rem /= g.dims[d];
+        }
+        y[i] = x[src];
+    }
+}
+
 // A mixed op's output y[i] = sum_j w[j] * xs[j * n + i], its k candidates back to back.
 extern "C" __global__ void weighted_sum_f32(const float* xs, const float* w, int k, float* y,
                                             long long n) {

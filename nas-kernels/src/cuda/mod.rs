@@ -31,6 +31,7 @@ pub const KERNELS: &[&str] = &[
     "binary_f32",
     "reduce_to_f32",
     "copy_axis_f32",
+    "permute_f32",
     "embed_kernel_f32",
     "embed_kernel_backward_f32",
     "weighted_sum_f32",
@@ -276,6 +277,18 @@ pub struct ConvGeom {
 
 // SAFETY: plain `#[repr(C)]` integers, the layout of the CUDA struct.
 unsafe impl DeviceRepr for ConvGeom {}
+
+/// A permute's geometry as `permute_f32` takes it (`struct Perm6`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Perm6 {
+    pub n: i64,
+    pub dims: [i64; 6],
+    pub strides: [i64; 6],
+}
+
+// SAFETY: plain `#[repr(C)]` integers, the layout of the CUDA struct.
+unsafe impl DeviceRepr for Perm6 {}
 
 /// A shape of up to four dims (right-aligned, padded with 1), as `binary_f32` takes it.
 #[repr(C)]

@@ -394,6 +394,25 @@ impl Resident for Cuda {
         Ok(Self::wrap(y, outer * total * inner))
     }
 
+    fn permute(&self, shape: &[usize], perm: &[usize], x: &DevBuf) -> Res<DevBuf> {
+        let x = cb(x)?;
+        let (dims, strides) = crate::accel::permute6(shape, perm, x.len)?;
+        let n = x.len;
+        let g = super::Perm6 {
+            n: n as i64,
+            dims: dims.map(|d| d as i64),
+            strides: strides.map(|s| s as i64),
+        };
+        let mut y = self.fresh(n)?;
+        let f = self.func("permute_f32")?;
+        let mut l = self.stream.launch_builder(&f);
+        l.arg(&g).arg(&*x.s).arg(&mut y);
+        // SAFETY: arguments match `permute_f32`; every source index is below `n` (the
+        // strides are the input's, the dims its permuted shape, checked against `n`).
+        unsafe { l.launch(cfg1d(n)) }.map_err(err("permute_f32"))?;
+        Ok(Self::wrap(y, n))
+    }
+
     fn slice_axis(
         &self,
         outer: usize,

@@ -197,6 +197,24 @@ fn add_channel(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     Y[i] = A[i] + B[(i / p(2u)) % p(1u)];
 }
 
+// A permuted: Y[i] = A at output position i, whose coordinates (over the output dims
+// d0..d5) each step their input stride s0..s5. P: n, d0..d5, s0..s5.
+@compute @workgroup_size(64)
+fn permute(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    if (i >= p(0u)) {
+        return;
+    }
+    var rem = i;
+    var src = 0u;
+    for (var d = 6u; d > 0u; d = d - 1u) {
+        let dim = p(d);
+        src = src + (rem % dim) * p(6u + d);
+        rem = rem / dim;
+    }
+    Y[i] = A[src];
+}
+
 // Copies between [outer, len, inner] A and the block at `at` along the middle axis of
 // [outer, total, inner] Y (dir 0: concatenation's part, and a slice's gradient into a zero
 // Y) or from that block of A to [outer, len, inner] Y (dir 1: a slice, and concatenation's

@@ -13,7 +13,7 @@
 //! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
 use crate::accel::{broadcast4, broadcast_code, check_len, check_range, check_running_lens};
-use crate::accel::{reduce4, same_lengths};
+use crate::accel::{permute6, reduce4, same_lengths};
 use crate::accel::{Accel, Binary, DevBuf, Embed, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -56,6 +56,7 @@ pub const ENTRIES: &[&str] = &[
     "add_channel",
     "channel_sum",
     "axis_block",
+    "permute",
     "weighted_sum_backward_input",
     "weighted_sum_backward_weight",
     "nll",
@@ -1162,6 +1163,16 @@ impl Resident for Gpu {
 
     fn zeros(&self, len: usize) -> Res<DevBuf> {
         Ok(DevBuf::Wgpu(self.output_zeroed("zeros", len)?))
+    }
+
+    fn permute(&self, shape: &[usize], perm: &[usize], x: &DevBuf) -> Res<DevBuf> {
+        let x = wb(x)?;
+        let (dims, strides) = permute6(shape, perm, x.len)?;
+        let n = x.len;
+        let mut params = vec![n as u32];
+        params.extend(dims.iter().chain(&strides).map(|&v| v as u32));
+        self.run_dev("permute", &params, x, None, n, groups_1d(n))
+            .map(DevBuf::Wgpu)
     }
 
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {

@@ -154,6 +154,7 @@ macro_rules! resident_tests {
             broadcasting_and_sums,
             kernel_embedding,
             concat_and_slice,
+            permutes,
             bad_geometry,
             batch_norm_on_the_device
         );
@@ -770,6 +771,42 @@ pub mod resident {
         }
         close(&g.to_vec().unwrap(), &want, 0.0, "unslice_axis");
         assert!(r.slice_axis(outer, total, inner, 5, 4, &cat).is_err());
+    }
+
+    /// Permutes of 1 to 6 axes against the CPU's, each undone by its inverse; a `perm`
+    /// that is not an order of the axes, 7 axes and a wrong length are errors.
+    pub fn permutes(r: &dyn Resident) {
+        use nas_kernels::cpu::shape::permute;
+        for (shape, perm) in [
+            (vec![7], vec![0]),
+            (vec![3, 5], vec![1, 0]),
+            (vec![2, 3, 4], vec![2, 0, 1]),
+            (vec![2, 3, 4, 5], vec![0, 2, 3, 1]),
+            (vec![2, 1, 3, 2, 4], vec![4, 2, 0, 3, 1]),
+            (vec![2, 3, 1, 2, 3, 2], vec![5, 3, 1, 0, 4, 2]),
+        ] {
+            let n = shape.iter().product();
+            let x = random(n, 70);
+            let mut want = vec![0.0; n];
+            permute(&x, &shape, &perm, &mut want);
+            let what = format!("permute {shape:?} by {perm:?}");
+            let y = r.permute(&shape, &perm, &up(r, &x)).unwrap();
+            close(&y.to_vec().unwrap(), &want, 0.0, &what);
+            let mut inv = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p] = i;
+            }
+            let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+            let back = r.permute(&out, &inv, &y).unwrap();
+            close(&back.to_vec().unwrap(), &x, 0.0, &format!("{what}, undone"));
+        }
+        let x = up(r, &random(24, 71));
+        assert!(r.permute(&[2, 3, 4], &[0, 0, 1], &x).is_err());
+        assert!(r.permute(&[2, 3, 4], &[0, 1, 3], &x).is_err());
+        assert!(r.permute(&[2, 3, 4], &[0, 1], &x).is_err());
+        assert!(r.permute(&[2, 3, 5], &[0, 1, 2], &x).is_err());
+        let seven = [1, 2, 1, 3, 1, 4, 1];
+        assert!(r.permute(&seven, &[0, 1, 2, 3, 4, 5, 6], &x).is_err());
     }
 
     /// A pooling geometry PyTorch refuses (padding past half the window, which would put
