@@ -481,13 +481,17 @@ fn col2im(@builtin(global_invocation_id) id: vec3<u32>) {
 
 // The direct convolution kernels below (grouped and depthwise convolutions; ungrouped
 // ones run as im2col and matmul) tile each plane in 8x8 blocks, a workgroup per block
-// and plane: workgroups x = the plane's blocks, row by row; y + nw.y * z = the plane.
-// Its coordinates are then per workgroup and an invocation divides nothing (llvmpipe
-// divides lane by lane, which made the division the dearest part of a small kernel).
-// Returns (x, y, plane) of this invocation in a plane `width` wide.
-fn tile(lid: vec3<u32>, wid: vec3<u32>, nw: vec3<u32>, width: u32) -> vec3<u32> {
+// and plane, so the plane's coordinates are per workgroup and an invocation divides
+// nothing (llvmpipe divides lane by lane, which made the division the dearest part of a
+// small kernel). Workgroups: x + nw.x * (y % yb) is the block within the plane (row by
+// row), yb the grid rows one plane's blocks take; y / yb + (nw.y / yb) * z is the plane.
+// Returns (x, y, plane) of this invocation in a plane `width` x `height`.
+fn tile(lid: vec3<u32>, wid: vec3<u32>, nw: vec3<u32>, width: u32, height: u32) -> vec3<u32> {
     let bx = (width + 7u) / 8u;
-    return vec3<u32>((wid.x % bx) * 8u + lid.x, (wid.x / bx) * 8u + lid.y, wid.y + nw.y * wid.z);
+    let yb = (bx * ((height + 7u) / 8u) + nw.x - 1u) / nw.x;
+    let block = wid.x + nw.x * (wid.y % yb);
+    let plane = wid.y / yb + (nw.y / yb) * wid.z;
+    return vec3<u32>((block % bx) * 8u + lid.x, (block / bx) * 8u + lid.y, plane);
 }
 
 // Direct 2-D convolution of NCHW `A` with `[cout, cin/groups, kh, kw]` weights `B`.
@@ -503,7 +507,7 @@ fn conv2d(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     let kw = p(6u);
     let oh = p(14u);
     let ow = p(15u);
-    let t = tile(lid, wid, nw, ow);
+    let t = tile(lid, wid, nw, ow, oh);
     if (t.x >= ow || t.y >= oh || t.z >= p(0u) * cout) {
         return;
     }
@@ -633,7 +637,7 @@ fn conv2d_backward_input(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(
     let sw = p(8u);
     let oh = p(14u);
     let ow = p(15u);
-    let t = tile(lid, wid, nw, w);
+    let t = tile(lid, wid, nw, w, h);
     if (t.x >= w || t.y >= h || t.z >= p(0u) * cin) {
         return;
     }
@@ -725,10 +729,11 @@ fn inside(off: i32, s: u32, len: u32, outn: u32) -> vec2<u32> {
 }
 
 // Convolution weight gradient in parts: one invocation per weight element and part,
-// reducing over the output plane of images z, z + nw.z, ... (z the workgroup's); Y =
-// [parts, weights], which `sum_parts` adds up (with one part, the gradient itself). A =
-// input, B = output gradient. P as for conv2d. Splitting the batch gives a GPU enough
-// invocations where a depthwise kernel has only a few hundred weights.
+// reducing over output rows z, z + nw.z, ... of the batch's n * oh (z the workgroup's);
+// Y = [parts, weights], which `sum_parts` adds up (with one part, the gradient itself).
+// A = input, B = output gradient. P as for conv2d. Splitting the rows gives a GPU enough
+// invocations where a depthwise kernel has only a few hundred weights, and keeps each
+// invocation's loops short (llvmpipe stops a loop after 65,535 iterations).
 @compute @workgroup_size(64)
 fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = id.x + id.y * nw.x * 64u;
@@ -757,15 +762,16 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
     let ys = inside(offy, p(7u), h, oh);
     let xs = inside(offx, p(8u), w, ow);
     var s = 0.0;
-    for (var b = wid.z; b < n; b = b + nw.z) {
-        let gp = (b * cout + co) * oh;
-        let xp = (b * cin + c) * h;
-        for (var oy = ys.x; oy < ys.y; oy = oy + 1u) {
-            let grow = (gp + oy) * ow;
-            let xrow = (xp + u32(i32(oy * p(7u)) + offy)) * w;
-            for (var ox = xs.x; ox < xs.y; ox = ox + 1u) {
-                s = s + B[grow + ox] * A[xrow + u32(i32(ox * p(8u)) + offx)];
-            }
+    for (var t = wid.z; t < n * oh; t = t + nw.z) {
+        let oy = t % oh;
+        if (oy < ys.x || oy >= ys.y) {
+            continue;
+        }
+        let b = t / oh;
+        let grow = ((b * cout + co) * oh + oy) * ow;
+        let xrow = ((b * cin + c) * h + u32(i32(oy * p(7u)) + offy)) * w;
+        for (var ox = xs.x; ox < xs.y; ox = ox + 1u) {
+            s = s + B[grow + ox] * A[xrow + u32(i32(ox * p(8u)) + offx)];
         }
     }
     Y[wid.z * len + i] = s;

@@ -6,7 +6,9 @@
 //! direct conv2d and both gradients (stride, padding, dilation, groups), max pooling with
 //! argmax and its gradient, average and adaptive average pooling and their gradients,
 //! batch-norm statistics/apply/backward (one workgroup per channel), log-softmax and its
-//! gradient, and the SGD and Adam updates. Training uses the [`crate::accel::Resident`]
+//! gradient, permutes, and the SGD and Adam updates. Kernels are recorded into one
+//! command encoder and submitted in batches ([`Stream`]); freed output buffers are reused
+//! ([`Pool`]). Training uses the [`crate::accel::Resident`]
 //! implementation below: tensors, gradients and optimiser state live in device memory
 //! ([`Buf`]) and ops run here when their operands are here. The
 //! [`crate::accel::Accel`] implementation (host slices in, host vectors out) is the same
@@ -206,6 +208,8 @@ impl Pool {
 
     fn give(&mut self, b: wgpu::Buffer) {
         let size = b.size();
+        // A size given back but never taken again is idle from now on.
+        self.last.entry(size).or_insert(self.takes);
         if self.bytes + size <= POOL_BYTES {
             self.bytes += size;
             self.free.entry(size).or_default().push(b);
@@ -241,6 +245,10 @@ struct Pending {
     enc: Option<wgpu::CommandEncoder>,
     /// What the recorded commands are, for the error a failed submission reports.
     what: Vec<&'static str>,
+    /// The error of a submission that failed: its commands did not run, so buffers
+    /// handed out as their results hold nothing meaningful, and every later use of the
+    /// device reports this error instead.
+    failed: Option<KernelError>,
 }
 
 impl Stream {
@@ -252,6 +260,9 @@ impl Stream {
         encode: impl FnOnce(&mut wgpu::CommandEncoder),
     ) -> Res<()> {
         let mut p = self.pending.lock().unwrap();
+        if let Some(e) = &p.failed {
+            return Err(e.clone());
+        }
         let enc = p.enc.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("nas") })
@@ -270,6 +281,9 @@ impl Stream {
     }
 
     fn submit(&self, p: &mut Pending) -> Res<()> {
+        if let Some(e) = &p.failed {
+            return Err(e.clone());
+        }
         let Some(enc) = p.enc.take() else {
             return Ok(());
         };
@@ -278,12 +292,11 @@ impl Stream {
         self.queue.submit([enc.finish()]);
         match pollster::block_on(scope.pop()) {
             Some(err) => {
-                let mut names = what.clone();
+                let mut names = what;
                 names.dedup();
-                Err(KernelError::device(
-                    format!("wgpu commands ({})", names.join(", ")),
-                    err,
-                ))
+                let e = KernelError::device(format!("wgpu commands ({})", names.join(", ")), err);
+                p.failed = Some(e.clone());
+                Err(e)
             }
             None => Ok(()),
         }
@@ -297,7 +310,9 @@ pub struct Buf {
     stream: Arc<Stream>,
     buf: wgpu::Buffer,
     len: usize,
-    _lease: Arc<Lease>,
+    /// Where the buffer goes when the last `Buf` holding it is dropped: the pool (an
+    /// output), or nowhere (an upload).
+    _lease: Option<Arc<Lease>>,
 }
 
 impl Buf {
@@ -655,7 +670,14 @@ impl Gpu {
                 contents: &bytes,
                 usage: Buf::USAGE,
             });
-        self.wrap(buf, len)
+        // Not given back to the pool: outputs never take an upload's place, and a batch
+        // a step uploads would otherwise add a buffer to the pool every step.
+        Buf {
+            stream: self.stream.clone(),
+            buf,
+            len,
+            _lease: None,
+        }
     }
 
     /// `x` on the device for kernels to read: a buffer already holding exactly these
@@ -711,10 +733,10 @@ impl Gpu {
             stream: self.stream.clone(),
             buf: buf.clone(),
             len,
-            _lease: Arc::new(Lease {
+            _lease: Some(Arc::new(Lease {
                 stream: self.stream.clone(),
                 buf,
-            }),
+            })),
         }
     }
 
@@ -1115,20 +1137,24 @@ impl Gpu {
 /// Most floats the per-image parts of a direct convolution's weight gradient take.
 const PARTS_FLOATS: usize = 1 << 22;
 
-/// Workgroups of the tiled convolution kernels for `planes` planes of `h`x`w`: x over
-/// the plane's 8x8 blocks, y and z over the planes (see `tile` in the WGSL source).
+/// Workgroups of the tiled convolution kernels for `planes` planes of `h`x`w` (see
+/// `tile` in the WGSL source): x over a plane's 8x8 blocks, continued on `yb` rows of y
+/// where a plane has more than 65,535 blocks; the rest of y and z over the planes.
 fn tiles(h: usize, w: usize, planes: usize) -> Res<(u32, u32, u32)> {
     const LIM: usize = 65_535;
-    let blocks = h.div_ceil(8) * w.div_ceil(8);
-    let y = planes.clamp(1, LIM);
-    let z = planes.div_ceil(LIM).max(1);
-    if blocks > LIM || z > LIM {
+    let blocks = (h.div_ceil(8) * w.div_ceil(8)).max(1);
+    let x = blocks.min(LIM);
+    let yb = blocks.div_ceil(x);
+    // Planes per grid row of z, and the rows of z they take.
+    let per = planes.clamp(1, (LIM / yb).max(1));
+    let z = planes.div_ceil(per).max(1);
+    if yb > LIM || z > LIM {
         return Err(KernelError::Invalid(format!(
             "a {planes}x{h}x{w} convolution is past the wgpu grid limits ({blocks} blocks of \
-             8x8 per plane, {LIM} at most)"
+             8x8 per plane)"
         )));
     }
-    Ok((blocks.max(1) as u32, y as u32, z as u32))
+    Ok((x as u32, (yb * per) as u32, z as u32))
 }
 
 /// `b` as this backend's buffer, or the error of a buffer of another device.
@@ -1390,9 +1416,11 @@ impl Resident for Gpu {
         if Self::by_gemm(p) {
             return self.conv_gemm_backward_weight(p, x, gy).map(DevBuf::Wgpu);
         }
-        // Parts over the batch, as many as keep them within 16 MiB (one at least).
+        // Parts over the batch's output rows, as many as keep them within 16 MiB (one at
+        // least).
         let len = p.weight_len();
-        let parts = (PARTS_FLOATS / len.max(1)).clamp(1, p.n.clamp(1, 65_535));
+        let rows = (p.n * p.out_h()).clamp(1, 65_535);
+        let parts = (PARTS_FLOATS / len.max(1)).clamp(1, rows);
         let y = self.output("y", len);
         let sums = (parts > 1).then(|| self.output("parts", parts * len));
         let out = sums.as_ref().unwrap_or(&y);
@@ -1823,8 +1851,14 @@ impl Gpu {
     /// adds them up.
     fn mm(&self, mm: &Mm, a: &Buf, b: &Buf, y: &Buf) -> Res<()> {
         let blocks = mm.m.div_ceil(8) * mm.n.div_ceil(8);
-        if blocks == 0 || mm.nb == 0 {
+        if blocks == 0 {
             return Ok(());
+        }
+        if mm.nb == 0 {
+            // A sum over no products: zeros (a reused output holds old values).
+            return self
+                .stream
+                .record("clear", |enc| enc.clear_buffer(&y.buf, 0, None));
         }
         let len = mm.m * mm.n;
         let parts = if mm.acc && mm.nb > 1 {

@@ -133,7 +133,16 @@ pub fn bn_case(n: usize, c: usize, hw: usize, seed: u64) -> BnCase {
 #[allow(unused_macros)]
 macro_rules! suite_tests {
     () => {
-        suite_tests!(matmul, conv2d, pooling, batch_norm, log_softmax, weighted_sum, nll);
+        suite_tests!(
+            matmul,
+            conv2d,
+            conv2d_past_one_grid_row,
+            pooling,
+            batch_norm,
+            log_softmax,
+            weighted_sum,
+            nll
+        );
     };
     ($($name:ident),*) => {$(
         #[test]
@@ -253,6 +262,48 @@ pub mod suite {
             conv::conv2d_backward_weight(&p, &x, &gy, &mut gw, None);
             let got = a.conv2d_backward_weight(&p, &x, &gy).unwrap();
             close(&got, &gw, 1e-4, &format!("conv weight grad {p:?}"));
+        }
+    }
+
+    /// Depthwise convolutions whose grid does not fit one row of workgroups: a plane of
+    /// more than 65,535 8x8 blocks, and more than 65,535 planes.
+    pub fn conv2d_past_one_grid_row(a: &dyn Accel) {
+        for (n, c, h, w, k) in [(1, 1, 2050, 2049, 3), (2, 33_000, 1, 1, 1)] {
+            let p = conv::Conv2d {
+                n,
+                cin: c,
+                h,
+                w,
+                cout: c,
+                kh: k,
+                kw: k,
+                sh: 1,
+                sw: 1,
+                ph: k / 2,
+                pw: k / 2,
+                dh: 1,
+                dw: 1,
+                groups: c,
+            };
+            let x = random(p.n * p.cin * p.h * p.w, 11);
+            let w = random(p.weight_len(), 12);
+            let mut want = vec![0.0; p.out_len()];
+            conv::conv2d_forward(&p, &x, &w, None, &mut want);
+            close(
+                &a.conv2d(&p, &x, &w).unwrap(),
+                &want,
+                1e-4,
+                &format!("conv {p:?}"),
+            );
+            let gy = random(p.out_len(), 13);
+            let mut gx = vec![0.0; x.len()];
+            conv::conv2d_backward_input(&p, &gy, &w, &mut gx);
+            let got = a.conv2d_backward_input(&p, &gy, &w).unwrap();
+            close(&got, &gx, 1e-4, &format!("conv input grad {p:?}"));
+            let mut gw = vec![0.0; w.len()];
+            conv::conv2d_backward_weight(&p, &x, &gy, &mut gw, None);
+            let got = a.conv2d_backward_weight(&p, &x, &gy).unwrap();
+            close(&got, &gw, 1e-3, &format!("conv weight grad {p:?}"));
         }
     }
 
