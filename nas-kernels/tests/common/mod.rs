@@ -243,26 +243,32 @@ pub mod suite {
                 dw: d,
                 groups,
             };
-            let x = random(p.n * p.cin * p.h * p.w, 5);
-            let w = random(p.weight_len(), 6);
-            let mut want = vec![0.0; p.out_len()];
-            conv::conv2d_forward(&p, &x, &w, None, &mut want);
-            close(
-                &a.conv2d(&p, &x, &w).unwrap(),
-                &want,
-                1e-4,
-                &format!("conv {p:?}"),
-            );
-            let gy = random(p.out_len(), 9);
-            let mut gx = vec![0.0; x.len()];
-            conv::conv2d_backward_input(&p, &gy, &w, &mut gx);
-            let got = a.conv2d_backward_input(&p, &gy, &w).unwrap();
-            close(&got, &gx, 1e-4, &format!("conv input grad {p:?}"));
-            let mut gw = vec![0.0; w.len()];
-            conv::conv2d_backward_weight(&p, &x, &gy, &mut gw, None);
-            let got = a.conv2d_backward_weight(&p, &x, &gy).unwrap();
-            close(&got, &gw, 1e-4, &format!("conv weight grad {p:?}"));
+            conv_matches(a, &p, 5, 1e-4);
         }
+    }
+
+    /// Convolution `p` forward and both gradients on `a` against the CPU, on random
+    /// inputs from `seed` (`wtol` for the weight gradient, a sum over the whole batch).
+    fn conv_matches(a: &dyn Accel, p: &conv::Conv2d, seed: u64, wtol: f32) {
+        let x = random(p.n * p.cin * p.h * p.w, seed);
+        let w = random(p.weight_len(), seed + 1);
+        let mut want = vec![0.0; p.out_len()];
+        conv::conv2d_forward(p, &x, &w, None, &mut want);
+        close(
+            &a.conv2d(p, &x, &w).unwrap(),
+            &want,
+            1e-4,
+            &format!("conv {p:?}"),
+        );
+        let gy = random(p.out_len(), seed + 2);
+        let mut gx = vec![0.0; x.len()];
+        conv::conv2d_backward_input(p, &gy, &w, &mut gx);
+        let got = a.conv2d_backward_input(p, &gy, &w).unwrap();
+        close(&got, &gx, 1e-4, &format!("conv input grad {p:?}"));
+        let mut gw = vec![0.0; w.len()];
+        conv::conv2d_backward_weight(p, &x, &gy, &mut gw, None);
+        let got = a.conv2d_backward_weight(p, &x, &gy).unwrap();
+        close(&got, &gw, wtol, &format!("conv weight grad {p:?}"));
     }
 
     /// Depthwise convolutions whose grid does not fit one row of workgroups: a plane of
@@ -285,25 +291,7 @@ pub mod suite {
                 dw: 1,
                 groups: c,
             };
-            let x = random(p.n * p.cin * p.h * p.w, 11);
-            let w = random(p.weight_len(), 12);
-            let mut want = vec![0.0; p.out_len()];
-            conv::conv2d_forward(&p, &x, &w, None, &mut want);
-            close(
-                &a.conv2d(&p, &x, &w).unwrap(),
-                &want,
-                1e-4,
-                &format!("conv {p:?}"),
-            );
-            let gy = random(p.out_len(), 13);
-            let mut gx = vec![0.0; x.len()];
-            conv::conv2d_backward_input(&p, &gy, &w, &mut gx);
-            let got = a.conv2d_backward_input(&p, &gy, &w).unwrap();
-            close(&got, &gx, 1e-4, &format!("conv input grad {p:?}"));
-            let mut gw = vec![0.0; w.len()];
-            conv::conv2d_backward_weight(&p, &x, &gy, &mut gw, None);
-            let got = a.conv2d_backward_weight(&p, &x, &gy).unwrap();
-            close(&got, &gw, 1e-3, &format!("conv weight grad {p:?}"));
+            conv_matches(a, &p, 11, 1e-3);
         }
     }
 
