@@ -10,26 +10,22 @@ use std::collections::HashMap;
 const KEEP_FLOATS: usize = 1 << 30;
 
 /// Takes after which a length that was not taken again is dropped from the pool (its
-/// buffers freed, its count of made buffers forgotten). A training step takes the same
-/// lengths again within a few thousand takes; a length idle this long belongs to a
-/// network that is gone (an earlier trial's, an earlier input's), and keeping it would
-/// let a long process that builds many networks of different shapes fill the pool up
-/// to [`KEEP_FLOATS`] with buffers no one takes again.
+/// buffers freed, its count of made buffers forgotten), and how often the pool looks
+/// for such lengths: the rule wgpu's device-buffer pool follows too
+/// ([`nas_kernels::idle`]). A training step takes the same lengths again within a few
+/// thousand takes; a length idle this long belongs to a network that is gone (an
+/// earlier trial's, an earlier input's), and keeping it would let a long process that
+/// builds many networks of different shapes fill the pool up to [`KEEP_FLOATS`] with
+/// buffers no one takes again.
 #[doc(hidden)]
-pub const IDLE_TAKES: u64 = 1 << 16;
-
-/// The pool looks for idle lengths once per this many takes.
-#[doc(hidden)]
-pub const SWEEP_EVERY: u64 = 1 << 12;
+pub use nas_kernels::idle::{IDLE_TAKES, SWEEP_EVERY};
 
 #[doc(hidden)]
 pub struct Pool {
     free: HashMap<usize, Vec<Vec<f32>>>,
     floats: usize,
-    /// Takes so far on this thread.
-    takes: u64,
-    /// The take count at each length's last take.
-    pub last: HashMap<usize, u64>,
+    /// When each length was last taken on this thread.
+    pub last: nas_kernels::idle::Recency<usize>,
     /// How many buffers of each length `take` has allocated on this thread. The pool
     /// keeps at most that many of a length: more could never all be taken again (the
     /// rest were made elsewhere, by callers' own vectors, and `give` frees them). Without
@@ -40,20 +36,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Forgets every length not taken in the last [`IDLE_TAKES`] takes.
-    fn drop_idle(&mut self) {
-        let now = self.takes;
-        let idle: Vec<usize> = self
-            .last
-            .iter()
-            .filter(|&(_, &t)| now - t > IDLE_TAKES)
-            .map(|(&len, _)| len)
-            .collect();
-        for len in idle {
-            self.last.remove(&len);
-            self.made.remove(&len);
-            if let Some(f) = self.free.remove(&len) {
-                self.floats -= len * f.len();
+    /// Counts a take of `len`, and forgets the lengths that went idle (see
+    /// [`IDLE_TAKES`]).
+    fn note_take(&mut self, len: usize) {
+        for idle in self.last.take(len) {
+            self.made.remove(&idle);
+            if let Some(f) = self.free.remove(&idle) {
+                self.floats -= idle * f.len();
             }
         }
     }
@@ -64,8 +53,7 @@ thread_local! {
     pub static POOL: RefCell<Pool> = RefCell::new(Pool {
         free: HashMap::new(),
         floats: 0,
-        takes: 0,
-        last: HashMap::new(),
+        last: Default::default(),
         made: HashMap::new(),
     });
 }
@@ -74,12 +62,7 @@ thread_local! {
 pub fn take(len: usize) -> Vec<f32> {
     let reused = POOL.with(|p| {
         let mut p = p.borrow_mut();
-        p.takes += 1;
-        let now = p.takes;
-        p.last.insert(len, now);
-        if now % SWEEP_EVERY == 0 {
-            p.drop_idle();
-        }
+        p.note_take(len);
         let v = p.free.get_mut(&len).and_then(|v| v.pop());
         if v.is_some() {
             p.floats -= len;

@@ -18,6 +18,7 @@ pub mod gpu;
 #[cfg(not(feature = "wgpu"))]
 #[path = "off/gpu.rs"]
 pub mod gpu;
+pub mod idle;
 pub mod transfer;
 
 /// Says that a test skipped something and why (`msg`), where `cargo test` shows it: on

@@ -151,10 +151,6 @@ pub(crate) struct Stream {
 
 /// Most bytes of freed buffers the pool keeps; a buffer freed past it is destroyed.
 const POOL_BYTES: u64 = 2 << 30;
-/// Takes after which a size not taken again is dropped from the pool (an earlier
-/// network's, in a search that builds many), and how often the pool looks for them.
-const IDLE_TAKES: u64 = 1 << 16;
-const SWEEP_EVERY: u64 = 1 << 12;
 
 /// Whether buffers given back to the pool are filled with NaN (a test's check that no
 /// kernel reads an output it did not write; see [`poison_freed_buffers`]).
@@ -177,28 +173,15 @@ pub fn poison_freed_buffers() {
 struct Pool {
     free: HashMap<u64, Vec<wgpu::Buffer>>,
     bytes: u64,
-    takes: u64,
-    /// The take count at each size's last take.
-    last: HashMap<u64, u64>,
+    /// Sizes no longer taken are dropped (see [`crate::idle`]).
+    recency: crate::idle::Recency<u64>,
 }
 
 impl Pool {
     fn take(&mut self, size: u64) -> Option<wgpu::Buffer> {
-        self.takes += 1;
-        self.last.insert(size, self.takes);
-        if self.takes % SWEEP_EVERY == 0 {
-            let now = self.takes;
-            let idle: Vec<u64> = self
-                .last
-                .iter()
-                .filter(|&(_, &t)| now - t > IDLE_TAKES)
-                .map(|(&size, _)| size)
-                .collect();
-            for size in idle {
-                self.last.remove(&size);
-                if let Some(bufs) = self.free.remove(&size) {
-                    self.bytes -= size * bufs.len() as u64;
-                }
+        for idle in self.recency.take(size) {
+            if let Some(bufs) = self.free.remove(&idle) {
+                self.bytes -= idle * bufs.len() as u64;
             }
         }
         let b = self.free.get_mut(&size)?.pop()?;
@@ -208,8 +191,7 @@ impl Pool {
 
     fn give(&mut self, b: wgpu::Buffer) {
         let size = b.size();
-        // A size given back but never taken again is idle from now on.
-        self.last.entry(size).or_insert(self.takes);
+        self.recency.seen(size);
         if self.bytes + size <= POOL_BYTES {
             self.bytes += size;
             self.free.entry(size).or_default().push(b);
