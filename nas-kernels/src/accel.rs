@@ -598,6 +598,11 @@ pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
     }
 }
 
+/// Values per output from which a device's `reduce_to` sums on a workgroup's (a block's)
+/// lanes instead of one invocation (thread) per output.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+pub(crate) const LONG_SUM: usize = 256;
+
 /// The 4-d shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which
 /// must broadcast to `sy`: (`sy`, `sx`).
 #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]

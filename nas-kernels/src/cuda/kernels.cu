@@ -85,29 +85,66 @@ extern "C" __global__ void binary_f32(const float* a, Shape4 sa, const float* b,
     }
 }
 
+// Where the values summed into element j of a reduce_to's gx lie: j's coordinates in sx,
+// and the span of each axis summed over (1 where sx keeps it).
+struct Summed {
+    long long coord[4];
+    long long span[4];
+};
+
+__device__ Summed summed(Shape4 sy, Shape4 sx, long long j) {
+    Summed t;
+    long long rem = j;
+    for (int k = 3; k >= 0; --k) {
+        t.coord[k] = rem % sx.d[k];
+        rem /= sx.d[k];
+        t.span[k] = sx.d[k] == 1 ? sy.d[k] : 1;
+    }
+    return t;
+}
+
+// The index into g of the r-th value summed into t's element.
+__device__ long long summed_at(const Summed& t, Shape4 sy, long long r) {
+    long long c[4];
+    for (int k = 3; k >= 0; --k) {
+        c[k] = t.span[k] > 1 ? r % t.span[k] : t.coord[k];
+        if (t.span[k] > 1) r /= t.span[k];
+    }
+    return ((c[0] * sy.d[1] + c[1]) * sy.d[2] + c[2]) * sy.d[3] + c[3];
+}
+
 // Sums `g` (shape sy) into `gx` (shape sx, broadcast into sy) times `scale`: the gradient
-// of a broadcast operand. One thread per element of gx, looping over what maps to it.
+// of a broadcast operand. For short sums: one thread per element of gx, looping over what
+// maps to it.
 extern "C" __global__ void reduce_to_f32(const float* g, Shape4 sy, float* gx, Shape4 sx,
                                          long long nx, float scale) {
     GRID_STRIDE(j, nx) {
-        long long coord[4], rem = j;
-        for (int k = 3; k >= 0; --k) {
-            coord[k] = rem % sx.d[k];
-            rem /= sx.d[k];
-        }
-        int span[4];
-        for (int k = 0; k < 4; ++k) span[k] = sx.d[k] == 1 ? sy.d[k] : 1;
+        Summed t = summed(sy, sx, j);
+        long long total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
         float s = 0.f;
-        for (int a0 = 0; a0 < span[0]; ++a0)
-            for (int a1 = 0; a1 < span[1]; ++a1)
-                for (int a2 = 0; a2 < span[2]; ++a2)
-                    for (int a3 = 0; a3 < span[3]; ++a3) {
-                        long long c[4] = {span[0] > 1 ? a0 : coord[0], span[1] > 1 ? a1 : coord[1],
-                                          span[2] > 1 ? a2 : coord[2], span[3] > 1 ? a3 : coord[3]};
-                        long long idx = ((c[0] * sy.d[1] + c[1]) * sy.d[2] + c[2]) * sy.d[3] + c[3];
-                        s += g[idx];
-                    }
+        for (long long r = 0; r < total; ++r) s += g[summed_at(t, sy, r)];
         gx[j] += scale * s;
+    }
+}
+
+// reduce_to_f32 for long sums: one 256-thread block per element of gx (striding over
+// them), its threads striding over the values that map to it and then added up.
+extern "C" __global__ void reduce_to_lanes_f32(const float* g, Shape4 sy, float* gx,
+                                               Shape4 sx, long long nx, float scale) {
+    __shared__ float part[256];
+    for (long long j = blockIdx.x; j < nx; j += gridDim.x) {
+        Summed t = summed(sy, sx, j);
+        long long total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
+        float s = 0.f;
+        for (long long r = threadIdx.x; r < total; r += blockDim.x) s += g[summed_at(t, sy, r)];
+        part[threadIdx.x] = s;
+        __syncthreads();
+        for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+            if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) gx[j] += scale * part[0];
+        __syncthreads();
     }
 }
 

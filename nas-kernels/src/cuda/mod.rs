@@ -30,6 +30,7 @@ pub const KERNELS: &[&str] = &[
     "unary_backward_f32",
     "binary_f32",
     "reduce_to_f32",
+    "reduce_to_lanes_f32",
     "copy_axis_f32",
     "permute_f32",
     "embed_kernel_f32",

@@ -8,7 +8,7 @@
 
 use super::{cfg1d, err, Buf, ConvGeom, Cuda, PoolGeom};
 use crate::accel::{broadcast4, broadcast_code, check_channels, check_len, check_range};
-use crate::accel::{check_running_lens, reduce4, same_lengths};
+use crate::accel::{check_running_lens, reduce4, same_lengths, LONG_SUM};
 use crate::accel::{Binary, DevBuf, Embed, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -345,8 +345,14 @@ impl Resident for Cuda {
         let n: usize = x.iter().product();
         let mut out = self.fresh(n)?;
         if n > 0 {
+            // Long sums take a block each, short ones a thread.
+            let (name, cfg) = if g.len / n >= LONG_SUM {
+                ("reduce_to_lanes_f32", Self::per_channel(n.min(65_535), 256))
+            } else {
+                ("reduce_to_f32", cfg1d(n))
+            };
             let (sy, sx) = (shape4(y)?, shape4(x)?);
-            let f = self.func("reduce_to_f32")?;
+            let f = self.func(name)?;
             let (ni, one) = (n as i64, 1f32);
             let mut l = self.stream.launch_builder(&f);
             l.arg(&*g.s)
@@ -355,9 +361,10 @@ impl Resident for Cuda {
                 .arg(&sx)
                 .arg(&ni)
                 .arg(&one);
-            // SAFETY: arguments match `reduce_to_f32`; `reduce4` checked `g`'s length
-            // against `sy`, which `sx` broadcasts to; `out` (zeroed) holds `sx`.
-            unsafe { l.launch(cfg1d(n)) }.map_err(err("reduce_to_f32"))?;
+            // SAFETY: arguments match both kernels; `reduce4` checked `g`'s length
+            // against `sy`, which `sx` broadcasts to; `out` (zeroed) holds `sx`; the
+            // block kernel's shared array holds its 256 threads.
+            unsafe { l.launch(cfg) }.map_err(err(name))?;
         }
         Ok(Self::wrap(out, n))
     }

@@ -103,42 +103,88 @@ fn binary_bcast(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
     Y[i] = r;
 }
 
+// Where the values summed into output j of a reduce_to (below) lie: the output's
+// coordinates, and the span of each axis it sums over (1 where it keeps the axis).
+struct Summed {
+    coord: array<u32, 4>,
+    span: array<u32, 4>,
+}
+
+fn summed(j: u32) -> Summed {
+    var t: Summed;
+    var rem = j;
+    for (var k = 3i; k >= 0; k--) {
+        let dx = p(5u + u32(k));
+        t.coord[k] = rem % dx;
+        rem = rem / dx;
+        t.span[k] = select(1u, p(1u + u32(k)), dx == 1u);
+    }
+    return t;
+}
+
+// The index into A of the r-th value summed into t's output.
+fn summed_at(t: Summed, r: u32) -> u32 {
+    var q = r;
+    var idx = 0u;
+    var stride = 1u;
+    for (var k = 3i; k >= 0; k--) {
+        var c = t.coord[k];
+        if (t.span[k] > 1u) {
+            c = q % t.span[k];
+            q = q / t.span[k];
+        }
+        idx += c * stride;
+        stride *= p(1u + u32(k));
+    }
+    return idx;
+}
+
 // A (4-d shape P[1..5]) summed down to the 4-d shape P[5..9], which has 1s where A's
-// dims are summed: one invocation per output, looping over the values that map to it.
-// P: outputs, A's dims, the output's dims.
+// dims are summed, for short sums: one invocation per output, looping over the values
+// that map to it. P: outputs, A's dims, the output's dims.
 @compute @workgroup_size(64)
 fn reduce_to(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let j = index(id, nw);
     if (j >= p(0u)) {
         return;
     }
-    var coord: array<u32, 4>;
-    var span: array<u32, 4>;
-    var rem = j;
-    for (var k = 3i; k >= 0; k--) {
-        let dx = p(5u + u32(k));
-        coord[k] = rem % dx;
-        rem = rem / dx;
-        span[k] = select(1u, p(1u + u32(k)), dx == 1u);
-    }
-    let total = span[0] * span[1] * span[2] * span[3];
+    let t = summed(j);
+    let total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
     var s = 0.0;
     for (var r = 0u; r < total; r++) {
-        var q = r;
-        var idx = 0u;
-        var stride = 1u;
-        for (var k = 3i; k >= 0; k--) {
-            var c = coord[k];
-            if (span[k] > 1u) {
-                c = q % span[k];
-                q = q / span[k];
-            }
-            idx += c * stride;
-            stride *= p(1u + u32(k));
-        }
-        s += A[idx];
+        s += A[summed_at(t, r)];
     }
     Y[j] = s;
+}
+
+// reduce_to for long sums: one workgroup per output and part, its 64 lanes striding over
+// the part's values and then added up. Part z of output j sums values z * P[9] up to
+// (z + 1) * P[9] of the output's, into Y[z * outputs + j] (sum_parts adds the parts up
+// where there are several): no lane loops more than P[9] / 64 times (llvmpipe stops a
+// shader after 65,535 loop iterations in all). P: as reduce_to's, then the part's length.
+// Workgroups: x and y over the outputs (x up to 65,535), z over the parts.
+@compute @workgroup_size(64)
+fn reduce_to_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let j = wid.x + wid.y * nw.x;
+    let outputs = p(0u);
+    if (j >= outputs) {
+        return;
+    }
+    let l = lid.x;
+    let t = summed(j);
+    let total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
+    let start = wid.z * p(9u);
+    let end = min(total, start + p(9u));
+    var s = 0.0;
+    for (var r = start + l; r < end; r = r + 64u) {
+        s += A[summed_at(t, r)];
+    }
+    red[l] = s;
+    red2[l] = 0.0;
+    reduce_lanes(l);
+    if (l == 0u) {
+        Y[wid.z * outputs + j] = red[0];
+    }
 }
 
 // Each k x k plane of A written into a zero size x size plane, tap (a, b) at (off + a*dil,
@@ -273,13 +319,14 @@ fn put(base: u32, row: u32, col0: u32, lo: vec4<f32>, hi: vec4<f32>) {
 }
 
 // C = A x B, either operand read transposed, for a batch of matrices at once. P: m, n,
-// k, ta, tb, sa, sb, sc: workgroup row z of the grid computes the product of the pair
-// starting z * sa floats into A and z * sb into B, into C at z * sc. Each invocation
+// k, ta, tb, sa, sb, sc, kp, kc: workgroup row z of the grid computes the product of the
+// pair b = z / kp starting b * sa floats into A and b * sb into B, over part z % kp of k
+// (kc long: no loop longer than that), into C at z * sc. Each invocation
 // computes an 8x8 block of C straight from the storage buffers, written out by hand so
 // the accumulators stay in registers: no workgroup memory and no barriers, which CPU
 // Vulkan drivers emulate at great cost. Rows and columns past the edge read the last row
 // or column (clamped, so the inner loop has no branches) and are not written.
-// Workgroups: 1-D over ceil(m/8) * ceil(n/8) blocks (index), z over the batch.
+// Workgroups: 1-D over ceil(m/8) * ceil(n/8) blocks (index), z over pairs and parts of k.
 @compute @workgroup_size(64)
 fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let m = p(0u);
@@ -337,9 +384,13 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     var h6 = vec4<f32>();
     var l7 = vec4<f32>();
     var h7 = vec4<f32>();
-    let abase = id.z * p(5u);
-    let bbase = id.z * p(6u);
-    for (var q = 0u; q < k; q = q + 1u) {
+    // Slice z of the grid: pair z / kp of the batch, over part z % kp of k.
+    let kp = max(p(8u), 1u);
+    let abase = (id.z / kp) * p(5u);
+    let bbase = (id.z / kp) * p(6u);
+    let q0 = (id.z % kp) * p(9u);
+    let q1 = min(k, q0 + p(9u));
+    for (var q = q0; q < q1; q = q + 1u) {
         let bo = bbase + q * bq;
         let b0 = vec4<f32>(B[bo + c0], B[bo + c1], B[bo + c2], B[bo + c3]);
         let b1 = vec4<f32>(B[bo + c4], B[bo + c5], B[bo + c6], B[bo + c7]);
@@ -733,7 +784,8 @@ fn inside(off: i32, s: u32, len: u32, outn: u32) -> vec2<u32> {
 // Y = [parts, weights], which `sum_parts` adds up (with one part, the gradient itself).
 // A = input, B = output gradient. P as for conv2d. Splitting the rows gives a GPU enough
 // invocations where a depthwise kernel has only a few hundred weights, and keeps each
-// invocation's loops short (llvmpipe stops a loop after 65,535 iterations).
+// invocation's loops short (llvmpipe stops a shader after 65,535 loop iterations in all,
+// one count shared by every loop).
 @compute @workgroup_size(64)
 fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = id.x + id.y * nw.x * 64u;
@@ -956,6 +1008,14 @@ fn adaptive_avg_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @bui
 var<workgroup> red: array<f32, 64>;
 var<workgroup> red2: array<f32, 64>;
 
+// A lane kernel's part of its `count` values: values start..end of them, part wid.y of
+// parts of `len` values each. No loop of a lane runs more than len / 64 times: llvmpipe
+// stops a shader's loops after 65,535 iterations in all (shared by every loop).
+fn part_range(part: u32, len: u32, count: u32) -> vec2<u32> {
+    let start = min(count, part * len);
+    return vec2<u32>(start, min(count, start + len));
+}
+
 fn reduce_lanes(l: u32) {
     workgroupBarrier();
     for (var s = 32u; s > 0u; s = s / 2u) {
@@ -990,34 +1050,71 @@ fn bn_running(@builtin(global_invocation_id) id: vec3<u32>) {
 }
 
 // Per-channel mean and 1/std (biased variance, two passes) of [n, c, hw] A into
-// Y = [mean(c), invstd(c)]. P: n, c, hw, eps. Workgroups: (c, 1).
+// Y = [mean(c), invstd(c)]; with several parts (see part_range), each part's mean and sum
+// of squared deviations into Y[part * 2c..], which bn_stats_merge combines.
+// P: n, c, hw, eps, part length. Workgroups: (c, parts).
 @compute @workgroup_size(64)
-fn bn_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn bn_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let c = p(1u);
     let hw = p(2u);
     let count = p(0u) * hw;
     let ch = wid.x;
     let l = lid.x;
+    let r = part_range(wid.y, p(4u), count);
+    let start = r.x;
+    let end = r.y;
     var s = 0.0;
-    for (var i = l; i < count; i = i + 64u) {
+    for (var i = start + l; i < end; i = i + 64u) {
         s = s + A[((i / hw) * c + ch) * hw + i % hw];
     }
     red[l] = s;
     red2[l] = 0.0;
     reduce_lanes(l);
-    let mu = red[0] / f32(count);
+    let mu = red[0] / f32(end - start);
     workgroupBarrier();
     var q = 0.0;
-    for (var i = l; i < count; i = i + 64u) {
+    for (var i = start + l; i < end; i = i + 64u) {
         let d = A[((i / hw) * c + ch) * hw + i % hw] - mu;
         q = q + d * d;
     }
     red[l] = q;
     reduce_lanes(l);
     if (l == 0u) {
-        Y[ch] = mu;
-        Y[c + ch] = 1.0 / sqrt(red[0] / f32(count) + pf(3u));
+        if (nw.y == 1u) {
+            Y[ch] = mu;
+            Y[c + ch] = 1.0 / sqrt(red[0] / f32(count) + pf(3u));
+        } else {
+            Y[wid.y * 2u * c + ch] = mu;
+            Y[wid.y * 2u * c + c + ch] = red[0];
+        }
     }
+}
+
+// bn_stats' parts combined (Chan et al.'s pairwise update of a mean and a sum of squared
+// deviations) into Y = [mean(c), invstd(c)]. A = the parts' [mean(c), sum(c)] back to
+// back. P: as bn_stats'. Workgroups: 1-D over c.
+@compute @workgroup_size(64)
+fn bn_stats_merge(@builtin(global_invocation_id) id: vec3<u32>) {
+    let c = p(1u);
+    let ch = id.x;
+    if (ch >= c) {
+        return;
+    }
+    let count = p(0u) * p(2u);
+    let len = p(4u);
+    var mean = 0.0;
+    var m2 = 0.0;
+    var seen = 0.0;
+    for (var j = 0u; j * len < count; j = j + 1u) {
+        let nj = f32(min(len, count - j * len));
+        let d = A[j * 2u * c + ch] - mean;
+        let all = seen + nj;
+        mean = mean + d * nj / all;
+        m2 = m2 + A[j * 2u * c + c + ch] + d * d * seen * nj / all;
+        seen = all;
+    }
+    Y[ch] = mean;
+    Y[c + ch] = 1.0 / sqrt(m2 / f32(count) + pf(3u));
 }
 
 // y = (x - mean) * invstd * gamma + beta. A = x; B = [mean, invstd, gamma, beta] (c each).
@@ -1033,8 +1130,9 @@ fn bn_apply(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroup
     Y[i] = (A[i] - B[ch]) * (B[c + ch] * B[2u * c + ch]) + B[3u * c + ch];
 }
 
-// Per-channel sums of g and g * (x - mean) * invstd into Y = [sum_g(c), sum_gxhat(c)].
-// A = x; B = [g (n*c*hw), mean (c), invstd (c)]. P: n, c, hw. Workgroups: (c, 1).
+// Per-channel sums of g and g * (x - mean) * invstd into Y = [sum_g(c), sum_gxhat(c)],
+// part wid.y's (see part_range) at Y[part * 2c..]. A = x; B = [g (n*c*hw), mean (c),
+// invstd (c)]. P: n, c, hw, part length. Workgroups: (c, parts).
 @compute @workgroup_size(64)
 fn bn_backward_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let c = p(1u);
@@ -1045,9 +1143,12 @@ fn bn_backward_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     let l = lid.x;
     let mu = B[total + ch];
     let is = B[total + c + ch];
+    let r = part_range(wid.y, p(3u), count);
+    let start = r.x;
+    let end = r.y;
     var a = 0.0;
     var b = 0.0;
-    for (var i = l; i < count; i = i + 64u) {
+    for (var i = start + l; i < end; i = i + 64u) {
         let o = ((i / hw) * c + ch) * hw + i % hw;
         a = a + B[o];
         b = b + B[o] * (A[o] - mu);
@@ -1056,8 +1157,8 @@ fn bn_backward_sums(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     red2[l] = b;
     reduce_lanes(l);
     if (l == 0u) {
-        Y[ch] = red[0];
-        Y[c + ch] = red2[0] * is;
+        Y[wid.y * 2u * c + ch] = red[0];
+        Y[wid.y * 2u * c + c + ch] = red2[0] * is;
     }
 }
 
@@ -1081,8 +1182,8 @@ fn bn_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     Y[i] = a * B[i] - k * (A[i] - mu) - d;
 }
 
-// Per-channel sums of [n, c, plane] A into Y (c): a bias's gradient. P: n, c, plane.
-// Workgroups: (c, 1).
+// Per-channel sums of [n, c, plane] A into Y (c): a bias's gradient, part wid.y's (see
+// part_range) at Y[part * c..]. P: n, c, plane, part length. Workgroups: (c, parts).
 @compute @workgroup_size(64)
 fn channel_sum(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let c = p(1u);
@@ -1090,15 +1191,18 @@ fn channel_sum(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let count = p(0u) * plane;
     let ch = wid.x;
     let l = lid.x;
+    let r = part_range(wid.y, p(3u), count);
+    let start = r.x;
+    let end = r.y;
     var s = 0.0;
-    for (var i = l; i < count; i = i + 64u) {
+    for (var i = start + l; i < end; i = i + 64u) {
         s = s + A[((i / plane) * c + ch) * plane + i % plane];
     }
     red[l] = s;
     red2[l] = 0.0;
     reduce_lanes(l);
     if (l == 0u) {
-        Y[ch] = red[0];
+        Y[wid.y * c + ch] = red[0];
     }
 }
 
@@ -1131,22 +1235,26 @@ fn weighted_sum_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @bu
     Y[i] = B[i / n] * A[i % n];
 }
 
-// Its mixing-weight gradients: Y[j] = dot(g, x_j). A = [x_0, .., x_{k-1}], B = g (n).
-// P: n. Workgroups: (k, 1).
+// Its mixing-weight gradients: Y[j] = dot(g, x_j), part wid.y's (see part_range) at
+// Y[part * k + j]. A = [x_0, .., x_{k-1}], B = g (n). P: n, part length.
+// Workgroups: (k, parts).
 @compute @workgroup_size(64)
-fn weighted_sum_backward_weight(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn weighted_sum_backward_weight(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let n = p(0u);
     let j = wid.x;
     let l = lid.x;
+    let r = part_range(wid.y, p(1u), n);
+    let start = r.x;
+    let end = r.y;
     var s = 0.0;
-    for (var i = l; i < n; i = i + 64u) {
+    for (var i = start + l; i < end; i = i + 64u) {
         s = s + B[i] * A[j * n + i];
     }
     red[l] = s;
     red2[l] = 0.0;
     reduce_lanes(l);
     if (l == 0u) {
-        Y[j] = red[0];
+        Y[wid.y * nw.x + j] = red[0];
     }
 }
 

@@ -15,7 +15,7 @@
 //! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
 use crate::accel::{broadcast4, broadcast_code, check_len, check_range, check_running_lens};
-use crate::accel::{permute6, reduce4, same_lengths};
+use crate::accel::{permute6, reduce4, same_lengths, LONG_SUM};
 use crate::accel::{Accel, Binary, DevBuf, Embed, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -32,6 +32,7 @@ pub const ENTRIES: &[&str] = &[
     "binary",
     "binary_bcast",
     "reduce_to",
+    "reduce_to_lanes",
     "embed_kernel",
     "embed_kernel_backward",
     "matmul",
@@ -48,6 +49,7 @@ pub const ENTRIES: &[&str] = &[
     "adaptive_avg_pool",
     "adaptive_avg_pool_backward",
     "bn_stats",
+    "bn_stats_merge",
     "bn_apply",
     "bn_running",
     "bn_backward_sums",
@@ -970,14 +972,9 @@ impl Accel for Gpu {
         beta: &[f32],
         eps: f32,
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
-        let stats = self.run("bn_stats", &params, x, &[], 2 * c, (c as u32, 1))?;
-        let (mean, invstd) = (stats[..c].to_vec(), stats[c..].to_vec());
-        let chans = [&mean[..], &invstd[..], gamma, beta].concat();
-        let total = n * c * hw;
-        let params = [total as u32, c as u32, hw as u32];
-        let y = self.run("bn_apply", &params, x, &chans, total, groups_1d(total))?;
-        Ok((y, mean, invstd))
+        let (x, gamma, beta) = (self.dup(x), self.dup(gamma), self.dup(beta));
+        let (y, mean, invstd) = Resident::batch_norm_train(self, n, c, hw, &x, &gamma, &beta, eps)?;
+        Ok((y.to_vec()?, mean.to_vec()?, invstd.to_vec()?))
     }
 
     fn batch_norm_backward(
@@ -991,15 +988,10 @@ impl Accel for Gpu {
         mean: &[f32],
         invstd: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let total = n * c * hw;
-        let b = [gy, mean, invstd].concat();
-        let params = [n as u32, c as u32, hw as u32];
-        let sums = self.run("bn_backward_sums", &params, x, &b, 2 * c, (c as u32, 1))?;
-        let (gbeta, ggamma) = (sums[..c].to_vec(), sums[c..].to_vec());
-        let b = [gy, mean, invstd, gamma, &gbeta, &ggamma].concat();
-        let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
-        let gx = self.run("bn_backward_input", &params, x, &b, total, groups_1d(total))?;
-        Ok((gx, ggamma, gbeta))
+        let [x, gy, gamma, mean, invstd] = [x, gy, gamma, mean, invstd].map(|v| self.dup(v));
+        let (gx, ggamma, gbeta) =
+            Resident::batch_norm_backward(self, n, c, hw, &x, &gy, &gamma, &mean, &invstd)?;
+        Ok((gx.to_vec()?, ggamma.to_vec()?, gbeta.to_vec()?))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {
@@ -1048,14 +1040,8 @@ impl Accel for Gpu {
             k * n,
             groups_1d(k * n),
         )?;
-        let gw = self.run(
-            "weighted_sum_backward_weight",
-            &params,
-            xs,
-            gy,
-            k,
-            (k as u32, 1),
-        )?;
+        let each: Vec<DevBuf> = (0..k).map(|j| self.dup(&xs[j * n..(j + 1) * n])).collect();
+        let gw = Resident::weighted_sum_backward_weight(self, &each, &self.dup(gy))?;
         Ok((gx, gw))
     }
 
@@ -1115,6 +1101,22 @@ impl Gpu {
         Ok(y)
     }
 }
+
+/// Most values one workgroup of `reduce_to_lanes` sums: 1,024 per lane, far inside the
+/// 65,535 loop iterations llvmpipe allows a shader (all its loops together).
+const SUM_PART: usize = 64 * 1024;
+
+/// Most values one workgroup of a per-channel (lane) kernel sums: 16,384 per lane, well
+/// inside the 65,535 loop iterations llvmpipe allows a shader (all its loops together).
+const LANE_PART: usize = 64 * 16_384;
+
+/// The parts of at most [`LANE_PART`] values a lane kernel splits `count` values into.
+fn lane_parts(count: usize) -> usize {
+    count.div_ceil(LANE_PART).max(1)
+}
+
+/// Most of k one invocation of `matmul` sums over; a longer k is split into parts.
+const MM_K_PART: usize = 16_384;
 
 /// Most floats the per-image parts of a direct convolution's weight gradient take.
 const PARTS_FLOATS: usize = 1 << 22;
@@ -1242,10 +1244,23 @@ impl Resident for Gpu {
         let g = wb(g)?;
         let [y, x] = reduce4(sy, g.len, sx)?;
         let n: usize = x.iter().product();
+        let total = g.len / n.max(1);
         let mut params = vec![n as u32];
         params.extend(y.iter().chain(&x).map(|&d| d as u32));
-        self.run_dev("reduce_to", &params, g, None, n, groups_1d(n))
-            .map(DevBuf::Wgpu)
+        if total < LONG_SUM {
+            return self
+                .run_dev("reduce_to", &params, g, None, n, groups_1d(n))
+                .map(DevBuf::Wgpu);
+        }
+        // Long sums: a workgroup per output and part of at most SUM_PART values.
+        let parts = total.div_ceil(SUM_PART);
+        params.push(SUM_PART as u32);
+        let (gx, gy) = (n.min(65_535), n.div_ceil(65_535));
+        let out = self.output("y", parts * n);
+        let bufs = [&g.buf, &self.no_b, &out.buf, &self.no_i];
+        let grid = (gx as u32, gy as u32, parts as u32);
+        self.dispatch3("reduce_to_lanes", &params, bufs, grid)?;
+        self.sum_parts(out, n, parts).map(DevBuf::Wgpu)
     }
 
     fn matmul(
@@ -1345,9 +1360,11 @@ impl Resident for Gpu {
     fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf> {
         let g = wb(g)?;
         check_len("channel_sum input", g.len, n * c * plane)?;
-        let params = [n as u32, c as u32, plane as u32];
-        self.run_dev("channel_sum", &params, g, None, c, (c.max(1) as u32, 1))
-            .map(DevBuf::Wgpu)
+        let parts = lane_parts(n * plane);
+        let params = [n, c, plane, LANE_PART].map(|v| v as u32);
+        let groups = (c.max(1) as u32, parts as u32);
+        let out = self.run_dev("channel_sum", &params, g, None, parts * c, groups)?;
+        self.sum_parts(out, c, parts).map(DevBuf::Wgpu)
     }
 
     fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
@@ -1398,14 +1415,16 @@ impl Resident for Gpu {
         if Self::by_gemm(p) {
             return self.conv_gemm_backward_weight(p, x, gy).map(DevBuf::Wgpu);
         }
-        // Parts over the batch's output rows, as many as keep them within 16 MiB (one at
-        // least).
+        // Parts over the batch's output rows: as many as keep them within 16 MiB, but
+        // at least enough that no invocation loops more than about 32,768 times over its
+        // rows and their positions (llvmpipe stops a shader after 65,535 loop iterations
+        // in all), and at most 32,768, so that sum_parts' loop over them is short too.
         let len = p.weight_len();
-        let rows = (p.n * p.out_h()).clamp(1, 65_535);
-        let parts = (PARTS_FLOATS / len.max(1)).clamp(1, rows);
-        let y = self.output("y", len);
-        let sums = (parts > 1).then(|| self.output("parts", parts * len));
-        let out = sums.as_ref().unwrap_or(&y);
+        let all_rows = p.n * p.out_h();
+        let rows = all_rows.clamp(1, 32_768);
+        let fewest = (all_rows * (p.out_w() + 1)).div_ceil(32_768).clamp(1, rows);
+        let parts = (PARTS_FLOATS / len.max(1)).clamp(fewest, rows);
+        let out = self.output("parts", parts * len);
         let (gx, gy_) = groups_1d(len);
         let bufs = [&x.buf, &gy.buf, &out.buf, &self.no_i];
         let params = Self::conv_params(p);
@@ -1415,12 +1434,7 @@ impl Resident for Gpu {
             bufs,
             (gx, gy_, parts as u32),
         )?;
-        if let Some(sums) = sums {
-            let params = [len as u32, parts as u32];
-            let bufs = [&sums.buf, &self.no_b, &y.buf, &self.no_i];
-            self.dispatch("sum_parts", &params, bufs, groups_1d(len))?;
-        }
-        Ok(DevBuf::Wgpu(y))
+        self.sum_parts(out, len, parts).map(DevBuf::Wgpu)
     }
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
@@ -1537,8 +1551,20 @@ impl Resident for Gpu {
         check_len("batch_norm input", x.len, total)?;
         check_len("batch_norm gamma", gamma.len, c)?;
         check_len("batch_norm beta", beta.len, c)?;
-        let params = [n as u32, c as u32, hw as u32, eps.to_bits()];
-        let stats = self.run_dev("bn_stats", &params, x, None, 2 * c, (c as u32, 1))?;
+        let parts = lane_parts(n * hw);
+        let params = [
+            n as u32,
+            c as u32,
+            hw as u32,
+            eps.to_bits(),
+            LANE_PART as u32,
+        ];
+        let groups = (c as u32, parts as u32);
+        let mut stats = self.run_dev("bn_stats", &params, x, None, parts * 2 * c, groups)?;
+        if parts > 1 {
+            let groups = (c.div_ceil(64) as u32, 1);
+            stats = self.run_dev("bn_stats_merge", &params, &stats, None, 2 * c, groups)?;
+        }
         // B = [mean, invstd, gamma, beta].
         let chans = self.concat(&[&stats, gamma, beta])?;
         let params = [total as u32, c as u32, hw as u32];
@@ -1577,9 +1603,11 @@ impl Resident for Gpu {
             check_len(&format!("batch_norm {what}"), b.len, c)?;
         }
         let b = self.concat(&[gy, mean, invstd, gamma])?;
-        let params = [n as u32, c as u32, hw as u32];
-        let name = "bn_backward_sums";
-        let sums = self.run_dev(name, &params, x, Some(&b), 2 * c, (c as u32, 1))?;
+        let parts = lane_parts(n * hw);
+        let params = [n, c, hw, LANE_PART].map(|v| v as u32);
+        let (name, groups) = ("bn_backward_sums", (c as u32, parts as u32));
+        let sums = self.run_dev(name, &params, x, Some(&b), parts * 2 * c, groups)?;
+        let sums = self.sum_parts(sums, 2 * c, parts)?;
         // B = [g, mean, invstd, gamma, sum_g, sum_gxhat]: `b` already holds the first four.
         let b = self.concat(&[&b, &sums])?;
         let params = [total as u32, c as u32, hw as u32, (n * hw) as u32];
@@ -1689,9 +1717,11 @@ impl Resident for Gpu {
         check_len("weighted sum output gradient", gy.len, n)?;
         let cat = self.concat(xs)?;
         let k = xs.len();
-        let name = "weighted_sum_backward_weight";
-        self.run_dev(name, &[n as u32], &cat, Some(gy), k, (k as u32, 1))?
-            .to_vec()
+        let parts = lane_parts(n);
+        let params = [n, LANE_PART].map(|v| v as u32);
+        let (name, groups) = ("weighted_sum_backward_weight", (k as u32, parts as u32));
+        let out = self.run_dev(name, &params, &cat, Some(gy), parts * k, groups)?;
+        self.sum_parts(out, k, parts)?.to_vec()
     }
 
     fn sgd(
@@ -1843,12 +1873,26 @@ impl Gpu {
                 .record("clear", |enc| enc.clear_buffer(&y.buf, 0, None));
         }
         let len = mm.m * mm.n;
-        let parts = if mm.acc && mm.nb > 1 {
-            Some(self.output("parts", mm.nb * len))
-        } else {
-            None
-        };
-        let sc = if mm.acc { len } else { mm.sc };
+        // A long k is split into parts (llvmpipe stops a shader after 65,535 loop
+        // iterations in all), each its own product, summed after.
+        let kp = mm.k.div_ceil(MM_K_PART).max(1);
+        if kp > 1 && mm.nb > 1 && !mm.acc {
+            return Err(KernelError::Invalid(format!(
+                "matmul: a batch of {} separate products over k = {} (more than {MM_K_PART})",
+                mm.nb, mm.k
+            )));
+        }
+        let slices = mm.nb * kp;
+        if slices > 65_535 {
+            return Err(KernelError::Invalid(format!(
+                "matmul: {} products of k = {} are past the wgpu grid limit",
+                mm.nb, mm.k
+            )));
+        }
+        let summed = slices > 1 && (mm.acc || kp > 1);
+        let parts = summed.then(|| self.output("parts", slices * len));
+        let sc = if summed { len } else { mm.sc };
+        let kc = if kp > 1 { MM_K_PART } else { mm.k };
         let params = [
             mm.m,
             mm.n,
@@ -1858,6 +1902,8 @@ impl Gpu {
             mm.sa,
             mm.sb,
             sc,
+            kp,
+            kc,
         ]
         .map(|v| v as u32);
         let (gx, gy) = groups_1d(blocks);
@@ -1866,18 +1912,30 @@ impl Gpu {
             "matmul",
             &params,
             [&a.buf, &b.buf, &out.buf, &self.no_i],
-            (gx, gy, mm.nb as u32),
+            (gx, gy, slices as u32),
         )?;
         if let Some(parts) = parts {
-            let params = [len as u32, mm.nb as u32];
-            self.dispatch(
-                "sum_parts",
-                &params,
-                [&parts.buf, &self.no_b, &y.buf, &self.no_i],
-                groups_1d(len),
-            )?;
+            self.add_parts(&parts, len, slices, y)?;
         }
         Ok(())
+    }
+
+    /// The sum of `parts` consecutive slices of `len` floats of `buf` (`buf` itself when
+    /// there is one).
+    fn sum_parts(&self, buf: Buf, len: usize, parts: usize) -> Res<Buf> {
+        if parts <= 1 {
+            return Ok(buf);
+        }
+        let y = self.output("y", len);
+        self.add_parts(&buf, len, parts, &y)?;
+        Ok(y)
+    }
+
+    /// [`Gpu::sum_parts`] into `y`.
+    fn add_parts(&self, buf: &Buf, len: usize, parts: usize, y: &Buf) -> Res<()> {
+        let params = [len as u32, parts as u32];
+        let bufs = [&buf.buf, &self.no_b, &y.buf, &self.no_i];
+        self.dispatch("sum_parts", &params, bufs, groups_1d(len))
     }
 
     /// Whether convolution `p` runs as im2col and a matmul: ungrouped (grouped and

@@ -137,6 +137,7 @@ macro_rules! suite_tests {
             matmul,
             conv2d,
             conv2d_past_one_grid_row,
+            long_k,
             pooling,
             batch_norm,
             log_softmax,
@@ -165,7 +166,9 @@ macro_rules! resident_tests {
             concat_and_slice,
             permutes,
             bad_geometry,
-            batch_norm_on_the_device
+            batch_norm_on_the_device,
+            long_reductions,
+            long_channel_sums
         );
     };
     ($($name:ident),*) => {$(
@@ -293,6 +296,38 @@ pub mod suite {
             };
             conv_matches(a, &p, 11, 1e-3);
         }
+    }
+
+    /// Products over a k past llvmpipe's limit of 65,535 iterations per shader loop: a
+    /// matmul with k = 70,000 (every transpose) and an ungrouped convolution over a
+    /// 300x300 plane, whose weight gradient reduces 90,000 positions per image.
+    pub fn long_k(a: &dyn Accel) {
+        let (m, n, k) = (3, 10, 70_000);
+        let x = random(m * k, 21);
+        let y = random(k * n, 22);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut want = vec![0.0; m * n];
+            gemm::sgemm(m, n, k, &x, ta, &y, tb, &mut want, false, false);
+            let got = a.matmul(m, n, k, &x, ta, &y, tb).unwrap();
+            close(&got, &want, 1e-4, &format!("matmul k={k} ta={ta} tb={tb}"));
+        }
+        let p = conv::Conv2d {
+            n: 2,
+            cin: 2,
+            h: 300,
+            w: 300,
+            cout: 3,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            ph: 1,
+            pw: 1,
+            dh: 1,
+            dw: 1,
+            groups: 1,
+        };
+        conv_matches(a, &p, 23, 1e-4);
     }
 
     fn pool_geom(k: usize, s: usize, pad: usize) -> pool::Pool2d {
@@ -707,6 +742,86 @@ pub mod resident {
         assert!(r.reduce_to(&a, &[2, 3], &[2, 1, 1]).is_err());
         assert!(r.reduce_to(&a, &[2, 3], &[3, 3]).is_err());
         assert!(r.reduce_to(&a, &[2, 2], &[1]).is_err());
+    }
+
+    /// Sums long enough to pass llvmpipe's limit of 65,535 iterations per shader loop:
+    /// a per-channel gradient of a [64, 16, 32, 32] batch (65,536 values per channel), a
+    /// whole tensor of 2^20, and sums in several parts along either axis; and short ones
+    /// into many outputs, beside them. The values are multiples of 1/4 whose sums stay
+    /// exact in f32, so any order of summation gives the CPU's answer.
+    pub fn long_reductions(r: &dyn Resident) {
+        use nas_kernels::cpu::elementwise as ew;
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[64, 16, 32, 32], &[1, 16, 1, 1]),
+            (&[1 << 20], &[1]),
+            (&[70_000], &[]),
+            (&[3, 70_001], &[3, 1]),
+            (&[70_001, 3], &[1, 3]),
+            (&[300, 700], &[1, 700]),
+            (&[20, 255, 3], &[20, 1, 3]),
+        ];
+        for (sy, sx) in cases {
+            let g: Vec<f32> = (0..sy.iter().product::<usize>())
+                .map(|i| 1.0 + (i % 7) as f32 * 0.25)
+                .collect();
+            let mut want = vec![0.0; sx.iter().product()];
+            ew::acc_sum_to(&g, sy, &mut want, sx);
+            let got = r.reduce_to(&up(r, &g), sy, sx).unwrap();
+            close(
+                &got.to_vec().unwrap(),
+                &want,
+                1e-7,
+                &format!("sum {sy:?} to {sx:?}"),
+            );
+        }
+    }
+
+    /// Per-channel sums over more values than 64 lanes cover in 65,535 iterations each
+    /// (4,300,000 per channel): a bias's gradient, batch norm's statistics and gradients,
+    /// and a mixing weight's gradient.
+    pub fn long_channel_sums(r: &dyn Resident) {
+        let (c, plane) = (2, 4_300_000);
+        // Multiples of 1/4 summing below 2^22: exact in f32 in any order.
+        let g: Vec<f32> = (0..c * plane).map(|i| 0.25 * (1 + i % 2) as f32).collect();
+        let want: Vec<f32> = (0..c)
+            .map(|ch| g[ch * plane..(ch + 1) * plane].iter().sum())
+            .collect();
+        let got = r.channel_sum(1, c, plane, &up(r, &g)).unwrap();
+        close(&got.to_vec().unwrap(), &want, 0.0, "channel sums");
+        let k = super::bn_case(1, c, plane, 80);
+        let (dx, dg, db) = (up(r, &k.x), up(r, &k.gamma), up(r, &k.beta));
+        let (_, gm, gi) = r
+            .batch_norm_train(1, c, plane, &dx, &dg, &db, k.eps)
+            .unwrap();
+        close(&gm.to_vec().unwrap(), &k.mean, 1e-4, "batch mean");
+        close(&gi.to_vec().unwrap(), &k.invstd, 1e-4, "batch 1/std");
+        let (_, dgg, dgb) = r
+            .batch_norm_backward(1, c, plane, &dx, &up(r, &k.g), &dg, &gm, &gi)
+            .unwrap();
+        close(&dgg.to_vec().unwrap(), &k.ggamma, 1e-3, "gamma gradient");
+        close(&dgb.to_vec().unwrap(), &k.gbeta, 1e-3, "beta gradient");
+        // A ramp along each channel, so that the parts' means differ and combining them
+        // takes their counts and deviations; against f64 sums.
+        let ramp: Vec<f32> = (0..c * plane)
+            .map(|i| 3.0 * (i % plane) as f32 / plane as f32 + (i / plane) as f32)
+            .collect();
+        let (one, zero) = (up(r, &vec![1.0; c]), up(r, &vec![0.0; c]));
+        let (_, gm, gi) = r
+            .batch_norm_train(1, c, plane, &up(r, &ramp), &one, &zero, 1e-5)
+            .unwrap();
+        let (mut mean, mut invstd) = (vec![], vec![]);
+        for ch in ramp.chunks(plane) {
+            let m = ch.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
+            let v = ch.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / plane as f64;
+            mean.push(m as f32);
+            invstd.push((1.0 / (v + 1e-5).sqrt()) as f32);
+        }
+        close(&gm.to_vec().unwrap(), &mean, 1e-5, "ramp mean");
+        close(&gi.to_vec().unwrap(), &invstd, 1e-4, "ramp 1/std");
+        let xs = [up(r, &g[..plane]), up(r, &g[plane..])];
+        let ones = vec![1.0; plane];
+        let got = r.weighted_sum_backward_weight(&xs, &up(r, &ones)).unwrap();
+        close(&got, &want, 0.0, "mixing-weight gradient");
     }
 
     /// Kernels written at a larger size (dilated or not, 1x1 included) and the gradient
