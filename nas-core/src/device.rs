@@ -136,6 +136,17 @@ impl Device {
         Ok(())
     }
 
+    /// Whether `t` lives on this device (a host tensor on the CPU; on CUDA, on any GPU:
+    /// a tensor does not record which).
+    pub fn holds(&self, t: &Tensor) -> bool {
+        matches!(
+            (self, t.place()),
+            (Device::Cpu, None)
+                | (Device::Wgpu, Some(Place::Wgpu))
+                | (Device::Cuda(_), Some(Place::Cuda))
+        )
+    }
+
     /// Waits until everything asked of this device so far has run (a benchmark's timing
     /// of work whose results stay there). Nothing to wait for on the CPU.
     pub fn finish(&self) -> Result<(), String> {
@@ -156,6 +167,21 @@ impl Device {
             }
             Device::Cuda(n) => Some(Active(accel::cuda_backend(*n)?.0)),
         })
+    }
+}
+
+impl Tensor {
+    /// A copy of this tensor's values on `device` (this tensor itself where it lives
+    /// there already): a batch or a constant moved in, or a result brought back with
+    /// `Device::Cpu`. The copy is a new constant, not recorded for backward; a network's
+    /// parameters move with [`Device::place`], which keeps them the same tensors.
+    pub fn to(&self, device: &Device) -> Result<Tensor, String> {
+        if device.holds(self) {
+            return Ok(self.clone());
+        }
+        let t = self.detach();
+        device.place_tensor(&t)?;
+        Ok(t)
     }
 }
 

@@ -58,6 +58,7 @@ on_devices!(
     darts_supernet_steps_upload_no_activations,
     eval_forward_moves_the_batch_and_the_logits,
     saved_running_statistics_come_back_without_a_read,
+    tensors_move_with_to,
 );
 
 /// Largest difference relative to the largest reference magnitude, at most `tol`.
@@ -541,4 +542,34 @@ fn saved_running_statistics_come_back_without_a_read(dev: Device) {
     pass(&mut rng);
     let changed: Vec<Vec<f32>> = buffers.iter().map(|t| t.to_vec()).collect();
     assert_ne!(changed, orig, "a pass changes the statistics");
+}
+
+/// `Tensor::to` copies a tensor onto the device (one upload of its values) and back to
+/// the host (one read), leaving the original where it was; a tensor already on the
+/// device comes back as itself; ops on the copy run on the device.
+fn tensors_move_with_to(dev: Device) {
+    let Some(_turn) = turn(dev) else { return };
+    let mut rng = Rng::new(12);
+    let x = Tensor::randn(&[3, 5, 7], 1.0, &mut rng);
+    let before = nas_core::device::transfers();
+    let y = x.to(&dev).unwrap();
+    let moved = nas_core::device::transfers() - before;
+    assert_eq!((moved.up_bytes, moved.up_calls), (4 * 105, 1), "{moved:?}");
+    assert!(dev.holds(&y) && y.place().is_some());
+    assert!(Device::Cpu.holds(&x) && x.place().is_none());
+    assert!(y.to(&dev).unwrap().same(&y));
+    let z = y.mul_scalar(2.0).exp();
+    assert!(dev.holds(&z), "an op on the copy runs on the device");
+    let before = nas_core::device::transfers();
+    let back = z.to(&Device::Cpu).unwrap();
+    let moved = nas_core::device::transfers() - before;
+    assert_eq!(
+        (moved.down_bytes, moved.up_calls),
+        (4 * 105, 0),
+        "{moved:?}"
+    );
+    assert!(Device::Cpu.holds(&back) && back.place().is_none());
+    let want: Vec<f32> = x.to_vec().iter().map(|v| (2.0 * v).exp()).collect();
+    assert_close(&want, &back.to_vec(), 1e-6, "exp(2x) on the device");
+    assert!(x.to(&Device::Cpu).unwrap().same(&x));
 }
