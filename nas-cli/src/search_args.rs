@@ -52,9 +52,9 @@ pub struct SearchArgs {
     /// supernet training in the search.
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
-    /// Backend: cpu, wgpu (the first Vulkan adapter; the network, its gradients and the
-    /// optimiser's state live in its memory) or cuda[:N] (convolutions, linear layers,
-    /// pooling, batch norm, the loss and mixed-op sums run there, operands copied per call).
+    /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N] (NVIDIA GPU N). On a
+    /// device the network, its gradients and the optimiser's state live in its memory;
+    /// each batch goes up once and the loss comes back once per step.
     #[arg(long, default_value = "cpu")]
     #[serde(default = "default_device")]
     pub device: String,

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Backend: cpu, wgpu (the first Vulkan adapter; the network, its gradients and the
-    /// optimiser's state live in its memory) or cuda[:N] (convolutions, linear layers,
-    /// pooling, batch norm, the loss and mixed-op sums run there, operands copied per call).
+    /// Backend: cpu, wgpu (the first Vulkan adapter) or cuda[:N] (NVIDIA GPU N). On a
+    /// device the network, its gradients and the optimiser's state live in its memory;
+    /// each batch goes up once and the loss comes back once per step.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[command(flatten)]
