@@ -60,3 +60,21 @@ fn with_resident(f: impl FnOnce(&dyn nas_kernels::accel::Resident)) {
 }
 
 resident_tests!();
+
+/// The per-channel (lane) kernels with the many short parts a GPU takes, here on
+/// whatever adapter runs the tests (llvmpipe in CI, where parts are long): a part length
+/// that is not a multiple of the 64 lanes, and the GPU's own. Other tests running
+/// meanwhile take these parts too, which changes nothing but rounding.
+#[test]
+fn lane_kernels_in_gpu_sized_parts() {
+    let Some(g) = gpu() else { return };
+    for part in [200, 64 * 64] {
+        nas_kernels::gpu::set_lane_part(part);
+        common::resident::batch_norm_on_the_device(g);
+        common::resident::optimisers_and_bias(g);
+        common::resident::long_channel_sums(g);
+        common::suite::batch_norm(g);
+        common::suite::weighted_sum(g);
+    }
+    nas_kernels::gpu::set_lane_part(0);
+}

@@ -1090,9 +1090,11 @@ fn bn_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
     }
 }
 
-// bn_stats' parts combined (Chan et al.'s pairwise update of a mean and a sum of squared
-// deviations) into Y = [mean(c), invstd(c)]. A = the parts' [mean(c), sum(c)] back to
-// back. P: as bn_stats'. Workgroups: 1-D over c.
+// bn_stats' parts combined into Y = [mean(c), invstd(c)]: the mean of the parts' means
+// weighted by their counts, then the sum of squared deviations as each part's own plus
+// its count times its mean's squared distance from the mean (Chan, Golub and LeVeque's
+// combination), both as compensated sums, since there may be thousands of parts. A = the
+// parts' [mean(c), sum(c)] back to back. P: as bn_stats'. Workgroups: 1-D over c.
 @compute @workgroup_size(64)
 fn bn_stats_merge(@builtin(global_invocation_id) id: vec3<u32>) {
     let c = p(1u);
@@ -1102,19 +1104,27 @@ fn bn_stats_merge(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     let count = p(0u) * p(2u);
     let len = p(4u);
-    var mean = 0.0;
-    var m2 = 0.0;
-    var seen = 0.0;
-    for (var j = 0u; j * len < count; j = j + 1u) {
-        let nj = f32(min(len, count - j * len));
+    let parts = (count + len - 1u) / len;
+    var s = 0.0;
+    var lost = 0.0;
+    for (var j = 0u; j < parts; j = j + 1u) {
+        let t = f32(min(len, count - j * len)) * A[j * 2u * c + ch] - lost;
+        let u = s + t;
+        lost = (u - s) - t;
+        s = u;
+    }
+    let mean = s / f32(count);
+    s = 0.0;
+    lost = 0.0;
+    for (var j = 0u; j < parts; j = j + 1u) {
         let d = A[j * 2u * c + ch] - mean;
-        let all = seen + nj;
-        mean = mean + d * nj / all;
-        m2 = m2 + A[j * 2u * c + c + ch] + d * d * seen * nj / all;
-        seen = all;
+        let t = A[j * 2u * c + c + ch] + f32(min(len, count - j * len)) * d * d - lost;
+        let u = s + t;
+        lost = (u - s) - t;
+        s = u;
     }
     Y[ch] = mean;
-    Y[c + ch] = 1.0 / sqrt(m2 / f32(count) + pf(3u));
+    Y[c + ch] = 1.0 / sqrt(s / f32(count) + pf(3u));
 }
 
 // y = (x - mean) * invstd * gamma + beta. A = x; B = [mean, invstd, gamma, beta] (c each).

@@ -84,6 +84,10 @@ pub struct Gpu {
     known: std::sync::Mutex<Known>,
     /// The adapter's name and backend, for reports.
     pub adapter: String,
+    /// Values per workgroup of the per-channel (lane) kernels: few on a GPU, so that a
+    /// channel's sum spreads over many workgroups; many on a CPU driver, where each
+    /// workgroup and dispatch costs.
+    lane_part: usize,
 }
 
 /// A bounded memory of small host vectors and device buffers holding exactly those
@@ -489,6 +493,11 @@ impl Gpu {
             pipelines,
             known: Default::default(),
             adapter: format!("{} ({:?})", info.name, info.backend),
+            lane_part: if info.device_type == wgpu::DeviceType::Cpu {
+                LANE_PART
+            } else {
+                GPU_LANE_PART
+            },
         })
     }
 
@@ -1108,11 +1117,22 @@ const SUM_PART: usize = 64 * 1024;
 
 /// Most values one workgroup of a per-channel (lane) kernel sums: 16,384 per lane, well
 /// inside the 65,535 loop iterations llvmpipe allows a shader (all its loops together).
+/// CPU drivers take parts this long.
 const LANE_PART: usize = 64 * 16_384;
 
-/// The parts of at most [`LANE_PART`] values a lane kernel splits `count` values into.
-fn lane_parts(count: usize) -> usize {
-    count.div_ceil(LANE_PART).max(1)
+/// The parts GPUs take: 64 values per lane, so that a batch's channel (64 x 32 x 32
+/// values, say) spreads over 16 workgroups rather than one.
+const GPU_LANE_PART: usize = 64 * 64;
+
+/// A test's part length for the lane kernels in place of the adapter's (0: none).
+static LANE_PART_FOR_TESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Makes the per-channel (lane) kernels split their sums into parts of `values` values
+/// (0: the adapter's own choice again), so that tests on a CPU driver run the GPU's
+/// many-part paths. Any part length gives the same sums, up to rounding.
+#[doc(hidden)]
+pub fn set_lane_part(values: usize) {
+    LANE_PART_FOR_TESTS.store(values, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Most of k one invocation of `matmul` sums over; a longer k is split into parts.
@@ -1360,8 +1380,8 @@ impl Resident for Gpu {
     fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf> {
         let g = wb(g)?;
         check_len("channel_sum input", g.len, n * c * plane)?;
-        let parts = lane_parts(n * plane);
-        let params = [n, c, plane, LANE_PART].map(|v| v as u32);
+        let (parts, len) = self.lane_parts(n * plane);
+        let params = [n, c, plane, len].map(|v| v as u32);
         let groups = (c.max(1) as u32, parts as u32);
         let out = self.run_dev("channel_sum", &params, g, None, parts * c, groups)?;
         self.sum_parts(out, c, parts).map(DevBuf::Wgpu)
@@ -1551,14 +1571,8 @@ impl Resident for Gpu {
         check_len("batch_norm input", x.len, total)?;
         check_len("batch_norm gamma", gamma.len, c)?;
         check_len("batch_norm beta", beta.len, c)?;
-        let parts = lane_parts(n * hw);
-        let params = [
-            n as u32,
-            c as u32,
-            hw as u32,
-            eps.to_bits(),
-            LANE_PART as u32,
-        ];
+        let (parts, len) = self.lane_parts(n * hw);
+        let params = [n as u32, c as u32, hw as u32, eps.to_bits(), len as u32];
         let groups = (c as u32, parts as u32);
         let mut stats = self.run_dev("bn_stats", &params, x, None, parts * 2 * c, groups)?;
         if parts > 1 {
@@ -1603,8 +1617,8 @@ impl Resident for Gpu {
             check_len(&format!("batch_norm {what}"), b.len, c)?;
         }
         let b = self.concat(&[gy, mean, invstd, gamma])?;
-        let parts = lane_parts(n * hw);
-        let params = [n, c, hw, LANE_PART].map(|v| v as u32);
+        let (parts, len) = self.lane_parts(n * hw);
+        let params = [n, c, hw, len].map(|v| v as u32);
         let (name, groups) = ("bn_backward_sums", (c as u32, parts as u32));
         let sums = self.run_dev(name, &params, x, Some(&b), parts * 2 * c, groups)?;
         let sums = self.sum_parts(sums, 2 * c, parts)?;
@@ -1717,8 +1731,8 @@ impl Resident for Gpu {
         check_len("weighted sum output gradient", gy.len, n)?;
         let cat = self.concat(xs)?;
         let k = xs.len();
-        let parts = lane_parts(n);
-        let params = [n, LANE_PART].map(|v| v as u32);
+        let (parts, len) = self.lane_parts(n);
+        let params = [n, len].map(|v| v as u32);
         let (name, groups) = ("weighted_sum_backward_weight", (k as u32, parts as u32));
         let out = self.run_dev(name, &params, &cat, Some(gy), parts * k, groups)?;
         self.sum_parts(out, k, parts)?.to_vec()
@@ -1918,6 +1932,16 @@ impl Gpu {
             self.add_parts(&parts, len, slices, y)?;
         }
         Ok(())
+    }
+
+    /// How a lane kernel splits `count` values: (parts, values per part). Parts are as
+    /// long as the adapter takes them, and long enough that there are at most 16,384
+    /// (so sum_parts' loop and bn_stats_merge's two loops over them stay short).
+    fn lane_parts(&self, count: usize) -> (usize, usize) {
+        let set = LANE_PART_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed);
+        let want = if set > 0 { set } else { self.lane_part };
+        let len = want.max(count.div_ceil(16_384)).max(1);
+        (count.div_ceil(len).max(1), len)
     }
 
     /// The sum of `parts` consecutive slices of `len` floats of `buf` (`buf` itself when
