@@ -212,18 +212,19 @@ impl Op {
 
     /// Whether this op's gradient rule runs on the device: its output gradient or one
     /// of its inputs is there (for NLL, its input), and the shapes are ones the device
-    /// kernels take (broadcasting over at most 4 dimensions).
+    /// kernels take (broadcasting over at most [`accel::BROADCAST_DIMS`] dimensions).
     fn has_dev_rule(&self, out: &Tensor, g: &Values) -> bool {
         use Op::*;
         let here = matches!(g, Values::Dev(_)) || self.inputs().iter().any(|t| t.on_device());
         match self {
             Nll(x, _) => x.on_device(),
             _ if !here => false,
-            // The device kernels broadcast over at most 4 dimensions (same shapes, any rank).
+            // The device kernels broadcast over at most 6 dimensions (same shapes, any rank).
             Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) => {
-                out.rank() <= 4 || (a.shape() == out.shape() && b.shape() == out.shape())
+                out.rank() <= accel::BROADCAST_DIMS
+                    || (a.shape() == out.shape() && b.shape() == out.shape())
             }
-            Sum(a, _) => a.rank() <= 4,
+            Sum(a, _) => a.rank() <= accel::BROADCAST_DIMS,
             Permute(a, _) => a.rank() <= accel::PERMUTE_DIMS,
             MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
             AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Sigmoid(_)

@@ -148,8 +148,8 @@ impl Tensor {
         });
         let n: usize = shape.iter().product();
         let bytes = 4.0 * (self.numel() + other.numel() + n) as f64;
-        // The device kernels broadcast over at most 4 dimensions (same shapes, any rank).
-        if shape.len() <= 4 || self.shape() == other.shape() {
+        // The device kernels broadcast over at most 6 dimensions (same shapes, any rank).
+        if shape.len() <= accel::BROADCAST_DIMS || self.shape() == other.shape() {
             let (a, b) = (self, other);
             let y = on_resident(&[a, b], "elementwise.fwd", n as f64, bytes, |r| {
                 let (da, db) = (a.dev_buf(r)?, b.dev_buf(r)?);
@@ -243,7 +243,7 @@ impl Tensor {
             }
         };
         let n = self.numel() as f64;
-        if self.rank() <= 4 {
+        if self.rank() <= accel::BROADCAST_DIMS {
             let y = on_resident(&[self], "sum.fwd", n, 4.0 * n, |r| {
                 r.reduce_to(&self.dev_buf(r)?, self.shape(), &kept)
             });

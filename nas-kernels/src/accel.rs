@@ -296,7 +296,8 @@ pub trait Resident {
     /// A same-length elementwise operation.
     fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf>;
     /// `a op b` (add, sub, mul or div) with NumPy broadcasting, `a` of shape `sa` and `b`
-    /// of shape `sb`, at most 4 dimensions each: the result has the broadcast shape.
+    /// of shape `sb`, at most [`BROADCAST_DIMS`] dimensions each: the result has the
+    /// broadcast shape.
     fn binary_broadcast(
         &self,
         op: Binary,
@@ -305,8 +306,8 @@ pub trait Resident {
         b: &DevBuf,
         sb: &[usize],
     ) -> Res<DevBuf>;
-    /// `g` (shape `sy`) summed over the dimensions where shape `sx` (at most 4
-    /// dimensions, broadcasting to `sy`) has 1s: a broadcast operand's gradient, and a sum
+    /// `g` (shape `sy`) summed over the dimensions where shape `sx` (at most
+    /// [`BROADCAST_DIMS`] dimensions, broadcasting to `sy`) has 1s: a broadcast operand's gradient, and a sum
     /// over axes. The result has `sx`'s length.
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf>;
     /// `x` (of shape `shape`, up to [`PERMUTE_DIMS`] axes) with its axes reordered:
@@ -552,28 +553,41 @@ pub(crate) fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
     Ok(())
 }
 
-/// `s` as the broadcasting kernels take it: right-aligned in 4 dimensions, padded with 1s.
+/// Most dimensions of the shapes the broadcasting and summing kernels take.
+pub const BROADCAST_DIMS: usize = 6;
+
+/// A shape as the broadcasting kernels take it.
+pub(crate) type Shape = [usize; BROADCAST_DIMS];
+
+/// `s` as the broadcasting kernels take it: right-aligned in [`BROADCAST_DIMS`]
+/// dimensions, padded with 1s.
 #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
-fn shape4(what: &str, s: &[usize]) -> Res<[usize; 4]> {
-    if s.len() > 4 {
+fn padded(what: &str, s: &[usize]) -> Res<Shape> {
+    if s.len() > BROADCAST_DIMS {
         return Err(KernelError::Invalid(format!(
-            "{what}: shape {s:?} has more than the 4 dimensions the device kernels take"
+            "{what}: shape {s:?} has more than the {BROADCAST_DIMS} dimensions the device \
+             kernels take"
         )));
     }
-    let mut d = [1; 4];
-    d[4 - s.len()..].copy_from_slice(s);
+    let mut d = [1; BROADCAST_DIMS];
+    d[BROADCAST_DIMS - s.len()..].copy_from_slice(s);
     Ok(d)
 }
 
-/// The 4-d shapes of a broadcast `a op b` (the result's, `a`'s, `b`'s), checked against
-/// the operands' lengths `la` and `lb`.
+/// The padded shapes of a broadcast `a op b` (the result's, `a`'s, `b`'s), checked
+/// against the operands' lengths `la` and `lb`.
 #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
-pub(crate) fn broadcast4(sa: &[usize], la: usize, sb: &[usize], lb: usize) -> Res<[[usize; 4]; 3]> {
+pub(crate) fn broadcast_shapes(
+    sa: &[usize],
+    la: usize,
+    sb: &[usize],
+    lb: usize,
+) -> Res<[Shape; 3]> {
     check_len("broadcast operand a", la, sa.iter().product())?;
     check_len("broadcast operand b", lb, sb.iter().product())?;
-    let (a, b) = (shape4("broadcast", sa)?, shape4("broadcast", sb)?);
-    let mut y = [1; 4];
-    for k in 0..4 {
+    let (a, b) = (padded("broadcast", sa)?, padded("broadcast", sb)?);
+    let mut y = [1; BROADCAST_DIMS];
+    for k in 0..BROADCAST_DIMS {
         y[k] = match (a[k], b[k]) {
             (u, v) if u == v || v == 1 => u,
             (1, v) => v,
@@ -603,13 +617,13 @@ pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
 #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) const LONG_SUM: usize = 256;
 
-/// The 4-d shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which
+/// The padded shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which
 /// must broadcast to `sy`: (`sy`, `sx`).
 #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
-pub(crate) fn reduce4(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[[usize; 4]; 2]> {
+pub(crate) fn sum_shapes(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[Shape; 2]> {
     check_len("reduce_to operand", lg, sy.iter().product())?;
-    let (y, x) = (shape4("reduce_to", sy)?, shape4("reduce_to", sx)?);
-    if (0..4).any(|k| x[k] != y[k] && x[k] != 1) {
+    let (y, x) = (padded("reduce_to", sy)?, padded("reduce_to", sx)?);
+    if (0..BROADCAST_DIMS).any(|k| x[k] != y[k] && x[k] != 1) {
         return Err(KernelError::Invalid(format!(
             "reduce_to: shape {sx:?} does not broadcast to {sy:?}"
         )));

@@ -143,6 +143,16 @@ fn elementwise_and_broadcasting() {
     check("add, 5 dimensions", &[five.clone(), b.clone()], 1e-2, |t| {
         t[0].add(&t[1])
     });
+    // 6 dimensions broadcast on the device; 7 fall back to the CPU.
+    let six = param(&[2, 1, 3, 1, 2, 2], &mut rng);
+    let six_b = param(&[1, 2, 1, 2, 1, 2], &mut rng);
+    check("mul, 6 dimensions", &[six.clone(), six_b], 1e-2, |t| {
+        t[0].mul(&t[1])
+    });
+    let seven = param(&[2, 1, 1, 3, 1, 2, 2], &mut rng);
+    check("sub, 7 dimensions", &[seven, six], 1e-2, |t| {
+        t[0].sub(&t[1])
+    });
     // Same shapes of any rank run on the device.
     let five2 = param(&[2, 1, 2, 3, 4], &mut rng);
     check("mul same, 5 dimensions", &[five, five2], 1e-2, |t| {

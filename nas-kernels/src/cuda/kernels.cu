@@ -48,20 +48,20 @@ extern "C" __global__ void unary_backward_f32(const float* x, const float* y, co
     }
 }
 
-// Broadcasting binary op over up to 4 dims (shapes right-aligned, padded with 1).
+// Broadcasting binary op over up to 6 dims (shapes right-aligned, padded with 1).
 // op: 0 add, 1 sub, 2 mul, 3 div.
-struct Shape4 {
-    int d[4];
+struct Shape {
+    int d[6];
 };
 
-__device__ inline long long bcast_index(long long i, Shape4 out, Shape4 in) {
+__device__ inline long long bcast_index(long long i, Shape out, Shape in) {
     long long idx = 0, stride = 1, rem = i;
-    long long coord[4];
-    for (int k = 3; k >= 0; --k) {
+    long long coord[6];
+    for (int k = 5; k >= 0; --k) {
         coord[k] = rem % out.d[k];
         rem /= out.d[k];
     }
-    for (int k = 3; k >= 0; --k) {
+    for (int k = 5; k >= 0; --k) {
         long long c = in.d[k] == 1 ? 0 : coord[k];
         idx += c * stride;
         stride *= in.d[k];
@@ -69,8 +69,8 @@ __device__ inline long long bcast_index(long long i, Shape4 out, Shape4 in) {
     return idx;
 }
 
-extern "C" __global__ void binary_f32(const float* a, Shape4 sa, const float* b, Shape4 sb,
-                                      float* y, Shape4 sy, long long n, int op) {
+extern "C" __global__ void binary_f32(const float* a, Shape sa, const float* b, Shape sb,
+                                      float* y, Shape sy, long long n, int op) {
     GRID_STRIDE(i, n) {
         float u = a[bcast_index(i, sy, sa)];
         float v = b[bcast_index(i, sy, sb)];
@@ -88,14 +88,14 @@ extern "C" __global__ void binary_f32(const float* a, Shape4 sa, const float* b,
 // Where the values summed into element j of a reduce_to's gx lie: j's coordinates in sx,
 // and the span of each axis summed over (1 where sx keeps it).
 struct Summed {
-    long long coord[4];
-    long long span[4];
+    long long coord[6];
+    long long span[6];
 };
 
-__device__ Summed summed(Shape4 sy, Shape4 sx, long long j) {
+__device__ Summed summed(Shape sy, Shape sx, long long j) {
     Summed t;
     long long rem = j;
-    for (int k = 3; k >= 0; --k) {
+    for (int k = 5; k >= 0; --k) {
         t.coord[k] = rem % sx.d[k];
         rem /= sx.d[k];
         t.span[k] = sx.d[k] == 1 ? sy.d[k] : 1;
@@ -104,23 +104,32 @@ __device__ Summed summed(Shape4 sy, Shape4 sx, long long j) {
 }
 
 // The index into g of the r-th value summed into t's element.
-__device__ long long summed_at(const Summed& t, Shape4 sy, long long r) {
-    long long c[4];
-    for (int k = 3; k >= 0; --k) {
-        c[k] = t.span[k] > 1 ? r % t.span[k] : t.coord[k];
+__device__ long long summed_at(const Summed& t, Shape sy, long long r) {
+    long long idx = 0, stride = 1;
+    for (int k = 5; k >= 0; --k) {
+        long long c = t.span[k] > 1 ? r % t.span[k] : t.coord[k];
         if (t.span[k] > 1) r /= t.span[k];
+        idx += c * stride;
+        stride *= sy.d[k];
     }
-    return ((c[0] * sy.d[1] + c[1]) * sy.d[2] + c[2]) * sy.d[3] + c[3];
+    return idx;
+}
+
+// The number of values summed into each element of a reduce_to's gx.
+__device__ long long summed_count(const Summed& t) {
+    long long n = 1;
+    for (int k = 0; k < 6; ++k) n *= t.span[k];
+    return n;
 }
 
 // Sums `g` (shape sy) into `gx` (shape sx, broadcast into sy) times `scale`: the gradient
 // of a broadcast operand. For short sums: one thread per element of gx, looping over what
 // maps to it.
-extern "C" __global__ void reduce_to_f32(const float* g, Shape4 sy, float* gx, Shape4 sx,
+extern "C" __global__ void reduce_to_f32(const float* g, Shape sy, float* gx, Shape sx,
                                          long long nx, float scale) {
     GRID_STRIDE(j, nx) {
         Summed t = summed(sy, sx, j);
-        long long total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
+        long long total = summed_count(t);
         float s = 0.f;
         for (long long r = 0; r < total; ++r) s += g[summed_at(t, sy, r)];
         gx[j] += scale * s;
@@ -129,12 +138,12 @@ extern "C" __global__ void reduce_to_f32(const float* g, Shape4 sy, float* gx, S
 
 // reduce_to_f32 for long sums: one 256-thread block per element of gx (striding over
 // them), its threads striding over the values that map to it and then added up.
-extern "C" __global__ void reduce_to_lanes_f32(const float* g, Shape4 sy, float* gx,
-                                               Shape4 sx, long long nx, float scale) {
+extern "C" __global__ void reduce_to_lanes_f32(const float* g, Shape sy, float* gx,
+                                               Shape sx, long long nx, float scale) {
     __shared__ float part[256];
     for (long long j = blockIdx.x; j < nx; j += gridDim.x) {
         Summed t = summed(sy, sx, j);
-        long long total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
+        long long total = summed_count(t);
         float s = 0.f;
         for (long long r = threadIdx.x; r < total; r += blockDim.x) s += g[summed_at(t, sy, r)];
         part[threadIdx.x] = s;

@@ -291,15 +291,16 @@ pub(crate) struct Perm6 {
 // SAFETY: plain `#[repr(C)]` integers, the layout of the CUDA struct.
 unsafe impl DeviceRepr for Perm6 {}
 
-/// A shape of up to four dims (right-aligned, padded with 1), as `binary_f32` takes it.
+/// A shape of up to six dims (right-aligned, padded with 1), as `binary_f32` and
+/// `reduce_to_f32` take it (`Shape` in the CUDA source).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Shape4 {
-    pub d: [i32; 4],
+pub(crate) struct Shape6 {
+    pub d: [i32; crate::accel::BROADCAST_DIMS],
 }
 
 // SAFETY: plain `#[repr(C)]` integers, the layout of the CUDA struct.
-unsafe impl DeviceRepr for Shape4 {}
+unsafe impl DeviceRepr for Shape6 {}
 
 impl From<&crate::cpu::conv::Conv2d> for ConvGeom {
     fn from(p: &crate::cpu::conv::Conv2d) -> ConvGeom {

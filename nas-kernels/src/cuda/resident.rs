@@ -7,17 +7,17 @@
 //! [`Accel`]: crate::accel::Accel
 
 use super::{cfg1d, err, Buf, ConvGeom, Cuda, PoolGeom};
-use crate::accel::{broadcast4, broadcast_code, check_channels, check_len, check_range};
-use crate::accel::{check_running_lens, reduce4, same_lengths, LONG_SUM};
+use crate::accel::{broadcast_code, broadcast_shapes, check_channels, check_len, check_range};
+use crate::accel::{check_running_lens, same_lengths, sum_shapes, Shape, LONG_SUM};
 use crate::accel::{Binary, DevBuf, Embed, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use std::sync::Arc;
 
-/// A checked 4-d shape as the broadcasting kernels take it.
-fn shape4(d: [usize; 4]) -> Res<super::Shape4> {
-    let mut s = super::Shape4 { d: [1; 4] };
+/// A checked padded shape as the broadcasting kernels take it.
+fn shape6(d: Shape) -> Res<super::Shape6> {
+    let mut s = super::Shape6 { d: [1; 6] };
     for (o, &v) in s.d.iter_mut().zip(&d) {
         *o = i32::try_from(v).map_err(|_| {
             KernelError::Invalid(format!("a dimension of {v} is past this kernel's shapes"))
@@ -286,8 +286,8 @@ impl Resident for Cuda {
             return Ok(Self::wrap(y, n));
         }
         let code = op.code() as i32;
-        let flat = super::Shape4 {
-            d: [1, 1, 1, n.max(1) as i32],
+        let flat = super::Shape6 {
+            d: [1, 1, 1, 1, 1, n.max(1) as i32],
         };
         let f = self.func("binary_f32")?;
         let mut l = self.stream.launch_builder(&f);
@@ -307,10 +307,10 @@ impl Resident for Cuda {
         sb: &[usize],
     ) -> Res<DevBuf> {
         let (a, b) = (cb(a)?, cb(b)?);
-        let [y, da, db] = broadcast4(sa, a.len, sb, b.len)?;
+        let [y, da, db] = broadcast_shapes(sa, a.len, sb, b.len)?;
         let code = broadcast_code(op)? as i32;
         let n: usize = y.iter().product();
-        let (sy, sa, sb) = (shape4(y)?, shape4(da)?, shape4(db)?);
+        let (sy, sa, sb) = (shape6(y)?, shape6(da)?, shape6(db)?);
         let mut out = self.fresh(n)?;
         if n > 0 {
             let f = self.func("binary_f32")?;
@@ -318,7 +318,7 @@ impl Resident for Cuda {
             let mut l = self.stream.launch_builder(&f);
             l.arg(&*a.s).arg(&sa).arg(&*b.s).arg(&sb);
             l.arg(&mut out).arg(&sy).arg(&ni).arg(&code);
-            // SAFETY: arguments match `binary_f32`; `broadcast4` checked the operands'
+            // SAFETY: arguments match `binary_f32`; `broadcast_shapes` checked the operands'
             // lengths against their shapes, and `out` holds the broadcast shape.
             unsafe { l.launch(cfg1d(n)) }.map_err(err("binary_f32"))?;
         }
@@ -341,7 +341,7 @@ impl Resident for Cuda {
 
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf> {
         let g = cb(g)?;
-        let [y, x] = reduce4(sy, g.len, sx)?;
+        let [y, x] = sum_shapes(sy, g.len, sx)?;
         let n: usize = x.iter().product();
         let mut out = self.fresh(n)?;
         if n > 0 {
@@ -351,7 +351,7 @@ impl Resident for Cuda {
             } else {
                 ("reduce_to_f32", cfg1d(n))
             };
-            let (sy, sx) = (shape4(y)?, shape4(x)?);
+            let (sy, sx) = (shape6(y)?, shape6(x)?);
             let f = self.func(name)?;
             let (ni, one) = (n as i64, 1f32);
             let mut l = self.stream.launch_builder(&f);
@@ -361,7 +361,7 @@ impl Resident for Cuda {
                 .arg(&sx)
                 .arg(&ni)
                 .arg(&one);
-            // SAFETY: arguments match both kernels; `reduce4` checked `g`'s length
+            // SAFETY: arguments match both kernels; `sum_shapes` checked `g`'s length
             // against `sy`, which `sx` broadcasts to; `out` (zeroed) holds `sx`; the
             // block kernel's shared array holds its 256 threads.
             unsafe { l.launch(cfg) }.map_err(err(name))?;

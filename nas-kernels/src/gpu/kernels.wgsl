@@ -64,14 +64,14 @@ fn binary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     Y[i] = r;
 }
 
-// The index into an operand of 4-d shape P[src..src + 4] (1 where it broadcasts) of
-// element `i` of the result, whose shape is P[2..6].
+// The index into an operand of 6-d shape P[src..src + 6] (1 where it broadcasts) of
+// element `i` of the result, whose shape is the larger of P[2..8] and P[8..14] per axis.
 fn bcast_index(i: u32, src: u32) -> u32 {
     var rem = i;
     var idx = 0u;
     var stride = 1u;
-    for (var k = 3i; k >= 0; k--) {
-        let d = p(2u + u32(k));
+    for (var k = 5i; k >= 0; k--) {
+        let d = max(p(2u + u32(k)), p(8u + u32(k)));
         let c = rem % d;
         rem = rem / d;
         let s = p(src + u32(k));
@@ -83,16 +83,16 @@ fn bcast_index(i: u32, src: u32) -> u32 {
     return idx;
 }
 
-// Broadcasting binary op over 4-d shapes (right-aligned, padded with 1). P: n, op (0 add,
-// 1 sub, 2 mul, 3 div), the result's dims, A's dims, B's dims.
+// Broadcasting binary op over 6-d shapes (right-aligned, padded with 1). P: n, op (0 add,
+// 1 sub, 2 mul, 3 div), A's dims, B's dims.
 @compute @workgroup_size(64)
 fn binary_bcast(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = index(id, nw);
     if (i >= p(0u)) {
         return;
     }
-    let u = A[bcast_index(i, 6u)];
-    let v = B[bcast_index(i, 10u)];
+    let u = A[bcast_index(i, 2u)];
+    let v = B[bcast_index(i, 8u)];
     var r = u + v;
     switch p(1u) {
         case 1u: { r = u - v; }
@@ -106,18 +106,22 @@ fn binary_bcast(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
 // Where the values summed into output j of a reduce_to (below) lie: the output's
 // coordinates, and the span of each axis it sums over (1 where it keeps the axis).
 struct Summed {
-    coord: array<u32, 4>,
-    span: array<u32, 4>,
+    coord: array<u32, 6>,
+    span: array<u32, 6>,
+    // How many values are summed into the output.
+    count: u32,
 }
 
 fn summed(j: u32) -> Summed {
     var t: Summed;
     var rem = j;
-    for (var k = 3i; k >= 0; k--) {
-        let dx = p(5u + u32(k));
+    t.count = 1u;
+    for (var k = 5i; k >= 0; k--) {
+        let dx = p(7u + u32(k));
         t.coord[k] = rem % dx;
         rem = rem / dx;
         t.span[k] = select(1u, p(1u + u32(k)), dx == 1u);
+        t.count = t.count * t.span[k];
     }
     return t;
 }
@@ -127,7 +131,7 @@ fn summed_at(t: Summed, r: u32) -> u32 {
     var q = r;
     var idx = 0u;
     var stride = 1u;
-    for (var k = 3i; k >= 0; k--) {
+    for (var k = 5i; k >= 0; k--) {
         var c = t.coord[k];
         if (t.span[k] > 1u) {
             c = q % t.span[k];
@@ -139,7 +143,7 @@ fn summed_at(t: Summed, r: u32) -> u32 {
     return idx;
 }
 
-// A (4-d shape P[1..5]) summed down to the 4-d shape P[5..9], which has 1s where A's
+// A (6-d shape P[1..7]) summed down to the 6-d shape P[7..13], which has 1s where A's
 // dims are summed, for short sums: one invocation per output, looping over the values
 // that map to it. P: outputs, A's dims, the output's dims.
 @compute @workgroup_size(64)
@@ -149,7 +153,7 @@ fn reduce_to(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgrou
         return;
     }
     let t = summed(j);
-    let total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
+    let total = t.count;
     var s = 0.0;
     for (var r = 0u; r < total; r++) {
         s += A[summed_at(t, r)];
@@ -158,9 +162,9 @@ fn reduce_to(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgrou
 }
 
 // reduce_to for long sums: one workgroup per output and part, its 64 lanes striding over
-// the part's values and then added up. Part z of output j sums values z * P[9] up to
-// (z + 1) * P[9] of the output's, into Y[z * outputs + j] (sum_parts adds the parts up
-// where there are several): no lane loops more than P[9] / 64 times (llvmpipe stops a
+// the part's values and then added up. Part z of output j sums values z * P[13] up to
+// (z + 1) * P[13] of the output's, into Y[z * outputs + j] (sum_parts adds the parts up
+// where there are several): no lane loops more than P[13] / 64 times (llvmpipe stops a
 // shader after 65,535 loop iterations in all). P: as reduce_to's, then the part's length.
 // Workgroups: x and y over the outputs (x up to 65,535), z over the parts.
 @compute @workgroup_size(64)
@@ -172,9 +176,9 @@ fn reduce_to_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
     }
     let l = lid.x;
     let t = summed(j);
-    let total = t.span[0] * t.span[1] * t.span[2] * t.span[3];
-    let start = wid.z * p(9u);
-    let end = min(total, start + p(9u));
+    let total = t.count;
+    let start = wid.z * p(13u);
+    let end = min(total, start + p(13u));
     var s = 0.0;
     for (var r = start + l; r < end; r = r + 64u) {
         s += A[summed_at(t, r)];

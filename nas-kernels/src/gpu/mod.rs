@@ -14,8 +14,8 @@
 //! [`crate::accel::Accel`] implementation (host slices in, host vectors out) is the same
 //! kernels with a copy each way, for the equivalence tests and the benchmarks.
 
-use crate::accel::{broadcast4, broadcast_code, check_len, check_range, check_running_lens};
-use crate::accel::{permute6, reduce4, same_lengths, LONG_SUM};
+use crate::accel::{broadcast_code, broadcast_shapes, check_len, check_range};
+use crate::accel::{check_running_lens, permute6, same_lengths, sum_shapes, LONG_SUM};
 use crate::accel::{Accel, Binary, DevBuf, Embed, Peaks, Res, Resident, Unary};
 use crate::cpu::{conv::Conv2d, pool::Pool2d};
 use crate::error::KernelError;
@@ -1233,11 +1233,11 @@ impl Resident for Gpu {
         sb: &[usize],
     ) -> Res<DevBuf> {
         let (a, b) = (wb(a)?, wb(b)?);
-        let [y, da, db] = broadcast4(sa, a.len, sb, b.len)?;
+        let [y, da, db] = broadcast_shapes(sa, a.len, sb, b.len)?;
         let code = broadcast_code(op)?;
         let n: usize = y.iter().product();
         let mut params = vec![n as u32, code];
-        params.extend(y.iter().chain(&da).chain(&db).map(|&d| d as u32));
+        params.extend(da.iter().chain(&db).map(|&d| d as u32));
         self.run_dev("binary_bcast", &params, a, Some(b), n, groups_1d(n))
             .map(DevBuf::Wgpu)
     }
@@ -1262,7 +1262,7 @@ impl Resident for Gpu {
 
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf> {
         let g = wb(g)?;
-        let [y, x] = reduce4(sy, g.len, sx)?;
+        let [y, x] = sum_shapes(sy, g.len, sx)?;
         let n: usize = x.iter().product();
         let total = g.len / n.max(1);
         let mut params = vec![n as u32];

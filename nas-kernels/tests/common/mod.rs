@@ -666,16 +666,18 @@ pub mod resident {
     /// Broadcasting binary ops (a per-channel scale of NCHW, an outer product, a scalar,
     /// a lower-rank operand on either side) against the CPU's, and sums down to every
     /// kind of broadcast shape against the CPU's gradient fold; shapes that do not
-    /// broadcast, more than 4 dimensions and wrong lengths are errors.
+    /// broadcast, more than 6 dimensions and wrong lengths are errors.
     pub fn broadcasting_and_sums(r: &dyn Resident) {
         use nas_kernels::cpu::elementwise as ew;
-        let cases: [(&[usize], &[usize]); 6] = [
+        let cases: [(&[usize], &[usize]); 8] = [
             (&[2, 3, 4, 5], &[1, 3, 1, 1]),
             (&[1, 3, 1, 1], &[2, 3, 4, 5]),
             (&[3, 1], &[1, 4]),
             (&[5], &[2, 3, 5]),
             (&[1], &[4, 6]),
             (&[2, 1, 4, 1], &[3, 1, 7]),
+            (&[2, 1, 3, 1, 2], &[4, 1, 1, 2]),
+            (&[3, 1, 2, 1, 2, 1], &[1, 2, 1, 3, 1, 4]),
         ];
         let ops: [(Binary, fn(f32, f32) -> f32); 4] = [
             (Binary::Add, |a, b| a + b),
@@ -704,26 +706,28 @@ pub mod resident {
                 );
             }
         }
-        let sy = [2usize, 3, 4, 5];
-        let g = random(sy.iter().product(), 150);
-        let targets: [&[usize]; 7] = [
-            &[1, 3, 1, 1],
-            &[3, 1, 1],
-            &[1],
-            &[2, 1, 4, 1],
-            &[5],
-            &[2, 3, 4, 5],
-            &[],
+        let sums: [(&[usize], &[usize]); 10] = [
+            (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+            (&[2, 3, 4, 5], &[3, 1, 1]),
+            (&[2, 3, 4, 5], &[1]),
+            (&[2, 3, 4, 5], &[2, 1, 4, 1]),
+            (&[2, 3, 4, 5], &[5]),
+            (&[2, 3, 4, 5], &[2, 3, 4, 5]),
+            (&[2, 3, 4, 5], &[]),
+            (&[2, 3, 1, 2, 2, 3], &[1, 3, 1, 1, 2, 1]),
+            (&[2, 3, 1, 2, 2, 3], &[2, 1, 1, 2, 1, 3]),
+            (&[3, 2, 2, 1, 2], &[2, 1, 1, 1]),
         ];
-        for sx in targets {
+        for (seed, (sy, sx)) in sums.into_iter().enumerate() {
+            let g = random(sy.iter().product(), 150 + seed as u64);
             let mut want = vec![0.0; sx.iter().product()];
-            ew::acc_sum_to(&g, &sy, &mut want, sx);
-            let got = r.reduce_to(&up(r, &g), &sy, sx).unwrap();
+            ew::acc_sum_to(&g, sy, &mut want, sx);
+            let got = r.reduce_to(&up(r, &g), sy, sx).unwrap();
             close(
                 &got.to_vec().unwrap(),
                 &want,
                 1e-5,
-                &format!("sum to {sx:?}"),
+                &format!("sum of {sy:?} to {sx:?}"),
             );
         }
         let (a, b) = (up(r, &random(6, 1)), up(r, &random(4, 2)));
@@ -733,9 +737,12 @@ pub mod resident {
         assert!(r
             .binary_broadcast(Binary::Add, &a, &[6], &b, &[2, 2])
             .is_err());
+        // Past 6 dimensions (a shape that broadcasts, but has 7).
+        let c = up(r, &random(3, 3));
         assert!(r
-            .binary_broadcast(Binary::Add, &a, &[1, 1, 1, 2, 3], &b, &[4])
+            .binary_broadcast(Binary::Add, &a, &[1, 1, 1, 1, 1, 2, 3], &c, &[3])
             .is_err());
+        assert!(r.reduce_to(&a, &[1, 1, 1, 1, 1, 2, 3], &[3]).is_err());
         assert!(r
             .binary_broadcast(Binary::ReluGrad, &a, &[6], &a, &[6])
             .is_err());
