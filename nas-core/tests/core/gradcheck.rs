@@ -103,7 +103,7 @@ fn elementwise_and_broadcasting() {
     let b = param(&[3, 1], &mut rng);
     let c = param(&[1], &mut rng);
     // Same shapes (a device kernel each), then broadcasting (on a device, its broadcasting
-    // kernel forward and summing kernel backward; past 4 dimensions, the CPU's).
+    // kernel forward and summing kernel backward; past 6 dimensions, the CPU's).
     let a2 = param(&[2, 3, 5], &mut rng);
     let a3: Vec<f32> = (0..30).map(|_| 0.5 + rng.uniform() * 2.0).collect();
     let a3 = Tensor::parameter(a3, &[2, 3, 5]);

@@ -323,8 +323,8 @@ fn put(base: u32, row: u32, col0: u32, lo: vec4<f32>, hi: vec4<f32>) {
 }
 
 // C = A x B, either operand read transposed, for a batch of matrices at once. P: m, n,
-// k, ta, tb, sa, sb, sc, kp, kc: workgroup row z of the grid computes the product of the
-// pair b = z / kp starting b * sa floats into A and b * sb into B, over part z % kp of k
+// k, ta, tb, sa, sb, sc, nb, kc: workgroup row z of the grid computes the product of the
+// pair b = z % nb starting b * sa floats into A and b * sb into B, over part z / nb of k
 // (kc long: no loop longer than that), into C at z * sc. Each invocation
 // computes an 8x8 block of C straight from the storage buffers, written out by hand so
 // the accumulators stay in registers: no workgroup memory and no barriers, which CPU
@@ -388,11 +388,11 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     var h6 = vec4<f32>();
     var l7 = vec4<f32>();
     var h7 = vec4<f32>();
-    // Slice z of the grid: pair z / kp of the batch, over part z % kp of k.
-    let kp = max(p(8u), 1u);
-    let abase = (id.z / kp) * p(5u);
-    let bbase = (id.z / kp) * p(6u);
-    let q0 = (id.z % kp) * p(9u);
+    // Slice z of the grid: pair z % nb of the batch, over part z / nb of k.
+    let nb = max(p(8u), 1u);
+    let abase = (id.z % nb) * p(5u);
+    let bbase = (id.z % nb) * p(6u);
+    let q0 = (id.z / nb) * p(9u);
     let q1 = min(k, q0 + p(9u));
     for (var q = q0; q < q1; q = q + 1u) {
         let bo = bbase + q * bq;

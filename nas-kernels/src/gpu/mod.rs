@@ -84,10 +84,10 @@ pub struct Gpu {
     known: std::sync::Mutex<Known>,
     /// The adapter's name and backend, for reports.
     pub adapter: String,
-    /// Values per workgroup of the per-channel (lane) kernels: few on a GPU, so that a
-    /// channel's sum spreads over many workgroups; many on a CPU driver, where each
-    /// workgroup and dispatch costs.
-    lane_part: usize,
+    /// Whether the adapter is a CPU driver (llvmpipe): its shaders stop after 65,535
+    /// loop iterations in all, and each workgroup and dispatch costs; a GPU wants many
+    /// short workgroups instead.
+    cpu_driver: bool,
 }
 
 /// A bounded memory of small host vectors and device buffers holding exactly those
@@ -493,11 +493,7 @@ impl Gpu {
             pipelines,
             known: Default::default(),
             adapter: format!("{} ({:?})", info.name, info.backend),
-            lane_part: if info.device_type == wgpu::DeviceType::Cpu {
-                LANE_PART
-            } else {
-                GPU_LANE_PART
-            },
+            cpu_driver: info.device_type == wgpu::DeviceType::Cpu,
         })
     }
 
@@ -1049,8 +1045,7 @@ impl Accel for Gpu {
             k * n,
             groups_1d(k * n),
         )?;
-        let each: Vec<DevBuf> = (0..k).map(|j| self.dup(&xs[j * n..(j + 1) * n])).collect();
-        let gw = Resident::weighted_sum_backward_weight(self, &each, &self.dup(gy))?;
+        let gw = self.mixing_grads(&self.upload(xs), &self.upload(gy), n, k)?;
         Ok((gx, gw))
     }
 
@@ -1435,14 +1430,18 @@ impl Resident for Gpu {
         if Self::by_gemm(p) {
             return self.conv_gemm_backward_weight(p, x, gy).map(DevBuf::Wgpu);
         }
-        // Parts over the batch's output rows: as many as keep them within 16 MiB, but
-        // at least enough that no invocation loops more than about 32,768 times over its
-        // rows and their positions (llvmpipe stops a shader after 65,535 loop iterations
-        // in all), and at most 32,768, so that sum_parts' loop over them is short too.
+        // Parts over the batch's output rows: as many as keep them within 16 MiB and at
+        // most 32,768 (sum_parts loops over them); on a CPU driver at least enough that
+        // no invocation loops more than about 32,768 times over its rows and their
+        // positions (llvmpipe stops a shader after 65,535 loop iterations in all).
         let len = p.weight_len();
         let all_rows = p.n * p.out_h();
         let rows = all_rows.clamp(1, 32_768);
-        let fewest = (all_rows * (p.out_w() + 1)).div_ceil(32_768).clamp(1, rows);
+        let fewest = if self.cpu_driver {
+            (all_rows * (p.out_w() + 1)).div_ceil(32_768).clamp(1, rows)
+        } else {
+            1
+        };
         let parts = (PARTS_FLOATS / len.max(1)).clamp(fewest, rows);
         let out = self.output("parts", parts * len);
         let (gx, gy_) = groups_1d(len);
@@ -1730,12 +1729,7 @@ impl Resident for Gpu {
         let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), xs.len())?;
         check_len("weighted sum output gradient", gy.len, n)?;
         let cat = self.concat(xs)?;
-        let k = xs.len();
-        let (parts, len) = self.lane_parts(n);
-        let params = [n, len].map(|v| v as u32);
-        let (name, groups) = ("weighted_sum_backward_weight", (k as u32, parts as u32));
-        let out = self.run_dev(name, &params, &cat, Some(gy), parts * k, groups)?;
-        self.sum_parts(out, k, parts)?.to_vec()
+        self.mixing_grads(&cat, gy, n, xs.len())
     }
 
     fn sgd(
@@ -1871,10 +1865,12 @@ struct Mm {
 }
 
 impl Gpu {
-    /// Runs `mm` from `a` and `b` into `y` (which must hold its output). With `acc`
-    /// each pair's product goes to its own slice of a scratch buffer (one workgroup row
-    /// each, so a long reduction still spreads over many invocations) and `sum_parts`
-    /// adds them up.
+    /// Runs `mm` from `a` and `b` into `y` (which must hold its output). A k longer
+    /// than [`MM_K_PART`] is split into parts, each its own product (llvmpipe stops a
+    /// shader after 65,535 loop iterations in all; on a GPU the parts add invocations).
+    /// With `acc`, or with parts, the products go to slices of a scratch buffer, k-part
+    /// major (slice `part * nb + pair`), and `sum_parts` adds up what belongs together:
+    /// every slice with `acc`, each pair's parts without.
     fn mm(&self, mm: &Mm, a: &Buf, b: &Buf, y: &Buf) -> Res<()> {
         let blocks = mm.m.div_ceil(8) * mm.n.div_ceil(8);
         if blocks == 0 {
@@ -1887,23 +1883,27 @@ impl Gpu {
                 .record("clear", |enc| enc.clear_buffer(&y.buf, 0, None));
         }
         let len = mm.m * mm.n;
-        // A long k is split into parts (llvmpipe stops a shader after 65,535 loop
-        // iterations in all), each its own product, summed after.
         let kp = mm.k.div_ceil(MM_K_PART).max(1);
-        if kp > 1 && mm.nb > 1 && !mm.acc {
-            return Err(KernelError::Invalid(format!(
-                "matmul: a batch of {} separate products over k = {} (more than {MM_K_PART})",
-                mm.nb, mm.k
-            )));
-        }
         let slices = mm.nb * kp;
-        if slices > 65_535 {
+        let summed = slices > 1 && (mm.acc || kp > 1);
+        // Slices summed per output (sum_parts' loop), and floats per slice group.
+        let (sums, group) = if mm.acc {
+            (slices, len)
+        } else {
+            (kp, mm.nb * len)
+        };
+        if slices > 65_535 || (summed && sums > 32_768) {
             return Err(KernelError::Invalid(format!(
                 "matmul: {} products of k = {} are past the wgpu grid limit",
                 mm.nb, mm.k
             )));
         }
-        let summed = slices > 1 && (mm.acc || kp > 1);
+        if kp > 1 && !mm.acc && mm.nb > 1 && mm.sc != len {
+            return Err(KernelError::Invalid(format!(
+                "matmul: a batch of {} products over k = {} into outputs {} floats apart",
+                mm.nb, mm.k, mm.sc
+            )));
+        }
         let parts = summed.then(|| self.output("parts", slices * len));
         let sc = if summed { len } else { mm.sc };
         let kc = if kp > 1 { MM_K_PART } else { mm.k };
@@ -1916,7 +1916,7 @@ impl Gpu {
             mm.sa,
             mm.sb,
             sc,
-            kp,
+            mm.nb,
             kc,
         ]
         .map(|v| v as u32);
@@ -1929,9 +1929,19 @@ impl Gpu {
             (gx, gy, slices as u32),
         )?;
         if let Some(parts) = parts {
-            self.add_parts(&parts, len, slices, y)?;
+            self.add_parts(&parts, group, sums, y)?;
         }
         Ok(())
+    }
+
+    /// The `k` mixing-weight gradients `dot(g, x_j)` of candidates `cat` (`k` of `n`
+    /// floats, back to back), read back.
+    fn mixing_grads(&self, cat: &Buf, gy: &Buf, n: usize, k: usize) -> Res<Vec<f32>> {
+        let (parts, len) = self.lane_parts(n);
+        let params = [n, len].map(|v| v as u32);
+        let (name, groups) = ("weighted_sum_backward_weight", (k as u32, parts as u32));
+        let out = self.run_dev(name, &params, cat, Some(gy), parts * k, groups)?;
+        self.sum_parts(out, k, parts)?.to_vec()
     }
 
     /// How a lane kernel splits `count` values: (parts, values per part). Parts are as
@@ -1939,7 +1949,12 @@ impl Gpu {
     /// (so sum_parts' loop and bn_stats_merge's two loops over them stay short).
     fn lane_parts(&self, count: usize) -> (usize, usize) {
         let set = LANE_PART_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed);
-        let want = if set > 0 { set } else { self.lane_part };
+        let own = if self.cpu_driver {
+            LANE_PART
+        } else {
+            GPU_LANE_PART
+        };
+        let want = if set > 0 { set } else { own };
         let len = want.max(count.div_ceil(16_384)).max(1);
         (count.div_ceil(len).max(1), len)
     }

@@ -298,9 +298,12 @@ pub mod suite {
         }
     }
 
-    /// Products over a k past llvmpipe's limit of 65,535 iterations per shader loop: a
-    /// matmul with k = 70,000 (every transpose) and an ungrouped convolution over a
-    /// 300x300 plane, whose weight gradient reduces 90,000 positions per image.
+    /// Products over a k past llvmpipe's limit of 65,535 loop iterations per shader (one
+    /// count for all its loops): a matmul with k = 70,000 (every transpose); an
+    /// ungrouped convolution over a 300x300 plane, whose weight gradient reduces 90,000
+    /// positions per image; and two images whose products each run over a k past the
+    /// 16,384 of a matmul part (2,049 input channels of 3x3 taps forward, 16,400 output
+    /// channels back to the input).
     pub fn long_k(a: &dyn Accel) {
         let (m, n, k) = (3, 10, 70_000);
         let x = random(m * k, 21);
@@ -328,6 +331,17 @@ pub mod suite {
             groups: 1,
         };
         conv_matches(a, &p, 23, 1e-4);
+        for (cin, cout, side) in [(2_049, 2, 4), (1, 16_400, 2)] {
+            let p = conv::Conv2d {
+                n: 2,
+                cin,
+                h: side,
+                w: side,
+                cout,
+                ..p
+            };
+            conv_matches(a, &p, 24, 1e-4);
+        }
     }
 
     fn pool_geom(k: usize, s: usize, pad: usize) -> pool::Pool2d {
@@ -751,7 +765,7 @@ pub mod resident {
         assert!(r.reduce_to(&a, &[2, 2], &[1]).is_err());
     }
 
-    /// Sums long enough to pass llvmpipe's limit of 65,535 iterations per shader loop:
+    /// Sums long enough to pass llvmpipe's limit of 65,535 loop iterations per shader:
     /// a per-channel gradient of a [64, 16, 32, 32] batch (65,536 values per channel), a
     /// whole tensor of 2^20, and sums in several parts along either axis; and short ones
     /// into many outputs, beside them. The values are multiples of 1/4 whose sums stay
