@@ -678,6 +678,39 @@ fn log_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     }
 }
 
+// log_softmax for wide rows: one workgroup per row (x and y over the rows), its 64 lanes
+// striding over the columns, so no lane loops more than 3 * cols / 64 times (the
+// one-invocation kernel above loops 3 * cols times, past llvmpipe's 65,535 iterations
+// per shader beyond 21,845 columns). P: rows, cols.
+@compute @workgroup_size(64)
+fn log_softmax_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let r = wid.x + wid.y * nw.x;
+    if (r >= p(0u)) {
+        return;
+    }
+    let cols = p(1u);
+    let l = lid.x;
+    var m = bitcast<f32>(0xff800000u);
+    for (var j = l; j < cols; j = j + 64u) {
+        m = max(m, A[r * cols + j]);
+    }
+    red[l] = m;
+    red2[l] = 0.0;
+    max_lanes(l);
+    let mx = red[0];
+    workgroupBarrier();
+    var s = 0.0;
+    for (var j = l; j < cols; j = j + 64u) {
+        s = s + exp(A[r * cols + j] - mx);
+    }
+    red[l] = s;
+    reduce_lanes(l);
+    let lse = mx + log(red[0]);
+    for (var j = l; j < cols; j = j + 64u) {
+        Y[r * cols + j] = A[r * cols + j] - lse;
+    }
+}
+
 // Gradient of conv2d for its input. A = output gradient, B = weights. P as for conv2d.
 // Tiled over the input planes (see `tile`).
 @compute @workgroup_size(8, 8)
@@ -1020,6 +1053,17 @@ fn part_range(part: u32, len: u32, count: u32) -> vec2<u32> {
     return vec2<u32>(start, min(count, start + len));
 }
 
+// The largest of the lanes' values in red[0] (red2 untouched).
+fn max_lanes(l: u32) {
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s = s / 2u) {
+        if (l < s) {
+            red[l] = max(red[l], red[l + s]);
+        }
+        workgroupBarrier();
+    }
+}
+
 fn reduce_lanes(l: u32) {
     workgroupBarrier();
     for (var s = 32u; s > 0u; s = s / 2u) {
@@ -1288,6 +1332,30 @@ fn log_softmax_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(n
     for (var j = 0u; j < cols; j = j + 1u) {
         let o = r * cols + j;
         Y[o] = B[o] - exp(A[o]) * s;
+    }
+}
+
+// log_softmax_backward for wide rows, as log_softmax_lanes: a workgroup per row, its
+// lanes striding over the columns. A = y, B = g. P: rows, cols.
+@compute @workgroup_size(64)
+fn log_softmax_backward_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let r = wid.x + wid.y * nw.x;
+    if (r >= p(0u)) {
+        return;
+    }
+    let cols = p(1u);
+    let l = lid.x;
+    var s = 0.0;
+    for (var j = l; j < cols; j = j + 64u) {
+        s = s + B[r * cols + j];
+    }
+    red[l] = s;
+    red2[l] = 0.0;
+    reduce_lanes(l);
+    let total = red[0];
+    for (var j = l; j < cols; j = j + 64u) {
+        let o = r * cols + j;
+        Y[o] = B[o] - exp(A[o]) * total;
     }
 }
 

@@ -55,7 +55,9 @@ pub const ENTRIES: &[&str] = &[
     "bn_backward_sums",
     "bn_backward_input",
     "log_softmax",
+    "log_softmax_lanes",
     "log_softmax_backward",
+    "log_softmax_backward_lanes",
     "weighted_sum",
     "add_channel",
     "channel_sum",
@@ -1000,8 +1002,7 @@ impl Accel for Gpu {
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {
-        let params = [rows as u32, cols as u32];
-        self.run("log_softmax", &params, x, &[], rows * cols, groups_1d(rows))
+        Resident::log_softmax(self, rows, cols, &self.dup(x))?.to_vec()
     }
 
     fn log_softmax_backward(
@@ -1011,15 +1012,7 @@ impl Accel for Gpu {
         y: &[f32],
         gy: &[f32],
     ) -> Res<Vec<f32>> {
-        let params = [rows as u32, cols as u32];
-        self.run(
-            "log_softmax_backward",
-            &params,
-            y,
-            gy,
-            rows * cols,
-            groups_1d(rows),
-        )
+        Resident::log_softmax_backward(self, rows, cols, &self.dup(y), &self.dup(gy))?.to_vec()
     }
 
     fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
@@ -1129,6 +1122,10 @@ static LANE_PART_FOR_TESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::
 pub fn set_lane_part(values: usize) {
     LANE_PART_FOR_TESTS.store(values, std::sync::atomic::Ordering::Relaxed);
 }
+
+/// Columns from which log-softmax and its gradient run a workgroup per row: one
+/// invocation loops three times over its row, which llvmpipe stops past 21,845 columns.
+const WIDE_ROW: usize = 1024;
 
 /// Most of k one invocation of `matmul` sums over; a longer k is split into parts.
 const MM_K_PART: usize = 16_384;
@@ -1664,15 +1661,9 @@ impl Resident for Gpu {
         let x = wb(x)?;
         check_len("log_softmax input", x.len, rows * cols)?;
         let params = [rows as u32, cols as u32];
-        self.run_dev(
-            "log_softmax",
-            &params,
-            x,
-            None,
-            rows * cols,
-            groups_1d(rows),
-        )
-        .map(DevBuf::Wgpu)
+        let (name, groups) = Self::rows_kernel("log_softmax", rows, cols);
+        self.run_dev(name, &params, x, None, rows * cols, groups)
+            .map(DevBuf::Wgpu)
     }
 
     fn log_softmax_backward(
@@ -1687,8 +1678,8 @@ impl Resident for Gpu {
         check_len("log_softmax output", y.len, rows * cols)?;
         check_len("log_softmax gradient", gy.len, rows * cols)?;
         let params = [rows as u32, cols as u32];
-        let name = "log_softmax_backward";
-        self.run_dev(name, &params, y, Some(gy), rows * cols, groups_1d(rows))
+        let (name, groups) = Self::rows_kernel("log_softmax_backward", rows, cols);
+        self.run_dev(name, &params, y, Some(gy), rows * cols, groups)
             .map(DevBuf::Wgpu)
     }
 
@@ -1942,6 +1933,22 @@ impl Gpu {
         let (name, groups) = ("weighted_sum_backward_weight", (k as u32, parts as u32));
         let out = self.run_dev(name, &params, cat, Some(gy), parts * k, groups)?;
         self.sum_parts(out, k, parts)?.to_vec()
+    }
+
+    /// The kernel (`name`, or its `_lanes` variant) and workgroups for a per-row op over
+    /// `rows` rows of `cols`: an invocation per row for narrow rows (a classifier's
+    /// classes), a workgroup per row, its lanes striding over the columns, from
+    /// [`WIDE_ROW`] columns on.
+    fn rows_kernel(name: &'static str, rows: usize, cols: usize) -> (&'static str, (u32, u32)) {
+        if cols < WIDE_ROW {
+            return (name, groups_1d(rows));
+        }
+        let lanes = match name {
+            "log_softmax" => "log_softmax_lanes",
+            _ => "log_softmax_backward_lanes",
+        };
+        let x = rows.clamp(1, 65_535);
+        (lanes, (x as u32, rows.div_ceil(x).max(1) as u32))
     }
 
     /// How a lane kernel splits `count` values: (parts, values per part). Parts are as
