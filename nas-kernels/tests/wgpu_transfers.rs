@@ -4,31 +4,16 @@
 //! moves bytes meanwhile).
 
 mod common;
-use common::{gpu, random};
+use common::{gpu, random, same_conv};
 use nas_kernels::accel::Accel;
-use nas_kernels::cpu::{conv::Conv2d, pool::Pool2d};
+use nas_kernels::cpu::pool::Pool2d;
 use nas_kernels::transfer::snapshot;
 
 #[test]
 fn device_calls_move_their_operands_and_result_only() {
     let Some(g) = gpu() else { return };
     // Kernel arguments (a small uniform per launch) are not counted, as for CUDA.
-    let p = Conv2d {
-        n: 2,
-        cin: 3,
-        h: 8,
-        w: 8,
-        cout: 4,
-        kh: 3,
-        kw: 3,
-        sh: 1,
-        sw: 1,
-        ph: 1,
-        pw: 1,
-        dh: 1,
-        dw: 1,
-        groups: 1,
-    };
+    let p = same_conv(2, 3, 8, 8, 4, 3);
     let (x, w) = (random(2 * 3 * 8 * 8, 1), random(p.weight_len(), 2));
     let before = snapshot();
     let y = g.conv2d(&p, &x, &w).unwrap();

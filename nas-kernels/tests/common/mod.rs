@@ -29,6 +29,34 @@ pub fn gpu() -> Option<&'static Gpu> {
 }
 
 /// Reproducible values in [-1, 1) (xorshift64).
+/// An ungrouped stride-1 convolution of `k`x`k` kernels padded to keep the plane's size.
+#[allow(dead_code)]
+pub fn same_conv(
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+) -> nas_kernels::cpu::conv::Conv2d {
+    nas_kernels::cpu::conv::Conv2d {
+        n,
+        cin,
+        h,
+        w,
+        cout,
+        kh: k,
+        kw: k,
+        sh: 1,
+        sw: 1,
+        ph: k / 2,
+        pw: k / 2,
+        dh: 1,
+        dw: 1,
+        groups: 1,
+    }
+}
+
 pub fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
@@ -279,20 +307,8 @@ pub mod suite {
     pub fn conv2d_past_one_grid_row(a: &dyn Accel) {
         for (n, c, h, w, k) in [(1, 1, 2050, 2049, 3), (2, 33_000, 1, 1, 1)] {
             let p = conv::Conv2d {
-                n,
-                cin: c,
-                h,
-                w,
-                cout: c,
-                kh: k,
-                kw: k,
-                sh: 1,
-                sw: 1,
-                ph: k / 2,
-                pw: k / 2,
-                dh: 1,
-                dw: 1,
                 groups: c,
+                ..super::same_conv(n, c, h, w, c, k)
             };
             conv_matches(a, &p, 11, 1e-3);
         }
@@ -314,32 +330,10 @@ pub mod suite {
             let got = a.matmul(m, n, k, &x, ta, &y, tb).unwrap();
             close(&got, &want, 1e-4, &format!("matmul k={k} ta={ta} tb={tb}"));
         }
-        let p = conv::Conv2d {
-            n: 2,
-            cin: 2,
-            h: 300,
-            w: 300,
-            cout: 3,
-            kh: 3,
-            kw: 3,
-            sh: 1,
-            sw: 1,
-            ph: 1,
-            pw: 1,
-            dh: 1,
-            dw: 1,
-            groups: 1,
-        };
+        let p = super::same_conv(2, 2, 300, 300, 3, 3);
         conv_matches(a, &p, 23, 1e-4);
         for (cin, cout, side) in [(2_049, 2, 4), (1, 16_400, 2)] {
-            let p = conv::Conv2d {
-                n: 2,
-                cin,
-                h: side,
-                w: side,
-                cout,
-                ..p
-            };
+            let p = super::same_conv(2, cin, side, side, cout, 3);
             conv_matches(a, &p, 24, 1e-4);
         }
     }
@@ -736,15 +730,7 @@ pub mod resident {
         ];
         for (seed, (sy, sx)) in sums.into_iter().enumerate() {
             let g = random(sy.iter().product(), 150 + seed as u64);
-            let mut want = vec![0.0; sx.iter().product()];
-            ew::acc_sum_to(&g, sy, &mut want, sx);
-            let got = r.reduce_to(&up(r, &g), sy, sx).unwrap();
-            close(
-                &got.to_vec().unwrap(),
-                &want,
-                1e-5,
-                &format!("sum of {sy:?} to {sx:?}"),
-            );
+            sum_matches(r, &g, sy, sx, 1e-5);
         }
         let (a, b) = (up(r, &random(6, 1)), up(r, &random(4, 2)));
         assert!(r
@@ -773,7 +759,6 @@ pub mod resident {
     /// into many outputs, beside them. The values are multiples of 1/4 whose sums stay
     /// exact in f32, so any order of summation gives the CPU's answer.
     pub fn long_reductions(r: &dyn Resident) {
-        use nas_kernels::cpu::elementwise as ew;
         let cases: [(&[usize], &[usize]); 7] = [
             (&[64, 16, 32, 32], &[1, 16, 1, 1]),
             (&[1 << 20], &[1]),
@@ -787,16 +772,21 @@ pub mod resident {
             let g: Vec<f32> = (0..sy.iter().product::<usize>())
                 .map(|i| 1.0 + (i % 7) as f32 * 0.25)
                 .collect();
-            let mut want = vec![0.0; sx.iter().product()];
-            ew::acc_sum_to(&g, sy, &mut want, sx);
-            let got = r.reduce_to(&up(r, &g), sy, sx).unwrap();
-            close(
-                &got.to_vec().unwrap(),
-                &want,
-                1e-7,
-                &format!("sum {sy:?} to {sx:?}"),
-            );
+            sum_matches(r, &g, sy, sx, 1e-7);
         }
+    }
+
+    /// `g` (shape `sy`) summed down to `sx` on `r` against the CPU's gradient fold.
+    fn sum_matches(r: &dyn Resident, g: &[f32], sy: &[usize], sx: &[usize], tol: f32) {
+        let mut want = vec![0.0; sx.iter().product()];
+        nas_kernels::cpu::elementwise::acc_sum_to(g, sy, &mut want, sx);
+        let got = r.reduce_to(&up(r, g), sy, sx).unwrap();
+        close(
+            &got.to_vec().unwrap(),
+            &want,
+            tol,
+            &format!("sum of {sy:?} to {sx:?}"),
+        );
     }
 
     /// Per-channel sums over more values than 64 lanes cover in 65,535 iterations each
