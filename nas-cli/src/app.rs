@@ -83,7 +83,21 @@ pub fn main() {
         }
     };
     let trace = span_trace_start();
-    let result = run(cli);
+    // A device call that fails mid-step (past the adapter's memory or limits) unwinds
+    // as a panic: report it as an error, quietly; any other panic stays a crash.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if nas_core::device::failure(info.payload()).is_none() {
+            hook(info)
+        }
+    }));
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(r) => r,
+        Err(p) => match nas_core::device::failure(&*p) {
+            Some(msg) => Err(anyhow::anyhow!("{msg}")),
+            None => std::panic::resume_unwind(p),
+        },
+    };
     if let Some(path) = trace {
         span_trace_write(&path);
     }

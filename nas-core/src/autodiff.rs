@@ -8,9 +8,10 @@ use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, s
 use std::collections::HashSet;
 
 /// The result of an accelerator call; a device failure mid-step is a panic naming the
-/// device and the primitive (the step cannot go on without it).
+/// device and the primitive (the step cannot go on without it), which a host can report
+/// as an error (`device::failure`).
 pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: accel::Res<T>) -> T {
-    r.unwrap_or_else(|e| panic!("{} {what}: {e}", a.kind()))
+    r.unwrap_or_else(|e| crate::device::fail(format!("{} {what}: {e}", a.kind())))
 }
 
 /// The backend of device `p` (open: a tensor lives there).

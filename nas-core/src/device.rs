@@ -170,6 +170,25 @@ impl Device {
     }
 }
 
+/// The message of the last device failure (see [`fail`]).
+static FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Panics with `msg`, a device call that failed mid-step (out of memory, past a limit of
+/// the adapter), remembered so that [`failure`] can tell this panic from a bug.
+pub(crate) fn fail(msg: String) -> ! {
+    *FAILURE.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
+    std::panic::panic_any(msg)
+}
+
+/// The message of the device failure a panic carries (`payload`, as a panic hook or
+/// `catch_unwind` sees it), or None for any other panic: a host reports the first as an
+/// error, and lets the second be the crash it is.
+pub fn failure(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    let msg = payload.downcast_ref::<String>()?;
+    let last = FAILURE.lock().unwrap_or_else(|e| e.into_inner());
+    (last.as_deref() == Some(msg.as_str())).then(|| msg.clone())
+}
+
 impl Tensor {
     /// A copy of this tensor's values on `device` (this tensor itself where it lives
     /// there already): a batch or a constant moved in, or a result brought back with

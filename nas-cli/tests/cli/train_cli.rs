@@ -111,6 +111,39 @@ fn bad_inputs_give_errors_that_name_them() {
     assert!(err.contains("`conv1`") && err.contains("conv7x7"), "{err}");
 }
 
+/// A batch too large for the device (a whole 60,000-image epoch at once: its im2col
+/// buffer is past any adapter's per-binding limit) is an error that says so, not a
+/// crash with a backtrace.
+#[test]
+fn a_batch_too_large_for_the_device_is_an_error() {
+    let out = nas()
+        .args([
+            "--threads",
+            "2",
+            "train",
+            "--device",
+            "wgpu",
+            "--epochs",
+            "1",
+        ])
+        .args(["--batch-size", "60000", "--limit", "60000"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let Some((_, stderr)) = common::wgpu_output(&out) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: wgpu") && stderr.contains("past this adapter's limit"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+        "{stderr}"
+    );
+}
+
 /// `nas train --device wgpu` (the whole training step on the Vulkan adapter; CI has
 /// Mesa's CPU driver) reaches the CPU's test accuracy within a point, same seed, on a
 /// 3,200-image epoch scored on the first 2,000 test images (a full epoch on the CPU

@@ -521,6 +521,18 @@ impl Gpu {
             .get_key_value(entry)
             .ok_or_else(|| KernelError::Invalid(format!("no wgpu kernel `{entry}`")))?;
         let d = self.device();
+        // A buffer past the adapter's binding limit is refused here, by size, where wgpu
+        // would give a validation error naming only the binding.
+        let limit = d.limits().max_storage_buffer_binding_size as u64;
+        if let Some(big) = bufs.iter().map(|b| b.size()).find(|&s| s > limit) {
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            return Err(KernelError::Invalid(format!(
+                "wgpu kernel `{entry}`: a buffer of {:.1} MiB is past this adapter's limit of \
+                 {:.1} MiB per storage binding (a smaller batch or image fits)",
+                mib(big),
+                mib(limit)
+            )));
+        }
         let mut p = [0u32; 16];
         p[..params.len()].copy_from_slice(params);
         let pb: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
