@@ -12,22 +12,7 @@ fn main() {
         (32, 32, 32, 7, 3),
     ];
     for (n, cin, cout, hw, k) in shapes {
-        let p = Conv2d {
-            n,
-            cin,
-            h: hw,
-            w: hw,
-            cout,
-            kh: k,
-            kw: k,
-            sh: 1,
-            sw: 1,
-            ph: k / 2,
-            pw: k / 2,
-            dh: 1,
-            dw: 1,
-            groups: 1,
-        };
+        let p = Conv2d::same(n, cin, hw, hw, cout, k);
         let x = vec![0.5f32; n * cin * hw * hw];
         let w = vec![0.1f32; p.weight_len()];
         let mut y = vec![0.0; p.out_len()];

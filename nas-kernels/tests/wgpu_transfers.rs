@@ -4,7 +4,7 @@
 //! moves bytes meanwhile).
 
 mod common;
-use common::{gpu, random, same_conv};
+use common::{gpu, random};
 use nas_kernels::accel::Accel;
 use nas_kernels::cpu::pool::Pool2d;
 use nas_kernels::transfer::snapshot;
@@ -13,7 +13,7 @@ use nas_kernels::transfer::snapshot;
 fn device_calls_move_their_operands_and_result_only() {
     let Some(g) = gpu() else { return };
     // Kernel arguments (a small uniform per launch) are not counted, as for CUDA.
-    let p = same_conv(2, 3, 8, 8, 4, 3);
+    let p = nas_kernels::cpu::conv::Conv2d::same(2, 3, 8, 8, 4, 3);
     let (x, w) = (random(2 * 3 * 8 * 8, 1), random(p.weight_len(), 2));
     let before = snapshot();
     let y = g.conv2d(&p, &x, &w).unwrap();

@@ -27,6 +27,27 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// An ungrouped stride-1 convolution of `k`x`k` kernels (odd `k`), padded to keep the
+    /// plane's size.
+    pub fn same(n: usize, cin: usize, h: usize, w: usize, cout: usize, k: usize) -> Conv2d {
+        Conv2d {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh: k,
+            kw: k,
+            sh: 1,
+            sw: 1,
+            ph: k / 2,
+            pw: k / 2,
+            dh: 1,
+            dw: 1,
+            groups: 1,
+        }
+    }
+
     /// Checks that the geometry describes a real convolution; the message names the field.
     pub fn validate(&self) -> crate::Res<()> {
         if self.groups == 0 || self.cin % self.groups != 0 || self.cout % self.groups != 0 {

@@ -21,6 +21,12 @@ fn index(id: vec3<u32>, nw: vec3<u32>) -> u32 {
     return id.x + id.y * nw.x * 64u;
 }
 
+// The item of a kernel that takes a workgroup per item (an output, a row), over a 2-D grid
+// of workgroups (x up to 65535).
+fn group_index(wid: vec3<u32>, nw: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nw.x;
+}
+
 // P: n, op, a, b. op: 0 copy, 1 relu, 2 exp, 3 log, 4 sigmoid, 5 tanh, 6 x*a+b, 7 neg.
 @compute @workgroup_size(64)
 fn unary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -169,7 +175,7 @@ fn reduce_to(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgrou
 // Workgroups: x and y over the outputs (x up to 65,535), z over the parts.
 @compute @workgroup_size(64)
 fn reduce_to_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let j = wid.x + wid.y * nw.x;
+    let j = group_index(wid, nw);
     let outputs = p(0u);
     if (j >= outputs) {
         return;
@@ -684,7 +690,7 @@ fn log_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
 // per shader beyond 21,845 columns). P: rows, cols.
 @compute @workgroup_size(64)
 fn log_softmax_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let r = wid.x + wid.y * nw.x;
+    let r = group_index(wid, nw);
     if (r >= p(0u)) {
         return;
     }
@@ -1138,6 +1144,13 @@ fn bn_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
     }
 }
 
+// acc = (sum, what rounding lost) with x added, Kahan's way.
+fn compensated(acc: vec2<f32>, x: f32) -> vec2<f32> {
+    let t = x - acc.y;
+    let u = acc.x + t;
+    return vec2<f32>(u, (u - acc.x) - t);
+}
+
 // bn_stats' parts combined into Y = [mean(c), invstd(c)]: the mean of the parts' means
 // weighted by their counts, then the sum of squared deviations as each part's own plus
 // its count times its mean's squared distance from the mean (Chan, Golub and LeVeque's
@@ -1153,26 +1166,19 @@ fn bn_stats_merge(@builtin(global_invocation_id) id: vec3<u32>) {
     let count = p(0u) * p(2u);
     let len = p(4u);
     let parts = (count + len - 1u) / len;
-    var s = 0.0;
-    var lost = 0.0;
+    // (sum, what rounding lost)
+    var s = vec2<f32>();
     for (var j = 0u; j < parts; j = j + 1u) {
-        let t = f32(min(len, count - j * len)) * A[j * 2u * c + ch] - lost;
-        let u = s + t;
-        lost = (u - s) - t;
-        s = u;
+        s = compensated(s, f32(min(len, count - j * len)) * A[j * 2u * c + ch]);
     }
-    let mean = s / f32(count);
-    s = 0.0;
-    lost = 0.0;
+    let mean = s.x / f32(count);
+    s = vec2<f32>();
     for (var j = 0u; j < parts; j = j + 1u) {
         let d = A[j * 2u * c + ch] - mean;
-        let t = A[j * 2u * c + c + ch] + f32(min(len, count - j * len)) * d * d - lost;
-        let u = s + t;
-        lost = (u - s) - t;
-        s = u;
+        s = compensated(s, A[j * 2u * c + c + ch] + f32(min(len, count - j * len)) * d * d);
     }
     Y[ch] = mean;
-    Y[c + ch] = 1.0 / sqrt(s / f32(count) + pf(3u));
+    Y[c + ch] = 1.0 / sqrt(s.x / f32(count) + pf(3u));
 }
 
 // y = (x - mean) * invstd * gamma + beta. A = x; B = [mean, invstd, gamma, beta] (c each).
@@ -1339,7 +1345,7 @@ fn log_softmax_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(n
 // lanes striding over the columns. A = y, B = g. P: rows, cols.
 @compute @workgroup_size(64)
 fn log_softmax_backward_lanes(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-    let r = wid.x + wid.y * nw.x;
+    let r = group_index(wid, nw);
     if (r >= p(0u)) {
         return;
     }

@@ -90,6 +90,8 @@ pub struct Gpu {
     /// loop iterations in all, and each workgroup and dispatch costs; a GPU wants many
     /// short workgroups instead.
     cpu_driver: bool,
+    /// The adapter's limit on a storage buffer's binding, in bytes.
+    binding_limit: u64,
 }
 
 /// A bounded memory of small host vectors and device buffers holding exactly those
@@ -386,6 +388,13 @@ fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+/// Workgroups for a kernel that takes one workgroup per item, `n` items (2-D past 65535;
+/// `group_index` in the WGSL source).
+fn groups_each(n: usize) -> (u32, u32) {
+    let x = n.clamp(1, 65_535);
+    (x as u32, n.div_ceil(x) as u32)
+}
+
 /// Workgroups for `n` invocations of a 64-wide 1-D kernel (2-D past 65535 groups).
 fn groups_1d(n: usize) -> (u32, u32) {
     let g = n.div_ceil(64).max(1);
@@ -482,6 +491,7 @@ impl Gpu {
             })
         };
         let (no_b, no_i) = (no_buffer("no b"), no_buffer("no i"));
+        let binding_limit = device.limits().max_storage_buffer_binding_size as u64;
         Ok(Gpu {
             stream: Arc::new(Stream {
                 device,
@@ -496,6 +506,7 @@ impl Gpu {
             known: Default::default(),
             adapter: format!("{} ({:?})", info.name, info.backend),
             cpu_driver: info.device_type == wgpu::DeviceType::Cpu,
+            binding_limit,
         })
     }
 
@@ -523,7 +534,7 @@ impl Gpu {
         let d = self.device();
         // A buffer past the adapter's binding limit is refused here, by size, where wgpu
         // would give a validation error naming only the binding.
-        let limit = d.limits().max_storage_buffer_binding_size as u64;
+        let limit = self.binding_limit;
         if let Some(big) = bufs.iter().map(|b| b.size()).find(|&s| s > limit) {
             let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
             return Err(KernelError::Invalid(format!(
@@ -1139,6 +1150,17 @@ pub fn set_lane_part(values: usize) {
 /// invocation loops three times over its row, which llvmpipe stops past 21,845 columns.
 const WIDE_ROW: usize = 1024;
 
+/// Which of a per-row op's two kernels (`[narrow, wide]`) runs over `rows` rows of `cols`,
+/// and its workgroups: an invocation per row for narrow rows (a classifier's classes), a
+/// workgroup per row, its lanes striding over the columns, from [`WIDE_ROW`] columns on.
+fn per_row(kernels: [&'static str; 2], rows: usize, cols: usize) -> (&'static str, (u32, u32)) {
+    if cols < WIDE_ROW {
+        (kernels[0], groups_1d(rows))
+    } else {
+        (kernels[1], groups_each(rows))
+    }
+}
+
 /// Most of k one invocation of `matmul` sums over; a longer k is split into parts.
 const MM_K_PART: usize = 16_384;
 
@@ -1279,10 +1301,10 @@ impl Resident for Gpu {
         // Long sums: a workgroup per output and part of at most SUM_PART values.
         let parts = total.div_ceil(SUM_PART);
         params.push(SUM_PART as u32);
-        let (gx, gy) = (n.min(65_535), n.div_ceil(65_535));
+        let (gx, gy) = groups_each(n);
         let out = self.output("y", parts * n);
         let bufs = [&g.buf, &self.no_b, &out.buf, &self.no_i];
-        let grid = (gx as u32, gy as u32, parts as u32);
+        let grid = (gx, gy, parts as u32);
         self.dispatch3("reduce_to_lanes", &params, bufs, grid)?;
         self.sum_parts(out, n, parts).map(DevBuf::Wgpu)
     }
@@ -1673,7 +1695,7 @@ impl Resident for Gpu {
         let x = wb(x)?;
         check_len("log_softmax input", x.len, rows * cols)?;
         let params = [rows as u32, cols as u32];
-        let (name, groups) = Self::rows_kernel("log_softmax", rows, cols);
+        let (name, groups) = per_row(["log_softmax", "log_softmax_lanes"], rows, cols);
         self.run_dev(name, &params, x, None, rows * cols, groups)
             .map(DevBuf::Wgpu)
     }
@@ -1690,7 +1712,8 @@ impl Resident for Gpu {
         check_len("log_softmax output", y.len, rows * cols)?;
         check_len("log_softmax gradient", gy.len, rows * cols)?;
         let params = [rows as u32, cols as u32];
-        let (name, groups) = Self::rows_kernel("log_softmax_backward", rows, cols);
+        let kernels = ["log_softmax_backward", "log_softmax_backward_lanes"];
+        let (name, groups) = per_row(kernels, rows, cols);
         self.run_dev(name, &params, y, Some(gy), rows * cols, groups)
             .map(DevBuf::Wgpu)
     }
@@ -1945,22 +1968,6 @@ impl Gpu {
         let (name, groups) = ("weighted_sum_backward_weight", (k as u32, parts as u32));
         let out = self.run_dev(name, &params, cat, Some(gy), parts * k, groups)?;
         self.sum_parts(out, k, parts)?.to_vec()
-    }
-
-    /// The kernel (`name`, or its `_lanes` variant) and workgroups for a per-row op over
-    /// `rows` rows of `cols`: an invocation per row for narrow rows (a classifier's
-    /// classes), a workgroup per row, its lanes striding over the columns, from
-    /// [`WIDE_ROW`] columns on.
-    fn rows_kernel(name: &'static str, rows: usize, cols: usize) -> (&'static str, (u32, u32)) {
-        if cols < WIDE_ROW {
-            return (name, groups_1d(rows));
-        }
-        let lanes = match name {
-            "log_softmax" => "log_softmax_lanes",
-            _ => "log_softmax_backward_lanes",
-        };
-        let x = rows.clamp(1, 65_535);
-        (lanes, (x as u32, rows.div_ceil(x).max(1) as u32))
     }
 
     /// How a lane kernel splits `count` values: (parts, values per part). Parts are as

@@ -29,34 +29,6 @@ pub fn gpu() -> Option<&'static Gpu> {
 }
 
 /// Reproducible values in [-1, 1) (xorshift64).
-/// An ungrouped stride-1 convolution of `k`x`k` kernels padded to keep the plane's size.
-#[allow(dead_code)]
-pub fn same_conv(
-    n: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    k: usize,
-) -> nas_kernels::cpu::conv::Conv2d {
-    nas_kernels::cpu::conv::Conv2d {
-        n,
-        cin,
-        h,
-        w,
-        cout,
-        kh: k,
-        kw: k,
-        sh: 1,
-        sw: 1,
-        ph: k / 2,
-        pw: k / 2,
-        dh: 1,
-        dw: 1,
-        groups: 1,
-    }
-}
-
 pub fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
@@ -308,7 +280,7 @@ pub mod suite {
         for (n, c, h, w, k) in [(1, 1, 2050, 2049, 3), (2, 33_000, 1, 1, 1)] {
             let p = conv::Conv2d {
                 groups: c,
-                ..super::same_conv(n, c, h, w, c, k)
+                ..conv::Conv2d::same(n, c, h, w, c, k)
             };
             conv_matches(a, &p, 11, 1e-3);
         }
@@ -330,10 +302,10 @@ pub mod suite {
             let got = a.matmul(m, n, k, &x, ta, &y, tb).unwrap();
             close(&got, &want, 1e-4, &format!("matmul k={k} ta={ta} tb={tb}"));
         }
-        let p = super::same_conv(2, 2, 300, 300, 3, 3);
+        let p = conv::Conv2d::same(2, 2, 300, 300, 3, 3);
         conv_matches(a, &p, 23, 1e-4);
         for (cin, cout, side) in [(2_049, 2, 4), (1, 16_400, 2)] {
-            let p = super::same_conv(2, cin, side, side, cout, 3);
+            let p = conv::Conv2d::same(2, cin, side, side, cout, 3);
             conv_matches(a, &p, 24, 1e-4);
         }
     }
