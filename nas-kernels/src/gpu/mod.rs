@@ -927,34 +927,23 @@ impl Accel for Gpu {
     }
 
     fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)> {
-        let len = p.n * p.c * p.out_h() * p.out_w();
-        let params = Self::pool_params(p, false);
-        self.run_io("max_pool", &params, x, &[], len, groups_1d(len), true)
+        let (y, arg) = Resident::max_pool(self, p, &self.dup(x))?;
+        Ok((y.to_vec()?, arg.to_u32_vec()?))
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
-        let len = p.n * p.c * p.h * p.w;
-        if p.h * p.w > 1 << 24 {
-            return Err(KernelError::Invalid(format!(
-                "wgpu max_pool_backward: a {}x{} plane is past exact f32 indices",
-                p.h, p.w
-            )));
-        }
-        let arg: Vec<f32> = arg.iter().map(|&a| a as f32).collect();
-        let params = Self::pool_params(p, false);
-        self.run("max_pool_backward", &params, gy, &arg, len, groups_1d(len))
+        // The indices go up as they are (their bits), as the forward leaves them.
+        let arg: Vec<f32> = arg.iter().map(|&a| f32::from_bits(a)).collect();
+        let (gy, arg) = (self.dup(gy), self.dup(&arg));
+        Resident::max_pool_backward(self, p, &gy, &arg)?.to_vec()
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>> {
-        let len = p.n * p.c * p.out_h() * p.out_w();
-        let params = Self::pool_params(p, cip);
-        self.run("avg_pool", &params, x, &[], len, groups_1d(len))
+        Resident::avg_pool(self, p, cip, &self.dup(x))?.to_vec()
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>> {
-        let len = p.n * p.c * p.h * p.w;
-        let params = Self::pool_params(p, cip);
-        self.run("avg_pool_backward", &params, gy, &[], len, groups_1d(len))
+        Resident::avg_pool_backward(self, p, cip, &self.dup(gy))?.to_vec()
     }
 
     fn adaptive_avg_pool(
@@ -966,9 +955,7 @@ impl Accel for Gpu {
         ow: usize,
         x: &[f32],
     ) -> Res<Vec<f32>> {
-        let len = planes * oh * ow;
-        let params = [planes, h, w, oh, ow].map(|v| v as u32);
-        self.run("adaptive_avg_pool", &params, x, &[], len, groups_1d(len))
+        Resident::adaptive_avg_pool(self, planes, h, w, oh, ow, &self.dup(x))?.to_vec()
     }
 
     fn adaptive_avg_pool_backward(
@@ -980,16 +967,7 @@ impl Accel for Gpu {
         ow: usize,
         gy: &[f32],
     ) -> Res<Vec<f32>> {
-        let len = planes * h * w;
-        let params = [planes, h, w, oh, ow].map(|v| v as u32);
-        self.run(
-            "adaptive_avg_pool_backward",
-            &params,
-            gy,
-            &[],
-            len,
-            groups_1d(len),
-        )
+        Resident::adaptive_avg_pool_backward(self, planes, h, w, oh, ow, &self.dup(gy))?.to_vec()
     }
 
     fn batch_norm_train(
@@ -1163,6 +1141,20 @@ fn per_row(kernels: [&'static str; 2], rows: usize, cols: usize) -> (&'static st
 
 /// Most of k one invocation of `matmul` sums over; a longer k is split into parts.
 const MM_K_PART: usize = 16_384;
+
+/// Most loop iterations a kernel's invocation may take on a CPU driver (about half of
+/// llvmpipe's 65,535 in all, for the loops that do not grow with the data).
+const LOOPS_PER_INVOCATION: usize = 32_768;
+
+/// Upper bounds on the loop iterations of one invocation of the pooling kernels: the
+/// forward's (over a window) and the backward's (over the outputs whose windows hold an
+/// input).
+fn pool_loops(p: &Pool2d) -> (usize, usize) {
+    let fwd = p.kh * (p.kw + 1) + 1;
+    let rows = p.out_h().min(p.kh.div_ceil(p.sh) + 1);
+    let cols = p.out_w().min(p.kw.div_ceil(p.sw) + 1);
+    (fwd, rows * (cols + 1) + 1)
+}
 
 /// Most floats the per-image parts of a direct convolution's weight gradient take.
 const PARTS_FLOATS: usize = 1 << 22;
@@ -1422,6 +1414,10 @@ impl Resident for Gpu {
         let len = p.out_len();
         let y = if Self::by_gemm(p) {
             self.conv_gemm(p, x, w)?
+        } else if self.too_long_here(Self::direct_loops(p).0) {
+            self.on_cpu(&[x, w], len, |v, y| {
+                crate::cpu::conv::conv2d_forward(p, &v[0], &v[1], None, y)
+            })?
         } else {
             let y = self.output("y", len);
             let bufs = [&x.buf, &w.buf, &y.buf, &self.no_i];
@@ -1445,7 +1441,15 @@ impl Resident for Gpu {
         if Self::by_gemm(p) {
             return self.conv_gemm_backward_input(p, gy, w).map(DevBuf::Wgpu);
         }
-        let y = self.output("y", p.n * p.cin * p.h * p.w);
+        let len = p.n * p.cin * p.h * p.w;
+        if self.too_long_here(Self::direct_loops(p).1) {
+            return self
+                .on_cpu(&[gy, w], len, |v, gx| {
+                    crate::cpu::conv::conv2d_backward_input(p, &v[0], &v[1], gx)
+                })
+                .map(DevBuf::Wgpu);
+        }
+        let y = self.output("y", len);
         let bufs = [&gy.buf, &w.buf, &y.buf, &self.no_i];
         let grid = tiles(p.h, p.w, p.n * p.cin)?;
         self.dispatch3("conv2d_backward_input", &Self::conv_params(p), bufs, grid)?;
@@ -1467,9 +1471,11 @@ impl Resident for Gpu {
         // positions (llvmpipe stops a shader after 65,535 loop iterations in all).
         let len = p.weight_len();
         let all_rows = p.n * p.out_h();
-        let rows = all_rows.clamp(1, 32_768);
+        let rows = all_rows.clamp(1, LOOPS_PER_INVOCATION);
         let fewest = if self.cpu_driver {
-            (all_rows * (p.out_w() + 1)).div_ceil(32_768).clamp(1, rows)
+            (all_rows * (p.out_w() + 1))
+                .div_ceil(LOOPS_PER_INVOCATION)
+                .clamp(1, rows)
         } else {
             1
         };
@@ -1492,6 +1498,14 @@ impl Resident for Gpu {
         let x = wb(x)?;
         check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
+        if self.too_long_here(pool_loops(p).0) {
+            let mut arg = vec![0u32; len];
+            let y = self.on_cpu(&[x], len, |v, y| {
+                crate::cpu::pool::max_pool2d_forward(p, &v[0], y, &mut arg)
+            })?;
+            let arg: Vec<f32> = arg.into_iter().map(f32::from_bits).collect();
+            return Ok((DevBuf::Wgpu(y), DevBuf::Wgpu(self.upload(&arg))));
+        }
         let (y, i) = (self.output("y", len), self.output("i", len));
         let params = Self::pool_params(p, false);
         self.dispatch(
@@ -1511,6 +1525,14 @@ impl Resident for Gpu {
         check_len("max_pool output gradient", gy.len, out)?;
         check_len("max_pool argmax", arg.len, out)?;
         let len = p.n * p.c * p.h * p.w;
+        if self.too_long_here(pool_loops(p).1) {
+            let arg = arg.to_u32_vec()?;
+            return self
+                .on_cpu(&[gy], len, |v, gx| {
+                    crate::cpu::pool::max_pool2d_backward(p, &v[0], &arg, gx)
+                })
+                .map(DevBuf::Wgpu);
+        }
         let mut params = Self::pool_params(p, false).to_vec();
         params.push(1);
         let y = self.output("y", len);
@@ -1528,6 +1550,13 @@ impl Resident for Gpu {
         let x = wb(x)?;
         check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
+        if self.too_long_here(pool_loops(p).0) {
+            return self
+                .on_cpu(&[x], len, |v, y| {
+                    crate::cpu::pool::avg_pool2d_forward(p, cip, &v[0], y)
+                })
+                .map(DevBuf::Wgpu);
+        }
         let params = Self::pool_params(p, cip);
         self.run_dev("avg_pool", &params, x, None, len, groups_1d(len))
             .map(DevBuf::Wgpu)
@@ -1542,6 +1571,13 @@ impl Resident for Gpu {
             p.n * p.c * p.out_h() * p.out_w(),
         )?;
         let len = p.n * p.c * p.h * p.w;
+        if self.too_long_here(pool_loops(p).1) {
+            return self
+                .on_cpu(&[gy], len, |v, gx| {
+                    crate::cpu::pool::avg_pool2d_backward(p, cip, &v[0], gx)
+                })
+                .map(DevBuf::Wgpu);
+        }
         let params = Self::pool_params(p, cip);
         self.run_dev("avg_pool_backward", &params, gy, None, len, groups_1d(len))
             .map(DevBuf::Wgpu)
@@ -1559,6 +1595,13 @@ impl Resident for Gpu {
         let x = wb(x)?;
         check_len("adaptive_avg_pool input", x.len, planes * h * w)?;
         let len = planes * oh * ow;
+        if self.too_long_here((h.div_ceil(oh.max(1)) + 1) * (w.div_ceil(ow.max(1)) + 2) + 1) {
+            return self
+                .on_cpu(&[x], len, |v, y| {
+                    crate::cpu::pool::adaptive_avg_pool2d_forward(planes, 1, h, w, oh, ow, &v[0], y)
+                })
+                .map(DevBuf::Wgpu);
+        }
         let params = [planes, h, w, oh, ow].map(|v| v as u32);
         self.run_dev("adaptive_avg_pool", &params, x, None, len, groups_1d(len))
             .map(DevBuf::Wgpu)
@@ -1580,6 +1623,15 @@ impl Resident for Gpu {
             planes * oh * ow,
         )?;
         let len = planes * h * w;
+        if self.too_long_here(oh + (oh.div_ceil(h.max(1)) + 1) * (ow + 1) + 1) {
+            return self
+                .on_cpu(&[gy], len, |v, gx| {
+                    crate::cpu::pool::adaptive_avg_pool2d_backward(
+                        planes, 1, h, w, oh, ow, &v[0], gx,
+                    )
+                })
+                .map(DevBuf::Wgpu);
+        }
         let params = [planes, h, w, oh, ow].map(|v| v as u32);
         let name = "adaptive_avg_pool_backward";
         self.run_dev(name, &params, gy, None, len, groups_1d(len))
@@ -1918,7 +1970,7 @@ impl Gpu {
         } else {
             (kp, mm.nb * len)
         };
-        if slices > 65_535 || (summed && sums > 32_768) {
+        if slices > 65_535 || (summed && sums > LOOPS_PER_INVOCATION) {
             return Err(KernelError::Invalid(format!(
                 "matmul: {} products of k = {} are past the wgpu grid limit",
                 mm.nb, mm.k
@@ -2014,6 +2066,40 @@ impl Gpu {
             && p.cin <= lim
             && (p.out_h() * p.out_w()).div_ceil(64) <= lim
             && (p.h * p.w).div_ceil(64) <= lim
+    }
+
+    /// Upper bounds on the loop iterations of one invocation of the direct convolution
+    /// kernels, each loop's final test included: the forward's (over a group's input
+    /// channels and the taps) and the input gradient's (over the taps and a group's output
+    /// channels).
+    fn direct_loops(p: &Conv2d) -> (usize, usize) {
+        let fwd = p.cin_g() * (1 + p.kh * (1 + p.kw)) + 1;
+        let bwd = p.kh * (1 + p.kw * (1 + p.cout / p.groups)) + 1;
+        (fwd, bwd)
+    }
+
+    /// Whether a kernel whose invocations loop `loops` times would pass the loop count
+    /// this adapter's driver allows: llvmpipe ends a shader after 65,535 iterations of
+    /// all its loops together and leaves its outputs unwritten, so on a CPU driver a
+    /// kernel with more runs on the CPU instead (its operands read back, its result
+    /// uploaded; on that driver the device is the same CPU). GPUs have no such count.
+    fn too_long_here(&self, loops: usize) -> bool {
+        self.cpu_driver && loops > LOOPS_PER_INVOCATION
+    }
+
+    /// Runs `f` on the CPU over `inputs` read back, and uploads the `len` floats it
+    /// writes: a kernel that would loop past what this driver allows
+    /// ([`Gpu::too_long_here`]).
+    fn on_cpu(
+        &self,
+        inputs: &[&Buf],
+        len: usize,
+        f: impl FnOnce(&[Vec<f32>], &mut [f32]),
+    ) -> Res<Buf> {
+        let values = inputs.iter().map(|b| b.to_vec()).collect::<Res<Vec<_>>>()?;
+        let mut y = vec![0.0; len];
+        f(&values, &mut y);
+        Ok(self.upload(&y))
     }
 
     /// Whether the convolution's im2col matrix is its input (a 1x1 kernel, stride 1, no

@@ -138,7 +138,9 @@ macro_rules! suite_tests {
             conv2d,
             conv2d_past_one_grid_row,
             long_k,
+            long_direct_convs,
             pooling,
+            long_pooling_windows,
             batch_norm,
             log_softmax,
             weighted_sum,
@@ -310,6 +312,20 @@ pub mod suite {
         }
     }
 
+    /// Convolutions that take the direct kernels with long loops per output: many input
+    /// channels per group (forward), many output channels per group (input gradient),
+    /// and an ungrouped one whose im2col matrix has more than 65,535 rows. Each output
+    /// sums more than 65,535 products, past the loop count llvmpipe lets a shader run.
+    pub fn long_direct_convs(a: &dyn Accel) {
+        for (cin, cout, groups) in [(2_800, 2, 2), (2, 2_800, 2), (1_400, 2, 1)] {
+            let p = conv::Conv2d {
+                groups,
+                ..conv::Conv2d::same(1, cin, 7, 7, cout, 7)
+            };
+            conv_matches(a, &p, 31, 1e-4);
+        }
+    }
+
     fn pool_geom(k: usize, s: usize, pad: usize) -> pool::Pool2d {
         pool::Pool2d {
             n: 2,
@@ -329,46 +345,74 @@ pub mod suite {
     /// average pooling, forward and backward; max pooling's argmax must be identical.
     pub fn pooling(a: &dyn Accel) {
         for (k, s, pad) in [(2, 2, 0), (3, 1, 1), (3, 2, 1), (5, 2, 2)] {
-            let p = pool_geom(k, s, pad);
-            let what = format!("k{k} s{s} p{pad}");
-            let x = random(p.n * p.c * p.h * p.w, 7);
-            let len = p.n * p.c * p.out_h() * p.out_w();
-            let (mut y, mut arg) = (vec![0.0; len], vec![0u32; len]);
-            pool::max_pool2d_forward(&p, &x, &mut y, &mut arg);
-            let (gy_, ga) = a.max_pool(&p, &x).unwrap();
-            close(&gy_, &y, 1e-6, &format!("max pool {what}"));
-            assert_eq!(ga, arg, "max pool argmax {what}");
-            let gy = random(len, 11);
-            let mut gx = vec![0.0; x.len()];
-            pool::max_pool2d_backward(&p, &gy, &arg, &mut gx);
-            let got = a.max_pool_backward(&p, &gy, &arg).unwrap();
-            close(&got, &gx, 1e-5, &format!("max pool grad {what}"));
-            for cip in [false, true] {
-                let mut y = vec![0.0; len];
-                pool::avg_pool2d_forward(&p, cip, &x, &mut y);
-                let got = a.avg_pool(&p, cip, &x).unwrap();
-                close(&got, &y, 1e-5, &format!("avg pool {what} cip={cip}"));
-                let mut gx = vec![0.0; x.len()];
-                pool::avg_pool2d_backward(&p, cip, &gy, &mut gx);
-                let got = a.avg_pool_backward(&p, cip, &gy).unwrap();
-                close(&got, &gx, 1e-5, &format!("avg pool grad {what} cip={cip}"));
-            }
+            pool_matches(a, &pool_geom(k, s, pad), 7);
         }
         for (oh, ow) in [(1, 1), (4, 3), (5, 7)] {
-            let (n, c, h, w) = (2, 3, 13, 11);
-            let x = random(n * c * h * w, 12);
-            let mut y = vec![0.0; n * c * oh * ow];
-            pool::adaptive_avg_pool2d_forward(n, c, h, w, oh, ow, &x, &mut y);
-            let got = a.adaptive_avg_pool(n * c, h, w, oh, ow, &x).unwrap();
-            close(&got, &y, 1e-5, &format!("adaptive pool {oh}x{ow}"));
-            let gy = random(y.len(), 13);
-            let mut gx = vec![0.0; x.len()];
-            pool::adaptive_avg_pool2d_backward(n, c, h, w, oh, ow, &gy, &mut gx);
-            let got = a
-                .adaptive_avg_pool_backward(n * c, h, w, oh, ow, &gy)
-                .unwrap();
-            close(&got, &gx, 1e-5, &format!("adaptive pool grad {oh}x{ow}"));
+            adaptive_matches(a, [2, 3, 13, 11], oh, ow, 12);
         }
+    }
+
+    /// Pooling windows and adaptive bins of more than 65,535 values, past the loop
+    /// count llvmpipe lets a shader run: a 257x257 window, and planes of 300x300 to 1x1
+    /// and 2x3.
+    pub fn long_pooling_windows(a: &dyn Accel) {
+        let p = pool::Pool2d {
+            n: 1,
+            c: 2,
+            h: 260,
+            w: 259,
+            ..pool_geom(257, 1, 0)
+        };
+        pool_matches(a, &p, 8);
+        for (oh, ow) in [(1, 1), (2, 3)] {
+            adaptive_matches(a, [1, 2, 300, 300], oh, ow, 9);
+        }
+    }
+
+    /// Max and average pooling `p` (average with and without padding in the divisor),
+    /// forward and backward, against the CPU.
+    fn pool_matches(a: &dyn Accel, p: &pool::Pool2d, seed: u64) {
+        let what = format!("k{} s{} p{} on {}x{}", p.kh, p.sh, p.ph, p.h, p.w);
+        let x = random(p.n * p.c * p.h * p.w, seed);
+        let len = p.n * p.c * p.out_h() * p.out_w();
+        let (mut y, mut arg) = (vec![0.0; len], vec![0u32; len]);
+        pool::max_pool2d_forward(p, &x, &mut y, &mut arg);
+        let (gy_, ga) = a.max_pool(p, &x).unwrap();
+        close(&gy_, &y, 1e-6, &format!("max pool {what}"));
+        assert_eq!(ga, arg, "max pool argmax {what}");
+        let gy = random(len, seed + 4);
+        let mut gx = vec![0.0; x.len()];
+        pool::max_pool2d_backward(p, &gy, &arg, &mut gx);
+        let got = a.max_pool_backward(p, &gy, &arg).unwrap();
+        close(&got, &gx, 1e-5, &format!("max pool grad {what}"));
+        for cip in [false, true] {
+            let mut y = vec![0.0; len];
+            pool::avg_pool2d_forward(p, cip, &x, &mut y);
+            let got = a.avg_pool(p, cip, &x).unwrap();
+            close(&got, &y, 1e-5, &format!("avg pool {what} cip={cip}"));
+            let mut gx = vec![0.0; x.len()];
+            pool::avg_pool2d_backward(p, cip, &gy, &mut gx);
+            let got = a.avg_pool_backward(p, cip, &gy).unwrap();
+            close(&got, &gx, 1e-5, &format!("avg pool grad {what} cip={cip}"));
+        }
+    }
+
+    /// Adaptive average pooling of `[n, c, h, w]` to `oh x ow`, forward and backward,
+    /// against the CPU.
+    fn adaptive_matches(a: &dyn Accel, [n, c, h, w]: [usize; 4], oh: usize, ow: usize, seed: u64) {
+        let what = format!("{h}x{w} to {oh}x{ow}");
+        let x = random(n * c * h * w, seed);
+        let mut y = vec![0.0; n * c * oh * ow];
+        pool::adaptive_avg_pool2d_forward(n, c, h, w, oh, ow, &x, &mut y);
+        let got = a.adaptive_avg_pool(n * c, h, w, oh, ow, &x).unwrap();
+        close(&got, &y, 1e-5, &format!("adaptive pool {what}"));
+        let gy = random(y.len(), seed + 1);
+        let mut gx = vec![0.0; x.len()];
+        pool::adaptive_avg_pool2d_backward(n, c, h, w, oh, ow, &gy, &mut gx);
+        let got = a
+            .adaptive_avg_pool_backward(n * c, h, w, oh, ow, &gy)
+            .unwrap();
+        close(&got, &gx, 1e-5, &format!("adaptive pool grad {what}"));
     }
 
     /// Training-mode batch norm and its backward (see [`super::bn_case`]).
