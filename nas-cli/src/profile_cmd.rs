@@ -11,7 +11,6 @@ use nas_core::optim::Optimizer;
 use nas_core::profile::{self, Event, Row};
 use nas_core::space::builtin::InputSpec;
 use nas_core::space::Supernet;
-use nas_core::timing::fastest_ms;
 use nas_core::train::{sgd_for, TrainConfig};
 use nas_core::{Rng, Tensor};
 use std::path::PathBuf;
@@ -38,30 +37,6 @@ pub struct ProfileArgs {
     /// Where to write the Chrome trace (default profile-<space>.trace.json).
     #[arg(long)]
     pub trace: Option<PathBuf>,
-}
-
-/// This machine's practical peaks: SGEMM 1024^3 GFLOP/s and streaming-copy GB/s.
-fn peaks() -> (f64, f64) {
-    let n = 1024;
-    let a = vec![1.0f32; n * n];
-    let b = vec![0.5f32; n * n];
-    let mut c = vec![0.0f32; n * n];
-    let s = 1e-3
-        * fastest_ms(3, || {
-            nas_core::device::cpu_gemm(n, n, n, &a, &b, &mut c).expect("square operands");
-            std::hint::black_box(&mut c);
-        });
-    let flops = 2.0 * (n * n * n) as f64 / s / 1e9;
-    let len = 16 << 20;
-    let src = vec![1.0f32; len];
-    let mut dst = vec![0.0f32; len];
-    let s = 1e-3
-        * fastest_ms(5, || {
-            dst.copy_from_slice(std::hint::black_box(&src));
-            std::hint::black_box(&mut dst);
-        });
-    let bw = 8.0 * len as f64 / s / 1e9;
-    (flops, bw)
 }
 
 /// Each row's share of the peaks of where it ran: the device's for `kind:` kernels, the
@@ -102,7 +77,10 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         classes: 10,
     };
     let space = a.space.resolve_for_batch(input, a.batch)?;
-    let peak = peaks();
+    let peak = nas_core::device::cpu_backend()
+        .peaks()
+        .map_err(|e| anyhow!("measuring the CPU's peaks: {e}"))?;
+    let peak = (peak.gflops, peak.gbs);
     println!(
         "{} supernet weight step, batch {}, {}x{}x{}, {} threads; CPU peaks measured here: \
          SGEMM {:.0} GFLOP/s, copy {:.1} GB/s",

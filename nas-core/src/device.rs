@@ -209,7 +209,7 @@ impl Tensor {
 pub struct Active(&'static dyn Accel);
 
 impl Active {
-    /// `"wgpu"` or `"cuda"`.
+    /// `"cpu"`, `"wgpu"` or `"cuda"`.
     pub fn kind(&self) -> &'static str {
         self.0.kind()
     }
@@ -249,6 +249,11 @@ pub fn cpu_gemm(
     check_gemm(m, n, k, a, b, c)?;
     nas_kernels::cpu::gemm::sgemm(m, n, k, a, false, b, false, c, false, true);
     Ok(())
+}
+
+/// The CPU backend, for reports: its description and its peaks (measured here).
+pub fn cpu_backend() -> Active {
+    Active(accel::cpu().0)
 }
 
 impl Active {

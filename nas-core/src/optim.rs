@@ -3,6 +3,7 @@
 
 use crate::autodiff::{backend, on_device};
 use crate::tensor::{Tensor, Values};
+use nas_kernels::cpu::optim as host;
 
 /// Something that updates parameters from their gradients.
 pub trait Optimizer {
@@ -100,21 +101,13 @@ impl Sgd {
     fn update(&self, w: &mut [f32], g: &[f32], v: &mut Vec<f32>, lr: f32) {
         let (mu, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
         if mu == 0.0 {
-            for (w, g) in w.iter_mut().zip(g) {
-                *w -= lr * (g + wd * *w);
-            }
-            return;
+            return host::sgd_plain(w, g, lr, wd);
         }
         let first = v.is_empty();
         if first {
             v.resize(w.len(), 0.0);
         }
-        for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-            let d = g + wd * *w;
-            *v = if first { d } else { mu * *v + d };
-            let step = if nesterov { d + mu * *v } else { *v };
-            *w -= lr * step;
-        }
+        host::sgd_momentum(w, g, v, first, lr, mu, wd, nesterov);
     }
 }
 
@@ -240,8 +233,6 @@ impl Optimizer for Adam {
     fn step(&mut self, lr: f32) {
         self.t += 1;
         let (b1, b2, eps, wd) = (self.beta1, self.beta2, self.eps, self.weight_decay);
-        let c1 = 1.0 - b1.powi(self.t);
-        let c2 = 1.0 - b2.powi(self.t);
         for ((p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
             let mut gl = p.grad_lock();
             let Some(g) = gl.as_mut() else { continue };
@@ -260,18 +251,14 @@ impl Optimizer for Adam {
                 continue;
             }
             let (g, m, v) = (g.host_mut(), m.host_mut(), v.host_mut());
-            let mut w = p.data_mut();
-            for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let mut g = *g;
-                if self.decoupled {
-                    *w -= lr * wd * *w;
-                } else {
-                    g += wd * *w;
-                }
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
-            }
+            let step = host::Adam {
+                lr,
+                betas_eps: (b1, b2, eps),
+                wd,
+                decoupled: self.decoupled,
+                t: self.t,
+            };
+            step.update(&mut p.data_mut(), g, m, v);
         }
     }
     fn params(&self) -> &[Tensor] {

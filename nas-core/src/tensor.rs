@@ -26,7 +26,8 @@ pub(crate) fn common_place<'a>(tensors: &[&Tensor], op: impl FnOnce() -> &'a str
 /// A device as [`Node::placed`] holds it.
 fn place_code(p: Option<Place>) -> u8 {
     match p {
-        None => HOST,
+        // The engine keeps host tensors' values in the tensor, not in a backend buffer.
+        None | Some(Place::Cpu) => HOST,
         Some(Place::Wgpu) => WGPU,
         Some(Place::Cuda) => CUDA,
     }

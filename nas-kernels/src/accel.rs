@@ -18,10 +18,12 @@ use std::sync::{Mutex, OnceLock};
 
 pub use crate::error::{KernelError, Res};
 
-/// Values in a device's memory: wgpu's or CUDA's. Cloning shares the buffer. It knows its
-/// device, so it can be read back, and ops on it run there, wherever it ends up.
+/// Values in a backend's memory: the CPU's (host memory), wgpu's or CUDA's. Cloning
+/// shares the buffer. It knows its device, so it can be read back, and ops on it run
+/// there, wherever it ends up.
 #[derive(Clone)]
 pub enum DevBuf {
+    Host(crate::cpu::backend::HostBuf),
     Wgpu(crate::gpu::Buf),
     Cuda(crate::cuda::Buf),
 }
@@ -30,6 +32,7 @@ impl DevBuf {
     /// How many floats it holds.
     pub fn len(&self) -> usize {
         match self {
+            DevBuf::Host(b) => b.len(),
             DevBuf::Wgpu(b) => b.len(),
             DevBuf::Cuda(b) => b.len(),
         }
@@ -42,6 +45,7 @@ impl DevBuf {
     /// Its contents copied back to the host (waits for the kernels that write it).
     pub fn to_vec(&self) -> Res<Vec<f32>> {
         match self {
+            DevBuf::Host(b) => Ok(b.as_slice().to_vec()),
             DevBuf::Wgpu(b) => b.to_vec(),
             DevBuf::Cuda(b) => b.to_vec(),
         }
@@ -50,6 +54,7 @@ impl DevBuf {
     /// Its contents as `u32`s (an index buffer such as max pooling's argmax).
     pub fn to_u32_vec(&self) -> Res<Vec<u32>> {
         match self {
+            DevBuf::Host(b) => Ok(b.to_u32_vec()),
             DevBuf::Wgpu(b) => b.to_u32_vec(),
             DevBuf::Cuda(b) => b.to_u32_vec(),
         }
@@ -58,41 +63,53 @@ impl DevBuf {
     /// The device whose memory holds it.
     pub fn place(&self) -> Place {
         match self {
+            DevBuf::Host(_) => Place::Cpu,
             DevBuf::Wgpu(_) => Place::Wgpu,
             DevBuf::Cuda(_) => Place::Cuda,
         }
     }
 
-    /// `"wgpu"` or `"cuda"`.
+    /// `"cpu"`, `"wgpu"` or `"cuda"`.
     pub fn device(&self) -> &'static str {
         self.place().name()
     }
 }
 
-/// A device that keeps tensors in its memory: where a tensor lives when not on the host.
+/// A backend's memory: the host's (the CPU backend), or a device's, where a tensor lives
+/// when not on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
+    Cpu,
     Wgpu,
     Cuda,
 }
 
 impl Place {
-    /// `"wgpu"` or `"cuda"`.
+    /// `"cpu"`, `"wgpu"` or `"cuda"`.
     pub fn name(self) -> &'static str {
         match self {
+            Place::Cpu => "cpu",
             Place::Wgpu => "wgpu",
             Place::Cuda => "cuda",
         }
     }
 
     /// Its backend, as both boundaries, once the device is open (a tensor can only be
-    /// in its memory after that; the process's one device of each kind stays open).
+    /// in its memory after that; the process's one device of each kind stays open). The
+    /// CPU's is always open.
     pub fn backend(self) -> Option<Backend> {
         match self {
+            Place::Cpu => Some(cpu()),
             Place::Wgpu => wgpu_opened().map(backend_of_gpu),
             Place::Cuda => cuda_opened().map(backend_of_cuda),
         }
     }
+}
+
+/// The CPU backend, as both boundaries.
+pub fn cpu() -> Backend {
+    let c = &crate::cpu::backend::CPU;
+    (c as &dyn Accel, c as &dyn Resident)
 }
 
 /// A device's backend, as both boundaries.
@@ -108,7 +125,7 @@ pub fn foreign(kernel: &str, want: &str, got: &DevBuf) -> KernelError {
 
 /// A device backend's training primitives.
 pub trait Accel: Send + Sync {
-    /// `"wgpu"` or `"cuda"`: the prefix of its kernels in profiles.
+    /// `"cpu"`, `"wgpu"` or `"cuda"`: the prefix of its kernels in profiles.
     fn kind(&self) -> &'static str;
     /// The device, for reports.
     fn describe(&self) -> String;
@@ -561,7 +578,6 @@ pub(crate) type Shape = [usize; BROADCAST_DIMS];
 
 /// `s` as the broadcasting kernels take it: right-aligned in [`BROADCAST_DIMS`]
 /// dimensions, padded with 1s.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 fn padded(what: &str, s: &[usize]) -> Res<Shape> {
     if s.len() > BROADCAST_DIMS {
         return Err(KernelError::Invalid(format!(
@@ -576,7 +592,6 @@ fn padded(what: &str, s: &[usize]) -> Res<Shape> {
 
 /// The padded shapes of a broadcast `a op b` (the result's, `a`'s, `b`'s), checked
 /// against the operands' lengths `la` and `lb`.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn broadcast_shapes(
     sa: &[usize],
     la: usize,
@@ -602,7 +617,6 @@ pub(crate) fn broadcast_shapes(
 }
 
 /// The kernel code of a broadcasting binary op (add, sub, mul, div).
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
     match op {
         Binary::ReluGrad => Err(KernelError::Invalid(
@@ -614,12 +628,10 @@ pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
 
 /// Values per output from which a device's `reduce_to` sums on a workgroup's (a block's)
 /// lanes instead of one invocation (thread) per output.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) const LONG_SUM: usize = 256;
 
 /// The padded shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which
 /// must broadcast to `sy`: (`sy`, `sx`).
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn sum_shapes(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[Shape; 2]> {
     check_len("reduce_to operand", lg, sy.iter().product())?;
     let (y, x) = (padded("reduce_to", sy)?, padded("reduce_to", sx)?);
@@ -682,7 +694,6 @@ pub const PERMUTE_DIMS: usize = 6;
 /// [`PERMUTE_DIMS`] axes (size 1, stride 0). Errors: a `perm` that is not an order of the
 /// axes, more than [`PERMUTE_DIMS`] axes, a length that is not the shape's, or a size
 /// past `u32`.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn permute6(
     shape: &[usize],
     perm: &[usize],
@@ -724,7 +735,6 @@ pub(crate) fn permute6(
 
 /// A running-statistics update's vectors (the batch's 1/std, the running mean and
 /// variance) each hold one value per channel of the batch mean's `c`.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn check_running_lens(c: usize, invstd: usize, mean: usize, var: usize) -> Res<()> {
     for (what, len) in [
         ("1/std", invstd),
@@ -737,7 +747,6 @@ pub(crate) fn check_running_lens(c: usize, invstd: usize, mean: usize, var: usiz
 }
 
 /// `start..start + len` within an axis of `total`.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
     if start + len > total {
         return Err(KernelError::Invalid(format!(
@@ -750,7 +759,6 @@ pub(crate) fn check_range(start: usize, len: usize, total: usize) -> Res<()> {
 
 /// The common length of buffers of lengths `lens`, which must be `k` (at least one) of
 /// one length.
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn same_lengths(what: &str, lens: impl Iterator<Item = usize>, k: usize) -> Res<usize> {
     let lens: Vec<usize> = lens.collect();
     let n = lens.first().copied().unwrap_or(0);
@@ -765,7 +773,6 @@ pub(crate) fn same_lengths(what: &str, lens: impl Iterator<Item = usize>, k: usi
 
 /// Checks that `len` values are whole rows of `c` channels of `plane` (a per-channel
 /// bias's operand).
-#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn check_channels(len: usize, c: usize, plane: usize) -> Res<()> {
     if c == 0 || plane == 0 || len % (c * plane) != 0 {
         return Err(KernelError::Invalid(format!(

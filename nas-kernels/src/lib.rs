@@ -19,6 +19,7 @@ pub mod gpu;
 #[path = "off/gpu.rs"]
 pub mod gpu;
 pub mod idle;
+pub mod timing;
 pub mod transfer;
 
 /// Says that a test skipped something and why (`msg`), where `cargo test` shows it: on

@@ -1,11 +1,13 @@
 //! The CPU backend: rayon across independent work, vectorisable inner loops, and the `gemm`
 //! crate for the innermost matrix kernel.
 
+pub mod backend;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod math;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 pub mod shape;
 pub mod softmax;
