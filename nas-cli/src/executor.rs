@@ -17,6 +17,12 @@ pub enum Outcome {
     /// It produced no result however often it was tried; why. Journaled as failed
     /// ([`Metrics::failed`]) and told to the strategy as such.
     Failed(String),
+    /// Its evaluation failed on the device (past its memory or a limit of the adapter),
+    /// which still works; why. A trial failed like [`Outcome::Failed`] where other
+    /// trials of the search have finished on this device (this architecture is too large
+    /// for it); where none has, the search ends with the error instead (a setting such as
+    /// the batch size is the cause, and every trial would fail the same way).
+    DeviceFailed(String),
 }
 
 /// Runs trials. `first` is the trial number of `archs[0]`; the others follow in order.
@@ -35,31 +41,50 @@ pub struct Local<'a> {
 
 impl Executor for Local<'_> {
     fn evaluate(&mut self, archs: &[Architecture], first: usize) -> Result<Vec<Outcome>> {
-        evaluate_all(self.evaluator, archs, self.seed, first)
+        let outcomes = evaluate_all(self.evaluator, archs, self.seed, first)
             .into_iter()
             .enumerate()
-            .map(|(k, r)| {
-                r.map(|(m, s)| Outcome::Done(m, s))
-                    .map_err(|e| anyhow!("trial {}: {e}", first + k))
-            })
-            .collect()
+            .map(|(k, r)| r.map_err(|e| anyhow!("trial {}: {e}", first + k)))
+            .collect::<Result<Vec<_>>>()?;
+        let failed = outcomes
+            .iter()
+            .position(|o| matches!(o, Outcome::DeviceFailed(_)));
+        if let Some(k) = failed {
+            // A device whose stream broke fails every later trial: end the search (a new
+            // process opens the device afresh when it resumes).
+            nas_core::device::usable().map_err(|e| {
+                anyhow!(
+                    "trial {}: the device does not work after a failure: {e}",
+                    first + k
+                )
+            })?;
+        }
+        Ok(outcomes)
     }
 }
 
-/// Evaluates architectures concurrently, one thread each.
+/// Evaluates architectures concurrently, one thread each. A device failure (which
+/// unwinds out of the pass that met it) is that trial's outcome; an evaluator's error is
+/// the search's; any other panic stays one.
 fn evaluate_all(
     ev: &dyn Evaluator,
     archs: &[Architecture],
     seed: u64,
     first: usize,
-) -> Vec<Result<(Metrics, f64), String>> {
+) -> Vec<Result<Outcome, String>> {
     // Each trial is a span of the search's, on whichever thread evaluates it.
     let search = tracing::Span::current();
     let one = |k: usize| {
         let _span = tracing::debug_span!(parent: &search, "trial", n = first + k).entered();
         let t = Instant::now();
-        ev.evaluate(&archs[k], trial_seed(seed, first + k))
-            .map(|m| (m, t.elapsed().as_secs_f64()))
+        let run = || ev.evaluate(&archs[k], trial_seed(seed, first + k));
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(r) => r.map(|m| Outcome::Done(m, t.elapsed().as_secs_f64())),
+            Err(p) => match nas_core::device::failure(&*p) {
+                Some(msg) => Ok(Outcome::DeviceFailed(msg)),
+                None => std::panic::resume_unwind(p),
+            },
+        }
     };
     if archs.len() == 1 {
         return vec![one(0)];

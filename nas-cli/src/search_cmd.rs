@@ -318,10 +318,28 @@ fn drive_loop(
         }
         let first = journal.len();
         let outcomes = executor.evaluate(&asked, first)?;
+        let device_failure = outcomes
+            .iter()
+            .position(|o| matches!(o, Outcome::DeviceFailed(_)));
+        if let Some(k) = device_failure {
+            let finished = journal.iter().any(|r| !r.metrics.is_failed())
+                || outcomes.iter().any(|o| matches!(o, Outcome::Done(..)));
+            if !finished {
+                let Outcome::DeviceFailed(why) = &outcomes[k] else {
+                    unreachable!()
+                };
+                bail!(
+                    "trial {}: {why}\nNo trial of this search has finished on this device, so \
+                     a setting (the batch size, the image size) rather than this architecture \
+                     is the likely cause: the search stops here",
+                    first + k
+                );
+            }
+        }
         for (arch, out) in asked.into_iter().zip(outcomes) {
             let (metrics, seconds) = match out {
                 Outcome::Done(m, s) => (m, s),
-                Outcome::Failed(why) => {
+                Outcome::Failed(why) | Outcome::DeviceFailed(why) => {
                     let msg = format!("trial {}: failed: {why}", journal.len());
                     bar.suspend(|| tracing::warn!("{msg}"));
                     (Metrics::failed(&why), 0.0)

@@ -180,6 +180,19 @@ pub(crate) fn fail(msg: String) -> ! {
     std::panic::panic_any(msg)
 }
 
+/// Whether the devices this process opened still work after a failure: each finishes
+/// what was asked of it (a wgpu stream whose submission failed reports that error from
+/// then on; a device refusal made before recording, such as a binding past the adapter's
+/// limit, leaves it working).
+pub fn usable() -> Result<(), String> {
+    for place in [Place::Wgpu, Place::Cuda] {
+        if let Some((_, r)) = place.backend() {
+            r.finish()?;
+        }
+    }
+    Ok(())
+}
+
 /// The message of the device failure a panic carries (`payload`, as a panic hook or
 /// `catch_unwind` sees it), or None for any other panic: a host reports the first as an
 /// error, and lets the second be the crash it is.

@@ -144,6 +144,106 @@ fn a_batch_too_large_for_the_device_is_an_error() {
     );
 }
 
+/// A space of two candidates, one too wide for the wgpu adapter at batch 8 (its 6,000
+/// channels of 28x28 take 144 MiB, past the 128 MiB a storage binding may hold on
+/// lavapipe), `first` naming which the grid strategy tries first.
+fn space_with_a_wide_candidate(dir: &std::path::Path, first: &str) -> std::path::PathBuf {
+    let (narrow, wide) = if first == "narrow" {
+        ("a_narrow", "b_wide")
+    } else {
+        ("b_narrow", "a_wide")
+    };
+    let space = serde_json::json!({
+        "name": "widths",
+        "layers": [
+            {"choice": "block", "candidates": {
+                narrow: [{"op": "conv", "out": 8}, {"op": "relu"}],
+                wide: [
+                    {"op": "conv", "out": 6000, "kernel": 1},
+                    {"op": "relu"},
+                    {"op": "conv", "out": 8, "kernel": 1}
+                ]
+            }},
+            {"op": "gap"},
+            {"op": "linear", "out": "classes"}
+        ]
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("space.json");
+    std::fs::write(&path, space.to_string()).unwrap();
+    path
+}
+
+fn search_on_wgpu(
+    space: &std::path::Path,
+    out: &std::path::Path,
+) -> Option<(std::process::Output, String)> {
+    let o = nas()
+        .args(["--threads", "2", "search", "--space-file"])
+        .arg(space)
+        .args([
+            "--strategy",
+            "grid",
+            "--evaluator",
+            "train",
+            "--budget",
+            "2",
+        ])
+        .args([
+            "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
+        ])
+        .args(["--device", "wgpu", "--out"])
+        .arg(out)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let (_, stderr) = common::wgpu_output(&o)?;
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+        "{stderr}"
+    );
+    Some((o, stderr))
+}
+
+/// An architecture too large for the device fails as a trial (journaled as failed with
+/// the device's message, told to the strategy) once another trial of the search has
+/// finished there; the search goes on. Before, it ended the search, and resuming asked
+/// for the same trial again. Where no trial has finished, the same failure ends the
+/// search with an error that points at the settings (every trial would fail alike).
+#[test]
+fn an_architecture_too_large_for_the_device_fails_its_trial() {
+    let dir = common::temp_path("train-cli", "device-trial");
+    let space = space_with_a_wide_candidate(&dir, "narrow");
+    let run = dir.join("run");
+    let Some((o, stderr)) = search_on_wgpu(&space, &run) else {
+        return;
+    };
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("trial 1: failed: wgpu"), "{stderr}");
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{journal}");
+    assert_eq!(lines[0]["arch"]["block"], "a_narrow", "{journal}");
+    assert!(lines[0]["metrics"]["failed"].is_null(), "{journal}");
+    let why = lines[1]["metrics"]["failed"].as_str().unwrap_or_default();
+    assert!(why.contains("past this adapter's limit"), "{journal}");
+
+    let space = space_with_a_wide_candidate(&dir.join("wide-first"), "wide");
+    let Some((o, stderr)) = search_on_wgpu(&space, &dir.join("run-wide-first")) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: trial 0: wgpu")
+            && stderr.contains("No trial of this search has finished"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `nas train --device wgpu` (the whole training step on the Vulkan adapter; CI has
 /// Mesa's CPU driver) reaches the CPU's test accuracy within a point, same seed, on a
 /// 3,200-image epoch scored on the first 2,000 test images (a full epoch on the CPU

@@ -192,7 +192,7 @@ fn accuracies(out: &[Outcome]) -> Vec<f64> {
     out.iter()
         .map(|o| match o {
             Outcome::Done(m, _) => m.accuracy,
-            Outcome::Failed(_) => -1.0,
+            Outcome::Failed(_) | Outcome::DeviceFailed(_) => -1.0,
         })
         .collect()
 }
