@@ -83,7 +83,7 @@ pub fn main() {
         }
     };
     let trace = span_trace_start();
-    // A device call that fails mid-step (past the adapter's memory or limits) unwinds
+    // A device call that fails mid-step (a buffer past the adapter's limits, a CUDA call that fails) unwinds
     // as a panic: report it as an error, quietly; any other panic stays a crash.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -170,13 +170,20 @@ impl Device {
     }
 }
 
-/// The message of the last device failure (see [`fail`]).
-static FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+/// The messages of the latest device failures (see [`fail`]): several, since trials
+/// running side by side may fail at once, each unwinding to its own catch.
+static FAILURES: std::sync::Mutex<std::collections::VecDeque<String>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
 
 /// Panics with `msg`, a device call that failed mid-step (out of memory, past a limit of
 /// the adapter), remembered so that [`failure`] can tell this panic from a bug.
 pub(crate) fn fail(msg: String) -> ! {
-    *FAILURE.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
+    let mut last = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+    if last.len() == 64 {
+        last.pop_front();
+    }
+    last.push_back(msg.clone());
+    drop(last);
     std::panic::panic_any(msg)
 }
 
@@ -198,8 +205,8 @@ pub fn usable() -> Result<(), String> {
 /// error, and lets the second be the crash it is.
 pub fn failure(payload: &(dyn std::any::Any + Send)) -> Option<String> {
     let msg = payload.downcast_ref::<String>()?;
-    let last = FAILURE.lock().unwrap_or_else(|e| e.into_inner());
-    (last.as_deref() == Some(msg.as_str())).then(|| msg.clone())
+    let last = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+    last.contains(msg).then(|| msg.clone())
 }
 
 impl Tensor {

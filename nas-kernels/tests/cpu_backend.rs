@@ -38,3 +38,41 @@ fn a_device_buffer_is_refused() {
         .expect("a host buffer given to wgpu");
     assert!(e.to_string().contains("cpu"), "{e}");
 }
+
+/// Shapes at the edges give results or errors, never a panic: a sum to a shape of more
+/// dimensions than the gradient's (leading 1s), empty tensors, an adaptive pooling of an
+/// empty plane; and SGD without momentum gives the buffer back as it was (as the
+/// devices do).
+#[test]
+fn edge_shapes_and_plain_sgd() {
+    use nas_kernels::accel::{Binary, DevBuf};
+    let (_, r) = nas_kernels::accel::cpu();
+    let v = |b: DevBuf| b.to_vec().unwrap();
+    let g = r.upload(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    assert_eq!(
+        v(r.reduce_to(&g, &[2, 3], &[1, 1, 3]).unwrap()),
+        [5.0, 7.0, 9.0]
+    );
+    assert_eq!(
+        v(r.reduce_to(&g, &[2, 3], &[1, 2, 1]).unwrap()),
+        [6.0, 15.0]
+    );
+    let empty = r.upload(&[]).unwrap();
+    assert!(v(r.permute(&[0, 2], &[1, 0], &empty).unwrap()).is_empty());
+    let two = r.upload(&[1.0, 2.0]).unwrap();
+    let sum = r.binary_broadcast(Binary::Add, &empty, &[0, 2], &two, &[1, 2]);
+    assert!(v(sum.unwrap()).is_empty());
+    assert_eq!(
+        v(r.reduce_to(&empty, &[0, 2], &[1, 2]).unwrap()),
+        [0.0, 0.0]
+    );
+    assert!(r.adaptive_avg_pool(1, 0, 3, 1, 1, &empty).is_err());
+    let (w, g, m) = (
+        r.upload(&[1.0, -1.0]).unwrap(),
+        two.clone(),
+        r.upload(&[7.0, 8.0]).unwrap(),
+    );
+    let (w2, m2) = r.sgd(&w, &g, Some(&m), 0.5, 0.0, 0.0, false).unwrap();
+    assert_eq!(v(w2), [0.5, -2.0]);
+    assert_eq!(v(m2), [7.0, 8.0]);
+}

@@ -165,20 +165,37 @@ impl Resident for Cpu {
         let (a, b) = (hb(a)?, hb(b)?);
         let [y, ..] = accel::broadcast_shapes(sa, a.len(), sb, b.len())?;
         accel::broadcast_code(op)?;
-        made(y.iter().product(), |y| {
-            ew::binary(a, sa, b, sb, y, binary_fn(op))
-        })
+        let n = y.iter().product();
+        if n == 0 {
+            return out(vec![]);
+        }
+        made(n, |y| ew::binary(a, sa, b, sb, y, binary_fn(op)))
     }
 
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf> {
         let g = hb(g)?;
         accel::sum_shapes(sy, g.len(), sx)?;
-        made(sx.iter().product(), |y| ew::acc_sum_to(g, sy, y, sx))
+        let n: usize = sx.iter().product();
+        if n == 0 || g.is_empty() {
+            return out(vec![0.0; n]);
+        }
+        // Both at the same rank (the shorter padded with leading 1s), as the kernel walks.
+        let rank = sy.len().max(sx.len());
+        let pad = |s: &[usize]| {
+            let mut p = vec![1; rank - s.len()];
+            p.extend_from_slice(s);
+            p
+        };
+        let (sy, sx) = (pad(sy), pad(sx));
+        made(n, |y| ew::acc_sum_to(g, &sy, y, &sx))
     }
 
     fn permute(&self, shape: &[usize], perm: &[usize], x: &DevBuf) -> Res<DevBuf> {
         let x = hb(x)?;
         accel::permute6(shape, perm, x.len())?;
+        if x.is_empty() {
+            return out(vec![]);
+        }
         made(x.len(), |y| mv::permute(x, shape, perm, y))
     }
 
@@ -282,20 +299,34 @@ impl Resident for Cpu {
         if let Some(b) = bias {
             check_len("conv2d bias", b.len(), p.cout)?;
         }
+        if p.out_len() == 0 || x.is_empty() {
+            // No outputs, or a sum over no input channels: the bias alone.
+            let plane = p.out_h() * p.out_w();
+            return made(p.out_len(), |y| {
+                for (i, row) in y.chunks_mut(plane.max(1)).enumerate() {
+                    row.fill(bias.map_or(0.0, |b| b[i % p.cout.max(1)]));
+                }
+            });
+        }
         made(p.out_len(), |y| conv::conv2d_forward(p, x, w, bias, y))
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
         let (gy, w) = (hb(gy)?, hb(w)?);
         accel::check_conv(p, None, Some(w), Some(gy))?;
-        made(p.n * p.cin * p.h * p.w, |gx| {
-            conv::conv2d_backward_input(p, gy, w, gx)
-        })
+        let len = p.n * p.cin * p.h * p.w;
+        if len == 0 || gy.is_empty() {
+            return out(vec![0.0; len]);
+        }
+        made(len, |gx| conv::conv2d_backward_input(p, gy, w, gx))
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
         let (x, gy) = (hb(x)?, hb(gy)?);
         accel::check_conv(p, Some(x), None, Some(gy))?;
+        if p.weight_len() == 0 || x.is_empty() || gy.is_empty() {
+            return out(vec![0.0; p.weight_len()]);
+        }
         made(p.weight_len(), |gw| {
             conv::conv2d_backward_weight(p, x, gy, gw, None)
         })
@@ -364,6 +395,10 @@ impl Resident for Cpu {
     ) -> Res<DevBuf> {
         let x = hb(x)?;
         check_len("adaptive_avg_pool input", x.len(), planes * h * w)?;
+        check_bins(h, w, oh, ow)?;
+        if planes * oh * ow == 0 {
+            return out(vec![]);
+        }
         made(planes * oh * ow, |y| {
             pool::adaptive_avg_pool2d_forward(planes, 1, h, w, oh, ow, x, y)
         })
@@ -384,6 +419,10 @@ impl Resident for Cpu {
             gy.len(),
             planes * oh * ow,
         )?;
+        check_bins(h, w, oh, ow)?;
+        if planes * h * w == 0 {
+            return out(vec![]);
+        }
         made(planes * h * w, |gx| {
             pool::adaptive_avg_pool2d_backward(planes, 1, h, w, oh, ow, gy, gx)
         })
@@ -532,7 +571,12 @@ impl Resident for Cpu {
             }
             None => (vec![0.0; n], true),
         };
-        optim::sgd_momentum(&mut w, g, &mut v, first, lr, mu, wd, nesterov);
+        if mu == 0.0 {
+            // No momentum: the buffer comes back as it was, as on the devices.
+            optim::sgd_plain(&mut w, g, lr, wd);
+        } else {
+            optim::sgd_momentum(&mut w, g, &mut v, first, lr, mu, wd, nesterov);
+        }
         Ok((out(w)?, out(v)?))
     }
 
@@ -717,8 +761,7 @@ impl Accel for Cpu {
 
     fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         let n = accel::candidate_len(k, xs, w, None)?;
-        let parts: Vec<DevBuf> = xs.chunks(n.max(1)).map(up).collect();
-        host(Resident::weighted_sum(self, &parts, w))
+        host(Resident::weighted_sum(self, &candidates(k, n, xs), w))
     }
 
     fn weighted_sum_backward(
@@ -733,8 +776,7 @@ impl Accel for Cpu {
             .iter()
             .flat_map(|&wj| gy.iter().map(move |g| wj * g))
             .collect();
-        let parts: Vec<DevBuf> = xs.chunks(n.max(1)).map(up).collect();
-        let gw = Resident::weighted_sum_backward_weight(self, &parts, &up(gy))?;
+        let gw = Resident::weighted_sum_backward_weight(self, &candidates(k, n, xs), &up(gy))?;
         Ok((gx, gw))
     }
 
@@ -773,6 +815,22 @@ impl Accel for Cpu {
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
         host(Resident::nll_backward(self, rows, cols, targets, g))
     }
+}
+
+/// The `k` candidates of `n` values each that `xs` holds back to back, as buffers.
+fn candidates(k: usize, n: usize, xs: &[f32]) -> Vec<DevBuf> {
+    (0..k).map(|j| up(&xs[j * n..(j + 1) * n])).collect()
+}
+
+/// An adaptive pooling's bins: `oh x ow` of them over a plane of `h x w`, which must hold
+/// a value when there is a bin to average.
+fn check_bins(h: usize, w: usize, oh: usize, ow: usize) -> Res<()> {
+    if (h == 0 || w == 0) && oh * ow > 0 {
+        return Err(KernelError::Invalid(format!(
+            "adaptive_avg_pool: {oh}x{ow} bins over an empty {h}x{w} plane"
+        )));
+    }
+    Ok(())
 }
 
 /// Host values as the CPU backend's buffer (a copy: the caller keeps its slice).

@@ -885,8 +885,7 @@ fn covering(i: u32, k: u32, s: u32, pad: u32, outn: u32) -> vec2<u32> {
 }
 
 // Max-pool input gradient, gathering every output whose argmax is this pixel: the
-// argmax in I as the forward wrote it when P12 is 1, else in B as exact f32 values.
-// A = output gradient.
+// argmax in I as the forward wrote it. A = output gradient.
 @compute @workgroup_size(64)
 fn max_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = index(id, nw);
@@ -907,13 +906,7 @@ fn max_pool_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     for (var oy = ry.x; oy < ry.y; oy = oy + 1u) {
         for (var ox = rx.x; ox < rx.y; ox = ox + 1u) {
             let o = (plane * oh + oy) * ow + ox;
-            var arg = 0u;
-            if (p(12u) == 1u) {
-                arg = I[o];
-            } else {
-                arg = u32(B[o]);
-            }
-            if (arg == at) {
+            if (I[o] == at) {
                 s = s + A[o];
             }
         }

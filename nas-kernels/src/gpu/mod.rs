@@ -589,36 +589,9 @@ impl Gpu {
         out_len: usize,
         groups: (u32, u32),
     ) -> Res<Vec<f32>> {
-        Ok(self.run_io(entry, params, a, b, out_len, groups, false)?.0)
-    }
-
-    /// [`Gpu::run`] for kernels that also write `out_len` indices (read back only when
-    /// `indices` is set; empty otherwise).
-    #[allow(clippy::too_many_arguments)]
-    fn run_io(
-        &self,
-        entry: &str,
-        params: &[u32],
-        a: &[f32],
-        b: &[f32],
-        out_len: usize,
-        groups: (u32, u32),
-        indices: bool,
-    ) -> Res<(Vec<f32>, Vec<u32>)> {
         let (a, b) = (self.upload(a), self.upload(b));
-        let y = self.output("y", out_len);
-        let i = indices.then(|| self.output("i", out_len));
-        let i_buf = i.as_ref().map_or(&self.no_i, |i| &i.buf);
-        self.dispatch(entry, params, [&a.buf, &b.buf, &y.buf, i_buf], groups)?;
-        let idx = match i {
-            Some(i) => i
-                .read_bytes()?
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            None => vec![],
-        };
-        Ok((y.to_vec()?, idx))
+        self.run_dev(entry, params, &a, Some(&b), out_len, groups)?
+            .to_vec()
     }
 
     /// Runs `entry` on buffers already on the device (`b` absent for one-input kernels)
@@ -1054,18 +1027,11 @@ impl Accel for Gpu {
     }
 
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32> {
-        crate::accel::check_targets(rows, cols, logp.len(), targets)?;
-        let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-        let params = [rows as u32, cols as u32];
-        Ok(self.run("nll", &params, logp, &t, 1, (1, 1))?[0])
+        Resident::nll(self, rows, cols, &self.dup(logp), targets)
     }
 
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
-        crate::accel::check_targets(rows, cols, rows * cols, targets)?;
-        let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-        let params = [rows as u32, cols as u32, g.to_bits()];
-        let len = rows * cols;
-        self.run("nll_backward", &params, &t, &[], len, groups_1d(len))
+        Resident::nll_backward(self, rows, cols, targets, g)?.to_vec()
     }
 }
 
@@ -1146,14 +1112,14 @@ const MM_K_PART: usize = 16_384;
 /// llvmpipe's 65,535 in all, for the loops that do not grow with the data).
 const LOOPS_PER_INVOCATION: usize = 32_768;
 
-/// Upper bounds on the loop iterations of one invocation of the pooling kernels: the
-/// forward's (over a window) and the backward's (over the outputs whose windows hold an
-/// input).
+/// Upper bounds on the loop iterations of one invocation of the pooling kernels,
+/// counting a loop's entry and exit tests as iterations too: the forward's (over a
+/// window) and the backward's (over the outputs whose windows hold an input).
 fn pool_loops(p: &Pool2d) -> (usize, usize) {
-    let fwd = p.kh * (p.kw + 1) + 1;
+    let fwd = p.kh * (p.kw + 2) + 1;
     let rows = p.out_h().min(p.kh.div_ceil(p.sh) + 1);
     let cols = p.out_w().min(p.kw.div_ceil(p.sw) + 1);
-    (fwd, rows * (cols + 1) + 1)
+    (fwd, rows * (cols + 2) + 1)
 }
 
 /// Most floats the per-image parts of a direct convolution's weight gradient take.
@@ -1412,7 +1378,7 @@ impl Resident for Gpu {
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
         check_len("conv2d weight", w.len, p.weight_len())?;
         let len = p.out_len();
-        let y = if Self::by_gemm(p) {
+        let y = if self.by_gemm(p) {
             self.conv_gemm(p, x, w)?
         } else if self.too_long_here(Self::direct_loops(p).0) {
             self.on_cpu(&[x, w], len, |v, y| {
@@ -1438,7 +1404,7 @@ impl Resident for Gpu {
         p.validate()?;
         check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d weight", w.len, p.weight_len())?;
-        if Self::by_gemm(p) {
+        if self.by_gemm(p) {
             return self.conv_gemm_backward_input(p, gy, w).map(DevBuf::Wgpu);
         }
         let len = p.n * p.cin * p.h * p.w;
@@ -1462,7 +1428,7 @@ impl Resident for Gpu {
         p.validate()?;
         check_len("conv2d output gradient", gy.len, p.out_len())?;
         check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
-        if Self::by_gemm(p) {
+        if self.by_gemm(p) {
             return self.conv_gemm_backward_weight(p, x, gy).map(DevBuf::Wgpu);
         }
         // Parts over the batch's output rows: as many as keep them within 16 MiB and at
@@ -1527,14 +1493,18 @@ impl Resident for Gpu {
         let len = p.n * p.c * p.h * p.w;
         if self.too_long_here(pool_loops(p).1) {
             let arg = arg.to_u32_vec()?;
+            if arg.iter().any(|&i| i as usize >= p.h * p.w) {
+                return Err(KernelError::Invalid(
+                    "max_pool_backward: an argmax outside the input plane".into(),
+                ));
+            }
             return self
                 .on_cpu(&[gy], len, |v, gx| {
                     crate::cpu::pool::max_pool2d_backward(p, &v[0], &arg, gx)
                 })
                 .map(DevBuf::Wgpu);
         }
-        let mut params = Self::pool_params(p, false).to_vec();
-        params.push(1);
+        let params = Self::pool_params(p, false);
         let y = self.output("y", len);
         self.dispatch(
             "max_pool_backward",
@@ -1595,7 +1565,7 @@ impl Resident for Gpu {
         let x = wb(x)?;
         check_len("adaptive_avg_pool input", x.len, planes * h * w)?;
         let len = planes * oh * ow;
-        if self.too_long_here((h.div_ceil(oh.max(1)) + 1) * (w.div_ceil(ow.max(1)) + 2) + 1) {
+        if self.too_long_here((h.div_ceil(oh.max(1)) + 1) * (w.div_ceil(ow.max(1)) + 3) + 1) {
             return self
                 .on_cpu(&[x], len, |v, y| {
                     crate::cpu::pool::adaptive_avg_pool2d_forward(planes, 1, h, w, oh, ow, &v[0], y)
@@ -1623,7 +1593,7 @@ impl Resident for Gpu {
             planes * oh * ow,
         )?;
         let len = planes * h * w;
-        if self.too_long_here(oh + (oh.div_ceil(h.max(1)) + 1) * (ow + 1) + 1) {
+        if self.too_long_here(oh + (oh.div_ceil(h.max(1)) + 1) * (ow + 2) + 1) {
             return self
                 .on_cpu(&[gy], len, |v, gx| {
                     crate::cpu::pool::adaptive_avg_pool2d_backward(
@@ -1773,6 +1743,13 @@ impl Resident for Gpu {
     fn nll(&self, rows: usize, cols: usize, logp: &DevBuf, targets: &[u32]) -> Res<f32> {
         let logp = wb(logp)?;
         crate::accel::check_targets(rows, cols, logp.len, targets)?;
+        // Each of the kernel's 64 lanes loops over a 64th of the rows.
+        if self.too_long_here(rows.div_ceil(64) + 1) {
+            let logp = logp.to_vec()?;
+            return Ok(crate::cpu::softmax::nll_loss_forward(
+                rows, cols, &logp, targets,
+            ));
+        }
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
         let t = self.upload_small(&t);
         let params = [rows as u32, cols as u32];
@@ -2057,10 +2034,12 @@ impl Gpu {
 
     /// Whether convolution `p` runs as im2col and a matmul: ungrouped (grouped and
     /// depthwise ones keep their direct kernels, which do little work per output), with
-    /// its grids within the 65535-workgroup limit per dimension.
-    fn by_gemm(p: &Conv2d) -> bool {
+    /// its grids within the 65535-workgroup limit per dimension, and col2im's loop over
+    /// the taps within what this driver allows.
+    fn by_gemm(&self, p: &Conv2d) -> bool {
         let lim = 65_535;
-        p.groups == 1
+        !self.too_long_here(p.kh * (p.kw + 2) + 1)
+            && p.groups == 1
             && p.cin * p.kh * p.kw <= lim
             && p.n <= lim
             && p.cin <= lim
@@ -2069,12 +2048,12 @@ impl Gpu {
     }
 
     /// Upper bounds on the loop iterations of one invocation of the direct convolution
-    /// kernels, each loop's final test included: the forward's (over a group's input
-    /// channels and the taps) and the input gradient's (over the taps and a group's output
-    /// channels).
+    /// kernels, counting a loop's entry and exit tests as iterations too: the forward's
+    /// (over a group's input channels and the taps) and the input gradient's (over the
+    /// taps and a group's output channels).
     fn direct_loops(p: &Conv2d) -> (usize, usize) {
-        let fwd = p.cin_g() * (1 + p.kh * (1 + p.kw)) + 1;
-        let bwd = p.kh * (1 + p.kw * (1 + p.cout / p.groups)) + 1;
+        let fwd = p.cin_g() * (p.kh * (p.kw + 2) + 2) + 1;
+        let bwd = p.kh * (p.kw * (p.cout / p.groups + 2) + 2) + 1;
         (fwd, bwd)
     }
 

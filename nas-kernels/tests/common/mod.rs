@@ -501,6 +501,23 @@ pub mod suite {
             let got = a.nll_backward(rows, cols, &t, 0.75).unwrap();
             close(&got, &gx, 1e-6, &format!("{what} grad"));
         }
+        // More rows than one lane of a workgroup may loop over on llvmpipe (65,535 times
+        // 64); multiples of 1/4, so every order of summation is exact.
+        let (rows, cols) = (4_300_000, 2);
+        let logp: Vec<f32> = (0..rows * cols).map(|i| -((i % 5) as f32) * 0.25).collect();
+        let t: Vec<u32> = (0..rows).map(|r| (r % cols) as u32).collect();
+        let sum: f64 = t
+            .iter()
+            .enumerate()
+            .map(|(r, &c)| -logp[r * cols + c as usize] as f64)
+            .sum();
+        let got = a.nll(rows, cols, &logp, &t).unwrap();
+        close(
+            &[got],
+            &[(sum / rows as f64) as f32],
+            1e-6,
+            "nll of 4.3M rows",
+        );
         let e = a.nll(2, 3, &[0.0; 6], &[1, 3]).unwrap_err();
         assert!(
             matches!(&e, nas_kernels::KernelError::Invalid(m) if m.contains("target 3")),
