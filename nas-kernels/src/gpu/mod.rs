@@ -92,6 +92,8 @@ pub struct Gpu {
     cpu_driver: bool,
     /// The adapter's limit on a storage buffer's binding, in bytes.
     binding_limit: u64,
+    /// The adapter's `max_buffer_size`, read once.
+    buffer_limit: u64,
 }
 
 /// A bounded memory of small host vectors and device buffers holding exactly those
@@ -492,6 +494,7 @@ impl Gpu {
         };
         let (no_b, no_i) = (no_buffer("no b"), no_buffer("no i"));
         let binding_limit = device.limits().max_storage_buffer_binding_size as u64;
+        let buffer_limit = device.limits().max_buffer_size;
         Ok(Gpu {
             stream: Arc::new(Stream {
                 device,
@@ -507,6 +510,7 @@ impl Gpu {
             adapter: format!("{} ({:?})", info.name, info.backend),
             cpu_driver: info.device_type == wgpu::DeviceType::Cpu,
             binding_limit,
+            buffer_limit,
         })
     }
 
@@ -536,7 +540,6 @@ impl Gpu {
         // would give a validation error naming only the binding.
         let limit = self.binding_limit;
         if let Some(big) = bufs.iter().map(|b| b.size()).find(|&s| s > limit) {
-            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
             return Err(KernelError::Invalid(format!(
                 "wgpu kernel `{entry}`: a buffer of {:.1} MiB is past this adapter's limit of \
                  {:.1} MiB per storage binding (a smaller batch or image fits)",
@@ -589,7 +592,7 @@ impl Gpu {
         out_len: usize,
         groups: (u32, u32),
     ) -> Res<Vec<f32>> {
-        let (a, b) = (self.upload(a), self.upload(b));
+        let (a, b) = (self.upload(a)?, self.upload(b)?);
         self.run_dev(entry, params, &a, Some(&b), out_len, groups)?
             .to_vec()
     }
@@ -605,7 +608,7 @@ impl Gpu {
         out_len: usize,
         groups: (u32, u32),
     ) -> Res<Buf> {
-        let y = self.output("y", out_len);
+        let y = self.output("y", out_len)?;
         let b = b.map_or(&self.no_b, |b| &b.buf);
         self.dispatch(entry, params, [&a.buf, b, &y.buf, &self.no_i], groups)?;
         Ok(y)
@@ -643,71 +646,106 @@ impl Gpu {
 
     /// `x` copied into a new device buffer (one float for an empty `x`, which no kernel
     /// reads).
-    pub fn upload(&self, x: &[f32]) -> Buf {
+    pub fn upload(&self, x: &[f32]) -> Res<Buf> {
         let len = x.len();
-        if len > 0 {
-            crate::transfer::up(4 * len);
-        }
         let x = if x.is_empty() { &[0.0f32][..] } else { x };
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let buf = self
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        let buf = self.allocate("upload", bytes.len() as u64, |d| {
+            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("upload"),
                 contents: &bytes,
                 usage: Buf::USAGE,
-            });
+            })
+        })?;
+        if len > 0 {
+            crate::transfer::up(4 * len);
+        }
         // Not given back to the pool: outputs never take an upload's place, and a batch
         // a step uploads would otherwise add a buffer to the pool every step.
-        Buf {
+        Ok(Buf {
             stream: self.stream.clone(),
             buf,
             len,
             _lease: None,
+        })
+    }
+
+    /// A new buffer of `size` bytes made by `make`: one past the adapter's limit per
+    /// buffer, or one the device has no memory for, is an error naming `label` and the
+    /// size (wgpu would report either to its handler for errors nobody waits for, which
+    /// panics).
+    fn allocate(
+        &self,
+        label: &str,
+        size: u64,
+        make: impl FnOnce(&wgpu::Device) -> wgpu::Buffer,
+    ) -> Res<wgpu::Buffer> {
+        if size > self.buffer_limit {
+            return Err(KernelError::Invalid(format!(
+                "wgpu `{label}`: a buffer of {:.1} MiB is past this adapter's limit of {:.1} \
+                 MiB per buffer (a smaller batch or image fits)",
+                mib(size),
+                mib(self.buffer_limit)
+            )));
+        }
+        let d = self.device();
+        let memory = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let valid = d.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buf = make(d);
+        let invalid = pollster::block_on(valid.pop());
+        let out_of_memory = pollster::block_on(memory.pop());
+        match invalid.or(out_of_memory) {
+            Some(e) => Err(KernelError::device(
+                format!("wgpu `{label}`: allocating {:.1} MiB", mib(size)),
+                e,
+            )),
+            None => Ok(buf),
         }
     }
 
     /// `x` on the device for kernels to read: a buffer already holding exactly these
     /// values if one is remembered, else a new upload, remembered.
-    fn upload_small(&self, x: &[f32]) -> Buf {
+    fn upload_small(&self, x: &[f32]) -> Res<Buf> {
         let mut known = self.known.lock().unwrap();
         if let Some(b) = known.find(x) {
-            return b;
+            return Ok(b);
         }
-        let b = self.upload(x);
+        let b = self.upload(x)?;
         known.remember(x, &b);
-        b
+        Ok(b)
     }
 
     /// `x` copied into a new device buffer, as the engine holds it.
-    fn dup(&self, x: &[f32]) -> DevBuf {
-        DevBuf::Wgpu(self.upload(x))
+    fn dup(&self, x: &[f32]) -> Res<DevBuf> {
+        Ok(DevBuf::Wgpu(self.upload(x)?))
     }
 
     /// A device buffer for a kernel's `len` outputs: a freed one of that size from the
     /// pool (holding old values), else a new one (zeros).
-    fn output(&self, label: &str, len: usize) -> Buf {
-        self.pooled(label, len).0
+    fn output(&self, label: &str, len: usize) -> Res<Buf> {
+        Ok(self.pooled(label, len)?.0)
     }
 
     /// [`Gpu::output`], and whether the buffer came from the pool.
-    fn pooled(&self, label: &str, len: usize) -> (Buf, bool) {
+    fn pooled(&self, label: &str, len: usize) -> Res<(Buf, bool)> {
         let size = (4 * len.max(1)) as u64;
         if let Some(buf) = self.stream.pool.lock().unwrap().take(size) {
-            return (self.wrap(buf, len), true);
+            return Ok((self.wrap(buf, len), true));
         }
-        let buf = self.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: Buf::USAGE,
-            mapped_at_creation: false,
-        });
-        (self.wrap(buf, len), false)
+        let buf = self.allocate(label, size, |d| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: Buf::USAGE,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok((self.wrap(buf, len), false))
     }
 
     /// A device buffer of `len` zeros (a reused one cleared on the device).
     fn output_zeroed(&self, label: &str, len: usize) -> Res<Buf> {
-        let (y, reused) = self.pooled(label, len);
+        let (y, reused) = self.pooled(label, len)?;
         if reused {
             self.stream
                 .record("clear", |enc| enc.clear_buffer(&y.buf, 0, None))?;
@@ -877,46 +915,46 @@ impl Accel for Gpu {
         b: &[f32],
         tb: bool,
     ) -> Res<Vec<f32>> {
-        let (a, b) = (self.dup(a), self.dup(b));
+        let (a, b) = (self.dup(a)?, self.dup(b)?);
         Resident::matmul(self, m, n, k, &a, ta, &b, tb)?.to_vec()
     }
 
     fn conv2d(&self, p: &Conv2d, x: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), Some(w), None)?;
-        let (x, w) = (self.dup(x), self.dup(w));
+        let (x, w) = (self.dup(x)?, self.dup(w)?);
         Resident::conv2d(self, p, &x, &w, None)?.to_vec()
     }
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &[f32], w: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, None, Some(w), Some(gy))?;
-        let (gy, w) = (self.dup(gy), self.dup(w));
+        let (gy, w) = (self.dup(gy)?, self.dup(w)?);
         Resident::conv2d_backward_input(self, p, &gy, &w)?.to_vec()
     }
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &[f32], gy: &[f32]) -> Res<Vec<f32>> {
         crate::accel::check_conv(p, Some(x), None, Some(gy))?;
-        let (x, gy) = (self.dup(x), self.dup(gy));
+        let (x, gy) = (self.dup(x)?, self.dup(gy)?);
         Resident::conv2d_backward_weight(self, p, &x, &gy)?.to_vec()
     }
 
     fn max_pool(&self, p: &Pool2d, x: &[f32]) -> Res<(Vec<f32>, Vec<u32>)> {
-        let (y, arg) = Resident::max_pool(self, p, &self.dup(x))?;
+        let (y, arg) = Resident::max_pool(self, p, &self.dup(x)?)?;
         Ok((y.to_vec()?, arg.to_u32_vec()?))
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
         // The indices go up as they are (their bits), as the forward leaves them.
         let arg: Vec<f32> = arg.iter().map(|&a| f32::from_bits(a)).collect();
-        let (gy, arg) = (self.dup(gy), self.dup(&arg));
+        let (gy, arg) = (self.dup(gy)?, self.dup(&arg)?);
         Resident::max_pool_backward(self, p, &gy, &arg)?.to_vec()
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &[f32]) -> Res<Vec<f32>> {
-        Resident::avg_pool(self, p, cip, &self.dup(x))?.to_vec()
+        Resident::avg_pool(self, p, cip, &self.dup(x)?)?.to_vec()
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &[f32]) -> Res<Vec<f32>> {
-        Resident::avg_pool_backward(self, p, cip, &self.dup(gy))?.to_vec()
+        Resident::avg_pool_backward(self, p, cip, &self.dup(gy)?)?.to_vec()
     }
 
     fn adaptive_avg_pool(
@@ -928,7 +966,7 @@ impl Accel for Gpu {
         ow: usize,
         x: &[f32],
     ) -> Res<Vec<f32>> {
-        Resident::adaptive_avg_pool(self, planes, h, w, oh, ow, &self.dup(x))?.to_vec()
+        Resident::adaptive_avg_pool(self, planes, h, w, oh, ow, &self.dup(x)?)?.to_vec()
     }
 
     fn adaptive_avg_pool_backward(
@@ -940,7 +978,7 @@ impl Accel for Gpu {
         ow: usize,
         gy: &[f32],
     ) -> Res<Vec<f32>> {
-        Resident::adaptive_avg_pool_backward(self, planes, h, w, oh, ow, &self.dup(gy))?.to_vec()
+        Resident::adaptive_avg_pool_backward(self, planes, h, w, oh, ow, &self.dup(gy)?)?.to_vec()
     }
 
     fn batch_norm_train(
@@ -953,7 +991,7 @@ impl Accel for Gpu {
         beta: &[f32],
         eps: f32,
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let (x, gamma, beta) = (self.dup(x), self.dup(gamma), self.dup(beta));
+        let (x, gamma, beta) = (self.dup(x)?, self.dup(gamma)?, self.dup(beta)?);
         let (y, mean, invstd) = Resident::batch_norm_train(self, n, c, hw, &x, &gamma, &beta, eps)?;
         Ok((y.to_vec()?, mean.to_vec()?, invstd.to_vec()?))
     }
@@ -970,13 +1008,14 @@ impl Accel for Gpu {
         invstd: &[f32],
     ) -> Res<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let [x, gy, gamma, mean, invstd] = [x, gy, gamma, mean, invstd].map(|v| self.dup(v));
+        let [x, gy, gamma, mean, invstd] = [x?, gy?, gamma?, mean?, invstd?];
         let (gx, ggamma, gbeta) =
             Resident::batch_norm_backward(self, n, c, hw, &x, &gy, &gamma, &mean, &invstd)?;
         Ok((gx.to_vec()?, ggamma.to_vec()?, gbeta.to_vec()?))
     }
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &[f32]) -> Res<Vec<f32>> {
-        Resident::log_softmax(self, rows, cols, &self.dup(x))?.to_vec()
+        Resident::log_softmax(self, rows, cols, &self.dup(x)?)?.to_vec()
     }
 
     fn log_softmax_backward(
@@ -986,7 +1025,7 @@ impl Accel for Gpu {
         y: &[f32],
         gy: &[f32],
     ) -> Res<Vec<f32>> {
-        Resident::log_softmax_backward(self, rows, cols, &self.dup(y), &self.dup(gy))?.to_vec()
+        Resident::log_softmax_backward(self, rows, cols, &self.dup(y)?, &self.dup(gy)?)?.to_vec()
     }
 
     fn weighted_sum(&self, k: usize, xs: &[f32], w: &[f32]) -> Res<Vec<f32>> {
@@ -1012,7 +1051,7 @@ impl Accel for Gpu {
             k * n,
             groups_1d(k * n),
         )?;
-        let gw = self.mixing_grads(&self.upload(xs), &self.upload(gy), n, k)?;
+        let gw = self.mixing_grads(&self.upload(xs)?, &self.upload(gy)?, n, k)?;
         Ok((gx, gw))
     }
 
@@ -1027,7 +1066,7 @@ impl Accel for Gpu {
     }
 
     fn nll(&self, rows: usize, cols: usize, logp: &[f32], targets: &[u32]) -> Res<f32> {
-        Resident::nll(self, rows, cols, &self.dup(logp), targets)
+        Resident::nll(self, rows, cols, &self.dup(logp)?, targets)
     }
 
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<Vec<f32>> {
@@ -1040,7 +1079,7 @@ impl Gpu {
     /// crosses to the host).
     fn concat(&self, parts: &[&Buf]) -> Res<Buf> {
         let len = parts.iter().map(|b| b.len).sum();
-        let y = self.output("concat", len);
+        let y = self.output("concat", len)?;
         self.stream.record("concat", |enc| {
             let mut at = 0u64;
             for b in parts {
@@ -1056,7 +1095,7 @@ impl Gpu {
 
     /// `len` floats of `b` from `offset`, in a new buffer (a device-side copy).
     fn part(&self, b: &Buf, offset: usize, len: usize) -> Res<Buf> {
-        let y = self.output("part", len);
+        let y = self.output("part", len)?;
         if len > 0 {
             self.stream.record("part", |enc| {
                 enc.copy_buffer_to_buffer(&b.buf, 4 * offset as u64, &y.buf, 0, 4 * len as u64)
@@ -1111,6 +1150,11 @@ const MM_K_PART: usize = 16_384;
 /// Most loop iterations a kernel's invocation may take on a CPU driver (about half of
 /// llvmpipe's 65,535 in all, for the loops that do not grow with the data).
 const LOOPS_PER_INVOCATION: usize = 32_768;
+
+/// `bytes` in MiB, for messages.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
 
 /// Upper bounds on the loop iterations of one invocation of the pooling kernels,
 /// counting a loop's entry and exit tests as iterations too: the forward's (over a
@@ -1172,7 +1216,7 @@ impl Resident for Gpu {
     }
 
     fn upload(&self, x: &[f32]) -> Res<DevBuf> {
-        Ok(DevBuf::Wgpu(Gpu::upload(self, x)))
+        Ok(DevBuf::Wgpu(Gpu::upload(self, x)?))
     }
 
     fn zeros(&self, len: usize) -> Res<DevBuf> {
@@ -1260,7 +1304,7 @@ impl Resident for Gpu {
         let parts = total.div_ceil(SUM_PART);
         params.push(SUM_PART as u32);
         let (gx, gy) = groups_each(n);
-        let out = self.output("y", parts * n);
+        let out = self.output("y", parts * n)?;
         let bufs = [&g.buf, &self.no_b, &out.buf, &self.no_i];
         let grid = (gx, gy, parts as u32);
         self.dispatch3("reduce_to_lanes", &params, bufs, grid)?;
@@ -1281,7 +1325,7 @@ impl Resident for Gpu {
         let b = wb(b)?;
         check_len("matmul left operand", a.len, m * k)?;
         check_len("matmul right operand", b.len, k * n)?;
-        let y = self.output("y", m * n);
+        let y = self.output("y", m * n)?;
         let one = Mm {
             m,
             n,
@@ -1304,7 +1348,7 @@ impl Resident for Gpu {
             .map(|(b, n)| Ok((wb(b)?, *n)))
             .collect::<Res<Vec<_>>>()?;
         let total: usize = parts.iter().map(|(_, len)| len).sum();
-        let y = self.output("concat", outer * total * inner);
+        let y = self.output("concat", outer * total * inner)?;
         let mut at = 0;
         for (x, len) in parts {
             check_len("concat part", x.len, outer * len * inner)?;
@@ -1327,7 +1371,7 @@ impl Resident for Gpu {
         let x = wb(x)?;
         check_len("slice input", x.len, outer * total * inner)?;
         check_range(start, len, total)?;
-        let y = self.output("slice", outer * len * inner);
+        let y = self.output("slice", outer * len * inner)?;
         self.axis_block(outer, len, inner, total, start, 1, x, &y)?;
         Ok(DevBuf::Wgpu(y))
     }
@@ -1385,7 +1429,7 @@ impl Resident for Gpu {
                 crate::cpu::conv::conv2d_forward(p, &v[0], &v[1], None, y)
             })?
         } else {
-            let y = self.output("y", len);
+            let y = self.output("y", len)?;
             let bufs = [&x.buf, &w.buf, &y.buf, &self.no_i];
             let grid = tiles(p.out_h(), p.out_w(), p.n * p.cout)?;
             self.dispatch3("conv2d", &Self::conv_params(p), bufs, grid)?;
@@ -1415,7 +1459,7 @@ impl Resident for Gpu {
                 })
                 .map(DevBuf::Wgpu);
         }
-        let y = self.output("y", len);
+        let y = self.output("y", len)?;
         let bufs = [&gy.buf, &w.buf, &y.buf, &self.no_i];
         let grid = tiles(p.h, p.w, p.n * p.cin)?;
         self.dispatch3("conv2d_backward_input", &Self::conv_params(p), bufs, grid)?;
@@ -1446,7 +1490,7 @@ impl Resident for Gpu {
             1
         };
         let parts = (PARTS_FLOATS / len.max(1)).clamp(fewest, rows);
-        let out = self.output("parts", parts * len);
+        let out = self.output("parts", parts * len)?;
         let (gx, gy_) = groups_1d(len);
         let bufs = [&x.buf, &gy.buf, &out.buf, &self.no_i];
         let params = Self::conv_params(p);
@@ -1470,9 +1514,9 @@ impl Resident for Gpu {
                 crate::cpu::pool::max_pool2d_forward(p, &v[0], y, &mut arg)
             })?;
             let arg: Vec<f32> = arg.into_iter().map(f32::from_bits).collect();
-            return Ok((DevBuf::Wgpu(y), DevBuf::Wgpu(self.upload(&arg))));
+            return Ok((DevBuf::Wgpu(y), DevBuf::Wgpu(self.upload(&arg)?)));
         }
-        let (y, i) = (self.output("y", len), self.output("i", len));
+        let (y, i) = (self.output("y", len)?, self.output("i", len)?);
         let params = Self::pool_params(p, false);
         self.dispatch(
             "max_pool",
@@ -1505,7 +1549,7 @@ impl Resident for Gpu {
                 .map(DevBuf::Wgpu);
         }
         let params = Self::pool_params(p, false);
-        let y = self.output("y", len);
+        let y = self.output("y", len)?;
         self.dispatch(
             "max_pool_backward",
             &params,
@@ -1751,7 +1795,7 @@ impl Resident for Gpu {
             ));
         }
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-        let t = self.upload_small(&t);
+        let t = self.upload_small(&t)?;
         let params = [rows as u32, cols as u32];
         Ok(self
             .run_dev("nll", &params, logp, Some(&t), 1, (1, 1))?
@@ -1761,7 +1805,7 @@ impl Resident for Gpu {
     fn nll_backward(&self, rows: usize, cols: usize, targets: &[u32], g: f32) -> Res<DevBuf> {
         crate::accel::check_targets(rows, cols, rows * cols, targets)?;
         let t: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-        let t = self.upload_small(&t);
+        let t = self.upload_small(&t)?;
         let params = [rows as u32, cols as u32, g.to_bits()];
         let len = rows * cols;
         self.run_dev("nll_backward", &params, &t, None, len, groups_1d(len))
@@ -1772,7 +1816,7 @@ impl Resident for Gpu {
         let xs = &wbs(xs)?;
         let n = same_lengths("weighted sum", xs.iter().map(|x| x.len), w.len())?;
         let cat = self.concat(xs)?;
-        let w = self.upload(w);
+        let w = self.upload(w)?;
         let params = [n as u32, xs.len() as u32];
         self.run_dev("weighted_sum", &params, &cat, Some(&w), n, groups_1d(n))
             .map(DevBuf::Wgpu)
@@ -1959,7 +2003,10 @@ impl Gpu {
                 mm.nb, mm.k, mm.sc
             )));
         }
-        let parts = summed.then(|| self.output("parts", slices * len));
+        let parts = match summed {
+            true => Some(self.output("parts", slices * len)?),
+            false => None,
+        };
         let sc = if summed { len } else { mm.sc };
         let kc = if kp > 1 { MM_K_PART } else { mm.k };
         let params = [
@@ -2020,7 +2067,7 @@ impl Gpu {
         if parts <= 1 {
             return Ok(buf);
         }
-        let y = self.output("y", len);
+        let y = self.output("y", len)?;
         self.add_parts(&buf, len, parts, &y)?;
         Ok(y)
     }
@@ -2078,7 +2125,7 @@ impl Gpu {
         let values = inputs.iter().map(|b| b.to_vec()).collect::<Res<Vec<_>>>()?;
         let mut y = vec![0.0; len];
         f(&values, &mut y);
-        Ok(self.upload(&y))
+        Ok(self.upload(&y)?)
     }
 
     /// Whether the convolution's im2col matrix is its input (a 1x1 kernel, stride 1, no
@@ -2094,7 +2141,7 @@ impl Gpu {
             return Ok(x.clone());
         }
         let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
-        let col = self.output("col", p.n * kk * plane);
+        let col = self.output("col", p.n * kk * plane)?;
         let groups = (plane.div_ceil(64) as u32, kk as u32, p.n as u32);
         self.conv_pass("im2col", p, x, &col, groups)?;
         Ok(col)
@@ -2119,7 +2166,7 @@ impl Gpu {
     fn conv_gemm(&self, p: &Conv2d, x: &Buf, w: &Buf) -> Res<Buf> {
         let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
         let col = self.im2col(p, x)?;
-        let y = self.output("y", p.out_len());
+        let y = self.output("y", p.out_len())?;
         let mm = Mm {
             m: p.cout,
             n: plane,
@@ -2140,7 +2187,7 @@ impl Gpu {
     /// its output gradient), then col2im.
     fn conv_gemm_backward_input(&self, p: &Conv2d, gy: &Buf, w: &Buf) -> Res<Buf> {
         let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
-        let gcol = self.output("gcol", p.n * kk * plane);
+        let gcol = self.output("gcol", p.n * kk * plane)?;
         let mm = Mm {
             m: kk,
             n: plane,
@@ -2157,7 +2204,7 @@ impl Gpu {
         if Self::pointwise(p) {
             return Ok(gcol);
         }
-        let gx = self.output("gx", p.n * p.cin * p.h * p.w);
+        let gx = self.output("gx", p.n * p.cin * p.h * p.w)?;
         let groups = ((p.h * p.w).div_ceil(64) as u32, p.cin as u32, p.n as u32);
         self.conv_pass("col2im", p, &gcol, &gx, groups)?;
         Ok(gx)
@@ -2168,7 +2215,7 @@ impl Gpu {
     fn conv_gemm_backward_weight(&self, p: &Conv2d, x: &Buf, gy: &Buf) -> Res<Buf> {
         let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
         let col = self.im2col(p, x)?;
-        let gw = self.output("gw", p.weight_len());
+        let gw = self.output("gw", p.weight_len())?;
         let mm = Mm {
             m: p.cout,
             n: kk,

@@ -115,3 +115,33 @@ fn an_op_on_tensors_of_two_devices_panics_and_moving_one_fixes_it() {
     assert_eq!(a.add(&b).to_vec(), vec![4.0, 6.0]);
     assert_eq!(b.place(), Some(Place::Wgpu));
 }
+
+/// A tensor larger than the wgpu adapter allows in one buffer (2 GiB of zeros made on
+/// the device, beside a device tensor) is a device failure the host can tell from a bug
+/// (`failure`), naming the limit; the device still works after it (`usable`), and the
+/// next op runs. Before, wgpu's handler for unwatched errors panicked with "wgpu error:
+/// Validation Error", which a search could only end on.
+#[test]
+fn a_buffer_past_the_adapters_limit_is_a_device_failure() {
+    if let Err(e) = Device::Wgpu.select() {
+        assert!(
+            skippable(&e) && std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
+            "wgpu: {e}"
+        );
+        nas_core::device::report_skip(&format!("no wgpu: {e}"));
+        return;
+    }
+    let a = nas_core::tensor::Tensor::from_vec(vec![1.0, 2.0], &[2]);
+    Device::Wgpu.place_tensor(&a).unwrap();
+    let big = || nas_core::tensor::Tensor::zeros_beside(&[1 << 29], &a);
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(big))
+        .err()
+        .expect("2 GiB in one wgpu buffer");
+    let msg = failure(&*e).expect("a device failure, not a bug");
+    assert!(
+        msg.contains("2048.0 MiB") && msg.contains("per buffer"),
+        "{msg}"
+    );
+    usable().unwrap();
+    assert_eq!(a.add(&a).to_vec(), vec![2.0, 4.0]);
+}
