@@ -17,9 +17,9 @@ pub enum Outcome {
     /// It produced no result however often it was tried; why. Journaled as failed
     /// ([`Metrics::failed`]) and told to the strategy as such.
     Failed(String),
-    /// Its evaluation failed on the device (a buffer past the adapter's limit per
-    /// binding on wgpu; an allocation or launch that failed on CUDA), which still works;
-    /// why. A trial failed like [`Outcome::Failed`] where other
+    /// Its evaluation failed on the device (on wgpu a buffer past the adapter's limits
+    /// or its memory; on CUDA an allocation, copy or launch that failed), which still
+    /// works; why. A trial failed like [`Outcome::Failed`] where other
     /// trials of the search have finished on this device (this architecture is too large
     /// for it); where none has, the search ends with the error instead (a setting such as
     /// the batch size is the cause, and every trial would fail the same way).
