@@ -510,19 +510,119 @@ pub struct Peaks {
 /// Checks a convolution's geometry and the lengths of the operands given (input `x`,
 /// weight `w`, output gradient `gy`) before a device indexes with them.
 pub fn check_conv(p: &Conv2d, x: Option<&[f32]>, w: Option<&[f32]>, gy: Option<&[f32]>) -> Res<()> {
+    let len = |v: Option<&[f32]>| v.map(<[f32]>::len);
+    conv_lens(p, len(x), len(w), len(gy), None)
+}
+
+/// [`check_conv`] on lengths, with the bias's.
+pub(crate) fn conv_lens(
+    p: &Conv2d,
+    x: Option<usize>,
+    w: Option<usize>,
+    gy: Option<usize>,
+    bias: Option<usize>,
+) -> Res<()> {
     p.validate()?;
     let want = [
         ("input", x, p.n * p.cin * p.h * p.w),
         ("weight", w, p.weight_len()),
         ("output gradient", gy, p.out_len()),
+        ("bias", bias, p.cout),
     ];
-    for (what, v, len) in want {
-        if let Some(v) = v.filter(|v| v.len() != len) {
-            return Err(KernelError::Invalid(format!(
-                "conv2d: {what} holds {} values, the geometry needs {len}",
-                v.len()
-            )));
+    lens("conv2d", &want)
+}
+
+/// Checks each operand given (`Some` length) against the length the shape needs,
+/// naming `op` and the operand.
+fn lens(op: &str, want: &[(&str, Option<usize>, usize)]) -> Res<()> {
+    for &(what, got, len) in want {
+        if let Some(got) = got {
+            check_len(&format!("{op} {what}"), got, len)?;
         }
+    }
+    Ok(())
+}
+
+/// Checks a pooling's geometry and the lengths of its input `x`, output gradient `gy`
+/// and argmax given.
+pub(crate) fn pool_lens(
+    p: &Pool2d,
+    op: &str,
+    x: Option<usize>,
+    gy: Option<usize>,
+    arg: Option<usize>,
+) -> Res<()> {
+    p.validate()?;
+    let out = p.n * p.c * p.out_h() * p.out_w();
+    let want = [
+        ("input", x, p.n * p.c * p.h * p.w),
+        ("output gradient", gy, out),
+        ("argmax", arg, out),
+    ];
+    lens(op, &want)
+}
+
+/// Checks an adaptive average pooling's input `x` or output gradient `gy` (`planes`
+/// planes of `h x w` pooled to `oh x ow`).
+pub(crate) fn adaptive_lens(
+    [planes, h, w, oh, ow]: [usize; 5],
+    x: Option<usize>,
+    gy: Option<usize>,
+) -> Res<()> {
+    let want = [
+        ("input", x, planes * h * w),
+        ("output gradient", gy, planes * oh * ow),
+    ];
+    lens("adaptive_avg_pool", &want)
+}
+
+/// Checks a batch norm's `[n, c, hw]` input `x`, its output gradient `gy` when given,
+/// and its per-channel vectors (named).
+pub(crate) fn batch_norm_lens(
+    [n, c, hw]: [usize; 3],
+    x: usize,
+    gy: Option<usize>,
+    channels: &[(&str, usize)],
+) -> Res<()> {
+    lens(
+        "batch_norm",
+        &[
+            ("input", Some(x), n * c * hw),
+            ("output gradient", gy, n * c * hw),
+        ],
+    )?;
+    for &(what, len) in channels {
+        check_len(&format!("batch_norm {what}"), len, c)?;
+    }
+    Ok(())
+}
+
+/// Checks a `[m, k] x [k, n]` product's operands.
+pub(crate) fn matmul_lens(m: usize, n: usize, k: usize, a: usize, b: usize) -> Res<()> {
+    lens(
+        "matmul",
+        &[
+            ("left operand", Some(a), m * k),
+            ("right operand", Some(b), k * n),
+        ],
+    )
+}
+
+/// Checks a row-wise log-softmax's input or output `x` and its gradient `gy` when given.
+pub(crate) fn log_softmax_lens(rows: usize, cols: usize, x: usize, gy: Option<usize>) -> Res<()> {
+    let what = if gy.is_some() { "output" } else { "input" };
+    lens(
+        "log_softmax",
+        &[(what, Some(x), rows * cols), ("gradient", gy, rows * cols)],
+    )
+}
+
+/// Checks an optimiser step's operands against its weights' `n`: the gradient and the
+/// buffers (named) given.
+pub(crate) fn step_lens(op: &str, n: usize, g: usize, buffers: &[(&str, usize)]) -> Res<()> {
+    check_len(&format!("{op} gradient"), g, n)?;
+    for &(what, len) in buffers {
+        check_len(&format!("{op} {what}"), len, n)?;
     }
     Ok(())
 }
@@ -564,7 +664,7 @@ pub fn candidate_len(k: usize, xs: &[f32], w: &[f32], gy: Option<&[f32]>) -> Res
 pub(crate) fn check_len(what: &str, got: usize, want: usize) -> Res<()> {
     if got != want {
         return Err(KernelError::Invalid(format!(
-            "{what}: {got} values on the device, the shape needs {want}"
+            "{what}: {got} values where the shape needs {want}"
         )));
     }
     Ok(())

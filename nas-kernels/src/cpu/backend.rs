@@ -210,8 +210,7 @@ impl Resident for Cpu {
         tb: bool,
     ) -> Res<DevBuf> {
         let (a, b) = (hb(a)?, hb(b)?);
-        check_len("matmul left operand", a.len(), m * k)?;
-        check_len("matmul right operand", b.len(), k * n)?;
+        crate::accel::matmul_lens(m, n, k, a.len(), b.len())?;
         made(m * n, |y| {
             gemm::sgemm(m, n, k, a, ta, b, tb, y, false, true)
         })
@@ -295,10 +294,13 @@ impl Resident for Cpu {
     fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
         let (x, w) = (hb(x)?, hb(w)?);
         let bias = bias.map(hb).transpose()?;
-        accel::check_conv(p, Some(x), Some(w), None)?;
-        if let Some(b) = bias {
-            check_len("conv2d bias", b.len(), p.cout)?;
-        }
+        accel::conv_lens(
+            p,
+            Some(x.len()),
+            Some(w.len()),
+            None,
+            bias.map(<[f32]>::len),
+        )?;
         if p.out_len() == 0 || x.is_empty() {
             // No outputs, or a sum over no input channels: the bias alone.
             let plane = p.out_h() * p.out_w();
@@ -334,8 +336,7 @@ impl Resident for Cpu {
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
         let x = hb(x)?;
-        p.validate()?;
-        check_len("max_pool input", x.len(), p.n * p.c * p.h * p.w)?;
+        crate::accel::pool_lens(p, "max_pool", Some(x.len()), None, None)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
         let (mut y, mut arg) = (vec![0.0; len], vec![0u32; len]);
         pool::max_pool2d_forward(p, x, &mut y, &mut arg);
@@ -350,10 +351,7 @@ impl Resident for Cpu {
         let DevBuf::Host(arg) = arg else {
             return Err(accel::foreign("max_pool_backward", "cpu", arg));
         };
-        p.validate()?;
-        let len = p.n * p.c * p.out_h() * p.out_w();
-        check_len("max_pool output gradient", gy.len(), len)?;
-        check_len("max_pool argmax", arg.len(), len)?;
+        accel::pool_lens(p, "max_pool", None, Some(gy.len()), Some(arg.len()))?;
         let arg = arg.to_u32_vec();
         if arg.iter().any(|&i| i as usize >= p.h * p.w) {
             return Err(KernelError::Invalid(
@@ -367,8 +365,7 @@ impl Resident for Cpu {
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
         let x = hb(x)?;
-        p.validate()?;
-        check_len("avg_pool input", x.len(), p.n * p.c * p.h * p.w)?;
+        crate::accel::pool_lens(p, "avg_pool", Some(x.len()), None, None)?;
         made(p.n * p.c * p.out_h() * p.out_w(), |y| {
             pool::avg_pool2d_forward(p, cip, x, y)
         })
@@ -376,9 +373,7 @@ impl Resident for Cpu {
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
         let gy = hb(gy)?;
-        p.validate()?;
-        let len = p.n * p.c * p.out_h() * p.out_w();
-        check_len("avg_pool output gradient", gy.len(), len)?;
+        accel::pool_lens(p, "avg_pool", None, Some(gy.len()), None)?;
         made(p.n * p.c * p.h * p.w, |gx| {
             pool::avg_pool2d_backward(p, cip, gy, gx)
         })
@@ -394,7 +389,7 @@ impl Resident for Cpu {
         x: &DevBuf,
     ) -> Res<DevBuf> {
         let x = hb(x)?;
-        check_len("adaptive_avg_pool input", x.len(), planes * h * w)?;
+        crate::accel::adaptive_lens([planes, h, w, oh, ow], Some(x.len()), None)?;
         check_bins(h, w, oh, ow)?;
         if planes * oh * ow == 0 {
             return out(vec![]);
@@ -414,11 +409,7 @@ impl Resident for Cpu {
         gy: &DevBuf,
     ) -> Res<DevBuf> {
         let gy = hb(gy)?;
-        check_len(
-            "adaptive_avg_pool output gradient",
-            gy.len(),
-            planes * oh * ow,
-        )?;
+        crate::accel::adaptive_lens([planes, h, w, oh, ow], None, Some(gy.len()))?;
         check_bins(h, w, oh, ow)?;
         if planes * h * w == 0 {
             return out(vec![]);
@@ -439,9 +430,12 @@ impl Resident for Cpu {
         eps: f32,
     ) -> Res<(DevBuf, DevBuf, DevBuf)> {
         let (x, gamma, beta) = (hb(x)?, hb(gamma)?, hb(beta)?);
-        check_len("batch_norm input", x.len(), n * c * hw)?;
-        check_len("batch_norm gamma", gamma.len(), c)?;
-        check_len("batch_norm beta", beta.len(), c)?;
+        crate::accel::batch_norm_lens(
+            [n, c, hw],
+            x.len(),
+            None,
+            &[("gamma", gamma.len()), ("beta", beta.len())],
+        )?;
         let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
         norm::batch_norm_forward_train(
             n,
@@ -471,11 +465,12 @@ impl Resident for Cpu {
     ) -> Res<(DevBuf, DevBuf, DevBuf)> {
         let (x, gy) = (hb(x)?, hb(gy)?);
         let (gamma, mean, invstd) = (hb(gamma)?, hb(mean)?, hb(invstd)?);
-        check_len("batch_norm input", x.len(), n * c * hw)?;
-        check_len("batch_norm output gradient", gy.len(), n * c * hw)?;
-        for (what, b) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
-            check_len(&format!("batch_norm {what}"), b.len(), c)?;
-        }
+        let per_channel = [
+            ("gamma", gamma.len()),
+            ("mean", mean.len()),
+            ("1/std", invstd.len()),
+        ];
+        crate::accel::batch_norm_lens([n, c, hw], x.len(), Some(gy.len()), &per_channel)?;
         let (mut gx, mut gg, mut gb) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
         norm::batch_norm_backward(
             n, c, hw, x, gy, gamma, mean, invstd, &mut gx, &mut gg, &mut gb,
@@ -502,7 +497,7 @@ impl Resident for Cpu {
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {
         let x = hb(x)?;
-        check_len("log_softmax input", x.len(), rows * cols)?;
+        crate::accel::log_softmax_lens(rows, cols, x.len(), None)?;
         made(rows * cols, |y| {
             softmax::log_softmax_forward(rows, cols, x, y)
         })
@@ -516,8 +511,7 @@ impl Resident for Cpu {
         gy: &DevBuf,
     ) -> Res<DevBuf> {
         let (y, gy) = (hb(y)?, hb(gy)?);
-        check_len("log_softmax output", y.len(), rows * cols)?;
-        check_len("log_softmax gradient", gy.len(), rows * cols)?;
+        crate::accel::log_softmax_lens(rows, cols, y.len(), Some(gy.len()))?;
         made(rows * cols, |gx| {
             softmax::log_softmax_backward(rows, cols, y, gy, gx)
         })
@@ -595,9 +589,12 @@ impl Resident for Cpu {
         let (mut w, g) = (hb(w)?.to_vec(), hb(g)?);
         let (mut m, mut v) = (hb(m)?.to_vec(), hb(v)?.to_vec());
         let n = w.len();
-        check_len("adam gradient", g.len(), n)?;
-        check_len("adam first moment", m.len(), n)?;
-        check_len("adam second moment", v.len(), n)?;
+        crate::accel::step_lens(
+            "adam",
+            n,
+            g.len(),
+            &[("first moment", m.len()), ("second moment", v.len())],
+        )?;
         let adam = optim::Adam {
             lr,
             betas_eps,
@@ -630,8 +627,7 @@ impl Accel for Cpu {
         b: &[f32],
         tb: bool,
     ) -> Res<Vec<f32>> {
-        check_len("matmul left operand", a.len(), m * k)?;
-        check_len("matmul right operand", b.len(), k * n)?;
+        crate::accel::matmul_lens(m, n, k, a.len(), b.len())?;
         let mut y = vec![0.0; m * n];
         gemm::sgemm(m, n, k, a, ta, b, tb, &mut y, false, true);
         Ok(y)

@@ -380,8 +380,7 @@ impl Resident for Cuda {
         tb: bool,
     ) -> Res<DevBuf> {
         let (a, b) = (cb(a)?, cb(b)?);
-        check_len("matmul left operand", a.len, m * k)?;
-        check_len("matmul right operand", b.len, k * n)?;
+        crate::accel::matmul_lens(m, n, k, a.len, b.len)?;
         let mut y = self.fresh(m * n)?;
         let (av, bv) = (a.s.slice(..a.len.max(1)), b.s.slice(..b.len.max(1)));
         self.gemm_on((m, n, k), &av, ta, &bv, tb, &mut y.slice_mut(..), false)?;
@@ -482,13 +481,10 @@ impl Resident for Cuda {
 
     fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
         let (x, w) = (cb(x)?, cb(w)?);
-        p.validate()?;
-        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
-        check_len("conv2d weight", w.len, p.weight_len())?;
+        let bias = bias.map(cb).transpose()?;
+        crate::accel::conv_lens(p, Some(x.len), Some(w.len), None, bias.map(|b| b.len))?;
         let mut y = self.conv_forward(p, x, w)?;
         if let Some(b) = bias {
-            let b = cb(b)?;
-            check_len("conv2d bias", b.len, p.cout)?;
             self.add_bias(&mut y, p.out_len(), p.cout, p.out_h() * p.out_w(), b)?;
         }
         Ok(Self::wrap(y, p.out_len()))
@@ -496,9 +492,7 @@ impl Resident for Cuda {
 
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
         let (gy, w) = (cb(gy)?, cb(w)?);
-        p.validate()?;
-        check_len("conv2d output gradient", gy.len, p.out_len())?;
-        check_len("conv2d weight", w.len, p.weight_len())?;
+        crate::accel::conv_lens(p, None, Some(w.len), Some(gy.len), None)?;
         let len = p.n * p.cin * p.h * p.w;
         let mut dx = self.fresh(len)?;
         if Self::depthwise(p) {
@@ -535,9 +529,7 @@ impl Resident for Cuda {
 
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
         let (x, gy) = (cb(x)?, cb(gy)?);
-        p.validate()?;
-        check_len("conv2d output gradient", gy.len, p.out_len())?;
-        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
+        crate::accel::conv_lens(p, Some(x.len), None, Some(gy.len), None)?;
         let len = p.weight_len();
         let mut dw = self.fresh(len)?;
         if Self::depthwise(p) {
@@ -570,9 +562,8 @@ impl Resident for Cuda {
     }
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
-        p.validate()?;
         let x = cb(x)?;
-        check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        crate::accel::pool_lens(p, "max_pool", Some(x.len), None, None)?;
         let g = PoolGeom::from(p);
         let len = p.n * p.c * p.out_h() * p.out_w();
         // The argmax is written as `unsigned int`s into a float buffer (its bits).
@@ -586,11 +577,9 @@ impl Resident for Cuda {
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
-        p.validate()?;
         let (gy, arg) = (cb(gy)?, cb(arg)?);
+        crate::accel::pool_lens(p, "max_pool", None, Some(gy.len), Some(arg.len))?;
         let out = p.n * p.c * p.out_h() * p.out_w();
-        check_len("max_pool output gradient", gy.len, out)?;
-        check_len("max_pool argmax", arg.len, out)?;
         let g = PoolGeom::from(p);
         let len = p.n * p.c * p.h * p.w;
         let mut dx = self.fresh(len)?;
@@ -604,21 +593,15 @@ impl Resident for Cuda {
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
-        p.validate()?;
         let x = cb(x)?;
-        check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        crate::accel::pool_lens(p, "avg_pool", Some(x.len), None, None)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
         self.avg_pool_kernel("avg_pool_forward_f32", p, cip, x, len)
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
-        p.validate()?;
         let gy = cb(gy)?;
-        check_len(
-            "avg_pool output gradient",
-            gy.len,
-            p.n * p.c * p.out_h() * p.out_w(),
-        )?;
+        crate::accel::pool_lens(p, "avg_pool", None, Some(gy.len), None)?;
         let len = p.n * p.c * p.h * p.w;
         self.avg_pool_kernel("avg_pool_backward_f32", p, cip, gy, len)
     }
@@ -633,7 +616,7 @@ impl Resident for Cuda {
         x: &DevBuf,
     ) -> Res<DevBuf> {
         let x = cb(x)?;
-        check_len("adaptive_avg_pool input", x.len, planes * h * w)?;
+        crate::accel::adaptive_lens([planes, h, w, oh, ow], Some(x.len), None)?;
         let dims = [planes, h, w, oh, ow];
         self.adaptive_kernel("adaptive_avg_pool_forward_f32", dims, x, planes * oh * ow)
     }
@@ -648,11 +631,7 @@ impl Resident for Cuda {
         gy: &DevBuf,
     ) -> Res<DevBuf> {
         let gy = cb(gy)?;
-        check_len(
-            "adaptive_avg_pool output gradient",
-            gy.len,
-            planes * oh * ow,
-        )?;
+        crate::accel::adaptive_lens([planes, h, w, oh, ow], None, Some(gy.len))?;
         let dims = [planes, h, w, oh, ow];
         self.adaptive_kernel("adaptive_avg_pool_backward_f32", dims, gy, planes * h * w)
     }
@@ -669,9 +648,12 @@ impl Resident for Cuda {
     ) -> Res<(DevBuf, DevBuf, DevBuf)> {
         let (x, gamma, beta) = (cb(x)?, cb(gamma)?, cb(beta)?);
         let total = n * c * hw;
-        check_len("batch_norm input", x.len, total)?;
-        check_len("batch_norm gamma", gamma.len, c)?;
-        check_len("batch_norm beta", beta.len, c)?;
+        crate::accel::batch_norm_lens(
+            [n, c, hw],
+            x.len,
+            None,
+            &[("gamma", gamma.len), ("beta", beta.len)],
+        )?;
         let (mut mean, mut invstd) = (self.fresh(c)?, self.fresh(c)?);
         let mut y = self.fresh(total)?;
         if total > 0 {
@@ -714,11 +696,13 @@ impl Resident for Cuda {
         let (x, gy, gamma) = (cb(x)?, cb(gy)?, cb(gamma)?);
         let (mean, invstd) = (cb(mean)?, cb(invstd)?);
         let total = n * c * hw;
-        check_len("batch_norm input", x.len, total)?;
-        check_len("batch_norm output gradient", gy.len, total)?;
-        for (what, b) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
-            check_len(&format!("batch_norm {what}"), b.len, c)?;
-        }
+
+        let per_channel = [
+            ("gamma", gamma.len),
+            ("mean", mean.len),
+            ("1/std", invstd.len),
+        ];
+        crate::accel::batch_norm_lens([n, c, hw], x.len, Some(gy.len), &per_channel)?;
         let (mut sum_g, mut sum_gx) = (self.fresh(c)?, self.fresh(c)?);
         let mut gx = self.fresh(total)?;
         if total > 0 {
@@ -783,7 +767,7 @@ impl Resident for Cuda {
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {
         let x = cb(x)?;
-        check_len("log_softmax input", x.len, rows * cols)?;
+        crate::accel::log_softmax_lens(rows, cols, x.len, None)?;
         let mut y = self.fresh(x.len)?;
         if x.len == 0 {
             return Ok(Self::wrap(y, 0));
@@ -805,8 +789,7 @@ impl Resident for Cuda {
         gy: &DevBuf,
     ) -> Res<DevBuf> {
         let (y, gy) = (cb(y)?, cb(gy)?);
-        check_len("log_softmax output", y.len, rows * cols)?;
-        check_len("log_softmax gradient", gy.len, rows * cols)?;
+        crate::accel::log_softmax_lens(rows, cols, y.len, Some(gy.len))?;
         let mut gx = self.fresh(y.len)?;
         if y.len == 0 {
             return Ok(Self::wrap(gx, 0));
@@ -934,9 +917,12 @@ impl Resident for Cuda {
     ) -> Res<(DevBuf, DevBuf, DevBuf)> {
         let (w, g, m, v) = (cb(w)?, cb(g)?, cb(m)?, cb(v)?);
         let n = w.len;
-        check_len("adam gradient", g.len, n)?;
-        check_len("adam first moment", m.len, n)?;
-        check_len("adam second moment", v.len, n)?;
+        crate::accel::step_lens(
+            "adam",
+            n,
+            g.len,
+            &[("first moment", m.len), ("second moment", v.len)],
+        )?;
         let (mut w2, mut m2, mut v2) = (self.copy_of(w)?, self.copy_of(m)?, self.copy_of(v)?);
         let (ni, dec) = (n as i64, decoupled as i32);
         let f = self.func("adam_f32")?;

@@ -1323,8 +1323,7 @@ impl Resident for Gpu {
     ) -> Res<DevBuf> {
         let a = wb(a)?;
         let b = wb(b)?;
-        check_len("matmul left operand", a.len, m * k)?;
-        check_len("matmul right operand", b.len, k * n)?;
+        crate::accel::matmul_lens(m, n, k, a.len, b.len)?;
         let y = self.output("y", m * n)?;
         let one = Mm {
             m,
@@ -1418,9 +1417,7 @@ impl Resident for Gpu {
     fn conv2d(&self, p: &Conv2d, x: &DevBuf, w: &DevBuf, bias: Option<&DevBuf>) -> Res<DevBuf> {
         let x = wb(x)?;
         let w = wb(w)?;
-        p.validate()?;
-        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
-        check_len("conv2d weight", w.len, p.weight_len())?;
+        crate::accel::conv_lens(p, Some(x.len), Some(w.len), None, bias.map(DevBuf::len))?;
         let len = p.out_len();
         let y = if self.by_gemm(p) {
             self.conv_gemm(p, x, w)?
@@ -1445,9 +1442,7 @@ impl Resident for Gpu {
     fn conv2d_backward_input(&self, p: &Conv2d, gy: &DevBuf, w: &DevBuf) -> Res<DevBuf> {
         let gy = wb(gy)?;
         let w = wb(w)?;
-        p.validate()?;
-        check_len("conv2d output gradient", gy.len, p.out_len())?;
-        check_len("conv2d weight", w.len, p.weight_len())?;
+        crate::accel::conv_lens(p, None, Some(w.len), Some(gy.len), None)?;
         if self.by_gemm(p) {
             return self.conv_gemm_backward_input(p, gy, w).map(DevBuf::Wgpu);
         }
@@ -1469,9 +1464,7 @@ impl Resident for Gpu {
     fn conv2d_backward_weight(&self, p: &Conv2d, x: &DevBuf, gy: &DevBuf) -> Res<DevBuf> {
         let x = wb(x)?;
         let gy = wb(gy)?;
-        p.validate()?;
-        check_len("conv2d output gradient", gy.len, p.out_len())?;
-        check_len("conv2d input", x.len, p.n * p.cin * p.h * p.w)?;
+        crate::accel::conv_lens(p, Some(x.len), None, Some(gy.len), None)?;
         if self.by_gemm(p) {
             return self.conv_gemm_backward_weight(p, x, gy).map(DevBuf::Wgpu);
         }
@@ -1504,9 +1497,8 @@ impl Resident for Gpu {
     }
 
     fn max_pool(&self, p: &Pool2d, x: &DevBuf) -> Res<(DevBuf, DevBuf)> {
-        p.validate()?;
         let x = wb(x)?;
-        check_len("max_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        crate::accel::pool_lens(p, "max_pool", Some(x.len), None, None)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
         if self.too_long_here(pool_loops(p).0) {
             let mut arg = vec![0u32; len];
@@ -1528,12 +1520,9 @@ impl Resident for Gpu {
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
-        p.validate()?;
         let gy = wb(gy)?;
         let arg = wb(arg)?;
-        let out = p.n * p.c * p.out_h() * p.out_w();
-        check_len("max_pool output gradient", gy.len, out)?;
-        check_len("max_pool argmax", arg.len, out)?;
+        crate::accel::pool_lens(p, "max_pool", None, Some(gy.len), Some(arg.len))?;
         let len = p.n * p.c * p.h * p.w;
         if self.too_long_here(pool_loops(p).1) {
             let arg = arg.to_u32_vec()?;
@@ -1560,9 +1549,8 @@ impl Resident for Gpu {
     }
 
     fn avg_pool(&self, p: &Pool2d, cip: bool, x: &DevBuf) -> Res<DevBuf> {
-        p.validate()?;
         let x = wb(x)?;
-        check_len("avg_pool input", x.len, p.n * p.c * p.h * p.w)?;
+        crate::accel::pool_lens(p, "avg_pool", Some(x.len), None, None)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
         if self.too_long_here(pool_loops(p).0) {
             return self
@@ -1577,13 +1565,8 @@ impl Resident for Gpu {
     }
 
     fn avg_pool_backward(&self, p: &Pool2d, cip: bool, gy: &DevBuf) -> Res<DevBuf> {
-        p.validate()?;
         let gy = wb(gy)?;
-        check_len(
-            "avg_pool output gradient",
-            gy.len,
-            p.n * p.c * p.out_h() * p.out_w(),
-        )?;
+        crate::accel::pool_lens(p, "avg_pool", None, Some(gy.len), None)?;
         let len = p.n * p.c * p.h * p.w;
         if self.too_long_here(pool_loops(p).1) {
             return self
@@ -1607,7 +1590,7 @@ impl Resident for Gpu {
         x: &DevBuf,
     ) -> Res<DevBuf> {
         let x = wb(x)?;
-        check_len("adaptive_avg_pool input", x.len, planes * h * w)?;
+        crate::accel::adaptive_lens([planes, h, w, oh, ow], Some(x.len), None)?;
         let len = planes * oh * ow;
         if self.too_long_here((h.div_ceil(oh.max(1)) + 1) * (w.div_ceil(ow.max(1)) + 3) + 1) {
             return self
@@ -1631,11 +1614,7 @@ impl Resident for Gpu {
         gy: &DevBuf,
     ) -> Res<DevBuf> {
         let gy = wb(gy)?;
-        check_len(
-            "adaptive_avg_pool output gradient",
-            gy.len,
-            planes * oh * ow,
-        )?;
+        crate::accel::adaptive_lens([planes, h, w, oh, ow], None, Some(gy.len))?;
         let len = planes * h * w;
         if self.too_long_here(oh + (oh.div_ceil(h.max(1)) + 1) * (ow + 2) + 1) {
             return self
@@ -1664,9 +1643,12 @@ impl Resident for Gpu {
     ) -> Res<(DevBuf, DevBuf, DevBuf)> {
         let (x, gamma, beta) = (wb(x)?, wb(gamma)?, wb(beta)?);
         let total = n * c * hw;
-        check_len("batch_norm input", x.len, total)?;
-        check_len("batch_norm gamma", gamma.len, c)?;
-        check_len("batch_norm beta", beta.len, c)?;
+        crate::accel::batch_norm_lens(
+            [n, c, hw],
+            x.len,
+            None,
+            &[("gamma", gamma.len), ("beta", beta.len)],
+        )?;
         let (parts, len) = self.lane_parts(n * hw);
         let params = [n as u32, c as u32, hw as u32, eps.to_bits(), len as u32];
         let groups = (c as u32, parts as u32);
@@ -1707,11 +1689,13 @@ impl Resident for Gpu {
         let (x, gy, gamma) = (wb(x)?, wb(gy)?, wb(gamma)?);
         let (mean, invstd) = (wb(mean)?, wb(invstd)?);
         let total = n * c * hw;
-        check_len("batch_norm input", x.len, total)?;
-        check_len("batch_norm output gradient", gy.len, total)?;
-        for (what, b) in [("gamma", gamma), ("mean", mean), ("1/std", invstd)] {
-            check_len(&format!("batch_norm {what}"), b.len, c)?;
-        }
+
+        let per_channel = [
+            ("gamma", gamma.len),
+            ("mean", mean.len),
+            ("1/std", invstd.len),
+        ];
+        crate::accel::batch_norm_lens([n, c, hw], x.len, Some(gy.len), &per_channel)?;
         let b = self.concat(&[gy, mean, invstd, gamma])?;
         let (parts, len) = self.lane_parts(n * hw);
         let params = [n, c, hw, len].map(|v| v as u32);
@@ -1759,7 +1743,7 @@ impl Resident for Gpu {
 
     fn log_softmax(&self, rows: usize, cols: usize, x: &DevBuf) -> Res<DevBuf> {
         let x = wb(x)?;
-        check_len("log_softmax input", x.len, rows * cols)?;
+        crate::accel::log_softmax_lens(rows, cols, x.len, None)?;
         let params = [rows as u32, cols as u32];
         let (name, groups) = per_row(["log_softmax", "log_softmax_lanes"], rows, cols);
         self.run_dev(name, &params, x, None, rows * cols, groups)
@@ -1775,8 +1759,7 @@ impl Resident for Gpu {
     ) -> Res<DevBuf> {
         let y = wb(y)?;
         let gy = wb(gy)?;
-        check_len("log_softmax output", y.len, rows * cols)?;
-        check_len("log_softmax gradient", gy.len, rows * cols)?;
+        crate::accel::log_softmax_lens(rows, cols, y.len, Some(gy.len))?;
         let params = [rows as u32, cols as u32];
         let kernels = ["log_softmax_backward", "log_softmax_backward_lanes"];
         let (name, groups) = per_row(kernels, rows, cols);
@@ -1887,9 +1870,12 @@ impl Resident for Gpu {
         let m = wb(m)?;
         let v = wb(v)?;
         let n = w.len;
-        check_len("adam gradient", g.len, n)?;
-        check_len("adam first moment", m.len, n)?;
-        check_len("adam second moment", v.len, n)?;
+        crate::accel::step_lens(
+            "adam",
+            n,
+            g.len,
+            &[("first moment", m.len), ("second moment", v.len)],
+        )?;
         let a = self.concat(&[w, m, v])?;
         let params = [
             n as u32,
