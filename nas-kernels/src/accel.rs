@@ -537,8 +537,16 @@ pub(crate) fn conv_lens(
 fn lens(op: &str, want: &[(&str, Option<usize>, usize)]) -> Res<()> {
     for &(what, got, len) in want {
         if let Some(got) = got {
-            check_len(&format!("{op} {what}"), got, len)?;
+            operand_len(op, what, got, len)?;
         }
+    }
+    Ok(())
+}
+
+/// [`check_len`] for operand `what` of `op` (the message made only on a mismatch).
+fn operand_len(op: &str, what: &str, got: usize, want: usize) -> Res<()> {
+    if got != want {
+        return check_len(&format!("{op} {what}"), got, want);
     }
     Ok(())
 }
@@ -592,7 +600,7 @@ pub(crate) fn batch_norm_lens(
         ],
     )?;
     for &(what, len) in channels {
-        check_len(&format!("batch_norm {what}"), len, c)?;
+        operand_len("batch_norm", what, len, c)?;
     }
     Ok(())
 }
@@ -620,9 +628,9 @@ pub(crate) fn log_softmax_lens(rows: usize, cols: usize, x: usize, gy: Option<us
 /// Checks an optimiser step's operands against its weights' `n`: the gradient and the
 /// buffers (named) given.
 pub(crate) fn step_lens(op: &str, n: usize, g: usize, buffers: &[(&str, usize)]) -> Res<()> {
-    check_len(&format!("{op} gradient"), g, n)?;
+    operand_len(op, "gradient", g, n)?;
     for &(what, len) in buffers {
-        check_len(&format!("{op} {what}"), len, n)?;
+        operand_len(op, what, len, n)?;
     }
     Ok(())
 }

@@ -696,7 +696,6 @@ impl Resident for Cuda {
         let (x, gy, gamma) = (cb(x)?, cb(gy)?, cb(gamma)?);
         let (mean, invstd) = (cb(mean)?, cb(invstd)?);
         let total = n * c * hw;
-
         let per_channel = [
             ("gamma", gamma.len),
             ("mean", mean.len),

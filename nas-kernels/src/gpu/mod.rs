@@ -92,8 +92,6 @@ pub struct Gpu {
     cpu_driver: bool,
     /// The adapter's limit on a storage buffer's binding, in bytes.
     binding_limit: u64,
-    /// The adapter's `max_buffer_size`, read once.
-    buffer_limit: u64,
 }
 
 /// A bounded memory of small host vectors and device buffers holding exactly those
@@ -345,12 +343,8 @@ impl Buf {
     fn read_bytes(&self) -> Res<Vec<u8>> {
         let size = (4 * self.len.max(1)) as u64;
         let s = &self.stream;
-        let staging = s.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read back"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let staging = allocate(&s.device, "read back", size, usage, false)?;
         s.record("read back", |enc| {
             enc.copy_buffer_to_buffer(&self.buf, 0, &staging, 0, size)
         })?;
@@ -494,7 +488,6 @@ impl Gpu {
         };
         let (no_b, no_i) = (no_buffer("no b"), no_buffer("no i"));
         let binding_limit = device.limits().max_storage_buffer_binding_size as u64;
-        let buffer_limit = device.limits().max_buffer_size;
         Ok(Gpu {
             stream: Arc::new(Stream {
                 device,
@@ -510,8 +503,12 @@ impl Gpu {
             adapter: format!("{} ({:?})", info.name, info.backend),
             cpu_driver: info.device_type == wgpu::DeviceType::Cpu,
             binding_limit,
-            buffer_limit,
         })
+    }
+
+    /// The adapter's largest buffer, in bytes.
+    pub fn buffer_limit(&self) -> u64 {
+        self.device().limits().max_buffer_size
     }
 
     /// The device.
@@ -649,14 +646,21 @@ impl Gpu {
     pub fn upload(&self, x: &[f32]) -> Res<Buf> {
         let len = x.len();
         let x = if x.is_empty() { &[0.0f32][..] } else { x };
-        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let buf = self.allocate("upload", bytes.len() as u64, |d| {
-            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("upload"),
-                contents: &bytes,
-                usage: Buf::USAGE,
-            })
-        })?;
+        let buf = allocate(
+            self.device(),
+            "upload",
+            4 * x.len() as u64,
+            Buf::USAGE,
+            true,
+        )?;
+        {
+            let mut view = buf
+                .get_mapped_range_mut(..)
+                .map_err(|e| KernelError::device("wgpu upload", format!("{e:?}")))?;
+            let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+            view.slice(..).copy_from_slice(&bytes);
+        }
+        buf.unmap();
         if len > 0 {
             crate::transfer::up(4 * len);
         }
@@ -668,39 +672,6 @@ impl Gpu {
             len,
             _lease: None,
         })
-    }
-
-    /// A new buffer of `size` bytes made by `make`: one past the adapter's limit per
-    /// buffer, or one the device has no memory for, is an error naming `label` and the
-    /// size (wgpu would report either to its handler for errors nobody waits for, which
-    /// panics).
-    fn allocate(
-        &self,
-        label: &str,
-        size: u64,
-        make: impl FnOnce(&wgpu::Device) -> wgpu::Buffer,
-    ) -> Res<wgpu::Buffer> {
-        if size > self.buffer_limit {
-            return Err(KernelError::Invalid(format!(
-                "wgpu `{label}`: a buffer of {:.1} MiB is past this adapter's limit of {:.1} \
-                 MiB per buffer (a smaller batch or image fits)",
-                mib(size),
-                mib(self.buffer_limit)
-            )));
-        }
-        let d = self.device();
-        let memory = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let valid = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let buf = make(d);
-        let invalid = pollster::block_on(valid.pop());
-        let out_of_memory = pollster::block_on(memory.pop());
-        match invalid.or(out_of_memory) {
-            Some(e) => Err(KernelError::device(
-                format!("wgpu `{label}`: allocating {:.1} MiB", mib(size)),
-                e,
-            )),
-            None => Ok(buf),
-        }
     }
 
     /// `x` on the device for kernels to read: a buffer already holding exactly these
@@ -732,14 +703,7 @@ impl Gpu {
         if let Some(buf) = self.stream.pool.lock().unwrap().take(size) {
             return Ok((self.wrap(buf, len), true));
         }
-        let buf = self.allocate(label, size, |d| {
-            d.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage: Buf::USAGE,
-                mapped_at_creation: false,
-            })
-        })?;
+        let buf = allocate(self.device(), label, size, Buf::USAGE, false)?;
         Ok((self.wrap(buf, len), false))
     }
 
@@ -1150,6 +1114,45 @@ const MM_K_PART: usize = 16_384;
 /// Most loop iterations a kernel's invocation may take on a CPU driver (about half of
 /// llvmpipe's 65,535 in all, for the loops that do not grow with the data).
 const LOOPS_PER_INVOCATION: usize = 32_768;
+
+/// A new buffer of `size` bytes on `device`: one past the adapter's limit per buffer, or
+/// one the device has no memory for, is an error naming `label` and the size (wgpu would
+/// report either to its handler for errors nobody waits for, which panics). Error scopes
+/// are the calling thread's, so trials side by side do not see each other's.
+fn allocate(
+    device: &wgpu::Device,
+    label: &str,
+    size: u64,
+    usage: wgpu::BufferUsages,
+    mapped: bool,
+) -> Res<wgpu::Buffer> {
+    let limit = device.limits().max_buffer_size;
+    if size > limit {
+        return Err(KernelError::Invalid(format!(
+            "wgpu `{label}`: a buffer of {:.1} MiB is past this adapter's limit of {:.1} MiB \
+             per buffer (a smaller batch or image fits)",
+            mib(size),
+            mib(limit)
+        )));
+    }
+    let memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let valid = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let buf = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage,
+        mapped_at_creation: mapped,
+    });
+    let invalid = pollster::block_on(valid.pop());
+    let out_of_memory = pollster::block_on(memory.pop());
+    match invalid.or(out_of_memory) {
+        Some(e) => Err(KernelError::device(
+            format!("wgpu `{label}`: allocating {:.1} MiB", mib(size)),
+            e,
+        )),
+        None => Ok(buf),
+    }
+}
 
 /// `bytes` in MiB, for messages.
 fn mib(bytes: u64) -> f64 {
@@ -1689,7 +1692,6 @@ impl Resident for Gpu {
         let (x, gy, gamma) = (wb(x)?, wb(gy)?, wb(gamma)?);
         let (mean, invstd) = (wb(mean)?, wb(invstd)?);
         let total = n * c * hw;
-
         let per_channel = [
             ("gamma", gamma.len),
             ("mean", mean.len),
@@ -2111,7 +2113,7 @@ impl Gpu {
         let values = inputs.iter().map(|b| b.to_vec()).collect::<Res<Vec<_>>>()?;
         let mut y = vec![0.0; len];
         f(&values, &mut y);
-        Ok(self.upload(&y)?)
+        self.upload(&y)
     }
 
     /// Whether the convolution's im2col matrix is its input (a 1x1 kernel, stride 1, no

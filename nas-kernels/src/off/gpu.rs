@@ -26,6 +26,11 @@ impl Gpu {
     }
 
     /// Unreachable: no `Gpu` exists in this build.
+    pub fn buffer_limit(&self) -> u64 {
+        match self.never {}
+    }
+
+    /// Unreachable: no `Gpu` exists in this build.
     pub fn backend(&self) -> (&dyn crate::accel::Accel, &dyn crate::accel::Resident) {
         match self.never {}
     }
