@@ -26,6 +26,16 @@ pub enum Outcome {
     DeviceFailed(String),
 }
 
+impl Outcome {
+    /// The first of `outcomes` that failed on the device: its place and why.
+    pub fn first_device_failure(outcomes: &[Outcome]) -> Option<(usize, &str)> {
+        outcomes.iter().enumerate().find_map(|(k, o)| match o {
+            Outcome::DeviceFailed(why) => Some((k, why.as_str())),
+            _ => None,
+        })
+    }
+}
+
 /// Runs trials. `first` is the trial number of `archs[0]`; the others follow in order.
 pub trait Executor {
     /// Evaluates every architecture of a batch and returns their outcomes in order. An
@@ -47,10 +57,7 @@ impl Executor for Local<'_> {
             .enumerate()
             .map(|(k, r)| r.map_err(|e| anyhow!("trial {}: {e}", first + k)))
             .collect::<Result<Vec<_>>>()?;
-        let failed = outcomes
-            .iter()
-            .position(|o| matches!(o, Outcome::DeviceFailed(_)));
-        if let Some(k) = failed {
+        if let Some((k, _)) = Outcome::first_device_failure(&outcomes) {
             // A device whose stream broke fails every later trial: end the search (a new
             // process opens the device afresh when it resumes).
             nas_core::device::usable().map_err(|e| {

@@ -318,16 +318,10 @@ fn drive_loop(
         }
         let first = journal.len();
         let outcomes = executor.evaluate(&asked, first)?;
-        let device_failure = outcomes
-            .iter()
-            .position(|o| matches!(o, Outcome::DeviceFailed(_)));
-        if let Some(k) = device_failure {
+        if let Some((k, why)) = Outcome::first_device_failure(&outcomes) {
             let finished = journal.iter().any(|r| !r.metrics.is_failed())
                 || outcomes.iter().any(|o| matches!(o, Outcome::Done(..)));
             if !finished {
-                let Outcome::DeviceFailed(why) = &outcomes[k] else {
-                    unreachable!()
-                };
                 bail!(
                     "trial {}: {why}\nNo trial of this search has finished on this device, so \
                      a setting (the batch size, the image size) rather than this architecture \

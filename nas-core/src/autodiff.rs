@@ -100,7 +100,7 @@ impl EmbedGeom {
 
     /// Index in the large kernel plane of tap `(a, b)` of the small one.
     pub(crate) fn at(&self, a: usize, b: usize) -> usize {
-        (self.off + a * self.dil) * self.size + self.off + b * self.dil
+        self.device(1).at(a, b)
     }
 }
 

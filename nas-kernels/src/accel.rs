@@ -763,6 +763,11 @@ pub struct Embed {
 }
 
 impl Embed {
+    /// Index in the large plane of tap `(a, b)` of the small one.
+    pub fn at(&self, a: usize, b: usize) -> usize {
+        (self.off + a * self.dil) * self.size + self.off + b * self.dil
+    }
+
     /// Checks that the taps fall inside the large plane and that `small` and `large`
     /// values are the planes' sizes, before a device indexes with them.
     pub fn validate(&self, small: usize, large: usize) -> Res<()> {

@@ -71,6 +71,15 @@ fn made(len: usize, f: impl FnOnce(&mut [f32])) -> Res<DevBuf> {
     out(y)
 }
 
+/// Adds `bias[ch]` to every value of channel `ch` of `y`, rows of `plane` values with
+/// the channels cycling (`[n, c, plane]`, `c` the bias's length).
+fn add_per_channel(y: &mut [f32], bias: &[f32], plane: usize) {
+    for (i, row) in y.chunks_mut(plane.max(1)).enumerate() {
+        let b = bias[i % bias.len()];
+        row.iter_mut().for_each(|v| *v += b);
+    }
+}
+
 /// The host map of a [`Unary`] op, as the engine's forward ops compute it.
 fn unary_fn(op: Unary) -> Box<dyn Fn(f32) -> f32 + Sync> {
     match op {
@@ -119,7 +128,7 @@ impl Resident for Cpu {
                 let big = &mut y[p * e.size * e.size..(p + 1) * e.size * e.size];
                 for a in 0..e.k {
                     for b in 0..e.k {
-                        big[(e.off + a * e.dil) * e.size + e.off + b * e.dil] = plane[a * e.k + b];
+                        big[e.at(a, b)] = plane[a * e.k + b];
                     }
                 }
             }
@@ -135,7 +144,7 @@ impl Resident for Cpu {
                 let big = &g[p * e.size * e.size..(p + 1) * e.size * e.size];
                 for a in 0..e.k {
                     for b in 0..e.k {
-                        small[a * e.k + b] = big[(e.off + a * e.dil) * e.size + e.off + b * e.dil];
+                        small[a * e.k + b] = big[e.at(a, b)];
                     }
                 }
             }
@@ -274,10 +283,7 @@ impl Resident for Cpu {
         check_len("bias", bias.len(), c)?;
         check_channels(x.len(), c, plane)?;
         let mut y = x.to_vec();
-        for (i, row) in y.chunks_mut(plane).enumerate() {
-            let b = bias[i % c];
-            row.iter_mut().for_each(|v| *v += b);
-        }
+        add_per_channel(&mut y, bias, plane);
         out(y)
     }
 
@@ -305,8 +311,8 @@ impl Resident for Cpu {
             // No outputs, or a sum over no input channels: the bias alone.
             let plane = p.out_h() * p.out_w();
             return made(p.out_len(), |y| {
-                for (i, row) in y.chunks_mut(plane.max(1)).enumerate() {
-                    row.fill(bias.map_or(0.0, |b| b[i % p.cout.max(1)]));
+                if let Some(b) = bias {
+                    add_per_channel(y, b, plane);
                 }
             });
         }
