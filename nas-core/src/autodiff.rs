@@ -66,6 +66,14 @@ pub(crate) enum Arg {
 }
 
 impl Arg {
+    /// The argmax a forward left: as indices when the CPU made it, else its device buffer.
+    pub(crate) fn of(b: DevBuf) -> Arg {
+        match b {
+            DevBuf::Host(h) => Arg::Host(h.to_u32_vec()),
+            b => Arg::Dev(b),
+        }
+    }
+
     fn host(&self) -> std::borrow::Cow<'_, [u32]> {
         match self {
             Arg::Host(v) => v.into(),

@@ -6,29 +6,35 @@ use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nas_kernels::accel::{self, Binary, Unary};
-use nas_kernels::cpu::{conv, elementwise as ew, gemm, math, norm, pool, shape as mv, softmax};
+use nas_kernels::cpu::backend::CPU;
+use nas_kernels::cpu::{conv, elementwise as ew, gemm, pool, shape as mv};
 
-/// Runs forward primitive `name` on the device that holds `operands` (any of them in its
-/// memory: host ones are uploaded, once each), leaving the result there; None when all
-/// are on the host, and the caller runs the CPU kernel. Operands on two devices are a
-/// panic naming the op and both devices.
+/// Runs forward primitive `name` through the backend of the device that holds `operands`
+/// (any of them in its memory: host ones are uploaded, once each), leaving the result
+/// there: the CPU backend when all are on the host, which reads their values in place.
+/// Operands on two devices are a panic naming the op and both devices.
 fn on_resident<T>(
     operands: &[&Tensor],
     name: &'static str,
     flops: f64,
     bytes: f64,
     f: impl FnOnce(&dyn accel::Resident) -> accel::Res<T>,
-) -> Option<T> {
-    let place = crate::tensor::common_place(operands, || name)?;
+) -> T {
+    let Some(place) = crate::tensor::common_place(operands, || name) else {
+        // The engine checked the arguments; an error here is a bug, not the device's.
+        return record(name, flops, bytes, || {
+            f(&CPU).unwrap_or_else(|e| panic!("cpu {name}: {e}"))
+        });
+    };
     let (a, r) = crate::autodiff::backend(place);
-    Some(record(accel::label(a.kind(), name), flops, bytes, || {
+    record(accel::label(a.kind(), name), flops, bytes, || {
         let y = on_device(a, name, f(r));
         if crate::profile::enabled() {
             // The row's time is the kernels', not the time to ask for them.
             on_device(a, name, r.finish());
         }
         y
-    }))
+    })
 }
 
 thread_local! {
@@ -110,26 +116,13 @@ pub(crate) fn pool_cost(p: &pool::Pool2d) -> (f64, f64) {
 }
 
 impl Tensor {
-    /// An elementwise map, run where the values are: on the device (`u`) when they have
-    /// a copy there, else on the host (`f`).
-    fn unary(
-        &self,
-        f: impl Fn(f32) -> f32 + Sync,
-        u: Unary,
-        op: impl FnOnce(Tensor) -> Op,
-    ) -> Tensor {
+    /// An elementwise map, run where the values are.
+    fn unary(&self, u: Unary, op: impl FnOnce(Tensor) -> Op) -> Tensor {
         let n = self.numel();
         let y = on_resident(&[self], "elementwise.fwd", n as f64, 8.0 * n as f64, |r| {
             r.unary(u, &self.dev_buf(r)?)
         });
-        if let Some(y) = y {
-            return Tensor::from_device(self.shape().to_vec(), y, op(self.clone()));
-        }
-        let mut out = buffer::take(n);
-        record("elementwise.fwd", n as f64, 8.0 * n as f64, || {
-            ew::map(&self.data(), &mut out, f)
-        });
-        Tensor::from_op(self.shape().to_vec(), out, op(self.clone()))
+        Tensor::from_device(self.shape().to_vec(), y, op(self.clone()))
     }
 
     fn binary(
@@ -148,16 +141,15 @@ impl Tensor {
         });
         let n: usize = shape.iter().product();
         let bytes = 4.0 * (self.numel() + other.numel() + n) as f64;
-        // The device kernels broadcast over at most 6 dimensions (same shapes, any rank).
+        // The kernels broadcast over at most 6 dimensions (same shapes, any rank); past
+        // that, the host's loop.
         if shape.len() <= accel::BROADCAST_DIMS || self.shape() == other.shape() {
             let (a, b) = (self, other);
             let y = on_resident(&[a, b], "elementwise.fwd", n as f64, bytes, |r| {
                 let (da, db) = (a.dev_buf(r)?, b.dev_buf(r)?);
                 crate::autodiff::binary_on(r, code, &da, a.shape(), &db, b.shape())
             });
-            if let Some(y) = y {
-                return Tensor::from_device(shape, y, op(a.clone(), b.clone()));
-            }
+            return Tensor::from_device(shape, y, op(a.clone(), b.clone()));
         }
         let mut out = buffer::take(n);
         record("elementwise.fwd", n as f64, bytes, || {
@@ -186,36 +178,28 @@ impl Tensor {
         self.binary(o, |a, b| a / b, Binary::Div, Op::Div)
     }
     pub fn add_scalar(&self, s: f32) -> Tensor {
-        self.unary(
-            move |x| x + s,
-            Unary::Affine(1.0, s),
-            move |t| Op::AddScalar(t, s),
-        )
+        self.unary(Unary::Affine(1.0, s), move |t| Op::AddScalar(t, s))
     }
     pub fn mul_scalar(&self, s: f32) -> Tensor {
-        self.unary(
-            move |x| x * s,
-            Unary::Affine(s, 0.0),
-            move |t| Op::MulScalar(t, s),
-        )
+        self.unary(Unary::Affine(s, 0.0), move |t| Op::MulScalar(t, s))
     }
     pub fn neg(&self) -> Tensor {
         self.mul_scalar(-1.0)
     }
     pub fn exp(&self) -> Tensor {
-        self.unary(f32::exp, Unary::Exp, Op::Exp)
+        self.unary(Unary::Exp, Op::Exp)
     }
     pub fn log(&self) -> Tensor {
-        self.unary(f32::ln, Unary::Log, Op::Log)
+        self.unary(Unary::Log, Op::Log)
     }
     pub fn relu(&self) -> Tensor {
-        self.unary(|x| x.max(0.0), Unary::Relu, Op::Relu)
+        self.unary(Unary::Relu, Op::Relu)
     }
     pub fn sigmoid(&self) -> Tensor {
-        self.unary(math::sigmoid, Unary::Sigmoid, Op::Sigmoid)
+        self.unary(Unary::Sigmoid, Op::Sigmoid)
     }
     pub fn tanh(&self) -> Tensor {
-        self.unary(math::tanh, Unary::Tanh, Op::Tanh)
+        self.unary(Unary::Tanh, Op::Tanh)
     }
 
     /// Sum over `axes`; reduced axes are kept as size 1 when `keepdim`.
@@ -247,9 +231,7 @@ impl Tensor {
             let y = on_resident(&[self], "sum.fwd", n, 4.0 * n, |r| {
                 r.reduce_to(&self.dev_buf(r)?, self.shape(), &kept)
             });
-            if let Some(y) = y {
-                return Tensor::from_device(shape, y, Op::Sum(self.clone(), kept));
-            }
+            return Tensor::from_device(shape, y, Op::Sum(self.clone(), kept));
         }
         let mut out = buffer::take_zeroed(kept.iter().product());
         record("sum.fwd", n, 4.0 * n, || {
@@ -335,7 +317,6 @@ impl Tensor {
         );
         let rows = self.numel() / nin;
         add_macs(rows * nin * nout);
-        let mut out = buffer::take(rows * nout);
         let flops = 2.0 * (rows * nin * nout) as f64;
         let bytes = 4.0 * (rows * nin + nin * nout + rows * nout) as f64;
         let mut shape = self.shape().to_vec();
@@ -356,31 +337,8 @@ impl Tensor {
                 None => Ok(y),
             }
         });
-        if let Some(y) = y {
-            let op = Op::Linear(self.clone(), w.clone(), b.cloned());
-            return Tensor::from_device(shape, y, op);
-        }
-        record("linear.fwd", flops, bytes, || {
-            gemm::sgemm(
-                rows,
-                nout,
-                nin,
-                &self.data(),
-                false,
-                &w.data(),
-                true,
-                &mut out,
-                false,
-                true,
-            )
-        });
-        if let Some(b) = b {
-            let bd = b.data();
-            for r in out.chunks_mut(nout) {
-                r.iter_mut().zip(bd.iter()).for_each(|(a, v)| *a += v);
-            }
-        }
-        Tensor::from_op(shape, out, Op::Linear(self.clone(), w.clone(), b.cloned()))
+        let op = Op::Linear(self.clone(), w.clone(), b.cloned());
+        Tensor::from_device(shape, y, op)
     }
 
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
@@ -390,13 +348,10 @@ impl Tensor {
             "cannot reshape {:?} to {shape:?}",
             self.shape()
         );
-        // On a device: the same buffer under the new shape, nothing copied.
-        if let Some(y) = on_resident(&[self], "shape.fwd", 0.0, 0.0, |r| self.dev_buf(r)) {
-            return Tensor::from_device(shape.to_vec(), y, Op::Reshape(self.clone()));
-        }
-        let mut out = buffer::take(self.numel());
-        out.copy_from_slice(&self.data());
-        Tensor::from_op(shape.to_vec(), out, Op::Reshape(self.clone()))
+        // The same buffer under the new shape, nothing copied (a write to either copies
+        // it first).
+        let y = on_resident(&[self], "shape.fwd", 0.0, 0.0, |r| self.dev_buf(r));
+        Tensor::from_device(shape.to_vec(), y, Op::Reshape(self.clone()))
     }
     /// Flattens every axis from `from` on into one.
     pub fn flatten(&self, from: usize) -> Tensor {
@@ -413,16 +368,13 @@ impl Tensor {
         );
         let shape: Vec<usize> = perm.iter().map(|&p| self.dim(p)).collect();
         let bytes = 8.0 * self.numel() as f64;
-        let y = (self.rank() <= accel::PERMUTE_DIMS)
-            .then(|| {
-                on_resident(&[self], "shape.fwd", 0.0, bytes, |r| {
-                    r.permute(self.shape(), perm, &self.dev_buf(r)?)
-                })
-            })
-            .flatten();
-        if let Some(y) = y {
+        if self.rank() <= accel::PERMUTE_DIMS {
+            let y = on_resident(&[self], "shape.fwd", 0.0, bytes, |r| {
+                r.permute(self.shape(), perm, &self.dev_buf(r)?)
+            });
             return Tensor::from_device(shape, y, Op::Permute(self.clone(), perm.to_vec()));
         }
+        // Past the kernels' 6 axes: the host's loop.
         let mut out = buffer::take(self.numel());
         mv::permute(&self.data(), self.shape(), perm, &mut out);
         Tensor::from_op(shape, out, Op::Permute(self.clone(), perm.to_vec()))
@@ -446,7 +398,7 @@ impl Tensor {
             want[axis] = 0;
             assert_eq!(s, want, "concat along {axis}: shapes differ off-axis");
         }
-        let (outer, total, inner) = mv::around(&shape, axis);
+        let (outer, _, inner) = mv::around(&shape, axis);
         let operands: Vec<&Tensor> = xs.iter().collect();
         let bytes = 8.0 * shape.iter().product::<usize>() as f64;
         let y = on_resident(&operands, "concat.fwd", 0.0, bytes, |r| {
@@ -456,17 +408,7 @@ impl Tensor {
                 .collect::<accel::Res<Vec<_>>>()?;
             r.concat_axis(outer, inner, &parts)
         });
-        if let Some(y) = y {
-            return Tensor::from_device(shape, y, Op::Concat(xs.to_vec(), axis));
-        }
-        let mut out = buffer::take(shape.iter().product());
-        let mut at = 0;
-        for x in xs {
-            let len = x.dim(axis);
-            mv::copy_axis_block(&x.data(), outer, len, inner, &mut out, total, at, false);
-            at += len;
-        }
-        Tensor::from_op(shape, out, Op::Concat(xs.to_vec(), axis))
+        Tensor::from_device(shape, y, Op::Concat(xs.to_vec(), axis))
     }
 
     /// `len` entries along `axis` starting at `start`.
@@ -484,12 +426,7 @@ impl Tensor {
         let y = on_resident(&[self], "slice.fwd", 0.0, bytes, |r| {
             r.slice_axis(outer, src_len, inner, start, len, &self.dev_buf(r)?)
         });
-        if let Some(y) = y {
-            return Tensor::from_device(shape, y, Op::Slice(self.clone(), axis, start));
-        }
-        let mut out = buffer::take(shape.iter().product());
-        mv::slice_axis(&self.data(), outer, src_len, inner, start, len, &mut out);
-        Tensor::from_op(shape, out, Op::Slice(self.clone(), axis, start))
+        Tensor::from_device(shape, y, Op::Slice(self.clone(), axis, start))
     }
 
     /// 2-D convolution of an NCHW input with an `[out, in/groups, kh, kw]` weight.
@@ -540,29 +477,9 @@ impl Tensor {
             let bias = b.map(|b| b.dev_buf(r)).transpose()?;
             r.conv2d(&p, &self.dev_buf(r)?, &w.dev_buf(r)?, bias.as_ref())
         });
-        if let Some(y) = y {
-            add_macs(p.macs());
-            let op = Op::Conv2d(self.clone(), w.clone(), b.cloned(), p);
-            return Tensor::from_device(shape, y, op);
-        }
-        let mut out = buffer::take(p.out_len());
-        let bd = b.map(|b| b.data());
-        record(conv_name(&p, "fwd"), flops, bytes, || {
-            conv::conv2d_forward(
-                &p,
-                &self.data(),
-                &w.data(),
-                bd.as_deref().map(|v| &v[..]),
-                &mut out,
-            )
-        });
-        drop(bd);
         add_macs(p.macs());
-        Tensor::from_op(
-            shape,
-            out,
-            Op::Conv2d(self.clone(), w.clone(), b.cloned(), p),
-        )
+        let op = Op::Conv2d(self.clone(), w.clone(), b.cloned(), p);
+        Tensor::from_device(shape, y, op)
     }
 
     fn pool_geom(&self, k: usize, stride: usize, pad: usize) -> pool::Pool2d {
@@ -584,21 +501,13 @@ impl Tensor {
 
     pub fn max_pool2d(&self, k: usize, stride: usize, pad: usize) -> Tensor {
         let p = self.pool_geom(k, stride, pad);
-        let len = p.n * p.c * p.out_h() * p.out_w();
         let (flops, bytes) = pool_cost(&p);
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
-        if let Some((y, arg)) = on_resident(&[self], "max_pool2d.fwd", flops, bytes, |r| {
+        let (y, arg) = on_resident(&[self], "max_pool2d.fwd", flops, bytes, |r| {
             r.max_pool(&p, &self.dev_buf(r)?)
-        }) {
-            let op = Op::MaxPool2d(self.clone(), p, Arg::Dev(arg));
-            return Tensor::from_device(shape, y, op);
-        }
-        let mut out = buffer::take(len);
-        let mut arg = vec![0u32; len];
-        record("max_pool2d.fwd", flops, bytes, || {
-            pool::max_pool2d_forward(&p, &self.data(), &mut out, &mut arg)
         });
-        Tensor::from_op(shape, out, Op::MaxPool2d(self.clone(), p, Arg::Host(arg)))
+        let op = Op::MaxPool2d(self.clone(), p, Arg::of(arg));
+        Tensor::from_device(shape, y, op)
     }
 
     pub fn avg_pool2d(
@@ -612,16 +521,10 @@ impl Tensor {
         let (flops, bytes) = pool_cost(&p);
         let shape = vec![p.n, p.c, p.out_h(), p.out_w()];
         let op = || Op::AvgPool2d(self.clone(), p, count_include_pad);
-        if let Some(y) = on_resident(&[self], "avg_pool2d.fwd", flops, bytes, |r| {
+        let y = on_resident(&[self], "avg_pool2d.fwd", flops, bytes, |r| {
             r.avg_pool(&p, count_include_pad, &self.dev_buf(r)?)
-        }) {
-            return Tensor::from_device(shape, y, op());
-        }
-        let mut out = buffer::take(p.n * p.c * p.out_h() * p.out_w());
-        record("avg_pool2d.fwd", flops, bytes, || {
-            pool::avg_pool2d_forward(&p, count_include_pad, &self.data(), &mut out)
         });
-        Tensor::from_op(shape, out, op())
+        Tensor::from_device(shape, y, op())
     }
 
     pub fn adaptive_avg_pool2d(&self, oh: usize, ow: usize) -> Tensor {
@@ -629,30 +532,11 @@ impl Tensor {
         assert_eq!(s.len(), 4, "adaptive pooling needs NCHW, got {s:?}");
         let (inp, outn) = (self.numel() as f64, (s[0] * s[1] * oh * ow) as f64);
         let bytes = 4.0 * (inp + outn);
-        if let Some(y) = on_resident(&[self], "adaptive_avg_pool2d.fwd", inp, bytes, |r| {
+        let y = on_resident(&[self], "adaptive_avg_pool2d.fwd", inp, bytes, |r| {
             r.adaptive_avg_pool(s[0] * s[1], s[2], s[3], oh, ow, &self.dev_buf(r)?)
-        }) {
-            let op = Op::AdaptiveAvgPool2d(self.clone());
-            return Tensor::from_device(vec![s[0], s[1], oh, ow], y, op);
-        }
-        let mut out = buffer::take(s[0] * s[1] * oh * ow);
-        record("adaptive_avg_pool2d.fwd", inp, bytes, || {
-            pool::adaptive_avg_pool2d_forward(
-                s[0],
-                s[1],
-                s[2],
-                s[3],
-                oh,
-                ow,
-                &self.data(),
-                &mut out,
-            )
         });
-        Tensor::from_op(
-            vec![s[0], s[1], oh, ow],
-            out,
-            Op::AdaptiveAvgPool2d(self.clone()),
-        )
+        let op = Op::AdaptiveAvgPool2d(self.clone());
+        Tensor::from_device(vec![s[0], s[1], oh, ow], y, op)
     }
 
     /// Training-mode batch norm over NCHW; returns the output and the batch mean and
@@ -668,7 +552,7 @@ impl Tensor {
         assert_eq!(s.len(), 4, "batch norm needs NCHW, got {s:?}");
         let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
         let len = (n * c * hw) as f64;
-        if let Some((y, mean, invstd)) = on_resident(
+        let (y, mean, invstd) = on_resident(
             &[self, gamma, beta],
             "batch_norm.fwd",
             6.0 * len,
@@ -677,37 +561,11 @@ impl Tensor {
                 let (g, b) = (gamma.dev_buf(r)?, beta.dev_buf(r)?);
                 r.batch_norm_train(n, c, hw, &self.dev_buf(r)?, &g, &b, eps)
             },
-        ) {
-            let (mean, invstd) = (
-                Tensor::device_constant(vec![c], mean),
-                Tensor::device_constant(vec![c], invstd),
-            );
-            let op = Op::BatchNorm(
-                self.clone(),
-                gamma.clone(),
-                beta.clone(),
-                mean.clone(),
-                invstd.clone(),
-            );
-            return (Tensor::from_device(s.to_vec(), y, op), mean, invstd);
-        }
-        let mut out = buffer::take(self.numel());
-        let (mut mean, mut invstd) = (vec![0.0; c], vec![0.0; c]);
-        record("batch_norm.fwd", 6.0 * len, 12.0 * len, || {
-            norm::batch_norm_forward_train(
-                n,
-                c,
-                hw,
-                &self.data(),
-                &gamma.data(),
-                &beta.data(),
-                eps,
-                &mut out,
-                &mut mean,
-                &mut invstd,
-            )
-        });
-        let (mean, invstd) = (Tensor::from_vec(mean, &[c]), Tensor::from_vec(invstd, &[c]));
+        );
+        let (mean, invstd) = (
+            Tensor::device_constant(vec![c], mean),
+            Tensor::device_constant(vec![c], invstd),
+        );
         let op = Op::BatchNorm(
             self.clone(),
             gamma.clone(),
@@ -715,7 +573,7 @@ impl Tensor {
             mean.clone(),
             invstd.clone(),
         );
-        (Tensor::from_op(s.to_vec(), out, op), mean, invstd)
+        (Tensor::from_device(s.to_vec(), y, op), mean, invstd)
     }
 
     /// Updates these running means and the running variances `var` in place from a
@@ -742,24 +600,13 @@ impl Tensor {
         );
         let operands = [self, var, mean, invstd];
         let flops = 8.0 * c as f64;
-        if let Some((rm, rv)) = on_resident(&operands, "batch_norm.running", flops, 0.0, |r| {
+        let (rm, rv) = on_resident(&operands, "batch_norm.running", flops, 0.0, |r| {
             let (m, i) = (mean.dev_buf(r)?, invstd.dev_buf(r)?);
             let (rm, rv) = (self.dev_buf(r)?, var.dev_buf(r)?);
             r.batch_norm_running(count, momentum, eps, &m, &i, &rm, &rv)
-        }) {
-            self.set_device(rm);
-            var.set_device(rv);
-            return;
-        }
-        norm::batch_norm_update_running(
-            count,
-            momentum,
-            &mean.data(),
-            &invstd.data(),
-            eps,
-            &mut self.data_mut(),
-            &mut var.data_mut(),
-        );
+        });
+        self.set_device(rm);
+        var.set_device(rv);
     }
 
     /// Log-softmax over the last axis.
@@ -767,17 +614,11 @@ impl Tensor {
         let cols = *self.shape().last().unwrap();
         let n = self.numel() as f64;
         let rows = self.numel() / cols;
-        if let Some(y) = on_resident(&[self], "log_softmax.fwd", 4.0 * n, 8.0 * n, |r| {
+        let y = on_resident(&[self], "log_softmax.fwd", 4.0 * n, 8.0 * n, |r| {
             r.log_softmax(rows, cols, &self.dev_buf(r)?)
-        }) {
-            let op = Op::LogSoftmax(self.clone());
-            return Tensor::from_device(self.shape().to_vec(), y, op);
-        }
-        let mut out = buffer::take(self.numel());
-        record("log_softmax.fwd", 4.0 * n, 8.0 * n, || {
-            softmax::log_softmax_forward(rows, cols, &self.data(), &mut out)
         });
-        Tensor::from_op(self.shape().to_vec(), out, Op::LogSoftmax(self.clone()))
+        let op = Op::LogSoftmax(self.clone());
+        Tensor::from_device(self.shape().to_vec(), y, op)
     }
     pub fn softmax(&self) -> Tensor {
         self.log_softmax().exp()
@@ -794,15 +635,8 @@ impl Tensor {
             targets.len()
         );
         let (flops, bytes) = (rows as f64, 8.0 * rows as f64);
-        let op = || Op::Nll(self.clone(), targets.to_vec());
-        if let Some(loss) = on_resident(&[self], "nll.fwd", flops, bytes, |r| {
+        let loss = on_resident(&[self], "nll.fwd", flops, bytes, |r| {
             r.nll(rows, cols, &self.dev_buf(r)?, targets)
-        }) {
-            return Tensor::from_op(vec![1], vec![loss], op());
-        }
-        let mut loss = 0.0;
-        record("nll.fwd", flops, bytes, || {
-            loss = softmax::nll_loss_forward(rows, cols, &self.data(), targets)
         });
         Tensor::from_op(vec![1], vec![loss], Op::Nll(self.clone(), targets.to_vec()))
     }
@@ -833,20 +667,8 @@ impl Tensor {
                 .collect::<accel::Res<Vec<_>>>()?;
             r.weighted_sum(&bufs, &ws)
         });
-        if let Some(y) = y {
-            let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());
-            return Tensor::from_device(xs[0].shape().to_vec(), y, op);
-        }
-        let guards: Vec<_> = xs.iter().map(|x| x.data()).collect();
-        let slices: Vec<&[f32]> = guards.iter().map(|g| &g[..]).collect();
-        let mut out = buffer::take(n);
-        record("weighted_sum.fwd", flops, bytes, || {
-            ew::weighted_sum(&slices, &ws, &mut out)
-        });
-        drop(slices);
-        drop(guards);
         let op = Op::WeightedSum(xs.to_vec(), w.clone(), idx.to_vec());
-        Tensor::from_op(xs[0].shape().to_vec(), out, op)
+        Tensor::from_device(xs[0].shape().to_vec(), y, op)
     }
 
     /// Places this `[o, i, k, k]` kernel, dilated by `dil`, in the centre of a zero
@@ -875,20 +697,7 @@ impl Tensor {
         let y = on_resident(&[self], "embed_kernel.fwd", 0.0, bytes, |r| {
             r.embed_kernel(&e.device(planes), &self.dev_buf(r)?)
         });
-        if let Some(y) = y {
-            return Tensor::from_device(shape, y, Op::EmbedKernel(self.clone(), e));
-        }
-        let mut out = buffer::take_zeroed(planes * size * size);
-        let d = self.data();
-        for p in 0..planes {
-            for a in 0..k {
-                for b in 0..k {
-                    out[p * size * size + e.at(a, b)] = d[(p * k + a) * k + b];
-                }
-            }
-        }
-        drop(d);
-        Tensor::from_op(shape, out, Op::EmbedKernel(self.clone(), e))
+        Tensor::from_device(shape, y, Op::EmbedKernel(self.clone(), e))
     }
 
     /// Inverted dropout: zeroes each entry with probability `p` and scales the rest by 1/(1-p).

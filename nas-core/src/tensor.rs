@@ -5,8 +5,10 @@ use crate::autodiff::Op;
 use crate::buffer;
 use crate::rng::Rng;
 use nas_kernels::accel::{DevBuf, KernelError, Place, Res, Resident};
+use nas_kernels::cpu::backend::HostBuf;
 use std::cell::Cell;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -26,7 +28,7 @@ pub(crate) fn common_place<'a>(tensors: &[&Tensor], op: impl FnOnce() -> &'a str
 /// A device as [`Node::placed`] holds it.
 fn place_code(p: Option<Place>) -> u8 {
     match p {
-        // The engine keeps host tensors' values in the tensor, not in a backend buffer.
+        // Host tensors keep their values in `Node::data` (the CPU backend's buffer).
         None | Some(Place::Cpu) => HOST,
         Some(Place::Wgpu) => WGPU,
         Some(Place::Cuda) => CUDA,
@@ -69,7 +71,9 @@ fn grad_mode<R>(on: bool, f: impl FnOnce() -> R) -> R {
 pub(crate) struct Node {
     pub(crate) id: u64,
     pub(crate) shape: Vec<usize>,
-    pub(crate) data: RwLock<Vec<f32>>,
+    /// The values on the host: the CPU backend's buffer, which its kernels read without
+    /// a copy and an op's result is made in.
+    pub(crate) data: RwLock<HostBuf>,
     /// False while the values live only in `dev` (a device op's result nobody has read on
     /// the host yet); the first host read copies them back.
     host_ok: AtomicBool,
@@ -88,7 +92,7 @@ pub(crate) struct Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        buffer::give(std::mem::take(self.data.get_mut().unwrap()));
+        // The values go back to the pool with the last holder of their buffer.
         if let Some(Values::Host(g)) = self.grad.get_mut().unwrap().take() {
             buffer::give(g);
         }
@@ -166,6 +170,10 @@ impl fmt::Debug for Tensor {
 
 impl Tensor {
     fn make(shape: Vec<usize>, data: Vec<f32>, requires_grad: bool, op: Option<Op>) -> Tensor {
+        Tensor::make_host(shape, HostBuf::new(data), requires_grad, op)
+    }
+
+    fn make_host(shape: Vec<usize>, data: HostBuf, requires_grad: bool, op: Option<Op>) -> Tensor {
         assert_eq!(
             data.len(),
             shape.iter().product::<usize>(),
@@ -257,8 +265,12 @@ impl Tensor {
         Tensor::device_node(shape, buf, false, None)
     }
 
-    /// A tensor whose values are `buf`'s only, on its device.
+    /// A tensor whose values are `buf`'s only, on its device (a host tensor holding
+    /// them, for the CPU's).
     fn device_node(shape: Vec<usize>, buf: DevBuf, requires_grad: bool, op: Option<Op>) -> Tensor {
+        if let DevBuf::Host(h) = buf {
+            return Tensor::make_host(shape, h, requires_grad, op);
+        }
         assert_eq!(
             buf.len(),
             shape.iter().product::<usize>(),
@@ -267,7 +279,7 @@ impl Tensor {
         Tensor(Arc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape,
-            data: RwLock::new(vec![]),
+            data: RwLock::new(HostBuf::new(vec![])),
             host_ok: AtomicBool::new(false),
             placed: AtomicU8::new(place_code(Some(buf.place()))),
             dev: Mutex::new(Some(buf)),
@@ -278,10 +290,19 @@ impl Tensor {
     }
 
     /// These values in `r`'s memory: the copy already there, or one made now and kept
-    /// until the host changes the values. A tensor that lives on another device is an
-    /// error naming both (the caller says which op); a host tensor's copy on another
-    /// device is replaced.
+    /// until the host changes the values (for the CPU, the host values themselves,
+    /// shared). A tensor that lives on another device is an error naming both (the
+    /// caller says which op); a host tensor's copy on another device is replaced.
     pub(crate) fn dev_buf(&self, r: &dyn Resident) -> Res<DevBuf> {
+        if r.place() == Place::Cpu {
+            return match self.place() {
+                None => Ok(DevBuf::Host(self.data().0.clone())),
+                Some(p) => Err(KernelError::Invalid(format!(
+                    "a tensor on {} read by an op on the cpu (tensors on two devices)",
+                    p.name()
+                ))),
+            };
+        }
         if let Some(p) = self.place().filter(|&p| p != r.place()) {
             return Err(KernelError::Invalid(format!(
                 "a tensor on {} read by an op on {} (tensors on two devices)",
@@ -295,7 +316,7 @@ impl Tensor {
         if let Some(b) = dev.as_ref().filter(|b| b.place() == r.place()) {
             return Ok(b.clone());
         }
-        let b = r.upload(&data)?;
+        let b = r.upload(data.as_slice())?;
         *dev = Some(b.clone());
         Ok(b)
     }
@@ -345,7 +366,15 @@ impl Tensor {
             "device values for {:?}",
             self.shape()
         );
-        let _guard = self.0.data.write().unwrap();
+        let mut guard = self.0.data.write().unwrap();
+        if let DevBuf::Host(h) = buf {
+            // The CPU's values: the tensor's host values from now on.
+            *guard = h;
+            *self.0.dev.lock().unwrap() = None;
+            self.0.host_ok.store(true, Ordering::Release);
+            self.0.placed.store(HOST, Ordering::Release);
+            return;
+        }
         let code = place_code(Some(buf.place()));
         *self.0.dev.lock().unwrap() = Some(buf);
         self.0.host_ok.store(false, Ordering::Release);
@@ -385,9 +414,10 @@ impl Tensor {
         }
         let buf = self.0.dev.lock().unwrap().clone();
         let buf = buf.expect("a tensor without host values has a device buffer");
-        *d = buf
-            .to_vec()
-            .unwrap_or_else(|e| panic!("reading a tensor back from the device: {e}"));
+        *d = HostBuf::new(
+            buf.to_vec()
+                .unwrap_or_else(|e| panic!("reading a tensor back from the device: {e}")),
+        );
         self.0.host_ok.store(true, Ordering::Release);
     }
 
@@ -413,22 +443,23 @@ impl Tensor {
         self.0.op.is_none()
     }
     /// The values on the host (copied back first if a device op left them there).
-    pub fn data(&self) -> RwLockReadGuard<'_, Vec<f32>> {
+    pub fn data(&self) -> HostRead<'_> {
         self.fetch();
-        self.0.data.read().unwrap()
+        HostRead(self.0.data.read().unwrap())
     }
     /// Mutable data, for optimisers and loaders; never change a tensor a graph still uses.
     /// Any device copy is dropped (the next device op uploads the new values).
-    pub fn data_mut(&self) -> RwLockWriteGuard<'_, Vec<f32>> {
+    /// Values another tensor shares (a reshape's) are copied first, so it keeps them.
+    pub fn data_mut(&self) -> HostWrite<'_> {
         self.fetch();
         // Clear the device copy under the write lock, so no upload of the old values
         // can slip in between (lock order: data, then dev, as in `fetch`).
         let guard = self.0.data.write().unwrap();
         *self.0.dev.lock().unwrap() = None;
-        guard
+        HostWrite(guard)
     }
     pub fn to_vec(&self) -> Vec<f32> {
-        self.data().clone()
+        self.data().to_vec()
     }
     /// The single value of a one-element tensor.
     pub fn item(&self) -> f32 {
@@ -469,5 +500,31 @@ impl Tensor {
     }
     pub fn same(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A tensor's host values, read ([`Tensor::data`]).
+pub struct HostRead<'a>(RwLockReadGuard<'a, HostBuf>);
+
+impl Deref for HostRead<'_> {
+    type Target = Vec<f32>;
+    fn deref(&self) -> &Vec<f32> {
+        self.0.as_vec()
+    }
+}
+
+/// A tensor's host values, to change ([`Tensor::data_mut`]).
+pub struct HostWrite<'a>(RwLockWriteGuard<'a, HostBuf>);
+
+impl Deref for HostWrite<'_> {
+    type Target = Vec<f32>;
+    fn deref(&self) -> &Vec<f32> {
+        self.0.as_vec()
+    }
+}
+
+impl DerefMut for HostWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<f32> {
+        self.0.make_mut()
     }
 }

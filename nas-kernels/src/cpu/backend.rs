@@ -1,10 +1,11 @@
 //! The CPU as a backend like the others: both boundaries ([`Resident`] on host buffers,
 //! [`Accel`] on slices) over this module's kernels, with the argument checks the device
-//! backends make (the same functions, in `accel`). The engine's host tensors call the
-//! kernels directly (their gradient rules accumulate in place); this is the CPU behind
-//! the interface the device backends implement, held to the same test suites.
+//! backends make (the same functions, in `accel`), held to the same test suites as the
+//! device backends. The engine's forward ops on host tensors run through it: a host
+//! tensor keeps its values in a [`HostBuf`], which the kernels read in place. (The
+//! engine's host gradient rules call the kernels directly: they accumulate in place.)
 
-use super::{conv, elementwise as ew, gemm, norm, optim, pool, shape as mv, softmax};
+use super::{buffer, conv, elementwise as ew, gemm, norm, optim, pool, shape as mv, softmax};
 use crate::accel::{
     self, check_channels, check_len, check_range, check_running_lens, same_lengths, Accel, Binary,
     DevBuf, Embed, KernelError, Peaks, Place, Res, Resident, Unary,
@@ -13,8 +14,10 @@ use crate::cpu::conv::Conv2d;
 use crate::cpu::pool::Pool2d;
 use std::sync::Arc;
 
-/// Values in host memory, as a [`DevBuf`] holds them. Cloning shares them; no kernel
-/// writes into a buffer it did not make.
+/// Values in host memory, as a [`DevBuf`] holds them and as a host tensor keeps them.
+/// Cloning shares them; no kernel writes into a buffer it did not make, and a writer
+/// ([`HostBuf::make_mut`]) copies values someone else still shares. The last holder
+/// gives the vector back to this thread's pool ([`buffer`]).
 #[derive(Clone, Debug)]
 pub struct HostBuf(Arc<Vec<f32>>);
 
@@ -35,14 +38,54 @@ impl HostBuf {
         &self.0
     }
 
+    pub fn as_vec(&self) -> &Vec<f32> {
+        &self.0
+    }
+
+    /// The values to change in place: these, or a pooled copy if another holder shares
+    /// them (which keeps its values).
+    pub fn make_mut(&mut self) -> &mut Vec<f32> {
+        if Arc::get_mut(&mut self.0).is_none() {
+            let mut copy = buffer::take(self.0.len());
+            copy.copy_from_slice(&self.0);
+            self.0 = Arc::new(copy);
+        }
+        Arc::get_mut(&mut self.0).expect("a buffer no one else holds")
+    }
+
+    /// The values, taken out without a copy where no one else shares them.
+    pub fn into_vec(mut self) -> Vec<f32> {
+        match Arc::get_mut(&mut self.0) {
+            Some(v) => std::mem::take(v),
+            None => self.0.to_vec(),
+        }
+    }
+
+    /// Whether both hold the same values (one buffer, shared).
+    pub fn same(&self, other: &HostBuf) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Indices kept as their bits (max pooling's argmax), as the device backends keep
     /// them in their `f32` buffers.
     fn from_u32(v: &[u32]) -> HostBuf {
-        HostBuf::new(v.iter().map(|&i| f32::from_bits(i)).collect())
+        let mut b = buffer::take(v.len());
+        b.iter_mut()
+            .zip(v)
+            .for_each(|(b, &i)| *b = f32::from_bits(i));
+        HostBuf::new(b)
     }
 
     pub fn to_u32_vec(&self) -> Vec<u32> {
         self.0.iter().map(|v| v.to_bits()).collect()
+    }
+}
+
+impl Drop for HostBuf {
+    fn drop(&mut self) {
+        if let Some(v) = Arc::get_mut(&mut self.0) {
+            buffer::give(std::mem::take(v));
+        }
     }
 }
 
@@ -64,11 +107,20 @@ fn out(v: Vec<f32>) -> Res<DevBuf> {
     Ok(DevBuf::Host(HostBuf::new(v)))
 }
 
-/// `len` floats made by `f` (which writes every one).
+/// `len` floats made by `f`, which writes every one (a pooled buffer, its old values
+/// left for `f` to overwrite).
 fn made(len: usize, f: impl FnOnce(&mut [f32])) -> Res<DevBuf> {
-    let mut y = vec![0.0; len];
+    let mut y = buffer::take(len);
     f(&mut y);
     out(y)
+}
+
+/// `len` floats made by `f` from zeros (`f` adds into them, or writes only some).
+fn made_zeroed(len: usize, f: impl FnOnce(&mut [f32])) -> Res<DevBuf> {
+    made(len, |y| {
+        y.fill(0.0);
+        f(y)
+    })
 }
 
 /// Adds `bias[ch]` to every value of channel `ch` of `y`, rows of `plane` values with
@@ -80,26 +132,66 @@ fn add_per_channel(y: &mut [f32], bias: &[f32], plane: usize) {
     }
 }
 
-/// The host map of a [`Unary`] op, as the engine's forward ops compute it.
-fn unary_fn(op: Unary) -> Box<dyn Fn(f32) -> f32 + Sync> {
-    match op {
-        Unary::Relu => Box::new(|x: f32| x.max(0.0)),
-        Unary::Exp => Box::new(f32::exp),
-        Unary::Log => Box::new(f32::ln),
-        Unary::Sigmoid => Box::new(super::math::sigmoid),
-        Unary::Tanh => Box::new(super::math::tanh),
-        Unary::Affine(a, b) => Box::new(move |x| x * a + b),
-    }
+/// Runs `$body` with `$f` bound to the host map of [`Unary`] `$op`, a closure of its own
+/// type for each op so the kernel inlines it (a boxed or pointed-to function costs a call
+/// per value and keeps the loop from vectorising).
+macro_rules! with_unary {
+    ($op:expr, $f:ident => $body:expr) => {
+        match $op {
+            Unary::Relu => {
+                let $f = |x: f32| x.max(0.0);
+                $body
+            }
+            Unary::Exp => {
+                let $f = f32::exp;
+                $body
+            }
+            Unary::Log => {
+                let $f = f32::ln;
+                $body
+            }
+            Unary::Sigmoid => {
+                let $f = super::math::sigmoid;
+                $body
+            }
+            Unary::Tanh => {
+                let $f = super::math::tanh;
+                $body
+            }
+            Unary::Affine(a, b) => {
+                let $f = move |x: f32| x * a + b;
+                $body
+            }
+        }
+    };
 }
 
-fn binary_fn(op: Binary) -> fn(f32, f32) -> f32 {
-    match op {
-        Binary::Add => |a, b| a + b,
-        Binary::Sub => |a, b| a - b,
-        Binary::Mul => |a, b| a * b,
-        Binary::Div => |a, b| a / b,
-        Binary::ReluGrad => |g, y| if y > 0.0 { g } else { 0.0 },
-    }
+/// [`with_unary`] for [`Binary`] ops.
+macro_rules! with_binary {
+    ($op:expr, $f:ident => $body:expr) => {
+        match $op {
+            Binary::Add => {
+                let $f = |a: f32, b: f32| a + b;
+                $body
+            }
+            Binary::Sub => {
+                let $f = |a: f32, b: f32| a - b;
+                $body
+            }
+            Binary::Mul => {
+                let $f = |a: f32, b: f32| a * b;
+                $body
+            }
+            Binary::Div => {
+                let $f = |a: f32, b: f32| a / b;
+                $body
+            }
+            Binary::ReluGrad => {
+                let $f = |g: f32, y: f32| if y > 0.0 { g } else { 0.0 };
+                $body
+            }
+        }
+    };
 }
 
 impl Resident for Cpu {
@@ -112,18 +204,18 @@ impl Resident for Cpu {
     }
 
     fn upload(&self, x: &[f32]) -> Res<DevBuf> {
-        out(x.to_vec())
+        made(x.len(), |y| y.copy_from_slice(x))
     }
 
     fn zeros(&self, len: usize) -> Res<DevBuf> {
-        out(vec![0.0; len])
+        made_zeroed(len, |_| ())
     }
 
     fn embed_kernel(&self, e: &Embed, x: &DevBuf) -> Res<DevBuf> {
         let x = hb(x)?;
         let n = e.planes * e.size * e.size;
         e.validate(x.len(), n)?;
-        made(n, |y| {
+        made_zeroed(n, |y| {
             for (p, plane) in x.chunks(e.k * e.k).enumerate() {
                 let big = &mut y[p * e.size * e.size..(p + 1) * e.size * e.size];
                 for a in 0..e.k {
@@ -153,14 +245,13 @@ impl Resident for Cpu {
 
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
         let x = hb(x)?;
-        let f = unary_fn(op);
-        made(x.len(), |y| ew::map(x, y, f))
+        made(x.len(), |y| with_unary!(op, f => ew::map(x, y, f)))
     }
 
     fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf> {
         let (a, b) = (hb(a)?, hb(b)?);
         check_len("binary operand", b.len(), a.len())?;
-        made(a.len(), |y| ew::zip_map(a, b, y, binary_fn(op)))
+        made(a.len(), |y| with_binary!(op, f => ew::zip_map(a, b, y, f)))
     }
 
     fn binary_broadcast(
@@ -178,7 +269,7 @@ impl Resident for Cpu {
         if n == 0 {
             return out(vec![]);
         }
-        made(n, |y| ew::binary(a, sa, b, sb, y, binary_fn(op)))
+        made(n, |y| with_binary!(op, f => ew::binary(a, sa, b, sb, y, f)))
     }
 
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf> {
@@ -196,7 +287,7 @@ impl Resident for Cpu {
             p
         };
         let (sy, sx) = (pad(sy), pad(sx));
-        made(n, |y| ew::acc_sum_to(g, &sy, y, &sx))
+        made_zeroed(n, |y| ew::acc_sum_to(g, &sy, y, &sx))
     }
 
     fn permute(&self, shape: &[usize], perm: &[usize], x: &DevBuf) -> Res<DevBuf> {
@@ -273,7 +364,7 @@ impl Resident for Cpu {
         let g = hb(g)?;
         check_len("slice gradient", g.len(), outer * len * inner)?;
         check_range(start, len, total)?;
-        made(outer * total * inner, |y| {
+        made_zeroed(outer * total * inner, |y| {
             mv::copy_axis_block(g, outer, len, inner, y, total, start, false)
         })
     }
@@ -282,15 +373,16 @@ impl Resident for Cpu {
         let (x, bias) = (hb(x)?, hb(bias)?);
         check_len("bias", bias.len(), c)?;
         check_channels(x.len(), c, plane)?;
-        let mut y = x.to_vec();
-        add_per_channel(&mut y, bias, plane);
-        out(y)
+        made(x.len(), |y| {
+            y.copy_from_slice(x);
+            add_per_channel(y, bias, plane)
+        })
     }
 
     fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf> {
         let g = hb(g)?;
         check_len("channel_sum input", g.len(), n * c * plane)?;
-        made(c, |y| {
+        made_zeroed(c, |y| {
             for (i, row) in g.chunks(plane.max(1)).enumerate() {
                 y[i % c] += ew::sum_lanes(row);
             }
@@ -310,7 +402,7 @@ impl Resident for Cpu {
         if p.out_len() == 0 || x.is_empty() {
             // No outputs, or a sum over no input channels: the bias alone.
             let plane = p.out_h() * p.out_w();
-            return made(p.out_len(), |y| {
+            return made_zeroed(p.out_len(), |y| {
                 if let Some(b) = bias {
                     add_per_channel(y, b, plane);
                 }
@@ -344,7 +436,7 @@ impl Resident for Cpu {
         let x = hb(x)?;
         crate::accel::pool_lens(p, "max_pool", Some(x.len()), None, None)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
-        let (mut y, mut arg) = (vec![0.0; len], vec![0u32; len]);
+        let (mut y, mut arg) = (buffer::take(len), vec![0u32; len]);
         pool::max_pool2d_forward(p, x, &mut y, &mut arg);
         Ok((
             DevBuf::Host(HostBuf::new(y)),
@@ -442,7 +534,7 @@ impl Resident for Cpu {
             None,
             &[("gamma", gamma.len()), ("beta", beta.len())],
         )?;
-        let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        let (mut y, mut mean, mut invstd) = (buffer::take(x.len()), vec![0.0; c], vec![0.0; c]);
         norm::batch_norm_forward_train(
             n,
             c,
@@ -477,7 +569,7 @@ impl Resident for Cpu {
             ("1/std", invstd.len()),
         ];
         crate::accel::batch_norm_lens([n, c, hw], x.len(), Some(gy.len()), &per_channel)?;
-        let (mut gx, mut gg, mut gb) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        let (mut gx, mut gg, mut gb) = (buffer::take(x.len()), vec![0.0; c], vec![0.0; c]);
         norm::batch_norm_backward(
             n, c, hw, x, gy, gamma, mean, invstd, &mut gx, &mut gg, &mut gb,
         );
@@ -844,7 +936,7 @@ fn up(x: &[f32]) -> DevBuf {
 /// shares it.
 fn host(r: Res<DevBuf>) -> Res<Vec<f32>> {
     match r? {
-        DevBuf::Host(b) => Ok(Arc::try_unwrap(b.0).unwrap_or_else(|a| a.to_vec())),
+        DevBuf::Host(b) => Ok(b.into_vec()),
         other => other.to_vec(),
     }
 }

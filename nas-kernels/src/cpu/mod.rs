@@ -2,6 +2,7 @@
 //! crate for the innermost matrix kernel.
 
 pub mod backend;
+pub mod buffer;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;

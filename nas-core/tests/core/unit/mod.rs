@@ -17,6 +17,7 @@ mod profile;
 mod space_builtin_nb201;
 mod space_cost;
 mod space_mixed;
+mod tensor;
 pub mod testutil;
 mod timing;
 mod trace;
