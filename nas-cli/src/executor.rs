@@ -24,6 +24,10 @@ pub enum Outcome {
     /// for it); where none has, the search ends with the error instead (a setting such as
     /// the batch size is the cause, and every trial would fail the same way).
     DeviceFailed(String),
+    /// Its evaluation failed on a device that no longer works after it (or another
+    /// trial's failure did; why): not journaled, the search ends before it, and a resume
+    /// (a new process, which opens the device afresh) evaluates it again.
+    Interrupted(String),
 }
 
 impl Outcome {
@@ -34,6 +38,52 @@ impl Outcome {
             _ => None,
         })
     }
+
+    /// Where a batch's journaling stops, and the error the search then ends with: at
+    /// the first trial a broken device interrupted, or at the first device failure when
+    /// no trial of the search has finished (`finished`: the journal holds one, or this
+    /// batch does), since a setting rather than the architecture is then the likely
+    /// cause. None: the whole batch is journaled (device failures as failed trials).
+    /// `first` is the trial number of `outcomes[0]`. The trials before the stop are
+    /// journaled, so none that finished is lost.
+    pub fn stop(outcomes: &[Outcome], first: usize, finished: bool) -> Option<(usize, String)> {
+        let interrupted = outcomes.iter().enumerate().find_map(|(k, o)| match o {
+            Outcome::Interrupted(why) => Some((k, why)),
+            _ => None,
+        });
+        if let Some((k, why)) = interrupted {
+            return Some((
+                k,
+                format!(
+                    "trial {}: {why}\nThe trials before it are journaled; `nas resume` \
+                     evaluates it and the rest of its batch again",
+                    first + k
+                ),
+            ));
+        }
+        let finished = finished || outcomes.iter().any(|o| matches!(o, Outcome::Done(..)));
+        match Outcome::first_device_failure(outcomes) {
+            Some((k, why)) if !finished => Some((
+                k,
+                format!(
+                    "trial {}: {why}\nNo trial of this search has finished on this device, so \
+                     a setting (the batch size, the image size) rather than this architecture \
+                     is the likely cause: the search stops here",
+                    first + k
+                ),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the devices still work after a failure (`nas_core::device::usable`).
+/// `NAS_TEST_DEVICE_BREAKS` (the tests', no user sets it) makes them not.
+fn devices_usable() -> Result<(), String> {
+    if std::env::var_os("NAS_TEST_DEVICE_BREAKS").is_some() {
+        return Err("the device broke (NAS_TEST_DEVICE_BREAKS)".into());
+    }
+    nas_core::device::usable()
 }
 
 /// Runs trials. `first` is the trial number of `archs[0]`; the others follow in order.
@@ -52,20 +102,23 @@ pub struct Local<'a> {
 
 impl Executor for Local<'_> {
     fn evaluate(&mut self, archs: &[Architecture], first: usize) -> Result<Vec<Outcome>> {
-        let outcomes = evaluate_all(self.evaluator, archs, self.seed, first)
+        let mut outcomes = evaluate_all(self.evaluator, archs, self.seed, first)
             .into_iter()
             .enumerate()
             .map(|(k, r)| r.map_err(|e| anyhow!("trial {}: {e}", first + k)))
             .collect::<Result<Vec<_>>>()?;
-        if let Some((k, _)) = Outcome::first_device_failure(&outcomes) {
-            // A device whose stream broke fails every later trial: end the search (a new
-            // process opens the device afresh when it resumes).
-            nas_core::device::usable().map_err(|e| {
-                anyhow!(
-                    "trial {}: the device does not work after a failure: {e}",
-                    first + k
-                )
-            })?;
+        if Outcome::first_device_failure(&outcomes).is_some() {
+            // A device whose stream broke fails every later trial: the search ends (a new
+            // process opens the device afresh when it resumes), and the trials it failed
+            // may not be too large for it at all.
+            if let Err(e) = devices_usable() {
+                for o in &mut outcomes {
+                    if let Outcome::DeviceFailed(why) = o {
+                        let why = format!("{why}; the device does not work after it: {e}");
+                        *o = Outcome::Interrupted(why);
+                    }
+                }
+            }
         }
         Ok(outcomes)
     }
@@ -85,13 +138,9 @@ fn evaluate_all(
     let one = |k: usize| {
         let _span = tracing::debug_span!(parent: &search, "trial", n = first + k).entered();
         let t = Instant::now();
-        let run = || ev.evaluate(&archs[k], trial_seed(seed, first + k));
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        match nas_core::device::catch(|| ev.evaluate(&archs[k], trial_seed(seed, first + k))) {
             Ok(r) => r.map(|m| Outcome::Done(m, t.elapsed().as_secs_f64())),
-            Err(p) => match nas_core::device::failure(&*p) {
-                Some(msg) => Ok(Outcome::DeviceFailed(msg)),
-                None => std::panic::resume_unwind(p),
-            },
+            Err(msg) => Ok(Outcome::DeviceFailed(msg)),
         }
     };
     if archs.len() == 1 {

@@ -318,21 +318,13 @@ fn drive_loop(
         }
         let first = journal.len();
         let outcomes = executor.evaluate(&asked, first)?;
-        if let Some((k, why)) = Outcome::first_device_failure(&outcomes) {
-            let finished = journal.iter().any(|r| !r.metrics.is_failed())
-                || outcomes.iter().any(|o| matches!(o, Outcome::Done(..)));
-            if !finished {
-                bail!(
-                    "trial {}: {why}\nNo trial of this search has finished on this device, so \
-                     a setting (the batch size, the image size) rather than this architecture \
-                     is the likely cause: the search stops here",
-                    first + k
-                );
-            }
-        }
-        for (arch, out) in asked.into_iter().zip(outcomes) {
+        let finished = journal.iter().any(|r| !r.metrics.is_failed());
+        let stop = Outcome::stop(&outcomes, first, finished);
+        let journaled = stop.as_ref().map_or(outcomes.len(), |(k, _)| *k);
+        for (arch, out) in asked.into_iter().zip(outcomes).take(journaled) {
             let (metrics, seconds) = match out {
                 Outcome::Done(m, s) => (m, s),
+                Outcome::Interrupted(_) => unreachable!("the batch stops before it"),
                 Outcome::Failed(why) | Outcome::DeviceFailed(why) => {
                     let msg = format!("trial {}: failed: {why}", journal.len());
                     bar.suspend(|| tracing::warn!("{msg}"));
@@ -354,6 +346,11 @@ fn drive_loop(
                 .map_err(|e| anyhow!(e))?;
             board.add(&rec);
             journal.push(rec);
+        }
+        if let Some((_, why)) = stop {
+            bar.finish_and_clear();
+            write_best(run, &board, &mut best_written, evaluator)?;
+            bail!(why);
         }
         saves.after_batch(&mut strategy, run, journal.len())?;
         write_best(run, &board, &mut best_written, evaluator)?;

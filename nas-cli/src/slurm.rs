@@ -415,6 +415,21 @@ pub struct TrialResult {
     pub job: Option<String>,
     #[serde(default)]
     pub restart: Option<u32>,
+    /// Set when the evaluation failed on the device (its message): the trial fails as a
+    /// local one that met the same failure does, without another attempt (the next would
+    /// fail alike).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_failure: Option<String>,
+}
+
+impl TrialResult {
+    /// What became of the trial, by its result.
+    pub fn outcome(self) -> Outcome {
+        match self.device_failure {
+            Some(why) => Outcome::DeviceFailed(why),
+            None => Outcome::Done(self.metrics, self.seconds),
+        }
+    }
 }
 
 /// The result of `trial` for `arch`, if one is there (a result for another
@@ -748,7 +763,7 @@ impl<C: Cluster> Slurm<C> {
     fn poll(&mut self, pending: &mut [Pending]) -> Result<()> {
         for p in pending.iter_mut().filter(|p| p.outcome.is_none()) {
             if let Some(r) = read_result(&self.run, p.trial, &p.arch) {
-                p.outcome = Some(Outcome::Done(r.metrics, r.seconds));
+                p.outcome = Some(r.outcome());
             }
         }
         let names: Vec<String> = pending
@@ -784,7 +799,7 @@ impl<C: Cluster> Slurm<C> {
             }
             // No job of it runs: its result may have landed since the first look.
             if let Some(r) = read_result(&self.run, p.trial, &p.arch) {
-                p.outcome = Some(Outcome::Done(r.metrics, r.seconds));
+                p.outcome = Some(r.outcome());
                 continue;
             }
             if p.attempt == 0 || p.submit_failed {

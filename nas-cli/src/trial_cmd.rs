@@ -60,9 +60,15 @@ pub fn run(t: TrialArgs) -> Result<()> {
     )
     .map_err(|e| anyhow!("{}: {e}", sp.display()))?;
     let start = Instant::now();
-    let metrics = inputs
-        .with_evaluator(&a, |ev| ev.evaluate(&spec.arch, spec.seed))?
-        .map_err(|e| anyhow!("trial {trial}: {e}"))?;
+    // A device failure is the trial's result (the executor fails the trial as a local
+    // search would, and does not submit it again); any other error is the job's.
+    let evaluated = inputs.with_evaluator(&a, |ev| {
+        nas_core::device::catch(|| ev.evaluate(&spec.arch, spec.seed))
+    })?;
+    let (metrics, device_failure) = match evaluated {
+        Ok(m) => (m.map_err(|e| anyhow!("trial {trial}: {e}"))?, None),
+        Err(why) => (nas_core::evaluate::Metrics::failed(&why), Some(why)),
+    };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let result = TrialResult {
         trial,
@@ -71,12 +77,16 @@ pub fn run(t: TrialArgs) -> Result<()> {
         seconds: start.elapsed().as_secs_f64(),
         job: env("SLURM_JOB_ID"),
         restart: env("SLURM_RESTART_COUNT").and_then(|v| v.parse().ok()),
+        device_failure,
     };
     write_atomic(
         &result_path(&t.dir, trial),
         &serde_json::to_vec_pretty(&result)?,
     )
     .map_err(|e| anyhow!(e))?;
+    if let Some(why) = &result.device_failure {
+        bail!("trial {trial}: failed on the device: {why}");
+    }
     println!(
         "trial {trial}: accuracy {:.2}% in {:.1} s",
         result.metrics.accuracy * 100.0,

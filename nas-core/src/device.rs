@@ -200,6 +200,13 @@ pub fn usable() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `f`, catching a device failure that unwinds out of it (see [`fail`]) as its
+/// message; any other panic goes on unwinding.
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|p| failure(&*p).unwrap_or_else(|| std::panic::resume_unwind(p)))
+}
+
 /// The message of the device failure a panic carries (`payload`, as a panic hook or
 /// `catch_unwind` sees it), or None for any other panic: a host reports the first as an
 /// error, and lets the second be the crash it is.

@@ -281,7 +281,11 @@ impl Evaluator for TrainEvaluator<'_> {
     fn evaluate(&self, arch: &Architecture, trial_seed: u64) -> Result<Metrics, String> {
         let mut rng = Rng::new(trial_seed);
         let net = fixed(self.space, arch, rng.next_u64()).map_err(|e| e.to_string())?;
-        self.device.place(net.as_ref())?;
+        // A network the device cannot hold fails on it as a pass that runs out of its
+        // memory does: a search fails the trial rather than ending.
+        if let Err(e) = self.device.place(net.as_ref()) {
+            crate::device::fail(format!("placing the network on the device: {e}"));
+        }
         let cfg = TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -314,11 +318,17 @@ impl Evaluator for TrainEvaluator<'_> {
     }
 
     /// The costs of the untrained network (they do not depend on its weights), built
-    /// and placed as `evaluate` would.
+    /// and placed as `evaluate` would. A network the device cannot hold or run has no
+    /// latency there: an error naming the device's failure (the strategy that asked
+    /// decides what that means for its search).
     fn costs(&self, arch: &Architecture) -> Result<Metrics, String> {
         let net = fixed(self.space, arch, 0).map_err(|e| e.to_string())?;
-        self.device.place(net.as_ref())?;
-        Ok(self.net_costs(net.as_ref()))
+        let measured = crate::device::catch(|| {
+            self.device.place(net.as_ref())?;
+            Ok::<_, String>(self.net_costs(net.as_ref()))
+        });
+        let failed = |e: String| format!("measuring its costs on the device: {e}");
+        measured.map_err(failed)?.map_err(failed)
     }
 }
 

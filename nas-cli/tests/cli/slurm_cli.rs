@@ -75,6 +75,59 @@ fn submissions(state: &Path) -> BTreeMap<String, usize> {
     m
 }
 
+/// A trial whose job fails on the device (an architecture too large for it) is
+/// journaled failed with the device's message after one job, as a local search fails it:
+/// `nas trial` writes the failure as the trial's result. Before, the job wrote nothing,
+/// and the trial was submitted again until its attempts ran out.
+#[test]
+fn a_trial_too_large_for_the_device_fails_after_one_job() {
+    let base = tmp("device");
+    let space = crate::train_cli::space_with_a_wide_candidate(&base, "narrow");
+    let (dir, state) = (base.join("run"), base.join("cluster"));
+    let o = nas_fake(&state)
+        .args(["--threads", "2", "search", "--space-file"])
+        .arg(&space)
+        .args([
+            "--strategy",
+            "grid",
+            "--evaluator",
+            "train",
+            "--budget",
+            "2",
+        ])
+        .args([
+            "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
+        ])
+        .args([
+            "--device",
+            "wgpu",
+            "--executor",
+            "slurm",
+            "--slurm",
+            FAST,
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let Some((out, err)) = common::wgpu_output(&o) else {
+        return;
+    };
+    assert!(o.status.success(), "{out}\n{err}");
+    let got = journal(&dir);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].2["failed"].is_null(), "{got:?}");
+    let why = got[1].2["failed"].as_str().unwrap_or_default();
+    assert!(why.contains("past this adapter's limit"), "{got:?}");
+    let tries = submissions(&state)
+        .into_iter()
+        .find(|(n, _)| n.ends_with("-1"))
+        .unwrap();
+    assert_eq!(tries.1, 1, "{tries:?}");
+    let result = std::fs::read_to_string(dir.join("trials/1/result.json")).unwrap();
+    assert!(result.contains("device_failure"), "{result}");
+}
+
 #[test]
 fn a_cluster_search_journals_what_a_local_one_does_each_trial_once() {
     let want = local_journal("plain", 12);

@@ -147,7 +147,10 @@ fn a_batch_too_large_for_the_device_is_an_error() {
 /// A space of two candidates, one too wide for the wgpu adapter at batch 8 (its 6,000
 /// channels of 28x28 take 144 MiB, past the 128 MiB a storage binding may hold on
 /// lavapipe), `first` naming which the grid strategy tries first.
-fn space_with_a_wide_candidate(dir: &std::path::Path, first: &str) -> std::path::PathBuf {
+pub(crate) fn space_with_a_wide_candidate(
+    dir: &std::path::Path,
+    first: &str,
+) -> std::path::PathBuf {
     let (narrow, wide) = if first == "narrow" {
         ("a_narrow", "b_wide")
     } else {
@@ -178,7 +181,18 @@ fn search_on_wgpu(
     space: &std::path::Path,
     out: &std::path::Path,
 ) -> Option<(std::process::Output, String)> {
+    search_on_wgpu_with(space, out, &[], &[])
+}
+
+/// [`search_on_wgpu`] with more arguments and environment variables.
+fn search_on_wgpu_with(
+    space: &std::path::Path,
+    out: &std::path::Path,
+    more: &[&str],
+    env: &[(&str, &str)],
+) -> Option<(std::process::Output, String)> {
     let o = nas()
+        .envs(env.iter().copied())
         .args(["--threads", "2", "search", "--space-file"])
         .arg(space)
         .args([
@@ -192,6 +206,7 @@ fn search_on_wgpu(
         .args([
             "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
         ])
+        .args(more)
         .args(["--device", "wgpu", "--out"])
         .arg(out)
         .env("RUST_BACKTRACE", "1")
@@ -241,6 +256,53 @@ fn an_architecture_too_large_for_the_device_fails_its_trial() {
             && stderr.contains("No trial of this search has finished"),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A device that no longer works after a trial's failure ends the search, but the
+/// trials of the batch before that trial are journaled (before, the whole batch was
+/// dropped and ran again on resume); resuming in a new process evaluates the rest.
+/// `NAS_TEST_DEVICE_BREAKS` makes the device count as broken after the failure.
+#[test]
+fn a_device_broken_mid_batch_keeps_the_trials_before_it() {
+    let dir = common::temp_path("train-cli", "device-breaks");
+    let space = space_with_a_wide_candidate(&dir, "narrow");
+    let run = dir.join("run");
+    let breaks = [("NAS_TEST_DEVICE_BREAKS", "1")];
+    let Some((o, stderr)) = search_on_wgpu_with(&space, &run, &["--parallel", "2"], &breaks) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: trial 1: wgpu")
+            && stderr.contains("the device does not work after it")
+            && stderr.contains("nas resume"),
+        "{stderr}"
+    );
+    let records = |run: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let before = records(&run);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["arch"]["block"], "a_narrow");
+    assert!(before[0]["metrics"]["failed"].is_null(), "{before:?}");
+
+    let o = nas()
+        .args(["--threads", "2", "resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let after = records(&run);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[0], before[0], "the journaled trial is not run again");
+    let why = after[1]["metrics"]["failed"].as_str().unwrap_or_default();
+    assert!(why.contains("past this adapter's limit"), "{after:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

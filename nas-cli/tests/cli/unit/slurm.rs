@@ -21,6 +21,9 @@ struct Fake {
     submits: Vec<(String, usize)>,
     cancelled: Vec<String>,
     fail: BTreeSet<usize>,
+    /// Trials whose evaluation fails on the device: the job writes a result saying so
+    /// and exits with an error, as `nas trial` does.
+    device_fail: BTreeSet<usize>,
     /// Submissions that reach the cluster but report failure to the caller.
     lose_submits: usize,
     /// Looks at the cluster that fail (a controller restarting).
@@ -47,7 +50,7 @@ impl Fake {
             ..Default::default()
         }
     }
-    fn write_result(&self, trial: usize) {
+    fn write_result(&self, trial: usize, device_failure: Option<String>) {
         let spec: Spec =
             serde_json::from_slice(&std::fs::read(spec_path(&self.run, trial)).unwrap()).unwrap();
         let r = TrialResult {
@@ -60,6 +63,7 @@ impl Fake {
             seconds: 1.0,
             job: None,
             restart: None,
+            device_failure,
         };
         write_atomic(
             &result_path(&self.run, trial),
@@ -107,12 +111,17 @@ impl Cluster for Fake {
                 "squeue: error: slurm_load_jobs error: Unable to contact slurm controller".into(),
             );
         }
-        let mut finished = vec![];
+        let (mut finished, mut device_failed) = (vec![], vec![]);
         for (j, trial) in &mut self.jobs {
             match j.state.as_str() {
                 "PENDING" if j.reason.contains("held") => {}
                 "PENDING" => j.state = "RUNNING".into(),
                 "RUNNING" if self.fail.contains(trial) => j.state = "FAILED".into(),
+                "RUNNING" if self.device_fail.contains(trial) => {
+                    j.state = "FAILED".into();
+                    let why = "cuda: out of memory allocating 9000000000 bytes".to_string();
+                    device_failed.push((*trial, why));
+                }
                 "RUNNING" => {
                     j.state = "COMPLETED".into();
                     finished.push(*trial);
@@ -123,10 +132,13 @@ impl Cluster for Fake {
         for t in finished {
             self.lagging.push((t, self.result_lag));
         }
+        for (t, why) in device_failed {
+            self.write_result(t, Some(why));
+        }
         let mut keep = vec![];
         for (t, left) in std::mem::take(&mut self.lagging) {
             if left == 0 {
-                self.write_result(t);
+                self.write_result(t, None);
             } else {
                 keep.push((t, left - 1));
             }
@@ -192,7 +204,7 @@ fn accuracies(out: &[Outcome]) -> Vec<f64> {
     out.iter()
         .map(|o| match o {
             Outcome::Done(m, _) => m.accuracy,
-            Outcome::Failed(_) | Outcome::DeviceFailed(_) => -1.0,
+            Outcome::Failed(_) | Outcome::DeviceFailed(_) | Outcome::Interrupted(_) => -1.0,
         })
         .collect()
 }
@@ -246,6 +258,25 @@ fn a_trial_that_always_fails_is_tried_max_attempts_times_then_failed() {
     let log = std::fs::read_to_string(d.join("dispatch.jsonl")).unwrap();
     assert_eq!(log.matches("\"event\":\"submitted\"").count(), 4, "{log}");
     assert!(log.contains("\"event\":\"failed\""));
+}
+
+/// A trial whose job failed on the device (its result says so) fails as a local trial
+/// that met the failure does, after one attempt: the next would fail alike. Before,
+/// `nas trial` wrote no result, and the executor submitted it `max_attempts` times.
+#[test]
+fn a_trial_that_failed_on_the_device_is_not_submitted_again() {
+    let d = tmp("device");
+    let mut fake = Fake::new(&d);
+    fake.device_fail.insert(1);
+    let mut s = executor(&d, fake, 0.0);
+    let out = s.evaluate(&archs(3), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0, -1.0, 0.02]);
+    match &out[1] {
+        Outcome::DeviceFailed(why) => assert!(why.contains("out of memory"), "{why}"),
+        o => panic!("{o:?}"),
+    }
+    let tries = s.cluster.submits.iter().filter(|x| x.1 == 1).count();
+    assert_eq!(tries, 1);
 }
 
 #[test]
@@ -356,7 +387,7 @@ fn a_new_executor_reattaches_to_live_jobs_and_takes_results_left_behind() {
     let mut fake = Fake::new(&d);
     fake.add(&job_name(&d, "0"), 0);
     fake.jobs[0].0.state = "RUNNING".into();
-    fake.write_result(1);
+    fake.write_result(1, None);
     fake.add(&job_name(&d, "2"), 2);
     let mut s = executor(&d, fake, 0.0);
     assert_eq!(s.log.attempts.get(&0), Some(&1));
