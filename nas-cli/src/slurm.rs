@@ -640,6 +640,13 @@ impl<C: Cluster> Slurm<C> {
         };
         if let Ok(b) = std::fs::read(&p) {
             if serde_json::from_slice::<Spec>(&b).is_ok_and(|s| s == spec) {
+                // A device failure an earlier process left (its search stopped at it, not
+                // journaled) is evaluated again, as a local search does on resume.
+                let left = read_result(&self.run, trial, arch);
+                if left.is_some_and(|r| r.device_failure.is_some()) {
+                    let _ = std::fs::remove_file(result_path(&self.run, trial));
+                    self.log.attempts.insert(trial, 0);
+                }
                 return Ok(());
             }
             if let Ok(jobs) = self.cluster.jobs(&[name.to_string()]) {

@@ -4,7 +4,8 @@
 use crate::buffer;
 use crate::tensor::{Tensor, Values};
 use nas_kernels::accel::{self, Accel, Backend, Binary, DevBuf, Place, Res, Resident, Unary};
-use nas_kernels::cpu::{conv, elementwise as ew, gemm, norm, pool, shape as mv, softmax};
+use nas_kernels::cpu::backend::HostBuf;
+use nas_kernels::cpu::{conv, elementwise as ew, gemm, pool, shape as mv};
 use std::collections::HashSet;
 
 /// The result of an accelerator call; a device failure mid-step is a panic naming the
@@ -45,7 +46,8 @@ pub(crate) enum Op {
     Concat(Vec<Tensor>, usize),
     Slice(Tensor, usize, usize),
     Conv2d(Tensor, Tensor, Option<Tensor>, conv::Conv2d),
-    MaxPool2d(Tensor, pool::Pool2d, Arg),
+    /// Max pooling, with the argmax its forward left on the device it ran on.
+    MaxPool2d(Tensor, pool::Pool2d, DevBuf),
     AvgPool2d(Tensor, pool::Pool2d, bool),
     AdaptiveAvgPool2d(Tensor),
     /// Training-mode batch norm: input, gamma, beta, and the batch mean and 1/std (on
@@ -57,32 +59,6 @@ pub(crate) enum Op {
     EmbedKernel(Tensor, EmbedGeom),
     /// `sum_k w[idx[k]] * xs[k]`: a mixed op's combination of its candidates' outputs.
     WeightedSum(Vec<Tensor>, Tensor, Vec<usize>),
-}
-
-/// Max pooling's argmax, where the forward left it.
-pub(crate) enum Arg {
-    Host(Vec<u32>),
-    Dev(DevBuf),
-}
-
-impl Arg {
-    /// The argmax a forward left: as indices when the CPU made it, else its device buffer.
-    pub(crate) fn of(b: DevBuf) -> Arg {
-        match b {
-            DevBuf::Host(h) => Arg::Host(h.to_u32_vec()),
-            b => Arg::Dev(b),
-        }
-    }
-
-    fn host(&self) -> std::borrow::Cow<'_, [u32]> {
-        match self {
-            Arg::Host(v) => v.into(),
-            Arg::Dev(b) => b
-                .to_u32_vec()
-                .unwrap_or_else(|e| panic!("reading max pooling's argmax back: {e}"))
-                .into(),
-        }
-    }
 }
 
 /// Where `EmbedKernel` puts tap `(a, b)`: at `(off + a*dil, off + b*dil)`.
@@ -105,11 +81,6 @@ impl EmbedGeom {
             off: self.off,
         }
     }
-
-    /// Index in the large kernel plane of tap `(a, b)` of the small one.
-    pub(crate) fn at(&self, a: usize, b: usize) -> usize {
-        self.device(1).at(a, b)
-    }
 }
 
 impl Op {
@@ -118,8 +89,9 @@ impl Op {
     fn profile(&self, out: usize, device: Option<Backend>) -> (&'static str, f64, f64) {
         let (name, flops, bytes) = self.profile_cpu(out);
         match device {
-            Some((a, _)) => (accel::label(a.kind(), name), flops, bytes),
-            None => (name, flops, bytes),
+            // The CPU's rows keep their plain names, whichever way the rule ran.
+            Some((a, _)) if a.kind() != "cpu" => (accel::label(a.kind(), name), flops, bytes),
+            _ => (name, flops, bytes),
         }
     }
 
@@ -194,58 +166,74 @@ impl Op {
     }
 
     /// Adds this op's contribution to its inputs' gradients, given the output `out` and the
-    /// gradient `g` of the loss with respect to it: on the device where its gradient or
-    /// its operands are, when this rule has device kernels, else on the host.
+    /// gradient `g` of the loss with respect to it, through the backend of the device
+    /// where its gradient or its operands are (the CPU's for host tensors); the host rule
+    /// only where no backend takes the shapes ([`Op::resident_rule`]).
     fn backward(&self, out: &Tensor, g: Values) {
         if let Some((a, r)) = self.device_rule(out, &g) {
-            let r = self.backward_dev(out, &g, r);
-            return r.unwrap_or_else(|e| panic!("{} {} backward: {e}", a.kind(), self.name()));
+            // The CPU's kernels read a host gradient in place (one a device made, for a
+            // max pooling the CPU ran, is read back first).
+            let g = match g {
+                Values::Dev(b) if r.place() != Place::Cpu || matches!(b, DevBuf::Host(_)) => {
+                    Values::Dev(b)
+                }
+                g if r.place() == Place::Cpu => {
+                    Values::Dev(DevBuf::Host(HostBuf::new(g.into_host())))
+                }
+                g => g,
+            };
+            if let Err(e) = self.backward_dev(out, &g, r) {
+                let msg = format!("{} {} backward: {e}", a.kind(), self.name());
+                if r.place() == Place::Cpu {
+                    // The engine checked the shapes: an error here is a bug.
+                    panic!("{msg}");
+                }
+                crate::device::fail(msg);
+            }
+            return;
         }
         let g = g.into_host();
         self.backward_host(out, &g);
         buffer::give(g);
     }
 
-    /// The device this op's gradient rule runs on, where [`Op::has_dev_rule`] says it
-    /// has one: that of its output gradient, or of its operands.
+    /// The backend this op's gradient rule runs through, where [`Op::resident_rule`]
+    /// says one takes it: that of the device of its output gradient, or of its
+    /// operands, or the CPU's.
     fn device_rule(&self, out: &Tensor, g: &Values) -> Option<Backend> {
-        if !self.has_dev_rule(out, g) {
+        if !self.resident_rule(out) {
             return None;
         }
-        let place = match g {
-            Values::Dev(b) => b.place(),
-            Values::Host(_) => crate::tensor::common_place(&self.inputs(), || self.name())?,
+        let place = match (self, g) {
+            // Its argmax lives where the forward ran.
+            (Op::MaxPool2d(_, _, arg), _) => Some(arg.place()).filter(|&p| p != Place::Cpu),
+            (_, Values::Dev(b)) => Some(b.place()),
+            (_, Values::Host(_)) => crate::tensor::common_place(&self.inputs(), || self.name()),
         };
-        Some(backend(place))
+        Some(place.map_or_else(accel::cpu, backend))
     }
 
-    /// Whether this op's gradient rule runs on the device: its output gradient or one
-    /// of its inputs is there (for NLL, its input), and the shapes are ones the device
-    /// kernels take (broadcasting over at most [`accel::BROADCAST_DIMS`] dimensions).
-    fn has_dev_rule(&self, out: &Tensor, g: &Values) -> bool {
+    /// Whether the backends' kernels take this op's gradient: all but a matrix product
+    /// (`Tensor::matmul`, batched or not; a linear layer's product is theirs), and
+    /// broadcasting or permuting past [`accel::BROADCAST_DIMS`] dimensions (same shapes
+    /// broadcast at any rank). Those run the host rule.
+    fn resident_rule(&self, out: &Tensor) -> bool {
         use Op::*;
-        let here = matches!(g, Values::Dev(_)) || self.inputs().iter().any(|t| t.on_device());
         match self {
-            Nll(x, _) => x.on_device(),
-            _ if !here => false,
-            // The device kernels broadcast over at most 6 dimensions (same shapes, any rank).
             Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) => {
                 out.rank() <= accel::BROADCAST_DIMS
                     || (a.shape() == out.shape() && b.shape() == out.shape())
             }
             Sum(a, _) => a.rank() <= accel::BROADCAST_DIMS,
             Permute(a, _) => a.rank() <= accel::PERMUTE_DIMS,
-            MaxPool2d(_, _, arg) => matches!(arg, Arg::Dev(_)),
-            AddScalar(..) | Reshape(_) | MulScalar(..) | Exp(_) | Log(_) | Relu(_) | Sigmoid(_)
-            | Tanh(_) | Linear(..) | Concat(..) | Slice(..) | Conv2d(..) | AvgPool2d(..)
-            | AdaptiveAvgPool2d(_) | BatchNorm(..) | LogSoftmax(_) | WeightedSum(..)
-            | EmbedKernel(..) => true,
-            _ => false,
+            MatMul(..) => false,
+            _ => true,
         }
     }
 
-    /// The device rule of this op (where [`Op::has_dev_rule`] says it has one). Gradients
-    /// made here stay on the device.
+    /// The rule of this op through backend `r` (where [`Op::resident_rule`] says the
+    /// backends take it). Gradients made on a device stay there; the CPU's are host
+    /// vectors.
     fn backward_dev(&self, out: &Tensor, g: &Values, r: &dyn Resident) -> Res<()> {
         use Op::*;
         let os = out.shape();
@@ -331,19 +319,11 @@ impl Op {
                 Relu(a) => acc_dev(a, r, || {
                     r.binary(Binary::ReluGrad, &gd()?, &out.dev_buf(r)?)
                 }),
-                // g * y * (1 - y) as g * (y - y*y).
                 Sigmoid(a) => acc_dev(a, r, || {
-                    let y = out.dev_buf(r)?;
-                    let yy = r.binary(Binary::Mul, &y, &y)?;
-                    let slope = r.binary(Binary::Sub, &y, &yy)?;
-                    r.binary(Binary::Mul, &gd()?, &slope)
+                    r.binary(Binary::SigmoidGrad, &gd()?, &out.dev_buf(r)?)
                 }),
-                // g * (1 - y*y) as g - g*y*y.
                 Tanh(a) => acc_dev(a, r, || {
-                    let (y, g) = (out.dev_buf(r)?, gd()?);
-                    let yy = r.binary(Binary::Mul, &y, &y)?;
-                    let gyy = r.binary(Binary::Mul, &g, &yy)?;
-                    r.binary(Binary::Sub, &g, &gyy)
+                    r.binary(Binary::TanhGrad, &gd()?, &out.dev_buf(r)?)
                 }),
                 Linear(x, w, b) => {
                     let (nout, nin) = (w.dim(0), w.dim(1));
@@ -370,12 +350,7 @@ impl Op {
                         None => Ok(()),
                     }
                 }
-                MaxPool2d(x, p, arg) => {
-                    let Arg::Dev(arg) = arg else {
-                        unreachable!("a host argmax")
-                    };
-                    acc_dev(x, r, || r.max_pool_backward(p, &gd()?, arg))
-                }
+                MaxPool2d(x, p, arg) => acc_dev(x, r, || r.max_pool_backward(p, &gd()?, arg)),
                 AvgPool2d(x, p, inc) => acc_dev(x, r, || r.avg_pool_backward(p, *inc, &gd()?)),
                 AdaptiveAvgPool2d(x) => {
                     let s = x.shape();
@@ -465,19 +440,6 @@ impl Op {
                     });
                 }
             }
-            AddScalar(a, _) => acc(a, |ga| ew::acc_map(g, ga, |x| x)),
-            MulScalar(a, s) => acc(a, |ga| ew::acc_map(g, ga, |x| x * s)),
-            Exp(a) => acc(a, |ga| ew::acc_zip_map(g, &out.data(), ga, |g, y| g * y)),
-            Log(a) => acc(a, |ga| ew::acc_zip_map(g, &a.data(), ga, |g, x| g / x)),
-            Relu(a) => acc(a, |ga| {
-                ew::acc_zip_map(g, &out.data(), ga, |g, y| if y > 0.0 { g } else { 0.0 })
-            }),
-            Sigmoid(a) => acc(a, |ga| {
-                ew::acc_zip_map(g, &out.data(), ga, |g, y| g * y * (1.0 - y))
-            }),
-            Tanh(a) => acc(a, |ga| {
-                ew::acc_zip_map(g, &out.data(), ga, |g, y| g * (1.0 - y * y))
-            }),
             Sum(a, kept) => acc(a, |ga| ew::acc_broadcast(g, kept, ga, a.shape())),
             MatMul(a, b) => {
                 let (m, k) = (a.dim(a.rank() - 2), a.dim(a.rank() - 1));
@@ -505,131 +467,9 @@ impl Op {
                     });
                 }
             }
-            Linear(x, w, b) => {
-                let (nout, nin) = (w.dim(0), w.dim(1));
-                let rows = x.numel() / nin;
-                if needs(x) {
-                    let wd = w.data();
-                    acc(x, |gx| {
-                        gemm::sgemm(rows, nin, nout, g, false, &wd, false, gx, true, true)
-                    });
-                }
-                if needs(w) {
-                    let xd = x.data();
-                    acc(w, |gw| {
-                        gemm::sgemm(nout, nin, rows, g, true, &xd, false, gw, true, true)
-                    });
-                }
-                if let Some(b) = b {
-                    acc(b, |gb| {
-                        for r in g.chunks(nout) {
-                            gb.iter_mut().zip(r).for_each(|(a, v)| *a += v);
-                        }
-                    });
-                }
-            }
-            Reshape(a) => acc(a, |ga| ew::acc_map(g, ga, |x| x)),
             Permute(a, perm) => put(a, |ga| mv::permute(g, os, &inverse(perm), ga)),
-            Concat(xs, axis) => {
-                let (outer, total, inner) = mv::around(os, *axis);
-                let mut at = 0;
-                for x in xs {
-                    let len = x.dim(*axis);
-                    put(x, |gx| mv::slice_axis(g, outer, total, inner, at, len, gx));
-                    at += len;
-                }
-            }
-            Slice(a, axis, start) => {
-                let (outer, len, inner) = mv::around(os, *axis);
-                let src_len = a.dim(*axis);
-                acc(a, |ga| {
-                    mv::copy_axis_block(g, outer, len, inner, ga, src_len, *start, true)
-                });
-            }
-            Conv2d(x, w, b, p) => {
-                if needs(x) {
-                    let wd = w.data();
-                    put(x, |gx| conv::conv2d_backward_input(p, g, &wd, gx));
-                }
-                if needs(w) || b.as_ref().is_some_and(|b| needs(b)) {
-                    let xd = x.data();
-                    let mut gw = buffer::take(w.numel());
-                    let mut gb = buffer::take(p.cout);
-                    let want_b = b.is_some();
-                    conv::conv2d_backward_weight(p, &xd, g, &mut gw, want_b.then_some(&mut gb[..]));
-                    acc(w, |a| ew::acc_map(&gw, a, |v| v));
-                    if let Some(b) = b {
-                        acc(b, |a| ew::acc_map(&gb, a, |v| v));
-                    }
-                    buffer::give(gw);
-                    buffer::give(gb);
-                }
-            }
-            MaxPool2d(x, p, arg) => {
-                let arg = arg.host();
-                put(x, |gx| pool::max_pool2d_backward(p, g, &arg, gx));
-            }
-            AvgPool2d(x, p, inc) => put(x, |gx| pool::avg_pool2d_backward(p, *inc, g, gx)),
-            AdaptiveAvgPool2d(x) => {
-                let s = x.shape();
-                put(x, |gx| {
-                    pool::adaptive_avg_pool2d_backward(s[0], s[1], s[2], s[3], os[2], os[3], g, gx)
-                });
-            }
-            BatchNorm(x, gamma, beta, mean, invstd) => {
-                let s = x.shape();
-                let (n, c, hw) = (s[0], s[1], s[2] * s[3]);
-                let (xd, gd) = (x.data(), gamma.data());
-                let (mean, invstd) = (mean.data(), invstd.data());
-                let mut gx = buffer::take(x.numel());
-                let mut gg = buffer::take(c);
-                let mut gbeta = buffer::take(c);
-                norm::batch_norm_backward(
-                    n, c, hw, &xd, g, &gd, &mean, &invstd, &mut gx, &mut gg, &mut gbeta,
-                );
-                acc(x, |a| ew::acc_map(&gx, a, |v| v));
-                acc(gamma, |a| ew::acc_map(&gg, a, |v| v));
-                acc(beta, |a| ew::acc_map(&gbeta, a, |v| v));
-                for b in [gx, gg, gbeta] {
-                    buffer::give(b);
-                }
-            }
-            LogSoftmax(x) => {
-                let cols = *os.last().unwrap();
-                let rows = out.numel() / cols;
-                put(x, |gx| {
-                    softmax::log_softmax_backward(rows, cols, &out.data(), g, gx)
-                });
-            }
-            Nll(x, targets) => {
-                let cols = *x.shape().last().unwrap();
-                let rows = x.numel() / cols;
-                put(x, |gx| {
-                    softmax::nll_loss_backward(rows, cols, targets, g[0], gx)
-                });
-            }
-            WeightedSum(xs, w, idx) => {
-                let wd = w.to_vec();
-                let mut gw = vec![0.0f32; w.numel()];
-                for (x, &i) in xs.iter().zip(idx) {
-                    let wi = wd[i];
-                    acc(x, |gx| ew::acc_map(g, gx, |v| v * wi));
-                    if needs(w) {
-                        gw[i] += ew::dot(g, &x.data());
-                    }
-                }
-                acc(w, |a| a.iter_mut().zip(&gw).for_each(|(a, b)| *a += b));
-            }
-            EmbedKernel(x, e) => acc(x, |gx| {
-                let big = e.size * e.size;
-                for (plane, gp) in gx.chunks_mut(e.k * e.k).enumerate() {
-                    for a in 0..e.k {
-                        for b in 0..e.k {
-                            gp[a * e.k + b] += g[plane * big + e.at(a, b)];
-                        }
-                    }
-                }
-            }),
+            // The backends take every other rule (`Op::resident_rule`).
+            _ => unreachable!("{} has no host rule", self.name()),
         }
     }
 }
@@ -716,6 +556,18 @@ fn acc_dev(t: &Tensor, r: &dyn Resident, f: impl FnOnce() -> Res<DevBuf>) -> Res
     }
     let g = f()?;
     let mut gl = t.grad_lock();
+    let g = match g {
+        // The CPU's gradient: kept as the host's (the optimisers update in place; a
+        // fresh result is taken without a copy), added in place to one there already.
+        DevBuf::Host(h) => {
+            match gl.as_mut() {
+                None => *gl = Some(Values::Host(h.into_vec())),
+                Some(e) => ew::acc_map(h.as_slice(), e.host_mut(), |v| v),
+            }
+            return Ok(());
+        }
+        g => g,
+    };
     *gl = Some(match gl.take() {
         None => Values::Dev(g),
         Some(Values::Dev(e)) => Values::Dev(r.binary(Binary::Add, &e, &g)?),

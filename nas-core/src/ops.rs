@@ -1,6 +1,6 @@
 //! The forward side of every primitive and the compositions built from them.
 
-use crate::autodiff::{on_device, Arg, EmbedGeom, Op};
+use crate::autodiff::{on_device, EmbedGeom, Op};
 use crate::buffer;
 use crate::profile::record;
 use crate::rng::Rng;
@@ -506,7 +506,7 @@ impl Tensor {
         let (y, arg) = on_resident(&[self], "max_pool2d.fwd", flops, bytes, |r| {
             r.max_pool(&p, &self.dev_buf(r)?)
         });
-        let op = Op::MaxPool2d(self.clone(), p, Arg::of(arg));
+        let op = Op::MaxPool2d(self.clone(), p, arg);
         Tensor::from_device(shape, y, op)
     }
 

@@ -114,7 +114,7 @@ impl Values {
             Values::Host(v) => v.clone(),
             Values::Dev(b) => b
                 .to_vec()
-                .unwrap_or_else(|e| panic!("reading values back from the device: {e}")),
+                .unwrap_or_else(|e| crate::device::fail(format!("reading values back: {e}"))),
         }
     }
 
@@ -416,7 +416,7 @@ impl Tensor {
         let buf = buf.expect("a tensor without host values has a device buffer");
         *d = HostBuf::new(
             buf.to_vec()
-                .unwrap_or_else(|e| panic!("reading a tensor back from the device: {e}")),
+                .unwrap_or_else(|e| crate::device::fail(format!("reading a tensor back: {e}"))),
         );
         self.0.host_ok.store(true, Ordering::Release);
     }

@@ -272,11 +272,17 @@ pub enum Binary {
     /// The ReLU's input gradient: the output gradient (first operand) where the ReLU's
     /// output (second operand) is positive, else 0.
     ReluGrad,
+    /// The sigmoid's input gradient from the output gradient `g` (first operand) and the
+    /// sigmoid's output `y` (second): `g * y * (1 - y)`.
+    SigmoidGrad,
+    /// The tanh's input gradient from `g` and the tanh's output `y`: `g * (1 - y * y)`.
+    TanhGrad,
 }
 
 impl Binary {
     /// The kernels' code for this operation (0 add, 1 sub, 2 mul, 3 div, as both backends'
-    /// `binary` kernels take them; 4 the ReLU gradient, which the WGSL kernel also takes).
+    /// `binary` kernels take them; 4, 5 and 6 the ReLU, sigmoid and tanh gradients, which
+    /// the WGSL kernel also takes, and CUDA's `unary_backward_f32` under its own codes).
     pub fn code(self) -> u32 {
         match self {
             Binary::Add => 0,
@@ -284,7 +290,17 @@ impl Binary {
             Binary::Mul => 2,
             Binary::Div => 3,
             Binary::ReluGrad => 4,
+            Binary::SigmoidGrad => 5,
+            Binary::TanhGrad => 6,
         }
+    }
+
+    /// Whether this is an activation's gradient (no broadcasting form).
+    pub fn is_gradient(self) -> bool {
+        matches!(
+            self,
+            Binary::ReluGrad | Binary::SigmoidGrad | Binary::TanhGrad
+        )
     }
 }
 
@@ -727,9 +743,9 @@ pub(crate) fn broadcast_shapes(
 /// The kernel code of a broadcasting binary op (add, sub, mul, div).
 pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
     match op {
-        Binary::ReluGrad => Err(KernelError::Invalid(
-            "the ReLU gradient does not broadcast".into(),
-        )),
+        op if op.is_gradient() => Err(KernelError::Invalid(format!(
+            "the activation gradient {op:?} does not broadcast"
+        ))),
         op => Ok(op.code()),
     }
 }

@@ -1,9 +1,9 @@
 //! The CPU as a backend like the others: both boundaries ([`Resident`] on host buffers,
 //! [`Accel`] on slices) over this module's kernels, with the argument checks the device
 //! backends make (the same functions, in `accel`), held to the same test suites as the
-//! device backends. The engine's forward ops on host tensors run through it: a host
-//! tensor keeps its values in a [`HostBuf`], which the kernels read in place. (The
-//! engine's host gradient rules call the kernels directly: they accumulate in place.)
+//! device backends. The engine's forward ops and gradient rules on host tensors run
+//! through it: a host tensor keeps its values in a [`HostBuf`], which the kernels read
+//! in place.
 
 use super::{buffer, conv, elementwise as ew, gemm, norm, optim, pool, shape as mv, softmax};
 use crate::accel::{
@@ -46,34 +46,27 @@ impl HostBuf {
     /// them (which keeps its values).
     pub fn make_mut(&mut self) -> &mut Vec<f32> {
         if Arc::get_mut(&mut self.0).is_none() {
-            let mut copy = buffer::take(self.0.len());
-            copy.copy_from_slice(&self.0);
-            self.0 = Arc::new(copy);
+            self.0 = Arc::new(self.clone().into_vec());
         }
         Arc::get_mut(&mut self.0).expect("a buffer no one else holds")
     }
 
-    /// The values, taken out without a copy where no one else shares them.
+    /// The values, taken out without a copy where no one else shares them (else a
+    /// pooled copy).
     pub fn into_vec(mut self) -> Vec<f32> {
         match Arc::get_mut(&mut self.0) {
             Some(v) => std::mem::take(v),
-            None => self.0.to_vec(),
+            None => {
+                let mut copy = buffer::take(self.0.len());
+                copy.copy_from_slice(&self.0);
+                copy
+            }
         }
     }
 
     /// Whether both hold the same values (one buffer, shared).
     pub fn same(&self, other: &HostBuf) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
-    }
-
-    /// Indices kept as their bits (max pooling's argmax), as the device backends keep
-    /// them in their `f32` buffers.
-    fn from_u32(v: &[u32]) -> HostBuf {
-        let mut b = buffer::take(v.len());
-        b.iter_mut()
-            .zip(v)
-            .for_each(|(b, &i)| *b = f32::from_bits(i));
-        HostBuf::new(b)
     }
 
     pub fn to_u32_vec(&self) -> Vec<u32> {
@@ -188,6 +181,14 @@ macro_rules! with_binary {
             }
             Binary::ReluGrad => {
                 let $f = |g: f32, y: f32| if y > 0.0 { g } else { 0.0 };
+                $body
+            }
+            Binary::SigmoidGrad => {
+                let $f = |g: f32, y: f32| g * y * (1.0 - y);
+                $body
+            }
+            Binary::TanhGrad => {
+                let $f = |g: f32, y: f32| g * (1.0 - y * y);
                 $body
             }
         }
@@ -382,9 +383,20 @@ impl Resident for Cpu {
     fn channel_sum(&self, n: usize, c: usize, plane: usize, g: &DevBuf) -> Res<DevBuf> {
         let g = hb(g)?;
         check_len("channel_sum input", g.len(), n * c * plane)?;
+        let plane = plane.max(1);
+        if g.len() < super::PAR_MIN || plane < 256 {
+            return made_zeroed(c, |y| {
+                for (i, row) in g.chunks(plane).enumerate() {
+                    y[i % c] += ew::sum_lanes(row);
+                }
+            });
+        }
+        // Each row's sum on rayon's workers, then the rows of a channel in order.
+        use rayon::prelude::*;
+        let rows: Vec<f32> = g.par_chunks(plane).map(ew::sum_lanes).collect();
         made_zeroed(c, |y| {
-            for (i, row) in g.chunks(plane.max(1)).enumerate() {
-                y[i % c] += ew::sum_lanes(row);
+            for (i, v) in rows.iter().enumerate() {
+                y[i % c] += v;
             }
         })
     }
@@ -436,12 +448,10 @@ impl Resident for Cpu {
         let x = hb(x)?;
         crate::accel::pool_lens(p, "max_pool", Some(x.len()), None, None)?;
         let len = p.n * p.c * p.out_h() * p.out_w();
-        let (mut y, mut arg) = (buffer::take(len), vec![0u32; len]);
+        // The argmax's indices as their bits, in a buffer of floats like the values'.
+        let (mut y, mut arg) = (buffer::take(len), buffer::take(len));
         pool::max_pool2d_forward(p, x, &mut y, &mut arg);
-        Ok((
-            DevBuf::Host(HostBuf::new(y)),
-            DevBuf::Host(HostBuf::from_u32(&arg)),
-        ))
+        Ok((out(y)?, out(arg)?))
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &DevBuf, arg: &DevBuf) -> Res<DevBuf> {
@@ -450,14 +460,14 @@ impl Resident for Cpu {
             return Err(accel::foreign("max_pool_backward", "cpu", arg));
         };
         accel::pool_lens(p, "max_pool", None, Some(gy.len()), Some(arg.len()))?;
-        let arg = arg.to_u32_vec();
-        if arg.iter().any(|&i| i as usize >= p.h * p.w) {
+        let arg = arg.as_slice();
+        if arg.iter().any(|&i| i.to_bits() as usize >= p.h * p.w) {
             return Err(KernelError::Invalid(
                 "max_pool_backward: an argmax outside the input plane".into(),
             ));
         }
         made(p.n * p.c * p.h * p.w, |gx| {
-            pool::max_pool2d_backward(p, gy, &arg, gx)
+            pool::max_pool2d_backward(p, gy, arg, gx)
         })
     }
 
@@ -749,7 +759,9 @@ impl Accel for Cpu {
     }
 
     fn max_pool_backward(&self, p: &Pool2d, gy: &[f32], arg: &[u32]) -> Res<Vec<f32>> {
-        let arg = DevBuf::Host(HostBuf::from_u32(arg));
+        let arg = DevBuf::Host(HostBuf::new(
+            arg.iter().map(|&i| f32::from_bits(i)).collect(),
+        ));
         host(Resident::max_pool_backward(self, p, &up(gy), &arg))
     }
 

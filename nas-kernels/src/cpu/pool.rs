@@ -167,8 +167,37 @@ fn lane_sum(s: &[f32]) -> f32 {
     t
 }
 
+/// An argmax as max pooling keeps it: a `u32`, or a `u32`'s bits in an `f32` (as the
+/// backends' buffers of floats hold it).
+pub trait ArgIndex: Copy + Send + Sync {
+    fn from_u32(i: u32) -> Self;
+    fn get(self) -> u32;
+}
+
+impl ArgIndex for u32 {
+    #[inline]
+    fn from_u32(i: u32) -> u32 {
+        i
+    }
+    #[inline]
+    fn get(self) -> u32 {
+        self
+    }
+}
+
+impl ArgIndex for f32 {
+    #[inline]
+    fn from_u32(i: u32) -> f32 {
+        f32::from_bits(i)
+    }
+    #[inline]
+    fn get(self) -> u32 {
+        self.to_bits()
+    }
+}
+
 /// Max pooling forward; padding acts as -inf; `argmax` gets the flat `h*w` index in the input plane.
-pub fn max_pool2d_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+pub fn max_pool2d_forward<A: ArgIndex>(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [A]) {
     let (oh, ow) = p.check();
     let (h, w) = (p.h, p.w);
     let planes = p.n * p.c;
@@ -180,7 +209,7 @@ pub fn max_pool2d_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u3
     }
     let fast = p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0;
     let unit_stride = p.sh == 1 && p.sw == 1;
-    let plane = |((yp, ap), xp): ((&mut [f32], &mut [u32]), &[f32])| {
+    let plane = |((yp, ap), xp): ((&mut [f32], &mut [A]), &[f32])| {
         if fast {
             max_plane_2x2(w, ow, xp, yp, ap)
         } else if unit_stride && !xp.iter().any(|v| v.is_nan()) {
@@ -203,7 +232,7 @@ pub fn max_pool2d_forward(p: &Pool2d, x: &[f32], y: &mut [f32], argmax: &mut [u3
 }
 
 /// One plane of 2x2 stride-2 unpadded max pooling.
-fn max_plane_2x2(w: usize, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+fn max_plane_2x2<A: ArgIndex>(w: usize, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [A]) {
     for (oy, (yrow, arow)) in yp
         .chunks_exact_mut(ow)
         .zip(ap.chunks_exact_mut(ow))
@@ -233,7 +262,7 @@ fn max_plane_2x2(w: usize, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32]
                 bi = i0 + w32 + 1;
             }
             *m = best;
-            *a = bi;
+            *a = A::from_u32(bi);
         }
     }
 }
@@ -248,7 +277,7 @@ thread_local! {
 /// window's rows, where an earlier row wins ties. That is the row-major first maximum of
 /// the window, as `max_plane` finds it, with `kh + kw` comparisons per output instead of
 /// `kh * kw`, the second pass over contiguous rows.
-fn max_plane_s1(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+fn max_plane_s1<A: ArgIndex>(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [A]) {
     let (h, w) = (p.h, p.w);
     let oh = yp.len() / ow;
     ROWS.with(|r| {
@@ -279,7 +308,7 @@ fn max_plane_s1(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32
             let base = (y0 * w) as u32;
             yrow.copy_from_slice(&rowmax[y0 * ow..(y0 + 1) * ow]);
             for (a, &c) in arow.iter_mut().zip(&rowarg[y0 * ow..(y0 + 1) * ow]) {
-                *a = base + c;
+                *a = A::from_u32(base + c);
             }
             for iy in y0 + 1..y1 {
                 let base = (iy * w) as u32;
@@ -288,7 +317,7 @@ fn max_plane_s1(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32
                 for ox in 0..ow {
                     let take = rm[ox] > yrow[ox];
                     yrow[ox] = if take { rm[ox] } else { yrow[ox] };
-                    arow[ox] = if take { base + ra[ox] } else { arow[ox] };
+                    arow[ox] = A::from_u32(if take { base + ra[ox] } else { arow[ox].get() });
                 }
             }
         }
@@ -300,7 +329,7 @@ fn max_plane_s1(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32
 /// The window is visited in row-major order and only a strictly larger value (or a NaN)
 /// replaces the running maximum, so ties resolve to the first element like PyTorch. The
 /// update is written as selects so it compiles to branch-free code.
-fn max_plane(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) {
+fn max_plane<A: ArgIndex>(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [A]) {
     let w = p.w;
     for (oy, (yrow, arow)) in yp
         .chunks_exact_mut(ow)
@@ -321,13 +350,13 @@ fn max_plane(p: &Pool2d, ow: usize, xp: &[f32], yp: &mut [f32], ap: &mut [u32]) 
                 }
             }
             *m = best;
-            *a = bi as u32;
+            *a = A::from_u32(bi as u32);
         }
     }
 }
 
 /// Max pooling backward: overwrites `gx` with `gy` scattered to the recorded argmax positions.
-pub fn max_pool2d_backward(p: &Pool2d, gy: &[f32], argmax: &[u32], gx: &mut [f32]) {
+pub fn max_pool2d_backward<A: ArgIndex>(p: &Pool2d, gy: &[f32], argmax: &[A], gx: &mut [f32]) {
     let (oh, ow) = p.check();
     let (hw, ohw) = (p.h * p.w, oh * ow);
     let planes = p.n * p.c;
@@ -341,10 +370,10 @@ pub fn max_pool2d_backward(p: &Pool2d, gy: &[f32], argmax: &[u32], gx: &mut [f32
         gx.fill(0.0);
         return;
     }
-    let plane = |(gxp, (gyp, ap)): (&mut [f32], (&[f32], &[u32]))| {
+    let plane = |(gxp, (gyp, ap)): (&mut [f32], (&[f32], &[A]))| {
         gxp.fill(0.0);
         for (&g, &a) in gyp.iter().zip(ap) {
-            gxp[a as usize] += g;
+            gxp[a.get() as usize] += g;
         }
     };
     if gx.len() < PAR_MIN {

@@ -273,11 +273,17 @@ impl Resident for Cuda {
         }
         let mut y = self.fresh(n)?;
         let ni = n as i64;
-        if op == Binary::ReluGrad {
-            // `unary_backward_f32`'s ReLU rule reads its first operand as the ReLU's
-            // input; the output is positive exactly where the input is.
+        if op.is_gradient() {
+            // `unary_backward_f32`'s rules (1 ReLU, 4 sigmoid, 5 tanh) read the
+            // activation's output as both its input and output operands: the ReLU's is
+            // positive exactly where its input is.
             let f = self.func("unary_backward_f32")?;
-            let (code, zero) = (1i32, 0f32);
+            let code: i32 = match op {
+                Binary::ReluGrad => 1,
+                Binary::SigmoidGrad => 4,
+                _ => 5,
+            };
+            let zero = 0f32;
             let mut l = self.stream.launch_builder(&f);
             l.arg(&*b.s).arg(&*b.s).arg(&*a.s).arg(&mut y);
             l.arg(&ni).arg(&code).arg(&zero);

@@ -50,7 +50,8 @@ fn unary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // Same-shape binary op. P: n, op (0 add, 1 sub, 2 mul, 3 div, 4 ReLU gradient: u where
-// the ReLU's output v is positive, else 0).
+// the ReLU's output v is positive, else 0; 5 sigmoid gradient u * v * (1 - v) and 6 tanh
+// gradient u * (1 - v * v), v the activation's output).
 @compute @workgroup_size(64)
 fn binary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = index(id, nw);
@@ -65,6 +66,8 @@ fn binary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
         case 2u: { r = u * v; }
         case 3u: { r = u / v; }
         case 4u: { r = select(0.0, u, v > 0.0); }
+        case 5u: { r = u * v * (1.0 - v); }
+        case 6u: { r = u * (1.0 - v * v); }
         default: {}
     }
     Y[i] = r;

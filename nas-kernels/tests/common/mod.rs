@@ -643,6 +643,23 @@ pub mod resident {
             .collect();
         let got = r.binary(Binary::ReluGrad, &gd, &up(r, &y)).unwrap();
         close(&got.to_vec().unwrap(), &want, 0.0, "relu gradient");
+        // Sigmoid and tanh gradients from their outputs (in (0, 1) and (-1, 1)).
+        let s: Vec<f32> = random(n, 38)
+            .iter()
+            .map(|v| 0.5 + 0.45 * v.tanh())
+            .collect();
+        let t: Vec<f32> = random(n, 39).iter().map(|v| 0.95 * v.tanh()).collect();
+        let rules: [(Binary, &[f32], fn(f32, f32) -> f32); 2] = [
+            (Binary::SigmoidGrad, &s, |g, y| g * y * (1.0 - y)),
+            (Binary::TanhGrad, &t, |g, y| g * (1.0 - y * y)),
+        ];
+        for (op, y, f) in rules {
+            let want: Vec<f32> = grad.iter().zip(y).map(|(g, y)| f(*g, *y)).collect();
+            let got = r.binary(op, &gd, &up(r, y)).unwrap();
+            close(&got.to_vec().unwrap(), &want, 1e-6, &format!("{op:?}"));
+            let (sa, sb) = ([n], [1, n]);
+            assert!(r.binary_broadcast(op, &gd, &sa, &up(r, y), &sb).is_err());
+        }
         // A bias per channel of [3, 7, 5] and its gradient (sums over batch and plane).
         let (b, c, plane) = (3, 7, 5);
         let x = random(b * c * plane, 36);

@@ -279,6 +279,25 @@ fn a_trial_that_failed_on_the_device_is_not_submitted_again() {
     assert_eq!(tries, 1);
 }
 
+/// A device failure a stopped search left as a trial's result is evaluated again by the
+/// next process (a resume), as a local search re-evaluates the trial it stopped at; the
+/// result it wrote is not taken as the answer. Before, resume read it back and stopped
+/// again at once.
+#[test]
+fn a_device_failure_left_behind_is_evaluated_again_on_resume() {
+    let d = tmp("device-resume");
+    let mut fake = Fake::new(&d);
+    fake.device_fail.insert(0);
+    let mut s = executor(&d, fake, 0.0);
+    let out = s.evaluate(&archs(2), 0).unwrap();
+    assert!(matches!(out[0], Outcome::DeviceFailed(_)), "{out:?}");
+    // The search stopped there (no trial had finished); a new process resumes it.
+    let mut s = executor(&d, Fake::new(&d), 0.0);
+    let out = s.evaluate(&archs(2), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0, 0.01]);
+    assert_eq!(s.cluster.submits.iter().filter(|x| x.1 == 0).count(), 1);
+}
+
 #[test]
 fn a_submit_reported_lost_that_reached_the_cluster_is_not_submitted_twice() {
     let d = tmp("lost");

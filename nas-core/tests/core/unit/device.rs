@@ -152,3 +152,33 @@ fn a_buffer_past_the_adapters_limit_is_a_device_failure() {
     usable().unwrap();
     assert_eq!(a.add(&a).to_vec(), vec![2.0, 4.0]);
 }
+
+/// A max pooling run on the CPU whose output a wgpu op reads gets its gradient: the
+/// rule runs where the forward left its argmax (the output gradient, made on the
+/// device, is read back). With the CPU's gradient rules behind the backend interface it
+/// first picked the device of the output gradient, which refused the CPU's argmax.
+#[test]
+fn a_host_max_pool_feeding_a_device_op_gets_its_gradient() {
+    if let Err(e) = Device::Wgpu.select() {
+        assert!(
+            skippable(&e) && std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
+            "wgpu: {e}"
+        );
+        nas_core::device::report_skip(&format!("no wgpu: {e}"));
+        return;
+    }
+    use nas_core::tensor::Tensor;
+    let values: Vec<f32> = (0..16).map(|v| ((v * 7) % 16) as f32).collect();
+    let grad = |device: bool| {
+        let x = Tensor::parameter(values.clone(), &[1, 1, 4, 4]);
+        let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+        if device {
+            Device::Wgpu.place_tensor(&w).unwrap();
+        }
+        x.max_pool2d(2, 2, 0).mul(&w).sum().backward();
+        x.grad().unwrap()
+    };
+    let want = grad(false);
+    assert_eq!(want.iter().sum::<f32>(), 10.0, "{want:?}");
+    assert_eq!(grad(true), want);
+}
