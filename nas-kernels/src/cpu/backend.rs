@@ -119,7 +119,14 @@ fn made_zeroed(len: usize, f: impl FnOnce(&mut [f32])) -> Res<DevBuf> {
 /// Adds `bias[ch]` to every value of channel `ch` of `y`, rows of `plane` values with
 /// the channels cycling (`[n, c, plane]`, `c` the bias's length).
 fn add_per_channel(y: &mut [f32], bias: &[f32], plane: usize) {
-    for (i, row) in y.chunks_mut(plane.max(1)).enumerate() {
+    if plane <= 1 {
+        // A bias per column of rows (a linear layer's): whole rows at a time.
+        for row in y.chunks_mut(bias.len().max(1)) {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        }
+        return;
+    }
+    for (i, row) in y.chunks_mut(plane).enumerate() {
         let b = bias[i % bias.len()];
         row.iter_mut().for_each(|v| *v += b);
     }
@@ -384,6 +391,14 @@ impl Resident for Cpu {
         let g = hb(g)?;
         check_len("channel_sum input", g.len(), n * c * plane)?;
         let plane = plane.max(1);
+        if plane == 1 {
+            // Column sums of rows (a linear layer's bias): whole rows at a time.
+            return made_zeroed(c, |y| {
+                for row in g.chunks(c.max(1)) {
+                    y.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                }
+            });
+        }
         if g.len() < super::PAR_MIN || plane < 256 {
             return made_zeroed(c, |y| {
                 for (i, row) in g.chunks(plane).enumerate() {

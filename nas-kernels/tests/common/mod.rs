@@ -660,19 +660,33 @@ pub mod resident {
             let (sa, sb) = ([n], [1, n]);
             assert!(r.binary_broadcast(op, &gd, &sa, &up(r, y), &sb).is_err());
         }
-        // A bias per channel of [3, 7, 5] and its gradient (sums over batch and plane).
-        let (b, c, plane) = (3, 7, 5);
-        let x = random(b * c * plane, 36);
-        let bias = random(c, 37);
-        let want: Vec<f32> = (0..x.len()).map(|i| x[i] + bias[(i / plane) % c]).collect();
-        let got = r.add_channel(c, plane, &up(r, &x), &up(r, &bias)).unwrap();
-        close(&got.to_vec().unwrap(), &want, 1e-6, "add_channel");
-        let mut sums = vec![0.0f32; c];
-        for (i, v) in x.iter().enumerate() {
-            sums[(i / plane) % c] += v;
+        // A bias per channel of [3, 7, 5] and its gradient (sums over batch and plane),
+        // and per column of [3, 7] rows (a linear layer's), and of long planes.
+        for (b, c, plane) in [(3, 7, 5), (3, 7, 1), (2, 3, 20_000)] {
+            let x = random(b * c * plane, 36);
+            let bias = random(c, 37);
+            let want: Vec<f32> = (0..x.len()).map(|i| x[i] + bias[(i / plane) % c]).collect();
+            let got = r.add_channel(c, plane, &up(r, &x), &up(r, &bias)).unwrap();
+            close(
+                &got.to_vec().unwrap(),
+                &want,
+                1e-6,
+                &format!("add_channel {plane}"),
+            );
+            let mut sums = vec![0.0f32; c];
+            for (i, v) in x.iter().enumerate() {
+                sums[(i / plane) % c] += v;
+            }
+            let got = r.channel_sum(b, c, plane, &up(r, &x)).unwrap();
+            close(
+                &got.to_vec().unwrap(),
+                &sums,
+                1e-4,
+                &format!("channel_sum {plane}"),
+            );
         }
-        let got = r.channel_sum(b, c, plane, &up(r, &x)).unwrap();
-        close(&got.to_vec().unwrap(), &sums, 1e-5, "channel_sum");
+        let (c, plane) = (7, 5);
+        let (x, bias) = (random(3 * c * plane, 36), random(c, 37));
         assert!(r
             .add_channel(c, plane, &up(r, &x[1..]), &up(r, &bias))
             .is_err());
