@@ -87,17 +87,7 @@ fn a_trial_too_large_for_the_device_fails_after_one_job() {
     let o = nas_fake(&state)
         .args(["--threads", "2", "search", "--space-file"])
         .arg(&space)
-        .args([
-            "--strategy",
-            "grid",
-            "--evaluator",
-            "train",
-            "--budget",
-            "2",
-        ])
-        .args([
-            "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
-        ])
+        .args(crate::train_cli::WIDE_SEARCH)
         .args([
             "--device",
             "wgpu",

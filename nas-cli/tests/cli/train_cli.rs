@@ -177,6 +177,25 @@ pub(crate) fn space_with_a_wide_candidate(
     path
 }
 
+/// A grid search of two trials over [`space_with_a_wide_candidate`], each trained
+/// briefly on a few images (the space file and `--out` come beside it).
+pub(crate) const WIDE_SEARCH: [&str; 14] = [
+    "--strategy",
+    "grid",
+    "--evaluator",
+    "train",
+    "--budget",
+    "2",
+    "--epochs",
+    "1",
+    "--limit",
+    "64",
+    "--val",
+    "64",
+    "--batch",
+    "8",
+];
+
 fn search_on_wgpu(
     space: &std::path::Path,
     out: &std::path::Path,
@@ -195,17 +214,7 @@ fn search_on_wgpu_with(
         .envs(env.iter().copied())
         .args(["--threads", "2", "search", "--space-file"])
         .arg(space)
-        .args([
-            "--strategy",
-            "grid",
-            "--evaluator",
-            "train",
-            "--budget",
-            "2",
-        ])
-        .args([
-            "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
-        ])
+        .args(WIDE_SEARCH)
         .args(more)
         .args(["--device", "wgpu", "--out"])
         .arg(out)

@@ -124,12 +124,7 @@ fn an_op_on_tensors_of_two_devices_panics_and_moving_one_fixes_it() {
 /// buffers past 4 GiB (NVIDIA's) skip it rather than try one that large.
 #[test]
 fn a_buffer_past_the_adapters_limit_is_a_device_failure() {
-    if let Err(e) = Device::Wgpu.select() {
-        assert!(
-            skippable(&e) && std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
-            "wgpu: {e}"
-        );
-        nas_core::device::report_skip(&format!("no wgpu: {e}"));
+    if !wgpu_or_skip() {
         return;
     }
     let limit = nas_kernels::accel::wgpu().unwrap().buffer_limit();
@@ -159,12 +154,7 @@ fn a_buffer_past_the_adapters_limit_is_a_device_failure() {
 /// first picked the device of the output gradient, which refused the CPU's argmax.
 #[test]
 fn a_host_max_pool_feeding_a_device_op_gets_its_gradient() {
-    if let Err(e) = Device::Wgpu.select() {
-        assert!(
-            skippable(&e) && std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
-            "wgpu: {e}"
-        );
-        nas_core::device::report_skip(&format!("no wgpu: {e}"));
+    if !wgpu_or_skip() {
         return;
     }
     use nas_core::tensor::Tensor;
@@ -181,4 +171,20 @@ fn a_host_max_pool_feeding_a_device_op_gets_its_gradient() {
     let want = grad(false);
     assert_eq!(want.iter().sum::<f32>(), 10.0, "{want:?}");
     assert_eq!(grad(true), want);
+}
+
+/// Opens wgpu, or says why the test skips (an adapter missing where `NAS_REQUIRE_WGPU`
+/// is unset; any other error fails the test).
+fn wgpu_or_skip() -> bool {
+    match Device::Wgpu.select() {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                skippable(&e) && std::env::var_os("NAS_REQUIRE_WGPU").is_none(),
+                "wgpu: {e}"
+            );
+            nas_core::device::report_skip(&format!("no wgpu: {e}"));
+            false
+        }
+    }
 }
