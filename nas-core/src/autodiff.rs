@@ -8,11 +8,28 @@ use nas_kernels::cpu::backend::HostBuf;
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, pool, shape as mv};
 use std::collections::HashSet;
 
-/// The result of an accelerator call; a device failure mid-step is a panic naming the
+/// The result of a backend call; a device failure mid-step is a panic naming the
 /// device and the primitive (the step cannot go on without it), which a host can report
-/// as an error (`device::failure`).
+/// as an error (`device::failure`). The CPU's errors are plain panics: the engine checks
+/// the arguments before it calls a kernel, so one is a bug, not the device's.
 pub(crate) fn on_device<T>(a: &dyn Accel, what: &str, r: accel::Res<T>) -> T {
-    r.unwrap_or_else(|e| crate::device::fail(format!("{} {what}: {e}", a.kind())))
+    r.unwrap_or_else(|e| {
+        let msg = format!("{} {what}: {e}", a.kind());
+        if a.kind() == "cpu" {
+            panic!("{msg}");
+        }
+        crate::device::fail(msg)
+    })
+}
+
+/// The profile row of primitive `name` run through backend `a`: the plain name on the
+/// CPU, `kind:name` on a device.
+pub(crate) fn row_name(a: &dyn Accel, name: &'static str) -> &'static str {
+    if a.kind() == "cpu" {
+        name
+    } else {
+        accel::label(a.kind(), name)
+    }
 }
 
 /// The backend of device `p` (open: a tensor lives there).
@@ -89,9 +106,8 @@ impl Op {
     fn profile(&self, out: usize, device: Option<Backend>) -> (&'static str, f64, f64) {
         let (name, flops, bytes) = self.profile_cpu(out);
         match device {
-            // The CPU's rows keep their plain names, whichever way the rule ran.
-            Some((a, _)) if a.kind() != "cpu" => (accel::label(a.kind(), name), flops, bytes),
-            _ => (name, flops, bytes),
+            Some((a, _)) => (row_name(a, name), flops, bytes),
+            None => (name, flops, bytes),
         }
     }
 
@@ -173,22 +189,13 @@ impl Op {
         if let Some((a, r)) = self.device_rule(out, &g) {
             // The CPU's kernels read a host gradient in place (one a device made, for a
             // max pooling the CPU ran, is read back first).
-            let g = match g {
-                Values::Dev(b) if r.place() != Place::Cpu || matches!(b, DevBuf::Host(_)) => {
-                    Values::Dev(b)
-                }
-                g if r.place() == Place::Cpu => {
-                    Values::Dev(DevBuf::Host(HostBuf::new(g.into_host())))
-                }
-                g => g,
+            let g = if r.place() == Place::Cpu {
+                Values::Dev(DevBuf::Host(HostBuf::new(g.into_host())))
+            } else {
+                g
             };
             if let Err(e) = self.backward_dev(out, &g, r) {
-                let msg = format!("{} {} backward: {e}", a.kind(), self.name());
-                if r.place() == Place::Cpu {
-                    // The engine checked the shapes: an error here is a bug.
-                    panic!("{msg}");
-                }
-                crate::device::fail(msg);
+                on_device(a, &format!("{} backward", self.name()), Err(e))
             }
             return;
         }

@@ -1,12 +1,11 @@
 //! The forward side of every primitive and the compositions built from them.
 
-use crate::autodiff::{on_device, EmbedGeom, Op};
+use crate::autodiff::{on_device, row_name, EmbedGeom, Op};
 use crate::buffer;
 use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nas_kernels::accel::{self, Binary, Unary};
-use nas_kernels::cpu::backend::CPU;
 use nas_kernels::cpu::{conv, elementwise as ew, gemm, pool, shape as mv};
 
 /// Runs forward primitive `name` through the backend of the device that holds `operands`
@@ -20,14 +19,9 @@ fn on_resident<T>(
     bytes: f64,
     f: impl FnOnce(&dyn accel::Resident) -> accel::Res<T>,
 ) -> T {
-    let Some(place) = crate::tensor::common_place(operands, || name) else {
-        // The engine checked the arguments; an error here is a bug, not the device's.
-        return record(name, flops, bytes, || {
-            f(&CPU).unwrap_or_else(|e| panic!("cpu {name}: {e}"))
-        });
-    };
-    let (a, r) = crate::autodiff::backend(place);
-    record(accel::label(a.kind(), name), flops, bytes, || {
+    let place = crate::tensor::common_place(operands, || name);
+    let (a, r) = place.map_or_else(accel::cpu, crate::autodiff::backend);
+    record(row_name(a, name), flops, bytes, || {
         let y = on_device(a, name, f(r));
         if crate::profile::enabled() {
             // The row's time is the kernels', not the time to ask for them.
