@@ -233,7 +233,6 @@ impl Op {
             }
             Sum(a, _) => a.rank() <= accel::BROADCAST_DIMS,
             Permute(a, _) => a.rank() <= accel::PERMUTE_DIMS,
-            MatMul(..) => false,
             _ => true,
         }
     }
@@ -332,6 +331,22 @@ impl Op {
                 Tanh(a) => acc_dev(a, r, || {
                     r.binary(Binary::TanhGrad, &gd()?, &out.dev_buf(r)?)
                 }),
+                // A shared (2-D) `b` takes every batch's rows as one product.
+                MatMul(a, b) => {
+                    let (m, k) = (a.dim(a.rank() - 2), a.dim(a.rank() - 1));
+                    let n = b.dim(b.rank() - 1);
+                    let batch = a.numel() / (m * k);
+                    let (rows, each) = match b.rank() {
+                        2 => (batch * m, 1),
+                        _ => (m, batch),
+                    };
+                    acc_dev(a, r, || {
+                        r.matmul_batched(each, rows, k, n, &gd()?, false, &b.dev_buf(r)?, true)
+                    })?;
+                    acc_dev(b, r, || {
+                        r.matmul_batched(each, k, n, rows, &a.dev_buf(r)?, true, &gd()?, false)
+                    })
+                }
                 Linear(x, w, b) => {
                     let (nout, nin) = (w.dim(0), w.dim(1));
                     let rows = x.numel() / nin;
@@ -448,32 +463,6 @@ impl Op {
                 }
             }
             Sum(a, kept) => acc(a, |ga| ew::acc_broadcast(g, kept, ga, a.shape())),
-            MatMul(a, b) => {
-                let (m, k) = (a.dim(a.rank() - 2), a.dim(a.rank() - 1));
-                let n = b.dim(b.rank() - 1);
-                let batch = a.numel() / (m * k);
-                let shared = b.rank() == 2;
-                if needs(a) {
-                    let bd = b.data();
-                    acc(a, |ga| {
-                        if shared {
-                            gemm::sgemm(batch * m, k, n, g, false, &bd, true, ga, true, true)
-                        } else {
-                            gemm::sgemm_batched(batch, m, k, n, g, false, &bd, true, ga, true)
-                        }
-                    });
-                }
-                if needs(b) {
-                    let ad = a.data();
-                    acc(b, |gb| {
-                        if shared {
-                            gemm::sgemm(k, n, batch * m, &ad, true, g, false, gb, true, true)
-                        } else {
-                            gemm::sgemm_batched(batch, k, n, m, &ad, true, g, false, gb, true)
-                        }
-                    });
-                }
-            }
             Permute(a, perm) => put(a, |ga| mv::permute(g, os, &inverse(perm), ga)),
             // The backends take every other rule (`Op::resident_rule`).
             _ => unreachable!("{} has no host rule", self.name()),

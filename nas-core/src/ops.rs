@@ -274,30 +274,23 @@ impl Tensor {
         let mut shape = self.shape().to_vec();
         shape[ar - 1] = n;
         add_macs(batch * m * n * k);
-        let mut out = buffer::take(batch * m * n);
-        let (ad, bd) = (self.data(), b.data());
         let flops = 2.0 * (batch * m * n * k) as f64;
-        let bytes = 4.0 * (ad.len() + bd.len() + out.len()) as f64;
-        record("matmul.fwd", flops, bytes, || {
-            if shared {
-                gemm::sgemm(
-                    batch * m,
-                    n,
-                    k,
-                    &ad,
-                    false,
-                    &bd,
-                    false,
-                    &mut out,
-                    false,
-                    true,
-                );
-            } else {
-                gemm::sgemm_batched(batch, m, n, k, &ad, false, &bd, false, &mut out, false);
-            }
+        let bytes = 4.0 * (self.numel() + b.numel() + batch * m * n) as f64;
+        // A shared `b` takes every batch's rows as one product.
+        let (rows, each) = if shared { (batch * m, 1) } else { (m, batch) };
+        let y = on_resident(&[self, b], "matmul.fwd", flops, bytes, |r| {
+            r.matmul_batched(
+                each,
+                rows,
+                n,
+                k,
+                &self.dev_buf(r)?,
+                false,
+                &b.dev_buf(r)?,
+                false,
+            )
         });
-        drop((ad, bd));
-        Tensor::from_op(shape, out, Op::MatMul(self.clone(), b.clone()))
+        Tensor::from_device(shape, y, Op::MatMul(self.clone(), b.clone()))
     }
 
     /// `self W^T + b` over the last axis, with `W` as `[out, in]` (PyTorch's layout).

@@ -152,8 +152,8 @@ fn a_supernet_step_matches_the_cpu(dev: Device) {
     }
 }
 
-/// On a device, a chain of device primitives keeps its activations in device memory: the
-/// forward brings back nothing (batch norm's statistics and the max-pool's argmax stay on
+/// On a device, a chain of device primitives (matrix products included) keeps its
+/// activations in device memory: the forward brings back nothing (batch norm's statistics and the max-pool's argmax stay on
 /// the device for the gradients), and reading the result brings back exactly its values,
 /// which match the CPU's.
 fn device_primitives_keep_activations_on_the_device(dev: Device) {
@@ -169,10 +169,16 @@ fn device_primitives_keep_activations_on_the_device(dev: Device) {
         padding: 1,
         ..Default::default()
     };
+    // A batched product ([4, 8] matrices of [8, 8] x [8, 3]) and a shared one ([3, 5]).
+    let (each, shared) = (
+        Tensor::randn(&[4, 8, 8, 3], 1.0, &mut rng),
+        Tensor::randn(&[3, 5], 1.0, &mut rng),
+    );
     let forward = || {
         let h = x.conv2d(&w, None, opts);
         let (h, _, _) = h.batch_norm_train(&g, &b, 1e-5);
-        h.avg_pool2d(3, 1, 1, false).max_pool2d(2, 2, 0)
+        let h = h.avg_pool2d(3, 1, 1, false).max_pool2d(2, 2, 0);
+        h.matmul(&each).matmul(&shared)
     };
     let cpu = forward().to_vec();
     // The weight on the device: the convolution runs there (uploading the input once)
@@ -193,7 +199,7 @@ fn device_primitives_keep_activations_on_the_device(dev: Device) {
         &cpu,
         &got,
         1e-4,
-        "conv, batch norm and pooling on the device",
+        "conv, batch norm, pooling and matmul on the device",
     );
 }
 

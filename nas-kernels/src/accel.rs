@@ -357,6 +357,22 @@ pub trait Resident {
         ta: bool,
         b: &DevBuf,
         tb: bool,
+    ) -> Res<DevBuf> {
+        self.matmul_batched(1, m, n, k, a, ta, b, tb)
+    }
+    /// `batch` products `[m, k] x [k, n]`, each of the next matrix of `a` and of `b`
+    /// (either read transposed), into consecutive `[m, n]` matrices.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_batched(
+        &self,
+        batch: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &DevBuf,
+        ta: bool,
+        b: &DevBuf,
+        tb: bool,
     ) -> Res<DevBuf>;
     /// `parts` (each `[outer, len, inner]`, with its `len`) concatenated along the middle
     /// axis.
@@ -621,13 +637,20 @@ pub(crate) fn batch_norm_lens(
     Ok(())
 }
 
-/// Checks a `[m, k] x [k, n]` product's operands.
-pub(crate) fn matmul_lens(m: usize, n: usize, k: usize, a: usize, b: usize) -> Res<()> {
+/// Checks the operands of `batch` `[m, k] x [k, n]` products.
+pub(crate) fn matmul_lens(
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: usize,
+    b: usize,
+) -> Res<()> {
     lens(
         "matmul",
         &[
-            ("left operand", Some(a), m * k),
-            ("right operand", Some(b), k * n),
+            ("left operand", Some(a), batch * m * k),
+            ("right operand", Some(b), batch * k * n),
         ],
     )
 }

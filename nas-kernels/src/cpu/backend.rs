@@ -307,8 +307,9 @@ impl Resident for Cpu {
         made(x.len(), |y| mv::permute(x, shape, perm, y))
     }
 
-    fn matmul(
+    fn matmul_batched(
         &self,
+        batch: usize,
         m: usize,
         n: usize,
         k: usize,
@@ -318,9 +319,11 @@ impl Resident for Cpu {
         tb: bool,
     ) -> Res<DevBuf> {
         let (a, b) = (hb(a)?, hb(b)?);
-        crate::accel::matmul_lens(m, n, k, a.len(), b.len())?;
-        made(m * n, |y| {
-            gemm::sgemm(m, n, k, a, ta, b, tb, y, false, true)
+        crate::accel::matmul_lens(batch, m, n, k, a.len(), b.len())?;
+        made(batch * m * n, |y| {
+            if !y.is_empty() {
+                gemm::sgemm_batched(batch, m, n, k, a, ta, b, tb, y, false)
+            }
         })
     }
 
@@ -750,7 +753,7 @@ impl Accel for Cpu {
         b: &[f32],
         tb: bool,
     ) -> Res<Vec<f32>> {
-        crate::accel::matmul_lens(m, n, k, a.len(), b.len())?;
+        crate::accel::matmul_lens(1, m, n, k, a.len(), b.len())?;
         let mut y = vec![0.0; m * n];
         gemm::sgemm(m, n, k, a, ta, b, tb, &mut y, false, true);
         Ok(y)

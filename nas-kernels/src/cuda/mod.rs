@@ -565,6 +565,23 @@ impl Cuda {
     #[allow(clippy::too_many_arguments)]
     fn gemm_on(
         &self,
+        mnk: (usize, usize, usize),
+        a: &CudaView<f32>,
+        ta: bool,
+        b: &CudaView<f32>,
+        tb: bool,
+        c: &mut CudaViewMut<f32>,
+        acc: bool,
+    ) -> Res<()> {
+        self.gemm_strided(1, mnk, a, ta, b, tb, c, acc)
+    }
+
+    /// `batch` products `C_i (+)= A_i x B_i` of consecutive matrices (`sgemm_f32`, one
+    /// grid layer each).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm_strided(
+        &self,
+        batch: usize,
         (m, n, k): (usize, usize, usize),
         a: &CudaView<f32>,
         ta: bool,
@@ -573,29 +590,35 @@ impl Cuda {
         c: &mut CudaViewMut<f32>,
         acc: bool,
     ) -> Res<()> {
-        if m == 0 || n == 0 {
+        if batch == 0 || m == 0 || n == 0 {
             // An empty product: nothing to write (CUDA refuses an empty grid).
             return Ok(());
         }
-        if m.div_ceil(16) > 65_535 || [m, n, k].iter().any(|&v| v > i32::MAX as usize) {
+        if m.div_ceil(16) > 65_535
+            || batch > 65_535
+            || [m, n, k].iter().any(|&v| v > i32::MAX as usize)
+        {
             return Err(KernelError::Invalid(format!(
-                "sgemm_f32: {m}x{n}x{k} is past this kernel's grid"
+                "sgemm_f32: {batch} products of {m}x{n}x{k} are past this kernel's grid"
             )));
         }
         let f = self.func("sgemm_f32")?;
         let (mi, ni, ki) = (m as i32, n as i32, k as i32);
-        let (tai, tbi, acci, zero) = (ta as i32, tb as i32, acc as i32, 0i64);
+        let (tai, tbi, acci) = (ta as i32, tb as i32, acc as i32);
+        let (sa, sb, sc) = ((m * k) as i64, (k * n) as i64, (m * n) as i64);
         let cfg = LaunchConfig {
-            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1),
+            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32),
             block_dim: (16, 16, 1),
             shared_mem_bytes: 0,
         };
         let mut l = self.stream.launch_builder(&f);
         l.arg(&mi).arg(&ni).arg(&ki);
-        l.arg(a).arg(&tai).arg(&zero);
-        l.arg(b).arg(&tbi).arg(&zero);
-        l.arg(c).arg(&zero).arg(&acci);
-        // SAFETY: the arguments match `sgemm_f32`'s signature and the buffers' sizes.
+        l.arg(a).arg(&tai).arg(&sa);
+        l.arg(b).arg(&tbi).arg(&sb);
+        l.arg(c).arg(&sc).arg(&acci);
+        // SAFETY: the arguments match `sgemm_f32`'s signature; the callers' buffers hold
+        // `batch` matrices of each operand (one where `batch` is 1, whose strides the
+        // kernel never applies).
         unsafe { l.launch(cfg) }.map_err(err("sgemm_f32"))?;
         Ok(())
     }

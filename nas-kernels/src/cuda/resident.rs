@@ -375,8 +375,9 @@ impl Resident for Cuda {
         Ok(Self::wrap(out, n))
     }
 
-    fn matmul(
+    fn matmul_batched(
         &self,
+        batch: usize,
         m: usize,
         n: usize,
         k: usize,
@@ -386,11 +387,13 @@ impl Resident for Cuda {
         tb: bool,
     ) -> Res<DevBuf> {
         let (a, b) = (cb(a)?, cb(b)?);
-        crate::accel::matmul_lens(m, n, k, a.len, b.len)?;
-        let mut y = self.fresh(m * n)?;
+        crate::accel::matmul_lens(batch, m, n, k, a.len, b.len)?;
+        let len = batch * m * n;
+        let mut y = self.fresh(len)?;
         let (av, bv) = (a.s.slice(..a.len.max(1)), b.s.slice(..b.len.max(1)));
-        self.gemm_on((m, n, k), &av, ta, &bv, tb, &mut y.slice_mut(..), false)?;
-        Ok(Self::wrap(y, m * n))
+        let mut yv = y.slice_mut(..);
+        self.gemm_strided(batch, (m, n, k), &av, ta, &bv, tb, &mut yv, false)?;
+        Ok(Self::wrap(y, len))
     }
 
     fn concat_axis(&self, outer: usize, inner: usize, parts: &[(DevBuf, usize)]) -> Res<DevBuf> {

@@ -1314,8 +1314,9 @@ impl Resident for Gpu {
         self.sum_parts(out, n, parts).map(DevBuf::Wgpu)
     }
 
-    fn matmul(
+    fn matmul_batched(
         &self,
+        batch: usize,
         m: usize,
         n: usize,
         k: usize,
@@ -1326,21 +1327,21 @@ impl Resident for Gpu {
     ) -> Res<DevBuf> {
         let a = wb(a)?;
         let b = wb(b)?;
-        crate::accel::matmul_lens(m, n, k, a.len, b.len)?;
-        let y = self.output("y", m * n)?;
-        let one = Mm {
+        crate::accel::matmul_lens(batch, m, n, k, a.len, b.len)?;
+        let y = self.output("y", batch * m * n)?;
+        let each = Mm {
             m,
             n,
             k,
             ta,
             tb,
-            nb: 1,
-            sa: 0,
-            sb: 0,
-            sc: 0,
+            nb: batch,
+            sa: m * k,
+            sb: k * n,
+            sc: m * n,
             acc: false,
         };
-        self.mm(&one, a, b, &y)?;
+        self.mm(&each, a, b, &y)?;
         Ok(DevBuf::Wgpu(y))
     }
 

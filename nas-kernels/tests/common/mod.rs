@@ -167,6 +167,7 @@ macro_rules! resident_tests {
             kernel_embedding,
             concat_and_slice,
             permutes,
+            batched_matmul,
             bad_geometry,
             batch_norm_on_the_device,
             long_reductions,
@@ -1002,6 +1003,45 @@ pub mod resident {
         }
         close(&g.to_vec().unwrap(), &want, 0.0, "unslice_axis");
         assert!(r.slice_axis(outer, total, inner, 5, 4, &cat).is_err());
+    }
+
+    /// Batches of products, each matrix of its own operands (every transpose, a k past
+    /// one 16,384 part, odd tiles, one product and none), against one CPU product per
+    /// matrix; operands one matrix short are errors.
+    pub fn batched_matmul(r: &dyn Resident) {
+        use nas_kernels::cpu::gemm;
+        for (batch, m, n, k) in [
+            (3, 5, 7, 4),
+            (2, 17, 9, 33),
+            (1, 6, 6, 6),
+            (4, 3, 2, 16_500),
+            (0, 4, 4, 4),
+        ] {
+            let a = random(batch * m * k, 80);
+            let b = random(batch * k * n, 81);
+            let (da, db) = (up(r, &a), up(r, &b));
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut want = vec![0.0; batch * m * n];
+                for i in 0..batch {
+                    let (ai, bi) = (&a[i * m * k..][..m * k], &b[i * k * n..][..k * n]);
+                    let yi = &mut want[i * m * n..][..m * n];
+                    gemm::sgemm(m, n, k, ai, ta, bi, tb, yi, false, false);
+                }
+                let what = format!("{batch} products {m}x{n}x{k} ta={ta} tb={tb}");
+                let y = r.matmul_batched(batch, m, n, k, &da, ta, &db, tb).unwrap();
+                close(&y.to_vec().unwrap(), &want, 1e-4, &what);
+            }
+        }
+        // Three products of [2, 2] x [2, 3]: 12 and 18 values.
+        let (a, b) = (up(r, &random(12, 82)), up(r, &random(18, 83)));
+        let (a_short, b_short) = (up(r, &random(8, 84)), up(r, &random(12, 85)));
+        assert!(r.matmul_batched(3, 2, 3, 2, &a, false, &b, false).is_ok());
+        assert!(r
+            .matmul_batched(3, 2, 3, 2, &a_short, false, &b, false)
+            .is_err());
+        assert!(r
+            .matmul_batched(3, 2, 3, 2, &a, false, &b_short, false)
+            .is_err());
     }
 
     /// Permutes of 1 to 6 axes against the CPU's, each undone by its inverse; a `perm`
