@@ -317,32 +317,58 @@ impl Evaluator for TrainEvaluator<'_> {
         Ok(m)
     }
 
-    /// The costs of the untrained network (they do not depend on its weights), built
-    /// and placed as `evaluate` would. A network the device cannot hold or run has no
-    /// latency there: an error naming the device's failure (the strategy that asked
-    /// decides what that means for its search).
+    /// The costs of the untrained network (they do not depend on its weights): its
+    /// parameters, multiply-adds and activations counted on the host, its latency
+    /// measured where `evaluate` would place it. A network the device cannot hold or
+    /// run there has no latency: its costs say so as a failure (`Metrics::failed`, the
+    /// counted costs kept), which a device-aware strategy takes as over any device
+    /// budget. An error where the device no longer works after that failure (the search
+    /// ends, and resumes in a new process).
     fn costs(&self, arch: &Architecture) -> Result<Metrics, String> {
         let net = fixed(self.space, arch, 0).map_err(|e| e.to_string())?;
+        let mut m = self.counted_costs(net.as_ref());
         let measured = crate::device::catch(|| {
             self.device.place(net.as_ref())?;
-            Ok::<_, String>(self.net_costs(net.as_ref()))
+            Ok::<_, String>(measure_latency(net.as_ref(), self.input(), 1, 5))
         });
-        let failed = |e: String| format!("measuring its costs on the device: {e}");
-        measured.map_err(failed)?.map_err(failed)
+        match measured.and_then(|r| r) {
+            Ok(ms) => m.latency_ms = Some(ms),
+            Err(e) => {
+                let why = format!("the device cannot run it: {e}");
+                crate::device::usable().map_err(|broken| {
+                    format!(
+                        "measuring its latency: {why}; the device does not work after it: {broken}"
+                    )
+                })?;
+                m.extra.extend(Metrics::failed(&why).extra);
+            }
+        }
+        Ok(m)
     }
 }
 
 impl TrainEvaluator<'_> {
-    /// Parameters, multiply-adds, activations and measured latency of `net`.
-    fn net_costs(&self, net: &dyn crate::nn::Module) -> Metrics {
-        let input = [self.train.c, self.train.h, self.train.w];
-        let c = cost(net, input);
+    /// One image's shape.
+    fn input(&self) -> [usize; 3] {
+        [self.train.c, self.train.h, self.train.w]
+    }
+
+    /// Parameters, multiply-adds and activations of `net` (no latency).
+    fn counted_costs(&self, net: &dyn crate::nn::Module) -> Metrics {
+        let c = cost(net, self.input());
         Metrics {
             accuracy: 0.0,
             params: Some(c.params as f64),
             macs: Some(c.macs as f64),
-            latency_ms: Some(measure_latency(net, input, 1, 5)),
+            latency_ms: None,
             extra: [("activations".to_string(), Value::from(c.activations))].into(),
         }
+    }
+
+    /// Parameters, multiply-adds, activations and measured latency of `net`.
+    fn net_costs(&self, net: &dyn crate::nn::Module) -> Metrics {
+        let mut m = self.counted_costs(net);
+        m.latency_ms = Some(measure_latency(net, self.input(), 1, 5));
+        m
     }
 }

@@ -6,7 +6,7 @@ use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nas_kernels::accel::{self, Binary, Unary};
-use nas_kernels::cpu::{conv, elementwise as ew, gemm, pool, shape as mv};
+use nas_kernels::cpu::{conv, elementwise as ew, pool, shape as mv};
 
 /// Runs forward primitive `name` through the backend of the device that holds `operands`
 /// (any of them in its memory: host ones are uploaded, once each), leaving the result

@@ -151,6 +151,15 @@ pub(crate) fn space_with_a_wide_candidate(
     dir: &std::path::Path,
     first: &str,
 ) -> std::path::PathBuf {
+    space_with_a_candidate_of_width(dir, first, 6000)
+}
+
+/// [`space_with_a_wide_candidate`] with the wide candidate's channels.
+fn space_with_a_candidate_of_width(
+    dir: &std::path::Path,
+    first: &str,
+    channels: usize,
+) -> std::path::PathBuf {
     let (narrow, wide) = if first == "narrow" {
         ("a_narrow", "b_wide")
     } else {
@@ -162,7 +171,7 @@ pub(crate) fn space_with_a_wide_candidate(
             {"choice": "block", "candidates": {
                 narrow: [{"op": "conv", "out": 8}, {"op": "relu"}],
                 wide: [
-                    {"op": "conv", "out": 6000, "kernel": 1},
+                    {"op": "conv", "out": channels, "kernel": 1},
                     {"op": "relu"},
                     {"op": "conv", "out": 8, "kernel": 1}
                 ]
@@ -327,6 +336,48 @@ fn a_device_broken_mid_batch_keeps_the_batchs_other_trials() {
         assert!(why.contains("past this adapter's limit"), "{after:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// DPP-Net with a latency limit on the device: a candidate whose latency cannot be
+/// measured there (50,000 channels of 28x28 take 150 MiB for one image, past the 128
+/// MiB of a binding on lavapipe) is over every limit and never asked; the search goes
+/// on to the other and ends normally. Before, the failed measurement ended the search
+/// with an error.
+#[test]
+fn dppnet_never_asks_a_network_the_device_cannot_run() {
+    let dir = common::temp_path("train-cli", "dppnet-cannot-run");
+    let space = space_with_a_candidate_of_width(&dir, "wide", 50_000);
+    let run = dir.join("run");
+    let o = nas()
+        .args(["--threads", "2", "search", "--space-file"])
+        .arg(&space)
+        .args([
+            "--strategy",
+            "dppnet",
+            "--evaluator",
+            "train",
+            "--budget",
+            "2",
+        ])
+        .args([
+            "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
+        ])
+        .args(["--config", r#"{"max_latency_ms": 1e6}"#])
+        .args(["--device", "wgpu", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let Some((stdout, stderr)) = common::wgpu_output(&o) else {
+        return;
+    };
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    let blocks: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["arch"]["block"].to_string())
+        .collect();
+    assert_eq!(blocks, ["\"b_narrow\""], "{journal}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `nas train --device wgpu` (the whole training step on the Vulkan adapter; CI has

@@ -40,7 +40,9 @@
 //! Before two results report a cost its model is unfitted, and that cost filters
 //! nothing by prediction. When the host opens its cost model (`ask_costed`, as `nas
 //! search` does), every pick is also costed exactly before it is asked, and a pick
-//! over a limit leaves the pool: nothing asked is over the budget.
+//! over a limit leaves the pool: nothing asked is over the budget. A pick whose costs
+//! the host could not measure because the device cannot run it (costs marked failed)
+//! is over every limit, and leaves the pool too.
 
 pub mod costs;
 pub mod pareto;
@@ -342,7 +344,13 @@ impl Dppnet {
             Some(c) => *c,
             None => {
                 let arch = decisions::to_arch(&self.space, &self.pool[i]);
-                let c = costs_of(&costs.metrics(&arch)?, self.cfg.batch);
+                let m = costs.metrics(&arch)?;
+                // A network the device cannot run (the host's costs say it failed
+                // there) is over every device budget.
+                let c = match m.is_failed() {
+                    true => [Some(f64::MAX); 4],
+                    false => costs_of(&m, self.cfg.batch),
+                };
                 self.exact.insert(key, c);
                 c
             }

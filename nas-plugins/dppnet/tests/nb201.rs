@@ -141,6 +141,53 @@ fn a_memory_budget_holds_for_every_ask_with_the_hosts_costs() {
     );
 }
 
+/// The host's costs of a network the device cannot run come back marked failed (as the
+/// train evaluator answers when measuring its latency fails on the device): such a
+/// network is over every limit, never asked, and the search goes on. Here the device
+/// "cannot run" the slowest 30% of the table, and the limit is the 95th percentile of
+/// latency, which most of those are under: before, they were asked (their failed costs
+/// had no latency, which passed the check).
+#[test]
+fn networks_the_device_cannot_run_are_never_asked() {
+    use nas_strategies::{Architecture, Costs, Metrics};
+    let table = table();
+    let (runs_below, limit) = (
+        latency_quantile(&table, 0.7),
+        latency_quantile(&table, 0.95),
+    );
+    let costs = |a: &Architecture| -> Result<Metrics, String> {
+        let m = table.costs(a)?;
+        if m.latency_ms.unwrap() <= runs_below {
+            return Ok(m);
+        }
+        let mut failed = Metrics::failed("the device cannot run it: out of memory");
+        failed.params = m.params;
+        Ok(failed)
+    };
+    let setup = Setup {
+        space: space(),
+        config: json!({ "max_latency_ms": limit }),
+        seed: 0,
+        budget: 40,
+    };
+    let mut s = Dppnet::new(&setup).unwrap();
+    let mut asked = 0;
+    for t in 0..40 {
+        let Some(arch) = s.ask_costed(&Costs::Local(&costs)).unwrap() else {
+            break;
+        };
+        let m = table.evaluate(&arch, nb::trial_seed(1000, t)).unwrap();
+        let ms = m.latency_ms.unwrap();
+        assert!(
+            ms <= runs_below,
+            "ask {t}: {ms:.2} ms, which the device cannot run"
+        );
+        s.tell(&arch, &m).unwrap();
+        asked += 1;
+    }
+    assert_eq!(asked, 40, "the search stopped early");
+}
+
 /// A saved search loaded into a fresh strategy asks exactly what the original asks.
 #[test]
 fn a_loaded_search_continues_exactly() {
