@@ -295,6 +295,8 @@ fn drive_loop(
     for r in &journal {
         board.add(r);
     }
+    // Whether a journaled trial finished (device failures end a search that has none).
+    let mut finished = journal.iter().any(|r| !r.metrics.is_failed());
     let mut saves = StateSaves::default();
     let (mut journal_bytes, mut best_written) = (0usize, None);
     let best_msg = |j: &[TrialRecord], board: &Leaderboard| match board.best() {
@@ -319,7 +321,6 @@ fn drive_loop(
         let first = journal.len();
         let outcomes = executor.evaluate(&asked, first)?;
         let (asked, outcomes) = Outcome::interrupted_last(asked, outcomes);
-        let finished = journal.iter().any(|r| !r.metrics.is_failed());
         let stop = Outcome::stop(&outcomes, first, finished);
         let journaled = stop.as_ref().map_or(outcomes.len(), |(k, _)| *k);
         for (arch, out) in asked.into_iter().zip(outcomes).take(journaled) {
@@ -346,6 +347,7 @@ fn drive_loop(
                 .tell(&rec.arch, &rec.metrics)
                 .map_err(|e| anyhow!(e))?;
             board.add(&rec);
+            finished |= !rec.metrics.is_failed();
             journal.push(rec);
         }
         if let Some((_, why)) = stop {

@@ -6,6 +6,7 @@ use crate::profile::record;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use nas_kernels::accel::{self, Binary, Unary};
+use nas_kernels::cpu::random::Dropout;
 use nas_kernels::cpu::{conv, elementwise as ew, pool, shape as mv};
 
 /// Runs forward primitive `name` through the backend of the device that holds `operands`
@@ -687,15 +688,18 @@ impl Tensor {
         Tensor::from_device(shape, y, Op::EmbedKernel(self.clone(), e))
     }
 
-    /// Inverted dropout: zeroes each entry with probability `p` and scales the rest by 1/(1-p).
+    /// Inverted dropout: zeroes each entry with probability `p` (at most 1) and scales the
+    /// rest by 1/(1-p). The mask is made where `self` lives, from one draw of `rng`
+    /// (`nas_kernels::cpu::random`: the same mask on every device).
     pub fn dropout(&self, p: f32, rng: &mut Rng) -> Tensor {
         if p <= 0.0 {
             return self.clone();
         }
-        let keep = 1.0 / (1.0 - p);
-        let mut mask = buffer::take(self.numel());
-        mask.iter_mut()
-            .for_each(|m| *m = if rng.bernoulli(p) { 0.0 } else { keep });
-        self.mul(&Tensor::from_vec(mask, self.shape()))
+        let n = self.numel();
+        let draw = Dropout::new(p, rng.next_u64()).unwrap_or_else(|e| panic!("{e}"));
+        let mask = on_resident(&[self], "dropout_mask.fwd", 0.0, 4.0 * n as f64, |r| {
+            r.dropout_mask(n, &draw)
+        });
+        self.mul(&Tensor::device_constant(self.shape().to_vec(), mask))
     }
 }

@@ -294,21 +294,15 @@ impl Tensor {
     /// shared). A tensor that lives on another device is an error naming both (the
     /// caller says which op); a host tensor's copy on another device is replaced.
     pub(crate) fn dev_buf(&self, r: &dyn Resident) -> Res<DevBuf> {
-        if r.place() == Place::Cpu {
-            return match self.place() {
-                None => Ok(DevBuf::Host(self.data().0.clone())),
-                Some(p) => Err(KernelError::Invalid(format!(
-                    "a tensor on {} read by an op on the cpu (tensors on two devices)",
-                    p.name()
-                ))),
-            };
-        }
         if let Some(p) = self.place().filter(|&p| p != r.place()) {
             return Err(KernelError::Invalid(format!(
                 "a tensor on {} read by an op on {} (tensors on two devices)",
                 p.name(),
                 r.place().name()
             )));
+        }
+        if r.place() == Place::Cpu {
+            return Ok(DevBuf::Host(self.data().0.clone()));
         }
         // Lock order: data, then dev, as everywhere else (`fetch`, `data_mut`).
         let data = self.0.data.read().unwrap();

@@ -207,7 +207,7 @@ fn supernet_steps_match(dev: Device, space: &dyn nas_core::space::Space, seed: u
     }
 }
 
-/// On a device, a chain of device primitives (matrix products included) keeps its
+/// On a device, a chain of device primitives (matrix products and dropout included) keeps its
 /// activations in device memory: the forward brings back nothing (batch norm's statistics and the max-pool's argmax stay on
 /// the device for the gradients), and reading the result brings back exactly its values,
 /// which match the CPU's.
@@ -233,7 +233,9 @@ fn device_primitives_keep_activations_on_the_device(dev: Device) {
         let h = x.conv2d(&w, None, opts);
         let (h, _, _) = h.batch_norm_train(&g, &b, 1e-5);
         let h = h.avg_pool2d(3, 1, 1, false).max_pool2d(2, 2, 0);
-        h.matmul(&each).matmul(&shared)
+        h.matmul(&each)
+            .matmul(&shared)
+            .dropout(0.3, &mut Rng::new(5))
     };
     let cpu = forward().to_vec();
     // The weight on the device: the convolution runs there (uploading the input once)
@@ -254,7 +256,7 @@ fn device_primitives_keep_activations_on_the_device(dev: Device) {
         &cpu,
         &got,
         1e-4,
-        "conv, batch norm, pooling and matmul on the device",
+        "conv, batch norm, pooling, matmul and dropout on the device",
     );
 }
 

@@ -319,6 +319,10 @@ pub trait Resident {
     fn upload(&self, x: &[f32]) -> Res<DevBuf>;
     /// `len` zeros made in device memory (nothing crosses).
     fn zeros(&self, len: usize) -> Res<DevBuf>;
+    /// `len` values of dropout draw `d` made in device memory: entry `i` is 0 where its
+    /// random bits ([`crate::cpu::random::bits`], the same on every backend) fall below
+    /// `d.below`, `d.keep` elsewhere. Past 2^32 values is an error.
+    fn dropout_mask(&self, len: usize, d: &crate::cpu::random::Dropout) -> Res<DevBuf>;
     /// Each `k`x`k` plane of `x` written into a zero `size`x`size` plane at the taps `e`
     /// gives (a kernel at a larger size, as a fused mixed op mixes its candidates).
     fn embed_kernel(&self, e: &Embed, x: &DevBuf) -> Res<DevBuf>;

@@ -119,6 +119,10 @@ fn elementwise_and_broadcasting() {
     check("div same", &[a.clone(), a3.clone()], 1e-3, |t| {
         t[0].div(&t[1])
     });
+    // The same mask on every pass (one seed): the gradient is the mask.
+    check("dropout", &[a.clone()], 1e-2, |t| {
+        t[0].dropout(0.4, &mut Rng::new(8))
+    });
     check("add", &[a.clone(), b.clone()], 1e-2, |t| t[0].add(&t[1]));
     check("sub", &[a.clone(), b.clone()], 1e-2, |t| t[0].sub(&t[1]));
     check("mul", &[a.clone(), b.clone()], 1e-2, |t| t[0].mul(&t[1]));

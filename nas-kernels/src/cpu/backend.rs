@@ -219,6 +219,11 @@ impl Resident for Cpu {
         made_zeroed(len, |_| ())
     }
 
+    fn dropout_mask(&self, len: usize, d: &super::random::Dropout) -> Res<DevBuf> {
+        super::random::Dropout::check_len(len)?;
+        made(len, |y| super::random::dropout_mask(d, y))
+    }
+
     fn embed_kernel(&self, e: &Embed, x: &DevBuf) -> Res<DevBuf> {
         let x = hb(x)?;
         let n = e.planes * e.size * e.size;

@@ -10,6 +10,7 @@ pub mod math;
 pub mod norm;
 pub mod optim;
 pub mod pool;
+pub mod random;
 pub mod shape;
 pub mod softmax;
 

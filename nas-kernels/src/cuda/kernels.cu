@@ -7,6 +7,26 @@
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)blockDim.x * gridDim.x)
 
+// ---------------------------------------------------------------- dropout
+// Mask values of a dropout draw, bit for bit cpu::random's: 0 where entry i's bits fall
+// below `below`, `keep` elsewhere.
+__device__ __forceinline__ unsigned mix32(unsigned x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+extern "C" __global__ void dropout_mask_f32(float* y, long long n, unsigned s0, unsigned s1,
+                                            unsigned below, float keep) {
+    GRID_STRIDE(i, n) {
+        unsigned bits = mix32(mix32(mix32((unsigned)i) ^ s0) ^ s1);
+        y[i] = bits < below ? 0.f : keep;
+    }
+}
+
 // ---------------------------------------------------------------- elementwise
 // op: 0 copy, 1 relu, 2 exp, 3 log, 4 sigmoid, 5 tanh, 6 x*a+b, 7 neg
 extern "C" __global__ void unary_f32(const float* x, float* y, long long n, int op, float a,

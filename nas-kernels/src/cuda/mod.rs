@@ -28,6 +28,7 @@ pub const SOURCE: &str = include_str!("kernels.cu");
 pub const KERNELS: &[&str] = &[
     "unary_f32",
     "unary_backward_f32",
+    "dropout_mask_f32",
     "binary_f32",
     "reduce_to_f32",
     "reduce_to_lanes_f32",

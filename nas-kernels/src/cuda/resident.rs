@@ -248,6 +248,25 @@ impl Resident for Cuda {
         Ok(Self::wrap(Cuda::zeros::<f32>(self, len)?, len))
     }
 
+    fn dropout_mask(&self, len: usize, d: &crate::cpu::random::Dropout) -> Res<DevBuf> {
+        crate::cpu::random::Dropout::check_len(len)?;
+        let mut y = self.fresh(len)?;
+        if len > 0 {
+            let f = self.func("dropout_mask_f32")?;
+            let n = len as i64;
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&mut y)
+                .arg(&n)
+                .arg(&d.s0)
+                .arg(&d.s1)
+                .arg(&d.below)
+                .arg(&d.keep);
+            // SAFETY: arguments match `dropout_mask_f32`; `y` holds `len` floats.
+            unsafe { l.launch(cfg1d(len)) }.map_err(err("dropout_mask_f32"))?;
+        }
+        Ok(Self::wrap(y, len))
+    }
+
     fn unary(&self, op: Unary, x: &DevBuf) -> Res<DevBuf> {
         let x = cb(x)?;
         let (code, a, b) = op.code();

@@ -49,6 +49,27 @@ fn unary(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) 
     Y[i] = r;
 }
 
+// Dropout mask values (cpu::random's reference, bit for bit). P: n, s0, s1, below, keep.
+fn mix(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+@compute @workgroup_size(64)
+fn dropout_mask(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    let i = index(id, nw);
+    if (i >= p(0u)) {
+        return;
+    }
+    let bits = mix(mix(mix(i) ^ p(1u)) ^ p(2u));
+    Y[i] = select(pf(4u), 0.0, bits < p(3u));
+}
+
 // Same-shape binary op. P: n, op (0 add, 1 sub, 2 mul, 3 div, 4 ReLU gradient: u where
 // the ReLU's output v is positive, else 0; 5 sigmoid gradient u * v * (1 - v) and 6 tanh
 // gradient u * (1 - v * v), v the activation's output).

@@ -29,6 +29,7 @@ pub const SOURCE: &str = include_str!("kernels.wgsl");
 /// Entry points of `SOURCE`.
 pub const ENTRIES: &[&str] = &[
     "unary",
+    "dropout_mask",
     "binary",
     "binary_bcast",
     "reduce_to",
@@ -1224,6 +1225,17 @@ impl Resident for Gpu {
 
     fn zeros(&self, len: usize) -> Res<DevBuf> {
         Ok(DevBuf::Wgpu(self.output_zeroed("zeros", len)?))
+    }
+
+    fn dropout_mask(&self, len: usize, d: &crate::cpu::random::Dropout) -> Res<DevBuf> {
+        crate::cpu::random::Dropout::check_len(len)?;
+        let y = self.output("mask", len)?;
+        if len > 0 {
+            let params = [len as u32, d.s0, d.s1, d.below, d.keep.to_bits()];
+            let bufs = [&self.no_b, &self.no_b, &y.buf, &self.no_i];
+            self.dispatch("dropout_mask", &params, bufs, groups_1d(len))?;
+        }
+        Ok(DevBuf::Wgpu(y))
     }
 
     fn permute(&self, shape: &[usize], perm: &[usize], x: &DevBuf) -> Res<DevBuf> {

@@ -168,6 +168,7 @@ macro_rules! resident_tests {
             concat_and_slice,
             permutes,
             batched_matmul,
+            dropout_masks,
             bad_geometry,
             batch_norm_on_the_device,
             long_reductions,
@@ -1003,6 +1004,30 @@ pub mod resident {
         }
         close(&g.to_vec().unwrap(), &want, 0.0, "unslice_axis");
         assert!(r.slice_axis(outer, total, inner, 5, 4, &cat).is_err());
+    }
+
+    /// Dropout masks bit for bit the CPU reference's (several probabilities and seeds, an
+    /// odd length past one grid row of workgroups, none), all dropped at p = 1, and
+    /// about p of them dropped.
+    pub fn dropout_masks(r: &dyn Resident) {
+        use nas_kernels::cpu::random::{dropout_mask, Dropout};
+        for (len, p, seed) in [
+            (4_194_305, 0.5f32, 7u64),
+            (1_000, 0.1, u64::MAX),
+            (77, 0.9, 1 << 40),
+            (33, 1.0, 3),
+            (0, 0.5, 1),
+        ] {
+            let d = Dropout::new(p, seed).unwrap();
+            let mut want = vec![0.0; len];
+            dropout_mask(&d, &mut want);
+            let got = r.dropout_mask(len, &d).unwrap().to_vec().unwrap();
+            close(&got, &want, 0.0, &format!("dropout mask of {len} at p {p}"));
+            if len > 1_000_000 {
+                let dropped = got.iter().filter(|&&v| v == 0.0).count() as f64 / len as f64;
+                assert!((dropped - p as f64).abs() < 0.002, "dropped {dropped}");
+            }
+        }
     }
 
     /// Batches of products, each matrix of its own operands (every transpose, a k past
