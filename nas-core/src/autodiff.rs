@@ -220,19 +220,19 @@ impl Op {
         Some(place.map_or_else(accel::cpu, backend))
     }
 
-    /// Whether the backends' kernels take this op's gradient: all but a matrix product
-    /// (`Tensor::matmul`, batched or not; a linear layer's product is theirs), and
-    /// broadcasting or permuting past [`accel::BROADCAST_DIMS`] dimensions (same shapes
-    /// broadcast at any rank). Those run the host rule.
+    /// Whether the backends' kernels take this op's gradient: all but broadcasting,
+    /// summing or permuting past [`accel::BROADCAST_DIMS`] dimensions once those that
+    /// broadcast alike (or stay adjacent) are merged (same shapes broadcast at any rank).
+    /// Those run the host rule.
     fn resident_rule(&self, out: &Tensor) -> bool {
         use Op::*;
         match self {
             Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) => {
-                out.rank() <= accel::BROADCAST_DIMS
-                    || (a.shape() == out.shape() && b.shape() == out.shape())
+                (a.shape() == out.shape() && b.shape() == out.shape())
+                    || accel::broadcast_fits(a.shape(), b.shape())
             }
-            Sum(a, _) => a.rank() <= accel::BROADCAST_DIMS,
-            Permute(a, _) => a.rank() <= accel::PERMUTE_DIMS,
+            Sum(a, kept) => accel::sum_fits(a.shape(), kept),
+            Permute(a, perm) => accel::permute_fits(a.shape(), perm),
             _ => true,
         }
     }

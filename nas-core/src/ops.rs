@@ -136,9 +136,9 @@ impl Tensor {
         });
         let n: usize = shape.iter().product();
         let bytes = 4.0 * (self.numel() + other.numel() + n) as f64;
-        // The kernels broadcast over at most 6 dimensions (same shapes, any rank); past
-        // that, the host's loop.
-        if shape.len() <= accel::BROADCAST_DIMS || self.shape() == other.shape() {
+        // The kernels broadcast over at most 6 dimensions once those that broadcast alike
+        // are merged (same shapes, any rank); past that, the host's loop.
+        if self.shape() == other.shape() || accel::broadcast_fits(self.shape(), other.shape()) {
             let (a, b) = (self, other);
             let y = on_resident(&[a, b], "elementwise.fwd", n as f64, bytes, |r| {
                 let (da, db) = (a.dev_buf(r)?, b.dev_buf(r)?);
@@ -222,7 +222,7 @@ impl Tensor {
             }
         };
         let n = self.numel() as f64;
-        if self.rank() <= accel::BROADCAST_DIMS {
+        if accel::sum_fits(self.shape(), &kept) {
             let y = on_resident(&[self], "sum.fwd", n, 4.0 * n, |r| {
                 r.reduce_to(&self.dev_buf(r)?, self.shape(), &kept)
             });
@@ -356,13 +356,13 @@ impl Tensor {
         );
         let shape: Vec<usize> = perm.iter().map(|&p| self.dim(p)).collect();
         let bytes = 8.0 * self.numel() as f64;
-        if self.rank() <= accel::PERMUTE_DIMS {
+        if accel::permute_fits(self.shape(), perm) {
             let y = on_resident(&[self], "shape.fwd", 0.0, bytes, |r| {
                 r.permute(self.shape(), perm, &self.dev_buf(r)?)
             });
             return Tensor::from_device(shape, y, Op::Permute(self.clone(), perm.to_vec()));
         }
-        // Past the kernels' 6 axes: the host's loop.
+        // Past the kernels' 6 axes, merged where they stay adjacent: the host's loop.
         let mut out = buffer::take(self.numel());
         mv::permute(&self.data(), self.shape(), perm, &mut out);
         Tensor::from_op(shape, out, Op::Permute(self.clone(), perm.to_vec()))

@@ -53,6 +53,7 @@ on_devices!(
     a_supernet_step_matches_the_cpu,
     every_builtin_supernet_step_matches_the_cpu,
     device_primitives_keep_activations_on_the_device,
+    merged_shapes_past_six_dimensions_stay_on_the_device,
     seed_net_training_steps_move_only_the_batch,
     adam_steps_with_clipping_match_the_cpu,
     supernet_steps_move_the_batch_and_the_mixing_weights,
@@ -258,6 +259,39 @@ fn device_primitives_keep_activations_on_the_device(dev: Device) {
         1e-4,
         "conv, batch norm, pooling, matmul and dropout on the device",
     );
+}
+
+/// Shapes past 6 dimensions whose dimensions merge into at most 6 (broadcast alike, or
+/// adjacent through a permute, or of size 1) run on the device, forward and backward:
+/// nothing comes back but the result and the gradient read, which match the CPU's.
+fn merged_shapes_past_six_dimensions_stay_on_the_device(dev: Device) {
+    let Some(_turn) = turn(dev) else { return };
+    let mut rng = Rng::new(12);
+    let a = Tensor::parameter(
+        Tensor::randn(&[2, 1, 3, 1, 1, 2, 2, 3], 1.0, &mut rng).to_vec(),
+        &[2, 1, 3, 1, 1, 2, 2, 3],
+    );
+    let b = Tensor::randn(&[2, 1, 3, 1, 1, 1, 1, 3], 1.0, &mut rng);
+    let run = || {
+        a.zero_grad();
+        let y = a
+            .mul(&b)
+            .permute(&[5, 6, 7, 0, 1, 2, 3, 4])
+            .sum_axes(&[0, 1], false);
+        let loss = y.mul(&y).sum();
+        loss.backward();
+        (y, loss)
+    };
+    let (cpu_y, _) = run();
+    let (cpu_y, cpu_g) = (cpu_y.to_vec(), a.grad().unwrap());
+    dev.place_tensor(&a).unwrap();
+    let before = nas_core::device::transfers();
+    let (y, loss) = run();
+    let moved = nas_core::device::transfers() - before;
+    assert_eq!((moved.down_bytes, moved.down_calls), (0, 0), "{moved:?}");
+    drop(loss);
+    assert_close(&cpu_y, &y.to_vec(), 1e-5, "8-d product, permute and sum");
+    assert_close(&cpu_g, &a.grad().unwrap(), 1e-5, "their gradient");
 }
 
 /// Training steps of the seed network on the device, SGD with momentum and weight decay

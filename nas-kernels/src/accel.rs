@@ -727,22 +727,66 @@ pub const BROADCAST_DIMS: usize = 6;
 /// A shape as the broadcasting kernels take it.
 pub(crate) type Shape = [usize; BROADCAST_DIMS];
 
-/// `s` as the broadcasting kernels take it: right-aligned in [`BROADCAST_DIMS`]
-/// dimensions, padded with 1s.
-fn padded(what: &str, s: &[usize]) -> Res<Shape> {
-    if s.len() > BROADCAST_DIMS {
-        return Err(KernelError::Invalid(format!(
-            "{what}: shape {s:?} has more than the {BROADCAST_DIMS} dimensions the device \
-             kernels take"
-        )));
-    }
-    let mut d = [1; BROADCAST_DIMS];
-    d[BROADCAST_DIMS - s.len()..].copy_from_slice(s);
-    Ok(d)
+/// `shapes` right-aligned at the longest rank (1s in front).
+fn aligned(shapes: &[&[usize]]) -> Vec<Vec<usize>> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    shapes
+        .iter()
+        .map(|s| {
+            let mut v = vec![1; rank - s.len()];
+            v.extend_from_slice(s);
+            v
+        })
+        .collect()
 }
 
-/// The padded shapes of a broadcast `a op b` (the result's, `a`'s, `b`'s), checked
-/// against the operands' lengths `la` and `lb`.
+/// Aligned `shapes` (the first the full one, which every other broadcasts to) with the
+/// dimensions that are 1 in all dropped and adjacent ones merged where every shape is,
+/// in both, either full or 1: the same walk over the elements, in fewer dimensions.
+fn coalesced(shapes: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = vec![vec![]; shapes.len()];
+    let mut last: Option<Vec<bool>> = None;
+    for k in 0..shapes[0].len() {
+        if shapes[0][k] == 1 {
+            continue;
+        }
+        let broadcast: Vec<bool> = shapes.iter().map(|s| s[k] == 1).collect();
+        let merge = last.as_ref() == Some(&broadcast);
+        for (o, s) in out.iter_mut().zip(shapes) {
+            match merge {
+                true => *o.last_mut().unwrap() *= s[k],
+                false => o.push(s[k]),
+            }
+        }
+        last = Some(broadcast);
+    }
+    out
+}
+
+/// Coalesced `shapes` as the broadcasting kernels take them (right-aligned in
+/// [`BROADCAST_DIMS`] dimensions, padded with 1s); more dimensions are an error naming
+/// the shapes given (`given`).
+fn padded(what: &str, shapes: &[Vec<usize>], given: &[&[usize]]) -> Res<Vec<Shape>> {
+    coalesced(shapes)
+        .into_iter()
+        .map(|s| {
+            if s.len() > BROADCAST_DIMS {
+                return Err(KernelError::Invalid(format!(
+                    "{what}: shapes {given:?} keep more than the {BROADCAST_DIMS} dimensions \
+                     the device kernels take, merged where they broadcast alike"
+                )));
+            }
+            let mut d = [1; BROADCAST_DIMS];
+            d[BROADCAST_DIMS - s.len()..].copy_from_slice(&s);
+            Ok(d)
+        })
+        .collect()
+}
+
+/// The shapes of a broadcast `a op b` as the kernels take them (the result's, `a`'s,
+/// `b`'s: dimensions merged where both operands broadcast alike, then padded), checked
+/// against the operands' lengths `la` and `lb`. Any rank that merges to at most
+/// [`BROADCAST_DIMS`] dimensions.
 pub(crate) fn broadcast_shapes(
     sa: &[usize],
     la: usize,
@@ -751,10 +795,10 @@ pub(crate) fn broadcast_shapes(
 ) -> Res<[Shape; 3]> {
     check_len("broadcast operand a", la, sa.iter().product())?;
     check_len("broadcast operand b", lb, sb.iter().product())?;
-    let (a, b) = (padded("broadcast", sa)?, padded("broadcast", sb)?);
-    let mut y = [1; BROADCAST_DIMS];
-    for k in 0..BROADCAST_DIMS {
-        y[k] = match (a[k], b[k]) {
+    let ab = aligned(&[sa, sb]);
+    let mut y = vec![];
+    for (&u, &v) in ab[0].iter().zip(&ab[1]) {
+        y.push(match (u, v) {
             (u, v) if u == v || v == 1 => u,
             (1, v) => v,
             _ => {
@@ -762,9 +806,18 @@ pub(crate) fn broadcast_shapes(
                     "shapes {sa:?} and {sb:?} do not broadcast"
                 )))
             }
-        };
+        });
     }
+    let [y, a, b] = padded("broadcast", &[y, ab[0].clone(), ab[1].clone()], &[sa, sb])?[..] else {
+        unreachable!("three shapes in, three out")
+    };
     Ok([y, a, b])
+}
+
+/// Whether the device kernels take `a op b` for operands of shapes `sa` and `sb` that
+/// broadcast (at most [`BROADCAST_DIMS`] dimensions once merged).
+pub fn broadcast_fits(sa: &[usize], sb: &[usize]) -> bool {
+    broadcast_shapes(sa, sa.iter().product(), sb, sb.iter().product()).is_ok()
 }
 
 /// The kernel code of a broadcasting binary op (add, sub, mul, div).
@@ -781,17 +834,27 @@ pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
 /// lanes instead of one invocation (thread) per output.
 pub(crate) const LONG_SUM: usize = 256;
 
-/// The padded shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which
-/// must broadcast to `sy`: (`sy`, `sx`).
+/// The shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which must
+/// broadcast to `sy`, as the kernels take them: (`sy`, `sx`), merged and padded as
+/// [`broadcast_shapes`]'.
 pub(crate) fn sum_shapes(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[Shape; 2]> {
     check_len("reduce_to operand", lg, sy.iter().product())?;
-    let (y, x) = (padded("reduce_to", sy)?, padded("reduce_to", sx)?);
-    if (0..BROADCAST_DIMS).any(|k| x[k] != y[k] && x[k] != 1) {
+    let yx = aligned(&[sy, sx]);
+    if yx[0].iter().zip(&yx[1]).any(|(y, x)| x != y && *x != 1) {
         return Err(KernelError::Invalid(format!(
             "reduce_to: shape {sx:?} does not broadcast to {sy:?}"
         )));
     }
+    let [y, x] = padded("reduce_to", &yx, &[sy, sx])?[..] else {
+        unreachable!("two shapes in, two out")
+    };
     Ok([y, x])
+}
+
+/// Whether the device kernels sum values of shape `sy` down to shape `sx`, which
+/// broadcasts to it (at most [`BROADCAST_DIMS`] dimensions once merged).
+pub fn sum_fits(sy: &[usize], sx: &[usize]) -> bool {
+    sum_shapes(sy, sy.iter().product(), sx).is_ok()
 }
 
 /// Where a `k`x`k` kernel plane goes in a `size`x`size` one: tap `(a, b)` at
@@ -845,23 +908,50 @@ impl Embed {
 /// Most axes a device permute takes.
 pub const PERMUTE_DIMS: usize = 6;
 
+/// `shape` and `perm` with the axes of size 1 dropped and runs of axes that stay
+/// adjacent, in order, merged into one: the same reordering of the values over fewer
+/// axes. `perm` must be an order of the axes.
+fn coalesced_permute(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    // Output axes in order, as runs of input axes `first..=last`.
+    let mut runs: Vec<(usize, usize)> = vec![];
+    for &p in perm.iter().filter(|&&p| shape[p] != 1) {
+        match runs.last_mut() {
+            // The next input axis, skipping those of size 1 between.
+            Some((_, last)) if (*last + 1..p).all(|q| shape[q] == 1) && p > *last => *last = p,
+            _ => runs.push((p, p)),
+        }
+    }
+    let mut by_input: Vec<usize> = (0..runs.len()).collect();
+    by_input.sort_by_key(|&r| runs[r].0);
+    let sizes = by_input
+        .iter()
+        .map(|&r| shape[runs[r].0..=runs[r].1].iter().product())
+        .collect();
+    let mut new_perm = vec![0; runs.len()];
+    for (at, &r) in by_input.iter().enumerate() {
+        new_perm[r] = at;
+    }
+    (sizes, new_perm)
+}
+
 /// The output shape of `x` (`len` values of shape `shape`) permuted by `perm`, and for
-/// each output axis the input stride it walks, both padded at the front to
-/// [`PERMUTE_DIMS`] axes (size 1, stride 0). Errors: a `perm` that is not an order of the
-/// axes, more than [`PERMUTE_DIMS`] axes, a length that is not the shape's, or a size
-/// past `u32`.
+/// each output axis the input stride it walks, with axes merged where they stay adjacent
+/// (any rank that merges to at most [`PERMUTE_DIMS`] axes), padded at the front to
+/// [`PERMUTE_DIMS`] axes (size 1, stride 0). Errors: a `perm` that is not an order of
+/// the axes, more than [`PERMUTE_DIMS`] axes once merged, a length that is not the
+/// shape's, or a size past `u32`.
 pub(crate) fn permute6(
     shape: &[usize],
     perm: &[usize],
     len: usize,
 ) -> Res<([usize; PERMUTE_DIMS], [usize; PERMUTE_DIMS])> {
     let rank = shape.len();
-    if rank > PERMUTE_DIMS || perm.len() != rank {
+    if perm.len() != rank {
         return Err(KernelError::Invalid(format!(
-            "permute {perm:?} of shape {shape:?}: at most {PERMUTE_DIMS} axes, one entry each"
+            "permute {perm:?} of shape {shape:?}: one entry per axis"
         )));
     }
-    let mut seen = [false; PERMUTE_DIMS];
+    let mut seen = vec![false; rank];
     for &p in perm {
         if p >= rank || std::mem::replace(&mut seen[p], true) {
             return Err(KernelError::Invalid(format!(
@@ -874,6 +964,14 @@ pub(crate) fn permute6(
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .filter(|&n| n <= u32::MAX as usize);
     check_len("permute input", len, numel.unwrap_or(usize::MAX))?;
+    let (shape, perm) = coalesced_permute(shape, perm);
+    let rank = shape.len();
+    if rank > PERMUTE_DIMS {
+        return Err(KernelError::Invalid(format!(
+            "permute: {rank} axes stay apart, more than the {PERMUTE_DIMS} the device \
+             kernels take"
+        )));
+    }
     let mut stride = [0usize; PERMUTE_DIMS];
     let mut s = 1;
     for d in (0..rank).rev() {
@@ -887,6 +985,12 @@ pub(crate) fn permute6(
         strides[pad + d] = stride[p];
     }
     Ok((dims, strides))
+}
+
+/// Whether the device kernels permute values of shape `shape` by `perm` (an order of its
+/// axes; at most [`PERMUTE_DIMS`] axes once merged).
+pub fn permute_fits(shape: &[usize], perm: &[usize]) -> bool {
+    permute6(shape, perm, shape.iter().product()).is_ok()
 }
 
 /// A running-statistics update's vectors (the batch's 1/std, the running mean and

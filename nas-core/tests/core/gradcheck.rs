@@ -147,15 +147,21 @@ fn elementwise_and_broadcasting() {
     check("add, 5 dimensions", &[five.clone(), b.clone()], 1e-2, |t| {
         t[0].add(&t[1])
     });
-    // 6 dimensions broadcast on the device; 7 fall back to the CPU.
+    // 6 dimensions broadcast on the device, and so do 7 that merge into fewer; 7 that
+    // broadcast each differently from the next fall back to the CPU.
     let six = param(&[2, 1, 3, 1, 2, 2], &mut rng);
     let six_b = param(&[1, 2, 1, 2, 1, 2], &mut rng);
     check("mul, 6 dimensions", &[six.clone(), six_b], 1e-2, |t| {
         t[0].mul(&t[1])
     });
     let seven = param(&[2, 1, 1, 3, 1, 2, 2], &mut rng);
-    check("sub, 7 dimensions", &[seven, six], 1e-2, |t| {
+    check("sub, 7 dimensions merged", &[seven, six], 1e-2, |t| {
         t[0].sub(&t[1])
+    });
+    let odd = param(&[2, 1, 2, 1, 2, 1, 2], &mut rng);
+    let even = param(&[1, 2, 1, 2, 1, 2, 1], &mut rng);
+    check("mul, 7 dimensions apart", &[odd, even.clone()], 1e-2, |t| {
+        t[0].mul(&t[1])
     });
     // Same shapes of any rank run on the device.
     let five2 = param(&[2, 1, 2, 3, 4], &mut rng);
@@ -186,14 +192,23 @@ fn reductions_and_movement() {
     check("permute", &[a.clone()], 1e-2, |t| {
         t[0].permute(&[2, 0, 3, 1])
     });
-    // Six axes (the most a device permute takes) and seven (the CPU's, on a device too).
+    // Six axes (the most a device permute takes), seven that merge into fewer (their
+    // axes of size 1 dropped), and seven that stay apart (the CPU's, on a device too).
     let six = param(&[2, 1, 3, 2, 1, 2], &mut rng);
     check("permute 6-d", &[six], 1e-2, |t| {
         t[0].permute(&[5, 3, 1, 0, 4, 2])
     });
     let seven = param(&[2, 1, 3, 1, 2, 1, 2], &mut rng);
-    check("permute 7-d", &[seven], 1e-2, |t| {
+    check("permute 7-d merged", &[seven], 1e-2, |t| {
         t[0].permute(&[6, 3, 1, 0, 4, 2, 5])
+    });
+    let twos = param(&[2; 7], &mut rng);
+    check("permute 7-d apart", &[twos.clone()], 1e-2, |t| {
+        t[0].permute(&[6, 5, 4, 3, 2, 1, 0])
+    });
+    // A sum over every other axis of seven: seven dimensions apart (the CPU's).
+    check("sum of 7-d, axes apart", &[twos], 1e-2, |t| {
+        t[0].sum_axes(&[0, 2, 4, 6], true)
     });
     check("slice", &[a.clone()], 1e-2, |t| t[0].slice(2, 1, 2));
     let b = param(&[2, 2, 4, 5], &mut rng);

@@ -741,11 +741,16 @@ pub mod resident {
 
     /// Broadcasting binary ops (a per-channel scale of NCHW, an outer product, a scalar,
     /// a lower-rank operand on either side) against the CPU's, and sums down to every
-    /// kind of broadcast shape against the CPU's gradient fold; shapes that do not
-    /// broadcast, more than 6 dimensions and wrong lengths are errors.
+    /// kind of broadcast shape against the CPU's gradient fold, at up to 8 dimensions that
+    /// merge into 6 or fewer; shapes that do not broadcast, 7 dimensions that stay apart
+    /// and wrong lengths are errors.
     pub fn broadcasting_and_sums(r: &dyn Resident) {
         use nas_kernels::cpu::elementwise as ew;
-        let cases: [(&[usize], &[usize]); 8] = [
+        let cases: [(&[usize], &[usize]); 10] = [
+            // Eight dimensions that merge into three (1s dropped, and two broadcast
+            // alike), and seven into six.
+            (&[2, 1, 3, 1, 1, 2, 2, 3], &[2, 1, 3, 1, 1, 1, 1, 3]),
+            (&[2, 1, 2, 1, 2, 2, 2], &[1, 2, 1, 2, 1, 2, 2]),
             (&[2, 3, 4, 5], &[1, 3, 1, 1]),
             (&[1, 3, 1, 1], &[2, 3, 4, 5]),
             (&[3, 1], &[1, 4]),
@@ -782,7 +787,9 @@ pub mod resident {
                 );
             }
         }
-        let sums: [(&[usize], &[usize]); 10] = [
+        let sums: [(&[usize], &[usize]); 12] = [
+            (&[2, 2, 1, 3, 1, 2, 2, 2], &[2, 2, 1, 3, 1, 1, 1, 2]),
+            (&[2, 2, 2, 2, 2, 2, 2], &[2, 1, 2, 1, 2, 1, 1]),
             (&[2, 3, 4, 5], &[1, 3, 1, 1]),
             (&[2, 3, 4, 5], &[3, 1, 1]),
             (&[2, 3, 4, 5], &[1]),
@@ -805,12 +812,14 @@ pub mod resident {
         assert!(r
             .binary_broadcast(Binary::Add, &a, &[6], &b, &[2, 2])
             .is_err());
-        // Past 6 dimensions (a shape that broadcasts, but has 7).
-        let c = up(r, &random(3, 3));
+        // Past 6 dimensions: 7 that broadcast each differently from the next.
+        let (odd, even) = (up(r, &random(16, 3)), up(r, &random(8, 4)));
+        let (so, se) = ([2, 1, 2, 1, 2, 1, 2], [1, 2, 1, 2, 1, 2, 1]);
         assert!(r
-            .binary_broadcast(Binary::Add, &a, &[1, 1, 1, 1, 1, 2, 3], &c, &[3])
+            .binary_broadcast(Binary::Add, &odd, &so, &even, &se)
             .is_err());
-        assert!(r.reduce_to(&a, &[1, 1, 1, 1, 1, 2, 3], &[3]).is_err());
+        let all = up(r, &random(128, 5));
+        assert!(r.reduce_to(&all, &[2; 7], &so).is_err());
         assert!(r
             .binary_broadcast(Binary::ReluGrad, &a, &[6], &a, &[6])
             .is_err());
@@ -1069,8 +1078,9 @@ pub mod resident {
             .is_err());
     }
 
-    /// Permutes of 1 to 6 axes against the CPU's, each undone by its inverse; a `perm`
-    /// that is not an order of the axes, 7 axes and a wrong length are errors.
+    /// Permutes of 1 to 6 axes, and of 7 and 8 that merge into fewer, against the CPU's,
+    /// each undone by its inverse; a `perm` that is not an order of the axes, 7 axes that
+    /// stay apart and a wrong length are errors.
     pub fn permutes(r: &dyn Resident) {
         use nas_kernels::cpu::shape::permute;
         for (shape, perm) in [
@@ -1080,6 +1090,9 @@ pub mod resident {
             (vec![2, 3, 4, 5], vec![0, 2, 3, 1]),
             (vec![2, 1, 3, 2, 4], vec![4, 2, 0, 3, 1]),
             (vec![2, 3, 1, 2, 3, 2], vec![5, 3, 1, 0, 4, 2]),
+            // Eight axes: three runs that stay adjacent, axes of size 1 among them.
+            (vec![2, 1, 3, 2, 1, 2, 2, 3], vec![5, 6, 7, 0, 1, 2, 3, 4]),
+            (vec![2, 3, 2, 2, 3, 2, 2], vec![4, 5, 6, 2, 3, 0, 1]),
         ] {
             let n = shape.iter().product();
             let x = random(n, 70);
@@ -1101,8 +1114,9 @@ pub mod resident {
         assert!(r.permute(&[2, 3, 4], &[0, 1, 3], &x).is_err());
         assert!(r.permute(&[2, 3, 4], &[0, 1], &x).is_err());
         assert!(r.permute(&[2, 3, 5], &[0, 1, 2], &x).is_err());
-        let seven = [1, 2, 1, 3, 1, 4, 1];
-        assert!(r.permute(&seven, &[0, 1, 2, 3, 4, 5, 6], &x).is_err());
+        // Seven axes that stay apart; eight that merge into fewer run (below).
+        let all = up(r, &random(128, 72));
+        assert!(r.permute(&[2; 7], &[6, 5, 4, 3, 2, 1, 0], &all).is_err());
     }
 
     /// A pooling geometry PyTorch refuses (padding past half the window, which would put
