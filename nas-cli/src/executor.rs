@@ -39,46 +39,26 @@ impl Outcome {
         })
     }
 
-    /// `asked` and their `outcomes` with the trials a broken device interrupted moved
-    /// last, in their order: the batch's other trials, finished after them or not, are
-    /// then journaled before the search stops ([`Outcome::stop`]), and a resume
-    /// evaluates only the interrupted ones again.
-    pub fn interrupted_last<T>(asked: Vec<T>, outcomes: Vec<Outcome>) -> (Vec<T>, Vec<Outcome>) {
-        let (mut order, interrupted): (Vec<_>, Vec<_>) = asked
-            .into_iter()
-            .zip(outcomes)
-            .partition(|(_, o)| !matches!(o, Outcome::Interrupted(_)));
-        order.extend(interrupted);
-        order.into_iter().unzip()
-    }
-
     /// Where a batch's journaling stops, and the error the search then ends with: at
-    /// the first trial a broken device interrupted (those go last, see
-    /// [`Outcome::interrupted_last`]), or at the first device failure when no trial of
-    /// the search has finished (`finished`: the journal holds one, or this batch does),
-    /// since a setting rather than the architecture is then the likely cause. None: the
-    /// whole batch is journaled (device failures as failed trials). `first` is the trial
-    /// number of `outcomes[0]`. The trials before the stop are journaled, so none that
-    /// finished is lost.
+    /// the first trial a broken device interrupted, or at the first device failure when
+    /// no trial of the search has finished (`finished`: the journal holds one, or this
+    /// batch does), since a setting rather than the architecture is then the likely
+    /// cause. None: the whole batch is journaled (device failures as failed trials).
+    /// `first` is the trial number of `outcomes[0]`. The trials before the stop are
+    /// journaled, so none that finished is lost. Those after it that finished run again
+    /// on resume: a trial's number gives its seed, and journaling them ahead of the
+    /// stopped one would give them another number than the one they ran with.
     pub fn stop(outcomes: &[Outcome], first: usize, finished: bool) -> Option<(usize, String)> {
         let interrupted = outcomes.iter().enumerate().find_map(|(k, o)| match o {
             Outcome::Interrupted(why) => Some((k, why)),
             _ => None,
         });
         if let Some((k, why)) = interrupted {
-            let more = outcomes[k + 1..]
-                .iter()
-                .filter(|o| matches!(o, Outcome::Interrupted(_)))
-                .count();
-            let others = match more {
-                0 => String::new(),
-                n => format!(" and the {} after it", crate::count(n, "other")),
-            };
             return Some((
                 k,
                 format!(
-                    "trial {}: {why}\nThe batch's other trials are journaled; `nas resume` \
-                     evaluates this one{others} again",
+                    "trial {}: {why}\nThe trials before it are journaled; `nas resume` \
+                     evaluates it and the rest of its batch again",
                     first + k
                 ),
             ));

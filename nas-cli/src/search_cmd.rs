@@ -320,7 +320,6 @@ fn drive_loop(
         }
         let first = journal.len();
         let outcomes = executor.evaluate(&asked, first)?;
-        let (asked, outcomes) = Outcome::interrupted_last(asked, outcomes);
         let stop = Outcome::stop(&outcomes, first, finished);
         let journaled = stop.as_ref().map_or(outcomes.len(), |(k, _)| *k);
         for (arch, out) in asked.into_iter().zip(outcomes).take(journaled) {
@@ -452,29 +451,20 @@ fn restore(
     let mut in_flight = vec![];
     while at < journal.len() {
         let want = a.parallel.min(a.budget.saturating_sub(at)).max(1);
-        let asked = ask_batch(s, a, choices, want, evaluator)?;
+        let mut asked = ask_batch(s, a, choices, want, evaluator)?;
         // A strategy that has run out asked nothing: it is told the rest as they are.
         let n = match asked.len() {
             0 => journal.len() - at,
             k => k.min(journal.len() - at),
         };
-        // Each journaled trial of the batch takes the asked architecture it is, in any
-        // order: trials a broken device interrupted were journaled after the batch's
-        // others (`Outcome::interrupted_last`), and are what is left to evaluate.
-        let mut open: Vec<Option<Architecture>> = asked.into_iter().map(Some).collect();
-        let left = open.len().saturating_sub(n);
-        for r in &journal[at..at + n] {
-            match open.iter_mut().find(|o| o.as_ref() == Some(&r.arch)) {
-                Some(o) => *o = None,
-                None => {
-                    differs.get_or_insert(r.trial);
-                }
+        for (k, r) in journal[at..at + n].iter().enumerate() {
+            if asked.get(k) != Some(&r.arch) {
+                differs.get_or_insert(r.trial);
             }
             s.tell(&r.arch, &r.metrics).map_err(|e| anyhow!(e))?;
         }
         at += n;
-        let mut unmatched: Vec<Architecture> = open.into_iter().flatten().collect();
-        in_flight = unmatched.split_off(unmatched.len() - left);
+        in_flight = asked.split_off(n.min(asked.len()));
     }
     if let Some(t) = differs {
         tracing::info!(
