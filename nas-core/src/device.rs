@@ -5,7 +5,7 @@
 //! network's parameters and buffers there, an op runs on the device its operands are on (uploading
 //! host operands, such as a batch, once), and its result, its gradients and the
 //! optimiser's buffers stay there until the host reads them. Ops with no device kernel
-//! (broadcasting and permutes past 6 dimensions that do not merge) read their
+//! (broadcasting, sums and permutes past 6 dimensions that do not merge) read their
 //! operands back, run on the
 //! CPU, and their results live on the device again. Nothing is routed process-wide:
 //! networks on the CPU, on wgpu and on CUDA can train side by side; operands on two
@@ -81,10 +81,10 @@ impl fmt::Display for Device {
 /// What runs on a device that keeps tensors in its memory (wgpu, CUDA), for messages.
 pub const ON_DEVICE: &str = "activations, gradients, weights and SGD/Adam state stay in device \
                              memory; convolutions, linear layers, matrix products, pooling, \
-                             batch norm, log-softmax/NLL, elementwise ops (broadcasting over up \
-                             to 6 dimensions once merged), sums over axes, concatenation, \
-                             slicing and permutes (up to 6 axes once merged), dropout, mixed-op \
-                             sums and the optimiser steps run there, other shapes on the CPU";
+                             batch norm, log-softmax/NLL, elementwise ops, sums over axes and \
+                             permutes (up to 6 dimensions once merged), concatenation, slicing, \
+                             dropout, mixed-op sums and the optimiser steps run there, shapes \
+                             past that on the CPU";
 
 impl Device {
     /// What runs on this device, for messages.

@@ -317,32 +317,31 @@ impl Evaluator for TrainEvaluator<'_> {
         Ok(m)
     }
 
-    /// The costs of the untrained network (they do not depend on its weights): its
-    /// parameters, multiply-adds and activations counted on the host, its latency
-    /// measured where `evaluate` would place it. A network the device cannot hold or
-    /// run there has no latency: its costs say so as a failure (`Metrics::failed`, the
-    /// counted costs kept), which a device-aware strategy takes as over any device
-    /// budget. An error where the device no longer works after that failure (the search
-    /// ends, and resumes in a new process).
+    /// The costs of the untrained network (they do not depend on its weights), built,
+    /// placed and measured as `evaluate` would. A network the device cannot hold or run
+    /// has no latency there: its costs say so as a failure (`Metrics::failed`), with
+    /// its parameters, multiply-adds and activations counted on the host, and a
+    /// device-aware strategy takes it as over any device budget. An error where the
+    /// device no longer works after that failure (the search ends, and resumes in a new
+    /// process).
     fn costs(&self, arch: &Architecture) -> Result<Metrics, String> {
         let net = fixed(self.space, arch, 0).map_err(|e| e.to_string())?;
-        let mut m = self.counted_costs(net.as_ref());
         let measured = crate::device::catch(|| {
             self.device.place(net.as_ref())?;
-            Ok::<_, String>(measure_latency(net.as_ref(), self.input(), 1, 5))
+            Ok::<_, String>(self.net_costs(net.as_ref()))
         });
-        match measured.and_then(|r| r) {
-            Ok(ms) => m.latency_ms = Some(ms),
-            Err(e) => {
-                let why = format!("the device cannot run it: {e}");
-                crate::device::usable().map_err(|broken| {
-                    format!(
-                        "measuring its latency: {why}; the device does not work after it: {broken}"
-                    )
-                })?;
-                m.extra.extend(Metrics::failed(&why).extra);
-            }
-        }
+        let e = match measured.and_then(|r| r) {
+            Ok(m) => return Ok(m),
+            Err(e) => e,
+        };
+        let why = format!("the device cannot run it: {e}");
+        crate::device::usable().map_err(|broken| {
+            format!("measuring its costs: {why}; the device does not work after it: {broken}")
+        })?;
+        // Counted again on the host, from a network that never went to the device.
+        let host = fixed(self.space, arch, 0).map_err(|e| e.to_string())?;
+        let mut m = self.counted_costs(host.as_ref());
+        m.extra.extend(Metrics::failed(&why).extra);
         Ok(m)
     }
 }
