@@ -333,8 +333,8 @@ pub trait Resident {
     /// A same-length elementwise operation.
     fn binary(&self, op: Binary, a: &DevBuf, b: &DevBuf) -> Res<DevBuf>;
     /// `a op b` (add, sub, mul or div) with NumPy broadcasting, `a` of shape `sa` and `b`
-    /// of shape `sb`, at most [`BROADCAST_DIMS`] dimensions each: the result has the
-    /// broadcast shape.
+    /// of shape `sb`, of any rank whose dimensions merge into [`BROADCAST_DIMS`] (see
+    /// [`broadcast_fits`]): the result has the broadcast shape.
     fn binary_broadcast(
         &self,
         op: Binary,
@@ -343,12 +343,13 @@ pub trait Resident {
         b: &DevBuf,
         sb: &[usize],
     ) -> Res<DevBuf>;
-    /// `g` (shape `sy`) summed over the dimensions where shape `sx` (at most
-    /// [`BROADCAST_DIMS`] dimensions, broadcasting to `sy`) has 1s: a broadcast operand's gradient, and a sum
-    /// over axes. The result has `sx`'s length.
+    /// `g` (shape `sy`) summed over the dimensions where shape `sx` (broadcasting to `sy`;
+    /// the two merging into [`BROADCAST_DIMS`] dimensions, see [`sum_fits`]) has 1s: a
+    /// broadcast operand's gradient, and a sum over axes. The result has `sx`'s length.
     fn reduce_to(&self, g: &DevBuf, sy: &[usize], sx: &[usize]) -> Res<DevBuf>;
-    /// `x` (of shape `shape`, up to [`PERMUTE_DIMS`] axes) with its axes reordered:
-    /// output axis `d` is input axis `perm[d]`. Its gradient is the inverse permutation.
+    /// `x` (of shape `shape`: any rank whose axes merge into [`PERMUTE_DIMS`], see
+    /// [`permute_fits`]) with its axes reordered: output axis `d` is input axis
+    /// `perm[d]`. Its gradient is the inverse permutation.
     fn permute(&self, shape: &[usize], perm: &[usize], x: &DevBuf) -> Res<DevBuf>;
     /// `[m, k] x [k, n]`, either operand read transposed.
     #[allow(clippy::too_many_arguments)]

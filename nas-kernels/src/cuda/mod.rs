@@ -562,23 +562,8 @@ impl Cuda {
         self.down(&dy, x.len())
     }
 
-    /// `C (+)= A x B` on device buffers (`sgemm_f32`, one matrix).
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_on(
-        &self,
-        mnk: (usize, usize, usize),
-        a: &CudaView<f32>,
-        ta: bool,
-        b: &CudaView<f32>,
-        tb: bool,
-        c: &mut CudaViewMut<f32>,
-        acc: bool,
-    ) -> Res<()> {
-        self.gemm_strided(1, mnk, a, ta, b, tb, c, acc)
-    }
-
-    /// `batch` products `C_i (+)= A_i x B_i` of consecutive matrices (`sgemm_f32`, one
-    /// grid layer each).
+    /// `batch` products `C_i (+)= A_i x B_i` of consecutive matrices on device buffers
+    /// (`sgemm_f32`, one grid layer each; a batch of 1 is one product).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemm_strided(
         &self,

@@ -181,7 +181,7 @@ impl Cuda {
                 let yo = (b * p.cout + gi * cout_g) * pp;
                 let mut yv = y.slice_mut(yo..yo + cout_g * pp);
                 let cv = col.slice(..);
-                self.gemm_on((cout_g, pp, kk), &wv, false, &cv, false, &mut yv, false)?;
+                self.gemm_strided(1, (cout_g, pp, kk), &wv, false, &cv, false, &mut yv, false)?;
             }
         }
         Ok(y)
@@ -543,7 +543,7 @@ impl Resident for Cuda {
                 let go = (b * p.cout + gi * cout_g) * pp;
                 let gv = gy.s.slice(go..go + cout_g * pp);
                 let mut cv = col.slice_mut(..);
-                self.gemm_on((kk, pp, cout_g), &wv, true, &gv, false, &mut cv, false)?;
+                self.gemm_strided(1, (kk, pp, cout_g), &wv, true, &gv, false, &mut cv, false)?;
                 let xo = (b * p.cin + gi * cin_g) * p.h * p.w;
                 let mut xv = dx.slice_mut(xo..xo + cin_g * p.h * p.w);
                 let mut l = self.stream.launch_builder(&f);
@@ -583,7 +583,7 @@ impl Resident for Cuda {
                 let gv = gy.s.slice(go..go + cout_g * pp);
                 let mut wv = dw.slice_mut(gi * cout_g * kk..(gi + 1) * cout_g * kk);
                 let cv = col.slice(..);
-                self.gemm_on((cout_g, kk, pp), &gv, false, &cv, true, &mut wv, true)?;
+                self.gemm_strided(1, (cout_g, kk, pp), &gv, false, &cv, true, &mut wv, true)?;
             }
         }
         Ok(Self::wrap(dw, len))
