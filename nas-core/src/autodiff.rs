@@ -222,8 +222,8 @@ impl Op {
 
     /// Whether the backends' kernels take this op's gradient: all but broadcasting,
     /// summing or permuting past [`accel::BROADCAST_DIMS`] dimensions once those that
-    /// broadcast alike (or stay adjacent) are merged (same shapes broadcast at any rank).
-    /// Those run the host rule.
+    /// broadcast alike (or stay adjacent) are merged (same shapes merge into one, checked
+    /// first without the merging's work). Those run the host rule.
     fn resident_rule(&self, out: &Tensor) -> bool {
         use Op::*;
         match self {

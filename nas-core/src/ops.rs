@@ -137,7 +137,8 @@ impl Tensor {
         let n: usize = shape.iter().product();
         let bytes = 4.0 * (self.numel() + other.numel() + n) as f64;
         // The kernels broadcast over at most 6 dimensions once those that broadcast alike
-        // are merged (same shapes, any rank); past that, the host's loop.
+        // are merged; past that, the host's loop. Same shapes (any rank) merge into one,
+        // checked first without the merging's work.
         if self.shape() == other.shape() || accel::broadcast_fits(self.shape(), other.shape()) {
             let (a, b) = (self, other);
             let y = on_resident(&[a, b], "elementwise.fwd", n as f64, bytes, |r| {

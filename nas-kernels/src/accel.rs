@@ -767,7 +767,7 @@ fn coalesced(shapes: &[Vec<usize>]) -> Vec<Vec<usize>> {
 /// Coalesced `shapes` as the broadcasting kernels take them (right-aligned in
 /// [`BROADCAST_DIMS`] dimensions, padded with 1s); more dimensions are an error naming
 /// the shapes given (`given`).
-fn padded(what: &str, shapes: &[Vec<usize>], given: &[&[usize]]) -> Res<Vec<Shape>> {
+fn merged_padded(what: &str, shapes: &[Vec<usize>], given: &[&[usize]]) -> Res<Vec<Shape>> {
     coalesced(shapes)
         .into_iter()
         .map(|s| {
@@ -796,9 +796,9 @@ pub(crate) fn broadcast_shapes(
 ) -> Res<[Shape; 3]> {
     check_len("broadcast operand a", la, sa.iter().product())?;
     check_len("broadcast operand b", lb, sb.iter().product())?;
-    let ab = aligned(&[sa, sb]);
+    let [a, b]: [Vec<usize>; 2] = aligned(&[sa, sb]).try_into().expect("two shapes");
     let mut y = vec![];
-    for (&u, &v) in ab[0].iter().zip(&ab[1]) {
+    for (&u, &v) in a.iter().zip(&b) {
         y.push(match (u, v) {
             (u, v) if u == v || v == 1 => u,
             (1, v) => v,
@@ -809,7 +809,7 @@ pub(crate) fn broadcast_shapes(
             }
         });
     }
-    let [y, a, b] = padded("broadcast", &[y, ab[0].clone(), ab[1].clone()], &[sa, sb])?[..] else {
+    let [y, a, b] = merged_padded("broadcast", &[y, a, b], &[sa, sb])?[..] else {
         unreachable!("three shapes in, three out")
     };
     Ok([y, a, b])
@@ -836,8 +836,8 @@ pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
 pub(crate) const LONG_SUM: usize = 256;
 
 /// The shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which must
-/// broadcast to `sy`, as the kernels take them: (`sy`, `sx`), merged and padded as
-/// [`broadcast_shapes`]'.
+/// broadcast to `sy`, as the kernels take them: (`sy`, `sx`), merged and padded as in
+/// [`broadcast_shapes`].
 pub(crate) fn sum_shapes(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[Shape; 2]> {
     check_len("reduce_to operand", lg, sy.iter().product())?;
     let yx = aligned(&[sy, sx]);
@@ -846,7 +846,7 @@ pub(crate) fn sum_shapes(sy: &[usize], lg: usize, sx: &[usize]) -> Res<[Shape; 2
             "reduce_to: shape {sx:?} does not broadcast to {sy:?}"
         )));
     }
-    let [y, x] = padded("reduce_to", &yx, &[sy, sx])?[..] else {
+    let [y, x] = merged_padded("reduce_to", &yx, &[sy, sx])?[..] else {
         unreachable!("two shapes in, two out")
     };
     Ok([y, x])
@@ -918,7 +918,7 @@ fn coalesced_permute(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>
     for &p in perm.iter().filter(|&&p| shape[p] != 1) {
         match runs.last_mut() {
             // The next input axis, skipping those of size 1 between.
-            Some((_, last)) if (*last + 1..p).all(|q| shape[q] == 1) && p > *last => *last = p,
+            Some((_, last)) if p > *last && (*last + 1..p).all(|q| shape[q] == 1) => *last = p,
             _ => runs.push((p, p)),
         }
     }
