@@ -265,8 +265,9 @@ extern "C" __global__ void weighted_sum_backward_weight_f32(const float* xs, con
 
 // ---------------------------------------------------------------- GEMM
 // C[m,n] = A[m,k] x B[k,n] (+ C when acc), with A or B read transposed. 16x16 tiles in
-// shared memory; grid (ceil(n/16), ceil(m/16), batch), block (16, 16). Batched operands
-// are strided by m*k, k*n (0 = shared) and m*n.
+// shared memory; grid (ceil(m/16) * ceil(n/16), 1, batch), x over the tiles row by row
+// (x takes 2^31 - 1 blocks, y and z 65,535), block (16, 16). Batched operands are
+// strided by m*k, k*n (0 = shared) and m*n.
 #define TILE 16
 extern "C" __global__ void sgemm_f32(int m, int n, int k, const float* A, int ta,
                                      long long strideA, const float* B, int tb,
@@ -276,8 +277,9 @@ extern "C" __global__ void sgemm_f32(int m, int n, int k, const float* A, int ta
     A += blockIdx.z * strideA;
     B += blockIdx.z * strideB;
     C += blockIdx.z * strideC;
-    int row = blockIdx.y * TILE + threadIdx.y;
-    int col = blockIdx.x * TILE + threadIdx.x;
+    int tiles_n = (n + TILE - 1) / TILE;
+    int row = (int)(blockIdx.x / tiles_n) * TILE + threadIdx.y;
+    int col = (int)(blockIdx.x % tiles_n) * TILE + threadIdx.x;
     float s = 0.f;
     for (int t = 0; t < k; t += TILE) {
         int ak = t + threadIdx.x, bk = t + threadIdx.y;

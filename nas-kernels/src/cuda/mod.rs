@@ -563,7 +563,8 @@ impl Cuda {
     }
 
     /// `batch` products `C_i (+)= A_i x B_i` of consecutive matrices on device buffers
-    /// (`sgemm_f32`, one grid layer each; a batch of 1 is one product).
+    /// (`sgemm_f32`, one grid layer each, a launch per 65,535; a batch of 1 is one
+    /// product).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemm_strided(
         &self,
@@ -580,10 +581,8 @@ impl Cuda {
             // An empty product: nothing to write (CUDA refuses an empty grid).
             return Ok(());
         }
-        if m.div_ceil(16) > 65_535
-            || batch > 65_535
-            || [m, n, k].iter().any(|&v| v > i32::MAX as usize)
-        {
+        let tiles = m.div_ceil(16) * n.div_ceil(16);
+        if tiles > i32::MAX as usize || [m, n, k].iter().any(|&v| v > i32::MAX as usize) {
             return Err(KernelError::Invalid(format!(
                 "sgemm_f32: {batch} products of {m}x{n}x{k} are past this kernel's grid"
             )));
@@ -591,21 +590,30 @@ impl Cuda {
         let f = self.func("sgemm_f32")?;
         let (mi, ni, ki) = (m as i32, n as i32, k as i32);
         let (tai, tbi, acci) = (ta as i32, tb as i32, acc as i32);
-        let (sa, sb, sc) = ((m * k) as i64, (k * n) as i64, (m * n) as i64);
-        let cfg = LaunchConfig {
-            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32),
-            block_dim: (16, 16, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut l = self.stream.launch_builder(&f);
-        l.arg(&mi).arg(&ni).arg(&ki);
-        l.arg(a).arg(&tai).arg(&sa);
-        l.arg(b).arg(&tbi).arg(&sb);
-        l.arg(c).arg(&sc).arg(&acci);
-        // SAFETY: the arguments match `sgemm_f32`'s signature; the callers' buffers hold
-        // `batch` matrices of each operand (one where `batch` is 1, whose strides the
-        // kernel never applies).
-        unsafe { l.launch(cfg) }.map_err(err("sgemm_f32"))?;
+        let (sa, sb, sc) = (m * k, k * n, m * n);
+        // The grid's z holds 65,535 products: a batch past it takes a launch per run,
+        // each on its run's matrices.
+        const RUN: usize = 65_535;
+        for z0 in (0..batch).step_by(RUN) {
+            let run = (batch - z0).min(RUN);
+            let (ar, br) = (a.slice(z0 * sa..), b.slice(z0 * sb..));
+            let mut cr = c.slice_mut(z0 * sc..);
+            let cfg = LaunchConfig {
+                grid_dim: (tiles as u32, 1, run as u32),
+                block_dim: (16, 16, 1),
+                shared_mem_bytes: 0,
+            };
+            let (sa, sb, sc) = (sa as i64, sb as i64, sc as i64);
+            let mut l = self.stream.launch_builder(&f);
+            l.arg(&mi).arg(&ni).arg(&ki);
+            l.arg(&ar).arg(&tai).arg(&sa);
+            l.arg(&br).arg(&tbi).arg(&sb);
+            l.arg(&mut cr).arg(&sc).arg(&acci);
+            // SAFETY: the arguments match `sgemm_f32`'s signature; the callers' buffers
+            // hold `batch` matrices of each operand (one where `batch` is 1, whose
+            // strides the kernel never applies), so each run's views hold its `run`.
+            unsafe { l.launch(cfg) }.map_err(err("sgemm_f32"))?;
+        }
         Ok(())
     }
 

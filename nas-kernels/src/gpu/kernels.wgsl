@@ -353,9 +353,10 @@ fn put(base: u32, row: u32, col0: u32, lo: vec4<f32>, hi: vec4<f32>) {
 }
 
 // C = A x B, either operand read transposed, for a batch of matrices at once. P: m, n,
-// k, ta, tb, sa, sb, sc, nb, kc: workgroup row z of the grid computes the product of the
-// pair b = z % nb starting b * sa floats into A and b * sb into B, over part z / nb of k
-// (kc long: no loop longer than that), into C at z * sc. Each invocation
+// k, ta, tb, sa, sb, sc, nb, kc, z0: slice z = z0 + the grid's z computes the product of
+// the pair b = z % nb starting b * sa floats into A and b * sb into B, over part z / nb of
+// k (kc long: no loop longer than that), into C at z * sc (z0 lets a batch past the
+// grid's 65,535 rows take several dispatches). Each invocation
 // computes an 8x8 block of C straight from the storage buffers, written out by hand so
 // the accumulators stay in registers: no workgroup memory and no barriers, which CPU
 // Vulkan drivers emulate at great cost. Rows and columns past the edge read the last row
@@ -418,11 +419,13 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     var h6 = vec4<f32>();
     var l7 = vec4<f32>();
     var h7 = vec4<f32>();
-    // Slice z of the grid: pair z % nb of the batch, over part z / nb of k.
+    // Slice z (this dispatch's first, P10, plus the grid's z): pair z % nb of the batch,
+    // over part z / nb of k.
+    let z = id.z + p(10u);
     let nb = max(p(8u), 1u);
-    let abase = (id.z % nb) * p(5u);
-    let bbase = (id.z % nb) * p(6u);
-    let q0 = (id.z / nb) * p(9u);
+    let abase = (z % nb) * p(5u);
+    let bbase = (z % nb) * p(6u);
+    let q0 = (z / nb) * p(9u);
     let q1 = min(k, q0 + p(9u));
     for (var q = q0; q < q1; q = q + 1u) {
         let bo = bbase + q * bq;
@@ -454,7 +457,7 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
         l7 = l7 + a7 * b0;
         h7 = h7 + a7 * b1;
     }
-    let cbase = id.z * p(7u);
+    let cbase = z * p(7u);
     put(cbase, row0 + 0u, col0, l0, h0);
     put(cbase, row0 + 1u, col0, l1, h1);
     put(cbase, row0 + 2u, col0, l2, h2);

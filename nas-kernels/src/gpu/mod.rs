@@ -385,20 +385,23 @@ fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+/// Most workgroups a dispatch takes along each dimension of its grid (wgpu's default).
+const MAX_GROUPS: usize = 65_535;
+
 /// Workgroups for a kernel that takes one workgroup per item, `n` items (2-D past 65535;
 /// `group_index` in the WGSL source).
 fn groups_each(n: usize) -> (u32, u32) {
-    let x = n.clamp(1, 65_535);
+    let x = n.clamp(1, MAX_GROUPS);
     (x as u32, n.div_ceil(x) as u32)
 }
 
 /// Workgroups for `n` invocations of a 64-wide 1-D kernel (2-D past 65535 groups).
 fn groups_1d(n: usize) -> (u32, u32) {
     let g = n.div_ceil(64).max(1);
-    if g <= 65_535 {
+    if g <= MAX_GROUPS {
         (g as u32, 1)
     } else {
-        (65_535, g.div_ceil(65_535) as u32)
+        (MAX_GROUPS as u32, g.div_ceil(MAX_GROUPS) as u32)
     }
 }
 
@@ -1177,7 +1180,7 @@ const PARTS_FLOATS: usize = 1 << 22;
 /// `tile` in the WGSL source): x over a plane's 8x8 blocks, continued on `yb` rows of y
 /// where a plane has more than 65,535 blocks; the rest of y and z over the planes.
 fn tiles(h: usize, w: usize, planes: usize) -> Res<(u32, u32, u32)> {
-    const LIM: usize = 65_535;
+    const LIM: usize = MAX_GROUPS;
     let blocks = (h.div_ceil(8) * w.div_ceil(8)).max(1);
     let x = blocks.min(LIM);
     let yb = blocks.div_ceil(x);
@@ -1992,9 +1995,9 @@ impl Gpu {
         } else {
             (kp, mm.nb * len)
         };
-        if slices > 65_535 || (summed && sums > LOOPS_PER_INVOCATION) {
+        if summed && sums > LOOPS_PER_INVOCATION {
             return Err(KernelError::Invalid(format!(
-                "matmul: {} products of k = {} are past the wgpu grid limit",
+                "matmul: {} products of k = {} summed are past the wgpu loop limit",
                 mm.nb, mm.k
             )));
         }
@@ -2010,7 +2013,7 @@ impl Gpu {
         };
         let sc = if summed { len } else { mm.sc };
         let kc = if kp > 1 { MM_K_PART } else { mm.k };
-        let params = [
+        let mut params = [
             mm.m,
             mm.n,
             mm.k,
@@ -2021,16 +2024,19 @@ impl Gpu {
             sc,
             mm.nb,
             kc,
+            0,
         ]
         .map(|v| v as u32);
         let (gx, gy) = groups_1d(blocks);
         let out = parts.as_ref().unwrap_or(y);
-        self.dispatch3(
-            "matmul",
-            &params,
-            [&a.buf, &b.buf, &out.buf, &self.no_i],
-            (gx, gy, slices as u32),
-        )?;
+        // The grid's z holds 65,535 slices: more take a dispatch each such run (P10: the
+        // run's first slice).
+        for z0 in (0..slices).step_by(MAX_GROUPS) {
+            params[10] = z0 as u32;
+            let run = (slices - z0).min(MAX_GROUPS) as u32;
+            let bufs = [&a.buf, &b.buf, &out.buf, &self.no_i];
+            self.dispatch3("matmul", &params, bufs, (gx, gy, run))?;
+        }
         if let Some(parts) = parts {
             self.add_parts(&parts, group, sums, y)?;
         }
@@ -2085,7 +2091,7 @@ impl Gpu {
     /// its grids within the 65535-workgroup limit per dimension, and col2im's loop over
     /// the taps within what this driver allows.
     fn by_gemm(&self, p: &Conv2d) -> bool {
-        let lim = 65_535;
+        let lim = MAX_GROUPS;
         !self.too_long_here(p.kh * (p.kw + 2) + 1)
             && p.groups == 1
             && p.cin * p.kh * p.kw <= lim

@@ -1040,8 +1040,9 @@ pub mod resident {
     }
 
     /// Batches of products, each matrix of its own operands (every transpose, a k past
-    /// one 16,384 part, odd tiles, one product and none), against one CPU product per
-    /// matrix; operands one matrix short are errors.
+    /// one 16,384 part, odd tiles, one product and none, more products and more row
+    /// tiles than a grid dimension holds), against one CPU product per matrix; operands
+    /// one matrix short are errors.
     pub fn batched_matmul(r: &dyn Resident) {
         use nas_kernels::cpu::gemm;
         for (batch, m, n, k) in [
@@ -1050,6 +1051,10 @@ pub mod resident {
             (1, 6, 6, 6),
             (4, 3, 2, 16_500),
             (0, 4, 4, 4),
+            // More products than a grid dimension holds (65,535), and more rows than
+            // 65,535 tiles of 16.
+            (70_000, 2, 3, 2),
+            (1, 1_100_000, 1, 2),
         ] {
             let a = random(batch * m * k, 80);
             let b = random(batch * k * n, 81);
