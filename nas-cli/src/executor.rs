@@ -45,9 +45,13 @@ impl Outcome {
     /// batch does), since a setting rather than the architecture is then the likely
     /// cause. None: the whole batch is journaled (device failures as failed trials).
     /// `first` is the trial number of `outcomes[0]`. The trials before the stop are
-    /// journaled, so none that finished is lost. Those after it that finished run again
-    /// on resume: a trial's number gives its seed, and journaling them ahead of the
-    /// stopped one would give them another number than the one they ran with.
+    /// journaled; those after it that finished are held ([`RunDir::hold`]) and journaled
+    /// in their places when the resume has evaluated the stopped one, so none that
+    /// finished is lost or run again. (Journaling them at once, ahead of the stopped one,
+    /// would give them other numbers than the ones they ran with, and a trial's number
+    /// gives its seed.)
+    ///
+    /// [`RunDir::hold`]: nas_core::experiment::RunDir::hold
     pub fn stop(outcomes: &[Outcome], first: usize, finished: bool) -> Option<(usize, String)> {
         let interrupted = outcomes.iter().enumerate().find_map(|(k, o)| match o {
             Outcome::Interrupted(why) => Some((k, why)),
@@ -57,8 +61,9 @@ impl Outcome {
             return Some((
                 k,
                 format!(
-                    "trial {}: {why}\nThe trials before it are journaled; `nas resume` \
-                     evaluates it and the rest of its batch again",
+                    "trial {}: {why}\nThe trials before it are journaled, and those after it \
+                     that finished are kept; `nas resume` evaluates it and the rest of its \
+                     batch",
                     first + k
                 ),
             ));

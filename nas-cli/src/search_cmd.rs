@@ -306,6 +306,13 @@ fn drive_loop(
     };
     bar.set_message(best_msg(&journal, &board));
     let mut page = crate::report_html::Live::new();
+    // Trials an interrupted batch finished after the trial it stopped at, for the same
+    // batch asked again now.
+    let mut held = run.held().unwrap_or_else(|e| {
+        tracing::warn!("{e}; its trials are evaluated again");
+        vec![]
+    });
+    let mut holding = run.held_path().exists();
     while journal.len() < a.budget {
         // A resumed run first evaluates what its last batch asked and did not journal.
         let asked = if in_flight.is_empty() {
@@ -319,9 +326,27 @@ fn drive_loop(
             break;
         }
         let first = journal.len();
-        let outcomes = executor.evaluate(&asked, first)?;
+        let outcomes = evaluate_unheld(executor, &asked, first, &std::mem::take(&mut held))?;
         let stop = Outcome::stop(&outcomes, first, finished);
         let journaled = stop.as_ref().map_or(outcomes.len(), |(k, _)| *k);
+        if stop.is_some() || holding {
+            // Those after the stop that finished are kept for the resume; a batch
+            // journaled whole leaves nothing to keep.
+            let keep: Vec<TrialRecord> = (asked.iter().zip(&outcomes).enumerate())
+                .skip(journaled)
+                .filter_map(|(k, (arch, out))| match out {
+                    Outcome::Done(m, s) => Some(TrialRecord {
+                        trial: first + k,
+                        arch: arch.clone(),
+                        metrics: m.clone(),
+                        seconds: *s,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            run.hold(&keep).map_err(|e| anyhow!(e))?;
+            holding = !keep.is_empty();
+        }
         for (arch, out) in asked.into_iter().zip(outcomes).take(journaled) {
             let (metrics, seconds) = match out {
                 Outcome::Done(m, s) => (m, s),
@@ -384,6 +409,58 @@ fn drive_loop(
     );
     summarize(&journal, limits, evaluator, run);
     Ok(())
+}
+
+/// The outcomes of the batch `asked` (trial numbers from `first`): a trial `held` for
+/// it (the same number and architecture, finished when an earlier run's batch stopped
+/// before it) as it finished then; the others on `executor`, in runs of consecutive
+/// trials. Once a run meets a broken device, the trials after it are interrupted
+/// unevaluated, as a resume evaluates them anyway.
+fn evaluate_unheld(
+    executor: &mut dyn Executor,
+    asked: &[Architecture],
+    first: usize,
+    held: &[TrialRecord],
+) -> Result<Vec<Outcome>> {
+    let mut out: Vec<Option<Outcome>> = (0..asked.len())
+        .map(|k| {
+            let r = held
+                .iter()
+                .find(|r| r.trial == first + k && r.arch == asked[k])?;
+            Some(Outcome::Done(r.metrics.clone(), r.seconds))
+        })
+        .collect();
+    if out.iter().all(Option::is_none) {
+        return executor.evaluate(asked, first);
+    }
+    let mut k = 0;
+    while k < asked.len() {
+        if out[k].is_some() {
+            k += 1;
+            continue;
+        }
+        let end = (k..asked.len())
+            .find(|&e| out[e].is_some())
+            .unwrap_or(asked.len());
+        let got = executor.evaluate(&asked[k..end], first + k)?;
+        let broke = got.iter().any(|o| matches!(o, Outcome::Interrupted(_)));
+        for (slot, o) in out[k..end].iter_mut().zip(got) {
+            *slot = Some(o);
+        }
+        if broke {
+            for slot in out.iter_mut().skip(end).filter(|o| o.is_none()) {
+                *slot = Some(Outcome::Interrupted(
+                    "not evaluated: the device broke before it".into(),
+                ));
+            }
+            break;
+        }
+        k = end;
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every trial has an outcome"))
+        .collect())
 }
 
 /// Asks the strategy for up to `want` architectures (fewer when it runs out), each

@@ -190,6 +190,12 @@ impl RunDir {
     pub fn best_path(&self) -> PathBuf {
         self.path.join("best.json")
     }
+    /// Trials that finished on a device after another trial of their batch was
+    /// interrupted there (the device broke): kept for the resume, which journals them in
+    /// their places instead of evaluating them again ([`RunDir::hold`]).
+    pub fn held_path(&self) -> PathBuf {
+        self.path.join("held.jsonl")
+    }
     /// The choices of the space the run searches, written when the run is made, so the
     /// commands that only read a run check its architectures without building the space.
     pub fn space_path(&self) -> PathBuf {
@@ -218,6 +224,8 @@ impl RunDir {
         )?;
         File::create(d.journal_path())
             .map_err(|e| format!("{}: {e}", d.journal_path().display()))?;
+        // Held trials belong to the journal they were held for, which is gone.
+        d.hold(&[])?;
         Ok(d)
     }
 
@@ -260,12 +268,14 @@ impl RunDir {
     /// Removes the temporary files ([`write_atomic`]'s `.NAME.tmp-PID`) that a writer
     /// killed in the middle of a write left beside the run's own files (the config, the
     /// space, the strategy state, best.json, the journal's cut copies, a one-shot run's
-    /// progress and checkpoint, the page a running search keeps up to date). Called by a
+    /// progress and checkpoint, the page a running search keeps up to date, the held
+    /// trials). Called by a
     /// writer, which holds the lock, so no other process is writing those; the temporary
     /// files of the plots a `nas report` writes without the lock are left alone.
     fn remove_stale_temporaries(&self) {
-        const OURS: [&str; 7] = [
+        const OURS: [&str; 8] = [
             "config.json",
+            "held.jsonl",
             "space.json",
             "strategy_state.json",
             "best.json",
@@ -431,6 +441,47 @@ impl RunDir {
             .map_err(|e| format!("{}: {e}", p.display()))?;
         f.sync_data().map_err(|e| format!("{}: {e}", p.display()))?;
         Ok(lines.len())
+    }
+
+    /// Keeps `trials` (finished, not journaled: a trial before them in their batch was
+    /// interrupted) for the resume, in place of any kept before; none removes the file.
+    pub fn hold(&self, trials: &[TrialRecord]) -> Result<(), String> {
+        self.writable()?;
+        let p = self.held_path();
+        if trials.is_empty() {
+            return match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("{}: {e}", p.display()))
+                }
+                _ => Ok(()),
+            };
+        }
+        let mut lines = vec![];
+        for r in trials {
+            lines.extend(serde_json::to_vec(r).map_err(|e| e.to_string())?);
+            lines.push(b'\n');
+        }
+        write_atomic(&p, &lines)
+    }
+
+    /// The trials [`RunDir::hold`] kept; none where there is no file. A file that does
+    /// not parse is an error naming it and the line (the caller may evaluate the trials
+    /// again instead).
+    pub fn held(&self) -> Result<Vec<TrialRecord>, String> {
+        let p = self.held_path();
+        let text = match std::fs::read(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        };
+        text.split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(i, l)| {
+                serde_json::from_slice(l)
+                    .map_err(|e| format!("{}: line {}: {e}", p.display(), i + 1))
+            })
+            .collect()
     }
 
     /// The strategy state saved after `told` trials had been told to it; returns the

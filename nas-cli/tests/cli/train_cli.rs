@@ -324,6 +324,63 @@ fn a_device_broken_mid_batch_keeps_the_trials_before_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A device that breaks at the first trial of a batch (the wide one, trial 0) while the
+/// batch's second (the narrow one) finishes: the narrow trial is kept, not journaled
+/// ahead of the stopped one (its number gives its seed), and the resume journals it in
+/// its place as it finished, without running it again, after the wide one fails as a
+/// trial. Before, the narrow trial was thrown away and trained again on resume.
+#[test]
+fn a_device_broken_mid_batch_keeps_the_finished_trials_after_it() {
+    let dir = common::temp_path("train-cli", "device-breaks-after");
+    let space = space_with_a_wide_candidate(&dir, "wide");
+    let run = dir.join("run");
+    let breaks = [("NAS_TEST_DEVICE_BREAKS", "1")];
+    let Some((o, stderr)) = search_on_wgpu_with(&space, &run, &["--parallel", "2"], &breaks) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: trial 0: wgpu")
+            && stderr.contains("those after it that finished are kept"),
+        "{stderr}"
+    );
+    let lines = |p: std::path::PathBuf| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert!(lines(run.join("journal.jsonl")).is_empty());
+    let held = lines(run.join("held.jsonl"));
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["trial"], 1);
+    assert_eq!(held[0]["arch"]["block"], "b_narrow");
+    assert!(held[0]["metrics"]["failed"].is_null(), "{held:?}");
+
+    let o = nas()
+        .args(["--threads", "2", "resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let after = lines(run.join("journal.jsonl"));
+    assert_eq!(after.len(), 2, "{after:?}");
+    let why = after[0]["metrics"]["failed"].as_str().unwrap_or_default();
+    assert!(why.contains("past this adapter's limit"), "{after:?}");
+    // Its seconds and metrics as held: a trial trained again would take other seconds.
+    assert_eq!(
+        after[1], held[0],
+        "the held trial is journaled as it finished"
+    );
+    assert!(
+        !run.join("held.jsonl").exists(),
+        "nothing is held once journaled"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// DPP-Net with a latency limit on the device: a candidate whose latency cannot be
 /// measured there (50,000 channels of 28x28 take 150 MiB for one image, past the 128
 /// MiB of a binding on lavapipe) is over every limit and never asked; the search goes

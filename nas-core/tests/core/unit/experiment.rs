@@ -137,6 +137,34 @@ fn trial_numbers_must_run_in_order() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Held trials come back as they were kept, a new keep replaces the old, none removes
+/// the file; a line that does not parse is an error naming the file and the line; a
+/// reader cannot hold; a run made afresh in the directory drops what was held for the
+/// journal before it.
+#[test]
+fn held_trials_come_back_as_kept() {
+    let dir = temp_run("held");
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    assert_eq!(d.held().unwrap(), vec![]);
+    let (a, b) = (rec(3, 0.5, 10.0), rec(5, 0.7, 20.0));
+    d.hold(&[a.clone(), b.clone()]).unwrap();
+    assert_eq!(d.held().unwrap(), vec![a.clone(), b.clone()]);
+    d.hold(std::slice::from_ref(&b)).unwrap();
+    assert_eq!(d.held().unwrap(), vec![b.clone()]);
+    d.hold(&[]).unwrap();
+    assert!(!d.held_path().exists());
+    d.hold(&[]).unwrap();
+    std::fs::write(d.held_path(), "{\"trial\": 1}\n").unwrap();
+    let e = d.held().unwrap_err();
+    assert!(e.contains("held.jsonl") && e.contains("line 1"), "{e}");
+    assert!(RunDir::open(&dir).unwrap().hold(&[a]).is_err());
+    drop(d);
+    std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    assert!(!d.held_path().exists(), "held for a journal that is gone");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A run directory has one writer at a time; a second is told who holds it.
 #[test]
 fn a_second_writer_is_refused_with_the_holders_pid() {
