@@ -45,11 +45,12 @@ impl Outcome {
     /// batch does), since a setting rather than the architecture is then the likely
     /// cause. None: the whole batch is journaled (device failures as failed trials).
     /// `first` is the trial number of `outcomes[0]`. The trials before the stop are
-    /// journaled; those after it that finished are held ([`RunDir::hold`]) and journaled
-    /// in their places when the resume has evaluated the stopped one, so none that
-    /// finished is lost or run again. (Journaling them at once, ahead of the stopped one,
-    /// would give them other numbers than the ones they ran with, and a trial's number
-    /// gives its seed.)
+    /// journaled; those after it that finished are held ([`RunDir::hold`]), and the
+    /// resume journals each in its place as it finished where it asks the same
+    /// architecture for that trial number (a restored strategy asks the same batch),
+    /// else evaluates it again. (Journaling them at once, ahead of the stopped one, would
+    /// give them other numbers than the ones they ran with, and a trial's number gives
+    /// its seed.)
     ///
     /// [`RunDir::hold`]: nas_core::experiment::RunDir::hold
     pub fn stop(outcomes: &[Outcome], first: usize, finished: bool) -> Option<(usize, String)> {
@@ -58,12 +59,20 @@ impl Outcome {
             _ => None,
         });
         if let Some((k, why)) = interrupted {
+            let after = outcomes[k + 1..]
+                .iter()
+                .filter(|o| matches!(o, Outcome::Done(..)))
+                .count();
+            let kept = match after {
+                0 => String::new(),
+                1 => ", and the trial after it that finished is kept".into(),
+                n => format!(", and the {n} trials after it that finished are kept"),
+            };
             return Some((
                 k,
                 format!(
-                    "trial {}: {why}\nThe trials before it are journaled, and those after it \
-                     that finished are kept; `nas resume` evaluates it and the rest of its \
-                     batch",
+                    "trial {}: {why}\nThe trials before it are journaled{kept}; `nas resume` \
+                     evaluates it and the rest of its batch",
                     first + k
                 ),
             ));

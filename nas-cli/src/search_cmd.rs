@@ -329,9 +329,10 @@ fn drive_loop(
         let outcomes = evaluate_unheld(executor, &asked, first, &std::mem::take(&mut held))?;
         let stop = Outcome::stop(&outcomes, first, finished);
         let journaled = stop.as_ref().map_or(outcomes.len(), |(k, _)| *k);
-        if stop.is_some() || holding {
-            // Those after the stop that finished are kept for the resume; a batch
-            // journaled whole leaves nothing to keep.
+        if stop.is_some() {
+            // Those after the stop that finished are kept for the resume (before the
+            // trials ahead of them are journaled: killed in between, the resume
+            // evaluates those and still finds these).
             let keep: Vec<TrialRecord> = (asked.iter().zip(&outcomes).enumerate())
                 .skip(journaled)
                 .filter_map(|(k, (arch, out))| match out {
@@ -347,6 +348,7 @@ fn drive_loop(
             run.hold(&keep).map_err(|e| anyhow!(e))?;
             holding = !keep.is_empty();
         }
+        let whole = stop.is_none();
         for (arch, out) in asked.into_iter().zip(outcomes).take(journaled) {
             let (metrics, seconds) = match out {
                 Outcome::Done(m, s) => (m, s),
@@ -373,6 +375,13 @@ fn drive_loop(
             board.add(&rec);
             finished |= !rec.metrics.is_failed();
             journal.push(rec);
+        }
+        if whole && holding {
+            // A batch journaled whole holds nothing more (removed only now: killed while
+            // journaling, the resume still finds what was held; a record behind the
+            // journal's end never matches a trial again).
+            run.hold(&[]).map_err(|e| anyhow!(e))?;
+            holding = false;
         }
         if let Some((_, why)) = stop {
             bar.finish_and_clear();

@@ -222,10 +222,11 @@ impl RunDir {
             &d.config_path(),
             &serde_json::to_vec_pretty(config).unwrap(),
         )?;
+        // Held trials belong to the journal they were held for, which is gone (removed
+        // first: a new journal never sits beside them).
+        d.hold(&[])?;
         File::create(d.journal_path())
             .map_err(|e| format!("{}: {e}", d.journal_path().display()))?;
-        // Held trials belong to the journal they were held for, which is gone.
-        d.hold(&[])?;
         Ok(d)
     }
 

@@ -582,7 +582,9 @@ impl Cuda {
             return Ok(());
         }
         let tiles = m.div_ceil(16) * n.div_ceil(16);
-        if tiles > i32::MAX as usize || [m, n, k].iter().any(|&v| v > i32::MAX as usize) {
+        // The kernel rounds m and n up to whole tiles in `int`.
+        let most = i32::MAX as usize - 15;
+        if tiles > i32::MAX as usize || [m, n, k].iter().any(|&v| v > most) {
             return Err(KernelError::Invalid(format!(
                 "sgemm_f32: {batch} products of {m}x{n}x{k} are past this kernel's grid"
             )));

@@ -1951,7 +1951,7 @@ impl Gpu {
     }
 }
 
-/// One `matmul` dispatch: `nb` products of `m x k` by `k x n` matrices (either read
+/// One `matmul` (a dispatch per 65,535 slices): `nb` products of `m x k` by `k x n` matrices (either read
 /// transposed), the z-th pair starting `sa` and `sb` floats into A and B and its product
 /// `sc` floats into C, or with `acc` the sum of the products in one C.
 struct Mm {
