@@ -25,7 +25,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub darts: bool,
     /// Run only the groups named (comma-separated): gemm, conv, seed, mixed, darts-iter.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = ["gemm", "conv", "seed", "mixed", "darts-iter"])]
     pub only: Vec<String>,
     /// Backend: cpu, wgpu or cuda[:N]. On a device, GEMM is the device's matmul (operands
     /// copied over, the result back) and the training steps run with the network's

@@ -99,6 +99,16 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--limit`: a number of training images, at least one (none would train nothing and
+/// still report an accuracy).
+pub fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        Ok(_) => Err("expected at least 1 training image (0 would train on nothing)".into()),
+        Err(e) => Err(format!("expected a number of training images: {e}")),
+    }
+}
+
 /// Mixed into `--split-seed` for the test hold-out, so it does not draw the same
 /// shuffle as the validation split that the same seed draws.
 pub const TEST_SPLIT_SALT: u64 = 0x7E57_5917_D47A_0001;

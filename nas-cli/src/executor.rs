@@ -83,8 +83,9 @@ impl Outcome {
                 k,
                 format!(
                     "trial {}: {why}\nNo trial of this search has finished on this device, so \
-                     a setting (the batch size, the image size) rather than this architecture \
-                     is the likely cause: the search stops here",
+                     a setting (the batch size, the image size) or a layer that every \
+                     architecture of the space has, rather than this architecture alone, is \
+                     the likely cause: the search stops here",
                     first + k
                 ),
             )),

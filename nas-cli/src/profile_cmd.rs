@@ -70,6 +70,25 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     if a.batch == 0 || a.steps == 0 || a.size == 0 || a.in_channels == 0 {
         bail!("--batch, --steps, --size and --in-channels must be at least 1");
     }
+    // The batch alone, before any network is built for it: past the cap a space file's
+    // network is held to, it is an error naming the flags, not an allocation that fails.
+    let cap = nas_core::space::file::MAX_BYTES;
+    let bytes = [a.batch, a.in_channels, a.size, a.size, 4]
+        .iter()
+        .try_fold(1u64, |p, &v| p.checked_mul(v as u64))
+        .unwrap_or(u64::MAX);
+    if bytes > cap {
+        bail!(
+            "--batch {} of --in-channels {} x --size {} x {} takes {:.1} GiB as input alone, \
+             over the cap of {} GiB",
+            a.batch,
+            a.in_channels,
+            a.size,
+            a.size,
+            bytes as f64 / (1u64 << 30) as f64,
+            cap >> 30
+        );
+    }
     let input = InputSpec {
         channels: a.in_channels,
         height: a.size,

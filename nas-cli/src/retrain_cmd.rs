@@ -34,7 +34,7 @@ pub struct RetrainArgs {
     #[command(flatten)]
     pub onnx: crate::onnx_out::OnnxArgs,
     /// Train on only the first N training images (quick runs; the test set is whole).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::data_args::parse_limit)]
     pub limit: Option<usize>,
     /// Channels of the first stage to retrain with (default: the run's; nb201 and darts).
     #[arg(long)]

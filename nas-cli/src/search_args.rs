@@ -66,7 +66,7 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 10_000)]
     pub val: usize,
     /// Train trials on only this many images (quick searches).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::data_args::parse_limit)]
     pub limit: Option<usize>,
     /// Trials evaluated at once (threads of this process, or jobs in flight on a cluster).
     #[arg(long, default_value_t = 1)]

@@ -54,7 +54,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub val: usize,
     /// Train on only the first N training images (quick runs).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::data_args::parse_limit)]
     pub limit: Option<usize>,
     /// Random seed: the initial weights, the data order and `--arch random`.
     #[arg(long, default_value_t = 0)]

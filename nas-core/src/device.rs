@@ -170,21 +170,12 @@ impl Device {
     }
 }
 
-/// The messages of the latest device failures (see [`fail`]): several, since trials
-/// running side by side may fail at once, each unwinding to its own catch.
-static FAILURES: std::sync::Mutex<std::collections::VecDeque<String>> =
-    std::sync::Mutex::new(std::collections::VecDeque::new());
-
 /// Panics with `msg`, a device call that failed mid-step (out of memory, past a limit of
-/// the adapter), remembered so that [`failure`] can tell this panic from a bug.
+/// the adapter), remembered so that [`failure`] can tell this panic from a bug (the
+/// registry is `nas_kernels::failure`'s, which the CPU's buffer pool fails through when
+/// host memory runs out).
 pub(crate) fn fail(msg: String) -> ! {
-    let mut last = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
-    if last.len() == 64 {
-        last.pop_front();
-    }
-    last.push_back(msg.clone());
-    drop(last);
-    std::panic::panic_any(msg)
+    nas_kernels::failure::fail(msg)
 }
 
 /// Whether the devices this process opened still work after a failure: each finishes
@@ -211,9 +202,7 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 /// `catch_unwind` sees it), or None for any other panic: a host reports the first as an
 /// error, and lets the second be the crash it is.
 pub fn failure(payload: &(dyn std::any::Any + Send)) -> Option<String> {
-    let msg = payload.downcast_ref::<String>()?;
-    let last = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
-    last.contains(msg).then(|| msg.clone())
+    nas_kernels::failure::failure(payload)
 }
 
 impl Tensor {

@@ -13,6 +13,7 @@ pub mod cuda;
 #[cfg(not(feature = "cuda"))]
 #[path = "off/cuda.rs"]
 pub mod cuda;
+pub mod failure;
 #[cfg(feature = "wgpu")]
 pub mod gpu;
 #[cfg(not(feature = "wgpu"))]

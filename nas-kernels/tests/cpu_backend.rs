@@ -76,3 +76,25 @@ fn edge_shapes_and_plain_sgd() {
     assert_eq!(v(w2), [0.5, -2.0]);
     assert_eq!(v(m2), [7.0, 8.0]);
 }
+
+/// Host memory the pool cannot get is a failure a host reports as an error (the
+/// registry tells it from a bug), not an abort: before, `vec![0.0; len]` aborted the
+/// process ("memory allocation of ... bytes failed") on `nas profile --size 100000`.
+#[test]
+fn a_buffer_past_host_memory_is_a_failure() {
+    use nas_kernels::cpu::buffer;
+    let p = std::panic::catch_unwind(|| buffer::take(1 << 60)).expect_err("2^62 bytes");
+    let msg = nas_kernels::failure::failure(&*p).expect("a failure, not a bug");
+    assert!(
+        msg.contains("out of host memory") && msg.contains("GiB"),
+        "{msg}"
+    );
+    // A buffer that fits is zeros, and the pool still works after the failure.
+    let v = buffer::take(1 << 20);
+    assert!(v.len() == 1 << 20 && v.iter().all(|&x| x == 0.0));
+    buffer::give(v);
+    assert_eq!(buffer::take(1 << 20).len(), 1 << 20);
+    // Any other panic is not one.
+    let p = std::panic::catch_unwind(|| panic!("{}", String::from("a bug"))).unwrap_err();
+    assert!(nas_kernels::failure::failure(&*p).is_none());
+}

@@ -102,3 +102,16 @@ fn a_bad_device_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A group `--only` does not know is an error naming the value and the groups, not an
+/// empty table (before, `--only bogus` printed no row and exited 0).
+#[test]
+fn an_unknown_group_is_a_clear_error() {
+    let o = bench(&["--only", "seed,bogus"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("'bogus'") && err.contains("--only") && err.contains("darts-iter"),
+        "{err}"
+    );
+}

@@ -294,3 +294,22 @@ fn cuda_kernels_are_prebuilt_for_machines_without_nvrtc() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("--arch compute_90"), "{err}");
 }
+
+/// An input too large to hold is an error naming the flags (before, `--size 100000`
+/// aborted with "memory allocation of 3840000000000 bytes failed" and a backtrace).
+#[test]
+fn an_input_past_memory_is_an_error_naming_the_flags() {
+    for args in [&["--size", "100000"][..], &["--batch", "100000000"]] {
+        let o = nas()
+            .args(["--threads", "2", "profile", "--steps", "1"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(args[0]) && err.contains("over the cap") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+}

@@ -109,6 +109,30 @@ fn bad_inputs_give_errors_that_name_them() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`conv1`") && err.contains("conv7x7"), "{err}");
+
+    // `--limit 0` trained on nothing and reported an accuracy (train, a train-evaluator
+    // search, retrain): an error naming the flag instead.
+    for cmd in [
+        &["train", "--limit", "0"][..],
+        &[
+            "search",
+            "--strategy",
+            "random",
+            "--evaluator",
+            "train",
+            "--limit",
+            "0",
+        ],
+        &["retrain", "no-such-run", "--limit", "0"],
+    ] {
+        let out = nas().args(cmd).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(
+            err.contains("--limit") && err.contains("at least 1"),
+            "{err}"
+        );
+    }
 }
 
 /// A batch too large for the device (a whole 60,000-image epoch at once: its im2col

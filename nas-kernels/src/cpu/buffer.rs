@@ -71,7 +71,34 @@ pub fn take(len: usize) -> Vec<f32> {
         }
         v
     });
-    reused.unwrap_or_else(|| vec![0.0; len])
+    reused.unwrap_or_else(|| zeros(len))
+}
+
+/// A new vector of `len` zeros; host memory that cannot be had is a failure
+/// ([`crate::failure::fail`]: an error for the user, as a device's is, not an abort).
+fn zeros(len: usize) -> Vec<f32> {
+    if len == 0 {
+        return Vec::new();
+    }
+    let failed = || {
+        crate::failure::fail(format!(
+            "out of host memory: a buffer of {len} floats ({:.1} GiB) could not be allocated              (a smaller batch, image or network fits)",
+            len as f64 * 4.0 / (1u64 << 30) as f64
+        ))
+    };
+    let Ok(layout) = std::alloc::Layout::array::<f32>(len) else {
+        failed()
+    };
+    // SAFETY: `layout` is non-zero in size (len > 0); a non-null result is `len` zeroed
+    // (so initialised) floats allocated by the global allocator with the layout a
+    // `Vec<f32>` of capacity `len` frees with.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut f32;
+        if p.is_null() {
+            failed()
+        }
+        Vec::from_raw_parts(p, len, len)
+    }
 }
 
 /// A buffer of `len` zeros.
