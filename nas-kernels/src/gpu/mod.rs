@@ -2092,13 +2092,34 @@ impl Gpu {
     /// the taps within what this driver allows.
     fn by_gemm(&self, p: &Conv2d) -> bool {
         let lim = MAX_GROUPS;
-        !self.too_long_here(p.kh * (p.kw + 2) + 1)
+        self.gemm_fits(p)
+            && !self.too_long_here(p.kh * (p.kw + 2) + 1)
             && p.groups == 1
             && p.cin * p.kh * p.kw <= lim
             && p.n <= lim
             && p.cin <= lim
             && (p.out_h() * p.out_w()).div_ceil(64) <= lim
             && (p.h * p.w).div_ceil(64) <= lim
+    }
+
+    /// Whether the scratch buffers of convolution `p` as im2col and a matmul fit a
+    /// binding: the im2col matrix (and its gradient), and the k-parts the matmuls sum
+    /// (the weight gradient's over every image). A convolution past it runs the direct
+    /// kernels, which need no scratch the size of the batch's taps (before, it was a
+    /// device error for a batch the output and input of the layer fit).
+    fn gemm_fits(&self, p: &Conv2d) -> bool {
+        let (kk, plane) = (p.cin * p.kh * p.kw, p.out_h() * p.out_w());
+        let parts = |k: usize| k.div_ceil(MM_K_PART).max(1);
+        let floats = [
+            p.n * kk * plane,
+            // The forward's parts (k = kk) and the weight gradient's (k = plane, every
+            // image's summed).
+            p.n * parts(kk) * p.cout * plane,
+            p.n * parts(plane) * p.cout * kk,
+        ];
+        floats
+            .iter()
+            .all(|&f| (f as u64).saturating_mul(4) <= self.binding_limit)
     }
 
     /// Upper bounds on the loop iterations of one invocation of the direct convolution

@@ -139,6 +139,7 @@ macro_rules! suite_tests {
             conv2d_past_one_grid_row,
             long_k,
             long_direct_convs,
+            im2col_past_a_binding,
             pooling,
             long_pooling_windows,
             batch_norm,
@@ -312,6 +313,16 @@ pub mod suite {
             let p = conv::Conv2d::same(2, cin, side, side, cout, 3);
             conv_matches(a, &p, 24, 1e-4);
         }
+    }
+
+    /// An ungrouped convolution whose batch's im2col matrix (8 images of 256 channels x
+    /// 5x5 taps at 28x28: 153 MiB) is past a binding of Mesa's CPU driver (128 MiB) while
+    /// its input and output are small: the wgpu backend takes the direct kernels for it
+    /// (before, a device error that ended a one-shot search of the chain space at batch
+    /// 8 on lavapipe).
+    pub fn im2col_past_a_binding(a: &dyn Accel) {
+        let p = conv::Conv2d::same(8, 256, 28, 28, 4, 5);
+        conv_matches(a, &p, 41, 1e-4);
     }
 
     /// Convolutions that take the direct kernels with long loops per output: many input
