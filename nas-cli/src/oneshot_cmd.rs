@@ -190,7 +190,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
     };
     let found = plugin
         .run_one_shot(&setup, &mut trainer)
-        .map_err(|e| anyhow!(e))?;
+        .map_err(|e| stopped_on_device(e, run))?;
     bar.finish_and_clear();
     arch::validate(&setup.info.choices, &found).map_err(|e| {
         anyhow!(
@@ -199,7 +199,8 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         )
     })?;
     let search_seconds = started.elapsed().as_secs_f64();
-    let mut metrics = score(&mut trainer, &found)?;
+    let mut metrics =
+        score(&mut trainer, &found).map_err(|e| stopped_on_device(e.to_string(), run))?;
     metrics
         .extra
         .insert("search_seconds".into(), search_seconds.into());
@@ -284,6 +285,24 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         run.path.display()
     );
     Ok(())
+}
+
+/// The error a one-shot search ends with: where it carries a device failure (a plugin
+/// reports the host call that met it as "host panicked"), that failure, and that the run
+/// keeps its last checkpoint for `nas resume`.
+fn stopped_on_device(e: String, run: &RunDir) -> anyhow::Error {
+    let Some(why) = nas_core::device::failure_within(&e) else {
+        return anyhow!(e);
+    };
+    if run.path.join("oneshot.json").exists() {
+        anyhow!(
+            "{why}\nThe search stopped on the device; the run keeps its last checkpoint \
+             (`nas resume {}` continues from it)",
+            run.path.display()
+        )
+    } else {
+        anyhow!("{why}\nThe search stopped on the device before its first checkpoint")
+    }
 }
 
 /// What a one-shot run journals of an architecture: its costs and its accuracy with the

@@ -205,6 +205,12 @@ pub fn failure(payload: &(dyn std::any::Any + Send)) -> Option<String> {
     nas_kernels::failure::failure(payload)
 }
 
+/// The device failure whose message an error's `text` carries (a plugin passes on what
+/// its host call met), if any.
+pub fn failure_within(text: &str) -> Option<String> {
+    nas_kernels::failure::within(text)
+}
+
 impl Tensor {
     /// A copy of this tensor's values on `device` (this tensor itself where it lives
     /// there already): a batch or a constant moved in, or a result brought back with

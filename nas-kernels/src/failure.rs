@@ -35,3 +35,13 @@ pub fn known(msg: &str) -> bool {
     let last = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
     last.iter().any(|m| m == msg)
 }
+
+/// The failure whose message `text` holds (an error that carried a failure's text, such
+/// as a plugin's report of what its host call met), if any.
+pub fn within(text: &str) -> Option<String> {
+    let last = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+    last.iter()
+        .rev()
+        .find(|m| text.contains(m.as_str()))
+        .cloned()
+}

@@ -406,6 +406,45 @@ fn a_device_broken_mid_batch_keeps_the_finished_trials_after_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A one-shot search whose supernet holds a candidate the device cannot run (50,000
+/// channels of 28x28 for one image: 150 MiB, past lavapipe's 128 MiB binding) stops
+/// with the device's message and says where the run stands. Before, the error read
+/// "plugin `darts`: host panicked: ...", as if the host had crashed.
+#[test]
+fn a_one_shot_search_past_the_device_says_so() {
+    let dir = common::temp_path("train-cli", "oneshot-past-device");
+    let space = space_with_a_candidate_of_width(&dir, "wide", 50_000);
+    let o = nas()
+        .args(["--threads", "2", "search", "--space-file"])
+        .arg(&space)
+        .args([
+            "--strategy",
+            "darts",
+            "--epochs",
+            "1",
+            "--limit",
+            "16",
+            "--val",
+            "8",
+        ])
+        .args(["--batch", "1", "--device", "wgpu", "--out"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    let Some((_, stderr)) = common::wgpu_output(&o) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("past this adapter's limit")
+            && stderr.contains("The search stopped on the device before its first checkpoint")
+            && !stderr.contains("host panicked")
+            && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// DPP-Net with a latency limit on the device: a candidate whose latency cannot be
 /// measured there (50,000 channels of 28x28 take 150 MiB for one image, past the 128
 /// MiB of a binding on lavapipe) is over every limit and never asked; the search goes

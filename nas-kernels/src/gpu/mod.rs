@@ -543,7 +543,7 @@ impl Gpu {
         if let Some(big) = bufs.iter().map(|b| b.size()).find(|&s| s > limit) {
             return Err(KernelError::Invalid(format!(
                 "wgpu kernel `{entry}`: a buffer of {:.1} MiB is past this adapter's limit of \
-                 {:.1} MiB per storage binding (a smaller batch or image fits)",
+                 {:.1} MiB per storage binding (a smaller batch, image or layer fits)",
                 mib(big),
                 mib(limit)
             )));
@@ -1134,7 +1134,7 @@ fn allocate(
     if size > limit {
         return Err(KernelError::Invalid(format!(
             "wgpu `{label}`: a buffer of {:.1} MiB is past this adapter's limit of {:.1} MiB \
-             per buffer (a smaller batch or image fits)",
+             per buffer (a smaller batch, image or layer fits)",
             mib(size),
             mib(limit)
         )));
