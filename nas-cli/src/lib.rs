@@ -32,6 +32,8 @@ pub mod executor;
 #[doc(hidden)]
 pub mod export_cmd;
 #[doc(hidden)]
+pub mod interrupt;
+#[doc(hidden)]
 pub mod oneshot_cmd;
 #[doc(hidden)]
 pub mod onnx_out;

@@ -4,7 +4,7 @@
 
 use crate::plot;
 use crate::report_html::State;
-use crate::search_args::{cost_of, load_run, run_cost, run_limits, SearchArgs};
+use crate::search_args::{cost_of, load_run_as_is, run_cost, run_limits, SearchArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use nas_core::experiment::{candidates, pareto, write_atomic, Candidate, Limits, TrialRecord};
@@ -25,9 +25,19 @@ pub struct ReportArgs {
 }
 
 pub fn report(a: ReportArgs) -> Result<()> {
-    let (run, args, j) = load_run(&a.dir)?;
-    let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"));
-    if one_shot {
+    let (run, args, j) = load_run_as_is(&a.dir)?;
+    let progress = run.path.join("progress.jsonl");
+    let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"))
+        || (j.is_empty() && progress.exists());
+    if one_shot && j.is_empty() {
+        println!(
+            "{}: one-shot {} on {}, {}",
+            run.path.display(),
+            args.strategy,
+            args.space.display(),
+            crate::count(args.epochs, "epoch"),
+        );
+    } else if one_shot {
         println!(
             "{}: one-shot {} on {}, {}; its export{}, scored with the supernet's weights:",
             run.path.display(),
@@ -76,7 +86,26 @@ pub fn report(a: ReportArgs) -> Result<()> {
         );
     }
     if j.is_empty() {
-        bail!("{}: no trial has ended yet", run.path.display());
+        // Nothing to rank: what the run has is its state, a one-shot search's training
+        // so far, and with --html the page that says so.
+        let mut shown = false;
+        if let Ok(text) = std::fs::read_to_string(&progress) {
+            println!("no architecture exported yet; its training so far:");
+            write_plot(
+                &run.path.join("progress.svg"),
+                &progress_svg(&text, args.epochs),
+            );
+            shown = true;
+        }
+        if a.html {
+            let path = crate::report_html::write(&run, &args, &j, state)?;
+            println!("wrote {}", path.display());
+            shown = true;
+        }
+        if !shown {
+            bail!("{}: no trial has ended yet", run.path.display());
+        }
+        return Ok(());
     }
     if cands.is_empty() {
         bail!(

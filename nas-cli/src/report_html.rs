@@ -108,6 +108,13 @@ impl Live {
             return;
         }
         self.last = Some(Instant::now());
+        // After an interrupt the page is the watcher's to write (as stopped).
+        let _page = crate::interrupt::PAGE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if crate::interrupt::interrupted() {
+            return;
+        }
         if let Err(e) = write(run, args, journal, State::Running) {
             if !std::mem::replace(&mut self.warned, true) {
                 eprintln!("warning: {FILE} not written: {e:#}");
@@ -126,6 +133,9 @@ pub fn finish(run: &RunDir, args: &SearchArgs, ok: bool) {
         return;
     }
     let state = if ok { State::Finished } else { State::Stopped };
+    let _page = crate::interrupt::PAGE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Err(e) = write(run, args, &journal, state) {
         eprintln!("warning: {FILE} not written: {e:#}");
     }

@@ -285,6 +285,16 @@ pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
 /// directory, its search's arguments and its journaled trials. A last line cut short
 /// by a kill is left out, with a warning; a corrupt line before it is an error.
 pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
+    let (run, a, j) = load_run_as_is(dir)?;
+    if j.is_empty() {
+        bail!("{}: the run has no finished trials yet", dir.display());
+    }
+    Ok((run, a, j))
+}
+
+/// [`load_run`], a run with no finished trial yet included (`nas report` says how such a
+/// run stands and shows a one-shot search's progress).
+pub fn load_run_as_is(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
     let run = RunDir::open(dir).map_err(|e| anyhow!(e))?;
     let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
         .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
@@ -299,9 +309,6 @@ pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
     }
     let j = journal.trials;
     check_against_space(&run, &j)?;
-    if j.is_empty() {
-        bail!("{}: the run has no finished trials yet", dir.display());
-    }
     Ok((run, a, j))
 }
 

@@ -33,6 +33,7 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let config = serde_json::to_value(&a)?;
     let mut run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
     println!("run directory: {}", dir.display());
+    job.stop_on_interrupt(&a, &dir)?;
     let result = save_space(&run, &job.choices()).and_then(|_| job.drive(&a, &mut run));
     crate::report_html::finish(&run, &a, result.is_ok());
     if result.is_err() && run.discard_if_empty() {
@@ -63,6 +64,7 @@ pub fn resume(dir: &Path, here: bool) -> Result<()> {
     if !run.space_path().exists() {
         save_space(&run, &job.choices())?; // a run made before runs recorded their space
     }
+    job.stop_on_interrupt(&a, dir)?;
     let result = job.drive(&a, &mut run);
     crate::report_html::finish(&run, &a, result.is_ok());
     result
@@ -207,6 +209,21 @@ impl Job<'_> {
             Job::OneShot(_, inputs) => inputs.choices(),
             Job::OneShotJob(_, choices) => choices.clone(),
         }
+    }
+
+    /// Makes Ctrl-C (or SIGTERM) stop a search that runs in this process with its page
+    /// marked stopped and a word on how to resume (`interrupt`); a cluster search
+    /// catches them itself, to cancel its jobs.
+    fn stop_on_interrupt(&self, a: &SearchArgs, dir: &Path) -> Result<()> {
+        let local = match self {
+            Job::AskTell(_) => a.executor == "local",
+            Job::OneShot(..) => true,
+            Job::OneShotJob(..) => false,
+        };
+        if local {
+            crate::interrupt::stop_search_on_interrupt(dir.to_path_buf(), a.clone());
+        }
+        Ok(())
     }
 
     fn drive(self, a: &SearchArgs, run: &mut RunDir) -> Result<()> {

@@ -386,3 +386,81 @@ fn a_running_search_keeps_its_page_up_to_date() {
     assert_eq!(html.matches("<tr class=\"trial").count(), 3);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Ctrl-C during a search in this process (a multi-trial one, and a one-shot one before
+/// it exported anything): it stops with exit code 130 and a word on how to resume, its
+/// page says it stopped (no longer reloading as a running one), and `nas report` reports
+/// the run as stopped (the one-shot one with its training so far). Before, SIGINT killed
+/// the process silently, the page kept saying "running", and `nas report` of the one-shot
+/// run was an error ("the run has no finished trials yet").
+#[test]
+fn ctrl_c_stops_a_search_and_its_page_says_so() {
+    let base = temp_path("report_html", "ctrl-c");
+    let multi: Vec<&str> = vec![
+        "--strategy",
+        "random",
+        "--evaluator",
+        "train",
+        "--budget",
+        "50",
+        "--limit",
+        "500",
+        "--val",
+        "200",
+    ];
+    let one_shot: Vec<&str> = vec![
+        "--strategy",
+        "darts",
+        "--epochs",
+        "20",
+        "--limit",
+        "4000",
+        "--val",
+        "256",
+    ];
+    for (name, args, ready) in [
+        ("multi", multi, "journal.jsonl"),
+        ("one-shot", one_shot, "progress.jsonl"),
+    ] {
+        let dir = base.join(name);
+        let child = nas()
+            .args(["--threads", "2", "search", "--space", "seed-net"])
+            .args(&args)
+            .arg("--out")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        // Until something is recorded (a trial, a progress report) and the page is live.
+        let live = |d: &Path| {
+            std::fs::metadata(d.join(ready)).is_ok_and(|m| m.len() > 0)
+                && std::fs::read_to_string(d.join("report.html"))
+                    .is_ok_and(|h| h.contains("data-state=\"running\""))
+        };
+        while !live(&dir) {
+            assert!(Instant::now() < deadline, "{name}: nothing recorded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: signalling a child this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(130), "{name}: {err}");
+        assert!(
+            err.contains("interrupted") && err.contains("nas resume"),
+            "{err}"
+        );
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(html.contains("<body data-state=\"stopped\""), "{name}");
+        let (ok, out, err) = run(nas().arg("report").arg(&dir));
+        assert!(ok, "{name}: {err}");
+        assert!(out.contains("stopped before its end"), "{name}: {out}");
+        if name == "one-shot" {
+            assert!(out.contains("no architecture exported yet"), "{out}");
+            assert!(dir.join("progress.svg").exists());
+        }
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
