@@ -29,24 +29,21 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let progress = run.path.join("progress.jsonl");
     let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"))
         || (j.is_empty() && progress.exists());
-    if one_shot && j.is_empty() {
+    if one_shot {
         println!(
-            "{}: one-shot {} on {}, {}",
-            run.path.display(),
-            args.strategy,
-            args.space.display(),
-            crate::count(args.epochs, "epoch"),
-        );
-    } else if one_shot {
-        println!(
-            "{}: one-shot {} on {}, {}; its export{}, scored with the supernet's weights:",
+            "{}: one-shot {} on {}, {}{}",
             run.path.display(),
             args.strategy,
             args.space.display(),
             crate::count(args.epochs, "epoch"),
             match j.len() {
-                0 | 1 => String::new(),
-                n => format!(" (trial 0) and its Pareto set ({} more)", n - 1),
+                0 => String::new(),
+                1 => "; its export, scored with the supernet's weights:".into(),
+                n => format!(
+                    "; its export (trial 0) and its Pareto set ({} more), scored with the \
+                     supernet's weights:",
+                    n - 1
+                ),
             }
         );
     } else {
