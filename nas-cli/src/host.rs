@@ -503,6 +503,19 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
 /// Where the host looks: `--plugin-dir` directories, then `NAS_PLUGIN_PATH` (separated
 /// like PATH), then the directory of the running binary.
 pub fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
+    // A `--plugin-dir` that is not a directory is likely a typo: said, as for
+    // NAS_PLUGIN_PATH (the search goes on with the other directories).
+    for d in explicit.iter().filter(|d| !d.is_dir()) {
+        tracing::warn!(
+            "--plugin-dir {} {}",
+            d.display(),
+            if d.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            }
+        );
+    }
     let mut dirs = explicit.to_vec();
     if let Some(p) = std::env::var_os("NAS_PLUGIN_PATH") {
         for d in std::env::split_paths(&p) {

@@ -58,7 +58,8 @@ pub fn report(a: ReportArgs) -> Result<()> {
     }
     // A run that is not whole is still being written, or was stopped: its lock says which.
     let one_shot_run = crate::report_html::one_shot(&j, run.path.join("progress.jsonl").exists());
-    let state = if crate::report_html::complete(&args, &j, one_shot_run) {
+    let ended = run.ended_path().exists();
+    let state = if ended || crate::report_html::complete(&args, &j, one_shot_run) {
         State::Finished
     } else if let Some(w) = run.writer() {
         println!("still running ({w}): the journal grows as trials end");

@@ -35,6 +35,7 @@ pub fn run(a: SearchArgs) -> Result<()> {
     println!("run directory: {}", dir.display());
     job.stop_on_interrupt(&a, &dir)?;
     let result = save_space(&run, &job.choices()).and_then(|_| job.drive(&a, &mut run));
+    let result = result.and_then(|_| mark_ended(&run));
     crate::report_html::finish(&run, &a, result.is_ok());
     if result.is_err() && run.discard_if_empty() {
         tracing::info!(
@@ -65,9 +66,20 @@ pub fn resume(dir: &Path, here: bool) -> Result<()> {
         save_space(&run, &job.choices())?; // a run made before runs recorded their space
     }
     job.stop_on_interrupt(&a, dir)?;
-    let result = job.drive(&a, &mut run);
+    match std::fs::remove_file(run.ended_path()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("{}: {e}", run.ended_path().display())
+        }
+        _ => {}
+    }
+    let result = job.drive(&a, &mut run).and_then(|_| mark_ended(&run));
     crate::report_html::finish(&run, &a, result.is_ok());
     result
+}
+
+/// Marks the run as ended of itself ([`RunDir::ended_path`]).
+fn mark_ended(run: &RunDir) -> Result<()> {
+    experiment::write_atomic(&run.ended_path(), b"ended\n").map_err(|e| anyhow!(e))
 }
 
 /// Records the choices of the run's space (see [`RunDir::space_path`]).
@@ -534,21 +546,27 @@ fn restore(
     evaluator: &dyn Evaluator,
 ) -> Result<Vec<Architecture>> {
     let told = match run.load_state().map_err(|e| anyhow!(e))? {
+        // A state saved after trials the journal no longer holds (its last line was cut
+        // by a kill and moved aside): the strategy starts fresh and is told the journal
+        // from its first trial, which brings it to where the journal ends all the same.
+        // Before, the resume refused, on every try.
+        Some((told, _)) if told > journal.len() => {
+            println!(
+                "{}: the strategy state says {}, the journal {} has {}: replaying the \
+                 journal from its start instead",
+                run.state_path().display(),
+                crate::count(told, "trial"),
+                run.journal_path().display(),
+                journal.len()
+            );
+            0
+        }
         Some((told, state)) => {
             s.load(&state).map_err(|e| anyhow!(e))?;
             told
         }
         None => 0,
     };
-    if told > journal.len() {
-        bail!(
-            "{}: the strategy state says {}, the journal {} has {}",
-            run.state_path().display(),
-            crate::count(told, "trial"),
-            run.journal_path().display(),
-            journal.len()
-        );
-    }
     let mut at = told;
     let mut differs = None;
     let mut in_flight = vec![];

@@ -23,6 +23,11 @@ pub struct SpaceArgs {
     pub cells: Option<usize>,
 }
 
+/// Most `--channels` the nb201 and darts spaces take.
+pub const MAX_CHANNELS: usize = 1024;
+/// Most `--cells` the nb201 (a stage) and darts spaces take.
+pub const MAX_CELLS: usize = 100;
+
 impl SpaceArgs {
     /// The space these options name, built for data of the given shape (a space file's
     /// size bound taken at the default batch).
@@ -46,9 +51,17 @@ impl SpaceArgs {
                 self.space
             );
         }
-        for (flag, v) in [("--channels", self.channels), ("--cells", self.cells)] {
-            if v == Some(0) {
-                bail!("{flag} 0: must be at least 1");
+        // Far past the papers' settings (nb201: 16 channels, 5 cells a stage; DARTS: 16
+        // or 36 channels, 8 or 20 cells), and within what a supernet of them can hold:
+        // `--cells 100000` grew memory without bound until the process aborted.
+        for (flag, v, most) in [
+            ("--channels", self.channels, MAX_CHANNELS),
+            ("--cells", self.cells, MAX_CELLS),
+        ] {
+            match v {
+                Some(0) => bail!("{flag} 0: must be at least 1"),
+                Some(n) if n > most => bail!("{flag} {n}: at most {most}"),
+                _ => {}
             }
         }
         if sized {

@@ -175,6 +175,9 @@ fn lock_holder(p: &Path) -> String {
 pub struct RunDir {
     pub path: PathBuf,
     lock: Option<RunLock>,
+    /// Whether [`RunDir::create`] made the directory (so discarding the run may remove
+    /// it; a directory the user made stays).
+    made: bool,
 }
 
 impl RunDir {
@@ -189,6 +192,12 @@ impl RunDir {
     }
     pub fn best_path(&self) -> PathBuf {
         self.path.join("best.json")
+    }
+    /// Written when a search ends of itself (its budget spent, or its strategy with
+    /// nothing more to propose), so a report tells such a run from one that stopped
+    /// before its end; removed when a resume starts.
+    pub fn ended_path(&self) -> PathBuf {
+        self.path.join("ended")
     }
     /// Trials that finished on a device after another trial of their batch was
     /// interrupted there (the device broke): kept for the resume, which journals them in
@@ -205,10 +214,12 @@ impl RunDir {
     /// Creates a new run directory and takes its lock (refusing a directory that
     /// already holds a journal, or that another process is writing).
     pub fn create(path: &Path, config: &Value) -> Result<RunDir, String> {
+        let made = !path.exists();
         std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let d = RunDir {
             path: path.to_path_buf(),
             lock: Some(RunLock::take(path)?),
+            made,
         };
         d.remove_stale_temporaries();
         if d.journal_path().exists() {
@@ -235,6 +246,7 @@ impl RunDir {
         let d = RunDir {
             path: path.to_path_buf(),
             lock: None,
+            made: false,
         };
         if !d.config_path().exists() {
             return Err(format!(
@@ -274,16 +286,7 @@ impl RunDir {
     /// writer, which holds the lock, so no other process is writing those; the temporary
     /// files of the plots a `nas report` writes without the lock are left alone.
     fn remove_stale_temporaries(&self) {
-        const OURS: [&str; 8] = [
-            "config.json",
-            "held.jsonl",
-            "space.json",
-            "strategy_state.json",
-            "best.json",
-            "progress.jsonl",
-            "oneshot.json",
-            "report.html",
-        ];
+        const OURS: [&str; 9] = RUN_FILES;
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return;
         };
@@ -305,24 +308,32 @@ impl RunDir {
         }
     }
 
-    /// Removes what [`RunDir::create`] made, when nothing has been recorded since (the
-    /// journal is empty and nothing else is in the directory), so a search that failed
-    /// before its first trial leaves no run behind. Returns whether it did.
+    /// Removes what [`RunDir::create`] made, when the run has recorded nothing since
+    /// (its journal is empty and no other file a run writes is there), so a search that
+    /// failed before its first trial leaves no run behind. Files that are not a run's
+    /// stay, and so does a directory the user made (before, a file of the user's kept
+    /// the half-made run, which `--out` then refused and `nas resume` replayed into the
+    /// same failure; and an empty directory the user made was removed). Returns whether
+    /// it discarded the run.
     pub fn discard_if_empty(self) -> bool {
         let ours = ["config.json", "journal.jsonl", "run.lock", "space.json"];
-        let only_ours = std::fs::read_dir(&self.path).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .all(|e| ours.contains(&e.file_name().to_string_lossy().as_ref()))
+        let recorded = std::fs::read_dir(&self.path).map_or(true, |entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                !ours.contains(&name.as_str()) && written_by_a_run(&name)
+            })
         });
         let empty = std::fs::metadata(self.journal_path()).is_ok_and(|m| m.len() == 0);
-        if self.lock.is_none() || !only_ours || !empty {
+        if self.lock.is_none() || recorded || !empty {
             return false;
         }
         for f in ours {
             let _ = std::fs::remove_file(self.path.join(f));
         }
-        let _ = std::fs::remove_dir(&self.path);
+        if self.made {
+            // Fails, leaving it, where files of the user's are in it.
+            let _ = std::fs::remove_dir(&self.path);
+        }
         true
     }
 
@@ -507,6 +518,37 @@ impl RunDir {
             .ok_or_else(|| format!("{}: no `told` count", p.display()))?;
         Ok(Some((told as usize, v["strategy"].clone())))
     }
+}
+
+/// The files of a run that are written whole ([`write_atomic`]).
+const RUN_FILES: [&str; 9] = [
+    "config.json",
+    "held.jsonl",
+    "ended",
+    "space.json",
+    "strategy_state.json",
+    "best.json",
+    "progress.jsonl",
+    "oneshot.json",
+    "report.html",
+];
+
+/// Whether a file of this name in a run directory is one a run writes (its own files,
+/// checkpoints, cut journal lines, temporaries), not a file of the user's.
+fn written_by_a_run(name: &str) -> bool {
+    RUN_FILES.contains(&name)
+        || [
+            "journal.jsonl",
+            "run.lock",
+            "ended",
+            "best.json",
+            "pareto.svg",
+        ]
+        .contains(&name)
+        || name.starts_with("journal.jsonl.cut-")
+        || name.starts_with("supernet")
+        || (name.starts_with('.') && name.contains(".tmp-"))
+        || name.ends_with(".svg")
 }
 
 /// Writes a file so that a crash leaves either the old or the new content: the bytes go

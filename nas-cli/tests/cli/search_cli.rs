@@ -899,3 +899,106 @@ fn read_only_commands_check_architectures_against_the_space() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// A search that fails before its first trial in a directory the user made (holding a
+/// file of theirs, or empty) leaves the directory and their file, and no half-made run:
+/// the same `--out` then takes a search. Before, the file kept the failed run, which
+/// `--out` refused ("already holds a run") and `nas resume` replayed into the same
+/// error; and an empty directory of the user's was removed.
+#[test]
+fn a_failed_search_in_a_users_directory_leaves_it_as_it_was() {
+    let base = out_dir("users-dir");
+    let (kept, empty) = (base.join("kept"), base.join("empty"));
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(kept.join("notes.txt"), "mine").unwrap();
+    for d in [&kept, &empty] {
+        let bad = [
+            "--strategy",
+            "nat",
+            "--budget",
+            "3",
+            "--config",
+            r#"{"bogus": 1}"#,
+        ];
+        let (ok, out, err) = table_search(d, &bad);
+        assert!(!ok && err.contains("bogus"), "{out}\n{err}");
+        assert!(d.is_dir(), "the user's directory was removed");
+        let left: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let want: &[&str] = if d == &kept { &["notes.txt"] } else { &[] };
+        assert_eq!(left, want, "{}", d.display());
+        let (ok, out, err) = table_search(d, &["--strategy", "random", "--budget", "3"]);
+        assert!(ok, "{out}\n{err}");
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
+
+/// A journal whose last line a kill cut after the strategy state was saved: `nas
+/// resume` replays the journal from its start instead of refusing (before, every resume
+/// failed: "the strategy state says 20 trials, the journal has 19"), and ends with the
+/// budget. A search whose strategy runs out before its budget has ended, and `nas
+/// report` says so (before: "stopped before its end", and `--html` rewrote the page as
+/// stopped). Too many `--cells` is an error naming the flag (before, memory grew until
+/// the process aborted).
+#[test]
+fn resume_past_a_cut_line_and_runs_that_end_early() {
+    let d = out_dir("cut-state");
+    let (ok, out, err) = table_search(&d, &["--strategy", "evolution", "--budget", "20"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(d.join("strategy_state.json").exists());
+    let j = d.join("journal.jsonl");
+    let len = std::fs::metadata(&j).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&j)
+        .unwrap()
+        .set_len(len - 30)
+        .unwrap();
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("replaying the journal from its start"),
+        "{out}"
+    );
+    let lines = std::fs::read_to_string(&j).unwrap().lines().count();
+    assert_eq!(lines, 20);
+    std::fs::remove_dir_all(&d).ok();
+
+    // Grid over a space file of two architectures, with a budget of five.
+    let d = out_dir("ends-early");
+    std::fs::create_dir_all(&d).unwrap();
+    let space = d.join("two.json");
+    let two = r#"{"name": "two", "layers": [
+        {"choice": "block", "candidates": {"a": [{"op": "conv", "out": 4}], "b": [{"op": "conv", "out": 4, "kernel": 1}]}},
+        {"op": "gap"}, {"op": "linear", "out": "classes"}]}"#;
+    std::fs::write(&space, two).unwrap();
+    let runs = d.join("run");
+    let (ok, out, err) = run(nas()
+        .args(["--threads", "2", "search", "--space-file"])
+        .arg(&space)
+        .args([
+            "--strategy",
+            "grid",
+            "--budget",
+            "5",
+            "--evaluator",
+            "train",
+        ])
+        .args([
+            "--limit", "64", "--val", "64", "--batch", "32", "--epochs", "1", "--out",
+        ])
+        .arg(&runs));
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = run(nas().arg("report").arg(&runs).arg("--html"));
+    assert!(ok, "{out}\n{err}");
+    assert!(!out.contains("stopped before its end"), "{out}");
+    let html = std::fs::read_to_string(runs.join("report.html")).unwrap();
+    assert!(html.contains("<body data-state=\"finished\""));
+    std::fs::remove_dir_all(&d).ok();
+
+    let (ok, _, err) = run(nas().args(["spaces", "--space", "nb201", "--cells", "100000"]));
+    assert!(!ok && err.contains("--cells 100000: at most 100"), "{err}");
+}
