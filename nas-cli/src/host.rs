@@ -503,18 +503,19 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
 /// Where the host looks: `--plugin-dir` directories, then `NAS_PLUGIN_PATH` (separated
 /// like PATH), then the directory of the running binary.
 pub fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
-    // A `--plugin-dir` that is not a directory is likely a typo: said, as for
-    // NAS_PLUGIN_PATH (the search goes on with the other directories).
-    for d in explicit.iter().filter(|d| !d.is_dir()) {
-        tracing::warn!(
-            "--plugin-dir {} {}",
-            d.display(),
-            if d.exists() {
-                "is not a directory"
-            } else {
-                "does not exist"
-            }
-        );
+    // A directory named that is not one is likely a typo: said (the search goes on with
+    // the other directories).
+    let check = |what: &str, d: &Path| {
+        if !d.is_dir() {
+            let why = match d.exists() {
+                true => "is not a directory",
+                false => "does not exist",
+            };
+            tracing::warn!("{what} {} {why}", d.display());
+        }
+    };
+    for d in explicit {
+        check("--plugin-dir", d);
     }
     let mut dirs = explicit.to_vec();
     if let Some(p) = std::env::var_os("NAS_PLUGIN_PATH") {
@@ -522,17 +523,7 @@ pub fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
             if d.as_os_str().is_empty() {
                 continue;
             }
-            if !d.is_dir() {
-                tracing::warn!(
-                    "NAS_PLUGIN_PATH entry {} {}",
-                    d.display(),
-                    if d.exists() {
-                        "is not a directory"
-                    } else {
-                        "does not exist"
-                    }
-                );
-            }
+            check("NAS_PLUGIN_PATH entry", &d);
             dirs.push(d);
         }
     }
