@@ -1,7 +1,7 @@
 //! Ctrl-C (SIGINT) or SIGTERM during a search that runs in this process: the search
 //! stops at once, as a kill would (the journal and the checkpoints are written so that a
 //! kill loses nothing: see `nas resume`), but first its page says it stopped and the user
-//! is told how to go on. A cluster search handles these signals itself
+//! is told how to go on. A cluster search acts on the same flag itself
 //! (`slurm::catch_interrupts`: it cancels its jobs first).
 
 use crate::search_args::SearchArgs;
@@ -22,7 +22,20 @@ extern "C" fn on_signal(s: libc::c_int) {
     SIGNAL.store(s, Ordering::SeqCst);
 }
 
-/// Whether an interrupt arrived (the page is then the watcher's to write).
+/// From now on SIGINT and SIGTERM only set the flag [`interrupted`] reads (whoever
+/// installed this acts on it: the watcher below, or a cluster search's waiting loop).
+pub fn catch_signals() {
+    #[cfg(unix)]
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGINT, h);
+        libc::signal(libc::SIGTERM, h);
+    }
+}
+
+/// Whether an interrupt arrived (in a local search the page is then the watcher's to
+/// write).
 pub fn interrupted() -> bool {
     SIGNAL.load(Ordering::SeqCst) != 0
 }
@@ -31,13 +44,7 @@ pub fn interrupted() -> bool {
 /// say): a watcher thread marks its page stopped, says how to resume, and ends the
 /// process with 128 plus the signal's number, as the signal would have.
 pub fn stop_search_on_interrupt(dir: PathBuf, args: SearchArgs) {
-    #[cfg(unix)]
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::signal(libc::SIGINT, h);
-        libc::signal(libc::SIGTERM, h);
-    }
+    catch_signals();
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_millis(50));
         let signal = SIGNAL.load(Ordering::SeqCst);

@@ -57,7 +57,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         );
     }
     // A run that is not whole is still being written, or was stopped: its lock says which.
-    let one_shot_run = crate::report_html::one_shot(&j, run.path.join("progress.jsonl").exists());
+    let one_shot_run = crate::report_html::one_shot(&j, progress.exists());
     let ended = run.ended_path().exists();
     let state = if ended || crate::report_html::complete(&args, &j, one_shot_run) {
         State::Finished
@@ -145,7 +145,6 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 write_plot(&run.path.join("pareto.svg"), &svg);
             }
         }
-        let progress = run.path.join("progress.jsonl");
         match std::fs::read_to_string(&progress) {
             Ok(text) => write_plot(
                 &run.path.join("progress.svg"),

@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The options of `--slurm` (JSON, inline or `@file.json`).
@@ -342,30 +341,16 @@ pub fn shell_join(args: &[String]) -> String {
         .join(" ")
 }
 
-/// Set by SIGINT or SIGTERM while a cluster search waits, so it can cancel its jobs.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-#[cfg(unix)]
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 /// From now on Ctrl-C (or SIGTERM) asks the waiting loop to cancel the run's jobs and
-/// stop, instead of killing the host at once.
+/// stop, instead of killing the host at once (the flag is `interrupt`'s).
 pub fn catch_interrupts() {
-    #[cfg(unix)]
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        let h = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::signal(libc::SIGINT, h);
-        libc::signal(libc::SIGTERM, h);
-    }
+    crate::interrupt::catch_signals();
 }
 
 /// Sleeps, waking early when interrupted.
 pub fn nap(seconds: f64) {
     let end = Instant::now() + Duration::from_secs_f64(seconds);
-    while !INTERRUPTED.load(Ordering::SeqCst) {
+    while !crate::interrupt::interrupted() {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -573,7 +558,7 @@ impl<C: Cluster> Slurm<C> {
                 let _ = std::fs::remove_file(&file);
                 return Ok(());
             }
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if crate::interrupt::interrupted() {
                 let _ = self.cluster.cancel(&[id.clone()]);
                 bail!("interrupted while the probe job {id} waited");
             }
@@ -883,7 +868,7 @@ impl<C: Cluster> Executor for Slurm<C> {
             });
         }
         loop {
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if crate::interrupt::interrupted() {
                 let n = self.cancel_all(&pending);
                 bail!(
                     "interrupted: cancelled {} of the run; `nas resume {}` goes on from the \
@@ -999,7 +984,7 @@ pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut ended_since: Option<Instant> = None;
     loop {
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if crate::interrupt::interrupted() {
             let ids: Vec<String> = seen
                 .iter()
                 .filter(|(_, st)| is_live(st))

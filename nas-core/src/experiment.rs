@@ -444,11 +444,7 @@ impl RunDir {
             .create(true)
             .open(&p)
             .map_err(|e| format!("{}: {e}", p.display()))?;
-        let mut lines = vec![];
-        for r in rs {
-            lines.extend(serde_json::to_vec(r).map_err(|e| e.to_string())?);
-            lines.push(b'\n');
-        }
+        let lines = jsonl(rs)?;
         f.write_all(&lines)
             .map_err(|e| format!("{}: {e}", p.display()))?;
         f.sync_data().map_err(|e| format!("{}: {e}", p.display()))?;
@@ -468,12 +464,7 @@ impl RunDir {
                 _ => Ok(()),
             };
         }
-        let mut lines = vec![];
-        for r in trials {
-            lines.extend(serde_json::to_vec(r).map_err(|e| e.to_string())?);
-            lines.push(b'\n');
-        }
-        write_atomic(&p, &lines)
+        write_atomic(&p, &jsonl(trials)?)
     }
 
     /// The trials [`RunDir::hold`] kept; none where there is no file. A file that does
@@ -520,6 +511,17 @@ impl RunDir {
     }
 }
 
+/// `rs` as JSON lines, each ending in a newline (the journal's form, and the held
+/// trials').
+fn jsonl(rs: &[TrialRecord]) -> Result<Vec<u8>, String> {
+    let mut lines = vec![];
+    for r in rs {
+        lines.extend(serde_json::to_vec(r).map_err(|e| e.to_string())?);
+        lines.push(b'\n');
+    }
+    Ok(lines)
+}
+
 /// The files of a run that are written whole ([`write_atomic`]).
 const RUN_FILES: [&str; 9] = [
     "config.json",
@@ -537,14 +539,7 @@ const RUN_FILES: [&str; 9] = [
 /// checkpoints, cut journal lines, temporaries), not a file of the user's.
 fn written_by_a_run(name: &str) -> bool {
     RUN_FILES.contains(&name)
-        || [
-            "journal.jsonl",
-            "run.lock",
-            "ended",
-            "best.json",
-            "pareto.svg",
-        ]
-        .contains(&name)
+        || ["journal.jsonl", "run.lock"].contains(&name)
         || name.starts_with("journal.jsonl.cut-")
         || name.starts_with("supernet")
         || (name.starts_with('.') && name.contains(".tmp-"))

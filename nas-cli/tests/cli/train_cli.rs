@@ -301,6 +301,15 @@ fn an_architecture_too_large_for_the_device_fails_its_trial() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The records of a JSON-lines file of a run (none where it is not there).
+fn jsonl(p: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A device that no longer works after a trial's failure ends the search, but the
 /// trials of the batch before that trial are journaled (before, the whole batch was
 /// dropped and ran again on resume); resuming in a new process evaluates the rest.
@@ -322,13 +331,7 @@ fn a_device_broken_mid_batch_keeps_the_trials_before_it() {
             && !stderr.contains("kept"),
         "{stderr}"
     );
-    let records = |run: &std::path::Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(run.join("journal.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+    let records = |run: &std::path::Path| jsonl(&run.join("journal.jsonl"));
     let before = records(&run);
     assert_eq!(before.len(), 1, "{before:?}");
     assert_eq!(before[0]["arch"]["block"], "a_narrow");
@@ -369,15 +372,8 @@ fn a_device_broken_mid_batch_keeps_the_finished_trials_after_it() {
             && stderr.contains("the trial after it that finished is kept"),
         "{stderr}"
     );
-    let lines = |p: std::path::PathBuf| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    assert!(lines(run.join("journal.jsonl")).is_empty());
-    let held = lines(run.join("held.jsonl"));
+    assert!(jsonl(&run.join("journal.jsonl")).is_empty());
+    let held = jsonl(&run.join("held.jsonl"));
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0]["trial"], 1);
     assert_eq!(held[0]["arch"]["block"], "b_narrow");
@@ -390,7 +386,7 @@ fn a_device_broken_mid_batch_keeps_the_finished_trials_after_it() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
-    let after = lines(run.join("journal.jsonl"));
+    let after = jsonl(&run.join("journal.jsonl"));
     assert_eq!(after.len(), 2, "{after:?}");
     let why = after[0]["metrics"]["failed"].as_str().unwrap_or_default();
     assert!(why.contains("past this adapter's limit"), "{after:?}");
