@@ -511,15 +511,33 @@ fn ask_batch(
     evaluator: &dyn Evaluator,
 ) -> Result<Vec<Architecture>> {
     let mut asked = vec![];
+    // A strategy that costs many architectures before it asks (DPP-Net under tight
+    // limits) says so every half minute, rather than leave the terminal silent.
+    let start = std::cell::Cell::new(std::time::Instant::now());
+    let (costed, said) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0u64));
     let costs = |arch: &Architecture| {
         arch::validate(choices, arch)
             .map_err(|e| format!("costs of an invalid architecture: {e}"))?;
+        costed.set(costed.get() + 1);
+        let half_minutes = start.get().elapsed().as_secs() / 30;
+        if half_minutes > said.get() {
+            said.set(half_minutes);
+            println!(
+                "strategy `{}` has costed {} before its next ask ({} s)",
+                a.strategy,
+                crate::count(costed.get(), "architecture"),
+                start.get().elapsed().as_secs()
+            );
+        }
         evaluator.costs(arch)
     };
     while asked.len() < want {
         let Some(x) = s.ask_costed(&costs).map_err(|e| anyhow!(e))? else {
             break;
         };
+        start.set(std::time::Instant::now());
+        costed.set(0);
+        said.set(0);
         arch::validate(choices, &x).map_err(|e| {
             anyhow!(
                 "strategy `{}` proposed an invalid architecture: {e}",

@@ -364,6 +364,30 @@ fn every_strategy_takes_the_hard_limits() {
         ])
         .arg(out_dir("limits-bad")));
     assert!(!ok && err.contains("`max_macs`"), "{err}");
+    // Limits no architecture meets: DPP-Net, which costs its picks before asking them,
+    // ends after `max_over` costed, saying so and leaving no run behind. Before, it
+    // costed 11,303 architectures in silence for 109 s, then printed "no trials".
+    let dir = out_dir("limits-dppnet-out-of-reach");
+    let (ok, out, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "dppnet"])
+        .args([
+            "--budget",
+            "5",
+            "--config",
+            r#"{"max_params": 1, "max_over": 50}"#,
+        ])
+        .arg("--out")
+        .arg(&dir));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains("no architecture within the limits")
+            && err.contains("all 50 architectures costed over them (params <= 1, the least seen "),
+        "{err}"
+    );
+    assert!(
+        err.contains("holds no run") && !dir.exists(),
+        "{out}\n{err}"
+    );
 }
 
 /// Each learning strategy beats random search on the real NAS-Bench-201 table (not a

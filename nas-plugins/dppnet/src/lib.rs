@@ -63,6 +63,7 @@ const FIELDS: &[&str] = &[
     "margin",
     "max_memory_mb",
     "batch",
+    "max_over",
 ];
 
 /// The beam when the budget is unknown (PNAS's).
@@ -77,6 +78,9 @@ pub struct Config {
     batch: usize,
     /// (index into [`COSTS`], maximum).
     limits: Vec<(usize, f64)>,
+    /// Architectures the host's exact costs may put over the limits, none within,
+    /// before the search ends as out of their reach.
+    max_over: usize,
 }
 
 impl Config {
@@ -116,6 +120,7 @@ impl Config {
             margin,
             batch: count(c, "batch", 1, 1, 1 << 20)?,
             limits,
+            max_over: count(c, "max_over", 1000, 1, 100_000_000)?,
         })
     }
 }
@@ -211,6 +216,11 @@ pub struct Dppnet {
     /// The host's exact costs of candidates the Pareto selection chose, by key (when the
     /// host has a cost model: `ask_costed`).
     exact: BTreeMap<String, [Option<f64>; 4]>,
+    /// Architectures the host's exact costs put over the limits before the first within
+    /// them (the count stops there: the limits are within reach).
+    over_first: usize,
+    /// Whether the host's exact costs put any architecture within the limits.
+    reached: bool,
 }
 
 impl Dppnet {
@@ -352,14 +362,57 @@ impl Dppnet {
                     false => costs_of(&m, self.cfg.batch),
                 };
                 self.exact.insert(key, c);
-                c
+                let within = self.within(&c);
+                self.reached |= within;
+                self.over_first += usize::from(!self.reached);
+                return Ok(within);
             }
         };
-        Ok(self
+        Ok(self.within(&c))
+    }
+
+    fn within(&self, c: &[Option<f64>; 4]) -> bool {
+        self.cfg
+            .limits
+            .iter()
+            .all(|(k, max)| c[*k].is_none_or(|v| v <= *max))
+    }
+
+    /// Whether the first `max_over` architectures the host costed were all over the
+    /// limits: the search ends there rather than cost the rest of the space one by one
+    /// (a pool of 20,000 candidates, each built and timed by the host).
+    fn out_of_reach(&self) -> bool {
+        !self.reached && self.over_first >= self.cfg.max_over
+    }
+
+    /// The end of a search whose limits are out of reach: an error saying how far the
+    /// least costly architectures seen are.
+    fn end_out_of_reach(&self) -> Result<Option<Architecture>, String> {
+        let limits: Vec<String> = self
             .cfg
             .limits
             .iter()
-            .all(|(k, max)| c[*k].is_none_or(|v| v <= *max)))
+            .map(|(k, max)| {
+                let least = self
+                    .exact
+                    .values()
+                    .filter_map(|c| c[*k])
+                    .filter(|v| *v < f64::MAX)
+                    .fold(f64::INFINITY, f64::min);
+                match least.is_finite() {
+                    true => format!("{} <= {max}, the least seen {least}", COSTS[*k]),
+                    false => format!("{} <= {max}", COSTS[*k]),
+                }
+            })
+            .collect();
+        Err(format!(
+            "no architecture within the limits: the host's exact costs put all {} \
+             architectures costed over them ({}); loosen the limits, or raise the \
+             config field `max_over` (now {}) to look further",
+            self.over_first,
+            limits.join("; "),
+            self.cfg.max_over
+        ))
     }
 
     /// Picks the next batch from the pool; how many it picked. With the host's costs
@@ -385,6 +438,11 @@ impl Dppnet {
         }
         let n = self.batch.min(self.picks_left);
         let mut over: Vec<usize> = vec![];
+        // How far down the selection's order the exact costs are checked after a batch
+        // came out wholly over the budget: doubled each time, so a pool mostly over it
+        // is cleared in a few selections, not in one selection per batch (before, an
+        // unreachable limit on NAS-Bench-201 took 109 s of selections to end).
+        let mut probe = n;
         let chosen: Vec<usize> = loop {
             let chosen: Vec<usize> = pareto::select(&points, n)
                 .into_iter()
@@ -395,12 +453,33 @@ impl Dppnet {
             };
             let mut out = vec![];
             for &i in &chosen {
+                if self.out_of_reach() {
+                    break;
+                }
                 if !self.exactly_within(i, host)? {
                     out.push(i);
                 }
             }
+            if self.out_of_reach() {
+                break vec![];
+            }
             if out.is_empty() {
                 break chosen;
+            }
+            let all_over = out.len() == chosen.len();
+            if probe > n {
+                for j in pareto::select(&points, probe) {
+                    let i = candidates[j];
+                    if self.out_of_reach() {
+                        break;
+                    }
+                    if !out.contains(&i) && !self.exactly_within(i, host)? {
+                        out.push(i);
+                    }
+                }
+            }
+            if all_over {
+                probe = probe.saturating_mul(2);
             }
             let keep: Vec<bool> = candidates.iter().map(|i| !out.contains(i)).collect();
             let mut k = keep.iter();
@@ -425,8 +504,9 @@ impl Dppnet {
         } else {
             self.picks_left - picked.len()
         };
+        let got = picked.len();
         self.kept.extend(picked);
-        Ok(points.len().min(n))
+        Ok(got)
     }
 
     /// The next architecture to ask (`ask`'s answer), with the host's costs when given.
@@ -436,8 +516,14 @@ impl Dppnet {
                 self.asked += 1;
                 return Ok(Some(decisions::to_arch(&self.space, &d)));
             }
+            if self.out_of_reach() {
+                return self.end_out_of_reach();
+            }
             if self.picks_left > 0 && !self.pool.is_empty() {
                 if self.pick(host)? == 0 {
+                    if self.out_of_reach() {
+                        continue;
+                    }
                     if self.sampled {
                         // A fresh sample of the whole space with nothing predicted
                         // within the budget: nothing is left to propose.
@@ -521,6 +607,8 @@ impl Strategy for Dppnet {
             asked: 0,
             fits: 0,
             exact: BTreeMap::new(),
+            over_first: 0,
+            reached: false,
         })
     }
 
@@ -571,6 +659,8 @@ impl Strategy for Dppnet {
             "fits": self.fits,
             "rng": self.rng.state(),
             "exact": self.exact,
+            "over_first": self.over_first,
+            "reached": self.reached,
         }))
     }
 
@@ -606,6 +696,8 @@ impl Strategy for Dppnet {
         self.asked = config_field(&s, "asked", 0).map_err(|e| f(&e))?;
         self.fits = config_field(&s, "fits", 0).map_err(|e| f(&e))?;
         self.exact = config_field(&s, "exact", BTreeMap::new()).map_err(|e| f(&e))?;
+        self.over_first = config_field(&s, "over_first", 0).map_err(|e| f(&e))?;
+        self.reached = config_field(&s, "reached", false).map_err(|e| f(&e))?;
         self.rng = Rng::from_state(config_field(&s, "rng", self.rng.state()).map_err(|e| f(&e))?);
         let seen: Vec<String> = config_field(&s, "seen", vec![]).map_err(|e| f(&e))?;
         self.seen = seen.into_iter().collect();

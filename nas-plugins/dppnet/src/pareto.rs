@@ -31,15 +31,46 @@ pub fn select(points: &[Vec<f64>], k: usize) -> Vec<usize> {
 /// The Pareto set of the points `among` (ascending indices, as is the set), and the
 /// rest. A point left out was dominated by a member of the set as it stood, and so
 /// (dominance being transitive) by a member of the final one.
+///
+/// Equal points share one fate, so the set is kept as groups of equal points and each
+/// point is checked against one member of each group: a pool whose predictions all tie
+/// (before any result, or under an unreachable limit) costs its size, not its square
+/// (before, 2.5 s per selection of 11,000 candidates). The points are visited in
+/// lexicographic order, in which a point can only be dominated by one before it, so
+/// the set rarely holds a point it later drops.
 fn peel(points: &[Vec<f64>], among: &[usize]) -> (Vec<usize>, Vec<usize>) {
-    let mut front: Vec<usize> = vec![];
-    for &i in among {
-        if front.iter().any(|&j| dominates(&points[j], &points[i])) {
+    let lex = |a: &usize, b: &usize| {
+        let (p, q) = (&points[*a], &points[*b]);
+        p.iter()
+            .zip(q)
+            .map(|(x, y)| x.total_cmp(y))
+            .find(|o| o.is_ne())
+            .unwrap_or(p.len().cmp(&q.len()))
+    };
+    let mut order = among.to_vec();
+    order.sort_by(|a, b| lex(a, b).then(a.cmp(b)));
+    // Each group: equal points, the first of which stands for them all.
+    let mut groups: Vec<Vec<usize>> = vec![];
+    let mut last: Option<(usize, bool)> = None;
+    for &i in &order {
+        let same = last.is_some_and(|(j, _)| lex(&j, &i).is_eq());
+        let inside = match last {
+            Some((_, inside)) if same => inside,
+            _ => !groups.iter().any(|g| dominates(&points[g[0]], &points[i])),
+        };
+        last = Some((i, inside));
+        if !inside {
             continue;
         }
-        front.retain(|&j| !dominates(&points[i], &points[j]));
-        front.push(i);
+        match groups.last_mut() {
+            Some(g) if same => g.push(i),
+            _ => {
+                groups.retain(|g| !dominates(&points[i], &points[g[0]]));
+                groups.push(vec![i]);
+            }
+        }
     }
+    let mut front: Vec<usize> = groups.into_iter().flatten().collect();
     front.sort_unstable();
     let rest = among
         .iter()

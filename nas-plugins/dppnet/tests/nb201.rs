@@ -188,6 +188,61 @@ fn networks_the_device_cannot_run_are_never_asked() {
     assert_eq!(asked, 40, "the search stopped early");
 }
 
+/// Limits no architecture of the space meets end the search once `max_over` were
+/// costed, all over them, with an error naming the limits and the least cost seen;
+/// before, the plugin costed 11,303 architectures (the whole pool, then a sample) over
+/// 109 s and ended with nothing to say. Limits one architecture in a hundred meets are
+/// not taken for out of reach.
+#[test]
+fn limits_out_of_reach_end_the_search_after_max_over_over_them() {
+    use nas_strategies::{Architecture, Costs};
+    use std::cell::Cell;
+    let table = table();
+    let calls = Cell::new(0usize);
+    let costs = |a: &Architecture| {
+        calls.set(calls.get() + 1);
+        table.costs(a)
+    };
+    let least = table
+        .rows
+        .values()
+        .map(|r| r.params_mb * 1e6)
+        .fold(f64::INFINITY, f64::min);
+    let setup = |config| Setup {
+        space: space(),
+        config,
+        seed: 0,
+        budget: 40,
+    };
+    let mut s = Dppnet::new(&setup(json!({"max_params": 1, "max_over": 200}))).unwrap();
+    let e = s.ask_costed(&Costs::Local(&costs)).unwrap_err();
+    assert_eq!(calls.get(), 200, "{e}");
+    assert!(e.contains("all 200 architectures costed"), "{e}");
+    assert!(e.contains("(params <= 1, the least seen "), "{e}");
+    assert!(e.contains("`max_over` (now 200)"), "{e}");
+    let seen: f64 = e
+        .split("the least seen ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no least cost in: {e}"));
+    assert!(seen >= least && seen > 1.0, "{seen} < {least}");
+    // Within reach of 1% of the space: found, then searched with no end for reach.
+    let limit = latency_quantile(&table, 0.01);
+    let mut s = Dppnet::new(&setup(json!({"max_latency_ms": limit}))).unwrap();
+    let mut asked = 0;
+    while let Some(arch) = s.ask_costed(&Costs::Local(&costs)).unwrap() {
+        let m = table.evaluate(&arch, nb::trial_seed(1000, asked)).unwrap();
+        assert!(m.latency_ms.unwrap() <= limit);
+        s.tell(&arch, &m).unwrap();
+        asked += 1;
+        if asked == 40 {
+            break;
+        }
+    }
+    assert_eq!(asked, 40);
+}
+
 /// A saved search loaded into a fresh strategy asks exactly what the original asks.
 #[test]
 fn a_loaded_search_continues_exactly() {
@@ -226,6 +281,7 @@ fn config_errors_name_the_field_and_value() {
         (json!({"rounds": 0}), "`rounds`: 0"),
         (json!({"batch": 0}), "`batch`: 0"),
         (json!({"beam": 0}), "`beam`: 0"),
+        (json!({"max_over": 0}), "`max_over`: 0"),
         (json!({"latency": 5}), "`latency`"),
     ] {
         let setup = Setup {
