@@ -111,7 +111,57 @@ pub fn default_device() -> String {
     "cpu".into()
 }
 
+/// What an error in a run's recorded options (its `config.json`, which a resume,
+/// report or retrain reads back) says first: the file, and that its fields are the
+/// flags of `nas search`, which the checks name.
+pub fn recorded_context(run: &RunDir) -> String {
+    format!(
+        "{} (the run's options: a field for each flag of `nas search`, `test_split` for \
+         --test-split)",
+        run.config_path().display()
+    )
+}
+
 impl SearchArgs {
+    /// The options a run was started with, from its `config.json`: a field of the
+    /// wrong type or range for its kind (a hand-edited file) is an error naming the file
+    /// and the field. (What a field's value means is checked where the run is prepared,
+    /// as its flag's is; see [`recorded_context`].)
+    pub fn recorded(run: &RunDir) -> Result<SearchArgs> {
+        let v = run.config().map_err(|e| anyhow!(e))?;
+        let p = run.config_path();
+        let field = |path: String, e: &dyn std::fmt::Display| match path.as_str() {
+            "." => None,
+            f => Some(anyhow!("{}: field `{f}`: {e}", p.display())),
+        };
+        let a: SearchArgs = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+            // A field of a flattened part is found by reading that part alone.
+            let flat = || {
+                let space = serde_path_to_error::deserialize::<_, SpaceArgs>(v.clone()).err();
+                let data = serde_path_to_error::deserialize::<_, DataArgs>(v.clone()).err();
+                [space.map(|e| (e.path().to_string(), e.into_inner()))]
+                    .into_iter()
+                    .chain([data.map(|e| (e.path().to_string(), e.into_inner()))])
+                    .flatten()
+                    .find_map(|(path, e)| field(path, &e))
+            };
+            field(e.path().to_string(), e.inner())
+                .or_else(flat)
+                .unwrap_or_else(|| anyhow!("{}: not a search config: {}", p.display(), e.inner()))
+        })?;
+        // A field the search does not know (a misspelt one) would go unheeded in silence.
+        let known = serde_json::to_value(&a)?;
+        if let (Some(file), Some(known)) = (v.as_object(), known.as_object()) {
+            for k in file.keys().filter(|k| !known.contains_key(*k)) {
+                tracing::warn!(
+                    "{}: field `{k}` is not an option of `nas search`; ignored",
+                    p.display()
+                );
+            }
+        }
+        Ok(a)
+    }
+
     /// `--out`, or the first of runs/<space>-<strategy>-<seed>, ...-2, ...-3 that does
     /// not exist yet (so running the same command twice starts a second run).
     pub fn out_dir(&self) -> PathBuf {
@@ -296,8 +346,7 @@ pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
 /// run stands and shows a one-shot search's progress).
 pub fn load_run_as_is(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
     let run = RunDir::open(dir).map_err(|e| anyhow!(e))?;
-    let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
-        .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
+    let a = SearchArgs::recorded(&run)?;
     let journal = run.read_journal().map_err(|e| anyhow!(e))?;
     if let JournalTail::Torn { line, .. } = journal.tail {
         tracing::warn!(

@@ -53,15 +53,14 @@ pub fn resume(dir: &Path, here: bool) -> Result<()> {
     if let Some(msg) = run.repair_journal().map_err(|e| anyhow!(e))? {
         println!("{msg}");
     }
-    let mut a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
-        .with_context(|| format!("{}: config.json is not a search config", dir.display()))?;
+    let mut a = SearchArgs::recorded(&run)?;
     if here {
         a.executor = "local".into();
         a.slurm = None;
     }
     let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
     let found = discover(&search_dirs(&a.plugin_dir));
-    let job = prepare(&a, &found)?;
+    let job = prepare(&a, &found).with_context(|| crate::search_args::recorded_context(&run))?;
     if !run.space_path().exists() {
         save_space(&run, &job.choices())?; // a run made before runs recorded their space
     }
@@ -162,8 +161,15 @@ impl EvalInputs {
 
 /// Checks and loads everything a search needs, writing nothing.
 fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
-    if a.budget == 0 || a.parallel == 0 || a.batch == 0 || a.epochs == 0 {
-        bail!("--budget, --parallel, --batch and --epochs must be at least 1");
+    for (flag, n) in [
+        ("--budget", a.budget),
+        ("--parallel", a.parallel),
+        ("--batch", a.batch),
+        ("--epochs", a.epochs),
+    ] {
+        if n == 0 {
+            bail!("{flag} 0: must be at least 1");
+        }
     }
     crate::device::select(&a.device)?;
     // The data options, checked even where the search reads no data (a table search):

@@ -37,8 +37,7 @@ pub fn run(t: TrialArgs) -> Result<()> {
     }
     let trial = t.trial.expect("clap requires --trial without --probe");
     let run = RunDir::open(&t.dir).map_err(|e| anyhow!(e))?;
-    let a: SearchArgs = serde_json::from_value(run.config().map_err(|e| anyhow!(e))?)
-        .with_context(|| format!("{}: config.json is not a search config", t.dir.display()))?;
+    let a = SearchArgs::recorded(&run)?;
     let sp = spec_path(&t.dir, trial);
     let spec: Spec = serde_json::from_slice(
         &std::fs::read(&sp).with_context(|| format!("trial {trial}: {}", sp.display()))?,

@@ -1026,3 +1026,62 @@ fn resume_past_a_cut_line_and_runs_that_end_early() {
     let (ok, _, err) = run(nas().args(["spaces", "--space", "nb201", "--cells", "100000"]));
     assert!(!ok && err.contains("--cells 100000: at most 100"), "{err}");
 }
+
+/// A run's `config.json` edited by hand: a value of the wrong type is an error naming
+/// the file and the field, a flattened one (`split_seed`, of the data options) too; a
+/// value a flag would refuse is named by its flag after the file; a field the search
+/// does not know is a warning. Before, the first two read "config.json is not a search
+/// config: invalid type: string "x", expected usize" (no field), the third named only
+/// the flags ("--budget, --parallel, --batch and --epochs must be at least 1"), and the
+/// last was silent.
+#[test]
+fn a_hand_edited_config_names_the_file_and_the_field() {
+    let d = out_dir("edited-config");
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "5"]);
+    assert!(ok, "{out}\n{err}");
+    let config = d.join("config.json");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let edit = |from: &str, to: &str| {
+        assert!(original.contains(from), "{original}");
+        std::fs::write(&config, original.replace(from, to)).unwrap();
+    };
+    let shown = config.display().to_string();
+    for (from, to, want) in [
+        (
+            r#""batch": 64"#,
+            r#""batch": "x""#,
+            "field `batch`: invalid type: string",
+        ),
+        (
+            r#""split_seed": null"#,
+            r#""split_seed": "x""#,
+            "field `split_seed`: invalid type",
+        ),
+        (
+            r#""seed": 0"#,
+            r#""seed": -1"#,
+            "field `seed`: invalid value: integer `-1`",
+        ),
+    ] {
+        edit(from, to);
+        let (ok, out, err) = run(nas().arg("report").arg(&d));
+        assert!(!ok, "{to}: {out}");
+        assert!(err.contains(&format!("{shown}: {want}")), "{to}: {err}");
+    }
+    edit(r#""budget": 5"#, r#""budget": 0"#);
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(&format!("{shown} (the run's options"))
+            && err.contains("--budget 0: must be at least 1"),
+        "{err}"
+    );
+    edit(r#""budget": 5"#, r#""budget": 5, "devise": "wgpu""#);
+    let (ok, out, err) = run(nas().arg("report").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        err.contains("field `devise` is not an option of `nas search`; ignored"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
