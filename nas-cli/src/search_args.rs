@@ -296,9 +296,9 @@ pub fn json_option(flag: &str, s: &str) -> Result<Value> {
     match s.strip_prefix('@') {
         Some(file) => {
             let t = std::fs::read_to_string(file).with_context(|| format!("{flag} {s}"))?;
-            serde_json::from_str(&t).with_context(|| format!("{flag} {s}: not JSON"))
+            nas_core::json::parse(&t).with_context(|| format!("{flag} {s}: not JSON"))
         }
-        None => serde_json::from_str(s).with_context(|| format!("{flag} {s}: not JSON")),
+        None => nas_core::json::parse(s).with_context(|| format!("{flag} {s}: not JSON")),
     }
 }
 

@@ -60,7 +60,12 @@ pub fn run(a: SpacesArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&choices)?);
             continue;
         }
-        let log10: f64 = choices.iter().map(|c| (c.size() as f64).log10()).sum();
+        // (An empty sum is -0.0, which would print as 10^-0.0.)
+        let log10: f64 = choices
+            .iter()
+            .map(|c| (c.size() as f64).log10())
+            .sum::<f64>()
+            + 0.0;
         let supernet = Supernet::build(space.as_ref(), false, 0).is_ok();
         let sample = arch::random(&choices, &mut Rng::new(0));
         let c = cost(
@@ -68,8 +73,8 @@ pub fn run(a: SpacesArgs) -> Result<()> {
             [input.channels, input.height, input.width],
         );
         println!(
-            "{name}: {} choices, about 10^{log10:.1} architectures, supernet: {}, e.g. {} params, {:.1} MMACs",
-            choices.len(),
+            "{name}: {}, about 10^{log10:.1} architectures, supernet: {}, e.g. {} params, {:.1} MMACs",
+            crate::count(choices.len(), "choice"),
             if supernet { "yes" } else { "no" },
             c.params,
             c.macs as f64 / 1e6

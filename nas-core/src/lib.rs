@@ -11,7 +11,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod profile;
-pub use nas_types::rng;
+pub use nas_types::{json, rng};
 pub mod space;
 pub mod tensor;
 pub mod timing;

@@ -4,6 +4,7 @@
 
 pub mod arch;
 mod choice;
+pub mod json;
 pub mod metrics;
 pub mod rng;
 

@@ -121,7 +121,7 @@ impl FileSpace {
     ) -> Result<FileSpace, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let not = |e: String| format!("{}: not a space file: {e}", path.display());
-        let raw: Value = serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
+        let raw: Value = nas_types::json::parse(&text).map_err(|e| not(e.to_string()))?;
         // The layer kinds are told apart by their keys, so serde's own error for a
         // stray key would only say that nothing matched: this names it and the keys.
         structure(&raw).map_err(not)?;
@@ -483,6 +483,12 @@ struct Checker {
 impl Checker {
     /// Records a choice label; `field` is where it is written.
     fn label(&mut self, label: &str, field: &str, at: &str) -> Result<(), String> {
+        if label.trim().is_empty() {
+            return Err(format!(
+                "{field}: {label:?}: a label may not be empty (the architecture names each \
+                 choice by it)"
+            ));
+        }
         if label.contains('/') {
             return Err(format!(
                 "{field}: {label:?}: a label may not contain `/` (it separates the labels \
@@ -550,6 +556,12 @@ impl Checker {
                     }
                     let mut out: Option<(String, Shape)> = None;
                     for (name, body) in candidates {
+                        if name.trim().is_empty() {
+                            return Err(format!(
+                                "{at}.candidates: {name:?}: a candidate's name may not be \
+                                 empty (the architecture names the one chosen by it)"
+                            ));
+                        }
                         let plain = body.iter().all(
                             |l| matches!(l, Layer::Op(o) if !matches!(o.kernel, Some(Int::Choice { .. }))),
                         );
@@ -590,6 +602,7 @@ impl Checker {
                     let Some((j, &max)) = depths.iter().enumerate().max_by_key(|(_, d)| **d) else {
                         return Err(format!("{at}: repeat `{repeat}` has no depths"));
                     };
+                    given_once(depths, &format!("{at}.depths"))?;
                     // The body runs any number of times, so it must keep the shape.
                     let before = self.total;
                     let o = self.layers(body, s, &format!("{at}.body"))?;
@@ -637,6 +650,7 @@ impl Checker {
                 if values.is_empty() {
                     return Err(format!("{at}.kernel: choice `{choice}` has no values"));
                 }
+                given_once(values, &format!("{at}.kernel.values"))?;
                 values
                     .iter()
                     .enumerate()
@@ -669,6 +683,20 @@ impl Checker {
         }
         Ok(shape)
     }
+}
+
+/// The values of a choice, each given once: a value given twice is the same
+/// architecture under two indices, which a strategy would count as two.
+fn given_once(values: &[usize], field: &str) -> Result<(), String> {
+    for (j, v) in values.iter().enumerate() {
+        if let Some(i) = values[..j].iter().position(|u| u == v) {
+            return Err(format!(
+                "{field}[{j}]: {v} is given twice (also {field}[{i}]); each value of a \
+                 choice is given once"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Shape {

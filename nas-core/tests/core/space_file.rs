@@ -56,10 +56,14 @@ fn example_file_describes_builds_and_trains() {
 }
 
 fn bad(json: &str) -> String {
+    // Named by the text's hash: tests run at once, and two texts may be of one length.
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut h);
     let p = std::env::temp_dir().join(format!(
-        "nas-bad-space-{}-{}.json",
+        "nas-bad-space-{}-{:x}.json",
         std::process::id(),
-        json.len()
+        h.finish()
     ));
     std::fs::write(&p, json).unwrap();
     let e = FileSpace::load(&p, [1, 28, 28], 10)
@@ -339,5 +343,45 @@ fn unknown_keys_are_named_with_the_keys_that_fit() {
         for w in want {
             assert!(e.contains(w), "`{w}` not in: {e}");
         }
+    }
+}
+
+/// What a space file could say that a search would read otherwise than its author
+/// meant: a key given twice in one object (JSON readers keep the last: `{"a": ..., "a":
+/// ...}` had one candidate, `"out": 4, "out": 8` eight channels), an empty label or
+/// candidate name (an architecture could not name it), and a value given twice in a
+/// value choice or a repeat's depths (one architecture under two indices). Each was
+/// accepted before; each is now an error naming the place.
+#[test]
+fn keys_twice_empty_labels_and_values_twice_are_rejected() {
+    let tail = r#"{"op": "gap"}, {"op": "linear", "out": "classes"}"#;
+    for (layer, want) in [
+        (
+            r#"{"choice": "block", "candidates": {"a": [{"op": "conv", "out": 4}], "a": [{"op": "conv", "out": 4, "kernel": 1}]}}"#,
+            "layers[0].candidates: key `a` is given twice at line 1",
+        ),
+        (
+            r#"{"op": "conv", "out": 4, "out": 8}"#,
+            "layers[0]: key `out` is given twice",
+        ),
+        (
+            r#"{"choice": "", "candidates": {"a": [{"op": "relu"}], "b": [{"op": "bn"}]}}"#,
+            "layers[0].choice: \"\": a label may not be empty",
+        ),
+        (
+            r#"{"choice": "c", "candidates": {" ": [{"op": "relu"}], "b": [{"op": "bn"}]}}"#,
+            "layers[0].candidates: \" \": a candidate's name may not be empty",
+        ),
+        (
+            r#"{"op": "conv", "out": 4, "kernel": {"choice": "k", "values": [3, 5, 3]}}"#,
+            "layers[0].kernel.values[2]: 3 is given twice (also layers[0].kernel.values[0])",
+        ),
+        (
+            r#"{"repeat": "r", "depths": [1, 2, 2], "body": [{"op": "relu"}]}"#,
+            "layers[0].depths[2]: 2 is given twice (also layers[0].depths[1])",
+        ),
+    ] {
+        let e = bad(&format!(r#"{{"name": "x", "layers": [{layer}, {tail}]}}"#));
+        assert!(e.contains(want), "{layer}: {e}");
     }
 }
