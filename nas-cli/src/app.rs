@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "nas", version, about = "Neural architecture search toolkit")]
 pub struct Cli {
-    /// Worker threads for the CPU kernels (default: all cores).
+    /// Worker threads for the CPU kernels, 1 to 1024 (default: one per core).
     #[arg(long, global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
@@ -165,8 +165,20 @@ pub fn shorten(msg: &str) -> String {
     out
 }
 
+/// The most worker threads `--threads` takes.
+pub const MAX_THREADS: usize = 1024;
+
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(t) = cli.threads {
+        // Each is an OS thread made at start: 100,000 of them took minutes and gigabytes
+        // before any work, where past the cores none runs faster.
+        if !(1..=MAX_THREADS).contains(&t) {
+            anyhow::bail!(
+                "--threads {t}: expected 1 to {MAX_THREADS} (leave it out for one per core; \
+                 this machine has {})",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            );
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()

@@ -484,17 +484,38 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         files.sort();
         for f in files.into_iter().filter(|f| is_library(f)) {
-            match Plugin::load(&f) {
-                Ok(p) if d.plugins.iter().any(|q| q.name == p.name) => d.rejected.push((
-                    f,
-                    format!(
-                        "plugin `{}` already loaded from an earlier directory",
-                        p.name
-                    ),
-                )),
-                Ok(p) => d.plugins.push(p),
-                Err(e) => d.rejected.push((f, e)),
+            let p = match Plugin::load(&f) {
+                Ok(p) => p,
+                Err(e) => {
+                    d.rejected.push((f, e));
+                    continue;
+                }
+            };
+            let norm = |s: &str| s.replace('-', "_");
+            // `nas search --strategy X` loads X's library by its file name ([`find`]): a
+            // library named otherwise is never what a search runs, so it is not listed
+            // as the plugin of its name (before, it was, and shadowed the one that ran).
+            let file = library_file(&p.name).unwrap_or_default();
+            if named_strategy(&f).map(|n| norm(&n)) != Some(norm(&p.name)) {
+                let why = format!(
+                    "declares strategy `{}`, but a search loads that strategy from a file \
+                     named {file}; rename it to be found",
+                    p.name
+                );
+                d.rejected.push((f, why));
+                continue;
             }
+            if let Some(q) = d.plugins.iter().find(|q| norm(&q.name) == norm(&p.name)) {
+                let why = format!(
+                    "plugin `{}` is shadowed by {}, which comes first in the plugin \
+                     directories",
+                    p.name,
+                    q.path.display()
+                );
+                d.rejected.push((f, why));
+                continue;
+            }
+            d.plugins.push(p);
         }
     }
     d

@@ -185,3 +185,61 @@ fn damaged_plugins_are_refused_without_crashing_the_host() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `nas plugins` lists, for each strategy, the library `nas search --strategy X` runs:
+/// the first `libnas_strategy_X.so` in the plugin directories. A library declaring `X`
+/// under another file name is rejected with the name it needs; a second `X` later in
+/// the directories is named as shadowed by the first. Before, a `libmine.so` declaring
+/// `evolution` in an earlier directory was listed as `evolution` while searches ran the
+/// workspace's own.
+#[test]
+fn plugins_lists_what_a_search_runs() {
+    let plugins = common::workspace_plugins().to_path_buf();
+    let evolution = plugins.join("libnas_strategy_evolution.so");
+    let dir = common::temp_path("plugins", "named");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&evolution, dir.join("libmine.so")).unwrap();
+    let path = std::env::join_paths([dir.clone(), plugins.clone()]).unwrap();
+    let (ok, out, err) = run(nas(&path).arg("plugins"));
+    assert!(ok, "{out}\n{err}");
+    let listed = |name: &str| -> String {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no `{name}` in {out}"))
+            .to_string()
+    };
+    assert!(
+        listed("evolution").contains(&*evolution.to_string_lossy()),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("rejected")
+            && l.contains("libmine.so")
+            && l.contains("declares strategy `evolution`")
+            && l.contains("libnas_strategy_evolution.so")),
+        "{out}"
+    );
+    // Named as a search finds it, in the first directory: listed there, and the
+    // workspace's copy named as shadowed.
+    std::fs::rename(
+        dir.join("libmine.so"),
+        dir.join("libnas_strategy_evolution.so"),
+    )
+    .unwrap();
+    let (ok, out, err) = run(nas(&path).arg("plugins"));
+    assert!(ok, "{out}\n{err}");
+    let first = dir.join("libnas_strategy_evolution.so");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().next() == Some("evolution")
+                && l.contains(&*first.to_string_lossy())),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("rejected")
+            && l.contains(&*evolution.to_string_lossy())
+            && l.contains(&format!("is shadowed by {}", first.display()))),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -133,6 +133,18 @@ fn bad_inputs_give_errors_that_name_them() {
             "{err}"
         );
     }
+
+    // `--threads 100000` spent minutes and gigabytes making threads before any work
+    // (this test's timeout stops it if it still does), and `--threads 0` meant all cores.
+    for t in ["0", "100000"] {
+        let out = nas().args(["--threads", t, "spaces"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--threads {t}: {err}");
+        assert!(
+            err.contains(&format!("--threads {t}: expected 1 to 1024")),
+            "{err}"
+        );
+    }
 }
 
 /// A batch too large for the device (a whole 60,000-image epoch at once: its im2col
