@@ -35,6 +35,10 @@ pub enum Cmd {
     Resume {
         /// The run directory (as `nas search --out` made it).
         dir: std::path::PathBuf,
+        /// Where the rest of the search runs (cpu, wgpu, cuda or cuda:N), recorded in the
+        /// run for later resumes; default the device it ran on.
+        #[arg(long)]
+        device: Option<String>,
         /// Run the search in this process, whatever executor it was given (what the
         /// cluster job of a one-shot search runs).
         #[arg(long, hide = true)]
@@ -190,7 +194,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Spaces(a) => spaces_cmd::run(a),
         Cmd::Plugins(a) => plugins_cmd::plugins(a),
         Cmd::Search(a) => search_cmd::run(a),
-        Cmd::Resume { dir, here } => search_cmd::resume(&dir, here),
+        Cmd::Resume { dir, device, here } => search_cmd::resume(&dir, device.as_deref(), here),
         Cmd::Trial(a) => trial_cmd::run(a),
         Cmd::Export(a) => export_cmd::export(a),
         Cmd::Retrain(a) => retrain_cmd::retrain(a),

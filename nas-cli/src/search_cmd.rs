@@ -48,12 +48,22 @@ pub fn run(a: SearchArgs) -> Result<()> {
 
 /// `here`: run the search in this process whatever its executor (what the cluster job
 /// of a one-shot search runs).
-pub fn resume(dir: &Path, here: bool) -> Result<()> {
+/// `device`: where the rest of the search runs (`--device`), when not where it ran.
+pub fn resume(dir: &Path, device: Option<&str>, here: bool) -> Result<()> {
     let mut run = RunDir::open_to_write(dir).map_err(|e| anyhow!(e))?;
     if let Some(msg) = run.repair_journal().map_err(|e| anyhow!(e))? {
         println!("{msg}");
     }
     let mut a = SearchArgs::recorded(&run)?;
+    let moved = match device {
+        Some(d) if d != a.device => {
+            // Opened here, so a device that does not work is the flag's error, not the
+            // recorded options'.
+            crate::device::select(d)?;
+            Some(std::mem::replace(&mut a.device, d.to_string()))
+        }
+        _ => None,
+    };
     if here {
         a.executor = "local".into();
         a.slurm = None;
@@ -61,6 +71,14 @@ pub fn resume(dir: &Path, here: bool) -> Result<()> {
     let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found).with_context(|| crate::search_args::recorded_context(&run))?;
+    if let Some(before) = moved {
+        run.set_config(&serde_json::to_value(&a)?)
+            .map_err(|e| anyhow!(e))?;
+        println!(
+            "the rest of the search runs on {} (before: {before}); the run records it",
+            a.device
+        );
+    }
     if !run.space_path().exists() {
         save_space(&run, &job.choices())?; // a run made before runs recorded their space
     }

@@ -241,6 +241,18 @@ impl RunDir {
         Ok(d)
     }
 
+    /// Replaces the run's recorded options (`nas resume --device` moves the rest of a
+    /// search); only the run's writer may.
+    pub fn set_config(&self, config: &Value) -> Result<(), String> {
+        if self.lock.is_none() {
+            return Err(format!("{}: opened to read only", self.path.display()));
+        }
+        write_atomic(
+            &self.config_path(),
+            &serde_json::to_vec_pretty(config).unwrap(),
+        )
+    }
+
     /// Opens an existing run directory to read it.
     pub fn open(path: &Path) -> Result<RunDir, String> {
         let d = RunDir {

@@ -539,3 +539,83 @@ fn the_wgpu_device_trains_to_the_cpu_accuracy() {
     assert!(cpu > 55.0, "the short run should learn something: {cpu}");
     assert!((cpu - gpu).abs() <= 1.0, "cpu {cpu:.2}% vs wgpu {gpu:.2}%");
 }
+
+/// `nas resume DIR --device D` runs the rest of a search on another device (a GPU that
+/// broke, a CPU to finish on) and records it, so a later resume goes on there; a device
+/// that does not parse is the flag's error and leaves the run as it was. Before,
+/// `resume` took no `--device` and a run could only go on where it started.
+#[test]
+fn a_search_resumes_on_another_device() {
+    let dir = common::temp_path("train-cli", "resume-device");
+    let search = nas()
+        .args(["--threads", "2", "search", "--space", "seed-net"])
+        .args([
+            "--strategy",
+            "random",
+            "--evaluator",
+            "train",
+            "--budget",
+            "2",
+        ])
+        .args([
+            "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        search.status.success(),
+        "{}",
+        String::from_utf8_lossy(&search.stderr)
+    );
+    // The run as a kill after its first trial leaves it.
+    let journal = dir.join("journal.jsonl");
+    let first = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&journal, first + "\n").unwrap();
+    for f in ["ended", "strategy_state.json", "best.json"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let config = dir.join("config.json");
+    let recorded = std::fs::read_to_string(&config).unwrap();
+    let o = nas()
+        .args(["resume", "--device", "tpu"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("error: --device tpu: ") && !err.contains("config.json"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), recorded);
+
+    let o = nas()
+        .args(["--threads", "2", "resume", "--device", "wgpu"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let Some((stdout, stderr)) = common::wgpu_output(&o) else {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("the rest of the search runs on wgpu (before: cpu)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        2
+    );
+    let now: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(now["device"], "wgpu");
+    let _ = std::fs::remove_dir_all(&dir);
+}
