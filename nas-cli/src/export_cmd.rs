@@ -121,13 +121,37 @@ pub fn inherited_onnx(
     trainer
         .prepare_weights(arch)
         .map_err(|e| anyhow!("--onnx: {e}"))?;
-    let net = trainer
+    let (net, notes) = trainer
         .supernet
-        .derive(space.as_ref(), arch)
+        .derive_noting(space.as_ref(), arch)
         .map_err(|e| anyhow!("--onnx: the best architecture: {e}"))?;
     let batches = recalibrate(net.as_ref(), &data.train, args.batch);
     // The network the search scored (the same weights; batch norm recalibrated on other
-    // batches, so within a little of it).
+    // batches, so within a little of it), unless the space's fixed network computes
+    // otherwise than the supernet's path, which is said.
+    let untrained = notes
+        .iter()
+        .filter(|n| n.contains("no counterpart"))
+        .count();
+    let mut differs: Vec<String> = notes
+        .iter()
+        .filter(|n| !n.contains("no counterpart"))
+        .cloned()
+        .collect();
+    if untrained > 0 {
+        differs.push(format!(
+            "{} of its tensors have no counterpart in the supernet and keep their initial \
+             values",
+            untrained
+        ));
+    }
+    if !differs.is_empty() {
+        tracing::warn!(
+            "--onnx: the fixed network of the best architecture computes otherwise than \
+             the supernet's path the search scored: {}; its accuracy below is its own",
+            differs.join("; ")
+        );
+    }
     let (_, acc) = nas_core::train::evaluate(net.as_ref(), &data.val, 256);
     println!(
         "with the supernet's weights, batch norm recalibrated on {batches} training \

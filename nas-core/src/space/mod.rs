@@ -410,6 +410,18 @@ pub trait Space: Sync {
     fn name(&self) -> &str;
     /// Builds the network in the builder's mode.
     fn build(&self, b: &mut Builder) -> Box<dyn Module>;
+    /// The tensors of `arch`'s fixed network taken from a supernet's state
+    /// ([`Supernet::derive`]), and a note for each way the fixed network computes other
+    /// than the supernet's one-hot path of `arch`. By default the supernet's own tensors,
+    /// which fit where name and shape agree; a space whose supernet holds wider layers
+    /// than its networks (`chain`: every layer at the largest filter count) slices them.
+    fn inherit(
+        &self,
+        _arch: &Architecture,
+        supernet: Vec<(String, Tensor)>,
+    ) -> (Vec<(String, Tensor)>, Vec<String>) {
+        (supernet, vec![])
+    }
 }
 
 /// The choices of a space, in definition order.
@@ -496,8 +508,29 @@ impl Supernet {
         space: &dyn Space,
         arch: &Architecture,
     ) -> Result<Box<dyn Module>, ArchError> {
+        self.derive_noting(space, arch).map(|(net, _)| net)
+    }
+
+    /// [`derive`](Self::derive), and how the network differs from the supernet's one-hot
+    /// path of `arch`: the space's notes ([`Space::inherit`]) and each tensor of the
+    /// network the supernet has no counterpart for (it keeps its initial values).
+    pub fn derive_noting(
+        &self,
+        space: &dyn Space,
+        arch: &Architecture,
+    ) -> Result<(Box<dyn Module>, Vec<String>), ArchError> {
         let net = fixed(space, arch, 0)?;
-        crate::nn::copy_state(net.as_ref(), &crate::nn::state(self.net.as_ref()));
-        Ok(net)
+        let (state, mut notes) = space.inherit(arch, crate::nn::state(self.net.as_ref()));
+        crate::nn::copy_state(net.as_ref(), &state);
+        let fits =
+            |n: &str, t: &Tensor| state.iter().any(|(m, s)| m == n && s.shape() == t.shape());
+        for (n, t) in crate::nn::state(net.as_ref()) {
+            if !fits(&n, &t) {
+                notes.push(format!(
+                    "`{n}` has no counterpart in the supernet (untrained)"
+                ));
+            }
+        }
+        Ok((net, notes))
     }
 }

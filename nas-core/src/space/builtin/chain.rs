@@ -17,8 +17,11 @@
 //! largest filter count and its output is multiplied by a channel mask, the mixing
 //! weights times one mask per filter value (ones on the first `filters` channels); every
 //! skip is read, scaled by its weight for 1; and the classifier reads the mixing-weighted
-//! sum of the pooled outputs at each candidate depth. One-hot weights give exactly the
-//! fixed network's shapes of computation (zero channels past the chosen width).
+//! sum of the pooled outputs at each candidate depth. One-hot weights compute the fixed
+//! network (zero channels past the chosen width), whose layers are slices of the
+//! supernet's ([`ChainSpace::inherit`](Space::inherit)), except a pool op whose 1x1
+//! convolution (present where the input's channels differ from the filters) is in one
+//! of the two and not the other.
 
 use crate::nn::{
     join, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Kind, Linear, MaxPool2d, Module, ReLU,
@@ -199,9 +202,139 @@ impl Module for ChainNet {
     }
 }
 
+/// `t`'s elements at the indices `keep` gives along each axis (all where `None`).
+fn gather(t: &Tensor, keep: &[Option<Vec<usize>>]) -> Tensor {
+    let shape = t.shape().to_vec();
+    let idx: Vec<Vec<usize>> = shape
+        .iter()
+        .zip(keep)
+        .map(|(&n, k)| k.clone().unwrap_or_else(|| (0..n).collect()))
+        .collect();
+    let mut strides = vec![1; shape.len()];
+    for a in (0..shape.len().saturating_sub(1)).rev() {
+        strides[a] = strides[a + 1] * shape[a + 1];
+    }
+    let src = t.to_vec();
+    let mut out = vec![];
+    let dims: Vec<usize> = idx.iter().map(Vec::len).collect();
+    let total: usize = dims.iter().product();
+    let mut at = vec![0; dims.len()];
+    for _ in 0..total {
+        out.push(
+            src[at
+                .iter()
+                .enumerate()
+                .map(|(a, &i)| idx[a][i] * strides[a])
+                .sum::<usize>()],
+        );
+        for a in (0..dims.len()).rev() {
+            at[a] += 1;
+            if at[a] < dims[a] {
+                break;
+            }
+            at[a] = 0;
+        }
+    }
+    Tensor::from_vec(out, &dims)
+}
+
 impl Space for ChainSpace {
     fn name(&self) -> &str {
         "chain"
+    }
+
+    /// The supernet's layers hold the largest filter count and read every skip; `arch`'s
+    /// layer `i` keeps its first `filters` output channels, and of its input channels
+    /// those of the previous layer's first filters and of each skip it reads (the others
+    /// are zero on the one-hot path), so its convolutions, batch norms and the classifier
+    /// are slices of the supernet's and compute what the path computes. A pool op's 1x1
+    /// convolution is not: the fixed network has one where its input's channels differ
+    /// from its filters, the supernet where the widest input's do, and where only one of
+    /// them has it the two compute otherwise (a note says so).
+    fn inherit(
+        &self,
+        arch: &crate::space::Architecture,
+        supernet: Vec<(String, Tensor)>,
+    ) -> (Vec<(String, Tensor)>, Vec<String>) {
+        let num = |label: &str| arch.get(label).and_then(|v| v.as_u64()).map(|v| v as usize);
+        let max_f = *self.filters.iter().max().unwrap();
+        let Some(depth) = num("depth") else {
+            return (supernet, vec![]);
+        };
+        let f: Vec<usize> = (0..depth)
+            .map(|i| num(&format!("layer{i}/filters")).unwrap_or(max_f))
+            .collect();
+        let op = |i: usize| {
+            arch.get(&format!("layer{i}/op"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        // The input channels of layer `i` that the fixed network reads, in the supernet's.
+        let reads = |i: usize| -> Vec<usize> {
+            if i == 0 {
+                return (0..self.in_channels).collect();
+            }
+            let mut r: Vec<usize> = (0..f[i - 1]).collect();
+            for k in 0..i.saturating_sub(1) {
+                if num(&format!("layer{i}/skip{k}")) == Some(1) {
+                    let at = max_f * (1 + k);
+                    r.extend(at..at + f[k]);
+                }
+            }
+            r
+        };
+        let mut out = vec![];
+        for (name, t) in supernet {
+            if name == "classifier.weight" {
+                let keep = [None, Some((0..f[depth - 1]).collect())];
+                out.push((name, gather(&t, &keep)));
+                continue;
+            }
+            let parts: Vec<&str> = name.split('.').collect();
+            let [_, i, o, j, _] = parts[..] else {
+                out.push((name, t));
+                continue;
+            };
+            let Ok(i) = i.parse::<usize>() else {
+                continue;
+            };
+            if parts[0] != "layers" || i >= depth || o != op(i) {
+                continue;
+            }
+            let cols = Some((0..f[i]).collect::<Vec<_>>());
+            let keep = match t.shape().len() {
+                4 if o.starts_with("sep_conv") && j == "0" => {
+                    vec![Some(reads(i)), None, None, None]
+                }
+                4 => vec![cols, Some(reads(i)), None, None],
+                _ => vec![cols],
+            };
+            out.push((name, gather(&t, &keep)));
+        }
+        let mut notes = vec![];
+        for i in 0..depth {
+            let o = op(i);
+            if !o.ends_with("pool3x3") {
+                continue;
+            }
+            let widest = if i == 0 {
+                self.in_channels
+            } else {
+                max_f * i.max(1)
+            };
+            let (sup, own) = (widest != max_f, reads(i).len() != f[i]);
+            if sup != own {
+                let (has, lacks) = match sup {
+                    true => ("the supernet's", "the fixed network's"),
+                    false => ("the fixed network's", "the supernet's"),
+                };
+                notes.push(format!(
+                    "layer{i}: {has} {o} is followed by a 1x1 convolution, {lacks} is not"
+                ));
+            }
+        }
+        (out, notes)
     }
 
     fn build(&self, b: &mut Builder) -> Box<dyn Module> {
