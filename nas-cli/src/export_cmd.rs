@@ -37,7 +37,23 @@ pub struct ExportArgs {
 
 pub fn export(a: ExportArgs) -> Result<()> {
     let (run, args, j) = load_run(&a.dir)?;
-    if a.onnx.onnx.is_some() && !run.path.join("oneshot.json").exists() {
+    let record = run.path.join("oneshot.json");
+    if a.onnx.onnx.is_some() && !record.exists() {
+        let weights = std::fs::read_dir(&run.path).is_ok_and(|d| {
+            d.filter_map(|e| e.ok()).any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("supernet") && n.ends_with(".safetensors")
+            })
+        });
+        if weights {
+            bail!(
+                "--onnx: {} is missing: it names the supernet checkpoint the search ended \
+                 with, so the weights files beside it cannot be told apart; `nas retrain \
+                 {} --onnx PATH` trains the best architecture and exports that",
+                record.display(),
+                run.path.display()
+            );
+        }
         bail!(
             "--onnx: {} has no supernet weights (one-shot searches keep them); `nas retrain \
              {} --onnx PATH` trains its best architecture and exports that",
@@ -49,6 +65,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| run.path.join("export.json"));
+    a.onnx.check_outputs(&[("--out", Some(&out))])?;
     let cost = a.pareto.clone().or_else(|| run_cost(&args));
     let limits = run_limits(&args)?;
     // Errors when no trial is within the limits.

@@ -26,6 +26,30 @@ pub struct OnnxArgs {
 }
 
 impl OnnxArgs {
+    /// Checks, before any work, that every output these options and `others` (a flag
+    /// and its path each) name can be written, and that no two name one file; an error
+    /// names the flag. Before, a directory, a missing or read-only place was found after
+    /// the training whose result it was to keep.
+    pub fn check_outputs(&self, others: &[(&str, Option<&PathBuf>)]) -> Result<()> {
+        let mut all: Vec<(&str, &PathBuf)> = others
+            .iter()
+            .filter_map(|(f, p)| p.map(|p| (*f, p)))
+            .collect();
+        all.extend(self.onnx.as_ref().map(|p| ("--onnx", p)));
+        all.extend(self.onnx_sample.as_ref().map(|p| ("--onnx-sample", p)));
+        for (i, (flag, p)) in all.iter().enumerate() {
+            if let Some((other, _)) = all[..i].iter().find(|(_, q)| q == p) {
+                return Err(anyhow!(
+                    "{flag} {}: {other} names the same file; name another",
+                    p.display()
+                ));
+            }
+            nas_core::experiment::check_output(p)
+                .map_err(|e| anyhow!("{flag} {}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+
     /// These options as command-line arguments (to hand on to `nas train`).
     pub fn argv(&self) -> Vec<String> {
         let mut v = vec![];

@@ -111,6 +111,7 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
     if a.batch_size == 0 || a.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
+    a.onnx.check_outputs(&[("--save", a.save.as_ref())])?;
     let device = crate::device::select(&a.device)?;
     let schedule = match a.schedule.as_str() {
         "constant" => LrSchedule::Constant,

@@ -569,15 +569,55 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp_name.push(name);
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
+    // Named by the file the caller asked for: the temporary one is ours.
     let written = File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_data()))
-        .map_err(|e| format!("{}: {e}", tmp.display()));
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "{}: its directory {} does not exist",
+                path.display(),
+                parent_of(path).display()
+            ),
+            _ => format!("{}: {e}", path.display()),
+        });
     let done = written
         .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     done
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks, before any work, that [`write_output`] can write `path`: not a directory, its
+/// directory there (made if missing, as `write_output` makes it) and a file can be
+/// created in it. The error says why (the caller names the path), so a read-only or
+/// mistyped output fails at once rather than after the training it was to keep.
+pub fn check_output(path: &Path) -> Result<(), String> {
+    let name = path.file_name().ok_or("names no file")?;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err("is a directory; name a file to write".into()),
+        // A FIFO or a terminal is written in place.
+        Ok(m) if !m.is_file() => return Ok(()),
+        _ => {}
+    }
+    let dir = parent_of(path);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot make its directory {}: {e}", dir.display()))?;
+    let mut probe_name = std::ffi::OsString::from(".");
+    probe_name.push(name);
+    probe_name.push(format!(".probe-{}", std::process::id()));
+    let probe = dir.join(probe_name);
+    File::create(&probe).map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Writes a file the user named (`--out`, `--save`). A regular file, or a new one, is
@@ -607,7 +647,12 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), String> {
             "{}: is a symbolic link to a file that does not exist",
             path.display()
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_atomic(path, bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A missing directory is made, for every output alike.
+            std::fs::create_dir_all(parent_of(path))
+                .map_err(|e| format!("{}: cannot make its directory: {e}", path.display()))?;
+            write_atomic(path, bytes)
+        }
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }

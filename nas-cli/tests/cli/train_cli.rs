@@ -134,6 +134,61 @@ fn bad_inputs_give_errors_that_name_them() {
         );
     }
 
+    // Outputs that cannot be written are refused before the training they would keep
+    // (before: after it, the result lost); two flags naming one file are refused; a
+    // missing directory is made, for `nas export --out` as for `nas train --save`.
+    let dir = common::temp_path("train-cli", "outputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let save = dir.join("w.safetensors");
+    for (args, want) in [
+        (
+            vec!["--save".into(), dir.clone()],
+            "is a directory; name a file to write",
+        ),
+        (
+            vec!["--save".into(), save.clone(), "--onnx".into(), save.clone()],
+            "--save names the same file",
+        ),
+    ] {
+        let out = nas()
+            .args(["--threads", "2", "train", "--epochs", "1", "--limit", "64"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let (stdout, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(!out.status.success(), "{args:?}: {stdout}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !stdout.contains("test accuracy"),
+            "{args:?} trained first: {stdout}"
+        );
+    }
+    let onnx = dir.join("made/here/m.onnx");
+    let out = nas()
+        .args([
+            "--threads",
+            "2",
+            "train",
+            "--epochs",
+            "1",
+            "--limit",
+            "64",
+            "--onnx",
+        ])
+        .arg(&onnx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(onnx.is_file());
+    std::fs::remove_dir_all(&dir).ok();
+
     // `--threads 100000` spent minutes and gigabytes making threads before any work
     // (this test's timeout stops it if it still does), and `--threads 0` meant all cores.
     for t in ["0", "100000"] {
