@@ -27,8 +27,9 @@ pub struct ReportArgs {
 pub fn report(a: ReportArgs) -> Result<()> {
     let (run, args, j) = load_run_as_is(&a.dir)?;
     let progress = run.path.join("progress.jsonl");
+    // Before its first progress report, a one-shot run is known by its strategy's kind.
     let one_shot = j.iter().any(|r| r.metrics.extra.contains_key("scored_by"))
-        || (j.is_empty() && progress.exists());
+        || (j.is_empty() && (progress.exists() || strategy_is_one_shot(&args)));
     if one_shot {
         println!(
             "{}: one-shot {} on {}, {}{}",
@@ -57,7 +58,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         );
     }
     // A run that is not whole is still being written, or was stopped: its lock says which.
-    let one_shot_run = crate::report_html::one_shot(&j, progress.exists());
+    let one_shot_run = crate::report_html::one_shot(&j, progress.exists()) || one_shot;
     let ended = run.ended_path().exists();
     let state = if ended || crate::report_html::complete(&args, &j, one_shot_run) {
         State::Finished
@@ -101,7 +102,14 @@ pub fn report(a: ReportArgs) -> Result<()> {
             shown = true;
         }
         if !shown {
-            bail!("{}: no trial has ended yet", run.path.display());
+            println!(
+                "{}",
+                match one_shot {
+                    true =>
+                        "nothing recorded yet: the search stopped before its first progress report",
+                    false => "no trial has ended yet",
+                }
+            );
         }
         return Ok(());
     }
@@ -340,4 +348,13 @@ pub fn write_plot(p: &std::path::Path, svg: &str) {
         Ok(()) => println!("wrote {}", p.display()),
         Err(e) => eprintln!("warning: plot not written: {e}"),
     }
+}
+
+/// Whether the run's strategy is a one-shot one, by its plugin (false where it cannot
+/// be loaded: the report goes on as for a multi-trial run).
+fn strategy_is_one_shot(args: &SearchArgs) -> bool {
+    let found = crate::host::discover(&crate::host::search_dirs(&args.plugin_dir));
+    found
+        .get(&args.strategy)
+        .is_ok_and(|p| p.kind == nas_strategies::abi::KIND_ONE_SHOT)
 }

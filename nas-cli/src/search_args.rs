@@ -371,8 +371,15 @@ pub fn check_against_space(run: &RunDir, journal: &[TrialRecord]) -> Result<()> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => bail!("{}: {e}", p.display()),
     };
-    let choices: Vec<nas_core::space::Choice> = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not the choices of a space", p.display()))?;
+    let choices: Vec<nas_core::space::Choice> =
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{}: not the choices of a space (the run's record of them; `nas resume {}` \
+             writes it again from the run's options)",
+                p.display(),
+                run.path.display()
+            )
+        })?;
     check_journal(
         run,
         &choices,

@@ -79,8 +79,13 @@ pub fn resume(dir: &Path, device: Option<&str>, here: bool) -> Result<()> {
             a.device
         );
     }
-    if !run.space_path().exists() {
-        save_space(&run, &job.choices())?; // a run made before runs recorded their space
+    // A run made before runs recorded their space, or whose record is damaged: written
+    // (again) from the run's options.
+    let recorded = std::fs::read(run.space_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<Choice>>(&b).ok());
+    if recorded.is_none() {
+        save_space(&run, &job.choices())?;
     }
     job.stop_on_interrupt(&a, dir)?;
     match std::fs::remove_file(run.ended_path()) {

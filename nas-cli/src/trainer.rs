@@ -522,11 +522,17 @@ impl<'a> SupernetTrainer<'a> {
         let c: CheckpointFile = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a one-shot checkpoint: {e}", path.display()))?;
         let wpath = dir.join(format!("supernet-{}.safetensors", c.generation));
-        let file = nas_core::io::load_tensors(&wpath).map_err(|e| format!("{e:#}"))?;
+        // The one way on from weights that cannot be read: start over.
+        let over = format!(
+            "; the checkpoint cannot be used: remove {} and the search starts over from \
+             its first epoch",
+            path.display()
+        );
+        let file = nas_core::io::load_tensors(&wpath).map_err(|e| format!("{e:#}{over}"))?;
         let missing = self.copy_weights(&file);
         if !missing.is_empty() {
             return Err(format!(
-                "{}: does not fit this supernet (missing or misshapen: {})",
+                "{}: does not fit this supernet (missing or misshapen: {}){over}",
                 wpath.display(),
                 missing[..missing.len().min(5)].join(", ")
             ));

@@ -1085,3 +1085,45 @@ fn a_hand_edited_config_names_the_file_and_the_field() {
     );
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// A one-shot run stopped before its first progress report (its journal empty, no
+/// progress yet) is reported as one: its strategy's kind, its state, and that nothing is
+/// recorded yet. Before, it read "0 of 100 trials" and ended in the error "no trial has
+/// ended yet".
+#[test]
+fn a_one_shot_run_stopped_before_its_first_report_is_reported() {
+    let d = out_dir("one-shot-nothing-yet");
+    let (ok, out, err) = run(nas()
+        .args([
+            "--threads",
+            "2",
+            "search",
+            "--space",
+            "seed-net",
+            "--strategy",
+            "gdas",
+        ])
+        .args([
+            "--epochs", "1", "--limit", "256", "--val", "64", "--batch", "32", "--out",
+        ])
+        .arg(&d));
+    assert!(ok, "{out}\n{err}");
+    // As the run stood before its first report.
+    for e in std::fs::read_dir(&d).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !["config.json", "space.json", "journal.jsonl"].contains(&name.as_str()) {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    std::fs::write(d.join("journal.jsonl"), "").unwrap();
+    let (ok, out, err) = run(nas().arg("report").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(": one-shot gdas on seed-net, 1 epoch"),
+        "{out}"
+    );
+    assert!(out.contains("stopped before its end"), "{out}");
+    assert!(out.contains("nothing recorded yet"), "{out}");
+    std::fs::remove_dir_all(&d).ok();
+}
