@@ -80,6 +80,15 @@ impl FromStr for ClassList {
             }
             ids.push(id);
         }
+        if ids.len() < 2 {
+            // One class trains a network of one output, which scores 100% on anything.
+            return Err(format!(
+                "one class ({}): a classifier needs at least two; list two or more, as in {},{}",
+                ids[0],
+                ids[0],
+                ids[0] + 1
+            ));
+        }
         Ok(ClassList(ids))
     }
 }

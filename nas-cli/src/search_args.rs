@@ -337,7 +337,13 @@ pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
 pub fn load_run(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord>)> {
     let (run, a, j) = load_run_as_is(dir)?;
     if j.is_empty() {
-        bail!("{}: the run has no finished trials yet", dir.display());
+        bail!(
+            "{}: the run has no finished trials yet (`nas report {}` says how it stands; \
+             `nas resume {}` continues it)",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        );
     }
     Ok((run, a, j))
 }

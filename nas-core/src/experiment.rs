@@ -99,7 +99,15 @@ fn parse_record(text: &[u8]) -> Result<TrialRecord, String> {
         let i = e.valid_up_to();
         format!("byte 0x{:02X} at column {} is not UTF-8", text[i], i + 1)
     })?;
-    serde_json::from_str(s).map_err(|e| e.to_string())
+    let r: TrialRecord = serde_json::from_str(s).map_err(|e| e.to_string())?;
+    // What no evaluator writes (a hand edit), which would head every ranking.
+    let acc = r.metrics.accuracy;
+    if !(0.0..=1.0).contains(&acc) {
+        return Err(format!(
+            "field `metrics.accuracy`: {acc} is not an accuracy (a fraction from 0 to 1)"
+        ));
+    }
+    Ok(r)
 }
 
 /// The lock that makes one process at a time the writer of a run directory: an OS lock
@@ -260,6 +268,9 @@ impl RunDir {
             lock: None,
             made: false,
         };
+        if !path.exists() {
+            return Err(format!("{}: no such run directory", path.display()));
+        }
         if !d.config_path().exists() {
             return Err(format!(
                 "{}: not a run directory (no config.json)",

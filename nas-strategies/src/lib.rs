@@ -152,6 +152,12 @@ pub fn config_rate(config: &Value, field: &str, default: f32) -> Result<f32, Str
     }
 }
 
+/// Hard limits as a person reads them: `params <= 400000, latency_ms <= 5`.
+pub fn show_limits(limits: &[(String, f64)]) -> String {
+    let shown: Vec<String> = limits.iter().map(|(k, v)| format!("{k} <= {v}")).collect();
+    shown.join(", ")
+}
+
 /// An error when any of `values` is NaN or infinite: `what` (for example "the
 /// controller's weights") diverged, and `hint` says which setting to lower.
 pub fn check_finite(values: &[f32], what: &str, hint: &str) -> Result<(), String> {
@@ -177,15 +183,26 @@ pub fn config_probability(config: &Value, field: &str, default: f64) -> Result<f
 }
 
 /// A config field with a default, or an error naming the field and the bad value.
-pub fn config_field<T: serde::de::DeserializeOwned>(
+pub fn config_field<T: serde::de::DeserializeOwned + Serialize>(
     config: &Value,
     field: &str,
     default: T,
 ) -> Result<T, String> {
     match config.get(field) {
         None | Some(Value::Null) => Ok(default),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| format!("config field `{field}`: {v} is not valid ({e})")),
+        Some(v) => {
+            let t: T = serde_json::from_value(v.clone())
+                .map_err(|e| format!("config field `{field}`: {v} is not valid ({e})"))?;
+            // A finite number past a 32-bit float's range reads as infinity, which the
+            // field's own check would then show instead of the number given.
+            if v.is_number() && serde_json::to_value(&t).is_ok_and(|r| r.is_null()) {
+                return Err(format!(
+                    "config field `{field}`: {v} is not valid (out of range for a 32-bit \
+                     float, at most about 3.4e38)"
+                ));
+            }
+            Ok(t)
+        }
     }
 }
 

@@ -165,6 +165,12 @@ fn data_option_errors_name_the_flag_and_the_value() {
         err.contains("--classes") && err.contains("class 4 is listed twice"),
         "{err}"
     );
+    // One class trained a one-output network that scored 100% on anything.
+    let err = fails(nas().args(["train", "--classes", "3"]));
+    assert!(
+        err.contains("--classes") && err.contains("one class (3): a classifier needs at least two"),
+        "{err}"
+    );
     // Half of a pair, and files mixed with --data.
     let images = fashion("train-images-idx3-ubyte.gz");
     let (ok, out, err) = run(nas().args(["train", "--train-images"]).arg(&images));

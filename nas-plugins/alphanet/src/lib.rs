@@ -333,9 +333,9 @@ impl EpochStrategy for AlphaNet {
         }
         if scored.is_empty() {
             return Err(format!(
-                "no architecture within the limits {:?} (the smallest subnet and {tries} \
+                "no architecture within the limits ({}) (the smallest subnet and {tries} \
                  random draws)",
-                self.limits
+                nas_strategies::show_limits(&self.limits)
             ));
         }
         for generation in 0..self.generations {

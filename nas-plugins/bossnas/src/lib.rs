@@ -240,9 +240,10 @@ impl BossNas {
         }
         if cands.is_empty() {
             return Err(format!(
-                "block {b} ({}): no candidate within the limits {:?} (blocks before it at \
+                "block {b} ({}): no candidate within the limits ({}) (blocks before it at \
                  their choices, later choices at their first option)",
-                self.taps[b], self.limits
+                self.taps[b],
+                nas_strategies::show_limits(&self.limits)
             ));
         }
         let ensemble: Vec<Vec<f32>> = (0..self.ensemble)

@@ -669,9 +669,9 @@ impl EpochStrategy for Nat {
             .collect();
         if feasible.is_empty() {
             return Err(format!(
-                "no subnet of the archive ({} scored) is within the limits {:?}",
+                "no subnet of the archive ({} scored) is within the limits ({})",
                 self.state.archive.len(),
-                self.costs.limits
+                nas_strategies::show_limits(&self.costs.limits)
             ));
         }
         let fits: Vec<Fitness> = feasible.iter().map(|m| m.fitness()).collect();

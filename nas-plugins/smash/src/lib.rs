@@ -224,8 +224,8 @@ impl EpochStrategy for Smash {
         }
         let Some((_, first)) = scored.best() else {
             return Err(format!(
-                "no architecture within the limits {:?} in {tries} random draws",
-                self.limits
+                "no architecture within the limits ({}) in {tries} random draws",
+                nas_strategies::show_limits(&self.limits)
             ));
         };
         self.report(host, 1, &scored)?;

@@ -138,8 +138,8 @@ impl EpochStrategy for Spos {
         }
         if scored.is_empty() {
             return Err(format!(
-                "no architecture within the limits {:?} in {tries} random draws",
-                self.limits
+                "no architecture within the limits ({}) in {tries} random draws",
+                nas_strategies::show_limits(&self.limits)
             ));
         }
         for generation in 0..self.generations {

@@ -333,3 +333,24 @@ fn bad_limits_name_the_field() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+/// A journaled accuracy outside 0..=1 (no evaluator writes one; a hand edit of `2.0` was
+/// reported as 200% at the head of the ranking) is an error naming the file, the line
+/// and the field.
+#[test]
+fn an_accuracy_past_one_is_a_damaged_line() {
+    let dir = temp_run("journal-accuracy");
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    d.append(&rec(0, 0.5, 10.0)).unwrap();
+    d.append(&rec(1, 2.0, 10.0)).unwrap();
+    d.append(&rec(2, 0.6, 10.0)).unwrap();
+    let e = d.journal().err().expect("an error");
+    assert!(
+        e.contains("journal.jsonl")
+            && e.contains("line 2")
+            && e.contains("field `metrics.accuracy`: 2 is not an accuracy"),
+        "{e}"
+    );
+    drop(d);
+    std::fs::remove_dir_all(&dir).ok();
+}
