@@ -63,7 +63,10 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let state = if ended || crate::report_html::complete(&args, &j, one_shot_run) {
         State::Finished
     } else if let Some(w) = run.writer() {
-        println!("still running ({w}): the journal grows as trials end");
+        match one_shot_run {
+            true => println!("still running ({w}): the supernet trains"),
+            false => println!("still running ({w}): the journal grows as trials end"),
+        }
         State::Running
     } else {
         println!(

@@ -250,10 +250,14 @@ pub fn load_train_data(a: &SearchArgs) -> Result<TrainData> {
     let (mean, std) = train.channel_stats();
     train.normalise(&mean, &std);
     if a.val == 0 || a.val >= train.len() {
+        let held = match a.dataset.test_split {
+            Some(f) => format!(" left after --test-split {f} held out the test images"),
+            None => String::new(),
+        };
         bail!(
-            "--val {}: must be between 1 and the {} training images",
+            "--val {}: must be at least 1 and fewer than the {}{held} (the rest train)",
             a.val,
-            train.len()
+            crate::count(train.len(), "training image"),
         );
     }
     let (mut train, val) = train.split(a.val, &mut Rng::new(a.seed));
