@@ -644,12 +644,9 @@ fn a_failed_search_leaves_no_run_behind() {
     std::fs::remove_dir_all(&d).ok();
 }
 
-/// A one-shot run killed after journaling its export but before writing `best.json`
-/// gets it from `nas resume`.
-#[test]
-fn resume_finishes_a_one_shot_run() {
-    let d = out_dir("oneshot-best");
-    let (ok, out, err) = run(nas()
+/// A GDAS search of `seed-net` for one epoch into `d`, with extra arguments.
+fn gdas_search(d: &Path, extra: &[&str]) -> (bool, String, String) {
+    run(nas()
         .args([
             "--threads",
             "2",
@@ -659,8 +656,18 @@ fn resume_finishes_a_one_shot_run() {
             "--strategy",
             "gdas",
         ])
-        .args(["--epochs", "1", "--limit", "640", "--val", "640", "--out"])
-        .arg(&d));
+        .args(["--epochs", "1"])
+        .args(extra)
+        .arg("--out")
+        .arg(d))
+}
+
+/// A one-shot run killed after journaling its export but before writing `best.json`
+/// gets it from `nas resume`.
+#[test]
+fn resume_finishes_a_one_shot_run() {
+    let d = out_dir("oneshot-best");
+    let (ok, out, err) = gdas_search(&d, &["--limit", "640", "--val", "640"]);
     assert!(ok, "{out}\n{err}");
     let best: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("best.json")).unwrap()).unwrap();
@@ -1093,20 +1100,7 @@ fn a_hand_edited_config_names_the_file_and_the_field() {
 #[test]
 fn a_one_shot_run_stopped_before_its_first_report_is_reported() {
     let d = out_dir("one-shot-nothing-yet");
-    let (ok, out, err) = run(nas()
-        .args([
-            "--threads",
-            "2",
-            "search",
-            "--space",
-            "seed-net",
-            "--strategy",
-            "gdas",
-        ])
-        .args([
-            "--epochs", "1", "--limit", "256", "--val", "64", "--batch", "32", "--out",
-        ])
-        .arg(&d));
+    let (ok, out, err) = gdas_search(&d, &["--limit", "256", "--val", "64", "--batch", "32"]);
     assert!(ok, "{out}\n{err}");
     // As the run stood before its first report.
     for e in std::fs::read_dir(&d).unwrap() {
