@@ -83,10 +83,9 @@ impl FromStr for ClassList {
         if ids.len() < 2 {
             // One class trains a network of one output, which scores 100% on anything.
             return Err(format!(
-                "one class ({}): a classifier needs at least two; list two or more, as in {},{}",
+                "one class ({}): a classifier needs at least two; list two or more, as in 0,{}",
                 ids[0],
-                ids[0],
-                ids[0] + 1
+                ids[0].max(1)
             ));
         }
         Ok(ClassList(ids))

@@ -477,6 +477,8 @@ pub fn discover(dirs: &[PathBuf]) -> Discovery {
 /// wins); a library that fails its checks is rejected with the reason.
 pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
     let mut d = discover(dirs);
+    // The first file named for each strategy, which is the one `find` loads, good or not.
+    let mut claimed: Vec<(String, PathBuf)> = vec![];
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
@@ -484,6 +486,19 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         files.sort();
         for f in files.into_iter().filter(|f| is_library(f)) {
+            let promised = named_strategy(&f).map(|n| n.replace('-', "_"));
+            if let Some(n) = &promised {
+                if let Some((_, first)) = claimed.iter().find(|(m, _)| m == n) {
+                    let why = format!(
+                        "shadowed by {}, which a search for `{n}` loads (the first in the \
+                         plugin directories)",
+                        first.display()
+                    );
+                    d.rejected.push((f, why));
+                    continue;
+                }
+                claimed.push((n.clone(), f.clone()));
+            }
             let p = match Plugin::load(&f) {
                 Ok(p) => p,
                 Err(e) => {
@@ -496,7 +511,7 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
             // library named otherwise is never what a search runs, so it is not listed
             // as the plugin of its name (before, it was, and shadowed the one that ran).
             let file = library_file(&p.name).unwrap_or_default();
-            if named_strategy(&f).map(|n| norm(&n)) != Some(norm(&p.name)) {
+            if promised != Some(norm(&p.name)) {
                 let why = format!(
                     "declares strategy `{}`, but a search loads that strategy from a file \
                      named {file}; rename it to be found",
@@ -505,16 +520,7 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
                 d.rejected.push((f, why));
                 continue;
             }
-            if let Some(q) = d.plugins.iter().find(|q| norm(&q.name) == norm(&p.name)) {
-                let why = format!(
-                    "plugin `{}` is shadowed by {}, which comes first in the plugin \
-                     directories",
-                    p.name,
-                    q.path.display()
-                );
-                d.rejected.push((f, why));
-                continue;
-            }
+            // (A second library of the name was shadowed above, by its file name.)
             d.plugins.push(p);
         }
     }

@@ -108,8 +108,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
             println!(
                 "{}",
                 match one_shot {
-                    true =>
-                        "nothing recorded yet: the search stopped before its first progress report",
+                    true => "nothing recorded yet: no progress report so far",
                     false => "no trial has ended yet",
                 }
             );

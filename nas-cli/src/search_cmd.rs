@@ -72,8 +72,10 @@ pub fn resume(dir: &Path, device: Option<&str>, here: bool) -> Result<()> {
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found).with_context(|| crate::search_args::recorded_context(&run))?;
     if let Some(before) = moved {
-        run.set_config(&serde_json::to_value(&a)?)
-            .map_err(|e| anyhow!(e))?;
+        // Only the device changes in the record (`--here` is this process's alone).
+        let mut recorded = run.config().map_err(|e| anyhow!(e))?;
+        recorded["device"] = serde_json::Value::from(a.device.clone());
+        run.set_config(&recorded).map_err(|e| anyhow!(e))?;
         println!(
             "the rest of the search runs on {} (before: {before}); the run records it",
             a.device

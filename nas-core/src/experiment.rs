@@ -268,8 +268,13 @@ impl RunDir {
             lock: None,
             made: false,
         };
-        if !path.exists() {
-            return Err(format!("{}: no such run directory", path.display()));
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    format!("{}: no such run directory", path.display())
+                }
+                _ => format!("{}: {e}", path.display()),
+            });
         }
         if !d.config_path().exists() {
             return Err(format!(

@@ -238,7 +238,7 @@ fn plugins_lists_what_a_search_runs() {
     assert!(
         out.lines().any(|l| l.contains("rejected")
             && l.contains(&*evolution.to_string_lossy())
-            && l.contains(&format!("is shadowed by {}", first.display()))),
+            && l.contains(&format!("shadowed by {}", first.display()))),
         "{out}"
     );
     std::fs::remove_dir_all(&dir).ok();

@@ -697,7 +697,10 @@ impl Strategy for Dppnet {
         self.fits = config_field(&s, "fits", 0).map_err(|e| f(&e))?;
         self.exact = config_field(&s, "exact", BTreeMap::new()).map_err(|e| f(&e))?;
         self.over_first = config_field(&s, "over_first", 0).map_err(|e| f(&e))?;
-        self.reached = config_field(&s, "reached", false).map_err(|e| f(&e))?;
+        // A state saved before `reached` was kept: reached if any costed architecture
+        // was within the limits.
+        let seen_within = self.exact.values().any(|c| self.within(c));
+        self.reached = config_field(&s, "reached", seen_within).map_err(|e| f(&e))?;
         self.rng = Rng::from_state(config_field(&s, "rng", self.rng.state()).map_err(|e| f(&e))?);
         let seen: Vec<String> = config_field(&s, "seen", vec![]).map_err(|e| f(&e))?;
         self.seen = seen.into_iter().collect();

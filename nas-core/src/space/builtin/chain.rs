@@ -256,7 +256,13 @@ impl Space for ChainSpace {
         arch: &crate::space::Architecture,
         supernet: Vec<(String, Tensor)>,
     ) -> (Vec<(String, Tensor)>, Vec<String>) {
-        let num = |label: &str| arch.get(label).and_then(|v| v.as_u64()).map(|v| v as usize);
+        // A whole number, written `16` or `16.0` (validation takes both).
+        let num = |label: &str| {
+            arch.get(label)
+                .and_then(|v| v.as_f64())
+                .filter(|x| x.fract() == 0.0 && *x >= 0.0)
+                .map(|x| x as usize)
+        };
         let max_f = *self.filters.iter().max().unwrap();
         let Some(depth) = num("depth") else {
             return (supernet, vec![]);
