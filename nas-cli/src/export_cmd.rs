@@ -138,28 +138,21 @@ pub fn inherited_onnx(
     trainer
         .prepare_weights(arch)
         .map_err(|e| anyhow!("--onnx: {e}"))?;
-    let (net, notes) = trainer
+    let derived = trainer
         .supernet
         .derive_noting(space.as_ref(), arch)
         .map_err(|e| anyhow!("--onnx: the best architecture: {e}"))?;
+    let net = derived.net;
     let batches = recalibrate(net.as_ref(), &data.train, args.batch);
     // The network the search scored (the same weights; batch norm recalibrated on other
     // batches, so within a little of it), unless the space's fixed network computes
     // otherwise than the supernet's path, which is said.
-    let untrained = notes
-        .iter()
-        .filter(|n| n.contains("no counterpart"))
-        .count();
-    let mut differs: Vec<String> = notes
-        .iter()
-        .filter(|n| !n.contains("no counterpart"))
-        .cloned()
-        .collect();
-    if untrained > 0 {
+    let mut differs = derived.notes;
+    if !derived.untrained.is_empty() {
         differs.push(format!(
             "{} of its tensors have no counterpart in the supernet and keep their initial \
              values",
-            untrained
+            derived.untrained.len()
         ));
     }
     if !differs.is_empty() {

@@ -479,6 +479,7 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
     let mut d = discover(dirs);
     // The first file named for each strategy, which is the one `find` loads, good or not.
     let mut claimed: Vec<(String, PathBuf)> = vec![];
+    let norm = |s: &str| s.replace('-', "_");
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
@@ -486,7 +487,7 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         files.sort();
         for f in files.into_iter().filter(|f| is_library(f)) {
-            let promised = named_strategy(&f).map(|n| n.replace('-', "_"));
+            let promised = named_strategy(&f).map(|n| norm(&n));
             if let Some(n) = &promised {
                 if let Some((_, first)) = claimed.iter().find(|(m, _)| m == n) {
                     let why = format!(
@@ -506,16 +507,15 @@ pub fn discover_all(dirs: &[PathBuf]) -> Discovery {
                     continue;
                 }
             };
-            let norm = |s: &str| s.replace('-', "_");
             // `nas search --strategy X` loads X's library by its file name ([`find`]): a
             // library named otherwise is never what a search runs, so it is not listed
             // as the plugin of its name (before, it was, and shadowed the one that ran).
-            let file = library_file(&p.name).unwrap_or_default();
             if promised != Some(norm(&p.name)) {
                 let why = format!(
                     "declares strategy `{}`, but a search loads that strategy from a file \
-                     named {file}; rename it to be found",
-                    p.name
+                     named {}; rename it to be found",
+                    p.name,
+                    library_file(&p.name).unwrap_or_default()
                 );
                 d.rejected.push((f, why));
                 continue;

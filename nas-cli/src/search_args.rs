@@ -375,27 +375,36 @@ pub fn load_run_as_is(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord
 /// space (a run made before runs recorded them is not checked): a journal edited or
 /// damaged into an architecture its space does not have is an error naming the trial.
 pub fn check_against_space(run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
-    let p = run.space_path();
-    let bytes = match std::fs::read(&p) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => bail!("{}: {e}", p.display()),
+    let Some(choices) = recorded_space(run)? else {
+        return Ok(());
     };
-    let choices: Vec<nas_core::space::Choice> =
-        serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{}: not the choices of a space (the run's record of them; `nas resume {}` \
-             writes it again from the run's options)",
-                p.display(),
-                run.path.display()
-            )
-        })?;
+    let p = run.space_path();
     check_journal(
         run,
         &choices,
         journal,
         &format!("the run's space ({})", p.display()),
     )
+}
+
+/// The choices the run recorded of its space (`space.json`); `None` for a run made before
+/// runs recorded them. A record that cannot be read is an error naming the file.
+pub fn recorded_space(run: &RunDir) -> Result<Option<Vec<nas_core::space::Choice>>> {
+    let p = run.space_path();
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => bail!("{}: {e}", p.display()),
+    };
+    let choices = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{}: not the choices of a space (the run's record of them; `nas resume {}` \
+             writes it again from the run's options)",
+            p.display(),
+            run.path.display()
+        )
+    })?;
+    Ok(Some(choices))
 }
 
 /// Checks that every journaled architecture fits `choices`, the choices of `space` (how

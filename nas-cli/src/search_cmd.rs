@@ -83,10 +83,7 @@ pub fn resume(dir: &Path, device: Option<&str>, here: bool) -> Result<()> {
     }
     // A run made before runs recorded their space, or whose record is damaged: written
     // (again) from the run's options.
-    let recorded = std::fs::read(run.space_path())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Vec<Choice>>(&b).ok());
-    if recorded.is_none() {
+    if !matches!(crate::search_args::recorded_space(&run), Ok(Some(_))) {
         save_space(&run, &job.choices())?;
     }
     job.stop_on_interrupt(&a, dir)?;

@@ -314,7 +314,6 @@ impl RunDir {
     /// writer, which holds the lock, so no other process is writing those; the temporary
     /// files of the plots a `nas report` writes without the lock are left alone.
     fn remove_stale_temporaries(&self) {
-        const OURS: [&str; 9] = RUN_FILES;
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return;
         };
@@ -326,7 +325,7 @@ impl RunDir {
             let Some((base, pid)) = rest.rsplit_once(".tmp-") else {
                 continue;
             };
-            let ours = OURS.contains(&base)
+            let ours = RUN_FILES.contains(&base)
                 || base
                     .strip_prefix("journal.jsonl.cut-")
                     .is_some_and(|n| n.parse::<u32>().is_ok());
@@ -581,10 +580,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let name = path
         .file_name()
         .ok_or_else(|| format!("{}: names no file", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
+    let tmp = hidden_beside(path, name, "tmp");
     // Named by the file the caller asked for: the temporary one is ours.
     let written = File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_data()))
@@ -602,6 +598,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
     }
     done
+}
+
+/// `.NAME.WHAT-PID` beside `path` (whose file name is `name`): this process's hidden
+/// scratch file for it.
+fn hidden_beside(path: &Path, name: &std::ffi::OsStr, what: &str) -> PathBuf {
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(name);
+    hidden.push(format!(".{what}-{}", std::process::id()));
+    path.with_file_name(hidden)
 }
 
 /// The directory `path` is in (`.` for a bare file name).
@@ -627,10 +632,7 @@ pub fn check_output(path: &Path) -> Result<(), String> {
     let dir = parent_of(path);
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot make its directory {}: {e}", dir.display()))?;
-    let mut probe_name = std::ffi::OsString::from(".");
-    probe_name.push(name);
-    probe_name.push(format!(".probe-{}", std::process::id()));
-    let probe = dir.join(probe_name);
+    let probe = hidden_beside(path, name, "probe");
     File::create(&probe).map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())

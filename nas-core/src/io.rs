@@ -25,10 +25,8 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
         .with_context(|| format!("{}: building tensors", path.display()))?;
     let out = safetensors::serialize(views, &None)
         .with_context(|| format!("{}: serialising", path.display()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ok();
-    }
-    // Write then rename, so a crash never leaves a half-written weights file.
+    // Write then rename, so a crash never leaves a half-written weights file (a missing
+    // directory is made there).
     crate::experiment::write_output(path, &out).map_err(|e| anyhow::anyhow!(e))?;
     Ok(())
 }

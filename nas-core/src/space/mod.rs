@@ -443,6 +443,15 @@ pub fn fixed(
     Ok(space.build(&mut b))
 }
 
+/// An architecture's fixed network with a supernet's weights ([`Supernet::derive_noting`]).
+pub struct Derived {
+    pub net: Box<dyn Module>,
+    /// Each way it computes other than the supernet's one-hot path ([`Space::inherit`]).
+    pub notes: Vec<String>,
+    /// Its tensors the supernet has no counterpart for (they keep their initial values).
+    pub untrained: Vec<String>,
+}
+
 /// A weight-sharing supernet: the network with every candidate, and the mixing weights
 /// of each choice point, which the strategy sets before each step.
 pub struct Supernet {
@@ -508,29 +517,30 @@ impl Supernet {
         space: &dyn Space,
         arch: &Architecture,
     ) -> Result<Box<dyn Module>, ArchError> {
-        self.derive_noting(space, arch).map(|(net, _)| net)
+        self.derive_noting(space, arch).map(|d| d.net)
     }
 
     /// [`derive`](Self::derive), and how the network differs from the supernet's one-hot
-    /// path of `arch`: the space's notes ([`Space::inherit`]) and each tensor of the
-    /// network the supernet has no counterpart for (it keeps its initial values).
+    /// path of `arch` ([`Derived`]).
     pub fn derive_noting(
         &self,
         space: &dyn Space,
         arch: &Architecture,
-    ) -> Result<(Box<dyn Module>, Vec<String>), ArchError> {
+    ) -> Result<Derived, ArchError> {
         let net = fixed(space, arch, 0)?;
-        let (state, mut notes) = space.inherit(arch, crate::nn::state(self.net.as_ref()));
+        let (state, notes) = space.inherit(arch, crate::nn::state(self.net.as_ref()));
         crate::nn::copy_state(net.as_ref(), &state);
         let fits =
             |n: &str, t: &Tensor| state.iter().any(|(m, s)| m == n && s.shape() == t.shape());
-        for (n, t) in crate::nn::state(net.as_ref()) {
-            if !fits(&n, &t) {
-                notes.push(format!(
-                    "`{n}` has no counterpart in the supernet (untrained)"
-                ));
-            }
-        }
-        Ok((net, notes))
+        let untrained = crate::nn::state(net.as_ref())
+            .into_iter()
+            .filter(|(n, t)| !fits(n, t))
+            .map(|(n, _)| n)
+            .collect();
+        Ok(Derived {
+            net,
+            notes,
+            untrained,
+        })
     }
 }

@@ -216,10 +216,9 @@ pub struct Dppnet {
     /// The host's exact costs of candidates the Pareto selection chose, by key (when the
     /// host has a cost model: `ask_costed`).
     exact: BTreeMap<String, [Option<f64>; 4]>,
-    /// Architectures the host's exact costs put over the limits before the first within
-    /// them (the count stops there: the limits are within reach).
-    over_first: usize,
-    /// Whether the host's exact costs put any architecture within the limits.
+    /// Whether the host's exact costs put any architecture of `exact` within the limits
+    /// (kept as they come; a loaded state works it out from `exact`). Until then, every
+    /// one of `exact` was over them.
     reached: bool,
 }
 
@@ -364,7 +363,6 @@ impl Dppnet {
                 self.exact.insert(key, c);
                 let within = self.within(&c);
                 self.reached |= within;
-                self.over_first += usize::from(!self.reached);
                 return Ok(within);
             }
         };
@@ -382,7 +380,7 @@ impl Dppnet {
     /// limits: the search ends there rather than cost the rest of the space one by one
     /// (a pool of 20,000 candidates, each built and timed by the host).
     fn out_of_reach(&self) -> bool {
-        !self.reached && self.over_first >= self.cfg.max_over
+        !self.reached && self.exact.len() >= self.cfg.max_over
     }
 
     /// The end of a search whose limits are out of reach: an error saying how far the
@@ -409,7 +407,7 @@ impl Dppnet {
             "no architecture within the limits: the host's exact costs put all {} \
              architectures costed over them ({}); loosen the limits, or raise the \
              config field `max_over` (now {}) to look further",
-            self.over_first,
+            self.exact.len(),
             limits.join("; "),
             self.cfg.max_over
         ))
@@ -607,7 +605,6 @@ impl Strategy for Dppnet {
             asked: 0,
             fits: 0,
             exact: BTreeMap::new(),
-            over_first: 0,
             reached: false,
         })
     }
@@ -659,8 +656,6 @@ impl Strategy for Dppnet {
             "fits": self.fits,
             "rng": self.rng.state(),
             "exact": self.exact,
-            "over_first": self.over_first,
-            "reached": self.reached,
         }))
     }
 
@@ -696,11 +691,7 @@ impl Strategy for Dppnet {
         self.asked = config_field(&s, "asked", 0).map_err(|e| f(&e))?;
         self.fits = config_field(&s, "fits", 0).map_err(|e| f(&e))?;
         self.exact = config_field(&s, "exact", BTreeMap::new()).map_err(|e| f(&e))?;
-        self.over_first = config_field(&s, "over_first", 0).map_err(|e| f(&e))?;
-        // A state saved before `reached` was kept: reached if any costed architecture
-        // was within the limits.
-        let seen_within = self.exact.values().any(|c| self.within(c));
-        self.reached = config_field(&s, "reached", seen_within).map_err(|e| f(&e))?;
+        self.reached = self.exact.values().any(|c| self.within(c));
         self.rng = Rng::from_state(config_field(&s, "rng", self.rng.state()).map_err(|e| f(&e))?);
         let seen: Vec<String> = config_field(&s, "seen", vec![]).map_err(|e| f(&e))?;
         self.seen = seen.into_iter().collect();
