@@ -5,13 +5,28 @@ use nas_strategies::pareto::dominates;
 
 /// `k` indices of `points` (fewer when there are fewer points): whole fronts in order,
 /// and from the first front that does not fit whole, its members with the lowest first
-/// objective (ties by index).
+/// objective (ties by index). A NaN counts as +inf, the worst value of its objective
+/// (a surrogate's prediction can come out NaN, and a NaN matches no comparison).
 ///
 /// The fronts are those of `nas_strategies::pareto::fronts`, but only as many as the
 /// pick needs, each peeled off what is left: a pool of 20,000 candidates with one or
 /// two fronts to take costs the candidates times the front's size, where sorting the
 /// whole pool into fronts costs its square (most of a DPP-Net ask, before).
 pub fn select(points: &[Vec<f64>], k: usize) -> Vec<usize> {
+    let clean: Vec<Vec<f64>>;
+    let points = if points.iter().flatten().any(|x| x.is_nan()) {
+        clean = points
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|&x| if x.is_nan() { f64::INFINITY } else { x })
+                    .collect()
+            })
+            .collect();
+        &clean
+    } else {
+        points
+    };
     let mut out = vec![];
     let mut rest: Vec<usize> = (0..points.len()).collect();
     while out.len() < k && !rest.is_empty() {

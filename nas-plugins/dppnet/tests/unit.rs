@@ -87,6 +87,46 @@ mod pareto {
         assert_eq!(select(&p, 50).len(), 7);
     }
 
+    /// A prediction that came out NaN (a surrogate fed an overflowing feature) is the
+    /// worst value of its objective: the pick is the pick with it replaced by +inf,
+    /// whatever its sign (before, a NaN matched no comparison, and `-acc` of a NaN sorted
+    /// first, so the peel's order, which rests on dominance following that order, was
+    /// wrong for it).
+    #[test]
+    fn a_nan_prediction_is_the_worst_value() {
+        use nas_strategies::Rng;
+        let mut rng = Rng::new(11);
+        for case in 0..80 {
+            let n = 2 + rng.below(40);
+            let mut points: Vec<Vec<f64>> = (0..n)
+                .map(|_| (0..2 + case % 3).map(|_| rng.below(5) as f64).collect())
+                .collect();
+            for _ in 0..1 + rng.below(4) {
+                let (i, j) = (rng.below(n), rng.below(points[0].len()));
+                points[i][j] = if rng.below(2) == 0 {
+                    f64::NAN
+                } else {
+                    -f64::NAN
+                };
+            }
+            let worst: Vec<Vec<f64>> = points
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|x| if x.is_nan() { f64::INFINITY } else { *x })
+                        .collect()
+                })
+                .collect();
+            for k in 0..=n {
+                assert_eq!(
+                    select(&points, k),
+                    select(&worst, k),
+                    "case {case}, k {k}: {points:?}"
+                );
+            }
+        }
+    }
+
     /// The pick from fronts peeled one at a time is the pick from the SDK's full sort,
     /// on random point sets with ties (values from a few levels) and every `k`.
     #[test]
