@@ -43,7 +43,8 @@ pub struct Journal {
 
 /// Reads a journal's bytes (of the file `path`, named in errors). Every line but the last
 /// must be a trial record, numbered 0, 1, 2, ... in order; a last line without its
-/// newline that is not a whole record is a torn write, reported in `tail`, not an error.
+/// newline that is the start of a record (what a kill during its write leaves) is a torn
+/// write, reported in `tail`, not an error.
 pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
     let mut trials: Vec<TrialRecord> = vec![];
     let mut tail = JournalTail::Clean;
@@ -75,13 +76,13 @@ pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
                     tail = JournalTail::NoNewline;
                 }
             }
-            Err(_) if !ended => {
+            Err(Bad { cut: true, .. }) if !ended => {
                 tail = JournalTail::Torn {
                     line,
                     at: at as u64,
                 };
             }
-            Err(e) => {
+            Err(Bad { why: e, .. }) => {
                 return Err(format!(
                     "{}: line {line}: not a trial record: {e}; repair or remove that line",
                     path.display()
@@ -93,19 +94,35 @@ pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
     Ok(Journal { trials, tail })
 }
 
+/// Why a journal line is not a trial record, and whether its text could be the start of
+/// one (its JSON ends early, or its bytes end inside a UTF-8 character).
+struct Bad {
+    why: String,
+    cut: bool,
+}
+
 /// One journal line as a trial record, from its bytes (never a lossy conversion).
-fn parse_record(text: &[u8]) -> Result<TrialRecord, String> {
+fn parse_record(text: &[u8]) -> Result<TrialRecord, Bad> {
     let s = std::str::from_utf8(text).map_err(|e| {
         let i = e.valid_up_to();
-        format!("byte 0x{:02X} at column {} is not UTF-8", text[i], i + 1)
+        Bad {
+            why: format!("byte 0x{:02X} at column {} is not UTF-8", text[i], i + 1),
+            cut: e.error_len().is_none(),
+        }
     })?;
-    let r: TrialRecord = serde_json::from_str(s).map_err(|e| e.to_string())?;
+    let r: TrialRecord = serde_json::from_str(s).map_err(|e| Bad {
+        why: e.to_string(),
+        cut: e.is_eof(),
+    })?;
     // What no evaluator writes (a hand edit), which would head every ranking.
     let acc = r.metrics.accuracy;
     if !(0.0..=1.0).contains(&acc) {
-        return Err(format!(
-            "field `metrics.accuracy`: {acc} is not an accuracy (a fraction from 0 to 1)"
-        ));
+        return Err(Bad {
+            why: format!(
+                "field `metrics.accuracy`: {acc} is not an accuracy (a fraction from 0 to 1)"
+            ),
+            cut: false,
+        });
     }
     Ok(r)
 }

@@ -354,3 +354,53 @@ fn an_accuracy_past_one_is_a_damaged_line() {
     drop(d);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Only a last line a kill could have left is torn: a prefix of a record (its JSON
+/// ended early, or its bytes end inside a UTF-8 character). A whole last line without
+/// its newline that is still no record (a hand edit of its accuracy to 2, or text after
+/// the record) is a damaged line like any other, not a torn write that resume would
+/// move aside without a word about what was wrong with it.
+#[test]
+fn only_a_cut_record_is_a_torn_last_line() {
+    let path = std::path::Path::new("journal.jsonl");
+    let good = serde_json::to_string(&rec(0, 0.5, 10.0)).unwrap();
+    let second = serde_json::to_string(&rec(1, 2.0, 10.0)).unwrap();
+    let text = format!("{good}\n{second}");
+    let e = parse_journal(path, text.as_bytes())
+        .err()
+        .expect("an error");
+    assert!(
+        e.contains("line 2") && e.contains("field `metrics.accuracy`: 2 is not an accuracy"),
+        "{e}"
+    );
+    let e = parse_journal(path, format!("{good}\n{good} x").as_bytes())
+        .err()
+        .expect("an error");
+    assert!(
+        e.contains("line 2") && e.contains("not a trial record"),
+        "{e}"
+    );
+    // Every prefix of a record is torn; the whole record without its newline is not.
+    let third = serde_json::to_string(&rec(1, 0.25, 10.0)).unwrap();
+    for cut in 1..third.len() {
+        let j = parse_journal(path, format!("{good}\n{}", &third[..cut]).as_bytes())
+            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(j.trials.len(), 1);
+        assert!(
+            matches!(j.tail, JournalTail::Torn { line: 2, .. }),
+            "{:?}",
+            j.tail
+        );
+    }
+    let j = parse_journal(path, format!("{good}\n{third}").as_bytes()).unwrap();
+    assert_eq!((j.trials.len(), &j.tail), (2, &JournalTail::NoNewline));
+    // A record cut inside a two-byte character (in its architecture's label).
+    let mut bytes = format!("{good}\n{{\"trial\": 1, \"arch\": {{\"é").into_bytes();
+    bytes.pop();
+    let j = parse_journal(path, &bytes).unwrap();
+    assert!(
+        matches!(j.tail, JournalTail::Torn { line: 2, .. }),
+        "{:?}",
+        j.tail
+    );
+}
