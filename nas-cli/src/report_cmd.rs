@@ -91,7 +91,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         // Nothing to rank: what the run has is its state, a one-shot search's training
         // so far, and with --html the page that says so.
         let mut shown = false;
-        if let Ok(text) = std::fs::read_to_string(&progress) {
+        if let Some(text) = read_progress(&progress) {
             println!("no architecture exported yet; its training so far:");
             write_plot(
                 &run.path.join("progress.svg"),
@@ -155,12 +155,17 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 write_plot(&run.path.join("pareto.svg"), &svg);
             }
         }
-        match std::fs::read_to_string(&progress) {
-            Ok(text) => write_plot(
+        if !progress.exists() {
+            eprintln!(
+                "warning: {}: no such file; no progress plot",
+                progress.display()
+            );
+        }
+        if let Some(text) = read_progress(&progress) {
+            write_plot(
                 &run.path.join("progress.svg"),
                 &progress_svg(&text, args.epochs),
-            ),
-            Err(e) => eprintln!("warning: {}: {e}; no progress plot", progress.display()),
+            );
         }
     } else {
         write_plot(
@@ -260,20 +265,72 @@ pub fn progress_series(text: &str, epochs: usize) -> (Vec<plot::Series>, usize) 
     (series, after)
 }
 
+/// The 1-based numbers of the lines of a `progress.jsonl` text that are not progress
+/// records (a JSON object with `epoch`, `step` and `values`): damage, or a hand edit.
+/// Blank lines are not counted, nor a last line without its newline (a search writing
+/// it, or killed while it did).
+pub fn damaged_progress_lines(text: &str) -> Vec<usize> {
+    let whole = match text.rfind('\n') {
+        Some(i) => &text[..i],
+        None => "",
+    };
+    whole
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && progress_record(l).is_none())
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// One `progress.jsonl` line as `(epoch, step, the whole object)`, if it is a record.
+fn progress_record(line: &str) -> Option<(u64, u64, serde_json::Value)> {
+    let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    match (
+        v["epoch"].as_u64(),
+        v["step"].as_u64(),
+        v["values"].is_object(),
+    ) {
+        (Some(e), Some(st), true) => Some((e, st, v)),
+        _ => None,
+    }
+}
+
+/// A one-shot run's `progress.jsonl`, with a warning naming the lines that are not
+/// progress records (the plot leaves them out); `None`, with a warning, where the file
+/// is there but cannot be read.
+fn read_progress(path: &std::path::Path) -> Option<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            eprintln!("warning: {}: {e}; no progress plot", path.display());
+            return None;
+        }
+    };
+    let bad = damaged_progress_lines(&text);
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad.iter().take(5).map(|l| l.to_string()).collect();
+        eprintln!(
+            "warning: {}: {} not a progress record (line {}{}); left out of the plot",
+            path.display(),
+            match bad.len() {
+                1 => "1 line is".to_string(),
+                n => format!("{n} lines are"),
+            },
+            shown.join(", "),
+            if bad.len() > 5 { ", ..." } else { "" }
+        );
+    }
+    Some(text)
+}
+
 /// The lines of `progress.jsonl` from the `epochs` of training, each at its fractional
 /// epoch (see [`progress_series`]), and how many lines come after training.
 pub fn training_lines(text: &str, epochs: usize) -> (Vec<(f64, serde_json::Value)>, usize) {
     let mut recs = vec![];
     let mut after = 0;
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let (Some(e), Some(st), true) = (
-            v["epoch"].as_u64(),
-            v["step"].as_u64(),
-            v["values"].is_object(),
-        ) else {
+        let Some((e, st, v)) = progress_record(line) else {
             continue;
         };
         if e as usize >= epochs {

@@ -247,5 +247,19 @@ fn a_one_shot_search_gets_a_progress_plot() {
     for l in ["train_loss", "val_loss", "tau", "epoch", "1.0", "2.0"] {
         assert!(labels.contains(&l), "no {l}: {labels:?}");
     }
+    // A damaged line is named, and the plot is drawn from the others.
+    let p = dir.join("progress.jsonl");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, format!("not json\n{text}")).unwrap();
+    let (ok, out, err) = run(nas().arg("report").arg(&dir));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        err.contains("progress.jsonl: 1 line is not a progress record (line 1)"),
+        "{err}"
+    );
+    assert_eq!(
+        read_plot(&dir, "progress.svg").matches("<polyline").count(),
+        3
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

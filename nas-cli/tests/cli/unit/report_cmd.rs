@@ -24,6 +24,19 @@ fn progress_is_plotted_against_fractional_epochs() {
     );
 }
 
+/// The lines a report warns of: whole lines that are not progress records, not blank
+/// ones and not a last line still being written.
+#[test]
+fn damaged_progress_lines_are_named() {
+    let rec = r#"{"epoch":0,"step":5,"values":{"train_loss":2.0}}"#;
+    let text = format!("{rec}\n\ngarbage\n{rec}\n{{\"epoch\":0}}\n[1]\n{rec}\n{{\"epo");
+    assert_eq!(damaged_progress_lines(&text), [3, 5, 6]);
+    // The same last line with its newline is damage too.
+    assert_eq!(damaged_progress_lines(&format!("{text}\n")), [3, 5, 6, 8]);
+    assert!(damaged_progress_lines("").is_empty());
+    assert!(damaged_progress_lines(&format!("{rec}\n{rec}")).is_empty());
+}
+
 #[test]
 fn mixing_weights_are_series_per_candidate_and_old_lines_have_none() {
     let layer = Choice {
