@@ -39,6 +39,10 @@ pub enum Cmd {
         /// run for later resumes; default the device it ran on.
         #[arg(long)]
         device: Option<String>,
+        /// Directories to look for the strategy's plugin in, instead of those the run
+        /// recorded (a plugin built elsewhere that moved); recorded in the run.
+        #[arg(long)]
+        plugin_dir: Vec<std::path::PathBuf>,
         /// Run the search in this process, whatever executor it was given (what the
         /// cluster job of a one-shot search runs).
         #[arg(long, hide = true)]
@@ -106,6 +110,12 @@ pub fn main() {
         span_trace_write(&path);
     }
     if let Err(e) = result {
+        // A command that stopped on Ctrl-C or SIGTERM (a cluster search, which cancels
+        // its jobs first) ends as a local search does: with 128 plus the signal.
+        if let Some(signal) = crate::interrupt::signal() {
+            eprintln!("\n{}", shorten(&format!("{e:#}")));
+            std::process::exit(128 + signal);
+        }
         eprintln!("error: {}", shorten(&format!("{e:#}")));
         std::process::exit(1);
     }
@@ -194,7 +204,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Spaces(a) => spaces_cmd::run(a),
         Cmd::Plugins(a) => plugins_cmd::plugins(a),
         Cmd::Search(a) => search_cmd::run(a),
-        Cmd::Resume { dir, device, here } => search_cmd::resume(&dir, device.as_deref(), here),
+        Cmd::Resume {
+            dir,
+            device,
+            plugin_dir,
+            here,
+        } => search_cmd::resume(&dir, device.as_deref(), &plugin_dir, here),
         Cmd::Trial(a) => trial_cmd::run(a),
         Cmd::Export(a) => export_cmd::export(a),
         Cmd::Retrain(a) => retrain_cmd::retrain(a),

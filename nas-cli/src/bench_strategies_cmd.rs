@@ -2,7 +2,7 @@
 
 use crate::host::{discover, discover_all, search_dirs};
 use crate::search_args::{json_option, trial_seed};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use nas_core::evaluate::{Evaluator, Nb201Table};
 use nas_core::experiment::{Leaderboard, Limits, TrialRecord};
@@ -130,6 +130,7 @@ pub fn against_random(finals: &[f64], random: &[f64]) -> String {
 /// observations, as a search returns it), the queries it took to reach `--reach`, and
 /// the comparison with random search when `random` is benchmarked (it runs first).
 pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
+    crate::at_least_one(&[("--runs", a.runs), ("--budget", a.budget)])?;
     let table_path = crate::data_paths::resolve(
         a.table.as_deref(),
         crate::data_paths::Bundled::Nb201Table,
@@ -179,6 +180,16 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
     } else {
         a.strategies.clone()
     };
+    // Every strategy named is found before the table starts.
+    for name in &names {
+        let p = found.get(name).map_err(|e| anyhow!(e))?;
+        if p.kind != nas_strategies::abi::KIND_ASK_TELL {
+            bail!(
+                "--strategies {name}: a one-shot strategy (it trains a supernet); the table \
+                 benchmark runs ask/tell strategies"
+            );
+        }
+    }
     // Random search first: the others are compared with it.
     if let Some(i) = names.iter().position(|n| n == "random") {
         let r = names.remove(i);

@@ -145,7 +145,21 @@ impl Plugin {
             if t.is_null() {
                 return Err(format!("{at}: `nas_plugin_table` returned null"));
             }
-            // SAFETY: non-null, and the table is a static in the never-unloaded library.
+            use std::mem::offset_of;
+            let entries = [
+                ("create", offset_of!(PluginTable, create)),
+                ("destroy", offset_of!(PluginTable, destroy)),
+                ("ask", offset_of!(PluginTable, ask)),
+                ("ask_costed", offset_of!(PluginTable, ask_costed)),
+                ("tell", offset_of!(PluginTable, tell)),
+                ("save", offset_of!(PluginTable, save)),
+                ("load", offset_of!(PluginTable, load)),
+                ("free_buf", offset_of!(PluginTable, free_buf)),
+            ];
+            // SAFETY: non-null, and a whole table (the ABI version matched).
+            unsafe { no_null_entry(t.cast(), &entries, &at)? };
+            // SAFETY: non-null, every entry point set, and the table is a static in the
+            // never-unloaded library.
             let table: &'static PluginTable = unsafe { &*t };
             return Ok(Plugin {
                 name: text(table.name, "name")?,
@@ -167,7 +181,14 @@ impl Plugin {
         if t.is_null() {
             return Err(format!("{at}: `nas_plugin_one_shot_table` returned null"));
         }
-        // SAFETY: non-null, and the table is a static in the never-unloaded library.
+        let entries = [
+            ("run", std::mem::offset_of!(OneShotTable, run)),
+            ("free_buf", std::mem::offset_of!(OneShotTable, free_buf)),
+        ];
+        // SAFETY: as above.
+        unsafe { no_null_entry(t.cast(), &entries, &at)? };
+        // SAFETY: non-null, every entry point set, and the table is a static in the
+        // never-unloaded library.
         let table: &'static OneShotTable = unsafe { &*t };
         Ok(Plugin {
             name: text(table.name, "name")?,
@@ -388,6 +409,30 @@ impl Discovery {
     }
 }
 
+/// An error naming the first entry point of a plugin's table (by name and byte offset)
+/// that is null. The SDK's export macros fill every one, but a library built without
+/// them can leave one out, and the host would crash calling it; the entries are read as
+/// words, before the table is taken as one with function pointers (which are never null).
+///
+/// # Safety
+/// `table` points to a whole table whose entries lie at `entries`' offsets.
+unsafe fn no_null_entry(
+    table: *const u8,
+    entries: &[(&str, usize)],
+    at: &dyn std::fmt::Display,
+) -> Result<(), String> {
+    for (name, offset) in entries {
+        // SAFETY: inside the table, per the caller.
+        if unsafe { table.add(*offset).cast::<usize>().read_unaligned() } == 0 {
+            return Err(format!(
+                "{at}: the plugin's entry point `{name}` is null (its table must fill every \
+                 entry, as nas-strategies' export macros do)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether a file name looks like a shared library.
 fn is_library(p: &Path) -> bool {
     let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -454,13 +499,21 @@ pub fn find(dirs: &[PathBuf], name: &str) -> Result<Plugin, String> {
         .collect();
     have.sort();
     have.dedup();
+    let have = match have.is_empty() {
+        true => "no strategy libraries there".to_string(),
+        false => format!(
+            "libraries there named for {}; `nas plugins` says which load",
+            have.join(", ")
+        ),
+    };
     Err(format!(
-        "no strategy plugin named `{name}`: no {file} in {} (found: {})",
+        "no strategy plugin named `{name}`: no {file} in {} ({have})\n(the workspace's \
+         strategies are built by `cargo build --release --workspace`; a plugin built \
+         elsewhere is found with --plugin-dir or NAS_PLUGIN_PATH)",
         dirs.iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        have.join(", ")
     ))
 }
 

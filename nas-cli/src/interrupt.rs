@@ -40,6 +40,11 @@ pub fn interrupted() -> bool {
     SIGNAL.load(Ordering::SeqCst) != 0
 }
 
+/// The signal that interrupted this process, if one did (SIGINT or SIGTERM).
+pub fn signal() -> Option<i32> {
+    Some(SIGNAL.load(Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
 /// From now on SIGINT and SIGTERM stop the search of run `dir` (searching as `args`
 /// say): a watcher thread marks its page stopped, says how to resume, and ends the
 /// process with 128 plus the signal's number, as the signal would have.

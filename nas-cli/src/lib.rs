@@ -68,6 +68,15 @@ pub mod train_cmd;
 #[doc(hidden)]
 pub mod trial_cmd;
 
+/// An error naming the first of `flags` (a flag and its value) that is 0: `--budget 0:
+/// must be at least 1`.
+pub fn at_least_one(flags: &[(&str, usize)]) -> anyhow::Result<()> {
+    match flags.iter().find(|(_, n)| *n == 0) {
+        Some((flag, _)) => anyhow::bail!("{flag} 0: must be at least 1"),
+        None => Ok(()),
+    }
+}
+
 /// `n` and the word, plural unless `n` is 1: "1 trial", "2 trials".
 pub fn count(n: usize, word: &str) -> String {
     if n == 1 {

@@ -79,9 +79,12 @@ fn print_table(rows: &[Row], steps: usize, cpu: (f64, f64), device: Option<(f64,
 
 pub fn run(a: ProfileArgs) -> Result<()> {
     let dev = crate::device::select(&a.device)?;
-    if a.batch == 0 || a.steps == 0 || a.size == 0 || a.in_channels == 0 {
-        bail!("--batch, --steps, --size and --in-channels must be at least 1");
-    }
+    crate::at_least_one(&[
+        ("--batch", a.batch),
+        ("--steps", a.steps),
+        ("--size", a.size),
+        ("--in-channels", a.in_channels),
+    ])?;
     // The batch alone, before any network is built for it: past the cap a space file's
     // network is held to, it is an error naming the flags, not an allocation that fails.
     let cap = nas_core::space::file::MAX_BYTES;

@@ -77,15 +77,16 @@ pub fn report(a: ReportArgs) -> Result<()> {
     };
     let limits = run_limits(&args)?;
     let cands = candidates(&j, &limits);
-    let left_out = j.len() - cands.iter().map(|c| c.trials.len()).sum::<usize>();
-    if left_out > 0 {
-        println!(
-            "{} over the limits ({limits}) and left out",
-            match left_out {
-                1 => "1 trial is".to_string(),
-                n => format!("{n} trials are"),
-            }
-        );
+    if let Some(what) = crate::search_args::left_out(&j, &limits) {
+        println!("{what}; left out of the ranking");
+    }
+    // Each failure and why (the first ten), which is what a user looks for here.
+    let failed: Vec<(usize, &str)> = crate::search_args::failed_trials(&j).collect();
+    for (t, why) in failed.iter().take(10) {
+        println!("  trial {t} failed: {why}");
+    }
+    if failed.len() > 10 {
+        println!("  ... and {} more failed", failed.len() - 10);
     }
     if j.is_empty() {
         // Nothing to rank: what the run has is its state, a one-shot search's training
@@ -116,10 +117,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         return Ok(());
     }
     if cands.is_empty() {
-        bail!(
-            "none of the run's {} is within the limits ({limits})",
-            crate::count(j.len(), "trial")
-        );
+        bail!("{}", crate::search_args::none_returned(&j, &limits));
     }
     let mut order: Vec<usize> = (0..cands.len()).collect();
     order.sort_by(|&x, &y| {

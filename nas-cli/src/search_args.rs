@@ -323,15 +323,75 @@ pub fn answer(c: &[Candidate], one_shot: bool) -> Option<&Candidate> {
 }
 
 /// The architecture a run returns: the feasible one with the highest accuracy (mean
-/// over its trials), or an error that says no trial was feasible.
+/// over its trials), or an error that says why no trial can be returned (each failed,
+/// or is over the limits).
 pub fn best_of(j: &[TrialRecord], limits: &Limits) -> Result<Candidate> {
     let c = candidates(j, limits);
     match answer(&c, crate::report_html::one_shot(j, false)).or_else(|| experiment::best(&c)) {
         Some(b) => Ok(b.clone()),
-        None => bail!(
+        None => bail!("{}", none_returned(j, limits)),
+    }
+}
+
+/// The trials of a run that failed (each journaled with why).
+pub fn failed_trials(j: &[TrialRecord]) -> impl Iterator<Item = (usize, &str)> {
+    j.iter()
+        .filter_map(|t| t.metrics.failure().map(|why| (t.trial, why)))
+}
+
+/// What a run's ranking leaves out, for the user: `2 trials failed and 1 is over the
+/// limits (params <= 10)`; `None` when it leaves nothing out.
+pub fn left_out(j: &[TrialRecord], limits: &Limits) -> Option<String> {
+    let failed = failed_trials(j).count();
+    let over = j
+        .iter()
+        .filter(|t| !t.metrics.is_failed() && !limits.feasible(&t.metrics))
+        .count();
+    let over_text = |n: usize, noun: bool| {
+        let who = match (n, noun) {
+            (1, true) => "1 trial is".to_string(),
+            (n, true) => format!("{n} trials are"),
+            (1, false) => "1 is".to_string(),
+            (n, false) => format!("{n} are"),
+        };
+        format!("{who} over the limits ({limits})")
+    };
+    match (failed, over) {
+        (0, 0) => None,
+        (0, o) => Some(over_text(o, true)),
+        (f, 0) => Some(format!("{} failed", crate::count(f, "trial"))),
+        (f, o) => Some(format!(
+            "{} failed and {}",
+            crate::count(f, "trial"),
+            over_text(o, false)
+        )),
+    }
+}
+
+/// Why a run with trials returns no architecture: each of them failed (the first
+/// failure's reason given), or is over the limits, or some of each.
+pub fn none_returned(j: &[TrialRecord], limits: &Limits) -> String {
+    let first = failed_trials(j)
+        .next()
+        .map(|(t, why)| format!(" (trial {t}: {why})"))
+        .unwrap_or_default();
+    let failed = failed_trials(j).count();
+    if failed == 0 {
+        format!(
             "none of the run's {} is within the limits ({limits})",
             crate::count(j.len(), "trial")
-        ),
+        )
+    } else if failed == j.len() {
+        match failed {
+            1 => format!("the run's one trial failed{first}"),
+            n => format!("every one of the run's {n} trials failed; the first{first}"),
+        }
+    } else {
+        format!(
+            "none of the run's {} can be returned: {}; the first failure{first}",
+            crate::count(j.len(), "trial"),
+            left_out(j, limits).unwrap_or_default()
+        )
     }
 }
 

@@ -14,7 +14,7 @@ use nas_core::evaluate::{Evaluator, Metrics, Nb201Table, TrainEvaluator};
 use nas_core::experiment::{self, write_atomic, Leaderboard, Limits, RunDir, TrialRecord};
 use nas_core::space::{arch, describe, Architecture, Choice, Space};
 use nas_strategies::Setup;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub fn run(a: SearchArgs) -> Result<()> {
     let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
@@ -49,7 +49,9 @@ pub fn run(a: SearchArgs) -> Result<()> {
 /// `here`: run the search in this process whatever its executor (what the cluster job
 /// of a one-shot search runs).
 /// `device`: where the rest of the search runs (`--device`), when not where it ran.
-pub fn resume(dir: &Path, device: Option<&str>, here: bool) -> Result<()> {
+/// `plugin_dirs`: where to look for the strategy's plugin (`--plugin-dir`), when not
+/// where the run recorded.
+pub fn resume(dir: &Path, device: Option<&str>, plugin_dirs: &[PathBuf], here: bool) -> Result<()> {
     let mut run = RunDir::open_to_write(dir).map_err(|e| anyhow!(e))?;
     if let Some(msg) = run.repair_journal().map_err(|e| anyhow!(e))? {
         println!("{msg}");
@@ -64,6 +66,13 @@ pub fn resume(dir: &Path, device: Option<&str>, here: bool) -> Result<()> {
         }
         _ => None,
     };
+    let plugins_moved = !plugin_dirs.is_empty();
+    if plugins_moved {
+        a.plugin_dir = plugin_dirs
+            .iter()
+            .map(|d| crate::data_paths::absolute(d))
+            .collect();
+    }
     if here {
         a.executor = "local".into();
         a.slurm = None;
@@ -71,15 +80,29 @@ pub fn resume(dir: &Path, device: Option<&str>, here: bool) -> Result<()> {
     let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found).with_context(|| crate::search_args::recorded_context(&run))?;
-    if let Some(before) = moved {
-        // Only the device changes in the record (`--here` is this process's alone).
+    if moved.is_some() || plugins_moved {
+        // Only these change in the record (`--here` is this process's alone).
         let mut recorded = run.config().map_err(|e| anyhow!(e))?;
-        recorded["device"] = serde_json::Value::from(a.device.clone());
+        if let Some(before) = &moved {
+            recorded["device"] = serde_json::Value::from(a.device.clone());
+            println!(
+                "the rest of the search runs on {} (before: {before}); the run records it",
+                a.device
+            );
+        }
+        if plugins_moved {
+            recorded["plugin_dir"] = serde_json::to_value(&a.plugin_dir)?;
+            println!(
+                "plugins are looked for in {} (then NAS_PLUGIN_PATH and beside nas); the run \
+                 records it",
+                a.plugin_dir
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         run.set_config(&recorded).map_err(|e| anyhow!(e))?;
-        println!(
-            "the rest of the search runs on {} (before: {before}); the run records it",
-            a.device
-        );
     }
     // A run made before runs recorded their space, or whose record is damaged: written
     // (again) from the run's options.
@@ -183,25 +206,17 @@ impl EvalInputs {
 
 /// Checks and loads everything a search needs, writing nothing.
 fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
-    for (flag, n) in [
+    crate::at_least_one(&[
         ("--budget", a.budget),
         ("--parallel", a.parallel),
         ("--batch", a.batch),
         ("--epochs", a.epochs),
-    ] {
-        if n == 0 {
-            bail!("{flag} 0: must be at least 1");
-        }
-    }
+    ])?;
     crate::device::select(&a.device)?;
     // The data options, checked even where the search reads no data (a table search):
     // its run retrains on them.
     a.dataset.check()?;
-    let plugin = found.get(&a.strategy).map_err(|e| {
-        anyhow!(
-            "{e}\n(plugins are built by `cargo build --release --workspace`; see `nas plugins`)"
-        )
-    })?;
+    let plugin = found.get(&a.strategy).map_err(|e| anyhow!(e))?;
     let limits = run_limits(a)?;
     let executor = crate::slurm::ExecutorKind::from_args(a)?;
     if let Some(from) = &a.init_from {
@@ -359,6 +374,7 @@ fn drive_loop(
     let best_msg = |j: &[TrialRecord], board: &Leaderboard| match board.best() {
         Some(b) => format!("best {:.2}%", b.metrics.accuracy * 100.0),
         None if j.is_empty() => "no trial yet".into(),
+        None if limits.is_empty() => "no trial succeeded yet".into(),
         None => "no trial within the limits yet".into(),
     };
     bar.set_message(best_msg(&journal, &board));
@@ -473,8 +489,7 @@ fn drive_loop(
         trials_ranked = experiment::trials_ranked(),
         "search wrote its run"
     );
-    summarize(&journal, limits, evaluator, run);
-    Ok(())
+    summarize(&journal, limits, evaluator, run)
 }
 
 /// The outcomes of the batch `asked` (trial numbers from `first`): a trial `held` for
@@ -670,18 +685,31 @@ fn write_best(
     Ok(())
 }
 
-fn summarize(j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator, run: &RunDir) {
+/// Prints what the search found. A search whose every trial failed is an error (its
+/// run holds nothing to return, and a script must see that it did not work); one whose
+/// trials are over the limits returns nothing, and says so, but ran as asked.
+fn summarize(j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator, run: &RunDir) -> Result<()> {
     if j.is_empty() {
         println!("no trials");
-        return;
+        return Ok(());
     }
     let b = match best_of(j, limits) {
         Ok(b) => b,
+        Err(e) if j.iter().all(|t| t.metrics.is_failed()) => {
+            bail!("{e}; no architecture to return")
+        }
         Err(e) => {
             println!("{e}; no architecture to return");
-            return;
+            return Ok(());
         }
     };
+    if let Some(what) = crate::search_args::left_out(j, limits) {
+        let why = match j.iter().any(|t| t.metrics.is_failed()) {
+            true => " (`nas report` says why each failed)",
+            false => "",
+        };
+        println!("{what}; left out of the ranking{why}");
+    }
     let within = if limits.is_empty() {
         String::new()
     } else {
@@ -705,4 +733,5 @@ fn summarize(j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator, run: &RunDi
         serde_json::to_string(&b.arch).unwrap_or_default()
     );
     println!("written to {}", run.best_path().display());
+    Ok(())
 }

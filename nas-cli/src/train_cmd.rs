@@ -108,9 +108,7 @@ const TIMED_STEPS: usize = 10;
 /// told the estimated time (other runs only when it is long).
 pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<Trained> {
     let _span = tracing::info_span!("train", epochs = a.epochs).entered();
-    if a.batch_size == 0 || a.epochs == 0 {
-        bail!("--batch-size and --epochs must be at least 1");
-    }
+    crate::at_least_one(&[("--batch-size", a.batch_size), ("--epochs", a.epochs)])?;
     a.onnx.check_outputs(&[("--save", a.save.as_ref())])?;
     let device = crate::device::select(&a.device)?;
     let schedule = match a.schedule.as_str() {

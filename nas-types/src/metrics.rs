@@ -38,6 +38,14 @@ impl Metrics {
         self.extra.contains_key(FAILED_FIELD)
     }
 
+    /// Why a failed trial failed, as its evaluator said; `None` for a trial that did not
+    /// fail.
+    pub fn failure(&self) -> Option<&str> {
+        self.extra
+            .get(FAILED_FIELD)
+            .map(|v| v.as_str().unwrap_or("no reason recorded"))
+    }
+
     /// A cost by its name: `params`, `macs`, `latency_ms`, or a number the evaluator
     /// added under that name in `extra` (`activations`).
     pub fn cost(&self, name: &str) -> Option<f64> {

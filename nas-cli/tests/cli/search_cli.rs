@@ -1121,3 +1121,59 @@ fn a_one_shot_run_stopped_before_its_first_report_is_reported() {
     assert!(out.contains("nothing recorded yet"), "{out}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `nas resume DIR --plugin-dir D` looks for the strategy in D instead of the
+/// directories the run recorded (a plugin built elsewhere that moved), and records D;
+/// before, resume had no such flag, and a run whose plugin moved could only be resumed
+/// by editing its config.json or setting NAS_PLUGIN_PATH.
+#[test]
+fn resume_looks_for_the_plugin_where_it_is_told() {
+    let dir = out_dir("resume-plugin-dir");
+    let moved = out_dir("resume-plugin-dir-plugins");
+    std::fs::create_dir_all(&moved).unwrap();
+    let lib = common::workspace_plugins().join("libnas_strategy_random.so");
+    std::fs::copy(&lib, moved.join("libnas_strategy_random.so")).unwrap();
+    let (ok, out, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "random"])
+        .args(["--budget", "3", "--out"])
+        .arg(&dir));
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = run(nas()
+        .arg("resume")
+        .arg(&dir)
+        .arg("--plugin-dir")
+        .arg(&moved));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("plugins are looked for in {}", moved.display())),
+        "{out}"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["plugin_dir"], serde_json::json!([moved]), "{cfg}");
+    // A directory without the strategy's library: the error says where it looked and
+    // how a plugin built elsewhere is found.
+    let empty = out_dir("resume-plugin-dir-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (ok, out, err) = run(nas()
+        .env("NAS_PLUGIN_PATH", &empty)
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "no-such",
+            "--budget",
+            "2",
+        ])
+        .arg("--plugin-dir")
+        .arg(&empty));
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("no strategy plugin named `no-such`") && err.contains("--plugin-dir"),
+        "{err}"
+    );
+    for d in [dir, moved, empty] {
+        std::fs::remove_dir_all(&d).ok();
+    }
+}

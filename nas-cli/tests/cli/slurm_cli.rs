@@ -146,6 +146,58 @@ fn a_cluster_search_journals_what_a_local_one_does_each_trial_once() {
     assert_eq!(cfg["executor"], "slurm");
 }
 
+/// A search whose every trial failed is an error naming the first failure, and the
+/// commands on its run say the trials failed and why (before: the search ended with
+/// exit 0, and it and `nas report` said the trials were "over the limits ()", with no
+/// limits set and no word of the failures).
+#[test]
+fn a_search_whose_every_trial_failed_says_so() {
+    let base = tmp("all-fail");
+    let (dir, state) = (base.join("run"), base.join("cluster"));
+    let mut args = search_args(&dir, 3);
+    args.extend(["--executor", "slurm", "--slurm", FAST].map(String::from));
+    let (ok, out, err) = run(nas_fake(&state)
+        .env("NAS_TEST_FAIL_TRIALS", "0,1,2")
+        .args(&args));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains("every one of the run's 3 trials failed; the first (trial 0: no result after 2 attempts"),
+        "{err}"
+    );
+    assert!(!format!("{out}{err}").contains("limits"), "{out}\n{err}");
+    let (ok, out, err) = run(nas().arg("report").arg(&dir));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        out.contains("3 trials failed; left out of the ranking"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  trial 2 failed: no result after 2 attempts"),
+        "{out}"
+    );
+    assert!(!format!("{out}{err}").contains("limits"), "{out}\n{err}");
+    let (ok, out, err) = run(nas().arg("export").arg(&dir));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains("every one of the run's 3 trials failed"),
+        "{err}"
+    );
+    // One failed trial of three: the search returns the best of the others and counts
+    // the failure.
+    let dir = base.join("one");
+    let mut args = search_args(&dir, 3);
+    args.extend(["--executor", "slurm", "--slurm", FAST].map(String::from));
+    let (ok, out, err) = run(nas_fake(&state)
+        .env("NAS_TEST_FAIL_TRIALS", "1")
+        .args(&args));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("1 trial failed; left out of the ranking"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&base).ok();
+}
+
 #[test]
 fn a_trial_that_always_fails_is_journaled_failed_after_its_attempts() {
     let want = local_journal("fail", 6);
@@ -276,8 +328,10 @@ fn ctrl_c_cancels_the_runs_jobs() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("interrupted: cancelled 2 jobs"), "{err}");
+    // 128 + SIGINT, as a local search ends on Ctrl-C (before: 1, and "error: ").
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("\ninterrupted: cancelled 2 jobs"), "{err}");
+    assert!(!err.contains("error:"), "{err}");
     let cancelled = std::fs::read_to_string(state.join("cancelled")).unwrap();
     assert_eq!(cancelled.lines().count(), 2, "{cancelled}");
 }
