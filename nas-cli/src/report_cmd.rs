@@ -108,9 +108,14 @@ pub fn report(a: ReportArgs) -> Result<()> {
         if !shown {
             println!(
                 "{}",
-                match one_shot {
-                    true => "nothing recorded yet: no progress report so far",
-                    false => "no trial has ended yet",
+                match (one_shot, state) {
+                    (true, State::Finished) =>
+                        "nothing recorded: the search ended without a \
+                                                progress report",
+                    (true, _) => "nothing recorded yet: no progress report so far",
+                    // The strategy proposed nothing (it had nothing to propose).
+                    (false, State::Finished) => "no trials: the search ended without one",
+                    (false, _) => "no trial has ended yet",
                 }
             );
         }

@@ -649,9 +649,10 @@ fn restore(
         in_flight = asked.split_off(n.min(asked.len()));
     }
     if let Some(t) = differs {
-        tracing::info!(
-            "note: the restored strategy `{}` proposed another architecture than trial {t} \
-             of {}; it was told the journaled trials, and the run goes on from them",
+        tracing::warn!(
+            "the restored strategy `{}` proposed another architecture than trial {t} of {} \
+             (its saved state and seed should determine its asks); it was told the \
+             journaled trials, and the run goes on from them",
             a.strategy,
             run.journal_path().display()
         );

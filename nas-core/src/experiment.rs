@@ -374,6 +374,9 @@ impl RunDir {
         for f in ours {
             let _ = std::fs::remove_file(self.path.join(f));
         }
+        // A cluster search's trial directory, made for a probe job that failed: removed
+        // where empty (a probe's log in it stays, with the directory).
+        let _ = std::fs::remove_dir(self.path.join("trials"));
         if self.made {
             // Fails, leaving it, where files of the user's are in it.
             let _ = std::fs::remove_dir(&self.path);

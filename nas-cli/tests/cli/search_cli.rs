@@ -446,6 +446,51 @@ fn learning_strategies_beat_random_search_on_nas_bench_201() {
     }
 }
 
+/// Bad options of `nas bench-strategies` are errors naming them, before its table
+/// starts (before: `--runs 0` printed NaN and 309-digit numbers and exit 0, `--budget 0`
+/// said "no feasible trial", and a one-shot or missing strategy was an error after the
+/// table's header).
+#[test]
+fn bench_strategies_refuses_bad_options_before_it_starts() {
+    for (args, want) in [
+        (
+            ["--runs", "0", "--budget", "5", "--strategies", "random"],
+            "--runs 0: must be at least 1",
+        ),
+        (
+            ["--runs", "1", "--budget", "0", "--strategies", "random"],
+            "--budget 0: must be at least 1",
+        ),
+        (
+            [
+                "--runs",
+                "1",
+                "--budget",
+                "5",
+                "--strategies",
+                "random,darts",
+            ],
+            "--strategies darts: a one-shot strategy",
+        ),
+        (
+            [
+                "--runs",
+                "1",
+                "--budget",
+                "5",
+                "--strategies",
+                "random,nope",
+            ],
+            "no strategy plugin named `nope`",
+        ),
+    ] {
+        let (ok, out, err) = run(nas().arg("bench-strategies").args(args));
+        assert!(!ok, "{args:?}: {out}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: the table started: {out}");
+    }
+}
+
 /// A quick search on the NAS-Bench-201 table into `d`, with extra arguments.
 fn table_search(d: &Path, extra: &[&str]) -> (bool, String, String) {
     run(nas()

@@ -374,6 +374,20 @@ fn bad_cluster_options_and_unreachable_binaries_are_named() {
         err.contains("probe job") && err.contains("/nonexistent/nas"),
         "{err}"
     );
+    // A partition the cluster does not have: sbatch's error, and no run left behind
+    // (before, an empty `trials` directory stayed).
+    let dir = base.join("bad-partition");
+    let mut args = search_args(&dir, 2);
+    args.extend(["--executor", "slurm", "--slurm", r#"{"partition": "nope"}"#].map(String::from));
+    let (ok, _, err) = run(nas_fake(&state).args(&args));
+    assert!(
+        !ok && err.contains("invalid partition specified: nope"),
+        "{err}"
+    );
+    assert!(
+        !dir.exists(),
+        "a search whose probe was refused leaves no run"
+    );
     // Without Slurm's commands the error says where to run.
     let mut args = search_args(&base.join("run2"), 2);
     args.extend(["--executor", "slurm"].map(String::from));

@@ -82,7 +82,8 @@ fn zeros(len: usize) -> Vec<f32> {
     }
     let failed = || {
         crate::failure::fail(format!(
-            "out of host memory: a buffer of {len} floats ({:.1} GiB) could not be allocated              (a smaller batch, image or network fits)",
+            "out of host memory: a buffer of {len} floats ({:.1} GiB) could not be allocated \
+             (a smaller batch, image or network fits)",
             len as f64 * 4.0 / (1u64 << 30) as f64
         ))
     };
