@@ -142,8 +142,9 @@ fn panics_and_invalid_architectures_are_clear_errors() {
             "--plugin-dir",
         ])
         .arg(test_plugins()));
+    // Where it looked, and how a plugin built elsewhere is found.
     assert!(
-        !ok && err.contains("no strategy plugin named `no-such`"),
+        !ok && err.contains("no strategy plugin named `no-such`") && err.contains("--plugin-dir"),
         "{err}"
     );
 }
@@ -1196,29 +1197,7 @@ fn resume_looks_for_the_plugin_where_it_is_told() {
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["plugin_dir"], serde_json::json!([moved]), "{cfg}");
-    // A directory without the strategy's library: the error says where it looked and
-    // how a plugin built elsewhere is found.
-    let empty = out_dir("resume-plugin-dir-empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let (ok, out, err) = run(nas()
-        .env("NAS_PLUGIN_PATH", &empty)
-        .args([
-            "search",
-            "--space",
-            "nb201",
-            "--strategy",
-            "no-such",
-            "--budget",
-            "2",
-        ])
-        .arg("--plugin-dir")
-        .arg(&empty));
-    assert!(!ok, "{out}");
-    assert!(
-        err.contains("no strategy plugin named `no-such`") && err.contains("--plugin-dir"),
-        "{err}"
-    );
-    for d in [dir, moved, empty] {
+    for d in [dir, moved] {
         std::fs::remove_dir_all(&d).ok();
     }
 }
