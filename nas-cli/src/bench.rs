@@ -103,17 +103,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     match (dev, &measured) {
         (None, Some(_)) => println!(
-            "nas bench, {threads} threads (PyTorch measured in this run with {threads} threads \
-             where a figure is not marked (rec.))\n"
+            "nas bench, {} (PyTorch measured in this run with as many threads where a \
+             figure is not marked (rec.))\n",
+            crate::count(threads, "thread")
         ),
         (None, None) => println!(
-            "nas bench, {threads} threads (PyTorch not installed here: its column holds \
-             recorded figures)\n"
+            "nas bench, {} (PyTorch not installed here: its column holds recorded \
+             figures)\n",
+            crate::count(threads, "thread")
         ),
         (Some(d), _) => println!(
-            "nas bench on {}, {threads} CPU threads (times include each device call's \
+            "nas bench on {}, {} (times include each device call's \
              host-device copies; no PyTorch figures for a device here)\n",
-            d.describe()
+            d.describe(),
+            crate::count(threads, "CPU thread")
         ),
     }
     // The PyTorch column's CPU figures apply only to a CPU run: the figure measured now

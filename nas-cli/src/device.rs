@@ -36,13 +36,22 @@ pub struct CudaKernelsArgs {
 }
 
 /// `nas cuda-kernels`: every kernel compiled with NVRTC to a CUBIN per architecture.
+/// Every architecture is checked and compiled before anything is written, so a
+/// compiler that is missing leaves no empty directory behind.
 pub fn cuda_kernels(a: CudaKernelsArgs) -> Result<()> {
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     for sm in &a.arch {
         if !sm.starts_with("sm_") || !sm[3..].chars().all(|c| c.is_ascii_alphanumeric()) {
             bail!("--arch {sm}: expected a real architecture such as sm_80 or sm_90");
         }
-        let bin = cuda::compile_cubin(sm).map_err(|e| anyhow::anyhow!("--arch {sm}: {e}"))?;
+    }
+    let mut built = vec![];
+    for sm in &a.arch {
+        let bin =
+            cuda::compile_cubin(sm).map_err(|e| anyhow::anyhow!("compiling for {sm}: {e}"))?;
+        built.push((sm, bin));
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for (sm, bin) in built {
         let path = a.out.join(cuda::cubin_file_name(sm));
         std::fs::write(&path, &bin).with_context(|| format!("writing {}", path.display()))?;
         println!("{} ({} KiB)", path.display(), bin.len() / 1024);

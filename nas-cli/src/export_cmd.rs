@@ -75,7 +75,24 @@ pub fn export(a: ExportArgs) -> Result<()> {
             let cands = candidates(&j, &limits);
             let front = pareto(&cands, cost_of(c));
             if front.is_empty() {
-                bail!("--pareto {c}: no trial reports that cost");
+                // The costs the trials do report, to pick from.
+                let mut have: Vec<String> = ["params", "macs", "latency_ms"]
+                    .into_iter()
+                    .filter(|n| cands.iter().any(|x| x.metrics.cost(n).is_some()))
+                    .map(String::from)
+                    .collect();
+                for x in &cands {
+                    for (k, v) in &x.metrics.extra {
+                        if v.is_number() && !have.contains(k) {
+                            have.push(k.clone());
+                        }
+                    }
+                }
+                let have = match have.is_empty() {
+                    true => "none is reported".to_string(),
+                    false => format!("the trials report {}", have.join(", ")),
+                };
+                bail!("--pareto {c}: no trial reports that cost ({have})");
             }
             println!(
                 "Pareto set of accuracy against {c}: {}{}",

@@ -116,14 +116,14 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         .map_err(|e| anyhow!("measuring the CPU's peaks: {e}"))?;
     let peak = (peak.gflops, peak.gbs);
     println!(
-        "{} supernet weight step, batch {}, {}x{}x{}, {} threads; CPU peaks measured here: \
+        "{} supernet weight step, batch {}, {}x{}x{}, {}; CPU peaks measured here: \
          SGEMM {:.0} GFLOP/s, copy {:.1} GB/s",
         space.name(),
         a.batch,
         a.in_channels,
         a.size,
         a.size,
-        rayon::current_num_threads(),
+        crate::count(rayon::current_num_threads(), "thread"),
         peak.0,
         peak.1
     );

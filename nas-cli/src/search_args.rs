@@ -31,7 +31,8 @@ pub struct SearchArgs {
     /// Random seed of the strategy and of each trial's evaluation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Run directory (default runs/<space>-<strategy>-<seed>).
+    /// Run directory (default runs/<space>-<strategy>-<seed>, the space being a space
+    /// file's name without .json; -2, -3, ... added when that directory exists).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// How trials are scored: `table` (NAS-Bench-201 lookup), `train` (train from
@@ -168,7 +169,15 @@ impl SearchArgs {
         if let Some(o) = &self.out {
             return o.clone();
         }
-        let base = format!("{}-{}-{}", self.space.space, self.strategy, self.seed);
+        // A space file's run is named after the file, not after --space's default.
+        let space = match &self.space.space_file {
+            Some(f) => f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "space-file".into()),
+            None => self.space.space.clone(),
+        };
+        let base = format!("{space}-{}-{}", self.strategy, self.seed);
         (1..)
             .map(|i| match i {
                 1 => PathBuf::from("runs").join(&base),

@@ -199,7 +199,7 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
         .map_err(|e| anyhow::anyhow!("--device {}: {e}", a.device))?;
     let mut opt = sgd_for(model, &cfg);
     println!(
-        "{} {} ({} parameters) on {} ({} train, {} test, {}x{}x{}, {} classes), {} threads",
+        "{} {} ({} parameters) on {} ({} train, {} test, {}x{}x{}, {} classes), {}",
         a.space.display(),
         serde_json::to_string(&arch)?,
         num_parameters(model),
@@ -210,7 +210,7 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
         train.h,
         train.w,
         train.classes,
-        rayon::current_num_threads()
+        crate::count(rayon::current_num_threads(), "thread")
     );
     let steps = train.len().div_ceil(cfg.batch_size);
     let timed = TIMED_STEPS.min(steps);

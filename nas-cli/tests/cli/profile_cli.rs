@@ -283,6 +283,8 @@ fn cuda_kernels_are_prebuilt_for_machines_without_nvrtc() {
             err.contains("NVRTC") && err.contains("LD_LIBRARY_PATH"),
             "{err}"
         );
+        // Nothing written, not even the directory.
+        assert!(!out.exists(), "{}", out.display());
     }
     std::fs::remove_dir_all(&out).ok();
     let o = nas()

@@ -288,6 +288,13 @@ fn hard_limits_hold_in_everything_a_run_returns() {
             m["arch"]
         );
     }
+    // A cost no trial reports: the error lists those they do.
+    let (ok, _, err) = run(nas().arg("export").arg(&dir).args(["--pareto", "flops"]));
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("--pareto flops: no trial reports that cost (the trials report params, macs, latency_ms"),
+        "{err}"
+    );
     let (ok, out, err) = run(nas().arg("report").arg(&dir));
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("over the limits (params <= 400000)"), "{out}");
@@ -1052,8 +1059,12 @@ fn resume_past_a_cut_line_and_runs_that_end_early() {
         {"choice": "block", "candidates": {"a": [{"op": "conv", "out": 4}], "b": [{"op": "conv", "out": 4, "kernel": 1}]}},
         {"op": "gap"}, {"op": "linear", "out": "classes"}]}"#;
     std::fs::write(&space, two).unwrap();
-    let runs = d.join("run");
+    // Without --out the run is named after the space file (before: after seed-net, the
+    // default of --space).
+    let runs = d.join("runs/two-grid-0");
     let (ok, out, err) = run(nas()
+        .current_dir(&d)
+        .env("NAS_DATA", root().join("data"))
         .args(["--threads", "2", "search", "--space-file"])
         .arg(&space)
         .args([
@@ -1065,10 +1076,10 @@ fn resume_past_a_cut_line_and_runs_that_end_early() {
             "train",
         ])
         .args([
-            "--limit", "64", "--val", "64", "--batch", "32", "--epochs", "1", "--out",
-        ])
-        .arg(&runs));
+            "--limit", "64", "--val", "64", "--batch", "32", "--epochs", "1",
+        ]));
     assert!(ok, "{out}\n{err}");
+    assert!(out.contains("run directory: runs/two-grid-0"), "{out}");
     let (ok, out, err) = run(nas().arg("report").arg(&runs).arg("--html"));
     assert!(ok, "{out}\n{err}");
     assert!(!out.contains("stopped before its end"), "{out}");

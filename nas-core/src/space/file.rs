@@ -179,6 +179,21 @@ const LAYER_KEYS: [(&str, &[&str]); 4] = [
 ];
 const VALUE_CHOICE_KEYS: &[&str] = &["choice", "values"];
 
+/// The settings each op takes (beside `op`): what its builder reads, no more.
+const OP_SETTINGS: &[(&str, &[&str])] = &[
+    ("conv", &["out", "kernel", "stride", "dilation", "groups"]),
+    ("sep_conv", &["out", "kernel", "stride"]),
+    ("dil_conv", &["out", "kernel", "stride", "dilation"]),
+    ("bn", &[]),
+    ("relu", &[]),
+    ("identity", &[]),
+    ("gap", &[]),
+    ("zero", &["stride"]),
+    ("max_pool", &["kernel", "stride"]),
+    ("avg_pool", &["kernel", "stride"]),
+    ("linear", &["out"]),
+];
+
 /// What each kind of layer takes, for error messages.
 fn layer_kinds() -> String {
     LAYER_KEYS
@@ -331,6 +346,21 @@ fn layer(v: &Value, at: &str) -> Result<(), String> {
     string(kind)?;
     match kind {
         "op" => {
+            // A setting the op does not read is a mistake (`{"op": "bn", "stride": 2}`
+            // would not downsample); an unknown op is named where the ops are checked.
+            let op = m["op"].as_str().unwrap_or_default();
+            if let Some((_, takes)) = OP_SETTINGS.iter().find(|(o, _)| *o == op) {
+                if let Some(k) = m
+                    .keys()
+                    .find(|k| *k != "op" && !takes.contains(&k.as_str()))
+                {
+                    let what = match takes.is_empty() {
+                        true => "it takes no settings".to_string(),
+                        false => format!("it takes {}", takes.join(", ")),
+                    };
+                    return Err(format!("{at}: op `{op}` takes no `{k}` ({what})"));
+                }
+            }
             if let Some(k) = m.get("kernel") {
                 kernel(k, &format!("{at}.kernel"))?;
             }
@@ -782,6 +812,7 @@ fn check_op(
         "conv" | "sep_conv" | "dil_conv" => {
             let (c, h, w) = image(s)?;
             let out = out_channels(o, classes, at)?;
+            // Only `conv` takes groups (the structure check refuses them elsewhere).
             let g = o.groups.unwrap_or(1);
             if g == 0 || c % g != 0 || out % g != 0 {
                 return Err(format!(

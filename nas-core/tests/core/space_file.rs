@@ -385,3 +385,53 @@ fn keys_twice_empty_labels_and_values_twice_are_rejected() {
         assert!(e.contains(want), "{layer}: {e}");
     }
 }
+
+/// A setting an op does not take is an error naming the op and what it takes, as the
+/// guide says (before, only keys no op takes were refused: `{"op": "bn", "stride": 2}`
+/// built a batch norm that does not downsample, and `sep_conv`'s `groups` was checked
+/// and then not used).
+#[test]
+fn a_setting_an_op_does_not_take_is_rejected() {
+    let tail = r#"{"op": "gap"}, {"op": "linear", "out": "classes"}"#;
+    for (layer, want) in [
+        (
+            r#"{"op": "bn", "stride": 2}"#,
+            "layers[0]: op `bn` takes no `stride` (it takes no settings)",
+        ),
+        (
+            r#"{"op": "relu", "kernel": 7}"#,
+            "layers[0]: op `relu` takes no `kernel`",
+        ),
+        (
+            r#"{"op": "identity", "out": 99}"#,
+            "layers[0]: op `identity` takes no `out`",
+        ),
+        (
+            r#"{"op": "zero", "out": 4}"#,
+            "layers[0]: op `zero` takes no `out` (it takes stride)",
+        ),
+        (
+            r#"{"op": "max_pool", "kernel": 2, "dilation": 3}"#,
+            "layers[0]: op `max_pool` takes no `dilation` (it takes kernel, stride)",
+        ),
+        (
+            r#"{"op": "sep_conv", "out": 8, "groups": 4}"#,
+            "layers[0]: op `sep_conv` takes no `groups` (it takes out, kernel, stride)",
+        ),
+        (
+            r#"{"op": "dil_conv", "out": 8, "groups": 1}"#,
+            "op `dil_conv` takes no `groups` (it takes out, kernel, stride, dilation)",
+        ),
+    ] {
+        let e = bad(&format!(r#"{{"name": "x", "layers": [{layer}, {tail}]}}"#));
+        assert!(e.contains(want), "{layer}: {e}");
+    }
+    // Inside a candidate the place is the candidate's.
+    let e = bad(&format!(
+        r#"{{"name": "x", "layers": [{{"choice": "c", "candidates": {{"a": [{{"op": "relu", "out": 1}}], "b": [{{"op": "bn"}}]}}}}, {tail}]}}"#
+    ));
+    assert!(
+        e.contains("layers[0].candidates.a[0]: op `relu` takes no `out`"),
+        "{e}"
+    );
+}
