@@ -20,7 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Train a fixed architecture of the seed network and report test accuracy.
+    /// Train one fixed architecture of a space (default the seed network) and report
+    /// test accuracy.
     Train(train_cmd::TrainArgs),
     /// Benchmark the kernels and the seed network's training step (CPU or a device).
     Bench(bench::BenchArgs),

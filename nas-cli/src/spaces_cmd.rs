@@ -66,7 +66,7 @@ pub fn run(a: SpacesArgs) -> Result<()> {
             .map(|c| (c.size() as f64).log10())
             .sum::<f64>()
             + 0.0;
-        let supernet = Supernet::build(space.as_ref(), false, 0).is_ok();
+        let supernet = Supernet::build(space.as_ref(), false, 0).err();
         let sample = arch::random(&choices, &mut Rng::new(0));
         let c = cost(
             fixed(space.as_ref(), &sample, 0)?.as_ref(),
@@ -75,10 +75,14 @@ pub fn run(a: SpacesArgs) -> Result<()> {
         println!(
             "{name}: {}, about 10^{log10:.1} architectures, supernet: {}, e.g. {} params, {:.1} MMACs",
             crate::count(choices.len(), "choice"),
-            if supernet { "yes" } else { "no" },
+            if supernet.is_none() { "yes" } else { "no" },
             c.params,
             c.macs as f64 / 1e6
         );
+        if let (Some(why), true) = (&supernet, show) {
+            // Why one-shot strategies cannot search it.
+            println!("  no supernet (one-shot strategies cannot search it): {why}");
+        }
         if show {
             for ch in &choices {
                 let kind = match &ch.kind {

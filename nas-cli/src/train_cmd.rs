@@ -24,8 +24,8 @@ pub struct TrainArgs {
     /// Passes over the training images.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
-    /// Images per training step.
-    #[arg(long, default_value_t = 64)]
+    /// Images per training step (`--batch` too, as `nas search` calls it).
+    #[arg(long, visible_alias = "batch", default_value_t = 64)]
     pub batch_size: usize,
     /// SGD's learning rate (where the schedule starts).
     #[arg(long, default_value_t = 0.05)]

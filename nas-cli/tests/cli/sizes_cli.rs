@@ -237,3 +237,21 @@ fn a_space_files_bound_uses_the_batch_size() {
         &["too large", "nas-sizes-batch"],
     );
 }
+
+/// `nas spaces --space-file` says why a file has no supernet (which choice), so a user
+/// learns why a one-shot search of it is refused; a file with a supernet says yes.
+#[test]
+fn spaces_says_why_a_file_has_no_supernet() {
+    let o = nas(&["spaces", "--space-file", "examples/spaces/small-cnn.json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("supernet: no"), "{out}");
+    assert!(
+        out.contains("no supernet (one-shot strategies cannot search it)")
+            && out.contains("value choice `stem_kernel`"),
+        "{out}"
+    );
+    let o = nas(&["spaces", "--space-file", "tests/spaces/harmful.json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("supernet: yes") && !out.contains("no supernet"), "{out}");
+}

@@ -297,8 +297,9 @@ impl Builder {
             Mode::Supernet { .. } => {
                 if values.len() > 1 {
                     self.error.get_or_insert(format!(
-                        "value choice `{label}` changes the network's shapes and has no \
-                         weight-sharing form"
+                        "value choice `{label}` changes its layer's weight shapes, and a \
+                         supernet here shares weights only between candidates of a layer \
+                         choice (a layer choice of the values' layers has one)"
                     ));
                 }
                 values[0].clone()
@@ -344,7 +345,8 @@ impl Builder {
             Mode::Supernet { .. } => {
                 if depths.len() > 1 && !mixed {
                     self.error.get_or_insert(format!(
-                        "repeat `{label}` has a variable depth; supernets here have fixed depth"
+                        "repeat `{label}` has a variable depth; supernets here have fixed \
+                         depth (give it one depth for one-shot search)"
                     ));
                 }
                 max
