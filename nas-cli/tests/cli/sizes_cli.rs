@@ -253,5 +253,8 @@ fn spaces_says_why_a_file_has_no_supernet() {
     );
     let o = nas(&["spaces", "--space-file", "tests/spaces/harmful.json"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("supernet: yes") && !out.contains("no supernet"), "{out}");
+    assert!(
+        out.contains("supernet: yes") && !out.contains("no supernet"),
+        "{out}"
+    );
 }
