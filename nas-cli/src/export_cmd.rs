@@ -92,7 +92,11 @@ pub fn export(a: ExportArgs) -> Result<()> {
                     true => "none is reported".to_string(),
                     false => format!("the trials report {}", have.join(", ")),
                 };
-                bail!("--pareto {c}: no trial reports that cost ({have})");
+                let asked = match &a.pareto {
+                    Some(_) => format!("--pareto {c}"),
+                    None => format!("the run's objective `{c}` (in its --config)"),
+                };
+                bail!("{asked}: no trial reports that cost ({have})");
             }
             println!(
                 "Pareto set of accuracy against {c}: {}{}",

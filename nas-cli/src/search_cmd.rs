@@ -697,6 +697,9 @@ fn summarize(j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator, run: &RunDi
     let b = match best_of(j, limits) {
         Ok(b) => b,
         Err(e) if j.iter().all(|t| t.metrics.is_failed()) => {
+            // The search itself ran to its end: the run says so (it is not one to
+            // resume), and the command fails.
+            mark_ended(run)?;
             bail!("{e}; no architecture to return")
         }
         Err(e) => {

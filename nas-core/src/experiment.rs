@@ -76,13 +76,13 @@ pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
                     tail = JournalTail::NoNewline;
                 }
             }
-            Err(Bad { cut: true, .. }) if !ended => {
+            Err(_) if !ended && cut_record(text) => {
                 tail = JournalTail::Torn {
                     line,
                     at: at as u64,
                 };
             }
-            Err(Bad { why: e, .. }) => {
+            Err(e) => {
                 return Err(format!(
                     "{}: line {line}: not a trial record: {e}; repair or remove that line",
                     path.display()
@@ -94,37 +94,40 @@ pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
     Ok(Journal { trials, tail })
 }
 
-/// Why a journal line is not a trial record, and whether its text could be the start of
-/// one (its JSON ends early, or its bytes end inside a UTF-8 character).
-struct Bad {
-    why: String,
-    cut: bool,
-}
-
 /// One journal line as a trial record, from its bytes (never a lossy conversion).
-fn parse_record(text: &[u8]) -> Result<TrialRecord, Bad> {
+fn parse_record(text: &[u8]) -> Result<TrialRecord, String> {
     let s = std::str::from_utf8(text).map_err(|e| {
         let i = e.valid_up_to();
-        Bad {
-            why: format!("byte 0x{:02X} at column {} is not UTF-8", text[i], i + 1),
-            cut: e.error_len().is_none(),
-        }
+        format!("byte 0x{:02X} at column {} is not UTF-8", text[i], i + 1)
     })?;
-    let r: TrialRecord = serde_json::from_str(s).map_err(|e| Bad {
-        why: e.to_string(),
-        cut: e.is_eof(),
-    })?;
+    let r: TrialRecord = serde_json::from_str(s).map_err(|e| e.to_string())?;
     // What no evaluator writes (a hand edit), which would head every ranking.
     let acc = r.metrics.accuracy;
     if !(0.0..=1.0).contains(&acc) {
-        return Err(Bad {
-            why: format!(
-                "field `metrics.accuracy`: {acc} is not an accuracy (a fraction from 0 to 1)"
-            ),
-            cut: false,
-        });
+        return Err(format!(
+            "field `metrics.accuracy`: {acc} is not an accuracy (a fraction from 0 to 1)"
+        ));
     }
     Ok(r)
+}
+
+/// Whether a journal's last line, without its newline and no record, is what a kill
+/// during a record's write leaves: the start of a record (its JSON ends early, or its
+/// bytes end inside a UTF-8 character whose start is such JSON), perhaps followed by the
+/// zero bytes some file systems leave where a file grew before a crash.
+fn cut_record(text: &[u8]) -> bool {
+    let end = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let t = &text[..end];
+    let s = match std::str::from_utf8(t) {
+        Ok(s) => s,
+        Err(e) if e.error_len().is_none() => match std::str::from_utf8(&t[..e.valid_up_to()]) {
+            Ok(s) => s,
+            Err(_) => return false,
+        },
+        Err(_) => return false,
+    };
+    // Nothing but zeros, or a prefix of a JSON value.
+    s.is_empty() || serde_json::from_str::<serde_json::Value>(s).is_err_and(|e| e.is_eof())
 }
 
 /// The lock that makes one process at a time the writer of a run directory: an OS lock

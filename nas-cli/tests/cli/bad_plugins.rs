@@ -245,55 +245,63 @@ fn plugins_lists_what_a_search_runs() {
 }
 
 /// A library built without the SDK (here in C) whose table leaves an entry point null is
-/// refused when it loads, naming the entry, and listed as rejected; before, `nas plugins`
-/// listed it as fine and a search with it died of a segmentation fault.
+/// refused when it loads, naming the entry, and listed as rejected, of either kind of
+/// table; before, `nas plugins` listed it as fine and a search with it died of a
+/// segmentation fault.
 #[test]
 fn a_plugin_with_a_null_entry_point_is_refused() {
     let dir = common::temp_path("plugins", "null-entry");
     std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("nullask.c");
-    // The ask/tell table: name, version, kind, then eight entry points, `ask` (the
-    // third) null; and a one-shot table with a null `run`.
-    std::fs::write(
-        &src,
-        format!(
-            "#include <stdint.h>\n\
-             #include <stddef.h>\n\
-             static void f(void) {{}}\n\
-             uint32_t nas_plugin_abi_version(void) {{ return {abi}; }}\n\
-             struct T {{ const char *n, *v; uint32_t k; void (*e[8])(void); }};\n\
-             static const struct T t = {{ \"nullask\", \"0.1\", 0, {{ f, f, NULL, f, f, f, f, f }} }};\n\
-             const struct T *nas_plugin_table(void) {{ return &t; }}\n",
-            abi = nas_strategies::abi::ABI_VERSION
+    let abi = nas_strategies::abi::ABI_VERSION;
+    // An ask/tell table (name, version, kind, then eight entry points) with `ask`, the
+    // third, null; and a one-shot table (name, version, kind, `run`, `free_buf`) with a
+    // null `run`.
+    let head = format!(
+        "#include <stdint.h>\n#include <stddef.h>\nstatic void f(void) {{}}\n\
+         uint32_t nas_plugin_abi_version(void) {{ return {abi}; }}\n"
+    );
+    for (name, entry, table) in [
+        (
+            "nullask",
+            "ask",
+            "struct T { const char *n, *v; uint32_t k; void (*e[8])(void); };\n\
+             static const struct T t = { \"nullask\", \"0.1\", 0, { f, f, NULL, f, f, f, f, f } };\n\
+             const struct T *nas_plugin_table(void) { return &t; }\n",
         ),
-    )
-    .unwrap();
-    let lib = dir.join("libnas_strategy_nullask.so");
-    let cc = Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&lib)
-        .arg(&src)
-        .output()
-        .expect("a C compiler (cc)");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
-    let (ok, out, err) = run(nas(dir.as_os_str()).arg("plugins"));
-    assert!(ok, "{out}\n{err}");
-    assert!(
-        out.lines().any(|l| l.contains("rejected")
-            && l.contains("libnas_strategy_nullask.so")
-            && l.contains("entry point `ask` is null")),
-        "{out}"
-    );
-    let (ok, out, err) = run(nas(dir.as_os_str())
-        .args(["search", "--space", "nb201", "--strategy", "nullask"])
-        .args(["--budget", "2", "--out"])
-        .arg(dir.join("run")));
-    assert!(!ok, "{out}");
-    assert!(err.contains("entry point `ask` is null"), "{err}");
-    assert!(!dir.join("run").exists());
+        (
+            "nullrun",
+            "run",
+            "struct T { const char *n, *v; uint32_t k; void (*e[2])(void); };\n\
+             static const struct T t = { \"nullrun\", \"0.1\", 1, { NULL, f } };\n\
+             const struct T *nas_plugin_one_shot_table(void) { return &t; }\n",
+        ),
+    ] {
+        let src = dir.join(format!("{name}.c"));
+        std::fs::write(&src, format!("{head}{table}")).unwrap();
+        let lib = dir.join(format!("libnas_strategy_{name}.so"));
+        let cc = Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .output()
+            .expect("a C compiler (cc)");
+        assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+        let want = format!("entry point `{entry}` is null");
+        let (ok, out, err) = run(nas(dir.as_os_str()).arg("plugins"));
+        assert!(ok, "{out}\n{err}");
+        assert!(
+            out.lines().any(|l| l.contains("rejected")
+                && l.contains(&format!("libnas_strategy_{name}.so"))
+                && l.contains(&want)),
+            "{out}"
+        );
+        let (ok, out, err) = run(nas(dir.as_os_str())
+            .args(["search", "--space", "nb201", "--strategy", name])
+            .args(["--budget", "2", "--out"])
+            .arg(dir.join("run")));
+        assert!(!ok, "{out}");
+        assert!(err.contains(&want), "{err}");
+        assert!(!dir.join("run").exists());
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

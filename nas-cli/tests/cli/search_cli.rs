@@ -1179,22 +1179,48 @@ fn a_one_shot_run_stopped_before_its_first_report_is_reported() {
     std::fs::remove_dir_all(&d).ok();
 }
 
-/// `nas resume DIR --plugin-dir D` looks for the strategy in D instead of the
+/// `nas resume DIR --plugin-dir D` looks for the strategy in D first, instead of the
 /// directories the run recorded (a plugin built elsewhere that moved), and records D;
 /// before, resume had no such flag, and a run whose plugin moved could only be resumed
 /// by editing its config.json or setting NAS_PLUGIN_PATH.
 #[test]
 fn resume_looks_for_the_plugin_where_it_is_told() {
     let dir = out_dir("resume-plugin-dir");
-    let moved = out_dir("resume-plugin-dir-plugins");
-    std::fs::create_dir_all(&moved).unwrap();
+    let (moved, broken) = (
+        out_dir("resume-plugin-dir-good"),
+        out_dir("resume-plugin-dir-bad"),
+    );
     let lib = common::workspace_plugins().join("libnas_strategy_random.so");
-    std::fs::copy(&lib, moved.join("libnas_strategy_random.so")).unwrap();
+    let bytes = std::fs::read(&lib).unwrap();
+    for (d, b) in [(&moved, &bytes[..]), (&broken, &bytes[..bytes.len() / 2])] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("libnas_strategy_random.so"), b).unwrap();
+    }
     let (ok, out, err) = run(nas()
         .args(["search", "--space", "nb201", "--strategy", "random"])
         .args(["--budget", "3", "--out"])
         .arg(&dir));
     assert!(ok, "{out}\n{err}");
+    let config = || std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let before = config();
+    // The directory given is searched first: its damaged copy is the one refused (the
+    // workspace's own is found after it), and the run's record is left as it was.
+    let (ok, out, err) = run(nas()
+        .arg("resume")
+        .arg(&dir)
+        .arg("--plugin-dir")
+        .arg(&broken));
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(
+            &broken
+                .join("libnas_strategy_random.so")
+                .display()
+                .to_string()
+        ),
+        "{err}"
+    );
+    assert_eq!(config(), before);
     let (ok, out, err) = run(nas()
         .arg("resume")
         .arg(&dir)
@@ -1205,10 +1231,9 @@ fn resume_looks_for_the_plugin_where_it_is_told() {
         out.contains(&format!("plugins are looked for in {}", moved.display())),
         "{out}"
     );
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&config()).unwrap();
     assert_eq!(cfg["plugin_dir"], serde_json::json!([moved]), "{cfg}");
-    for d in [dir, moved] {
+    for d in [dir, moved, broken] {
         std::fs::remove_dir_all(&d).ok();
     }
 }

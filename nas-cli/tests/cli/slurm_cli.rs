@@ -165,6 +165,8 @@ fn a_search_whose_every_trial_failed_says_so() {
         "{err}"
     );
     assert!(!format!("{out}{err}").contains("limits"), "{out}\n{err}");
+    // The search ran to its end (the run is not one to resume).
+    assert!(dir.join("ended").exists());
     let (ok, out, err) = run(nas().arg("report").arg(&dir));
     assert!(!ok, "{out}\n{err}");
     assert!(

@@ -297,9 +297,10 @@ impl Builder {
             Mode::Supernet { .. } => {
                 if values.len() > 1 {
                     self.error.get_or_insert(format!(
-                        "value choice `{label}` changes its layer's weight shapes, and a \
-                         supernet here shares weights only between candidates of a layer \
-                         choice (a layer choice of the values' layers has one)"
+                        "value choice `{label}` changes its layer (its weights' shape, or \
+                         its output's), and a supernet here shares weights only between \
+                         candidates of a layer choice (a layer choice of the values' layers \
+                         has one)"
                     ));
                 }
                 values[0].clone()

@@ -403,4 +403,21 @@ fn only_a_cut_record_is_a_torn_last_line() {
         "{:?}",
         j.tail
     );
+    // A cut record followed by the zero bytes a crash can leave where the file grew, and
+    // zeros alone: torn.
+    for tail in [&b"{\"trial\": 1, \"ar\0\0\0"[..], b"\0\0\0\0"] {
+        let mut bytes = format!("{good}\n").into_bytes();
+        bytes.extend_from_slice(tail);
+        let j = parse_journal(path, &bytes).unwrap();
+        assert!(
+            matches!(j.tail, JournalTail::Torn { line: 2, .. }),
+            "{:?}",
+            j.tail
+        );
+    }
+    // Text that is no record's start, ending inside a character: damage, not a cut.
+    let mut bytes = format!("{good}\nxyz").into_bytes();
+    bytes.push(0xC3);
+    let e = parse_journal(path, &bytes).err().expect("an error");
+    assert!(e.contains("line 2") && e.contains("not UTF-8"), "{e}");
 }
