@@ -360,13 +360,21 @@ pub fn nap(seconds: f64) {
 }
 
 /// The name of a run's jobs: `nas-` and a hash of the run directory's path (so two runs
-/// never share names), then the trial (or `probe`).
+/// never share names), then the trial (or `probe`). The hash (FNV-1a) is mixed before
+/// its high 32 bits are taken, so paths that differ only at their end (`runs/a1`,
+/// `runs/a2`) differ in the first digits, which is what `squeue` shows of a name.
 pub fn job_name(run: &Path, what: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in run.as_os_str().as_encoded_bytes() {
         h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
     }
-    format!("nas-{:08x}-{what}", h as u32)
+    // A 64-bit finaliser (MurmurHash3's): every bit of h moves every bit out.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    format!("nas-{:08x}-{what}", (h >> 32) as u32)
 }
 
 /// The files of one trial in a run directory.

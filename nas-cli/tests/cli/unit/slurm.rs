@@ -465,3 +465,20 @@ fn options_are_checked_and_squeue_lines_parse() {
         r#"'/a b/nas' trial 'it'\''s'"#
     );
 }
+
+/// Job names of runs whose paths differ in one character differ in their first hex
+/// digits, which is what `squeue` shows of a name by default (`nas-c63b`); before, the
+/// hash's low 32 bits barely moved with the path's last bytes (runs `sl1`, `sl2` and
+/// `sl6` all began `nas-c63b`).
+#[test]
+fn job_names_of_neighbouring_runs_differ_in_their_first_digits() {
+    let names: Vec<String> = (0..16)
+        .map(|i| nas_cli::slurm::job_name(Path::new(&format!("/shared/runs/sl{i}")), "3"))
+        .collect();
+    let heads: std::collections::HashSet<&str> = names.iter().map(|n| &n[..8]).collect();
+    assert_eq!(heads.len(), names.len(), "{names:?}");
+    assert!(
+        names.iter().all(|n| n.len() == 14 && n.ends_with("-3")),
+        "{names:?}"
+    );
+}
