@@ -365,8 +365,15 @@ fn layer(v: &Value, at: &str) -> Result<(), String> {
                 kernel(k, &format!("{at}.kernel"))?;
             }
             for k in ["stride", "dilation", "groups"] {
-                if let Some(x) = m.get(k) {
-                    count(x, &format!("{at}.{k}"))?;
+                match m.get(k) {
+                    Some(x @ Value::Object(_)) => {
+                        return Err(format!(
+                            "{at}.{k}: {x} is not a number (only `kernel` may be a value \
+                             choice; a choice of {k} is a layer choice between ops)"
+                        ))
+                    }
+                    Some(x) => count(x, &format!("{at}.{k}"))?,
+                    None => {}
                 }
             }
         }
@@ -442,6 +449,10 @@ fn out_channels(o: &OpSpec, classes: usize, at: &str) -> Result<usize, String> {
             usize::try_from(n.as_u64().unwrap()).map_err(|_| format!("{at}.out: {n} is too large"))
         }
         Some(Value::String(s)) if s == "classes" => Ok(classes),
+        Some(v @ Value::Object(_)) => Err(format!(
+            "{at}.out: {v} is not a positive integer or \"classes\" (only `kernel` may be a \
+             value choice; a choice of width is a layer choice between ops)"
+        )),
         Some(v) => Err(format!(
             "{at}.out: {v} is not a positive integer or \"classes\""
         )),

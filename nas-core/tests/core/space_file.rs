@@ -422,6 +422,15 @@ fn a_setting_an_op_does_not_take_is_rejected() {
             r#"{"op": "dil_conv", "out": 8, "groups": 1}"#,
             "op `dil_conv` takes no `groups` (it takes out, kernel, stride, dilation)",
         ),
+        // A value choice where only `kernel` takes one.
+        (
+            r#"{"op": "conv", "out": 8, "stride": {"choice": "s", "values": [1, 2]}}"#,
+            "layers[0].stride: {\"choice\":\"s\",\"values\":[1,2]} is not a number (only `kernel` may be a value choice",
+        ),
+        (
+            r#"{"op": "conv", "out": {"choice": "w", "values": [8, 16]}}"#,
+            "is not a positive integer or \"classes\" (only `kernel` may be a value choice",
+        ),
     ] {
         let e = bad(&format!(r#"{{"name": "x", "layers": [{layer}, {tail}]}}"#));
         assert!(e.contains(want), "{layer}: {e}");
