@@ -23,11 +23,14 @@
 //! and one Adam step of `theta` (lr `arch_lr` 0.01, L2 decay `arch_weight_decay` 5e-4,
 //! betas 0.9/0.999, as in the paper and its common PyTorch reimplementation).
 //!
-//! Schedule: the temperature is `tau` (5.0) times `tau_decay` (exp(-0.045), about 0.956)
-//! per epoch since the run's start ([`temperature`]). The first `weights_only` (1/9: the
-//! paper's 10 of 90 epochs) of the run's steps train the weights alone, on samples of the
-//! still uniform `theta`; it is a fraction of steps, not whole epochs, so a two-epoch
-//! run keeps the paper's proportion.
+//! Schedule: the paper's 90 epochs are spread over the run's steps. The temperature is
+//! `tau` (5.0) times `tau_decay` (exp(-0.045), about 0.956) per schedule epoch, a
+//! `1/tau_epochs` (90) of the run's steps ([`temperature`], [`schedule_epoch`]), so every
+//! run ends where the paper's does (about 0.09) however many epochs it has; a run of 90
+//! epochs follows the paper's per-epoch schedule exactly. The first `weights_only` (1/9:
+//! the paper's 10 of 90 epochs) of the run's steps train the weights alone, on samples
+//! of the still uniform `theta`; it is a fraction of steps, not whole epochs, so a
+//! two-epoch run keeps the paper's proportion.
 //!
 //! Units: `LAT` is taken in microseconds (`latency_unit` "us", as the common
 //! reimplementation measures its table) or milliseconds ("ms"). `(log LAT)^beta` needs
@@ -44,8 +47,8 @@
 //! Export: the most likely architecture under `P_theta` (the argmax of `theta` per
 //! choice; for cell edges the DARTS rule of [`OneShotInfo::derive`]).
 //!
-//! Config: `alpha`, `beta`, `latency_unit`, `tau`, `tau_decay`, `weights_only`,
-//! `arch_lr`, `arch_weight_decay`.
+//! Config: `alpha`, `beta`, `latency_unit`, `tau`, `tau_decay`, `tau_epochs`,
+//! `weights_only`, `arch_lr`, `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
     gumbel, rng_in_state, rng_state, state_field, EpochStrategy, OneShotInfo, OneShotSetup, Split,
@@ -63,6 +66,7 @@ pub const FIELDS: &[&str] = &[
     "latency_unit",
     "tau",
     "tau_decay",
+    "tau_epochs",
     "weights_only",
     "arch_lr",
     "arch_weight_decay",
@@ -81,6 +85,8 @@ pub struct Config {
     pub unit_per_ms: f64,
     pub tau: f32,
     pub tau_decay: f32,
+    /// The schedule's epochs the run's steps are divided into (the paper's 90).
+    pub tau_epochs: usize,
     pub weights_only: f64,
     pub arch_lr: f32,
     pub arch_weight_decay: f32,
@@ -120,6 +126,10 @@ impl Config {
         if !(tau_decay > 0.0 && tau_decay <= 1.0) {
             return bad("tau_decay", tau_decay as f64, "in (0, 1]");
         }
+        let tau_epochs: usize = config_field(config, "tau_epochs", PAPER_EPOCHS)?;
+        if !(1..=1_000_000).contains(&tau_epochs) {
+            return bad("tau_epochs", tau_epochs as f64, "in [1, 1000000]");
+        }
         let weights_only: f64 = config_field(config, "weights_only", 1.0 / 9.0)?;
         if !((0.0..1.0).contains(&weights_only)) {
             return bad("weights_only", weights_only, "in [0, 1)");
@@ -135,6 +145,7 @@ impl Config {
             unit_per_ms,
             tau,
             tau_decay,
+            tau_epochs,
             weights_only,
             arch_lr,
             arch_weight_decay,
@@ -142,9 +153,18 @@ impl Config {
     }
 }
 
-/// The temperature of epoch `epoch` (from the run's start): `tau * tau_decay^epoch`.
+/// The paper's search length in epochs, over which its temperature anneals.
+pub const PAPER_EPOCHS: usize = 90;
+
+/// The temperature of schedule epoch `epoch`: `tau * tau_decay^epoch`.
 pub fn temperature(tau: f32, tau_decay: f32, epoch: usize) -> f32 {
     (tau as f64 * (tau_decay as f64).powi(epoch as i32)) as f32
+}
+
+/// The schedule epoch of the run's step `done` (counted from 0) of `total`: the run's
+/// steps divided into `epochs` equal parts.
+pub fn schedule_epoch(done: usize, total: usize, epochs: usize) -> usize {
+    ((done as u128 * epochs as u128) / total.max(1) as u128) as usize
 }
 
 /// The loss of one architecture step, with what it was made of.
@@ -265,12 +285,15 @@ impl EpochStrategy for Fbnet {
         epoch: usize,
         step: usize,
     ) -> Result<Vec<(&'static str, f32)>, String> {
-        let tau = temperature(self.cfg.tau, self.cfg.tau_decay, epoch);
+        let done = epoch * self.info.batches_per_epoch + step;
+        let total = self.info.epochs * self.info.batches_per_epoch;
+        let e = schedule_epoch(done, total, self.cfg.tau_epochs);
+        let tau = temperature(self.cfg.tau, self.cfg.tau_decay, e);
         host.next_batch(Split::Train)?;
         let soft = self.sample(tau);
         let train_loss = host.train_step(&soft, None)?;
         let mut out = vec![("train_loss", train_loss), ("tau", tau)];
-        if epoch * self.info.batches_per_epoch + step < self.weights_only_steps {
+        if done < self.weights_only_steps {
             return Ok(out);
         }
         let lat = self.latency(host)?;

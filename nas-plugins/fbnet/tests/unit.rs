@@ -153,9 +153,15 @@ fn the_temperature_follows_the_paper_schedule() {
         );
     }
     assert!((temperature(5.0, 0.956, 1) - 4.78).abs() < 1e-5);
-    // A run reports the temperature of each epoch, the same at every step of it.
+    // With as many schedule epochs as the run has, a run reports the temperature of
+    // each epoch, the same at every step of it.
     let mut f = FakeSupernet::new(2, 3, 3, 10);
-    let setup = fake_setup(&f, json!({"tau": 2.0, "tau_decay": 0.5}), 1, None);
+    let setup = fake_setup(
+        &f,
+        json!({"tau": 2.0, "tau_decay": 0.5, "tau_epochs": 3}),
+        1,
+        None,
+    );
     let mut s = Fbnet::create(&setup).unwrap();
     for epoch in 0..3 {
         for step in 0..10 {
@@ -168,6 +174,34 @@ fn the_temperature_follows_the_paper_schedule() {
             );
         }
     }
+}
+
+/// The paper's 90 epochs are spread over a short run: a two-epoch run ends at the
+/// paper's last temperature, about 5 e^(-0.045 * 89) = 0.09 (before, a two-epoch run
+/// stayed near 5, its Gumbel-softmax samples near uniform throughout), and falls
+/// step by step.
+#[test]
+fn a_short_run_anneals_over_the_papers_ninety_epochs() {
+    assert_eq!(schedule_epoch(0, 100, 90), 0);
+    assert_eq!(schedule_epoch(99, 100, 90), 89);
+    assert_eq!(schedule_epoch(50, 100, 90), 45);
+    let mut f = FakeSupernet::new(2, 3, 2, 45);
+    let mut s = Fbnet::create(&fake_setup(&f, json!({}), 2, None)).unwrap();
+    let mut taus = vec![];
+    for epoch in 0..2 {
+        for step in 0..45 {
+            let out = s.step(&mut f, epoch, step).unwrap();
+            taus.push(out.iter().find(|(k, _)| *k == "tau").unwrap().1 as f64);
+        }
+    }
+    assert!((taus[0] - 5.0).abs() < 1e-6, "{taus:?}");
+    let last = 5.0 * (-0.045f64 * 89.0).exp();
+    assert!(
+        (taus[89] - last).abs() < 1e-4 * last,
+        "{} vs {last}",
+        taus[89]
+    );
+    assert!(taus.windows(2).all(|w| w[1] < w[0]), "{taus:?}");
 }
 
 #[test]
