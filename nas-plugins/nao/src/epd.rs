@@ -41,6 +41,8 @@ pub struct EpdConfig {
     pub batch: usize,
     /// Gradient-norm bound (0: none).
     pub grad_clip: f32,
+    /// L2 weight decay of Adam (added to the gradient, as PyTorch's `weight_decay`).
+    pub weight_decay: f32,
 }
 
 /// Weights start uniform in ±INIT (the reference TensorFlow code's initialiser).
@@ -346,7 +348,7 @@ impl Epd {
     /// returns the last epoch's mean prediction and reconstruction losses.
     pub fn train(&self, data: &[(Vec<usize>, f32)], epochs: usize, rng: &mut Rng) -> (f32, f32) {
         let params = self.params();
-        let mut opt = Adam::new(params.clone(), 0.0, false);
+        let mut opt = Adam::new(params.clone(), self.cfg.weight_decay, false);
         let mut order: Vec<usize> = (0..data.len()).collect();
         let (mut mse_sum, mut nll_sum, mut batches) = (0.0, 0.0, 0);
         for _ in 0..epochs {

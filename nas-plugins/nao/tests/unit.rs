@@ -185,6 +185,7 @@ fn bad_config_names_the_field_and_range() {
         (json!({"lr": 1.5}), "`lr`"),
         (json!({"trade_off": 1.2}), "`trade_off`"),
         (json!({"grad_clip": -1.0}), "`grad_clip`"),
+        (json!({"weight_decay": -1e-4}), "`weight_decay`"),
         (json!({"max_step": "x"}), "`max_step`"),
         (json!({"step": 3}), "`step`"),
     ] {
