@@ -932,8 +932,8 @@ pub trait EpochStrategy {
 /// config field `warmup_epochs` (default 0, below `--epochs`) with [`Warmup::from_config`].
 /// Weight sharing judges ops by weights that have barely trained at first, when
 /// parameter-free ops look best; a warm-up lets every op's weights learn before the
-/// architecture does (ProxylessNAS's reference skips architecture updates in the first
-/// epoch; several DARTS variants warm up likewise).
+/// architecture does (ProxylessNAS's reference trains the weights alone for 40 epochs
+/// before it searches; several DARTS variants warm up likewise).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Warmup {
     pub epochs: usize,

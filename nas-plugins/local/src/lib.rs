@@ -32,8 +32,9 @@
 //! (true), `reevaluate_last` (0, 0..=100000), `reevaluate_top` (5, 1..=100000), and the
 //! host's hard limits (which the host applies; the search ignores them).
 //!
-//! On NAS-Bench-201 (`nas bench-strategies --runs 100 --budget 150`): 91.47% as
-//! published, 91.53% with `{"first_improvement": true, "reevaluate_last": 20,
+//! On NAS-Bench-201 (`nas bench-strategies --runs 100 --budget 150`): 91.47% with the
+//! defaults (the reference code's; its authors' experiments used `initial` 1: 91.38%),
+//! 91.53% with `{"first_improvement": true, "reevaluate_last": 20,
 //! "reevaluate_top": 3}` (docs/strategies.md).
 
 use nas_strategies::observed::{Observations, Observed};
