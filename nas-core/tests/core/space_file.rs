@@ -346,6 +346,15 @@ fn unknown_keys_are_named_with_the_keys_that_fit() {
     }
 }
 
+/// Each layer, put first in a file that ends in class scores, is refused with an error
+/// containing its text.
+fn refused_as_first_layer(cases: &[(&str, &str)]) {
+    for (layer, want) in cases {
+        let e = bad(&format!(r#"{{"name": "x", "layers": [{layer}, {TAIL}]}}"#));
+        assert!(e.contains(want), "{layer}: {e}");
+    }
+}
+
 /// What a space file could say that a search would read otherwise than its author
 /// meant: a key given twice in one object (JSON readers keep the last: `{"a": ..., "a":
 /// ...}` had one candidate, `"out": 4, "out": 8` eight channels), an empty label or
@@ -354,8 +363,7 @@ fn unknown_keys_are_named_with_the_keys_that_fit() {
 /// accepted before; each is now an error naming the place.
 #[test]
 fn keys_twice_empty_labels_and_values_twice_are_rejected() {
-    let tail = r#"{"op": "gap"}, {"op": "linear", "out": "classes"}"#;
-    for (layer, want) in [
+    refused_as_first_layer(&[
         (
             r#"{"choice": "block", "candidates": {"a": [{"op": "conv", "out": 4}], "a": [{"op": "conv", "out": 4, "kernel": 1}]}}"#,
             "layers[0].candidates: key `a` is given twice at line 1",
@@ -380,10 +388,7 @@ fn keys_twice_empty_labels_and_values_twice_are_rejected() {
             r#"{"repeat": "r", "depths": [1, 2, 2], "body": [{"op": "relu"}]}"#,
             "layers[0].depths[2]: 2 is given twice (also layers[0].depths[1])",
         ),
-    ] {
-        let e = bad(&format!(r#"{{"name": "x", "layers": [{layer}, {tail}]}}"#));
-        assert!(e.contains(want), "{layer}: {e}");
-    }
+    ]);
 }
 
 /// A setting an op does not take is an error naming the op and what it takes, as the
@@ -392,8 +397,7 @@ fn keys_twice_empty_labels_and_values_twice_are_rejected() {
 /// and then not used).
 #[test]
 fn a_setting_an_op_does_not_take_is_rejected() {
-    let tail = r#"{"op": "gap"}, {"op": "linear", "out": "classes"}"#;
-    for (layer, want) in [
+    refused_as_first_layer(&[
         (
             r#"{"op": "bn", "stride": 2}"#,
             "layers[0]: op `bn` takes no `stride` (it takes no settings)",
@@ -431,16 +435,10 @@ fn a_setting_an_op_does_not_take_is_rejected() {
             r#"{"op": "conv", "out": {"choice": "w", "values": [8, 16]}}"#,
             "is not a positive integer or \"classes\" (only `kernel` may be a value choice",
         ),
-    ] {
-        let e = bad(&format!(r#"{{"name": "x", "layers": [{layer}, {tail}]}}"#));
-        assert!(e.contains(want), "{layer}: {e}");
-    }
+    ]);
     // Inside a candidate the place is the candidate's.
-    let e = bad(&format!(
-        r#"{{"name": "x", "layers": [{{"choice": "c", "candidates": {{"a": [{{"op": "relu", "out": 1}}], "b": [{{"op": "bn"}}]}}}}, {tail}]}}"#
-    ));
-    assert!(
-        e.contains("layers[0].candidates.a[0]: op `relu` takes no `out`"),
-        "{e}"
-    );
+    refused_as_first_layer(&[(
+        r#"{"choice": "c", "candidates": {"a": [{"op": "relu", "out": 1}], "b": [{"op": "bn"}]}}"#,
+        "layers[0].candidates.a[0]: op `relu` takes no `out`",
+    )]);
 }
