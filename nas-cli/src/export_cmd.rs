@@ -76,10 +76,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
             let front = pareto(&cands, cost_of(c));
             if front.is_empty() {
                 // The costs the trials do report, to pick from.
-                let mut have: Vec<String> = ["params", "macs", "latency_ms"]
-                    .into_iter()
+                let mut have: Vec<String> = nas_types::COSTS
+                    .iter()
                     .filter(|n| cands.iter().any(|x| x.metrics.cost(n).is_some()))
-                    .map(String::from)
+                    .map(|n| n.to_string())
                     .collect();
                 for x in &cands {
                     for (k, v) in &x.metrics.extra {

@@ -380,18 +380,18 @@ pub fn left_out(j: &[TrialRecord], limits: &Limits) -> Option<String> {
 /// Why a run with trials returns no architecture: each of them failed (the first
 /// failure's reason given), or is over the limits, or some of each.
 pub fn none_returned(j: &[TrialRecord], limits: &Limits) -> String {
-    let first = failed_trials(j)
-        .next()
+    let failed: Vec<(usize, &str)> = failed_trials(j).collect();
+    let first = failed
+        .first()
         .map(|(t, why)| format!(" (trial {t}: {why})"))
         .unwrap_or_default();
-    let failed = failed_trials(j).count();
-    if failed == 0 {
+    if failed.is_empty() {
         format!(
             "none of the run's {} is within the limits ({limits})",
             crate::count(j.len(), "trial")
         )
-    } else if failed == j.len() {
-        match failed {
+    } else if failed.len() == j.len() {
+        match failed.len() {
             1 => format!("the run's one trial failed{first}"),
             n => format!("every one of the run's {n} trials failed; the first{first}"),
         }
@@ -501,7 +501,7 @@ pub fn run_cost(a: &SearchArgs) -> Option<String> {
     let cfg = a.strategy_config().ok()?;
     // One cost named beside accuracy (NAT's `objective`), or a list of objectives.
     if let Some(o) = cfg.get("objective").and_then(|v| v.as_str()) {
-        if ["params", "macs", "latency_ms"].contains(&o) {
+        if nas_types::COSTS.contains(&o) {
             return Some(o.to_string());
         }
     }

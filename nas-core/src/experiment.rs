@@ -731,8 +731,7 @@ impl Limits {
 
 impl std::fmt::Display for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k} <= {v}")).collect();
-        write!(f, "{}", parts.join(", "))
+        write!(f, "{}", nas_types::show_limits(&self.0))
     }
 }
 

@@ -83,7 +83,7 @@ fn summarise(trials: &[TrialRecord], limits: &Limits) {
     if let Some(b) = top {
         assert!(c.iter().all(|k| k.metrics.accuracy <= b.metrics.accuracy));
     }
-    for name in ["params", "macs", "latency_ms"] {
+    for &name in nas_types::COSTS {
         let front = nas_core::experiment::pareto(&c, |m| cost(m, name));
         check_front(&c, &front, name);
     }

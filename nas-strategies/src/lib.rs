@@ -19,7 +19,8 @@ pub mod testing;
 pub use abi::Costs;
 pub use nas_types::arch::validate;
 pub use nas_types::{
-    config_limits, ArchError, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng, LIMIT_FIELDS,
+    config_limits, show_limits, ArchError, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng,
+    LIMIT_FIELDS,
 };
 pub use serde_json::{self, json, Value};
 
@@ -150,12 +151,6 @@ pub fn config_rate(config: &Value, field: &str, default: f32) -> Result<f32, Str
             "config field `{field}`: {v} is not valid (must be in (0, 1])"
         ))
     }
-}
-
-/// Hard limits as a person reads them: `params <= 400000, latency_ms <= 5`.
-pub fn show_limits(limits: &[(String, f64)]) -> String {
-    let shown: Vec<String> = limits.iter().map(|(k, v)| format!("{k} <= {v}")).collect();
-    shown.join(", ")
 }
 
 /// An error when any of `values` is NaN or infinite: `what` (for example "the

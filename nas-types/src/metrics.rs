@@ -58,6 +58,16 @@ impl Metrics {
     }
 }
 
+/// The costs every evaluator may report by name (beside the numbers it adds in
+/// `extra`), which hard limits and objectives name.
+pub const COSTS: &[&str] = &["params", "macs", "latency_ms"];
+
+/// Hard limits as a person reads them: `params <= 400000, latency_ms <= 5`.
+pub fn show_limits(limits: &[(String, f64)]) -> String {
+    let shown: Vec<String> = limits.iter().map(|(k, v)| format!("{k} <= {v}")).collect();
+    shown.join(", ")
+}
+
 /// The config fields that set a run's hard cost limits. The host applies them to all a
 /// run returns (best, export, Pareto set, retrain, report), whatever the strategy, so
 /// every strategy's config may hold them; a strategy may also use them itself (to breed
@@ -84,7 +94,7 @@ pub fn config_limits(cfg: &Value) -> Result<Vec<(String, f64)>, String> {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             for (k, v) in map {
-                if !matches!(k.as_str(), "params" | "macs" | "latency_ms") {
+                if !COSTS.contains(&k.as_str()) {
                     return Err(format!(
                         "config field `limits`: unknown cost `{k}` (use params, macs, latency_ms)"
                     ));
@@ -98,7 +108,7 @@ pub fn config_limits(cfg: &Value) -> Result<Vec<(String, f64)>, String> {
             ))
         }
     }
-    for k in ["params", "macs", "latency_ms"] {
+    for k in COSTS {
         let field = format!("max_{k}");
         match cfg.get(&field) {
             None | Some(Value::Null) => {}

@@ -150,16 +150,12 @@ fn bad_inputs_give_errors_that_name_them() {
             "--save names the same file",
         ),
     ] {
-        let out = nas()
-            .args(["--threads", "2", "train", "--epochs", "1", "--limit", "64"])
-            .args(&args)
-            .output()
-            .unwrap();
-        let (stdout, err) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
+        let (ok, stdout, err) = common::run(
+            nas()
+                .args(["--threads", "2", "train", "--epochs", "1", "--limit", "64"])
+                .args(&args),
         );
-        assert!(!out.status.success(), "{args:?}: {stdout}");
+        assert!(!ok, "{args:?}: {stdout}");
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(
             !stdout.contains("test accuracy"),
@@ -167,25 +163,13 @@ fn bad_inputs_give_errors_that_name_them() {
         );
     }
     let onnx = dir.join("made/here/m.onnx");
-    let out = nas()
-        .args([
-            "--threads",
-            "2",
-            "train",
-            "--epochs",
-            "1",
-            "--limit",
-            "64",
-            "--onnx",
-        ])
-        .arg(&onnx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, _, err) = common::run(
+        nas()
+            .args(["--threads", "2", "train", "--epochs", "1", "--limit", "64"])
+            .arg("--onnx")
+            .arg(&onnx),
     );
+    assert!(ok, "{err}");
     assert!(onnx.is_file());
     std::fs::remove_dir_all(&dir).ok();
 
@@ -602,28 +586,24 @@ fn the_wgpu_device_trains_to_the_cpu_accuracy() {
 #[test]
 fn a_search_resumes_on_another_device() {
     let dir = common::temp_path("train-cli", "resume-device");
-    let search = nas()
-        .args(["--threads", "2", "search", "--space", "seed-net"])
-        .args([
-            "--strategy",
-            "random",
-            "--evaluator",
-            "train",
-            "--budget",
-            "2",
-        ])
-        .args([
-            "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
-        ])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        search.status.success(),
-        "{}",
-        String::from_utf8_lossy(&search.stderr)
+    let (ok, _, err) = common::run(
+        nas()
+            .args(["--threads", "2", "search", "--space", "seed-net"])
+            .args([
+                "--strategy",
+                "random",
+                "--evaluator",
+                "train",
+                "--budget",
+                "2",
+            ])
+            .args([
+                "--epochs", "1", "--limit", "64", "--val", "64", "--batch", "8",
+            ])
+            .arg("--out")
+            .arg(&dir),
     );
+    assert!(ok, "{err}");
     // The run as a kill after its first trial leaves it.
     let journal = dir.join("journal.jsonl");
     let first = std::fs::read_to_string(&journal)
@@ -638,13 +618,8 @@ fn a_search_resumes_on_another_device() {
     }
     let config = dir.join("config.json");
     let recorded = std::fs::read_to_string(&config).unwrap();
-    let o = nas()
-        .args(["resume", "--device", "tpu"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{err}");
+    let (ok, _, err) = common::run(nas().args(["resume", "--device", "tpu"]).arg(&dir));
+    assert!(!ok, "{err}");
     assert!(
         err.contains("error: --device tpu: ") && !err.contains("config.json"),
         "{err}"
