@@ -359,14 +359,24 @@ pub fn nap(seconds: f64) {
     }
 }
 
-/// The name of a run's jobs: `nas-` and a hash of the run directory's path (so two runs
-/// never share names), then the trial (or `probe`). The hash (FNV-1a) is mixed before
-/// its high 32 bits are taken, so paths that differ only at their end (`runs/a1`,
-/// `runs/a2`) differ in the first digits, which is what `squeue` shows of a name.
-pub fn job_name(run: &Path, what: &str) -> String {
+/// The name of a run's jobs: `nas-` and a hash of the run directory's path and of the
+/// run's own id (so two runs never share names, not even a run deleted and made again
+/// at the same path), then the trial (or `probe`). A run dispatched by a `nas` from
+/// before the id has none, and keeps the names it had. The hash (FNV-1a) is mixed
+/// before its high 32 bits are taken, so paths that differ only at their end
+/// (`runs/a1`, `runs/a2`) differ in the first digits, which is what `squeue` shows of a
+/// name.
+pub fn job_name(run: &Path, id: Option<&str>, what: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in run.as_os_str().as_encoded_bytes() {
-        h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(run.as_os_str().as_encoded_bytes());
+    if let Some(id) = id {
+        eat(&[0]);
+        eat(id.as_bytes());
     }
     // A 64-bit finaliser (MurmurHash3's): every bit of h moves every bit out.
     h ^= h >> 33;
@@ -375,6 +385,15 @@ pub fn job_name(run: &Path, what: &str) -> String {
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^= h >> 33;
     format!("nas-{:08x}-{what}", (h >> 32) as u32)
+}
+
+/// A new run's id: the clock's nanoseconds and the process id, mixed.
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{:016x}", trial_seed(nanos, std::process::id() as usize))
 }
 
 /// The files of one trial in a run directory.
@@ -437,8 +456,14 @@ pub fn read_result(run: &Path, trial: usize, arch: &Architecture) -> Option<Tria
 /// before the executor goes on.
 pub struct DispatchLog {
     path: PathBuf,
+    /// The run's id, for its job names (`None`: a run first dispatched by a `nas` from
+    /// before ids, whose jobs keep their old names).
+    pub id: Option<String>,
     /// For each trial, the attempts made since its spec was last written.
     pub attempts: BTreeMap<usize, u32>,
+    /// Whether the id is new and still to be written (as the log's first line, before
+    /// the first event: a search that submits nothing leaves no log).
+    id_unwritten: bool,
 }
 
 impl DispatchLog {
@@ -452,10 +477,14 @@ impl DispatchLog {
         };
         // A line cut short by a kill is skipped: the events it would have recorded are
         // found again from the cluster and the result files.
+        let mut id = None;
         for v in text
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         {
+            if v["event"] == "run" {
+                id = v["id"].as_str().map(str::to_string);
+            }
             let Some(t) = v["trial"].as_u64() else {
                 continue;
             };
@@ -472,7 +501,18 @@ impl DispatchLog {
                 _ => {}
             }
         }
-        Ok(DispatchLog { path, attempts })
+        // A run's first dispatch gives it its id (a log with lines but no id is an
+        // older run's: its names stay as they were).
+        let id_unwritten = text.trim().is_empty();
+        if id_unwritten {
+            id = Some(new_run_id());
+        }
+        Ok(DispatchLog {
+            path,
+            attempts,
+            id,
+            id_unwritten,
+        })
     }
 
     pub fn record(&mut self, v: Value) -> Result<()> {
@@ -481,11 +521,18 @@ impl DispatchLog {
             .append(true)
             .open(&self.path)
             .with_context(|| self.path.display().to_string())?;
-        let mut line = serde_json::to_vec(&v)?;
+        let mut line = Vec::new();
+        if self.id_unwritten {
+            serde_json::to_writer(&mut line, &json!({"event": "run", "id": self.id}))?;
+            line.push(b'\n');
+        }
+        serde_json::to_writer(&mut line, &v)?;
         line.push(b'\n');
         f.write_all(&line)
             .and_then(|_| f.sync_data())
-            .with_context(|| self.path.display().to_string())
+            .with_context(|| self.path.display().to_string())?;
+        self.id_unwritten = false;
+        Ok(())
     }
 }
 
@@ -535,6 +582,11 @@ impl<C: Cluster> Slurm<C> {
         })
     }
 
+    /// The name of this run's job `what` (a trial's number, `probe` or `search`).
+    pub fn job_name(&self, what: &str) -> String {
+        job_name(&self.run, self.log.id.as_deref(), what)
+    }
+
     /// Runs a job that writes a file into the run directory through `nas trial --probe`,
     /// and checks the file arrives: the nodes see the run directory and the binary.
     pub fn probe(&mut self) -> Result<()> {
@@ -546,7 +598,7 @@ impl<C: Cluster> Slurm<C> {
         std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
         let file = dir.join(format!("probe-{nonce}"));
         let log = dir.join(format!("probe-{nonce}-%j.out"));
-        let name = job_name(&self.run, "probe");
+        let name = self.job_name("probe");
         let cmd = vec![
             self.nas.display().to_string(),
             "trial".into(),
@@ -862,7 +914,7 @@ impl<C: Cluster> Executor for Slurm<C> {
         let mut pending = vec![];
         for (k, arch) in archs.iter().enumerate() {
             let trial = first + k;
-            let name = job_name(&self.run, &trial.to_string());
+            let name = self.job_name(&trial.to_string());
             self.write_spec(trial, arch, &name)?;
             pending.push(Pending {
                 trial,
@@ -971,7 +1023,7 @@ pub fn start(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<Slurm<Programs>>
 pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
     let mut s = start(cfg, run, seed)?;
     let run = s.run.clone();
-    let name = job_name(&run, "search");
+    let name = s.job_name("search");
     let log = run.join("slurm-search-%j.out");
     let cmd = vec![
         s.nas.display().to_string(),

@@ -391,7 +391,7 @@ fn a_new_executor_reattaches_to_live_jobs_and_takes_results_left_behind() {
     let a = archs(3);
     let mut s = executor(&d, Fake::new(&d), 0.0);
     for t in 0..3 {
-        let name = job_name(&d, &t.to_string());
+        let name = s.job_name(&t.to_string());
         s.write_spec(t, &a[t], &name).unwrap();
     }
     s.log
@@ -404,10 +404,10 @@ fn a_new_executor_reattaches_to_live_jobs_and_takes_results_left_behind() {
         .record(json!({"trial": 2, "attempt": 1, "event": "submitting"}))
         .unwrap();
     let mut fake = Fake::new(&d);
-    fake.add(&job_name(&d, "0"), 0);
+    fake.add(&s.job_name("0"), 0);
     fake.jobs[0].0.state = "RUNNING".into();
     fake.write_result(1, None);
-    fake.add(&job_name(&d, "2"), 2);
+    fake.add(&s.job_name("2"), 2);
     let mut s = executor(&d, fake, 0.0);
     assert_eq!(s.log.attempts.get(&0), Some(&1));
     let out = s.evaluate(&a, 0).unwrap();
@@ -473,12 +473,43 @@ fn options_are_checked_and_squeue_lines_parse() {
 #[test]
 fn job_names_of_neighbouring_runs_differ_in_their_first_digits() {
     let names: Vec<String> = (0..16)
-        .map(|i| nas_cli::slurm::job_name(Path::new(&format!("/shared/runs/sl{i}")), "3"))
+        .map(|i| nas_cli::slurm::job_name(Path::new(&format!("/shared/runs/sl{i}")), None, "3"))
         .collect();
     let heads: std::collections::HashSet<&str> = names.iter().map(|n| &n[..8]).collect();
     assert_eq!(heads.len(), names.len(), "{names:?}");
     assert!(
         names.iter().all(|n| n.len() == 14 && n.ends_with("-3")),
         "{names:?}"
+    );
+}
+
+/// A run deleted and made again at the same path gets job names of its own (its id is
+/// new), so it does not adopt the old run's jobs still in the queue; a resumed run
+/// (the same dispatch log) keeps its names; and a run whose log is from before ids
+/// keeps the names it had. Before the id, a made-again run had the old run's names.
+#[test]
+fn a_run_made_again_at_the_same_path_has_names_of_its_own() {
+    let d = tmp("again");
+    let mut s = executor(&d, Fake::new(&d), 0.0);
+    s.evaluate(&archs(1), 0).unwrap();
+    let first = s.job_name("0");
+    assert_eq!(
+        executor(&d, Fake::new(&d), 0.0).job_name("0"),
+        first,
+        "resumed"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&d).unwrap();
+    let again = executor(&d, Fake::new(&d), 0.0).job_name("0");
+    assert_ne!(again, first, "made again at {}", d.display());
+    // An older run's log: lines, none of them an id.
+    std::fs::write(
+        d.join("dispatch.jsonl"),
+        "{\"trial\":0,\"event\":\"spec\"}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        executor(&d, Fake::new(&d), 0.0).job_name("0"),
+        nas_cli::slurm::job_name(&d, None, "0")
     );
 }
