@@ -177,6 +177,28 @@ pub struct SupernetTrainer<'a> {
 }
 
 impl<'a> SupernetTrainer<'a> {
+    /// A per-candidate table (label -> candidate -> value) laid out as the mix is: a
+    /// layer choice's candidates get theirs, every other weight the default.
+    fn per_weight<T, U: Default + Clone>(
+        &self,
+        table: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, T>>,
+        f: impl Fn(&T) -> U,
+    ) -> Vec<U> {
+        let mut out = vec![U::default(); self.info.len()];
+        for (g, r) in self.info.groups.iter().zip(self.info.ranges()) {
+            if let (Some(row), nas_core::space::ChoiceKind::Layer { candidates }) =
+                (table.get(&g.label), &self.info.choices[g.choice].kind)
+            {
+                for (i, c) in candidates.iter().enumerate() {
+                    if let Some(v) = row.get(c) {
+                        out[r.start + i] = f(v);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// A fresh supernet of `space` (fused mixed ops) searched on `train` and `val`.
     pub fn new(
         space: &'a dyn Space,
@@ -1097,17 +1119,12 @@ impl SupernetHost for SupernetTrainer<'_> {
             self.latency = Some(LatencyTable::measure(self.space, self.input, 1, 5)?);
         }
         let table = self.latency.as_ref().unwrap();
-        let mut out = vec![0.0; self.info.len()];
-        for (g, r) in self.info.groups.iter().zip(self.info.ranges()) {
-            if let (Some(row), nas_core::space::ChoiceKind::Layer { candidates }) =
-                (table.ops.get(&g.label), &self.info.choices[g.choice].kind)
-            {
-                for (i, c) in candidates.iter().enumerate() {
-                    out[r.start + i] = row.get(c).copied().unwrap_or(0.0) as f32;
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.per_weight(&table.ops, |&ms| ms as f32))
+    }
+
+    fn op_costs(&mut self) -> Result<Vec<nas_strategies::OpCost>, String> {
+        let table = nas_core::space::cost::op_costs(self.space, self.input)?;
+        Ok(self.per_weight(&table, |&c| c))
     }
 
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {

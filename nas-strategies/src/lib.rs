@@ -19,8 +19,8 @@ pub mod testing;
 pub use abi::Costs;
 pub use nas_types::arch::validate;
 pub use nas_types::{
-    config_limits, show_limits, ArchError, Architecture, Choice, ChoiceKind, Metrics, Reduce, Rng,
-    LIMIT_FIELDS,
+    config_limits, show_limits, ArchError, Architecture, Choice, ChoiceKind, Metrics, OpCost,
+    Reduce, Rng, LIMIT_FIELDS,
 };
 pub use serde_json::{self, json, Value};
 

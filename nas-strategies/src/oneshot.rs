@@ -842,6 +842,14 @@ pub trait SupernetHost {
     /// Predicted latency (ms) of every mixing weight's candidate from the host's latency
     /// table: layer-choice candidates have one, other weights 0.
     fn latencies(&mut self) -> Result<Vec<f32>, String>;
+    /// Parameters, multiply-adds and memory access of every mixing weight's candidate
+    /// on its input inside the supernet, per image, summed over the cells that share
+    /// its label: layer-choice candidates have theirs, other weights zeros. SNAS's
+    /// resource constraint weighs them. The default body answers an error, so a host
+    /// or a test double written before it still compiles.
+    fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
+        Err("this host gives no op costs (`op_costs`)".into())
+    }
     /// Parameters, multiply-adds and predicted latency of an architecture.
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String>;
     /// Saves the supernet, the optimiser, the data position and `state` together, so a

@@ -110,6 +110,7 @@ pub enum Request {
         subset: Subset,
     },
     Latencies,
+    OpCosts,
     Metrics {
         arch: Architecture,
     },
@@ -244,6 +245,7 @@ unsafe extern "C" fn host_call(
                 val(&host.evaluate(mix, batches, recalibrate, subset)?)
             }
             Request::Latencies => val(&host.latencies()?),
+            Request::OpCosts => val(&host.op_costs()?),
             Request::Metrics { arch } => val(&host.metrics(&arch)?),
             Request::Checkpoint { state } => val(&host.checkpoint(&state)?),
             Request::Progress { p } => val(&host.progress(&p)?),
@@ -486,6 +488,9 @@ impl SupernetHost for FfiHost<'_> {
     }
     fn latencies(&mut self) -> Result<Vec<f32>, String> {
         self.call(&Request::Latencies, &[], None)
+    }
+    fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
+        self.call(&Request::OpCosts, &[], None)
     }
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
         self.call(&Request::Metrics { arch: arch.clone() }, &[], None)

@@ -274,6 +274,8 @@ pub struct FakeSupernet {
     pub slope: Vec<f32>,
     pub accuracy: Vec<f32>,
     pub latency: Vec<f32>,
+    /// What `op_costs` gives each mixing weight.
+    pub costs: Vec<crate::OpCost>,
     pub steps: usize,
     pub evaluations: usize,
     pub checkpoints: Vec<Value>,
@@ -343,6 +345,7 @@ impl FakeSupernet {
             slope: vec![0.0; n],
             accuracy: vec![0.0; n],
             latency: vec![0.0; n],
+            costs: vec![crate::OpCost::default(); n],
             steps: 0,
             evaluations: 0,
             checkpoints: vec![],
@@ -591,6 +594,9 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
     }
     fn latencies(&mut self) -> Result<Vec<f32>, String> {
         Ok(self.latency.clone())
+    }
+    fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
+        Ok(self.costs.clone())
     }
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
         let mix = self.info.one_hot_arch(arch)?;

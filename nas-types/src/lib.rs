@@ -10,7 +10,7 @@ pub mod rng;
 
 pub use arch::{ArchError, Architecture};
 pub use choice::{Choice, ChoiceKind, Reduce};
-pub use metrics::{config_limits, show_limits, Metrics, COSTS, LIMIT_FIELDS};
+pub use metrics::{config_limits, show_limits, Metrics, OpCost, COSTS, LIMIT_FIELDS};
 pub use rng::Rng;
 
 /// The tap point of a network's features: the pooled representation its classifier

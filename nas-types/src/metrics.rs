@@ -19,6 +19,18 @@ pub struct Metrics {
     pub extra: BTreeMap<String, Value>,
 }
 
+/// What each candidate of a layer choice costs on its real input inside the supernet,
+/// for one image: SNAS's resource constraint weighs a sampled op by these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpCost {
+    pub params: f64,
+    /// Multiply-adds (convolutions, linear layers, matmuls).
+    pub macs: f64,
+    /// Memory access in floats: the input read, every value the op makes, and its
+    /// parameters (ShuffleNet V2's memory access cost, counted per op).
+    pub memory: f64,
+}
+
 /// The `extra` field that marks a trial whose evaluation never produced a result (a
 /// cluster job that failed on every attempt); it holds why.
 pub const FAILED_FIELD: &str = "failed";

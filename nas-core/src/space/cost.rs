@@ -31,7 +31,18 @@ pub fn cost(net: &dyn Module, input: [usize; 3]) -> Cost {
     // One pass, recorded (the record is autodiff's, so gradients on for it): its
     // multiply-adds, and every value an op made, by its shape.
     let (graph, macs) = with_grad(|| count_macs(|| crate::trace::trace(net, &x)));
-    let activations = graph
+    let activations = made_values(graph);
+    net.set_training(true);
+    Cost {
+        params: num_parameters(net),
+        macs,
+        activations,
+    }
+}
+
+/// Floats a traced pass made: the output of every op, by its shape (0 for no trace).
+fn made_values(graph: Result<crate::trace::Graph, String>) -> u64 {
+    graph
         .map(|g| {
             g.values
                 .iter()
@@ -39,13 +50,7 @@ pub fn cost(net: &dyn Module, input: [usize; 3]) -> Cost {
                 .map(|v| v.shape.iter().product::<usize>() as u64)
                 .sum()
         })
-        .unwrap_or(0);
-    net.set_training(true);
-    Cost {
-        params: num_parameters(net),
-        macs,
-        activations,
-    }
+        .unwrap_or(0)
 }
 
 /// Measured eval-mode forward latency of `net` on a batch (fastest of `reps`), in ms.
@@ -61,34 +66,115 @@ pub fn measure_latency(net: &dyn Module, input: [usize; 3], batch: usize, reps: 
     ms
 }
 
-thread_local! {
-    /// While measuring a table: (label -> candidate -> ms), filled by `LayerChoice`.
-    static PROFILE: RefCell<Option<(usize, BTreeMap<String, BTreeMap<String, f64>>)>> =
-        const { RefCell::new(None) };
+pub use nas_types::OpCost;
+
+/// (label -> candidate -> value), summed over the cells that share a label.
+type PerCandidate<T> = BTreeMap<String, BTreeMap<String, T>>;
+
+/// What a supernet forward pass is probing, if anything.
+enum Probe {
+    /// Timing each candidate, fastest of `reps`.
+    Latency(usize, PerCandidate<f64>),
+    /// Counting each candidate's cost.
+    Cost(PerCandidate<OpCost>),
 }
 
-/// Called by a mixed `LayerChoice` on its input: times every candidate when a latency
+thread_local! {
+    /// While measuring a table: filled by `LayerChoice` from its input.
+    static PROBE: RefCell<Option<Probe>> = const { RefCell::new(None) };
+}
+
+/// Called by a mixed `LayerChoice` on its input: times or counts every candidate when a
 /// table is being measured. Shared labels (one decision for many cells) add up.
 pub(crate) fn profile_candidates(label: &str, ops: &[(String, Box<dyn Module>)], x: &Tensor) {
-    let reps = PROFILE.with(|p| p.borrow().as_ref().map(|(r, _)| *r));
-    let Some(reps) = reps else { return };
-    let times: Vec<(String, f64)> = ops
-        .iter()
-        .map(|(n, op)| {
-            (
-                n.clone(),
-                no_grad(|| crate::timing::fastest_ms(reps, || drop(op.forward(x)))),
-            )
-        })
-        .collect();
-    PROFILE.with(|p| {
-        let mut p = p.borrow_mut();
-        let table = &mut p.as_mut().unwrap().1;
-        let row = table.entry(label.to_string()).or_default();
-        for (n, t) in times {
-            *row.entry(n).or_insert(0.0) += t;
-        }
+    let reps = PROBE.with(|p| match &*p.borrow() {
+        None => None,
+        Some(Probe::Latency(reps, _)) => Some(Some(*reps)),
+        Some(Probe::Cost(_)) => Some(None),
     });
+    let Some(reps) = reps else { return };
+    match reps {
+        Some(reps) => {
+            let times: Vec<(String, f64)> = ops
+                .iter()
+                .map(|(n, op)| {
+                    let ms = no_grad(|| crate::timing::fastest_ms(reps, || drop(op.forward(x))));
+                    (n.clone(), ms)
+                })
+                .collect();
+            PROBE.with(|p| {
+                if let Some(Probe::Latency(_, table)) = &mut *p.borrow_mut() {
+                    let row = table.entry(label.to_string()).or_default();
+                    for (n, t) in times {
+                        *row.entry(n).or_insert(0.0) += t;
+                    }
+                }
+            });
+        }
+        None => {
+            let images = x.shape().first().copied().unwrap_or(1).max(1) as f64;
+            let costs: Vec<(String, OpCost)> = ops
+                .iter()
+                .map(|(n, op)| (n.clone(), op_cost(op.as_ref(), x, images)))
+                .collect();
+            PROBE.with(|p| {
+                if let Some(Probe::Cost(table)) = &mut *p.borrow_mut() {
+                    let row = table.entry(label.to_string()).or_default();
+                    for (n, c) in costs {
+                        let e = row.entry(n).or_default();
+                        e.params += c.params;
+                        e.macs += c.macs;
+                        e.memory += c.memory;
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// One op's cost on `x`, per image of its batch.
+fn op_cost(op: &dyn Module, x: &Tensor, images: f64) -> OpCost {
+    let (graph, macs) = with_grad(|| count_macs(|| crate::trace::trace(op, x)));
+    let made = made_values(graph);
+    let params = num_parameters(op) as f64;
+    OpCost {
+        params,
+        macs: macs as f64 / images,
+        memory: (x.numel() as f64 + made as f64) / images + params,
+    }
+}
+
+/// Runs one forward pass of `space`'s supernet on a batch of one `input` image while
+/// `probe` is armed, and returns what the layer choices filled in.
+fn probe_supernet(
+    space: &dyn Space,
+    input: [usize; 3],
+    batch: usize,
+    probe: Probe,
+) -> Result<Probe, String> {
+    let sn = Supernet::build(space, false, 0)
+        .map_err(|e| format!("a per-op table needs a supernet: {e}"))?;
+    sn.net.set_training(false);
+    let x = Tensor::randn(
+        &[batch, input[0], input[1], input[2]],
+        1.0,
+        &mut Rng::new(0),
+    );
+    PROBE.with(|p| *p.borrow_mut() = Some(probe));
+    no_grad(|| drop(sn.net.forward(&x)));
+    sn.net.set_training(true);
+    Ok(PROBE
+        .with(|p| p.borrow_mut().take())
+        .expect("the probe was armed"))
+}
+
+/// Parameters, multiply-adds and memory access of every candidate of every layer
+/// choice of `space`, each on its real input inside the supernet (one image).
+pub fn op_costs(space: &dyn Space, input: [usize; 3]) -> Result<PerCandidate<OpCost>, String> {
+    match probe_supernet(space, input, 1, Probe::Cost(BTreeMap::new()))? {
+        Probe::Cost(table) => Ok(table),
+        Probe::Latency(..) => unreachable!("armed for costs"),
+    }
 }
 
 /// Latency of every candidate of every layer choice, plus the rest of the network.
@@ -111,17 +197,11 @@ impl LatencyTable {
         batch: usize,
         reps: usize,
     ) -> Result<LatencyTable, String> {
-        let sn = Supernet::build(space, false, 0)
-            .map_err(|e| format!("latency table needs a supernet: {e}"))?;
-        sn.net.set_training(false);
-        let x = Tensor::randn(
-            &[batch, input[0], input[1], input[2]],
-            1.0,
-            &mut Rng::new(0),
-        );
-        PROFILE.with(|p| *p.borrow_mut() = Some((reps, BTreeMap::new())));
-        no_grad(|| drop(sn.net.forward(&x)));
-        let ops = PROFILE.with(|p| p.borrow_mut().take().unwrap().1);
+        let ops = match probe_supernet(space, input, batch, Probe::Latency(reps, BTreeMap::new()))?
+        {
+            Probe::Latency(_, table) => table,
+            Probe::Cost(_) => unreachable!("armed for latencies"),
+        };
         let choices = super::describe(space);
         let reference = super::arch::random(&choices, &mut Rng::new(0));
         let net = super::fixed(space, &reference, 0).map_err(|e| e.to_string())?;

@@ -67,3 +67,33 @@ fn costing_networks_again_and_again_keeps_the_buffer_pool_flat() {
     }
     assert!(once > 0);
 }
+
+/// Each layer choice's candidates are costed on their real input inside the supernet,
+/// for one image: the seed network's `conv1` (3 -> 6 channels at 32x32, with bias)
+/// and `conv2` (6 -> 16 at 16x16, after a pooling) against a hand count. Memory
+/// access is the input read, the output made and the parameters. A table taken on the
+/// wrong input (the network's, for conv2), on a batch, or without the bias misses them.
+#[test]
+fn op_costs_count_each_candidate_on_its_input() {
+    use nas_core::space::builtin::seed::SeedSpace;
+    let space = SeedSpace {
+        in_channels: 3,
+        classes: 10,
+    };
+    let t = op_costs(&space, [3, 32, 32]).unwrap();
+    assert_eq!(t.len(), 2, "{t:?}"); // conv1, conv2; the skip is an input choice
+    for (label, cin, cout, side) in [("conv1", 3usize, 6usize, 32usize), ("conv2", 6, 16, 16)] {
+        for (name, k) in [("conv3x3", 3usize), ("conv5x5", 5)] {
+            let c = t[label][name];
+            let params = (cout * cin * k * k + cout) as f64;
+            let hw = (side * side) as f64;
+            assert_eq!(c.params, params, "{label} {name}");
+            assert_eq!(c.macs, (cout * cin * k * k) as f64 * hw, "{label} {name}");
+            assert_eq!(
+                c.memory,
+                (cin + cout) as f64 * hw + params,
+                "{label} {name}"
+            );
+        }
+    }
+}
