@@ -150,6 +150,8 @@ pub struct SupernetTrainer<'a> {
     slots: BTreeMap<usize, Vec<Vec<f32>>>,
     direction: Option<Vec<Vec<f32>>>,
     latency: Option<LatencyTable>,
+    /// The drop-path probability of training steps (SNAS's; 0: none).
+    drop_path: f32,
     generation: u64,
     /// Where checkpoints go; none means `checkpoint` only keeps the state in memory.
     pub checkpoint_dir: Option<PathBuf>,
@@ -271,6 +273,7 @@ impl<'a> SupernetTrainer<'a> {
             slots: BTreeMap::new(),
             direction: None,
             latency: None,
+            drop_path: 0.0,
             generation: 0,
             checkpoint_dir: None,
             last_state: None,
@@ -747,7 +750,12 @@ impl SupernetHost for SupernetTrainer<'_> {
             h.generate(mix, true)?;
         }
         self.supernet.net.set_training(true);
-        let logits = self.supernet.net.forward(&x);
+        // Drop path's masks: the run's seed and the step (a resumed search draws the
+        // same ones).
+        let drop_seed = view_seed(self.cfg.seed, 0xD807_9A74, self.steps);
+        let logits = nas_core::space::with_drop_path(self.drop_path, drop_seed, || {
+            self.supernet.net.forward(&x)
+        });
         let loss = logits.cross_entropy(&self.train.y);
         self.opt.zero_grad();
         self.supernet.zero_weight_grads();
@@ -1120,6 +1128,12 @@ impl SupernetHost for SupernetTrainer<'_> {
         }
         let table = self.latency.as_ref().unwrap();
         Ok(self.per_weight(&table.ops, |&ms| ms as f32))
+    }
+
+    fn set_drop_path(&mut self, prob: f32) -> Result<(), String> {
+        nas_strategies::oneshot::check_drop_path(prob)?;
+        self.drop_path = prob;
+        Ok(())
     }
 
     fn op_costs(&mut self) -> Result<Vec<nas_strategies::OpCost>, String> {

@@ -848,7 +848,16 @@ pub trait SupernetHost {
     /// resource constraint weighs them. The default body answers an error, so a host
     /// or a test double written before it still compiles.
     fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
-        Err("this host gives no op costs (`op_costs`)".into())
+        Err("this host gives no op costs (`op_costs`); update nas".into())
+    }
+    /// From now on [`SupernetHost::train_step`] drops paths: each cell edge's output
+    /// (in spaces whose cells have edges with op choices, as `darts`) is zeroed per
+    /// image with probability `prob` (in [0, 1); 0 turns it off) and the rest scaled by
+    /// `1 / (1 - prob)`, as SNAS's reference does during its search. The masks come
+    /// from the run's seed and the step, so a resumed search draws the same ones. A
+    /// host without it answers an error.
+    fn set_drop_path(&mut self, _prob: f32) -> Result<(), String> {
+        Err("this host does not offer drop path (`set_drop_path`); update nas".into())
     }
     /// Parameters, multiply-adds and predicted latency of an architecture.
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String>;
@@ -1223,6 +1232,17 @@ impl SampledLogits {
 
 /// The temperature range (`tau_max`, `tau_min`) of a Gumbel-softmax strategy, with
 /// defaults; an error names the fields unless `tau_max >= tau_min > 0`.
+/// The check of a drop-path probability, host and test double alike: in [0, 1).
+pub fn check_drop_path(prob: f32) -> Result<(), String> {
+    if (0.0..1.0).contains(&prob) {
+        Ok(())
+    } else {
+        Err(format!(
+            "drop path probability {prob} is not in [0, 1) (0 turns it off)"
+        ))
+    }
+}
+
 pub fn temperature_range(config: &Value, max: f32, min: f32) -> Result<(f32, f32), String> {
     let hi: f32 = crate::config_field(config, "tau_max", max)?;
     let lo: f32 = crate::config_field(config, "tau_min", min)?;

@@ -111,6 +111,9 @@ pub enum Request {
     },
     Latencies,
     OpCosts,
+    DropPath {
+        prob: f32,
+    },
     Metrics {
         arch: Architecture,
     },
@@ -246,6 +249,7 @@ unsafe extern "C" fn host_call(
             }
             Request::Latencies => val(&host.latencies()?),
             Request::OpCosts => val(&host.op_costs()?),
+            Request::DropPath { prob } => val(&host.set_drop_path(prob)?),
             Request::Metrics { arch } => val(&host.metrics(&arch)?),
             Request::Checkpoint { state } => val(&host.checkpoint(&state)?),
             Request::Progress { p } => val(&host.progress(&p)?),
@@ -491,6 +495,9 @@ impl SupernetHost for FfiHost<'_> {
     }
     fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
         self.call(&Request::OpCosts, &[], None)
+    }
+    fn set_drop_path(&mut self, prob: f32) -> Result<(), String> {
+        self.call(&Request::DropPath { prob }, &[], None)
     }
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
         self.call(&Request::Metrics { arch: arch.clone() }, &[], None)

@@ -276,6 +276,8 @@ pub struct FakeSupernet {
     pub latency: Vec<f32>,
     /// What `op_costs` gives each mixing weight.
     pub costs: Vec<crate::OpCost>,
+    /// Every `set_drop_path` probability, in order.
+    pub drop_paths: Vec<f32>,
     pub steps: usize,
     pub evaluations: usize,
     pub checkpoints: Vec<Value>,
@@ -346,6 +348,7 @@ impl FakeSupernet {
             accuracy: vec![0.0; n],
             latency: vec![0.0; n],
             costs: vec![crate::OpCost::default(); n],
+            drop_paths: vec![],
             steps: 0,
             evaluations: 0,
             checkpoints: vec![],
@@ -597,6 +600,11 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
     }
     fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
         Ok(self.costs.clone())
+    }
+    fn set_drop_path(&mut self, prob: f32) -> Result<(), String> {
+        crate::oneshot::check_drop_path(prob)?;
+        self.drop_paths.push(prob);
+        Ok(())
     }
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
         let mix = self.info.one_hot_arch(arch)?;

@@ -14,6 +14,39 @@ thread_local! {
     static CANDIDATE: RefCell<Option<(String, usize)>> = const { RefCell::new(None) };
     /// The armed tap of this thread: the point's name and what it last saw.
     static TAP: RefCell<Option<(String, Option<Tensor>)>> = const { RefCell::new(None) };
+    /// The armed drop path of this thread: its probability and the generator of its
+    /// masks.
+    static DROP_PATH: RefCell<Option<(f32, crate::rng::Rng)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a training forward pass) with drop path armed at probability `prob`: each
+/// cell edge's output (of the `darts` space's cells, where SNAS's reference drops them)
+/// is zeroed for each image with probability `prob` and scaled by `1 / (1 - prob)`
+/// otherwise, the masks drawn from a generator seeded with `seed` in the order the
+/// edges run. Outside it, and at `prob` 0, edges are left alone.
+pub fn with_drop_path<R>(prob: f32, seed: u64, f: impl FnOnce() -> R) -> R {
+    let armed = (prob > 0.0).then(|| (prob, crate::rng::Rng::new(seed)));
+    let outer = DROP_PATH.with(|c| c.replace(armed));
+    let r = f();
+    DROP_PATH.with(|c| c.replace(outer));
+    r
+}
+
+/// `x` (a batch, images first) with whole images dropped as [`with_drop_path`] armed,
+/// or `x` itself when nothing is armed. The mask is made where `x` lives.
+pub fn drop_path(x: &Tensor) -> Tensor {
+    let draw = DROP_PATH.with(|c| {
+        c.borrow_mut()
+            .as_mut()
+            .map(|(p, rng)| (*p, crate::rng::Rng::new(rng.next_u64())))
+    });
+    let Some((p, mut rng)) = draw else {
+        return x.clone();
+    };
+    let mut shape = vec![1; x.rank()];
+    shape[0] = x.dim(0);
+    let ones = Tensor::zeros_beside(&shape, x).add_scalar(1.0);
+    x.mul(&ones.dropout(p, &mut rng))
 }
 
 pub use nas_types::FEATURES;

@@ -10,7 +10,8 @@ pub mod file;
 pub mod mixed;
 
 pub use mixed::{
-    tap_point, tapped, visiting_candidate, with_bare_gates, InputChoice, LayerChoice, FEATURES,
+    drop_path, tap_point, tapped, visiting_candidate, with_bare_gates, with_drop_path, InputChoice,
+    LayerChoice, FEATURES,
 };
 pub use nas_types::{ArchError, Architecture, Choice, ChoiceKind, Reduce};
 

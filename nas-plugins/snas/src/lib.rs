@@ -12,7 +12,8 @@
 //! A choice whose sampled cost is under 1 (a `none` op) adds nothing, as there.
 //!
 //! The logits' gradient (loss and constraint) is clipped at norm `arch_grad_clip` (10)
-//! before their Adam step.
+//! before their Adam step. Training steps drop paths (`drop_path`, 0.3: each cell
+//! edge's output zeroed per image, as the reference's search does).
 //!
 //! A cell node's incoming edges are not sampled: each weighs 1 (SNAS samples the op of
 //! every edge and sums a node's edges, as DARTS does).
@@ -21,7 +22,7 @@
 //! edge's strongest op other than `none`, the two edges whose kept op weighs most).
 //!
 //! Config: `tau_max`, `tau_min`, `resource_lambda`, `resource`, `arch_grad_clip`,
-//! `arch_lr`, `arch_weight_decay`.
+//! `drop_path`, `arch_lr`, `arch_weight_decay`.
 
 use nas_strategies::oneshot::{
     temperature_range, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split,
@@ -118,6 +119,10 @@ pub struct Snas {
     lambda: f32,
     resource: Resource,
     clip: f32,
+    drop_path: f32,
+    /// Whether the host was told the drop-path probability (at the first step, a
+    /// resumed search's too).
+    drop_path_set: bool,
     /// The host's op costs, asked for at the first step (not saved: the host gives
     /// the same ones again after a resume).
     costs: Option<Vec<OpCost>>,
@@ -140,6 +145,7 @@ impl EpochStrategy for Snas {
             "resource_lambda",
             "resource",
             "arch_grad_clip",
+            "drop_path",
         ];
         fields.extend_from_slice(ARCH_FIELDS);
         nas_strategies::check_config_fields(&setup.config, "snas", &fields)?;
@@ -157,6 +163,9 @@ impl EpochStrategy for Snas {
                  not clip)"
             ));
         }
+        let drop_path: f32 = config_field(&setup.config, "drop_path", 0.3)?;
+        nas_strategies::oneshot::check_drop_path(drop_path)
+            .map_err(|e| format!("config field `drop_path`: {e}"))?;
         let resource: String = config_field(&setup.config, "resource", "all".to_string())?;
         Ok(Snas {
             warmup: Warmup::from_config(setup)?,
@@ -165,6 +174,8 @@ impl EpochStrategy for Snas {
             lambda,
             resource: Resource::parse(&resource)?,
             clip,
+            drop_path,
+            drop_path_set: false,
             costs: None,
             state: SampledLogits::new(&setup.info, &setup.config, setup.seed)?,
         })
@@ -177,6 +188,12 @@ impl EpochStrategy for Snas {
         step: usize,
     ) -> Result<Vec<(&'static str, f32)>, String> {
         let tau = self.tau(epoch, step);
+        if !self.drop_path_set {
+            if self.drop_path > 0.0 {
+                host.set_drop_path(self.drop_path)?;
+            }
+            self.drop_path_set = true;
+        }
         if self.lambda > 0.0 && self.costs.is_none() {
             let costs = host.op_costs()?;
             if costs.len() != self.info.len() {

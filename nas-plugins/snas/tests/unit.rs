@@ -167,3 +167,20 @@ fn bad_settings_are_refused() {
     refused::<Snas>(json!({"resource": "flops"}), &["resource", "flops", "macs"]);
     refused::<Snas>(json!({"arch_grad_clip": -2}), &["arch_grad_clip", "-2"]);
 }
+
+/// The search asks the host to drop paths at the reference's 0.3 once (also after a
+/// resume, whose fresh instance asks again), at the configured probability, and not at
+/// all when it is 0; a probability of 1 or more is refused.
+#[test]
+fn training_steps_drop_paths_as_configured() {
+    let mut f = FakeSupernet::new(2, 3, 1, 20);
+    run_on_fake::<Snas>(&mut f, json!({}), 0);
+    assert_eq!(f.drop_paths, vec![0.3]);
+    let mut f = FakeSupernet::new(2, 3, 1, 20);
+    run_on_fake::<Snas>(&mut f, json!({"drop_path": 0.1}), 0);
+    assert_eq!(f.drop_paths, vec![0.1]);
+    let mut f = FakeSupernet::new(2, 3, 1, 20);
+    run_on_fake::<Snas>(&mut f, json!({"drop_path": 0}), 0);
+    assert!(f.drop_paths.is_empty());
+    nas_strategies::testing::refused::<Snas>(json!({"drop_path": 1}), &["drop_path", "1"]);
+}

@@ -171,7 +171,7 @@ impl Cell {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| match node.edges.iter().find(|e| e.from == i) {
-                    Some(e) if active.contains(&i) => e.op.forward(s),
+                    Some(e) if active.contains(&i) => crate::space::drop_path(&e.op.forward(s)),
                     _ => s.clone(),
                 })
                 .collect();

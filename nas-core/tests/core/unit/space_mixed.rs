@@ -143,3 +143,59 @@ fn a_fused_identity_candidate_matches_the_weighted_sum_pass_after_pass() {
         }
     }
 }
+
+/// Drop path zeroes whole images of an edge's output with its probability and scales
+/// the rest by 1/(1-p), so the mean is kept; its gradient is the mask. Unarmed (or at
+/// 0) it leaves the tensor alone, and the same seed draws the same masks.
+#[test]
+fn drop_path_drops_whole_images() {
+    use nas_core::space::{drop_path, with_drop_path};
+    use nas_core::tensor::Tensor;
+    let x = Tensor::parameter(vec![1.0; 400 * 6], &[400, 2, 3, 1]);
+    assert_eq!(drop_path(&x).to_vec(), x.to_vec());
+    assert_eq!(
+        with_drop_path(0.0, 1, || drop_path(&x)).to_vec(),
+        x.to_vec()
+    );
+    let y = with_drop_path(0.25, 7, || drop_path(&x));
+    let v = y.to_vec();
+    let mut dropped = 0;
+    for img in v.chunks(6) {
+        if img.iter().all(|&a| a == 0.0) {
+            dropped += 1;
+        } else {
+            assert!(
+                img.iter().all(|&a| (a - 1.0 / 0.75).abs() < 1e-6),
+                "{img:?}"
+            );
+        }
+    }
+    // 100 expected of 400; a binomial's standard deviation is about 8.7.
+    assert!((60..=140).contains(&dropped), "{dropped} of 400 dropped");
+    y.sum().backward();
+    assert_eq!(x.grad().unwrap(), v);
+    assert_eq!(with_drop_path(0.25, 7, || drop_path(&x)).to_vec(), v);
+    assert_ne!(with_drop_path(0.25, 8, || drop_path(&x)).to_vec(), v);
+}
+
+/// In the `darts` supernet the armed drop path changes a training forward pass, and
+/// unarmed the pass is what it was.
+#[test]
+fn drop_path_reaches_the_darts_cells_edges() {
+    use nas_core::rng::Rng;
+    use nas_core::space::builtin::darts::DartsSpace;
+    use nas_core::space::{with_drop_path, Supernet};
+    use nas_core::tensor::Tensor;
+    let space = DartsSpace {
+        c: 4,
+        layers: 2,
+        ..DartsSpace::new(3, 10)
+    };
+    let sn = Supernet::build(&space, false, 0).unwrap();
+    sn.net.set_training(true);
+    let x = Tensor::randn(&[8, 3, 8, 8], 1.0, &mut Rng::new(1));
+    let plain = sn.net.forward(&x).to_vec();
+    assert_eq!(sn.net.forward(&x).to_vec(), plain);
+    let dropped = with_drop_path(0.5, 3, || sn.net.forward(&x)).to_vec();
+    assert_ne!(dropped, plain);
+}
