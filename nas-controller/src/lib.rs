@@ -11,7 +11,12 @@
 //! Training: after every `batch` tells, REINFORCE on
 //! `-(reward - baseline) * log p(decisions) - entropy_weight * entropy`, averaged over the
 //! batch, with one Adam step; the baseline is an exponential moving average of rewards
-//! (started at the first reward). The log-probability is recomputed under the current
+//! (started at the first reward), and each sample's advantage is taken against the
+//! baseline before its reward (Zoph and Le's average of previous rewards). With
+//! `"style": "enas"` the objective is the ENAS reference's instead: the entropy bonus is
+//! added to the reward (`reward + entropy_weight * entropy`, no gradient of its own),
+//! and the baseline starts at 0 and takes each reward in before that sample's advantage
+//! is taken. The log-probability is recomputed under the current
 //! controller (the usual on-policy approximation when asks are in flight). With
 //! `"ppo": true` the batch is instead used for `ppo_epochs` steps of PPO's clipped
 //! objective, against the log-probabilities stored when each architecture was asked.
@@ -20,7 +25,8 @@
 //! Config: `hidden` (32, at most 1024), `lr` (0.003, Adam), `baseline_decay` (0.95),
 //! `entropy_weight` (1e-3), `temperature` (1.0), `tanh_c` (2.5; 0 = no clipping), `batch`
 //! (1, at most 10000), `ppo` (false), `ppo_clip` (0.2), `ppo_epochs` (4, at most 1000),
-//! `grad_clip` (5.0; 0 = none).
+//! `grad_clip` (5.0; 0 = none), `adam_beta1` (0.9), `adam_eps` (1e-8), `style`
+//! (`"reinforce"` or `"enas"`).
 //!
 //! Save/load keeps the controller's weights, the baseline, the asks in flight, the
 //! samples of an unfinished batch, the counters, the generator and the Adam moments, so a
@@ -47,6 +53,9 @@ const FIELDS: &[&str] = &[
     "ppo_clip",
     "ppo_epochs",
     "grad_clip",
+    "adam_beta1",
+    "adam_eps",
+    "style",
 ];
 
 /// Stated caps of the controller's counts: its LSTM width, the samples of one update,
@@ -68,6 +77,10 @@ struct Config {
     ppo_clip: f32,
     ppo_epochs: usize,
     grad_clip: f32,
+    adam_beta1: f32,
+    adam_eps: f32,
+    /// ENAS's objective (entropy in the reward, baseline from 0 updated first).
+    enas: bool,
 }
 
 impl Config {
@@ -85,6 +98,17 @@ impl Config {
             ppo_clip: config_field(c, "ppo_clip", 0.2)?,
             ppo_epochs: nas_strategies::config_count(c, "ppo_epochs", 4, 1, MAX_PPO_EPOCHS)?,
             grad_clip: config_field(c, "grad_clip", 5.0)?,
+            adam_beta1: config_field(c, "adam_beta1", 0.9)?,
+            adam_eps: config_field(c, "adam_eps", 1e-8)?,
+            enas: match config_field(c, "style", "reinforce".to_string())?.as_str() {
+                "reinforce" => false,
+                "enas" => true,
+                s => {
+                    return Err(format!(
+                        "config field `style`: \"{s}\" is not valid (\"reinforce\" or \"enas\")"
+                    ))
+                }
+            },
         };
         let bad = |f: &str, v: String, why: &str| {
             Err(format!("config field `{f}`: {v} is not valid ({why})"))
@@ -127,7 +151,24 @@ impl Config {
                 "must be >= 0 (0 = none)",
             );
         }
+        if !(0.0..1.0).contains(&cfg.adam_beta1) {
+            return bad(
+                "adam_beta1",
+                cfg.adam_beta1.to_string(),
+                "must be in [0, 1)",
+            );
+        }
+        if !(cfg.adam_eps > 0.0 && cfg.adam_eps.is_finite()) {
+            return bad("adam_eps", cfg.adam_eps.to_string(), "must be positive");
+        }
         Ok(cfg)
+    }
+
+    /// The controller's optimiser, as configured.
+    fn adam(&self, params: Vec<Tensor>) -> Adam {
+        let mut a = Adam::new(params, 0.0, false).with_betas(self.adam_beta1, 0.999);
+        a.eps = self.adam_eps;
+        a
     }
 }
 
@@ -375,11 +416,26 @@ impl Reinforce {
     fn update(&mut self) -> Result<(), String> {
         let batch = std::mem::take(&mut self.batch);
         let mut adv = Vec::with_capacity(batch.len());
+        let decay = self.cfg.baseline_decay;
         for s in &batch {
-            let b = *self.baseline.get_or_insert(s.reward);
-            adv.push(s.reward - b);
-            let decay = self.cfg.baseline_decay;
-            self.baseline = Some(decay * b + (1.0 - decay) * s.reward);
+            if self.cfg.enas {
+                // The reference's: the sample's entropy joins its reward (a constant), and
+                // the baseline takes the reward in before the advantage is taken.
+                let entropy = no_grad(|| {
+                    self.ctrl
+                        .rollout(&self.space, &self.cfg, Some(&s.decisions), None)
+                        .entropy
+                        .item()
+                });
+                let r = s.reward + self.cfg.entropy_weight * entropy;
+                let b = decay * self.baseline.unwrap_or(0.0) + (1.0 - decay) * r;
+                self.baseline = Some(b);
+                adv.push(r - b);
+            } else {
+                let b = *self.baseline.get_or_insert(s.reward);
+                adv.push(s.reward - b);
+                self.baseline = Some(decay * b + (1.0 - decay) * s.reward);
+            }
         }
         let n = batch.len() as f32;
         let epochs = if self.cfg.ppo { self.cfg.ppo_epochs } else { 1 };
@@ -406,7 +462,9 @@ impl Reinforce {
                 if let Some(pg) = pg {
                     loss = loss.add(&pg);
                 }
-                loss = loss.add(&r.entropy.mul_scalar(-self.cfg.entropy_weight));
+                if !self.cfg.enas {
+                    loss = loss.add(&r.entropy.mul_scalar(-self.cfg.entropy_weight));
+                }
             }
             let loss = loss.mul_scalar(1.0 / n);
             self.opt.zero_grad();
@@ -438,7 +496,7 @@ impl Strategy for Reinforce {
         }
         let mut rng = Rng::new(setup.seed);
         let ctrl = Controller::new(&setup.space, cfg.hidden, &mut rng);
-        let opt = Adam::new(ctrl.params(), 0.0, false);
+        let opt = cfg.adam(ctrl.params());
         Ok(Reinforce {
             space: setup.space.clone(),
             cfg,
@@ -553,7 +611,7 @@ impl Strategy for Reinforce {
             check(d)?;
         }
         self.ctrl.set_weights(&weights)?;
-        self.opt = Adam::new(self.ctrl.params(), 0.0, false);
+        self.opt = self.cfg.adam(self.ctrl.params());
         // States saved before the moments were kept restart them at zero.
         if let Some(a) = config_field::<Option<nas_core::optim::AdamState>>(&state, "adam", None)? {
             self.opt.set_state(a)?;
@@ -730,6 +788,83 @@ mod tests {
         let (ours, rand) = compare_with_random(json!({"ppo": true, "batch": 4}), 12);
         eprintln!("ppo best {ours:.3} vs random {rand:.3}");
         assert!(ours > rand + 0.1, "ppo {ours:.3} vs random {rand:.3}");
+    }
+
+    /// ENAS's objective: the baseline starts at 0 and takes the reward (with the
+    /// sample's entropy bonus) in before the advantage; the plain one starts at the
+    /// first reward. Under the ENAS style the entropy has no gradient of its own, so a
+    /// reward equal to the baseline moves nothing.
+    #[test]
+    fn the_enas_style_baseline_takes_the_reward_first() {
+        let space = layer_space(3, 3);
+        let obj = Objective::new(&space, 2);
+        for (style, w) in [("reinforce", 0.0), ("enas", 0.0), ("enas", 0.1)] {
+            let mut s = make(
+                space.clone(),
+                json!({"style": style, "entropy_weight": w, "baseline_decay": 0.5}),
+                1,
+                10,
+            );
+            let a = s.ask().unwrap().unwrap();
+            let d = decisions::from_arch(&space, &a).unwrap();
+            let h = no_grad(|| {
+                s.ctrl
+                    .rollout(&space, &s.cfg, Some(&d), None)
+                    .entropy
+                    .item()
+            });
+            let m = obj.metrics(&a);
+            let r = m.accuracy as f32;
+            s.tell(&a, &m).unwrap();
+            let want = if style == "enas" {
+                0.5 * (r + w * h)
+            } else {
+                r
+            };
+            let b = s.baseline().unwrap();
+            assert!(
+                (b - want).abs() < 1e-6,
+                "{style} {w}: baseline {b}, want {want}"
+            );
+        }
+        // With decay 0 the ENAS baseline is the reward itself: no advantage, and with
+        // the entropy out of the loss, no step.
+        let mut s = make(
+            space.clone(),
+            json!({"style": "enas", "baseline_decay": 0.0}),
+            1,
+            10,
+        );
+        let a = s.ask().unwrap().unwrap();
+        let before = s.logits(&obj.target);
+        s.tell(&a, &obj.metrics(&a)).unwrap();
+        assert_eq!(s.logits(&obj.target), before);
+        let e = Reinforce::new(&setup(space.clone(), json!({"style": "ppo2"}), 0, 10))
+            .err()
+            .unwrap();
+        assert!(e.contains("`style`") && e.contains("ppo2"), "{e}");
+        for (c, f) in [
+            (json!({"adam_beta1": 1.0}), "`adam_beta1`"),
+            (json!({"adam_eps": 0.0}), "`adam_eps`"),
+        ] {
+            let e = Reinforce::new(&setup(space.clone(), c.clone(), 0, 10))
+                .err()
+                .unwrap_or_else(|| panic!("{c} accepted"));
+            assert!(e.contains(f), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_enas_style_beats_random_search_at_equal_budget() {
+        let (ours, rand) = compare_with_random(
+            json!({"style": "enas", "adam_beta1": 0.0, "adam_eps": 1e-3, "grad_clip": 0.0}),
+            12,
+        );
+        eprintln!("enas-style best {ours:.3} vs random {rand:.3}");
+        assert!(
+            ours > rand + 0.1,
+            "enas style {ours:.3} vs random {rand:.3}"
+        );
     }
 
     #[test]

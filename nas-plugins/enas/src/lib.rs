@@ -72,6 +72,13 @@ impl EpochStrategy for Enas {
             "entropy_weight": 1e-4,
             "tanh_c": 1.1,
             "batch": 10,
+            // Its optimiser (`utils.get_train_ops`: Adam, beta1 0, epsilon 1e-3), no
+            // clipping (the micro controller's `clip_mode` is None), and its objective
+            // (entropy in the reward, baseline from 0 updated before the advantage).
+            "adam_beta1": 0.0,
+            "adam_eps": 1e-3,
+            "grad_clip": 0.0,
+            "style": "enas",
         });
         match c.get("controller") {
             None => {}

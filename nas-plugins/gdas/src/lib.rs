@@ -2,11 +2,14 @@
 //! architecture logits, and only that path is computed, forward and backward. The
 //! architecture gradient reaches every logit through the Gumbel-softmax it stands for
 //! (straight-through: the hard one-hot forward, the soft sample's gradient). As in the
-//! reference code, which adds each unchosen op's gate to the edge's sum as a bare term,
-//! an unchosen op of a layer choice gets the sum of the choice's output gradient as its
-//! gate's gradient ([`SupernetHost::gate_grad`]), the chosen op `<dL/dy, op(x)>`. Weights
-//! learn on training batches, logits on validation batches. The temperature falls
-//! linearly from `tau_max` (10) to `tau_min` (0.1) over the search.
+//! reference's NAS-Bench-201 cell, which adds each unchosen op's gate to the edge's sum
+//! as a bare term, an unchosen op of a layer choice gets the sum of the choice's output
+//! gradient as its gate's gradient ([`SupernetHost::gate_grad`]), the chosen op
+//! `<dL/dy, op(x)>`. In a space whose cells have edges with op choices (`darts`) the
+//! reference's DARTS-space cell multiplies only the chosen op by its gate, so there
+//! unchosen ops get no gradient ([`SupernetHost::mix_grad`]). Weights learn on training
+//! batches, logits on validation batches. The temperature falls linearly from `tau_max`
+//! (10) to `tau_min` (0.1) over the search.
 //!
 //! A cell node's incoming edges are not sampled: each is on at weight 1 and only its op
 //! is sampled (GDAS samples one op per edge and sums a node's edges).
@@ -26,6 +29,8 @@ pub struct Gdas {
     info: OneShotInfo,
     warmup: Warmup,
     tau: (f32, f32),
+    /// Whether unchosen ops' bare gates get a gradient (no cell edges in the space).
+    pub bare_gates: bool,
     pub state: SampledLogits,
 }
 
@@ -55,6 +60,7 @@ impl EpochStrategy for Gdas {
             warmup: Warmup::from_config(setup)?,
             info: setup.info.clone(),
             tau: temperature_range(&setup.config, 10.0, 0.1)?,
+            bare_gates: !(0..setup.info.groups.len()).any(|g| setup.info.is_edges(g)),
             state: SampledLogits::new(&setup.info, &setup.config, setup.seed)?,
         })
     }
@@ -74,8 +80,14 @@ impl EpochStrategy for Gdas {
         let z = self.state.arch.perturbed(&mut self.state.rng);
         let (hard, soft) = hard_sample(&self.info, &z, tau);
         let mut g = vec![0.0; hard.len()];
-        // Unchosen ops are not computed, but their gates get the reference's gradient.
-        let r = host.gate_grad(&hard, Split::Val, &mut g)?;
+        // Unchosen ops are not computed; their gates get the reference's gradient (the
+        // sum of their choice's output gradient in its NAS-Bench-201 cell, none in its
+        // DARTS-space cell).
+        let r = if self.bare_gates {
+            host.gate_grad(&hard, Split::Val, &mut g)?
+        } else {
+            host.mix_grad(&hard, Split::Val, &mut g, false)?
+        };
         let g_alpha = self.info.softmax_backward(&soft, &g, tau);
         self.state.arch.step(&g_alpha)?;
         Ok(vec![

@@ -62,3 +62,23 @@ fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
         nas_strategies::testing::FakeSupernet::new(2, 3, 2, 100)
     });
 }
+
+/// In a space whose cells have edges with op choices (the `darts` space's kind) the
+/// reference's cell gives unchosen ops no gradient, so the host's plain `mix_grad` is
+/// asked, never `gate_grad`; elsewhere every step asks `gate_grad`. Before, every space
+/// got the bare gates of the reference's NAS-Bench-201 cell.
+#[test]
+fn cell_edges_get_no_bare_gates() {
+    let mut f = FakeSupernet::cell(1, 20);
+    f.gate = 1.0;
+    let setup = nas_strategies::testing::fake_setup(&f, json!({"arch_lr": 0.05}), 3, None);
+    let mut s = Gdas::create(&setup).unwrap();
+    assert!(!s.bare_gates);
+    for step in 0..20 {
+        s.step(&mut f, 0, step).unwrap();
+    }
+    assert_eq!(f.gate_grads, 0);
+    let f = FakeSupernet::new(2, 3, 1, 20);
+    let setup = nas_strategies::testing::fake_setup(&f, json!({}), 3, None);
+    assert!(Gdas::create(&setup).unwrap().bare_gates);
+}

@@ -41,14 +41,15 @@
 //! 2. Crossover: the draws in consecutive pairs (0 and 1, 2 and 3, ...; an odd last one
 //!    has no partner); a pair is crossed with probability `p_crossover`, and then each
 //!    block is exchanged with probability `q_crossover`.
-//! 3. Mutation: each individual is mutated with probability `p_mutation`, and then each
-//!    bit is flipped with probability `q_mutation` (then the block is repaired or
-//!    redrawn as above).
+//! 3. Mutation: each individual that was not in a crossed pair is mutated with
+//!    probability `p_mutation` (the paper's Algorithm 1: "for each non-crossover
+//!    individual"), and then each bit is flipped with probability `q_mutation` (then the
+//!    block is repaired or redrawn as above).
 //!
 //! Config: `population` (default 20, 2..=100000; when the budget is known, also at most
 //! the budget (or 2 for a budget of 1), and the default shrinks to it: every member is
 //! one trial), `p_crossover` (0.2), `q_crossover` (0.2), `p_mutation` (0.8),
-//! `q_mutation` (0.05), the paper's values; each is checked (a probability in [0, 1])
+//! `q_mutation` (0.05), the paper's CIFAR-10 values; each is checked (a probability in [0, 1])
 //! and an error names the field and its value. The options of the binary-coded
 //! algorithm this plugin was before (`crossover`, `crossover_type`, `mutation`,
 //! `tournament`, `elite`) are errors that say what replaced them.
@@ -464,9 +465,13 @@ impl Genetic {
             .iter()
             .map(|&i| self.members[i].genome.clone())
             .collect();
-        for pair in genomes.chunks_mut(2) {
+        // Algorithm 1 of the paper: pairs cross over with probability p_C, then each
+        // individual that did not cross over mutates with probability p_M.
+        let mut crossed = vec![false; genomes.len()];
+        for (pair, done) in genomes.chunks_mut(2).zip(crossed.chunks_mut(2)) {
             if let [a, b] = pair {
                 if chance(&mut self.rng, self.p_crossover) {
+                    done.fill(true);
                     for (_, r) in self.blocks.clone() {
                         if !r.is_empty() && chance(&mut self.rng, self.q_crossover) {
                             a[r.clone()].swap_with_slice(&mut b[r]);
@@ -476,8 +481,8 @@ impl Genetic {
             }
         }
         let mut next = Vec::with_capacity(genomes.len());
-        for mut g in genomes {
-            if chance(&mut self.rng, self.p_mutation) {
+        for (mut g, crossed) in genomes.into_iter().zip(crossed) {
+            if !crossed && chance(&mut self.rng, self.p_mutation) {
                 self.mutate(&mut g);
             }
             next.push(self.individual(g)?);

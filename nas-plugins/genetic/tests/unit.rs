@@ -520,3 +520,31 @@ fn bad_config_names_the_field() {
     bad.insert("nope".into(), json!(1));
     assert!(s.tell(&bad, &metrics(0.5)).unwrap_err().contains("nope"));
 }
+
+/// The paper's Algorithm 1 mutates only the individuals that did not cross over: with
+/// every pair crossed (exchanging nothing) and every other individual certain to have
+/// every bit flipped, the next generation is the selected parents unchanged; with no
+/// crossover, every one of them is mutated. Before, crossed individuals mutated too.
+#[test]
+fn only_individuals_that_did_not_cross_over_mutate() {
+    let sp: Vec<Choice> = (0..8).map(|i| layer(&format!("l{i}"), 4, None)).collect();
+    for (p_crossover, mutated) in [(1.0, false), (0.0, true)] {
+        let config = json!({
+            "population": 2,
+            "p_crossover": p_crossover,
+            "q_crossover": 0.0,
+            "p_mutation": 1.0,
+            "q_mutation": 1.0,
+        });
+        let mut s = Genetic::new(&setup(sp.clone(), config, 4)).unwrap();
+        let gen0: Vec<Architecture> = (0..2).map(|_| s.ask().unwrap().unwrap()).collect();
+        assert_ne!(gen0[0], gen0[1]);
+        s.tell(&gen0[0], &metrics(0.9)).unwrap();
+        s.tell(&gen0[1], &metrics(0.1)).unwrap();
+        assert_eq!(s.generation(), 1);
+        // Roulette above the least fit: both draws are the fitter individual.
+        for (a, _) in s.members() {
+            assert_eq!(a != gen0[0], mutated, "p_crossover {p_crossover}: {a:?}");
+        }
+    }
+}
