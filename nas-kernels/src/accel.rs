@@ -833,6 +833,7 @@ pub(crate) fn broadcast_code(op: Binary) -> Res<u32> {
 
 /// Values per output from which a device's `reduce_to` sums on a workgroup's (a block's)
 /// lanes instead of one invocation (thread) per output.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub(crate) const LONG_SUM: usize = 256;
 
 /// The shapes of a sum of `g` (shape `sy`, length `lg`) down to shape `sx`, which must
