@@ -1230,8 +1230,6 @@ impl SampledLogits {
     }
 }
 
-/// The temperature range (`tau_max`, `tau_min`) of a Gumbel-softmax strategy, with
-/// defaults; an error names the fields unless `tau_max >= tau_min > 0`.
 /// The check of a drop-path probability, host and test double alike: in [0, 1).
 pub fn check_drop_path(prob: f32) -> Result<(), String> {
     if (0.0..1.0).contains(&prob) {
@@ -1242,6 +1240,9 @@ pub fn check_drop_path(prob: f32) -> Result<(), String> {
         ))
     }
 }
+
+/// The temperature range (`tau_max`, `tau_min`) of a Gumbel-softmax strategy, with
+/// defaults; an error names the fields unless `tau_max >= tau_min > 0`.
 
 pub fn temperature_range(config: &Value, max: f32, min: f32) -> Result<(f32, f32), String> {
     let hi: f32 = crate::config_field(config, "tau_max", max)?;

@@ -125,6 +125,19 @@ pub enum Request {
     },
 }
 
+/// A host call's error, said plainly where the host is older than the request: it
+/// answers a request it does not know with serde's "unknown variant".
+fn too_old(e: String, call: &str, avoid: &str) -> String {
+    if e.contains("unknown variant") {
+        format!(
+            "this nas is older than the plugin: it does not offer `{call}` (update nas, or \
+             set {avoid} to do without it)"
+        )
+    } else {
+        e
+    }
+}
+
 /// The host's entry point: decodes the request and calls the [`SupernetHost`].
 ///
 /// # Safety
@@ -495,9 +508,11 @@ impl SupernetHost for FfiHost<'_> {
     }
     fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
         self.call(&Request::OpCosts, &[], None)
+            .map_err(|e| too_old(e, "op_costs", "SNAS's `resource_lambda` 0"))
     }
     fn set_drop_path(&mut self, prob: f32) -> Result<(), String> {
         self.call(&Request::DropPath { prob }, &[], None)
+            .map_err(|e| too_old(e, "set_drop_path", "SNAS's `drop_path` 0"))
     }
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
         self.call(&Request::Metrics { arch: arch.clone() }, &[], None)
@@ -576,4 +591,21 @@ macro_rules! export_one_shot {
             &TABLE
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// A host older than a request answers serde's "unknown variant"; the plugin says
+    /// what that means and how to do without the call. Other errors pass unchanged.
+    #[test]
+    fn a_host_older_than_the_request_is_named() {
+        let old = "bad host request: unknown variant `drop_path`, expected one of `lr`".into();
+        let e = super::too_old(old, "set_drop_path", "SNAS's `drop_path` 0");
+        assert!(
+            e.contains("older than the plugin") && e.contains("`drop_path` 0"),
+            "{e}"
+        );
+        let other = super::too_old("out of memory".into(), "op_costs", "x");
+        assert_eq!(other, "out of memory");
+    }
 }

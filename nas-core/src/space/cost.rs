@@ -137,10 +137,17 @@ fn op_cost(op: &dyn Module, x: &Tensor, images: f64) -> OpCost {
     let (graph, macs) = with_grad(|| count_macs(|| crate::trace::trace(op, x)));
     let made = made_values(graph);
     let params = num_parameters(op) as f64;
+    // An op that makes nothing (an identity, `none`'s constant zeros) reads nothing
+    // either: it costs nothing, as SNAS's reference counts `Zero` and `Identity`.
+    let memory = if made == 0 && params == 0.0 {
+        0.0
+    } else {
+        (x.numel() as f64 + made as f64) / images + params
+    };
     OpCost {
         params,
         macs: macs as f64 / images,
-        memory: (x.numel() as f64 + made as f64) / images + params,
+        memory,
     }
 }
 
@@ -160,12 +167,22 @@ fn probe_supernet(
         1.0,
         &mut Rng::new(0),
     );
+    /// Disarms the probe however the pass ends (a panic caught above included).
+    struct Disarm;
+    impl Drop for Disarm {
+        fn drop(&mut self) {
+            PROBE.with(|p| p.borrow_mut().take());
+        }
+    }
     PROBE.with(|p| *p.borrow_mut() = Some(probe));
+    let disarm = Disarm;
     no_grad(|| drop(sn.net.forward(&x)));
     sn.net.set_training(true);
-    Ok(PROBE
+    let filled = PROBE
         .with(|p| p.borrow_mut().take())
-        .expect("the probe was armed"))
+        .expect("the probe was armed");
+    drop(disarm);
+    Ok(filled)
 }
 
 /// Parameters, multiply-adds and memory access of every candidate of every layer

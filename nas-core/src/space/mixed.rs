@@ -25,11 +25,17 @@ thread_local! {
 /// otherwise, the masks drawn from a generator seeded with `seed` in the order the
 /// edges run. Outside it, and at `prob` 0, edges are left alone.
 pub fn with_drop_path<R>(prob: f32, seed: u64, f: impl FnOnce() -> R) -> R {
+    /// Puts the outer arming back however `f` ends (a panic caught above included).
+    struct Restore(Option<(f32, crate::rng::Rng)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            DROP_PATH.with(|c| c.replace(outer));
+        }
+    }
     let armed = (prob > 0.0).then(|| (prob, crate::rng::Rng::new(seed)));
-    let outer = DROP_PATH.with(|c| c.replace(armed));
-    let r = f();
-    DROP_PATH.with(|c| c.replace(outer));
-    r
+    let _restore = Restore(DROP_PATH.with(|c| c.replace(armed)));
+    f()
 }
 
 /// `x` (a batch, images first) with whole images dropped as [`with_drop_path`] armed,

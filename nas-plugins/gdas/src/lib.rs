@@ -114,4 +114,4 @@ impl EpochStrategy for Gdas {
     }
 }
 
-export_one_shot!(Gdas, "gdas", "0.1.0");
+export_one_shot!(Gdas, "gdas", "0.2.0");

@@ -694,4 +694,4 @@ impl Strategy for Genetic {
     }
 }
 
-export_strategy!(Genetic, "genetic", "0.1.0");
+export_strategy!(Genetic, "genetic", "0.2.0");

@@ -12,8 +12,8 @@
 //! A choice whose sampled cost is under 1 (a `none` op) adds nothing, as there.
 //!
 //! The logits' gradient (loss and constraint) is clipped at norm `arch_grad_clip` (10)
-//! before their Adam step. Training steps drop paths (`drop_path`, 0.3: each cell
-//! edge's output zeroed per image, as the reference's search does).
+//! before their Adam step. Training steps (after any warm-up) drop paths (`drop_path`,
+//! 0.3: each cell edge's output zeroed per image, as the reference's search does).
 //!
 //! A cell node's incoming edges are not sampled: each weighs 1 (SNAS samples the op of
 //! every edge and sums a node's edges, as DARTS does).

@@ -97,3 +97,37 @@ fn op_costs_count_each_candidate_on_its_input() {
         }
     }
 }
+
+/// In the `darts` cells an op that computes nothing from its input costs nothing, as
+/// SNAS's reference counts `Zero` and `Identity`: `none` everywhere and the normal
+/// cell's `skip_connect`; the reduction cell's `skip_connect` (a factorized reduce)
+/// and the convolutions do cost. Before, `none` was charged the read of its input.
+#[test]
+fn ops_that_compute_nothing_cost_nothing() {
+    use nas_core::space::builtin::darts::DartsSpace;
+    let space = DartsSpace {
+        c: 4,
+        layers: 3,
+        ..DartsSpace::new(3, 10)
+    };
+    let t = op_costs(&space, [3, 8, 8]).unwrap();
+    let normal = &t["normal/op_2_0"];
+    let reduce = &t["reduce/op_2_0"];
+    assert_eq!(normal["none"], OpCost::default());
+    assert_eq!(reduce["none"], OpCost::default());
+    assert_eq!(normal["skip_connect"], OpCost::default());
+    assert!(
+        reduce["skip_connect"].params > 0.0,
+        "{:?}",
+        reduce["skip_connect"]
+    );
+    for c in [&normal["sep_conv_3x3"], &reduce["sep_conv_3x3"]] {
+        assert!(
+            c.params > 0.0 && c.macs > 0.0 && c.memory > c.params,
+            "{c:?}"
+        );
+    }
+    // Pooling makes values from its input: memory access, no parameters.
+    let pool = normal["max_pool_3x3"];
+    assert!(pool.params == 0.0 && pool.memory > 0.0, "{pool:?}");
+}
