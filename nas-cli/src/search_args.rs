@@ -98,6 +98,11 @@ pub struct SearchArgs {
     #[arg(long)]
     #[serde(default)]
     pub plugin_dir: Vec<PathBuf>,
+    /// The version of the strategy plugin that started the run (recorded, not a flag), so
+    /// a resume by another version says so.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_version: Option<String>,
 }
 
 pub fn default_batch() -> usize {

@@ -30,6 +30,7 @@ pub fn run(a: SearchArgs) -> Result<()> {
     // mistake leaves no run behind for `nas resume` to replay.
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found)?;
+    a.plugin_version = found.get(&a.strategy).ok().map(|p| p.version.clone());
     let config = serde_json::to_value(&a)?;
     let mut run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
     println!("run directory: {}", dir.display());
@@ -80,6 +81,16 @@ pub fn resume(dir: &Path, device: Option<&str>, plugin_dirs: &[PathBuf], here: b
     let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found).with_context(|| crate::search_args::recorded_context(&run))?;
+    if let (Some(then), Ok(now)) = (&a.plugin_version, found.get(&a.strategy)) {
+        if *then != now.version {
+            eprintln!(
+                "warning: `{}` {then} started this run and {} is resuming it: where the \
+                 two search differently, the resumed search is not the one the run began \
+                 (the journal's trials are kept)",
+                a.strategy, now.version
+            );
+        }
+    }
     if moved.is_some() || plugins_moved {
         // Only these change in the record (`--here` is this process's alone).
         let mut recorded = run.config().map_err(|e| anyhow!(e))?;

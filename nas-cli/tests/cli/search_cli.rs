@@ -1237,3 +1237,37 @@ fn resume_looks_for_the_plugin_where_it_is_told() {
         std::fs::remove_dir_all(&d).ok();
     }
 }
+
+/// A run records the version of the plugin that started it, and a resume by another
+/// version warns that the search may differ (plugins' searches change between
+/// versions: a run of an older SNAS resumed by a newer one would switch its
+/// constraint on halfway). The same version resumes without a word.
+#[test]
+fn a_resume_by_another_plugin_version_says_so() {
+    let dir = out_dir("resume-plugin-version");
+    let (ok, out, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "random"])
+        .args(["--budget", "3", "--out"])
+        .arg(&dir));
+    assert!(ok, "{out}\n{err}");
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let now = cfg["plugin_version"]
+        .as_str()
+        .expect("the version is recorded")
+        .to_string();
+    let (ok, _, err) = run(nas().arg("resume").arg(&dir));
+    assert!(ok, "{err}");
+    assert!(!err.contains("warning: `random`"), "{err}");
+    cfg["plugin_version"] = serde_json::json!("0.0.1");
+    std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let (ok, _, err) = run(nas().arg("resume").arg(&dir));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("`random` 0.0.1 started this run")
+            && err.contains(&format!("{now} is resuming")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
