@@ -335,6 +335,19 @@ impl<'a> SupernetTrainer<'a> {
             ));
         }
         spec.check()?;
+        let total = self.cfg.epochs * self.info.batches_per_epoch;
+        if spec
+            .lr_restarts
+            .iter()
+            .zip(std::iter::once(&0).chain(&spec.lr_restarts))
+            .any(|(&r, &before)| r <= before || r >= total)
+        {
+            return Err(format!(
+                "self_supervised: learning-rate restarts {:?} must rise strictly, each above 0 \
+                 and below the search's {total} steps",
+                spec.lr_restarts
+            ));
+        }
         if self.cfg.device != Device::Cpu {
             return Err(format!(
                 "self_supervised: siamese supernets run on the CPU only (--device {}; \
@@ -508,6 +521,23 @@ impl<'a> SupernetTrainer<'a> {
 
     /// The learning rate of the next weight step.
     pub fn current_lr(&self) -> f32 {
+        let restarts = self
+            .ssl
+            .as_ref()
+            .map_or(&[][..], |s| &s.spec.lr_restarts[..]);
+        if !restarts.is_empty() {
+            // A cosine per phase between restarts (BossNAS's blocks).
+            let total = self.cfg.epochs * self.info.batches_per_epoch;
+            let start = restarts.iter().rev().find(|&&r| r <= self.steps).copied();
+            let start = start.unwrap_or(0);
+            let end = restarts.iter().find(|&&r| r > self.steps).copied();
+            let len = (end.unwrap_or(total).max(start + 1) - start) as f32;
+            return LrSchedule::Cosine {
+                total: len,
+                min_lr: 0.0,
+            }
+            .lr(self.cfg.lr, (self.steps - start) as f32);
+        }
         let per_epoch = self.info.batches_per_epoch.max(1) as f32;
         LrSchedule::Cosine {
             total: self.cfg.epochs as f32,
@@ -922,6 +952,16 @@ impl SupernetHost for SupernetTrainer<'_> {
         }
         if let Some(c) = self.cfg.grad_clip {
             clip_grad_norm(&self.params, c);
+        }
+        if ssl.spec.lr_restarts.contains(&self.steps) {
+            // A phase's first step: its optimiser starts afresh.
+            let fresh = self
+                .opt
+                .velocity()
+                .iter()
+                .map(|v| vec![0.0; v.len()])
+                .collect();
+            self.opt.set_velocity(fresh)?;
         }
         let lr = self.current_lr();
         self.opt.step(lr);

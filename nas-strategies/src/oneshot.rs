@@ -582,6 +582,12 @@ pub struct SslSpec {
     /// many uniformly drawn paths `nas rank-check` scores against at the last tap
     /// (1..=[`MAX_PATHS`]).
     pub ensemble: usize,
+    /// Training steps at which the weights' cosine schedule starts again, with fresh
+    /// momentum buffers (BossNAS's blocks, each trained with an optimiser of its own):
+    /// strictly increasing, each above 0 and below the search's steps. Empty: one
+    /// schedule over the search.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lr_restarts: Vec<usize>,
 }
 
 pub use nas_types::FEATURES;
@@ -1172,7 +1178,7 @@ impl ArchParams {
         crate::check_finite(
             &self.alpha,
             "the architecture parameters",
-            "lower `arch_lr` or the weights' `--lr`",
+            "lower `arch_lr`",
         )
     }
 

@@ -1,4 +1,4 @@
-//! BossNAS (Li, Tang, Wang, Zhu, Chang, Liang, Yan and Yuan, ICCV 2021): block-wisely
+//! BossNAS (Li, Tang, Wang, Peng, Wang, Liang and Chang, ICCV 2021): block-wisely
 //! self-supervised neural architecture search. The space is cut into blocks, searched
 //! one after another; no label is read during the search.
 //!
@@ -310,6 +310,11 @@ impl EpochStrategy for BossNas {
             crop_pad: config_count(c, "crop_pad", 2, 0, nas_strategies::oneshot::MAX_CROP_PAD)?,
             jitter: config_probability(c, "jitter", 0.4)? as f32,
             ensemble,
+            // Each block's phase anneals its own cosine from the full rate, with fresh
+            // momentum, as the reference builds an optimiser per block.
+            lr_restarts: (1..blocks.len())
+                .map(|b| b * (total / blocks.len()))
+                .collect(),
         };
         spec.check()?;
         let momentum: f32 = config_field(c, "momentum", 0.99)?;
@@ -362,11 +367,20 @@ impl EpochStrategy for BossNas {
             figures.push(("candidates", n as f32));
         }
         host.next_batch(Split::Train)?;
-        let paths: Vec<Vec<f32>> = (0..self.paths)
-            .map(|_| {
-                let o = self.random_block(b);
-                self.info.one_hot(&self.with_block(b, &o))
-            })
+        // Distinct paths, as the reference's `random.sample` of the block's paths (a
+        // block with fewer options than `paths` repeats some).
+        let mut drawn: Vec<Vec<usize>> = Vec::with_capacity(self.paths);
+        let mut tries = 0;
+        while drawn.len() < self.paths {
+            let o = self.random_block(b);
+            tries += 1;
+            if !drawn.contains(&o) || tries > 50 * self.paths {
+                drawn.push(o);
+            }
+        }
+        let paths: Vec<Vec<f32>> = drawn
+            .iter()
+            .map(|o| self.info.one_hot(&self.with_block(b, o)))
             .collect();
         let total = self.info.epochs * self.info.batches_per_epoch;
         let m = momentum_at(

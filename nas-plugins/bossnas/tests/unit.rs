@@ -237,3 +237,21 @@ fn bad_configs_are_refused_by_name() {
 fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
     nas_strategies::testing::check_resume::<BossNas>(json!({}), || two_blocks(2, 10));
 }
+
+/// A step trains distinct paths of the block under search, as the reference's
+/// `random.sample` of the block's paths, and the spec restarts the weights' schedule at
+/// each block after the first (the reference builds an optimiser per block). Before,
+/// paths were drawn independently (repeats) and one schedule spanned every block.
+#[test]
+fn a_step_trains_distinct_paths_and_each_block_restarts_the_schedule() {
+    let mut f = two_blocks(1, 10);
+    run(&mut f, json!({"paths": 4}));
+    for (paths, _, _) in &f.ssl_steps {
+        for i in 0..paths.len() {
+            for j in 0..i {
+                assert_ne!(paths[i], paths[j], "a step trained one path twice");
+            }
+        }
+    }
+    assert_eq!(f.ssl[0].lr_restarts, vec![5]);
+}

@@ -307,7 +307,7 @@ impl EpochStrategy for Fbnet {
         check_finite(
             &self.theta,
             "the architecture parameters",
-            "lower `arch_lr` or `beta`, or the weights' `--lr`",
+            "lower `arch_lr` or `beta`",
         )?;
         out.extend([
             ("val_loss", r.loss),

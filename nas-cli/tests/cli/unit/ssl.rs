@@ -34,6 +34,7 @@ fn spec(taps: &[&str]) -> SslSpec {
         crop_pad: 1,
         jitter: 0.3,
         ensemble: 2,
+        lr_restarts: vec![],
     }
 }
 
@@ -199,4 +200,45 @@ fn training_raises_the_score_of_a_trained_path() {
     let last = score(&mut t);
     println!("score {first} -> {last}");
     assert!(last > first + 1.0, "score {first} -> {last}");
+}
+
+/// BossNAS's blocks each anneal their own cosine from the full rate (the reference
+/// builds an optimiser per block): with a restart at step `k` the rate falls towards 0
+/// over steps 0..k and is back at the full rate at step `k`; without one it anneals once
+/// over the search. Restarts that do not rise, or lie outside the search, are refused.
+#[test]
+fn learning_rate_restarts_start_the_cosine_again() {
+    let s = space();
+    let (train, val) = (data(64, 1), data(32, 2));
+    let mut t = trainer(s.as_ref(), &train, &val);
+    let total = 2 * t.info().batches_per_epoch;
+    let k = total / 2;
+    assert!(k >= 2, "{total} steps");
+    let mut bad = spec(&[FEATURES]);
+    for restarts in [vec![0], vec![k, k], vec![total]] {
+        bad.lr_restarts = restarts.clone();
+        let e = t.self_supervised(&bad).unwrap_err();
+        assert!(e.contains("restarts"), "{restarts:?}: {e}");
+    }
+    let mut sp = spec(&[FEATURES]);
+    sp.lr_restarts = vec![k];
+    t.self_supervised(&sp).unwrap();
+    let p = paths(&t, &[[3, 2, 3, 1, 3, 4]]);
+    let mut rates = vec![];
+    for _ in 0..=k {
+        rates.push(t.current_lr());
+        t.next_batch(Split::Train).unwrap();
+        t.ssl_step(&p, FEATURES, 0.99).unwrap();
+    }
+    assert_eq!(rates[0], 0.05);
+    assert!(rates[k - 1] < 0.05 * 0.2, "{rates:?}");
+    assert_eq!(rates[k], 0.05, "{rates:?}");
+    // One schedule over the search without restarts: half-way is half the rate.
+    let mut t = trainer(s.as_ref(), &train, &val);
+    t.self_supervised(&spec(&[FEATURES])).unwrap();
+    for _ in 0..k {
+        t.next_batch(Split::Train).unwrap();
+        t.ssl_step(&p, FEATURES, 0.99).unwrap();
+    }
+    assert!((t.current_lr() - 0.025).abs() < 1e-6, "{}", t.current_lr());
 }
