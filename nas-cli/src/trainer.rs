@@ -335,7 +335,7 @@ impl<'a> SupernetTrainer<'a> {
             ));
         }
         spec.check()?;
-        let total = self.cfg.epochs * self.info.batches_per_epoch;
+        let total = self.total_steps();
         if spec
             .lr_restarts
             .iter()
@@ -519,6 +519,11 @@ impl<'a> SupernetTrainer<'a> {
         }
     }
 
+    /// The weight steps of the whole search.
+    fn total_steps(&self) -> usize {
+        self.cfg.epochs * self.info.batches_per_epoch
+    }
+
     /// The learning rate of the next weight step.
     pub fn current_lr(&self) -> f32 {
         let restarts = self
@@ -527,7 +532,7 @@ impl<'a> SupernetTrainer<'a> {
             .map_or(&[][..], |s| &s.spec.lr_restarts[..]);
         if !restarts.is_empty() {
             // A cosine per phase between restarts (BossNAS's blocks).
-            let total = self.cfg.epochs * self.info.batches_per_epoch;
+            let total = self.total_steps();
             let start = restarts.iter().rev().find(|&&r| r <= self.steps).copied();
             let start = start.unwrap_or(0);
             let end = restarts.iter().find(|&&r| r > self.steps).copied();
@@ -954,14 +959,9 @@ impl SupernetHost for SupernetTrainer<'_> {
             clip_grad_norm(&self.params, c);
         }
         if ssl.spec.lr_restarts.contains(&self.steps) {
-            // A phase's first step: its optimiser starts afresh.
-            let fresh = self
-                .opt
-                .velocity()
-                .iter()
-                .map(|v| vec![0.0; v.len()])
-                .collect();
-            self.opt.set_velocity(fresh)?;
+            // A phase's first step: its optimiser starts afresh (empty buffers, as
+            // before the first step; nothing is read back from a device).
+            self.opt.set_velocity(vec![vec![]; self.params.len()])?;
         }
         let lr = self.current_lr();
         self.opt.step(lr);

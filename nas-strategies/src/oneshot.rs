@@ -85,6 +85,19 @@ impl OneShotInfo {
         }
     }
 
+    /// `values`, one per mixing weight as the host gave them (`what` names the table:
+    /// latencies, op costs), or an error when there are not as many as mixing weights.
+    pub fn per_weight<T>(&self, what: &str, values: Vec<T>) -> Result<Vec<T>, String> {
+        if values.len() != self.len() {
+            return Err(format!(
+                "the host's {what} have {} entries, the supernet {} mixing weights",
+                values.len(),
+                self.len()
+            ));
+        }
+        Ok(values)
+    }
+
     /// Total number of mixing weights.
     pub fn len(&self) -> usize {
         self.groups.iter().map(|g| g.size).sum()

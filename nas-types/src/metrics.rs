@@ -31,6 +31,14 @@ pub struct OpCost {
     pub memory: f64,
 }
 
+impl std::ops::AddAssign for OpCost {
+    fn add_assign(&mut self, o: OpCost) {
+        self.params += o.params;
+        self.macs += o.macs;
+        self.memory += o.memory;
+    }
+}
+
 /// The `extra` field that marks a trial whose evaluation never produced a result (a
 /// cluster job that failed on every attempt); it holds why.
 pub const FAILED_FIELD: &str = "failed";

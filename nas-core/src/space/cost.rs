@@ -87,48 +87,48 @@ thread_local! {
 /// Called by a mixed `LayerChoice` on its input: times or counts every candidate when a
 /// table is being measured. Shared labels (one decision for many cells) add up.
 pub(crate) fn profile_candidates(label: &str, ops: &[(String, Box<dyn Module>)], x: &Tensor) {
+    // What is armed, read before the candidates run (they may pass other layer choices).
     let reps = PROBE.with(|p| match &*p.borrow() {
-        None => None,
-        Some(Probe::Latency(reps, _)) => Some(Some(*reps)),
-        Some(Probe::Cost(_)) => Some(None),
+        Some(Probe::Latency(reps, _)) => Some(*reps),
+        _ => None,
     });
-    let Some(reps) = reps else { return };
-    match reps {
-        Some(reps) => {
-            let times: Vec<(String, f64)> = ops
-                .iter()
-                .map(|(n, op)| {
-                    let ms = no_grad(|| crate::timing::fastest_ms(reps, || drop(op.forward(x))));
-                    (n.clone(), ms)
-                })
-                .collect();
-            PROBE.with(|p| {
-                if let Some(Probe::Latency(_, table)) = &mut *p.borrow_mut() {
-                    let row = table.entry(label.to_string()).or_default();
-                    for (n, t) in times {
-                        *row.entry(n).or_insert(0.0) += t;
-                    }
-                }
-            });
-        }
-        None => {
-            let images = x.shape().first().copied().unwrap_or(1).max(1) as f64;
-            let costs: Vec<(String, OpCost)> = ops
-                .iter()
-                .map(|(n, op)| (n.clone(), op_cost(op.as_ref(), x, images)))
-                .collect();
-            PROBE.with(|p| {
-                if let Some(Probe::Cost(table)) = &mut *p.borrow_mut() {
-                    let row = table.entry(label.to_string()).or_default();
-                    for (n, c) in costs {
-                        let e = row.entry(n).or_default();
-                        e.params += c.params;
-                        e.macs += c.macs;
-                        e.memory += c.memory;
-                    }
-                }
-            });
-        }
+    let costing = PROBE.with(|p| matches!(&*p.borrow(), Some(Probe::Cost(_))));
+    if let Some(reps) = reps {
+        let times: Vec<(String, f64)> = ops
+            .iter()
+            .map(|(n, op)| {
+                let ms = no_grad(|| crate::timing::fastest_ms(reps, || drop(op.forward(x))));
+                (n.clone(), ms)
+            })
+            .collect();
+        PROBE.with(|p| {
+            if let Some(Probe::Latency(_, table)) = &mut *p.borrow_mut() {
+                add_row(table, label, times);
+            }
+        });
+    } else if costing {
+        let images = x.shape().first().copied().unwrap_or(1).max(1) as f64;
+        let costs: Vec<(String, OpCost)> = ops
+            .iter()
+            .map(|(n, op)| (n.clone(), op_cost(op.as_ref(), x, images)))
+            .collect();
+        PROBE.with(|p| {
+            if let Some(Probe::Cost(table)) = &mut *p.borrow_mut() {
+                add_row(table, label, costs);
+            }
+        });
+    }
+}
+
+/// Adds each candidate's value to `label`'s row of `table`.
+fn add_row<T: Default + std::ops::AddAssign>(
+    table: &mut PerCandidate<T>,
+    label: &str,
+    values: Vec<(String, T)>,
+) {
+    let row = table.entry(label.to_string()).or_default();
+    for (n, v) in values {
+        *row.entry(n).or_default() += v;
     }
 }
 
@@ -175,14 +175,12 @@ fn probe_supernet(
         }
     }
     PROBE.with(|p| *p.borrow_mut() = Some(probe));
-    let disarm = Disarm;
+    let _disarm = Disarm;
     no_grad(|| drop(sn.net.forward(&x)));
     sn.net.set_training(true);
-    let filled = PROBE
+    Ok(PROBE
         .with(|p| p.borrow_mut().take())
-        .expect("the probe was armed");
-    drop(disarm);
-    Ok(filled)
+        .expect("the probe was armed"))
 }
 
 /// Parameters, multiply-adds and memory access of every candidate of every layer

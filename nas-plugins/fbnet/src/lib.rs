@@ -248,15 +248,7 @@ impl Fbnet {
 
     pub fn latency(&mut self, host: &mut dyn SupernetHost) -> Result<Vec<f32>, String> {
         if self.latency.is_none() {
-            let lat = host.latencies()?;
-            if lat.len() != self.theta.len() {
-                return Err(format!(
-                    "the host's latency table has {} entries, the supernet {} mixing weights",
-                    lat.len(),
-                    self.theta.len()
-                ));
-            }
-            self.latency = Some(lat);
+            self.latency = Some(self.info.per_weight("latencies", host.latencies()?)?);
         }
         Ok(self.latency.clone().unwrap())
     }

@@ -188,7 +188,7 @@ impl Proxyless {
     /// Measures the latency table once, with its uniform expectation.
     fn measure_latency(&mut self, host: &mut dyn SupernetHost) -> Result<(), String> {
         if self.latency.is_none() {
-            let lat = host.latencies()?;
+            let lat = self.info.per_weight("latencies", host.latencies()?)?;
             let uniform: f32 = self
                 .info
                 .ranges()

@@ -195,15 +195,7 @@ impl EpochStrategy for Snas {
             self.drop_path_set = true;
         }
         if self.lambda > 0.0 && self.costs.is_none() {
-            let costs = host.op_costs()?;
-            if costs.len() != self.info.len() {
-                return Err(format!(
-                    "the host gave {} op costs for {} mixing weights",
-                    costs.len(),
-                    self.info.len()
-                ));
-            }
-            self.costs = Some(costs);
+            self.costs = Some(self.info.per_weight("op costs", host.op_costs()?)?);
         }
         host.next_batch(Split::Train)?;
         let z = self.state.arch.perturbed(&mut self.state.rng);
@@ -211,7 +203,7 @@ impl EpochStrategy for Snas {
         let mut g = vec![0.0; soft.len()];
         let loss = host.train_step(&soft, Some(&mut g))?;
         let mut out = vec![("train_loss", loss), ("tau", tau)];
-        if let Some(costs) = self.costs.as_ref().filter(|_| self.lambda > 0.0) {
+        if let Some(costs) = &self.costs {
             let (penalty, pg) = resource_penalty(&self.info, costs, &soft, self.resource);
             for (g, p) in g.iter_mut().zip(&pg) {
                 *g += self.lambda * p;
