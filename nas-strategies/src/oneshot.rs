@@ -296,6 +296,43 @@ impl OneShotInfo {
         mix
     }
 
+    /// The sum of `per_weight` (one value per mixing weight, as the host's op costs)
+    /// over the candidates path `d` computes: each active choice's chosen candidates
+    /// (an input choice's `k`), where a choice inside a repeat deeper than the chosen
+    /// depth is not active, and the op choice of a cell edge the node did not pick
+    /// computes nothing.
+    pub fn path_total(&self, d: &[usize], per_weight: &[f64]) -> f64 {
+        let mut on = decisions::active_mask(&self.choices, d);
+        for (i, c) in self.choices.iter().enumerate() {
+            if let ChoiceKind::Input {
+                n_candidates,
+                n_chosen,
+                ..
+            } = &c.kind
+            {
+                if c.edge_ops.is_empty() || !on[i] {
+                    continue;
+                }
+                let picked = decisions::unrank_combination(*n_candidates, *n_chosen, d[i]);
+                for (e, label) in c.edge_ops.iter().enumerate() {
+                    if !picked.contains(&e) {
+                        if let Some(j) = self.choices.iter().position(|o| o.label == *label) {
+                            on[j] = false;
+                        }
+                    }
+                }
+            }
+        }
+        let mix = self.one_hot(d);
+        self.groups
+            .iter()
+            .zip(self.ranges())
+            .filter(|(g, _)| on[g.choice])
+            .flat_map(|(_, r)| r)
+            .map(|i| mix[i] as f64 * per_weight[i])
+            .sum()
+    }
+
     /// The one-hot mixing weights of an architecture.
     pub fn one_hot_arch(&self, arch: &Architecture) -> Result<Vec<f32>, String> {
         Ok(self.one_hot(&decisions::from_arch(&self.choices, arch)?))

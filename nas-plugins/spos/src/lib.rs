@@ -1,5 +1,9 @@
-//! Single-path one-shot (Guo et al., 2020): the supernet trains one uniformly sampled
-//! path per batch; then an evolutionary search runs over the trained supernet, each
+//! Single-path one-shot (Guo et al., 2020): the supernet trains one sampled path per
+//! batch, uniform over multiply-add bins as the reference's supernet training samples
+//! (`macs_bins` bins of equal width over `macs_range`; a bin drawn uniformly, then
+//! uniform paths until one falls in it, a plain uniform path after 500 misses; the
+//! path's cost summed from the host's per-candidate op costs, as the reference's table
+//! of per-op FLOPs); then an evolutionary search runs over the trained supernet, each
 //! candidate scored with inherited weights on `eval_batches` validation batches after
 //! recalibrating batch norm on `recalibrate` training batches for its path. Every
 //! candidate of a search is recalibrated and scored on the same images
@@ -14,7 +18,9 @@
 //! Config: `population` (20, 2..=100000), `generations` (10, at most 10000), `parents`
 //! (10, below the population), `mutation_prob` (0.1), `eval_batches` (10, at most the
 //! validation split's batches), `recalibrate` (10, at most the training split's
-//! batches), `max_params`, `max_macs`, `max_latency_ms`, `limits`. A count out of its
+//! batches), `macs_bins` (7; 0 samples every choice uniformly), `macs_range` (`[low,
+//! high]` multiply-adds per image of the whole network; default the space's range),
+//! `max_params`, `max_macs`, `max_latency_ms`, `limits`. A count out of its
 //! range is an error naming the field, its value and the range. The reference searches
 //! a population of 50 for 20 generations; our defaults (20 for 10) keep the search after
 //! the supernet to about 220 scorings instead of 1,000, for a CPU.
@@ -24,11 +30,41 @@ use nas_strategies::oneshot::{
     rng_in_state, rng_only_state, scoring_counts, within_limits, EpochStrategy, OneShotInfo,
     OneShotSetup, Progress, Split, Subset, SupernetHost,
 };
-use nas_strategies::{config_count, config_probability, export_one_shot, Architecture, Rng, Value};
+use nas_strategies::{
+    config_count, config_field, config_probability, export_one_shot, Architecture, Rng, Value,
+};
 use std::collections::BTreeMap;
 
 /// A stated cap on the generations of the evolutionary search.
 const MAX_GENERATIONS: usize = 10_000;
+/// A stated cap on the multiply-add bins of the supernet's path sampling.
+const MAX_BINS: usize = 1_000;
+/// Uniform draws that look for a path in the drawn bin before a plain uniform one
+/// (the reference's `timeout`).
+const BIN_TRIES: usize = 500;
+
+/// The supernet's path sampler: uniform over multiply-add bins.
+#[derive(Clone, Debug)]
+struct Bins {
+    /// Multiply-adds of each mixing weight's candidate (the host's op costs).
+    macs: Vec<f64>,
+    /// Multiply-adds of the network outside the choices' candidates (0 unless a range
+    /// in whole-network units was asked for).
+    fixed: f64,
+    low: f64,
+    high: f64,
+    count: usize,
+}
+
+impl Bins {
+    /// The multiply-adds of decision vector `d` by the op costs.
+    fn cost(&self, info: &OneShotInfo, d: &[usize]) -> f64 {
+        self.fixed + info.path_total(d, &self.macs)
+    }
+}
+
+/// Uniform paths whose costs set the default range: the least and the most of them.
+const SPAN_DRAWS: usize = 1_000;
 
 pub struct Spos {
     info: OneShotInfo,
@@ -40,6 +76,12 @@ pub struct Spos {
     eval_batches: usize,
     recalibrate: usize,
     limits: Vec<(String, f64)>,
+    seed: u64,
+    macs_bins: usize,
+    macs_range: Option<(f64, f64)>,
+    /// The sampler, made at the first step (`None` until then, and when the paths are
+    /// uniform: `macs_bins` 0, or every path costs the same).
+    bins: Option<Option<Bins>>,
     /// Candidates the search after the supernet has considered (scored or skipped as
     /// already scored or over a limit); not saved, a resume repeats that search.
     pub considered: usize,
@@ -48,6 +90,83 @@ pub struct Spos {
 impl Spos {
     fn random(&mut self) -> Vec<usize> {
         decisions::random(&self.info.choices, &mut self.rng)
+    }
+
+    /// The path sampler: the op costs' bins, or `None` for uniform paths.
+    fn sampler(&mut self, host: &mut dyn SupernetHost) -> Result<Option<Bins>, String> {
+        if let Some(b) = &self.bins {
+            return Ok(b.clone());
+        }
+        let made = if self.macs_bins == 0 {
+            None
+        } else {
+            let costs = self.info.per_weight("op costs", host.op_costs()?)?;
+            let macs: Vec<f64> = costs.iter().map(|c| c.macs).collect();
+            // The default range: the cheapest and the dearest of uniform paths, drawn
+            // by a generator of their own (the same on a resumed run).
+            let mut rng = Rng::new(self.seed ^ 0x5350_4f53);
+            let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+            for _ in 0..SPAN_DRAWS {
+                let c = self
+                    .info
+                    .path_total(&decisions::random(&self.info.choices, &mut rng), &macs);
+                (low, high) = (low.min(c), high.max(c));
+            }
+            match self.macs_range {
+                // Every path costs the same: bins cannot tell paths apart.
+                None if high <= low => None,
+                None => Some(Bins {
+                    macs,
+                    fixed: 0.0,
+                    low,
+                    high,
+                    count: self.macs_bins,
+                }),
+                Some((lo, hi)) => {
+                    // The range is in the whole network's multiply-adds: add what lies
+                    // outside the choices, from the host's count for one path.
+                    let d = vec![0; self.info.choices.len()];
+                    let arch = decisions::to_arch(&self.info.choices, &d);
+                    let whole = host
+                        .metrics(&arch)?
+                        .macs
+                        .ok_or("`macs_range`: the host does not count multiply-adds".to_string())?;
+                    let mut b = Bins {
+                        macs,
+                        fixed: 0.0,
+                        low: lo,
+                        high: hi,
+                        count: self.macs_bins,
+                    };
+                    b.fixed = whole - b.cost(&self.info, &d);
+                    Some(b)
+                }
+            }
+        };
+        self.bins = Some(made.clone());
+        Ok(made)
+    }
+
+    /// A path for the supernet's step: a uniform bin, then uniform paths until one
+    /// falls in it (a plain uniform path after [`BIN_TRIES`] misses), as the
+    /// reference's `get_uniform_sample_cand`; and whether it fell in its bin.
+    fn sample(&mut self, bins: &Bins) -> (Vec<usize>, bool) {
+        let width = (bins.high - bins.low) / bins.count as f64;
+        let i = self.rng.below(bins.count);
+        let (l, r) = (
+            bins.low + i as f64 * width,
+            bins.low + (i + 1) as f64 * width,
+        );
+        for _ in 0..BIN_TRIES {
+            let d = self.random();
+            let c = bins.cost(&self.info, &d);
+            // A relative slack so a path on a bin's edge is not lost to rounding.
+            let eps = 1e-9 * bins.high.abs().max(1.0);
+            if c >= l - eps && c <= r + eps {
+                return (d, true);
+            }
+        }
+        (self.random(), false)
     }
 
     /// Scores `d` into `scored` unless it was scored before or breaks a limit.
@@ -79,6 +198,8 @@ impl EpochStrategy for Spos {
             "mutation_prob",
             "eval_batches",
             "recalibrate",
+            "macs_bins",
+            "macs_range",
         ];
         nas_strategies::check_config_fields(c, "spos", &fields)?;
         let population = config_count(c, "population", 20, 2, nas_strategies::MAX_POPULATION)?;
@@ -87,7 +208,21 @@ impl EpochStrategy for Spos {
         let mutation_prob = config_probability(c, "mutation_prob", 0.1)? as f32;
         let limits = nas_strategies::config_limits(c)?;
         let (eval_batches, recalibrate) = scoring_counts(setup, 10, 10)?;
+        let macs_bins = config_count(c, "macs_bins", 7, 0, MAX_BINS)?;
+        let macs_range: Option<[f64; 2]> = config_field(c, "macs_range", None)?;
+        if let Some([lo, hi]) = macs_range {
+            if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi) {
+                return Err(format!(
+                    "config field `macs_range`: [{lo}, {hi}] is not valid (two finite \
+                     multiply-add counts, 0 <= low < high)"
+                ));
+            }
+        }
         Ok(Spos {
+            seed: setup.seed,
+            macs_bins,
+            macs_range: macs_range.map(|[lo, hi]| (lo, hi)),
+            bins: None,
             considered: 0,
             info: setup.info.clone(),
             rng: Rng::new(setup.seed),
@@ -108,10 +243,22 @@ impl EpochStrategy for Spos {
         _step: usize,
     ) -> Result<Vec<(&'static str, f32)>, String> {
         host.next_batch(Split::Train)?;
-        let d = self.random();
+        let (d, in_bin) = match self.sampler(host)? {
+            Some(bins) => {
+                let (d, hit) = self.sample(&bins);
+                (d, Some(hit))
+            }
+            None => (self.random(), None),
+        };
         let mix = self.info.one_hot(&d);
         let loss = host.train_step(&mix, None)?;
-        Ok(vec![("train_loss", loss)])
+        let mut out = vec![("train_loss", loss)];
+        if let Some(hit) = in_bin {
+            // The share of paths that fell in their drawn bin (the rest are plain
+            // uniform draws after 500 misses).
+            out.push(("in_bin", hit as u8 as f32));
+        }
+        Ok(out)
     }
 
     fn current(&self, info: &OneShotInfo) -> Architecture {
@@ -211,4 +358,4 @@ impl EpochStrategy for Spos {
     }
 }
 
-export_one_shot!(Spos, "spos", "0.1.0");
+export_one_shot!(Spos, "spos", "0.2.0");

@@ -145,3 +145,91 @@ fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
         || nas_strategies::testing::FakeSupernet::new(2, 3, 2, 20),
     );
 }
+
+/// A fake supernet of 4 layer choices whose candidates cost 1, 2 and 10 multiply-adds
+/// (the input choice costs nothing), and the host's count of a path agreeing with them.
+fn priced(batches: usize) -> FakeSupernet {
+    let mut f = FakeSupernet::new(4, 3, 1, batches);
+    let macs = [1.0, 2.0, 10.0];
+    for (i, c) in f.costs.iter_mut().enumerate().take(12) {
+        c.macs = macs[i % 3];
+    }
+    f.latency = f.costs.iter().map(|c| c.macs as f32).collect();
+    f
+}
+
+/// How many training steps took candidate c2 (cost 10) at all four choices.
+fn dearest_paths(f: &FakeSupernet) -> usize {
+    f.mixes
+        .iter()
+        .filter(|m| (0..4).all(|i| m[3 * i + 2] == 1.0))
+        .count()
+}
+
+#[test]
+fn the_supernet_samples_paths_uniformly_over_multiply_add_bins() {
+    // Paths cost 4 to 40; the 7 bins of the reference's sampler give the one path of
+    // cost 40 (four c2, 1 in 81 uniform paths) the last bin to itself, so about 1 step
+    // in 7 trains it, where uniform paths train it about 1 step in 81.
+    let steps = 700;
+    let mut binned = priced(steps);
+    run(
+        &mut binned,
+        json!({"population": 4, "parents": 2, "generations": 1}),
+    );
+    let mut uniform = priced(steps);
+    run(
+        &mut uniform,
+        json!({"population": 4, "parents": 2, "generations": 1, "macs_bins": 0}),
+    );
+    let (b, u) = (dearest_paths(&binned), dearest_paths(&uniform));
+    assert!(
+        (60..=150).contains(&b),
+        "{b} of {steps} binned paths cost 40"
+    );
+    assert!(u < 25, "{u} of {steps} uniform paths cost 40");
+    // A range in whole-network multiply-adds: one bin, [35, 40], holds only four c2.
+    let mut ranged = priced(100);
+    run(
+        &mut ranged,
+        json!({"population": 4, "parents": 2, "generations": 1, "macs_bins": 1,
+               "macs_range": [35.0, 40.0]}),
+    );
+    assert!(dearest_paths(&ranged) >= 90, "{}", dearest_paths(&ranged));
+    // Paths that all cost the same cannot be binned: uniform, as before.
+    let mut free = FakeSupernet::new(4, 3, 1, 20);
+    run(
+        &mut free,
+        json!({"population": 4, "parents": 2, "generations": 1}),
+    );
+    assert_eq!(free.steps, 20);
+}
+
+#[test]
+fn bad_multiply_add_bins_are_refused() {
+    refused(
+        json!({"macs_bins": 1001}),
+        10,
+        "macs_bins",
+        1001,
+        "0..=1000",
+    );
+    for bad in [json!([5.0, 5.0]), json!([-1.0, 4.0]), json!([9.0, 3.0])] {
+        let setup = OneShotSetup {
+            info: FakeSupernet::new(2, 3, 1, 10).info,
+            config: json!({ "macs_range": bad }),
+            seed: 0,
+            resume: None,
+        };
+        let e = <Spos as EpochStrategy>::create(&setup).err().unwrap();
+        assert!(e.contains("`macs_range`"), "{e}");
+    }
+    let setup = OneShotSetup {
+        info: FakeSupernet::new(2, 3, 1, 10).info,
+        config: json!({ "macs_range": "wide" }),
+        seed: 0,
+        resume: None,
+    };
+    let e = <Spos as EpochStrategy>::create(&setup).err().unwrap();
+    assert!(e.contains("`macs_range`") && e.contains("wide"), "{e}");
+}

@@ -9,6 +9,7 @@ mod data_args;
 mod distill;
 mod elf;
 mod hypernet;
+mod path_cost;
 mod plot;
 mod rank_check_cmd;
 mod report_cmd;
