@@ -65,9 +65,36 @@ impl Choice {
     }
 }
 
+/// `n` choose `k`, or `usize::MAX` where it does not fit (each partial product
+/// `C(n, i + 1) = C(n, i) (n - i) / (i + 1)` is exact, taken in 128 bits).
 fn binomial(n: usize, k: usize) -> usize {
     if k > n {
         return 0;
     }
-    (0..k).fold(1usize, |acc, i| acc * (n - i) / (i + 1))
+    let k = k.min(n - k);
+    let mut acc: u128 = 1;
+    for i in 0..k {
+        acc = acc * (n - i) as u128 / (i + 1) as u128;
+        if acc > usize::MAX as u128 {
+            return usize::MAX;
+        }
+    }
+    acc as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binomial;
+
+    #[test]
+    fn binomials_are_exact_and_saturate() {
+        assert_eq!(binomial(5, 2), 10);
+        assert_eq!(binomial(5, 0), 1);
+        assert_eq!(binomial(3, 4), 0);
+        // 66 choose 33 fits in 64 bits, though its partial products times the next
+        // factor do not (the fold in usize overflowed here).
+        assert_eq!(binomial(66, 33), 7_219_428_434_016_265_740);
+        assert_eq!(binomial(100, 95), 75_287_520);
+        assert_eq!(binomial(200, 100), usize::MAX);
+    }
 }
