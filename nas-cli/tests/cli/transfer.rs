@@ -25,10 +25,12 @@ fn search(args: &str, out: &Path, init: Option<&Path>) -> (bool, String, String)
 /// A search on seed-net with SPOS that must succeed; its stdout.
 fn spos(args: &str, out: &Path, init: Option<&Path>) -> String {
     // The loss of the supernet's training is what counts; SPOS's search after it is
-    // kept small (it scores 2 paths on one batch).
+    // kept small (it scores 2 paths on one batch). Paths are uniform (`macs_bins` 0),
+    // so what the losses compare is the weights, not how often each path trains.
     let args = format!(
         "--space seed-net --strategy spos --val 1000 --config \
-         {{\"population\":2,\"generations\":1,\"eval_batches\":1,\"recalibrate\":0}} {args}"
+         {{\"population\":2,\"generations\":1,\"eval_batches\":1,\"recalibrate\":0,\
+         \"macs_bins\":0}} {args}"
     );
     let (ok, stdout, stderr) = search(&args, out, init);
     assert!(ok, "{args} failed:\n{stdout}\n{stderr}");
