@@ -146,7 +146,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         let bar = bar.clone();
         let path = progress_path.clone();
         let mut page = crate::report_html::Live::new();
-        trainer.on_progress = Box::new(move |p: &Progress, mix: &[f32]| {
+        trainer.on_progress = Box::new(move |p: &Progress, mix: &[f32], lr: f32| {
             let values: Vec<String> = p
                 .values
                 .iter()
@@ -167,7 +167,7 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
             }
             let mut line = serde_json::json!({
                 "epoch": p.epoch, "step": p.step, "values": p.values, "arch": p.arch,
-                "seconds": started.elapsed().as_secs_f64(),
+                "seconds": started.elapsed().as_secs_f64(), "lr": lr,
             });
             if let Some(m) = mix_by_choice(&info, mix) {
                 line["mix"] = m;

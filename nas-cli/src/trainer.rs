@@ -15,7 +15,7 @@ use nas_core::train::correct;
 use nas_core::{no_grad, Tensor};
 use nas_strategies::oneshot::{
     DistillLoss, DistillLosses, Generated, GradInfo, Group, HyperSpec, OneShotInfo, Progress,
-    Split, SslSpec, Subset, SupernetHost, WeightOp,
+    Split, SslSpec, Subset, SupernetHost, WeightOp, WeightSchedule,
 };
 use nas_strategies::{Architecture, Metrics, Rng, Value};
 use serde::{Deserialize, Serialize};
@@ -152,6 +152,9 @@ pub struct SupernetTrainer<'a> {
     latency: Option<LatencyTable>,
     /// The drop-path probability of training steps (SNAS's; 0: none).
     drop_path: f32,
+    /// A strategy's own schedule for the weights (NAT's), in place of the cosine from
+    /// `cfg.lr`.
+    schedule: Option<WeightSchedule>,
     generation: u64,
     /// Where checkpoints go; none means `checkpoint` only keeps the state in memory.
     pub checkpoint_dir: Option<PathBuf>,
@@ -159,10 +162,11 @@ pub struct SupernetTrainer<'a> {
     pub last_state: Option<Value>,
     /// The strategy's last [`SupernetHost::front`] (a multi-objective run's Pareto set).
     pub front: Vec<Architecture>,
-    /// Called with every progress report and the mean of the mixing weights the
-    /// training steps since the report before used (empty when none trained), so a
-    /// search records how its architecture distribution moved whatever the strategy.
-    pub on_progress: Box<dyn FnMut(&Progress, &[f32]) + 'a>,
+    /// Called with every progress report, the mean of the mixing weights the training
+    /// steps since the report before used (empty when none trained), so a search
+    /// records how its architecture distribution moved whatever the strategy, and the
+    /// learning rate of the next weight step.
+    pub on_progress: Box<dyn FnMut(&Progress, &[f32], f32) + 'a>,
     /// The sum of the mixing weights of the training steps since the last report, and
     /// how many steps that is.
     mix_sum: Vec<f64>,
@@ -274,11 +278,12 @@ impl<'a> SupernetTrainer<'a> {
             direction: None,
             latency: None,
             drop_path: 0.0,
+            schedule: None,
             generation: 0,
             checkpoint_dir: None,
             last_state: None,
             front: vec![],
-            on_progress: Box::new(|_, _| {}),
+            on_progress: Box::new(|_, _, _| {}),
             mix_sum: vec![],
             mix_steps: 0,
             epoch_span: None,
@@ -526,6 +531,9 @@ impl<'a> SupernetTrainer<'a> {
 
     /// The learning rate of the next weight step.
     pub fn current_lr(&self) -> f32 {
+        if let Some(s) = &self.schedule {
+            return s.lr_at(self.steps, self.total_steps());
+        }
         let restarts = self
             .ssl
             .as_ref()
@@ -1176,6 +1184,22 @@ impl SupernetHost for SupernetTrainer<'_> {
         Ok(())
     }
 
+    fn set_weight_schedule(&mut self, schedule: &WeightSchedule) -> Result<(), String> {
+        schedule.check(self.total_steps())?;
+        if self
+            .ssl
+            .as_ref()
+            .is_some_and(|s| !s.spec.lr_restarts.is_empty())
+        {
+            return Err(
+                "set_weight_schedule: not with a self-supervised run's learning-rate restarts"
+                    .into(),
+            );
+        }
+        self.schedule = Some(*schedule);
+        Ok(())
+    }
+
     fn op_costs(&mut self) -> Result<Vec<nas_strategies::OpCost>, String> {
         let table = nas_core::space::cost::op_costs(self.space, self.input)?;
         Ok(self.per_weight(&table, |&c| c))
@@ -1242,7 +1266,8 @@ impl SupernetHost for SupernetTrainer<'_> {
             .into_iter()
             .map(|s| (s / n) as f32)
             .collect();
-        (self.on_progress)(p, &mean);
+        let lr = self.current_lr();
+        (self.on_progress)(p, &mean, lr);
         Ok(())
     }
 }

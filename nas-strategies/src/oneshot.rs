@@ -915,6 +915,17 @@ pub trait SupernetHost {
     fn set_drop_path(&mut self, _prob: f32) -> Result<(), String> {
         Err("this host does not offer drop path (`set_drop_path`); update nas".into())
     }
+    /// From now on the supernet's weights follow `schedule` instead of the host's
+    /// learning-rate schedule (see [`WeightSchedule`]); [`drive`] sets a strategy's
+    /// [`EpochStrategy::weight_schedule`] before its first step, on a resumed run too.
+    /// A host without it answers an error.
+    fn set_weight_schedule(&mut self, _schedule: &WeightSchedule) -> Result<(), String> {
+        Err(
+            "this host does not offer a strategy's weight schedule (`set_weight_schedule`); \
+             update nas"
+                .into(),
+        )
+    }
     /// Parameters, multiply-adds and predicted latency of an architecture.
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String>;
     /// Saves the supernet, the optimiser, the data position and `state` together, so a
@@ -997,6 +1008,11 @@ pub trait EpochStrategy {
     fn warmup(&self) -> Warmup {
         Warmup::default()
     }
+    /// The strategy's own schedule for the supernet's weights (see [`WeightSchedule`]);
+    /// the host's by default.
+    fn weight_schedule(&self) -> Option<WeightSchedule> {
+        None
+    }
 }
 
 /// Epochs at the start of a run in which only the supernet's weights train, each step on
@@ -1074,6 +1090,9 @@ pub fn drive<S: EpochStrategy>(
         at = serde_json::from_value(r.get("position").cloned().unwrap_or(Value::Null))
             .map_err(|e| format!("checkpoint state has no valid position: {e}"))?;
         s.load(r.get("strategy").cloned().unwrap_or(Value::Null))?;
+    }
+    if let Some(schedule) = s.weight_schedule() {
+        host.set_weight_schedule(&schedule)?;
     }
     let checkpoint = |s: &S, host: &mut dyn SupernetHost, at: Position| -> Result<(), String> {
         let state = serde_json::json!({"position": at, "strategy": s.save()?});
@@ -1286,6 +1305,60 @@ impl SampledLogits {
     }
 }
 
+/// A strategy's own schedule for the supernet's weights in place of the host's (SGD at
+/// its rate, annealed by cosine to 0 over the search): `lr` at its peak, reached by a
+/// linear warm-up from `warmup_lr` over the first `warmup_steps` weight steps, then a
+/// cosine to 0 over the rest of the search (NAT's fine-tuning of a pretrained supernet).
+/// Momentum, weight decay and clipping stay the host's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightSchedule {
+    pub lr: f32,
+    pub warmup_steps: usize,
+    pub warmup_lr: f32,
+}
+
+impl WeightSchedule {
+    /// The most a schedule's rate may be.
+    pub const MAX_LR: f32 = 10.0;
+
+    /// The check of a schedule for a search of `total` weight steps, host and test
+    /// double alike: `0 < lr <= 10`, `0 <= warmup_lr <= lr`, fewer warm-up steps than
+    /// the search has.
+    pub fn check(&self, total: usize) -> Result<(), String> {
+        if !(self.lr > 0.0 && self.lr <= Self::MAX_LR) {
+            return Err(format!(
+                "weight schedule: learning rate {} is not in (0, {}]",
+                self.lr,
+                Self::MAX_LR
+            ));
+        }
+        if !(self.warmup_lr >= 0.0 && self.warmup_lr <= self.lr) {
+            return Err(format!(
+                "weight schedule: warm-up rate {} is not in [0, {}] (the peak rate)",
+                self.warmup_lr, self.lr
+            ));
+        }
+        if self.warmup_steps >= total.max(1) {
+            return Err(format!(
+                "weight schedule: {} warm-up steps, the search has {total}",
+                self.warmup_steps
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rate of weight step `step` (from 0) of a search of `total` steps.
+    pub fn lr_at(&self, step: usize, total: usize) -> f32 {
+        if step < self.warmup_steps {
+            let f = step as f32 / self.warmup_steps as f32;
+            return self.warmup_lr + (self.lr - self.warmup_lr) * f;
+        }
+        let rest = total.saturating_sub(self.warmup_steps).max(1) as f32;
+        let p = ((step - self.warmup_steps) as f32 / rest).clamp(0.0, 1.0);
+        self.lr * 0.5 * (1.0 + (std::f32::consts::PI * p).cos())
+    }
+}
+
 /// The check of a drop-path probability, host and test double alike: in [0, 1).
 pub fn check_drop_path(prob: f32) -> Result<(), String> {
     if (0.0..1.0).contains(&prob) {
@@ -1438,5 +1511,52 @@ mod tests {
         let mix = info.one_hot_arch(&arch).unwrap();
         assert_eq!(mix, vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
         assert!(info.check().is_ok());
+    }
+
+    #[test]
+    fn weight_schedules_are_checked() {
+        let ok = WeightSchedule {
+            lr: 0.01,
+            warmup_steps: 9,
+            warmup_lr: 1e-4,
+        };
+        assert!(ok.check(10).is_ok());
+        let bad = [
+            (WeightSchedule { lr: 0.0, ..ok }, "learning rate 0"),
+            (WeightSchedule { lr: 11.0, ..ok }, "learning rate 11"),
+            (WeightSchedule { lr: f32::NAN, ..ok }, "learning rate NaN"),
+            (
+                WeightSchedule {
+                    warmup_lr: 0.02,
+                    ..ok
+                },
+                "warm-up rate 0.02",
+            ),
+            (
+                WeightSchedule {
+                    warmup_lr: -1.0,
+                    ..ok
+                },
+                "warm-up rate -1",
+            ),
+            (
+                WeightSchedule {
+                    warmup_steps: 10,
+                    ..ok
+                },
+                "10 warm-up steps",
+            ),
+        ];
+        for (s, want) in bad {
+            let e = s.check(10).unwrap_err();
+            assert!(e.contains(want), "{s:?}: {e}");
+        }
+        // No warm-up: the cosine starts at the peak.
+        let cos = WeightSchedule {
+            warmup_steps: 0,
+            ..ok
+        };
+        assert_eq!(cos.lr_at(0, 10), 0.01);
+        assert!((cos.lr_at(5, 10) - 0.005).abs() < 1e-7);
     }
 }

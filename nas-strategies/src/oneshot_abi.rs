@@ -6,7 +6,7 @@
 use crate::abi::{PluginBuf, ERROR, OK, PANIC};
 use crate::oneshot::{
     DistillLoss, DistillLosses, Generated, GradInfo, HyperSpec, OneShotInfo, OneShotSetup,
-    OneShotStrategy, Progress, Split, SslSpec, Subset, SupernetHost, WeightOp,
+    OneShotStrategy, Progress, Split, SslSpec, Subset, SupernetHost, WeightOp, WeightSchedule,
 };
 use crate::{Architecture, Metrics, Value};
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,9 @@ pub enum Request {
     OpCosts,
     DropPath {
         prob: f32,
+    },
+    WeightSchedule {
+        schedule: WeightSchedule,
     },
     Metrics {
         arch: Architecture,
@@ -263,6 +266,7 @@ unsafe extern "C" fn host_call(
             Request::Latencies => val(&host.latencies()?),
             Request::OpCosts => val(&host.op_costs()?),
             Request::DropPath { prob } => val(&host.set_drop_path(prob)?),
+            Request::WeightSchedule { schedule } => val(&host.set_weight_schedule(&schedule)?),
             Request::Metrics { arch } => val(&host.metrics(&arch)?),
             Request::Checkpoint { state } => val(&host.checkpoint(&state)?),
             Request::Progress { p } => val(&host.progress(&p)?),
@@ -507,12 +511,29 @@ impl SupernetHost for FfiHost<'_> {
         self.call(&Request::Latencies, &[], None)
     }
     fn op_costs(&mut self) -> Result<Vec<crate::OpCost>, String> {
-        self.call(&Request::OpCosts, &[], None)
-            .map_err(|e| too_old(e, "op_costs", "SNAS's `resource_lambda` 0"))
+        self.call(&Request::OpCosts, &[], None).map_err(|e| {
+            too_old(
+                e,
+                "op_costs",
+                "SNAS's `resource_lambda` 0 or SPOS's `macs_bins` 0",
+            )
+        })
     }
     fn set_drop_path(&mut self, prob: f32) -> Result<(), String> {
         self.call(&Request::DropPath { prob }, &[], None)
             .map_err(|e| too_old(e, "set_drop_path", "SNAS's `drop_path` 0"))
+    }
+    fn set_weight_schedule(&mut self, schedule: &WeightSchedule) -> Result<(), String> {
+        let r = Request::WeightSchedule {
+            schedule: *schedule,
+        };
+        self.call(&r, &[], None).map_err(|e| {
+            too_old(
+                e,
+                "set_weight_schedule",
+                "NAT's `finetune_lr` 0 (the host's schedule)",
+            )
+        })
     }
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {
         self.call(&Request::Metrics { arch: arch.clone() }, &[], None)

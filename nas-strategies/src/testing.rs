@@ -278,6 +278,8 @@ pub struct FakeSupernet {
     pub costs: Vec<crate::OpCost>,
     /// Every `set_drop_path` probability, in order.
     pub drop_paths: Vec<f32>,
+    /// Every `set_weight_schedule`, in order.
+    pub schedules: Vec<crate::oneshot::WeightSchedule>,
     pub steps: usize,
     pub evaluations: usize,
     pub checkpoints: Vec<Value>,
@@ -349,6 +351,7 @@ impl FakeSupernet {
             latency: vec![0.0; n],
             costs: vec![crate::OpCost::default(); n],
             drop_paths: vec![],
+            schedules: vec![],
             steps: 0,
             evaluations: 0,
             checkpoints: vec![],
@@ -604,6 +607,14 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
     fn set_drop_path(&mut self, prob: f32) -> Result<(), String> {
         crate::oneshot::check_drop_path(prob)?;
         self.drop_paths.push(prob);
+        Ok(())
+    }
+    fn set_weight_schedule(
+        &mut self,
+        schedule: &crate::oneshot::WeightSchedule,
+    ) -> Result<(), String> {
+        schedule.check(self.info.epochs * self.info.batches_per_epoch)?;
+        self.schedules.push(*schedule);
         Ok(())
     }
     fn metrics(&mut self, arch: &Architecture) -> Result<Metrics, String> {

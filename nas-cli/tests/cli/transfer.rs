@@ -87,6 +87,44 @@ fn a_supernet_carried_over_to_other_classes_learns_them_faster_than_a_fresh_one(
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// The weight learning rates a one-shot run's progress records hold, in order.
+fn learning_rates(dir: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("progress.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"].as_f64())
+        .collect::<Option<Vec<f64>>>()
+        .unwrap_or_else(|| panic!("a record without `lr` in {}:\n{text}", dir.display()))
+}
+
+#[test]
+fn nat_fine_tunes_a_pretrained_supernet_at_the_rate_it_asks_for() {
+    let base = common::temp_path("transfer", "nat");
+    let pre = base.join("pre");
+    spos("--epochs 1 --limit 2000", &pre, None);
+    // NAT, kept small: 2 epochs of 62 steps of seed-net (a record at step 50 of each),
+    // an archive of 4.
+    let nat = |out: &Path, lr: f64| {
+        let args = format!(
+            "--space seed-net --strategy nat --epochs 2 --limit 5000 --val 1000 --config \
+             {{\"initial\":4,\"candidates\":2,\"population\":4,\"generations\":2,\
+             \"eval_batches\":1,\"recalibrate\":0,\"finetune_lr\":{lr}}}"
+        );
+        let (ok, stdout, stderr) = search(&args, out, Some(&pre));
+        assert!(ok, "{args} failed:\n{stdout}\n{stderr}");
+        learning_rates(out)
+    };
+    // The reference's fine-tuning, at most 2.5e-3 (a warm-up from 1e-4 over 4 steps,
+    // then a cosine: 1.6e-3 at step 50), through the plugin boundary; with
+    // `finetune_lr` 0 the host's 0.05 cosine (0.032 at step 50).
+    let tuned = nat(&base.join("tuned"), 2.5e-3);
+    assert!(!tuned.is_empty());
+    assert!(tuned.iter().all(|&lr| lr <= 2.5e-3 + 1e-9), "{tuned:?}");
+    assert!(tuned[0] > 1e-3, "{tuned:?}");
+    let host = nat(&base.join("host"), 0.0);
+    assert!(host[0] > 0.02, "{host:?}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 #[test]
 fn init_from_refuses_what_it_cannot_use() {
     let base = common::temp_path("transfer", "refuses");

@@ -3,7 +3,9 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::drive;
-use nas_strategies::oneshot::{DistillLoss, EpochStrategy, Subset, MAX_FRONT};
+use nas_strategies::oneshot::{
+    DistillLoss, EpochStrategy, OneShotStrategy, Subset, WeightSchedule, MAX_FRONT,
+};
 use nas_strategies::testing::{fake_setup, picked, run_on_fake, FakeSupernet};
 use nas_strategies::Reduce;
 use nas_strategies::{json, ChoiceKind, Value};
@@ -51,6 +53,68 @@ fn bad_configs_name_the_field_and_value() {
         &["`warmup_epochs`", "1", "0..=0"],
     );
     refused(json!({"temperature": 1}), &["`temperature`", "nat"]);
+    refused(json!({"finetune_lr": -0.1}), &["`finetune_lr`", "-0.1"]);
+    refused(json!({"finetune_lr": 11.0}), &["`finetune_lr`", "11"]);
+    refused(json!({"finetune_warmup": 1.0}), &["`finetune_warmup`", "1"]);
+    refused(
+        json!({"finetune_warmup": -0.5}),
+        &["`finetune_warmup`", "-0.5"],
+    );
+}
+
+/// The weight schedules a run of NAT set on a fake supernet of 2 epochs of 31 steps,
+/// resumed from its first checkpoint or not.
+fn schedules(config: Value, resumed: bool) -> Vec<WeightSchedule> {
+    let mut f = fake(2, 31, [0.3, 0.6, 0.9], [1.0, 2.0, 3.0]);
+    let mut s = Nat::new(&fake_setup(&f, config.clone(), 0, None)).unwrap();
+    s.run(&mut f, None).unwrap();
+    if resumed {
+        let state = f.checkpoints[0].clone();
+        let mut g = fake(2, 31, [0.3, 0.6, 0.9], [1.0, 2.0, 3.0]);
+        let mut r = Nat::new(&fake_setup(&g, config, 0, Some(state.clone()))).unwrap();
+        r.run(&mut g, Some(&state)).unwrap();
+        return g.schedules;
+    }
+    f.schedules
+}
+
+#[test]
+fn finetune_lr_sets_the_references_fine_tuning_schedule() {
+    // The reimplementation fine-tunes at 2.5e-3 after a warm-up from 1e-4 over 5 of its
+    // 155 epochs; `finetune_lr` 2.5e-3 gives that, and by default the weights keep the
+    // host's schedule. Before, NAT could only train at the host's.
+    let tuned = WeightSchedule {
+        lr: 2.5e-3,
+        warmup_steps: 2, // 5/155 of 62 steps, rounded
+        warmup_lr: 1e-4,
+    };
+    let reference = json!({"finetune_lr": 2.5e-3});
+    assert_eq!(schedules(reference.clone(), false), vec![tuned]);
+    assert_eq!(
+        schedules(reference, true),
+        vec![tuned],
+        "set again on resume"
+    );
+    assert!(schedules(json!({}), false).is_empty());
+    assert!(schedules(json!({"finetune_lr": 0}), false).is_empty());
+    let own = schedules(json!({"finetune_lr": 0.01, "finetune_warmup": 0.5}), false);
+    assert_eq!(
+        own,
+        vec![WeightSchedule {
+            lr: 0.01,
+            warmup_steps: 31,
+            warmup_lr: 1e-4,
+        }]
+    );
+    // The schedule itself: linear warm-up, then a cosine to 0 over the rest.
+    let s = own[0];
+    assert!((s.lr_at(0, 62) - 1e-4).abs() < 1e-9);
+    assert!((s.lr_at(15, 62) - (1e-4 + (0.01 - 1e-4) * 15.0 / 31.0)).abs() < 1e-7);
+    assert!((s.lr_at(31, 62) - 0.01).abs() < 1e-9);
+    let mid = s.lr_at(31 + 15, 62);
+    let want = 0.01 * 0.5 * (1.0 + (std::f32::consts::PI * 15.0 / 31.0).cos());
+    assert!((mid - want).abs() < 1e-7, "{mid} {want}");
+    assert!(s.lr_at(61, 62) < 1e-4);
 }
 
 #[test]
