@@ -124,6 +124,9 @@ struct CheckpointFile {
     /// ([`SupernetHost::self_supervised`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ssl: Option<SslSpec>,
+    /// The strategy's weight schedule ([`SupernetHost::set_weight_schedule`]), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<WeightSchedule>,
 }
 
 /// The file a finished one-shot run keeps its supernet's final weights in (tensor names
@@ -155,6 +158,9 @@ pub struct SupernetTrainer<'a> {
     /// A strategy's own schedule for the weights (NAT's), in place of the cosine from
     /// `cfg.lr`.
     schedule: Option<WeightSchedule>,
+    /// The learning rate of the last weight step (0 before the first), which progress
+    /// records report beside the figures of the steps they cover.
+    pub last_lr: f32,
     generation: u64,
     /// Where checkpoints go; none means `checkpoint` only keeps the state in memory.
     pub checkpoint_dir: Option<PathBuf>,
@@ -165,7 +171,7 @@ pub struct SupernetTrainer<'a> {
     /// Called with every progress report, the mean of the mixing weights the training
     /// steps since the report before used (empty when none trained), so a search
     /// records how its architecture distribution moved whatever the strategy, and the
-    /// learning rate of the next weight step.
+    /// learning rate of the last weight step.
     pub on_progress: Box<dyn FnMut(&Progress, &[f32], f32) + 'a>,
     /// The sum of the mixing weights of the training steps since the last report, and
     /// how many steps that is.
@@ -279,6 +285,7 @@ impl<'a> SupernetTrainer<'a> {
             latency: None,
             drop_path: 0.0,
             schedule: None,
+            last_lr: 0.0,
             generation: 0,
             checkpoint_dir: None,
             last_state: None,
@@ -295,6 +302,11 @@ impl<'a> SupernetTrainer<'a> {
     /// Switches to generated weights (see [`SupernetHost::generate_weights`]): the
     /// HyperNet's targets leave the weight optimiser, which keeps the free weights.
     fn start_hypernet(&mut self, spec: &HyperSpec) -> Result<Generated, String> {
+        if self.schedule.is_some() {
+            return Err("generate_weights: not with a strategy's weight schedule \
+                        (`set_weight_schedule`)"
+                .into());
+        }
         if let Some(h) = &self.hyper {
             if h.spec == *spec {
                 return Ok(h.summary(self.free_params()));
@@ -330,6 +342,13 @@ impl<'a> SupernetTrainer<'a> {
     /// the target is copied from the supernet now, and the online heads join the
     /// weight optimiser.
     fn start_ssl(&mut self, spec: &SslSpec) -> Result<(), String> {
+        if self.schedule.is_some() && !spec.lr_restarts.is_empty() {
+            return Err(
+                "self_supervised: learning-rate restarts not with a strategy's \
+                        weight schedule (`set_weight_schedule`)"
+                    .into(),
+            );
+        }
         if let Some(s) = &self.ssl {
             if s.spec == *spec {
                 return Ok(());
@@ -632,6 +651,8 @@ impl<'a> SupernetTrainer<'a> {
             .set_velocity(velocity)
             .map_err(|e| format!("{}: {e}", wpath.display()))?;
         self.steps = c.steps;
+        // After the modes above, which refuse to start beside a schedule.
+        self.schedule = c.schedule;
         self.train.restore(&c.train);
         self.val.restore(&c.val);
         self.generation = c.generation;
@@ -824,6 +845,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             }
         }
         self.opt.step(lr);
+        self.last_lr = lr;
         self.steps += 1;
         if let Some(g) = grad {
             self.mix_grads(g);
@@ -905,6 +927,7 @@ impl SupernetHost for SupernetTrainer<'_> {
         }
         let lr = self.current_lr();
         self.opt.step(lr);
+        self.last_lr = lr;
         self.steps += 1;
         if let Some(v) = std::iter::once(out.teacher)
             .chain(out.students.iter().copied())
@@ -973,6 +996,7 @@ impl SupernetHost for SupernetTrainer<'_> {
         }
         let lr = self.current_lr();
         self.opt.step(lr);
+        self.last_lr = lr;
         ssl.ema(&self.supernet, momentum);
         self.steps += 1;
         if !total.is_finite() {
@@ -1196,6 +1220,10 @@ impl SupernetHost for SupernetTrainer<'_> {
                     .into(),
             );
         }
+        if self.hyper.is_some() {
+            // The HyperNet's rate follows the host's schedule (SMASH's).
+            return Err("set_weight_schedule: not with generated weights (SMASH)".into());
+        }
         self.schedule = Some(*schedule);
         Ok(())
     }
@@ -1248,6 +1276,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             hypernet: self.hyper.as_ref().map(|h| h.spec),
             hypernet_steps: self.hyper.as_ref().map_or(0, |h| h.adam_steps()),
             ssl: self.ssl.as_ref().map(|s| s.spec.clone()),
+            schedule: self.schedule,
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("oneshot.json"), &bytes)?;
@@ -1266,8 +1295,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             .into_iter()
             .map(|s| (s / n) as f32)
             .collect();
-        let lr = self.current_lr();
-        (self.on_progress)(p, &mean, lr);
+        (self.on_progress)(p, &mean, self.last_lr);
         Ok(())
     }
 }

@@ -10,12 +10,10 @@
 
 use crate::{Architecture, Choice, ChoiceKind, Value};
 
-/// C(n, k); 0 when k > n.
+/// C(n, k); 0 when k > n, `usize::MAX` where it does not fit (as [`Choice::size`]
+/// counts an input choice's options; ranks then cover the first `usize::MAX` subsets).
 pub fn binomial(n: usize, k: usize) -> usize {
-    if k > n {
-        return 0;
-    }
-    (0..k).fold(1usize, |acc, i| acc * (n - i) / (i + 1))
+    nas_types::binomial(n, k)
 }
 
 /// The `rank`-th sorted `k`-subset of `0..n` in lexicographic order
@@ -43,11 +41,11 @@ pub fn unrank_combination(n: usize, k: usize, mut rank: usize) -> Vec<usize> {
 /// [`unrank_combination`]).
 pub fn rank_combination(n: usize, idx: &[usize]) -> usize {
     let k = idx.len();
-    let mut rank = 0;
+    let mut rank: usize = 0;
     let mut next = 0;
     for (slot, &v) in idx.iter().enumerate() {
         while next < v {
-            rank += binomial(n - next - 1, k - slot - 1);
+            rank = rank.saturating_add(binomial(n - next - 1, k - slot - 1));
             next += 1;
         }
         next = v + 1;
@@ -218,5 +216,11 @@ mod tests {
         }
         assert_eq!(unrank_combination(4, 2, 0), vec![0, 1]);
         assert_eq!(unrank_combination(4, 2, 5), vec![2, 3]);
+        // 66 choose 33 fits in 64 bits, though the partial products of the binomials
+        // unranking takes do not (a fold in usize overflowed): the last subset.
+        let last = binomial(66, 33) - 1;
+        let top: Vec<usize> = (33..66).collect();
+        assert_eq!(unrank_combination(66, 33, last), top);
+        assert_eq!(rank_combination(66, &top), last);
     }
 }

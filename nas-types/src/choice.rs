@@ -67,7 +67,7 @@ impl Choice {
 
 /// `n` choose `k`, or `usize::MAX` where it does not fit (each partial product
 /// `C(n, i + 1) = C(n, i) (n - i) / (i + 1)` is exact, taken in 128 bits).
-fn binomial(n: usize, k: usize) -> usize {
+pub fn binomial(n: usize, k: usize) -> usize {
     if k > n {
         return 0;
     }

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod rng;
 
 pub use arch::{ArchError, Architecture};
-pub use choice::{Choice, ChoiceKind, Reduce};
+pub use choice::{binomial, Choice, ChoiceKind, Reduce};
 pub use metrics::{config_limits, show_limits, Metrics, OpCost, COSTS, LIMIT_FIELDS};
 pub use rng::Rng;
 

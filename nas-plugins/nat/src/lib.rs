@@ -579,9 +579,10 @@ impl EpochStrategy for Nat {
         // 0: the host's schedule. The reimplementation fine-tunes at 2.5e-3; at our
         // budgets that loses to the host's rate (docs/strategies.md), so it is asked for.
         let lr: f64 = config_field(c, "finetune_lr", 0.0)?;
-        if !(0.0..=WeightSchedule::MAX_LR as f64).contains(&lr) {
+        // A positive rate too small for a 32-bit float would reach the host as 0.
+        if !(0.0..=WeightSchedule::MAX_LR as f64).contains(&lr) || (lr > 0.0 && lr as f32 == 0.0) {
             return Err(format!(
-                "config field `finetune_lr`: {lr} is not valid (in [0, {}]; 0 keeps the \
+                "config field `finetune_lr`: {lr:?} is not valid (in [0, {}]; 0 keeps the \
                  host's schedule)",
                 WeightSchedule::MAX_LR
             ));

@@ -55,6 +55,7 @@ fn bad_configs_name_the_field_and_value() {
     refused(json!({"temperature": 1}), &["`temperature`", "nat"]);
     refused(json!({"finetune_lr": -0.1}), &["`finetune_lr`", "-0.1"]);
     refused(json!({"finetune_lr": 11.0}), &["`finetune_lr`", "11"]);
+    refused(json!({"finetune_lr": 1e-50}), &["`finetune_lr`", "1e-50"]);
     refused(json!({"finetune_warmup": 1.0}), &["`finetune_warmup`", "1"]);
     refused(
         json!({"finetune_warmup": -0.5}),

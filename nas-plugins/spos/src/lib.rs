@@ -19,7 +19,8 @@
 //! (10, below the population), `mutation_prob` (0.1), `eval_batches` (10, at most the
 //! validation split's batches), `recalibrate` (10, at most the training split's
 //! batches), `macs_bins` (7; 0 samples every choice uniformly), `macs_range` (`[low,
-//! high]` multiply-adds per image of the whole network; default the space's range),
+//! high]` multiply-adds per image of the whole network; default the least and the most
+//! among 1,000 uniform paths),
 //! `max_params`, `max_macs`, `max_latency_ms`, `limits`. A count out of its
 //! range is an error naming the field, its value and the range. The reference searches
 //! a population of 50 for 20 generations; our defaults (20 for 10) keep the search after
@@ -79,8 +80,8 @@ pub struct Spos {
     seed: u64,
     macs_bins: usize,
     macs_range: Option<(f64, f64)>,
-    /// The sampler, made at the first step (`None` until then, and when the paths are
-    /// uniform: `macs_bins` 0, or every path costs the same).
+    /// The sampler, made at the first step (`None` until then; `Some(None)` when the
+    /// paths are uniform: `macs_bins` 0, or every path costs the same).
     bins: Option<Option<Bins>>,
     /// Candidates the search after the supernet has considered (scored or skipped as
     /// already scored or over a limit); not saved, a resume repeats that search.
@@ -92,10 +93,11 @@ impl Spos {
         decisions::random(&self.info.choices, &mut self.rng)
     }
 
-    /// The path sampler: the op costs' bins, or `None` for uniform paths.
-    fn sampler(&mut self, host: &mut dyn SupernetHost) -> Result<Option<Bins>, String> {
-        if let Some(b) = &self.bins {
-            return Ok(b.clone());
+    /// Makes the path sampler at the first step: the op costs' bins, or `None` for
+    /// uniform paths.
+    fn make_sampler(&mut self, host: &mut dyn SupernetHost) -> Result<(), String> {
+        if self.bins.is_some() {
+            return Ok(());
         }
         let made = if self.macs_bins == 0 {
             None
@@ -139,18 +141,25 @@ impl Spos {
                         count: self.macs_bins,
                     };
                     b.fixed = whole - b.cost(&self.info, &d);
+                    let (least, most) = (b.fixed + low, b.fixed + high);
+                    if hi < least || lo > most {
+                        return Err(format!(
+                            "config field `macs_range`: [{lo}, {hi}] lies outside the \
+                             multiply-adds of {SPAN_DRAWS} uniform paths ({least} to {most})"
+                        ));
+                    }
                     Some(b)
                 }
             }
         };
-        self.bins = Some(made.clone());
-        Ok(made)
+        self.bins = Some(made);
+        Ok(())
     }
 
     /// A path for the supernet's step: a uniform bin, then uniform paths until one
     /// falls in it (a plain uniform path after [`BIN_TRIES`] misses), as the
     /// reference's `get_uniform_sample_cand`; and whether it fell in its bin.
-    fn sample(&mut self, bins: &Bins) -> (Vec<usize>, bool) {
+    fn sample_in(&mut self, bins: &Bins) -> (Vec<usize>, bool) {
         let width = (bins.high - bins.low) / bins.count as f64;
         let i = self.rng.below(bins.count);
         let (l, r) = (
@@ -167,6 +176,22 @@ impl Spos {
             }
         }
         (self.random(), false)
+    }
+
+    /// The path of a training step, and whether it fell in its bin (`None` for uniform
+    /// paths).
+    fn sample(&mut self) -> (Vec<usize>, Option<bool>) {
+        match self.bins.take() {
+            Some(Some(bins)) => {
+                let (d, hit) = self.sample_in(&bins);
+                self.bins = Some(Some(bins));
+                (d, Some(hit))
+            }
+            other => {
+                self.bins = other;
+                (self.random(), None)
+            }
+        }
     }
 
     /// Scores `d` into `scored` unless it was scored before or breaks a limit.
@@ -210,6 +235,13 @@ impl EpochStrategy for Spos {
         let (eval_batches, recalibrate) = scoring_counts(setup, 10, 10)?;
         let macs_bins = config_count(c, "macs_bins", 7, 0, MAX_BINS)?;
         let macs_range: Option<[f64; 2]> = config_field(c, "macs_range", None)?;
+        if macs_range.is_some() && macs_bins == 0 {
+            return Err(
+                "config field `macs_range` needs `macs_bins` above 0 (0 samples \
+                        paths uniformly, with no range)"
+                    .into(),
+            );
+        }
         if let Some([lo, hi]) = macs_range {
             if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi) {
                 return Err(format!(
@@ -243,13 +275,8 @@ impl EpochStrategy for Spos {
         _step: usize,
     ) -> Result<Vec<(&'static str, f32)>, String> {
         host.next_batch(Split::Train)?;
-        let (d, in_bin) = match self.sampler(host)? {
-            Some(bins) => {
-                let (d, hit) = self.sample(&bins);
-                (d, Some(hit))
-            }
-            None => (self.random(), None),
-        };
+        self.make_sampler(host)?;
+        let (d, in_bin) = self.sample();
         let mix = self.info.one_hot(&d);
         let loss = host.train_step(&mix, None)?;
         let mut out = vec![("train_loss", loss)];

@@ -147,15 +147,31 @@ fn resuming_from_a_checkpoint_ends_where_an_uninterrupted_run_does() {
 }
 
 /// A fake supernet of 4 layer choices whose candidates cost 1, 2 and 10 multiply-adds
-/// (the input choice costs nothing), and the host's count of a path agreeing with them.
-fn priced(batches: usize) -> FakeSupernet {
-    let mut f = FakeSupernet::new(4, 3, 1, batches);
+/// (the input choice costs nothing), and the host's count of a path agreeing with them;
+/// `epochs` of `batches` steps.
+fn priced_for(epochs: usize, batches: usize) -> FakeSupernet {
+    let mut f = FakeSupernet::new(4, 3, epochs, batches);
     let macs = [1.0, 2.0, 10.0];
     for (i, c) in f.costs.iter_mut().enumerate().take(12) {
         c.macs = macs[i % 3];
     }
     f.latency = f.costs.iter().map(|c| c.macs as f32).collect();
     f
+}
+
+fn priced(batches: usize) -> FakeSupernet {
+    priced_for(1, batches)
+}
+
+/// The figures of one training step of SPOS with `config` on `f`.
+fn step_figures(f: &mut FakeSupernet, config: Value) -> Vec<&'static str> {
+    let setup = nas_strategies::testing::fake_setup(f, config, 0, None);
+    let mut s = <Spos as EpochStrategy>::create(&setup).unwrap();
+    s.step(f, 0, 0)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// How many training steps took candidate c2 (cost 10) at all four choices.
@@ -196,13 +212,40 @@ fn the_supernet_samples_paths_uniformly_over_multiply_add_bins() {
                "macs_range": [35.0, 40.0]}),
     );
     assert!(dearest_paths(&ranged) >= 90, "{}", dearest_paths(&ranged));
-    // Paths that all cost the same cannot be binned: uniform, as before.
-    let mut free = FakeSupernet::new(4, 3, 1, 20);
-    run(
-        &mut free,
-        json!({"population": 4, "parents": 2, "generations": 1}),
+    // Binned steps say whether their path fell in its bin; paths that all cost the
+    // same cannot be binned and are uniform, as with `macs_bins` 0.
+    assert_eq!(
+        step_figures(&mut priced(4), json!({})),
+        ["train_loss", "in_bin"]
     );
-    assert_eq!(free.steps, 20);
+    let free = step_figures(&mut FakeSupernet::new(4, 3, 1, 4), json!({}));
+    assert_eq!(free, ["train_loss"]);
+    let off = step_figures(&mut priced(4), json!({"macs_bins": 0}));
+    assert_eq!(off, ["train_loss"]);
+}
+
+#[test]
+fn a_binned_search_resumes_where_an_uninterrupted_one_ends() {
+    for config in [
+        json!({"population": 6, "parents": 3, "generations": 2}),
+        json!({"population": 6, "parents": 3, "generations": 2, "macs_range": [20.0, 40.0]}),
+    ] {
+        nas_strategies::testing::check_resume::<Spos>(config, || priced_for(2, 20));
+    }
+}
+
+#[test]
+fn a_range_no_path_reaches_is_refused() {
+    // Paths cost 4 to 40 here.
+    let setup = nas_strategies::testing::fake_setup(
+        &priced(4),
+        json!({"macs_range": [50.0, 60.0]}),
+        0,
+        None,
+    );
+    let mut s = <Spos as EpochStrategy>::create(&setup).unwrap();
+    let e = s.step(&mut priced(4), 0, 0).unwrap_err();
+    assert!(e.contains("`macs_range`") && e.contains("[50, 60]"), "{e}");
 }
 
 #[test]
@@ -224,6 +267,17 @@ fn bad_multiply_add_bins_are_refused() {
         let e = <Spos as EpochStrategy>::create(&setup).err().unwrap();
         assert!(e.contains("`macs_range`"), "{e}");
     }
+    let setup = OneShotSetup {
+        info: FakeSupernet::new(2, 3, 1, 10).info,
+        config: json!({ "macs_range": [1.0, 2.0], "macs_bins": 0 }),
+        seed: 0,
+        resume: None,
+    };
+    let e = <Spos as EpochStrategy>::create(&setup).err().unwrap();
+    assert!(
+        e.contains("`macs_range`") && e.contains("`macs_bins`"),
+        "{e}"
+    );
     let setup = OneShotSetup {
         info: FakeSupernet::new(2, 3, 1, 10).info,
         config: json!({ "macs_range": "wide" }),

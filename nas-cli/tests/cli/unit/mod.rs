@@ -14,6 +14,7 @@ mod plot;
 mod rank_check_cmd;
 mod report_cmd;
 mod report_html;
+mod schedule;
 mod search_args;
 mod slurm;
 mod spans;
