@@ -96,6 +96,9 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         batch_size: a.batch,
         seed: a.seed,
         device: crate::device::parse(&a.device)?,
+        // As `nas train` and the references' searches: CIFAR's crop and flip on
+        // CIFAR-shaped data, nothing on Fashion-MNIST.
+        augment: nas_core::data::Augment::standard_for(data.train.c, data.train.h, data.train.w),
         ..TrainerConfig::default()
     };
     let mut trainer = SupernetTrainer::new(space.as_ref(), &data.train, &data.val, cfg)

@@ -147,14 +147,7 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
     } else {
         None
     };
-    let augment = if train.c == 3 && train.h == 32 {
-        Augment {
-            random_crop_pad: 4,
-            hflip: true,
-        }
-    } else {
-        Augment::default()
-    };
+    let augment = Augment::standard_for(train.c, train.h, train.w);
     let cfg = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,

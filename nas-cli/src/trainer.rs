@@ -4,7 +4,7 @@
 
 use crate::hypernet::HyperNet;
 use crate::ssl::{apply_mix, byol_loss, view_seed, Ssl};
-use nas_core::data::{Batches, BatchesState, Dataset};
+use nas_core::data::{augment_view, Augment, Batches, BatchesState, Dataset};
 use nas_core::device::Device;
 use nas_core::experiment::write_atomic;
 use nas_core::nn::{buffers, parameters, with_bn_momentum};
@@ -40,6 +40,10 @@ pub struct TrainerConfig {
     pub seed: u64,
     /// Where the supernet's weights live and train (its mixing weights stay on the host).
     pub device: Device,
+    /// The augmentation of the training split's batches (none by default; a search on
+    /// CIFAR-shaped data takes [`Augment::standard_for`]). Validation batches, and the
+    /// fixed batches evaluations recalibrate and score on, are never augmented.
+    pub augment: Augment,
 }
 
 impl Default for TrainerConfig {
@@ -53,6 +57,7 @@ impl Default for TrainerConfig {
             grad_clip: Some(5.0),
             seed: 0,
             device: Device::Cpu,
+            augment: Augment::default(),
         }
     }
 }
@@ -78,6 +83,17 @@ impl<'a> Stream<'a> {
 
     fn next(&mut self) {
         self.batches.next_into(&mut self.x, &mut self.y);
+    }
+
+    /// Augments the current batch as `aug` says, drawing from a generator seeded by `seed`
+    /// and the batch's place in the stream, so a resumed stream augments its batches as
+    /// an uninterrupted one does.
+    fn augment(&mut self, aug: &Augment, seed: u64) {
+        let s = self.state();
+        let at = s.pass_state[0] ^ (s.pos as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(seed ^ 0x0A06_3E47_11D5_C0DE ^ at);
+        let d = self.data;
+        self.x = augment_view(&self.x, d.c, d.h, d.w, aug, 0.0, &mut rng);
     }
 
     /// The current batch's images and how many there are.
@@ -543,6 +559,12 @@ impl<'a> SupernetTrainer<'a> {
         }
     }
 
+    /// The current training batch's images (NCHW) and how many there are, as the next
+    /// training step sees them (augmented where the run augments).
+    pub fn train_batch(&self) -> Result<(&[f32], usize), String> {
+        self.train.current()
+    }
+
     /// The weight steps of the whole search.
     fn total_steps(&self) -> usize {
         self.cfg.epochs * self.info.batches_per_epoch
@@ -803,6 +825,11 @@ impl SupernetHost for SupernetTrainer<'_> {
 
     fn next_batch(&mut self, split: Split) -> Result<(), String> {
         self.stream(split).next();
+        // Training batches take the run's augmentation, except in self-supervised mode,
+        // which makes its own views of them.
+        if split == Split::Train && !self.cfg.augment.is_off() && self.ssl.is_none() {
+            self.train.augment(&self.cfg.augment, self.cfg.seed);
+        }
         Ok(())
     }
 

@@ -16,8 +16,25 @@ pub struct Augment {
 }
 
 impl Augment {
-    fn is_off(&self) -> bool {
+    /// Whether it changes nothing.
+    pub fn is_off(&self) -> bool {
         self.random_crop_pad == 0 && !self.hflip
+    }
+
+    /// The training augmentation of images of shape `c x h x w`: CIFAR's recipe (a random
+    /// crop after 4 pixels of zero padding, a random horizontal flip) for 3 x 32 x 32
+    /// images, as the references of the one-shot searches and of DARTS-style retraining
+    /// use it; none for other shapes (Fashion-MNIST's 1 x 28 x 28 included), where no
+    /// recipe is given.
+    pub fn standard_for(c: usize, h: usize, w: usize) -> Augment {
+        if (c, h, w) == (3, 32, 32) {
+            Augment {
+                random_crop_pad: 4,
+                hflip: true,
+            }
+        } else {
+            Augment::default()
+        }
     }
 }
 

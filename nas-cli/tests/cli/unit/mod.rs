@@ -4,6 +4,7 @@
 
 mod app;
 mod arch_graph;
+mod augment;
 mod bench_strategies_cmd;
 mod data_args;
 mod distill;
