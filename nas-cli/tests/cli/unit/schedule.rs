@@ -14,6 +14,20 @@ const SCHEDULE: WeightSchedule = WeightSchedule {
     warmup_lr: 1e-3,
 };
 
+/// A C=4, N=1 NAS-Bench-201 space on 1x8x8 images.
+fn space() -> Box<dyn nas_core::space::Space> {
+    nb201(
+        4,
+        1,
+        InputSpec {
+            channels: 1,
+            height: 8,
+            width: 8,
+            classes: 10,
+        },
+    )
+}
+
 fn data(n: usize, seed: u64) -> Dataset {
     Dataset::random(n, 1, 8, 10, &mut Rng::new(seed))
 }
@@ -33,16 +47,7 @@ fn trainer<'a>(
 
 #[test]
 fn weight_steps_follow_a_strategys_schedule_across_a_checkpoint() {
-    let sp = nb201(
-        4,
-        1,
-        InputSpec {
-            channels: 1,
-            height: 8,
-            width: 8,
-            classes: 10,
-        },
-    );
+    let sp = space();
     let (train, val) = (data(40, 1), data(8, 2));
     let dir = std::env::temp_dir().join(format!("nas-schedule-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -83,16 +88,7 @@ fn weight_steps_follow_a_strategys_schedule_across_a_checkpoint() {
 
 #[test]
 fn a_schedule_is_refused_beside_generated_weights_and_restarts() {
-    let sp = nb201(
-        4,
-        1,
-        InputSpec {
-            channels: 1,
-            height: 8,
-            width: 8,
-            classes: 10,
-        },
-    );
+    let sp = space();
     let (train, val) = (data(40, 1), data(8, 2));
     let hyper = HyperSpec {
         hidden: 8,
