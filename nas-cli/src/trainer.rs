@@ -90,8 +90,11 @@ impl<'a> Stream<'a> {
     /// an uninterrupted one does.
     fn augment(&mut self, aug: &Augment, seed: u64) {
         let s = self.state();
-        let at = s.pass_state[0] ^ (s.pos as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut rng = Rng::new(seed ^ 0x0A06_3E47_11D5_C0DE ^ at);
+        let mut rng = Rng::new(view_seed(
+            seed ^ s.pass_state[0],
+            0x0A06_3E47_11D5_C0DE,
+            s.pos,
+        ));
         let d = self.data;
         self.x = augment_view(&self.x, d.c, d.h, d.w, aug, 0.0, &mut rng);
     }
@@ -567,7 +570,7 @@ impl<'a> SupernetTrainer<'a> {
 
     /// The weight steps of the whole search.
     fn total_steps(&self) -> usize {
-        self.cfg.epochs * self.info.batches_per_epoch
+        self.info.total_steps()
     }
 
     /// The learning rate of the next weight step.

@@ -71,8 +71,13 @@ impl OneShotInfo {
     /// The fraction of the search done before step `step` of epoch `epoch` (for
     /// annealing schedules).
     pub fn progress(&self, epoch: usize, step: usize) -> f32 {
-        let total = (self.epochs * self.batches_per_epoch).max(1) as f32;
+        let total = self.total_steps().max(1) as f32;
         (epoch * self.batches_per_epoch + step) as f32 / total
+    }
+
+    /// The training steps of the whole search (every epoch's batches).
+    pub fn total_steps(&self) -> usize {
+        self.epochs * self.batches_per_epoch
     }
 
     /// The most validation batches one evaluation may ask for: [`Self::val_batches`],
@@ -1372,7 +1377,6 @@ pub fn check_drop_path(prob: f32) -> Result<(), String> {
 
 /// The temperature range (`tau_max`, `tau_min`) of a Gumbel-softmax strategy, with
 /// defaults; an error names the fields unless `tau_max >= tau_min > 0`.
-
 pub fn temperature_range(config: &Value, max: f32, min: f32) -> Result<(f32, f32), String> {
     let hi: f32 = crate::config_field(config, "tau_max", max)?;
     let lo: f32 = crate::config_field(config, "tau_min", min)?;

@@ -613,7 +613,7 @@ impl crate::oneshot::SupernetHost for FakeSupernet {
         &mut self,
         schedule: &crate::oneshot::WeightSchedule,
     ) -> Result<(), String> {
-        schedule.check(self.info.epochs * self.info.batches_per_epoch)?;
+        schedule.check(self.info.total_steps())?;
         self.schedules.push(*schedule);
         Ok(())
     }

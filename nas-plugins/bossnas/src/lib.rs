@@ -294,7 +294,7 @@ impl EpochStrategy for BossNas {
         let info = setup.info.clone();
         let blocks = blocks(&info, c)?;
         let taps = taps(&info, &blocks)?;
-        let total = info.epochs * info.batches_per_epoch;
+        let total = info.total_steps();
         if total < blocks.len() {
             return Err(format!(
                 "{} blocks need at least one training step each; the search has {total} \
@@ -382,7 +382,7 @@ impl EpochStrategy for BossNas {
             .iter()
             .map(|o| self.info.one_hot(&self.with_block(b, o)))
             .collect();
-        let total = self.info.epochs * self.info.batches_per_epoch;
+        let total = self.info.total_steps();
         let m = momentum_at(
             self.momentum,
             g - b * self.phase_len,

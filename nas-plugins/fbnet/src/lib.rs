@@ -258,7 +258,7 @@ impl EpochStrategy for Fbnet {
     fn create(setup: &OneShotSetup) -> Result<Self, String> {
         let cfg = Config::from_json(&setup.config)?;
         let info = &setup.info;
-        let total = info.epochs * info.batches_per_epoch;
+        let total = info.total_steps();
         let n = info.len();
         Ok(Fbnet {
             weights_only_steps: (cfg.weights_only * total as f64).floor() as usize,
@@ -278,7 +278,7 @@ impl EpochStrategy for Fbnet {
         step: usize,
     ) -> Result<Vec<(&'static str, f32)>, String> {
         let done = epoch * self.info.batches_per_epoch + step;
-        let total = self.info.epochs * self.info.batches_per_epoch;
+        let total = self.info.total_steps();
         let e = schedule_epoch(done, total, self.cfg.tau_epochs);
         let tau = temperature(self.cfg.tau, self.cfg.tau_decay, e);
         host.next_batch(Split::Train)?;

@@ -594,7 +594,7 @@ impl EpochStrategy for Nat {
                  search's steps, in [0, 1))"
             ));
         }
-        let total = info.epochs * info.batches_per_epoch;
+        let total = info.total_steps();
         let schedule = (lr > 0.0).then(|| WeightSchedule {
             lr: lr as f32,
             warmup_steps: ((share * total as f64).round() as usize).min(total.saturating_sub(1)),

@@ -45,7 +45,7 @@ const MAX_BINS: usize = 1_000;
 const BIN_TRIES: usize = 500;
 
 /// The supernet's path sampler: uniform over multiply-add bins.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Bins {
     /// Multiply-adds of each mixing weight's candidate (the host's op costs).
     macs: Vec<f64>,
@@ -61,6 +61,28 @@ impl Bins {
     /// The multiply-adds of decision vector `d` by the op costs.
     fn cost(&self, info: &OneShotInfo, d: &[usize]) -> f64 {
         self.fixed + info.path_total(d, &self.macs)
+    }
+
+    /// A path for the supernet's step: a uniform bin, then uniform paths until one
+    /// falls in it (a plain uniform path after [`BIN_TRIES`] misses), as the
+    /// reference's `get_uniform_sample_cand`; and whether it fell in its bin.
+    fn draw(&self, info: &OneShotInfo, rng: &mut Rng) -> (Vec<usize>, bool) {
+        let width = (self.high - self.low) / self.count as f64;
+        let i = rng.below(self.count);
+        let (l, r) = (
+            self.low + i as f64 * width,
+            self.low + (i + 1) as f64 * width,
+        );
+        // A relative slack so a path on a bin's edge is not lost to rounding.
+        let eps = 1e-9 * self.high.abs().max(1.0);
+        for _ in 0..BIN_TRIES {
+            let d = decisions::random(&info.choices, rng);
+            let c = self.cost(info, &d);
+            if c >= l - eps && c <= r + eps {
+                return (d, true);
+            }
+        }
+        (decisions::random(&info.choices, rng), false)
     }
 }
 
@@ -133,22 +155,21 @@ impl Spos {
                         .metrics(&arch)?
                         .macs
                         .ok_or("`macs_range`: the host does not count multiply-adds".to_string())?;
-                    let mut b = Bins {
-                        macs,
-                        fixed: 0.0,
-                        low: lo,
-                        high: hi,
-                        count: self.macs_bins,
-                    };
-                    b.fixed = whole - b.cost(&self.info, &d);
-                    let (least, most) = (b.fixed + low, b.fixed + high);
+                    let fixed = whole - self.info.path_total(&d, &macs);
+                    let (least, most) = (fixed + low, fixed + high);
                     if hi < least || lo > most {
                         return Err(format!(
                             "config field `macs_range`: [{lo}, {hi}] lies outside the \
                              multiply-adds of {SPAN_DRAWS} uniform paths ({least} to {most})"
                         ));
                     }
-                    Some(b)
+                    Some(Bins {
+                        macs,
+                        fixed,
+                        low: lo,
+                        high: hi,
+                        count: self.macs_bins,
+                    })
                 }
             }
         };
@@ -156,41 +177,15 @@ impl Spos {
         Ok(())
     }
 
-    /// A path for the supernet's step: a uniform bin, then uniform paths until one
-    /// falls in it (a plain uniform path after [`BIN_TRIES`] misses), as the
-    /// reference's `get_uniform_sample_cand`; and whether it fell in its bin.
-    fn sample_in(&mut self, bins: &Bins) -> (Vec<usize>, bool) {
-        let width = (bins.high - bins.low) / bins.count as f64;
-        let i = self.rng.below(bins.count);
-        let (l, r) = (
-            bins.low + i as f64 * width,
-            bins.low + (i + 1) as f64 * width,
-        );
-        for _ in 0..BIN_TRIES {
-            let d = self.random();
-            let c = bins.cost(&self.info, &d);
-            // A relative slack so a path on a bin's edge is not lost to rounding.
-            let eps = 1e-9 * bins.high.abs().max(1.0);
-            if c >= l - eps && c <= r + eps {
-                return (d, true);
-            }
-        }
-        (self.random(), false)
-    }
-
     /// The path of a training step, and whether it fell in its bin (`None` for uniform
     /// paths).
     fn sample(&mut self) -> (Vec<usize>, Option<bool>) {
-        match self.bins.take() {
+        match &self.bins {
             Some(Some(bins)) => {
-                let (d, hit) = self.sample_in(&bins);
-                self.bins = Some(Some(bins));
+                let (d, hit) = bins.draw(&self.info, &mut self.rng);
                 (d, Some(hit))
             }
-            other => {
-                self.bins = other;
-                (self.random(), None)
-            }
+            _ => (self.random(), None),
         }
     }
 
