@@ -60,12 +60,7 @@ pub fn run(a: SpacesArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&choices)?);
             continue;
         }
-        // (An empty sum is -0.0, which would print as 10^-0.0.)
-        let log10: f64 = choices
-            .iter()
-            .map(|c| (c.size() as f64).log10())
-            .sum::<f64>()
-            + 0.0;
+        let log10 = arch::log10_size(&choices);
         let supernet = Supernet::build(space.as_ref(), false, 0).err();
         let sample = arch::random(&choices, &mut Rng::new(0));
         let c = cost(

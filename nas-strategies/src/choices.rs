@@ -74,17 +74,8 @@ pub fn input_indices(v: &Value, n: usize, k: usize) -> Option<Vec<usize>> {
     (idx.len() == k && idx.iter().all(|&i| i < n)).then_some(idx)
 }
 
-/// Whether a choice is active in `arch`: choices inside a `Repeat` exist only for the
-/// blocks that repeat builds.
-pub fn active(c: &Choice, arch: &Architecture) -> bool {
-    match &c.inside {
-        None => true,
-        Some((rep, i)) => arch
-            .get(rep)
-            .and_then(|v| v.as_u64())
-            .is_some_and(|d| d as usize > *i),
-    }
-}
+/// Which choices an architecture makes (repeat blocks built, edges picked).
+pub use nas_types::arch::{active_flags, in_built_block};
 
 /// The `k`-th decision of a choice (`k < size`).
 pub fn option(c: &Choice, k: u128) -> Value {
@@ -154,8 +145,9 @@ pub fn canonical(space: &[Choice], arch: &Architecture) -> Result<Vec<Option<u12
     }
     space
         .iter()
-        .map(|c| {
-            if !active(c, arch) {
+        .zip(active_flags(space, arch))
+        .map(|(c, on)| {
+            if !on {
                 return Ok(None);
             }
             let v = arch
@@ -170,17 +162,32 @@ pub fn canonical(space: &[Choice], arch: &Architecture) -> Result<Vec<Option<u12
 
 /// Makes `arch` fit the space after an edit: choices that became inactive are removed,
 /// and active choices that are missing (or hold something the choice does not offer) get
-/// a random decision. Goes in definition order, so nested repeats settle too.
+/// a random decision. Goes in definition order, so nested repeats settle too; the ops
+/// of edges settle after every input choice has (a `darts` node lists its edges' ops
+/// before the input choice that picks among them).
 pub fn repair(space: &[Choice], arch: &mut Architecture, rng: &mut Rng) {
     arch.retain(|label, _| space.iter().any(|c| c.label == *label));
-    for c in space {
-        if !active(c, arch) {
+    let edge_op = |c: &Choice| {
+        space
+            .iter()
+            .any(|x| x.edge_ops.iter().any(|op| *op == c.label))
+    };
+    let settle = |c: &Choice, on: bool, arch: &mut Architecture, rng: &mut Rng| {
+        if !on {
             arch.remove(&c.label);
-            continue;
+            return;
         }
         let fits = arch.get(&c.label).is_some_and(|v| index_of(c, v).is_some());
         if !fits {
             arch.insert(c.label.clone(), random_option(c, rng));
         }
+    };
+    for c in space.iter().filter(|c| !edge_op(c)) {
+        let on = in_built_block(c, arch);
+        settle(c, on, arch, rng);
+    }
+    let on = active_flags(space, arch);
+    for (c, on) in space.iter().zip(on).filter(|(c, _)| edge_op(c)) {
+        settle(c, on, arch, rng);
     }
 }

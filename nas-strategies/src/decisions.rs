@@ -135,7 +135,9 @@ pub fn option_index(choice: &Choice, v: &Value) -> Option<usize> {
 }
 
 /// Which choices are active under `decisions`: a repeat-scoped choice is active when its
-/// repeat is active and the repeat's chosen depth exceeds the block index.
+/// repeat is active and the repeat's chosen depth exceeds the block index, and an edge's
+/// op choice (an input choice's `edge_ops`) when its input choice is active and picks
+/// the edge.
 pub fn active_mask(space: &[Choice], decisions: &[usize]) -> Vec<bool> {
     let mut active = vec![true; space.len()];
     for (i, c) in space.iter().enumerate() {
@@ -150,6 +152,27 @@ pub fn active_mask(space: &[Choice], decisions: &[usize]) -> Vec<bool> {
                 }
                 None => false,
             };
+        }
+    }
+    for (j, c) in space.iter().enumerate() {
+        let ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            ..
+        } = &c.kind
+        else {
+            continue;
+        };
+        if c.edge_ops.is_empty() {
+            continue;
+        }
+        let picked = unrank_combination(*n_candidates, *n_chosen, decisions[j]);
+        for (e, op) in c.edge_ops.iter().enumerate() {
+            if !active[j] || !picked.contains(&e) {
+                if let Some(o) = nas_types::arch::edge_op_position(space, j, op) {
+                    active[o] = false;
+                }
+            }
         }
     }
     active
@@ -195,6 +218,42 @@ pub fn key(space: &[Choice], decisions: &[usize]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `darts` node builds the ops of the two edges its input choice picks; the op
+    /// named for the third edge is no decision of the network.
+    #[test]
+    fn an_unpicked_edges_op_is_no_decision() {
+        use crate::choices::{canonical, repair};
+        // c/op_3_0, c/op_3_1, c/op_3_2, c/input_3 (option 0 picks edges [0, 1]).
+        let space = crate::testing::darts_cell(3, 1, 4);
+        let (a, b) = ([1, 2, 3, 0], [1, 2, 0, 0]);
+        assert_eq!(active_mask(&space, &a), vec![true, true, false, true]);
+        assert_eq!(key(&space, &a), key(&space, &b));
+        assert!(!to_arch(&space, &a).contains_key("c/op_3_2"));
+        let c = [1, 2, 3, 1]; // Picks [0, 2]: edge 2's op is built, edge 1's is not.
+        assert_eq!(active_mask(&space, &c), vec![true, false, true, true]);
+        assert_ne!(key(&space, &c), key(&space, &[1, 2, 0, 1]));
+        // The same from architectures: what the unpicked edge names does not count.
+        let arch = |ops: [&str; 3], pick: [usize; 2]| {
+            let mut m: Architecture = (0..3)
+                .map(|i| (format!("c/op_3_{i}"), Value::from(ops[i])))
+                .collect();
+            m.insert("c/input_3".into(), Value::from(pick.to_vec()));
+            m
+        };
+        let key_of = |a: &Architecture| canonical(&space, a).unwrap();
+        let x = arch(["o1", "o2", "o3"], [0, 1]);
+        assert_eq!(key_of(&x), key_of(&arch(["o1", "o2", "o0"], [0, 1])));
+        assert_ne!(key_of(&x), key_of(&arch(["o1", "o0", "o3"], [0, 1])));
+        assert_eq!(key_of(&x), key_of(&to_arch(&space, &a)));
+        // Repair drops the unbuilt op and gives an edge picked after an edit its op.
+        let mut y = x.clone();
+        y.insert("c/input_3".into(), Value::from(vec![0, 2]));
+        y.remove("c/op_3_2");
+        repair(&space, &mut y, &mut crate::Rng::new(0));
+        assert!(y.contains_key("c/op_3_2") && !y.contains_key("c/op_3_1"));
+        assert_eq!((y["c/op_3_0"].clone(), y.len()), (Value::from("o1"), 3));
+    }
 
     #[test]
     fn combinations_rank_and_unrank_are_inverse_and_ordered() {

@@ -62,6 +62,57 @@ pub fn mixed_space() -> Vec<Choice> {
     s
 }
 
+/// Nodes `first..first + nodes` of a cell laid out as the `darts` space lays them out:
+/// node `j`'s edge ops `c/op_{j}_{i}` (`k` candidates `o0`, `o1`, ...; one per earlier
+/// state `i < j`), then its input choice `c/input_{j}` picking 2 of those edges.
+pub fn darts_cell(first: usize, nodes: usize, k: usize) -> Vec<Choice> {
+    let mut s = vec![];
+    for j in first..first + nodes {
+        let ops: Vec<String> = (0..j).map(|i| format!("c/op_{j}_{i}")).collect();
+        s.extend(ops.iter().map(|op| Choice {
+            label: op.clone(),
+            kind: ChoiceKind::Layer {
+                candidates: (0..k).map(|o| format!("o{o}")).collect(),
+            },
+            inside: None,
+            edge_ops: vec![],
+        }));
+        s.push(Choice {
+            label: format!("c/input_{j}"),
+            kind: ChoiceKind::Input {
+                n_candidates: j,
+                n_chosen: 2,
+                reduce: Reduce::Sum,
+            },
+            inside: None,
+            edge_ops: ops,
+        });
+    }
+    s
+}
+
+/// The network an architecture of [`darts_cell`] builds, worked out from the labels
+/// alone: per node, its two picked edges with their ops (what the ops of the other
+/// edges say builds nothing).
+pub fn darts_network(arch: &Architecture) -> Vec<(String, Vec<(usize, String)>)> {
+    arch.iter()
+        .filter_map(|(label, v)| {
+            let j = label.strip_prefix("c/input_")?;
+            let edges = v
+                .as_array()
+                .expect("an input choice holds a list")
+                .iter()
+                .map(|i| {
+                    let i = i.as_u64().unwrap() as usize;
+                    let op = &arch[&format!("c/op_{j}_{i}")];
+                    (i, op.as_str().unwrap().to_string())
+                })
+                .collect();
+            Some((j.to_string(), edges))
+        })
+        .collect()
+}
+
 pub fn setup(space: Vec<Choice>, config: Value, seed: u64, budget: usize) -> Setup {
     Setup {
         space,

@@ -65,8 +65,9 @@ pub fn as_indices(v: &Value) -> Option<Vec<usize>> {
     }
 }
 
-/// Whether a choice is active: choices inside a `Repeat` exist only for built blocks.
-fn active(c: &Choice, arch: &Architecture) -> bool {
+/// Whether a choice is active as far as repeats go: choices inside a `Repeat` exist only
+/// for built blocks.
+pub fn in_built_block(c: &Choice, arch: &Architecture) -> bool {
     match &c.inside {
         None => true,
         Some((rep, i)) => arch
@@ -74,6 +75,88 @@ fn active(c: &Choice, arch: &Architecture) -> bool {
             .and_then(|v| v.as_u64())
             .is_some_and(|d| d as usize > *i),
     }
+}
+
+/// Which choices `arch` makes, by position in `choices`: a choice inside a `Repeat`
+/// exists only for the blocks the repeat builds, and the op choice of an edge (an input
+/// choice's `edge_ops`) only when that input choice picks the edge (a `darts` node
+/// builds the ops of its two chosen edges only). An edge op whose input choice is made
+/// but missing or holds no valid pick counts as made.
+pub fn active_flags(choices: &[Choice], arch: &Architecture) -> Vec<bool> {
+    let mut on: Vec<bool> = choices.iter().map(|c| in_built_block(c, arch)).collect();
+    for (j, c) in choices.iter().enumerate() {
+        let ChoiceKind::Input { n_candidates, .. } = &c.kind else {
+            continue;
+        };
+        if c.edge_ops.is_empty() {
+            continue;
+        }
+        let picked = match arch.get(&c.label).and_then(as_indices) {
+            _ if !on[j] => vec![],
+            Some(idx) if idx.iter().all(|i| i < n_candidates) => idx,
+            _ => (0..c.edge_ops.len()).collect(),
+        };
+        for (e, op) in c.edge_ops.iter().enumerate() {
+            if !picked.contains(&e) {
+                if let Some(o) = edge_op_position(choices, j, op) {
+                    on[o] = false;
+                }
+            }
+        }
+    }
+    on
+}
+
+/// About how many architectures `choices` make, as a power of ten: the product of every
+/// choice's options, except that an input choice whose candidates are edges counts the
+/// ways to pick its edges with their ops (the sum over picks of the product of the
+/// picked edges' op options) and its edges' op choices count nothing apart. A repeat's
+/// blocks count as if always built.
+pub fn log10_size(choices: &[Choice]) -> f64 {
+    let is_edge_op = |c: &Choice| {
+        choices
+            .iter()
+            .any(|x| x.edge_ops.iter().any(|op| *op == c.label))
+    };
+    let mut sum = 0.0;
+    for (j, c) in choices.iter().enumerate() {
+        if is_edge_op(c) {
+            continue;
+        }
+        let count = match &c.kind {
+            ChoiceKind::Input { n_chosen, .. } if !c.edge_ops.is_empty() => {
+                // e[i]: the ways to pick i of the edges seen so far, with their ops.
+                let mut e = vec![0.0f64; n_chosen + 1];
+                e[0] = 1.0;
+                for op in &c.edge_ops {
+                    let ops = edge_op_position(choices, j, op).map_or(1, |o| choices[o].size());
+                    for i in (1..=*n_chosen).rev() {
+                        e[i] += e[i - 1] * ops as f64;
+                    }
+                }
+                e[*n_chosen]
+            }
+            _ => c.size() as f64,
+        };
+        sum += count.log10();
+    }
+    // (An empty sum is -0.0, which would print as 10^-0.0.)
+    sum + 0.0
+}
+
+/// Where the op choice `op` of input choice `j`'s edges sits in `choices`: looked for
+/// backwards from `j` first, since a space builds an edge's op before the input choice
+/// that picks among the edges.
+pub fn edge_op_position(choices: &[Choice], j: usize, op: &str) -> Option<usize> {
+    choices[..j]
+        .iter()
+        .rposition(|x| x.label == op)
+        .or_else(|| {
+            choices[j + 1..]
+                .iter()
+                .position(|x| x.label == op)
+                .map(|o| o + j + 1)
+        })
 }
 
 /// Checks `arch` against `choices`: every active choice has an allowed value and nothing
@@ -86,10 +169,8 @@ pub fn validate(choices: &[Choice], arch: &Architecture) -> Result<(), ArchError
             });
         }
     }
-    for c in choices {
-        if !active(c, arch) {
-            continue;
-        }
+    let on = active_flags(choices, arch);
+    for (c, _) in choices.iter().zip(on).filter(|(_, on)| *on) {
         let Some(v) = arch.get(&c.label) else {
             return Err(ArchError::Missing {
                 label: c.label.clone(),
@@ -150,12 +231,19 @@ pub fn random_decision(c: &Choice, rng: &mut Rng) -> Value {
     }
 }
 
-/// A uniformly random architecture of the space.
+/// A uniformly random architecture of the space. The ops of edges that no input choice
+/// picks are drawn (so a seed gives the same network as before they were left out) and
+/// then left out.
 pub fn random(choices: &[Choice], rng: &mut Rng) -> Architecture {
     let mut a = Architecture::new();
     for c in choices {
-        if active(c, &a) {
+        if in_built_block(c, &a) {
             a.insert(c.label.clone(), random_decision(c, rng));
+        }
+    }
+    for (c, on) in choices.iter().zip(active_flags(choices, &a)) {
+        if !on {
+            a.remove(&c.label);
         }
     }
     a
@@ -186,6 +274,89 @@ pub fn save(path: &Path, arch: &Architecture) -> std::io::Result<()> {
 mod tests {
     use super::super::Reduce;
     use super::*;
+    use serde_json::json;
+
+    /// Node 3 of a `darts` cell: an op per edge from states 0, 1, 2, then the input
+    /// choice picking two of the edges.
+    fn darts_node() -> Vec<Choice> {
+        let ops: Vec<String> = (0..3).map(|i| format!("op_3_{i}")).collect();
+        let mut s: Vec<Choice> = ops
+            .iter()
+            .map(|op| Choice {
+                label: op.clone(),
+                kind: ChoiceKind::Layer {
+                    candidates: vec!["a".into(), "b".into(), "c".into()],
+                },
+                inside: None,
+                edge_ops: vec![],
+            })
+            .collect();
+        s.push(Choice {
+            label: "input_3".into(),
+            kind: ChoiceKind::Input {
+                n_candidates: 3,
+                n_chosen: 2,
+                reduce: Reduce::Sum,
+            },
+            inside: None,
+            edge_ops: ops,
+        });
+        s
+    }
+
+    /// Node 3 makes 3 pairs of edges x 3 x 3 ops = 27 networks (not 3^3 x 3 = 81).
+    #[test]
+    fn a_darts_node_counts_its_networks() {
+        let space = darts_node();
+        assert!((log10_size(&space) - 27f64.log10()).abs() < 1e-12);
+        assert!(
+            (log10_size(&choices())
+                - choices()
+                    .iter()
+                    .map(|c| (c.size() as f64).log10())
+                    .sum::<f64>())
+            .abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn only_the_picked_edges_ops_are_made() {
+        let space = darts_node();
+        let arch = |pairs: &[(&str, Value)]| -> Architecture {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let picked = arch(&[
+            ("op_3_0", json!("a")),
+            ("op_3_2", json!("c")),
+            ("input_3", json!([0, 2])),
+        ]);
+        assert_eq!(active_flags(&space, &picked), vec![true, false, true, true]);
+        validate(&space, &picked).unwrap();
+        // Naming the unbuilt edge's op as well is still accepted.
+        let mut named = picked.clone();
+        named.insert("op_3_1".into(), json!("b"));
+        validate(&space, &named).unwrap();
+        // A picked edge's op is still required.
+        let mut short = picked.clone();
+        short.remove("op_3_2");
+        assert!(matches!(
+            validate(&space, &short),
+            Err(ArchError::Missing { label, .. }) if label == "op_3_2"
+        ));
+        // A random architecture names the picked edges' ops only.
+        let mut rng = Rng::new(5);
+        for _ in 0..20 {
+            let a = random(&space, &mut rng);
+            validate(&space, &a).unwrap();
+            assert_eq!(a.len(), 3, "{a:?}");
+            let idx = as_indices(&a["input_3"]).unwrap();
+            assert!(idx.iter().all(|i| a.contains_key(&format!("op_3_{i}"))));
+        }
+    }
 
     fn choices() -> Vec<Choice> {
         vec![

@@ -407,4 +407,4 @@ impl EpochStrategy for AlphaNet {
     }
 }
 
-export_one_shot!(AlphaNet, "alphanet", "0.1.0");
+export_one_shot!(AlphaNet, "alphanet", "0.1.1");

@@ -413,4 +413,4 @@ impl Strategy for Bananas {
     }
 }
 
-export_strategy!(Bananas, "bananas", "0.1.0");
+export_strategy!(Bananas, "bananas", "0.1.1");

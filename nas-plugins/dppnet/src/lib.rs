@@ -714,4 +714,4 @@ impl Strategy for Dppnet {
     }
 }
 
-export_strategy!(Dppnet, "dppnet", "0.1.0");
+export_strategy!(Dppnet, "dppnet", "0.1.1");

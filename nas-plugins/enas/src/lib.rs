@@ -192,4 +192,4 @@ impl EpochStrategy for Enas {
     }
 }
 
-export_one_shot!(Enas, "enas", "0.2.0");
+export_one_shot!(Enas, "enas", "0.2.1");

@@ -40,7 +40,10 @@
 use nas_strategies::{choices, pareto};
 use std::collections::HashSet;
 
-use choices::{active, canonical, input_indices, option, random_option, repair, same_value, size};
+use choices::{
+    active_flags, canonical, in_built_block, input_indices, option, random_option, repair,
+    same_value, size,
+};
 use nas_strategies::{
     config_field, export_strategy, json, serde_json, Architecture, Choice, ChoiceKind, Metrics,
     Rng, Setup, Strategy, Value,
@@ -258,10 +261,11 @@ impl Evolution {
     pub fn mutate(&mut self, parent: &Architecture) -> Architecture {
         let mut child = parent.clone();
         repair(&self.space, &mut child, &mut self.rng);
+        let on = active_flags(&self.space, &child);
         let mutable: Vec<usize> = (0..self.space.len())
             .filter(|&i| {
                 let c = &self.space[i];
-                if !active(c, &child) {
+                if !on[i] {
                     return false;
                 }
                 let cur = &child[&c.label];
@@ -332,7 +336,8 @@ impl Evolution {
             return (!self.known(arch)).then(|| arch.clone());
         };
         // Choices come in definition order: a repeat's depth is set before its blocks'.
-        if !active(c, arch) {
+        // (The ops of edges not picked are set too; `known` looks past them.)
+        if !in_built_block(c, arch) {
             return self.walk(i + 1, arch, offsets);
         }
         let n = size(c);
@@ -534,4 +539,4 @@ fn sorted_seen(seen: &HashSet<String>) -> Vec<&String> {
     v
 }
 
-export_strategy!(Evolution, "evolution", "0.1.0");
+export_strategy!(Evolution, "evolution", "0.2.0");

@@ -72,6 +72,23 @@ fn mutation_changes_one_active_choice() {
     assert!(depth_changes > 50);
 }
 
+/// In a `darts` cell, a mutation changes the network: an op on an edge the node does not
+/// pick is not a choice to mutate (a quarter of single-choice mutations were, for a
+/// node of three edges).
+#[test]
+fn mutation_changes_the_network_of_a_darts_cell() {
+    use nas_strategies::testing::{darts_cell, darts_network};
+    let space = darts_cell(2, 3, 4);
+    let mut s = Evolution::new(&setup(space.clone(), json!({}), 4)).unwrap();
+    let mut rng = Rng::new(6);
+    for _ in 0..1000 {
+        let p = nas_strategies::random_architecture(&space, &mut rng);
+        let c = s.mutate(&p);
+        validate(&space, &c).unwrap();
+        assert_ne!(darts_network(&c), darts_network(&p), "{p:?} -> {c:?}");
+    }
+}
+
 #[test]
 fn save_new_load_gives_the_same_asks() {
     let space = space(3, 4);

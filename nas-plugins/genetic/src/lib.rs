@@ -85,7 +85,9 @@
 //! small budget: on the NAS-Bench-201 table (single-seed answers) GeNet beats random
 //! search at 1000 queries and falls below it at 150 (see `tests/nb201.rs`).
 
-use nas_strategies::choices::{active, canonical, index_of, input_indices, option, size};
+use nas_strategies::choices::{
+    active_flags, canonical, in_built_block, index_of, input_indices, option, size,
+};
 use nas_strategies::{
     check_config_fields, config_field, export_strategy, json, validate, Architecture, Choice,
     ChoiceKind, Metrics, Rng, Setup, Strategy, Value,
@@ -161,12 +163,13 @@ pub fn genome_len(space: &[Choice]) -> usize {
     space.iter().map(|c| Block::of(c).len()).sum()
 }
 
-/// The genome of an architecture. Choices it does not use (inactive repeat blocks) get
-/// option 0: a code of zeros, or the first `k` connection bits set.
+/// The genome of an architecture. Choices it does not use (inactive repeat blocks, the ops of
+/// edges no input choice picks) get option 0: a code of zeros, or the first `k`
+/// connection bits set.
 pub fn encode(space: &[Choice], arch: &Architecture) -> Result<Vec<bool>, String> {
     let mut out = Vec::with_capacity(genome_len(space));
-    for c in space {
-        let value = if active(c, arch) {
+    for (c, on) in space.iter().zip(active_flags(space, arch)) {
+        let value = if on {
             Some(
                 arch.get(&c.label)
                     .ok_or_else(|| format!("missing choice `{}`", c.label))?,
@@ -245,8 +248,14 @@ pub fn decode(space: &[Choice], genome: &[bool]) -> Result<Architecture, String>
     let mut arch = Architecture::new();
     for (c, (_, r)) in space.iter().zip(layout(space)) {
         let v = decode_block(c, &genome[r])?;
-        if active(c, &arch) {
+        if in_built_block(c, &arch) {
             arch.insert(c.label.clone(), v);
+        }
+    }
+    // The ops of edges no input choice picks are genes the network does not build.
+    for (c, on) in space.iter().zip(active_flags(space, &arch)) {
+        if !on {
+            arch.remove(&c.label);
         }
     }
     Ok(arch)
@@ -694,4 +703,4 @@ impl Strategy for Genetic {
     }
 }
 
-export_strategy!(Genetic, "genetic", "0.2.0");
+export_strategy!(Genetic, "genetic", "0.3.0");

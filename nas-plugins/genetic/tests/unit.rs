@@ -46,6 +46,27 @@ fn assert_frequencies(what: &str, counts: &[usize], probs: &[f64], tol: f64) {
     }
 }
 
+/// A genome holds a gene for every edge's op of a `darts` node; the architecture it
+/// decodes to names the picked edges' ops only, and such an architecture encodes.
+#[test]
+fn darts_genomes_name_the_built_ops() {
+    use nas_strategies::testing::{darts_cell, darts_network};
+    let sp = darts_cell(2, 3, 4);
+    let mut rng = Rng::new(3);
+    for _ in 0..200 {
+        let a = nas_strategies::random_architecture(&sp, &mut rng);
+        let g: Vec<bool> = (0..genome_len(&sp)).map(|_| rng.below(2) == 1).collect();
+        for b in [decode(&sp, &encode(&sp, &a).unwrap()), decode(&sp, &g)] {
+            let Ok(b) = b else { continue };
+            validate(&sp, &b).unwrap();
+            // Two ops per node and the node's input choice: nothing else.
+            assert_eq!(b.len(), 3 * 3, "{b:?}");
+            let back = decode(&sp, &encode(&sp, &b).unwrap()).unwrap();
+            assert_eq!(darts_network(&back), darts_network(&b));
+        }
+    }
+}
+
 #[test]
 fn encoding_lengths_and_round_trips() {
     let sp = space(3, 4);

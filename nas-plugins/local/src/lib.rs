@@ -318,4 +318,4 @@ impl Strategy for LocalSearch {
     }
 }
 
-export_strategy!(LocalSearch, "local", "0.1.0");
+export_strategy!(LocalSearch, "local", "0.1.1");

@@ -359,4 +359,4 @@ impl Strategy for Nao {
     }
 }
 
-export_strategy!(Nao, "nao", "0.1.0");
+export_strategy!(Nao, "nao", "0.1.1");

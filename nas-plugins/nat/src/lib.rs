@@ -776,4 +776,4 @@ impl EpochStrategy for Nat {
     }
 }
 
-export_one_shot!(Nat, "nat", "0.2.0");
+export_one_shot!(Nat, "nat", "0.2.1");

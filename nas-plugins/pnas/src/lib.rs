@@ -506,10 +506,29 @@ impl Pnas {
         decisions::active_mask(&self.space, &d)[i]
     }
 
-    /// Every option of block `b` appended to `prefix` (an inactive choice has one).
-    fn block_options(&self, prefix: &[usize], b: usize) -> Vec<Vec<usize>> {
-        let mut partial = vec![prefix.to_vec()];
-        for i in self.blocks[b].range.clone() {
+    /// Block `b`'s choices in the order their options are decided: an edge's op choice
+    /// after the input choice that says whether the edge is built (a `darts` node lists
+    /// its ops first), every other choice in definition order.
+    fn block_order(&self, b: usize) -> Vec<usize> {
+        let range = self.blocks[b].range.clone();
+        let edge_op = |i: &usize| {
+            let label = &self.space[*i].label;
+            self.space[range.clone()]
+                .iter()
+                .any(|c| c.edge_ops.contains(label))
+        };
+        let (ops, rest): (Vec<usize>, Vec<usize>) = range.clone().partition(edge_op);
+        rest.into_iter().chain(ops).collect()
+    }
+
+    /// Every option of block `b` appended to `prefix` (a choice the cell does not make,
+    /// repeat-scoped or an unpicked edge's op, has one: option 0), or `None` when there
+    /// are more than `limit`.
+    fn block_options(&self, prefix: &[usize], b: usize, limit: usize) -> Option<Vec<Vec<usize>>> {
+        let mut base = prefix.to_vec();
+        base.resize(self.blocks[b].range.end, 0);
+        let mut partial = vec![base];
+        for i in self.block_order(b) {
             let mut next = vec![];
             for p in partial {
                 let options = if self.is_active(&p, i) {
@@ -519,53 +538,62 @@ impl Pnas {
                 };
                 for o in 0..options {
                     let mut q = p.clone();
-                    q.push(o);
+                    q[i] = o;
                     next.push(q);
+                }
+                if next.len() > limit {
+                    return None;
                 }
             }
             partial = next;
         }
-        partial
+        Some(partial)
     }
 
     /// The expansions of `parents` by block `b`, distinct architectures in order (a
     /// uniform sample of `max_candidates` when there are more).
     fn expand(&mut self, parents: &[Vec<usize>], b: usize) -> Vec<Vec<usize>> {
-        let per_parent = self.sizes[self.blocks[b].range.clone()]
-            .iter()
-            .try_fold(1usize, |a, &s| a.checked_mul(s));
-        let total = per_parent.and_then(|p| p.checked_mul(parents.len()));
         let max = self.cfg.max_candidates;
         let mut out = vec![];
         let mut keys = HashSet::new();
-        match total {
-            Some(t) if t <= max => {
-                for p in parents {
-                    for c in self.block_options(p, b) {
-                        if keys.insert(self.key_of(&c)) {
-                            out.push(c);
-                        }
+        let mut fits = true;
+        'all: for p in parents {
+            let Some(options) = self.block_options(p, b, max) else {
+                fits = false;
+                break;
+            };
+            for c in options {
+                if keys.insert(self.key_of(&c)) {
+                    out.push(c);
+                    if out.len() > max {
+                        fits = false;
+                        break 'all;
                     }
                 }
             }
-            _ => {
-                for _ in 0..4 * max {
-                    if out.len() >= max {
-                        break;
-                    }
-                    let mut c = parents[self.rng.below(parents.len())].clone();
-                    for i in self.blocks[b].range.clone() {
-                        let o = if self.is_active(&c, i) {
-                            self.rng.below(self.sizes[i])
-                        } else {
-                            0
-                        };
-                        c.push(o);
-                    }
-                    if keys.insert(self.key_of(&c)) {
-                        out.push(c);
-                    }
-                }
+        }
+        if fits {
+            return out;
+        }
+        out.clear();
+        keys.clear();
+        let order = self.block_order(b);
+        let end = self.blocks[b].range.end;
+        for _ in 0..4 * max {
+            if out.len() >= max {
+                break;
+            }
+            let mut c = parents[self.rng.below(parents.len())].clone();
+            c.resize(end, 0);
+            for &i in &order {
+                c[i] = if self.is_active(&c, i) {
+                    self.rng.below(self.sizes[i])
+                } else {
+                    0
+                };
+            }
+            if keys.insert(self.key_of(&c)) {
+                out.push(c);
             }
         }
         out
@@ -1013,4 +1041,4 @@ impl Strategy for Pnas {
     }
 }
 
-export_strategy!(Pnas, "pnas", "0.2.0");
+export_strategy!(Pnas, "pnas", "0.3.0");

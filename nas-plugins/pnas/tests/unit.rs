@@ -58,6 +58,27 @@ fn blocks_are_nodes_in_nb201_and_choices_elsewhere() {
     assert_eq!(s.blocks().len(), s.space.len());
 }
 
+/// A `darts` node of three edges is 3 input pairs x 8 x 8 ops = 192 networks: the op
+/// named for the unpicked edge builds nothing. A budget of 192 evaluates each once
+/// (the block's 1,536 combinations counted as cells, 256 of them were sampled, many
+/// the same network).
+#[test]
+fn a_darts_node_grows_by_its_networks() {
+    use nas_strategies::testing::{darts_cell, darts_network};
+    let space = darts_cell(3, 1, 8);
+    let obj = Objective::new(&space, 1);
+    let mut s = make(space.clone(), json!({}), 0, 192);
+    assert_eq!(s.blocks(), vec![0..4]);
+    let mut networks = HashSet::new();
+    for _ in 0..192 {
+        let a = s.ask().unwrap().unwrap();
+        nas_strategies::validate(&space, &a).unwrap();
+        assert!(networks.insert(darts_network(&a)), "asked twice: {a:?}");
+        s.tell(&a, &obj.metrics(&a)).unwrap();
+    }
+    assert_eq!(networks.len(), 192);
+}
+
 /// The expansions of nb201 cells `parents` (prefixes of 1 or 3 edges) by their next
 /// node, completed with pass-throughs: built here, independently of the plugin.
 fn nb201_expansions(parents: &[Vec<usize>]) -> Vec<Vec<usize>> {

@@ -529,4 +529,4 @@ fn key_decisions(k: &str) -> Vec<usize> {
     k.split(',').map(|x| x.parse().unwrap_or(0)).collect()
 }
 
-export_strategy!(QLearning, "qlearning", "0.1.0");
+export_strategy!(QLearning, "qlearning", "0.1.1");

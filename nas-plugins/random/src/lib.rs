@@ -71,4 +71,4 @@ fn serde_json_string(a: &Architecture) -> String {
     nas_strategies::serde_json::to_string(a).unwrap_or_default()
 }
 
-export_strategy!(RandomSearch, "random", "0.1.0");
+export_strategy!(RandomSearch, "random", "0.1.1");
