@@ -17,8 +17,8 @@ use nas_core::{ConvOpts, Rng, Tensor};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Seconds to spend measuring each row (after warm-up).
-    #[arg(long, default_value_t = 1.0)]
+    /// Seconds to spend measuring each row (after warm-up; above 0, at most 3600).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_seconds)]
     pub seconds: f64,
     /// Also time a DARTS supernet weight step (C=16, 5 cells, 8 ops, batch 32, 3x32x32);
     /// several seconds per step.
@@ -361,4 +361,12 @@ fn darts_iteration(
         s.net.forward(&xt).cross_entropy(&y).backward();
         wopt.step(0.025);
     }))
+}
+
+/// `--seconds`: a time above 0 and at most an hour.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 3600.0 => Ok(x),
+        _ => Err("expected seconds above 0 and at most 3600 (such as 1 or 0.5)".into()),
+    }
 }

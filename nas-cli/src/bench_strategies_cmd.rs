@@ -32,7 +32,7 @@ pub struct BenchStrategiesArgs {
     /// The accuracy (%, seed mean) whose first reaching is counted in the `queries to`
     /// column: the queries a run took until the architecture it would return scored at
     /// least this.
-    #[arg(long, value_name = "PERCENT", default_value_t = 91.5)]
+    #[arg(long, value_name = "PERCENT", default_value_t = 91.5, value_parser = parse_percent)]
     pub reach: f64,
     /// The NAS-Bench-201 table [default: the bundled nasbench201/nb201_cifar10.csv,
     /// looked up in $NAS_DATA, ./data and beside the binary].
@@ -180,6 +180,9 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
     } else {
         a.strategies.clone()
     };
+    // A strategy named twice runs once.
+    let mut once = std::collections::HashSet::new();
+    names.retain(|n| once.insert(n.clone()));
     // Every strategy named is found before the table starts.
     for name in &names {
         let p = found.get(name).map_err(|e| anyhow!(e))?;
@@ -267,4 +270,12 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--reach`: a percentage from 0 to 100.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=100.0).contains(&x) => Ok(x),
+        _ => Err("expected an accuracy in percent, from 0 to 100 (such as 91.5)".into()),
+    }
 }

@@ -386,6 +386,11 @@ impl DataArgs {
             d.filter_classes(&c.0)
                 .map_err(|e| anyhow!("--classes {c}: {e}"))
         };
+        if source.classes.is_none() {
+            if let Some(w) = missing_classes(&train, &name) {
+                eprintln!("warning: {w}");
+            }
+        }
         let mut test = test;
         if let Some(c) = &source.classes {
             train = keep(&train, c)?;
@@ -420,4 +425,36 @@ impl DataArgs {
             label,
         })
     }
+}
+
+/// What is odd about the training labels of `d` (`name`'s), if anything: the classes
+/// are counted as the largest label plus one, so a label far past the others (a
+/// damaged byte) or a class no image has makes outputs nothing trains. Names the
+/// classes without images and where the largest label is.
+pub fn missing_classes(d: &Dataset, name: &str) -> Option<String> {
+    let mut count = vec![0usize; d.classes];
+    for &l in &d.labels {
+        count[l as usize] += 1;
+    }
+    let empty: Vec<usize> = (0..d.classes).filter(|&k| count[k] == 0).collect();
+    let first = *empty.first()?;
+    let last = *empty.last().unwrap();
+    let which = if empty.len() == 1 {
+        format!("class {first} has")
+    } else if last - first + 1 == empty.len() {
+        format!("classes {first} to {last} have")
+    } else {
+        format!("{} classes (the first {first}) have", empty.len())
+    };
+    let top = d.classes - 1;
+    let at = d
+        .labels
+        .iter()
+        .position(|&l| l as usize == top)
+        .unwrap_or(0);
+    Some(format!(
+        "{name}: {which} no training images: the largest label, {top} (image {at}), makes \
+         {} classes; a damaged label, or --classes to keep the ones there are",
+        d.classes
+    ))
 }

@@ -276,6 +276,10 @@ pub fn load_train_data(a: &SearchArgs) -> Result<TrainData> {
     }
     let (mut train, val) = train.split(a.val, &mut Rng::new(a.seed));
     if let Some(n) = a.limit {
+        // The flag refuses 0; a run's config.json can still hold it.
+        if n == 0 {
+            bail!("--limit 0: expected at least 1 training image (0 would train on nothing)");
+        }
         train = train.take(n);
     }
     let input = InputSpec {

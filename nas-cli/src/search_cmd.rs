@@ -617,12 +617,30 @@ fn restore(
     journal: &[TrialRecord],
     evaluator: &dyn Evaluator,
 ) -> Result<Vec<Architecture>> {
-    let told = match run.load_state().map_err(|e| anyhow!(e))? {
+    // What to do about a state file that does not load: without it the strategy starts
+    // fresh and is told the journal from its first trial.
+    let recover = || {
+        format!(
+            "(remove {} to resume from the journal alone: the strategy is then told every \
+             journaled trial again)",
+            run.state_path().display()
+        )
+    };
+    let told = match run.load_state().map_err(|e| anyhow!("{e} {}", recover()))? {
         // A state saved after trials the journal no longer holds (its last line was cut
         // by a kill and moved aside): the strategy starts fresh and is told the journal
         // from its first trial, which brings it to where the journal ends all the same.
         // Before, the resume refused, on every try.
-        Some((told, _)) if told > journal.len() => {
+        Some((_, Some(by), _)) if by != a.strategy => {
+            bail!(
+                "{}: saved by strategy `{by}`, but the run's config.json names `{}`: a run \
+                 keeps the strategy it began with (set `strategy` back to `{by}`, or start \
+                 a new run)",
+                run.state_path().display(),
+                a.strategy
+            );
+        }
+        Some((told, _, _)) if told > journal.len() => {
             println!(
                 "{}: the strategy state says {}, the journal {} has {}: replaying the \
                  journal from its start instead",
@@ -633,8 +651,14 @@ fn restore(
             );
             0
         }
-        Some((told, state)) => {
-            s.load(&state).map_err(|e| anyhow!(e))?;
+        Some((told, _, state)) => {
+            s.load(&state).map_err(|e| {
+                anyhow!(
+                    "{}: the strategy's saved state does not load: {e} {}",
+                    run.state_path().display(),
+                    recover()
+                )
+            })?;
             told
         }
         None => 0,

@@ -13,7 +13,7 @@ pub struct SpaceArgs {
     #[arg(long, default_value = "seed-net")]
     pub space: String,
     /// A space file (JSON, see docs/space-files.md) instead of a built-in space.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "space")]
     pub space_file: Option<PathBuf>,
     /// Channels of the first stage (nb201: C, default 16; darts: C, default 16).
     #[arg(long)]

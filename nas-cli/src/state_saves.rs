@@ -61,7 +61,9 @@ impl StateSaves {
     fn save(&mut self, s: &mut LoadedStrategy, run: &RunDir, told: usize) -> Result<()> {
         let _span = tracing::debug_span!("save state", told).entered();
         let state = s.save().map_err(|e| anyhow!(e))?;
-        let n = run.save_state(told, &state).map_err(|e| anyhow!(e))?;
+        let n = run
+            .save_state(told, &s.plugin.name, &state)
+            .map_err(|e| anyhow!(e))?;
         self.told = told;
         self.last_bytes = n;
         self.journaled = 0;

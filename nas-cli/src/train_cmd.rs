@@ -27,14 +27,14 @@ pub struct TrainArgs {
     /// Images per training step (`--batch` too, as `nas search` calls it).
     #[arg(long, visible_alias = "batch", default_value_t = 64)]
     pub batch_size: usize,
-    /// SGD's learning rate (where the schedule starts).
-    #[arg(long, default_value_t = 0.05)]
+    /// SGD's learning rate (where the schedule starts; above 0, at most 10).
+    #[arg(long, default_value_t = 0.05, value_parser = parse_lr)]
     pub lr: f32,
-    /// SGD's momentum.
-    #[arg(long, default_value_t = 0.9)]
+    /// SGD's momentum (in [0, 1)).
+    #[arg(long, default_value_t = 0.9, value_parser = parse_momentum)]
     pub momentum: f32,
-    /// SGD's weight decay (L2).
-    #[arg(long, default_value_t = 5e-4)]
+    /// SGD's weight decay (L2; 0 to 1).
+    #[arg(long, default_value_t = 5e-4, value_parser = parse_weight_decay)]
     pub weight_decay: f32,
     /// Nesterov momentum instead of the classical one.
     #[arg(long)]
@@ -281,6 +281,15 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
             line += &format!("  val loss {vl:.4}  val acc {:.2}%", va * 100.0);
         }
         println!("{line}");
+        if !stats.loss.is_finite() {
+            bail!(
+                "epoch {}: the training loss is {} (training diverged): a smaller --lr \
+                 (this run's {}) may train",
+                epoch + 1,
+                stats.loss,
+                cfg.lr
+            );
+        }
     }
     let (tl, ta) = evaluate(model, &test, 256);
     println!("test loss {tl:.4}  test accuracy {:.2}%", ta * 100.0);
@@ -310,4 +319,33 @@ fn duration(secs: f64) -> String {
         s if s < 5400.0 => format!("{:.0} min", s / 60.0),
         s => format!("{:.1} h", s / 3600.0),
     }
+}
+
+/// A finite number in `range` (`--lr`, `--momentum`, `--weight-decay`).
+fn parse_in(s: &str, ok: impl Fn(f32) -> bool, what: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(x) if x.is_finite() && ok(x) => Ok(x),
+        Ok(_) => Err(format!("expected {what}")),
+        Err(e) => Err(format!("expected a number ({what}): {e}")),
+    }
+}
+
+fn parse_lr(s: &str) -> Result<f32, String> {
+    parse_in(
+        s,
+        |x| x > 0.0 && x <= 10.0,
+        "a learning rate above 0 and at most 10",
+    )
+}
+
+fn parse_momentum(s: &str) -> Result<f32, String> {
+    parse_in(s, |x| (0.0..1.0).contains(&x), "a momentum in [0, 1)")
+}
+
+fn parse_weight_decay(s: &str) -> Result<f32, String> {
+    parse_in(
+        s,
+        |x| (0.0..=1.0).contains(&x),
+        "a weight decay from 0 to 1",
+    )
 }

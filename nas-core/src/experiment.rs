@@ -537,17 +537,20 @@ impl RunDir {
             .collect()
     }
 
-    /// The strategy state saved after `told` trials had been told to it; returns the
-    /// bytes written.
-    pub fn save_state(&self, told: usize, state: &Value) -> Result<usize, String> {
+    /// The state of strategy `by` saved after `told` trials had been told to it; returns
+    /// the bytes written.
+    pub fn save_state(&self, told: usize, by: &str, state: &Value) -> Result<usize, String> {
         self.writable()?;
-        let v = serde_json::json!({ "told": told, "strategy": state });
+        let v = serde_json::json!({ "told": told, "by": by, "strategy": state });
         let bytes = serde_json::to_vec(&v).unwrap();
         write_atomic(&self.state_path(), &bytes)?;
         Ok(bytes.len())
     }
 
-    pub fn load_state(&self) -> Result<Option<(usize, Value)>, String> {
+    /// The saved state: trials told, the strategy that saved it (states saved before
+    /// 2026-12 do not say) and its state.
+    #[allow(clippy::type_complexity)]
+    pub fn load_state(&self) -> Result<Option<(usize, Option<String>, Value)>, String> {
         let p = self.state_path();
         if !p.exists() {
             return Ok(None);
@@ -557,7 +560,8 @@ impl RunDir {
         let told = v["told"]
             .as_u64()
             .ok_or_else(|| format!("{}: no `told` count", p.display()))?;
-        Ok(Some((told as usize, v["strategy"].clone())))
+        let by = v["by"].as_str().map(str::to_string);
+        Ok(Some((told as usize, by, v["strategy"].clone())))
     }
 }
 

@@ -9,8 +9,8 @@ use nas_kernels::cpu::backend::HostBuf;
 use std::cell::Cell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// [`Node::placed`] of a host tensor, and of the two devices.
 const HOST: u8 = 0;
@@ -88,10 +88,44 @@ pub(crate) struct Node {
     pub(crate) grad: Mutex<Option<Values>>,
     pub(crate) requires_grad: bool,
     pub(crate) op: Option<Op>,
+    /// Floats this node adds to [`PARAMETER_FLOATS`] (a host parameter's; 0 otherwise).
+    counted: usize,
+}
+
+/// Floats held by the parameters (trainable leaves) on the host, process-wide.
+static PARAMETER_FLOATS: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes the host's parameters may take: the memory available when the first one was
+/// made ([`crate::data::source::available_memory`], `NAS_MAX_MEMORY` included).
+static PARAMETER_CAP: OnceLock<Option<u64>> = OnceLock::new();
+
+/// Counts `n` more parameter floats, or fails ([`nas_kernels::failure::fail`]: an
+/// error for the user) when the parameters would take more than the memory available.
+/// A network far too large for the machine (`--channels 1024 --cells 100` on `darts`)
+/// then stops at its first parameters past the bound, with a message, instead of
+/// growing until the kernel kills the process.
+fn count_parameter(n: usize) {
+    let live = PARAMETER_FLOATS.fetch_add(n, Ordering::Relaxed) + n;
+    let cap = *PARAMETER_CAP.get_or_init(crate::data::source::available_memory);
+    if let Some(cap) = cap {
+        if live as u64 * 4 > cap {
+            PARAMETER_FLOATS.fetch_sub(n, Ordering::Relaxed);
+            let gib = |b: f64| b / (1u64 << 30) as f64;
+            nas_kernels::failure::fail(format!(
+                "out of host memory: the network's parameters take more than the {:.2} GiB \
+                 available (a smaller network fits: fewer --channels or --cells, a smaller \
+                 space file)",
+                gib(cap as f64)
+            ));
+        }
+    }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if self.counted > 0 {
+            PARAMETER_FLOATS.fetch_sub(self.counted, Ordering::Relaxed);
+        }
         // The values go back to the pool with the last holder of their buffer.
         if let Some(Values::Host(g)) = self.grad.get_mut().unwrap().take() {
             buffer::give(g);
@@ -179,6 +213,12 @@ impl Tensor {
             shape.iter().product::<usize>(),
             "tensor data length does not match shape {shape:?}"
         );
+        let counted = if requires_grad && op.is_none() {
+            count_parameter(data.len());
+            data.len()
+        } else {
+            0
+        };
         Tensor(Arc::new(Node {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape,
@@ -189,6 +229,7 @@ impl Tensor {
             grad: Mutex::new(None),
             requires_grad,
             op,
+            counted,
         }))
     }
 
@@ -286,6 +327,7 @@ impl Tensor {
             grad: Mutex::new(None),
             requires_grad,
             op,
+            counted: 0,
         }))
     }
 

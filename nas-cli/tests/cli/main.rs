@@ -29,3 +29,4 @@ mod trainer_bounds;
 mod transfer;
 mod trial_seed;
 mod unit;
+mod user_input;

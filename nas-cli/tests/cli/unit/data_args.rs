@@ -114,3 +114,33 @@ fn retrain_options_fall_back_to_the_runs() {
         "--train-images /a --train-labels /b --test-split 0.2 --split-seed 5 --classes 3,7"
     );
 }
+
+/// One damaged label of 255 among labels 0..9 made a 256-class problem without a word
+/// (the classes are the largest label plus one); a set whose labels are all 1 made 2
+/// classes with no image of class 0. Both are named now; a full set is not.
+#[test]
+fn labels_that_leave_classes_empty_are_named() {
+    let set = |labels: Vec<u32>| nas_core::data::Dataset {
+        images: vec![0.0; labels.len()],
+        n: labels.len(),
+        c: 1,
+        h: 1,
+        w: 1,
+        classes: *labels.iter().max().unwrap() as usize + 1,
+        labels,
+    };
+    let mut damaged: Vec<u32> = (0..100).map(|i| i % 10).collect();
+    damaged[57] = 255;
+    let w = missing_classes(&set(damaged), "l100bad").unwrap();
+    assert!(
+        w.contains("l100bad: classes 10 to 254 have no training images")
+            && w.contains("the largest label, 255 (image 57), makes 256 classes"),
+        "{w}"
+    );
+    let w = missing_classes(&set(vec![1; 20]), "ones").unwrap();
+    assert!(w.contains("ones: class 0 has no training images"), "{w}");
+    assert_eq!(
+        missing_classes(&set((0..50).map(|i| i % 10).collect()), "full"),
+        None
+    );
+}

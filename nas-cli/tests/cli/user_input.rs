@@ -1,0 +1,216 @@
+//! Values a new user can give that the tool ran with before and now refuses, naming the
+//! flag (a reading of the CLI as a new user, 2026-12): settings that cannot train, a
+//! `limit` of 0 in a run's `config.json`, a network larger than the memory, two spaces
+//! at once, a benchmark time or target out of range.
+
+use crate::common::{self, nas, run};
+use std::process::Command;
+
+/// Runs `cmd`, which must fail without crashing (clap's refusals exit 2, the host's
+/// errors 1); returns its stderr.
+fn refused(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        matches!(o.status.code(), Some(1) | Some(2)),
+        "{cmd:?}: {:?}\n{}\n{err}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout)
+    );
+    err
+}
+
+/// `nas train --lr nan` trained to a loss of NaN and a test accuracy of 10% and exited
+/// 0, as did `--lr inf`, `--lr 1e30`, `--weight-decay nan` and `--momentum 5`.
+#[test]
+fn training_settings_that_cannot_train_are_refused() {
+    for (flag, value, want) in [
+        ("--lr", "nan", "a learning rate above 0 and at most 10"),
+        ("--lr", "inf", "a learning rate above 0 and at most 10"),
+        ("--lr", "1e30", "a learning rate above 0 and at most 10"),
+        ("--lr", "0", "a learning rate above 0 and at most 10"),
+        ("--momentum", "5", "a momentum in [0, 1)"),
+        ("--weight-decay", "nan", "a weight decay from 0 to 1"),
+    ] {
+        let err = refused(nas().args(["train", "--epochs", "1", "--limit", "64", flag, value]));
+        assert!(
+            err.contains(flag) && err.contains(want),
+            "{flag} {value}: {err}"
+        );
+    }
+}
+
+/// A run whose `config.json` says `"limit": 0` (which `--limit 0` refuses) journaled a
+/// trial trained on nothing at chance accuracy when resumed; now the resume stops,
+/// naming the file and the flag, and the journal keeps its trials.
+#[test]
+fn a_limit_of_0_in_a_runs_config_is_refused_on_resume() {
+    let d = common::temp_path("input", "limit0");
+    let (ok, out, err) = run(nas()
+        .args(["search", "--space", "seed-net", "--strategy", "random"])
+        .args(["--evaluator", "train", "--budget", "1", "--epochs", "1"])
+        .args(["--limit", "200", "--val", "100", "--out"])
+        .arg(&d));
+    assert!(ok, "{out}\n{err}");
+    let config = d.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for field in [r#""limit": 200"#, r#""budget": 1"#] {
+        assert!(text.contains(field), "{text}");
+    }
+    let edited = text
+        .replace(r#""limit": 200"#, r#""limit": 0"#)
+        .replace(r#""budget": 1"#, r#""budget": 2"#);
+    std::fs::write(&config, edited).unwrap();
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains(&config.display().to_string())
+            && err.contains("--limit 0: expected at least 1 training image"),
+        "{err}"
+    );
+    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 1, "{journal}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// `nas spaces --space darts --channels 1024 --cells 100` (within the flags' stated
+/// ranges) grew past 19 GB in a minute building the supernet; its parameters are far
+/// more than any machine here holds. Now the parameters are counted as they are made
+/// and the command stops at the bound. `NAS_MAX_MEMORY` stands in for a small machine.
+#[test]
+fn a_network_larger_than_the_memory_is_an_error() {
+    let err = refused(
+        nas()
+            .args([
+                "spaces",
+                "--space",
+                "darts",
+                "--channels",
+                "512",
+                "--cells",
+                "8",
+            ])
+            .env("NAS_MAX_MEMORY", "200000000"),
+    );
+    assert!(
+        err.contains(
+            "out of host memory: the network's parameters take more than the 0.19 GiB available"
+        ) && err.contains("--channels or --cells"),
+        "{err}"
+    );
+    // The default darts space fits the same bound.
+    let (ok, out, err) = run(nas()
+        .args(["spaces", "--space", "darts"])
+        .env("NAS_MAX_MEMORY", "200000000"));
+    assert!(ok && out.contains("darts: 36 choices"), "{out}\n{err}");
+}
+
+/// `--space nb201 --space-file F` searched F and recorded both; one space at a time now.
+#[test]
+fn two_spaces_at_once_are_refused() {
+    let err = refused(
+        nas()
+            .args(["spaces", "--space", "nb201", "--space-file"])
+            .arg(common::root().join("examples/spaces/small-cnn.json")),
+    );
+    assert!(
+        err.contains("--space-file") && err.contains("--space"),
+        "{err}"
+    );
+}
+
+/// `nas bench --seconds inf` never ended and `--seconds nan`, `-0.5` or `0` ran;
+/// `nas bench-strategies --reach nan` (or 150, past 100%) headed a column "queries to
+/// NaN".
+#[test]
+fn benchmark_times_and_targets_out_of_range_are_refused() {
+    for v in ["inf", "nan", "-0.5", "0"] {
+        let err = refused(nas().args([
+            "bench",
+            "--only",
+            "gemm",
+            "--no-torch",
+            &format!("--seconds={v}"),
+        ]));
+        assert!(
+            err.contains("--seconds") && err.contains("above 0"),
+            "{v}: {err}"
+        );
+    }
+    for v in ["nan", "150", "-1"] {
+        let err = refused(nas().args(["bench-strategies", "--runs", "1", &format!("--reach={v}")]));
+        assert!(
+            err.contains("--reach") && err.contains("from 0 to 100"),
+            "{v}: {err}"
+        );
+    }
+}
+
+/// A strategy state that does not load (hand-edited, or written by another strategy)
+/// read "plugin `evolution` load: config field `rng`: ..." (as if the config were
+/// wrong), and a truncated one named the file only; both now name the state file and
+/// say how to resume without it, which works.
+#[test]
+fn a_state_that_does_not_load_names_its_file_and_the_way_on() {
+    let d = common::temp_path("input", "state");
+    let search = |budget: &str| {
+        run(nas()
+            .args(["search", "--space", "nb201", "--strategy", "evolution"])
+            .args(["--budget", budget, "--out"])
+            .arg(&d))
+    };
+    let (ok, out, err) = search("4");
+    assert!(ok, "{out}\n{err}");
+    let config = d.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(r#""budget": 4"#, r#""budget": 6"#)).unwrap();
+    let state = d.join("strategy_state.json");
+    let shown = state.display().to_string();
+    for bad in [
+        r#"{"told": 4, "strategy": {"rng": "zz"}}"#,
+        r#"{"told": 4, "strat"#,
+    ] {
+        std::fs::write(&state, bad).unwrap();
+        let (ok, out, err) = run(nas().arg("resume").arg(&d));
+        assert!(!ok, "{bad}: {out}");
+        assert!(
+            err.contains(&shown) && err.contains(&format!("remove {shown} to resume")),
+            "{bad}: {err}"
+        );
+    }
+    std::fs::remove_file(&state).unwrap();
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 6, "{journal}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A run's `config.json` edited to another strategy resumed with it, the new strategy
+/// fed the old one's trials, without a word; the state now says which strategy saved
+/// it, and a resume under another name is refused.
+#[test]
+fn a_run_resumes_only_with_the_strategy_that_saved_it() {
+    let d = common::temp_path("input", "strategy");
+    let (ok, out, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "random"])
+        .args(["--budget", "3", "--out"])
+        .arg(&d));
+    assert!(ok, "{out}\n{err}");
+    let config = d.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text
+        .replace(r#""strategy": "random""#, r#""strategy": "evolution""#)
+        .replace(r#""budget": 3"#, r#""budget": 5"#);
+    assert_ne!(edited, text);
+    std::fs::write(&config, edited).unwrap();
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains("saved by strategy `random`") && err.contains("names `evolution`"),
+        "{err}"
+    );
+    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 3, "{journal}");
+    std::fs::remove_dir_all(&d).ok();
+}
