@@ -446,15 +446,23 @@ pub fn missing_classes(d: &Dataset, name: &str) -> Option<String> {
     } else {
         format!("{} classes (the first {first}) have", empty.len())
     };
-    let top = d.classes - 1;
-    let at = d
+    // The classes are the largest label plus one for IDX files; a data set of a fixed
+    // count (CIFAR-10's 10) may have fewer labels in a small file.
+    let (at, top) = d
         .labels
         .iter()
-        .position(|&l| l as usize == top)
-        .unwrap_or(0);
+        .enumerate()
+        .max_by_key(|&(i, &l)| (l, usize::MAX - i))?;
+    let why = if *top as usize + 1 == d.classes {
+        format!(
+            "the largest label, {top} (image {at}), makes {} classes",
+            d.classes
+        )
+    } else {
+        format!("the data set has {} classes", d.classes)
+    };
     Some(format!(
-        "{name}: {which} no training images: the largest label, {top} (image {at}), makes \
-         {} classes; a damaged label, or --classes to keep the ones there are",
-        d.classes
+        "{name}: {which} no training images: {why}; a damaged label, or --classes to keep \
+         the ones there are"
     ))
 }

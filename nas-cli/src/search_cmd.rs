@@ -598,7 +598,9 @@ fn ask_batch(
                 a.strategy
             )
         })?;
-        asked.push(x);
+        // Journaled as the network it builds: without the choices it does not make (an
+        // unpicked edge's op, a repeat's unbuilt blocks), so one network is one entry.
+        asked.push(arch::made_only(choices, x));
     }
     Ok(asked)
 }
@@ -631,7 +633,7 @@ fn restore(
         // by a kill and moved aside): the strategy starts fresh and is told the journal
         // from its first trial, which brings it to where the journal ends all the same.
         // Before, the resume refused, on every try.
-        Some((_, Some(by), _)) if by != a.strategy => {
+        Some((_, Some(by), _)) if by.replace('-', "_") != a.strategy.replace('-', "_") => {
             bail!(
                 "{}: saved by strategy `{by}`, but the run's config.json names `{}`: a run \
                  keeps the strategy it began with (set `strategy` back to `{by}`, or start \

@@ -96,7 +96,7 @@ pub(crate) struct Node {
 static PARAMETER_FLOATS: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes the host's parameters may take: the memory available when the first one was
-/// made ([`crate::data::source::available_memory`], `NAS_MAX_MEMORY` included).
+/// made ([`crate::data::source::memory_bound`], `NAS_MAX_MEMORY` included).
 static PARAMETER_CAP: OnceLock<Option<u64>> = OnceLock::new();
 
 /// Counts `n` more parameter floats, or fails ([`nas_kernels::failure::fail`]: an
@@ -105,19 +105,23 @@ static PARAMETER_CAP: OnceLock<Option<u64>> = OnceLock::new();
 /// then stops at its first parameters past the bound, with a message, instead of
 /// growing until the kernel kills the process.
 fn count_parameter(n: usize) {
-    let live = PARAMETER_FLOATS.fetch_add(n, Ordering::Relaxed) + n;
-    let cap = *PARAMETER_CAP.get_or_init(crate::data::source::available_memory);
-    if let Some(cap) = cap {
-        if live as u64 * 4 > cap {
-            PARAMETER_FLOATS.fetch_sub(n, Ordering::Relaxed);
-            let gib = |b: f64| b / (1u64 << 30) as f64;
-            nas_kernels::failure::fail(format!(
-                "out of host memory: the network's parameters take more than the {:.2} GiB \
-                 available (a smaller network fits: fewer --channels or --cells, a smaller \
-                 space file)",
-                gib(cap as f64)
-            ));
-        }
+    let cap = *PARAMETER_CAP.get_or_init(crate::data::source::memory_bound);
+    let fits = |live: usize| match cap {
+        Some(cap) => (live as u64).saturating_add(n as u64).saturating_mul(4) <= cap,
+        None => true,
+    };
+    // Added only where it fits, so a refused network never counts against another
+    // thread's (trials side by side).
+    let added = PARAMETER_FLOATS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
+        fits(live).then(|| live + n)
+    });
+    if let (Err(_), Some(cap)) = (added, cap) {
+        nas_kernels::failure::fail(format!(
+            "out of host memory: the network's parameters take more than the {:.2} GiB \
+             available (a smaller network fits: fewer --channels or --cells, a smaller \
+             space file)",
+            cap as f64 / (1u64 << 30) as f64
+        ));
     }
 }
 

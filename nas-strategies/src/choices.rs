@@ -77,6 +77,13 @@ pub fn input_indices(v: &Value, n: usize, k: usize) -> Option<Vec<usize>> {
 /// Which choices an architecture makes (repeat blocks built, edges picked).
 pub use nas_types::arch::{active_flags, in_built_block};
 
+/// Whether a choice's repeat block is built in `arch`; it does not see edges (an
+/// unpicked edge's op counts as active here).
+#[deprecated(note = "use `active_flags` (repeat blocks and picked edges) or `in_built_block`")]
+pub fn active(c: &Choice, arch: &Architecture) -> bool {
+    in_built_block(c, arch)
+}
+
 /// The `k`-th decision of a choice (`k < size`).
 pub fn option(c: &Choice, k: u128) -> Value {
     match &c.kind {

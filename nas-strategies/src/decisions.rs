@@ -178,6 +178,39 @@ pub fn active_mask(space: &[Choice], decisions: &[usize]) -> Vec<bool> {
     active
 }
 
+/// Moves ops with the edges an input choice now picks instead: where `after` changed an
+/// input choice of `before` (a `darts` node's pair of edges), the k-th edge it picks
+/// anew takes the op of the k-th edge it dropped, as a mutation of the input of one of
+/// a node's two slots keeps the slot's op (the regularized-evolution paper's "hidden
+/// state" mutation). Without this a newly picked edge would hold whatever its unmade
+/// op choice held: option 0 (`none`) for an architecture that does not name it.
+/// Spaces without edge ops are left as they are.
+pub fn carry_edge_ops(space: &[Choice], before: &[usize], after: &mut [usize]) {
+    for (j, c) in space.iter().enumerate() {
+        let ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            ..
+        } = &c.kind
+        else {
+            continue;
+        };
+        if c.edge_ops.is_empty() || before[j] == after[j] {
+            continue;
+        }
+        let old = unrank_combination(*n_candidates, *n_chosen, before[j]);
+        let new = unrank_combination(*n_candidates, *n_chosen, after[j]);
+        let dropped = old.iter().filter(|e| !new.contains(e));
+        let added = new.iter().filter(|e| !old.contains(e));
+        for (&from, &to) in dropped.zip(added) {
+            let at = |e: usize| nas_types::arch::edge_op_position(space, j, &c.edge_ops[e]);
+            if let (Some(f), Some(t)) = (at(from), at(to)) {
+                after[t] = before[f];
+            }
+        }
+    }
+}
+
 /// The architecture of a decision vector (inactive choices dropped).
 pub fn to_arch(space: &[Choice], decisions: &[usize]) -> Architecture {
     let active = active_mask(space, decisions);
@@ -253,6 +286,29 @@ mod tests {
         repair(&space, &mut y, &mut crate::Rng::new(0));
         assert!(y.contains_key("c/op_3_2") && !y.contains_key("c/op_3_1"));
         assert_eq!((y["c/op_3_0"].clone(), y.len()), (Value::from("o1"), 3));
+    }
+
+    /// A node's input moved to another edge takes the op of the edge it left, rather
+    /// than the unmade op the vector held there (option 0, `none` in `darts`).
+    #[test]
+    fn a_moved_input_keeps_its_op() {
+        // c/op_3_0, c/op_3_1, c/op_3_2, c/input_3: [0, 1] is option 0, [0, 2] 1, [1, 2] 2.
+        let space = crate::testing::darts_cell(3, 1, 4);
+        let before = [1, 3, 0, 0];
+        let mut after = [1, 3, 0, 1];
+        carry_edge_ops(&space, &before, &mut after);
+        assert_eq!(after, [1, 3, 3, 1], "edge 1's op moves to edge 2");
+        let mut after = [1, 3, 0, 2];
+        carry_edge_ops(&space, &before, &mut after);
+        assert_eq!(after, [1, 3, 1, 2], "edge 0's op moves to edge 2");
+        // Spaces without edge ops, and unchanged inputs, are left as they are.
+        let mut same = [1, 3, 2, 0];
+        carry_edge_ops(&space, &before, &mut same);
+        assert_eq!(same, [1, 3, 2, 0]);
+        let plain = crate::testing::layer_space(3, 4);
+        let mut v = [0, 1, 2];
+        carry_edge_ops(&plain, &[3, 3, 3], &mut v);
+        assert_eq!(v, [0, 1, 2]);
     }
 
     #[test]

@@ -173,8 +173,10 @@ impl Observations {
         None
     }
 
-    /// Every neighbour of `d` (one active choice changed to another of its options) not
-    /// asked before, in choice order, then option order.
+    /// Every neighbour of `d` (one active choice changed to another of its options; an
+    /// edge a node picks anew takes the op of the edge it dropped,
+    /// [`decisions::carry_edge_ops`]) not asked before, in choice order, then option
+    /// order.
     pub fn unseen_neighbours(&self, d: &[usize]) -> Vec<Vec<usize>> {
         let active = decisions::active_mask(&self.space, d);
         let mut out = vec![];
@@ -182,6 +184,7 @@ impl Observations {
             for o in (0..c.size()).filter(|&o| active[i] && o != d[i]) {
                 let mut n = d.to_vec();
                 n[i] = o;
+                decisions::carry_edge_ops(&self.space, d, &mut n);
                 if !self.contains(&n) {
                     out.push(n);
                 }

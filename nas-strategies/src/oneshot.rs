@@ -307,27 +307,7 @@ impl OneShotInfo {
     /// depth is not active, and the op choice of a cell edge the node did not pick
     /// computes nothing.
     pub fn path_total(&self, d: &[usize], per_weight: &[f64]) -> f64 {
-        let mut on = decisions::active_mask(&self.choices, d);
-        for (i, c) in self.choices.iter().enumerate() {
-            if let ChoiceKind::Input {
-                n_candidates,
-                n_chosen,
-                ..
-            } = &c.kind
-            {
-                if c.edge_ops.is_empty() || !on[i] {
-                    continue;
-                }
-                let picked = decisions::unrank_combination(*n_candidates, *n_chosen, d[i]);
-                for (e, label) in c.edge_ops.iter().enumerate() {
-                    if !picked.contains(&e) {
-                        if let Some(j) = self.choices.iter().position(|o| o.label == *label) {
-                            on[j] = false;
-                        }
-                    }
-                }
-            }
-        }
+        let on = decisions::active_mask(&self.choices, d);
         let mix = self.one_hot(d);
         self.groups
             .iter()

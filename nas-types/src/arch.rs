@@ -241,12 +241,18 @@ pub fn random(choices: &[Choice], rng: &mut Rng) -> Architecture {
             a.insert(c.label.clone(), random_decision(c, rng));
         }
     }
-    for (c, on) in choices.iter().zip(active_flags(choices, &a)) {
+    made_only(choices, a)
+}
+
+/// `arch` without the choices it does not make ([`active_flags`]): the architecture of
+/// the network it builds.
+pub fn made_only(choices: &[Choice], mut arch: Architecture) -> Architecture {
+    for (c, on) in choices.iter().zip(active_flags(choices, &arch)) {
         if !on {
-            a.remove(&c.label);
+            arch.remove(&c.label);
         }
     }
-    a
+    arch
 }
 
 /// Reads an architecture from a JSON file: a `{label: choice}` map, or a run's
@@ -336,10 +342,12 @@ mod tests {
         ]);
         assert_eq!(active_flags(&space, &picked), vec![true, false, true, true]);
         validate(&space, &picked).unwrap();
-        // Naming the unbuilt edge's op as well is still accepted.
+        // Naming the unbuilt edge's op as well is still accepted, and is left out of
+        // the network's architecture.
         let mut named = picked.clone();
         named.insert("op_3_1".into(), json!("b"));
         validate(&space, &named).unwrap();
+        assert_eq!(made_only(&space, named), picked);
         // A picked edge's op is still required.
         let mut short = picked.clone();
         short.remove("op_3_2");

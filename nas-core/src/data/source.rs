@@ -15,6 +15,18 @@ pub const MAX_FILE_BYTES: u64 = 1 << 30;
 /// available (`MemAvailable`), less where the process's cgroup allows less, and less
 /// again where `NAS_MAX_MEMORY` (bytes) says so. None where none of them is known.
 pub fn available_memory() -> Option<u64> {
+    memory(true)
+}
+
+/// The memory a process may fill at most: as [`available_memory`], but a cgroup counts
+/// by its limit, not by what it holds now (which counts the page cache of files read,
+/// and reads near 0 in a container whose cache is near its limit). What the parameters
+/// of a network may take ([`crate::Tensor::parameter`]).
+pub fn memory_bound() -> Option<u64> {
+    memory(false)
+}
+
+fn memory(headroom: bool) -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
         t.lines()
             .find_map(|l| l.strip_prefix("MemAvailable:"))
@@ -23,8 +35,10 @@ pub fn available_memory() -> Option<u64> {
             .map(|kb| kb * 1024)
     });
     let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
-    let cgroup = read("/sys/fs/cgroup/memory.max")
-        .map(|max| max.saturating_sub(read("/sys/fs/cgroup/memory.current").unwrap_or(0)));
+    let cgroup = read("/sys/fs/cgroup/memory.max").map(|max| match headroom {
+        true => max.saturating_sub(read("/sys/fs/cgroup/memory.current").unwrap_or(0)),
+        false => max,
+    });
     let env = std::env::var("NAS_MAX_MEMORY")
         .ok()
         .and_then(|v| v.trim().parse().ok());

@@ -124,6 +124,7 @@ impl Bananas {
                 m[i] = if o >= d[i] { o + 1 } else { o };
             }
         }
+        decisions::carry_edge_ops(&self.space, d, &mut m);
         m
     }
 

@@ -294,8 +294,16 @@ impl Evolution {
                     let unused: Vec<usize> =
                         (0..*n_candidates).filter(|i| !idx.contains(i)).collect();
                     let at = self.rng.below(idx.len());
-                    idx[at] = unused[self.rng.below(unused.len())];
+                    let (from, to) = (idx[at], unused[self.rng.below(unused.len())]);
+                    idx[at] = to;
                     idx.sort_unstable();
+                    // A node's slot moves to another input and keeps its op (the paper's
+                    // hidden-state mutation), where the input choice picks among edges.
+                    if let (Some(f), Some(t)) = (c.edge_ops.get(from), c.edge_ops.get(to)) {
+                        if let Some(op) = child.get(f).cloned() {
+                            child.insert(t.clone(), op);
+                        }
+                    }
                     Value::from(idx)
                 }
                 None => random_option(c, &mut self.rng),

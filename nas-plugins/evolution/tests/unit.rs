@@ -85,7 +85,19 @@ fn mutation_changes_the_network_of_a_darts_cell() {
         let p = nas_strategies::random_architecture(&space, &mut rng);
         let c = s.mutate(&p);
         validate(&space, &c).unwrap();
-        assert_ne!(darts_network(&c), darts_network(&p), "{p:?} -> {c:?}");
+        let (before, after) = (darts_network(&p), darts_network(&c));
+        assert_ne!(before, after, "{p:?} -> {c:?}");
+        // A moved input keeps its op: the ops of each node are the same multiset unless
+        // an op was mutated (then the inputs are the same).
+        for ((_, x), (_, y)) in before.iter().zip(&after) {
+            let ops = |e: &[(usize, String)]| {
+                let mut o: Vec<String> = e.iter().map(|(_, op)| op.clone()).collect();
+                o.sort();
+                o
+            };
+            let inputs = |e: &[(usize, String)]| e.iter().map(|(i, _)| *i).collect::<Vec<_>>();
+            assert!(ops(x) == ops(y) || inputs(x) == inputs(y), "{p:?} -> {c:?}");
+        }
     }
 }
 

@@ -754,7 +754,9 @@ impl Pnas {
                     }
                     let i = mutable[self.rng.below(mutable.len())];
                     let o = self.rng.below(self.sizes[i] - 1);
+                    let before = c.clone();
                     c[i] = if o >= c[i] { o + 1 } else { o };
+                    decisions::carry_edge_ops(&self.space, &before, &mut c);
                 }
                 let key = decisions::key(&self.space, &c);
                 if !seen.contains(&key) && cand_keys.insert(key) {

@@ -144,3 +144,24 @@ fn labels_that_leave_classes_empty_are_named() {
         None
     );
 }
+
+/// A set of a fixed class count (CIFAR-10's 10) whose file lacks a class says so, not
+/// that its largest label makes the count.
+#[test]
+fn a_fixed_class_count_with_a_class_missing_says_so() {
+    let labels: Vec<u32> = (0..40).map(|i| i % 9).collect();
+    let d = nas_core::data::Dataset {
+        images: vec![0.0; 40],
+        n: 40,
+        c: 1,
+        h: 1,
+        w: 1,
+        classes: 10,
+        labels,
+    };
+    let w = missing_classes(&d, "sample").unwrap();
+    assert!(
+        w.contains("sample: class 9 has no training images: the data set has 10 classes"),
+        "{w}"
+    );
+}

@@ -18,8 +18,9 @@
 //!   carrying the `op_{j}_{i}` choices ([`crate::space::Choice::edge_ops`]), so a
 //!   weight-sharing search can sum all of them and rank them by their ops);
 //!
-//! and the same with `reduce/`. A fixed network builds only the ops on the chosen edges,
-//! although an architecture names an op for every edge (as the supernet has one).
+//! and the same with `reduce/`. A fixed network builds only the ops on the chosen edges;
+//! an architecture names those (the op choices of the other edges are inactive,
+//! `nas_types::arch::active_flags`, and ignored where an architecture still names them).
 //!
 //! As in the DARTS search network, batch norms inside the ops are not affine (in fixed
 //! networks as well, so that a derived network has the supernet's tensors), and the
