@@ -104,6 +104,13 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
     let mut trainer = SupernetTrainer::new(space.as_ref(), &data.train, &data.val, cfg)
         .map_err(|e| anyhow!(e))?;
     trainer.checkpoint_dir = Some(run.path.clone());
+    trainer.checkpoint_setup = Some(serde_json::json!({
+        "strategy": a.strategy.replace('-', "_"),
+        "limit": a.limit,
+        "batch": a.batch,
+        "val": a.val,
+        "classes": a.dataset.classes.as_ref().map(|c| c.to_string()),
+    }));
     let resume = trainer.load_checkpoint().map_err(|e| anyhow!(e))?;
     if let (None, Some(from)) = (&resume, &a.init_from) {
         let fresh = trainer.init_from(from).map_err(|e| anyhow!(e))?;

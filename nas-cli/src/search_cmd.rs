@@ -228,6 +228,11 @@ fn prepare<'p>(a: &SearchArgs, found: &'p Discovery) -> Result<Job<'p>> {
     // its run retrains on them.
     a.dataset.check()?;
     let plugin = found.get(&a.strategy).map_err(|e| anyhow!(e))?;
+    if plugin.kind == nas_strategies::abi::KIND_ASK_TELL && a.uses_table()? {
+        if let Some(w) = table_search_leaves(a) {
+            eprintln!("warning: {w}");
+        }
+    }
     let limits = run_limits(a)?;
     let executor = crate::slurm::ExecutorKind::from_args(a)?;
     if let Some(from) = &a.init_from {
@@ -775,4 +780,38 @@ fn summarize(j: &[TrialRecord], limits: &Limits, ev: &dyn Evaluator, run: &RunDi
     );
     println!("written to {}", run.best_path().display());
     Ok(())
+}
+
+/// What a table search does not use of the options given: it looks accuracies up and
+/// trains nothing, so `--limit` does nothing, and the data options only say what
+/// `nas retrain` trains on. `None` when none of them was given.
+pub fn table_search_leaves(a: &SearchArgs) -> Option<String> {
+    let d = &a.dataset;
+    // (`--data` is not among them: the bundled data's path stands in it when none is
+    // given.)
+    let data: Vec<&str> = [
+        ("--train-images", d.train_images.is_some()),
+        ("--classes", d.classes.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect();
+    let mut parts = vec![];
+    if let Some(n) = a.limit {
+        parts.push(format!("--limit {n} is not used"));
+    }
+    if !data.is_empty() {
+        parts.push(format!(
+            "{} only say{} what `nas retrain` trains on",
+            data.join(", "),
+            if data.len() == 1 { "s" } else { "" }
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "the table evaluator looks accuracies up in NAS-Bench-201 (CIFAR-10) and \
+             trains nothing: {} (--evaluator train trains each trial)",
+            parts.join("; ")
+        )
+    })
 }

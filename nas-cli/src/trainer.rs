@@ -146,6 +146,10 @@ struct CheckpointFile {
     /// The strategy's weight schedule ([`SupernetHost::set_weight_schedule`]), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     schedule: Option<WeightSchedule>,
+    /// What made the checkpoint ([`SupernetTrainer::checkpoint_setup`]); checkpoints
+    /// taken before 2026-12 do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    setup: Option<Value>,
 }
 
 /// The file a finished one-shot run keeps its supernet's final weights in (tensor names
@@ -183,6 +187,10 @@ pub struct SupernetTrainer<'a> {
     generation: u64,
     /// Where checkpoints go; none means `checkpoint` only keeps the state in memory.
     pub checkpoint_dir: Option<PathBuf>,
+    /// The search's setup as a JSON object (strategy, data and batch options), kept in
+    /// each checkpoint; a checkpoint whose setup differs is refused, naming the fields,
+    /// rather than resumed by another strategy or on other data.
+    pub checkpoint_setup: Option<Value>,
     /// The last checkpoint's strategy state (also when there is no directory).
     pub last_state: Option<Value>,
     /// The strategy's last [`SupernetHost::front`] (a multi-objective run's Pareto set).
@@ -307,6 +315,7 @@ impl<'a> SupernetTrainer<'a> {
             last_lr: 0.0,
             generation: 0,
             checkpoint_dir: None,
+            checkpoint_setup: None,
             last_state: None,
             front: vec![],
             on_progress: Box::new(|_, _, _| {}),
@@ -633,6 +642,26 @@ impl<'a> SupernetTrainer<'a> {
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let c: CheckpointFile = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a one-shot checkpoint: {e}", path.display()))?;
+        if let (Some(Value::Object(then)), Some(Value::Object(now))) =
+            (&c.setup, &self.checkpoint_setup)
+        {
+            let differ: Vec<String> = now
+                .iter()
+                .filter(|(k, v)| then.get(*k).is_some_and(|t| t != *v))
+                .map(|(k, v)| format!("{k} {} then, {v} now", then[k]))
+                .collect();
+            if !differ.is_empty() {
+                return Err(format!(
+                    "{}: the checkpoint was taken by another search ({}): a checkpoint \
+                     resumes only the search that took it (set those back in the run's \
+                     config.json, or remove {} and the search starts over from its first \
+                     epoch)",
+                    path.display(),
+                    differ.join("; "),
+                    path.display()
+                ));
+            }
+        }
         let wpath = dir.join(format!("supernet-{}.safetensors", c.generation));
         // The one way on from weights that cannot be read: start over.
         let over = format!(
@@ -1307,6 +1336,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             hypernet_steps: self.hyper.as_ref().map_or(0, |h| h.adam_steps()),
             ssl: self.ssl.as_ref().map(|s| s.spec.clone()),
             schedule: self.schedule,
+            setup: self.checkpoint_setup.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("oneshot.json"), &bytes)?;

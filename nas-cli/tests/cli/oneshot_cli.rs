@@ -611,3 +611,47 @@ fn a_multi_objective_search_journals_its_pareto_set_and_resumes_to_it() {
     std::fs::remove_dir_all(&d).ok();
     std::fs::remove_dir_all(&whole).ok();
 }
+
+/// A killed `darts` search whose `config.json` was edited to `gdas` failed on resume
+/// with "bad saved generator" (GDAS reading DARTS's state), and one edited to other
+/// data sizes resumed on them, its first epoch and the rest trained on different data.
+/// The checkpoint now keeps what made it, and a resume under another strategy, limit,
+/// batch, validation split or class list is refused, naming each; set back, it resumes.
+#[test]
+fn a_checkpoint_resumes_only_the_search_that_took_it() {
+    let d = out_dir("checkpoint-setup");
+    kill_after_checkpoint(&search_args(&d, "darts", "{}"), &d);
+    let config = d.join("config.json");
+    let original = std::fs::read_to_string(&config).unwrap();
+    for (from, to, want) in [
+        (
+            r#""strategy": "darts""#,
+            r#""strategy": "gdas""#,
+            r#"strategy "darts" then, "gdas" now"#,
+        ),
+        (
+            r#""limit": 3200"#,
+            r#""limit": 1600"#,
+            "limit 3200 then, 1600 now",
+        ),
+        (r#""batch": 64"#, r#""batch": 32"#, "batch 64 then, 32 now"),
+    ] {
+        assert!(original.contains(from), "{original}");
+        std::fs::write(&config, original.replace(from, to)).unwrap();
+        let o = nas()
+            .args(["--threads", "2", "resume"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{to}: resumed");
+        assert!(
+            err.contains("the checkpoint was taken by another search") && err.contains(want),
+            "{to}: {err}"
+        );
+    }
+    std::fs::write(&config, &original).unwrap();
+    let out = run(nas().args(["--threads", "2", "resume"]).arg(&d));
+    assert!(out.contains("resumed from the checkpoint"), "{out}");
+    std::fs::remove_dir_all(&d).ok();
+}

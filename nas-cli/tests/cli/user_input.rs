@@ -214,3 +214,46 @@ fn a_run_resumes_only_with_the_strategy_that_saved_it() {
     assert_eq!(journal.lines().count(), 3, "{journal}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// A table search given training options ran without a word and recorded them; it now
+/// says that it trains nothing, which options it does not use, and which only its
+/// retraining reads.
+#[test]
+fn a_table_search_says_which_training_options_it_does_not_use() {
+    let d = common::temp_path("input", "table-options");
+    let (ok, out, err) = run(nas()
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "random",
+            "--budget",
+            "2",
+        ])
+        .args(["--limit", "300", "--classes", "0,1", "--out"])
+        .arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        err.contains("warning: the table evaluator looks accuracies up")
+            && err.contains(
+                "--limit 300 is not used; --classes only says what `nas retrain` trains on"
+            ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+    let (ok, out, err) = run(nas()
+        .args([
+            "search",
+            "--space",
+            "nb201",
+            "--strategy",
+            "random",
+            "--budget",
+            "2",
+            "--out",
+        ])
+        .arg(&d));
+    assert!(ok && !err.contains("table evaluator"), "{out}\n{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
