@@ -198,6 +198,24 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         let r = names.remove(i);
         names.insert(0, r);
     }
+    // Every strategy takes the config before the table starts (its error, not a table
+    // cut off after its header).
+    for name in &names {
+        let plugin = found.get(name).map_err(|e| anyhow!(e))?;
+        let setup = Setup {
+            space: choices.clone(),
+            config: if name == "random" {
+                limits_only.clone()
+            } else {
+                config.clone()
+            },
+            seed: 0,
+            budget: a.budget,
+        };
+        plugin
+            .create(&setup)
+            .map_err(|e| anyhow!("--strategies {name}: {e}"))?;
+    }
     println!(
         "NAS-Bench-201 table {} (validation accuracy, mean over seeds), {} runs x {} queries; \
          table optimum {:.2}%",

@@ -257,3 +257,32 @@ fn a_table_search_says_which_training_options_it_does_not_use() {
     assert!(ok && !err.contains("table evaluator"), "{out}\n{err}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `bench-strategies` printed its table's header before a strategy refused its config;
+/// the refusal comes first now, naming the strategy and the field.
+#[test]
+fn a_benchmarked_strategys_bad_config_is_refused_before_the_table() {
+    let o = nas()
+        .args(["bench-strategies", "--runs", "1", "--budget", "5"])
+        .args([
+            "--strategies",
+            "random,evolution",
+            "--config",
+            r#"{"population": 0}"#,
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        !out.contains("strategy") && !out.contains("NAS-Bench-201 table"),
+        "{out}"
+    );
+    assert!(
+        err.contains("--strategies evolution") && err.contains("population"),
+        "{err}"
+    );
+}
