@@ -198,22 +198,23 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         let r = names.remove(i);
         names.insert(0, r);
     }
+    // Run `seed` of strategy `name`: random search, the baseline, takes only the limits.
+    let setup = |name: &str, seed: u64| Setup {
+        space: choices.clone(),
+        config: if name == "random" {
+            limits_only.clone()
+        } else {
+            config.clone()
+        },
+        seed,
+        budget: a.budget,
+    };
     // Every strategy takes the config before the table starts (its error, not a table
     // cut off after its header).
     for name in &names {
         let plugin = found.get(name).map_err(|e| anyhow!(e))?;
-        let setup = Setup {
-            space: choices.clone(),
-            config: if name == "random" {
-                limits_only.clone()
-            } else {
-                config.clone()
-            },
-            seed: 0,
-            budget: a.budget,
-        };
         plugin
-            .create(&setup)
+            .create(&setup(name, 0))
             .map_err(|e| anyhow!("--strategies {name}: {e}"))?;
     }
     println!(
@@ -241,17 +242,9 @@ pub fn bench_strategies(a: BenchStrategiesArgs) -> Result<()> {
         let outcomes = (0..a.runs)
             .into_par_iter()
             .map(|r| -> Result<(f64, Option<usize>)> {
-                let setup = Setup {
-                    space: choices.clone(),
-                    config: if name == "random" {
-                        limits_only.clone()
-                    } else {
-                        config.clone()
-                    },
-                    seed: r as u64,
-                    budget: a.budget,
-                };
-                let mut s = plugin.create(&setup).map_err(|e| anyhow!(e))?;
+                let mut s = plugin
+                    .create(&setup(&name, r as u64))
+                    .map_err(|e| anyhow!(e))?;
                 let mut run = RunTracker::new(limits.clone(), a.reach);
                 for t in 0..a.budget {
                     let costs = |a: &Architecture| table.costs(a);

@@ -174,11 +174,7 @@ pub fn canonical(space: &[Choice], arch: &Architecture) -> Result<Vec<Option<u12
 /// before the input choice that picks among them).
 pub fn repair(space: &[Choice], arch: &mut Architecture, rng: &mut Rng) {
     arch.retain(|label, _| space.iter().any(|c| c.label == *label));
-    let edge_op = |c: &Choice| {
-        space
-            .iter()
-            .any(|x| x.edge_ops.iter().any(|op| *op == c.label))
-    };
+    let edge_op = |c: &Choice| nas_types::arch::is_edge_op(space, c);
     let settle = |c: &Choice, on: bool, arch: &mut Architecture, rng: &mut Rng| {
         if !on {
             arch.remove(&c.label);

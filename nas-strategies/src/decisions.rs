@@ -154,27 +154,10 @@ pub fn active_mask(space: &[Choice], decisions: &[usize]) -> Vec<bool> {
             };
         }
     }
-    for (j, c) in space.iter().enumerate() {
-        let ChoiceKind::Input {
-            n_candidates,
-            n_chosen,
-            ..
-        } = &c.kind
-        else {
-            continue;
-        };
-        if c.edge_ops.is_empty() {
-            continue;
-        }
-        let picked = unrank_combination(*n_candidates, *n_chosen, decisions[j]);
-        for (e, op) in c.edge_ops.iter().enumerate() {
-            if !active[j] || !picked.contains(&e) {
-                if let Some(o) = nas_types::arch::edge_op_position(space, j, op) {
-                    active[o] = false;
-                }
-            }
-        }
-    }
+    nas_types::arch::edges_off(space, &mut active, |j| {
+        let (n_candidates, n_chosen) = nas_types::arch::edge_input(&space[j])?;
+        Some(unrank_combination(n_candidates, n_chosen, decisions[j]))
+    });
     active
 }
 
@@ -187,19 +170,14 @@ pub fn active_mask(space: &[Choice], decisions: &[usize]) -> Vec<bool> {
 /// Spaces without edge ops are left as they are.
 pub fn carry_edge_ops(space: &[Choice], before: &[usize], after: &mut [usize]) {
     for (j, c) in space.iter().enumerate() {
-        let ChoiceKind::Input {
-            n_candidates,
-            n_chosen,
-            ..
-        } = &c.kind
-        else {
+        let Some((n_candidates, n_chosen)) = nas_types::arch::edge_input(c) else {
             continue;
         };
-        if c.edge_ops.is_empty() || before[j] == after[j] {
+        if before[j] == after[j] {
             continue;
         }
-        let old = unrank_combination(*n_candidates, *n_chosen, before[j]);
-        let new = unrank_combination(*n_candidates, *n_chosen, after[j]);
+        let old = unrank_combination(n_candidates, n_chosen, before[j]);
+        let new = unrank_combination(n_candidates, n_chosen, after[j]);
         let dropped = old.iter().filter(|e| !new.contains(e));
         let added = new.iter().filter(|e| !old.contains(e));
         for (&from, &to) in dropped.zip(added) {

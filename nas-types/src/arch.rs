@@ -84,17 +84,49 @@ pub fn in_built_block(c: &Choice, arch: &Architecture) -> bool {
 /// but missing or holds no valid pick counts as made.
 pub fn active_flags(choices: &[Choice], arch: &Architecture) -> Vec<bool> {
     let mut on: Vec<bool> = choices.iter().map(|c| in_built_block(c, arch)).collect();
+    edges_off(choices, &mut on, |j| {
+        let (n_candidates, _) = edge_input(&choices[j])?;
+        arch.get(&choices[j].label)
+            .and_then(as_indices)
+            .filter(|idx| idx.iter().all(|i| *i < n_candidates))
+    });
+    on
+}
+
+/// `(n_candidates, n_chosen)` of an input choice whose candidates are edges carrying op
+/// choices of their own (`edge_ops`); `None` for any other choice.
+pub fn edge_input(c: &Choice) -> Option<(usize, usize)> {
+    match &c.kind {
+        ChoiceKind::Input {
+            n_candidates,
+            n_chosen,
+            ..
+        } if !c.edge_ops.is_empty() => Some((*n_candidates, *n_chosen)),
+        _ => None,
+    }
+}
+
+/// Whether `c` is the op choice of an edge some input choice of `choices` picks among.
+pub fn is_edge_op(choices: &[Choice], c: &Choice) -> bool {
+    choices.iter().any(|x| x.edge_ops.contains(&c.label))
+}
+
+/// The edge rule of [`active_flags`] and of `decisions::active_mask`, for an `on` that
+/// holds each choice's activity as far as repeats go: turns off the op choices of the
+/// edges that input choices do not pick. `picked(j)` gives input choice `j`'s picked
+/// edges (`None`: its pick is not known, and every edge counts as picked); an input
+/// choice that is itself off turns all its edges' ops off.
+pub fn edges_off(
+    choices: &[Choice],
+    on: &mut [bool],
+    picked: impl Fn(usize) -> Option<Vec<usize>>,
+) {
     for (j, c) in choices.iter().enumerate() {
-        let ChoiceKind::Input { n_candidates, .. } = &c.kind else {
-            continue;
-        };
-        if c.edge_ops.is_empty() {
+        if edge_input(c).is_none() {
             continue;
         }
-        let picked = match arch.get(&c.label).and_then(as_indices) {
-            _ if !on[j] => vec![],
-            Some(idx) if idx.iter().all(|i| i < n_candidates) => idx,
-            _ => (0..c.edge_ops.len()).collect(),
+        let Some(picked) = (if on[j] { picked(j) } else { Some(vec![]) }) else {
+            continue;
         };
         for (e, op) in c.edge_ops.iter().enumerate() {
             if !picked.contains(&e) {
@@ -104,7 +136,6 @@ pub fn active_flags(choices: &[Choice], arch: &Architecture) -> Vec<bool> {
             }
         }
     }
-    on
 }
 
 /// About how many architectures `choices` make, as a power of ten: the product of every
@@ -113,30 +144,25 @@ pub fn active_flags(choices: &[Choice], arch: &Architecture) -> Vec<bool> {
 /// picked edges' op options) and its edges' op choices count nothing apart. A repeat's
 /// blocks count as if always built.
 pub fn log10_size(choices: &[Choice]) -> f64 {
-    let is_edge_op = |c: &Choice| {
-        choices
-            .iter()
-            .any(|x| x.edge_ops.iter().any(|op| *op == c.label))
-    };
     let mut sum = 0.0;
     for (j, c) in choices.iter().enumerate() {
-        if is_edge_op(c) {
+        if is_edge_op(choices, c) {
             continue;
         }
-        let count = match &c.kind {
-            ChoiceKind::Input { n_chosen, .. } if !c.edge_ops.is_empty() => {
+        let count = match edge_input(c) {
+            Some((_, n_chosen)) => {
                 // e[i]: the ways to pick i of the edges seen so far, with their ops.
                 let mut e = vec![0.0f64; n_chosen + 1];
                 e[0] = 1.0;
                 for op in &c.edge_ops {
                     let ops = edge_op_position(choices, j, op).map_or(1, |o| choices[o].size());
-                    for i in (1..=*n_chosen).rev() {
+                    for i in (1..=n_chosen).rev() {
                         e[i] += e[i - 1] * ops as f64;
                     }
                 }
-                e[*n_chosen]
+                e[n_chosen]
             }
-            _ => c.size() as f64,
+            None => c.size() as f64,
         };
         sum += count.log10();
     }

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{nas, root, run, temp_path};
+use common::{fails, nas, root, run, temp_path};
 
 use std::path::{Path, PathBuf};
 
@@ -132,20 +132,6 @@ fn a_search_and_its_retraining_keep_the_classes() {
     assert!(ok, "retrain of an older run:\n{out}\n{err}");
     assert!(out.contains("10 classes"), "{out}");
     std::fs::remove_dir_all(&d).ok();
-}
-
-/// Runs `cmd`, which must fail as a usage error does (exit 2, from the argument parser)
-/// or as the host's own errors do (exit 1), and returns its stderr.
-fn fails(cmd: &mut std::process::Command) -> String {
-    let o = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        matches!(o.status.code(), Some(1) | Some(2)),
-        "{:?}\n{}\n{err}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout)
-    );
-    err
 }
 
 #[test]

@@ -6,7 +6,7 @@ use crate::common;
 
 use common::{nas, root};
 
-use common::run;
+use common::{run, table_search};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -497,15 +497,6 @@ fn bench_strategies_refuses_bad_options_before_it_starts() {
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?}: the table started: {out}");
     }
-}
-
-/// A quick search on the NAS-Bench-201 table into `d`, with extra arguments.
-fn table_search(d: &Path, extra: &[&str]) -> (bool, String, String) {
-    run(nas()
-        .args(["search", "--space", "nb201"])
-        .args(extra)
-        .arg("--out")
-        .arg(d))
 }
 
 /// `nas export`, `nas report` and `nas retrain` only read a run. A byte that is not UTF-8

@@ -3,21 +3,33 @@
 //! `limit` of 0 in a run's `config.json`, a network larger than the memory, two spaces
 //! at once, a benchmark time or target out of range.
 
-use crate::common::{self, nas, run};
-use std::process::Command;
+use crate::common::{self, fails as refused, nas, run, table_search};
+use std::path::{Path, PathBuf};
 
-/// Runs `cmd`, which must fail without crashing (clap's refusals exit 2, the host's
-/// errors 1); returns its stderr.
-fn refused(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        matches!(o.status.code(), Some(1) | Some(2)),
-        "{cmd:?}: {:?}\n{}\n{err}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout)
-    );
+/// Replaces each `from` (which must be there) by its `to` in the run's `config.json`;
+/// returns the file's path.
+fn edit_config(d: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let config = d.join("config.json");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from} not in {text}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// `nas resume` of the run in `d`, which must end in the host's error; its stderr.
+fn resume_refused(d: &Path) -> String {
+    let (ok, out, err) = run(nas().arg("resume").arg(d));
+    assert!(!ok, "{out}\n{err}");
     err
+}
+
+/// The trials of the run in `d`'s journal.
+fn journaled(d: &Path) -> usize {
+    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
+    journal.lines().count()
 }
 
 /// `nas train --lr nan` trained to a loss of NaN and a test accuracy of 10% and exited
@@ -52,24 +64,20 @@ fn a_limit_of_0_in_a_runs_config_is_refused_on_resume() {
         .args(["--limit", "200", "--val", "100", "--out"])
         .arg(&d));
     assert!(ok, "{out}\n{err}");
-    let config = d.join("config.json");
-    let text = std::fs::read_to_string(&config).unwrap();
-    for field in [r#""limit": 200"#, r#""budget": 1"#] {
-        assert!(text.contains(field), "{text}");
-    }
-    let edited = text
-        .replace(r#""limit": 200"#, r#""limit": 0"#)
-        .replace(r#""budget": 1"#, r#""budget": 2"#);
-    std::fs::write(&config, edited).unwrap();
-    let (ok, out, err) = run(nas().arg("resume").arg(&d));
-    assert!(!ok, "{out}\n{err}");
+    let config = edit_config(
+        &d,
+        &[
+            (r#""limit": 200"#, r#""limit": 0"#),
+            (r#""budget": 1"#, r#""budget": 2"#),
+        ],
+    );
+    let err = resume_refused(&d);
     assert!(
         err.contains(&config.display().to_string())
             && err.contains("--limit 0: expected at least 1 training image"),
         "{err}"
     );
-    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
-    assert_eq!(journal.lines().count(), 1, "{journal}");
+    assert_eq!(journaled(&d), 1);
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -153,17 +161,9 @@ fn benchmark_times_and_targets_out_of_range_are_refused() {
 #[test]
 fn a_state_that_does_not_load_names_its_file_and_the_way_on() {
     let d = common::temp_path("input", "state");
-    let search = |budget: &str| {
-        run(nas()
-            .args(["search", "--space", "nb201", "--strategy", "evolution"])
-            .args(["--budget", budget, "--out"])
-            .arg(&d))
-    };
-    let (ok, out, err) = search("4");
+    let (ok, out, err) = table_search(&d, &["--strategy", "evolution", "--budget", "4"]);
     assert!(ok, "{out}\n{err}");
-    let config = d.join("config.json");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace(r#""budget": 4"#, r#""budget": 6"#)).unwrap();
+    edit_config(&d, &[(r#""budget": 4"#, r#""budget": 6"#)]);
     let state = d.join("strategy_state.json");
     let shown = state.display().to_string();
     for bad in [
@@ -171,8 +171,7 @@ fn a_state_that_does_not_load_names_its_file_and_the_way_on() {
         r#"{"told": 4, "strat"#,
     ] {
         std::fs::write(&state, bad).unwrap();
-        let (ok, out, err) = run(nas().arg("resume").arg(&d));
-        assert!(!ok, "{bad}: {out}");
+        let err = resume_refused(&d);
         assert!(
             err.contains(&shown) && err.contains(&format!("remove {shown} to resume")),
             "{bad}: {err}"
@@ -181,8 +180,7 @@ fn a_state_that_does_not_load_names_its_file_and_the_way_on() {
     std::fs::remove_file(&state).unwrap();
     let (ok, out, err) = run(nas().arg("resume").arg(&d));
     assert!(ok, "{out}\n{err}");
-    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
-    assert_eq!(journal.lines().count(), 6, "{journal}");
+    assert_eq!(journaled(&d), 6);
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -192,26 +190,21 @@ fn a_state_that_does_not_load_names_its_file_and_the_way_on() {
 #[test]
 fn a_run_resumes_only_with_the_strategy_that_saved_it() {
     let d = common::temp_path("input", "strategy");
-    let (ok, out, err) = run(nas()
-        .args(["search", "--space", "nb201", "--strategy", "random"])
-        .args(["--budget", "3", "--out"])
-        .arg(&d));
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "3"]);
     assert!(ok, "{out}\n{err}");
-    let config = d.join("config.json");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let edited = text
-        .replace(r#""strategy": "random""#, r#""strategy": "evolution""#)
-        .replace(r#""budget": 3"#, r#""budget": 5"#);
-    assert_ne!(edited, text);
-    std::fs::write(&config, edited).unwrap();
-    let (ok, out, err) = run(nas().arg("resume").arg(&d));
-    assert!(!ok, "{out}\n{err}");
+    edit_config(
+        &d,
+        &[
+            (r#""strategy": "random""#, r#""strategy": "evolution""#),
+            (r#""budget": 3"#, r#""budget": 5"#),
+        ],
+    );
+    let err = resume_refused(&d);
     assert!(
         err.contains("saved by strategy `random`") && err.contains("names `evolution`"),
         "{err}"
     );
-    let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
-    assert_eq!(journal.lines().count(), 3, "{journal}");
+    assert_eq!(journaled(&d), 3);
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -221,18 +214,11 @@ fn a_run_resumes_only_with_the_strategy_that_saved_it() {
 #[test]
 fn a_table_search_says_which_training_options_it_does_not_use() {
     let d = common::temp_path("input", "table-options");
-    let (ok, out, err) = run(nas()
-        .args([
-            "search",
-            "--space",
-            "nb201",
-            "--strategy",
-            "random",
-            "--budget",
-            "2",
-        ])
-        .args(["--limit", "300", "--classes", "0,1", "--out"])
-        .arg(&d));
+    let quick = ["--strategy", "random", "--budget", "2"];
+    let (ok, out, err) = table_search(
+        &d,
+        &[&quick[..], &["--limit", "300", "--classes", "0,1"]].concat(),
+    );
     assert!(ok, "{out}\n{err}");
     assert!(
         err.contains("warning: the table evaluator looks accuracies up")
@@ -242,18 +228,7 @@ fn a_table_search_says_which_training_options_it_does_not_use() {
         "{err}"
     );
     std::fs::remove_dir_all(&d).ok();
-    let (ok, out, err) = run(nas()
-        .args([
-            "search",
-            "--space",
-            "nb201",
-            "--strategy",
-            "random",
-            "--budget",
-            "2",
-            "--out",
-        ])
-        .arg(&d));
+    let (ok, out, err) = table_search(&d, &quick);
     assert!(ok && !err.contains("table evaluator"), "{out}\n{err}");
     std::fs::remove_dir_all(&d).ok();
 }

@@ -43,6 +43,29 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
+/// Runs `cmd`, which must fail as a usage error does (exit 2, from the argument parser)
+/// or as the host's own errors do (exit 1), and returns its stderr.
+pub fn fails(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        matches!(o.status.code(), Some(1) | Some(2)),
+        "{cmd:?}: {:?}\n{}\n{err}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout)
+    );
+    err
+}
+
+/// `nas search --space nb201` (the table evaluator) with `extra`, into `d`.
+pub fn table_search(d: &Path, extra: &[&str]) -> (bool, String, String) {
+    run(nas()
+        .args(["search", "--space", "nb201"])
+        .args(extra)
+        .arg("--out")
+        .arg(d))
+}
+
 /// A finished `nas` run's stdout and stderr, or `None`, having said so, when it failed
 /// for want of a wgpu adapter and the environment does not require one
 /// (`NAS_REQUIRE_WGPU`, which CI sets).

@@ -4,22 +4,12 @@
 
 use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::data::{Augment, Dataset};
-use nas_core::space::builtin::{nb201, InputSpec};
 use nas_core::space::Space;
 use nas_core::Rng;
 use nas_strategies::oneshot::{Split, SupernetHost};
 
 fn space(c: usize, side: usize) -> Box<dyn Space> {
-    nb201(
-        4,
-        1,
-        InputSpec {
-            channels: c,
-            height: side,
-            width: side,
-            classes: 10,
-        },
-    )
+    super::small_nb201(4, c, side)
 }
 
 fn trainer<'a>(

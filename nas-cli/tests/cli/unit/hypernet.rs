@@ -5,7 +5,6 @@ use nas_cli::hypernet::HyperNet;
 use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::data::Dataset;
 use nas_core::nn::parameters;
-use nas_core::space::builtin::{nb201, InputSpec};
 use nas_core::space::{Space, Supernet};
 use nas_core::{no_grad, Rng, Tensor};
 use nas_strategies::oneshot::{HyperSpec, OneShotInfo, Split, Subset, SupernetHost};
@@ -17,19 +16,10 @@ const SPEC: HyperSpec = HyperSpec {
     lr: 1e-2,
 };
 
-fn input() -> InputSpec {
-    InputSpec {
-        channels: 1,
-        height: 16,
-        width: 16,
-        classes: 10,
-    }
-}
-
 /// A C=6, N=1 NAS-Bench-201 space: its 6-channel stage has blocks of 4 and a partial
 /// block of 2, so block edges are exercised.
 fn space() -> Box<dyn Space> {
-    nb201(6, 1, input())
+    super::small_nb201(6, 1, 16)
 }
 
 fn data(n: usize, seed: u64) -> Dataset {

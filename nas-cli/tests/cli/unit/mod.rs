@@ -20,3 +20,16 @@ mod search_args;
 mod slurm;
 mod spans;
 mod ssl;
+
+/// A NAS-Bench-201 space of one cell a stage and `c` channels in its first stage, on
+/// `channels` x `side` x `side` images of 10 classes: a supernet small enough to train
+/// in a unit test.
+pub fn small_nb201(c: usize, channels: usize, side: usize) -> Box<dyn nas_core::space::Space> {
+    let input = nas_core::space::builtin::InputSpec {
+        channels,
+        height: side,
+        width: side,
+        classes: 10,
+    };
+    nas_core::space::builtin::nb201(c, 1, input)
+}

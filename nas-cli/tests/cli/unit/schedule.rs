@@ -4,7 +4,6 @@
 
 use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::data::Dataset;
-use nas_core::space::builtin::{nb201, InputSpec};
 use nas_core::Rng;
 use nas_strategies::oneshot::{HyperSpec, Split, SslSpec, SupernetHost, WeightSchedule};
 
@@ -16,16 +15,7 @@ const SCHEDULE: WeightSchedule = WeightSchedule {
 
 /// A C=4, N=1 NAS-Bench-201 space on 1x8x8 images.
 fn space() -> Box<dyn nas_core::space::Space> {
-    nb201(
-        4,
-        1,
-        InputSpec {
-            channels: 1,
-            height: 8,
-            width: 8,
-            classes: 10,
-        },
-    )
+    super::small_nb201(4, 1, 8)
 }
 
 fn data(n: usize, seed: u64) -> Dataset {

@@ -4,22 +4,12 @@
 use nas_cli::trainer::{SupernetTrainer, TrainerConfig};
 use nas_core::data::Dataset;
 use nas_core::nn::{parameters, state};
-use nas_core::space::builtin::{nb201, InputSpec};
 use nas_core::space::Space;
 use nas_core::Rng;
 use nas_strategies::oneshot::{Split, SslSpec, SupernetHost, FEATURES};
 
 fn space() -> Box<dyn Space> {
-    nb201(
-        4,
-        1,
-        InputSpec {
-            channels: 1,
-            height: 12,
-            width: 12,
-            classes: 10,
-        },
-    )
+    super::small_nb201(4, 1, 12)
 }
 
 fn data(n: usize, seed: u64) -> Dataset {
