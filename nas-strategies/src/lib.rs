@@ -17,6 +17,9 @@ pub mod pareto;
 pub mod testing;
 
 pub use abi::Costs;
+/// What an architecture decides in a space: which choices it makes (repeats' blocks, the
+/// edges a node picks), validation, and the space's size.
+pub use nas_types::arch;
 pub use nas_types::arch::validate;
 pub use nas_types::{
     config_limits, show_limits, ArchError, Architecture, Choice, ChoiceKind, Metrics, OpCost,

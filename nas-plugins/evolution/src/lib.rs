@@ -37,7 +37,7 @@
 //! counts as the largest float. An objective or limit on a metric the trial lacks is an
 //! error at tell.
 
-use nas_strategies::{choices, pareto};
+use nas_strategies::{arch, choices, pareto};
 use std::collections::HashSet;
 
 use choices::{
@@ -48,6 +48,64 @@ use nas_strategies::{
     config_field, export_strategy, json, serde_json, Architecture, Choice, ChoiceKind, Metrics,
     Rng, Setup, Strategy, Value,
 };
+
+/// The state of [`Evolution::unknown`]'s walk.
+struct Walk<'a> {
+    space: &'a [Choice],
+    offsets: &'a [u128],
+    edge_op: &'a [bool],
+    known: &'a dyn Fn(&Architecture) -> bool,
+}
+
+impl Walk<'_> {
+    /// The first unknown architecture that completes `arch` from choice `i` on.
+    fn from(&self, i: usize, arch: &mut Architecture) -> Option<Architecture> {
+        let Some(c) = self.space.get(i) else {
+            return (!(self.known)(arch)).then(|| arch.clone());
+        };
+        // Choices come in definition order: a repeat's depth is set before its blocks'.
+        if self.edge_op[i] || !in_built_block(c, arch) {
+            return self.from(i + 1, arch);
+        }
+        let n = size(c);
+        for k in 0..n {
+            let v = option(c, (k + self.offsets[i]) % n);
+            let ops: Vec<usize> = match arch::edge_input(c) {
+                Some(_) => arch::as_indices(&v)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|&e| c.edge_ops.get(e))
+                    .filter_map(|op| arch::edge_op_position(self.space, i, op))
+                    .collect(),
+                None => vec![],
+            };
+            arch.insert(c.label.clone(), v);
+            if let Some(a) = self.ops(i, &ops, arch) {
+                return Some(a);
+            }
+        }
+        arch.remove(&c.label);
+        None
+    }
+
+    /// The first unknown architecture that sets the edge ops `ops` (picked by input
+    /// choice `i`), then completes `arch` from choice `i + 1` on.
+    fn ops(&self, i: usize, ops: &[usize], arch: &mut Architecture) -> Option<Architecture> {
+        let Some((&o, rest)) = ops.split_first() else {
+            return self.from(i + 1, arch);
+        };
+        let c = &self.space[o];
+        let n = size(c);
+        for k in 0..n {
+            arch.insert(c.label.clone(), option(c, (k + self.offsets[o]) % n));
+            if let Some(a) = self.ops(i, rest, arch) {
+                return Some(a);
+            }
+        }
+        arch.remove(&c.label);
+        None
+    }
+}
 
 /// A quantity a trial reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,35 +386,27 @@ impl Evolution {
     /// The first architecture not known yet of a walk over the whole space, each
     /// choice's options taken from a random offset on; none when every one is known.
     /// Stops at the first unknown one, so it visits at most `seen.len() + 1` complete
-    /// architectures.
+    /// architectures. An input choice whose candidates are edges decides its picked
+    /// edges' ops right after its pick, and the other edges' ops are never set, so no
+    /// network is visited twice (once per op of an edge it does not build).
     fn unknown(&mut self) -> Option<Architecture> {
         let offsets: Vec<u128> = self
             .space
             .iter()
             .map(|c| self.rng.next_u64() as u128 % size(c).max(1))
             .collect();
-        let mut arch = Architecture::new();
-        self.walk(0, &mut arch, &offsets)
-    }
-
-    fn walk(&self, i: usize, arch: &mut Architecture, offsets: &[u128]) -> Option<Architecture> {
-        let Some(c) = self.space.get(i) else {
-            return (!self.known(arch)).then(|| arch.clone());
+        let edge_op: Vec<bool> = self
+            .space
+            .iter()
+            .map(|c| arch::is_edge_op(&self.space, c))
+            .collect();
+        let walk = Walk {
+            space: &self.space,
+            offsets: &offsets,
+            edge_op: &edge_op,
+            known: &|a: &Architecture| self.known(a),
         };
-        // Choices come in definition order: a repeat's depth is set before its blocks'.
-        // (The ops of edges not picked are set too; `known` looks past them.)
-        if !in_built_block(c, arch) {
-            return self.walk(i + 1, arch, offsets);
-        }
-        let n = size(c);
-        for k in 0..n {
-            arch.insert(c.label.clone(), option(c, (k + offsets[i]) % n));
-            if let Some(a) = self.walk(i + 1, arch, offsets) {
-                return Some(a);
-            }
-        }
-        arch.remove(&c.label);
-        None
+        walk.from(0, &mut Architecture::new())
     }
 
     /// The population, oldest first, as (architecture, metrics, feasible).
@@ -547,4 +597,4 @@ fn sorted_seen(seen: &HashSet<String>) -> Vec<&String> {
     v
 }
 
-export_strategy!(Evolution, "evolution", "0.2.0");
+export_strategy!(Evolution, "evolution", "0.2.1");

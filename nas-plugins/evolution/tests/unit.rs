@@ -510,6 +510,39 @@ fn asks_never_repeat_while_unseen_architectures_remain() {
     }
 }
 
+/// A `darts` cell of 243 networks (two nodes of 2 and 3 edges, 3 ops): the search
+/// proposes every network once, then stops, and what it proposes names the ops of the
+/// picked edges only. Before, the walk that finds the last unseen networks set every
+/// edge's op, so its proposals named unbuilt ops and it walked each network once per
+/// combination of them.
+#[test]
+fn a_darts_cell_is_exhausted_network_by_network() {
+    use nas_strategies::arch::made_only;
+    use nas_strategies::testing::{darts_cell, darts_network};
+    let space = darts_cell(2, 2, 3);
+    let mut s = Evolution::new(&setup(
+        space.clone(),
+        json!({"population": 8, "sample": 3}),
+        5,
+    ))
+    .unwrap();
+    let mut networks = std::collections::BTreeSet::new();
+    while let Some(a) = s.ask().unwrap() {
+        validate(&space, &a).unwrap();
+        assert_eq!(
+            made_only(&space, a.clone()),
+            a,
+            "names an unbuilt op: {a:?}"
+        );
+        assert!(
+            networks.insert(format!("{:?}", darts_network(&a))),
+            "one network twice: {a:?}"
+        );
+        s.tell(&a, &metrics(0.5)).unwrap();
+    }
+    assert_eq!(networks.len(), 243);
+}
+
 /// `"reevaluate": true` keeps the old behaviour: repeats allowed, asks never run out.
 #[test]
 fn reevaluate_allows_repeats() {

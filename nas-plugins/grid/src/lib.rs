@@ -2,7 +2,10 @@
 //! number over the choices (the first choice varies slowest). Input choices count their
 //! index combinations in lexicographic order; choices inside a `Repeat` are digits only
 //! while that repeat builds their block, so no architecture comes twice; a value a space
-//! lists twice (`16` and `16.0`) is enumerated once. `ask` returns `None` once every
+//! lists twice (`16` and `16.0`) is enumerated once. An input choice whose candidates are
+//! edges with op choices of their own (a `darts` node) is one digit over its picks and
+//! the picked edges' ops together, so the op of an edge the node does not pick is never
+//! a digit (nor named in what `ask` returns): each network comes once. `ask` returns `None` once every
 //! architecture has been proposed. The saved state is the position; a tell of the
 //! architecture at the position (a host replaying trials journaled after the last save)
 //! moves past it.
@@ -16,6 +19,7 @@
 use nas_strategies::choices;
 
 use choices::{combination, same_value};
+use nas_strategies::arch::{edge_input, edge_op_position, is_edge_op};
 use nas_strategies::{
     config_field, export_strategy, json, Architecture, Choice, ChoiceKind, Metrics, Rng, Setup,
     Strategy, Value,
@@ -34,21 +38,59 @@ enum Digits {
     List(Vec<Value>),
     /// Input choices: every `k`-subset of `n` inputs.
     Comb { n: usize, k: usize, count: u128 },
+    /// Input choices whose candidates are edges with op choices: each pick (in the order
+    /// of `Comb`) with each combination of its edges' ops (the last edge's op varying
+    /// fastest). `ops[e]`: edge `e`'s op label and distinct options (`None`: the space
+    /// has no such choice, and the edge has no op to name).
+    Edges {
+        picks: Vec<(Vec<usize>, u128)>,
+        ops: Vec<Option<(String, Vec<Value>)>>,
+        count: u128,
+    },
 }
 
 impl Digits {
     fn len(&self) -> u128 {
         match self {
             Digits::List(v) => v.len() as u128,
-            Digits::Comb { count, .. } => *count,
+            Digits::Comb { count, .. } | Digits::Edges { count, .. } => *count,
         }
     }
 
-    fn value(&self, k: u128) -> Value {
+    /// Decision `k` of the choice labelled `label`: its value, and for a pick of edges
+    /// the picked edges' ops.
+    fn decide(&self, label: &str, mut k: u128) -> Vec<(String, Value)> {
         match self {
-            Digits::List(v) => v[k as usize].clone(),
-            Digits::Comb { n, k: m, .. } => Value::from(combination(*n, *m, k)),
+            Digits::List(v) => vec![(label.to_string(), v[k as usize].clone())],
+            Digits::Comb { n, k: m, .. } => {
+                vec![(label.to_string(), Value::from(combination(*n, *m, k)))]
+            }
+            Digits::Edges { picks, ops, .. } => {
+                for (pick, ways) in picks {
+                    if k >= *ways {
+                        k -= ways;
+                        continue;
+                    }
+                    let mut out = vec![(label.to_string(), Value::from(pick.clone()))];
+                    let mut at = vec![];
+                    for &e in pick.iter().rev() {
+                        if let Some((op, vals)) = &ops[e] {
+                            let m = vals.len() as u128;
+                            at.push((op.clone(), vals[(k % m) as usize].clone()));
+                            k /= m;
+                        }
+                    }
+                    out.extend(at.into_iter().rev());
+                    return out;
+                }
+                unreachable!("grid: decision past the choice's count")
+            }
         }
+    }
+
+    /// The value of decision `k` (for a repeat: its depth).
+    fn value(&self, k: u128) -> Value {
+        self.decide("", k).swap_remove(0).1
     }
 }
 
@@ -63,6 +105,8 @@ pub struct Grid {
     parent: Vec<Option<(usize, usize)>>,
     /// For a repeat choice: its id (an index into `Depths`).
     repeat_id: Vec<Option<usize>>,
+    /// The op choices of edges: their input choice's digit decides them.
+    edge_op: Vec<bool>,
     /// For each position, the repeats that choices at or after it depend on.
     relevant: Vec<Vec<usize>>,
     /// Architectures of the choices from a position on, given the relevant depths.
@@ -112,7 +156,7 @@ impl Grid {
         if let Some(&v) = self.memo.get(&key) {
             return Ok(v);
         }
-        let v = if !self.is_active(i, depths) {
+        let v = if self.edge_op[i] || !self.is_active(i, depths) {
             self.count(i + 1, depths)?
         } else if let Some(r) = self.repeat_id[i] {
             let mut total = (0u128, 0f64);
@@ -143,7 +187,7 @@ impl Grid {
         let mut depths: Depths = vec![None; self.n_repeats];
         let mut arch = Architecture::new();
         for i in 0..self.space.len() {
-            if !self.is_active(i, &depths) {
+            if self.edge_op[i] || !self.is_active(i, &depths) {
                 continue;
             }
             let k = match self.repeat_id[i] {
@@ -166,7 +210,7 @@ impl Grid {
                     k
                 }
             };
-            arch.insert(self.space[i].label.clone(), self.digits[i].value(k));
+            arch.extend(self.digits[i].decide(&self.space[i].label, k));
         }
         Ok(arch)
     }
@@ -206,22 +250,48 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn digits(c: &Choice) -> Digits {
-    let distinct = |vals: Vec<Value>| {
-        let mut out: Vec<Value> = vec![];
-        for v in vals {
-            if !out.iter().any(|x| same_value(x, &v)) {
-                out.push(v);
-            }
-        }
-        Digits::List(out)
-    };
-    match &c.kind {
+/// A choice's distinct options, in the space's order (a value listed twice once).
+fn options(c: &Choice) -> Vec<Value> {
+    let vals: Vec<Value> = match &c.kind {
         ChoiceKind::Layer { candidates } => {
-            distinct(candidates.iter().map(|s| Value::from(s.clone())).collect())
+            candidates.iter().map(|s| Value::from(s.clone())).collect()
         }
-        ChoiceKind::Value { values } => distinct(values.clone()),
-        ChoiceKind::Repeat { depths } => distinct(depths.iter().map(|&d| Value::from(d)).collect()),
+        ChoiceKind::Value { values } => values.clone(),
+        ChoiceKind::Repeat { depths } => depths.iter().map(|&d| Value::from(d)).collect(),
+        ChoiceKind::Input { n_candidates, .. } => (0..*n_candidates).map(Value::from).collect(),
+    };
+    let mut out: Vec<Value> = vec![];
+    for v in vals {
+        if !out.iter().any(|x| same_value(x, &v)) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The digit of choice `j` of `space`.
+fn digits(space: &[Choice], j: usize) -> Digits {
+    let c = &space[j];
+    if let Some((n, k)) = edge_input(c) {
+        let ops: Vec<Option<(String, Vec<Value>)>> = c
+            .edge_ops
+            .iter()
+            .map(|op| edge_op_position(space, j, op).map(|o| (op.clone(), options(&space[o]))))
+            .collect();
+        let picks: Vec<(Vec<usize>, u128)> = (0..choices::binomial(n, k))
+            .map(|r| {
+                let pick = combination(n, k, r);
+                let ways = pick
+                    .iter()
+                    .filter_map(|&e| ops.get(e)?.as_ref())
+                    .fold(1u128, |w, (_, vals)| w.saturating_mul(vals.len() as u128));
+                (pick, ways)
+            })
+            .collect();
+        let count = picks.iter().fold(0u128, |t, (_, w)| t.saturating_add(*w));
+        return Digits::Edges { picks, ops, count };
+    }
+    match &c.kind {
         ChoiceKind::Input {
             n_candidates,
             n_chosen,
@@ -231,6 +301,7 @@ fn digits(c: &Choice) -> Digits {
             k: *n_chosen,
             count: choices::binomial(*n_candidates, *n_chosen),
         },
+        _ => Digits::List(options(c)),
     }
 }
 
@@ -275,7 +346,8 @@ impl Strategy for Grid {
             relevant[i] = r;
         }
         let mut g = Grid {
-            digits: space.iter().map(digits).collect(),
+            digits: (0..space.len()).map(|j| digits(&space, j)).collect(),
+            edge_op: space.iter().map(|c| is_edge_op(&space, c)).collect(),
             space,
             parent,
             repeat_id,
@@ -373,4 +445,4 @@ impl Strategy for Grid {
     }
 }
 
-export_strategy!(Grid, "grid", "0.1.0");
+export_strategy!(Grid, "grid", "0.2.0");

@@ -292,3 +292,39 @@ fn empty_and_trivial_spaces() {
         assert_eq!(got, vec![json!("op0"), json!("op1")]);
     }
 }
+
+/// A `darts` node builds the ops of the two edges it picks only: the grid proposes each
+/// network once and names no other edge's op. Two nodes of 2 and 3 edges with 3 ops each
+/// have 3^2 * (3 * 3^2) = 243 networks; before, the grid counted every edge's op as a
+/// digit (3^2 * 3^3 * 3 = 729 architectures) and proposed most networks three times.
+#[test]
+fn a_darts_cell_is_enumerated_by_its_networks() {
+    use nas_strategies::arch::made_only;
+    use nas_strategies::testing::{darts_cell, darts_network};
+    let space = darts_cell(2, 2, 3);
+    for shuffle in [false, true] {
+        let mut g = Grid::new(&setup(space.clone(), json!({ "shuffle": shuffle }), 3)).unwrap();
+        assert_eq!(g.size(), 243);
+        let archs = all(&mut g);
+        assert_eq!(archs.len(), 243);
+        let mut networks = HashSet::new();
+        for a in &archs {
+            validate(&space, a).unwrap();
+            assert_eq!(
+                &made_only(&space, a.clone()),
+                a,
+                "names an unbuilt op: {a:?}"
+            );
+            assert!(
+                networks.insert(format!("{:?}", darts_network(a))),
+                "one network twice: {a:?}"
+            );
+        }
+    }
+    // A host replaying a journaled trial moves the grid past it.
+    let mut g = Grid::new(&setup(space.clone(), json!({}), 3)).unwrap();
+    let first = g.ask().unwrap().unwrap();
+    let mut h = Grid::new(&setup(space, json!({}), 3)).unwrap();
+    h.tell(&first, &Metrics::default()).unwrap();
+    assert_eq!(h.position(), 1);
+}
