@@ -121,9 +121,23 @@ pub fn report(a: ReportArgs) -> Result<()> {
         }
         return Ok(());
     }
-    if cands.is_empty() {
-        bail!("{}", crate::search_args::none_returned(&j, &limits));
-    }
+    // No trial within the limits: nothing to export or retrain, but the report still
+    // shows what the run found (the trials' costs say how far off the limits they are).
+    let outside = cands.is_empty();
+    let cands = if outside {
+        let all = candidates(&j, &Limits::default());
+        if all.is_empty() {
+            // Every trial failed: the failures above are all there is.
+            bail!("{}", crate::search_args::none_returned(&j, &limits));
+        }
+        println!(
+            "{}: nothing to export or retrain; the trials, all outside the limits:",
+            crate::search_args::none_returned(&j, &limits)
+        );
+        all
+    } else {
+        cands
+    };
     let mut order: Vec<usize> = (0..cands.len()).collect();
     order.sort_by(|&x, &y| {
         cands[y]
@@ -149,7 +163,9 @@ pub fn report(a: ReportArgs) -> Result<()> {
             serde_json::to_string(&r.arch)?
         );
     }
-    if one_shot {
+    if outside {
+        println!("no plots: they show the trials within the limits");
+    } else if one_shot {
         // A best-so-far plot of an export says nothing; the search's own record of its
         // training does, and the Pareto plot of a multi-objective strategy's set.
         if j.len() > 1 {

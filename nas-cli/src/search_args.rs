@@ -444,15 +444,15 @@ pub fn load_run_as_is(dir: &Path) -> Result<(RunDir, SearchArgs, Vec<TrialRecord
             dir.display()
         );
     }
-    let j = journal.trials;
-    check_against_space(&run, &j)?;
+    let mut j = journal.trials;
+    check_against_space(&run, &mut j)?;
     Ok((run, a, j))
 }
 
 /// Checks every journaled architecture against the choices the run recorded of its
 /// space (a run made before runs recorded them is not checked): a journal edited or
 /// damaged into an architecture its space does not have is an error naming the trial.
-pub fn check_against_space(run: &RunDir, journal: &[TrialRecord]) -> Result<()> {
+pub fn check_against_space(run: &RunDir, journal: &mut [TrialRecord]) -> Result<()> {
     let Some(choices) = recorded_space(run)? else {
         return Ok(());
     };
@@ -486,11 +486,14 @@ pub fn recorded_space(run: &RunDir) -> Result<Option<Vec<nas_core::space::Choice
 }
 
 /// Checks that every journaled architecture fits `choices`, the choices of `space` (how
-/// errors name it); an error names the journal and the trial.
+/// errors name it); an error names the journal and the trial. Each is then read as the
+/// network it builds: the ops of edges its nodes do not pick, which journals written
+/// before 2026-12 name, are dropped, so one network is one candidate however its
+/// trials were journaled.
 pub fn check_journal(
     run: &RunDir,
     choices: &[nas_core::space::Choice],
-    journal: &[TrialRecord],
+    journal: &mut [TrialRecord],
     space: &str,
 ) -> Result<()> {
     for r in journal {
@@ -501,6 +504,7 @@ pub fn check_journal(
                 r.trial,
             )
         })?;
+        r.arch = nas_core::space::arch::made_only(choices, std::mem::take(&mut r.arch));
     }
     Ok(())
 }

@@ -359,7 +359,7 @@ fn drive_loop(
     crate::search_args::check_journal(
         run,
         choices,
-        &journal,
+        &mut journal,
         &format!("the space {}", a.space.display()),
     )?;
     let mut in_flight = vec![];
@@ -792,13 +792,28 @@ pub fn table_search_leaves(a: &SearchArgs) -> Option<String> {
     let data: Vec<&str> = [
         ("--train-images", d.train_images.is_some()),
         ("--classes", d.classes.is_some()),
+        ("--device", a.device != "cpu"),
     ]
     .into_iter()
     .filter_map(|(flag, given)| given.then_some(flag))
     .collect();
+    // Training options the table search and its retraining do not read (given, or at
+    // least set off their defaults: an option given its default changes nothing).
+    let mut unused: Vec<String> = [
+        ("--limit", a.limit.map(|n| n.to_string())),
+        ("--epochs", (a.epochs != 1).then(|| a.epochs.to_string())),
+        ("--batch", (a.batch != 64).then(|| a.batch.to_string())),
+        ("--val", (a.val != 10_000).then(|| a.val.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(flag, v)| Some(format!("{flag} {}", v?)))
+    .collect();
     let mut parts = vec![];
-    if let Some(n) = a.limit {
-        parts.push(format!("--limit {n} is not used"));
+    if let Some(last) = unused.pop() {
+        parts.push(match unused.is_empty() {
+            true => format!("{last} is not used"),
+            false => format!("{} and {last} are not used", unused.join(", ")),
+        });
     }
     if !data.is_empty() {
         parts.push(format!(

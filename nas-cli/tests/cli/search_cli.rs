@@ -316,7 +316,7 @@ fn hard_limits_hold_in_everything_a_run_returns() {
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("within the limits (params <= 10)"), "{out}");
     assert!(!none.join("best.json").exists());
-    for cmd in ["export", "retrain", "report"] {
+    for cmd in ["export", "retrain"] {
         let (ok, out, err) = run(nas().arg(cmd).arg(&none));
         assert!(!ok, "{cmd}: {out}");
         assert!(
@@ -324,6 +324,24 @@ fn hard_limits_hold_in_everything_a_run_returns() {
             "{cmd}: {err}"
         );
     }
+    // The report still shows the trials (before, it failed with the message alone): each
+    // with its parameters, which say how far off the limit it is.
+    let (ok, out, err) = run(nas().arg("report").arg(&none).arg("--html"));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(
+            "none of the run's 5 trials is within the limits (params <= 10): nothing to \
+             export or retrain; the trials, all outside the limits:"
+        ),
+        "{out}"
+    );
+    let rows = out.lines().filter(|l| l.contains("{\"")).count();
+    assert!((1..=5).contains(&rows), "{out}");
+    assert!(out.contains("no plots") && !none.join("best_so_far.svg").exists());
+    assert!(
+        out.contains("wrote ") && out.contains("report.html"),
+        "{out}"
+    );
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&none).ok();
 }

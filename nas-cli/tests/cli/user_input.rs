@@ -228,6 +228,16 @@ fn a_table_search_says_which_training_options_it_does_not_use() {
         "{err}"
     );
     std::fs::remove_dir_all(&d).ok();
+    // The trial training's options: not used by the table, nor by `nas retrain` (which
+    // has its own --epochs); before, nothing was said of them.
+    let training = ["--epochs", "30", "--batch", "256", "--val", "5000"];
+    let (ok, out, err) = table_search(&d, &[&quick[..], &training[..]].concat());
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        err.contains("--epochs 30, --batch 256 and --val 5000 are not used"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).ok();
     let (ok, out, err) = table_search(&d, &quick);
     assert!(ok && !err.contains("table evaluator"), "{out}\n{err}");
     std::fs::remove_dir_all(&d).ok();
