@@ -3,6 +3,7 @@
 //! shifted windows of the padded image ("wide" planes, no im2col); otherwise im2col +
 //! GEMM; a direct kernel for depthwise; a plain GEMM for 1x1.
 
+use super::avx2_or_baseline;
 use super::gemm::{sgemm, sgemm_strided, Views};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -595,6 +596,7 @@ fn implicit_backward_weight(p: &Conv2d, xi: &[f32], gyi: &[f32], gw: &mut [f32])
     })
 }
 
+avx2_or_baseline! {
 /// `out[oy * ow + ox] (+)= sum over taps (off, w) of w * src[oy * stride + ox + off]`
 /// for an `oh x ow` plane: a correlation of a padded plane with a kernel given as
 /// offsets. Each block of 16 (then 8) output columns sums every tap in registers, in the
@@ -605,9 +607,11 @@ fn correlate(
     stride: usize,
     taps: &[(usize, f32)],
     out: &mut [f32],
-    (oh, ow): (usize, usize),
+    shape: (usize, usize),
     add: bool,
 ) {
+    let (oh, ow) = shape;
+    #[inline(always)]
     fn block<const L: usize>(
         src: &[f32],
         at: usize,
@@ -655,22 +659,100 @@ fn correlate(
         }
     }
 }
+}
 
-fn depthwise_forward_wide(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
-    let wd = Wide::new(p);
+/// A depthwise convolution's padded input plane split by stride phase. With the plane
+/// zero-padded to `hp x wp` and strides `(sh, sw)`, padded pixel `(py, px)` goes to phase
+/// plane `(py % sh, px % sw)` at `(py / sh, px / sw)`; phase planes are `wq = ceil(wp /
+/// sw)` wide and lie back to back. Output `(oy, ox)` under tap `(a, b) = (ki * dh, kj *
+/// dw)` reads padded pixel `(oy * sh + a, ox * sw + b)`, which is phase plane `(a % sh,
+/// b % sw)` at `(oy + a / sh, ox + b / sw)`: for every tap, a whole output row reads one
+/// contiguous row. So each stride runs as a stride-1 correlation (one phase for stride
+/// 1), vectorised over output columns instead of gathering every `sw`-th input.
+struct Phases {
+    wq: usize,
+    /// One phase plane's length: `hq * wq` and the slack the last tap's read runs past
+    /// the last row by (a wide plane's scratch columns).
+    plen: usize,
+}
+
+impl Phases {
+    fn new(p: &Conv2d) -> Phases {
+        let (hp, wp) = (p.h + 2 * p.ph, p.w + 2 * p.pw);
+        let wq = wp.div_ceil(p.sw);
+        Phases {
+            wq,
+            plen: hp.div_ceil(p.sh) * wq + (p.kw - 1) * p.dw / p.sw,
+        }
+    }
+    /// Floats of all phase planes.
+    fn len(&self, p: &Conv2d) -> usize {
+        p.sh * p.sw * self.plen
+    }
+    /// Where tap `(ki, kj)` of output `(0, 0)` reads.
+    fn tap(&self, p: &Conv2d, ki: usize, kj: usize) -> usize {
+        let (a, b) = (ki * p.dh, kj * p.dw);
+        ((a % p.sh) * p.sw + b % p.sw) * self.plen + (a / p.sh) * self.wq + b / p.sw
+    }
+    /// The runs of input row `iy` in the phase planes: for each column phase, the first
+    /// input column in it, and where that lands (its run takes every `sw`-th column on).
+    #[inline]
+    fn runs(&self, p: &Conv2d, iy: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let py = iy + p.ph;
+        let (sw, pw) = (p.sw, p.pw);
+        let row = ((py % p.sh) * sw) * self.plen + (py / p.sh) * self.wq;
+        (0..sw.min(p.w)).map(move |ix0| {
+            let px = ix0 + pw;
+            (ix0, row + (px % sw) * self.plen + px / sw)
+        })
+    }
+    /// Writes an `h x w` plane into zeroed phase planes.
+    fn split(&self, p: &Conv2d, plane: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        for (iy, row) in plane.chunks(p.w).enumerate() {
+            for (ix0, o) in self.runs(p, iy) {
+                for (d, &v) in out[o..].iter_mut().zip(row[ix0..].iter().step_by(p.sw)) {
+                    *d = v;
+                }
+            }
+        }
+    }
+    /// Adds the input pixels of phase planes into an `h x w` plane (`split`'s adjoint).
+    fn merge_add(&self, p: &Conv2d, phases: &[f32], plane: &mut [f32]) {
+        for (iy, row) in plane.chunks_mut(p.w).enumerate() {
+            for (ix0, o) in self.runs(p, iy) {
+                for (a, &v) in row[ix0..].iter_mut().step_by(p.sw).zip(&phases[o..]) {
+                    *a += v;
+                }
+            }
+        }
+    }
+    /// An `oh x ow` plane spread `wq` wide, its columns past `ow` zero (so a tap's
+    /// product of the whole plane adds nothing there).
+    fn widen(&self, p: &Conv2d, plane: &[f32], out: &mut [f32]) {
+        let ow = p.out_w();
+        for (row, dst) in plane.chunks(ow).zip(out.chunks_mut(self.wq)) {
+            dst[..ow].copy_from_slice(row);
+            dst[ow..].fill(0.0);
+        }
+    }
+}
+
+fn depthwise_forward(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let ph = Phases::new(p);
     let (oh, ow) = (p.out_h(), p.out_w());
     let mut taps = Vec::with_capacity(p.kh * p.kw);
-    with_buf(&PAD_A, wd.padded, |pad| {
+    with_buf(&PAD_A, ph.len(p), |pad| {
         for c in 0..p.cin {
-            wd.pad(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
+            ph.split(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
             taps.clear();
             for ki in 0..p.kh {
                 for kj in 0..p.kw {
-                    taps.push((wd.tap(p, ki, kj), w[(c * p.kh + ki) * p.kw + kj]));
+                    taps.push((ph.tap(p, ki, kj), w[(c * p.kh + ki) * p.kw + kj]));
                 }
             }
             let yc = &mut y[c * oh * ow..(c + 1) * oh * ow];
-            correlate(pad, wd.wp, &taps, yc, (oh, ow), false);
+            correlate(pad, ph.wq, &taps, yc, (oh, ow), false);
         }
     });
 }
@@ -681,7 +763,7 @@ fn depthwise_forward_wide(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
 /// `(iy + (kh-1-ki)*dh, ix + (kw-1-kj)*dw)`. It needs the padding no wider than the
 /// kernel's reach (`ph <= (kh-1)*dh`, likewise across), as every "same" padding is.
 fn flipped_ok(p: &Conv2d) -> bool {
-    p.ph <= (p.kh - 1) * p.dh && p.pw <= (p.kw - 1) * p.dw
+    p.sh == 1 && p.sw == 1 && p.ph <= (p.kh - 1) * p.dh && p.pw <= (p.kw - 1) * p.dw
 }
 
 fn depthwise_backward_input_flipped(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
@@ -712,160 +794,67 @@ fn depthwise_backward_input_flipped(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut 
     });
 }
 
-fn depthwise_backward_input_wide(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+avx2_or_baseline! {
+/// `dst[i] += a * src[i]` over the common length.
+fn axpy(dst: &mut [f32], a: f32, src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, v)| *d += a * v);
+}
+}
+
+avx2_or_baseline! {
+/// `out[t] += dot(src[offs[t]..][..g.len()], g)` for each tap `t`.
+fn tap_dots(src: &[f32], offs: &[usize], g: &[f32], out: &mut [f32]) {
+    for (o, &off) in out.iter_mut().zip(offs) {
+        *o += super::elementwise::dot_lanes_inline(&src[off..off + g.len()], g);
+    }
+}
+}
+
+/// Depthwise input gradient for one image, added into `gx`: each tap adds the whole
+/// output gradient, spread `wq` wide, into the phase planes where its inputs live; the
+/// phase planes then add into `gx`.
+fn depthwise_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
     if flipped_ok(p) {
         return depthwise_backward_input_flipped(p, gy, w, gx);
     }
-    let wd = Wide::new(p);
+    let ph = Phases::new(p);
     let (oh, ow) = (p.out_h(), p.out_w());
-    with_buf(&PAD_A, wd.padded, |gpad| {
-        with_buf(&PAD_B, wd.len, |g| {
+    with_buf(&PAD_A, ph.len(p), |gpad| {
+        with_buf(&PAD_B, oh * ph.wq, |g| {
             for c in 0..p.cin {
-                wd.widen(p, &gy[c * oh * ow..(c + 1) * oh * ow], g);
+                ph.widen(p, &gy[c * oh * ow..(c + 1) * oh * ow], g);
                 gpad.fill(0.0);
                 for ki in 0..p.kh {
                     for kj in 0..p.kw {
                         let wv = w[(c * p.kh + ki) * p.kw + kj];
-                        let dst = &mut gpad[wd.tap(p, ki, kj)..][..wd.len];
-                        dst.iter_mut().zip(g.iter()).for_each(|(d, v)| *d += wv * v);
+                        axpy(&mut gpad[ph.tap(p, ki, kj)..][..g.len()], wv, g);
                     }
                 }
-                let gc = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
-                for (row, src) in gc.chunks_mut(p.w).zip(wd.interior(p, gpad)) {
-                    row.iter_mut().zip(src).for_each(|(a, b)| *a += b);
-                }
+                ph.merge_add(p, gpad, &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w]);
             }
         })
     });
 }
 
-fn depthwise_backward_weight_wide(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f32]) {
-    let wd = Wide::new(p);
-    let (oh, ow) = (p.out_h(), p.out_w());
-    with_buf(&PAD_A, wd.padded, |pad| {
-        with_buf(&PAD_B, wd.len, |g| {
-            for c in 0..p.cin {
-                wd.pad(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
-                wd.widen(p, &gy[c * oh * ow..(c + 1) * oh * ow], g);
-                for ki in 0..p.kh {
-                    for kj in 0..p.kw {
-                        let src = &pad[wd.tap(p, ki, kj)..][..wd.len];
-                        gw[(c * p.kh + ki) * p.kw + kj] += super::elementwise::dot_lanes(src, g);
-                    }
-                }
-            }
-        })
-    });
-}
-
-/// Depthwise (one input and one output channel per group) forward for one image.
-fn depthwise_forward(p: &Conv2d, x: &[f32], w: &[f32], y: &mut [f32]) {
-    if wide_ok(p) {
-        return depthwise_forward_wide(p, x, w, y);
-    }
-    let (oh, ow) = (p.out_h(), p.out_w());
-    for c in 0..p.cin {
-        let plane = &x[c * p.h * p.w..(c + 1) * p.h * p.w];
-        let wc = &w[c * p.kh * p.kw..(c + 1) * p.kh * p.kw];
-        let out = &mut y[c * oh * ow..(c + 1) * oh * ow];
-        out.fill(0.0);
-        for ki in 0..p.kh {
-            for kj in 0..p.kw {
-                let wv = wc[ki * p.kw + kj];
-                let off = (kj * p.dw) as isize - p.pw as isize;
-                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
-                for oy in 0..oh {
-                    if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
-                        let srow = &plane[iy * p.w..(iy + 1) * p.w];
-                        let drow = &mut out[oy * ow..(oy + 1) * ow];
-                        if p.sw == 1 && lo < hi {
-                            let s0 = (lo as isize + off) as usize;
-                            for (d, s) in drow[lo..hi].iter_mut().zip(&srow[s0..s0 + hi - lo]) {
-                                *d += wv * s;
-                            }
-                        } else {
-                            for (ox, d) in drow.iter_mut().enumerate().take(hi).skip(lo) {
-                                *d += wv * srow[(ox as isize * p.sw as isize + off) as usize];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Depthwise input gradient for one image, added into `gx`.
-fn depthwise_backward_input(p: &Conv2d, gy: &[f32], w: &[f32], gx: &mut [f32]) {
-    if wide_ok(p) {
-        return depthwise_backward_input_wide(p, gy, w, gx);
-    }
-    let (oh, ow) = (p.out_h(), p.out_w());
-    for c in 0..p.cin {
-        let plane = &mut gx[c * p.h * p.w..(c + 1) * p.h * p.w];
-        let wc = &w[c * p.kh * p.kw..(c + 1) * p.kh * p.kw];
-        let g = &gy[c * oh * ow..(c + 1) * oh * ow];
-        for ki in 0..p.kh {
-            for kj in 0..p.kw {
-                let wv = wc[ki * p.kw + kj];
-                let off = (kj * p.dw) as isize - p.pw as isize;
-                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
-                for oy in 0..oh {
-                    if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
-                        let grow = &g[oy * ow..(oy + 1) * ow];
-                        let drow = &mut plane[iy * p.w..(iy + 1) * p.w];
-                        if p.sw == 1 && lo < hi {
-                            let d0 = (lo as isize + off) as usize;
-                            for (d, s) in drow[d0..d0 + hi - lo].iter_mut().zip(&grow[lo..hi]) {
-                                *d += wv * s;
-                            }
-                        } else {
-                            for (ox, s) in grow.iter().enumerate().take(hi).skip(lo) {
-                                drow[(ox as isize * p.sw as isize + off) as usize] += wv * s;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Depthwise weight gradient for one image, added into `gw`.
+/// Depthwise weight gradient for one image, added into `gw`: tap `(ki, kj)`'s is the dot
+/// product of the output gradient, spread `wq` wide, with the phase planes from where
+/// the tap reads.
 fn depthwise_backward_weight(p: &Conv2d, x: &[f32], gy: &[f32], gw: &mut [f32]) {
-    if wide_ok(p) {
-        return depthwise_backward_weight_wide(p, x, gy, gw);
-    }
+    let ph = Phases::new(p);
     let (oh, ow) = (p.out_h(), p.out_w());
-    for c in 0..p.cin {
-        let plane = &x[c * p.h * p.w..(c + 1) * p.h * p.w];
-        let g = &gy[c * oh * ow..(c + 1) * oh * ow];
-        for ki in 0..p.kh {
-            for kj in 0..p.kw {
-                let off = (kj * p.dw) as isize - p.pw as isize;
-                let (lo, hi) = valid_cols(ow, p.sw, off, p.w);
-                let mut acc = 0.0f32;
-                for oy in 0..oh {
-                    if let Some(iy) = src(oy, ki, p.sh, p.ph, p.dh, p.h) {
-                        let grow = &g[oy * ow..(oy + 1) * ow];
-                        let srow = &plane[iy * p.w..(iy + 1) * p.w];
-                        if p.sw == 1 && lo < hi {
-                            let s0 = (lo as isize + off) as usize;
-                            acc += super::elementwise::dot_lanes(
-                                &grow[lo..hi],
-                                &srow[s0..s0 + hi - lo],
-                            );
-                        } else {
-                            for (ox, gv) in grow.iter().enumerate().take(hi).skip(lo) {
-                                acc += gv * srow[(ox as isize * p.sw as isize + off) as usize];
-                            }
-                        }
-                    }
-                }
-                gw[(c * p.kh + ki) * p.kw + kj] += acc;
+    let offs: Vec<usize> = (0..p.kh * p.kw)
+        .map(|t| ph.tap(p, t / p.kw, t % p.kw))
+        .collect();
+    with_buf(&PAD_A, ph.len(p), |pad| {
+        with_buf(&PAD_B, oh * ph.wq, |g| {
+            for c in 0..p.cin {
+                ph.split(p, &x[c * p.h * p.w..(c + 1) * p.h * p.w], pad);
+                ph.widen(p, &gy[c * oh * ow..(c + 1) * oh * ow], g);
+                let gwc = &mut gw[c * p.kh * p.kw..(c + 1) * p.kh * p.kw];
+                tap_dots(pad, &offs, g, gwc);
             }
-        }
-    }
+        })
+    });
 }
 
 #[cfg(test)]
@@ -951,6 +940,11 @@ mod tests {
             c(2, 3, 5, 21, 3, 3, 1, 1, 1, 3),
             c(1, 2, 4, 27, 2, 5, 1, 2, 1, 2),
             c(1, 2, 6, 19, 2, 3, 1, 2, 2, 2),
+            // Strided depthwise rows long enough for those blocks (stride 2 and 3, split
+            // into 4 and 9 phase planes), dilated among them.
+            c(2, 3, 9, 37, 3, 3, 2, 1, 1, 3),
+            c(1, 2, 8, 41, 2, 5, 2, 4, 2, 2),
+            c(1, 2, 7, 53, 2, 3, 3, 1, 1, 2),
             // Stride 1 with at least four input channels per group: one GEMM per tap.
             c(2, 8, 6, 11, 6, 3, 1, 1, 1, 2),
             c(1, 6, 12, 10, 5, 5, 1, 2, 1, 1),
