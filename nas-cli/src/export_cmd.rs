@@ -65,7 +65,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| run.path.join("export.json"));
-    a.onnx.check_outputs(&[("--out", Some(&out))])?;
+    a.onnx.check_outputs(
+        &[("--out", Some(&out))],
+        &[("--space-file", args.space.space_file.as_deref())],
+    )?;
     let cost = a.pareto.clone().or_else(|| run_cost(&args));
     let limits = run_limits(&args)?;
     // Errors when no trial is within the limits.

@@ -30,7 +30,15 @@ impl OnnxArgs {
     /// and its path each) name can be written, and that no two name one file; an error
     /// names the flag. Before, a directory, a missing or read-only place was found after
     /// the training whose result it was to keep.
-    pub fn check_outputs(&self, others: &[(&str, Option<&PathBuf>)]) -> Result<()> {
+    ///
+    /// An output that is one of the command's `inputs` (a flag and its path each), or a
+    /// run's own record (its journal, config, space, state), is refused too: before, the
+    /// command wrote over it and exited 0, and the run or the input was lost.
+    pub fn check_outputs(
+        &self,
+        others: &[(&str, Option<&PathBuf>)],
+        inputs: &[(&str, Option<&std::path::Path>)],
+    ) -> Result<()> {
         let mut all: Vec<(&str, &PathBuf)> = others
             .iter()
             .filter_map(|(f, p)| p.map(|p| (*f, p)))
@@ -41,6 +49,16 @@ impl OnnxArgs {
             if let Some((other, _)) = all[..i].iter().find(|(_, q)| q == p) {
                 return Err(anyhow!(
                     "{flag} {}: {other} names the same file; name another",
+                    p.display()
+                ));
+            }
+            if let Some((input, _)) = inputs
+                .iter()
+                .find(|(_, q)| q.is_some_and(|q| nas_core::experiment::same_file(p, q)))
+            {
+                return Err(anyhow!(
+                    "{flag} {}: that is the {input} file this command reads; writing it \
+                     would lose it, so name another file",
                     p.display()
                 ));
             }

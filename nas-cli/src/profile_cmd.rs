@@ -31,7 +31,7 @@ pub struct ProfileArgs {
     /// Height and width of the random input (square images).
     #[arg(long, default_value_t = 32)]
     pub size: usize,
-    /// Profiled steps per mode (after one warm-up step).
+    /// Profiled steps per mode (after one warm-up step), 1 to 1000.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
     /// Where to write the Chrome trace (default profile-<space>.trace.json).
@@ -77,6 +77,9 @@ fn print_table(rows: &[Row], steps: usize, cpu: (f64, f64), device: Option<(f64,
     }
 }
 
+/// The most steps `nas profile` records per mode.
+pub const MAX_STEPS: usize = 1000;
+
 pub fn run(a: ProfileArgs) -> Result<()> {
     let dev = crate::device::select(&a.device)?;
     crate::at_least_one(&[
@@ -85,6 +88,32 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         ("--size", a.size),
         ("--in-channels", a.in_channels),
     ])?;
+    // Every kernel call of every step is kept for the table and the trace, so memory
+    // grows with the steps (before, `--steps 100000000` grew until the machine ran out).
+    if a.steps > MAX_STEPS {
+        bail!(
+            "--steps {}: at most {MAX_STEPS} (each step's kernel calls are kept for the \
+             trace)",
+            a.steps
+        );
+    }
+    if let Some(t) = &a.trace {
+        if let Some(f) = a
+            .space
+            .space_file
+            .as_deref()
+            .filter(|f| nas_core::experiment::same_file(t, f))
+        {
+            bail!(
+                "--trace {}: that is the --space-file this command reads ({}); writing it \
+                 would lose it, so name another file",
+                t.display(),
+                f.display()
+            );
+        }
+        nas_core::experiment::check_output(t)
+            .map_err(|e| anyhow!("--trace {}: {e}", t.display()))?;
+    }
     // The batch alone, before any network is built for it: past the cap a space file's
     // network is held to, it is an error naming the flags, not an allocation that fails.
     let cap = nas_core::space::file::MAX_BYTES;

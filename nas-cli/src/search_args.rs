@@ -317,7 +317,8 @@ pub use nas_core::evaluate::trial_seed;
 pub fn json_option(flag: &str, s: &str) -> Result<Value> {
     match s.strip_prefix('@') {
         Some(file) => {
-            let t = std::fs::read_to_string(file).with_context(|| format!("{flag} {s}"))?;
+            let t = nas_core::json::read_file(std::path::Path::new(file))
+                .with_context(|| format!("{flag} {s}"))?;
             nas_core::json::parse(&t).with_context(|| format!("{flag} {s}: not JSON"))
         }
         None => nas_core::json::parse(s).with_context(|| format!("{flag} {s}: not JSON")),

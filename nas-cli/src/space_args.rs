@@ -39,6 +39,14 @@ impl SpaceArgs {
     /// the memory bound with that many images' activations.
     pub fn resolve_for_batch(&self, input: InputSpec, batch: usize) -> Result<Box<dyn Space>> {
         if let Some(f) = &self.space_file {
+            // Before, they were taken without a word (and a search recorded them).
+            if self.channels.is_some() || self.cells.is_some() {
+                bail!(
+                    "--channels/--cells apply to the nb201 and darts spaces, not a space file \
+                     ({}): its layers give their own widths and depth",
+                    f.display()
+                );
+            }
             let shape = [input.channels, input.height, input.width];
             let s = FileSpace::load_for_batch(f, shape, input.classes, batch)
                 .map_err(anyhow::Error::msg)?;

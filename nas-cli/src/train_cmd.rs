@@ -10,6 +10,7 @@ use nas_core::optim::LrSchedule;
 use nas_core::space::{self, builtin, Architecture};
 use nas_core::train::{evaluate, sgd_for, train_epoch, TrainConfig};
 use nas_core::Rng;
+use std::path::Path;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -109,7 +110,19 @@ const TIMED_STEPS: usize = 10;
 pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<Trained> {
     let _span = tracing::info_span!("train", epochs = a.epochs).entered();
     crate::at_least_one(&[("--batch-size", a.batch_size), ("--epochs", a.epochs)])?;
-    a.onnx.check_outputs(&[("--save", a.save.as_ref())])?;
+    let d = &a.dataset;
+    let arch_file = a.arch.as_deref().filter(|s| *s != "random").map(Path::new);
+    a.onnx.check_outputs(
+        &[("--save", a.save.as_ref())],
+        &[
+            ("--space-file", a.space.space_file.as_deref()),
+            ("--arch", arch_file),
+            ("--train-images", d.train_images.as_deref()),
+            ("--train-labels", d.train_labels.as_deref()),
+            ("--test-images", d.test_images.as_deref()),
+            ("--test-labels", d.test_labels.as_deref()),
+        ],
+    )?;
     let device = crate::device::select(&a.device)?;
     let schedule = match a.schedule.as_str() {
         "constant" => LrSchedule::Constant,

@@ -48,7 +48,12 @@ pub struct Journal {
 pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
     let mut trials: Vec<TrialRecord> = vec![];
     let mut tail = JournalTail::Clean;
-    let mut at = 0usize;
+    // (A byte-order mark, which an editor may put before the first line, is skipped.)
+    let mut at = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
     let mut line = 0usize;
     while at < bytes.len() {
         line += 1;
@@ -94,6 +99,10 @@ pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<Journal, String> {
     Ok(Journal { trials, tail })
 }
 
+/// The largest cost a journal records (parameters, MACs, milliseconds): far past any
+/// network's.
+pub const MAX_COST: f64 = 1e18;
+
 /// One journal line as a trial record, from its bytes (never a lossy conversion).
 fn parse_record(text: &[u8]) -> Result<TrialRecord, String> {
     let s = std::str::from_utf8(text).map_err(|e| {
@@ -107,6 +116,23 @@ fn parse_record(text: &[u8]) -> Result<TrialRecord, String> {
         return Err(format!(
             "field `metrics.accuracy`: {acc} is not an accuracy (a fraction from 0 to 1)"
         ));
+    }
+    // A cost below zero would lead every Pareto set; one past any network's, every
+    // table's width. (Before, `"params": -5` joined the Pareto set.)
+    for (field, v) in [
+        ("params", r.metrics.params),
+        ("macs", r.metrics.macs),
+        ("latency_ms", r.metrics.latency_ms),
+    ] {
+        if let Some(v) = v.filter(|v| !(0.0..=MAX_COST).contains(v)) {
+            let v = match v.abs() < 1e15 {
+                true => format!("{v}"),
+                false => format!("{v:e}"),
+            };
+            return Err(format!(
+                "field `metrics.{field}`: {v} is not a cost (from 0 to {MAX_COST:e})"
+            ));
+        }
     }
     Ok(r)
 }
@@ -243,6 +269,38 @@ impl RunDir {
     /// already holds a journal, or that another process is writing).
     pub fn create(path: &Path, config: &Value) -> Result<RunDir, String> {
         let made = !path.exists();
+        // A directory that is not a run but holds files of the names a run writes (a
+        // user's best.json, report.html or plots): the run would replace them. (A run's
+        // journal is refused below, with its own message; what a run whose journal was
+        // removed leaves, its config beside its other records, is a run's to replace.)
+        let has = |f: &str| path.join(f).exists();
+        let remnant = has("config.json")
+            && [
+                "held.jsonl",
+                "space.json",
+                "strategy_state.json",
+                "run.lock",
+                "oneshot.json",
+            ]
+            .iter()
+            .any(|f| has(f));
+        if !made && !remnant && !has("journal.jsonl") {
+            let mut theirs: Vec<String> = std::fs::read_dir(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| written_by_a_run(n) && n != "run.lock" && !n.starts_with('.'))
+                .collect();
+            if !theirs.is_empty() {
+                theirs.sort();
+                return Err(format!(
+                    "{}: is not a run but holds {}, which a new run there would replace; \
+                     choose another --out (or move them)",
+                    path.display(),
+                    theirs.join(", ")
+                ));
+            }
+        }
         std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let d = RunDir {
             path: path.to_path_buf(),
@@ -589,6 +647,16 @@ const RUN_FILES: [&str; 9] = [
     "report.html",
 ];
 
+/// Whether a file of this name in a run directory is one of the run's records (what
+/// [`written_by_a_run`] names but the plots, the page and temporaries): an output the
+/// user names there is refused, since writing it would damage the run.
+fn record_of_a_run(name: &str) -> bool {
+    written_by_a_run(name)
+        && !name.ends_with(".svg")
+        && name != "report.html"
+        && !name.starts_with('.')
+}
+
 /// Whether a file of this name in a run directory is one a run writes (its own files,
 /// checkpoints, cut journal lines, temporaries), not a file of the user's.
 fn written_by_a_run(name: &str) -> bool {
@@ -657,12 +725,30 @@ pub fn check_output(path: &Path) -> Result<(), String> {
         _ => {}
     }
     let dir = parent_of(path);
+    if let Some(own) = name.to_str().filter(|n| record_of_a_run(n)) {
+        if dir.join("config.json").is_file() {
+            return Err(format!(
+                "is the run's own {own} (the run in {}); writing it would damage the run, \
+                 so name another file",
+                dir.display()
+            ));
+        }
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot make its directory {}: {e}", dir.display()))?;
     let probe = hidden_beside(path, name, "probe");
     File::create(&probe).map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// Whether `output` names the file `input` (both there, after links are followed): an
+/// output a command would write over one of its own inputs.
+pub fn same_file(output: &Path, input: &Path) -> bool {
+    match (std::fs::canonicalize(output), std::fs::canonicalize(input)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Writes a file the user named (`--out`, `--save`). A regular file, or a new one, is

@@ -289,7 +289,7 @@ pub fn load(path: &Path) -> Result<Architecture, ArchError> {
         path: path.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+    let text = crate::json::read_file(path).map_err(|e| file(e.to_string()))?;
     let mut v: Value = crate::json::parse(&text).map_err(|e| file(format!("not JSON: {e}")))?;
     if let Some(inner) = v.get_mut("arch").filter(|a| a.is_object()) {
         v = inner.take();

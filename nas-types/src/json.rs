@@ -8,11 +8,35 @@ use std::fmt;
 
 /// `text` as a JSON value; a key given twice in one object is an error naming its path
 /// (`layers[0].candidates: key `a` is given twice at line 2 column 70`).
+/// A byte-order mark at the start (what some Windows editors write) is skipped.
 pub fn parse(text: &str) -> Result<Value, serde_json::Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut d = serde_json::Deserializer::from_str(text);
     let v = At(String::new()).deserialize(&mut d)?;
     d.end()?;
     Ok(v)
+}
+
+/// The largest JSON file read (a space, an architecture, a config): far past any of
+/// them, and a bound on what an endless input (`/dev/zero`, a pipe) takes.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// A JSON file's text, read whole: a file past [`MAX_FILE_BYTES`] is an error (before,
+/// `--space-file /dev/zero` was read until memory ran out), and so is one that is not
+/// UTF-8.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB, far past any JSON file this tool reads",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// A value being read, and its path in the document (empty at the top).
@@ -87,7 +111,26 @@ impl<'de> Visitor<'de> for At {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, read_file};
+
+    /// What a Windows editor saves (a byte-order mark first) reads; before, it was
+    /// "expected value at line 1 column 1" with no word of the mark.
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        assert_eq!(
+            parse("\u{feff}{\"a\": 1}").unwrap(),
+            serde_json::json!({"a": 1})
+        );
+    }
+
+    /// An endless input stops at the bound with an error instead of taking the
+    /// machine's memory (before, `--space-file /dev/zero` read until memory ran out).
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_file_is_refused_at_the_bound() {
+        let e = read_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("larger than 64 MiB"), "{e}");
+    }
 
     #[test]
     fn a_key_given_twice_is_an_error_naming_where() {

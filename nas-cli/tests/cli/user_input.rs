@@ -271,3 +271,111 @@ fn a_benchmarked_strategys_bad_config_is_refused_before_the_table() {
         "{err}"
     );
 }
+
+/// Outputs that named a run's own records or the command's inputs were written over, the
+/// command exited 0 and the run (or the user's file) was lost; each is refused now,
+/// naming the flag, and the file is as it was.
+#[test]
+fn an_output_over_a_runs_record_or_an_input_is_refused() {
+    let d = common::temp_path("input", "outputs");
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "2"]);
+    assert!(ok, "{out}\n{err}");
+    let journal = std::fs::read(d.join("journal.jsonl")).unwrap();
+    for file in ["journal.jsonl", "config.json", "space.json"] {
+        let target = d.join(file);
+        let before = std::fs::read(&target).unwrap();
+        let err = refused(nas().arg("export").arg(&d).arg("--out").arg(&target));
+        assert!(
+            err.contains("--out") && err.contains(&format!("is the run's own {file}")),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), before, "{file} changed");
+    }
+    let trace = d.join("journal.jsonl");
+    let err = refused(
+        nas()
+            .args(["profile", "--steps", "1", "--batch", "2", "--size", "8"])
+            .arg("--trace")
+            .arg(&trace),
+    );
+    assert!(
+        err.contains("--trace") && err.contains("run's own journal.jsonl"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(d.join("journal.jsonl")).unwrap(), journal);
+    // A space file named as where to save the weights.
+    let space = common::temp_path("input", "space.json");
+    std::fs::copy(
+        common::root().join("examples/spaces/small-cnn.json"),
+        &space,
+    )
+    .unwrap();
+    let text = std::fs::read(&space).unwrap();
+    let err = refused(
+        nas()
+            .args([
+                "train", "--arch", "random", "--epochs", "1", "--limit", "64",
+            ])
+            .arg("--space-file")
+            .arg(&space)
+            .arg("--save")
+            .arg(&space),
+    );
+    assert!(
+        err.contains("--save") && err.contains("--space-file file this command reads"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&space).unwrap(), text);
+    // Too many profiled steps: each is kept for the trace, so memory grew without bound.
+    let err = refused(nas().args(["profile", "--steps", "1001"]));
+    assert!(err.contains("--steps 1001: at most 1000"), "{err}");
+    std::fs::remove_file(&space).ok();
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A directory that is not a run but holds files of a run's names (a user's best.json):
+/// a search there replaced them. Now it is refused, naming them, and they stay.
+#[test]
+fn a_search_into_a_directory_of_the_users_files_is_refused() {
+    let d = common::temp_path("input", "users-dir");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("best.json"), "mine").unwrap();
+    std::fs::write(d.join("notes.txt"), "mine too").unwrap();
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "2"]);
+    assert!(!ok, "{out}\n{err}");
+    assert!(err.contains("is not a run but holds best.json"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("best.json")).unwrap(),
+        "mine"
+    );
+    // A directory of other files only is fine (the run's files go beside them).
+    std::fs::remove_file(d.join("best.json")).unwrap();
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "2"]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("notes.txt")).unwrap(),
+        "mine too"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// `--channels`/`--cells` with a space file were taken without a word (and a search
+/// recorded them), though a file's layers give their own widths; now they are refused.
+#[test]
+fn channels_or_cells_with_a_space_file_are_refused() {
+    let space = common::root().join("examples/spaces/small-cnn.json");
+    for flags in [["--channels", "4"], ["--cells", "2"]] {
+        let err = refused(
+            nas()
+                .args(["spaces", "--space-file"])
+                .arg(&space)
+                .args(flags),
+        );
+        assert!(
+            err.contains(
+                "--channels/--cells apply to the nb201 and darts spaces, not a space file"
+            ),
+            "{err}"
+        );
+    }
+}

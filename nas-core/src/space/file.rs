@@ -20,8 +20,7 @@ pub enum Int {
 }
 
 /// One entry of a `layers` list.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum Layer {
     /// A LayerChoice among named candidates, each a list of layers.
     Choice {
@@ -38,6 +37,53 @@ pub enum Layer {
     Residual { residual: String, body: Vec<Layer> },
     /// A plain op.
     Op(OpSpec),
+}
+
+/// A layer is told apart by its keys (`choice`, `repeat`, `residual`, else an op), and
+/// only that kind is read. (serde's `untagged` tried each kind in turn, reading a
+/// repeat's or a residual's whole body for every kind before it, so a file of `N`
+/// nested residuals took 2^N reads: 60 never loaded.)
+impl<'de> Deserialize<'de> for Layer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Layer, D::Error> {
+        #[derive(Deserialize)]
+        struct ChoiceSpec {
+            choice: String,
+            candidates: BTreeMap<String, Vec<Layer>>,
+        }
+        #[derive(Deserialize)]
+        struct RepeatSpec {
+            repeat: String,
+            depths: Vec<usize>,
+            body: Vec<Layer>,
+        }
+        #[derive(Deserialize)]
+        struct ResidualSpec {
+            residual: String,
+            body: Vec<Layer>,
+        }
+        let v = Value::deserialize(d)?;
+        let has = |k: &str| v.get(k).is_some();
+        let layer = if has("choice") {
+            serde_json::from_value(v).map(|c: ChoiceSpec| Layer::Choice {
+                choice: c.choice,
+                candidates: c.candidates,
+            })
+        } else if has("repeat") {
+            serde_json::from_value(v).map(|r: RepeatSpec| Layer::Repeat {
+                repeat: r.repeat,
+                depths: r.depths,
+                body: r.body,
+            })
+        } else if has("residual") {
+            serde_json::from_value(v).map(|r: ResidualSpec| Layer::Residual {
+                residual: r.residual,
+                body: r.body,
+            })
+        } else {
+            serde_json::from_value(v).map(Layer::Op)
+        };
+        layer.map_err(serde::de::Error::custom)
+    }
 }
 
 /// A plain op and its settings.
@@ -119,7 +165,8 @@ impl FileSpace {
         classes: usize,
         batch: usize,
     ) -> Result<FileSpace, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text =
+            nas_types::json::read_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let not = |e: String| format!("{}: not a space file: {e}", path.display());
         let raw: Value = nas_types::json::parse(&text).map_err(|e| not(e.to_string()))?;
         // The layer kinds are told apart by their keys, so serde's own error for a

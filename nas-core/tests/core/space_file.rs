@@ -442,3 +442,32 @@ fn a_setting_an_op_does_not_take_is_rejected() {
         "layers[0].candidates.a[0]: op `relu` takes no `out`",
     )]);
 }
+
+/// Sixty nested residuals load (each level is read once). Before, serde tried every kind
+/// of layer in turn and read each residual's body twice per level: 2^60 reads, a load
+/// that never ended (22 levels took 4 s). The load runs on a thread so that a return
+/// to the old behaviour fails here instead of hanging the suite.
+#[test]
+fn deeply_nested_layers_load_in_one_read() {
+    let mut layer = r#"{"op": "relu"}"#.to_string();
+    for i in 0..60 {
+        layer = format!(r#"{{"residual": "r{i}", "body": [{layer}]}}"#);
+    }
+    let json = format!(
+        r#"{{"name": "nested", "layers": [{layer}, {{"op": "gap"}}, {{"op": "linear", "out": "classes"}}]}}"#
+    );
+    let p = std::env::temp_dir().join(format!("nas-nested-{}.json", std::process::id()));
+    std::fs::write(&p, json).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let q = p.clone();
+    std::thread::spawn(move || {
+        let r = FileSpace::load(&q, [1, 28, 28], 10).map(|s| describe(&s).len());
+        tx.send(r).ok();
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(120));
+    std::fs::remove_file(&p).ok();
+    let choices = got
+        .expect("a 60-deep file did not load within 120 s")
+        .unwrap();
+    assert_eq!(choices, 60);
+}

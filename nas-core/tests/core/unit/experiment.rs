@@ -355,6 +355,41 @@ fn an_accuracy_past_one_is_a_damaged_line() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A journaled cost below zero or past any network's (no evaluator writes one) is an
+/// error naming the line and the field. Before, `"params": -5` was read, led the Pareto
+/// set, and `1e308` printed a 309-digit number across the report's table.
+#[test]
+fn a_negative_or_absurd_cost_is_a_damaged_line() {
+    let path = std::path::Path::new("journal.jsonl");
+    let good = serde_json::to_string(&rec(0, 0.5, 10.0)).unwrap();
+    for (bad, want) in [
+        (
+            rec(1, 0.6, -5.0),
+            "field `metrics.params`: -5 is not a cost",
+        ),
+        (
+            rec(1, 0.6, 1e308),
+            "field `metrics.params`: 1e308 is not a cost",
+        ),
+    ] {
+        let line = serde_json::to_string(&bad).unwrap();
+        let e = parse_journal(path, format!("{good}\n{line}\n").as_bytes())
+            .err()
+            .expect("an error");
+        assert!(e.contains("line 2") && e.contains(want), "{e}");
+    }
+    let mut m = rec(1, 0.6, 10.0);
+    m.metrics.latency_ms = Some(-0.5);
+    let line = serde_json::to_string(&m).unwrap();
+    let e = parse_journal(path, format!("{good}\n{line}\n").as_bytes())
+        .err()
+        .expect("an error");
+    assert!(e.contains("field `metrics.latency_ms`: -0.5"), "{e}");
+    // Zero is a cost (a network of identities has no parameters).
+    let zero = serde_json::to_string(&rec(1, 0.6, 0.0)).unwrap();
+    assert!(parse_journal(path, format!("{good}\n{zero}\n").as_bytes()).is_ok());
+}
+
 /// Only a last line a kill could have left is torn: a prefix of a record (its JSON
 /// ended early, or its bytes end inside a UTF-8 character). A whole last line without
 /// its newline that is still no record (a hand edit of its accuracy to 2, or text after
