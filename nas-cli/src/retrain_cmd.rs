@@ -48,6 +48,7 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
     let _span = tracing::info_span!("retrain", run = %a.dir.display()).entered();
     let started = Instant::now();
     let (run, args, j) = load_run(&a.dir)?;
+    crate::search_args::check_setup(&run, &args)?;
     let b = best_of(&j, &run_limits(&args)?)?;
     println!(
         "retraining trial {} of {} from scratch",

@@ -128,6 +128,101 @@ pub fn recorded_context(run: &RunDir) -> String {
     )
 }
 
+/// Where a run records what scores its trials ([`scoring`]), as it began.
+pub const SETUP_FILE: &str = "setup.json";
+
+/// The options that decide how a run's trials are scored (the space and its size, the
+/// data, the evaluator and its training, the seed), and a space file's text: a trial
+/// scored under others is not comparable with the journal's.
+pub fn scoring(a: &SearchArgs) -> Result<Value> {
+    let all = serde_json::to_value(a)?;
+    let data = serde_json::to_value(&a.dataset)?;
+    let mut keys: Vec<&str> = vec![
+        "space",
+        "space_file",
+        "channels",
+        "cells",
+        "seed",
+        "evaluator",
+        "table",
+        "epochs",
+        "batch",
+        "val",
+        "limit",
+        "init_from",
+    ];
+    keys.extend(
+        data.as_object()
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str)),
+    );
+    let mut v = serde_json::Map::new();
+    for k in keys {
+        v.insert(k.to_string(), all.get(k).cloned().unwrap_or(Value::Null));
+    }
+    if let Some(f) = &a.space.space_file {
+        let text = nas_core::json::read_file(f).with_context(|| format!("{}", f.display()))?;
+        v.insert("space_file_text".into(), Value::from(text));
+    }
+    Ok(Value::Object(v))
+}
+
+/// Records [`scoring`] in a new run, for [`check_setup`].
+pub fn record_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(&scoring(a)?)?;
+    nas_core::experiment::write_atomic(&run.path.join(SETUP_FILE), &bytes).map_err(|e| anyhow!(e))
+}
+
+/// Checks that `a` (a run's `config.json` as it is now) scores trials as the run did
+/// when it began: a field edited since (the evaluator, the data, `limit`, `epochs`, the
+/// space or its file...) is an error naming each, "then" and "now". Before, a resume ran
+/// on the edited options and ranked its trials beside the journal's, and a retrain built
+/// the edited network. A run made before runs recorded this is not checked.
+pub fn check_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
+    let p = run.path.join(SETUP_FILE);
+    let then: Value = match std::fs::read(&p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("{}: {e}", p.display()),
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| anyhow!("{}: not the run's setup ({e}); it was damaged", p.display()))?,
+    };
+    let now = scoring(a)?;
+    let (Some(then), Some(now)) = (then.as_object(), now.as_object()) else {
+        bail!("{}: not the run's setup; it was damaged", p.display());
+    };
+    let mut changed = vec![];
+    for (k, v) in now {
+        let was = then.get(k).unwrap_or(&Value::Null);
+        // A space file moved (a run taken to another machine) is the same space when
+        // its text is.
+        let moved = k == "space_file" && then.get("space_file_text") == now.get("space_file_text");
+        if was == v || moved {
+            continue;
+        }
+        changed.push(match k.as_str() {
+            "space_file_text" => format!(
+                "the space file {} is not what it was (its text differs)",
+                a.space.display()
+            ),
+            _ => format!("`{k}` {was} then, {v} now"),
+        });
+    }
+    if let Some(k) = then.keys().find(|k| !now.contains_key(*k)) {
+        changed.push(format!("`{k}` {} then, none now", then[k]));
+    }
+    if !changed.is_empty() {
+        bail!(
+            "{}: the run's trials were scored otherwise than these options would score \
+             them: {}. Trials scored both ways would be ranked as one; set them back (the \
+             run's setup is in {}), or start a new run",
+            run.config_path().display(),
+            changed.join("; "),
+            p.display()
+        );
+    }
+    Ok(())
+}
+
 impl SearchArgs {
     /// The options a run was started with, from its `config.json`: a field of the
     /// wrong type or range for its kind (a hand-edited file) is an error naming the file

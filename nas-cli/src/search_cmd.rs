@@ -35,7 +35,9 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let mut run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
     println!("run directory: {}", dir.display());
     job.stop_on_interrupt(&a, &dir)?;
-    let result = save_space(&run, &job.choices()).and_then(|_| job.drive(&a, &mut run));
+    let result = crate::search_args::record_setup(&run, &a)
+        .and_then(|_| save_space(&run, &job.choices()))
+        .and_then(|_| job.drive(&a, &mut run));
     let result = result.and_then(|_| mark_ended(&run));
     crate::report_html::finish(&run, &a, result.is_ok());
     if result.is_err() && run.discard_if_empty() {
@@ -58,6 +60,7 @@ pub fn resume(dir: &Path, device: Option<&str>, plugin_dirs: &[PathBuf], here: b
         println!("{msg}");
     }
     let mut a = SearchArgs::recorded(&run)?;
+    crate::search_args::check_setup(&run, &a)?;
     let moved = match device {
         Some(d) if d != a.device => {
             // Opened here, so a device that does not work is the flag's error, not the

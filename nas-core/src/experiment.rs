@@ -421,7 +421,13 @@ impl RunDir {
     /// same failure; and an empty directory the user made was removed). Returns whether
     /// it discarded the run.
     pub fn discard_if_empty(self) -> bool {
-        let ours = ["config.json", "journal.jsonl", "run.lock", "space.json"];
+        let ours = [
+            "config.json",
+            "journal.jsonl",
+            "run.lock",
+            "space.json",
+            "setup.json",
+        ];
         let recorded = std::fs::read_dir(&self.path).map_or(true, |entries| {
             entries.flatten().any(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -635,8 +641,9 @@ fn jsonl(rs: &[TrialRecord]) -> Result<Vec<u8>, String> {
 }
 
 /// The files of a run that are written whole ([`write_atomic`]).
-const RUN_FILES: [&str; 9] = [
+const RUN_FILES: [&str; 10] = [
     "config.json",
+    "setup.json",
     "held.jsonl",
     "ended",
     "space.json",

@@ -123,6 +123,8 @@ fn a_search_and_its_retraining_keep_the_classes() {
         old.as_object_mut().unwrap().remove(k);
     }
     std::fs::write(d.join("config.json"), old.to_string()).unwrap();
+    // (An older run kept no setup record either.)
+    std::fs::remove_file(d.join("setup.json")).unwrap();
     let (ok, out, err) = run(nas().arg("report").arg(&d));
     assert!(ok, "report of an older run:\n{out}\n{err}");
     let (ok, out, err) = run(nas()

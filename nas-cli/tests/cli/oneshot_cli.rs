@@ -623,6 +623,11 @@ fn a_checkpoint_resumes_only_the_search_that_took_it() {
     kill_after_checkpoint(&search_args(&d, "darts", "{}"), &d);
     let config = d.join("config.json");
     let original = std::fs::read_to_string(&config).unwrap();
+    // The run's setup record refuses the data edits first
+    // (`user_input::a_run_resumes_and_retrains_only_as_it_scored_its_trials`); without
+    // it (a run made before runs kept one) the checkpoint's own record does.
+    let setup = std::fs::read(d.join("setup.json")).unwrap();
+    std::fs::remove_file(d.join("setup.json")).unwrap();
     for (from, to, want) in [
         (
             r#""strategy": "darts""#,
@@ -651,6 +656,7 @@ fn a_checkpoint_resumes_only_the_search_that_took_it() {
         );
     }
     std::fs::write(&config, &original).unwrap();
+    std::fs::write(d.join("setup.json"), setup).unwrap();
     let out = run(nas().args(["--threads", "2", "resume"]).arg(&d));
     assert!(out.contains("resumed from the checkpoint"), "{out}");
     std::fs::remove_dir_all(&d).ok();

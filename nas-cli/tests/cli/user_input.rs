@@ -71,6 +71,9 @@ fn a_limit_of_0_in_a_runs_config_is_refused_on_resume() {
             (r#""budget": 1"#, r#""budget": 2"#),
         ],
     );
+    // A run that records its setup refuses any edit of `limit` (below); one made before
+    // runs recorded it refuses this value.
+    std::fs::remove_file(d.join("setup.json")).unwrap();
     let err = resume_refused(&d);
     assert!(
         err.contains(&config.display().to_string())
@@ -378,4 +381,67 @@ fn channels_or_cells_with_a_space_file_are_refused() {
             "{err}"
         );
     }
+}
+
+/// A run's `config.json` edited in what scores its trials (`limit`, `epochs`, `val`, the
+/// evaluator, the seed...) resumed on the edit and ranked trials scored both ways as
+/// one (a trial trained on 1,024 images at 66% led trials trained on 200 at 20%); and
+/// a space file edited after the search made `nas retrain` train another network than
+/// the journal's. Both are refused now, naming what changed; set back, the run resumes.
+#[test]
+fn a_run_resumes_and_retrains_only_as_it_scored_its_trials() {
+    let d = common::temp_path("input", "setup");
+    let space = common::temp_path("input", "setup-space.json");
+    std::fs::copy(
+        common::root().join("examples/spaces/small-cnn.json"),
+        &space,
+    )
+    .unwrap();
+    let (ok, out, err) = run(nas()
+        .args(["search", "--strategy", "random", "--space-file"])
+        .arg(&space)
+        .args(["--evaluator", "train", "--budget", "1", "--epochs", "1"])
+        .args(["--limit", "200", "--val", "100", "--out"])
+        .arg(&d));
+    assert!(ok, "{out}\n{err}");
+    edit_config(
+        &d,
+        &[
+            (r#""limit": 200"#, r#""limit": 1024"#),
+            (r#""epochs": 1"#, r#""epochs": 2"#),
+            (r#""budget": 1"#, r#""budget": 2"#),
+        ],
+    );
+    let err = resume_refused(&d);
+    assert!(
+        err.contains("`limit` 200 then, 1024 now") && err.contains("`epochs` 1 then, 2 now"),
+        "{err}"
+    );
+    assert_eq!(journaled(&d), 1);
+    edit_config(
+        &d,
+        &[
+            (r#""limit": 1024"#, r#""limit": 200"#),
+            (r#""epochs": 2"#, r#""epochs": 1"#),
+        ],
+    );
+    // The space file edited: a retrain would build another network.
+    let text = std::fs::read_to_string(&space).unwrap();
+    std::fs::write(&space, text.replacen(r#""out": 16"#, r#""out": 24"#, 1)).unwrap();
+    let err = refused(
+        nas()
+            .arg("retrain")
+            .arg(&d)
+            .args(["--epochs", "1", "--limit", "64"]),
+    );
+    assert!(
+        err.contains("is not what it was (its text differs)"),
+        "{err}"
+    );
+    std::fs::write(&space, text).unwrap();
+    let (ok, out, err) = run(nas().arg("resume").arg(&d));
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(journaled(&d), 2);
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::remove_file(&space).ok();
 }
