@@ -69,6 +69,12 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &[("--out", Some(&out))],
         &[("--space-file", args.space.space_file.as_deref())],
     )?;
+    if a.pareto.as_deref() == Some("accuracy") {
+        bail!(
+            "--pareto accuracy: accuracy is what the set trades against a cost; name the \
+             cost (params, macs, latency_ms)"
+        );
+    }
     let cost = a.pareto.clone().or_else(|| run_cost(&args));
     let limits = run_limits(&args)?;
     // Errors when no trial is within the limits.

@@ -289,6 +289,12 @@ fn hard_limits_hold_in_everything_a_run_returns() {
         );
     }
     // A cost no trial reports: the error lists those they do.
+    // Accuracy is no cost: before, "no trial reports that cost", though every one does.
+    let (ok, _, err) = run(nas().arg("export").arg(&dir).args(["--pareto", "accuracy"]));
+    assert!(
+        !ok && err.contains("--pareto accuracy: accuracy is what the set trades"),
+        "{err}"
+    );
     let (ok, _, err) = run(nas().arg("export").arg(&dir).args(["--pareto", "flops"]));
     assert!(!ok, "{err}");
     assert!(
