@@ -802,10 +802,33 @@ fn axpy(dst: &mut [f32], a: f32, src: &[f32]) {
 }
 
 avx2_or_baseline! {
-/// `out[t] += dot(src[offs[t]..][..g.len()], g)` for each tap `t`.
+/// `out[t] += dot(src[offs[t]..][..g.len()], g)` for each tap `t`, each dot summed as
+/// `dot_lanes` sums it (16 lanes, folded, then the tail), so the bits are its. Up to 8
+/// taps go through the plane together: each block of `g` is loaded once for all of
+/// them, and their 8 independent sums keep the adder busy where one dot's 16 lanes
+/// wait on their own latency.
 fn tap_dots(src: &[f32], offs: &[usize], g: &[f32], out: &mut [f32]) {
-    for (o, &off) in out.iter_mut().zip(offs) {
-        *o += super::elementwise::dot_lanes_inline(&src[off..off + g.len()], g);
+    const TAPS: usize = 8;
+    let n = g.len();
+    let body = n - n % 16;
+    for (offs, out) in offs.chunks(TAPS).zip(out.chunks_mut(TAPS)) {
+        let mut acc = [[0f32; 16]; TAPS];
+        for at in (0..body).step_by(16) {
+            let gb: &[f32; 16] = g[at..at + 16].try_into().unwrap();
+            for (a, &off) in acc.iter_mut().zip(offs) {
+                let s: &[f32; 16] = src[off + at..off + at + 16].try_into().unwrap();
+                for l in 0..16 {
+                    a[l] += s[l] * gb[l];
+                }
+            }
+        }
+        for ((o, a), &off) in out.iter_mut().zip(acc).zip(offs) {
+            let mut t = super::elementwise::fold16(a);
+            for (x, y) in src[off + body..off + n].iter().zip(&g[body..]) {
+                t += x * y;
+            }
+            *o += t;
+        }
     }
 }
 }

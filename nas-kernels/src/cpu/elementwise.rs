@@ -332,12 +332,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// so it vectorises (a plain `.sum()` is a serial chain); the summation order is fixed.
 #[inline]
 pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    dot_lanes_inline(a, b)
-}
-
-/// [`dot_lanes`], always inlined (so a caller compiled for wider vectors gets them).
-#[inline(always)]
-pub fn dot_lanes_inline(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 16];
@@ -378,7 +372,7 @@ pub fn sum_lanes(a: &[f32]) -> f32 {
 
 /// Pairwise sum of 16 lanes.
 #[inline(always)]
-fn fold16(a: [f32; 16]) -> f32 {
+pub fn fold16(a: [f32; 16]) -> f32 {
     let mut h = [0f32; 8];
     for i in 0..8 {
         h[i] = a[i] + a[i + 8];
