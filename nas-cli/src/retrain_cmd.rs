@@ -108,11 +108,8 @@ pub fn retrain(a: RetrainArgs) -> Result<()> {
         Some(f) => argv.extend(["--space-file".into(), f.display().to_string()]),
         None => argv.extend(["--space".into(), args.space.space.clone()]),
     }
-    // (A run on a space file made before such files refused them may have recorded
-    // them: they never applied there.)
-    let file = args.space.space_file.is_some();
-    let channels = a.channels.or(args.space.channels.filter(|_| !file));
-    let cells = a.cells.or(args.space.cells.filter(|_| !file));
+    let channels = a.channels.or(args.space.channels);
+    let cells = a.cells.or(args.space.cells);
     if let Some(c) = channels {
         argv.extend(["--channels".into(), c.to_string()]);
     }

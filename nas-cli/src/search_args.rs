@@ -183,7 +183,9 @@ pub fn check_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
     let then: Value = match std::fs::read(&p) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => bail!("{}: {e}", p.display()),
-        Ok(b) => serde_json::from_slice(&b)
+        Ok(b) => std::str::from_utf8(&b)
+            .map_err(|e| e.to_string())
+            .and_then(|t| nas_core::json::parse(t).map_err(|e| e.to_string()))
             .map_err(|e| anyhow!("{}: not the run's setup ({e}); it was damaged", p.display()))?,
     };
     let now = scoring(a)?;
@@ -191,8 +193,12 @@ pub fn check_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
         bail!("{}: not the run's setup; it was damaged", p.display());
     };
     let mut changed = vec![];
+    // Only what both record is compared: a field a later version adds (or an earlier
+    // one had) says nothing of how this run's trials were scored.
     for (k, v) in now {
-        let was = then.get(k).unwrap_or(&Value::Null);
+        let Some(was) = then.get(k) else {
+            continue;
+        };
         // A space file moved (a run taken to another machine) is the same space when
         // its text is.
         let moved = k == "space_file" && then.get("space_file_text") == now.get("space_file_text");
@@ -206,9 +212,6 @@ pub fn check_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
             ),
             _ => format!("`{k}` {was} then, {v} now"),
         });
-    }
-    if let Some(k) = then.keys().find(|k| !now.contains_key(*k)) {
-        changed.push(format!("`{k}` {} then, none now", then[k]));
     }
     if !changed.is_empty() {
         bail!(
@@ -235,7 +238,7 @@ impl SearchArgs {
             "." => None,
             f => Some(anyhow!("{}: field `{f}`: {e}", p.display())),
         };
-        let a: SearchArgs = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let mut a: SearchArgs = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
             // A field of a flattened part is found by reading that part alone.
             let flat = || {
                 let space = serde_path_to_error::deserialize::<_, SpaceArgs>(v.clone()).err();
@@ -259,6 +262,12 @@ impl SearchArgs {
                     p.display()
                 );
             }
+        }
+        // A run made before a space file refused --channels/--cells may have recorded
+        // them; they never applied to it, and are dropped so that it still resumes.
+        if a.space.space_file.is_some() {
+            a.space.channels = None;
+            a.space.cells = None;
         }
         Ok(a)
     }

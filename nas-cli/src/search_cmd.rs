@@ -60,7 +60,8 @@ pub fn resume(dir: &Path, device: Option<&str>, plugin_dirs: &[PathBuf], here: b
         println!("{msg}");
     }
     let mut a = SearchArgs::recorded(&run)?;
-    crate::search_args::check_setup(&run, &a)?;
+    crate::search_args::check_setup(&run, &a)
+        .with_context(|| crate::search_args::recorded_context(&run))?;
     let moved = match device {
         Some(d) if d != a.device => {
             // Opened here, so a device that does not work is the flag's error, not the

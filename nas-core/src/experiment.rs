@@ -274,10 +274,11 @@ impl RunDir {
         // journal is refused below, with its own message; what a run whose journal was
         // removed leaves, its config beside its other records, is a run's to replace.)
         let has = |f: &str| path.join(f).exists();
-        let remnant = has("config.json")
+        let remnant = made_by_a_search(path)
             && [
                 "held.jsonl",
                 "space.json",
+                "setup.json",
                 "strategy_state.json",
                 "run.lock",
                 "oneshot.json",
@@ -654,6 +655,15 @@ const RUN_FILES: [&str; 10] = [
     "report.html",
 ];
 
+/// Whether `dir`'s `config.json` is a search's (a JSON object naming its strategy), not a
+/// file of the user's of that name.
+fn made_by_a_search(dir: &Path) -> bool {
+    std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|v| v.get("strategy").is_some_and(Value::is_string))
+}
+
 /// Whether a file of this name in a run directory is one of the run's records (what
 /// [`written_by_a_run`] names but the plots, the page and temporaries): an output the
 /// user names there is refused, since writing it would damage the run.
@@ -733,7 +743,7 @@ pub fn check_output(path: &Path) -> Result<(), String> {
     }
     let dir = parent_of(path);
     if let Some(own) = name.to_str().filter(|n| record_of_a_run(n)) {
-        if dir.join("config.json").is_file() {
+        if dir.join("journal.jsonl").is_file() || made_by_a_search(dir) {
             return Err(format!(
                 "is the run's own {own} (the run in {}); writing it would damage the run, \
                  so name another file",

@@ -351,6 +351,22 @@ fn a_search_into_a_directory_of_the_users_files_is_refused() {
         std::fs::read_to_string(d.join("best.json")).unwrap(),
         "mine"
     );
+    // A config.json and a space.json of the user's (no search's config: it names no
+    // strategy) are not what a run left either.
+    std::fs::write(d.join("config.json"), r#"{"lr": 0.1}"#).unwrap();
+    std::fs::write(d.join("space.json"), "{}").unwrap();
+    let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "2"]);
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains("holds best.json, config.json, space.json"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("config.json")).unwrap(),
+        r#"{"lr": 0.1}"#
+    );
+    std::fs::remove_file(d.join("config.json")).unwrap();
+    std::fs::remove_file(d.join("space.json")).unwrap();
     // A directory of other files only is fine (the run's files go beside them).
     std::fs::remove_file(d.join("best.json")).unwrap();
     let (ok, out, err) = table_search(&d, &["--strategy", "random", "--budget", "2"]);
@@ -439,6 +455,9 @@ fn a_run_resumes_and_retrains_only_as_it_scored_its_trials() {
         "{err}"
     );
     std::fs::write(&space, text).unwrap();
+    // A run made before space files refused --channels may have recorded it: it never
+    // applied, and the run still resumes.
+    edit_config(&d, &[(r#""channels": null"#, r#""channels": 8"#)]);
     let (ok, out, err) = run(nas().arg("resume").arg(&d));
     assert!(ok, "{out}\n{err}");
     assert_eq!(journaled(&d), 2);

@@ -144,7 +144,9 @@ fn trial_numbers_must_run_in_order() {
 #[test]
 fn held_trials_come_back_as_kept() {
     let dir = temp_run("held");
-    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    // (A search's config names its strategy: what a run's remnant is told by.)
+    let config = serde_json::json!({"strategy": "random"});
+    let d = RunDir::create(&dir, &config).unwrap();
     assert_eq!(d.held().unwrap(), vec![]);
     let (a, b) = (rec(3, 0.5, 10.0), rec(5, 0.7, 20.0));
     d.hold(&[a.clone(), b.clone()]).unwrap();
@@ -160,7 +162,7 @@ fn held_trials_come_back_as_kept() {
     assert!(RunDir::open(&dir).unwrap().hold(&[a]).is_err());
     drop(d);
     std::fs::remove_file(dir.join("journal.jsonl")).unwrap();
-    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    let d = RunDir::create(&dir, &config).unwrap();
     assert!(!d.held_path().exists(), "held for a journal that is gone");
     std::fs::remove_dir_all(&dir).ok();
 }
