@@ -88,6 +88,8 @@ fn a_table_with_non_finite_or_out_of_range_values_is_refused() {
         ("000001,x,9.7,9.7,9.7,0.07,infinity,700", "latency_s"),
         ("000001,x,9.7,9.7,9.7,0.07,-0.01,700", "latency_s"),
         ("000001,x,9.7,9.7,9.7,0.07,0.01,inf", "train_time_s"),
+        // Past what a journal holds once in parameters (its line would be refused).
+        ("000001,x,9.7,9.7,9.7,1e13,0.01,700", "params_mb"),
         ("000001,x,1e308,9.7,9.7,0.07,0.01,700", "val_acc_s777"),
         ("000001,x,9.7,inf,9.7,0.07,0.01,700", "val_acc_s888"),
     ];
