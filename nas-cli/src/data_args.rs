@@ -290,17 +290,21 @@ impl DataArgs {
         m
     }
 
+    /// The paths these options name, each with its flag (`None` where not given).
+    pub fn paths(&self) -> [(&'static str, Option<&std::path::Path>); 5] {
+        [
+            ("--data", self.data.as_deref()),
+            ("--train-images", self.train_images.as_deref()),
+            ("--train-labels", self.train_labels.as_deref()),
+            ("--test-images", self.test_images.as_deref()),
+            ("--test-labels", self.test_labels.as_deref()),
+        ]
+    }
+
     /// The options as command-line arguments (for `nas train`).
     pub fn argv(&self) -> Vec<String> {
         let mut v = Vec::new();
-        let paths = [
-            ("--data", &self.data),
-            ("--train-images", &self.train_images),
-            ("--train-labels", &self.train_labels),
-            ("--test-images", &self.test_images),
-            ("--test-labels", &self.test_labels),
-        ];
-        for (flag, p) in paths {
+        for (flag, p) in self.paths() {
             if let Some(p) = p {
                 v.extend([flag.to_string(), p.display().to_string()]);
             }

@@ -77,6 +77,43 @@ pub fn at_least_one(flags: &[(&str, usize)]) -> anyhow::Result<()> {
     }
 }
 
+/// The fields of a run's setup as it began (`then`) that `now` gives otherwise: each
+/// field of `now` that `then` records too, with its two values. What a checkpoint and
+/// a run's `setup.json` refuse a resume by; a field only one side records is not
+/// compared (a later version's addition says nothing of the run).
+pub fn changed_fields<'a>(
+    then: &'a serde_json::Map<String, serde_json::Value>,
+    now: &'a serde_json::Map<String, serde_json::Value>,
+) -> impl Iterator<Item = (&'a str, &'a serde_json::Value, &'a serde_json::Value)> {
+    now.iter().filter_map(|(k, v)| {
+        let was = then.get(k)?;
+        (was != v).then_some((k.as_str(), was, v))
+    })
+}
+
+/// An output that would write over one of the command's `inputs` (a flag and its path
+/// each, the path `None` when not given) is an error naming both; otherwise `check`
+/// ([`nas_core::experiment::check_output`]: a place that can be written, not a run's
+/// own record) decides.
+pub fn check_output(
+    flag: &str,
+    path: &std::path::Path,
+    inputs: &[(&str, Option<&std::path::Path>)],
+) -> anyhow::Result<()> {
+    let clash = inputs
+        .iter()
+        .find(|(_, q)| q.is_some_and(|q| nas_core::experiment::same_file(path, q)));
+    if let Some((input, _)) = clash {
+        anyhow::bail!(
+            "{flag} {}: that is the {input} file this command reads; writing it would lose \
+             it, so name another file",
+            path.display()
+        );
+    }
+    nas_core::experiment::check_output(path)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
+}
+
 /// `n` and the word, plural unless `n` is 1: "1 trial", "2 trials".
 pub fn count(n: usize, word: &str) -> String {
     if n == 1 {

@@ -52,18 +52,7 @@ impl OnnxArgs {
                     p.display()
                 ));
             }
-            if let Some((input, _)) = inputs
-                .iter()
-                .find(|(_, q)| q.is_some_and(|q| nas_core::experiment::same_file(p, q)))
-            {
-                return Err(anyhow!(
-                    "{flag} {}: that is the {input} file this command reads; writing it \
-                     would lose it, so name another file",
-                    p.display()
-                ));
-            }
-            nas_core::experiment::check_output(p)
-                .map_err(|e| anyhow!("{flag} {}: {e}", p.display()))?;
+            crate::check_output(flag, p, inputs)?;
         }
         Ok(())
     }

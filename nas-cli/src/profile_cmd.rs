@@ -98,21 +98,11 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         );
     }
     if let Some(t) = &a.trace {
-        if let Some(f) = a
-            .space
-            .space_file
-            .as_deref()
-            .filter(|f| nas_core::experiment::same_file(t, f))
-        {
-            bail!(
-                "--trace {}: that is the --space-file this command reads ({}); writing it \
-                 would lose it, so name another file",
-                t.display(),
-                f.display()
-            );
-        }
-        nas_core::experiment::check_output(t)
-            .map_err(|e| anyhow!("--trace {}: {e}", t.display()))?;
+        crate::check_output(
+            "--trace",
+            t,
+            &[("--space-file", a.space.space_file.as_deref())],
+        )?;
     }
     // The batch alone, before any network is built for it: past the cap a space file's
     // network is held to, it is an error naming the flags, not an allocation that fails.

@@ -136,12 +136,12 @@ pub const SETUP_FILE: &str = "setup.json";
 /// scored under others is not comparable with the journal's.
 pub fn scoring(a: &SearchArgs) -> Result<Value> {
     let all = serde_json::to_value(a)?;
-    let data = serde_json::to_value(&a.dataset)?;
+    // Every field of the space's and the data's options, and these of the search's.
+    let (space, data) = (
+        serde_json::to_value(&a.space)?,
+        serde_json::to_value(&a.dataset)?,
+    );
     let mut keys: Vec<&str> = vec![
-        "space",
-        "space_file",
-        "channels",
-        "cells",
         "seed",
         "evaluator",
         "table",
@@ -151,11 +151,13 @@ pub fn scoring(a: &SearchArgs) -> Result<Value> {
         "limit",
         "init_from",
     ];
-    keys.extend(
-        data.as_object()
-            .into_iter()
-            .flat_map(|m| m.keys().map(String::as_str)),
-    );
+    for part in [&space, &data] {
+        keys.extend(
+            part.as_object()
+                .into_iter()
+                .flat_map(|m| m.keys().map(String::as_str)),
+        );
+    }
     let mut v = serde_json::Map::new();
     for k in keys {
         v.insert(k.to_string(), all.get(k).cloned().unwrap_or(Value::Null));
@@ -180,39 +182,29 @@ pub fn record_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
 /// the edited network. A run made before runs recorded this is not checked.
 pub fn check_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
     let p = run.path.join(SETUP_FILE);
-    let then: Value = match std::fs::read(&p) {
+    let then: Value = match nas_core::json::read_file(&p) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => bail!("{}: {e}", p.display()),
-        Ok(b) => std::str::from_utf8(&b)
-            .map_err(|e| e.to_string())
-            .and_then(|t| nas_core::json::parse(t).map_err(|e| e.to_string()))
+        Ok(t) => nas_core::json::parse(&t)
             .map_err(|e| anyhow!("{}: not the run's setup ({e}); it was damaged", p.display()))?,
     };
     let now = scoring(a)?;
     let (Some(then), Some(now)) = (then.as_object(), now.as_object()) else {
         bail!("{}: not the run's setup; it was damaged", p.display());
     };
-    let mut changed = vec![];
-    // Only what both record is compared: a field a later version adds (or an earlier
-    // one had) says nothing of how this run's trials were scored.
-    for (k, v) in now {
-        let Some(was) = then.get(k) else {
-            continue;
-        };
-        // A space file moved (a run taken to another machine) is the same space when
-        // its text is.
-        let moved = k == "space_file" && then.get("space_file_text") == now.get("space_file_text");
-        if was == v || moved {
-            continue;
-        }
-        changed.push(match k.as_str() {
+    // A space file moved (a run taken to another machine) is the same space when its
+    // text is.
+    let same_text = then.get("space_file_text") == now.get("space_file_text");
+    let changed: Vec<String> = crate::changed_fields(then, now)
+        .filter(|(k, _, _)| !(*k == "space_file" && same_text))
+        .map(|(k, was, v)| match k {
             "space_file_text" => format!(
                 "the space file {} is not what it was (its text differs)",
                 a.space.display()
             ),
             _ => format!("`{k}` {was} then, {v} now"),
-        });
-    }
+        })
+        .collect();
     if !changed.is_empty() {
         bail!(
             "{}: the run's trials were scored otherwise than these options would score \

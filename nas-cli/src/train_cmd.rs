@@ -110,19 +110,14 @@ const TIMED_STEPS: usize = 10;
 pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<Trained> {
     let _span = tracing::info_span!("train", epochs = a.epochs).entered();
     crate::at_least_one(&[("--batch-size", a.batch_size), ("--epochs", a.epochs)])?;
-    let d = &a.dataset;
     let arch_file = a.arch.as_deref().filter(|s| *s != "random").map(Path::new);
-    a.onnx.check_outputs(
-        &[("--save", a.save.as_ref())],
-        &[
-            ("--space-file", a.space.space_file.as_deref()),
-            ("--arch", arch_file),
-            ("--train-images", d.train_images.as_deref()),
-            ("--train-labels", d.train_labels.as_deref()),
-            ("--test-images", d.test_images.as_deref()),
-            ("--test-labels", d.test_labels.as_deref()),
-        ],
-    )?;
+    let mut inputs = vec![
+        ("--space-file", a.space.space_file.as_deref()),
+        ("--arch", arch_file),
+    ];
+    inputs.extend(a.dataset.paths());
+    a.onnx
+        .check_outputs(&[("--save", a.save.as_ref())], &inputs)?;
     let device = crate::device::select(&a.device)?;
     let schedule = match a.schedule.as_str() {
         "constant" => LrSchedule::Constant,

@@ -645,10 +645,8 @@ impl<'a> SupernetTrainer<'a> {
         if let (Some(Value::Object(then)), Some(Value::Object(now))) =
             (&c.setup, &self.checkpoint_setup)
         {
-            let differ: Vec<String> = now
-                .iter()
-                .filter(|(k, v)| then.get(*k).is_some_and(|t| t != *v))
-                .map(|(k, v)| format!("{k} {} then, {v} now", then[k]))
+            let differ: Vec<String> = crate::changed_fields(then, now)
+                .map(|(k, was, v)| format!("{k} {was} then, {v} now"))
                 .collect();
             if !differ.is_empty() {
                 return Err(format!(

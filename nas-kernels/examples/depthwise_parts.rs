@@ -21,13 +21,6 @@ fn main() {
     for (c, hw, k, s, d) in shapes {
         let pad = d * (k - 1) / 2;
         let p = Conv2d {
-            n,
-            cin: c,
-            h: hw,
-            w: hw,
-            cout: c,
-            kh: k,
-            kw: k,
             sh: s,
             sw: s,
             ph: pad,
@@ -35,6 +28,7 @@ fn main() {
             dh: d,
             dw: d,
             groups: c,
+            ..Conv2d::same(n, c, hw, hw, c, k)
         };
         let x: Vec<f32> = (0..n * c * hw * hw).map(|i| (i % 7) as f32 * 0.1).collect();
         let w = vec![0.1f32; p.weight_len()];
