@@ -115,7 +115,13 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
         ("--space-file", a.space.space_file.as_deref()),
         ("--arch", arch_file),
     ];
-    inputs.extend(a.dataset.paths());
+    // (`--data` names a directory, which an output is refused as.)
+    inputs.extend(
+        a.dataset
+            .paths()
+            .into_iter()
+            .filter(|(f, _)| *f != "--data"),
+    );
     a.onnx
         .check_outputs(&[("--save", a.save.as_ref())], &inputs)?;
     let device = crate::device::select(&a.device)?;
