@@ -1,6 +1,7 @@
-//! Times the three convolution kernels separately (a profiling aid for kernel work).
+//! Times the three convolution kernels separately (a profiling aid for kernel work; the
+//! best of 5 rounds of 10 calls).
+mod common;
 use nas_kernels::cpu::conv::*;
-use std::time::Instant;
 fn main() {
     // The bench rows (batch 64), then the small cells one-shot searches train (batch 32).
     let shapes = [
@@ -19,17 +20,9 @@ fn main() {
         let mut gx = vec![0.0; x.len()];
         let mut gw = vec![0.0; w.len()];
         let mut gb = vec![0.0; cout];
-        let t = |f: &mut dyn FnMut()| {
-            f();
-            let s = Instant::now();
-            for _ in 0..10 {
-                f();
-            }
-            s.elapsed().as_secs_f64() * 100.0
-        };
-        let a = t(&mut || conv2d_forward(&p, &x, &w, None, &mut y));
-        let b = t(&mut || conv2d_backward_input(&p, &y, &w, &mut gx));
-        let c = t(&mut || conv2d_backward_weight(&p, &x, &y, &mut gw, Some(&mut gb)));
+        let a = common::best_ms(&mut || conv2d_forward(&p, &x, &w, None, &mut y));
+        let b = common::best_ms(&mut || conv2d_backward_input(&p, &y, &w, &mut gx));
+        let c = common::best_ms(&mut || conv2d_backward_weight(&p, &x, &y, &mut gw, Some(&mut gb)));
         let gf = 2.0 * p.macs() as f64 / 1e6;
         println!("b{n} C{cin}->{cout} {hw} k{k}: fwd {a:.2} ms ({:.0} GF/s)  bwd_in {b:.2} ms  bwd_w {c:.2} ms", gf / a);
     }

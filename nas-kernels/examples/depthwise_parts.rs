@@ -2,8 +2,8 @@
 //! supernet the benchmarks step (batch 32, C16, 5 cells): the stride-1 3x3 and 5x5
 //! kernels of the normal cells, their dilated forms, and the stride-2 kernels of the
 //! reduction cells. A profiling aid for kernel work; the best of 5 rounds of 10 calls.
+mod common;
 use nas_kernels::cpu::conv::*;
-use std::time::Instant;
 fn main() {
     // (channels, plane side, kernel, stride, dilation)
     let shapes = [
@@ -35,21 +35,9 @@ fn main() {
         let mut y = vec![0.0; p.out_len()];
         let mut gx = vec![0.0; x.len()];
         let mut gw = vec![0.0; w.len()];
-        let t = |f: &mut dyn FnMut()| {
-            f();
-            (0..5)
-                .map(|_| {
-                    let s = Instant::now();
-                    for _ in 0..10 {
-                        f();
-                    }
-                    s.elapsed().as_secs_f64() * 100.0
-                })
-                .fold(f64::INFINITY, f64::min)
-        };
-        let a = t(&mut || conv2d_forward(&p, &x, &w, None, &mut y));
-        let b = t(&mut || conv2d_backward_input(&p, &y, &w, &mut gx));
-        let e = t(&mut || conv2d_backward_weight(&p, &x, &y, &mut gw, None));
+        let a = common::best_ms(&mut || conv2d_forward(&p, &x, &w, None, &mut y));
+        let b = common::best_ms(&mut || conv2d_backward_input(&p, &y, &w, &mut gx));
+        let e = common::best_ms(&mut || conv2d_backward_weight(&p, &x, &y, &mut gw, None));
         total[0] += a;
         total[1] += b;
         total[2] += e;
