@@ -560,6 +560,17 @@ pub(crate) fn conv_lens(
     bias: Option<usize>,
 ) -> Res<()> {
     p.validate()?;
+    // The device kernels take the geometry, and index a plane, in 32-bit signed integers.
+    let dims = [
+        p.n, p.cin, p.h, p.w, p.cout, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw,
+    ];
+    let big = i32::MAX as usize;
+    if dims.iter().any(|&d| d > big) || p.h * p.w > big || p.out_h() * p.out_w() > big {
+        return Err(KernelError::Invalid(format!(
+            "conv2d: a {}x{}x{}x{} input (kernel {}x{}): past the 2^31 a device kernel indexes",
+            p.n, p.cin, p.h, p.w, p.kh, p.kw
+        )));
+    }
     let want = [
         ("input", x, p.n * p.cin * p.h * p.w),
         ("weight", w, p.weight_len()),
@@ -614,6 +625,19 @@ pub(crate) fn adaptive_lens(
     x: Option<usize>,
     gy: Option<usize>,
 ) -> Res<()> {
+    if planes * oh * ow > 0 && (h == 0 || w == 0) {
+        return Err(KernelError::Invalid(format!(
+            "adaptive_avg_pool: empty input plane {h}x{w} pooled to {oh}x{ow}"
+        )));
+    }
+    // The device kernels count planes and compute bin edges (`(o + 1) * len`) in 32-bit
+    // signed integers.
+    let big = i32::MAX as usize;
+    if planes > big || (oh + 1) * h > big || (ow + 1) * w > big {
+        return Err(KernelError::Invalid(format!(
+            "adaptive_avg_pool: {planes} planes of {h}x{w} pooled to {oh}x{ow}: past the 2^31 a device kernel indexes"
+        )));
+    }
     let want = [
         ("input", x, planes * h * w),
         ("output gradient", gy, planes * oh * ow),

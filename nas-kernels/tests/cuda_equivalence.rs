@@ -12,6 +12,10 @@ use nas_kernels::cuda::Cuda;
 mod common;
 use common::{close, random};
 
+/// The GPU, or `None` (the test skips, saying so) where there is none. Only a device that
+/// is not there skips: where a driver is installed, or where the device answered with
+/// anything but "unavailable" (its kernels do not build or load, a call fails), the
+/// test fails, as the engine's tests on cuda:0 do.
 fn device() -> Option<Cuda> {
     match Cuda::new(0) {
         Ok(c) => {
@@ -21,11 +25,18 @@ fn device() -> Option<Cuda> {
             );
             Some(c)
         }
+        Err(e) if nas_kernels::cuda::driver_available() || !unavailable(&e) => {
+            panic!("cuda:0: {e}")
+        }
         Err(e) => {
             nas_kernels::report_skip(&format!("no CUDA device: {e}"));
             None
         }
     }
+}
+
+fn unavailable(e: &nas_kernels::KernelError) -> bool {
+    matches!(e, nas_kernels::KernelError::Unavailable(_))
 }
 
 #[test]

@@ -63,8 +63,20 @@ impl Pool2d {
         if self.kh > h || self.kw > w {
             return bad("window larger than the padded input".into());
         }
-        if self.h * self.w > u32::MAX as usize {
-            return bad("plane too large for u32 argmax".into());
+        // The device kernels index a plane, and count planes, in 32-bit signed integers.
+        let big = i32::MAX as usize;
+        if self.h * self.w > big
+            || self.n * self.c > big
+            || [self.kh, self.kw].iter().any(|&k| k > big)
+        {
+            return bad(format!(
+                "{} planes of {}x{} (window {}x{}): past the 2^31 a device kernel indexes",
+                self.n * self.c,
+                self.h,
+                self.w,
+                self.kh,
+                self.kw
+            ));
         }
         Ok((self.out_h(), self.out_w()))
     }

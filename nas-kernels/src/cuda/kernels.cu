@@ -471,13 +471,17 @@ extern "C" __global__ void max_pool_forward_f32(PoolGeom g, const float* x, floa
 }
 
 // Scatters gy to the recorded argmax (gx zeroed by the caller); atomics since windows
-// overlap when the stride is below the kernel size.
+// overlap when the stride is below the kernel size. An argmax outside the plane (not
+// one the forward wrote) is dropped, as the wgpu kernel's gather never matches it,
+// rather than written out of bounds.
 extern "C" __global__ void max_pool_backward_f32(PoolGeom g, const float* gy,
                                                  const unsigned int* arg, float* gx) {
     long long total = (long long)g.planes * g.oh * g.ow;
+    unsigned int hw = (unsigned int)g.h * (unsigned int)g.w;
     GRID_STRIDE(i, total) {
         long long plane = i / ((long long)g.oh * g.ow);
-        atomicAdd(&gx[plane * g.h * g.w + arg[i]], gy[i]);
+        unsigned int a = arg[i];
+        if (a < hw) atomicAdd(&gx[plane * hw + a], gy[i]);
     }
 }
 

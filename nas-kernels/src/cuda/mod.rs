@@ -380,6 +380,9 @@ pub struct Cuda {
     /// The last few target vectors uploaded, and their device copies (see
     /// [`Cuda::up_targets`]).
     targets: std::sync::Mutex<std::collections::VecDeque<(Vec<u32>, Arc<CudaSlice<u32>>)>>,
+    /// The kernels looked up so far, by name: a launch looks its kernel up once, not
+    /// through the driver (`cuModuleGetFunction`) each time.
+    functions: std::sync::Mutex<HashMap<&'static str, CudaFunction>>,
 }
 
 /// Target vectors [`Cuda::up_targets`] remembers.
@@ -504,12 +507,19 @@ impl Cuda {
                 name,
                 compute_capability: cc,
                 targets: Default::default(),
+                functions: Default::default(),
             })
         })
     }
 
-    fn func(&self, name: &str) -> Res<CudaFunction> {
-        self.module.load_function(name).map_err(err(name))
+    fn func(&self, name: &'static str) -> Res<CudaFunction> {
+        let mut known = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = known.get(name) {
+            return Ok(f.clone());
+        }
+        let f = self.module.load_function(name).map_err(err(name))?;
+        known.insert(name, f.clone());
+        Ok(f)
     }
 
     /// `x` on the device; an empty `x` gets a one-element zeroed buffer (CUDA refuses

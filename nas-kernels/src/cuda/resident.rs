@@ -49,7 +49,7 @@ impl Cuda {
     /// thread per tap, into `out_len` fresh zeros.
     fn embed_launch(
         &self,
-        name: &str,
+        name: &'static str,
         e: &Embed,
         src: &CudaSlice<f32>,
         out_len: usize,
@@ -191,7 +191,7 @@ impl Cuda {
     /// count_include_pad, input, zeroed output of `out_len`).
     fn avg_pool_kernel(
         &self,
-        name: &str,
+        name: &'static str,
         p: &Pool2d,
         cip: bool,
         input: &Buf,
@@ -212,7 +212,7 @@ impl Cuda {
     /// h, w, oh, ow, input, zeroed output of `out_len`).
     fn adaptive_kernel(
         &self,
-        name: &str,
+        name: &'static str,
         dims: [usize; 5],
         input: &Buf,
         out_len: usize,

@@ -1174,8 +1174,44 @@ pub mod resident {
             ..p
         };
         assert!(r.max_pool(&ok, &up(r, &random(31, 61))).is_err());
-        let (y, _) = r.max_pool(&ok, &x).unwrap();
+        let (y, arg) = r.max_pool(&ok, &x).unwrap();
         assert_eq!(y.len(), 8);
+        // An argmax outside the plane (not one the forward wrote) is refused or dropped,
+        // never written out of bounds: the device still answers right afterwards.
+        let gy = up(r, &[1.0; 8]);
+        let mut outside = arg.to_vec().unwrap();
+        outside[3] = f32::from_bits(16);
+        outside[5] = f32::from_bits(u32::MAX);
+        if let Ok(gx) = r.max_pool_backward(&ok, &gy, &up(r, &outside)) {
+            assert_eq!(gx.to_vec().unwrap().iter().sum::<f32>(), 6.0, "dropped");
+        }
+        let gx = r
+            .max_pool_backward(&ok, &gy, &arg)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_eq!(gx.iter().sum::<f32>(), 8.0, "the device after a bad argmax");
+        // Sizes past what a device kernel indexes in 32 bits, and empty planes pooled to
+        // something, are errors naming the op (checked before any length).
+        let huge = Pool2d {
+            h: 1 << 16,
+            w: 1 << 16,
+            ..ok
+        };
+        let e = r.max_pool(&huge, &x).err().unwrap().to_string();
+        assert!(e.contains("pool") && e.contains("2^31"), "{e}");
+        let e = r
+            .adaptive_avg_pool(2, 0, 4, 1, 1, &x)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("empty input plane"), "{e}");
+        let e = r
+            .adaptive_avg_pool_backward(2, 4, 0, 1, 1, &up(r, &[1.0; 2]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("empty input plane"), "{e}");
     }
 
     /// Training batch norm with its statistics left on the device, its backward from
