@@ -657,7 +657,9 @@ fn window(o: u32, s: u32, pad: u32, k: u32, len: u32) -> vec2<i32> {
 }
 
 // Max pooling with argmax (flat index in the plane); padding is -inf; ties go to the
-// first element in row-major order. P: planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow.
+// first element in row-major order; a NaN is taken as it comes, so a window holding one
+// gives NaN at its last NaN, as on the CPU (tested on its bits: a shader compiler may
+// assume `v != v` false). P: planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow.
 @compute @workgroup_size(64)
 fn max_pool(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     let i = index(id, nw);
@@ -679,7 +681,8 @@ fn max_pool(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroup
         for (var ix = wx.x; ix < wx.y; ix = ix + 1) {
             let at = u32(iy) * w + u32(ix);
             let v = A[plane * h * w + at];
-            if (v > best) {
+            let nan = (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+            if (v > best || nan) {
                 best = v;
                 bi = at;
             }

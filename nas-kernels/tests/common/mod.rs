@@ -171,6 +171,7 @@ macro_rules! resident_tests {
             batched_matmul,
             dropout_masks,
             bad_geometry,
+            max_pool_ties_and_nans,
             batch_norm_on_the_device,
             long_reductions,
             long_channel_sums
@@ -1133,6 +1134,64 @@ pub mod resident {
         // Seven axes that stay apart; eight that merge into fewer run (below).
         let all = up(r, &random(128, 72));
         assert!(r.permute(&[2; 7], &[6, 5, 4, 3, 2, 1, 0], &all).is_err());
+    }
+
+    /// Max pooling where the CPU's rules decide: windows of ties (the first maximum in
+    /// row-major order wins), planes of -inf (the window's first element), and NaNs (a
+    /// window holding one gives NaN, at its last NaN), with stride 1 and 2, padding and
+    /// the 2x2 fast path; the argmax and the gradient it routes are the CPU's exactly.
+    pub fn max_pool_ties_and_nans(r: &dyn Resident) {
+        use nas_kernels::cpu::pool::{self, Pool2d};
+        let (n, c, h, w) = (2, 5, 13, 11);
+        let x: Vec<f32> = (0..n * c * h * w)
+            .map(|i| {
+                let plane = i / (h * w);
+                match (i * 7 + i / 5) % 5 {
+                    _ if plane == 3 => f32::NEG_INFINITY,
+                    0 if plane % 2 == 0 => f32::NAN,
+                    0 | 1 => f32::NEG_INFINITY,
+                    k => (k % 2) as f32,
+                }
+            })
+            .collect();
+        for (k, s, pad) in [(2, 2, 0), (3, 1, 1), (3, 2, 1), (5, 2, 2)] {
+            let p = Pool2d {
+                n,
+                c,
+                h,
+                w,
+                kh: k,
+                kw: k,
+                sh: s,
+                sw: s,
+                ph: pad,
+                pw: pad,
+            };
+            let what = format!("k{k} s{s} p{pad}");
+            let len = n * c * p.out_h() * p.out_w();
+            let (mut y, mut arg) = (vec![0.0; len], vec![0u32; len]);
+            pool::max_pool2d_forward(&p, &x, &mut y, &mut arg);
+            assert!(y.iter().any(|v| v.is_nan()) && y.iter().any(|v| *v == f32::NEG_INFINITY));
+            let (gy_, ga) = r.max_pool(&p, &up(r, &x)).unwrap();
+            let got = gy_.to_vec().unwrap();
+            for (o, (g, want)) in got.iter().zip(&y).enumerate() {
+                assert!(
+                    g == want || (g.is_nan() && want.is_nan()),
+                    "max pool {what}: output {o} is {g}, the CPU's {want}"
+                );
+            }
+            assert_eq!(ga.to_u32_vec().unwrap(), arg, "max pool argmax {what}");
+            let gy = random(len, 80);
+            let mut gx = vec![0.0; x.len()];
+            pool::max_pool2d_backward(&p, &gy, &arg, &mut gx);
+            let got = r.max_pool_backward(&p, &up(r, &gy), &ga).unwrap();
+            close(
+                &got.to_vec().unwrap(),
+                &gx,
+                1e-6,
+                &format!("max pool grad {what}"),
+            );
+        }
     }
 
     /// A pooling geometry PyTorch refuses (padding past half the window, which would put
