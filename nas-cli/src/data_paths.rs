@@ -62,7 +62,20 @@ impl Bundled {
 pub fn data_dirs() -> Vec<(PathBuf, &'static str)> {
     let mut dirs = vec![];
     if let Some(d) = std::env::var_os(DATA_ENV).filter(|d| !d.is_empty()) {
-        dirs.push((absolute(Path::new(&d)), "$NAS_DATA"));
+        let d = absolute(Path::new(&d));
+        // Likely a typo: said once (the other places are still looked in).
+        static SAID: std::sync::Once = std::sync::Once::new();
+        if !d.is_dir() {
+            SAID.call_once(|| {
+                let why = if d.exists() {
+                    "is not a directory"
+                } else {
+                    "does not exist"
+                };
+                tracing::warn!("$NAS_DATA {} {why}", d.display());
+            });
+        }
+        dirs.push((d, "$NAS_DATA"));
     }
     if let Ok(cwd) = std::env::current_dir() {
         dirs.push((cwd.join("data"), "the working directory"));

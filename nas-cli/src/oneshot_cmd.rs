@@ -146,7 +146,14 @@ pub fn drive(a: &SearchArgs, run: &RunDir, plugin: &Plugin, inputs: Inputs) -> R
         bar.set_position(e * per_epoch + s);
         say(
             &bar,
-            format!("resumed from the checkpoint at epoch {e}, step {s}"),
+            // Counted from 1, as the progress lines count epochs.
+            match s {
+                0 => format!("resumed from the checkpoint after epoch {e}"),
+                _ => format!(
+                    "resumed from the checkpoint in epoch {}, after step {s}",
+                    e + 1
+                ),
+            },
         );
     }
     let progress_path = run.path.join("progress.jsonl");

@@ -93,7 +93,10 @@ pub fn report(a: ReportArgs) -> Result<()> {
         // so far, and with --html the page that says so.
         let mut shown = false;
         if let Some(text) = read_progress(&progress) {
-            println!("no architecture exported yet; its training so far:");
+            println!(
+                "no architecture exported yet; its training so far: {}",
+                progress_summary(&text)
+            );
             write_plot(
                 &run.path.join("progress.svg"),
                 &progress_svg(&text, args.epochs),
@@ -317,6 +320,30 @@ fn progress_record(line: &str) -> Option<(u64, u64, serde_json::Value)> {
 /// A one-shot run's `progress.jsonl`, with a warning naming the lines that are not
 /// progress records (the plot leaves them out); `None`, with a warning, where the file
 /// is there but cannot be read.
+/// The last progress record of `text` in words: where the training is and its figures
+/// there ("epoch 2, step 40: loss 1.23, accuracy 0.41"), or that none is readable.
+fn progress_summary(text: &str) -> String {
+    let records: Vec<(u64, u64, serde_json::Value)> =
+        text.lines().filter_map(progress_record).collect();
+    let Some((epoch, step, v)) = records.last() else {
+        return "no readable report yet".into();
+    };
+    let figures: Vec<String> = v["values"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, x)| x.as_f64().map(|x| format!("{k} {x:.4}")))
+        .collect();
+    format!(
+        "{} report{}, the last in epoch {}, step {step}{}{}",
+        records.len(),
+        if records.len() == 1 { "" } else { "s" },
+        epoch + 1,
+        if figures.is_empty() { "" } else { ": " },
+        figures.join(", ")
+    )
+}
+
 fn read_progress(path: &std::path::Path) -> Option<String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,

@@ -182,6 +182,19 @@ pub fn record_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
 /// the edited network. A run made before runs recorded this is not checked.
 pub fn check_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
     let p = run.path.join(SETUP_FILE);
+    if let Some(f) = a.space.space_file.as_deref().filter(|f| !f.exists()) {
+        bail!(
+            "{}: `space_file` {} is not there (moved or deleted?): put it back, or set \
+             `space_file` to where it is now (with the text it had{})",
+            run.config_path().display(),
+            f.display(),
+            if p.exists() {
+                format!(", recorded in {}", p.display())
+            } else {
+                String::new()
+            }
+        );
+    }
     let then: Value = match nas_core::json::read_file(&p) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => bail!("{}: {e}", p.display()),

@@ -47,6 +47,9 @@ impl SpaceArgs {
                     f.display()
                 );
             }
+            if !f.exists() {
+                bail!("--space-file {}: no such file", f.display());
+            }
             let shape = [input.channels, input.height, input.width];
             let s = FileSpace::load_for_batch(f, shape, input.classes, batch)
                 .map_err(anyhow::Error::msg)?;

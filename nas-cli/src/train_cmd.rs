@@ -184,7 +184,8 @@ pub fn run_with(a: TrainArgs, given: Option<(Architecture, String)>) -> Result<T
     let arch: Architecture = match (given.as_ref(), a.arch.as_deref()) {
         (Some((arch, _)), _) => arch.clone(),
         (None, Some("random")) => space::arch::random(&space::describe(sp.as_ref()), &mut rng),
-        (None, Some(path)) => space::arch::load(std::path::Path::new(path))?,
+        (None, Some(path)) => space::arch::load(std::path::Path::new(path))
+            .map_err(|e| anyhow::anyhow!("--arch {e}"))?,
         (None, None) if a.space.space == "seed-net" && a.space.space_file.is_none() => {
             serde_json::from_str(r#"{"conv1": "conv3x3", "conv2": "conv5x5", "skip": [1]}"#)?
         }

@@ -245,3 +245,34 @@ fn one_shot_epochs_are_spans() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `$NAS_DATA` naming no directory (a typo) was passed over without a word, and the
+/// bundled data used instead; it is said now, once, and the search still runs.
+#[test]
+fn a_missing_nas_data_directory_is_said() {
+    let dir = temp_path("logging", "nas-data");
+    let missing = dir.join("no-such-data");
+    let (ok, out, err) = common::run(
+        nas_logging(None)
+            .env("NAS_DATA", &missing)
+            .args([
+                "search",
+                "--space",
+                "nb201",
+                "--strategy",
+                "random",
+                "--budget",
+                "2",
+            ])
+            .arg("--out")
+            .arg(dir.join("run")),
+    );
+    assert!(ok, "{out}\n{err}");
+    let said: Vec<&str> = err.lines().filter(|l| l.contains("$NAS_DATA")).collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(
+        said[0].starts_with("warning: $NAS_DATA ") && said[0].ends_with("does not exist"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -399,6 +399,16 @@ fn killed_search_resumes(strategy: &str, config: &str) {
     std::fs::write(d.join("progress.jsonl"), reported).unwrap();
     let out = run(nas().args(["--threads", "2", "resume"]).arg(&d));
     assert!(out.contains("resumed from the checkpoint"), "{out}");
+    // Epochs counted from 1, as the progress lines count them (it said "at epoch 2" for
+    // the checkpoint after the second epoch, which reads as the second being redone).
+    let said = out.lines().find(|l| l.contains("resumed from")).unwrap();
+    let epoch: usize = said
+        .split("epoch ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(epoch >= 1 && !said.contains("at epoch"), "{said}");
     assert_eq!(
         progress(&d),
         progress(&whole),

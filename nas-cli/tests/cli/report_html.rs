@@ -459,6 +459,12 @@ fn ctrl_c_stops_a_search_and_its_page_says_so() {
         assert!(out.contains("stopped before its end"), "{name}: {out}");
         if name == "one-shot" {
             assert!(out.contains("no architecture exported yet"), "{out}");
+            // Where the training is, not a colon followed by nothing.
+            let line = out.lines().find(|l| l.contains("training so far")).unwrap();
+            assert!(
+                line.contains(" report") && line.contains("the last in epoch 1, step "),
+                "{out}"
+            );
             assert!(dir.join("progress.svg").exists());
         }
     }

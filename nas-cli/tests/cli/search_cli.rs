@@ -98,6 +98,24 @@ fn an_external_plugin_runs_a_search() {
     let journal = std::fs::read_to_string(d.join("journal.jsonl")).unwrap();
     assert_eq!(journal.lines().count(), 20);
     std::fs::remove_dir_all(&d).ok();
+    // The guide's example refuses a misspelled option, as the built-in plugins do.
+    let (ok, _, err) = run(nas()
+        .args(["search", "--space", "nb201", "--strategy", "example"])
+        .args([
+            "--budget",
+            "5",
+            "--config",
+            r#"{"warmpu": 3}"#,
+            "--plugin-dir",
+        ])
+        .arg(test_plugins())
+        .arg("--out")
+        .arg(&d));
+    assert!(
+        !ok && err.contains("warmpu") && err.contains("example"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]

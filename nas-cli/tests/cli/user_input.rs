@@ -454,6 +454,18 @@ fn a_run_resumes_and_retrains_only_as_it_scored_its_trials() {
         err.contains("is not what it was (its text differs)"),
         "{err}"
     );
+    // The space file gone: the refusal names the run's setting, not a flag never given.
+    std::fs::remove_file(&space).unwrap();
+    let err = refused(
+        nas()
+            .arg("retrain")
+            .arg(&d)
+            .args(["--epochs", "1", "--limit", "64"]),
+    );
+    assert!(
+        err.contains("config.json: `space_file`") && err.contains("is not there"),
+        "{err}"
+    );
     std::fs::write(&space, text).unwrap();
     // A run made before space files refused --channels may have recorded it: it never
     // applied, and the run still resumes.
@@ -463,4 +475,26 @@ fn a_run_resumes_and_retrains_only_as_it_scored_its_trials() {
     assert_eq!(journaled(&d), 2);
     std::fs::remove_dir_all(&d).ok();
     std::fs::remove_file(&space).ok();
+}
+
+/// A missing `--arch` or `--space-file` file was reported by its path alone ("my_arch.json:
+/// No such file or directory"), unlike the data options; the flag is named now.
+#[test]
+fn a_missing_input_file_is_named_by_its_flag() {
+    let err = refused(
+        nas()
+            .args(["train", "--space-file", "no-such-space.json"])
+            .args(["--arch", "no-such-arch.json"]),
+    );
+    assert!(
+        err.contains("--space-file no-such-space.json: no such file"),
+        "{err}"
+    );
+    let err = refused(
+        nas()
+            .args(["train", "--space-file"])
+            .arg(common::root().join("examples/spaces/small-cnn.json"))
+            .args(["--arch", "no-such-arch.json"]),
+    );
+    assert!(err.contains("--arch no-such-arch.json: "), "{err}");
 }

@@ -922,6 +922,12 @@ fn check_op(
             let (c, h, w) = image(s)?;
             let st = o.stride.unwrap_or(k);
             let pad = if st == 1 {
+                // As for convolutions: padding keeps the size only around a centre.
+                if k.is_multiple_of(2) {
+                    return Err(format!(
+                        "{kfield}: {k} with stride 1; use odd kernels (padding keeps the size)"
+                    ));
+                }
                 reach(1, h, w)?;
                 k / 2
             } else {

@@ -196,6 +196,13 @@ fn every_value_of_a_kernel_choice_is_checked() {
         r#"{{"name": "x", "layers": [{{"choice": "c", "candidates": {{"a": [{{"op": "conv", "out": 4, "kernel": 6}}]}}}}, {TAIL}]}}"#
     ));
     names(&e, "layers[0].candidates.a[0].kernel", "6");
+    // A stride-1 pooling pads to keep the size, which an even window cannot: it grew
+    // 28x28 to 29x29 without a word (a residual around it failed later, elsewhere).
+    let e = refused(&format!(
+        r#"{{"name": "x", "layers": [{{"op": "max_pool", "kernel": 2, "stride": 1}}, {TAIL}]}}"#
+    ));
+    names(&e, "layers[0].kernel", "2");
+    assert!(e.contains("odd"), "{e}");
 }
 
 #[test]

@@ -17,6 +17,8 @@ pub struct HillClimb {
 
 impl Strategy for HillClimb {
     fn new(setup: &Setup) -> Result<Self, String> {
+        // A misspelled option is an error, not a silent default.
+        nas_strategies::check_config_fields(&setup.config, "example", &["warmup"])?;
         Ok(HillClimb {
             space: setup.space.clone(),
             rng: Rng::new(setup.seed),
