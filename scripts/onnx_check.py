@@ -19,8 +19,14 @@ import json
 import struct
 import sys
 
-import numpy as np
-import onnxruntime as ort
+try:
+    import numpy as np
+    import onnxruntime as ort
+except ImportError as e:
+    sys.exit(
+        f"onnx_check.py needs numpy and onnxruntime ({e}): "
+        "python3 -m pip install numpy onnxruntime"
+    )
 
 
 def read_safetensors(path):
