@@ -796,7 +796,7 @@ mod tests {
                             }
                             let idx = iy as usize * p.w + ix as usize;
                             let v = x[pl * p.h * p.w + idx];
-                            if bi == usize::MAX || v > best {
+                            if bi == usize::MAX || v > best || v.is_nan() {
                                 best = v;
                                 bi = idx;
                             }
@@ -921,6 +921,28 @@ mod tests {
             max_pool2d_forward(&p, &x, &mut y, &mut a);
             let (yr, ar) = naive_max(&p, &x);
             assert_eq!(y, yr, "{p:?}: values");
+            assert_eq!(a, ar, "{p:?}: argmax");
+        }
+    }
+
+    /// A NaN in a window is its maximum and the argmax is the last NaN in row-major
+    /// order, on every path, with NaN-free planes beside NaN-riddled ones.
+    #[test]
+    fn max_pool_propagates_nans_like_the_direct_walk() {
+        let mut rng = Lcg(5);
+        for p in cases() {
+            let x: Vec<f32> = (0..p.n * p.c * p.h * p.w)
+                .map(|i| match rng.next_u32() % 5 {
+                    0 if (i / (p.h * p.w)) % 2 == 0 => f32::NAN,
+                    k => k as f32,
+                })
+                .collect();
+            let n_out = p.n * p.c * p.out_h() * p.out_w();
+            let (mut y, mut a) = (vec![0.0; n_out], vec![0u32; n_out]);
+            max_pool2d_forward(&p, &x, &mut y, &mut a);
+            let (yr, ar) = naive_max(&p, &x);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&yr), "{p:?}: values");
             assert_eq!(a, ar, "{p:?}: argmax");
         }
     }
