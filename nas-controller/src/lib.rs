@@ -25,8 +25,10 @@
 //! Config: `hidden` (32, at most 1024), `lr` (0.003, Adam), `baseline_decay` (0.95),
 //! `entropy_weight` (1e-3), `temperature` (1.0), `tanh_c` (2.5; 0 = no clipping), `batch`
 //! (1, at most 10000), `ppo` (false), `ppo_clip` (0.2), `ppo_epochs` (4, at most 1000),
-//! `grad_clip` (5.0; 0 = none), `adam_beta1` (0.9), `adam_eps` (1e-8), `style`
-//! (`"reinforce"` or `"enas"`).
+//! `grad_clip` (5.0; 0 = none), `adam_beta1` (0.9), `adam_eps` (1e-8), `adam_eps_form`
+//! (`"torch"`: epsilon added to the bias-corrected root of the second moment, as PyTorch
+//! has it; `"tf"`: to the uncorrected one, as TensorFlow's Adam, which ENAS's reference
+//! used), `style` (`"reinforce"` or `"enas"`).
 //!
 //! Save/load keeps the controller's weights, the baseline, the asks in flight, the
 //! samples of an unfinished batch, the counters, the generator and the Adam moments, so a
@@ -55,8 +57,17 @@ const FIELDS: &[&str] = &[
     "grad_clip",
     "adam_beta1",
     "adam_eps",
+    "adam_eps_form",
     "style",
 ];
+
+/// The epsilon that, in our Adam (epsilon added to the bias-corrected `sqrt(v_hat)`, as
+/// PyTorch has it), takes step `t` as TensorFlow's Adam takes it with `eps` (added to
+/// the uncorrected `sqrt(v)`, the step size carrying the correction):
+/// `eps / sqrt(1 - beta2^t)`.
+pub fn tf_eps(eps: f32, beta2: f32, t: i32) -> f32 {
+    eps / (1.0 - beta2.powi(t)).sqrt()
+}
 
 /// Stated caps of the controller's counts: its LSTM width, the samples of one update,
 /// and the PPO epochs over them.
@@ -79,6 +90,8 @@ struct Config {
     grad_clip: f32,
     adam_beta1: f32,
     adam_eps: f32,
+    /// `adam_eps` as TensorFlow's Adam places it (on the uncorrected second moment).
+    tf_eps: bool,
     /// ENAS's objective (entropy in the reward, baseline from 0 updated first).
     enas: bool,
 }
@@ -100,6 +113,15 @@ impl Config {
             grad_clip: config_field(c, "grad_clip", 5.0)?,
             adam_beta1: config_field(c, "adam_beta1", 0.9)?,
             adam_eps: config_field(c, "adam_eps", 1e-8)?,
+            tf_eps: match config_field(c, "adam_eps_form", "torch".to_string())?.as_str() {
+                "torch" => false,
+                "tf" => true,
+                s => {
+                    return Err(format!(
+                        "config field `adam_eps_form`: \"{s}\" is not valid (\"torch\" or \"tf\")"
+                    ))
+                }
+            },
             enas: match config_field(c, "style", "reinforce".to_string())?.as_str() {
                 "reinforce" => false,
                 "enas" => true,
@@ -471,6 +493,10 @@ impl Reinforce {
             loss.backward();
             if self.cfg.grad_clip > 0.0 {
                 clip_grad_norm(self.opt.params(), self.cfg.grad_clip);
+            }
+            if self.cfg.tf_eps {
+                let t = self.opt.steps() + 1;
+                self.opt.eps = tf_eps(self.cfg.adam_eps, self.opt.beta2, t);
             }
             self.opt.step(self.cfg.lr);
         }
@@ -864,6 +890,44 @@ mod tests {
         assert!(
             ours > rand + 0.1,
             "enas style {ours:.3} vs random {rand:.3}"
+        );
+    }
+
+    /// With `tf_eps`, our Adam steps as TensorFlow's: `lr_t = lr * sqrt(1 - b2^t) / (1 -
+    /// b1^t)`, `w -= lr_t * m / (sqrt(v) + eps)` on the uncorrected moments; with gradients
+    /// as small as a controller's, epsilon 1e-3 in the other place takes steps many times
+    /// larger (checked too, so that the comparison can fail).
+    #[test]
+    fn the_tf_epsilon_form_steps_as_tensorflows_adam() {
+        let (lr, b1, b2, eps) = (0.0035f32, 0.0f32, 0.999f32, 1e-3f32);
+        let grads = [2e-3f32, -1e-3, 5e-4, 3e-3, -2e-4, 1e-3];
+        let (mut w, mut m, mut v) = (0.5f64, 0.0f64, 0.0f64);
+        let p = Tensor::parameter(vec![0.5], &[1]);
+        let mut a = Adam::new(vec![p.clone()], 0.0, false).with_betas(b1, b2);
+        let mut plain =
+            Adam::new(vec![Tensor::parameter(vec![0.5], &[1])], 0.0, false).with_betas(b1, b2);
+        plain.eps = eps;
+        for (i, &g) in grads.iter().enumerate() {
+            let t = i as i32 + 1;
+            let g64 = g as f64;
+            m = b1 as f64 * m + (1.0 - b1 as f64) * g64;
+            v = b2 as f64 * v + (1.0 - b2 as f64) * g64 * g64;
+            let lr_t = lr as f64 * (1.0 - (b2 as f64).powi(t)).sqrt() / (1.0 - (b1 as f64).powi(t));
+            w -= lr_t * m / (v.sqrt() + eps as f64);
+            for opt in [&mut a, &mut plain] {
+                opt.zero_grad();
+                opt.params()[0].mul_scalar(g).sum().backward();
+            }
+            a.eps = tf_eps(eps, b2, a.steps() + 1);
+            a.step(lr);
+            plain.step(lr);
+        }
+        let ours = p.to_vec()[0] as f64;
+        assert!((ours - w).abs() < 1e-6, "ours {ours}, TensorFlow's {w}");
+        let other = plain.params()[0].to_vec()[0] as f64;
+        assert!(
+            (other - w).abs() > 10.0 * (ours - w).abs().max(1e-7),
+            "{other} vs {w}"
         );
     }
 

@@ -10,15 +10,18 @@
 //! Defaults are the reference code's micro search (`cifar10_micro_search.sh` and its
 //! flags): 300 samples per epoch in 30 updates of 10 (`controller_num_aggregate` 10,
 //! `controller_train_steps` 30), LSTM size 64, Adam lr 0.0035, baseline decay 0.99,
-//! entropy weight 1e-4, tanh constant 1.1. Differences, and why:
+//! entropy weight 1e-4, tanh constant 1.1; and its objective and optimiser (the
+//! controller's `"style": "enas"`: the entropy in the reward, with no gradient of its
+//! own, the baseline from 0 taking each reward in first; Adam with beta1 0 and
+//! TensorFlow's epsilon 1e-3, on the uncorrected second moment; no clipping).
+//! Differences, and why:
 //! - The reference divides the op logits' tanh constant by `op_tanh_reduce` (2.5); our
 //!   controller has one constant for every decision, as it serves every space, not only
 //!   the cell's ops and inputs.
-//! - The reference adds the entropy to the reward; ours adds it to the loss as a bonus
-//!   (the same gradient direction, weighted by `entropy_weight`).
-//! - The reference has no final pick: it logs sampled architectures with their accuracy
-//!   on one batch. We export the best of `final_samples` on `final_batches` fixed
-//!   batches, as a search has to return one architecture.
+//! - The reference's code has no final pick: it logs sampled architectures with their
+//!   accuracy on one batch (the paper derives one by sampling several and keeping the
+//!   best on one validation minibatch). We export the best of `final_samples` on
+//!   `final_batches` fixed batches (10 by default, for a steadier pick than one batch).
 //!
 //! Config: `controller_steps` (300, at most 100000), `final_samples` (10, at most
 //! 10000), `final_batches` (10, at most the validation split's batches), and
@@ -77,6 +80,8 @@ impl EpochStrategy for Enas {
             // (entropy in the reward, baseline from 0 updated before the advantage).
             "adam_beta1": 0.0,
             "adam_eps": 1e-3,
+            // TensorFlow's Adam adds epsilon to the uncorrected second moment's root.
+            "adam_eps_form": "tf",
             "grad_clip": 0.0,
             "style": "enas",
         });

@@ -66,8 +66,10 @@
 //! - An input choice has exactly `k` inputs, so its connection bits are repaired to `k`
 //!   set bits: GeNet's in-degree is free (and a node without inputs is dropped), ours is
 //!   fixed by the space.
-//! - Inactive blocks (choices of repeat blocks not built) are carried, crossed over and
-//!   mutated like the others: the paper has no variable-depth spaces.
+//! - Inactive blocks (choices of repeat blocks not built, and the ops of cell edges
+//!   their input choice does not pick) are carried, crossed over and mutated like the
+//!   others: the paper has no variable-depth spaces or edge ops. An edge picked anew
+//!   takes the op its latent block carries.
 //! - Re-evaluation averages per architecture (every score ever told for it), not per
 //!   individual: two individuals that decode to one architecture are one network.
 //! - Asks may run ahead of tells. An ask made while every individual of the generation

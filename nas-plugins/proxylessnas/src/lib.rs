@@ -18,7 +18,8 @@
 //! which is zero outside the sampled pair and the pair's renormalised probabilities on
 //! it, so the term's gradient `q_i (lat_i - E_S)` reaches the involved logits only,
 //! like the binary gates'. The reported `expected_latency_ms` is the full expectation
-//! under `p`.
+//! under `p`. The table is measured once, at the first architecture step, and kept in
+//! the strategy's state, so a resumed run uses the same table.
 //!
 //! Update: one Adam step (L2 decay `arch_weight_decay` added to the gradient) on the
 //! involved logits only; every other logit, its two moments and its step count stay
@@ -185,19 +186,24 @@ impl Proxyless {
         mix
     }
 
-    /// Measures the latency table once, with its uniform expectation.
+    /// Measures the latency table once (a resumed run has it from its state).
     fn measure_latency(&mut self, host: &mut dyn SupernetHost) -> Result<(), String> {
         if self.latency.is_none() {
             let lat = self.info.per_weight("latencies", host.latencies()?)?;
-            let uniform: f32 = self
-                .info
-                .ranges()
-                .into_iter()
-                .map(|r| r.clone().map(|i| lat[i]).sum::<f32>() / r.len() as f32)
-                .sum();
-            self.latency = Some((lat, uniform.max(1e-6)));
+            self.set_latency(lat);
         }
         Ok(())
+    }
+
+    /// Takes `lat` as the latency table, with its uniform expectation.
+    fn set_latency(&mut self, lat: Vec<f32>) {
+        let uniform: f32 = self
+            .info
+            .ranges()
+            .into_iter()
+            .map(|r| r.clone().map(|i| lat[i]).sum::<f32>() / r.len() as f32)
+            .sum();
+        self.latency = Some((lat, uniform.max(1e-6)));
     }
 }
 
@@ -343,13 +349,25 @@ impl EpochStrategy for Proxyless {
     fn save(&self) -> Result<Value, String> {
         let mut state = self.state.save()?;
         state["masked_adam"] = self.adam.save();
+        // Timed once, on this machine: a resumed run timing it again would get other
+        // numbers, and other gradients.
+        state["latency"] = json!(self.latency.as_ref().map(|(l, _)| l));
         Ok(state)
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
+        let latency: Option<Vec<f32>> = state_field(&state, "latency")?;
+        if let Some(l) = &latency {
+            self.info.per_weight("saved latencies", l.clone())?;
+        }
         self.adam
             .load(state.get("masked_adam").unwrap_or(&Value::Null))?;
-        self.state.load(state)
+        self.state.load(state)?;
+        self.latency = None;
+        if let Some(l) = latency {
+            self.set_latency(l);
+        }
+        Ok(())
     }
 }
 

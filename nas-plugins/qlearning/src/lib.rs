@@ -462,8 +462,10 @@ impl Strategy for QLearning {
     }
 
     fn save(&self) -> Result<Value, String> {
-        let mut pending: Vec<&Vec<usize>> = self.pending.values().flatten().collect();
-        pending.sort();
+        // By key, and within a key in the order `tell` takes them (first in, first out).
+        let mut keys: Vec<&String> = self.pending.keys().collect();
+        keys.sort();
+        let pending: Vec<&Vec<usize>> = keys.iter().flat_map(|k| &self.pending[*k]).collect();
         let mut evaluated: Vec<(&String, &f32)> = self.evaluated.iter().collect();
         evaluated.sort_by(|a, b| a.0.cmp(b.0));
         let evaluated: Vec<(Vec<usize>, f32)> = evaluated

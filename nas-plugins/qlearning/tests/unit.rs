@@ -295,3 +295,30 @@ fn beats_random_search_at_equal_budget() {
     eprintln!("qlearning best {o:.3} vs random {r:.3}");
     assert!(o > r + 0.05, "qlearning {o:.3} vs random {r:.3}");
 }
+
+/// Two asks in flight for one network (they differ only in choices it does not build)
+/// are told first in, first out; a save sorted them, so a resumed run could update Q
+/// along the other's trajectory than the uninterrupted run did.
+#[test]
+fn in_flight_asks_of_one_network_keep_their_order_through_a_save() {
+    let space = mixed_space();
+    let mut a = make(space.clone(), json!({}), 6, 100);
+    let depth = space.iter().position(|c| c.label == "depth").unwrap();
+    let arch = a.ask().unwrap().unwrap();
+    a.pending.clear();
+    let mut d = decisions::from_arch(&space, &arch).unwrap();
+    d[depth] = 0;
+    let active = decisions::active_mask(&space, &d);
+    let i = (0..space.len())
+        .find(|&i| !active[i] && space[i].size() >= 2)
+        .unwrap();
+    let (mut first, mut second) = (d.clone(), d.clone());
+    (first[i], second[i]) = (1, 0);
+    let key = decisions::key(&space, &first);
+    assert_eq!(key, decisions::key(&space, &second));
+    a.pending
+        .insert(key.clone(), vec![first.clone(), second.clone()]);
+    let mut b = make(space.clone(), json!({}), 6, 100);
+    b.load(a.save().unwrap()).unwrap();
+    assert_eq!(b.pending[&key], vec![first, second]);
+}
