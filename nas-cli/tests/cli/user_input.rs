@@ -444,24 +444,22 @@ fn a_run_resumes_and_retrains_only_as_it_scored_its_trials() {
     // The space file edited: a retrain would build another network.
     let text = std::fs::read_to_string(&space).unwrap();
     std::fs::write(&space, text.replacen(r#""out": 16"#, r#""out": 24"#, 1)).unwrap();
-    let err = refused(
-        nas()
-            .arg("retrain")
-            .arg(&d)
-            .args(["--epochs", "1", "--limit", "64"]),
-    );
+    let retrain = || {
+        refused(
+            nas()
+                .arg("retrain")
+                .arg(&d)
+                .args(["--epochs", "1", "--limit", "64"]),
+        )
+    };
+    let err = retrain();
     assert!(
         err.contains("is not what it was (its text differs)"),
         "{err}"
     );
     // The space file gone: the refusal names the run's setting, not a flag never given.
     std::fs::remove_file(&space).unwrap();
-    let err = refused(
-        nas()
-            .arg("retrain")
-            .arg(&d)
-            .args(["--epochs", "1", "--limit", "64"]),
-    );
+    let err = retrain();
     assert!(
         err.contains("config.json: `space_file`") && err.contains("is not there"),
         "{err}"

@@ -340,7 +340,8 @@ pub mod suite {
         }
     }
 
-    fn pool_geom(k: usize, s: usize, pad: usize) -> pool::Pool2d {
+    /// A `k`x`k` pooling with stride `s` and padding `pad` over 2x5 planes of 13x11.
+    pub fn pool_geom(k: usize, s: usize, pad: usize) -> pool::Pool2d {
         pool::Pool2d {
             n: 2,
             c: 5,
@@ -1141,7 +1142,7 @@ pub mod resident {
     /// window holding one gives NaN, at its last NaN), with stride 1 and 2, padding and
     /// the 2x2 fast path; the argmax and the gradient it routes are the CPU's exactly.
     pub fn max_pool_ties_and_nans(r: &dyn Resident) {
-        use nas_kernels::cpu::pool::{self, Pool2d};
+        use nas_kernels::cpu::pool;
         let (n, c, h, w) = (2, 5, 13, 11);
         let x: Vec<f32> = (0..n * c * h * w)
             .map(|i| {
@@ -1155,18 +1156,7 @@ pub mod resident {
             })
             .collect();
         for (k, s, pad) in [(2, 2, 0), (3, 1, 1), (3, 2, 1), (5, 2, 2)] {
-            let p = Pool2d {
-                n,
-                c,
-                h,
-                w,
-                kh: k,
-                kw: k,
-                sh: s,
-                sw: s,
-                ph: pad,
-                pw: pad,
-            };
+            let p = super::suite::pool_geom(k, s, pad);
             let what = format!("k{k} s{s} p{pad}");
             let len = n * c * p.out_h() * p.out_w();
             let (mut y, mut arg) = (vec![0.0; len], vec![0u32; len]);
