@@ -96,6 +96,19 @@ struct Config {
     enas: bool,
 }
 
+/// A config field naming one of two settings (`names[0]`, the default, or `names[1]`):
+/// whether it names the second; another name is an error naming the field and both.
+fn either(c: &Value, field: &str, names: [&str; 2]) -> Result<bool, String> {
+    match config_field(c, field, names[0].to_string())?.as_str() {
+        s if s == names[0] => Ok(false),
+        s if s == names[1] => Ok(true),
+        s => Err(format!(
+            "config field `{field}`: \"{s}\" is not valid (\"{}\" or \"{}\")",
+            names[0], names[1]
+        )),
+    }
+}
+
 impl Config {
     fn parse(c: &Value) -> Result<Config, String> {
         nas_strategies::check_config_fields(c, "reinforce", FIELDS)?;
@@ -113,24 +126,8 @@ impl Config {
             grad_clip: config_field(c, "grad_clip", 5.0)?,
             adam_beta1: config_field(c, "adam_beta1", 0.9)?,
             adam_eps: config_field(c, "adam_eps", 1e-8)?,
-            tf_eps: match config_field(c, "adam_eps_form", "torch".to_string())?.as_str() {
-                "torch" => false,
-                "tf" => true,
-                s => {
-                    return Err(format!(
-                        "config field `adam_eps_form`: \"{s}\" is not valid (\"torch\" or \"tf\")"
-                    ))
-                }
-            },
-            enas: match config_field(c, "style", "reinforce".to_string())?.as_str() {
-                "reinforce" => false,
-                "enas" => true,
-                s => {
-                    return Err(format!(
-                        "config field `style`: \"{s}\" is not valid (\"reinforce\" or \"enas\")"
-                    ))
-                }
-            },
+            tf_eps: either(c, "adam_eps_form", ["torch", "tf"])?,
+            enas: either(c, "style", ["reinforce", "enas"])?,
         };
         let bad = |f: &str, v: String, why: &str| {
             Err(format!("config field `{f}`: {v} is not valid ({why})"))
@@ -872,6 +869,11 @@ mod tests {
         for (c, f) in [
             (json!({"adam_beta1": 1.0}), "`adam_beta1`"),
             (json!({"adam_eps": 0.0}), "`adam_eps`"),
+            (
+                json!({"adam_eps_form": "keras"}),
+                "`adam_eps_form`: \"keras\"",
+            ),
+            (json!({"style": "zoph"}), "`style`: \"zoph\""),
         ] {
             let e = Reinforce::new(&setup(space.clone(), c.clone(), 0, 10))
                 .err()
