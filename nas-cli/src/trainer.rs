@@ -150,6 +150,11 @@ struct CheckpointFile {
     /// taken before 2026-12 do not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     setup: Option<Value>,
+    /// The latency table measured for the strategy ([`SupernetHost::latencies`]), if
+    /// any: a resumed run predicts its export's latency from the same table (it timed
+    /// the whole network instead, as the table was gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latency: Option<LatencyTable>,
 }
 
 /// The file a finished one-shot run keeps its supernet's final weights in (tensor names
@@ -705,6 +710,7 @@ impl<'a> SupernetTrainer<'a> {
         self.steps = c.steps;
         // After the modes above, which refuse to start beside a schedule.
         self.schedule = c.schedule;
+        self.latency = c.latency;
         self.train.restore(&c.train);
         self.val.restore(&c.val);
         self.generation = c.generation;
@@ -1335,6 +1341,7 @@ impl SupernetHost for SupernetTrainer<'_> {
             ssl: self.ssl.as_ref().map(|s| s.spec.clone()),
             schedule: self.schedule,
             setup: self.checkpoint_setup.clone(),
+            latency: self.latency.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("oneshot.json"), &bytes)?;

@@ -624,6 +624,11 @@ impl Strategy for Dppnet {
         if m.is_failed() {
             return Ok(());
         }
+        // A NaN would be saved as `null` and read back as 0: a resumed search would fit
+        // another surrogate than the uninterrupted one.
+        if !m.accuracy.is_finite() {
+            return Err(format!("dppnet: accuracy {} is not finite", m.accuracy));
+        }
         let d = decisions::from_arch(&self.space, arch)?;
         self.seen.insert(self.key(&d));
         self.results.push(Told {

@@ -164,3 +164,30 @@ mod pareto {
         }
     }
 }
+
+mod tells {
+    use nas_strategies::testing::{layer_space, setup};
+    use nas_strategies::{json, Metrics, Strategy};
+    use nas_strategy_dppnet::Dppnet;
+
+    /// A NaN accuracy was kept, saved as `null` and read back as 0, so a resumed search
+    /// fitted another surrogate than the uninterrupted one; it is refused now. A failed
+    /// trial is still skipped.
+    #[test]
+    fn a_non_finite_accuracy_is_refused_and_a_failed_trial_skipped() {
+        let mut s = Dppnet::new(&setup(layer_space(3, 3), json!({}), 1, 20)).unwrap();
+        let a = s.ask().unwrap().unwrap();
+        let nan = Metrics {
+            accuracy: f64::NAN,
+            ..Default::default()
+        };
+        let e = s.tell(&a, &nan).err().unwrap();
+        assert!(e.contains("not finite"), "{e}");
+        s.tell(&a, &Metrics::failed("out of memory")).unwrap();
+        let saved = s.save().unwrap();
+        assert!(
+            saved["results"].as_array().is_some_and(|r| r.is_empty()),
+            "{saved}"
+        );
+    }
+}

@@ -21,7 +21,8 @@
 //! Each step: a weight step (the host's SGD) on a training batch with one sample; then,
 //! after the weights-only phase, a second sample's loss gradient on a validation batch
 //! and one Adam step of `theta` (lr `arch_lr` 0.01, L2 decay `arch_weight_decay` 5e-4,
-//! betas 0.9/0.999, as in the paper and its common PyTorch reimplementation).
+//! betas 0.9/0.999: the rate and decay are the paper's, the betas PyTorch's defaults,
+//! which its common PyTorch reimplementation uses; the paper says Adam and no more).
 //!
 //! Schedule: the paper's 90 epochs are spread over the run's steps. The temperature is
 //! `tau` (5.0) times `tau_decay` (exp(-0.045), about 0.956) per schedule epoch, a

@@ -195,3 +195,23 @@ fn bad_config_names_the_field_and_range() {
         assert!(e.contains(want), "{c}: {e}");
     }
 }
+
+/// A failed trial (the host tells it as accuracy 0) is no result to learn from: it was
+/// the minimum of the scaled targets and squeezed every real accuracy into the top of
+/// the range. It is not asked again either.
+#[test]
+fn a_failed_trial_is_no_result_and_not_asked_again() {
+    let space = layer_space(3, 3);
+    let mut s = make(space.clone(), quick(), 2, 20);
+    let a = s.ask().unwrap().unwrap();
+    s.tell(&a, &nas_strategies::Metrics::failed("out of memory"))
+        .unwrap();
+    assert!(s.history.is_empty() && s.pending.is_empty());
+    let failed = s.key(&decisions::from_arch(&space, &a).unwrap());
+    for _ in 0..15 {
+        let b = s.ask().unwrap().unwrap();
+        assert_ne!(s.key(&decisions::from_arch(&space, &b).unwrap()), failed);
+        s.tell(&b, &nas_strategies::testing::metrics(0.5)).unwrap();
+    }
+    assert_eq!(s.history.len(), 15);
+}

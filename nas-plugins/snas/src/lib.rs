@@ -22,7 +22,7 @@
 //! edge's strongest op other than `none`, the two edges whose kept op weighs most).
 //!
 //! Config: `tau_max`, `tau_min`, `resource_lambda`, `resource`, `arch_grad_clip`,
-//! `drop_path`, `arch_lr`, `arch_weight_decay`.
+//! `drop_path`, `arch_lr`, `arch_weight_decay`, `warmup_epochs`.
 
 use nas_strategies::oneshot::{
     temperature_range, EpochStrategy, OneShotInfo, OneShotSetup, SampledLogits, Split,
@@ -130,9 +130,11 @@ pub struct Snas {
 }
 
 impl Snas {
-    /// The temperature at `epoch`, `step`: linear from `tau_max` to `tau_min`.
+    /// The temperature at `epoch`, `step`: linear from `tau_max` to `tau_min`, which the
+    /// last step takes (the reference steps its schedule at the start of each epoch, so
+    /// its first epoch already runs one step below `tau_max` and its last at `tau_min`).
     pub fn tau(&self, epoch: usize, step: usize) -> f32 {
-        let t = self.info.progress(epoch, step);
+        let t = self.info.progress(epoch, step + 1);
         self.tau.0 - (self.tau.0 - self.tau.1) * t
     }
 }

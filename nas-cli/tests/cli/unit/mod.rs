@@ -6,6 +6,7 @@ mod app;
 mod arch_graph;
 mod augment;
 mod bench_strategies_cmd;
+mod checkpoint;
 mod data_args;
 mod distill;
 mod elf;
