@@ -371,10 +371,14 @@ impl EpochStrategy for Fpnas {
         let rounds = config_count(c, "rounds", 2.min(most_rounds), 1, most_rounds)?;
         let val = info.max_eval_batches();
         let reward_batches = config_count(c, "reward_batches", 1, 1, val)?;
+        let phase_len = steps / (rounds * blocks.len());
         let inner = if inner_name == "reinforce" {
             let options = PolicyOptions {
                 lr: config_rate(c, "lr", 0.05)?,
-                batch: config_count(c, "batch", 1, 1, MAX_BATCH)?,
+                // A batch longer than a phase would end the block's first phase with no
+                // update: the argmax of untouched logits, option 0 everywhere (`none`
+                // on nb201), which the blocks searched after it would be scored beside.
+                batch: config_count(c, "batch", 1, 1, MAX_BATCH.min(phase_len))?,
                 baseline_decay: config_number(
                     c,
                     "baseline_decay",
@@ -406,7 +410,7 @@ impl EpochStrategy for Fpnas {
         Ok(Fpnas {
             info: info.clone(),
             warmup,
-            phase_len: steps / (rounds * blocks.len()),
+            phase_len,
             blocks,
             sizes,
             rounds,

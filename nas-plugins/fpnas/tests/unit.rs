@@ -245,6 +245,9 @@ fn bad_configs_name_the_field_and_value() {
         json!({"inner": "evolution", "lr": 0.1}),
         &["`lr`", "evolution"],
     );
+    // A REINFORCE batch past a phase's steps (here 10 / (2 rounds x 3 blocks) = 1): the
+    // block's first phase would end without an update, on option 0 everywhere.
+    refused(&f, json!({"batch": 2}), &["`batch`", "2", "1..=1"]);
     refused(&f, json!({"rounds": 0}), &["`rounds`", "0", "1..=3"]);
     refused(&f, json!({"rounds": 4}), &["`rounds`", "4", "1..=3"]);
     refused(
@@ -254,7 +257,7 @@ fn bad_configs_name_the_field_and_value() {
     );
     refused(&f, json!({"lr": 0}), &["`lr`", "0"]);
     refused(&f, json!({"lr": 2}), &["`lr`", "2"]);
-    refused(&f, json!({"batch": 0}), &["`batch`", "0", "1..=10000"]);
+    refused(&f, json!({"batch": 0}), &["`batch`", "0", "1..=1"]);
     refused(
         &f,
         json!({"baseline_decay": 1}),
