@@ -7,7 +7,7 @@
 //! an ensemble of MLPs (`nas-predict`'s, `members` networks, each from its own random
 //! start) is fitted on every architecture told so far (its input the path encoding on
 //! cell spaces, one-hot otherwise; its target the architecture's mean accuracy); the
-//! candidates are up to `candidates` new mutants of the best told architectures (the
+//! candidates are about `candidates` new mutants of the best told architectures (the
 //! best `mutate_best`, then the next ones while fewer were found, up to 5 times as many:
 //! each active choice of a parent changes with probability `mutation_prob`; a mutant
 //! already queried or already a candidate is dropped); each candidate's accuracy is drawn

@@ -8,11 +8,13 @@
 //! has not been queried before, in a random order; when all are told, the search moves
 //! to the best of them if it beats the current architecture, and otherwise (a local
 //! optimum, or no new neighbour) restarts. Two options of the authors' code: with
-//! `"first_improvement": true` a step moves to the first neighbour told that beats the
+//! `"first_improvement": true` a step moves to the first neighbour (in ask order, among
+//! those told) that beats the
 //! current architecture, leaving the rest of the neighbourhood unqueried (the code's
 //! default; the paper's algorithm and its experiments query the whole neighbourhood,
-//! our default); with `"stop_at_minimum": false` the search never restarts: each step
-//! starts from the best told architecture whose neighbours have not been queried yet.
+//! our default); with `"stop_at_minimum": false` each step starts from the best told
+//! architecture whose neighbours have not been queried yet, restarting only when none
+//! is left.
 //!
 //! An architecture's score is the mean of every accuracy told for it (one, unless it was
 //! re-evaluated), as the host ranks a run's architectures.
