@@ -310,6 +310,19 @@ impl Strategy for LocalSearch {
         if let Some(i) = s.expanded.iter().chain(&members).find(|&&i| i >= n) {
             return Err(format!("state: architecture {i} of {n}"));
         }
+        // A queued neighbour is turned into an architecture when asked: one that is not of
+        // this space would be indexed past its choices' options.
+        let sizes = decisions::sizes(&self.space);
+        let fits =
+            |d: &Vec<usize>| d.len() == sizes.len() && d.iter().zip(&sizes).all(|(&v, &k)| v < k);
+        if let Phase::Step { queue, .. } = &s.phase {
+            if let Some(d) = queue.iter().find(|d| !fits(d)) {
+                return Err(format!(
+                    "state: a queued architecture {d:?} that is not of this space ({} choices)",
+                    sizes.len()
+                ));
+            }
+        }
         self.rng = Rng::from_state(s.rng);
         self.obs = obs;
         self.expanded = s.expanded.into_iter().collect();

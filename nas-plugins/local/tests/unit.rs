@@ -156,4 +156,13 @@ fn a_loaded_search_continues_exactly() {
         b.tell(&y, &obj.metrics(&y)).unwrap();
     }
     assert!(b.load(json!({"rng": [1, 2, 3, 4]})).is_err());
+    // A damaged state whose queued neighbour is not of the space is refused on loading,
+    // not a panic when the neighbour is asked.
+    let mut bad = state.clone();
+    let queue = bad["phase"]["Step"]["queue"]
+        .as_array_mut()
+        .expect("a step in progress at the save");
+    queue.push(json!([0]));
+    let e = b.load(bad).err().unwrap();
+    assert!(e.contains("not of this space"), "{e}");
 }
