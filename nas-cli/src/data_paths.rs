@@ -65,15 +65,8 @@ pub fn data_dirs() -> Vec<(PathBuf, &'static str)> {
         let d = absolute(Path::new(&d));
         // Likely a typo: said once (the other places are still looked in).
         static SAID: std::sync::Once = std::sync::Once::new();
-        if !d.is_dir() {
-            SAID.call_once(|| {
-                let why = if d.exists() {
-                    "is not a directory"
-                } else {
-                    "does not exist"
-                };
-                tracing::warn!("$NAS_DATA {} {why}", d.display());
-            });
+        if let Some(why) = crate::not_a_directory(&d) {
+            SAID.call_once(|| tracing::warn!("$NAS_DATA {} {why}", d.display()));
         }
         dirs.push((d, "$NAS_DATA"));
     }

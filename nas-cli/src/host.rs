@@ -586,11 +586,7 @@ pub fn search_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
     // A directory named that is not one is likely a typo: said (the search goes on with
     // the other directories).
     let check = |what: &str, d: &Path| {
-        if !d.is_dir() {
-            let why = match d.exists() {
-                true => "is not a directory",
-                false => "does not exist",
-            };
+        if let Some(why) = crate::not_a_directory(d) {
             tracing::warn!("{what} {} {why}", d.display());
         }
     };

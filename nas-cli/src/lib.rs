@@ -114,6 +114,16 @@ pub fn check_output(
         .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
 }
 
+/// Why `d`, named as a directory to look in, is not one ("does not exist", "is not a
+/// directory"), or `None` where it is: what the host says of a mistyped one.
+pub fn not_a_directory(d: &std::path::Path) -> Option<&'static str> {
+    match (d.is_dir(), d.exists()) {
+        (true, _) => None,
+        (false, true) => Some("is not a directory"),
+        (false, false) => Some("does not exist"),
+    }
+}
+
 /// `n` and the word, plural unless `n` is 1: "1 trial", "2 trials".
 pub fn count(n: usize, word: &str) -> String {
     if n == 1 {

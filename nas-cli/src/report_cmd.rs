@@ -317,11 +317,9 @@ fn progress_record(line: &str) -> Option<(u64, u64, serde_json::Value)> {
     }
 }
 
-/// A one-shot run's `progress.jsonl`, with a warning naming the lines that are not
-/// progress records (the plot leaves them out); `None`, with a warning, where the file
-/// is there but cannot be read.
-/// The last progress record of `text` in words: where the training is and its figures
-/// there ("epoch 2, step 40: loss 1.23, accuracy 0.41"), or that none is readable.
+/// The last progress record of `text` in words: how many reports, where the last was
+/// and its figures ("5 reports, the last in epoch 1, step 250: tau 7.6255, ..."), or
+/// that none is readable.
 fn progress_summary(text: &str) -> String {
     let records: Vec<(u64, u64, serde_json::Value)> =
         text.lines().filter_map(progress_record).collect();
@@ -344,6 +342,9 @@ fn progress_summary(text: &str) -> String {
     )
 }
 
+/// A one-shot run's `progress.jsonl`, with a warning naming the lines that are not
+/// progress records (the plot leaves them out); `None`, with a warning, where the file
+/// is there but cannot be read.
 fn read_progress(path: &std::path::Path) -> Option<String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,

@@ -551,6 +551,12 @@ pub fn check_conv(p: &Conv2d, x: Option<&[f32]>, w: Option<&[f32]>, gy: Option<&
     conv_lens(p, len(x), len(w), len(gy), None)
 }
 
+/// Whether every one of `values` is within what the device kernels index and count in:
+/// 32-bit signed integers (their geometry, a plane's offsets, the planes).
+pub(crate) fn indexable(values: &[usize]) -> bool {
+    values.iter().all(|&v| v <= i32::MAX as usize)
+}
+
 /// [`check_conv`] on lengths, with the bias's.
 pub(crate) fn conv_lens(
     p: &Conv2d,
@@ -560,12 +566,10 @@ pub(crate) fn conv_lens(
     bias: Option<usize>,
 ) -> Res<()> {
     p.validate()?;
-    // The device kernels take the geometry, and index a plane, in 32-bit signed integers.
     let dims = [
         p.n, p.cin, p.h, p.w, p.cout, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw,
     ];
-    let big = i32::MAX as usize;
-    if dims.iter().any(|&d| d > big) || p.h * p.w > big || p.out_h() * p.out_w() > big {
+    if !indexable(&dims) || !indexable(&[p.h * p.w, p.out_h() * p.out_w()]) {
         return Err(KernelError::Invalid(format!(
             "conv2d: a {}x{}x{}x{} input (kernel {}x{}): past the 2^31 a device kernel indexes",
             p.n, p.cin, p.h, p.w, p.kh, p.kw
@@ -630,10 +634,8 @@ pub(crate) fn adaptive_lens(
             "adaptive_avg_pool: empty input plane {h}x{w} pooled to {oh}x{ow}"
         )));
     }
-    // The device kernels count planes and compute bin edges (`(o + 1) * len`) in 32-bit
-    // signed integers.
-    let big = i32::MAX as usize;
-    if planes > big || (oh + 1) * h > big || (ow + 1) * w > big {
+    // (The kernels compute a bin's edges as `(o + 1) * len`.)
+    if !indexable(&[planes, (oh + 1) * h, (ow + 1) * w]) {
         return Err(KernelError::Invalid(format!(
             "adaptive_avg_pool: {planes} planes of {h}x{w} pooled to {oh}x{ow}: past the 2^31 a device kernel indexes"
         )));

@@ -58,6 +58,12 @@ pub fn sizes(space: &[Choice]) -> Vec<usize> {
     space.iter().map(|c| c.size()).collect()
 }
 
+/// Whether `d` is a decision vector of a space whose choices have `sizes` options: one
+/// option in range per choice (what a loaded state's vectors are checked by).
+pub fn fits(sizes: &[usize], d: &[usize]) -> bool {
+    d.len() == sizes.len() && d.iter().zip(sizes).all(|(o, k)| o < k)
+}
+
 /// How many decision vectors options of `sizes` make (saturating at `usize::MAX`).
 pub fn distinct(sizes: &[usize]) -> usize {
     sizes.iter().fold(1usize, |p, &s| p.saturating_mul(s))

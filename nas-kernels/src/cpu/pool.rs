@@ -63,12 +63,7 @@ impl Pool2d {
         if self.kh > h || self.kw > w {
             return bad("window larger than the padded input".into());
         }
-        // The device kernels index a plane, and count planes, in 32-bit signed integers.
-        let big = i32::MAX as usize;
-        if self.h * self.w > big
-            || self.n * self.c > big
-            || [self.kh, self.kw].iter().any(|&k| k > big)
-        {
+        if !crate::accel::indexable(&[self.h * self.w, self.n * self.c, self.kh, self.kw]) {
             return bad(format!(
                 "{} planes of {}x{} (window {}x{}): past the 2^31 a device kernel indexes",
                 self.n * self.c,

@@ -313,10 +313,8 @@ impl Strategy for LocalSearch {
         // A queued neighbour is turned into an architecture when asked: one that is not of
         // this space would be indexed past its choices' options.
         let sizes = decisions::sizes(&self.space);
-        let fits =
-            |d: &Vec<usize>| d.len() == sizes.len() && d.iter().zip(&sizes).all(|(&v, &k)| v < k);
         if let Phase::Step { queue, .. } = &s.phase {
-            if let Some(d) = queue.iter().find(|d| !fits(d)) {
+            if let Some(d) = queue.iter().find(|d| !decisions::fits(&sizes, d)) {
                 return Err(format!(
                     "state: a queued architecture {d:?} that is not of this space ({} choices)",
                     sizes.len()

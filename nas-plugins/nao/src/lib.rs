@@ -340,8 +340,7 @@ impl Strategy for Nao {
         let pending: Vec<Vec<usize>> = config_field(&s, "pending", vec![])?;
         let queue: Vec<Vec<usize>> = config_field(&s, "queue", vec![])?;
         let sizes = decisions::sizes(&self.space);
-        let fits =
-            |d: &Vec<usize>| d.len() == sizes.len() && d.iter().zip(&sizes).all(|(o, n)| o < n);
+        let fits = |d: &Vec<usize>| decisions::fits(&sizes, d);
         if !history
             .iter()
             .map(|h| &h.0)

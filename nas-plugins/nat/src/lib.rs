@@ -746,7 +746,7 @@ impl EpochStrategy for Nat {
         let rng = rng_in_state(&state)?;
         let s: State = state_field(&state, "state")?;
         let sizes = decisions::sizes(&self.info.choices);
-        let fits = |d: &[usize]| d.len() == sizes.len() && d.iter().zip(&sizes).all(|(o, k)| o < k);
+        let fits = |d: &[usize]| decisions::fits(&sizes, d);
         if let Some(m) = s.archive.iter().find(|m| !fits(&m.d)) {
             return Err(format!(
                 "saved archive holds {:?}, which does not fit this space",

@@ -357,15 +357,15 @@ impl EpochStrategy for Proxyless {
 
     fn load(&mut self, state: Value) -> Result<(), String> {
         let latency: Option<Vec<f32>> = state_field(&state, "latency")?;
-        if let Some(l) = &latency {
-            self.info.per_weight("saved latencies", l.clone())?;
-        }
+        let latency = latency
+            .map(|l| self.info.per_weight("saved latencies", l))
+            .transpose()?;
         self.adam
             .load(state.get("masked_adam").unwrap_or(&Value::Null))?;
         self.state.load(state)?;
-        self.latency = None;
-        if let Some(l) = latency {
-            self.set_latency(l);
+        match latency {
+            Some(l) => self.set_latency(l),
+            None => self.latency = None,
         }
         Ok(())
     }

@@ -496,8 +496,7 @@ impl Strategy for QLearning {
         let pending: Vec<Vec<usize>> = config_field(&state, "pending", vec![])?;
         let evaluated: Vec<(Vec<usize>, f32)> = config_field(&state, "evaluated", vec![])?;
         let sizes = &self.sizes;
-        let fits =
-            |d: &Vec<usize>| d.len() == sizes.len() && d.iter().zip(sizes).all(|(x, s)| x < s);
+        let fits = |d: &Vec<usize>| decisions::fits(sizes, d);
         if let Some(d) = memory
             .iter()
             .map(|(d, _)| d)
