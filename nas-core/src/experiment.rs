@@ -286,13 +286,20 @@ impl RunDir {
             .iter()
             .any(|f| has(f));
         if !made && !remnant && !has("journal.jsonl") {
-            let mut theirs: Vec<String> = std::fs::read_dir(path)
+            let names: Vec<String> = std::fs::read_dir(path)
                 .map_err(|e| format!("{}: {e}", path.display()))?
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            // A run's lock, made before any of its files: a search that started here
+            // since the checks above (its config.json already listed) is the lock's to
+            // refuse, by its pid, not a user's files.
+            let locked = names.iter().any(|n| n == "run.lock");
+            let mut theirs: Vec<String> = names
+                .into_iter()
                 .filter(|n| written_by_a_run(n) && n != "run.lock" && !n.starts_with('.'))
                 .collect();
-            if !theirs.is_empty() {
+            if !locked && !theirs.is_empty() {
                 theirs.sort();
                 return Err(format!(
                     "{}: is not a run but holds {}, which a new run there would replace; \

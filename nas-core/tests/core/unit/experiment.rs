@@ -458,3 +458,20 @@ fn only_a_cut_record_is_a_torn_last_line() {
     let e = parse_journal(path, &bytes).err().expect("an error");
     assert!(e.contains("line 2") && e.contains("not UTF-8"), "{e}");
 }
+
+/// Two searches started at one instant in one directory: the one that lost the race
+/// could see the winner's config.json before its journal and be told the directory was
+/// "not a run" holding the user's files. A directory holding a run's lock is left to
+/// the lock, which names the process writing it.
+#[test]
+fn a_directory_a_run_is_being_made_in_is_refused_by_its_lock() {
+    let dir = std::env::temp_dir().join(format!("nas-making-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _held = RunLock::take(&dir).unwrap();
+    // What the loser saw: a file of a run's name, its config not yet a search's when
+    // read (here a best.json, which no search's config vouches for).
+    std::fs::write(dir.join("best.json"), b"{}").unwrap();
+    let e = RunDir::create(&dir, &serde_json::json!({})).err().unwrap();
+    assert!(e.contains("is writing this run"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
