@@ -308,14 +308,14 @@ impl Controller {
             decisions.push(d);
             token = self.offsets[i] + d;
         }
-        let active = decisions::active_mask(space, &decisions);
+        // Of every decision sampled, inactive ones included: those still steer the
+        // decisions after them (their embedding is the next step's input), so the
+        // score-function gradient needs their terms too (Zoph and Le sum every step).
         let mut log_prob = Tensor::zeros(&[1]);
         let mut entropy = Tensor::zeros(&[1]);
-        for i in 0..decisions.len() {
-            if active[i] {
-                log_prob = log_prob.add(&step_logp[i]);
-                entropy = entropy.add(&step_ent[i]);
-            }
+        for (lp, ent) in step_logp.iter().zip(&step_ent) {
+            log_prob = log_prob.add(lp);
+            entropy = entropy.add(ent);
         }
         Rollout {
             decisions,
@@ -655,7 +655,7 @@ impl Strategy for Reinforce {
             .collect();
         self.tells = config_field(&state, "tells", 0)?;
         self.updates = config_field(&state, "updates", 0)?;
-        self.rng = Rng::from_state(config_field(&state, "rng", self.rng.state())?);
+        self.rng = nas_strategies::oneshot::rng_in_state(&state)?;
         Ok(())
     }
 }
@@ -732,6 +732,37 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("`batch`"), "{e}");
+    }
+
+    /// The log-probability is of every decision the controller samples: an inactive
+    /// one (a choice of a block the depth does not build) still steers the decisions
+    /// after it through the LSTM's state, so leaving its term out made REINFORCE's
+    /// gradient that of no distribution (biased; Zoph and Le sum every decision). Over
+    /// every decision vector the probabilities sum to 1; without the inactive terms
+    /// they summed to about 1.5 here.
+    #[test]
+    fn the_log_probability_is_of_every_sampled_decision() {
+        let space = vec![
+            choice(
+                "r",
+                nas_strategies::ChoiceKind::Repeat { depths: vec![1, 2] },
+                None,
+            ),
+            layer("x", 2, Some(("r", 1))),
+            layer("y", 3, None),
+        ];
+        for seed in [0, 3] {
+            let s = make(space.clone(), json!({"tanh_c": 0}), seed, 10);
+            let mut total = 0.0f64;
+            for r in 0..2 {
+                for x in 0..2 {
+                    for y in 0..3 {
+                        total += (s.log_prob(&[r, x, y]) as f64).exp();
+                    }
+                }
+            }
+            assert!((total - 1.0).abs() < 1e-5, "seed {seed}: sum {total}");
+        }
     }
 
     #[test]

@@ -633,7 +633,16 @@ impl RunDir {
             .as_u64()
             .ok_or_else(|| format!("{}: no `told` count", p.display()))?;
         let by = v["by"].as_str().map(str::to_string);
-        Ok(Some((told as usize, by, v["strategy"].clone())))
+        // A missing state would reach the strategy as `null` (what a stateless plugin
+        // saves), which some would take for a fresh start and propose trials the journal
+        // already holds.
+        let state = v.get("strategy").ok_or_else(|| {
+            format!(
+                "{}: no `strategy` field (the strategy's state)",
+                p.display()
+            )
+        })?;
+        Ok(Some((told as usize, by, state.clone())))
     }
 }
 

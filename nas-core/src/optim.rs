@@ -200,8 +200,14 @@ impl Adam {
         }
     }
 
-    /// Restores a state from [`Adam::state`]; each moment must fit its parameter.
+    /// Restores a state from [`Adam::state`]; each moment must fit its parameter, the
+    /// moments be finite (the second ones not negative) and the step count in
+    /// `0..i32::MAX`: a saved state edited or damaged past that made the next step NaN
+    /// (a count below 0 zeroes the bias correction) or overflow.
     pub fn set_state(&mut self, s: AdamState) -> Result<(), String> {
+        if !(0..i32::MAX).contains(&s.t) {
+            return Err(format!("Adam step count {} is not valid (0 or more)", s.t));
+        }
         if s.m.len() != self.params.len() || s.v.len() != self.params.len() {
             return Err(format!(
                 "Adam state for {} parameters, the optimiser has {}",
@@ -212,6 +218,14 @@ impl Adam {
         for (i, p) in self.params.iter().enumerate() {
             if s.m[i].len() != p.numel() || s.v[i].len() != p.numel() {
                 return Err(format!("Adam moment {i} does not fit its parameter"));
+            }
+            if s.m[i].iter().any(|x| !x.is_finite())
+                || s.v[i].iter().any(|x| !(x.is_finite() && *x >= 0.0))
+            {
+                return Err(format!(
+                    "Adam moment {i} holds a value that is not finite (or a negative \
+                     second moment)"
+                ));
             }
         }
         self.m = s.m.into_iter().map(Values::Host).collect();

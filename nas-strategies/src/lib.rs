@@ -69,7 +69,9 @@ pub trait Strategy: Send {
     fn load(&mut self, state: Value) -> Result<(), String>;
 }
 
-/// A uniformly random architecture of the space.
+/// A random architecture of the space: every choice uniform (a repeat's scoped choices
+/// where the drawn depth builds them), so uniform over architectures only where the
+/// space has no `Repeat`.
 pub fn random_architecture(space: &[Choice], rng: &mut Rng) -> Architecture {
     nas_types::arch::random(space, rng)
 }

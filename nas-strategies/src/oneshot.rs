@@ -1285,7 +1285,7 @@ impl SampledLogits {
     pub fn load(&mut self, state: Value) -> Result<(), String> {
         self.arch
             .load(state.get("arch").cloned().unwrap_or(Value::Null))?;
-        self.rng = rng_from(state.get("rng").unwrap_or(&Value::Null))?;
+        self.rng = rng_in_state(&state)?;
         Ok(())
     }
 }
@@ -1377,7 +1377,7 @@ pub fn rng_state(rng: &Rng) -> Value {
 pub fn rng_from(v: &Value) -> Result<Rng, String> {
     let s: [u64; 4] =
         serde_json::from_value(v.clone()).map_err(|e| format!("bad saved generator: {e}"))?;
-    Ok(Rng::from_state(s))
+    Rng::restored(s).map_err(|e| format!("bad saved generator: {e}"))
 }
 
 /// The saved state of a strategy whose only state is its random generator:
@@ -1389,6 +1389,7 @@ pub fn rng_only_state(rng: &Rng) -> Value {
 /// The generator in a saved state's `rng` field (as [`rng_only_state`] writes it).
 pub fn rng_in_state(state: &Value) -> Result<Rng, String> {
     rng_from(state.get("rng").unwrap_or(&Value::Null))
+        .map_err(|e| format!("saved state field `rng`: {e}"))
 }
 
 /// A field of saved state, or an error naming it.

@@ -31,6 +31,16 @@ impl Rng {
         Rng { s }
     }
 
+    /// [`Rng::from_state`] of a state read back from a file: the all-zero state, which
+    /// the generator never reaches and which draws nothing but 0 from then on, is an
+    /// error.
+    pub fn restored(s: [u64; 4]) -> Result<Rng, String> {
+        if s == [0; 4] {
+            return Err("the generator state [0, 0, 0, 0] is not one it can be in".into());
+        }
+        Ok(Rng { s })
+    }
+
     /// A new generator whose stream is independent of this one's (for a sub-task).
     pub fn fork(&mut self) -> Rng {
         Rng::new(self.next_u64())

@@ -405,7 +405,7 @@ impl Strategy for Bananas {
         if let Some(i) = s.predicted_best.iter().flatten().find(|&&i| i >= obs.len()) {
             return Err(format!("state: architecture {i} of {}", obs.len()));
         }
-        self.rng = Rng::from_state(s.rng);
+        self.rng = Rng::restored(s.rng).map_err(|e| format!("state: `rng`: {e}"))?;
         self.obs = obs;
         self.queue = s.queue;
         self.asked = s.asked;

@@ -36,7 +36,7 @@
 
 use nas_strategies::decisions;
 use nas_strategies::oneshot::{
-    blocks_from_config, blocks_from_labels, rng_from, rng_state, scoring_counts, state_field,
+    blocks_from_config, blocks_from_labels, rng_in_state, rng_state, scoring_counts, state_field,
     within_limits, EpochStrategy, OneShotInfo, OneShotSetup, Progress, Split, SslSpec,
     SupernetHost, FEATURES, MAX_PATHS, MAX_SCORED,
 };
@@ -427,7 +427,7 @@ impl EpochStrategy for BossNas {
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        self.rng = rng_from(&state["rng"])?;
+        self.rng = rng_in_state(&state)?;
         let chosen: Vec<usize> = state_field(&state, "chosen")?;
         let searched: usize = state_field(&state, "searched")?;
         let scores: Vec<f32> = state_field(&state, "scores")?;

@@ -697,7 +697,7 @@ impl Strategy for Dppnet {
         self.fits = config_field(&s, "fits", 0).map_err(|e| f(&e))?;
         self.exact = config_field(&s, "exact", BTreeMap::new()).map_err(|e| f(&e))?;
         self.reached = self.exact.values().any(|c| self.within(c));
-        self.rng = Rng::from_state(config_field(&s, "rng", self.rng.state()).map_err(|e| f(&e))?);
+        self.rng = nas_strategies::oneshot::rng_in_state(&s).map_err(|e| f(&e))?;
         let seen: Vec<String> = config_field(&s, "seen", vec![]).map_err(|e| f(&e))?;
         self.seen = seen.into_iter().collect();
         let results: Vec<Value> = config_field(&s, "results", vec![]).map_err(|e| f(&e))?;

@@ -37,6 +37,7 @@
 //! counts as the largest float. An objective or limit on a metric the trial lacks is an
 //! error at tell.
 
+use nas_strategies::oneshot::{rng_in_state, state_field};
 use nas_strategies::{arch, choices, pareto};
 use std::collections::HashSet;
 
@@ -529,10 +530,16 @@ impl Strategy for Evolution {
     fn tell(&mut self, arch: &Architecture, metrics: &Metrics) -> Result<(), String> {
         canonical(&self.space, arch)
             .map_err(|e| format!("tell: the architecture does not fit the space: {e}"))?;
-        let m = self.member(arch.clone(), metrics, self.born)?;
         if !self.reevaluate {
             self.seen.insert(key(&self.space, arch));
         }
+        if metrics.is_failed() {
+            // No result: no member (it would take a slot, or, with a cost objective or
+            // limit, have no cost to rank by), and not proposed again.
+            self.pending = self.pending.saturating_sub(1);
+            return Ok(());
+        }
+        let m = self.member(arch.clone(), metrics, self.born)?;
         self.population.push(m);
         self.born += 1;
         while self.population.len() > self.population_size {
@@ -558,7 +565,7 @@ impl Strategy for Evolution {
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        let rng: [u64; 4] = config_field(&state, "rng", self.rng.state())?;
+        let rng = rng_in_state(&state)?;
         let born: u64 = config_field(&state, "born", 0)?;
         let pending: usize = config_field(&state, "pending", 0)?;
         let raw: Vec<Value> = config_field(&state, "population", vec![])?;
@@ -566,7 +573,9 @@ impl Strategy for Evolution {
         let mut population = vec![];
         for (i, v) in raw.iter().enumerate() {
             let at = |e: String| format!("saved population member {i}: {e}");
-            let arch: Architecture = config_field(v, "arch", Architecture::new()).map_err(at)?;
+            let arch: Architecture = state_field(v, "arch").map_err(at)?;
+            canonical(&self.space, &arch)
+                .map_err(|e| at(format!("its architecture does not fit the space: {e}")))?;
             let metrics: Metrics =
                 serde_json::from_value(v.get("metrics").cloned().unwrap_or_default())
                     .map_err(|e| at(format!("bad metrics: {e}")))?;
@@ -576,7 +585,7 @@ impl Strategy for Evolution {
         population.sort_by_key(|m| m.born);
         let excess = population.len().saturating_sub(self.population_size);
         population.drain(..excess);
-        self.rng = Rng::from_state(rng);
+        self.rng = rng;
         self.born = born.max(population.last().map_or(0, |m| m.born + 1));
         self.pending = pending;
         if !self.reevaluate {

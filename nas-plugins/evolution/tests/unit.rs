@@ -577,3 +577,72 @@ fn agreement_count(a: &Architecture) -> usize {
 fn space_nested() -> Vec<Choice> {
     space(3, 4)
 }
+
+#[test]
+fn a_failed_trial_is_no_member_whatever_the_objectives_and_limits() {
+    // A failed trial has accuracy 0 and no costs: with a cost limit or objective it
+    // stopped the search ("needs the trial's `params` metric"), and a resume replaying
+    // it stopped again.
+    let flat: Vec<Choice> = (0..6).map(|i| layer(&format!("l{i}"), 6, None)).collect();
+    for config in [
+        json!({"population": 3}),
+        json!({"population": 3, "max_params": 1e6}),
+        json!({"population": 3, "objectives": ["accuracy", "params"]}),
+        json!({"population": 3, "limits": {"latency_ms": 5.0}}),
+    ] {
+        let mut s = Evolution::new(&setup(flat.clone(), config.clone(), 2)).unwrap();
+        let archs = far_apart(&flat, 4, 5);
+        let costs = |acc: f64| Metrics {
+            accuracy: acc,
+            params: Some(10.0),
+            latency_ms: Some(1.0),
+            ..Default::default()
+        };
+        s.tell(&archs[0], &costs(0.5)).unwrap();
+        s.tell(&archs[1], &Metrics::failed("out of memory"))
+            .unwrap_or_else(|e| panic!("{config}: {e}"));
+        s.tell(&archs[2], &costs(0.6)).unwrap();
+        // Not a member (no slot taken, never a parent), and not proposed again.
+        let pop: Vec<Architecture> = s.population().into_iter().map(|m| m.0).collect();
+        assert_eq!(pop, vec![archs[0].clone(), archs[2].clone()], "{config}");
+        let state = s.save().unwrap();
+        let mut r = Evolution::new(&setup(flat.clone(), config.clone(), 2)).unwrap();
+        r.load(state).unwrap();
+        for _ in 0..50 {
+            let a = r.ask().unwrap().unwrap();
+            assert_ne!(a, archs[1], "{config}: the failed trial was asked again");
+        }
+    }
+}
+
+#[test]
+fn a_saved_member_not_of_the_space_is_refused() {
+    let flat: Vec<Choice> = (0..3).map(|i| layer(&format!("l{i}"), 4, None)).collect();
+    let mut s = Evolution::new(&setup(flat.clone(), json!({"population": 3}), 0)).unwrap();
+    let a = far_apart(&flat, 1, 1).remove(0);
+    s.tell(&a, &metrics(0.5)).unwrap();
+    let good = s.save().unwrap();
+    for (what, bad) in [
+        (
+            "an op of no choice",
+            json!({"l0": "zzz", "l1": "op0", "l2": "op0"}),
+        ),
+        ("a missing choice", json!({"l0": "op0"})),
+    ] {
+        let mut state = good.clone();
+        state["population"][0]["arch"] = bad;
+        let e = Evolution::new(&setup(flat.clone(), json!({"population": 3}), 0))
+            .unwrap()
+            .load(state)
+            .expect_err(what);
+        assert!(e.contains("member 0"), "{what}: {e}");
+    }
+    // And a state with no generator is no state.
+    let mut state = good.clone();
+    state.as_object_mut().unwrap().remove("rng");
+    let e = Evolution::new(&setup(flat.clone(), json!({"population": 3}), 0))
+        .unwrap()
+        .load(state)
+        .unwrap_err();
+    assert!(e.contains("`rng`"), "{e}");
+}

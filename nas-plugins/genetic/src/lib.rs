@@ -696,7 +696,7 @@ impl Strategy for Genetic {
                 self.population
             ));
         }
-        self.rng = Rng::from_state(rng);
+        self.rng = Rng::restored(rng).map_err(|e| format!("saved state field `rng`: {e}"))?;
         self.generation = generation;
         self.extras = extras;
         self.members = members;

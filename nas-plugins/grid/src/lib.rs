@@ -17,6 +17,7 @@
 //! Spaces with more than 10^7 architectures are refused.
 
 use nas_strategies::choices;
+use nas_strategies::oneshot::state_field;
 
 use choices::{combination, same_value};
 use nas_strategies::arch::{edge_input, edge_op_position, is_edge_op};
@@ -419,21 +420,23 @@ impl Strategy for Grid {
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        let size: u64 = config_field(&state, "size", self.total)?;
+        let size: u64 = state_field(&state, "size")?;
         if size != self.total {
             return Err(format!(
-                "saved grid state is for a space of {size} architectures; this space has {}",
+                "saved grid state is for a space of {size} architectures; this space has {} \
+                 (a state of another space, or saved by grid before 0.2.0, which counted \
+                 the ops of edges a node does not pick)",
                 self.total
             ));
         }
-        let shuffle: bool = config_field(&state, "shuffle", self.shuffle)?;
+        let shuffle: bool = state_field(&state, "shuffle")?;
         if shuffle != self.shuffle {
             return Err(format!(
                 "saved grid state has shuffle = {shuffle}; this grid has shuffle = {}",
                 self.shuffle
             ));
         }
-        let position: u64 = config_field(&state, "position", 0)?;
+        let position: u64 = state_field(&state, "position")?;
         if position > self.total {
             return Err(format!(
                 "saved grid position {position} is past the space's {} architectures",

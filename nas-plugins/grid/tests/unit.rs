@@ -239,6 +239,18 @@ fn save_new_load_resumes() {
         .load(json!({"position": 1, "size": 7, "shuffle": false}))
         .unwrap_err();
     assert!(e.contains('7'), "{e}");
+    // A state missing a field is no state (it loaded as position 0, and the grid
+    // proposed the run's trials again).
+    let good = g.save().unwrap();
+    for field in ["position", "size", "shuffle"] {
+        let mut state = good.clone();
+        state.as_object_mut().unwrap().remove(field);
+        let e = Grid::new(&setup(space(), json!({}), 9))
+            .unwrap()
+            .load(state)
+            .unwrap_err();
+        assert!(e.contains(&format!("`{field}`")), "{field}: {e}");
+    }
 }
 
 fn serde_json_roundtrip(v: &Value) -> Value {

@@ -321,7 +321,7 @@ impl Strategy for LocalSearch {
                 ));
             }
         }
-        self.rng = Rng::from_state(s.rng);
+        self.rng = Rng::restored(s.rng).map_err(|e| format!("state: `rng`: {e}"))?;
         self.obs = obs;
         self.expanded = s.expanded.into_iter().collect();
         self.phase = s.phase;

@@ -335,7 +335,7 @@ impl Strategy for Nao {
         self.model
             .set_weights(&weights)
             .map_err(|e| format!("nao state: {e}"))?;
-        self.rng = Rng::from_state(config_field(&s, "rng", self.rng.state())?);
+        self.rng = nas_strategies::oneshot::rng_in_state(&s)?;
         let history: Vec<(Vec<usize>, f64)> = config_field(&s, "history", vec![])?;
         let pending: Vec<Vec<usize>> = config_field(&s, "pending", vec![])?;
         let queue: Vec<Vec<usize>> = config_field(&s, "queue", vec![])?;

@@ -1038,7 +1038,7 @@ impl Strategy for Pnas {
                 .or_default()
                 .push((d, m));
         }
-        self.rng = Rng::from_state(config_field(&state, "rng", self.rng.state())?);
+        self.rng = nas_strategies::oneshot::rng_in_state(&state)?;
         Ok(())
     }
 }

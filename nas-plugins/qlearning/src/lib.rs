@@ -520,7 +520,7 @@ impl Strategy for QLearning {
                 .push(d);
         }
         self.asked = config_field(&state, "asked", 0)?;
-        self.rng = Rng::from_state(config_field(&state, "rng", self.rng.state())?);
+        self.rng = nas_strategies::oneshot::rng_in_state(&state)?;
         Ok(())
     }
 }

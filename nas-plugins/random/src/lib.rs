@@ -1,4 +1,7 @@
-//! Random search: each architecture drawn uniformly from the space; a draw that repeats
+//! Random search: each choice drawn uniformly (a `Repeat`'s scoped choices where the
+//! drawn depth builds them), which is uniform over the space's architectures where it
+//! has no `Repeat` (a shallow depth, having fewer architectures, is drawn as often as a
+//! deep one); a draw that repeats
 //! an architecture already proposed is drawn again, up to 100 times, so repeats are rare
 //! until most of the space has been seen (and then allowed: the budget is spent).
 //!
@@ -51,12 +54,8 @@ impl Strategy for RandomSearch {
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        self.rng = Rng::from_state(nas_strategies::config_field(
-            &state,
-            "rng",
-            self.rng.state(),
-        )?);
-        self.seen = nas_strategies::config_field(&state, "seen", Vec::<String>::new())?
+        self.rng = nas_strategies::oneshot::rng_in_state(&state)?;
+        self.seen = nas_strategies::oneshot::state_field::<Vec<String>>(&state, "seen")?
             .into_iter()
             .collect();
         Ok(())

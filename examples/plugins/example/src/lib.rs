@@ -58,7 +58,7 @@ impl Strategy for HillClimb {
     }
 
     fn load(&mut self, s: Value) -> Result<(), String> {
-        self.rng = Rng::from_state(nas_strategies::config_field(&s, "rng", self.rng.state())?);
+        self.rng = nas_strategies::oneshot::rng_in_state(&s)?;
         self.best = nas_strategies::config_field(&s, "best", None)?;
         self.told = nas_strategies::config_field(&s, "told", 0)?;
         Ok(())

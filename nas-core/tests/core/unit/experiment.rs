@@ -475,3 +475,26 @@ fn a_directory_a_run_is_being_made_in_is_refused_by_its_lock() {
     assert!(e.contains("is writing this run"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A saved state that lost its `strategy` field is an error naming the file: it was
+/// handed to the strategy as `null`, which a strategy reading its fields with defaults
+/// took for a fresh start (and proposed trials again). A stateless plugin's own `null`
+/// still loads.
+#[test]
+fn a_state_without_its_strategy_field_is_refused() {
+    let dir = temp_run("state-field");
+    let d = RunDir::create(&dir, &serde_json::json!({})).unwrap();
+    d.save_state(3, "random", &serde_json::Value::Null).unwrap();
+    let (told, by, state) = d.load_state().unwrap().unwrap();
+    assert_eq!(
+        (told, by.as_deref(), state),
+        (3, Some("random"), serde_json::Value::Null)
+    );
+    std::fs::write(d.state_path(), br#"{"told": 3, "by": "random"}"#).unwrap();
+    let e = d.load_state().unwrap_err();
+    assert!(
+        e.contains("strategy_state.json") && e.contains("`strategy`"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -73,3 +73,29 @@ fn schedules_and_clipping() {
     let g = p.grad().unwrap();
     assert!((g[0] - 0.6).abs() < 1e-4 && (g[1] - 0.8).abs() < 1e-4);
 }
+
+/// A saved Adam state is checked as it is restored: a negative step count zeroed the
+/// bias correction (every weight NaN at the next step), `i32::MAX` overflowed it, and a
+/// non-finite or negative moment made the next step NaN; each was accepted.
+#[test]
+fn a_damaged_adam_state_is_refused() {
+    let p = Tensor::parameter(vec![1.0, 2.0], &[2]);
+    let mut opt = Adam::new(vec![p.clone()], 0.0, false);
+    quad(&p);
+    opt.step(0.1);
+    let good = opt.state();
+    opt.set_state(good.clone()).unwrap();
+    let mut bad = vec![];
+    for t in [-1, i32::MAX] {
+        bad.push((format!("t {t}"), AdamState { t, ..good.clone() }));
+    }
+    let mut s = good.clone();
+    s.m[0][1] = f32::INFINITY;
+    bad.push(("infinite m".into(), s));
+    let mut s = good.clone();
+    s.v[0][0] = -1.0;
+    bad.push(("negative v".into(), s));
+    for (what, s) in bad {
+        assert!(opt.set_state(s).is_err(), "{what} accepted");
+    }
+}
