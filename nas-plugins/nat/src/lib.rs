@@ -756,11 +756,34 @@ impl EpochStrategy for Nat {
         let dist_ok = s.dist.is_empty()
             || (s.dist.len() == sizes.len()
                 && s.dist.iter().zip(&sizes).all(|(p, k)| p.len() == *k));
-        if !dist_ok
-            || !(s.largest.is_empty() || fits(&s.largest))
-            || !(s.smallest.is_empty() || fits(&s.smallest))
-        {
+        // Both ends are set before anything joins the archive (the distillation's
+        // teacher is read from `largest` at the next step).
+        let ends = if s.archive.is_empty() && s.largest.is_empty() && s.smallest.is_empty() {
+            true
+        } else {
+            fits(&s.largest) && fits(&s.smallest)
+        };
+        if !dist_ok || !ends {
             return Err("saved state does not fit this space".into());
+        }
+        // JSON holds no NaN, but a number past f32's range reads as infinity.
+        if let Some(m) = s
+            .archive
+            .iter()
+            .find(|m| !(m.acc.is_finite() && m.cost.is_finite() && m.violation.is_finite()))
+        {
+            return Err(format!(
+                "saved archive member {:?} has a figure that is not finite (accuracy {}, \
+                 cost {}, violation {})",
+                m.d, m.acc, m.cost, m.violation
+            ));
+        }
+        if s.dist
+            .iter()
+            .flatten()
+            .any(|p| !(p.is_finite() && *p >= 0.0))
+        {
+            return Err("saved distribution holds a value that is not a probability".into());
         }
         self.rng = rng;
         self.state = s;

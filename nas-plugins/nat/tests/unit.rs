@@ -390,6 +390,19 @@ fn loading_a_state_of_another_space_is_an_error() {
         json!([{"d": [0, 0, 5, 0, 0], "acc": 0.5, "cost": 1.0, "violation": 0.0}]);
     let e = s.load(state).unwrap_err();
     assert!(e.contains("does not fit"), "{e}");
+    // A fitting member with no ends (the teacher read at the next step: it panicked
+    // indexing an empty `largest`), and a figure that read as infinity, are refused.
+    let member = json!({"d": [0, 0, 0, 0, 0], "acc": 0.5, "cost": 1.0, "violation": 0.0});
+    let mut state = s.save().unwrap();
+    state["state"]["archive"] = json!([member]);
+    let e = s.load(state.clone()).unwrap_err();
+    assert!(e.contains("does not fit"), "{e}");
+    state["state"]["largest"] = json!([0, 0, 0, 0, 0]);
+    state["state"]["smallest"] = json!([0, 0, 0, 0, 0]);
+    s.load(state.clone()).unwrap();
+    state["state"]["archive"][0]["acc"] = json!(1e39);
+    let e = s.load(state).unwrap_err();
+    assert!(e.contains("not finite"), "{e}");
     let _ = Reduce::Sum;
 }
 

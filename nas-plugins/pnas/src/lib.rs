@@ -372,6 +372,8 @@ pub struct Pnas {
     pub queue: VecDeque<(Vec<usize>, usize)>,
     /// Every result: (decisions, depth, accuracy).
     pub history: Vec<(Vec<usize>, usize, f32)>,
+    /// Failed trials (no result): not trained on, not asked again.
+    pub failed: Vec<Vec<usize>>,
     pub pending: HashMap<String, Vec<(Vec<usize>, usize)>>,
     models: Vec<Mlp>,
 }
@@ -605,6 +607,7 @@ impl Pnas {
             .iter()
             .map(|(d, _, _)| decisions::key(&self.space, d))
             .collect();
+        s.extend(self.failed.iter().map(|d| decisions::key(&self.space, d)));
         s.extend(self.pending.keys().cloned());
         s.extend(
             self.queue
@@ -845,6 +848,7 @@ impl Strategy for Pnas {
             asked: 0,
             queue: VecDeque::new(),
             history: vec![],
+            failed: vec![],
             pending: HashMap::new(),
             models,
         })
@@ -863,7 +867,9 @@ impl Strategy for Pnas {
             let told = self
                 .history
                 .iter()
-                .any(|(h, _, _)| decisions::key(&self.space, h) == key);
+                .map(|(h, _, _)| h)
+                .chain(&self.failed)
+                .any(|h| decisions::key(&self.space, h) == key);
             if told || self.pending.contains_key(&key) {
                 continue;
             }
@@ -895,6 +901,12 @@ impl Strategy for Pnas {
             }
             _ => (d, self.blocks.len()),
         };
+        if metrics.is_failed() {
+            // No result: its accuracy 0 among real ones would squeeze the surrogate's
+            // standardised targets (as NAO's and DPP-Net's).
+            self.failed.push(d);
+            return Ok(());
+        }
         self.history.push((d, depth, acc));
         Ok(())
     }
@@ -919,6 +931,7 @@ impl Strategy for Pnas {
             "asked": self.asked,
             "queue": self.queue,
             "history": self.history,
+            "failed": self.failed,
             "pending": pending,
             "models": models,
             "adam": adam,
@@ -938,6 +951,7 @@ impl Strategy for Pnas {
         let to_pick: usize = config_field(&state, "to_pick", 0)?;
         let queue: VecDeque<(Vec<usize>, usize)> = config_field(&state, "queue", VecDeque::new())?;
         let history: Vec<(Vec<usize>, usize, f32)> = config_field(&state, "history", vec![])?;
+        let failed: Vec<Vec<usize>> = config_field(&state, "failed", vec![])?;
         let pending: Vec<(Vec<usize>, usize)> = config_field(&state, "pending", vec![])?;
         let models: Vec<Vec<Vec<f32>>> = config_field(&state, "models", vec![])?;
         let adam: Vec<AdamState> = config_field(&state, "adam", vec![])?;
@@ -979,11 +993,27 @@ impl Strategy for Pnas {
             .iter()
             .map(|(d, _)| d)
             .chain(pending.iter().map(|(d, _)| d))
-            .chain(history.iter().map(|(d, _, _)| d));
+            .chain(history.iter().map(|(d, _, _)| d))
+            .chain(&failed);
         for d in full {
             if !fits(d, n) {
                 return Err(format!("saved decisions {d:?} do not fit this space"));
             }
+        }
+        // JSON holds no NaN, but a number past f32's range reads as infinity.
+        if let Some((d, _, a)) = history.iter().find(|(_, _, a)| !a.is_finite()) {
+            return Err(format!(
+                "saved accuracy of {d:?} is not a finite number ({a})"
+            ));
+        }
+        if models.iter().flatten().flatten().any(|w| !w.is_finite()) {
+            return Err("saved surrogate weights hold a value that is not finite".into());
+        }
+        if to_pick > pool.len() {
+            return Err(format!(
+                "saved state has {to_pick} cells still to pick from {} expansions",
+                pool.len()
+            ));
         }
         if models.len() != self.models.len() {
             return Err(format!(
@@ -1031,6 +1061,7 @@ impl Strategy for Pnas {
         self.asked = asked;
         self.queue = queue;
         self.history = history;
+        self.failed = failed;
         self.pending.clear();
         for (d, m) in pending {
             self.pending

@@ -557,3 +557,66 @@ mod progressive {
         assert_eq!(keys.len(), 150);
     }
 }
+
+/// A failed trial (no result) is not trained on: its accuracy 0 among real ones
+/// squeezed the surrogate's standardised targets. It is not asked again, and a saved
+/// state keeps it.
+#[test]
+fn a_failed_trial_is_not_trained_on_nor_asked_again() {
+    let space = nb201_like();
+    let obj = Objective::new(&space, 2);
+    let mut s = make(space.clone(), json!({}), 2, 150);
+    drive(&mut s, &obj, 4, 1);
+    let a = s.ask().unwrap().unwrap();
+    let fail = decisions::from_arch(&space, &a).unwrap();
+    s.tell(&a, &nas_strategies::Metrics::failed("node lost"))
+        .unwrap();
+    assert!(
+        s.history.iter().all(|(d, _, _)| *d != fail),
+        "the failed trial went into the surrogate's data"
+    );
+    let mut b = make(space.clone(), json!({}), 2, 150);
+    b.load(s.save().unwrap()).unwrap();
+    for t in [&mut s, &mut b] {
+        for _ in 0..60 {
+            let Some(x) = t.ask().unwrap() else { break };
+            assert_ne!(decisions::from_arch(&space, &x).unwrap(), fail);
+            t.tell(&x, &obj.metrics(&x)).unwrap();
+        }
+    }
+}
+
+/// A saved state whose numbers read as infinity (past f32's range), whose Adam step
+/// count is negative, or which has more cells to pick than expansions left, is
+/// refused: each loaded, and the surrogate's weights went NaN or its asks failed.
+#[test]
+fn a_damaged_saved_state_is_refused() {
+    let space = nb201_like();
+    let obj = Objective::new(&space, 3);
+    let mut s = make(space.clone(), json!({}), 3, 150);
+    drive(&mut s, &obj, 8, 1);
+    let good = s.save().unwrap();
+    make(space.clone(), json!({}), 3, 150)
+        .load(good.clone())
+        .unwrap();
+    let mut cases = vec![];
+    let mut v = good.clone();
+    v["history"][0][2] = json!(1e39);
+    cases.push(("infinite accuracy", v, "accuracy"));
+    let mut v = good.clone();
+    v["adam"][0]["t"] = json!(-1);
+    cases.push(("negative step count", v, "step count"));
+    let mut v = good.clone();
+    v["models"][0][0][0] = json!(1e39);
+    cases.push(("infinite weight", v, "not finite"));
+    let mut v = good.clone();
+    v["pool"] = json!([]);
+    v["to_pick"] = json!(5);
+    cases.push(("to_pick past the pool", v, "to pick"));
+    for (what, state, says) in cases {
+        let e = make(space.clone(), json!({}), 3, 150)
+            .load(state)
+            .expect_err(what);
+        assert!(e.contains(says), "{what}: {e}");
+    }
+}
