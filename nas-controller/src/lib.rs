@@ -146,11 +146,16 @@ impl Config {
                 "must be >= 0",
             );
         }
-        if !(cfg.temperature > 0.0 && cfg.temperature.is_finite()) {
+        // (A temperature so small that its inverse is infinite made the logits
+        // infinite and the log-probabilities NaN.)
+        if !(cfg.temperature > 0.0
+            && cfg.temperature.is_finite()
+            && (1.0 / cfg.temperature).is_finite())
+        {
             return bad(
                 "temperature",
                 cfg.temperature.to_string(),
-                "must be positive",
+                "must be positive, and at least 1e-38",
             );
         }
         if !(cfg.tanh_c >= 0.0 && cfg.tanh_c.is_finite()) {
@@ -620,18 +625,29 @@ impl Strategy for Reinforce {
         let pending: Vec<(Vec<usize>, f32)> = config_field(&state, "pending", vec![])?;
         let batch: Vec<(Vec<usize>, f32, f32)> = config_field(&state, "batch", vec![])?;
         let sizes = decisions::sizes(&self.space);
-        let check = |d: &Vec<usize>| {
-            if d.len() != sizes.len() || d.iter().zip(&sizes).any(|(x, s)| x >= s) {
-                Err(format!("saved decisions {d:?} do not fit this space"))
-            } else {
-                Ok(())
+        let decided = pending
+            .iter()
+            .map(|(d, _)| d)
+            .chain(batch.iter().map(|b| &b.0));
+        for d in decided {
+            if !decisions::fits(&sizes, d) {
+                return Err(format!("saved decisions {d:?} do not fit this space"));
             }
-        };
-        for (d, _) in &pending {
-            check(d)?;
         }
-        for (d, _, _) in &batch {
-            check(d)?;
+        // JSON holds no NaN, but a number past f32's range reads as infinity (and the
+        // next update failed as "diverged").
+        let figures = pending
+            .iter()
+            .map(|p| p.1)
+            .chain(batch.iter().flat_map(|b| [b.1, b.2]));
+        if let Some(x) = figures
+            .chain(weights.iter().flatten().copied())
+            .find(|x| !x.is_finite())
+        {
+            return Err(format!(
+                "saved state holds {x}, not a finite number (a reward, log-probability or \
+                 weight)"
+            ));
         }
         self.ctrl.set_weights(&weights)?;
         self.opt = self.cfg.adam(self.ctrl.params());
@@ -794,6 +810,47 @@ mod tests {
         drive(&mut b, &obj, 20, 3);
         let e = b.load(json!({"weights": [[1.0]]})).err().unwrap();
         assert!(e.contains("weight"), "{e}");
+        // Figures past f32's range (read as infinity), a negative Adam step count and the
+        // generator's zero state were loaded, and the next update failed as "diverged"
+        // (or the controller sampled option 0 for ever).
+        let mut cases = vec![];
+        for (path, v) in [
+            ("/batch/0/1", json!(1e39)),
+            ("/pending/0/1", json!(-1e39)),
+            ("/weights/0/0", json!(1e39)),
+            ("/adam/t", json!(-1)),
+            ("/rng", json!([0, 0, 0, 0])),
+        ] {
+            let mut s = state.clone();
+            *s.pointer_mut(path).unwrap_or_else(|| panic!("{path}")) = v;
+            cases.push((path, s));
+        }
+        for (path, s) in cases {
+            let e = make(space.clone(), json!({"batch": 2}), 99, 80).load(s);
+            assert!(e.is_err(), "{path} loaded");
+        }
+    }
+
+    /// A temperature whose inverse is infinite (1e-39) made every logit infinite and the
+    /// log-probabilities NaN: refused, naming the field.
+    #[test]
+    fn a_temperature_too_small_to_invert_is_refused() {
+        let e = Reinforce::new(&setup(
+            layer_space(2, 2),
+            json!({"temperature": 1e-39, "tanh_c": 0}),
+            0,
+            10,
+        ))
+        .err()
+        .expect("1e-39 accepted");
+        assert!(e.contains("`temperature`"), "{e}");
+        assert!(Reinforce::new(&setup(
+            layer_space(2, 2),
+            json!({"temperature": 1e-3}),
+            0,
+            10
+        ))
+        .is_ok());
     }
 
     #[test]

@@ -438,6 +438,16 @@ impl EpochStrategy for BossNas {
         {
             return Err("the checkpoint's BossNAS state does not fit this space".into());
         }
+        // The blocks not searched yet hold their first option (the later choices of
+        // every path trained and ranked until their block is searched).
+        let mut unsearched = self.blocks.iter().skip(searched).flatten();
+        if let Some(&c) = unsearched.find(|&&c| chosen[c] != 0) {
+            return Err(format!(
+                "the checkpoint's BossNAS state has `{}` at option {} though its block is \
+                 not searched yet (blocks searched: {searched})",
+                self.info.choices[c].label, chosen[c]
+            ));
+        }
         (self.chosen, self.searched, self.scores) = (chosen, searched, scores);
         Ok(())
     }

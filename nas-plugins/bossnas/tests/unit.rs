@@ -255,3 +255,22 @@ fn a_step_trains_distinct_paths_and_each_block_restarts_the_schedule() {
     }
     assert_eq!(f.ssl[0].lr_restarts, vec![5]);
 }
+
+/// A saved state with a choice of an unsearched block off its first option, or with the
+/// generator's zero state (every draw 0: the same path trained over and over), is
+/// refused; both loaded.
+#[test]
+fn a_damaged_saved_state_is_refused() {
+    let f = two_blocks(2, 10);
+    let make = || BossNas::create(&fake_setup(&f, json!({}), 0, None)).unwrap();
+    let good = make().save().unwrap();
+    make().load(good.clone()).unwrap();
+    let mut off = good.clone();
+    off["chosen"] = json!([0, 0, 2, 0, 0]);
+    let e = make().load(off).unwrap_err();
+    assert!(e.contains("b1/op2"), "{e}");
+    let mut zero = good.clone();
+    zero["rng"] = json!([0, 0, 0, 0]);
+    let e = make().load(zero).unwrap_err();
+    assert!(e.contains("`rng`"), "{e}");
+}
