@@ -826,6 +826,19 @@ pub fn table_search_leaves(a: &SearchArgs) -> Option<String> {
             if data.len() == 1 { "s" } else { "" }
         ));
     }
+    // The table's cells were trained at C = 16, N = 5, whatever the run's network.
+    let size: Vec<String> = [("--channels", a.space.channels), ("--cells", a.space.cells)]
+        .into_iter()
+        .filter_map(|(flag, v)| Some(format!("{flag} {}", v?)))
+        .collect();
+    if !size.is_empty() {
+        parts.push(format!(
+            "its accuracies and costs are of NAS-Bench-201's networks (C 16, 5 cells a \
+             stage), so {} only size{} what `nas retrain` builds",
+            size.join(" and "),
+            if size.len() == 1 { "s" } else { "" }
+        ));
+    }
     (!parts.is_empty()).then(|| {
         format!(
             "the table evaluator looks accuracies up in NAS-Bench-201 (CIFAR-10) and \

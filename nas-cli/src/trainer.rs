@@ -617,8 +617,9 @@ impl<'a> SupernetTrainer<'a> {
         .lr(self.cfg.lr, self.steps as f32 / per_epoch)
     }
 
-    /// Accuracy of an architecture with the supernet's weights on the whole validation
-    /// split (batch-norm statistics recalibrated on `recalibrate` training batches, at
+    /// Accuracy of an architecture with the supernet's weights on the validation split's
+    /// whole batches (the last `val.n % batch` images are left out, as every one-shot
+    /// score leaves them; `nas export --onnx` scores every image) (batch-norm statistics recalibrated on `recalibrate` training batches, at
     /// most the split's).
     pub fn evaluate_arch(
         &mut self,

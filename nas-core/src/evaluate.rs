@@ -112,7 +112,11 @@ impl Nb201Table {
         let seed_cols: Vec<usize> = cols
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.starts_with("val_acc_s"))
+            // `val_acc_s777`, not `val_acc_std` (a column some tables add).
+            .filter(|(_, c)| {
+                c.strip_prefix("val_acc_s")
+                    .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            })
             .map(|(i, _)| i)
             .collect();
         let mut rows = HashMap::new();
@@ -296,7 +300,9 @@ impl Evaluator for TrainEvaluator<'_> {
                 total: self.epochs as f32,
                 min_lr: 0.0,
             },
-            augment: Augment::default(),
+            // As `nas train`, `nas retrain` and the one-shot trainer (until 2026-12-07
+            // trials were not augmented on CIFAR-shaped data).
+            augment: Augment::standard_for(self.train.c, self.train.h, self.train.w),
             seed: trial_seed,
             ..TrainConfig::default()
         };

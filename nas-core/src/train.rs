@@ -51,12 +51,15 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
-/// Number of correct argmax predictions of `[rows, classes]` logits.
+/// Number of correct argmax predictions of `[rows, classes]` logits (ties to the first
+/// maximum). A row holding a NaN predicts nothing: before, a NaN first logit made it
+/// predict class 0, so a diverged network scored about one class's share.
 pub fn correct(logits: &Tensor, labels: &[u32]) -> usize {
     let classes = logits.dim(logits.rank() - 1);
     let d = logits.data();
     d.chunks(classes)
         .zip(labels)
+        .filter(|(row, _)| !row.iter().any(|v| v.is_nan()))
         .filter(|(row, &y)| {
             let mut best = 0;
             for (i, v) in row.iter().enumerate() {

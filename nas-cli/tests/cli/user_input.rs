@@ -241,6 +241,22 @@ fn a_table_search_says_which_training_options_it_does_not_use() {
         "{err}"
     );
     std::fs::remove_dir_all(&d).ok();
+    // The network's size: the table's figures are of C 16, N 5 whatever it is (a
+    // reduced network's search said nothing of it).
+    let (ok, out, err) = table_search(
+        &d,
+        &[&quick[..], &["--channels", "8", "--cells", "1"]].concat(),
+    );
+    assert!(
+        ok,
+        "{out}
+{err}"
+    );
+    assert!(
+        err.contains("--channels 8 and --cells 1 only size what `nas retrain` builds"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).ok();
     let (ok, out, err) = table_search(&d, &quick);
     assert!(ok && !err.contains("table evaluator"), "{out}\n{err}");
     std::fs::remove_dir_all(&d).ok();

@@ -110,3 +110,36 @@ fn a_table_with_non_finite_or_out_of_range_values_is_refused() {
         );
     }
 }
+
+/// A column named like a seed's but not one (`val_acc_std`) is not drawn as a seed's
+/// accuracy (it was: a query could return a standard deviation of about 0.1%).
+#[test]
+fn only_numbered_val_acc_columns_are_seeds() {
+    let p = std::env::temp_dir().join(format!("nas-std-table-{}.csv", std::process::id()));
+    std::fs::write(
+        &p,
+        "key,arch_str,val_acc_s777,val_acc_s888,val_acc_std,val_acc_mean,params_mb,latency_s,\
+         train_time_s\n000000,x,90.0,91.0,0.5,90.5,0.07,0.01,700\n",
+    )
+    .unwrap();
+    let t = Nb201Table::load(&p);
+    std::fs::remove_file(&p).ok();
+    let t = t.unwrap();
+    let row = t.rows.values().next().unwrap();
+    assert_eq!(row.seeds, vec![90.0, 91.0]);
+}
+
+/// A row of logits holding a NaN predicts nothing; with a NaN first logit it predicted
+/// class 0, so a diverged network scored about one class's share instead of 0.
+#[test]
+fn a_nan_logit_predicts_no_class() {
+    use nas_core::tensor::Tensor;
+    let nan = f32::NAN;
+    let logits = Tensor::from_vec(
+        vec![nan, nan, nan, 1.0, 2.0, nan, 0.0, 1.0, 2.0, 5.0, 5.0, 0.0],
+        &[4, 3],
+    );
+    // Rows: all NaN (label 0), a NaN after the maximum (label 1), clean (label 2),
+    // a tie (label 0, the first maximum).
+    assert_eq!(nas_core::train::correct(&logits, &[0, 1, 2, 0]), 2);
+}
