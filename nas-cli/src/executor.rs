@@ -96,7 +96,7 @@ impl Outcome {
 
 /// Whether the devices still work after a failure (`nas_core::device::usable`).
 /// `NAS_TEST_DEVICE_BREAKS` (the tests', no user sets it) makes them not.
-fn devices_usable() -> Result<(), String> {
+pub fn devices_usable() -> Result<(), String> {
     if std::env::var_os("NAS_TEST_DEVICE_BREAKS").is_some() {
         return Err("the device broke (NAS_TEST_DEVICE_BREAKS)".into());
     }

@@ -144,6 +144,17 @@ impl SlurmConfig {
                 }
             }
         }
+        if let Some(arg) = c.sbatch_args.iter().find(|a| taken_sbatch_option(a)) {
+            return bad(
+                "sbatch_args",
+                format!("{arg:?}"),
+                "free of the options the executor sets or relies on (--job-name, \
+                 --output, --error, --open-mode, --parsable, --requeue, --no-requeue, \
+                 --wrap, --array, --clusters, --hold, --wait and their short forms): it \
+                 finds a trial's jobs by their name on the default cluster and reads \
+                 their logs where it put them",
+            );
+        }
         Ok(c)
     }
 
@@ -165,6 +176,39 @@ impl SlurmConfig {
     }
 }
 
+/// Whether an `sbatch` argument is one the executor sets (the job's name, log,
+/// requeueing, command) or relies on not being set (one job per submission, on the
+/// cluster `squeue` and `scancel` reach, not held, not waited for): a job renamed or on
+/// another cluster was never seen again, and was submitted anew each grace period.
+pub fn taken_sbatch_option(arg: &str) -> bool {
+    const LONG: [&str; 12] = [
+        "--job-name",
+        "--output",
+        "--error",
+        "--open-mode",
+        "--parsable",
+        "--requeue",
+        "--no-requeue",
+        "--wrap",
+        "--array",
+        "--clusters",
+        "--hold",
+        "--wait",
+    ];
+    // Short forms, with their value attached or not: -J -o -e -a -M -H -W.
+    const SHORT: [char; 7] = ['J', 'o', 'e', 'a', 'M', 'H', 'W'];
+    if let Some(long) = arg.strip_prefix("--") {
+        // sbatch takes an unambiguous abbreviation of a long option (`--job=x`).
+        let name = long.split('=').next().unwrap_or("");
+        return LONG
+            .iter()
+            .any(|l| l[2..] == *name || (name.len() >= 3 && l[2..].starts_with(name)));
+    }
+    arg.strip_prefix('-')
+        .and_then(|s| s.chars().next())
+        .is_some_and(|c| SHORT.contains(&c))
+}
+
 /// One job as `squeue` lists it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
@@ -178,11 +222,16 @@ pub struct Job {
 impl Job {
     /// A job Slurm put on hold itself, which waits until released: a requeued job
     /// whose relaunch failed (after a controller crash, say) is left PENDING with
-    /// "launch failed requeued held". A hold the user set is left alone.
+    /// "launch failed requeued held". Other holds are a person's (`scontrol hold`,
+    /// "JobHeldUser"; `scontrol requeuehold`, "job requeued in held state"; an
+    /// administrator's, "JobHeldAdmin") and are left alone (before, every reason
+    /// holding "held" but JobHeldUser was released).
     pub fn held_by_slurm(&self) -> bool {
         self.state == "PENDING"
-            && self.reason.to_ascii_lowercase().contains("held")
-            && !self.reason.contains("JobHeldUser")
+            && self
+                .reason
+                .to_ascii_lowercase()
+                .contains("launch failed requeued held")
     }
 }
 
@@ -278,7 +327,13 @@ impl Cluster for Programs {
         for chunk in names.chunks(64) {
             let out = output_of(
                 Command::new("squeue")
-                    .args(["--noheader", "--states=all", "--format=%i|%j|%T|%r"])
+                    // `--all`: jobs in hidden partitions too.
+                    .args([
+                        "--all",
+                        "--noheader",
+                        "--states=all",
+                        "--format=%i|%j|%T|%r",
+                    ])
                     .arg(format!("--name={}", chunk.join(","))),
                 "squeue",
             )?;
@@ -461,6 +516,9 @@ pub struct DispatchLog {
     pub id: Option<String>,
     /// For each trial, the attempts made since its spec was last written.
     pub attempts: BTreeMap<usize, u32>,
+    /// Trials whose last attempt an interrupt cancelled: submitted again as that same
+    /// attempt, not counted as a failed one.
+    pub interrupted: BTreeSet<usize>,
     /// Whether the id is new and still to be written (as the log's first line, before
     /// the first event: a search that submits nothing leaves no log).
     id_unwritten: bool,
@@ -470,6 +528,7 @@ impl DispatchLog {
     fn open(run: &Path) -> Result<DispatchLog> {
         let path = run.join("dispatch.jsonl");
         let mut attempts = BTreeMap::new();
+        let mut interrupted = BTreeSet::new();
         let text = match std::fs::read(&path) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -492,11 +551,16 @@ impl DispatchLog {
             match v["event"].as_str() {
                 Some("spec") => {
                     attempts.insert(t, 0);
+                    interrupted.remove(&t);
                 }
                 Some("submitted") => {
                     let a = v["attempt"].as_u64().unwrap_or(0) as u32;
                     let e = attempts.entry(t).or_insert(0);
                     *e = (*e).max(a);
+                    interrupted.remove(&t);
+                }
+                Some("interrupted") => {
+                    interrupted.insert(t);
                 }
                 _ => {}
             }
@@ -510,6 +574,7 @@ impl DispatchLog {
         Ok(DispatchLog {
             path,
             attempts,
+            interrupted,
             id,
             id_unwritten,
         })
@@ -549,6 +614,11 @@ pub struct Pending {
     ended_since: Option<Instant>,
     /// Its last `sbatch` failed (the job may or may not exist).
     submit_failed: bool,
+    /// `sbatch` refusals in a row, and when to try again: the wait doubles from
+    /// `poll_seconds` up to 5 minutes (before, a refused submission was tried again at
+    /// every look, every 2 s by default, for as long as the refusal lasted).
+    refusals: u32,
+    retry_at: Option<Instant>,
     outcome: Option<Outcome>,
 }
 
@@ -597,7 +667,7 @@ impl<C: Cluster> Slurm<C> {
         let dir = self.run.join("trials");
         std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
         let file = dir.join(format!("probe-{nonce}"));
-        let log = dir.join(format!("probe-{nonce}-%j.out"));
+        let log = log_pattern(&dir, &format!("probe-{nonce}-%j.out"));
         let name = self.job_name("probe");
         let cmd = vec![
             self.nas.display().to_string(),
@@ -723,7 +793,7 @@ impl<C: Cluster> Slurm<C> {
         self.log.record(json!({
             "trial": p.trial, "attempt": attempt, "event": "submitting", "name": p.name,
         }))?;
-        let log = trial_dir(&self.run, p.trial).join("slurm-%j.out");
+        let log = log_pattern(&trial_dir(&self.run, p.trial), "slurm-%j.out");
         match self.cluster.submit(&p.name, &log, &self.command(p.trial)) {
             Ok(id) => {
                 self.log.record(json!({
@@ -734,10 +804,19 @@ impl<C: Cluster> Slurm<C> {
                 p.jobs.insert(id, "PENDING".into());
                 p.submit_failed = false;
                 p.ended_since = None;
+                (p.refusals, p.retry_at) = (0, None);
             }
             Err(e) if !self.submitted_any => bail!("--executor slurm: {e}"),
             Err(e) => {
-                tracing::warn!("trial {}: {e}; trying again", p.trial);
+                p.refusals += 1;
+                let wait =
+                    (self.cfg.poll_seconds * 2f64.powi(p.refusals.min(30) as i32)).min(300.0);
+                p.retry_at = Some(Instant::now() + std::time::Duration::from_secs_f64(wait));
+                tracing::warn!(
+                    "trial {}: {e}; trying again in {wait:.0} s ({} in a row)",
+                    p.trial,
+                    crate::count(p.refusals as usize, "refusal")
+                );
                 self.log.record(json!({
                     "trial": p.trial, "attempt": attempt, "event": "submit-failed",
                     "error": e,
@@ -773,6 +852,17 @@ impl<C: Cluster> Slurm<C> {
         };
         let ids: Vec<String> = ids.into_iter().collect();
         let _ = self.cluster.cancel(&ids);
+        // The attempts cancelled are not the trials' failures: a resume submits each
+        // again as the same attempt (before, each interrupt used up one of every
+        // trial's `max_attempts`, and with 1 the resume journaled them all failed).
+        for p in pending
+            .iter()
+            .filter(|p| p.outcome.is_none() && p.attempt > 0)
+        {
+            let _ = self.log.record(json!({
+                "trial": p.trial, "attempt": p.attempt, "event": "interrupted",
+            }));
+        }
         ids.len()
     }
 
@@ -855,7 +945,9 @@ impl<C: Cluster> Slurm<C> {
                 continue;
             }
             if p.attempt == 0 || p.submit_failed {
-                self.submit(p)?;
+                if p.retry_at.is_none_or(|t| Instant::now() >= t) {
+                    self.submit(p)?;
+                }
                 continue;
             }
             let since = *p.ended_since.get_or_insert_with(Instant::now);
@@ -900,6 +992,14 @@ impl<C: Cluster> Slurm<C> {
     }
 }
 
+/// The `sbatch --output` pattern of file `file` (holding `%j`) in `dir`: a `%` of the
+/// directory's path is written `%%`, which sbatch reads as itself (before, a run
+/// directory named `a%jb` sent the logs to another directory, which did not exist, and
+/// the jobs failed).
+pub fn log_pattern(dir: &Path, file: &str) -> PathBuf {
+    PathBuf::from(dir.to_string_lossy().replace('%', "%%")).join(file)
+}
+
 /// The tail of the log `sbatch -o DIR/PREFIX%j.out` wrote for job `id`, if it exists.
 pub fn log_of(dir: &Path, prefix: &str, id: &str) -> Option<(PathBuf, String)> {
     let p = dir.join(format!("{prefix}{id}.out"));
@@ -923,7 +1023,10 @@ impl<C: Cluster> Executor for Slurm<C> {
                 attempt: self.log.attempts.get(&trial).copied().unwrap_or(0),
                 jobs: BTreeMap::new(),
                 ended_since: None,
-                submit_failed: false,
+                // An attempt an interrupt cancelled is submitted again as itself.
+                submit_failed: self.log.interrupted.contains(&trial),
+                refusals: 0,
+                retry_at: None,
                 outcome: None,
             });
         }
@@ -1024,7 +1127,7 @@ pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
     let mut s = start(cfg, run, seed)?;
     let run = s.run.clone();
     let name = s.job_name("search");
-    let log = run.join("slurm-search-%j.out");
+    let log = log_pattern(&run, "slurm-search-%j.out");
     let cmd = vec![
         s.nas.display().to_string(),
         "resume".into(),
@@ -1040,7 +1143,10 @@ pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
             && run.join("best.json").exists()
     };
     const SEARCH: usize = usize::MAX;
-    let mut attempt = s.log.attempts.get(&SEARCH).copied().unwrap_or(0);
+    // Attempts of this process: each `nas resume` has `max_attempts` of its own, as the
+    // message that ends one says (before, the count was read back from the log, so a
+    // search that had used them up could never be resumed).
+    let mut attempt = 0;
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut ended_since: Option<Instant> = None;
     loop {

@@ -66,7 +66,16 @@ pub fn run(t: TrialArgs) -> Result<()> {
     })?;
     let (metrics, device_failure) = match evaluated {
         Ok(m) => (m.map_err(|e| anyhow!("trial {trial}: {e}"))?, None),
-        Err(why) => (nas_core::evaluate::Metrics::failed(&why), Some(why)),
+        Err(why) => {
+            // A device that does not work after the failure may have failed the trial
+            // for its own fault, not the network's: the job fails without a result, so
+            // the trial is submitted again (another node, maybe), as a local search
+            // leaves it to its resume. Before, the trial was journaled failed.
+            if let Err(e) = crate::executor::devices_usable() {
+                bail!("trial {trial}: {why}; the device does not work after it: {e}");
+            }
+            (nas_core::evaluate::Metrics::failed(&why), Some(why))
+        }
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let result = TrialResult {

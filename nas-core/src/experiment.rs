@@ -694,7 +694,7 @@ fn record_of_a_run(name: &str) -> bool {
 /// checkpoints, cut journal lines, temporaries), not a file of the user's.
 fn written_by_a_run(name: &str) -> bool {
     RUN_FILES.contains(&name)
-        || ["journal.jsonl", "run.lock"].contains(&name)
+        || ["journal.jsonl", "run.lock", "dispatch.jsonl"].contains(&name)
         || name.starts_with("journal.jsonl.cut-")
         || name.starts_with("supernet")
         || (name.starts_with('.') && name.contains(".tmp-"))

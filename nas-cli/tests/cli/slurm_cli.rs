@@ -338,6 +338,55 @@ fn ctrl_c_cancels_the_runs_jobs() {
     assert_eq!(cancelled.lines().count(), 2, "{cancelled}");
 }
 
+/// A search interrupted before its first trial was journaled, with one attempt a trial:
+/// `nas resume` goes on as it said, and the jobs the interrupt cancelled are submitted
+/// again, not counted as failed attempts. Before, the run was discarded (its
+/// `dispatch.jsonl` and `trials/` left behind, and "not a run directory" on resume),
+/// and a resume of a run with trials journaled journaled every cancelled trial failed.
+#[test]
+fn an_interrupted_cluster_search_resumes_without_spending_attempts() {
+    let want = local_journal("int-resume", 4);
+    let base = tmp("int-resume");
+    let (dir, state) = (base.join("run%j"), base.join("cluster"));
+    let one = r#"{"poll_seconds": 0.05, "result_grace_seconds": 0.5, "max_attempts": 1}"#;
+    let mut args = search_args(&dir, 4);
+    args.extend(["--executor", "slurm", "--slurm", one].map(String::from));
+    let child = nas_fake(&state)
+        .env("NAS_TEST_TRIAL_DELAY_MS", "30000")
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while submissions(&state).len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no jobs submitted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    // The job logs went where the executor reads them (the `%` of the run's name is
+    // not sbatch's `%j`).
+    assert!(
+        std::fs::read_dir(dir.join("trials").join("0"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("slurm-")),
+        "no job log in the trial's directory"
+    );
+    let (ok, out, err) = run(nas_fake(&state)
+        .env("NAS_TEST_TRIAL_DELAY_MS", "50")
+        .args(["resume", &dir.display().to_string()]));
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(journal(&dir), want, "{err}");
+}
+
 #[test]
 fn bad_cluster_options_and_unreachable_binaries_are_named() {
     let base = tmp("bad");

@@ -36,6 +36,10 @@ struct Fake {
     /// Jobs submitted are held (as after a failed relaunch) until released.
     hold: bool,
     released: Vec<String>,
+    /// After this many submissions succeed, refuse the next `.1` (the cluster's
+    /// answer: not submitted).
+    refuse_after: Option<(usize, usize)>,
+    refused: usize,
 }
 
 fn trial_of(cmd: &[String]) -> usize {
@@ -90,6 +94,12 @@ impl Fake {
 impl Cluster for Fake {
     fn submit(&mut self, name: &str, _log: &Path, cmd: &[String]) -> Result<String, String> {
         let trial = trial_of(cmd);
+        if let Some((ok, n)) = self.refuse_after {
+            if self.submits.len() >= ok && self.refused < n {
+                self.refused += 1;
+                return Err("sbatch: error: QOSMaxSubmitJobPerUserLimit".into());
+            }
+        }
         self.submits.push((name.into(), trial));
         let id = self.add(name, trial);
         if self.hold {
@@ -362,13 +372,37 @@ fn a_job_slurm_holds_is_released() {
     let out = s.evaluate(&archs(1), 0).unwrap();
     assert_eq!(accuracies(&out), vec![0.0]);
     assert_eq!(s.cluster.released.len(), 1);
-    let user = Job {
-        id: "1".into(),
-        name: "x".into(),
-        state: "PENDING".into(),
-        reason: "JobHeldUser".into(),
-    };
-    assert!(!user.held_by_slurm());
+    // A person's holds are left alone: the user's, `scontrol requeuehold`'s and an
+    // administrator's (the last two were released).
+    for reason in ["JobHeldUser", "job requeued in held state", "JobHeldAdmin"] {
+        let held = Job {
+            id: "1".into(),
+            name: "x".into(),
+            state: "PENDING".into(),
+            reason: reason.into(),
+        };
+        assert!(!held.held_by_slurm(), "{reason}");
+    }
+}
+
+/// After its first job, a trial whose `sbatch` is refused is tried again after a wait
+/// that doubles, not at every look (every `poll_seconds`, for as long as the refusal
+/// lasted).
+#[test]
+fn a_refused_submission_is_tried_again_with_a_growing_wait() {
+    let d = tmp("refused");
+    let mut fake = Fake::new(&d);
+    // The first trial's submission succeeds; the second's is refused 3 times.
+    fake.refuse_after = Some((1, 3));
+    let mut s = executor(&d, fake, 0.0);
+    let start = std::time::Instant::now();
+    let out = s.evaluate(&archs(2), 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0, 0.01]);
+    // Waits of 0.02, 0.04 and 0.08 s at `poll_seconds` 0.01: at least 0.14 s, and 4
+    // submissions of trial 1 in all (at every look it would have been tried ~14 times).
+    assert!(start.elapsed().as_secs_f64() >= 0.14);
+    let tries = s.cluster.refused + s.cluster.submits.iter().filter(|(_, t)| *t == 1).count();
+    assert_eq!(tries, 4, "{:?}", s.cluster.submits);
 }
 
 #[test]
@@ -459,6 +493,37 @@ fn options_are_checked_and_squeue_lines_parse() {
     assert_eq!(jobs.len(), 3);
     assert_eq!(jobs[1].state, "CANCELLED");
     assert!(jobs[2].held_by_slurm() && !jobs[0].held_by_slurm());
+    // Options the executor sets or relies on, long, abbreviated or short, are refused
+    // in `sbatch_args` (a job renamed was never found again and submitted anew each
+    // grace period); others pass.
+    for arg in [
+        "--job-name=mine",
+        "--job=mine",
+        "-Jmine",
+        "-J",
+        "--output=x.log",
+        "-o",
+        "--clusters=b",
+        "-M",
+        "--array=0-3",
+        "--hold",
+        "--wait",
+        "--no-requeue",
+    ] {
+        let text = json!({ "sbatch_args": [arg] }).to_string();
+        let e = SlurmConfig::parse(Some(&text)).unwrap_err().to_string();
+        assert!(e.contains("sbatch_args") && e.contains(arg), "{arg}: {e}");
+    }
+    for arg in [
+        "--mem=4G",
+        "--qos=low",
+        "--wait-all-nodes=1",
+        "-N",
+        "--nodes=1",
+        "--acctg-freq=30",
+    ] {
+        assert!(!taken_sbatch_option(arg), "{arg}");
+    }
     assert!(!is_live(&jobs[1].state) && is_live("REQUEUED") && is_live("PENDING"));
     assert_eq!(
         shell_join(&["/a b/nas".into(), "trial".into(), "it's".into()]),
