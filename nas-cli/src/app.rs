@@ -125,9 +125,16 @@ pub fn main() {
 /// `NAS_TRACE=FILE`: every span of the command is recorded, and written to FILE as a
 /// Chrome trace when it ends (Perfetto and chrome://tracing open it).
 pub fn span_trace_start() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("NAS_TRACE").filter(|p| !p.is_empty())?;
+    let path: std::path::PathBuf = std::env::var_os("NAS_TRACE")
+        .filter(|p| !p.is_empty())?
+        .into();
+    // Checked as `--trace` is: a run's own file (its journal, say) is not written over.
+    if let Err(e) = nas_core::experiment::check_output(&path) {
+        tracing::warn!("NAS_TRACE {}: {e}; no trace is written", path.display());
+        return None;
+    }
     crate::spans::start(std::time::Instant::now());
-    Some(path.into())
+    Some(path)
 }
 
 pub fn span_trace_write(path: &std::path::Path) {

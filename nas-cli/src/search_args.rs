@@ -198,8 +198,13 @@ pub fn check_setup(run: &RunDir, a: &SearchArgs) -> Result<()> {
     let then: Value = match nas_core::json::read_file(&p) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => bail!("{}: {e}", p.display()),
-        Ok(t) => nas_core::json::parse(&t)
-            .map_err(|e| anyhow!("{}: not the run's setup ({e}); it was damaged", p.display()))?,
+        Ok(t) => nas_core::json::parse(&t).map_err(|e| {
+            anyhow!(
+                "{}: not the run's setup ({e}); it was damaged (remove it, and the run \
+                     resumes without checking its options against how it began)",
+                p.display()
+            )
+        })?,
     };
     let now = scoring(a)?;
     let (Some(then), Some(now)) = (then.as_object(), now.as_object()) else {

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 
 pub fn run(a: SearchArgs) -> Result<()> {
     let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
-    let dir = a.out_dir();
+    // A directory chosen for the run (no --out) that another search takes first is
+    // passed over for the next free name.
+    let chosen = a.out.is_none();
+    let mut dir = a.out_dir();
     let mut a = a;
     // Pin the directory in the config, so `nas resume` and the run agree on it.
     a.out = Some(dir.clone());
@@ -31,8 +34,22 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let found = discover(&search_dirs(&a.plugin_dir));
     let job = prepare(&a, &found)?;
     a.plugin_version = found.get(&a.strategy).ok().map(|p| p.version.clone());
-    let config = serde_json::to_value(&a)?;
-    let mut run = RunDir::create(&dir, &config).map_err(|e| anyhow!(e))?;
+    let mut run = loop {
+        a.out = Some(dir.clone());
+        let config = serde_json::to_value(&a)?;
+        match RunDir::create(&dir, &config) {
+            Ok(run) => break run,
+            // Two searches started at once in one directory both chose runs/X; the
+            // second refused by the first's lock (it was an error, where the README
+            // promises runs/X-2).
+            Err(e) if chosen && e.contains("another nas process") => {
+                let mut next = a.clone();
+                next.out = None;
+                dir = next.out_dir();
+            }
+            Err(e) => bail!(e),
+        }
+    };
     println!("run directory: {}", dir.display());
     job.stop_on_interrupt(&a, &dir)?;
     let result = crate::search_args::record_setup(&run, &a)
@@ -60,8 +77,8 @@ pub fn resume(dir: &Path, device: Option<&str>, plugin_dirs: &[PathBuf], here: b
         println!("{msg}");
     }
     let mut a = SearchArgs::recorded(&run)?;
-    crate::search_args::check_setup(&run, &a)
-        .with_context(|| crate::search_args::recorded_context(&run))?;
+    // (Its errors name config.json, or setup.json where that is what is wrong.)
+    crate::search_args::check_setup(&run, &a)?;
     let moved = match device {
         Some(d) if d != a.device => {
             // Opened here, so a device that does not work is the flag's error, not the
@@ -84,6 +101,12 @@ pub fn resume(dir: &Path, device: Option<&str>, plugin_dirs: &[PathBuf], here: b
     }
     let _span = tracing::info_span!("search", strategy = %a.strategy, budget = a.budget).entered();
     let found = discover(&search_dirs(&a.plugin_dir));
+    if plugins_moved {
+        // The flag's directories, not the run's record, are what failed.
+        found
+            .get(&a.strategy)
+            .map_err(|e| anyhow!("--plugin-dir: {e}"))?;
+    }
     let job = prepare(&a, &found).with_context(|| crate::search_args::recorded_context(&run))?;
     if let (Some(then), Ok(now)) = (&a.plugin_version, found.get(&a.strategy)) {
         if *then != now.version {

@@ -667,12 +667,21 @@ impl<'a> SupernetTrainer<'a> {
             }
         }
         let wpath = dir.join(format!("supernet-{}.safetensors", c.generation));
-        // The one way on from weights that cannot be read: start over.
-        let over = format!(
-            "; the checkpoint cannot be used: remove {} and the search starts over from \
-             its first epoch",
-            path.display()
-        );
+        // The one way on from weights that cannot be read: start over (a finished run
+        // is not searched again by its resume: a new one is).
+        let over = match dir.join("ended").exists() {
+            false => format!(
+                "; the checkpoint cannot be used: remove {} and the search starts over \
+                 from its first epoch",
+                path.display()
+            ),
+            true => format!(
+                "; the checkpoint cannot be used, and the search has finished (its export \
+                 and journal stand): to have its supernet again, search again into \
+                 another directory; {} cannot be resumed into it",
+                dir.display()
+            ),
+        };
         let file = nas_core::io::load_tensors(&wpath).map_err(|e| format!("{e:#}{over}"))?;
         let missing = self.copy_weights(&file);
         if !missing.is_empty() {
@@ -848,8 +857,17 @@ impl<'a> SupernetTrainer<'a> {
             self.supernet.backward_mixing(&loss);
         }
         self.mix_grads(grad);
+        // As the training step's: a NaN reached the plugin as JSON's null, and it said
+        // "bad host answer: invalid type: null".
+        let l = loss.item();
+        if !l.is_finite() {
+            return Err(format!(
+                "the architecture step's loss is {l} at step {} (training diverged)",
+                self.steps
+            ));
+        }
         Ok(GradInfo {
-            loss: loss.item(),
+            loss: l,
             weight_grad_norm: norm,
         })
     }

@@ -758,12 +758,22 @@ pub fn check_output(path: &Path) -> Result<(), String> {
         _ => {}
     }
     let dir = parent_of(path);
-    if let Some(own) = name.to_str().filter(|n| record_of_a_run(n)) {
-        if dir.join("journal.jsonl").is_file() || made_by_a_search(dir) {
+    // The path as named, and where a link there leads (a link to a run's journal was
+    // written through).
+    let target = std::fs::canonicalize(path).ok();
+    for p in std::iter::once(path).chain(target.as_deref()) {
+        let (Some(own), d) = (p.file_name().and_then(|n| n.to_str()), parent_of(p)) else {
+            continue;
+        };
+        if record_of_a_run(own) && (d.join("journal.jsonl").is_file() || made_by_a_search(d)) {
+            let via = match p == path {
+                true => String::new(),
+                false => format!(" (where {} leads)", path.display()),
+            };
             return Err(format!(
-                "is the run's own {own} (the run in {}); writing it would damage the run, \
-                 so name another file",
-                dir.display()
+                "is the run's own {own}{via} (the run in {}); writing it would damage the \
+                 run, so name another file",
+                d.display()
             ));
         }
     }

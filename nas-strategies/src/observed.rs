@@ -72,6 +72,17 @@ impl Observations {
                 e.decisions.len()
             ));
         }
+        // (An option past a choice's panicked in the encoders at the next ask.)
+        let sizes = decisions::sizes(space);
+        if let Some(e) = entries
+            .iter()
+            .find(|e| !decisions::fits(&sizes, &e.decisions))
+        {
+            return Err(format!(
+                "state: decisions {:?} are not of this space (an option past its choice's)",
+                e.decisions
+            ));
+        }
         let index = entries
             .iter()
             .enumerate()

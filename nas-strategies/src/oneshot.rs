@@ -1167,6 +1167,30 @@ impl VecAdam {
         }
     }
 
+    /// Checks a saved optimiser for `n` values: moments of that length, finite (the
+    /// second not negative), settings finite, and a step count that can grow. A saved
+    /// state with shorter moments panicked at its first step.
+    pub fn check(&self, n: usize) -> Result<(), String> {
+        if self.m.len() != n || self.v.len() != n {
+            return Err(format!(
+                "its Adam moments have {} and {} values, for {n} logits",
+                self.m.len(),
+                self.v.len()
+            ));
+        }
+        let finite = [self.lr, self.beta1, self.beta2, self.weight_decay]
+            .iter()
+            .chain(&self.m)
+            .all(|x| x.is_finite());
+        if !finite || self.v.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+            return Err("its Adam state holds a value that is not finite".into());
+        }
+        if self.t == u32::MAX {
+            return Err("its Adam step count is at its largest".into());
+        }
+        Ok(())
+    }
+
     /// `x -= lr * adam(grad + wd * x)`.
     pub fn step(&mut self, x: &mut [f32], grad: &[f32]) {
         self.t += 1;
@@ -1256,6 +1280,12 @@ impl ArchParams {
                 self.alpha.len()
             ));
         }
+        if p.alpha.iter().any(|x| !x.is_finite()) {
+            return Err("saved architecture parameters hold a logit that is not finite".into());
+        }
+        p.adam
+            .check(p.alpha.len())
+            .map_err(|e| format!("saved architecture parameters: {e}"))?;
         *self = p;
         Ok(())
     }
@@ -1406,6 +1436,28 @@ mod tests {
     use super::*;
     use crate::Reduce;
     use serde_json::json;
+
+    /// Saved logits whose Adam moments are shorter than the logits (a damaged
+    /// `oneshot.json`) panicked at the next step, indexing past them; a value past f32's
+    /// range (read as infinity) went in too. Both are refused as they load.
+    #[test]
+    fn damaged_saved_logits_are_refused() {
+        let info = info();
+        let mut p = ArchParams::new(&info, &json!({})).unwrap();
+        let good = p.save().unwrap();
+        p.load(good.clone()).unwrap();
+        for (path, v) in [
+            ("/adam/m", json!([1.0])),
+            ("/adam/v/0", json!(-1.0)),
+            ("/adam/m/0", json!(1e39)),
+            ("/alpha/0", json!(1e39)),
+        ] {
+            let mut s = good.clone();
+            *s.pointer_mut(path).unwrap_or_else(|| panic!("{path}")) = v;
+            let e = p.load(s).expect_err(path);
+            assert!(e.contains("saved architecture parameters"), "{path}: {e}");
+        }
+    }
 
     #[test]
     fn arch_rates_past_one_are_refused_and_a_diverged_step_is_an_error() {

@@ -442,6 +442,9 @@ fn bad_one_shot_configs_name_the_field() {
         ("nat", r#"{"objective": "speed"}"#, "`objective`"),
         ("smash", r#"{"block": 0}"#, "`block`"),
         ("bossnas", r#"{"paths": 0}"#, "`paths`"),
+        // A virtual step that makes the validation loss NaN: said as a diverged
+        // training (it was "bad host answer: invalid type: null").
+        ("darts", r#"{"order": 2, "xi": 1e30}"#, "training diverged"),
     ] {
         let d = out_dir(&format!("bad-{s}"));
         let o = nas()

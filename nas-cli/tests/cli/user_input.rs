@@ -322,6 +322,28 @@ fn an_output_over_a_runs_record_or_an_input_is_refused() {
         "{err}"
     );
     assert_eq!(std::fs::read(d.join("journal.jsonl")).unwrap(), journal);
+    // A link to a run's record, outside the run: it was written through, and the run
+    // no longer read.
+    let link = common::temp_path("input", "latest-journal");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(d.join("journal.jsonl"), &link).unwrap();
+    let err = refused(nas().arg("export").arg(&d).arg("--out").arg(&link));
+    assert!(
+        err.contains("is the run's own journal.jsonl (where") && err.contains("latest-journal"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(d.join("journal.jsonl")).unwrap(), journal);
+    // NAS_TRACE naming a run's record: warned of, and not written.
+    let o = nas()
+        .env("NAS_TRACE", d.join("journal.jsonl"))
+        .arg("report")
+        .arg(&d)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("NAS_TRACE"), "{err}");
+    assert_eq!(std::fs::read(d.join("journal.jsonl")).unwrap(), journal);
+    std::fs::remove_file(&link).ok();
     // A space file named as where to save the weights.
     let space = common::temp_path("input", "space.json");
     std::fs::copy(
@@ -511,4 +533,42 @@ fn a_missing_input_file_is_named_by_its_flag() {
             .args(["--arch", "no-such-arch.json"]),
     );
     assert!(err.contains("--arch no-such-arch.json: "), "{err}");
+}
+
+/// Searches started at once in one directory without `--out` each get a run of their
+/// own (`runs/X`, `runs/X-2`, ...), as a second search started later does. Before, both
+/// chose `runs/X` and the one that lost the race to its lock failed.
+#[test]
+fn searches_started_at_once_without_out_get_runs_of_their_own() {
+    let d = common::temp_path("input", "same-time");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            nas()
+                .current_dir(&d)
+                .args(["--threads", "1", "search", "--space", "nb201"])
+                .args(["--strategy", "random", "--budget", "30"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+    }
+    let mut runs: Vec<String> = std::fs::read_dir(d.join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    runs.sort();
+    assert_eq!(
+        runs,
+        ["nb201-random-0", "nb201-random-0-2", "nb201-random-0-3"]
+    );
+    std::fs::remove_dir_all(&d).ok();
 }

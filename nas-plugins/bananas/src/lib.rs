@@ -395,8 +395,9 @@ impl Strategy for Bananas {
 
     fn load(&mut self, state: Value) -> Result<(), String> {
         let s: State = serde_json::from_value(state).map_err(|e| format!("state: {e}"))?;
-        let n = self.space.len();
-        if s.queue.iter().any(|d| d.len() != n) {
+        let sizes = decisions::sizes(&self.space);
+        let n = sizes.len();
+        if s.queue.iter().any(|d| !decisions::fits(&sizes, d)) {
             return Err(format!(
                 "state: an architecture that is not of this space ({n} choices)"
             ));

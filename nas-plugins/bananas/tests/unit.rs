@@ -256,3 +256,20 @@ fn polishing_asks_the_leaders_unasked_neighbours() {
         "only {polished} of {polish} polishing asks had a neighbour to ask"
     );
 }
+
+/// A saved observation whose decision is past its choice's options panicked in the
+/// encoder at the next ask ("index out of bounds"); it is refused as the state loads.
+#[test]
+fn a_saved_decision_past_its_choice_is_refused() {
+    let space = layer_space(3, 5);
+    let obj = Objective::new(&space, 1);
+    let mut a = Bananas::new(&testing::setup(space.clone(), json!({}), 1, 30)).unwrap();
+    testing::run_validating(&mut a, &space, 12, 1, |x| obj.accuracy(x));
+    let mut state = a.save().unwrap();
+    state["entries"][0]["decisions"][0] = json!(5);
+    let e = Bananas::new(&testing::setup(space.clone(), json!({}), 1, 30))
+        .unwrap()
+        .load(state)
+        .unwrap_err();
+    assert!(e.contains("not of this space"), "{e}");
+}
