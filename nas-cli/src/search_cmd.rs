@@ -35,7 +35,8 @@ pub fn run(a: SearchArgs) -> Result<()> {
     let job = prepare(&a, &found)?;
     a.plugin_version = found.get(&a.strategy).ok().map(|p| p.version.clone());
     let mut run = loop {
-        a.out = Some(dir.clone());
+        // (Absolute, as pin_paths made it: the run works from any directory.)
+        a.out = Some(crate::data_paths::absolute(&dir));
         let config = serde_json::to_value(&a)?;
         match RunDir::create(&dir, &config) {
             Ok(run) => break run,

@@ -20,6 +20,10 @@ pub struct Observed {
     pub told: usize,
     /// Asks of it not yet told.
     pub out: usize,
+    /// Tells of it that were failed trials (no result: counted in `told` at accuracy
+    /// 0, the worst, which a predictor may leave out of its data).
+    #[serde(default)]
+    pub failed: usize,
 }
 
 impl Observed {
@@ -70,6 +74,12 @@ impl Observations {
             return Err(format!(
                 "state: an architecture of {} decisions in a space of {n} choices",
                 e.decisions.len()
+            ));
+        }
+        if let Some(e) = entries.iter().find(|e| e.failed > e.told) {
+            return Err(format!(
+                "state: decisions {:?} have {} failed tells of {} told",
+                e.decisions, e.failed, e.told
             ));
         }
         // (An option past a choice's panicked in the encoders at the next ask.)
@@ -133,6 +143,7 @@ impl Observations {
                     sumsq: 0.0,
                     told: 0,
                     out: 0,
+                    failed: 0,
                 });
                 self.entries.len() - 1
             }
@@ -168,6 +179,7 @@ impl Observations {
         e.sum += a;
         e.sumsq += a * a;
         e.told += 1;
+        e.failed += m.is_failed() as usize;
         e.out = e.out.saturating_sub(1);
         Ok(i)
     }

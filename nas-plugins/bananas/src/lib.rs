@@ -112,6 +112,16 @@ impl Bananas {
         self.obs.ranked()
     }
 
+    /// The decisions the ensemble is fitted on now (for tests).
+    #[doc(hidden)]
+    pub fn fitted_on(&mut self) -> Result<Vec<Vec<usize>>, String> {
+        let (rows, _) = self.fit()?;
+        Ok(rows
+            .iter()
+            .map(|&i| self.obs.get(i).decisions.clone())
+            .collect())
+    }
+
     /// A mutant of `d`: each active choice changes to another of its options with
     /// probability `mutation_prob`.
     fn mutate(&mut self, d: &[usize]) -> Vec<usize> {
@@ -171,9 +181,21 @@ impl Bananas {
         Ok(true)
     }
 
-    /// Fits the ensemble on every told architecture: the ranked entries and the model.
+    /// Fits the ensemble on every told architecture with a result (a failed trial's 0
+    /// among real accuracies would pull the fit; while every one failed, on those):
+    /// the entries fitted on and the model.
     fn fit(&mut self) -> Result<(Vec<usize>, MlpEnsemble), String> {
-        let ranked = self.ranked();
+        let all = self.ranked();
+        let with_result: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| self.obs.get(i).failed < self.obs.get(i).told)
+            .collect();
+        let ranked = if with_result.is_empty() {
+            all
+        } else {
+            with_result
+        };
         let x: Vec<Vec<f32>> = ranked
             .iter()
             .map(|&i| self.encoding.encode(&self.obs.get(i).decisions))

@@ -273,3 +273,30 @@ fn a_saved_decision_past_its_choice_is_refused() {
         .unwrap_err();
     assert!(e.contains("not of this space"), "{e}");
 }
+
+/// A failed trial (no result) is not in the ensemble's data: its accuracy 0 beside real
+/// ones pulled the fit (as in PNAS, NAO and DPP-Net, which leave it out).
+#[test]
+fn a_failed_trial_is_not_fitted_on() {
+    let space = layer_space(3, 5);
+    let obj = Objective::new(&space, 2);
+    let mut s = Bananas::new(&testing::setup(space.clone(), json!({}), 2, 30)).unwrap();
+    let mut failed = None;
+    for k in 0..12 {
+        let a = s.ask().unwrap().unwrap();
+        if k == 5 {
+            s.tell(&a, &nas_strategies::Metrics::failed("node lost"))
+                .unwrap();
+            failed = Some(nas_strategies::decisions::from_arch(&space, &a).unwrap());
+        } else {
+            s.tell(&a, &obj.metrics(&a)).unwrap();
+        }
+    }
+    let rows = s.fitted_on().unwrap();
+    assert_eq!(rows.len(), 11);
+    assert!(!rows.contains(&failed.unwrap()));
+    // And it survives a save.
+    let mut b = Bananas::new(&testing::setup(space.clone(), json!({}), 2, 30)).unwrap();
+    b.load(s.save().unwrap()).unwrap();
+    assert_eq!(b.fitted_on().unwrap().len(), 11);
+}
