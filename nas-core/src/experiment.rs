@@ -477,8 +477,10 @@ impl RunDir {
 
     pub fn config(&self) -> Result<Value, String> {
         let p = self.config_path();
-        let t = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))
+        // As a user's JSON files are read: a byte-order mark (a hand edit's) skipped, a
+        // key given twice refused, the size bounded.
+        let t = crate::json::read_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        crate::json::parse(&t).map_err(|e| format!("{}: {e}", p.display()))
     }
 
     /// The journal as it is on disk (read only): its complete trials and how it ends.

@@ -498,3 +498,19 @@ fn a_state_without_its_strategy_field_is_refused() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A run's `config.json` edited by hand is read as the user's other JSON files are: a
+/// byte-order mark at its start (what some editors write) is skipped, where it was
+/// "expected value at line 1 column 1", and a key given twice is an error naming it,
+/// where the last one silently won.
+#[test]
+fn a_hand_edited_config_is_read_as_other_json_files() {
+    let dir = temp_run("config-bom");
+    let d = RunDir::create(&dir, &serde_json::json!({"budget": 5})).unwrap();
+    std::fs::write(d.config_path(), "\u{feff}{\"budget\": 7}").unwrap();
+    assert_eq!(d.config().unwrap()["budget"], 7);
+    std::fs::write(d.config_path(), "{\"budget\": 7, \"budget\": 9}").unwrap();
+    let e = d.config().unwrap_err();
+    assert!(e.contains("config.json") && e.contains("budget"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
