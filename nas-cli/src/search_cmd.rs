@@ -41,9 +41,18 @@ pub fn run(a: SearchArgs) -> Result<()> {
         match RunDir::create(&dir, &config) {
             Ok(run) => break run,
             // Two searches started at once in one directory both chose runs/X; the
-            // second refused by the first's lock (it was an error, where the README
-            // promises runs/X-2).
-            Err(e) if chosen && e.contains("another nas process") => {
+            // second refused by the first's lock, or by its run when the first has
+            // already ended (it was an error, where the README promises runs/X-2).
+            Err(e)
+                if chosen
+                    && [
+                        "another nas process",
+                        "already holds a run",
+                        "is not a run but",
+                    ]
+                    .iter()
+                    .any(|m| e.contains(m)) =>
+            {
                 let mut next = a.clone();
                 next.out = None;
                 dir = next.out_dir();

@@ -202,7 +202,7 @@ pub fn taken_sbatch_option(arg: &str) -> bool {
         let name = long.split('=').next().unwrap_or("");
         return LONG
             .iter()
-            .any(|l| l[2..] == *name || (name.len() >= 3 && l[2..].starts_with(name)));
+            .any(|l| !name.is_empty() && l[2..].starts_with(name));
     }
     arg.strip_prefix('-')
         .and_then(|s| s.chars().next())
@@ -516,9 +516,9 @@ pub struct DispatchLog {
     pub id: Option<String>,
     /// For each trial, the attempts made since its spec was last written.
     pub attempts: BTreeMap<usize, u32>,
-    /// Trials whose last attempt an interrupt cancelled: submitted again as that same
-    /// attempt, not counted as a failed one.
-    pub interrupted: BTreeSet<usize>,
+    /// Trials whose last attempt an interrupt cancelled, with the jobs it cancelled:
+    /// submitted again as that same attempt, not counted as a failed one.
+    pub interrupted: BTreeMap<usize, BTreeSet<String>>,
     /// Whether the id is new and still to be written (as the log's first line, before
     /// the first event: a search that submits nothing leaves no log).
     id_unwritten: bool,
@@ -528,7 +528,7 @@ impl DispatchLog {
     fn open(run: &Path) -> Result<DispatchLog> {
         let path = run.join("dispatch.jsonl");
         let mut attempts = BTreeMap::new();
-        let mut interrupted = BTreeSet::new();
+        let mut interrupted: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
         let text = match std::fs::read(&path) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -560,7 +560,9 @@ impl DispatchLog {
                     interrupted.remove(&t);
                 }
                 Some("interrupted") => {
-                    interrupted.insert(t);
+                    let jobs = v["jobs"].as_array().into_iter().flatten();
+                    let ids = jobs.filter_map(|j| j.as_str().map(str::to_string));
+                    interrupted.entry(t).or_default().extend(ids);
                 }
                 _ => {}
             }
@@ -612,9 +614,13 @@ pub struct Pending {
     jobs: BTreeMap<String, String>,
     /// When its jobs were first all seen ended without a result.
     ended_since: Option<Instant>,
-    /// Its last `sbatch` failed (the job may or may not exist).
+    /// Submit it (again) at the next look: its last `sbatch` failed (the job may or may
+    /// not exist), or an interrupt cancelled its last attempt.
     submit_failed: bool,
-    /// `sbatch` refusals in a row, and when to try again: the wait doubles from
+    /// Jobs of it an interrupt cancelled: never its attempt again, even while Slurm
+    /// still lists them as live (COMPLETING, until the kill completes).
+    cancelled: BTreeSet<String>,
+    /// `sbatch` refusals in a row, and when to try again: the wait doubles, from twice
     /// `poll_seconds` up to 5 minutes (before, a refused submission was tried again at
     /// every look, every 2 s by default, for as long as the refusal lasted).
     refusals: u32,
@@ -790,9 +796,14 @@ impl<C: Cluster> Slurm<C> {
         } else {
             p.attempt + 1
         };
-        self.log.record(json!({
-            "trial": p.trial, "attempt": attempt, "event": "submitting", "name": p.name,
-        }))?;
+        // (Not before the run's first submission: a refused one leaves no log, so a
+        // search that never reached the cluster leaves no run. A job whose id a kill lost
+        // is found by its name either way.)
+        if self.submitted_any {
+            self.log.record(json!({
+                "trial": p.trial, "attempt": attempt, "event": "submitting", "name": p.name,
+            }))?;
+        }
         let log = log_pattern(&trial_dir(&self.run, p.trial), "slurm-%j.out");
         match self.cluster.submit(&p.name, &log, &self.command(p.trial)) {
             Ok(id) => {
@@ -831,13 +842,13 @@ impl<C: Cluster> Slurm<C> {
     /// Cancels every live job of the pending trials (after an interrupt).
     fn cancel_all(&mut self, pending: &[Pending]) -> usize {
         let names: Vec<String> = pending.iter().map(|p| p.name.clone()).collect();
-        // The jobs listed under the trials' names; when the cluster does not answer,
-        // the ids seen last.
-        let ids: BTreeSet<String> = match self.cluster.jobs(&names) {
+        // The live jobs listed under the trials' names, by name; when the cluster does
+        // not answer, the ids seen last.
+        let live: Vec<(String, String)> = match self.cluster.jobs(&names) {
             Ok(jobs) => jobs
                 .into_iter()
                 .filter(|j| is_live(&j.state))
-                .map(|j| j.id)
+                .map(|j| (j.name, j.id))
                 .collect(),
             Err(_) => pending
                 .iter()
@@ -846,21 +857,29 @@ impl<C: Cluster> Slurm<C> {
                     p.jobs
                         .iter()
                         .filter(|(_, s)| is_live(s))
-                        .map(|(id, _)| id.clone())
+                        .map(|(id, _)| (p.name.clone(), id.clone()))
                 })
                 .collect(),
         };
+        let ids: BTreeSet<String> = live.iter().map(|(_, id)| id.clone()).collect();
         let ids: Vec<String> = ids.into_iter().collect();
         let _ = self.cluster.cancel(&ids);
         // The attempts cancelled are not the trials' failures: a resume submits each
-        // again as the same attempt (before, each interrupt used up one of every
-        // trial's `max_attempts`, and with 1 the resume journaled them all failed).
+        // again as the same attempt, and never takes the cancelled jobs for it, though
+        // Slurm lists them live until their kill completes (before, each interrupt used
+        // up one of every trial's `max_attempts`, and with 1 the resume journaled them
+        // all failed).
         for p in pending
             .iter()
             .filter(|p| p.outcome.is_none() && p.attempt > 0)
         {
+            let jobs: Vec<&String> = live
+                .iter()
+                .filter(|(name, _)| *name == p.name)
+                .map(|(_, id)| id)
+                .collect();
             let _ = self.log.record(json!({
-                "trial": p.trial, "attempt": p.attempt, "event": "interrupted",
+                "trial": p.trial, "attempt": p.attempt, "event": "interrupted", "jobs": jobs,
             }));
         }
         ids.len()
@@ -923,7 +942,10 @@ impl<C: Cluster> Slurm<C> {
         let grace = self.cfg.result_grace_seconds;
         let mut duplicates = vec![];
         for p in pending.iter_mut().filter(|p| p.outcome.is_none()) {
-            let mine: Vec<&Job> = jobs.iter().filter(|j| j.name == p.name).collect();
+            let mine: Vec<&Job> = jobs
+                .iter()
+                .filter(|j| j.name == p.name && !p.cancelled.contains(&j.id))
+                .collect();
             for j in &mine {
                 p.jobs.insert(j.id.clone(), j.state.clone());
             }
@@ -1024,7 +1046,13 @@ impl<C: Cluster> Executor for Slurm<C> {
                 jobs: BTreeMap::new(),
                 ended_since: None,
                 // An attempt an interrupt cancelled is submitted again as itself.
-                submit_failed: self.log.interrupted.contains(&trial),
+                submit_failed: self.log.interrupted.contains_key(&trial),
+                cancelled: self
+                    .log
+                    .interrupted
+                    .get(&trial)
+                    .cloned()
+                    .unwrap_or_default(),
                 refusals: 0,
                 retry_at: None,
                 outcome: None,
@@ -1177,7 +1205,11 @@ pub fn one_shot(cfg: SlurmConfig, run: &Path, seed: u64) -> Result<()> {
                 ended_since = None;
             } else if !finished() {
                 let since = *ended_since.get_or_insert_with(Instant::now);
-                if attempt == 0 || since.elapsed().as_secs_f64() >= s.cfg.result_grace_seconds {
+                // At once when no job of the search was seen ended here; else after the
+                // grace (a job that ended as this host started may still be landing its
+                // result).
+                let first = attempt == 0 && seen.is_empty();
+                if first || since.elapsed().as_secs_f64() >= s.cfg.result_grace_seconds {
                     if attempt >= s.cfg.max_attempts {
                         bail!(
                             "the search job ended without finishing {} (logs: {}); \

@@ -676,9 +676,9 @@ const RUN_FILES: [&str; 10] = [
 /// Whether `dir`'s `config.json` is a search's (a JSON object naming its strategy), not a
 /// file of the user's of that name.
 fn made_by_a_search(dir: &Path) -> bool {
-    std::fs::read(dir.join("config.json"))
+    crate::json::read_file(&dir.join("config.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|t| crate::json::parse(&t).ok())
         .is_some_and(|v| v.get("strategy").is_some_and(Value::is_string))
 }
 
@@ -761,8 +761,12 @@ pub fn check_output(path: &Path) -> Result<(), String> {
     }
     let dir = parent_of(path);
     // The path as named, and where a link there leads (a link to a run's journal was
-    // written through).
-    let target = std::fs::canonicalize(path).ok();
+    // written through), also a link to a record not written yet (`best.json`).
+    let target = std::fs::canonicalize(path).ok().or_else(|| {
+        let to = std::fs::read_link(path).ok()?;
+        let from = std::fs::canonicalize(parent_of(path)).ok()?;
+        Some(from.join(to))
+    });
     for p in std::iter::once(path).chain(target.as_deref()) {
         let (Some(own), d) = (p.file_name().and_then(|n| n.to_str()), parent_of(p)) else {
             continue;

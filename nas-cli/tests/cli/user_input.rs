@@ -333,6 +333,13 @@ fn an_output_over_a_runs_record_or_an_input_is_refused() {
         "{err}"
     );
     assert_eq!(std::fs::read(d.join("journal.jsonl")).unwrap(), journal);
+    // A link to a record the run has not written (yet): refused as well.
+    assert!(!d.join("held.jsonl").exists());
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(d.join("held.jsonl"), &link).unwrap();
+    let err = refused(nas().arg("export").arg(&d).arg("--out").arg(&link));
+    assert!(err.contains("is the run's own held.jsonl (where"), "{err}");
+    assert!(!d.join("held.jsonl").exists());
     // NAS_TRACE naming a run's record: warned of, and not written.
     let o = nas()
         .env("NAS_TRACE", d.join("journal.jsonl"))

@@ -200,7 +200,18 @@ impl Bananas {
             .iter()
             .map(|&i| self.encoding.encode(&self.obs.get(i).decisions))
             .collect();
-        let y: Vec<f64> = ranked.iter().map(|&i| self.obs.get(i).score()).collect();
+        // The mean of the results (a failed tell of an architecture told again adds
+        // nothing to its sum).
+        let y: Vec<f64> = ranked
+            .iter()
+            .map(|&i| {
+                let e = self.obs.get(i);
+                match e.told > e.failed {
+                    true => e.sum / (e.told - e.failed) as f64,
+                    false => e.score(),
+                }
+            })
+            .collect();
         let cfg = MlpConfig {
             members: self.members,
             ..MlpConfig::default()

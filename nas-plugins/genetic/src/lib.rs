@@ -649,7 +649,7 @@ impl Strategy for Genetic {
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        let rng: [u64; 4] = config_field(&state, "rng", self.rng.state())?;
+        let rng: [u64; 4] = nas_strategies::oneshot::state_field(&state, "rng")?;
         let generation: u64 = config_field(&state, "generation", 0)?;
         let extras: usize = config_field(&state, "extras", 0)?;
         let raw_scores: Vec<Value> = config_field(&state, "scores", vec![])?;

@@ -125,6 +125,9 @@ impl Cluster for Fake {
         for (j, trial) in &mut self.jobs {
             match j.state.as_str() {
                 "PENDING" if j.reason.contains("held") => {}
+                // A cancelled job's kill completing: listed so for one more look.
+                "COMPLETING" if j.reason == "dying" => j.reason = "None".into(),
+                "COMPLETING" => j.state = "CANCELLED".into(),
                 "PENDING" => j.state = "RUNNING".into(),
                 "RUNNING" if self.fail.contains(trial) => j.state = "FAILED".into(),
                 "RUNNING" if self.device_fail.contains(trial) => {
@@ -449,6 +452,37 @@ fn a_new_executor_reattaches_to_live_jobs_and_takes_results_left_behind() {
     assert!(s.cluster.submits.is_empty(), "{:?}", s.cluster.submits);
 }
 
+/// A trial whose attempt an interrupt cancelled is submitted again as that attempt by a
+/// new executor, even while Slurm still lists the cancelled job as live (COMPLETING
+/// until its kill completes): taken for the trial's job, it ended without a result and
+/// used up the trial's one attempt.
+#[test]
+fn an_attempt_cancelled_by_an_interrupt_is_not_counted() {
+    let d = tmp("interrupted");
+    let a = archs(1);
+    let one = SlurmConfig {
+        max_attempts: 1,
+        ..cfg(0.0)
+    };
+    let mut s = Slurm::new(Fake::new(&d), one.clone(), &d, 7, "/bin/nas".into()).unwrap();
+    let name = s.job_name("0");
+    s.write_spec(0, &a[0], &name).unwrap();
+    s.log
+        .record(json!({"trial": 0, "attempt": 1, "event": "submitted", "job": "101"}))
+        .unwrap();
+    s.log
+        .record(json!({"trial": 0, "attempt": 1, "event": "interrupted", "jobs": ["101"]}))
+        .unwrap();
+    let mut fake = Fake::new(&d);
+    fake.add(&name, 0);
+    fake.jobs[0].0.state = "COMPLETING".into();
+    fake.jobs[0].0.reason = "dying".into();
+    let mut s = Slurm::new(fake, one, &d, 7, "/bin/nas".into()).unwrap();
+    let out = s.evaluate(&a, 0).unwrap();
+    assert_eq!(accuracies(&out), vec![0.0]);
+    assert_eq!(s.cluster.submits.len(), 1, "{:?}", s.cluster.submits);
+}
+
 #[test]
 fn a_changed_spec_drops_the_old_result() {
     let d = tmp("spec");
@@ -499,6 +533,7 @@ fn options_are_checked_and_squeue_lines_parse() {
     for arg in [
         "--job-name=mine",
         "--job=mine",
+        "--ou=x.log",
         "-Jmine",
         "-J",
         "--output=x.log",
