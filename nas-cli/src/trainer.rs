@@ -619,8 +619,8 @@ impl<'a> SupernetTrainer<'a> {
 
     /// Accuracy of an architecture with the supernet's weights on the validation split's
     /// whole batches (the last `val.n % batch` images are left out, as every one-shot
-    /// score leaves them; `nas export --onnx` scores every image) (batch-norm statistics recalibrated on `recalibrate` training batches, at
-    /// most the split's).
+    /// score leaves them; `nas export --onnx` scores every image), batch-norm statistics
+    /// recalibrated on `recalibrate` training batches (at most the split's).
     pub fn evaluate_arch(
         &mut self,
         arch: &Architecture,

@@ -27,6 +27,13 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The mean of the results told (failed tells, which add 0 to `sum`, left out);
+    /// `None` while none was told or every tell failed.
+    pub fn result_mean(&self) -> Option<f64> {
+        let results = self.told.saturating_sub(self.failed);
+        (results > 0).then(|| self.sum / results as f64)
+    }
+
     /// The mean accuracy told; minus infinity before the first tell.
     pub fn score(&self) -> f64 {
         if self.told == 0 {

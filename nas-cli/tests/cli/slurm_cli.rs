@@ -305,21 +305,18 @@ fn a_host_killed_mid_run_resumes_onto_its_jobs() {
     assert!(trials.iter().all(|(_, &n)| n == 1), "{subs:?}");
 }
 
-#[test]
-fn ctrl_c_cancels_the_runs_jobs() {
-    let base = tmp("int");
-    let (dir, state) = (base.join("run"), base.join("cluster"));
-    let mut args = search_args(&dir, 4);
-    args.extend(["--executor", "slurm", "--slurm", FAST].map(String::from));
-    let child = nas_fake(&state)
+/// A cluster search (`args`) of slow trials, sent SIGINT once the probe and two trials
+/// are submitted; what it printed and how it ended.
+fn interrupted_once_submitted(state: &Path, args: &[String]) -> std::process::Output {
+    let child = nas_fake(state)
         .env("NAS_TEST_TRIAL_DELAY_MS", "30000")
-        .args(&args)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while submissions(&state).len() < 3 {
+    while submissions(state).len() < 3 {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no jobs submitted"
@@ -328,7 +325,16 @@ fn ctrl_c_cancels_the_runs_jobs() {
     }
     // SAFETY: signalling a child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_cancels_the_runs_jobs() {
+    let base = tmp("int");
+    let (dir, state) = (base.join("run"), base.join("cluster"));
+    let mut args = search_args(&dir, 4);
+    args.extend(["--executor", "slurm", "--slurm", FAST].map(String::from));
+    let o = interrupted_once_submitted(&state, &args);
     let err = String::from_utf8_lossy(&o.stderr);
     // 128 + SIGINT, as a local search ends on Ctrl-C (before: 1, and "error: ").
     assert_eq!(o.status.code(), Some(130), "{err}");
@@ -351,24 +357,7 @@ fn an_interrupted_cluster_search_resumes_without_spending_attempts() {
     let one = r#"{"poll_seconds": 0.05, "result_grace_seconds": 0.5, "max_attempts": 1}"#;
     let mut args = search_args(&dir, 4);
     args.extend(["--executor", "slurm", "--slurm", one].map(String::from));
-    let child = nas_fake(&state)
-        .env("NAS_TEST_TRIAL_DELAY_MS", "30000")
-        .args(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while submissions(&state).len() < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no jobs submitted"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: signalling a child this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
+    let o = interrupted_once_submitted(&state, &args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
     // The job logs went where the executor reads them (the `%` of the run's name is

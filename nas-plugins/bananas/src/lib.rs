@@ -189,7 +189,7 @@ impl Bananas {
         let with_result: Vec<usize> = all
             .iter()
             .copied()
-            .filter(|&i| self.obs.get(i).failed < self.obs.get(i).told)
+            .filter(|&i| self.obs.get(i).result_mean().is_some())
             .collect();
         let ranked = if with_result.is_empty() {
             all
@@ -200,16 +200,11 @@ impl Bananas {
             .iter()
             .map(|&i| self.encoding.encode(&self.obs.get(i).decisions))
             .collect();
-        // The mean of the results (a failed tell of an architecture told again adds
-        // nothing to its sum).
         let y: Vec<f64> = ranked
             .iter()
             .map(|&i| {
                 let e = self.obs.get(i);
-                match e.told > e.failed {
-                    true => e.sum / (e.told - e.failed) as f64,
-                    false => e.score(),
-                }
+                e.result_mean().unwrap_or_else(|| e.score())
             })
             .collect();
         let cfg = MlpConfig {

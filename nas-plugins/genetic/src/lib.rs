@@ -649,7 +649,7 @@ impl Strategy for Genetic {
     }
 
     fn load(&mut self, state: Value) -> Result<(), String> {
-        let rng: [u64; 4] = nas_strategies::oneshot::state_field(&state, "rng")?;
+        let rng = nas_strategies::oneshot::rng_in_state(&state)?;
         let generation: u64 = config_field(&state, "generation", 0)?;
         let extras: usize = config_field(&state, "extras", 0)?;
         let raw_scores: Vec<Value> = config_field(&state, "scores", vec![])?;
@@ -696,7 +696,7 @@ impl Strategy for Genetic {
                 self.population
             ));
         }
-        self.rng = Rng::restored(rng).map_err(|e| format!("saved state field `rng`: {e}"))?;
+        self.rng = rng;
         self.generation = generation;
         self.extras = extras;
         self.members = members;
